@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages the tests and demo use, when missing:
+#   b3sum     independent BLAKE3 check of archive copies (the ledger test)
+#   chromium  headless browser for the tray status page test
+#   systemd   systemd-analyze, to verify the service units
+# Needs root (CI runs as root); without root it only reports what is missing.
+set -e
+missing=""
+command -v b3sum >/dev/null 2>&1 || missing="$missing b3sum"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != "0" ]; then
+  echo "ensure-system-deps: missing Debian packages:$missing (run as root to install them); tests that need them will be skipped" >&2
+  exit 0
+fi
+echo "ensure-system-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
