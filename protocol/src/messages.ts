@@ -1,0 +1,289 @@
+/**
+ * Protocol v1 messages (protocol/SPEC.md §Messages): one discriminated union on `t`.
+ *
+ * Conventions: times are integer milliseconds since the Unix epoch; sizes and
+ * offsets are non-negative safe integers (bytes); `hash` is the BLAKE3-256 of
+ * the whole file as 64 lower-case hex characters; byte fields are Uint8Array
+ * (Buffer on decode, a view into the frame — copy it if you keep it).
+ */
+
+export const MessageType = {
+  Hello: 'hello',
+  PairRequest: 'pair-request',
+  PairAccepted: 'pair-accepted',
+  AuthChallenge: 'auth-challenge',
+  AuthProof: 'auth-proof',
+  AuthAccepted: 'auth-accepted',
+  Offer: 'offer',
+  Want: 'want',
+  Chunk: 'chunk',
+  Ack: 'ack',
+  FileEnd: 'file-end',
+  Receipt: 'receipt',
+  Nack: 'nack',
+  Ping: 'ping',
+  Pong: 'pong',
+  Error: 'error',
+} as const;
+
+export type MessageTypeName = (typeof MessageType)[keyof typeof MessageType];
+
+export const MESSAGE_TYPES: readonly MessageTypeName[] = Object.values(MessageType);
+
+export const Role = { Agent: 'agent', Studio: 'studio' } as const;
+export type RoleName = (typeof Role)[keyof typeof Role];
+
+/** First frame in each direction. The studio's Hello carries the flow-control window. */
+export interface HelloMessage {
+  t: 'hello';
+  /** Always MAGIC ("S321"). */
+  magic: string;
+  /** PROTOCOL_VERSION of the sender (1). */
+  version: number;
+  role: RoleName;
+  /** Free text, e.g. "studiod/0.1.0"; for logs only. */
+  software: string;
+  /** Studio only (REQUIRED there, absent from the agent's Hello): max unacknowledged Chunk bytes. */
+  window?: number;
+}
+
+/** Agent → studio, instead of AuthProof, when the agent is not yet paired. */
+export interface PairRequestMessage {
+  t: 'pair-request';
+  /** One-time code shown by `studioctl pair`. */
+  code: string;
+  /** Human name of the agent (laptop), shown by `studioctl agents`. */
+  agentName: string;
+  /** Ed25519 public key, SPKI DER (44 bytes). */
+  publicKey: Uint8Array;
+}
+
+/** Studio → agent: the pairing is durably recorded. */
+export interface PairAcceptedMessage {
+  t: 'pair-accepted';
+  agentId: string;
+  /** `sha256:` + hex SHA-256 of the studio's TLS certificate DER; the agent pins it. */
+  studioFingerprint: string;
+}
+
+/** Studio → agent, right after the studio's Hello. */
+export interface AuthChallengeMessage {
+  t: 'auth-challenge';
+  /** NONCE_BYTES fresh random bytes, never reused. */
+  nonce: Uint8Array;
+  /** Random session identifier (hex), unique per connection. */
+  sessionId: string;
+}
+
+/** Agent → studio: Ed25519 signature over authPayload(nonce, sessionId, studioFingerprint, agentId). */
+export interface AuthProofMessage {
+  t: 'auth-proof';
+  agentId: string;
+  /** SIGNATURE_BYTES (64) bytes. */
+  signature: Uint8Array;
+}
+
+/** Studio → agent: the session is authenticated; data frames may flow. */
+export interface AuthAcceptedMessage {
+  t: 'auth-accepted';
+  agentId: string;
+}
+
+/** A name under which a file was found: shoot / card / card-relative path. */
+export interface FileName {
+  shoot: string;
+  card: string;
+  /** Card-relative path with `/` separators (validateRelativePath). */
+  path: string;
+  /** Source file mtime, ms since epoch (may be negative for broken camera clocks). */
+  mtime: number;
+}
+
+/** One verified copy the agent holds (laptop store, field drive). */
+export interface AgentCopy {
+  /** Target label, e.g. "laptop", "field-drive". */
+  target: string;
+  /** Physical device id (filesystem UUID or similar); two folders on one disk share it. */
+  device: string;
+  /** Media class, e.g. "ssd", "hdd". */
+  media: string;
+  /** Location class, e.g. "field", "studio". */
+  location: string;
+  verifiedAt: number;
+  /** How the copy was verified, e.g. "readback-blake3". */
+  method: string;
+}
+
+export interface OfferFile {
+  hash: string;
+  size: number;
+  /** 1..MAX_NAMES_PER_FILE names. */
+  names: FileName[];
+  /** 0..MAX_COPIES_PER_FILE verified copies held by the agent. */
+  copies: AgentCopy[];
+}
+
+/** Agent → studio: files the agent wants the studio to hold. */
+export interface OfferMessage {
+  t: 'offer';
+  batchId: string;
+  /** 1..MAX_BATCH_FILES files, distinct hashes. */
+  files: OfferFile[];
+}
+
+export interface WantEntry {
+  hash: string;
+  /** Bytes of this file the studio durably holds in staging; the agent sends from here. */
+  offset: number;
+}
+
+/** Studio → agent: answer to an Offer. */
+export interface WantMessage {
+  t: 'want';
+  batchId: string;
+  /** Files to send, each from its offset. */
+  wants: WantEntry[];
+  /** Files already committed; a Receipt follows for each. */
+  have: string[];
+}
+
+/** Agent → studio: bytes [offset, offset + data.length) of the file `hash`. */
+export interface ChunkMessage {
+  t: 'chunk';
+  hash: string;
+  offset: number;
+  /** 1..MAX_CHUNK_BYTES bytes. */
+  data: Uint8Array;
+}
+
+/** Studio → agent: bytes [0, offset) of `hash` are fsynced in staging. */
+export interface AckMessage {
+  t: 'ack';
+  hash: string;
+  offset: number;
+}
+
+/** Agent → studio: all bytes of `hash` were sent; `size` is the whole file size. */
+export interface FileEndMessage {
+  t: 'file-end';
+  hash: string;
+  size: number;
+}
+
+/** One verified copy the studio holds (mirror, raid). */
+export interface StudioCopy {
+  target: string;
+  /** Target-relative path of the committed file. */
+  path: string;
+  device: string;
+  media: string;
+  location: string;
+  verifiedAt: number;
+  method: string;
+}
+
+/** Studio → agent: the file is committed to BOTH local targets and the catalogue. */
+export interface ReceiptMessage {
+  t: 'receipt';
+  hash: string;
+  size: number;
+  committedAt: number;
+  /** 1..MAX_COPIES_PER_FILE copies. */
+  copies: StudioCopy[];
+}
+
+/** Studio → agent: this file was not committed. */
+export interface NackMessage {
+  t: 'nack';
+  hash: string;
+  /** Error code, e.g. PROTO_HASH_MISMATCH, PROTO_BAD_NAME, STUDIO_TARGET_FULL. */
+  code: string;
+  message: string;
+  /** true: offer it again later; false: a human must look (the agent reports it). */
+  retryable: boolean;
+  /** Bytes still durably staged; a re-offer will get a Want with this offset. */
+  resumeOffset: number;
+}
+
+export interface PingMessage {
+  t: 'ping';
+  ts: number;
+}
+
+export interface PongMessage {
+  t: 'pong';
+  /** The `ts` of the Ping being answered. */
+  ts: number;
+}
+
+/** Either direction: a fatal session error; the sender closes the connection after it. */
+export interface ErrorMessage {
+  t: 'error';
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+export type Message =
+  | HelloMessage
+  | PairRequestMessage
+  | PairAcceptedMessage
+  | AuthChallengeMessage
+  | AuthProofMessage
+  | AuthAcceptedMessage
+  | OfferMessage
+  | WantMessage
+  | ChunkMessage
+  | AckMessage
+  | FileEndMessage
+  | ReceiptMessage
+  | NackMessage
+  | PingMessage
+  | PongMessage
+  | ErrorMessage;
+
+/** The message type for a given `t`. */
+export type MessageOf<T extends MessageTypeName> = Extract<Message, { t: T }>;
+
+/**
+ * Stable PROTO_ error codes: used as `code` of ProtocolError, of Error frames and
+ * of Nack frames (SPEC.md §Error codes, docs/errors.md).
+ */
+export const ProtoCode = {
+  /** Frame larger than MAX_FRAME_BYTES (or a ws message over maxPayload). */
+  FrameTooLarge: 'PROTO_FRAME_TOO_LARGE',
+  /** Not one well-formed msgpack map within the structural limits. */
+  Malformed: 'PROTO_MALFORMED',
+  /** `t` is not a v1 message type. */
+  UnknownType: 'PROTO_UNKNOWN_TYPE',
+  /** A field is missing, of the wrong type, or out of range; detail.field names it. */
+  InvalidField: 'PROTO_INVALID_FIELD',
+  /** Hello without magic "S321". */
+  BadMagic: 'PROTO_BAD_MAGIC',
+  /** Hello with a protocol version this side does not speak. */
+  VersionUnsupported: 'PROTO_VERSION_UNSUPPORTED',
+  /** A shoot/card/path name refused by validateRelativePath / validateSegment. */
+  BadName: 'PROTO_BAD_NAME',
+  /** A non-auth frame before the session was authenticated. */
+  NotAuthenticated: 'PROTO_NOT_AUTHENTICATED',
+  /** Unknown or revoked agent, bad signature, or a second proof in one session. */
+  AuthRefused: 'PROTO_AUTH_REFUSED',
+  /** Pairing code unknown, expired or already used. */
+  PairingRefused: 'PROTO_PAIRING_REFUSED',
+  /** A well-formed frame that is not allowed now (wrong order, wrong offset, hash not wanted…). */
+  UnexpectedMessage: 'PROTO_UNEXPECTED_MESSAGE',
+  /** The agent had more than `window` unacknowledged Chunk bytes in flight. */
+  WindowExceeded: 'PROTO_WINDOW_EXCEEDED',
+  /** Nack: the staged bytes do not hash to the offered hash; staging discarded. */
+  HashMismatch: 'PROTO_HASH_MISMATCH',
+  /** Nack: FileEnd size differs from the offered size or from the bytes received. */
+  SizeMismatch: 'PROTO_SIZE_MISMATCH',
+  /** Nothing received for DEAD_LINK_MS, or no authentication within AUTH_TIMEOUT_MS. */
+  Timeout: 'PROTO_TIMEOUT',
+  /** Agent side: the studio's TLS certificate is not the one pinned at pairing. */
+  FingerprintMismatch: 'PROTO_FINGERPRINT_MISMATCH',
+  /** The studio is shutting down; reconnect later (retryable). */
+  ShuttingDown: 'PROTO_SHUTTING_DOWN',
+} as const;
+
+export type ProtoCodeName = (typeof ProtoCode)[keyof typeof ProtoCode];
