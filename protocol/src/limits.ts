@@ -73,5 +73,8 @@ export const AUTH_TIMEOUT_MS = 15_000;
 
 /** Deepest msgpack nesting any v1 frame needs (frame → files → file → names → name is 4). */
 export const MAX_NESTING_DEPTH = 8;
-/** Most entries in any msgpack array or map of a v1 frame. */
-export const MAX_CONTAINER_ITEMS = MAX_BATCH_FILES;
+/**
+ * Most entries in any msgpack array or map (structural pre-scan). Looser than the
+ * per-field limits (MAX_BATCH_FILES…), which the schema checks with a precise error.
+ */
+export const MAX_CONTAINER_ITEMS = 4 * MAX_BATCH_FILES;

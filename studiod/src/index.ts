@@ -1,1 +1,11 @@
-export {};
+export * from './errors.js';
+export * from './config.js';
+export * from './catalogue.js';
+export * from './staging.js';
+export * from './commit.js';
+export * from './target-check.js';
+export * from './tls-identity.js';
+export * from './control-socket.js';
+export * from './link-server.js';
+export * from './link-session.js';
+export * from './studio.js';

@@ -1,0 +1,142 @@
+/**
+ * `field-agent ingest <path> [--shoot S] [--card-label L] [--json]`
+ *
+ * Offloads one card or folder given by hand and exits: 0 when every file is
+ * verified, 1 when any file failed or the offload had to stop, 2 for bad usage.
+ * Progress (bytes, files, MB/s, ETA) goes to stderr; the summary to stdout
+ * (`--json`: one JSON line per file, then the report).
+ */
+import { realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { validateSegment, createLogger } from '@studio321/protocol';
+import { AGENT_CODES, AgentError } from '../errors.js';
+import { AgentState } from '../agent-state.js';
+import { resolveTargets } from '../targets.js';
+import { sweepInterrupted } from '../recovery.js';
+import { scanCard } from '../card-scanner.js';
+import { cardIdentity, cardLabel, readVolumeLabels, type VolumeLabels } from '../card-identity.js';
+import { offloadCard, reportSummary } from '../card-offload.js';
+import { defaultShootName } from '../config.js';
+import { MountInfoVolumeSource } from '../volume-source.js';
+import { formatProgressLine, type ProgressTracker } from '../progress.js';
+import { summariseCard } from '../status.js';
+import { loadContext, parse, reportError, type CommandIo } from './common.js';
+
+const USAGE = 'usage: field-agent ingest <path> [--shoot NAME] [--card-label LABEL] [--json] [--data-dir DIR] [--config FILE]';
+
+async function volumeAt(root: string): Promise<{ labels: VolumeLabels; isMount: boolean }> {
+  if (process.platform !== 'linux') return { labels: {}, isMount: false };
+  try {
+    const vols = await new MountInfoVolumeSource().list();
+    const v = vols.reverse().find((x) => x.mountPoint === root);
+    if (v === undefined) return { labels: {}, isMount: false };
+    return { labels: await readVolumeLabels(v.device), isMount: true };
+  } catch {
+    return { labels: {}, isMount: false };
+  }
+}
+
+export async function ingestCommand(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parse(argv, { shoot: { type: 'string' }, 'card-label': { type: 'string' } }, USAGE);
+  if (values.help) {
+    io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const json = values.json === true;
+  const target = positionals[0];
+  if (target === undefined || positionals.length > 1) throw new AgentError(AGENT_CODES.usage, `give exactly one folder to ingest\n${USAGE}`);
+  const { paths, config } = await loadContext(values, io.env);
+  let shoot: string;
+  try {
+    shoot = validateSegment(values.shoot ?? config.shoot ?? defaultShootName());
+  } catch (err) {
+    throw new AgentError(AGENT_CODES.usage, `--shoot must be one folder name (no "/", no control characters)\n${USAGE}`, { cause: err });
+  }
+  let root: string;
+  try {
+    root = await realpath(resolve(target));
+  } catch (err) {
+    throw new AgentError(AGENT_CODES.notAFolder, `${target} does not exist: check the path (is the card mounted?).`, { cause: err, detail: { path: target } });
+  }
+
+  const log = createLogger({ name: 'field-agent', level: 'warn', stream: io.stderr });
+  const state = await AgentState.open(paths.dataDir);
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort(new AgentError(AGENT_CODES.aborted, 'interrupted', { retryable: true }));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let lastLine = 0;
+  const showProgress = (p: ProgressTracker, force = false): void => {
+    const now = Date.now();
+    if (!force && now - lastLine < (io.stderr.isTTY ? 200 : 1000)) return;
+    lastLine = now;
+    const line = formatProgressLine(p.snapshot());
+    io.stderr.write(io.stderr.isTTY ? `\r${line}\u001b[K` : `${line}\n`);
+  };
+  try {
+    const resolved = await resolveTargets(config.store, config.fieldDrive);
+    if (resolved.fieldDriveProblem !== undefined) io.stderr.write(`field-agent: ${resolved.fieldDriveProblem.code}: ${resolved.fieldDriveProblem.message}\n`);
+    await sweepInterrupted(state, resolved.targets);
+    const scan = await scanCard(root, { signal: abort.signal });
+    const vol = await volumeAt(root);
+    const cardLabelOpt = values['card-label'];
+    const label = cardLabel(vol.labels, root, cardLabelOpt);
+    const identity = cardIdentity({ label, ...(vol.labels.uuid === undefined ? {} : { uuid: vol.labels.uuid }), files: scan.files });
+    let progress: ProgressTracker | undefined;
+    const report = await offloadCard({
+      state,
+      targets: resolved.targets,
+      signal: abort.signal,
+      log,
+      onFile: (o) => {
+        if (json) io.stdout.write(JSON.stringify({ event: 'file', card: identity.id, ...o }) + '\n');
+      },
+      onProgress: (p) => {
+        progress = p;
+        showProgress(p);
+      },
+    }, {
+      root,
+      card: { id: identity.id, label: identity.label, ...(identity.uuid === undefined ? {} : { uuid: identity.uuid }), kind: vol.isMount ? 'card' : 'folder', source: root, shoot },
+      scan,
+    });
+    if (progress !== undefined) {
+      showProgress(progress, true);
+      if (io.stderr.isTTY) io.stderr.write('\n');
+    }
+    const summary = await summariseCard(state, report.card, config.policy.copiesBeforeFormat);
+    const failed = report.failed.length > 0 || report.stoppedBy !== undefined;
+    if (json) {
+      io.stdout.write(JSON.stringify({
+        event: 'done',
+        ok: !failed,
+        card: report.card.id,
+        label: report.card.label,
+        storeDir: `${config.store}/${report.card.shoot}/${report.card.id}`,
+        files: report.files,
+        copied: report.copied,
+        duplicates: report.duplicates,
+        alreadyVerified: report.alreadyVerified,
+        bytesCopied: report.bytesCopied,
+        failed: report.failed,
+        warnings: report.warnings,
+        ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.toJSON() }),
+        safeToFormat: summary.safeToFormat,
+      }) + '\n');
+    } else {
+      io.stdout.write(`${reportSummary(report)}\n`);
+      io.stdout.write(`stored in ${config.store}/${report.card.shoot}/${report.card.id}\n`);
+      for (const f of report.failed) io.stdout.write(`  FAILED ${f.path}: ${f.code}: ${f.message}\n`);
+      for (const w of report.warnings) io.stdout.write(`  WARNING ${w.path}: ${w.code}: ${w.message}\n`);
+      io.stdout.write(`safe to format: ${summary.safeToFormat.safe ? 'YES' : 'NO'} — ${summary.safeToFormat.reason}\n`);
+    }
+    if (report.stoppedBy !== undefined) io.stderr.write(`field-agent: ${report.stoppedBy.code}: ${report.stoppedBy.message}\n`);
+    return failed ? 1 : 0;
+  } catch (err) {
+    return reportError(err, io, json);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await state.close();
+  }
+}

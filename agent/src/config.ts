@@ -1,0 +1,70 @@
+/**
+ * The agent's config file (JSON), validated with protocol's declarative validator.
+ *
+ *   {
+ *     "store": "/home/anna/Pictures/studio321",        // laptop store (default <data dir>/store)
+ *     "fieldDrive": "/media/anna/T7/studio321",         // optional second field destination
+ *     "hotFolders": ["/home/anna/Tether"],             // watched folders (tethered shooting)
+ *     "shoot": "2026-11-26-wedding",                    // default shoot name (default: today, YYYY-MM-DD)
+ *     "policy": { "copiesBeforeFormat": 2 },
+ *     "pollIntervalMs": 2000,                           // volume polling
+ *     "hotFolderStableMs": 2000,                        // size+mtime unchanged this long = complete
+ *     "studioUrl": "wss://studio.example:7321/v1"       // for the link client
+ *   }
+ *
+ * No config file at the default location is fine: every field has a default.
+ * A config file named with --config must exist.
+ */
+import { loadConfigFile, validateConfig, CONFIG_CODES, CodedError, type FieldSpec } from '@studio321/protocol';
+import type { AgentPaths } from './paths.js';
+
+export interface AgentConfig {
+  store: string;
+  fieldDrive?: string;
+  hotFolders: string[];
+  shoot?: string;
+  policy: { copiesBeforeFormat: number };
+  pollIntervalMs: number;
+  hotFolderStableMs: number;
+  studioUrl?: string;
+}
+
+/** Shoot names become one folder of the store. */
+export const SHOOT_NAME_RE = /^(?!\.{1,2}$)[^/\\\u0000-\u001f]{1,128}$/;
+
+export const AGENT_CONFIG_SCHEMA: Record<string, FieldSpec> = {
+  store: { kind: 'string', optional: true, absolutePath: true, describe: 'absolute path of the laptop store' },
+  fieldDrive: { kind: 'string', optional: true, absolutePath: true, describe: 'absolute path on the external field drive' },
+  hotFolders: { kind: 'array', of: { kind: 'string', absolutePath: true }, default: [] },
+  shoot: { kind: 'string', optional: true, pattern: SHOOT_NAME_RE, describe: 'a folder name without / or control characters' },
+  policy: {
+    kind: 'object',
+    fields: { copiesBeforeFormat: { kind: 'number', integer: true, min: 1, max: 10, default: 2 } },
+  },
+  pollIntervalMs: { kind: 'number', integer: true, min: 100, max: 600_000, default: 2000 },
+  hotFolderStableMs: { kind: 'number', integer: true, min: 50, max: 600_000, default: 2000 },
+  studioUrl: { kind: 'string', optional: true, pattern: /^wss?:\/\//, describe: 'a ws:// or wss:// URL' },
+};
+
+type RawConfig = Omit<AgentConfig, 'store'> & { store?: string };
+
+/** Load the config (or defaults when the default file does not exist). */
+export async function loadAgentConfig(paths: AgentPaths): Promise<AgentConfig> {
+  let raw: RawConfig;
+  try {
+    raw = await loadConfigFile<RawConfig>(paths.configFile, AGENT_CONFIG_SCHEMA);
+  } catch (err) {
+    if (err instanceof CodedError && err.code === CONFIG_CODES.missing && !paths.configExplicit) {
+      raw = validateConfig<RawConfig>(AGENT_CONFIG_SCHEMA, {}, '(defaults)');
+    } else {
+      throw err;
+    }
+  }
+  return { ...raw, store: raw.store ?? paths.defaultStore };
+}
+
+/** Today's date as a shoot name (local time), e.g. 2026-11-26. */
+export function defaultShootName(now: Date = new Date()): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}`;
+}

@@ -1,0 +1,105 @@
+/**
+ * Records of the agent state database (docs/design.md, "Field agent").
+ * Values are JSON; keys are strings (see agent-state.ts for the key schema).
+ */
+import type { CopyFact } from '@studio321/protocol';
+
+export type CardKind = 'card' | 'folder' | 'hot-folder';
+
+export interface OffloadRun {
+  state: 'running' | 'done' | 'interrupted';
+  startedAt: string;
+  endedAt?: string;
+  /** The error that stopped the run (interrupted), or the first file error (done). */
+  code?: string;
+  message?: string;
+}
+
+/** `card:<cardId>` */
+export interface CardRecord {
+  id: string;
+  label: string;
+  uuid?: string;
+  kind: CardKind;
+  /** Mount point or folder it was last read from. */
+  source: string;
+  /** st_dev of the card root when last seen (copies on this device are not "off the card"). */
+  dev?: number;
+  shoot: string;
+  firstSeen: string;
+  lastSeen: string;
+  /** Increases with each full listing; files with an older `scan` are no longer on the card. */
+  scan: number;
+  /** Entries (files + skipped entries) in the last full listing. */
+  scanEntries: number;
+  /** False until a full listing of the card was recorded. Hot folders never have one. */
+  scanComplete: boolean;
+  lastRun?: OffloadRun;
+}
+
+export type FileState = 'seen' | 'verified' | 'failed' | 'skipped';
+
+export interface FileWarning {
+  code: string;
+  message: string;
+  /** Set by `field-agent resolve`: a person reviewed it. */
+  resolvedAt?: string;
+}
+
+/** `file:<cardId>/<path>` */
+export interface FileRecord {
+  card: string;
+  /** Relative path on the card ('/'-separated, NFC). */
+  path: string;
+  size: number;
+  mtimeMs: number;
+  scan: number;
+  state: FileState;
+  blake3?: string;
+  /** Store-relative path of the asset's laptop copy ('/'-separated). */
+  storePath?: string;
+  verifiedAt?: string;
+  warning?: FileWarning;
+  error?: { code: string; message: string; at: string; retryable: boolean };
+}
+
+export interface AssetName {
+  shoot: string;
+  card: string;
+  path: string;
+  mtime: number;
+}
+
+export interface StudioCopy {
+  target: string;
+  device?: string;
+  path: string;
+  media: string;
+  location: string;
+  verifiedAt: string;
+  method: string;
+}
+
+/** `asset:<blake3>` */
+export interface AssetRecord {
+  blake3: string;
+  size: number;
+  /** Store-relative path of the laptop copy. */
+  storePath: string;
+  /** Absolute paths of the agent's copies by target (`laptop`, `field-drive`). */
+  paths: Record<string, string>;
+  copies: CopyFact[];
+  names: AssetName[];
+  verifiedAt: string;
+  /** Position in the studio queue while not yet receipted. */
+  queueSeq?: number;
+  studio?: { committedAt: string; copies: StudioCopy[] };
+}
+
+/** `claim:<store-relative path>` — a store name reserved for one card file before it is written. */
+export interface ClaimRecord {
+  card: string;
+  path: string;
+  /** Set once the name holds verified content (then it belongs to that content). */
+  blake3?: string;
+}

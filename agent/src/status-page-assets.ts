@@ -1,0 +1,160 @@
+/**
+ * The status page's static files (HTML, CSS, browser JS), served by
+ * status-page.ts. Kept as strings so `tsc` ships them in dist/ with no copy
+ * step. The browser code renders every value with textContent (card labels come
+ * from removable media and are untrusted) and follows /events (SSE).
+ */
+
+export const STATUS_PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Field agent — status</title>
+<link rel="stylesheet" href="/app.css">
+<script src="/app.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>Field agent</h1>
+  <span id="link" class="pill" data-state="connecting">…</span>
+  <span id="summary" class="summary"></span>
+  <span id="live" class="live" data-live="false" title="live updates">● live</span>
+</header>
+<main>
+  <section aria-labelledby="cards-h">
+    <h2 id="cards-h">Cards</h2>
+    <p id="no-cards" class="muted">No card or hot folder yet. Insert a card to start the offload.</p>
+    <div id="card-list"></div>
+  </section>
+  <section aria-labelledby="queue-h">
+    <h2 id="queue-h">To the studio</h2>
+    <p id="queue-text" class="queue"></p>
+    <button id="sync-toggle" type="button" hidden>Pause sync</button>
+  </section>
+  <section aria-labelledby="errors-h">
+    <h2 id="errors-h">Errors</h2>
+    <p id="no-errors" class="muted">None.</p>
+    <ul id="error-list"></ul>
+  </section>
+</main>
+</body>
+</html>
+`;
+
+export const STATUS_PAGE_CSS = `:root { color-scheme: light dark; --ok: #1a7f37; --warn: #b35900; --bad: #c62828; --busy: #1f6feb; --muted: #777; --bg2: rgba(127,127,127,.12); }
+* { box-sizing: border-box; }
+body { font: 15px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; }
+header { display: flex; gap: 12px; align-items: center; padding: 12px 20px; border-bottom: 1px solid var(--bg2); flex-wrap: wrap; }
+h1 { font-size: 18px; margin: 0; }
+h2 { font-size: 14px; text-transform: uppercase; letter-spacing: .05em; color: var(--muted); margin: 18px 0 8px; }
+main { padding: 0 20px 20px; max-width: 900px; }
+.pill { border-radius: 999px; padding: 2px 10px; font-size: 13px; color: #fff; background: var(--muted); }
+.pill[data-state="connected"] { background: var(--ok); }
+.pill[data-state="connecting"] { background: var(--busy); }
+.pill[data-state="offline"] { background: var(--warn); }
+.pill[data-state="paused"] { background: var(--muted); }
+.summary { flex: 1; }
+.live { font-size: 12px; color: var(--muted); }
+.live[data-live="true"] { color: var(--ok); }
+.muted { color: var(--muted); }
+.card { border: 1px solid var(--bg2); border-radius: 10px; padding: 12px 14px; margin-bottom: 10px; }
+.card[data-safe="true"] { border-color: var(--ok); }
+.card-head { display: flex; justify-content: space-between; align-items: center; gap: 8px; }
+.card-head h3 { margin: 0; font-size: 16px; overflow-wrap: anywhere; }
+.badge { font-size: 12px; font-weight: 600; border-radius: 6px; padding: 2px 8px; background: var(--warn); color: #fff; white-space: nowrap; }
+.card[data-safe="true"] .badge { background: var(--ok); }
+.bar { position: relative; height: 10px; background: var(--bg2); border-radius: 5px; overflow: hidden; margin: 10px 0 6px; }
+.bar .fill { position: absolute; left: 0; top: 0; bottom: 0; width: 0; transition: width .3s; }
+.bar .copied { background: var(--busy); opacity: .45; }
+.bar .verified { background: var(--busy); }
+.card[data-safe="true"] .bar .verified { background: var(--ok); }
+.nums, .stages { display: flex; gap: 16px; flex-wrap: wrap; font-size: 13px; }
+.stages { color: var(--muted); }
+.reason { margin: 6px 0 0; font-size: 13px; }
+.queue { font-size: 15px; }
+#error-list { padding-left: 18px; font-size: 13px; }
+#error-list code { color: var(--bad); }
+button { font: inherit; padding: 4px 12px; border-radius: 6px; border: 1px solid var(--muted); background: transparent; cursor: pointer; }
+`;
+
+export const STATUS_PAGE_JS = `'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  const bytes = (n) => { let i = 0; let v = n; while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; } return (i === 0 ? String(v) : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)) + ' ' + units[i]; };
+  const duration = (s) => { s = Math.max(0, Math.round(s)); const h = Math.floor(s / 3600); const m = Math.floor((s % 3600) / 60); const sec = String(s % 60).padStart(2, '0'); return h > 0 ? h + ':' + String(m).padStart(2, '0') + ':' + sec : m + ':' + sec; };
+  const pct = (a, b) => (b > 0 ? Math.min(100, (100 * a) / b) : 100);
+  const linkText = { connected: 'Studio connected', connecting: 'Connecting to studio…', offline: 'Studio offline', paused: 'Sync paused' };
+
+  function cardView(card) {
+    let view = document.querySelector('[data-card-id="' + CSS.escape(card.id) + '"]');
+    if (!view) {
+      view = el('article', 'card');
+      view.dataset.cardId = card.id;
+      const head = el('div', 'card-head');
+      head.append(el('h3', 'label'), el('span', 'badge'));
+      const bar = el('div', 'bar');
+      bar.append(el('div', 'fill copied'), el('div', 'fill verified'));
+      const nums = el('div', 'nums');
+      nums.append(el('span', 'progress'), el('span', 'speed'), el('span', 'eta'));
+      const stages = el('div', 'stages');
+      stages.append(el('span', 'n-verified'), el('span', 'n-queued'), el('span', 'n-studio'));
+      view.append(head, bar, nums, stages, el('p', 'reason'));
+      $('card-list').append(view);
+    }
+    return view;
+  }
+
+  function renderCard(card) {
+    const v = cardView(card);
+    const q = (s) => v.querySelector(s);
+    v.dataset.safe = String(card.safeToFormat);
+    q('.label').textContent = card.label;
+    q('.badge').textContent = card.safeToFormat ? 'Safe to format' : 'Do not format';
+    q('.fill.copied').style.width = pct(card.copiedBytes, card.bytes) + '%';
+    q('.fill.verified').style.width = pct(card.verifiedFiles, card.files) + '%';
+    q('.progress').textContent = card.copiedFiles + ' / ' + card.files + ' files · ' + bytes(card.copiedBytes) + ' / ' + bytes(card.bytes) + ' (' + Math.floor(pct(card.copiedBytes, card.bytes)) + '%)';
+    const busy = card.copiedBytes < card.bytes;
+    q('.speed').textContent = busy && card.speedBytesPerSec > 0 ? bytes(card.speedBytesPerSec) + '/s' : '';
+    q('.eta').textContent = busy && card.etaSeconds !== null && card.etaSeconds !== undefined ? 'ETA ' + duration(card.etaSeconds) : busy ? '' : 'offloaded';
+    q('.n-verified').textContent = 'verified ' + card.verifiedFiles + ' / ' + card.files;
+    q('.n-queued').textContent = 'queued for studio ' + card.queuedFiles;
+    q('.n-studio').textContent = 'at studio ' + card.atStudioFiles;
+    q('.reason').textContent = card.reason;
+  }
+
+  function render(s) {
+    const seen = new Set();
+    for (const card of s.cards) { renderCard(card); seen.add(card.id); }
+    for (const v of document.querySelectorAll('.card')) if (!seen.has(v.dataset.cardId)) v.remove();
+    $('no-cards').hidden = s.cards.length > 0;
+    const link = $('link');
+    link.dataset.state = s.link.state;
+    link.textContent = (linkText[s.link.state] || s.link.state) + (s.link.studio ? ' · ' + s.link.studio : '');
+    $('queue-text').textContent = s.queue.files === 0 ? 'Nothing waiting: the studio has everything offloaded.' : s.queue.files + ' files (' + bytes(s.queue.bytes) + ') waiting to go to the studio.';
+    const unsafe = s.cards.filter((c) => !c.safeToFormat).length;
+    $('summary').textContent = s.cards.length === 0 ? '' : unsafe === 0 ? 'Every card is safe to format.' : unsafe + ' of ' + s.cards.length + ' card' + (s.cards.length === 1 ? '' : 's') + ' not yet safe to format.';
+    const list = $('error-list');
+    list.replaceChildren(...s.errors.slice(-10).reverse().map((e) => { const li = el('li'); li.append(el('code', '', e.code), document.createTextNode(' ' + e.message + ' '), el('span', 'muted', new Date(e.at).toLocaleTimeString())); return li; }));
+    $('no-errors').hidden = s.errors.length > 0;
+    const toggle = $('sync-toggle');
+    toggle.hidden = !s.controls;
+    toggle.textContent = s.link.state === 'paused' ? 'Resume sync' : 'Pause sync';
+    document.title = (unsafe > 0 ? '● ' : '') + 'Field agent — status';
+  }
+
+  $('sync-toggle').addEventListener('click', () => {
+    const paused = $('link').dataset.state === 'paused';
+    fetch(paused ? '/api/resume' : '/api/pause', { method: 'POST' });
+  });
+
+  function connect() {
+    const es = new EventSource('/events');
+    es.addEventListener('status', (ev) => { $('live').dataset.live = 'true'; render(JSON.parse(ev.data)); });
+    es.onerror = () => { $('live').dataset.live = 'false'; };
+  }
+  connect();
+})();
+`;

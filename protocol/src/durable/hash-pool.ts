@@ -1,0 +1,166 @@
+/**
+ * BLAKE3 off the main thread: a small pool of worker threads, so the read-back
+ * of a fresh copy is hashed on another core while the main thread hashes the
+ * source. A hasher lives on one worker (its state is there); chunks are
+ * transferred, and every update resolves when the worker has hashed it, which
+ * bounds the memory in flight.
+ *
+ * The pool starts lazily on first use; its workers are unref'd while idle, so
+ * they never keep a process alive. When workers cannot be started, hashing
+ * falls back to the calling thread.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { createHasher } from '../hash.js';
+
+export type HashRequest = { t: 'update'; id: number; buf: Uint8Array } | { t: 'digest'; id: number } | { t: 'drop'; id: number };
+export type HashReply = { t: 'ack'; id: number } | { t: 'digest'; id: number; hex: string } | { t: 'error'; id: number; message: string };
+
+export interface AsyncHasher {
+  /** Hashes `chunk`. The chunk's buffer is TRANSFERRED to the worker: do not use it afterwards. */
+  update(chunk: Uint8Array): Promise<void>;
+  digest(): Promise<string>;
+  /** Drops the state without a digest. Safe after digest(). */
+  dispose(): void;
+}
+
+interface Waiter {
+  resolve: (v: string | undefined) => void;
+  reject: (e: Error) => void;
+}
+
+class PoolWorker {
+  readonly worker: Worker;
+  readonly waiters = new Map<number, Waiter[]>();
+  outstanding = 0;
+  dead: Error | undefined;
+
+  constructor(url: URL) {
+    this.worker = new Worker(url);
+    this.worker.unref();
+    this.worker.on('message', (m: HashReply) => {
+      const q = this.waiters.get(m.id);
+      const w = q?.shift();
+      if (q !== undefined && q.length === 0) this.waiters.delete(m.id);
+      if (w === undefined) return;
+      this.#done();
+      if (m.t === 'error') w.reject(new Error(`hash worker: ${m.message}`));
+      else w.resolve(m.t === 'digest' ? m.hex : undefined);
+    });
+    const fail = (err: Error): void => {
+      this.dead = err;
+      for (const q of this.waiters.values()) for (const w of q) w.reject(err);
+      this.waiters.clear();
+      this.outstanding = 0;
+      this.worker.unref();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`hash worker exited (code ${code})`)));
+  }
+
+  #done(): void {
+    this.outstanding--;
+    if (this.outstanding === 0) this.worker.unref();
+  }
+
+  request(m: HashRequest, transfer: ArrayBuffer[] = []): Promise<string | undefined> {
+    if (this.dead !== undefined) return Promise.reject(this.dead);
+    return new Promise((resolve, reject) => {
+      let q = this.waiters.get(m.id);
+      if (q === undefined) this.waiters.set(m.id, (q = []));
+      q.push({ resolve, reject });
+      if (this.outstanding++ === 0) this.worker.ref(); // keep the process alive while a reply is due
+      this.worker.postMessage(m, transfer);
+    });
+  }
+
+  post(m: HashRequest): void {
+    if (this.dead === undefined) this.worker.postMessage(m);
+  }
+}
+
+let nextId = 1;
+
+class PooledHasher implements AsyncHasher {
+  readonly #w: PoolWorker;
+  readonly #id = nextId++;
+  #open = true;
+
+  constructor(w: PoolWorker) {
+    this.#w = w;
+  }
+
+  async update(chunk: Uint8Array): Promise<void> {
+    if (!this.#open) throw new TypeError('AsyncHasher.update() after digest() or dispose()');
+    if (chunk.byteLength === 0) return;
+    // Transfer only a buffer that is exactly this chunk; otherwise copy it.
+    const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+    const buf = own ? chunk : Uint8Array.from(chunk);
+    await this.#w.request({ t: 'update', id: this.#id, buf }, [buf.buffer as ArrayBuffer]);
+  }
+
+  async digest(): Promise<string> {
+    if (!this.#open) throw new TypeError('AsyncHasher.digest() twice or after dispose()');
+    this.#open = false;
+    const hex = await this.#w.request({ t: 'digest', id: this.#id });
+    if (hex === undefined) throw new Error('hash worker returned no digest');
+    return hex;
+  }
+
+  dispose(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#w.post({ t: 'drop', id: this.#id });
+  }
+}
+
+/** Same interface, hashing on the calling thread (fallback, or when asked for). */
+export function createLocalAsyncHasher(): AsyncHasher {
+  const h = createHasher();
+  return {
+    update: async (chunk) => h.update(chunk),
+    digest: async () => h.digest(),
+    dispose: () => h.dispose(),
+  };
+}
+
+export class HashPool {
+  readonly size: number;
+  #workers: PoolWorker[] = [];
+  #broken = false;
+
+  constructor(size: number) {
+    if (!Number.isInteger(size) || size < 1) throw new TypeError('HashPool size must be a positive integer');
+    this.size = size;
+  }
+
+  /** A hasher on the least busy worker (workers start on first use). */
+  createHasher(): AsyncHasher {
+    if (this.#broken) return createLocalAsyncHasher();
+    this.#workers = this.#workers.filter((w) => w.dead === undefined);
+    try {
+      if (this.#workers.length < this.size) this.#workers.push(new PoolWorker(new URL('./hash-worker.js', import.meta.url)));
+    } catch {
+      this.#broken = true; // cannot start workers here: hash on this thread
+      return createLocalAsyncHasher();
+    }
+    let best = this.#workers[0]!;
+    for (const w of this.#workers) if (w.waiters.size < best.waiters.size) best = w;
+    return new PooledHasher(best);
+  }
+
+  /** Stops the workers (tests, orderly shutdown). Pending hashes reject. */
+  async close(): Promise<void> {
+    const ws = this.#workers;
+    this.#workers = [];
+    await Promise.all(ws.map((w) => w.worker.terminate()));
+  }
+}
+
+let shared: HashPool | undefined;
+
+/** The process-wide pool: one worker per core but one, at least one, at most four. */
+export function sharedHashPool(): HashPool {
+  shared ??= new HashPool(Math.max(1, Math.min(4, availableParallelism() - 1)));
+  return shared;
+}

@@ -1,0 +1,20 @@
+/**
+ * @studio321/protocol/durable — the one durable verified-write primitive and the
+ * read-back verifier. No wire code here.
+ */
+export { durableWrite } from './durable-write.js';
+export type { DurableTarget, DurableWriteOptions, DurableWriteResult, DurableCopy, VerificationMethod } from './durable-write.js';
+export { verifyFile } from './verify-file.js';
+export type { VerifyResult } from './verify-file.js';
+export { sweepStaleTemps } from './sweep-stale-temps.js';
+export { fsyncDir, ensureDir } from './fsync-dir.js';
+export { nodeFs } from './fs-facade.js';
+export { HashPool, sharedHashPool } from './hash-pool.js';
+export type { AsyncHasher } from './hash-pool.js';
+export { DEFAULT_SYNC_EVERY } from './durable-write.js';
+export type { DurableFs, DurableFileHandle, DurableStat } from './fs-facade.js';
+export { checkTargetName, TEMP_SUFFIX, MAX_NAME_BYTES } from './target-name.js';
+export { DURABLE_CODES } from './durable-errors.js';
+export type { DurableCode } from './durable-errors.js';
+export { readFileChunks } from '../hash.js';
+export { DurableWriteError } from '../errors.js';

@@ -1,0 +1,95 @@
+/**
+ * Reads back a temp file WHILE it is still being written, behind the durable
+ * mark: only bytes already covered by a completed fdatasync/fsync are read and
+ * hashed, in order, on a hash-pool worker. So the source hash (main thread) and
+ * the read-back hash (a worker) use two cores, and the read-back costs no extra
+ * pass after the last byte. Every byte is still read back after it was made
+ * durable, which is what "verified" means here (docs/design.md, Durable write).
+ */
+import { HASH_READ_CHUNK } from '../hash.js';
+import type { DurableFileHandle, DurableFs } from './fs-facade.js';
+import type { AsyncHasher } from './hash-pool.js';
+
+export class ReadBackLane {
+  readonly #fs: DurableFs;
+  readonly #path: string;
+  readonly #hasher: AsyncHasher;
+  readonly #signal: AbortSignal | undefined;
+  #fh: DurableFileHandle | undefined;
+  #durableTo = 0;
+  #readPos = 0;
+  #eof = false;
+  #pumping: Promise<void> | undefined;
+  #error: unknown;
+  #failed = false;
+
+  constructor(fs: DurableFs, path: string, hasher: AsyncHasher, signal: AbortSignal | undefined) {
+    this.#fs = fs;
+    this.#path = path;
+    this.#hasher = hasher;
+    this.#signal = signal;
+  }
+
+  async open(): Promise<void> {
+    this.#fh = await this.#fs.open(this.#path, 'r');
+  }
+
+  /** Bytes [0, upTo) are durable: read them back. Infinity = up to end of file. */
+  advance(upTo: number): void {
+    if (upTo > this.#durableTo) this.#durableTo = upTo;
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#pumping !== undefined || this.#failed || this.#eof || this.#readPos >= this.#durableTo) return;
+    this.#pumping = this.#pump()
+      .catch((err: unknown) => {
+        this.#failed = true;
+        this.#error = err;
+      })
+      .finally(() => {
+        this.#pumping = undefined;
+        this.#kick();
+      });
+  }
+
+  async #pump(): Promise<void> {
+    const fh = this.#fh;
+    if (fh === undefined) throw new TypeError('ReadBackLane: open() first');
+    while (this.#readPos < this.#durableTo && !this.#eof && !this.#failed) {
+      this.#signal?.throwIfAborted();
+      const want = Math.min(HASH_READ_CHUNK, this.#durableTo - this.#readPos);
+      const buf = Buffer.allocUnsafeSlow(want);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await fh.read(buf, got, want - got, this.#readPos + got);
+        if (bytesRead === 0) {
+          this.#eof = true;
+          break;
+        }
+        got += bytesRead;
+      }
+      if (got === 0) break;
+      this.#readPos += got;
+      await this.#hasher.update(got === want ? buf : buf.subarray(0, got));
+    }
+  }
+
+  /** After the final fsync: reads the rest up to end of file and returns what was read back. */
+  async finish(): Promise<{ size: number; blake3: string }> {
+    this.advance(Number.POSITIVE_INFINITY);
+    while (this.#pumping !== undefined) await this.#pumping;
+    if (this.#failed) throw this.#error;
+    return { size: this.#readPos, blake3: await this.#hasher.digest() };
+  }
+
+  /** Stops reading and releases the handle and hash state; never throws. */
+  async close(): Promise<void> {
+    this.#failed = true;
+    while (this.#pumping !== undefined) await this.#pumping.catch(() => undefined);
+    this.#hasher.dispose();
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Final and temp names inside a destination directory.
+ * A final name is ONE path segment; temp names are `.<name>.<random>.s321tmp`.
+ */
+import { randomBytes } from 'node:crypto';
+import { durableError } from './durable-errors.js';
+
+export const TEMP_SUFFIX = '.s321tmp';
+/** Most file systems limit one name to 255 bytes. */
+export const MAX_NAME_BYTES = 255;
+
+/** Throws DURABLE_BAD_NAME for anything that is not one safe path segment. */
+export function checkTargetName(name: unknown): asserts name is string {
+  const bad = (why: string): never => {
+    throw durableError('DURABLE_BAD_NAME', `Refused file name ${JSON.stringify(name)}: ${why}. Use a single file name without path separators.`, {
+      retryable: false,
+      detail: { name: typeof name === 'string' ? name : String(name) },
+    });
+  };
+  if (typeof name !== 'string' || name.length === 0) return bad('it is empty');
+  if (name === '.' || name === '..') return bad('it names a directory');
+  if (name.includes('/')) return bad("it contains '/'");
+  if (name.includes('\\')) return bad("it contains '\\'");
+  if (name.includes('\0')) return bad('it contains a NUL byte');
+  if (name.endsWith(TEMP_SUFFIX)) return bad(`it ends with the temp suffix ${TEMP_SUFFIX}`);
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return bad(`it is longer than ${MAX_NAME_BYTES} bytes`);
+}
+
+export function tempNameFor(name: string): string {
+  // Keep the temp within NAME_MAX: a long name is shortened in its temp only.
+  const stem = Buffer.byteLength(name, 'utf8') > 200 ? [...name].slice(0, 50).join('') : name;
+  return `.${stem}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+}

@@ -1,0 +1,55 @@
+/**
+ * The read-back verifier: re-reads a committed file and hashes it (scrub, studioctl
+ * verify, checks before a card is declared safe). A verdict on the file is
+ * returned; a problem that says nothing about the file (aborted, access denied,
+ * the target gone) is thrown as a DurableWriteError.
+ */
+import { dirname } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { errorCode } from '../errors.js';
+import { abortedError, isAborted, targetError } from './durable-errors.js';
+import { readBackHash } from './read-back.js';
+
+export interface VerifyResult {
+  ok: boolean;
+  size: number;
+  /** '' when the bytes were not hashed (missing, or the size already differs). */
+  blake3: string;
+  verifiedAt: string;
+  /** Why ok is false: DURABLE_MISSING, DURABLE_SIZE_MISMATCH, DURABLE_HASH_MISMATCH, DURABLE_IO_ERROR (unreadable bytes). */
+  code?: string;
+}
+
+export async function verifyFile(path: string, expected: { size: number; blake3: string }, opts: { signal?: AbortSignal } = {}): Promise<VerifyResult> {
+  const signal = opts.signal;
+  if (isAborted(signal)) throw abortedError(signal);
+  const now = (): string => new Date().toISOString();
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) return { ok: false, size: 0, blake3: '', verifiedAt: now(), code: 'DURABLE_MISSING' };
+    size = st.size;
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      // The file's directory is there but the file is not: a real verdict.
+      // If even the directory is gone, the disk may simply be unmounted: throw (retryable).
+      const dirGone = await stat(dirname(path)).then(() => false, () => true);
+      if (dirGone) throw targetError(err, 'verify', path);
+      return { ok: false, size: 0, blake3: '', verifiedAt: now(), code: 'DURABLE_MISSING' };
+    }
+    throw targetError(err, 'verify', path);
+  }
+  if (size !== expected.size) return { ok: false, size, blake3: '', verifiedAt: now(), code: 'DURABLE_SIZE_MISMATCH' };
+  let got: { size: number; blake3: string };
+  try {
+    got = await readBackHash(path, signal === undefined ? {} : { signal });
+  } catch (err) {
+    if (isAborted(signal)) throw abortedError(signal);
+    if (errorCode(err) === 'EIO') return { ok: false, size, blake3: '', verifiedAt: now(), code: 'DURABLE_IO_ERROR' };
+    throw targetError(err, 'verify', path);
+  }
+  if (got.size !== expected.size) return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: 'DURABLE_SIZE_MISMATCH' };
+  if (got.blake3 !== expected.blake3) return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: 'DURABLE_HASH_MISMATCH' };
+  return { ok: true, size: got.size, blake3: got.blake3, verifiedAt: now() };
+}

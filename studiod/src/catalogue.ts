@@ -1,0 +1,383 @@
+/**
+ * The studio catalogue: one LevelDB (docs/design.md §Studio catalogue).
+ *
+ * Every state change is ONE batch written with `sync: true`; counters that
+ * `studioctl status` shows live in the same batch as the records they count, so
+ * status never scans. Writes are serialised (one in flight) so counters are
+ * read-modify-written consistently; reads are free.
+ */
+import { Level } from 'level';
+import { FORMAT_VERSION } from '@studio321/protocol';
+import { StudioCode, StudioError } from './errors.js';
+
+export interface AssetRecord {
+  hash: string;
+  size: number;
+  /** When the receipt-making commit finished (ms). */
+  committedAt: number;
+}
+
+export interface NameRecord {
+  hash: string;
+  shoot: string;
+  card: string;
+  path: string;
+  mtime: number;
+  agentId: string;
+  seenAt: number;
+}
+
+export interface CopyRecord {
+  hash: string;
+  /** Target label: `mirror`, `raid`, a cloud target name, or an agent's `laptop`/`field-drive`. */
+  target: string;
+  /** 'studio' (local target), 'cloud', or 'agent' (reported by a field agent with its offer). */
+  kind: 'studio' | 'cloud' | 'agent';
+  /** Target-relative path (studio), object key (cloud); empty for agent copies. */
+  path: string;
+  size: number;
+  device: string;
+  media: string;
+  location: string;
+  offsite: boolean;
+  method: string;
+  verifiedAt: number;
+  /** For kind 'agent': the reporting agent. */
+  agentId?: string;
+}
+
+export interface AgentRecord {
+  agentId: string;
+  name: string;
+  /** Ed25519 SPKI DER, base64. */
+  publicKey: string;
+  pairedAt: number;
+  revokedAt?: number;
+  lastSeenAt?: number;
+}
+
+export interface PairingCodeRecord {
+  code: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface StoredPathRecord {
+  hash: string;
+  /** The target-relative path as stored (exact bytes). */
+  path: string;
+}
+
+export interface CatalogueCounters {
+  assets: number;
+  bytes: number;
+  /** Per target label: copies and bytes. */
+  copies: Record<string, { count: number; bytes: number }>;
+}
+
+/** What one receipt-making commit writes, all in one batch. */
+export interface CommitRecord {
+  asset: AssetRecord;
+  names: Array<{ key: string; value: NameRecord }>;
+  copies: CopyRecord[];
+  /** Stored path index entries, keyed by nameKey(relative path). */
+  storedPaths: Array<{ key: string; value: StoredPathRecord }>;
+}
+
+/** A commit in progress: the directories its temp files may be in (swept at start after a crash). */
+export interface CommitIntentRecord {
+  hash: string;
+  dirs: string[];
+  startedAt: number;
+}
+
+type Json = Record<string, unknown>;
+type Op = { type: 'put'; key: string; value: Json } | { type: 'del'; key: string };
+const SYNC = { sync: true } as const;
+
+/** Key prefixes in the root LevelDB (docs/design.md §Studio catalogue). */
+const P = {
+  meta: 'meta!',
+  asset: 'asset!',
+  name: 'name!',
+  copy: 'copy!',
+  stored: 'stored!',
+  agent: 'agent!',
+  pairing: 'pairing!',
+  counter: 'counter!',
+  intent: 'intent!',
+} as const;
+type Prefix = (typeof P)[keyof typeof P];
+
+const SEP = '!';
+
+/** Key of a copy record: `<hash>!<target>` (agent copies: `<hash>!agent:<agentId>:<target>`). */
+export function copyKey(c: Pick<CopyRecord, 'hash' | 'target' | 'kind' | 'agentId'>): string {
+  return c.kind === 'agent' ? `${c.hash}${SEP}agent:${c.agentId ?? ''}:${c.target}` : `${c.hash}${SEP}${c.target}`;
+}
+
+export class Catalogue {
+  readonly location: string;
+  #db: Level<string, Json> | undefined;
+  #counters: CatalogueCounters = { assets: 0, bytes: 0, copies: {} };
+  #writeChain: Promise<unknown> = Promise.resolve();
+  #state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
+
+  constructor(location: string) {
+    this.location = location;
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  async open(): Promise<void> {
+    if (this.#state !== 'new') throw new TypeError(`Catalogue.open() in state ${this.#state}`);
+    this.#state = 'opening';
+    const db = new Level<string, Json>(this.location, { valueEncoding: 'json' });
+    try {
+      await db.open();
+    } catch (err) {
+      this.#state = 'closed';
+      const locked = err instanceof Error && (err as { code?: string }).code === 'LEVEL_LOCKED'
+        || (err instanceof Error && err.cause instanceof Error && /lock/i.test(err.cause.message));
+      throw new StudioError(
+        locked ? StudioCode.CatalogueLocked : StudioCode.TargetIo,
+        locked
+          ? `The catalogue at ${this.location} is in use by another studiod. Stop the other studiod first.`
+          : `The catalogue at ${this.location} cannot be opened. Check the path and its permissions.`,
+        { cause: err, detail: { location: this.location } },
+      );
+    }
+    this.#db = db;
+    this.#state = 'open';
+    const format = await this.#get<{ version: number }>(P.meta, 'format');
+    if (format === undefined) {
+      await db.put(`${P.meta}format`, { version: FORMAT_VERSION }, SYNC);
+    } else if (typeof format.version !== 'number' || format.version > FORMAT_VERSION) {
+      await db.close();
+      this.#state = 'closed';
+      throw new StudioError(StudioCode.FormatTooNew, `The catalogue at ${this.location} has format ${String(format.version)}, newer than this studiod understands (${FORMAT_VERSION}). Upgrade studiod.`);
+    }
+    const counters = await this.#get<CatalogueCounters>(P.counter, 'all');
+    if (counters !== undefined) this.#counters = counters;
+  }
+
+  async close(): Promise<void> {
+    if (this.#state !== 'open') return;
+    this.#state = 'closing';
+    await this.#writeChain.catch(() => undefined);
+    await this.#db?.close();
+    this.#state = 'closed';
+  }
+
+  /** A JSON sublevel of the catalogue DB for modules that keep their own records (the cloud forwarder). */
+  sublevel(name: string) {
+    return this.#open().sublevel<string, Json>(name, { valueEncoding: 'json' });
+  }
+
+  async #get<T>(prefix: Prefix, key: string): Promise<T | undefined> {
+    return (await this.#open().get(prefix + key)) as T | undefined;
+  }
+
+  async *#values<T>(prefix: Prefix, from = '', limit = -1): AsyncGenerator<T> {
+    const it = this.#open().values({ gt: prefix + from, lt: `${prefix}\xff`, limit });
+    for await (const v of it) yield v as T;
+  }
+
+  async #batch(ops: Op[]): Promise<void> {
+    await this.#open().batch(ops.map((o) => (o.type === 'put' ? { type: 'put' as const, key: o.key, value: o.value } : { type: 'del' as const, key: o.key })), SYNC);
+  }
+
+  #open(): Level<string, Json> {
+    if (this.#state !== 'open' || this.#db === undefined) throw new TypeError(`Catalogue used in state ${this.#state}`);
+    return this.#db;
+  }
+
+  /** Serialise a write section. */
+  #write<T>(fn: () => Promise<T>): Promise<T> {
+    this.#open();
+    const p = this.#writeChain.then(fn, fn);
+    this.#writeChain = p.catch(() => undefined);
+    return p;
+  }
+
+  counters(): CatalogueCounters {
+    return structuredClone(this.#counters);
+  }
+
+  async getAsset(hash: string): Promise<AssetRecord | undefined> {
+    this.#open();
+    return await this.#get<AssetRecord>(P.asset, hash);
+  }
+
+  async copiesOf(hash: string): Promise<CopyRecord[]> {
+    this.#open();
+    const out: CopyRecord[] = [];
+    const it = this.#open().values({ gt: `${P.copy}${hash}${SEP}`, lt: `${P.copy}${hash}${SEP}\xff` });
+    for await (const v of it) out.push(v as unknown as CopyRecord);
+    return out;
+  }
+
+  async namesOf(hash: string): Promise<NameRecord[]> {
+    this.#open();
+    const out: NameRecord[] = [];
+    const it = this.#open().values({ gt: `${P.name}${hash}${SEP}`, lt: `${P.name}${hash}${SEP}\xff` });
+    for await (const v of it) out.push(v as unknown as NameRecord);
+    return out;
+  }
+
+  async storedPath(key: string): Promise<StoredPathRecord | undefined> {
+    this.#open();
+    return await this.#get<StoredPathRecord>(P.stored, key);
+  }
+
+  #bumpCopy(next: CatalogueCounters, c: CopyRecord, sign: 1 | -1): void {
+    const t = (next.copies[c.target] ??= { count: 0, bytes: 0 });
+    t.count += sign;
+    t.bytes += sign * c.size;
+  }
+
+  /**
+   * The receipt-making batch: asset, names, both local copies, stored-path index
+   * and counters, `sync: true`. Idempotent: an asset already present is not counted twice.
+   */
+  commitAsset(rec: CommitRecord): Promise<void> {
+    return this.#write(async () => {
+      const next = structuredClone(this.#counters);
+      const existing = await this.#get<AssetRecord>(P.asset, rec.asset.hash);
+      const ops: Op[] = [];
+      if (existing === undefined) {
+        next.assets += 1;
+        next.bytes += rec.asset.size;
+        ops.push({ type: 'put', key: P.asset + rec.asset.hash, value: rec.asset as unknown as Json });
+      }
+      for (const n of rec.names) ops.push({ type: 'put', key: `${P.name}${rec.asset.hash}${SEP}${n.key}`, value: n.value as unknown as Json });
+      for (const c of rec.copies) {
+        const key = copyKey(c);
+        if ((await this.#get<CopyRecord>(P.copy, key)) === undefined) this.#bumpCopy(next, c, 1);
+        ops.push({ type: 'put', key: P.copy + key, value: c as unknown as Json });
+      }
+      for (const s of rec.storedPaths) ops.push({ type: 'put', key: P.stored + s.key, value: s.value as unknown as Json });
+      ops.push({ type: 'del', key: P.intent + rec.asset.hash });
+      ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
+      await this.#batch(ops);
+      this.#counters = next;
+    });
+  }
+
+  /** Durably note that a commit of `hash` may leave temp files in `dirs`. */
+  putIntent(rec: CommitIntentRecord): Promise<void> {
+    return this.#write(() => this.#open().put(P.intent + rec.hash, rec as unknown as Json, SYNC));
+  }
+
+  clearIntent(hash: string): Promise<void> {
+    return this.#write(() => this.#open().del(P.intent + hash, SYNC));
+  }
+
+  async intents(): Promise<CommitIntentRecord[]> {
+    const out: CommitIntentRecord[] = [];
+    for await (const v of this.#values<CommitIntentRecord>(P.intent)) out.push(v);
+    return out;
+  }
+
+  /** Extra names (and agent copies) for an asset the studio already holds. */
+  addNamesAndAgentCopies(hash: string, names: Array<{ key: string; value: NameRecord }>, copies: CopyRecord[]): Promise<void> {
+    return this.#write(async () => {
+      const next = structuredClone(this.#counters);
+      const ops: Op[] = [];
+      for (const n of names) {
+        const key = `${hash}${SEP}${n.key}`;
+        if ((await this.#get<NameRecord>(P.name, key)) === undefined) ops.push({ type: 'put', key: P.name + key, value: n.value as unknown as Json });
+      }
+      for (const c of copies) {
+        const key = copyKey(c);
+        if ((await this.#get<CopyRecord>(P.copy, key)) === undefined) this.#bumpCopy(next, c, 1);
+        ops.push({ type: 'put', key: P.copy + key, value: c as unknown as Json });
+      }
+      if (ops.length === 0) return;
+      ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
+      await this.#batch(ops);
+      this.#counters = next;
+    });
+  }
+
+  /** Record (or refresh) one verified copy — the cloud forwarder's onCopyVerified hook. */
+  recordCopy(copy: CopyRecord): Promise<void> {
+    return this.addNamesAndAgentCopies(copy.hash, [], [copy]);
+  }
+
+  /** Remove a copy that no longer verifies (issue 5 `verify`). */
+  removeCopy(copy: Pick<CopyRecord, 'hash' | 'target' | 'kind' | 'agentId'>): Promise<boolean> {
+    return this.#write(async () => {
+      const key = copyKey(copy);
+      const existing = await this.#get<CopyRecord>(P.copy, key);
+      if (existing === undefined) return false;
+      const next = structuredClone(this.#counters);
+      this.#bumpCopy(next, existing, -1);
+      await this.#batch([
+        { type: 'del', key: P.copy + key },
+        { type: 'put', key: `${P.counter}all`, value: next as unknown as Json },
+      ]);
+      this.#counters = next;
+      return true;
+    });
+  }
+
+  async *assets(opts: { gt?: string; limit?: number } = {}): AsyncGenerator<AssetRecord> {
+    yield* this.#values<AssetRecord>(P.asset, opts.gt ?? '', opts.limit ?? -1);
+  }
+
+  // ── agents and pairing ──────────────────────────────────────────────
+
+  async getAgent(agentId: string): Promise<AgentRecord | undefined> {
+    return this.#get<AgentRecord>(P.agent, agentId);
+  }
+
+  async listAgents(): Promise<AgentRecord[]> {
+    const out: AgentRecord[] = [];
+    for await (const v of this.#values<AgentRecord>(P.agent)) out.push(v);
+    return out;
+  }
+
+  putPairingCode(rec: PairingCodeRecord): Promise<void> {
+    return this.#write(() => this.#open().put(P.pairing + rec.code, rec as unknown as Json, SYNC));
+  }
+
+  /**
+   * Atomically consume a pairing code and register the agent (one batch).
+   * Returns false when the code is unknown, used or expired (an expired code is deleted).
+   */
+  pairAgent(code: string, now: number, agent: AgentRecord): Promise<boolean> {
+    return this.#write(async () => {
+      const rec = await this.#get<PairingCodeRecord>(P.pairing, code);
+      if (rec === undefined) return false;
+      if (rec.expiresAt <= now) {
+        await this.#open().del(P.pairing + code, SYNC);
+        return false;
+      }
+      await this.#batch([
+        { type: 'del', key: P.pairing + code },
+        { type: 'put', key: P.agent + agent.agentId, value: agent as unknown as Json },
+      ]);
+      return true;
+    });
+  }
+
+  /** Mark an agent revoked. Returns false when the id is unknown. */
+  revokeAgent(agentId: string, now: number): Promise<boolean> {
+    return this.#write(async () => {
+      const rec = await this.#get<AgentRecord>(P.agent, agentId);
+      if (rec === undefined) return false;
+      await this.#open().put(P.agent + agentId, { ...rec, revokedAt: now } as unknown as Json, SYNC);
+      return true;
+    });
+  }
+
+  touchAgent(agentId: string, now: number): Promise<void> {
+    return this.#write(async () => {
+      const rec = await this.#get<AgentRecord>(P.agent, agentId);
+      if (rec !== undefined) await this.#open().put(P.agent + agentId, { ...rec, lastSeenAt: now } as unknown as Json);
+    });
+  }
+}

@@ -1,0 +1,595 @@
+/**
+ * Forwards every committed asset to each cloud target: a durable queue per
+ * (target, asset), workers per target, retries with exponential backoff and
+ * jitter, permanent errors parked with their code, and an object counted as a
+ * copy only after a HEAD confirms size, checksum and metadata.
+ *
+ * Order of one upload (see docs/design.md, "Cloud"):
+ *   1. read the mirror copy once: BLAKE3 + size must match the asset; SHA-256
+ *      of the file and of each part are recorded in the job;
+ *   2. HEAD the content-addressed key: a matching object counts (after step 5);
+ *      a different object that this job did not write → CLOUD_KEY_CONFLICT;
+ *   3. record the key (and the multipart UploadId) in the job, durably;
+ *   4. PUT, or upload the missing parts (each acknowledged part recorded
+ *      durably, so a restart resumes from the next part) and complete;
+ *   5. HEAD: size, metadata (blake3, size, sha256), storage class and the
+ *      server's checksum when it reports one must match;
+ *   6. onCopyVerified(copy) (studiod records it), then the job is replaced by
+ *      the object record in one sync batch. A crash between 5 and 6 repeats
+ *      5 and 6 (onCopyVerified must be idempotent).
+ */
+import { createHash } from 'node:crypto';
+import { createHasher } from '@studio321/protocol';
+import { CloudError, CLOUD_CODES, classifyS3Error } from './cloud-errors.js';
+import { validateCloudTarget, objectKey, partSizeFor, DEFAULT_CONCURRENCY, type CloudTargetConfig } from './cloud-target.js';
+import { CloudQueue, ENQUEUE_MARK, keys, type CloudBatch, type CloudDb, type CloudErrorInfo, type CloudJob, type CloudObject, type CloudOp, type PreparedSource } from './cloud-queue.js';
+import { S3Sink, type CloudSink, type ObjectInfo } from './s3-sink.js';
+import { digestSource, compositeSha256 } from './source-digest.js';
+
+export interface CloudCopyRecord {
+  target: string;
+  bucket: string;
+  key: string;
+  storageClass: string;
+  media: string;
+  location: string;
+  offsite: true;
+  size: number;
+  blake3: string;
+  /** Hex SHA-256 of the object bytes (also in its metadata). */
+  sha256: string;
+  verifiedAt: string;
+  method: 'head-size-sha256-meta' | 'download-blake3';
+  /** True when the server itself reported a SHA-256 checksum and it matched. */
+  serverChecksum: boolean;
+}
+
+export interface CloudTargetStatus {
+  target: string;
+  /** Jobs not yet counted, parked ones included. */
+  pending: number;
+  pendingBytes: number;
+  /** Jobs stopped on a permanent error, waiting for `retryParked()` (or the long automatic retry). */
+  parked: number;
+  oldestQueuedAt: string | null;
+  lastError: CloudErrorInfo | null;
+  uploading: number;
+}
+
+export interface CloudRetryOptions {
+  /** First backoff delay (default 2 s); doubles per attempt, with jitter. */
+  baseMs?: number;
+  /** Backoff ceiling (default 15 min): a cloud down for days is retried every ≤ 15 min, forever. */
+  maxMs?: number;
+  /** Parked jobs are tried again after this long (default 6 h) or on retryParked(). */
+  parkedMs?: number;
+}
+
+export interface CloudForwarderOptions {
+  db: CloudDb;
+  targets: CloudTargetConfig[];
+  /** Path of the verified mirror copy of an asset. */
+  resolveSource: (blake3: string) => Promise<string>;
+  /** Called once an object verified; studiod records the copy (sync: true). Must be idempotent. */
+  onCopyVerified: (copy: CloudCopyRecord) => Promise<void>;
+  /** Called when verify() finds a counted object missing or different; studiod removes the copy. */
+  onCopyLost?: (lost: { target: string; blake3: string; key: string; code: string }) => Promise<void>;
+  clock?: () => number;
+  log?: (event: Record<string, unknown>) => void;
+  retry?: CloudRetryOptions;
+  /** Seam for tests and other protocols; default S3Sink. */
+  sinkFactory?: (target: CloudTargetConfig) => CloudSink;
+}
+
+interface TargetRuntime {
+  cfg: CloudTargetConfig;
+  sink: CloudSink;
+  inFlight: Map<string, AbortController>;
+  wake: () => void;
+  wakeSignal: Promise<void>;
+  workers: Promise<void>[];
+}
+
+type Lifecycle = 'new' | 'opening' | 'open' | 'closing' | 'closed';
+
+function info(err: CloudError, at: number): CloudErrorInfo {
+  return { code: err.code, message: err.message, at: new Date(at).toISOString() };
+}
+
+function metaName(name: string): string {
+  return encodeURIComponent(name.length > 512 ? name.slice(-512) : name);
+}
+
+export class CloudForwarder {
+  readonly #opts: CloudForwarderOptions;
+  readonly #clock: () => number;
+  readonly #log: (event: Record<string, unknown>) => void;
+  readonly #retry: Required<CloudRetryOptions>;
+  readonly #queue: CloudQueue;
+  readonly #targets = new Map<string, TargetRuntime>();
+  #state: Lifecycle = 'new';
+  #idleWaiters: Array<() => void> = [];
+  readonly #onWrite = (ops: Array<Record<string, unknown>>): void => {
+    for (const op of ops) {
+      const mark = op[ENQUEUE_MARK] as { target: string; size: number } | undefined;
+      if (mark === undefined || op.type !== 'put') continue;
+      const rt = this.#targets.get(mark.target);
+      if (rt === undefined) continue;
+      this.#queue.noteCreated(mark);
+      rt.wake();
+    }
+  };
+
+  constructor(opts: CloudForwarderOptions) {
+    const names = new Set<string>();
+    for (const t of opts.targets) {
+      validateCloudTarget(t);
+      if (names.has(t.name)) {
+        throw new CloudError(CLOUD_CODES.CONFIG_INVALID, `Two cloud targets are named "${t.name}"; names must be unique. Fix the studiod config file.`);
+      }
+      names.add(t.name);
+    }
+    this.#opts = opts;
+    this.#clock = opts.clock ?? Date.now;
+    this.#log = opts.log ?? (() => undefined);
+    this.#retry = { baseMs: opts.retry?.baseMs ?? 2_000, maxMs: opts.retry?.maxMs ?? 15 * 60_000, parkedMs: opts.retry?.parkedMs ?? 6 * 3600_000 };
+    this.#queue = new CloudQueue(opts.db);
+  }
+
+  get targets(): string[] {
+    return this.#opts.targets.map((t) => t.name);
+  }
+
+  async open(): Promise<void> {
+    if (this.#state !== 'new') throw new TypeError(`CloudForwarder.open() called in state ${this.#state}`);
+    this.#state = 'opening';
+    await this.#queue.open(this.targets);
+    for (const cfg of this.#opts.targets) {
+      const sink = this.#opts.sinkFactory?.(cfg) ?? new S3Sink(cfg);
+      await sink.open();
+      const rt: TargetRuntime = { cfg, sink, inFlight: new Map(), wake: () => undefined, wakeSignal: Promise.resolve(), workers: [] };
+      this.#resetWake(rt);
+      this.#targets.set(cfg.name, rt);
+    }
+    this.#opts.db.db.on('write', this.#onWrite);
+    this.#state = 'open';
+    for (const rt of this.#targets.values()) {
+      const n = rt.cfg.concurrency ?? DEFAULT_CONCURRENCY;
+      for (let i = 0; i < n; i++) rt.workers.push(this.#worker(rt));
+      void this.#sweepStaleUploads(rt);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'new') { this.#state = 'closed'; return; }
+    this.#state = 'closing';
+    this.#opts.db.db.off('write', this.#onWrite);
+    for (const rt of this.#targets.values()) {
+      for (const ac of rt.inFlight.values()) ac.abort(new CloudError(CLOUD_CODES.CLOSED, 'studiod is stopping; the upload stays queued.', { retryable: true }));
+      rt.wake();
+    }
+    for (const rt of this.#targets.values()) await Promise.all(rt.workers);
+    for (const rt of this.#targets.values()) await rt.sink.close();
+    this.#state = 'closed';
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  #assertOpen(): void {
+    if (this.#state !== 'open') throw new TypeError(`CloudForwarder used in state ${this.#state}; call open() first`);
+  }
+
+  #rt(target: string): TargetRuntime {
+    const rt = this.#targets.get(target);
+    if (rt === undefined) {
+      throw new CloudError(CLOUD_CODES.UNKNOWN_TARGET, `No cloud target named "${target}". Known: ${this.targets.join(', ') || 'none'}.`,
+        { detail: { target } });
+    }
+    return rt;
+  }
+
+  /**
+   * Queue an asset for every cloud target (durable, idempotent). With a batch,
+   * the job records are added to it and become live when the caller writes it.
+   */
+  async enqueue(asset: { blake3: string; size: number; name: string }, batch?: CloudBatch): Promise<void> {
+    this.#assertOpen();
+    for (const rt of this.#targets.values()) {
+      const t = rt.cfg.name;
+      if (await this.#queue.getJob(t, asset.blake3) !== undefined) continue;
+      if (await this.#queue.getObject(t, asset.blake3) !== undefined) continue;
+      const job = this.#queue.newJob(t, asset, this.#clock());
+      if (batch === undefined) {
+        await this.#queue.create(job);
+        rt.wake();
+      } else {
+        const ops = this.#queue.createOps(job);
+        ops.forEach((op, i) => {
+          if (op.type !== 'put') return;
+          batch.put(op.key, op.value, i === 0
+            ? { sublevel: this.#opts.db, [ENQUEUE_MARK]: { target: t, size: job.size } }
+            : { sublevel: this.#opts.db });
+        });
+      }
+    }
+  }
+
+  async status(): Promise<CloudTargetStatus[]> {
+    const out: CloudTargetStatus[] = [];
+    for (const rt of this.#targets.values()) {
+      const c = this.#queue.counters(rt.cfg.name);
+      out.push({
+        target: rt.cfg.name, pending: c.pending, pendingBytes: c.pendingBytes, parked: c.parked,
+        oldestQueuedAt: c.pending > 0 ? await this.#queue.oldestQueuedAt(rt.cfg.name) : null,
+        lastError: c.lastError, uploading: rt.inFlight.size,
+      });
+    }
+    return out;
+  }
+
+  /** Operator action: parked jobs of one target (or all) are tried again now. Returns how many. */
+  async retryParked(target?: string): Promise<number> {
+    this.#assertOpen();
+    let n = 0;
+    for (const rt of target === undefined ? this.#targets.values() : [this.#rt(target)]) {
+      for (const blake3 of await this.#queue.parkedJobs(rt.cfg.name)) {
+        const job = await this.#queue.getJob(rt.cfg.name, blake3);
+        if (job === undefined || job.parked === null) continue;
+        await this.#queue.update(job, { ...job, parked: null, attempts: 0, dueAt: this.#clock() });
+        n++;
+      }
+      await this.#queue.clearError(rt.cfg.name);
+      rt.wake();
+    }
+    return n;
+  }
+
+  /** Resolves when no job is waiting to run (parked jobs excepted) and nothing is uploading. */
+  idle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #isIdle(): boolean {
+    if (this.#state !== 'open') return true;
+    for (const rt of this.#targets.values()) {
+      const c = this.#queue.counters(rt.cfg.name);
+      if (c.pending - c.parked > 0 || rt.inFlight.size > 0) return false;
+    }
+    return true;
+  }
+
+  #checkIdle(): void {
+    if (this.#idleWaiters.length > 0 && this.#isIdle()) for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /**
+   * Re-check a counted object: HEAD (size, metadata, storage class, server
+   * checksum), and with `download` its bytes hashed to the asset's BLAKE3.
+   * A missing or different object stops counting (onCopyLost) and is re-sent
+   * to a new key; the different object itself is left untouched.
+   */
+  async verify(target: string, blake3: string, opts: { download?: boolean } = {}): Promise<{ ok: boolean; code?: string; copy?: CloudCopyRecord }> {
+    this.#assertOpen();
+    const rt = this.#rt(target);
+    const obj = await this.#queue.getObject(target, blake3);
+    if (obj === undefined) {
+      const queued = await this.#queue.getJob(target, blake3);
+      return { ok: false, code: queued === undefined ? CLOUD_CODES.OBJECT_MISSING : CLOUD_CODES.UPLOAD_PENDING };
+    }
+    const head = await rt.sink.head(obj.key);
+    if (head === null) return this.#lost(rt, obj, CLOUD_CODES.OBJECT_MISSING, obj.generation);
+    const mismatch = this.#mismatch(rt.cfg, head, obj, obj.sha256, null);
+    if (mismatch !== null) {
+      this.#log({ event: 'cloud.verify-mismatch', target, blake3, key: obj.key, mismatch });
+      return this.#lost(rt, obj, CLOUD_CODES.VERIFY_MISMATCH, obj.generation + 1);
+    }
+    let method: CloudObject['method'] = 'head-size-sha256-meta';
+    if (opts.download === true) {
+      const h = createHasher();
+      const sha = createHash('sha256');
+      let size = 0;
+      try {
+        for await (const chunk of await rt.sink.read(obj.key)) {
+          h.update(chunk);
+          sha.update(chunk);
+          size += chunk.byteLength;
+        }
+      } catch (err) {
+        h.dispose();
+        throw classifyS3Error(err, 'GET', target);
+      }
+      const got = h.digest();
+      if (got !== blake3 || size !== obj.size || sha.digest('hex') !== obj.sha256) {
+        this.#log({ event: 'cloud.verify-mismatch', target, blake3, key: obj.key, mismatch: `download: blake3 ${got}, size ${size}` });
+        return this.#lost(rt, obj, CLOUD_CODES.VERIFY_MISMATCH, obj.generation + 1);
+      }
+      method = 'download-blake3';
+    }
+    const next: CloudObject = { ...obj, verifiedAt: new Date(this.#clock()).toISOString(), method };
+    await this.#queue.putObjectRecord(next);
+    return { ok: true, copy: this.#copy(rt.cfg, next) };
+  }
+
+  async #lost(rt: TargetRuntime, obj: CloudObject, code: string, generation: number): Promise<{ ok: false; code: string }> {
+    const t = rt.cfg.name;
+    const ops: CloudOp[] = await this.#queue.deleteObjectRecordOps(t, obj.blake3);
+    let job: CloudJob | undefined;
+    if (await this.#queue.getJob(t, obj.blake3) === undefined) {
+      job = this.#queue.newJob(t, obj, this.#clock(), { generation, reason: 'resend' });
+      ops.push(...this.#queue.createOps(job));
+    }
+    await this.#queue.db.batch(ops, { sync: true });
+    if (job !== undefined) this.#queue.noteCreated(job);
+    this.#log({ event: 'cloud.copy-lost', target: t, blake3: obj.blake3, key: obj.key, code, resendTo: objectKey(rt.cfg, obj.blake3, generation) });
+    await this.#opts.onCopyLost?.({ target: t, blake3: obj.blake3, key: obj.key, code });
+    rt.wake();
+    return { ok: false, code };
+  }
+
+  // ── workers ──────────────────────────────────────────────────────────
+
+  /** wake() releases every worker waiting on the current signal and arms a fresh one. */
+  #resetWake(rt: TargetRuntime): void {
+    let release: () => void = () => undefined;
+    rt.wakeSignal = new Promise<void>((resolve) => { release = resolve; });
+    rt.wake = () => {
+      release();
+      this.#resetWake(rt);
+    };
+  }
+
+  async #sleep(signal: Promise<void>, ms: number): Promise<void> {
+    if (ms <= 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const t = Number.isFinite(ms)
+      ? new Promise<void>((r) => { timer = setTimeout(r, Math.min(ms, 2 ** 31 - 1)); })
+      : new Promise<void>(() => undefined);
+    await Promise.race([signal, t]);
+    if (timer !== undefined) clearTimeout(timer);
+  }
+
+  async #worker(rt: TargetRuntime): Promise<void> {
+    while (this.#state === 'open') {
+      // Taken before looking at the queue: a wake-up while we look is not missed.
+      const signal = rt.wakeSignal;
+      let next: Awaited<ReturnType<CloudQueue['nextDue']>>;
+      try {
+        next = await this.#queue.nextDue(rt.cfg.name, this.#clock(), new Set(rt.inFlight.keys()));
+      } catch (err) {
+        if (this.#state !== 'open') return;
+        this.#log({ event: 'cloud.queue-error', target: rt.cfg.name, error: String(err) });
+        await this.#sleep(signal, 1000);
+        continue;
+      }
+      if (this.#state !== 'open') return;
+      if (next !== null && 'job' in next) {
+        if (rt.inFlight.has(next.job.blake3)) continue;
+        await this.#run(rt, next.job);
+        continue;
+      }
+      this.#checkIdle();
+      await this.#sleep(signal, next === null ? Infinity : next.dueAt - this.#clock());
+    }
+  }
+
+  async #run(rt: TargetRuntime, job: CloudJob): Promise<void> {
+    const ac = new AbortController();
+    rt.inFlight.set(job.blake3, ac);
+    const started = this.#clock();
+    try {
+      await this.#upload(rt, job, ac.signal);
+      this.#log({ event: 'cloud.uploaded', target: rt.cfg.name, blake3: job.blake3, bytes: job.size, ms: this.#clock() - started });
+    } catch (err) {
+      if (ac.signal.aborted && this.#state !== 'open') return; // closing: the job stays queued as it is
+      await this.#fail(rt, job.blake3, err).catch((e: unknown) => {
+        this.#log({ event: 'cloud.queue-error', target: rt.cfg.name, error: String(e) });
+      });
+    } finally {
+      rt.inFlight.delete(job.blake3);
+      this.#checkIdle();
+    }
+  }
+
+  #backoff(attempts: number): number {
+    const exp = Math.min(this.#retry.maxMs, this.#retry.baseMs * 2 ** Math.min(30, attempts - 1));
+    return Math.round(exp / 2 + Math.random() * (exp / 2)); // "equal jitter"
+  }
+
+  async #fail(rt: TargetRuntime, blake3: string, err: unknown): Promise<void> {
+    const ce = err instanceof CloudError ? err : classifyS3Error(err, 'upload', rt.cfg.name);
+    const job = await this.#queue.getJob(rt.cfg.name, blake3);
+    if (job === undefined) return;
+    const now = this.#clock();
+    const e = info(ce, now);
+    const attempts = job.attempts + 1;
+    let next: CloudJob;
+    const extra: CloudOp[] = [];
+    if (ce.code === CLOUD_CODES.UPLOAD_LOST && job.upload !== null) {
+      // The server forgot the multipart upload: start it again from part 1.
+      extra.push(...(await this.#queue.partDelOps(job, job.upload.uploadId)));
+      next = { ...job, attempts, lastError: e, upload: null, dueAt: now };
+    } else if (ce.retryable) {
+      next = { ...job, attempts, lastError: e, dueAt: now + this.#backoff(attempts) };
+    } else {
+      next = { ...job, attempts, lastError: e, parked: e, dueAt: now + this.#retry.parkedMs };
+    }
+    await this.#queue.update(job, next, extra);
+    await this.#queue.recordError(rt.cfg.name, e);
+    this.#log({ event: ce.retryable ? 'cloud.retry' : 'cloud.parked', target: rt.cfg.name, blake3, code: ce.code,
+      message: ce.message, attempts, retryInMs: next.dueAt - now });
+  }
+
+  async #save(cur: CloudJob, patch: Partial<CloudJob>, extra: CloudOp[] = []): Promise<CloudJob> {
+    const next = { ...cur, ...patch };
+    await this.#queue.update(cur, next, extra);
+    return next;
+  }
+
+  async #resolveSource(blake3: string): Promise<string> {
+    try {
+      return await this.#opts.resolveSource(blake3);
+    } catch (err) {
+      if (err instanceof CloudError) throw err;
+      const retryable = err instanceof Error && (err as { retryable?: unknown }).retryable === true;
+      throw new CloudError(CLOUD_CODES.SOURCE_MISSING,
+        `No readable mirror copy of asset ${blake3} to upload (${err instanceof Error ? err.message : String(err)}). ` +
+        'Check the mirror target; the job is retried when it is back.',
+        { cause: err, retryable, detail: { blake3 } });
+    }
+  }
+
+  #metadata(job: CloudJob, p: PreparedSource): Record<string, string> {
+    return { blake3: job.blake3, size: String(job.size), sha256: p.sha256, name: metaName(job.name) };
+  }
+
+  /** Why the object does not match, or null when it does. */
+  #mismatch(cfg: CloudTargetConfig, head: ObjectInfo, want: { blake3: string; size: number }, sha256: string,
+    p: PreparedSource | null): string | null {
+    if (head.size !== want.size) return `size ${head.size}, expected ${want.size}`;
+    if (head.metadata.blake3 !== want.blake3) return `metadata blake3 ${head.metadata.blake3 ?? 'absent'}`;
+    if (head.metadata.size !== String(want.size)) return `metadata size ${head.metadata.size ?? 'absent'}`;
+    if (head.metadata.sha256 !== sha256) return `metadata sha256 ${head.metadata.sha256 ?? 'absent'}`;
+    if (head.storageClass !== cfg.storageClass) return `storage class ${head.storageClass}, expected ${cfg.storageClass}`;
+    if (head.checksumSha256 !== undefined) {
+      const full = Buffer.from(sha256, 'hex').toString('base64');
+      const ok = head.checksumSha256 === full ||
+        (p !== null && head.checksumSha256 === compositeSha256(p.partSha256)) ||
+        (p === null && head.checksumSha256.includes('-')); // composite of unknown parts: size+metadata decide
+      if (!ok) return `server checksum ${head.checksumSha256}`;
+    }
+    return null;
+  }
+
+  #copy(cfg: CloudTargetConfig, o: CloudObject): CloudCopyRecord {
+    return {
+      target: cfg.name, bucket: cfg.bucket, key: o.key, storageClass: cfg.storageClass, media: cfg.media,
+      location: cfg.location, offsite: true, size: o.size, blake3: o.blake3, sha256: o.sha256,
+      verifiedAt: o.verifiedAt, method: o.method, serverChecksum: o.serverChecksum,
+    };
+  }
+
+  async #upload(rt: TargetRuntime, job: CloudJob, signal: AbortSignal): Promise<void> {
+    const cfg = rt.cfg;
+    let cur = job;
+    const path = await this.#resolveSource(job.blake3);
+    if (cur.prepared === null) {
+      const prepared = await digestSource(path, cur, partSizeFor(cfg, cur.size), signal);
+      cur = await this.#save(cur, { prepared });
+    }
+    const p = cur.prepared as PreparedSource;
+    for (;;) {
+      signal.throwIfAborted();
+      const key = objectKey(cfg, cur.blake3, cur.generation);
+      const existing = await rt.sink.head(key, signal);
+      if (existing !== null) {
+        const why = this.#mismatch(cfg, existing, cur, p.sha256, p);
+        if (why === null) return this.#finish(rt, cur, key, existing);
+        if (!cur.touchedKeys.includes(key)) {
+          throw new CloudError(CLOUD_CODES.KEY_CONFLICT,
+            `Cloud target "${cfg.name}" already holds a different object at ${key} (${why}); it is never overwritten. ` +
+            'Check whether another system writes to this bucket/prefix, then `studioctl cloud retry`.',
+            { retryable: false, detail: { target: cfg.name, key, mismatch: why } });
+        }
+        // Our own earlier write there did not verify: leave it, use the next key.
+        this.#log({ event: 'cloud.verify-mismatch', target: cfg.name, blake3: cur.blake3, key, mismatch: why });
+        const extra = cur.upload === null ? [] : await this.#queue.partDelOps(cur, cur.upload.uploadId);
+        cur = await this.#save(cur, { generation: cur.generation + 1, upload: null }, extra);
+        continue;
+      }
+      if (!cur.touchedKeys.includes(key)) cur = await this.#save(cur, { touchedKeys: [...cur.touchedKeys, key] });
+      if (p.partSha256.length === 1) {
+        await rt.sink.putObject({ key, path, start: 0, end: cur.size, sha256b64: p.partSha256[0] as string, signal }, this.#metadata(cur, p));
+      } else {
+        cur = await this.#multipart(rt, cur, key, path, p, signal);
+      }
+      const head = await rt.sink.head(key, signal);
+      if (head === null) {
+        throw new CloudError(CLOUD_CODES.OBJECT_MISSING,
+          `Cloud target "${cfg.name}" accepted ${key} but a HEAD does not find it; the upload is retried.`,
+          { retryable: true, detail: { target: cfg.name, key } });
+      }
+      const why = this.#mismatch(cfg, head, cur, p.sha256, p);
+      if (why !== null) {
+        // Loop: the HEAD at the top sees our own bad write and moves to the next key.
+        this.#log({ event: 'cloud.verify-mismatch', target: cfg.name, blake3: cur.blake3, key, mismatch: why });
+        throw new CloudError(CLOUD_CODES.VERIFY_MISMATCH,
+          `The object ${key} on cloud target "${cfg.name}" does not match what was sent (${why}); it is not counted and is sent again.`,
+          { retryable: true, detail: { target: cfg.name, key, mismatch: why } });
+      }
+      return this.#finish(rt, cur, key, head);
+    }
+  }
+
+  async #multipart(rt: TargetRuntime, job: CloudJob, key: string, path: string, p: PreparedSource, signal: AbortSignal): Promise<CloudJob> {
+    let cur = job;
+    if (cur.upload === null || cur.upload.key !== key) {
+      if (cur.upload !== null) await this.#abortQuietly(rt, cur.upload.key, cur.upload.uploadId);
+      const extra = cur.upload === null ? [] : await this.#queue.partDelOps(cur, cur.upload.uploadId);
+      const uploadId = await rt.sink.createMultipart(key, this.#metadata(cur, p), signal);
+      cur = await this.#save(cur, { upload: { key, uploadId, startedAt: new Date(this.#clock()).toISOString() } }, extra);
+    }
+    const uploadId = (cur.upload as { uploadId: string }).uploadId;
+    const done = await this.#queue.parts(cur, uploadId);
+    const total = p.partSha256.length;
+    if (done.size > 0) this.#log({ event: 'cloud.resume', target: rt.cfg.name, blake3: cur.blake3, partsDone: done.size, parts: total });
+    for (let n = 1; n <= total; n++) {
+      if (done.has(n)) continue;
+      signal.throwIfAborted();
+      const start = (n - 1) * p.partSize;
+      const end = Math.min(cur.size, n * p.partSize);
+      const sha256b64 = p.partSha256[n - 1] as string;
+      const etag = await rt.sink.uploadPart({ key, path, start, end, sha256b64, signal }, uploadId, n);
+      const part = { etag, sha256b64 };
+      await this.#queue.putPart(cur, uploadId, n, part);
+      done.set(n, part);
+      this.#log({ event: 'cloud.part', target: rt.cfg.name, blake3: cur.blake3, part: n, parts: total });
+    }
+    const parts = [...done.entries()].sort((a, b) => a[0] - b[0]).map(([partNumber, v]) => ({ partNumber, etag: v.etag, sha256b64: v.sha256b64 }));
+    await rt.sink.completeMultipart(key, uploadId, parts, signal);
+    return cur;
+  }
+
+  async #abortQuietly(rt: TargetRuntime, key: string, uploadId: string): Promise<void> {
+    try {
+      const aborted = await rt.sink.abortMultipart(key, uploadId);
+      this.#log({ event: 'cloud.abort-multipart', target: rt.cfg.name, key, uploadId, aborted });
+    } catch (err) {
+      this.#log({ event: 'cloud.abort-multipart', target: rt.cfg.name, key, uploadId, aborted: false, error: String(err) });
+    }
+  }
+
+  async #finish(rt: TargetRuntime, job: CloudJob, key: string, head: ObjectInfo): Promise<void> {
+    const p = job.prepared as PreparedSource;
+    const obj: CloudObject = {
+      target: rt.cfg.name, blake3: job.blake3, key, generation: job.generation, size: job.size, name: job.name,
+      sha256: p.sha256, verifiedAt: new Date(this.#clock()).toISOString(), method: 'head-size-sha256-meta',
+      serverChecksum: head.checksumSha256 !== undefined,
+    };
+    await this.#opts.onCopyVerified(this.#copy(rt.cfg, obj));
+    await this.#queue.complete(job, obj);
+    if (job.upload !== null && job.upload.key !== key) await this.#abortQuietly(rt, job.upload.key, job.upload.uploadId);
+    await this.#queue.clearError(rt.cfg.name);
+  }
+
+  /** Abort unfinished multipart uploads under our prefix that no job owns (a crash before the UploadId was recorded). */
+  async #sweepStaleUploads(rt: TargetRuntime): Promise<void> {
+    try {
+      const prefix = `${rt.cfg.prefix ?? ''}blake3/`;
+      const uploads = await rt.sink.listMultipart(prefix);
+      if (uploads === null) {
+        this.#log({ event: 'cloud.sweep-unsupported', target: rt.cfg.name });
+        return;
+      }
+      for (const u of uploads) {
+        const blake3 = u.key.slice(prefix.length + 3).split('.')[0] ?? '';
+        const job = await this.#queue.getJob(rt.cfg.name, blake3);
+        if (job?.upload?.uploadId === u.uploadId || rt.inFlight.has(blake3)) continue;
+        await this.#abortQuietly(rt, u.key, u.uploadId);
+      }
+    } catch (err) {
+      this.#log({ event: 'cloud.sweep-failed', target: rt.cfg.name, error: String(err) });
+    }
+  }
+}
+
+export { keys as cloudKeys };

@@ -1,0 +1,97 @@
+/**
+ * Configuration of one S3-compatible cloud target, its validation, and the
+ * content-addressed object key layout.
+ */
+import { CloudError, CLOUD_CODES } from './cloud-errors.js';
+
+export interface CloudTargetConfig {
+  /** Target name used in the catalogue and in `studioctl` (e.g. `cloud-east-ssd`). */
+  name: string;
+  /** S3 endpoint URL; absent means AWS itself. */
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Key prefix inside the bucket, e.g. `studio/` (default none). */
+  prefix?: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** S3 storage class: 'STANDARD' (hot, SSD) | 'DEEP_ARCHIVE' (tape class) | … */
+  storageClass: string;
+  /** Media class for the 3-2-1 policy: 'cloud-ssd' | 'tape' … */
+  media: string;
+  /** Location class for the 3-2-1 policy: 'cloud-east' | 'cloud-west' … */
+  location: string;
+  /** Path-style URLs (needed by MinIO, s3rver and most self-hosted servers). */
+  forcePathStyle?: boolean;
+  /** Multipart part size (default 64 MiB, minimum 5 MiB as S3 requires). */
+  partSizeBytes?: number;
+  /** Upload bandwidth limit for this target; 0 or absent = unlimited. */
+  bandwidthBytesPerSec?: number;
+  /** Parallel uploads for this target (default 2). */
+  concurrency?: number;
+}
+
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
+/** S3 allows at most 10,000 parts per object. */
+export const MAX_PARTS = 10_000;
+export const DEFAULT_CONCURRENCY = 2;
+
+const STORAGE_CLASSES = new Set([
+  'STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING',
+  'GLACIER', 'GLACIER_IR', 'DEEP_ARCHIVE', 'OUTPOSTS', 'EXPRESS_ONEZONE',
+]);
+
+const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+function invalid(target: string, field: string, what: string): CloudError {
+  return new CloudError(CLOUD_CODES.CONFIG_INVALID,
+    `Cloud target "${target}": field "${field}" ${what}. Fix it in the studiod config file.`,
+    { detail: { target, field } });
+}
+
+/** Throws CLOUD_CONFIG_INVALID naming the field; returns the config unchanged. */
+export function validateCloudTarget(c: CloudTargetConfig): CloudTargetConfig {
+  const n = typeof c.name === 'string' ? c.name : '?';
+  if (!NAME_RE.test(n)) throw invalid(n, 'name', 'must be 1-64 characters of a-z 0-9 . _ -');
+  for (const f of ['region', 'bucket', 'accessKeyId', 'secretAccessKey', 'media', 'location'] as const) {
+    if (typeof c[f] !== 'string' || c[f].length === 0) throw invalid(n, f, 'is required');
+  }
+  if (!STORAGE_CLASSES.has(c.storageClass)) throw invalid(n, 'storageClass', `must be one of ${[...STORAGE_CLASSES].join(', ')}`);
+  if (c.endpoint !== undefined) {
+    try { new URL(c.endpoint); } catch { throw invalid(n, 'endpoint', 'must be a URL'); }
+  }
+  if (c.prefix !== undefined && (c.prefix.startsWith('/') || c.prefix.includes('..'))) {
+    throw invalid(n, 'prefix', 'must not start with "/" or contain ".."');
+  }
+  if (c.partSizeBytes !== undefined && (!Number.isInteger(c.partSizeBytes) || c.partSizeBytes < MIN_PART_SIZE)) {
+    throw invalid(n, 'partSizeBytes', `must be an integer >= ${MIN_PART_SIZE}`);
+  }
+  if (c.bandwidthBytesPerSec !== undefined && (!Number.isFinite(c.bandwidthBytesPerSec) || c.bandwidthBytesPerSec < 0)) {
+    throw invalid(n, 'bandwidthBytesPerSec', 'must be a number >= 0');
+  }
+  if (c.concurrency !== undefined && (!Number.isInteger(c.concurrency) || c.concurrency < 1 || c.concurrency > 64)) {
+    throw invalid(n, 'concurrency', 'must be an integer from 1 to 64');
+  }
+  return c;
+}
+
+/**
+ * Content-addressed key: `<prefix>blake3/<hh>/<blake3>` for the first copy;
+ * a re-send after the object under that key stopped verifying goes to
+ * `<…>/<blake3>.<n>` (n = 2, 3 …) — an existing key is never overwritten.
+ */
+export function objectKey(c: CloudTargetConfig, blake3: string, generation = 1): string {
+  const base = `${c.prefix ?? ''}blake3/${blake3.slice(0, 2)}/${blake3}`;
+  return generation <= 1 ? base : `${base}.${generation}`;
+}
+
+/**
+ * Part size for a file: the configured size, grown when needed so the object
+ * fits in S3's 10,000 parts.
+ */
+export function partSizeFor(c: CloudTargetConfig, size: number): number {
+  let p = c.partSizeBytes ?? DEFAULT_PART_SIZE;
+  while (Math.ceil(size / p) > MAX_PARTS) p *= 2;
+  return p;
+}

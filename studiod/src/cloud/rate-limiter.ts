@@ -1,0 +1,78 @@
+/**
+ * Token-bucket bandwidth limiter, shared by every upload of one cloud target,
+ * and a Transform that throttles a read stream through it.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+
+export interface RateLimiterOptions {
+  /** Sustained rate; 0 = unlimited. */
+  bytesPerSec: number;
+  /** Bucket depth (largest burst); default 1/4 second of traffic, at least 64 KiB. */
+  burstBytes?: number;
+  now?: () => number;
+}
+
+export class RateLimiter {
+  readonly bytesPerSec: number;
+  readonly burstBytes: number;
+  #tokens: number;
+  #last: number;
+  #now: () => number;
+  /** Serialises waiters so a big request cannot be starved by small ones. */
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(opts: RateLimiterOptions) {
+    if (!Number.isFinite(opts.bytesPerSec) || opts.bytesPerSec < 0) throw new TypeError('bytesPerSec must be >= 0');
+    this.bytesPerSec = opts.bytesPerSec;
+    this.burstBytes = opts.burstBytes ?? Math.max(64 * 1024, Math.floor(opts.bytesPerSec / 4));
+    this.#now = opts.now ?? (() => performance.now());
+    this.#tokens = this.burstBytes;
+    this.#last = this.#now();
+  }
+
+  get unlimited(): boolean {
+    return this.bytesPerSec === 0;
+  }
+
+  /** Resolves when `n` bytes may be sent; rejects with `signal.reason` on abort. */
+  take(n: number, signal?: AbortSignal): Promise<void> {
+    if (this.unlimited || n <= 0) return Promise.resolve();
+    const run = this.#tail.then(() => this.#takeNow(n, signal));
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #takeNow(n: number, signal?: AbortSignal): Promise<void> {
+    let need = n;
+    while (need > 0) {
+      signal?.throwIfAborted();
+      this.#refill();
+      const grant = Math.min(need, Math.floor(this.#tokens));
+      if (grant > 0) {
+        this.#tokens -= grant;
+        need -= grant;
+        continue;
+      }
+      const wantTokens = Math.min(need, this.burstBytes);
+      const waitMs = Math.max(1, Math.ceil(((wantTokens - this.#tokens) / this.bytesPerSec) * 1000));
+      await delay(waitMs, undefined, signal === undefined ? {} : { signal });
+    }
+  }
+
+  #refill(): void {
+    const t = this.#now();
+    const elapsed = Math.max(0, t - this.#last) / 1000;
+    this.#last = t;
+    this.#tokens = Math.min(this.burstBytes, this.#tokens + elapsed * this.bytesPerSec);
+  }
+}
+
+/** A pass-through stream that holds each chunk until the limiter grants its bytes. */
+export function throttle(limiter: RateLimiter, signal?: AbortSignal): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      limiter.take(chunk.length, signal).then(() => cb(null, chunk), (err: unknown) => cb(err as Error));
+    },
+  });
+}

@@ -1,0 +1,259 @@
+/**
+ * The S3 side of cloud forwarding: one S3 client per target, every call it
+ * makes, and the translation of every failure into a classified CloudError.
+ *
+ * Bodies are streamed from the mirror file (fs.createReadStream over a byte
+ * range, through the target's bandwidth limiter); nothing holds a whole file.
+ * Every PUT and every part carries `x-amz-checksum-sha256`, which a real S3
+ * checks before it stores the bytes (BadDigest otherwise).
+ */
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough, type Readable } from 'node:stream';
+import {
+  S3Client, HeadObjectCommand, PutObjectCommand, GetObjectCommand,
+  CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand,
+  AbortMultipartUploadCommand, ListMultipartUploadsCommand, type StorageClass,
+} from '@aws-sdk/client-s3';
+import type { CloudTargetConfig } from './cloud-target.js';
+import { classifyS3Error, httpStatusOf, s3CodeOf } from './cloud-errors.js';
+import { RateLimiter, throttle } from './rate-limiter.js';
+
+/** What a HEAD tells us about an object. */
+export interface ObjectInfo {
+  size: number;
+  /** x-amz-meta-* without the prefix, lower-case keys. */
+  metadata: Record<string, string>;
+  /** Storage class as the server reports it (S3 omits it for STANDARD). */
+  storageClass: string;
+  /** `x-amz-checksum-sha256` if the server stored one (base64; `…-N` for a multipart composite). */
+  checksumSha256: string | undefined;
+  etag: string | undefined;
+}
+
+export interface PutSource {
+  key: string;
+  path: string;
+  /** Byte range [start, end) of the file. */
+  start: number;
+  end: number;
+  /** Base64 SHA-256 of exactly these bytes. */
+  sha256b64: string;
+  signal: AbortSignal;
+}
+
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+  sha256b64: string;
+}
+
+/** One implementation per cloud protocol; tests run the same suite against each. */
+export interface CloudSink {
+  readonly target: CloudTargetConfig;
+  open(): Promise<void>;
+  close(): Promise<void>;
+  head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
+  putObject(src: PutSource, metadata: Record<string, string>): Promise<void>;
+  createMultipart(key: string, metadata: Record<string, string>, signal: AbortSignal): Promise<string>;
+  uploadPart(src: PutSource, uploadId: string, partNumber: number): Promise<string>;
+  completeMultipart(key: string, uploadId: string, parts: CompletedPart[], signal: AbortSignal): Promise<void>;
+  /** Best effort: false when the server does not support it or the upload is already gone. */
+  abortMultipart(key: string, uploadId: string): Promise<boolean>;
+  /** Unfinished multipart uploads under the prefix; null when the server cannot list them. */
+  listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null>;
+  /** Streams the object's bytes (for download verification). */
+  read(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+}
+
+export class S3Sink implements CloudSink {
+  readonly target: CloudTargetConfig;
+  readonly limiter: RateLimiter;
+  #client: S3Client | undefined;
+
+  constructor(target: CloudTargetConfig, limiter?: RateLimiter) {
+    this.target = target;
+    this.limiter = limiter ?? new RateLimiter({ bytesPerSec: target.bandwidthBytesPerSec ?? 0 });
+  }
+
+  async open(): Promise<void> {
+    const t = this.target;
+    this.#client = new S3Client({
+      region: t.region,
+      ...(t.endpoint === undefined ? {} : { endpoint: t.endpoint }),
+      forcePathStyle: t.forcePathStyle ?? false,
+      credentials: { accessKeyId: t.accessKeyId, secretAccessKey: t.secretAccessKey },
+      // We send our own SHA-256 on every body. The SDK's default CRC32 (aws-chunked
+      // trailers on streams) is not understood by every S3-compatible server
+      // (s3rver stores the chunk framing as object bytes), so only when required.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // The forwarder owns retries (backoff + jitter, durable queue); a consumed
+      // stream cannot be replayed by the SDK anyway.
+      maxAttempts: 1,
+      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#client?.destroy();
+    this.#client = undefined;
+  }
+
+  get #s3(): S3Client {
+    if (this.#client === undefined) throw new TypeError('S3Sink used before open() or after close()');
+    return this.#client;
+  }
+
+  get #bucket(): string {
+    return this.target.bucket;
+  }
+
+  async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null> {
+    try {
+      const r = await this.#s3.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key, ChecksumMode: 'ENABLED' }),
+        signal === undefined ? {} : { abortSignal: signal });
+      return {
+        size: r.ContentLength ?? -1,
+        metadata: Object.fromEntries(Object.entries(r.Metadata ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+        storageClass: r.StorageClass ?? 'STANDARD',
+        checksumSha256: r.ChecksumSHA256,
+        etag: r.ETag,
+      };
+    } catch (err) {
+      const status = httpStatusOf(err);
+      const code = s3CodeOf(err);
+      if (status === 404 && code !== 'NoSuchBucket') return null;
+      if (status === 403) throw await this.#explain403(key, err, signal);
+      throw classifyS3Error(err, 'HEAD', this.target.name);
+    }
+  }
+
+  /**
+   * A HEAD response has no body, so a 403 does not say whether the key id, the
+   * signature or the policy is wrong. A one-byte GET of the same key returns
+   * the S3 error document with the real code.
+   */
+  async #explain403(key: string, headErr: unknown, signal?: AbortSignal): Promise<Error> {
+    try {
+      const r = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: 'bytes=0-0' }),
+        signal === undefined ? {} : { abortSignal: signal });
+      (r.Body as { destroy?: () => void } | undefined)?.destroy?.();
+    } catch (err) {
+      if (httpStatusOf(err) !== undefined && httpStatusOf(err) !== 404) return classifyS3Error(err, 'HEAD', this.target.name);
+    }
+    return classifyS3Error(headErr, 'HEAD', this.target.name);
+  }
+
+  #body(src: PutSource): Readable {
+    const file = createReadStream(src.path, { start: src.start, end: src.end - 1, highWaterMark: 1024 * 1024 });
+    if (this.limiter.unlimited) return file;
+    const out = new PassThrough();
+    pipeline(file, throttle(this.limiter, src.signal), out).catch((err: unknown) => out.destroy(err as Error));
+    return out;
+  }
+
+  async putObject(src: PutSource, metadata: Record<string, string>): Promise<void> {
+    const body = this.#body(src);
+    try {
+      await this.#s3.send(new PutObjectCommand({
+        Bucket: this.#bucket, Key: src.key, Body: body, ContentLength: src.end - src.start,
+        ChecksumSHA256: src.sha256b64, Metadata: metadata,
+        StorageClass: this.target.storageClass as StorageClass, ContentType: 'application/octet-stream',
+      }), { abortSignal: src.signal });
+    } catch (err) {
+      throw classifyS3Error(err, 'PUT', this.target.name);
+    } finally {
+      body.destroy();
+    }
+  }
+
+  async createMultipart(key: string, metadata: Record<string, string>, signal: AbortSignal): Promise<string> {
+    try {
+      const r = await this.#s3.send(new CreateMultipartUploadCommand({
+        Bucket: this.#bucket, Key: key, Metadata: metadata, ChecksumAlgorithm: 'SHA256',
+        StorageClass: this.target.storageClass as StorageClass, ContentType: 'application/octet-stream',
+      }), { abortSignal: signal });
+      if (r.UploadId === undefined) throw new TypeError('CreateMultipartUpload returned no UploadId');
+      return r.UploadId;
+    } catch (err) {
+      throw classifyS3Error(err, 'CreateMultipartUpload', this.target.name);
+    }
+  }
+
+  async uploadPart(src: PutSource, uploadId: string, partNumber: number): Promise<string> {
+    const body = this.#body(src);
+    try {
+      const r = await this.#s3.send(new UploadPartCommand({
+        Bucket: this.#bucket, Key: src.key, UploadId: uploadId, PartNumber: partNumber,
+        Body: body, ContentLength: src.end - src.start, ChecksumSHA256: src.sha256b64,
+      }), { abortSignal: src.signal });
+      if (r.ETag === undefined) throw new TypeError('UploadPart returned no ETag');
+      return r.ETag;
+    } catch (err) {
+      throw classifyS3Error(err, `UploadPart ${partNumber}`, this.target.name);
+    } finally {
+      body.destroy();
+    }
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: CompletedPart[], signal: AbortSignal): Promise<void> {
+    try {
+      await this.#s3.send(new CompleteMultipartUploadCommand({
+        Bucket: this.#bucket, Key: key, UploadId: uploadId,
+        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, ChecksumSHA256: p.sha256b64 })) },
+      }), { abortSignal: signal });
+    } catch (err) {
+      throw classifyS3Error(err, 'CompleteMultipartUpload', this.target.name);
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.#s3.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId }));
+      return true;
+    } catch (err) {
+      const status = httpStatusOf(err);
+      // 404 NoSuchUpload: already gone. 405/501: the server cannot abort (s3rver).
+      if (status === 404 || status === 405 || status === 501) return false;
+      throw classifyS3Error(err, 'AbortMultipartUpload', this.target.name);
+    }
+  }
+
+  async listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null> {
+    const out: Array<{ key: string; uploadId: string }> = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      for (;;) {
+        const r = await this.#s3.send(new ListMultipartUploadsCommand({
+          Bucket: this.#bucket, Prefix: prefix,
+          ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+          ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
+        }));
+        for (const u of r.Uploads ?? []) {
+          if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId });
+        }
+        if (r.IsTruncated !== true) return out;
+        keyMarker = r.NextKeyMarker;
+        uploadIdMarker = r.NextUploadIdMarker;
+      }
+    } catch (err) {
+      const status = httpStatusOf(err);
+      if (status === 405 || status === 501) return null;
+      throw classifyS3Error(err, 'ListMultipartUploads', this.target.name);
+    }
+  }
+
+  async read(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    try {
+      const r = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }),
+        signal === undefined ? {} : { abortSignal: signal });
+      const body = r.Body;
+      if (body === undefined) throw new TypeError('GetObject returned no body');
+      return body as AsyncIterable<Uint8Array>;
+    } catch (err) {
+      throw classifyS3Error(err, 'GET', this.target.name);
+    }
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Commit at the studio (docs/design.md §Studio write order):
+ *
+ *   1. both target roots present and the configured disks (target-check.ts)
+ *   2. choose the target-relative path `<YYYY-MM-DD>/<shoot>/<card>/<card path>`
+ *      (date = UTC day of the name's mtime); a path whose nameKey (NFC+casefold)
+ *      is already stored for OTHER content, or that another in-flight commit
+ *      reserved, gets a distinct name `stem~2.ext`, `stem~3.ext`…
+ *   3. ONE durableWrite from the staged file to [mirror, raid] with `expected`
+ *      = the offered size and BLAKE3 (a mismatch removes every temp; the caller
+ *      discards the staged file and Nacks); DURABLE_NAME_TAKEN (a final file
+ *      with other content) → next distinct name; an identical final file left
+ *      by an earlier crash is reused
+ *   4. ONE catalogue batch, `sync: true`: asset, names, the two copies, agent
+ *      copies, stored-path index, counters
+ *   5. only then the Receipt is returned (the caller sends it), and the staged
+ *      file is removed; `onCommitted` (the cloud forwarder's enqueue) is called.
+ */
+import { posix } from 'node:path';
+import { CodedError, DurableWriteError, readFileChunks, nameKey, safeJoin, type AgentCopy, type FileName, type ReceiptMessage, type StudioCopy } from '@studio321/protocol';
+import { durableWrite } from '@studio321/protocol/durable';
+import type { Catalogue, CopyRecord, NameRecord } from './catalogue.js';
+import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from './config.js';
+import { StudioCode, StudioError } from './errors.js';
+import { checkTarget } from './target-check.js';
+
+/** The most distinct-name suffixes tried before giving up (STUDIO_NO_FREE_NAME). */
+const MAX_NAME_SUFFIX = 1000;
+/** Read size when streaming the staged file into durableWrite. */
+const COMMIT_READ_CHUNK = 1024 * 1024;
+
+export interface CommitInput {
+  hash: string;
+  size: number;
+  /** The staged file holding exactly `size` bytes. */
+  stagedPath: string;
+  /** Names offered by the agent (already validated with names.ts). */
+  names: FileName[];
+  /** Verified copies the agent reported. */
+  agentCopies: AgentCopy[];
+  agentId: string;
+}
+
+export interface CommittedAsset {
+  hash: string;
+  size: number;
+  committedAt: number;
+  copies: CopyRecord[];
+}
+
+export interface CommitterOptions {
+  catalogue: Catalogue;
+  targets: Record<LocalTargetName, LocalTargetConfig>;
+  /** Hook for the cloud forwarder: called after the catalogue batch (errors are logged, not fatal). */
+  onCommitted?: (asset: CommittedAsset) => Promise<void> | void;
+  now?: () => number;
+  signal?: AbortSignal;
+}
+
+function utcDay(ms: number): string {
+  const d = new Date(Number.isFinite(ms) ? ms : 0);
+  if (Number.isNaN(d.getTime())) return '0000-00-00';
+  return d.toISOString().slice(0, 10);
+}
+
+/** Target-relative directory and file name for one offered name. */
+export function layoutFor(name: FileName): { dir: string; base: string } {
+  const rel = posix.join(utcDay(name.mtime), name.shoot, name.card, name.path);
+  return { dir: posix.dirname(rel), base: posix.basename(rel) };
+}
+
+/** `IMG_0001.CR3` → `IMG_0001~2.CR3` (n >= 2). */
+export function distinctName(base: string, n: number): string {
+  if (n < 2) return base;
+  const dot = base.lastIndexOf('.');
+  return dot > 0 ? `${base.slice(0, dot)}~${n}${base.slice(dot)}` : `${base}~${n}`;
+}
+
+/** Maps a durable-write failure to the studio code the agent and status show. */
+export function classifyCommitError(err: unknown): CodedError {
+  if (err instanceof StudioError) return err;
+  if (err instanceof DurableWriteError) {
+    switch (err.code) {
+      case 'DURABLE_NO_SPACE':
+        return new StudioError(StudioCode.TargetFull, `A studio target is full. Free space (or add a disk); the file is committed when space is back. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+      case 'DURABLE_TARGET_MISSING':
+        return new StudioError(StudioCode.TargetMissing, `A studio target disappeared during the commit. Mount it again; the file is committed when it returns. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+      case 'DURABLE_ACCESS_DENIED':
+        return new StudioError(StudioCode.TargetAccess, `A studio target refused the write. Fix its permissions. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+      case 'DURABLE_ABORTED':
+        return new StudioError(StudioCode.ShuttingDown, 'The studio is stopping; the file is committed after the restart.', { cause: err, retryable: true });
+      default:
+        return err;
+    }
+  }
+  if (err instanceof CodedError) return err;
+  return new StudioError(StudioCode.TargetIo, `Commit failed (${err instanceof Error ? err.message : String(err)}). It is retried.`, { cause: err, retryable: true });
+}
+
+export class Committer {
+  readonly #catalogue: Catalogue;
+  readonly #targets: Record<LocalTargetName, LocalTargetConfig>;
+  readonly #onCommitted: CommitterOptions['onCommitted'];
+  readonly #now: () => number;
+  readonly #signal: AbortSignal | undefined;
+  /** nameKeys of target-relative paths reserved by in-flight commits. */
+  readonly #reserved = new Set<string>();
+  #inFlight = 0;
+
+  constructor(opts: CommitterOptions) {
+    this.#catalogue = opts.catalogue;
+    this.#targets = opts.targets;
+    this.#onCommitted = opts.onCommitted;
+    this.#now = opts.now ?? Date.now;
+    this.#signal = opts.signal;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Check both targets; throws STUDIO_TARGET_MISSING / _FULL / _IO. */
+  async checkTargets(): Promise<void> {
+    const counters = this.#catalogue.counters();
+    for (const t of LOCAL_TARGETS) await checkTarget(t, this.#targets[t], (counters.copies[t]?.count ?? 0) > 0, this.#now);
+  }
+
+  /** Commit one fully staged file; returns the Receipt to send. See the module comment for the order. */
+  async commit(input: CommitInput): Promise<ReceiptMessage> {
+    this.#inFlight++;
+    try {
+      return await this.#commit(input);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  async #commit(input: CommitInput): Promise<ReceiptMessage> {
+    await this.checkTargets();
+    const first = input.names[0];
+    if (first === undefined) throw new TypeError('commit() needs at least one name');
+    const { dir, base } = layoutFor(first);
+    for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
+      const name = distinctName(base, n);
+      const rel = posix.join(dir, name);
+      const key = nameKey(rel);
+      if (this.#reserved.has(key)) continue;
+      const stored = await this.#catalogue.storedPath(key);
+      if (stored !== undefined && stored.hash !== input.hash) continue;
+      this.#reserved.add(key);
+      const dirs = LOCAL_TARGETS.map((t) => safeJoin(this.#targets[t].root, dir));
+      try {
+        await this.#catalogue.putIntent({ hash: input.hash, dirs, startedAt: this.#now() });
+        const result = await durableWrite(readFileChunks(input.stagedPath, { chunkSize: COMMIT_READ_CHUNK }), {
+          targets: dirs.map((d) => ({ dir: d, name })),
+          expected: { size: input.size, blake3: input.hash },
+          ...(this.#signal === undefined ? {} : { signal: this.#signal }),
+        });
+        const committedAt = this.#now();
+        const copies: CopyRecord[] = LOCAL_TARGETS.map((t, i) => {
+          const c = result.copies[i];
+          if (c === undefined) throw new TypeError('durableWrite returned fewer copies than targets');
+          const cfg = this.#targets[t];
+          return {
+            hash: input.hash, target: t, kind: 'studio', path: rel, size: c.size, device: cfg.device, media: cfg.media,
+            location: cfg.location, offsite: false, method: c.method, verifiedAt: Date.parse(c.verifiedAt) || committedAt,
+          };
+        });
+        const agentCopies: CopyRecord[] = input.agentCopies.map((c) => ({
+          hash: input.hash, target: c.target, kind: 'agent', path: '', size: input.size, device: c.device, media: c.media,
+          location: c.location, offsite: false, method: c.method, verifiedAt: c.verifiedAt, agentId: input.agentId,
+        }));
+        const names = input.names.map((nm) => ({ key: nameKey(posix.join(nm.shoot, nm.card, nm.path)), value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord }));
+        await this.#catalogue.commitAsset({
+          asset: { hash: input.hash, size: input.size, committedAt },
+          names,
+          copies: [...copies, ...agentCopies],
+          storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
+        });
+        if (this.#onCommitted !== undefined) {
+          await Promise.resolve(this.#onCommitted({ hash: input.hash, size: input.size, committedAt, copies })).catch(() => undefined);
+        }
+        return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
+      } catch (err) {
+        if (err instanceof DurableWriteError && err.code === 'DURABLE_NAME_TAKEN') continue;
+        await this.#catalogue.clearIntent(input.hash).catch(() => undefined);
+        throw classifyCommitError(err);
+      } finally {
+        this.#reserved.delete(key);
+      }
+    }
+    throw new StudioError(StudioCode.NoFreeName, `No free name for ${base} after ${MAX_NAME_SUFFIX} tries in ${dir}. Look at that folder on the targets.`, { detail: { dir, base } });
+  }
+
+  /** A Receipt for an asset already in the catalogue (content the studio has); undefined when not both local copies exist. */
+  async receiptFor(hash: string): Promise<ReceiptMessage | undefined> {
+    const asset = await this.#catalogue.getAsset(hash);
+    if (asset === undefined) return undefined;
+    const copies = (await this.#catalogue.copiesOf(hash)).filter((c) => c.kind === 'studio');
+    if (!LOCAL_TARGETS.every((t) => copies.some((c) => c.target === t))) return undefined;
+    return { t: 'receipt', hash, size: asset.size, committedAt: asset.committedAt, copies: copies.map(toStudioCopy) };
+  }
+}
+
+export function toStudioCopy(c: CopyRecord): StudioCopy {
+  return { target: c.target, path: c.path, device: c.device, media: c.media, location: c.location, verifiedAt: c.verifiedAt, method: c.method };
+}

@@ -1,0 +1,154 @@
+/**
+ * studiod's configuration: one JSON file (`studiod --config FILE`), validated
+ * with the shared declarative validator (protocol/src/config.ts).
+ *
+ * Minimal config:
+ *   {
+ *     "stateDir": "/var/lib/studiod",
+ *     "targets": {
+ *       "mirror": { "root": "/srv/mirror", "media": "hdd-mirror", "location": "calgary", "device": "mirror-1" },
+ *       "raid":   { "root": "/srv/raid",   "media": "hdd-raid",   "location": "calgary", "device": "raid-1" }
+ *     }
+ *   }
+ * Everything else has a default derived from `stateDir`.
+ */
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { CONFIG_CODES, ConfigError, errorCode, validateConfig, type FieldSpec } from '@studio321/protocol';
+import { DEFAULT_WINDOW_BYTES, MAX_WINDOW_BYTES, MIN_WINDOW_BYTES } from '@studio321/protocol';
+
+/** The two local archive targets every receipt requires. */
+export const LOCAL_TARGETS = ['mirror', 'raid'] as const;
+export type LocalTargetName = (typeof LOCAL_TARGETS)[number];
+
+export interface LocalTargetConfig {
+  /** Absolute path of the target's root directory (the mount point or a folder on it). */
+  root: string;
+  /** Media class label, e.g. `hdd-mirror`, `hdd-raid`. */
+  media: string;
+  /** Location label, e.g. `calgary`. */
+  location: string;
+  /** Physical device label (two targets on one disk are one device). */
+  device: string;
+  /**
+   * When true (default) the root must already exist: a missing root means the
+   * disk is not mounted, and studiod refuses to commit instead of writing to
+   * the empty mount point.
+   */
+  requireExistingRoot: boolean;
+}
+
+export interface StudiodConfig {
+  listen: { host: string; port: number };
+  tls: { key: string; cert: string };
+  stateDir: string;
+  catalogue: string;
+  staging: string;
+  controlSocket: string;
+  /** Flow-control window announced to agents (bytes in flight per session). */
+  windowBytes: number;
+  targets: Record<LocalTargetName, LocalTargetConfig>;
+  /** Cloud targets (issue 5): passed through unvalidated here; the cloud forwarder validates them. */
+  cloud?: unknown;
+  /** 3-2-1 policy options (issue 5): passed through unvalidated here; the policy module validates them. */
+  policy?: unknown;
+  log: { level: string };
+}
+
+const label = (describe: string): FieldSpec => ({ kind: 'string', nonEmpty: true, pattern: /^[\w .:@-]{1,128}$/u, describe });
+
+const targetSpec: FieldSpec = {
+  kind: 'object',
+  fields: {
+    root: { kind: 'string', absolutePath: true, describe: 'absolute path of the target root' },
+    media: label('media class, e.g. hdd-mirror'),
+    location: label('location, e.g. calgary'),
+    device: label('device label'),
+    requireExistingRoot: { kind: 'boolean', default: true },
+  },
+};
+
+const schema: Record<string, FieldSpec> = {
+  listen: {
+    kind: 'object',
+    fields: {
+      host: { kind: 'string', default: '0.0.0.0' },
+      port: { kind: 'number', integer: true, min: 0, max: 65535, default: 7321 },
+    },
+  },
+  tls: {
+    kind: 'object',
+    optional: true,
+    fields: {
+      key: { kind: 'string', absolutePath: true },
+      cert: { kind: 'string', absolutePath: true },
+    },
+  },
+  stateDir: { kind: 'string', absolutePath: true },
+  catalogue: { kind: 'string', absolutePath: true, optional: true },
+  staging: { kind: 'string', absolutePath: true, optional: true },
+  controlSocket: { kind: 'string', absolutePath: true, optional: true },
+  windowBytes: { kind: 'number', integer: true, min: MIN_WINDOW_BYTES, max: MAX_WINDOW_BYTES, default: DEFAULT_WINDOW_BYTES },
+  targets: { kind: 'object', fields: { mirror: targetSpec, raid: targetSpec } },
+  log: {
+    kind: 'object',
+    fields: { level: { kind: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' } },
+  },
+};
+
+type RawConfig = Omit<StudiodConfig, 'tls' | 'catalogue' | 'staging' | 'controlSocket'> & {
+  tls?: { key: string; cert: string };
+  catalogue?: string;
+  staging?: string;
+  controlSocket?: string;
+};
+
+function withDefaults(raw: RawConfig): StudiodConfig {
+  const s = raw.stateDir;
+  return {
+    ...raw,
+    tls: raw.tls ?? { key: join(s, 'tls', 'key.pem'), cert: join(s, 'tls', 'cert.pem') },
+    catalogue: raw.catalogue ?? join(s, 'catalogue'),
+    staging: raw.staging ?? join(s, 'staging'),
+    controlSocket: raw.controlSocket ?? join(s, 'control.sock'),
+  };
+}
+
+/** Validate an already-parsed config object (tests build configs in memory). */
+export function parseStudiodConfig(value: unknown, file = '<config>'): StudiodConfig {
+  // `cloud` and `policy` belong to other modules (issue 5); they validate them.
+  let passThrough: { cloud?: unknown; policy?: unknown } = {};
+  let rest = value;
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const { cloud, policy, ...others } = value as Record<string, unknown>;
+    passThrough = { ...(cloud === undefined ? {} : { cloud }), ...(policy === undefined ? {} : { policy }) };
+    rest = others;
+  }
+  return { ...withDefaults(validateConfig<RawConfig>(schema, rest, file)), ...passThrough };
+}
+
+/** Read and validate `file`. Throws ConfigError (CONFIG_MISSING, CONFIG_UNREADABLE, CONFIG_SYNTAX, CONFIG_INVALID). */
+export async function loadStudiodConfig(file: string): Promise<StudiodConfig> {
+  const abs = isAbsolute(file) ? file : resolve(file);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') {
+      throw new ConfigError(CONFIG_CODES.missing, `${abs}: config file not found. Create it (see the README's studiod configuration section) or pass --config.`, { cause: err, detail: { file: abs } });
+    }
+    throw new ConfigError(CONFIG_CODES.unreadable, `${abs}: config file cannot be read. Check its permissions.`, { cause: err, detail: { file: abs } });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(CONFIG_CODES.syntax, `${abs}: not valid JSON (${(err as Error).message}). Fix the syntax and start again.`, { cause: err, detail: { file: abs } });
+  }
+  return parseStudiodConfig(parsed, abs);
+}
+
+/** Default location of the control socket when studioctl is given only a config. */
+export function defaultConfigPath(): string {
+  return process.env['STUDIOD_CONFIG'] ?? '/etc/studiod/studiod.json';
+}

@@ -1,0 +1,210 @@
+/**
+ * Staging: one partial file per hash (`<staging>/<hash>.part`) that an agent
+ * fills chunk by chunk. The resume offset is the file's durable size: bytes are
+ * written at the current end, fsynced, and only then acknowledged (Ack), so a
+ * cut transfer (or a SIGKILLed studiod) resumes from the last durable chunk.
+ *
+ * One session at a time holds a hash (`acquire`); a second session offering the
+ * same hash meanwhile gets STUDIO_BUSY (retryable).
+ */
+import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorCode, isBlake3Hex } from '@studio321/protocol';
+import { fsyncDir } from '@studio321/protocol/durable';
+import { StudioCode, StudioError } from './errors.js';
+
+const PART_SUFFIX = '.part';
+
+function stagingError(err: unknown, what: string, path: string): StudioError {
+  const code = errorCode(err);
+  if (code === 'ENOSPC') {
+    return new StudioError(StudioCode.TargetFull, `The staging disk is full (${path}). Free space on it; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
+  }
+  return new StudioError(StudioCode.StagingIo, `Staging failed to ${what} ${path} (${code ?? 'error'}). Check the staging disk; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
+}
+
+export class StagedFile {
+  readonly hash: string;
+  readonly size: number;
+  readonly path: string;
+  #fh: FileHandle | undefined;
+  #written: number;
+  #durable: number;
+  #release: () => void;
+
+  constructor(hash: string, size: number, path: string, fh: FileHandle, offset: number, release: () => void) {
+    this.hash = hash;
+    this.size = size;
+    this.path = path;
+    this.#fh = fh;
+    this.#written = offset;
+    this.#durable = offset;
+    this.#release = release;
+  }
+
+  /** Bytes written (maybe not yet fsynced). The next chunk MUST start here. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Bytes fsynced: what an Ack may claim and a resume starts from. */
+  get durable(): number {
+    return this.#durable;
+  }
+
+  get complete(): boolean {
+    return this.#written === this.size;
+  }
+
+  /** Append `data` at `offset` (== written; the caller checked). */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#fh === undefined) throw new TypeError('StagedFile.write() after close');
+    if (offset !== this.#written) throw new TypeError(`StagedFile.write() at ${offset}, expected ${this.#written}`);
+    try {
+      let done = 0;
+      while (done < data.byteLength) {
+        const { bytesWritten } = await this.#fh.write(data, done, data.byteLength - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw stagingError(err, 'write', this.path);
+    }
+    this.#written += data.byteLength;
+  }
+
+  /** fsync; afterwards `durable === written`. Returns the durable offset. */
+  async sync(): Promise<number> {
+    if (this.#fh === undefined) return this.#durable;
+    if (this.#durable === this.#written) return this.#durable;
+    const target = this.#written;
+    try {
+      await this.#fh.datasync();
+    } catch (err) {
+      throw stagingError(err, 'fsync', this.path);
+    }
+    this.#durable = Math.max(this.#durable, target);
+    return this.#durable;
+  }
+
+  /** Sync what was written and release the hash (the partial stays for a resume). */
+  async close(): Promise<void> {
+    const fh = this.#fh;
+    if (fh === undefined) return;
+    try {
+      await this.sync();
+    } finally {
+      this.#fh = undefined;
+      await fh.close().catch(() => undefined);
+      this.#release();
+    }
+  }
+
+  /** Remove the partial (hash mismatch, or committed) and release the hash. */
+  async discard(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => undefined);
+    try {
+      await unlink(this.path);
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') throw stagingError(err, 'remove', this.path);
+    } finally {
+      this.#written = 0;
+      this.#durable = 0;
+      this.#release();
+    }
+  }
+}
+
+export class Staging {
+  readonly dir: string;
+  #held = new Map<string, string>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  async open(): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw stagingError(err, 'create', this.dir);
+    }
+  }
+
+  pathOf(hash: string): string {
+    if (!isBlake3Hex(hash)) throw new TypeError('Staging.pathOf(): not a BLAKE3 hex hash');
+    return join(this.dir, hash + PART_SUFFIX);
+  }
+
+  /** Who holds `hash` now (session id), if anyone. */
+  holder(hash: string): string | undefined {
+    return this.#held.get(hash);
+  }
+
+  /** Bytes of `hash` held in staging (0 when none). Does not lock. */
+  async offsetOf(hash: string): Promise<number> {
+    try {
+      return (await stat(this.pathOf(hash))).size;
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return 0;
+      throw stagingError(err, 'stat', this.pathOf(hash));
+    }
+  }
+
+  /**
+   * Open (or create) the partial for `hash`. Its current size is the resume
+   * offset; it is fsynced first so that what is reported is durable. A partial
+   * larger than `size` is impossible for the offered content and is discarded.
+   */
+  async acquire(hash: string, size: number, sessionId: string): Promise<StagedFile> {
+    const other = this.#held.get(hash);
+    if (other !== undefined && other !== sessionId) {
+      throw new StudioError(StudioCode.Busy, `File ${hash} is being received from another session. It will be offered again.`, { retryable: true, detail: { hash } });
+    }
+    if (other === sessionId) throw new TypeError(`Staging.acquire(): ${hash} already held by this session`);
+    this.#held.set(hash, sessionId);
+    const path = this.pathOf(hash);
+    try {
+      let fh = await open(path, 'a+', 0o600).catch((err: unknown) => { throw stagingError(err, 'open', path); });
+      let size0 = (await fh.stat()).size;
+      if (size0 > size) {
+        await fh.close();
+        await rm(path, { force: true });
+        fh = await open(path, 'a+', 0o600);
+        size0 = 0;
+      }
+      if (size0 === 0) await fsyncDir(this.dir);
+      else await fh.datasync();
+      // 'a+' appends regardless of position on Linux; reopen r+ to write at explicit offsets.
+      await fh.close();
+      const wfh = await open(path, 'r+');
+      return new StagedFile(hash, size, path, wfh, size0, () => {
+        if (this.#held.get(hash) === sessionId) this.#held.delete(hash);
+      });
+    } catch (err) {
+      this.#held.delete(hash);
+      if (err instanceof StudioError) throw err;
+      throw stagingError(err, 'open', path);
+    }
+  }
+
+  /** Partial files present (for status). */
+  async list(): Promise<Array<{ hash: string; bytes: number }>> {
+    const out: Array<{ hash: string; bytes: number }> = [];
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return out;
+      throw stagingError(err, 'list', this.dir);
+    }
+    for (const n of names) {
+      if (!n.endsWith(PART_SUFFIX)) continue;
+      const hash = n.slice(0, -PART_SUFFIX.length);
+      if (!isBlake3Hex(hash)) continue;
+      out.push({ hash, bytes: await this.offsetOf(hash) });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The studio daemon assembled: TLS identity, catalogue, staging, committer,
+ * link server and control socket, with an explicit lifecycle
+ * (`await studio.open()`, `await studio.close()`).
+ *
+ * Start order: catalogue → sweep temp files of commits interrupted by a crash →
+ * staging → link server → control socket. Close order is the reverse; in-flight
+ * commits finish (or are aborted and leave only temps that the next start sweeps).
+ */
+import { statfs } from 'node:fs/promises';
+import {
+  PAIRING_CODE_TTL_MS, createLogger, generatePairingCode, type Logger, type RecentError,
+} from '@studio321/protocol';
+import { sweepStaleTemps } from '@studio321/protocol/durable';
+import { Catalogue } from './catalogue.js';
+import { Committer, type CommittedAsset } from './commit.js';
+import { LOCAL_TARGETS, type StudiodConfig } from './config.js';
+import { ControlSocket } from './control-socket.js';
+import { StudioCode, StudioError } from './errors.js';
+import { LinkServer } from './link-server.js';
+import { Staging } from './staging.js';
+import { loadOrCreateTlsIdentity, type TlsIdentity } from './tls-identity.js';
+
+export const STUDIOD_SOFTWARE = 'studiod/0.1.0';
+
+export interface StudioOptions {
+  config: StudiodConfig;
+  log?: Logger;
+  now?: () => number;
+  /** Heartbeat/auth timing overrides (tests). */
+  timing?: { authTimeoutMs?: number; pingIntervalMs?: number; deadLinkMs?: number };
+  /** Called after every commit (cloud forwarder hook, issue 5). */
+  onCommitted?: (asset: CommittedAsset) => Promise<void> | void;
+}
+
+export class Studio {
+  readonly config: StudiodConfig;
+  readonly log: Logger;
+  readonly #now: () => number;
+  readonly #opts: StudioOptions;
+  readonly #abort = new AbortController();
+  #tls: TlsIdentity | undefined;
+  #catalogue: Catalogue | undefined;
+  #staging: Staging | undefined;
+  #committer: Committer | undefined;
+  #link: LinkServer | undefined;
+  #control: ControlSocket | undefined;
+  #startedAt = 0;
+
+  constructor(opts: StudioOptions) {
+    this.#opts = opts;
+    this.config = opts.config;
+    this.log = opts.log ?? createLogger({ name: 'studiod' });
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get port(): number {
+    return this.#link?.port ?? 0;
+  }
+
+  get fingerprint(): string {
+    if (this.#tls === undefined) throw new TypeError('Studio not open');
+    return this.#tls.fingerprint;
+  }
+
+  get catalogue(): Catalogue {
+    if (this.#catalogue === undefined) throw new TypeError('Studio not open');
+    return this.#catalogue;
+  }
+
+  /** The control socket, so later modules can register commands before/after open. */
+  get control(): ControlSocket {
+    if (this.#control === undefined) throw new TypeError('Studio not open');
+    return this.#control;
+  }
+
+  async open(): Promise<void> {
+    const c = this.config;
+    this.#startedAt = this.#now();
+    this.#tls = await loadOrCreateTlsIdentity(c.tls.key, c.tls.cert);
+    const catalogue = new Catalogue(c.catalogue);
+    await catalogue.open();
+    this.#catalogue = catalogue;
+    for (const intent of await catalogue.intents()) {
+      for (const dir of intent.dirs) {
+        const n = await sweepStaleTemps(dir).catch((err: unknown) => {
+          this.log.warn({ err, dir }, 'could not sweep temp files of an interrupted commit');
+          return 0;
+        });
+        if (n > 0) this.log.info({ dir, removed: n, hash: intent.hash }, 'removed temp files of an interrupted commit');
+      }
+      await catalogue.clearIntent(intent.hash);
+    }
+    this.#staging = new Staging(c.staging);
+    await this.#staging.open();
+    this.#committer = new Committer({
+      catalogue, targets: c.targets, now: this.#now, signal: this.#abort.signal,
+      ...(this.#opts.onCommitted === undefined ? {} : { onCommitted: this.#opts.onCommitted }),
+    });
+    this.#link = new LinkServer({
+      host: c.listen.host, port: c.listen.port, tls: this.#tls, windowBytes: c.windowBytes, catalogue,
+      staging: this.#staging, committer: this.#committer, log: this.log, software: STUDIOD_SOFTWARE, now: this.#now,
+      ...(this.#opts.timing ?? {}),
+    });
+    await this.#link.open();
+    this.#control = new ControlSocket(c.controlSocket, this.log);
+    this.#registerCommands(this.#control);
+    await this.#control.open();
+    this.log.info({ port: this.port, host: c.listen.host, fingerprint: this.#tls.fingerprint, controlSocket: c.controlSocket }, 'listening');
+  }
+
+  async close(): Promise<void> {
+    await this.#control?.close();
+    await this.#link?.close();
+    this.#abort.abort();
+    await this.#catalogue?.close();
+  }
+
+  #registerCommands(ctl: ControlSocket): void {
+    ctl.register('pair', async () => {
+      const code = generatePairingCode();
+      const createdAt = this.#now();
+      const expiresAt = createdAt + PAIRING_CODE_TTL_MS;
+      await this.catalogue.putPairingCode({ code, createdAt, expiresAt });
+      return { code, expiresAt, fingerprint: this.fingerprint, port: this.port };
+    });
+    ctl.register('agents', async () => {
+      const connected = new Set((this.#link?.sessions() ?? []).map((s) => s.agentId));
+      return (await this.catalogue.listAgents()).map((a) => ({ ...a, connected: connected.has(a.agentId) }));
+    });
+    ctl.register('revoke', async (args) => {
+      const id = args['agentId'];
+      if (typeof id !== 'string' || !(await this.catalogue.revokeAgent(id, this.#now()))) {
+        throw new StudioError(StudioCode.ControlRequest, `No agent ${JSON.stringify(id)}. List agents with \`studioctl agents\`.`);
+      }
+      return { agentId: id, revoked: true };
+    });
+    ctl.register('status', async () => this.status());
+  }
+
+  /** The basic status (issue 5 grows it): counters, sessions, targets, staging, last errors. */
+  async status(): Promise<StudioStatus> {
+    const targets: StudioStatus['targets'] = {};
+    for (const t of LOCAL_TARGETS) {
+      const cfg = this.config.targets[t];
+      let free: number | null = null;
+      try {
+        const s = await statfs(cfg.root);
+        free = s.bavail * s.bsize;
+      } catch {
+        free = null;
+      }
+      targets[t] = { root: cfg.root, device: cfg.device, media: cfg.media, location: cfg.location, freeBytes: free, available: free !== null };
+    }
+    const staging = await (this.#staging?.list() ?? Promise.resolve([]));
+    return {
+      software: STUDIOD_SOFTWARE,
+      startedAt: this.#startedAt,
+      port: this.port,
+      fingerprint: this.fingerprint,
+      counters: this.catalogue.counters(),
+      sessions: this.#link?.sessions() ?? [],
+      targets,
+      staging: { files: staging.length, bytes: staging.reduce((a, s) => a + s.bytes, 0) },
+      commitsInFlight: this.#committer?.inFlight ?? 0,
+      lastErrors: this.log.lastErrors.list(),
+    };
+  }
+}
+
+export interface StudioStatus {
+  software: string;
+  startedAt: number;
+  port: number;
+  fingerprint: string;
+  counters: ReturnType<Catalogue['counters']>;
+  sessions: ReturnType<LinkServer['sessions']>;
+  targets: Record<string, { root: string; device: string; media: string; location: string; freeBytes: number | null; available: boolean }>;
+  staging: { files: number; bytes: number };
+  commitsInFlight: number;
+  lastErrors: RecentError[];
+}

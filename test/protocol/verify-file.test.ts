@@ -1,0 +1,44 @@
+import t from 'tap';
+import { readdir, writeFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hashBytes } from '@studio321/protocol';
+import { verifyFile } from '@studio321/protocol/durable';
+import { testBytes } from '../lib/lying-source.js';
+
+const DATA = testBytes(300_000, 21);
+const REF = { size: DATA.byteLength, blake3: hashBytes(DATA) };
+
+t.test('a good copy verifies', async (t) => {
+  const dir = t.testdir();
+  await writeFile(join(dir, 'a'), DATA);
+  const r = await verifyFile(join(dir, 'a'), REF);
+  t.match(r, { ok: true, size: REF.size, blake3: REF.blake3 });
+  t.equal(r.code, undefined);
+  t.ok(!Number.isNaN(Date.parse(r.verifiedAt)));
+});
+
+t.test('bit rot, truncation and a missing file are verdicts (ok:false with a code)', async (t) => {
+  const dir = t.testdir();
+  const rotten = Uint8Array.from(DATA);
+  rotten[123_456] = rotten[123_456]! ^ 0x10;
+  await writeFile(join(dir, 'rot'), rotten);
+  await writeFile(join(dir, 'short'), DATA.subarray(0, DATA.byteLength - 1));
+  t.match(await verifyFile(join(dir, 'rot'), REF), { ok: false, code: 'DURABLE_HASH_MISMATCH', size: REF.size, blake3: hashBytes(rotten) });
+  t.match(await verifyFile(join(dir, 'short'), REF), { ok: false, code: 'DURABLE_SIZE_MISMATCH', size: REF.size - 1 });
+  t.match(await verifyFile(join(dir, 'gone'), REF), { ok: false, code: 'DURABLE_MISSING', size: 0 });
+  t.same((await readdir(dir)).sort(), ['rot', 'short'], 'verifying changes nothing');
+});
+
+t.test('a whole missing directory (unmounted disk) is thrown, not a verdict', async (t) => {
+  const dir = t.testdir();
+  await t.rejects(verifyFile(join(dir, 'not-mounted', 'a'), REF), { code: 'DURABLE_TARGET_MISSING', retryable: true });
+  await rm(dir, { recursive: true });
+});
+
+t.test('abort', async (t) => {
+  const dir = t.testdir();
+  await writeFile(join(dir, 'a'), DATA);
+  const ac = new AbortController();
+  ac.abort();
+  await t.rejects(verifyFile(join(dir, 'a'), REF, { signal: ac.signal }), { code: 'DURABLE_ABORTED' });
+});
