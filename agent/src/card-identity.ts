@@ -5,6 +5,9 @@
  * the hex for uniqueness. The hex is BLAKE3 over the volume UUID (when the
  * system knows it), the label, and a fingerprint of the card's first
  * FINGERPRINT_FILES files in path order (name, size, mtime to the second).
+ * A folder given by hand that is not a mount point has no volume UUID: its
+ * absolute path (`folder`) is part of the identity instead, so two copies of a
+ * card in two folders are two cards.
  * So the same card re-inserted (even with more images shot since) gets the same
  * id and resumes, and two cards both labelled "NO NAME" are two cards.
  */
@@ -82,10 +85,10 @@ export interface CardIdentity {
 }
 
 /** `files` must be sorted by path (scanCard's order). */
-export function cardIdentity(input: { label: string; uuid?: string; files: readonly ScannedFile[] }): CardIdentity {
+export function cardIdentity(input: { label: string; uuid?: string; files: readonly ScannedFile[]; folder?: string }): CardIdentity {
   const fingerprint = fingerprintFiles(input.files);
   const h = createHasher();
-  h.update(Buffer.from(`studio321-card-v1\0${input.uuid ?? ''}\0${input.label}\0${fingerprint}`, 'utf8'));
+  h.update(Buffer.from(`studio321-card-v1\0${input.uuid ?? ''}\0${input.label}\0${fingerprint}\0${input.folder ?? ''}`, 'utf8'));
   const id = `${labelSlug(input.label)}-${h.digest().slice(0, 8)}`;
   return { id, label: input.label, fingerprint, ...(input.uuid === undefined ? {} : { uuid: input.uuid }) };
 }

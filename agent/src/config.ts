@@ -9,7 +9,10 @@
  *     "policy": { "copiesBeforeFormat": 2 },
  *     "pollIntervalMs": 2000,                           // volume polling
  *     "hotFolderStableMs": 2000,                        // size+mtime unchanged this long = complete
- *     "studioUrl": "wss://studio.example:7321/v1"       // for the link client
+ *     "studioUrl": "wss://studio.example:7321/v1",      // for the link client
+ *     "statusPort": 7322,                               // status page on 127.0.0.1 (0: any free port)
+ *     "tray": true,                                     // tray icon when a desktop is there
+ *     "watchVolumes": true                              // false: no card detection, hot folders only
  *   }
  *
  * No config file at the default location is fine: every field has a default.
@@ -27,6 +30,12 @@ export interface AgentConfig {
   pollIntervalMs: number;
   hotFolderStableMs: number;
   studioUrl?: string;
+  /** Port of the local status page on 127.0.0.1 (0: any free port). */
+  statusPort: number;
+  /** Show the tray icon when a desktop session is there. */
+  tray: boolean;
+  /** Watch mounted volumes for camera cards (false: hot folders only). */
+  watchVolumes: boolean;
 }
 
 /** Shoot names become one folder of the store. */
@@ -44,6 +53,9 @@ export const AGENT_CONFIG_SCHEMA: Record<string, FieldSpec> = {
   pollIntervalMs: { kind: 'number', integer: true, min: 100, max: 600_000, default: 2000 },
   hotFolderStableMs: { kind: 'number', integer: true, min: 50, max: 600_000, default: 2000 },
   studioUrl: { kind: 'string', optional: true, pattern: /^wss?:\/\//, describe: 'a ws:// or wss:// URL' },
+  statusPort: { kind: 'number', integer: true, min: 0, max: 65535, default: 7322 },
+  tray: { kind: 'boolean', default: true },
+  watchVolumes: { kind: 'boolean', default: true },
 };
 
 type RawConfig = Omit<AgentConfig, 'store'> & { store?: string };

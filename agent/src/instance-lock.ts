@@ -18,6 +18,8 @@ import { CodedError, errorCode } from '@studio321/protocol';
 
 export const AGENT_ALREADY_RUNNING = 'AGENT_ALREADY_RUNNING';
 export const AGENT_LOCK_FAILED = 'AGENT_LOCK_FAILED';
+/** `field-agent run` exits with this when another agent holds the lock (the service units do not restart on it). */
+export const ALREADY_RUNNING_EXIT_CODE = 3;
 
 export class InstanceLockError extends CodedError {}
 

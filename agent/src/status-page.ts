@@ -258,7 +258,7 @@ export class StatusPage {
     const how = this.#authorised(req, url);
     if (how === undefined) {
       res.writeHead(401, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('Unauthorised: open the status page from the field agent\'s tray menu, or run "field-agent status --url".\n');
+      res.end('Unauthorised: open the status page from the field agent\'s tray menu, or open the address written in the file status-url in the agent\'s data directory.\n');
       return;
     }
     if (how === 'query') {

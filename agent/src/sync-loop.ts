@@ -85,7 +85,7 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
   const base = o.backoffBaseMs ?? 500;
   const max = o.backoffMaxMs ?? 30_000;
   const maxAttempts = o.maxAttempts ?? 4;
-  const maxPasses = o.maxPasses ?? 3;
+  const maxPasses = o.maxPasses ?? 5;
   let failures = 0;
   let passesWithNacks = 0;
   for (;;) {
@@ -104,7 +104,7 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
       total.failed = [...failing.values()];
       if (total.failed.length === 0) return total;
       const retryable = total.failed.some((f) => f.retryable);
-      passesWithNacks++;
+      if (pass.receipts === 0) passesWithNacks++; // a pass that made progress does not count against the limit
       if (!retryable || passesWithNacks >= maxPasses) return total;
       await sleep(backoffDelay(passesWithNacks, base, max, o.random), o.signal);
     } catch (err) {

@@ -13,7 +13,9 @@
  * Linux) the agent logs AGENT_TRAY_UNAVAILABLE once and goes on: the tray is a
  * convenience, the offload never depends on it.
  */
-import { join } from 'node:path';
+import { chmod, copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import SysTrayModule, { type ClickEvent } from 'systray2';
 import { CodedError, type Logger } from '@studio321/protocol';
 import { Desktop } from './desktop-notify.js';
@@ -33,6 +35,8 @@ export interface TrayMenuModel {
   tooltip: string;
   summary: string;
   syncPaused: boolean;
+  /** Whether the menu offers pause/resume. */
+  syncControl: boolean;
 }
 
 /** What the tray needs from a tray implementation (systray2, or a test double). */
@@ -52,6 +56,32 @@ const ITEM_ORDER: readonly (TrayItemId | 'sep')[] = ['summary', 'sep', 'open', '
 const SysTray = SysTrayModule.default;
 type SysTrayInstance = InstanceType<typeof SysTray>;
 
+const HELPER_NAMES: Partial<Record<NodeJS.Platform, string>> = {
+  linux: 'tray_linux_release',
+  darwin: 'tray_darwin_release',
+  win32: 'tray_windows_release.exe',
+};
+
+async function installHelper(copyDir: string): Promise<void> {
+  const name = HELPER_NAMES[process.platform];
+  if (name === undefined) throw new TypeError(`no tray helper for ${process.platform}`);
+  const require = createRequire(import.meta.url);
+  const pkgFile = require.resolve('systray2/package.json');
+  const { version } = JSON.parse(await readFile(pkgFile, 'utf8')) as { version: string };
+  const dest = join(copyDir, version, name);
+  const src = join(dirname(pkgFile), 'traybin', name);
+  const [a, b] = await Promise.all([stat(src), stat(dest).catch(() => undefined)]);
+  if (b === undefined || b.size !== a.size) {
+    await mkdir(dirname(dest), { recursive: true });
+    const tmp = `${dest}.${process.pid}.tmp`;
+    await copyFile(src, tmp);
+    await chmod(tmp, 0o755);
+    await rename(tmp, dest);
+  } else if ((b.mode & 0o100) === 0) {
+    await chmod(dest, 0o755);
+  }
+}
+
 /** systray2: the tray helper binary shipped inside the package, driven over stdin/stdout. */
 export function systray2Backend(binCopyDir: string, readyTimeoutMs = 15_000): TrayBackend {
   let tray: SysTrayInstance | undefined;
@@ -62,14 +92,16 @@ export function systray2Backend(binCopyDir: string, readyTimeoutMs = 15_000): Tr
     ITEM_ORDER.map((id) => {
       if (id === 'sep') return SysTray.separator;
       const title = { summary: m.summary, open: 'Open status page', sync: m.syncPaused ? 'Resume sync' : 'Pause sync', quit: 'Quit field agent' }[id];
-      return { title, tooltip: title, enabled: id !== 'summary', checked: false };
+      return { title, tooltip: title, enabled: id !== 'summary', checked: false, hidden: id === 'sync' && !m.syncControl };
     });
   const menu = (m: TrayMenuModel) => ({ icon: m.icon, title: m.title, tooltip: m.tooltip, items: items(m) });
 
   return {
     async start(m) {
-      // copyDir: the package's binary may sit in a read-only install (/opt); a copy in
-      // the agent's data dir can be made executable.
+      // systray2 looks for <copyDir>/<version>/<binary>. npm installs its binaries
+      // without the executable bit and systray2's own chmod('+x') is a no-op, so the
+      // helper is copied into the agent's data dir and made executable here.
+      await installHelper(binCopyDir);
       const t = new SysTray({ menu: menu(m), copyDir: binCopyDir });
       tray = t;
       const childExited = new Promise<never>((_, reject) => {
@@ -84,7 +116,10 @@ export function systray2Backend(binCopyDir: string, readyTimeoutMs = 15_000): Tr
             for (const l of exitListeners) l();
             reject(new Error(`tray helper exited (${code ?? signal})`));
           });
-          p.once('error', reject);
+          p.once('error', (err) => {
+            exited = true;
+            reject(err);
+          });
           p.stderr?.resume();
         };
         watch();
@@ -119,11 +154,15 @@ export function systray2Backend(binCopyDir: string, readyTimeoutMs = 15_000): Tr
       tray = undefined;
       if (!t || exited) return;
       const p = (t as unknown as { _process: import('node:child_process').ChildProcess | null })._process;
+      if (!p || p.pid === undefined || p.exitCode !== null || p.signalCode !== null) return;
+      // Ask the helper to exit (kill(false): systray2 would otherwise exit node too); SIGTERM if it lingers.
+      let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        t.kill(false),
-        new Promise<void>((resolve) => setTimeout(resolve, 2000).unref()),
+        t.kill(false).catch(() => undefined),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, 2000); }),
       ]);
-      if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+      clearTimeout(timer);
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
     },
   };
 }
@@ -132,8 +171,10 @@ export function systray2Backend(binCopyDir: string, readyTimeoutMs = 15_000): Tr
 
 export class TrayError extends CodedError {}
 
-export interface TrayActions extends StatusActions {
+export interface TrayActions {
   quit(): void | Promise<void>;
+  /** Pause/resume of the studio sync; without it the menu has no such item. */
+  sync?: StatusActions;
 }
 
 export interface TrayOptions {
@@ -243,6 +284,7 @@ export class Tray {
       tooltip: `field agent: ${sum.summary}`,
       summary: sum.summary,
       syncPaused: snapshot.link.state === 'paused',
+      syncControl: this.#o.actions.sync !== undefined,
     };
     return { menu, safe: new Map(snapshot.cards.map((c) => [c.id, c.safeToFormat])), snapshot };
   }
@@ -283,11 +325,14 @@ export class Tray {
         case 'open':
           await this.#desktop.open(this.#o.statusUrl());
           break;
-        case 'sync':
-          if (this.#last?.syncPaused) await this.#o.actions.resumeSync();
-          else await this.#o.actions.pauseSync();
+        case 'sync': {
+          const sync = this.#o.actions.sync;
+          if (!sync) break;
+          if (this.#last?.syncPaused) await sync.resumeSync();
+          else await sync.pauseSync();
           this.#schedule();
           break;
+        }
         case 'quit':
           await this.#o.actions.quit();
           break;

@@ -5,18 +5,34 @@
  *   studioctl [--config FILE | --socket PATH] [--json] pair
  *   studioctl [...] agents [--revoke AGENT_ID]
  *   studioctl [...] status
+ *   studioctl [...] assets [--unprotected] [--shoot S] [--card C] [--limit N]
+ *   studioctl [...] asset <name|hash>
+ *   studioctl [...] verify [--target T] [--sample P%] [--download]
+ *   studioctl [...] cloud retry [--target T]
  */
 import { CodedError } from '@studio321/protocol';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { controlRequest } from '../src/control-socket.js';
-import { formatAgents, formatPair, formatStatus } from '../src/studioctl-format.js';
+import { formatAgents, formatPair } from '../src/studioctl-format.js';
+import { formatAsset, formatAssets, formatVerify } from '../src/ledger-format.js';
+import { formatStatusReport, type StatusReport } from '../src/status-report.js';
 
 const USAGE = `Usage: studioctl [--config FILE | --socket PATH] [--json] <command>
 Commands:
   pair                     print a one-time pairing code and the studio fingerprint
   agents [--revoke ID]     list paired agents, or revoke one
-  status                   what the studio holds and is doing
+  status                   3-2-1 compliance, what is missing per target, agents, free space, errors
+  assets [--unprotected] [--shoot S] [--card C] [--limit N]
+                           list assets (--unprotected: those not yet 3-2-1 safe, and why)
+  asset <name|hash>        where every copy of an asset is and how it was verified
+  verify [--target T] [--sample P%] [--download]
+                           re-read copies; a copy that is gone or rotted stops counting
+  cloud retry [--target T] retry cloud uploads parked on a permanent error
+Exit status: 0 ok, 1 error, 2 usage; verify exits 3 when a copy was lost.
 `;
+
+/** A day: verify of a large catalogue can take hours; studioctl waits for it. */
+const LONG_TIMEOUT_MS = 24 * 3600_000;
 
 function takeOption(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -55,14 +71,56 @@ async function main(): Promise<number> {
       return 0;
     }
     case 'status': {
-      const r = await controlRequest(socket, 'status');
-      out(formatStatus(r), r);
+      const r = await controlRequest(socket, 'status') as StatusReport;
+      out(formatStatusReport(r), r);
+      return 0;
+    }
+    case 'assets': {
+      const unprotected = args.includes('--unprotected');
+      if (unprotected) args.splice(args.indexOf('--unprotected'), 1);
+      const shoot = takeOption(args, '--shoot');
+      const card = takeOption(args, '--card');
+      const limit = takeOption(args, '--limit');
+      const r = await controlRequest(socket, 'assets', {
+        unprotected, ...(shoot === undefined ? {} : { shoot }), ...(card === undefined ? {} : { card }),
+        ...(limit === undefined ? {} : { limit: Number(limit) }),
+      });
+      out(formatAssets(r), r);
+      return 0;
+    }
+    case 'asset': {
+      const query = args.join(' ');
+      const r = await controlRequest(socket, 'asset', { query });
+      out(formatAsset(r), r);
+      return 0;
+    }
+    case 'verify': {
+      const target = takeOption(args, '--target');
+      const sampleRaw = takeOption(args, '--sample');
+      const download = args.includes('--download');
+      const sample = sampleRaw === undefined ? undefined : Number(sampleRaw.replace(/%$/, ''));
+      if (sample !== undefined && !Number.isFinite(sample)) {
+        process.stderr.write(`studioctl: LEDGER_BAD_ARGUMENT: --sample takes a percentage, e.g. --sample 5%\n`);
+        return 2;
+      }
+      const r = await controlRequest(socket, 'verify', {
+        ...(target === undefined ? {} : { target }), ...(sample === undefined ? {} : { sample }), download,
+      }, LONG_TIMEOUT_MS) as { lost: unknown[] };
+      out(formatVerify(r), r);
+      return r.lost.length > 0 ? 3 : 0;
+    }
+    case 'cloud': {
+      if (args[0] !== 'retry') break;
+      const target = takeOption(args, '--target');
+      const r = await controlRequest(socket, 'cloud-retry', target === undefined ? {} : { target }) as { retried: number };
+      out(`${r.retried} parked upload(s) queued again\n`, r);
       return 0;
     }
     default:
-      process.stderr.write(USAGE);
-      return 2;
+      break;
   }
+  process.stderr.write(USAGE);
+  return 2;
 }
 
 main().then((code) => process.exit(code), (err: unknown) => {

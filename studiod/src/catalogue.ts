@@ -93,6 +93,32 @@ export interface CommitIntentRecord {
 
 type Json = Record<string, unknown>;
 type Op = { type: 'put'; key: string; value: Json } | { type: 'del'; key: string };
+
+/** What one catalogue write changes for one asset — handed to hooks (the ledger, the cloud enqueue). */
+export interface AssetChange {
+  hash: string;
+  /** The asset record after the write (undefined: the asset is not in the catalogue). */
+  asset: AssetRecord | undefined;
+  /** True when this write creates the asset record. */
+  created: boolean;
+  /** The asset's copies before and after the write. */
+  before: CopyRecord[];
+  after: CopyRecord[];
+  /** Names this write adds. */
+  names: NameRecord[];
+}
+
+/** A raw batch operation a hook adds to the SAME batch; it may name a sublevel (abstract-level `sublevel` option). */
+export type HookOp = { type: 'put' | 'del'; key: string; value?: unknown; sublevel?: unknown; [extra: string]: unknown };
+
+/**
+ * Called inside the catalogue's serialised write section, before the batch is
+ * written: returns operations for the same batch and, optionally, a function
+ * run only after the batch succeeded (to move in-memory counters forward).
+ */
+export interface CatalogueHook {
+  prepare(change: AssetChange): Promise<{ ops: HookOp[]; commit?: () => void }>;
+}
 const SYNC = { sync: true } as const;
 
 /** Key prefixes in the root LevelDB (docs/design.md §Studio catalogue). */
@@ -121,6 +147,7 @@ export class Catalogue {
   #db: Level<string, Json> | undefined;
   #counters: CatalogueCounters = { assets: 0, bytes: 0, copies: {} };
   #writeChain: Promise<unknown> = Promise.resolve();
+  readonly #hooks: CatalogueHook[] = [];
   #state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
 
   constructor(location: string) {
@@ -185,8 +212,36 @@ export class Catalogue {
     for await (const v of it) yield v as T;
   }
 
-  async #batch(ops: Op[]): Promise<void> {
-    await this.#open().batch(ops.map((o) => (o.type === 'put' ? { type: 'put' as const, key: o.key, value: o.value } : { type: 'del' as const, key: o.key })), SYNC);
+  async #batch(ops: Op[], extra: HookOp[] = []): Promise<void> {
+    const mapped = ops.map((o) => (o.type === 'put' ? { type: 'put' as const, key: o.key, value: o.value } : { type: 'del' as const, key: o.key }));
+    // Hook ops are passed through untouched (they may carry `sublevel` and marks for 'write' listeners).
+    await this.#open().batch([...mapped, ...(extra as unknown as typeof mapped)], SYNC);
+  }
+
+  /** Register a hook that adds its operations to every batch that changes an asset's copies or names. */
+  addHook(hook: CatalogueHook): void {
+    this.#hooks.push(hook);
+  }
+
+  async #runHooks(changes: AssetChange[]): Promise<{ ops: HookOp[]; commit: () => void }> {
+    const ops: HookOp[] = [];
+    const commits: Array<() => void> = [];
+    for (const change of changes) {
+      for (const h of this.#hooks) {
+        const r = await h.prepare(change);
+        ops.push(...r.ops);
+        if (r.commit !== undefined) commits.push(r.commit);
+      }
+    }
+    return { ops, commit: () => { for (const c of commits) c(); } };
+  }
+
+  /** Copies after applying `puts` and `dels` (by copy key) to `before`. */
+  static #mergeCopies(before: CopyRecord[], puts: CopyRecord[], dels: string[] = []): CopyRecord[] {
+    const m = new Map(before.map((c) => [copyKey(c), c]));
+    for (const k of dels) m.delete(k);
+    for (const c of puts) m.set(copyKey(c), c);
+    return [...m.values()];
   }
 
   #open(): Level<string, Json> {
@@ -261,8 +316,17 @@ export class Catalogue {
       for (const s of rec.storedPaths) ops.push({ type: 'put', key: P.stored + s.key, value: s.value as unknown as Json });
       ops.push({ type: 'del', key: P.intent + rec.asset.hash });
       ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
-      await this.#batch(ops);
+      let hooks = { ops: [] as HookOp[], commit: () => undefined as void };
+      if (this.#hooks.length > 0) {
+        const before = await this.copiesOf(rec.asset.hash);
+        hooks = await this.#runHooks([{
+          hash: rec.asset.hash, asset: existing ?? rec.asset, created: existing === undefined, before,
+          after: Catalogue.#mergeCopies(before, rec.copies), names: rec.names.map((n) => n.value),
+        }]);
+      }
+      await this.#batch(ops, hooks.ops);
       this.#counters = next;
+      hooks.commit();
     });
   }
 
@@ -286,10 +350,15 @@ export class Catalogue {
     return this.#write(async () => {
       const next = structuredClone(this.#counters);
       const ops: Op[] = [];
+      const added: NameRecord[] = [];
       for (const n of names) {
         const key = `${hash}${SEP}${n.key}`;
-        if ((await this.#get<NameRecord>(P.name, key)) === undefined) ops.push({ type: 'put', key: P.name + key, value: n.value as unknown as Json });
+        if ((await this.#get<NameRecord>(P.name, key)) === undefined) {
+          ops.push({ type: 'put', key: P.name + key, value: n.value as unknown as Json });
+          added.push(n.value);
+        }
       }
+      const before = this.#hooks.length > 0 ? await this.copiesOf(hash) : [];
       for (const c of copies) {
         const key = copyKey(c);
         if ((await this.#get<CopyRecord>(P.copy, key)) === undefined) this.#bumpCopy(next, c, 1);
@@ -297,8 +366,16 @@ export class Catalogue {
       }
       if (ops.length === 0) return;
       ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
-      await this.#batch(ops);
+      let hooks = { ops: [] as HookOp[], commit: () => undefined as void };
+      if (this.#hooks.length > 0) {
+        hooks = await this.#runHooks([{
+          hash, asset: await this.#get<AssetRecord>(P.asset, hash), created: false, before,
+          after: Catalogue.#mergeCopies(before, copies), names: added,
+        }]);
+      }
+      await this.#batch(ops, hooks.ops);
       this.#counters = next;
+      hooks.commit();
     });
   }
 
@@ -315,17 +392,56 @@ export class Catalogue {
       if (existing === undefined) return false;
       const next = structuredClone(this.#counters);
       this.#bumpCopy(next, existing, -1);
+      let hooks = { ops: [] as HookOp[], commit: () => undefined as void };
+      if (this.#hooks.length > 0) {
+        const before = await this.copiesOf(copy.hash);
+        hooks = await this.#runHooks([{
+          hash: copy.hash, asset: await this.#get<AssetRecord>(P.asset, copy.hash), created: false, before,
+          after: Catalogue.#mergeCopies(before, [], [key]), names: [],
+        }]);
+      }
       await this.#batch([
         { type: 'del', key: P.copy + key },
         { type: 'put', key: `${P.counter}all`, value: next as unknown as Json },
-      ]);
+      ], hooks.ops);
       this.#counters = next;
+      hooks.commit();
       return true;
     });
   }
 
   async *assets(opts: { gt?: string; limit?: number } = {}): AsyncGenerator<AssetRecord> {
     yield* this.#values<AssetRecord>(P.asset, opts.gt ?? '', opts.limit ?? -1);
+  }
+
+  /**
+   * Bulk import of assets NOT yet in the catalogue (benchmarks, migrations):
+   * like commitAsset for each record, all in ONE batch, without reads. The
+   * caller guarantees the hashes are new; hooks see `created: true, before: []`.
+   */
+  importAssets(recs: CommitRecord[]): Promise<void> {
+    return this.#write(async () => {
+      const next = structuredClone(this.#counters);
+      const ops: Op[] = [];
+      for (const rec of recs) {
+        next.assets += 1;
+        next.bytes += rec.asset.size;
+        ops.push({ type: 'put', key: P.asset + rec.asset.hash, value: rec.asset as unknown as Json });
+        for (const n of rec.names) ops.push({ type: 'put', key: `${P.name}${rec.asset.hash}${SEP}${n.key}`, value: n.value as unknown as Json });
+        for (const c of rec.copies) {
+          this.#bumpCopy(next, c, 1);
+          ops.push({ type: 'put', key: P.copy + copyKey(c), value: c as unknown as Json });
+        }
+        for (const s of rec.storedPaths) ops.push({ type: 'put', key: P.stored + s.key, value: s.value as unknown as Json });
+      }
+      ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
+      const hooks = await this.#runHooks(recs.map((rec) => ({
+        hash: rec.asset.hash, asset: rec.asset, created: true, before: [], after: rec.copies, names: rec.names.map((n) => n.value),
+      })));
+      await this.#batch(ops, hooks.ops);
+      this.#counters = next;
+      hooks.commit();
+    });
   }
 
   // ── agents and pairing ──────────────────────────────────────────────

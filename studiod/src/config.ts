@@ -16,6 +16,8 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { CONFIG_CODES, ConfigError, errorCode, validateConfig, type FieldSpec } from '@studio321/protocol';
 import { DEFAULT_WINDOW_BYTES, MAX_WINDOW_BYTES, MIN_WINDOW_BYTES } from '@studio321/protocol';
+import { DEFAULT_POLICY, validatePolicy, type PolicyConfig } from '@studio321/protocol';
+import { validateCloudTarget, type CloudTargetConfig } from './cloud/cloud-target.js';
 
 /** The two local archive targets every receipt requires. */
 export const LOCAL_TARGETS = ['mirror', 'raid'] as const;
@@ -151,4 +153,34 @@ export async function loadStudiodConfig(file: string): Promise<StudiodConfig> {
 /** Default location of the control socket when studioctl is given only a config. */
 export function defaultConfigPath(): string {
   return process.env['STUDIOD_CONFIG'] ?? '/etc/studiod/studiod.json';
+}
+
+// ── issue 5: cloud targets and the 3-2-1 policy (validated by their own modules) ──
+
+/**
+ * The `cloud` list of the config (each entry a CloudTargetConfig, checked by
+ * validateCloudTarget when the forwarder is built). Absent → no cloud targets.
+ */
+export function cloudTargetsOf(config: StudiodConfig): CloudTargetConfig[] {
+  const raw = config.cloud;
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) {
+    throw new ConfigError(CONFIG_CODES.invalid, 'cloud must be a list of cloud targets ([{ "name", "endpoint", "region", "bucket", … }]). Fix the studiod config file.', { detail: { field: 'cloud' } });
+  }
+  return raw.map((t, i) => {
+    if (t === null || typeof t !== 'object' || Array.isArray(t)) {
+      throw new ConfigError(CONFIG_CODES.invalid, `cloud[${i}] must be an object. Fix the studiod config file.`, { detail: { field: `cloud[${i}]` } });
+    }
+    return validateCloudTarget(t as CloudTargetConfig);
+  });
+}
+
+/** The 3-2-1 policy of the config (`policy: { copies, media, offsite }`), default 3/2/1. */
+export function policyOf(config: StudiodConfig): PolicyConfig {
+  if (config.policy === undefined) return { ...DEFAULT_POLICY };
+  try {
+    return validatePolicy(config.policy);
+  } catch (err) {
+    throw new ConfigError(CONFIG_CODES.invalid, `${err instanceof Error ? err.message : String(err)}. Fix the studiod config file.`, { cause: err, detail: { field: 'policy' } });
+  }
 }

@@ -68,6 +68,8 @@ export class LinkSession {
   readonly #remote: string;
   readonly #connectedAt: number;
   #state: State = 'auth';
+  #socketGone = false;
+  #failed = false;
   #gotHello = false;
   #proofSeen = false;
   #agentId: string | undefined;
@@ -145,6 +147,7 @@ export class LinkSession {
   /** Send an Error frame and close this connection only. */
   #fail(err: CodedError): void {
     if (this.#state === 'closed') return;
+    this.#failed = true;
     const level = err.code === ProtoCode.ShuttingDown ? 'info' : 'warn';
     this.#log[level]({ err, agentId: this.#agentId }, 'closing session');
     this.#send({ t: 'error', code: err.code, message: err.message.slice(0, 1000), retryable: err.retryable });
@@ -190,7 +193,10 @@ export class LinkSession {
   }
 
   async #handle(msg: Message): Promise<void> {
-    if (this.#state === 'closed') return;
+    // After a protocol error nothing more is acted on. After a plain network cut
+    // (#socketGone) chunks already received are still written: they become durable
+    // staging bytes and are not sent again.
+    if (this.#state === 'closed' && !(this.#socketGone && !this.#failed && msg.t === 'chunk')) return;
     if (msg.t === 'hello') {
       if (this.#gotHello) throw new ProtocolError(ProtoCode.UnexpectedMessage, 'A second Hello in one session.');
       if (msg.role !== 'agent') throw new ProtocolError(ProtoCode.UnexpectedMessage, 'Hello role must be "agent" on the studio side.');
@@ -346,9 +352,11 @@ export class LinkSession {
   async #commit(w: Wanted, agentId: string): Promise<void> {
     const { hash, size } = w.file;
     try {
+      this.#log.info({ hash, size }, 'committing');
       const receipt = await this.#d.committer.commit({ hash, size, stagedPath: w.staged.path, names: w.file.names, agentCopies: w.file.copies, agentId });
       await w.staged.discard();
       this.#filesCommitted++;
+      this.#log.info({ hash, size, path: receipt.copies[0]?.path }, 'committed');
       this.#send(receipt);
     } catch (err) {
       const coded = err instanceof CodedError ? err : new ProtocolError(ProtoCode.UnexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
@@ -366,6 +374,7 @@ export class LinkSession {
   }
 
   async #teardown(): Promise<void> {
+    this.#socketGone = true;
     this.#state = 'closed';
     for (const t of this.#timers) clearTimeout(t);
     await this.#queue.catch(() => undefined);

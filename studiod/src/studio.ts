@@ -17,6 +17,7 @@ import { Committer, type CommittedAsset } from './commit.js';
 import { LOCAL_TARGETS, type StudiodConfig } from './config.js';
 import { ControlSocket } from './control-socket.js';
 import { StudioCode, StudioError } from './errors.js';
+import { LedgerService } from './ledger-service.js';
 import { LinkServer } from './link-server.js';
 import { Staging } from './staging.js';
 import { loadOrCreateTlsIdentity, type TlsIdentity } from './tls-identity.js';
@@ -31,6 +32,8 @@ export interface StudioOptions {
   timing?: { authTimeoutMs?: number; pingIntervalMs?: number; deadLinkMs?: number };
   /** Called after every commit (cloud forwarder hook, issue 5). */
   onCommitted?: (asset: CommittedAsset) => Promise<void> | void;
+  /** Ledger/cloud overrides (tests): cloud retry timing, sink factory. */
+  ledger?: Pick<ConstructorParameters<typeof LedgerService>[0], 'cloudOptions'>;
 }
 
 export class Studio {
@@ -45,6 +48,8 @@ export class Studio {
   #committer: Committer | undefined;
   #link: LinkServer | undefined;
   #control: ControlSocket | undefined;
+  /** Ledger, cloud forwarder, verify (issue 5). */
+  #ledger: LedgerService | undefined;
   #startedAt = 0;
 
   constructor(opts: StudioOptions) {
@@ -61,6 +66,12 @@ export class Studio {
   get fingerprint(): string {
     if (this.#tls === undefined) throw new TypeError('Studio not open');
     return this.#tls.fingerprint;
+  }
+
+  /** The ledger, cloud forwarder and verify (issue 5). */
+  get ledger(): LedgerService {
+    if (this.#ledger === undefined) throw new TypeError('Studio not open');
+    return this.#ledger;
   }
 
   get catalogue(): Catalogue {
@@ -91,6 +102,9 @@ export class Studio {
       }
       await catalogue.clearIntent(intent.hash);
     }
+    // The ledger's and the cloud queue's hooks must be in place before anything commits.
+    this.#ledger = new LedgerService({ config: c, catalogue, log: this.log, now: this.#now, ...(this.#opts.ledger ?? {}) });
+    await this.#ledger.open();
     this.#staging = new Staging(c.staging);
     await this.#staging.open();
     this.#committer = new Committer({
@@ -113,6 +127,7 @@ export class Studio {
     await this.#control?.close();
     await this.#link?.close();
     this.#abort.abort();
+    await this.#ledger?.close();
     await this.#catalogue?.close();
   }
 
@@ -135,7 +150,8 @@ export class Studio {
       }
       return { agentId: id, revoked: true };
     });
-    ctl.register('status', async () => this.status());
+    ctl.register('status', async () => (this.#ledger === undefined ? this.status() : this.#ledger.report(await this.status())));
+    this.#ledger?.registerCommands(ctl);
   }
 
   /** The basic status (issue 5 grows it): counters, sessions, targets, staging, last errors. */

@@ -36,7 +36,7 @@ export class CloudFixture {
     this.dir = await mkdtemp(join(tmpdir(), 's321-cloud-'));
     this.db = new Level<string, unknown>(join(this.dir, 'catalogue'), { valueEncoding: 'json' });
     await this.db.open();
-    this.sub = this.db.sublevel<string, unknown>('cloud', { valueEncoding: 'json' }) as unknown as CloudDb;
+    this.sub = this.db.sublevel<string, unknown>('cloud', { valueEncoding: 'json' });
   }
 
   async start(targets: CloudTargetConfig[], extra: Partial<CloudForwarderOptions> = {}): Promise<CloudForwarder> {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { readdir, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
-import { verifyFile } from '@studio321/protocol/durable';
+import { nativeHashAvailable, verifyFile } from '@studio321/protocol/durable';
 import { testBytes } from '../lib/lying-source.js';
 
 const DATA = testBytes(300_000, 21);
@@ -41,4 +41,26 @@ t.test('abort', async (t) => {
   const ac = new AbortController();
   ac.abort();
   await t.rejects(verifyFile(join(dir, 'a'), REF, { signal: ac.signal }), { code: 'DURABLE_ABORTED' });
+});
+
+t.test('large files: both hash engines give the same verdicts', async (t) => {
+  const big = testBytes(3 * 1024 * 1024 + 5, 22);
+  const ref = { size: big.byteLength, blake3: hashBytes(big) };
+  const rotten = Uint8Array.from(big);
+  rotten[2_000_000] = rotten[2_000_000]! ^ 0x01;
+  const dir = t.testdir();
+  await writeFile(join(dir, 'good'), big);
+  await writeFile(join(dir, 'rot'), rotten);
+  const native = await nativeHashAvailable();
+  for (const hashEngine of ['wasm', 'native'] as const) {
+    if (hashEngine === 'native' && !native) {
+      t.comment('b3sum is not installed: native engine not checked');
+      continue;
+    }
+    t.match(await verifyFile(join(dir, 'good'), ref, { hashEngine }), { ok: true, blake3: ref.blake3 }, `${hashEngine}: good`);
+    t.match(await verifyFile(join(dir, 'rot'), ref, { hashEngine }), { ok: false, code: 'DURABLE_HASH_MISMATCH' }, `${hashEngine}: rot`);
+    const ac = new AbortController();
+    ac.abort();
+    await t.rejects(verifyFile(join(dir, 'good'), ref, { hashEngine, signal: ac.signal }), { code: 'DURABLE_ABORTED' });
+  }
 });

@@ -99,3 +99,72 @@ t.test('an unwritable data dir gives AGENT_LOCK_FAILED, not a crash', async (t) 
   await t.rejects(lock.open(), { code: 'AGENT_LOCK_FAILED' });
   t.equal(lock.state, 'closed');
 });
+
+// The real `field-agent run`: the second one exits 3 with AGENT_ALREADY_RUNNING
+// naming the first's pid; the first serves its status page (token-protected)
+// and releases everything on SIGTERM; after SIGKILL a new one takes over.
+const agentBin = fileURLToPath(new URL('../../agent/dist/bin/field-agent.js', import.meta.url));
+
+interface Agent { child: ChildProcess; stderr: () => string; started: Promise<void> }
+function startAgent(dataDir: string, config: string): Agent {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env['DISPLAY'];
+  delete env['WAYLAND_DISPLAY'];
+  const child = spawn(process.execPath, [agentBin, 'run', '--data-dir', dataDir, '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let err = '';
+  const started = new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString('utf8');
+      if (/"event":"started"/.test(err)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`agent exited ${code}: ${err}`)));
+  });
+  started.catch(() => undefined);
+  return { child, stderr: () => err, started };
+}
+
+t.test('field-agent run: single instance, status page wired, clean SIGTERM, takeover after SIGKILL', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'agent-run-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const config = join(dir, 'field-agent.json');
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(config, JSON.stringify({ statusPort: 0, tray: false, watchVolumes: false }));
+
+  const a = startAgent(dataDir, config);
+  t.teardown(() => { a.child.kill('SIGKILL'); });
+  await a.started;
+
+  const b = startAgent(dataDir, config);
+  t.equal(await exitCode(b.child), 3, 'the second agent exits 3');
+  t.match(b.stderr(), new RegExp(`AGENT_ALREADY_RUNNING: field-agent is already running as process ${a.child.pid}\\b`));
+
+  // The first one serves its status page; the address with the token is in status-url.
+  const url = (await readFile(join(dataDir, 'status-url'), 'utf8')).trim();
+  t.match(url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{40,}$/);
+  const { origin, searchParams } = new URL(url);
+  const denied = await fetch(`${origin}/api/status`);
+  t.equal(denied.status, 401, 'no token, no data');
+  const ok = await fetch(`${origin}/api/status`, { headers: { Authorization: `Bearer ${searchParams.get('token')}` } });
+  t.equal(ok.status, 200);
+  t.match(await ok.json(), { cards: [], queue: { files: 0, bytes: 0 }, link: { state: 'offline' } });
+
+  a.child.kill('SIGTERM');
+  t.equal(await exitCode(a.child), 0, 'SIGTERM: clean exit 0');
+  await t.rejects(readFile(join(dataDir, 'field-agent.pid')), { code: 'ENOENT' }, 'pid file removed');
+  await t.rejects(readFile(join(dataDir, 'status-url')), { code: 'ENOENT' }, 'status-url removed');
+  t.match(a.stderr(), /"event":"shutdown-done","clean":true/);
+
+  const c = startAgent(dataDir, config);
+  t.teardown(() => { c.child.kill('SIGKILL'); });
+  await c.started;
+  c.child.kill('SIGKILL');
+  await exitCode(c.child);
+  const d = startAgent(dataDir, config);
+  t.teardown(() => { d.child.kill('SIGKILL'); });
+  await d.started;
+  const holder = JSON.parse(await readFile(join(dataDir, 'field-agent.pid'), 'utf8')) as { pid: number };
+  t.equal(holder.pid, d.child.pid, 'after SIGKILL the next agent takes the lock over');
+  d.child.kill('SIGTERM');
+  t.equal(await exitCode(d.child), 0);
+});

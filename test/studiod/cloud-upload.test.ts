@@ -67,7 +67,7 @@ t.test('1 GiB sparse file: multipart (64 MiB parts), verified, bytes match', asy
   t.equal(await downloadSha256(c, 'hot', key), fx.copies[0]?.sha256, 'independent download has the recorded SHA-256');
 });
 
-t.test('multi-GB (3 GiB sparse) upload', { skip: process.env.CLOUD_BIG === '1' ? false : 'set CLOUD_BIG=1 (takes ~1 min)' }, async (t) => {
+t.test('multi-GB (3 GiB sparse) upload', { skip: process.env.CLOUD_BIG === '1' ? false : 'set CLOUD_BIG=1 (takes 2-3 min on 2 cores)' }, async (t) => {
   const fx = new CloudFixture();
   await fx.setup();
   t.teardown(() => fx.close());

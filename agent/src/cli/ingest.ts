@@ -81,7 +81,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
     const vol = await volumeAt(root);
     const cardLabelOpt = values['card-label'];
     const label = cardLabel(vol.labels, root, cardLabelOpt);
-    const identity = cardIdentity({ label, ...(vol.labels.uuid === undefined ? {} : { uuid: vol.labels.uuid }), files: scan.files });
+    const identity = cardIdentity({ label, ...(vol.labels.uuid === undefined ? {} : { uuid: vol.labels.uuid }), files: scan.files, ...(vol.isMount ? {} : { folder: root }) });
     let progress: ProgressTracker | undefined;
     const report = await offloadCard({
       state,

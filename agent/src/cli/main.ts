@@ -3,22 +3,17 @@
  * returns an exit code; coded errors are printed with their code.
  */
 import { reportError, type CommandIo } from './common.js';
-import { ingestCommand } from './ingest.js';
-import { statusCommand } from './status.js';
-import { resolveCommand } from './resolve.js';
-import { runCommand } from './run.js';
-import { pairCommand } from './pair.js';
-import { syncCommand } from './sync.js';
 
 export type Command = (argv: string[], io: CommandIo) => Promise<number>;
 
-export const COMMANDS: Record<string, { run: Command; help: string }> = {
-  ingest: { run: ingestCommand, help: 'ingest <path>   offload a card or folder now, verified, then exit' },
-  status: { run: statusCommand, help: 'status          cards, copies, safe to format, queue to the studio' },
-  resolve: { run: resolveCommand, help: 'resolve <card>  mark the card\'s warnings as reviewed' },
-  pair: { run: pairCommand, help: 'pair <url> <code> pair this laptop with a studio (code from `studioctl pair`)' },
-  sync: { run: syncCommand, help: 'sync            push the queue to the studio until empty, then exit' },
-  run: { run: runCommand, help: 'run             watch for cards and hot folders (the background service)' },
+/** Commands load lazily: `status` does not pay for the link client, `ingest` not for the tray. */
+export const COMMANDS: Record<string, { load: () => Promise<Command>; help: string }> = {
+  ingest: { load: async () => (await import('./ingest.js')).ingestCommand, help: 'ingest <path>   offload a card or folder now, verified, then exit' },
+  status: { load: async () => (await import('./status.js')).statusCommand, help: 'status          cards, copies, safe to format, queue to the studio' },
+  resolve: { load: async () => (await import('./resolve.js')).resolveCommand, help: 'resolve <card>  mark the card\'s warnings as reviewed' },
+  pair: { load: async () => (await import('./pair.js')).pairCommand, help: 'pair <url> <code> pair this laptop with a studio (code from `studioctl pair`)' },
+  sync: { load: async () => (await import('./sync.js')).syncCommand, help: 'sync            push the queue to the studio until empty, then exit' },
+  run: { load: async () => (await import('./run.js')).runCommand, help: 'run             watch for cards and hot folders (the background service)' },
 };
 
 function usage(): string {
@@ -37,7 +32,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     return 2;
   }
   try {
-    return await cmd.run(rest, io);
+    return await (await cmd.load())(rest, io);
   } catch (err) {
     return reportError(err, io, rest.includes('--json'));
   }

@@ -62,6 +62,16 @@ export function targetError(err: unknown, op: string, path: string): DurableWrit
   }
 }
 
+/** The hash implementation itself failed (b3sum died, a hash worker stopped). */
+export function hashError(err: unknown): DurableWriteError {
+  if (err instanceof DurableWriteError) return err;
+  return durableError('DURABLE_IO_ERROR', 'Hashing failed (b3sum or a hash worker stopped): the write will be retried; if it keeps failing, set S321_HASH_ENGINE=wasm.', {
+    cause: err,
+    retryable: true,
+    detail: { op: 'hash' },
+  });
+}
+
 /** The source threw (card pulled, network stream cut…). */
 export function sourceError(err: unknown): DurableWriteError {
   if (err instanceof DurableWriteError && err.code === 'DURABLE_ABORTED') return err;

@@ -13,14 +13,15 @@
  * On any failure every temp is removed and a DurableWriteError says what happened.
  */
 import { join } from 'node:path';
-import { createHasher, isBlake3Hex } from '../hash.js';
+import { isBlake3Hex } from '../hash.js';
 import { DurableWriteError, errorCode } from '../errors.js';
-import { abortedError, isAborted, durableError, sourceError, targetError } from './durable-errors.js';
+import { abortedError, hashError, isAborted, durableError, sourceError, targetError } from './durable-errors.js';
 import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
 import { ensureDir, fsyncDir } from './fsync-dir.js';
 import { readBackHash } from './read-back.js';
 import { ReadBackLane } from './read-back-lane.js';
-import { createLocalAsyncHasher, sharedHashPool, type HashPool } from './hash-pool.js';
+import { sharedHashPool, type HashPool } from './hash-pool.js';
+import { readBackHasher, resolveEngine, sourceHasher, type HashEngine } from './hash-engine.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
 
 export interface DurableTarget {
@@ -50,8 +51,10 @@ export interface DurableWriteOptions {
    * fdatasync'ed and the bytes it covers are read back and hashed on a worker.
    */
   syncEvery?: number;
-  /** Where read-backs are hashed: a HashPool (default: the shared pool) or false for this thread. */
+  /** Where blake3-wasm read-backs are hashed: a HashPool (default: the shared pool) or false for this thread. */
   hashPool?: HashPool | false;
+  /** BLAKE3 implementation (see hash-engine.ts); default 'auto': b3sum when installed, else blake3-wasm. */
+  hashEngine?: HashEngine;
 }
 
 export const DEFAULT_SYNC_EVERY = 32 * 1024 * 1024;
@@ -254,7 +257,8 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
   }));
   const syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
   const pool = opts.hashPool ?? sharedHashPool();
-  const hasher = createHasher();
+  const engine = await resolveEngine(opts.hashEngine);
+  const hasher = sourceHasher(engine);
   let iterator: AsyncIterator<Uint8Array> | undefined;
   let sourceDone = false;
 
@@ -273,7 +277,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
           s.fh = await fs.open(s.tempPath, 'wx', mode);
           s.tempExists = true;
           if (readBack) {
-            s.lane = new ReadBackLane(fs, s.tempPath, pool === false ? createLocalAsyncHasher() : pool.createHasher(), signal);
+            s.lane = new ReadBackLane(fs, s.tempPath, readBackHasher(engine, pool), signal);
             await s.lane.open();
           }
         } catch (err) {
@@ -316,14 +320,21 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
       }
       next = pull();
       const writes = settleAll(slots.map((s) => writeAll(s, chunk)));
-      hasher.update(chunk);
-      await raceAbort(writes, signal);
+      const hashed = hasher.update(chunk).catch((err: unknown) => {
+        throw hashError(err);
+      });
+      await raceAbort(settleAll<unknown>([writes, hashed]), signal);
       for (const s of slots) startDatasync(s, syncEvery);
       opts.onProgress?.(total);
     }
 
     // 3. compare with what was expected
-    const blake3 = hasher.digest();
+    let blake3: string;
+    try {
+      blake3 = await hasher.digest();
+    } catch (err) {
+      throw hashError(err);
+    }
     if (opts.expected !== undefined) {
       if (total !== opts.expected.size) {
         throw durableError('DURABLE_SIZE_MISMATCH', `The source ended after ${total} bytes, ${opts.expected.size} were expected: the transfer was cut or the source changed; nothing was kept.`, {

@@ -36,7 +36,8 @@ class PoolWorker {
   dead: Error | undefined;
 
   constructor(url: URL) {
-    this.worker = new Worker(url);
+    // Plain JS worker: do not inherit loaders/hooks (test runners, coverage) from the parent.
+    this.worker = new Worker(url, { execArgv: [] });
     this.worker.unref();
     this.worker.on('message', (m: HashReply) => {
       const q = this.waiters.get(m.id);

@@ -1,0 +1,114 @@
+/**
+ * Helpers for the field-agent tests: run the real CLI as a child process, hash
+ * trees, mount real tmpfs volumes (the tests run as root in CI; a test that
+ * needs a mount skips when mounting is refused).
+ */
+import { spawn, execFile } from 'node:child_process';
+import { readdir, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { mountTmpfs, type Teardownable } from './tmpfs.js';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { hashFile } from '@studio321/protocol';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REPO = join(here, '..', '..');
+export const AGENT_BIN = join(REPO, 'agent', 'dist', 'bin', 'field-agent.js');
+const execFileP = promisify(execFile);
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runAgentCli(args: string[], opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [AGENT_BIN, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+      ...(opts.gid === undefined ? {} : { gid: opts.gid }),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** JSON lines printed by `--json`. */
+export function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Every regular file under root (relative '/' paths), sorted. */
+export async function listFiles(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(join(root, rel));
+  } catch {
+    return out;
+  }
+  for (const name of names.sort()) {
+    const r = rel === '' ? name : `${rel}/${name}`;
+    const st = await lstat(join(root, r));
+    if (st.isDirectory()) out.push(...(await listFiles(root, r)));
+    else out.push(r);
+  }
+  return out;
+}
+
+/** path → blake3 of every regular file under root. */
+export async function hashTree(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const f of await listFiles(root)) {
+    const st = await lstat(join(root, f));
+    if (st.isFile()) out.set(f, (await hashFile(join(root, f))).blake3);
+  }
+  return out;
+}
+
+/**
+ * A fresh directory in /tmp (not the repo's .tap fixtures, which tap removes
+ * before late teardowns run) with `names` as tmpfs mount points of `size`
+ * (test/lib/tmpfs.ts mounts and unmounts them). Undefined when mounting is refused.
+ */
+export async function tmpfsDirs(t: Teardownable, names: Record<string, string>): Promise<{ base: string; dirs: Record<string, string> } | undefined> {
+  const base = await mkdtemp(join(tmpdir(), 'fa-test-'));
+  t.teardown(async () => {
+    for (const d of Object.keys(names)) await umount(join(base, d), true);
+    await rm(base, { recursive: true, force: true }).catch(() => undefined);
+  });
+  const dirs: Record<string, string> = {};
+  for (const [name, size] of Object.entries(names)) {
+    const d = join(base, name);
+    await mkdir(d);
+    const r = await mountTmpfs({ teardown: () => undefined }, d, `size=${size}`);
+    if (!r.mounted) return undefined;
+    dirs[name] = d;
+  }
+  return { base, dirs };
+}
+
+export async function umount(dir: string, lazy = false): Promise<void> {
+  await execFileP('umount', lazy ? ['-l', dir] : [dir]).catch(() => undefined);
+}
+
+export async function remountSize(dir: string, size: string): Promise<void> {
+  await execFileP('mount', ['-o', `remount,size=${size}`, dir]);
+}
+
+/** Poll `cond` until true or the deadline passes (no fixed sleeps). */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * Test harness for the link and the studio: a real studiod child process, real
+ * field-agent child processes, a real TCP proxy that can cut the link, card
+ * generation, and on-disk checks. Every test gets its own temp dir and port 0.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, mkdir, readdir, rm, writeFile, stat } from 'node:fs/promises';
+import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const STUDIOD_BIN = join(ROOT, 'studiod', 'dist', 'bin', 'studiod.js');
+export const STUDIOCTL_BIN = join(ROOT, 'studiod', 'dist', 'bin', 'studioctl.js');
+export const AGENT_BIN = join(ROOT, 'agent', 'dist', 'bin', 'field-agent.js');
+
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export async function waitFor<T>(cond: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await cond();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function tempDir(t: Teardown, prefix = 'studio321-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(bin: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => { clearTimeout(timer); resolvePromise({ code, signal, stdout, stderr }); });
+  });
+}
+
+export interface StudioDirs {
+  base: string;
+  mirror: string;
+  raid: string;
+  state: string;
+  config: string;
+}
+
+export class StudiodProcess {
+  readonly dirs: StudioDirs;
+  proc: ChildProcess | undefined;
+  port = 0;
+  fingerprint = '';
+  log = '';
+  #exit: Promise<void> = Promise.resolve();
+
+  constructor(dirs: StudioDirs) {
+    this.dirs = dirs;
+  }
+
+  get url(): string {
+    return `wss://127.0.0.1:${this.port}/v1`;
+  }
+
+  get controlSocket(): string {
+    return join(this.dirs.state, 'control.sock');
+  }
+
+  async start(): Promise<void> {
+    this.log = '';
+    const child = spawn(process.execPath, [STUDIOD_BIN, '--config', this.dirs.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = child;
+    this.#exit = new Promise((r) => child.once('exit', () => r()));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { this.log += d; });
+    const line = await waitFor(() => {
+      if (child.exitCode !== null) throw new Error(`studiod exited ${child.exitCode}: ${this.log}`);
+      return this.log.split('\n').find((l) => l.includes('"msg":"listening"'));
+    }, 'studiod to listen');
+    const rec = JSON.parse(line) as { port: number; fingerprint: string };
+    this.port = rec.port;
+    this.fingerprint = rec.fingerprint;
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.proc === undefined || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill(signal);
+    await this.#exit;
+  }
+
+  /** Restart on the same port (agents keep their URL). */
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.writeConfig(this.port);
+    await this.start();
+  }
+
+  async writeConfig(port = 0, extra: Record<string, unknown> = {}): Promise<void> {
+    const cfg = {
+      listen: { host: '127.0.0.1', port },
+      stateDir: this.dirs.state,
+      windowBytes: 1024 * 1024 * 2,
+      targets: {
+        mirror: { root: this.dirs.mirror, media: 'hdd-mirror', location: 'calgary', device: 'mirror-1' },
+        raid: { root: this.dirs.raid, media: 'hdd-raid', location: 'calgary', device: 'raid-1' },
+      },
+      ...extra,
+    };
+    await writeFile(this.dirs.config, JSON.stringify(cfg));
+  }
+
+  ctl(args: string[]): Promise<RunResult> {
+    return run(STUDIOCTL_BIN, ['--socket', this.controlSocket, ...args]);
+  }
+
+  async pairCode(): Promise<string> {
+    const r = await this.ctl(['--json', 'pair']);
+    if (r.code !== 0) throw new Error(`studioctl pair failed: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { code: string }).code;
+  }
+}
+
+export async function startStudiod(t: Teardown, extra: Record<string, unknown> = {}): Promise<StudiodProcess> {
+  const base = await tempDir(t, 'studiod-');
+  const dirs: StudioDirs = { base, mirror: join(base, 'mirror'), raid: join(base, 'raid'), state: join(base, 'state'), config: join(base, 'studiod.json') };
+  await mkdir(dirs.mirror);
+  await mkdir(dirs.raid);
+  const s = new StudiodProcess(dirs);
+  await s.writeConfig(0, extra);
+  await s.start();
+  t.teardown(() => s.kill());
+  return s;
+}
+
+export interface CardFile {
+  path: string;
+  size: number;
+  data?: Buffer;
+}
+
+/** Writes a DCF card: DCIM/100CANON/IMG_NNNN.CR3 with random bytes (plus extra files). */
+export async function makeCard(dir: string, files: CardFile[]): Promise<void> {
+  for (const f of files) {
+    const p = join(dir, ...f.path.split('/'));
+    await mkdir(dirname(p), { recursive: true });
+    await writeFile(p, f.data ?? randomBytes(f.size));
+  }
+}
+
+export function dcfFiles(count: number, sizeOf: (i: number) => number): CardFile[] {
+  return Array.from({ length: count }, (_, i) => ({ path: `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`, size: sizeOf(i) }));
+}
+
+export interface Agent {
+  dataDir: string;
+  cli(args: string[], timeoutMs?: number): Promise<RunResult>;
+}
+
+export async function makeAgent(t: Teardown): Promise<Agent> {
+  const dataDir = await tempDir(t, 'agent-');
+  return {
+    dataDir,
+    cli: (args, timeoutMs) => run(AGENT_BIN, [...args, '--data-dir', dataDir], { env: { FIELD_AGENT_HOME: dataDir }, ...(timeoutMs === undefined ? {} : { timeoutMs }) }),
+  };
+}
+
+export async function pairAgent(studio: StudiodProcess, agent: Agent, url = studio.url): Promise<string> {
+  const code = await studio.pairCode();
+  const r = await agent.cli(['pair', url, code, '--json']);
+  if (r.code !== 0) throw new Error(`pair failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { agentId: string }).agentId;
+}
+
+export async function ingest(agent: Agent, cardDir: string, shoot: string, label: string): Promise<void> {
+  const r = await agent.cli(['ingest', cardDir, '--shoot', shoot, '--card-label', label, '--json']);
+  if (r.code !== 0) throw new Error(`ingest failed (${r.code}): ${r.stderr}\n${r.stdout}`);
+}
+
+/** Every regular file under `root` (relative paths), excluding the target marker. */
+export async function listFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(dir: string, rel: string): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const r = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) await walk(join(dir, e.name), r);
+      else if (e.name !== '.studio321-target.json') out.push(r);
+    }
+  }
+  await walk(root, '');
+  return out.sort();
+}
+
+export async function fileSize(p: string): Promise<number> {
+  return (await stat(p)).size;
+}
+
+/**
+ * A real TCP proxy between agent and studiod that can cut connections: after
+ * `cutAfter()` bytes from the agent side (undefined: never) both sockets are destroyed.
+ */
+export class CutProxy {
+  #server: Server | undefined;
+  #sockets = new Set<Socket>();
+  cuts = 0;
+  connections = 0;
+  cutAfter: () => number | undefined = () => undefined;
+  readonly upstreamPort: () => number;
+
+  constructor(upstreamPort: () => number) {
+    this.upstreamPort = upstreamPort;
+  }
+
+  get port(): number {
+    return (this.#server?.address() as AddressInfo).port;
+  }
+
+  async start(): Promise<void> {
+    this.#server = createServer((client) => {
+      this.connections++;
+      const limit = this.cutAfter();
+      const up = connect(this.upstreamPort(), '127.0.0.1');
+      this.#sockets.add(client);
+      this.#sockets.add(up);
+      let seen = 0;
+      const cut = (): void => { client.destroy(); up.destroy(); };
+      client.on('data', (d: Buffer) => {
+        seen += d.length;
+        if (limit !== undefined && seen >= limit) {
+          this.cuts++;
+          cut();
+          return;
+        }
+        if (!up.write(d)) { client.pause(); up.once('drain', () => client.resume()); }
+      });
+      up.on('data', (d: Buffer) => { if (!client.write(d)) { up.pause(); client.once('drain', () => up.resume()); } });
+      client.on('error', cut);
+      up.on('error', cut);
+      client.on('close', () => { up.destroy(); this.#sockets.delete(client); });
+      up.on('close', () => { client.destroy(); this.#sockets.delete(up); });
+    });
+    await new Promise<void>((r) => this.#server?.listen(0, '127.0.0.1', r));
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
+  }
+}
