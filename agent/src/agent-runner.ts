@@ -91,7 +91,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
       this.#watcher.on('mounted', (v) => this.#onMounted(v));
       this.#watcher.on('unmounted', (v) => this.#active.get(v.mountPoint)?.abort(new AgentError(AGENT_CODES.cardRemoved, `${v.mountPoint} was unmounted`, { retryable: true })));
       this.#watcher.on('error', (err) => log.warn({ event: 'volume-poll-failed', err }, 'listing mounted volumes failed; will retry'));
-      this.#watcher.start();
+      if (config.watchVolumes !== false) this.#watcher.start();
       for (const dir of config.hotFolders) await this.#openHotFolder(dir);
       if (this.opts.startSync !== undefined) {
         const handle = await this.opts.startSync({ state: this.#state, config, paths, log, signal: this.#abort.signal });

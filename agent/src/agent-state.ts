@@ -151,9 +151,9 @@ export class AgentState {
     }
   }
 
-  async #write(ops: Op[], what: string): Promise<void> {
+  async #write(ops: Op[], what: string, sync = true): Promise<void> {
     try {
-      await this.#db.batch(ops, { sync: true });
+      await this.#db.batch(ops, { sync });
     } catch (err) {
       throw stateError(err, what);
     }
@@ -331,7 +331,10 @@ export class AgentState {
         const rec: ClaimRecord = { card: cardId, path: c.path };
         ops.push({ type: 'put', key: keys.claim(c.storePath), value: rec });
       }
-      await this.#write(ops, 'reserving store names');
+      // Not synced: a claim lost in a crash is harmless (the name then either holds the
+      // same verified content → reused, or other content → DURABLE_NAME_TAKEN → next
+      // suffix), and the next synced batch makes it durable anyway (LevelDB's log is ordered).
+      await this.#write(ops, 'reserving store names', false);
     });
   }
 

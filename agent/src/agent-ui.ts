@@ -19,6 +19,8 @@ import { buildStatus } from './status.js';
 import { AgentStatusProvider } from './status-provider.js';
 import { DEFAULT_STATUS_PORT, StatusPage, type StatusActions } from './status-page.js';
 import { Tray, type TrayMode } from './tray.js';
+import { ejectCard } from './eject.js';
+import { defaultVolumeSource, type VolumeSource } from './volume-source.js';
 
 export const STATUS_URL_FILE = 'status-url';
 
@@ -36,6 +38,8 @@ export interface AgentUiOptions {
   /** The tray's Quit (e.g. requestShutdown from protocol/shutdown). */
   quit: () => void | Promise<void>;
   env?: NodeJS.ProcessEnv;
+  /** Volumes for eject (default: the system's). */
+  volumes?: VolumeSource;
 }
 
 export class AgentUi {
@@ -75,7 +79,13 @@ export class AgentUi {
     runner.on('card-done', this.#onCardDone);
     runner.on('hot-file', this.#onHotFile);
 
-    const page = new StatusPage({ provider: this.provider, dataDir, port: this.#o.statusPort ?? DEFAULT_STATUS_PORT, log, ...(this.#o.sync ? { actions: this.#o.sync } : {}) });
+    const eject = async (card: string): Promise<unknown> => {
+      const result = await ejectCard(card, { state: runner.state, copiesNeeded: this.#o.copiesNeeded, volumes: this.#o.volumes ?? defaultVolumeSource() });
+      log.info({ event: 'card-ejected', card: result.card, mountPoint: result.mountPoint, method: result.method }, `${result.label} ejected`);
+      this.provider.setPresent(result.card, false);
+      return result;
+    };
+    const page = new StatusPage({ provider: this.provider, dataDir, port: this.#o.statusPort ?? DEFAULT_STATUS_PORT, log, eject, ...(this.#o.sync ? { actions: this.#o.sync } : {}) });
     try {
       await page.open();
       this.#page = page;

@@ -47,6 +47,8 @@ export interface OffloadContext {
   /** Fault-injection seam for the card side (default readCardFile). */
   openSource?: SourceOpener;
   onFile?: (outcome: FileOutcome) => void;
+  /** Sidecar groups copied at the same time (default 1). */
+  concurrency?: number;
 }
 
 /** The whole offload had to stop; `cause` is the coded reason. */
@@ -102,7 +104,14 @@ export class CardOffloader {
     this.ctx.onFile?.(outcome);
   }
 
-  /** Copy these files (all of one card), group by group. Throws OffloadStop when the whole offload must stop. */
+  /**
+   * Copy these files (all of one card), group by group, with up to `concurrency`
+   * groups in flight (default 1; measured no faster at 2 on a 2-core machine) so one file's fsync and read-back overlap the
+   * next file's read. A group whose file size equals one in flight waits until
+   * nothing is in flight (it may be the same content: dual-slot dedup stays exact).
+   * Throws OffloadStop when the whole offload must stop (after the groups in
+   * flight settled).
+   */
   async run(files: readonly FileRecord[]): Promise<FileOutcome[]> {
     const groups = new Map<string, FileRecord[]>();
     for (const f of files) {
@@ -111,10 +120,36 @@ export class CardOffloader {
       if (g === undefined) groups.set(key, [f]);
       else g.push(f);
     }
+    const limit = Math.max(1, this.ctx.concurrency ?? 1);
+    const inFlight = new Map<Promise<void>, Set<number>>();
+    let stop: OffloadStop | undefined;
+    const settle = async (): Promise<void> => {
+      await Promise.allSettled([...inFlight.keys()]);
+    };
     for (const [key, members] of groups) {
-      if (this.ctx.signal?.aborted) throw await this.#stopFor(this.ctx.signal.reason, undefined);
-      await this.#group(key, members);
+      if (stop !== undefined) break;
+      if (this.ctx.signal?.aborted) {
+        stop = await this.#stopFor(this.ctx.signal.reason, undefined);
+        break;
+      }
+      const sizes = new Set(members.map((m) => m.size));
+      const clash = [...inFlight.values()].some((s) => [...sizes].some((x) => s.has(x)));
+      if (clash) await settle();
+      while (inFlight.size >= limit) await Promise.race(inFlight.keys());
+      if (stop !== undefined) break;
+      const p: Promise<void> = this.#group(key, members).then(
+        () => undefined,
+        (err: unknown) => {
+          if (err instanceof OffloadStop) stop ??= err;
+          else stop ??= new OffloadStop(new AgentError(AGENT_CODES.copyFailed, `Offloading ${key} failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+        },
+      ).finally(() => {
+        inFlight.delete(p);
+      });
+      inFlight.set(p, sizes);
     }
+    await settle();
+    if (stop !== undefined) throw stop;
     return this.outcomes;
   }
 

@@ -61,7 +61,9 @@ main { padding: 0 20px 20px; max-width: 900px; }
 .card { border: 1px solid var(--bg2); border-radius: 10px; padding: 12px 14px; margin-bottom: 10px; }
 .card[data-safe="true"] { border-color: var(--ok); }
 .card-head { display: flex; justify-content: space-between; align-items: center; gap: 8px; }
-.card-head h3 { margin: 0; font-size: 16px; overflow-wrap: anywhere; }
+.card-head h3 { margin: 0; font-size: 16px; overflow-wrap: anywhere; flex: 1; }
+.eject-result { margin: 4px 0 0; font-size: 13px; font-weight: 600; }
+.eject-result:empty { display: none; }
 .badge { font-size: 12px; font-weight: 600; border-radius: 6px; padding: 2px 8px; background: var(--warn); color: #fff; white-space: nowrap; }
 .card[data-safe="true"] .badge { background: var(--ok); }
 .bar { position: relative; height: 10px; background: var(--bg2); border-radius: 5px; overflow: hidden; margin: 10px 0 6px; }
@@ -94,21 +96,32 @@ export const STATUS_PAGE_JS = `'use strict';
       view = el('article', 'card');
       view.dataset.cardId = card.id;
       const head = el('div', 'card-head');
-      head.append(el('h3', 'label'), el('span', 'badge'));
+      const ej = el('button', 'eject', 'Eject');
+      ej.type = 'button';
+      ej.hidden = true;
+      ej.addEventListener('click', async () => {
+        ej.disabled = true;
+        const r = await fetch('/api/eject?card=' + encodeURIComponent(card.id), { method: 'POST' });
+        const body = await r.json().catch(() => ({}));
+        view.querySelector('.eject-result').textContent = r.ok ? 'Ejected: you can remove the card.' : (body.code || r.status) + ': ' + (body.message || 'eject failed');
+        ej.disabled = false;
+      });
+      head.append(el('h3', 'label'), ej, el('span', 'badge'));
       const bar = el('div', 'bar');
       bar.append(el('div', 'fill copied'), el('div', 'fill verified'));
       const nums = el('div', 'nums');
       nums.append(el('span', 'progress'), el('span', 'speed'), el('span', 'eta'));
       const stages = el('div', 'stages');
       stages.append(el('span', 'n-verified'), el('span', 'n-queued'), el('span', 'n-studio'));
-      view.append(head, bar, nums, stages, el('p', 'reason'));
+      view.append(head, bar, nums, stages, el('p', 'reason'), el('p', 'eject-result'));
       $('card-list').append(view);
     }
     return view;
   }
 
-  function renderCard(card) {
+  function renderCard(card, canEject) {
     const v = cardView(card);
+    v.querySelector('.eject').hidden = !(canEject && card.safeToFormat && card.present !== false);
     const q = (s) => v.querySelector(s);
     v.dataset.safe = String(card.safeToFormat);
     q('.label').textContent = card.label;
@@ -127,7 +140,7 @@ export const STATUS_PAGE_JS = `'use strict';
 
   function render(s) {
     const seen = new Set();
-    for (const card of s.cards) { renderCard(card); seen.add(card.id); }
+    for (const card of s.cards) { renderCard(card, s.eject); seen.add(card.id); }
     for (const v of document.querySelectorAll('.card')) if (!seen.has(v.dataset.cardId)) v.remove();
     $('no-cards').hidden = s.cards.length > 0;
     const link = $('link');

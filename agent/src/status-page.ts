@@ -114,6 +114,8 @@ export interface StatusPageOptions {
   /** TCP port on 127.0.0.1; 0 picks a free one. Default 7322. */
   port?: number;
   actions?: StatusActions;
+  /** Unmount a card that is safe to format (eject.ts); rejects with a CodedError otherwise. */
+  eject?: (card: string) => Promise<unknown>;
   log?: Logger;
   /** Least time between two live updates to one page, ms (default 250). */
   minUpdateIntervalMs?: number;
@@ -286,14 +288,16 @@ export class StatusPage {
         return this.#events(req, res);
       case 'POST /api/pause':
       case 'POST /api/resume':
-        return this.#action(req, res, url.pathname === '/api/pause' ? 'pause' : 'resume');
+        return this.#action(req, res, how, url.pathname === '/api/pause' ? 'pause' : 'resume');
+      case 'POST /api/eject':
+        return this.#eject(req, res, how, url.searchParams.get('card') ?? '');
       default:
         return this.#send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     }
   }
 
-  #decorate(s: AgentStatusSnapshot): AgentStatusSnapshot & { controls: boolean } {
-    return { ...s, controls: this.#options.actions !== undefined };
+  #decorate(s: AgentStatusSnapshot): AgentStatusSnapshot & { controls: boolean; eject: boolean } {
+    return { ...s, controls: this.#options.actions !== undefined, eject: this.#options.eject !== undefined };
   }
 
   #send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -301,9 +305,27 @@ export class StatusPage {
     res.end(body);
   }
 
-  async #action(req: IncomingMessage, res: ServerResponse, which: 'pause' | 'resume'): Promise<void> {
-    const origin = req.headers.origin;
-    if (origin !== `http://${req.headers.host}`) {
+  /** A POST authorised by the cookie must come from this page (CSRF); a bearer token cannot be sent by another site. */
+  #sameOrigin(req: IncomingMessage, how: 'cookie' | 'header'): boolean {
+    return how === 'header' || req.headers.origin === `http://${req.headers.host}`;
+  }
+
+  async #eject(req: IncomingMessage, res: ServerResponse, how: 'cookie' | 'header', card: string): Promise<void> {
+    if (!this.#sameOrigin(req, how)) return this.#send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin request\n');
+    const eject = this.#options.eject;
+    if (!eject) return this.#send(res, 404, 'text/plain; charset=utf-8', 'not available\n');
+    req.resume();
+    try {
+      const result = await eject(card);
+      this.#send(res, 200, 'application/json', JSON.stringify(result));
+    } catch (err) {
+      if (!(err instanceof CodedError)) throw err;
+      this.#send(res, 409, 'application/json', JSON.stringify(err.toJSON()));
+    }
+  }
+
+  async #action(req: IncomingMessage, res: ServerResponse, how: 'cookie' | 'header', which: 'pause' | 'resume'): Promise<void> {
+    if (!this.#sameOrigin(req, how)) {
       return this.#send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin request\n');
     }
     const actions = this.#options.actions;

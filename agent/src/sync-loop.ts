@@ -183,3 +183,22 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
     status: () => ({ state, ...(lastError === undefined ? {} : { lastError }), receipts, bytesSent }),
   };
 }
+
+/**
+ * The `startSync` hook of AgentRunner (`field-agent run`): starts the
+ * continuous sync when the agent is paired; when it is not, logs how to pair
+ * and runs without sync.
+ */
+export async function startSyncForRun(ctx: { state: SyncQueue; paths: { dataDir: string }; log: Logger; signal: AbortSignal }): Promise<{ close(): Promise<void>; status: SyncHandle['status']; wake(): void } | undefined> {
+  try {
+    await loadIdentity(ctx.paths.dataDir);
+  } catch (err) {
+    if (err instanceof LinkError && err.code === LINK_CODES.notPaired) {
+      ctx.log.info({ code: err.code }, 'not paired with a studio: offloads only (run `field-agent pair <url> <code>` to sync)');
+      return undefined;
+    }
+    throw err;
+  }
+  const handle = startSync({ dataDir: ctx.paths.dataDir, queue: ctx.state, log: ctx.log, signal: ctx.signal });
+  return { close: () => handle.stop(), status: () => handle.status(), wake: () => handle.wake() };
+}

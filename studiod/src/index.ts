@@ -9,3 +9,8 @@ export * from './control-socket.js';
 export * from './link-server.js';
 export * from './link-session.js';
 export * from './studio.js';
+export * from './ledger.js';
+export * from './ledger-errors.js';
+export * from './ledger-service.js';
+export * from './status-report.js';
+export * from './verify-copies.js';

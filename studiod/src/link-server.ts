@@ -62,6 +62,11 @@ export class LinkServer {
         windowBytes: o.windowBytes, software: o.software, log: o.log, now: o.now ?? Date.now,
         authTimeoutMs: o.authTimeoutMs ?? AUTH_TIMEOUT_MS, pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
+        onAuthenticated: async (current, agentId) => {
+          const older = [...this.#sessions].filter((s) => s !== current && s.agentId === agentId);
+          for (const s of older) s.supersede();
+          await Promise.all(older.map((s) => s.closed));
+        },
       });
       this.#sessions.add(session);
       void session.closed.then(() => this.#sessions.delete(session));

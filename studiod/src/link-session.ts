@@ -30,6 +30,12 @@ export interface SessionDeps {
   authTimeoutMs: number;
   pingIntervalMs: number;
   deadLinkMs: number;
+  /**
+   * Called after a successful AuthProof, before AuthAccepted: the server closes
+   * older sessions of the same agent (a reconnect after a half-open link) and
+   * waits until they released their staged files.
+   */
+  onAuthenticated?: (session: LinkSession, agentId: string) => Promise<void>;
 }
 
 export interface SessionInfo {
@@ -121,6 +127,17 @@ export class LinkSession {
     authTimer.unref();
     hb.unref();
     this.#timers.push(authTimer, hb);
+  }
+
+  get agentId(): string | undefined {
+    return this.#agentId;
+  }
+
+  /** The same agent connected again: this (half-open) session is cut. */
+  supersede(): void {
+    this.#log.info({ agentId: this.#agentId }, 'superseded by a new session of the same agent');
+    this.#failed = true;
+    this.#ws.terminate();
   }
 
   /** Close with an Error frame (shutdown). */
@@ -244,8 +261,9 @@ export class LinkSession {
     if (agent === undefined || agent.revokedAt !== undefined) throw refused;
     const payload = authPayload({ nonce: this.#nonce, sessionId: this.sessionId, studioFingerprint: this.#d.fingerprint, agentId: msg.agentId });
     if (!verifyAuth(Buffer.from(agent.publicKey, 'base64'), payload, msg.signature)) throw refused;
-    this.#state = 'authed';
     this.#agentId = msg.agentId;
+    await this.#d.onAuthenticated?.(this, msg.agentId);
+    this.#state = 'authed';
     this.#log.info({ agentId: msg.agentId }, 'agent authenticated');
     await this.#d.catalogue.touchAgent(msg.agentId, this.#d.now());
     this.#send({ t: 'auth-accepted', agentId: msg.agentId });

@@ -43,7 +43,7 @@ function ingestAndKill(card: string, data: string, afterFiles: number, delayMs: 
 t.test(`kill -9 at random points (${ITERATIONS} iterations), then resume`, async (t) => {
   const dir = t.testdir();
   const card = join(dir, 'EOS_DIGITAL');
-  const files = await makeTestCard(card, { rawSize: 768 * 1024, seed: 42 });
+  const files = await makeTestCard(card, { rawSize: 256 * 1024, seed: 42 });
   const source = await hashTree(card);
   t.equal(source.size, files.length);
   let killedMidway = 0;
@@ -51,7 +51,7 @@ t.test(`kill -9 at random points (${ITERATIONS} iterations), then resume`, async
     const data = join(dir, `data-${i}`);
     const kills = i % 3 === 2 ? 2 : 1;
     for (let k = 0; k < kills; k++) {
-      const r = await ingestAndKill(card, data, Math.floor(Math.random() * files.length), Math.floor(Math.random() * 40));
+      const r = await ingestAndKill(card, data, Math.floor(Math.random() * files.length), Math.floor(Math.random() * 25));
       if (r.killed) killedMidway += 1;
     }
     const done = await runAgentCli(['ingest', card, '--data-dir', data, '--shoot', 's', '--json']);

@@ -227,6 +227,9 @@ export class CutProxy {
   cuts = 0;
   connections = 0;
   cutAfter: () => number | undefined = () => undefined;
+  /** After this many agent bytes, stop forwarding in both directions but keep both sockets open (a dead link). */
+  blackholeAfter: () => number | undefined = () => undefined;
+  blackholes = 0;
   readonly upstreamPort: () => number;
 
   constructor(upstreamPort: () => number) {
@@ -241,6 +244,8 @@ export class CutProxy {
     this.#server = createServer((client) => {
       this.connections++;
       const limit = this.cutAfter();
+      const hole = this.blackholeAfter();
+      let dead = false;
       const up = connect(this.upstreamPort(), '127.0.0.1');
       this.#sockets.add(client);
       this.#sockets.add(up);
@@ -253,9 +258,11 @@ export class CutProxy {
           cut();
           return;
         }
+        if (hole !== undefined && seen >= hole && !dead) { dead = true; this.blackholes++; }
+        if (dead) return;
         if (!up.write(d)) { client.pause(); up.once('drain', () => client.resume()); }
       });
-      up.on('data', (d: Buffer) => { if (!client.write(d)) { up.pause(); client.once('drain', () => up.resume()); } });
+      up.on('data', (d: Buffer) => { if (dead) return; if (!client.write(d)) { up.pause(); client.once('drain', () => up.resume()); } });
       client.on('error', cut);
       up.on('error', cut);
       client.on('close', () => { up.destroy(); this.#sockets.delete(client); });

@@ -276,3 +276,21 @@ t.test('a real file source via readFileChunks, independently checked with b3sum'
   if (b3 === undefined) t.comment('b3sum not installed: independent check skipped');
   else t.equal(b3, r.blake3, 'b3sum agrees');
 });
+
+t.test('a throwing onProgress is a programmer error: rethrown as is, temps removed', async (t) => {
+  const dir = newDir(t);
+  await t.rejects(
+    durableWrite(lyingSource({ data: DATA }), {
+      targets: [{ dir, name: 'x' }],
+      onProgress: () => {
+        throw new TypeError('bad callback');
+      },
+    }),
+    TypeError,
+  );
+  t.same(await tree(dir), []);
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [] }), TypeError, 'no targets');
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'a' }, { dir, name: 'a' }] }), TypeError, 'a target twice');
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'a' }], expected: { size: 1, blake3: 'AB' } }), TypeError, 'bad expected hash');
+  t.same(await tree(dir), []);
+});

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { execFile } from 'node:child_process';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
@@ -24,6 +25,19 @@ for (const { engine, skip } of engines) {
         const r = await durableWrite(lyingSource({ data, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: `f${size}` }], hashEngine: engine });
         t.equal(r.blake3, hashBytes(data), `${size} bytes`);
       }
+    });
+
+    t.test('an identical large final is reused, a different one is refused', async (t) => {
+      const dir = t.testdir();
+      await writeFile(join(dir, 'same'), BIG);
+      const other = Uint8Array.from(BIG);
+      other[BIG.byteLength - 1] = other[BIG.byteLength - 1]! ^ 0x80;
+      await writeFile(join(dir, 'other'), other);
+      const r = await durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: 'same' }], hashEngine: engine });
+      t.equal(r.copies[0]!.reused, true);
+      await t.rejects(durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: 'other' }], hashEngine: engine }), { code: 'DURABLE_NAME_TAKEN' });
+      t.same(Buffer.compare(await readFile(join(dir, 'other')), other), 0, 'the other file is untouched');
+      t.same((await readdir(dir)).sort(), ['other', 'same']);
     });
 
     t.test('a flipped bit in a large source: DURABLE_HASH_MISMATCH, nothing left', async (t) => {
@@ -100,6 +114,28 @@ t.test('a b3sum that dies mid-stream: DURABLE_IO_ERROR (retryable), nothing left
     code: 'DURABLE_IO_ERROR',
     retryable: true,
     detail: { op: 'hash' },
+  });
+  t.same(await readdir(dir), []);
+});
+
+t.test('native whole-file read-back that disagrees: DURABLE_READBACK_MISMATCH, nothing left', { skip: native ? false : 'b3sum is not installed' }, async (t) => {
+  // A stand-in b3sum that hashes streams truly (real b3sum) but reports a wrong hash for a
+  // file argument — as if the disk returned other bytes than were written.
+  const real = await new Promise<string>((resolve, reject) =>
+    execFile('sh', ['-c', 'command -v b3sum'], (err, out) => (err === null ? resolve(out.trim()) : reject(err))),
+  );
+  const root = t.testdir({ bin: {}, out: {} });
+  const bin = join(root, 'bin');
+  await writeFile(join(bin, 'b3sum'), `#!/bin/sh\nfor a in "$@"; do case "$a" in /*) echo ${'0'.repeat(64)}; exit 0;; esac; done\nexec ${real} "$@"\n`);
+  await chmod(join(bin, 'b3sum'), 0o755);
+  const oldPath = process.env.PATH;
+  process.env.PATH = `${bin}:${oldPath ?? ''}`;
+  t.teardown(() => {
+    process.env.PATH = oldPath;
+  });
+  const dir = join(root, 'out');
+  await t.rejects(durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: 'x' }], hashEngine: 'native' }), {
+    code: 'DURABLE_READBACK_MISMATCH',
   });
   t.same(await readdir(dir), []);
 });

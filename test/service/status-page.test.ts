@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
+import { CodedError } from '@studio321/protocol';
 import { StatusPage, type AgentStatusSnapshot, type CardStatus, type StatusProvider } from '../../agent/dist/src/status-page.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -78,7 +79,14 @@ t.test('status page', async (t) => {
     errors: [],
   });
   const paused: string[] = [];
+  const ejected: string[] = [];
   const page = new StatusPage({
+    eject: async (cardId: string) => {
+      const c = provider.current.cards.find((x) => x.id === cardId);
+      if (!c?.safeToFormat) throw new CodedError('AGENT_EJECT_NOT_SAFE', `${cardId} is not safe to format yet`);
+      ejected.push(cardId);
+      return { card: cardId, label: c.label, mountPoint: '/media/x', method: 'umount' };
+    },
     provider,
     dataDir,
     port: 0,
@@ -111,8 +119,13 @@ t.test('status page', async (t) => {
     t.equal(ok.status, 200, 'localhost:<port> with the bearer token is served');
     t.equal((JSON.parse(ok.body) as AgentStatusSnapshot).cards[0]?.label, 'EOS_DIGITAL (slot 1)');
     t.match(String(ok.headers['content-security-policy']), /default-src 'none'/);
-    const post = await get(port, '/api/pause', { Authorization: `Bearer ${token}` }, 'POST');
-    t.equal(post.status, 403, 'a POST without a same-origin Origin is refused');
+    const refused = await get(port, '/api/eject?card=card-a', { Authorization: `Bearer ${token}` }, 'POST');
+    t.equal(refused.status, 409, 'eject of a card that is not safe is refused');
+    t.equal((JSON.parse(refused.body) as { code: string }).code, 'AGENT_EJECT_NOT_SAFE');
+    const post = await get(port, '/api/pause', { Cookie: `s321_status=${token}` }, 'POST');
+    t.equal(post.status, 403, 'a cookie-authorised POST without a same-origin Origin is refused (CSRF)');
+    const cross = await get(port, '/api/pause', { Cookie: `s321_status=${token}`, Origin: 'http://evil.example' }, 'POST');
+    t.equal(cross.status, 403, 'a cross-origin POST is refused');
     t.same(paused, [], 'and did nothing');
   });
 
@@ -165,6 +178,7 @@ t.test('status page', async (t) => {
     await tab.locator('[data-card-id="card-a"] .progress', { hasText: '900 / 1200 files' }).waitFor();
     t.match(await cardA.locator('.eta').textContent(), 'ETA 1:07');
     t.equal(await tab.locator('#link').textContent(), 'Studio connected · studio.calgary:7321');
+    t.equal(await cardA.locator('.eject').isVisible(), false, 'no Eject button while not safe');
 
     // A second card with a hostile label appears; it is shown as text.
     const hostile = '<img src=x onerror="document.title=\'pwned\'">NO NAME';
@@ -182,6 +196,9 @@ t.test('status page', async (t) => {
       s.queue = { files: 0, bytes: 0 };
     });
     await tab.locator('[data-card-id="card-a"][data-safe="true"]').waitFor();
+    await cardA.locator('.eject').click();
+    await cardA.locator('.eject-result', { hasText: 'Ejected: you can remove the card.' }).waitFor();
+    t.same(ejected, ['card-a'], 'Eject on a safe card reached the agent');
     t.equal(await cardA.locator('.badge').textContent(), 'Safe to format');
     t.match(await cardA.locator('.reason').textContent(), 'every file has 2 verified copies');
     t.match(await tab.locator('#queue-text').textContent(), 'studio has everything');
@@ -199,7 +216,7 @@ t.test('status page', async (t) => {
     // The README's screenshot: one card offloading, one safe, an error, a queue.
     provider.set((s) => {
       s.cards = [
-        card({ id: 'card-a', label: 'EOS_DIGITAL — Canon R5 slot 1', files: 1200, bytes: 48 * GB, copiedFiles: 1200, copiedBytes: 48 * GB, verifiedFiles: 1200, atStudioFiles: 1200, safeToFormat: true, reason: 'Every file has 2 verified copies off the card on distinct devices (laptop, studio).' }),
+        card({ id: 'card-a', label: 'EOS_DIGITAL — Canon R5 slot 1', files: 1200, bytes: 48 * GB, copiedFiles: 1200, copiedBytes: 48 * GB, verifiedFiles: 1200, atStudioFiles: 1200, safeToFormat: true, present: false, reason: 'Every file has 2 verified copies off the card on distinct devices (laptop, studio).' }),
         card({ id: 'card-c', label: 'SONY_A7IV — slot 2', files: 846, bytes: 31.2 * GB, copiedFiles: 512, copiedBytes: 18.9 * GB, verifiedFiles: 498, queuedFiles: 498, speedBytesPerSec: 172_400_000, etaSeconds: 71, reason: '348 files not yet copied; keep the card.' }),
       ];
       s.queue = { files: 498, bytes: 18.4 * GB };
@@ -208,6 +225,7 @@ t.test('status page', async (t) => {
     });
     await tab.locator('[data-card-id="card-c"] .progress', { hasText: '512 / 846 files' }).waitFor();
     await tab.locator('[data-card-id="card-b"]').waitFor({ state: 'detached' });
+    await tab.locator('[data-card-id="card-a"] .eject').waitFor({ state: 'hidden' });
     const png = await tab.screenshot({ fullPage: true });
     await writeFile(join(repo, 'docs/status-page.png'), png);
     t.ok(png.length < 200_000, `screenshot is small (${png.length} bytes)`);

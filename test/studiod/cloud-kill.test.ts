@@ -54,7 +54,7 @@ t.test(`SIGKILL at ${ROUNDS} random points of a ${PARTS}-part upload`, async (t)
   for (let round = 0; round < ROUNDS; round++) {
     const killAfterPart = 1 + Math.floor(Math.random() * PARTS); // PARTS = during complete/HEAD/record
     const a = await fx.asset(PARTS * 5 * 1024 * 1024, `kill-${round}.MP4`);
-    const cfg = target('killme', s3.endpoint, 'hot', { bandwidthBytesPerSec: 30 * 1024 * 1024 });
+    const cfg = target('killme', s3.endpoint, 'hot', { bandwidthBytesPerSec: 60 * 1024 * 1024 });
     const arg = { dbDir: join(fx.dir, `db-${round}`), target: cfg, asset: a, copiesFile: join(fx.dir, `copies-${round}`) };
     const key = objectKey(cfg, a.blake3);
 

@@ -59,6 +59,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
     throw new AgentError(AGENT_CODES.notAFolder, `${target} does not exist: check the path (is the card mounted?).`, { cause: err, detail: { path: target } });
   }
 
+  const startedAt = performance.now();
   const log = createLogger({ name: 'field-agent', level: 'warn', stream: io.stderr });
   const state = await AgentState.open(paths.dataDir);
   const abort = new AbortController();
@@ -122,6 +123,8 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
         warnings: report.warnings,
         ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.toJSON() }),
         safeToFormat: summary.safeToFormat,
+        elapsedMs: Math.round(performance.now() - startedAt),
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
       }) + '\n');
     } else {
       io.stdout.write(`${reportSummary(report)}\n`);

@@ -13,7 +13,12 @@ export const COMMANDS: Record<string, { load: () => Promise<Command>; help: stri
   resolve: { load: async () => (await import('./resolve.js')).resolveCommand, help: 'resolve <card>  mark the card\'s warnings as reviewed' },
   pair: { load: async () => (await import('./pair.js')).pairCommand, help: 'pair <url> <code> pair this laptop with a studio (code from `studioctl pair`)' },
   sync: { load: async () => (await import('./sync.js')).syncCommand, help: 'sync            push the queue to the studio until empty, then exit' },
-  run: { load: async () => (await import('./run.js')).runCommand, help: 'run             watch for cards and hot folders (the background service)' },
+  eject: { load: async () => (await import('./eject.js')).ejectCommand, help: 'eject <card>    unmount a card, only once it is safe to format' },
+  run: {
+    load: async () => {
+      const [{ runCommand }, { startSyncForRun }] = await Promise.all([import('./run.js'), import('../sync-loop.js')]);
+      return (argv, io) => runCommand(argv, io, { startSync: startSyncForRun });
+    }, help: 'run             watch for cards and hot folders (the background service)' },
 };
 
 function usage(): string {

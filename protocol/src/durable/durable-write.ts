@@ -21,7 +21,8 @@ import { ensureDir, fsyncDir } from './fsync-dir.js';
 import { readBackHash } from './read-back.js';
 import { ReadBackLane } from './read-back-lane.js';
 import { sharedHashPool, type HashPool } from './hash-pool.js';
-import { readBackHasher, resolveEngine, sourceHasher, type HashEngine } from './hash-engine.js';
+import { NATIVE_MIN_BYTES, readBackHasher, resolveEngine, sourceHasher, type HashEngine } from './hash-engine.js';
+import { nativeHashFile } from './native-hasher.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
 
 export interface DurableTarget {
@@ -166,6 +167,13 @@ function startDatasync(s: Slot, syncEvery: number): void {
   );
 }
 
+/** b3sum on the fsynced temp, then a stat: the size read back is the size b3sum saw. */
+async function nativeReadBack(path: string, signal: AbortSignal | undefined): Promise<{ size: number; blake3: string }> {
+  const blake3 = await nativeHashFile(path, signal === undefined ? {} : { signal });
+  const st = await nodeFs.stat(path);
+  return { size: st.size, blake3 };
+}
+
 /** Waits for `p`, or rejects with DURABLE_ABORTED as soon as the signal fires. */
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return p;
@@ -187,21 +195,21 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
 }
 
 /** link(temp, final), never replacing. Returns true when an identical final was already there. */
-async function commitSlot(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined): Promise<boolean> {
+async function commitSlot(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, native: boolean): Promise<boolean> {
   const { tempPath, finalPath } = slot;
   try {
     await fs.link(tempPath, finalPath);
     return false;
   } catch (err) {
     const code = errorCode(err);
-    if (code === 'EEXIST') return sameContent(fs, slot, ref, signal, err);
+    if (code === 'EEXIST') return sameContent(fs, slot, ref, signal, err, native);
     if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EMLINK') {
       // No hard links here (exFAT/FAT field drive): rename only onto a free name.
       // A concurrent writer of the same final name in this directory could race
       // this check; writers own their directories, so none does.
       try {
         await fs.stat(finalPath);
-        return sameContent(fs, slot, ref, signal, err);
+        return sameContent(fs, slot, ref, signal, err, native);
       } catch (statErr) {
         if (errorCode(statErr) !== 'ENOENT') throw targetError(statErr, 'stat', finalPath);
       }
@@ -217,11 +225,13 @@ async function commitSlot(fs: DurableFs, slot: Slot, ref: { size: number; blake3
   }
 }
 
-async function sameContent(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, cause: unknown): Promise<boolean> {
+async function sameContent(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, cause: unknown, native: boolean): Promise<boolean> {
   let existing: { size: number; blake3: string };
   try {
     const st = await fs.stat(slot.finalPath);
-    existing = st.isFile() && st.size === ref.size ? await readBackHash(slot.finalPath, { fs, ...(signal === undefined ? {} : { signal }) }) : { size: st.size, blake3: '' };
+    if (!st.isFile() || st.size !== ref.size) existing = { size: st.size, blake3: '' };
+    else if (native && ref.size >= NATIVE_MIN_BYTES) existing = await nativeReadBack(slot.finalPath, signal);
+    else existing = await readBackHash(slot.finalPath, { fs, ...(signal === undefined ? {} : { signal }) });
   } catch (err) {
     if (isAborted(signal)) throw abortedError(signal);
     throw targetError(err, 'read existing', slot.finalPath);
@@ -258,6 +268,9 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
   const syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
   const pool = opts.hashPool ?? sharedHashPool();
   const engine = await resolveEngine(opts.hashEngine);
+  // With b3sum on the real file system, the read-back is b3sum on the fsynced temp (it maps the
+  // file and hashes on every core): faster than reading it back through this process.
+  const wholeFileNative = engine === 'native' && fs === nodeFs;
   const hasher = sourceHasher(engine);
   let iterator: AsyncIterator<Uint8Array> | undefined;
   let sourceDone = false;
@@ -276,7 +289,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
         try {
           s.fh = await fs.open(s.tempPath, 'wx', mode);
           s.tempExists = true;
-          if (readBack) {
+          if (readBack && !wholeFileNative) {
             s.lane = new ReadBackLane(fs, s.tempPath, readBackHasher(engine, pool), signal);
             await s.lane.open();
           }
@@ -379,8 +392,9 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
           slots.map(async (s) => {
             let got: { size: number; blake3: string };
             try {
-              if (s.lane === undefined) throw new TypeError('durableWrite: internal error, no read-back lane');
-              got = await s.lane.finish();
+              if (s.lane !== undefined) got = await s.lane.finish();
+              else if (ref.size >= NATIVE_MIN_BYTES) got = await nativeReadBack(s.tempPath, signal);
+              else got = await readBackHash(s.tempPath, { fs, ...(signal === undefined ? {} : { signal }) });
             } catch (err) {
               if (isAborted(signal)) throw abortedError(signal);
               throw targetError(err, 'read back', s.tempPath);
@@ -402,7 +416,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     // 6 + 7. link to the final name, remove the temp, fsync the directory
     await settleAll(
       slots.map(async (s) => {
-        const reused = await commitSlot(fs, s, ref, signal);
+        const reused = await commitSlot(fs, s, ref, signal, wholeFileNative);
         s.copy = { path: s.finalPath, name: s.target.name, size: ref.size, blake3: ref.blake3, method, verifiedAt, reused };
         if (s.tempExists) {
           try {
@@ -431,7 +445,8 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     if (isAborted(signal) && !(err instanceof DurableWriteError && err.code !== 'DURABLE_ABORTED' && err.code !== 'DURABLE_SOURCE_FAILED')) {
       err = abortedError(signal);
     }
-    if (!(err instanceof DurableWriteError)) err = targetError(err, 'write', slots[0]!.tempPath);
+    // A TypeError is a programmer's mistake (e.g. thrown by onProgress): it stays what it is.
+    if (!(err instanceof DurableWriteError) && !(err instanceof TypeError)) err = targetError(err, 'write', slots[0]!.tempPath);
     const committed = slots.filter((s) => s.copy !== undefined).map((s) => s.finalPath);
     if (committed.length > 0 && err instanceof DurableWriteError && err.detail !== undefined) {
       // Those final files are complete and verified: not partial, but the caller must know.

@@ -1,10 +1,10 @@
 /**
  * The read-back verifier: re-reads a committed file and hashes it (scrub, studioctl
  * verify, checks before a card is declared safe). A verdict on the file is
- * returned; a problem that says nothing about the file (aborted, access denied,
- * the target gone) is thrown as a DurableWriteError.
+ * returned; a problem that says nothing about the file (aborted, access denied)
+ * is thrown as a DurableWriteError. Callers check that the target root exists
+ * (a mounted disk) before trusting a DURABLE_MISSING verdict.
  */
-import { dirname } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { errorCode } from '../errors.js';
 import { abortedError, isAborted, targetError } from './durable-errors.js';
@@ -34,10 +34,8 @@ export async function verifyFile(path: string, expected: { size: number; blake3:
   } catch (err) {
     const code = errorCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      // The file's directory is there but the file is not: a real verdict.
-      // If even the directory is gone, the disk may simply be unmounted: throw (retryable).
-      const dirGone = await stat(dirname(path)).then(() => false, () => true);
-      if (dirGone) throw targetError(err, 'verify', path);
+      // A verdict: the copy is not there. The CALLER checks first that the target root is
+      // mounted, so an unplugged disk is not read as "every copy lost".
       return { ok: false, size: 0, blake3: '', verifiedAt: now(), code: 'DURABLE_MISSING' };
     }
     throw targetError(err, 'verify', path);

@@ -1,0 +1,119 @@
+/**
+ * `npm run bench:ingest` — verified offload vs `cp -r` + `sync`, same card, same run.
+ *
+ *   node scripts/dist/bench-ingest.js [--size-gb 2] [--raw-mb 30] [--runs 3] [--dir /tmp/x] [--drop-caches]
+ *
+ * Generates a card of >= size-gb (RAW + JPEG + XMP triples), then for each run:
+ *   1. `cp -r card dst && sync` (timed);
+ *   2. `field-agent ingest card` into a fresh data dir (a child process; timed;
+ *      its peak RSS is reported by the child: process.resourceUsage().maxRSS).
+ * With --drop-caches (root) the page cache is dropped before each step so both
+ * read the card from disk. Prints the medians, the throughput ratio
+ * (offload / cp+sync, target >= 0.8) and the peak RSS (target < 200 MB).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { makeBenchCard } from './make-test-card.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const AGENT_BIN = join(here, '..', '..', 'agent', 'dist', 'bin', 'field-agent.js');
+
+function run(cmd: string, args: string[], opts: { capture?: boolean } = {}): Promise<{ code: number | null; stdout: string; ms: number }> {
+  const start = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', opts.capture ? 'pipe' : 'ignore', 'inherit'] });
+    let stdout = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, ms: performance.now() - start }));
+  });
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+};
+
+async function dropCaches(enabled: boolean): Promise<void> {
+  if (!enabled) return;
+  await run('sync', []);
+  await writeFile('/proc/sys/vm/drop_caches', '3\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'size-gb': { type: 'string', default: '2' },
+      'raw-mb': { type: 'string', default: '30' },
+      runs: { type: 'string', default: '3' },
+      dir: { type: 'string' },
+      'drop-caches': { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const sizeBytes = Math.ceil(Number(values['size-gb']) * 1024 ** 3);
+  const runs = Number(values.runs);
+  const base = values.dir ?? (await mkdtemp(join(tmpdir(), 'bench-ingest-')));
+  const card = join(base, 'card');
+  process.stderr.write(`generating a ${values['size-gb']} GB card in ${card}…\n`);
+  const files = await makeBenchCard(card, { rawSize: Number(values['raw-mb']) * 1024 * 1024, totalBytes: sizeBytes });
+  const bytes = files.reduce((n, f) => n + f.size, 0);
+  process.stderr.write(`${files.length} files, ${(bytes / 1e9).toFixed(2)} GB\n`);
+  const cpMs: number[] = [];
+  const agentMs: number[] = [];
+  const rss: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const dst = join(base, `cp-${i}`);
+      await dropCaches(values['drop-caches'] === true);
+      const cp = await run('sh', ['-c', 'cp -r "$0" "$1" && sync', card, dst]);
+      if (cp.code !== 0) throw new Error(`cp failed (${cp.code})`);
+      cpMs.push(cp.ms);
+      await rm(dst, { recursive: true, force: true });
+      await run('sync', []);
+
+      const data = join(base, `agent-${i}`);
+      await dropCaches(values['drop-caches'] === true);
+      const ag = await run(process.execPath, [AGENT_BIN, 'ingest', card, '--data-dir', data, '--shoot', 'bench', '--json'], { capture: true });
+      if (ag.code !== 0) throw new Error(`field-agent ingest failed (${ag.code})`);
+      const done = ag.stdout.split('\n').filter((l) => l.includes('"event":"done"')).map((l) => JSON.parse(l) as { copied: number; peakRssBytes: number })[0];
+      if (done === undefined || done.copied !== files.length) throw new Error('field-agent did not copy every file');
+      agentMs.push(ag.ms);
+      rss.push(done.peakRssBytes);
+      await rm(data, { recursive: true, force: true });
+      await run('sync', []);
+      process.stderr.write(`run ${i + 1}/${runs}: cp -r + sync ${(cp.ms / 1000).toFixed(2)} s, verified offload ${(ag.ms / 1000).toFixed(2)} s, peak RSS ${(done.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
+    }
+  } finally {
+    if (values.keep !== true && values.dir === undefined) await rm(base, { recursive: true, force: true });
+  }
+  const cpMB = bytes / 1e6 / (median(cpMs) / 1000);
+  const agMB = bytes / 1e6 / (median(agentMs) / 1000);
+  const ratio = agMB / cpMB;
+  const peak = Math.max(...rss);
+  const result = {
+    files: files.length,
+    bytes,
+    runs,
+    dropCaches: values['drop-caches'] === true,
+    cpSyncMedianSec: +(median(cpMs) / 1000).toFixed(2),
+    offloadMedianSec: +(median(agentMs) / 1000).toFixed(2),
+    cpSyncMBps: +cpMB.toFixed(1),
+    offloadMBps: +agMB.toFixed(1),
+    ratio: +ratio.toFixed(2),
+    peakRssMiB: +(peak / 2 ** 20).toFixed(0),
+    targets: { ratio: 0.8, peakRssMiB: 200 },
+    met: ratio >= 0.8 && peak < 200 * 2 ** 20,
+  };
+  process.stdout.write(`cp -r + sync: ${result.cpSyncMBps} MB/s (median ${result.cpSyncMedianSec} s)\n`);
+  process.stdout.write(`verified offload: ${result.offloadMBps} MB/s (median ${result.offloadMedianSec} s)\n`);
+  process.stdout.write(`ratio ${result.ratio} (target >= 0.8), peak RSS ${result.peakRssMiB} MiB (target < 200)\n`);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+await main();

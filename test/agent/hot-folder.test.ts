@@ -1,0 +1,49 @@
+/**
+ * Hot folder (tethered shooting) through the real AgentRunner with chokidar:
+ * a file is ingested once complete and stable, with the hash of its final
+ * content; a rewrite under the same name gets a distinct name (~2).
+ * Test double: the VolumeSource lists no volumes (this test is about hot folders only).
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { mkdir, writeFile, appendFile, readFile } from 'node:fs/promises';
+import { createLogger, hashBytes } from '@studio321/protocol';
+import { AgentRunner } from '../../agent/dist/src/agent-runner.js';
+import { resolvePaths } from '../../agent/dist/src/paths.js';
+import { loadAgentConfig } from '../../agent/dist/src/config.js';
+import { hashTree, waitFor } from '../lib/agent-harness.js';
+
+t.test('tethered files are ingested once stable; a rewrite gets ~2', async (t) => {
+  const dir = t.testdir();
+  const hot = join(dir, 'Tether');
+  await mkdir(hot);
+  const configFile = join(dir, 'field-agent.json');
+  await writeFile(configFile, JSON.stringify({ store: join(dir, 'store'), hotFolders: [hot], pollIntervalMs: 60_000, hotFolderStableMs: 300, shoot: 'studio' }));
+  const paths = resolvePaths({ dataDir: join(dir, 'data'), config: configFile });
+  const config = await loadAgentConfig(paths);
+  const runner = new AgentRunner({ paths, config, log: createLogger({ name: 'test', level: 'silent' }), volumeSource: { list: async () => [] } });
+  await runner.open();
+  t.teardown(() => runner.close());
+  const events: Array<{ path: string; result: string }> = [];
+  runner.on('hot-file', (e) => events.push(e));
+
+  const file = join(hot, 'IMG_0001.CR3');
+  await writeFile(file, Buffer.alloc(512 * 1024, 1));
+  await appendFile(file, Buffer.alloc(512 * 1024, 2));
+  await appendFile(file, Buffer.alloc(512 * 1024, 3));
+  await writeFile(join(hot, 'IMG_0001.XMP'), '<xmp/>');
+  await waitFor(() => events.filter((e) => e.result === 'copied').length === 2, 20_000, 'two files ingested');
+  const final = await readFile(file);
+  const stored = await hashTree(config.store);
+  const cr3 = [...stored.entries()].find(([p]) => p.endsWith('IMG_0001.CR3'));
+  t.equal(cr3?.[1], hashBytes(final), 'stored with the hash of the complete file');
+  t.equal(events.filter((e) => e.path === 'IMG_0001.CR3').length, 1, 'ingested once, not per write');
+
+  // The tethering app rewrites the same name with new content: never overwritten.
+  await writeFile(file, Buffer.alloc(1000, 9));
+  await waitFor(() => events.filter((e) => e.result === 'copied').length === 3, 20_000, 'rewrite ingested');
+  const after = await hashTree(config.store);
+  const names = [...after.keys()].map((p) => p.split('/').slice(2).join('/')).sort();
+  t.same(names, ['IMG_0001.CR3', 'IMG_0001.XMP', 'IMG_0001~2.CR3']);
+  t.equal([...after.entries()].find(([p]) => p.endsWith('IMG_0001.CR3'))?.[1], hashBytes(final), 'first version intact');
+});
