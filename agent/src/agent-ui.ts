@@ -9,7 +9,7 @@
  *            → tray (or headless)
  *   close(): in reverse.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { chmod, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '@studio321/protocol';
 import type { AgentRunner } from './agent-runner.js';
@@ -90,6 +90,7 @@ export class AgentUi {
       await page.open();
       this.#page = page;
       await writeFile(join(dataDir, STATUS_URL_FILE), page.url + '\n', { mode: 0o600 });
+      await chmod(join(dataDir, STATUS_URL_FILE), 0o600); // also when an older file had looser bits
     } catch (err) {
       log.error({ event: 'status-page-unavailable', err }, 'the status page cannot be served; the agent goes on without it');
     }

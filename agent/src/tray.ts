@@ -6,6 +6,10 @@
  * quits. When a card becomes safe to format (false → true while the agent
  * watches) a desktop notification says so, once per card.
  *
+ * systray2's Linux helper links libappindicator3.so.1, which Debian 12 no longer
+ * ships (only the Ayatana fork, another soname); there it cannot start and the
+ * agent logs AGENT_TRAY_UNAVAILABLE as below.
+ *
  * Without a desktop (Linux with neither DISPLAY nor WAYLAND_DISPLAY: a server,
  * an SSH session, a user unit started before the desktop imported its
  * environment) the agent runs without the tray and says so once in the log. If
@@ -257,7 +261,7 @@ export class Tray {
     } catch (err) {
       await backend.stop().catch(() => undefined);
       this.#mode = 'unavailable';
-      const e = new TrayError('AGENT_TRAY_UNAVAILABLE', 'the tray icon cannot be shown (on Linux, install libappindicator3-1). The agent runs without it; use the status page.', { cause: err });
+      const e = new TrayError('AGENT_TRAY_UNAVAILABLE', 'the tray icon cannot be shown (on Linux the tray helper needs libappindicator3.so.1 and a desktop tray). The agent runs without it: use the status page; notifications still show.', { cause: err });
       log.warn({ event: 'tray-unavailable', err: e }, e.message);
     }
     this.#o.provider.on('change', this.#onChange);

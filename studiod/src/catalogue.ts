@@ -117,7 +117,8 @@ export type HookOp = { type: 'put' | 'del'; key: string; value?: unknown; sublev
  * run only after the batch succeeded (to move in-memory counters forward).
  */
 export interface CatalogueHook {
-  prepare(change: AssetChange): Promise<{ ops: HookOp[]; commit?: () => void }>;
+  /** All changes of ONE batch (several for importAssets), in order. */
+  prepare(changes: readonly AssetChange[]): Promise<{ ops: HookOp[]; commit?: () => void }>;
 }
 const SYNC = { sync: true } as const;
 
@@ -226,12 +227,11 @@ export class Catalogue {
   async #runHooks(changes: AssetChange[]): Promise<{ ops: HookOp[]; commit: () => void }> {
     const ops: HookOp[] = [];
     const commits: Array<() => void> = [];
-    for (const change of changes) {
-      for (const h of this.#hooks) {
-        const r = await h.prepare(change);
-        ops.push(...r.ops);
-        if (r.commit !== undefined) commits.push(r.commit);
-      }
+    if (changes.length === 0) return { ops, commit: () => undefined };
+    for (const h of this.#hooks) {
+      const r = await h.prepare(changes);
+      for (const op of r.ops) ops.push(op);
+      if (r.commit !== undefined) commits.push(r.commit);
     }
     return { ops, commit: () => { for (const c of commits) c(); } };
   }

@@ -17,7 +17,7 @@
  *      file is removed; `onCommitted` (the cloud forwarder's enqueue) is called.
  */
 import { posix } from 'node:path';
-import { CodedError, DurableWriteError, readFileChunks, nameKey, safeJoin, type AgentCopy, type FileName, type ReceiptMessage, type StudioCopy } from '@studio321/protocol';
+import { CodedError, DurableWriteError, MAX_NAME_BYTES, readFileChunks, nameKey, safeJoin, type AgentCopy, type FileName, type ReceiptMessage, type StudioCopy } from '@studio321/protocol';
 import { durableWrite } from '@studio321/protocol/durable';
 import type { Catalogue, CopyRecord, NameRecord } from './catalogue.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from './config.js';
@@ -73,7 +73,12 @@ export function layoutFor(name: FileName): { dir: string; base: string } {
 export function distinctName(base: string, n: number): string {
   if (n < 2) return base;
   const dot = base.lastIndexOf('.');
-  return dot > 0 ? `${base.slice(0, dot)}~${n}${base.slice(dot)}` : `${base}~${n}`;
+  let stem = dot > 0 ? base.slice(0, dot) : base;
+  const ext = dot > 0 ? base.slice(dot) : '';
+  const suffix = `~${n}`;
+  // Stay within one path segment's limit (255 UTF-8 bytes): shorten the stem, never the extension.
+  while (stem.length > 1 && Buffer.byteLength(stem + suffix + ext, 'utf8') > MAX_NAME_BYTES) stem = [...stem].slice(0, -1).join('');
+  return `${stem}${suffix}${ext}`;
 }
 
 /** Maps a durable-write failure to the studio code the agent and status show. */

@@ -119,8 +119,7 @@ export class LedgerService {
   /** The cloud jobs of a newly committed asset, in the commit batch. */
   #enqueueHook(cloud: CloudForwarder): CatalogueHook {
     return {
-      prepare: async (change) => {
-        if (!change.created || change.asset === undefined) return { ops: [] };
+      prepare: async (changes) => {
         const ops: HookOp[] = [];
         const batch: CloudBatch = {
           put: (key, value, options) => {
@@ -128,7 +127,10 @@ export class LedgerService {
             return batch;
           },
         };
-        await cloud.enqueue({ blake3: change.hash, size: change.asset.size, name: change.names[0]?.path ?? change.hash }, batch);
+        for (const change of changes) {
+          if (!change.created || change.asset === undefined) continue;
+          await cloud.enqueue({ blake3: change.hash, size: change.asset.size, name: change.names[0]?.path ?? change.hash }, batch);
+        }
         return { ops };
       },
     };

@@ -187,20 +187,23 @@ export class Ledger implements CatalogueHook {
   }
 
   /** The catalogue hook: index entries and counters for the same batch. */
-  async prepare(change: AssetChange): Promise<{ ops: HookOp[]; commit?: () => void }> {
+  async prepare(changes: readonly AssetChange[]): Promise<{ ops: HookOp[]; commit?: () => void }> {
     const sub = this.#sub();
-    if (change.asset === undefined) return { ops: [] };
     const next = structuredClone(this.#counters);
     const ops: HookOp[] = [];
-    if (!change.created) {
-      const old = this.#contribution(change.asset, change.before);
-      Ledger.#apply(next, old, -1);
-      for (const k of this.#keys(change.hash, old)) ops.push({ type: 'del', key: k.key, sublevel: sub });
+    for (const change of changes) {
+      if (change.asset === undefined) continue;
+      if (!change.created) {
+        const old = this.#contribution(change.asset, change.before);
+        Ledger.#apply(next, old, -1);
+        for (const k of this.#keys(change.hash, old)) ops.push({ type: 'del', key: k.key, sublevel: sub });
+      }
+      const now = this.#contribution(change.asset, change.after);
+      Ledger.#apply(next, now, 1);
+      for (const k of this.#keys(change.hash, now)) ops.push({ type: 'put', key: k.key, value: k.value, sublevel: sub });
+      for (const op of this.#nameOps(change.hash, change.names)) ops.push(op);
     }
-    const now = this.#contribution(change.asset, change.after);
-    Ledger.#apply(next, now, 1);
-    for (const k of this.#keys(change.hash, now)) ops.push({ type: 'put', key: k.key, value: k.value, sublevel: sub });
-    ops.push(...this.#nameOps(change.hash, change.names));
+    if (ops.length === 0 && changes.every((c) => c.asset === undefined)) return { ops: [] };
     ops.push({ type: 'put', key: K.counters, value: next, sublevel: sub });
     return { ops, commit: () => { this.#counters = next; } };
   }

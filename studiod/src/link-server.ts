@@ -47,6 +47,13 @@ export class LinkServer {
     return this.#port;
   }
 
+  /** Cut every live session of `agentId` (after a revoke). Returns how many. */
+  disconnectAgent(agentId: string): number {
+    const live = [...this.#sessions].filter((s) => s.agentId === agentId);
+    for (const s of live) s.supersede();
+    return live.length;
+  }
+
   sessions(): SessionInfo[] {
     return [...this.#sessions].map((s) => s.info());
   }

@@ -148,7 +148,8 @@ export class Studio {
       if (typeof id !== 'string' || !(await this.catalogue.revokeAgent(id, this.#now()))) {
         throw new StudioError(StudioCode.ControlRequest, `No agent ${JSON.stringify(id)}. List agents with \`studioctl agents\`.`);
       }
-      return { agentId: id, revoked: true };
+      const disconnected = this.#link?.disconnectAgent(id) ?? 0; // a revoked agent keeps no live session
+      return { agentId: id, revoked: true, disconnected };
     });
     ctl.register('status', async () => (this.#ledger === undefined ? this.status() : this.#ledger.report(await this.status())));
     this.#ledger?.registerCommands(ctl);

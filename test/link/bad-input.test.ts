@@ -41,7 +41,11 @@ t.test('malformed, oversized, nested, text, unknown frames', async (t) => {
   const studio = await startStudiod(t);
   const agent = await makeAgent(t);
   await pairAgent(studio, agent);
-  const good = await authedClient(studio.url, agent.dataDir);
+  // The well-behaved session belongs to another agent (a reconnect of the same
+  // agent supersedes its older session by design).
+  const other = await makeAgent(t);
+  await pairAgent(studio, other);
+  const good = await authedClient(studio.url, other.dataDir);
   t.teardown(() => good.close());
 
   const cases: Array<[string, (c: WireClient) => void, string, number]> = [
@@ -58,6 +62,15 @@ t.test('malformed, oversized, nested, text, unknown frames', async (t) => {
     t.match(await bad.errorAndClose(), { code, closeCode }, `${what}: ${code}`);
     await expectAlive(t, good, what);
   }
+  // More unacknowledged bytes than the 2 MiB window: refused.
+  const greedy = await authedClient(studio.url, agent.dataDir);
+  const blob = randomBytes(8 * 1024 * 1024);
+  const blobHash = hashBytes(blob);
+  greedy.send({ t: 'offer', batchId: 'bw', files: [{ hash: blobHash, size: blob.length, names: [name('DCIM/W.MOV')], copies: [] }] });
+  await greedy.next('want');
+  for (let off = 0; off < blob.length; off += 1024 * 1024) greedy.send({ t: 'chunk', hash: blobHash, offset: off, data: blob.subarray(off, off + 1024 * 1024) });
+  t.match(await greedy.errorAndClose(), { code: 'PROTO_WINDOW_EXCEEDED' }, 'window exceeded: PROTO_WINDOW_EXCEEDED');
+  await expectAlive(t, good, 'window exceeded');
   // Over the frame limit: ws refuses it before buffering (close 1009).
   const big = await authedClient(studio.url, agent.dataDir);
   big.sendRaw(Buffer.alloc(MAX_FRAME_BYTES + 1024));
@@ -142,7 +155,9 @@ t.test('hostile and clashing names', async (t) => {
     t.same([want.wants, want.have], [[], []], `${what}: left out of the Want`);
   }
   // A path over MAX_PATH_BYTES never reaches the name check: the codec refuses the frame.
-  const longPath = await authedClient(studio.url, agent.dataDir);
+  const agent2 = await makeAgent(t);
+  await pairAgent(studio, agent2);
+  const longPath = await authedClient(studio.url, agent2.dataDir);
   longPath.sendRaw(pack({ t: 'offer', batchId: 'bl', files: [{ hash: 'a'.repeat(64), size: 1, names: [name('x/'.repeat(600) + 'a.CR3')], copies: [] }] }));
   t.match(await longPath.errorAndClose(), { code: 'PROTO_INVALID_FIELD' }, 'very long path: PROTO_INVALID_FIELD, session closed');
   t.same(await listFiles(studio.dirs.mirror), [], 'nothing stored for hostile names');

@@ -48,7 +48,7 @@ export interface DurableWriteOptions {
   /** Mode of new files (default 0o644). */
   mode?: number;
   /**
-   * Read back while writing: every `syncEvery` bytes (default 32 MiB) the temp is
+   * Read back while writing: every `syncEvery` bytes (default 8 MiB) the temp is
    * fdatasync'ed and the bytes it covers are read back and hashed on a worker.
    */
   syncEvery?: number;
@@ -58,7 +58,7 @@ export interface DurableWriteOptions {
   hashEngine?: HashEngine;
 }
 
-export const DEFAULT_SYNC_EVERY = 32 * 1024 * 1024;
+export const DEFAULT_SYNC_EVERY = 8 * 1024 * 1024;
 
 export type VerificationMethod = 'readback-blake3' | 'write-blake3';
 
@@ -152,13 +152,13 @@ function startDatasync(s: Slot, syncEvery: number): void {
   if (s.syncError !== undefined) throw targetError(s.syncError, 'fsync', s.tempPath);
   const fh = s.fh;
   const lane = s.lane;
-  if (lane === undefined || fh === undefined || s.syncing !== undefined || s.position - s.syncedTo < syncEvery) return;
+  if (fh === undefined || s.syncing !== undefined || s.position - s.syncedTo < syncEvery) return;
   const upTo = s.position;
   s.syncedTo = upTo;
   s.syncing = fh.datasync().then(
     () => {
       s.syncing = undefined;
-      lane.advance(upTo);
+      lane?.advance(upTo); // without a lane (b3sum reads the whole file later) it only starts writeback early
     },
     (err: unknown) => {
       s.syncing = undefined;

@@ -6,7 +6,8 @@
  * pass after the last byte. Every byte is still read back after it was made
  * durable, which is what "verified" means here (docs/design.md, Durable write).
  */
-import { HASH_READ_CHUNK } from '../hash.js';
+/** Read-back chunk: small enough that chunks in flight to a worker stay few MiB. */
+const LANE_CHUNK = 1024 * 1024;
 import type { DurableFileHandle, DurableFs } from './fs-facade.js';
 import type { AsyncHasher } from './hash-pool.js';
 
@@ -58,7 +59,7 @@ export class ReadBackLane {
     if (fh === undefined) throw new TypeError('ReadBackLane: open() first');
     while (this.#readPos < this.#durableTo && !this.#eof && !this.#failed) {
       this.#signal?.throwIfAborted();
-      const want = Math.min(HASH_READ_CHUNK, this.#durableTo - this.#readPos);
+      const want = Math.min(LANE_CHUNK, this.#durableTo - this.#readPos);
       const buf = Buffer.allocUnsafeSlow(want);
       let got = 0;
       while (got < want) {
