@@ -10,7 +10,8 @@
  * and sync loop (agent/src/sync-*.ts) in this process, fed by a one-file queue
  * (the agent's LevelDB queue is not what is measured here).
  *
- * Options: --gb N (file size, default 4), --dir DIR (work dir on the disk to test).
+ * Options: --gb N (file size, default 4), --dir DIR (work dir on the disk to test),
+ * --window-mb N (studio window; default the protocol's 16 MiB).
  */
 import { spawn, execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -33,7 +34,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const STUDIOD = join(ROOT, 'studiod', 'dist', 'bin', 'studiod.js');
 const MiB = 1024 * 1024;
 
-const { values } = parseArgs({ options: { gb: { type: 'string', default: '4' }, dir: { type: 'string' } } });
+const { values } = parseArgs({ options: { gb: { type: 'string', default: '4' }, dir: { type: 'string' }, 'window-mb': { type: 'string' } } });
 const size = Math.round(Number(values.gb) * 1024 * MiB);
 
 function mbps(bytes: number, ms: number): number {
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
     const state = join(base, 'state');
     const cfg = {
       listen: { host: '127.0.0.1', port: 0 }, stateDir: state, log: { level: 'info' },
+      ...(values['window-mb'] === undefined ? {} : { windowBytes: Number(values['window-mb']) * MiB }),
       targets: {
         mirror: { root: join(base, 'mirror'), media: 'hdd', location: 'bench', device: 'm' },
         raid: { root: join(base, 'raid'), media: 'raid', location: 'bench', device: 'r' },
@@ -108,7 +110,8 @@ async function main(): Promise<void> {
     await mkdir(cfg.targets.mirror.root);
     await mkdir(cfg.targets.raid.root);
     await writeFile(join(base, 'studiod.json'), JSON.stringify(cfg));
-    const studiod = spawn(process.execPath, [STUDIOD, '--config', join(base, 'studiod.json')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const profile = process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['BENCH_CPU_PROF']];
+    const studiod = spawn(process.execPath, [...profile, STUDIOD, '--config', join(base, 'studiod.json')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     const marks: Record<string, number> = {};
     studiod.stderr.setEncoding('utf8').on('data', (d: string) => {

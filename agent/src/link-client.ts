@@ -43,6 +43,8 @@ export class LinkClient extends EventEmitter {
   #timer: NodeJS.Timeout | undefined;
   #authed = false;
   #drainWaiters: Array<() => void> = [];
+  /** Bytes passed to ws.send whose write callback has not run yet. */
+  #unflushed = 0;
 
   constructor(opts: LinkClientOptions) {
     super();
@@ -156,12 +158,8 @@ export class LinkClient extends EventEmitter {
   async send(msg: Message, highWater = 4 * 1024 * 1024): Promise<void> {
     if (this.#closedErr !== undefined) throw this.#closedErr;
     this.#send(msg);
-    const ws = this.#ws;
-    while (ws !== undefined && ws.bufferedAmount > highWater && this.#closedErr === undefined) {
-      await new Promise<void>((r) => {
-        this.#drainWaiters.push(r);
-        setTimeout(r, 5).unref();
-      });
+    while (this.#unflushed > highWater && this.#closedErr === undefined) {
+      await new Promise<void>((r) => this.#drainWaiters.push(r));
     }
     if (this.#closedErr !== undefined) throw this.#closedErr;
   }
@@ -182,7 +180,13 @@ export class LinkClient extends EventEmitter {
     const ws = this.#ws;
     if (ws === undefined || ws.readyState !== WebSocket.OPEN) return;
     this.#lastSent = this.#now();
-    ws.send(encodeFrame(msg));
+    const frame = encodeFrame(msg);
+    this.#unflushed += frame.length;
+    // The callback runs when ws handed the frame to the socket: the backpressure signal.
+    ws.send(frame, () => {
+      this.#unflushed -= frame.length;
+      if (this.#unflushed <= 0 || this.#drainWaiters.length > 0) for (const r of this.#drainWaiters.splice(0)) r();
+    });
   }
 
   #badPeer(what: string): LinkError {

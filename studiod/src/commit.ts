@@ -27,7 +27,7 @@ import { checkTarget } from './target-check.js';
 /** The most distinct-name suffixes tried before giving up (STUDIO_NO_FREE_NAME). */
 const MAX_NAME_SUFFIX = 1000;
 /** Read size when streaming the staged file into durableWrite. */
-const COMMIT_READ_CHUNK = 1024 * 1024;
+const COMMIT_READ_CHUNK = 4 * 1024 * 1024;
 
 export interface CommitInput {
   hash: string;

@@ -53,6 +53,8 @@ interface Wanted {
   staged: StagedFile;
   /** Highest offset acknowledged to the agent. */
   acked: number;
+  /** A background fsync + Ack in flight (writing continues meanwhile). */
+  syncing?: Promise<void> | undefined;
 }
 
 type State = 'auth' | 'authed' | 'closed';
@@ -346,7 +348,21 @@ export class LinkSession {
     this.#current = msg.hash;
     await w.staged.write(msg.offset, msg.data);
     this.#bytesReceived += msg.data.byteLength;
-    if (w.staged.written - w.acked >= this.#d.windowBytes / 2 || w.staged.complete) await this.#ack(w);
+    if (w.staged.complete) {
+      await this.#settleSync(w);
+      await this.#ack(w);
+    } else if (w.syncing === undefined && w.staged.written - w.acked >= this.#d.windowBytes / 4) {
+      // fsync in the background while the next chunks are written: the Ack (sent after the
+      // fsync) covers only bytes written before it started. At most one fsync per file in flight.
+      w.syncing = this.#ack(w).then(
+        () => { w.syncing = undefined; },
+        (err: unknown) => { w.syncing = undefined; this.#fail(err instanceof CodedError ? err : new ProtocolError(ProtoCode.UnexpectedMessage, 'Staging fsync failed.', { cause: err })); },
+      );
+    }
+  }
+
+  async #settleSync(w: Wanted): Promise<void> {
+    if (w.syncing !== undefined) await w.syncing;
   }
 
   async #fileEnd(msg: MessageOf<'file-end'>): Promise<void> {
@@ -355,6 +371,7 @@ export class LinkSession {
     if (this.#current !== undefined && this.#current !== msg.hash) throw new ProtocolError(ProtoCode.UnexpectedMessage, `FileEnd for ${msg.hash} before FileEnd of ${this.#current}.`);
     this.#current = undefined;
     this.#wanted.delete(msg.hash);
+    await this.#settleSync(w);
     if (msg.size !== w.file.size || w.staged.written !== w.file.size) {
       const err = new ProtocolError(ProtoCode.SizeMismatch, `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`, { retryable: true });
       await w.staged.close();
@@ -396,7 +413,10 @@ export class LinkSession {
     this.#state = 'closed';
     for (const t of this.#timers) clearTimeout(t);
     await this.#queue.catch(() => undefined);
-    for (const w of this.#wanted.values()) await w.staged.close().catch(() => undefined);
+    for (const w of this.#wanted.values()) {
+      await this.#settleSync(w);
+      await w.staged.close().catch(() => undefined);
+    }
     this.#wanted.clear();
     await this.#commitChain.catch(() => undefined);
     this.#log.info({ agentId: this.#agentId, bytesReceived: this.#bytesReceived, filesCommitted: this.#filesCommitted }, 'session closed');

@@ -189,6 +189,17 @@ export class Staging {
     }
   }
 
+  /** Remove partials of hashes that are already committed (a crash between the catalogue batch and the discard). */
+  async sweepCommitted(isCommitted: (hash: string) => Promise<boolean>): Promise<number> {
+    let removed = 0;
+    for (const { hash } of await this.list()) {
+      if (this.#held.has(hash) || !(await isCommitted(hash))) continue;
+      await rm(this.pathOf(hash), { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
   /** Partial files present (for status). */
   async list(): Promise<Array<{ hash: string; bytes: number }>> {
     const out: Array<{ hash: string; bytes: number }> = [];

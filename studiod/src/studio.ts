@@ -107,6 +107,7 @@ export class Studio {
     await this.#ledger.open();
     this.#staging = new Staging(c.staging);
     await this.#staging.open();
+    await this.#staging.sweepCommitted(async (hash) => (await catalogue.getAsset(hash)) !== undefined);
     this.#committer = new Committer({
       catalogue, targets: c.targets, now: this.#now, signal: this.#abort.signal,
       ...(this.#opts.onCommitted === undefined ? {} : { onCommitted: this.#opts.onCommitted }),

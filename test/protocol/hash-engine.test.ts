@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
-import { durableWrite, HashPool, nativeHashAvailable, NATIVE_MIN_BYTES, type HashEngine } from '@studio321/protocol/durable';
+import { durableWrite, hashFileFast, HashPool, nativeHashAvailable, NATIVE_MIN_BYTES, type HashEngine } from '@studio321/protocol/durable';
 import { lyingSource, testBytes } from '../lib/lying-source.js';
 import { faultFs } from '../lib/fault-fs.js';
 
@@ -138,4 +138,19 @@ t.test('native whole-file read-back that disagrees: DURABLE_READBACK_MISMATCH, n
     code: 'DURABLE_READBACK_MISMATCH',
   });
   t.same(await readdir(dir), []);
+});
+
+t.test('hashFileFast equals hashFile with both engines', async (t) => {
+  const dir = t.testdir();
+  await writeFile(join(dir, 'big'), BIG);
+  await writeFile(join(dir, 'small'), BIG.subarray(0, 1000));
+  for (const { engine, skip } of engines) {
+    if (skip !== false) {
+      t.comment(`${engine}: ${skip}`);
+      continue;
+    }
+    t.same(await hashFileFast(join(dir, 'big'), { hashEngine: engine }), BIG_REF, `${engine}: big`);
+    t.same(await hashFileFast(join(dir, 'small'), { hashEngine: engine }), { blake3: hashBytes(BIG.subarray(0, 1000)), size: 1000 }, `${engine}: small`);
+  }
+  await t.rejects(hashFileFast(join(dir, 'nope')), { code: 'ENOENT' });
 });

@@ -268,8 +268,8 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
   const syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
   const pool = opts.hashPool ?? sharedHashPool();
   const engine = await resolveEngine(opts.hashEngine);
-  // With b3sum on the real file system, the read-back is b3sum on the fsynced temp (it maps the
-  // file and hashes on every core): faster than reading it back through this process.
+  // With b3sum on the real file system, the read-back is b3sum reading the fsynced temp:
+  // faster than reading it back through this process.
   const wholeFileNative = engine === 'native' && fs === nodeFs;
   const hasher = sourceHasher(engine);
   let iterator: AsyncIterator<Uint8Array> | undefined;

@@ -37,17 +37,18 @@ class DeferredHasher implements AsyncHasher {
     this.#small = small;
   }
 
-  async update(chunk: Uint8Array): Promise<void> {
+  async update(chunk: Uint8Array): Promise<Uint8Array | undefined> {
     if (this.#inner !== undefined) return this.#inner.update(chunk);
-    if (chunk.byteLength === 0) return;
+    if (chunk.byteLength === 0) return undefined;
     this.#kept.push(chunk);
     this.#keptBytes += chunk.byteLength;
-    if (this.#keptBytes < NATIVE_MIN_BYTES) return;
+    if (this.#keptBytes < NATIVE_MIN_BYTES) return undefined;
     const native = await new NativeHasher().start();
     this.#inner = native;
     const kept = this.#kept;
     this.#kept = [];
     for (const c of kept) await native.update(c);
+    return undefined;
   }
 
   async digest(): Promise<string> {

@@ -14,18 +14,23 @@ import { Worker } from 'node:worker_threads';
 import { createHasher } from '../hash.js';
 
 export type HashRequest = { t: 'update'; id: number; buf: Uint8Array } | { t: 'digest'; id: number } | { t: 'drop'; id: number };
-export type HashReply = { t: 'ack'; id: number } | { t: 'digest'; id: number; hex: string } | { t: 'error'; id: number; message: string };
+export type HashReply = { t: 'ack'; id: number; buf: Uint8Array } | { t: 'digest'; id: number; hex: string } | { t: 'error'; id: number; message: string };
 
 export interface AsyncHasher {
-  /** Hashes `chunk`. The chunk's buffer is TRANSFERRED to the worker: do not use it afterwards. */
-  update(chunk: Uint8Array): Promise<void>;
+  /**
+   * Hashes `chunk`. The caller must not use or change the chunk afterwards (it may be
+   * transferred to a worker or kept). May resolve with a buffer the caller can reuse
+   * (a pooled hasher gives the transferred buffer back, so the worker's heap does
+   * not fill with garbage chunks).
+   */
+  update(chunk: Uint8Array): Promise<Uint8Array | undefined>;
   digest(): Promise<string>;
   /** Drops the state without a digest. Safe after digest(). */
   dispose(): void;
 }
 
 interface Waiter {
-  resolve: (v: string | undefined) => void;
+  resolve: (v: string | Uint8Array | undefined) => void;
   reject: (e: Error) => void;
 }
 
@@ -46,7 +51,7 @@ class PoolWorker {
       if (w === undefined) return;
       this.#done();
       if (m.t === 'error') w.reject(new Error(`hash worker: ${m.message}`));
-      else w.resolve(m.t === 'digest' ? m.hex : undefined);
+      else w.resolve(m.t === 'digest' ? m.hex : m.buf);
     });
     const fail = (err: Error): void => {
       this.dead = err;
@@ -64,7 +69,7 @@ class PoolWorker {
     if (this.outstanding === 0) this.worker.unref();
   }
 
-  request(m: HashRequest, transfer: ArrayBuffer[] = []): Promise<string | undefined> {
+  request(m: HashRequest, transfer: ArrayBuffer[] = []): Promise<string | Uint8Array | undefined> {
     if (this.dead !== undefined) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       let q = this.waiters.get(m.id);
@@ -91,20 +96,21 @@ class PooledHasher implements AsyncHasher {
     this.#w = w;
   }
 
-  async update(chunk: Uint8Array): Promise<void> {
+  async update(chunk: Uint8Array): Promise<Uint8Array | undefined> {
     if (!this.#open) throw new TypeError('AsyncHasher.update() after digest() or dispose()');
-    if (chunk.byteLength === 0) return;
+    if (chunk.byteLength === 0) return undefined;
     // Transfer only a buffer that is exactly this chunk; otherwise copy it.
     const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
     const buf = own ? chunk : Uint8Array.from(chunk);
-    await this.#w.request({ t: 'update', id: this.#id, buf }, [buf.buffer as ArrayBuffer]);
+    const back = await this.#w.request({ t: 'update', id: this.#id, buf }, [buf.buffer as ArrayBuffer]);
+    return back instanceof Uint8Array ? back : undefined;
   }
 
   async digest(): Promise<string> {
     if (!this.#open) throw new TypeError('AsyncHasher.digest() twice or after dispose()');
     this.#open = false;
     const hex = await this.#w.request({ t: 'digest', id: this.#id });
-    if (hex === undefined) throw new Error('hash worker returned no digest');
+    if (typeof hex !== 'string') throw new Error('hash worker returned no digest');
     return hex;
   }
 
@@ -119,7 +125,10 @@ class PooledHasher implements AsyncHasher {
 export function createLocalAsyncHasher(): AsyncHasher {
   const h = createHasher();
   return {
-    update: async (chunk) => h.update(chunk),
+    update: async (chunk) => {
+      h.update(chunk);
+      return chunk; // copied into the wasm memory: the caller may reuse it
+    },
     digest: async () => h.digest(),
     dispose: () => h.dispose(),
   };

@@ -5,6 +5,7 @@
 export { durableWrite } from './durable-write.js';
 export type { DurableTarget, DurableWriteOptions, DurableWriteResult, DurableCopy, VerificationMethod } from './durable-write.js';
 export { verifyFile } from './verify-file.js';
+export { hashFileFast } from './hash-file-fast.js';
 export type { VerifyResult } from './verify-file.js';
 export { sweepStaleTemps } from './sweep-stale-temps.js';
 export { fsyncDir, ensureDir } from './fsync-dir.js';

@@ -23,6 +23,7 @@ export class ReadBackLane {
   #pumping: Promise<void> | undefined;
   #error: unknown;
   #failed = false;
+  #spare: Uint8Array | undefined;
 
   constructor(fs: DurableFs, path: string, hasher: AsyncHasher, signal: AbortSignal | undefined) {
     this.#fs = fs;
@@ -60,7 +61,9 @@ export class ReadBackLane {
     while (this.#readPos < this.#durableTo && !this.#eof && !this.#failed) {
       this.#signal?.throwIfAborted();
       const want = Math.min(LANE_CHUNK, this.#durableTo - this.#readPos);
-      const buf = Buffer.allocUnsafeSlow(want);
+      const spare = this.#spare;
+      this.#spare = undefined;
+      const buf = spare !== undefined && spare.byteLength >= want ? spare : new Uint8Array(LANE_CHUNK);
       let got = 0;
       while (got < want) {
         const { bytesRead } = await fh.read(buf, got, want - got, this.#readPos + got);
@@ -72,7 +75,11 @@ export class ReadBackLane {
       }
       if (got === 0) break;
       this.#readPos += got;
-      await this.#hasher.update(got === want ? buf : buf.subarray(0, got));
+      // Hand over a view of exactly `got` bytes; a buffer given back is reused for the next read.
+      const whole = got === buf.byteLength;
+      const back = await this.#hasher.update(whole ? buf : buf.slice(0, got));
+      if (back !== undefined && back.byteLength === LANE_CHUNK) this.#spare = back;
+      else if (!whole) this.#spare = buf;
     }
   }
 
