@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     storageClass: i === 0 ? 'STANDARD' : 'DEEP_ARCHIVE', media: i === 0 ? 'cloud-ssd' : 'tape', location: name, forcePathStyle: true,
   }));
   const config = {
-    listen: { host: '127.0.0.1', port: 0 }, stateDir: paths.state, log: { level: 'warn' },
+    listen: { host: '127.0.0.1', port: 0 }, stateDir: paths.state, log: { level: 'info' },
     targets: {
       mirror: { root: paths.mirror, media: 'hdd', location: 'studio', device: 'mirror-1' },
       raid: { root: paths.raid, media: 'raid-hdd', location: 'studio', device: 'raid-1' },

@@ -120,7 +120,7 @@ export class CardOffloader {
       if (g === undefined) groups.set(key, [f]);
       else g.push(f);
     }
-    const limit = Math.max(1, this.ctx.concurrency ?? 1);
+    const limit = Math.max(1, this.ctx.concurrency ?? Number(process.env.XCONC ?? 1));
     const inFlight = new Map<Promise<void>, Set<number>>();
     let stop: OffloadStop | undefined;
     const settle = async (): Promise<void> => {

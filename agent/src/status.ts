@@ -37,9 +37,14 @@ export interface AgentStatus {
   copiesBeforeFormat: number;
 }
 
-/** A studio copy whose location is not the studio's own counts as offsite. */
+/**
+ * Offsite as far as the agent knows. A studio receipt covers the studio's LOCAL
+ * targets (mirror, RAID), which are never offsite; cloud copies are made later and
+ * live in the studio's ledger (`studioctl asset`). So the agent never guesses from
+ * a location name: it counts a copy offsite only when the copy record says so.
+ */
 function isOffsite(asset: AssetRecord): boolean {
-  return (asset.studio?.copies ?? []).some((c) => c.location !== 'studio' && c.location !== 'field');
+  return (asset.studio?.copies ?? []).some((c) => (c as { offsite?: unknown }).offsite === true);
 }
 
 export async function summariseCard(state: AgentState, card: CardRecord, copiesNeeded: number): Promise<CardSummary> {

@@ -11,12 +11,12 @@ function bytes(n: number): string {
 }
 
 export function formatPair(r: unknown): string {
-  const p = r as { code: string; expiresAt: number; fingerprint: string };
+  const p = r as { code: string; expiresAt: number; fingerprint: string; port?: number };
   const shown = `${p.code.slice(0, 4)}-${p.code.slice(4)}`;
   return `Pairing code: ${shown}\n` +
     `Expires:      ${new Date(p.expiresAt).toISOString()} (single use)\n` +
     `Fingerprint:  ${p.fingerprint}\n` +
-    `On the laptop: field-agent pair wss://<studio-host>:<port>/v1 ${p.code}\n`;
+    `On the laptop: field-agent pair wss://<studio-host>:${p.port ?? '<port>'}/v1 ${p.code} --fingerprint ${p.fingerprint}\n`;
 }
 
 export function formatAgents(r: unknown): string {

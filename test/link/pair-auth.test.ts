@@ -83,4 +83,12 @@ t.test('pairing, auth refusals, replay', async (t) => {
   t.equal(mitm.code, 1, 'pin mismatch: sync exits 1');
   t.match(mitm.stderr, /PROTO_FINGERPRINT_MISMATCH/, 'pin mismatch: PROTO_FINGERPRINT_MISMATCH');
   t.same(await listFiles(studio.dirs.mirror), [], 'nothing written to targets');
+
+  // The studio cannot be reached: sync exits non-zero with the reason.
+  const agent4 = await makeAgent(t);
+  await pairAgent(studio, agent4);
+  await studio.kill('SIGKILL');
+  const down = await agent4.cli(['sync', '--backoff-ms', '10']);
+  t.equal(down.code, 1, 'studio down: sync exits 1');
+  t.match(down.stderr, /LINK_UNREACHABLE/, 'studio down: LINK_UNREACHABLE');
 });
