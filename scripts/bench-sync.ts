@@ -117,6 +117,7 @@ async function main(): Promise<void> {
     studiod.stderr.setEncoding('utf8').on('data', (d: string) => {
       log += d;
       if (marks['committing'] === undefined && log.includes('"msg":"committing"')) marks['committing'] = performance.now();
+      if (marks['committed'] === undefined && log.includes('"msg":"committed"')) marks['committed'] = performance.now();
     });
     const port = await new Promise<number>((resolve, reject) => {
       const tick = setInterval(() => {

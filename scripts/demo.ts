@@ -16,6 +16,9 @@ import { DemoRun, type DemoStatus } from './lib/demo-run.js';
 
 const CLOUD_TIMEOUT_MS = 90_000;
 
+/** Set by SIGINT/SIGTERM: the signal handler stops everything and exits 130. */
+let stopping = false;
+
 function mb(n: number): string {
   return `${(n / 1e6).toFixed(1)} MB`;
 }
@@ -31,7 +34,6 @@ async function main(): Promise<number> {
   const say = (line: string): void => { process.stdout.write(`[${++step}/${STEPS}] ${line}\n`); };
   const detail = (line: string): void => { process.stdout.write(`      ${line}\n`); };
 
-  let stopping = false;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
@@ -84,6 +86,7 @@ async function main(): Promise<number> {
       : `\nDemo FAILED after ${elapsed()}: ${final.ledger.compliant} of ${final.ledger.assets} images compliant. See ${demo.paths.studiodLog}.\n`);
     return ok ? 0 : 1;
   } catch (err) {
+    if (stopping) return 130; // a step failed because we are stopping its processes
     process.stderr.write(`\ndemo: ${err instanceof Error ? err.message : String(err)}\nstudiod log: ${demo.paths.studiodLog}\n`);
     return 1;
   } finally {
@@ -91,7 +94,7 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
+main().then((code) => { if (!stopping) process.exit(code); }, (err: unknown) => {
   process.stderr.write(`demo: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);
 });

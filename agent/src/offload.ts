@@ -47,7 +47,7 @@ export interface OffloadContext {
   /** Fault-injection seam for the card side (default readCardFile). */
   openSource?: SourceOpener;
   onFile?: (outcome: FileOutcome) => void;
-  /** Sidecar groups copied at the same time (default 1). */
+  /** Sidecar groups copied at the same time (default DEFAULT_OFFLOAD_CONCURRENCY). */
   concurrency?: number;
 }
 
@@ -62,6 +62,14 @@ export class OffloadStop extends Error {
 }
 
 const MAX_SUFFIX = 999;
+
+/**
+ * Sidecar groups in flight by default: one group's fsync, read-back and directory
+ * fsync overlap the next group's card read and write. 2 keeps the peak RSS of
+ * `field-agent ingest` around 170 MB on the bench card (3 reached ~190 MB, too
+ * close to the 200 MB budget); see README, Performance.
+ */
+export const DEFAULT_OFFLOAD_CONCURRENCY = 2;
 
 function asCoded(err: unknown): CodedError | undefined {
   return err instanceof CodedError ? err : undefined;
@@ -106,7 +114,7 @@ export class CardOffloader {
 
   /**
    * Copy these files (all of one card), group by group, with up to `concurrency`
-   * groups in flight (default 1; measured no faster at 2 on a 2-core machine) so one file's fsync and read-back overlap the
+   * groups in flight (default DEFAULT_OFFLOAD_CONCURRENCY) so one file's fsync and read-back overlap the
    * next file's read. A group whose file size equals one in flight waits until
    * nothing is in flight (it may be the same content: dual-slot dedup stays exact).
    * Throws OffloadStop when the whole offload must stop (after the groups in
@@ -120,7 +128,7 @@ export class CardOffloader {
       if (g === undefined) groups.set(key, [f]);
       else g.push(f);
     }
-    const limit = Math.max(1, this.ctx.concurrency ?? Number(process.env.XCONC ?? 1));
+    const limit = Math.max(1, this.ctx.concurrency ?? DEFAULT_OFFLOAD_CONCURRENCY);
     const inFlight = new Map<Promise<void>, Set<number>>();
     let stop: OffloadStop | undefined;
     const settle = async (): Promise<void> => {

@@ -32,8 +32,15 @@ const COMMIT_READ_CHUNK = 4 * 1024 * 1024;
 export interface CommitInput {
   hash: string;
   size: number;
-  /** The staged file holding exactly `size` bytes. */
+  /** The staged file holding exactly `size` bytes (when `source` is given: by the time `source` ends). */
   stagedPath: string;
+  /**
+   * Streamed commit: the file's bytes as they arrive on the link (LiveChunks),
+   * read by the first durableWrite instead of the staged file, so the commit
+   * overlaps the transfer. `expected` still checks size and BLAKE3 of exactly
+   * these bytes; a retry under a distinct name re-reads the staged file.
+   */
+  source?: AsyncIterable<Uint8Array>;
   /** Names offered by the agent (already validated with names.ts). */
   names: FileName[];
   /** Verified copies the agent reported. */
@@ -145,6 +152,7 @@ export class Committer {
     const first = input.names[0];
     if (first === undefined) throw new TypeError('commit() needs at least one name');
     const { dir, base } = layoutFor(first);
+    let live = input.source;
     for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
       const name = distinctName(base, n);
       const rel = posix.join(dir, name);
@@ -156,7 +164,9 @@ export class Committer {
       const dirs = LOCAL_TARGETS.map((t) => safeJoin(this.#targets[t].root, dir));
       try {
         await this.#catalogue.putIntent({ hash: input.hash, dirs, startedAt: this.#now() });
-        const result = await durableWrite(readFileChunks(input.stagedPath, { chunkSize: COMMIT_READ_CHUNK }), {
+        const source = live ?? readFileChunks(input.stagedPath, { chunkSize: COMMIT_READ_CHUNK });
+        live = undefined; // a live stream is read once
+        const result = await durableWrite(source, {
           targets: dirs.map((d) => ({ dir: d, name })),
           expected: { size: input.size, blake3: input.hash },
           ...(this.#signal === undefined ? {} : { signal: this.#signal }),

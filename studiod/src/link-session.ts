@@ -12,10 +12,11 @@ import type { WebSocket } from 'ws';
 import {
   CodedError, ProtocolError, ProtoCode, decodeFrame, encodeFrame, authPayload, verifyAuth, parseAgentPublicKey,
   generateNonce, generateSessionId, normalizePairingCode, nameKey, validateSegment, validateRelativePath, MAGIC, PROTOCOL_VERSION,
-  type Logger, type Message, type MessageOf, type OfferFile, type FileName,
+  type Logger, type Message, type MessageOf, type OfferFile, type FileName, type ReceiptMessage,
 } from '@studio321/protocol';
 import type { Catalogue } from './catalogue.js';
 import type { Committer } from './commit.js';
+import { LiveChunks } from './live-chunks.js';
 import type { Staging, StagedFile } from './staging.js';
 
 export interface SessionDeps {
@@ -55,7 +56,24 @@ interface Wanted {
   acked: number;
   /** A background fsync + Ack in flight (writing continues meanwhile). */
   syncing?: Promise<void> | undefined;
+  /** Streamed commit started with the file's first chunk (offset 0). */
+  live?: LiveCommit | undefined;
 }
+
+/**
+ * A commit whose durableWrite reads the chunks as they arrive (after each is
+ * written to staging), so only fsync, read-back, link and the catalogue batch
+ * remain after FileEnd. It never settles before FileEnd ends `chunks`; a cut or
+ * a bad FileEnd fails `chunks`, which makes durableWrite remove its temps.
+ */
+interface LiveCommit {
+  chunks: LiveChunks;
+  /** Never rejects. */
+  result: Promise<{ receipt: ReceiptMessage } | { err: unknown }>;
+}
+
+/** Chunk bytes queued between the link and a streamed commit's durableWrite. */
+const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
 
 type State = 'auth' | 'authed' | 'closed';
 
@@ -346,8 +364,11 @@ export class LinkSession {
     if (msg.offset !== w.staged.written) throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${w.staged.written} (a wrong or duplicated chunk).`, { detail: { expected: w.staged.written, got: msg.offset } });
     if (msg.offset + msg.data.byteLength > w.file.size) throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk of ${msg.hash} goes beyond the offered size ${w.file.size}.`);
     this.#current = msg.hash;
+    if (msg.offset === 0 && w.live === undefined && !this.#socketGone) w.live = this.#startLive(w);
     await w.staged.write(msg.offset, msg.data);
     this.#bytesReceived += msg.data.byteLength;
+    // After staging (the resume point), the same bytes go to the streamed commit; waits while it is behind.
+    if (w.live !== undefined && !this.#socketGone) await w.live.chunks.push(msg.data);
     if (w.staged.complete) {
       await this.#settleSync(w);
       await this.#ack(w);
@@ -359,6 +380,32 @@ export class LinkSession {
         (err: unknown) => { w.syncing = undefined; this.#fail(err instanceof CodedError ? err : new ProtocolError(ProtoCode.UnexpectedMessage, 'Staging fsync failed.', { cause: err })); },
       );
     }
+  }
+
+  #startLive(w: Wanted): LiveCommit {
+    const { hash, size } = w.file;
+    const chunks = new LiveChunks(LIVE_QUEUE_BYTES);
+    const agentId = this.#agentId ?? '';
+    this.#log.debug({ hash, size }, 'streamed commit started');
+    const result = this.#d.committer
+      .commit({ hash, size, stagedPath: w.staged.path, names: w.file.names, agentCopies: w.file.copies, agentId, source: chunks })
+      .then(
+        (receipt) => ({ receipt }),
+        (err: unknown) => {
+          chunks.abandon(); // it may have failed before reading: the link must not wait for it
+          return { err };
+        },
+      );
+    return { chunks, result };
+  }
+
+  /** The streamed commit will not complete (cut, bad FileEnd): its temps are removed before this resolves. */
+  async #dropLive(w: Wanted, why: string): Promise<void> {
+    const live = w.live;
+    if (live === undefined) return;
+    w.live = undefined;
+    live.chunks.fail(new ProtocolError(ProtoCode.UnexpectedMessage, `Streamed commit of ${w.file.hash} stopped: ${why}.`, { retryable: true }));
+    await live.result;
   }
 
   async #settleSync(w: Wanted): Promise<void> {
@@ -374,12 +421,14 @@ export class LinkSession {
     await this.#settleSync(w);
     if (msg.size !== w.file.size || w.staged.written !== w.file.size) {
       const err = new ProtocolError(ProtoCode.SizeMismatch, `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`, { retryable: true });
+      await this.#dropLive(w, 'size mismatch at FileEnd');
       await w.staged.close();
       this.#inFlight = Math.max(0, this.#inFlight - (w.staged.written - w.acked));
       this.#nack(msg.hash, err, w.staged.durable);
       return;
     }
     await this.#ack(w);
+    w.live?.chunks.end(); // every byte is staged and fsynced: the streamed commit may finish
     const agentId = this.#agentId ?? '';
     this.#commitChain = this.#commitChain.then(() => this.#commit(w, agentId));
   }
@@ -387,8 +436,15 @@ export class LinkSession {
   async #commit(w: Wanted, agentId: string): Promise<void> {
     const { hash, size } = w.file;
     try {
-      this.#log.info({ hash, size }, 'committing');
-      const receipt = await this.#d.committer.commit({ hash, size, stagedPath: w.staged.path, names: w.file.names, agentCopies: w.file.copies, agentId });
+      this.#log.info({ hash, size, streamed: w.live !== undefined }, 'committing');
+      let receipt: ReceiptMessage;
+      if (w.live !== undefined) {
+        const r = await w.live.result;
+        if ('err' in r) throw r.err;
+        receipt = r.receipt;
+      } else {
+        receipt = await this.#d.committer.commit({ hash, size, stagedPath: w.staged.path, names: w.file.names, agentCopies: w.file.copies, agentId });
+      }
       await w.staged.discard();
       this.#filesCommitted++;
       this.#log.info({ hash, size, path: receipt.copies[0]?.path }, 'committed');
@@ -414,6 +470,7 @@ export class LinkSession {
     for (const t of this.#timers) clearTimeout(t);
     await this.#queue.catch(() => undefined);
     for (const w of this.#wanted.values()) {
+      await this.#dropLive(w, 'the link closed');
       await this.#settleSync(w);
       await w.staged.close().catch(() => undefined);
     }
