@@ -76,6 +76,11 @@ export class LinkClient extends EventEmitter {
       perMessageDeflate: false,
       handshakeTimeout: this.#opts.connectTimeoutMs ?? 15_000,
       rejectUnauthorized: false, // self-signed studio certificate: trust comes from the pin below
+      // Client frames carry an all-zero masking key, so ws neither copies nor XORs each 1 MiB
+      // chunk (and studiod's ws skips the unmask). Masking (RFC 6455 §10.3) protects plaintext
+      // proxies from cache poisoning; this link is TLS end to end (plain ws:// only on loopback,
+      // SPEC §2), so no intermediary sees frames and the key adds nothing (SPEC §2, design "Agent link").
+      generateMask: (mask: Buffer) => { mask.fill(0); },
       createConnection: ((options: ConnectionOptions) => {
         const sock: TLSSocket = tlsConnect({ ...options, rejectUnauthorized: false });
         sock.once('secureConnect', () => {

@@ -178,30 +178,46 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
     sent.set(hash, offset);
     let pos = offset;
     const fh = asset.size > offset ? await open(asset.storePath, 'r') : undefined;
+    /** Reads the chunk at `at` (shorter, or empty, when the laptop copy is shorter than recorded). */
+    const readChunk = async (at: number): Promise<Buffer> => {
+      const len = Math.min(chunkSize, asset.size - at);
+      const buf = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh!.read(buf, got, len - got, at + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got === len ? buf : buf.subarray(0, got);
+    };
+    // One chunk is read ahead while the current one waits for the window and is sent:
+    // at most chunkSize more in memory, and the disk read overlaps the link.
+    let ahead: Promise<Buffer> | undefined;
     try {
+      ahead = pos < asset.size ? readChunk(pos) : undefined;
       while (pos < asset.size) {
         check();
-        const len = Math.min(chunkSize, asset.size - pos);
-        while (inFlight + len > window) {
+        const data = await ahead!;
+        ahead = undefined;
+        const got = data.byteLength;
+        if (got === 0) break; // laptop copy shorter than recorded: the studio Nacks the size
+        if (pos + got < asset.size) {
+          ahead = readChunk(pos + got);
+          ahead.catch(() => undefined); // awaited in the next round or in finally
+        }
+        while (inFlight + got > window) {
           await Promise.race([new Promise<void>((r) => { windowWaiter = r; }), closed]);
           check();
         }
-        const buf = Buffer.allocUnsafe(len);
-        let got = 0;
-        while (got < len) {
-          const { bytesRead } = await fh!.read(buf, got, len - got, pos + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        if (got === 0) break; // laptop copy shorter than recorded: the studio Nacks the size
         inFlight += got;
-        await link.send({ t: 'chunk', hash, offset: pos, data: got === len ? buf : buf.subarray(0, got) });
+        await link.send({ t: 'chunk', hash, offset: pos, data });
         pos += got;
         res.bytesSent += got;
         sent.set(hash, pos);
         sentMemory.set(hash, Math.max(sentMemory.get(hash) ?? 0, pos));
       }
     } finally {
+      await ahead?.catch(() => undefined);
       await fh?.close();
     }
     check();

@@ -65,7 +65,7 @@ export const DEFAULT_SYNC_EVERY = 8 * 1024 * 1024;
  * write). In lock step, each chunk waited for both its writes and its trip through
  * the b3sum pipe; on a loaded 2-core machine that doubled the streaming time.
  */
-const HASH_LAG = 2;
+const HASH_LAG = Number(process.env.XLAG ?? 2);
 
 export type VerificationMethod = 'readback-blake3' | 'write-blake3';
 
