@@ -9,7 +9,15 @@
  *    the size: any difference throws AGENT_SOURCE_CHANGED, so durableWrite discards
  *    its temps and nothing is recorded with a hash of bytes that never existed together;
  *  - reads one chunk ahead so the card is read while the previous chunk is
- *    written and hashed (the memory held is bounded: two chunks).
+ *    written and hashed.
+ *
+ * Memory: chunks are read into a ring of three buffers per file (not a fresh
+ * buffer per chunk: that cost a page fault per 4 KiB, ~550,000 per 2 GB card,
+ * and left tens of MB of garbage chunks for the GC). So a yielded chunk stays
+ * valid only until the consumer asks for the SECOND chunk after it. durableWrite
+ * (asks for chunk k+2 only after chunk k is written and hashed) and hashStream
+ * (done with a chunk before asking for the next) fit; a consumer that keeps
+ * chunks longer must copy them.
  */
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
@@ -35,15 +43,33 @@ function changed(path: string, what: string): AgentError {
   return new AgentError(AGENT_CODES.sourceChanged, `${path} changed while it was being copied (${what}): the copy was discarded and will be made again once the file is stable.`, { retryable: true, detail: { path } });
 }
 
+/** Buffers a file's chunks cycle through (see the header: valid until the consumer asks for the second chunk after). */
+const RING = 3;
+
+/**
+ * Full-size ring buffers handed back by files read to the end, for the next file
+ * (fresh 4 MiB buffers cost a page fault per 4 KiB). At most POOL_MAX are kept.
+ */
+const POOL_MAX = 6;
+const pool: Buffer[] = [];
+
+function takeBuffer(size: number): Buffer {
+  if (size === SOURCE_CHUNK) {
+    const b = pool.pop();
+    if (b !== undefined) return b;
+  }
+  return Buffer.allocUnsafeSlow(size);
+}
+
 /** Starts a read; a failure is kept for whoever awaits it (never an unhandled rejection while suspended at a yield). */
-function startRead(fh: FileHandle, pos: number, size: number): Promise<Uint8Array> {
-  const p = readChunk(fh, pos, size);
+function startRead(fh: FileHandle, pos: number, size: number, into: Buffer): Promise<Uint8Array> {
+  const p = readChunk(fh, pos, size, into);
   p.catch(() => undefined);
   return p;
 }
 
-async function readChunk(fh: FileHandle, pos: number, size: number): Promise<Uint8Array> {
-  const buf = Buffer.allocUnsafeSlow(size);
+async function readChunk(fh: FileHandle, pos: number, size: number, into?: Buffer): Promise<Uint8Array> {
+  const buf = into === undefined ? Buffer.allocUnsafeSlow(size) : into.subarray(0, size);
   let got = 0;
   while (got < size) {
     const { bytesRead } = await fh.read(buf, got, size - got, pos + got);
@@ -66,14 +92,25 @@ export async function* readCardFile(path: string, expect: SourceExpectation, opt
       throw changed(path, 'its size or time differ from the listing');
     }
     const size = expect.size;
+    const ring: Buffer[] = [];
+    let turn = 0;
+    const nextBuffer = (): Buffer => {
+      const i = turn++ % RING;
+      ring[i] ??= takeBuffer(Math.min(chunkSize, size));
+      return ring[i];
+    };
+    let lastRing = -1;
     let pos = 0;
-    next = size > 0 ? startRead(fh, 0, Math.min(chunkSize, size)) : undefined;
+    next = size > 0 ? startRead(fh, 0, Math.min(chunkSize, size), nextBuffer()) : undefined;
     while (next !== undefined) {
       const chunk = await next;
       pos += chunk.byteLength;
       opts.signal?.throwIfAborted();
-      // Start the next read before handing this chunk over (one chunk of read-ahead).
-      next = chunk.byteLength > 0 && pos < size ? startRead(fh, pos, Math.min(chunkSize, size - pos)) : undefined;
+      // Start the next read before handing this chunk over (one chunk of read-ahead):
+      // it fills the ring buffer of the chunk before the previous one, which the
+      // consumer finished with before asking for this one.
+      lastRing = (turn - 1) % RING;
+      next = chunk.byteLength > 0 && pos < size ? startRead(fh, pos, Math.min(chunkSize, size - pos), nextBuffer()) : undefined;
       if (chunk.byteLength > 0) yield chunk;
       if (chunk.byteLength === 0) break;
     }
@@ -84,6 +121,11 @@ export async function* readCardFile(path: string, expect: SourceExpectation, opt
     if (pos !== size || tail.byteLength !== 0) throw changed(path, `read ${pos + tail.byteLength}+ bytes, listed ${size}`);
     if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs) throw changed(path, 'its size or times changed');
     if (onPath.ino !== before.ino || onPath.size !== before.size || onPath.mtimeNs !== before.mtimeNs) throw changed(path, 'it was replaced');
+    // Read to the end and the consumer asked for what follows the last chunk: every
+    // ring buffer but the last chunk's is free (the last may still be being written).
+    ring.forEach((b, i) => {
+      if (i !== lastRing && b.byteLength === SOURCE_CHUNK && pool.length < POOL_MAX) pool.push(b);
+    });
   } finally {
     // A consumer that stops early (a target failed) must not leave a read in flight on a closed handle.
     await next?.catch(() => undefined);

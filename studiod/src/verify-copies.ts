@@ -94,6 +94,19 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
       `The ${copy.target} copy of ${copy.path || copy.hash} no longer verifies (${code}); it stopped counting.`);
   };
 
+  /** Is the local target mounted (root there, marker ours)? Otherwise it is reported unchecked. */
+  const targetPresent = async (target: LocalTargetName): Promise<boolean> => {
+    if (unchecked.has(target)) return false;
+    try {
+      await checkTarget(target, deps.targets[target], true, now);
+      return true;
+    } catch (err) {
+      skipTarget(target, err);
+      return false;
+    }
+  };
+  for (const t of LOCAL_TARGETS) if (opts.target === undefined || opts.target === t) await targetPresent(t);
+
   const checkLocal = async (copy: CopyRecord): Promise<void> => {
     const cfg = deps.targets[copy.target as LocalTargetName];
     let verdict;
@@ -115,6 +128,8 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
       skipTarget(copy.target, err);
       return;
     }
+    // A missing file counts as lost only while its target is still mounted (re-checked: it may have gone mid-run).
+    if (!verdict.ok && verdict.code === 'DURABLE_MISSING' && !(await targetPresent(copy.target as LocalTargetName))) return;
     report.copiesChecked++;
     if (verdict.ok) {
       report.copiesOk++;

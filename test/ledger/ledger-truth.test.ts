@@ -176,3 +176,40 @@ t.test('copies destroyed behind studiod\'s back stop counting after verify, and 
   t.equal(v3.code, 0);
   t.same((JSON.parse(v3.stdout) as { lost: unknown[] }).lost, []);
 });
+
+t.test('an unmounted target is reported unchecked, never read as "every copy lost"', async (t) => {
+  const before = await status();
+  const away = `${demo.paths.mirror}.unmounted`;
+  const { rename } = await import('node:fs/promises');
+  await rename(demo.paths.mirror, away);
+  try {
+    const v = await demo.studioctl(['--json', 'verify', '--target', 'mirror']);
+    t.equal(v.code, 0, 'nothing lost');
+    const r = JSON.parse(v.stdout) as { lost: unknown[]; unchecked: Array<{ target: string; code: string }> };
+    t.same(r.lost, []);
+    t.same(r.unchecked.map((u) => [u.target, u.code]), [['mirror', 'STUDIO_TARGET_MISSING']], 'mirror reported unchecked, with the reason');
+    const after = await status();
+    t.same(after.ledger, before.ledger, 'ledger counters unchanged');
+    t.same(after.targetReport.find((x) => x.target === 'mirror')?.copies, before.targetReport.find((x) => x.target === 'mirror')?.copies, 'mirror copies still counted');
+  } finally {
+    await rename(away, demo.paths.mirror);
+  }
+});
+
+t.test('asset and assets: lookups, filters and refusals with their codes', async (t) => {
+  const byName = await demo.studioctlJson<{ assets: AssetView[] }>(['asset', 'img_9999.cr3']);
+  t.equal(byName.assets.length, 1, 'a file name finds its asset, case-insensitively');
+  const card = (await asset(byName.assets[0]?.hash ?? '')).names[0] as unknown as { card: string; shoot: string };
+  const byFull = await demo.studioctlJson<{ assets: AssetView[] }>(['asset', `${card.shoot}/${card.card}/DCIM/100CANON/IMG_9999.CR3`]);
+  t.same(byFull.assets.map((a) => a.hash), byName.assets.map((a) => a.hash), 'shoot/card/path finds the same asset');
+  const twoBodies = await demo.studioctlJson<{ assets: AssetView[] }>(['asset', 'IMG_0001.CR3']);
+  t.ok(twoBodies.assets.length >= 2, 'one name, several contents (two bodies, DCF wrap): every asset is shown');
+  const inCard = await demo.studioctlJson<{ items: AssetView[] }>(['assets', '--card', 'R6-BODY-A', '--limit', '1000']);
+  t.equal(inCard.items.length, 6, '--card by label: the six files of that card');
+  const none = await demo.studioctl(['asset', 'NO_SUCH_FILE.CR3']);
+  t.equal(none.code, 1);
+  t.match(none.stderr, /LEDGER_NOT_FOUND/);
+  const bad = await demo.studioctl(['verify', '--target', 'tape-robot']);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /LEDGER_UNKNOWN_TARGET/);
+});

@@ -60,13 +60,6 @@ export interface DurableWriteOptions {
 
 export const DEFAULT_SYNC_EVERY = 8 * 1024 * 1024;
 
-/**
- * Source chunks the hash may be behind the writes (memory: that many chunks more per
- * write). In lock step, each chunk waited for both its writes and its trip through
- * the b3sum pipe; on a loaded 2-core machine that doubled the streaming time.
- */
-const HASH_LAG = Number(process.env.XLAG ?? 2);
-
 export type VerificationMethod = 'readback-blake3' | 'write-blake3';
 
 export interface DurableCopy {
@@ -281,9 +274,6 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
   const hasher = sourceHasher(engine);
   let iterator: AsyncIterator<Uint8Array> | undefined;
   let sourceDone = false;
-  /** The last hash update queued; every update starts after the previous one. */
-  let hashTail: Promise<unknown> = Promise.resolve();
-  const hashing: Promise<unknown>[] = [];
 
   try {
     // 1. temps
@@ -343,21 +333,13 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
       }
       next = pull();
       const writes = settleAll(slots.map((s) => writeAll(s, chunk)));
-      // The hash may lag the writes by up to HASH_LAG chunks (b3sum on the other core
-      // catches up while the next chunk is read and written); updates stay in order.
-      const hashed = hashTail.then(() => hasher.update(chunk)).catch((err: unknown) => {
-        throw err instanceof DurableWriteError ? err : hashError(err);
+      const hashed = hasher.update(chunk).catch((err: unknown) => {
+        throw hashError(err);
       });
-      hashed.catch(() => undefined);
-      hashTail = hashed;
-      hashing.push(hashed);
-      await raceAbort(writes, signal);
-      while (hashing.length > HASH_LAG) await raceAbort(hashing.shift()!, signal);
+      await raceAbort(settleAll<unknown>([writes, hashed]), signal);
       for (const s of slots) startDatasync(s, syncEvery);
       opts.onProgress?.(total);
     }
-    await raceAbort(hashTail, signal);
-    hashing.length = 0;
 
     // 3. compare with what was expected
     let blake3: string;
@@ -472,8 +454,6 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     }
     throw err;
   } finally {
-    // No update may still be running when the hasher is dropped (b3sum is fed in order).
-    await hashTail.catch(() => undefined);
     hasher.dispose();
     if (!sourceDone && iterator?.return !== undefined) {
       // Let the source release its file handle; do not wait on a stuck source.

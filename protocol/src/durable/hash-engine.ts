@@ -24,8 +24,9 @@ export async function resolveEngine(engine: HashEngine | undefined): Promise<'wa
 /**
  * Keeps the first chunks (up to NATIVE_MIN_BYTES) without hashing them; a small
  * input is then hashed by `small()`, a larger one by b3sum, fed the kept chunks
- * first. Chunks must not be modified after update() (durableWrite's sources
- * yield fresh buffers).
+ * first. A chunk kept past its update() is copied (sources may reuse their
+ * buffers once the update resolved, see agent/src/source-reader.ts); a chunk
+ * that reaches the threshold goes to b3sum before update() resolves, uncopied.
  */
 class DeferredHasher implements AsyncHasher {
   readonly #small: () => AsyncHasher;
@@ -40,9 +41,12 @@ class DeferredHasher implements AsyncHasher {
   async update(chunk: Uint8Array): Promise<Uint8Array | undefined> {
     if (this.#inner !== undefined) return this.#inner.update(chunk);
     if (chunk.byteLength === 0) return undefined;
-    this.#kept.push(chunk);
     this.#keptBytes += chunk.byteLength;
-    if (this.#keptBytes < NATIVE_MIN_BYTES) return undefined;
+    if (this.#keptBytes < NATIVE_MIN_BYTES) {
+      this.#kept.push(chunk.slice());
+      return undefined;
+    }
+    this.#kept.push(chunk);
     const native = await new NativeHasher().start();
     this.#inner = native;
     const kept = this.#kept;
