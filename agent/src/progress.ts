@@ -4,6 +4,8 @@
  * Speed is measured over a sliding window (the last ~5 s), so a slow start or a
  * pause does not distort the ETA for long. The clock is injectable for tests.
  */
+import { formatBytes } from '@studio321/protocol';
+
 export interface ProgressSnapshot {
   bytes: number;
   totalBytes: number;
@@ -66,16 +68,7 @@ export class ProgressTracker {
   }
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i += 1;
-  }
-  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i] ?? 'B'}`;
-}
+export { formatBytes };
 
 export function formatDuration(sec: number | undefined): string {
   if (sec === undefined || !Number.isFinite(sec)) return '--:--';

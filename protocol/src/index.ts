@@ -12,3 +12,5 @@ export { scanMsgpack } from './msgpack-scan.js';
 export * from './names.js';
 export * from './auth.js';
 export * from './error-frame.js';
+export * from './format.js';
+export * from './backoff.js';

@@ -15,6 +15,7 @@ import { LOCAL_TARGETS, type StudiodConfig } from './config.js';
 import type { Ledger, LedgerCounters } from './ledger.js';
 import type { StudioStatus } from './studio.js';
 import type { VerifyReport } from './verify-copies.js';
+import { formatBytes } from '@studio321/protocol';
 
 export interface TargetReport {
   target: string;
@@ -112,16 +113,7 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
 
 // ── human-readable output ────────────────────────────────────────────
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
-}
+export { formatBytes };
 
 const plural = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 

@@ -11,6 +11,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { hashFile } from '@studio321/protocol';
+import { waitFor as pollFor } from './wait-for.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(here, '..', '..');
@@ -104,11 +105,7 @@ export async function remountSize(dir: string, size: string): Promise<void> {
   await execFileP('mount', ['-o', `remount,size=${size}`, dir]);
 }
 
-/** Poll `cond` until true or the deadline passes (no fixed sleeps). */
+/** Poll `cond` until true or the deadline passes (no fixed sleeps); argument order kept for the agent tests. */
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await pollFor(cond, what, timeoutMs);
 }

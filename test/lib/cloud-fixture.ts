@@ -11,6 +11,7 @@ import { hashFile } from '@studio321/protocol';
 import { S3Client, HeadObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { CloudForwarder, type CloudCopyRecord, type CloudTargetConfig, type CloudDb, type CloudForwarderOptions } from '../../studiod/dist/src/cloud/index.js';
 import { S3RVER_KEY, S3RVER_SECRET } from './s3rver.js';
+import { waitFor as pollFor } from './wait-for.js';
 
 export interface Asset { blake3: string; size: number; name: string; path: string }
 
@@ -122,9 +123,5 @@ export async function fileSha256(path: string): Promise<string> {
 
 /** Polls a condition until true or the deadline passes (no fixed sleeps). */
 export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await pollFor(cond, what, timeoutMs, 10);
 }

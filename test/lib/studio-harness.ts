@@ -10,6 +10,7 @@ import { createServer, connect, type Server, type Socket, type AddressInfo } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait-for.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const STUDIOD_BIN = join(ROOT, 'studiod', 'dist', 'bin', 'studiod.js');
@@ -20,15 +21,7 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export async function waitFor<T>(cond: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { waitFor };
 
 export async function tempDir(t: Teardown, prefix = 'studio321-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

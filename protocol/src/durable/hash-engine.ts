@@ -7,7 +7,7 @@
  *  - 'auto' (default): 'native' when b3sum is installed and S321_HASH_ENGINE is not 'wasm'.
  */
 import { createLocalAsyncHasher, type AsyncHasher, type HashPool } from './hash-pool.js';
-import { NativeHasher, nativeHashAvailable } from './native-hasher.js';
+import { nativeHashAvailable, startStreamHasher } from './native-hasher.js';
 
 export type HashEngine = 'auto' | 'wasm' | 'native';
 
@@ -47,7 +47,7 @@ class DeferredHasher implements AsyncHasher {
       return undefined;
     }
     this.#kept.push(chunk);
-    const native = await new NativeHasher().start();
+    const native = await startStreamHasher();
     this.#inner = native;
     const kept = this.#kept;
     this.#kept = [];

@@ -19,7 +19,7 @@
  *      5 and 6 (onCopyVerified must be idempotent).
  */
 import { createHash } from 'node:crypto';
-import { createHasher } from '@studio321/protocol';
+import { createHasher, backoffDelay } from '@studio321/protocol';
 import { CloudError, CLOUD_CODES, classifyS3Error } from './cloud-errors.js';
 import { validateCloudTarget, objectKey, partSizeFor, DEFAULT_CONCURRENCY, type CloudTargetConfig } from './cloud-target.js';
 import { CloudQueue, ENQUEUE_MARK, keys, type CloudBatch, type CloudDb, type CloudErrorInfo, type CloudJob, type CloudObject, type CloudOp, type PreparedSource } from './cloud-queue.js';
@@ -391,8 +391,7 @@ export class CloudForwarder {
   }
 
   #backoff(attempts: number): number {
-    const exp = Math.min(this.#retry.maxMs, this.#retry.baseMs * 2 ** Math.min(30, attempts - 1));
-    return Math.round(exp / 2 + Math.random() * (exp / 2)); // "equal jitter"
+    return backoffDelay(attempts - 1, this.#retry.baseMs, this.#retry.maxMs);
   }
 
   async #fail(rt: TargetRuntime, blake3: string, err: unknown): Promise<void> {
