@@ -14,6 +14,7 @@ import { LinkClient } from './link-client.js';
 import { LINK_CODES, LinkError } from './sync-errors.js';
 import { loadIdentity } from './sync-identity.js';
 import { emptySyncResult, syncPass, type SyncPassResult, type SyncQueue } from './sync-session.js';
+import { backoffDelay } from '@studio321/protocol';
 
 export interface SyncLoopOptions {
   dataDir: string;
@@ -39,10 +40,7 @@ export interface SyncReport extends SyncPassResult {
   failed: Array<{ hash: string; code: string; message: string; retryable: boolean }>;
 }
 
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
-  return Math.floor(cap / 2 + (random() * cap) / 2); // "equal jitter": never zero, never above the cap
-}
+export { backoffDelay };
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

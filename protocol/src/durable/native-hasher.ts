@@ -102,8 +102,9 @@ export class NativeHasher implements AsyncHasher {
  *
  *   F <path>  b3sum the file; answers `<id> OK <hex>` or `<id> ERR <message>`.
  *   S <fifo>  mkfifo (mode 600, in the helper's private directory), answers
- *             `<id> MADE`, then b3sum whatever is written to it until its last
- *             writer closes it, and answers `<id> OK <hex>` / `<id> ERR …`.
+ *             `<id> MADE`; once b3sum's side has it open, `<id> OPEN`; b3sum
+ *             hashes whatever is written to it until its last writer closes it,
+ *             and answers `<id> OK <hex>` / `<id> ERR …`.
  *
  * Every job runs in the background, so answers come in any order. The shell runs
  * in its own process group and, when its stdin closes (this process ended, even
@@ -118,7 +119,8 @@ while IFS= read -r line; do
   case $op in
     F) ( if h=$(b3sum --no-names --no-mmap -- "$arg" 2>&1); then printf '%s OK %s\\n' "$id" "$h"; else fail "$id" "$h"; fi ) & ;;
     S) if e=$(mkfifo -m 600 -- "$arg" 2>&1); then
-         ( if h=$(b3sum --no-names --num-threads 1 < "$arg" 2>&1); then printf '%s OK %s\\n' "$id" "$h"; else fail "$id" "$h"; fi; rm -f -- "$arg" ) &
+         ( exec 3<"$arg"; printf '%s OPEN\\n' "$id"
+           if h=$(b3sum --no-names --num-threads 1 <&3 2>&1); then printf '%s OK %s\\n' "$id" "$h"; else fail "$id" "$h"; fi; rm -f -- "$arg" ) &
          printf '%s MADE\\n' "$id"
        else fail "$id" "mkfifo: $e"; fi ;;
   esac
@@ -128,8 +130,14 @@ done
 interface HelperWaiter {
   path: string;
   onMade?: () => void;
+  onOpen?: () => void;
   resolve: (hex: string) => void;
   reject: (err: Error) => void;
+}
+
+/** The helper shell is not running (could not start, or exited): not an answer about any file. */
+class HelperDown extends Error {
+  override name = 'HelperDown';
 }
 
 class B3Helper {
@@ -147,9 +155,9 @@ class B3Helper {
     const child = spawn('sh', ['-c', HELPER_SCRIPT, this.dir], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
     this.#child = child;
     child.stdout.setEncoding('utf8').on('data', (s: string) => this.#onData(s));
-    child.stdin.on('error', (e: Error) => this.#fail(e));
-    child.once('error', (e: Error) => this.#fail(e));
-    child.once('close', (code) => this.#fail(new Error(`b3sum helper exited (${code})`)));
+    child.stdin.on('error', (e: Error) => this.#fail(new HelperDown(`b3sum helper: ${e.message}`, { cause: e })));
+    child.once('error', (e: Error) => this.#fail(new HelperDown(`b3sum helper: ${e.message}`, { cause: e })));
+    child.once('close', (code) => this.#fail(new HelperDown(`b3sum helper exited (${code})`)));
     this.#idle();
   }
 
@@ -187,12 +195,12 @@ class B3Helper {
     for (let nl = this.#buf.indexOf('\n'); nl >= 0; nl = this.#buf.indexOf('\n')) {
       const line = this.#buf.slice(0, nl);
       this.#buf = this.#buf.slice(nl + 1);
-      const m = /^(\d+) (OK|ERR|MADE) ?(.*)$/.exec(line);
+      const m = /^(\d+) (OK|ERR|MADE|OPEN) ?(.*)$/.exec(line);
       const w = m === null ? undefined : this.#waiting.get(Number(m[1]));
       if (m === null || w === undefined) continue; // a forgotten request
       const [, id, kind, rest = ''] = m;
-      if (kind === 'MADE') {
-        w.onMade?.();
+      if (kind === 'MADE' || kind === 'OPEN') {
+        (kind === 'MADE' ? w.onMade : w.onOpen)?.();
         continue;
       }
       this.#waiting.delete(Number(id));
@@ -250,6 +258,7 @@ export class FifoHasher implements AsyncHasher {
   #id = 0;
   #sock: Socket | undefined;
   #answer: Promise<string> | undefined;
+  #opened: Promise<void> | undefined;
   #failure: Error | undefined;
   readonly #pending = new Set<(e: Error) => void>();
 
@@ -264,12 +273,21 @@ export class FifoHasher implements AsyncHasher {
       madeFail = rej;
     });
     let path = '';
+    let opened!: () => void;
+    let openFail!: (e: Error) => void;
+    this.#opened = new Promise<void>((res, rej) => {
+      opened = res;
+      openFail = rej;
+    });
+    this.#opened.catch(() => undefined);
     this.#answer = new Promise<string>((resolve, reject) => {
       const r = h.request('S', (id) => join(h.dir, String(id)), {
         onMade: made,
+        onOpen: opened,
         resolve,
         reject: (e) => {
           madeFail(e);
+          openFail(e);
           this.#failure ??= e;
           for (const f of this.#pending) f(e);
           this.#pending.clear();
@@ -315,6 +333,8 @@ export class FifoHasher implements AsyncHasher {
     const answer = this.#answer;
     if (sock === undefined || answer === undefined) throw new TypeError('FifoHasher: start() first');
     if (this.#failure !== undefined) throw this.#failure;
+    // Closing before b3sum's side opened the FIFO would drop what is still buffered in it.
+    await this.#opened;
     await new Promise<void>((resolve) => sock.end(resolve));
     sock.destroy();
     this.#sock = undefined;
@@ -351,7 +371,11 @@ export function nativeHashFile(path: string, opts: { signal?: AbortSignal } = {}
   if (signal?.aborted === true) return Promise.reject(signal.reason);
   // A path the line protocol cannot carry goes to its own b3sum.
   if (path.includes('\n') || path.includes('\r')) return spawnHashFile(path, opts);
-  const p = new Promise<string>((resolve, reject) => b3Helper().request('F', () => path, { resolve, reject }));
+  const p = new Promise<string>((resolve, reject) => b3Helper().request('F', () => path, { resolve, reject })).catch((err: unknown) => {
+    // The helper shell itself could not run (not b3sum failing on this file): a b3sum of its own.
+    if (err instanceof HelperDown) return spawnHashFile(path, opts);
+    throw err;
+  });
   if (signal === undefined) return p;
   p.catch(() => undefined);
   return new Promise((resolve, reject) => {
