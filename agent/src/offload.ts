@@ -128,7 +128,7 @@ export class CardOffloader {
       if (g === undefined) groups.set(key, [f]);
       else g.push(f);
     }
-    const limit = Math.max(1, this.ctx.concurrency ?? Number(process.env.XCONC ?? DEFAULT_OFFLOAD_CONCURRENCY));
+    const limit = Math.max(1, this.ctx.concurrency ?? DEFAULT_OFFLOAD_CONCURRENCY);
     const inFlight = new Map<Promise<void>, Set<number>>();
     let stop: OffloadStop | undefined;
     const settle = async (): Promise<void> => {

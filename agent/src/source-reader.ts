@@ -50,7 +50,7 @@ const RING = 3;
  * Full-size ring buffers handed back by files read to the end, for the next file
  * (fresh 4 MiB buffers cost a page fault per 4 KiB). At most POOL_MAX are kept.
  */
-const POOL_MAX = 6;
+const POOL_MAX = 4;
 const pool: Buffer[] = [];
 
 function takeBuffer(size: number): Buffer {

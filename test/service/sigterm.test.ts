@@ -113,7 +113,8 @@ t.test('SIGTERM during an offload parks it; the restart resumes without recopyin
   await mkdir(card);
   // A small first file (verified quickly), then large ones that keep the offload busy.
   const sources = new Map<string, string>();
-  const sizes = [64 * 1024, 40e6, 40e6, 40e6];
+  // Enough bytes after the first file that the offload is still busy when SIGTERM lands, however fast the disk.
+  const sizes = [64 * 1024, 48e6, 48e6, 48e6, 48e6, 48e6, 48e6];
   for (const [i, size] of sizes.entries()) {
     const name = `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`;
     const data = randomBytes(size);

@@ -108,11 +108,11 @@ export class NativeHasher implements AsyncHasher {
  *
  * Every job runs in the background, so answers come in any order. The shell runs
  * in its own process group and, when its stdin closes (this process ended, even
- * by kill -9), kills its jobs and removes its directory. It is keyed by PATH (a
+ * by kill -9), kills its jobs, then removes its directory. It is keyed by PATH (a
  * changed PATH gets a new shell) and its handles are unref'd while idle.
  */
 const HELPER_SCRIPT = `
-trap 'rm -rf "$0"; trap - EXIT; kill 0' EXIT
+trap 'trap - EXIT; trap "" TERM; kill 0; rm -rf "$0"' EXIT
 fail() { printf '%s ERR %s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ' | cut -c1-500)"; }
 while IFS= read -r line; do
   id=\${line%% *}; rest=\${line#* }; op=\${rest%% *}; arg=\${rest#* }
@@ -242,7 +242,13 @@ function b3Helper(): B3Helper {
   const pathEnv = process.env.PATH;
   if (helper === undefined || helper.dead || helper.path !== pathEnv) {
     helper?.close();
-    helper = new B3Helper(pathEnv);
+    try {
+      helper = new B3Helper(pathEnv);
+    } catch (err) {
+      // No private directory (TMPDIR not writable) or no shell: callers fall back to a b3sum of their own.
+      helper = undefined;
+      throw new HelperDown(`b3sum helper: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
   }
   return helper;
 }
