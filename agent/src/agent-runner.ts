@@ -36,9 +36,12 @@ export interface SyncContext {
   signal: AbortSignal;
 }
 
-/** What startSync returns: something to close on shutdown. */
+/** What startSync returns: something to close on shutdown, and optionally its state and pause/resume. */
 export interface SyncHandle {
   close(): Promise<void>;
+  status?(): { state: string; receipts: number; lastError?: string };
+  pauseSync?(): Promise<void>;
+  resumeSync?(): void;
 }
 
 export interface AgentRunnerOptions {
@@ -101,6 +104,11 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
       await this.close();
       throw err;
     }
+  }
+
+  /** The running studio sync loop, when the agent is paired (undefined before open() or when not paired). */
+  get sync(): SyncHandle | undefined {
+    return this.#sync;
   }
 
   async close(): Promise<void> {

@@ -187,7 +187,17 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
  * continuous sync when the agent is paired; when it is not, logs how to pair
  * and runs without sync.
  */
-export async function startSyncForRun(ctx: { state: SyncQueue; paths: { dataDir: string }; log: Logger; signal: AbortSignal }): Promise<{ close(): Promise<void>; status: SyncHandle['status']; wake(): void } | undefined> {
+export interface RunSyncHandle {
+  close(): Promise<void>;
+  /** 'paused' while the photographer has paused sync from the tray or the status page. */
+  status(): Omit<ReturnType<SyncHandle['status']>, 'state'> & { state: ReturnType<SyncHandle['status']>['state'] | 'paused' };
+  wake(): void;
+  /** Stops the link (in-flight chunks are simply re-offered later: the studio resumes from its durable offset). */
+  pauseSync(): Promise<void>;
+  resumeSync(): void;
+}
+
+export async function startSyncForRun(ctx: { state: SyncQueue; paths: { dataDir: string }; log: Logger; signal: AbortSignal }): Promise<RunSyncHandle | undefined> {
   try {
     await loadIdentity(ctx.paths.dataDir);
   } catch (err) {
@@ -197,6 +207,33 @@ export async function startSyncForRun(ctx: { state: SyncQueue; paths: { dataDir:
     }
     throw err;
   }
-  const handle = startSync({ dataDir: ctx.paths.dataDir, queue: ctx.state, log: ctx.log, signal: ctx.signal });
-  return { close: () => handle.stop(), status: () => handle.status(), wake: () => handle.wake() };
+  const options: SyncLoopOptions = { dataDir: ctx.paths.dataDir, queue: ctx.state, log: ctx.log, signal: ctx.signal };
+  let handle = startSync(options);
+  let paused = false;
+  let receiptsBefore = 0;
+  let bytesBefore = 0;
+  return {
+    close: () => handle.stop(),
+    status: () => {
+      const s = handle.status();
+      const totals = { receipts: receiptsBefore + s.receipts, bytesSent: bytesBefore + s.bytesSent };
+      return { ...s, ...totals, state: paused ? 'paused' : s.state };
+    },
+    wake: () => handle.wake(),
+    pauseSync: async () => {
+      if (paused) return;
+      paused = true;
+      ctx.log.info({ event: 'sync-paused' }, 'studio sync paused');
+      await handle.stop();
+      const s = handle.status();
+      receiptsBefore += s.receipts;
+      bytesBefore += s.bytesSent;
+    },
+    resumeSync: () => {
+      if (!paused || ctx.signal.aborted) return;
+      paused = false;
+      ctx.log.info({ event: 'sync-resumed' }, 'studio sync resumed');
+      handle = startSync(options);
+    },
+  };
 }
