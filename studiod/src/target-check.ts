@@ -6,10 +6,10 @@
  * (retryable: work resumes when the disk returns). The marker is written (durably)
  * on the first commit to a target.
  */
-import { readFile, stat, writeFile, rename, open } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorCode } from '@studio321/protocol';
-import { fsyncDir } from '@studio321/protocol/durable';
+import { CodedError, errorCode } from '@studio321/protocol';
+import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
 import type { LocalTargetConfig } from './config.js';
 import { StudioCode, StudioError } from './errors.js';
 
@@ -28,6 +28,8 @@ function missing(name: string, cfg: LocalTargetConfig, why: string, cause?: unkn
     { retryable: true, ...(cause === undefined ? {} : { cause }), detail: { target: name, root: cfg.root, device: cfg.device } },
   );
 }
+
+const sweptRoots = new Set<string>();
 
 /**
  * Throws STUDIO_TARGET_MISSING when the root is absent or is not the
@@ -56,29 +58,39 @@ export async function checkTarget(name: string, cfg: LocalTargetConfig, hasCopie
   }
   if (marker !== undefined) {
     if (marker.target !== name) throw missing(name, cfg, `the disk mounted there is target "${marker.target}"`);
+    // A studiod killed between linking the marker and removing its temp leaves a
+    // root-level *.s321tmp: swept once per process (only markers are written at the root).
+    if (!sweptRoots.has(cfg.root)) {
+      sweptRoots.add(cfg.root);
+      await sweepStaleTemps(cfg.root).catch(() => undefined);
+    }
     return;
   }
   if (hasCopies) throw missing(name, cfg, 'the target marker is gone: an empty mount point?');
   await writeMarker(name, cfg, now());
 }
 
+/**
+ * The marker is written like every other file on a target: by the one durable
+ * primitive (temp in the root → fsync → read back → link, never replacing an
+ * existing marker → fsync root). A studiod killed while writing it leaves only a
+ * `*.s321tmp` at the root, swept here before the next attempt (archive files
+ * never live at the root: they are under date/shoot/card).
+ */
 async function writeMarker(name: string, cfg: LocalTargetConfig, at: number): Promise<void> {
   const body: TargetMarker = { target: name, device: cfg.device, createdAt: at };
-  const tmp = join(cfg.root, `${TARGET_MARKER}.${process.pid}.tmp`);
-  const final = join(cfg.root, TARGET_MARKER);
   try {
-    await writeFile(tmp, JSON.stringify(body) + '\n', { mode: 0o644 });
-    const fh = await open(tmp, 'r+');
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, final);
-    await fsyncDir(cfg.root);
+    await sweepStaleTemps(cfg.root);
+    const bytes = Buffer.from(JSON.stringify(body) + '\n');
+    await durableWrite((async function* () { yield bytes; })(), { targets: [{ dir: cfg.root, name: TARGET_MARKER }], createDirs: false });
   } catch (err) {
-    const code = errorCode(err);
+    const code = err instanceof CodedError ? err.code : errorCode(err);
     throw new StudioError(
-      code === 'ENOSPC' ? StudioCode.TargetFull : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? StudioCode.TargetAccess : StudioCode.TargetIo,
+      code === 'DURABLE_NO_SPACE' ? StudioCode.TargetFull
+        : code === 'DURABLE_ACCESS_DENIED' ? StudioCode.TargetAccess
+          : code === 'DURABLE_TARGET_MISSING' ? StudioCode.TargetMissing : StudioCode.TargetIo,
       `Target "${name}" at ${cfg.root} cannot be written (${code ?? 'error'}). Check the disk and its permissions.`,
-      { cause: err, retryable: code !== 'EACCES' && code !== 'EPERM', detail: { target: name } },
+      { cause: err, retryable: code !== 'DURABLE_ACCESS_DENIED', detail: { target: name } },
     );
   }
 }
