@@ -20,7 +20,7 @@
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
-import { FORMAT_VERSION, errorCode, type CopyFact } from '@studio321/protocol';
+import { FORMAT_VERSION, hasCodeInChain, type CopyFact } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from './errors.js';
 import type { ScanResult, ScannedFile } from './card-scanner.js';
 import type { AssetName, AssetRecord, CardKind, CardRecord, ClaimRecord, FileRecord, FileWarning, OffloadRun, StudioCopy } from './state-records.js';
@@ -41,15 +41,8 @@ export interface StudioReceipt {
   copies: StudioCopy[];
 }
 
-export interface CardInput {
-  id: string;
-  label: string;
-  uuid?: string;
-  kind: CardKind;
-  source: string;
-  dev?: number;
-  shoot: string;
-}
+/** A card as the offload first sees it; the state adds the rest of its CardRecord. */
+export type CardInput = Pick<CardRecord, 'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'shoot'>;
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 type Db = Level<string, unknown>;
@@ -74,14 +67,6 @@ export const keys = {
   group: (card: string, key: string): string => `group:${card}/${key}`,
 };
 
-function levelCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let depth = 0; e instanceof Error && depth < 4; depth++) {
-    if (errorCode(e) === 'LEVEL_LOCKED') return 'LEVEL_LOCKED';
-    e = e.cause;
-  }
-  return errorCode(err);
-}
 
 function stateError(err: unknown, what: string): AgentError {
   if (err instanceof AgentError) return err;
@@ -108,7 +93,7 @@ export class AgentState {
     try {
       await db.open();
     } catch (err) {
-      if (levelCode(err) === 'LEVEL_LOCKED') {
+      if (hasCodeInChain(err, 'LEVEL_LOCKED')) {
         throw new AgentError(AGENT_CODES.stateLocked, `Another field-agent is using ${dataDir} (its state database is locked): wait for it to finish, or stop it, then try again.`, { cause: err, retryable: true, detail: { dataDir } });
       }
       throw stateError(err, 'opening');

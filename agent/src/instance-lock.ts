@@ -14,7 +14,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { CodedError, errorCode } from '@studio321/protocol';
+import { CodedError, hasCodeInChain } from '@studio321/protocol';
 
 export const AGENT_ALREADY_RUNNING = 'AGENT_ALREADY_RUNNING';
 export const AGENT_LOCK_FAILED = 'AGENT_LOCK_FAILED';
@@ -30,15 +30,6 @@ export interface InstanceLockInfo {
 
 type State = 'closed' | 'opening' | 'open' | 'closing';
 
-function levelCode(err: unknown): string | undefined {
-  // abstract-level wraps the lock failure: LEVEL_DATABASE_NOT_OPEN with cause LEVEL_LOCKED.
-  let e: unknown = err;
-  for (let depth = 0; e instanceof Error && depth < 4; depth++) {
-    if (errorCode(e) === 'LEVEL_LOCKED') return 'LEVEL_LOCKED';
-    e = e.cause;
-  }
-  return errorCode(err);
-}
 
 export class InstanceLock {
   readonly dataDir: string;
@@ -73,7 +64,7 @@ export class InstanceLock {
       try {
         await db.open();
       } catch (err) {
-        if (levelCode(err) === 'LEVEL_LOCKED') {
+        if (hasCodeInChain(err, 'LEVEL_LOCKED')) {
           const holder = await this.readHolder();
           const who = holder ? `process ${holder.pid} (started ${holder.startedAt})` : 'another process';
           throw new InstanceLockError(

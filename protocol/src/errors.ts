@@ -84,3 +84,17 @@ export function isRetryableSystemError(err: unknown): boolean {
   const code = errorCode(err);
   return code !== undefined && RETRYABLE_SYSTEM_CODES.has(code);
 }
+
+/**
+ * True when `code` is on the error or anywhere down its `cause` chain (libraries
+ * wrap: abstract-level reports a held lock as LEVEL_DATABASE_NOT_OPEN whose cause
+ * is LEVEL_LOCKED). Bounded depth: a cyclic chain cannot loop.
+ */
+export function hasCodeInChain(err: unknown, code: string, maxDepth = 8): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < maxDepth; depth++) {
+    if (errorCode(e) === code) return true;
+    e = e.cause;
+  }
+  return false;
+}

@@ -7,7 +7,7 @@
  * read-modify-written consistently; reads are free.
  */
 import { Level } from 'level';
-import { FORMAT_VERSION } from '@studio321/protocol';
+import { FORMAT_VERSION, hasCodeInChain } from '@studio321/protocol';
 import { StudioCode, StudioError } from './errors.js';
 
 export interface AssetRecord {
@@ -167,8 +167,7 @@ export class Catalogue {
       await db.open();
     } catch (err) {
       this.#state = 'closed';
-      const locked = err instanceof Error && (err as { code?: string }).code === 'LEVEL_LOCKED'
-        || (err instanceof Error && err.cause instanceof Error && /lock/i.test(err.cause.message));
+      const locked = hasCodeInChain(err, 'LEVEL_LOCKED');
       throw new StudioError(
         locked ? StudioCode.CatalogueLocked : StudioCode.TargetIo,
         locked
