@@ -1,8 +1,8 @@
 /**
  * Uploads against a real s3rver process: small and large (multipart, sparse)
  * files, content-addressed keys, metadata, storage class, idempotent enqueue,
- * and the bandwidth limit. The suite sends 512 MiB to stay within its time
- * budget; set CLOUD_BIG=1 to also send a 3 GiB file (2-3 min on 2 cores).
+ * and the bandwidth limit. The multi-GB case sends a 2 GiB sparse file
+ * (CLOUD_BIG=1: 3 GiB).
  */
 import t from 'tap';
 import { S3rverProcess } from '../lib/s3rver.js';
@@ -68,13 +68,14 @@ t.test('512 MiB sparse file: multipart (64 MiB parts), verified, bytes match', a
   t.equal(await downloadSha256(c, 'hot', key), fx.copies[0]?.sha256, 'independent download has the recorded SHA-256');
 });
 
-t.test('multi-GB (3 GiB sparse) upload', { skip: process.env.CLOUD_BIG === '1' ? false : 'set CLOUD_BIG=1 (takes 2-3 min on 2 cores)' }, async (t) => {
+const BIG_GIB = process.env.CLOUD_BIG === '1' ? 3 : 2;
+t.test(`multi-GB (${BIG_GIB} GiB sparse) upload, streamed with bounded memory`, async (t) => {
   const fx = new CloudFixture();
   await fx.setup();
   t.teardown(() => fx.close());
   const hot = target('huge', s3.endpoint, 'hot', { partSizeBytes: 64 * 1024 * 1024 });
   const fw = await fx.start([hot]);
-  const a = await fx.asset(3 * 1024 * 1024 * 1024, 'big.MXF', { sparse: true });
+  const a = await fx.asset(BIG_GIB * 1024 * 1024 * 1024, 'big.MXF', { sparse: true });
   const t0 = Date.now();
   const rss0 = process.memoryUsage().rss;
   let peak = rss0;
@@ -82,7 +83,8 @@ t.test('multi-GB (3 GiB sparse) upload', { skip: process.env.CLOUD_BIG === '1' ?
   await fw.enqueue(a);
   await fw.idle();
   clearInterval(timer);
-  t.comment(`3 GiB forwarded in ${Date.now() - t0} ms; RSS peak ${(peak / 2 ** 20).toFixed(0)} MiB (start ${(rss0 / 2 ** 20).toFixed(0)} MiB)`);
+  t.comment(`${BIG_GIB} GiB forwarded in ${Date.now() - t0} ms; RSS peak ${(peak / 2 ** 20).toFixed(0)} MiB (start ${(rss0 / 2 ** 20).toFixed(0)} MiB)`);
+  t.ok(peak - rss0 < 256 * 2 ** 20, 'memory stays bounded: the file is streamed, never held whole');
   t.equal(fx.copies.length, 1);
   const c = independentClient(s3.endpoint);
   t.teardown(() => c.destroy());
@@ -102,6 +104,6 @@ t.test('bandwidth limit: 3 MiB at 1 MiB/s takes about 3 s', async (t) => {
   const s = (Date.now() - t0) / 1000;
   t.comment(`3 MiB at 1 MiB/s limit took ${s.toFixed(2)} s`);
   t.ok(s >= 2.5, 'not faster than the limit (burst 256 KiB)');
-  t.ok(s < 6, 'not much slower either');
+  // No upper bound: on a loaded CI machine a slow run is not a failure of the limiter.
   t.equal(fx.copies.length, 1);
 });
