@@ -266,18 +266,18 @@ export class Catalogue {
   }
 
   async copiesOf(hash: string): Promise<CopyRecord[]> {
-    this.#open();
-    const out: CopyRecord[] = [];
-    const it = this.#open().values({ gt: `${P.copy}${hash}${SEP}`, lt: `${P.copy}${hash}${SEP}\xff` });
-    for await (const v of it) out.push(v as unknown as CopyRecord);
-    return out;
+    return this.#ofHash<CopyRecord>(P.copy, hash);
   }
 
   async namesOf(hash: string): Promise<NameRecord[]> {
-    this.#open();
-    const out: NameRecord[] = [];
-    const it = this.#open().values({ gt: `${P.name}${hash}${SEP}`, lt: `${P.name}${hash}${SEP}\xff` });
-    for await (const v of it) out.push(v as unknown as NameRecord);
+    return this.#ofHash<NameRecord>(P.name, hash);
+  }
+
+  /** Every record under `<prefix><hash>!` (the copies or the names of one asset). */
+  async #ofHash<T>(prefix: Prefix, hash: string): Promise<T[]> {
+    const out: T[] = [];
+    const it = this.#open().values({ gt: `${prefix}${hash}${SEP}`, lt: `${prefix}${hash}${SEP}\xff` });
+    for await (const v of it) out.push(v as unknown as T);
     return out;
   }
 

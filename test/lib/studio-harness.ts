@@ -4,7 +4,7 @@
  * generation, and on-disk checks. Every test gets its own temp dir and port 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, mkdir, readdir, rm, writeFile, stat } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,9 @@ export interface Teardown {
 }
 
 export { waitFor };
+
+/** SHA-256 of bytes, hex: an independent check (not BLAKE3, which the code under test computes). */
+export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 export async function tempDir(t: Teardown, prefix = 'studio321-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

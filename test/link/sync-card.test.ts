@@ -6,10 +6,9 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
-import { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, startStudiod, tempDir } from '../lib/studio-harness.js';
+import { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, startStudiod, tempDir, sha256Hex } from '../lib/studio-harness.js';
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const sha = sha256Hex;
 
 t.test('a whole card is synced and byte-identical on mirror and raid', async (t) => {
   const studio = await startStudiod(t);

@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -98,18 +99,26 @@ t.test('read-backs on a private hash pool and on the calling thread agree', asyn
   t.same((await readdir(dir)).sort(), ['a', 'b']);
 });
 
-t.test('a b3sum that dies mid-stream: DURABLE_IO_ERROR (retryable), nothing left', async (t) => {
-  // A stand-in b3sum on PATH: the real one cannot be made to fail on demand.
+/**
+ * Puts a stand-in `b3sum` (the given shell script) first on PATH for this test
+ * and returns an empty output directory. The real b3sum cannot be made to fail on demand.
+ */
+async function withFakeB3sum(t: Test, script: string): Promise<string> {
   const root = t.testdir({ bin: {}, out: {} });
   const bin = join(root, 'bin');
-  await writeFile(join(bin, 'b3sum'), '#!/bin/sh\nhead -c 1000 >/dev/null\necho "b3sum: simulated crash" >&2\nexit 3\n');
+  await writeFile(join(bin, 'b3sum'), script);
   await chmod(join(bin, 'b3sum'), 0o755);
   const oldPath = process.env.PATH;
   process.env.PATH = `${bin}:${oldPath ?? ''}`;
   t.teardown(() => {
     process.env.PATH = oldPath;
   });
-  const dir = join(root, 'out');
+  return join(root, 'out');
+}
+
+t.test('a b3sum that dies mid-stream: DURABLE_IO_ERROR (retryable), nothing left', async (t) => {
+  // A stand-in b3sum on PATH: the real one cannot be made to fail on demand.
+  const dir = await withFakeB3sum(t, '#!/bin/sh\nhead -c 1000 >/dev/null\necho "b3sum: simulated crash" >&2\nexit 3\n');
   await t.rejects(durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: 'x' }], hashEngine: 'native' }), {
     code: 'DURABLE_IO_ERROR',
     retryable: true,
@@ -124,16 +133,7 @@ t.test('native whole-file read-back that disagrees: DURABLE_READBACK_MISMATCH, n
   const real = await new Promise<string>((resolve, reject) =>
     execFile('sh', ['-c', 'command -v b3sum'], (err, out) => (err === null ? resolve(out.trim()) : reject(err))),
   );
-  const root = t.testdir({ bin: {}, out: {} });
-  const bin = join(root, 'bin');
-  await writeFile(join(bin, 'b3sum'), `#!/bin/sh\nfor a in "$@"; do case "$a" in /*) echo ${'0'.repeat(64)}; exit 0;; esac; done\nexec ${real} "$@"\n`);
-  await chmod(join(bin, 'b3sum'), 0o755);
-  const oldPath = process.env.PATH;
-  process.env.PATH = `${bin}:${oldPath ?? ''}`;
-  t.teardown(() => {
-    process.env.PATH = oldPath;
-  });
-  const dir = join(root, 'out');
+  const dir = await withFakeB3sum(t, `#!/bin/sh\nfor a in "$@"; do case "$a" in /*) echo ${'0'.repeat(64)}; exit 0;; esac; done\nexec ${real} "$@"\n`);
   await t.rejects(durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: 'x' }], hashEngine: 'native' }), {
     code: 'DURABLE_READBACK_MISMATCH',
   });

@@ -10,11 +10,12 @@
 import t from 'tap';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, run, sha256Hex, startStudiod, tempDir, waitFor, AGENT_BIN } from '../lib/studio-harness.js';
 
 const agentBin = fileURLToPath(new URL('../../agent/dist/bin/field-agent.js', import.meta.url));
 
@@ -100,7 +101,7 @@ async function walk(dir: string, rel = ''): Promise<string[]> {
   return out;
 }
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const sha = sha256Hex;
 
 t.test('SIGTERM during an offload parks it; the restart resumes without recopying', { skip: !(await canUnshare()) && 'needs root and unshare -m (private mount namespace for the card)' }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sigterm-'));
@@ -186,7 +187,6 @@ function statusJson(dataDir: string, config: string): Promise<{ cards: StatusCar
 // restart the sync completes, every file is identical on both targets and the
 // catalogue counts each asset once.
 t.test('SIGTERM during a studiod commit: clean stop, nothing partial, restart completes', async (t) => {
-  const { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, run, startStudiod, tempDir, waitFor, AGENT_BIN } = await import('../lib/studio-harness.js');
   const studio = await startStudiod(t);
   const agent = await makeAgent(t);
   await pairAgent(studio, agent);

@@ -8,11 +8,10 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
-import { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, run, startStudiod, tempDir, waitFor, AGENT_BIN } from '../lib/studio-harness.js';
+import { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, run, startStudiod, tempDir, waitFor, AGENT_BIN, sha256Hex } from '../lib/studio-harness.js';
 import { spawn } from 'node:child_process';
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const sha = sha256Hex;
 
 t.test('studiod SIGKILLed mid-commit 20+ times', async (t) => {
   const studio = await startStudiod(t);
