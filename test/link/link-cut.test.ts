@@ -29,16 +29,23 @@ t.test('resume after 20+ random link cuts', async (t) => {
   // Cut points from inside the TLS handshake to several MB into the transfer.
   proxy.cutAfter = () => (proxy.cuts < CUTS ? 500 + Math.floor(Math.random() * 1200 * 1024) : undefined);
   let report: { receipts: number; maxResentOnResume: number; bytesResent: number; connections: number; queue: { files: number } } | undefined;
+  // Every run's figures count, not only the last run's (the cuts mostly land in the first runs).
+  let maxResent = 0;
+  let totalResent = 0;
   for (let attempt = 0; attempt < 10 && report?.queue.files !== 0; attempt++) {
     const r = await agent.cli(['sync', '--json', '--backoff-ms', '10', '--max-attempts', '100']);
     const last = r.stdout.trim().split('\n').pop() ?? '';
-    if (last.startsWith('{"event":"sync"')) report = JSON.parse(last) as typeof report;
-    t.comment(`sync run ${attempt}: exit ${r.code}, cuts so far ${proxy.cuts}`);
+    if (last.startsWith('{"event":"sync"')) {
+      report = JSON.parse(last) as typeof report;
+      maxResent = Math.max(maxResent, report?.maxResentOnResume ?? 0);
+      totalResent += report?.bytesResent ?? 0;
+    }
+    t.comment(`sync run ${attempt}: exit ${r.code}, cuts so far ${proxy.cuts}, re-sent so far ${totalResent} bytes`);
   }
   t.ok(proxy.cuts >= 20, `link cut ${proxy.cuts} times`);
   t.equal(report?.queue.files, 0, 'agent queue empty: every file receipted');
   // Only bytes in flight (at most one window, never acknowledged) can be lost in a cut.
-  t.ok((report?.maxResentOnResume ?? Infinity) <= WINDOW, `bytes re-sent after a cut (max ${report?.maxResentOnResume}) within one window (${WINDOW})`);
+  t.ok(report !== undefined && maxResent <= WINDOW, `bytes re-sent after any cut (max ${maxResent}, total ${totalResent}) within one window (${WINDOW})`);
 
   const mirror = await listFiles(studio.dirs.mirror);
   t.same(await listFiles(studio.dirs.raid), mirror, 'same tree on both targets');
