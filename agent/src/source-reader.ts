@@ -23,7 +23,13 @@ import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { AGENT_CODES, AgentError } from './errors.js';
 
-export const SOURCE_CHUNK = 4 * 1024 * 1024;
+/**
+ * 1 MiB: the last chunk's buffer of every file cannot go back to the pool (the
+ * consumer may still be writing it when the file ends), so it is garbage until
+ * the next GC; with 4 MiB chunks that garbage peaked near 100 MB during a card
+ * offload with 8 files in flight. Throughput is the same (measured 1 vs 4 MiB).
+ */
+export const SOURCE_CHUNK = 1024 * 1024;
 
 export interface SourceExpectation {
   size: number;
@@ -48,9 +54,9 @@ const RING = 3;
 
 /**
  * Full-size ring buffers handed back by files read to the end, for the next file
- * (fresh 4 MiB buffers cost a page fault per 4 KiB). At most POOL_MAX are kept.
+ * (fresh buffers cost a page fault per 4 KiB). At most POOL_MAX are kept (2 files read at once × RING, and some).
  */
-const POOL_MAX = 4;
+const POOL_MAX = 8;
 const pool: Buffer[] = [];
 
 function takeBuffer(size: number): Buffer {

@@ -51,10 +51,10 @@ t.test('large files: both hash engines give the same verdicts', async (t) => {
   const dir = t.testdir();
   await writeFile(join(dir, 'good'), big);
   await writeFile(join(dir, 'rot'), rotten);
-  const native = await nativeHashAvailable();
+  const native = nativeHashAvailable();
   for (const hashEngine of ['wasm', 'native'] as const) {
     if (hashEngine === 'native' && !native) {
-      t.comment('b3sum is not installed: native engine not checked');
+      t.comment('the native engine does not load here: not checked');
       continue;
     }
     t.match(await verifyFile(join(dir, 'good'), ref, { hashEngine }), { ok: true, blake3: ref.blake3 }, `${hashEngine}: good`);

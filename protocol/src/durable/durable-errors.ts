@@ -62,10 +62,10 @@ export function targetError(err: unknown, op: string, path: string): DurableWrit
   }
 }
 
-/** The hash implementation itself failed (b3sum died, a hash worker stopped). */
+/** The hash implementation itself failed (a hash worker stopped). */
 export function hashError(err: unknown): DurableWriteError {
   if (err instanceof DurableWriteError) return err;
-  return durableError('DURABLE_IO_ERROR', 'Hashing failed (b3sum or a hash worker stopped): the write will be retried; if it keeps failing, set S321_HASH_ENGINE=wasm.', {
+  return durableError('DURABLE_IO_ERROR', 'Hashing failed (a hash worker stopped): the write will be retried; if it keeps failing, set S321_HASH_ENGINE=wasm.', {
     cause: err,
     retryable: true,
     detail: { op: 'hash' },

@@ -13,16 +13,14 @@
  * On any failure every temp is removed and a DurableWriteError says what happened.
  */
 import { join } from 'node:path';
-import { isBlake3Hex } from '../hash.js';
+import { isBlake3Hex, resolveHashEngine, type HashEngine } from '../hash.js';
 import { DurableWriteError, errorCode } from '../errors.js';
 import { abortedError, hashError, isAborted, durableError, sourceError, targetError } from './durable-errors.js';
 import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
 import { ensureDir, fsyncDir } from './fsync-dir.js';
 import { readBackHash } from './read-back.js';
 import { ReadBackLane } from './read-back-lane.js';
-import { sharedHashPool, type HashPool } from './hash-pool.js';
-import { NATIVE_MIN_BYTES, readBackHasher, resolveEngine, sourceHasher, type HashEngine } from './hash-engine.js';
-import { nativeHashFile } from './native-hasher.js';
+import { createLocalAsyncHasher, sharedHashPool, type HashPool } from './hash-pool.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
 
 export interface DurableTarget {
@@ -52,9 +50,9 @@ export interface DurableWriteOptions {
    * fdatasync'ed and the bytes it covers are read back and hashed on a worker.
    */
   syncEvery?: number;
-  /** Where blake3-wasm read-backs are hashed: a HashPool (default: the shared pool) or false for this thread. */
+  /** Where read-backs are hashed: a HashPool (default: the shared pool) or false for this thread. */
   hashPool?: HashPool | false;
-  /** BLAKE3 implementation (see hash-engine.ts); default 'auto': b3sum when installed, else blake3-wasm. */
+  /** BLAKE3 implementation (protocol/src/hash.ts); default 'auto': the native engine when it loads, else blake3-wasm. */
   hashEngine?: HashEngine;
 }
 
@@ -158,20 +156,13 @@ function startDatasync(s: Slot, syncEvery: number): void {
   s.syncing = fh.datasync().then(
     () => {
       s.syncing = undefined;
-      lane?.advance(upTo); // without a lane (b3sum reads the whole file later) it only starts writeback early
+      lane?.advance(upTo);
     },
     (err: unknown) => {
       s.syncing = undefined;
       s.syncError = err;
     },
   );
-}
-
-/** b3sum on the fsynced temp, then a stat: the size read back is the size b3sum saw. */
-async function nativeReadBack(path: string, signal: AbortSignal | undefined): Promise<{ size: number; blake3: string }> {
-  const blake3 = await nativeHashFile(path, signal === undefined ? {} : { signal });
-  const st = await nodeFs.stat(path);
-  return { size: st.size, blake3 };
 }
 
 /** Waits for `p`, or rejects with DURABLE_ABORTED as soon as the signal fires. */
@@ -195,21 +186,21 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
 }
 
 /** link(temp, final), never replacing. Returns true when an identical final was already there. */
-async function commitSlot(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, native: boolean): Promise<boolean> {
+async function commitSlot(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, engine: 'wasm' | 'native'): Promise<boolean> {
   const { tempPath, finalPath } = slot;
   try {
     await fs.link(tempPath, finalPath);
     return false;
   } catch (err) {
     const code = errorCode(err);
-    if (code === 'EEXIST') return sameContent(fs, slot, ref, signal, err, native);
+    if (code === 'EEXIST') return sameContent(fs, slot, ref, signal, err, engine);
     if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EMLINK') {
       // No hard links here (exFAT/FAT field drive): rename only onto a free name.
       // A concurrent writer of the same final name in this directory could race
       // this check; writers own their directories, so none does.
       try {
         await fs.stat(finalPath);
-        return sameContent(fs, slot, ref, signal, err, native);
+        return sameContent(fs, slot, ref, signal, err, engine);
       } catch (statErr) {
         if (errorCode(statErr) !== 'ENOENT') throw targetError(statErr, 'stat', finalPath);
       }
@@ -225,13 +216,12 @@ async function commitSlot(fs: DurableFs, slot: Slot, ref: { size: number; blake3
   }
 }
 
-async function sameContent(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, cause: unknown, native: boolean): Promise<boolean> {
+async function sameContent(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, cause: unknown, engine: 'wasm' | 'native'): Promise<boolean> {
   let existing: { size: number; blake3: string };
   try {
     const st = await fs.stat(slot.finalPath);
     if (!st.isFile() || st.size !== ref.size) existing = { size: st.size, blake3: '' };
-    else if (native && ref.size >= NATIVE_MIN_BYTES) existing = await nativeReadBack(slot.finalPath, signal);
-    else existing = await readBackHash(slot.finalPath, { fs, ...(signal === undefined ? {} : { signal }) });
+    else existing = await readBackHash(slot.finalPath, { fs, engine, ...(signal === undefined ? {} : { signal }) });
   } catch (err) {
     if (isAborted(signal)) throw abortedError(signal);
     throw targetError(err, 'read existing', slot.finalPath);
@@ -267,11 +257,8 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
   }));
   const syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
   const pool = opts.hashPool ?? sharedHashPool();
-  const engine = await resolveEngine(opts.hashEngine);
-  // With b3sum on the real file system, the read-back is b3sum reading the fsynced temp:
-  // faster than reading it back through this process.
-  const wholeFileNative = engine === 'native' && fs === nodeFs;
-  const hasher = sourceHasher(engine);
+  const engine = resolveHashEngine(opts.hashEngine);
+  const hasher = createLocalAsyncHasher(engine);
   let iterator: AsyncIterator<Uint8Array> | undefined;
   let sourceDone = false;
 
@@ -289,8 +276,8 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
         try {
           s.fh = await fs.open(s.tempPath, 'wx', mode);
           s.tempExists = true;
-          if (readBack && !wholeFileNative) {
-            s.lane = new ReadBackLane(fs, s.tempPath, readBackHasher(engine, pool), signal);
+          if (readBack) {
+            s.lane = new ReadBackLane(fs, s.tempPath, pool === false ? createLocalAsyncHasher(engine) : pool.createHasher(engine), signal);
             await s.lane.open();
           }
         } catch (err) {
@@ -393,8 +380,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
             let got: { size: number; blake3: string };
             try {
               if (s.lane !== undefined) got = await s.lane.finish();
-              else if (ref.size >= NATIVE_MIN_BYTES) got = await nativeReadBack(s.tempPath, signal);
-              else got = await readBackHash(s.tempPath, { fs, ...(signal === undefined ? {} : { signal }) });
+              else got = await readBackHash(s.tempPath, { fs, engine, ...(signal === undefined ? {} : { signal }) });
             } catch (err) {
               if (isAborted(signal)) throw abortedError(signal);
               throw targetError(err, 'read back', s.tempPath);
@@ -416,7 +402,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     // 6 + 7. link to the final name, remove the temp, fsync the directory
     await settleAll(
       slots.map(async (s) => {
-        const reused = await commitSlot(fs, s, ref, signal, wholeFileNative);
+        const reused = await commitSlot(fs, s, ref, signal, engine);
         s.copy = { path: s.finalPath, name: s.target.name, size: ref.size, blake3: ref.blake3, method, verifiedAt, reused };
         if (s.tempExists) {
           try {

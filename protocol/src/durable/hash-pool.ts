@@ -11,9 +11,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { createHasher } from '../hash.js';
+import { createHasher, resolveHashEngine, type HashEngine } from '../hash.js';
 
-export type HashRequest = { t: 'update'; id: number; buf: Uint8Array } | { t: 'digest'; id: number } | { t: 'drop'; id: number };
+export type HashRequest = { t: 'update'; id: number; buf: Uint8Array; engine: 'wasm' | 'native' } | { t: 'digest'; id: number } | { t: 'drop'; id: number };
 export type HashReply = { t: 'ack'; id: number; buf: Uint8Array } | { t: 'digest'; id: number; hex: string } | { t: 'error'; id: number; message: string };
 
 export interface AsyncHasher {
@@ -90,10 +90,12 @@ let nextId = 1;
 class PooledHasher implements AsyncHasher {
   readonly #w: PoolWorker;
   readonly #id = nextId++;
+  readonly #engine: 'wasm' | 'native';
   #open = true;
 
-  constructor(w: PoolWorker) {
+  constructor(w: PoolWorker, engine: 'wasm' | 'native') {
     this.#w = w;
+    this.#engine = engine;
   }
 
   async update(chunk: Uint8Array): Promise<Uint8Array | undefined> {
@@ -102,7 +104,7 @@ class PooledHasher implements AsyncHasher {
     // Transfer only a buffer that is exactly this chunk; otherwise copy it.
     const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
     const buf = own ? chunk : Uint8Array.from(chunk);
-    const back = await this.#w.request({ t: 'update', id: this.#id, buf }, [buf.buffer as ArrayBuffer]);
+    const back = await this.#w.request({ t: 'update', id: this.#id, buf, engine: this.#engine }, [buf.buffer as ArrayBuffer]);
     return back instanceof Uint8Array ? back : undefined;
   }
 
@@ -122,12 +124,12 @@ class PooledHasher implements AsyncHasher {
 }
 
 /** Same interface, hashing on the calling thread (fallback, or when asked for). */
-export function createLocalAsyncHasher(): AsyncHasher {
-  const h = createHasher();
+export function createLocalAsyncHasher(engine?: HashEngine): AsyncHasher {
+  const h = createHasher(engine);
   return {
     update: async (chunk) => {
       h.update(chunk);
-      return chunk; // copied into the wasm memory: the caller may reuse it
+      return chunk; // hashed before update() returns: the caller may reuse it
     },
     digest: async () => h.digest(),
     dispose: () => h.dispose(),
@@ -145,18 +147,18 @@ export class HashPool {
   }
 
   /** A hasher on the least busy worker (workers start on first use). */
-  createHasher(): AsyncHasher {
-    if (this.#broken) return createLocalAsyncHasher();
+  createHasher(engine?: HashEngine): AsyncHasher {
+    if (this.#broken) return createLocalAsyncHasher(engine);
     this.#workers = this.#workers.filter((w) => w.dead === undefined);
     try {
       if (this.#workers.length < this.size) this.#workers.push(new PoolWorker(new URL('./hash-worker.js', import.meta.url)));
     } catch {
       this.#broken = true; // cannot start workers here: hash on this thread
-      return createLocalAsyncHasher();
+      return createLocalAsyncHasher(engine);
     }
     let best = this.#workers[0]!;
     for (const w of this.#workers) if (w.waiters.size < best.waiters.size) best = w;
-    return new PooledHasher(best);
+    return new PooledHasher(best, resolveHashEngine(engine));
   }
 
   /** Stops the workers (tests, orderly shutdown). Pending hashes reject. */

@@ -18,7 +18,7 @@ port.on('message', (m: HashRequest) => {
       case 'update': {
         let h = states.get(m.id);
         if (h === undefined) {
-          h = createHasher();
+          h = createHasher(m.engine);
           states.set(m.id, h);
         }
         h.update(m.buf);

@@ -2,17 +2,17 @@
  * Re-reads a file through the fs seam and hashes it, in large chunks, checking
  * for abort between chunks. Used for the read-back of fresh temps and by verifyFile.
  */
-import { createHasher, HASH_READ_CHUNK } from '../hash.js';
+import { createHasher, HASH_READ_CHUNK, type HashEngine } from '../hash.js';
 import { nodeFs, type DurableFs } from './fs-facade.js';
 
 export async function readBackHash(
   path: string,
-  opts: { fs?: DurableFs; signal?: AbortSignal; chunkSize?: number } = {},
+  opts: { fs?: DurableFs; signal?: AbortSignal; chunkSize?: number; engine?: HashEngine } = {},
 ): Promise<{ blake3: string; size: number }> {
   const fs = opts.fs ?? nodeFs;
   const chunkSize = opts.chunkSize ?? HASH_READ_CHUNK;
   const fh = await fs.open(path, 'r');
-  const h = createHasher();
+  const h = createHasher(opts.engine);
   try {
     // Two buffers: hash one while the next read fills the other.
     const bufs = [Buffer.allocUnsafeSlow(chunkSize), Buffer.allocUnsafeSlow(chunkSize)] as const;

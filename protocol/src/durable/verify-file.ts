@@ -8,9 +8,8 @@
 import { stat } from 'node:fs/promises';
 import { errorCode } from '../errors.js';
 import { abortedError, isAborted, targetError } from './durable-errors.js';
+import type { HashEngine } from '../hash.js';
 import { readBackHash } from './read-back.js';
-import { NATIVE_MIN_BYTES, resolveEngine, type HashEngine } from './hash-engine.js';
-import { nativeHashFile } from './native-hasher.js';
 
 export interface VerifyResult {
   ok: boolean;
@@ -43,14 +42,7 @@ export async function verifyFile(path: string, expected: { size: number; blake3:
   if (size !== expected.size) return { ok: false, size, blake3: '', verifiedAt: now(), code: 'DURABLE_SIZE_MISMATCH' };
   let got: { size: number; blake3: string };
   try {
-    if (size >= NATIVE_MIN_BYTES && (await resolveEngine(opts.hashEngine)) === 'native') {
-      got = { size, blake3: await nativeHashFile(path, signal === undefined ? {} : { signal }) };
-      // b3sum hashed what was there when it ran: a file that changed size meanwhile is not verified.
-      const after = await stat(path);
-      if (after.size !== size) got = { size: after.size, blake3: '' };
-    } else {
-      got = await readBackHash(path, signal === undefined ? {} : { signal });
-    }
+    got = await readBackHash(path, { ...(signal === undefined ? {} : { signal }), ...(opts.hashEngine === undefined ? {} : { engine: opts.hashEngine }) });
   } catch (err) {
     if (isAborted(signal)) throw abortedError(signal);
     if (errorCode(err) === 'EIO') return { ok: false, size, blake3: '', verifiedAt: now(), code: 'DURABLE_IO_ERROR' };
