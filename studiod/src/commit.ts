@@ -6,23 +6,30 @@
  *      (date = UTC day of the name's mtime); a path whose nameKey (NFC+casefold)
  *      is already stored for OTHER content, or that another in-flight commit
  *      reserved, gets a distinct name `stem~2.ext`, `stem~3.ext`…
- *   3. ONE durableWrite from the staged file to [mirror, raid] with `expected`
- *      = the offered size and BLAKE3 (a mismatch removes every temp; the caller
- *      discards the staged file and Nacks); DURABLE_NAME_TAKEN (a final file
- *      with other content) → next distinct name; an identical final file left
- *      by an earlier crash is reused
- *   4. ONE catalogue batch, `sync: true`: asset, names, the two copies, agent
+ *   3. RAID copy: ONE durableWrite (temp → write → fsync → read back → link)
+ *      with `expected` = the offered size and BLAKE3, fed by the chunks as they
+ *      arrive (streamed) or from the staged file; a mismatch removes the temp,
+ *      the caller discards the staged file and Nacks
+ *   4. mirror copy: the staged file IS the mirror copy (it lives in the mirror's
+ *      file system, staging.ts): fsynced, read back in full and compared with
+ *      the offered BLAKE3, then given its final name by link(2) (placeVerified)
+ *      — every byte is written twice in all (mirror, RAID), not three times.
+ *      DURABLE_NAME_TAKEN (a final file with other content) on either target →
+ *      next distinct name; an identical final file left by an earlier crash is
+ *      reused
+ *   5. ONE catalogue batch, `sync: true`: asset, names, the two copies, agent
  *      copies, stored-path index, counters
- *   5. only then the Receipt is returned (the caller sends it), and the staged
- *      file is removed; `onCommitted` (the cloud forwarder's enqueue) is called.
+ *   6. only then the Receipt is returned (the caller sends it), and the staged
+ *      file's name is removed; `onCommitted` (the cloud forwarder's enqueue) is called.
  */
 import { posix } from 'node:path';
 import { CodedError, DurableWriteError, MAX_NAME_BYTES, readFileChunks, nameKey, safeJoin, type AgentCopy, type FileName, type ReceiptMessage, type StudioCopy } from '@studio321/protocol';
-import { durableWrite } from '@studio321/protocol/durable';
+import { durableWrite, placeVerified } from '@studio321/protocol/durable';
 import type { Catalogue, CopyRecord, NameRecord } from './catalogue.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from './config.js';
 import { StudioCode, StudioError } from './errors.js';
 import { checkTarget } from './target-check.js';
+import type { StagedFile } from './staging.js';
 
 /** The most distinct-name suffixes tried before giving up (STUDIO_NO_FREE_NAME). */
 const MAX_NAME_SUFFIX = 1000;
@@ -32,11 +39,14 @@ const COMMIT_READ_CHUNK = 4 * 1024 * 1024;
 export interface CommitInput {
   hash: string;
   size: number;
-  /** The staged file holding exactly `size` bytes (when `source` is given: by the time `source` ends). */
-  stagedPath: string;
+  /**
+   * The staged file in the mirror's file system, holding exactly `size` bytes
+   * (when `source` is given: by the time `source` ends). It becomes the mirror copy.
+   */
+  staged: Pick<StagedFile, 'path' | 'verify'>;
   /**
    * Streamed commit: the file's bytes as they arrive on the link (LiveChunks),
-   * read by the first durableWrite instead of the staged file, so the commit
+   * read by the RAID durableWrite instead of the staged file, so the commit
    * overlaps the transfer. `expected` still checks size and BLAKE3 of exactly
    * these bytes; a retry under a distinct name re-reads the staged file.
    */
@@ -152,7 +162,9 @@ export class Committer {
     const first = input.names[0];
     if (first === undefined) throw new TypeError('commit() needs at least one name');
     const { dir, base } = layoutFor(first);
+    const expected = { size: input.size, blake3: input.hash };
     let live = input.source;
+    let stagedCheck: Promise<{ size: number; blake3: string; verifiedAt: number }> | undefined;
     for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
       const name = distinctName(base, n);
       const rel = posix.join(dir, name);
@@ -161,24 +173,39 @@ export class Committer {
       const stored = await this.#catalogue.storedPath(key);
       if (stored !== undefined && stored.hash !== input.hash) continue;
       this.#reserved.add(key);
-      const dirs = LOCAL_TARGETS.map((t) => safeJoin(this.#targets[t].root, dir));
+      const mirrorDir = safeJoin(this.#targets.mirror.root, dir);
+      const raidDir = safeJoin(this.#targets.raid.root, dir);
       try {
-        await this.#catalogue.putIntent({ hash: input.hash, dirs, startedAt: this.#now() });
-        const source = live ?? readFileChunks(input.stagedPath, { chunkSize: COMMIT_READ_CHUNK });
+        await this.#catalogue.putIntent({ hash: input.hash, dirs: [mirrorDir, raidDir], startedAt: this.#now() });
+        const source = live ?? readFileChunks(input.staged.path, { chunkSize: COMMIT_READ_CHUNK });
         live = undefined; // a live stream is read once
-        const result = await durableWrite(source, {
-          targets: dirs.map((d) => ({ dir: d, name })),
-          expected: { size: input.size, blake3: input.hash },
+        // RAID: the durable primitive, checked against the offered size and BLAKE3 (ends after FileEnd when streamed).
+        const raid = await durableWrite(source, {
+          targets: [{ dir: raidDir, name }],
+          expected,
           ...(this.#signal === undefined ? {} : { signal: this.#signal }),
         });
+        // Mirror: the staged file, read back in full (once, whatever name it ends up under).
+        stagedCheck ??= input.staged.verify().then((r) => ({ ...r, verifiedAt: this.#now() }));
+        const staged = await stagedCheck;
+        if (staged.size !== input.size || staged.blake3 !== input.hash) {
+          throw new DurableWriteError('DURABLE_READBACK_MISMATCH', `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`, {
+            retryable: true,
+            detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },
+          });
+        }
+        await placeVerified(input.staged.path, { dir: mirrorDir, name }, expected, this.#signal === undefined ? {} : { signal: this.#signal });
         const committedAt = this.#now();
-        const copies: CopyRecord[] = LOCAL_TARGETS.map((t, i) => {
-          const c = result.copies[i];
-          if (c === undefined) throw new TypeError('durableWrite returned fewer copies than targets');
+        const verified: Record<LocalTargetName, { size: number; method: StudioCopy['method']; verifiedAt: number }> = {
+          mirror: { size: staged.size, method: 'readback-blake3', verifiedAt: staged.verifiedAt },
+          raid: { size: raid.size, method: raid.copies[0]?.method ?? 'readback-blake3', verifiedAt: Date.parse(raid.copies[0]?.verifiedAt ?? '') || committedAt },
+        };
+        const copies: CopyRecord[] = LOCAL_TARGETS.map((t) => {
+          const c = verified[t];
           const cfg = this.#targets[t];
           return {
             hash: input.hash, target: t, kind: 'studio', path: rel, size: c.size, device: cfg.device, media: cfg.media,
-            location: cfg.location, offsite: false, method: c.method, verifiedAt: Date.parse(c.verifiedAt) || committedAt,
+            location: cfg.location, offsite: false, method: c.method, verifiedAt: c.verifiedAt,
           };
         });
         const agentCopies: CopyRecord[] = input.agentCopies.map((c) => ({

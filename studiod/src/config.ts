@@ -53,7 +53,6 @@ export interface StudiodConfig {
   tls: { key: string; cert: string };
   stateDir: string;
   catalogue: string;
-  staging: string;
   controlSocket: string;
   /** Flow-control window announced to agents (bytes in flight per session). */
   windowBytes: number;
@@ -96,7 +95,6 @@ const schema: Record<string, FieldSpec> = {
   },
   stateDir: { kind: 'string', absolutePath: true },
   catalogue: { kind: 'string', absolutePath: true, optional: true },
-  staging: { kind: 'string', absolutePath: true, optional: true },
   controlSocket: { kind: 'string', absolutePath: true, optional: true },
   windowBytes: { kind: 'number', integer: true, min: MIN_WINDOW_BYTES, max: MAX_WINDOW_BYTES, default: STUDIOD_DEFAULT_WINDOW_BYTES },
   targets: { kind: 'object', fields: { mirror: targetSpec, raid: targetSpec } },
@@ -106,10 +104,9 @@ const schema: Record<string, FieldSpec> = {
   },
 };
 
-type RawConfig = Omit<StudiodConfig, 'tls' | 'catalogue' | 'staging' | 'controlSocket'> & {
+type RawConfig = Omit<StudiodConfig, 'tls' | 'catalogue' | 'controlSocket'> & {
   tls?: { key: string; cert: string };
   catalogue?: string;
-  staging?: string;
   controlSocket?: string;
 };
 
@@ -119,7 +116,6 @@ function withDefaults(raw: RawConfig): StudiodConfig {
     ...raw,
     tls: raw.tls ?? { key: join(s, 'tls', 'key.pem'), cert: join(s, 'tls', 'cert.pem') },
     catalogue: raw.catalogue ?? join(s, 'catalogue'),
-    staging: raw.staging ?? join(s, 'staging'),
     controlSocket: raw.controlSocket ?? join(s, 'control.sock'),
   };
 }

@@ -388,7 +388,7 @@ export class LinkSession {
     const agentId = this.#agentId ?? '';
     this.#log.debug({ hash, size }, 'streamed commit started');
     const result = this.#d.committer
-      .commit({ hash, size, stagedPath: w.staged.path, names: w.file.names, agentCopies: w.file.copies, agentId, source: chunks })
+      .commit({ hash, size, staged: w.staged, names: w.file.names, agentCopies: w.file.copies, agentId, source: chunks })
       .then(
         (receipt) => ({ receipt }),
         (err: unknown) => {
@@ -443,7 +443,7 @@ export class LinkSession {
         if ('err' in r) throw r.err;
         receipt = r.receipt;
       } else {
-        receipt = await this.#d.committer.commit({ hash, size, stagedPath: w.staged.path, names: w.file.names, agentCopies: w.file.copies, agentId });
+        receipt = await this.#d.committer.commit({ hash, size, staged: w.staged, names: w.file.names, agentCopies: w.file.copies, agentId });
       }
       await w.staged.discard();
       this.#filesCommitted++;
@@ -456,6 +456,13 @@ export class LinkSession {
         const mismatch = new ProtocolError(ProtoCode.HashMismatch, `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`, { cause: err, retryable: true });
         this.#log.warn({ err: mismatch, hash }, 'hash mismatch at commit');
         this.#nack(hash, mismatch, 0);
+        return;
+      }
+      if (coded.code === 'DURABLE_READBACK_MISMATCH') {
+        // A target disk returned other bytes than were written: never trust that staged file again.
+        await w.staged.discard().catch(() => undefined);
+        this.#log.error({ err: coded, hash }, 'read-back mismatch at commit: a target disk is corrupting data');
+        this.#nack(hash, new CodedError(coded.code, coded.message, { cause: err, retryable: true }), 0);
         return;
       }
       await w.staged.close().catch(() => undefined);

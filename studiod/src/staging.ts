@@ -1,8 +1,17 @@
 /**
- * Staging: one partial file per hash (`<staging>/<hash>.part`) that an agent
- * fills chunk by chunk. The resume offset is the file's durable size: bytes are
- * written at the current end, fsynced, and only then acknowledged (Ack), so a
- * cut transfer (or a SIGKILLed studiod) resumes from the last durable chunk.
+ * Staging: one partial file per hash that an agent fills chunk by chunk, kept
+ * INSIDE the mirror target's file system (`<mirror root>/.s321-staging/<hash>.part`),
+ * so that once it is complete and verified it becomes the mirror copy by a
+ * link(2), not by writing every byte a second time (docs/design.md, Studio).
+ *
+ * The resume offset is the file's durable size: bytes are written at the
+ * current end, fsynced, and only then acknowledged (Ack), so a cut transfer (or
+ * a SIGKILLed studiod) resumes from the last durable chunk.
+ *
+ * Verification: a read-back lane follows the fsyncs (each Ack's bytes are read
+ * back from the file and hashed on a hash-pool worker while the transfer goes
+ * on), so at FileEnd only the last bytes remain to be read; `verify()` returns
+ * the size and BLAKE3 of what the file holds.
  *
  * One session at a time holds a hash (`acquire`); a second session offering the
  * same hash meanwhile gets STUDIO_BUSY (retryable).
@@ -10,17 +19,20 @@
 import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, isBlake3Hex } from '@studio321/protocol';
-import { fsyncDir } from '@studio321/protocol/durable';
+import { fsyncDir, nodeFs, ReadBackLane, sharedHashPool } from '@studio321/protocol/durable';
 import { StudioCode, StudioError } from './errors.js';
 
 const PART_SUFFIX = '.part';
 
+/** The staging directory's name inside the mirror target's root. */
+export const STAGING_DIR = '.s321-staging';
+
 function stagingError(err: unknown, what: string, path: string): StudioError {
   const code = errorCode(err);
   if (code === 'ENOSPC') {
-    return new StudioError(StudioCode.TargetFull, `The staging disk is full (${path}). Free space on it; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
+    return new StudioError(StudioCode.TargetFull, `The mirror target is full (staging ${path}). Free space on it; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
   }
-  return new StudioError(StudioCode.StagingIo, `Staging failed to ${what} ${path} (${code ?? 'error'}). Check the staging disk; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
+  return new StudioError(StudioCode.StagingIo, `Staging failed to ${what} ${path} (${code ?? 'error'}). Check the mirror disk; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
 }
 
 export class StagedFile {
@@ -28,18 +40,21 @@ export class StagedFile {
   readonly size: number;
   readonly path: string;
   #fh: FileHandle | undefined;
+  #lane: ReadBackLane | undefined;
   #written: number;
   #durable: number;
   #release: () => void;
 
-  constructor(hash: string, size: number, path: string, fh: FileHandle, offset: number, release: () => void) {
+  constructor(hash: string, size: number, path: string, fh: FileHandle, lane: ReadBackLane, offset: number, release: () => void) {
     this.hash = hash;
     this.size = size;
     this.path = path;
     this.#fh = fh;
+    this.#lane = lane;
     this.#written = offset;
     this.#durable = offset;
     this.#release = release;
+    lane.advance(offset);
   }
 
   /** Bytes written (maybe not yet fsynced). The next chunk MUST start here. */
@@ -72,7 +87,7 @@ export class StagedFile {
     this.#written += data.byteLength;
   }
 
-  /** fsync; afterwards `durable === written`. Returns the durable offset. */
+  /** fsync; afterwards `durable === written`, and the read-back may go up to there. Returns the durable offset. */
   async sync(): Promise<number> {
     if (this.#fh === undefined) return this.#durable;
     if (this.#durable === this.#written) return this.#durable;
@@ -83,27 +98,52 @@ export class StagedFile {
       throw stagingError(err, 'fsync', this.path);
     }
     this.#durable = Math.max(this.#durable, target);
+    this.#lane?.advance(this.#durable);
     return this.#durable;
+  }
+
+  /**
+   * After the last byte: fsync, then finish reading the file back. Resolves with
+   * what the file holds (the caller compares it with the offered hash); a read
+   * error rejects with STUDIO_STAGING_IO. Once only.
+   */
+  async verify(): Promise<{ size: number; blake3: string }> {
+    const lane = this.#lane;
+    if (lane === undefined) throw new TypeError('StagedFile.verify() twice or after close');
+    await this.sync();
+    this.#lane = undefined;
+    try {
+      return await lane.finish();
+    } catch (err) {
+      throw stagingError(err, 'read back', this.path);
+    } finally {
+      await lane.close();
+    }
+  }
+
+  async #closeHandles(): Promise<void> {
+    const lane = this.#lane;
+    this.#lane = undefined;
+    await lane?.close();
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => undefined);
   }
 
   /** Sync what was written and release the hash (the partial stays for a resume). */
   async close(): Promise<void> {
-    const fh = this.#fh;
-    if (fh === undefined) return;
+    if (this.#fh === undefined) return;
     try {
       await this.sync();
     } finally {
-      this.#fh = undefined;
-      await fh.close().catch(() => undefined);
+      await this.#closeHandles();
       this.#release();
     }
   }
 
-  /** Remove the partial (hash mismatch, or committed) and release the hash. */
+  /** Remove the partial (hash mismatch, or committed: the mirror copy is another name of it) and release the hash. */
   async discard(): Promise<void> {
-    const fh = this.#fh;
-    this.#fh = undefined;
-    await fh?.close().catch(() => undefined);
+    await this.#closeHandles();
     try {
       await unlink(this.path);
     } catch (err) {
@@ -118,18 +158,31 @@ export class StagedFile {
 
 export class Staging {
   readonly dir: string;
+  readonly #checkRoot: () => Promise<void>;
   #held = new Map<string, string>();
+  #made = false;
 
-  constructor(dir: string) {
-    this.dir = dir;
+  /**
+   * `mirrorRoot`: the mirror target's root. `checkRoot` throws (STUDIO_TARGET_MISSING…)
+   * unless that root is the configured, mounted disk: nothing is staged on an
+   * empty mount point.
+   */
+  constructor(mirrorRoot: string, checkRoot: () => Promise<void>) {
+    this.dir = join(mirrorRoot, STAGING_DIR);
+    this.#checkRoot = checkRoot;
   }
 
-  async open(): Promise<void> {
+  /** Creates the staging directory (mode 700) on the checked mirror disk. */
+  async #ready(): Promise<void> {
+    await this.#checkRoot();
+    if (this.#made) return;
     try {
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await mkdir(this.dir, { mode: 0o700 });
+      await fsyncDir(join(this.dir, '..'));
     } catch (err) {
-      throw stagingError(err, 'create', this.dir);
+      if (errorCode(err) !== 'EEXIST') throw stagingError(err, 'create', this.dir);
     }
+    this.#made = true;
   }
 
   pathOf(hash: string): string {
@@ -155,7 +208,9 @@ export class Staging {
   /**
    * Open (or create) the partial for `hash`. Its current size is the resume
    * offset; it is fsynced first so that what is reported is durable. A partial
-   * larger than `size` is impossible for the offered content and is discarded.
+   * larger than `size` is impossible for the offered content and is discarded;
+   * so is one that already has a second name (studiod was killed after linking
+   * it into place and before removing it): it must never be written again.
    */
   async acquire(hash: string, size: number, sessionId: string): Promise<StagedFile> {
     const other = this.#held.get(hash);
@@ -165,31 +220,42 @@ export class Staging {
     if (other === sessionId) throw new TypeError(`Staging.acquire(): ${hash} already held by this session`);
     this.#held.set(hash, sessionId);
     const path = this.pathOf(hash);
+    let lane: ReadBackLane | undefined;
     try {
+      await this.#ready();
       let fh = await open(path, 'a+', 0o600).catch((err: unknown) => { throw stagingError(err, 'open', path); });
-      let size0 = (await fh.stat()).size;
-      if (size0 > size) {
+      let st = await fh.stat();
+      if (st.size > size || st.nlink > 1) {
         await fh.close();
         await rm(path, { force: true });
         fh = await open(path, 'a+', 0o600);
-        size0 = 0;
+        st = await fh.stat();
       }
-      if (size0 === 0) await fsyncDir(this.dir);
+      if (st.size === 0) await fsyncDir(this.dir);
       else await fh.datasync();
       // 'a+' appends regardless of position on Linux; reopen r+ to write at explicit offsets.
       await fh.close();
       const wfh = await open(path, 'r+');
-      return new StagedFile(hash, size, path, wfh, size0, () => {
+      lane = new ReadBackLane(nodeFs, path, sharedHashPool().createHasher(), undefined);
+      await lane.open().catch(async (err: unknown) => {
+        await wfh.close();
+        throw err;
+      });
+      return new StagedFile(hash, size, path, wfh, lane, st.size, () => {
         if (this.#held.get(hash) === sessionId) this.#held.delete(hash);
       });
     } catch (err) {
+      await lane?.close();
       this.#held.delete(hash);
       if (err instanceof StudioError) throw err;
       throw stagingError(err, 'open', path);
     }
   }
 
-  /** Remove partials of hashes that are already committed (a crash between the catalogue batch and the discard). */
+  /**
+   * Remove partials of hashes that are already committed (a crash between the
+   * catalogue batch and the discard). Skipped while the mirror is not mounted.
+   */
   async sweepCommitted(isCommitted: (hash: string) => Promise<boolean>): Promise<number> {
     let removed = 0;
     for (const { hash } of await this.list()) {
@@ -200,14 +266,14 @@ export class Staging {
     return removed;
   }
 
-  /** Partial files present (for status). */
+  /** Partial files present (for status); none while the mirror is not mounted. */
   async list(): Promise<Array<{ hash: string; bytes: number }>> {
     const out: Array<{ hash: string; bytes: number }> = [];
     let names: string[];
     try {
       names = await readdir(this.dir);
     } catch (err) {
-      if (errorCode(err) === 'ENOENT') return out;
+      if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return out;
       throw stagingError(err, 'list', this.dir);
     }
     for (const n of names) {

@@ -20,6 +20,7 @@ import { StudioCode, StudioError } from './errors.js';
 import { LedgerService } from './ledger-service.js';
 import { LinkServer } from './link-server.js';
 import { Staging } from './staging.js';
+import { checkTarget } from './target-check.js';
 import { loadOrCreateTlsIdentity, type TlsIdentity } from './tls-identity.js';
 
 export const STUDIOD_SOFTWARE = 'studiod/0.1.0';
@@ -105,8 +106,9 @@ export class Studio {
     // The ledger's and the cloud queue's hooks must be in place before anything commits.
     this.#ledger = new LedgerService({ config: c, catalogue, log: this.log, now: this.#now, ...(this.#opts.ledger ?? {}) });
     await this.#ledger.open();
-    this.#staging = new Staging(c.staging);
-    await this.#staging.open();
+    this.#staging = new Staging(c.targets.mirror.root, async () => {
+      await checkTarget('mirror', c.targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0, this.#now);
+    });
     await this.#staging.sweepCommitted(async (hash) => (await catalogue.getAsset(hash)) !== undefined);
     this.#committer = new Committer({
       catalogue, targets: c.targets, now: this.#now, signal: this.#abort.signal,

@@ -72,6 +72,11 @@ export class StudiodProcess {
     this.dirs = dirs;
   }
 
+  /** Where studiod stages incoming files: inside the mirror target (studiod/src/staging.ts). */
+  get stagingDir(): string {
+    return join(this.dirs.mirror, '.s321-staging');
+  }
+
   get url(): string {
     return `wss://127.0.0.1:${this.port}/v1`;
   }
@@ -201,8 +206,10 @@ export async function listFiles(root: string): Promise<string[]> {
     }
     for (const e of entries) {
       const r = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (e.isDirectory()) await walk(join(dir, e.name), r);
-      else if (e.name !== '.studio321-target.json') out.push(r);
+      // The archive's files only: not the target marker, not the studio's staging area in the mirror.
+      if (e.isDirectory()) {
+        if (!(rel === '' && e.name === '.s321-staging')) await walk(join(dir, e.name), r);
+      } else if (e.name !== '.studio321-target.json') out.push(r);
     }
   }
   await walk(root, '');

@@ -116,7 +116,7 @@ t.test('wrong offsets, duplicated chunks, hash mismatch', async (t) => {
   c3.send({ t: 'file-end', hash, size: data.length });
   const nack = await c3.next('nack');
   t.match(nack, { hash, code: 'PROTO_HASH_MISMATCH', retryable: true, resumeOffset: 0 }, 'hash mismatch: Nack, staging discarded');
-  t.same(await listFiles(join(studio.dirs.state, 'staging')), [], 'staged file discarded');
+  t.same(await listFiles(studio.stagingDir), [], 'staged file discarded');
   t.same(await listFiles(studio.dirs.mirror), [], 'nothing under a final name on mirror');
   t.same(await listFiles(studio.dirs.raid), [], 'nothing under a final name on raid');
   // The agent sends it again from 0: committed.

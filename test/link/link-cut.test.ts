@@ -58,5 +58,5 @@ t.test('resume after 20+ random link cuts', async (t) => {
     t.ok(src.equals(await readFile(join(studio.dirs.mirror, rel))), `mirror ${f.path} identical`);
     t.ok(src.equals(await readFile(join(studio.dirs.raid, rel))), `raid ${f.path} identical`);
   }
-  t.same(await listFiles(join(studio.dirs.state, 'staging')), [], 'staging empty after commit');
+  t.same(await listFiles(studio.stagingDir), [], 'staging empty after commit');
 });

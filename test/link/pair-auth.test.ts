@@ -61,7 +61,7 @@ t.test('pairing, auth refusals, replay', async (t) => {
   await early.open();
   early.send({ t: 'offer', batchId: 'b1', files: [{ hash: 'a'.repeat(64), size: 10, names: [{ shoot: 's', card: 'c', path: 'x.CR3', mtime: 0 }], copies: [] }] });
   t.match(await early.errorAndClose(), { code: 'PROTO_NOT_AUTHENTICATED', closeCode: 1008 }, 'offer before auth refused');
-  const staged = await listFiles(join(studio.dirs.state, 'staging'));
+  const staged = await listFiles(studio.stagingDir);
   t.same(staged, [], 'nothing staged');
 
   // Revoked agent.

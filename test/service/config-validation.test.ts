@@ -115,7 +115,6 @@ const STUDIO_CASES: Case[] = [
   { field: 'tls.key', value: 'key.pem', why: 'a relative path' },
   { field: 'tls.cert', value: 'cert.pem', why: 'a relative path' },
   { field: 'catalogue', value: 'cat', why: 'a relative path' },
-  { field: 'staging', value: 'stg', why: 'a relative path' },
   { field: 'controlSocket', value: 'sock', why: 'a relative path' },
   { field: 'windowBytes', value: 1, why: 'below the minimum' },
   { field: 'windowBytes', value: 'big', why: 'a string' },

@@ -185,8 +185,15 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
   });
 }
 
+/** A verified temp and the final name it is to get; `tempExists` turns false when it was renamed into place. */
+interface LinkPaths {
+  tempPath: string;
+  finalPath: string;
+  tempExists: boolean;
+}
+
 /** link(temp, final), never replacing. Returns true when an identical final was already there. */
-async function commitSlot(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, engine: 'wasm' | 'native'): Promise<boolean> {
+async function commitSlot(fs: DurableFs, slot: LinkPaths, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, engine: 'wasm' | 'native'): Promise<boolean> {
   const { tempPath, finalPath } = slot;
   try {
     await fs.link(tempPath, finalPath);
@@ -216,7 +223,7 @@ async function commitSlot(fs: DurableFs, slot: Slot, ref: { size: number; blake3
   }
 }
 
-async function sameContent(fs: DurableFs, slot: Slot, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, cause: unknown, engine: 'wasm' | 'native'): Promise<boolean> {
+async function sameContent(fs: DurableFs, slot: LinkPaths, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, cause: unknown, engine: 'wasm' | 'native'): Promise<boolean> {
   let existing: { size: number; blake3: string };
   try {
     const st = await fs.stat(slot.finalPath);
@@ -462,4 +469,37 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
       }),
     );
   }
+}
+
+/**
+ * Steps 6 and 7 of durableWrite for a file verified elsewhere: the studio's
+ * staged file, written in the mirror target's file system, fsynced and read
+ * back against the offered BLAKE3 by its caller (studiod/src/staging.ts), gets
+ * its final name by link(2): never replacing (an identical final is reused,
+ * other content → DURABLE_NAME_TAKEN), then the directory is fsynced. The
+ * staged file itself is left where it is (a second name of the same inode)
+ * unless the file system has no hard links, where it is renamed into place.
+ */
+export async function placeVerified(
+  path: string,
+  target: DurableTarget,
+  ref: { size: number; blake3: string },
+  opts: { fs?: DurableFs; signal?: AbortSignal; hashEngine?: HashEngine } = {},
+): Promise<{ path: string; reused: boolean }> {
+  checkTargetName(target.name);
+  const fs = opts.fs ?? nodeFs;
+  if (isAborted(opts.signal)) throw abortedError(opts.signal);
+  try {
+    await ensureDir(target.dir, fs);
+  } catch (err) {
+    throw targetError(err, 'mkdir', target.dir);
+  }
+  const finalPath = join(target.dir, target.name);
+  const reused = await commitSlot(fs, { tempPath: path, finalPath, tempExists: true }, ref, opts.signal, resolveHashEngine(opts.hashEngine));
+  try {
+    await fsyncDir(target.dir, fs);
+  } catch (err) {
+    throw targetError(err, 'fsync dir', target.dir);
+  }
+  return { path: finalPath, reused };
 }

@@ -2,7 +2,8 @@
  * @studio321/protocol/durable — the one durable verified-write primitive and the
  * read-back verifier. No wire code here.
  */
-export { durableWrite } from './durable-write.js';
+export { durableWrite, placeVerified } from './durable-write.js';
+export { ReadBackLane } from './read-back-lane.js';
 export type { DurableTarget, DurableWriteOptions, DurableWriteResult, DurableCopy, VerificationMethod } from './durable-write.js';
 export { verifyFile } from './verify-file.js';
 export type { VerifyResult } from './verify-file.js';
