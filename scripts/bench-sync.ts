@@ -17,7 +17,7 @@ import { spawn, execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as tlsConnect, createServer as tlsCreateServer } from 'node:tls';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -33,6 +33,7 @@ const exec = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const STUDIOD = join(ROOT, 'studiod', 'dist', 'bin', 'studiod.js');
 const MiB = 1024 * 1024;
+const cpus = availableParallelism();
 
 const { values } = parseArgs({ options: { gb: { type: 'string', default: '4' }, dir: { type: 'string' }, 'window-mb': { type: 'string' } } });
 const size = Math.round(Number(values.gb) * 1024 * MiB);
@@ -81,6 +82,13 @@ async function cpBoth(file: string, a: string, b: string): Promise<number> {
   await exec('cp', [file, join(b, 'x')]);
   await exec('sync');
   return performance.now() - t0;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (all its threads). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 async function peakRss(pid: number): Promise<number> {
@@ -152,9 +160,13 @@ async function main(): Promise<void> {
       pendingForStudio: async () => (done ? [] : [{ blake3, size, storePath: file, names: [{ shoot: 'bench', card: 'CARD', path: 'DCIM/100BENCH/BIG.MOV', mtime: Date.now() }], copies: [] }]),
       recordStudioReceipt: async () => { done = true; },
     };
+    const studiodCpu0 = await cpuSeconds(studiod.pid ?? 0);
+    const agentCpu0 = process.cpuUsage();
     const t0 = performance.now();
     const report = await syncUntilEmpty({ dataDir: agentDir, queue });
     const e2eMs = performance.now() - t0;
+    const agentCpu = process.cpuUsage(agentCpu0);
+    const studiodCpu = (await cpuSeconds(studiod.pid ?? 0)) - studiodCpu0;
     const transferMs = (marks['committing'] ?? performance.now()) - t0;
     const rss = await peakRss(studiod.pid ?? 0);
     studiod.kill('SIGTERM');
@@ -170,9 +182,10 @@ async function main(): Promise<void> {
       `cp to two dirs + sync    ${cp.toFixed(0)} MiB/s`,
       `verified commit e2e      ${e2e.toFixed(0)} MiB/s  (${(e2e / cp).toFixed(2)}x cp-both+sync; target >= 0.7x)`,
       `studiod peak RSS         ${(rss / MiB).toFixed(0)} MiB with a ${(size / 1024 / MiB).toFixed(2)} GiB file in flight (target < 250 MiB)`,
+      `CPU during the sync      studiod ${studiodCpu.toFixed(1)} s, agent ${((agentCpu.user + agentCpu.system) / 1e6).toFixed(1)} s (${cpus} cores, ${(e2eMs / 1000).toFixed(1)} s wall)`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
-    process.stdout.write(JSON.stringify({ bytes: size, rawTlsMiBps: raw, transferMiBps: transfer, cpBothSyncMiBps: cp, e2eMiBps: e2e, transferRatio: transfer / raw, e2eRatio: e2e / cp, studiodPeakRssBytes: rss }) + '\n');
+    process.stdout.write(JSON.stringify({ bytes: size, studiodCpuSec: studiodCpu, agentCpuSec: (agentCpu.user + agentCpu.system) / 1e6, rawTlsMiBps: raw, transferMiBps: transfer, cpBothSyncMiBps: cp, e2eMiBps: e2e, transferRatio: transfer / raw, e2eRatio: e2e / cp, studiodPeakRssBytes: rss }) + '\n');
   } finally {
     await rm(base, { recursive: true, force: true });
   }

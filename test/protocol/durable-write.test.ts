@@ -88,6 +88,24 @@ t.test('a lying source leaves nothing behind', async (t) => {
   t.end();
 });
 
+t.test('hashSource: false — each copy is checked against `expected` by its read-back only', async (t) => {
+  const dir = newDir(t);
+  const two = [{ dir, name: 'a' }, { dir: join(dir, 'b'), name: 'a' }];
+  const r = await durableWrite(lyingSource({ data: DATA }), { targets: two, expected: REF, hashSource: false });
+  t.equal(r.blake3, REF.blake3);
+  t.same(r.copies.map((c) => c.method), ['readback-blake3', 'readback-blake3']);
+  t.same(Buffer.compare(await readFile(join(dir, 'b', 'a')), DATA), 0);
+  // Other bytes than announced: caught by the read-back, nothing kept.
+  const bad = newDir(t);
+  await t.rejects(durableWrite(lyingSource({ data: DATA, flipBitAt: 700_000 }), { targets: [{ dir: bad, name: 'x' }], expected: REF, hashSource: false }), { code: 'DURABLE_READBACK_MISMATCH', name: 'DurableWriteError' });
+  await t.rejects(durableWrite(lyingSource({ data: DATA, truncateBy: 5 }), { targets: [{ dir: bad, name: 'x' }], expected: REF, hashSource: false }), { code: 'DURABLE_SIZE_MISMATCH' });
+  t.same(await tree(bad), [], 'no temp, no final file');
+  // Without a known hash there is nothing to check against.
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: bad, name: 'y' }], hashSource: false }), TypeError);
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: bad, name: 'y' }], expected: REF, readBack: false, hashSource: false }), TypeError);
+  t.same(await tree(bad), []);
+});
+
 t.test('source error keeps its cause', async (t) => {
   const dir = newDir(t);
   const cause = systemError('EIO');

@@ -35,6 +35,15 @@ export interface DurableWriteOptions {
   expected?: { size: number; blake3: string };
   /** Default true: after fsync re-read each temp and hash; must match. */
   readBack?: boolean;
+  /**
+   * Default true. False (only with `expected` and `readBack`): the source is not
+   * hashed while written; each temp's read-back must equal `expected` instead.
+   * Every copy is still verified against the known hash, and the one hash pass
+   * saved is on the calling thread (the studio's, which also decrypts the link).
+   * A source with other bytes then fails as DURABLE_READBACK_MISMATCH, not
+   * DURABLE_HASH_MISMATCH: the caller tells the two apart (studiod/src/commit.ts).
+   */
+  hashSource?: boolean;
   /** Abort (card pulled, shutdown) → DURABLE_ABORTED, temps removed. */
   signal?: AbortSignal;
   /** Called after each chunk is written to every target, with the bytes written so far. */
@@ -113,6 +122,9 @@ function checkOptions(opts: DurableWriteOptions): void {
     const key = join(t.dir, t.name);
     if (seen.has(key)) throw new TypeError(`durableWrite: target ${key} is listed twice`);
     seen.add(key);
+  }
+  if (opts.hashSource === false && (opts.expected === undefined || opts.readBack === false)) {
+    throw new TypeError('durableWrite: hashSource: false needs `expected` and the read-back');
   }
   if (opts.syncEvery !== undefined && (!Number.isSafeInteger(opts.syncEvery) || opts.syncEvery <= 0)) {
     throw new TypeError('durableWrite: syncEvery must be a positive integer');
@@ -265,7 +277,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
   const syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
   const pool = opts.hashPool ?? sharedHashPool();
   const engine = resolveHashEngine(opts.hashEngine);
-  const hasher = createLocalAsyncHasher(engine);
+  const hasher = opts.hashSource === false ? undefined : createLocalAsyncHasher(engine);
   let iterator: AsyncIterator<Uint8Array> | undefined;
   let sourceDone = false;
 
@@ -327,7 +339,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
       }
       next = pull();
       const writes = settleAll(slots.map((s) => writeAll(s, chunk)));
-      const hashed = hasher.update(chunk).catch((err: unknown) => {
+      const hashed = (hasher?.update(chunk) ?? Promise.resolve(undefined)).catch((err: unknown) => {
         throw hashError(err);
       });
       await raceAbort(settleAll<unknown>([writes, hashed]), signal);
@@ -338,7 +350,8 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     // 3. compare with what was expected
     let blake3: string;
     try {
-      blake3 = await hasher.digest();
+      // Without a source hash, what was written must read back as the expected hash.
+      blake3 = hasher === undefined ? (opts.expected?.blake3 ?? '') : await hasher.digest();
     } catch (err) {
       throw hashError(err);
     }
@@ -447,7 +460,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     }
     throw err;
   } finally {
-    hasher.dispose();
+    hasher?.dispose();
     if (!sourceDone && iterator?.return !== undefined) {
       // Let the source release its file handle; do not wait on a stuck source.
       iterator.return().catch(() => undefined);
