@@ -10,14 +10,15 @@
  * and sync loop (agent/src/sync-*.ts) in this process, fed by a one-file queue
  * (the agent's LevelDB queue is not what is measured here).
  *
- * Options: --gb N (file size, default 4), --dir DIR (work dir on the disk to test),
+ * Options: --gb N (file size, default 4), --runs N (default 3; medians are printed),
+ * --dir DIR (work dir on the disk to test),
  * --window-mb N (studio window; default the protocol's 16 MiB).
  */
 import { spawn, execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as tlsConnect, createServer as tlsCreateServer } from 'node:tls';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -35,7 +36,8 @@ const STUDIOD = join(ROOT, 'studiod', 'dist', 'bin', 'studiod.js');
 const MiB = 1024 * 1024;
 const cpus = availableParallelism();
 
-const { values } = parseArgs({ options: { gb: { type: 'string', default: '4' }, dir: { type: 'string' }, 'window-mb': { type: 'string' } } });
+const { values } = parseArgs({ options: { gb: { type: 'string', default: '4' }, runs: { type: 'string', default: '3' }, dir: { type: 'string' }, 'window-mb': { type: 'string' } } });
+const runs = Math.max(1, Number(values.runs));
 const size = Math.round(Number(values.gb) * 1024 * MiB);
 
 function mbps(bytes: number, ms: number): number {
@@ -97,29 +99,45 @@ async function peakRss(pid: number): Promise<number> {
   return m === null ? 0 : Number(m[1]) * 1024;
 }
 
-async function main(): Promise<void> {
-  const base = await mkdtemp(join(values.dir ?? tmpdir(), 'bench-sync-'));
-  try {
-    const file = join(base, 'source.bin');
-    process.stdout.write(`bench:sync — ${(size / 1024 / MiB).toFixed(2)} GiB file in ${base}\n`);
-    await makeFile(file);
-    const { blake3 } = await hashFile(file);
+interface RunResult {
+  rawTlsMiBps: number;
+  transferMiBps: number;
+  cpBothSyncMiBps: number;
+  e2eMiBps: number;
+  transferRatio: number;
+  e2eRatio: number;
+  studiodPeakRssBytes: number;
+  studiodCpuSec: number;
+  agentCpuSec: number;
+  load1m: number;
+}
 
-    // studiod
-    const state = join(base, 'state');
-    const cfg = {
-      listen: { host: '127.0.0.1', port: 0 }, stateDir: state, log: { level: 'info' },
-      ...(values['window-mb'] === undefined ? {} : { windowBytes: Number(values['window-mb']) * MiB }),
-      targets: {
-        mirror: { root: join(base, 'mirror'), media: 'hdd', location: 'bench', device: 'm' },
-        raid: { root: join(base, 'raid'), media: 'raid', location: 'bench', device: 'r' },
-      },
-    };
-    await mkdir(cfg.targets.mirror.root);
-    await mkdir(cfg.targets.raid.root);
-    await writeFile(join(base, 'studiod.json'), JSON.stringify(cfg));
-    const profile = process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['BENCH_CPU_PROF']];
-    const studiod = spawn(process.execPath, [...profile, STUDIOD, '--config', join(base, 'studiod.json')], { stdio: ['ignore', 'ignore', 'pipe'] });
+const median = (xs: number[]): number => {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? (v[mid] ?? 0) : ((v[mid - 1] ?? 0) + (v[mid] ?? 0)) / 2;
+};
+
+/** One run in `dir` (fresh studiod state and targets): raw TLS, cp to both + sync, then the real sync. */
+async function once(file: string, blake3: string, dir: string): Promise<RunResult> {
+  await mkdir(dir);
+  const load1m = loadavg()[0] ?? 0;
+  // studiod
+  const state = join(dir, 'state');
+  const cfg = {
+    listen: { host: '127.0.0.1', port: 0 }, stateDir: state, log: { level: 'info' },
+    ...(values['window-mb'] === undefined ? {} : { windowBytes: Number(values['window-mb']) * MiB }),
+    targets: {
+      mirror: { root: join(dir, 'mirror'), media: 'hdd', location: 'bench', device: 'm' },
+      raid: { root: join(dir, 'raid'), media: 'raid', location: 'bench', device: 'r' },
+    },
+  };
+  await mkdir(cfg.targets.mirror.root);
+  await mkdir(cfg.targets.raid.root);
+  await writeFile(join(dir, 'studiod.json'), JSON.stringify(cfg));
+  const profile = process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['BENCH_CPU_PROF']];
+  const studiod = spawn(process.execPath, [...profile, STUDIOD, '--config', join(dir, 'studiod.json')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
     let log = '';
     const marks: Record<string, number> = {};
     studiod.stderr.setEncoding('utf8').on('data', (d: string) => {
@@ -138,7 +156,7 @@ async function main(): Promise<void> {
     const certPem = await readFile(join(state, 'tls', 'cert.pem'), 'utf8');
 
     // pair an in-process agent
-    const agentDir = join(base, 'agent');
+    const agentDir = join(dir, 'agent');
     const url = `wss://127.0.0.1:${port}/v1`;
     const { code } = (await controlRequest(join(state, 'control.sock'), 'pair')) as { code: string };
     const keys = generateAgentKeyPair();
@@ -150,9 +168,10 @@ async function main(): Promise<void> {
 
     // baselines (page cache warm for all three)
     const rawMs = await rawTls(file, keyPem, certPem);
-    const cpMs = await cpBoth(file, join(base, 'cpA'), join(base, 'cpB'));
-    await rm(join(base, 'cpA'), { recursive: true });
-    await rm(join(base, 'cpB'), { recursive: true });
+    const cpMs = await cpBoth(file, join(dir, 'cpA'), join(dir, 'cpB'));
+    await rm(join(dir, 'cpA'), { recursive: true });
+    await rm(join(dir, 'cpB'), { recursive: true });
+    await exec('sync');
 
     // the real thing
     let done = false;
@@ -169,23 +188,52 @@ async function main(): Promise<void> {
     const studiodCpu = (await cpuSeconds(studiod.pid ?? 0)) - studiodCpu0;
     const transferMs = (marks['committing'] ?? performance.now()) - t0;
     const rss = await peakRss(studiod.pid ?? 0);
-    studiod.kill('SIGTERM');
     if (report.receipts !== 1) throw new Error(`sync did not complete: ${JSON.stringify(report)}`);
-
     const raw = mbps(size, rawMs);
     const transfer = mbps(size, transferMs);
     const cp = mbps(size, cpMs);
     const e2e = mbps(size, e2eMs);
+    return {
+      rawTlsMiBps: raw, transferMiBps: transfer, cpBothSyncMiBps: cp, e2eMiBps: e2e, transferRatio: transfer / raw, e2eRatio: e2e / cp,
+      studiodPeakRssBytes: rss, studiodCpuSec: studiodCpu, agentCpuSec: (agentCpu.user + agentCpu.system) / 1e6, load1m,
+    };
+  } finally {
+    studiod.kill('SIGTERM');
+    await new Promise<void>((r) => (studiod.exitCode !== null ? r() : studiod.once('exit', () => r())));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const base = await mkdtemp(join(values.dir ?? tmpdir(), 'bench-sync-'));
+  try {
+    const file = join(base, 'source.bin');
+    process.stdout.write(`bench:sync — ${(size / 1024 / MiB).toFixed(2)} GiB file in ${base}, ${runs} runs, ${cpus} cores\n`);
+    await makeFile(file);
+    const { blake3 } = await hashFile(file);
+    const results: RunResult[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await once(file, blake3, join(base, `run-${i}`));
+      results.push(r);
+      process.stdout.write(
+        `run ${i + 1}/${runs} (load ${r.load1m.toFixed(2)}): raw TLS ${r.rawTlsMiBps.toFixed(0)} MiB/s, transfer ${r.transferMiBps.toFixed(0)} (${r.transferRatio.toFixed(2)}x), ` +
+        `cp both + sync ${r.cpBothSyncMiBps.toFixed(0)}, verified commit e2e ${r.e2eMiBps.toFixed(0)} (${r.e2eRatio.toFixed(2)}x), ` +
+        `studiod RSS ${(r.studiodPeakRssBytes / MiB).toFixed(0)} MiB, CPU studiod ${r.studiodCpuSec.toFixed(1)} s + agent ${r.agentCpuSec.toFixed(1)} s\n`,
+      );
+    }
+    const m = (k: keyof RunResult): number => median(results.map((r) => r[k]));
+    const peak = Math.max(...results.map((r) => r.studiodPeakRssBytes));
     const lines = [
-      `raw TLS stream           ${raw.toFixed(0)} MiB/s`,
-      `agent → studiod transfer ${transfer.toFixed(0)} MiB/s  (${(transfer / raw).toFixed(2)}x raw TLS; target >= 0.7x)`,
-      `cp to two dirs + sync    ${cp.toFixed(0)} MiB/s`,
-      `verified commit e2e      ${e2e.toFixed(0)} MiB/s  (${(e2e / cp).toFixed(2)}x cp-both+sync; target >= 0.7x)`,
-      `studiod peak RSS         ${(rss / MiB).toFixed(0)} MiB with a ${(size / 1024 / MiB).toFixed(2)} GiB file in flight (target < 250 MiB)`,
-      `CPU during the sync      studiod ${studiodCpu.toFixed(1)} s, agent ${((agentCpu.user + agentCpu.system) / 1e6).toFixed(1)} s (${cpus} cores, ${(e2eMs / 1000).toFixed(1)} s wall)`,
+      `medians of ${runs} runs:`,
+      `raw TLS stream           ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
+      `agent → studiod transfer ${m('transferMiBps').toFixed(0)} MiB/s  (median ratio ${m('transferRatio').toFixed(2)}x raw TLS; target >= 0.7x)`,
+      `cp to two dirs + sync    ${m('cpBothSyncMiBps').toFixed(0)} MiB/s`,
+      `verified commit e2e      ${m('e2eMiBps').toFixed(0)} MiB/s  (median ratio ${m('e2eRatio').toFixed(2)}x cp-both+sync; target >= 0.7x)`,
+      `studiod peak RSS         ${(peak / MiB).toFixed(0)} MiB with a ${(size / 1024 / MiB).toFixed(2)} GiB file in flight (target < 250 MiB)`,
+      `CPU during the sync      studiod ${m('studiodCpuSec').toFixed(1)} s, agent ${m('agentCpuSec').toFixed(1)} s`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
-    process.stdout.write(JSON.stringify({ bytes: size, studiodCpuSec: studiodCpu, agentCpuSec: (agentCpu.user + agentCpu.system) / 1e6, rawTlsMiBps: raw, transferMiBps: transfer, cpBothSyncMiBps: cp, e2eMiBps: e2e, transferRatio: transfer / raw, e2eRatio: e2e / cp, studiodPeakRssBytes: rss }) + '\n');
+    process.stdout.write(JSON.stringify({ bytes: size, runs: results, median: { transferRatio: m('transferRatio'), e2eRatio: m('e2eRatio') }, studiodPeakRssBytes: peak }) + '\n');
   } finally {
     await rm(base, { recursive: true, force: true });
   }
