@@ -16,6 +16,7 @@
  */
 import { join, posix } from 'node:path';
 import { stat } from 'node:fs/promises';
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import { CodedError, DurableWriteError, errorCode, hashStream, type Logger } from '@studio321/protocol';
 import { durableWrite, type DurableTarget } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
@@ -141,6 +142,11 @@ export class CardOffloader {
     this.card = card;
     this.root = root;
     this.#readSlots = new Slots(Math.max(1, ctx.cardReaders ?? DEFAULT_CARD_READERS));
+    // Every file in flight waits on the signal in a few places (durable write, read-back):
+    // that many listeners are expected, not a leak.
+    const signal = ctx.signal;
+    const want = 4 * Math.max(1, ctx.concurrency ?? DEFAULT_OFFLOAD_CONCURRENCY) + 10;
+    if (signal !== undefined && getMaxListeners(signal) < want) setMaxListeners(want, signal);
   }
 
   #open(file: FileRecord): AsyncIterable<Uint8Array> {

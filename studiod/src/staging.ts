@@ -9,7 +9,7 @@
  * a SIGKILLed studiod) resumes from the last durable chunk.
  *
  * Verification: a read-back lane follows the fsyncs (each Ack's bytes are read
- * back from the file and hashed on a hash-pool worker while the transfer goes
+ * back from the file and hashed by a hash-pool worker while the transfer goes
  * on), so at FileEnd only the last bytes remain to be read; `verify()` returns
  * the size and BLAKE3 of what the file holds.
  *
@@ -19,7 +19,7 @@
 import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, isBlake3Hex } from '@studio321/protocol';
-import { fsyncDir, nodeFs, ReadBackLane, sharedHashPool } from '@studio321/protocol/durable';
+import { createReadBack, fsyncDir, nodeFs, resolveHashEngine, sharedHashPool, type ReadBack } from '@studio321/protocol/durable';
 import { StudioCode, StudioError } from './errors.js';
 
 const PART_SUFFIX = '.part';
@@ -40,12 +40,12 @@ export class StagedFile {
   readonly size: number;
   readonly path: string;
   #fh: FileHandle | undefined;
-  #lane: ReadBackLane | undefined;
+  #lane: ReadBack | undefined;
   #written: number;
   #durable: number;
   #release: () => void;
 
-  constructor(hash: string, size: number, path: string, fh: FileHandle, lane: ReadBackLane, offset: number, release: () => void) {
+  constructor(hash: string, size: number, path: string, fh: FileHandle, lane: ReadBack, offset: number, release: () => void) {
     this.hash = hash;
     this.size = size;
     this.path = path;
@@ -220,7 +220,7 @@ export class Staging {
     if (other === sessionId) throw new TypeError(`Staging.acquire(): ${hash} already held by this session`);
     this.#held.set(hash, sessionId);
     const path = this.pathOf(hash);
-    let lane: ReadBackLane | undefined;
+    let lane: ReadBack | undefined;
     try {
       await this.#ready();
       let fh = await open(path, 'a+', 0o600).catch((err: unknown) => { throw stagingError(err, 'open', path); });
@@ -236,7 +236,7 @@ export class Staging {
       // 'a+' appends regardless of position on Linux; reopen r+ to write at explicit offsets.
       await fh.close();
       const wfh = await open(path, 'r+');
-      lane = new ReadBackLane(nodeFs, path, sharedHashPool().createHasher(), undefined);
+      lane = createReadBack(path, { fs: nodeFs, pool: sharedHashPool(), engine: resolveHashEngine(), signal: undefined });
       await lane.open().catch(async (err: unknown) => {
         await wfh.close();
         throw err;

@@ -3,7 +3,7 @@ import type { Test } from 'tap';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher, hashBytes, hashFile } from '@studio321/protocol';
-import { durableWrite, HashPool, nativeHashAvailable, type HashEngine } from '@studio321/protocol/durable';
+import { createReadBack, durableWrite, HashPool, nativeHashAvailable, nodeFs, resolveHashEngine, type HashEngine } from '@studio321/protocol/durable';
 import { lyingSource, testBytes } from '../lib/lying-source.js';
 import { faultFs } from '../lib/fault-fs.js';
 
@@ -145,4 +145,38 @@ t.test('hashFile gives the same result with both engines', async (t) => {
     t.same(await hashFile(join(dir, 'small'), { engine }), { blake3: hashBytes(BIG.subarray(0, 1000), 'wasm'), size: 1000 }, `${engine}: small`);
   }
   await t.rejects(hashFile(join(dir, 'nope')), { code: 'ENOENT' });
+});
+
+t.test('file lane: the worker reads the file itself, behind the durable mark, to end of file at finish', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'f');
+  const data = testBytes(3 * MiB + 4321, 77);
+  await writeFile(path, data);
+  const pool = new HashPool(1);
+  t.teardown(() => pool.close());
+  const lane = createReadBack(path, { fs: nodeFs, pool, engine: resolveHashEngine(), signal: undefined });
+  await lane.open();
+  lane.advance(MiB);
+  // Bytes past the mark change on disk before finish: the read-back must see the file as it is.
+  const changed = Uint8Array.from(data);
+  changed[2 * MiB + 5] = changed[2 * MiB + 5]! ^ 0xff;
+  await writeFile(path, changed);
+  t.same(await lane.finish(), { size: changed.byteLength, blake3: hashBytes(changed, 'wasm') }, 'what is on disk, not what was written');
+  await lane.close();
+
+  // A path the worker cannot read: the error keeps its errno code.
+  const bad = createReadBack(dir, { fs: nodeFs, pool, engine: resolveHashEngine(), signal: undefined });
+  await bad.open();
+  await t.rejects(bad.finish(), { code: 'EISDIR' });
+  await bad.close();
+  const missing = createReadBack(join(dir, 'nope'), { fs: nodeFs, pool, engine: resolveHashEngine(), signal: undefined });
+  await t.rejects(missing.open(), { code: 'ENOENT' });
+
+  // Abort: finish rejects with the reason at once.
+  const ac = new AbortController();
+  const aborted = createReadBack(path, { fs: nodeFs, pool, engine: resolveHashEngine(), signal: ac.signal });
+  await aborted.open();
+  ac.abort(new Error('stop'));
+  await t.rejects(aborted.finish(), { message: 'stop' });
+  await aborted.close();
 });

@@ -19,7 +19,7 @@ import { abortedError, hashError, isAborted, durableError, sourceError, targetEr
 import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
 import { ensureDir, fsyncDir } from './fsync-dir.js';
 import { readBackHash } from './read-back.js';
-import { ReadBackLane } from './read-back-lane.js';
+import { createReadBack, type ReadBack } from './read-back-lane.js';
 import { createLocalAsyncHasher, sharedHashPool, type HashPool } from './hash-pool.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
 
@@ -94,7 +94,7 @@ interface Slot {
   tempExists: boolean;
   position: number;
   copy: DurableCopy | undefined;
-  lane: ReadBackLane | undefined;
+  lane: ReadBack | undefined;
   /** A running fdatasync that will let the lane read up to where it started. */
   syncing: Promise<void> | undefined;
   syncedTo: number;
@@ -296,7 +296,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
           s.fh = await fs.open(s.tempPath, 'wx', mode);
           s.tempExists = true;
           if (readBack) {
-            s.lane = new ReadBackLane(fs, s.tempPath, pool === false ? createLocalAsyncHasher(engine) : pool.createHasher(engine), signal);
+            s.lane = createReadBack(s.tempPath, { fs, pool, engine, signal });
             await s.lane.open();
           }
         } catch (err) {

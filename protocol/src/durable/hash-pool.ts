@@ -13,8 +13,20 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { createHasher, resolveHashEngine, type HashEngine } from '../hash.js';
 
-export type HashRequest = { t: 'update'; id: number; buf: Uint8Array; engine: 'wasm' | 'native' } | { t: 'digest'; id: number } | { t: 'drop'; id: number };
-export type HashReply = { t: 'ack'; id: number; buf: Uint8Array } | { t: 'digest'; id: number; hex: string } | { t: 'error'; id: number; message: string };
+export type HashRequest =
+  | { t: 'update'; id: number; buf: Uint8Array; engine: 'wasm' | 'native' }
+  | { t: 'digest'; id: number }
+  | { t: 'drop'; id: number }
+  /** A file lane: the worker reads the file itself (see FileLane). */
+  | { t: 'lane-open'; id: number; path: string; engine: 'wasm' | 'native' }
+  | { t: 'lane-advance'; id: number; upTo: number }
+  | { t: 'lane-finish'; id: number };
+export type HashReply =
+  | { t: 'ack'; id: number; buf: Uint8Array }
+  | { t: 'digest'; id: number; hex: string }
+  | { t: 'opened'; id: number }
+  | { t: 'lane'; id: number; size: number; hex: string }
+  | { t: 'error'; id: number; message: string; code?: string };
 
 export interface AsyncHasher {
   /**
@@ -29,8 +41,10 @@ export interface AsyncHasher {
   dispose(): void;
 }
 
+type Reply = string | Uint8Array | { size: number; blake3: string } | undefined;
+
 interface Waiter {
-  resolve: (v: string | Uint8Array | undefined) => void;
+  resolve: (v: Reply) => void;
   reject: (e: Error) => void;
 }
 
@@ -50,7 +64,9 @@ class PoolWorker {
       if (q !== undefined && q.length === 0) this.waiters.delete(m.id);
       if (w === undefined) return;
       this.#done();
-      if (m.t === 'error') w.reject(new Error(`hash worker: ${m.message}`));
+      if (m.t === 'error') w.reject(Object.assign(new Error(`hash worker: ${m.message}`), m.code === undefined ? {} : { code: m.code }));
+      else if (m.t === 'lane') w.resolve({ size: m.size, blake3: m.hex });
+      else if (m.t === 'opened') w.resolve(undefined);
       else w.resolve(m.t === 'digest' ? m.hex : m.buf);
     });
     const fail = (err: Error): void => {
@@ -69,7 +85,7 @@ class PoolWorker {
     if (this.outstanding === 0) this.worker.unref();
   }
 
-  request(m: HashRequest, transfer: ArrayBuffer[] = []): Promise<string | Uint8Array | undefined> {
+  request(m: HashRequest, transfer: ArrayBuffer[] = []): Promise<Reply> {
     if (this.dead !== undefined) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       let q = this.waiters.get(m.id);
@@ -123,6 +139,55 @@ class PooledHasher implements AsyncHasher {
   }
 }
 
+/**
+ * A read-back lane run by a worker that reads the file itself: the calling
+ * thread sends one small message per durable mark (`advance`) and one at the
+ * end (`finish`), instead of reading every chunk and posting it. Same contract
+ * as ReadBackLane (read-back-lane.ts): only bytes below the last `advance` are
+ * read until `finish`, which reads to end of file and answers size and BLAKE3.
+ */
+export class FileLane {
+  readonly #w: PoolWorker;
+  readonly #id = nextId++;
+  readonly #path: string;
+  readonly #engine: 'wasm' | 'native';
+  readonly #signal: AbortSignal | undefined;
+  #open = false;
+  #done = false;
+
+  constructor(w: PoolWorker, path: string, engine: 'wasm' | 'native', signal: AbortSignal | undefined) {
+    this.#w = w;
+    this.#path = path;
+    this.#engine = engine;
+    this.#signal = signal;
+  }
+
+  async open(): Promise<void> {
+    await this.#w.request({ t: 'lane-open', id: this.#id, path: this.#path, engine: this.#engine });
+    this.#open = true;
+  }
+
+  advance(upTo: number): void {
+    if (this.#open && !this.#done && upTo > 0) this.#w.post({ t: 'lane-advance', id: this.#id, upTo: Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER });
+  }
+
+  async finish(): Promise<{ size: number; blake3: string }> {
+    if (!this.#open || this.#done) throw new TypeError('FileLane.finish(): not open, or finished');
+    this.#done = true;
+    // An abort while the worker reads is raced by the caller (durableWrite's raceAbort).
+    this.#signal?.throwIfAborted();
+    return (await this.#w.request({ t: 'lane-finish', id: this.#id })) as { size: number; blake3: string };
+  }
+
+  /** Stops and releases the worker's handle and state; never throws. */
+  async close(): Promise<void> {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#done = true;
+    this.#w.post({ t: 'drop', id: this.#id });
+  }
+}
+
 /** Same interface, hashing on the calling thread (fallback, or when asked for). */
 export function createLocalAsyncHasher(engine?: HashEngine): AsyncHasher {
   const h = createHasher(engine);
@@ -148,17 +213,29 @@ export class HashPool {
 
   /** A hasher on the least busy worker (workers start on first use). */
   createHasher(engine?: HashEngine): AsyncHasher {
-    if (this.#broken) return createLocalAsyncHasher(engine);
+    const w = this.#pick();
+    return w === undefined ? createLocalAsyncHasher(engine) : new PooledHasher(w, resolveHashEngine(engine));
+  }
+
+  /** The least busy worker (workers start on first use); undefined when none can start here. */
+  #pick(): PoolWorker | undefined {
+    if (this.#broken) return undefined;
     this.#workers = this.#workers.filter((w) => w.dead === undefined);
     try {
       if (this.#workers.length < this.size) this.#workers.push(new PoolWorker(new URL('./hash-worker.js', import.meta.url)));
     } catch {
       this.#broken = true; // cannot start workers here: hash on this thread
-      return createLocalAsyncHasher(engine);
+      return undefined;
     }
     let best = this.#workers[0]!;
     for (const w of this.#workers) if (w.waiters.size < best.waiters.size) best = w;
-    return new PooledHasher(best, resolveHashEngine(engine));
+    return best;
+  }
+
+  /** A FileLane on the least busy worker; undefined when workers cannot run here. */
+  createFileLane(path: string, engine: HashEngine | undefined, signal: AbortSignal | undefined): FileLane | undefined {
+    const w = this.#pick();
+    return w === undefined ? undefined : new FileLane(w, path, resolveHashEngine(engine), signal);
   }
 
   /** Stops the workers (tests, orderly shutdown). Pending hashes reject. */

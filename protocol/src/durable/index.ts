@@ -3,7 +3,8 @@
  * read-back verifier. No wire code here.
  */
 export { durableWrite, placeVerified } from './durable-write.js';
-export { ReadBackLane } from './read-back-lane.js';
+export { createReadBack } from './read-back-lane.js';
+export type { ReadBack } from './read-back-lane.js';
 export type { DurableTarget, DurableWriteOptions, DurableWriteResult, DurableCopy, VerificationMethod } from './durable-write.js';
 export { verifyFile } from './verify-file.js';
 export type { VerifyResult } from './verify-file.js';

@@ -8,8 +8,8 @@
  */
 /** Read-back chunk: small enough that chunks in flight to a worker stay few MiB. */
 const LANE_CHUNK = 1024 * 1024;
-import type { DurableFileHandle, DurableFs } from './fs-facade.js';
-import type { AsyncHasher } from './hash-pool.js';
+import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
+import { createLocalAsyncHasher, type AsyncHasher, type HashPool } from './hash-pool.js';
 
 export class ReadBackLane {
   readonly #fs: DurableFs;
@@ -100,4 +100,27 @@ export class ReadBackLane {
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
   }
+}
+
+/** What durableWrite and the studio's staging use to read a file back behind its fsyncs. */
+export interface ReadBack {
+  open(): Promise<void>;
+  /** Bytes [0, upTo) are durable: they may be read back. Infinity = up to end of file. */
+  advance(upTo: number): void;
+  /** After the final fsync: read to end of file; the size and BLAKE3 of what was read back. */
+  finish(): Promise<{ size: number; blake3: string }>;
+  /** Stops and releases everything; never throws. */
+  close(): Promise<void>;
+}
+
+/**
+ * The read-back for `path`: on the real file system with a hash pool, a FileLane
+ * (the worker reads the file itself: nothing per chunk on the calling thread);
+ * through an injected fs (fault injection in tests) or without a pool, a
+ * ReadBackLane that reads through that fs and hashes on the pool or this thread.
+ */
+export function createReadBack(path: string, opts: { fs: DurableFs; pool: HashPool | false; engine: 'wasm' | 'native'; signal: AbortSignal | undefined }): ReadBack {
+  const { fs, pool, engine, signal } = opts;
+  const fileLane = fs === nodeFs && pool !== false ? pool.createFileLane(path, engine, signal) : undefined;
+  return fileLane ?? new ReadBackLane(fs, path, pool === false ? createLocalAsyncHasher(engine) : pool.createHasher(engine), signal);
 }
