@@ -7,15 +7,27 @@
  * Buffer views into `buf`, not copies.
  */
 
-import { Packr, Unpackr } from 'msgpackr';
+import { createRequire } from 'node:module';
+import type { Packr, Unpackr } from 'msgpackr';
 import { ProtocolError } from './errors.js';
 import { MAX_FRAME_BYTES } from './limits.js';
 import { type Message, ProtoCode } from './messages.js';
 import { scanMsgpack } from './msgpack-scan.js';
 import { validateMessage } from './schema.js';
 
-const packr = new Packr({ useRecords: false, structuredClone: false, moreTypes: false, bundleStrings: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, moreTypes: false, int64AsType: 'number' });
+let coders: { packr: Packr; unpackr: Unpackr } | undefined;
+
+/** msgpackr, loaded on first use: commands that never touch the wire (`field-agent ingest`) do not pay for it. */
+function msgpack(): { packr: Packr; unpackr: Unpackr } {
+  if (coders === undefined) {
+    const m = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+    coders = {
+      packr: new m.Packr({ useRecords: false, structuredClone: false, moreTypes: false, bundleStrings: false }),
+      unpackr: new m.Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, moreTypes: false, int64AsType: 'number' }),
+    };
+  }
+  return coders;
+}
 
 function tooLarge(size: number): ProtocolError {
   return new ProtocolError(ProtoCode.FrameTooLarge, `Frame of ${size} bytes exceeds the limit of ${MAX_FRAME_BYTES} bytes; the sender must split its data.`, {
@@ -26,7 +38,7 @@ function tooLarge(size: number): ProtocolError {
 /** Validate `msg` and encode it as one frame. Throws ProtocolError (PROTO_INVALID_FIELD, PROTO_FRAME_TOO_LARGE…). */
 export function encodeFrame(msg: Message): Buffer {
   const normalised = validateMessage(msg);
-  const frame = packr.pack(normalised);
+  const frame = msgpack().packr.pack(normalised);
   if (frame.length > MAX_FRAME_BYTES) throw tooLarge(frame.length);
   return frame;
 }
@@ -38,7 +50,7 @@ export function decodeFrame(buf: Uint8Array): Message {
   scanMsgpack(view);
   let value: unknown;
   try {
-    value = unpackr.unpack(view);
+    value = msgpack().unpackr.unpack(view);
   } catch (err) {
     throw new ProtocolError(ProtoCode.Malformed, 'Malformed frame: msgpack decoding failed; the peer is not speaking protocol v1 correctly.', {
       cause: err,

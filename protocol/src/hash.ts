@@ -14,7 +14,7 @@
  */
 import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import blake3 from 'blake3-wasm';
+import type blake3 from 'blake3-wasm';
 
 /** Length of a BLAKE3-256 digest in hex characters. */
 export const HASH_HEX_LENGTH = 64;
@@ -39,8 +39,16 @@ export interface Hasher {
 
 type WasmHash = ReturnType<typeof blake3.createHash>;
 
+let wasmModule: typeof blake3 | undefined;
+
+/** blake3-wasm, compiled on first use only (most machines hash with the native engine). */
+function loadWasm(): typeof blake3 {
+  wasmModule ??= createRequire(import.meta.url)('blake3-wasm') as typeof blake3;
+  return wasmModule;
+}
+
 class WasmHasher implements Hasher {
-  #h: WasmHash | undefined = blake3.createHash();
+  #h: WasmHash | undefined = loadWasm().createHash();
 
   update(data: Uint8Array): void {
     if (this.#h === undefined) throw new TypeError('Hasher.update() called after digest() or dispose()');
