@@ -305,8 +305,11 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
       }),
     );
 
-    // 2. one read of the source, written to every temp while hashed; the next
-    //    chunk is read while the current one is written (at most two in memory).
+    // 2. one read of the source, written to every temp while hashed. The next chunk
+    //    is asked for only once the current one is written and hashed, so a source
+    //    may reuse a chunk's buffer as soon as it is asked for the next one (and at
+    //    its end); a source that reads ahead (agent/src/source-reader.ts) keeps the
+    //    card busy meanwhile.
     iterator = source[Symbol.asyncIterator]();
     const it = iterator;
     const pull = (): Promise<IteratorResult<Uint8Array>> => {
@@ -337,7 +340,6 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
           detail: { expectedSize: opts.expected.size, atLeast: total },
         });
       }
-      next = pull();
       const writes = settleAll(slots.map((s) => writeAll(s, chunk)));
       const hashed = (hasher?.update(chunk) ?? Promise.resolve(undefined)).catch((err: unknown) => {
         throw hashError(err);
@@ -345,6 +347,7 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
       await raceAbort(settleAll<unknown>([writes, hashed]), signal);
       for (const s of slots) startDatasync(s, syncEvery);
       opts.onProgress?.(total);
+      next = pull();
     }
 
     // 3. compare with what was expected
