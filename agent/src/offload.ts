@@ -122,7 +122,8 @@ function asCoded(err: unknown): CodedError | undefined {
 }
 
 function isAbort(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'AbortError' || asCoded(err)?.code === 'DURABLE_ABORTED');
+  const code = asCoded(err)?.code;
+  return err instanceof Error && (err.name === 'AbortError' || code === 'DURABLE_ABORTED' || code === AGENT_CODES.aborted);
 }
 
 async function cardPresent(root: string, card: CardRecord): Promise<boolean> {
@@ -337,11 +338,15 @@ export class CardOffloader {
     const code = asCoded(err)?.code;
     const where = file === undefined ? '' : ` while copying ${file.path}`;
     if (err instanceof AgentError && err.code === AGENT_CODES.stateFailed) return new OffloadStop(err);
+    const removed = (): OffloadStop =>
+      new OffloadStop(new AgentError(AGENT_CODES.cardRemoved, `The card ${this.card.label} (${this.card.id}) was removed${where}: nothing half-copied was kept; insert it again and the offload resumes where it stopped.`, { cause: err, retryable: true, detail: { card: this.card.id, ...(file === undefined ? {} : { path: file.path }) } }));
     const sourceSide = code === 'DURABLE_SOURCE_FAILED' || isAbort(err) || !(err instanceof DurableWriteError);
-    if (sourceSide && !(err instanceof AgentError) && !(await cardPresent(this.root, this.card))) {
-      return new OffloadStop(new AgentError(AGENT_CODES.cardRemoved, `The card ${this.card.label} (${this.card.id}) was removed${where}: nothing half-copied was kept; insert it again and the offload resumes where it stopped.`, { cause: err, retryable: true, detail: { card: this.card.id, ...(file === undefined ? {} : { path: file.path }) } }));
-    }
-    if (isAbort(err)) {
+    if (sourceSide && !(err instanceof AgentError) && !(await cardPresent(this.root, this.card))) return removed();
+    // Once the offload is being stopped, whatever a file failed with is that stop, never a
+    // per-file failure: a file that was waiting for the card reader sees the signal's reason.
+    const reason: unknown = this.ctx.signal?.aborted === true ? this.ctx.signal.reason : undefined;
+    if (reason instanceof AgentError && reason.code === AGENT_CODES.cardRemoved) return removed();
+    if (isAbort(err) || reason !== undefined) {
       return new OffloadStop(new AgentError(AGENT_CODES.aborted, `The offload of ${this.card.id} was stopped${where}; nothing half-copied was kept and it resumes next time.`, { cause: err, retryable: true, detail: { card: this.card.id } }));
     }
     switch (code) {
