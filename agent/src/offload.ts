@@ -122,8 +122,7 @@ function asCoded(err: unknown): CodedError | undefined {
 }
 
 function isAbort(err: unknown): boolean {
-  const code = asCoded(err)?.code;
-  return err instanceof Error && (err.name === 'AbortError' || code === 'DURABLE_ABORTED' || code === AGENT_CODES.aborted);
+  return err instanceof Error && (err.name === 'AbortError' || asCoded(err)?.code === 'DURABLE_ABORTED');
 }
 
 async function cardPresent(root: string, card: CardRecord): Promise<boolean> {

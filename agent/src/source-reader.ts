@@ -60,7 +60,7 @@ const RING = 2;
 
 /**
  * Full-size ring buffers handed back by files read to the end, for the next file
- * (fresh buffers cost a page fault per 4 KiB). At most POOL_MAX are kept (2 files read at once × RING, and some).
+ * (fresh buffers cost a page fault per 4 KiB). At most POOL_MAX are kept (the files reading at once × RING, and spares).
  */
 const POOL_MAX = 8;
 const pool: Buffer[] = [];

@@ -5,7 +5,7 @@
 import type { AgentState } from './agent-state.js';
 import type { AssetRecord, CardRecord, FileRecord } from './state-records.js';
 import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
-import { formatBytes } from './progress.js';
+import { formatBytes } from '@studio321/protocol';
 
 export interface CardSummary {
   id: string;

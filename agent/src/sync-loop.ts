@@ -40,7 +40,6 @@ export interface SyncReport extends SyncPassResult {
   failed: Array<{ hash: string; code: string; message: string; retryable: boolean }>;
 }
 
-export { backoffDelay };
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

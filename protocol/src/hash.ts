@@ -37,8 +37,6 @@ export interface Hasher {
   dispose(): void;
 }
 
-type WasmHash = ReturnType<typeof blake3.createHash>;
-
 let wasmModule: typeof blake3 | undefined;
 
 /** blake3-wasm, compiled on first use only (most machines hash with the native engine). */
@@ -47,33 +45,14 @@ function loadWasm(): typeof blake3 {
   return wasmModule;
 }
 
-class WasmHasher implements Hasher {
-  #h: WasmHash | undefined = loadWasm().createHash();
-
-  update(data: Uint8Array): void {
-    if (this.#h === undefined) throw new TypeError('Hasher.update() called after digest() or dispose()');
-    if (data.byteLength > 0) this.#h.update(data);
-  }
-
-  digest(): string {
-    if (this.#h === undefined) throw new TypeError('Hasher.digest() called twice or after dispose()');
-    const h = this.#h;
-    this.#h = undefined;
-    return h.digest('hex'); // digest() frees the wasm state
-  }
-
-  dispose(): void {
-    this.#h?.dispose();
-    this.#h = undefined;
-  }
-}
-
-interface NativeState {
+/** What both engines' streaming states offer (blake3-wasm's must also be freed). */
+interface EngineState {
   update(input: Uint8Array): unknown;
   digest(format: 'hex'): string;
+  dispose?(): void;
 }
 interface NativeModule {
-  Blake3Hasher: new () => NativeState;
+  Blake3Hasher: new () => EngineState;
 }
 
 let nativeModule: NativeModule | null | undefined;
@@ -109,11 +88,11 @@ export function resolveHashEngine(engine?: HashEngine): 'wasm' | 'native' {
   return loadNative() === undefined ? 'wasm' : 'native';
 }
 
-class NativeHasher implements Hasher {
-  #h: NativeState | undefined;
+class EngineHasher implements Hasher {
+  #h: EngineState | undefined;
 
-  constructor(m: NativeModule) {
-    this.#h = new m.Blake3Hasher();
+  constructor(state: EngineState) {
+    this.#h = state;
   }
 
   update(data: Uint8Array): void {
@@ -125,18 +104,19 @@ class NativeHasher implements Hasher {
     if (this.#h === undefined) throw new TypeError('Hasher.digest() called twice or after dispose()');
     const h = this.#h;
     this.#h = undefined;
-    return h.digest('hex');
+    return h.digest('hex'); // also frees blake3-wasm's state
   }
 
   dispose(): void {
-    this.#h = undefined; // garbage-collected native state
+    this.#h?.dispose?.(); // blake3-wasm's state lives in wasm memory; the native one is garbage-collected
+    this.#h = undefined;
   }
 }
 
 /** A streaming BLAKE3 hasher on the calling thread (see the engines above). */
 export function createHasher(engine?: HashEngine): Hasher {
   const m = resolveHashEngine(engine) === 'native' ? loadNative() : undefined;
-  return m === undefined ? new WasmHasher() : new NativeHasher(m);
+  return new EngineHasher(m === undefined ? loadWasm().createHash() : new m.Blake3Hasher());
 }
 
 export function hashBytes(data: Uint8Array, engine?: HashEngine): string {

@@ -164,7 +164,12 @@ export class Committer {
     const { dir, base } = layoutFor(first);
     const expected = { size: input.size, blake3: input.hash };
     let live = input.source;
+    // Mirror: the staged file, read back in full once (whatever name it ends up under),
+    // and only after its last byte (a streamed RAID write ends after FileEnd).
     let stagedCheck: Promise<{ size: number; blake3: string; verifiedAt: number }> | undefined;
+    const checkStaged = (): Promise<{ size: number; blake3: string; verifiedAt: number }> =>
+      (stagedCheck ??= input.staged.verify().then((r) => ({ ...r, verifiedAt: this.#now() })));
+    const isOffered = (r: { size: number; blake3: string }): boolean => r.size === input.size && r.blake3 === input.hash;
     for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
       const name = distinctName(base, n);
       const rel = posix.join(dir, name);
@@ -179,10 +184,6 @@ export class Committer {
         await this.#catalogue.putIntent({ hash: input.hash, dirs: [mirrorDir, raidDir], startedAt: this.#now() });
         const source = live ?? readFileChunks(input.staged.path, { chunkSize: COMMIT_READ_CHUNK });
         live = undefined; // a live stream is read once
-        // Mirror: the staged file, read back in full (once, whatever name it ends up under),
-        // only after its last byte (a streamed RAID write ends after FileEnd).
-        const checkStaged = (): Promise<{ size: number; blake3: string; verifiedAt: number }> =>
-          (stagedCheck ??= input.staged.verify().then((r) => ({ ...r, verifiedAt: this.#now() })));
         // RAID: the durable primitive; its read-back must equal the offered size and BLAKE3
         // (hashSource: false — the read-backs of both copies are the checks against the offer).
         let raid;
@@ -196,7 +197,7 @@ export class Committer {
         } catch (err) {
           if (err instanceof DurableWriteError && err.code === 'DURABLE_READBACK_MISMATCH') {
             const staged = await checkStaged().catch(() => undefined);
-            if (staged !== undefined && (staged.size !== input.size || staged.blake3 !== input.hash)) {
+            if (staged !== undefined && !isOffered(staged)) {
               // Both copies disagree with the offer: it is the bytes received, not a disk.
               throw new DurableWriteError('DURABLE_HASH_MISMATCH', `The bytes received for ${input.hash} do not hash to it; nothing was kept.`, { cause: err, retryable: true, detail: { expected, actual: { size: staged.size, blake3: staged.blake3 } } });
             }
@@ -204,7 +205,7 @@ export class Committer {
           throw err;
         }
         const staged = await checkStaged();
-        if (staged.size !== input.size || staged.blake3 !== input.hash) {
+        if (!isOffered(staged)) {
           throw new DurableWriteError('DURABLE_READBACK_MISMATCH', `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`, {
             retryable: true,
             detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },

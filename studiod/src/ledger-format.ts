@@ -1,6 +1,6 @@
 /** Human-readable output of `studioctl assets`, `asset` and `verify` (the --json output is the raw result). */
 import type { AssetView } from './ledger-service.js';
-import { formatBytes } from './status-report.js';
+import { formatBytes } from '@studio321/protocol';
 import type { VerifyReport } from './verify-copies.js';
 
 const when = (ms: number): string => new Date(ms).toISOString();

@@ -113,7 +113,6 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
 
 // ── human-readable output ────────────────────────────────────────────
 
-export { formatBytes };
 
 const plural = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 

@@ -157,11 +157,20 @@ t.test('file lane: the worker reads the file itself, behind the durable mark, to
   const lane = createReadBack(path, { fs: nodeFs, pool, engine: resolveHashEngine(), signal: undefined });
   await lane.open();
   lane.advance(MiB);
-  // Bytes past the mark change on disk before finish: the read-back must see the file as it is.
-  const changed = Uint8Array.from(data);
-  changed[2 * MiB + 5] = changed[2 * MiB + 5]! ^ 0xff;
-  await writeFile(path, changed);
-  t.same(await lane.finish(), { size: changed.byteLength, blake3: hashBytes(changed, 'wasm') }, 'what is on disk, not what was written');
+  // The pool's one worker handles messages in order: once another lane's open is answered,
+  // the advance has been carried out.
+  const barrier = createReadBack(path, { fs: nodeFs, pool, engine: resolveHashEngine(), signal: undefined });
+  await barrier.open();
+  await barrier.close();
+  // Now one byte below the mark and one past it change on disk. The one below was read back
+  // at the advance (before the change); the one past it only at finish (after the change).
+  const onDisk = Uint8Array.from(data);
+  onDisk[100] = onDisk[100]! ^ 0xff;
+  onDisk[2 * MiB + 5] = onDisk[2 * MiB + 5]! ^ 0xff;
+  await writeFile(path, onDisk);
+  const expected = Uint8Array.from(data);
+  expected[2 * MiB + 5] = onDisk[2 * MiB + 5]!;
+  t.same(await lane.finish(), { size: data.byteLength, blake3: hashBytes(expected, 'wasm') }, 'read up to the mark at the advance, and past it only at finish, from the disk');
   await lane.close();
 
   // A path the worker cannot read: the error keeps its errno code.

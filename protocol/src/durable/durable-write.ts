@@ -402,8 +402,8 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
           slots.map(async (s) => {
             let got: { size: number; blake3: string };
             try {
-              if (s.lane !== undefined) got = await s.lane.finish();
-              else got = await readBackHash(s.tempPath, { fs, engine, ...(signal === undefined ? {} : { signal }) });
+              if (s.lane === undefined) throw new TypeError('durableWrite: internal error, no read-back lane');
+              got = await s.lane.finish();
             } catch (err) {
               if (isAborted(signal)) throw abortedError(signal);
               throw targetError(err, 'read back', s.tempPath);

@@ -52,6 +52,8 @@ class PoolWorker {
   readonly worker: Worker;
   readonly waiters = new Map<number, Waiter[]>();
   outstanding = 0;
+  /** FileLanes open on this worker: their reads come from one-way messages, so no waiter shows them. */
+  lanes = 0;
   dead: Error | undefined;
 
   constructor(url: URL) {
@@ -163,7 +165,13 @@ export class FileLane {
   }
 
   async open(): Promise<void> {
-    await this.#w.request({ t: 'lane-open', id: this.#id, path: this.#path, engine: this.#engine });
+    this.#w.lanes++;
+    try {
+      await this.#w.request({ t: 'lane-open', id: this.#id, path: this.#path, engine: this.#engine });
+    } catch (err) {
+      this.#w.lanes--;
+      throw err;
+    }
     this.#open = true;
   }
 
@@ -184,6 +192,7 @@ export class FileLane {
     if (!this.#open) return;
     this.#open = false;
     this.#done = true;
+    this.#w.lanes--;
     this.#w.post({ t: 'drop', id: this.#id });
   }
 }
@@ -227,8 +236,9 @@ export class HashPool {
       this.#broken = true; // cannot start workers here: hash on this thread
       return undefined;
     }
+    const load = (w: PoolWorker): number => w.waiters.size + w.lanes;
     let best = this.#workers[0]!;
-    for (const w of this.#workers) if (w.waiters.size < best.waiters.size) best = w;
+    for (const w of this.#workers) if (load(w) < load(best)) best = w;
     return best;
   }
 
