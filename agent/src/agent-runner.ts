@@ -4,6 +4,9 @@
  *   open():  state DB → targets → sweep stale temps (whole store) → volume watcher
  *            (cards, one offload at a time so a dual-slot pair is stored once)
  *            → hot folders → startSync hook (the link client's sync loop)
+ *            → field-drive back-fill (queued like a card)
+ *   Each mount (a card, or the field drive plugged in) re-checks the field drive:
+ *   cards offloaded while it was away get their copy on it (backfill.ts).
  *   close(): in reverse; a running offload is aborted (AGENT_ABORTED, resumes next start).
  *
  * The sync loop plugs in through `startSync`: one call, given the open state.
@@ -27,6 +30,7 @@ import { CardOffloader, OffloadStop } from './offload.js';
 import type { ProgressTracker } from './progress.js';
 import { AGENT_CODES, AgentError } from './errors.js';
 import type { ScannedFile } from './card-scanner.js';
+import { backfillFieldDrive, type BackfillReport } from './backfill.js';
 
 export interface SyncContext {
   state: AgentState;
@@ -58,6 +62,7 @@ export interface AgentRunnerEvents {
   progress: [{ id: string; progress: ProgressTracker }];
   'card-done': [CardReport];
   'hot-file': [{ folder: string; path: string; result: string; code?: string }];
+  backfill: [BackfillReport];
 }
 
 export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
@@ -70,6 +75,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
   #abort = new AbortController();
   #cardQueue: Promise<void> = Promise.resolve();
   #active = new Map<string, AbortController>();
+  #fieldDriveWarned = false;
 
   constructor(opts: AgentRunnerOptions) {
     super();
@@ -85,9 +91,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     const { config, paths, log } = this.opts;
     this.#state = await AgentState.open(paths.dataDir);
     try {
-      const resolved = await resolveTargets(config.store, config.fieldDrive);
-      if (resolved.fieldDriveProblem !== undefined) log.warn({ err: resolved.fieldDriveProblem }, resolved.fieldDriveProblem.message);
-      this.#targets = resolved.targets;
+      await this.#refreshTargets();
       const swept = await sweepAll(this.#targets);
       if (swept > 0) log.info({ event: 'swept-temps', count: swept }, `removed ${swept} stale temp file(s) left by an interrupted copy`);
       this.#watcher = new VolumeWatcher(this.opts.volumeSource ?? defaultVolumeSource(), config.pollIntervalMs);
@@ -100,6 +104,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
         const handle = await this.opts.startSync({ state: this.#state, config, paths, log, signal: this.#abort.signal });
         if (handle !== undefined) this.#sync = handle;
       }
+      this.#queueBackfill();
     } catch (err) {
       await this.close();
       throw err;
@@ -132,6 +137,37 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     this.#cardQueue = this.#cardQueue.then(() => this.#handleVolume(v)).catch((err: unknown) => {
       this.opts.log.error({ event: 'card-failed', mountPoint: v.mountPoint, err }, `offloading ${v.mountPoint} failed`);
     });
+    // The new volume may be the field drive: files offloaded without it get their copy now.
+    this.#queueBackfill();
+  }
+
+  /** Re-checks the laptop store and the field drive (plugged in or pulled since the last look). */
+  async #refreshTargets(): Promise<void> {
+    const { config, log } = this.opts;
+    const had = this.#targets.some((t) => t.name === 'field-drive');
+    const resolved = await resolveTargets(config.store, config.fieldDrive);
+    this.#targets = resolved.targets;
+    const has = resolved.targets.some((t) => t.name === 'field-drive');
+    if (resolved.fieldDriveProblem !== undefined && (had || this.#fieldDriveWarned === false)) {
+      this.#fieldDriveWarned = true;
+      log.warn({ err: resolved.fieldDriveProblem }, resolved.fieldDriveProblem.message);
+    }
+    if (has && !had) log.info({ event: 'field-drive', root: config.fieldDrive }, `field drive ${config.fieldDrive ?? ''} is connected`);
+  }
+
+  #queueBackfill(): void {
+    if (this.opts.config.fieldDrive === undefined) return;
+    this.#cardQueue = this.#cardQueue
+      .then(async () => {
+        if (this.#abort.signal.aborted) return;
+        await this.#refreshTargets();
+        if (!this.#targets.some((t) => t.name === 'field-drive')) return;
+        const report = await backfillFieldDrive({ state: this.state, targets: this.#targets, signal: this.#abort.signal, log: this.opts.log });
+        if (report.missing > 0) this.emit('backfill', report);
+      })
+      .catch((err: unknown) => {
+        this.opts.log.error({ event: 'backfill-failed', err }, 'the field-drive back-fill failed; it is tried again at the next mount');
+      });
   }
 
   async #handleVolume(v: Volume): Promise<void> {
@@ -144,6 +180,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     this.#abort.signal.addEventListener('abort', onStop, { once: true });
     this.#active.set(v.mountPoint, ctrl);
     try {
+      await this.#refreshTargets();
       const scan = await scanCard(v.mountPoint, { signal: ctrl.signal });
       const labels = await readVolumeLabels(v.device);
       const identity = cardIdentity({ label: cardLabel(labels, v.mountPoint), ...(labels.uuid === undefined ? {} : { uuid: labels.uuid }), files: scan.files });

@@ -394,6 +394,22 @@ export class AgentState {
     });
   }
 
+  /** Assets without a verified copy on `target` (the field drive's back-fill), in hash order. */
+  async assetsMissingCopy(target: string): Promise<AssetRecord[]> {
+    return (await this.#range<AssetRecord>('asset:')).map(([, a]) => a).filter((a) => !a.copies.some((c) => c.target === target && c.verified));
+  }
+
+  /** More verified copies of a stored asset (the field drive's back-fill): one synced batch. */
+  recordCopies(blake3: string, paths: Record<string, string>, copies: CopyFact[]): Promise<AssetRecord> {
+    return this.#exclusive(async () => {
+      const old = await this.getAsset(blake3);
+      if (old === undefined) throw new TypeError(`recordCopies: unknown asset ${blake3}`);
+      const asset: AssetRecord = { ...old, copies: [...old.copies.filter((c) => !copies.some((n) => n.target === c.target)), ...copies], paths: { ...old.paths, ...paths } };
+      await this.#write([{ type: 'put', key: keys.asset(blake3), value: asset }], 'recording a field-drive copy');
+      return asset;
+    });
+  }
+
   /** The file could not be copied this time (kept as not verified, with the reason). */
   recordFileError(cardId: string, path: string, err: { code: string; message: string; retryable: boolean }, now = new Date()): Promise<void> {
     return this.#exclusive(async () => {

@@ -20,6 +20,7 @@ import { defaultShootName } from '../config.js';
 import { MountInfoVolumeSource } from '../volume-source.js';
 import { formatProgressLine, type ProgressTracker } from '../progress.js';
 import { summariseCard } from '../status.js';
+import { backfillFieldDrive } from '../backfill.js';
 import { loadContext, parse, reportError, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent ingest <path> [--shoot NAME] [--card-label LABEL] [--json] [--data-dir DIR] [--config FILE]';
@@ -104,6 +105,14 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
     if (progress !== undefined) {
       showProgress(progress, true);
       if (io.stderr.isTTY) io.stderr.write('\n');
+    }
+    // Files offloaded earlier while the field drive was away get their copy on it now.
+    const backfill = report.stoppedBy === undefined ? await backfillFieldDrive({ state, targets: resolved.targets, signal: abort.signal, log }) : undefined;
+    if (backfill !== undefined && backfill.missing > 0) {
+      if (json) io.stdout.write(JSON.stringify({ event: 'backfill', missing: backfill.missing, copied: backfill.copied, bytes: backfill.bytes, failed: backfill.failed, ...(backfill.stoppedBy === undefined ? {} : { stoppedBy: backfill.stoppedBy.toJSON() }) }) + '\n');
+      else io.stdout.write(`field drive: ${backfill.copied} of ${backfill.missing} files offloaded earlier copied to it${backfill.failed.length > 0 ? `, ${backfill.failed.length} failed` : ''}\n`);
+      for (const f of backfill.failed) io.stderr.write(`field-agent: ${f.code}: ${f.message}\n`);
+      if (backfill.stoppedBy !== undefined) io.stderr.write(`field-agent: ${backfill.stoppedBy.code}: ${backfill.stoppedBy.message}\n`);
     }
     const summary = await summariseCard(state, report.card, config.policy.copiesBeforeFormat);
     const failed = report.failed.length > 0 || report.stoppedBy !== undefined;

@@ -1,0 +1,143 @@
+/**
+ * Back-fill of the field drive.
+ *
+ * A card offloaded while the field drive was not connected has its files on the
+ * laptop only, so with the default policy (2 copies on distinct devices) it is
+ * not safe to format. When the drive is back, every asset without a verified
+ * field-drive copy is copied from the laptop store to the drive, to the same
+ * store-relative path an offload would have used, with the durable verified
+ * write: the laptop copy is read once and must hash to the BLAKE3 the ledger
+ * holds for it (a laptop copy that changed is reported, never copied onward,
+ * and no longer counted as a copy in the ledger), the drive's copy is fsynced, read back and hashed, then ONE synced
+ * batch adds the field-drive copy to the asset. Cards whose only missing copy
+ * was the drive's become safe to format; nothing on the drive is overwritten.
+ *
+ * Stops (report.stoppedBy) when the drive is full, unplugged or read-only, or
+ * on abort; what was recorded so far stays recorded and the rest is done next time.
+ */
+import { join, posix } from 'node:path';
+import { CodedError, readFileChunks, type Logger } from '@studio321/protocol';
+import { durableWrite } from '@studio321/protocol/durable';
+import { AGENT_CODES, AgentError } from './errors.js';
+import type { AgentState } from './agent-state.js';
+import type { AssetRecord } from './state-records.js';
+import { copyFact, type AgentTarget } from './targets.js';
+
+export interface BackfillFailure {
+  blake3: string;
+  storePath: string;
+  code: string;
+  message: string;
+}
+
+export interface BackfillReport {
+  /** Assets that had no field-drive copy. */
+  missing: number;
+  copied: number;
+  bytes: number;
+  failed: BackfillFailure[];
+  stoppedBy?: AgentError;
+}
+
+export interface BackfillContext {
+  state: AgentState;
+  targets: readonly AgentTarget[];
+  signal?: AbortSignal;
+  log?: Logger;
+}
+
+/** Copies every asset lacking a field-drive copy onto the field drive (when one is among `targets`). */
+export async function backfillFieldDrive(ctx: BackfillContext): Promise<BackfillReport> {
+  const report: BackfillReport = { missing: 0, copied: 0, bytes: 0, failed: [] };
+  const laptop = ctx.targets.find((t) => t.name === 'laptop');
+  const drive = ctx.targets.find((t) => t.name === 'field-drive');
+  if (laptop === undefined || drive === undefined) return report;
+  const todo = await ctx.state.assetsMissingCopy(drive.name);
+  report.missing = todo.length;
+  for (const asset of todo) {
+    if (ctx.signal?.aborted === true) {
+      report.stoppedBy = new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', { cause: ctx.signal.reason, retryable: true });
+      break;
+    }
+    const outcome = await copyOne(ctx, asset, laptop, drive);
+    if (outcome === 'copied') {
+      report.copied += 1;
+      report.bytes += asset.size;
+    } else if (outcome instanceof AgentError && isStop(outcome)) {
+      report.stoppedBy = outcome;
+      break;
+    } else {
+      report.failed.push({ blake3: asset.blake3, storePath: asset.storePath, code: outcome.code, message: outcome.message });
+      ctx.log?.warn({ event: 'backfill-failed', blake3: asset.blake3, storePath: asset.storePath, err: outcome }, outcome.message);
+    }
+  }
+  if (report.copied > 0 || report.failed.length > 0 || report.stoppedBy !== undefined) {
+    ctx.log?.info({ event: 'backfill', missing: report.missing, copied: report.copied, failed: report.failed.length, ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.code }) }, `field drive: ${report.copied} of ${report.missing} earlier files copied`);
+  }
+  return report;
+}
+
+const STOPS: ReadonlySet<string> = new Set([AGENT_CODES.storeFull, AGENT_CODES.storeUnwritable, AGENT_CODES.fieldDriveMissing, AGENT_CODES.aborted, AGENT_CODES.stateFailed]);
+
+function isStop(err: AgentError): boolean {
+  return STOPS.has(err.code);
+}
+
+async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTarget, drive: AgentTarget): Promise<'copied' | AgentError> {
+  const source = asset.paths[laptop.name] ?? join(laptop.root, ...asset.storePath.split('/'));
+  const dir = join(drive.root, ...posix.dirname(asset.storePath).split('/'));
+  const name = posix.basename(asset.storePath);
+  let copy;
+  try {
+    const result = await durableWrite(readFileChunks(source, ctx.signal === undefined ? {} : { signal: ctx.signal }), {
+      targets: [{ dir, name }],
+      expected: { size: asset.size, blake3: asset.blake3 },
+      ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
+    });
+    copy = result.copies[0];
+    if (copy === undefined) throw new TypeError('durableWrite returned no copy');
+  } catch (err) {
+    const failure = backfillError(err, asset, source, join(dir, name));
+    if (failure.code === AGENT_CODES.storeCopyDamaged) {
+      // The ledger never lies: a laptop copy that does not hash right is no longer a copy.
+      const fact = asset.copies.find((c) => c.target === laptop.name);
+      if (fact !== undefined && fact.verified) {
+        try {
+          await ctx.state.recordCopies(asset.blake3, {}, [{ ...fact, verified: false }]);
+        } catch (stateErr) {
+          return stateErr instanceof AgentError ? stateErr : failure;
+        }
+      }
+    }
+    return failure;
+  }
+  try {
+    await ctx.state.recordCopies(asset.blake3, { [drive.name]: copy.path }, [copyFact(drive, copy)]);
+  } catch (err) {
+    return err instanceof AgentError ? err : new AgentError(AGENT_CODES.stateFailed, `Recording the field-drive copy of ${asset.storePath} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  return 'copied';
+}
+
+function backfillError(err: unknown, asset: AssetRecord, source: string, dest: string): AgentError {
+  const code = err instanceof CodedError ? err.code : undefined;
+  const detail = { blake3: asset.blake3, storePath: asset.storePath };
+  switch (code) {
+    case 'DURABLE_HASH_MISMATCH':
+    case 'DURABLE_SIZE_MISMATCH':
+    case 'DURABLE_SOURCE_FAILED':
+      return new AgentError(AGENT_CODES.storeCopyDamaged, `The laptop copy ${source} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and was not copied to the field drive. Keep the card (do not format it) and check the laptop disk.`, { cause: err, detail: { ...detail, path: source } });
+    case 'DURABLE_NAME_TAKEN':
+      return new AgentError(AGENT_CODES.copyFailed, `${dest} on the field drive already holds a different file; it was left untouched. Move it away, then the back-fill copies this one.`, { cause: err, detail: { ...detail, path: dest } });
+    case 'DURABLE_NO_SPACE':
+      return new AgentError(AGENT_CODES.storeFull, `The field drive is full: free space on it; the back-fill goes on next time.`, { cause: err, detail });
+    case 'DURABLE_ACCESS_DENIED':
+      return new AgentError(AGENT_CODES.storeUnwritable, `The field drive refused the write: check it is writable (not read-only, permissions).`, { cause: err, detail });
+    case 'DURABLE_TARGET_MISSING':
+      return new AgentError(AGENT_CODES.fieldDriveMissing, `The field drive disappeared during the back-fill: reconnect it; the back-fill goes on next time.`, { cause: err, retryable: true, detail });
+    case 'DURABLE_ABORTED':
+      return new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', { cause: err, retryable: true });
+    default:
+      return new AgentError(AGENT_CODES.copyFailed, `Copying ${asset.storePath} to the field drive failed (${code ?? 'error'}): ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: err instanceof CodedError ? err.retryable : false, detail });
+  }
+}

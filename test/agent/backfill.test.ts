@@ -1,0 +1,169 @@
+/**
+ * The field drive back-fill: a card offloaded while the field drive was not
+ * connected gets its drive copies once the drive is back, verified against the
+ * ledger's BLAKE3, and only then becomes safe to format. Real CLI processes,
+ * real LevelDB; the laptop store and the field drive on two tmpfs mounts (the
+ * card folders on this disk), so each is a device of its own. The runner test drives `field-agent run`'s code
+ * (AgentRunner) with a listed-volume stub, since no drive can be plugged in here.
+ */
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTestCard, type CardFile } from '../../scripts/dist/make-test-card.js';
+import { AgentState } from '../../agent/dist/src/agent-state.js';
+import { AgentRunner } from '../../agent/dist/src/agent-runner.js';
+import { summariseCard } from '../../agent/dist/src/status.js';
+import { createLogger } from '@studio321/protocol';
+import { resolvePaths } from '../../agent/dist/src/paths.js';
+import { loadAgentConfig } from '../../agent/dist/src/config.js';
+import { runAgentCli, jsonLines, listFiles, tmpfsDirs, waitFor } from '../lib/agent-harness.js';
+import type { Volume, VolumeSource } from '../../agent/dist/src/volume-source.js';
+
+const b3 = (path: string): string => execFileSync('b3sum', ['--no-names', path]).toString().trim();
+
+interface Setup {
+  base: string;
+  drive: string;
+  data: string;
+  store: string;
+  config: string;
+  cardA: string;
+  cardB: string;
+  filesA: CardFile[];
+}
+
+async function setup(t: { teardown: (fn: () => unknown) => void }): Promise<Setup | undefined> {
+  // Card folder, laptop store and field drive on three devices (a copy on the card's own device does not count).
+  const m = await tmpfsDirs(t, { fd: '64m', laptop: '64m' });
+  if (m === undefined) return undefined;
+  const base = m.base;
+  const drive = join(m.dirs['fd'] as string, 'studio321');
+  const store = join(m.dirs['laptop'] as string, 'store');
+  const data = join(base, 'data');
+  const config = join(base, 'agent.json');
+  await writeFile(config, JSON.stringify({ store, fieldDrive: drive, watchVolumes: false }));
+  const cardA = join(base, 'cardA');
+  const cardB = join(base, 'cardB');
+  const filesA = await makeTestCard(cardA, { rawSize: 96 * 1024, seed: 11 });
+  await makeTestCard(cardB, { rawSize: 64 * 1024, seed: 12 });
+  return { base, drive, data, store, config, cardA, cardB, filesA };
+}
+
+async function cardSafe(data: string, label: string): Promise<{ safe: boolean; reason: string }> {
+  const r = await runAgentCli(['status', '--json', '--data-dir', data]);
+  const st = JSON.parse(r.stdout) as { cards: Array<{ id: string; safeToFormat: { safe: boolean; reason: string } }> };
+  const c = st.cards.find((x) => x.id.startsWith(label));
+  if (c === undefined) throw new Error(`no card ${label} in status`);
+  return c.safeToFormat;
+}
+
+t.test('a card offloaded without the field drive gets its drive copies when the drive is back, then is safe to format', async (t) => {
+  const s = await setup(t);
+  if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+  // 1. The drive is not connected (its folder is missing): laptop only, not safe.
+  const first = await runAgentCli(['ingest', s.cardA, '--data-dir', s.data, '--config', s.config, '--shoot', 'w', '--json']);
+  t.equal(first.code, 0, first.stderr);
+  t.match(first.stderr, /AGENT_FIELD_DRIVE_MISSING/);
+  const a = jsonLines(first.stdout).find((l) => l['event'] === 'done') as { card: string; copied: number };
+  t.equal(a.copied, s.filesA.length);
+  t.notOk(jsonLines(first.stdout).some((l) => l['event'] === 'backfill'), 'nothing to back-fill without the drive');
+  t.equal((await cardSafe(s.data, 'cardA')).safe, false, 'one device only');
+
+  // 2. The drive is back: the next ingest (another card) copies card A's files onto it.
+  await mkdir(s.drive);
+  const second = await runAgentCli(['ingest', s.cardB, '--data-dir', s.data, '--config', s.config, '--shoot', 'w', '--json']);
+  t.equal(second.code, 0, second.stderr);
+  const bf = jsonLines(second.stdout).find((l) => l['event'] === 'backfill') as { missing: number; copied: number; failed: unknown[] } | undefined;
+  t.ok(bf, 'a backfill event');
+  t.equal(bf?.missing, s.filesA.length, 'card B went to both targets directly; only card A was missing');
+  t.equal(bf?.copied, s.filesA.length);
+  t.same(bf?.failed, []);
+  // Every card-A file is on the drive, under the same store path as on the laptop, with the source's BLAKE3.
+  const onDrive = new Set(await listFiles(s.drive));
+  for (const f of s.filesA) {
+    const rel = join('w', a.card, f.path);
+    t.ok(onDrive.has(rel), `${rel} on the drive`);
+    t.equal(b3(join(s.drive, rel)), b3(join(s.cardA, f.path)), `${f.path}: drive copy has the card's BLAKE3`);
+  }
+  t.notOk([...onDrive].some((p) => p.endsWith('.s321tmp')), 'no temp left on the drive');
+  const safeA = await cardSafe(s.data, 'cardA');
+  t.equal(safeA.safe, true, safeA.reason);
+  t.equal((await cardSafe(s.data, 'cardB')).safe, true);
+
+  // 3. Nothing more to do the next time.
+  const third = await runAgentCli(['ingest', s.cardB, '--data-dir', s.data, '--config', s.config, '--shoot', 'w', '--json']);
+  t.equal(third.code, 0, third.stderr);
+  t.notOk(jsonLines(third.stdout).some((l) => l['event'] === 'backfill'));
+});
+
+t.test('a damaged laptop copy is not copied onward and stops counting; a different file on the drive is never overwritten', async (t) => {
+  const s = await setup(t);
+  if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+  const first = await runAgentCli(['ingest', s.cardA, '--data-dir', s.data, '--config', s.config, '--shoot', 'w', '--json']);
+  t.equal(first.code, 0, first.stderr);
+  const a = jsonLines(first.stdout).find((l) => l['event'] === 'done') as { card: string };
+  const [rotted, squatted] = s.filesA.filter((f) => f.size > 0);
+  if (rotted === undefined || squatted === undefined) throw new Error('test card too small');
+  // The laptop copy of one file rots (one byte flipped in place).
+  const rottedLaptop = join(s.store, 'w', a.card, rotted.path);
+  const bytes = await readFile(rottedLaptop);
+  bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+  await writeFile(rottedLaptop, bytes);
+  // Someone put another file where the drive copy of a second one goes.
+  await mkdir(s.drive);
+  const squatPath = join(s.drive, 'w', a.card, squatted.path);
+  await mkdir(join(squatPath, '..'), { recursive: true });
+  await writeFile(squatPath, 'not the photo');
+
+  const second = await runAgentCli(['ingest', s.cardB, '--data-dir', s.data, '--config', s.config, '--shoot', 'w', '--json']);
+  t.equal(second.code, 0, 'the card being ingested is fine; the back-fill problems are reported');
+  const bf = jsonLines(second.stdout).find((l) => l['event'] === 'backfill') as { missing: number; copied: number; failed: Array<{ code: string; storePath: string }> };
+  t.equal(bf.missing, s.filesA.length);
+  t.equal(bf.copied, s.filesA.length - 2);
+  t.same(bf.failed.map((f) => f.code).sort(), ['AGENT_COPY_FAILED', 'AGENT_STORE_COPY_DAMAGED']);
+  t.match(second.stderr, /AGENT_STORE_COPY_DAMAGED: The laptop copy .* no longer counts as a copy/);
+  t.match(second.stderr, /AGENT_COPY_FAILED: .* already holds a different file; it was left untouched/);
+  // Nothing wrong or partial on the drive.
+  const onDrive = await listFiles(s.drive);
+  t.notOk(onDrive.includes(join('w', a.card, rotted.path)), 'the rotted bytes were not copied');
+  t.notOk(onDrive.some((p) => p.endsWith('.s321tmp')), 'no temp left');
+  t.equal(await readFile(squatPath, 'utf8'), 'not the photo', 'the other file is untouched');
+  // The ledger no longer counts the rotted laptop copy: the card is not safe.
+  const state = await AgentState.open(s.data);
+  t.teardown(() => state.close());
+  const assets = await state.assetsMissingCopy('laptop');
+  t.equal(assets.length, 1, 'exactly the rotted asset has no verified laptop copy');
+  t.equal(assets[0]?.storePath, join('w', a.card, rotted.path));
+  const card = (await state.listCards()).find((c) => c.id === a.card);
+  const sum = await summariseCard(state, card!, 2);
+  t.equal(sum.safeToFormat.safe, false);
+  t.equal(sum.safeToFormat.short, 2, 'the rotted file (no copy left) and the squatted one (laptop only)');
+});
+
+t.test('field-agent run back-fills when the drive appears (a mount event)', async (t) => {
+  const s = await setup(t);
+  if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+  const first = await runAgentCli(['ingest', s.cardA, '--data-dir', s.data, '--config', s.config, '--shoot', 'w', '--json']);
+  t.equal(first.code, 0, first.stderr);
+  // A volume list the test controls stands in for plugging in a USB drive.
+  let volumes: Volume[] = [];
+  const source: VolumeSource = { list: async () => volumes };
+  const runConfig = join(s.base, 'run.json');
+  await writeFile(runConfig, JSON.stringify({ store: s.store, fieldDrive: s.drive, pollIntervalMs: 100, hotFolders: [] }));
+  const paths = resolvePaths({ dataDir: s.data, config: runConfig });
+  const runner = new AgentRunner({ paths, config: await loadAgentConfig(paths), log: createLogger({ name: 'test', level: 'silent' }), volumeSource: source });
+  const reports: Array<{ copied: number }> = [];
+  runner.on('backfill', (r) => reports.push(r));
+  await runner.open();
+  t.teardown(() => runner.close());
+  await runner.idle();
+  t.equal(reports.length, 0, 'no drive yet: nothing copied');
+  await mkdir(s.drive);
+  volumes = [{ mountPoint: s.drive, device: '/dev/sdz1', fsType: 'exfat' }];
+  await waitFor(() => reports.length > 0, 10_000, 'a back-fill after the mount');
+  await runner.idle();
+  t.equal(reports[0]?.copied, s.filesA.length);
+  const card = (await runner.state.listCards())[0]!;
+  t.equal((await summariseCard(runner.state, card, 2)).safeToFormat.safe, true);
+});
