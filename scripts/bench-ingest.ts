@@ -12,11 +12,12 @@
  * follows the other's writeback. With --drop-caches (root) the page cache is
  * dropped before each step so both read the card from disk. Prints every run
  * with the 1-minute load average, the medians, the median of the per-run
- * ratios (cp+sync time / offload time, target >= 0.8) and the peak RSS (target < 200 MB).
+ * ratios (cp+sync time / offload time, target >= 0.8), the peak RSS (target < 200 MB) and
+ * the busy CPU-seconds of the whole machine during each side (Linux, /proc/stat).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os, { loadavg, tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -34,6 +35,29 @@ function run(cmd: string, args: string[], opts: { capture?: boolean } = {}): Pro
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, ms: performance.now() - start }));
   });
+}
+
+/**
+ * CPU-seconds the whole machine spent busy (user, nice, system, irq, softirq) since boot,
+ * from /proc/stat: counts the kernel's writeback threads too, which work for both sides.
+ * Undefined off Linux.
+ */
+async function busyCpuSeconds(): Promise<number | undefined> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0)) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `step` and returns its result with the machine's busy CPU-seconds meanwhile. */
+async function withCpu<T>(step: () => Promise<T>): Promise<{ value: T; cpu: number | undefined }> {
+  const a = await busyCpuSeconds();
+  const value = await step();
+  const b = await busyCpuSeconds();
+  return { value, cpu: a === undefined || b === undefined ? undefined : b - a };
 }
 
 const median = (xs: number[]): number => {
@@ -72,11 +96,14 @@ async function main(): Promise<void> {
   const rss: number[] = [];
   const ratios: number[] = [];
   const loads: number[] = [];
+  const cpCpu: number[] = [];
+  const agentCpu: number[] = [];
   const cpOnce = async (i: number): Promise<number> => {
     const dst = join(base, `cp-${i}`);
     await dropCaches(values['drop-caches'] === true);
-    const cp = await run('sh', ['-c', 'cp -r "$0" "$1" && sync', card, dst]);
+    const { value: cp, cpu } = await withCpu(() => run('sh', ['-c', 'cp -r "$0" "$1" && sync', card, dst]));
     if (cp.code !== 0) throw new Error(`cp failed (${cp.code})`);
+    if (cpu !== undefined) cpCpu.push(cpu);
     await rm(dst, { recursive: true, force: true });
     await run('sync', []);
     return cp.ms;
@@ -84,8 +111,9 @@ async function main(): Promise<void> {
   const agentOnce = async (i: number): Promise<{ ms: number; rss: number }> => {
     const data = join(base, `agent-${i}`);
     await dropCaches(values['drop-caches'] === true);
-    const ag = await run(process.execPath, [AGENT_BIN, 'ingest', card, '--data-dir', data, '--shoot', 'bench', '--json'], { capture: true });
+    const { value: ag, cpu } = await withCpu(() => run(process.execPath, [AGENT_BIN, 'ingest', card, '--data-dir', data, '--shoot', 'bench', '--json'], { capture: true }));
     if (ag.code !== 0) throw new Error(`field-agent ingest failed (${ag.code})`);
+    if (cpu !== undefined) agentCpu.push(cpu);
     const done = ag.stdout.split('\n').filter((l) => l.includes('"event":"done"')).map((l) => JSON.parse(l) as { copied: number; peakRssBytes: number })[0];
     if (done === undefined || done.copied !== files.length) throw new Error('field-agent did not copy every file');
     await rm(data, { recursive: true, force: true });
@@ -136,11 +164,15 @@ async function main(): Promise<void> {
     /** Median of the per-run ratios (each run's cp and offload measured back to back). */
     ratio: +ratio.toFixed(2),
     peakRssMiB: +(peak / 2 ** 20).toFixed(0),
+    /** Busy CPU-seconds of the whole machine during each step (median), where /proc/stat exists. */
+    cpSyncCpuSec: cpCpu.length === 0 ? null : +median(cpCpu).toFixed(2),
+    offloadCpuSec: agentCpu.length === 0 ? null : +median(agentCpu).toFixed(2),
     targets: { ratio: 0.8, peakRssMiB: 200 },
     met: ratio >= 0.8 && peak < 200 * 2 ** 20,
   };
   process.stdout.write(`cp -r + sync: ${result.cpSyncMBps} MB/s (median ${result.cpSyncMedianSec} s)\n`);
   process.stdout.write(`verified offload: ${result.offloadMBps} MB/s (median ${result.offloadMedianSec} s)\n`);
+  if (result.cpSyncCpuSec !== null && result.offloadCpuSec !== null) process.stdout.write(`busy CPU-seconds of the machine (median): cp -r + sync ${result.cpSyncCpuSec}, verified offload ${result.offloadCpuSec} (${os.availableParallelism()} cores)\n`);
   process.stdout.write(`median per-run ratio ${result.ratio} (target >= 0.8), peak RSS ${result.peakRssMiB} MiB (target < 200), load average ${result.loadAvg1m.join(' ')}\n`);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
