@@ -17,7 +17,7 @@
  */
 import { join, posix } from 'node:path';
 import { CodedError, readFileChunks, type Logger } from '@studio321/protocol';
-import { durableWrite } from '@studio321/protocol/durable';
+import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
 import type { AgentState } from './agent-state.js';
 import type { AssetRecord } from './state-records.js';
@@ -44,6 +44,12 @@ export interface BackfillContext {
   targets: readonly AgentTarget[];
   signal?: AbortSignal;
   log?: Logger;
+  /**
+   * Remove temps a killed back-fill left in each drive folder before the first write into it.
+   * Only where nothing else can be writing there (`field-agent ingest`, which holds the state lock
+   * and runs no hot folder); `field-agent run` sweeps every target at start instead.
+   */
+  sweepTemps?: boolean;
 }
 
 /** Copies every asset lacking a field-drive copy onto the field drive (when one is among `targets`). */
@@ -54,12 +60,18 @@ export async function backfillFieldDrive(ctx: BackfillContext): Promise<Backfill
   if (laptop === undefined || drive === undefined) return report;
   const todo = await ctx.state.assetsMissingCopy(drive.name);
   report.missing = todo.length;
+  const swept = new Set<string>();
   for (const asset of todo) {
     if (ctx.signal?.aborted === true) {
       report.stoppedBy = new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', { cause: ctx.signal.reason, retryable: true });
       break;
     }
-    const outcome = await copyOne(ctx, asset, laptop, drive);
+    const dir = join(drive.root, ...posix.dirname(asset.storePath).split('/'));
+    if (ctx.sweepTemps === true && !swept.has(dir)) {
+      swept.add(dir);
+      await sweepStaleTemps(dir).catch((err: unknown) => ctx.log?.warn({ event: 'sweep-failed', dir, err }, `could not remove stale temps in ${dir}`));
+    }
+    const outcome = await copyOne(ctx, asset, laptop, drive, dir);
     if (outcome === 'copied') {
       report.copied += 1;
       report.bytes += asset.size;
@@ -83,9 +95,9 @@ function isStop(err: AgentError): boolean {
   return STOPS.has(err.code);
 }
 
-async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTarget, drive: AgentTarget): Promise<'copied' | AgentError> {
+/** Copies one asset into `dir` (its store folder on the drive) and records the copy. */
+async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTarget, drive: AgentTarget, dir: string): Promise<'copied' | AgentError> {
   const source = asset.paths[laptop.name] ?? join(laptop.root, ...asset.storePath.split('/'));
-  const dir = join(drive.root, ...posix.dirname(asset.storePath).split('/'));
   const name = posix.basename(asset.storePath);
   let copy;
   try {

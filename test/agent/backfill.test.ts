@@ -7,7 +7,7 @@
  * (AgentRunner) with a listed-volume stub, since no drive can be plugged in here.
  */
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTestCard, type CardFile } from '../../scripts/dist/make-test-card.js';
@@ -17,7 +17,7 @@ import { summariseCard } from '../../agent/dist/src/status.js';
 import { createLogger } from '@studio321/protocol';
 import { resolvePaths } from '../../agent/dist/src/paths.js';
 import { loadAgentConfig } from '../../agent/dist/src/config.js';
-import { runAgentCli, jsonLines, listFiles, tmpfsDirs, waitFor } from '../lib/agent-harness.js';
+import { AGENT_BIN, runAgentCli, jsonLines, listFiles, tmpfsDirs, waitFor } from '../lib/agent-harness.js';
 import type { Volume, VolumeSource } from '../../agent/dist/src/volume-source.js';
 
 const b3 = (path: string): string => execFileSync('b3sum', ['--no-names', path]).toString().trim();
@@ -31,6 +31,7 @@ interface Setup {
   cardA: string;
   cardB: string;
   filesA: CardFile[];
+  filesB: CardFile[];
 }
 
 async function setup(t: { teardown: (fn: () => unknown) => void }): Promise<Setup | undefined> {
@@ -46,8 +47,8 @@ async function setup(t: { teardown: (fn: () => unknown) => void }): Promise<Setu
   const cardA = join(base, 'cardA');
   const cardB = join(base, 'cardB');
   const filesA = await makeTestCard(cardA, { rawSize: 96 * 1024, seed: 11 });
-  await makeTestCard(cardB, { rawSize: 64 * 1024, seed: 12 });
-  return { base, drive, data, store, config, cardA, cardB, filesA };
+  const filesB = await makeTestCard(cardB, { rawSize: 64 * 1024, seed: 12 });
+  return { base, drive, data, store, config, cardA, cardB, filesA, filesB };
 }
 
 async function cardSafe(data: string, label: string): Promise<{ safe: boolean; reason: string }> {
@@ -166,4 +167,54 @@ t.test('field-agent run back-fills when the drive appears (a mount event)', asyn
   t.equal(reports[0]?.copied, s.filesA.length);
   const card = (await runner.state.listCards())[0]!;
   t.equal((await summariseCard(runner.state, card, 2)).safeToFormat.safe, true);
+});
+
+/** Ingest `card` and SIGKILL the process `delayMs` after its last card-file event (so during the back-fill that follows). */
+function ingestAndKillInBackfill(card: string, cardFiles: number, data: string, config: string, delayMs: number): Promise<{ killed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [AGENT_BIN, 'ingest', card, '--data-dir', data, '--config', config, '--shoot', 'w', '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let files = 0;
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) if (l.includes('"event":"file"') && ++files === cardFiles) setTimeout(() => child.kill('SIGKILL'), delayMs);
+    });
+    child.on('error', reject);
+    child.on('close', (_code, signal) => resolve({ killed: signal === 'SIGKILL' }));
+  });
+}
+
+const CRASH_ITERATIONS = Number(process.env['AGENT_CRASH_ITERATIONS'] ?? 20) >= 20 ? 8 : 3;
+
+t.test(`kill -9 during the back-fill (${CRASH_ITERATIONS} random points), then again: every drive copy right, once, nothing partial`, async (t) => {
+  const s = await setup(t);
+  if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+  const filesB = s.filesB.length;
+  let killed = 0;
+  let tempsLeft = 0;
+  for (let i = 0; i < CRASH_ITERATIONS; i++) {
+    const data = join(s.base, `data-${i}`);
+    const drive = join(s.drive, '..', `drive-${i}`);
+    const config = join(s.base, `agent-${i}.json`);
+    await writeFile(config, JSON.stringify({ store: join(s.store, '..', `store-${i}`), fieldDrive: drive, watchVolumes: false }));
+    const first = await runAgentCli(['ingest', s.cardA, '--data-dir', data, '--config', config, '--shoot', 'w', '--json']);
+    t.equal(first.code, 0, first.stderr);
+    const cardA = (jsonLines(first.stdout).find((l) => l['event'] === 'done') as { card: string }).card;
+    await mkdir(drive);
+    if ((await ingestAndKillInBackfill(s.cardB, filesB, data, config, Math.floor(Math.random() * 120))).killed) killed += 1;
+    tempsLeft += (await listFiles(drive)).filter((p) => p.endsWith('.s321tmp')).length;
+    const again = await runAgentCli(['ingest', s.cardB, '--data-dir', data, '--config', config, '--shoot', 'w', '--json']);
+    t.equal(again.code, 0, `iteration ${i}: ${again.stderr.slice(-300)}`);
+    const onDrive = await listFiles(drive);
+    t.notOk(onDrive.some((p) => p.endsWith('.s321tmp')), `iteration ${i}: no temp left on the drive`);
+    t.notOk(onDrive.some((p) => /~\d+\./.test(p)), `iteration ${i}: no second copy under another name`);
+    let right = 0;
+    for (const f of s.filesA) if (b3(join(drive, 'w', cardA, f.path)) === b3(join(s.cardA, f.path))) right += 1;
+    t.equal(right, s.filesA.length, `iteration ${i}: every card-A file on the drive with the card's BLAKE3`);
+    t.equal((await cardSafe(data, 'cardA')).safe, true, `iteration ${i}: card A safe to format`);
+  }
+  t.ok(killed > 0, `the agent was killed during ${killed} of ${CRASH_ITERATIONS} back-fills`);
+  t.comment(`${tempsLeft} temp(s) left on the drive by the kills, all removed by the next back-fill`);
 });

@@ -107,7 +107,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
       if (io.stderr.isTTY) io.stderr.write('\n');
     }
     // Files offloaded earlier while the field drive was away get their copy on it now.
-    const backfill = report.stoppedBy === undefined ? await backfillFieldDrive({ state, targets: resolved.targets, signal: abort.signal, log }) : undefined;
+    const backfill = report.stoppedBy === undefined ? await backfillFieldDrive({ state, targets: resolved.targets, signal: abort.signal, log, sweepTemps: true }) : undefined;
     if (backfill !== undefined && backfill.missing > 0) {
       if (json) io.stdout.write(JSON.stringify({ event: 'backfill', missing: backfill.missing, copied: backfill.copied, bytes: backfill.bytes, failed: backfill.failed, ...(backfill.stoppedBy === undefined ? {} : { stoppedBy: backfill.stoppedBy.toJSON() }) }) + '\n');
       else io.stdout.write(`field drive: ${backfill.copied} of ${backfill.missing} files offloaded earlier copied to it${backfill.failed.length > 0 ? `, ${backfill.failed.length} failed` : ''}\n`);
