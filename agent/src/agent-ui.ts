@@ -56,7 +56,7 @@ export class AgentUi {
   constructor(options: AgentUiOptions) {
     this.#o = options;
     this.provider = new AgentStatusProvider({
-      status: () => buildStatus(options.runner.state, options.copiesNeeded),
+      status: () => buildStatus(options.runner.state, options.copiesNeeded, options.runner.opts.config.fieldDrive),
       errors: options.log.lastErrors,
     });
   }

@@ -2,6 +2,7 @@
  * `field-agent status`: computed from the state database each time (never from
  * stored counters), so it cannot disagree with the records it summarises.
  */
+import { stat } from 'node:fs/promises';
 import type { AgentState } from './agent-state.js';
 import type { AssetRecord, CardRecord, FileRecord } from './state-records.js';
 import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
@@ -31,10 +32,21 @@ export interface CardSummary {
   errors: Array<{ path: string; code: string; message: string; at: string }>;
 }
 
+/** The configured field drive: is it there, and how much waits for its back-fill (backfill.ts). */
+export interface FieldDriveStatus {
+  path: string;
+  connected: boolean;
+  /** Verified here without a field-drive copy: copied onto the drive when it is connected. */
+  waitingFiles: number;
+  waitingBytes: number;
+}
+
 export interface AgentStatus {
   cards: CardSummary[];
   queue: { files: number; bytes: number };
   copiesBeforeFormat: number;
+  /** Only when a field drive is configured. */
+  fieldDrive?: FieldDriveStatus;
 }
 
 /**
@@ -104,16 +116,27 @@ export async function summariseCard(state: AgentState, card: CardRecord, copiesN
   return s;
 }
 
-export async function buildStatus(state: AgentState, copiesNeeded: number): Promise<AgentStatus> {
+export async function buildStatus(state: AgentState, copiesNeeded: number, fieldDrive?: string): Promise<AgentStatus> {
   const cards: CardSummary[] = [];
   for (const card of await state.listCards()) cards.push(await summariseCard(state, card, copiesNeeded));
   cards.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0));
-  return { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
+  const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
+  if (fieldDrive !== undefined) {
+    const waiting = await state.assetsMissingCopy('field-drive');
+    const connected = await stat(fieldDrive).then((s) => s.isDirectory(), () => false);
+    st.fieldDrive = { path: fieldDrive, connected, waitingFiles: waiting.length, waitingBytes: waiting.reduce((n, a) => n + a.size, 0) };
+  }
+  return st;
 }
 
 export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
   lines.push(`Queue to studio: ${st.queue.files} files, ${formatBytes(st.queue.bytes)}`);
+  const fd = st.fieldDrive;
+  if (fd !== undefined) {
+    const waiting = fd.waitingFiles === 0 ? 'every file has its copy there' : `${fd.waitingFiles} files (${formatBytes(fd.waitingBytes)}) wait for their copy there${fd.connected ? '' : ', made when it is connected'}`;
+    lines.push(`Field drive ${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}`);
+  }
   if (st.cards.length === 0) lines.push('No cards seen yet.');
   for (const c of st.cards) {
     lines.push('');

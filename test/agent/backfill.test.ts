@@ -70,6 +70,14 @@ t.test('a card offloaded without the field drive gets its drive copies when the 
   t.equal(a.copied, s.filesA.length);
   t.notOk(jsonLines(first.stdout).some((l) => l['event'] === 'backfill'), 'nothing to back-fill without the drive');
   t.equal((await cardSafe(s.data, 'cardA')).safe, false, 'one device only');
+  const fieldDriveStatus = async (): Promise<{ json: { connected: boolean; waitingFiles: number; waitingBytes: number }; text: string }> => {
+    const j = await runAgentCli(['status', '--json', '--data-dir', s.data, '--config', s.config]);
+    const txt = await runAgentCli(['status', '--data-dir', s.data, '--config', s.config]);
+    return { json: (JSON.parse(j.stdout) as { fieldDrive: { connected: boolean; waitingFiles: number; waitingBytes: number } }).fieldDrive, text: txt.stdout };
+  };
+  const before = await fieldDriveStatus();
+  t.same(before.json, { path: s.drive, connected: false, waitingFiles: s.filesA.length, waitingBytes: s.filesA.reduce((n, f) => n + f.size, 0) }, 'status: not connected, every file waits');
+  t.match(before.text, new RegExp(`Field drive .*: NOT connected; ${s.filesA.length} files \\(.*\\) wait for their copy there, made when it is connected`));
 
   // 2. The drive is back: the next ingest (another card) copies card A's files onto it.
   await mkdir(s.drive);
@@ -91,6 +99,10 @@ t.test('a card offloaded without the field drive gets its drive copies when the 
   const safeA = await cardSafe(s.data, 'cardA');
   t.equal(safeA.safe, true, safeA.reason);
   t.equal((await cardSafe(s.data, 'cardB')).safe, true);
+
+  const after = await fieldDriveStatus();
+  t.same({ connected: after.json.connected, waitingFiles: after.json.waitingFiles }, { connected: true, waitingFiles: 0 });
+  t.match(after.text, /Field drive .*: connected; every file has its copy there/);
 
   // 3. Nothing more to do the next time.
   const third = await runAgentCli(['ingest', s.cardB, '--data-dir', s.data, '--config', s.config, '--shoot', 'w', '--json']);
