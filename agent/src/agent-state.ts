@@ -230,6 +230,7 @@ export class AgentState {
         }
         ops.push({ type: 'put', key: keys.file(cardId, f.path), value: rec });
         if (rec.state !== 'verified') todo.push(rec);
+        else if (rec.blake3 !== undefined && !hasVerifiedCopy(await this.getAsset(rec.blake3), 'laptop')) todo.push(rec); // its laptop copy was found damaged: copy it again
       }
       for (const w of scan.warnings) {
         const old = existing.get(w.path);
@@ -368,7 +369,7 @@ export class AgentState {
         ops.push({ type: 'put', key: keys.queue(seq), value: { blake3: input.blake3, size: input.size } });
         ops.push({ type: 'put', key: keys.seq, value: seq + 1 });
       } else {
-        asset = mergeAsset(asset, name, input.copies, input.paths);
+        asset = mergeAsset(asset, name, input.copies, input.paths, input.storePath);
       }
       ops.push({ type: 'put', key: keys.asset(input.blake3), value: asset });
       ops.push({ type: 'put', key: keys.claim(input.storePath), value: { card: card.id, path: file.path, blake3: input.blake3 } satisfies ClaimRecord });
@@ -467,12 +468,29 @@ export class AgentState {
   }
 }
 
-function mergeAsset(asset: AssetRecord, name: AssetName, copies: CopyFact[], paths: Record<string, string>): AssetRecord {
+/** Whether the asset has a verified copy on `target` (a damaged laptop copy is kept as `verified: false`, see backfill.ts). */
+export function hasVerifiedCopy(asset: AssetRecord | undefined, target: string): boolean {
+  return asset?.copies.some((c) => c.target === target && c.verified) === true;
+}
+
+/**
+ * The asset with one more name and the copies of targets it had no verified copy on
+ * (a copy that replaces an unverified one takes its place and its path); verified
+ * copies and their paths are kept as they are.
+ */
+function mergeAsset(asset: AssetRecord, name: AssetName, copies: CopyFact[], paths: Record<string, string>, storePath?: string): AssetRecord {
   const names = asset.names.some((n) => n.card === name.card && n.path === name.path && n.shoot === name.shoot) ? asset.names : [...asset.names, name];
-  const have = new Set(asset.copies.map((c) => c.target));
-  const added = copies.filter((c) => !have.has(c.target));
-  const newPaths = { ...paths, ...asset.paths };
-  return { ...asset, names, copies: [...asset.copies, ...added], paths: newPaths };
+  const added = copies.filter((c) => !hasVerifiedCopy(asset, c.target));
+  const replaced = new Set(added.map((c) => c.target));
+  const newPaths: Record<string, string> = { ...paths, ...asset.paths };
+  for (const t of replaced) if (paths[t] !== undefined) newPaths[t] = paths[t];
+  return {
+    ...asset,
+    ...(replaced.has('laptop') && storePath !== undefined ? { storePath } : {}),
+    names,
+    copies: [...asset.copies.filter((c) => !replaced.has(c.target)), ...added],
+    paths: newPaths,
+  };
 }
 
 function verifiedFile(file: FileRecord, asset: AssetRecord, blake3: string, verifiedAt: string, warning: { code: string; message: string } | undefined): FileRecord {

@@ -138,7 +138,7 @@ function backfillError(err: unknown, asset: AssetRecord, source: string, dest: s
     case 'DURABLE_HASH_MISMATCH':
     case 'DURABLE_SIZE_MISMATCH':
     case 'DURABLE_SOURCE_FAILED':
-      return new AgentError(AGENT_CODES.storeCopyDamaged, `The laptop copy ${source} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and was not copied to the field drive. Keep the card (do not format it) and check the laptop disk.`, { cause: err, detail: { ...detail, path: source } });
+      return new AgentError(AGENT_CODES.storeCopyDamaged, `The laptop copy ${source} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and was not copied to the field drive. Keep the card (do not format it), check the laptop disk, and ingest the card again: the file is copied again under a new name.`, { cause: err, detail: { ...detail, path: source } });
     case 'DURABLE_NAME_TAKEN':
       return new AgentError(AGENT_CODES.copyFailed, `${dest} on the field drive already holds a different file; it was left untouched. Move it away, then the back-fill copies this one.`, { cause: err, detail: { ...detail, path: dest } });
     case 'DURABLE_NO_SPACE':

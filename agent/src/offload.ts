@@ -20,7 +20,7 @@ import { getMaxListeners, setMaxListeners } from 'node:events';
 import { CodedError, DurableWriteError, errorCode, hashStream, type Logger } from '@studio321/protocol';
 import { durableWrite, type DurableTarget } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
-import type { AgentState } from './agent-state.js';
+import { hasVerifiedCopy, type AgentState } from './agent-state.js';
 import type { CardRecord, FileRecord } from './state-records.js';
 import { groupKey, suffixedPath } from './naming.js';
 import { readCardFile, type SourceOpener } from './source-reader.js';
@@ -215,7 +215,7 @@ export class CardOffloader {
   }
 
   async #group(key: string, members: FileRecord[]): Promise<void> {
-    const toWrite: Array<{ file: FileRecord; expected?: { size: number; blake3: string } }> = [];
+    const toWrite: Array<{ file: FileRecord; expected?: { size: number; blake3: string }; skip?: ReadonlySet<string> }> = [];
     for (const file of members) {
       if (file.size === 0 || (await this.ctx.state.hasAssetOfSize(file.size))) {
         let pre: { size: number; blake3: string };
@@ -225,13 +225,18 @@ export class CardOffloader {
           await this.#fileFailed(file, err);
           continue;
         }
-        if ((await this.ctx.state.getAsset(pre.blake3)) !== undefined) {
+        const stored = await this.ctx.state.getAsset(pre.blake3);
+        if (stored !== undefined && hasVerifiedCopy(stored, 'laptop')) {
           await this.ctx.state.recordDuplicate({ card: this.card, file, blake3: pre.blake3, verifiedAt: new Date().toISOString(), ...zeroByteWarning(file) });
           this.ctx.progress?.fileDone(file.size);
           this.#done({ path: file.path, result: 'duplicate', bytes: 0, blake3: pre.blake3 });
           continue;
         }
-        toWrite.push({ file, expected: pre });
+        // Stored, but its laptop copy was found damaged (backfill.ts): copy it again from the
+        // card, under a new name (the damaged file is never overwritten), to the targets
+        // that have no verified copy.
+        const skip = new Set(this.ctx.targets.filter((t) => t.name !== 'laptop' && hasVerifiedCopy(stored, t.name)).map((t) => t.name));
+        toWrite.push({ file, expected: pre, skip });
       } else {
         toWrite.push({ file });
       }
@@ -239,7 +244,7 @@ export class CardOffloader {
     if (toWrite.length === 0) return;
     const k = await this.#chooseSuffix(key, toWrite.map((w) => w.file));
     await this.ctx.state.claimNames(this.card.id, key, k, toWrite.map((w) => ({ storePath: this.#storePath(w.file, k), path: w.file.path })));
-    for (const w of toWrite) await this.#copy(w.file, w.expected, k, key);
+    for (const w of toWrite) await this.#copy(w.file, w.expected, k, key, w.skip);
   }
 
   #storePath(file: FileRecord, k: number): string {
@@ -263,11 +268,12 @@ export class CardOffloader {
     throw new OffloadStop(new AgentError(AGENT_CODES.copyFailed, `More than ${MAX_SUFFIX} different files are named like ${files[0]?.path ?? key} on this card: rename them on a reader and ingest again.`, { detail: { group: key } }));
   }
 
-  async #copy(file: FileRecord, expected: { size: number; blake3: string } | undefined, k: number, key: string): Promise<void> {
+  async #copy(file: FileRecord, expected: { size: number; blake3: string } | undefined, k: number, key: string, skip?: ReadonlySet<string>): Promise<void> {
     const storePath = this.#storePath(file, k);
     const dir = posix.dirname(storePath);
     const name = posix.basename(storePath);
-    const targets: DurableTarget[] = this.ctx.targets.map((t) => ({ dir: join(t.root, ...dir.split('/')), name }));
+    const writeTo = this.ctx.targets.filter((t) => skip?.has(t.name) !== true);
+    const targets: DurableTarget[] = writeTo.map((t) => ({ dir: join(t.root, ...dir.split('/')), name }));
     let last = 0;
     let result;
     try {
@@ -289,7 +295,7 @@ export class CardOffloader {
         await this.ctx.state.markNameForeign(storePath, this.card.id, file.path);
         const next = await this.#chooseSuffix(key, [file]);
         await this.ctx.state.claimNames(this.card.id, key, next, [{ storePath: this.#storePath(file, next), path: file.path }]);
-        await this.#copy(file, expected, next, key);
+        await this.#copy(file, expected, next, key, skip);
         return;
       }
       await this.#fileFailed(file, err);
@@ -299,7 +305,7 @@ export class CardOffloader {
     if (laptop === undefined) throw new TypeError('durableWrite returned no copies');
     const paths: Record<string, string> = {};
     const copies = result.copies.map((c, i) => {
-      const t = this.ctx.targets[i] as AgentTarget;
+      const t = writeTo[i] as AgentTarget;
       paths[t.name] = c.path;
       return copyFact(t, c);
     });

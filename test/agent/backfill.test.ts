@@ -14,6 +14,7 @@ import { makeTestCard, type CardFile } from '../../scripts/dist/make-test-card.j
 import { AgentState } from '../../agent/dist/src/agent-state.js';
 import { AgentRunner } from '../../agent/dist/src/agent-runner.js';
 import { summariseCard } from '../../agent/dist/src/status.js';
+import { suffixedPath } from '../../agent/dist/src/naming.js';
 import { createLogger } from '@studio321/protocol';
 import { resolvePaths } from '../../agent/dist/src/paths.js';
 import { loadAgentConfig } from '../../agent/dist/src/config.js';
@@ -143,15 +144,35 @@ t.test('a damaged laptop copy is not copied onward and stops counting; a differe
   t.notOk(onDrive.some((p) => p.endsWith('.s321tmp')), 'no temp left');
   t.equal(await readFile(squatPath, 'utf8'), 'not the photo', 'the other file is untouched');
   // The ledger no longer counts the rotted laptop copy: the card is not safe.
-  const state = await AgentState.open(s.data);
-  t.teardown(() => state.close());
+  let state = await AgentState.open(s.data);
   const assets = await state.assetsMissingCopy('laptop');
   t.equal(assets.length, 1, 'exactly the rotted asset has no verified laptop copy');
   t.equal(assets[0]?.storePath, join('w', a.card, rotted.path));
-  const card = (await state.listCards()).find((c) => c.id === a.card);
-  const sum = await summariseCard(state, card!, 2);
+  let card = (await state.listCards()).find((c) => c.id === a.card);
+  let sum = await summariseCard(state, card!, 2);
   t.equal(sum.safeToFormat.safe, false);
   t.equal(sum.safeToFormat.short, 2, 'the rotted file (no copy left) and the squatted one (laptop only)');
+  await state.close();
+
+  // The card was not formatted (it was not safe): ingesting it again copies the rotted file
+  // again from the card, under a new name; the damaged file is left as it is.
+  const again = await runAgentCli(['ingest', s.cardA, '--data-dir', s.data, '--config', s.config, '--shoot', 'w', '--json']);
+  t.equal(again.code, 0, again.stderr);
+  const done = jsonLines(again.stdout).find((l) => l['event'] === 'done') as { copied: number; alreadyVerified: number };
+  t.same({ copied: done.copied, alreadyVerified: done.alreadyVerified }, { copied: 1, alreadyVerified: s.filesA.length - 1 });
+  const repaired = join('w', a.card, suffixedPath(rotted.path, 2));
+  t.equal(b3(join(s.store, repaired)), b3(join(s.cardA, rotted.path)), 'the new laptop copy has the card\'s BLAKE3');
+  t.equal(b3(join(s.drive, repaired)), b3(join(s.cardA, rotted.path)), 'and so has the drive copy made with it');
+  t.same(await readFile(rottedLaptop), bytes, 'the damaged file is never overwritten');
+  state = await AgentState.open(s.data);
+  t.teardown(() => state.close());
+  t.same(await state.assetsMissingCopy('laptop'), [], 'every asset has a verified laptop copy again');
+  const fixed = await state.getAsset(assets[0]!.blake3);
+  t.equal(fixed?.storePath, repaired, 'the asset points at the new copy');
+  t.equal(fixed?.copies.filter((c) => c.target === 'laptop').length, 1, 'one laptop copy fact, verified');
+  card = (await state.listCards()).find((c) => c.id === a.card);
+  sum = await summariseCard(state, card!, 2);
+  t.equal(sum.safeToFormat.short, 1, 'only the squatted file is short now (laptop only)');
 });
 
 t.test('field-agent run back-fills when the drive appears (a mount event)', async (t) => {
