@@ -213,6 +213,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     const onStable = async (file: ScannedFile): Promise<StableResult> => {
       const rec = await this.state.recordSeen(card.id, file);
       if (rec.state === 'verified') return 'done';
+      await this.#refreshTargets(); // a field drive pulled or plugged in since the last file
       const offloader = new CardOffloader({ state: this.state, targets: this.#targets, signal: this.#abort.signal, log }, card, dir);
       try {
         const [o] = await offloader.run([rec]);

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { mkdir, writeFile, appendFile, readFile } from 'node:fs/promises';
+import { mkdir, writeFile, appendFile, readFile, rm } from 'node:fs/promises';
 import { createLogger, hashBytes } from '@studio321/protocol';
 import { AgentRunner } from '../../agent/dist/src/agent-runner.js';
 import { resolvePaths } from '../../agent/dist/src/paths.js';
@@ -46,4 +46,40 @@ t.test('tethered files are ingested once stable; a rewrite gets ~2', async (t) =
   const names = [...after.keys()].map((p) => p.split('/').slice(2).join('/')).sort();
   t.same(names, ['IMG_0001.CR3', 'IMG_0001.XMP', 'IMG_0001~2.CR3']);
   t.equal([...after.entries()].find(([p]) => p.endsWith('IMG_0001.CR3'))?.[1], hashBytes(final), 'first version intact');
+});
+
+t.test('each tethered file goes to the field drive when it is there: plugged in or pulled between two shots', async (t) => {
+  const dir = t.testdir();
+  const hot = join(dir, 'Tether');
+  const drive = join(dir, 'drive', 'studio321');
+  await mkdir(hot);
+  const configFile = join(dir, 'field-agent.json');
+  await writeFile(configFile, JSON.stringify({ store: join(dir, 'store'), fieldDrive: drive, hotFolders: [hot], pollIntervalMs: 60_000, hotFolderStableMs: 300, shoot: 'studio', watchVolumes: false }));
+  const paths = resolvePaths({ dataDir: join(dir, 'data'), config: configFile });
+  const config = await loadAgentConfig(paths);
+  const runner = new AgentRunner({ paths, config, log: createLogger({ name: 'test', level: 'silent' }), volumeSource: { list: async () => [] } });
+  await runner.open();
+  t.teardown(() => runner.close());
+  const events: Array<{ path: string; result: string }> = [];
+  runner.on('hot-file', (e) => events.push(e));
+  const shoot = async (name: string, n: number): Promise<void> => {
+    await writeFile(join(hot, name), Buffer.alloc(64 * 1024, n));
+    await waitFor(() => events.some((e) => e.path === name && e.result === 'copied'), 20_000, `${name} ingested`);
+  };
+  // No drive: the laptop only.
+  await shoot('IMG_0001.CR3', 1);
+  // The drive is plugged in (no volume event needed): the next shot goes to both.
+  await mkdir(drive, { recursive: true });
+  await shoot('IMG_0002.CR3', 2);
+  // The drive is pulled: the next shot still goes to the laptop, never fails.
+  await rm(join(dir, 'drive'), { recursive: true });
+  await shoot('IMG_0003.CR3', 3);
+  t.same(events.map((e) => e.result), ['copied', 'copied', 'copied']);
+  const laptop = [...(await hashTree(config.store)).keys()].map((p) => p.split('/').pop()).sort();
+  t.same(laptop, ['IMG_0001.CR3', 'IMG_0002.CR3', 'IMG_0003.CR3']);
+  const assets = await Promise.all(['IMG_0001.CR3', 'IMG_0002.CR3', 'IMG_0003.CR3'].map(async (n) => {
+    const bytes = await readFile(join(hot, n));
+    return runner.state.getAsset(hashBytes(bytes));
+  }));
+  t.same(assets.map((a) => a?.copies.map((c) => c.target).sort()), [['laptop'], ['field-drive', 'laptop'], ['laptop']], 'the drive copy exactly while it was there');
 });
