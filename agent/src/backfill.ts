@@ -4,7 +4,8 @@
  * A card offloaded while the field drive was not connected has its files on the
  * laptop only, so with the default policy (2 copies on distinct devices) it is
  * not safe to format. When the drive is back, every asset without a verified
- * field-drive copy is copied from the laptop store to the drive, to the same
+ * field-drive copy and not yet committed at the studio (backfillCandidates) is
+ * copied from the laptop store to the drive, to the same
  * store-relative path an offload would have used, with the durable verified
  * write: the laptop copy is read once and must hash to the BLAKE3 the ledger
  * holds for it (a laptop copy that changed is reported, never copied onward,
@@ -16,7 +17,7 @@
  * on abort; what was recorded so far stays recorded and the rest is done next time.
  */
 import { join, posix } from 'node:path';
-import { CodedError, readFileChunks, type Logger } from '@studio321/protocol';
+import { CodedError, errorCode, readFileChunks, type Logger } from '@studio321/protocol';
 import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
 import type { AgentState } from './agent-state.js';
@@ -52,13 +53,22 @@ export interface BackfillContext {
   sweepTemps?: boolean;
 }
 
-/** Copies every asset lacking a field-drive copy onto the field drive (when one is among `targets`). */
+/**
+ * The assets the back-fill copies: no verified field-drive copy, and not yet committed at the
+ * studio (once the studio holds an asset its card no longer needs the drive: a fresh drive
+ * plugged in is not filled with the laptop's whole history).
+ */
+export async function backfillCandidates(state: AgentState): Promise<AssetRecord[]> {
+  return (await state.assetsMissingCopy('field-drive')).filter((a) => a.studio === undefined);
+}
+
+/** Copies every back-fill candidate onto the field drive (when one is among `targets`). */
 export async function backfillFieldDrive(ctx: BackfillContext): Promise<BackfillReport> {
   const report: BackfillReport = { missing: 0, copied: 0, bytes: 0, failed: [] };
   const laptop = ctx.targets.find((t) => t.name === 'laptop');
   const drive = ctx.targets.find((t) => t.name === 'field-drive');
   if (laptop === undefined || drive === undefined) return report;
-  const todo = await ctx.state.assetsMissingCopy(drive.name);
+  const todo = await backfillCandidates(ctx.state);
   report.missing = todo.length;
   const swept = new Set<string>();
   for (const asset of todo) {
@@ -132,8 +142,11 @@ async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTa
 }
 
 function backfillError(err: unknown, asset: AssetRecord, source: string, dest: string): AgentError {
-  const code = err instanceof CodedError ? err.code : undefined;
+  let code = err instanceof CodedError ? err.code : undefined;
   const detail = { blake3: asset.blake3, storePath: asset.storePath };
+  // A laptop copy that is gone or unreadable is damaged; other read failures (EMFILE…) are not its fault.
+  const sourceErrno = code === 'DURABLE_SOURCE_FAILED' ? errorCode((err as Error).cause) : undefined;
+  if (code === 'DURABLE_SOURCE_FAILED' && sourceErrno !== 'ENOENT' && sourceErrno !== 'EIO') code = undefined;
   switch (code) {
     case 'DURABLE_HASH_MISMATCH':
     case 'DURABLE_SIZE_MISMATCH':

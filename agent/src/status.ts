@@ -7,6 +7,7 @@ import type { AgentState } from './agent-state.js';
 import type { AssetRecord, CardRecord, FileRecord } from './state-records.js';
 import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
 import { formatBytes } from '@studio321/protocol';
+import { backfillCandidates } from './backfill.js';
 
 export interface CardSummary {
   id: string;
@@ -122,7 +123,7 @@ export async function buildStatus(state: AgentState, copiesNeeded: number, field
   cards.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0));
   const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
   if (fieldDrive !== undefined) {
-    const waiting = await state.assetsMissingCopy('field-drive');
+    const waiting = await backfillCandidates(state);
     const connected = await stat(fieldDrive).then((s) => s.isDirectory(), () => false);
     st.fieldDrive = { path: fieldDrive, connected, waitingFiles: waiting.length, waitingBytes: waiting.reduce((n, a) => n + a.size, 0) };
   }

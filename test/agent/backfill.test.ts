@@ -15,6 +15,10 @@ import { AgentState } from '../../agent/dist/src/agent-state.js';
 import { AgentRunner } from '../../agent/dist/src/agent-runner.js';
 import { summariseCard } from '../../agent/dist/src/status.js';
 import { suffixedPath } from '../../agent/dist/src/naming.js';
+import { backfillFieldDrive } from '../../agent/dist/src/backfill.js';
+import { offloadCard } from '../../agent/dist/src/card-offload.js';
+import { scanCard } from '../../agent/dist/src/card-scanner.js';
+import { resolveTargets } from '../../agent/dist/src/targets.js';
 import { createLogger } from '@studio321/protocol';
 import { resolvePaths } from '../../agent/dist/src/paths.js';
 import { loadAgentConfig } from '../../agent/dist/src/config.js';
@@ -250,4 +254,24 @@ t.test(`kill -9 during the back-fill (${CRASH_ITERATIONS} random points), then a
   }
   t.ok(killed > 0, `the agent was killed during ${killed} of ${CRASH_ITERATIONS} back-fills`);
   t.comment(`${tempsLeft} temp(s) left on the drive by the kills, all removed by the next back-fill`);
+});
+
+t.test('assets the studio already holds are not back-filled: a fresh drive is not filled with the history', async (t) => {
+  const dir = t.testdir();
+  const card = join(dir, 'card');
+  const files = await makeTestCard(card, { rawSize: 32 * 1024, seed: 5 });
+  const state = await AgentState.open(join(dir, 'data'));
+  t.teardown(() => state.close());
+  const laptopOnly = await resolveTargets(join(dir, 'store'), undefined);
+  await offloadCard({ state, targets: laptopOnly.targets }, { root: card, card: { id: 'C-1', label: 'C', kind: 'card', source: card, shoot: 's' }, scan: await scanCard(card) });
+  const pending = await state.pendingForStudio(1000);
+  t.equal(pending.length, files.length);
+  const atStudio = pending[0]!;
+  await state.recordStudioReceipt({ blake3: atStudio.blake3, size: atStudio.size, committedAt: new Date().toISOString(), copies: [{ target: 'mirror', device: 'm', path: 'x', media: 'hdd', location: 'studio', verifiedAt: new Date().toISOString(), method: 'readback-blake3' }] });
+  await mkdir(join(dir, 'drive'));
+  const withDrive = await resolveTargets(join(dir, 'store'), join(dir, 'drive'));
+  const report = await backfillFieldDrive({ state, targets: withDrive.targets });
+  t.same({ missing: report.missing, copied: report.copied, failed: report.failed }, { missing: files.length - 1, copied: files.length - 1, failed: [] });
+  t.notOk((await state.getAsset(atStudio.blake3))?.copies.some((c) => c.target === 'field-drive'), 'the studio-held asset was left alone');
+  t.equal((await listFiles(join(dir, 'drive'))).length, files.length - 1);
 });
