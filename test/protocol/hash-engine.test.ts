@@ -189,3 +189,14 @@ t.test('file lane: the worker reads the file itself, behind the durable mark, to
   await t.rejects(aborted.finish(), { message: 'stop' });
   await aborted.close();
 });
+
+t.test('warmed hash workers never keep a process alive: a process that only warmed the pool exits by itself', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const script = `import { sharedHashPool } from '@studio321/protocol/durable'; sharedHashPool().warm(); setTimeout(() => {}, 200);`;
+  const started = Date.now();
+  const r = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    const child = execFile(process.execPath, ['--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '..', '..', 'protocol'), timeout: 15_000 }, () => undefined);
+    child.on('exit', (code, signal) => resolve({ code, signal }));
+  });
+  t.same(r, { code: 0, signal: null }, `exited on its own after ${Date.now() - started} ms (killed by the 15 s timeout otherwise)`);
+});

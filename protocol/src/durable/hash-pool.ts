@@ -59,7 +59,6 @@ class PoolWorker {
   constructor(url: URL) {
     // Plain JS worker: do not inherit loaders/hooks (test runners, coverage) from the parent.
     this.worker = new Worker(url, { execArgv: [] });
-    this.worker.unref();
     this.worker.on('message', (m: HashReply) => {
       const q = this.waiters.get(m.id);
       const w = q?.shift();
@@ -80,6 +79,8 @@ class PoolWorker {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`hash worker exited (code ${code})`)));
+    // After the listeners: adding a 'message' listener refs the worker again.
+    this.worker.unref();
   }
 
   #done(): void {
@@ -218,6 +219,14 @@ export class HashPool {
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 1) throw new TypeError('HashPool size must be a positive integer');
     this.size = size;
+  }
+
+  /**
+   * Starts the workers now (a worker takes ≈ 60 ms to boot and load BLAKE3 here), so the
+   * first read-back does not wait for it. Idle workers never keep the process alive.
+   */
+  warm(): void {
+    for (let i = 0; i < this.size && this.#workers.length < this.size && !this.#broken; i++) this.#pick();
   }
 
   /** A hasher on the least busy worker (workers start on first use). */
