@@ -17,7 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os, { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
   };
   process.stdout.write(`cp -r + sync: ${result.cpSyncMBps} MB/s (median ${result.cpSyncMedianSec} s)\n`);
   process.stdout.write(`verified offload: ${result.offloadMBps} MB/s (median ${result.offloadMedianSec} s)\n`);
-  if (result.cpSyncCpuSec !== null && result.offloadCpuSec !== null) process.stdout.write(`busy CPU-seconds of the machine (median): cp -r + sync ${result.cpSyncCpuSec}, verified offload ${result.offloadCpuSec} (${os.availableParallelism()} cores)\n`);
+  if (result.cpSyncCpuSec !== null && result.offloadCpuSec !== null) process.stdout.write(`busy CPU-seconds of the machine (median): cp -r + sync ${result.cpSyncCpuSec}, verified offload ${result.offloadCpuSec} (${availableParallelism()} cores)\n`);
   process.stdout.write(`median per-run ratio ${result.ratio} (target >= 0.8), peak RSS ${result.peakRssMiB} MiB (target < 200), load average ${result.loadAvg1m.join(' ')}\n`);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -386,7 +386,7 @@ export class AgentState {
       const { card, file } = input;
       const old = await this.getAsset(input.blake3);
       if (old === undefined) throw new TypeError(`recordDuplicate: unknown asset ${input.blake3}`);
-      const asset = mergeAsset(old, { shoot: card.shoot, card: card.id, path: file.path, mtime: file.mtimeMs }, [], {});
+      const asset = mergeAsset(old, { shoot: card.shoot, card: card.id, path: file.path, mtime: file.mtimeMs }, [], {}, old.storePath);
       await this.#write([
         { type: 'put', key: keys.asset(input.blake3), value: asset },
         { type: 'put', key: keys.file(card.id, file.path), value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning) },
@@ -405,7 +405,7 @@ export class AgentState {
     return this.#exclusive(async () => {
       const old = await this.getAsset(blake3);
       if (old === undefined) throw new TypeError(`recordCopies: unknown asset ${blake3}`);
-      const asset: AssetRecord = { ...old, copies: [...old.copies.filter((c) => !copies.some((n) => n.target === c.target)), ...copies], paths: { ...old.paths, ...paths } };
+      const asset = replaceCopies(old, copies, paths);
       await this.#write([{ type: 'put', key: keys.asset(blake3), value: asset }], 'recording a field-drive copy');
       return asset;
     });
@@ -473,24 +473,23 @@ export function hasVerifiedCopy(asset: AssetRecord | undefined, target: string):
   return asset?.copies.some((c) => c.target === target && c.verified) === true;
 }
 
+/** `asset` with `copies` in place of its facts for the same targets, and those targets' `paths`. */
+function replaceCopies(asset: AssetRecord, copies: CopyFact[], paths: Record<string, string>): AssetRecord {
+  const targets = new Set(copies.map((c) => c.target));
+  const newPaths = Object.fromEntries(Object.entries(paths).filter(([t]) => targets.has(t)));
+  return { ...asset, copies: [...asset.copies.filter((c) => !targets.has(c.target)), ...copies], paths: { ...asset.paths, ...newPaths } };
+}
+
 /**
  * The asset with one more name and the copies of targets it had no verified copy on
  * (a copy that replaces an unverified one takes its place and its path); verified
  * copies and their paths are kept as they are.
  */
-function mergeAsset(asset: AssetRecord, name: AssetName, copies: CopyFact[], paths: Record<string, string>, storePath?: string): AssetRecord {
+function mergeAsset(asset: AssetRecord, name: AssetName, copies: CopyFact[], paths: Record<string, string>, storePath: string): AssetRecord {
   const names = asset.names.some((n) => n.card === name.card && n.path === name.path && n.shoot === name.shoot) ? asset.names : [...asset.names, name];
   const added = copies.filter((c) => !hasVerifiedCopy(asset, c.target));
-  const replaced = new Set(added.map((c) => c.target));
-  const newPaths: Record<string, string> = { ...paths, ...asset.paths };
-  for (const t of replaced) if (paths[t] !== undefined) newPaths[t] = paths[t];
-  return {
-    ...asset,
-    ...(replaced.has('laptop') && storePath !== undefined ? { storePath } : {}),
-    names,
-    copies: [...asset.copies.filter((c) => !replaced.has(c.target)), ...added],
-    paths: newPaths,
-  };
+  const laptopReplaced = added.some((c) => c.target === 'laptop');
+  return { ...replaceCopies(asset, added, paths), names, ...(laptopReplaced ? { storePath } : {}) };
 }
 
 function verifiedFile(file: FileRecord, asset: AssetRecord, blake3: string, verifiedAt: string, warning: { code: string; message: string } | undefined): FileRecord {

@@ -32,7 +32,7 @@ export interface BackfillFailure {
 }
 
 export interface BackfillReport {
-  /** Assets that had no field-drive copy. */
+  /** Back-fill candidates found (backfillCandidates). */
   missing: number;
   copied: number;
   bytes: number;

@@ -226,7 +226,7 @@ export class CardOffloader {
           continue;
         }
         const stored = await this.ctx.state.getAsset(pre.blake3);
-        if (stored !== undefined && hasVerifiedCopy(stored, 'laptop')) {
+        if (hasVerifiedCopy(stored, 'laptop')) {
           await this.ctx.state.recordDuplicate({ card: this.card, file, blake3: pre.blake3, verifiedAt: new Date().toISOString(), ...zeroByteWarning(file) });
           this.ctx.progress?.fileDone(file.size);
           this.#done({ path: file.path, result: 'duplicate', bytes: 0, blake3: pre.blake3 });

@@ -2,12 +2,12 @@
  * `field-agent status`: computed from the state database each time (never from
  * stored counters), so it cannot disagree with the records it summarises.
  */
-import { stat } from 'node:fs/promises';
 import type { AgentState } from './agent-state.js';
 import type { AssetRecord, CardRecord, FileRecord } from './state-records.js';
 import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
 import { formatBytes } from '@studio321/protocol';
 import { backfillCandidates } from './backfill.js';
+import { statFieldDrive } from './targets.js';
 
 export interface CardSummary {
   id: string;
@@ -124,7 +124,7 @@ export async function buildStatus(state: AgentState, copiesNeeded: number, field
   const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
   if (fieldDrive !== undefined) {
     const waiting = await backfillCandidates(state);
-    const connected = await stat(fieldDrive).then((s) => s.isDirectory(), () => false);
+    const connected = await statFieldDrive(fieldDrive).then(() => true, () => false);
     st.fieldDrive = { path: fieldDrive, connected, waitingFiles: waiting.length, waitingBytes: waiting.reduce((n, a) => n + a.size, 0) };
   }
   return st;

@@ -8,6 +8,7 @@
  * (AGENT_FIELD_DRIVE_MISSING) instead of writing into an empty mount point on
  * the laptop's own disk.
  */
+import type { Stats } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { errorCode, type CopyFact } from '@studio321/protocol';
 import type { DurableCopy } from '@studio321/protocol/durable';
@@ -27,6 +28,13 @@ export interface ResolvedTargets {
   fieldDriveProblem?: AgentError;
 }
 
+/** The field drive folder's stat; throws (ENOENT, ENOTDIR…) when it is not there as a folder. */
+export async function statFieldDrive(path: string): Promise<Stats> {
+  const st = await stat(path);
+  if (!st.isDirectory()) throw Object.assign(new Error(`${path} is not a directory`), { code: 'ENOTDIR' });
+  return st;
+}
+
 export async function resolveTargets(store: string, fieldDrive: string | undefined): Promise<ResolvedTargets> {
   try {
     await mkdir(store, { recursive: true });
@@ -37,8 +45,7 @@ export async function resolveTargets(store: string, fieldDrive: string | undefin
   const targets: AgentTarget[] = [{ name: 'laptop', root: store, device: `local:${st.dev}`, media: 'laptop-disk' }];
   if (fieldDrive === undefined) return { targets };
   try {
-    const fd = await stat(fieldDrive);
-    if (!fd.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    const fd = await statFieldDrive(fieldDrive);
     targets.push({ name: 'field-drive', root: fieldDrive, device: `local:${fd.dev}`, media: 'external-drive' });
     return { targets };
   } catch (err) {

@@ -275,3 +275,29 @@ t.test('assets the studio already holds are not back-filled: a fresh drive is no
   t.notOk((await state.getAsset(atStudio.blake3))?.copies.some((c) => c.target === 'field-drive'), 'the studio-held asset was left alone');
   t.equal((await listFiles(join(dir, 'drive'))).length, files.length - 1);
 });
+
+t.test('a repair writes only to the targets without a verified copy: a drive copy that is fine is not written twice', async (t) => {
+  const dir = t.testdir();
+  const card = join(dir, 'card');
+  await makeTestCard(card, { rawSize: 32 * 1024, seed: 6 });
+  const state = await AgentState.open(join(dir, 'data'));
+  t.teardown(() => state.close());
+  await mkdir(join(dir, 'drive'));
+  const { targets } = await resolveTargets(join(dir, 'store'), join(dir, 'drive'));
+  const input = { root: card, card: { id: 'C-1', label: 'C', kind: 'card' as const, source: card, shoot: 's' } };
+  await offloadCard({ state, targets }, { ...input, scan: await scanCard(card) });
+  const driveBefore = (await listFiles(join(dir, 'drive'))).sort();
+  // Its laptop copy is found damaged (what the back-fill records); the drive copy is fine.
+  const victim = (await state.pendingForStudio(1))[0]!;
+  const fact = victim.copies.find((c) => c.target === 'laptop')!;
+  await state.recordCopies(victim.blake3, {}, [{ ...fact, verified: false }]);
+  const again = await offloadCard({ state, targets }, { ...input, scan: await scanCard(card) });
+  t.equal(again.copied, 1, 'the damaged file is copied again');
+  t.same((await listFiles(join(dir, 'drive'))).sort(), driveBefore, 'nothing new on the drive');
+  const fixed = await state.getAsset(victim.blake3);
+  t.equal(fixed?.copies.filter((c) => c.target === 'laptop' && c.verified).length, 1);
+  t.equal(fixed?.copies.filter((c) => c.target === 'field-drive').length, 1, 'the drive fact is the old one, once');
+  t.match(fixed?.paths['laptop'], /~2\./, 'the laptop path is the new copy');
+  t.equal(b3(fixed!.paths['laptop']!), victim.blake3);
+  t.notMatch(fixed?.paths['field-drive'], /~2\./, 'the drive path is unchanged');
+});

@@ -13,12 +13,13 @@ import { resolvePaths } from '../../agent/dist/src/paths.js';
 import { loadAgentConfig } from '../../agent/dist/src/config.js';
 import { hashTree, waitFor } from '../lib/agent-harness.js';
 
-t.test('tethered files are ingested once stable; a rewrite gets ~2', async (t) => {
+/** A running agent (AgentRunner) watching `<dir>/Tether`, store in `<dir>/store`; `extra(dir)` config on top. */
+async function tetheredRunner(t: { testdir: () => string; teardown: (fn: () => unknown) => void }, extra: (dir: string) => Record<string, unknown> = () => ({})) {
   const dir = t.testdir();
   const hot = join(dir, 'Tether');
   await mkdir(hot);
   const configFile = join(dir, 'field-agent.json');
-  await writeFile(configFile, JSON.stringify({ store: join(dir, 'store'), hotFolders: [hot], pollIntervalMs: 60_000, hotFolderStableMs: 300, shoot: 'studio' }));
+  await writeFile(configFile, JSON.stringify({ store: join(dir, 'store'), hotFolders: [hot], pollIntervalMs: 60_000, hotFolderStableMs: 300, shoot: 'studio', ...extra(dir) }));
   const paths = resolvePaths({ dataDir: join(dir, 'data'), config: configFile });
   const config = await loadAgentConfig(paths);
   const runner = new AgentRunner({ paths, config, log: createLogger({ name: 'test', level: 'silent' }), volumeSource: { list: async () => [] } });
@@ -26,6 +27,11 @@ t.test('tethered files are ingested once stable; a rewrite gets ~2', async (t) =
   t.teardown(() => runner.close());
   const events: Array<{ path: string; result: string }> = [];
   runner.on('hot-file', (e) => events.push(e));
+  return { dir, hot, config, runner, events };
+}
+
+t.test('tethered files are ingested once stable; a rewrite gets ~2', async (t) => {
+  const { hot, config, events } = await tetheredRunner(t);
 
   const file = join(hot, 'IMG_0001.CR3');
   await writeFile(file, Buffer.alloc(512 * 1024, 1));
@@ -49,19 +55,8 @@ t.test('tethered files are ingested once stable; a rewrite gets ~2', async (t) =
 });
 
 t.test('each tethered file goes to the field drive when it is there: plugged in or pulled between two shots', async (t) => {
-  const dir = t.testdir();
-  const hot = join(dir, 'Tether');
+  const { dir, hot, config, runner, events } = await tetheredRunner(t, (d) => ({ fieldDrive: join(d, 'drive', 'studio321'), watchVolumes: false }));
   const drive = join(dir, 'drive', 'studio321');
-  await mkdir(hot);
-  const configFile = join(dir, 'field-agent.json');
-  await writeFile(configFile, JSON.stringify({ store: join(dir, 'store'), fieldDrive: drive, hotFolders: [hot], pollIntervalMs: 60_000, hotFolderStableMs: 300, shoot: 'studio', watchVolumes: false }));
-  const paths = resolvePaths({ dataDir: join(dir, 'data'), config: configFile });
-  const config = await loadAgentConfig(paths);
-  const runner = new AgentRunner({ paths, config, log: createLogger({ name: 'test', level: 'silent' }), volumeSource: { list: async () => [] } });
-  await runner.open();
-  t.teardown(() => runner.close());
-  const events: Array<{ path: string; result: string }> = [];
-  runner.on('hot-file', (e) => events.push(e));
   const shoot = async (name: string, n: number): Promise<void> => {
     await writeFile(join(hot, name), Buffer.alloc(64 * 1024, n));
     await waitFor(() => events.some((e) => e.path === name && e.result === 'copied'), 20_000, `${name} ingested`);
