@@ -23,6 +23,7 @@ import { AGENT_CODES, AgentError } from './errors.js';
 import type { AgentState } from './agent-state.js';
 import type { AssetRecord } from './state-records.js';
 import { copyFact, type AgentTarget } from './targets.js';
+import { markStoreCopyDamaged, storeCopyDamagedError } from './store-copy.js';
 
 export interface BackfillFailure {
   blake3: string;
@@ -122,13 +123,10 @@ async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTa
     const failure = backfillError(err, asset, source, join(dir, name));
     if (failure.code === AGENT_CODES.storeCopyDamaged) {
       // The ledger never lies: a laptop copy that does not hash right is no longer a copy.
-      const fact = asset.copies.find((c) => c.target === laptop.name);
-      if (fact !== undefined && fact.verified) {
-        try {
-          await ctx.state.recordCopies(asset.blake3, {}, [{ ...fact, verified: false }]);
-        } catch (stateErr) {
-          return stateErr instanceof AgentError ? stateErr : failure;
-        }
+      try {
+        await markStoreCopyDamaged(ctx.state, asset);
+      } catch (stateErr) {
+        return stateErr instanceof AgentError ? stateErr : failure;
       }
     }
     return failure;
@@ -151,7 +149,7 @@ function backfillError(err: unknown, asset: AssetRecord, source: string, dest: s
     case 'DURABLE_HASH_MISMATCH':
     case 'DURABLE_SIZE_MISMATCH':
     case 'DURABLE_SOURCE_FAILED':
-      return new AgentError(AGENT_CODES.storeCopyDamaged, `The laptop copy ${source} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and was not copied to the field drive. Keep the card (do not format it), check the laptop disk, and ingest the card again: the file is copied again under a new name.`, { cause: err, detail: { ...detail, path: source } });
+      return storeCopyDamagedError(source, 'was not copied to the field drive', detail, err);
     case 'DURABLE_NAME_TAKEN':
       return new AgentError(AGENT_CODES.copyFailed, `${dest} on the field drive already holds a different file; it was left untouched. Move it away, then the back-fill copies this one.`, { cause: err, detail: { ...detail, path: dest } });
     case 'DURABLE_NO_SPACE':

@@ -44,7 +44,7 @@ export const AGENT_CODES = {
   usage: 'AGENT_USAGE',
   /** `resolve`: no card with that id. */
   unknownCard: 'AGENT_UNKNOWN_CARD',
-  /** A laptop store copy is missing or no longer hashes to its recorded BLAKE3 (found by the field-drive back-fill). */
+  /** A laptop store copy is missing or no longer hashes to its recorded BLAKE3 (found by the field-drive back-fill or the studio sync). */
   storeCopyDamaged: 'AGENT_STORE_COPY_DAMAGED',
   /** The offload was stopped (shutdown, card removed). */
   aborted: 'AGENT_ABORTED',

@@ -15,6 +15,8 @@ import { LINK_CODES, LinkError } from './sync-errors.js';
 import { loadIdentity } from './sync-identity.js';
 import { emptySyncResult, syncPass, type SyncPassResult, type SyncQueue } from './sync-session.js';
 import { backoffDelay } from '@studio321/protocol';
+import type { AgentState } from './agent-state.js';
+import { syncQueueOf } from './store-copy.js';
 
 export interface SyncLoopOptions {
   dataDir: string;
@@ -196,7 +198,7 @@ export interface RunSyncHandle {
   resumeSync(): void;
 }
 
-export async function startSyncForRun(ctx: { state: SyncQueue; paths: { dataDir: string }; log: Logger; signal: AbortSignal }): Promise<RunSyncHandle | undefined> {
+export async function startSyncForRun(ctx: { state: AgentState; paths: { dataDir: string }; log: Logger; signal: AbortSignal }): Promise<RunSyncHandle | undefined> {
   try {
     await loadIdentity(ctx.paths.dataDir);
   } catch (err) {
@@ -206,7 +208,7 @@ export async function startSyncForRun(ctx: { state: SyncQueue; paths: { dataDir:
     }
     throw err;
   }
-  const options: SyncLoopOptions = { dataDir: ctx.paths.dataDir, queue: ctx.state, log: ctx.log, signal: ctx.signal };
+  const options: SyncLoopOptions = { dataDir: ctx.paths.dataDir, queue: syncQueueOf(ctx.state, ctx.log), log: ctx.log, signal: ctx.signal };
   let handle = startSync(options);
   let paused = false;
   let receiptsBefore = 0;

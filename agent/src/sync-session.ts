@@ -7,16 +7,23 @@
  * Memory is bounded by the window: a chunk is read only when the window has
  * room for it, and ws buffers at most a window of chunks.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { MAX_BATCH_FILES, MAX_CHUNK_BYTES, MAX_COPIES_PER_FILE, MAX_NAMES_PER_FILE, type AgentCopy, type CodedError, type Message, type MessageOf, type OfferFile } from '@studio321/protocol';
+import { ProtoCode } from '@studio321/protocol';
 import type { PendingAsset, StudioReceipt } from './agent-state.js';
+import { LAPTOP, storeCopyDamagedError } from './store-copy.js';
 import type { LinkClient } from './link-client.js';
 import { LINK_CODES, LinkError } from './sync-errors.js';
 
-/** The part of AgentState the sync needs. */
+/** The part of the agent state the sync needs (store-copy.ts: syncQueueOf). */
 export interface SyncQueue {
   pendingForStudio(limit: number, after?: string): Promise<PendingAsset[]>;
   recordStudioReceipt(r: StudioReceipt): Promise<void>;
+  /**
+   * Re-reads the laptop copy of `blake3` after the studio refused its bytes or it could not be
+   * read: damaged → recorded so (no longer a copy, no longer offered) and returned; else undefined.
+   */
+  checkStoreCopy(blake3: string): Promise<CodedError | undefined>;
 }
 
 export interface SyncNack {
@@ -71,6 +78,11 @@ function toOfferFile(a: PendingAsset): OfferFile {
   };
 }
 
+/** A local refusal, reported like a Nack: not retryable until the user acts. */
+function nackOf(hash: string, err: CodedError): SyncNack {
+  return { hash, code: err.code, message: err.message, retryable: false };
+}
+
 function toReceipt(m: MessageOf<'receipt'>): StudioReceipt {
   return {
     blake3: m.hash, size: m.size, committedAt: new Date(m.committedAt).toISOString(),
@@ -95,6 +107,7 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
   let windowWaiter: (() => void) | undefined;
   let failure: CodedError | undefined;
   let receiptChain: Promise<void> = Promise.resolve();
+  let checks: Promise<void> = Promise.resolve();
   let drained: (() => void) | undefined;
 
   const wakeWindow = (): void => { const w = windowWaiter; windowWaiter = undefined; w?.(); };
@@ -140,9 +153,21 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
         });
         return;
       case 'nack':
-        res.nacks.push({ hash: m.hash, code: m.code, message: m.message, retryable: m.retryable });
         release(m.hash);
-        settle(m.hash);
+        if (m.code !== ProtoCode.HashMismatch && m.code !== ProtoCode.SizeMismatch) {
+          res.nacks.push({ hash: m.hash, code: m.code, message: m.message, retryable: m.retryable });
+          settle(m.hash);
+          return;
+        }
+        // The bytes sent did not hash (or add up) to the offer: in flight, or the laptop copy itself?
+        checks = checks.then(async () => {
+          const damaged = await queue.checkStoreCopy(m.hash);
+          res.nacks.push(damaged === undefined ? { hash: m.hash, code: m.code, message: m.message, retryable: m.retryable } : nackOf(m.hash, damaged));
+          settle(m.hash);
+        }).catch((err: unknown) => {
+          failure ??= new LinkError(LINK_CODES.incomplete, `Checking the laptop copy of ${m.hash} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
+          link.close();
+        });
         return;
       default:
         return;
@@ -177,7 +202,23 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
     acked.set(hash, offset);
     sent.set(hash, offset);
     let pos = offset;
-    const fh = asset.size > offset ? await open(asset.storePath, 'r') : undefined;
+    /** The laptop copy cannot be read: check it (a damaged one is recorded so) and end the session. */
+    const unreadable = async (err: unknown): Promise<never> => {
+      const damaged = await queue.checkStoreCopy(hash);
+      if (damaged !== undefined) res.nacks.push(nackOf(hash, damaged));
+      const why = damaged ?? new LinkError(LINK_CODES.incomplete, `Reading the laptop copy ${asset.storePath} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
+      // The studio wants this file and a wanted file cannot be skipped (SPEC §3.4): end the
+      // session with an Error; the next one no longer offers a damaged copy.
+      await link.send({ t: 'error', code: why.code, message: why.message.slice(0, 1000), retryable: true }).catch(() => undefined);
+      link.close();
+      throw new LinkError(LINK_CODES.incomplete, `The laptop copy of ${hash} could not be sent: ${why.message}`, { cause: why, retryable: true });
+    };
+    let fh: FileHandle | undefined;
+    try {
+      fh = asset.size > offset ? await open(asset.storePath, 'r') : undefined;
+    } catch (err) {
+      return unreadable(err);
+    }
     /** Reads the chunk at `at` (shorter, or empty, when the laptop copy is shorter than recorded). */
     const readChunk = async (at: number): Promise<Buffer> => {
       const len = Math.min(chunkSize, asset.size - at);
@@ -197,7 +238,13 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
       ahead = pos < asset.size ? readChunk(pos) : undefined;
       while (pos < asset.size) {
         check();
-        const data = await ahead!;
+        let data: Buffer;
+        try {
+          data = await ahead!;
+        } catch (err) {
+          ahead = undefined;
+          return await unreadable(err);
+        }
         ahead = undefined;
         const got = data.byteLength;
         if (got === 0) break; // laptop copy shorter than recorded: the studio Nacks the size
@@ -240,8 +287,15 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
       }
       for (const a of batch) seen.add(a.blake3);
       after = lastQueued?.blake3;
+      // A laptop copy found damaged is not offered (it cannot be sent); it is reported every pass
+      // until the card is ingested again (store-copy.ts).
+      const sendable = batch.filter((a) => a.copies.some((c) => c.target === LAPTOP && c.verified));
+      for (const a of batch) {
+        if (!sendable.includes(a)) res.nacks.push(nackOf(a.blake3, storeCopyDamagedError(a.storePath, 'is not sent to the studio', { blake3: a.blake3 })));
+      }
+      if (sendable.length === 0) continue;
       const batchId = `b${process.pid}-${++batchSeq}`;
-      const files = batch.map(toOfferFile);
+      const files = sendable.map(toOfferFile);
       const wantP = new Promise<MessageOf<'want'>>((resolve) => { wantWaiter = { batchId, resolve }; });
       for (const f of files) outstanding.set(f.hash, () => undefined);
       res.offered += files.length;
@@ -250,7 +304,7 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
       check();
       if (want === undefined) throw failure ?? new LinkError(LINK_CODES.connectionLost, 'Link closed while waiting for Want.', { retryable: true });
       res.have += want.have.length;
-      const byHash = new Map(batch.map((a) => [a.blake3, a]));
+      const byHash = new Map(sendable.map((a) => [a.blake3, a]));
       for (const w of want.wants) {
         const asset = byHash.get(w.hash);
         if (asset === undefined || w.offset > asset.size) throw new LinkError(LINK_CODES.badPeer, `The studio wants ${w.hash} at ${w.offset}, which was not offered so. Update studiod.`);
@@ -264,6 +318,7 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
       await Promise.race([new Promise<void>((r) => { drained = r; if (outstanding.size === 0) r(); }), closed]);
     }
     await receiptChain;
+    await checks;
     check();
     return res;
   } finally {

@@ -23,6 +23,7 @@ import { createLogger } from '@studio321/protocol';
 import { resolvePaths } from '../../agent/dist/src/paths.js';
 import { loadAgentConfig } from '../../agent/dist/src/config.js';
 import { AGENT_BIN, runAgentCli, jsonLines, listFiles, tmpfsDirs, waitFor } from '../lib/agent-harness.js';
+import { rotByte } from '../lib/bit-rot.js';
 import type { Volume, VolumeSource } from '../../agent/dist/src/volume-source.js';
 
 const b3 = (path: string): string => execFileSync('b3sum', ['--no-names', path]).toString().trim();
@@ -125,9 +126,8 @@ t.test('a damaged laptop copy is not copied onward and stops counting; a differe
   if (rotted === undefined || squatted === undefined) throw new Error('test card too small');
   // The laptop copy of one file rots (one byte flipped in place).
   const rottedLaptop = join(s.store, 'w', a.card, rotted.path);
+  await rotByte(rottedLaptop, 0, 0xff);
   const bytes = await readFile(rottedLaptop);
-  bytes[0] = (bytes[0] ?? 0) ^ 0xff;
-  await writeFile(rottedLaptop, bytes);
   // Someone put another file where the drive copy of a second one goes.
   await mkdir(s.drive);
   const squatPath = join(s.drive, 'w', a.card, squatted.path);

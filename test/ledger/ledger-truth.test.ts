@@ -9,13 +9,14 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, open, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { createHasher, hashFile } from '@studio321/protocol';
 import { DemoRun } from '../../scripts/dist/lib/demo-run.js';
 import { independentClient } from '../lib/cloud-fixture.js';
+import { rotByte } from '../lib/bit-rot.js';
 
 interface Copy { target: string; kind: string; path: string; where: string; method: string; verifiedAt: number; offsite: boolean; size: number }
 interface AssetView { hash: string; size: number; compliant: boolean; reasons: string[]; copies: Copy[]; names: Array<{ path: string }> }
@@ -136,12 +137,7 @@ t.test('copies destroyed behind studiod\'s back stop counting after verify, and 
 
   // 2. Bit rot on the RAID copy and both cloud objects deleted: only the laptop's copy is left.
   const raidPath = copyOf(a, 'raid').where;
-  const fh = await open(raidPath, 'r+');
-  const byte = Buffer.alloc(1);
-  await fh.read(byte, 0, 1, 100);
-  byte[0] = (byte[0] ?? 0) ^ 0x01;
-  await fh.write(byte, 0, 1, 100);
-  await fh.close();
+  await rotByte(raidPath, 100);
   for (const target of ['cloud-east', 'cloud-west']) await s3.send(new DeleteObjectCommand({ Bucket: bucketOf(target), Key: copyOf(a, target).path }));
   const v2 = await demo.studioctl(['--json', 'verify']);
   t.equal(v2.code, 3);

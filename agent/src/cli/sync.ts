@@ -7,6 +7,7 @@ import { AgentState } from '../agent-state.js';
 import { resolvePaths } from '../paths.js';
 import { LINK_CODES, LinkError } from '../sync-errors.js';
 import { syncUntilEmpty } from '../sync-loop.js';
+import { syncQueueOf } from '../store-copy.js';
 import { parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent sync [--json] [--data-dir DIR] [--max-attempts N] [--backoff-ms MS]';
@@ -35,7 +36,7 @@ export async function syncCommand(argv: string[], io: CommandIo): Promise<number
     const ping = num(values['ping-ms'], 'ping-ms');
     const dead = num(values['dead-link-ms'], 'dead-link-ms');
     const report = await syncUntilEmpty({
-      dataDir: paths.dataDir, queue: state,
+      dataDir: paths.dataDir, queue: syncQueueOf(state),
       ...(backoff === undefined ? {} : { backoffBaseMs: backoff, backoffMaxMs: Math.max(backoff * 8, backoff) }),
       ...(maxAttempts === undefined ? {} : { maxAttempts }),
       ...(ping === undefined ? {} : { pingIntervalMs: ping }),
