@@ -12,6 +12,8 @@
  * Otherwise the verdict is "no" with the reason. When in doubt: not safe.
  */
 import type { AssetRecord, CardRecord, FileRecord } from './state-records.js';
+import { AGENT_CODES } from './errors.js';
+import { LAPTOP } from './store-copy.js';
 
 export interface SafeToFormat {
   safe: boolean;
@@ -22,6 +24,8 @@ export interface SafeToFormat {
   notCopied: number;
   /** Verified files whose asset has fewer than N copies on distinct devices. */
   short: number;
+  /** Of those, files whose laptop copy was found damaged (store-copy.ts): only ingesting the card again mends them. */
+  damaged: number;
   unresolvedWarnings: number;
   /** Up to 10 examples: `<path>: <what is missing>`. */
   examples: string[];
@@ -45,7 +49,7 @@ function describeCopies(asset: AssetRecord, cardDev: number | undefined): string
 }
 
 export function evaluateSafeToFormat(card: CardRecord, files: readonly FileRecord[], assets: ReadonlyMap<string, AssetRecord>, copiesNeeded: number): SafeToFormat {
-  const v: SafeToFormat = { safe: false, reason: '', files: files.length, notCopied: 0, short: 0, unresolvedWarnings: 0, examples: [] };
+  const v: SafeToFormat = { safe: false, reason: '', files: files.length, notCopied: 0, short: 0, damaged: 0, unresolvedWarnings: 0, examples: [] };
   if (card.kind === 'hot-folder') {
     v.reason = 'a hot folder is not a card: nothing to format';
     return v;
@@ -68,7 +72,9 @@ export function evaluateSafeToFormat(card: CardRecord, files: readonly FileRecor
     const have = asset === undefined ? 0 : copyDevices(asset, card.dev).size;
     if (have < copiesNeeded) {
       v.short += 1;
-      example(`${f.path}: ${have} of ${copiesNeeded} copies on distinct devices (${asset === undefined ? 'none' : describeCopies(asset, card.dev)})`);
+      const damaged = asset?.copies.some((c) => c.target === LAPTOP && !c.verified) === true;
+      if (damaged) v.damaged += 1;
+      example(`${f.path}: ${have} of ${copiesNeeded} copies on distinct devices (${asset === undefined ? 'none' : describeCopies(asset, card.dev)})${damaged ? `, its laptop copy is damaged (${AGENT_CODES.storeCopyDamaged})` : ''}`);
     }
   }
   const reasons: string[] = [];
@@ -76,8 +82,12 @@ export function evaluateSafeToFormat(card: CardRecord, files: readonly FileRecor
   if (card.scanComplete && files.length !== card.scanEntries) reasons.push('the recorded files do not match the card listing');
   if (card.lastRun?.state === 'running') reasons.push('an offload of this card is still running or was interrupted');
   if (v.notCopied > 0) reasons.push(`${v.notCopied} file${v.notCopied === 1 ? '' : 's'} not copied and verified yet`);
-  if (v.short > 0) {
-    reasons.push(`${v.short} file${v.short === 1 ? ' has' : 's have'} fewer than ${copiesNeeded} verified copies on distinct devices (add a field drive, or wait for the studio to receive ${v.short === 1 ? 'it' : 'them'})`);
+  const waiting = v.short - v.damaged;
+  if (waiting > 0) {
+    reasons.push(`${waiting} file${waiting === 1 ? ' has' : 's have'} fewer than ${copiesNeeded} verified copies on distinct devices (add a field drive, or wait for the studio to receive ${waiting === 1 ? 'it' : 'them'})`);
+  }
+  if (v.damaged > 0) {
+    reasons.push(`${v.damaged} file${v.damaged === 1 ? '' : 's'} lost ${v.damaged === 1 ? 'its laptop copy' : 'their laptop copies'} to damage (${AGENT_CODES.storeCopyDamaged}): keep the card and ingest it again`);
   }
   if (v.unresolvedWarnings > 0) reasons.push(`${v.unresolvedWarnings} warning${v.unresolvedWarnings === 1 ? '' : 's'} to review (then run field-agent resolve ${card.id})`);
   if (reasons.length === 0 && files.length === 0) reasons.push('no files were found on the card');

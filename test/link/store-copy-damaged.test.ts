@@ -22,7 +22,7 @@ interface SyncJson {
 }
 
 interface StatusJson {
-  cards: Array<{ safeToFormat: { safe: boolean; short: number } }>;
+  cards: Array<{ safeToFormat: { safe: boolean; short: number; damaged: number; reason: string; examples: string[] } }>;
 }
 
 const b3 = async (path: string): Promise<string> => (await hashFile(path)).blake3;
@@ -67,6 +67,9 @@ t.test('a rotted and a missing laptop copy: found at sync, no longer offered, re
   const st1 = lastJson<StatusJson>((await agent.cli(['status', '--json'])).stdout);
   t.equal(st1.cards[0]?.safeToFormat.safe, false, 'the card is not safe to format');
   t.equal(st1.cards[0]?.safeToFormat.short, 2, '2 files short of their copies');
+  t.equal(st1.cards[0]?.safeToFormat.damaged, 2, 'both because their laptop copy is damaged');
+  t.match(st1.cards[0]?.safeToFormat.reason ?? '', /^2 files lost their laptop copies to damage \(AGENT_STORE_COPY_DAMAGED\): keep the card and ingest it again$/, 'the reason says what to do, not "wait for the studio"');
+  t.match(st1.cards[0]?.safeToFormat.examples.join('\n') ?? '', /IMG_0002\.CR3: 0 of 2 copies on distinct devices \(none\), its laptop copy is damaged \(AGENT_STORE_COPY_DAMAGED\)/, 'the example names the file');
 
   const r2 = await agent.cli(['sync', '--json', '--backoff-ms', '20']);
   t.equal(r2.code, 1, 'a second sync still exits 1');

@@ -12,7 +12,7 @@ function summary(over: Partial<CardSummary>): CardSummary {
     id: 'c1', label: 'EOS_DIGITAL', kind: 'card', shoot: 's', source: '/media/x', firstSeen: '', lastSeen: '',
     files: 10, bytes: 10_000, verifiedFiles: 4, verifiedBytes: 4000, failedFiles: 0, skippedEntries: 0,
     queuedFiles: 4, atStudioFiles: 0, offsiteFiles: 0,
-    safeToFormat: { safe: false, reason: '6 files not yet copied', files: 10, notCopied: 6, short: 4, unresolvedWarnings: 0, examples: [] },
+    safeToFormat: { safe: false, reason: '6 files not yet copied', files: 10, notCopied: 6, short: 4, damaged: 0, unresolvedWarnings: 0, examples: [] },
     warnings: [], errors: [], ...over,
   } as CardSummary;
 }
@@ -49,7 +49,7 @@ t.test('snapshot merges DB status, live progress, link and errors; emits change'
   t.same(s.errors.map((e) => e.code), ['AGENT_X']);
 
   p.offloadDone('c1');
-  status = { cards: [summary({ verifiedFiles: 10, verifiedBytes: 10_000, atStudioFiles: 10, queuedFiles: 0, safeToFormat: { safe: true, reason: 'all good', files: 10, notCopied: 0, short: 0, unresolvedWarnings: 0, examples: [] } })], queue: { files: 0, bytes: 0 }, copiesBeforeFormat: 2 };
+  status = { cards: [summary({ verifiedFiles: 10, verifiedBytes: 10_000, atStudioFiles: 10, queuedFiles: 0, safeToFormat: { safe: true, reason: 'all good', files: 10, notCopied: 0, short: 0, damaged: 0, unresolvedWarnings: 0, examples: [] } })], queue: { files: 0, bytes: 0 }, copiesBeforeFormat: 2 };
   s = await p.snapshot();
   t.match(s.cards[0], { copiedFiles: 10, copiedBytes: 10_000, safeToFormat: true, speedBytesPerSec: 0 });
   t.equal(changes, 5, 'trackOffload, setLink, setPresent, error, offloadDone');
@@ -60,7 +60,7 @@ t.test('snapshot merges DB status, live progress, link and errors; emits change'
   t.equal(calls - before, 1);
 
   // A hot folder is never "safe to format".
-  status = { cards: [summary({ kind: 'hot-folder', safeToFormat: { safe: true, reason: 'x', files: 1, notCopied: 0, short: 0, unresolvedWarnings: 0, examples: [] } })], queue: { files: 0, bytes: 0 }, copiesBeforeFormat: 2 };
+  status = { cards: [summary({ kind: 'hot-folder', safeToFormat: { safe: true, reason: 'x', files: 1, notCopied: 0, short: 0, damaged: 0, unresolvedWarnings: 0, examples: [] } })], queue: { files: 0, bytes: 0 }, copiesBeforeFormat: 2 };
   t.equal((await p.snapshot()).cards[0]?.safeToFormat, false);
   p.close();
   errors.push({ code: 'AGENT_Y', message: 'm', at: '' });
