@@ -8,8 +8,7 @@
  * room for it, and ws buffers at most a window of chunks.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { MAX_BATCH_FILES, MAX_CHUNK_BYTES, MAX_COPIES_PER_FILE, MAX_NAMES_PER_FILE, type AgentCopy, type CodedError, type Message, type MessageOf, type OfferFile } from '@studio321/protocol';
-import { ProtoCode } from '@studio321/protocol';
+import { MAX_BATCH_FILES, MAX_CHUNK_BYTES, MAX_COPIES_PER_FILE, MAX_NAMES_PER_FILE, ProtoCode, type AgentCopy, type CodedError, type Message, type MessageOf, type OfferFile } from '@studio321/protocol';
 import type { PendingAsset, StudioReceipt } from './agent-state.js';
 import { LAPTOP, storeCopyDamagedError } from './store-copy.js';
 import type { LinkClient } from './link-client.js';
