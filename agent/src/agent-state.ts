@@ -395,9 +395,14 @@ export class AgentState {
     });
   }
 
+  /** Every asset, in hash order. */
+  async listAssets(): Promise<AssetRecord[]> {
+    return (await this.#range<AssetRecord>('asset:')).map(([, a]) => a);
+  }
+
   /** Assets without a verified copy on `target` (the field drive's back-fill), in hash order. */
   async assetsMissingCopy(target: string): Promise<AssetRecord[]> {
-    return (await this.#range<AssetRecord>('asset:')).map(([, a]) => a).filter((a) => !a.copies.some((c) => c.target === target && c.verified));
+    return (await this.listAssets()).filter((a) => !hasVerifiedCopy(a, target));
   }
 
   /** More verified copies of a stored asset (the field drive's back-fill): one synced batch. */

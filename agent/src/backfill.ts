@@ -23,7 +23,8 @@ import { AGENT_CODES, AgentError } from './errors.js';
 import type { AgentState } from './agent-state.js';
 import type { AssetRecord } from './state-records.js';
 import { copyFact, type AgentTarget } from './targets.js';
-import { markStoreCopyDamaged, storeCopyDamagedError } from './store-copy.js';
+import { markCopyDamaged, storeCopyDamagedError } from './store-copy.js';
+import { suffixedPath } from './naming.js';
 
 export interface BackfillFailure {
   blake3: string;
@@ -109,27 +110,34 @@ function isStop(err: AgentError): boolean {
 /** Copies one asset into `dir` (its store folder on the drive) and records the copy. */
 async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTarget, drive: AgentTarget, dir: string): Promise<'copied' | AgentError> {
   const source = asset.paths[laptop.name] ?? join(laptop.root, ...asset.storePath.split('/'));
-  const name = posix.basename(asset.storePath);
+  // A copy of ours found damaged on the drive (verify-card.ts) may still hold its name: then the
+  // new copy goes next to it (`~2`), never over it.
+  const damagedAt = asset.copies.some((c) => c.target === drive.name && !c.verified) ? asset.paths[drive.name] : undefined;
   let copy;
-  try {
-    const result = await durableWrite(readFileChunks(source, ctx.signal === undefined ? {} : { signal: ctx.signal }), {
-      targets: [{ dir, name }],
-      expected: { size: asset.size, blake3: asset.blake3 },
-      ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
-    });
-    copy = result.copies[0];
-    if (copy === undefined) throw new TypeError('durableWrite returned no copy');
-  } catch (err) {
-    const failure = backfillError(err, asset, source, join(dir, name));
-    if (failure.code === AGENT_CODES.storeCopyDamaged) {
-      // The ledger never lies: a laptop copy that does not hash right is no longer a copy.
-      try {
-        await markStoreCopyDamaged(ctx.state, asset);
-      } catch (stateErr) {
-        return stateErr instanceof AgentError ? stateErr : failure;
+  for (let k = 1; ; k++) {
+    const name = posix.basename(suffixedPath(asset.storePath, k));
+    try {
+      const result = await durableWrite(readFileChunks(source, ctx.signal === undefined ? {} : { signal: ctx.signal }), {
+        targets: [{ dir, name }],
+        expected: { size: asset.size, blake3: asset.blake3 },
+        ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
+      });
+      copy = result.copies[0];
+      if (copy === undefined) throw new TypeError('durableWrite returned no copy');
+      break;
+    } catch (err) {
+      if (err instanceof CodedError && err.code === 'DURABLE_NAME_TAKEN' && join(dir, name) === damagedAt) continue;
+      const failure = backfillError(err, asset, source, join(dir, name));
+      if (failure.code === AGENT_CODES.storeCopyDamaged) {
+        // The ledger never lies: a laptop copy that does not hash right is no longer a copy.
+        try {
+          await markCopyDamaged(ctx.state, asset);
+        } catch (stateErr) {
+          return stateErr instanceof AgentError ? stateErr : failure;
+        }
       }
+      return failure;
     }
-    return failure;
   }
   try {
     await ctx.state.recordCopies(asset.blake3, { [drive.name]: copy.path }, [copyFact(drive, copy)]);

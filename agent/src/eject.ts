@@ -56,13 +56,14 @@ export interface EjectResult {
   method: string;
 }
 
-async function findCard(state: AgentState, ref: string): Promise<CardRecord> {
+/** The card `ref` names: its id, or a label only one card (not a hot folder) has. */
+export async function findCard(state: AgentState, ref: string): Promise<CardRecord> {
   const byId = await state.getCard(ref);
   if (byId) return byId;
   const byLabel = (await state.listCards()).filter((c) => c.label === ref && c.kind !== 'hot-folder');
   if (byLabel.length === 1) return byLabel[0]!;
   if (byLabel.length > 1) {
-    throw new EjectError(EJECT_CODES.ambiguous, `${byLabel.length} cards are labelled "${ref}" (${byLabel.map((c) => c.id).join(', ')}). Eject by card id.`);
+    throw new EjectError(EJECT_CODES.ambiguous, `${byLabel.length} cards are labelled "${ref}" (${byLabel.map((c) => c.id).join(', ')}). Name it by card id.`);
   }
   throw new EjectError(EJECT_CODES.unknownCard, `No card "${ref}". See the card ids with field-agent status.`);
 }

@@ -46,6 +46,8 @@ export const AGENT_CODES = {
   unknownCard: 'AGENT_UNKNOWN_CARD',
   /** A laptop store copy is missing or no longer hashes to its recorded BLAKE3 (found by the field-drive back-fill or the studio sync). */
   storeCopyDamaged: 'AGENT_STORE_COPY_DAMAGED',
+  /** `field-agent verify` found copies that no longer match their BLAKE3; they stopped counting. */
+  copiesLost: 'AGENT_COPIES_LOST',
   /** The offload was stopped (shutdown, card removed). */
   aborted: 'AGENT_ABORTED',
 } as const;

@@ -30,9 +30,9 @@ export function storeCopyDamagedError(path: string, consequence: string, detail:
   );
 }
 
-/** Records the laptop copy of `asset` as damaged (one synced batch); nothing when it did not count anyway. */
-export async function markStoreCopyDamaged(state: AgentState, asset: AssetRecord): Promise<void> {
-  const fact = asset.copies.find((c) => c.target === LAPTOP);
+/** Records the `target` copy (default: the laptop's) of `asset` as damaged (one synced batch); nothing when it did not count anyway. */
+export async function markCopyDamaged(state: AgentState, asset: AssetRecord, target: string = LAPTOP): Promise<void> {
+  const fact = asset.copies.find((c) => c.target === target);
   if (fact !== undefined && fact.verified) await state.recordCopies(asset.blake3, {}, [{ ...fact, verified: false }]);
 }
 
@@ -54,7 +54,7 @@ export async function checkStoreCopy(state: AgentState, blake3: string, opts: { 
     return undefined;
   }
   if (verdict.ok) return undefined;
-  await markStoreCopyDamaged(state, asset);
+  await markCopyDamaged(state, asset);
   return storeCopyDamagedError(path, 'was not sent to the studio', { blake3, verdict: verdict.code });
 }
 

@@ -13,6 +13,7 @@ export const COMMANDS: Record<string, { load: () => Promise<Command>; help: stri
   resolve: { load: async () => (await import('./resolve.js')).resolveCommand, help: 'resolve <card>  mark the card\'s warnings as reviewed' },
   pair: { load: async () => (await import('./pair.js')).pairCommand, help: 'pair <url> <code> pair this laptop with a studio (code from `studioctl pair`)' },
   sync: { load: async () => (await import('./sync.js')).syncCommand, help: 'sync            push the queue to the studio until empty, then exit' },
+  verify: { load: async () => (await import('./verify.js')).verifyCommand, help: 'verify [card]   read the laptop and field-drive copies again; lost ones stop counting' },
   eject: { load: async () => (await import('./eject.js')).ejectCommand, help: 'eject <card>    unmount a card, only once it is safe to format' },
   run: {
     load: async () => {
