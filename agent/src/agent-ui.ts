@@ -20,6 +20,8 @@ import { AgentStatusProvider } from './status-provider.js';
 import { DEFAULT_STATUS_PORT, StatusPage, type StatusActions } from './status-page.js';
 import { Tray, type TrayMode } from './tray.js';
 import { ejectCard } from './eject.js';
+import { AGENT_CODES } from './errors.js';
+import { verifyCopies } from './verify-card.js';
 import { defaultVolumeSource, type VolumeSource } from './volume-source.js';
 
 export const STATUS_URL_FILE = 'status-url';
@@ -85,7 +87,14 @@ export class AgentUi {
       this.provider.setPresent(result.card, false);
       return result;
     };
-    const page = new StatusPage({ provider: this.provider, dataDir, port: this.#o.statusPort ?? DEFAULT_STATUS_PORT, log, eject, ...(this.#o.sync ? { actions: this.#o.sync } : {}) });
+    const verify = async (card: string): Promise<unknown> => {
+      const { store, fieldDrive } = runner.opts.config;
+      const outcome = await verifyCopies(runner.state, { store, fieldDrive, copiesNeeded: this.#o.copiesNeeded }, card);
+      if (outcome.lost.length > 0) log.error({ event: 'copies-lost', code: AGENT_CODES.copiesLost, lost: outcome.lost }, `${outcome.lost.length} copies no longer match their BLAKE3 and stopped counting`);
+      this.provider.changed();
+      return outcome;
+    };
+    const page = new StatusPage({ provider: this.provider, dataDir, port: this.#o.statusPort ?? DEFAULT_STATUS_PORT, log, eject, verify, ...(this.#o.sync ? { actions: this.#o.sync } : {}) });
     try {
       await page.open();
       this.#page = page;

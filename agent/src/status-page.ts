@@ -116,6 +116,8 @@ export interface StatusPageOptions {
   actions?: StatusActions;
   /** Unmount a card that is safe to format (eject.ts); rejects with a CodedError otherwise. */
   eject?: (card: string) => Promise<unknown>;
+  /** Read the agent's copies again, of one card ('' = all; verify-card.ts); rejects with a CodedError on a bad card. */
+  verify?: (card: string) => Promise<unknown>;
   log?: Logger;
   /** Least time between two live updates to one page, ms (default 250). */
   minUpdateIntervalMs?: number;
@@ -290,7 +292,9 @@ export class StatusPage {
       case 'POST /api/resume':
         return this.#action(req, res, how, url.pathname === '/api/pause' ? 'pause' : 'resume');
       case 'POST /api/eject':
-        return this.#eject(req, res, how, url.searchParams.get('card') ?? '');
+        return this.#call(req, res, how, this.#options.eject, url.searchParams.get('card') ?? '');
+      case 'POST /api/verify':
+        return this.#call(req, res, how, this.#options.verify, url.searchParams.get('card') ?? '');
       default:
         return this.#send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     }
@@ -310,13 +314,13 @@ export class StatusPage {
     return how === 'header' || req.headers.origin === `http://${req.headers.host}`;
   }
 
-  async #eject(req: IncomingMessage, res: ServerResponse, how: 'cookie' | 'header', card: string): Promise<void> {
+  /** A card command (eject, verify): 200 with its result, 409 with a coded error. */
+  async #call(req: IncomingMessage, res: ServerResponse, how: 'cookie' | 'header', fn: ((card: string) => Promise<unknown>) | undefined, card: string): Promise<void> {
     if (!this.#sameOrigin(req, how)) return this.#send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin request\n');
-    const eject = this.#options.eject;
-    if (!eject) return this.#send(res, 404, 'text/plain; charset=utf-8', 'not available\n');
+    if (!fn) return this.#send(res, 404, 'text/plain; charset=utf-8', 'not available\n');
     req.resume();
     try {
-      const result = await eject(card);
+      const result = await fn(card);
       this.#send(res, 200, 'application/json', JSON.stringify(result));
     } catch (err) {
       if (!(err instanceof CodedError)) throw err;

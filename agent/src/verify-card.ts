@@ -16,9 +16,12 @@
  */
 import { verifyFile } from '@studio321/protocol/durable';
 import type { AgentState } from './agent-state.js';
+import { findCard } from './eject.js';
+import type { SafeToFormat } from './safe-to-format.js';
 import type { AssetRecord, CardRecord } from './state-records.js';
+import { summariseCard } from './status.js';
 import { markCopyDamaged } from './store-copy.js';
-import { statFieldDrive, type AgentTarget } from './targets.js';
+import { resolveTargets, statFieldDrive, type AgentTarget } from './targets.js';
 
 export interface VerifyCardReport {
   /** The card whose files were checked; absent: every asset of the store. */
@@ -93,4 +96,21 @@ export async function verifyCardCopies(ctx: { state: AgentState; targets: readon
     }
   }
   return report;
+}
+
+/** What `field-agent verify` reports: the check, and for a card its safe-to-format verdict after it. */
+export interface VerifyOutcome extends VerifyCardReport {
+  safeToFormat?: SafeToFormat;
+}
+
+/**
+ * `field-agent verify [card]`, by the CLI (state DB opened) or by the running agent (its status
+ * page's POST /api/verify): the card named by `ref` (id or label; '' or undefined: every asset).
+ */
+export async function verifyCopies(state: AgentState, o: { store: string; fieldDrive?: string | undefined; copiesNeeded: number }, ref?: string): Promise<VerifyOutcome> {
+  const card = ref === undefined || ref === '' ? undefined : await findCard(state, ref);
+  const { targets } = await resolveTargets(o.store, o.fieldDrive);
+  const report = await verifyCardCopies({ state, targets }, card);
+  if (card === undefined) return report;
+  return { ...report, safeToFormat: (await summariseCard(state, card, o.copiesNeeded)).safeToFormat };
 }

@@ -4,11 +4,11 @@
  * tmpfs mounts (two devices), so the card is safe to format with both copies.
  */
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTestCard, type CardFile } from '../../scripts/dist/make-test-card.js';
-import { runAgentCli, listFiles, tmpfsDirs } from '../lib/agent-harness.js';
+import { AGENT_BIN, runAgentCli, listFiles, tmpfsDirs } from '../lib/agent-harness.js';
 import { rotByte } from '../lib/bit-rot.js';
 
 const b3 = (path: string): string => execFileSync('b3sum', ['--no-names', path]).toString().trim();
@@ -23,6 +23,8 @@ interface VerifyJson {
 }
 
 interface Setup {
+  data: string;
+  config: string;
   drive: string;
   store: string;
   card: string;
@@ -38,14 +40,14 @@ async function offloaded(t: { teardown: (fn: () => unknown) => void }, seed: num
   const store = join(m.dirs['laptop'] as string, 'store');
   const data = join(m.base, 'data');
   const config = join(m.base, 'agent.json');
-  await writeFile(config, JSON.stringify({ store, fieldDrive: drive, watchVolumes: false }));
+  await writeFile(config, JSON.stringify({ store, fieldDrive: drive, watchVolumes: false, statusPort: 0, tray: false }));
   await mkdir(drive);
   const card = join(m.base, 'card');
   const files = (await makeTestCard(card, { rawSize: 64 * 1024, seed })).filter((f) => f.size > 0);
   const cli = (args: string[]): ReturnType<typeof runAgentCli> => runAgentCli([...args, '--data-dir', data, '--config', config]);
   const ing = await cli(['ingest', card, '--shoot', 'w', '--json']);
   if (ing.code !== 0) throw new Error(`ingest failed: ${ing.stderr}`);
-  return { drive, store, card, files, cli };
+  return { data, config, drive, store, card, files, cli };
 }
 
 t.test('verify: intact copies pass; a rotted laptop copy and a wiped drive copy stop counting; an unplugged drive is not judged; ingest and back-fill mend', async (t) => {
@@ -129,4 +131,40 @@ t.test('verify: a drive copy that rotted in place is made again next to it, neve
   const v2 = await cli(['verify', '--json']);
   t.equal(v2.code, 0, `everything verifies again (${v2.stderr})`);
   t.same((JSON.parse(v2.stdout) as VerifyJson).lost, []);
+});
+
+t.test('verify while `field-agent run` holds the state: the running agent does the check', async (t) => {
+  const s = await offloaded(t, 23);
+  if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+  const label = (JSON.parse((await s.cli(['status', '--json'])).stdout) as { cards: Array<{ label: string }> }).cards[0]?.label ?? '?';
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env['DISPLAY'];
+  delete env['WAYLAND_DISPLAY'];
+  const agent = spawn(process.execPath, [AGENT_BIN, 'run', '--data-dir', s.data, '--config', s.config], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  t.teardown(() => { agent.kill('SIGKILL'); });
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    agent.stderr.on('data', (d: Buffer) => {
+      log += d.toString('utf8');
+      if (log.includes('"event":"started"')) resolve();
+    });
+    agent.once('exit', (code) => reject(new Error(`field-agent run exited ${code}: ${log}`)));
+  });
+  const victim = s.files[0];
+  if (victim === undefined) throw new Error('test card too small');
+  const rel = (await listFiles(s.store)).find((p) => p.endsWith(`/${victim.path}`)) ?? '?';
+  await rotByte(join(s.store, rel), 3, 0x10);
+  const v = await s.cli(['verify', label, '--json']);
+  t.equal(v.code, 3, `lost copy found through the running agent (${v.stderr})`);
+  const r = JSON.parse(v.stdout) as VerifyJson;
+  t.same(r.lost.map((l) => [l.target, l.path, l.code]), [['laptop', join(s.store, rel), 'DURABLE_HASH_MISMATCH']]);
+  t.equal(r.safeToFormat.safe, false, 'and the verdict after it: not safe');
+  t.match(log, /"event":"copies-lost"/, 'the running agent logged it');
+  const unknown = await s.cli(['verify', 'NO_SUCH_CARD']);
+  t.equal(unknown.code, 1);
+  t.match(unknown.stderr, /AGENT_UNKNOWN_CARD/, 'a bad card name comes back as its coded error');
+  agent.kill('SIGTERM');
+  await new Promise((r) => agent.once('exit', r));
+  const st = JSON.parse((await runAgentCli(['status', '--json', '--data-dir', s.data, '--config', s.config])).stdout) as { cards: Array<{ safeToFormat: { safe: boolean } }> };
+  t.equal(st.cards[0]?.safeToFormat.safe, false, 'recorded durably by the running agent');
 });

@@ -3,26 +3,15 @@
  * While `field-agent run` holds the state DB, the request goes to the running
  * agent through its status page (bearer token from <data dir>/status-url).
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { CodedError } from '@studio321/protocol';
 import { AgentState } from '../agent-state.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { ejectCard, EjectError, EJECT_CODES, type EjectResult } from '../eject.js';
+import { ejectCard, EJECT_CODES, type EjectResult } from '../eject.js';
 import { defaultVolumeSource } from '../volume-source.js';
-import { STATUS_URL_FILE } from '../agent-ui.js';
+import { callRunningAgent } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent eject <card-id|label> [--json] [--data-dir DIR] [--config FILE]';
-
-async function viaRunningAgent(dataDir: string, card: string): Promise<EjectResult> {
-  const url = new URL((await readFile(join(dataDir, STATUS_URL_FILE), 'utf8')).trim());
-  const token = url.searchParams.get('token') ?? '';
-  const res = await fetch(`${url.origin}/api/eject?card=${encodeURIComponent(card)}`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
-  const body = (await res.json()) as Record<string, unknown>;
-  if (res.status === 200) return body as unknown as EjectResult;
-  throw new EjectError(typeof body['code'] === 'string' ? body['code'] : EJECT_CODES.failed, typeof body['message'] === 'string' ? body['message'] : `the running agent answered ${res.status}`);
-}
 
 export async function ejectCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse(argv, {}, USAGE);
@@ -47,7 +36,7 @@ export async function ejectCommand(argv: string[], io: CommandIo): Promise<numbe
       await state.close();
     }
   } else {
-    result = await viaRunningAgent(paths.dataDir, ref);
+    result = (await callRunningAgent(paths.dataDir, '/api/eject', { card: ref }, EJECT_CODES.failed)) as EjectResult;
   }
   io.stdout.write(values.json ? `${JSON.stringify({ event: 'ejected', ...result })}\n` : `${result.label} (${result.card}) ejected from ${result.mountPoint}: you can remove the card.\n`);
   return 0;

@@ -2,15 +2,14 @@
  * `field-agent verify [<card-id|label>] [--json]`: read the agent's copies again
  * (verify-card.ts). Exit 0: every copy checked is intact; 3: copies were lost
  * and stopped counting (the card is no longer safe to format); 1: an error.
+ * While `field-agent run` holds the state DB, the running agent does the check.
  */
+import { CodedError } from '@studio321/protocol';
 import { AgentState } from '../agent-state.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { findCard } from '../eject.js';
-import { summariseCard } from '../status.js';
-import type { CardRecord } from '../state-records.js';
-import { resolveTargets } from '../targets.js';
-import { verifyCardCopies } from '../verify-card.js';
+import { verifyCopies, type VerifyOutcome } from '../verify-card.js';
 import { loadContext, parse, type CommandIo } from './common.js';
+import { callRunningAgent } from './running-agent.js';
 
 const USAGE = 'usage: field-agent verify [<card-id|label>] [--json] [--data-dir DIR] [--config FILE]';
 
@@ -25,27 +24,36 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
   }
   if (positionals.length > 1) throw new AgentError(AGENT_CODES.usage, `give at most one card id or label (see field-agent status)\n${USAGE}`);
   const { paths, config } = await loadContext(values, io.env);
-  const state = await AgentState.open(paths.dataDir);
+  const ref = positionals[0];
+  let state: AgentState | undefined;
   try {
-    const card: CardRecord | undefined = positionals[0] === undefined ? undefined : await findCard(state, positionals[0]);
-    const { targets } = await resolveTargets(config.store, config.fieldDrive);
-    const report = await verifyCardCopies({ state, targets }, card);
-    const verdict = card === undefined ? undefined : (await summariseCard(state, card, config.policy.copiesBeforeFormat)).safeToFormat;
-    if (values.json) {
-      io.stdout.write(`${JSON.stringify({ event: 'verify', ...report, ...(verdict === undefined ? {} : { safeToFormat: verdict }) })}\n`);
-    } else {
-      const what = card === undefined ? 'every asset' : `${card.label} (${card.id})`;
-      io.stdout.write(`Verified ${what}: ${report.assets} asset(s), ${report.copiesChecked} copies read again, ${report.copiesOk} intact, ${report.lost.length} lost, ${report.unchecked.length} not checked.\n`);
-      for (const l of report.lost) io.stdout.write(`  LOST ${l.target} ${l.path}: ${l.code}; it no longer counts as a copy\n`);
-      for (const u of report.unchecked) io.stdout.write(`  not checked ${u.target} ${u.path}: ${u.code}\n`);
-      if (verdict !== undefined) io.stdout.write(`Safe to format: ${verdict.safe ? 'YES' : 'NO'} — ${verdict.reason}\n`);
-    }
-    if (report.lost.length > 0) {
-      io.stderr.write(`field-agent: ${AGENT_CODES.copiesLost}: ${report.lost.length} copies no longer match their BLAKE3 and stopped counting. Keep the card(s); ingest them again (laptop copies) and reconnect the field drive (its copies are made again from the laptop).\n`);
-      return EXIT_COPIES_LOST;
-    }
-    return 0;
-  } finally {
-    await state.close();
+    state = await AgentState.open(paths.dataDir);
+  } catch (err) {
+    if (!(err instanceof CodedError && err.code === AGENT_CODES.stateLocked)) throw err;
   }
+  let outcome: VerifyOutcome;
+  if (state !== undefined) {
+    try {
+      outcome = await verifyCopies(state, { store: config.store, fieldDrive: config.fieldDrive, copiesNeeded: config.policy.copiesBeforeFormat }, ref);
+    } finally {
+      await state.close();
+    }
+  } else {
+    // `field-agent run` holds the state DB: it does the check itself.
+    outcome = (await callRunningAgent(paths.dataDir, '/api/verify', { card: ref ?? '' }, AGENT_CODES.copyFailed)) as VerifyOutcome;
+  }
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify({ event: 'verify', ...outcome })}\n`);
+  } else {
+    const what = outcome.card === undefined ? 'every asset' : `card ${outcome.card}`;
+    io.stdout.write(`Verified ${what}: ${outcome.assets} asset(s), ${outcome.copiesChecked} copies read again, ${outcome.copiesOk} intact, ${outcome.lost.length} lost, ${outcome.unchecked.length} not checked.\n`);
+    for (const l of outcome.lost) io.stdout.write(`  LOST ${l.target} ${l.path}: ${l.code}; it no longer counts as a copy\n`);
+    for (const u of outcome.unchecked) io.stdout.write(`  not checked ${u.target} ${u.path}: ${u.code}\n`);
+    if (outcome.safeToFormat !== undefined) io.stdout.write(`Safe to format: ${outcome.safeToFormat.safe ? 'YES' : 'NO'} — ${outcome.safeToFormat.reason}\n`);
+  }
+  if (outcome.lost.length > 0) {
+    io.stderr.write(`field-agent: ${AGENT_CODES.copiesLost}: ${outcome.lost.length} copies no longer match their BLAKE3 and stopped counting. Keep the card(s); ingest them again (laptop copies are made anew) and connect the field drive (its copies are made again from the laptop).\n`);
+    return EXIT_COPIES_LOST;
+  }
+  return 0;
 }
