@@ -212,7 +212,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     const card = await this.state.beginOffload({ id: identity.id, label: identity.label, kind: 'hot-folder', source: dir, shoot: config.shoot ?? defaultShootName() });
     const onStable = async (file: ScannedFile): Promise<StableResult> => {
       const rec = await this.state.recordSeen(card.id, file);
-      if (rec.state === 'verified') return 'done';
+      if (!(await this.state.needsCopy(rec))) return 'done';
       await this.#refreshTargets(); // a field drive pulled or plugged in since the last file
       const offloader = new CardOffloader({ state: this.state, targets: this.#targets, signal: this.#abort.signal, log }, card, dir);
       try {

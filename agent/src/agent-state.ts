@@ -229,8 +229,7 @@ export class AgentState {
           rec = { card: cardId, path: f.path, size: f.size, mtimeMs: f.mtimeMs, scan: n, state: 'seen' };
         }
         ops.push({ type: 'put', key: keys.file(cardId, f.path), value: rec });
-        if (rec.state !== 'verified') todo.push(rec);
-        else if (rec.blake3 !== undefined && !hasVerifiedCopy(await this.getAsset(rec.blake3), 'laptop')) todo.push(rec); // its laptop copy was found damaged: copy it again
+        if (await this.needsCopy(rec)) todo.push(rec);
       }
       for (const w of scan.warnings) {
         const old = existing.get(w.path);
@@ -243,6 +242,16 @@ export class AgentState {
       await this.#write(ops, 'recording the card listing');
       return todo;
     });
+  }
+
+  /**
+   * Whether a listed file is to be copied (again): not verified yet, or verified but its asset's
+   * laptop copy was found damaged since (store-copy.ts): it is copied again from the card or hot
+   * folder, under a new name.
+   */
+  async needsCopy(rec: FileRecord): Promise<boolean> {
+    if (rec.state !== 'verified') return true;
+    return rec.blake3 !== undefined && !hasVerifiedCopy(await this.getAsset(rec.blake3), 'laptop');
   }
 
   /** Hot folders: record one file that appeared (or changed). Returns its record. */

@@ -9,7 +9,8 @@
  *  - it no longer counts toward safe to format (the card stays);
  *  - the sync no longer offers the asset (it is reported instead, every pass);
  *  - ingesting the card again copies the file anew, under the next free name
- *    (offload.ts); the damaged file itself is never touched.
+ *    (offload.ts; a hot-folder file: when the folder is watched again, at the
+ *    agent's next start); the damaged file itself is never touched.
  */
 import type { Logger } from '@studio321/protocol';
 import { verifyFile } from '@studio321/protocol/durable';
@@ -25,7 +26,7 @@ export const LAPTOP = 'laptop';
 export function storeCopyDamagedError(path: string, consequence: string, detail: Record<string, unknown>, cause?: unknown): AgentError {
   return new AgentError(
     AGENT_CODES.storeCopyDamaged,
-    `The laptop copy ${path} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and ${consequence}. Keep the card (do not format it), check the laptop disk, and ingest the card again: the file is copied again under a new name.`,
+    `The laptop copy ${path} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and ${consequence}. Keep the card (do not format it), check the laptop disk, and ingest the card again: the file is copied again under a new name (a hot-folder file: at the agent's next start).`,
     { ...(cause === undefined ? {} : { cause }), detail: { ...detail, path } },
   );
 }

@@ -12,6 +12,9 @@ import { AgentRunner } from '../../agent/dist/src/agent-runner.js';
 import { resolvePaths } from '../../agent/dist/src/paths.js';
 import { loadAgentConfig } from '../../agent/dist/src/config.js';
 import { hashTree, waitFor } from '../lib/agent-harness.js';
+import { rotByte } from '../lib/bit-rot.js';
+import { AgentState } from '../../agent/dist/src/agent-state.js';
+import { checkStoreCopy } from '../../agent/dist/src/store-copy.js';
 
 /** A running agent (AgentRunner) watching `<dir>/Tether`, store in `<dir>/store`; `extra(dir)` config on top. */
 async function tetheredRunner(t: { testdir: () => string; teardown: (fn: () => unknown) => void }, extra: (dir: string) => Record<string, unknown> = () => ({})) {
@@ -22,12 +25,17 @@ async function tetheredRunner(t: { testdir: () => string; teardown: (fn: () => u
   await writeFile(configFile, JSON.stringify({ store: join(dir, 'store'), hotFolders: [hot], pollIntervalMs: 60_000, hotFolderStableMs: 300, shoot: 'studio', ...extra(dir) }));
   const paths = resolvePaths({ dataDir: join(dir, 'data'), config: configFile });
   const config = await loadAgentConfig(paths);
-  const runner = new AgentRunner({ paths, config, log: createLogger({ name: 'test', level: 'silent' }), volumeSource: { list: async () => [] } });
-  await runner.open();
-  t.teardown(() => runner.close());
   const events: Array<{ path: string; result: string }> = [];
-  runner.on('hot-file', (e) => events.push(e));
-  return { dir, hot, config, runner, events };
+  /** Opens a runner on this folder and config (again after a close: a restart of the agent). */
+  const start = async (): Promise<AgentRunner> => {
+    const r = new AgentRunner({ paths, config, log: createLogger({ name: 'test', level: 'silent' }), volumeSource: { list: async () => [] } });
+    r.on('hot-file', (e) => events.push(e));
+    await r.open();
+    t.teardown(() => r.close());
+    return r;
+  };
+  const runner = await start();
+  return { dir, hot, config, paths, runner, events, start };
 }
 
 t.test('tethered files are ingested once stable; a rewrite gets ~2', async (t) => {
@@ -77,4 +85,30 @@ t.test('each tethered file goes to the field drive when it is there: plugged in 
     return runner.state.getAsset(hashBytes(bytes));
   }));
   t.same(assets.map((a) => a?.copies.map((c) => c.target).sort()), [['laptop'], ['field-drive', 'laptop'], ['laptop']], 'the drive copy exactly while it was there');
+});
+
+t.test('a tethered file whose laptop copy rotted is copied again from the hot folder at the next start, next to the damaged one', async (t) => {
+  const { hot, config, paths, runner, events, start } = await tetheredRunner(t);
+  const content = Buffer.alloc(400_000, 7);
+  await writeFile(join(hot, 'IMG_0007.CR3'), content);
+  await waitFor(() => events.some((e) => e.path === 'IMG_0007.CR3' && e.result === 'copied'), 20_000, 'ingested');
+  await runner.close();
+  const [rel] = [...(await hashTree(config.store)).keys()].filter((p) => p.endsWith('IMG_0007.CR3'));
+  if (rel === undefined) throw new Error('not stored');
+  const damaged = join(config.store, rel);
+  await rotByte(damaged, 123);
+  const rotten = await readFile(damaged);
+  // Found damaged (as by the studio sync or the field-drive back-fill).
+  const state = await AgentState.open(paths.dataDir);
+  const found = await checkStoreCopy(state, hashBytes(content));
+  await state.close();
+  t.equal(found?.code, 'AGENT_STORE_COPY_DAMAGED', 'the laptop copy is found damaged');
+
+  events.length = 0;
+  await start();
+  await waitFor(() => events.some((e) => e.path === 'IMG_0007.CR3' && e.result === 'copied'), 20_000, 'copied again at the next start');
+  const after = await hashTree(config.store);
+  const again = [...after.entries()].find(([p]) => p.endsWith('IMG_0007~2.CR3'));
+  t.equal(again?.[1], hashBytes(content), 'the new copy (~2) has the hot-folder file\'s bytes');
+  t.same(await readFile(damaged), rotten, 'the damaged copy was not overwritten');
 });
