@@ -17,6 +17,7 @@
 import { verifyFile } from '@studio321/protocol/durable';
 import type { AgentState } from './agent-state.js';
 import { findCard } from './eject.js';
+import { AGENT_CODES } from './errors.js';
 import type { SafeToFormat } from './safe-to-format.js';
 import type { AssetRecord, CardRecord } from './state-records.js';
 import { summariseCard } from './status.js';
@@ -70,7 +71,7 @@ export async function verifyCardCopies(ctx: { state: AgentState; targets: readon
       const entry = { blake3: asset.blake3, target: fact.target, path };
       const target = byName.get(fact.target);
       if (target === undefined || !(await present(target))) {
-        report.unchecked.push({ ...entry, code: 'AGENT_FIELD_DRIVE_MISSING' });
+        report.unchecked.push({ ...entry, code: AGENT_CODES.fieldDriveMissing });
         continue;
       }
       let verdict;
@@ -83,7 +84,7 @@ export async function verifyCardCopies(ctx: { state: AgentState; targets: readon
       }
       // A drive pulled during the check: its missing files are not lost.
       if (!verdict.ok && verdict.code === 'DURABLE_MISSING' && !(await present(target))) {
-        report.unchecked.push({ ...entry, code: 'AGENT_FIELD_DRIVE_MISSING' });
+        report.unchecked.push({ ...entry, code: AGENT_CODES.fieldDriveMissing });
         continue;
       }
       report.copiesChecked++;

@@ -7,12 +7,18 @@
 import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CodedError } from '@studio321/protocol';
+import { CodedError, errorCode } from '@studio321/protocol';
+import { AGENT_CODES, AgentError } from '../errors.js';
 import { STATUS_URL_FILE } from '../agent-ui.js';
 
 /** POSTs `apiPath?query` to the running agent; its JSON on 200, else its coded error (or `fallbackCode`). */
 export async function callRunningAgent(dataDir: string, apiPath: string, query: Record<string, string>, fallbackCode: string): Promise<unknown> {
-  const page = new URL((await readFile(join(dataDir, STATUS_URL_FILE), 'utf8')).trim());
+  let page: URL;
+  try {
+    page = new URL((await readFile(join(dataDir, STATUS_URL_FILE), 'utf8')).trim());
+  } catch (err) {
+    throw new AgentError(AGENT_CODES.stateLocked, `Another field-agent is using ${dataDir} and its status page is not there to ask (${errorCode(err) ?? 'unreadable address'}): stop it, then try again.`, { cause: err, retryable: true, detail: { dataDir } });
+  }
   const token = page.searchParams.get('token') ?? '';
   const url = new URL(apiPath, page.origin);
   for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);

@@ -40,7 +40,7 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
     }
   } else {
     // `field-agent run` holds the state DB: it does the check itself.
-    outcome = (await callRunningAgent(paths.dataDir, '/api/verify', { card: ref ?? '' }, AGENT_CODES.copyFailed)) as VerifyOutcome;
+    outcome = (await callRunningAgent(paths.dataDir, '/api/verify', { card: ref ?? '' }, AGENT_CODES.stateLocked)) as VerifyOutcome;
   }
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ event: 'verify', ...outcome })}\n`);
