@@ -482,9 +482,14 @@ export class AgentState {
   }
 }
 
-/** Whether the asset has a verified copy on `target` (a damaged laptop copy is kept as `verified: false`, see backfill.ts). */
-export function hasVerifiedCopy(asset: AssetRecord | undefined, target: string): boolean {
+/** Whether the asset has a verified copy on `target` (a copy found damaged is kept as `verified: false`, see store-copy.ts). */
+export function hasVerifiedCopy(asset: { copies: readonly CopyFact[] } | undefined, target: string): boolean {
   return asset?.copies.some((c) => c.target === target && c.verified) === true;
+}
+
+/** Whether the asset's copy on `target` was found damaged: recorded, but no longer verified (store-copy.ts). */
+export function hasDamagedCopy(asset: { copies: readonly CopyFact[] } | undefined, target: string): boolean {
+  return asset?.copies.some((c) => c.target === target && !c.verified) === true;
 }
 
 /** `asset` with `copies` in place of its facts for the same targets, and those targets' `paths`. */

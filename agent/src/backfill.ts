@@ -20,7 +20,7 @@ import { join, posix } from 'node:path';
 import { CodedError, errorCode, readFileChunks, type Logger } from '@studio321/protocol';
 import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
-import type { AgentState } from './agent-state.js';
+import { hasDamagedCopy, type AgentState } from './agent-state.js';
 import type { AssetRecord } from './state-records.js';
 import { copyFact, type AgentTarget } from './targets.js';
 import { markCopyDamaged, storeCopyDamagedError } from './store-copy.js';
@@ -112,7 +112,7 @@ async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTa
   const source = asset.paths[laptop.name] ?? join(laptop.root, ...asset.storePath.split('/'));
   // A copy of ours found damaged on the drive (verify-card.ts) may still hold its name: then the
   // new copy goes next to it (`~2`), never over it.
-  const damagedAt = asset.copies.some((c) => c.target === drive.name && !c.verified) ? asset.paths[drive.name] : undefined;
+  const damagedAt = hasDamagedCopy(asset, drive.name) ? asset.paths[drive.name] : undefined;
   let copy;
   for (let k = 1; ; k++) {
     const name = posix.basename(suffixedPath(asset.storePath, k));

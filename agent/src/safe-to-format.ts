@@ -13,7 +13,7 @@
  */
 import type { AssetRecord, CardRecord, FileRecord } from './state-records.js';
 import { AGENT_CODES } from './errors.js';
-import { LAPTOP } from './store-copy.js';
+import { hasDamagedCopy } from './agent-state.js';
 
 export interface SafeToFormat {
   safe: boolean;
@@ -72,7 +72,7 @@ export function evaluateSafeToFormat(card: CardRecord, files: readonly FileRecor
     const have = asset === undefined ? 0 : copyDevices(asset, card.dev).size;
     if (have < copiesNeeded) {
       v.short += 1;
-      const damaged = asset?.copies.some((c) => c.target === LAPTOP && !c.verified) === true;
+      const damaged = hasDamagedCopy(asset, 'laptop');
       if (damaged) v.damaged += 1;
       example(`${f.path}: ${have} of ${copiesNeeded} copies on distinct devices (${asset === undefined ? 'none' : describeCopies(asset, card.dev)})${damaged ? `, its laptop copy is damaged (${AGENT_CODES.storeCopyDamaged})` : ''}`);
     }

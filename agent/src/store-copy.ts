@@ -19,9 +19,6 @@ import { hasVerifiedCopy, type AgentState } from './agent-state.js';
 import type { AssetRecord } from './state-records.js';
 import type { SyncQueue } from './sync-session.js';
 
-/** The store's target name (offload.ts: always the first target). */
-export const LAPTOP = 'laptop';
-
 /** AGENT_STORE_COPY_DAMAGED for the laptop copy at `path`; `consequence` says what was not done with it. */
 export function storeCopyDamagedError(path: string, consequence: string, detail: Record<string, unknown>, cause?: unknown): AgentError {
   return new AgentError(
@@ -32,7 +29,7 @@ export function storeCopyDamagedError(path: string, consequence: string, detail:
 }
 
 /** Records the `target` copy (default: the laptop's) of `asset` as damaged (one synced batch); nothing when it did not count anyway. */
-export async function markCopyDamaged(state: AgentState, asset: AssetRecord, target: string = LAPTOP): Promise<void> {
+export async function markCopyDamaged(state: AgentState, asset: AssetRecord, target = 'laptop'): Promise<void> {
   const fact = asset.copies.find((c) => c.target === target);
   if (fact !== undefined && fact.verified) await state.recordCopies(asset.blake3, {}, [{ ...fact, verified: false }]);
 }
@@ -46,8 +43,8 @@ export async function markCopyDamaged(state: AgentState, asset: AssetRecord, tar
  */
 export async function checkStoreCopy(state: AgentState, blake3: string, opts: { signal?: AbortSignal } = {}): Promise<AgentError | undefined> {
   const asset = await state.getAsset(blake3);
-  const path = asset?.paths[LAPTOP];
-  if (asset === undefined || path === undefined || !hasVerifiedCopy(asset, LAPTOP)) return undefined;
+  const path = asset?.paths['laptop'];
+  if (asset === undefined || path === undefined || !hasVerifiedCopy(asset, 'laptop')) return undefined;
   let verdict;
   try {
     verdict = await verifyFile(path, { size: asset.size, blake3: asset.blake3 }, opts);

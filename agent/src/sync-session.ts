@@ -9,8 +9,8 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { MAX_BATCH_FILES, MAX_CHUNK_BYTES, MAX_COPIES_PER_FILE, MAX_NAMES_PER_FILE, ProtoCode, type AgentCopy, type CodedError, type Message, type MessageOf, type OfferFile } from '@studio321/protocol';
-import type { PendingAsset, StudioReceipt } from './agent-state.js';
-import { LAPTOP, storeCopyDamagedError } from './store-copy.js';
+import { hasVerifiedCopy, type PendingAsset, type StudioReceipt } from './agent-state.js';
+import { storeCopyDamagedError } from './store-copy.js';
 import type { LinkClient } from './link-client.js';
 import { LINK_CODES, LinkError } from './sync-errors.js';
 
@@ -288,9 +288,10 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
       after = lastQueued?.blake3;
       // A laptop copy found damaged is not offered (it cannot be sent); it is reported every pass
       // until the card is ingested again (store-copy.ts).
-      const sendable = batch.filter((a) => a.copies.some((c) => c.target === LAPTOP && c.verified));
+      const sendable: PendingAsset[] = [];
       for (const a of batch) {
-        if (!sendable.includes(a)) res.nacks.push(nackOf(a.blake3, storeCopyDamagedError(a.storePath, 'is not sent to the studio', { blake3: a.blake3 })));
+        if (hasVerifiedCopy(a, 'laptop')) sendable.push(a);
+        else res.nacks.push(nackOf(a.blake3, storeCopyDamagedError(a.storePath, 'is not sent to the studio', { blake3: a.blake3 })));
       }
       if (sendable.length === 0) continue;
       const batchId = `b${process.pid}-${++batchSeq}`;

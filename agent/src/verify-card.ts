@@ -92,7 +92,7 @@ export async function verifyCardCopies(ctx: { state: AgentState; targets: readon
         report.copiesOk++;
         continue;
       }
-      await markCopyDamaged(ctx.state, (await ctx.state.getAsset(asset.blake3)) ?? asset, fact.target);
+      await markCopyDamaged(ctx.state, asset, fact.target); // replaces only that target's fact, in the stored record
       report.lost.push({ ...entry, code: verdict.code ?? 'DURABLE_HASH_MISMATCH' });
     }
   }
