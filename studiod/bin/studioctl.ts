@@ -13,9 +13,9 @@
 import { CodedError } from '@studio321/protocol';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { controlRequest } from '../src/control-socket.js';
-import { formatAgents, formatPair } from '../src/studioctl-format.js';
-import { formatAsset, formatAssets, formatVerify } from '../src/ledger-format.js';
-import { formatStatusReport, type StatusReport } from '../src/status-report.js';
+import { formatAgents, formatPair } from '../src/ledger/studioctl-format.js';
+import { formatAsset, formatAssets, formatVerify } from '../src/ledger/format.js';
+import { formatStatusReport, type StatusReport } from '../src/ledger/status-report.js';
 
 const USAGE = `Usage: studioctl [--config FILE | --socket PATH] [--json] <command>
 Commands:

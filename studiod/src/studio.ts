@@ -13,15 +13,15 @@ import {
 } from '@studio321/protocol';
 import { sweepStaleTemps } from '@studio321/protocol/durable';
 import { Catalogue } from './catalogue.js';
-import { Committer, type CommittedAsset } from './commit.js';
+import { Committer, type CommittedAsset } from './commit/commit.js';
 import { LOCAL_TARGETS, type StudiodConfig } from './config.js';
 import { ControlSocket } from './control-socket.js';
 import { StudioCode, StudioError } from './errors.js';
-import { LedgerService } from './ledger-service.js';
-import { LinkServer } from './link-server.js';
-import { Staging } from './staging.js';
-import { checkTarget } from './target-check.js';
-import { loadOrCreateTlsIdentity, type TlsIdentity } from './tls-identity.js';
+import { LedgerService } from './ledger/service.js';
+import { LinkServer } from './link/server.js';
+import { Staging } from './commit/staging.js';
+import { checkTarget } from './commit/target-check.js';
+import { loadOrCreateTlsIdentity, type TlsIdentity } from './link/tls-identity.js';
 
 export const STUDIOD_SOFTWARE = 'studiod/0.1.0';
 

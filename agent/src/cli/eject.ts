@@ -4,10 +4,10 @@
  * agent through its status page (bearer token from <data dir>/status-url).
  */
 import { CodedError } from '@studio321/protocol';
-import { AgentState } from '../agent-state.js';
+import { AgentState } from '../state/agent-state.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { ejectCard, EJECT_CODES, type EjectResult } from '../eject.js';
-import { defaultVolumeSource } from '../volume-source.js';
+import { ejectCard, EJECT_CODES, type EjectResult } from '../offload/eject.js';
+import { defaultVolumeSource } from '../card/volume-source.js';
 import { callRunningAgent } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 

@@ -17,7 +17,7 @@ export const COMMANDS: Record<string, { load: () => Promise<Command>; help: stri
   eject: { load: async () => (await import('./eject.js')).ejectCommand, help: 'eject <card>    unmount a card, only once it is safe to format' },
   run: {
     load: async () => {
-      const [{ runCommand }, { startSyncForRun }] = await Promise.all([import('./run.js'), import('../sync-loop.js')]);
+      const [{ runCommand }, { startSyncForRun }] = await Promise.all([import('./run.js'), import('../link/sync-loop.js')]);
       return (argv, io) => runCommand(argv, io, { startSync: startSyncForRun });
     }, help: 'run             watch for cards and hot folders (the background service)' },
 };

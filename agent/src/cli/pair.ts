@@ -8,9 +8,9 @@
  */
 import { hostname } from 'node:os';
 import { generateAgentKeyPair, fingerprintsEqual, ProtocolError, ProtoCode, PROTOCOL_PATH } from '@studio321/protocol';
-import { LinkClient } from '../link-client.js';
-import { LINK_CODES, LinkError } from '../sync-errors.js';
-import { saveIdentity } from '../sync-identity.js';
+import { LinkClient } from '../link/client.js';
+import { LINK_CODES, LinkError } from '../link/errors.js';
+import { saveIdentity } from '../link/identity.js';
 import { resolvePaths } from '../paths.js';
 import { parse, type CommandIo } from './common.js';
 

@@ -1,6 +1,6 @@
 /** `field-agent resolve <card-id>`: the photographer reviewed the card's warnings. */
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { AgentState } from '../agent-state.js';
+import { AgentState } from '../state/agent-state.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent resolve <card-id> [--data-dir DIR] [--config FILE]';

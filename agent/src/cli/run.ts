@@ -6,8 +6,8 @@
  * feeds the status page and tray; the tray and page can pause and resume it.
  */
 import { configureShutdown, createLogger, onShutdown, requestShutdown } from '@studio321/protocol';
-import { AgentRunner, type AgentRunnerOptions } from '../agent-runner.js';
-import { AgentUi } from '../agent-ui.js';
+import { AgentRunner, type AgentRunnerOptions } from '../runner.js';
+import { AgentUi } from '../ui/agent-ui.js';
 import { AGENT_ALREADY_RUNNING, ALREADY_RUNNING_EXIT_CODE, InstanceLock, InstanceLockError } from '../instance-lock.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 

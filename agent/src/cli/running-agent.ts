@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { STATUS_URL_FILE } from '../agent-ui.js';
+import { STATUS_URL_FILE } from '../ui/agent-ui.js';
 
 /** POSTs `apiPath?query` to the running agent; its JSON on 200, else its coded error (or `fallbackCode`). */
 export async function callRunningAgent(dataDir: string, apiPath: string, query: Record<string, string>, fallbackCode: string): Promise<unknown> {

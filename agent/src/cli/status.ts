@@ -1,6 +1,6 @@
 /** `field-agent status [--json]` */
-import { AgentState } from '../agent-state.js';
-import { buildStatus, formatStatus } from '../status.js';
+import { AgentState } from '../state/agent-state.js';
+import { buildStatus, formatStatus } from '../state/status.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent status [--json] [--data-dir DIR] [--config FILE]';

@@ -3,11 +3,11 @@
  * empty, then exit. 0 when every queued file has a studio receipt; 1 with the
  * reason when the studio cannot be reached or some files were refused.
  */
-import { AgentState } from '../agent-state.js';
+import { AgentState } from '../state/agent-state.js';
 import { resolvePaths } from '../paths.js';
-import { LINK_CODES, LinkError } from '../sync-errors.js';
-import { syncUntilEmpty } from '../sync-loop.js';
-import { syncQueueOf } from '../store-copy.js';
+import { LINK_CODES, LinkError } from '../link/errors.js';
+import { syncUntilEmpty } from '../link/sync-loop.js';
+import { syncQueueOf } from '../state/store-copy.js';
 import { parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent sync [--json] [--data-dir DIR] [--max-attempts N] [--backoff-ms MS]';

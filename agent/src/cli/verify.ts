@@ -5,9 +5,9 @@
  * While `field-agent run` holds the state DB, the running agent does the check.
  */
 import { CodedError } from '@studio321/protocol';
-import { AgentState } from '../agent-state.js';
+import { AgentState } from '../state/agent-state.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { verifyCopies, type VerifyOutcome } from '../verify-card.js';
+import { verifyCopies, type VerifyOutcome } from '../offload/verify-card.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 import { callRunningAgent } from './running-agent.js';
 

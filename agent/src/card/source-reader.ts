@@ -1,0 +1,143 @@
+/**
+ * Reads one file off a card, once, for durableWrite — and proves it did not
+ * change while it was read.
+ *
+ *  - opened with O_NOFOLLOW: a symlink swapped in after the listing is refused (ELOOP);
+ *  - must be a regular file whose size and mtime still match the listing;
+ *  - after the last chunk, the open file's and the path's size, mtime and ctime
+ *    (nanoseconds) are compared with the values at open and the byte count with
+ *    the size: any difference throws AGENT_SOURCE_CHANGED, so durableWrite discards
+ *    its temps and nothing is recorded with a hash of bytes that never existed together;
+ *  - reads one chunk ahead so the card is read while the previous chunk is
+ *    written and hashed.
+ *
+ * Memory: chunks are read into a ring of pooled buffers per file (not a fresh
+ * buffer per chunk: that cost a page fault per 4 KiB, ~550,000 per 2 GB card,
+ * and left tens of MB of garbage chunks for the GC). So a yielded chunk stays
+ * valid only until the consumer asks for the NEXT chunk (or for what follows
+ * the last one), and every buffer goes back to the pool when the file ends.
+ * durableWrite (asks for chunk k+1 only after chunk k is written and hashed) and
+ * hashStream (done with a chunk before asking for the next) fit; a consumer that
+ * keeps chunks longer must copy them.
+ */
+import { constants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { AGENT_CODES, AgentError } from '../errors.js';
+
+/**
+ * 4 MiB: measured against 1 MiB chunks, ≈ 0.4 CPU-s less per 2 GB card (fewer
+ * reads, writes and hash calls). Every buffer is pooled (see Memory above), so
+ * the chunk size does not turn into garbage.
+ */
+export const SOURCE_CHUNK = 4 * 1024 * 1024;
+
+/** Files smaller than this get a buffer of their own size instead of a pooled chunk buffer. */
+const SMALL_FILE = 256 * 1024;
+
+export interface SourceExpectation {
+  size: number;
+  mtimeMs: number;
+}
+
+export type SourceOpener = (path: string, expect: SourceExpectation, opts: { signal?: AbortSignal }) => AsyncIterable<Uint8Array>;
+
+interface Ident {
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  ino: bigint;
+}
+
+function changed(path: string, what: string): AgentError {
+  return new AgentError(AGENT_CODES.sourceChanged, `${path} changed while it was being copied (${what}): the copy was discarded and will be made again once the file is stable.`, { retryable: true, detail: { path } });
+}
+
+/**
+ * Buffers a file's chunks cycle through: the chunk the consumer holds and the
+ * one being read ahead (see the header: valid until the consumer asks for the next).
+ */
+const RING = 2;
+
+/**
+ * Full-size ring buffers handed back by files read to the end, for the next file
+ * (fresh buffers cost a page fault per 4 KiB). At most POOL_MAX are kept (the files reading at once × RING, and spares).
+ */
+const POOL_MAX = 8;
+const pool: Buffer[] = [];
+
+function takeBuffer(size: number): Buffer {
+  if (size === SOURCE_CHUNK) {
+    const b = pool.pop();
+    if (b !== undefined) return b;
+  }
+  return Buffer.allocUnsafeSlow(size);
+}
+
+/** Starts a read; a failure is kept for whoever awaits it (never an unhandled rejection while suspended at a yield). */
+function startRead(fh: FileHandle, pos: number, size: number, into: Buffer): Promise<Uint8Array> {
+  const p = readChunk(fh, pos, size, into);
+  p.catch(() => undefined);
+  return p;
+}
+
+async function readChunk(fh: FileHandle, pos: number, size: number, into?: Buffer): Promise<Uint8Array> {
+  const buf = into === undefined ? Buffer.allocUnsafeSlow(size) : into.subarray(0, size);
+  let got = 0;
+  while (got < size) {
+    const { bytesRead } = await fh.read(buf, got, size - got, pos + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === size ? buf : buf.subarray(0, got);
+}
+
+export async function* readCardFile(path: string, expect: SourceExpectation, opts: { signal?: AbortSignal; chunkSize?: number } = {}): AsyncGenerator<Uint8Array, void, undefined> {
+  const chunkSize = opts.chunkSize ?? SOURCE_CHUNK;
+  opts.signal?.throwIfAborted();
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  let next: Promise<Uint8Array> | undefined;
+  try {
+    const st = await fh.stat({ bigint: true });
+    if (!st.isFile()) throw changed(path, 'it is no longer a regular file');
+    const before: Ident = { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
+    if (Number(st.size) !== expect.size || Math.trunc(Number(st.mtimeNs / 1_000_000n)) !== expect.mtimeMs) {
+      throw changed(path, 'its size or time differ from the listing');
+    }
+    const size = expect.size;
+    const ring: Buffer[] = [];
+    let turn = 0;
+    const nextBuffer = (): Buffer => {
+      const i = turn++ % RING;
+      ring[i] ??= size < SMALL_FILE ? Buffer.allocUnsafeSlow(size) : takeBuffer(chunkSize);
+      return ring[i];
+    };
+    let pos = 0;
+    next = size > 0 ? startRead(fh, 0, Math.min(chunkSize, size), nextBuffer()) : undefined;
+    while (next !== undefined) {
+      const chunk = await next;
+      pos += chunk.byteLength;
+      opts.signal?.throwIfAborted();
+      // Start the next read before handing this chunk over (one chunk of read-ahead):
+      // it fills the buffer of the previous chunk, which the consumer finished with
+      // before asking for this one.
+      next = chunk.byteLength > 0 && pos < size ? startRead(fh, pos, Math.min(chunkSize, size - pos), nextBuffer()) : undefined;
+      if (chunk.byteLength > 0) yield chunk;
+      if (chunk.byteLength === 0) break;
+    }
+    // Nothing more than the listed size may be there, and nothing may have changed.
+    const tail = await readChunk(fh, pos, 1);
+    const after = await fh.stat({ bigint: true });
+    const onPath = await stat(path, { bigint: true });
+    if (pos !== size || tail.byteLength !== 0) throw changed(path, `read ${pos + tail.byteLength}+ bytes, listed ${size}`);
+    if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs) throw changed(path, 'its size or times changed');
+    if (onPath.ino !== before.ino || onPath.size !== before.size || onPath.mtimeNs !== before.mtimeNs) throw changed(path, 'it was replaced');
+    // Read to the end, and the consumer asked for what follows the last chunk, so it is
+    // done with every chunk: all ring buffers are free. (After an error or an early
+    // return they are left to the GC: a write of the last chunk may still be running.)
+    for (const b of ring) if (b.byteLength === SOURCE_CHUNK && pool.length < POOL_MAX) pool.push(b);
+  } finally {
+    // A consumer that stops early (a target failed) must not leave a read in flight on a closed handle.
+    await next?.catch(() => undefined);
+    await fh.close();
+  }
+}

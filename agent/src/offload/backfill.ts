@@ -1,0 +1,174 @@
+/**
+ * Back-fill of the field drive.
+ *
+ * A card offloaded while the field drive was not connected has its files on the
+ * laptop only, so with the default policy (2 copies on distinct devices) it is
+ * not safe to format. When the drive is back, every asset without a verified
+ * field-drive copy and not yet committed at the studio (backfillCandidates) is
+ * copied from the laptop store to the drive, to the same
+ * store-relative path an offload would have used, with the durable verified
+ * write: the laptop copy is read once and must hash to the BLAKE3 the ledger
+ * holds for it (a laptop copy that changed is reported, never copied onward,
+ * and no longer counted as a copy in the ledger), the drive's copy is fsynced, read back and hashed, then ONE synced
+ * batch adds the field-drive copy to the asset. Cards whose only missing copy
+ * was the drive's become safe to format; nothing on the drive is overwritten.
+ *
+ * Stops (report.stoppedBy) when the drive is full, unplugged or read-only, or
+ * on abort; what was recorded so far stays recorded and the rest is done next time.
+ */
+import { join, posix } from 'node:path';
+import { CodedError, errorCode, readFileChunks, type Logger } from '@studio321/protocol';
+import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
+import { AGENT_CODES, AgentError } from '../errors.js';
+import { hasDamagedCopy, type AgentState } from '../state/agent-state.js';
+import type { AssetRecord } from '../state/records.js';
+import { copyFact, type AgentTarget } from '../targets.js';
+import { markCopyDamaged, storeCopyDamagedError } from '../state/store-copy.js';
+import { suffixedPath } from './naming.js';
+
+export interface BackfillFailure {
+  blake3: string;
+  storePath: string;
+  code: string;
+  message: string;
+}
+
+export interface BackfillReport {
+  /** Back-fill candidates found (backfillCandidates). */
+  missing: number;
+  copied: number;
+  bytes: number;
+  failed: BackfillFailure[];
+  stoppedBy?: AgentError;
+}
+
+export interface BackfillContext {
+  state: AgentState;
+  targets: readonly AgentTarget[];
+  signal?: AbortSignal;
+  log?: Logger;
+  /**
+   * Remove temps a killed back-fill left in each drive folder before the first write into it.
+   * Only where nothing else can be writing there (`field-agent ingest`, which holds the state lock
+   * and runs no hot folder); `field-agent run` sweeps every target at start instead.
+   */
+  sweepTemps?: boolean;
+}
+
+/**
+ * The assets the back-fill copies: no verified field-drive copy, and not yet committed at the
+ * studio (once the studio holds an asset its card no longer needs the drive: a fresh drive
+ * plugged in is not filled with the laptop's whole history).
+ */
+export async function backfillCandidates(state: AgentState): Promise<AssetRecord[]> {
+  return (await state.assetsMissingCopy('field-drive')).filter((a) => a.studio === undefined);
+}
+
+/** Copies every back-fill candidate onto the field drive (when one is among `targets`). */
+export async function backfillFieldDrive(ctx: BackfillContext): Promise<BackfillReport> {
+  const report: BackfillReport = { missing: 0, copied: 0, bytes: 0, failed: [] };
+  const laptop = ctx.targets.find((t) => t.name === 'laptop');
+  const drive = ctx.targets.find((t) => t.name === 'field-drive');
+  if (laptop === undefined || drive === undefined) return report;
+  const todo = await backfillCandidates(ctx.state);
+  report.missing = todo.length;
+  const swept = new Set<string>();
+  for (const asset of todo) {
+    if (ctx.signal?.aborted === true) {
+      report.stoppedBy = new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', { cause: ctx.signal.reason, retryable: true });
+      break;
+    }
+    const dir = join(drive.root, ...posix.dirname(asset.storePath).split('/'));
+    if (ctx.sweepTemps === true && !swept.has(dir)) {
+      swept.add(dir);
+      await sweepStaleTemps(dir).catch((err: unknown) => ctx.log?.warn({ event: 'sweep-failed', dir, err }, `could not remove stale temps in ${dir}`));
+    }
+    const outcome = await copyOne(ctx, asset, laptop, drive, dir);
+    if (outcome === 'copied') {
+      report.copied += 1;
+      report.bytes += asset.size;
+    } else if (outcome instanceof AgentError && isStop(outcome)) {
+      report.stoppedBy = outcome;
+      break;
+    } else {
+      report.failed.push({ blake3: asset.blake3, storePath: asset.storePath, code: outcome.code, message: outcome.message });
+      ctx.log?.warn({ event: 'backfill-failed', blake3: asset.blake3, storePath: asset.storePath, err: outcome }, outcome.message);
+    }
+  }
+  if (report.copied > 0 || report.failed.length > 0 || report.stoppedBy !== undefined) {
+    ctx.log?.info({ event: 'backfill', missing: report.missing, copied: report.copied, failed: report.failed.length, ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.code }) }, `field drive: ${report.copied} of ${report.missing} earlier files copied`);
+  }
+  return report;
+}
+
+const STOPS: ReadonlySet<string> = new Set([AGENT_CODES.storeFull, AGENT_CODES.storeUnwritable, AGENT_CODES.fieldDriveMissing, AGENT_CODES.aborted, AGENT_CODES.stateFailed]);
+
+function isStop(err: AgentError): boolean {
+  return STOPS.has(err.code);
+}
+
+/** Copies one asset into `dir` (its store folder on the drive) and records the copy. */
+async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTarget, drive: AgentTarget, dir: string): Promise<'copied' | AgentError> {
+  const source = asset.paths[laptop.name] ?? join(laptop.root, ...asset.storePath.split('/'));
+  // A copy of ours found damaged on the drive (verify-card.ts) may still hold its name: then the
+  // new copy goes next to it (`~2`), never over it.
+  const damagedAt = hasDamagedCopy(asset, drive.name) ? asset.paths[drive.name] : undefined;
+  let copy;
+  for (let k = 1; ; k++) {
+    const name = posix.basename(suffixedPath(asset.storePath, k));
+    try {
+      const result = await durableWrite(readFileChunks(source, ctx.signal === undefined ? {} : { signal: ctx.signal }), {
+        targets: [{ dir, name }],
+        expected: { size: asset.size, blake3: asset.blake3 },
+        ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
+      });
+      copy = result.copies[0];
+      if (copy === undefined) throw new TypeError('durableWrite returned no copy');
+      break;
+    } catch (err) {
+      if (err instanceof CodedError && err.code === 'DURABLE_NAME_TAKEN' && join(dir, name) === damagedAt) continue;
+      const failure = backfillError(err, asset, source, join(dir, name));
+      if (failure.code === AGENT_CODES.storeCopyDamaged) {
+        // The ledger never lies: a laptop copy that does not hash right is no longer a copy.
+        try {
+          await markCopyDamaged(ctx.state, asset);
+        } catch (stateErr) {
+          return stateErr instanceof AgentError ? stateErr : failure;
+        }
+      }
+      return failure;
+    }
+  }
+  try {
+    await ctx.state.recordCopies(asset.blake3, { [drive.name]: copy.path }, [copyFact(drive, copy)]);
+  } catch (err) {
+    return err instanceof AgentError ? err : new AgentError(AGENT_CODES.stateFailed, `Recording the field-drive copy of ${asset.storePath} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  return 'copied';
+}
+
+function backfillError(err: unknown, asset: AssetRecord, source: string, dest: string): AgentError {
+  let code = err instanceof CodedError ? err.code : undefined;
+  const detail = { blake3: asset.blake3, storePath: asset.storePath };
+  // A laptop copy that is gone or unreadable is damaged; other read failures (EMFILE…) are not its fault.
+  const sourceErrno = code === 'DURABLE_SOURCE_FAILED' ? errorCode((err as Error).cause) : undefined;
+  if (code === 'DURABLE_SOURCE_FAILED' && sourceErrno !== 'ENOENT' && sourceErrno !== 'EIO') code = undefined;
+  switch (code) {
+    case 'DURABLE_HASH_MISMATCH':
+    case 'DURABLE_SIZE_MISMATCH':
+    case 'DURABLE_SOURCE_FAILED':
+      return storeCopyDamagedError(source, 'was not copied to the field drive', detail, err);
+    case 'DURABLE_NAME_TAKEN':
+      return new AgentError(AGENT_CODES.copyFailed, `${dest} on the field drive already holds a different file; it was left untouched. Move it away, then the back-fill copies this one.`, { cause: err, detail: { ...detail, path: dest } });
+    case 'DURABLE_NO_SPACE':
+      return new AgentError(AGENT_CODES.storeFull, `The field drive is full: free space on it; the back-fill goes on next time.`, { cause: err, detail });
+    case 'DURABLE_ACCESS_DENIED':
+      return new AgentError(AGENT_CODES.storeUnwritable, `The field drive refused the write: check it is writable (not read-only, permissions).`, { cause: err, detail });
+    case 'DURABLE_TARGET_MISSING':
+      return new AgentError(AGENT_CODES.fieldDriveMissing, `The field drive disappeared during the back-fill: reconnect it; the back-fill goes on next time.`, { cause: err, retryable: true, detail });
+    case 'DURABLE_ABORTED':
+      return new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', { cause: err, retryable: true });
+    default:
+      return new AgentError(AGENT_CODES.copyFailed, `Copying ${asset.storePath} to the field drive failed (${code ?? 'error'}): ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: err instanceof CodedError ? err.retryable : false, detail });
+  }
+}

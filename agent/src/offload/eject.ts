@@ -1,0 +1,112 @@
+/**
+ * `field-agent eject <card>`: unmount a card, only once it is safe to format.
+ *
+ *  1. find the card (id, or a unique label) in the state DB;
+ *  2. compute safe-to-format now (status.ts); not safe → AGENT_EJECT_NOT_SAFE with
+ *     the reason, and the card stays mounted;
+ *  3. find it among the mounted volumes, at the mount point it was read from and
+ *     on the same device (st_dev) — a different disk mounted there since is not
+ *     touched → AGENT_CARD_NOT_MOUNTED;
+ *  4. unmount: `udisksctl unmount -b <device>` (desktop Linux, no root needed),
+ *     else `umount <mount point>`; macOS `diskutil eject <mount point>`;
+ *  5. check the mount point is gone from the volume list → AGENT_EJECT_FAILED if not.
+ */
+import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { CodedError } from '@studio321/protocol';
+import type { AgentState } from '../state/agent-state.js';
+import type { CardRecord } from '../state/records.js';
+import { summariseCard } from '../state/status.js';
+import type { VolumeSource } from '../card/volume-source.js';
+
+export const EJECT_CODES = {
+  unknownCard: 'AGENT_UNKNOWN_CARD',
+  ambiguous: 'AGENT_CARD_AMBIGUOUS',
+  notSafe: 'AGENT_EJECT_NOT_SAFE',
+  notMounted: 'AGENT_CARD_NOT_MOUNTED',
+  failed: 'AGENT_EJECT_FAILED',
+} as const;
+
+export class EjectError extends CodedError {}
+
+/** Runs a command; resolves with its output, rejects when it fails. The seam tests replace. */
+export type CommandRunner = (cmd: string, args: string[]) => Promise<{ stdout: string; stderr: string }>;
+
+export const runCommand: CommandRunner = (cmd, args) =>
+  new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stderr }));
+      else resolve({ stdout, stderr });
+    });
+  });
+
+export interface EjectOptions {
+  state: AgentState;
+  copiesNeeded: number;
+  volumes: VolumeSource;
+  run?: CommandRunner;
+  platform?: NodeJS.Platform;
+}
+
+export interface EjectResult {
+  card: string;
+  label: string;
+  mountPoint: string;
+  /** The command that unmounted it. */
+  method: string;
+}
+
+/** The card `ref` names: its id, or a label only one card (not a hot folder) has. */
+export async function findCard(state: AgentState, ref: string): Promise<CardRecord> {
+  const byId = await state.getCard(ref);
+  if (byId) return byId;
+  const byLabel = (await state.listCards()).filter((c) => c.label === ref && c.kind !== 'hot-folder');
+  if (byLabel.length === 1) return byLabel[0]!;
+  if (byLabel.length > 1) {
+    throw new EjectError(EJECT_CODES.ambiguous, `${byLabel.length} cards are labelled "${ref}" (${byLabel.map((c) => c.id).join(', ')}). Name it by card id.`);
+  }
+  throw new EjectError(EJECT_CODES.unknownCard, `No card "${ref}". See the card ids with field-agent status.`);
+}
+
+function stderrOf(err: unknown): string {
+  const s = (err as { stderr?: unknown }).stderr;
+  return typeof s === 'string' && s.trim() !== '' ? s.trim() : err instanceof Error ? err.message : String(err);
+}
+
+export async function ejectCard(ref: string, o: EjectOptions): Promise<EjectResult> {
+  const run = o.run ?? runCommand;
+  const platform = o.platform ?? process.platform;
+  const card = await findCard(o.state, ref);
+  if (card.kind === 'hot-folder') {
+    throw new EjectError(EJECT_CODES.notMounted, `${card.label} is a hot folder, not a card: there is nothing to eject.`);
+  }
+  const summary = await summariseCard(o.state, card, o.copiesNeeded);
+  if (!summary.safeToFormat.safe) {
+    throw new EjectError(EJECT_CODES.notSafe, `${card.label} (${card.id}) is not safe to format yet: ${summary.safeToFormat.reason.replace(/\.?$/, '.')} It stays mounted; keep the card.`, { detail: { card: card.id } });
+  }
+  const mounted = (await o.volumes.list()).find((v) => v.mountPoint === card.source);
+  const dev = mounted ? await stat(card.source).then((s) => s.dev, () => undefined) : undefined;
+  if (!mounted || (card.dev !== undefined && dev !== card.dev)) {
+    throw new EjectError(EJECT_CODES.notMounted, `${card.label} (${card.id}) is not mounted at ${card.source} any more: it may already be ejected.`, { detail: { card: card.id } });
+  }
+
+  const attempts: [string, string[]][] = platform === 'darwin'
+    ? [['diskutil', ['eject', mounted.mountPoint]]]
+    : [
+        ...(mounted.device.startsWith('/dev/') ? [['udisksctl', ['unmount', '--no-user-interaction', '-b', mounted.device]] as [string, string[]]] : []),
+        ['umount', [mounted.mountPoint]],
+      ];
+  const failures: string[] = [];
+  for (const [cmd, args] of attempts) {
+    try {
+      await run(cmd, args);
+    } catch (err) {
+      failures.push(`${cmd}: ${stderrOf(err)}`);
+      continue;
+    }
+    const still = (await o.volumes.list()).some((v) => v.mountPoint === mounted.mountPoint && v.device === mounted.device);
+    if (!still) return { card: card.id, label: card.label, mountPoint: mounted.mountPoint, method: cmd };
+    failures.push(`${cmd}: still mounted`);
+  }
+  throw new EjectError(EJECT_CODES.failed, `${card.label} could not be unmounted (${failures.join('; ')}). Close any program using it, then try again.`, { retryable: true, detail: { card: card.id } });
+}

@@ -1,0 +1,91 @@
+/**
+ * One card, start to end: list it, know it, copy what is missing, say how it went.
+ *
+ *   scanCard → cardIdentity → state.beginOffload (run = running, sync)
+ *   → state.recordScan (one batch) → CardOffloader.run → state.endOffload
+ *
+ * A card re-inserted after a pull, a crash or a full disk gets the same id; its
+ * verified files are skipped, the rest (including the file that was half copied)
+ * are copied again from the card.
+ */
+import { AgentError } from '../errors.js';
+import type { AgentState, CardInput } from '../state/agent-state.js';
+import type { ScanResult } from '../card/scanner.js';
+import type { CardRecord } from '../state/records.js';
+import { CardOffloader, OffloadStop, type FileOutcome, type OffloadContext } from './offloader.js';
+import { ProgressTracker } from './progress.js';
+
+export interface CardReport {
+  card: CardRecord;
+  /** Files on the card (regular files in the listing). */
+  files: number;
+  /** Already verified before this run. */
+  alreadyVerified: number;
+  copied: number;
+  duplicates: number;
+  failed: FileOutcome[];
+  bytesCopied: number;
+  /** Entries skipped with a warning (symlinks, special files, bad names, unreadable folders). */
+  warnings: Array<{ path: string; code: string; message: string }>;
+  /** Set when the offload had to stop before the end. */
+  stoppedBy?: AgentError;
+}
+
+export interface OffloadCardInput {
+  root: string;
+  card: Omit<CardInput, 'dev'>;
+  scan: ScanResult;
+}
+
+export async function offloadCard(ctx: Omit<OffloadContext, 'progress'> & { onProgress?: (p: ProgressTracker) => void }, input: OffloadCardInput): Promise<CardReport> {
+  const { state } = ctx;
+  await state.beginOffload({ ...input.card, dev: input.scan.dev });
+  const todo = await state.recordScan(input.card.id, input.scan);
+  const card = (await state.getCard(input.card.id)) as CardRecord;
+  const progress = new ProgressTracker({ totalBytes: todo.reduce((n, f) => n + f.size, 0), totalFiles: todo.length });
+  const offloader = new CardOffloader({
+    ...ctx,
+    progress,
+    onFile: (o) => {
+      ctx.onFile?.(o);
+      ctx.onProgress?.(progress);
+    },
+  }, card, input.root);
+  const report: CardReport = {
+    card,
+    files: input.scan.files.length,
+    alreadyVerified: input.scan.files.length - todo.length,
+    copied: 0,
+    duplicates: 0,
+    failed: [],
+    bytesCopied: 0,
+    warnings: input.scan.warnings.map((w) => ({ ...w })),
+  };
+  try {
+    await offloader.run(todo);
+  } catch (err) {
+    if (!(err instanceof OffloadStop)) throw err;
+    report.stoppedBy = err.error;
+  }
+  for (const o of offloader.outcomes) {
+    if (o.result === 'copied') {
+      report.copied += 1;
+      report.bytesCopied += o.bytes;
+    } else if (o.result === 'duplicate') report.duplicates += 1;
+    else report.failed.push(o);
+  }
+  const first = report.stoppedBy ?? report.failed[0];
+  await state.endOffload(card.id, {
+    state: report.stoppedBy === undefined ? 'done' : 'interrupted',
+    ...(first?.code === undefined ? {} : { code: first.code }),
+    ...(first?.message === undefined ? {} : { message: first.message }),
+  }).catch(() => undefined);
+  report.card = (await state.getCard(card.id)) ?? card;
+  return report;
+}
+
+/** Sum of the card's pending bytes, for progress before the offload starts. */
+export function reportSummary(r: CardReport): string {
+  const parts = [`${r.copied} copied`, `${r.duplicates} already stored`, `${r.alreadyVerified} verified earlier`, `${r.failed.length} failed`];
+  return `${r.card.label} (${r.card.id}): ${r.files} files — ${parts.join(', ')}`;
+}

@@ -1,0 +1,117 @@
+/**
+ * `field-agent verify`: re-read the agent's own copies (laptop store, field
+ * drive) and hash them against the ledger — before formatting a card, or after
+ * a disk scare. Safe to format counts the copies verified when they were
+ * written; a copy that rotted since, or a field drive that was wiped or
+ * swapped for another one, would still count. Here every such copy is read
+ * again (verifyFile):
+ *  - intact: counted as checked, nothing written;
+ *  - missing, another size or hash, unreadable bytes: the copy fact becomes
+ *    `verified: false` (store-copy.ts), so the card is no longer safe to format
+ *    and the next ingest of the card (laptop copy) or the back-fill (field
+ *    drive) makes it again;
+ *  - on a field drive that is not connected, or a read that fails for a reason
+ *    that says nothing about the copy (EACCES…): left as recorded and listed as
+ *    unchecked. A missing file counts as lost only while the drive is there.
+ */
+import { verifyFile } from '@studio321/protocol/durable';
+import type { AgentState } from '../state/agent-state.js';
+import { findCard } from './eject.js';
+import { AGENT_CODES } from '../errors.js';
+import type { SafeToFormat } from '../state/safe-to-format.js';
+import type { AssetRecord, CardRecord } from '../state/records.js';
+import { summariseCard } from '../state/status.js';
+import { markCopyDamaged } from '../state/store-copy.js';
+import { resolveTargets, statFieldDrive, type AgentTarget } from '../targets.js';
+
+export interface VerifyCardReport {
+  /** The card whose files were checked; absent: every asset of the store. */
+  card?: string;
+  assets: number;
+  copiesChecked: number;
+  copiesOk: number;
+  /** Copies that no longer verify and stopped counting. */
+  lost: Array<{ blake3: string; target: string; path: string; code: string }>;
+  /** Copies not checked, left as recorded, with why. */
+  unchecked: Array<{ blake3: string; target: string; path: string; code: string }>;
+}
+
+async function assetsOf(state: AgentState, card: CardRecord | undefined): Promise<AssetRecord[]> {
+  if (card === undefined) return state.listAssets();
+  const hashes = new Set<string>();
+  for (const f of await state.cardFiles(card, { current: true })) if (f.blake3 !== undefined) hashes.add(f.blake3);
+  const out: AssetRecord[] = [];
+  for (const h of [...hashes].sort()) {
+    const a = await state.getAsset(h);
+    if (a !== undefined) out.push(a);
+  }
+  return out;
+}
+
+/** Whether the target's root is there now (the laptop store always is; a field drive may be unplugged). */
+async function present(target: AgentTarget): Promise<boolean> {
+  if (target.name === 'laptop') return true;
+  try {
+    await statFieldDrive(target.root);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function verifyCardCopies(ctx: { state: AgentState; targets: readonly AgentTarget[]; signal?: AbortSignal }, card?: CardRecord): Promise<VerifyCardReport> {
+  const report: VerifyCardReport = { ...(card === undefined ? {} : { card: card.id }), assets: 0, copiesChecked: 0, copiesOk: 0, lost: [], unchecked: [] };
+  const byName = new Map(ctx.targets.map((t) => [t.name as string, t]));
+  for (const asset of await assetsOf(ctx.state, card)) {
+    ctx.signal?.throwIfAborted();
+    report.assets++;
+    for (const fact of asset.copies) {
+      const path = asset.paths[fact.target];
+      if (!fact.verified || path === undefined) continue;
+      const entry = { blake3: asset.blake3, target: fact.target, path };
+      const target = byName.get(fact.target);
+      if (target === undefined || !(await present(target))) {
+        report.unchecked.push({ ...entry, code: AGENT_CODES.fieldDriveMissing });
+        continue;
+      }
+      let verdict;
+      try {
+        verdict = await verifyFile(path, { size: asset.size, blake3: asset.blake3 }, ctx.signal === undefined ? {} : { signal: ctx.signal });
+      } catch (err) {
+        ctx.signal?.throwIfAborted();
+        report.unchecked.push({ ...entry, code: (err as { code?: string }).code ?? 'DURABLE_IO_ERROR' });
+        continue;
+      }
+      // A drive pulled during the check: its missing files are not lost.
+      if (!verdict.ok && verdict.code === 'DURABLE_MISSING' && !(await present(target))) {
+        report.unchecked.push({ ...entry, code: AGENT_CODES.fieldDriveMissing });
+        continue;
+      }
+      report.copiesChecked++;
+      if (verdict.ok) {
+        report.copiesOk++;
+        continue;
+      }
+      await markCopyDamaged(ctx.state, asset, fact.target); // replaces only that target's fact, in the stored record
+      report.lost.push({ ...entry, code: verdict.code ?? 'DURABLE_HASH_MISMATCH' });
+    }
+  }
+  return report;
+}
+
+/** What `field-agent verify` reports: the check, and for a card its safe-to-format verdict after it. */
+export interface VerifyOutcome extends VerifyCardReport {
+  safeToFormat?: SafeToFormat;
+}
+
+/**
+ * `field-agent verify [card]`, by the CLI (state DB opened) or by the running agent (its status
+ * page's POST /api/verify): the card named by `ref` (id or label; '' or undefined: every asset).
+ */
+export async function verifyCopies(state: AgentState, o: { store: string; fieldDrive?: string | undefined; copiesNeeded: number }, ref?: string): Promise<VerifyOutcome> {
+  const card = ref === undefined || ref === '' ? undefined : await findCard(state, ref);
+  const { targets } = await resolveTargets(o.store, o.fieldDrive);
+  const report = await verifyCardCopies({ state, targets }, card);
+  if (card === undefined) return report;
+  return { ...report, safeToFormat: (await summariseCard(state, card, o.copiesNeeded)).safeToFormat };
+}

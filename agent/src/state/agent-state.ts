@@ -1,0 +1,526 @@
+/**
+ * The agent's durable state: one LevelDB at <data dir>/state.
+ *
+ * Every state change is ONE batch written with `sync: true`, so after kill -9 or
+ * a power cut the database says exactly what was verified, and nothing more.
+ * Writers are serialised inside the process (read-modify-write of an asset must
+ * not interleave); LevelDB's LOCK keeps other processes out.
+ *
+ * Key schema (docs/design.md "Field agent" has an example of each):
+ *   meta:format                     → 1
+ *   meta:seq                        → next studio-queue sequence number
+ *   card:<cardId>                   → CardRecord
+ *   file:<cardId>/<path on card>    → FileRecord
+ *   asset:<blake3>                  → AssetRecord
+ *   size:<size, 16 digits>:<blake3> → true     (which sizes have an asset: dual-slot dedup check)
+ *   queue:<seq, 16 digits>          → { blake3, size }   (verified here, not yet receipted by the studio)
+ *   claim:<store-relative path>     → ClaimRecord        (a store name reserved before it is written)
+ *   group:<cardId>/<group key>      → { k }              (the suffix an image group uses in the store)
+ */
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { Level } from 'level';
+import { FORMAT_VERSION, hasCodeInChain, type CopyFact } from '@studio321/protocol';
+import { AGENT_CODES, AgentError } from '../errors.js';
+import type { ScanResult, ScannedFile } from '../card/scanner.js';
+import type { AssetName, AssetRecord, CardKind, CardRecord, ClaimRecord, FileRecord, FileWarning, OffloadRun, StudioCopy } from './records.js';
+
+export interface PendingAsset {
+  blake3: string;
+  size: number;
+  /** Absolute path of the verified laptop copy to send. */
+  storePath: string;
+  names: AssetName[];
+  copies: CopyFact[];
+}
+
+export interface StudioReceipt {
+  blake3: string;
+  size: number;
+  committedAt: string;
+  copies: StudioCopy[];
+}
+
+/** A card as the offload first sees it; the state adds the rest of its CardRecord. */
+export type CardInput = Pick<CardRecord, 'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'shoot'>;
+
+type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+type Db = Level<string, unknown>;
+
+const pad = (n: number): string => String(n).padStart(16, '0');
+/** The smallest string greater than every string starting with `prefix`. */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+export const keys = {
+  format: 'meta:format',
+  seq: 'meta:seq',
+  card: (id: string): string => `card:${id}`,
+  filePrefix: (card: string): string => `file:${card}/`,
+  file: (card: string, path: string): string => `file:${card}/${path}`,
+  asset: (blake3: string): string => `asset:${blake3}`,
+  sizePrefix: (size: number): string => `size:${pad(size)}:`,
+  size: (size: number, blake3: string): string => `size:${pad(size)}:${blake3}`,
+  queue: (seq: number): string => `queue:${pad(seq)}`,
+  claim: (storePath: string): string => `claim:${storePath}`,
+  group: (card: string, key: string): string => `group:${card}/${key}`,
+};
+
+
+function stateError(err: unknown, what: string): AgentError {
+  if (err instanceof AgentError) return err;
+  return new AgentError(AGENT_CODES.stateFailed, `The agent state database failed while ${what}: check the disk holding the data directory; nothing was recorded for this step.`, { cause: err, retryable: true });
+}
+
+export class AgentState {
+  readonly dir: string;
+  #db: Db;
+  #chain: Promise<unknown> = Promise.resolve();
+  #seq = 0;
+  #closed = false;
+
+  private constructor(dir: string, db: Db) {
+    this.dir = dir;
+    this.#db = db;
+  }
+
+  /** Open (creating if needed) the state database under `<dataDir>/state`. */
+  static async open(dataDir: string): Promise<AgentState> {
+    const dir = join(dataDir, 'state');
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const db: Db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    try {
+      await db.open();
+    } catch (err) {
+      if (hasCodeInChain(err, 'LEVEL_LOCKED')) {
+        throw new AgentError(AGENT_CODES.stateLocked, `Another field-agent is using ${dataDir} (its state database is locked): wait for it to finish, or stop it, then try again.`, { cause: err, retryable: true, detail: { dataDir } });
+      }
+      throw stateError(err, 'opening');
+    }
+    const state = new AgentState(dir, db);
+    try {
+      const format = await db.get(keys.format);
+      if (typeof format === 'number' && format > FORMAT_VERSION) {
+        throw new AgentError(AGENT_CODES.stateFormatTooNew, `The state in ${dir} was written by a newer field-agent (format ${format}, this one reads ${FORMAT_VERSION}): update field-agent.`, { detail: { dir, format } });
+      }
+      if (format === undefined) await db.put(keys.format, FORMAT_VERSION, { sync: true });
+      const seq = await db.get(keys.seq);
+      state.#seq = typeof seq === 'number' ? seq : 0;
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw stateError(err, 'reading its format');
+    }
+    return state;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#chain.catch(() => undefined);
+    await this.#db.close();
+  }
+
+  /** Run `fn` after every earlier writer finished (read-modify-write without interleaving). */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn, fn);
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #get<T>(key: string): Promise<T | undefined> {
+    try {
+      return (await this.#db.get(key)) as T | undefined;
+    } catch (err) {
+      throw stateError(err, `reading ${key}`);
+    }
+  }
+
+  async #write(ops: Op[], what: string, sync = true): Promise<void> {
+    try {
+      await this.#db.batch(ops, { sync });
+    } catch (err) {
+      throw stateError(err, what);
+    }
+  }
+
+  async #range<T>(prefix: string, opts: { gt?: string; limit?: number } = {}): Promise<Array<[string, T]>> {
+    const out: Array<[string, T]> = [];
+    const range = opts.gt !== undefined ? { gt: opts.gt, lt: prefixEnd(prefix) } : { gte: prefix, lt: prefixEnd(prefix) };
+    try {
+      for await (const [k, v] of this.#db.iterator({ ...range, ...(opts.limit === undefined ? {} : { limit: opts.limit }) })) {
+        out.push([k, v as T]);
+      }
+    } catch (err) {
+      throw stateError(err, `listing ${prefix}`);
+    }
+    return out;
+  }
+
+  // ---- cards -------------------------------------------------------------
+
+  getCard(id: string): Promise<CardRecord | undefined> {
+    return this.#get<CardRecord>(keys.card(id));
+  }
+
+  async listCards(): Promise<CardRecord[]> {
+    return (await this.#range<CardRecord>('card:')).map(([, v]) => v);
+  }
+
+  /** Create or update the card and mark an offload as running (before any copy starts). */
+  beginOffload(input: CardInput, now = new Date()): Promise<CardRecord> {
+    return this.#exclusive(async () => {
+      const at = now.toISOString();
+      const old = await this.getCard(input.id);
+      const card: CardRecord = {
+        id: input.id,
+        label: input.label,
+        ...(input.uuid === undefined ? {} : { uuid: input.uuid }),
+        kind: input.kind,
+        source: input.source,
+        ...(input.dev === undefined ? {} : { dev: input.dev }),
+        // A card keeps the shoot it was first offloaded into, so a resume writes to the same folder.
+        shoot: old?.shoot ?? input.shoot,
+        firstSeen: old?.firstSeen ?? at,
+        lastSeen: at,
+        scan: old?.scan ?? 0,
+        scanEntries: old?.scanEntries ?? 0,
+        scanComplete: old?.scanComplete ?? false,
+        lastRun: { state: 'running', startedAt: at },
+      };
+      await this.#write([{ type: 'put', key: keys.card(card.id), value: card }], 'starting an offload');
+      return card;
+    });
+  }
+
+  endOffload(cardId: string, result: Omit<OffloadRun, 'startedAt' | 'endedAt'>, now = new Date()): Promise<void> {
+    return this.#exclusive(async () => {
+      const card = await this.getCard(cardId);
+      if (card === undefined) return;
+      const run: OffloadRun = { ...result, startedAt: card.lastRun?.startedAt ?? now.toISOString(), endedAt: now.toISOString() };
+      await this.#write([{ type: 'put', key: keys.card(cardId), value: { ...card, lastRun: run } }], 'ending an offload');
+    });
+  }
+
+  /** Cards whose last offload never ended (killed): their store folders may hold stale temps. */
+  async interruptedCards(): Promise<CardRecord[]> {
+    return (await this.listCards()).filter((c) => c.lastRun?.state === 'running');
+  }
+
+  /**
+   * Record a full listing of the card. Files already verified with the same size and
+   * mtime stay verified (never copied again); new or changed files become `seen`.
+   * Returns the files that still need a copy, in path order.
+   */
+  recordScan(cardId: string, scan: ScanResult, now = new Date()): Promise<FileRecord[]> {
+    return this.#exclusive(async () => {
+      const card = await this.getCard(cardId);
+      if (card === undefined) throw new TypeError(`recordScan: unknown card ${cardId}; call beginOffload first`);
+      const existing = new Map((await this.#range<FileRecord>(keys.filePrefix(cardId))).map(([, v]) => [v.path, v]));
+      const n = card.scan + 1;
+      const ops: Op[] = [];
+      const todo: FileRecord[] = [];
+      for (const f of scan.files) {
+        const old = existing.get(f.path);
+        let rec: FileRecord;
+        if (old !== undefined && old.size === f.size && old.mtimeMs === f.mtimeMs && old.state !== 'skipped') {
+          rec = { ...old, scan: n };
+        } else {
+          rec = { card: cardId, path: f.path, size: f.size, mtimeMs: f.mtimeMs, scan: n, state: 'seen' };
+        }
+        ops.push({ type: 'put', key: keys.file(cardId, f.path), value: rec });
+        if (await this.needsCopy(rec)) todo.push(rec);
+      }
+      for (const w of scan.warnings) {
+        const old = existing.get(w.path);
+        const warning: FileWarning = { code: w.code, message: w.message, ...(old?.warning?.code === w.code && old.warning.resolvedAt !== undefined ? { resolvedAt: old.warning.resolvedAt } : {}) };
+        const rec: FileRecord = { card: cardId, path: w.path, size: 0, mtimeMs: 0, scan: n, state: 'skipped', warning };
+        ops.push({ type: 'put', key: keys.file(cardId, w.path), value: rec });
+      }
+      const updated: CardRecord = { ...card, scan: n, scanEntries: scan.files.length + scan.warnings.length, scanComplete: true, lastSeen: now.toISOString(), dev: scan.dev };
+      ops.push({ type: 'put', key: keys.card(cardId), value: updated });
+      await this.#write(ops, 'recording the card listing');
+      return todo;
+    });
+  }
+
+  /**
+   * Whether a listed file is to be copied (again): not verified yet, or verified but its asset's
+   * laptop copy was found damaged since (store-copy.ts): it is copied again from the card or hot
+   * folder, under a new name.
+   */
+  async needsCopy(rec: FileRecord): Promise<boolean> {
+    if (rec.state !== 'verified') return true;
+    return rec.blake3 !== undefined && !hasVerifiedCopy(await this.getAsset(rec.blake3), 'laptop');
+  }
+
+  /** Hot folders: record one file that appeared (or changed). Returns its record. */
+  recordSeen(cardId: string, f: ScannedFile): Promise<FileRecord> {
+    return this.#exclusive(async () => {
+      const old = await this.getFile(cardId, f.path);
+      if (old !== undefined && old.size === f.size && old.mtimeMs === f.mtimeMs && old.state === 'verified') return old;
+      const rec: FileRecord = { card: cardId, path: f.path, size: f.size, mtimeMs: f.mtimeMs, scan: 0, state: 'seen' };
+      await this.#write([{ type: 'put', key: keys.file(cardId, f.path), value: rec }], 'recording a new file');
+      return rec;
+    });
+  }
+
+  getFile(cardId: string, path: string): Promise<FileRecord | undefined> {
+    return this.#get<FileRecord>(keys.file(cardId, path));
+  }
+
+  /** The card's files; `current` keeps only those in the last listing (hot folders: all). */
+  async cardFiles(card: CardRecord, opts: { current?: boolean } = {}): Promise<FileRecord[]> {
+    const all = (await this.#range<FileRecord>(keys.filePrefix(card.id))).map(([, v]) => v);
+    if (!opts.current || card.kind === 'hot-folder') return all;
+    return all.filter((f) => f.scan === card.scan);
+  }
+
+  /** Mark every warning of the card as reviewed. Returns how many were resolved. */
+  resolveWarnings(cardId: string, now = new Date()): Promise<number> {
+    return this.#exclusive(async () => {
+      const card = await this.getCard(cardId);
+      if (card === undefined) {
+        throw new AgentError(AGENT_CODES.unknownCard, `No card with id ${cardId}: run field-agent status to see the card ids.`, { detail: { card: cardId } });
+      }
+      const ops: Op[] = [];
+      for (const [key, f] of await this.#range<FileRecord>(keys.filePrefix(cardId))) {
+        if (f.warning !== undefined && f.warning.resolvedAt === undefined) {
+          ops.push({ type: 'put', key, value: { ...f, warning: { ...f.warning, resolvedAt: now.toISOString() } } });
+        }
+      }
+      if (ops.length > 0) await this.#write(ops, 'resolving warnings');
+      return ops.length;
+    });
+  }
+
+  // ---- assets and names ---------------------------------------------------
+
+  getAsset(blake3: string): Promise<AssetRecord | undefined> {
+    return this.#get<AssetRecord>(keys.asset(blake3));
+  }
+
+  /** Whether some asset has this size (only then can a new file be a duplicate). */
+  async hasAssetOfSize(size: number): Promise<boolean> {
+    return (await this.#range<unknown>(keys.sizePrefix(size), { limit: 1 })).length > 0;
+  }
+
+  getClaim(storePath: string): Promise<ClaimRecord | undefined> {
+    return this.#get<ClaimRecord>(keys.claim(storePath));
+  }
+
+  async getGroupSuffix(cardId: string, group: string): Promise<number | undefined> {
+    const g = await this.#get<{ k: number }>(keys.group(cardId, group));
+    return g?.k;
+  }
+
+  /** Reserve store names for files of one group (before anything is written under them). */
+  claimNames(cardId: string, group: string, k: number, claims: Array<{ storePath: string; path: string }>): Promise<void> {
+    return this.#exclusive(async () => {
+      const ops: Op[] = [{ type: 'put', key: keys.group(cardId, group), value: { k } }];
+      for (const c of claims) {
+        const old = await this.getClaim(c.storePath);
+        if (old !== undefined && (old.card !== cardId || old.path !== c.path || old.blake3 !== undefined)) {
+          throw new TypeError(`claimNames: ${c.storePath} is already claimed`);
+        }
+        const rec: ClaimRecord = { card: cardId, path: c.path };
+        ops.push({ type: 'put', key: keys.claim(c.storePath), value: rec });
+      }
+      // Not synced: a claim lost in a crash is harmless (the name then either holds the
+      // same verified content → reused, or other content → DURABLE_NAME_TAKEN → next
+      // suffix), and the next synced batch makes it durable anyway (LevelDB's log is ordered).
+      await this.#write(ops, 'reserving store names', false);
+    });
+  }
+
+  /** A store name found holding content the state does not know: never use it. */
+  markNameForeign(storePath: string, cardId: string, path: string): Promise<void> {
+    return this.#exclusive(async () => {
+      const rec: ClaimRecord = { card: cardId, path, blake3: 'foreign' };
+      await this.#write([{ type: 'put', key: keys.claim(storePath), value: rec }], 'marking a store name as taken');
+    });
+  }
+
+  /**
+   * A file was copied and verified: in ONE batch, the file becomes verified, the
+   * asset gains this name and copies (or is created and queued for the studio),
+   * and the store name is bound to the content.
+   */
+  recordVerified(input: {
+    card: CardRecord;
+    file: FileRecord;
+    blake3: string;
+    size: number;
+    storePath: string;
+    paths: Record<string, string>;
+    copies: CopyFact[];
+    verifiedAt: string;
+    warning?: { code: string; message: string };
+  }): Promise<AssetRecord> {
+    return this.#exclusive(async () => {
+      const { card, file } = input;
+      const name: AssetName = { shoot: card.shoot, card: card.id, path: file.path, mtime: file.mtimeMs };
+      const ops: Op[] = [];
+      let asset = await this.getAsset(input.blake3);
+      if (asset === undefined) {
+        const seq = this.#seq;
+        asset = {
+          blake3: input.blake3,
+          size: input.size,
+          storePath: input.storePath,
+          paths: input.paths,
+          copies: input.copies,
+          names: [name],
+          verifiedAt: input.verifiedAt,
+          queueSeq: seq,
+        };
+        ops.push({ type: 'put', key: keys.size(input.size, input.blake3), value: true });
+        ops.push({ type: 'put', key: keys.queue(seq), value: { blake3: input.blake3, size: input.size } });
+        ops.push({ type: 'put', key: keys.seq, value: seq + 1 });
+      } else {
+        asset = mergeAsset(asset, name, input.copies, input.paths, input.storePath);
+      }
+      ops.push({ type: 'put', key: keys.asset(input.blake3), value: asset });
+      ops.push({ type: 'put', key: keys.claim(input.storePath), value: { card: card.id, path: file.path, blake3: input.blake3 } satisfies ClaimRecord });
+      ops.push({ type: 'put', key: keys.file(card.id, file.path), value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning) });
+      await this.#write(ops, 'recording a verified copy');
+      if (ops.some((o) => o.key === keys.seq)) this.#seq += 1;
+      return asset;
+    });
+  }
+
+  /** The file's content is already stored (dual-slot duplicate): it only gains a name. */
+  recordDuplicate(input: { card: CardRecord; file: FileRecord; blake3: string; verifiedAt: string; warning?: { code: string; message: string } }): Promise<AssetRecord> {
+    return this.#exclusive(async () => {
+      const { card, file } = input;
+      const old = await this.getAsset(input.blake3);
+      if (old === undefined) throw new TypeError(`recordDuplicate: unknown asset ${input.blake3}`);
+      const asset = mergeAsset(old, { shoot: card.shoot, card: card.id, path: file.path, mtime: file.mtimeMs }, [], {}, old.storePath);
+      await this.#write([
+        { type: 'put', key: keys.asset(input.blake3), value: asset },
+        { type: 'put', key: keys.file(card.id, file.path), value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning) },
+      ], 'recording a duplicate');
+      return asset;
+    });
+  }
+
+  /** Every asset, in hash order. */
+  async listAssets(): Promise<AssetRecord[]> {
+    return (await this.#range<AssetRecord>('asset:')).map(([, a]) => a);
+  }
+
+  /** Assets without a verified copy on `target` (the field drive's back-fill), in hash order. */
+  async assetsMissingCopy(target: string): Promise<AssetRecord[]> {
+    return (await this.listAssets()).filter((a) => !hasVerifiedCopy(a, target));
+  }
+
+  /** More verified copies of a stored asset (the field drive's back-fill): one synced batch. */
+  recordCopies(blake3: string, paths: Record<string, string>, copies: CopyFact[]): Promise<AssetRecord> {
+    return this.#exclusive(async () => {
+      const old = await this.getAsset(blake3);
+      if (old === undefined) throw new TypeError(`recordCopies: unknown asset ${blake3}`);
+      const asset = replaceCopies(old, copies, paths);
+      await this.#write([{ type: 'put', key: keys.asset(blake3), value: asset }], 'recording a field-drive copy');
+      return asset;
+    });
+  }
+
+  /** The file could not be copied this time (kept as not verified, with the reason). */
+  recordFileError(cardId: string, path: string, err: { code: string; message: string; retryable: boolean }, now = new Date()): Promise<void> {
+    return this.#exclusive(async () => {
+      const old = await this.getFile(cardId, path);
+      if (old === undefined || old.state === 'verified') return;
+      const rec: FileRecord = { ...old, state: 'failed', error: { code: err.code, message: err.message, retryable: err.retryable, at: now.toISOString() } };
+      await this.#write([{ type: 'put', key: keys.file(cardId, path), value: rec }], 'recording a file error');
+    });
+  }
+
+  // ---- studio queue (used by the link client) ---------------------------
+
+  /** Assets verified here and not yet receipted by the studio, oldest first. `after`: the blake3 of the last one already taken. */
+  async pendingForStudio(limit: number, after?: string): Promise<PendingAsset[]> {
+    let gt: string | undefined;
+    if (after !== undefined) {
+      const a = await this.getAsset(after);
+      if (a?.queueSeq !== undefined) gt = keys.queue(a.queueSeq);
+    }
+    const out: PendingAsset[] = [];
+    const entries = await this.#range<{ blake3: string; size: number }>('queue:', { ...(gt === undefined ? {} : { gt }), limit });
+    for (const [, q] of entries) {
+      const a = await this.getAsset(q.blake3);
+      if (a === undefined) continue;
+      out.push({ blake3: a.blake3, size: a.size, storePath: a.paths['laptop'] ?? a.storePath, names: a.names, copies: a.copies });
+    }
+    return out;
+  }
+
+  /** The studio committed the asset: written with sync before anything acts on it. */
+  recordStudioReceipt(r: StudioReceipt): Promise<void> {
+    return this.#exclusive(async () => {
+      const asset = await this.getAsset(r.blake3);
+      if (asset === undefined || asset.size !== r.size) {
+        throw new TypeError(`recordStudioReceipt: no asset ${r.blake3} of ${r.size} bytes here`);
+      }
+      const byTarget = new Map((asset.studio?.copies ?? []).map((c) => [c.target, c]));
+      for (const c of r.copies) byTarget.set(c.target, c);
+      const { queueSeq, ...rest } = asset;
+      const updated: AssetRecord = { ...rest, studio: { committedAt: asset.studio?.committedAt ?? r.committedAt, copies: [...byTarget.values()] } };
+      const ops: Op[] = [{ type: 'put', key: keys.asset(r.blake3), value: updated }];
+      if (queueSeq !== undefined) ops.push({ type: 'del', key: keys.queue(queueSeq) });
+      await this.#write(ops, 'recording a studio receipt');
+    });
+  }
+
+  async queueDepth(): Promise<{ files: number; bytes: number }> {
+    let files = 0;
+    let bytes = 0;
+    for (const [, q] of await this.#range<{ size: number }>('queue:')) {
+      files += 1;
+      bytes += q.size;
+    }
+    return { files, bytes };
+  }
+}
+
+/** Whether the asset has a verified copy on `target` (a copy found damaged is kept as `verified: false`, see store-copy.ts). */
+export function hasVerifiedCopy(asset: { copies: readonly CopyFact[] } | undefined, target: string): boolean {
+  return asset?.copies.some((c) => c.target === target && c.verified) === true;
+}
+
+/** Whether the asset's copy on `target` was found damaged: recorded, but no longer verified (store-copy.ts). */
+export function hasDamagedCopy(asset: { copies: readonly CopyFact[] } | undefined, target: string): boolean {
+  return asset?.copies.some((c) => c.target === target && !c.verified) === true;
+}
+
+/** `asset` with `copies` in place of its facts for the same targets, and those targets' `paths`. */
+function replaceCopies(asset: AssetRecord, copies: CopyFact[], paths: Record<string, string>): AssetRecord {
+  const targets = new Set(copies.map((c) => c.target));
+  const newPaths = Object.fromEntries(Object.entries(paths).filter(([t]) => targets.has(t)));
+  return { ...asset, copies: [...asset.copies.filter((c) => !targets.has(c.target)), ...copies], paths: { ...asset.paths, ...newPaths } };
+}
+
+/**
+ * The asset with one more name and the copies of targets it had no verified copy on
+ * (a copy that replaces an unverified one takes its place and its path); verified
+ * copies and their paths are kept as they are.
+ */
+function mergeAsset(asset: AssetRecord, name: AssetName, copies: CopyFact[], paths: Record<string, string>, storePath: string): AssetRecord {
+  const names = asset.names.some((n) => n.card === name.card && n.path === name.path && n.shoot === name.shoot) ? asset.names : [...asset.names, name];
+  const added = copies.filter((c) => !hasVerifiedCopy(asset, c.target));
+  const laptopReplaced = added.some((c) => c.target === 'laptop');
+  return { ...replaceCopies(asset, added, paths), names, ...(laptopReplaced ? { storePath } : {}) };
+}
+
+function verifiedFile(file: FileRecord, asset: AssetRecord, blake3: string, verifiedAt: string, warning: { code: string; message: string } | undefined): FileRecord {
+  const { error: _error, warning: oldWarning, ...rest } = file;
+  void _error;
+  const keepResolved = warning !== undefined && oldWarning?.code === warning.code && oldWarning.resolvedAt !== undefined;
+  return {
+    ...rest,
+    state: 'verified',
+    blake3,
+    storePath: asset.storePath,
+    verifiedAt,
+    ...(warning === undefined ? {} : { warning: keepResolved ? { ...warning, resolvedAt: oldWarning?.resolvedAt as string } : warning }),
+  };
+}

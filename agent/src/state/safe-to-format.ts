@@ -1,0 +1,97 @@
+/**
+ * Safe to format — computed every time, never stored.
+ *
+ * A card is safe to format only when:
+ *  - its last full listing was recorded (a card whose listing never finished is not safe);
+ *  - every file in that listing is verified and its asset has at least N verified
+ *    copies off the card on distinct devices. Devices: the st_dev of each agent copy
+ *    (laptop store, field drive; two folders on one disk are one device; a copy on
+ *    the card's own device does not count), plus each device of a studio receipt;
+ *  - no warning on the card is unresolved (zero-byte file, symlink or special file
+ *    skipped, unreadable file or folder, file changed during copy, bad name).
+ * Otherwise the verdict is "no" with the reason. When in doubt: not safe.
+ */
+import type { AssetRecord, CardRecord, FileRecord } from './records.js';
+import { AGENT_CODES } from '../errors.js';
+import { hasDamagedCopy } from './agent-state.js';
+
+export interface SafeToFormat {
+  safe: boolean;
+  /** One sentence for people. */
+  reason: string;
+  files: number;
+  /** Files not yet verified here. */
+  notCopied: number;
+  /** Verified files whose asset has fewer than N copies on distinct devices. */
+  short: number;
+  /** Of those, files whose laptop copy was found damaged (store-copy.ts): only ingesting the card again mends them. */
+  damaged: number;
+  unresolvedWarnings: number;
+  /** Up to 10 examples: `<path>: <what is missing>`. */
+  examples: string[];
+}
+
+/** The distinct devices holding verified copies of the asset, off the card's own device. */
+export function copyDevices(asset: AssetRecord, cardDev: number | undefined): Set<string> {
+  const devices = new Set<string>();
+  const cardDevice = cardDev === undefined ? undefined : `local:${cardDev}`;
+  for (const c of asset.copies) {
+    if (c.verified && c.device !== cardDevice) devices.add(c.device);
+  }
+  for (const c of asset.studio?.copies ?? []) devices.add(`studio:${c.device ?? c.target}`);
+  return devices;
+}
+
+function describeCopies(asset: AssetRecord, cardDev: number | undefined): string {
+  const parts = asset.copies.filter((c) => c.verified && c.device !== `local:${cardDev}`).map((c) => c.target);
+  if (asset.studio !== undefined) parts.push(...asset.studio.copies.map((c) => `studio ${c.target}`));
+  return parts.length === 0 ? 'none' : parts.join(' + ');
+}
+
+export function evaluateSafeToFormat(card: CardRecord, files: readonly FileRecord[], assets: ReadonlyMap<string, AssetRecord>, copiesNeeded: number): SafeToFormat {
+  const v: SafeToFormat = { safe: false, reason: '', files: files.length, notCopied: 0, short: 0, damaged: 0, unresolvedWarnings: 0, examples: [] };
+  if (card.kind === 'hot-folder') {
+    v.reason = 'a hot folder is not a card: nothing to format';
+    return v;
+  }
+  const example = (s: string): void => {
+    if (v.examples.length < 10) v.examples.push(s);
+  };
+  for (const f of files) {
+    if (f.warning !== undefined && f.warning.resolvedAt === undefined) {
+      v.unresolvedWarnings += 1;
+      example(`${f.path}: ${f.warning.code}`);
+    }
+    if (f.state === 'skipped') continue;
+    if (f.state !== 'verified' || f.blake3 === undefined) {
+      v.notCopied += 1;
+      example(`${f.path}: not copied yet${f.error === undefined ? '' : ` (${f.error.code})`}`);
+      continue;
+    }
+    const asset = assets.get(f.blake3);
+    const have = asset === undefined ? 0 : copyDevices(asset, card.dev).size;
+    if (have < copiesNeeded) {
+      v.short += 1;
+      const damaged = hasDamagedCopy(asset, 'laptop');
+      if (damaged) v.damaged += 1;
+      example(`${f.path}: ${have} of ${copiesNeeded} copies on distinct devices (${asset === undefined ? 'none' : describeCopies(asset, card.dev)})${damaged ? `, its laptop copy is damaged (${AGENT_CODES.storeCopyDamaged})` : ''}`);
+    }
+  }
+  const reasons: string[] = [];
+  if (!card.scanComplete) reasons.push('the card was never fully listed');
+  if (card.scanComplete && files.length !== card.scanEntries) reasons.push('the recorded files do not match the card listing');
+  if (card.lastRun?.state === 'running') reasons.push('an offload of this card is still running or was interrupted');
+  if (v.notCopied > 0) reasons.push(`${v.notCopied} file${v.notCopied === 1 ? '' : 's'} not copied and verified yet`);
+  const waiting = v.short - v.damaged;
+  if (waiting > 0) {
+    reasons.push(`${waiting} file${waiting === 1 ? ' has' : 's have'} fewer than ${copiesNeeded} verified copies on distinct devices (add a field drive, or wait for the studio to receive ${waiting === 1 ? 'it' : 'them'})`);
+  }
+  if (v.damaged > 0) {
+    reasons.push(`${v.damaged} file${v.damaged === 1 ? '' : 's'} lost ${v.damaged === 1 ? 'its laptop copy' : 'their laptop copies'} to damage (${AGENT_CODES.storeCopyDamaged}): keep the card and ingest it again`);
+  }
+  if (v.unresolvedWarnings > 0) reasons.push(`${v.unresolvedWarnings} warning${v.unresolvedWarnings === 1 ? '' : 's'} to review (then run field-agent resolve ${card.id})`);
+  if (reasons.length === 0 && files.length === 0) reasons.push('no files were found on the card');
+  v.safe = reasons.length === 0;
+  v.reason = v.safe ? `all ${files.length} files have ${copiesNeeded}+ verified copies on distinct devices` : reasons.join('; ');
+  return v;
+}

@@ -1,0 +1,155 @@
+/**
+ * `field-agent status`: computed from the state database each time (never from
+ * stored counters), so it cannot disagree with the records it summarises.
+ */
+import type { AgentState } from './agent-state.js';
+import type { AssetRecord, CardRecord, FileRecord } from './records.js';
+import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
+import { formatBytes } from '@studio321/protocol';
+import { backfillCandidates } from '../offload/backfill.js';
+import { statFieldDrive } from '../targets.js';
+
+export interface CardSummary {
+  id: string;
+  label: string;
+  kind: CardRecord['kind'];
+  shoot: string;
+  source: string;
+  firstSeen: string;
+  lastSeen: string;
+  lastRun?: CardRecord['lastRun'];
+  files: number;
+  bytes: number;
+  verifiedFiles: number;
+  verifiedBytes: number;
+  failedFiles: number;
+  skippedEntries: number;
+  /** Verified here, asset not yet receipted by the studio. */
+  queuedFiles: number;
+  atStudioFiles: number;
+  offsiteFiles: number;
+  safeToFormat: SafeToFormat;
+  warnings: Array<{ path: string; code: string; message: string; resolved: boolean }>;
+  errors: Array<{ path: string; code: string; message: string; at: string }>;
+}
+
+/** The configured field drive: is it there, and how much waits for its back-fill (backfill.ts). */
+export interface FieldDriveStatus {
+  path: string;
+  connected: boolean;
+  /** Verified here without a field-drive copy: copied onto the drive when it is connected. */
+  waitingFiles: number;
+  waitingBytes: number;
+}
+
+export interface AgentStatus {
+  cards: CardSummary[];
+  queue: { files: number; bytes: number };
+  copiesBeforeFormat: number;
+  /** Only when a field drive is configured. */
+  fieldDrive?: FieldDriveStatus;
+}
+
+/**
+ * Offsite as far as the agent knows. A studio receipt covers the studio's LOCAL
+ * targets (mirror, RAID), which are never offsite; cloud copies are made later and
+ * live in the studio's ledger (`studioctl asset`). So the agent never guesses from
+ * a location name: it counts a copy offsite only when the copy record says so.
+ */
+function isOffsite(asset: AssetRecord): boolean {
+  return (asset.studio?.copies ?? []).some((c) => (c as { offsite?: unknown }).offsite === true);
+}
+
+export async function summariseCard(state: AgentState, card: CardRecord, copiesNeeded: number): Promise<CardSummary> {
+  const files: FileRecord[] = await state.cardFiles(card, { current: true });
+  const assets = new Map<string, AssetRecord>();
+  for (const f of files) {
+    if (f.blake3 !== undefined && !assets.has(f.blake3)) {
+      const a = await state.getAsset(f.blake3);
+      if (a !== undefined) assets.set(f.blake3, a);
+    }
+  }
+  const s: CardSummary = {
+    id: card.id,
+    label: card.label,
+    kind: card.kind,
+    shoot: card.shoot,
+    source: card.source,
+    firstSeen: card.firstSeen,
+    lastSeen: card.lastSeen,
+    ...(card.lastRun === undefined ? {} : { lastRun: card.lastRun }),
+    files: 0,
+    bytes: 0,
+    verifiedFiles: 0,
+    verifiedBytes: 0,
+    failedFiles: 0,
+    skippedEntries: 0,
+    queuedFiles: 0,
+    atStudioFiles: 0,
+    offsiteFiles: 0,
+    safeToFormat: evaluateSafeToFormat(card, files, assets, copiesNeeded),
+    warnings: [],
+    errors: [],
+  };
+  for (const f of files) {
+    if (f.warning !== undefined) s.warnings.push({ path: f.path, code: f.warning.code, message: f.warning.message, resolved: f.warning.resolvedAt !== undefined });
+    if (f.state === 'skipped') {
+      s.skippedEntries += 1;
+      continue;
+    }
+    s.files += 1;
+    s.bytes += f.size;
+    if (f.state === 'failed' && f.error !== undefined) {
+      s.failedFiles += 1;
+      s.errors.push({ path: f.path, code: f.error.code, message: f.error.message, at: f.error.at });
+    }
+    if (f.state !== 'verified' || f.blake3 === undefined) continue;
+    s.verifiedFiles += 1;
+    s.verifiedBytes += f.size;
+    const a = assets.get(f.blake3);
+    if (a?.studio !== undefined) {
+      s.atStudioFiles += 1;
+      if (isOffsite(a)) s.offsiteFiles += 1;
+    } else {
+      s.queuedFiles += 1;
+    }
+  }
+  return s;
+}
+
+export async function buildStatus(state: AgentState, copiesNeeded: number, fieldDrive?: string): Promise<AgentStatus> {
+  const cards: CardSummary[] = [];
+  for (const card of await state.listCards()) cards.push(await summariseCard(state, card, copiesNeeded));
+  cards.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0));
+  const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
+  if (fieldDrive !== undefined) {
+    const waiting = await backfillCandidates(state);
+    const connected = await statFieldDrive(fieldDrive).then(() => true, () => false);
+    st.fieldDrive = { path: fieldDrive, connected, waitingFiles: waiting.length, waitingBytes: waiting.reduce((n, a) => n + a.size, 0) };
+  }
+  return st;
+}
+
+export function formatStatus(st: AgentStatus): string {
+  const lines: string[] = [];
+  lines.push(`Queue to studio: ${st.queue.files} files, ${formatBytes(st.queue.bytes)}`);
+  const fd = st.fieldDrive;
+  if (fd !== undefined) {
+    const waiting = fd.waitingFiles === 0 ? 'every file has its copy there' : `${fd.waitingFiles} files (${formatBytes(fd.waitingBytes)}) wait for their copy there${fd.connected ? '' : ', made when it is connected'}`;
+    lines.push(`Field drive ${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}`);
+  }
+  if (st.cards.length === 0) lines.push('No cards seen yet.');
+  for (const c of st.cards) {
+    lines.push('');
+    lines.push(`${c.label}  [${c.id}]  ${c.kind}, shoot ${c.shoot}, last seen ${c.lastSeen}`);
+    lines.push(`  files ${c.files} (${formatBytes(c.bytes)}): verified ${c.verifiedFiles} (${formatBytes(c.verifiedBytes)}), queued ${c.queuedFiles}, at studio ${c.atStudioFiles}, offsite ${c.offsiteFiles}, failed ${c.failedFiles}, skipped ${c.skippedEntries}`);
+    if (c.kind !== 'hot-folder') {
+      lines.push(`  safe to format: ${c.safeToFormat.safe ? 'YES' : 'NO'} — ${c.safeToFormat.reason}`);
+      for (const e of c.safeToFormat.safe ? [] : c.safeToFormat.examples) lines.push(`    ${e}`);
+    }
+    if (c.lastRun?.state === 'interrupted') lines.push(`  last offload stopped: ${c.lastRun.code ?? ''} ${c.lastRun.message ?? ''}`);
+    for (const w of c.warnings.filter((x) => !x.resolved)) lines.push(`  warning ${w.code}: ${w.message}`);
+    for (const e of c.errors) lines.push(`  error ${e.code}: ${e.message}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,70 @@
+/**
+ * The laptop store's copy of an asset, once it turns out damaged.
+ *
+ * A laptop copy counts only while it still hashes to the ledger's BLAKE3. Two
+ * readers can find that it does not: the field-drive back-fill, which reads it
+ * as its source (backfill.ts), and the studio sync, when the studio refuses the
+ * bytes it was sent or the file cannot be read (sync-session.ts). Either way the
+ * copy fact is kept with `verified: false` (one synced batch), so:
+ *  - it no longer counts toward safe to format (the card stays);
+ *  - the sync no longer offers the asset (it is reported instead, every pass);
+ *  - ingesting the card again copies the file anew, under the next free name
+ *    (offload.ts; a hot-folder file: when the folder is watched again, at the
+ *    agent's next start); the damaged file itself is never touched.
+ */
+import type { Logger } from '@studio321/protocol';
+import { verifyFile } from '@studio321/protocol/durable';
+import { AGENT_CODES, AgentError } from '../errors.js';
+import { hasVerifiedCopy, type AgentState } from './agent-state.js';
+import type { AssetRecord } from './records.js';
+import type { SyncQueue } from '../link/sync-pass.js';
+
+/** AGENT_STORE_COPY_DAMAGED for the laptop copy at `path`; `consequence` says what was not done with it. */
+export function storeCopyDamagedError(path: string, consequence: string, detail: Record<string, unknown>, cause?: unknown): AgentError {
+  return new AgentError(
+    AGENT_CODES.storeCopyDamaged,
+    `The laptop copy ${path} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and ${consequence}. Keep the card (do not format it), check the laptop disk, and ingest the card again: the file is copied again under a new name (a hot-folder file: at the agent's next start).`,
+    { ...(cause === undefined ? {} : { cause }), detail: { ...detail, path } },
+  );
+}
+
+/** Records the `target` copy (default: the laptop's) of `asset` as damaged (one synced batch); nothing when it did not count anyway. */
+export async function markCopyDamaged(state: AgentState, asset: AssetRecord, target = 'laptop'): Promise<void> {
+  const fact = asset.copies.find((c) => c.target === target);
+  if (fact !== undefined && fact.verified) await state.recordCopies(asset.blake3, {}, [{ ...fact, verified: false }]);
+}
+
+/**
+ * Re-reads the laptop copy of `blake3` against the ledger's size and BLAKE3.
+ * Damaged (missing, another size or hash, unreadable bytes): marked so and
+ * returned as AGENT_STORE_COPY_DAMAGED. Intact, already not counted, or not
+ * checkable now (asset unknown, a failure that says nothing about the file such
+ * as EMFILE): undefined.
+ */
+export async function checkStoreCopy(state: AgentState, blake3: string, opts: { signal?: AbortSignal } = {}): Promise<AgentError | undefined> {
+  const asset = await state.getAsset(blake3);
+  const path = asset?.paths['laptop'];
+  if (asset === undefined || path === undefined || !hasVerifiedCopy(asset, 'laptop')) return undefined;
+  let verdict;
+  try {
+    verdict = await verifyFile(path, { size: asset.size, blake3: asset.blake3 }, opts);
+  } catch {
+    return undefined;
+  }
+  if (verdict.ok) return undefined;
+  await markCopyDamaged(state, asset);
+  return storeCopyDamagedError(path, 'was not sent to the studio', { blake3, verdict: verdict.code });
+}
+
+/** The agent state as the studio sync uses it (sync-session.ts): its queue, receipts, and the laptop copy check. */
+export function syncQueueOf(state: AgentState, log?: Logger): SyncQueue {
+  return {
+    pendingForStudio: (limit, after) => state.pendingForStudio(limit, after),
+    recordStudioReceipt: (r) => state.recordStudioReceipt(r),
+    checkStoreCopy: async (blake3) => {
+      const err = await checkStoreCopy(state, blake3);
+      if (err !== undefined) log?.error({ event: 'store-copy-damaged', err }, err.message);
+      return err;
+    },
+  };
+}

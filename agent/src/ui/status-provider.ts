@@ -1,0 +1,139 @@
+/**
+ * The adapter from the running agent to the status page and the tray: it
+ * turns `buildStatus()` (status.ts, computed from the state DB: files,
+ * verified, queued, at studio, safe to format) plus the live offload progress
+ * (progress.ts trackers: bytes, speed, ETA), the link state and the logger's
+ * recent errors into one AgentStatusSnapshot, and emits 'change' when any of
+ * them moves.
+ *
+ * Wiring in `field-agent run` (agent-runner.ts):
+ *   const status = new AgentStatusProvider({
+ *     status: () => buildStatus(state, config.policy.copiesBeforeFormat),
+ *     errors: log.lastErrors,
+ *   });
+ *   offloadCard({ ..., onProgress: (p) => status.trackOffload(card.id, p) }, input)
+ *     .finally(() => status.offloadDone(card.id));
+ *   sync loop: status.setLink('connected' | 'connecting' | 'offline' | 'paused', studioUrl);
+ *              status.changed() after each receipt is stored;
+ *   card watcher: status.setPresent(card.id, false) when a card is pulled.
+ */
+import { EventEmitter } from 'node:events';
+import type { ErrorRing } from '@studio321/protocol';
+import type { AgentStatus, CardSummary } from '../state/status.js';
+import type { ProgressSnapshot } from '../offload/progress.js';
+import type { AgentStatusSnapshot, CardStatus, LinkState, StatusProvider } from './status-page.js';
+
+/** What the adapter needs from a ProgressTracker. */
+export interface ProgressSource {
+  snapshot(): ProgressSnapshot;
+}
+
+export interface AgentStatusProviderOptions {
+  /** The DB-derived status (status.ts buildStatus). */
+  status: () => Promise<AgentStatus>;
+  /** Recent errors (the logger's lastErrors). */
+  errors?: ErrorRing;
+  now?: () => Date;
+}
+
+export class AgentStatusProvider extends EventEmitter implements StatusProvider {
+  readonly #o: AgentStatusProviderOptions;
+  #offloads = new Map<string, ProgressSource>();
+  #present = new Map<string, boolean>();
+  #link: { state: LinkState; studio?: string } = { state: 'offline' };
+  #inflight: Promise<AgentStatusSnapshot> | undefined;
+  readonly #onErrors = (): void => this.changed();
+
+  constructor(options: AgentStatusProviderOptions) {
+    super();
+    this.#o = options;
+    options.errors?.on('change', this.#onErrors);
+  }
+
+  /** Stop following the error ring (the agent is closing). */
+  close(): void {
+    this.#o.errors?.off('change', this.#onErrors);
+  }
+
+  /** Something the snapshot depends on moved. */
+  changed(): void {
+    this.emit('change');
+  }
+
+  /** An offload of `cardId` is running with this tracker (call on every progress tick). */
+  trackOffload(cardId: string, progress: ProgressSource): void {
+    this.#offloads.set(cardId, progress);
+    this.#present.set(cardId, true);
+    this.changed();
+  }
+
+  offloadDone(cardId: string): void {
+    this.#offloads.delete(cardId);
+    this.changed();
+  }
+
+  setPresent(cardId: string, present: boolean): void {
+    if (this.#present.get(cardId) === present) return;
+    this.#present.set(cardId, present);
+    this.changed();
+  }
+
+  setLink(state: LinkState, studio?: string): void {
+    if (this.#link.state === state && this.#link.studio === studio) return;
+    this.#link = studio === undefined ? { state } : { state, studio };
+    this.changed();
+  }
+
+  /** Concurrent callers share one computation (the DB walk is the costly part). */
+  snapshot(): Promise<AgentStatusSnapshot> {
+    this.#inflight ??= this.#compute().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  async #compute(): Promise<AgentStatusSnapshot> {
+    const st = await this.#o.status();
+    return {
+      at: (this.#o.now?.() ?? new Date()).toISOString(),
+      cards: st.cards.map((c) => this.#card(c)),
+      queue: { ...st.queue },
+      link: { ...this.#link },
+      errors: this.#o.errors?.list() ?? [],
+    };
+  }
+
+  #card(c: CardSummary): CardStatus {
+    const live = this.#offloads.get(c.id)?.snapshot();
+    let copiedFiles = c.verifiedFiles;
+    let copiedBytes = c.verifiedBytes;
+    let speed = 0;
+    let eta: number | null = null;
+    if (live) {
+      // The tracker covers the files still to copy in this run; the rest were verified before.
+      const bytesLeft = Math.max(0, live.totalBytes - live.bytes);
+      const filesLeft = Math.max(0, live.totalFiles - live.files);
+      copiedBytes = Math.min(c.bytes, Math.max(c.verifiedBytes, c.bytes - bytesLeft));
+      copiedFiles = Math.min(c.files, Math.max(c.verifiedFiles, c.files - filesLeft));
+      speed = live.bytesPerSec;
+      eta = live.etaSec === undefined ? null : live.etaSec;
+    }
+    const present = this.#present.get(c.id);
+    return {
+      id: c.id,
+      label: c.label,
+      files: c.files,
+      bytes: c.bytes,
+      copiedFiles,
+      copiedBytes,
+      verifiedFiles: c.verifiedFiles,
+      queuedFiles: c.queuedFiles,
+      atStudioFiles: c.atStudioFiles,
+      speedBytesPerSec: speed,
+      etaSeconds: eta,
+      safeToFormat: c.kind !== 'hot-folder' && c.safeToFormat.safe,
+      reason: c.kind === 'hot-folder' ? 'hot folder: nothing to format' : c.safeToFormat.reason,
+      ...(present === undefined ? {} : { present }),
+    };
+  }
+}

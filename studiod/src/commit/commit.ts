@@ -1,0 +1,266 @@
+/**
+ * Commit at the studio (docs/design.md §Studio write order):
+ *
+ *   1. both target roots present and the configured disks (target-check.ts)
+ *   2. choose the target-relative path `<YYYY-MM-DD>/<shoot>/<card>/<card path>`
+ *      (date = UTC day of the name's mtime); a path whose nameKey (NFC+casefold)
+ *      is already stored for OTHER content, or that another in-flight commit
+ *      reserved, gets a distinct name `stem~2.ext`, `stem~3.ext`…
+ *   3. RAID copy: ONE durableWrite (temp → write → fsync → read back → link)
+ *      with `expected` = the offered size and BLAKE3, fed by the chunks as they
+ *      arrive (streamed) or from the staged file; a mismatch removes the temp,
+ *      the caller discards the staged file and Nacks
+ *   4. mirror copy: the staged file IS the mirror copy (it lives in the mirror's
+ *      file system, staging.ts): fsynced, read back in full and compared with
+ *      the offered BLAKE3, then given its final name by link(2) (placeVerified)
+ *      — every byte is written twice in all (mirror, RAID), not three times.
+ *      DURABLE_NAME_TAKEN (a final file with other content) on either target →
+ *      next distinct name; an identical final file left by an earlier crash is
+ *      reused
+ *   5. ONE catalogue batch, `sync: true`: asset, names, the two copies, agent
+ *      copies, stored-path index, counters
+ *   6. only then the Receipt is returned (the caller sends it), and the staged
+ *      file's name is removed; `onCommitted` (the cloud forwarder's enqueue) is called.
+ */
+import { posix } from 'node:path';
+import { CodedError, DurableWriteError, MAX_NAME_BYTES, readFileChunks, nameKey, safeJoin, type AgentCopy, type FileName, type ReceiptMessage, type StudioCopy } from '@studio321/protocol';
+import { durableWrite, placeVerified } from '@studio321/protocol/durable';
+import type { Catalogue, CopyRecord, NameRecord } from '../catalogue.js';
+import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
+import { StudioCode, StudioError } from '../errors.js';
+import { checkTarget } from './target-check.js';
+import type { StagedFile } from './staging.js';
+
+/** The most distinct-name suffixes tried before giving up (STUDIO_NO_FREE_NAME). */
+const MAX_NAME_SUFFIX = 1000;
+/** Read size when streaming the staged file into durableWrite. */
+const COMMIT_READ_CHUNK = 4 * 1024 * 1024;
+
+export interface CommitInput {
+  hash: string;
+  size: number;
+  /**
+   * The staged file in the mirror's file system, holding exactly `size` bytes
+   * (when `source` is given: by the time `source` ends). It becomes the mirror copy.
+   */
+  staged: Pick<StagedFile, 'path' | 'verify'>;
+  /**
+   * Streamed commit: the file's bytes as they arrive on the link (LiveChunks),
+   * read by the RAID durableWrite instead of the staged file, so the commit
+   * overlaps the transfer. `expected` still checks size and BLAKE3 of exactly
+   * these bytes; a retry under a distinct name re-reads the staged file.
+   */
+  source?: AsyncIterable<Uint8Array>;
+  /** Names offered by the agent (already validated with names.ts). */
+  names: FileName[];
+  /** Verified copies the agent reported. */
+  agentCopies: AgentCopy[];
+  agentId: string;
+}
+
+export interface CommittedAsset {
+  hash: string;
+  size: number;
+  committedAt: number;
+  copies: CopyRecord[];
+}
+
+export interface CommitterOptions {
+  catalogue: Catalogue;
+  targets: Record<LocalTargetName, LocalTargetConfig>;
+  /** Hook for the cloud forwarder: called after the catalogue batch (errors are logged, not fatal). */
+  onCommitted?: (asset: CommittedAsset) => Promise<void> | void;
+  now?: () => number;
+  signal?: AbortSignal;
+}
+
+function utcDay(ms: number): string {
+  const d = new Date(Number.isFinite(ms) ? ms : 0);
+  if (Number.isNaN(d.getTime())) return '0000-00-00';
+  return d.toISOString().slice(0, 10);
+}
+
+/** Target-relative directory and file name for one offered name. */
+export function layoutFor(name: FileName): { dir: string; base: string } {
+  const rel = posix.join(utcDay(name.mtime), name.shoot, name.card, name.path);
+  return { dir: posix.dirname(rel), base: posix.basename(rel) };
+}
+
+/** `IMG_0001.CR3` → `IMG_0001~2.CR3` (n >= 2). */
+export function distinctName(base: string, n: number): string {
+  if (n < 2) return base;
+  const dot = base.lastIndexOf('.');
+  let stem = dot > 0 ? base.slice(0, dot) : base;
+  const ext = dot > 0 ? base.slice(dot) : '';
+  const suffix = `~${n}`;
+  // Stay within one path segment's limit (255 UTF-8 bytes): shorten the stem, never the extension.
+  while (stem.length > 1 && Buffer.byteLength(stem + suffix + ext, 'utf8') > MAX_NAME_BYTES) stem = [...stem].slice(0, -1).join('');
+  return `${stem}${suffix}${ext}`;
+}
+
+/** Maps a durable-write failure to the studio code the agent and status show. */
+export function classifyCommitError(err: unknown): CodedError {
+  if (err instanceof StudioError) return err;
+  if (err instanceof DurableWriteError) {
+    switch (err.code) {
+      case 'DURABLE_NO_SPACE':
+        return new StudioError(StudioCode.TargetFull, `A studio target is full. Free space (or add a disk); the file is committed when space is back. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+      case 'DURABLE_TARGET_MISSING':
+        return new StudioError(StudioCode.TargetMissing, `A studio target disappeared during the commit. Mount it again; the file is committed when it returns. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+      case 'DURABLE_ACCESS_DENIED':
+        return new StudioError(StudioCode.TargetAccess, `A studio target refused the write. Fix its permissions. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+      case 'DURABLE_ABORTED':
+        return new StudioError(StudioCode.ShuttingDown, 'The studio is stopping; the file is committed after the restart.', { cause: err, retryable: true });
+      default:
+        return err;
+    }
+  }
+  if (err instanceof CodedError) return err;
+  return new StudioError(StudioCode.TargetIo, `Commit failed (${err instanceof Error ? err.message : String(err)}). It is retried.`, { cause: err, retryable: true });
+}
+
+export class Committer {
+  readonly #catalogue: Catalogue;
+  readonly #targets: Record<LocalTargetName, LocalTargetConfig>;
+  readonly #onCommitted: CommitterOptions['onCommitted'];
+  readonly #now: () => number;
+  readonly #signal: AbortSignal | undefined;
+  /** nameKeys of target-relative paths reserved by in-flight commits. */
+  readonly #reserved = new Set<string>();
+  #inFlight = 0;
+
+  constructor(opts: CommitterOptions) {
+    this.#catalogue = opts.catalogue;
+    this.#targets = opts.targets;
+    this.#onCommitted = opts.onCommitted;
+    this.#now = opts.now ?? Date.now;
+    this.#signal = opts.signal;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Check both targets; throws STUDIO_TARGET_MISSING / _FULL / _IO. */
+  async checkTargets(): Promise<void> {
+    const counters = this.#catalogue.counters();
+    for (const t of LOCAL_TARGETS) await checkTarget(t, this.#targets[t], (counters.copies[t]?.count ?? 0) > 0, this.#now);
+  }
+
+  /** Commit one fully staged file; returns the Receipt to send. See the module comment for the order. */
+  async commit(input: CommitInput): Promise<ReceiptMessage> {
+    this.#inFlight++;
+    try {
+      return await this.#commit(input);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  async #commit(input: CommitInput): Promise<ReceiptMessage> {
+    await this.checkTargets();
+    const first = input.names[0];
+    if (first === undefined) throw new TypeError('commit() needs at least one name');
+    const { dir, base } = layoutFor(first);
+    const expected = { size: input.size, blake3: input.hash };
+    let live = input.source;
+    // Mirror: the staged file, read back in full once (whatever name it ends up under),
+    // and only after its last byte (a streamed RAID write ends after FileEnd).
+    let stagedCheck: Promise<{ size: number; blake3: string; verifiedAt: number }> | undefined;
+    const checkStaged = (): Promise<{ size: number; blake3: string; verifiedAt: number }> =>
+      (stagedCheck ??= input.staged.verify().then((r) => ({ ...r, verifiedAt: this.#now() })));
+    const isOffered = (r: { size: number; blake3: string }): boolean => r.size === input.size && r.blake3 === input.hash;
+    for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
+      const name = distinctName(base, n);
+      const rel = posix.join(dir, name);
+      const key = nameKey(rel);
+      if (this.#reserved.has(key)) continue;
+      const stored = await this.#catalogue.storedPath(key);
+      if (stored !== undefined && stored.hash !== input.hash) continue;
+      this.#reserved.add(key);
+      const mirrorDir = safeJoin(this.#targets.mirror.root, dir);
+      const raidDir = safeJoin(this.#targets.raid.root, dir);
+      try {
+        await this.#catalogue.putIntent({ hash: input.hash, dirs: [mirrorDir, raidDir], startedAt: this.#now() });
+        const source = live ?? readFileChunks(input.staged.path, { chunkSize: COMMIT_READ_CHUNK });
+        live = undefined; // a live stream is read once
+        // RAID: the durable primitive; its read-back must equal the offered size and BLAKE3
+        // (hashSource: false — the read-backs of both copies are the checks against the offer).
+        let raid;
+        try {
+          raid = await durableWrite(source, {
+            targets: [{ dir: raidDir, name }],
+            expected,
+            hashSource: false,
+            ...(this.#signal === undefined ? {} : { signal: this.#signal }),
+          });
+        } catch (err) {
+          if (err instanceof DurableWriteError && err.code === 'DURABLE_READBACK_MISMATCH') {
+            const staged = await checkStaged().catch(() => undefined);
+            if (staged !== undefined && !isOffered(staged)) {
+              // Both copies disagree with the offer: it is the bytes received, not a disk.
+              throw new DurableWriteError('DURABLE_HASH_MISMATCH', `The bytes received for ${input.hash} do not hash to it; nothing was kept.`, { cause: err, retryable: true, detail: { expected, actual: { size: staged.size, blake3: staged.blake3 } } });
+            }
+          }
+          throw err;
+        }
+        const staged = await checkStaged();
+        if (!isOffered(staged)) {
+          throw new DurableWriteError('DURABLE_READBACK_MISMATCH', `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`, {
+            retryable: true,
+            detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },
+          });
+        }
+        await placeVerified(input.staged.path, { dir: mirrorDir, name }, expected, this.#signal === undefined ? {} : { signal: this.#signal });
+        const committedAt = this.#now();
+        const verified: Record<LocalTargetName, { size: number; method: StudioCopy['method']; verifiedAt: number }> = {
+          mirror: { size: staged.size, method: 'readback-blake3', verifiedAt: staged.verifiedAt },
+          raid: { size: raid.size, method: raid.copies[0]?.method ?? 'readback-blake3', verifiedAt: Date.parse(raid.copies[0]?.verifiedAt ?? '') || committedAt },
+        };
+        const copies: CopyRecord[] = LOCAL_TARGETS.map((t) => {
+          const c = verified[t];
+          const cfg = this.#targets[t];
+          return {
+            hash: input.hash, target: t, kind: 'studio', path: rel, size: c.size, device: cfg.device, media: cfg.media,
+            location: cfg.location, offsite: false, method: c.method, verifiedAt: c.verifiedAt,
+          };
+        });
+        const agentCopies: CopyRecord[] = input.agentCopies.map((c) => ({
+          hash: input.hash, target: c.target, kind: 'agent', path: '', size: input.size, device: c.device, media: c.media,
+          location: c.location, offsite: false, method: c.method, verifiedAt: c.verifiedAt, agentId: input.agentId,
+        }));
+        const names = input.names.map((nm) => ({ key: nameKey(posix.join(nm.shoot, nm.card, nm.path)), value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord }));
+        await this.#catalogue.commitAsset({
+          asset: { hash: input.hash, size: input.size, committedAt },
+          names,
+          copies: [...copies, ...agentCopies],
+          storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
+        });
+        if (this.#onCommitted !== undefined) {
+          await Promise.resolve(this.#onCommitted({ hash: input.hash, size: input.size, committedAt, copies })).catch(() => undefined);
+        }
+        return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
+      } catch (err) {
+        if (err instanceof DurableWriteError && err.code === 'DURABLE_NAME_TAKEN') continue;
+        await this.#catalogue.clearIntent(input.hash).catch(() => undefined);
+        throw classifyCommitError(err);
+      } finally {
+        this.#reserved.delete(key);
+      }
+    }
+    throw new StudioError(StudioCode.NoFreeName, `No free name for ${base} after ${MAX_NAME_SUFFIX} tries in ${dir}. Look at that folder on the targets.`, { detail: { dir, base } });
+  }
+
+  /** A Receipt for an asset already in the catalogue (content the studio has); undefined when not both local copies exist. */
+  async receiptFor(hash: string): Promise<ReceiptMessage | undefined> {
+    const asset = await this.#catalogue.getAsset(hash);
+    if (asset === undefined) return undefined;
+    const copies = (await this.#catalogue.copiesOf(hash)).filter((c) => c.kind === 'studio');
+    if (!LOCAL_TARGETS.every((t) => copies.some((c) => c.target === t))) return undefined;
+    return { t: 'receipt', hash, size: asset.size, committedAt: asset.committedAt, copies: copies.map(toStudioCopy) };
+  }
+}
+
+export function toStudioCopy(c: CopyRecord): StudioCopy {
+  return { target: c.target, path: c.path, device: c.device, media: c.media, location: c.location, verifiedAt: c.verifiedAt, method: c.method };
+}

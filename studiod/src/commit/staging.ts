@@ -1,0 +1,287 @@
+/**
+ * Staging: one partial file per hash that an agent fills chunk by chunk, kept
+ * INSIDE the mirror target's file system (`<mirror root>/.s321-staging/<hash>.part`),
+ * so that once it is complete and verified it becomes the mirror copy by a
+ * link(2), not by writing every byte a second time (docs/design.md, Studio).
+ *
+ * The resume offset is the file's durable size: bytes are written at the
+ * current end, fsynced, and only then acknowledged (Ack), so a cut transfer (or
+ * a SIGKILLed studiod) resumes from the last durable chunk.
+ *
+ * Verification: a read-back lane follows the fsyncs (each Ack's bytes are read
+ * back from the file and hashed by a hash-pool worker while the transfer goes
+ * on), so at FileEnd only the last bytes remain to be read; `verify()` returns
+ * the size and BLAKE3 of what the file holds.
+ *
+ * One session at a time holds a hash (`acquire`); a second session offering the
+ * same hash meanwhile gets STUDIO_BUSY (retryable).
+ */
+import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorCode, isBlake3Hex } from '@studio321/protocol';
+import { createReadBack, fsyncDir, nodeFs, resolveHashEngine, sharedHashPool, type ReadBack } from '@studio321/protocol/durable';
+import { StudioCode, StudioError } from '../errors.js';
+
+const PART_SUFFIX = '.part';
+
+/** The staging directory's name inside the mirror target's root. */
+export const STAGING_DIR = '.s321-staging';
+
+function stagingError(err: unknown, what: string, path: string): StudioError {
+  const code = errorCode(err);
+  if (code === 'ENOSPC') {
+    return new StudioError(StudioCode.TargetFull, `The mirror target is full (staging ${path}). Free space on it; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
+  }
+  return new StudioError(StudioCode.StagingIo, `Staging failed to ${what} ${path} (${code ?? 'error'}). Check the mirror disk; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
+}
+
+export class StagedFile {
+  readonly hash: string;
+  readonly size: number;
+  readonly path: string;
+  #fh: FileHandle | undefined;
+  #lane: ReadBack | undefined;
+  #written: number;
+  #durable: number;
+  #release: () => void;
+
+  constructor(hash: string, size: number, path: string, fh: FileHandle, lane: ReadBack, offset: number, release: () => void) {
+    this.hash = hash;
+    this.size = size;
+    this.path = path;
+    this.#fh = fh;
+    this.#lane = lane;
+    this.#written = offset;
+    this.#durable = offset;
+    this.#release = release;
+    lane.advance(offset);
+  }
+
+  /** Bytes written (maybe not yet fsynced). The next chunk MUST start here. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Bytes fsynced: what an Ack may claim and a resume starts from. */
+  get durable(): number {
+    return this.#durable;
+  }
+
+  get complete(): boolean {
+    return this.#written === this.size;
+  }
+
+  /** Append `data` at `offset` (== written; the caller checked). */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#fh === undefined) throw new TypeError('StagedFile.write() after close');
+    if (offset !== this.#written) throw new TypeError(`StagedFile.write() at ${offset}, expected ${this.#written}`);
+    try {
+      let done = 0;
+      while (done < data.byteLength) {
+        const { bytesWritten } = await this.#fh.write(data, done, data.byteLength - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw stagingError(err, 'write', this.path);
+    }
+    this.#written += data.byteLength;
+  }
+
+  /** fsync; afterwards `durable === written`, and the read-back may go up to there. Returns the durable offset. */
+  async sync(): Promise<number> {
+    if (this.#fh === undefined) return this.#durable;
+    if (this.#durable === this.#written) return this.#durable;
+    const target = this.#written;
+    try {
+      await this.#fh.datasync();
+    } catch (err) {
+      throw stagingError(err, 'fsync', this.path);
+    }
+    this.#durable = Math.max(this.#durable, target);
+    this.#lane?.advance(this.#durable);
+    return this.#durable;
+  }
+
+  /**
+   * After the last byte: fsync, then finish reading the file back. Resolves with
+   * what the file holds (the caller compares it with the offered hash); a read
+   * error rejects with STUDIO_STAGING_IO. Once only.
+   */
+  async verify(): Promise<{ size: number; blake3: string }> {
+    const lane = this.#lane;
+    if (lane === undefined) throw new TypeError('StagedFile.verify() twice or after close');
+    await this.sync();
+    this.#lane = undefined;
+    try {
+      return await lane.finish();
+    } catch (err) {
+      throw stagingError(err, 'read back', this.path);
+    } finally {
+      await lane.close();
+    }
+  }
+
+  async #closeHandles(): Promise<void> {
+    const lane = this.#lane;
+    this.#lane = undefined;
+    await lane?.close();
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => undefined);
+  }
+
+  /** Sync what was written and release the hash (the partial stays for a resume). */
+  async close(): Promise<void> {
+    if (this.#fh === undefined) return;
+    try {
+      await this.sync();
+    } finally {
+      await this.#closeHandles();
+      this.#release();
+    }
+  }
+
+  /** Remove the partial (hash mismatch, or committed: the mirror copy is another name of it) and release the hash. */
+  async discard(): Promise<void> {
+    await this.#closeHandles();
+    try {
+      await unlink(this.path);
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') throw stagingError(err, 'remove', this.path);
+    } finally {
+      this.#written = 0;
+      this.#durable = 0;
+      this.#release();
+    }
+  }
+}
+
+export class Staging {
+  readonly dir: string;
+  readonly #checkRoot: () => Promise<void>;
+  #held = new Map<string, string>();
+  #made = false;
+
+  /**
+   * `mirrorRoot`: the mirror target's root. `checkRoot` throws (STUDIO_TARGET_MISSING…)
+   * unless that root is the configured, mounted disk: nothing is staged on an
+   * empty mount point.
+   */
+  constructor(mirrorRoot: string, checkRoot: () => Promise<void>) {
+    this.dir = join(mirrorRoot, STAGING_DIR);
+    this.#checkRoot = checkRoot;
+  }
+
+  /** Creates the staging directory (mode 700) on the checked mirror disk. */
+  async #ready(): Promise<void> {
+    await this.#checkRoot();
+    if (this.#made) return;
+    try {
+      await mkdir(this.dir, { mode: 0o700 });
+      await fsyncDir(join(this.dir, '..'));
+    } catch (err) {
+      if (errorCode(err) !== 'EEXIST') throw stagingError(err, 'create', this.dir);
+    }
+    this.#made = true;
+  }
+
+  pathOf(hash: string): string {
+    if (!isBlake3Hex(hash)) throw new TypeError('Staging.pathOf(): not a BLAKE3 hex hash');
+    return join(this.dir, hash + PART_SUFFIX);
+  }
+
+  /** Who holds `hash` now (session id), if anyone. */
+  holder(hash: string): string | undefined {
+    return this.#held.get(hash);
+  }
+
+  /** Bytes of `hash` held in staging (0 when none). Does not lock. */
+  async offsetOf(hash: string): Promise<number> {
+    try {
+      return (await stat(this.pathOf(hash))).size;
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return 0;
+      throw stagingError(err, 'stat', this.pathOf(hash));
+    }
+  }
+
+  /**
+   * Open (or create) the partial for `hash`. Its current size is the resume
+   * offset; it is fsynced first so that what is reported is durable. A partial
+   * larger than `size` is impossible for the offered content and is discarded;
+   * so is one that already has a second name (studiod was killed after linking
+   * it into place and before removing it): it must never be written again.
+   */
+  async acquire(hash: string, size: number, sessionId: string): Promise<StagedFile> {
+    const other = this.#held.get(hash);
+    if (other !== undefined && other !== sessionId) {
+      throw new StudioError(StudioCode.Busy, `File ${hash} is being received from another session. It will be offered again.`, { retryable: true, detail: { hash } });
+    }
+    if (other === sessionId) throw new TypeError(`Staging.acquire(): ${hash} already held by this session`);
+    this.#held.set(hash, sessionId);
+    const path = this.pathOf(hash);
+    let lane: ReadBack | undefined;
+    try {
+      await this.#ready();
+      let fh = await open(path, 'a+', 0o600).catch((err: unknown) => { throw stagingError(err, 'open', path); });
+      let st = await fh.stat();
+      if (st.size > size || st.nlink > 1) {
+        await fh.close();
+        await rm(path, { force: true });
+        fh = await open(path, 'a+', 0o600);
+        st = await fh.stat();
+      }
+      if (st.size === 0) await fsyncDir(this.dir);
+      else await fh.datasync();
+      // 'a+' appends regardless of position on Linux; reopen r+ to write at explicit offsets.
+      await fh.close();
+      const wfh = await open(path, 'r+');
+      lane = createReadBack(path, { fs: nodeFs, pool: sharedHashPool(), engine: resolveHashEngine(), signal: undefined });
+      await lane.open().catch(async (err: unknown) => {
+        await wfh.close();
+        throw err;
+      });
+      return new StagedFile(hash, size, path, wfh, lane, st.size, () => {
+        if (this.#held.get(hash) === sessionId) this.#held.delete(hash);
+      });
+    } catch (err) {
+      await lane?.close();
+      this.#held.delete(hash);
+      if (err instanceof StudioError) throw err;
+      throw stagingError(err, 'open', path);
+    }
+  }
+
+  /**
+   * Remove partials of hashes that are already committed (a crash between the
+   * catalogue batch and the discard). Skipped while the mirror is not mounted.
+   */
+  async sweepCommitted(isCommitted: (hash: string) => Promise<boolean>): Promise<number> {
+    let removed = 0;
+    for (const { hash } of await this.list()) {
+      if (this.#held.has(hash) || !(await isCommitted(hash))) continue;
+      await rm(this.pathOf(hash), { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Partial files present (for status); none while the mirror is not mounted. */
+  async list(): Promise<Array<{ hash: string; bytes: number }>> {
+    const out: Array<{ hash: string; bytes: number }> = [];
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return out;
+      throw stagingError(err, 'list', this.dir);
+    }
+    for (const n of names) {
+      if (!n.endsWith(PART_SUFFIX)) continue;
+      const hash = n.slice(0, -PART_SUFFIX.length);
+      if (!isBlake3Hex(hash)) continue;
+      out.push({ hash, bytes: await this.offsetOf(hash) });
+    }
+    return out;
+  }
+}

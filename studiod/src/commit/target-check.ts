@@ -1,0 +1,96 @@
+/**
+ * Before a commit: is each local target's root there, and is it the configured
+ * disk? A root that is missing means the disk is unmounted; a root that exists
+ * but has lost the marker file `.studio321-target.json` while the catalogue
+ * holds copies on it means an empty mount point — both are STUDIO_TARGET_MISSING
+ * (retryable: work resumes when the disk returns). The marker is written (durably)
+ * on the first commit to a target.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CodedError, errorCode } from '@studio321/protocol';
+import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
+import type { LocalTargetConfig } from '../config.js';
+import { StudioCode, StudioError } from '../errors.js';
+
+export const TARGET_MARKER = '.studio321-target.json';
+
+export interface TargetMarker {
+  target: string;
+  device: string;
+  createdAt: number;
+}
+
+function missing(name: string, cfg: LocalTargetConfig, why: string, cause?: unknown): StudioError {
+  return new StudioError(
+    StudioCode.TargetMissing,
+    `Target "${name}" at ${cfg.root} is not available (${why}). Mount the ${cfg.device} disk; waiting work is committed when it returns.`,
+    { retryable: true, ...(cause === undefined ? {} : { cause }), detail: { target: name, root: cfg.root, device: cfg.device } },
+  );
+}
+
+const sweptRoots = new Set<string>();
+
+/**
+ * Throws STUDIO_TARGET_MISSING when the root is absent or is not the
+ * configured disk. `hasCopies`: the catalogue records copies on this target.
+ */
+export async function checkTarget(name: string, cfg: LocalTargetConfig, hasCopies: boolean, now: () => number = Date.now): Promise<void> {
+  try {
+    const st = await stat(cfg.root);
+    if (!st.isDirectory()) throw missing(name, cfg, 'the root is not a directory');
+  } catch (err) {
+    if (err instanceof StudioError) throw err;
+    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') {
+      if (cfg.requireExistingRoot) throw missing(name, cfg, 'the root directory does not exist', err);
+    } else {
+      throw new StudioError(StudioCode.TargetIo, `Target "${name}" at ${cfg.root} cannot be read (${errorCode(err) ?? 'error'}). Check the disk.`, { cause: err, retryable: true, detail: { target: name } });
+    }
+  }
+  const markerPath = join(cfg.root, TARGET_MARKER);
+  let marker: TargetMarker | undefined;
+  try {
+    marker = JSON.parse(await readFile(markerPath, 'utf8')) as TargetMarker;
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT' && !(err instanceof SyntaxError)) {
+      throw new StudioError(StudioCode.TargetIo, `Target "${name}": marker ${markerPath} cannot be read. Check the disk.`, { cause: err, retryable: true, detail: { target: name } });
+    }
+  }
+  if (marker !== undefined) {
+    if (marker.target !== name) throw missing(name, cfg, `the disk mounted there is target "${marker.target}"`);
+    // A studiod killed between linking the marker and removing its temp leaves a
+    // root-level *.s321tmp: swept once per process (only markers are written at the root).
+    if (!sweptRoots.has(cfg.root)) {
+      sweptRoots.add(cfg.root);
+      await sweepStaleTemps(cfg.root).catch(() => undefined);
+    }
+    return;
+  }
+  if (hasCopies) throw missing(name, cfg, 'the target marker is gone: an empty mount point?');
+  await writeMarker(name, cfg, now());
+}
+
+/**
+ * The marker is written like every other file on a target: by the one durable
+ * primitive (temp in the root → fsync → read back → link, never replacing an
+ * existing marker → fsync root). A studiod killed while writing it leaves only a
+ * `*.s321tmp` at the root, swept here before the next attempt (archive files
+ * never live at the root: they are under date/shoot/card).
+ */
+async function writeMarker(name: string, cfg: LocalTargetConfig, at: number): Promise<void> {
+  const body: TargetMarker = { target: name, device: cfg.device, createdAt: at };
+  try {
+    await sweepStaleTemps(cfg.root);
+    const bytes = Buffer.from(JSON.stringify(body) + '\n');
+    await durableWrite((async function* () { yield bytes; })(), { targets: [{ dir: cfg.root, name: TARGET_MARKER }], createDirs: false });
+  } catch (err) {
+    const code = err instanceof CodedError ? err.code : errorCode(err);
+    throw new StudioError(
+      code === 'DURABLE_NO_SPACE' ? StudioCode.TargetFull
+        : code === 'DURABLE_ACCESS_DENIED' ? StudioCode.TargetAccess
+          : code === 'DURABLE_TARGET_MISSING' ? StudioCode.TargetMissing : StudioCode.TargetIo,
+      `Target "${name}" at ${cfg.root} cannot be written (${code ?? 'error'}). Check the disk and its permissions.`,
+      { cause: err, retryable: code !== 'DURABLE_ACCESS_DENIED', detail: { target: name } },
+    );
+  }
+}

@@ -1,0 +1,67 @@
+/** Human-readable output of `studioctl assets`, `asset` and `verify` (the --json output is the raw result). */
+import type { AssetView } from './service.js';
+import { formatBytes } from '@studio321/protocol';
+import type { VerifyReport } from './verify-copies.js';
+
+const when = (ms: number): string => new Date(ms).toISOString();
+
+function nameLine(a: AssetView): string {
+  const n = a.names[0];
+  const first = n === undefined ? '(no name)' : `${n.shoot}/${n.card}/${n.path}`;
+  return a.names.length > 1 ? `${first} (+${a.names.length - 1} more name${a.names.length > 2 ? 's' : ''})` : first;
+}
+
+export function formatAssets(r: unknown): string {
+  const x = r as { unprotected: boolean; total: number; items: AssetView[]; more: boolean; shoot: string | null; card: string | null };
+  const scope = [x.shoot === null ? '' : `shoot ${x.shoot}`, x.card === null ? '' : `card ${x.card}`].filter((s) => s !== '').join(', ');
+  if (x.items.length === 0) {
+    return x.unprotected ? `Every asset${scope === '' ? '' : ` in ${scope}`} is 3-2-1 compliant.\n` : 'No assets.\n';
+  }
+  const out: string[] = [];
+  out.push(x.unprotected
+    ? `${x.total} asset(s) not yet 3-2-1 safe${scope === '' ? '' : ` (showing ${scope})`}:`
+    : `${x.total} asset(s)${scope === '' ? '' : ` (showing ${scope})`}:`);
+  for (const a of x.items) {
+    out.push(`${a.hash.slice(0, 16)}  ${formatBytes(a.size).padStart(9)}  ${a.compliant ? 'compliant ' : 'NOT SAFE  '} ${nameLine(a)}`);
+    out.push(`    copies: ${a.copies.map((c) => c.target).join(', ') || 'none'}`);
+    for (const reason of a.reasons) out.push(`    - ${reason}`);
+  }
+  if (x.more) out.push(`… more; use --limit N or --json`);
+  return out.join('\n') + '\n';
+}
+
+export function formatAsset(r: unknown): string {
+  const x = r as { assets: AssetView[] };
+  const out: string[] = [];
+  for (const a of x.assets) {
+    out.push(`asset ${a.hash}`);
+    out.push(`  size ${a.size} bytes (${formatBytes(a.size)}), committed ${when(a.committedAt)}`);
+    out.push(`  3-2-1: ${a.compliant ? 'COMPLIANT' : 'NOT SAFE'}`);
+    for (const reason of a.reasons) out.push(`    - ${reason}`);
+    out.push('  names:');
+    for (const n of a.names) out.push(`    ${n.shoot}/${n.card}/${n.path}`);
+    out.push('  copies:');
+    for (const c of a.copies) {
+      out.push(`    ${c.target.padEnd(12)} ${c.media.padEnd(10)} ${c.location.padEnd(11)} device ${c.device}${c.offsite ? ' (offsite)' : ''}`);
+      out.push(`      ${c.where}`);
+      out.push(`      verified ${when(c.verifiedAt)} by ${c.method}`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export function formatVerify(r: unknown): string {
+  const v = r as VerifyReport;
+  const out = [
+    `Verified ${v.copiesChecked} cop${v.copiesChecked === 1 ? 'y' : 'ies'} of ${v.assetsChecked} asset(s)${v.target === null ? '' : ` on ${v.target}`}` +
+      `${v.samplePercent < 100 ? ` (sample ${v.samplePercent}%)` : ''}${v.download ? ', cloud objects downloaded' : ''} in ${((v.finishedAt - v.startedAt) / 1000).toFixed(1)} s:`,
+    `  ok: ${v.copiesOk}`,
+    `  lost (stopped counting): ${v.lost.length}`,
+  ];
+  for (const l of v.lost) out.push(`    ${l.target}: ${l.path || l.hash} — ${l.code}`);
+  if (v.skipped > 0) out.push(`  not checkable from the studio (agent copies): ${v.skipped}`);
+  for (const u of v.unchecked) out.push(`  UNCHECKED ${u.target}: ${u.code}: ${u.message}`);
+  if (v.lost.length > 0) out.push('See what is no longer 3-2-1 safe: studioctl assets --unprotected');
+  return out.join('\n') + '\n';
+}

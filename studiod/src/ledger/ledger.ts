@@ -1,0 +1,273 @@
+/**
+ * The 3-2-1 ledger: for every asset, its verified copies → the protocol's
+ * policy verdict (`evaluatePolicy`) with reasons, and the compliance counters
+ * `studioctl status` shows (docs/design.md §Ledger).
+ *
+ * The ledger is a catalogue hook: every catalogue batch that changes an
+ * asset's copies or names carries the ledger's index entries and counters in
+ * the SAME batch (`sync: true`), so the counters can never disagree with the
+ * copy records, and status reads counters instead of scanning.
+ *
+ * Keys (sublevel `ledger` of the catalogue DB, JSON values):
+ *   counters                                  LedgerCounters (with the config signature)
+ *   unprot!<hash>                             { size, committedAt }   assets not 3-2-1 compliant
+ *   lack!<target>!<committedAt:15>!<hash>     { size }                expected target without a verified copy
+ *   byname!<nameKey(basename)>!<hash>         {}                      lookup by file name
+ *
+ * The counters record the policy and the expected targets they were computed
+ * for; when the config changes (a new cloud target, another policy) they are
+ * rebuilt once at open from the copy records.
+ */
+import { posix } from 'node:path';
+import { evaluatePolicy, nameKey, type CopyFact, type PolicyConfig, type PolicyVerdict } from '@studio321/protocol';
+import type { AssetChange, AssetRecord, Catalogue, CatalogueHook, CopyRecord, HookOp, NameRecord } from '../catalogue.js';
+
+export const LEDGER_VERSION = 1;
+
+export interface LedgerCounters {
+  version: number;
+  /** Policy and expected targets these counters were computed for. */
+  signature: string;
+  assets: number;
+  bytes: number;
+  compliant: number;
+  compliantBytes: number;
+  notCompliant: number;
+  notCompliantBytes: number;
+  /** Not-compliant assets short on each rule (an asset can be short on several). */
+  missing: { copies: number; media: number; offsite: number };
+  /** Per expected target: assets without a verified copy there. */
+  lacking: Record<string, { count: number; bytes: number }>;
+}
+
+export interface LedgerOptions {
+  catalogue: Catalogue;
+  policy: PolicyConfig;
+  /** Targets every asset is expected to reach: `mirror`, `raid`, each cloud target. */
+  targets: string[];
+  log?: { info(obj: object, msg: string): void };
+}
+
+/** What one asset contributes to the ledger. */
+interface Contribution {
+  compliant: boolean;
+  size: number;
+  committedAt: number;
+  missing: PolicyVerdict['missing'];
+  lacking: string[];
+}
+
+const K = {
+  counters: 'counters',
+  unprot: 'unprot!',
+  lack: 'lack!',
+  byname: 'byname!',
+} as const;
+
+/** `sync: true` (the sublevel's option types do not list it; classic-level honours it). */
+const SYNC = { sync: true } as object;
+
+const pad = (n: number): string => String(Math.max(0, Math.floor(n))).padStart(15, '0');
+
+export function copyFact(c: CopyRecord): CopyFact {
+  return {
+    target: c.target, device: c.device, media: c.media, location: c.location, offsite: c.offsite,
+    verified: true, verifiedAt: new Date(c.verifiedAt).toISOString(), method: c.method,
+  };
+}
+
+function emptyCounters(signature: string, targets: string[]): LedgerCounters {
+  const lacking: LedgerCounters['lacking'] = {};
+  for (const t of targets) lacking[t] = { count: 0, bytes: 0 };
+  return {
+    version: LEDGER_VERSION, signature, assets: 0, bytes: 0, compliant: 0, compliantBytes: 0,
+    notCompliant: 0, notCompliantBytes: 0, missing: { copies: 0, media: 0, offsite: 0 }, lacking,
+  };
+}
+
+type LedgerDb = ReturnType<Catalogue['sublevel']>;
+
+export class Ledger implements CatalogueHook {
+  readonly policy: PolicyConfig;
+  readonly targets: string[];
+  readonly #catalogue: Catalogue;
+  readonly #signature: string;
+  readonly #log: LedgerOptions['log'];
+  #db: LedgerDb | undefined;
+  #counters: LedgerCounters;
+
+  constructor(opts: LedgerOptions) {
+    this.#catalogue = opts.catalogue;
+    this.policy = { ...opts.policy };
+    this.targets = [...new Set(opts.targets)];
+    this.#log = opts.log;
+    this.#signature = JSON.stringify({ v: LEDGER_VERSION, policy: this.policy, targets: [...this.targets].sort() });
+    this.#counters = emptyCounters(this.#signature, this.targets);
+  }
+
+  /**
+   * Load the counters; rebuild them from the copy records when they are absent
+   * or were computed for another policy/target set. Then register as a hook.
+   * Call before anything else writes to the catalogue.
+   */
+  async open(): Promise<{ rebuilt: boolean }> {
+    this.#db = this.#catalogue.sublevel('ledger');
+    const stored = (await this.#db.get(K.counters)) as unknown as LedgerCounters | undefined;
+    let rebuilt = false;
+    if (stored !== undefined && stored.version === LEDGER_VERSION && stored.signature === this.#signature) {
+      this.#counters = stored;
+    } else {
+      await this.#rebuild();
+      rebuilt = true;
+    }
+    this.#catalogue.addHook(this);
+    return { rebuilt };
+  }
+
+  #sub(): LedgerDb {
+    if (this.#db === undefined) throw new TypeError('Ledger used before open()');
+    return this.#db;
+  }
+
+  counters(): LedgerCounters {
+    return structuredClone(this.#counters);
+  }
+
+  verdict(copies: readonly CopyRecord[]): PolicyVerdict {
+    return evaluatePolicy(copies.map(copyFact), this.policy);
+  }
+
+  #contribution(asset: AssetRecord, copies: readonly CopyRecord[]): Contribution {
+    const v = this.verdict(copies);
+    const have = new Set(copies.map((c) => c.target));
+    return {
+      compliant: v.compliant, size: asset.size, committedAt: asset.committedAt, missing: v.missing,
+      lacking: this.targets.filter((t) => !have.has(t)),
+    };
+  }
+
+  #keys(hash: string, c: Contribution): Array<{ key: string; value: Record<string, unknown> }> {
+    const out: Array<{ key: string; value: Record<string, unknown> }> = [];
+    if (!c.compliant) out.push({ key: K.unprot + hash, value: { size: c.size, committedAt: c.committedAt } });
+    for (const t of c.lacking) out.push({ key: `${K.lack}${t}!${pad(c.committedAt)}!${hash}`, value: { size: c.size } });
+    return out;
+  }
+
+  static #apply(n: LedgerCounters, c: Contribution, sign: 1 | -1): void {
+    n.assets += sign;
+    n.bytes += sign * c.size;
+    if (c.compliant) {
+      n.compliant += sign;
+      n.compliantBytes += sign * c.size;
+    } else {
+      n.notCompliant += sign;
+      n.notCompliantBytes += sign * c.size;
+      if (c.missing.copies > 0) n.missing.copies += sign;
+      if (c.missing.media > 0) n.missing.media += sign;
+      if (c.missing.offsite > 0) n.missing.offsite += sign;
+    }
+    for (const t of c.lacking) {
+      const l = (n.lacking[t] ??= { count: 0, bytes: 0 });
+      l.count += sign;
+      l.bytes += sign * c.size;
+    }
+  }
+
+  #nameOps(hash: string, names: readonly NameRecord[]): HookOp[] {
+    const sub = this.#sub();
+    const seen = new Set<string>();
+    const ops: HookOp[] = [];
+    for (const n of names) {
+      const key = `${K.byname}${nameKey(posix.basename(n.path))}!${hash}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      ops.push({ type: 'put', key, value: {}, sublevel: sub });
+    }
+    return ops;
+  }
+
+  /** The catalogue hook: index entries and counters for the same batch. */
+  async prepare(changes: readonly AssetChange[]): Promise<{ ops: HookOp[]; commit?: () => void }> {
+    const sub = this.#sub();
+    const next = structuredClone(this.#counters);
+    const ops: HookOp[] = [];
+    for (const change of changes) {
+      if (change.asset === undefined) continue;
+      if (!change.created) {
+        const old = this.#contribution(change.asset, change.before);
+        Ledger.#apply(next, old, -1);
+        for (const k of this.#keys(change.hash, old)) ops.push({ type: 'del', key: k.key, sublevel: sub });
+      }
+      const now = this.#contribution(change.asset, change.after);
+      Ledger.#apply(next, now, 1);
+      for (const k of this.#keys(change.hash, now)) ops.push({ type: 'put', key: k.key, value: k.value, sublevel: sub });
+      for (const op of this.#nameOps(change.hash, change.names)) ops.push(op);
+    }
+    if (ops.length === 0 && changes.every((c) => c.asset === undefined)) return { ops: [] };
+    ops.push({ type: 'put', key: K.counters, value: next, sublevel: sub });
+    return { ops, commit: () => { this.#counters = next; } };
+  }
+
+  /** Oldest commit time among assets still lacking a copy on `target` (one seek, no scan). */
+  async oldestLacking(target: string): Promise<number | null> {
+    for await (const key of this.#sub().keys({ gt: `${K.lack}${target}!`, lt: `${K.lack}${target}!\xff`, limit: 1 })) {
+      const ms = Number(key.slice(K.lack.length + target.length + 1, K.lack.length + target.length + 16));
+      return Number.isFinite(ms) ? ms : null;
+    }
+    return null;
+  }
+
+  /** Hashes of assets lacking a copy on `target`, oldest first. */
+  async *lacking(target: string, limit = -1): AsyncGenerator<string> {
+    for await (const key of this.#sub().keys({ gt: `${K.lack}${target}!`, lt: `${K.lack}${target}!\xff`, limit })) {
+      yield key.slice(key.lastIndexOf('!') + 1);
+    }
+  }
+
+  /** Hashes of assets that are not 3-2-1 compliant, in hash order. */
+  async *unprotected(opts: { gt?: string; limit?: number } = {}): AsyncGenerator<string> {
+    for await (const key of this.#sub().keys({ gt: K.unprot + (opts.gt ?? ''), lt: `${K.unprot}\xff`, limit: opts.limit ?? -1 })) {
+      yield key.slice(K.unprot.length);
+    }
+  }
+
+  /** Hashes of assets with a name whose file name is `base` (case- and normalisation-insensitive). */
+  async byName(base: string): Promise<string[]> {
+    const prefix = `${K.byname}${nameKey(base)}!`;
+    const out: string[] = [];
+    for await (const key of this.#sub().keys({ gt: prefix, lt: `${prefix}\xff` })) out.push(key.slice(prefix.length));
+    return out;
+  }
+
+  /** Recompute every index entry and the counters from the copy records (one pass over the assets). */
+  async #rebuild(): Promise<void> {
+    const sub = this.#sub();
+    const started = Date.now();
+    await sub.del(K.counters, SYNC);
+    let dels: string[] = [];
+    for await (const key of sub.keys()) {
+      dels.push(key);
+      if (dels.length >= 5000) {
+        await sub.batch(dels.map((k) => ({ type: 'del' as const, key: k })));
+        dels = [];
+      }
+    }
+    if (dels.length > 0) await sub.batch(dels.map((k) => ({ type: 'del' as const, key: k })));
+    const next = emptyCounters(this.#signature, this.targets);
+    let ops: Array<{ type: 'put'; key: string; value: Record<string, unknown> }> = [];
+    for await (const asset of this.#catalogue.assets()) {
+      const c = this.#contribution(asset, await this.#catalogue.copiesOf(asset.hash));
+      Ledger.#apply(next, c, 1);
+      for (const k of this.#keys(asset.hash, c)) ops.push({ type: 'put', ...k });
+      for (const o of this.#nameOps(asset.hash, await this.#catalogue.namesOf(asset.hash))) ops.push({ type: 'put', key: o.key, value: {} });
+      if (ops.length >= 5000) {
+        await sub.batch(ops);
+        ops = [];
+      }
+    }
+    ops.push({ type: 'put', key: K.counters, value: next as unknown as Record<string, unknown> });
+    await sub.batch(ops, SYNC);
+    this.#counters = next;
+    this.#log?.info({ assets: next.assets, compliant: next.compliant, ms: Date.now() - started }, 'ledger counters rebuilt');
+  }
+}

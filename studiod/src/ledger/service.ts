@@ -1,0 +1,272 @@
+/**
+ * The offsite half of studiod, assembled: the 3-2-1 ledger, the cloud
+ * forwarder and `verify`, and their control commands (`status` report,
+ * `assets`, `asset`, `verify`, `cloud-retry`).
+ *
+ * Open order (inside Studio.open, after the catalogue and before the link
+ * server, so nothing writes to the catalogue before the hooks are in place):
+ *   1. ledger: load counters (or rebuild them once after a config change) and
+ *      register its catalogue hook;
+ *   2. cloud forwarder on the catalogue's `cloud` sublevel; a second catalogue
+ *      hook puts the cloud jobs of every newly committed asset into the SAME
+ *      commit batch (a crash cannot leave a committed asset unqueued);
+ *   3. after a rebuild, assets lacking a cloud copy are queued (idempotent).
+ * Each verified cloud object is recorded by `onCopyVerified` as a copy
+ * (`recordCopy`: one sync batch with the ledger counters).
+ */
+import { posix } from 'node:path';
+import { nameKey, safeJoin, type Logger } from '@studio321/protocol';
+import type { AssetRecord, Catalogue, CatalogueHook, CopyRecord, HookOp, NameRecord } from '../catalogue.js';
+import { CloudForwarder, type CloudCopyRecord } from '../cloud/cloud-forwarder.js';
+import type { CloudBatch } from '../cloud/cloud-queue.js';
+import type { CloudTargetConfig } from '../cloud/cloud-target.js';
+import { LOCAL_TARGETS, cloudTargetsOf, policyOf, type StudiodConfig } from '../config.js';
+import type { ControlSocket } from '../control-socket.js';
+import { Ledger } from './ledger.js';
+import { LedgerCode, LedgerError } from './errors.js';
+import { buildStatusReport, type StatusReport } from './status-report.js';
+import type { StudioStatus } from '../studio.js';
+import { verifyCopies, type VerifyReport } from './verify-copies.js';
+
+export interface LedgerServiceOptions {
+  config: StudiodConfig;
+  catalogue: Catalogue;
+  log: Logger;
+  now?: () => number;
+  /** Cloud forwarder overrides (tests): retry timing, sink factory. */
+  cloudOptions?: Partial<ConstructorParameters<typeof CloudForwarder>[0]>;
+}
+
+export interface AssetView {
+  hash: string;
+  size: number;
+  committedAt: number;
+  compliant: boolean;
+  reasons: string[];
+  names: Array<Pick<NameRecord, 'shoot' | 'card' | 'path'>>;
+  copies: Array<CopyRecord & { where: string }>;
+}
+
+const HASH_RE = /^[0-9a-f]{64}$/;
+const DEFAULT_LIST_LIMIT = 100;
+const MAX_LIST_LIMIT = 100_000;
+
+export class LedgerService {
+  readonly ledger: Ledger;
+  readonly cloud: CloudForwarder | undefined;
+  readonly #o: LedgerServiceOptions;
+  readonly #cloudTargets: CloudTargetConfig[];
+  readonly #now: () => number;
+  #verifying: Promise<VerifyReport> | undefined;
+  #lastVerify: VerifyReport | undefined;
+
+  constructor(opts: LedgerServiceOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#cloudTargets = cloudTargetsOf(opts.config);
+    this.ledger = new Ledger({
+      catalogue: opts.catalogue, policy: policyOf(opts.config), log: opts.log,
+      targets: [...LOCAL_TARGETS, ...this.#cloudTargets.map((t) => t.name)],
+    });
+    this.cloud = this.#cloudTargets.length === 0 ? undefined : new CloudForwarder({
+      db: opts.catalogue.sublevel('cloud') as unknown as ConstructorParameters<typeof CloudForwarder>[0]['db'],
+      targets: this.#cloudTargets,
+      resolveSource: (blake3) => this.#resolveSource(blake3),
+      onCopyVerified: (copy) => this.#recordCloudCopy(copy),
+      onCopyLost: async (lost) => { await opts.catalogue.removeCopy({ hash: lost.blake3, target: lost.target, kind: 'cloud' }); },
+      log: (event) => {
+        const e = event as { event?: string; code?: string };
+        if (e.event === 'cloud.parked' || e.event === 'cloud.copy-lost') opts.log.error(event, String(e.event));
+        else if (e.event === 'cloud.retry') opts.log.warn(event, 'cloud upload will be retried');
+        else opts.log.debug(event, String(e.event ?? 'cloud'));
+      },
+      ...(opts.cloudOptions ?? {}),
+    });
+  }
+
+  get cloudTargets(): readonly CloudTargetConfig[] {
+    return this.#cloudTargets;
+  }
+
+  async open(): Promise<void> {
+    const { rebuilt } = await this.ledger.open();
+    const cloud = this.cloud;
+    if (cloud === undefined) return;
+    await cloud.open();
+    this.#o.catalogue.addHook(this.#enqueueHook(cloud));
+    const last = await this.#o.catalogue.sublevel('verify').get('last');
+    if (last !== undefined) this.#lastVerify = last as unknown as VerifyReport;
+    if (rebuilt) {
+      let n = 0;
+      for (const t of this.#cloudTargets) {
+        for await (const hash of this.ledger.lacking(t.name)) {
+          const asset = await this.#o.catalogue.getAsset(hash);
+          if (asset === undefined) continue;
+          const name = (await this.#o.catalogue.namesOf(hash))[0]?.path ?? hash;
+          await cloud.enqueue({ blake3: hash, size: asset.size, name });
+          n++;
+        }
+      }
+      if (n > 0) this.#o.log.info({ jobs: n }, 'queued assets that lack a cloud copy');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.cloud?.close();
+    await this.#verifying?.catch(() => undefined);
+  }
+
+  /** The cloud jobs of a newly committed asset, in the commit batch. */
+  #enqueueHook(cloud: CloudForwarder): CatalogueHook {
+    return {
+      prepare: async (changes) => {
+        const ops: HookOp[] = [];
+        const batch: CloudBatch = {
+          put: (key, value, options) => {
+            ops.push({ type: 'put', key, value, ...options });
+            return batch;
+          },
+        };
+        for (const change of changes) {
+          if (!change.created || change.asset === undefined) continue;
+          await cloud.enqueue({ blake3: change.hash, size: change.asset.size, name: change.names[0]?.path ?? change.hash }, batch);
+        }
+        return { ops };
+      },
+    };
+  }
+
+  async #resolveSource(blake3: string): Promise<string> {
+    const copies = await this.#o.catalogue.copiesOf(blake3);
+    for (const t of LOCAL_TARGETS) {
+      const c = copies.find((x) => x.kind === 'studio' && x.target === t);
+      if (c !== undefined) return safeJoin(this.#o.config.targets[t].root, c.path);
+    }
+    throw new LedgerError(LedgerCode.NotFound, `Asset ${blake3} has no verified copy on the mirror or the RAID to upload from.`, { retryable: true });
+  }
+
+  async #recordCloudCopy(copy: CloudCopyRecord): Promise<void> {
+    await this.#o.catalogue.recordCopy({
+      hash: copy.blake3, target: copy.target, kind: 'cloud', path: copy.key, size: copy.size,
+      device: `cloud:${copy.target}`, media: copy.media, location: copy.location, offsite: true,
+      method: copy.method, verifiedAt: Date.parse(copy.verifiedAt) || this.#now(),
+    });
+  }
+
+  async report(base: StudioStatus): Promise<StatusReport> {
+    return buildStatusReport({
+      base, ledger: this.ledger, catalogue: this.#o.catalogue, config: this.#o.config, cloudTargets: this.#cloudTargets,
+      ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+      lastVerify: this.#lastVerify ?? null, verifying: this.#verifying !== undefined,
+    });
+  }
+
+  /** One asset as `studioctl asset` shows it: names, every copy and where it is, the verdict. */
+  async assetView(asset: AssetRecord): Promise<AssetView> {
+    const copies = await this.#o.catalogue.copiesOf(asset.hash);
+    const v = this.ledger.verdict(copies);
+    const names = (await this.#o.catalogue.namesOf(asset.hash)).map((n) => ({ shoot: n.shoot, card: n.card, path: n.path }));
+    return {
+      hash: asset.hash, size: asset.size, committedAt: asset.committedAt, compliant: v.compliant, reasons: v.reasons, names,
+      copies: copies.map((c) => ({ ...c, where: this.#where(c) })),
+    };
+  }
+
+  #where(c: CopyRecord): string {
+    if (c.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(c.target)) {
+      return safeJoin(this.#o.config.targets[c.target as (typeof LOCAL_TARGETS)[number]].root, c.path);
+    }
+    if (c.kind === 'cloud') {
+      const t = this.#cloudTargets.find((x) => x.name === c.target);
+      return t === undefined ? c.path : `s3://${t.bucket}/${c.path}${t.endpoint === undefined ? '' : ` at ${t.endpoint}`} (${t.storageClass})`;
+    }
+    return `agent ${c.agentId ?? '?'} (${c.device})`;
+  }
+
+  /** `asset <name|hash>`: a full hash, a file name, a shoot/card/path, or a stored path. */
+  async findAssets(query: string): Promise<AssetRecord[]> {
+    const cat = this.#o.catalogue;
+    const q = query.trim();
+    if (HASH_RE.test(q.toLowerCase())) {
+      const a = await cat.getAsset(q.toLowerCase());
+      return a === undefined ? [] : [a];
+    }
+    const out = new Map<string, AssetRecord>();
+    const stored = await cat.storedPath(nameKey(q.replace(/^\/+/, '')));
+    if (stored !== undefined) {
+      const a = await cat.getAsset(stored.hash);
+      if (a !== undefined) out.set(a.hash, a);
+    }
+    const want = nameKey(q.replace(/^\/+/, ''));
+    for (const hash of await this.ledger.byName(posix.basename(q))) {
+      if (q.includes('/')) {
+        const names = await cat.namesOf(hash);
+        if (!names.some((n) => { const k = nameKey(posix.join(n.shoot, n.card, n.path)); return k === want || k.endsWith(`/${want}`); })) continue;
+      }
+      const a = await cat.getAsset(hash);
+      if (a !== undefined) out.set(a.hash, a);
+    }
+    return [...out.values()];
+  }
+
+  registerCommands(ctl: ControlSocket): void {
+    ctl.register('assets', async (args) => {
+      const limit = Math.min(MAX_LIST_LIMIT, typeof args['limit'] === 'number' && args['limit'] > 0 ? Math.floor(args['limit']) : DEFAULT_LIST_LIMIT);
+      const shoot = typeof args['shoot'] === 'string' ? nameKey(args['shoot']) : undefined;
+      const card = typeof args['card'] === 'string' ? nameKey(args['card']) : undefined;
+      const unprotected = args['unprotected'] === true;
+      const items: AssetView[] = [];
+      let more = false;
+      const source: AsyncIterable<string> = unprotected ? this.ledger.unprotected() : this.#allHashes();
+      for await (const hash of source) {
+        const asset = await this.#o.catalogue.getAsset(hash);
+        if (asset === undefined) continue;
+        if (shoot !== undefined || card !== undefined) {
+          const names = await this.#o.catalogue.namesOf(hash);
+          if (!names.some((n) => (shoot === undefined || nameKey(n.shoot) === shoot) && (card === undefined || nameKey(n.card) === card || nameKey(n.card).startsWith(`${card}-`)))) continue;
+        }
+        if (items.length >= limit) { more = true; break; }
+        items.push(await this.assetView(asset));
+      }
+      const c = this.ledger.counters();
+      return { unprotected, shoot: args['shoot'] ?? null, card: args['card'] ?? null, total: unprotected ? c.notCompliant : c.assets, items, more, policy: this.ledger.policy };
+    });
+    ctl.register('asset', async (args) => {
+      const q = args['query'];
+      if (typeof q !== 'string' || q.trim() === '') throw new LedgerError(LedgerCode.BadArgument, 'Give a file name, shoot/card/path, or a BLAKE3 hash: studioctl asset IMG_0001.CR3');
+      const found = await this.findAssets(q);
+      if (found.length === 0) throw new LedgerError(LedgerCode.NotFound, `No asset matches "${q}". Try the file name (IMG_0001.CR3), shoot/card/path, or the full BLAKE3 hash.`, { detail: { query: q } });
+      return { query: q, policy: this.ledger.policy, assets: await Promise.all(found.map((a) => this.assetView(a))) };
+    });
+    ctl.register('verify', async (args) => {
+      if (this.#verifying !== undefined) throw new LedgerError(LedgerCode.VerifyRunning, 'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.', { retryable: true });
+      const sample = args['sample'];
+      const p = verifyCopies({
+        catalogue: this.#o.catalogue, targets: this.#o.config.targets, log: this.#o.log, now: this.#now,
+        ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+      }, {
+        ...(typeof args['target'] === 'string' ? { target: args['target'] } : {}),
+        ...(typeof sample === 'number' ? { samplePercent: sample } : {}),
+        download: args['download'] === true,
+      });
+      this.#verifying = p;
+      try {
+        const report = await p;
+        this.#lastVerify = report;
+        const { lost, ...summary } = report;
+        await this.#o.catalogue.sublevel('verify').put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
+        return report;
+      } finally {
+        this.#verifying = undefined;
+      }
+    });
+    ctl.register('cloud-retry', async (args) => {
+      if (this.cloud === undefined) return { retried: 0 };
+      return { retried: await this.cloud.retryParked(typeof args['target'] === 'string' ? args['target'] : undefined) };
+    });
+  }
+
+  async *#allHashes(): AsyncGenerator<string> {
+    for await (const a of this.#o.catalogue.assets()) yield a.hash;
+  }
+}

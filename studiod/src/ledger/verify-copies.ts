@@ -1,0 +1,174 @@
+/**
+ * `studioctl verify [--target T] [--sample P%] [--download]`: re-read copies
+ * and record the result, so a copy that went missing or rotted stops counting.
+ *
+ *  - local copies (mirror, RAID): the file is hashed again (`verifyFile`);
+ *    ok → the copy's verifiedAt/method are refreshed; missing, short, or a
+ *    different BLAKE3 → the copy record is removed (the ledger counters follow
+ *    in the same catalogue batch). A target whose root (or marker) is gone is
+ *    NOT read as "every copy lost": its copies are left alone and the target is
+ *    reported unchecked (LEDGER_TARGET_UNCHECKED).
+ *  - cloud copies: `CloudForwarder.verify` — HEAD (size, metadata, storage
+ *    class, server checksum), and with `download` the bytes hashed to BLAKE3.
+ *    A missing or different object stops counting and is queued to be re-sent.
+ *  - agent copies (laptop, field drive) cannot be read from the studio; they
+ *    are counted as skipped.
+ */
+import { verifyFile, DurableWriteError } from '@studio321/protocol/durable';
+import { CodedError, safeJoin, type Logger } from '@studio321/protocol';
+import type { Catalogue, CopyRecord } from '../catalogue.js';
+import type { CloudForwarder } from '../cloud/cloud-forwarder.js';
+import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
+import { LedgerCode, LedgerError } from './errors.js';
+import { checkTarget } from '../commit/target-check.js';
+
+export interface VerifyOptions {
+  /** Only copies on this target. */
+  target?: string;
+  /** Percentage of assets checked (0 < P ≤ 100, default 100), chosen at random. */
+  samplePercent?: number;
+  /** Cloud: download and hash the bytes, not only HEAD. */
+  download?: boolean;
+}
+
+export interface VerifyLost {
+  hash: string;
+  target: string;
+  path: string;
+  code: string;
+}
+
+export interface VerifyReport {
+  startedAt: number;
+  finishedAt: number;
+  target: string | null;
+  samplePercent: number;
+  download: boolean;
+  assetsChecked: number;
+  copiesChecked: number;
+  copiesOk: number;
+  /** Copies that stopped counting. */
+  lost: VerifyLost[];
+  /** Agent copies and copies on targets studiod does not know (cannot be read from here). */
+  skipped: number;
+  /** Targets that could not be checked (left as they were). */
+  unchecked: Array<{ target: string; code: string; message: string }>;
+}
+
+export interface VerifyDeps {
+  catalogue: Catalogue;
+  targets: Record<LocalTargetName, LocalTargetConfig>;
+  cloud?: CloudForwarder;
+  log: Logger;
+  now?: () => number;
+  random?: () => number;
+}
+
+const LOST_LIST_MAX = 1000;
+
+export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const sample = opts.samplePercent ?? 100;
+  if (!(sample > 0 && sample <= 100)) throw new LedgerError(LedgerCode.BadArgument, `--sample must be a percentage above 0 and at most 100 (got ${sample}).`);
+  const known = new Set<string>([...LOCAL_TARGETS, ...(deps.cloud?.targets ?? [])]);
+  if (opts.target !== undefined && !known.has(opts.target)) {
+    throw new LedgerError(LedgerCode.UnknownTarget, `No target "${opts.target}". Known: ${[...known].join(', ')}.`, { detail: { target: opts.target } });
+  }
+  const report: VerifyReport = {
+    startedAt: now(), finishedAt: 0, target: opts.target ?? null, samplePercent: sample, download: opts.download === true,
+    assetsChecked: 0, copiesChecked: 0, copiesOk: 0, lost: [], skipped: 0, unchecked: [],
+  };
+  const unchecked = new Map<string, { code: string; message: string }>();
+  const skipTarget = (target: string, err: unknown): void => {
+    if (unchecked.has(target)) return;
+    const code = err instanceof CodedError ? err.code : LedgerCode.TargetUnchecked;
+    const message = `Target "${target}" could not be checked (${err instanceof Error ? err.message : String(err)}); its copies were left as they were. Make it available and run verify again.`;
+    unchecked.set(target, { code, message });
+    deps.log.warn({ code: LedgerCode.TargetUnchecked, target, cause: code }, message);
+  };
+  const lose = async (copy: CopyRecord, code: string): Promise<void> => {
+    await deps.catalogue.removeCopy(copy);
+    if (report.lost.length < LOST_LIST_MAX) report.lost.push({ hash: copy.hash, target: copy.target, path: copy.path, code });
+    deps.log.error({ code: LedgerCode.CopyLost, hash: copy.hash, target: copy.target, path: copy.path, reason: code },
+      `The ${copy.target} copy of ${copy.path || copy.hash} no longer verifies (${code}); it stopped counting.`);
+  };
+
+  /** Is the local target mounted (root there, marker ours)? Otherwise it is reported unchecked. */
+  const targetPresent = async (target: LocalTargetName): Promise<boolean> => {
+    if (unchecked.has(target)) return false;
+    try {
+      await checkTarget(target, deps.targets[target], true, now);
+      return true;
+    } catch (err) {
+      skipTarget(target, err);
+      return false;
+    }
+  };
+  for (const t of LOCAL_TARGETS) if (opts.target === undefined || opts.target === t) await targetPresent(t);
+
+  const checkLocal = async (copy: CopyRecord): Promise<void> => {
+    const cfg = deps.targets[copy.target as LocalTargetName];
+    let verdict;
+    try {
+      verdict = await verifyFile(safeJoin(cfg.root, copy.path), { size: copy.size, blake3: copy.hash });
+    } catch (err) {
+      if (err instanceof DurableWriteError && err.code === 'DURABLE_TARGET_MISSING') {
+        // The file's directory is gone: a lost copy if the target itself is there, else an unmounted disk.
+        try {
+          await checkTarget(copy.target, cfg, true, now);
+        } catch (targetErr) {
+          skipTarget(copy.target, targetErr);
+          return;
+        }
+        report.copiesChecked++;
+        await lose(copy, 'DURABLE_MISSING');
+        return;
+      }
+      skipTarget(copy.target, err);
+      return;
+    }
+    // A missing file counts as lost only while its target is still mounted (re-checked: it may have gone mid-run).
+    if (!verdict.ok && verdict.code === 'DURABLE_MISSING' && !(await targetPresent(copy.target as LocalTargetName))) return;
+    report.copiesChecked++;
+    if (verdict.ok) {
+      report.copiesOk++;
+      await deps.catalogue.recordCopy({ ...copy, method: 'verify-blake3', verifiedAt: Date.parse(verdict.verifiedAt) || now() });
+    } else {
+      await lose(copy, verdict.code ?? 'DURABLE_HASH_MISMATCH');
+    }
+  };
+
+  const checkCloud = async (copy: CopyRecord, cloud: CloudForwarder): Promise<void> => {
+    let r: Awaited<ReturnType<CloudForwarder['verify']>>;
+    try {
+      r = await cloud.verify(copy.target, copy.hash, { download: opts.download === true });
+    } catch (err) {
+      skipTarget(copy.target, err);
+      return;
+    }
+    report.copiesChecked++;
+    if (r.ok && r.copy !== undefined) {
+      report.copiesOk++;
+      await deps.catalogue.recordCopy({ ...copy, path: r.copy.key, method: r.copy.method, verifiedAt: Date.parse(r.copy.verifiedAt) || now() });
+    } else {
+      await lose(copy, r.code ?? 'CLOUD_VERIFY_MISMATCH');
+    }
+  };
+
+  for await (const asset of deps.catalogue.assets()) {
+    if (sample < 100 && random() * 100 >= sample) continue;
+    report.assetsChecked++;
+    const copies = (await deps.catalogue.copiesOf(asset.hash)).filter((c) => opts.target === undefined || c.target === opts.target);
+    await Promise.all(copies.map(async (copy) => {
+      if (unchecked.has(copy.target)) return;
+      if (copy.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(copy.target)) return checkLocal(copy);
+      if (copy.kind === 'cloud' && deps.cloud !== undefined && deps.cloud.targets.includes(copy.target)) return checkCloud(copy, deps.cloud);
+      report.skipped++;
+      return undefined;
+    }));
+  }
+  report.unchecked = [...unchecked.entries()].map(([target, e]) => ({ target, ...e }));
+  report.finishedAt = now();
+  return report;
+}

@@ -1,0 +1,105 @@
+/**
+ * The link server: `ws` over TLS at `wss://host:port/v1` (protocol/SPEC.md §2).
+ * `maxPayload` = MAX_FRAME_BYTES, no compression; one LinkSession per connection;
+ * a failing session never affects the others.
+ */
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import {
+  AUTH_TIMEOUT_MS, DEAD_LINK_MS, MAX_FRAME_BYTES, PING_INTERVAL_MS, PROTOCOL_PATH, type Logger,
+} from '@studio321/protocol';
+import type { Catalogue } from '../catalogue.js';
+import type { Committer } from '../commit/commit.js';
+import { StudioCode, StudioError } from '../errors.js';
+import { LinkSession, type SessionInfo } from './session.js';
+import type { Staging } from '../commit/staging.js';
+import type { TlsIdentity } from './tls-identity.js';
+
+export interface LinkServerOptions {
+  host: string;
+  port: number;
+  tls: TlsIdentity;
+  windowBytes: number;
+  catalogue: Catalogue;
+  staging: Staging;
+  committer: Committer;
+  log: Logger;
+  software: string;
+  now?: () => number;
+  authTimeoutMs?: number;
+  pingIntervalMs?: number;
+  deadLinkMs?: number;
+}
+
+export class LinkServer {
+  readonly #o: LinkServerOptions;
+  #https: Server | undefined;
+  #wss: WebSocketServer | undefined;
+  #sessions = new Set<LinkSession>();
+  #port = 0;
+
+  constructor(opts: LinkServerOptions) {
+    this.#o = opts;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Cut every live session of `agentId` (after a revoke). Returns how many. */
+  disconnectAgent(agentId: string): number {
+    const live = [...this.#sessions].filter((s) => s.agentId === agentId);
+    for (const s of live) s.supersede();
+    return live.length;
+  }
+
+  sessions(): SessionInfo[] {
+    return [...this.#sessions].map((s) => s.info());
+  }
+
+  async open(): Promise<number> {
+    const o = this.#o;
+    const https = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.2' });
+    const wss = new WebSocketServer({ server: https, path: PROTOCOL_PATH, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+    wss.on('connection', (ws, req) => {
+      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+      const session = new LinkSession(ws, remote, {
+        catalogue: o.catalogue, staging: o.staging, committer: o.committer, fingerprint: o.tls.fingerprint,
+        windowBytes: o.windowBytes, software: o.software, log: o.log, now: o.now ?? Date.now,
+        authTimeoutMs: o.authTimeoutMs ?? AUTH_TIMEOUT_MS, pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
+        deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
+        onAuthenticated: async (current, agentId) => {
+          const older = [...this.#sessions].filter((s) => s !== current && s.agentId === agentId);
+          for (const s of older) s.supersede();
+          await Promise.all(older.map((s) => s.closed));
+        },
+      });
+      this.#sessions.add(session);
+      void session.closed.then(() => this.#sessions.delete(session));
+      session.start();
+    });
+    wss.on('error', (err) => o.log.error({ err }, 'link server error'));
+    https.on('tlsClientError', (err) => o.log.debug({ err }, 'TLS handshake failed'));
+    await new Promise<void>((resolve, reject) => {
+      https.once('error', (err) => reject(new StudioError(StudioCode.TargetIo, `Cannot listen on ${o.host}:${o.port} (${(err as NodeJS.ErrnoException).code ?? err.message}). Is another studiod running? Change listen.port.`, { cause: err })));
+      https.listen(o.port, o.host, () => resolve());
+    });
+    this.#https = https;
+    this.#wss = wss;
+    this.#port = (https.address() as AddressInfo).port;
+    return this.#port;
+  }
+
+  /** Stop accepting, tell every session we are shutting down, wait for them to finish. */
+  async close(): Promise<void> {
+    const https = this.#https;
+    if (https === undefined) return;
+    this.#https = undefined;
+    https.close();
+    for (const s of this.#sessions) s.shutdown();
+    await Promise.all([...this.#sessions].map((s) => s.closed));
+    this.#wss?.close();
+    https.closeAllConnections();
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The ledger's counters against a real LevelDB catalogue: after any sequence
+ * of commits, extra names, recorded and removed copies, the counters kept in
+ * the write batches equal a full recount from the copy records; they survive a
+ * reopen; a policy change rebuilds them; a failed batch changes nothing.
+ */
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nameKey, type PolicyConfig } from '@studio321/protocol';
+import { Catalogue, Ledger, type CatalogueHook, type CommitRecord, type CopyRecord, type LedgerCounters } from '../../../studiod/dist/src/index.js';
+
+const TARGETS = ['mirror', 'raid', 'cloud-east', 'cloud-west'];
+const POLICY: PolicyConfig = { copies: 3, media: 2, offsite: 1 };
+
+const hashOf = (i: number): string => createHash('sha256').update(`a${i}`).digest('hex');
+
+function copy(hash: string, target: string, size: number): CopyRecord {
+  const cloud = target.startsWith('cloud');
+  return {
+    hash, target, kind: cloud ? 'cloud' : 'studio', path: `p/${hash}`, size, device: `${target}-dev`,
+    media: target === 'mirror' ? 'hdd' : target === 'raid' ? 'raid-hdd' : target === 'cloud-east' ? 'cloud-ssd' : 'tape',
+    location: cloud ? target : 'studio', offsite: cloud, method: 'readback-blake3', verifiedAt: 1000,
+  };
+}
+
+function record(i: number): CommitRecord {
+  const hash = hashOf(i);
+  const size = 1000 + i;
+  const path = `DCIM/100CANON/IMG_${String(i).padStart(4, '0')}.CR3`;
+  return {
+    asset: { hash, size, committedAt: 1_000_000 + i },
+    names: [{ key: nameKey(`s/c/${path}`), value: { hash, shoot: 's', card: 'c', path, mtime: 0, agentId: 'a', seenAt: 0 } }],
+    copies: [copy(hash, 'mirror', size), copy(hash, 'raid', size)],
+    storedPaths: [{ key: nameKey(`d/s/c/${path}`), value: { hash, path: `d/s/c/${path}` } }],
+  };
+}
+
+/** Recount from scratch: what the counters must be. */
+async function recount(cat: Catalogue, ledger: Ledger): Promise<Omit<LedgerCounters, 'signature' | 'version'>> {
+  const c = { assets: 0, bytes: 0, compliant: 0, compliantBytes: 0, notCompliant: 0, notCompliantBytes: 0, missing: { copies: 0, media: 0, offsite: 0 }, lacking: {} as LedgerCounters['lacking'] };
+  for (const t of TARGETS) c.lacking[t] = { count: 0, bytes: 0 };
+  for await (const a of cat.assets()) {
+    const copies = await cat.copiesOf(a.hash);
+    const v = ledger.verdict(copies);
+    c.assets++;
+    c.bytes += a.size;
+    if (v.compliant) { c.compliant++; c.compliantBytes += a.size; } else {
+      c.notCompliant++;
+      c.notCompliantBytes += a.size;
+      if (v.missing.copies > 0) c.missing.copies++;
+      if (v.missing.media > 0) c.missing.media++;
+      if (v.missing.offsite > 0) c.missing.offsite++;
+    }
+    for (const t of TARGETS) if (!copies.some((x) => x.target === t)) { const l = c.lacking[t] as { count: number; bytes: number }; l.count++; l.bytes += a.size; }
+  }
+  return c;
+}
+
+const strip = (c: LedgerCounters): Omit<LedgerCounters, 'signature' | 'version'> => {
+  const { signature: _s, version: _v, ...rest } = c;
+  return rest;
+};
+
+async function openAll(dir: string, policy = POLICY): Promise<{ cat: Catalogue; ledger: Ledger; rebuilt: boolean }> {
+  const cat = new Catalogue(join(dir, 'catalogue'));
+  await cat.open();
+  const ledger = new Ledger({ catalogue: cat, policy, targets: TARGETS });
+  const { rebuilt } = await ledger.open();
+  return { cat, ledger, rebuilt };
+}
+
+t.test('counters follow every kind of write and equal a recount', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ledger-counters-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  let { cat, ledger, rebuilt } = await openAll(dir);
+  t.ok(rebuilt, 'a fresh catalogue gets counters built once');
+  for (let i = 0; i < 40; i++) await cat.commitAsset(record(i));
+  await cat.commitAsset(record(3)); // idempotent re-commit
+  t.same(strip(ledger.counters()), await recount(cat, ledger), 'after commits');
+  t.equal(ledger.counters().compliant, 0, 'mirror + raid alone: no offsite copy');
+  for (let i = 0; i < 30; i++) await cat.recordCopy(copy(hashOf(i), 'cloud-east', 1000 + i));
+  for (let i = 0; i < 20; i++) await cat.recordCopy(copy(hashOf(i), 'cloud-west', 1000 + i));
+  await cat.recordCopy(copy(hashOf(0), 'cloud-west', 1000)); // refresh of an existing copy
+  await cat.addNamesAndAgentCopies(hashOf(5), [{ key: nameKey('s/c2/X.CR3'), value: { hash: hashOf(5), shoot: 's', card: 'c2', path: 'X.CR3', mtime: 0, agentId: 'a', seenAt: 0 } }], []);
+  t.same(strip(ledger.counters()), await recount(cat, ledger), 'after cloud copies and names');
+  t.equal(ledger.counters().compliant, 30);
+  t.equal(ledger.counters().lacking['cloud-west']?.count, 20);
+  t.equal(await ledger.oldestLacking('cloud-west'), 1_000_000 + 20, 'oldest lacking asset by commit time');
+  t.equal(await ledger.oldestLacking('mirror'), null);
+  await cat.removeCopy({ hash: hashOf(1), target: 'mirror', kind: 'studio' });
+  await cat.removeCopy({ hash: hashOf(2), target: 'cloud-east', kind: 'cloud' });
+  t.notOk(await cat.removeCopy({ hash: hashOf(2), target: 'cloud-east', kind: 'cloud' }), 'removing twice is a no-op');
+  const c = ledger.counters();
+  t.same(strip(c), await recount(cat, ledger), 'after removals');
+  t.equal(c.compliant, 30, 'both still compliant: three devices, three media, offsite copies remain');
+  const unprot: string[] = [];
+  for await (const h of ledger.unprotected()) unprot.push(h);
+  t.equal(unprot.length, c.notCompliant, 'unprotected index matches the counter');
+  t.same(await ledger.byName('x.cr3'), [hashOf(5)], 'lookup by file name, case-insensitive');
+  await cat.close();
+
+  ({ cat, ledger, rebuilt } = await openAll(dir));
+  t.notOk(rebuilt, 'same config: counters loaded, not rebuilt');
+  t.same(strip(ledger.counters()), strip(c), 'counters survive a reopen');
+  await cat.close();
+
+  ({ cat, ledger, rebuilt } = await openAll(dir, { copies: 4, media: 3, offsite: 2 }));
+  t.ok(rebuilt, 'another policy: counters rebuilt');
+  t.same(strip(ledger.counters()), await recount(cat, ledger), 'rebuilt counters equal a recount under the new policy');
+  t.equal(ledger.counters().compliant, 18, 'only assets with all four copies meet 4/3/2 (hashes 1 and 2 lost one)');
+  await cat.close();
+});
+
+t.test('a batch that fails leaves records and counters as they were', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ledger-counters-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { cat, ledger } = await openAll(dir);
+  t.teardown(() => cat.close());
+  await cat.commitAsset(record(1));
+  const before = ledger.counters();
+  const failing: CatalogueHook = { prepare: async () => { throw Object.assign(new Error('hook refused'), { code: 'TEST_HOOK' }); } };
+  cat.addHook(failing);
+  await t.rejects(cat.recordCopy(copy(hashOf(1), 'cloud-east', 1001)), { message: 'hook refused' });
+  t.same(ledger.counters(), before, 'in-memory counters unchanged');
+  t.same((await cat.copiesOf(hashOf(1))).map((c) => c.target).sort(), ['mirror', 'raid'], 'no copy record written');
+  t.same(strip(ledger.counters()), await recount(cat, ledger));
+});
+
+t.test('bulk import: one batch, counters equal a recount', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ledger-counters-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { cat, ledger } = await openAll(dir);
+  t.teardown(() => cat.close());
+  const recs = Array.from({ length: 500 }, (_, i) => {
+    const r = record(i);
+    if (i % 3 === 0) r.copies.push(copy(r.asset.hash, 'cloud-east', r.asset.size), copy(r.asset.hash, 'cloud-west', r.asset.size));
+    return r;
+  });
+  await cat.importAssets(recs);
+  const c = ledger.counters();
+  t.equal(c.assets, 500);
+  t.equal(c.compliant, 167);
+  t.same(strip(c), await recount(cat, ledger));
+  t.equal(cat.counters().assets, 500, 'catalogue counters too');
+});
