@@ -21,7 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nameKey } from '@studio321/protocol';
-import { Catalogue, Ledger, controlRequest, type CommitRecord, type CopyRecord } from '@studio321/studiod';
+import { Catalogue, controlRequest, type CommitRecord, type CopyRecord } from '@studio321/studiod';
+import { Ledger } from '@studio321/studiod/ledger';
 import { BINS } from './lib/demo-run.js';
 
 const BATCH = 5000;

@@ -24,11 +24,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { hashFile, generateAgentKeyPair } from '@studio321/protocol';
-import { LinkClient } from '@studio321/agent/dist/src/link/client.js';
-import { saveIdentity } from '@studio321/agent/dist/src/link/identity.js';
-import { syncUntilEmpty } from '@studio321/agent/dist/src/link/sync-loop.js';
-import type { SyncQueue } from '@studio321/agent/dist/src/link/sync-pass.js';
-import { controlRequest } from '@studio321/studiod/dist/src/control-socket.js';
+import { LinkClient } from '@studio321/agent/link';
+import { saveIdentity } from '@studio321/agent/link';
+import { syncUntilEmpty } from '@studio321/agent/link';
+import type { SyncQueue } from '@studio321/agent/state';
+import { controlRequest } from '@studio321/studiod';
 
 const exec = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -44,6 +44,8 @@ export const AGENT_CODES = {
   usage: 'AGENT_USAGE',
   /** `resolve`: no card with that id. */
   unknownCard: 'AGENT_UNKNOWN_CARD',
+  /** A card label names several cards: name it by card id. */
+  cardAmbiguous: 'AGENT_CARD_AMBIGUOUS',
   /** A laptop store copy is missing or no longer hashes to its recorded BLAKE3 (found by the field-drive back-fill or the studio sync). */
   storeCopyDamaged: 'AGENT_STORE_COPY_DAMAGED',
   /** `field-agent verify` found copies that no longer match their BLAKE3; they stopped counting. */

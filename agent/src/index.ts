@@ -1,8 +1,11 @@
-/** The field agent's public API (for the link client, the tray/status page and tests). */
-export { AgentState, type PendingAsset, type StudioReceipt, type CardInput } from './state/agent-state.js';
-export { AgentRunner, type AgentRunnerOptions, type SyncContext, type SyncHandle } from './runner.js';
-export { buildStatus, summariseCard, formatStatus, type AgentStatus, type CardSummary } from './state/status.js';
-export { evaluateSafeToFormat, type SafeToFormat } from './state/safe-to-format.js';
-export { AGENT_CODES, AgentError, type AgentCode } from './errors.js';
-export { resolvePaths, type AgentPaths } from './paths.js';
-export { loadAgentConfig, type AgentConfig } from './config.js';
+/**
+ * The field agent's public API. The root holds what every layer shares (errors, config,
+ * paths, targets, the instance lock) and the runner that wires the layers together; each
+ * concern has its own entry point: `@studio321/agent/card`, `/state`, `/offload`, `/link`, `/ui`.
+ */
+export * from './errors.js';
+export * from './config.js';
+export * from './paths.js';
+export * from './targets.js';
+export * from './instance-lock.js';
+export * from './runner.js';

@@ -1,16 +1,10 @@
+/**
+ * studiod's public API. The root holds the daemon (Studio), its config, the catalogue, the
+ * control socket and STUDIO_ errors; each concern has its own entry point:
+ * `@studio321/studiod/link`, `/commit`, `/ledger`, `/cloud`.
+ */
 export * from './errors.js';
 export * from './config.js';
 export * from './catalogue.js';
-export * from './commit/staging.js';
-export * from './commit/commit.js';
-export * from './commit/target-check.js';
-export * from './link/tls-identity.js';
 export * from './control-socket.js';
-export * from './link/server.js';
-export * from './link/session.js';
 export * from './studio.js';
-export * from './ledger/ledger.js';
-export * from './ledger/errors.js';
-export * from './ledger/service.js';
-export * from './ledger/status-report.js';
-export * from './ledger/verify-copies.js';

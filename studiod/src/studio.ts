@@ -18,6 +18,7 @@ import { LOCAL_TARGETS, type StudiodConfig } from './config.js';
 import { ControlSocket } from './control-socket.js';
 import { StudioCode, StudioError } from './errors.js';
 import { LedgerService } from './ledger/service.js';
+import type { StudioStatus } from './ledger/status-report.js';
 import { LinkServer } from './link/server.js';
 import { Staging } from './commit/staging.js';
 import { checkTarget } from './commit/target-check.js';
@@ -186,17 +187,4 @@ export class Studio {
       lastErrors: this.log.lastErrors.list(),
     };
   }
-}
-
-export interface StudioStatus {
-  software: string;
-  startedAt: number;
-  port: number;
-  fingerprint: string;
-  counters: ReturnType<Catalogue['counters']>;
-  sessions: ReturnType<LinkServer['sessions']>;
-  targets: Record<string, { root: string; device: string; media: string; location: string; freeBytes: number | null; available: boolean }>;
-  staging: { files: number; bytes: number };
-  commitsInFlight: number;
-  lastErrors: RecentError[];
 }

@@ -9,7 +9,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { Level } from 'level';
 import { hashFile } from '@studio321/protocol';
 import { S3Client, HeadObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
-import { CloudForwarder, type CloudCopyRecord, type CloudTargetConfig, type CloudDb, type CloudForwarderOptions } from '../../studiod/dist/src/cloud/index.js';
+import { CloudForwarder, type CloudCopyRecord, type CloudTargetConfig, type CloudDb, type CloudForwarderOptions } from '@studio321/studiod/cloud';
 import { S3RVER_KEY, S3RVER_SECRET } from './s3rver.js';
 import { waitFor as pollFor } from './wait-for.js';
 

@@ -6,7 +6,7 @@
 // catalogue would record with sync: true).
 import { open } from 'node:fs/promises';
 import { Level } from 'level';
-import { CloudForwarder } from '../../studiod/dist/src/cloud/index.js';
+import { CloudForwarder } from '@studio321/studiod/cloud';
 
 const cfg = JSON.parse(process.argv[2]);
 const db = new Level(cfg.dbDir, { valueEncoding: 'json' });

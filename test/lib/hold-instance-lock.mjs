@@ -3,7 +3,7 @@
 // then holds the lock until SIGTERM (clean release) or SIGKILL (kernel release).
 // Used by test/service/instance-lock.test.ts until `field-agent run` takes the
 // lock itself; exits 3 when the lock is refused.
-import { InstanceLock } from '../../agent/dist/src/instance-lock.js';
+import { InstanceLock } from '@studio321/agent';
 
 const lock = new InstanceLock(process.argv[2]);
 try {

@@ -1,7 +1,7 @@
 // Test fixture for protocol/src/shutdown.ts: registers three closers (argv[2]
 // chooses "ok", "hang" or "fail" for the middle one), prints "ready", and
 // lets SIGTERM/SIGINT do the rest. Each closer prints its name when it runs.
-import { configureShutdown, createLogger, onShutdown } from '../../protocol/dist/index.js';
+import { configureShutdown, createLogger, onShutdown } from '@studio321/protocol';
 
 const mode = process.argv[2] ?? 'ok';
 configureShutdown({ timeoutMs: 300, log: createLogger({ name: 'fixture', stream: process.stderr }) });

@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Catalogue } from '../../studiod/dist/src/index.js';
+import { Catalogue } from '@studio321/studiod';
 
 t.test('a second open of a held catalogue is refused with STUDIO_CATALOGUE_LOCKED', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'catalogue-lock-'));

@@ -13,10 +13,10 @@ import { CodedError, type Logger } from '@studio321/protocol';
 import { LinkClient } from './client.js';
 import { LINK_CODES, LinkError } from './errors.js';
 import { loadIdentity } from './identity.js';
-import { emptySyncResult, syncPass, type SyncPassResult, type SyncQueue } from './sync-pass.js';
+import { emptySyncResult, syncPass, type SyncPassResult } from './sync-pass.js';
 import { backoffDelay } from '@studio321/protocol';
 import type { AgentState } from '../state/agent-state.js';
-import { syncQueueOf } from '../state/store-copy.js';
+import { syncQueueOf, type SyncQueue } from '../state/store-copy.js';
 
 export interface SyncLoopOptions {
   dataDir: string;

@@ -10,20 +10,9 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { MAX_BATCH_FILES, MAX_CHUNK_BYTES, MAX_COPIES_PER_FILE, MAX_NAMES_PER_FILE, ProtoCode, type AgentCopy, type CodedError, type Message, type MessageOf, type OfferFile } from '@studio321/protocol';
 import { hasVerifiedCopy, type PendingAsset, type StudioReceipt } from '../state/agent-state.js';
-import { storeCopyDamagedError } from '../state/store-copy.js';
+import { storeCopyDamagedError, type SyncQueue } from '../state/store-copy.js';
 import type { LinkClient } from './client.js';
 import { LINK_CODES, LinkError } from './errors.js';
-
-/** The part of the agent state the sync needs (store-copy.ts: syncQueueOf). */
-export interface SyncQueue {
-  pendingForStudio(limit: number, after?: string): Promise<PendingAsset[]>;
-  recordStudioReceipt(r: StudioReceipt): Promise<void>;
-  /**
-   * Re-reads the laptop copy of `blake3` after the studio refused its bytes or it could not be
-   * read: damaged → recorded so (no longer a copy, no longer offered) and returned; else undefined.
-   */
-  checkStoreCopy(blake3: string): Promise<CodedError | undefined>;
-}
 
 export interface SyncNack {
   hash: string;

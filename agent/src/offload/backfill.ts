@@ -4,7 +4,7 @@
  * A card offloaded while the field drive was not connected has its files on the
  * laptop only, so with the default policy (2 copies on distinct devices) it is
  * not safe to format. When the drive is back, every asset without a verified
- * field-drive copy and not yet committed at the studio (backfillCandidates) is
+ * field-drive copy and not yet committed at the studio (backfillCandidates, state/agent-state.ts) is
  * copied from the laptop store to the drive, to the same
  * store-relative path an offload would have used, with the durable verified
  * write: the laptop copy is read once and must hash to the BLAKE3 the ledger
@@ -20,7 +20,7 @@ import { join, posix } from 'node:path';
 import { CodedError, errorCode, readFileChunks, type Logger } from '@studio321/protocol';
 import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { hasDamagedCopy, type AgentState } from '../state/agent-state.js';
+import { backfillCandidates, hasDamagedCopy, type AgentState } from '../state/agent-state.js';
 import type { AssetRecord } from '../state/records.js';
 import { copyFact, type AgentTarget } from '../targets.js';
 import { markCopyDamaged, storeCopyDamagedError } from '../state/store-copy.js';
@@ -53,15 +53,6 @@ export interface BackfillContext {
    * and runs no hot folder); `field-agent run` sweeps every target at start instead.
    */
   sweepTemps?: boolean;
-}
-
-/**
- * The assets the back-fill copies: no verified field-drive copy, and not yet committed at the
- * studio (once the studio holds an asset its card no longer needs the drive: a fresh drive
- * plugged in is not filled with the laptop's whole history).
- */
-export async function backfillCandidates(state: AgentState): Promise<AssetRecord[]> {
-  return (await state.assetsMissingCopy('field-drive')).filter((a) => a.studio === undefined);
 }
 
 /** Copies every back-fill candidate onto the field drive (when one is among `targets`). */

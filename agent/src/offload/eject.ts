@@ -14,14 +14,12 @@
 import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { CodedError } from '@studio321/protocol';
-import type { AgentState } from '../state/agent-state.js';
+import { findCard, type AgentState } from '../state/agent-state.js';
 import type { CardRecord } from '../state/records.js';
 import { summariseCard } from '../state/status.js';
 import type { VolumeSource } from '../card/volume-source.js';
 
 export const EJECT_CODES = {
-  unknownCard: 'AGENT_UNKNOWN_CARD',
-  ambiguous: 'AGENT_CARD_AMBIGUOUS',
   notSafe: 'AGENT_EJECT_NOT_SAFE',
   notMounted: 'AGENT_CARD_NOT_MOUNTED',
   failed: 'AGENT_EJECT_FAILED',
@@ -54,18 +52,6 @@ export interface EjectResult {
   mountPoint: string;
   /** The command that unmounted it. */
   method: string;
-}
-
-/** The card `ref` names: its id, or a label only one card (not a hot folder) has. */
-export async function findCard(state: AgentState, ref: string): Promise<CardRecord> {
-  const byId = await state.getCard(ref);
-  if (byId) return byId;
-  const byLabel = (await state.listCards()).filter((c) => c.label === ref && c.kind !== 'hot-folder');
-  if (byLabel.length === 1) return byLabel[0]!;
-  if (byLabel.length > 1) {
-    throw new EjectError(EJECT_CODES.ambiguous, `${byLabel.length} cards are labelled "${ref}" (${byLabel.map((c) => c.id).join(', ')}). Name it by card id.`);
-  }
-  throw new EjectError(EJECT_CODES.unknownCard, `No card "${ref}". See the card ids with field-agent status.`);
 }
 
 function stderrOf(err: unknown): string {

@@ -15,8 +15,7 @@
  *    unchecked. A missing file counts as lost only while the drive is there.
  */
 import { verifyFile } from '@studio321/protocol/durable';
-import type { AgentState } from '../state/agent-state.js';
-import { findCard } from './eject.js';
+import { findCard, type AgentState } from '../state/agent-state.js';
 import { AGENT_CODES } from '../errors.js';
 import type { SafeToFormat } from '../state/safe-to-format.js';
 import type { AssetRecord, CardRecord } from '../state/records.js';

@@ -524,3 +524,24 @@ function verifiedFile(file: FileRecord, asset: AssetRecord, blake3: string, veri
     ...(warning === undefined ? {} : { warning: keepResolved ? { ...warning, resolvedAt: oldWarning?.resolvedAt as string } : warning }),
   };
 }
+
+/**
+ * The assets the back-fill copies: no verified field-drive copy, and not yet committed at the
+ * studio (once the studio holds an asset its card no longer needs the drive: a fresh drive
+ * plugged in is not filled with the laptop's whole history).
+ */
+export async function backfillCandidates(state: AgentState): Promise<AssetRecord[]> {
+  return (await state.assetsMissingCopy('field-drive')).filter((a) => a.studio === undefined);
+}
+
+/** The card `ref` names: its id, or a label only one card (not a hot folder) has. */
+export async function findCard(state: AgentState, ref: string): Promise<CardRecord> {
+  const byId = await state.getCard(ref);
+  if (byId) return byId;
+  const byLabel = (await state.listCards()).filter((c) => c.label === ref && c.kind !== 'hot-folder');
+  if (byLabel.length === 1) return byLabel[0]!;
+  if (byLabel.length > 1) {
+    throw new AgentError(AGENT_CODES.cardAmbiguous, `${byLabel.length} cards are labelled "${ref}" (${byLabel.map((c) => c.id).join(', ')}). Name it by card id.`);
+  }
+  throw new AgentError(AGENT_CODES.unknownCard, `No card "${ref}". See the card ids with field-agent status.`);
+}

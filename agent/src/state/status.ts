@@ -2,11 +2,10 @@
  * `field-agent status`: computed from the state database each time (never from
  * stored counters), so it cannot disagree with the records it summarises.
  */
-import type { AgentState } from './agent-state.js';
+import { backfillCandidates, type AgentState } from './agent-state.js';
 import type { AssetRecord, CardRecord, FileRecord } from './records.js';
 import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
 import { formatBytes } from '@studio321/protocol';
-import { backfillCandidates } from '../offload/backfill.js';
 import { statFieldDrive } from '../targets.js';
 
 export interface CardSummary {

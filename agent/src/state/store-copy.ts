@@ -12,12 +12,11 @@
  *    (offload.ts; a hot-folder file: when the folder is watched again, at the
  *    agent's next start); the damaged file itself is never touched.
  */
-import type { Logger } from '@studio321/protocol';
+import type { CodedError, Logger } from '@studio321/protocol';
 import { verifyFile } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { hasVerifiedCopy, type AgentState } from './agent-state.js';
+import { hasVerifiedCopy, type AgentState, type PendingAsset, type StudioReceipt } from './agent-state.js';
 import type { AssetRecord } from './records.js';
-import type { SyncQueue } from '../link/sync-pass.js';
 
 /** AGENT_STORE_COPY_DAMAGED for the laptop copy at `path`; `consequence` says what was not done with it. */
 export function storeCopyDamagedError(path: string, consequence: string, detail: Record<string, unknown>, cause?: unknown): AgentError {
@@ -56,7 +55,18 @@ export async function checkStoreCopy(state: AgentState, blake3: string, opts: { 
   return storeCopyDamagedError(path, 'was not sent to the studio', { blake3, verdict: verdict.code });
 }
 
-/** The agent state as the studio sync uses it (sync-session.ts): its queue, receipts, and the laptop copy check. */
+/** The part of the agent state the studio sync (link/sync-pass.ts) needs: its queue, receipts, and the laptop copy check. */
+export interface SyncQueue {
+  pendingForStudio(limit: number, after?: string): Promise<PendingAsset[]>;
+  recordStudioReceipt(r: StudioReceipt): Promise<void>;
+  /**
+   * Re-reads the laptop copy of `blake3` after the studio refused its bytes or it could not be
+   * read: damaged → recorded so (no longer a copy, no longer offered) and returned; else undefined.
+   */
+  checkStoreCopy(blake3: string): Promise<CodedError | undefined>;
+}
+
+/** The SyncQueue of the real agent state; damaged laptop copies are logged. */
 export function syncQueueOf(state: AgentState, log?: Logger): SyncQueue {
   return {
     pendingForStudio: (limit, after) => state.pendingForStudio(limit, after),

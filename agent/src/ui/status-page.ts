@@ -22,59 +22,7 @@ import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError, errorCode, type Logger, type RecentError } from '@studio321/protocol';
 import { STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page-assets.js';
-
-// ---------------------------------------------------------------- snapshot
-
-export interface CardStatus {
-  /** Stable id of the card (volume id or hot-folder id). */
-  id: string;
-  /** What the photographer recognises: volume label / folder name. */
-  label: string;
-  files: number;
-  bytes: number;
-  /** Copied to every field destination (laptop, field drive). */
-  copiedFiles: number;
-  copiedBytes: number;
-  /** Copies read back and BLAKE3-verified. */
-  verifiedFiles: number;
-  /** Waiting to go to the studio. */
-  queuedFiles: number;
-  /** Acknowledged by the studio (committed to mirror and RAID). */
-  atStudioFiles: number;
-  /** Current offload speed; 0 when idle. */
-  speedBytesPerSec: number;
-  /** Seconds until the offload finishes; null when unknown or done. */
-  etaSeconds: number | null;
-  safeToFormat: boolean;
-  /** Why (not) safe, in one sentence: "2 verified copies of every file", "14 files have 1 copy". */
-  reason: string;
-  /** Whether the card is still inserted / the folder still present. */
-  present?: boolean;
-}
-
-export type LinkState = 'connected' | 'connecting' | 'offline' | 'paused';
-
-export interface AgentStatusSnapshot {
-  /** ISO time the snapshot was computed. */
-  at: string;
-  cards: CardStatus[];
-  queue: { files: number; bytes: number };
-  link: { state: LinkState; studio?: string };
-  errors: RecentError[];
-}
-
-/** What the status page (and the tray) read. The agent's adapter is agent/src/status-provider.ts. */
-export interface StatusProvider {
-  snapshot(): Promise<AgentStatusSnapshot>;
-  on(event: 'change', listener: () => void): unknown;
-  off(event: 'change', listener: () => void): unknown;
-}
-
-/** Optional controls the page offers (the tray has the same). */
-export interface StatusActions {
-  pauseSync(): Promise<void> | void;
-  resumeSync(): Promise<void> | void;
-}
+import type { LiveSnapshot, StatusActions, StatusProvider } from './snapshot.js';
 
 // ---------------------------------------------------------------- token
 
@@ -300,7 +248,7 @@ export class StatusPage {
     }
   }
 
-  #decorate(s: AgentStatusSnapshot): AgentStatusSnapshot & { controls: boolean; eject: boolean } {
+  #decorate(s: LiveSnapshot): LiveSnapshot & { controls: boolean; eject: boolean } {
     return { ...s, controls: this.#options.actions !== undefined, eject: this.#options.eject !== undefined };
   }
 

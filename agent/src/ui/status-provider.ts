@@ -3,7 +3,7 @@
  * turns `buildStatus()` (status.ts, computed from the state DB: files,
  * verified, queued, at studio, safe to format) plus the live offload progress
  * (progress.ts trackers: bytes, speed, ETA), the link state and the logger's
- * recent errors into one AgentStatusSnapshot, and emits 'change' when any of
+ * recent errors into one LiveSnapshot, and emits 'change' when any of
  * them moves.
  *
  * Wiring in `field-agent run` (agent-runner.ts):
@@ -21,7 +21,7 @@ import { EventEmitter } from 'node:events';
 import type { ErrorRing } from '@studio321/protocol';
 import type { AgentStatus, CardSummary } from '../state/status.js';
 import type { ProgressSnapshot } from '../offload/progress.js';
-import type { AgentStatusSnapshot, CardStatus, LinkState, StatusProvider } from './status-page.js';
+import type { LiveSnapshot, LiveCard, LinkState, StatusProvider } from './snapshot.js';
 
 /** What the adapter needs from a ProgressTracker. */
 export interface ProgressSource {
@@ -41,7 +41,7 @@ export class AgentStatusProvider extends EventEmitter implements StatusProvider 
   #offloads = new Map<string, ProgressSource>();
   #present = new Map<string, boolean>();
   #link: { state: LinkState; studio?: string } = { state: 'offline' };
-  #inflight: Promise<AgentStatusSnapshot> | undefined;
+  #inflight: Promise<LiveSnapshot> | undefined;
   readonly #onErrors = (): void => this.changed();
 
   constructor(options: AgentStatusProviderOptions) {
@@ -85,14 +85,14 @@ export class AgentStatusProvider extends EventEmitter implements StatusProvider 
   }
 
   /** Concurrent callers share one computation (the DB walk is the costly part). */
-  snapshot(): Promise<AgentStatusSnapshot> {
+  snapshot(): Promise<LiveSnapshot> {
     this.#inflight ??= this.#compute().finally(() => {
       this.#inflight = undefined;
     });
     return this.#inflight;
   }
 
-  async #compute(): Promise<AgentStatusSnapshot> {
+  async #compute(): Promise<LiveSnapshot> {
     const st = await this.#o.status();
     return {
       at: (this.#o.now?.() ?? new Date()).toISOString(),
@@ -103,7 +103,7 @@ export class AgentStatusProvider extends EventEmitter implements StatusProvider 
     };
   }
 
-  #card(c: CardSummary): CardStatus {
+  #card(c: CardSummary): LiveCard {
     const live = this.#offloads.get(c.id)?.snapshot();
     let copiedFiles = c.verifiedFiles;
     let copiedBytes = c.verifiedBytes;

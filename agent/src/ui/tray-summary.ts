@@ -9,7 +9,7 @@
  *  - syncing: files queued for the studio and the link connected;
  *  - idle: otherwise (including "waiting for the studio" while offline).
  */
-import type { AgentStatusSnapshot } from './status-page.js';
+import type { LiveSnapshot } from './snapshot.js';
 import type { TrayState } from './tray-icons.js';
 
 export const ATTENTION_WINDOW_MS = 10 * 60 * 1000;
@@ -29,7 +29,7 @@ function eta(sec: number | null): string {
   return m >= 60 ? ` · ETA ${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}` : ` · ETA ${m}:${String(s % 60).padStart(2, '0')}`;
 }
 
-export function summariseForTray(s: AgentStatusSnapshot, now: Date = new Date()): TraySummary {
+export function summariseForTray(s: LiveSnapshot, now: Date = new Date()): TraySummary {
   const recentError = s.errors.find((e) => now.getTime() - Date.parse(e.at) < ATTENTION_WINDOW_MS);
   const pulledEarly = s.cards.find((c) => c.present === false && !c.safeToFormat && c.copiedFiles < c.files);
   const offloading = s.cards.filter((c) => c.present !== false && c.copiedBytes < c.bytes);

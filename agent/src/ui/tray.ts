@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import SysTrayModule, { type ClickEvent } from 'systray2';
 import { CodedError, type Logger } from '@studio321/protocol';
 import { Desktop } from './desktop-notify.js';
-import type { AgentStatusSnapshot, StatusActions, StatusProvider } from './status-page.js';
+import type { LiveSnapshot, StatusActions, StatusProvider } from './snapshot.js';
 import { trayIcon, type TrayState } from './tray-icons.js';
 import { summariseForTray } from './tray-summary.js';
 
@@ -278,7 +278,7 @@ export class Tray {
     this.#backend = undefined;
   }
 
-  async #model(): Promise<{ menu: TrayMenuModel; safe: Map<string, boolean>; snapshot: AgentStatusSnapshot }> {
+  async #model(): Promise<{ menu: TrayMenuModel; safe: Map<string, boolean>; snapshot: LiveSnapshot }> {
     const snapshot = await this.#o.provider.snapshot();
     const sum = summariseForTray(snapshot, this.#o.now?.() ?? new Date());
     const menu: TrayMenuModel = {

@@ -25,7 +25,7 @@ import type { ControlSocket } from '../control-socket.js';
 import { Ledger } from './ledger.js';
 import { LedgerCode, LedgerError } from './errors.js';
 import { buildStatusReport, type StatusReport } from './status-report.js';
-import type { StudioStatus } from '../studio.js';
+import type { StudioStatus } from './status-report.js';
 import { verifyCopies, type VerifyReport } from './verify-copies.js';
 
 export interface LedgerServiceOptions {

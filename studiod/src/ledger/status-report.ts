@@ -13,7 +13,8 @@ import type { CloudForwarder, CloudTargetStatus } from '../cloud/cloud-forwarder
 import type { CloudTargetConfig } from '../cloud/cloud-target.js';
 import { LOCAL_TARGETS, type StudiodConfig } from '../config.js';
 import type { Ledger, LedgerCounters } from './ledger.js';
-import type { StudioStatus } from '../studio.js';
+import type { LinkServer } from '../link/server.js';
+import type { RecentError } from '@studio321/protocol';
 import type { VerifyReport } from './verify-copies.js';
 import { formatBytes } from '@studio321/protocol';
 
@@ -35,6 +36,20 @@ export interface TargetReport {
   queue?: Omit<CloudTargetStatus, 'target'>;
   storageClass?: string;
   bucket?: string;
+}
+
+/** The daemon's live state (Studio.status()): the base of every status report. */
+export interface StudioStatus {
+  software: string;
+  startedAt: number;
+  port: number;
+  fingerprint: string;
+  counters: ReturnType<Catalogue['counters']>;
+  sessions: ReturnType<LinkServer['sessions']>;
+  targets: Record<string, { root: string; device: string; media: string; location: string; freeBytes: number | null; available: boolean }>;
+  staging: { files: number; bytes: number };
+  commitsInFlight: number;
+  lastErrors: RecentError[];
 }
 
 export interface StatusReport extends StudioStatus {

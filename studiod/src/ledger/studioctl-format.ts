@@ -1,6 +1,6 @@
 /** Human-readable output of studioctl commands (the --json output is the raw result). */
 import type { AgentRecord } from '../catalogue.js';
-import type { StudioStatus } from '../studio.js';
+import type { StudioStatus } from './status-report.js';
 
 const GB = 1024 ** 3;
 

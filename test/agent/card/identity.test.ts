@@ -1,7 +1,7 @@
 /** Card identity: the same card resumes, two cards with one label are two cards. */
 import t from 'tap';
-import { cardIdentity, hotFolderIdentity, unescapeUdevName, labelSlug, FINGERPRINT_FILES } from '../../../agent/dist/src/card/identity.js';
-import { groupKey, suffixedPath } from '../../../agent/dist/src/offload/naming.js';
+import { cardIdentity, hotFolderIdentity, unescapeUdevName, labelSlug, FINGERPRINT_FILES } from '@studio321/agent/card';
+import { groupKey, suffixedPath } from '@studio321/agent/offload';
 
 const files = (n: number, seed = 0) => Array.from({ length: n }, (_, i) => ({ path: `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`, size: 30_000_000 + i * 17 + seed, mtimeMs: 1_790_000_000_000 + i * 2000 }));
 

@@ -3,9 +3,9 @@
 // clock) to the status page's snapshot; change events for every moving part.
 import t from 'tap';
 import { ErrorRing } from '@studio321/protocol';
-import { AgentStatusProvider } from '../../../agent/dist/src/ui/status-provider.js';
-import { ProgressTracker } from '../../../agent/dist/src/offload/progress.js';
-import type { AgentStatus, CardSummary } from '../../../agent/dist/src/state/status.js';
+import { AgentStatusProvider } from '@studio321/agent/ui';
+import { ProgressTracker } from '@studio321/agent/offload';
+import type { AgentStatus, CardSummary } from '@studio321/agent/state';
 
 function summary(over: Partial<CardSummary>): CardSummary {
   return {

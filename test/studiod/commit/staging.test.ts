@@ -8,8 +8,8 @@ import t from 'tap';
 import { link, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
-import { Staging, STAGING_DIR } from '@studio321/studiod/dist/src/commit/staging.js';
-import { StudioError } from '@studio321/studiod/dist/src/errors.js';
+import { Staging, STAGING_DIR } from '@studio321/studiod/commit';
+import { StudioError } from '@studio321/studiod';
 import { testBytes } from '../../lib/lying-source.js';
 
 const HASH = hashBytes(new Uint8Array([1, 2, 3]));

@@ -10,7 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nameKey, type PolicyConfig } from '@studio321/protocol';
-import { Catalogue, Ledger, type CatalogueHook, type CommitRecord, type CopyRecord, type LedgerCounters } from '../../../studiod/dist/src/index.js';
+import { Catalogue, type CatalogueHook, type CommitRecord, type CopyRecord } from '@studio321/studiod';
+import { Ledger, type LedgerCounters } from '@studio321/studiod/ledger';
 
 const TARGETS = ['mirror', 'raid', 'cloud-east', 'cloud-west'];
 const POLICY: PolicyConfig = { copies: 3, media: 2, offsite: 1 };

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
 import { durableWrite } from '@studio321/protocol/durable';
-import { LiveChunks } from '@studio321/studiod/dist/src/link/live-chunks.js';
+import { LiveChunks } from '@studio321/studiod/link';
 
 t.test('push waits while more than maxBytes are queued; end() after the queued chunks', async (t) => {
   const live = new LiveChunks(4);

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InstanceLock } from '../../../agent/dist/src/instance-lock.js';
+import { InstanceLock } from '@studio321/agent';
 
 const fixture = fileURLToPath(new URL('../../lib/hold-instance-lock.mjs', import.meta.url));
 

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile, validateConfig, type FieldSpec } from '@studio321/protocol';
-import { AGENT_CONFIG_SCHEMA } from '../../../agent/dist/src/config.js';
-import { parseStudiodConfig, loadStudiodConfig } from '../../../studiod/dist/src/config.js';
+import { AGENT_CONFIG_SCHEMA } from '@studio321/agent';
+import { parseStudiodConfig, loadStudiodConfig } from '@studio321/studiod';
 
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 const FILE = '/etc/test/config.json';

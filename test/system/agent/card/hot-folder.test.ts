@@ -8,13 +8,13 @@ import t from 'tap';
 import { join } from 'node:path';
 import { mkdir, writeFile, appendFile, readFile, rm } from 'node:fs/promises';
 import { createLogger, hashBytes } from '@studio321/protocol';
-import { AgentRunner } from '../../../../agent/dist/src/runner.js';
-import { resolvePaths } from '../../../../agent/dist/src/paths.js';
-import { loadAgentConfig } from '../../../../agent/dist/src/config.js';
+import { AgentRunner } from '@studio321/agent';
+import { resolvePaths } from '@studio321/agent';
+import { loadAgentConfig } from '@studio321/agent';
 import { hashTree, waitFor } from '../../../lib/agent-harness.js';
 import { rotByte } from '../../../lib/bit-rot.js';
-import { AgentState } from '../../../../agent/dist/src/state/agent-state.js';
-import { checkStoreCopy } from '../../../../agent/dist/src/state/store-copy.js';
+import { AgentState } from '@studio321/agent/state';
+import { checkStoreCopy } from '@studio321/agent/state';
 
 /** A running agent (AgentRunner) watching `<dir>/Tether`, store in `<dir>/store`; `extra(dir)` config on top. */
 async function tetheredRunner(t: { testdir: () => string; teardown: (fn: () => unknown) => void }, extra: (dir: string) => Record<string, unknown> = () => ({})) {

@@ -7,9 +7,9 @@ import t from 'tap';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDfOutput, parseMountInfo, DfVolumeSource, MountInfoVolumeSource, isSystemVolume, type VolumeSource } from '../../../../agent/dist/src/card/volume-source.js';
-import { detectCameraLayouts } from '../../../../agent/dist/src/card/detector.js';
-import { VolumeWatcher } from '../../../../agent/dist/src/card/volume-watcher.js';
+import { parseDfOutput, parseMountInfo, DfVolumeSource, MountInfoVolumeSource, isSystemVolume, type VolumeSource } from '@studio321/agent/card';
+import { detectCameraLayouts } from '@studio321/agent/card';
+import { VolumeWatcher } from '@studio321/agent/card';
 import { tmpfsDirs, umount } from '../../../lib/agent-harness.js';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');

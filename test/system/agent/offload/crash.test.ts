@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { makeTestCard } from '../../../../scripts/dist/make-test-card.js';
 import { AGENT_BIN, runAgentCli, hashTree, listFiles } from '../../../lib/agent-harness.js';
-import { AgentState } from '../../../../agent/dist/src/state/agent-state.js';
-import { buildStatus } from '../../../../agent/dist/src/state/status.js';
+import { AgentState } from '@studio321/agent/state';
+import { buildStatus } from '@studio321/agent/state';
 
 const ITERATIONS = Number(process.env['AGENT_CRASH_ITERATIONS'] ?? 20);
 

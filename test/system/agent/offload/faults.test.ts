@@ -17,12 +17,12 @@ import { appendFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { makeTestCard } from '../../../../scripts/dist/make-test-card.js';
-import { AgentState } from '../../../../agent/dist/src/state/agent-state.js';
-import { offloadCard } from '../../../../agent/dist/src/offload/offload-card.js';
-import { scanCard } from '../../../../agent/dist/src/card/scanner.js';
-import { resolveTargets } from '../../../../agent/dist/src/targets.js';
-import { readCardFile } from '../../../../agent/dist/src/card/source-reader.js';
-import { summariseCard } from '../../../../agent/dist/src/state/status.js';
+import { AgentState } from '@studio321/agent/state';
+import { offloadCard } from '@studio321/agent/offload';
+import { scanCard } from '@studio321/agent/card';
+import { resolveTargets } from '@studio321/agent';
+import { readCardFile } from '@studio321/agent/card';
+import { summariseCard } from '@studio321/agent/state';
 import { tmpfsDirs, umount, remountSize, hashTree, listFiles, runAgentCli, jsonLines } from '../../../lib/agent-harness.js';
 
 const execFileP = promisify(execFile);

@@ -8,10 +8,10 @@ import t from 'tap';
 import { join } from 'node:path';
 import { writeFile, readFile } from 'node:fs/promises';
 import { makeTestCard, makeTwoBodyCards, makeDualSlotPair } from '../../../../scripts/dist/make-test-card.js';
-import { AgentState } from '../../../../agent/dist/src/state/agent-state.js';
-import { offloadCard } from '../../../../agent/dist/src/offload/offload-card.js';
-import { scanCard } from '../../../../agent/dist/src/card/scanner.js';
-import { resolveTargets } from '../../../../agent/dist/src/targets.js';
+import { AgentState } from '@studio321/agent/state';
+import { offloadCard } from '@studio321/agent/offload';
+import { scanCard } from '@studio321/agent/card';
+import { resolveTargets } from '@studio321/agent';
 import { runAgentCli, jsonLines, hashTree, listFiles } from '../../../lib/agent-harness.js';
 
 t.test('a generated card is offloaded: every file, right BLAKE3, layout kept', async (t) => {

@@ -5,12 +5,12 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { makeTestCard } from '../../../../scripts/dist/make-test-card.js';
-import { AgentState } from '../../../../agent/dist/src/state/agent-state.js';
-import { offloadCard } from '../../../../agent/dist/src/offload/offload-card.js';
-import { scanCard } from '../../../../agent/dist/src/card/scanner.js';
-import { resolveTargets } from '../../../../agent/dist/src/targets.js';
-import { summariseCard } from '../../../../agent/dist/src/state/status.js';
-import { evaluateSafeToFormat } from '../../../../agent/dist/src/state/safe-to-format.js';
+import { AgentState } from '@studio321/agent/state';
+import { offloadCard } from '@studio321/agent/offload';
+import { scanCard } from '@studio321/agent/card';
+import { resolveTargets } from '@studio321/agent';
+import { summariseCard } from '@studio321/agent/state';
+import { evaluateSafeToFormat } from '@studio321/agent/state';
 import { tmpfsDirs } from '../../../lib/agent-harness.js';
 
 t.test('one device is not enough; two folders on one disk are one device; a studio receipt adds devices', async (t) => {

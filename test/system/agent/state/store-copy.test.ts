@@ -6,8 +6,8 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { AgentState, hasVerifiedCopy, hasDamagedCopy } from '../../../../agent/dist/src/state/agent-state.js';
-import { checkStoreCopy } from '../../../../agent/dist/src/state/store-copy.js';
+import { AgentState, hasVerifiedCopy, hasDamagedCopy } from '@studio321/agent/state';
+import { checkStoreCopy } from '@studio321/agent/state';
 import { makeCard } from '../../../lib/studio-harness.js';
 import { runAgentCli } from '../../../lib/agent-harness.js';
 import { rotByte } from '../../../lib/bit-rot.js';

@@ -13,31 +13,31 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { CodedError } from '@studio321/protocol';
-import { StatusPage, type AgentStatusSnapshot, type CardStatus, type StatusProvider } from '../../../../agent/dist/src/ui/status-page.js';
+import { StatusPage, type LiveSnapshot, type LiveCard, type StatusProvider } from '@studio321/agent/ui';
 
 const CHROMIUM = '/usr/bin/chromium';
 const repo = fileURLToPath(new URL('../../../..', import.meta.url));
 
 class TestProvider extends EventEmitter implements StatusProvider {
-  current: AgentStatusSnapshot;
-  constructor(s: AgentStatusSnapshot) {
+  current: LiveSnapshot;
+  constructor(s: LiveSnapshot) {
     super();
     this.current = s;
   }
-  set(change: (s: AgentStatusSnapshot) => void): void {
+  set(change: (s: LiveSnapshot) => void): void {
     const next = structuredClone(this.current);
     change(next);
     next.at = new Date().toISOString();
     this.current = next;
     this.emit('change');
   }
-  snapshot(): Promise<AgentStatusSnapshot> {
+  snapshot(): Promise<LiveSnapshot> {
     return Promise.resolve(structuredClone(this.current));
   }
 }
 
 const GB = 1_000_000_000;
-function card(over: Partial<CardStatus> & { id: string; label: string }): CardStatus {
+function card(over: Partial<LiveCard> & { id: string; label: string }): LiveCard {
   return {
     files: 1200, bytes: 48 * GB, copiedFiles: 0, copiedBytes: 0, verifiedFiles: 0, queuedFiles: 0, atStudioFiles: 0,
     speedBytesPerSec: 0, etaSeconds: null, safeToFormat: false, reason: 'offload not finished', present: true,
@@ -117,7 +117,7 @@ t.test('status page', async (t) => {
     t.equal(otherPort.status, 403, 'the Host must name this port');
     const ok = await get(port, '/api/status', { Host: `localhost:${port}`, Authorization: `Bearer ${token}` });
     t.equal(ok.status, 200, 'localhost:<port> with the bearer token is served');
-    t.equal((JSON.parse(ok.body) as AgentStatusSnapshot).cards[0]?.label, 'EOS_DIGITAL (slot 1)');
+    t.equal((JSON.parse(ok.body) as LiveSnapshot).cards[0]?.label, 'EOS_DIGITAL (slot 1)');
     t.match(String(ok.headers['content-security-policy']), /default-src 'none'/);
     const refused = await get(port, '/api/eject?card=card-a', { Authorization: `Bearer ${token}` }, 'POST');
     t.equal(refused.status, 409, 'eject of a card that is not safe is refused');

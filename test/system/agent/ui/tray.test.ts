@@ -11,27 +11,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { createLogger, ErrorRing } from '@studio321/protocol';
-import { Tray, type TrayBackend, type TrayItemId, type TrayMenuModel } from '../../../../agent/dist/src/ui/tray.js';
-import { summariseForTray } from '../../../../agent/dist/src/ui/tray-summary.js';
-import { discPng, trayIcon } from '../../../../agent/dist/src/ui/tray-icons.js';
-import { Desktop } from '../../../../agent/dist/src/ui/desktop-notify.js';
-import type { AgentStatusSnapshot, CardStatus, StatusProvider } from '../../../../agent/dist/src/ui/status-page.js';
+import { Tray, type TrayBackend, type TrayItemId, type TrayMenuModel } from '@studio321/agent/ui';
+import { summariseForTray } from '@studio321/agent/ui';
+import { discPng, trayIcon } from '@studio321/agent/ui';
+import { Desktop } from '@studio321/agent/ui';
+import type { LiveSnapshot, LiveCard, StatusProvider } from '@studio321/agent/ui';
 
 const NOW = new Date('2026-11-26T12:00:00Z');
-function card(over: Partial<CardStatus> & { id: string }): CardStatus {
+function card(over: Partial<LiveCard> & { id: string }): LiveCard {
   return {
     label: over.id.toUpperCase(), files: 10, bytes: 1000, copiedFiles: 10, copiedBytes: 1000, verifiedFiles: 10, queuedFiles: 0, atStudioFiles: 0,
     speedBytesPerSec: 0, etaSeconds: null, safeToFormat: false, reason: '10 files have 1 copy', present: true, ...over,
   };
 }
-function snap(over: Partial<AgentStatusSnapshot> = {}): AgentStatusSnapshot {
+function snap(over: Partial<LiveSnapshot> = {}): LiveSnapshot {
   return { at: NOW.toISOString(), cards: [], queue: { files: 0, bytes: 0 }, link: { state: 'offline' }, errors: [], ...over };
 }
 
 class TestProvider extends EventEmitter implements StatusProvider {
-  constructor(public current: AgentStatusSnapshot) { super(); }
-  set(s: AgentStatusSnapshot): void { this.current = s; this.emit('change'); }
-  snapshot(): Promise<AgentStatusSnapshot> { return Promise.resolve(structuredClone(this.current)); }
+  constructor(public current: LiveSnapshot) { super(); }
+  set(s: LiveSnapshot): void { this.current = s; this.emit('change'); }
+  snapshot(): Promise<LiveSnapshot> { return Promise.resolve(structuredClone(this.current)); }
 }
 
 class RecordingBackend implements TrayBackend {

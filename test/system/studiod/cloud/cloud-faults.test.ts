@@ -10,7 +10,7 @@ import { appendFile, truncate, open } from 'node:fs/promises';
 import { S3rverProcess } from '../../../lib/s3rver.js';
 import { FaultProxy, slowDownFirst, accessDenied } from '../../../lib/fault-proxy.js';
 import { CloudFixture, target, independentClient, headOrNull, downloadSha256, fileSha256, waitFor } from '../../../lib/cloud-fixture.js';
-import { objectKey } from '../../../../studiod/dist/src/cloud/index.js';
+import { objectKey } from '@studio321/studiod/cloud';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 
 const s3 = new S3rverProcess({ buckets: ['hot'] });

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
 import { S3rverProcess } from '../../../lib/s3rver.js';
 import { CloudFixture, target, independentClient, downloadSha256, fileSha256 } from '../../../lib/cloud-fixture.js';
-import { objectKey, type CloudCopyRecord } from '../../../../studiod/dist/src/cloud/index.js';
+import { objectKey, type CloudCopyRecord } from '@studio321/studiod/cloud';
 
 const CHILD = fileURLToPath(new URL('../../../lib/cloud-forwarder-child.mjs', import.meta.url));
 const ROUNDS = Number(process.env.CLOUD_KILL_ROUNDS ?? 4);

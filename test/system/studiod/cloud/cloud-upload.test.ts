@@ -7,7 +7,7 @@
 import t from 'tap';
 import { S3rverProcess } from '../../../lib/s3rver.js';
 import { CloudFixture, target, independentClient, headOrNull, downloadSha256, fileSha256 } from '../../../lib/cloud-fixture.js';
-import { objectKey } from '../../../../studiod/dist/src/cloud/index.js';
+import { objectKey } from '@studio321/studiod/cloud';
 
 const s3 = new S3rverProcess({ buckets: ['hot', 'cold'] });
 await s3.start();

@@ -1,0 +1,9 @@
+/** Copying a card: the offloader, naming, progress, recovery of interrupted runs, the field-drive back-fill, verify and eject. */
+export * from './backfill.js';
+export * from './eject.js';
+export * from './naming.js';
+export * from './offload-card.js';
+export * from './offloader.js';
+export * from './progress.js';
+export * from './recovery.js';
+export * from './verify-card.js';
