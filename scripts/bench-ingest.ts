@@ -31,7 +31,11 @@ import { makeBenchCard } from './make-test-card.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const AGENT_BIN = join(here, '..', '..', 'agent', 'dist', 'bin', 'field-agent.js');
 
-function run(cmd: string, args: string[], opts: { capture?: boolean } = {}): Promise<{ code: number | null; stdout: string; ms: number }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { capture?: boolean } = {},
+): Promise<{ code: number | null; stdout: string; ms: number }> {
   const start = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', opts.capture ? 'pipe' : 'ignore', 'inherit'] });
@@ -105,7 +109,14 @@ interface ModeResult {
   met: boolean;
 }
 
-async function measure(card: string, base: string, files: number, bytes: number, runs: number, cache: Cache): Promise<ModeResult> {
+async function measure(
+  card: string,
+  base: string,
+  files: number,
+  bytes: number,
+  runs: number,
+  cache: Cache,
+): Promise<ModeResult> {
   const cpMs: number[] = [];
   const agentMs: number[] = [];
   const rss: number[] = [];
@@ -129,10 +140,17 @@ async function measure(card: string, base: string, files: number, bytes: number,
   const agentOnce = async (i: number): Promise<{ ms: number; rss: number }> => {
     const data = join(base, `agent-${i}`);
     await prepare();
-    const { value: ag, cpu } = await withCpu(() => run(process.execPath, [AGENT_BIN, 'ingest', card, '--data-dir', data, '--shoot', 'bench', '--json'], { capture: true }));
+    const { value: ag, cpu } = await withCpu(() =>
+      run(process.execPath, [AGENT_BIN, 'ingest', card, '--data-dir', data, '--shoot', 'bench', '--json'], {
+        capture: true,
+      }),
+    );
     if (ag.code !== 0) throw new Error(`field-agent ingest failed (${ag.code})`);
     if (cpu !== undefined) agentCpu.push(cpu);
-    const done = ag.stdout.split('\n').filter((l) => l.includes('"event":"done"')).map((l) => JSON.parse(l) as { copied: number; peakRssBytes: number })[0];
+    const done = ag.stdout
+      .split('\n')
+      .filter((l) => l.includes('"event":"done"'))
+      .map((l) => JSON.parse(l) as { copied: number; peakRssBytes: number })[0];
     if (done === undefined || done.copied !== files) throw new Error('field-agent did not copy every file');
     await rm(data, { recursive: true, force: true });
     await run('sync', []);
@@ -157,7 +175,9 @@ async function measure(card: string, base: string, files: number, bytes: number,
     rss.push(ag.rss);
     ratios.push(cpMsI / ag.ms);
     loads.push(load);
-    process.stderr.write(`${cache} run ${i + 1}/${runs} (${i % 2 === 0 ? 'cp first' : 'offload first'}, load ${load.toFixed(2)}): cp -r + sync ${(cpMsI / 1000).toFixed(2)} s, verified offload ${(ag.ms / 1000).toFixed(2)} s, ratio ${(cpMsI / ag.ms).toFixed(2)}, offload peak RSS (VmHWM) ${(ag.rss / 2 ** 20).toFixed(0)} MiB\n`);
+    process.stderr.write(
+      `${cache} run ${i + 1}/${runs} (${i % 2 === 0 ? 'cp first' : 'offload first'}, load ${load.toFixed(2)}): cp -r + sync ${(cpMsI / 1000).toFixed(2)} s, verified offload ${(ag.ms / 1000).toFixed(2)} s, ratio ${(cpMsI / ag.ms).toFixed(2)}, offload peak RSS (VmHWM) ${(ag.rss / 2 ** 20).toFixed(0)} MiB\n`,
+    );
   }
   const ratio = median(ratios);
   const peak = Math.max(...rss);
@@ -191,8 +211,10 @@ async function main(): Promise<void> {
   });
   const droppable = await canDropCaches();
   const cacheArg = values.cache ?? (droppable ? 'both' : 'warm');
-  if (cacheArg !== 'warm' && cacheArg !== 'cold' && cacheArg !== 'both') throw new Error('--cache must be warm, cold or both');
-  if (cacheArg !== 'warm' && !droppable) throw new Error('--cache cold needs a writable /proc/sys/vm/drop_caches (root on Linux)');
+  if (cacheArg !== 'warm' && cacheArg !== 'cold' && cacheArg !== 'both')
+    throw new Error('--cache must be warm, cold or both');
+  if (cacheArg !== 'warm' && !droppable)
+    throw new Error('--cache cold needs a writable /proc/sys/vm/drop_caches (root on Linux)');
   const modes: Cache[] = cacheArg === 'both' ? ['warm', 'cold'] : [cacheArg];
   const sizeBytes = Math.ceil(Number(values['size-gb']) * 1024 ** 3);
   const runs = Number(values.runs);
@@ -210,11 +232,25 @@ async function main(): Promise<void> {
   }
   for (const r of results) {
     const label = r.cache === 'warm' ? 'card in the page cache' : 'card read from disk';
-    process.stdout.write(`${label}: cp -r + sync ${r.cpSyncMBps} MB/s (median ${r.cpSyncMedianSec} s), verified offload ${r.offloadMBps} MB/s (median ${r.offloadMedianSec} s)\n`);
-    if (r.cpSyncCpuSec !== null && r.offloadCpuSec !== null) process.stdout.write(`  busy CPU-seconds of the machine (median): cp -r + sync ${r.cpSyncCpuSec}, verified offload ${r.offloadCpuSec} (${availableParallelism()} cores)\n`);
-    process.stdout.write(`  median per-run ratio ${r.ratio} (target >= 0.8), peak RSS ${r.peakRssMiB} MiB (target < 200), load average ${r.loadAvg1m.join(' ')}\n`);
+    process.stdout.write(
+      `${label}: cp -r + sync ${r.cpSyncMBps} MB/s (median ${r.cpSyncMedianSec} s), verified offload ${r.offloadMBps} MB/s (median ${r.offloadMedianSec} s)\n`,
+    );
+    if (r.cpSyncCpuSec !== null && r.offloadCpuSec !== null)
+      process.stdout.write(
+        `  busy CPU-seconds of the machine (median): cp -r + sync ${r.cpSyncCpuSec}, verified offload ${r.offloadCpuSec} (${availableParallelism()} cores)\n`,
+      );
+    process.stdout.write(
+      `  median per-run ratio ${r.ratio} (target >= 0.8), peak RSS ${r.peakRssMiB} MiB (target < 200), load average ${r.loadAvg1m.join(' ')}\n`,
+    );
   }
-  const summary = { files: files.length, bytes, runs, modes: results, targets: { ratio: 0.8, peakRssMiB: 200 }, met: results.every((r) => r.met) };
+  const summary = {
+    files: files.length,
+    bytes,
+    runs,
+    modes: results,
+    targets: { ratio: 0.8, peakRssMiB: 200 },
+    met: results.every((r) => r.met),
+  };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 

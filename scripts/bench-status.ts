@@ -35,24 +35,47 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { assets: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '15' }, dir: { type: 'string' }, keep: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: {
+      assets: { type: 'string', default: '1000000' },
+      runs: { type: 'string', default: '15' },
+      dir: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+    },
+  });
   const total = Number(values.assets);
   const runs = Number(values.runs);
   const dir = values.dir ?? join(tmpdir(), `bench-status-${process.pid}`);
   await rm(dir, { recursive: true, force: true });
-  const paths = { mirror: join(dir, 'mirror'), raid: join(dir, 'raid'), state: join(dir, 'state'), config: join(dir, 'studiod.json') };
+  const paths = {
+    mirror: join(dir, 'mirror'),
+    raid: join(dir, 'raid'),
+    state: join(dir, 'state'),
+    config: join(dir, 'studiod.json'),
+  };
   for (const p of [paths.mirror, paths.raid, paths.state]) await mkdir(p, { recursive: true });
   const cloud = CLOUD.map((name, i) => ({
-    name, endpoint: 'http://127.0.0.1:9', region: 'us-east-1', bucket: name, accessKeyId: 'BENCH', secretAccessKey: 'BENCH',
-    storageClass: i === 0 ? 'STANDARD' : 'DEEP_ARCHIVE', media: i === 0 ? 'cloud-ssd' : 'tape', location: name, forcePathStyle: true,
+    name,
+    endpoint: 'http://127.0.0.1:9',
+    region: 'us-east-1',
+    bucket: name,
+    accessKeyId: 'BENCH',
+    secretAccessKey: 'BENCH',
+    storageClass: i === 0 ? 'STANDARD' : 'DEEP_ARCHIVE',
+    media: i === 0 ? 'cloud-ssd' : 'tape',
+    location: name,
+    forcePathStyle: true,
   }));
   const config = {
-    listen: { host: '127.0.0.1', port: 0 }, stateDir: paths.state, log: { level: 'info' },
+    listen: { host: '127.0.0.1', port: 0 },
+    stateDir: paths.state,
+    log: { level: 'info' },
     targets: {
       mirror: { root: paths.mirror, media: 'hdd', location: 'studio', device: 'mirror-1' },
       raid: { root: paths.raid, media: 'raid-hdd', location: 'studio', device: 'raid-1' },
     },
-    cloud, policy: { copies: 3, media: 2, offsite: 1 },
+    cloud,
+    policy: { copies: 3, media: 2, offsite: 1 },
   };
   await writeFile(paths.config, JSON.stringify(config, null, 2));
 
@@ -72,29 +95,63 @@ async function main(): Promise<void> {
       const card = `CARD-${Math.floor(i / 2000)}`;
       const path = `DCIM/${100 + Math.floor((i % 2000) / 999)}CANON/IMG_${String((i % 9999) + 1).padStart(4, '0')}.CR3`;
       const rel = `2026-11-26/bench/${card}/${path}`;
-      const copy = (target: string, kind: CopyRecord['kind'], media: string, location: string, offsite: boolean): CopyRecord => ({
-        hash, target, kind, path: kind === 'cloud' ? `blake3/${hash.slice(0, 2)}/${hash}` : rel, size,
-        device: kind === 'cloud' ? `cloud:${target}` : `${target}-1`, media, location, offsite, method: 'readback-blake3', verifiedAt: committedAt,
+      const copy = (
+        target: string,
+        kind: CopyRecord['kind'],
+        media: string,
+        location: string,
+        offsite: boolean,
+      ): CopyRecord => ({
+        hash,
+        target,
+        kind,
+        path: kind === 'cloud' ? `blake3/${hash.slice(0, 2)}/${hash}` : rel,
+        size,
+        device: kind === 'cloud' ? `cloud:${target}` : `${target}-1`,
+        media,
+        location,
+        offsite,
+        method: 'readback-blake3',
+        verifiedAt: committedAt,
       });
-      const copies = [copy('mirror', 'studio', 'hdd', 'studio', false), copy('raid', 'studio', 'raid-hdd', 'studio', false)];
-      if (i % 100 !== 0) copies.push(copy('cloud-east', 'cloud', 'cloud-ssd', 'cloud-east', true), copy('cloud-west', 'cloud', 'tape', 'cloud-west', true));
+      const copies = [
+        copy('mirror', 'studio', 'hdd', 'studio', false),
+        copy('raid', 'studio', 'raid-hdd', 'studio', false),
+      ];
+      if (i % 100 !== 0)
+        copies.push(
+          copy('cloud-east', 'cloud', 'cloud-ssd', 'cloud-east', true),
+          copy('cloud-west', 'cloud', 'tape', 'cloud-west', true),
+        );
       recs.push({
         asset: { hash, size, committedAt },
-        names: [{ key: nameKey(`bench/${card}/${path}`), value: { hash, shoot: 'bench', card, path, mtime: committedAt, agentId: 'agt_bench', seenAt: committedAt } }],
+        names: [
+          {
+            key: nameKey(`bench/${card}/${path}`),
+            value: { hash, shoot: 'bench', card, path, mtime: committedAt, agentId: 'agt_bench', seenAt: committedAt },
+          },
+        ],
         copies,
         storedPaths: [{ key: nameKey(rel), value: { hash, path: rel } }],
       });
     }
     await catalogue.importAssets(recs);
-    if ((start / BATCH) % 20 === 0) process.stdout.write(`\r  filled ${(start + recs.length).toLocaleString('en-US')} / ${total.toLocaleString('en-US')}`);
+    if ((start / BATCH) % 20 === 0)
+      process.stdout.write(
+        `\r  filled ${(start + recs.length).toLocaleString('en-US')} / ${total.toLocaleString('en-US')}`,
+      );
   }
   const c = ledger.counters();
   await catalogue.close();
   const fillS = (performance.now() - t0) / 1000;
-  process.stdout.write(`\rfilled ${c.assets.toLocaleString('en-US')} assets in ${fillS.toFixed(1)} s (${c.compliant.toLocaleString('en-US')} compliant, ${c.notCompliant.toLocaleString('en-US')} not)\n`);
+  process.stdout.write(
+    `\rfilled ${c.assets.toLocaleString('en-US')} assets in ${fillS.toFixed(1)} s (${c.compliant.toLocaleString('en-US')} compliant, ${c.notCompliant.toLocaleString('en-US')} not)\n`,
+  );
 
   // 2. studiod on it.
-  const child = spawn(process.execPath, [BINS.studiod, '--config', paths.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BINS.studiod, '--config', paths.config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const stopStudiod = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -103,7 +160,9 @@ async function main(): Promise<void> {
     await exited;
     clearTimeout(timer);
   };
-  process.once('SIGINT', () => { void stopStudiod().finally(() => process.exit(130)); });
+  process.once('SIGINT', () => {
+    void stopStudiod().finally(() => process.exit(130));
+  });
   try {
     let log = '';
     const startT = performance.now();
@@ -122,23 +181,27 @@ async function main(): Promise<void> {
     let last: { ledger: { assets: number; compliant: number }; builtInMs: number } | undefined;
     for (let i = 0; i < runs + 2; i++) {
       const t = performance.now();
-      last = await controlRequest(socket, 'status') as typeof last;
+      last = (await controlRequest(socket, 'status')) as typeof last;
       if (i >= 2) times.push(performance.now() - t); // two warm-up runs
     }
     const cliT = performance.now();
-    const cli = await new Promise<number | null>((ok) => spawn(process.execPath, [BINS.studioctl, '--socket', socket, 'status'], { stdio: 'ignore' }).once('exit', ok));
+    const cli = await new Promise<number | null>((ok) =>
+      spawn(process.execPath, [BINS.studioctl, '--socket', socket, 'status'], { stdio: 'ignore' }).once('exit', ok),
+    );
     const cliMs = performance.now() - cliT;
     const statusFile = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
     const hwm = /VmHWM:\s+(\d+) kB/.exec(statusFile)?.[1];
     const med = median(times);
-    process.stdout.write([
-      `studiod started on the catalogue in ${startS.toFixed(1)} s`,
-      `status on ${last?.ledger.assets.toLocaleString('en-US')} assets (${last?.ledger.compliant.toLocaleString('en-US')} compliant): ` +
-        `median ${med.toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms over ${runs} control-socket round trips ` +
-        `(report built in ${last?.builtInMs} ms inside studiod) — target < 200 ms: ${med < 200 ? 'MET' : 'NOT MET'}`,
-      `studioctl status (whole CLI process, node start included): ${cliMs.toFixed(0)} ms, exit ${cli}`,
-      `studiod peak RSS (VmHWM): ${hwm === undefined ? 'n/a' : `${(Number(hwm) / 1024).toFixed(0)} MiB`}; this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
-    ].join('\n') + '\n');
+    process.stdout.write(
+      `${[
+        `studiod started on the catalogue in ${startS.toFixed(1)} s`,
+        `status on ${last?.ledger.assets.toLocaleString('en-US')} assets (${last?.ledger.compliant.toLocaleString('en-US')} compliant): ` +
+          `median ${med.toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms over ${runs} control-socket round trips ` +
+          `(report built in ${last?.builtInMs} ms inside studiod) — target < 200 ms: ${med < 200 ? 'MET' : 'NOT MET'}`,
+        `studioctl status (whole CLI process, node start included): ${cliMs.toFixed(0)} ms, exit ${cli}`,
+        `studiod peak RSS (VmHWM): ${hwm === undefined ? 'n/a' : `${(Number(hwm) / 1024).toFixed(0)} MiB`}; this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
+      ].join('\n')}\n`,
+    );
     if (med >= 200) process.exitCode = 1;
   } finally {
     await stopStudiod();
@@ -148,6 +211,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench-status: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`bench-status: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

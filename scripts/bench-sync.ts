@@ -36,7 +36,14 @@ const STUDIOD = join(ROOT, 'studiod', 'dist', 'bin', 'studiod.js');
 const MiB = 1024 * 1024;
 const cpus = availableParallelism();
 
-const { values } = parseArgs({ options: { gb: { type: 'string', default: '4' }, runs: { type: 'string', default: '3' }, dir: { type: 'string' }, 'window-mb': { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    gb: { type: 'string', default: '4' },
+    runs: { type: 'string', default: '3' },
+    dir: { type: 'string' },
+    'window-mb': { type: 'string' },
+  },
+});
 const runs = Math.max(1, Number(values.runs));
 const size = Math.round(Number(values.gb) * 1024 * MiB);
 
@@ -54,13 +61,23 @@ async function makeFile(path: string): Promise<void> {
 
 /** Raw TLS: a child process accepts and discards; this process streams the file. */
 async function rawTls(file: string, keyPem: string, certPem: string): Promise<number> {
-  const server = spawn(process.execPath, ['--input-type=module', '-e', `
+  const server = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { createServer } from 'node:tls';
     const s = createServer({ key: process.env.KEY, cert: process.env.CERT }, (c) => { let n = 0; c.on('data', (d) => { n += d.length; }); c.on('end', () => c.end(String(n))); });
     s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));
-  `], { env: { ...process.env, KEY: keyPem, CERT: certPem }, stdio: ['ignore', 'pipe', 'inherit'] });
+  `,
+    ],
+    { env: { ...process.env, KEY: keyPem, CERT: certPem }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   void tlsCreateServer;
-  const port = await new Promise<number>((r) => server.stdout.once('data', (d: Buffer) => r(Number(d.toString().trim()))));
+  const port = await new Promise<number>((r) =>
+    server.stdout.once('data', (d: Buffer) => r(Number(d.toString().trim()))),
+  );
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
     const sock = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
@@ -125,7 +142,9 @@ async function once(file: string, blake3: string, dir: string): Promise<RunResul
   // studiod
   const state = join(dir, 'state');
   const cfg = {
-    listen: { host: '127.0.0.1', port: 0 }, stateDir: state, log: { level: 'info' },
+    listen: { host: '127.0.0.1', port: 0 },
+    stateDir: state,
+    log: { level: 'info' },
     ...(values['window-mb'] === undefined ? {} : { windowBytes: Number(values['window-mb']) * MiB }),
     targets: {
       mirror: { root: join(dir, 'mirror'), media: 'hdd', location: 'bench', device: 'm' },
@@ -135,21 +154,31 @@ async function once(file: string, blake3: string, dir: string): Promise<RunResul
   await mkdir(cfg.targets.mirror.root);
   await mkdir(cfg.targets.raid.root);
   await writeFile(join(dir, 'studiod.json'), JSON.stringify(cfg));
-  const profile = process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['BENCH_CPU_PROF']];
-  const studiod = spawn(process.execPath, [...profile, STUDIOD, '--config', join(dir, 'studiod.json')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const profile =
+    process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['BENCH_CPU_PROF']];
+  const studiod = spawn(process.execPath, [...profile, STUDIOD, '--config', join(dir, 'studiod.json')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   try {
     let log = '';
     const marks: Record<string, number> = {};
     studiod.stderr.setEncoding('utf8').on('data', (d: string) => {
       log += d;
-      if (marks['committing'] === undefined && log.includes('"msg":"committing"')) marks['committing'] = performance.now();
+      if (marks['committing'] === undefined && log.includes('"msg":"committing"'))
+        marks['committing'] = performance.now();
       if (marks['committed'] === undefined && log.includes('"msg":"committed"')) marks['committed'] = performance.now();
     });
     const port = await new Promise<number>((resolve, reject) => {
       const tick = setInterval(() => {
         const line = log.split('\n').find((l) => l.includes('"msg":"listening"'));
-        if (line !== undefined) { clearInterval(tick); resolve((JSON.parse(line) as { port: number }).port); }
-        if (studiod.exitCode !== null) { clearInterval(tick); reject(new Error(log)); }
+        if (line !== undefined) {
+          clearInterval(tick);
+          resolve((JSON.parse(line) as { port: number }).port);
+        }
+        if (studiod.exitCode !== null) {
+          clearInterval(tick);
+          reject(new Error(log));
+        }
       }, 20);
     });
     const keyPem = await readFile(join(state, 'tls', 'key.pem'), 'utf8');
@@ -164,7 +193,16 @@ async function once(file: string, blake3: string, dir: string): Promise<RunResul
     await link.open();
     const paired = await link.pair(code, 'bench', keys.publicKeyDer);
     link.close();
-    await saveIdentity(agentDir, { pairing: { url, fingerprint: paired.studioFingerprint, agentId: paired.agentId, agentName: 'bench', pairedAt: new Date().toISOString() }, privateKeyPem: keys.privateKeyPem });
+    await saveIdentity(agentDir, {
+      pairing: {
+        url,
+        fingerprint: paired.studioFingerprint,
+        agentId: paired.agentId,
+        agentName: 'bench',
+        pairedAt: new Date().toISOString(),
+      },
+      privateKeyPem: keys.privateKeyPem,
+    });
 
     // baselines (page cache warm for all three)
     const rawMs = await rawTls(file, keyPem, certPem);
@@ -176,8 +214,30 @@ async function once(file: string, blake3: string, dir: string): Promise<RunResul
     // the real thing
     let done = false;
     const queue: SyncQueue = {
-      pendingForStudio: async () => (done ? [] : [{ blake3, size, storePath: file, names: [{ shoot: 'bench', card: 'CARD', path: 'DCIM/100BENCH/BIG.MOV', mtime: Date.now() }], copies: [{ target: 'laptop', device: 'bench', media: 'ssd', location: 'field', offsite: false, verified: true }] }]),
-      recordStudioReceipt: async () => { done = true; },
+      pendingForStudio: async () =>
+        done
+          ? []
+          : [
+              {
+                blake3,
+                size,
+                storePath: file,
+                names: [{ shoot: 'bench', card: 'CARD', path: 'DCIM/100BENCH/BIG.MOV', mtime: Date.now() }],
+                copies: [
+                  {
+                    target: 'laptop',
+                    device: 'bench',
+                    media: 'ssd',
+                    location: 'field',
+                    offsite: false,
+                    verified: true,
+                  },
+                ],
+              },
+            ],
+      recordStudioReceipt: async () => {
+        done = true;
+      },
       // The file was hashed just above: a refusal here would be the link's fault, never the file's.
       checkStoreCopy: async () => undefined,
     };
@@ -196,8 +256,16 @@ async function once(file: string, blake3: string, dir: string): Promise<RunResul
     const cp = mbps(size, cpMs);
     const e2e = mbps(size, e2eMs);
     return {
-      rawTlsMiBps: raw, transferMiBps: transfer, cpBothSyncMiBps: cp, e2eMiBps: e2e, transferRatio: transfer / raw, e2eRatio: e2e / cp,
-      studiodPeakRssBytes: rss, studiodCpuSec: studiodCpu, agentCpuSec: (agentCpu.user + agentCpu.system) / 1e6, load1m,
+      rawTlsMiBps: raw,
+      transferMiBps: transfer,
+      cpBothSyncMiBps: cp,
+      e2eMiBps: e2e,
+      transferRatio: transfer / raw,
+      e2eRatio: e2e / cp,
+      studiodPeakRssBytes: rss,
+      studiodCpuSec: studiodCpu,
+      agentCpuSec: (agentCpu.user + agentCpu.system) / 1e6,
+      load1m,
     };
   } finally {
     studiod.kill('SIGTERM');
@@ -210,7 +278,9 @@ async function main(): Promise<void> {
   const base = await mkdtemp(join(values.dir ?? tmpdir(), 'bench-sync-'));
   try {
     const file = join(base, 'source.bin');
-    process.stdout.write(`bench:sync — ${(size / 1024 / MiB).toFixed(2)} GiB file in ${base}, ${runs} runs, ${cpus} cores\n`);
+    process.stdout.write(
+      `bench:sync — ${(size / 1024 / MiB).toFixed(2)} GiB file in ${base}, ${runs} runs, ${cpus} cores\n`,
+    );
     await makeFile(file);
     const { blake3 } = await hashFile(file);
     const results: RunResult[] = [];
@@ -219,8 +289,8 @@ async function main(): Promise<void> {
       results.push(r);
       process.stdout.write(
         `run ${i + 1}/${runs} (load ${r.load1m.toFixed(2)}): raw TLS ${r.rawTlsMiBps.toFixed(0)} MiB/s, transfer ${r.transferMiBps.toFixed(0)} (${r.transferRatio.toFixed(2)}x), ` +
-        `cp both + sync ${r.cpBothSyncMiBps.toFixed(0)}, verified commit e2e ${r.e2eMiBps.toFixed(0)} (${r.e2eRatio.toFixed(2)}x), ` +
-        `studiod RSS ${(r.studiodPeakRssBytes / MiB).toFixed(0)} MiB, CPU studiod ${r.studiodCpuSec.toFixed(1)} s + agent ${r.agentCpuSec.toFixed(1)} s\n`,
+          `cp both + sync ${r.cpBothSyncMiBps.toFixed(0)}, verified commit e2e ${r.e2eMiBps.toFixed(0)} (${r.e2eRatio.toFixed(2)}x), ` +
+          `studiod RSS ${(r.studiodPeakRssBytes / MiB).toFixed(0)} MiB, CPU studiod ${r.studiodCpuSec.toFixed(1)} s + agent ${r.agentCpuSec.toFixed(1)} s\n`,
       );
     }
     const m = (k: keyof RunResult): number => median(results.map((r) => r[k]));
@@ -234,8 +304,15 @@ async function main(): Promise<void> {
       `studiod peak RSS         ${(peak / MiB).toFixed(0)} MiB with a ${(size / 1024 / MiB).toFixed(2)} GiB file in flight (target < 250 MiB)`,
       `CPU during the sync      studiod ${m('studiodCpuSec').toFixed(1)} s, agent ${m('agentCpuSec').toFixed(1)} s`,
     ];
-    process.stdout.write(lines.join('\n') + '\n');
-    process.stdout.write(JSON.stringify({ bytes: size, runs: results, median: { transferRatio: m('transferRatio'), e2eRatio: m('e2eRatio') }, studiodPeakRssBytes: peak }) + '\n');
+    process.stdout.write(`${lines.join('\n')}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        bytes: size,
+        runs: results,
+        median: { transferRatio: m('transferRatio'), e2eRatio: m('e2eRatio') },
+        studiodPeakRssBytes: peak,
+      })}\n`,
+    );
   } finally {
     await rm(base, { recursive: true, force: true });
   }

@@ -24,15 +24,21 @@ function mb(n: number): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { dir: { type: 'string', default: 'demo-run' }, 'raw-size': { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { dir: { type: 'string', default: 'demo-run' }, 'raw-size': { type: 'string' } },
+  });
   const rawSize = values['raw-size'] === undefined ? undefined : Number(values['raw-size']);
   const demo = new DemoRun({ dir: values.dir, ...(rawSize === undefined ? {} : { rawSize }) });
   const started = Date.now();
   const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)} s`;
   let step = 0;
   const STEPS = 8;
-  const say = (line: string): void => { process.stdout.write(`[${++step}/${STEPS}] ${line}\n`); };
-  const detail = (line: string): void => { process.stdout.write(`      ${line}\n`); };
+  const say = (line: string): void => {
+    process.stdout.write(`[${++step}/${STEPS}] ${line}\n`);
+  };
+  const detail = (line: string): void => {
+    process.stdout.write(`      ${line}\n`);
+  };
 
   const onSignal = (sig: NodeJS.Signals): void => {
     if (stopping) return;
@@ -51,7 +57,9 @@ async function main(): Promise<number> {
     for (const c of demo.cards) detail(`${c.label.padEnd(11)} ${String(c.files.length).padStart(2)} files  ${c.what}`);
     detail(`${files} files, ${mb(bytes)} on ${demo.cards.length} cards`);
 
-    say('Starting a real S3-compatible server (s3rver) on loopback: buckets cloud-east (STANDARD, hot) and cloud-west (DEEP_ARCHIVE, tape)');
+    say(
+      'Starting a real S3-compatible server (s3rver) on loopback: buckets cloud-east (STANDARD, hot) and cloud-west (DEEP_ARCHIVE, tape)',
+    );
     await demo.startS3();
     detail(`listening on ${demo.s3Endpoint}, data in ${demo.paths.s3}`);
 
@@ -72,29 +80,46 @@ async function main(): Promise<number> {
 
     say('Forwarding to both cloud targets (upload, then HEAD: size, SHA-256, BLAKE3 metadata)');
     const final: DemoStatus = await demo.waitForCloud(CLOUD_TIMEOUT_MS, (s) => {
-      const q = s.targetReport.filter((t) => t.kind === 'cloud').map((t) => `${t.target} ${t.copies} copies, ${t.queue?.pending ?? 0} queued`).join('; ');
+      const q = s.targetReport
+        .filter((t) => t.kind === 'cloud')
+        .map((t) => `${t.target} ${t.copies} copies, ${t.queue?.pending ?? 0} queued`)
+        .join('; ');
       detail(`${s.ledger.compliant}/${s.ledger.assets} 3-2-1 compliant — ${q}`);
     });
 
     say('studioctl status');
     const status = await demo.studioctl(['status']);
-    process.stdout.write(status.stdout.split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n'));
+    process.stdout.write(
+      status.stdout
+        .split('\n')
+        .map((l) => (l === '' ? l : `  ${l}`))
+        .join('\n'),
+    );
     const ok = final.ledger.assets > 0 && final.ledger.compliant === final.ledger.assets;
-    process.stdout.write(ok
-      ? `\nDemo done in ${elapsed()}: ${final.ledger.compliant} of ${final.ledger.assets} images are 3-2-1 compliant.\n` +
-        `Look around: ${demo.paths.mirror}, ${demo.paths.raid}, ${demo.paths.s3}. Try: studioctl asset IMG_9999.CR3 (start studiod again with --config ${demo.paths.config}).\n`
-      : `\nDemo FAILED after ${elapsed()}: ${final.ledger.compliant} of ${final.ledger.assets} images compliant. See ${demo.paths.studiodLog}.\n`);
+    process.stdout.write(
+      ok
+        ? `\nDemo done in ${elapsed()}: ${final.ledger.compliant} of ${final.ledger.assets} images are 3-2-1 compliant.\n` +
+            `Look around: ${demo.paths.mirror}, ${demo.paths.raid}, ${demo.paths.s3}. Try: studioctl asset IMG_9999.CR3 (start studiod again with --config ${demo.paths.config}).\n`
+        : `\nDemo FAILED after ${elapsed()}: ${final.ledger.compliant} of ${final.ledger.assets} images compliant. See ${demo.paths.studiodLog}.\n`,
+    );
     return ok ? 0 : 1;
   } catch (err) {
     if (stopping) return 130; // a step failed because we are stopping its processes
-    process.stderr.write(`\ndemo: ${err instanceof Error ? err.message : String(err)}\nstudiod log: ${demo.paths.studiodLog}\n`);
+    process.stderr.write(
+      `\ndemo: ${err instanceof Error ? err.message : String(err)}\nstudiod log: ${demo.paths.studiodLog}\n`,
+    );
     return 1;
   } finally {
     if (!stopping) await demo.stop();
   }
 }
 
-main().then((code) => { if (!stopping) process.exit(code); }, (err: unknown) => {
-  process.stderr.write(`demo: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => {
+    if (!stopping) process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`demo: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -87,7 +87,10 @@ export async function makeTestCard(root: string, opts: TestCardOptions = {}): Pr
   const w = new CardWriter(root, opts.seed ?? 1);
   let i = 0;
   // DCF numbering wrap: 100CANON ends at 9999, 101CANON starts again at 0001.
-  for (const [folder, nums] of [['100CANON', [9998, 9999]], ['101CANON', [1, 2]]] as const) {
+  for (const [folder, nums] of [
+    ['100CANON', [9998, 9999]],
+    ['101CANON', [1, 2]],
+  ] as const) {
     for (const n of nums) {
       const stem = `DCIM/${folder}/IMG_${String(n).padStart(4, '0')}`;
       await w.add(`${stem}.CR3`, jitter(raw, i++));
@@ -123,7 +126,11 @@ export async function makeBenchCard(root: string, opts: TestCardOptions = {}): P
 }
 
 /** Two bodies, one label: the same names on both cards, different content. */
-export async function makeTwoBodyCards(rootA: string, rootB: string, opts: TestCardOptions = {}): Promise<[CardFile[], CardFile[]]> {
+export async function makeTwoBodyCards(
+  rootA: string,
+  rootB: string,
+  opts: TestCardOptions = {},
+): Promise<[CardFile[], CardFile[]]> {
   const raw = opts.rawSize ?? 128 * 1024;
   const make = async (root: string, seed: number, sizeShift: number): Promise<CardFile[]> => {
     const w = new CardWriter(root, seed);
@@ -138,7 +145,11 @@ export async function makeTwoBodyCards(rootA: string, rootB: string, opts: TestC
 }
 
 /** Dual slot: both cards hold identical files (same names, same bytes). */
-export async function makeDualSlotPair(rootA: string, rootB: string, opts: TestCardOptions = {}): Promise<[CardFile[], CardFile[]]> {
+export async function makeDualSlotPair(
+  rootA: string,
+  rootB: string,
+  opts: TestCardOptions = {},
+): Promise<[CardFile[], CardFile[]]> {
   const raw = opts.rawSize ?? 128 * 1024;
   const make = async (root: string): Promise<CardFile[]> => {
     const w = new CardWriter(root, (opts.seed ?? 1) * 1000 + 7);
@@ -164,7 +175,9 @@ async function cli(): Promise<void> {
   });
   const dir = positionals[0];
   if (dir === undefined) {
-    process.stderr.write('usage: make-test-card <dir> [--preset full|bench] [--raw-size BYTES] [--total-bytes BYTES] [--seed N] [--zero-byte]\n');
+    process.stderr.write(
+      'usage: make-test-card <dir> [--preset full|bench] [--raw-size BYTES] [--total-bytes BYTES] [--seed N] [--zero-byte]\n',
+    );
     process.exit(2);
   }
   const opts: TestCardOptions = {

@@ -5,4 +5,8 @@ const command = process.argv[2];
 if (command === 'ingest' || command === 'run') (await import('@studio321/protocol/durable')).sharedHashPool().warm();
 const { main } = await import('../src/cli/main.js');
 
-process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+process.exitCode = await main(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+});

@@ -43,9 +43,19 @@ export const SHOOT_NAME_RE = /^(?!\.{1,2}$)[^/\\\u0000-\u001f]{1,128}$/;
 
 export const AGENT_CONFIG_SCHEMA: Record<string, FieldSpec> = {
   store: { kind: 'string', optional: true, absolutePath: true, describe: 'absolute path of the laptop store' },
-  fieldDrive: { kind: 'string', optional: true, absolutePath: true, describe: 'absolute path on the external field drive' },
+  fieldDrive: {
+    kind: 'string',
+    optional: true,
+    absolutePath: true,
+    describe: 'absolute path on the external field drive',
+  },
   hotFolders: { kind: 'array', of: { kind: 'string', absolutePath: true }, default: [] },
-  shoot: { kind: 'string', optional: true, pattern: SHOOT_NAME_RE, describe: 'a folder name without / or control characters' },
+  shoot: {
+    kind: 'string',
+    optional: true,
+    pattern: SHOOT_NAME_RE,
+    describe: 'a folder name without / or control characters',
+  },
   policy: {
     kind: 'object',
     fields: { copiesBeforeFormat: { kind: 'number', integer: true, min: 1, max: 10, default: 2 } },

@@ -30,7 +30,6 @@ export interface InstanceLockInfo {
 
 type State = 'closed' | 'opening' | 'open' | 'closing';
 
-
 export class InstanceLock {
   readonly dataDir: string;
   readonly pidFile: string;
@@ -83,7 +82,7 @@ export class InstanceLock {
       this.#db = db;
       const info: InstanceLockInfo = { pid: process.pid, startedAt: new Date().toISOString() };
       const tmp = `${this.pidFile}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify(info) + '\n', { mode: 0o600 });
+      await writeFile(tmp, `${JSON.stringify(info)}\n`, { mode: 0o600 });
       await rename(tmp, this.pidFile);
       this.#state = 'open';
     } catch (err) {
@@ -99,7 +98,8 @@ export class InstanceLock {
     try {
       const parsed: unknown = JSON.parse(await readFile(this.pidFile, 'utf8'));
       if (
-        typeof parsed === 'object' && parsed !== null &&
+        typeof parsed === 'object' &&
+        parsed !== null &&
         typeof (parsed as InstanceLockInfo).pid === 'number' &&
         typeof (parsed as InstanceLockInfo).startedAt === 'string'
       ) {

@@ -33,16 +33,18 @@ function xdg(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
 
 export function resolvePaths(overrides: PathOverrides = {}, env: NodeJS.ProcessEnv = process.env): AgentPaths {
   const home = env['FIELD_AGENT_HOME'];
-  const dataDir = overrides.dataDir !== undefined
-    ? resolve(overrides.dataDir)
-    : home !== undefined && home !== ''
-      ? resolve(home)
-      : join(xdg(env, 'XDG_DATA_HOME', '.local/share'), 'studio321', 'field-agent');
-  const configFile = overrides.config !== undefined
-    ? resolve(overrides.config)
-    : home !== undefined && home !== ''
-      ? join(resolve(home), 'field-agent.json')
-      : join(xdg(env, 'XDG_CONFIG_HOME', '.config'), 'studio321', 'field-agent.json');
+  const dataDir =
+    overrides.dataDir !== undefined
+      ? resolve(overrides.dataDir)
+      : home !== undefined && home !== ''
+        ? resolve(home)
+        : join(xdg(env, 'XDG_DATA_HOME', '.local/share'), 'studio321', 'field-agent');
+  const configFile =
+    overrides.config !== undefined
+      ? resolve(overrides.config)
+      : home !== undefined && home !== ''
+        ? join(resolve(home), 'field-agent.json')
+        : join(xdg(env, 'XDG_CONFIG_HOME', '.config'), 'studio321', 'field-agent.json');
   return {
     dataDir,
     configFile,

@@ -12,7 +12,7 @@
  * The sync loop plugs in through `startSync`: one call, given the open state.
  */
 import { EventEmitter } from 'node:events';
-import { type Logger } from '@studio321/protocol';
+import type { Logger } from '@studio321/protocol';
 import { AgentState } from './state/agent-state.js';
 import type { AgentConfig } from './config.js';
 import { defaultShootName } from './config.js';
@@ -54,7 +54,7 @@ export interface AgentRunnerOptions {
   log: Logger;
   volumeSource?: VolumeSource;
   /** The studio link's sync loop (agent/src/sync*.ts); started after everything else is open. */
-  startSync?: (ctx: SyncContext) => Promise<SyncHandle | void>;
+  startSync?: (ctx: SyncContext) => Promise<SyncHandle | undefined>;
 }
 
 export interface AgentRunnerEvents {
@@ -93,15 +93,31 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     try {
       await this.#refreshTargets();
       const swept = await sweepAll(this.#targets);
-      if (swept > 0) log.info({ event: 'swept-temps', count: swept }, `removed ${swept} stale temp file(s) left by an interrupted copy`);
+      if (swept > 0)
+        log.info(
+          { event: 'swept-temps', count: swept },
+          `removed ${swept} stale temp file(s) left by an interrupted copy`,
+        );
       this.#watcher = new VolumeWatcher(this.opts.volumeSource ?? defaultVolumeSource(), config.pollIntervalMs);
       this.#watcher.on('mounted', (v) => this.#onMounted(v));
-      this.#watcher.on('unmounted', (v) => this.#active.get(v.mountPoint)?.abort(new AgentError(AGENT_CODES.cardRemoved, `${v.mountPoint} was unmounted`, { retryable: true })));
-      this.#watcher.on('error', (err) => log.warn({ event: 'volume-poll-failed', err }, 'listing mounted volumes failed; will retry'));
+      this.#watcher.on('unmounted', (v) =>
+        this.#active
+          .get(v.mountPoint)
+          ?.abort(new AgentError(AGENT_CODES.cardRemoved, `${v.mountPoint} was unmounted`, { retryable: true })),
+      );
+      this.#watcher.on('error', (err) =>
+        log.warn({ event: 'volume-poll-failed', err }, 'listing mounted volumes failed; will retry'),
+      );
       if (config.watchVolumes !== false) this.#watcher.start();
       for (const dir of config.hotFolders) await this.#openHotFolder(dir);
       if (this.opts.startSync !== undefined) {
-        const handle = await this.opts.startSync({ state: this.#state, config, paths, log, signal: this.#abort.signal });
+        const handle = await this.opts.startSync({
+          state: this.#state,
+          config,
+          paths,
+          log,
+          signal: this.#abort.signal,
+        });
         if (handle !== undefined) this.#sync = handle;
       }
       this.#queueBackfill();
@@ -134,9 +150,14 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
 
   #onMounted(v: Volume): void {
     if (isSystemVolume(v)) return;
-    this.#cardQueue = this.#cardQueue.then(() => this.#handleVolume(v)).catch((err: unknown) => {
-      this.opts.log.error({ event: 'card-failed', mountPoint: v.mountPoint, err }, `offloading ${v.mountPoint} failed`);
-    });
+    this.#cardQueue = this.#cardQueue
+      .then(() => this.#handleVolume(v))
+      .catch((err: unknown) => {
+        this.opts.log.error(
+          { event: 'card-failed', mountPoint: v.mountPoint, err },
+          `offloading ${v.mountPoint} failed`,
+        );
+      });
     // The new volume may be the field drive: files offloaded without it get their copy now.
     this.#queueBackfill();
   }
@@ -152,7 +173,11 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
       this.#fieldDriveWarned = true;
       log.warn({ err: resolved.fieldDriveProblem }, resolved.fieldDriveProblem.message);
     }
-    if (has && !had) log.info({ event: 'field-drive', root: config.fieldDrive }, `field drive ${config.fieldDrive ?? ''} is connected`);
+    if (has && !had)
+      log.info(
+        { event: 'field-drive', root: config.fieldDrive },
+        `field drive ${config.fieldDrive ?? ''} is connected`,
+      );
   }
 
   #queueBackfill(): void {
@@ -162,11 +187,19 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
         if (this.#abort.signal.aborted) return;
         await this.#refreshTargets();
         if (!this.#targets.some((t) => t.name === 'field-drive')) return;
-        const report = await backfillFieldDrive({ state: this.state, targets: this.#targets, signal: this.#abort.signal, log: this.opts.log });
+        const report = await backfillFieldDrive({
+          state: this.state,
+          targets: this.#targets,
+          signal: this.#abort.signal,
+          log: this.opts.log,
+        });
         if (report.missing > 0) this.emit('backfill', report);
       })
       .catch((err: unknown) => {
-        this.opts.log.error({ event: 'backfill-failed', err }, 'the field-drive back-fill failed; it is tried again at the next mount');
+        this.opts.log.error(
+          { event: 'backfill-failed', err },
+          'the field-drive back-fill failed; it is tried again at the next mount',
+        );
       });
   }
 
@@ -183,21 +216,39 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
       await this.#refreshTargets();
       const scan = await scanCard(v.mountPoint, { signal: ctrl.signal });
       const labels = await readVolumeLabels(v.device);
-      const identity = cardIdentity({ label: cardLabel(labels, v.mountPoint), ...(labels.uuid === undefined ? {} : { uuid: labels.uuid }), files: scan.files });
-      log.info({ event: 'card-inserted', card: identity.id, mountPoint: v.mountPoint, layouts, files: scan.files.length }, `card ${identity.label} (${identity.id}) inserted at ${v.mountPoint}`);
-      this.emit('card-start', { id: identity.id, label: identity.label, mountPoint: v.mountPoint });
-      const report = await offloadCard({
-        state: this.state,
-        targets: this.#targets,
-        signal: ctrl.signal,
-        log,
-        onProgress: (progress) => this.emit('progress', { id: identity.id, progress }),
-      }, {
-        root: v.mountPoint,
-        card: { id: identity.id, label: identity.label, ...(identity.uuid === undefined ? {} : { uuid: identity.uuid }), kind: 'card', source: v.mountPoint, shoot: config.shoot ?? defaultShootName() },
-        scan,
+      const identity = cardIdentity({
+        label: cardLabel(labels, v.mountPoint),
+        ...(labels.uuid === undefined ? {} : { uuid: labels.uuid }),
+        files: scan.files,
       });
-      if (report.stoppedBy !== undefined) log.warn({ event: 'card-stopped', card: identity.id, err: report.stoppedBy }, report.stoppedBy.message);
+      log.info(
+        { event: 'card-inserted', card: identity.id, mountPoint: v.mountPoint, layouts, files: scan.files.length },
+        `card ${identity.label} (${identity.id}) inserted at ${v.mountPoint}`,
+      );
+      this.emit('card-start', { id: identity.id, label: identity.label, mountPoint: v.mountPoint });
+      const report = await offloadCard(
+        {
+          state: this.state,
+          targets: this.#targets,
+          signal: ctrl.signal,
+          log,
+          onProgress: (progress) => this.emit('progress', { id: identity.id, progress }),
+        },
+        {
+          root: v.mountPoint,
+          card: {
+            id: identity.id,
+            label: identity.label,
+            ...(identity.uuid === undefined ? {} : { uuid: identity.uuid }),
+            kind: 'card',
+            source: v.mountPoint,
+            shoot: config.shoot ?? defaultShootName(),
+          },
+          scan,
+        },
+      );
+      if (report.stoppedBy !== undefined)
+        log.warn({ event: 'card-stopped', card: identity.id, err: report.stoppedBy }, report.stoppedBy.message);
       else log.info({ event: 'card-done', card: identity.id }, reportSummary(report));
       this.emit('card-done', report);
     } finally {
@@ -209,15 +260,30 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
   async #openHotFolder(dir: string): Promise<void> {
     const { config, log } = this.opts;
     const identity = hotFolderIdentity(dir);
-    const card = await this.state.beginOffload({ id: identity.id, label: identity.label, kind: 'hot-folder', source: dir, shoot: config.shoot ?? defaultShootName() });
+    const card = await this.state.beginOffload({
+      id: identity.id,
+      label: identity.label,
+      kind: 'hot-folder',
+      source: dir,
+      shoot: config.shoot ?? defaultShootName(),
+    });
     const onStable = async (file: ScannedFile): Promise<StableResult> => {
       const rec = await this.state.recordSeen(card.id, file);
       if (!(await this.state.needsCopy(rec))) return 'done';
       await this.#refreshTargets(); // a field drive pulled or plugged in since the last file
-      const offloader = new CardOffloader({ state: this.state, targets: this.#targets, signal: this.#abort.signal, log }, card, dir);
+      const offloader = new CardOffloader(
+        { state: this.state, targets: this.#targets, signal: this.#abort.signal, log },
+        card,
+        dir,
+      );
       try {
         const [o] = await offloader.run([rec]);
-        this.emit('hot-file', { folder: dir, path: file.path, result: o?.result ?? 'failed', ...(o?.code === undefined ? {} : { code: o.code }) });
+        this.emit('hot-file', {
+          folder: dir,
+          path: file.path,
+          result: o?.result ?? 'failed',
+          ...(o?.code === undefined ? {} : { code: o.code }),
+        });
         return o?.code === AGENT_CODES.sourceChanged ? 'retry' : 'done';
       } catch (err) {
         if (!(err instanceof OffloadStop)) throw err;

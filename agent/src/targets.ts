@@ -39,7 +39,11 @@ export async function resolveTargets(store: string, fieldDrive: string | undefin
   try {
     await mkdir(store, { recursive: true });
   } catch (err) {
-    throw new AgentError(AGENT_CODES.storeUnwritable, `The laptop store ${store} cannot be created (${errorCode(err) ?? 'error'}): check the path in the config and its permissions.`, { cause: err, detail: { path: store } });
+    throw new AgentError(
+      AGENT_CODES.storeUnwritable,
+      `The laptop store ${store} cannot be created (${errorCode(err) ?? 'error'}): check the path in the config and its permissions.`,
+      { cause: err, detail: { path: store } },
+    );
   }
   const st = await stat(store);
   const targets: AgentTarget[] = [{ name: 'laptop', root: store, device: `local:${st.dev}`, media: 'laptop-disk' }];
@@ -51,7 +55,11 @@ export async function resolveTargets(store: string, fieldDrive: string | undefin
   } catch (err) {
     return {
       targets,
-      fieldDriveProblem: new AgentError(AGENT_CODES.fieldDriveMissing, `The field drive folder ${fieldDrive} is not there (${errorCode(err) ?? 'error'}): connect the drive (or create the folder on it); until then copies go to the laptop only and cards are not safe to format.`, { cause: err, retryable: true, detail: { path: fieldDrive } }),
+      fieldDriveProblem: new AgentError(
+        AGENT_CODES.fieldDriveMissing,
+        `The field drive folder ${fieldDrive} is not there (${errorCode(err) ?? 'error'}): connect the drive (or create the folder on it); until then copies go to the laptop only and cards are not safe to format.`,
+        { cause: err, retryable: true, detail: { path: fieldDrive } },
+      ),
     };
   }
 }

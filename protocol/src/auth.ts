@@ -35,14 +35,23 @@ export function parseAgentPublicKey(der: Uint8Array): KeyObject {
   try {
     key = crypto.createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
   } catch (err) {
-    throw new ProtocolError(ProtoCode.InvalidField, 'Invalid field "publicKey": not an SPKI DER public key. Re-run pairing with an up-to-date field-agent.', {
-      cause: err, detail: { field: 'publicKey' },
-    });
+    throw new ProtocolError(
+      ProtoCode.InvalidField,
+      'Invalid field "publicKey": not an SPKI DER public key. Re-run pairing with an up-to-date field-agent.',
+      {
+        cause: err,
+        detail: { field: 'publicKey' },
+      },
+    );
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new ProtocolError(ProtoCode.InvalidField, `Invalid field "publicKey": a ${key.asymmetricKeyType ?? 'unknown'} key, Ed25519 required. Re-run pairing with an up-to-date field-agent.`, {
-      detail: { field: 'publicKey' },
-    });
+    throw new ProtocolError(
+      ProtoCode.InvalidField,
+      `Invalid field "publicKey": a ${key.asymmetricKeyType ?? 'unknown'} key, Ed25519 required. Re-run pairing with an up-to-date field-agent.`,
+      {
+        detail: { field: 'publicKey' },
+      },
+    );
   }
   return key;
 }

@@ -6,7 +6,12 @@
  *
  * `attempt` counts from 0 (first retry waits ~baseMs).
  */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const cap = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt, 0), 30));
   return Math.floor(cap / 2 + (random() * cap) / 2);
 }

@@ -23,16 +23,26 @@ function msgpack(): { packr: Packr; unpackr: Unpackr } {
     const m = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
     coders = {
       packr: new m.Packr({ useRecords: false, structuredClone: false, moreTypes: false, bundleStrings: false }),
-      unpackr: new m.Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, moreTypes: false, int64AsType: 'number' }),
+      unpackr: new m.Unpackr({
+        useRecords: false,
+        mapsAsObjects: true,
+        structuredClone: false,
+        moreTypes: false,
+        int64AsType: 'number',
+      }),
     };
   }
   return coders;
 }
 
 function tooLarge(size: number): ProtocolError {
-  return new ProtocolError(ProtoCode.FrameTooLarge, `Frame of ${size} bytes exceeds the limit of ${MAX_FRAME_BYTES} bytes; the sender must split its data.`, {
-    detail: { size, limit: MAX_FRAME_BYTES },
-  });
+  return new ProtocolError(
+    ProtoCode.FrameTooLarge,
+    `Frame of ${size} bytes exceeds the limit of ${MAX_FRAME_BYTES} bytes; the sender must split its data.`,
+    {
+      detail: { size, limit: MAX_FRAME_BYTES },
+    },
+  );
 }
 
 /** Validate `msg` and encode it as one frame. Throws ProtocolError (PROTO_INVALID_FIELD, PROTO_FRAME_TOO_LARGE…). */
@@ -52,9 +62,13 @@ export function decodeFrame(buf: Uint8Array): Message {
   try {
     value = msgpack().unpackr.unpack(view);
   } catch (err) {
-    throw new ProtocolError(ProtoCode.Malformed, 'Malformed frame: msgpack decoding failed; the peer is not speaking protocol v1 correctly.', {
-      cause: err,
-    });
+    throw new ProtocolError(
+      ProtoCode.Malformed,
+      'Malformed frame: msgpack decoding failed; the peer is not speaking protocol v1 correctly.',
+      {
+        cause: err,
+      },
+    );
   }
   return validateMessage(value);
 }

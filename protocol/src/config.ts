@@ -12,8 +12,25 @@ import { isAbsolute } from 'node:path';
 import { ConfigError, errorCode } from './errors.js';
 
 export type FieldSpec =
-  | { kind: 'string'; default?: string; optional?: boolean; enum?: readonly string[]; pattern?: RegExp; describe?: string; absolutePath?: boolean; nonEmpty?: boolean }
-  | { kind: 'number'; default?: number; optional?: boolean; min?: number; max?: number; integer?: boolean; describe?: string }
+  | {
+      kind: 'string';
+      default?: string;
+      optional?: boolean;
+      enum?: readonly string[];
+      pattern?: RegExp;
+      describe?: string;
+      absolutePath?: boolean;
+      nonEmpty?: boolean;
+    }
+  | {
+      kind: 'number';
+      default?: number;
+      optional?: boolean;
+      min?: number;
+      max?: number;
+      integer?: boolean;
+      describe?: string;
+    }
   | { kind: 'boolean'; default?: boolean; optional?: boolean; describe?: string }
   | { kind: 'object'; fields: Record<string, FieldSpec>; optional?: boolean; describe?: string }
   | { kind: 'record'; of: FieldSpec; optional?: boolean; minEntries?: number; keyPattern?: RegExp; describe?: string }
@@ -44,7 +61,10 @@ function validateField(spec: FieldSpec, value: unknown, path: string, file: stri
   if (value === undefined) {
     if ('default' in spec && spec.default !== undefined) return structuredClone(spec.default);
     if (spec.optional) return undefined;
-    if (spec.kind === 'object' && Object.values(spec.fields).every((f) => f.optional || ('default' in f && f.default !== undefined))) {
+    if (
+      spec.kind === 'object' &&
+      Object.values(spec.fields).every((f) => f.optional || ('default' in f && f.default !== undefined))
+    ) {
       return validateField(spec, {}, path, file);
     }
     fail(file, path, 'is required');
@@ -53,13 +73,16 @@ function validateField(spec: FieldSpec, value: unknown, path: string, file: stri
     case 'string': {
       if (typeof value !== 'string') fail(file, path, `must be a string, got ${typeOf(value)}`);
       if (spec.nonEmpty && value.length === 0) fail(file, path, 'must not be empty');
-      if (spec.enum && !spec.enum.includes(value)) fail(file, path, `must be one of ${spec.enum.join(', ')}, got "${value}"`);
-      if (spec.pattern && !spec.pattern.test(value)) fail(file, path, `has an invalid format ("${value}"${spec.describe ? `; expected ${spec.describe}` : ''})`);
+      if (spec.enum && !spec.enum.includes(value))
+        fail(file, path, `must be one of ${spec.enum.join(', ')}, got "${value}"`);
+      if (spec.pattern && !spec.pattern.test(value))
+        fail(file, path, `has an invalid format ("${value}"${spec.describe ? `; expected ${spec.describe}` : ''})`);
       if (spec.absolutePath && !isAbsolute(value)) fail(file, path, `must be an absolute path, got "${value}"`);
       return value;
     }
     case 'number': {
-      if (typeof value !== 'number' || !Number.isFinite(value)) fail(file, path, `must be a number, got ${typeOf(value)}`);
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        fail(file, path, `must be a number, got ${typeOf(value)}`);
       if (spec.integer && !Number.isInteger(value)) fail(file, path, `must be an integer, got ${value}`);
       if (spec.min !== undefined && value < spec.min) fail(file, path, `must be >= ${spec.min}, got ${value}`);
       if (spec.max !== undefined && value > spec.max) fail(file, path, `must be <= ${spec.max}, got ${value}`);
@@ -74,7 +97,8 @@ function validateField(spec: FieldSpec, value: unknown, path: string, file: stri
       const obj = value as Record<string, unknown>;
       const out: Record<string, unknown> = {};
       for (const key of Object.keys(obj)) {
-        if (!(key in spec.fields)) fail(file, path ? `${path}.${key}` : key, 'is not a known option (check the spelling)');
+        if (!(key in spec.fields))
+          fail(file, path ? `${path}.${key}` : key, 'is not a known option (check the spelling)');
       }
       for (const [key, fieldSpec] of Object.entries(spec.fields)) {
         const v = validateField(fieldSpec, obj[key], path ? `${path}.${key}` : key, file);
@@ -86,17 +110,20 @@ function validateField(spec: FieldSpec, value: unknown, path: string, file: stri
       if (typeOf(value) !== 'object') fail(file, path, `must be an object, got ${typeOf(value)}`);
       const obj = value as Record<string, unknown>;
       const entries = Object.entries(obj);
-      if (spec.minEntries !== undefined && entries.length < spec.minEntries) fail(file, path, `must have at least ${spec.minEntries} entr${spec.minEntries === 1 ? 'y' : 'ies'}`);
+      if (spec.minEntries !== undefined && entries.length < spec.minEntries)
+        fail(file, path, `must have at least ${spec.minEntries} entr${spec.minEntries === 1 ? 'y' : 'ies'}`);
       const out: Record<string, unknown> = {};
       for (const [key, v] of entries) {
-        if (spec.keyPattern && !spec.keyPattern.test(key)) fail(file, `${path}.${key}`, 'has an invalid name (use letters, digits, - and _)');
+        if (spec.keyPattern && !spec.keyPattern.test(key))
+          fail(file, `${path}.${key}`, 'has an invalid name (use letters, digits, - and _)');
         out[key] = validateField(spec.of, v, `${path}.${key}`, file);
       }
       return out;
     }
     case 'array': {
       if (!Array.isArray(value)) fail(file, path, `must be a list, got ${typeOf(value)}`);
-      if (spec.minItems !== undefined && value.length < spec.minItems) fail(file, path, `must have at least ${spec.minItems} item(s)`);
+      if (spec.minItems !== undefined && value.length < spec.minItems)
+        fail(file, path, `must have at least ${spec.minItems} item(s)`);
       return value.map((v, i) => validateField(spec.of, v, `${path}[${i}]`, file));
     }
   }
@@ -114,15 +141,26 @@ export async function loadConfigFile<T>(file: string, schema: Record<string, Fie
     text = await readFile(file, 'utf8');
   } catch (err) {
     if (errorCode(err) === 'ENOENT') {
-      throw new ConfigError(CONFIG_CODES.missing, `${file}: config file not found. Create it (see the README's configuration section) or pass --config.`, { cause: err, detail: { file } });
+      throw new ConfigError(
+        CONFIG_CODES.missing,
+        `${file}: config file not found. Create it (see the README's configuration section) or pass --config.`,
+        { cause: err, detail: { file } },
+      );
     }
-    throw new ConfigError(CONFIG_CODES.unreadable, `${file}: config file cannot be read. Check its permissions.`, { cause: err, detail: { file } });
+    throw new ConfigError(CONFIG_CODES.unreadable, `${file}: config file cannot be read. Check its permissions.`, {
+      cause: err,
+      detail: { file },
+    });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(CONFIG_CODES.syntax, `${file}: not valid JSON (${(err as Error).message}). Fix the syntax and start again.`, { cause: err, detail: { file } });
+    throw new ConfigError(
+      CONFIG_CODES.syntax,
+      `${file}: not valid JSON (${(err as Error).message}). Fix the syntax and start again.`,
+      { cause: err, detail: { file } },
+    );
   }
   return validateConfig<T>(schema, parsed, file);
 }

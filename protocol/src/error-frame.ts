@@ -29,10 +29,22 @@ function wireCode(code: string): string {
 
 /** The Error frame for a fatal session error (the caller closes the socket after sending it). */
 export function errorFrame(err: CodedError): ErrorMessage {
-  return { t: 'error', code: wireCode(err.code), message: clipUtf8(err.message, MAX_MESSAGE_BYTES), retryable: err.retryable };
+  return {
+    t: 'error',
+    code: wireCode(err.code),
+    message: clipUtf8(err.message, MAX_MESSAGE_BYTES),
+    retryable: err.retryable,
+  };
 }
 
 /** The Nack frame refusing one file. */
 export function nackFrame(hash: string, err: CodedError, resumeOffset: number): NackMessage {
-  return { t: 'nack', hash, code: wireCode(err.code), message: clipUtf8(err.message, MAX_MESSAGE_BYTES), retryable: err.retryable, resumeOffset };
+  return {
+    t: 'nack',
+    hash,
+    code: wireCode(err.code),
+    message: clipUtf8(err.message, MAX_MESSAGE_BYTES),
+    retryable: err.retryable,
+    resumeOffset,
+  };
 }

@@ -75,8 +75,18 @@ export function errorCode(err: unknown): string | undefined {
  * a human, and callers report it as permanent until free space is seen again.
  */
 const RETRYABLE_SYSTEM_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH',
-  'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'EAGAIN', 'EBUSY', 'ENOTCONN',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'EAGAIN',
+  'EBUSY',
+  'ENOTCONN',
 ]);
 
 export function isRetryableSystemError(err: unknown): boolean {

@@ -125,7 +125,10 @@ export function hashBytes(data: Uint8Array, engine?: HashEngine): string {
   return h.digest();
 }
 
-export async function hashStream(src: AsyncIterable<Uint8Array>, engine?: HashEngine): Promise<{ blake3: string; size: number }> {
+export async function hashStream(
+  src: AsyncIterable<Uint8Array>,
+  engine?: HashEngine,
+): Promise<{ blake3: string; size: number }> {
   const h = createHasher(engine);
   let size = 0;
   try {
@@ -152,7 +155,10 @@ export interface ReadChunksOptions {
  * buffer, so a consumer may keep one while the next is read). Throws the system
  * error (ENOENT, EIO…) as is; an abort throws `signal.reason`.
  */
-export async function* readFileChunks(path: string, opts: ReadChunksOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+export async function* readFileChunks(
+  path: string,
+  opts: ReadChunksOptions = {},
+): AsyncGenerator<Uint8Array, void, undefined> {
   const chunkSize = opts.chunkSize ?? HASH_READ_CHUNK;
   if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new TypeError('chunkSize must be a positive integer');
   opts.signal?.throwIfAborted();
@@ -173,6 +179,9 @@ export async function* readFileChunks(path: string, opts: ReadChunksOptions = {}
 }
 
 /** Hashes a file by streaming it (never the whole file in memory). */
-export async function hashFile(path: string, opts: { signal?: AbortSignal; engine?: HashEngine } = {}): Promise<{ blake3: string; size: number }> {
+export async function hashFile(
+  path: string,
+  opts: { signal?: AbortSignal; engine?: HashEngine } = {},
+): Promise<{ blake3: string; size: number }> {
   return hashStream(readFileChunks(path, opts.signal === undefined ? {} : { signal: opts.signal }), opts.engine);
 }

@@ -35,7 +35,8 @@ export class ErrorRing extends EventEmitter {
 
   constructor(capacity = 50) {
     super();
-    if (!Number.isInteger(capacity) || capacity < 1) throw new TypeError('ErrorRing capacity must be a positive integer');
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new TypeError('ErrorRing capacity must be a positive integer');
     this.capacity = capacity;
   }
 
@@ -119,7 +120,13 @@ function safeStringify(record: Record<string, unknown>): string {
     return JSON.stringify(record, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   } catch {
     // Circular or otherwise unserialisable event: keep the message, drop the fields.
-    return JSON.stringify({ time: record['time'], level: record['level'], name: record['name'], msg: record['msg'], logError: 'event not serialisable' });
+    return JSON.stringify({
+      time: record['time'],
+      level: record['level'],
+      name: record['name'],
+      msg: record['msg'],
+      logError: 'event not serialisable',
+    });
   }
 }
 
@@ -145,10 +152,14 @@ export function createLogger(options: LoggerOptions): Logger {
     };
     const code = record['code'];
     if (lvl === 'error' || (lvl === 'warn' && typeof code === 'string')) {
-      ring.push({ code: typeof code === 'string' ? code : 'UNKNOWN', message: err instanceof Error ? err.message : msg, at: time });
+      ring.push({
+        code: typeof code === 'string' ? code : 'UNKNOWN',
+        message: err instanceof Error ? err.message : msg,
+        at: time,
+      });
     }
     if (RANK[lvl] < RANK[level]) return;
-    stream.write(safeStringify(record) + '\n');
+    stream.write(`${safeStringify(record)}\n`);
   };
 
   return {
@@ -159,6 +170,7 @@ export function createLogger(options: LoggerOptions): Logger {
     info: (event, msg) => write('info', event, msg),
     warn: (event, msg) => write('warn', event, msg),
     error: (event, msg) => write('error', event, msg),
-    child: (more) => createLogger({ ...options, level, stream, lastErrors: ring, now, bindings: { ...bindings, ...more } }),
+    child: (more) =>
+      createLogger({ ...options, level, stream, lastErrors: ring, now, bindings: { ...bindings, ...more } }),
   };
 }

@@ -35,9 +35,13 @@ export const DEFAULT_SCAN_LIMITS: ScanLimits = {
 };
 
 function malformed(message: string, offset: number): never {
-  throw new ProtocolError(ProtoCode.Malformed, `Malformed frame: ${message} at byte ${offset}; the peer is not speaking protocol v1 correctly.`, {
-    detail: { offset },
-  });
+  throw new ProtocolError(
+    ProtoCode.Malformed,
+    `Malformed frame: ${message} at byte ${offset}; the peer is not speaking protocol v1 correctly.`,
+    {
+      detail: { offset },
+    },
+  );
 }
 
 /** Throws PROTO_MALFORMED unless `buf` holds exactly one msgpack map within `limits`. */
@@ -67,7 +71,8 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits = DEFAULT_SCAN_L
     const at = pos;
     const b = buf[pos++] as number;
     const expectKey = depth > 0 && isMap[depth] === true && (remaining[depth] as number) % 2 === 0;
-    if (first && !((b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf)) malformed('a frame must be a msgpack map', at);
+    if (first && !((b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf))
+      malformed('a frame must be a msgpack map', at);
 
     let strLen = -1;
     let container = -1; // element count of a new container, -1 if none
@@ -84,30 +89,77 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits = DEFAULT_SCAN_L
       strLen = b & 0x1f;
     } else {
       switch (b) {
-        case 0xc2: case 0xc3: break;
-        case 0xc4: case 0xc5: case 0xc6: {
+        case 0xc2:
+        case 0xc3:
+          break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6: {
           const n = readLen(b === 0xc4 ? 1 : b === 0xc5 ? 2 : 4, at);
           if (n > limits.maxBinBytes) malformed(`bin of ${n} bytes exceeds the limit ${limits.maxBinBytes}`, at);
           need(n, at);
           pos += n;
           break;
         }
-        case 0xca: need(4, at); pos += 4; break;
-        case 0xcb: need(8, at); pos += 8; break;
-        case 0xcc: case 0xd0: need(1, at); pos += 1; break;
-        case 0xcd: case 0xd1: need(2, at); pos += 2; break;
-        case 0xce: case 0xd2: need(4, at); pos += 4; break;
-        case 0xcf: case 0xd3: need(8, at); pos += 8; break;
-        case 0xd9: strLen = readLen(1, at); break;
-        case 0xda: strLen = readLen(2, at); break;
-        case 0xdb: strLen = readLen(4, at); break;
-        case 0xdc: container = readLen(2, at); break;
-        case 0xdd: container = readLen(4, at); break;
-        case 0xde: container = readLen(2, at); containerIsMap = true; break;
-        case 0xdf: container = readLen(4, at); containerIsMap = true; break;
-        case 0xc0: malformed('nil is not allowed', at); break;
-        case 0xc1: malformed('byte 0xc1 is never used in msgpack', at); break;
-        default: malformed(`extension type 0x${b.toString(16)} is not allowed`, at);
+        case 0xca:
+          need(4, at);
+          pos += 4;
+          break;
+        case 0xcb:
+          need(8, at);
+          pos += 8;
+          break;
+        case 0xcc:
+        case 0xd0:
+          need(1, at);
+          pos += 1;
+          break;
+        case 0xcd:
+        case 0xd1:
+          need(2, at);
+          pos += 2;
+          break;
+        case 0xce:
+        case 0xd2:
+          need(4, at);
+          pos += 4;
+          break;
+        case 0xcf:
+        case 0xd3:
+          need(8, at);
+          pos += 8;
+          break;
+        case 0xd9:
+          strLen = readLen(1, at);
+          break;
+        case 0xda:
+          strLen = readLen(2, at);
+          break;
+        case 0xdb:
+          strLen = readLen(4, at);
+          break;
+        case 0xdc:
+          container = readLen(2, at);
+          break;
+        case 0xdd:
+          container = readLen(4, at);
+          break;
+        case 0xde:
+          container = readLen(2, at);
+          containerIsMap = true;
+          break;
+        case 0xdf:
+          container = readLen(4, at);
+          containerIsMap = true;
+          break;
+        case 0xc0:
+          malformed('nil is not allowed', at);
+          break;
+        case 0xc1:
+          malformed('byte 0xc1 is never used in msgpack', at);
+          break;
+        default:
+          malformed(`extension type 0x${b.toString(16)} is not allowed`, at);
       }
     }
 
@@ -124,7 +176,8 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits = DEFAULT_SCAN_L
     first = false;
 
     if (container >= 0) {
-      if (container > limits.maxItems) malformed(`container of ${container} entries exceeds the limit ${limits.maxItems}`, at);
+      if (container > limits.maxItems)
+        malformed(`container of ${container} entries exceeds the limit ${limits.maxItems}`, at);
       const slots = containerIsMap ? container * 2 : container;
       if (slots > end - pos) malformed(`container claims ${slots} values but only ${end - pos} bytes remain`, at);
       if (slots > 0) {

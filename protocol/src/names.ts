@@ -19,8 +19,17 @@ const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 const DRIVE_RE = /^[A-Za-z]:/;
 
 export type BadNameReason =
-  | 'not-a-string' | 'empty' | 'absolute' | 'drive-prefix' | 'dot-segment' | 'empty-segment'
-  | 'backslash' | 'slash-in-segment' | 'control-character' | 'segment-too-long' | 'path-too-long'
+  | 'not-a-string'
+  | 'empty'
+  | 'absolute'
+  | 'drive-prefix'
+  | 'dot-segment'
+  | 'empty-segment'
+  | 'backslash'
+  | 'slash-in-segment'
+  | 'control-character'
+  | 'segment-too-long'
+  | 'path-too-long'
   | 'outside-root';
 
 const REASON_TEXT: Record<BadNameReason, string> = {
@@ -39,10 +48,15 @@ const REASON_TEXT: Record<BadNameReason, string> = {
 };
 
 export function badName(name: unknown, reason: BadNameReason): ProtocolError {
-  const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name) : typeof name;
-  return new ProtocolError(ProtoCode.BadName, `Refused name ${shown}: it ${REASON_TEXT[reason]}. Rename the file on the card or copy it by hand.`, {
-    detail: { reason, name: typeof name === 'string' ? name.slice(0, 256) : null },
-  });
+  const shown =
+    typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name) : typeof name;
+  return new ProtocolError(
+    ProtoCode.BadName,
+    `Refused name ${shown}: it ${REASON_TEXT[reason]}. Rename the file on the card or copy it by hand.`,
+    {
+      detail: { reason, name: typeof name === 'string' ? name.slice(0, 256) : null },
+    },
+  );
 }
 
 function checkSegment(original: unknown, seg: string, inPath: boolean): void {

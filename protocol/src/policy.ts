@@ -114,7 +114,9 @@ export function validatePolicy(p: unknown): PolicyConfig {
   const field = (name: 'copies' | 'media' | 'offsite', min: number): number => {
     const v = o[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_POLICY_VALUE) {
-      throw new TypeError(`policy.${name} must be an integer from ${min} to ${MAX_POLICY_VALUE} (got ${JSON.stringify(v)})`);
+      throw new TypeError(
+        `policy.${name} must be an integer from ${min} to ${MAX_POLICY_VALUE} (got ${JSON.stringify(v)})`,
+      );
     }
     return v;
   };

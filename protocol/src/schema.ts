@@ -11,14 +11,37 @@
 
 import { ProtocolError } from './errors.js';
 import {
-  MAGIC, MAX_BATCH_FILES, MAX_CHUNK_BYTES, MAX_CODE_BYTES, MAX_COPIES_PER_FILE, MAX_ID_BYTES,
-  MAX_LABEL_BYTES, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_NAMES_PER_FILE, MAX_PATH_BYTES,
-  MAX_PUBLIC_KEY_BYTES, MAX_STORED_PATH_BYTES, MAX_WINDOW_BYTES, MIN_WINDOW_BYTES, NONCE_BYTES,
-  PROTOCOL_VERSION, SIGNATURE_BYTES,
+  MAGIC,
+  MAX_BATCH_FILES,
+  MAX_CHUNK_BYTES,
+  MAX_CODE_BYTES,
+  MAX_COPIES_PER_FILE,
+  MAX_ID_BYTES,
+  MAX_LABEL_BYTES,
+  MAX_MESSAGE_BYTES,
+  MAX_NAME_BYTES,
+  MAX_NAMES_PER_FILE,
+  MAX_PATH_BYTES,
+  MAX_PUBLIC_KEY_BYTES,
+  MAX_STORED_PATH_BYTES,
+  MAX_WINDOW_BYTES,
+  MIN_WINDOW_BYTES,
+  NONCE_BYTES,
+  PROTOCOL_VERSION,
+  SIGNATURE_BYTES,
 } from './limits.js';
 import {
-  type AgentCopy, type FileName, type Message, MessageType, type MessageTypeName, type OfferFile,
-  ProtoCode, Role, type RoleName, type StudioCopy, type WantEntry,
+  type AgentCopy,
+  type FileName,
+  type Message,
+  MessageType,
+  type MessageTypeName,
+  type OfferFile,
+  ProtoCode,
+  Role,
+  type RoleName,
+  type StudioCopy,
+  type WantEntry,
 } from './messages.js';
 
 type Obj = Record<string, unknown>;
@@ -33,9 +56,13 @@ const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 const TYPE_NAMES = new Set<string>(Object.values(MessageType));
 
 function invalid(field: string, why: string): never {
-  throw new ProtocolError(ProtoCode.InvalidField, `Invalid field "${field}": ${why}. The peer sent a frame protocol v1 does not allow.`, {
-    detail: { field },
-  });
+  throw new ProtocolError(
+    ProtoCode.InvalidField,
+    `Invalid field "${field}": ${why}. The peer sent a frame protocol v1 does not allow.`,
+    {
+      detail: { field },
+    },
+  );
 }
 
 function isObj(v: unknown): v is Obj {
@@ -51,7 +78,12 @@ function obj(v: unknown, field: string): Obj {
   return v;
 }
 
-interface StrOpts { max: number; min?: number; re?: RegExp; noControl?: boolean }
+interface StrOpts {
+  max: number;
+  min?: number;
+  re?: RegExp;
+  noControl?: boolean;
+}
 
 function str(o: Obj, key: string, field: string, opts: StrOpts): string {
   const v = get(o, key);
@@ -64,7 +96,8 @@ function str(o: Obj, key: string, field: string, opts: StrOpts): string {
   return v;
 }
 
-const label = (o: Obj, key: string, field: string): string => str(o, key, field, { max: MAX_LABEL_BYTES, noControl: true });
+const label = (o: Obj, key: string, field: string): string =>
+  str(o, key, field, { max: MAX_LABEL_BYTES, noControl: true });
 const id = (o: Obj, key: string, field: string): string => str(o, key, field, { max: MAX_ID_BYTES, re: ID_RE });
 const hash = (o: Obj, key: string, field: string): string => str(o, key, field, { max: 64, re: HASH_RE });
 const code = (o: Obj, key: string, field: string): string => str(o, key, field, { max: MAX_CODE_BYTES, re: CODE_RE });
@@ -92,7 +125,10 @@ function bytes(o: Obj, key: string, field: string, min: number, max: number): Ui
   const v = get(o, key);
   if (!(v instanceof Uint8Array)) invalid(field, v === undefined ? 'missing' : 'expected bytes');
   if (v.length < min || v.length > max) {
-    invalid(field, min === max ? `expected exactly ${min} bytes, got ${v.length}` : `${v.length} bytes is outside ${min}..${max}`);
+    invalid(
+      field,
+      min === max ? `expected exactly ${min} bytes, got ${v.length}` : `${v.length} bytes is outside ${min}..${max}`,
+    );
   }
   return v;
 }
@@ -165,13 +201,20 @@ function wantEntry(v: unknown, f: string): WantEntry {
 function hello(o: Obj): Message {
   const magic = get(o, 'magic');
   if (magic !== MAGIC) {
-    throw new ProtocolError(ProtoCode.BadMagic, `Hello magic is ${JSON.stringify(typeof magic === 'string' ? magic.slice(0, 16) : typeof magic)}, expected "${MAGIC}": the peer is not a Studio321 endpoint.`);
+    throw new ProtocolError(
+      ProtoCode.BadMagic,
+      `Hello magic is ${JSON.stringify(typeof magic === 'string' ? magic.slice(0, 16) : typeof magic)}, expected "${MAGIC}": the peer is not a Studio321 endpoint.`,
+    );
   }
   const version = uint(o, 'version', 'version');
   if (version !== PROTOCOL_VERSION) {
-    throw new ProtocolError(ProtoCode.VersionUnsupported, `The peer speaks protocol version ${version}; this side speaks only version ${PROTOCOL_VERSION}. Upgrade the older of field-agent and studiod.`, {
-      detail: { version, supported: [PROTOCOL_VERSION] },
-    });
+    throw new ProtocolError(
+      ProtoCode.VersionUnsupported,
+      `The peer speaks protocol version ${version}; this side speaks only version ${PROTOCOL_VERSION}. Upgrade the older of field-agent and studiod.`,
+      {
+        detail: { version, supported: [PROTOCOL_VERSION] },
+      },
+    );
   }
   const role = get(o, 'role');
   if (role !== Role.Agent && role !== Role.Studio) invalid('role', 'expected "agent" or "studio"');
@@ -210,14 +253,18 @@ const validators: { [K in MessageTypeName]: (o: Obj) => Message } = {
   offer: (o) => {
     const batchId = id(o, 'batchId', 'batchId');
     const files = arr(o, 'files', 'files', 1, MAX_BATCH_FILES).map((f, i) => offerFile(f, `files[${i}]`));
-    uniqueHashes(files.map((f) => f.hash), 'files');
+    uniqueHashes(
+      files.map((f) => f.hash),
+      'files',
+    );
     return { t: 'offer', batchId, files };
   },
   want: (o) => {
     const batchId = id(o, 'batchId', 'batchId');
     const wants = arr(o, 'wants', 'wants', 0, MAX_BATCH_FILES).map((w, i) => wantEntry(w, `wants[${i}]`));
     const have = arr(o, 'have', 'have', 0, MAX_BATCH_FILES).map((h, i) => {
-      if (typeof h !== 'string' || !HASH_RE.test(h)) invalid(`have[${i}]`, 'expected a 64-character lower-case hex hash');
+      if (typeof h !== 'string' || !HASH_RE.test(h))
+        invalid(`have[${i}]`, 'expected a 64-character lower-case hex hash');
       return h;
     });
     uniqueHashes([...wants.map((w) => w.hash), ...have], 'wants+have');
@@ -262,9 +309,13 @@ export function validateMessage(value: unknown): Message {
   const t = get(value, 't');
   if (typeof t !== 'string' || !TYPE_NAMES.has(t)) {
     const shown = typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : typeof t;
-    throw new ProtocolError(ProtoCode.UnknownType, `Unknown message type ${shown}: the peer speaks a protocol this side does not know.`, {
-      detail: { type: typeof t === 'string' ? t.slice(0, 32) : null },
-    });
+    throw new ProtocolError(
+      ProtoCode.UnknownType,
+      `Unknown message type ${shown}: the peer speaks a protocol this side does not know.`,
+      {
+        detail: { type: typeof t === 'string' ? t.slice(0, 32) : null },
+      },
+    );
   }
   return validators[t as MessageTypeName](value);
 }

@@ -32,7 +32,10 @@ export class ShutdownController {
   #options: ShutdownOptions;
   #onSignal = (signal: NodeJS.Signals): void => {
     if (this.#running) {
-      this.#options.log?.warn({ event: 'shutdown-forced', signal }, `second ${signal} while shutting down: exiting now`);
+      this.#options.log?.warn(
+        { event: 'shutdown-forced', signal },
+        `second ${signal} while shutting down: exiting now`,
+      );
       this.#exit(1);
       return;
     }
@@ -108,7 +111,10 @@ export class ShutdownController {
     const outcome = await Promise.race([closeAll().then(() => 'done' as const), timedOut]);
     clearTimeout(timer);
     if (outcome === 'timeout') {
-      log?.error({ event: 'shutdown-timeout', code: 'SHUTDOWN_TIMEOUT', timeoutMs }, `shutdown did not finish within ${timeoutMs} ms; exiting anyway`);
+      log?.error(
+        { event: 'shutdown-timeout', code: 'SHUTDOWN_TIMEOUT', timeoutMs },
+        `shutdown did not finish within ${timeoutMs} ms; exiting anyway`,
+      );
       return 1;
     }
     log?.info({ event: 'shutdown-done', clean: !failed }, failed ? 'shut down with errors' : 'shut down cleanly');

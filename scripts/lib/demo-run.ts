@@ -21,7 +21,8 @@ export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'studio321') return dir;
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'studio321')
+      return dir;
     const up = dirname(dir);
     if (up === dir) throw new Error('cannot find the studio321 repository root');
     dir = up;
@@ -66,7 +67,16 @@ export const DEMO_SHOOT = '2026-11-26-wedding';
 
 export class DemoRun {
   readonly dir: string;
-  readonly paths: { cards: string; mirror: string; raid: string; state: string; s3: string; agent: string; config: string; studiodLog: string };
+  readonly paths: {
+    cards: string;
+    mirror: string;
+    raid: string;
+    state: string;
+    s3: string;
+    agent: string;
+    config: string;
+    studiodLog: string;
+  };
   readonly cards: SampleCard[] = [];
   readonly shoot: string;
   studiodPort = 0;
@@ -81,11 +91,17 @@ export class DemoRun {
     this.dir = resolve(opts.dir);
     this.shoot = opts.shoot ?? DEMO_SHOOT;
     this.#rawSize = opts.rawSize ?? 4 * 1024 * 1024;
-    this.#say = opts.say ?? ((l) => process.stdout.write(l + '\n'));
+    this.#say = opts.say ?? ((l) => process.stdout.write(`${l}\n`));
     const d = this.dir;
     this.paths = {
-      cards: join(d, 'cards'), mirror: join(d, 'studio', 'mirror'), raid: join(d, 'studio', 'raid'), state: join(d, 'studio', 'state'),
-      s3: join(d, 's3'), agent: join(d, 'laptop'), config: join(d, 'studiod.json'), studiodLog: join(d, 'studiod.log'),
+      cards: join(d, 'cards'),
+      mirror: join(d, 'studio', 'mirror'),
+      raid: join(d, 'studio', 'raid'),
+      state: join(d, 'studio', 'state'),
+      s3: join(d, 's3'),
+      agent: join(d, 'laptop'),
+      config: join(d, 'studiod.json'),
+      studiodLog: join(d, 'studiod.log'),
     };
   }
 
@@ -100,7 +116,15 @@ export class DemoRun {
   /** Wipe the working folder (a previous run's studiod must be stopped: its catalogue lock would refuse us anyway). */
   async prepare(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
-    for (const p of [this.paths.cards, this.paths.mirror, this.paths.raid, this.paths.state, this.paths.s3, this.paths.agent]) await mkdir(p, { recursive: true });
+    for (const p of [
+      this.paths.cards,
+      this.paths.mirror,
+      this.paths.raid,
+      this.paths.state,
+      this.paths.s3,
+      this.paths.agent,
+    ])
+      await mkdir(p, { recursive: true });
   }
 
   /** A card with RAW+JPEG pairs, sidecars, video; a dual-slot pair; two bodies writing the same names. */
@@ -110,12 +134,19 @@ export class DemoRun {
       const dir = join(this.paths.cards, label);
       this.cards.push({ dir, label, what, files: await make(dir) });
     };
-    await add('EOS-R5', 'RAW+JPEG pairs, XMP sidecars, DCF 9999→0001 wrap, Sony and GoPro video with sidecars', (d) => makeTestCard(d, { rawSize: raw, seed: 11 }));
+    await add('EOS-R5', 'RAW+JPEG pairs, XMP sidecars, DCF 9999→0001 wrap, Sony and GoPro video with sidecars', (d) =>
+      makeTestCard(d, { rawSize: raw, seed: 11 }),
+    );
     const slot1 = join(this.paths.cards, 'A7IV-SLOT1');
     const slot2 = join(this.paths.cards, 'A7IV-SLOT2');
     const [s1, s2] = await makeDualSlotPair(slot1, slot2, { rawSize: raw >> 1, seed: 12 });
     this.cards.push({ dir: slot1, label: 'A7IV-SLOT1', files: s1, what: 'dual slot, card 1' });
-    this.cards.push({ dir: slot2, label: 'A7IV-SLOT2', files: s2, what: 'dual slot, card 2 (same images: stored once)' });
+    this.cards.push({
+      dir: slot2,
+      label: 'A7IV-SLOT2',
+      files: s2,
+      what: 'dual slot, card 2 (same images: stored once)',
+    });
     const bodyA = join(this.paths.cards, 'BODY-A');
     const bodyB = join(this.paths.cards, 'BODY-B');
     const [a, b] = await makeTwoBodyCards(bodyA, bodyB, { rawSize: raw >> 1, seed: 13 });
@@ -123,12 +154,19 @@ export class DemoRun {
     this.cards.push({ dir: bodyB, label: 'R6-BODY-B', files: b, what: '…different content (kept apart by hash)' });
     let files = 0;
     let bytes = 0;
-    for (const c of this.cards) for (const f of c.files) { files++; bytes += f.size; }
+    for (const c of this.cards)
+      for (const f of c.files) {
+        files++;
+        bytes += f.size;
+      }
     return { files, bytes };
   }
 
   #spawn(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.#children.add(child);
     child.once('exit', () => this.#children.delete(child));
     return child;
@@ -140,8 +178,12 @@ export class DemoRun {
       const child = this.#spawn(bin, args, env);
       let stdout = '';
       let stderr = '';
-      child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-      child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+      });
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
       child.once('error', reject);
       child.once('close', (code) => resolvePromise({ code, stdout, stderr }));
     });
@@ -159,7 +201,9 @@ export class DemoRun {
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     this.s3Port = await new Promise<number>((ok, fail) => {
       let err = '';
-      child.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+      });
       child.once('exit', (code) => fail(new Error(`s3rver exited with ${code} before listening: ${err}`)));
       lines.once('line', (line) => ok((JSON.parse(line) as { port: number }).port));
     });
@@ -167,8 +211,17 @@ export class DemoRun {
 
   studiodConfig(): Record<string, unknown> {
     const cloud = (name: string, storageClass: string, media: string, location: string): Record<string, unknown> => ({
-      name, endpoint: this.s3Endpoint, region: 'us-east-1', bucket: name, accessKeyId: S3_KEY, secretAccessKey: S3_KEY,
-      storageClass, media, location, forcePathStyle: true, concurrency: 2,
+      name,
+      endpoint: this.s3Endpoint,
+      region: 'us-east-1',
+      bucket: name,
+      accessKeyId: S3_KEY,
+      secretAccessKey: S3_KEY,
+      storageClass,
+      media,
+      location,
+      forcePathStyle: true,
+      concurrency: 2,
     });
     return {
       listen: { host: '127.0.0.1', port: this.studiodPort },
@@ -177,14 +230,17 @@ export class DemoRun {
         mirror: { root: this.paths.mirror, media: 'hdd', location: 'studio', device: 'workstation-mirror' },
         raid: { root: this.paths.raid, media: 'raid-hdd', location: 'studio', device: 'raid-array' },
       },
-      cloud: [cloud('cloud-east', 'STANDARD', 'cloud-ssd', 'cloud-east'), cloud('cloud-west', 'DEEP_ARCHIVE', 'tape', 'cloud-west')],
+      cloud: [
+        cloud('cloud-east', 'STANDARD', 'cloud-ssd', 'cloud-east'),
+        cloud('cloud-west', 'DEEP_ARCHIVE', 'tape', 'cloud-west'),
+      ],
       policy: { copies: 3, media: 2, offsite: 1 },
       log: { level: 'info' },
     };
   }
 
   async startStudiod(): Promise<{ port: number; fingerprint: string }> {
-    await writeFile(this.paths.config, JSON.stringify(this.studiodConfig(), null, 2) + '\n');
+    await writeFile(this.paths.config, `${JSON.stringify(this.studiodConfig(), null, 2)}\n`);
     const child = this.#spawn(BINS.studiod, ['--config', this.paths.config]);
     this.#studiod = child;
     let log = '';
@@ -206,7 +262,9 @@ export class DemoRun {
     });
     // Keep its log (JSON lines) in a file for whoever wants to look.
     await writeFile(this.paths.studiodLog, log);
-    child.stderr?.on('data', (d: string) => { void writeFile(this.paths.studiodLog, d, { flag: 'a' }); });
+    child.stderr?.on('data', (d: string) => {
+      void writeFile(this.paths.studiodLog, d, { flag: 'a' });
+    });
     this.studiodPort = listening.port;
     return listening;
   }
@@ -216,7 +274,12 @@ export class DemoRun {
   }
 
   async studioctlJson<T>(args: string[]): Promise<T> {
-    const r = await this.#must(`studioctl ${args.join(' ')}`, BINS.studioctl, ['--socket', this.controlSocket, '--json', ...args]);
+    const r = await this.#must(`studioctl ${args.join(' ')}`, BINS.studioctl, [
+      '--socket',
+      this.controlSocket,
+      '--json',
+      ...args,
+    ]);
     return JSON.parse(r.stdout) as T;
   }
 
@@ -226,7 +289,16 @@ export class DemoRun {
 
   async pair(): Promise<string> {
     const { code, fingerprint } = await this.studioctlJson<{ code: string; fingerprint: string }>(['pair']);
-    const r = await this.agent(['pair', `wss://127.0.0.1:${this.studiodPort}/v1`, code, '--fingerprint', fingerprint, '--name', 'demo-laptop', '--json']);
+    const r = await this.agent([
+      'pair',
+      `wss://127.0.0.1:${this.studiodPort}/v1`,
+      code,
+      '--fingerprint',
+      fingerprint,
+      '--name',
+      'demo-laptop',
+      '--json',
+    ]);
     if (r.code !== 0) throw new Error(`field-agent pair failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
     const last = r.stdout.trim().split('\n').pop() ?? '{}';
     return (JSON.parse(last) as { agentId: string }).agentId;
@@ -234,7 +306,8 @@ export class DemoRun {
 
   async ingest(card: SampleCard): Promise<string> {
     const r = await this.agent(['ingest', card.dir, '--shoot', this.shoot, '--card-label', card.label]);
-    if (r.code !== 0) throw new Error(`field-agent ingest ${card.label} failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
+    if (r.code !== 0)
+      throw new Error(`field-agent ingest ${card.label} failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
     return r.stdout.trim().split('\n')[0] ?? '';
   }
 
@@ -265,7 +338,11 @@ export class DemoRun {
 
   /** SIGTERM each child we started, SIGKILL it if it has not exited after `graceMs`. */
   async stop(graceMs = 5000): Promise<void> {
-    const order = [this.#studiod, ...[...this.#children].filter((c) => c !== this.#studiod && c !== this.#s3), this.#s3];
+    const order = [
+      this.#studiod,
+      ...[...this.#children].filter((c) => c !== this.#studiod && c !== this.#s3),
+      this.#s3,
+    ];
     for (const child of order) {
       if (child === undefined || child.exitCode !== null || child.signalCode !== null) continue;
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -285,5 +362,11 @@ export class DemoRun {
 /** The part of `studioctl status --json` the demo reads. */
 export interface DemoStatus {
   ledger: { assets: number; bytes: number; compliant: number; notCompliant: number };
-  targetReport: Array<{ target: string; kind: string; copies: number; missing: { count: number } | null; queue?: { pending: number; parked: number; lastError: { code: string; message: string } | null } }>;
+  targetReport: Array<{
+    target: string;
+    kind: string;
+    copies: number;
+    missing: { count: number } | null;
+    queue?: { pending: number; parked: number; lastError: { code: string; message: string } | null };
+  }>;
 }

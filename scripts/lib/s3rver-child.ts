@@ -10,9 +10,17 @@ if (dir === undefined || port === undefined) {
   process.stderr.write('usage: s3rver-child <dataDir> <port|0> <bucket>...\n');
   process.exit(2);
 }
-const server = new S3rver({ directory: dir, address: '127.0.0.1', port: Number(port), silent: true, configureBuckets: buckets.map((name) => ({ name })) });
+const server = new S3rver({
+  directory: dir,
+  address: '127.0.0.1',
+  port: Number(port),
+  silent: true,
+  configureBuckets: buckets.map((name) => ({ name })),
+});
 const addr = await server.run();
-process.stdout.write(JSON.stringify({ port: addr.port }) + '\n');
-const stop = (): void => { void server.close().finally(() => process.exit(0)); };
+process.stdout.write(`${JSON.stringify({ port: addr.port })}\n`);
+const stop = (): void => {
+  void server.close().finally(() => process.exit(0));
+};
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

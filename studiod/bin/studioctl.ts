@@ -51,7 +51,7 @@ async function main(): Promise<number> {
   if (socket === undefined) socket = (await loadStudiodConfig(configFile ?? defaultConfigPath())).controlSocket;
   const cmd = args.shift();
   const out = (human: string, data: unknown): void => {
-    process.stdout.write(json ? JSON.stringify(data, null, 2) + '\n' : human);
+    process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : human);
   };
   switch (cmd) {
     case 'pair': {
@@ -71,7 +71,7 @@ async function main(): Promise<number> {
       return 0;
     }
     case 'status': {
-      const r = await controlRequest(socket, 'status') as StatusReport;
+      const r = (await controlRequest(socket, 'status')) as StatusReport;
       out(formatStatusReport(r), r);
       return 0;
     }
@@ -82,7 +82,9 @@ async function main(): Promise<number> {
       const card = takeOption(args, '--card');
       const limit = takeOption(args, '--limit');
       const r = await controlRequest(socket, 'assets', {
-        unprotected, ...(shoot === undefined ? {} : { shoot }), ...(card === undefined ? {} : { card }),
+        unprotected,
+        ...(shoot === undefined ? {} : { shoot }),
+        ...(card === undefined ? {} : { card }),
         ...(limit === undefined ? {} : { limit: Number(limit) }),
       });
       out(formatAssets(r), r);
@@ -103,16 +105,25 @@ async function main(): Promise<number> {
         process.stderr.write(`studioctl: LEDGER_BAD_ARGUMENT: --sample takes a percentage, e.g. --sample 5%\n`);
         return 2;
       }
-      const r = await controlRequest(socket, 'verify', {
-        ...(target === undefined ? {} : { target }), ...(sample === undefined ? {} : { sample }), download,
-      }, LONG_TIMEOUT_MS) as { lost: unknown[] };
+      const r = (await controlRequest(
+        socket,
+        'verify',
+        {
+          ...(target === undefined ? {} : { target }),
+          ...(sample === undefined ? {} : { sample }),
+          download,
+        },
+        LONG_TIMEOUT_MS,
+      )) as { lost: unknown[] };
       out(formatVerify(r), r);
       return r.lost.length > 0 ? 3 : 0;
     }
     case 'cloud': {
       if (args[0] !== 'retry') break;
       const target = takeOption(args, '--target');
-      const r = await controlRequest(socket, 'cloud-retry', target === undefined ? {} : { target }) as { retried: number };
+      const r = (await controlRequest(socket, 'cloud-retry', target === undefined ? {} : { target })) as {
+        retried: number;
+      };
       out(`${r.retried} parked upload(s) queued again\n`, r);
       return 0;
     }
@@ -123,8 +134,11 @@ async function main(): Promise<number> {
   return 2;
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  const code = err instanceof CodedError ? err.code : 'STUDIO_CONTROL_REQUEST';
-  process.stderr.write(`studioctl: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const code = err instanceof CodedError ? err.code : 'STUDIO_CONTROL_REQUEST';
+    process.stderr.write(`studioctl: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

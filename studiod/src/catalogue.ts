@@ -109,7 +109,13 @@ export interface AssetChange {
 }
 
 /** A raw batch operation a hook adds to the SAME batch; it may name a sublevel (abstract-level `sublevel` option). */
-export type HookOp = { type: 'put' | 'del'; key: string; value?: unknown; sublevel?: unknown; [extra: string]: unknown };
+export type HookOp = {
+  type: 'put' | 'del';
+  key: string;
+  value?: unknown;
+  sublevel?: unknown;
+  [extra: string]: unknown;
+};
 
 /**
  * Called inside the catalogue's serialised write section, before the batch is
@@ -184,7 +190,10 @@ export class Catalogue {
     } else if (typeof format.version !== 'number' || format.version > FORMAT_VERSION) {
       await db.close();
       this.#state = 'closed';
-      throw new StudioError(StudioCode.FormatTooNew, `The catalogue at ${this.location} has format ${String(format.version)}, newer than this studiod understands (${FORMAT_VERSION}). Upgrade studiod.`);
+      throw new StudioError(
+        StudioCode.FormatTooNew,
+        `The catalogue at ${this.location} has format ${String(format.version)}, newer than this studiod understands (${FORMAT_VERSION}). Upgrade studiod.`,
+      );
     }
     const counters = await this.#get<CatalogueCounters>(P.counter, 'all');
     if (counters !== undefined) this.#counters = counters;
@@ -213,7 +222,9 @@ export class Catalogue {
   }
 
   async #batch(ops: Op[], extra: HookOp[] = []): Promise<void> {
-    const mapped = ops.map((o) => (o.type === 'put' ? { type: 'put' as const, key: o.key, value: o.value } : { type: 'del' as const, key: o.key }));
+    const mapped = ops.map((o) =>
+      o.type === 'put' ? { type: 'put' as const, key: o.key, value: o.value } : { type: 'del' as const, key: o.key },
+    );
     // Hook ops are passed through untouched (they may carry `sublevel` and marks for 'write' listeners).
     await this.#open().batch([...mapped, ...(extra as unknown as typeof mapped)], SYNC);
   }
@@ -232,7 +243,12 @@ export class Catalogue {
       for (const op of r.ops) ops.push(op);
       if (r.commit !== undefined) commits.push(r.commit);
     }
-    return { ops, commit: () => { for (const c of commits) c(); } };
+    return {
+      ops,
+      commit: () => {
+        for (const c of commits) c();
+      },
+    };
   }
 
   /** Copies after applying `puts` and `dels` (by copy key) to `before`. */
@@ -306,22 +322,30 @@ export class Catalogue {
         next.bytes += rec.asset.size;
         ops.push({ type: 'put', key: P.asset + rec.asset.hash, value: rec.asset as unknown as Json });
       }
-      for (const n of rec.names) ops.push({ type: 'put', key: `${P.name}${rec.asset.hash}${SEP}${n.key}`, value: n.value as unknown as Json });
+      for (const n of rec.names)
+        ops.push({ type: 'put', key: `${P.name}${rec.asset.hash}${SEP}${n.key}`, value: n.value as unknown as Json });
       for (const c of rec.copies) {
         const key = copyKey(c);
         if ((await this.#get<CopyRecord>(P.copy, key)) === undefined) this.#bumpCopy(next, c, 1);
         ops.push({ type: 'put', key: P.copy + key, value: c as unknown as Json });
       }
-      for (const s of rec.storedPaths) ops.push({ type: 'put', key: P.stored + s.key, value: s.value as unknown as Json });
+      for (const s of rec.storedPaths)
+        ops.push({ type: 'put', key: P.stored + s.key, value: s.value as unknown as Json });
       ops.push({ type: 'del', key: P.intent + rec.asset.hash });
       ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
-      let hooks = { ops: [] as HookOp[], commit: () => undefined as void };
+      let hooks = { ops: [] as HookOp[], commit: (): void => undefined };
       if (this.#hooks.length > 0) {
         const before = await this.copiesOf(rec.asset.hash);
-        hooks = await this.#runHooks([{
-          hash: rec.asset.hash, asset: existing ?? rec.asset, created: existing === undefined, before,
-          after: Catalogue.#mergeCopies(before, rec.copies), names: rec.names.map((n) => n.value),
-        }]);
+        hooks = await this.#runHooks([
+          {
+            hash: rec.asset.hash,
+            asset: existing ?? rec.asset,
+            created: existing === undefined,
+            before,
+            after: Catalogue.#mergeCopies(before, rec.copies),
+            names: rec.names.map((n) => n.value),
+          },
+        ]);
       }
       await this.#batch(ops, hooks.ops);
       this.#counters = next;
@@ -345,7 +369,11 @@ export class Catalogue {
   }
 
   /** Extra names (and agent copies) for an asset the studio already holds. */
-  addNamesAndAgentCopies(hash: string, names: Array<{ key: string; value: NameRecord }>, copies: CopyRecord[]): Promise<void> {
+  addNamesAndAgentCopies(
+    hash: string,
+    names: Array<{ key: string; value: NameRecord }>,
+    copies: CopyRecord[],
+  ): Promise<void> {
     return this.#write(async () => {
       const next = structuredClone(this.#counters);
       const ops: Op[] = [];
@@ -365,12 +393,18 @@ export class Catalogue {
       }
       if (ops.length === 0) return;
       ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
-      let hooks = { ops: [] as HookOp[], commit: () => undefined as void };
+      let hooks = { ops: [] as HookOp[], commit: (): void => undefined };
       if (this.#hooks.length > 0) {
-        hooks = await this.#runHooks([{
-          hash, asset: await this.#get<AssetRecord>(P.asset, hash), created: false, before,
-          after: Catalogue.#mergeCopies(before, copies), names: added,
-        }]);
+        hooks = await this.#runHooks([
+          {
+            hash,
+            asset: await this.#get<AssetRecord>(P.asset, hash),
+            created: false,
+            before,
+            after: Catalogue.#mergeCopies(before, copies),
+            names: added,
+          },
+        ]);
       }
       await this.#batch(ops, hooks.ops);
       this.#counters = next;
@@ -391,18 +425,27 @@ export class Catalogue {
       if (existing === undefined) return false;
       const next = structuredClone(this.#counters);
       this.#bumpCopy(next, existing, -1);
-      let hooks = { ops: [] as HookOp[], commit: () => undefined as void };
+      let hooks = { ops: [] as HookOp[], commit: (): void => undefined };
       if (this.#hooks.length > 0) {
         const before = await this.copiesOf(copy.hash);
-        hooks = await this.#runHooks([{
-          hash: copy.hash, asset: await this.#get<AssetRecord>(P.asset, copy.hash), created: false, before,
-          after: Catalogue.#mergeCopies(before, [], [key]), names: [],
-        }]);
+        hooks = await this.#runHooks([
+          {
+            hash: copy.hash,
+            asset: await this.#get<AssetRecord>(P.asset, copy.hash),
+            created: false,
+            before,
+            after: Catalogue.#mergeCopies(before, [], [key]),
+            names: [],
+          },
+        ]);
       }
-      await this.#batch([
-        { type: 'del', key: P.copy + key },
-        { type: 'put', key: `${P.counter}all`, value: next as unknown as Json },
-      ], hooks.ops);
+      await this.#batch(
+        [
+          { type: 'del', key: P.copy + key },
+          { type: 'put', key: `${P.counter}all`, value: next as unknown as Json },
+        ],
+        hooks.ops,
+      );
       this.#counters = next;
       hooks.commit();
       return true;
@@ -426,17 +469,26 @@ export class Catalogue {
         next.assets += 1;
         next.bytes += rec.asset.size;
         ops.push({ type: 'put', key: P.asset + rec.asset.hash, value: rec.asset as unknown as Json });
-        for (const n of rec.names) ops.push({ type: 'put', key: `${P.name}${rec.asset.hash}${SEP}${n.key}`, value: n.value as unknown as Json });
+        for (const n of rec.names)
+          ops.push({ type: 'put', key: `${P.name}${rec.asset.hash}${SEP}${n.key}`, value: n.value as unknown as Json });
         for (const c of rec.copies) {
           this.#bumpCopy(next, c, 1);
           ops.push({ type: 'put', key: P.copy + copyKey(c), value: c as unknown as Json });
         }
-        for (const s of rec.storedPaths) ops.push({ type: 'put', key: P.stored + s.key, value: s.value as unknown as Json });
+        for (const s of rec.storedPaths)
+          ops.push({ type: 'put', key: P.stored + s.key, value: s.value as unknown as Json });
       }
       ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
-      const hooks = await this.#runHooks(recs.map((rec) => ({
-        hash: rec.asset.hash, asset: rec.asset, created: true, before: [], after: rec.copies, names: rec.names.map((n) => n.value),
-      })));
+      const hooks = await this.#runHooks(
+        recs.map((rec) => ({
+          hash: rec.asset.hash,
+          asset: rec.asset,
+          created: true,
+          before: [],
+          after: rec.copies,
+          names: rec.names.map((n) => n.value),
+        })),
+      );
       await this.#batch(ops, hooks.ops);
       this.#counters = next;
       hooks.commit();

@@ -64,7 +64,12 @@ export interface StudiodConfig {
   log: { level: string };
 }
 
-const label = (describe: string): FieldSpec => ({ kind: 'string', nonEmpty: true, pattern: /^[\w .:@-]{1,128}$/u, describe });
+const label = (describe: string): FieldSpec => ({
+  kind: 'string',
+  nonEmpty: true,
+  pattern: /^[\w .:@-]{1,128}$/u,
+  describe,
+});
 
 const targetSpec: FieldSpec = {
   kind: 'object',
@@ -96,11 +101,19 @@ const schema: Record<string, FieldSpec> = {
   stateDir: { kind: 'string', absolutePath: true },
   catalogue: { kind: 'string', absolutePath: true, optional: true },
   controlSocket: { kind: 'string', absolutePath: true, optional: true },
-  windowBytes: { kind: 'number', integer: true, min: MIN_WINDOW_BYTES, max: MAX_WINDOW_BYTES, default: STUDIOD_DEFAULT_WINDOW_BYTES },
+  windowBytes: {
+    kind: 'number',
+    integer: true,
+    min: MIN_WINDOW_BYTES,
+    max: MAX_WINDOW_BYTES,
+    default: STUDIOD_DEFAULT_WINDOW_BYTES,
+  },
   targets: { kind: 'object', fields: { mirror: targetSpec, raid: targetSpec } },
   log: {
     kind: 'object',
-    fields: { level: { kind: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' } },
+    fields: {
+      level: { kind: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    },
   },
 };
 
@@ -141,15 +154,26 @@ export async function loadStudiodConfig(file: string): Promise<StudiodConfig> {
     text = await readFile(abs, 'utf8');
   } catch (err) {
     if (errorCode(err) === 'ENOENT') {
-      throw new ConfigError(CONFIG_CODES.missing, `${abs}: config file not found. Create it (see the README's studiod configuration section) or pass --config.`, { cause: err, detail: { file: abs } });
+      throw new ConfigError(
+        CONFIG_CODES.missing,
+        `${abs}: config file not found. Create it (see the README's studiod configuration section) or pass --config.`,
+        { cause: err, detail: { file: abs } },
+      );
     }
-    throw new ConfigError(CONFIG_CODES.unreadable, `${abs}: config file cannot be read. Check its permissions.`, { cause: err, detail: { file: abs } });
+    throw new ConfigError(CONFIG_CODES.unreadable, `${abs}: config file cannot be read. Check its permissions.`, {
+      cause: err,
+      detail: { file: abs },
+    });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(CONFIG_CODES.syntax, `${abs}: not valid JSON (${(err as Error).message}). Fix the syntax and start again.`, { cause: err, detail: { file: abs } });
+    throw new ConfigError(
+      CONFIG_CODES.syntax,
+      `${abs}: not valid JSON (${(err as Error).message}). Fix the syntax and start again.`,
+      { cause: err, detail: { file: abs } },
+    );
   }
   return parseStudiodConfig(parsed, abs);
 }
@@ -169,11 +193,17 @@ export function cloudTargetsOf(config: StudiodConfig): CloudTargetConfig[] {
   const raw = config.cloud;
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) {
-    throw new ConfigError(CONFIG_CODES.invalid, 'cloud must be a list of cloud targets ([{ "name", "endpoint", "region", "bucket", … }]). Fix the studiod config file.', { detail: { field: 'cloud' } });
+    throw new ConfigError(
+      CONFIG_CODES.invalid,
+      'cloud must be a list of cloud targets ([{ "name", "endpoint", "region", "bucket", … }]). Fix the studiod config file.',
+      { detail: { field: 'cloud' } },
+    );
   }
   return raw.map((t, i) => {
     if (t === null || typeof t !== 'object' || Array.isArray(t)) {
-      throw new ConfigError(CONFIG_CODES.invalid, `cloud[${i}] must be an object. Fix the studiod config file.`, { detail: { field: `cloud[${i}]` } });
+      throw new ConfigError(CONFIG_CODES.invalid, `cloud[${i}] must be an object. Fix the studiod config file.`, {
+        detail: { field: `cloud[${i}]` },
+      });
     }
     return validateCloudTarget(t as CloudTargetConfig);
   });
@@ -185,6 +215,10 @@ export function policyOf(config: StudiodConfig): PolicyConfig {
   try {
     return validatePolicy(config.policy);
   } catch (err) {
-    throw new ConfigError(CONFIG_CODES.invalid, `${err instanceof Error ? err.message : String(err)}. Fix the studiod config file.`, { cause: err, detail: { field: 'policy' } });
+    throw new ConfigError(
+      CONFIG_CODES.invalid,
+      `${err instanceof Error ? err.message : String(err)}. Fix the studiod config file.`,
+      { cause: err, detail: { field: 'policy' } },
+    );
   }
 }

@@ -38,14 +38,28 @@ export class ControlSocket {
   async open(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     if (await isLive(this.path)) {
-      throw new StudioError(StudioCode.ControlSocket, `Another studiod is already serving ${this.path}. Stop it first, or use another stateDir.`, { detail: { path: this.path } });
+      throw new StudioError(
+        StudioCode.ControlSocket,
+        `Another studiod is already serving ${this.path}. Stop it first, or use another stateDir.`,
+        { detail: { path: this.path } },
+      );
     }
-    await unlink(this.path).catch((err: unknown) => { if (errorCode(err) !== 'ENOENT') throw err; });
+    await unlink(this.path).catch((err: unknown) => {
+      if (errorCode(err) !== 'ENOENT') throw err;
+    });
     const server = createServer((sock) => this.#serve(sock));
     const oldMask = process.umask(0o177); // the socket is created 0600: no window where others could connect
     try {
       await new Promise<void>((resolve, reject) => {
-        server.once('error', (err) => reject(new StudioError(StudioCode.ControlSocket, `Cannot bind the control socket ${this.path} (${errorCode(err) ?? err.message}).`, { cause: err })));
+        server.once('error', (err) =>
+          reject(
+            new StudioError(
+              StudioCode.ControlSocket,
+              `Cannot bind the control socket ${this.path} (${errorCode(err) ?? err.message}).`,
+              { cause: err },
+            ),
+          ),
+        );
         server.listen(this.path, () => resolve());
       });
     } finally {
@@ -73,7 +87,13 @@ export class ControlSocket {
     sock.on('data', (data: string) => {
       buf += data;
       if (buf.length > MAX_REQUEST_BYTES) {
-        sock.end(JSON.stringify({ id: null, ok: false, error: { code: StudioCode.ControlRequest, message: 'Request too large.', retryable: false } }) + '\n');
+        sock.end(
+          `${JSON.stringify({
+            id: null,
+            ok: false,
+            error: { code: StudioCode.ControlRequest, message: 'Request too large.', retryable: false },
+          })}\n`,
+        );
         return;
       }
       let nl: number;
@@ -94,18 +114,36 @@ export class ControlSocket {
       } catch (err) {
         throw new StudioError(StudioCode.ControlRequest, 'Control request is not JSON.', { cause: err });
       }
-      if (req === null || typeof req !== 'object') throw new StudioError(StudioCode.ControlRequest, 'Control request must be an object.');
+      if (req === null || typeof req !== 'object')
+        throw new StudioError(StudioCode.ControlRequest, 'Control request must be an object.');
       const r = req as { id?: unknown; cmd?: unknown; args?: unknown };
       id = r.id ?? null;
       const handler = typeof r.cmd === 'string' ? this.#handlers.get(r.cmd) : undefined;
-      if (handler === undefined) throw new StudioError(StudioCode.ControlRequest, `Unknown command ${JSON.stringify(r.cmd)}. Known: ${[...this.#handlers.keys()].join(', ')}.`);
+      if (handler === undefined)
+        throw new StudioError(
+          StudioCode.ControlRequest,
+          `Unknown command ${JSON.stringify(r.cmd)}. Known: ${[...this.#handlers.keys()].join(', ')}.`,
+        );
       const args = r.args !== null && typeof r.args === 'object' ? (r.args as Record<string, unknown>) : {};
       const result = await handler(args);
-      sock.write(JSON.stringify({ id, ok: true, result }) + '\n');
+      sock.write(`${JSON.stringify({ id, ok: true, result })}\n`);
     } catch (err) {
-      const coded = err instanceof CodedError ? err : new StudioError(StudioCode.ControlRequest, `Command failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const coded =
+        err instanceof CodedError
+          ? err
+          : new StudioError(
+              StudioCode.ControlRequest,
+              `Command failed: ${err instanceof Error ? err.message : String(err)}`,
+              { cause: err },
+            );
       if (!(err instanceof CodedError)) this.#log.error({ err }, 'control command failed');
-      sock.write(JSON.stringify({ id, ok: false, error: { code: coded.code, message: coded.message, retryable: coded.retryable } }) + '\n');
+      sock.write(
+        `${JSON.stringify({
+          id,
+          ok: false,
+          error: { code: coded.code, message: coded.message, retryable: coded.retryable },
+        })}\n`,
+      );
     }
   }
 }
@@ -113,19 +151,34 @@ export class ControlSocket {
 function isLive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 }
 
 /** Client side (studioctl, tests): one request, one response. */
-export async function controlRequest(path: string, cmd: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<unknown> {
+export async function controlRequest(
+  path: string,
+  cmd: string,
+  args: Record<string, unknown> = {},
+  timeoutMs = 30_000,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const s = connect(path);
     let buf = '';
-    const timer = setTimeout(() => { s.destroy(); reject(new StudioError(StudioCode.NotRunning, `studiod did not answer on ${path} within ${timeoutMs} ms.`, { retryable: true })); }, timeoutMs);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(
+        new StudioError(StudioCode.NotRunning, `studiod did not answer on ${path} within ${timeoutMs} ms.`, {
+          retryable: true,
+        }),
+      );
+    }, timeoutMs);
     s.setEncoding('utf8');
-    s.once('connect', () => s.write(JSON.stringify({ id: 1, cmd, args }) + '\n'));
+    s.once('connect', () => s.write(`${JSON.stringify({ id: 1, cmd, args })}\n`));
     s.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');
@@ -133,16 +186,31 @@ export async function controlRequest(path: string, cmd: string, args: Record<str
       clearTimeout(timer);
       s.destroy();
       try {
-        const res = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: { code: string; message: string; retryable: boolean } };
+        const res = JSON.parse(buf.slice(0, nl)) as {
+          ok: boolean;
+          result?: unknown;
+          error?: { code: string; message: string; retryable: boolean };
+        };
         if (res.ok) resolve(res.result);
-        else reject(new StudioError(res.error?.code ?? StudioCode.ControlRequest, res.error?.message ?? 'error', { retryable: res.error?.retryable ?? false }));
+        else
+          reject(
+            new StudioError(res.error?.code ?? StudioCode.ControlRequest, res.error?.message ?? 'error', {
+              retryable: res.error?.retryable ?? false,
+            }),
+          );
       } catch (err) {
         reject(new StudioError(StudioCode.ControlRequest, 'studiod sent an unreadable answer.', { cause: err }));
       }
     });
     s.once('error', (err) => {
       clearTimeout(timer);
-      reject(new StudioError(StudioCode.NotRunning, `Cannot reach studiod at ${path} (${errorCode(err) ?? err.message}). Is studiod running, and are you its user?`, { cause: err, retryable: true }));
+      reject(
+        new StudioError(
+          StudioCode.NotRunning,
+          `Cannot reach studiod at ${path} (${errorCode(err) ?? err.message}). Is studiod running, and are you its user?`,
+          { cause: err, retryable: true },
+        ),
+      );
     });
   });
 }

@@ -8,9 +8,7 @@
  * commits finish (or are aborted and leave only temps that the next start sweeps).
  */
 import { statfs } from 'node:fs/promises';
-import {
-  PAIRING_CODE_TTL_MS, createLogger, generatePairingCode, type Logger, type RecentError,
-} from '@studio321/protocol';
+import { PAIRING_CODE_TTL_MS, createLogger, generatePairingCode, type Logger } from '@studio321/protocol';
 import { sweepStaleTemps } from '@studio321/protocol/durable';
 import { Catalogue } from './catalogue.js';
 import { Committer, type CommittedAsset } from './commit/commit.js';
@@ -105,26 +103,46 @@ export class Studio {
       await catalogue.clearIntent(intent.hash);
     }
     // The ledger's and the cloud queue's hooks must be in place before anything commits.
-    this.#ledger = new LedgerService({ config: c, catalogue, log: this.log, now: this.#now, ...(this.#opts.ledger ?? {}) });
+    this.#ledger = new LedgerService({
+      config: c,
+      catalogue,
+      log: this.log,
+      now: this.#now,
+      ...(this.#opts.ledger ?? {}),
+    });
     await this.#ledger.open();
     this.#staging = new Staging(c.targets.mirror.root, async () => {
       await checkTarget('mirror', c.targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0, this.#now);
     });
     await this.#staging.sweepCommitted(async (hash) => (await catalogue.getAsset(hash)) !== undefined);
     this.#committer = new Committer({
-      catalogue, targets: c.targets, now: this.#now, signal: this.#abort.signal,
+      catalogue,
+      targets: c.targets,
+      now: this.#now,
+      signal: this.#abort.signal,
       ...(this.#opts.onCommitted === undefined ? {} : { onCommitted: this.#opts.onCommitted }),
     });
     this.#link = new LinkServer({
-      host: c.listen.host, port: c.listen.port, tls: this.#tls, windowBytes: c.windowBytes, catalogue,
-      staging: this.#staging, committer: this.#committer, log: this.log, software: STUDIOD_SOFTWARE, now: this.#now,
+      host: c.listen.host,
+      port: c.listen.port,
+      tls: this.#tls,
+      windowBytes: c.windowBytes,
+      catalogue,
+      staging: this.#staging,
+      committer: this.#committer,
+      log: this.log,
+      software: STUDIOD_SOFTWARE,
+      now: this.#now,
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();
     this.#control = new ControlSocket(c.controlSocket, this.log);
     this.#registerCommands(this.#control);
     await this.#control.open();
-    this.log.info({ port: this.port, host: c.listen.host, fingerprint: this.#tls.fingerprint, controlSocket: c.controlSocket }, 'listening');
+    this.log.info(
+      { port: this.port, host: c.listen.host, fingerprint: this.#tls.fingerprint, controlSocket: c.controlSocket },
+      'listening',
+    );
   }
 
   async close(): Promise<void> {
@@ -150,12 +168,17 @@ export class Studio {
     ctl.register('revoke', async (args) => {
       const id = args['agentId'];
       if (typeof id !== 'string' || !(await this.catalogue.revokeAgent(id, this.#now()))) {
-        throw new StudioError(StudioCode.ControlRequest, `No agent ${JSON.stringify(id)}. List agents with \`studioctl agents\`.`);
+        throw new StudioError(
+          StudioCode.ControlRequest,
+          `No agent ${JSON.stringify(id)}. List agents with \`studioctl agents\`.`,
+        );
       }
       const disconnected = this.#link?.disconnectAgent(id) ?? 0; // a revoked agent keeps no live session
       return { agentId: id, revoked: true, disconnected };
     });
-    ctl.register('status', async () => (this.#ledger === undefined ? this.status() : this.#ledger.report(await this.status())));
+    ctl.register('status', async () =>
+      this.#ledger === undefined ? this.status() : this.#ledger.report(await this.status()),
+    );
     this.#ledger?.registerCommands(ctl);
   }
 
@@ -171,7 +194,14 @@ export class Studio {
       } catch {
         free = null;
       }
-      targets[t] = { root: cfg.root, device: cfg.device, media: cfg.media, location: cfg.location, freeBytes: free, available: free !== null };
+      targets[t] = {
+        root: cfg.root,
+        device: cfg.device,
+        media: cfg.media,
+        location: cfg.location,
+        freeBytes: free,
+        available: free !== null,
+      };
     }
     const staging = await (this.#staging?.list() ?? Promise.resolve([]));
     return {

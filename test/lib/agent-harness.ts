@@ -25,7 +25,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runAgentCli(args: string[], opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<CliResult> {
+export function runAgentCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [AGENT_BIN, ...args], {
       env: { ...process.env, ...opts.env },
@@ -44,7 +47,10 @@ export function runAgentCli(args: string[], opts: { env?: NodeJS.ProcessEnv; uid
 
 /** JSON lines printed by `--json`. */
 export function jsonLines(stdout: string): Array<Record<string, unknown>> {
-  return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** Every regular file under root (relative '/' paths), sorted. */
@@ -80,7 +86,10 @@ export async function hashTree(root: string): Promise<Map<string, string>> {
  * before late teardowns run) with `names` as tmpfs mount points of `size`
  * (test/lib/tmpfs.ts mounts and unmounts them). Undefined when mounting is refused.
  */
-export async function tmpfsDirs(t: Teardownable, names: Record<string, string>): Promise<{ base: string; dirs: Record<string, string> } | undefined> {
+export async function tmpfsDirs(
+  t: Teardownable,
+  names: Record<string, string>,
+): Promise<{ base: string; dirs: Record<string, string> } | undefined> {
   const base = await mkdtemp(join(tmpdir(), 'fa-test-'));
   t.teardown(async () => {
     for (const d of Object.keys(names)) await umount(join(base, d), true);
@@ -106,6 +115,10 @@ export async function remountSize(dir: string, size: string): Promise<void> {
 }
 
 /** Poll `cond` until true or the deadline passes (no fixed sleeps); argument order kept for the agent tests. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   await pollFor(cond, what, timeoutMs);
 }

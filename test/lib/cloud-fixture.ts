@@ -9,17 +9,42 @@ import { randomBytes, createHash } from 'node:crypto';
 import { Level } from 'level';
 import { hashFile } from '@studio321/protocol';
 import { S3Client, HeadObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
-import { CloudForwarder, type CloudCopyRecord, type CloudTargetConfig, type CloudDb, type CloudForwarderOptions } from '@studio321/studiod/cloud';
+import {
+  CloudForwarder,
+  type CloudCopyRecord,
+  type CloudTargetConfig,
+  type CloudDb,
+  type CloudForwarderOptions,
+} from '@studio321/studiod/cloud';
 import { S3RVER_KEY, S3RVER_SECRET } from './s3rver.js';
 import { waitFor as pollFor } from './wait-for.js';
 
-export interface Asset { blake3: string; size: number; name: string; path: string }
+export interface Asset {
+  blake3: string;
+  size: number;
+  name: string;
+  path: string;
+}
 
-export function target(name: string, endpoint: string, bucket: string, extra: Partial<CloudTargetConfig> = {}): CloudTargetConfig {
+export function target(
+  name: string,
+  endpoint: string,
+  bucket: string,
+  extra: Partial<CloudTargetConfig> = {},
+): CloudTargetConfig {
   return {
-    name, endpoint, region: 'us-east-1', bucket, accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_SECRET,
-    storageClass: 'STANDARD', media: 'cloud-ssd', location: 'cloud-east', forcePathStyle: true,
-    partSizeBytes: 5 * 1024 * 1024, ...extra,
+    name,
+    endpoint,
+    region: 'us-east-1',
+    bucket,
+    accessKeyId: S3RVER_KEY,
+    secretAccessKey: S3RVER_SECRET,
+    storageClass: 'STANDARD',
+    media: 'cloud-ssd',
+    location: 'cloud-east',
+    forcePathStyle: true,
+    partSizeBytes: 5 * 1024 * 1024,
+    ...extra,
   };
 }
 
@@ -42,15 +67,22 @@ export class CloudFixture {
 
   async start(targets: CloudTargetConfig[], extra: Partial<CloudForwarderOptions> = {}): Promise<CloudForwarder> {
     this.forwarder = new CloudForwarder({
-      db: this.sub, targets,
+      db: this.sub,
+      targets,
       resolveSource: async (h) => {
         const p = this.sources.get(h);
         if (p === undefined) throw new Error(`no source for ${h}`);
         return p;
       },
-      onCopyVerified: async (c) => { this.copies.push(c); },
-      onCopyLost: async (l) => { this.lost.push(l); },
-      log: (e) => { this.events.push(e); },
+      onCopyVerified: async (c) => {
+        this.copies.push(c);
+      },
+      onCopyLost: async (l) => {
+        this.lost.push(l);
+      },
+      log: (e) => {
+        this.events.push(e);
+      },
       retry: { baseMs: 20, maxMs: 200, parkedMs: 3600_000 },
       ...extra,
     });
@@ -64,7 +96,7 @@ export class CloudFixture {
 
   /** A file of random bytes (or a sparse file when `sparse`), registered as a mirror copy. */
   async asset(size: number, name: string, opts: { sparse?: boolean } = {}): Promise<Asset> {
-    const path = join(this.dir, `${name.replace(/[^A-Za-z0-9.]/g, "_")}.${randomBytes(4).toString("hex")}`);
+    const path = join(this.dir, `${name.replace(/[^A-Za-z0-9.]/g, '_')}.${randomBytes(4).toString('hex')}`);
     if (opts.sparse === true) {
       await writeFile(path, randomBytes(4096)); // a unique head, then a hole
       await truncate(path, size);
@@ -86,13 +118,21 @@ export class CloudFixture {
 /** An independent S3 client (not the forwarder's) to check what the server holds. */
 export function independentClient(endpoint: string): S3Client {
   return new S3Client({
-    endpoint, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1,
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    maxAttempts: 1,
     credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_SECRET },
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
 }
 
-export async function headOrNull(c: S3Client, bucket: string, key: string): Promise<{ size: number; metadata: Record<string, string> } | null> {
+export async function headOrNull(
+  c: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ size: number; metadata: Record<string, string> } | null> {
   try {
     const r = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     return { size: r.ContentLength ?? -1, metadata: r.Metadata ?? {} };

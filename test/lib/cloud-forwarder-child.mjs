@@ -17,16 +17,16 @@ const fw = new CloudForwarder({
   resolveSource: async () => cfg.asset.path,
   onCopyVerified: async (copy) => {
     const fh = await open(cfg.copiesFile, 'a');
-    await fh.write(JSON.stringify(copy) + '\n');
+    await fh.write(`${JSON.stringify(copy)}\n`);
     await fh.sync();
     await fh.close();
   },
-  log: (e) => process.stdout.write(JSON.stringify(e) + '\n'),
+  log: (e) => process.stdout.write(`${JSON.stringify(e)}\n`),
   retry: { baseMs: 20, maxMs: 200 },
 });
 await fw.open();
 await fw.enqueue({ blake3: cfg.asset.blake3, size: cfg.asset.size, name: cfg.asset.name });
 await fw.idle();
-process.stdout.write(JSON.stringify({ event: 'idle', status: await fw.status() }) + '\n');
+process.stdout.write(`${JSON.stringify({ event: 'idle', status: await fw.status() })}\n`);
 await fw.close();
 await db.close();

@@ -7,7 +7,18 @@
 import { nodeFs, type DurableFileHandle, type DurableFs } from '@studio321/protocol/durable';
 import { systemError } from './lying-source.js';
 
-export type FsOp = 'open-wx' | 'open-r' | 'write' | 'read' | 'sync' | 'datasync' | 'link' | 'rename' | 'unlink' | 'mkdir' | 'stat';
+export type FsOp =
+  | 'open-wx'
+  | 'open-r'
+  | 'write'
+  | 'read'
+  | 'sync'
+  | 'datasync'
+  | 'link'
+  | 'rename'
+  | 'unlink'
+  | 'mkdir'
+  | 'stat';
 
 export interface FaultFsOptions {
   /** Fail the Nth (1-based) call of `op` (default: the first) with `code`. */
@@ -21,11 +32,24 @@ export interface FaultFs extends DurableFs {
 }
 
 export function faultFs(opts: FaultFsOptions = {}): FaultFs {
-  const calls: Record<FsOp, number> = { 'open-wx': 0, 'open-r': 0, write: 0, read: 0, sync: 0, datasync: 0, link: 0, rename: 0, unlink: 0, mkdir: 0, stat: 0 };
+  const calls: Record<FsOp, number> = {
+    'open-wx': 0,
+    'open-r': 0,
+    write: 0,
+    read: 0,
+    sync: 0,
+    datasync: 0,
+    link: 0,
+    rename: 0,
+    unlink: 0,
+    mkdir: 0,
+    stat: 0,
+  };
   const hit = (op: FsOp): void => {
     calls[op]++;
     const f = opts.fail;
-    if (f !== undefined && f.op === op && calls[op] === (f.nth ?? 1)) throw systemError(f.code, `${f.code}: injected on ${op} #${calls[op]}`);
+    if (f !== undefined && f.op === op && calls[op] === (f.nth ?? 1))
+      throw systemError(f.code, `${f.code}: injected on ${op} #${calls[op]}`);
   };
   const wrap = (fh: DurableFileHandle, rot: boolean): DurableFileHandle => ({
     write: async (b, o, l, p) => {

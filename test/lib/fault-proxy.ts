@@ -9,8 +9,10 @@ import type { AddressInfo } from 'node:net';
 
 export type FaultRule = (req: IncomingMessage, n: number) => { status: number; code: string; message: string } | null;
 
-export const slowDownFirst = (count: number): FaultRule => (_req, n) =>
-  n <= count ? { status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' } : null;
+export const slowDownFirst =
+  (count: number): FaultRule =>
+  (_req, n) =>
+    n <= count ? { status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' } : null;
 
 export const accessDenied: FaultRule = () => ({ status: 403, code: 'AccessDenied', message: 'Access Denied' });
 
@@ -26,7 +28,7 @@ export class FaultProxy {
   }
 
   get endpoint(): string {
-    return `http://127.0.0.1:${(this.#server?.address() as AddressInfo).port}`;
+    return `http://127.0.0.1:${(this.#server!.address() as AddressInfo).port}`;
   }
 
   async start(): Promise<void> {
@@ -40,16 +42,24 @@ export class FaultProxy {
     if (fault !== null) {
       this.faults++;
       req.resume();
-      const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${fault.code}</Code><Message>${fault.message}</Message>` +
+      const body =
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${fault.code}</Code><Message>${fault.message}</Message>` +
         `<RequestId>FAULT${this.requests}</RequestId><HostId>fault-proxy</HostId></Error>`;
-      res.writeHead(fault.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), connection: 'close' });
+      res.writeHead(fault.status, {
+        'content-type': 'application/xml',
+        'content-length': Buffer.byteLength(body),
+        connection: 'close',
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
-    const up = request({ host: '127.0.0.1', port: this.upstreamPort(), method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const up = request(
+      { host: '127.0.0.1', port: this.upstreamPort(), method: req.method, path: req.url, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     up.on('error', () => res.destroy());
     req.pipe(up);
   }

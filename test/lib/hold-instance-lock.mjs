@@ -9,10 +9,10 @@ const lock = new InstanceLock(process.argv[2]);
 try {
   await lock.open();
 } catch (err) {
-  process.stdout.write(JSON.stringify({ code: err.code, message: err.message, detail: err.detail }) + '\n');
+  process.stdout.write(`${JSON.stringify({ code: err.code, message: err.message, detail: err.detail })}\n`);
   process.exit(3);
 }
-process.stdout.write(JSON.stringify({ locked: process.pid }) + '\n');
+process.stdout.write(`${JSON.stringify({ locked: process.pid })}\n`);
 const keepAlive = setInterval(() => {}, 1 << 30);
 process.on('SIGTERM', async () => {
   await lock.close();

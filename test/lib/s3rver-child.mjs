@@ -12,4 +12,4 @@ const server = new S3rver({
   configureBuckets: buckets.map((name) => ({ name })),
 });
 const addr = await server.run();
-process.stdout.write(JSON.stringify({ port: addr.port }) + '\n');
+process.stdout.write(`${JSON.stringify({ port: addr.port })}\n`);

@@ -55,7 +55,9 @@ export class S3rverProcess {
         resolve((JSON.parse(line) as { port: number }).port);
       });
     });
-    child.once('exit', () => { if (this.#child === child) this.#child = undefined; });
+    child.once('exit', () => {
+      if (this.#child === child) this.#child = undefined;
+    });
   }
 
   /** SIGKILL: the server vanishes mid-request, as a crashed or unreachable server would. */

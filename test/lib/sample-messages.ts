@@ -2,8 +2,18 @@
  * One valid sample of every protocol v1 message, for codec and link tests.
  */
 import {
-  MAGIC, MAX_BATCH_FILES, MAX_COPIES_PER_FILE, MAX_LABEL_BYTES, MAX_NAME_BYTES, MAX_NAMES_PER_FILE,
-  MAX_PATH_BYTES, MAX_STORED_PATH_BYTES, type Message, type MessageTypeName, type OfferFile, type ReceiptMessage,
+  MAGIC,
+  MAX_BATCH_FILES,
+  MAX_COPIES_PER_FILE,
+  MAX_LABEL_BYTES,
+  MAX_NAME_BYTES,
+  MAX_NAMES_PER_FILE,
+  MAX_PATH_BYTES,
+  MAX_STORED_PATH_BYTES,
+  type Message,
+  type MessageTypeName,
+  type OfferFile,
+  type ReceiptMessage,
   PROTOCOL_VERSION,
 } from '@studio321/protocol';
 
@@ -12,8 +22,20 @@ export const H2 = '0123456789abcdef'.repeat(4);
 
 export function sampleMessages(): { [K in MessageTypeName]: Extract<Message, { t: K }> } {
   return {
-    hello: { t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'studio', software: 'studiod/0.1.0', window: 16 * 1024 * 1024 },
-    'pair-request': { t: 'pair-request', code: 'K7QMRT4X9P', agentName: "Ana's laptop", publicKey: Buffer.alloc(44, 7) },
+    hello: {
+      t: 'hello',
+      magic: MAGIC,
+      version: PROTOCOL_VERSION,
+      role: 'studio',
+      software: 'studiod/0.1.0',
+      window: 16 * 1024 * 1024,
+    },
+    'pair-request': {
+      t: 'pair-request',
+      code: 'K7QMRT4X9P',
+      agentName: "Ana's laptop",
+      publicKey: Buffer.alloc(44, 7),
+    },
     'pair-accepted': { t: 'pair-accepted', agentId: 'agt_3f9a', studioFingerprint: `sha256:${H1}` },
     'auth-challenge': { t: 'auth-challenge', nonce: Buffer.alloc(32, 1), sessionId: '5c0e9d' },
     'auth-proof': { t: 'auth-proof', agentId: 'agt_3f9a', signature: Buffer.alloc(64, 2) },
@@ -25,8 +47,24 @@ export function sampleMessages(): { [K in MessageTypeName]: Extract<Message, { t
         {
           hash: H1,
           size: 2_500_000,
-          names: [{ shoot: '2026-11-26-wedding', card: 'CARD-7F3A', path: 'DCIM/100CANON/IMG_0001.CR3', mtime: 1_795_000_000_000 }],
-          copies: [{ target: 'laptop', device: 'uuid-1', media: 'ssd', location: 'field', verifiedAt: 1_795_000_100_000, method: 'readback-blake3' }],
+          names: [
+            {
+              shoot: '2026-11-26-wedding',
+              card: 'CARD-7F3A',
+              path: 'DCIM/100CANON/IMG_0001.CR3',
+              mtime: 1_795_000_000_000,
+            },
+          ],
+          copies: [
+            {
+              target: 'laptop',
+              device: 'uuid-1',
+              media: 'ssd',
+              location: 'field',
+              verifiedAt: 1_795_000_100_000,
+              method: 'readback-blake3',
+            },
+          ],
         },
         { hash: H2, size: 0, names: [{ shoot: 's', card: 'c', path: 'DCIM/EMPTY.JPG', mtime: -5 }], copies: [] },
       ],
@@ -41,11 +79,34 @@ export function sampleMessages(): { [K in MessageTypeName]: Extract<Message, { t
       size: 2_500_000,
       committedAt: 1_795_000_200_000,
       copies: [
-        { target: 'mirror', path: '2026-11-26-wedding/CARD-7F3A/DCIM/100CANON/IMG_0001.CR3', device: 'md0', media: 'hdd', location: 'studio', verifiedAt: 1_795_000_200_000, method: 'readback-blake3' },
-        { target: 'raid', path: '2026-11-26-wedding/CARD-7F3A/DCIM/100CANON/IMG_0001.CR3', device: 'raid-1', media: 'hdd', location: 'studio', verifiedAt: 1_795_000_200_000, method: 'readback-blake3' },
+        {
+          target: 'mirror',
+          path: '2026-11-26-wedding/CARD-7F3A/DCIM/100CANON/IMG_0001.CR3',
+          device: 'md0',
+          media: 'hdd',
+          location: 'studio',
+          verifiedAt: 1_795_000_200_000,
+          method: 'readback-blake3',
+        },
+        {
+          target: 'raid',
+          path: '2026-11-26-wedding/CARD-7F3A/DCIM/100CANON/IMG_0001.CR3',
+          device: 'raid-1',
+          media: 'hdd',
+          location: 'studio',
+          verifiedAt: 1_795_000_200_000,
+          method: 'readback-blake3',
+        },
       ],
     },
-    nack: { t: 'nack', hash: H1, code: 'PROTO_HASH_MISMATCH', message: 'staged bytes hash differently', retryable: true, resumeOffset: 0 },
+    nack: {
+      t: 'nack',
+      hash: H1,
+      code: 'PROTO_HASH_MISMATCH',
+      message: 'staged bytes hash differently',
+      retryable: true,
+      resumeOffset: 0,
+    },
     ping: { t: 'ping', ts: 1_795_000_000_000 },
     pong: { t: 'pong', ts: 1_795_000_000_000 },
     error: { t: 'error', code: 'PROTO_AUTH_REFUSED', message: 'pair this agent again', retryable: false },
@@ -61,8 +122,20 @@ export function worstCaseOffer(): Message {
     files.push({
       hash: i.toString(16).padStart(64, '0'),
       size: Number.MAX_SAFE_INTEGER,
-      names: Array.from({ length: MAX_NAMES_PER_FILE }, () => ({ shoot: seg, card: seg, path: 'p'.repeat(MAX_PATH_BYTES), mtime: -Number.MAX_SAFE_INTEGER })),
-      copies: Array.from({ length: MAX_COPIES_PER_FILE }, () => ({ target: lbl, device: lbl, media: lbl, location: lbl, verifiedAt: Number.MAX_SAFE_INTEGER, method: lbl })),
+      names: Array.from({ length: MAX_NAMES_PER_FILE }, () => ({
+        shoot: seg,
+        card: seg,
+        path: 'p'.repeat(MAX_PATH_BYTES),
+        mtime: -Number.MAX_SAFE_INTEGER,
+      })),
+      copies: Array.from({ length: MAX_COPIES_PER_FILE }, () => ({
+        target: lbl,
+        device: lbl,
+        media: lbl,
+        location: lbl,
+        verifiedAt: Number.MAX_SAFE_INTEGER,
+        method: lbl,
+      })),
     });
   }
   return { t: 'offer', batchId: 'b'.repeat(64), files };
@@ -77,7 +150,13 @@ export function worstCaseReceipt(): ReceiptMessage {
     size: Number.MAX_SAFE_INTEGER,
     committedAt: Number.MAX_SAFE_INTEGER,
     copies: Array.from({ length: MAX_COPIES_PER_FILE }, () => ({
-      target: lbl, path: 'p'.repeat(MAX_STORED_PATH_BYTES), device: lbl, media: lbl, location: lbl, verifiedAt: Number.MAX_SAFE_INTEGER, method: lbl,
+      target: lbl,
+      path: 'p'.repeat(MAX_STORED_PATH_BYTES),
+      device: lbl,
+      media: lbl,
+      location: lbl,
+      verifiedAt: Number.MAX_SAFE_INTEGER,
+      method: lbl,
     })),
   };
 }

@@ -39,16 +39,30 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(bin: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  bin: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     child.on('error', reject);
-    child.on('close', (code, signal) => { clearTimeout(timer); resolvePromise({ code, signal, stdout, stderr }); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
   });
 }
 
@@ -87,10 +101,14 @@ export class StudiodProcess {
 
   async start(): Promise<void> {
     this.log = '';
-    const child = spawn(process.execPath, [STUDIOD_BIN, '--config', this.dirs.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [STUDIOD_BIN, '--config', this.dirs.config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     this.proc = child;
     this.#exit = new Promise((r) => child.once('exit', () => r()));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { this.log += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      this.log += d;
+    });
     const line = await waitFor(() => {
       if (child.exitCode !== null) throw new Error(`studiod exited ${child.exitCode}: ${this.log}`);
       return this.log.split('\n').find((l) => l.includes('"msg":"listening"'));
@@ -140,7 +158,13 @@ export class StudiodProcess {
 
 export async function startStudiod(t: Teardown, extra: Record<string, unknown> = {}): Promise<StudiodProcess> {
   const base = await tempDir(t, 'studiod-');
-  const dirs: StudioDirs = { base, mirror: join(base, 'mirror'), raid: join(base, 'raid'), state: join(base, 'state'), config: join(base, 'studiod.json') };
+  const dirs: StudioDirs = {
+    base,
+    mirror: join(base, 'mirror'),
+    raid: join(base, 'raid'),
+    state: join(base, 'state'),
+    config: join(base, 'studiod.json'),
+  };
   await mkdir(dirs.mirror);
   await mkdir(dirs.raid);
   const s = new StudiodProcess(dirs);
@@ -166,7 +190,10 @@ export async function makeCard(dir: string, files: CardFile[]): Promise<void> {
 }
 
 export function dcfFiles(count: number, sizeOf: (i: number) => number): CardFile[] {
-  return Array.from({ length: count }, (_, i) => ({ path: `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`, size: sizeOf(i) }));
+  return Array.from({ length: count }, (_, i) => ({
+    path: `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`,
+    size: sizeOf(i),
+  }));
 }
 
 export interface Agent {
@@ -178,7 +205,11 @@ export async function makeAgent(t: Teardown): Promise<Agent> {
   const dataDir = await tempDir(t, 'agent-');
   return {
     dataDir,
-    cli: (args, timeoutMs) => run(AGENT_BIN, [...args, '--data-dir', dataDir], { env: { FIELD_AGENT_HOME: dataDir }, ...(timeoutMs === undefined ? {} : { timeoutMs }) }),
+    cli: (args, timeoutMs) =>
+      run(AGENT_BIN, [...args, '--data-dir', dataDir], {
+        env: { FIELD_AGENT_HOME: dataDir },
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      }),
   };
 }
 
@@ -240,7 +271,7 @@ export class CutProxy {
   }
 
   get port(): number {
-    return (this.#server?.address() as AddressInfo).port;
+    return (this.#server!.address() as AddressInfo).port;
   }
 
   async start(): Promise<void> {
@@ -253,7 +284,10 @@ export class CutProxy {
       this.#sockets.add(client);
       this.#sockets.add(up);
       let seen = 0;
-      const cut = (): void => { client.destroy(); up.destroy(); };
+      const cut = (): void => {
+        client.destroy();
+        up.destroy();
+      };
       client.on('data', (d: Buffer) => {
         seen += d.length;
         if (limit !== undefined && seen >= limit) {
@@ -261,15 +295,33 @@ export class CutProxy {
           cut();
           return;
         }
-        if (hole !== undefined && seen >= hole && !dead) { dead = true; this.blackholes++; }
+        if (hole !== undefined && seen >= hole && !dead) {
+          dead = true;
+          this.blackholes++;
+        }
         if (dead) return;
-        if (!up.write(d)) { client.pause(); up.once('drain', () => client.resume()); }
+        if (!up.write(d)) {
+          client.pause();
+          up.once('drain', () => client.resume());
+        }
       });
-      up.on('data', (d: Buffer) => { if (dead) return; if (!client.write(d)) { up.pause(); client.once('drain', () => up.resume()); } });
+      up.on('data', (d: Buffer) => {
+        if (dead) return;
+        if (!client.write(d)) {
+          up.pause();
+          client.once('drain', () => up.resume());
+        }
+      });
       client.on('error', cut);
       up.on('error', cut);
-      client.on('close', () => { up.destroy(); this.#sockets.delete(client); });
-      up.on('close', () => { client.destroy(); this.#sockets.delete(up); });
+      client.on('close', () => {
+        up.destroy();
+        this.#sockets.delete(client);
+      });
+      up.on('close', () => {
+        client.destroy();
+        this.#sockets.delete(up);
+      });
     });
     await new Promise<void>((r) => this.#server?.listen(0, '127.0.0.1', r));
   }

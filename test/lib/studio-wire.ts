@@ -5,7 +5,16 @@
 import WebSocket from 'ws';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { authPayload, certFingerprint, decodeFrame, encodeFrame, signAuth, MAGIC, PROTOCOL_VERSION, type Message } from '@studio321/protocol';
+import {
+  authPayload,
+  certFingerprint,
+  decodeFrame,
+  encodeFrame,
+  signAuth,
+  MAGIC,
+  PROTOCOL_VERSION,
+  type Message,
+} from '@studio321/protocol';
 
 export class WireClient {
   readonly ws: WebSocket;
@@ -30,11 +39,20 @@ export class WireClient {
       for (const w of this.#waiters.splice(0)) w();
     });
     this.ws.on('error', () => undefined);
-    this.closed = new Promise((r) => this.ws.on('close', (code) => { this.closeCode = code; for (const w of this.#waiters.splice(0)) w(); r(code); }));
+    this.closed = new Promise((r) =>
+      this.ws.on('close', (code) => {
+        this.closeCode = code;
+        for (const w of this.#waiters.splice(0)) w();
+        r(code);
+      }),
+    );
   }
 
   async open(hello = true): Promise<void> {
-    await new Promise<void>((resolve, reject) => { this.ws.once('open', () => resolve()); this.ws.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
     if (hello) this.send({ t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'agent', software: 'test/0' });
     await this.next('auth-challenge');
   }
@@ -52,9 +70,13 @@ export class WireClient {
     for (;;) {
       const i = this.received.findIndex((m) => m.t === type);
       if (i >= 0) return this.received.splice(i, 1)[0] as Extract<Message, { t: T }>;
-      if (this.closeCode !== undefined) throw new Error(`closed (${this.closeCode}) before ${type}; got ${this.received.map((m) => m.t).join(',')}`);
+      if (this.closeCode !== undefined)
+        throw new Error(`closed (${this.closeCode}) before ${type}; got ${this.received.map((m) => m.t).join(',')}`);
       if (Date.now() > deadline) throw new Error(`timeout waiting for ${type}`);
-      await new Promise<void>((r) => { this.#waiters.push(r); setTimeout(r, 100); });
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        setTimeout(r, 100);
+      });
     }
   }
 
@@ -76,19 +98,34 @@ export class WireClient {
 
 /** Open a session and authenticate as the agent whose data dir is given. */
 export async function authedClient(url: string, agentDataDir: string): Promise<WireClient> {
-  const pairing = JSON.parse(await readFile(join(agentDataDir, 'studio', 'pairing.json'), 'utf8')) as { agentId: string };
+  const pairing = JSON.parse(await readFile(join(agentDataDir, 'studio', 'pairing.json'), 'utf8')) as {
+    agentId: string;
+  };
   const key = await readFile(join(agentDataDir, 'studio', 'agent-key.pem'), 'utf8');
   const c = new WireClient(url);
-  await new Promise<void>((resolve, reject) => { c.ws.once('open', () => resolve()); c.ws.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    c.ws.once('open', () => resolve());
+    c.ws.once('error', reject);
+  });
   c.send({ t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'agent', software: 'test/0' });
   const ch = await c.next('auth-challenge');
-  const sig = signAuth(key, authPayload({ nonce: ch.nonce, sessionId: ch.sessionId, studioFingerprint: c.fingerprint, agentId: pairing.agentId }));
+  const sig = signAuth(
+    key,
+    authPayload({
+      nonce: ch.nonce,
+      sessionId: ch.sessionId,
+      studioFingerprint: c.fingerprint,
+      agentId: pairing.agentId,
+    }),
+  );
   c.send({ t: 'auth-proof', agentId: pairing.agentId, signature: sig });
   await c.next('auth-accepted');
   return c;
 }
 
 export async function agentIdentity(agentDataDir: string): Promise<{ agentId: string; key: string }> {
-  const pairing = JSON.parse(await readFile(join(agentDataDir, 'studio', 'pairing.json'), 'utf8')) as { agentId: string };
+  const pairing = JSON.parse(await readFile(join(agentDataDir, 'studio', 'pairing.json'), 'utf8')) as {
+    agentId: string;
+  };
   return { agentId: pairing.agentId, key: await readFile(join(agentDataDir, 'studio', 'agent-key.pem'), 'utf8') };
 }

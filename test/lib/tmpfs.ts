@@ -12,7 +12,11 @@ export interface Teardownable {
   teardown(fn: () => unknown): void;
 }
 
-export async function mountTmpfs(t: Teardownable, dir: string, options: string): Promise<{ mounted: true } | { mounted: false; reason: string }> {
+export async function mountTmpfs(
+  t: Teardownable,
+  dir: string,
+  options: string,
+): Promise<{ mounted: true } | { mounted: false; reason: string }> {
   if (process.platform !== 'linux') return { mounted: false, reason: 'tmpfs mounts need Linux' };
   if (process.getuid?.() !== 0) return { mounted: false, reason: 'mounting tmpfs needs root' };
   try {

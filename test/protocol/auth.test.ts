@@ -1,9 +1,20 @@
 import t from 'tap';
 import crypto from 'node:crypto';
 import {
-  authPayload, certFingerprint, fingerprintsEqual, generateAgentKeyPair, generateNonce, generatePairingCode,
-  generateSessionId, normalizePairingCode, PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH, pairingCodesEqual,
-  parseAgentPublicKey, signAuth, verifyAuth,
+  authPayload,
+  certFingerprint,
+  fingerprintsEqual,
+  generateAgentKeyPair,
+  generateNonce,
+  generatePairingCode,
+  generateSessionId,
+  normalizePairingCode,
+  PAIRING_CODE_ALPHABET,
+  PAIRING_CODE_LENGTH,
+  pairingCodesEqual,
+  parseAgentPublicKey,
+  signAuth,
+  verifyAuth,
 } from '@studio321/protocol';
 
 const FP = `sha256:${'ab'.repeat(32)}`;
@@ -21,7 +32,11 @@ t.test('sign and verify; every bound field changes the payload', async (t) => {
 
   const other = generateAgentKeyPair();
   t.equal(verifyAuth(other.publicKeyDer, payload, sig), false, 'another agent key fails');
-  t.equal(verifyAuth(agent.publicKeyDer, payload, signAuth(other.privateKeyPem, payload)), false, 'signed by another key fails');
+  t.equal(
+    verifyAuth(agent.publicKeyDer, payload, signAuth(other.privateKeyPem, payload)),
+    false,
+    'signed by another key fails',
+  );
 
   const variants = {
     nonce: { ...input, nonce: generateNonce() },
@@ -47,8 +62,13 @@ t.test('sign and verify; every bound field changes the payload', async (t) => {
 
 t.test('parseAgentPublicKey refuses non-Ed25519 keys', async (t) => {
   t.equal(parseAgentPublicKey(generateAgentKeyPair().publicKeyDer).asymmetricKeyType, 'ed25519');
-  t.throws(() => parseAgentPublicKey(Buffer.from([1, 2, 3])), { code: 'PROTO_INVALID_FIELD', detail: { field: 'publicKey' } });
-  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ format: 'der', type: 'spki' });
+  t.throws(() => parseAgentPublicKey(Buffer.from([1, 2, 3])), {
+    code: 'PROTO_INVALID_FIELD',
+    detail: { field: 'publicKey' },
+  });
+  const ec = crypto
+    .generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+    .publicKey.export({ format: 'der', type: 'spki' });
   t.throws(() => parseAgentPublicKey(ec), { code: 'PROTO_INVALID_FIELD' });
   t.equal(verifyAuth(ec, Buffer.from('x'), Buffer.alloc(64)), false);
 });
@@ -80,7 +100,8 @@ t.test('pairing codes', async (t) => {
   }
   t.equal(seen.size, 2000, 'no repeats');
   t.equal(counts.size, PAIRING_CODE_ALPHABET.length, 'every symbol used');
-  for (const ambiguous of ['0', 'O', '1', 'I', 'L']) t.notOk(PAIRING_CODE_ALPHABET.includes(ambiguous), `no ${ambiguous}`);
+  for (const ambiguous of ['0', 'O', '1', 'I', 'L'])
+    t.notOk(PAIRING_CODE_ALPHABET.includes(ambiguous), `no ${ambiguous}`);
   t.equal(normalizePairingCode('k7qm-rt4x 9p'), 'K7QMRT4X9P');
   t.equal(pairingCodesEqual('K7QMRT4X9P', 'k7qm-rt4x9p'), true);
   t.equal(pairingCodesEqual('K7QMRT4X9P', 'K7QMRT4X9Q'), false);

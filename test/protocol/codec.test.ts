@@ -1,8 +1,22 @@
 import t from 'tap';
 import { Packr, Unpackr } from 'msgpackr';
 import {
-  clipUtf8, CodedError, decodeFrame, encodeFrame, errorFrame, nackFrame, MAX_BATCH_FILES, MAX_CHUNK_BYTES, MAX_COPIES_PER_FILE, MAX_FRAME_BYTES,
-  MAX_NAMES_PER_FILE, MAX_PATH_BYTES, MESSAGE_TYPES, type Message, ProtocolError, scanMsgpack,
+  clipUtf8,
+  CodedError,
+  decodeFrame,
+  encodeFrame,
+  errorFrame,
+  nackFrame,
+  MAX_BATCH_FILES,
+  MAX_CHUNK_BYTES,
+  MAX_COPIES_PER_FILE,
+  MAX_FRAME_BYTES,
+  MAX_NAMES_PER_FILE,
+  MAX_PATH_BYTES,
+  MESSAGE_TYPES,
+  type Message,
+  ProtocolError,
+  scanMsgpack,
 } from '@studio321/protocol';
 import { H1, H2, sampleMessages, worstCaseOffer, worstCaseReceipt } from '../lib/sample-messages.js';
 
@@ -43,7 +57,11 @@ t.test('round trip of every message type', async (t) => {
     // And from a view at an offset inside a larger buffer (ws may hand us slices).
     const big = Buffer.concat([Buffer.alloc(13, 0xc1), frame, Buffer.alloc(7, 0xc1)]);
     t.same(decodeFrame(big.subarray(13, 13 + frame.length)), msg, `${msg.t} round-trips from a Buffer slice`);
-    t.same(decodeFrame(new Uint8Array(big.buffer, big.byteOffset + 13, frame.length)), msg, `${msg.t} round-trips from a Uint8Array slice`);
+    t.same(
+      decodeFrame(new Uint8Array(big.buffer, big.byteOffset + 13, frame.length)),
+      msg,
+      `${msg.t} round-trips from a Uint8Array slice`,
+    );
   }
   const agentHello: Message = { t: 'hello', magic: 'S321', version: 1, role: 'agent', software: 'field-agent/0.1.0' };
   t.same(decodeFrame(encodeFrame(agentHello)), agentHello, 'agent hello without window');
@@ -75,26 +93,83 @@ t.test('unknown fields are dropped, __proto__ keys are inert', async (t) => {
 });
 
 t.test('limits', async (t) => {
-  throwsCode(t, () => decodeFrame(Buffer.alloc(MAX_FRAME_BYTES + 1)), 'PROTO_FRAME_TOO_LARGE', undefined, 'frame over MAX_FRAME_BYTES');
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.alloc(MAX_FRAME_BYTES + 1)),
+    'PROTO_FRAME_TOO_LARGE',
+    undefined,
+    'frame over MAX_FRAME_BYTES',
+  );
 
   const bigChunk = { t: 'chunk', hash: H1, offset: 0, data: Buffer.alloc(MAX_CHUNK_BYTES + 1) };
-  throwsCode(t, () => decodeFrame(rawFrame(bigChunk)), 'PROTO_INVALID_FIELD', 'data', 'decode chunk over MAX_CHUNK_BYTES');
-  throwsCode(t, () => encodeFrame(bigChunk as Message), 'PROTO_INVALID_FIELD', 'data', 'encode chunk over MAX_CHUNK_BYTES');
-  throwsCode(t, () => decodeFrame(rawFrame({ ...bigChunk, data: Buffer.alloc(0) })), 'PROTO_INVALID_FIELD', 'data', 'empty chunk');
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame(bigChunk)),
+    'PROTO_INVALID_FIELD',
+    'data',
+    'decode chunk over MAX_CHUNK_BYTES',
+  );
+  throwsCode(
+    t,
+    () => encodeFrame(bigChunk as Message),
+    'PROTO_INVALID_FIELD',
+    'data',
+    'encode chunk over MAX_CHUNK_BYTES',
+  );
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ ...bigChunk, data: Buffer.alloc(0) })),
+    'PROTO_INVALID_FIELD',
+    'data',
+    'empty chunk',
+  );
 
   const offer = clone(sampleMessages().offer);
   const file = (offer.files as Obj[])[0] as Obj;
-  const files = Array.from({ length: MAX_BATCH_FILES + 1 }, (_, i) => ({ ...file, hash: i.toString(16).padStart(64, '0') }));
-  throwsCode(t, () => decodeFrame(rawFrame({ ...offer, files })), 'PROTO_INVALID_FIELD', 'files', 'batch over MAX_BATCH_FILES');
+  const files = Array.from({ length: MAX_BATCH_FILES + 1 }, (_, i) => ({
+    ...file,
+    hash: i.toString(16).padStart(64, '0'),
+  }));
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ ...offer, files })),
+    'PROTO_INVALID_FIELD',
+    'files',
+    'batch over MAX_BATCH_FILES',
+  );
   throwsCode(t, () => decodeFrame(rawFrame({ ...offer, files: [] })), 'PROTO_INVALID_FIELD', 'files', 'empty batch');
   const names = Array.from({ length: MAX_NAMES_PER_FILE + 1 }, () => (file.names as Obj[])[0]);
-  throwsCode(t, () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, names }] })), 'PROTO_INVALID_FIELD', 'files[0].names', 'names over MAX_NAMES_PER_FILE');
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, names }] })),
+    'PROTO_INVALID_FIELD',
+    'files[0].names',
+    'names over MAX_NAMES_PER_FILE',
+  );
   const copies = Array.from({ length: MAX_COPIES_PER_FILE + 1 }, () => (file.copies as Obj[])[0]);
-  throwsCode(t, () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, copies }] })), 'PROTO_INVALID_FIELD', 'files[0].copies', 'copies over MAX_COPIES_PER_FILE');
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, copies }] })),
+    'PROTO_INVALID_FIELD',
+    'files[0].copies',
+    'copies over MAX_COPIES_PER_FILE',
+  );
   const longPath = [{ shoot: 's', card: 'c', path: 'p'.repeat(MAX_PATH_BYTES + 1), mtime: 0 }];
-  throwsCode(t, () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, names: longPath }] })), 'PROTO_INVALID_FIELD', 'files[0].names[0].path', 'path over MAX_PATH_BYTES');
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, names: longPath }] })),
+    'PROTO_INVALID_FIELD',
+    'files[0].names[0].path',
+    'path over MAX_PATH_BYTES',
+  );
   const longShoot = [{ shoot: 'é'.repeat(128), card: 'c', path: 'p', mtime: 0 }]; // 256 UTF-8 bytes
-  throwsCode(t, () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, names: longShoot }] })), 'PROTO_INVALID_FIELD', 'files[0].names[0].shoot', 'segment over MAX_NAME_BYTES (UTF-8 bytes)');
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, names: longShoot }] })),
+    'PROTO_INVALID_FIELD',
+    'files[0].names[0].shoot',
+    'segment over MAX_NAME_BYTES (UTF-8 bytes)',
+  );
 
   // Any Offer / Receipt within the count and length limits fits in one frame.
   const worst = encodeFrame(worstCaseOffer());
@@ -108,10 +183,17 @@ t.test('wrong type of every top-level field', async (t) => {
     for (const key of Object.keys(msg)) {
       if (key === 't') continue;
       const value = (msg as unknown as Obj)[key];
-      const wrong = typeof value === 'string' ? 12345 : typeof value === 'number' ? 'x' : typeof value === 'boolean' ? 1 : 'x';
+      const wrong =
+        typeof value === 'string' ? 12345 : typeof value === 'number' ? 'x' : typeof value === 'boolean' ? 1 : 'x';
       const expected = msg.t === 'hello' && key === 'magic' ? 'PROTO_BAD_MAGIC' : 'PROTO_INVALID_FIELD';
       const field = expected === 'PROTO_INVALID_FIELD' ? key : undefined;
-      throwsCode(t, () => decodeFrame(rawFrame({ ...clone(msg), [key]: wrong })), expected, field, `${msg.t}.${key} wrong type`);
+      throwsCode(
+        t,
+        () => decodeFrame(rawFrame({ ...clone(msg), [key]: wrong })),
+        expected,
+        field,
+        `${msg.t}.${key} wrong type`,
+      );
       const missing = clone(msg);
       delete missing[key];
       throwsCode(t, () => decodeFrame(rawFrame(missing)), expected, field, `${msg.t}.${key} missing`);
@@ -133,22 +215,55 @@ t.test('out-of-range and badly formed values', async (t) => {
     ['lower-case error code', { ...clone(s.error), code: 'oops' }, 'code'],
     ['fingerprint without prefix', { ...clone(s['pair-accepted']), studioFingerprint: H1 }, 'studioFingerprint'],
     ['window below minimum', { ...clone(s.hello), window: 1 }, 'window'],
-    ['studio hello without window', (() => { const h = clone(s.hello); delete h.window; return h; })(), 'window'],
+    [
+      'studio hello without window',
+      (() => {
+        const h = clone(s.hello);
+        delete h.window;
+        return h;
+      })(),
+      'window',
+    ],
     ['role unknown', { ...clone(s.hello), role: 'admin' }, 'role'],
     ['control char in label', { ...clone(s['pair-request']), agentName: 'a\u0007b' }, 'agentName'],
-    ['nested path number', { ...clone(s.offer), files: [{ ...(clone(s.offer).files as Obj[])[0], names: [{ shoot: 's', card: 'c', path: 1, mtime: 0 }] }] }, 'files[0].names[0].path'],
-    ['nested copy verifiedAt string', { ...clone(s.receipt), copies: [{ ...(clone(s.receipt).copies as Obj[])[0], verifiedAt: 'now' }] }, 'copies[0].verifiedAt'],
-    ['duplicate hash in offer', { ...clone(s.offer), files: [(clone(s.offer).files as Obj[])[0], (clone(s.offer).files as Obj[])[0]] }, 'files[1]'],
+    [
+      'nested path number',
+      {
+        ...clone(s.offer),
+        files: [{ ...(clone(s.offer).files as Obj[])[0], names: [{ shoot: 's', card: 'c', path: 1, mtime: 0 }] }],
+      },
+      'files[0].names[0].path',
+    ],
+    [
+      'nested copy verifiedAt string',
+      { ...clone(s.receipt), copies: [{ ...(clone(s.receipt).copies as Obj[])[0], verifiedAt: 'now' }] },
+      'copies[0].verifiedAt',
+    ],
+    [
+      'duplicate hash in offer',
+      { ...clone(s.offer), files: [(clone(s.offer).files as Obj[])[0], (clone(s.offer).files as Obj[])[0]] },
+      'files[1]',
+    ],
     ['hash in both wants and have', { ...clone(s.want), have: [H1] }, 'wants+have[1]'],
     ['have entry not a hash', { ...clone(s.want), have: [H2, 'zz'] }, 'have[1]'],
     ['files is a map', { ...clone(s.offer), files: { a: 1 } }, 'files'],
     ['file entry is a string', { ...clone(s.offer), files: ['x'] }, 'files[0]'],
   ];
-  const u64 = Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa2, 0x74, 0x73, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+  const u64 = Buffer.from([
+    0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa2, 0x74, 0x73, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff,
+  ]);
   throwsCode(t, () => decodeFrame(u64), 'PROTO_INVALID_FIELD', 'ts', 'uint64 beyond 2^53');
-  for (const [what, value, field] of cases) throwsCode(t, () => decodeFrame(rawFrame(value)), 'PROTO_INVALID_FIELD', field, what);
+  for (const [what, value, field] of cases)
+    throwsCode(t, () => decodeFrame(rawFrame(value)), 'PROTO_INVALID_FIELD', field, what);
   // encodeFrame validates too.
-  throwsCode(t, () => encodeFrame({ t: 'ack', hash: 'nope', offset: 0 }), 'PROTO_INVALID_FIELD', 'hash', 'encode validates');
+  throwsCode(
+    t,
+    () => encodeFrame({ t: 'ack', hash: 'nope', offset: 0 }),
+    'PROTO_INVALID_FIELD',
+    'hash',
+    'encode validates',
+  );
 });
 
 t.test('hello: magic and version; unknown types', async (t) => {
@@ -157,51 +272,164 @@ t.test('hello: magic and version; unknown types', async (t) => {
   throwsCode(t, () => decodeFrame(rawFrame({ ...hello, version: 2 })), 'PROTO_VERSION_UNSUPPORTED');
   throwsCode(t, () => decodeFrame(rawFrame({ ...hello, version: 0 })), 'PROTO_VERSION_UNSUPPORTED');
   // A v2 hello with v2-only fields still gets the version error, not a field error.
-  throwsCode(t, () => decodeFrame(rawFrame({ t: 'hello', magic: 'S321', version: 2, role: 'agent', caps: ['x'] })), 'PROTO_VERSION_UNSUPPORTED');
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ t: 'hello', magic: 'S321', version: 2, role: 'agent', caps: ['x'] })),
+    'PROTO_VERSION_UNSUPPORTED',
+  );
   throwsCode(t, () => decodeFrame(rawFrame({ t: 'delete-everything', path: '/' })), 'PROTO_UNKNOWN_TYPE');
   throwsCode(t, () => decodeFrame(rawFrame({ t: 7 })), 'PROTO_UNKNOWN_TYPE');
   throwsCode(t, () => decodeFrame(rawFrame({ ts: 1 })), 'PROTO_UNKNOWN_TYPE');
-  throwsCode(t, () => decodeFrame(rawFrame({ t: 'toString' })), 'PROTO_UNKNOWN_TYPE', undefined, 'prototype names are not types');
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ t: 'toString' })),
+    'PROTO_UNKNOWN_TYPE',
+    undefined,
+    'prototype names are not types',
+  );
 });
 
 t.test('malformed structure', async (t) => {
   // msgpackr itself blows the stack on this: prove the hazard is real, then that we refuse it.
   const depth = 100_000;
   const bomb = Buffer.concat([Buffer.from([0x81, 0xa1, 0x74]), Buffer.alloc(depth, 0x91), Buffer.from([0x01])]);
-  t.throws(() => new Unpackr({ useRecords: false, mapsAsObjects: true }).unpack(bomb), RangeError, 'raw msgpackr overflows the stack');
+  t.throws(
+    () => new Unpackr({ useRecords: false, mapsAsObjects: true }).unpack(bomb),
+    RangeError,
+    'raw msgpackr overflows the stack',
+  );
   throwsCode(t, () => decodeFrame(bomb), 'PROTO_MALFORMED', undefined, '100k nested arrays inside a map');
-  throwsCode(t, () => decodeFrame(Buffer.alloc(depth, 0x91)), 'PROTO_MALFORMED', undefined, '100k nested arrays at top level');
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.alloc(depth, 0x91)),
+    'PROTO_MALFORMED',
+    undefined,
+    '100k nested arrays at top level',
+  );
 
   // ~72 KB of array16 headers each claiming 1 element.
   const headers = Buffer.alloc(72 * 1024);
   for (let i = 0; i + 3 <= headers.length; i += 3) headers.set([0xdc, 0x00, 0x01], i);
-  throwsCode(t, () => decodeFrame(Buffer.concat([Buffer.from([0x81, 0xa1, 0x74]), headers])), 'PROTO_MALFORMED', undefined, '72 KB of nested array headers');
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.concat([Buffer.from([0x81, 0xa1, 0x74]), headers])),
+    'PROTO_MALFORMED',
+    undefined,
+    '72 KB of nested array headers',
+  );
   // Nesting just over the bound, and just within it (a ping with a nested unknown field).
   let nested: unknown = 1;
   for (let i = 0; i < 7; i++) nested = [nested];
   t.same(decodeFrame(rawFrame({ t: 'ping', ts: 1, x: nested })), { t: 'ping', ts: 1 }, 'depth 8 is allowed');
-  throwsCode(t, () => decodeFrame(rawFrame({ t: 'ping', ts: 1, x: [nested] })), 'PROTO_MALFORMED', undefined, 'depth 9 refused');
+  throwsCode(
+    t,
+    () => decodeFrame(rawFrame({ t: 'ping', ts: 1, x: [nested] })),
+    'PROTO_MALFORMED',
+    undefined,
+    'depth 9 refused',
+  );
 
-  const header2g = Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa1, 0x78, 0xdd, 0xff, 0xff, 0xff, 0xff]);
-  t.throws(() => new Unpackr({ useRecords: false, mapsAsObjects: true }).unpack(header2g), 'raw msgpackr throws on a 2^32-element header');
+  const header2g = Buffer.from([
+    0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa1, 0x78, 0xdd, 0xff, 0xff, 0xff, 0xff,
+  ]);
+  t.throws(
+    () => new Unpackr({ useRecords: false, mapsAsObjects: true }).unpack(header2g),
+    'raw msgpackr throws on a 2^32-element header',
+  );
   throwsCode(t, () => decodeFrame(header2g), 'PROTO_MALFORMED', undefined, 'array32 claiming 2^32-1 elements');
-  throwsCode(t, () => decodeFrame(Buffer.from([0x81, 0xa1, 0x74, 0xdd, 0x80, 0x00, 0x00, 0x00])), 'PROTO_MALFORMED', undefined, 'array32 claiming 2^31 elements');
-  throwsCode(t, () => decodeFrame(Buffer.from([0xdf, 0x80, 0x00, 0x00, 0x00])), 'PROTO_MALFORMED', undefined, 'map32 claiming 2^31 entries');
-  throwsCode(t, () => decodeFrame(Buffer.from([0x81, 0xa1, 0x74, 0xdb, 0x7f, 0xff, 0xff, 0xff])), 'PROTO_MALFORMED', undefined, 'str32 claiming 2 GB');
-  throwsCode(t, () => decodeFrame(Buffer.from([0x81, 0xa1, 0x74, 0xc6, 0x7f, 0xff, 0xff, 0xff])), 'PROTO_MALFORMED', undefined, 'bin32 claiming 2 GB');
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.from([0x81, 0xa1, 0x74, 0xdd, 0x80, 0x00, 0x00, 0x00])),
+    'PROTO_MALFORMED',
+    undefined,
+    'array32 claiming 2^31 elements',
+  );
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.from([0xdf, 0x80, 0x00, 0x00, 0x00])),
+    'PROTO_MALFORMED',
+    undefined,
+    'map32 claiming 2^31 entries',
+  );
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.from([0x81, 0xa1, 0x74, 0xdb, 0x7f, 0xff, 0xff, 0xff])),
+    'PROTO_MALFORMED',
+    undefined,
+    'str32 claiming 2 GB',
+  );
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.from([0x81, 0xa1, 0x74, 0xc6, 0x7f, 0xff, 0xff, 0xff])),
+    'PROTO_MALFORMED',
+    undefined,
+    'bin32 claiming 2 GB',
+  );
 
   const ping = encodeFrame({ t: 'ping', ts: 1 });
-  throwsCode(t, () => decodeFrame(Buffer.concat([ping, Buffer.from([0x00])])), 'PROTO_MALFORMED', undefined, 'trailing byte');
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.concat([ping, Buffer.from([0x00])])),
+    'PROTO_MALFORMED',
+    undefined,
+    'trailing byte',
+  );
   throwsCode(t, () => decodeFrame(Buffer.alloc(0)), 'PROTO_MALFORMED', undefined, 'empty frame');
   throwsCode(t, () => decodeFrame(rawFrame(['ping', 1])), 'PROTO_MALFORMED', undefined, 'array frame');
   throwsCode(t, () => decodeFrame(rawFrame('ping')), 'PROTO_MALFORMED', undefined, 'string frame');
-  throwsCode(t, () => decodeFrame(Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0x01, 0x02])), 'PROTO_MALFORMED', undefined, 'integer map key');
-  throwsCode(t, () => decodeFrame(Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa2, 0x74, 0x73, 0xc0])), 'PROTO_MALFORMED', undefined, 'nil value');
-  throwsCode(t, () => decodeFrame(Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa2, 0x74, 0x73, 0xc1])), 'PROTO_MALFORMED', undefined, 'byte 0xc1');
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0x01, 0x02])),
+    'PROTO_MALFORMED',
+    undefined,
+    'integer map key',
+  );
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa2, 0x74, 0x73, 0xc0])),
+    'PROTO_MALFORMED',
+    undefined,
+    'nil value',
+  );
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa2, 0x74, 0x73, 0xc1])),
+    'PROTO_MALFORMED',
+    undefined,
+    'byte 0xc1',
+  );
   // Extension types (msgpackr's Date = -1, structured clone…) are refused before msgpackr runs them.
-  throwsCode(t, () => decodeFrame(Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa2, 0x74, 0x73, 0xd6, 0xff, 0, 0, 0, 1])), 'PROTO_MALFORMED', undefined, 'fixext timestamp');
-  throwsCode(t, () => decodeFrame(Buffer.from([0x81, 0xa1, 0x74, 0xc7, 0x01, 0x72, 0x00])), 'PROTO_MALFORMED', undefined, 'ext8');
-  throwsCode(t, () => scanMsgpack(Buffer.from([0x81, 0xa1, 0x74, 0xa1, 0x78]), { maxDepth: 8, maxItems: 4, maxStrBytes: 4, maxKeyBytes: 0, maxBinBytes: 4 }), 'PROTO_MALFORMED', undefined, 'key longer than maxKeyBytes');
+  throwsCode(
+    t,
+    () =>
+      decodeFrame(
+        Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa2, 0x74, 0x73, 0xd6, 0xff, 0, 0, 0, 1]),
+      ),
+    'PROTO_MALFORMED',
+    undefined,
+    'fixext timestamp',
+  );
+  throwsCode(
+    t,
+    () => decodeFrame(Buffer.from([0x81, 0xa1, 0x74, 0xc7, 0x01, 0x72, 0x00])),
+    'PROTO_MALFORMED',
+    undefined,
+    'ext8',
+  );
+  throwsCode(
+    t,
+    () =>
+      scanMsgpack(Buffer.from([0x81, 0xa1, 0x74, 0xa1, 0x78]), {
+        maxDepth: 8,
+        maxItems: 4,
+        maxStrBytes: 4,
+        maxKeyBytes: 0,
+        maxBinBytes: 4,
+      }),
+    'PROTO_MALFORMED',
+    undefined,
+    'key longer than maxKeyBytes',
+  );
 });
 
 t.test('a frame cut at every byte is PROTO_MALFORMED', async (t) => {
@@ -214,7 +442,8 @@ t.test('a frame cut at every byte is PROTO_MALFORMED', async (t) => {
         decodeFrame(frame.subarray(0, n));
         t.fail(`${msg.t} cut at ${n} decoded`);
       } catch (err) {
-        if (!(err instanceof ProtocolError) || err.code !== 'PROTO_MALFORMED') t.fail(`${msg.t} cut at ${n}: ${String(err)}`);
+        if (!(err instanceof ProtocolError) || err.code !== 'PROTO_MALFORMED')
+          t.fail(`${msg.t} cut at ${n}: ${String(err)}`);
       }
       cuts++;
     }
@@ -267,7 +496,10 @@ t.test('fuzz: random bytes and mutated frames only ever give a ProtocolError', a
     attempt(rand() < 0.2 ? frame.subarray(0, Math.floor(rand() * frame.length)) : frame);
   }
   t.comment(`decoded ${decoded}; refused ${JSON.stringify(Object.fromEntries(codes))}`);
-  t.ok((codes.get('PROTO_MALFORMED') ?? 0) > 0 && (codes.get('PROTO_INVALID_FIELD') ?? 0) > 0, 'both structural and schema checks were exercised');
+  t.ok(
+    (codes.get('PROTO_MALFORMED') ?? 0) > 0 && (codes.get('PROTO_INVALID_FIELD') ?? 0) > 0,
+    'both structural and schema checks were exercised',
+  );
 });
 
 t.test('errorFrame / nackFrame stay within the wire limits', async (t) => {
@@ -276,7 +508,14 @@ t.test('errorFrame / nackFrame stay within the wire limits', async (t) => {
   t.equal(Buffer.byteLength(e.message), 1024, 'clipped to 1024 UTF-8 bytes on a character boundary');
   t.same(decodeFrame(encodeFrame(e)), e);
   const n = nackFrame(H1, long, 5);
-  t.same(decodeFrame(encodeFrame(n)), { t: 'nack', hash: H1, code: 'STUDIO_TARGET_FULL', message: e.message, retryable: true, resumeOffset: 5 });
+  t.same(decodeFrame(encodeFrame(n)), {
+    t: 'nack',
+    hash: H1,
+    code: 'STUDIO_TARGET_FULL',
+    message: e.message,
+    retryable: true,
+    resumeOffset: 5,
+  });
   t.equal(errorFrame(new CodedError('ENOSPC', 'x')).code, 'ENOSPC');
   t.equal(errorFrame(new CodedError('bad code', 'x')).code, 'INTERNAL_ERROR', 'invalid codes are replaced');
   t.equal(clipUtf8('a😀b', 4), 'a', 'never splits a surrogate pair');

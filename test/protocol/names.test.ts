@@ -1,7 +1,13 @@
 import t from 'tap';
 import path from 'node:path';
 import {
-  MAX_NAME_BYTES, MAX_PATH_BYTES, nameKey, ProtocolError, safeJoin, validateRelativePath, validateSegment,
+  MAX_NAME_BYTES,
+  MAX_PATH_BYTES,
+  nameKey,
+  ProtocolError,
+  safeJoin,
+  validateRelativePath,
+  validateSegment,
 } from '@studio321/protocol';
 
 function refused(fn: () => unknown): { code?: string; reason?: string } {
@@ -41,7 +47,11 @@ t.test('hostile relative paths are refused with PROTO_BAD_NAME and a reason', as
     [42, 'not-a-string'],
   ];
   for (const [p, reason] of cases) {
-    t.same(refused(() => validateRelativePath(p)), { code: 'PROTO_BAD_NAME', reason }, `${JSON.stringify(p).slice(0, 40)} → ${reason}`);
+    t.same(
+      refused(() => validateRelativePath(p)),
+      { code: 'PROTO_BAD_NAME', reason },
+      `${JSON.stringify(p).slice(0, 40)} → ${reason}`,
+    );
   }
 });
 
@@ -51,7 +61,11 @@ t.test('valid paths are accepted and NFC-normalised', async (t) => {
   t.equal(validateRelativePath('NO NAME/..hidden/a..b/x.'), 'NO NAME/..hidden/a..b/x.', 'dots inside names are fine');
   const nfd = 'Cafe\u0301/Mu\u0308ller.jpg';
   t.equal(validateRelativePath(nfd), 'Caf\u00e9/M\u00fcller.jpg', 'NFD becomes NFC');
-  t.equal(validateRelativePath('x'.repeat(MAX_NAME_BYTES)).length, MAX_NAME_BYTES, 'a segment of exactly MAX_NAME_BYTES');
+  t.equal(
+    validateRelativePath('x'.repeat(MAX_NAME_BYTES)).length,
+    MAX_NAME_BYTES,
+    'a segment of exactly MAX_NAME_BYTES',
+  );
   const atLimit = ['z'.repeat(255), 'z'.repeat(255), 'z'.repeat(255), 'z'.repeat(254), 'a'].join('/'); // 1019 + 1 + 4 slashes = 1024
   t.equal(Buffer.byteLength(atLimit), MAX_PATH_BYTES);
   t.equal(validateRelativePath(atLimit), atLimit, 'a path of exactly MAX_PATH_BYTES');
@@ -61,11 +75,23 @@ t.test('segments (shoot, card)', async (t) => {
   t.equal(validateSegment('2026-11-26-wedding'), '2026-11-26-wedding');
   t.equal(validateSegment('CARD 7F3A'), 'CARD 7F3A');
   const cases: Array<[unknown, string]> = [
-    ['', 'empty'], ['.', 'dot-segment'], ['..', 'dot-segment'], ['a/b', 'slash-in-segment'], ['/', 'slash-in-segment'],
-    ['a\\b', 'backslash'], ['a\u0000', 'control-character'], ['C:', 'drive-prefix'],
-    ['x'.repeat(MAX_NAME_BYTES + 1), 'segment-too-long'], [null, 'not-a-string'],
+    ['', 'empty'],
+    ['.', 'dot-segment'],
+    ['..', 'dot-segment'],
+    ['a/b', 'slash-in-segment'],
+    ['/', 'slash-in-segment'],
+    ['a\\b', 'backslash'],
+    ['a\u0000', 'control-character'],
+    ['C:', 'drive-prefix'],
+    ['x'.repeat(MAX_NAME_BYTES + 1), 'segment-too-long'],
+    [null, 'not-a-string'],
   ];
-  for (const [s, reason] of cases) t.same(refused(() => validateSegment(s)), { code: 'PROTO_BAD_NAME', reason }, `${JSON.stringify(s)} → ${reason}`);
+  for (const [s, reason] of cases)
+    t.same(
+      refused(() => validateSegment(s)),
+      { code: 'PROTO_BAD_NAME', reason },
+      `${JSON.stringify(s)} → ${reason}`,
+    );
 });
 
 t.test('nameKey folds case and normalisation', async (t) => {

@@ -1,7 +1,14 @@
 import t from 'tap';
 import { DEFAULT_POLICY, evaluatePolicy, validatePolicy, type CopyFact } from '@studio321/protocol';
 
-const copy = (target: string, device: string, media: string, location: string, offsite: boolean, verified = true): CopyFact => ({
+const copy = (
+  target: string,
+  device: string,
+  media: string,
+  location: string,
+  offsite: boolean,
+  verified = true,
+): CopyFact => ({
   target,
   device,
   media,
@@ -21,32 +28,156 @@ t.test('default policy is 3-2-1', async (t) => {
 });
 
 t.test('verdict table', async (t) => {
-  const cases: { name: string; copies: CopyFact[]; policy?: { copies: number; media: number; offsite: number }; want: { compliant: boolean; copies: number; media: number; offsite: number; missing: { copies: number; media: number; offsite: number }; reasons: RegExp[] } }[] = [
-    { name: 'no copies', copies: [], want: { compliant: false, copies: 0, media: 0, offsite: 0, missing: { copies: 3, media: 2, offsite: 1 }, reasons: [/needs 3 more verified copies/, /needs 2 more copies on another kind of media/, /needs 1 more copy in another location \(has 0 offsite/] } },
-    { name: 'studio only', copies: [mirror, raid], want: { compliant: false, copies: 2, media: 2, offsite: 0, missing: { copies: 1, media: 0, offsite: 1 }, reasons: [/needs 1 more verified copy on another device \(has 2 of 3\)/, /needs 1 more copy in another location/] } },
-    { name: 'full 3-2-1', copies: [mirror, raid, cloudSsd], want: { compliant: true, copies: 3, media: 3, offsite: 1, missing: { copies: 0, media: 0, offsite: 0 }, reasons: [] } },
-    { name: 'everything', copies: [laptop, fieldDrive, mirror, raid, cloudSsd, tape], want: { compliant: true, copies: 6, media: 5, offsite: 2, missing: { copies: 0, media: 0, offsite: 0 }, reasons: [] } },
+  const cases: {
+    name: string;
+    copies: CopyFact[];
+    policy?: { copies: number; media: number; offsite: number };
+    want: {
+      compliant: boolean;
+      copies: number;
+      media: number;
+      offsite: number;
+      missing: { copies: number; media: number; offsite: number };
+      reasons: RegExp[];
+    };
+  }[] = [
+    {
+      name: 'no copies',
+      copies: [],
+      want: {
+        compliant: false,
+        copies: 0,
+        media: 0,
+        offsite: 0,
+        missing: { copies: 3, media: 2, offsite: 1 },
+        reasons: [
+          /needs 3 more verified copies/,
+          /needs 2 more copies on another kind of media/,
+          /needs 1 more copy in another location \(has 0 offsite/,
+        ],
+      },
+    },
+    {
+      name: 'studio only',
+      copies: [mirror, raid],
+      want: {
+        compliant: false,
+        copies: 2,
+        media: 2,
+        offsite: 0,
+        missing: { copies: 1, media: 0, offsite: 1 },
+        reasons: [
+          /needs 1 more verified copy on another device \(has 2 of 3\)/,
+          /needs 1 more copy in another location/,
+        ],
+      },
+    },
+    {
+      name: 'full 3-2-1',
+      copies: [mirror, raid, cloudSsd],
+      want: {
+        compliant: true,
+        copies: 3,
+        media: 3,
+        offsite: 1,
+        missing: { copies: 0, media: 0, offsite: 0 },
+        reasons: [],
+      },
+    },
+    {
+      name: 'everything',
+      copies: [laptop, fieldDrive, mirror, raid, cloudSsd, tape],
+      want: {
+        compliant: true,
+        copies: 6,
+        media: 5,
+        offsite: 2,
+        missing: { copies: 0, media: 0, offsite: 0 },
+        reasons: [],
+      },
+    },
     {
       name: 'two folders on one disk count once',
       copies: [laptop, { ...laptop, target: 'laptop-backup-folder' }, cloudSsd],
-      want: { compliant: false, copies: 2, media: 2, offsite: 1, missing: { copies: 1, media: 0, offsite: 0 }, reasons: [/has 2 of 3/] },
+      want: {
+        compliant: false,
+        copies: 2,
+        media: 2,
+        offsite: 1,
+        missing: { copies: 1, media: 0, offsite: 0 },
+        reasons: [/has 2 of 3/],
+      },
     },
     {
       name: 'unverified copies do not count',
       copies: [mirror, { ...raid, verified: false }, { ...cloudSsd, verified: false }],
-      want: { compliant: false, copies: 1, media: 1, offsite: 0, missing: { copies: 2, media: 1, offsite: 1 }, reasons: [/has 1 of 3; 2 not yet verified/, /has 1 of 2: hdd/, /has 0 offsite/] },
+      want: {
+        compliant: false,
+        copies: 1,
+        media: 1,
+        offsite: 0,
+        missing: { copies: 2, media: 1, offsite: 1 },
+        reasons: [/has 1 of 3; 2 not yet verified/, /has 1 of 2: hdd/, /has 0 offsite/],
+      },
     },
-    { name: 'one kind of media only', copies: [laptop, fieldDrive, { ...cloudSsd, media: 'ssd' }], want: { compliant: false, copies: 3, media: 1, offsite: 1, missing: { copies: 0, media: 1, offsite: 0 }, reasons: [/needs 1 more copy on another kind of media \(has 1 of 2: ssd\)/] } },
-    { name: 'custom policy 2-1-0 (safe to format)', copies: [laptop, fieldDrive], policy: { copies: 2, media: 1, offsite: 0 }, want: { compliant: true, copies: 2, media: 1, offsite: 0, missing: { copies: 0, media: 0, offsite: 0 }, reasons: [] } },
-    { name: 'custom policy 4-2-2', copies: [mirror, raid, cloudSsd, tape], policy: { copies: 4, media: 2, offsite: 2 }, want: { compliant: true, copies: 4, media: 4, offsite: 2, missing: { copies: 0, media: 0, offsite: 0 }, reasons: [] } },
-    { name: 'custom policy 4-2-2 short of offsite', copies: [mirror, raid, laptop, tape], policy: { copies: 4, media: 2, offsite: 2 }, want: { compliant: false, copies: 4, media: 4, offsite: 1, missing: { copies: 0, media: 0, offsite: 1 }, reasons: [/needs 1 more copy in another location \(has 1 offsite of 2\)/] } },
+    {
+      name: 'one kind of media only',
+      copies: [laptop, fieldDrive, { ...cloudSsd, media: 'ssd' }],
+      want: {
+        compliant: false,
+        copies: 3,
+        media: 1,
+        offsite: 1,
+        missing: { copies: 0, media: 1, offsite: 0 },
+        reasons: [/needs 1 more copy on another kind of media \(has 1 of 2: ssd\)/],
+      },
+    },
+    {
+      name: 'custom policy 2-1-0 (safe to format)',
+      copies: [laptop, fieldDrive],
+      policy: { copies: 2, media: 1, offsite: 0 },
+      want: {
+        compliant: true,
+        copies: 2,
+        media: 1,
+        offsite: 0,
+        missing: { copies: 0, media: 0, offsite: 0 },
+        reasons: [],
+      },
+    },
+    {
+      name: 'custom policy 4-2-2',
+      copies: [mirror, raid, cloudSsd, tape],
+      policy: { copies: 4, media: 2, offsite: 2 },
+      want: {
+        compliant: true,
+        copies: 4,
+        media: 4,
+        offsite: 2,
+        missing: { copies: 0, media: 0, offsite: 0 },
+        reasons: [],
+      },
+    },
+    {
+      name: 'custom policy 4-2-2 short of offsite',
+      copies: [mirror, raid, laptop, tape],
+      policy: { copies: 4, media: 2, offsite: 2 },
+      want: {
+        compliant: false,
+        copies: 4,
+        media: 4,
+        offsite: 1,
+        missing: { copies: 0, media: 0, offsite: 1 },
+        reasons: [/needs 1 more copy in another location \(has 1 offsite of 2\)/],
+      },
+    },
   ];
   for (const c of cases) {
     const v = evaluatePolicy(c.copies, c.policy);
     const { reasons, ...rest } = c.want;
     t.match(v, rest, c.name);
     t.equal(v.reasons.length, reasons.length, `${c.name}: reason count`);
-    reasons.forEach((re, i) => t.match(v.reasons[i], re, `${c.name}: reason ${i}`));
+    for (const [i, re] of reasons.entries()) t.match(v.reasons[i], re, `${c.name}: reason ${i}`);
   }
 });
 

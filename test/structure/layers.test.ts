@@ -63,7 +63,7 @@ async function importGraph(pkg: string): Promise<Map<string, string[]>> {
       const spec = m[1] ?? m[2];
       if (spec === undefined) continue;
       const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
-      if (target.startsWith(base + '/')) deps.push(relative(base, target));
+      if (target.startsWith(`${base}/`)) deps.push(relative(base, target));
     }
     graph.set(relative(base, file), deps);
   }
@@ -127,7 +127,24 @@ for (const [pkg, layers] of Object.entries(LAYERS)) {
 }
 
 t.test('the checker sees a cycle and an upward import when there is one', async (t) => {
-  t.same(cycles(new Map([['a.ts', ['b.ts']], ['b.ts', ['a.ts']], ['c.ts', ['a.ts']]])), [['a.ts', 'b.ts']]);
+  t.same(
+    cycles(
+      new Map([
+        ['a.ts', ['b.ts']],
+        ['b.ts', ['a.ts']],
+        ['c.ts', ['a.ts']],
+      ]),
+    ),
+    [['a.ts', 'b.ts']],
+  );
   t.same(cycles(new Map([['a.ts', ['a.ts']]])), [['a.ts']]);
-  t.same(cycles(new Map([['a.ts', ['b.ts']], ['b.ts', []]])), []);
+  t.same(
+    cycles(
+      new Map([
+        ['a.ts', ['b.ts']],
+        ['b.ts', []],
+      ]),
+    ),
+    [],
+  );
 });

@@ -52,7 +52,9 @@ export class HotFolder {
     this.#watcher = w;
     w.on('add', (p) => this.#touch(p));
     w.on('change', (p) => this.#touch(p));
-    w.on('error', (err) => this.opts.log?.warn({ event: 'hot-folder-error', dir: this.opts.dir, err }, 'hot folder watch error'));
+    w.on('error', (err) =>
+      this.opts.log?.warn({ event: 'hot-folder-error', dir: this.opts.dir, err }, 'hot folder watch error'),
+    );
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
   }
 
@@ -114,7 +116,10 @@ export class HotFolder {
       try {
         result = await this.opts.onStable(file);
       } catch (err) {
-        this.opts.log?.error({ event: 'hot-folder-ingest-failed', path: file.path, err }, `ingesting ${file.path} from the hot folder failed`);
+        this.opts.log?.error(
+          { event: 'hot-folder-ingest-failed', path: file.path, err },
+          `ingesting ${file.path} from the hot folder failed`,
+        );
         result = 'done';
       }
       if (result === 'retry' && !this.#closed) void this.#check(abs, false);

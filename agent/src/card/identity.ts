@@ -54,13 +54,20 @@ export async function readVolumeLabels(device: string, diskDir = '/dev/disk'): P
   } catch {
     return {};
   }
-  const [uuid, label] = await Promise.all([findLink(join(diskDir, 'by-uuid'), dev), findLink(join(diskDir, 'by-label'), dev)]);
+  const [uuid, label] = await Promise.all([
+    findLink(join(diskDir, 'by-uuid'), dev),
+    findLink(join(diskDir, 'by-label'), dev),
+  ]);
   return { ...(uuid === undefined ? {} : { uuid }), ...(label === undefined ? {} : { label }) };
 }
 
 /** A label made safe as one folder name: letters, digits, - and _ (spaces become _). */
 export function labelSlug(label: string | undefined): string {
-  const s = (label ?? '').normalize('NFC').replace(/\s+/g, '_').replace(/[^\p{L}\p{N}_-]/gu, '').slice(0, 40);
+  const s = (label ?? '')
+    .normalize('NFC')
+    .replace(/\s+/g, '_')
+    .replace(/[^\p{L}\p{N}_-]/gu, '')
+    .slice(0, 40);
   return s === '' ? 'CARD' : s;
 }
 
@@ -85,10 +92,20 @@ export interface CardIdentity {
 }
 
 /** `files` must be sorted by path (scanCard's order). */
-export function cardIdentity(input: { label: string; uuid?: string; files: readonly ScannedFile[]; folder?: string }): CardIdentity {
+export function cardIdentity(input: {
+  label: string;
+  uuid?: string;
+  files: readonly ScannedFile[];
+  folder?: string;
+}): CardIdentity {
   const fingerprint = fingerprintFiles(input.files);
   const h = createHasher();
-  h.update(Buffer.from(`studio321-card-v1\0${input.uuid ?? ''}\0${input.label}\0${fingerprint}\0${input.folder ?? ''}`, 'utf8'));
+  h.update(
+    Buffer.from(
+      `studio321-card-v1\0${input.uuid ?? ''}\0${input.label}\0${fingerprint}\0${input.folder ?? ''}`,
+      'utf8',
+    ),
+  );
   const id = `${labelSlug(input.label)}-${h.digest().slice(0, 8)}`;
   return { id, label: input.label, fingerprint, ...(input.uuid === undefined ? {} : { uuid: input.uuid }) };
 }

@@ -37,8 +37,16 @@ export interface ScanResult {
 }
 
 const OS_LITTER = new Set([
-  '.TRASHES', '.SPOTLIGHT-V100', '.FSEVENTSD', '.TEMPORARYITEMS', '.DS_STORE', 'SYSTEM VOLUME INFORMATION',
-  '$RECYCLE.BIN', '.METADATA_NEVER_INDEX', 'THUMBS.DB', 'DESKTOP.INI',
+  '.TRASHES',
+  '.SPOTLIGHT-V100',
+  '.FSEVENTSD',
+  '.TEMPORARYITEMS',
+  '.DS_STORE',
+  'SYSTEM VOLUME INFORMATION',
+  '$RECYCLE.BIN',
+  '.METADATA_NEVER_INDEX',
+  'THUMBS.DB',
+  'DESKTOP.INI',
 ]);
 
 export function isOsLitter(name: string): boolean {
@@ -54,10 +62,18 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
   try {
     rootStat = await lstat(root);
   } catch (err) {
-    throw new AgentError(AGENT_CODES.notAFolder, `${root} cannot be read (${errorCode(err) ?? 'error'}): check the card is inserted and the path is right.`, { cause: err, detail: { path: root } });
+    throw new AgentError(
+      AGENT_CODES.notAFolder,
+      `${root} cannot be read (${errorCode(err) ?? 'error'}): check the card is inserted and the path is right.`,
+      { cause: err, detail: { path: root } },
+    );
   }
   if (!rootStat.isDirectory()) {
-    throw new AgentError(AGENT_CODES.notAFolder, `${root} is not a folder: give the card's mount point or a folder of images.`, { detail: { path: root } });
+    throw new AgentError(
+      AGENT_CODES.notAFolder,
+      `${root} is not a folder: give the card's mount point or a folder of images.`,
+      { detail: { path: root } },
+    );
   }
   const dev = rootStat.dev;
   const files: ScannedFile[] = [];
@@ -75,9 +91,17 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
     } catch (err) {
       if (rel === '' || isRemovedCode(errorCode(err))) {
         // The card itself went away (or its root cannot be listed): the listing is incomplete.
-        throw new AgentError(AGENT_CODES.cardRemoved, `The card at ${root} disappeared while it was being listed: insert it again and the offload resumes.`, { cause: err, retryable: true, detail: { path: root } });
+        throw new AgentError(
+          AGENT_CODES.cardRemoved,
+          `The card at ${root} disappeared while it was being listed: insert it again and the offload resumes.`,
+          { cause: err, retryable: true, detail: { path: root } },
+        );
       }
-      warn(rel, AGENT_CODES.unreadableDir, `Folder ${rel} on the card cannot be listed (${errorCode(err) ?? 'error'}): its files were not copied; check the card in a reader.`);
+      warn(
+        rel,
+        AGENT_CODES.unreadableDir,
+        `Folder ${rel} on the card cannot be listed (${errorCode(err) ?? 'error'}): its files were not copied; check the card in a reader.`,
+      );
       return;
     }
     names.sort();
@@ -88,7 +112,11 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
       try {
         shown = validateRelativePath(childRel);
       } catch (err) {
-        warn(childRel, AGENT_CODES.badName, `The name ${JSON.stringify(childRel)} cannot be stored safely: it was not copied; copy it by hand after renaming.`);
+        warn(
+          childRel,
+          AGENT_CODES.badName,
+          `The name ${JSON.stringify(childRel)} cannot be stored safely: it was not copied; copy it by hand after renaming.`,
+        );
         void err;
         continue;
       }
@@ -97,23 +125,43 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
         st = await lstat(join(root, childRel));
       } catch (err) {
         if (isRemovedCode(errorCode(err))) {
-          throw new AgentError(AGENT_CODES.cardRemoved, `The card at ${root} disappeared while it was being listed: insert it again and the offload resumes.`, { cause: err, retryable: true, detail: { path: root } });
+          throw new AgentError(
+            AGENT_CODES.cardRemoved,
+            `The card at ${root} disappeared while it was being listed: insert it again and the offload resumes.`,
+            { cause: err, retryable: true, detail: { path: root } },
+          );
         }
-        warn(shown, AGENT_CODES.unreadableFile, `${shown} cannot be read (${errorCode(err) ?? 'error'}): check the card in a reader.`);
+        warn(
+          shown,
+          AGENT_CODES.unreadableFile,
+          `${shown} cannot be read (${errorCode(err) ?? 'error'}): check the card in a reader.`,
+        );
         continue;
       }
       if (st.isSymbolicLink()) {
-        warn(shown, AGENT_CODES.symlinkSkipped, `${shown} is a symbolic link: links are never followed off a card; it was not copied. Review it, then run field-agent resolve.`);
+        warn(
+          shown,
+          AGENT_CODES.symlinkSkipped,
+          `${shown} is a symbolic link: links are never followed off a card; it was not copied. Review it, then run field-agent resolve.`,
+        );
       } else if (st.isDirectory()) {
         if (st.dev !== dev) {
-          warn(shown, AGENT_CODES.specialFileSkipped, `${shown} is another volume mounted inside the card: it was not entered.`);
+          warn(
+            shown,
+            AGENT_CODES.specialFileSkipped,
+            `${shown} is another volume mounted inside the card: it was not entered.`,
+          );
         } else {
           await walk(childRel);
         }
       } else if (st.isFile()) {
         files.push({ path: shown, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
       } else {
-        warn(shown, AGENT_CODES.specialFileSkipped, `${shown} is not a regular file (FIFO, socket or device): it was not copied. Review it, then run field-agent resolve.`);
+        warn(
+          shown,
+          AGENT_CODES.specialFileSkipped,
+          `${shown} is not a regular file (FIFO, socket or device): it was not copied. Review it, then run field-agent resolve.`,
+        );
       }
     }
   };

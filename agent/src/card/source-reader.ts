@@ -39,7 +39,11 @@ export interface SourceExpectation {
   mtimeMs: number;
 }
 
-export type SourceOpener = (path: string, expect: SourceExpectation, opts: { signal?: AbortSignal }) => AsyncIterable<Uint8Array>;
+export type SourceOpener = (
+  path: string,
+  expect: SourceExpectation,
+  opts: { signal?: AbortSignal },
+) => AsyncIterable<Uint8Array>;
 
 interface Ident {
   size: bigint;
@@ -49,7 +53,11 @@ interface Ident {
 }
 
 function changed(path: string, what: string): AgentError {
-  return new AgentError(AGENT_CODES.sourceChanged, `${path} changed while it was being copied (${what}): the copy was discarded and will be made again once the file is stable.`, { retryable: true, detail: { path } });
+  return new AgentError(
+    AGENT_CODES.sourceChanged,
+    `${path} changed while it was being copied (${what}): the copy was discarded and will be made again once the file is stable.`,
+    { retryable: true, detail: { path } },
+  );
 }
 
 /**
@@ -91,7 +99,11 @@ async function readChunk(fh: FileHandle, pos: number, size: number, into?: Buffe
   return got === size ? buf : buf.subarray(0, got);
 }
 
-export async function* readCardFile(path: string, expect: SourceExpectation, opts: { signal?: AbortSignal; chunkSize?: number } = {}): AsyncGenerator<Uint8Array, void, undefined> {
+export async function* readCardFile(
+  path: string,
+  expect: SourceExpectation,
+  opts: { signal?: AbortSignal; chunkSize?: number } = {},
+): AsyncGenerator<Uint8Array, void, undefined> {
   const chunkSize = opts.chunkSize ?? SOURCE_CHUNK;
   opts.signal?.throwIfAborted();
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -120,7 +132,10 @@ export async function* readCardFile(path: string, expect: SourceExpectation, opt
       // Start the next read before handing this chunk over (one chunk of read-ahead):
       // it fills the buffer of the previous chunk, which the consumer finished with
       // before asking for this one.
-      next = chunk.byteLength > 0 && pos < size ? startRead(fh, pos, Math.min(chunkSize, size - pos), nextBuffer()) : undefined;
+      next =
+        chunk.byteLength > 0 && pos < size
+          ? startRead(fh, pos, Math.min(chunkSize, size - pos), nextBuffer())
+          : undefined;
       if (chunk.byteLength > 0) yield chunk;
       if (chunk.byteLength === 0) break;
     }
@@ -128,9 +143,12 @@ export async function* readCardFile(path: string, expect: SourceExpectation, opt
     const tail = await readChunk(fh, pos, 1);
     const after = await fh.stat({ bigint: true });
     const onPath = await stat(path, { bigint: true });
-    if (pos !== size || tail.byteLength !== 0) throw changed(path, `read ${pos + tail.byteLength}+ bytes, listed ${size}`);
-    if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs) throw changed(path, 'its size or times changed');
-    if (onPath.ino !== before.ino || onPath.size !== before.size || onPath.mtimeNs !== before.mtimeNs) throw changed(path, 'it was replaced');
+    if (pos !== size || tail.byteLength !== 0)
+      throw changed(path, `read ${pos + tail.byteLength}+ bytes, listed ${size}`);
+    if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs)
+      throw changed(path, 'its size or times changed');
+    if (onPath.ino !== before.ino || onPath.size !== before.size || onPath.mtimeNs !== before.mtimeNs)
+      throw changed(path, 'it was replaced');
     // Read to the end, and the consumer asked for what follows the last chunk, so it is
     // done with every chunk: all ring buffers are free. (After an error or an early
     // return they are left to the GC: a write of the last chunk may still be running.)

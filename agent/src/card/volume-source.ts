@@ -68,7 +68,11 @@ export function parseMountInfo(text: string): Volume[] {
     const fsType = parts[sep + 1];
     const source = parts[sep + 2];
     if (mountPoint === undefined || fsType === undefined || source === undefined) continue;
-    out.push({ mountPoint: unescapeMountField(mountPoint), device: unescapeMountField(source), fsType: unescapeMountField(fsType) });
+    out.push({
+      mountPoint: unescapeMountField(mountPoint),
+      device: unescapeMountField(source),
+      fsType: unescapeMountField(fsType),
+    });
   }
   return out;
 }
@@ -93,15 +97,25 @@ export class DfVolumeSource implements VolumeSource {
 
   list(signal?: AbortSignal): Promise<Volume[]> {
     return new Promise((resolve, reject) => {
-      execFile(this.command, ['-kP'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, ...(signal === undefined ? {} : { signal }), env: { ...process.env, LC_ALL: 'C' } }, (err, stdout) => {
-        // df exits 1 when one file system could not be read (a stale NFS mount) but
-        // still prints the others: use what it printed when there is anything.
-        if (err !== null && stdout.trim() === '') {
-          reject(err);
-          return;
-        }
-        resolve(parseDfOutput(stdout));
-      });
+      execFile(
+        this.command,
+        ['-kP'],
+        {
+          encoding: 'utf8',
+          maxBuffer: 16 * 1024 * 1024,
+          ...(signal === undefined ? {} : { signal }),
+          env: { ...process.env, LC_ALL: 'C' },
+        },
+        (err, stdout) => {
+          // df exits 1 when one file system could not be read (a stale NFS mount) but
+          // still prints the others: use what it printed when there is anything.
+          if (err !== null && stdout.trim() === '') {
+            reject(err);
+            return;
+          }
+          resolve(parseDfOutput(stdout));
+        },
+      );
     });
   }
 }
@@ -112,8 +126,26 @@ export function defaultVolumeSource(): VolumeSource {
 }
 
 const PSEUDO_FS = new Set([
-  'proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', 'devtmpfs', 'mqueue', 'debugfs', 'tracefs', 'securityfs',
-  'pstore', 'bpf', 'configfs', 'fusectl', 'hugetlbfs', 'autofs', 'binfmt_misc', 'nsfs', 'rpc_pipefs', 'efivarfs',
+  'proc',
+  'sysfs',
+  'cgroup',
+  'cgroup2',
+  'devpts',
+  'devtmpfs',
+  'mqueue',
+  'debugfs',
+  'tracefs',
+  'securityfs',
+  'pstore',
+  'bpf',
+  'configfs',
+  'fusectl',
+  'hugetlbfs',
+  'autofs',
+  'binfmt_misc',
+  'nsfs',
+  'rpc_pipefs',
+  'efivarfs',
 ]);
 const SYSTEM_PREFIXES = ['/proc', '/sys', '/dev', '/boot', '/snap', '/var/lib/docker'];
 

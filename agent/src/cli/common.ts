@@ -38,14 +38,22 @@ export interface ParsedArgs<O> {
 /** parseArgs with the global options added; bad usage throws AGENT_USAGE. Values are typed by the option specs. */
 export function parse<O extends Record<string, OptionSpec>>(argv: string[], options: O, usage: string): ParsedArgs<O> {
   try {
-    const r = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args: argv,
+      options: { ...GLOBAL_OPTIONS, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
     return { values: r.values as ParsedValues<O & typeof GLOBAL_OPTIONS>, positionals: r.positionals };
   } catch (err) {
     throw new AgentError(AGENT_CODES.usage, `${(err as Error).message}\n${usage}`, { cause: err });
   }
 }
 
-export async function loadContext(values: { 'data-dir'?: string | undefined; config?: string | undefined }, env: NodeJS.ProcessEnv): Promise<{ paths: AgentPaths; config: AgentConfig }> {
+export async function loadContext(
+  values: { 'data-dir'?: string | undefined; config?: string | undefined },
+  env: NodeJS.ProcessEnv,
+): Promise<{ paths: AgentPaths; config: AgentConfig }> {
   const paths = resolvePaths({ dataDir: values['data-dir'], config: values.config }, env);
   const config = await loadAgentConfig(paths);
   return { paths, config };
@@ -54,10 +62,12 @@ export async function loadContext(values: { 'data-dir'?: string | undefined; con
 /** Print a coded error the way every command does; returns the exit code. */
 export function reportError(err: unknown, io: CommandIo, json: boolean): number {
   if (err instanceof CodedError) {
-    if (json) io.stdout.write(JSON.stringify({ event: 'error', ...err.toJSON() }) + '\n');
+    if (json) io.stdout.write(`${JSON.stringify({ event: 'error', ...err.toJSON() })}\n`);
     io.stderr.write(`field-agent: ${err.code}: ${err.message}\n`);
     return err.code === AGENT_CODES.usage ? 2 : 1;
   }
-  io.stderr.write(`field-agent: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  io.stderr.write(
+    `field-agent: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   return 1;
 }

@@ -20,7 +20,8 @@ export async function ejectCommand(argv: string[], io: CommandIo): Promise<numbe
     return 0;
   }
   const ref = positionals[0];
-  if (ref === undefined || positionals.length > 1) throw new AgentError(AGENT_CODES.usage, `give one card id or label (see field-agent status)\n${USAGE}`);
+  if (ref === undefined || positionals.length > 1)
+    throw new AgentError(AGENT_CODES.usage, `give one card id or label (see field-agent status)\n${USAGE}`);
   const { paths, config } = await loadContext(values, io.env);
   let result: EjectResult;
   let state: AgentState | undefined;
@@ -31,13 +32,21 @@ export async function ejectCommand(argv: string[], io: CommandIo): Promise<numbe
   }
   if (state) {
     try {
-      result = await ejectCard(ref, { state, copiesNeeded: config.policy.copiesBeforeFormat, volumes: defaultVolumeSource() });
+      result = await ejectCard(ref, {
+        state,
+        copiesNeeded: config.policy.copiesBeforeFormat,
+        volumes: defaultVolumeSource(),
+      });
     } finally {
       await state.close();
     }
   } else {
     result = (await callRunningAgent(paths.dataDir, '/api/eject', { card: ref }, EJECT_CODES.failed)) as EjectResult;
   }
-  io.stdout.write(values.json ? `${JSON.stringify({ event: 'ejected', ...result })}\n` : `${result.label} (${result.card}) ejected from ${result.mountPoint}: you can remove the card.\n`);
+  io.stdout.write(
+    values.json
+      ? `${JSON.stringify({ event: 'ejected', ...result })}\n`
+      : `${result.label} (${result.card}) ejected from ${result.mountPoint}: you can remove the card.\n`,
+  );
   return 0;
 }

@@ -23,7 +23,8 @@ import { summariseCard } from '../state/status.js';
 import { backfillFieldDrive } from '../offload/backfill.js';
 import { loadContext, parse, reportError, type CommandIo } from './common.js';
 
-const USAGE = 'usage: field-agent ingest <path> [--shoot NAME] [--card-label LABEL] [--json] [--data-dir DIR] [--config FILE]';
+const USAGE =
+  'usage: field-agent ingest <path> [--shoot NAME] [--card-label LABEL] [--json] [--data-dir DIR] [--config FILE]';
 
 async function volumeAt(root: string): Promise<{ labels: VolumeLabels; isMount: boolean }> {
   if (process.platform !== 'linux') return { labels: {}, isMount: false };
@@ -45,19 +46,27 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
   }
   const json = values.json === true;
   const target = positionals[0];
-  if (target === undefined || positionals.length > 1) throw new AgentError(AGENT_CODES.usage, `give exactly one folder to ingest\n${USAGE}`);
+  if (target === undefined || positionals.length > 1)
+    throw new AgentError(AGENT_CODES.usage, `give exactly one folder to ingest\n${USAGE}`);
   const { paths, config } = await loadContext(values, io.env);
   let shoot: string;
   try {
     shoot = validateSegment(values.shoot ?? config.shoot ?? defaultShootName());
   } catch (err) {
-    throw new AgentError(AGENT_CODES.usage, `--shoot must be one folder name (no "/", no control characters)\n${USAGE}`, { cause: err });
+    throw new AgentError(
+      AGENT_CODES.usage,
+      `--shoot must be one folder name (no "/", no control characters)\n${USAGE}`,
+      { cause: err },
+    );
   }
   let root: string;
   try {
     root = await realpath(resolve(target));
   } catch (err) {
-    throw new AgentError(AGENT_CODES.notAFolder, `${target} does not exist: check the path (is the card mounted?).`, { cause: err, detail: { path: target } });
+    throw new AgentError(AGENT_CODES.notAFolder, `${target} does not exist: check the path (is the card mounted?).`, {
+      cause: err,
+      detail: { path: target },
+    });
   }
 
   const startedAt = performance.now();
@@ -77,64 +86,99 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
   };
   try {
     const resolved = await resolveTargets(config.store, config.fieldDrive);
-    if (resolved.fieldDriveProblem !== undefined) io.stderr.write(`field-agent: ${resolved.fieldDriveProblem.code}: ${resolved.fieldDriveProblem.message}\n`);
+    if (resolved.fieldDriveProblem !== undefined)
+      io.stderr.write(`field-agent: ${resolved.fieldDriveProblem.code}: ${resolved.fieldDriveProblem.message}\n`);
     await sweepInterrupted(state, resolved.targets);
     const scan = await scanCard(root, { signal: abort.signal });
     const vol = await volumeAt(root);
     const cardLabelOpt = values['card-label'];
     const label = cardLabel(vol.labels, root, cardLabelOpt);
-    const identity = cardIdentity({ label, ...(vol.labels.uuid === undefined ? {} : { uuid: vol.labels.uuid }), files: scan.files, ...(vol.isMount ? {} : { folder: root }) });
-    let progress: ProgressTracker | undefined;
-    const report = await offloadCard({
-      state,
-      targets: resolved.targets,
-      signal: abort.signal,
-      log,
-      onFile: (o) => {
-        if (json) io.stdout.write(JSON.stringify({ event: 'file', card: identity.id, ...o }) + '\n');
-      },
-      onProgress: (p) => {
-        progress = p;
-        showProgress(p);
-      },
-    }, {
-      root,
-      card: { id: identity.id, label: identity.label, ...(identity.uuid === undefined ? {} : { uuid: identity.uuid }), kind: vol.isMount ? 'card' : 'folder', source: root, shoot },
-      scan,
+    const identity = cardIdentity({
+      label,
+      ...(vol.labels.uuid === undefined ? {} : { uuid: vol.labels.uuid }),
+      files: scan.files,
+      ...(vol.isMount ? {} : { folder: root }),
     });
+    let progress: ProgressTracker | undefined;
+    const report = await offloadCard(
+      {
+        state,
+        targets: resolved.targets,
+        signal: abort.signal,
+        log,
+        onFile: (o) => {
+          if (json) io.stdout.write(`${JSON.stringify({ event: 'file', card: identity.id, ...o })}\n`);
+        },
+        onProgress: (p) => {
+          progress = p;
+          showProgress(p);
+        },
+      },
+      {
+        root,
+        card: {
+          id: identity.id,
+          label: identity.label,
+          ...(identity.uuid === undefined ? {} : { uuid: identity.uuid }),
+          kind: vol.isMount ? 'card' : 'folder',
+          source: root,
+          shoot,
+        },
+        scan,
+      },
+    );
     if (progress !== undefined) {
       showProgress(progress, true);
       if (io.stderr.isTTY) io.stderr.write('\n');
     }
     // Files offloaded earlier while the field drive was away get their copy on it now.
-    const backfill = report.stoppedBy === undefined ? await backfillFieldDrive({ state, targets: resolved.targets, signal: abort.signal, log, sweepTemps: true }) : undefined;
+    const backfill =
+      report.stoppedBy === undefined
+        ? await backfillFieldDrive({ state, targets: resolved.targets, signal: abort.signal, log, sweepTemps: true })
+        : undefined;
     if (backfill !== undefined && backfill.missing > 0) {
-      if (json) io.stdout.write(JSON.stringify({ event: 'backfill', missing: backfill.missing, copied: backfill.copied, bytes: backfill.bytes, failed: backfill.failed, ...(backfill.stoppedBy === undefined ? {} : { stoppedBy: backfill.stoppedBy.toJSON() }) }) + '\n');
-      else io.stdout.write(`field drive: ${backfill.copied} of ${backfill.missing} files offloaded earlier copied to it${backfill.failed.length > 0 ? `, ${backfill.failed.length} failed` : ''}\n`);
+      if (json)
+        io.stdout.write(
+          `${JSON.stringify({
+            event: 'backfill',
+            missing: backfill.missing,
+            copied: backfill.copied,
+            bytes: backfill.bytes,
+            failed: backfill.failed,
+            ...(backfill.stoppedBy === undefined ? {} : { stoppedBy: backfill.stoppedBy.toJSON() }),
+          })}\n`,
+        );
+      else
+        io.stdout.write(
+          `field drive: ${backfill.copied} of ${backfill.missing} files offloaded earlier copied to it${backfill.failed.length > 0 ? `, ${backfill.failed.length} failed` : ''}\n`,
+        );
       for (const f of backfill.failed) io.stderr.write(`field-agent: ${f.code}: ${f.message}\n`);
-      if (backfill.stoppedBy !== undefined) io.stderr.write(`field-agent: ${backfill.stoppedBy.code}: ${backfill.stoppedBy.message}\n`);
+      if (backfill.stoppedBy !== undefined)
+        io.stderr.write(`field-agent: ${backfill.stoppedBy.code}: ${backfill.stoppedBy.message}\n`);
     }
     const summary = await summariseCard(state, report.card, config.policy.copiesBeforeFormat);
     const failed = report.failed.length > 0 || report.stoppedBy !== undefined;
     if (json) {
-      io.stdout.write(JSON.stringify({
-        event: 'done',
-        ok: !failed,
-        card: report.card.id,
-        label: report.card.label,
-        storeDir: `${config.store}/${report.card.shoot}/${report.card.id}`,
-        files: report.files,
-        copied: report.copied,
-        duplicates: report.duplicates,
-        alreadyVerified: report.alreadyVerified,
-        bytesCopied: report.bytesCopied,
-        failed: report.failed,
-        warnings: report.warnings,
-        ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.toJSON() }),
-        safeToFormat: summary.safeToFormat,
-        elapsedMs: Math.round(performance.now() - startedAt),
-        peakRssBytes: process.resourceUsage().maxRSS * 1024,
-      }) + '\n');
+      io.stdout.write(
+        `${JSON.stringify({
+          event: 'done',
+          ok: !failed,
+          card: report.card.id,
+          label: report.card.label,
+          storeDir: `${config.store}/${report.card.shoot}/${report.card.id}`,
+          files: report.files,
+          copied: report.copied,
+          duplicates: report.duplicates,
+          alreadyVerified: report.alreadyVerified,
+          bytesCopied: report.bytesCopied,
+          failed: report.failed,
+          warnings: report.warnings,
+          ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.toJSON() }),
+          safeToFormat: summary.safeToFormat,
+          elapsedMs: Math.round(performance.now() - startedAt),
+          peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        })}\n`,
+      );
     } else {
       io.stdout.write(`${reportSummary(report)}\n`);
       io.stdout.write(`stored in ${config.store}/${report.card.shoot}/${report.card.id}\n`);
@@ -142,7 +186,8 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
       for (const w of report.warnings) io.stdout.write(`  WARNING ${w.path}: ${w.code}: ${w.message}\n`);
       io.stdout.write(`safe to format: ${summary.safeToFormat.safe ? 'YES' : 'NO'} — ${summary.safeToFormat.reason}\n`);
     }
-    if (report.stoppedBy !== undefined) io.stderr.write(`field-agent: ${report.stoppedBy.code}: ${report.stoppedBy.message}\n`);
+    if (report.stoppedBy !== undefined)
+      io.stderr.write(`field-agent: ${report.stoppedBy.code}: ${report.stoppedBy.message}\n`);
     return failed ? 1 : 0;
   } catch (err) {
     return reportError(err, io, json);

@@ -8,22 +8,54 @@ export type Command = (argv: string[], io: CommandIo) => Promise<number>;
 
 /** Commands load lazily: `status` does not pay for the link client, `ingest` not for the tray. */
 export const COMMANDS: Record<string, { load: () => Promise<Command>; help: string }> = {
-  ingest: { load: async () => (await import('./ingest.js')).ingestCommand, help: 'ingest <path>   offload a card or folder now, verified, then exit' },
-  status: { load: async () => (await import('./status.js')).statusCommand, help: 'status          cards, copies, safe to format, queue to the studio' },
-  resolve: { load: async () => (await import('./resolve.js')).resolveCommand, help: 'resolve <card>  mark the card\'s warnings as reviewed' },
-  pair: { load: async () => (await import('./pair.js')).pairCommand, help: 'pair <url> <code> pair this laptop with a studio (code from `studioctl pair`)' },
-  sync: { load: async () => (await import('./sync.js')).syncCommand, help: 'sync            push the queue to the studio until empty, then exit' },
-  verify: { load: async () => (await import('./verify.js')).verifyCommand, help: 'verify [card]   read the laptop and field-drive copies again; lost ones stop counting' },
-  eject: { load: async () => (await import('./eject.js')).ejectCommand, help: 'eject <card>    unmount a card, only once it is safe to format' },
+  ingest: {
+    load: async () => (await import('./ingest.js')).ingestCommand,
+    help: 'ingest <path>   offload a card or folder now, verified, then exit',
+  },
+  status: {
+    load: async () => (await import('./status.js')).statusCommand,
+    help: 'status          cards, copies, safe to format, queue to the studio',
+  },
+  resolve: {
+    load: async () => (await import('./resolve.js')).resolveCommand,
+    help: "resolve <card>  mark the card's warnings as reviewed",
+  },
+  pair: {
+    load: async () => (await import('./pair.js')).pairCommand,
+    help: 'pair <url> <code> pair this laptop with a studio (code from `studioctl pair`)',
+  },
+  sync: {
+    load: async () => (await import('./sync.js')).syncCommand,
+    help: 'sync            push the queue to the studio until empty, then exit',
+  },
+  verify: {
+    load: async () => (await import('./verify.js')).verifyCommand,
+    help: 'verify [card]   read the laptop and field-drive copies again; lost ones stop counting',
+  },
+  eject: {
+    load: async () => (await import('./eject.js')).ejectCommand,
+    help: 'eject <card>    unmount a card, only once it is safe to format',
+  },
   run: {
     load: async () => {
-      const [{ runCommand }, { startSyncForRun }] = await Promise.all([import('./run.js'), import('../link/sync-loop.js')]);
+      const [{ runCommand }, { startSyncForRun }] = await Promise.all([
+        import('./run.js'),
+        import('../link/sync-loop.js'),
+      ]);
       return (argv, io) => runCommand(argv, io, { startSync: startSyncForRun });
-    }, help: 'run             watch for cards and hot folders (the background service)' },
+    },
+    help: 'run             watch for cards and hot folders (the background service)',
+  },
 };
 
 function usage(): string {
-  return ['usage: field-agent <command> [options]', '', ...Object.values(COMMANDS).map((c) => `  ${c.help}`), '', 'options: --data-dir DIR  --config FILE  --json'].join('\n');
+  return [
+    'usage: field-agent <command> [options]',
+    '',
+    ...Object.values(COMMANDS).map((c) => `  ${c.help}`),
+    '',
+    'options: --data-dir DIR  --config FILE  --json',
+  ].join('\n');
 }
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {

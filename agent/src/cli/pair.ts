@@ -14,28 +14,37 @@ import { saveIdentity } from '../link/identity.js';
 import { resolvePaths } from '../paths.js';
 import { parse, type CommandIo } from './common.js';
 
-const USAGE = 'usage: field-agent pair <wss://host:port/v1> <CODE> [--name NAME] [--fingerprint sha256:HEX] [--data-dir DIR] [--json]';
+const USAGE =
+  'usage: field-agent pair <wss://host:port/v1> <CODE> [--name NAME] [--fingerprint sha256:HEX] [--data-dir DIR] [--json]';
 
 export function normaliseStudioUrl(raw: string): string {
   let u: URL;
   try {
     u = new URL(raw);
   } catch (err) {
-    throw new LinkError(LINK_CODES.badUrl, `"${raw}" is not a URL. Use wss://<studio-host>:<port>${PROTOCOL_PATH}.`, { cause: err });
+    throw new LinkError(LINK_CODES.badUrl, `"${raw}" is not a URL. Use wss://<studio-host>:<port>${PROTOCOL_PATH}.`, {
+      cause: err,
+    });
   }
-  if (u.protocol !== 'wss:') throw new LinkError(LINK_CODES.badUrl, `"${raw}" must start with wss:// (the link is always TLS).`);
+  if (u.protocol !== 'wss:')
+    throw new LinkError(LINK_CODES.badUrl, `"${raw}" must start with wss:// (the link is always TLS).`);
   if (u.pathname === '/' || u.pathname === '') u.pathname = PROTOCOL_PATH;
   return u.toString();
 }
 
 export async function pairCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parse(argv, { name: { type: 'string' }, fingerprint: { type: 'string' } } as const, USAGE);
+  const { values, positionals } = parse(
+    argv,
+    { name: { type: 'string' }, fingerprint: { type: 'string' } } as const,
+    USAGE,
+  );
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
     return 0;
   }
   const [rawUrl, code] = positionals;
-  if (rawUrl === undefined || code === undefined || positionals.length !== 2) throw new LinkError(LINK_CODES.badUrl, `give the studio URL and the pairing code\n${USAGE}`);
+  if (rawUrl === undefined || code === undefined || positionals.length !== 2)
+    throw new LinkError(LINK_CODES.badUrl, `give the studio URL and the pairing code\n${USAGE}`);
   const url = normaliseStudioUrl(rawUrl);
   const paths = resolvePaths({ dataDir: values['data-dir'], config: values.config }, io.env);
   const agentName = values.name ?? hostname();
@@ -45,7 +54,10 @@ export async function pairCommand(argv: string[], io: CommandIo): Promise<number
     await link.open();
     const seen = link.fingerprint ?? '';
     if (values.fingerprint !== undefined && !fingerprintsEqual(values.fingerprint.toLowerCase(), seen)) {
-      throw new ProtocolError(ProtoCode.FingerprintMismatch, `The studio at ${url} presented ${seen}, not ${values.fingerprint} as printed by studioctl pair. Check you are on the studio's network.`);
+      throw new ProtocolError(
+        ProtoCode.FingerprintMismatch,
+        `The studio at ${url} presented ${seen}, not ${values.fingerprint} as printed by studioctl pair. Check you are on the studio's network.`,
+      );
     }
     const { agentId, studioFingerprint } = await link.pair(code, agentName, keys.publicKeyDer);
     await saveIdentity(paths.dataDir, {
@@ -54,7 +66,11 @@ export async function pairCommand(argv: string[], io: CommandIo): Promise<number
     });
     await link.authenticate(agentId, keys.privateKeyPem);
     const result = { event: 'paired', agentId, fingerprint: studioFingerprint, url };
-    io.stdout.write(values.json === true ? JSON.stringify(result) + '\n' : `Paired as ${agentId} with the studio at ${url}\nStudio fingerprint (pinned): ${studioFingerprint}\n`);
+    io.stdout.write(
+      values.json === true
+        ? `${JSON.stringify(result)}\n`
+        : `Paired as ${agentId} with the studio at ${url}\nStudio fingerprint (pinned): ${studioFingerprint}\n`,
+    );
     return 0;
   } finally {
     link.close();

@@ -12,12 +12,15 @@ export async function resolveCommand(argv: string[], io: CommandIo): Promise<num
     return 0;
   }
   const id = positionals[0];
-  if (id === undefined || positionals.length > 1) throw new AgentError(AGENT_CODES.usage, `give one card id (see field-agent status)\n${USAGE}`);
+  if (id === undefined || positionals.length > 1)
+    throw new AgentError(AGENT_CODES.usage, `give one card id (see field-agent status)\n${USAGE}`);
   const { paths } = await loadContext(values, io.env);
   const state = await AgentState.open(paths.dataDir);
   try {
     const n = await state.resolveWarnings(id);
-    io.stdout.write(values.json ? `${JSON.stringify({ card: id, resolved: n })}\n` : `${n} warning(s) of ${id} marked as reviewed\n`);
+    io.stdout.write(
+      values.json ? `${JSON.stringify({ card: id, resolved: n })}\n` : `${n} warning(s) of ${id} marked as reviewed\n`,
+    );
     return 0;
   } finally {
     await state.close();

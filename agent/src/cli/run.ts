@@ -20,7 +20,11 @@ function linkStateOf(state: string): 'connected' | 'connecting' | 'offline' | 'p
   return 'offline';
 }
 
-export async function runCommand(argv: string[], io: CommandIo, extra: Pick<AgentRunnerOptions, 'startSync' | 'volumeSource'> = {}): Promise<number> {
+export async function runCommand(
+  argv: string[],
+  io: CommandIo,
+  extra: Pick<AgentRunnerOptions, 'startSync' | 'volumeSource'> = {},
+): Promise<number> {
   const { values } = parse(argv, {}, USAGE);
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
@@ -47,10 +51,21 @@ export async function runCommand(argv: string[], io: CommandIo, extra: Pick<Agen
   onShutdown('agent', () => runner.close());
   // Status page + tray (issue 6); never required for the offload.
   const sync = runner.sync;
-  const syncActions = sync?.pauseSync && sync.resumeSync
-    ? { pauseSync: () => sync.pauseSync?.(), resumeSync: () => sync.resumeSync?.() }
-    : undefined;
-  const ui = new AgentUi({ runner, copiesNeeded: config.policy.copiesBeforeFormat, dataDir: paths.dataDir, log, statusPort: config.statusPort, tray: config.tray, env: io.env, quit: () => requestShutdown('tray quit'), ...(syncActions ? { sync: syncActions } : {}) });
+  const syncActions =
+    sync?.pauseSync && sync.resumeSync
+      ? { pauseSync: () => sync.pauseSync?.(), resumeSync: () => sync.resumeSync?.() }
+      : undefined;
+  const ui = new AgentUi({
+    runner,
+    copiesNeeded: config.policy.copiesBeforeFormat,
+    dataDir: paths.dataDir,
+    log,
+    statusPort: config.statusPort,
+    tray: config.tray,
+    env: io.env,
+    quit: () => requestShutdown('tray quit'),
+    ...(syncActions ? { sync: syncActions } : {}),
+  });
   await ui.open();
   onShutdown('ui', () => ui.close());
   // The link state and receipts reach the page and tray: the sync loop's state is in

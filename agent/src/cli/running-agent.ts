@@ -12,12 +12,21 @@ import { AGENT_CODES, AgentError } from '../errors.js';
 import { STATUS_URL_FILE } from '../ui/agent-ui.js';
 
 /** POSTs `apiPath?query` to the running agent; its JSON on 200, else its coded error (or `fallbackCode`). */
-export async function callRunningAgent(dataDir: string, apiPath: string, query: Record<string, string>, fallbackCode: string): Promise<unknown> {
+export async function callRunningAgent(
+  dataDir: string,
+  apiPath: string,
+  query: Record<string, string>,
+  fallbackCode: string,
+): Promise<unknown> {
   let page: URL;
   try {
     page = new URL((await readFile(join(dataDir, STATUS_URL_FILE), 'utf8')).trim());
   } catch (err) {
-    throw new AgentError(AGENT_CODES.stateLocked, `Another field-agent is using ${dataDir} and its status page is not there to ask (${errorCode(err) ?? 'unreadable address'}): stop it, then try again.`, { cause: err, retryable: true, detail: { dataDir } });
+    throw new AgentError(
+      AGENT_CODES.stateLocked,
+      `Another field-agent is using ${dataDir} and its status page is not there to ask (${errorCode(err) ?? 'unreadable address'}): stop it, then try again.`,
+      { cause: err, retryable: true, detail: { dataDir } },
+    );
   }
   const token = page.searchParams.get('token') ?? '';
   const url = new URL(apiPath, page.origin);
@@ -40,5 +49,10 @@ export async function callRunningAgent(dataDir: string, apiPath: string, query: 
     // not JSON (404 "not available", 403…): reported below with the status
   }
   if (status === 200) return parsed;
-  throw new CodedError(typeof parsed['code'] === 'string' ? parsed['code'] : fallbackCode, typeof parsed['message'] === 'string' ? parsed['message'] : `the running agent answered ${status}: ${body.trim().slice(0, 200)}`);
+  throw new CodedError(
+    typeof parsed['code'] === 'string' ? parsed['code'] : fallbackCode,
+    typeof parsed['message'] === 'string'
+      ? parsed['message']
+      : `the running agent answered ${status}: ${body.trim().slice(0, 200)}`,
+  );
 }

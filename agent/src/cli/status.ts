@@ -15,7 +15,11 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
   const state = await AgentState.open(paths.dataDir);
   try {
     const st = await buildStatus(state, config.policy.copiesBeforeFormat, config.fieldDrive);
-    io.stdout.write(values.json ? `${JSON.stringify({ dataDir: paths.dataDir, store: config.store, ...st, fieldDrive: st.fieldDrive ?? null })}\n` : `${formatStatus(st)}\n`);
+    io.stdout.write(
+      values.json
+        ? `${JSON.stringify({ dataDir: paths.dataDir, store: config.store, ...st, fieldDrive: st.fieldDrive ?? null })}\n`
+        : `${formatStatus(st)}\n`,
+    );
     return 0;
   } finally {
     await state.close();

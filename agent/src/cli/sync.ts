@@ -15,14 +15,22 @@ const USAGE = 'usage: field-agent sync [--json] [--data-dir DIR] [--max-attempts
 function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new LinkError(LINK_CODES.badUrl, `--${name} must be a non-negative number\n${USAGE}`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new LinkError(LINK_CODES.badUrl, `--${name} must be a non-negative number\n${USAGE}`);
   return n;
 }
 
 export async function syncCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values } = parse(argv, {
-    'max-attempts': { type: 'string' }, 'backoff-ms': { type: 'string' }, 'ping-ms': { type: 'string' }, 'dead-link-ms': { type: 'string' },
-  } as const, USAGE);
+  const { values } = parse(
+    argv,
+    {
+      'max-attempts': { type: 'string' },
+      'backoff-ms': { type: 'string' },
+      'ping-ms': { type: 'string' },
+      'dead-link-ms': { type: 'string' },
+    } as const,
+    USAGE,
+  );
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
     return 0;
@@ -36,21 +44,26 @@ export async function syncCommand(argv: string[], io: CommandIo): Promise<number
     const ping = num(values['ping-ms'], 'ping-ms');
     const dead = num(values['dead-link-ms'], 'dead-link-ms');
     const report = await syncUntilEmpty({
-      dataDir: paths.dataDir, queue: syncQueueOf(state),
+      dataDir: paths.dataDir,
+      queue: syncQueueOf(state),
       ...(backoff === undefined ? {} : { backoffBaseMs: backoff, backoffMaxMs: Math.max(backoff * 8, backoff) }),
       ...(maxAttempts === undefined ? {} : { maxAttempts }),
       ...(ping === undefined ? {} : { pingIntervalMs: ping }),
       ...(dead === undefined ? {} : { deadLinkMs: dead }),
     });
     const depth = await state.queueDepth();
-    if (json) io.stdout.write(JSON.stringify({ event: 'sync', ...report, queue: depth }) + '\n');
+    if (json) io.stdout.write(`${JSON.stringify({ event: 'sync', ...report, queue: depth })}\n`);
     else {
-      io.stdout.write(`Synced: ${report.receipts} receipt(s), ${report.filesSent} file(s) sent (${report.bytesSent} bytes), ${report.have} already at the studio; ${depth.files} still queued.\n`);
+      io.stdout.write(
+        `Synced: ${report.receipts} receipt(s), ${report.filesSent} file(s) sent (${report.bytesSent} bytes), ${report.have} already at the studio; ${depth.files} still queued.\n`,
+      );
       for (const f of report.failed) io.stderr.write(`  ${f.hash}: ${f.code}: ${f.message}\n`);
     }
     if (report.failed.length > 0 || depth.files > 0) {
       const first = report.failed[0];
-      io.stderr.write(`field-agent: ${LINK_CODES.incomplete}: ${depth.files} file(s) not yet at the studio${first === undefined ? '' : ` (${first.code}: ${first.message})`}. Run sync again later.\n`);
+      io.stderr.write(
+        `field-agent: ${LINK_CODES.incomplete}: ${depth.files} file(s) not yet at the studio${first === undefined ? '' : ` (${first.code}: ${first.message})`}. Run sync again later.\n`,
+      );
       return 1;
     }
     return 0;

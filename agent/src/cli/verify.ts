@@ -22,7 +22,8 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
     io.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (positionals.length > 1) throw new AgentError(AGENT_CODES.usage, `give at most one card id or label (see field-agent status)\n${USAGE}`);
+  if (positionals.length > 1)
+    throw new AgentError(AGENT_CODES.usage, `give at most one card id or label (see field-agent status)\n${USAGE}`);
   const { paths, config } = await loadContext(values, io.env);
   const ref = positionals[0];
   let state: AgentState | undefined;
@@ -34,25 +35,40 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
   let outcome: VerifyOutcome;
   if (state !== undefined) {
     try {
-      outcome = await verifyCopies(state, { store: config.store, fieldDrive: config.fieldDrive, copiesNeeded: config.policy.copiesBeforeFormat }, ref);
+      outcome = await verifyCopies(
+        state,
+        { store: config.store, fieldDrive: config.fieldDrive, copiesNeeded: config.policy.copiesBeforeFormat },
+        ref,
+      );
     } finally {
       await state.close();
     }
   } else {
     // `field-agent run` holds the state DB: it does the check itself.
-    outcome = (await callRunningAgent(paths.dataDir, '/api/verify', { card: ref ?? '' }, AGENT_CODES.stateLocked)) as VerifyOutcome;
+    outcome = (await callRunningAgent(
+      paths.dataDir,
+      '/api/verify',
+      { card: ref ?? '' },
+      AGENT_CODES.stateLocked,
+    )) as VerifyOutcome;
   }
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ event: 'verify', ...outcome })}\n`);
   } else {
     const what = outcome.card === undefined ? 'every asset' : `card ${outcome.card}`;
-    io.stdout.write(`Verified ${what}: ${outcome.assets} asset(s), ${outcome.copiesChecked} copies read again, ${outcome.copiesOk} intact, ${outcome.lost.length} lost, ${outcome.unchecked.length} not checked.\n`);
-    for (const l of outcome.lost) io.stdout.write(`  LOST ${l.target} ${l.path}: ${l.code}; it no longer counts as a copy\n`);
+    io.stdout.write(
+      `Verified ${what}: ${outcome.assets} asset(s), ${outcome.copiesChecked} copies read again, ${outcome.copiesOk} intact, ${outcome.lost.length} lost, ${outcome.unchecked.length} not checked.\n`,
+    );
+    for (const l of outcome.lost)
+      io.stdout.write(`  LOST ${l.target} ${l.path}: ${l.code}; it no longer counts as a copy\n`);
     for (const u of outcome.unchecked) io.stdout.write(`  not checked ${u.target} ${u.path}: ${u.code}\n`);
-    if (outcome.safeToFormat !== undefined) io.stdout.write(`Safe to format: ${outcome.safeToFormat.safe ? 'YES' : 'NO'} — ${outcome.safeToFormat.reason}\n`);
+    if (outcome.safeToFormat !== undefined)
+      io.stdout.write(`Safe to format: ${outcome.safeToFormat.safe ? 'YES' : 'NO'} — ${outcome.safeToFormat.reason}\n`);
   }
   if (outcome.lost.length > 0) {
-    io.stderr.write(`field-agent: ${AGENT_CODES.copiesLost}: ${outcome.lost.length} copies no longer match their BLAKE3 and stopped counting. Keep the card(s); ingest them again (laptop copies are made anew) and connect the field drive (its copies are made again from the laptop).\n`);
+    io.stderr.write(
+      `field-agent: ${AGENT_CODES.copiesLost}: ${outcome.lost.length} copies no longer match their BLAKE3 and stopped counting. Keep the card(s); ingest them again (laptop copies are made anew) and connect the field drive (its copies are made again from the laptop).\n`,
+    );
     return EXIT_COPIES_LOST;
   }
   return 0;

@@ -8,9 +8,23 @@ import { connect as tlsConnect, type TLSSocket, type ConnectionOptions } from 'n
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import {
-  CodedError, ProtocolError, ProtoCode, MAGIC, PROTOCOL_VERSION, MAX_FRAME_BYTES, PING_INTERVAL_MS, DEAD_LINK_MS,
-  authPayload, certFingerprint, decodeFrame, encodeFrame, fingerprintsEqual, signAuth, isRetryableSystemError,
-  type Message, type MessageOf,
+  CodedError,
+  ProtocolError,
+  ProtoCode,
+  MAGIC,
+  PROTOCOL_VERSION,
+  MAX_FRAME_BYTES,
+  PING_INTERVAL_MS,
+  DEAD_LINK_MS,
+  authPayload,
+  certFingerprint,
+  decodeFrame,
+  encodeFrame,
+  fingerprintsEqual,
+  signAuth,
+  isRetryableSystemError,
+  type Message,
+  type MessageOf,
 } from '@studio321/protocol';
 import { LINK_CODES, LinkError } from './errors.js';
 
@@ -80,7 +94,9 @@ export class LinkClient extends EventEmitter {
       // chunk (and studiod's ws skips the unmask). Masking (RFC 6455 §10.3) protects plaintext
       // proxies from cache poisoning; this link is TLS end to end (plain ws:// only on loopback,
       // SPEC §2), so no intermediary sees frames and the key adds nothing (SPEC §2, design "Agent link").
-      generateMask: (mask: Buffer) => { mask.fill(0); },
+      generateMask: (mask: Buffer) => {
+        mask.fill(0);
+      },
       createConnection: ((options: ConnectionOptions) => {
         const sock: TLSSocket = tlsConnect({ ...options, rejectUnauthorized: false });
         sock.once('secureConnect', () => {
@@ -88,7 +104,13 @@ export class LinkClient extends EventEmitter {
           const seen = raw === undefined ? '' : certFingerprint(raw);
           this.#seenFingerprint = seen;
           if (pin !== undefined && !fingerprintsEqual(seen, pin)) {
-            sock.destroy(new ProtocolError(ProtoCode.FingerprintMismatch, `The studio at ${this.url} presented certificate ${seen}, not the pinned ${pin}. Someone may be intercepting; if the studio was reinstalled, pair again.`, { detail: { seen, pinned: pin } }));
+            sock.destroy(
+              new ProtocolError(
+                ProtoCode.FingerprintMismatch,
+                `The studio at ${this.url} presented certificate ${seen}, not the pinned ${pin}. Someone may be intercepting; if the studio was reinstalled, pair again.`,
+                { detail: { seen, pinned: pin } },
+              ),
+            );
           }
         });
         return sock;
@@ -99,27 +121,46 @@ export class LinkClient extends EventEmitter {
     const opened = new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', (err) => reject(this.#classify(err, true)));
-      ws.once('close', () => reject(this.#closedErr ?? new LinkError(LINK_CODES.unreachable, `The studio at ${this.url} closed the connection during the handshake.`, { retryable: true })));
+      ws.once('close', () =>
+        reject(
+          this.#closedErr ??
+            new LinkError(
+              LINK_CODES.unreachable,
+              `The studio at ${this.url} closed the connection during the handshake.`,
+              { retryable: true },
+            ),
+        ),
+      );
     });
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     ws.on('close', (code, reason) => this.#onClose(code, reason.toString()));
-    ws.on('error', (err) => { if (this.#closedErr === undefined) this.#closedErr = this.#classify(err, false); });
+    ws.on('error', (err) => {
+      if (this.#closedErr === undefined) this.#closedErr = this.#classify(err, false);
+    });
     await opened;
     this.#lastReceived = this.#now();
     this.#send({ t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'agent', software: AGENT_SOFTWARE });
     const ping = this.#opts.pingIntervalMs ?? PING_INTERVAL_MS;
     const dead = this.#opts.deadLinkMs ?? DEAD_LINK_MS;
-    this.#timer = setInterval(() => {
-      const now = this.#now();
-      if (now - this.#lastReceived >= dead) {
-        this.#fail(new ProtocolError(ProtoCode.Timeout, `Nothing heard from the studio for ${dead} ms; reconnecting.`, { retryable: true }));
-        return;
-      }
-      if (now - this.#lastSent >= ping) this.#send({ t: 'ping', ts: Math.max(0, now) });
-    }, Math.max(10, Math.min(ping, Math.floor(dead / 3))));
+    this.#timer = setInterval(
+      () => {
+        const now = this.#now();
+        if (now - this.#lastReceived >= dead) {
+          this.#fail(
+            new ProtocolError(ProtoCode.Timeout, `Nothing heard from the studio for ${dead} ms; reconnecting.`, {
+              retryable: true,
+            }),
+          );
+          return;
+        }
+        if (now - this.#lastSent >= ping) this.#send({ t: 'ping', ts: Math.max(0, now) });
+      },
+      Math.max(10, Math.min(ping, Math.floor(dead / 3))),
+    );
     this.#timer.unref();
     const hello = await this.next(['hello']);
-    if (hello.t !== 'hello' || hello.role !== 'studio' || hello.window === undefined) throw this.#badPeer('Expected the studio Hello with a window.');
+    if (hello.t !== 'hello' || hello.role !== 'studio' || hello.window === undefined)
+      throw this.#badPeer('Expected the studio Hello with a window.');
     this.#window = hello.window;
     const ch = await this.next(['auth-challenge']);
     if (ch.t !== 'auth-challenge') throw this.#badPeer('Expected AuthChallenge.');
@@ -127,13 +168,20 @@ export class LinkClient extends EventEmitter {
   }
 
   /** Pair with a one-time code; returns the new agentId and the studio fingerprint (checked against TLS). */
-  async pair(code: string, agentName: string, publicKeyDer: Uint8Array): Promise<{ agentId: string; studioFingerprint: string }> {
+  async pair(
+    code: string,
+    agentName: string,
+    publicKeyDer: Uint8Array,
+  ): Promise<{ agentId: string; studioFingerprint: string }> {
     this.#send({ t: 'pair-request', code, agentName, publicKey: publicKeyDer });
     const m = await this.next(['pair-accepted']);
     if (m.t !== 'pair-accepted') throw this.#badPeer('Expected PairAccepted.');
     if (this.#seenFingerprint === undefined || !fingerprintsEqual(m.studioFingerprint, this.#seenFingerprint)) {
       this.close();
-      throw new ProtocolError(ProtoCode.FingerprintMismatch, `The studio says its fingerprint is ${m.studioFingerprint} but the TLS certificate seen is ${this.#seenFingerprint ?? 'none'}. Pairing abandoned: check for interception.`);
+      throw new ProtocolError(
+        ProtoCode.FingerprintMismatch,
+        `The studio says its fingerprint is ${m.studioFingerprint} but the TLS certificate seen is ${this.#seenFingerprint ?? 'none'}. Pairing abandoned: check for interception.`,
+      );
     }
     return { agentId: m.agentId, studioFingerprint: m.studioFingerprint };
   }
@@ -142,7 +190,12 @@ export class LinkClient extends EventEmitter {
   async authenticate(agentId: string, privateKeyPem: string): Promise<void> {
     const ch = this.#challenge;
     if (ch === undefined || this.#seenFingerprint === undefined) throw new TypeError('authenticate() before open()');
-    const payload = authPayload({ nonce: ch.nonce, sessionId: ch.sessionId, studioFingerprint: this.#seenFingerprint, agentId });
+    const payload = authPayload({
+      nonce: ch.nonce,
+      sessionId: ch.sessionId,
+      studioFingerprint: this.#seenFingerprint,
+      agentId,
+    });
     this.#send({ t: 'auth-proof', agentId, signature: signAuth(privateKeyPem, payload) });
     const m = await this.next(['auth-accepted']);
     if (m.t !== 'auth-accepted') throw this.#badPeer('Expected AuthAccepted.');
@@ -170,7 +223,8 @@ export class LinkClient extends EventEmitter {
   }
 
   close(code = 1000): void {
-    if (this.#closedErr === undefined) this.#closedErr = new LinkError(LINK_CODES.connectionLost, 'Link closed by this agent.', { retryable: true });
+    if (this.#closedErr === undefined)
+      this.#closedErr = new LinkError(LINK_CODES.connectionLost, 'Link closed by this agent.', { retryable: true });
     this.#ws?.close(code);
     const t = setTimeout(() => this.#ws?.terminate(), 1000);
     t.unref();
@@ -195,7 +249,10 @@ export class LinkClient extends EventEmitter {
   }
 
   #badPeer(what: string): LinkError {
-    const err = new LinkError(LINK_CODES.badPeer, `The studio broke the protocol: ${what} Update studiod or field-agent.`);
+    const err = new LinkError(
+      LINK_CODES.badPeer,
+      `The studio broke the protocol: ${what} Update studiod or field-agent.`,
+    );
     this.#fail(err);
     return err;
   }
@@ -209,12 +266,20 @@ export class LinkClient extends EventEmitter {
     if (err instanceof CodedError) return err;
     const cause = err;
     if (connecting) {
-      return new LinkError(LINK_CODES.unreachable, `Cannot reach the studio at ${this.url} (${(err as NodeJS.ErrnoException).code ?? err.message}). Check the network; sync resumes by itself.`, { cause, retryable: true });
+      return new LinkError(
+        LINK_CODES.unreachable,
+        `Cannot reach the studio at ${this.url} (${(err as NodeJS.ErrnoException).code ?? err.message}). Check the network; sync resumes by itself.`,
+        { cause, retryable: true },
+      );
     }
     if (/max payload|too big|Max payload/i.test(err.message)) {
       return new ProtocolError(ProtoCode.FrameTooLarge, 'The studio sent a frame over the size limit.', { cause });
     }
-    return new LinkError(LINK_CODES.connectionLost, `The link to the studio dropped (${(err as NodeJS.ErrnoException).code ?? err.message}). Sync resumes by itself.`, { cause, retryable: isRetryableSystemError(err) || true });
+    return new LinkError(
+      LINK_CODES.connectionLost,
+      `The link to the studio dropped (${(err as NodeJS.ErrnoException).code ?? err.message}). Sync resumes by itself.`,
+      { cause, retryable: isRetryableSystemError(err) || true },
+    );
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
@@ -227,7 +292,10 @@ export class LinkClient extends EventEmitter {
     try {
       msg = decodeFrame(data);
     } catch (err) {
-      const coded = err instanceof CodedError ? err : new ProtocolError(ProtoCode.Malformed, 'Malformed frame from the studio.', { cause: err });
+      const coded =
+        err instanceof CodedError
+          ? err
+          : new ProtocolError(ProtoCode.Malformed, 'Malformed frame from the studio.', { cause: err });
       this.#send({ t: 'error', code: coded.code, message: coded.message.slice(0, 1000), retryable: false });
       this.#fail(coded);
       return;
@@ -266,7 +334,11 @@ export class LinkClient extends EventEmitter {
   #onClose(code: number, reason: string): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#closedErr === undefined) {
-      this.#closedErr = new LinkError(LINK_CODES.connectionLost, `The link to the studio closed (${code}${reason ? ` ${reason}` : ''}). Sync resumes by itself.`, { retryable: true, detail: { code, reason } });
+      this.#closedErr = new LinkError(
+        LINK_CODES.connectionLost,
+        `The link to the studio closed (${code}${reason ? ` ${reason}` : ''}). Sync resumes by itself.`,
+        { retryable: true, detail: { code, reason } },
+      );
     }
     for (const r of this.#drainWaiters.splice(0)) r();
     this.#rejectAll(this.#closedErr);

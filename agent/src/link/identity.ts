@@ -47,12 +47,16 @@ export async function saveIdentity(dataDir: string, id: SyncIdentity): Promise<v
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await writePrivate(join(dir, 'agent-key.pem'), id.privateKeyPem);
-    await writePrivate(join(dir, 'pairing.json'), JSON.stringify(id.pairing, null, 2) + '\n');
+    await writePrivate(join(dir, 'pairing.json'), `${JSON.stringify(id.pairing, null, 2)}\n`);
     await fsyncDir(dir);
   } catch (err) {
     await rm(join(dir, `pairing.json.${process.pid}.tmp`), { force: true });
     await rm(join(dir, `agent-key.pem.${process.pid}.tmp`), { force: true });
-    throw new LinkError(LINK_CODES.pairingStore, `Cannot save the pairing in ${dir} (${errorCode(err) ?? String(err)}). Check the data dir's permissions and pair again.`, { cause: err });
+    throw new LinkError(
+      LINK_CODES.pairingStore,
+      `Cannot save the pairing in ${dir} (${errorCode(err) ?? String(err)}). Check the data dir's permissions and pair again.`,
+      { cause: err },
+    );
   }
 }
 
@@ -62,14 +66,26 @@ export async function loadIdentity(dataDir: string): Promise<SyncIdentity> {
   try {
     const pairing = JSON.parse(await readFile(join(dir, 'pairing.json'), 'utf8')) as StudioPairing;
     const privateKeyPem = await readFile(join(dir, 'agent-key.pem'), 'utf8');
-    if (typeof pairing.url !== 'string' || typeof pairing.fingerprint !== 'string' || typeof pairing.agentId !== 'string') {
+    if (
+      typeof pairing.url !== 'string' ||
+      typeof pairing.fingerprint !== 'string' ||
+      typeof pairing.agentId !== 'string'
+    ) {
       throw new SyntaxError('pairing.json lacks url, fingerprint or agentId');
     }
     return { pairing, privateKeyPem };
   } catch (err) {
     if (errorCode(err) === 'ENOENT') {
-      throw new LinkError(LINK_CODES.notPaired, 'This agent is not paired with a studio. Run `studioctl pair` at the studio, then `field-agent pair <url> <code>` here.', { cause: err });
+      throw new LinkError(
+        LINK_CODES.notPaired,
+        'This agent is not paired with a studio. Run `studioctl pair` at the studio, then `field-agent pair <url> <code>` here.',
+        { cause: err },
+      );
     }
-    throw new LinkError(LINK_CODES.pairingStore, `The pairing in ${dir} cannot be read (${errorCode(err) ?? (err instanceof Error ? err.message : String(err))}). Pair again.`, { cause: err });
+    throw new LinkError(
+      LINK_CODES.pairingStore,
+      `The pairing in ${dir} cannot be read (${errorCode(err) ?? (err instanceof Error ? err.message : String(err))}). Pair again.`,
+      { cause: err },
+    );
   }
 }

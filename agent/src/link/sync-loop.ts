@@ -42,18 +42,25 @@ export interface SyncReport extends SyncPassResult {
   failed: Array<{ hash: string; code: string; message: string; retryable: boolean }>;
 }
 
-
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 
 async function connect(o: SyncLoopOptions): Promise<LinkClient> {
   const id = await loadIdentity(o.dataDir);
   const link = new LinkClient({
-    url: id.pairing.url, pin: id.pairing.fingerprint,
+    url: id.pairing.url,
+    pin: id.pairing.fingerprint,
     ...(o.pingIntervalMs === undefined ? {} : { pingIntervalMs: o.pingIntervalMs }),
     ...(o.deadLinkMs === undefined ? {} : { deadLinkMs: o.deadLinkMs }),
   });
@@ -95,7 +102,11 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
       link = await connect(o);
       total.connections++;
       failures = 0;
-      await syncPass(link, o.queue, { sentMemory, stats: pass, ...(o.signal === undefined ? {} : { signal: o.signal }) });
+      await syncPass(link, o.queue, {
+        sentMemory,
+        stats: pass,
+        ...(o.signal === undefined ? {} : { signal: o.signal }),
+      });
       link.close();
       mergeInto(total, pass);
       const failing = new Map<string, SyncReport['failed'][number]>();
@@ -109,12 +120,19 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
     } catch (err) {
       link?.terminate();
       mergeInto(total, pass);
-      const coded = err instanceof CodedError ? err : new LinkError(LINK_CODES.connectionLost, String(err), { cause: err, retryable: true });
+      const coded =
+        err instanceof CodedError
+          ? err
+          : new LinkError(LINK_CODES.connectionLost, String(err), { cause: err, retryable: true });
       if (!coded.retryable) throw coded;
       if (pass.receipts === 0 && pass.bytesSent === 0) failures++;
       o.log?.warn({ err: coded, attempt: failures }, 'sync interrupted; reconnecting');
       if (failures >= maxAttempts) {
-        throw new LinkError(LINK_CODES.unreachable, `The studio could not be reached after ${failures} attempts: ${coded.message}`, { cause: coded, retryable: true });
+        throw new LinkError(
+          LINK_CODES.unreachable,
+          `The studio could not be reached after ${failures} attempts: ${coded.message}`,
+          { cause: coded, retryable: true },
+        );
       }
       await sleep(backoffDelay(failures, base, max, o.random), o.signal);
     }
@@ -125,7 +143,12 @@ export interface SyncHandle {
   /** Start a pass now instead of at the next poll. */
   wake(): void;
   stop(): Promise<void>;
-  status(): { state: 'connecting' | 'syncing' | 'idle' | 'offline' | 'stopped'; lastError?: string; receipts: number; bytesSent: number };
+  status(): {
+    state: 'connecting' | 'syncing' | 'idle' | 'offline' | 'stopped';
+    lastError?: string;
+    receipts: number;
+    bytesSent: number;
+  };
 }
 
 /** Continuous background sync for `field-agent run`. */
@@ -158,8 +181,18 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
           await new Promise<void>((r) => {
             wake = r;
             const t = setTimeout(r, pass.nacks.some((n) => n.retryable) ? Math.max(poll, base) : poll);
-            signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
-            link?.once('close', () => { clearTimeout(t); r(); });
+            signal.addEventListener(
+              'abort',
+              () => {
+                clearTimeout(t);
+                r();
+              },
+              { once: true },
+            );
+            link?.once('close', () => {
+              clearTimeout(t);
+              r();
+            });
           });
         }
       } catch (err) {
@@ -178,7 +211,11 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
   })();
   return {
     wake: () => wake?.(),
-    stop: async () => { ac.abort(); wake?.(); await loop; },
+    stop: async () => {
+      ac.abort();
+      wake?.();
+      await loop;
+    },
     status: () => ({ state, ...(lastError === undefined ? {} : { lastError }), receipts, bytesSent }),
   };
 }
@@ -191,24 +228,39 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
 export interface RunSyncHandle {
   close(): Promise<void>;
   /** 'paused' while the photographer has paused sync from the tray or the status page. */
-  status(): Omit<ReturnType<SyncHandle['status']>, 'state'> & { state: ReturnType<SyncHandle['status']>['state'] | 'paused' };
+  status(): Omit<ReturnType<SyncHandle['status']>, 'state'> & {
+    state: ReturnType<SyncHandle['status']>['state'] | 'paused';
+  };
   wake(): void;
   /** Stops the link (in-flight chunks are simply re-offered later: the studio resumes from its durable offset). */
   pauseSync(): Promise<void>;
   resumeSync(): void;
 }
 
-export async function startSyncForRun(ctx: { state: AgentState; paths: { dataDir: string }; log: Logger; signal: AbortSignal }): Promise<RunSyncHandle | undefined> {
+export async function startSyncForRun(ctx: {
+  state: AgentState;
+  paths: { dataDir: string };
+  log: Logger;
+  signal: AbortSignal;
+}): Promise<RunSyncHandle | undefined> {
   try {
     await loadIdentity(ctx.paths.dataDir);
   } catch (err) {
     if (err instanceof LinkError && err.code === LINK_CODES.notPaired) {
-      ctx.log.info({ code: err.code }, 'not paired with a studio: offloads only (run `field-agent pair <url> <code>` to sync)');
+      ctx.log.info(
+        { code: err.code },
+        'not paired with a studio: offloads only (run `field-agent pair <url> <code>` to sync)',
+      );
       return undefined;
     }
     throw err;
   }
-  const options: SyncLoopOptions = { dataDir: ctx.paths.dataDir, queue: syncQueueOf(ctx.state, ctx.log), log: ctx.log, signal: ctx.signal };
+  const options: SyncLoopOptions = {
+    dataDir: ctx.paths.dataDir,
+    queue: syncQueueOf(ctx.state, ctx.log),
+    log: ctx.log,
+    signal: ctx.signal,
+  };
   let handle = startSync(options);
   let paused = false;
   let receiptsBefore = 0;

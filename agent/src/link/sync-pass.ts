@@ -8,7 +8,18 @@
  * room for it, and ws buffers at most a window of chunks.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { MAX_BATCH_FILES, MAX_CHUNK_BYTES, MAX_COPIES_PER_FILE, MAX_NAMES_PER_FILE, ProtoCode, type AgentCopy, type CodedError, type Message, type MessageOf, type OfferFile } from '@studio321/protocol';
+import {
+  MAX_BATCH_FILES,
+  MAX_CHUNK_BYTES,
+  MAX_COPIES_PER_FILE,
+  MAX_NAMES_PER_FILE,
+  ProtoCode,
+  type AgentCopy,
+  type CodedError,
+  type Message,
+  type MessageOf,
+  type OfferFile,
+} from '@studio321/protocol';
 import { hasVerifiedCopy, type PendingAsset, type StudioReceipt } from '../state/agent-state.js';
 import { storeCopyDamagedError, type SyncQueue } from '../state/store-copy.js';
 import type { LinkClient } from './client.js';
@@ -46,22 +57,41 @@ export interface SyncPassOptions {
 }
 
 export function emptySyncResult(): SyncPassResult {
-  return { offered: 0, filesSent: 0, bytesSent: 0, have: 0, receipts: 0, nacks: [], bytesResent: 0, maxResentOnResume: 0 };
+  return {
+    offered: 0,
+    filesSent: 0,
+    bytesSent: 0,
+    have: 0,
+    receipts: 0,
+    nacks: [],
+    bytesResent: 0,
+    maxResentOnResume: 0,
+  };
 }
 
 let batchSeq = 0;
 
 function toAgentCopies(a: PendingAsset): AgentCopy[] {
-  return a.copies.filter((c) => c.verified).slice(0, MAX_COPIES_PER_FILE).map((c) => ({
-    target: c.target, device: c.device || 'unknown', media: c.media || 'unknown', location: c.location || 'field',
-    verifiedAt: Math.max(0, Date.parse(c.verifiedAt ?? '') || 0), method: c.method ?? 'readback-blake3',
-  }));
+  return a.copies
+    .filter((c) => c.verified)
+    .slice(0, MAX_COPIES_PER_FILE)
+    .map((c) => ({
+      target: c.target,
+      device: c.device || 'unknown',
+      media: c.media || 'unknown',
+      location: c.location || 'field',
+      verifiedAt: Math.max(0, Date.parse(c.verifiedAt ?? '') || 0),
+      method: c.method ?? 'readback-blake3',
+    }));
 }
 
 function toOfferFile(a: PendingAsset): OfferFile {
   return {
-    hash: a.blake3, size: a.size,
-    names: a.names.slice(0, MAX_NAMES_PER_FILE).map((n) => ({ shoot: n.shoot, card: n.card, path: n.path, mtime: Math.trunc(n.mtime) })),
+    hash: a.blake3,
+    size: a.size,
+    names: a.names
+      .slice(0, MAX_NAMES_PER_FILE)
+      .map((n) => ({ shoot: n.shoot, card: n.card, path: n.path, mtime: Math.trunc(n.mtime) })),
     copies: toAgentCopies(a),
   };
 }
@@ -73,12 +103,26 @@ function nackOf(hash: string, err: CodedError): SyncNack {
 
 function toReceipt(m: MessageOf<'receipt'>): StudioReceipt {
   return {
-    blake3: m.hash, size: m.size, committedAt: new Date(m.committedAt).toISOString(),
-    copies: m.copies.map((c) => ({ target: c.target, device: c.device, path: c.path, media: c.media, location: c.location, verifiedAt: new Date(c.verifiedAt).toISOString(), method: c.method })),
+    blake3: m.hash,
+    size: m.size,
+    committedAt: new Date(m.committedAt).toISOString(),
+    copies: m.copies.map((c) => ({
+      target: c.target,
+      device: c.device,
+      path: c.path,
+      media: c.media,
+      location: c.location,
+      verifiedAt: new Date(c.verifiedAt).toISOString(),
+      method: c.method,
+    })),
   };
 }
 
-export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPassOptions = {}): Promise<SyncPassResult> {
+export async function syncPass(
+  link: LinkClient,
+  queue: SyncQueue,
+  opts: SyncPassOptions = {},
+): Promise<SyncPassResult> {
   const batchSize = Math.min(opts.batchSize ?? MAX_BATCH_FILES, MAX_BATCH_FILES);
   const chunkSize = Math.min(opts.chunkSize ?? MAX_CHUNK_BYTES, MAX_CHUNK_BYTES);
   const sentMemory = opts.sentMemory ?? new Map<string, number>();
@@ -98,7 +142,11 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
   let checks: Promise<void> = Promise.resolve();
   let drained: (() => void) | undefined;
 
-  const wakeWindow = (): void => { const w = windowWaiter; windowWaiter = undefined; w?.(); };
+  const wakeWindow = (): void => {
+    const w = windowWaiter;
+    windowWaiter = undefined;
+    w?.();
+  };
   const settle = (hash: string): void => {
     settled.add(hash);
     const done = outstanding.get(hash);
@@ -117,7 +165,11 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
   const onMessage = (m: Message): void => {
     switch (m.t) {
       case 'want':
-        if (wantWaiter?.batchId === m.batchId) { const w = wantWaiter; wantWaiter = undefined; w.resolve(m); }
+        if (wantWaiter?.batchId === m.batchId) {
+          const w = wantWaiter;
+          wantWaiter = undefined;
+          w.resolve(m);
+        }
         return;
       case 'ack': {
         const prev = acked.get(m.hash) ?? 0;
@@ -129,16 +181,22 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
         return;
       }
       case 'receipt':
-        receiptChain = receiptChain.then(async () => {
-          await queue.recordStudioReceipt(toReceipt(m)); // durable before it counts
-          receipted.add(m.hash);
-          res.receipts++;
-          opts.onReceipt?.(m.hash);
-          settle(m.hash);
-        }).catch((err: unknown) => {
-          failure ??= new LinkError(LINK_CODES.incomplete, `Recording the studio receipt of ${m.hash} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
-          link.close();
-        });
+        receiptChain = receiptChain
+          .then(async () => {
+            await queue.recordStudioReceipt(toReceipt(m)); // durable before it counts
+            receipted.add(m.hash);
+            res.receipts++;
+            opts.onReceipt?.(m.hash);
+            settle(m.hash);
+          })
+          .catch((err: unknown) => {
+            failure ??= new LinkError(
+              LINK_CODES.incomplete,
+              `Recording the studio receipt of ${m.hash} failed: ${err instanceof Error ? err.message : String(err)}`,
+              { cause: err, retryable: true },
+            );
+            link.close();
+          });
         return;
       case 'nack':
         release(m.hash);
@@ -148,14 +206,24 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
           return;
         }
         // The bytes sent did not hash (or add up) to the offer: in flight, or the laptop copy itself?
-        checks = checks.then(async () => {
-          const damaged = await queue.checkStoreCopy(m.hash);
-          res.nacks.push(damaged === undefined ? { hash: m.hash, code: m.code, message: m.message, retryable: m.retryable } : nackOf(m.hash, damaged));
-          settle(m.hash);
-        }).catch((err: unknown) => {
-          failure ??= new LinkError(LINK_CODES.incomplete, `Checking the laptop copy of ${m.hash} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
-          link.close();
-        });
+        checks = checks
+          .then(async () => {
+            const damaged = await queue.checkStoreCopy(m.hash);
+            res.nacks.push(
+              damaged === undefined
+                ? { hash: m.hash, code: m.code, message: m.message, retryable: m.retryable }
+                : nackOf(m.hash, damaged),
+            );
+            settle(m.hash);
+          })
+          .catch((err: unknown) => {
+            failure ??= new LinkError(
+              LINK_CODES.incomplete,
+              `Checking the laptop copy of ${m.hash} failed: ${err instanceof Error ? err.message : String(err)}`,
+              { cause: err, retryable: true },
+            );
+            link.close();
+          });
         return;
       default:
         return;
@@ -165,11 +233,15 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
     failure ??= err;
     wakeWindow();
     drained?.();
-    if (wantWaiter !== undefined) { wantWaiter = undefined; }
+    if (wantWaiter !== undefined) {
+      wantWaiter = undefined;
+    }
     closedResolve();
   };
   let closedResolve!: () => void;
-  const closed = new Promise<void>((r) => { closedResolve = r; });
+  const closed = new Promise<void>((r) => {
+    closedResolve = r;
+  });
   link.on('message', onMessage);
   link.on('close', onClose);
   if (link.closedError !== undefined) onClose(link.closedError);
@@ -194,12 +266,23 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
     const unreadable = async (err: unknown): Promise<never> => {
       const damaged = await queue.checkStoreCopy(hash);
       if (damaged !== undefined) res.nacks.push(nackOf(hash, damaged));
-      const why = damaged ?? new LinkError(LINK_CODES.incomplete, `Reading the laptop copy ${asset.storePath} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
+      const why =
+        damaged ??
+        new LinkError(
+          LINK_CODES.incomplete,
+          `Reading the laptop copy ${asset.storePath} failed: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err, retryable: true },
+        );
       // The studio wants this file and a wanted file cannot be skipped (SPEC §3.4): end the
       // session with an Error; the next one no longer offers a damaged copy.
-      await link.send({ t: 'error', code: why.code, message: why.message.slice(0, 1000), retryable: true }).catch(() => undefined);
+      await link
+        .send({ t: 'error', code: why.code, message: why.message.slice(0, 1000), retryable: true })
+        .catch(() => undefined);
       link.close();
-      throw new LinkError(LINK_CODES.incomplete, `The laptop copy of ${hash} could not be sent: ${why.message}`, { cause: why, retryable: true });
+      throw new LinkError(LINK_CODES.incomplete, `The laptop copy of ${hash} could not be sent: ${why.message}`, {
+        cause: why,
+        retryable: true,
+      });
     };
     let fh: FileHandle | undefined;
     try {
@@ -241,7 +324,12 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
           ahead.catch(() => undefined); // awaited in the next round or in finally
         }
         while (inFlight + got > window) {
-          await Promise.race([new Promise<void>((r) => { windowWaiter = r; }), closed]);
+          await Promise.race([
+            new Promise<void>((r) => {
+              windowWaiter = r;
+            }),
+            closed,
+          ]);
           check();
         }
         inFlight += got;
@@ -280,23 +368,36 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
       const sendable: PendingAsset[] = [];
       for (const a of batch) {
         if (hasVerifiedCopy(a, 'laptop')) sendable.push(a);
-        else res.nacks.push(nackOf(a.blake3, storeCopyDamagedError(a.storePath, 'is not sent to the studio', { blake3: a.blake3 })));
+        else
+          res.nacks.push(
+            nackOf(a.blake3, storeCopyDamagedError(a.storePath, 'is not sent to the studio', { blake3: a.blake3 })),
+          );
       }
       if (sendable.length === 0) continue;
       const batchId = `b${process.pid}-${++batchSeq}`;
       const files = sendable.map(toOfferFile);
-      const wantP = new Promise<MessageOf<'want'>>((resolve) => { wantWaiter = { batchId, resolve }; });
+      const wantP = new Promise<MessageOf<'want'>>((resolve) => {
+        wantWaiter = { batchId, resolve };
+      });
       for (const f of files) outstanding.set(f.hash, () => undefined);
       res.offered += files.length;
       await link.send({ t: 'offer', batchId, files });
       const want = await Promise.race([wantP, closed.then(() => undefined)]);
       check();
-      if (want === undefined) throw failure ?? new LinkError(LINK_CODES.connectionLost, 'Link closed while waiting for Want.', { retryable: true });
+      if (want === undefined)
+        throw (
+          failure ??
+          new LinkError(LINK_CODES.connectionLost, 'Link closed while waiting for Want.', { retryable: true })
+        );
       res.have += want.have.length;
       const byHash = new Map(sendable.map((a) => [a.blake3, a]));
       for (const w of want.wants) {
         const asset = byHash.get(w.hash);
-        if (asset === undefined || w.offset > asset.size) throw new LinkError(LINK_CODES.badPeer, `The studio wants ${w.hash} at ${w.offset}, which was not offered so. Update studiod.`);
+        if (asset === undefined || w.offset > asset.size)
+          throw new LinkError(
+            LINK_CODES.badPeer,
+            `The studio wants ${w.hash} at ${w.offset}, which was not offered so. Update studiod.`,
+          );
         await sendFile(asset, w.offset);
       }
       // Hashes neither wanted, had nor nacked before the Want cannot complete in this pass.
@@ -304,7 +405,13 @@ export async function syncPass(link: LinkClient, queue: SyncQueue, opts: SyncPas
       for (const f of files) if (!answered.has(f.hash) && !settled.has(f.hash)) settle(f.hash);
     }
     if (outstanding.size > 0) {
-      await Promise.race([new Promise<void>((r) => { drained = r; if (outstanding.size === 0) r(); }), closed]);
+      await Promise.race([
+        new Promise<void>((r) => {
+          drained = r;
+          if (outstanding.size === 0) r();
+        }),
+        closed,
+      ]);
     }
     await receiptChain;
     await checks;

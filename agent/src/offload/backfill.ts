@@ -66,13 +66,19 @@ export async function backfillFieldDrive(ctx: BackfillContext): Promise<Backfill
   const swept = new Set<string>();
   for (const asset of todo) {
     if (ctx.signal?.aborted === true) {
-      report.stoppedBy = new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', { cause: ctx.signal.reason, retryable: true });
+      report.stoppedBy = new AgentError(
+        AGENT_CODES.aborted,
+        'The field-drive back-fill was stopped; it goes on next time.',
+        { cause: ctx.signal.reason, retryable: true },
+      );
       break;
     }
     const dir = join(drive.root, ...posix.dirname(asset.storePath).split('/'));
     if (ctx.sweepTemps === true && !swept.has(dir)) {
       swept.add(dir);
-      await sweepStaleTemps(dir).catch((err: unknown) => ctx.log?.warn({ event: 'sweep-failed', dir, err }, `could not remove stale temps in ${dir}`));
+      await sweepStaleTemps(dir).catch((err: unknown) =>
+        ctx.log?.warn({ event: 'sweep-failed', dir, err }, `could not remove stale temps in ${dir}`),
+      );
     }
     const outcome = await copyOne(ctx, asset, laptop, drive, dir);
     if (outcome === 'copied') {
@@ -82,24 +88,53 @@ export async function backfillFieldDrive(ctx: BackfillContext): Promise<Backfill
       report.stoppedBy = outcome;
       break;
     } else {
-      report.failed.push({ blake3: asset.blake3, storePath: asset.storePath, code: outcome.code, message: outcome.message });
-      ctx.log?.warn({ event: 'backfill-failed', blake3: asset.blake3, storePath: asset.storePath, err: outcome }, outcome.message);
+      report.failed.push({
+        blake3: asset.blake3,
+        storePath: asset.storePath,
+        code: outcome.code,
+        message: outcome.message,
+      });
+      ctx.log?.warn(
+        { event: 'backfill-failed', blake3: asset.blake3, storePath: asset.storePath, err: outcome },
+        outcome.message,
+      );
     }
   }
   if (report.copied > 0 || report.failed.length > 0 || report.stoppedBy !== undefined) {
-    ctx.log?.info({ event: 'backfill', missing: report.missing, copied: report.copied, failed: report.failed.length, ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.code }) }, `field drive: ${report.copied} of ${report.missing} earlier files copied`);
+    ctx.log?.info(
+      {
+        event: 'backfill',
+        missing: report.missing,
+        copied: report.copied,
+        failed: report.failed.length,
+        ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.code }),
+      },
+      `field drive: ${report.copied} of ${report.missing} earlier files copied`,
+    );
   }
   return report;
 }
 
-const STOPS: ReadonlySet<string> = new Set([AGENT_CODES.storeFull, AGENT_CODES.storeUnwritable, AGENT_CODES.fieldDriveMissing, AGENT_CODES.aborted, AGENT_CODES.stateFailed]);
+const STOPS: ReadonlySet<string> = new Set([
+  AGENT_CODES.storeFull,
+  AGENT_CODES.storeUnwritable,
+  AGENT_CODES.fieldDriveMissing,
+  AGENT_CODES.aborted,
+  AGENT_CODES.stateFailed,
+]);
 
 function isStop(err: AgentError): boolean {
   return STOPS.has(err.code);
 }
 
 /** Copies one asset into `dir` (its store folder on the drive) and records the copy. */
-async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTarget, drive: AgentTarget, dir: string): Promise<'copied' | AgentError> {
+async function copyOne(
+  ctx: BackfillContext,
+  asset: AssetRecord,
+  laptop: AgentTarget,
+  drive: AgentTarget,
+  dir: string,
+): Promise<'copied' | AgentError> {
   const source = asset.paths[laptop.name] ?? join(laptop.root, ...asset.storePath.split('/'));
   // A copy of ours found damaged on the drive (verify-card.ts) may still hold its name: then the
   // new copy goes next to it (`~2`), never over it.
@@ -108,11 +143,14 @@ async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTa
   for (let k = 1; ; k++) {
     const name = posix.basename(suffixedPath(asset.storePath, k));
     try {
-      const result = await durableWrite(readFileChunks(source, ctx.signal === undefined ? {} : { signal: ctx.signal }), {
-        targets: [{ dir, name }],
-        expected: { size: asset.size, blake3: asset.blake3 },
-        ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
-      });
+      const result = await durableWrite(
+        readFileChunks(source, ctx.signal === undefined ? {} : { signal: ctx.signal }),
+        {
+          targets: [{ dir, name }],
+          expected: { size: asset.size, blake3: asset.blake3 },
+          ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
+        },
+      );
       copy = result.copies[0];
       if (copy === undefined) throw new TypeError('durableWrite returned no copy');
       break;
@@ -133,7 +171,13 @@ async function copyOne(ctx: BackfillContext, asset: AssetRecord, laptop: AgentTa
   try {
     await ctx.state.recordCopies(asset.blake3, { [drive.name]: copy.path }, [copyFact(drive, copy)]);
   } catch (err) {
-    return err instanceof AgentError ? err : new AgentError(AGENT_CODES.stateFailed, `Recording the field-drive copy of ${asset.storePath} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    return err instanceof AgentError
+      ? err
+      : new AgentError(
+          AGENT_CODES.stateFailed,
+          `Recording the field-drive copy of ${asset.storePath} failed: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        );
   }
   return 'copied';
 }
@@ -150,16 +194,39 @@ function backfillError(err: unknown, asset: AssetRecord, source: string, dest: s
     case 'DURABLE_SOURCE_FAILED':
       return storeCopyDamagedError(source, 'was not copied to the field drive', detail, err);
     case 'DURABLE_NAME_TAKEN':
-      return new AgentError(AGENT_CODES.copyFailed, `${dest} on the field drive already holds a different file; it was left untouched. Move it away, then the back-fill copies this one.`, { cause: err, detail: { ...detail, path: dest } });
+      return new AgentError(
+        AGENT_CODES.copyFailed,
+        `${dest} on the field drive already holds a different file; it was left untouched. Move it away, then the back-fill copies this one.`,
+        { cause: err, detail: { ...detail, path: dest } },
+      );
     case 'DURABLE_NO_SPACE':
-      return new AgentError(AGENT_CODES.storeFull, `The field drive is full: free space on it; the back-fill goes on next time.`, { cause: err, detail });
+      return new AgentError(
+        AGENT_CODES.storeFull,
+        `The field drive is full: free space on it; the back-fill goes on next time.`,
+        { cause: err, detail },
+      );
     case 'DURABLE_ACCESS_DENIED':
-      return new AgentError(AGENT_CODES.storeUnwritable, `The field drive refused the write: check it is writable (not read-only, permissions).`, { cause: err, detail });
+      return new AgentError(
+        AGENT_CODES.storeUnwritable,
+        `The field drive refused the write: check it is writable (not read-only, permissions).`,
+        { cause: err, detail },
+      );
     case 'DURABLE_TARGET_MISSING':
-      return new AgentError(AGENT_CODES.fieldDriveMissing, `The field drive disappeared during the back-fill: reconnect it; the back-fill goes on next time.`, { cause: err, retryable: true, detail });
+      return new AgentError(
+        AGENT_CODES.fieldDriveMissing,
+        `The field drive disappeared during the back-fill: reconnect it; the back-fill goes on next time.`,
+        { cause: err, retryable: true, detail },
+      );
     case 'DURABLE_ABORTED':
-      return new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', { cause: err, retryable: true });
+      return new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', {
+        cause: err,
+        retryable: true,
+      });
     default:
-      return new AgentError(AGENT_CODES.copyFailed, `Copying ${asset.storePath} to the field drive failed (${code ?? 'error'}): ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: err instanceof CodedError ? err.retryable : false, detail });
+      return new AgentError(
+        AGENT_CODES.copyFailed,
+        `Copying ${asset.storePath} to the field drive failed (${code ?? 'error'}): ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err, retryable: err instanceof CodedError ? err.retryable : false, detail },
+      );
   }
 }

@@ -15,7 +15,6 @@ import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { CodedError } from '@studio321/protocol';
 import { findCard, type AgentState } from '../state/agent-state.js';
-import type { CardRecord } from '../state/records.js';
 import { summariseCard } from '../state/status.js';
 import type { VolumeSource } from '../card/volume-source.js';
 
@@ -64,24 +63,43 @@ export async function ejectCard(ref: string, o: EjectOptions): Promise<EjectResu
   const platform = o.platform ?? process.platform;
   const card = await findCard(o.state, ref);
   if (card.kind === 'hot-folder') {
-    throw new EjectError(EJECT_CODES.notMounted, `${card.label} is a hot folder, not a card: there is nothing to eject.`);
+    throw new EjectError(
+      EJECT_CODES.notMounted,
+      `${card.label} is a hot folder, not a card: there is nothing to eject.`,
+    );
   }
   const summary = await summariseCard(o.state, card, o.copiesNeeded);
   if (!summary.safeToFormat.safe) {
-    throw new EjectError(EJECT_CODES.notSafe, `${card.label} (${card.id}) is not safe to format yet: ${summary.safeToFormat.reason.replace(/\.?$/, '.')} It stays mounted; keep the card.`, { detail: { card: card.id } });
+    throw new EjectError(
+      EJECT_CODES.notSafe,
+      `${card.label} (${card.id}) is not safe to format yet: ${summary.safeToFormat.reason.replace(/\.?$/, '.')} It stays mounted; keep the card.`,
+      { detail: { card: card.id } },
+    );
   }
   const mounted = (await o.volumes.list()).find((v) => v.mountPoint === card.source);
-  const dev = mounted ? await stat(card.source).then((s) => s.dev, () => undefined) : undefined;
+  const dev = mounted
+    ? await stat(card.source).then(
+        (s) => s.dev,
+        () => undefined,
+      )
+    : undefined;
   if (!mounted || (card.dev !== undefined && dev !== card.dev)) {
-    throw new EjectError(EJECT_CODES.notMounted, `${card.label} (${card.id}) is not mounted at ${card.source} any more: it may already be ejected.`, { detail: { card: card.id } });
+    throw new EjectError(
+      EJECT_CODES.notMounted,
+      `${card.label} (${card.id}) is not mounted at ${card.source} any more: it may already be ejected.`,
+      { detail: { card: card.id } },
+    );
   }
 
-  const attempts: [string, string[]][] = platform === 'darwin'
-    ? [['diskutil', ['eject', mounted.mountPoint]]]
-    : [
-        ...(mounted.device.startsWith('/dev/') ? [['udisksctl', ['unmount', '--no-user-interaction', '-b', mounted.device]] as [string, string[]]] : []),
-        ['umount', [mounted.mountPoint]],
-      ];
+  const attempts: [string, string[]][] =
+    platform === 'darwin'
+      ? [['diskutil', ['eject', mounted.mountPoint]]]
+      : [
+          ...(mounted.device.startsWith('/dev/')
+            ? [['udisksctl', ['unmount', '--no-user-interaction', '-b', mounted.device]] as [string, string[]]]
+            : []),
+          ['umount', [mounted.mountPoint]],
+        ];
   const failures: string[] = [];
   for (const [cmd, args] of attempts) {
     try {
@@ -90,9 +108,15 @@ export async function ejectCard(ref: string, o: EjectOptions): Promise<EjectResu
       failures.push(`${cmd}: ${stderrOf(err)}`);
       continue;
     }
-    const still = (await o.volumes.list()).some((v) => v.mountPoint === mounted.mountPoint && v.device === mounted.device);
+    const still = (await o.volumes.list()).some(
+      (v) => v.mountPoint === mounted.mountPoint && v.device === mounted.device,
+    );
     if (!still) return { card: card.id, label: card.label, mountPoint: mounted.mountPoint, method: cmd };
     failures.push(`${cmd}: still mounted`);
   }
-  throw new EjectError(EJECT_CODES.failed, `${card.label} could not be unmounted (${failures.join('; ')}). Close any program using it, then try again.`, { retryable: true, detail: { card: card.id } });
+  throw new EjectError(
+    EJECT_CODES.failed,
+    `${card.label} could not be unmounted (${failures.join('; ')}). Close any program using it, then try again.`,
+    { retryable: true, detail: { card: card.id } },
+  );
 }

@@ -8,8 +8,8 @@
  * verified files are skipped, the rest (including the file that was half copied)
  * are copied again from the card.
  */
-import { AgentError } from '../errors.js';
-import type { AgentState, CardInput } from '../state/agent-state.js';
+import type { AgentError } from '../errors.js';
+import type { CardInput } from '../state/agent-state.js';
 import type { ScanResult } from '../card/scanner.js';
 import type { CardRecord } from '../state/records.js';
 import { CardOffloader, OffloadStop, type FileOutcome, type OffloadContext } from './offloader.js';
@@ -37,20 +37,27 @@ export interface OffloadCardInput {
   scan: ScanResult;
 }
 
-export async function offloadCard(ctx: Omit<OffloadContext, 'progress'> & { onProgress?: (p: ProgressTracker) => void }, input: OffloadCardInput): Promise<CardReport> {
+export async function offloadCard(
+  ctx: Omit<OffloadContext, 'progress'> & { onProgress?: (p: ProgressTracker) => void },
+  input: OffloadCardInput,
+): Promise<CardReport> {
   const { state } = ctx;
   await state.beginOffload({ ...input.card, dev: input.scan.dev });
   const todo = await state.recordScan(input.card.id, input.scan);
   const card = (await state.getCard(input.card.id)) as CardRecord;
   const progress = new ProgressTracker({ totalBytes: todo.reduce((n, f) => n + f.size, 0), totalFiles: todo.length });
-  const offloader = new CardOffloader({
-    ...ctx,
-    progress,
-    onFile: (o) => {
-      ctx.onFile?.(o);
-      ctx.onProgress?.(progress);
+  const offloader = new CardOffloader(
+    {
+      ...ctx,
+      progress,
+      onFile: (o) => {
+        ctx.onFile?.(o);
+        ctx.onProgress?.(progress);
+      },
     },
-  }, card, input.root);
+    card,
+    input.root,
+  );
   const report: CardReport = {
     card,
     files: input.scan.files.length,
@@ -75,17 +82,24 @@ export async function offloadCard(ctx: Omit<OffloadContext, 'progress'> & { onPr
     else report.failed.push(o);
   }
   const first = report.stoppedBy ?? report.failed[0];
-  await state.endOffload(card.id, {
-    state: report.stoppedBy === undefined ? 'done' : 'interrupted',
-    ...(first?.code === undefined ? {} : { code: first.code }),
-    ...(first?.message === undefined ? {} : { message: first.message }),
-  }).catch(() => undefined);
+  await state
+    .endOffload(card.id, {
+      state: report.stoppedBy === undefined ? 'done' : 'interrupted',
+      ...(first?.code === undefined ? {} : { code: first.code }),
+      ...(first?.message === undefined ? {} : { message: first.message }),
+    })
+    .catch(() => undefined);
   report.card = (await state.getCard(card.id)) ?? card;
   return report;
 }
 
 /** Sum of the card's pending bytes, for progress before the offload starts. */
 export function reportSummary(r: CardReport): string {
-  const parts = [`${r.copied} copied`, `${r.duplicates} already stored`, `${r.alreadyVerified} verified earlier`, `${r.failed.length} failed`];
+  const parts = [
+    `${r.copied} copied`,
+    `${r.duplicates} already stored`,
+    `${r.alreadyVerified} verified earlier`,
+    `${r.failed.length} failed`,
+  ];
   return `${r.card.label} (${r.card.id}): ${r.files} files — ${parts.join(', ')}`;
 }

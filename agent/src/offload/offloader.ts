@@ -111,7 +111,10 @@ class Slots {
 }
 
 /** `src`, read only while holding a card-read slot (taken at the first read, given back at the end or on return()). */
-async function* withReadSlot(src: AsyncIterable<Uint8Array>, slots: Slots): AsyncGenerator<Uint8Array, void, undefined> {
+async function* withReadSlot(
+  src: AsyncIterable<Uint8Array>,
+  slots: Slots,
+): AsyncGenerator<Uint8Array, void, undefined> {
   const give = await slots.take();
   try {
     yield* src;
@@ -145,7 +148,8 @@ export class CardOffloader {
   readonly #readSlots: Slots;
 
   constructor(ctx: OffloadContext, card: CardRecord, root: string) {
-    if (ctx.targets.length === 0 || ctx.targets[0]?.name !== 'laptop') throw new TypeError('CardOffloader: the laptop store must be the first target');
+    if (ctx.targets.length === 0 || ctx.targets[0]?.name !== 'laptop')
+      throw new TypeError('CardOffloader: the laptop store must be the first target');
     this.ctx = ctx;
     this.card = card;
     this.root = root;
@@ -160,7 +164,14 @@ export class CardOffloader {
   #open(file: FileRecord): AsyncIterable<Uint8Array> {
     const opener = this.ctx.openSource ?? readCardFile;
     const abs = join(this.root, ...file.path.split('/'));
-    return withReadSlot(opener(abs, { size: file.size, mtimeMs: file.mtimeMs }, this.ctx.signal === undefined ? {} : { signal: this.ctx.signal }), this.#readSlots);
+    return withReadSlot(
+      opener(
+        abs,
+        { size: file.size, mtimeMs: file.mtimeMs },
+        this.ctx.signal === undefined ? {} : { signal: this.ctx.signal },
+      ),
+      this.#readSlots,
+    );
   }
 
   #done(outcome: FileOutcome): void {
@@ -201,15 +212,24 @@ export class CardOffloader {
       if (clash) await settle();
       while (inFlight.size >= limit) await Promise.race(inFlight.keys());
       if (stop !== undefined) break;
-      const p: Promise<void> = this.#group(key, members).then(
-        () => undefined,
-        (err: unknown) => {
-          if (err instanceof OffloadStop) stop ??= err;
-          else stop ??= new OffloadStop(new AgentError(AGENT_CODES.copyFailed, `Offloading ${key} failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
-        },
-      ).finally(() => {
-        inFlight.delete(p);
-      });
+      const p: Promise<void> = this.#group(key, members)
+        .then(
+          () => undefined,
+          (err: unknown) => {
+            if (err instanceof OffloadStop) stop ??= err;
+            else
+              stop ??= new OffloadStop(
+                new AgentError(
+                  AGENT_CODES.copyFailed,
+                  `Offloading ${key} failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`,
+                  { cause: err },
+                ),
+              );
+          },
+        )
+        .finally(() => {
+          inFlight.delete(p);
+        });
       inFlight.set(p, sizes);
     }
     await settle();
@@ -218,7 +238,11 @@ export class CardOffloader {
   }
 
   async #group(key: string, members: FileRecord[]): Promise<void> {
-    const toWrite: Array<{ file: FileRecord; expected?: { size: number; blake3: string }; skip?: ReadonlySet<string> }> = [];
+    const toWrite: Array<{
+      file: FileRecord;
+      expected?: { size: number; blake3: string };
+      skip?: ReadonlySet<string>;
+    }> = [];
     for (const file of members) {
       if (file.size === 0 || (await this.ctx.state.hasAssetOfSize(file.size))) {
         let pre: { size: number; blake3: string };
@@ -230,7 +254,13 @@ export class CardOffloader {
         }
         const stored = await this.ctx.state.getAsset(pre.blake3);
         if (hasVerifiedCopy(stored, 'laptop')) {
-          await this.ctx.state.recordDuplicate({ card: this.card, file, blake3: pre.blake3, verifiedAt: new Date().toISOString(), ...zeroByteWarning(file) });
+          await this.ctx.state.recordDuplicate({
+            card: this.card,
+            file,
+            blake3: pre.blake3,
+            verifiedAt: new Date().toISOString(),
+            ...zeroByteWarning(file),
+          });
           this.ctx.progress?.fileDone(file.size);
           this.#done({ path: file.path, result: 'duplicate', bytes: 0, blake3: pre.blake3 });
           continue;
@@ -238,15 +268,25 @@ export class CardOffloader {
         // Stored, but its laptop copy was found damaged (backfill.ts): copy it again from the
         // card, under a new name (the damaged file is never overwritten), to the targets
         // that have no verified copy.
-        const skip = new Set(this.ctx.targets.filter((t) => t.name !== 'laptop' && hasVerifiedCopy(stored, t.name)).map((t) => t.name));
+        const skip = new Set(
+          this.ctx.targets.filter((t) => t.name !== 'laptop' && hasVerifiedCopy(stored, t.name)).map((t) => t.name),
+        );
         toWrite.push({ file, expected: pre, skip });
       } else {
         toWrite.push({ file });
       }
     }
     if (toWrite.length === 0) return;
-    const k = await this.#chooseSuffix(key, toWrite.map((w) => w.file));
-    await this.ctx.state.claimNames(this.card.id, key, k, toWrite.map((w) => ({ storePath: this.#storePath(w.file, k), path: w.file.path })));
+    const k = await this.#chooseSuffix(
+      key,
+      toWrite.map((w) => w.file),
+    );
+    await this.ctx.state.claimNames(
+      this.card.id,
+      key,
+      k,
+      toWrite.map((w) => ({ storePath: this.#storePath(w.file, k), path: w.file.path })),
+    );
     for (const w of toWrite) await this.#copy(w.file, w.expected, k, key, w.skip);
   }
 
@@ -261,17 +301,32 @@ export class CardOffloader {
       let free = true;
       for (const f of files) {
         const claim = await this.ctx.state.getClaim(this.#storePath(f, k));
-        if (claim !== undefined && !(claim.blake3 === undefined && claim.card === this.card.id && claim.path === f.path)) {
+        if (
+          claim !== undefined &&
+          !(claim.blake3 === undefined && claim.card === this.card.id && claim.path === f.path)
+        ) {
           free = false;
           break;
         }
       }
       if (free) return k;
     }
-    throw new OffloadStop(new AgentError(AGENT_CODES.copyFailed, `More than ${MAX_SUFFIX} different files are named like ${files[0]?.path ?? key} on this card: rename them on a reader and ingest again.`, { detail: { group: key } }));
+    throw new OffloadStop(
+      new AgentError(
+        AGENT_CODES.copyFailed,
+        `More than ${MAX_SUFFIX} different files are named like ${files[0]?.path ?? key} on this card: rename them on a reader and ingest again.`,
+        { detail: { group: key } },
+      ),
+    );
   }
 
-  async #copy(file: FileRecord, expected: { size: number; blake3: string } | undefined, k: number, key: string, skip?: ReadonlySet<string>): Promise<void> {
+  async #copy(
+    file: FileRecord,
+    expected: { size: number; blake3: string } | undefined,
+    k: number,
+    key: string,
+    skip?: ReadonlySet<string>,
+  ): Promise<void> {
     const storePath = this.#storePath(file, k);
     const dir = posix.dirname(storePath);
     const name = posix.basename(storePath);
@@ -297,7 +352,9 @@ export class CardOffloader {
         // never touch it; move this file (and later members of its group) to the next suffix.
         await this.ctx.state.markNameForeign(storePath, this.card.id, file.path);
         const next = await this.#chooseSuffix(key, [file]);
-        await this.ctx.state.claimNames(this.card.id, key, next, [{ storePath: this.#storePath(file, next), path: file.path }]);
+        await this.ctx.state.claimNames(this.card.id, key, next, [
+          { storePath: this.#storePath(file, next), path: file.path },
+        ]);
         await this.#copy(file, expected, next, key, skip);
         return;
       }
@@ -347,7 +404,17 @@ export class CardOffloader {
     const where = file === undefined ? '' : ` while copying ${file.path}`;
     if (err instanceof AgentError && err.code === AGENT_CODES.stateFailed) return new OffloadStop(err);
     const removed = (): OffloadStop =>
-      new OffloadStop(new AgentError(AGENT_CODES.cardRemoved, `The card ${this.card.label} (${this.card.id}) was removed${where}: nothing half-copied was kept; insert it again and the offload resumes where it stopped.`, { cause: err, retryable: true, detail: { card: this.card.id, ...(file === undefined ? {} : { path: file.path }) } }));
+      new OffloadStop(
+        new AgentError(
+          AGENT_CODES.cardRemoved,
+          `The card ${this.card.label} (${this.card.id}) was removed${where}: nothing half-copied was kept; insert it again and the offload resumes where it stopped.`,
+          {
+            cause: err,
+            retryable: true,
+            detail: { card: this.card.id, ...(file === undefined ? {} : { path: file.path }) },
+          },
+        ),
+      );
     const sourceSide = code === 'DURABLE_SOURCE_FAILED' || isAbort(err) || !(err instanceof DurableWriteError);
     if (sourceSide && !(err instanceof AgentError) && !(await cardPresent(this.root, this.card))) return removed();
     // Once the offload is being stopped, whatever a file failed with is that stop, never a
@@ -355,15 +422,39 @@ export class CardOffloader {
     const reason: unknown = this.ctx.signal?.aborted === true ? this.ctx.signal.reason : undefined;
     if (reason instanceof AgentError && reason.code === AGENT_CODES.cardRemoved) return removed();
     if (isAbort(err) || reason !== undefined) {
-      return new OffloadStop(new AgentError(AGENT_CODES.aborted, `The offload of ${this.card.id} was stopped${where}; nothing half-copied was kept and it resumes next time.`, { cause: err, retryable: true, detail: { card: this.card.id } }));
+      return new OffloadStop(
+        new AgentError(
+          AGENT_CODES.aborted,
+          `The offload of ${this.card.id} was stopped${where}; nothing half-copied was kept and it resumes next time.`,
+          { cause: err, retryable: true, detail: { card: this.card.id } },
+        ),
+      );
     }
     switch (code) {
       case 'DURABLE_NO_SPACE':
-        return new OffloadStop(new AgentError(AGENT_CODES.storeFull, `The store is full${where}: free space on the laptop (or the field drive) and ingest again; everything verified so far is kept and will not be copied again.`, { cause: err, detail: { card: this.card.id } }));
+        return new OffloadStop(
+          new AgentError(
+            AGENT_CODES.storeFull,
+            `The store is full${where}: free space on the laptop (or the field drive) and ingest again; everything verified so far is kept and will not be copied again.`,
+            { cause: err, detail: { card: this.card.id } },
+          ),
+        );
       case 'DURABLE_ACCESS_DENIED':
-        return new OffloadStop(new AgentError(AGENT_CODES.storeUnwritable, `The store refused the write${where}: check it is writable (not read-only, permissions), then ingest again.`, { cause: err, detail: { card: this.card.id } }));
+        return new OffloadStop(
+          new AgentError(
+            AGENT_CODES.storeUnwritable,
+            `The store refused the write${where}: check it is writable (not read-only, permissions), then ingest again.`,
+            { cause: err, detail: { card: this.card.id } },
+          ),
+        );
       case 'DURABLE_TARGET_MISSING':
-        return new OffloadStop(new AgentError(AGENT_CODES.copyFailed, `A destination disappeared${where} (field drive unplugged?): reconnect it and ingest again.`, { cause: err, retryable: true, detail: { card: this.card.id } }));
+        return new OffloadStop(
+          new AgentError(
+            AGENT_CODES.copyFailed,
+            `A destination disappeared${where} (field drive unplugged?): reconnect it and ingest again.`,
+            { cause: err, retryable: true, detail: { card: this.card.id } },
+          ),
+        );
       default:
         return undefined;
     }
@@ -374,17 +465,34 @@ export class CardOffloader {
     const inner = coded?.code === 'DURABLE_SOURCE_FAILED' ? coded.cause : err;
     if (inner instanceof AgentError) return inner;
     if (coded?.code === 'DURABLE_HASH_MISMATCH' || coded?.code === 'DURABLE_SIZE_MISMATCH') {
-      return new AgentError(AGENT_CODES.sourceChanged, `${file.path} read differently on two passes: the card or the reader may be failing. Nothing was kept; try another reader, then ingest again.`, { cause: err, retryable: true, detail: { path: file.path } });
+      return new AgentError(
+        AGENT_CODES.sourceChanged,
+        `${file.path} read differently on two passes: the card or the reader may be failing. Nothing was kept; try another reader, then ingest again.`,
+        { cause: err, retryable: true, detail: { path: file.path } },
+      );
     }
     if (coded === undefined || coded.code === 'DURABLE_SOURCE_FAILED') {
       const errno = errorCode(inner);
-      return new AgentError(AGENT_CODES.unreadableFile, `${file.path} cannot be read from the card (${errno ?? 'error'}): the other files were copied; check this file in a reader or with the camera.`, { cause: err, detail: { path: file.path, ...(errno === undefined ? {} : { errno }) } });
+      return new AgentError(
+        AGENT_CODES.unreadableFile,
+        `${file.path} cannot be read from the card (${errno ?? 'error'}): the other files were copied; check this file in a reader or with the camera.`,
+        { cause: err, detail: { path: file.path, ...(errno === undefined ? {} : { errno }) } },
+      );
     }
-    return new AgentError(AGENT_CODES.copyFailed, `Copying ${file.path} failed (${coded.code}): ${coded.message}`, { cause: err, retryable: coded.retryable, detail: { path: file.path } });
+    return new AgentError(AGENT_CODES.copyFailed, `Copying ${file.path} failed (${coded.code}): ${coded.message}`, {
+      cause: err,
+      retryable: coded.retryable,
+      detail: { path: file.path },
+    });
   }
 }
 
 function zeroByteWarning(file: FileRecord): { warning?: { code: string; message: string } } {
   if (file.size !== 0) return {};
-  return { warning: { code: AGENT_CODES.zeroByteFile, message: `${file.path} is empty (0 bytes), often a failed camera write: it was kept, but check the camera's copy before formatting, then run field-agent resolve.` } };
+  return {
+    warning: {
+      code: AGENT_CODES.zeroByteFile,
+      message: `${file.path} is empty (0 bytes), often a failed camera write: it was kept, but check the camera's copy before formatting, then run field-agent resolve.`,
+    },
+  };
 }

@@ -68,7 +68,6 @@ export class ProgressTracker {
   }
 }
 
-
 export function formatDuration(sec: number | undefined): string {
   if (sec === undefined || !Number.isFinite(sec)) return '--:--';
   const s = Math.round(sec);

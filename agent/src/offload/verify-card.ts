@@ -58,8 +58,18 @@ async function present(target: AgentTarget): Promise<boolean> {
   }
 }
 
-export async function verifyCardCopies(ctx: { state: AgentState; targets: readonly AgentTarget[]; signal?: AbortSignal }, card?: CardRecord): Promise<VerifyCardReport> {
-  const report: VerifyCardReport = { ...(card === undefined ? {} : { card: card.id }), assets: 0, copiesChecked: 0, copiesOk: 0, lost: [], unchecked: [] };
+export async function verifyCardCopies(
+  ctx: { state: AgentState; targets: readonly AgentTarget[]; signal?: AbortSignal },
+  card?: CardRecord,
+): Promise<VerifyCardReport> {
+  const report: VerifyCardReport = {
+    ...(card === undefined ? {} : { card: card.id }),
+    assets: 0,
+    copiesChecked: 0,
+    copiesOk: 0,
+    lost: [],
+    unchecked: [],
+  };
   const byName = new Map(ctx.targets.map((t) => [t.name as string, t]));
   for (const asset of await assetsOf(ctx.state, card)) {
     ctx.signal?.throwIfAborted();
@@ -75,7 +85,11 @@ export async function verifyCardCopies(ctx: { state: AgentState; targets: readon
       }
       let verdict;
       try {
-        verdict = await verifyFile(path, { size: asset.size, blake3: asset.blake3 }, ctx.signal === undefined ? {} : { signal: ctx.signal });
+        verdict = await verifyFile(
+          path,
+          { size: asset.size, blake3: asset.blake3 },
+          ctx.signal === undefined ? {} : { signal: ctx.signal },
+        );
       } catch (err) {
         ctx.signal?.throwIfAborted();
         report.unchecked.push({ ...entry, code: (err as { code?: string }).code ?? 'DURABLE_IO_ERROR' });
@@ -107,7 +121,11 @@ export interface VerifyOutcome extends VerifyCardReport {
  * `field-agent verify [card]`, by the CLI (state DB opened) or by the running agent (its status
  * page's POST /api/verify): the card named by `ref` (id or label; '' or undefined: every asset).
  */
-export async function verifyCopies(state: AgentState, o: { store: string; fieldDrive?: string | undefined; copiesNeeded: number }, ref?: string): Promise<VerifyOutcome> {
+export async function verifyCopies(
+  state: AgentState,
+  o: { store: string; fieldDrive?: string | undefined; copiesNeeded: number },
+  ref?: string,
+): Promise<VerifyOutcome> {
   const card = ref === undefined || ref === '' ? undefined : await findCard(state, ref);
   const { targets } = await resolveTargets(o.store, o.fieldDrive);
   const report = await verifyCardCopies({ state, targets }, card);

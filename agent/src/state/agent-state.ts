@@ -23,7 +23,16 @@ import { Level } from 'level';
 import { FORMAT_VERSION, hasCodeInChain, type CopyFact } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import type { ScanResult, ScannedFile } from '../card/scanner.js';
-import type { AssetName, AssetRecord, CardKind, CardRecord, ClaimRecord, FileRecord, FileWarning, OffloadRun, StudioCopy } from './records.js';
+import type {
+  AssetName,
+  AssetRecord,
+  CardRecord,
+  ClaimRecord,
+  FileRecord,
+  FileWarning,
+  OffloadRun,
+  StudioCopy,
+} from './records.js';
 
 export interface PendingAsset {
   blake3: string;
@@ -67,10 +76,13 @@ export const keys = {
   group: (card: string, key: string): string => `group:${card}/${key}`,
 };
 
-
 function stateError(err: unknown, what: string): AgentError {
   if (err instanceof AgentError) return err;
-  return new AgentError(AGENT_CODES.stateFailed, `The agent state database failed while ${what}: check the disk holding the data directory; nothing was recorded for this step.`, { cause: err, retryable: true });
+  return new AgentError(
+    AGENT_CODES.stateFailed,
+    `The agent state database failed while ${what}: check the disk holding the data directory; nothing was recorded for this step.`,
+    { cause: err, retryable: true },
+  );
 }
 
 export class AgentState {
@@ -94,7 +106,11 @@ export class AgentState {
       await db.open();
     } catch (err) {
       if (hasCodeInChain(err, 'LEVEL_LOCKED')) {
-        throw new AgentError(AGENT_CODES.stateLocked, `Another field-agent is using ${dataDir} (its state database is locked): wait for it to finish, or stop it, then try again.`, { cause: err, retryable: true, detail: { dataDir } });
+        throw new AgentError(
+          AGENT_CODES.stateLocked,
+          `Another field-agent is using ${dataDir} (its state database is locked): wait for it to finish, or stop it, then try again.`,
+          { cause: err, retryable: true, detail: { dataDir } },
+        );
       }
       throw stateError(err, 'opening');
     }
@@ -102,7 +118,11 @@ export class AgentState {
     try {
       const format = await db.get(keys.format);
       if (typeof format === 'number' && format > FORMAT_VERSION) {
-        throw new AgentError(AGENT_CODES.stateFormatTooNew, `The state in ${dir} was written by a newer field-agent (format ${format}, this one reads ${FORMAT_VERSION}): update field-agent.`, { detail: { dir, format } });
+        throw new AgentError(
+          AGENT_CODES.stateFormatTooNew,
+          `The state in ${dir} was written by a newer field-agent (format ${format}, this one reads ${FORMAT_VERSION}): update field-agent.`,
+          { detail: { dir, format } },
+        );
       }
       if (format === undefined) await db.put(keys.format, FORMAT_VERSION, { sync: true });
       const seq = await db.get(keys.seq);
@@ -146,9 +166,13 @@ export class AgentState {
 
   async #range<T>(prefix: string, opts: { gt?: string; limit?: number } = {}): Promise<Array<[string, T]>> {
     const out: Array<[string, T]> = [];
-    const range = opts.gt !== undefined ? { gt: opts.gt, lt: prefixEnd(prefix) } : { gte: prefix, lt: prefixEnd(prefix) };
+    const range =
+      opts.gt !== undefined ? { gt: opts.gt, lt: prefixEnd(prefix) } : { gte: prefix, lt: prefixEnd(prefix) };
     try {
-      for await (const [k, v] of this.#db.iterator({ ...range, ...(opts.limit === undefined ? {} : { limit: opts.limit }) })) {
+      for await (const [k, v] of this.#db.iterator({
+        ...range,
+        ...(opts.limit === undefined ? {} : { limit: opts.limit }),
+      })) {
         out.push([k, v as T]);
       }
     } catch (err) {
@@ -197,8 +221,15 @@ export class AgentState {
     return this.#exclusive(async () => {
       const card = await this.getCard(cardId);
       if (card === undefined) return;
-      const run: OffloadRun = { ...result, startedAt: card.lastRun?.startedAt ?? now.toISOString(), endedAt: now.toISOString() };
-      await this.#write([{ type: 'put', key: keys.card(cardId), value: { ...card, lastRun: run } }], 'ending an offload');
+      const run: OffloadRun = {
+        ...result,
+        startedAt: card.lastRun?.startedAt ?? now.toISOString(),
+        endedAt: now.toISOString(),
+      };
+      await this.#write(
+        [{ type: 'put', key: keys.card(cardId), value: { ...card, lastRun: run } }],
+        'ending an offload',
+      );
     });
   }
 
@@ -233,11 +264,24 @@ export class AgentState {
       }
       for (const w of scan.warnings) {
         const old = existing.get(w.path);
-        const warning: FileWarning = { code: w.code, message: w.message, ...(old?.warning?.code === w.code && old.warning.resolvedAt !== undefined ? { resolvedAt: old.warning.resolvedAt } : {}) };
+        const warning: FileWarning = {
+          code: w.code,
+          message: w.message,
+          ...(old?.warning?.code === w.code && old.warning.resolvedAt !== undefined
+            ? { resolvedAt: old.warning.resolvedAt }
+            : {}),
+        };
         const rec: FileRecord = { card: cardId, path: w.path, size: 0, mtimeMs: 0, scan: n, state: 'skipped', warning };
         ops.push({ type: 'put', key: keys.file(cardId, w.path), value: rec });
       }
-      const updated: CardRecord = { ...card, scan: n, scanEntries: scan.files.length + scan.warnings.length, scanComplete: true, lastSeen: now.toISOString(), dev: scan.dev };
+      const updated: CardRecord = {
+        ...card,
+        scan: n,
+        scanEntries: scan.files.length + scan.warnings.length,
+        scanComplete: true,
+        lastSeen: now.toISOString(),
+        dev: scan.dev,
+      };
       ops.push({ type: 'put', key: keys.card(cardId), value: updated });
       await this.#write(ops, 'recording the card listing');
       return todo;
@@ -281,7 +325,11 @@ export class AgentState {
     return this.#exclusive(async () => {
       const card = await this.getCard(cardId);
       if (card === undefined) {
-        throw new AgentError(AGENT_CODES.unknownCard, `No card with id ${cardId}: run field-agent status to see the card ids.`, { detail: { card: cardId } });
+        throw new AgentError(
+          AGENT_CODES.unknownCard,
+          `No card with id ${cardId}: run field-agent status to see the card ids.`,
+          { detail: { card: cardId } },
+        );
       }
       const ops: Op[] = [];
       for (const [key, f] of await this.#range<FileRecord>(keys.filePrefix(cardId))) {
@@ -315,7 +363,12 @@ export class AgentState {
   }
 
   /** Reserve store names for files of one group (before anything is written under them). */
-  claimNames(cardId: string, group: string, k: number, claims: Array<{ storePath: string; path: string }>): Promise<void> {
+  claimNames(
+    cardId: string,
+    group: string,
+    k: number,
+    claims: Array<{ storePath: string; path: string }>,
+  ): Promise<void> {
     return this.#exclusive(async () => {
       const ops: Op[] = [{ type: 'put', key: keys.group(cardId, group), value: { k } }];
       for (const c of claims) {
@@ -381,8 +434,16 @@ export class AgentState {
         asset = mergeAsset(asset, name, input.copies, input.paths, input.storePath);
       }
       ops.push({ type: 'put', key: keys.asset(input.blake3), value: asset });
-      ops.push({ type: 'put', key: keys.claim(input.storePath), value: { card: card.id, path: file.path, blake3: input.blake3 } satisfies ClaimRecord });
-      ops.push({ type: 'put', key: keys.file(card.id, file.path), value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning) });
+      ops.push({
+        type: 'put',
+        key: keys.claim(input.storePath),
+        value: { card: card.id, path: file.path, blake3: input.blake3 } satisfies ClaimRecord,
+      });
+      ops.push({
+        type: 'put',
+        key: keys.file(card.id, file.path),
+        value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning),
+      });
       await this.#write(ops, 'recording a verified copy');
       if (ops.some((o) => o.key === keys.seq)) this.#seq += 1;
       return asset;
@@ -390,16 +451,35 @@ export class AgentState {
   }
 
   /** The file's content is already stored (dual-slot duplicate): it only gains a name. */
-  recordDuplicate(input: { card: CardRecord; file: FileRecord; blake3: string; verifiedAt: string; warning?: { code: string; message: string } }): Promise<AssetRecord> {
+  recordDuplicate(input: {
+    card: CardRecord;
+    file: FileRecord;
+    blake3: string;
+    verifiedAt: string;
+    warning?: { code: string; message: string };
+  }): Promise<AssetRecord> {
     return this.#exclusive(async () => {
       const { card, file } = input;
       const old = await this.getAsset(input.blake3);
       if (old === undefined) throw new TypeError(`recordDuplicate: unknown asset ${input.blake3}`);
-      const asset = mergeAsset(old, { shoot: card.shoot, card: card.id, path: file.path, mtime: file.mtimeMs }, [], {}, old.storePath);
-      await this.#write([
-        { type: 'put', key: keys.asset(input.blake3), value: asset },
-        { type: 'put', key: keys.file(card.id, file.path), value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning) },
-      ], 'recording a duplicate');
+      const asset = mergeAsset(
+        old,
+        { shoot: card.shoot, card: card.id, path: file.path, mtime: file.mtimeMs },
+        [],
+        {},
+        old.storePath,
+      );
+      await this.#write(
+        [
+          { type: 'put', key: keys.asset(input.blake3), value: asset },
+          {
+            type: 'put',
+            key: keys.file(card.id, file.path),
+            value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning),
+          },
+        ],
+        'recording a duplicate',
+      );
       return asset;
     });
   }
@@ -426,11 +506,20 @@ export class AgentState {
   }
 
   /** The file could not be copied this time (kept as not verified, with the reason). */
-  recordFileError(cardId: string, path: string, err: { code: string; message: string; retryable: boolean }, now = new Date()): Promise<void> {
+  recordFileError(
+    cardId: string,
+    path: string,
+    err: { code: string; message: string; retryable: boolean },
+    now = new Date(),
+  ): Promise<void> {
     return this.#exclusive(async () => {
       const old = await this.getFile(cardId, path);
       if (old === undefined || old.state === 'verified') return;
-      const rec: FileRecord = { ...old, state: 'failed', error: { code: err.code, message: err.message, retryable: err.retryable, at: now.toISOString() } };
+      const rec: FileRecord = {
+        ...old,
+        state: 'failed',
+        error: { code: err.code, message: err.message, retryable: err.retryable, at: now.toISOString() },
+      };
       await this.#write([{ type: 'put', key: keys.file(cardId, path), value: rec }], 'recording a file error');
     });
   }
@@ -445,11 +534,20 @@ export class AgentState {
       if (a?.queueSeq !== undefined) gt = keys.queue(a.queueSeq);
     }
     const out: PendingAsset[] = [];
-    const entries = await this.#range<{ blake3: string; size: number }>('queue:', { ...(gt === undefined ? {} : { gt }), limit });
+    const entries = await this.#range<{ blake3: string; size: number }>('queue:', {
+      ...(gt === undefined ? {} : { gt }),
+      limit,
+    });
     for (const [, q] of entries) {
       const a = await this.getAsset(q.blake3);
       if (a === undefined) continue;
-      out.push({ blake3: a.blake3, size: a.size, storePath: a.paths['laptop'] ?? a.storePath, names: a.names, copies: a.copies });
+      out.push({
+        blake3: a.blake3,
+        size: a.size,
+        storePath: a.paths['laptop'] ?? a.storePath,
+        names: a.names,
+        copies: a.copies,
+      });
     }
     return out;
   }
@@ -464,7 +562,10 @@ export class AgentState {
       const byTarget = new Map((asset.studio?.copies ?? []).map((c) => [c.target, c]));
       for (const c of r.copies) byTarget.set(c.target, c);
       const { queueSeq, ...rest } = asset;
-      const updated: AssetRecord = { ...rest, studio: { committedAt: asset.studio?.committedAt ?? r.committedAt, copies: [...byTarget.values()] } };
+      const updated: AssetRecord = {
+        ...rest,
+        studio: { committedAt: asset.studio?.committedAt ?? r.committedAt, copies: [...byTarget.values()] },
+      };
       const ops: Op[] = [{ type: 'put', key: keys.asset(r.blake3), value: updated }];
       if (queueSeq !== undefined) ops.push({ type: 'del', key: keys.queue(queueSeq) });
       await this.#write(ops, 'recording a studio receipt');
@@ -496,7 +597,11 @@ export function hasDamagedCopy(asset: { copies: readonly CopyFact[] } | undefine
 function replaceCopies(asset: AssetRecord, copies: CopyFact[], paths: Record<string, string>): AssetRecord {
   const targets = new Set(copies.map((c) => c.target));
   const newPaths = Object.fromEntries(Object.entries(paths).filter(([t]) => targets.has(t)));
-  return { ...asset, copies: [...asset.copies.filter((c) => !targets.has(c.target)), ...copies], paths: { ...asset.paths, ...newPaths } };
+  return {
+    ...asset,
+    copies: [...asset.copies.filter((c) => !targets.has(c.target)), ...copies],
+    paths: { ...asset.paths, ...newPaths },
+  };
 }
 
 /**
@@ -504,24 +609,41 @@ function replaceCopies(asset: AssetRecord, copies: CopyFact[], paths: Record<str
  * (a copy that replaces an unverified one takes its place and its path); verified
  * copies and their paths are kept as they are.
  */
-function mergeAsset(asset: AssetRecord, name: AssetName, copies: CopyFact[], paths: Record<string, string>, storePath: string): AssetRecord {
-  const names = asset.names.some((n) => n.card === name.card && n.path === name.path && n.shoot === name.shoot) ? asset.names : [...asset.names, name];
+function mergeAsset(
+  asset: AssetRecord,
+  name: AssetName,
+  copies: CopyFact[],
+  paths: Record<string, string>,
+  storePath: string,
+): AssetRecord {
+  const names = asset.names.some((n) => n.card === name.card && n.path === name.path && n.shoot === name.shoot)
+    ? asset.names
+    : [...asset.names, name];
   const added = copies.filter((c) => !hasVerifiedCopy(asset, c.target));
   const laptopReplaced = added.some((c) => c.target === 'laptop');
   return { ...replaceCopies(asset, added, paths), names, ...(laptopReplaced ? { storePath } : {}) };
 }
 
-function verifiedFile(file: FileRecord, asset: AssetRecord, blake3: string, verifiedAt: string, warning: { code: string; message: string } | undefined): FileRecord {
+function verifiedFile(
+  file: FileRecord,
+  asset: AssetRecord,
+  blake3: string,
+  verifiedAt: string,
+  warning: { code: string; message: string } | undefined,
+): FileRecord {
   const { error: _error, warning: oldWarning, ...rest } = file;
   void _error;
-  const keepResolved = warning !== undefined && oldWarning?.code === warning.code && oldWarning.resolvedAt !== undefined;
+  const keepResolved =
+    warning !== undefined && oldWarning?.code === warning.code && oldWarning.resolvedAt !== undefined;
   return {
     ...rest,
     state: 'verified',
     blake3,
     storePath: asset.storePath,
     verifiedAt,
-    ...(warning === undefined ? {} : { warning: keepResolved ? { ...warning, resolvedAt: oldWarning?.resolvedAt as string } : warning }),
+    ...(warning === undefined
+      ? {}
+      : { warning: keepResolved ? { ...warning, resolvedAt: oldWarning?.resolvedAt as string } : warning }),
   };
 }
 
@@ -541,7 +663,10 @@ export async function findCard(state: AgentState, ref: string): Promise<CardReco
   const byLabel = (await state.listCards()).filter((c) => c.label === ref && c.kind !== 'hot-folder');
   if (byLabel.length === 1) return byLabel[0]!;
   if (byLabel.length > 1) {
-    throw new AgentError(AGENT_CODES.cardAmbiguous, `${byLabel.length} cards are labelled "${ref}" (${byLabel.map((c) => c.id).join(', ')}). Name it by card id.`);
+    throw new AgentError(
+      AGENT_CODES.cardAmbiguous,
+      `${byLabel.length} cards are labelled "${ref}" (${byLabel.map((c) => c.id).join(', ')}). Name it by card id.`,
+    );
   }
   throw new AgentError(AGENT_CODES.unknownCard, `No card "${ref}". See the card ids with field-agent status.`);
 }

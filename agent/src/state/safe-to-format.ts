@@ -48,8 +48,22 @@ function describeCopies(asset: AssetRecord, cardDev: number | undefined): string
   return parts.length === 0 ? 'none' : parts.join(' + ');
 }
 
-export function evaluateSafeToFormat(card: CardRecord, files: readonly FileRecord[], assets: ReadonlyMap<string, AssetRecord>, copiesNeeded: number): SafeToFormat {
-  const v: SafeToFormat = { safe: false, reason: '', files: files.length, notCopied: 0, short: 0, damaged: 0, unresolvedWarnings: 0, examples: [] };
+export function evaluateSafeToFormat(
+  card: CardRecord,
+  files: readonly FileRecord[],
+  assets: ReadonlyMap<string, AssetRecord>,
+  copiesNeeded: number,
+): SafeToFormat {
+  const v: SafeToFormat = {
+    safe: false,
+    reason: '',
+    files: files.length,
+    notCopied: 0,
+    short: 0,
+    damaged: 0,
+    unresolvedWarnings: 0,
+    examples: [],
+  };
   if (card.kind === 'hot-folder') {
     v.reason = 'a hot folder is not a card: nothing to format';
     return v;
@@ -74,24 +88,36 @@ export function evaluateSafeToFormat(card: CardRecord, files: readonly FileRecor
       v.short += 1;
       const damaged = hasDamagedCopy(asset, 'laptop');
       if (damaged) v.damaged += 1;
-      example(`${f.path}: ${have} of ${copiesNeeded} copies on distinct devices (${asset === undefined ? 'none' : describeCopies(asset, card.dev)})${damaged ? `, its laptop copy is damaged (${AGENT_CODES.storeCopyDamaged})` : ''}`);
+      example(
+        `${f.path}: ${have} of ${copiesNeeded} copies on distinct devices (${asset === undefined ? 'none' : describeCopies(asset, card.dev)})${damaged ? `, its laptop copy is damaged (${AGENT_CODES.storeCopyDamaged})` : ''}`,
+      );
     }
   }
   const reasons: string[] = [];
   if (!card.scanComplete) reasons.push('the card was never fully listed');
-  if (card.scanComplete && files.length !== card.scanEntries) reasons.push('the recorded files do not match the card listing');
+  if (card.scanComplete && files.length !== card.scanEntries)
+    reasons.push('the recorded files do not match the card listing');
   if (card.lastRun?.state === 'running') reasons.push('an offload of this card is still running or was interrupted');
   if (v.notCopied > 0) reasons.push(`${v.notCopied} file${v.notCopied === 1 ? '' : 's'} not copied and verified yet`);
   const waiting = v.short - v.damaged;
   if (waiting > 0) {
-    reasons.push(`${waiting} file${waiting === 1 ? ' has' : 's have'} fewer than ${copiesNeeded} verified copies on distinct devices (add a field drive, or wait for the studio to receive ${waiting === 1 ? 'it' : 'them'})`);
+    reasons.push(
+      `${waiting} file${waiting === 1 ? ' has' : 's have'} fewer than ${copiesNeeded} verified copies on distinct devices (add a field drive, or wait for the studio to receive ${waiting === 1 ? 'it' : 'them'})`,
+    );
   }
   if (v.damaged > 0) {
-    reasons.push(`${v.damaged} file${v.damaged === 1 ? '' : 's'} lost ${v.damaged === 1 ? 'its laptop copy' : 'their laptop copies'} to damage (${AGENT_CODES.storeCopyDamaged}): keep the card and ingest it again`);
+    reasons.push(
+      `${v.damaged} file${v.damaged === 1 ? '' : 's'} lost ${v.damaged === 1 ? 'its laptop copy' : 'their laptop copies'} to damage (${AGENT_CODES.storeCopyDamaged}): keep the card and ingest it again`,
+    );
   }
-  if (v.unresolvedWarnings > 0) reasons.push(`${v.unresolvedWarnings} warning${v.unresolvedWarnings === 1 ? '' : 's'} to review (then run field-agent resolve ${card.id})`);
+  if (v.unresolvedWarnings > 0)
+    reasons.push(
+      `${v.unresolvedWarnings} warning${v.unresolvedWarnings === 1 ? '' : 's'} to review (then run field-agent resolve ${card.id})`,
+    );
   if (reasons.length === 0 && files.length === 0) reasons.push('no files were found on the card');
   v.safe = reasons.length === 0;
-  v.reason = v.safe ? `all ${files.length} files have ${copiesNeeded}+ verified copies on distinct devices` : reasons.join('; ');
+  v.reason = v.safe
+    ? `all ${files.length} files have ${copiesNeeded}+ verified copies on distinct devices`
+    : reasons.join('; ');
   return v;
 }

@@ -91,7 +91,13 @@ export async function summariseCard(state: AgentState, card: CardRecord, copiesN
     errors: [],
   };
   for (const f of files) {
-    if (f.warning !== undefined) s.warnings.push({ path: f.path, code: f.warning.code, message: f.warning.message, resolved: f.warning.resolvedAt !== undefined });
+    if (f.warning !== undefined)
+      s.warnings.push({
+        path: f.path,
+        code: f.warning.code,
+        message: f.warning.message,
+        resolved: f.warning.resolvedAt !== undefined,
+      });
     if (f.state === 'skipped') {
       s.skippedEntries += 1;
       continue;
@@ -123,8 +129,16 @@ export async function buildStatus(state: AgentState, copiesNeeded: number, field
   const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
   if (fieldDrive !== undefined) {
     const waiting = await backfillCandidates(state);
-    const connected = await statFieldDrive(fieldDrive).then(() => true, () => false);
-    st.fieldDrive = { path: fieldDrive, connected, waitingFiles: waiting.length, waitingBytes: waiting.reduce((n, a) => n + a.size, 0) };
+    const connected = await statFieldDrive(fieldDrive).then(
+      () => true,
+      () => false,
+    );
+    st.fieldDrive = {
+      path: fieldDrive,
+      connected,
+      waitingFiles: waiting.length,
+      waitingBytes: waiting.reduce((n, a) => n + a.size, 0),
+    };
   }
   return st;
 }
@@ -134,19 +148,25 @@ export function formatStatus(st: AgentStatus): string {
   lines.push(`Queue to studio: ${st.queue.files} files, ${formatBytes(st.queue.bytes)}`);
   const fd = st.fieldDrive;
   if (fd !== undefined) {
-    const waiting = fd.waitingFiles === 0 ? 'every file has its copy there' : `${fd.waitingFiles} files (${formatBytes(fd.waitingBytes)}) wait for their copy there${fd.connected ? '' : ', made when it is connected'}`;
+    const waiting =
+      fd.waitingFiles === 0
+        ? 'every file has its copy there'
+        : `${fd.waitingFiles} files (${formatBytes(fd.waitingBytes)}) wait for their copy there${fd.connected ? '' : ', made when it is connected'}`;
     lines.push(`Field drive ${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}`);
   }
   if (st.cards.length === 0) lines.push('No cards seen yet.');
   for (const c of st.cards) {
     lines.push('');
     lines.push(`${c.label}  [${c.id}]  ${c.kind}, shoot ${c.shoot}, last seen ${c.lastSeen}`);
-    lines.push(`  files ${c.files} (${formatBytes(c.bytes)}): verified ${c.verifiedFiles} (${formatBytes(c.verifiedBytes)}), queued ${c.queuedFiles}, at studio ${c.atStudioFiles}, offsite ${c.offsiteFiles}, failed ${c.failedFiles}, skipped ${c.skippedEntries}`);
+    lines.push(
+      `  files ${c.files} (${formatBytes(c.bytes)}): verified ${c.verifiedFiles} (${formatBytes(c.verifiedBytes)}), queued ${c.queuedFiles}, at studio ${c.atStudioFiles}, offsite ${c.offsiteFiles}, failed ${c.failedFiles}, skipped ${c.skippedEntries}`,
+    );
     if (c.kind !== 'hot-folder') {
       lines.push(`  safe to format: ${c.safeToFormat.safe ? 'YES' : 'NO'} — ${c.safeToFormat.reason}`);
       for (const e of c.safeToFormat.safe ? [] : c.safeToFormat.examples) lines.push(`    ${e}`);
     }
-    if (c.lastRun?.state === 'interrupted') lines.push(`  last offload stopped: ${c.lastRun.code ?? ''} ${c.lastRun.message ?? ''}`);
+    if (c.lastRun?.state === 'interrupted')
+      lines.push(`  last offload stopped: ${c.lastRun.code ?? ''} ${c.lastRun.message ?? ''}`);
     for (const w of c.warnings.filter((x) => !x.resolved)) lines.push(`  warning ${w.code}: ${w.message}`);
     for (const e of c.errors) lines.push(`  error ${e.code}: ${e.message}`);
   }

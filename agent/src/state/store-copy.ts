@@ -19,7 +19,12 @@ import { hasVerifiedCopy, type AgentState, type PendingAsset, type StudioReceipt
 import type { AssetRecord } from './records.js';
 
 /** AGENT_STORE_COPY_DAMAGED for the laptop copy at `path`; `consequence` says what was not done with it. */
-export function storeCopyDamagedError(path: string, consequence: string, detail: Record<string, unknown>, cause?: unknown): AgentError {
+export function storeCopyDamagedError(
+  path: string,
+  consequence: string,
+  detail: Record<string, unknown>,
+  cause?: unknown,
+): AgentError {
   return new AgentError(
     AGENT_CODES.storeCopyDamaged,
     `The laptop copy ${path} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and ${consequence}. Keep the card (do not format it), check the laptop disk, and ingest the card again: the file is copied again under a new name (a hot-folder file: at the agent's next start).`,
@@ -30,7 +35,7 @@ export function storeCopyDamagedError(path: string, consequence: string, detail:
 /** Records the `target` copy (default: the laptop's) of `asset` as damaged (one synced batch); nothing when it did not count anyway. */
 export async function markCopyDamaged(state: AgentState, asset: AssetRecord, target = 'laptop'): Promise<void> {
   const fact = asset.copies.find((c) => c.target === target);
-  if (fact !== undefined && fact.verified) await state.recordCopies(asset.blake3, {}, [{ ...fact, verified: false }]);
+  if (fact?.verified) await state.recordCopies(asset.blake3, {}, [{ ...fact, verified: false }]);
 }
 
 /**
@@ -40,7 +45,11 @@ export async function markCopyDamaged(state: AgentState, asset: AssetRecord, tar
  * checkable now (asset unknown, a failure that says nothing about the file such
  * as EMFILE): undefined.
  */
-export async function checkStoreCopy(state: AgentState, blake3: string, opts: { signal?: AbortSignal } = {}): Promise<AgentError | undefined> {
+export async function checkStoreCopy(
+  state: AgentState,
+  blake3: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<AgentError | undefined> {
   const asset = await state.getAsset(blake3);
   const path = asset?.paths['laptop'];
   if (asset === undefined || path === undefined || !hasVerifiedCopy(asset, 'laptop')) return undefined;

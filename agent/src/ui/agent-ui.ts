@@ -51,7 +51,8 @@ export class AgentUi {
   #page: StatusPage | undefined;
   #tray: Tray | undefined;
   #open = false;
-  readonly #onProgress = (e: { id: string; progress: ProgressTracker }): void => this.provider.trackOffload(e.id, e.progress);
+  readonly #onProgress = (e: { id: string; progress: ProgressTracker }): void =>
+    this.provider.trackOffload(e.id, e.progress);
   readonly #onCardStart = (e: { id: string }): void => this.provider.setPresent(e.id, true);
   readonly #onCardDone = (r: CardReport): void => this.provider.offloadDone(r.card.id);
   readonly #onHotFile = (): void => this.provider.changed();
@@ -83,26 +84,48 @@ export class AgentUi {
     runner.on('hot-file', this.#onHotFile);
 
     const eject = async (card: string): Promise<unknown> => {
-      const result = await ejectCard(card, { state: runner.state, copiesNeeded: this.#o.copiesNeeded, volumes: this.#o.volumes ?? defaultVolumeSource() });
-      log.info({ event: 'card-ejected', card: result.card, mountPoint: result.mountPoint, method: result.method }, `${result.label} ejected`);
+      const result = await ejectCard(card, {
+        state: runner.state,
+        copiesNeeded: this.#o.copiesNeeded,
+        volumes: this.#o.volumes ?? defaultVolumeSource(),
+      });
+      log.info(
+        { event: 'card-ejected', card: result.card, mountPoint: result.mountPoint, method: result.method },
+        `${result.label} ejected`,
+      );
       this.provider.setPresent(result.card, false);
       return result;
     };
     const verify = async (card: string): Promise<unknown> => {
       const { store, fieldDrive } = runner.opts.config;
       const outcome = await verifyCopies(runner.state, { store, fieldDrive, copiesNeeded: this.#o.copiesNeeded }, card);
-      if (outcome.lost.length > 0) log.error({ event: 'copies-lost', code: AGENT_CODES.copiesLost, lost: outcome.lost }, `${outcome.lost.length} copies no longer match their BLAKE3 and stopped counting`);
+      if (outcome.lost.length > 0)
+        log.error(
+          { event: 'copies-lost', code: AGENT_CODES.copiesLost, lost: outcome.lost },
+          `${outcome.lost.length} copies no longer match their BLAKE3 and stopped counting`,
+        );
       this.provider.changed();
       return outcome;
     };
-    const page = new StatusPage({ provider: this.provider, dataDir, port: this.#o.statusPort ?? DEFAULT_STATUS_PORT, log, eject, verify, ...(this.#o.sync ? { actions: this.#o.sync } : {}) });
+    const page = new StatusPage({
+      provider: this.provider,
+      dataDir,
+      port: this.#o.statusPort ?? DEFAULT_STATUS_PORT,
+      log,
+      eject,
+      verify,
+      ...(this.#o.sync ? { actions: this.#o.sync } : {}),
+    });
     try {
       await page.open();
       this.#page = page;
-      await writeFile(join(dataDir, STATUS_URL_FILE), page.url + '\n', { mode: 0o600 });
+      await writeFile(join(dataDir, STATUS_URL_FILE), `${page.url}\n`, { mode: 0o600 });
       await chmod(join(dataDir, STATUS_URL_FILE), 0o600); // also when an older file had looser bits
     } catch (err) {
-      log.error({ event: 'status-page-unavailable', err }, 'the status page cannot be served; the agent goes on without it');
+      log.error(
+        { event: 'status-page-unavailable', err },
+        'the status page cannot be served; the agent goes on without it',
+      );
     }
 
     if (this.#o.tray !== false) {

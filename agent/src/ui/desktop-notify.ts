@@ -15,7 +15,9 @@ export const spawnDetached: Spawner = (cmd, args) =>
   new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: 'ignore' });
     child.once('error', reject);
-    child.once('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code ?? signal}`))));
+    child.once('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code ?? signal}`)),
+    );
   });
 
 export interface DesktopOptions {
@@ -39,7 +41,16 @@ export class Desktop {
   /** Show a notification; never throws. */
   async notify(title: string, body: string): Promise<boolean> {
     if (this.#platform === 'darwin') {
-      return this.#try('osascript', ['-e', 'on run argv', '-e', 'display notification (item 2 of argv) with title (item 1 of argv)', '-e', 'end run', title, body]);
+      return this.#try('osascript', [
+        '-e',
+        'on run argv',
+        '-e',
+        'display notification (item 2 of argv) with title (item 1 of argv)',
+        '-e',
+        'end run',
+        title,
+        body,
+      ]);
     }
     return this.#try('notify-send', ['--app-name=field-agent', title, body]);
   }
@@ -56,7 +67,10 @@ export class Desktop {
     } catch (err) {
       if (!this.#warned.has(cmd)) {
         this.#warned.add(cmd);
-        this.#log?.warn({ event: 'desktop-command-failed', command: cmd, err }, `${cmd} failed; desktop notifications may not show`);
+        this.#log?.warn(
+          { event: 'desktop-command-failed', command: cmd, err },
+          `${cmd} failed; desktop notifications may not show`,
+        );
       }
       return false;
     }

@@ -20,7 +20,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CodedError, errorCode, type Logger, type RecentError } from '@studio321/protocol';
+import { CodedError, errorCode, type Logger } from '@studio321/protocol';
 import { STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page-assets.js';
 import type { LiveSnapshot, StatusActions, StatusProvider } from './snapshot.js';
 
@@ -37,18 +37,25 @@ export async function loadOrCreateStatusToken(dataDir: string): Promise<string> 
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const fresh = randomBytes(32).toString('base64url');
   try {
-    await writeFile(file, fresh + '\n', { flag: 'wx', mode: 0o600 });
+    await writeFile(file, `${fresh}\n`, { flag: 'wx', mode: 0o600 });
     return fresh;
   } catch (err) {
     if (errorCode(err) !== 'EEXIST') {
-      throw new StatusPageError('AGENT_STATUS_TOKEN', `cannot create ${file}. Check that the agent's data directory is writable.`, { cause: err });
+      throw new StatusPageError(
+        'AGENT_STATUS_TOKEN',
+        `cannot create ${file}. Check that the agent's data directory is writable.`,
+        { cause: err },
+      );
     }
   }
   const st = await stat(file);
   if ((st.mode & 0o077) !== 0) await chmod(file, 0o600); // tighten a copied/restored file
   const token = (await readFile(file, 'utf8')).trim();
   if (!/^[A-Za-z0-9_-]{32,}$/.test(token)) {
-    throw new StatusPageError('AGENT_STATUS_TOKEN', `${file} does not hold a valid token. Delete it and restart the agent to make a new one.`);
+    throw new StatusPageError(
+      'AGENT_STATUS_TOKEN',
+      `${file} does not hold a valid token. Delete it and restart the agent to make a new one.`,
+    );
   }
   return token;
 }
@@ -92,7 +99,8 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 const SECURITY_HEADERS: Record<string, string> = {
-  'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'Content-Security-Policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
   'X-Frame-Options': 'DENY',
@@ -109,7 +117,8 @@ export class StatusPage {
   #sockets = new Set<Socket>();
 
   constructor(options: StatusPageOptions) {
-    if (!options?.provider || typeof options.provider.snapshot !== 'function') throw new TypeError('StatusPage needs a provider');
+    if (!options?.provider || typeof options.provider.snapshot !== 'function')
+      throw new TypeError('StatusPage needs a provider');
     if (typeof options.dataDir !== 'string') throw new TypeError('StatusPage needs dataDir');
     this.#options = options;
   }
@@ -164,7 +173,10 @@ export class StatusPage {
       this.#server = server;
       this.#port = (server.address() as AddressInfo).port;
       this.#state = 'open';
-      this.#options.log?.info({ event: 'status-page-open', port: this.#port }, `status page on http://${BIND_HOST}:${this.#port}/`);
+      this.#options.log?.info(
+        { event: 'status-page-open', port: this.#port },
+        `status page on http://${BIND_HOST}:${this.#port}/`,
+      );
     } catch (err) {
       this.#state = 'closed';
       throw err;
@@ -210,7 +222,9 @@ export class StatusPage {
     const how = this.#authorised(req, url);
     if (how === undefined) {
       res.writeHead(401, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('Unauthorised: open the status page from the field agent\'s tray menu, or open the address written in the file status-url in the agent\'s data directory.\n');
+      res.end(
+        "Unauthorised: open the status page from the field agent's tray menu, or open the address written in the file status-url in the agent's data directory.\n",
+      );
       return;
     }
     if (how === 'query') {
@@ -233,7 +247,12 @@ export class StatusPage {
       case 'GET /app.css':
         return this.#send(res, 200, 'text/css; charset=utf-8', STATUS_PAGE_CSS);
       case 'GET /api/status':
-        return this.#send(res, 200, 'application/json', JSON.stringify(this.#decorate(await this.#options.provider.snapshot())));
+        return this.#send(
+          res,
+          200,
+          'application/json',
+          JSON.stringify(this.#decorate(await this.#options.provider.snapshot())),
+        );
       case 'GET /events':
         return this.#events(req, res);
       case 'POST /api/pause':
@@ -263,8 +282,15 @@ export class StatusPage {
   }
 
   /** A card command (eject, verify): 200 with its result, 409 with a coded error. */
-  async #call(req: IncomingMessage, res: ServerResponse, how: 'cookie' | 'header', fn: ((card: string) => Promise<unknown>) | undefined, card: string): Promise<void> {
-    if (!this.#sameOrigin(req, how)) return this.#send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin request\n');
+  async #call(
+    req: IncomingMessage,
+    res: ServerResponse,
+    how: 'cookie' | 'header',
+    fn: ((card: string) => Promise<unknown>) | undefined,
+    card: string,
+  ): Promise<void> {
+    if (!this.#sameOrigin(req, how))
+      return this.#send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin request\n');
     if (!fn) return this.#send(res, 404, 'text/plain; charset=utf-8', 'not available\n');
     req.resume();
     try {
@@ -276,7 +302,12 @@ export class StatusPage {
     }
   }
 
-  async #action(req: IncomingMessage, res: ServerResponse, how: 'cookie' | 'header', which: 'pause' | 'resume'): Promise<void> {
+  async #action(
+    req: IncomingMessage,
+    res: ServerResponse,
+    how: 'cookie' | 'header',
+    which: 'pause' | 'resume',
+  ): Promise<void> {
     if (!this.#sameOrigin(req, how)) {
       return this.#send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin request\n');
     }

@@ -26,7 +26,9 @@ function eta(sec: number | null): string {
   if (sec === null || !Number.isFinite(sec)) return '';
   const s = Math.max(0, Math.round(sec));
   const m = Math.floor(s / 60);
-  return m >= 60 ? ` · ETA ${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}` : ` · ETA ${m}:${String(s % 60).padStart(2, '0')}`;
+  return m >= 60
+    ? ` · ETA ${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}`
+    : ` · ETA ${m}:${String(s % 60).padStart(2, '0')}`;
 }
 
 export function summariseForTray(s: LiveSnapshot, now: Date = new Date()): TraySummary {
@@ -34,10 +36,19 @@ export function summariseForTray(s: LiveSnapshot, now: Date = new Date()): TrayS
   const pulledEarly = s.cards.find((c) => c.present === false && !c.safeToFormat && c.copiedFiles < c.files);
   const offloading = s.cards.filter((c) => c.present !== false && c.copiedBytes < c.bytes);
   const unsafe = s.cards.filter((c) => !c.safeToFormat).length;
-  const safeNote = s.cards.length === 0 ? 'No cards yet' : unsafe === 0 ? 'All cards safe to format' : `${unsafe} card${unsafe === 1 ? '' : 's'} not yet safe to format`;
+  const safeNote =
+    s.cards.length === 0
+      ? 'No cards yet'
+      : unsafe === 0
+        ? 'All cards safe to format'
+        : `${unsafe} card${unsafe === 1 ? '' : 's'} not yet safe to format`;
 
   if (pulledEarly) {
-    return { state: 'attention', title: 'Card removed', summary: `${pulledEarly.label} was removed before its offload finished: insert it again` };
+    return {
+      state: 'attention',
+      title: 'Card removed',
+      summary: `${pulledEarly.label} was removed before its offload finished: insert it again`,
+    };
   }
   if (recentError) {
     return { state: 'attention', title: 'Needs attention', summary: `${recentError.code}: ${recentError.message}` };
@@ -49,10 +60,18 @@ export function summariseForTray(s: LiveSnapshot, now: Date = new Date()): TrayS
     const first = offloading[0]!;
     const what = offloading.length === 1 ? first.label : `${offloading.length} cards`;
     const slowest = Math.max(...offloading.map((c) => c.etaSeconds ?? -1));
-    return { state: 'offloading', title: `${pct}%`, summary: `Offloading ${what} ${pct}%${slowest >= 0 ? eta(slowest) : ''}` };
+    return {
+      state: 'offloading',
+      title: `${pct}%`,
+      summary: `Offloading ${what} ${pct}%${slowest >= 0 ? eta(slowest) : ''}`,
+    };
   }
   if (s.queue.files > 0 && s.link.state === 'connected') {
-    return { state: 'syncing', title: 'Syncing', summary: `Syncing ${s.queue.files} files to the studio · ${safeNote}` };
+    return {
+      state: 'syncing',
+      title: 'Syncing',
+      summary: `Syncing ${s.queue.files} files to the studio · ${safeNote}`,
+    };
   }
   const waiting = s.queue.files > 0 ? ` · ${s.queue.files} files wait for the studio (${s.link.state})` : '';
   return { state: 'idle', title: '', summary: `${safeNote}${waiting}` };

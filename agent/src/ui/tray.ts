@@ -95,8 +95,19 @@ export function systray2Backend(binCopyDir: string, readyTimeoutMs = 15_000): Tr
   const items = (m: TrayMenuModel) =>
     ITEM_ORDER.map((id) => {
       if (id === 'sep') return SysTray.separator;
-      const title = { summary: m.summary, open: 'Open status page', sync: m.syncPaused ? 'Resume sync' : 'Pause sync', quit: 'Quit field agent' }[id];
-      return { title, tooltip: title, enabled: id !== 'summary', checked: false, hidden: id === 'sync' && !m.syncControl };
+      const title = {
+        summary: m.summary,
+        open: 'Open status page',
+        sync: m.syncPaused ? 'Resume sync' : 'Pause sync',
+        quit: 'Quit field agent',
+      }[id];
+      return {
+        title,
+        tooltip: title,
+        enabled: id !== 'summary',
+        checked: false,
+        hidden: id === 'sync' && !m.syncControl,
+      };
     });
   const menu = (m: TrayMenuModel) => ({ icon: m.icon, title: m.title, tooltip: m.tooltip, items: items(m) });
 
@@ -163,7 +174,9 @@ export function systray2Backend(binCopyDir: string, readyTimeoutMs = 15_000): Tr
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         t.kill(false).catch(() => undefined),
-        new Promise<void>((resolve) => { timer = setTimeout(resolve, 2000); }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 2000);
+        }),
       ]);
       clearTimeout(timer);
       if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
@@ -221,7 +234,8 @@ export class Tray {
 
   constructor(options: TrayOptions) {
     this.#o = options;
-    this.#desktop = options.desktop ?? new Desktop({ ...(options.platform ? { platform: options.platform } : {}), log: options.log });
+    this.#desktop =
+      options.desktop ?? new Desktop({ ...(options.platform ? { platform: options.platform } : {}), log: options.log });
   }
 
   get mode(): TrayMode | undefined {
@@ -239,7 +253,10 @@ export class Tray {
     const log = this.#o.log;
     if (!hasDesktop(env, platform)) {
       this.#mode = 'headless';
-      log.info({ event: 'tray-headless' }, 'no desktop session (DISPLAY/WAYLAND_DISPLAY unset): running without the tray icon; the status page is still served');
+      log.info(
+        { event: 'tray-headless' },
+        'no desktop session (DISPLAY/WAYLAND_DISPLAY unset): running without the tray icon; the status page is still served',
+      );
       return this.#mode;
     }
     const first = await this.#model();
@@ -256,12 +273,19 @@ export class Tray {
         if (this.#closed) return;
         this.#backend = undefined;
         this.#mode = 'unavailable';
-        log.warn({ event: 'tray-exited', code: 'AGENT_TRAY_UNAVAILABLE' }, 'the tray helper exited; the agent goes on without the tray icon');
+        log.warn(
+          { event: 'tray-exited', code: 'AGENT_TRAY_UNAVAILABLE' },
+          'the tray helper exited; the agent goes on without the tray icon',
+        );
       });
     } catch (err) {
       await backend.stop().catch(() => undefined);
       this.#mode = 'unavailable';
-      const e = new TrayError('AGENT_TRAY_UNAVAILABLE', 'the tray icon cannot be shown (on Linux the tray helper needs libappindicator3.so.1 and a desktop tray). The agent runs without it: use the status page; notifications still show.', { cause: err });
+      const e = new TrayError(
+        'AGENT_TRAY_UNAVAILABLE',
+        'the tray icon cannot be shown (on Linux the tray helper needs libappindicator3.so.1 and a desktop tray). The agent runs without it: use the status page; notifications still show.',
+        { cause: err },
+      );
       log.warn({ event: 'tray-unavailable', err: e }, e.message);
     }
     this.#o.provider.on('change', this.#onChange);

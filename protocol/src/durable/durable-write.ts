@@ -114,10 +114,12 @@ async function settleAll<T>(promises: Promise<T>[]): Promise<T[]> {
 
 function checkOptions(opts: DurableWriteOptions): void {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('durableWrite: options are required');
-  if (!Array.isArray(opts.targets) || opts.targets.length === 0) throw new TypeError('durableWrite: at least one target is required');
+  if (!Array.isArray(opts.targets) || opts.targets.length === 0)
+    throw new TypeError('durableWrite: at least one target is required');
   const seen = new Set<string>();
   for (const t of opts.targets) {
-    if (typeof t?.dir !== 'string' || t.dir.length === 0) throw new TypeError('durableWrite: target.dir must be a non-empty string');
+    if (typeof t?.dir !== 'string' || t.dir.length === 0)
+      throw new TypeError('durableWrite: target.dir must be a non-empty string');
     checkTargetName(t.name);
     const key = join(t.dir, t.name);
     if (seen.has(key)) throw new TypeError(`durableWrite: target ${key} is listed twice`);
@@ -131,8 +133,10 @@ function checkOptions(opts: DurableWriteOptions): void {
   }
   const e = opts.expected;
   if (e !== undefined) {
-    if (!Number.isSafeInteger(e.size) || e.size < 0) throw new TypeError('durableWrite: expected.size must be a non-negative integer');
-    if (!isBlake3Hex(e.blake3)) throw new TypeError('durableWrite: expected.blake3 must be 64 lower-case hex characters');
+    if (!Number.isSafeInteger(e.size) || e.size < 0)
+      throw new TypeError('durableWrite: expected.size must be a non-negative integer');
+    if (!isBlake3Hex(e.blake3))
+      throw new TypeError('durableWrite: expected.blake3 must be 64 lower-case hex characters');
   }
 }
 
@@ -147,7 +151,8 @@ async function writeAll(slot: Slot, chunk: Uint8Array): Promise<void> {
     } catch (err) {
       throw targetError(err, 'write', slot.tempPath);
     }
-    if (n <= 0) throw targetError(Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' }), 'write', slot.tempPath);
+    if (n <= 0)
+      throw targetError(Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' }), 'write', slot.tempPath);
     off += n;
     slot.position += n;
   }
@@ -205,7 +210,13 @@ interface LinkPaths {
 }
 
 /** link(temp, final), never replacing. Returns true when an identical final was already there. */
-async function commitSlot(fs: DurableFs, slot: LinkPaths, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, engine: 'wasm' | 'native'): Promise<boolean> {
+async function commitSlot(
+  fs: DurableFs,
+  slot: LinkPaths,
+  ref: { size: number; blake3: string },
+  signal: AbortSignal | undefined,
+  engine: 'wasm' | 'native',
+): Promise<boolean> {
   const { tempPath, finalPath } = slot;
   try {
     await fs.link(tempPath, finalPath);
@@ -235,7 +246,14 @@ async function commitSlot(fs: DurableFs, slot: LinkPaths, ref: { size: number; b
   }
 }
 
-async function sameContent(fs: DurableFs, slot: LinkPaths, ref: { size: number; blake3: string }, signal: AbortSignal | undefined, cause: unknown, engine: 'wasm' | 'native'): Promise<boolean> {
+async function sameContent(
+  fs: DurableFs,
+  slot: LinkPaths,
+  ref: { size: number; blake3: string },
+  signal: AbortSignal | undefined,
+  cause: unknown,
+  engine: 'wasm' | 'native',
+): Promise<boolean> {
   let existing: { size: number; blake3: string };
   try {
     const st = await fs.stat(slot.finalPath);
@@ -249,11 +267,18 @@ async function sameContent(fs: DurableFs, slot: LinkPaths, ref: { size: number; 
   throw durableError(
     'DURABLE_NAME_TAKEN',
     `${slot.finalPath} already exists with different content; it was left untouched. Store this file under a distinct name.`,
-    { cause, retryable: false, detail: { path: slot.finalPath, existingSize: existing.size, size: ref.size, blake3: ref.blake3 } },
+    {
+      cause,
+      retryable: false,
+      detail: { path: slot.finalPath, existingSize: existing.size, size: ref.size, blake3: ref.blake3 },
+    },
   );
 }
 
-export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: DurableWriteOptions): Promise<DurableWriteResult> {
+export async function durableWrite(
+  source: AsyncIterable<Uint8Array>,
+  opts: DurableWriteOptions,
+): Promise<DurableWriteResult> {
   checkOptions(opts);
   const fs = opts.fs ?? nodeFs;
   const signal = opts.signal;
@@ -332,13 +357,18 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
         break;
       }
       const chunk = r.value;
-      if (!(chunk instanceof Uint8Array)) throw sourceError(new TypeError('the source yielded something that is not a Uint8Array'));
+      if (!(chunk instanceof Uint8Array))
+        throw sourceError(new TypeError('the source yielded something that is not a Uint8Array'));
       total += chunk.byteLength;
       if (opts.expected !== undefined && total > opts.expected.size) {
-        throw durableError('DURABLE_SIZE_MISMATCH', `The source is longer than expected (more than ${opts.expected.size} bytes): the source changed or its size was recorded wrongly; nothing was kept.`, {
-          retryable: false,
-          detail: { expectedSize: opts.expected.size, atLeast: total },
-        });
+        throw durableError(
+          'DURABLE_SIZE_MISMATCH',
+          `The source is longer than expected (more than ${opts.expected.size} bytes): the source changed or its size was recorded wrongly; nothing was kept.`,
+          {
+            retryable: false,
+            detail: { expectedSize: opts.expected.size, atLeast: total },
+          },
+        );
       }
       const writes = settleAll(slots.map((s) => writeAll(s, chunk)));
       const hashed = (hasher?.update(chunk) ?? Promise.resolve(undefined)).catch((err: unknown) => {
@@ -360,16 +390,24 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     }
     if (opts.expected !== undefined) {
       if (total !== opts.expected.size) {
-        throw durableError('DURABLE_SIZE_MISMATCH', `The source ended after ${total} bytes, ${opts.expected.size} were expected: the transfer was cut or the source changed; nothing was kept.`, {
-          retryable: false,
-          detail: { expectedSize: opts.expected.size, size: total },
-        });
+        throw durableError(
+          'DURABLE_SIZE_MISMATCH',
+          `The source ended after ${total} bytes, ${opts.expected.size} were expected: the transfer was cut or the source changed; nothing was kept.`,
+          {
+            retryable: false,
+            detail: { expectedSize: opts.expected.size, size: total },
+          },
+        );
       }
       if (blake3 !== opts.expected.blake3) {
-        throw durableError('DURABLE_HASH_MISMATCH', 'The bytes read do not have the expected BLAKE3: the source is corrupt or changed in flight; nothing was kept. Re-read the source.', {
-          retryable: false,
-          detail: { expected: opts.expected.blake3, actual: blake3, size: total },
-        });
+        throw durableError(
+          'DURABLE_HASH_MISMATCH',
+          'The bytes read do not have the expected BLAKE3: the source is corrupt or changed in flight; nothing was kept. Re-read the source.',
+          {
+            retryable: false,
+            detail: { expected: opts.expected.blake3, actual: blake3, size: total },
+          },
+        );
       }
     }
     const ref = { size: total, blake3 };
@@ -409,10 +447,14 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
               throw targetError(err, 'read back', s.tempPath);
             }
             if (got.size !== ref.size || got.blake3 !== ref.blake3) {
-              throw durableError('DURABLE_READBACK_MISMATCH', `The bytes read back from ${s.tempPath} differ from what was written: the target disk (or its cable/RAM) is corrupting data; check it before trusting it. Nothing was kept.`, {
-                retryable: false,
-                detail: { path: s.finalPath, expected: ref, actual: got },
-              });
+              throw durableError(
+                'DURABLE_READBACK_MISMATCH',
+                `The bytes read back from ${s.tempPath} differ from what was written: the target disk (or its cable/RAM) is corrupting data; check it before trusting it. Nothing was kept.`,
+                {
+                  retryable: false,
+                  detail: { path: s.finalPath, expected: ref, actual: got },
+                },
+              );
             }
           }),
         ),
@@ -426,7 +468,15 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     await settleAll(
       slots.map(async (s) => {
         const reused = await commitSlot(fs, s, ref, signal, engine);
-        s.copy = { path: s.finalPath, name: s.target.name, size: ref.size, blake3: ref.blake3, method, verifiedAt, reused };
+        s.copy = {
+          path: s.finalPath,
+          name: s.target.name,
+          size: ref.size,
+          blake3: ref.blake3,
+          method,
+          verifiedAt,
+          reused,
+        };
         if (s.tempExists) {
           try {
             await fs.unlink(s.tempPath);
@@ -451,11 +501,15 @@ export async function durableWrite(source: AsyncIterable<Uint8Array>, opts: Dura
     return { size: ref.size, blake3: ref.blake3, copies: slots.map((s) => s.copy!) };
   } catch (caught) {
     let err: unknown = caught;
-    if (isAborted(signal) && !(err instanceof DurableWriteError && err.code !== 'DURABLE_ABORTED' && err.code !== 'DURABLE_SOURCE_FAILED')) {
+    if (
+      isAborted(signal) &&
+      !(err instanceof DurableWriteError && err.code !== 'DURABLE_ABORTED' && err.code !== 'DURABLE_SOURCE_FAILED')
+    ) {
       err = abortedError(signal);
     }
     // A TypeError is a programmer's mistake (e.g. thrown by onProgress): it stays what it is.
-    if (!(err instanceof DurableWriteError) && !(err instanceof TypeError)) err = targetError(err, 'write', slots[0]!.tempPath);
+    if (!(err instanceof DurableWriteError) && !(err instanceof TypeError))
+      err = targetError(err, 'write', slots[0]!.tempPath);
     const committed = slots.filter((s) => s.copy !== undefined).map((s) => s.finalPath);
     if (committed.length > 0 && err instanceof DurableWriteError && err.detail !== undefined) {
       // Those final files are complete and verified: not partial, but the caller must know.
@@ -511,7 +565,13 @@ export async function placeVerified(
     throw targetError(err, 'mkdir', target.dir);
   }
   const finalPath = join(target.dir, target.name);
-  const reused = await commitSlot(fs, { tempPath: path, finalPath, tempExists: true }, ref, opts.signal, resolveHashEngine(opts.hashEngine));
+  const reused = await commitSlot(
+    fs,
+    { tempPath: path, finalPath, tempExists: true },
+    ref,
+    opts.signal,
+    resolveHashEngine(opts.hashEngine),
+  );
   try {
     await fsyncDir(target.dir, fs);
   } catch (err) {

@@ -65,7 +65,8 @@ class PoolWorker {
       if (q !== undefined && q.length === 0) this.waiters.delete(m.id);
       if (w === undefined) return;
       this.#done();
-      if (m.t === 'error') w.reject(Object.assign(new Error(`hash worker: ${m.message}`), m.code === undefined ? {} : { code: m.code }));
+      if (m.t === 'error')
+        w.reject(Object.assign(new Error(`hash worker: ${m.message}`), m.code === undefined ? {} : { code: m.code }));
       else if (m.t === 'lane') w.resolve({ size: m.size, blake3: m.hex });
       else if (m.t === 'opened') w.resolve(undefined);
       else w.resolve(m.t === 'digest' ? m.hex : m.buf);
@@ -121,9 +122,12 @@ class PooledHasher implements AsyncHasher {
     if (!this.#open) throw new TypeError('AsyncHasher.update() after digest() or dispose()');
     if (chunk.byteLength === 0) return undefined;
     // Transfer only a buffer that is exactly this chunk; otherwise copy it.
-    const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+    const own =
+      chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
     const buf = own ? chunk : Uint8Array.from(chunk);
-    const back = await this.#w.request({ t: 'update', id: this.#id, buf, engine: this.#engine }, [buf.buffer as ArrayBuffer]);
+    const back = await this.#w.request({ t: 'update', id: this.#id, buf, engine: this.#engine }, [
+      buf.buffer as ArrayBuffer,
+    ]);
     return back instanceof Uint8Array ? back : undefined;
   }
 
@@ -177,7 +181,8 @@ export class FileLane {
   }
 
   advance(upTo: number): void {
-    if (this.#open && !this.#done && upTo > 0) this.#w.post({ t: 'lane-advance', id: this.#id, upTo: Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER });
+    if (this.#open && !this.#done && upTo > 0)
+      this.#w.post({ t: 'lane-advance', id: this.#id, upTo: Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER });
   }
 
   async finish(): Promise<{ size: number; blake3: string }> {
@@ -240,7 +245,8 @@ export class HashPool {
     if (this.#broken) return undefined;
     this.#workers = this.#workers.filter((w) => w.dead === undefined);
     try {
-      if (this.#workers.length < this.size) this.#workers.push(new PoolWorker(new URL('./hash-worker.js', import.meta.url)));
+      if (this.#workers.length < this.size)
+        this.#workers.push(new PoolWorker(new URL('./hash-worker.js', import.meta.url)));
     } catch {
       this.#broken = true; // cannot start workers here: hash on this thread
       return undefined;

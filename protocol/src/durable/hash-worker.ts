@@ -118,7 +118,12 @@ port.on('message', (m: HashRequest) => {
     states.delete(m.id);
     dropLane(m.id);
     const e = err as Error & { code?: string };
-    reply = { t: 'error', id: m.id, message: e instanceof Error ? e.message : String(err), ...(typeof e.code === 'string' ? { code: e.code } : {}) };
+    reply = {
+      t: 'error',
+      id: m.id,
+      message: e instanceof Error ? e.message : String(err),
+      ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    };
   }
   port.postMessage(reply);
 });

@@ -5,7 +5,13 @@
 export { durableWrite, placeVerified } from './durable-write.js';
 export { createReadBack } from './read-back-lane.js';
 export type { ReadBack } from './read-back-lane.js';
-export type { DurableTarget, DurableWriteOptions, DurableWriteResult, DurableCopy, VerificationMethod } from './durable-write.js';
+export type {
+  DurableTarget,
+  DurableWriteOptions,
+  DurableWriteResult,
+  DurableCopy,
+  VerificationMethod,
+} from './durable-write.js';
 export { verifyFile } from './verify-file.js';
 export type { VerifyResult } from './verify-file.js';
 export { sweepStaleTemps } from './sweep-stale-temps.js';

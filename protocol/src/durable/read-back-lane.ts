@@ -119,8 +119,14 @@ export interface ReadBack {
  * through an injected fs (fault injection in tests) or without a pool, a
  * ReadBackLane that reads through that fs and hashes on the pool or this thread.
  */
-export function createReadBack(path: string, opts: { fs: DurableFs; pool: HashPool | false; engine: 'wasm' | 'native'; signal: AbortSignal | undefined }): ReadBack {
+export function createReadBack(
+  path: string,
+  opts: { fs: DurableFs; pool: HashPool | false; engine: 'wasm' | 'native'; signal: AbortSignal | undefined },
+): ReadBack {
   const { fs, pool, engine, signal } = opts;
   const fileLane = fs === nodeFs && pool !== false ? pool.createFileLane(path, engine, signal) : undefined;
-  return fileLane ?? new ReadBackLane(fs, path, pool === false ? createLocalAsyncHasher(engine) : pool.createHasher(engine), signal);
+  return (
+    fileLane ??
+    new ReadBackLane(fs, path, pool === false ? createLocalAsyncHasher(engine) : pool.createHasher(engine), signal)
+  );
 }

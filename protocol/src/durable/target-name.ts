@@ -12,10 +12,14 @@ export const MAX_NAME_BYTES = 255;
 /** Throws DURABLE_BAD_NAME for anything that is not one safe path segment. */
 export function checkTargetName(name: unknown): asserts name is string {
   const bad = (why: string): never => {
-    throw durableError('DURABLE_BAD_NAME', `Refused file name ${JSON.stringify(name)}: ${why}. Use a single file name without path separators.`, {
-      retryable: false,
-      detail: { name: typeof name === 'string' ? name : String(name) },
-    });
+    throw durableError(
+      'DURABLE_BAD_NAME',
+      `Refused file name ${JSON.stringify(name)}: ${why}. Use a single file name without path separators.`,
+      {
+        retryable: false,
+        detail: { name: typeof name === 'string' ? name : String(name) },
+      },
+    );
   };
   if (typeof name !== 'string' || name.length === 0) return bad('it is empty');
   if (name === '.' || name === '..') return bad('it names a directory');

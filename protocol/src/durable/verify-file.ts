@@ -21,7 +21,11 @@ export interface VerifyResult {
   code?: string;
 }
 
-export async function verifyFile(path: string, expected: { size: number; blake3: string }, opts: { signal?: AbortSignal; hashEngine?: HashEngine } = {}): Promise<VerifyResult> {
+export async function verifyFile(
+  path: string,
+  expected: { size: number; blake3: string },
+  opts: { signal?: AbortSignal; hashEngine?: HashEngine } = {},
+): Promise<VerifyResult> {
   const signal = opts.signal;
   if (isAborted(signal)) throw abortedError(signal);
   const now = (): string => new Date().toISOString();
@@ -42,13 +46,18 @@ export async function verifyFile(path: string, expected: { size: number; blake3:
   if (size !== expected.size) return { ok: false, size, blake3: '', verifiedAt: now(), code: 'DURABLE_SIZE_MISMATCH' };
   let got: { size: number; blake3: string };
   try {
-    got = await readBackHash(path, { ...(signal === undefined ? {} : { signal }), ...(opts.hashEngine === undefined ? {} : { engine: opts.hashEngine }) });
+    got = await readBackHash(path, {
+      ...(signal === undefined ? {} : { signal }),
+      ...(opts.hashEngine === undefined ? {} : { engine: opts.hashEngine }),
+    });
   } catch (err) {
     if (isAborted(signal)) throw abortedError(signal);
     if (errorCode(err) === 'EIO') return { ok: false, size, blake3: '', verifiedAt: now(), code: 'DURABLE_IO_ERROR' };
     throw targetError(err, 'verify', path);
   }
-  if (got.size !== expected.size) return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: 'DURABLE_SIZE_MISMATCH' };
-  if (got.blake3 !== expected.blake3) return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: 'DURABLE_HASH_MISMATCH' };
+  if (got.size !== expected.size)
+    return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: 'DURABLE_SIZE_MISMATCH' };
+  if (got.blake3 !== expected.blake3)
+    return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: 'DURABLE_HASH_MISMATCH' };
   return { ok: true, size: got.size, blake3: got.blake3, verifiedAt: now() };
 }

@@ -58,9 +58,17 @@ export function s3CodeOf(err: unknown): string | undefined {
 }
 
 const RETRYABLE_S3_CODES = new Set([
-  'SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'RequestTimeTooSkewed',
-  'OperationAborted', 'Throttling', 'ThrottlingException', 'TooManyRequestsException',
-  'RequestTimeoutException', 'TimeoutError',
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'OperationAborted',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestTimeoutException',
+  'TimeoutError',
 ]);
 
 const RETRYABLE_NETWORK_NAMES = new Set(['TimeoutError', 'AbortError']);
@@ -78,55 +86,82 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
   if (s3Code !== undefined) detail.s3Code = s3Code;
 
   if (s3Code === 'InvalidAccessKeyId' || s3Code === 'SignatureDoesNotMatch') {
-    return new CloudError(CLOUD_CODES.BAD_CREDENTIALS,
+    return new CloudError(
+      CLOUD_CODES.BAD_CREDENTIALS,
       `Cloud target "${target}" refused the credentials (${s3Code}) during ${what}. ` +
-      'Fix accessKeyId/secretAccessKey in the studiod config, then run `studioctl cloud retry`.',
-      { cause: err, retryable: false, detail });
+        'Fix accessKeyId/secretAccessKey in the studiod config, then run `studioctl cloud retry`.',
+      { cause: err, retryable: false, detail },
+    );
   }
-  if (s3Code === 'AccessDenied' || s3Code === 'AllAccessDisabled' || s3Code === 'AccountProblem' ||
-      (status === 403 && s3Code !== 'RequestTimeTooSkewed')) {
-    return new CloudError(CLOUD_CODES.ACCESS_DENIED,
+  if (
+    s3Code === 'AccessDenied' ||
+    s3Code === 'AllAccessDisabled' ||
+    s3Code === 'AccountProblem' ||
+    (status === 403 && s3Code !== 'RequestTimeTooSkewed')
+  ) {
+    return new CloudError(
+      CLOUD_CODES.ACCESS_DENIED,
       `Cloud target "${target}" denied access (${s3Code ?? 'HTTP 403'}) during ${what}. ` +
-      'Grant the key s3:PutObject, s3:GetObject and multipart permissions on the bucket, then run `studioctl cloud retry`.',
-      { cause: err, retryable: false, detail });
+        'Grant the key s3:PutObject, s3:GetObject and multipart permissions on the bucket, then run `studioctl cloud retry`.',
+      { cause: err, retryable: false, detail },
+    );
   }
   if (s3Code === 'NoSuchBucket') {
-    return new CloudError(CLOUD_CODES.NO_SUCH_BUCKET,
+    return new CloudError(
+      CLOUD_CODES.NO_SUCH_BUCKET,
       `The bucket of cloud target "${target}" does not exist. Create it or fix "bucket" in the studiod config, ` +
-      'then run `studioctl cloud retry`.',
-      { cause: err, retryable: false, detail });
+        'then run `studioctl cloud retry`.',
+      { cause: err, retryable: false, detail },
+    );
   }
   if (s3Code === 'NoSuchUpload') {
-    return new CloudError(CLOUD_CODES.UPLOAD_LOST,
+    return new CloudError(
+      CLOUD_CODES.UPLOAD_LOST,
       `The multipart upload on cloud target "${target}" is gone (expired or aborted); it restarts from the first part.`,
-      { cause: err, retryable: true, detail });
+      { cause: err, retryable: true, detail },
+    );
   }
-  if ((s3Code !== undefined && RETRYABLE_S3_CODES.has(s3Code)) ||
-      (status !== undefined && (status >= 500 || status === 429 || status === 408))) {
-    return new CloudError(CLOUD_CODES.UNAVAILABLE,
+  if (
+    (s3Code !== undefined && RETRYABLE_S3_CODES.has(s3Code)) ||
+    (status !== undefined && (status >= 500 || status === 429 || status === 408))
+  ) {
+    return new CloudError(
+      CLOUD_CODES.UNAVAILABLE,
       `Cloud target "${target}" is unavailable (${s3Code ?? `HTTP ${status}`}) during ${what}; ` +
-      'the upload stays queued and is retried with backoff.',
-      { cause: err, retryable: true, detail });
+        'the upload stays queued and is retried with backoff.',
+      { cause: err, retryable: true, detail },
+    );
   }
   if (status !== undefined) {
-    return new CloudError(CLOUD_CODES.REQUEST_REJECTED,
+    return new CloudError(
+      CLOUD_CODES.REQUEST_REJECTED,
       `Cloud target "${target}" rejected ${what} (${s3Code ?? 'error'}, HTTP ${status}). ` +
-      'Check the target config (endpoint, region, storage class); the job is parked until `studioctl cloud retry`.',
-      { cause: err, retryable: false, detail });
+        'Check the target config (endpoint, region, storage class); the job is parked until `studioctl cloud retry`.',
+      { cause: err, retryable: false, detail },
+    );
   }
   const sysCode = errorCode(err);
   if (sysCode !== undefined) detail.systemCode = sysCode;
-  if (isRetryableSystemError(err) || (err instanceof Error && RETRYABLE_NETWORK_NAMES.has(err.name)) ||
-      sysCode === 'ECONNREFUSED' || sysCode === 'ERR_STREAM_PREMATURE_CLOSE' || sysCode === 'UND_ERR_SOCKET') {
-    return new CloudError(CLOUD_CODES.UNAVAILABLE,
+  if (
+    isRetryableSystemError(err) ||
+    (err instanceof Error && RETRYABLE_NETWORK_NAMES.has(err.name)) ||
+    sysCode === 'ECONNREFUSED' ||
+    sysCode === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    sysCode === 'UND_ERR_SOCKET'
+  ) {
+    return new CloudError(
+      CLOUD_CODES.UNAVAILABLE,
       `Cannot reach cloud target "${target}" (${sysCode ?? (err instanceof Error ? err.name : 'network error')}) ` +
-      `during ${what}; the upload stays queued and is retried with backoff.`,
-      { cause: err, retryable: true, detail });
+        `during ${what}; the upload stays queued and is retried with backoff.`,
+      { cause: err, retryable: true, detail },
+    );
   }
   // Unknown failures without an HTTP status are most likely transport problems
   // (a socket torn down mid-body, a parse error on a truncated response): retry.
-  return new CloudError(CLOUD_CODES.UNAVAILABLE,
+  return new CloudError(
+    CLOUD_CODES.UNAVAILABLE,
     `Cloud target "${target}" failed during ${what} (${err instanceof Error ? err.message : String(err)}); ` +
-    'the upload stays queued and is retried with backoff.',
-    { cause: err, retryable: true, detail });
+      'the upload stays queued and is retried with backoff.',
+    { cause: err, retryable: true, detail },
+  );
 }

@@ -21,8 +21,25 @@
 import { createHash } from 'node:crypto';
 import { createHasher, backoffDelay } from '@studio321/protocol';
 import { CloudError, CLOUD_CODES, classifyS3Error } from './cloud-errors.js';
-import { validateCloudTarget, objectKey, partSizeFor, DEFAULT_CONCURRENCY, type CloudTargetConfig } from './cloud-target.js';
-import { CloudQueue, ENQUEUE_MARK, keys, type CloudBatch, type CloudDb, type CloudErrorInfo, type CloudJob, type CloudObject, type CloudOp, type PreparedSource } from './cloud-queue.js';
+import {
+  validateCloudTarget,
+  objectKey,
+  partSizeFor,
+  DEFAULT_CONCURRENCY,
+  type CloudTargetConfig,
+} from './cloud-target.js';
+import {
+  CloudQueue,
+  ENQUEUE_MARK,
+  keys,
+  type CloudBatch,
+  type CloudDb,
+  type CloudErrorInfo,
+  type CloudJob,
+  type CloudObject,
+  type CloudOp,
+  type PreparedSource,
+} from './cloud-queue.js';
 import { S3Sink, type CloudSink, type ObjectInfo } from './s3-sink.js';
 import { digestSource, compositeSha256 } from './source-digest.js';
 
@@ -125,14 +142,21 @@ export class CloudForwarder {
     for (const t of opts.targets) {
       validateCloudTarget(t);
       if (names.has(t.name)) {
-        throw new CloudError(CLOUD_CODES.CONFIG_INVALID, `Two cloud targets are named "${t.name}"; names must be unique. Fix the studiod config file.`);
+        throw new CloudError(
+          CLOUD_CODES.CONFIG_INVALID,
+          `Two cloud targets are named "${t.name}"; names must be unique. Fix the studiod config file.`,
+        );
       }
       names.add(t.name);
     }
     this.#opts = opts;
     this.#clock = opts.clock ?? Date.now;
     this.#log = opts.log ?? (() => undefined);
-    this.#retry = { baseMs: opts.retry?.baseMs ?? 2_000, maxMs: opts.retry?.maxMs ?? 15 * 60_000, parkedMs: opts.retry?.parkedMs ?? 6 * 3600_000 };
+    this.#retry = {
+      baseMs: opts.retry?.baseMs ?? 2_000,
+      maxMs: opts.retry?.maxMs ?? 15 * 60_000,
+      parkedMs: opts.retry?.parkedMs ?? 6 * 3600_000,
+    };
     this.#queue = new CloudQueue(opts.db);
   }
 
@@ -147,7 +171,14 @@ export class CloudForwarder {
     for (const cfg of this.#opts.targets) {
       const sink = this.#opts.sinkFactory?.(cfg) ?? new S3Sink(cfg);
       await sink.open();
-      const rt: TargetRuntime = { cfg, sink, inFlight: new Map(), wake: () => undefined, wakeSignal: Promise.resolve(), workers: [] };
+      const rt: TargetRuntime = {
+        cfg,
+        sink,
+        inFlight: new Map(),
+        wake: () => undefined,
+        wakeSignal: Promise.resolve(),
+        workers: [],
+      };
       this.#resetWake(rt);
       this.#targets.set(cfg.name, rt);
     }
@@ -161,11 +192,17 @@ export class CloudForwarder {
   }
 
   async close(): Promise<void> {
-    if (this.#state === 'closed' || this.#state === 'new') { this.#state = 'closed'; return; }
+    if (this.#state === 'closed' || this.#state === 'new') {
+      this.#state = 'closed';
+      return;
+    }
     this.#state = 'closing';
     this.#opts.db.db.off('write', this.#onWrite);
     for (const rt of this.#targets.values()) {
-      for (const ac of rt.inFlight.values()) ac.abort(new CloudError(CLOUD_CODES.CLOSED, 'studiod is stopping; the upload stays queued.', { retryable: true }));
+      for (const ac of rt.inFlight.values())
+        ac.abort(
+          new CloudError(CLOUD_CODES.CLOSED, 'studiod is stopping; the upload stays queued.', { retryable: true }),
+        );
       rt.wake();
     }
     for (const rt of this.#targets.values()) await Promise.all(rt.workers);
@@ -181,8 +218,11 @@ export class CloudForwarder {
   #rt(target: string): TargetRuntime {
     const rt = this.#targets.get(target);
     if (rt === undefined) {
-      throw new CloudError(CLOUD_CODES.UNKNOWN_TARGET, `No cloud target named "${target}". Known: ${this.targets.join(', ') || 'none'}.`,
-        { detail: { target } });
+      throw new CloudError(
+        CLOUD_CODES.UNKNOWN_TARGET,
+        `No cloud target named "${target}". Known: ${this.targets.join(', ') || 'none'}.`,
+        { detail: { target } },
+      );
     }
     return rt;
   }
@@ -195,8 +235,8 @@ export class CloudForwarder {
     this.#assertOpen();
     for (const rt of this.#targets.values()) {
       const t = rt.cfg.name;
-      if (await this.#queue.getJob(t, asset.blake3) !== undefined) continue;
-      if (await this.#queue.getObject(t, asset.blake3) !== undefined) continue;
+      if ((await this.#queue.getJob(t, asset.blake3)) !== undefined) continue;
+      if ((await this.#queue.getObject(t, asset.blake3)) !== undefined) continue;
       const job = this.#queue.newJob(t, asset, this.#clock());
       if (batch === undefined) {
         await this.#queue.create(job);
@@ -205,9 +245,13 @@ export class CloudForwarder {
         const ops = this.#queue.createOps(job);
         ops.forEach((op, i) => {
           if (op.type !== 'put') return;
-          batch.put(op.key, op.value, i === 0
-            ? { sublevel: this.#opts.db, [ENQUEUE_MARK]: { target: t, size: job.size } }
-            : { sublevel: this.#opts.db });
+          batch.put(
+            op.key,
+            op.value,
+            i === 0
+              ? { sublevel: this.#opts.db, [ENQUEUE_MARK]: { target: t, size: job.size } }
+              : { sublevel: this.#opts.db },
+          );
         });
       }
     }
@@ -218,9 +262,13 @@ export class CloudForwarder {
     for (const rt of this.#targets.values()) {
       const c = this.#queue.counters(rt.cfg.name);
       out.push({
-        target: rt.cfg.name, pending: c.pending, pendingBytes: c.pendingBytes, parked: c.parked,
+        target: rt.cfg.name,
+        pending: c.pending,
+        pendingBytes: c.pendingBytes,
+        parked: c.parked,
         oldestQueuedAt: c.pending > 0 ? await this.#queue.oldestQueuedAt(rt.cfg.name) : null,
-        lastError: c.lastError, uploading: rt.inFlight.size,
+        lastError: c.lastError,
+        uploading: rt.inFlight.size,
       });
     }
     return out;
@@ -268,7 +316,11 @@ export class CloudForwarder {
    * A missing or different object stops counting (onCopyLost) and is re-sent
    * to a new key; the different object itself is left untouched.
    */
-  async verify(target: string, blake3: string, opts: { download?: boolean } = {}): Promise<{ ok: boolean; code?: string; copy?: CloudCopyRecord }> {
+  async verify(
+    target: string,
+    blake3: string,
+    opts: { download?: boolean } = {},
+  ): Promise<{ ok: boolean; code?: string; copy?: CloudCopyRecord }> {
     this.#assertOpen();
     const rt = this.#rt(target);
     const obj = await this.#queue.getObject(target, blake3);
@@ -300,7 +352,13 @@ export class CloudForwarder {
       }
       const got = h.digest();
       if (got !== blake3 || size !== obj.size || sha.digest('hex') !== obj.sha256) {
-        this.#log({ event: 'cloud.verify-mismatch', target, blake3, key: obj.key, mismatch: `download: blake3 ${got}, size ${size}` });
+        this.#log({
+          event: 'cloud.verify-mismatch',
+          target,
+          blake3,
+          key: obj.key,
+          mismatch: `download: blake3 ${got}, size ${size}`,
+        });
         return this.#lost(rt, obj, CLOUD_CODES.VERIFY_MISMATCH, obj.generation + 1);
       }
       method = 'download-blake3';
@@ -310,17 +368,29 @@ export class CloudForwarder {
     return { ok: true, copy: this.#copy(rt.cfg, next) };
   }
 
-  async #lost(rt: TargetRuntime, obj: CloudObject, code: string, generation: number): Promise<{ ok: false; code: string }> {
+  async #lost(
+    rt: TargetRuntime,
+    obj: CloudObject,
+    code: string,
+    generation: number,
+  ): Promise<{ ok: false; code: string }> {
     const t = rt.cfg.name;
     const ops: CloudOp[] = await this.#queue.deleteObjectRecordOps(t, obj.blake3);
     let job: CloudJob | undefined;
-    if (await this.#queue.getJob(t, obj.blake3) === undefined) {
+    if ((await this.#queue.getJob(t, obj.blake3)) === undefined) {
       job = this.#queue.newJob(t, obj, this.#clock(), { generation, reason: 'resend' });
       ops.push(...this.#queue.createOps(job));
     }
     await this.#queue.db.batch(ops, { sync: true });
     if (job !== undefined) this.#queue.noteCreated(job);
-    this.#log({ event: 'cloud.copy-lost', target: t, blake3: obj.blake3, key: obj.key, code, resendTo: objectKey(rt.cfg, obj.blake3, generation) });
+    this.#log({
+      event: 'cloud.copy-lost',
+      target: t,
+      blake3: obj.blake3,
+      key: obj.key,
+      code,
+      resendTo: objectKey(rt.cfg, obj.blake3, generation),
+    });
     await this.#opts.onCopyLost?.({ target: t, blake3: obj.blake3, key: obj.key, code });
     rt.wake();
     return { ok: false, code };
@@ -331,7 +401,9 @@ export class CloudForwarder {
   /** wake() releases every worker waiting on the current signal and arms a fresh one. */
   #resetWake(rt: TargetRuntime): void {
     let release: () => void = () => undefined;
-    rt.wakeSignal = new Promise<void>((resolve) => { release = resolve; });
+    rt.wakeSignal = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     rt.wake = () => {
       release();
       this.#resetWake(rt);
@@ -342,7 +414,9 @@ export class CloudForwarder {
     if (ms <= 0) return;
     let timer: NodeJS.Timeout | undefined;
     const t = Number.isFinite(ms)
-      ? new Promise<void>((r) => { timer = setTimeout(r, Math.min(ms, 2 ** 31 - 1)); })
+      ? new Promise<void>((r) => {
+          timer = setTimeout(r, Math.min(ms, 2 ** 31 - 1));
+        })
       : new Promise<void>(() => undefined);
     await Promise.race([signal, t]);
     if (timer !== undefined) clearTimeout(timer);
@@ -378,7 +452,13 @@ export class CloudForwarder {
     const started = this.#clock();
     try {
       await this.#upload(rt, job, ac.signal);
-      this.#log({ event: 'cloud.uploaded', target: rt.cfg.name, blake3: job.blake3, bytes: job.size, ms: this.#clock() - started });
+      this.#log({
+        event: 'cloud.uploaded',
+        target: rt.cfg.name,
+        blake3: job.blake3,
+        bytes: job.size,
+        ms: this.#clock() - started,
+      });
     } catch (err) {
       if (ac.signal.aborted && this.#state !== 'open') return; // closing: the job stays queued as it is
       await this.#fail(rt, job.blake3, err).catch((e: unknown) => {
@@ -414,8 +494,15 @@ export class CloudForwarder {
     }
     await this.#queue.update(job, next, extra);
     await this.#queue.recordError(rt.cfg.name, e);
-    this.#log({ event: ce.retryable ? 'cloud.retry' : 'cloud.parked', target: rt.cfg.name, blake3, code: ce.code,
-      message: ce.message, attempts, retryInMs: next.dueAt - now });
+    this.#log({
+      event: ce.retryable ? 'cloud.retry' : 'cloud.parked',
+      target: rt.cfg.name,
+      blake3,
+      code: ce.code,
+      message: ce.message,
+      attempts,
+      retryInMs: next.dueAt - now,
+    });
   }
 
   async #save(cur: CloudJob, patch: Partial<CloudJob>, extra: CloudOp[] = []): Promise<CloudJob> {
@@ -430,10 +517,12 @@ export class CloudForwarder {
     } catch (err) {
       if (err instanceof CloudError) throw err;
       const retryable = err instanceof Error && (err as { retryable?: unknown }).retryable === true;
-      throw new CloudError(CLOUD_CODES.SOURCE_MISSING,
+      throw new CloudError(
+        CLOUD_CODES.SOURCE_MISSING,
         `No readable mirror copy of asset ${blake3} to upload (${err instanceof Error ? err.message : String(err)}). ` +
-        'Check the mirror target; the job is retried when it is back.',
-        { cause: err, retryable, detail: { blake3 } });
+          'Check the mirror target; the job is retried when it is back.',
+        { cause: err, retryable, detail: { blake3 } },
+      );
     }
   }
 
@@ -442,16 +531,23 @@ export class CloudForwarder {
   }
 
   /** Why the object does not match, or null when it does. */
-  #mismatch(cfg: CloudTargetConfig, head: ObjectInfo, want: { blake3: string; size: number }, sha256: string,
-    p: PreparedSource | null): string | null {
+  #mismatch(
+    cfg: CloudTargetConfig,
+    head: ObjectInfo,
+    want: { blake3: string; size: number },
+    sha256: string,
+    p: PreparedSource | null,
+  ): string | null {
     if (head.size !== want.size) return `size ${head.size}, expected ${want.size}`;
     if (head.metadata.blake3 !== want.blake3) return `metadata blake3 ${head.metadata.blake3 ?? 'absent'}`;
     if (head.metadata.size !== String(want.size)) return `metadata size ${head.metadata.size ?? 'absent'}`;
     if (head.metadata.sha256 !== sha256) return `metadata sha256 ${head.metadata.sha256 ?? 'absent'}`;
-    if (head.storageClass !== cfg.storageClass) return `storage class ${head.storageClass}, expected ${cfg.storageClass}`;
+    if (head.storageClass !== cfg.storageClass)
+      return `storage class ${head.storageClass}, expected ${cfg.storageClass}`;
     if (head.checksumSha256 !== undefined) {
       const full = Buffer.from(sha256, 'hex').toString('base64');
-      const ok = head.checksumSha256 === full ||
+      const ok =
+        head.checksumSha256 === full ||
         (p !== null && head.checksumSha256 === compositeSha256(p.partSha256)) ||
         (p === null && head.checksumSha256.includes('-')); // composite of unknown parts: size+metadata decide
       if (!ok) return `server checksum ${head.checksumSha256}`;
@@ -461,9 +557,19 @@ export class CloudForwarder {
 
   #copy(cfg: CloudTargetConfig, o: CloudObject): CloudCopyRecord {
     return {
-      target: cfg.name, bucket: cfg.bucket, key: o.key, storageClass: cfg.storageClass, media: cfg.media,
-      location: cfg.location, offsite: true, size: o.size, blake3: o.blake3, sha256: o.sha256,
-      verifiedAt: o.verifiedAt, method: o.method, serverChecksum: o.serverChecksum,
+      target: cfg.name,
+      bucket: cfg.bucket,
+      key: o.key,
+      storageClass: cfg.storageClass,
+      media: cfg.media,
+      location: cfg.location,
+      offsite: true,
+      size: o.size,
+      blake3: o.blake3,
+      sha256: o.sha256,
+      verifiedAt: o.verifiedAt,
+      method: o.method,
+      serverChecksum: o.serverChecksum,
     };
   }
 
@@ -484,10 +590,12 @@ export class CloudForwarder {
         const why = this.#mismatch(cfg, existing, cur, p.sha256, p);
         if (why === null) return this.#finish(rt, cur, key, existing);
         if (!cur.touchedKeys.includes(key)) {
-          throw new CloudError(CLOUD_CODES.KEY_CONFLICT,
+          throw new CloudError(
+            CLOUD_CODES.KEY_CONFLICT,
             `Cloud target "${cfg.name}" already holds a different object at ${key} (${why}); it is never overwritten. ` +
-            'Check whether another system writes to this bucket/prefix, then `studioctl cloud retry`.',
-            { retryable: false, detail: { target: cfg.name, key, mismatch: why } });
+              'Check whether another system writes to this bucket/prefix, then `studioctl cloud retry`.',
+            { retryable: false, detail: { target: cfg.name, key, mismatch: why } },
+          );
         }
         // Our own earlier write there did not verify: leave it, use the next key.
         this.#log({ event: 'cloud.verify-mismatch', target: cfg.name, blake3: cur.blake3, key, mismatch: why });
@@ -497,40 +605,59 @@ export class CloudForwarder {
       }
       if (!cur.touchedKeys.includes(key)) cur = await this.#save(cur, { touchedKeys: [...cur.touchedKeys, key] });
       if (p.partSha256.length === 1) {
-        await rt.sink.putObject({ key, path, start: 0, end: cur.size, sha256b64: p.partSha256[0] as string, signal }, this.#metadata(cur, p));
+        await rt.sink.putObject(
+          { key, path, start: 0, end: cur.size, sha256b64: p.partSha256[0] as string, signal },
+          this.#metadata(cur, p),
+        );
       } else {
         cur = await this.#multipart(rt, cur, key, path, p, signal);
       }
       const head = await rt.sink.head(key, signal);
       if (head === null) {
-        throw new CloudError(CLOUD_CODES.OBJECT_MISSING,
+        throw new CloudError(
+          CLOUD_CODES.OBJECT_MISSING,
           `Cloud target "${cfg.name}" accepted ${key} but a HEAD does not find it; the upload is retried.`,
-          { retryable: true, detail: { target: cfg.name, key } });
+          { retryable: true, detail: { target: cfg.name, key } },
+        );
       }
       const why = this.#mismatch(cfg, head, cur, p.sha256, p);
       if (why !== null) {
         // Loop: the HEAD at the top sees our own bad write and moves to the next key.
         this.#log({ event: 'cloud.verify-mismatch', target: cfg.name, blake3: cur.blake3, key, mismatch: why });
-        throw new CloudError(CLOUD_CODES.VERIFY_MISMATCH,
+        throw new CloudError(
+          CLOUD_CODES.VERIFY_MISMATCH,
           `The object ${key} on cloud target "${cfg.name}" does not match what was sent (${why}); it is not counted and is sent again.`,
-          { retryable: true, detail: { target: cfg.name, key, mismatch: why } });
+          { retryable: true, detail: { target: cfg.name, key, mismatch: why } },
+        );
       }
       return this.#finish(rt, cur, key, head);
     }
   }
 
-  async #multipart(rt: TargetRuntime, job: CloudJob, key: string, path: string, p: PreparedSource, signal: AbortSignal): Promise<CloudJob> {
+  async #multipart(
+    rt: TargetRuntime,
+    job: CloudJob,
+    key: string,
+    path: string,
+    p: PreparedSource,
+    signal: AbortSignal,
+  ): Promise<CloudJob> {
     let cur = job;
     if (cur.upload === null || cur.upload.key !== key) {
       if (cur.upload !== null) await this.#abortQuietly(rt, cur.upload.key, cur.upload.uploadId);
       const extra = cur.upload === null ? [] : await this.#queue.partDelOps(cur, cur.upload.uploadId);
       const uploadId = await rt.sink.createMultipart(key, this.#metadata(cur, p), signal);
-      cur = await this.#save(cur, { upload: { key, uploadId, startedAt: new Date(this.#clock()).toISOString() } }, extra);
+      cur = await this.#save(
+        cur,
+        { upload: { key, uploadId, startedAt: new Date(this.#clock()).toISOString() } },
+        extra,
+      );
     }
     const uploadId = (cur.upload as { uploadId: string }).uploadId;
     const done = await this.#queue.parts(cur, uploadId);
     const total = p.partSha256.length;
-    if (done.size > 0) this.#log({ event: 'cloud.resume', target: rt.cfg.name, blake3: cur.blake3, partsDone: done.size, parts: total });
+    if (done.size > 0)
+      this.#log({ event: 'cloud.resume', target: rt.cfg.name, blake3: cur.blake3, partsDone: done.size, parts: total });
     for (let n = 1; n <= total; n++) {
       if (done.has(n)) continue;
       signal.throwIfAborted();
@@ -543,7 +670,9 @@ export class CloudForwarder {
       done.set(n, part);
       this.#log({ event: 'cloud.part', target: rt.cfg.name, blake3: cur.blake3, part: n, parts: total });
     }
-    const parts = [...done.entries()].sort((a, b) => a[0] - b[0]).map(([partNumber, v]) => ({ partNumber, etag: v.etag, sha256b64: v.sha256b64 }));
+    const parts = [...done.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([partNumber, v]) => ({ partNumber, etag: v.etag, sha256b64: v.sha256b64 }));
     await rt.sink.completeMultipart(key, uploadId, parts, signal);
     return cur;
   }
@@ -553,20 +682,35 @@ export class CloudForwarder {
       const aborted = await rt.sink.abortMultipart(key, uploadId);
       this.#log({ event: 'cloud.abort-multipart', target: rt.cfg.name, key, uploadId, aborted });
     } catch (err) {
-      this.#log({ event: 'cloud.abort-multipart', target: rt.cfg.name, key, uploadId, aborted: false, error: String(err) });
+      this.#log({
+        event: 'cloud.abort-multipart',
+        target: rt.cfg.name,
+        key,
+        uploadId,
+        aborted: false,
+        error: String(err),
+      });
     }
   }
 
   async #finish(rt: TargetRuntime, job: CloudJob, key: string, head: ObjectInfo): Promise<void> {
     const p = job.prepared as PreparedSource;
     const obj: CloudObject = {
-      target: rt.cfg.name, blake3: job.blake3, key, generation: job.generation, size: job.size, name: job.name,
-      sha256: p.sha256, verifiedAt: new Date(this.#clock()).toISOString(), method: 'head-size-sha256-meta',
+      target: rt.cfg.name,
+      blake3: job.blake3,
+      key,
+      generation: job.generation,
+      size: job.size,
+      name: job.name,
+      sha256: p.sha256,
+      verifiedAt: new Date(this.#clock()).toISOString(),
+      method: 'head-size-sha256-meta',
       serverChecksum: head.checksumSha256 !== undefined,
     };
     await this.#opts.onCopyVerified(this.#copy(rt.cfg, obj));
     await this.#queue.complete(job, obj);
-    if (job.upload !== null && job.upload.key !== key) await this.#abortQuietly(rt, job.upload.key, job.upload.uploadId);
+    if (job.upload !== null && job.upload.key !== key)
+      await this.#abortQuietly(rt, job.upload.key, job.upload.uploadId);
     await this.#queue.clearError(rt.cfg.name);
   }
 

@@ -20,7 +20,13 @@ export interface CloudDb {
   get(key: string): Promise<unknown>;
   put(key: string, value: unknown, options: { sync?: boolean }): Promise<void>;
   batch(ops: CloudOp[], options: { sync?: boolean }): Promise<void>;
-  iterator(options: { gt?: string; gte?: string; lt?: string; lte?: string; limit?: number }): AsyncIterable<[string, unknown]> & { close(): Promise<void> };
+  iterator(options: {
+    gt?: string;
+    gte?: string;
+    lt?: string;
+    lte?: string;
+    limit?: number;
+  }): AsyncIterable<[string, unknown]> & { close(): Promise<void> };
   readonly db: {
     on(event: 'write', listener: (ops: Array<Record<string, unknown>>) => void): unknown;
     off(event: 'write', listener: (ops: Array<Record<string, unknown>>) => void): unknown;
@@ -34,7 +40,11 @@ export interface CloudBatch {
 
 export type CloudOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
-export interface CloudErrorInfo { code: string; message: string; at: string }
+export interface CloudErrorInfo {
+  code: string;
+  message: string;
+  at: string;
+}
 
 export interface PreparedSource {
   /** Hex SHA-256 of the whole file. */
@@ -66,7 +76,10 @@ export interface CloudJob {
   touchedKeys: string[];
 }
 
-export interface CloudPart { etag: string; sha256b64: string }
+export interface CloudPart {
+  etag: string;
+  sha256b64: string;
+}
 
 export interface CloudObject {
   target: string;
@@ -155,13 +168,28 @@ export class CloudQueue {
     return (await this.#get(keys.obj(target, blake3))) as CloudObject | undefined;
   }
 
-  newJob(target: string, asset: { blake3: string; size: number; name: string }, now: number,
-    extra: { generation?: number; reason?: 'new' | 'resend' } = {}): CloudJob {
+  newJob(
+    target: string,
+    asset: { blake3: string; size: number; name: string },
+    now: number,
+    extra: { generation?: number; reason?: 'new' | 'resend' } = {},
+  ): CloudJob {
     return {
-      v: 1, target, blake3: asset.blake3, size: asset.size, name: asset.name,
-      queuedAt: new Date(now).toISOString(), dueAt: now, attempts: 0,
-      generation: extra.generation ?? 1, reason: extra.reason ?? 'new',
-      parked: null, lastError: null, prepared: null, upload: null, touchedKeys: [],
+      v: 1,
+      target,
+      blake3: asset.blake3,
+      size: asset.size,
+      name: asset.name,
+      queuedAt: new Date(now).toISOString(),
+      dueAt: now,
+      attempts: 0,
+      generation: extra.generation ?? 1,
+      reason: extra.reason ?? 'new',
+      parked: null,
+      lastError: null,
+      prepared: null,
+      upload: null,
+      touchedKeys: [],
     };
   }
 

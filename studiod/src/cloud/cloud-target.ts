@@ -38,16 +38,26 @@ export const MAX_PARTS = 10_000;
 export const DEFAULT_CONCURRENCY = 2;
 
 const STORAGE_CLASSES = new Set([
-  'STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING',
-  'GLACIER', 'GLACIER_IR', 'DEEP_ARCHIVE', 'OUTPOSTS', 'EXPRESS_ONEZONE',
+  'STANDARD',
+  'REDUCED_REDUNDANCY',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'INTELLIGENT_TIERING',
+  'GLACIER',
+  'GLACIER_IR',
+  'DEEP_ARCHIVE',
+  'OUTPOSTS',
+  'EXPRESS_ONEZONE',
 ]);
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 function invalid(target: string, field: string, what: string): CloudError {
-  return new CloudError(CLOUD_CODES.CONFIG_INVALID,
+  return new CloudError(
+    CLOUD_CODES.CONFIG_INVALID,
     `Cloud target "${target}": field "${field}" ${what}. Fix it in the studiod config file.`,
-    { detail: { target, field } });
+    { detail: { target, field } },
+  );
 }
 
 /** Throws CLOUD_CONFIG_INVALID naming the field; returns the config unchanged. */
@@ -57,9 +67,14 @@ export function validateCloudTarget(c: CloudTargetConfig): CloudTargetConfig {
   for (const f of ['region', 'bucket', 'accessKeyId', 'secretAccessKey', 'media', 'location'] as const) {
     if (typeof c[f] !== 'string' || c[f].length === 0) throw invalid(n, f, 'is required');
   }
-  if (!STORAGE_CLASSES.has(c.storageClass)) throw invalid(n, 'storageClass', `must be one of ${[...STORAGE_CLASSES].join(', ')}`);
+  if (!STORAGE_CLASSES.has(c.storageClass))
+    throw invalid(n, 'storageClass', `must be one of ${[...STORAGE_CLASSES].join(', ')}`);
   if (c.endpoint !== undefined) {
-    try { new URL(c.endpoint); } catch { throw invalid(n, 'endpoint', 'must be a URL'); }
+    try {
+      new URL(c.endpoint);
+    } catch {
+      throw invalid(n, 'endpoint', 'must be a URL');
+    }
   }
   if (c.prefix !== undefined && (c.prefix.startsWith('/') || c.prefix.includes('..'))) {
     throw invalid(n, 'prefix', 'must not start with "/" or contain ".."');
@@ -67,7 +82,10 @@ export function validateCloudTarget(c: CloudTargetConfig): CloudTargetConfig {
   if (c.partSizeBytes !== undefined && (!Number.isInteger(c.partSizeBytes) || c.partSizeBytes < MIN_PART_SIZE)) {
     throw invalid(n, 'partSizeBytes', `must be an integer >= ${MIN_PART_SIZE}`);
   }
-  if (c.bandwidthBytesPerSec !== undefined && (!Number.isFinite(c.bandwidthBytesPerSec) || c.bandwidthBytesPerSec < 0)) {
+  if (
+    c.bandwidthBytesPerSec !== undefined &&
+    (!Number.isFinite(c.bandwidthBytesPerSec) || c.bandwidthBytesPerSec < 0)
+  ) {
     throw invalid(n, 'bandwidthBytesPerSec', 'must be a number >= 0');
   }
   if (c.concurrency !== undefined && (!Number.isInteger(c.concurrency) || c.concurrency < 1 || c.concurrency > 64)) {

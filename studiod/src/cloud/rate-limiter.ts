@@ -72,7 +72,10 @@ export class RateLimiter {
 export function throttle(limiter: RateLimiter, signal?: AbortSignal): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      limiter.take(chunk.length, signal).then(() => cb(null, chunk), (err: unknown) => cb(err as Error));
+      limiter.take(chunk.length, signal).then(
+        () => cb(null, chunk),
+        (err: unknown) => cb(err as Error),
+      );
     },
   });
 }

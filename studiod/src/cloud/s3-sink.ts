@@ -11,9 +11,16 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import {
-  S3Client, HeadObjectCommand, PutObjectCommand, GetObjectCommand,
-  CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand,
-  AbortMultipartUploadCommand, ListMultipartUploadsCommand, type StorageClass,
+  S3Client,
+  HeadObjectCommand,
+  PutObjectCommand,
+  GetObjectCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  CompleteMultipartUploadCommand,
+  AbortMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  type StorageClass,
 } from '@aws-sdk/client-s3';
 import type { CloudTargetConfig } from './cloud-target.js';
 import { classifyS3Error, httpStatusOf, s3CodeOf } from './cloud-errors.js';
@@ -111,8 +118,10 @@ export class S3Sink implements CloudSink {
 
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null> {
     try {
-      const r = await this.#s3.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key, ChecksumMode: 'ENABLED' }),
-        signal === undefined ? {} : { abortSignal: signal });
+      const r = await this.#s3.send(
+        new HeadObjectCommand({ Bucket: this.#bucket, Key: key, ChecksumMode: 'ENABLED' }),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
       return {
         size: r.ContentLength ?? -1,
         metadata: Object.fromEntries(Object.entries(r.Metadata ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
@@ -136,11 +145,14 @@ export class S3Sink implements CloudSink {
    */
   async #explain403(key: string, headErr: unknown, signal?: AbortSignal): Promise<Error> {
     try {
-      const r = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: 'bytes=0-0' }),
-        signal === undefined ? {} : { abortSignal: signal });
+      const r = await this.#s3.send(
+        new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: 'bytes=0-0' }),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
       (r.Body as { destroy?: () => void } | undefined)?.destroy?.();
     } catch (err) {
-      if (httpStatusOf(err) !== undefined && httpStatusOf(err) !== 404) return classifyS3Error(err, 'HEAD', this.target.name);
+      if (httpStatusOf(err) !== undefined && httpStatusOf(err) !== 404)
+        return classifyS3Error(err, 'HEAD', this.target.name);
     }
     return classifyS3Error(headErr, 'HEAD', this.target.name);
   }
@@ -156,11 +168,19 @@ export class S3Sink implements CloudSink {
   async putObject(src: PutSource, metadata: Record<string, string>): Promise<void> {
     const body = this.#body(src);
     try {
-      await this.#s3.send(new PutObjectCommand({
-        Bucket: this.#bucket, Key: src.key, Body: body, ContentLength: src.end - src.start,
-        ChecksumSHA256: src.sha256b64, Metadata: metadata,
-        StorageClass: this.target.storageClass as StorageClass, ContentType: 'application/octet-stream',
-      }), { abortSignal: src.signal });
+      await this.#s3.send(
+        new PutObjectCommand({
+          Bucket: this.#bucket,
+          Key: src.key,
+          Body: body,
+          ContentLength: src.end - src.start,
+          ChecksumSHA256: src.sha256b64,
+          Metadata: metadata,
+          StorageClass: this.target.storageClass as StorageClass,
+          ContentType: 'application/octet-stream',
+        }),
+        { abortSignal: src.signal },
+      );
     } catch (err) {
       throw classifyS3Error(err, 'PUT', this.target.name);
     } finally {
@@ -170,10 +190,17 @@ export class S3Sink implements CloudSink {
 
   async createMultipart(key: string, metadata: Record<string, string>, signal: AbortSignal): Promise<string> {
     try {
-      const r = await this.#s3.send(new CreateMultipartUploadCommand({
-        Bucket: this.#bucket, Key: key, Metadata: metadata, ChecksumAlgorithm: 'SHA256',
-        StorageClass: this.target.storageClass as StorageClass, ContentType: 'application/octet-stream',
-      }), { abortSignal: signal });
+      const r = await this.#s3.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          Metadata: metadata,
+          ChecksumAlgorithm: 'SHA256',
+          StorageClass: this.target.storageClass as StorageClass,
+          ContentType: 'application/octet-stream',
+        }),
+        { abortSignal: signal },
+      );
       if (r.UploadId === undefined) throw new TypeError('CreateMultipartUpload returned no UploadId');
       return r.UploadId;
     } catch (err) {
@@ -184,10 +211,18 @@ export class S3Sink implements CloudSink {
   async uploadPart(src: PutSource, uploadId: string, partNumber: number): Promise<string> {
     const body = this.#body(src);
     try {
-      const r = await this.#s3.send(new UploadPartCommand({
-        Bucket: this.#bucket, Key: src.key, UploadId: uploadId, PartNumber: partNumber,
-        Body: body, ContentLength: src.end - src.start, ChecksumSHA256: src.sha256b64,
-      }), { abortSignal: src.signal });
+      const r = await this.#s3.send(
+        new UploadPartCommand({
+          Bucket: this.#bucket,
+          Key: src.key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: src.end - src.start,
+          ChecksumSHA256: src.sha256b64,
+        }),
+        { abortSignal: src.signal },
+      );
       if (r.ETag === undefined) throw new TypeError('UploadPart returned no ETag');
       return r.ETag;
     } catch (err) {
@@ -199,10 +234,17 @@ export class S3Sink implements CloudSink {
 
   async completeMultipart(key: string, uploadId: string, parts: CompletedPart[], signal: AbortSignal): Promise<void> {
     try {
-      await this.#s3.send(new CompleteMultipartUploadCommand({
-        Bucket: this.#bucket, Key: key, UploadId: uploadId,
-        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, ChecksumSHA256: p.sha256b64 })) },
-      }), { abortSignal: signal });
+      await this.#s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: {
+            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, ChecksumSHA256: p.sha256b64 })),
+          },
+        }),
+        { abortSignal: signal },
+      );
     } catch (err) {
       throw classifyS3Error(err, 'CompleteMultipartUpload', this.target.name);
     }
@@ -226,11 +268,14 @@ export class S3Sink implements CloudSink {
     let uploadIdMarker: string | undefined;
     try {
       for (;;) {
-        const r = await this.#s3.send(new ListMultipartUploadsCommand({
-          Bucket: this.#bucket, Prefix: prefix,
-          ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
-          ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
-        }));
+        const r = await this.#s3.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.#bucket,
+            Prefix: prefix,
+            ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+            ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
+          }),
+        );
         for (const u of r.Uploads ?? []) {
           if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId });
         }
@@ -247,8 +292,10 @@ export class S3Sink implements CloudSink {
 
   async read(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     try {
-      const r = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }),
-        signal === undefined ? {} : { abortSignal: signal });
+      const r = await this.#s3.send(
+        new GetObjectCommand({ Bucket: this.#bucket, Key: key }),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
       const body = r.Body;
       if (body === undefined) throw new TypeError('GetObject returned no body');
       return body as AsyncIterable<Uint8Array>;

@@ -9,8 +9,12 @@ import { createHasher, readFileChunks, isRetryableSystemError, errorCode } from 
 import { CloudError, CLOUD_CODES } from './cloud-errors.js';
 import type { PreparedSource } from './cloud-queue.js';
 
-export async function digestSource(path: string, expected: { blake3: string; size: number }, partSize: number,
-  signal: AbortSignal): Promise<PreparedSource> {
+export async function digestSource(
+  path: string,
+  expected: { blake3: string; size: number },
+  partSize: number,
+  signal: AbortSignal,
+): Promise<PreparedSource> {
   const b3 = createHasher();
   const whole = createHash('sha256');
   const partSha256: string[] = [];
@@ -41,23 +45,29 @@ export async function digestSource(path: string, expected: { blake3: string; siz
     if (signal.aborted) throw err;
     const code = errorCode(err);
     if (code === 'ENOENT') {
-      throw new CloudError(CLOUD_CODES.SOURCE_MISSING,
+      throw new CloudError(
+        CLOUD_CODES.SOURCE_MISSING,
         `The mirror copy ${path} of asset ${expected.blake3} is missing; it cannot be uploaded. ` +
-        'Run `studioctl verify --target mirror` and repair the mirror from the RAID copy.',
-        { cause: err, retryable: false, detail: { path, blake3: expected.blake3 } });
+          'Run `studioctl verify --target mirror` and repair the mirror from the RAID copy.',
+        { cause: err, retryable: false, detail: { path, blake3: expected.blake3 } },
+      );
     }
-    throw new CloudError(CLOUD_CODES.SOURCE_UNREADABLE,
+    throw new CloudError(
+      CLOUD_CODES.SOURCE_UNREADABLE,
       `Cannot read the mirror copy ${path} (${code ?? 'error'}); the upload stays queued.`,
-      { cause: err, retryable: isRetryableSystemError(err) || code === 'EIO' || code === 'EMFILE', detail: { path } });
+      { cause: err, retryable: isRetryableSystemError(err) || code === 'EIO' || code === 'EMFILE', detail: { path } },
+    );
   }
   if (inPart > 0 || partSha256.length === 0) partSha256.push(part.digest('base64'));
   const blake3 = size > expected.size ? 'not computed: longer than expected' : b3.digest();
   b3.dispose();
   if (size !== expected.size || blake3 !== expected.blake3) {
-    throw new CloudError(CLOUD_CODES.SOURCE_MISMATCH,
+    throw new CloudError(
+      CLOUD_CODES.SOURCE_MISMATCH,
       `The mirror copy ${path} no longer matches asset ${expected.blake3} (size ${size}, expected ${expected.size}); ` +
-      'it was not uploaded. Run `studioctl verify --target mirror` and repair it from the RAID copy, then `studioctl cloud retry`.',
-      { retryable: false, detail: { path, expected, actual: { size, blake3 } } });
+        'it was not uploaded. Run `studioctl verify --target mirror` and repair it from the RAID copy, then `studioctl cloud retry`.',
+      { retryable: false, detail: { path, expected, actual: { size, blake3 } } },
+    );
   }
   return { sha256: whole.digest('hex'), partSize, partSha256 };
 }

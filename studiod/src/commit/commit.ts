@@ -23,7 +23,18 @@
  *      file's name is removed; `onCommitted` (the cloud forwarder's enqueue) is called.
  */
 import { posix } from 'node:path';
-import { CodedError, DurableWriteError, MAX_NAME_BYTES, readFileChunks, nameKey, safeJoin, type AgentCopy, type FileName, type ReceiptMessage, type StudioCopy } from '@studio321/protocol';
+import {
+  CodedError,
+  DurableWriteError,
+  MAX_NAME_BYTES,
+  readFileChunks,
+  nameKey,
+  safeJoin,
+  type AgentCopy,
+  type FileName,
+  type ReceiptMessage,
+  type StudioCopy,
+} from '@studio321/protocol';
 import { durableWrite, placeVerified } from '@studio321/protocol/durable';
 import type { Catalogue, CopyRecord, NameRecord } from '../catalogue.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
@@ -94,7 +105,8 @@ export function distinctName(base: string, n: number): string {
   const ext = dot > 0 ? base.slice(dot) : '';
   const suffix = `~${n}`;
   // Stay within one path segment's limit (255 UTF-8 bytes): shorten the stem, never the extension.
-  while (stem.length > 1 && Buffer.byteLength(stem + suffix + ext, 'utf8') > MAX_NAME_BYTES) stem = [...stem].slice(0, -1).join('');
+  while (stem.length > 1 && Buffer.byteLength(stem + suffix + ext, 'utf8') > MAX_NAME_BYTES)
+    stem = [...stem].slice(0, -1).join('');
   return `${stem}${suffix}${ext}`;
 }
 
@@ -104,19 +116,39 @@ export function classifyCommitError(err: unknown): CodedError {
   if (err instanceof DurableWriteError) {
     switch (err.code) {
       case 'DURABLE_NO_SPACE':
-        return new StudioError(StudioCode.TargetFull, `A studio target is full. Free space (or add a disk); the file is committed when space is back. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+        return new StudioError(
+          StudioCode.TargetFull,
+          `A studio target is full. Free space (or add a disk); the file is committed when space is back. (${err.message})`,
+          { cause: err, retryable: true, detail: err.detail ?? {} },
+        );
       case 'DURABLE_TARGET_MISSING':
-        return new StudioError(StudioCode.TargetMissing, `A studio target disappeared during the commit. Mount it again; the file is committed when it returns. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+        return new StudioError(
+          StudioCode.TargetMissing,
+          `A studio target disappeared during the commit. Mount it again; the file is committed when it returns. (${err.message})`,
+          { cause: err, retryable: true, detail: err.detail ?? {} },
+        );
       case 'DURABLE_ACCESS_DENIED':
-        return new StudioError(StudioCode.TargetAccess, `A studio target refused the write. Fix its permissions. (${err.message})`, { cause: err, retryable: true, detail: err.detail ?? {} });
+        return new StudioError(
+          StudioCode.TargetAccess,
+          `A studio target refused the write. Fix its permissions. (${err.message})`,
+          { cause: err, retryable: true, detail: err.detail ?? {} },
+        );
       case 'DURABLE_ABORTED':
-        return new StudioError(StudioCode.ShuttingDown, 'The studio is stopping; the file is committed after the restart.', { cause: err, retryable: true });
+        return new StudioError(
+          StudioCode.ShuttingDown,
+          'The studio is stopping; the file is committed after the restart.',
+          { cause: err, retryable: true },
+        );
       default:
         return err;
     }
   }
   if (err instanceof CodedError) return err;
-  return new StudioError(StudioCode.TargetIo, `Commit failed (${err instanceof Error ? err.message : String(err)}). It is retried.`, { cause: err, retryable: true });
+  return new StudioError(
+    StudioCode.TargetIo,
+    `Commit failed (${err instanceof Error ? err.message : String(err)}). It is retried.`,
+    { cause: err, retryable: true },
+  );
 }
 
 export class Committer {
@@ -144,7 +176,8 @@ export class Committer {
   /** Check both targets; throws STUDIO_TARGET_MISSING / _FULL / _IO. */
   async checkTargets(): Promise<void> {
     const counters = this.#catalogue.counters();
-    for (const t of LOCAL_TARGETS) await checkTarget(t, this.#targets[t], (counters.copies[t]?.count ?? 0) > 0, this.#now);
+    for (const t of LOCAL_TARGETS)
+      await checkTarget(t, this.#targets[t], (counters.copies[t]?.count ?? 0) > 0, this.#now);
   }
 
   /** Commit one fully staged file; returns the Receipt to send. See the module comment for the order. */
@@ -169,7 +202,8 @@ export class Committer {
     let stagedCheck: Promise<{ size: number; blake3: string; verifiedAt: number }> | undefined;
     const checkStaged = (): Promise<{ size: number; blake3: string; verifiedAt: number }> =>
       (stagedCheck ??= input.staged.verify().then((r) => ({ ...r, verifiedAt: this.#now() })));
-    const isOffered = (r: { size: number; blake3: string }): boolean => r.size === input.size && r.blake3 === input.hash;
+    const isOffered = (r: { size: number; blake3: string }): boolean =>
+      r.size === input.size && r.blake3 === input.hash;
     for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
       const name = distinctName(base, n);
       const rel = posix.join(dir, name);
@@ -199,37 +233,80 @@ export class Committer {
             const staged = await checkStaged().catch(() => undefined);
             if (staged !== undefined && !isOffered(staged)) {
               // Both copies disagree with the offer: it is the bytes received, not a disk.
-              throw new DurableWriteError('DURABLE_HASH_MISMATCH', `The bytes received for ${input.hash} do not hash to it; nothing was kept.`, { cause: err, retryable: true, detail: { expected, actual: { size: staged.size, blake3: staged.blake3 } } });
+              throw new DurableWriteError(
+                'DURABLE_HASH_MISMATCH',
+                `The bytes received for ${input.hash} do not hash to it; nothing was kept.`,
+                {
+                  cause: err,
+                  retryable: true,
+                  detail: { expected, actual: { size: staged.size, blake3: staged.blake3 } },
+                },
+              );
             }
           }
           throw err;
         }
         const staged = await checkStaged();
         if (!isOffered(staged)) {
-          throw new DurableWriteError('DURABLE_READBACK_MISMATCH', `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`, {
-            retryable: true,
-            detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },
-          });
+          throw new DurableWriteError(
+            'DURABLE_READBACK_MISMATCH',
+            `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`,
+            {
+              retryable: true,
+              detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },
+            },
+          );
         }
-        await placeVerified(input.staged.path, { dir: mirrorDir, name }, expected, this.#signal === undefined ? {} : { signal: this.#signal });
+        await placeVerified(
+          input.staged.path,
+          { dir: mirrorDir, name },
+          expected,
+          this.#signal === undefined ? {} : { signal: this.#signal },
+        );
         const committedAt = this.#now();
         const verified: Record<LocalTargetName, { size: number; method: StudioCopy['method']; verifiedAt: number }> = {
           mirror: { size: staged.size, method: 'readback-blake3', verifiedAt: staged.verifiedAt },
-          raid: { size: raid.size, method: raid.copies[0]?.method ?? 'readback-blake3', verifiedAt: Date.parse(raid.copies[0]?.verifiedAt ?? '') || committedAt },
+          raid: {
+            size: raid.size,
+            method: raid.copies[0]?.method ?? 'readback-blake3',
+            verifiedAt: Date.parse(raid.copies[0]?.verifiedAt ?? '') || committedAt,
+          },
         };
         const copies: CopyRecord[] = LOCAL_TARGETS.map((t) => {
           const c = verified[t];
           const cfg = this.#targets[t];
           return {
-            hash: input.hash, target: t, kind: 'studio', path: rel, size: c.size, device: cfg.device, media: cfg.media,
-            location: cfg.location, offsite: false, method: c.method, verifiedAt: c.verifiedAt,
+            hash: input.hash,
+            target: t,
+            kind: 'studio',
+            path: rel,
+            size: c.size,
+            device: cfg.device,
+            media: cfg.media,
+            location: cfg.location,
+            offsite: false,
+            method: c.method,
+            verifiedAt: c.verifiedAt,
           };
         });
         const agentCopies: CopyRecord[] = input.agentCopies.map((c) => ({
-          hash: input.hash, target: c.target, kind: 'agent', path: '', size: input.size, device: c.device, media: c.media,
-          location: c.location, offsite: false, method: c.method, verifiedAt: c.verifiedAt, agentId: input.agentId,
+          hash: input.hash,
+          target: c.target,
+          kind: 'agent',
+          path: '',
+          size: input.size,
+          device: c.device,
+          media: c.media,
+          location: c.location,
+          offsite: false,
+          method: c.method,
+          verifiedAt: c.verifiedAt,
+          agentId: input.agentId,
         }));
-        const names = input.names.map((nm) => ({ key: nameKey(posix.join(nm.shoot, nm.card, nm.path)), value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord }));
+        const names = input.names.map((nm) => ({
+          key: nameKey(posix.join(nm.shoot, nm.card, nm.path)),
+          value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord,
+        }));
         await this.#catalogue.commitAsset({
           asset: { hash: input.hash, size: input.size, committedAt },
           names,
@@ -237,7 +314,9 @@ export class Committer {
           storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
         });
         if (this.#onCommitted !== undefined) {
-          await Promise.resolve(this.#onCommitted({ hash: input.hash, size: input.size, committedAt, copies })).catch(() => undefined);
+          await Promise.resolve(this.#onCommitted({ hash: input.hash, size: input.size, committedAt, copies })).catch(
+            () => undefined,
+          );
         }
         return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
       } catch (err) {
@@ -248,7 +327,11 @@ export class Committer {
         this.#reserved.delete(key);
       }
     }
-    throw new StudioError(StudioCode.NoFreeName, `No free name for ${base} after ${MAX_NAME_SUFFIX} tries in ${dir}. Look at that folder on the targets.`, { detail: { dir, base } });
+    throw new StudioError(
+      StudioCode.NoFreeName,
+      `No free name for ${base} after ${MAX_NAME_SUFFIX} tries in ${dir}. Look at that folder on the targets.`,
+      { detail: { dir, base } },
+    );
   }
 
   /** A Receipt for an asset already in the catalogue (content the studio has); undefined when not both local copies exist. */
@@ -262,5 +345,13 @@ export class Committer {
 }
 
 export function toStudioCopy(c: CopyRecord): StudioCopy {
-  return { target: c.target, path: c.path, device: c.device, media: c.media, location: c.location, verifiedAt: c.verifiedAt, method: c.method };
+  return {
+    target: c.target,
+    path: c.path,
+    device: c.device,
+    media: c.media,
+    location: c.location,
+    verifiedAt: c.verifiedAt,
+    method: c.method,
+  };
 }

@@ -19,7 +19,14 @@
 import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, isBlake3Hex } from '@studio321/protocol';
-import { createReadBack, fsyncDir, nodeFs, resolveHashEngine, sharedHashPool, type ReadBack } from '@studio321/protocol/durable';
+import {
+  createReadBack,
+  fsyncDir,
+  nodeFs,
+  resolveHashEngine,
+  sharedHashPool,
+  type ReadBack,
+} from '@studio321/protocol/durable';
 import { StudioCode, StudioError } from '../errors.js';
 
 const PART_SUFFIX = '.part';
@@ -30,9 +37,17 @@ export const STAGING_DIR = '.s321-staging';
 function stagingError(err: unknown, what: string, path: string): StudioError {
   const code = errorCode(err);
   if (code === 'ENOSPC') {
-    return new StudioError(StudioCode.TargetFull, `The mirror target is full (staging ${path}). Free space on it; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
+    return new StudioError(
+      StudioCode.TargetFull,
+      `The mirror target is full (staging ${path}). Free space on it; transfers resume by themselves.`,
+      { cause: err, retryable: true, detail: { path } },
+    );
   }
-  return new StudioError(StudioCode.StagingIo, `Staging failed to ${what} ${path} (${code ?? 'error'}). Check the mirror disk; transfers resume by themselves.`, { cause: err, retryable: true, detail: { path } });
+  return new StudioError(
+    StudioCode.StagingIo,
+    `Staging failed to ${what} ${path} (${code ?? 'error'}). Check the mirror disk; transfers resume by themselves.`,
+    { cause: err, retryable: true, detail: { path } },
+  );
 }
 
 export class StagedFile {
@@ -45,7 +60,15 @@ export class StagedFile {
   #durable: number;
   #release: () => void;
 
-  constructor(hash: string, size: number, path: string, fh: FileHandle, lane: ReadBack, offset: number, release: () => void) {
+  constructor(
+    hash: string,
+    size: number,
+    path: string,
+    fh: FileHandle,
+    lane: ReadBack,
+    offset: number,
+    release: () => void,
+  ) {
     this.hash = hash;
     this.size = size;
     this.path = path;
@@ -215,7 +238,11 @@ export class Staging {
   async acquire(hash: string, size: number, sessionId: string): Promise<StagedFile> {
     const other = this.#held.get(hash);
     if (other !== undefined && other !== sessionId) {
-      throw new StudioError(StudioCode.Busy, `File ${hash} is being received from another session. It will be offered again.`, { retryable: true, detail: { hash } });
+      throw new StudioError(
+        StudioCode.Busy,
+        `File ${hash} is being received from another session. It will be offered again.`,
+        { retryable: true, detail: { hash } },
+      );
     }
     if (other === sessionId) throw new TypeError(`Staging.acquire(): ${hash} already held by this session`);
     this.#held.set(hash, sessionId);
@@ -223,7 +250,9 @@ export class Staging {
     let lane: ReadBack | undefined;
     try {
       await this.#ready();
-      let fh = await open(path, 'a+', 0o600).catch((err: unknown) => { throw stagingError(err, 'open', path); });
+      let fh = await open(path, 'a+', 0o600).catch((err: unknown) => {
+        throw stagingError(err, 'open', path);
+      });
       let st = await fh.stat();
       if (st.size > size || st.nlink > 1) {
         await fh.close();
@@ -236,7 +265,12 @@ export class Staging {
       // 'a+' appends regardless of position on Linux; reopen r+ to write at explicit offsets.
       await fh.close();
       const wfh = await open(path, 'r+');
-      lane = createReadBack(path, { fs: nodeFs, pool: sharedHashPool(), engine: resolveHashEngine(), signal: undefined });
+      lane = createReadBack(path, {
+        fs: nodeFs,
+        pool: sharedHashPool(),
+        engine: resolveHashEngine(),
+        signal: undefined,
+      });
       await lane.open().catch(async (err: unknown) => {
         await wfh.close();
         throw err;

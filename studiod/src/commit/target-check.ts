@@ -25,7 +25,11 @@ function missing(name: string, cfg: LocalTargetConfig, why: string, cause?: unkn
   return new StudioError(
     StudioCode.TargetMissing,
     `Target "${name}" at ${cfg.root} is not available (${why}). Mount the ${cfg.device} disk; waiting work is committed when it returns.`,
-    { retryable: true, ...(cause === undefined ? {} : { cause }), detail: { target: name, root: cfg.root, device: cfg.device } },
+    {
+      retryable: true,
+      ...(cause === undefined ? {} : { cause }),
+      detail: { target: name, root: cfg.root, device: cfg.device },
+    },
   );
 }
 
@@ -35,7 +39,12 @@ const sweptRoots = new Set<string>();
  * Throws STUDIO_TARGET_MISSING when the root is absent or is not the
  * configured disk. `hasCopies`: the catalogue records copies on this target.
  */
-export async function checkTarget(name: string, cfg: LocalTargetConfig, hasCopies: boolean, now: () => number = Date.now): Promise<void> {
+export async function checkTarget(
+  name: string,
+  cfg: LocalTargetConfig,
+  hasCopies: boolean,
+  now: () => number = Date.now,
+): Promise<void> {
   try {
     const st = await stat(cfg.root);
     if (!st.isDirectory()) throw missing(name, cfg, 'the root is not a directory');
@@ -44,7 +53,11 @@ export async function checkTarget(name: string, cfg: LocalTargetConfig, hasCopie
     if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') {
       if (cfg.requireExistingRoot) throw missing(name, cfg, 'the root directory does not exist', err);
     } else {
-      throw new StudioError(StudioCode.TargetIo, `Target "${name}" at ${cfg.root} cannot be read (${errorCode(err) ?? 'error'}). Check the disk.`, { cause: err, retryable: true, detail: { target: name } });
+      throw new StudioError(
+        StudioCode.TargetIo,
+        `Target "${name}" at ${cfg.root} cannot be read (${errorCode(err) ?? 'error'}). Check the disk.`,
+        { cause: err, retryable: true, detail: { target: name } },
+      );
     }
   }
   const markerPath = join(cfg.root, TARGET_MARKER);
@@ -53,7 +66,11 @@ export async function checkTarget(name: string, cfg: LocalTargetConfig, hasCopie
     marker = JSON.parse(await readFile(markerPath, 'utf8')) as TargetMarker;
   } catch (err) {
     if (errorCode(err) !== 'ENOENT' && !(err instanceof SyntaxError)) {
-      throw new StudioError(StudioCode.TargetIo, `Target "${name}": marker ${markerPath} cannot be read. Check the disk.`, { cause: err, retryable: true, detail: { target: name } });
+      throw new StudioError(
+        StudioCode.TargetIo,
+        `Target "${name}": marker ${markerPath} cannot be read. Check the disk.`,
+        { cause: err, retryable: true, detail: { target: name } },
+      );
     }
   }
   if (marker !== undefined) {
@@ -81,14 +98,23 @@ async function writeMarker(name: string, cfg: LocalTargetConfig, at: number): Pr
   const body: TargetMarker = { target: name, device: cfg.device, createdAt: at };
   try {
     await sweepStaleTemps(cfg.root);
-    const bytes = Buffer.from(JSON.stringify(body) + '\n');
-    await durableWrite((async function* () { yield bytes; })(), { targets: [{ dir: cfg.root, name: TARGET_MARKER }], createDirs: false });
+    const bytes = Buffer.from(`${JSON.stringify(body)}\n`);
+    await durableWrite(
+      (async function* () {
+        yield bytes;
+      })(),
+      { targets: [{ dir: cfg.root, name: TARGET_MARKER }], createDirs: false },
+    );
   } catch (err) {
     const code = err instanceof CodedError ? err.code : errorCode(err);
     throw new StudioError(
-      code === 'DURABLE_NO_SPACE' ? StudioCode.TargetFull
-        : code === 'DURABLE_ACCESS_DENIED' ? StudioCode.TargetAccess
-          : code === 'DURABLE_TARGET_MISSING' ? StudioCode.TargetMissing : StudioCode.TargetIo,
+      code === 'DURABLE_NO_SPACE'
+        ? StudioCode.TargetFull
+        : code === 'DURABLE_ACCESS_DENIED'
+          ? StudioCode.TargetAccess
+          : code === 'DURABLE_TARGET_MISSING'
+            ? StudioCode.TargetMissing
+            : StudioCode.TargetIo,
       `Target "${name}" at ${cfg.root} cannot be written (${code ?? 'error'}). Check the disk and its permissions.`,
       { cause: err, retryable: code !== 'DURABLE_ACCESS_DENIED', detail: { target: name } },
     );

@@ -12,22 +12,35 @@ function nameLine(a: AssetView): string {
 }
 
 export function formatAssets(r: unknown): string {
-  const x = r as { unprotected: boolean; total: number; items: AssetView[]; more: boolean; shoot: string | null; card: string | null };
-  const scope = [x.shoot === null ? '' : `shoot ${x.shoot}`, x.card === null ? '' : `card ${x.card}`].filter((s) => s !== '').join(', ');
+  const x = r as {
+    unprotected: boolean;
+    total: number;
+    items: AssetView[];
+    more: boolean;
+    shoot: string | null;
+    card: string | null;
+  };
+  const scope = [x.shoot === null ? '' : `shoot ${x.shoot}`, x.card === null ? '' : `card ${x.card}`]
+    .filter((s) => s !== '')
+    .join(', ');
   if (x.items.length === 0) {
     return x.unprotected ? `Every asset${scope === '' ? '' : ` in ${scope}`} is 3-2-1 compliant.\n` : 'No assets.\n';
   }
   const out: string[] = [];
-  out.push(x.unprotected
-    ? `${x.total} asset(s) not yet 3-2-1 safe${scope === '' ? '' : ` (showing ${scope})`}:`
-    : `${x.total} asset(s)${scope === '' ? '' : ` (showing ${scope})`}:`);
+  out.push(
+    x.unprotected
+      ? `${x.total} asset(s) not yet 3-2-1 safe${scope === '' ? '' : ` (showing ${scope})`}:`
+      : `${x.total} asset(s)${scope === '' ? '' : ` (showing ${scope})`}:`,
+  );
   for (const a of x.items) {
-    out.push(`${a.hash.slice(0, 16)}  ${formatBytes(a.size).padStart(9)}  ${a.compliant ? 'compliant ' : 'NOT SAFE  '} ${nameLine(a)}`);
+    out.push(
+      `${a.hash.slice(0, 16)}  ${formatBytes(a.size).padStart(9)}  ${a.compliant ? 'compliant ' : 'NOT SAFE  '} ${nameLine(a)}`,
+    );
     out.push(`    copies: ${a.copies.map((c) => c.target).join(', ') || 'none'}`);
     for (const reason of a.reasons) out.push(`    - ${reason}`);
   }
   if (x.more) out.push(`… more; use --limit N or --json`);
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 export function formatAsset(r: unknown): string {
@@ -42,7 +55,9 @@ export function formatAsset(r: unknown): string {
     for (const n of a.names) out.push(`    ${n.shoot}/${n.card}/${n.path}`);
     out.push('  copies:');
     for (const c of a.copies) {
-      out.push(`    ${c.target.padEnd(12)} ${c.media.padEnd(10)} ${c.location.padEnd(11)} device ${c.device}${c.offsite ? ' (offsite)' : ''}`);
+      out.push(
+        `    ${c.target.padEnd(12)} ${c.media.padEnd(10)} ${c.location.padEnd(11)} device ${c.device}${c.offsite ? ' (offsite)' : ''}`,
+      );
       out.push(`      ${c.where}`);
       out.push(`      verified ${when(c.verifiedAt)} by ${c.method}`);
     }
@@ -63,5 +78,5 @@ export function formatVerify(r: unknown): string {
   if (v.skipped > 0) out.push(`  not checkable from the studio (agent copies): ${v.skipped}`);
   for (const u of v.unchecked) out.push(`  UNCHECKED ${u.target}: ${u.code}: ${u.message}`);
   if (v.lost.length > 0) out.push('See what is no longer 3-2-1 safe: studioctl assets --unprotected');
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -20,7 +20,15 @@
  */
 import { posix } from 'node:path';
 import { evaluatePolicy, nameKey, type CopyFact, type PolicyConfig, type PolicyVerdict } from '@studio321/protocol';
-import type { AssetChange, AssetRecord, Catalogue, CatalogueHook, CopyRecord, HookOp, NameRecord } from '../catalogue.js';
+import type {
+  AssetChange,
+  AssetRecord,
+  Catalogue,
+  CatalogueHook,
+  CopyRecord,
+  HookOp,
+  NameRecord,
+} from '../catalogue.js';
 
 export const LEDGER_VERSION = 1;
 
@@ -71,8 +79,14 @@ const pad = (n: number): string => String(Math.max(0, Math.floor(n))).padStart(1
 
 export function copyFact(c: CopyRecord): CopyFact {
   return {
-    target: c.target, device: c.device, media: c.media, location: c.location, offsite: c.offsite,
-    verified: true, verifiedAt: new Date(c.verifiedAt).toISOString(), method: c.method,
+    target: c.target,
+    device: c.device,
+    media: c.media,
+    location: c.location,
+    offsite: c.offsite,
+    verified: true,
+    verifiedAt: new Date(c.verifiedAt).toISOString(),
+    method: c.method,
   };
 }
 
@@ -80,8 +94,16 @@ function emptyCounters(signature: string, targets: string[]): LedgerCounters {
   const lacking: LedgerCounters['lacking'] = {};
   for (const t of targets) lacking[t] = { count: 0, bytes: 0 };
   return {
-    version: LEDGER_VERSION, signature, assets: 0, bytes: 0, compliant: 0, compliantBytes: 0,
-    notCompliant: 0, notCompliantBytes: 0, missing: { copies: 0, media: 0, offsite: 0 }, lacking,
+    version: LEDGER_VERSION,
+    signature,
+    assets: 0,
+    bytes: 0,
+    compliant: 0,
+    compliantBytes: 0,
+    notCompliant: 0,
+    notCompliantBytes: 0,
+    missing: { copies: 0, media: 0, offsite: 0 },
+    lacking,
   };
 }
 
@@ -141,7 +163,10 @@ export class Ledger implements CatalogueHook {
     const v = this.verdict(copies);
     const have = new Set(copies.map((c) => c.target));
     return {
-      compliant: v.compliant, size: asset.size, committedAt: asset.committedAt, missing: v.missing,
+      compliant: v.compliant,
+      size: asset.size,
+      committedAt: asset.committedAt,
+      missing: v.missing,
       lacking: this.targets.filter((t) => !have.has(t)),
     };
   }
@@ -149,7 +174,8 @@ export class Ledger implements CatalogueHook {
   #keys(hash: string, c: Contribution): Array<{ key: string; value: Record<string, unknown> }> {
     const out: Array<{ key: string; value: Record<string, unknown> }> = [];
     if (!c.compliant) out.push({ key: K.unprot + hash, value: { size: c.size, committedAt: c.committedAt } });
-    for (const t of c.lacking) out.push({ key: `${K.lack}${t}!${pad(c.committedAt)}!${hash}`, value: { size: c.size } });
+    for (const t of c.lacking)
+      out.push({ key: `${K.lack}${t}!${pad(c.committedAt)}!${hash}`, value: { size: c.size } });
     return out;
   }
 
@@ -200,12 +226,18 @@ export class Ledger implements CatalogueHook {
       }
       const now = this.#contribution(change.asset, change.after);
       Ledger.#apply(next, now, 1);
-      for (const k of this.#keys(change.hash, now)) ops.push({ type: 'put', key: k.key, value: k.value, sublevel: sub });
+      for (const k of this.#keys(change.hash, now))
+        ops.push({ type: 'put', key: k.key, value: k.value, sublevel: sub });
       for (const op of this.#nameOps(change.hash, change.names)) ops.push(op);
     }
     if (ops.length === 0 && changes.every((c) => c.asset === undefined)) return { ops: [] };
     ops.push({ type: 'put', key: K.counters, value: next, sublevel: sub });
-    return { ops, commit: () => { this.#counters = next; } };
+    return {
+      ops,
+      commit: () => {
+        this.#counters = next;
+      },
+    };
   }
 
   /** Oldest commit time among assets still lacking a copy on `target` (one seek, no scan). */
@@ -226,7 +258,11 @@ export class Ledger implements CatalogueHook {
 
   /** Hashes of assets that are not 3-2-1 compliant, in hash order. */
   async *unprotected(opts: { gt?: string; limit?: number } = {}): AsyncGenerator<string> {
-    for await (const key of this.#sub().keys({ gt: K.unprot + (opts.gt ?? ''), lt: `${K.unprot}\xff`, limit: opts.limit ?? -1 })) {
+    for await (const key of this.#sub().keys({
+      gt: K.unprot + (opts.gt ?? ''),
+      lt: `${K.unprot}\xff`,
+      limit: opts.limit ?? -1,
+    })) {
       yield key.slice(K.unprot.length);
     }
   }
@@ -259,7 +295,8 @@ export class Ledger implements CatalogueHook {
       const c = this.#contribution(asset, await this.#catalogue.copiesOf(asset.hash));
       Ledger.#apply(next, c, 1);
       for (const k of this.#keys(asset.hash, c)) ops.push({ type: 'put', ...k });
-      for (const o of this.#nameOps(asset.hash, await this.#catalogue.namesOf(asset.hash))) ops.push({ type: 'put', key: o.key, value: {} });
+      for (const o of this.#nameOps(asset.hash, await this.#catalogue.namesOf(asset.hash)))
+        ops.push({ type: 'put', key: o.key, value: {} });
       if (ops.length >= 5000) {
         await sub.batch(ops);
         ops = [];
@@ -268,6 +305,9 @@ export class Ledger implements CatalogueHook {
     ops.push({ type: 'put', key: K.counters, value: next as unknown as Record<string, unknown> });
     await sub.batch(ops, SYNC);
     this.#counters = next;
-    this.#log?.info({ assets: next.assets, compliant: next.compliant, ms: Date.now() - started }, 'ledger counters rebuilt');
+    this.#log?.info(
+      { assets: next.assets, compliant: next.compliant, ms: Date.now() - started },
+      'ledger counters rebuilt',
+    );
   }
 }

@@ -65,23 +65,30 @@ export class LedgerService {
     this.#now = opts.now ?? Date.now;
     this.#cloudTargets = cloudTargetsOf(opts.config);
     this.ledger = new Ledger({
-      catalogue: opts.catalogue, policy: policyOf(opts.config), log: opts.log,
+      catalogue: opts.catalogue,
+      policy: policyOf(opts.config),
+      log: opts.log,
       targets: [...LOCAL_TARGETS, ...this.#cloudTargets.map((t) => t.name)],
     });
-    this.cloud = this.#cloudTargets.length === 0 ? undefined : new CloudForwarder({
-      db: opts.catalogue.sublevel('cloud') as unknown as ConstructorParameters<typeof CloudForwarder>[0]['db'],
-      targets: this.#cloudTargets,
-      resolveSource: (blake3) => this.#resolveSource(blake3),
-      onCopyVerified: (copy) => this.#recordCloudCopy(copy),
-      onCopyLost: async (lost) => { await opts.catalogue.removeCopy({ hash: lost.blake3, target: lost.target, kind: 'cloud' }); },
-      log: (event) => {
-        const e = event as { event?: string; code?: string };
-        if (e.event === 'cloud.parked' || e.event === 'cloud.copy-lost') opts.log.error(event, String(e.event));
-        else if (e.event === 'cloud.retry') opts.log.warn(event, 'cloud upload will be retried');
-        else opts.log.debug(event, String(e.event ?? 'cloud'));
-      },
-      ...(opts.cloudOptions ?? {}),
-    });
+    this.cloud =
+      this.#cloudTargets.length === 0
+        ? undefined
+        : new CloudForwarder({
+            db: opts.catalogue.sublevel('cloud') as unknown as ConstructorParameters<typeof CloudForwarder>[0]['db'],
+            targets: this.#cloudTargets,
+            resolveSource: (blake3) => this.#resolveSource(blake3),
+            onCopyVerified: (copy) => this.#recordCloudCopy(copy),
+            onCopyLost: async (lost) => {
+              await opts.catalogue.removeCopy({ hash: lost.blake3, target: lost.target, kind: 'cloud' });
+            },
+            log: (event) => {
+              const e = event as { event?: string; code?: string };
+              if (e.event === 'cloud.parked' || e.event === 'cloud.copy-lost') opts.log.error(event, String(e.event));
+              else if (e.event === 'cloud.retry') opts.log.warn(event, 'cloud upload will be retried');
+              else opts.log.debug(event, String(e.event ?? 'cloud'));
+            },
+            ...(opts.cloudOptions ?? {}),
+          });
   }
 
   get cloudTargets(): readonly CloudTargetConfig[] {
@@ -129,7 +136,10 @@ export class LedgerService {
         };
         for (const change of changes) {
           if (!change.created || change.asset === undefined) continue;
-          await cloud.enqueue({ blake3: change.hash, size: change.asset.size, name: change.names[0]?.path ?? change.hash }, batch);
+          await cloud.enqueue(
+            { blake3: change.hash, size: change.asset.size, name: change.names[0]?.path ?? change.hash },
+            batch,
+          );
         }
         return { ops };
       },
@@ -142,22 +152,39 @@ export class LedgerService {
       const c = copies.find((x) => x.kind === 'studio' && x.target === t);
       if (c !== undefined) return safeJoin(this.#o.config.targets[t].root, c.path);
     }
-    throw new LedgerError(LedgerCode.NotFound, `Asset ${blake3} has no verified copy on the mirror or the RAID to upload from.`, { retryable: true });
+    throw new LedgerError(
+      LedgerCode.NotFound,
+      `Asset ${blake3} has no verified copy on the mirror or the RAID to upload from.`,
+      { retryable: true },
+    );
   }
 
   async #recordCloudCopy(copy: CloudCopyRecord): Promise<void> {
     await this.#o.catalogue.recordCopy({
-      hash: copy.blake3, target: copy.target, kind: 'cloud', path: copy.key, size: copy.size,
-      device: `cloud:${copy.target}`, media: copy.media, location: copy.location, offsite: true,
-      method: copy.method, verifiedAt: Date.parse(copy.verifiedAt) || this.#now(),
+      hash: copy.blake3,
+      target: copy.target,
+      kind: 'cloud',
+      path: copy.key,
+      size: copy.size,
+      device: `cloud:${copy.target}`,
+      media: copy.media,
+      location: copy.location,
+      offsite: true,
+      method: copy.method,
+      verifiedAt: Date.parse(copy.verifiedAt) || this.#now(),
     });
   }
 
   async report(base: StudioStatus): Promise<StatusReport> {
     return buildStatusReport({
-      base, ledger: this.ledger, catalogue: this.#o.catalogue, config: this.#o.config, cloudTargets: this.#cloudTargets,
+      base,
+      ledger: this.ledger,
+      catalogue: this.#o.catalogue,
+      config: this.#o.config,
+      cloudTargets: this.#cloudTargets,
       ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
-      lastVerify: this.#lastVerify ?? null, verifying: this.#verifying !== undefined,
+      lastVerify: this.#lastVerify ?? null,
+      verifying: this.#verifying !== undefined,
     });
   }
 
@@ -165,9 +192,18 @@ export class LedgerService {
   async assetView(asset: AssetRecord): Promise<AssetView> {
     const copies = await this.#o.catalogue.copiesOf(asset.hash);
     const v = this.ledger.verdict(copies);
-    const names = (await this.#o.catalogue.namesOf(asset.hash)).map((n) => ({ shoot: n.shoot, card: n.card, path: n.path }));
+    const names = (await this.#o.catalogue.namesOf(asset.hash)).map((n) => ({
+      shoot: n.shoot,
+      card: n.card,
+      path: n.path,
+    }));
     return {
-      hash: asset.hash, size: asset.size, committedAt: asset.committedAt, compliant: v.compliant, reasons: v.reasons, names,
+      hash: asset.hash,
+      size: asset.size,
+      committedAt: asset.committedAt,
+      compliant: v.compliant,
+      reasons: v.reasons,
+      names,
       copies: copies.map((c) => ({ ...c, where: this.#where(c) })),
     };
   }
@@ -178,7 +214,9 @@ export class LedgerService {
     }
     if (c.kind === 'cloud') {
       const t = this.#cloudTargets.find((x) => x.name === c.target);
-      return t === undefined ? c.path : `s3://${t.bucket}/${c.path}${t.endpoint === undefined ? '' : ` at ${t.endpoint}`} (${t.storageClass})`;
+      return t === undefined
+        ? c.path
+        : `s3://${t.bucket}/${c.path}${t.endpoint === undefined ? '' : ` at ${t.endpoint}`} (${t.storageClass})`;
     }
     return `agent ${c.agentId ?? '?'} (${c.device})`;
   }
@@ -201,7 +239,13 @@ export class LedgerService {
     for (const hash of await this.ledger.byName(posix.basename(q))) {
       if (q.includes('/')) {
         const names = await cat.namesOf(hash);
-        if (!names.some((n) => { const k = nameKey(posix.join(n.shoot, n.card, n.path)); return k === want || k.endsWith(`/${want}`); })) continue;
+        if (
+          !names.some((n) => {
+            const k = nameKey(posix.join(n.shoot, n.card, n.path));
+            return k === want || k.endsWith(`/${want}`);
+          })
+        )
+          continue;
       }
       const a = await cat.getAsset(hash);
       if (a !== undefined) out.set(a.hash, a);
@@ -211,7 +255,10 @@ export class LedgerService {
 
   registerCommands(ctl: ControlSocket): void {
     ctl.register('assets', async (args) => {
-      const limit = Math.min(MAX_LIST_LIMIT, typeof args['limit'] === 'number' && args['limit'] > 0 ? Math.floor(args['limit']) : DEFAULT_LIST_LIMIT);
+      const limit = Math.min(
+        MAX_LIST_LIMIT,
+        typeof args['limit'] === 'number' && args['limit'] > 0 ? Math.floor(args['limit']) : DEFAULT_LIST_LIMIT,
+      );
       const shoot = typeof args['shoot'] === 'string' ? nameKey(args['shoot']) : undefined;
       const card = typeof args['card'] === 'string' ? nameKey(args['card']) : undefined;
       const unprotected = args['unprotected'] === true;
@@ -223,38 +270,78 @@ export class LedgerService {
         if (asset === undefined) continue;
         if (shoot !== undefined || card !== undefined) {
           const names = await this.#o.catalogue.namesOf(hash);
-          if (!names.some((n) => (shoot === undefined || nameKey(n.shoot) === shoot) && (card === undefined || nameKey(n.card) === card || nameKey(n.card).startsWith(`${card}-`)))) continue;
+          if (
+            !names.some(
+              (n) =>
+                (shoot === undefined || nameKey(n.shoot) === shoot) &&
+                (card === undefined || nameKey(n.card) === card || nameKey(n.card).startsWith(`${card}-`)),
+            )
+          )
+            continue;
         }
-        if (items.length >= limit) { more = true; break; }
+        if (items.length >= limit) {
+          more = true;
+          break;
+        }
         items.push(await this.assetView(asset));
       }
       const c = this.ledger.counters();
-      return { unprotected, shoot: args['shoot'] ?? null, card: args['card'] ?? null, total: unprotected ? c.notCompliant : c.assets, items, more, policy: this.ledger.policy };
+      return {
+        unprotected,
+        shoot: args['shoot'] ?? null,
+        card: args['card'] ?? null,
+        total: unprotected ? c.notCompliant : c.assets,
+        items,
+        more,
+        policy: this.ledger.policy,
+      };
     });
     ctl.register('asset', async (args) => {
       const q = args['query'];
-      if (typeof q !== 'string' || q.trim() === '') throw new LedgerError(LedgerCode.BadArgument, 'Give a file name, shoot/card/path, or a BLAKE3 hash: studioctl asset IMG_0001.CR3');
+      if (typeof q !== 'string' || q.trim() === '')
+        throw new LedgerError(
+          LedgerCode.BadArgument,
+          'Give a file name, shoot/card/path, or a BLAKE3 hash: studioctl asset IMG_0001.CR3',
+        );
       const found = await this.findAssets(q);
-      if (found.length === 0) throw new LedgerError(LedgerCode.NotFound, `No asset matches "${q}". Try the file name (IMG_0001.CR3), shoot/card/path, or the full BLAKE3 hash.`, { detail: { query: q } });
+      if (found.length === 0)
+        throw new LedgerError(
+          LedgerCode.NotFound,
+          `No asset matches "${q}". Try the file name (IMG_0001.CR3), shoot/card/path, or the full BLAKE3 hash.`,
+          { detail: { query: q } },
+        );
       return { query: q, policy: this.ledger.policy, assets: await Promise.all(found.map((a) => this.assetView(a))) };
     });
     ctl.register('verify', async (args) => {
-      if (this.#verifying !== undefined) throw new LedgerError(LedgerCode.VerifyRunning, 'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.', { retryable: true });
+      if (this.#verifying !== undefined)
+        throw new LedgerError(
+          LedgerCode.VerifyRunning,
+          'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.',
+          { retryable: true },
+        );
       const sample = args['sample'];
-      const p = verifyCopies({
-        catalogue: this.#o.catalogue, targets: this.#o.config.targets, log: this.#o.log, now: this.#now,
-        ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
-      }, {
-        ...(typeof args['target'] === 'string' ? { target: args['target'] } : {}),
-        ...(typeof sample === 'number' ? { samplePercent: sample } : {}),
-        download: args['download'] === true,
-      });
+      const p = verifyCopies(
+        {
+          catalogue: this.#o.catalogue,
+          targets: this.#o.config.targets,
+          log: this.#o.log,
+          now: this.#now,
+          ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+        },
+        {
+          ...(typeof args['target'] === 'string' ? { target: args['target'] } : {}),
+          ...(typeof sample === 'number' ? { samplePercent: sample } : {}),
+          download: args['download'] === true,
+        },
+      );
       this.#verifying = p;
       try {
         const report = await p;
         this.#lastVerify = report;
         const { lost, ...summary } = report;
-        await this.#o.catalogue.sublevel('verify').put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
+        await this.#o.catalogue
+          .sublevel('verify')
+          .put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
         return report;
       } finally {
         this.#verifying = undefined;

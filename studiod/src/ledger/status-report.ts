@@ -46,7 +46,10 @@ export interface StudioStatus {
   fingerprint: string;
   counters: ReturnType<Catalogue['counters']>;
   sessions: ReturnType<LinkServer['sessions']>;
-  targets: Record<string, { root: string; device: string; media: string; location: string; freeBytes: number | null; available: boolean }>;
+  targets: Record<
+    string,
+    { root: string; device: string; media: string; location: string; freeBytes: number | null; available: boolean }
+  >;
   staging: { files: number; bytes: number };
   commitsInFlight: number;
   lastErrors: RecentError[];
@@ -84,22 +87,41 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
   const rows: TargetReport[] = [];
   const missingOf = async (t: string): Promise<TargetReport['missing']> => {
     const l = lacking[t] ?? { count: 0, bytes: 0 };
-    return { count: l.count, bytes: l.bytes, oldestCommittedAt: l.count > 0 ? iso(await i.ledger.oldestLacking(t)) : null };
+    return {
+      count: l.count,
+      bytes: l.bytes,
+      oldestCommittedAt: l.count > 0 ? iso(await i.ledger.oldestLacking(t)) : null,
+    };
   };
   for (const t of LOCAL_TARGETS) {
     const cfg = i.config.targets[t];
     const b = i.base.targets[t];
     rows.push({
-      target: t, kind: 'studio', media: cfg.media, location: cfg.location, copies: copies[t]?.count ?? 0, bytes: copies[t]?.bytes ?? 0,
-      missing: await missingOf(t), freeBytes: b?.freeBytes ?? null, available: b?.available ?? false, root: cfg.root,
+      target: t,
+      kind: 'studio',
+      media: cfg.media,
+      location: cfg.location,
+      copies: copies[t]?.count ?? 0,
+      bytes: copies[t]?.bytes ?? 0,
+      missing: await missingOf(t),
+      freeBytes: b?.freeBytes ?? null,
+      available: b?.available ?? false,
+      root: cfg.root,
     });
   }
   const queues = new Map((await (i.cloud?.status() ?? Promise.resolve([]))).map((q) => [q.target, q]));
   for (const c of i.cloudTargets) {
     const q = queues.get(c.name);
     const row: TargetReport = {
-      target: c.name, kind: 'cloud', media: c.media, location: c.location, copies: copies[c.name]?.count ?? 0,
-      bytes: copies[c.name]?.bytes ?? 0, missing: await missingOf(c.name), storageClass: c.storageClass, bucket: c.bucket,
+      target: c.name,
+      kind: 'cloud',
+      media: c.media,
+      location: c.location,
+      copies: copies[c.name]?.count ?? 0,
+      bytes: copies[c.name]?.bytes ?? 0,
+      missing: await missingOf(c.name),
+      storageClass: c.storageClass,
+      bucket: c.bucket,
     };
     if (q !== undefined) {
       const { target: _t, ...queue } = q;
@@ -110,16 +132,30 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
   const known = new Set(rows.map((r) => r.target));
   for (const [t, c] of Object.entries(copies)) {
     if (known.has(t) || c.count === 0) continue;
-    rows.push({ target: t, kind: 'agent', media: '', location: 'field', copies: c.count, bytes: c.bytes, missing: null });
+    rows.push({
+      target: t,
+      kind: 'agent',
+      media: '',
+      location: 'field',
+      copies: c.count,
+      bytes: c.bytes,
+      missing: null,
+    });
   }
   const agents = await i.catalogue.listAgents();
-  const connected = new Set(i.base.sessions.map((s) => (s as { agentId?: string }).agentId).filter((x) => x !== undefined));
+  const connected = new Set(
+    i.base.sessions.map((s) => (s as { agentId?: string }).agentId).filter((x) => x !== undefined),
+  );
   return {
     ...i.base,
     policy: i.ledger.policy,
     ledger,
     targetReport: rows,
-    agents: { paired: agents.filter((a) => a.revokedAt === undefined).length, revoked: agents.filter((a) => a.revokedAt !== undefined).length, connected: connected.size },
+    agents: {
+      paired: agents.filter((a) => a.revokedAt === undefined).length,
+      revoked: agents.filter((a) => a.revokedAt !== undefined).length,
+      connected: connected.size,
+    },
     lastVerify: i.lastVerify,
     verifying: i.verifying,
     builtInMs: Math.round((performance.now() - started) * 100) / 100,
@@ -128,20 +164,24 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
 
 // ── human-readable output ────────────────────────────────────────────
 
-
-const plural = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+const plural = (n: number, one: string, many = `${one}s`): string =>
+  `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 
 export function formatStatusReport(r: StatusReport): string {
   const L = r.ledger;
   const out: string[] = [];
   out.push(`${r.software} — port ${r.port}, fingerprint ${r.fingerprint}`);
-  out.push(`3-2-1 policy: ${r.policy.copies} verified copies, ${r.policy.media} kinds of media, ${r.policy.offsite} offsite`);
+  out.push(
+    `3-2-1 policy: ${r.policy.copies} verified copies, ${r.policy.media} kinds of media, ${r.policy.offsite} offsite`,
+  );
   out.push('');
   out.push(`Assets: ${plural(L.assets, 'asset')} (${formatBytes(L.bytes)})`);
   if (L.assets === 0) {
     out.push('  nothing received yet');
   } else if (L.notCompliant === 0) {
-    out.push(`  3-2-1 compliant: ${L.compliant.toLocaleString('en-US')} of ${L.assets.toLocaleString('en-US')} — every asset is 3-2-1 safe`);
+    out.push(
+      `  3-2-1 compliant: ${L.compliant.toLocaleString('en-US')} of ${L.assets.toLocaleString('en-US')} — every asset is 3-2-1 safe`,
+    );
   } else {
     out.push(`  3-2-1 compliant:     ${L.compliant.toLocaleString('en-US')} (${formatBytes(L.compliantBytes)})`);
     out.push(`  NOT yet 3-2-1 safe:  ${L.notCompliant.toLocaleString('en-US')} (${formatBytes(L.notCompliantBytes)})`);
@@ -156,33 +196,45 @@ export function formatStatusReport(r: StatusReport): string {
   out.push('Targets:');
   for (const t of r.targetReport) {
     let line = `  ${t.target.padEnd(12)} ${t.kind.padEnd(6)} ${(t.media || '-').padEnd(10)} ${(t.location || '-').padEnd(11)} ${plural(t.copies, 'copy', 'copies').padStart(12)} ${formatBytes(t.bytes).padStart(10)}`;
-    if (t.kind === 'studio') line += t.available === true ? `   ${formatBytes(t.freeBytes ?? 0)} free` : '   NOT AVAILABLE';
+    if (t.kind === 'studio')
+      line += t.available === true ? `   ${formatBytes(t.freeBytes ?? 0)} free` : '   NOT AVAILABLE';
     if (t.kind === 'cloud' && t.storageClass !== undefined) line += `   ${t.storageClass}`;
     out.push(line);
     if (t.missing !== null && t.missing.count > 0) {
-      out.push(`      missing here: ${plural(t.missing.count, 'asset')} (${formatBytes(t.missing.bytes)}), oldest committed ${t.missing.oldestCommittedAt ?? '?'}`);
+      out.push(
+        `      missing here: ${plural(t.missing.count, 'asset')} (${formatBytes(t.missing.bytes)}), oldest committed ${t.missing.oldestCommittedAt ?? '?'}`,
+      );
     }
     if (t.queue !== undefined && (t.queue.pending > 0 || t.queue.lastError !== null)) {
       const q = t.queue;
-      out.push(`      upload queue: ${plural(q.pending, 'job')} (${formatBytes(q.pendingBytes)}), ${q.uploading} uploading, ${q.parked} parked` +
-        (q.oldestQueuedAt === null ? '' : `, oldest queued ${q.oldestQueuedAt}`));
-      if (q.lastError !== null) out.push(`      last error ${q.lastError.at} ${q.lastError.code}: ${q.lastError.message}`);
+      out.push(
+        `      upload queue: ${plural(q.pending, 'job')} (${formatBytes(q.pendingBytes)}), ${q.uploading} uploading, ${q.parked} parked` +
+          (q.oldestQueuedAt === null ? '' : `, oldest queued ${q.oldestQueuedAt}`),
+      );
+      if (q.lastError !== null)
+        out.push(`      last error ${q.lastError.at} ${q.lastError.code}: ${q.lastError.message}`);
     }
   }
   out.push('');
-  out.push(`Agents: ${r.agents.paired} paired, ${r.agents.connected} connected${r.agents.revoked > 0 ? `, ${r.agents.revoked} revoked` : ''}`);
-  out.push(`Staging: ${plural(r.staging.files, 'partial file')} (${formatBytes(r.staging.bytes)}); commits in flight: ${r.commitsInFlight}`);
+  out.push(
+    `Agents: ${r.agents.paired} paired, ${r.agents.connected} connected${r.agents.revoked > 0 ? `, ${r.agents.revoked} revoked` : ''}`,
+  );
+  out.push(
+    `Staging: ${plural(r.staging.files, 'partial file')} (${formatBytes(r.staging.bytes)}); commits in flight: ${r.commitsInFlight}`,
+  );
   if (r.verifying) out.push('Verify: running now');
   if (r.lastVerify !== null) {
     const v = r.lastVerify;
-    out.push(`Last verify: ${new Date(v.finishedAt).toISOString()}${v.target === null ? '' : ` (target ${v.target})`}${v.samplePercent < 100 ? ` sample ${v.samplePercent}%` : ''}: ` +
-      `${plural(v.copiesChecked, 'copy', 'copies')} checked, ${v.copiesOk} ok, ${v.lost.length} lost` +
-      (v.unchecked.length > 0 ? `, unchecked: ${v.unchecked.map((u) => u.target).join(', ')}` : ''));
+    out.push(
+      `Last verify: ${new Date(v.finishedAt).toISOString()}${v.target === null ? '' : ` (target ${v.target})`}${v.samplePercent < 100 ? ` sample ${v.samplePercent}%` : ''}: ` +
+        `${plural(v.copiesChecked, 'copy', 'copies')} checked, ${v.copiesOk} ok, ${v.lost.length} lost` +
+        (v.unchecked.length > 0 ? `, unchecked: ${v.unchecked.map((u) => u.target).join(', ')}` : ''),
+    );
   }
   const errs = r.lastErrors.slice(-5);
   if (errs.length > 0) {
     out.push('Last errors:');
     for (const e of errs) out.push(`  ${e.at} ${e.code}: ${e.message}`);
   }
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -13,19 +13,23 @@ function bytes(n: number): string {
 export function formatPair(r: unknown): string {
   const p = r as { code: string; expiresAt: number; fingerprint: string; port?: number };
   const shown = `${p.code.slice(0, 4)}-${p.code.slice(4)}`;
-  return `Pairing code: ${shown}\n` +
+  return (
+    `Pairing code: ${shown}\n` +
     `Expires:      ${new Date(p.expiresAt).toISOString()} (single use)\n` +
     `Fingerprint:  ${p.fingerprint}\n` +
-    `On the laptop: field-agent pair wss://<studio-host>:${p.port ?? '<port>'}/v1 ${p.code} --fingerprint ${p.fingerprint}\n`;
+    `On the laptop: field-agent pair wss://<studio-host>:${p.port ?? '<port>'}/v1 ${p.code} --fingerprint ${p.fingerprint}\n`
+  );
 }
 
 export function formatAgents(r: unknown): string {
   const agents = r as Array<AgentRecord & { connected: boolean }>;
   if (agents.length === 0) return 'No paired agents. Pair one with `studioctl pair`.\n';
-  return agents.map((a) => {
-    const state = a.revokedAt !== undefined ? 'revoked' : a.connected ? 'connected' : 'paired';
-    return `${a.agentId}  ${state.padEnd(9)}  ${a.name}  paired ${new Date(a.pairedAt).toISOString()}`;
-  }).join('\n') + '\n';
+  return `${agents
+    .map((a) => {
+      const state = a.revokedAt !== undefined ? 'revoked' : a.connected ? 'connected' : 'paired';
+      return `${a.agentId}  ${state.padEnd(9)}  ${a.name}  paired ${new Date(a.pairedAt).toISOString()}`;
+    })
+    .join('\n')}\n`;
 }
 
 export function formatStatus(r: unknown): string {
@@ -36,10 +40,14 @@ export function formatStatus(r: unknown): string {
   ];
   for (const [name, t] of Object.entries(s.targets)) {
     const c = s.counters.copies[name] ?? { count: 0, bytes: 0 };
-    lines.push(`target ${name}: ${c.count} copies (${bytes(c.bytes)}), ${t.available ? `${bytes(t.freeBytes ?? 0)} free` : 'NOT AVAILABLE'} at ${t.root}`);
+    lines.push(
+      `target ${name}: ${c.count} copies (${bytes(c.bytes)}), ${t.available ? `${bytes(t.freeBytes ?? 0)} free` : 'NOT AVAILABLE'} at ${t.root}`,
+    );
   }
-  lines.push(`staging: ${s.staging.files} partial file(s), ${bytes(s.staging.bytes)}; commits in flight: ${s.commitsInFlight}`);
+  lines.push(
+    `staging: ${s.staging.files} partial file(s), ${bytes(s.staging.bytes)}; commits in flight: ${s.commitsInFlight}`,
+  );
   lines.push(`agents connected: ${s.sessions.filter((x) => x.agentId !== undefined).length}`);
   for (const e of s.lastErrors.slice(-5)) lines.push(`last error ${e.at} ${e.code}: ${e.message}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -70,14 +70,29 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const sample = opts.samplePercent ?? 100;
-  if (!(sample > 0 && sample <= 100)) throw new LedgerError(LedgerCode.BadArgument, `--sample must be a percentage above 0 and at most 100 (got ${sample}).`);
+  if (!(sample > 0 && sample <= 100))
+    throw new LedgerError(
+      LedgerCode.BadArgument,
+      `--sample must be a percentage above 0 and at most 100 (got ${sample}).`,
+    );
   const known = new Set<string>([...LOCAL_TARGETS, ...(deps.cloud?.targets ?? [])]);
   if (opts.target !== undefined && !known.has(opts.target)) {
-    throw new LedgerError(LedgerCode.UnknownTarget, `No target "${opts.target}". Known: ${[...known].join(', ')}.`, { detail: { target: opts.target } });
+    throw new LedgerError(LedgerCode.UnknownTarget, `No target "${opts.target}". Known: ${[...known].join(', ')}.`, {
+      detail: { target: opts.target },
+    });
   }
   const report: VerifyReport = {
-    startedAt: now(), finishedAt: 0, target: opts.target ?? null, samplePercent: sample, download: opts.download === true,
-    assetsChecked: 0, copiesChecked: 0, copiesOk: 0, lost: [], skipped: 0, unchecked: [],
+    startedAt: now(),
+    finishedAt: 0,
+    target: opts.target ?? null,
+    samplePercent: sample,
+    download: opts.download === true,
+    assetsChecked: 0,
+    copiesChecked: 0,
+    copiesOk: 0,
+    lost: [],
+    skipped: 0,
+    unchecked: [],
   };
   const unchecked = new Map<string, { code: string; message: string }>();
   const skipTarget = (target: string, err: unknown): void => {
@@ -89,9 +104,12 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
   };
   const lose = async (copy: CopyRecord, code: string): Promise<void> => {
     await deps.catalogue.removeCopy(copy);
-    if (report.lost.length < LOST_LIST_MAX) report.lost.push({ hash: copy.hash, target: copy.target, path: copy.path, code });
-    deps.log.error({ code: LedgerCode.CopyLost, hash: copy.hash, target: copy.target, path: copy.path, reason: code },
-      `The ${copy.target} copy of ${copy.path || copy.hash} no longer verifies (${code}); it stopped counting.`);
+    if (report.lost.length < LOST_LIST_MAX)
+      report.lost.push({ hash: copy.hash, target: copy.target, path: copy.path, code });
+    deps.log.error(
+      { code: LedgerCode.CopyLost, hash: copy.hash, target: copy.target, path: copy.path, reason: code },
+      `The ${copy.target} copy of ${copy.path || copy.hash} no longer verifies (${code}); it stopped counting.`,
+    );
   };
 
   /** Is the local target mounted (root there, marker ours)? Otherwise it is reported unchecked. */
@@ -129,11 +147,16 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
       return;
     }
     // A missing file counts as lost only while its target is still mounted (re-checked: it may have gone mid-run).
-    if (!verdict.ok && verdict.code === 'DURABLE_MISSING' && !(await targetPresent(copy.target as LocalTargetName))) return;
+    if (!verdict.ok && verdict.code === 'DURABLE_MISSING' && !(await targetPresent(copy.target as LocalTargetName)))
+      return;
     report.copiesChecked++;
     if (verdict.ok) {
       report.copiesOk++;
-      await deps.catalogue.recordCopy({ ...copy, method: 'verify-blake3', verifiedAt: Date.parse(verdict.verifiedAt) || now() });
+      await deps.catalogue.recordCopy({
+        ...copy,
+        method: 'verify-blake3',
+        verifiedAt: Date.parse(verdict.verifiedAt) || now(),
+      });
     } else {
       await lose(copy, verdict.code ?? 'DURABLE_HASH_MISMATCH');
     }
@@ -150,7 +173,12 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     report.copiesChecked++;
     if (r.ok && r.copy !== undefined) {
       report.copiesOk++;
-      await deps.catalogue.recordCopy({ ...copy, path: r.copy.key, method: r.copy.method, verifiedAt: Date.parse(r.copy.verifiedAt) || now() });
+      await deps.catalogue.recordCopy({
+        ...copy,
+        path: r.copy.key,
+        method: r.copy.method,
+        verifiedAt: Date.parse(r.copy.verifiedAt) || now(),
+      });
     } else {
       await lose(copy, r.code ?? 'CLOUD_VERIFY_MISMATCH');
     }
@@ -159,14 +187,20 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
   for await (const asset of deps.catalogue.assets()) {
     if (sample < 100 && random() * 100 >= sample) continue;
     report.assetsChecked++;
-    const copies = (await deps.catalogue.copiesOf(asset.hash)).filter((c) => opts.target === undefined || c.target === opts.target);
-    await Promise.all(copies.map(async (copy) => {
-      if (unchecked.has(copy.target)) return;
-      if (copy.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(copy.target)) return checkLocal(copy);
-      if (copy.kind === 'cloud' && deps.cloud !== undefined && deps.cloud.targets.includes(copy.target)) return checkCloud(copy, deps.cloud);
-      report.skipped++;
-      return undefined;
-    }));
+    const copies = (await deps.catalogue.copiesOf(asset.hash)).filter(
+      (c) => opts.target === undefined || c.target === opts.target,
+    );
+    await Promise.all(
+      copies.map(async (copy) => {
+        if (unchecked.has(copy.target)) return;
+        if (copy.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(copy.target))
+          return checkLocal(copy);
+        if (copy.kind === 'cloud' && deps.cloud !== undefined && deps.cloud.targets.includes(copy.target))
+          return checkCloud(copy, deps.cloud);
+        report.skipped++;
+        return undefined;
+      }),
+    );
   }
   report.unchecked = [...unchecked.entries()].map(([target, e]) => ({ target, ...e }));
   report.finishedAt = now();

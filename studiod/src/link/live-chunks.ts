@@ -23,7 +23,8 @@ export class LiveChunks implements AsyncIterable<Uint8Array> {
   #roomWaiters: Array<() => void> = [];
 
   constructor(maxBytes: number) {
-    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new TypeError('LiveChunks: maxBytes must be a positive integer');
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0)
+      throw new TypeError('LiveChunks: maxBytes must be a positive integer');
     this.maxBytes = maxBytes;
   }
 
@@ -89,7 +90,9 @@ export class LiveChunks implements AsyncIterable<Uint8Array> {
           }
           if (this.#ended) return { done: true, value: undefined };
           if (this.#gone) return { done: true, value: undefined };
-          await new Promise<void>((r) => { this.#pullWaiter = r; });
+          await new Promise<void>((r) => {
+            this.#pullWaiter = r;
+          });
         }
       },
       return: async (): Promise<IteratorResult<Uint8Array>> => {

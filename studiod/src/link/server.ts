@@ -7,7 +7,12 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import {
-  AUTH_TIMEOUT_MS, DEAD_LINK_MS, MAX_FRAME_BYTES, PING_INTERVAL_MS, PROTOCOL_PATH, type Logger,
+  AUTH_TIMEOUT_MS,
+  DEAD_LINK_MS,
+  MAX_FRAME_BYTES,
+  PING_INTERVAL_MS,
+  PROTOCOL_PATH,
+  type Logger,
 } from '@studio321/protocol';
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
@@ -61,13 +66,26 @@ export class LinkServer {
   async open(): Promise<number> {
     const o = this.#o;
     const https = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.2' });
-    const wss = new WebSocketServer({ server: https, path: PROTOCOL_PATH, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+    const wss = new WebSocketServer({
+      server: https,
+      path: PROTOCOL_PATH,
+      maxPayload: MAX_FRAME_BYTES,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
     wss.on('connection', (ws, req) => {
       const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
       const session = new LinkSession(ws, remote, {
-        catalogue: o.catalogue, staging: o.staging, committer: o.committer, fingerprint: o.tls.fingerprint,
-        windowBytes: o.windowBytes, software: o.software, log: o.log, now: o.now ?? Date.now,
-        authTimeoutMs: o.authTimeoutMs ?? AUTH_TIMEOUT_MS, pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
+        catalogue: o.catalogue,
+        staging: o.staging,
+        committer: o.committer,
+        fingerprint: o.tls.fingerprint,
+        windowBytes: o.windowBytes,
+        software: o.software,
+        log: o.log,
+        now: o.now ?? Date.now,
+        authTimeoutMs: o.authTimeoutMs ?? AUTH_TIMEOUT_MS,
+        pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
         onAuthenticated: async (current, agentId) => {
           const older = [...this.#sessions].filter((s) => s !== current && s.agentId === agentId);
@@ -82,7 +100,15 @@ export class LinkServer {
     wss.on('error', (err) => o.log.error({ err }, 'link server error'));
     https.on('tlsClientError', (err) => o.log.debug({ err }, 'TLS handshake failed'));
     await new Promise<void>((resolve, reject) => {
-      https.once('error', (err) => reject(new StudioError(StudioCode.TargetIo, `Cannot listen on ${o.host}:${o.port} (${(err as NodeJS.ErrnoException).code ?? err.message}). Is another studiod running? Change listen.port.`, { cause: err })));
+      https.once('error', (err) =>
+        reject(
+          new StudioError(
+            StudioCode.TargetIo,
+            `Cannot listen on ${o.host}:${o.port} (${(err as NodeJS.ErrnoException).code ?? err.message}). Is another studiod running? Change listen.port.`,
+            { cause: err },
+          ),
+        ),
+      );
       https.listen(o.port, o.host, () => resolve());
     });
     this.#https = https;

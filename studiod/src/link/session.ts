@@ -10,9 +10,28 @@
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import {
-  CodedError, ProtocolError, ProtoCode, decodeFrame, encodeFrame, authPayload, verifyAuth, parseAgentPublicKey,
-  generateNonce, generateSessionId, normalizePairingCode, nameKey, validateSegment, validateRelativePath, MAGIC, PROTOCOL_VERSION,
-  type Logger, type Message, type MessageOf, type OfferFile, type FileName, type ReceiptMessage,
+  CodedError,
+  ProtocolError,
+  ProtoCode,
+  decodeFrame,
+  encodeFrame,
+  authPayload,
+  verifyAuth,
+  parseAgentPublicKey,
+  generateNonce,
+  generateSessionId,
+  normalizePairingCode,
+  nameKey,
+  validateSegment,
+  validateRelativePath,
+  MAGIC,
+  PROTOCOL_VERSION,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type OfferFile,
+  type FileName,
+  type ReceiptMessage,
 } from '@studio321/protocol';
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
@@ -111,7 +130,9 @@ export class LinkSession {
   #lastSent: number;
   #timers: NodeJS.Timeout[] = [];
   #closedResolve!: () => void;
-  readonly closed: Promise<void> = new Promise((r) => { this.#closedResolve = r; });
+  readonly closed: Promise<void> = new Promise((r) => {
+    this.#closedResolve = r;
+  });
 
   constructor(ws: WebSocket, remote: string, deps: SessionDeps) {
     this.#ws = ws;
@@ -125,22 +146,41 @@ export class LinkSession {
 
   info(): SessionInfo {
     return {
-      sessionId: this.sessionId, agentId: this.#agentId, remote: this.#remote, connectedAt: this.#connectedAt,
-      bytesReceived: this.#bytesReceived, filesCommitted: this.#filesCommitted, state: this.#state,
+      sessionId: this.sessionId,
+      agentId: this.#agentId,
+      remote: this.#remote,
+      connectedAt: this.#connectedAt,
+      bytesReceived: this.#bytesReceived,
+      filesCommitted: this.#filesCommitted,
+      state: this.#state,
     };
   }
 
   /** Start the session: send Hello and AuthChallenge, arm timers. */
   start(): void {
     this.#ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer | Buffer[] | ArrayBuffer, isBinary));
-    this.#ws.on('close', () => { void this.#teardown(); });
+    this.#ws.on('close', () => {
+      void this.#teardown();
+    });
     this.#ws.on('error', (err) => {
       this.#log.warn({ err }, 'link socket error');
     });
-    this.#send({ t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'studio', software: this.#d.software, window: this.#d.windowBytes });
+    this.#send({
+      t: 'hello',
+      magic: MAGIC,
+      version: PROTOCOL_VERSION,
+      role: 'studio',
+      software: this.#d.software,
+      window: this.#d.windowBytes,
+    });
     this.#send({ t: 'auth-challenge', nonce: this.#nonce, sessionId: this.sessionId });
     const authTimer = setTimeout(() => {
-      if (this.#state === 'auth') this.#fail(new ProtocolError(ProtoCode.Timeout, 'Not authenticated in time. Reconnect and authenticate.', { retryable: true }));
+      if (this.#state === 'auth')
+        this.#fail(
+          new ProtocolError(ProtoCode.Timeout, 'Not authenticated in time. Reconnect and authenticate.', {
+            retryable: true,
+          }),
+        );
     }, this.#d.authTimeoutMs);
     const tick = Math.max(10, Math.min(this.#d.pingIntervalMs, Math.floor(this.#d.deadLinkMs / 3)));
     const hb = setInterval(() => this.#heartbeat(), tick);
@@ -162,7 +202,11 @@ export class LinkSession {
 
   /** Close with an Error frame (shutdown). */
   shutdown(): void {
-    this.#fail(new ProtocolError(ProtoCode.ShuttingDown, 'The studio is shutting down. The agent reconnects by itself.', { retryable: true }));
+    this.#fail(
+      new ProtocolError(ProtoCode.ShuttingDown, 'The studio is shutting down. The agent reconnects by itself.', {
+        retryable: true,
+      }),
+    );
   }
 
   #heartbeat(): void {
@@ -200,7 +244,12 @@ export class LinkSession {
     if (this.#state === 'closed') return;
     this.#lastReceived = this.#d.now();
     if (!isBinary) {
-      this.#fail(new ProtocolError(ProtoCode.Malformed, 'Text WebSocket messages are not allowed; every frame is binary msgpack.'));
+      this.#fail(
+        new ProtocolError(
+          ProtoCode.Malformed,
+          'Text WebSocket messages are not allowed; every frame is binary msgpack.',
+        ),
+      );
       return;
     }
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
@@ -208,14 +257,21 @@ export class LinkSession {
     try {
       msg = decodeFrame(buf);
     } catch (err) {
-      this.#fail(err instanceof CodedError ? err : new ProtocolError(ProtoCode.Malformed, 'Malformed frame.', { cause: err }));
+      this.#fail(
+        err instanceof CodedError ? err : new ProtocolError(ProtoCode.Malformed, 'Malformed frame.', { cause: err }),
+      );
       return;
     }
     if (msg.t === 'chunk') {
       // Window accounting at arrival, before queueing: bounds what this session buffers.
       this.#inFlight += msg.data.byteLength;
       if (this.#inFlight > this.#d.windowBytes) {
-        this.#fail(new ProtocolError(ProtoCode.WindowExceeded, `More than ${this.#d.windowBytes} unacknowledged bytes in flight. Update field-agent.`));
+        this.#fail(
+          new ProtocolError(
+            ProtoCode.WindowExceeded,
+            `More than ${this.#d.windowBytes} unacknowledged bytes in flight. Update field-agent.`,
+          ),
+        );
         return;
       }
     }
@@ -224,9 +280,15 @@ export class LinkSession {
       return;
     }
     if (msg.t === 'pong') return;
-    this.#queue = this.#queue.then(() => this.#handle(msg)).catch((err: unknown) => {
-      this.#fail(err instanceof CodedError ? err : new ProtocolError(ProtoCode.UnexpectedMessage, `Internal error handling ${msg.t}.`, { cause: err }));
-    });
+    this.#queue = this.#queue
+      .then(() => this.#handle(msg))
+      .catch((err: unknown) => {
+        this.#fail(
+          err instanceof CodedError
+            ? err
+            : new ProtocolError(ProtoCode.UnexpectedMessage, `Internal error handling ${msg.t}.`, { cause: err }),
+        );
+      });
   }
 
   async #handle(msg: Message): Promise<void> {
@@ -236,7 +298,8 @@ export class LinkSession {
     if (this.#state === 'closed' && !(this.#socketGone && !this.#failed && msg.t === 'chunk')) return;
     if (msg.t === 'hello') {
       if (this.#gotHello) throw new ProtocolError(ProtoCode.UnexpectedMessage, 'A second Hello in one session.');
-      if (msg.role !== 'agent') throw new ProtocolError(ProtoCode.UnexpectedMessage, 'Hello role must be "agent" on the studio side.');
+      if (msg.role !== 'agent')
+        throw new ProtocolError(ProtoCode.UnexpectedMessage, 'Hello role must be "agent" on the studio side.');
       this.#gotHello = true;
       return;
     }
@@ -244,12 +307,18 @@ export class LinkSession {
     if (this.#state === 'auth') {
       if (msg.t === 'pair-request') return this.#pair(msg);
       if (msg.t === 'auth-proof') return this.#auth(msg);
-      throw new ProtocolError(ProtoCode.NotAuthenticated, `"${msg.t}" before authentication. Pair the agent (field-agent pair) and authenticate first.`);
+      throw new ProtocolError(
+        ProtoCode.NotAuthenticated,
+        `"${msg.t}" before authentication. Pair the agent (field-agent pair) and authenticate first.`,
+      );
     }
     switch (msg.t) {
-      case 'offer': return this.#offer(msg);
-      case 'chunk': return this.#chunk(msg);
-      case 'file-end': return this.#fileEnd(msg);
+      case 'offer':
+        return this.#offer(msg);
+      case 'chunk':
+        return this.#chunk(msg);
+      case 'file-end':
+        return this.#fileEnd(msg);
       case 'error':
         this.#log.warn({ code: msg.code, peerMessage: msg.message }, 'agent sent an error');
         this.#state = 'closed';
@@ -266,20 +335,35 @@ export class LinkSession {
     const agentId = `agt_${randomBytes(8).toString('hex')}`;
     const now = this.#d.now();
     const ok = await this.#d.catalogue.pairAgent(normalizePairingCode(msg.code), now, {
-      agentId, name: msg.agentName, publicKey: Buffer.from(msg.publicKey).toString('base64'), pairedAt: now,
+      agentId,
+      name: msg.agentName,
+      publicKey: Buffer.from(msg.publicKey).toString('base64'),
+      pairedAt: now,
     });
-    if (!ok) throw new ProtocolError(ProtoCode.PairingRefused, 'Pairing code unknown, expired or already used. Run `studioctl pair` for a new code.');
+    if (!ok)
+      throw new ProtocolError(
+        ProtoCode.PairingRefused,
+        'Pairing code unknown, expired or already used. Run `studioctl pair` for a new code.',
+      );
     this.#log.info({ agentId, agentName: msg.agentName }, 'agent paired');
     this.#send({ t: 'pair-accepted', agentId, studioFingerprint: this.#d.fingerprint });
   }
 
   async #auth(msg: MessageOf<'auth-proof'>): Promise<void> {
-    const refused = new ProtocolError(ProtoCode.AuthRefused, 'Authentication refused. If this laptop should sync here, pair it again (studioctl pair, then field-agent pair).');
+    const refused = new ProtocolError(
+      ProtoCode.AuthRefused,
+      'Authentication refused. If this laptop should sync here, pair it again (studioctl pair, then field-agent pair).',
+    );
     if (this.#proofSeen) throw refused;
     this.#proofSeen = true; // at most one proof per session; the nonce is forgotten after it
     const agent = await this.#d.catalogue.getAgent(msg.agentId);
     if (agent === undefined || agent.revokedAt !== undefined) throw refused;
-    const payload = authPayload({ nonce: this.#nonce, sessionId: this.sessionId, studioFingerprint: this.#d.fingerprint, agentId: msg.agentId });
+    const payload = authPayload({
+      nonce: this.#nonce,
+      sessionId: this.sessionId,
+      studioFingerprint: this.#d.fingerprint,
+      agentId: msg.agentId,
+    });
     if (!verifyAuth(Buffer.from(agent.publicKey, 'base64'), payload, msg.signature)) throw refused;
     this.#agentId = msg.agentId;
     await this.#d.onAuthenticated?.(this, msg.agentId);
@@ -290,11 +374,23 @@ export class LinkSession {
   }
 
   #nack(hash: string, err: CodedError, resumeOffset: number): void {
-    this.#send({ t: 'nack', hash, code: err.code, message: err.message.slice(0, 1000), retryable: err.retryable, resumeOffset });
+    this.#send({
+      t: 'nack',
+      hash,
+      code: err.code,
+      message: err.message.slice(0, 1000),
+      retryable: err.retryable,
+      resumeOffset,
+    });
   }
 
   static #cleanNames(names: FileName[]): FileName[] {
-    return names.map((n) => ({ shoot: validateSegment(n.shoot), card: validateSegment(n.card), path: validateRelativePath(n.path), mtime: n.mtime }));
+    return names.map((n) => ({
+      shoot: validateSegment(n.shoot),
+      card: validateSegment(n.card),
+      path: validateRelativePath(n.path),
+      mtime: n.mtime,
+    }));
   }
 
   async #offer(msg: MessageOf<'offer'>): Promise<void> {
@@ -303,7 +399,8 @@ export class LinkSession {
     const have: string[] = [];
     const seen = new Set<string>();
     for (const f of msg.files) {
-      if (seen.has(f.hash) || this.#wanted.has(f.hash)) throw new ProtocolError(ProtoCode.UnexpectedMessage, `Hash ${f.hash} offered twice while outstanding.`);
+      if (seen.has(f.hash) || this.#wanted.has(f.hash))
+        throw new ProtocolError(ProtoCode.UnexpectedMessage, `Hash ${f.hash} offered twice while outstanding.`);
       seen.add(f.hash);
       let names: FileName[];
       try {
@@ -340,9 +437,27 @@ export class LinkSession {
       if (f === undefined) continue;
       const names = LinkSession.#cleanNames(f.names);
       const now = this.#d.now();
-      await this.#d.catalogue.addNamesAndAgentCopies(h,
-        names.map((n) => ({ key: nameKey(`${n.shoot}/${n.card}/${n.path}`), value: { hash: h, ...n, agentId, seenAt: now } })),
-        f.copies.map((c) => ({ hash: h, target: c.target, kind: 'agent' as const, path: '', size: f.size, device: c.device, media: c.media, location: c.location, offsite: false, method: c.method, verifiedAt: c.verifiedAt, agentId })));
+      await this.#d.catalogue.addNamesAndAgentCopies(
+        h,
+        names.map((n) => ({
+          key: nameKey(`${n.shoot}/${n.card}/${n.path}`),
+          value: { hash: h, ...n, agentId, seenAt: now },
+        })),
+        f.copies.map((c) => ({
+          hash: h,
+          target: c.target,
+          kind: 'agent' as const,
+          path: '',
+          size: f.size,
+          device: c.device,
+          media: c.media,
+          location: c.location,
+          offsite: false,
+          method: c.method,
+          verifiedAt: c.verifiedAt,
+          agentId,
+        })),
+      );
       const receipt = await this.#d.committer.receiptFor(h);
       if (receipt !== undefined) this.#send(receipt);
     }
@@ -359,10 +474,24 @@ export class LinkSession {
 
   async #chunk(msg: MessageOf<'chunk'>): Promise<void> {
     const w = this.#wanted.get(msg.hash);
-    if (w === undefined) throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk for ${msg.hash}, which is not wanted in this session.`);
-    if (this.#current !== undefined && this.#current !== msg.hash) throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk for ${msg.hash} before FileEnd of ${this.#current}.`);
-    if (msg.offset !== w.staged.written) throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${w.staged.written} (a wrong or duplicated chunk).`, { detail: { expected: w.staged.written, got: msg.offset } });
-    if (msg.offset + msg.data.byteLength > w.file.size) throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk of ${msg.hash} goes beyond the offered size ${w.file.size}.`);
+    if (w === undefined)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `Chunk for ${msg.hash}, which is not wanted in this session.`,
+      );
+    if (this.#current !== undefined && this.#current !== msg.hash)
+      throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk for ${msg.hash} before FileEnd of ${this.#current}.`);
+    if (msg.offset !== w.staged.written)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${w.staged.written} (a wrong or duplicated chunk).`,
+        { detail: { expected: w.staged.written, got: msg.offset } },
+      );
+    if (msg.offset + msg.data.byteLength > w.file.size)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `Chunk of ${msg.hash} goes beyond the offered size ${w.file.size}.`,
+      );
     this.#current = msg.hash;
     if (msg.offset === 0 && w.live === undefined && !this.#socketGone) w.live = this.#startLive(w);
     await w.staged.write(msg.offset, msg.data);
@@ -376,8 +505,17 @@ export class LinkSession {
       // fsync in the background while the next chunks are written: the Ack (sent after the
       // fsync) covers only bytes written before it started. At most one fsync per file in flight.
       w.syncing = this.#ack(w).then(
-        () => { w.syncing = undefined; },
-        (err: unknown) => { w.syncing = undefined; this.#fail(err instanceof CodedError ? err : new ProtocolError(ProtoCode.UnexpectedMessage, 'Staging fsync failed.', { cause: err })); },
+        () => {
+          w.syncing = undefined;
+        },
+        (err: unknown) => {
+          w.syncing = undefined;
+          this.#fail(
+            err instanceof CodedError
+              ? err
+              : new ProtocolError(ProtoCode.UnexpectedMessage, 'Staging fsync failed.', { cause: err }),
+          );
+        },
       );
     }
   }
@@ -388,7 +526,15 @@ export class LinkSession {
     const agentId = this.#agentId ?? '';
     this.#log.debug({ hash, size }, 'streamed commit started');
     const result = this.#d.committer
-      .commit({ hash, size, staged: w.staged, names: w.file.names, agentCopies: w.file.copies, agentId, source: chunks })
+      .commit({
+        hash,
+        size,
+        staged: w.staged,
+        names: w.file.names,
+        agentCopies: w.file.copies,
+        agentId,
+        source: chunks,
+      })
       .then(
         (receipt) => ({ receipt }),
         (err: unknown) => {
@@ -404,7 +550,11 @@ export class LinkSession {
     const live = w.live;
     if (live === undefined) return;
     w.live = undefined;
-    live.chunks.fail(new ProtocolError(ProtoCode.UnexpectedMessage, `Streamed commit of ${w.file.hash} stopped: ${why}.`, { retryable: true }));
+    live.chunks.fail(
+      new ProtocolError(ProtoCode.UnexpectedMessage, `Streamed commit of ${w.file.hash} stopped: ${why}.`, {
+        retryable: true,
+      }),
+    );
     await live.result;
   }
 
@@ -414,13 +564,25 @@ export class LinkSession {
 
   async #fileEnd(msg: MessageOf<'file-end'>): Promise<void> {
     const w = this.#wanted.get(msg.hash);
-    if (w === undefined) throw new ProtocolError(ProtoCode.UnexpectedMessage, `FileEnd for ${msg.hash}, which is not wanted in this session.`);
-    if (this.#current !== undefined && this.#current !== msg.hash) throw new ProtocolError(ProtoCode.UnexpectedMessage, `FileEnd for ${msg.hash} before FileEnd of ${this.#current}.`);
+    if (w === undefined)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `FileEnd for ${msg.hash}, which is not wanted in this session.`,
+      );
+    if (this.#current !== undefined && this.#current !== msg.hash)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `FileEnd for ${msg.hash} before FileEnd of ${this.#current}.`,
+      );
     this.#current = undefined;
     this.#wanted.delete(msg.hash);
     await this.#settleSync(w);
     if (msg.size !== w.file.size || w.staged.written !== w.file.size) {
-      const err = new ProtocolError(ProtoCode.SizeMismatch, `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`, { retryable: true });
+      const err = new ProtocolError(
+        ProtoCode.SizeMismatch,
+        `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`,
+        { retryable: true },
+      );
       await this.#dropLive(w, 'size mismatch at FileEnd');
       await w.staged.close();
       this.#inFlight = Math.max(0, this.#inFlight - (w.staged.written - w.acked));
@@ -443,17 +605,31 @@ export class LinkSession {
         if ('err' in r) throw r.err;
         receipt = r.receipt;
       } else {
-        receipt = await this.#d.committer.commit({ hash, size, staged: w.staged, names: w.file.names, agentCopies: w.file.copies, agentId });
+        receipt = await this.#d.committer.commit({
+          hash,
+          size,
+          staged: w.staged,
+          names: w.file.names,
+          agentCopies: w.file.copies,
+          agentId,
+        });
       }
       await w.staged.discard();
       this.#filesCommitted++;
       this.#log.info({ hash, size, path: receipt.copies[0]?.path }, 'committed');
       this.#send(receipt);
     } catch (err) {
-      const coded = err instanceof CodedError ? err : new ProtocolError(ProtoCode.UnexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
+      const coded =
+        err instanceof CodedError
+          ? err
+          : new ProtocolError(ProtoCode.UnexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
       if (coded.code === 'DURABLE_HASH_MISMATCH' || coded.code === 'DURABLE_SIZE_MISMATCH') {
         await w.staged.discard().catch(() => undefined);
-        const mismatch = new ProtocolError(ProtoCode.HashMismatch, `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`, { cause: err, retryable: true });
+        const mismatch = new ProtocolError(
+          ProtoCode.HashMismatch,
+          `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`,
+          { cause: err, retryable: true },
+        );
         this.#log.warn({ err: mismatch, hash }, 'hash mismatch at commit');
         this.#nack(hash, mismatch, 0);
         return;
@@ -483,7 +659,10 @@ export class LinkSession {
     }
     this.#wanted.clear();
     await this.#commitChain.catch(() => undefined);
-    this.#log.info({ agentId: this.#agentId, bytesReceived: this.#bytesReceived, filesCommitted: this.#filesCommitted }, 'session closed');
+    this.#log.info(
+      { agentId: this.#agentId, bytesReceived: this.#bytesReceived, filesCommitted: this.#filesCommitted },
+      'session closed',
+    );
     this.#closedResolve();
   }
 }

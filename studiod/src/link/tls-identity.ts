@@ -24,12 +24,20 @@ async function readIfPresent(path: string): Promise<Buffer | undefined> {
     return await readFile(path);
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return undefined;
-    throw new StudioError(StudioCode.TlsSetup, `Cannot read ${path} (${errorCode(err) ?? 'error'}). Check its permissions.`, { cause: err, detail: { path } });
+    throw new StudioError(
+      StudioCode.TlsSetup,
+      `Cannot read ${path} (${errorCode(err) ?? 'error'}). Check its permissions.`,
+      { cause: err, detail: { path } },
+    );
   }
 }
 
 /** Load the key and cert, generating both when neither exists. */
-export async function loadOrCreateTlsIdentity(keyPath: string, certPath: string, commonName = 'studiod'): Promise<TlsIdentity> {
+export async function loadOrCreateTlsIdentity(
+  keyPath: string,
+  certPath: string,
+  commonName = 'studiod',
+): Promise<TlsIdentity> {
   let key = await readIfPresent(keyPath);
   let cert = await readIfPresent(certPath);
   if (key === undefined && cert === undefined) {
@@ -38,13 +46,21 @@ export async function loadOrCreateTlsIdentity(keyPath: string, certPath: string,
     cert = await readFile(certPath);
   }
   if (key === undefined || cert === undefined) {
-    throw new StudioError(StudioCode.TlsSetup, `Only one of the TLS files exists (key ${keyPath}, cert ${certPath}). Restore the missing one, or remove both to generate a new identity (agents must then pair again).`, { detail: { keyPath, certPath } });
+    throw new StudioError(
+      StudioCode.TlsSetup,
+      `Only one of the TLS files exists (key ${keyPath}, cert ${certPath}). Restore the missing one, or remove both to generate a new identity (agents must then pair again).`,
+      { detail: { keyPath, certPath } },
+    );
   }
   let fingerprint: string;
   try {
     fingerprint = certFingerprint(cert.toString('utf8'));
   } catch (err) {
-    throw new StudioError(StudioCode.TlsSetup, `${certPath} is not a PEM certificate. Restore it, or remove key and cert to generate a new identity.`, { cause: err, detail: { certPath } });
+    throw new StudioError(
+      StudioCode.TlsSetup,
+      `${certPath} is not a PEM certificate. Restore it, or remove key and cert to generate a new identity.`,
+      { cause: err, detail: { certPath } },
+    );
   }
   return { key, cert, fingerprint };
 }
@@ -56,8 +72,21 @@ async function generate(keyPath: string, certPath: string, cn: string): Promise<
     await mkdir(dirname(keyPath), { recursive: true, mode: 0o700 });
     await mkdir(dirname(certPath), { recursive: true, mode: 0o700 });
     await run('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', tmpKey, '-out', tmpCert, '-days', '3650', '-subj', `/CN=${cn}`,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      tmpKey,
+      '-out',
+      tmpCert,
+      '-days',
+      '3650',
+      '-subj',
+      `/CN=${cn}`,
     ]);
     await chmod(tmpKey, 0o600);
     await rename(tmpCert, certPath);
@@ -65,6 +94,10 @@ async function generate(keyPath: string, certPath: string, cn: string): Promise<
   } catch (err) {
     await rm(tmpKey, { force: true });
     await rm(tmpCert, { force: true });
-    throw new StudioError(StudioCode.TlsSetup, `Could not generate the studio TLS certificate (${err instanceof Error ? err.message : String(err)}). Install openssl or provide tls.key and tls.cert in the config.`, { cause: err });
+    throw new StudioError(
+      StudioCode.TlsSetup,
+      `Could not generate the studio TLS certificate (${err instanceof Error ? err.message : String(err)}). Install openssl or provide tls.key and tls.cert in the config.`,
+      { cause: err },
+    );
   }
 }

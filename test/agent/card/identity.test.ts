@@ -3,7 +3,12 @@ import t from 'tap';
 import { cardIdentity, hotFolderIdentity, unescapeUdevName, labelSlug, FINGERPRINT_FILES } from '@studio321/agent/card';
 import { groupKey, suffixedPath } from '@studio321/agent/offload';
 
-const files = (n: number, seed = 0) => Array.from({ length: n }, (_, i) => ({ path: `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`, size: 30_000_000 + i * 17 + seed, mtimeMs: 1_790_000_000_000 + i * 2000 }));
+const files = (n: number, seed = 0) =>
+  Array.from({ length: n }, (_, i) => ({
+    path: `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`,
+    size: 30_000_000 + i * 17 + seed,
+    mtimeMs: 1_790_000_000_000 + i * 2000,
+  }));
 
 t.test('same card re-inserted (even with more images) keeps its id', async (t) => {
   const a = cardIdentity({ label: 'EOS_DIGITAL', uuid: '1234-ABCD', files: files(40) });
@@ -14,11 +19,20 @@ t.test('same card re-inserted (even with more images) keeps its id', async (t) =
 });
 
 t.test('two cards named NO NAME are not confused', async (t) => {
-  const byUuid = [cardIdentity({ label: 'NO NAME', uuid: 'AAAA-0001', files: files(5) }), cardIdentity({ label: 'NO NAME', uuid: 'AAAA-0002', files: files(5) })];
+  const byUuid = [
+    cardIdentity({ label: 'NO NAME', uuid: 'AAAA-0001', files: files(5) }),
+    cardIdentity({ label: 'NO NAME', uuid: 'AAAA-0002', files: files(5) }),
+  ];
   t.not(byUuid[0]!.id, byUuid[1]!.id, 'different volume UUIDs');
-  const byFiles = [cardIdentity({ label: 'NO NAME', files: files(5, 0) }), cardIdentity({ label: 'NO NAME', files: files(5, 1) })];
+  const byFiles = [
+    cardIdentity({ label: 'NO NAME', files: files(5, 0) }),
+    cardIdentity({ label: 'NO NAME', files: files(5, 1) }),
+  ];
   t.not(byFiles[0]!.id, byFiles[1]!.id, 'no UUID: different file fingerprints');
-  const byFolder = [cardIdentity({ label: 'NO NAME', files: files(5), folder: '/a/NO NAME' }), cardIdentity({ label: 'NO NAME', files: files(5), folder: '/b/NO NAME' })];
+  const byFolder = [
+    cardIdentity({ label: 'NO NAME', files: files(5), folder: '/a/NO NAME' }),
+    cardIdentity({ label: 'NO NAME', files: files(5), folder: '/b/NO NAME' }),
+  ];
   t.not(byFolder[0]!.id, byFolder[1]!.id, 'folders given by hand: the path tells identical copies apart');
   t.match(byUuid[0]!.id, /^NO_NAME-/);
   t.not(hotFolderIdentity('/a/Tether').id, hotFolderIdentity('/b/Tether').id);

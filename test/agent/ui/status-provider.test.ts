@@ -9,11 +9,35 @@ import type { AgentStatus, CardSummary } from '@studio321/agent/state';
 
 function summary(over: Partial<CardSummary>): CardSummary {
   return {
-    id: 'c1', label: 'EOS_DIGITAL', kind: 'card', shoot: 's', source: '/media/x', firstSeen: '', lastSeen: '',
-    files: 10, bytes: 10_000, verifiedFiles: 4, verifiedBytes: 4000, failedFiles: 0, skippedEntries: 0,
-    queuedFiles: 4, atStudioFiles: 0, offsiteFiles: 0,
-    safeToFormat: { safe: false, reason: '6 files not yet copied', files: 10, notCopied: 6, short: 4, damaged: 0, unresolvedWarnings: 0, examples: [] },
-    warnings: [], errors: [], ...over,
+    id: 'c1',
+    label: 'EOS_DIGITAL',
+    kind: 'card',
+    shoot: 's',
+    source: '/media/x',
+    firstSeen: '',
+    lastSeen: '',
+    files: 10,
+    bytes: 10_000,
+    verifiedFiles: 4,
+    verifiedBytes: 4000,
+    failedFiles: 0,
+    skippedEntries: 0,
+    queuedFiles: 4,
+    atStudioFiles: 0,
+    offsiteFiles: 0,
+    safeToFormat: {
+      safe: false,
+      reason: '6 files not yet copied',
+      files: 10,
+      notCopied: 6,
+      short: 4,
+      damaged: 0,
+      unresolvedWarnings: 0,
+      examples: [],
+    },
+    warnings: [],
+    errors: [],
+    ...over,
   } as CardSummary;
 }
 
@@ -21,12 +45,27 @@ t.test('snapshot merges DB status, live progress, link and errors; emits change'
   let status: AgentStatus = { cards: [summary({})], queue: { files: 4, bytes: 4000 }, copiesBeforeFormat: 2 };
   let calls = 0;
   const errors = new ErrorRing(5);
-  const p = new AgentStatusProvider({ status: async () => { calls++; return status; }, errors, now: () => new Date('2026-11-26T12:00:00Z') });
+  const p = new AgentStatusProvider({
+    status: async () => {
+      calls++;
+      return status;
+    },
+    errors,
+    now: () => new Date('2026-11-26T12:00:00Z'),
+  });
   let changes = 0;
   p.on('change', () => changes++);
 
   let s = await p.snapshot();
-  t.match(s.cards[0], { id: 'c1', copiedFiles: 4, copiedBytes: 4000, speedBytesPerSec: 0, etaSeconds: null, safeToFormat: false, reason: '6 files not yet copied' });
+  t.match(s.cards[0], {
+    id: 'c1',
+    copiedFiles: 4,
+    copiedBytes: 4000,
+    speedBytesPerSec: 0,
+    etaSeconds: null,
+    safeToFormat: false,
+    reason: '6 files not yet copied',
+  });
   t.same(s.link, { state: 'offline' });
 
   // An offload of the 6 remaining files (6000 bytes) is running: 3000 bytes in 2 s.
@@ -37,7 +76,11 @@ t.test('snapshot merges DB status, live progress, link and errors; emits change'
   tracker.fileDone();
   p.trackOffload('c1', tracker);
   s = await p.snapshot();
-  t.match(s.cards[0], { copiedBytes: 7000, copiedFiles: 5, speedBytesPerSec: 1500, etaSeconds: 2 }, 'before-run bytes + this run');
+  t.match(
+    s.cards[0],
+    { copiedBytes: 7000, copiedFiles: 5, speedBytesPerSec: 1500, etaSeconds: 2 },
+    'before-run bytes + this run',
+  );
 
   p.setLink('connected', 'studio:7321');
   p.setLink('connected', 'studio:7321'); // no change, no event
@@ -46,10 +89,34 @@ t.test('snapshot merges DB status, live progress, link and errors; emits change'
   s = await p.snapshot();
   t.same(s.link, { state: 'connected', studio: 'studio:7321' });
   t.equal(s.cards[0]?.present, false);
-  t.same(s.errors.map((e) => e.code), ['AGENT_X']);
+  t.same(
+    s.errors.map((e) => e.code),
+    ['AGENT_X'],
+  );
 
   p.offloadDone('c1');
-  status = { cards: [summary({ verifiedFiles: 10, verifiedBytes: 10_000, atStudioFiles: 10, queuedFiles: 0, safeToFormat: { safe: true, reason: 'all good', files: 10, notCopied: 0, short: 0, damaged: 0, unresolvedWarnings: 0, examples: [] } })], queue: { files: 0, bytes: 0 }, copiesBeforeFormat: 2 };
+  status = {
+    cards: [
+      summary({
+        verifiedFiles: 10,
+        verifiedBytes: 10_000,
+        atStudioFiles: 10,
+        queuedFiles: 0,
+        safeToFormat: {
+          safe: true,
+          reason: 'all good',
+          files: 10,
+          notCopied: 0,
+          short: 0,
+          damaged: 0,
+          unresolvedWarnings: 0,
+          examples: [],
+        },
+      }),
+    ],
+    queue: { files: 0, bytes: 0 },
+    copiesBeforeFormat: 2,
+  };
   s = await p.snapshot();
   t.match(s.cards[0], { copiedFiles: 10, copiedBytes: 10_000, safeToFormat: true, speedBytesPerSec: 0 });
   t.equal(changes, 5, 'trackOffload, setLink, setPresent, error, offloadDone');
@@ -60,7 +127,25 @@ t.test('snapshot merges DB status, live progress, link and errors; emits change'
   t.equal(calls - before, 1);
 
   // A hot folder is never "safe to format".
-  status = { cards: [summary({ kind: 'hot-folder', safeToFormat: { safe: true, reason: 'x', files: 1, notCopied: 0, short: 0, damaged: 0, unresolvedWarnings: 0, examples: [] } })], queue: { files: 0, bytes: 0 }, copiesBeforeFormat: 2 };
+  status = {
+    cards: [
+      summary({
+        kind: 'hot-folder',
+        safeToFormat: {
+          safe: true,
+          reason: 'x',
+          files: 1,
+          notCopied: 0,
+          short: 0,
+          damaged: 0,
+          unresolvedWarnings: 0,
+          examples: [],
+        },
+      }),
+    ],
+    queue: { files: 0, bytes: 0 },
+    copiesBeforeFormat: 2,
+  };
   t.equal((await p.snapshot()).cards[0]?.safeToFormat, false);
   p.close();
   errors.push({ code: 'AGENT_Y', message: 'm', at: '' });

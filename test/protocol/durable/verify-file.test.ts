@@ -23,7 +23,12 @@ t.test('bit rot, truncation and a missing file are verdicts (ok:false with a cod
   rotten[123_456] = rotten[123_456]! ^ 0x10;
   await writeFile(join(dir, 'rot'), rotten);
   await writeFile(join(dir, 'short'), DATA.subarray(0, DATA.byteLength - 1));
-  t.match(await verifyFile(join(dir, 'rot'), REF), { ok: false, code: 'DURABLE_HASH_MISMATCH', size: REF.size, blake3: hashBytes(rotten) });
+  t.match(await verifyFile(join(dir, 'rot'), REF), {
+    ok: false,
+    code: 'DURABLE_HASH_MISMATCH',
+    size: REF.size,
+    blake3: hashBytes(rotten),
+  });
   t.match(await verifyFile(join(dir, 'short'), REF), { ok: false, code: 'DURABLE_SIZE_MISMATCH', size: REF.size - 1 });
   t.match(await verifyFile(join(dir, 'gone'), REF), { ok: false, code: 'DURABLE_MISSING', size: 0 });
   t.same((await readdir(dir)).sort(), ['rot', 'short'], 'verifying changes nothing');
@@ -32,7 +37,11 @@ t.test('bit rot, truncation and a missing file are verdicts (ok:false with a cod
 t.test('a file under a missing directory is missing too (callers check the target root first)', async (t) => {
   const dir = t.testdir({ f: 'x' });
   t.match(await verifyFile(join(dir, 'gone-dir', 'a'), REF), { ok: false, code: 'DURABLE_MISSING' });
-  t.match(await verifyFile(join(dir, 'f', 'a'), REF), { ok: false, code: 'DURABLE_MISSING' }, 'a file where a directory is expected (ENOTDIR)');
+  t.match(
+    await verifyFile(join(dir, 'f', 'a'), REF),
+    { ok: false, code: 'DURABLE_MISSING' },
+    'a file where a directory is expected (ENOTDIR)',
+  );
 });
 
 t.test('abort', async (t) => {
@@ -57,8 +66,16 @@ t.test('large files: both hash engines give the same verdicts', async (t) => {
       t.comment('the native engine does not load here: not checked');
       continue;
     }
-    t.match(await verifyFile(join(dir, 'good'), ref, { hashEngine }), { ok: true, blake3: ref.blake3 }, `${hashEngine}: good`);
-    t.match(await verifyFile(join(dir, 'rot'), ref, { hashEngine }), { ok: false, code: 'DURABLE_HASH_MISMATCH' }, `${hashEngine}: rot`);
+    t.match(
+      await verifyFile(join(dir, 'good'), ref, { hashEngine }),
+      { ok: true, blake3: ref.blake3 },
+      `${hashEngine}: good`,
+    );
+    t.match(
+      await verifyFile(join(dir, 'rot'), ref, { hashEngine }),
+      { ok: false, code: 'DURABLE_HASH_MISMATCH' },
+      `${hashEngine}: rot`,
+    );
     const ac = new AbortController();
     ac.abort();
     await t.rejects(verifyFile(join(dir, 'good'), ref, { hashEngine, signal: ac.signal }), { code: 'DURABLE_ABORTED' });

@@ -21,9 +21,18 @@ const hashOf = (i: number): string => createHash('sha256').update(`a${i}`).diges
 function copy(hash: string, target: string, size: number): CopyRecord {
   const cloud = target.startsWith('cloud');
   return {
-    hash, target, kind: cloud ? 'cloud' : 'studio', path: `p/${hash}`, size, device: `${target}-dev`,
-    media: target === 'mirror' ? 'hdd' : target === 'raid' ? 'raid-hdd' : target === 'cloud-east' ? 'cloud-ssd' : 'tape',
-    location: cloud ? target : 'studio', offsite: cloud, method: 'readback-blake3', verifiedAt: 1000,
+    hash,
+    target,
+    kind: cloud ? 'cloud' : 'studio',
+    path: `p/${hash}`,
+    size,
+    device: `${target}-dev`,
+    media:
+      target === 'mirror' ? 'hdd' : target === 'raid' ? 'raid-hdd' : target === 'cloud-east' ? 'cloud-ssd' : 'tape',
+    location: cloud ? target : 'studio',
+    offsite: cloud,
+    method: 'readback-blake3',
+    verifiedAt: 1000,
   };
 }
 
@@ -33,7 +42,9 @@ function record(i: number): CommitRecord {
   const path = `DCIM/100CANON/IMG_${String(i).padStart(4, '0')}.CR3`;
   return {
     asset: { hash, size, committedAt: 1_000_000 + i },
-    names: [{ key: nameKey(`s/c/${path}`), value: { hash, shoot: 's', card: 'c', path, mtime: 0, agentId: 'a', seenAt: 0 } }],
+    names: [
+      { key: nameKey(`s/c/${path}`), value: { hash, shoot: 's', card: 'c', path, mtime: 0, agentId: 'a', seenAt: 0 } },
+    ],
     copies: [copy(hash, 'mirror', size), copy(hash, 'raid', size)],
     storedPaths: [{ key: nameKey(`d/s/c/${path}`), value: { hash, path: `d/s/c/${path}` } }],
   };
@@ -41,21 +52,38 @@ function record(i: number): CommitRecord {
 
 /** Recount from scratch: what the counters must be. */
 async function recount(cat: Catalogue, ledger: Ledger): Promise<Omit<LedgerCounters, 'signature' | 'version'>> {
-  const c = { assets: 0, bytes: 0, compliant: 0, compliantBytes: 0, notCompliant: 0, notCompliantBytes: 0, missing: { copies: 0, media: 0, offsite: 0 }, lacking: {} as LedgerCounters['lacking'] };
+  const c = {
+    assets: 0,
+    bytes: 0,
+    compliant: 0,
+    compliantBytes: 0,
+    notCompliant: 0,
+    notCompliantBytes: 0,
+    missing: { copies: 0, media: 0, offsite: 0 },
+    lacking: {} as LedgerCounters['lacking'],
+  };
   for (const t of TARGETS) c.lacking[t] = { count: 0, bytes: 0 };
   for await (const a of cat.assets()) {
     const copies = await cat.copiesOf(a.hash);
     const v = ledger.verdict(copies);
     c.assets++;
     c.bytes += a.size;
-    if (v.compliant) { c.compliant++; c.compliantBytes += a.size; } else {
+    if (v.compliant) {
+      c.compliant++;
+      c.compliantBytes += a.size;
+    } else {
       c.notCompliant++;
       c.notCompliantBytes += a.size;
       if (v.missing.copies > 0) c.missing.copies++;
       if (v.missing.media > 0) c.missing.media++;
       if (v.missing.offsite > 0) c.missing.offsite++;
     }
-    for (const t of TARGETS) if (!copies.some((x) => x.target === t)) { const l = c.lacking[t] as { count: number; bytes: number }; l.count++; l.bytes += a.size; }
+    for (const t of TARGETS)
+      if (!copies.some((x) => x.target === t)) {
+        const l = c.lacking[t] as { count: number; bytes: number };
+        l.count++;
+        l.bytes += a.size;
+      }
   }
   return c;
 }
@@ -85,7 +113,16 @@ t.test('counters follow every kind of write and equal a recount', async (t) => {
   for (let i = 0; i < 30; i++) await cat.recordCopy(copy(hashOf(i), 'cloud-east', 1000 + i));
   for (let i = 0; i < 20; i++) await cat.recordCopy(copy(hashOf(i), 'cloud-west', 1000 + i));
   await cat.recordCopy(copy(hashOf(0), 'cloud-west', 1000)); // refresh of an existing copy
-  await cat.addNamesAndAgentCopies(hashOf(5), [{ key: nameKey('s/c2/X.CR3'), value: { hash: hashOf(5), shoot: 's', card: 'c2', path: 'X.CR3', mtime: 0, agentId: 'a', seenAt: 0 } }], []);
+  await cat.addNamesAndAgentCopies(
+    hashOf(5),
+    [
+      {
+        key: nameKey('s/c2/X.CR3'),
+        value: { hash: hashOf(5), shoot: 's', card: 'c2', path: 'X.CR3', mtime: 0, agentId: 'a', seenAt: 0 },
+      },
+    ],
+    [],
+  );
   t.same(strip(ledger.counters()), await recount(cat, ledger), 'after cloud copies and names');
   t.equal(ledger.counters().compliant, 30);
   t.equal(ledger.counters().lacking['cloud-west']?.count, 20);
@@ -122,7 +159,11 @@ t.test('a batch that fails leaves records and counters as they were', async (t) 
   t.teardown(() => cat.close());
   await cat.commitAsset(record(1));
   const before = ledger.counters();
-  const failing: CatalogueHook = { prepare: async () => { throw Object.assign(new Error('hook refused'), { code: 'TEST_HOOK' }); } };
+  const failing: CatalogueHook = {
+    prepare: async () => {
+      throw Object.assign(new Error('hook refused'), { code: 'TEST_HOOK' });
+    },
+  };
   cat.addHook(failing);
   await t.rejects(cat.recordCopy(copy(hashOf(1), 'cloud-east', 1001)), { message: 'hook refused' });
   t.same(ledger.counters(), before, 'in-memory counters unchanged');
@@ -137,7 +178,8 @@ t.test('bulk import: one batch, counters equal a recount', async (t) => {
   t.teardown(() => cat.close());
   const recs = Array.from({ length: 500 }, (_, i) => {
     const r = record(i);
-    if (i % 3 === 0) r.copies.push(copy(r.asset.hash, 'cloud-east', r.asset.size), copy(r.asset.hash, 'cloud-west', r.asset.size));
+    if (i % 3 === 0)
+      r.copies.push(copy(r.asset.hash, 'cloud-east', r.asset.size), copy(r.asset.hash, 'cloud-west', r.asset.size));
     return r;
   });
   await cat.importAssets(recs);

@@ -16,7 +16,9 @@ t.test('push waits while more than maxBytes are queued; end() after the queued c
   const live = new LiveChunks(4);
   await live.push(Buffer.from('abcd'));
   let second = false;
-  const p = live.push(Buffer.from('ef')).then(() => { second = true; });
+  const p = live.push(Buffer.from('ef')).then(() => {
+    second = true;
+  });
   await new Promise((r) => setImmediate(r));
   t.equal(second, false, 'the push over the bound waits');
   const it = live[Symbol.asyncIterator]();
@@ -42,7 +44,13 @@ t.test('a stream that ends whole commits; a failed one leaves no temp and no fin
   const expected = { size: data.length, blake3: hashBytes(data) };
 
   const ok = new LiveChunks(1024 * 1024);
-  const w = durableWrite(ok, { targets: [{ dir: join(dir, 'a'), name: 'ok.bin' }, { dir: join(dir, 'b'), name: 'ok.bin' }], expected });
+  const w = durableWrite(ok, {
+    targets: [
+      { dir: join(dir, 'a'), name: 'ok.bin' },
+      { dir: join(dir, 'b'), name: 'ok.bin' },
+    ],
+    expected,
+  });
   for (let off = 0; off < data.length; off += 1024 * 1024) await ok.push(data.subarray(off, off + 1024 * 1024));
   ok.end();
   const res = await w;
@@ -50,9 +58,16 @@ t.test('a stream that ends whole commits; a failed one leaves no temp and no fin
   t.equal(res.copies[0]?.method, 'readback-blake3');
 
   const cut = new LiveChunks(1024 * 1024);
-  const w2 = durableWrite(cut, { targets: [{ dir: join(dir, 'a'), name: 'cut.bin' }, { dir: join(dir, 'b'), name: 'cut.bin' }], expected });
+  const w2 = durableWrite(cut, {
+    targets: [
+      { dir: join(dir, 'a'), name: 'cut.bin' },
+      { dir: join(dir, 'b'), name: 'cut.bin' },
+    ],
+    expected,
+  });
   await cut.push(data.subarray(0, 1024 * 1024));
   cut.fail(new Error('link cut'));
   await t.rejects(w2, { code: 'DURABLE_SOURCE_FAILED' });
-  for (const d of ['a', 'b']) t.same((await readdir(join(dir, d))).sort(), ['ok.bin'], `${d}: no temp, no partial final`);
+  for (const d of ['a', 'b'])
+    t.same((await readdir(join(dir, d))).sort(), ['ok.bin'], `${d}: no temp, no partial final`);
 });

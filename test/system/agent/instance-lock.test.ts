@@ -12,7 +12,10 @@ import { InstanceLock } from '@studio321/agent';
 
 const fixture = fileURLToPath(new URL('../../lib/hold-instance-lock.mjs', import.meta.url));
 
-interface Holder { child: ChildProcess; first: Record<string, unknown> }
+interface Holder {
+  child: ChildProcess;
+  first: Record<string, unknown>;
+}
 
 async function startHolder(dataDir: string): Promise<Holder> {
   const child = spawn(process.execPath, [fixture, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -39,7 +42,9 @@ t.test('a second agent on the same data dir is refused, naming the first pid', a
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
 
   const a = await startHolder(dataDir);
-  t.teardown(() => { a.child.kill('SIGKILL'); });
+  t.teardown(() => {
+    a.child.kill('SIGKILL');
+  });
   t.equal(a.first['locked'], a.child.pid, 'first agent holds the lock');
   const pidFile = JSON.parse(await readFile(join(dataDir, 'field-agent.pid'), 'utf8')) as { pid: number };
   t.equal(pidFile.pid, a.child.pid, 'pid file names the holder');
@@ -73,7 +78,9 @@ t.test('a lock left by a SIGKILLed agent is taken over', async (t) => {
   t.equal(stale.pid, a.child.pid, 'the dead agent left its pid file behind');
 
   const b = await startHolder(dataDir);
-  t.teardown(() => { b.child.kill('SIGKILL'); });
+  t.teardown(() => {
+    b.child.kill('SIGKILL');
+  });
   t.equal(b.first['locked'], b.child.pid, 'a new agent takes the lock over');
   const now = JSON.parse(await readFile(join(dataDir, 'field-agent.pid'), 'utf8')) as { pid: number };
   t.equal(now.pid, b.child.pid, 'pid file names the new holder');
@@ -105,12 +112,19 @@ t.test('an unwritable data dir gives AGENT_LOCK_FAILED, not a crash', async (t) 
 // and releases everything on SIGTERM; after SIGKILL a new one takes over.
 const agentBin = fileURLToPath(new URL('../../../agent/dist/bin/field-agent.js', import.meta.url));
 
-interface Agent { child: ChildProcess; stderr: () => string; started: Promise<void> }
+interface Agent {
+  child: ChildProcess;
+  stderr: () => string;
+  started: Promise<void>;
+}
 function startAgent(dataDir: string, config: string): Agent {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env['DISPLAY'];
   delete env['WAYLAND_DISPLAY'];
-  const child = spawn(process.execPath, [agentBin, 'run', '--data-dir', dataDir, '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child = spawn(process.execPath, [agentBin, 'run', '--data-dir', dataDir, '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
   let err = '';
   const started = new Promise<void>((resolve, reject) => {
     child.stderr!.on('data', (d: Buffer) => {
@@ -132,7 +146,9 @@ t.test('field-agent run: single instance, status page wired, clean SIGTERM, take
   await writeFile(config, JSON.stringify({ statusPort: 0, tray: false, watchVolumes: false }));
 
   const a = startAgent(dataDir, config);
-  t.teardown(() => { a.child.kill('SIGKILL'); });
+  t.teardown(() => {
+    a.child.kill('SIGKILL');
+  });
   await a.started;
 
   const b = startAgent(dataDir, config);
@@ -156,12 +172,16 @@ t.test('field-agent run: single instance, status page wired, clean SIGTERM, take
   t.match(a.stderr(), /"event":"shutdown-done","clean":true/);
 
   const c = startAgent(dataDir, config);
-  t.teardown(() => { c.child.kill('SIGKILL'); });
+  t.teardown(() => {
+    c.child.kill('SIGKILL');
+  });
   await c.started;
   c.child.kill('SIGKILL');
   await exitCode(c.child);
   const d = startAgent(dataDir, config);
-  t.teardown(() => { d.child.kill('SIGKILL'); });
+  t.teardown(() => {
+    d.child.kill('SIGKILL');
+  });
   await d.started;
   const holder = JSON.parse(await readFile(join(dataDir, 'field-agent.pid'), 'utf8')) as { pid: number };
   t.equal(holder.pid, d.child.pid, 'after SIGKILL the next agent takes the lock over');

@@ -13,11 +13,17 @@ import { join, resolve } from 'node:path';
 
 const DEMO = resolve(import.meta.dirname, '..', '..', '..', 'scripts', 'dist', 'demo.js');
 
-interface Run { code: number | null; signal: NodeJS.Signals | null; out: string }
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  out: string;
+}
 
 function runDemo(dir: string, onLine?: (line: string, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [DEMO, '--dir', dir, '--raw-size', String(192 * 1024)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [DEMO, '--dir', dir, '--raw-size', String(192 * 1024)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let pending = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -27,7 +33,9 @@ function runDemo(dir: string, onLine?: (line: string, kill: (s: NodeJS.Signals) 
       pending = lines.pop() ?? '';
       for (const l of lines) onLine?.(l, (s) => child.kill(s));
     });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
     child.once('error', fail);
     child.once('close', (code, signal) => ok({ code, signal, out }));
   });
@@ -37,7 +45,10 @@ function runDemo(dir: string, onLine?: (line: string, kill: (s: NodeJS.Signals) 
 function listening(target: { port: number } | { path: string }): Promise<boolean> {
   return new Promise((ok) => {
     const s = 'port' in target ? connect(target.port, '127.0.0.1') : connect(target.path);
-    s.once('connect', () => { s.destroy(); ok(true); });
+    s.once('connect', () => {
+      s.destroy();
+      ok(true);
+    });
     s.once('error', () => ok(false));
   });
 }

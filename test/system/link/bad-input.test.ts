@@ -9,10 +9,23 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rename, readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes, MAX_FRAME_BYTES, type FileName } from '@studio321/protocol';
-import { listFiles, makeAgent, pairAgent, startStudiod, waitFor, type StudiodProcess } from '../../lib/studio-harness.js';
+import {
+  listFiles,
+  makeAgent,
+  pairAgent,
+  startStudiod,
+  waitFor,
+  type StudiodProcess,
+} from '../../lib/studio-harness.js';
 import { WireClient, authedClient } from '../../lib/studio-wire.js';
 
-const name = (path: string, extra: Partial<FileName> = {}): FileName => ({ shoot: 'shoot', card: 'CARD', path, mtime: Date.UTC(2026, 10, 26), ...extra });
+const name = (path: string, extra: Partial<FileName> = {}): FileName => ({
+  shoot: 'shoot',
+  card: 'CARD',
+  path,
+  mtime: Date.UTC(2026, 10, 26),
+  ...extra,
+});
 
 async function sendFile(c: WireClient, data: Buffer, names: FileName[], hash = hashBytes(data)): Promise<string> {
   const batchId = `b${Math.random().toString(16).slice(2, 10)}`;
@@ -20,7 +33,8 @@ async function sendFile(c: WireClient, data: Buffer, names: FileName[], hash = h
   const want = await c.next('want');
   const w = want.wants.find((x) => x.hash === hash);
   if (w !== undefined) {
-    for (let off = w.offset; off < data.length; off += 65536) c.send({ t: 'chunk', hash, offset: off, data: data.subarray(off, Math.min(data.length, off + 65536)) });
+    for (let off = w.offset; off < data.length; off += 65536)
+      c.send({ t: 'chunk', hash, offset: off, data: data.subarray(off, Math.min(data.length, off + 65536)) });
     c.send({ t: 'file-end', hash, size: data.length });
   }
   return hash;
@@ -34,7 +48,11 @@ async function expectAlive(t: Test, c: WireClient, what: string): Promise<void> 
 }
 
 async function nothingOutside(t: Test, studio: StudiodProcess, what: string): Promise<void> {
-  t.same((await readdir(studio.dirs.base)).sort(), ['mirror', 'raid', 'state', 'studiod.json'], `${what}: nothing written outside the roots`);
+  t.same(
+    (await readdir(studio.dirs.base)).sort(),
+    ['mirror', 'raid', 'state', 'studiod.json'],
+    `${what}: nothing written outside the roots`,
+  );
 }
 
 t.test('malformed, oversized, nested, text, unknown frames', async (t) => {
@@ -51,10 +69,20 @@ t.test('malformed, oversized, nested, text, unknown frames', async (t) => {
   const cases: Array<[string, (c: WireClient) => void, string, number]> = [
     ['random bytes', (c) => c.sendRaw(randomBytes(100)), 'PROTO_MALFORMED', 1002],
     ['truncated map', (c) => c.sendRaw(Buffer.from([0x82, 0xa1, 0x74])), 'PROTO_MALFORMED', 1002],
-    ['nested-array bomb', (c) => c.sendRaw(Buffer.concat([Buffer.alloc(200_000, 0x91), Buffer.from([0x01])])), 'PROTO_MALFORMED', 1002],
+    [
+      'nested-array bomb',
+      (c) => c.sendRaw(Buffer.concat([Buffer.alloc(200_000, 0x91), Buffer.from([0x01])])),
+      'PROTO_MALFORMED',
+      1002,
+    ],
     ['lying length header', (c) => c.sendRaw(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff])), 'PROTO_MALFORMED', 1002],
     ['text message', (c) => c.sendRaw('{"t":"ping"}', false), 'PROTO_MALFORMED', 1002],
-    ['unknown type', (c) => c.sendRaw(Buffer.from([0x81, 0xa1, 0x74, 0xa3, 0x66, 0x6f, 0x6f])), 'PROTO_UNKNOWN_TYPE', 1002],
+    [
+      'unknown type',
+      (c) => c.sendRaw(Buffer.from([0x81, 0xa1, 0x74, 0xa3, 0x66, 0x6f, 0x6f])),
+      'PROTO_UNKNOWN_TYPE',
+      1002,
+    ],
   ];
   for (const [what, send, code, closeCode] of cases) {
     const bad = await authedClient(studio.url, agent.dataDir);
@@ -73,9 +101,14 @@ t.test('malformed, oversized, nested, text, unknown frames', async (t) => {
     const greedy = await authedClient(studio.url, agent.dataDir);
     const blob = randomBytes(8 * 1024 * 1024);
     const blobHash = hashBytes(blob);
-    greedy.send({ t: 'offer', batchId: `bw${attempt}`, files: [{ hash: blobHash, size: blob.length, names: [name(`DCIM/W${attempt}.MOV`)], copies: [] }] });
+    greedy.send({
+      t: 'offer',
+      batchId: `bw${attempt}`,
+      files: [{ hash: blobHash, size: blob.length, names: [name(`DCIM/W${attempt}.MOV`)], copies: [] }],
+    });
     await greedy.next('want');
-    for (let off = 0; off < blob.length; off += 1024 * 1024) greedy.send({ t: 'chunk', hash: blobHash, offset: off, data: blob.subarray(off, off + 1024 * 1024) });
+    for (let off = 0; off < blob.length; off += 1024 * 1024)
+      greedy.send({ t: 'chunk', hash: blobHash, offset: off, data: blob.subarray(off, off + 1024 * 1024) });
     let acked = 0;
     try {
       while (acked < blob.length) acked = (await greedy.next('ack')).offset;
@@ -89,7 +122,11 @@ t.test('malformed, oversized, nested, text, unknown frames', async (t) => {
     }
     refusal = await greedy.errorAndClose();
   }
-  t.match(refusal, { code: 'PROTO_WINDOW_EXCEEDED' }, `window exceeded: PROTO_WINDOW_EXCEEDED (after ${keptUp} attempt(s) the studio kept up with)`);
+  t.match(
+    refusal,
+    { code: 'PROTO_WINDOW_EXCEEDED' },
+    `window exceeded: PROTO_WINDOW_EXCEEDED (after ${keptUp} attempt(s) the studio kept up with)`,
+  );
   await expectAlive(t, good, 'window exceeded');
   // Over the frame limit: ws refuses it before buffering (close 1009).
   const big = await authedClient(studio.url, agent.dataDir);
@@ -128,14 +165,22 @@ t.test('wrong offsets, duplicated chunks, hash mismatch', async (t) => {
   const c3 = await authedClient(studio.url, agent.dataDir);
   t.teardown(() => c3.close());
   c3.send({ t: 'offer', batchId: 'b3', files: [{ hash, size: data.length, names: [name('DCIM/A.CR3')], copies: [] }] });
-  t.same((await c3.next('want')).wants, [{ hash, offset: 100_000 }], 'the first chunk stayed durable: resume at 100000');
+  t.same(
+    (await c3.next('want')).wants,
+    [{ hash, offset: 100_000 }],
+    'the first chunk stayed durable: resume at 100000',
+  );
   // The rest with one flipped bit: the staged file does not hash to the offer.
   const rest = Buffer.from(data.subarray(100_000));
   rest[5000] = (rest[5000] ?? 0) ^ 1;
   c3.send({ t: 'chunk', hash, offset: 100_000, data: rest });
   c3.send({ t: 'file-end', hash, size: data.length });
   const nack = await c3.next('nack');
-  t.match(nack, { hash, code: 'PROTO_HASH_MISMATCH', retryable: true, resumeOffset: 0 }, 'hash mismatch: Nack, staging discarded');
+  t.match(
+    nack,
+    { hash, code: 'PROTO_HASH_MISMATCH', retryable: true, resumeOffset: 0 },
+    'hash mismatch: Nack, staging discarded',
+  );
   t.same(await listFiles(studio.stagingDir), [], 'staged file discarded');
   t.same(await listFiles(studio.dirs.mirror), [], 'nothing under a final name on mirror');
   t.same(await listFiles(studio.dirs.raid), [], 'nothing under a final name on raid');
@@ -178,8 +223,18 @@ t.test('hostile and clashing names', async (t) => {
   const agent2 = await makeAgent(t);
   await pairAgent(studio, agent2);
   const longPath = await authedClient(studio.url, agent2.dataDir);
-  longPath.sendRaw(pack({ t: 'offer', batchId: 'bl', files: [{ hash: 'a'.repeat(64), size: 1, names: [name('x/'.repeat(600) + 'a.CR3')], copies: [] }] }));
-  t.match(await longPath.errorAndClose(), { code: 'PROTO_INVALID_FIELD' }, 'very long path: PROTO_INVALID_FIELD, session closed');
+  longPath.sendRaw(
+    pack({
+      t: 'offer',
+      batchId: 'bl',
+      files: [{ hash: 'a'.repeat(64), size: 1, names: [name(`${'x/'.repeat(600)}a.CR3`)], copies: [] }],
+    }),
+  );
+  t.match(
+    await longPath.errorAndClose(),
+    { code: 'PROTO_INVALID_FIELD' },
+    'very long path: PROTO_INVALID_FIELD, session closed',
+  );
   t.same(await listFiles(studio.dirs.mirror), [], 'nothing stored for hostile names');
   await nothingOutside(t, studio, 'names');
 
@@ -200,13 +255,20 @@ t.test('hostile and clashing names', async (t) => {
   }
   const stored = await listFiles(studio.dirs.mirror);
   t.equal(stored.length, variants.length, 'every different content stored, none overwritten');
-  t.equal(new Set(stored.map((p) => p.normalize('NFC').toLowerCase())).size, stored.length, 'no two stored names differ only by case or normalisation');
+  t.equal(
+    new Set(stored.map((p) => p.normalize('NFC').toLowerCase())).size,
+    stored.length,
+    'no two stored names differ only by case or normalisation',
+  );
   for (const data of contents) {
     let found = 0;
     for (const rel of stored) if ((await readFile(join(studio.dirs.mirror, rel))).equals(data)) found++;
     t.equal(found, 1, 'each content stored exactly once');
   }
-  t.ok(stored.some((p) => p.endsWith('IMG_0001~2.CR3')), 'a clash gets a distinct name (~2)');
+  t.ok(
+    stored.some((p) => p.endsWith('IMG_0001~2.CR3')),
+    'a clash gets a distinct name (~2)',
+  );
 });
 
 t.test('a target unmounted: no receipt, clear status, resumes when it returns', async (t) => {
@@ -224,16 +286,33 @@ t.test('a target unmounted: no receipt, clear status, resumes when it returns', 
   const data = randomBytes(50_000);
   const hash = await sendFile(c, data, [name('DCIM/second.CR3')]);
   const nack = await c.next('nack');
-  t.match(nack, { hash, code: 'STUDIO_TARGET_MISSING', retryable: true, resumeOffset: data.length }, 'raid missing: Nack STUDIO_TARGET_MISSING, staging kept');
-  t.notOk((await listFiles(studio.dirs.mirror)).some((p) => p.endsWith('second.CR3')), 'mirror not reported nor written on its own');
-  const st = JSON.parse((await studio.ctl(['--json', 'status'])).stdout) as { targets: Record<string, { available: boolean }>; lastErrors: Array<{ code: string }> };
+  t.match(
+    nack,
+    { hash, code: 'STUDIO_TARGET_MISSING', retryable: true, resumeOffset: data.length },
+    'raid missing: Nack STUDIO_TARGET_MISSING, staging kept',
+  );
+  t.notOk(
+    (await listFiles(studio.dirs.mirror)).some((p) => p.endsWith('second.CR3')),
+    'mirror not reported nor written on its own',
+  );
+  const st = JSON.parse((await studio.ctl(['--json', 'status'])).stdout) as {
+    targets: Record<string, { available: boolean }>;
+    lastErrors: Array<{ code: string }>;
+  };
   t.equal(st.targets['raid']?.available, false, 'status: raid not available');
-  t.ok(st.lastErrors.some((e) => e.code === 'STUDIO_TARGET_MISSING'), 'status: last error says STUDIO_TARGET_MISSING');
+  t.ok(
+    st.lastErrors.some((e) => e.code === 'STUDIO_TARGET_MISSING'),
+    'status: last error says STUDIO_TARGET_MISSING',
+  );
 
   // An empty mount point (root exists, marker gone) is not the disk either.
   await mkdir(studio.dirs.raid);
   const again = await sendFile(c, data, [name('DCIM/second.CR3')]);
-  t.match(await c.next('nack'), { hash: again, code: 'STUDIO_TARGET_MISSING' }, 'empty mount point: STUDIO_TARGET_MISSING');
+  t.match(
+    await c.next('nack'),
+    { hash: again, code: 'STUDIO_TARGET_MISSING' },
+    'empty mount point: STUDIO_TARGET_MISSING',
+  );
   t.same(await listFiles(studio.dirs.raid), [], 'nothing written to the empty mount point');
   await (await import('node:fs/promises')).rmdir(studio.dirs.raid);
 

@@ -8,7 +8,17 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CutProxy, dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, startStudiod, tempDir } from '../../lib/studio-harness.js';
+import {
+  CutProxy,
+  dcfFiles,
+  ingest,
+  listFiles,
+  makeAgent,
+  makeCard,
+  pairAgent,
+  startStudiod,
+  tempDir,
+} from '../../lib/studio-harness.js';
 
 const WINDOW = 2 * 1024 * 1024; // studio-harness config windowBytes
 
@@ -28,7 +38,15 @@ t.test('resume after 20+ random link cuts', async (t) => {
   const CUTS = 22;
   // Cut points from inside the TLS handshake to several MB into the transfer.
   proxy.cutAfter = () => (proxy.cuts < CUTS ? 500 + Math.floor(Math.random() * 1200 * 1024) : undefined);
-  let report: { receipts: number; maxResentOnResume: number; bytesResent: number; connections: number; queue: { files: number } } | undefined;
+  let report:
+    | {
+        receipts: number;
+        maxResentOnResume: number;
+        bytesResent: number;
+        connections: number;
+        queue: { files: number };
+      }
+    | undefined;
   // Every run's figures count, not only the last run's (the cuts mostly land in the first runs).
   let maxResent = 0;
   let totalResent = 0;
@@ -45,7 +63,10 @@ t.test('resume after 20+ random link cuts', async (t) => {
   t.ok(proxy.cuts >= 20, `link cut ${proxy.cuts} times`);
   t.equal(report?.queue.files, 0, 'agent queue empty: every file receipted');
   // Only bytes in flight (at most one window, never acknowledged) can be lost in a cut.
-  t.ok(report !== undefined && maxResent <= WINDOW, `bytes re-sent after any cut (max ${maxResent}, total ${totalResent}) within one window (${WINDOW})`);
+  t.ok(
+    report !== undefined && maxResent <= WINDOW,
+    `bytes re-sent after any cut (max ${maxResent}, total ${totalResent}) within one window (${WINDOW})`,
+  );
 
   const mirror = await listFiles(studio.dirs.mirror);
   t.same(await listFiles(studio.dirs.raid), mirror, 'same tree on both targets');

@@ -7,7 +7,17 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CutProxy, dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, startStudiod, tempDir } from '../../lib/studio-harness.js';
+import {
+  CutProxy,
+  dcfFiles,
+  ingest,
+  listFiles,
+  makeAgent,
+  makeCard,
+  pairAgent,
+  startStudiod,
+  tempDir,
+} from '../../lib/studio-harness.js';
 
 t.test('two agents at once; a dead link is detected and resumed', async (t) => {
   const studio = await startStudiod(t);
@@ -16,10 +26,14 @@ t.test('two agents at once; a dead link is detected and resumed', async (t) => {
   const proxy = new CutProxy(() => studio.port);
   await proxy.start();
   t.teardown(() => proxy.close());
-  for (const [i, a] of agents.entries()) await pairAgent(studio, a, i === 2 ? `wss://127.0.0.1:${proxy.port}/v1` : studio.url);
+  for (const [i, a] of agents.entries())
+    await pairAgent(studio, a, i === 2 ? `wss://127.0.0.1:${proxy.port}/v1` : studio.url);
   const cards = agents.map((_, i) => join(base, `CARD${i}`));
   for (const [i, dir] of cards.entries()) {
-    await makeCard(dir, dcfFiles(6, (k) => 200_000 + k * 150_000 + i));
+    await makeCard(
+      dir,
+      dcfFiles(6, (k) => 200_000 + k * 150_000 + i),
+    );
     await ingest(agents[i]!, dir, 'multi', `CARD${i}`);
   }
   proxy.blackholeAfter = () => (proxy.blackholes === 0 ? 1_500_000 : undefined);
@@ -37,7 +51,10 @@ t.test('two agents at once; a dead link is detected and resumed', async (t) => {
   for (const [i, dir] of cards.entries()) {
     for (const f of dcfFiles(6, () => 0)) {
       const rel = mirror.find((p) => p.includes(`/CARD${i}`) && p.endsWith(f.path));
-      t.ok(rel !== undefined && (await readFile(join(dir, f.path))).equals(await readFile(join(studio.dirs.raid, rel))), `card ${i} ${f.path} identical`);
+      t.ok(
+        rel !== undefined && (await readFile(join(dir, f.path))).equals(await readFile(join(studio.dirs.raid, rel))),
+        `card ${i} ${f.path} identical`,
+      );
     }
   }
 });

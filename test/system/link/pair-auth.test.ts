@@ -47,7 +47,10 @@ t.test('pairing, auth refusals, replay', async (t) => {
   await new Promise<void>((r) => s1.ws.once('open', () => r()));
   s1.send({ t: 'hello', magic: 'S321', version: 1, role: 'agent', software: 'test/0' });
   const ch1 = await s1.next('auth-challenge');
-  const proof = signAuth(key, authPayload({ nonce: ch1.nonce, sessionId: ch1.sessionId, studioFingerprint: s1.fingerprint, agentId }));
+  const proof = signAuth(
+    key,
+    authPayload({ nonce: ch1.nonce, sessionId: ch1.sessionId, studioFingerprint: s1.fingerprint, agentId }),
+  );
   s1.send({ t: 'auth-proof', agentId, signature: proof });
   await s1.next('auth-accepted');
   s1.close();
@@ -59,15 +62,28 @@ t.test('pairing, auth refusals, replay', async (t) => {
   // Data frames before auth are refused and not acted on.
   const early = new WireClient(studio.url);
   await early.open();
-  early.send({ t: 'offer', batchId: 'b1', files: [{ hash: 'a'.repeat(64), size: 10, names: [{ shoot: 's', card: 'c', path: 'x.CR3', mtime: 0 }], copies: [] }] });
-  t.match(await early.errorAndClose(), { code: 'PROTO_NOT_AUTHENTICATED', closeCode: 1008 }, 'offer before auth refused');
+  early.send({
+    t: 'offer',
+    batchId: 'b1',
+    files: [
+      { hash: 'a'.repeat(64), size: 10, names: [{ shoot: 's', card: 'c', path: 'x.CR3', mtime: 0 }], copies: [] },
+    ],
+  });
+  t.match(
+    await early.errorAndClose(),
+    { code: 'PROTO_NOT_AUTHENTICATED', closeCode: 1008 },
+    'offer before auth refused',
+  );
   const staged = await listFiles(studio.stagingDir);
   t.same(staged, [], 'nothing staged');
 
   // Revoked agent.
   const rv = await studio.ctl(['agents', '--revoke', paired.agentId]);
   t.equal(rv.code, 0, 'studioctl agents --revoke');
-  const list = JSON.parse((await studio.ctl(['--json', 'agents'])).stdout) as Array<{ agentId: string; revokedAt?: number }>;
+  const list = JSON.parse((await studio.ctl(['--json', 'agents'])).stdout) as Array<{
+    agentId: string;
+    revokedAt?: number;
+  }>;
   t.ok(list.find((a) => a.agentId === paired.agentId)?.revokedAt, 'agents lists it revoked');
   const afterRevoke = await agent.cli(['sync']);
   t.equal(afterRevoke.code, 1, 'revoked agent sync exits 1');

@@ -6,7 +6,17 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, startStudiod, tempDir, sha256Hex } from '../../lib/studio-harness.js';
+import {
+  dcfFiles,
+  ingest,
+  listFiles,
+  makeAgent,
+  makeCard,
+  pairAgent,
+  startStudiod,
+  tempDir,
+  sha256Hex,
+} from '../../lib/studio-harness.js';
 
 const sha = sha256Hex;
 
@@ -26,7 +36,11 @@ t.test('a whole card is synced and byte-identical on mirror and raid', async (t)
 
   const r = await agent.cli(['sync', '--json']);
   t.equal(r.code, 0, `sync exits 0 (${r.stderr})`);
-  const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { receipts: number; queue: { files: number }; failed: unknown[] };
+  const report = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
+    receipts: number;
+    queue: { files: number };
+    failed: unknown[];
+  };
   t.equal(report.queue.files, 0, 'agent queue is empty: every receipt recorded');
   t.same(report.failed, [], 'nothing failed');
 
@@ -34,7 +48,10 @@ t.test('a whole card is synced and byte-identical on mirror and raid', async (t)
   const raid = await listFiles(studio.dirs.raid);
   t.same(mirror, raid, 'same tree on both targets');
   t.equal(mirror.length, files.length, 'one stored file per unique content (the dual-slot duplicate is stored once)');
-  t.notOk(mirror.some((p) => p.includes('.s321tmp')), 'no temp files left');
+  t.notOk(
+    mirror.some((p) => p.includes('.s321tmp')),
+    'no temp files left',
+  );
   for (const f of files) {
     const src = await readFile(join(card, f.path));
     const rel = mirror.find((p) => p.endsWith(`/${f.path}`));
@@ -59,7 +76,11 @@ t.test('a whole card is synced and byte-identical on mirror and raid', async (t)
   await ingest(agent2, card, 'wedding', 'CARD1');
   const r2 = await agent2.cli(['sync', '--json']);
   t.equal(r2.code, 0, 'second agent sync exits 0');
-  const rep2 = JSON.parse(r2.stdout.trim().split('\n').pop() ?? '{}') as { bytesSent: number; have: number; queue: { files: number } };
+  const rep2 = JSON.parse(r2.stdout.trim().split('\n').pop() ?? '{}') as {
+    bytesSent: number;
+    have: number;
+    queue: { files: number };
+  };
   t.equal(rep2.bytesSent, 0, 'no bytes sent for content the studio has');
   t.equal(rep2.have, files.length, 'every file answered as "have"');
   t.equal(rep2.queue.files, 0, 'second agent got its receipts');

@@ -1,9 +1,16 @@
 import t from 'tap';
-import type { Test } from 'tap';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher, hashBytes, hashFile } from '@studio321/protocol';
-import { createReadBack, durableWrite, HashPool, nativeHashAvailable, nodeFs, resolveHashEngine, type HashEngine } from '@studio321/protocol/durable';
+import {
+  createReadBack,
+  durableWrite,
+  HashPool,
+  nativeHashAvailable,
+  nodeFs,
+  resolveHashEngine,
+  type HashEngine,
+} from '@studio321/protocol/durable';
 import { lyingSource, testBytes } from '../../lib/lying-source.js';
 import { faultFs } from '../../lib/fault-fs.js';
 
@@ -56,7 +63,10 @@ for (const { engine, skip } of engines) {
       const dir = t.testdir();
       for (const size of [0, 1, MiB - 1, MiB, MiB + 1, BIG.byteLength]) {
         const data = BIG.subarray(0, size);
-        const r = await durableWrite(lyingSource({ data, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: `f${size}` }], hashEngine: engine });
+        const r = await durableWrite(lyingSource({ data, chunkSize: 1024 * 1024 }), {
+          targets: [{ dir, name: `f${size}` }],
+          hashEngine: engine,
+        });
         t.equal(r.blake3, hashBytes(data, 'wasm'), `${size} bytes`);
       }
     });
@@ -67,9 +77,18 @@ for (const { engine, skip } of engines) {
       const other = Uint8Array.from(BIG);
       other[BIG.byteLength - 1] = other[BIG.byteLength - 1]! ^ 0x80;
       await writeFile(join(dir, 'other'), other);
-      const r = await durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: 'same' }], hashEngine: engine });
+      const r = await durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), {
+        targets: [{ dir, name: 'same' }],
+        hashEngine: engine,
+      });
       t.equal(r.copies[0]!.reused, true);
-      await t.rejects(durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: 'other' }], hashEngine: engine }), { code: 'DURABLE_NAME_TAKEN' });
+      await t.rejects(
+        durableWrite(lyingSource({ data: BIG, chunkSize: 1024 * 1024 }), {
+          targets: [{ dir, name: 'other' }],
+          hashEngine: engine,
+        }),
+        { code: 'DURABLE_NAME_TAKEN' },
+      );
       t.same(Buffer.compare(await readFile(join(dir, 'other')), other), 0, 'the other file is untouched');
       t.same((await readdir(dir)).sort(), ['other', 'same']);
     });
@@ -77,7 +96,11 @@ for (const { engine, skip } of engines) {
     t.test('a flipped bit in a large source: DURABLE_HASH_MISMATCH, nothing left', async (t) => {
       const dir = t.testdir();
       await t.rejects(
-        durableWrite(lyingSource({ data: BIG, flipBitAt: BIG.byteLength - 3, chunkSize: 1024 * 1024 }), { targets: [{ dir, name: 'x' }], expected: BIG_REF, hashEngine: engine }),
+        durableWrite(lyingSource({ data: BIG, flipBitAt: BIG.byteLength - 3, chunkSize: 1024 * 1024 }), {
+          targets: [{ dir, name: 'x' }],
+          expected: BIG_REF,
+          hashEngine: engine,
+        }),
         { code: 'DURABLE_HASH_MISMATCH' },
       );
       t.same(await readdir(dir), []);
@@ -87,14 +110,20 @@ for (const { engine, skip } of engines) {
       const dir = t.testdir();
       const fs = faultFs();
       const r = await durableWrite(lyingSource({ data: BIG, chunkSize: 256 * 1024 }), {
-        targets: [{ dir, name: 'a' }, { dir: join(dir, 'b'), name: 'a' }],
+        targets: [
+          { dir, name: 'a' },
+          { dir: join(dir, 'b'), name: 'a' },
+        ],
         expected: BIG_REF,
         syncEvery: 512 * 1024,
         hashEngine: engine,
         fs,
       });
       t.ok(fs.calls.datasync >= 2, `datasync ran while writing, on both targets (${fs.calls.datasync} calls)`);
-      t.same(r.copies.map((c) => c.method), ['readback-blake3', 'readback-blake3']);
+      t.same(
+        r.copies.map((c) => c.method),
+        ['readback-blake3', 'readback-blake3'],
+      );
       t.same(Buffer.compare(await readFile(join(dir, 'b', 'a')), BIG), 0);
     });
 
@@ -121,12 +150,25 @@ t.test('read-backs on a private hash pool and on the calling thread agree', asyn
   const dir = t.testdir();
   const pool = new HashPool(2);
   t.teardown(() => pool.close());
-  const a = await durableWrite(lyingSource({ data: BIG }), { targets: [{ dir, name: 'a' }], hashEngine: 'wasm', hashPool: pool });
-  const b = await durableWrite(lyingSource({ data: BIG }), { targets: [{ dir, name: 'b' }], hashEngine: 'wasm', hashPool: false });
+  const a = await durableWrite(lyingSource({ data: BIG }), {
+    targets: [{ dir, name: 'a' }],
+    hashEngine: 'wasm',
+    hashPool: pool,
+  });
+  const b = await durableWrite(lyingSource({ data: BIG }), {
+    targets: [{ dir, name: 'b' }],
+    hashEngine: 'wasm',
+    hashPool: false,
+  });
   t.equal(a.blake3, BIG_REF.blake3);
   t.equal(b.blake3, BIG_REF.blake3);
   await t.rejects(
-    durableWrite(lyingSource({ data: BIG }), { targets: [{ dir, name: 'c' }], hashEngine: 'wasm', hashPool: pool, fs: faultFs({ rotOnRead: /\.s321tmp$/ }) }),
+    durableWrite(lyingSource({ data: BIG }), {
+      targets: [{ dir, name: 'c' }],
+      hashEngine: 'wasm',
+      hashPool: pool,
+      fs: faultFs({ rotOnRead: /\.s321tmp$/ }),
+    }),
     { code: 'DURABLE_READBACK_MISMATCH' },
   );
   t.same((await readdir(dir)).sort(), ['a', 'b']);
@@ -142,7 +184,11 @@ t.test('hashFile gives the same result with both engines', async (t) => {
       continue;
     }
     t.same(await hashFile(join(dir, 'big'), { engine }), BIG_REF, `${engine}: big`);
-    t.same(await hashFile(join(dir, 'small'), { engine }), { blake3: hashBytes(BIG.subarray(0, 1000), 'wasm'), size: 1000 }, `${engine}: small`);
+    t.same(
+      await hashFile(join(dir, 'small'), { engine }),
+      { blake3: hashBytes(BIG.subarray(0, 1000), 'wasm'), size: 1000 },
+      `${engine}: small`,
+    );
   }
   await t.rejects(hashFile(join(dir, 'nope')), { code: 'ENOENT' });
 });
@@ -170,7 +216,11 @@ t.test('file lane: the worker reads the file itself, behind the durable mark, to
   await writeFile(path, onDisk);
   const expected = Uint8Array.from(data);
   expected[2 * MiB + 5] = onDisk[2 * MiB + 5]!;
-  t.same(await lane.finish(), { size: data.byteLength, blake3: hashBytes(expected, 'wasm') }, 'read up to the mark at the advance, and past it only at finish, from the disk');
+  t.same(
+    await lane.finish(),
+    { size: data.byteLength, blake3: hashBytes(expected, 'wasm') },
+    'read up to the mark at the advance, and past it only at finish, from the disk',
+  );
   await lane.close();
 
   // A path the worker cannot read: the error keeps its errno code.
@@ -178,7 +228,12 @@ t.test('file lane: the worker reads the file itself, behind the durable mark, to
   await bad.open();
   await t.rejects(bad.finish(), { code: 'EISDIR' });
   await bad.close();
-  const missing = createReadBack(join(dir, 'nope'), { fs: nodeFs, pool, engine: resolveHashEngine(), signal: undefined });
+  const missing = createReadBack(join(dir, 'nope'), {
+    fs: nodeFs,
+    pool,
+    engine: resolveHashEngine(),
+    signal: undefined,
+  });
   await t.rejects(missing.open(), { code: 'ENOENT' });
 
   // Abort: finish rejects with the reason at once.
@@ -190,13 +245,25 @@ t.test('file lane: the worker reads the file itself, behind the durable mark, to
   await aborted.close();
 });
 
-t.test('warmed hash workers never keep a process alive: a process that only warmed the pool exits by itself', async (t) => {
-  const { execFile } = await import('node:child_process');
-  const script = `import { sharedHashPool } from '@studio321/protocol/durable'; sharedHashPool().warm(); setTimeout(() => {}, 200);`;
-  const started = Date.now();
-  const r = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-    const child = execFile(process.execPath, ['--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '..', '..', '..', 'protocol'), timeout: 15_000 }, () => undefined);
-    child.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  t.same(r, { code: 0, signal: null }, `exited on its own after ${Date.now() - started} ms (killed by the 15 s timeout otherwise)`);
-});
+t.test(
+  'warmed hash workers never keep a process alive: a process that only warmed the pool exits by itself',
+  async (t) => {
+    const { execFile } = await import('node:child_process');
+    const script = `import { sharedHashPool } from '@studio321/protocol/durable'; sharedHashPool().warm(); setTimeout(() => {}, 200);`;
+    const started = Date.now();
+    const r = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        ['--input-type=module', '-e', script],
+        { cwd: join(import.meta.dirname, '..', '..', '..', 'protocol'), timeout: 15_000 },
+        () => undefined,
+      );
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+    t.same(
+      r,
+      { code: 0, signal: null },
+      `exited on its own after ${Date.now() - started} ms (killed by the 15 s timeout otherwise)`,
+    );
+  },
+);

@@ -12,9 +12,15 @@ const run = promisify(execFile);
 t.test('known BLAKE3 vectors', async (t) => {
   t.equal(HASH_HEX_LENGTH, 64);
   t.equal(hashBytes(new Uint8Array(0)), 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262');
-  t.equal(hashBytes(new TextEncoder().encode('abc')), '6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85');
+  t.equal(
+    hashBytes(new TextEncoder().encode('abc')),
+    '6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85',
+  );
   t.ok(isBlake3Hex(hashBytes(new Uint8Array(1))));
-  t.notOk(isBlake3Hex('AF1349B9F5F9A1A6A0404DEA36DCC9499BCB25C9ADC112B7CC9A93CAE41F3262'), 'upper case is not the canonical form');
+  t.notOk(
+    isBlake3Hex('AF1349B9F5F9A1A6A0404DEA36DCC9499BCB25C9ADC112B7CC9A93CAE41F3262'),
+    'upper case is not the canonical form',
+  );
   t.notOk(isBlake3Hex('af13'));
 });
 
@@ -59,7 +65,10 @@ t.test('a 64 MiB file is hashed with bounded memory and agrees with b3sum', asyn
     }
   }
   const streamed = await hashStream(watched());
-  t.ok(peak < 32 * 1024 * 1024, `extra buffer memory while hashing stays bounded (peak ${(peak / 1048576).toFixed(1)} MiB of a 64 MiB file)`);
+  t.ok(
+    peak < 32 * 1024 * 1024,
+    `extra buffer memory while hashing stays bounded (peak ${(peak / 1048576).toFixed(1)} MiB of a 64 MiB file)`,
+  );
   const r = await hashFile(path);
   t.same(r, streamed);
   t.equal(r.size, 64 * 1024 * 1024);
@@ -68,9 +77,13 @@ t.test('a 64 MiB file is hashed with bounded memory and agrees with b3sum', asyn
     (o) => o.stdout.trim(),
     () => undefined,
   );
-  await t.test('cross-check with b3sum', { skip: b3 === undefined ? 'b3sum is not installed (scripts/ensure-system-deps.sh installs it)' : false }, async (t) => {
-    t.equal(r.blake3, b3, 'b3sum agrees');
-  });
+  await t.test(
+    'cross-check with b3sum',
+    { skip: b3 === undefined ? 'b3sum is not installed (scripts/ensure-system-deps.sh installs it)' : false },
+    async (t) => {
+      t.equal(r.blake3, b3, 'b3sum agrees');
+    },
+  );
 });
 
 t.test('hashFile: missing file throws ENOENT; abort stops it', async (t) => {

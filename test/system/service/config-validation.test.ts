@@ -17,7 +17,11 @@ import { parseStudiodConfig, loadStudiodConfig } from '@studio321/studiod';
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 const FILE = '/etc/test/config.json';
 
-interface Case { field: string; value: unknown; why: string }
+interface Case {
+  field: string;
+  value: unknown;
+  why: string;
+}
 
 /** Bad values for one field spec. */
 function badValues(spec: FieldSpec): { value: unknown; why: string }[] {
@@ -56,7 +60,8 @@ function casesFor(schema: Record<string, FieldSpec>, prefix = ''): Case[] {
     const field = prefix + name;
     for (const b of badValues(spec)) cases.push({ field, ...b });
     if (spec.kind === 'object') cases.push(...casesFor(spec.fields, `${field}.`));
-    if (spec.kind === 'array') for (const b of badValues(spec.of)) cases.push({ field: `${field}[0]`, value: [b.value], why: `item: ${b.why}` });
+    if (spec.kind === 'array')
+      for (const b of badValues(spec.of)) cases.push({ field: `${field}[0]`, value: [b.value], why: `item: ${b.why}` });
   }
   return cases;
 }
@@ -88,10 +93,23 @@ function expectNamed(t: Test, fn: () => unknown, c: Case): void {
 }
 
 t.test('agent: every field of AGENT_CONFIG_SCHEMA refuses bad values by name', async (t) => {
-  t.same(validateConfig(AGENT_CONFIG_SCHEMA, {}, FILE), { hotFolders: [], policy: { copiesBeforeFormat: 2 }, pollIntervalMs: 2000, hotFolderStableMs: 2000, statusPort: 7322, tray: true, watchVolumes: true }, 'an empty config is all defaults');
+  t.same(
+    validateConfig(AGENT_CONFIG_SCHEMA, {}, FILE),
+    {
+      hotFolders: [],
+      policy: { copiesBeforeFormat: 2 },
+      pollIntervalMs: 2000,
+      hotFolderStableMs: 2000,
+      statusPort: 7322,
+      tray: true,
+      watchVolumes: true,
+    },
+    'an empty config is all defaults',
+  );
   const cases = casesFor(AGENT_CONFIG_SCHEMA);
   t.ok(cases.length >= 20, `${cases.length} bad-field cases`);
-  for (const c of cases) expectNamed(t, () => validateConfig(AGENT_CONFIG_SCHEMA, withField({}, c.field, c.value), FILE), c);
+  for (const c of cases)
+    expectNamed(t, () => validateConfig(AGENT_CONFIG_SCHEMA, withField({}, c.field, c.value), FILE), c);
 });
 
 const STUDIO_MIN = {
@@ -133,9 +151,10 @@ const STUDIO_CASES: Case[] = [
 t.test('studiod: every field refuses bad values by name', async (t) => {
   t.ok(parseStudiodConfig(STUDIO_MIN, FILE), 'the minimal config is valid');
   for (const c of STUDIO_CASES) {
-    const value = c.field === 'tls.key' || c.field === 'tls.cert'
-      ? withField(withField(STUDIO_MIN, 'tls', { key: '/k.pem', cert: '/c.pem' }), c.field, c.value)
-      : withField(STUDIO_MIN, c.field, c.value);
+    const value =
+      c.field === 'tls.key' || c.field === 'tls.cert'
+        ? withField(withField(STUDIO_MIN, 'tls', { key: '/k.pem', cert: '/c.pem' }), c.field, c.value)
+        : withField(STUDIO_MIN, c.field, c.value);
     expectNamed(t, () => parseStudiodConfig(value, FILE), c);
   }
   for (const missing of ['stateDir', 'targets.mirror', 'targets.raid.root']) {
@@ -148,7 +167,10 @@ t.test('studiod: every field refuses bad values by name', async (t) => {
   }
 });
 
-function runBin(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string; stdout: string }> {
+function runBin(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stderr: string; stdout: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, args, { env: { ...process.env, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
@@ -156,38 +178,45 @@ function runBin(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: nu
   });
 }
 
-t.test('files and the real bins: missing, bad JSON, bad field → coded error naming file and field, exit non-zero', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'cfg-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const bad = join(dir, 'bad.json');
-  const syntax = join(dir, 'syntax.json');
-  await writeFile(syntax, '{ "stateDir": "/x", }');
+t.test(
+  'files and the real bins: missing, bad JSON, bad field → coded error naming file and field, exit non-zero',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'cfg-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const bad = join(dir, 'bad.json');
+    const syntax = join(dir, 'syntax.json');
+    await writeFile(syntax, '{ "stateDir": "/x", }');
 
-  await t.rejects(loadConfigFile(join(dir, 'none.json'), AGENT_CONFIG_SCHEMA), { code: 'CONFIG_MISSING' });
-  await t.rejects(loadConfigFile(syntax, AGENT_CONFIG_SCHEMA), { code: 'CONFIG_SYNTAX' });
-  await t.rejects(loadStudiodConfig(syntax), { code: 'CONFIG_SYNTAX' });
+    await t.rejects(loadConfigFile(join(dir, 'none.json'), AGENT_CONFIG_SCHEMA), { code: 'CONFIG_MISSING' });
+    await t.rejects(loadConfigFile(syntax, AGENT_CONFIG_SCHEMA), { code: 'CONFIG_SYNTAX' });
+    await t.rejects(loadStudiodConfig(syntax), { code: 'CONFIG_SYNTAX' });
 
-  // field-agent
-  const dataDir = join(dir, 'agent-data');
-  await writeFile(bad, JSON.stringify({ policy: { copiesBeforeFormat: 0 } }));
-  const agentBin = join(repo, 'agent/dist/bin/field-agent.js');
-  const a = await runBin([agentBin, 'status', '--config', bad, '--data-dir', dataDir]);
-  t.not(a.code, 0, 'field-agent exits non-zero');
-  t.match(a.stderr, /CONFIG_INVALID/);
-  t.match(a.stderr, `${bad}: field "policy.copiesBeforeFormat" must be >= 1`);
-  const missing = await runBin([agentBin, 'status', '--config', join(dir, 'nope.json'), '--data-dir', dataDir]);
-  t.not(missing.code, 0);
-  t.match(missing.stderr, /CONFIG_MISSING/);
+    // field-agent
+    const dataDir = join(dir, 'agent-data');
+    await writeFile(bad, JSON.stringify({ policy: { copiesBeforeFormat: 0 } }));
+    const agentBin = join(repo, 'agent/dist/bin/field-agent.js');
+    const a = await runBin([agentBin, 'status', '--config', bad, '--data-dir', dataDir]);
+    t.not(a.code, 0, 'field-agent exits non-zero');
+    t.match(a.stderr, /CONFIG_INVALID/);
+    t.match(a.stderr, `${bad}: field "policy.copiesBeforeFormat" must be >= 1`);
+    const missing = await runBin([agentBin, 'status', '--config', join(dir, 'nope.json'), '--data-dir', dataDir]);
+    t.not(missing.code, 0);
+    t.match(missing.stderr, /CONFIG_MISSING/);
 
-  // studiod
-  await writeFile(bad, JSON.stringify({ ...STUDIO_MIN, stateDir: join(dir, 'state'), listen: { port: 99999 } }));
-  const s = await runBin([join(repo, 'studiod/dist/bin/studiod.js'), '--config', bad]);
-  t.not(s.code, 0, 'studiod exits non-zero');
-  t.match(s.stderr, /CONFIG_INVALID/);
-  t.match(s.stderr, `${bad}: field "listen.port" must be <= 65535`);
-  const s2 = await runBin([join(repo, 'studiod/dist/bin/studiod.js'), '--config', syntax]);
-  t.not(s2.code, 0);
-  t.match(s2.stderr, /CONFIG_SYNTAX/);
+    // studiod
+    await writeFile(bad, JSON.stringify({ ...STUDIO_MIN, stateDir: join(dir, 'state'), listen: { port: 99999 } }));
+    const s = await runBin([join(repo, 'studiod/dist/bin/studiod.js'), '--config', bad]);
+    t.not(s.code, 0, 'studiod exits non-zero');
+    t.match(s.stderr, /CONFIG_INVALID/);
+    t.match(s.stderr, `${bad}: field "listen.port" must be <= 65535`);
+    const s2 = await runBin([join(repo, 'studiod/dist/bin/studiod.js'), '--config', syntax]);
+    t.not(s2.code, 0);
+    t.match(s2.stderr, /CONFIG_SYNTAX/);
 
-  t.same((await readdir(dir)).sort(), ['bad.json', 'syntax.json'], 'a refused config created nothing (no data dir, no state dir)');
-});
+    t.same(
+      (await readdir(dir)).sort(),
+      ['bad.json', 'syntax.json'],
+      'a refused config created nothing (no data dir, no state dir)',
+    );
+  },
+);

@@ -12,18 +12,43 @@ t.test('logger: one JSON line per record, level filter, errors with code into th
   const ring = new ErrorRing(2);
   let changes = 0;
   ring.on('change', () => changes++);
-  const log = createLogger({ name: 'studiod', level: 'info', stream: { write: (l: string) => lines.push(l) }, lastErrors: ring, now: () => new Date('2026-11-26T10:00:00Z') });
+  const log = createLogger({
+    name: 'studiod',
+    level: 'info',
+    stream: { write: (l: string) => lines.push(l) },
+    lastErrors: ring,
+    now: () => new Date('2026-11-26T10:00:00Z'),
+  });
   log.debug({ event: 'noise' }, 'hidden');
   log.info({ event: 'started', port: 7321 }, 'listening');
   const cause = Object.assign(new Error('no space'), { code: 'ENOSPC' });
-  log.error({ event: 'commit-failed', err: new CodedError('STUDIO_TARGET_FULL', 'raid is full. Free space.', { cause, detail: { target: 'raid' } }) }, 'commit failed');
+  log.error(
+    {
+      event: 'commit-failed',
+      err: new CodedError('STUDIO_TARGET_FULL', 'raid is full. Free space.', { cause, detail: { target: 'raid' } }),
+    },
+    'commit failed',
+  );
   log.child({ session: 's1' }).warn({ event: 'slow', code: 'STUDIO_SLOW' }, 'slow agent');
   log.warn({ event: 'no-code' }, 'a warning without a code stays out of the ring');
   t.equal(lines.length, 4, 'debug filtered at info');
   for (const l of lines) t.ok(l.endsWith('\n') && !l.slice(0, -1).includes('\n'), 'one line each');
   const recs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.match(recs[0], { time: '2026-11-26T10:00:00.000Z', level: 'info', name: 'studiod', msg: 'listening', event: 'started', port: 7321 });
-  t.match(recs[1], { level: 'error', code: 'STUDIO_TARGET_FULL', retryable: false, detail: { target: 'raid' }, err: { name: 'CodedError', message: 'raid is full. Free space.', cause: { code: 'ENOSPC', message: 'no space' } } });
+  t.match(recs[0], {
+    time: '2026-11-26T10:00:00.000Z',
+    level: 'info',
+    name: 'studiod',
+    msg: 'listening',
+    event: 'started',
+    port: 7321,
+  });
+  t.match(recs[1], {
+    level: 'error',
+    code: 'STUDIO_TARGET_FULL',
+    retryable: false,
+    detail: { target: 'raid' },
+    err: { name: 'CodedError', message: 'raid is full. Free space.', cause: { code: 'ENOSPC', message: 'no space' } },
+  });
   t.match(recs[2], { level: 'warn', session: 's1', code: 'STUDIO_SLOW' });
   t.same(ring.list(), [
     { code: 'STUDIO_TARGET_FULL', message: 'raid is full. Free space.', at: '2026-11-26T10:00:00.000Z' },
@@ -43,8 +68,12 @@ t.test('logger: one JSON line per record, level filter, errors with code into th
 t.test('ShutdownController: newest first, once, failures and timeout give exit 1', async (t) => {
   const order: string[] = [];
   const c = new ShutdownController({ timeoutMs: 1000 });
-  c.register('a', () => { order.push('a'); });
-  c.register('b', async () => { order.push('b'); });
+  c.register('a', () => {
+    order.push('a');
+  });
+  c.register('b', async () => {
+    order.push('b');
+  });
   const p1 = c.run('test');
   const p2 = c.run('again');
   t.equal(p1, p2, 'a second call shares the first run');
@@ -52,22 +81,33 @@ t.test('ShutdownController: newest first, once, failures and timeout give exit 1
   t.same(order, ['b', 'a']);
 
   const failing = new ShutdownController();
-  failing.register('ok', () => { order.push('ok'); });
-  failing.register('bad', () => { throw new Error('nope'); });
+  failing.register('ok', () => {
+    order.push('ok');
+  });
+  failing.register('bad', () => {
+    throw new Error('nope');
+  });
   t.equal(await failing.run('test'), 1, 'a failing closer → 1, the others still run');
   t.equal(order[order.length - 1], 'ok');
 });
 
 const fixture = fileURLToPath(new URL('../../lib/shutdown-child.mjs', import.meta.url));
-async function child(mode: string, signals: NodeJS.Signals[]): Promise<{ code: number | null; out: string; err: string }> {
+async function child(
+  mode: string,
+  signals: NodeJS.Signals[],
+): Promise<{ code: number | null; out: string; err: string }> {
   const p = spawn(process.execPath, [fixture, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  await new Promise<void>((resolve) => p.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes('ready\n')) resolve();
-  }));
+  p.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  await new Promise<void>((resolve) =>
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready\n')) resolve();
+    }),
+  );
   for (const s of signals) p.kill(s);
   const [code] = (await once(p, 'exit')) as [number | null];
   return { code, out, err };

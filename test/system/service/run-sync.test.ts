@@ -8,38 +8,77 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AGENT_BIN, dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, startStudiod, tempDir, waitFor } from '../../lib/studio-harness.js';
+import {
+  AGENT_BIN,
+  dcfFiles,
+  ingest,
+  listFiles,
+  makeAgent,
+  makeCard,
+  pairAgent,
+  startStudiod,
+  tempDir,
+  waitFor,
+} from '../../lib/studio-harness.js';
 
-interface PageStatus { link: { state: string }; queue: { files: number } }
+interface PageStatus {
+  link: { state: string };
+  queue: { files: number };
+}
 
 t.test('run: sync loop drains the queue, reports link state, pauses and resumes', async (t) => {
   const studio = await startStudiod(t);
   const agent = await makeAgent(t);
   await pairAgent(studio, agent);
   const cards = await tempDir(t, 'cards-');
-  await makeCard(join(cards, 'A'), dcfFiles(4, (i) => 20_000 + i));
+  await makeCard(
+    join(cards, 'A'),
+    dcfFiles(4, (i) => 20_000 + i),
+  );
   await ingest(agent, join(cards, 'A'), 'run-shoot', 'CARD-A');
 
   const config = join(agent.dataDir, 'run.json');
   const hot = await tempDir(t, 'hot-');
-  await writeFile(config, JSON.stringify({ statusPort: 0, tray: false, watchVolumes: false, hotFolders: [hot], hotFolderStableMs: 100 }));
+  await writeFile(
+    config,
+    JSON.stringify({ statusPort: 0, tray: false, watchVolumes: false, hotFolders: [hot], hotFolderStableMs: 100 }),
+  );
   const env: NodeJS.ProcessEnv = { ...process.env, FIELD_AGENT_HOME: agent.dataDir };
   delete env['DISPLAY'];
   delete env['WAYLAND_DISPLAY'];
-  const child = spawn(process.execPath, [AGENT_BIN, 'run', '--data-dir', agent.dataDir, '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child = spawn(process.execPath, [AGENT_BIN, 'run', '--data-dir', agent.dataDir, '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
   let log = '';
-  child.stderr!.on('data', (d: Buffer) => { log += d.toString('utf8'); });
+  child.stderr!.on('data', (d: Buffer) => {
+    log += d.toString('utf8');
+  });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   await waitFor(() => /"event":"started"/.test(log), 'the agent to start');
 
   const url = new URL((await readFile(join(agent.dataDir, 'status-url'), 'utf8')).trim());
   const auth = { Authorization: `Bearer ${url.searchParams.get('token') ?? ''}` };
-  const status = async (): Promise<PageStatus> => (await (await fetch(`${url.origin}/api/status`, { headers: auth })).json()) as PageStatus;
+  const status = async (): Promise<PageStatus> =>
+    (await (await fetch(`${url.origin}/api/status`, { headers: auth })).json()) as PageStatus;
 
-  const first = await waitFor(async () => { const s = await status(); return s.queue.files === 0 && s.link.state === 'connected' ? s : undefined; }, 'the queue to drain over the link', 60_000);
+  const first = await waitFor(
+    async () => {
+      const s = await status();
+      return s.queue.files === 0 && s.link.state === 'connected' ? s : undefined;
+    },
+    'the queue to drain over the link',
+    60_000,
+  );
   t.equal(first.link.state, 'connected', 'the page shows the studio link connected');
-  t.equal((await listFiles(studio.dirs.mirror)).length, 4, 'the four files are committed at the studio without `field-agent sync`');
+  t.equal(
+    (await listFiles(studio.dirs.mirror)).length,
+    4,
+    'the four files are committed at the studio without `field-agent sync`',
+  );
 
   const pause = await fetch(`${url.origin}/api/pause`, { method: 'POST', headers: auth });
   t.equal(pause.status, 204, 'pause accepted');
@@ -47,12 +86,23 @@ t.test('run: sync loop drains the queue, reports link state, pauses and resumes'
 
   // A tethered shot lands in the hot folder while paused: offloaded and queued, not sent.
   await writeFile(join(hot, 'TETHER_0001.CR3'), Buffer.alloc(30_000, 7));
-  await waitFor(async () => (await status()).queue.files === 1, 'the hot-folder file to be queued while paused', 30_000);
+  await waitFor(
+    async () => (await status()).queue.files === 1,
+    'the hot-folder file to be queued while paused',
+    30_000,
+  );
   t.equal((await listFiles(studio.dirs.mirror)).length, 4, 'nothing new at the studio while paused');
 
   const resume = await fetch(`${url.origin}/api/resume`, { method: 'POST', headers: auth });
   t.equal(resume.status, 204, 'resume accepted');
-  await waitFor(async () => { const s = await status(); return s.link.state === 'connected' && s.queue.files === 0; }, 'the link to come back and drain after resume', 60_000);
+  await waitFor(
+    async () => {
+      const s = await status();
+      return s.link.state === 'connected' && s.queue.files === 0;
+    },
+    'the link to come back and drain after resume',
+    60_000,
+  );
   t.equal((await listFiles(studio.dirs.mirror)).length, 5, 'the shot taken while paused is committed after resume');
 
   child.kill('SIGTERM');

@@ -15,26 +15,65 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, run, sha256Hex, startStudiod, tempDir, waitFor, AGENT_BIN } from '../../lib/studio-harness.js';
+import {
+  dcfFiles,
+  ingest,
+  listFiles,
+  makeAgent,
+  makeCard,
+  pairAgent,
+  run,
+  sha256Hex,
+  startStudiod,
+  tempDir,
+  waitFor,
+  AGENT_BIN,
+} from '../../lib/studio-harness.js';
 
 const agentBin = fileURLToPath(new URL('../../../agent/dist/bin/field-agent.js', import.meta.url));
 
 function canUnshare(): Promise<boolean> {
   if (process.platform !== 'linux' || process.getuid?.() !== 0) return Promise.resolve(false);
-  return new Promise((resolve) => execFile('unshare', ['-m', '--propagation', 'private', 'true'], (err) => resolve(!err)));
+  return new Promise((resolve) =>
+    execFile('unshare', ['-m', '--propagation', 'private', 'true'], (err) => resolve(!err)),
+  );
 }
 
-interface Run { child: ChildProcess; lines: Record<string, unknown>[]; waitLog: (pred: (l: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>> }
+interface Run {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  waitLog: (pred: (l: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>>;
+}
 
 /** field-agent run inside its own mount namespace, with `src` copied onto a fresh tmpfs card at `card`. */
 function startAgentWithCard(src: string, card: string, dataDir: string, config: string): Run {
-  const script = 'mount -t tmpfs -o size=300m tmpfs "$1" && cp -a "$2"/. "$1"/ && exec "$3" "$4" run --data-dir "$5" --config "$6"';
+  const script =
+    'mount -t tmpfs -o size=300m tmpfs "$1" && cp -a "$2"/. "$1"/ && exec "$3" "$4" run --data-dir "$5" --config "$6"';
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env['DISPLAY'];
   delete env['WAYLAND_DISPLAY'];
-  const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', card, src, process.execPath, agentBin, dataDir, config], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child = spawn(
+    'unshare',
+    [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      script,
+      'sh',
+      card,
+      src,
+      process.execPath,
+      agentBin,
+      dataDir,
+      config,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env },
+  );
   const lines: Record<string, unknown>[] = [];
-  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] =
+    [];
   let buf = '';
   child.stderr!.on('data', (d: Buffer) => {
     buf += d.toString('utf8');
@@ -43,9 +82,17 @@ function startAgentWithCard(src: string, card: string, dataDir: string, config: 
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       let rec: Record<string, unknown>;
-      try { rec = JSON.parse(line) as Record<string, unknown>; } catch { rec = { raw: line }; }
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        rec = { raw: line };
+      }
       lines.push(rec);
-      for (const w of [...waiters]) if (w.pred(rec)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(rec); }
+      for (const w of [...waiters])
+        if (w.pred(rec)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(rec);
+        }
     }
   });
   const waitLog = (pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
@@ -53,14 +100,21 @@ function startAgentWithCard(src: string, card: string, dataDir: string, config: 
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       waiters.push({ pred, resolve });
-      child.once('exit', (code) => reject(new Error(`agent exited ${code} while waiting; log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)));
+      child.once('exit', (code) =>
+        reject(
+          new Error(`agent exited ${code} while waiting; log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`),
+        ),
+      );
     });
   };
   return { child, lines, waitLog };
 }
 
 /** Follow the agent's status page (SSE) until `pred` holds for a snapshot. */
-async function followStatus(dataDir: string, pred: (s: { cards: { files: number; verifiedFiles: number; id: string }[] }) => boolean): Promise<void> {
+async function followStatus(
+  dataDir: string,
+  pred: (s: { cards: { files: number; verifiedFiles: number; id: string }[] }) => boolean,
+): Promise<void> {
   const url = new URL((await readFile(join(dataDir, 'status-url'), 'utf8')).trim());
   const token = url.searchParams.get('token')!;
   const res = await fetch(`${url.origin}/events`, { headers: { Authorization: `Bearer ${token}` } });
@@ -103,80 +157,122 @@ async function walk(dir: string, rel = ''): Promise<string[]> {
 
 const sha = sha256Hex;
 
-t.test('SIGTERM during an offload parks it; the restart resumes without recopying', { skip: !(await canUnshare()) && 'needs root and unshare -m (private mount namespace for the card)' }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'sigterm-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const src = join(dir, 'card-src');
-  const card = join(dir, 'card');
-  const dataDir = join(dir, 'data');
-  const config = join(dir, 'field-agent.json');
-  await mkdir(join(src, 'DCIM', '100CANON'), { recursive: true });
-  await mkdir(card);
-  // A small first file (verified quickly), then large ones that keep the offload busy.
-  const sources = new Map<string, string>();
-  // Enough bytes after the first file that the offload is still busy when SIGTERM lands, however fast the disk.
-  const sizes = [64 * 1024, 48e6, 48e6, 48e6, 48e6, 48e6, 48e6];
-  for (const [i, size] of sizes.entries()) {
-    const name = `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`;
-    const data = randomBytes(size);
-    await writeFile(join(src, name), data);
-    sources.set(name, sha(data));
-  }
-  await writeFile(config, JSON.stringify({ statusPort: 0, tray: false, pollIntervalMs: 100, store: join(dataDir, 'store') }));
+t.test(
+  'SIGTERM during an offload parks it; the restart resumes without recopying',
+  { skip: !(await canUnshare()) && 'needs root and unshare -m (private mount namespace for the card)' },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'sigterm-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const src = join(dir, 'card-src');
+    const card = join(dir, 'card');
+    const dataDir = join(dir, 'data');
+    const config = join(dir, 'field-agent.json');
+    await mkdir(join(src, 'DCIM', '100CANON'), { recursive: true });
+    await mkdir(card);
+    // A small first file (verified quickly), then large ones that keep the offload busy.
+    const sources = new Map<string, string>();
+    // Enough bytes after the first file that the offload is still busy when SIGTERM lands, however fast the disk.
+    const sizes = [64 * 1024, 48e6, 48e6, 48e6, 48e6, 48e6, 48e6];
+    for (const [i, size] of sizes.entries()) {
+      const name = `DCIM/100CANON/IMG_${String(i + 1).padStart(4, '0')}.CR3`;
+      const data = randomBytes(size);
+      await writeFile(join(src, name), data);
+      sources.set(name, sha(data));
+    }
+    await writeFile(
+      config,
+      JSON.stringify({ statusPort: 0, tray: false, pollIntervalMs: 100, store: join(dataDir, 'store') }),
+    );
 
-  // 1. Offload starts; SIGTERM once 1 <= verified < all.
-  const a = startAgentWithCard(src, card, dataDir, config);
-  t.teardown(() => { a.child.kill('SIGKILL'); });
-  const inserted = await a.waitLog((l) => l['event'] === 'card-inserted');
-  const cardId = String(inserted['card']);
-  await followStatus(dataDir, (s) => s.cards.some((c) => c.id === cardId && c.verifiedFiles >= 1 && c.verifiedFiles < c.files));
-  a.child.kill('SIGTERM');
-  t.equal(await exitOf(a.child), 0, 'clean exit on SIGTERM');
-  const stopped = a.lines.find((l) => l['event'] === 'card-stopped');
-  t.equal(stopped?.['code'], 'AGENT_ABORTED', 'the offload was parked mid-card (not finished before the signal)');
-  t.ok(a.lines.some((l) => l['event'] === 'shutdown-done' && l['clean'] === true), 'every closer ran');
+    // 1. Offload starts; SIGTERM once 1 <= verified < all.
+    const a = startAgentWithCard(src, card, dataDir, config);
+    t.teardown(() => {
+      a.child.kill('SIGKILL');
+    });
+    const inserted = await a.waitLog((l) => l['event'] === 'card-inserted');
+    const cardId = String(inserted['card']);
+    await followStatus(dataDir, (s) =>
+      s.cards.some((c) => c.id === cardId && c.verifiedFiles >= 1 && c.verifiedFiles < c.files),
+    );
+    a.child.kill('SIGTERM');
+    t.equal(await exitOf(a.child), 0, 'clean exit on SIGTERM');
+    const stopped = a.lines.find((l) => l['event'] === 'card-stopped');
+    t.equal(stopped?.['code'], 'AGENT_ABORTED', 'the offload was parked mid-card (not finished before the signal)');
+    t.ok(
+      a.lines.some((l) => l['event'] === 'shutdown-done' && l['clean'] === true),
+      'every closer ran',
+    );
 
-  const storeFiles = await walk(join(dataDir, 'store'));
-  t.same(storeFiles.filter((f) => f.endsWith('.s321tmp')), [], 'no temp file left');
-  const stored = storeFiles.filter((f) => f.includes('IMG_'));
-  t.ok(stored.length >= 1 && stored.length < sizes.length, `${stored.length} of ${sizes.length} files stored before the stop`);
-  for (const f of stored) {
-    const name = Object.keys(Object.fromEntries(sources)).find((n) => f.endsWith(n.split('/').pop()!))!;
-    t.equal(sha(await readFile(join(dataDir, 'store', f))), sources.get(name), `${f}: complete and identical to the card (nothing partial under a final name)`);
-  }
-  const st1 = await statusJson(dataDir, config);
-  const c1 = st1.cards.find((c) => c.id === cardId)!;
-  t.equal(c1.safeToFormat.safe, false, 'not safe to format after an interrupted offload');
-  t.ok(c1.verifiedFiles >= 1 && c1.verifiedFiles < sizes.length);
+    const storeFiles = await walk(join(dataDir, 'store'));
+    t.same(
+      storeFiles.filter((f) => f.endsWith('.s321tmp')),
+      [],
+      'no temp file left',
+    );
+    const stored = storeFiles.filter((f) => f.includes('IMG_'));
+    t.ok(
+      stored.length >= 1 && stored.length < sizes.length,
+      `${stored.length} of ${sizes.length} files stored before the stop`,
+    );
+    for (const f of stored) {
+      const name = Object.keys(Object.fromEntries(sources)).find((n) => f.endsWith(n.split('/').pop()!))!;
+      t.equal(
+        sha(await readFile(join(dataDir, 'store', f))),
+        sources.get(name),
+        `${f}: complete and identical to the card (nothing partial under a final name)`,
+      );
+    }
+    const st1 = await statusJson(dataDir, config);
+    const c1 = st1.cards.find((c) => c.id === cardId)!;
+    t.equal(c1.safeToFormat.safe, false, 'not safe to format after an interrupted offload');
+    t.ok(c1.verifiedFiles >= 1 && c1.verifiedFiles < sizes.length);
 
-  // 2. Restart with the card back: resumes, copies only what is missing.
-  const b = startAgentWithCard(src, card, dataDir, config);
-  t.teardown(() => { b.child.kill('SIGKILL'); });
-  const again = await b.waitLog((l) => l['event'] === 'card-inserted');
-  t.equal(again['card'], cardId, 'the same card is recognised');
-  const done = await b.waitLog((l) => l['event'] === 'card-done' || l['event'] === 'card-stopped' || l['event'] === 'card-failed');
-  t.equal(done['event'], 'card-done', String(done['msg']));
-  t.match(String(done['msg']), new RegExp(`${c1.verifiedFiles} verified earlier`), 'files verified before the stop were not copied again');
-  b.child.kill('SIGTERM');
-  t.equal(await exitOf(b.child), 0);
-  const st2 = await statusJson(dataDir, config);
-  const c2 = st2.cards.find((c) => c.id === cardId)!;
-  t.equal(c2.verifiedFiles, sizes.length, 'every file verified after the resume');
-  const finalFiles = (await walk(join(dataDir, 'store'))).filter((f) => f.includes('IMG_'));
-  t.equal(finalFiles.length, sizes.length, 'each file stored once');
-  for (const f of finalFiles) {
-    const name = [...sources.keys()].find((n) => f.endsWith(n.split('/').pop()!))!;
-    t.equal(sha(await readFile(join(dataDir, 'store', f))), sources.get(name), `${f} identical to the card`);
-  }
-});
+    // 2. Restart with the card back: resumes, copies only what is missing.
+    const b = startAgentWithCard(src, card, dataDir, config);
+    t.teardown(() => {
+      b.child.kill('SIGKILL');
+    });
+    const again = await b.waitLog((l) => l['event'] === 'card-inserted');
+    t.equal(again['card'], cardId, 'the same card is recognised');
+    const done = await b.waitLog(
+      (l) => l['event'] === 'card-done' || l['event'] === 'card-stopped' || l['event'] === 'card-failed',
+    );
+    t.equal(done['event'], 'card-done', String(done['msg']));
+    t.match(
+      String(done['msg']),
+      new RegExp(`${c1.verifiedFiles} verified earlier`),
+      'files verified before the stop were not copied again',
+    );
+    b.child.kill('SIGTERM');
+    t.equal(await exitOf(b.child), 0);
+    const st2 = await statusJson(dataDir, config);
+    const c2 = st2.cards.find((c) => c.id === cardId)!;
+    t.equal(c2.verifiedFiles, sizes.length, 'every file verified after the resume');
+    const finalFiles = (await walk(join(dataDir, 'store'))).filter((f) => f.includes('IMG_'));
+    t.equal(finalFiles.length, sizes.length, 'each file stored once');
+    for (const f of finalFiles) {
+      const name = [...sources.keys()].find((n) => f.endsWith(n.split('/').pop()!))!;
+      t.equal(sha(await readFile(join(dataDir, 'store', f))), sources.get(name), `${f} identical to the card`);
+    }
+  },
+);
 
-interface StatusCard { id: string; verifiedFiles: number; files: number; safeToFormat: { safe: boolean } }
+interface StatusCard {
+  id: string;
+  verifiedFiles: number;
+  files: number;
+  safeToFormat: { safe: boolean };
+}
 function statusJson(dataDir: string, config: string): Promise<{ cards: StatusCard[] }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [agentBin, 'status', '--json', '--data-dir', dataDir, '--config', config], (err, stdout, stderr) => {
-      if (err) reject(new Error(`status failed: ${stderr}`));
-      else resolve(JSON.parse(stdout) as { cards: StatusCard[] });
-    });
+    execFile(
+      process.execPath,
+      [agentBin, 'status', '--json', '--data-dir', dataDir, '--config', config],
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`status failed: ${stderr}`));
+        else resolve(JSON.parse(stdout) as { cards: StatusCard[] });
+      },
+    );
   });
 }
 
@@ -197,18 +293,28 @@ t.test('SIGTERM during a studiod commit: clean stop, nothing partial, restart co
   const bySha = new Set<string>();
   for (const f of files) bySha.add(sha(await readFile(join(cardDir, f.path))));
 
-  const child = spawn(process.execPath, [AGENT_BIN, 'sync', '--json', '--data-dir', agent.dataDir, '--backoff-ms', '20', '--max-attempts', '1000'], { stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [AGENT_BIN, 'sync', '--json', '--data-dir', agent.dataDir, '--backoff-ms', '20', '--max-attempts', '1000'],
+    { stdio: 'ignore' },
+  );
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
 
   let stops = 0;
   for (let i = 0; i < 2; i++) {
     const before = (studio.log.match(/"msg":"committing"/g) ?? []).length;
-    const hit = await waitFor(() => {
-      if ((studio.log.match(/"msg":"committing"/g) ?? []).length > before) return 'stop';
-      if (child.exitCode !== null) return 'done';
-      return undefined;
-    }, 'a commit to start', 60_000);
+    const hit = await waitFor(
+      () => {
+        if ((studio.log.match(/"msg":"committing"/g) ?? []).length > before) return 'stop';
+        if (child.exitCode !== null) return 'done';
+        return undefined;
+      },
+      'a commit to start',
+      60_000,
+    );
     if (hit === 'done') break;
     const proc = studio.proc!;
     await studio.kill('SIGTERM');
@@ -217,7 +323,11 @@ t.test('SIGTERM during a studiod commit: clean stop, nothing partial, restart co
     t.match(studio.log, /"event":"shutdown-done","clean":true/, `stop ${stops}: every closer ran`);
     for (const root of [studio.dirs.mirror, studio.dirs.raid]) {
       const all = await listFiles(root);
-      t.same(all.filter((p) => p.endsWith('.s321tmp')), [], `stop ${stops}: no temp file left in ${root.endsWith('mirror') ? 'mirror' : 'raid'} by a clean stop`);
+      t.same(
+        all.filter((p) => p.endsWith('.s321tmp')),
+        [],
+        `stop ${stops}: no temp file left in ${root.endsWith('mirror') ? 'mirror' : 'raid'} by a clean stop`,
+      );
       let partial = 0;
       for (const rel of all) if (!bySha.has(sha(await readFile(join(root, rel))))) partial++;
       t.equal(partial, 0, `stop ${stops}: no partial file under a final name`);

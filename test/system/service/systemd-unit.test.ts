@@ -14,7 +14,11 @@ const repo = fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, 
 const studiodUnit = join(repo, 'scripts/systemd/studiod.service');
 const agentUnit = join(repo, 'scripts/systemd/field-agent.service');
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
     execFile(cmd, args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
@@ -44,14 +48,21 @@ async function shippedUnitIn(dir: string, src: string, name: string, binRel: str
 }
 
 const haveAnalyze = await hasSystemdAnalyze();
-const noAnalyze = 'systemd-analyze is not installed (apt-get install systemd; scripts/ensure-system-deps.sh does it as root)';
+const noAnalyze =
+  'systemd-analyze is not installed (apt-get install systemd; scripts/ensure-system-deps.sh does it as root)';
 
 t.test('systemd units', { skip: !haveAnalyze && noAnalyze }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'units-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
 
   t.test('studiod.service: verify accepts it with no warning', async (t) => {
-    const unit = await shippedUnitIn(dir, studiodUnit, 'studiod.service', 'studiod/dist/bin/studiod.js', '--config /etc/studiod/studiod.json');
+    const unit = await shippedUnitIn(
+      dir,
+      studiodUnit,
+      'studiod.service',
+      'studiod/dist/bin/studiod.js',
+      '--config /etc/studiod/studiod.json',
+    );
     const r = await run('systemd-analyze', ['verify', unit], { SYSTEMD_UNIT_PATH: `${dir}:` });
     t.equal(r.code, 0, r.stderr);
     t.equal(r.stderr.trim(), '', 'no warnings (unknown keys, bad values) from verify');
@@ -105,7 +116,9 @@ t.test('install-studiod.sh --root: installs, is idempotent, derives ReadWritePat
   const unitPath = join(root, 'etc/systemd/system/studiod.service');
   const unit = await readFile(unitPath, 'utf8');
   t.match(unit, `ExecStart=${process.execPath} ${repo}/studiod/dist/bin/studiod.js --config /etc/studiod/studiod.json`);
-  const config = JSON.parse(await readFile(join(root, 'etc/studiod/studiod.json'), 'utf8')) as { targets: Record<string, { root: string }> };
+  const config = JSON.parse(await readFile(join(root, 'etc/studiod/studiod.json'), 'utf8')) as {
+    targets: Record<string, { root: string }>;
+  };
   t.equal(config.targets['mirror']?.root, '/srv/mirror', 'default config written');
   const dropinPath = join(root, 'etc/systemd/system/studiod.service.d/targets.conf');
   t.match(await readFile(dropinPath, 'utf8'), /^ReadWritePaths=-\/srv\/mirror -\/srv\/raid$/m);
@@ -139,7 +152,9 @@ t.test('install-studiod.sh --root: installs, is idempotent, derives ReadWritePat
   t.match(await readFile(dropinPath, 'utf8'), new RegExp(`-${raid}$`, 'm'), 'drop-in untouched');
 
   if (haveAnalyze) {
-    const r = await run('systemd-analyze', ['verify', unitPath], { SYSTEMD_UNIT_PATH: `${join(root, 'etc/systemd/system')}:` });
+    const r = await run('systemd-analyze', ['verify', unitPath], {
+      SYSTEMD_UNIT_PATH: `${join(root, 'etc/systemd/system')}:`,
+    });
     t.equal(r.code, 0, r.stderr);
     t.equal(r.stderr.trim(), '', 'installed unit + drop-in verify cleanly');
     const s = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', unitPath]);

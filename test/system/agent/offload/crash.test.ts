@@ -14,9 +14,16 @@ import { buildStatus } from '@studio321/agent/state';
 const ITERATIONS = Number(process.env['AGENT_CRASH_ITERATIONS'] ?? 20);
 
 /** Start an ingest and SIGKILL it after its `afterFiles`-th file event plus `delayMs`. */
-function ingestAndKill(card: string, data: string, afterFiles: number, delayMs: number): Promise<{ killed: boolean; files: number }> {
+function ingestAndKill(
+  card: string,
+  data: string,
+  afterFiles: number,
+  delayMs: number,
+): Promise<{ killed: boolean; files: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AGENT_BIN, 'ingest', card, '--data-dir', data, '--shoot', 's', '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, [AGENT_BIN, 'ingest', card, '--data-dir', data, '--shoot', 's', '--json'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let files = 0;
     let armed = false;
     let buf = '';
@@ -51,20 +58,33 @@ t.test(`kill -9 at random points (${ITERATIONS} iterations), then resume`, async
     const data = join(dir, `data-${i}`);
     const kills = i % 3 === 2 ? 2 : 1;
     for (let k = 0; k < kills; k++) {
-      const r = await ingestAndKill(card, data, Math.floor(Math.random() * files.length), Math.floor(Math.random() * 25));
+      const r = await ingestAndKill(
+        card,
+        data,
+        Math.floor(Math.random() * files.length),
+        Math.floor(Math.random() * 25),
+      );
       if (r.killed) killedMidway += 1;
     }
     const done = await runAgentCli(['ingest', card, '--data-dir', data, '--shoot', 's', '--json']);
     t.equal(done.code, 0, `iteration ${i}: the resumed ingest completes (${done.stderr.slice(-300)})`);
     const storeRoot = join(data, 'store');
     const all = await listFiles(storeRoot);
-    t.same(all.filter((f) => f.endsWith('.s321tmp')), [], `iteration ${i}: no temp file left`);
+    t.same(
+      all.filter((f) => f.endsWith('.s321tmp')),
+      [],
+      `iteration ${i}: no temp file left`,
+    );
     const stored = await hashTree(storeRoot);
     // exactly once: one stored file per source file, same relative path, same BLAKE3
     const cardDirs = new Set([...stored.keys()].map((p) => p.split('/').slice(0, 2).join('/')));
     t.equal(cardDirs.size, 1, `iteration ${i}: one card folder`);
     const rel = new Map([...stored.entries()].map(([p, h]) => [p.split('/').slice(2).join('/'), h]));
-    t.same([...rel.entries()].sort(), [...source.entries()].sort(), `iteration ${i}: every file exactly once with the right BLAKE3`);
+    t.same(
+      [...rel.entries()].sort(),
+      [...source.entries()].sort(),
+      `iteration ${i}: every file exactly once with the right BLAKE3`,
+    );
     const state = await AgentState.open(data);
     const st = await buildStatus(state, 2);
     await state.close();

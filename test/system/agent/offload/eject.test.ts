@@ -22,23 +22,37 @@ function sh(args: string[]): Promise<{ code: number; stdout: string; stderr: str
   });
 }
 
-const canUnshare = process.platform === 'linux' && process.getuid?.() === 0 && (await sh(['unshare', '-m', '--propagation', 'private', 'true'])).code === 0;
+const canUnshare =
+  process.platform === 'linux' &&
+  process.getuid?.() === 0 &&
+  (await sh(['unshare', '-m', '--propagation', 'private', 'true'])).code === 0;
 
-t.test('eject unmounts a safe card and refuses one that is not safe', { skip: !canUnshare && 'needs root and unshare -m (private mount namespace)' }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'eject-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const src = join(dir, 'src');
-  await mkdir(join(src, 'DCIM', '100CANON'), { recursive: true });
-  for (let i = 1; i <= 3; i++) await writeFile(join(src, 'DCIM', '100CANON', `IMG_000${i}.CR3`), randomBytes(200_000));
-  for (const d of ['card', 'unsafe-card', 'field']) await mkdir(join(dir, d));
-  const data = join(dir, 'data');
-  const ok = join(dir, 'ok.json');
-  const strict = join(dir, 'strict.json');
-  await writeFile(ok, JSON.stringify({ store: join(data, 'store'), fieldDrive: join(dir, 'field', 'studio321') }));
-  await writeFile(strict, JSON.stringify({ store: join(data, 'store'), fieldDrive: join(dir, 'field', 'studio321'), policy: { copiesBeforeFormat: 3 } }));
+t.test(
+  'eject unmounts a safe card and refuses one that is not safe',
+  { skip: !canUnshare && 'needs root and unshare -m (private mount namespace)' },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'eject-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const src = join(dir, 'src');
+    await mkdir(join(src, 'DCIM', '100CANON'), { recursive: true });
+    for (let i = 1; i <= 3; i++)
+      await writeFile(join(src, 'DCIM', '100CANON', `IMG_000${i}.CR3`), randomBytes(200_000));
+    for (const d of ['card', 'unsafe-card', 'field']) await mkdir(join(dir, d));
+    const data = join(dir, 'data');
+    const ok = join(dir, 'ok.json');
+    const strict = join(dir, 'strict.json');
+    await writeFile(ok, JSON.stringify({ store: join(data, 'store'), fieldDrive: join(dir, 'field', 'studio321') }));
+    await writeFile(
+      strict,
+      JSON.stringify({
+        store: join(data, 'store'),
+        fieldDrive: join(dir, 'field', 'studio321'),
+        policy: { copiesBeforeFormat: 3 },
+      }),
+    );
 
-  // Everything below runs in one private mount namespace; each step prints one marker line.
-  const script = `
+    // Everything below runs in one private mount namespace; each step prints one marker line.
+    const script = `
     D="$1"; A="$2"; N="$3"
     mount -t tmpfs -o size=16m tmpfs "$D/card" && cp -a "$D/src/." "$D/card/"
     mount -t tmpfs -o size=16m tmpfs "$D/unsafe-card" && cp -a "$D/src/." "$D/unsafe-card/" && echo extra > "$D/unsafe-card/DCIM/100CANON/IMG_0009.CR3"
@@ -52,22 +66,39 @@ t.test('eject unmounts a safe card and refuses one that is not safe', { skip: !c
     grep -q " $D/card " /proc/self/mounts && echo "card=mounted" || echo "card=unmounted"
     "$N" "$A" eject EOS_R5 --data-dir "$D/data" --config "$D/ok.json" 2>&1; echo "eject-again=$?"
   `;
-  const r = await sh(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, agentBin, process.execPath]);
-  const out = r.stdout;
-  t.match(out, /^ingest1=0$/m, 'safe card ingested');
-  t.match(out, /^ingest2=0$/m, 'second card ingested');
+    const r = await sh([
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      script,
+      'sh',
+      dir,
+      agentBin,
+      process.execPath,
+    ]);
+    const out = r.stdout;
+    t.match(out, /^ingest1=0$/m, 'safe card ingested');
+    t.match(out, /^ingest2=0$/m, 'second card ingested');
 
-  t.match(out, /AGENT_EJECT_NOT_SAFE: SONY \(SONY-\w+\) is not safe to format yet: 4 files have fewer than 3 verified copies/, 'refused with the reason');
-  t.match(out, /^eject-unsafe=1$/m);
-  t.match(out, /^unsafe-card=mounted$/m, 'a card that is not safe stays mounted');
+    t.match(
+      out,
+      /AGENT_EJECT_NOT_SAFE: SONY \(SONY-\w+\) is not safe to format yet: 4 files have fewer than 3 verified copies/,
+      'refused with the reason',
+    );
+    t.match(out, /^eject-unsafe=1$/m);
+    t.match(out, /^unsafe-card=mounted$/m, 'a card that is not safe stays mounted');
 
-  t.match(out, /AGENT_UNKNOWN_CARD/);
-  t.match(out, /^eject-unknown=1$/m);
+    t.match(out, /AGENT_UNKNOWN_CARD/);
+    t.match(out, /^eject-unknown=1$/m);
 
-  t.match(out, /"event":"ejected".*"label":"EOS_R5".*"method":"umount"/, 'the safe card is ejected');
-  t.match(out, /^eject-safe=0$/m);
-  t.match(out, /^card=unmounted$/m, 'and is no longer mounted');
-  t.match(out, /AGENT_CARD_NOT_MOUNTED/, 'a second eject says it is no longer mounted');
-  t.match(out, /^eject-again=1$/m);
-  if (!/eject-again=/.test(out)) t.comment(r.stderr);
-});
+    t.match(out, /"event":"ejected".*"label":"EOS_R5".*"method":"umount"/, 'the safe card is ejected');
+    t.match(out, /^eject-safe=0$/m);
+    t.match(out, /^card=unmounted$/m, 'and is no longer mounted');
+    t.match(out, /AGENT_CARD_NOT_MOUNTED/, 'a second eject says it is no longer mounted');
+    t.match(out, /^eject-again=1$/m);
+    if (!/eject-again=/.test(out)) t.comment(r.stderr);
+  },
+);

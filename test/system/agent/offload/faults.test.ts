@@ -23,7 +23,15 @@ import { scanCard } from '@studio321/agent/card';
 import { resolveTargets } from '@studio321/agent';
 import { readCardFile } from '@studio321/agent/card';
 import { summariseCard } from '@studio321/agent/state';
-import { tmpfsDirs, umount, remountSize, hashTree, listFiles, runAgentCli, jsonLines } from '../../../lib/agent-harness.js';
+import {
+  tmpfsDirs,
+  umount,
+  remountSize,
+  hashTree,
+  listFiles,
+  runAgentCli,
+  jsonLines,
+} from '../../../lib/agent-harness.js';
 
 const execFileP = promisify(execFile);
 const temps = async (root: string): Promise<string[]> => (await listFiles(root)).filter((f) => f.endsWith('.s321tmp'));
@@ -42,20 +50,23 @@ t.test('card pulled mid-copy: AGENT_CARD_REMOVED, nothing partial, not safe, res
   const { targets } = await resolveTargets(join(data, 'store'), undefined);
   const scan = await scanCard(card);
   let reads = 0;
-  const pulled = await offloadCard({
-    state,
-    targets,
-    openSource: async function* (path, expect, opts) {
-      for await (const chunk of readCardFile(path, expect, { ...opts, chunkSize: 256 * 1024 })) {
-        reads += 1;
-        if (reads === 9) {
-          await umount(card, true); // the card leaves the system
-          throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', errno: -5, syscall: 'read' });
+  const pulled = await offloadCard(
+    {
+      state,
+      targets,
+      openSource: async function* (path, expect, opts) {
+        for await (const chunk of readCardFile(path, expect, { ...opts, chunkSize: 256 * 1024 })) {
+          reads += 1;
+          if (reads === 9) {
+            await umount(card, true); // the card leaves the system
+            throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', errno: -5, syscall: 'read' });
+          }
+          yield chunk;
         }
-        yield chunk;
-      }
+      },
     },
-  }, { root: card, card: cardInput(card, 'CARD-1'), scan });
+    { root: card, card: cardInput(card, 'CARD-1'), scan },
+  );
   t.equal(pulled.stoppedBy?.code, 'AGENT_CARD_REMOVED');
   t.equal(pulled.stoppedBy?.retryable, true);
   t.same(await temps(join(data, 'store')), [], 'no temp file left');
@@ -68,7 +79,10 @@ t.test('card pulled mid-copy: AGENT_CARD_REMOVED, nothing partial, not safe, res
   // The card comes back (same files): the offload resumes, nothing copied twice.
   await execFileP('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', card]);
   await makeTestCard(card, { rawSize: 2 * 1024 * 1024 });
-  const again = await offloadCard({ state, targets }, { root: card, card: cardInput(card, 'CARD-1'), scan: await scanCard(card) });
+  const again = await offloadCard(
+    { state, targets },
+    { root: card, card: cardInput(card, 'CARD-1'), scan: await scanCard(card) },
+  );
   t.equal(again.stoppedBy, undefined);
   t.equal(again.alreadyVerified, stored.size, 'verified files are not copied again');
   t.equal(again.copied, source.size - stored.size);
@@ -88,17 +102,24 @@ t.test('laptop disk full: AGENT_STORE_FULL, stops cleanly, resumes when space ex
   const data = join(dir, 'data');
   const full = await runAgentCli(['ingest', card, '--data-dir', data, '--config', config, '--shoot', 's', '--json']);
   t.equal(full.code, 1);
-  const done = jsonLines(full.stdout).find((e) => e['event'] === 'done') as { stoppedBy?: { code: string }; copied: number };
+  const done = jsonLines(full.stdout).find((e) => e['event'] === 'done') as {
+    stoppedBy?: { code: string };
+    copied: number;
+  };
   t.equal(done.stoppedBy?.code, 'AGENT_STORE_FULL');
   t.match(full.stderr, /AGENT_STORE_FULL: The store is full/);
   t.same(await temps(store), [], 'no temp file left on the full disk');
   const partial = await hashTree(store);
-  for (const [p, h] of partial) t.equal(source.get(p.split('/').slice(2).join('/')), h, `${p} is complete and verified`);
+  for (const [p, h] of partial)
+    t.equal(source.get(p.split('/').slice(2).join('/')), h, `${p} is complete and verified`);
 
   await remountSize(store, '64m');
   const resumed = await runAgentCli(['ingest', card, '--data-dir', data, '--config', config, '--shoot', 's', '--json']);
   t.equal(resumed.code, 0, resumed.stderr);
-  const d2 = jsonLines(resumed.stdout).find((e) => e['event'] === 'done') as { copied: number; alreadyVerified: number };
+  const d2 = jsonLines(resumed.stdout).find((e) => e['event'] === 'done') as {
+    copied: number;
+    alreadyVerified: number;
+  };
   t.equal(d2.alreadyVerified, done.copied, 'what was verified before the disk filled is not copied again');
   const all = await hashTree(store);
   t.same([...all.entries()].map(([p, h]) => [p.split('/').slice(2).join('/'), h]).sort(), [...source.entries()].sort());
@@ -115,47 +136,82 @@ t.test('unreadable file (EACCES): that file is reported, the rest is copied', as
   await execFileP('chown', ['-R', '65534:65534', dir]);
   await chown(join(card, 'DCIM/100CANON/IMG_9999.CR3'), 0, 0);
   await chmod(join(card, 'DCIM/100CANON/IMG_9999.CR3'), 0o600);
-  const r = await runAgentCli(['ingest', card, '--data-dir', data, '--shoot', 's', '--json'], { uid: 65534, gid: 65534, env: { HOME: dir } });
-  if (r.stderr.includes('EPERM') && r.code !== 1) return void t.comment('SKIP: cannot run a child as another user here');
+  const r = await runAgentCli(['ingest', card, '--data-dir', data, '--shoot', 's', '--json'], {
+    uid: 65534,
+    gid: 65534,
+    env: { HOME: dir },
+  });
+  if (r.stderr.includes('EPERM') && r.code !== 1)
+    return void t.comment('SKIP: cannot run a child as another user here');
   t.equal(r.code, 1, 'non-zero exit when a file failed');
-  const done = jsonLines(r.stdout).find((e) => e['event'] === 'done') as { failed: Array<{ path: string; code: string }>; copied: number; files: number; safeToFormat: { safe: boolean } };
-  t.same(done.failed.map((f) => [f.path, f.code]), [['DCIM/100CANON/IMG_9999.CR3', 'AGENT_UNREADABLE_FILE']]);
+  const done = jsonLines(r.stdout).find((e) => e['event'] === 'done') as {
+    failed: Array<{ path: string; code: string }>;
+    copied: number;
+    files: number;
+    safeToFormat: { safe: boolean };
+  };
+  t.same(
+    done.failed.map((f) => [f.path, f.code]),
+    [['DCIM/100CANON/IMG_9999.CR3', 'AGENT_UNREADABLE_FILE']],
+  );
   t.equal(done.copied, done.files - 1, 'carried on with the rest');
   t.equal(done.safeToFormat.safe, false);
   const stored = await listFiles(join(data, 'store'));
-  t.notOk(stored.some((f) => f.endsWith('IMG_9999.CR3')), 'nothing stored for the unreadable file');
-  t.same(stored.filter((f) => f.endsWith('.s321tmp')), []);
+  t.notOk(
+    stored.some((f) => f.endsWith('IMG_9999.CR3')),
+    'nothing stored for the unreadable file',
+  );
+  t.same(
+    stored.filter((f) => f.endsWith('.s321tmp')),
+    [],
+  );
 });
 
-t.test('zero-length file, symlink and FIFO on the card: kept/flagged/skipped, never followed, card not safe until resolved', async (t) => {
-  const m = await tmpfsDirs(t, { store: '32m', field: '32m' });
-  if (m === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
-  const dir = m.base;
-  const store = m.dirs['store'] as string;
-  const field = m.dirs['field'] as string;
-  const card = join(dir, 'card');
-  await makeTestCard(card, { rawSize: 16 * 1024, zeroByte: true });
-  await writeFile(join(dir, 'secret.txt'), 'outside the card');
-  await symlink(join(dir, 'secret.txt'), join(card, 'DCIM/100CANON/IMG_5000.CR3'));
-  await execFileP('mkfifo', [join(card, 'DCIM/100CANON/IMG_5001.CR3')]);
-  const data = join(dir, 'data');
-  const state = await AgentState.open(data);
-  t.teardown(() => state.close());
-  const { targets } = await resolveTargets(store, field);
-  const r = await offloadCard({ state, targets }, { root: card, card: cardInput(card, 'CARD-Z'), scan: await scanCard(card) });
-  t.same(r.warnings.map((w) => [w.path, w.code]).sort(), [['DCIM/100CANON/IMG_5000.CR3', 'AGENT_SYMLINK_SKIPPED'], ['DCIM/100CANON/IMG_5001.CR3', 'AGENT_SPECIAL_FILE_SKIPPED']]);
-  t.equal(r.failed.length, 0);
-  const zero = await stat(join(store, 's/CARD-Z/DCIM/101CANON/IMG_0003.CR3'));
-  t.equal(zero.size, 0, 'the zero-byte file is kept (and verified)');
-  t.notOk((await listFiles(store)).some((f) => f.includes('IMG_500')), 'the symlink target and the FIFO were not copied');
-  const before = await summariseCard(state, (await state.getCard('CARD-Z'))!, 2);
-  t.equal(before.safeToFormat.safe, false);
-  t.equal(before.safeToFormat.unresolvedWarnings, 3, 'zero-byte, symlink and FIFO are warnings');
-  t.match(before.safeToFormat.reason, /3 warnings to review/);
-  t.equal(await state.resolveWarnings('CARD-Z'), 3);
-  const after = await summariseCard(state, (await state.getCard('CARD-Z'))!, 2);
-  t.equal(after.safeToFormat.safe, true, `safe once reviewed, with laptop + field drive on two devices (${after.safeToFormat.reason})`);
-});
+t.test(
+  'zero-length file, symlink and FIFO on the card: kept/flagged/skipped, never followed, card not safe until resolved',
+  async (t) => {
+    const m = await tmpfsDirs(t, { store: '32m', field: '32m' });
+    if (m === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+    const dir = m.base;
+    const store = m.dirs['store'] as string;
+    const field = m.dirs['field'] as string;
+    const card = join(dir, 'card');
+    await makeTestCard(card, { rawSize: 16 * 1024, zeroByte: true });
+    await writeFile(join(dir, 'secret.txt'), 'outside the card');
+    await symlink(join(dir, 'secret.txt'), join(card, 'DCIM/100CANON/IMG_5000.CR3'));
+    await execFileP('mkfifo', [join(card, 'DCIM/100CANON/IMG_5001.CR3')]);
+    const data = join(dir, 'data');
+    const state = await AgentState.open(data);
+    t.teardown(() => state.close());
+    const { targets } = await resolveTargets(store, field);
+    const r = await offloadCard(
+      { state, targets },
+      { root: card, card: cardInput(card, 'CARD-Z'), scan: await scanCard(card) },
+    );
+    t.same(r.warnings.map((w) => [w.path, w.code]).sort(), [
+      ['DCIM/100CANON/IMG_5000.CR3', 'AGENT_SYMLINK_SKIPPED'],
+      ['DCIM/100CANON/IMG_5001.CR3', 'AGENT_SPECIAL_FILE_SKIPPED'],
+    ]);
+    t.equal(r.failed.length, 0);
+    const zero = await stat(join(store, 's/CARD-Z/DCIM/101CANON/IMG_0003.CR3'));
+    t.equal(zero.size, 0, 'the zero-byte file is kept (and verified)');
+    t.notOk(
+      (await listFiles(store)).some((f) => f.includes('IMG_500')),
+      'the symlink target and the FIFO were not copied',
+    );
+    const before = await summariseCard(state, (await state.getCard('CARD-Z'))!, 2);
+    t.equal(before.safeToFormat.safe, false);
+    t.equal(before.safeToFormat.unresolvedWarnings, 3, 'zero-byte, symlink and FIFO are warnings');
+    t.match(before.safeToFormat.reason, /3 warnings to review/);
+    t.equal(await state.resolveWarnings('CARD-Z'), 3);
+    const after = await summariseCard(state, (await state.getCard('CARD-Z'))!, 2);
+    t.equal(
+      after.safeToFormat.safe,
+      true,
+      `safe once reviewed, with laptop + field drive on two devices (${after.safeToFormat.reason})`,
+    );
+  },
+);
 
 t.test('a file that changes while it is copied is discarded (AGENT_SOURCE_CHANGED), then copied right', async (t) => {
   const dir = t.testdir();
@@ -168,22 +224,31 @@ t.test('a file that changes while it is copied is discarded (AGENT_SOURCE_CHANGE
   t.teardown(() => state.close());
   const { targets } = await resolveTargets(join(data, 'store'), undefined);
   let grown = false;
-  const r = await offloadCard({
-    state,
-    targets,
-    openSource: async function* (path, expect, opts) {
-      for await (const chunk of readCardFile(path, expect, { ...opts, chunkSize: 1024 * 1024 })) {
-        if (!grown) {
-          grown = true;
-          appendFileSync(file, Buffer.alloc(1024, 2)); // the tethering app is still writing
+  const r = await offloadCard(
+    {
+      state,
+      targets,
+      openSource: async function* (path, expect, opts) {
+        for await (const chunk of readCardFile(path, expect, { ...opts, chunkSize: 1024 * 1024 })) {
+          if (!grown) {
+            grown = true;
+            appendFileSync(file, Buffer.alloc(1024, 2)); // the tethering app is still writing
+          }
+          yield chunk;
         }
-        yield chunk;
-      }
+      },
     },
-  }, { root: folder, card: cardInput(folder, 'HOT-1'), scan: await scanCard(folder) });
-  t.same(r.failed.map((f) => f.code), ['AGENT_SOURCE_CHANGED']);
+    { root: folder, card: cardInput(folder, 'HOT-1'), scan: await scanCard(folder) },
+  );
+  t.same(
+    r.failed.map((f) => f.code),
+    ['AGENT_SOURCE_CHANGED'],
+  );
   t.same(await listFiles(join(data, 'store')), [], 'nothing stored, no temp left');
-  const again = await offloadCard({ state, targets }, { root: folder, card: cardInput(folder, 'HOT-1'), scan: await scanCard(folder) });
+  const again = await offloadCard(
+    { state, targets },
+    { root: folder, card: cardInput(folder, 'HOT-1'), scan: await scanCard(folder) },
+  );
   t.equal(again.copied, 1);
   const stored = await hashTree(join(data, 'store'));
   t.same([...stored.values()], [...(await hashTree(folder)).values()], 'stored with the hash of the complete file');

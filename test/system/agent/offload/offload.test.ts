@@ -32,7 +32,10 @@ t.test('a generated card is offloaded: every file, right BLAKE3, layout kept', a
   // sidecars stay next to their image, wrap folders both present
   t.ok(dst.has('DCIM/100CANON/IMG_9999.XMP') && dst.has('DCIM/101CANON/IMG_0001.CR3'));
   t.ok(dst.has('PRIVATE/M4ROOT/CLIP/C0001M01.XML') && dst.has('DCIM/100GOPRO/GL010001.LRV'));
-  t.same((await listFiles(join(data, 'store'))).filter((f) => f.endsWith('.s321tmp')), []);
+  t.same(
+    (await listFiles(join(data, 'store'))).filter((f) => f.endsWith('.s321tmp')),
+    [],
+  );
 
   // ingest again: nothing copied again
   const again = await runAgentCli(['ingest', card, '--data-dir', data, '--shoot', 'wedding', '--json']);
@@ -42,7 +45,10 @@ t.test('a generated card is offloaded: every file, right BLAKE3, layout kept', a
   t.equal(d2['alreadyVerified'], files.length);
 
   const st = await runAgentCli(['status', '--json', '--data-dir', data]);
-  const status = JSON.parse(st.stdout) as { cards: Array<{ id: string; files: number; verifiedFiles: number; queuedFiles: number }>; queue: { files: number } };
+  const status = JSON.parse(st.stdout) as {
+    cards: Array<{ id: string; files: number; verifiedFiles: number; queuedFiles: number }>;
+    queue: { files: number };
+  };
   t.equal(status.cards.length, 1);
   t.equal(status.cards[0]?.verifiedFiles, files.length, 'each file counted once');
   t.equal(status.queue.files, files.length);
@@ -61,8 +67,14 @@ t.test('two bodies, one label, same names: both kept, nothing overwritten', asyn
   const ida = String(jsonLines(ra.stdout).find((e) => e['event'] === 'done')?.['card']);
   const idb = String(jsonLines(rb.stdout).find((e) => e['event'] === 'done')?.['card']);
   t.not(ida, idb, 'two cards named EOS_DIGITAL are two cards');
-  t.same([...(await hashTree(join(data, 'store', 's', ida))).entries()].sort(), [...(await hashTree(a)).entries()].sort());
-  t.same([...(await hashTree(join(data, 'store', 's', idb))).entries()].sort(), [...(await hashTree(b)).entries()].sort());
+  t.same(
+    [...(await hashTree(join(data, 'store', 's', ida))).entries()].sort(),
+    [...(await hashTree(a)).entries()].sort(),
+  );
+  t.same(
+    [...(await hashTree(join(data, 'store', 's', idb))).entries()].sort(),
+    [...(await hashTree(b)).entries()].sort(),
+  );
 });
 
 t.test('dual-slot pair: the same content is stored once, the second card maps to it', async (t) => {
@@ -81,8 +93,15 @@ t.test('dual-slot pair: the same content is stored once, the second card maps to
   const stored = await hashTree(join(data, 'store'));
   t.equal(stored.size, fa.length, 'one stored copy per asset');
   t.equal(new Set(stored.values()).size, fa.length);
-  const st = JSON.parse((await runAgentCli(['status', '--json', '--data-dir', data])).stdout) as { cards: Array<{ verifiedFiles: number }>; queue: { files: number } };
-  t.same(st.cards.map((c) => c.verifiedFiles), [fa.length, fa.length], 'both cards fully verified');
+  const st = JSON.parse((await runAgentCli(['status', '--json', '--data-dir', data])).stdout) as {
+    cards: Array<{ verifiedFiles: number }>;
+    queue: { files: number };
+  };
+  t.same(
+    st.cards.map((c) => c.verifiedFiles),
+    [fa.length, fa.length],
+    'both cards fully verified',
+  );
   t.equal(st.queue.files, fa.length, 'each asset queued for the studio once');
 });
 
@@ -94,7 +113,13 @@ t.test('same card, same name, new content: distinct name ~2, sidecar follows', a
   const state = await AgentState.open(data);
   t.teardown(() => state.close());
   const { targets } = await resolveTargets(join(data, 'store'), undefined);
-  const cardInput = { id: 'EOS_DIGITAL-00000001', label: 'EOS_DIGITAL', kind: 'card' as const, source: card, shoot: 's' };
+  const cardInput = {
+    id: 'EOS_DIGITAL-00000001',
+    label: 'EOS_DIGITAL',
+    kind: 'card' as const,
+    source: card,
+    shoot: 's',
+  };
   const r1 = await offloadCard({ state, targets }, { root: card, card: cardInput, scan: await scanCard(card) });
   t.equal(r1.failed.length, 0);
   // The camera rewrote IMG_0001 and its sidecar (same names, new bytes); the card keeps its identity.

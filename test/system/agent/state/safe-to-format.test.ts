@@ -42,12 +42,34 @@ t.test('one device is not enough; two folders on one disk are one device; a stud
   t.ok(pending.every((p) => p.copies.length === 2 && p.storePath.startsWith(join(store, 'laptop'))));
   const firstTwo = await state.pendingForStudio(2);
   const nextTwo = await state.pendingForStudio(2, firstTwo[1]!.blake3);
-  t.same(nextTwo.map((p) => p.blake3), pending.slice(2, 4).map((p) => p.blake3), 'paging with after');
+  t.same(
+    nextTwo.map((p) => p.blake3),
+    pending.slice(2, 4).map((p) => p.blake3),
+    'paging with after',
+  );
   const receipt = (blake3: string, size: number) => ({
-    blake3, size, committedAt: new Date().toISOString(),
+    blake3,
+    size,
+    committedAt: new Date().toISOString(),
     copies: [
-      { target: 'mirror', device: 'mirror-a', path: `x/${blake3}`, media: 'hdd', location: 'studio', verifiedAt: new Date().toISOString(), method: 'readback-blake3' },
-      { target: 'raid', device: 'raid-1', path: `x/${blake3}`, media: 'raid-hdd', location: 'studio', verifiedAt: new Date().toISOString(), method: 'readback-blake3' },
+      {
+        target: 'mirror',
+        device: 'mirror-a',
+        path: `x/${blake3}`,
+        media: 'hdd',
+        location: 'studio',
+        verifiedAt: new Date().toISOString(),
+        method: 'readback-blake3',
+      },
+      {
+        target: 'raid',
+        device: 'raid-1',
+        path: `x/${blake3}`,
+        media: 'raid-hdd',
+        location: 'studio',
+        verifiedAt: new Date().toISOString(),
+        method: 'readback-blake3',
+      },
     ],
   });
   for (const p of pending.slice(0, -1)) await state.recordStudioReceipt(receipt(p.blake3, p.size));
@@ -67,16 +89,82 @@ t.test('one device is not enough; two folders on one disk are one device; a stud
 });
 
 t.test('pure verdict: when in doubt, not safe', async (t) => {
-  const card = { id: 'C', label: 'C', kind: 'card' as const, source: '/x', shoot: 's', firstSeen: '', lastSeen: '', scan: 1, scanEntries: 1, scanComplete: true, dev: 5 };
-  const file = { card: 'C', path: 'DCIM/A.CR3', size: 1, mtimeMs: 0, scan: 1, state: 'verified' as const, blake3: 'b'.repeat(64) };
-  const copy = (device: string) => ({ target: device, device, media: 'ssd', location: 'field', offsite: false, verified: true });
-  const asset = (devices: string[]) => new Map([[file.blake3, { blake3: file.blake3, size: 1, storePath: 'x', paths: {}, copies: devices.map(copy), names: [], verifiedAt: '' }]]);
+  const card = {
+    id: 'C',
+    label: 'C',
+    kind: 'card' as const,
+    source: '/x',
+    shoot: 's',
+    firstSeen: '',
+    lastSeen: '',
+    scan: 1,
+    scanEntries: 1,
+    scanComplete: true,
+    dev: 5,
+  };
+  const file = {
+    card: 'C',
+    path: 'DCIM/A.CR3',
+    size: 1,
+    mtimeMs: 0,
+    scan: 1,
+    state: 'verified' as const,
+    blake3: 'b'.repeat(64),
+  };
+  const copy = (device: string) => ({
+    target: device,
+    device,
+    media: 'ssd',
+    location: 'field',
+    offsite: false,
+    verified: true,
+  });
+  const asset = (devices: string[]) =>
+    new Map([
+      [
+        file.blake3,
+        {
+          blake3: file.blake3,
+          size: 1,
+          storePath: 'x',
+          paths: {},
+          copies: devices.map(copy),
+          names: [],
+          verifiedAt: '',
+        },
+      ],
+    ]);
   t.equal(evaluateSafeToFormat(card, [file], asset(['local:1', 'local:2']), 2).safe, true);
-  t.equal(evaluateSafeToFormat(card, [file], asset(['local:1', 'local:5']), 2).safe, false, 'a copy on the card itself does not count');
-  t.equal(evaluateSafeToFormat({ ...card, scanComplete: false }, [file], asset(['local:1', 'local:2']), 2).safe, false, 'listing never finished');
-  t.equal(evaluateSafeToFormat({ ...card, lastRun: { state: 'running', startedAt: '' } }, [file], asset(['local:1', 'local:2']), 2).safe, false, 'offload interrupted');
+  t.equal(
+    evaluateSafeToFormat(card, [file], asset(['local:1', 'local:5']), 2).safe,
+    false,
+    'a copy on the card itself does not count',
+  );
+  t.equal(
+    evaluateSafeToFormat({ ...card, scanComplete: false }, [file], asset(['local:1', 'local:2']), 2).safe,
+    false,
+    'listing never finished',
+  );
+  t.equal(
+    evaluateSafeToFormat(
+      { ...card, lastRun: { state: 'running', startedAt: '' } },
+      [file],
+      asset(['local:1', 'local:2']),
+      2,
+    ).safe,
+    false,
+    'offload interrupted',
+  );
   t.equal(evaluateSafeToFormat(card, [{ ...file, state: 'failed' }], asset(['local:1', 'local:2']), 2).safe, false);
   t.equal(evaluateSafeToFormat(card, [file], new Map(), 2).safe, false, 'asset record missing');
   t.equal(evaluateSafeToFormat({ ...card, scanEntries: 0 }, [], new Map(), 2).safe, false, 'no files at all');
-  t.equal(evaluateSafeToFormat(card, [{ ...file, warning: { code: 'AGENT_ZERO_BYTE_FILE', message: '' } }], asset(['local:1', 'local:2']), 2).safe, false);
+  t.equal(
+    evaluateSafeToFormat(
+      card,
+      [{ ...file, warning: { code: 'AGENT_ZERO_BYTE_FILE', message: '' } }],
+      asset(['local:1', 'local:2']),
+      2,
+    ).safe,
+    false,
+  );
 });

@@ -12,30 +12,45 @@ import { makeCard } from '../../../lib/studio-harness.js';
 import { runAgentCli } from '../../../lib/agent-harness.js';
 import { rotByte } from '../../../lib/bit-rot.js';
 
-t.test('checkStoreCopy: intact → nothing changes; rotted → AGENT_STORE_COPY_DAMAGED and no longer a copy; unknown → nothing', async (t) => {
-  const dir = t.testdir();
-  const card = join(dir, 'CARD');
-  await makeCard(card, [{ path: 'DCIM/100CANON/IMG_0001.CR3', size: 300_000 }, { path: 'DCIM/100CANON/IMG_0002.CR3', size: 200_000 }]);
-  const data = join(dir, 'data');
-  const ing = await runAgentCli(['ingest', card, '--data-dir', data, '--shoot', 's', '--json']);
-  t.equal(ing.code, 0, ing.stderr);
-  const state = await AgentState.open(data);
-  t.teardown(() => state.close());
-  const [a, b] = await state.listAssets();
-  if (a === undefined || b === undefined) throw new Error('two assets expected');
+t.test(
+  'checkStoreCopy: intact → nothing changes; rotted → AGENT_STORE_COPY_DAMAGED and no longer a copy; unknown → nothing',
+  async (t) => {
+    const dir = t.testdir();
+    const card = join(dir, 'CARD');
+    await makeCard(card, [
+      { path: 'DCIM/100CANON/IMG_0001.CR3', size: 300_000 },
+      { path: 'DCIM/100CANON/IMG_0002.CR3', size: 200_000 },
+    ]);
+    const data = join(dir, 'data');
+    const ing = await runAgentCli(['ingest', card, '--data-dir', data, '--shoot', 's', '--json']);
+    t.equal(ing.code, 0, ing.stderr);
+    const state = await AgentState.open(data);
+    t.teardown(() => state.close());
+    const [a, b] = await state.listAssets();
+    if (a === undefined || b === undefined) throw new Error('two assets expected');
 
-  t.equal(await checkStoreCopy(state, a.blake3), undefined, 'an intact copy: no damage reported');
-  t.ok(hasVerifiedCopy(await state.getAsset(a.blake3), 'laptop'), 'and it still counts');
+    t.equal(await checkStoreCopy(state, a.blake3), undefined, 'an intact copy: no damage reported');
+    t.ok(hasVerifiedCopy(await state.getAsset(a.blake3), 'laptop'), 'and it still counts');
 
-  await rotByte(a.paths['laptop'] ?? '?', 777);
-  const found = await checkStoreCopy(state, a.blake3);
-  t.equal(found?.code, 'AGENT_STORE_COPY_DAMAGED', 'a rotted copy is reported damaged');
-  t.ok(found?.message.startsWith(`The laptop copy ${a.paths['laptop'] ?? '?'} is missing or no longer matches its recorded BLAKE3`), 'naming the file');
-  const after = await state.getAsset(a.blake3);
-  t.ok(hasDamagedCopy(after, 'laptop') && !hasVerifiedCopy(after, 'laptop'), 'recorded as no longer a copy');
-  t.equal(after?.paths['laptop'], a.paths['laptop'], 'its path is kept (the file is never touched)');
-  t.equal(await checkStoreCopy(state, a.blake3), undefined, 'checked again: it already does not count, nothing to report');
+    await rotByte(a.paths['laptop'] ?? '?', 777);
+    const found = await checkStoreCopy(state, a.blake3);
+    t.equal(found?.code, 'AGENT_STORE_COPY_DAMAGED', 'a rotted copy is reported damaged');
+    t.ok(
+      found?.message.startsWith(
+        `The laptop copy ${a.paths['laptop'] ?? '?'} is missing or no longer matches its recorded BLAKE3`,
+      ),
+      'naming the file',
+    );
+    const after = await state.getAsset(a.blake3);
+    t.ok(hasDamagedCopy(after, 'laptop') && !hasVerifiedCopy(after, 'laptop'), 'recorded as no longer a copy');
+    t.equal(after?.paths['laptop'], a.paths['laptop'], 'its path is kept (the file is never touched)');
+    t.equal(
+      await checkStoreCopy(state, a.blake3),
+      undefined,
+      'checked again: it already does not count, nothing to report',
+    );
 
-  t.ok(hasVerifiedCopy(await state.getAsset(b.blake3), 'laptop'), 'the other asset is untouched');
-  t.equal(await checkStoreCopy(state, '0'.repeat(64)), undefined, 'an unknown hash: nothing to check');
-});
+    t.ok(hasVerifiedCopy(await state.getAsset(b.blake3), 'laptop'), 'the other asset is untouched');
+    t.equal(await checkStoreCopy(state, '0'.repeat(64)), undefined, 'an unknown hash: nothing to check');
+  },
+);

@@ -39,19 +39,35 @@ class TestProvider extends EventEmitter implements StatusProvider {
 const GB = 1_000_000_000;
 function card(over: Partial<LiveCard> & { id: string; label: string }): LiveCard {
   return {
-    files: 1200, bytes: 48 * GB, copiedFiles: 0, copiedBytes: 0, verifiedFiles: 0, queuedFiles: 0, atStudioFiles: 0,
-    speedBytesPerSec: 0, etaSeconds: null, safeToFormat: false, reason: 'offload not finished', present: true,
+    files: 1200,
+    bytes: 48 * GB,
+    copiedFiles: 0,
+    copiedBytes: 0,
+    verifiedFiles: 0,
+    queuedFiles: 0,
+    atStudioFiles: 0,
+    speedBytesPerSec: 0,
+    etaSeconds: null,
+    safeToFormat: false,
+    reason: 'offload not finished',
+    present: true,
     ...over,
   };
 }
 
-interface Resp { status: number; body: string; headers: Record<string, string | string[] | undefined> }
+interface Resp {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
 function get(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Resp> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
+      res.on('data', (d: string) => {
+        body += d;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
     });
     req.on('error', reject);
@@ -73,7 +89,17 @@ t.test('status page', async (t) => {
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
   const provider = new TestProvider({
     at: new Date().toISOString(),
-    cards: [card({ id: 'card-a', label: 'EOS_DIGITAL (slot 1)', copiedFiles: 300, copiedBytes: 12 * GB, verifiedFiles: 290, speedBytesPerSec: 180_000_000, etaSeconds: 200 })],
+    cards: [
+      card({
+        id: 'card-a',
+        label: 'EOS_DIGITAL (slot 1)',
+        copiedFiles: 300,
+        copiedBytes: 12 * GB,
+        verifiedFiles: 290,
+        speedBytesPerSec: 180_000_000,
+        etaSeconds: 200,
+      }),
+    ],
     queue: { files: 290, bytes: 11.6 * GB },
     link: { state: 'connecting' },
     errors: [],
@@ -92,8 +118,18 @@ t.test('status page', async (t) => {
     port: 0,
     minUpdateIntervalMs: 20,
     actions: {
-      pauseSync: () => { paused.push('pause'); provider.set((s) => { s.link.state = 'paused'; }); },
-      resumeSync: () => { paused.push('resume'); provider.set((s) => { s.link.state = 'connected'; }); },
+      pauseSync: () => {
+        paused.push('pause');
+        provider.set((s) => {
+          s.link.state = 'paused';
+        });
+      },
+      resumeSync: () => {
+        paused.push('resume');
+        provider.set((s) => {
+          s.link.state = 'connected';
+        });
+      },
     },
   });
   await page.open();
@@ -105,12 +141,22 @@ t.test('status page', async (t) => {
   t.equal((await stat(join(dataDir, 'status-token'))).mode & 0o777, 0o600, 'token file is 0600');
 
   t.test('HTTP: no token, wrong token, foreign Host are refused with no data', async (t) => {
-    for (const path of ['/', '/api/status', '/events', '/app.js', '/?token=wrong', '/api/status?token=' + token.slice(0, -1) + 'x']) {
+    for (const path of [
+      '/',
+      '/api/status',
+      '/events',
+      '/app.js',
+      '/?token=wrong',
+      `/api/status?token=${token.slice(0, -1)}x`,
+    ]) {
       const r = await get(port, path);
       t.equal(r.status, 401, `${path} → 401`);
       t.notMatch(r.body, /EOS_DIGITAL/, `${path}: no data`);
     }
-    const rebinding = await get(port, '/api/status', { Host: `evil.example:${port}`, Authorization: `Bearer ${token}` });
+    const rebinding = await get(port, '/api/status', {
+      Host: `evil.example:${port}`,
+      Authorization: `Bearer ${token}`,
+    });
     t.equal(rebinding.status, 403, 'a foreign Host header (DNS rebinding) is refused even with the token');
     t.notMatch(rebinding.body, /EOS_DIGITAL/);
     const otherPort = await get(port, '/api/status', { Host: '127.0.0.1:1', Authorization: `Bearer ${token}` });
@@ -124,113 +170,176 @@ t.test('status page', async (t) => {
     t.equal((JSON.parse(refused.body) as { code: string }).code, 'AGENT_EJECT_NOT_SAFE');
     const post = await get(port, '/api/pause', { Cookie: `s321_status=${token}` }, 'POST');
     t.equal(post.status, 403, 'a cookie-authorised POST without a same-origin Origin is refused (CSRF)');
-    const cross = await get(port, '/api/pause', { Cookie: `s321_status=${token}`, Origin: 'http://evil.example' }, 'POST');
+    const cross = await get(
+      port,
+      '/api/pause',
+      { Cookie: `s321_status=${token}`, Origin: 'http://evil.example' },
+      'POST',
+    );
     t.equal(cross.status, 403, 'a cross-origin POST is refused');
     t.same(paused, [], 'and did nothing');
   });
 
-  t.test('browser: refused without token, live progress and safe-to-format with it', { skip: !(await haveChromium()) && 'no /usr/bin/chromium (run scripts/ensure-system-deps.sh as root)' }, async (t) => {
-    const profile = await mkdtemp(join(tmpdir(), 'chromium-profile-'));
-    let browser: Browser | undefined;
-    t.teardown(async () => {
-      await browser?.close();
-      await rm(profile, { recursive: true, force: true });
-    });
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 900, height: 640 },
-    });
-    browser = context.browser() ?? undefined;
-    t.teardown(() => context.close());
-    const tab = await context.newPage();
-
-    const refused = await tab.goto(`${base}/`);
-    t.equal(refused?.status(), 401, 'no token → 401');
-    t.notMatch(await tab.content(), /EOS_DIGITAL/);
-    const wrong = await tab.goto(`${base}/?token=not-the-token`);
-    t.equal(wrong?.status(), 401, 'wrong token → 401');
-
-    const loaded = await tab.goto(page.url);
-    t.equal(loaded?.status(), 200);
-    t.equal(tab.url(), `${base}/`, 'the token is traded for a cookie and dropped from the address bar');
-    const cookies = await context.cookies(base);
-    const c = cookies.find((x) => x.name === 's321_status');
-    t.ok(c?.httpOnly, 'cookie is HttpOnly');
-    t.equal(c?.sameSite, 'Strict', 'cookie is SameSite=Strict');
-
-    const cardA = tab.locator('[data-card-id="card-a"]');
-    await cardA.locator('.label', { hasText: 'EOS_DIGITAL (slot 1)' }).waitFor();
-    t.match(await cardA.locator('.progress').textContent(), '300 / 1200 files');
-    t.match(await cardA.locator('.speed').textContent(), '180 MB/s');
-    t.match(await cardA.locator('.eta').textContent(), 'ETA 3:20');
-    t.equal(await cardA.getAttribute('data-safe'), 'false');
-    t.equal(await cardA.locator('.badge').textContent(), 'Do not format');
-    t.equal(await tab.locator('#link').textContent(), 'Connecting to studio…');
-
-    // Progress moves: the page follows without a reload.
-    provider.set((s) => {
-      const a = s.cards[0]!;
-      Object.assign(a, { copiedFiles: 900, copiedBytes: 36 * GB, verifiedFiles: 880, etaSeconds: 67 });
-      s.link = { state: 'connected', studio: 'studio.calgary:7321' };
-    });
-    await tab.locator('[data-card-id="card-a"] .progress', { hasText: '900 / 1200 files' }).waitFor();
-    t.match(await cardA.locator('.eta').textContent(), 'ETA 1:07');
-    t.equal(await tab.locator('#link').textContent(), 'Studio connected · studio.calgary:7321');
-    t.equal(await cardA.locator('.eject').isVisible(), false, 'no Eject button while not safe');
-
-    // A second card with a hostile label appears; it is shown as text.
-    const hostile = '<img src=x onerror="document.title=\'pwned\'">NO NAME';
-    provider.set((s) => { s.cards.push(card({ id: 'card-b', label: hostile, files: 10, bytes: 100_000_000 })); });
-    await tab.locator('[data-card-id="card-b"]').waitFor();
-    t.equal(await tab.locator('[data-card-id="card-b"] .label').textContent(), hostile, 'label rendered as text');
-    t.equal(await tab.locator('[data-card-id="card-b"] img').count(), 0, 'no element injected');
-
-    // The offload finishes and the studio acknowledges: safe to format flips live.
-    provider.set((s) => {
-      Object.assign(s.cards[0]!, {
-        copiedFiles: 1200, copiedBytes: 48 * GB, verifiedFiles: 1200, atStudioFiles: 1200, queuedFiles: 0, speedBytesPerSec: 0, etaSeconds: null,
-        safeToFormat: true, reason: 'every file has 2 verified copies on distinct devices (laptop, studio)',
+  t.test(
+    'browser: refused without token, live progress and safe-to-format with it',
+    { skip: !(await haveChromium()) && 'no /usr/bin/chromium (run scripts/ensure-system-deps.sh as root)' },
+    async (t) => {
+      const profile = await mkdtemp(join(tmpdir(), 'chromium-profile-'));
+      let browser: Browser | undefined;
+      t.teardown(async () => {
+        await browser?.close();
+        await rm(profile, { recursive: true, force: true });
       });
-      s.queue = { files: 0, bytes: 0 };
-    });
-    await tab.locator('[data-card-id="card-a"][data-safe="true"]').waitFor();
-    await cardA.locator('.eject').click();
-    await cardA.locator('.eject-result', { hasText: 'Ejected: you can remove the card.' }).waitFor();
-    t.same(ejected, ['card-a'], 'Eject on a safe card reached the agent');
-    t.equal(await cardA.locator('.badge').textContent(), 'Safe to format');
-    t.match(await cardA.locator('.reason').textContent(), 'every file has 2 verified copies');
-    t.match(await tab.locator('#queue-text').textContent(), 'studio has everything');
-    t.equal(await tab.locator('#summary').textContent(), '1 of 2 cards not yet safe to format.');
-    t.notOk((await tab.title()).includes('pwned'));
+      const context = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          '--no-sandbox',
+          '--headless',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+        viewport: { width: 900, height: 640 },
+      });
+      browser = context.browser() ?? undefined;
+      t.teardown(() => context.close());
+      const tab = await context.newPage();
 
-    // Pause from the page.
-    await tab.locator('#sync-toggle', { hasText: 'Pause sync' }).click();
-    await tab.locator('#link[data-state="paused"]').waitFor();
-    t.same(paused, ['pause']);
-    await tab.locator('#sync-toggle', { hasText: 'Resume sync' }).click();
-    await tab.locator('#link[data-state="connected"]').waitFor();
-    t.same(paused, ['pause', 'resume']);
+      const refused = await tab.goto(`${base}/`);
+      t.equal(refused?.status(), 401, 'no token → 401');
+      t.notMatch(await tab.content(), /EOS_DIGITAL/);
+      const wrong = await tab.goto(`${base}/?token=not-the-token`);
+      t.equal(wrong?.status(), 401, 'wrong token → 401');
 
-    // The README's screenshot: one card offloading, one safe, an error, a queue.
-    provider.set((s) => {
-      s.cards = [
-        card({ id: 'card-a', label: 'EOS_DIGITAL — Canon R5 slot 1', files: 1200, bytes: 48 * GB, copiedFiles: 1200, copiedBytes: 48 * GB, verifiedFiles: 1200, atStudioFiles: 1200, safeToFormat: true, present: false, reason: 'Every file has 2 verified copies off the card on distinct devices (laptop, studio).' }),
-        card({ id: 'card-c', label: 'SONY_A7IV — slot 2', files: 846, bytes: 31.2 * GB, copiedFiles: 512, copiedBytes: 18.9 * GB, verifiedFiles: 498, queuedFiles: 498, speedBytesPerSec: 172_400_000, etaSeconds: 71, reason: '348 files not yet copied; keep the card.' }),
-      ];
-      s.queue = { files: 498, bytes: 18.4 * GB };
-      s.link = { state: 'connected', studio: 'studio.calgary:7321' };
-      s.errors = [{ code: 'AGENT_SOURCE_CHANGED', message: 'DCIM/100MSDCF/DSC00417.ARW read differently on two passes: the card or the reader may be failing. Nothing was kept; try another reader, then ingest again.', at: new Date().toISOString() }];
-    });
-    await tab.locator('[data-card-id="card-c"] .progress', { hasText: '512 / 846 files' }).waitFor();
-    await tab.locator('[data-card-id="card-b"]').waitFor({ state: 'detached' });
-    await tab.locator('[data-card-id="card-a"] .eject').waitFor({ state: 'hidden' });
-    const png = await tab.screenshot({ fullPage: true });
-    // The README's copy is rewritten only when asked (S321_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
-    await writeFile(process.env['S321_UPDATE_SCREENSHOT'] === '1' ? join(repo, 'docs/status-page.png') : join(t.testdir(), 'status-page.png'), png);
-    t.ok(png.length < 200_000, `screenshot is small (${png.length} bytes)`);
-  });
+      const loaded = await tab.goto(page.url);
+      t.equal(loaded?.status(), 200);
+      t.equal(tab.url(), `${base}/`, 'the token is traded for a cookie and dropped from the address bar');
+      const cookies = await context.cookies(base);
+      const c = cookies.find((x) => x.name === 's321_status');
+      t.ok(c?.httpOnly, 'cookie is HttpOnly');
+      t.equal(c?.sameSite, 'Strict', 'cookie is SameSite=Strict');
+
+      const cardA = tab.locator('[data-card-id="card-a"]');
+      await cardA.locator('.label', { hasText: 'EOS_DIGITAL (slot 1)' }).waitFor();
+      t.match(await cardA.locator('.progress').textContent(), '300 / 1200 files');
+      t.match(await cardA.locator('.speed').textContent(), '180 MB/s');
+      t.match(await cardA.locator('.eta').textContent(), 'ETA 3:20');
+      t.equal(await cardA.getAttribute('data-safe'), 'false');
+      t.equal(await cardA.locator('.badge').textContent(), 'Do not format');
+      t.equal(await tab.locator('#link').textContent(), 'Connecting to studio…');
+
+      // Progress moves: the page follows without a reload.
+      provider.set((s) => {
+        const a = s.cards[0]!;
+        Object.assign(a, { copiedFiles: 900, copiedBytes: 36 * GB, verifiedFiles: 880, etaSeconds: 67 });
+        s.link = { state: 'connected', studio: 'studio.calgary:7321' };
+      });
+      await tab.locator('[data-card-id="card-a"] .progress', { hasText: '900 / 1200 files' }).waitFor();
+      t.match(await cardA.locator('.eta').textContent(), 'ETA 1:07');
+      t.equal(await tab.locator('#link').textContent(), 'Studio connected · studio.calgary:7321');
+      t.equal(await cardA.locator('.eject').isVisible(), false, 'no Eject button while not safe');
+
+      // A second card with a hostile label appears; it is shown as text.
+      const hostile = '<img src=x onerror="document.title=\'pwned\'">NO NAME';
+      provider.set((s) => {
+        s.cards.push(card({ id: 'card-b', label: hostile, files: 10, bytes: 100_000_000 }));
+      });
+      await tab.locator('[data-card-id="card-b"]').waitFor();
+      t.equal(await tab.locator('[data-card-id="card-b"] .label').textContent(), hostile, 'label rendered as text');
+      t.equal(await tab.locator('[data-card-id="card-b"] img').count(), 0, 'no element injected');
+
+      // The offload finishes and the studio acknowledges: safe to format flips live.
+      provider.set((s) => {
+        Object.assign(s.cards[0]!, {
+          copiedFiles: 1200,
+          copiedBytes: 48 * GB,
+          verifiedFiles: 1200,
+          atStudioFiles: 1200,
+          queuedFiles: 0,
+          speedBytesPerSec: 0,
+          etaSeconds: null,
+          safeToFormat: true,
+          reason: 'every file has 2 verified copies on distinct devices (laptop, studio)',
+        });
+        s.queue = { files: 0, bytes: 0 };
+      });
+      await tab.locator('[data-card-id="card-a"][data-safe="true"]').waitFor();
+      await cardA.locator('.eject').click();
+      await cardA.locator('.eject-result', { hasText: 'Ejected: you can remove the card.' }).waitFor();
+      t.same(ejected, ['card-a'], 'Eject on a safe card reached the agent');
+      t.equal(await cardA.locator('.badge').textContent(), 'Safe to format');
+      t.match(await cardA.locator('.reason').textContent(), 'every file has 2 verified copies');
+      t.match(await tab.locator('#queue-text').textContent(), 'studio has everything');
+      t.equal(await tab.locator('#summary').textContent(), '1 of 2 cards not yet safe to format.');
+      t.notOk((await tab.title()).includes('pwned'));
+
+      // Pause from the page.
+      await tab.locator('#sync-toggle', { hasText: 'Pause sync' }).click();
+      await tab.locator('#link[data-state="paused"]').waitFor();
+      t.same(paused, ['pause']);
+      await tab.locator('#sync-toggle', { hasText: 'Resume sync' }).click();
+      await tab.locator('#link[data-state="connected"]').waitFor();
+      t.same(paused, ['pause', 'resume']);
+
+      // The README's screenshot: one card offloading, one safe, an error, a queue.
+      provider.set((s) => {
+        s.cards = [
+          card({
+            id: 'card-a',
+            label: 'EOS_DIGITAL — Canon R5 slot 1',
+            files: 1200,
+            bytes: 48 * GB,
+            copiedFiles: 1200,
+            copiedBytes: 48 * GB,
+            verifiedFiles: 1200,
+            atStudioFiles: 1200,
+            safeToFormat: true,
+            present: false,
+            reason: 'Every file has 2 verified copies off the card on distinct devices (laptop, studio).',
+          }),
+          card({
+            id: 'card-c',
+            label: 'SONY_A7IV — slot 2',
+            files: 846,
+            bytes: 31.2 * GB,
+            copiedFiles: 512,
+            copiedBytes: 18.9 * GB,
+            verifiedFiles: 498,
+            queuedFiles: 498,
+            speedBytesPerSec: 172_400_000,
+            etaSeconds: 71,
+            reason: '348 files not yet copied; keep the card.',
+          }),
+        ];
+        s.queue = { files: 498, bytes: 18.4 * GB };
+        s.link = { state: 'connected', studio: 'studio.calgary:7321' };
+        s.errors = [
+          {
+            code: 'AGENT_SOURCE_CHANGED',
+            message:
+              'DCIM/100MSDCF/DSC00417.ARW read differently on two passes: the card or the reader may be failing. Nothing was kept; try another reader, then ingest again.',
+            at: new Date().toISOString(),
+          },
+        ];
+      });
+      await tab.locator('[data-card-id="card-c"] .progress', { hasText: '512 / 846 files' }).waitFor();
+      await tab.locator('[data-card-id="card-b"]').waitFor({ state: 'detached' });
+      await tab.locator('[data-card-id="card-a"] .eject').waitFor({ state: 'hidden' });
+      const png = await tab.screenshot({ fullPage: true });
+      // The README's copy is rewritten only when asked (S321_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
+      await writeFile(
+        process.env['S321_UPDATE_SCREENSHOT'] === '1'
+          ? join(repo, 'docs/status-page.png')
+          : join(t.testdir(), 'status-page.png'),
+        png,
+      );
+      t.ok(png.length < 200_000, `screenshot is small (${png.length} bytes)`);
+    },
+  );
 
   t.test('a busy port gives AGENT_STATUS_PORT', async (t) => {
     const other = new StatusPage({ provider, dataDir, port });

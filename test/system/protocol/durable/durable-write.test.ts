@@ -31,12 +31,22 @@ function newDir(t: { testdir(): string }): string {
 t.test('one target: written, fsynced, read back, linked; no temp left', async (t) => {
   const dir = newDir(t);
   const progress: number[] = [];
-  const r = await durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'IMG_0001.CR3' }], onProgress: (n) => progress.push(n) });
+  const r = await durableWrite(lyingSource({ data: DATA }), {
+    targets: [{ dir, name: 'IMG_0001.CR3' }],
+    onProgress: (n) => progress.push(n),
+  });
   t.equal(r.size, REF.size);
   t.equal(r.blake3, REF.blake3);
   t.equal(r.copies.length, 1);
   const c = r.copies[0]!;
-  t.match(c, { path: join(dir, 'IMG_0001.CR3'), name: 'IMG_0001.CR3', size: REF.size, blake3: REF.blake3, method: 'readback-blake3', reused: false });
+  t.match(c, {
+    path: join(dir, 'IMG_0001.CR3'),
+    name: 'IMG_0001.CR3',
+    size: REF.size,
+    blake3: REF.blake3,
+    method: 'readback-blake3',
+    reused: false,
+  });
   t.ok(!Number.isNaN(Date.parse(c.verifiedAt)), 'verifiedAt is an ISO time');
   t.same(Buffer.compare(await readFile(c.path), DATA), 0, 'bytes on disk are the source bytes');
   t.same(await tree(dir), ['IMG_0001.CR3'], 'only the final file, no temp');
@@ -45,9 +55,15 @@ t.test('one target: written, fsynced, read back, linked; no temp left', async (t
 
 t.test('expected size+hash given and matching; empty file; readBack:false says write-blake3', async (t) => {
   const dir = newDir(t);
-  const r = await durableWrite(lyingSource({ data: DATA, chunkSize: 4096 }), { targets: [{ dir, name: 'a' }], expected: REF });
+  const r = await durableWrite(lyingSource({ data: DATA, chunkSize: 4096 }), {
+    targets: [{ dir, name: 'a' }],
+    expected: REF,
+  });
   t.equal(r.copies[0]!.method, 'readback-blake3');
-  const empty = await durableWrite(lyingSource({ data: new Uint8Array(0) }), { targets: [{ dir, name: 'empty' }], readBack: false });
+  const empty = await durableWrite(lyingSource({ data: new Uint8Array(0) }), {
+    targets: [{ dir, name: 'empty' }],
+    readBack: false,
+  });
   t.equal(empty.size, 0);
   t.equal(empty.blake3, 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262');
   t.equal(empty.copies[0]!.method, 'write-blake3');
@@ -62,26 +78,78 @@ t.test('target dirs are created (mkdir -p) unless createDirs is false', async (t
   const missing = join(root, 'unmounted-disk', 'store');
   const p = durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: missing, name: 'x' }], createDirs: false });
   await t.rejects(p, { code: 'DURABLE_TARGET_MISSING', retryable: true });
-  t.same(await tree(join(root)), ['2026-11-26-wedding', '2026-11-26-wedding/CARD-7F3A', '2026-11-26-wedding/CARD-7F3A/DCIM', '2026-11-26-wedding/CARD-7F3A/DCIM/100CANON', '2026-11-26-wedding/CARD-7F3A/DCIM/100CANON/IMG_0001.CR3'], 'nothing created for the missing target');
+  t.same(
+    await tree(join(root)),
+    [
+      '2026-11-26-wedding',
+      '2026-11-26-wedding/CARD-7F3A',
+      '2026-11-26-wedding/CARD-7F3A/DCIM',
+      '2026-11-26-wedding/CARD-7F3A/DCIM/100CANON',
+      '2026-11-26-wedding/CARD-7F3A/DCIM/100CANON/IMG_0001.CR3',
+    ],
+    'nothing created for the missing target',
+  );
 });
 
 t.test('a lying source leaves nothing behind', async (t) => {
-  const cases: { name: string; src: Parameters<typeof lyingSource>[0]; expected?: DurableWriteOptions['expected']; code: string; retryable: boolean }[] = [
-    { name: 'short', src: { data: DATA, truncateBy: 1 }, expected: REF, code: 'DURABLE_SIZE_MISMATCH', retryable: false },
+  const cases: {
+    name: string;
+    src: Parameters<typeof lyingSource>[0];
+    expected?: DurableWriteOptions['expected'];
+    code: string;
+    retryable: boolean;
+  }[] = [
+    {
+      name: 'short',
+      src: { data: DATA, truncateBy: 1 },
+      expected: REF,
+      code: 'DURABLE_SIZE_MISMATCH',
+      retryable: false,
+    },
     { name: 'long', src: { data: DATA, extendBy: 1 }, expected: REF, code: 'DURABLE_SIZE_MISMATCH', retryable: false },
-    { name: 'one flipped bit', src: { data: DATA, flipBitAt: 500_000 }, expected: REF, code: 'DURABLE_HASH_MISMATCH', retryable: false },
-    { name: 'card pulled on chunk 3 (EIO)', src: { data: DATA, failOnChunk: 3 }, code: 'DURABLE_SOURCE_FAILED', retryable: true },
-    { name: 'card gone on chunk 0 (ENODEV)', src: { data: DATA, failOnChunk: 0, failWith: systemError('ENODEV') }, code: 'DURABLE_SOURCE_FAILED', retryable: true },
-    { name: 'unreadable source (EACCES)', src: { data: DATA, failOnChunk: 2, failWith: systemError('EACCES') }, code: 'DURABLE_SOURCE_FAILED', retryable: false },
+    {
+      name: 'one flipped bit',
+      src: { data: DATA, flipBitAt: 500_000 },
+      expected: REF,
+      code: 'DURABLE_HASH_MISMATCH',
+      retryable: false,
+    },
+    {
+      name: 'card pulled on chunk 3 (EIO)',
+      src: { data: DATA, failOnChunk: 3 },
+      code: 'DURABLE_SOURCE_FAILED',
+      retryable: true,
+    },
+    {
+      name: 'card gone on chunk 0 (ENODEV)',
+      src: { data: DATA, failOnChunk: 0, failWith: systemError('ENODEV') },
+      code: 'DURABLE_SOURCE_FAILED',
+      retryable: true,
+    },
+    {
+      name: 'unreadable source (EACCES)',
+      src: { data: DATA, failOnChunk: 2, failWith: systemError('EACCES') },
+      code: 'DURABLE_SOURCE_FAILED',
+      retryable: false,
+    },
   ];
   for (const c of cases) {
     t.test(c.name, async (t) => {
       const a = newDir(t);
       const b = join(a, 'second');
       await mkdir(b);
-      const opts: DurableWriteOptions = { targets: [{ dir: a, name: 'IMG_0001.CR3' }, { dir: b, name: 'IMG_0001.CR3' }] };
+      const opts: DurableWriteOptions = {
+        targets: [
+          { dir: a, name: 'IMG_0001.CR3' },
+          { dir: b, name: 'IMG_0001.CR3' },
+        ],
+      };
       if (c.expected !== undefined) opts.expected = c.expected;
-      await t.rejects(durableWrite(lyingSource(c.src), opts), { code: c.code, retryable: c.retryable, name: 'DurableWriteError' });
+      await t.rejects(durableWrite(lyingSource(c.src), opts), {
+        code: c.code,
+        retryable: c.retryable,
+        name: 'DurableWriteError',
+      });
       t.same(await tree(a), ['second'], 'no temp, no final file in either target');
     });
   }
@@ -90,26 +158,59 @@ t.test('a lying source leaves nothing behind', async (t) => {
 
 t.test('hashSource: false — each copy is checked against `expected` by its read-back only', async (t) => {
   const dir = newDir(t);
-  const two = [{ dir, name: 'a' }, { dir: join(dir, 'b'), name: 'a' }];
+  const two = [
+    { dir, name: 'a' },
+    { dir: join(dir, 'b'), name: 'a' },
+  ];
   const r = await durableWrite(lyingSource({ data: DATA }), { targets: two, expected: REF, hashSource: false });
   t.equal(r.blake3, REF.blake3);
-  t.same(r.copies.map((c) => c.method), ['readback-blake3', 'readback-blake3']);
+  t.same(
+    r.copies.map((c) => c.method),
+    ['readback-blake3', 'readback-blake3'],
+  );
   t.same(Buffer.compare(await readFile(join(dir, 'b', 'a')), DATA), 0);
   // Other bytes than announced: caught by the read-back, nothing kept.
   const bad = newDir(t);
-  await t.rejects(durableWrite(lyingSource({ data: DATA, flipBitAt: 700_000 }), { targets: [{ dir: bad, name: 'x' }], expected: REF, hashSource: false }), { code: 'DURABLE_READBACK_MISMATCH', name: 'DurableWriteError' });
-  await t.rejects(durableWrite(lyingSource({ data: DATA, truncateBy: 5 }), { targets: [{ dir: bad, name: 'x' }], expected: REF, hashSource: false }), { code: 'DURABLE_SIZE_MISMATCH' });
+  await t.rejects(
+    durableWrite(lyingSource({ data: DATA, flipBitAt: 700_000 }), {
+      targets: [{ dir: bad, name: 'x' }],
+      expected: REF,
+      hashSource: false,
+    }),
+    { code: 'DURABLE_READBACK_MISMATCH', name: 'DurableWriteError' },
+  );
+  await t.rejects(
+    durableWrite(lyingSource({ data: DATA, truncateBy: 5 }), {
+      targets: [{ dir: bad, name: 'x' }],
+      expected: REF,
+      hashSource: false,
+    }),
+    { code: 'DURABLE_SIZE_MISMATCH' },
+  );
   t.same(await tree(bad), [], 'no temp, no final file');
   // Without a known hash there is nothing to check against.
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: bad, name: 'y' }], hashSource: false }), TypeError);
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: bad, name: 'y' }], expected: REF, readBack: false, hashSource: false }), TypeError);
+  await t.rejects(
+    durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: bad, name: 'y' }], hashSource: false }),
+    TypeError,
+  );
+  await t.rejects(
+    durableWrite(lyingSource({ data: DATA }), {
+      targets: [{ dir: bad, name: 'y' }],
+      expected: REF,
+      readBack: false,
+      hashSource: false,
+    }),
+    TypeError,
+  );
   t.same(await tree(bad), []);
 });
 
 t.test('source error keeps its cause', async (t) => {
   const dir = newDir(t);
   const cause = systemError('EIO');
-  const err = await durableWrite(lyingSource({ data: DATA, failOnChunk: 1, failWith: cause }), { targets: [{ dir, name: 'x' }] }).then(
+  const err = await durableWrite(lyingSource({ data: DATA, failOnChunk: 1, failWith: cause }), {
+    targets: [{ dir, name: 'x' }],
+  }).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -122,14 +223,19 @@ t.test('existing final name with different content: DURABLE_NAME_TAKEN, existing
   const other = testBytes(5000, 99);
   await writeFile(join(dir, 'IMG_0001.CR3'), other);
   const before = await stat(join(dir, 'IMG_0001.CR3'));
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'IMG_0001.CR3' }] }), { code: 'DURABLE_NAME_TAKEN', retryable: false });
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'IMG_0001.CR3' }] }), {
+    code: 'DURABLE_NAME_TAKEN',
+    retryable: false,
+  });
   t.same(Buffer.compare(await readFile(join(dir, 'IMG_0001.CR3')), other), 0, 'existing bytes unchanged');
   t.equal((await stat(join(dir, 'IMG_0001.CR3'))).ino, before.ino, 'same inode: not replaced');
   t.same(await tree(dir), ['IMG_0001.CR3'], 'no temp left');
   // Same size, different bytes: decided by hash, not by size.
   const sameSize = testBytes(DATA.byteLength, 3);
   await writeFile(join(dir, 'same-size'), sameSize);
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'same-size' }] }), { code: 'DURABLE_NAME_TAKEN' });
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'same-size' }] }), {
+    code: 'DURABLE_NAME_TAKEN',
+  });
   t.same(Buffer.compare(await readFile(join(dir, 'same-size')), sameSize), 0);
   t.same(await tree(dir), ['IMG_0001.CR3', 'same-size']);
 });
@@ -156,18 +262,36 @@ t.test('two targets from one read; a taken name on one reports the committed oth
       yield c;
     }
   }
-  const r = await durableWrite(counted(), { targets: [{ dir: mirror, name: 'f' }, { dir: raid, name: 'f' }], expected: REF });
+  const r = await durableWrite(counted(), {
+    targets: [
+      { dir: mirror, name: 'f' },
+      { dir: raid, name: 'f' },
+    ],
+    expected: REF,
+  });
   t.equal(reads, Math.ceil(DATA.byteLength / 65536), 'the source was read once');
-  t.same(r.copies.map((c) => c.path), [join(mirror, 'f'), join(raid, 'f')]);
+  t.same(
+    r.copies.map((c) => c.path),
+    [join(mirror, 'f'), join(raid, 'f')],
+  );
   t.same(Buffer.compare(await readFile(join(mirror, 'f')), DATA), 0);
   t.same(Buffer.compare(await readFile(join(raid, 'f')), DATA), 0);
 
   await writeFile(join(raid, 'g'), 'someone else');
-  const err = await durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: mirror, name: 'g' }, { dir: raid, name: 'g' }] }).then(
+  const err = await durableWrite(lyingSource({ data: DATA }), {
+    targets: [
+      { dir: mirror, name: 'g' },
+      { dir: raid, name: 'g' },
+    ],
+  }).then(
     () => undefined,
     (e: unknown) => e,
   );
-  t.match(err, { code: 'DURABLE_NAME_TAKEN', detail: { committed: [join(mirror, 'g')] } }, 'the complete, verified mirror copy is reported');
+  t.match(
+    err,
+    { code: 'DURABLE_NAME_TAKEN', detail: { committed: [join(mirror, 'g')] } },
+    'the complete, verified mirror copy is reported',
+  );
   t.same(await tree(root), ['mirror', 'mirror/f', 'mirror/g', 'raid', 'raid/f', 'raid/g']);
   t.equal(await readFile(join(raid, 'g'), 'utf8'), 'someone else');
 });
@@ -179,23 +303,41 @@ t.test('a real full disk (tmpfs size=1m) gives DURABLE_NO_SPACE; a read-only one
   const big = testBytes(2 * 1024 * 1024, 5);
   const m = await mountTmpfs(t, full, 'size=1m');
   if (m.mounted) {
-    await t.rejects(durableWrite(lyingSource({ data: big, chunkSize: 256 * 1024 }), { targets: [{ dir: full, name: 'big.mp4' }] }), { code: 'DURABLE_NO_SPACE', retryable: false });
+    await t.rejects(
+      durableWrite(lyingSource({ data: big, chunkSize: 256 * 1024 }), { targets: [{ dir: full, name: 'big.mp4' }] }),
+      { code: 'DURABLE_NO_SPACE', retryable: false },
+    );
     t.same(await tree(full), [], 'the temp was removed from the full disk');
     const small = testBytes(1000, 6);
     const r = await durableWrite(lyingSource({ data: small }), { targets: [{ dir: full, name: 'small.xmp' }] });
     t.equal(r.size, 1000, 'space is back after the cleanup');
   } else {
     t.comment(`real full disk not available (${m.reason}); injecting ENOSPC through the fs seam instead`);
-    await t.rejects(durableWrite(lyingSource({ data: big }), { targets: [{ dir: full, name: 'big.mp4' }], fs: faultFs({ fail: { op: 'write', code: 'ENOSPC', nth: 3 } }) }), { code: 'DURABLE_NO_SPACE' });
+    await t.rejects(
+      durableWrite(lyingSource({ data: big }), {
+        targets: [{ dir: full, name: 'big.mp4' }],
+        fs: faultFs({ fail: { op: 'write', code: 'ENOSPC', nth: 3 } }),
+      }),
+      { code: 'DURABLE_NO_SPACE' },
+    );
     t.same(await tree(full), []);
   }
   const m2 = await mountTmpfs(t, ro, 'size=1m,ro');
   if (m2.mounted) {
-    await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: ro, name: 'x' }] }), { code: 'DURABLE_ACCESS_DENIED', retryable: false });
+    await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: ro, name: 'x' }] }), {
+      code: 'DURABLE_ACCESS_DENIED',
+      retryable: false,
+    });
     t.same(await tree(ro), []);
   } else {
     t.comment(`read-only mount not available (${m2.reason}); injecting EROFS through the fs seam instead`);
-    await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: ro, name: 'x' }], fs: faultFs({ fail: { op: 'open-wx', code: 'EROFS' } }) }), { code: 'DURABLE_ACCESS_DENIED' });
+    await t.rejects(
+      durableWrite(lyingSource({ data: DATA }), {
+        targets: [{ dir: ro, name: 'x' }],
+        fs: faultFs({ fail: { op: 'open-wx', code: 'EROFS' } }),
+      }),
+      { code: 'DURABLE_ACCESS_DENIED' },
+    );
     t.same(await tree(ro), []);
   }
 });
@@ -211,7 +353,11 @@ t.test('injected target faults map to their codes and leave nothing', async (t) 
   ] as const;
   for (const c of cases) {
     const dir = newDir(t);
-    await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'x' }], fs: faultFs({ fail: c.fail }) }), { code: c.code, retryable: c.retryable }, `${c.fail.op} ${c.fail.code}`);
+    await t.rejects(
+      durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'x' }], fs: faultFs({ fail: c.fail }) }),
+      { code: c.code, retryable: c.retryable },
+      `${c.fail.op} ${c.fail.code}`,
+    );
     t.same(await tree(dir), [], `nothing left after ${c.fail.op} ${c.fail.code}`);
   }
 });
@@ -224,7 +370,13 @@ t.test('no hard links (exFAT-like EPERM on link): renames onto a free name only'
   t.equal(r.copies[0]!.reused, false);
   t.same(await tree(dir), ['x']);
   await writeFile(join(dir, 'y'), 'other');
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'y' }], fs: faultFs({ fail: { op: 'link', code: 'EPERM' } }) }), { code: 'DURABLE_NAME_TAKEN' });
+  await t.rejects(
+    durableWrite(lyingSource({ data: DATA }), {
+      targets: [{ dir, name: 'y' }],
+      fs: faultFs({ fail: { op: 'link', code: 'EPERM' } }),
+    }),
+    { code: 'DURABLE_NAME_TAKEN' },
+  );
   t.equal(await readFile(join(dir, 'y'), 'utf8'), 'other');
   t.same(await tree(dir), ['x', 'y']);
 });
@@ -232,7 +384,10 @@ t.test('no hard links (exFAT-like EPERM on link): renames onto a free name only'
 t.test('bytes that rot between write and read-back: DURABLE_READBACK_MISMATCH', async (t) => {
   const dir = newDir(t);
   const fs = faultFs({ rotOnRead: /\.s321tmp$/ });
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'x' }], fs }), { code: 'DURABLE_READBACK_MISMATCH', retryable: false });
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'x' }], fs }), {
+    code: 'DURABLE_READBACK_MISMATCH',
+    retryable: false,
+  });
   t.ok(fs.calls.read > 0, 'the read-back ran');
   t.same(await tree(dir), []);
 });
@@ -241,7 +396,10 @@ t.test('abort mid-stream (a stalled source): DURABLE_ABORTED, temps removed', as
   const dir = newDir(t);
   const ac = new AbortController();
   const p = durableWrite(lyingSource({ data: DATA, hangAfterChunk: 2 }), {
-    targets: [{ dir, name: 'x' }, { dir: join(dir, 'b'), name: 'x' }],
+    targets: [
+      { dir, name: 'x' },
+      { dir: join(dir, 'b'), name: 'x' },
+    ],
     signal: ac.signal,
     onProgress: (n) => {
       if (n >= 3 * 65536) ac.abort(new Error('card removed'));
@@ -251,7 +409,9 @@ t.test('abort mid-stream (a stalled source): DURABLE_ABORTED, temps removed', as
   t.same(await tree(dir), ['b']);
   const pre = new AbortController();
   pre.abort();
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'y' }], signal: pre.signal }), { code: 'DURABLE_ABORTED' });
+  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'y' }], signal: pre.signal }), {
+    code: 'DURABLE_ABORTED',
+  });
   t.same(await tree(dir), ['b']);
 });
 
@@ -260,7 +420,11 @@ t.test('hostile names are refused before anything is created', async (t) => {
   const dir = join(root, 'store');
   const names = ['', '.', '..', 'a/b', '../../etc/passwd', '/abs', 'a\0b', 'a\\b', 'x.s321tmp', 'n'.repeat(256)];
   for (const name of names) {
-    await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name }] }), { code: 'DURABLE_BAD_NAME', retryable: false }, JSON.stringify(name.slice(0, 20)));
+    await t.rejects(
+      durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name }] }),
+      { code: 'DURABLE_BAD_NAME', retryable: false },
+      JSON.stringify(name.slice(0, 20)),
+    );
   }
   t.same(await tree(root), [], 'not even the target dir was created');
   // The longest legal name works (its temp name is shortened).
@@ -286,7 +450,9 @@ t.test('a real file source via readFileChunks, independently checked with b3sum'
   const dir = newDir(t);
   const src = join(dir, 'card.bin');
   await writeFile(src, DATA);
-  const r = await durableWrite(readFileChunks(src, { chunkSize: 256 * 1024 }), { targets: [{ dir: join(dir, 'out'), name: 'card.bin' }] });
+  const r = await durableWrite(readFileChunks(src, { chunkSize: 256 * 1024 }), {
+    targets: [{ dir: join(dir, 'out'), name: 'card.bin' }],
+  });
   const b3 = await run('b3sum', ['--no-names', r.copies[0]!.path]).then(
     (o) => o.stdout.trim(),
     () => undefined,
@@ -308,7 +474,20 @@ t.test('a throwing onProgress is a programmer error: rethrown as is, temps remov
   );
   t.same(await tree(dir), []);
   await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [] }), TypeError, 'no targets');
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'a' }, { dir, name: 'a' }] }), TypeError, 'a target twice');
-  await t.rejects(durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'a' }], expected: { size: 1, blake3: 'AB' } }), TypeError, 'bad expected hash');
+  await t.rejects(
+    durableWrite(lyingSource({ data: DATA }), {
+      targets: [
+        { dir, name: 'a' },
+        { dir, name: 'a' },
+      ],
+    }),
+    TypeError,
+    'a target twice',
+  );
+  await t.rejects(
+    durableWrite(lyingSource({ data: DATA }), { targets: [{ dir, name: 'a' }], expected: { size: 1, blake3: 'AB' } }),
+    TypeError,
+    'bad expected hash',
+  );
   t.same(await tree(dir), []);
 });

@@ -9,7 +9,15 @@ import t from 'tap';
 import { appendFile, truncate, open } from 'node:fs/promises';
 import { S3rverProcess } from '../../../lib/s3rver.js';
 import { FaultProxy, slowDownFirst, accessDenied } from '../../../lib/fault-proxy.js';
-import { CloudFixture, target, independentClient, headOrNull, downloadSha256, fileSha256, waitFor } from '../../../lib/cloud-fixture.js';
+import {
+  CloudFixture,
+  target,
+  independentClient,
+  headOrNull,
+  downloadSha256,
+  fileSha256,
+  waitFor,
+} from '../../../lib/cloud-fixture.js';
 import { objectKey } from '@studio321/studiod/cloud';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 
@@ -37,11 +45,15 @@ t.test('503 SlowDown storm: retried with backoff, completes, counted once', asyn
   t.equal(proxy.faults, 12, 'the storm happened');
   const retries = fx.events.filter((e) => e.event === 'cloud.retry');
   t.ok(retries.length >= 1, `retried ${retries.length} times`);
-  t.ok(retries.every((e) => e.code === 'CLOUD_UNAVAILABLE'), 'classified retryable CLOUD_UNAVAILABLE');
+  t.ok(
+    retries.every((e) => e.code === 'CLOUD_UNAVAILABLE'),
+    'classified retryable CLOUD_UNAVAILABLE',
+  );
   t.equal(fx.copies.length, 2, 'both counted, once');
   const c = independentClient(s3.endpoint);
   t.teardown(() => c.destroy());
-  for (const a of assets) t.equal(await downloadSha256(c, 'hot', objectKey(target('storm', '', 'hot'), a.blake3)), await fileSha256(a.path));
+  for (const a of assets)
+    t.equal(await downloadSha256(c, 'hot', objectKey(target('storm', '', 'hot'), a.blake3)), await fileSha256(a.path));
   const [st] = await fw.status();
   t.match(st, { pending: 0, parked: 0, lastError: null }, 'success clears the last error');
 });
@@ -62,27 +74,30 @@ t.test('wrong access key (s3rver refuses it): permanent CLOUD_BAD_CREDENTIALS, p
   t.equal(await headOrNull(independentClient(s3.endpoint), 'hot', objectKey(cfg, a.blake3)), null, 'no object written');
 });
 
-t.test('AccessDenied (real S3 XML via the proxy; s3rver does not check secrets): parked; retryParked() after the fix completes', async (t) => {
-  const fx = await fixture(t);
-  const proxy = new FaultProxy(() => s3.port);
-  await proxy.start();
-  t.teardown(() => proxy.close());
-  proxy.rule = accessDenied;
-  const cfg = target('denied', proxy.endpoint, 'hot', { secretAccessKey: 'wrong-secret' });
-  const fw = await fx.start([cfg]);
-  const a = await fx.asset(3000, 'd.CR3');
-  await fw.enqueue(a);
-  await fw.idle();
-  const [st] = await fw.status();
-  t.match(st, { parked: 1, lastError: { code: 'CLOUD_ACCESS_DENIED' } });
-  t.equal(fx.copies.length, 0);
-  t.equal(await headOrNull(independentClient(s3.endpoint), 'hot', objectKey(cfg, a.blake3)), null);
-  proxy.rule = null; // the operator fixed the policy
-  t.equal(await fw.retryParked(), 1);
-  await fw.idle();
-  t.equal(fx.copies.length, 1);
-  t.match((await fw.status())[0], { pending: 0, parked: 0, lastError: null });
-});
+t.test(
+  'AccessDenied (real S3 XML via the proxy; s3rver does not check secrets): parked; retryParked() after the fix completes',
+  async (t) => {
+    const fx = await fixture(t);
+    const proxy = new FaultProxy(() => s3.port);
+    await proxy.start();
+    t.teardown(() => proxy.close());
+    proxy.rule = accessDenied;
+    const cfg = target('denied', proxy.endpoint, 'hot', { secretAccessKey: 'wrong-secret' });
+    const fw = await fx.start([cfg]);
+    const a = await fx.asset(3000, 'd.CR3');
+    await fw.enqueue(a);
+    await fw.idle();
+    const [st] = await fw.status();
+    t.match(st, { parked: 1, lastError: { code: 'CLOUD_ACCESS_DENIED' } });
+    t.equal(fx.copies.length, 0);
+    t.equal(await headOrNull(independentClient(s3.endpoint), 'hot', objectKey(cfg, a.blake3)), null);
+    proxy.rule = null; // the operator fixed the policy
+    t.equal(await fw.retryParked(), 1);
+    await fw.idle();
+    t.equal(fx.copies.length, 1);
+    t.match((await fw.status())[0], { pending: 0, parked: 0, lastError: null });
+  },
+);
 
 t.test('missing bucket: permanent CLOUD_NO_SUCH_BUCKET', async (t) => {
   const fx = await fixture(t);
@@ -106,7 +121,11 @@ t.test('key already holds other content: CLOUD_KEY_CONFLICT, never overwritten, 
   await fw.idle();
   t.match((await fw.status())[0], { parked: 1, lastError: { code: 'CLOUD_KEY_CONFLICT' } });
   t.equal(fx.copies.length, 0);
-  t.same(await headOrNull(c, 'hot', key), { size: 12, metadata: { blake3: 'other' } }, 'the existing object is untouched');
+  t.same(
+    await headOrNull(c, 'hot', key),
+    { size: 12, metadata: { blake3: 'other' } },
+    'the existing object is untouched',
+  );
 });
 
 t.test('an existing identical object counts (after HEAD) without sending the bytes again', async (t) => {
@@ -147,7 +166,10 @@ t.test('s3rver killed mid-multipart and restarted: the upload resumes from the n
   await fw.idle();
   t.equal(fx.copies.length, 1);
   const resume = fx.events.find((e) => e.event === 'cloud.resume');
-  t.ok(resume !== undefined && Number(resume.partsDone) >= 3, `resumed after ${String(resume?.partsDone)} durable parts`);
+  t.ok(
+    resume !== undefined && Number(resume.partsDone) >= 3,
+    `resumed after ${String(resume?.partsDone)} durable parts`,
+  );
   const sent = fx.events.filter((e) => e.event === 'cloud.part').length;
   t.ok(sent <= 8 + 1, `parts sent ${sent} (8 + at most the one cut)`);
   const c = independentClient(s3.endpoint);
@@ -155,42 +177,63 @@ t.test('s3rver killed mid-multipart and restarted: the upload resumes from the n
   t.equal(await downloadSha256(c, 'hot', objectKey(cfg, a.blake3)), await fileSha256(a.path));
 });
 
-t.test('object altered on the server: verify() says CLOUD_VERIFY_MISMATCH, the copy stops counting and is re-sent to a new key', async (t) => {
-  const fx = await fixture(t);
-  const cfg = target('alter', s3.endpoint, 'hot');
-  const fw = await fx.start([cfg]);
-  const a = await fx.asset(64 * 1024, 'i.CR3');
-  const b = await fx.asset(64 * 1024, 'j.CR3');
-  await fw.enqueue(a);
-  await fw.enqueue(b);
-  await fw.idle();
-  t.equal(fx.copies.length, 2);
-  const keyA = objectKey(cfg, a.blake3);
-  const keyB = objectKey(cfg, b.blake3);
-  // a: grows behind our back → HEAD catches it (size)
-  await appendFile(s3.objectPath('hot', keyA), 'tampered');
-  // b: one flipped bit, same size, same metadata → only a download catches it
-  const fh = await open(s3.objectPath('hot', keyB), 'r+');
-  const byte = Buffer.alloc(1);
-  await fh.read(byte, 0, 1, 1000);
-  byte[0] = (byte[0] as number) ^ 0x01;
-  await fh.write(byte, 0, 1, 1000);
-  await fh.close();
+t.test(
+  'object altered on the server: verify() says CLOUD_VERIFY_MISMATCH, the copy stops counting and is re-sent to a new key',
+  async (t) => {
+    const fx = await fixture(t);
+    const cfg = target('alter', s3.endpoint, 'hot');
+    const fw = await fx.start([cfg]);
+    const a = await fx.asset(64 * 1024, 'i.CR3');
+    const b = await fx.asset(64 * 1024, 'j.CR3');
+    await fw.enqueue(a);
+    await fw.enqueue(b);
+    await fw.idle();
+    t.equal(fx.copies.length, 2);
+    const keyA = objectKey(cfg, a.blake3);
+    const keyB = objectKey(cfg, b.blake3);
+    // a: grows behind our back → HEAD catches it (size)
+    await appendFile(s3.objectPath('hot', keyA), 'tampered');
+    // b: one flipped bit, same size, same metadata → only a download catches it
+    const fh = await open(s3.objectPath('hot', keyB), 'r+');
+    const byte = Buffer.alloc(1);
+    await fh.read(byte, 0, 1, 1000);
+    byte[0] = (byte[0] as number) ^ 0x01;
+    await fh.write(byte, 0, 1, 1000);
+    await fh.close();
 
-  t.match(await fw.verify(cfg.name, a.blake3), { ok: false, code: 'CLOUD_VERIFY_MISMATCH' });
-  t.match(await fw.verify(cfg.name, b.blake3), { ok: true }, 'HEAD alone cannot see a flipped bit (same size, same metadata)');
-  t.match(await fw.verify(cfg.name, b.blake3, { download: true }), { ok: false, code: 'CLOUD_VERIFY_MISMATCH' });
-  t.same(fx.lost.map((l) => [l.blake3, l.code]), [[a.blake3, 'CLOUD_VERIFY_MISMATCH'], [b.blake3, 'CLOUD_VERIFY_MISMATCH']], 'studiod told to drop both copies');
-  await fw.idle();
-  const resent = fx.copies.slice(2);
-  t.same(resent.map((c) => c.key).sort(), [`${keyA}.2`, `${keyB}.2`].sort(), 're-sent under new keys');
-  const c = independentClient(s3.endpoint);
-  t.teardown(() => c.destroy());
-  t.equal(await downloadSha256(c, 'hot', `${keyA}.2`), await fileSha256(a.path));
-  t.equal(await downloadSha256(c, 'hot', `${keyB}.2`), await fileSha256(b.path));
-  t.equal((await headOrNull(c, 'hot', keyA))?.size, a.size + 8, 'the altered object is left for a human, never overwritten');
-  t.match(await fw.verify(cfg.name, a.blake3, { download: true }), { ok: true, copy: { key: `${keyA}.2`, method: 'download-blake3' } });
-});
+    t.match(await fw.verify(cfg.name, a.blake3), { ok: false, code: 'CLOUD_VERIFY_MISMATCH' });
+    t.match(
+      await fw.verify(cfg.name, b.blake3),
+      { ok: true },
+      'HEAD alone cannot see a flipped bit (same size, same metadata)',
+    );
+    t.match(await fw.verify(cfg.name, b.blake3, { download: true }), { ok: false, code: 'CLOUD_VERIFY_MISMATCH' });
+    t.same(
+      fx.lost.map((l) => [l.blake3, l.code]),
+      [
+        [a.blake3, 'CLOUD_VERIFY_MISMATCH'],
+        [b.blake3, 'CLOUD_VERIFY_MISMATCH'],
+      ],
+      'studiod told to drop both copies',
+    );
+    await fw.idle();
+    const resent = fx.copies.slice(2);
+    t.same(resent.map((c) => c.key).sort(), [`${keyA}.2`, `${keyB}.2`].sort(), 're-sent under new keys');
+    const c = independentClient(s3.endpoint);
+    t.teardown(() => c.destroy());
+    t.equal(await downloadSha256(c, 'hot', `${keyA}.2`), await fileSha256(a.path));
+    t.equal(await downloadSha256(c, 'hot', `${keyB}.2`), await fileSha256(b.path));
+    t.equal(
+      (await headOrNull(c, 'hot', keyA))?.size,
+      a.size + 8,
+      'the altered object is left for a human, never overwritten',
+    );
+    t.match(await fw.verify(cfg.name, a.blake3, { download: true }), {
+      ok: true,
+      copy: { key: `${keyA}.2`, method: 'download-blake3' },
+    });
+  },
+);
 
 t.test('a mirror copy that rotted is never uploaded: CLOUD_SOURCE_MISMATCH, parked', async (t) => {
   const fx = await fixture(t);

@@ -22,14 +22,20 @@ const s3 = new S3rverProcess({ buckets: ['hot'] });
 await s3.start();
 t.teardown(() => s3.close());
 
-interface Run { events: Array<Record<string, unknown>>; exit: Promise<number | null>; kill: () => void }
+interface Run {
+  events: Array<Record<string, unknown>>;
+  exit: Promise<number | null>;
+  kill: () => void;
+}
 
 function runChild(arg: object, onEvent: (e: Record<string, unknown>, run: Run) => void): Run {
   const child = spawn(process.execPath, [CHILD, JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'ignore'] });
   const run: Run = {
     events: [],
     exit: new Promise((r) => child.once('exit', (code) => r(code))),
-    kill: () => { child.kill('SIGKILL'); },
+    kill: () => {
+      child.kill('SIGKILL');
+    },
   };
   createInterface({ input: child.stdout }).on('line', (line) => {
     const e = JSON.parse(line) as Record<string, unknown>;
@@ -41,7 +47,10 @@ function runChild(arg: object, onEvent: (e: Record<string, unknown>, run: Run) =
 
 async function copies(file: string): Promise<CloudCopyRecord[]> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as CloudCopyRecord);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as CloudCopyRecord);
 }
 
 t.test(`SIGKILL at ${ROUNDS} random points of a ${PARTS}-part upload`, async (t) => {
@@ -55,7 +64,12 @@ t.test(`SIGKILL at ${ROUNDS} random points of a ${PARTS}-part upload`, async (t)
     const killAfterPart = 1 + Math.floor(Math.random() * PARTS); // PARTS = during complete/HEAD/record
     const a = await fx.asset(PARTS * 5 * 1024 * 1024, `kill-${round}.MP4`);
     const cfg = target('killme', s3.endpoint, 'hot', { bandwidthBytesPerSec: 60 * 1024 * 1024 });
-    const arg = { dbDir: join(fx.dir, `db-${round}`), target: cfg, asset: a, copiesFile: join(fx.dir, `copies-${round}`) };
+    const arg = {
+      dbDir: join(fx.dir, `db-${round}`),
+      target: cfg,
+      asset: a,
+      copiesFile: join(fx.dir, `copies-${round}`),
+    };
     const key = objectKey(cfg, a.blake3);
 
     const first = runChild(arg, (e, run) => {
@@ -63,10 +77,13 @@ t.test(`SIGKILL at ${ROUNDS} random points of a ${PARTS}-part upload`, async (t)
     });
     const code = await first.exit;
     const counted = await copies(arg.copiesFile);
-    t.comment(`round ${round}: killed after part ${killAfterPart} (exit ${code}), counted before restart: ${counted.length}`);
+    t.comment(
+      `round ${round}: killed after part ${killAfterPart} (exit ${code}), counted before restart: ${counted.length}`,
+    );
     if (code !== 0) {
       // Whatever was counted before the kill must be complete and correct.
-      for (const copy of counted) t.equal(await downloadSha256(c, 'hot', copy.key), copy.sha256, 'a counted copy is complete');
+      for (const copy of counted)
+        t.equal(await downloadSha256(c, 'hot', copy.key), copy.sha256, 'a counted copy is complete');
     }
     t.ok(first.events.every((e) => e.event !== 'idle') || code === 0, 'the killed run never reported idle');
 
@@ -80,7 +97,10 @@ t.test(`SIGKILL at ${ROUNDS} random points of a ${PARTS}-part upload`, async (t)
     const resume = second.events.find((e) => e.event === 'cloud.resume');
     const resent = second.events.filter((e) => e.event === 'cloud.part').length;
     if (counted.length === 0 && killAfterPart < PARTS) {
-      t.ok(resume !== undefined && Number(resume.partsDone) >= killAfterPart, `resumed from durable part ${String(resume?.partsDone)}`);
+      t.ok(
+        resume !== undefined && Number(resume.partsDone) >= killAfterPart,
+        `resumed from durable part ${String(resume?.partsDone)}`,
+      );
       t.ok(resent <= PARTS - killAfterPart, `sent ${resent} parts after restart, not from zero`);
     }
     const idle = second.events.find((e) => e.event === 'idle') as { status: Array<{ pending: number }> } | undefined;

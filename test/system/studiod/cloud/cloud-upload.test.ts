@@ -6,7 +6,14 @@
  */
 import t from 'tap';
 import { S3rverProcess } from '../../../lib/s3rver.js';
-import { CloudFixture, target, independentClient, headOrNull, downloadSha256, fileSha256 } from '../../../lib/cloud-fixture.js';
+import {
+  CloudFixture,
+  target,
+  independentClient,
+  headOrNull,
+  downloadSha256,
+  fileSha256,
+} from '../../../lib/cloud-fixture.js';
 import { objectKey } from '@studio321/studiod/cloud';
 
 const s3 = new S3rverProcess({ buckets: ['hot', 'cold'] });
@@ -18,7 +25,12 @@ t.test('small file to two targets: counted once each, after HEAD, with metadata 
   await fx.setup();
   t.teardown(() => fx.close());
   const hot = target('cloud-east-ssd', s3.endpoint, 'hot');
-  const cold = target('cloud-west-tape', s3.endpoint, 'cold', { storageClass: 'DEEP_ARCHIVE', media: 'tape', location: 'cloud-west', prefix: 'studio/' });
+  const cold = target('cloud-west-tape', s3.endpoint, 'cold', {
+    storageClass: 'DEEP_ARCHIVE',
+    media: 'tape',
+    location: 'cloud-west',
+    prefix: 'studio/',
+  });
   const fw = await fx.start([hot, cold]);
   const a = await fx.asset(1500, 'DCIM/100CANON/IMG 0001.CR3');
   await fw.enqueue(a);
@@ -27,18 +39,43 @@ t.test('small file to two targets: counted once each, after HEAD, with metadata 
   t.equal(fx.copies.length, 2, 'one copy per target');
   const c = independentClient(s3.endpoint);
   t.teardown(() => c.destroy());
-  for (const [cfg, copy] of [[hot, fx.copies.find((x) => x.target === hot.name)], [cold, fx.copies.find((x) => x.target === cold.name)]] as const) {
+  for (const [cfg, copy] of [
+    [hot, fx.copies.find((x) => x.target === hot.name)],
+    [cold, fx.copies.find((x) => x.target === cold.name)],
+  ] as const) {
     t.ok(copy, `copy for ${cfg.name}`);
     if (copy === undefined) continue;
     t.equal(copy.key, objectKey(cfg, a.blake3));
-    t.match(copy, { bucket: cfg.bucket, storageClass: cfg.storageClass, media: cfg.media, location: cfg.location, offsite: true, size: a.size, blake3: a.blake3, method: 'head-size-sha256-meta' });
+    t.match(copy, {
+      bucket: cfg.bucket,
+      storageClass: cfg.storageClass,
+      media: cfg.media,
+      location: cfg.location,
+      offsite: true,
+      size: a.size,
+      blake3: a.blake3,
+      method: 'head-size-sha256-meta',
+    });
     const head = await headOrNull(c, cfg.bucket, copy.key);
-    t.same(head, { size: a.size, metadata: { blake3: a.blake3, size: String(a.size), sha256: copy.sha256, name: encodeURIComponent(a.name) } });
-    t.equal(await downloadSha256(c, cfg.bucket, copy.key), await fileSha256(a.path), 'bytes on the server equal the source');
+    t.same(head, {
+      size: a.size,
+      metadata: { blake3: a.blake3, size: String(a.size), sha256: copy.sha256, name: encodeURIComponent(a.name) },
+    });
+    t.equal(
+      await downloadSha256(c, cfg.bucket, copy.key),
+      await fileSha256(a.path),
+      'bytes on the server equal the source',
+    );
   }
   t.equal(objectKey(cold, a.blake3), `studio/blake3/${a.blake3.slice(0, 2)}/${a.blake3}`);
   const st = await fw.status();
-  t.same(st.map((s) => [s.target, s.pending, s.pendingBytes, s.uploading, s.oldestQueuedAt]), [[hot.name, 0, 0, 0, null], [cold.name, 0, 0, 0, null]]);
+  t.same(
+    st.map((s) => [s.target, s.pending, s.pendingBytes, s.uploading, s.oldestQueuedAt]),
+    [
+      [hot.name, 0, 0, 0, null],
+      [cold.name, 0, 0, 0, null],
+    ],
+  );
   // enqueue after upload: still counted once, nothing re-sent
   await fw.enqueue(a);
   await fw.idle();
@@ -79,11 +116,15 @@ t.test(`multi-GB (${BIG_GIB} GiB sparse) upload, streamed with bounded memory`, 
   const t0 = Date.now();
   const rss0 = process.memoryUsage().rss;
   let peak = rss0;
-  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
   await fw.enqueue(a);
   await fw.idle();
   clearInterval(timer);
-  t.comment(`${BIG_GIB} GiB forwarded in ${Date.now() - t0} ms; RSS peak ${(peak / 2 ** 20).toFixed(0)} MiB (start ${(rss0 / 2 ** 20).toFixed(0)} MiB)`);
+  t.comment(
+    `${BIG_GIB} GiB forwarded in ${Date.now() - t0} ms; RSS peak ${(peak / 2 ** 20).toFixed(0)} MiB (start ${(rss0 / 2 ** 20).toFixed(0)} MiB)`,
+  );
   t.ok(peak - rss0 < 256 * 2 ** 20, 'memory stays bounded: the file is streamed, never held whole');
   t.equal(fx.copies.length, 1);
   const c = independentClient(s3.endpoint);

@@ -8,7 +8,20 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dcfFiles, ingest, listFiles, makeAgent, makeCard, pairAgent, run, startStudiod, tempDir, waitFor, AGENT_BIN, sha256Hex } from '../../../lib/studio-harness.js';
+import {
+  dcfFiles,
+  ingest,
+  listFiles,
+  makeAgent,
+  makeCard,
+  pairAgent,
+  run,
+  startStudiod,
+  tempDir,
+  waitFor,
+  AGENT_BIN,
+  sha256Hex,
+} from '../../../lib/studio-harness.js';
 import { spawn } from 'node:child_process';
 
 const sha = sha256Hex;
@@ -28,17 +41,27 @@ t.test('studiod SIGKILLed mid-commit 20+ times', async (t) => {
   const checked = new Set<string>();
   let kills = 0;
   // One agent sync runs through all the kills: it reconnects by itself while studiod restarts.
-  const child = spawn(process.execPath, [AGENT_BIN, 'sync', '--json', '--data-dir', agent.dataDir, '--backoff-ms', '20', '--max-attempts', '1000'], { stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [AGENT_BIN, 'sync', '--json', '--data-dir', agent.dataDir, '--backoff-ms', '20', '--max-attempts', '1000'],
+    { stdio: 'ignore' },
+  );
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   for (let i = 0; i < KILLS; i++) {
     const before = (studio.log.match(/"msg":"committing"/g) ?? []).length;
     const target = before + 1 + Math.floor(Math.random() * 2);
-    const hit = await waitFor(() => {
-      if ((studio.log.match(/"msg":"committing"/g) ?? []).length >= target) return 'kill';
-      if (child.exitCode !== null) return 'done';
-      return undefined;
-    }, 'a commit to start', 60_000);
+    const hit = await waitFor(
+      () => {
+        if ((studio.log.match(/"msg":"committing"/g) ?? []).length >= target) return 'kill';
+        if (child.exitCode !== null) return 'done';
+        return undefined;
+      },
+      'a commit to start',
+      60_000,
+    );
     if (hit === 'done') break;
     await studio.kill('SIGKILL');
     kills++;
@@ -49,7 +72,10 @@ t.test('studiod SIGKILLed mid-commit 20+ times', async (t) => {
       for (const rel of await listFiles(root)) {
         if (rel.endsWith('.s321tmp') || checked.has(join(root, rel))) continue; // a temp is swept at restart
         if (bySha.has(sha(await readFile(join(root, rel))))) checked.add(join(root, rel));
-        else { partial++; t.comment(`not a complete source file: ${join(root, rel)}`); }
+        else {
+          partial++;
+          t.comment(`not a complete source file: ${join(root, rel)}`);
+        }
       }
     }
     t.equal(partial, 0, `kill ${kills}: no partial file under a final name`);
@@ -63,14 +89,19 @@ t.test('studiod SIGKILLed mid-commit 20+ times', async (t) => {
 
   const mirror = await listFiles(studio.dirs.mirror);
   t.same(await listFiles(studio.dirs.raid), mirror, 'same tree on both targets');
-  t.notOk(mirror.some((p) => p.endsWith('.s321tmp')), 'no temp files left after restart');
+  t.notOk(
+    mirror.some((p) => p.endsWith('.s321tmp')),
+    'no temp files left after restart',
+  );
   t.equal(mirror.length, files.length, 'each file stored exactly once');
   for (const rel of mirror) {
     const m = sha(await readFile(join(studio.dirs.mirror, rel)));
     const r = sha(await readFile(join(studio.dirs.raid, rel)));
     t.ok(bySha.has(m) && m === r, `${rel} complete and identical on both targets`);
   }
-  const st = JSON.parse((await studio.ctl(['--json', 'status'])).stdout) as { counters: { assets: number; copies: Record<string, { count: number }> } };
+  const st = JSON.parse((await studio.ctl(['--json', 'status'])).stdout) as {
+    counters: { assets: number; copies: Record<string, { count: number }> };
+  };
   t.equal(st.counters.assets, files.length, 'catalogue counts each asset once');
   t.equal(st.counters.copies['raid']?.count, files.length, 'raid copies counted once each');
 });

@@ -40,16 +40,26 @@ t.test('a full target: no receipt, resumes when space returns', async (t) => {
     for (let off = w.offset; off < data.length; off += 1024 * 1024) {
       const end = Math.min(data.length, off + 1024 * 1024);
       c.send({ t: 'chunk', hash, offset: off, data: data.subarray(off, end) });
-      while ((await c.next('ack')).offset < end) { /* earlier acks */ }
+      while ((await c.next('ack')).offset < end) {
+        /* earlier acks */
+      }
     }
     c.send({ t: 'file-end', hash, size: data.length });
     return w.offset;
   };
   await offer('b1');
   const nack = await c.next('nack');
-  t.match(nack, { hash, code: 'STUDIO_TARGET_FULL', retryable: true, resumeOffset: data.length }, 'full raid: Nack STUDIO_TARGET_FULL, staging kept');
+  t.match(
+    nack,
+    { hash, code: 'STUDIO_TARGET_FULL', retryable: true, resumeOffset: data.length },
+    'full raid: Nack STUDIO_TARGET_FULL, staging kept',
+  );
   t.same(await listFiles(studio.dirs.mirror), [], 'mirror holds no final file on its own');
-  t.same((await readdir(studio.dirs.raid)).filter((n) => n.endsWith('.s321tmp')), [], 'no temp left on the full target');
+  t.same(
+    (await readdir(studio.dirs.raid)).filter((n) => n.endsWith('.s321tmp')),
+    [],
+    'no temp left on the full target',
+  );
   t.same(await listFiles(studio.dirs.raid), [], 'nothing under a final name on the full target');
 
   await run('mount', ['-o', 'remount,size=16m', studio.dirs.raid]);

@@ -18,11 +18,37 @@ import { DemoRun } from '../../../../scripts/dist/lib/demo-run.js';
 import { independentClient } from '../../../lib/cloud-fixture.js';
 import { rotByte } from '../../../lib/bit-rot.js';
 
-interface Copy { target: string; kind: string; path: string; where: string; method: string; verifiedAt: number; offsite: boolean; size: number }
-interface AssetView { hash: string; size: number; compliant: boolean; reasons: string[]; copies: Copy[]; names: Array<{ path: string }> }
+interface Copy {
+  target: string;
+  kind: string;
+  path: string;
+  where: string;
+  method: string;
+  verifiedAt: number;
+  offsite: boolean;
+  size: number;
+}
+interface AssetView {
+  hash: string;
+  size: number;
+  compliant: boolean;
+  reasons: string[];
+  copies: Copy[];
+  names: Array<{ path: string }>;
+}
 interface Status {
-  ledger: { assets: number; compliant: number; notCompliant: number; missing: { copies: number; media: number; offsite: number } };
-  targetReport: Array<{ target: string; kind: string; copies: number; missing: { count: number; oldestCommittedAt: string | null } | null }>;
+  ledger: {
+    assets: number;
+    compliant: number;
+    notCompliant: number;
+    missing: { copies: number; media: number; offsite: number };
+  };
+  targetReport: Array<{
+    target: string;
+    kind: string;
+    copies: number;
+    missing: { count: number; oldestCommittedAt: string | null } | null;
+  }>;
 }
 
 const b3sum = spawnSync('b3sum', ['--version']).status === 0;
@@ -48,11 +74,15 @@ t.teardown(() => s3.destroy());
 
 async function cardHashes(): Promise<Set<string>> {
   const out = new Set<string>();
-  for (const c of demo.cards) for (const f of c.files) out.add((await hashFile(join(c.dir, ...f.path.split('/')))).blake3);
+  for (const c of demo.cards)
+    for (const f of c.files) out.add((await hashFile(join(c.dir, ...f.path.split('/')))).blake3);
   return out;
 }
 
-async function objectBlake3(bucket: string, key: string): Promise<{ blake3: string; size: number; storageClass: string | undefined }> {
+async function objectBlake3(
+  bucket: string,
+  key: string,
+): Promise<{ blake3: string; size: number; storageClass: string | undefined }> {
   const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   const h = createHasher();
   let size = 0;
@@ -65,13 +95,22 @@ async function objectBlake3(bucket: string, key: string): Promise<{ blake3: stri
 
 const bucketOf = (target: string): string => target; // the demo names each bucket after its target
 const status = (): Promise<Status> => demo.studioctlJson<Status>(['status']);
-const asset = async (hash: string): Promise<AssetView> => (await demo.studioctlJson<{ assets: AssetView[] }>(['asset', hash])).assets[0] as AssetView;
+const asset = async (hash: string): Promise<AssetView> =>
+  (await demo.studioctlJson<{ assets: AssetView[] }>(['asset', hash])).assets[0] as AssetView;
 
 t.test('every asset status calls compliant has the right bytes in every copy it lists', async (t) => {
   const distinct = await cardHashes();
-  t.equal(settled.ledger.assets, distinct.size, `one asset per distinct content (${files} card files, ${distinct.size} distinct)`);
+  t.equal(
+    settled.ledger.assets,
+    distinct.size,
+    `one asset per distinct content (${files} card files, ${distinct.size} distinct)`,
+  );
   t.equal(settled.ledger.compliant, settled.ledger.assets, 'every asset is 3-2-1 compliant after the run');
-  const list = await demo.studioctlJson<{ items: AssetView[]; total: number; more: boolean }>(['assets', '--limit', '100000']);
+  const list = await demo.studioctlJson<{ items: AssetView[]; total: number; more: boolean }>([
+    'assets',
+    '--limit',
+    '100000',
+  ]);
   t.equal(list.items.length, distinct.size);
   t.notOk(list.more);
   let checked = 0;
@@ -80,7 +119,8 @@ t.test('every asset status calls compliant has the right bytes in every copy it 
     t.ok(distinct.has(a.hash), `asset ${a.hash.slice(0, 12)} came from a card`);
     t.ok(a.compliant, `${a.names[0]?.path} compliant`);
     const targets = new Set(a.copies.map((c) => c.target));
-    for (const want of ['mirror', 'raid', 'cloud-east', 'cloud-west']) t.ok(targets.has(want), `${a.hash.slice(0, 12)} lists a ${want} copy`);
+    for (const want of ['mirror', 'raid', 'cloud-east', 'cloud-west'])
+      t.ok(targets.has(want), `${a.hash.slice(0, 12)} lists a ${want} copy`);
     for (const c of a.copies) {
       t.ok(c.method.length > 0 && c.verifiedAt > 0, 'each copy says how and when it was verified');
       if (c.kind === 'studio') {
@@ -94,24 +134,37 @@ t.test('every asset status calls compliant has the right bytes in every copy it 
         const got = await objectBlake3(bucketOf(c.target), c.path);
         t.equal(got.blake3, a.hash, `${c.target} object bytes hash to the asset`);
         t.equal(got.size, a.size);
-        if (c.target === 'cloud-west') t.equal(got.storageClass, 'DEEP_ARCHIVE', 'tape-class copy has its storage class');
+        if (c.target === 'cloud-west')
+          t.equal(got.storageClass, 'DEEP_ARCHIVE', 'tape-class copy has its storage class');
         checked++;
       }
     }
   }
   if (b3sum) {
     // An independent tool, one run over every local copy: "<hash>  <path>" per line.
-    const out = spawnSync('b3sum', localFiles.map((f) => f.path), { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const out = spawnSync(
+      'b3sum',
+      localFiles.map((f) => f.path),
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
     t.equal(out.status, 0, 'b3sum ran');
-    const got = new Map(out.stdout.trim().split('\n').map((l) => [l.slice(66), l.slice(0, 64)]));
-    t.ok(localFiles.every((f) => got.get(f.path) === f.hash), `b3sum agrees on all ${localFiles.length} local copies`);
+    const got = new Map(
+      out.stdout
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(66), l.slice(0, 64)]),
+    );
+    t.ok(
+      localFiles.every((f) => got.get(f.path) === f.hash),
+      `b3sum agrees on all ${localFiles.length} local copies`,
+    );
   } else {
     t.comment('b3sum not installed: local copies checked with our own BLAKE3 only');
   }
   t.ok(checked >= distinct.size * 4, `${checked} copies read back independently`);
 });
 
-t.test('copies destroyed behind studiod\'s back stop counting after verify, and status says why', async (t) => {
+t.test("copies destroyed behind studiod's back stop counting after verify, and status says why", async (t) => {
   const list = await demo.studioctlJson<{ items: AssetView[] }>(['assets', '--limit', '100000']);
   const victim = list.items[0] as AssetView;
   const copyOf = (a: AssetView, target: string): Copy => {
@@ -124,11 +177,22 @@ t.test('copies destroyed behind studiod\'s back stop counting after verify, and 
   await unlink(copyOf(victim, 'mirror').where);
   const v1 = await demo.studioctl(['--json', 'verify', '--target', 'mirror']);
   t.equal(v1.code, 3, 'verify exits 3 when a copy was lost');
-  const r1 = JSON.parse(v1.stdout) as { lost: Array<{ hash: string; target: string; code: string }>; copiesChecked: number; copiesOk: number };
-  t.same(r1.lost.map((l) => [l.hash, l.target, l.code]), [[victim.hash, 'mirror', 'DURABLE_MISSING']], 'exactly the deleted copy is reported lost');
+  const r1 = JSON.parse(v1.stdout) as {
+    lost: Array<{ hash: string; target: string; code: string }>;
+    copiesChecked: number;
+    copiesOk: number;
+  };
+  t.same(
+    r1.lost.map((l) => [l.hash, l.target, l.code]),
+    [[victim.hash, 'mirror', 'DURABLE_MISSING']],
+    'exactly the deleted copy is reported lost',
+  );
   t.equal(r1.copiesOk, r1.copiesChecked - 1);
   let a = await asset(victim.hash);
-  t.notOk(a.copies.some((c) => c.target === 'mirror'), 'asset no longer lists a mirror copy');
+  t.notOk(
+    a.copies.some((c) => c.target === 'mirror'),
+    'asset no longer lists a mirror copy',
+  );
   let s = await status();
   const mirrorRow = s.targetReport.find((r) => r.target === 'mirror');
   t.equal(mirrorRow?.missing?.count, 1, 'status: the mirror is missing one asset');
@@ -138,12 +202,23 @@ t.test('copies destroyed behind studiod\'s back stop counting after verify, and 
   // 2. Bit rot on the RAID copy and both cloud objects deleted: only the laptop's copy is left.
   const raidPath = copyOf(a, 'raid').where;
   await rotByte(raidPath, 100);
-  for (const target of ['cloud-east', 'cloud-west']) await s3.send(new DeleteObjectCommand({ Bucket: bucketOf(target), Key: copyOf(a, target).path }));
+  for (const target of ['cloud-east', 'cloud-west'])
+    await s3.send(new DeleteObjectCommand({ Bucket: bucketOf(target), Key: copyOf(a, target).path }));
   const v2 = await demo.studioctl(['--json', 'verify']);
   t.equal(v2.code, 3);
-  const r2 = JSON.parse(v2.stdout) as { lost: Array<{ hash: string; target: string; code: string }>; unchecked: unknown[] };
-  t.same(r2.lost.map((l) => `${l.target}:${l.code}`).sort(), ['cloud-east:CLOUD_OBJECT_MISSING', 'cloud-west:CLOUD_OBJECT_MISSING', 'raid:DURABLE_HASH_MISMATCH']);
-  t.ok(r2.lost.every((l) => l.hash === victim.hash), 'only the victim lost copies');
+  const r2 = JSON.parse(v2.stdout) as {
+    lost: Array<{ hash: string; target: string; code: string }>;
+    unchecked: unknown[];
+  };
+  t.same(r2.lost.map((l) => `${l.target}:${l.code}`).sort(), [
+    'cloud-east:CLOUD_OBJECT_MISSING',
+    'cloud-west:CLOUD_OBJECT_MISSING',
+    'raid:DURABLE_HASH_MISMATCH',
+  ]);
+  t.ok(
+    r2.lost.every((l) => l.hash === victim.hash),
+    'only the victim lost copies',
+  );
   t.same(r2.unchecked, [], 'every target could be checked');
 
   s = await status();
@@ -159,12 +234,20 @@ t.test('copies destroyed behind studiod\'s back stop counting after verify, and 
 
   const unprot = await demo.studioctlJson<{ items: AssetView[]; total: number }>(['assets', '--unprotected']);
   t.equal(unprot.total, 1);
-  t.same(unprot.items.map((x) => x.hash), [victim.hash], 'assets --unprotected lists exactly the victim');
+  t.same(
+    unprot.items.map((x) => x.hash),
+    [victim.hash],
+    'assets --unprotected lists exactly the victim',
+  );
   const reasons = unprot.items[0]?.reasons.join(' | ') ?? '';
   t.match(reasons, /more verified cop/, 'reason: copies');
   t.match(reasons, /another location/, 'reason: offsite');
   a = await asset(victim.hash);
-  t.same(a.copies.map((c) => c.kind), ['agent'], 'only the laptop copy is still listed');
+  t.same(
+    a.copies.map((c) => c.kind),
+    ['agent'],
+    'only the laptop copy is still listed',
+  );
   t.notOk(a.compliant);
 
   // The same verify again finds nothing new: the ledger already tells the truth.
@@ -183,10 +266,18 @@ t.test('an unmounted target is reported unchecked, never read as "every copy los
     t.equal(v.code, 0, 'nothing lost');
     const r = JSON.parse(v.stdout) as { lost: unknown[]; unchecked: Array<{ target: string; code: string }> };
     t.same(r.lost, []);
-    t.same(r.unchecked.map((u) => [u.target, u.code]), [['mirror', 'STUDIO_TARGET_MISSING']], 'mirror reported unchecked, with the reason');
+    t.same(
+      r.unchecked.map((u) => [u.target, u.code]),
+      [['mirror', 'STUDIO_TARGET_MISSING']],
+      'mirror reported unchecked, with the reason',
+    );
     const after = await status();
     t.same(after.ledger, before.ledger, 'ledger counters unchanged');
-    t.same(after.targetReport.find((x) => x.target === 'mirror')?.copies, before.targetReport.find((x) => x.target === 'mirror')?.copies, 'mirror copies still counted');
+    t.same(
+      after.targetReport.find((x) => x.target === 'mirror')?.copies,
+      before.targetReport.find((x) => x.target === 'mirror')?.copies,
+      'mirror copies still counted',
+    );
   } finally {
     await rename(away, demo.paths.mirror);
   }
@@ -196,8 +287,15 @@ t.test('asset and assets: lookups, filters and refusals with their codes', async
   const byName = await demo.studioctlJson<{ assets: AssetView[] }>(['asset', 'img_9999.cr3']);
   t.equal(byName.assets.length, 1, 'a file name finds its asset, case-insensitively');
   const card = (await asset(byName.assets[0]?.hash ?? '')).names[0] as unknown as { card: string; shoot: string };
-  const byFull = await demo.studioctlJson<{ assets: AssetView[] }>(['asset', `${card.shoot}/${card.card}/DCIM/100CANON/IMG_9999.CR3`]);
-  t.same(byFull.assets.map((a) => a.hash), byName.assets.map((a) => a.hash), 'shoot/card/path finds the same asset');
+  const byFull = await demo.studioctlJson<{ assets: AssetView[] }>([
+    'asset',
+    `${card.shoot}/${card.card}/DCIM/100CANON/IMG_9999.CR3`,
+  ]);
+  t.same(
+    byFull.assets.map((a) => a.hash),
+    byName.assets.map((a) => a.hash),
+    'shoot/card/path finds the same asset',
+  );
   const twoBodies = await demo.studioctlJson<{ assets: AssetView[] }>(['asset', 'IMG_0001.CR3']);
   t.ok(twoBodies.assets.length >= 2, 'one name, several contents (two bodies, DCF wrap): every asset is shown');
   const inCard = await demo.studioctlJson<{ items: AssetView[] }>(['assets', '--card', 'R6-BODY-A', '--limit', '1000']);
