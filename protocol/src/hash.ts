@@ -5,8 +5,8 @@
  * Two engines give the same digests (test/protocol/hash-engine.test.ts):
  *  - 'native': the reference Rust implementation with SIMD, in-process through
  *    @napi-rs/blake-hash (a prebuilt N-API binary installed from npm with no
- *    install script): about 3.5 GB/s per core on the 2-core CI machine;
- *  - 'wasm': blake3-wasm 2.1.5, measured 200–250 MB/s per core there.
+ *    install script), an order of magnitude faster per core (README, Performance);
+ *  - 'wasm': blake3-wasm 2.1.5, the fallback where the native binary does not load.
  * 'auto' (the default) is 'native' whenever its binary loads on this platform;
  * S321_HASH_ENGINE=wasm|native overrides it (tests, diagnosis).
  *

@@ -417,7 +417,7 @@ export class Catalogue {
     return this.addNamesAndAgentCopies(copy.hash, [], [copy]);
   }
 
-  /** Remove a copy that no longer verifies (issue 5 `verify`). */
+  /** Remove a copy that no longer verifies (`studioctl verify`). */
   removeCopy(copy: Pick<CopyRecord, 'hash' | 'target' | 'kind' | 'agentId'>): Promise<boolean> {
     return this.#write(async () => {
       const key = copyKey(copy);

@@ -20,8 +20,8 @@ import { MAX_WINDOW_BYTES, MIN_WINDOW_BYTES } from '@studio321/protocol';
 /**
  * studiod's default flow-control window: 64 MiB (the protocol allows 1..256 MiB; its
  * DEFAULT_WINDOW_BYTES of 16 MiB is what a studio without config would announce). With an
- * fsync before every Ack, 16 MiB left the sender waiting on fsync latency; 64 MiB measured
- * ~0.64x raw TLS vs ~0.5x (bench:sync), at ~40 MiB more peak RSS per busy session.
+ * fsync before every Ack, 16 MiB leaves the sender waiting on fsync latency; the larger window
+ * costs about 40 MiB more peak RSS per busy session (README, Performance; bench:sync).
  */
 export const STUDIOD_DEFAULT_WINDOW_BYTES = 64 * 1024 * 1024;
 import { DEFAULT_POLICY, validatePolicy, type PolicyConfig } from '@studio321/protocol';
@@ -57,9 +57,9 @@ export interface StudiodConfig {
   /** Flow-control window announced to agents (bytes in flight per session). */
   windowBytes: number;
   targets: Record<LocalTargetName, LocalTargetConfig>;
-  /** Cloud targets (issue 5): passed through unvalidated here; the cloud forwarder validates them. */
+  /** Cloud targets: passed through unvalidated here; the cloud forwarder validates them. */
   cloud?: unknown;
-  /** 3-2-1 policy options (issue 5): passed through unvalidated here; the policy module validates them. */
+  /** 3-2-1 policy options: passed through unvalidated here; the policy module validates them. */
   policy?: unknown;
   log: { level: string };
 }
@@ -135,7 +135,7 @@ function withDefaults(raw: RawConfig): StudiodConfig {
 
 /** Validate an already-parsed config object (tests build configs in memory). */
 export function parseStudiodConfig(value: unknown, file = '<config>'): StudiodConfig {
-  // `cloud` and `policy` belong to other modules (issue 5); they validate them.
+  // `cloud` and `policy` belong to other modules; they validate them.
   let passThrough: { cloud?: unknown; policy?: unknown } = {};
   let rest = value;
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
@@ -183,7 +183,7 @@ export function defaultConfigPath(): string {
   return process.env['STUDIOD_CONFIG'] ?? '/etc/studiod/studiod.json';
 }
 
-// ── issue 5: cloud targets and the 3-2-1 policy (validated by their own modules) ──
+// ── cloud targets and the 3-2-1 policy (validated by their own modules) ──
 
 /**
  * The `cloud` list of the config (each entry a CloudTargetConfig, checked by

@@ -30,7 +30,7 @@ export interface StudioOptions {
   now?: () => number;
   /** Heartbeat/auth timing overrides (tests). */
   timing?: { authTimeoutMs?: number; pingIntervalMs?: number; deadLinkMs?: number };
-  /** Called after every commit (cloud forwarder hook, issue 5). */
+  /** Called after every commit (the cloud forwarder's hook). */
   onCommitted?: (asset: CommittedAsset) => Promise<void> | void;
   /** Ledger/cloud overrides (tests): cloud retry timing, sink factory. */
   ledger?: Pick<ConstructorParameters<typeof LedgerService>[0], 'cloudOptions'>;
@@ -48,7 +48,7 @@ export class Studio {
   #committer: Committer | undefined;
   #link: LinkServer | undefined;
   #control: ControlSocket | undefined;
-  /** Ledger, cloud forwarder, verify (issue 5). */
+  /** Ledger, cloud forwarder, verify. */
   #ledger: LedgerService | undefined;
   #startedAt = 0;
 
@@ -68,7 +68,7 @@ export class Studio {
     return this.#tls.fingerprint;
   }
 
-  /** The ledger, cloud forwarder and verify (issue 5). */
+  /** The ledger, cloud forwarder and verify. */
   get ledger(): LedgerService {
     if (this.#ledger === undefined) throw new TypeError('Studio not open');
     return this.#ledger;
@@ -182,7 +182,7 @@ export class Studio {
     this.#ledger?.registerCommands(ctl);
   }
 
-  /** The basic status (issue 5 grows it): counters, sessions, targets, staging, last errors. */
+  /** The daemon's own status (the ledger adds to it: LedgerService.report): counters, sessions, targets, staging, last errors. */
   async status(): Promise<StudioStatus> {
     const targets: StudioStatus['targets'] = {};
     for (const t of LOCAL_TARGETS) {

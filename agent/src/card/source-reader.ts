@@ -25,9 +25,9 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { AGENT_CODES, AgentError } from '../errors.js';
 
 /**
- * 4 MiB: measured against 1 MiB chunks, ≈ 0.4 CPU-s less per 2 GB card (fewer
- * reads, writes and hash calls). Every buffer is pooled (see Memory above), so
- * the chunk size does not turn into garbage.
+ * 4 MiB: fewer reads, writes and hash calls per card than 1 MiB chunks (README,
+ * Performance). Every buffer is pooled (see Memory above), so the chunk size
+ * does not turn into garbage.
  */
 export const SOURCE_CHUNK = 4 * 1024 * 1024;
 

@@ -2,7 +2,7 @@
  * `field-agent run`: watch for cards and hot folders until SIGTERM/SIGINT.
  *
  * The studio sync loop joins through AgentRunner's `startSync` option (one call;
- * see agent-runner.ts; cli/main.ts passes sync-loop's startSyncForRun). Its state
+ * see runner.ts; cli/main.ts passes sync-loop's startSyncForRun). Its state
  * feeds the status page and tray; the tray and page can pause and resume it.
  */
 import { configureShutdown, createLogger, onShutdown, requestShutdown } from '@studio321/protocol';
@@ -33,7 +33,7 @@ export async function runCommand(
   const { paths, config } = await loadContext(values, io.env);
   const log = createLogger({ name: 'field-agent', stream: io.stderr });
   configureShutdown({ log });
-  // One agent per data dir: taken first, released last (issue 6).
+  // One agent per data dir: taken first, released last.
   const lock = new InstanceLock(paths.dataDir);
   try {
     await lock.open();
@@ -49,7 +49,7 @@ export async function runCommand(
   const runner = new AgentRunner({ paths, config, log, ...noVolumes, ...extra });
   await runner.open();
   onShutdown('agent', () => runner.close());
-  // Status page + tray (issue 6); never required for the offload.
+  // Status page + tray; never required for the offload.
   const sync = runner.sync;
   const syncActions =
     sync?.pauseSync && sync.resumeSync

@@ -1,6 +1,6 @@
 /**
  * The sync loop: connect (pinned TLS), authenticate, run sync passes; on a
- * retryable failure reconnect with exponential backoff and full jitter.
+ * retryable failure reconnect with exponential backoff and equal jitter (protocol/src/backoff.ts).
  *
  *  - `syncUntilEmpty` (`field-agent sync`): push the queue until it is empty and
  *    return; reconnects after cuts while progress is made; throws

@@ -93,7 +93,7 @@ export async function offloadCard(
   return report;
 }
 
-/** Sum of the card's pending bytes, for progress before the offload starts. */
+/** One line for `field-agent ingest`: the card, its file count, and how many were copied, deduplicated, verified earlier or failed. */
 export function reportSummary(r: CardReport): string {
   const parts = [
     `${r.copied} copied`,

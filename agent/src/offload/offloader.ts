@@ -69,21 +69,17 @@ const MAX_SUFFIX = 999;
 /**
  * Sidecar groups in flight by default. Only DEFAULT_CARD_READERS of them read
  * the card at a time; the others are writing, or in their fsync, read-back and
- * directory fsync. Each fsync is a journal commit and a disk cache flush: with 2 groups in
- * flight the laptop disk wrote ~520 MB/s on the bench machine, with 8 (whose
- * fsyncs share journal commits) the offload took 3.4 s instead of 4.2–4.7 s for
- * a 2.16 GB card. See README, Performance.
+ * directory fsync. Each fsync is a journal commit and a disk cache flush; with 8
+ * groups in flight their fsyncs share journal commits and overlap the next
+ * files' reads and writes (README, Performance).
  */
 export const DEFAULT_OFFLOAD_CONCURRENCY = 8;
 
 /**
  * Files read from the card at the same time. A card just inserted is not in the
  * page cache: its reads wait on the device, and two files read at once keep the
- * device's queue busy across file boundaries. Measured on the bench card read
- * from disk (--drop-caches, 8 alternating runs each): 2 readers 5.33 s median
- * against 5.92 s for 1 (reading 2 chunks ahead per file instead of 1: 5.26 s, within noise); with the
- * card in the page cache 2 readers are as fast as 1 (4.18 s against 4.23 s), for
- * ≈ 10 MiB more memory.
+ * device's queue busy across file boundaries. With the card in the page cache 2
+ * readers are as fast as 1, for about 10 MiB more memory (README, Performance).
  */
 export const DEFAULT_CARD_READERS = 2;
 

@@ -4,12 +4,12 @@
  * A laptop copy counts only while it still hashes to the ledger's BLAKE3. Two
  * readers can find that it does not: the field-drive back-fill, which reads it
  * as its source (backfill.ts), and the studio sync, when the studio refuses the
- * bytes it was sent or the file cannot be read (sync-session.ts). Either way the
+ * bytes it was sent or the file cannot be read (link/sync-pass.ts). Either way the
  * copy fact is kept with `verified: false` (one synced batch), so:
  *  - it no longer counts toward safe to format (the card stays);
  *  - the sync no longer offers the asset (it is reported instead, every pass);
  *  - ingesting the card again copies the file anew, under the next free name
- *    (offload.ts; a hot-folder file: when the folder is watched again, at the
+ *    (offload/offloader.ts; a hot-folder file: when the folder is watched again, at the
  *    agent's next start); the damaged file itself is never touched.
  */
 import type { CodedError, Logger } from '@studio321/protocol';

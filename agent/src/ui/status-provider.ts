@@ -1,12 +1,12 @@
 /**
  * The adapter from the running agent to the status page and the tray: it
- * turns `buildStatus()` (status.ts, computed from the state DB: files,
+ * turns `buildStatus()` (state/status.ts, computed from the state DB: files,
  * verified, queued, at studio, safe to format) plus the live offload progress
- * (progress.ts trackers: bytes, speed, ETA), the link state and the logger's
+ * (offload/progress.ts trackers: bytes, speed, ETA), the link state and the logger's
  * recent errors into one LiveSnapshot, and emits 'change' when any of
  * them moves.
  *
- * Wiring in `field-agent run` (agent-runner.ts):
+ * Wiring in `field-agent run` (ui/agent-ui.ts, AgentUi):
  *   const status = new AgentStatusProvider({
  *     status: () => buildStatus(state, config.policy.copiesBeforeFormat),
  *     errors: log.lastErrors,

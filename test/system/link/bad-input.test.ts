@@ -1,5 +1,5 @@
 /**
- * Hostile and broken input (issue 4 point 5): every case gets its coded error,
+ * Hostile and broken input: every case gets its coded error,
  * the daemon keeps serving the other session, and nothing is written outside
  * the target roots (nor anything partial inside them).
  */

@@ -1,5 +1,5 @@
 /**
- * Faults of issue 3 point 7, each with its code and nothing partial left behind:
+ * Faults of the offload, each with its code and nothing partial left behind:
  * card pulled mid-copy, unreadable file, zero-length file, a file changing while
  * copied, laptop disk full, symlink / special file on the card.
  *
