@@ -1,4 +1,8 @@
-/** Agents' link: the TLS WebSocket server, one session per connection, live chunk files, the TLS identity. */
+/**
+ * Agents' link: the TLS WebSocket server, one session (a state machine) per connection, the file
+ * receiver behind it, live chunk files, the TLS identity.
+ */
+export * from './file-receiver.js';
 export * from './live-chunks.js';
 export * from './server.js';
 export * from './session.js';

@@ -1,11 +1,26 @@
 /**
  * One agent session on the studio side (protocol/SPEC.md §3): Hello, pairing,
- * authentication, then Offer → Want → Chunk/Ack → FileEnd → Receipt | Nack.
+ * authentication, then the files (Offer → Want → Chunk/Ack → FileEnd →
+ * Receipt | Nack), which a FileReceiver handles.
  *
- * Frames are handled strictly in arrival order (one at a time); commits run
- * on a separate per-session chain so the next file's chunks keep flowing while
- * the previous file is committed. Memory per session is bounded by the window
- * (enforced: PROTO_WINDOW_EXCEEDED) plus one frame.
+ * The session is one state machine; every change of state goes through
+ * `#transition`, which checks it against TRANSITIONS:
+ *
+ *   awaiting-hello --Hello--> awaiting-proof --AuthProof--> authenticating --verified--> ready
+ *   any of those four --Error sent or received, superseded--> closing --teardown done--> closed
+ *   any of those four --the socket closed--> draining --teardown done--> closed
+ *   draining --superseded--> closing
+ *
+ * What each state accepts (frames are handled strictly in arrival order, one at a time):
+ *   awaiting-hello   Hello{role: agent}; anything else: PROTO_UNEXPECTED_MESSAGE
+ *   awaiting-proof   PairRequest, AuthProof; a data frame: PROTO_NOT_AUTHENTICATED (never acted on)
+ *   authenticating   the proof is being checked (the nonce is spent): a second proof is refused
+ *   ready            Offer, Chunk, FileEnd (to the FileReceiver), Error from the agent (closes)
+ *   closing          nothing: after a protocol error (or a cut by us) no frame is acted on
+ *   draining         Chunks already received only: they become durable staging bytes, not sent again
+ *   closed           nothing; `closed` has resolved
+ * Ping and Pong are answered at arrival in every live state; Chunk bytes count
+ * against the window at arrival (FileReceiver.admit), before they are queued.
  */
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
@@ -21,22 +36,16 @@ import {
   generateNonce,
   generateSessionId,
   normalizePairingCode,
-  nameKey,
-  validateSegment,
-  validateRelativePath,
   MAGIC,
   PROTOCOL_VERSION,
   type Logger,
   type Message,
   type MessageOf,
-  type OfferFile,
-  type FileName,
-  type ReceiptMessage,
 } from '@studio321/protocol';
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
-import { LiveChunks } from './live-chunks.js';
-import type { Staging, StagedFile } from '../commit/staging.js';
+import type { Staging } from '../commit/staging.js';
+import { FileReceiver } from './file-receiver.js';
 
 export interface SessionDeps {
   catalogue: Catalogue;
@@ -58,6 +67,31 @@ export interface SessionDeps {
   onAuthenticated?: (session: LinkSession, agentId: string) => Promise<void>;
 }
 
+export type SessionState =
+  | 'awaiting-hello'
+  | 'awaiting-proof'
+  | 'authenticating'
+  | 'ready'
+  | 'closing'
+  | 'draining'
+  | 'closed';
+
+/** The allowed edges of the session's state machine (see the module comment). */
+const TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>> = {
+  'awaiting-hello': ['awaiting-proof', 'closing', 'draining'],
+  'awaiting-proof': ['authenticating', 'closing', 'draining'],
+  authenticating: ['ready', 'closing', 'draining'],
+  ready: ['closing', 'draining'],
+  closing: ['closed'],
+  draining: ['closing', 'closed'],
+  closed: [],
+};
+
+/** States in which the socket is open and frames from it are read. */
+const LIVE: ReadonlySet<SessionState> = new Set(['awaiting-hello', 'awaiting-proof', 'authenticating', 'ready']);
+/** States before AuthAccepted (the authentication deadline applies). */
+const UNAUTHENTICATED: ReadonlySet<SessionState> = new Set(['awaiting-hello', 'awaiting-proof', 'authenticating']);
+
 export interface SessionInfo {
   sessionId: string;
   agentId: string | undefined;
@@ -65,36 +99,8 @@ export interface SessionInfo {
   connectedAt: number;
   bytesReceived: number;
   filesCommitted: number;
-  state: string;
+  state: SessionState;
 }
-
-interface Wanted {
-  file: OfferFile;
-  staged: StagedFile;
-  /** Highest offset acknowledged to the agent. */
-  acked: number;
-  /** A background fsync + Ack in flight (writing continues meanwhile). */
-  syncing?: Promise<void> | undefined;
-  /** Streamed commit started with the file's first chunk (offset 0). */
-  live?: LiveCommit | undefined;
-}
-
-/**
- * A commit whose durableWrite reads the chunks as they arrive (after each is
- * written to staging), so only fsync, read-back, link and the catalogue batch
- * remain after FileEnd. It never settles before FileEnd ends `chunks`; a cut or
- * a bad FileEnd fails `chunks`, which makes durableWrite remove its temps.
- */
-interface LiveCommit {
-  chunks: LiveChunks;
-  /** Never rejects. */
-  result: Promise<{ receipt: ReceiptMessage } | { err: unknown }>;
-}
-
-/** Chunk bytes queued between the link and a streamed commit's durableWrite. */
-const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
-
-type State = 'auth' | 'authed' | 'closed';
 
 const CLOSE_CODE: Record<string, number> = {
   [ProtoCode.FrameTooLarge]: 1009,
@@ -112,20 +118,10 @@ export class LinkSession {
   readonly #log: Logger;
   readonly #remote: string;
   readonly #connectedAt: number;
-  #state: State = 'auth';
-  #socketGone = false;
-  #failed = false;
-  #gotHello = false;
-  #proofSeen = false;
+  readonly #files: FileReceiver;
+  #state: SessionState = 'awaiting-hello';
   #agentId: string | undefined;
   #queue: Promise<void> = Promise.resolve();
-  #commitChain: Promise<void> = Promise.resolve();
-  #wanted = new Map<string, Wanted>();
-  #current: string | undefined;
-  /** Chunk bytes received and not yet acknowledged (window accounting). */
-  #inFlight = 0;
-  #bytesReceived = 0;
-  #filesCommitted = 0;
   #lastReceived: number;
   #lastSent: number;
   #timers: NodeJS.Timeout[] = [];
@@ -142,6 +138,17 @@ export class LinkSession {
     this.#lastReceived = this.#connectedAt;
     this.#lastSent = this.#connectedAt;
     this.#log = deps.log.child({ sessionId: this.sessionId, remote });
+    this.#files = new FileReceiver(
+      { send: (msg) => this.#send(msg), fail: (err) => this.#fail(err), log: this.#log },
+      {
+        sessionId: this.sessionId,
+        catalogue: deps.catalogue,
+        staging: deps.staging,
+        committer: deps.committer,
+        windowBytes: deps.windowBytes,
+        now: deps.now,
+      },
+    );
   }
 
   info(): SessionInfo {
@@ -150,10 +157,25 @@ export class LinkSession {
       agentId: this.#agentId,
       remote: this.#remote,
       connectedAt: this.#connectedAt,
-      bytesReceived: this.#bytesReceived,
-      filesCommitted: this.#filesCommitted,
+      bytesReceived: this.#files.bytesReceived,
+      filesCommitted: this.#files.filesCommitted,
       state: this.#state,
     };
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  get agentId(): string | undefined {
+    return this.#agentId;
+  }
+
+  /** The one place the state changes; an edge not in TRANSITIONS is a bug here, not the peer's fault. */
+  #transition(to: SessionState): void {
+    const from = this.#state;
+    if (!TRANSITIONS[from].includes(to)) throw new TypeError(`LinkSession: no transition from ${from} to ${to}`);
+    this.#state = to;
   }
 
   /** Start the session: send Hello and AuthChallenge, arm timers. */
@@ -175,7 +197,7 @@ export class LinkSession {
     });
     this.#send({ t: 'auth-challenge', nonce: this.#nonce, sessionId: this.sessionId });
     const authTimer = setTimeout(() => {
-      if (this.#state === 'auth')
+      if (UNAUTHENTICATED.has(this.#state))
         this.#fail(
           new ProtocolError(ProtoCode.Timeout, 'Not authenticated in time. Reconnect and authenticate.', {
             retryable: true,
@@ -189,14 +211,10 @@ export class LinkSession {
     this.#timers.push(authTimer, hb);
   }
 
-  get agentId(): string | undefined {
-    return this.#agentId;
-  }
-
-  /** The same agent connected again: this (half-open) session is cut. */
+  /** The same agent connected again (or was revoked): this (maybe half-open) session is cut, nothing more is acted on. */
   supersede(): void {
     this.#log.info({ agentId: this.#agentId }, 'superseded by a new session of the same agent');
-    this.#failed = true;
+    if (LIVE.has(this.#state) || this.#state === 'draining') this.#transition('closing');
     this.#ws.terminate();
   }
 
@@ -225,23 +243,21 @@ export class LinkSession {
     this.#ws.send(encodeFrame(msg));
   }
 
-  /** Send an Error frame and close this connection only. */
+  /** Send an Error frame and close this connection only. A session already ending ignores it. */
   #fail(err: CodedError): void {
-    if (this.#state === 'closed') return;
-    this.#failed = true;
+    if (!LIVE.has(this.#state)) return;
     const level = err.code === ProtoCode.ShuttingDown ? 'info' : 'warn';
     this.#log[level]({ err, agentId: this.#agentId }, 'closing session');
     this.#send({ t: 'error', code: err.code, message: err.message.slice(0, 1000), retryable: err.retryable });
-    const code = CLOSE_CODE[err.code] ?? 1002;
-    this.#state = 'closed';
-    this.#ws.close(code, err.code);
+    this.#transition('closing');
+    this.#ws.close(CLOSE_CODE[err.code] ?? 1002, err.code);
     // A peer that does not complete the close handshake is cut.
     const t = setTimeout(() => this.#ws.terminate(), 2000);
     t.unref();
   }
 
   #onMessage(data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean): void {
-    if (this.#state === 'closed') return;
+    if (!LIVE.has(this.#state)) return;
     this.#lastReceived = this.#d.now();
     if (!isBinary) {
       this.#fail(
@@ -256,24 +272,13 @@ export class LinkSession {
     let msg: Message;
     try {
       msg = decodeFrame(buf);
+      // Window accounting at arrival, before queueing: bounds what this session buffers.
+      if (msg.t === 'chunk') this.#files.admit(msg);
     } catch (err) {
       this.#fail(
         err instanceof CodedError ? err : new ProtocolError(ProtoCode.Malformed, 'Malformed frame.', { cause: err }),
       );
       return;
-    }
-    if (msg.t === 'chunk') {
-      // Window accounting at arrival, before queueing: bounds what this session buffers.
-      this.#inFlight += msg.data.byteLength;
-      if (this.#inFlight > this.#d.windowBytes) {
-        this.#fail(
-          new ProtocolError(
-            ProtoCode.WindowExceeded,
-            `More than ${this.#d.windowBytes} unacknowledged bytes in flight. Update field-agent.`,
-          ),
-        );
-        return;
-      }
     }
     if (msg.t === 'ping') {
       this.#send({ t: 'pong', ts: msg.ts });
@@ -291,46 +296,75 @@ export class LinkSession {
       });
   }
 
+  /** One frame, in the state the session is in when its turn comes. */
   async #handle(msg: Message): Promise<void> {
-    // After a protocol error nothing more is acted on. After a plain network cut
-    // (#socketGone) chunks already received are still written: they become durable
-    // staging bytes and are not sent again.
-    if (this.#state === 'closed' && !(this.#socketGone && !this.#failed && msg.t === 'chunk')) return;
-    if (msg.t === 'hello') {
-      if (this.#gotHello) throw new ProtocolError(ProtoCode.UnexpectedMessage, 'A second Hello in one session.');
-      if (msg.role !== 'agent')
-        throw new ProtocolError(ProtoCode.UnexpectedMessage, 'Hello role must be "agent" on the studio side.');
-      this.#gotHello = true;
-      return;
-    }
-    if (!this.#gotHello) throw new ProtocolError(ProtoCode.UnexpectedMessage, 'The first frame must be Hello.');
-    if (this.#state === 'auth') {
-      if (msg.t === 'pair-request') return this.#pair(msg);
-      if (msg.t === 'auth-proof') return this.#auth(msg);
-      throw new ProtocolError(
-        ProtoCode.NotAuthenticated,
-        `"${msg.t}" before authentication. Pair the agent (field-agent pair) and authenticate first.`,
-      );
-    }
-    switch (msg.t) {
-      case 'offer':
-        return this.#offer(msg);
-      case 'chunk':
-        return this.#chunk(msg);
-      case 'file-end':
-        return this.#fileEnd(msg);
-      case 'error':
-        this.#log.warn({ code: msg.code, peerMessage: msg.message }, 'agent sent an error');
-        this.#state = 'closed';
-        this.#ws.close(1000);
+    switch (this.#state) {
+      case 'awaiting-hello':
+        if (msg.t !== 'hello') throw new ProtocolError(ProtoCode.UnexpectedMessage, 'The first frame must be Hello.');
+        if (msg.role !== 'agent')
+          throw new ProtocolError(ProtoCode.UnexpectedMessage, 'Hello role must be "agent" on the studio side.');
+        this.#transition('awaiting-proof');
         return;
-      default:
-        throw new ProtocolError(ProtoCode.UnexpectedMessage, `"${msg.t}" is not allowed from an agent now.`);
+      case 'awaiting-proof':
+        if (msg.t === 'hello') throw LinkSession.#secondHello();
+        if (msg.t === 'pair-request') return this.#pair(msg);
+        if (msg.t === 'auth-proof') return this.#auth(msg);
+        throw LinkSession.#notAuthenticated(msg);
+      case 'authenticating':
+        if (msg.t === 'hello') throw LinkSession.#secondHello();
+        if (msg.t === 'pair-request')
+          throw new ProtocolError(ProtoCode.UnexpectedMessage, 'PairRequest after AuthProof.');
+        if (msg.t === 'auth-proof') throw LinkSession.#authRefused(); // at most one proof per session
+        throw LinkSession.#notAuthenticated(msg);
+      case 'ready':
+        switch (msg.t) {
+          case 'hello':
+            throw LinkSession.#secondHello();
+          case 'offer':
+            return this.#files.offer(msg, this.#agentId ?? '');
+          case 'chunk':
+            return this.#files.chunk(msg);
+          case 'file-end':
+            return this.#files.fileEnd(msg);
+          case 'error':
+            this.#log.warn({ code: msg.code, peerMessage: msg.message }, 'agent sent an error');
+            this.#transition('closing');
+            this.#ws.close(1000);
+            return;
+          default:
+            throw new ProtocolError(ProtoCode.UnexpectedMessage, `"${msg.t}" is not allowed from an agent now.`);
+        }
+      case 'draining':
+        // After a plain network cut, chunks already received are still written: they become
+        // durable staging bytes and are not sent again. Nothing else is acted on.
+        if (msg.t === 'chunk') return this.#files.chunk(msg);
+        return;
+      case 'closing':
+      case 'closed':
+        return;
     }
   }
 
+  static #secondHello(): ProtocolError {
+    return new ProtocolError(ProtoCode.UnexpectedMessage, 'A second Hello in one session.');
+  }
+
+  static #notAuthenticated(msg: Message): ProtocolError {
+    return new ProtocolError(
+      ProtoCode.NotAuthenticated,
+      `"${msg.t}" before authentication. Pair the agent (field-agent pair) and authenticate first.`,
+    );
+  }
+
+  /** One refusal for every reason: the Error frame MUST NOT say which it was (SPEC §3.3). */
+  static #authRefused(): ProtocolError {
+    return new ProtocolError(
+      ProtoCode.AuthRefused,
+      'Authentication refused. If this laptop should sync here, pair it again (studioctl pair, then field-agent pair).',
+    );
+  }
+
   async #pair(msg: MessageOf<'pair-request'>): Promise<void> {
-    if (this.#proofSeen) throw new ProtocolError(ProtoCode.UnexpectedMessage, 'PairRequest after AuthProof.');
     parseAgentPublicKey(msg.publicKey); // PROTO_INVALID_FIELD unless an Ed25519 SPKI key
     const agentId = `agt_${randomBytes(8).toString('hex')}`;
     const now = this.#d.now();
@@ -350,317 +384,40 @@ export class LinkSession {
   }
 
   async #auth(msg: MessageOf<'auth-proof'>): Promise<void> {
-    const refused = new ProtocolError(
-      ProtoCode.AuthRefused,
-      'Authentication refused. If this laptop should sync here, pair it again (studioctl pair, then field-agent pair).',
-    );
-    if (this.#proofSeen) throw refused;
-    this.#proofSeen = true; // at most one proof per session; the nonce is forgotten after it
+    this.#transition('authenticating'); // at most one proof per session; the nonce is forgotten after it
     const agent = await this.#d.catalogue.getAgent(msg.agentId);
-    if (agent === undefined || agent.revokedAt !== undefined) throw refused;
+    if (agent === undefined || agent.revokedAt !== undefined) throw LinkSession.#authRefused();
     const payload = authPayload({
       nonce: this.#nonce,
       sessionId: this.sessionId,
       studioFingerprint: this.#d.fingerprint,
       agentId: msg.agentId,
     });
-    if (!verifyAuth(Buffer.from(agent.publicKey, 'base64'), payload, msg.signature)) throw refused;
+    if (!verifyAuth(Buffer.from(agent.publicKey, 'base64'), payload, msg.signature)) throw LinkSession.#authRefused();
     this.#agentId = msg.agentId;
     await this.#d.onAuthenticated?.(this, msg.agentId);
-    this.#state = 'authed';
+    // Waiting for older sessions took time: the deadline, a shutdown or a cut may have ended this one.
+    if (this.#state !== 'authenticating') return;
+    this.#transition('ready');
     this.#log.info({ agentId: msg.agentId }, 'agent authenticated');
     await this.#d.catalogue.touchAgent(msg.agentId, this.#d.now());
     this.#send({ t: 'auth-accepted', agentId: msg.agentId });
   }
 
-  #nack(hash: string, err: CodedError, resumeOffset: number): void {
-    this.#send({
-      t: 'nack',
-      hash,
-      code: err.code,
-      message: err.message.slice(0, 1000),
-      retryable: err.retryable,
-      resumeOffset,
-    });
-  }
-
-  static #cleanNames(names: FileName[]): FileName[] {
-    return names.map((n) => ({
-      shoot: validateSegment(n.shoot),
-      card: validateSegment(n.card),
-      path: validateRelativePath(n.path),
-      mtime: n.mtime,
-    }));
-  }
-
-  async #offer(msg: MessageOf<'offer'>): Promise<void> {
-    const agentId = this.#agentId ?? '';
-    const wants: Array<{ hash: string; offset: number }> = [];
-    const have: string[] = [];
-    const seen = new Set<string>();
-    for (const f of msg.files) {
-      if (seen.has(f.hash) || this.#wanted.has(f.hash))
-        throw new ProtocolError(ProtoCode.UnexpectedMessage, `Hash ${f.hash} offered twice while outstanding.`);
-      seen.add(f.hash);
-      let names: FileName[];
-      try {
-        names = LinkSession.#cleanNames(f.names);
-      } catch (err) {
-        if (err instanceof ProtocolError) {
-          this.#log.warn({ err, hash: f.hash }, 'refused name');
-          this.#nack(f.hash, err, 0);
-          continue;
-        }
-        throw err;
-      }
-      const file: OfferFile = { ...f, names };
-      const receipt = await this.#d.committer.receiptFor(f.hash);
-      if (receipt !== undefined) {
-        have.push(f.hash);
-        continue;
-      }
-      try {
-        const staged = await this.#d.staging.acquire(f.hash, f.size, this.sessionId);
-        this.#wanted.set(f.hash, { file, staged, acked: staged.durable });
-        wants.push({ hash: f.hash, offset: staged.durable });
-      } catch (err) {
-        if (err instanceof CodedError) {
-          this.#nack(f.hash, err, 0);
-          continue;
-        }
-        throw err;
-      }
-    }
-    this.#send({ t: 'want', batchId: msg.batchId, wants, have });
-    for (const h of have) {
-      const f = msg.files.find((x) => x.hash === h);
-      if (f === undefined) continue;
-      const names = LinkSession.#cleanNames(f.names);
-      const now = this.#d.now();
-      await this.#d.catalogue.addNamesAndAgentCopies(
-        h,
-        names.map((n) => ({
-          key: nameKey(`${n.shoot}/${n.card}/${n.path}`),
-          value: { hash: h, ...n, agentId, seenAt: now },
-        })),
-        f.copies.map((c) => ({
-          hash: h,
-          target: c.target,
-          kind: 'agent' as const,
-          path: '',
-          size: f.size,
-          device: c.device,
-          media: c.media,
-          location: c.location,
-          offsite: false,
-          method: c.method,
-          verifiedAt: c.verifiedAt,
-          agentId,
-        })),
-      );
-      const receipt = await this.#d.committer.receiptFor(h);
-      if (receipt !== undefined) this.#send(receipt);
-    }
-  }
-
-  async #ack(w: Wanted): Promise<void> {
-    const durable = await w.staged.sync();
-    if (durable > w.acked) {
-      this.#inFlight = Math.max(0, this.#inFlight - (durable - w.acked));
-      w.acked = durable;
-      this.#send({ t: 'ack', hash: w.file.hash, offset: durable });
-    }
-  }
-
-  async #chunk(msg: MessageOf<'chunk'>): Promise<void> {
-    const w = this.#wanted.get(msg.hash);
-    if (w === undefined)
-      throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
-        `Chunk for ${msg.hash}, which is not wanted in this session.`,
-      );
-    if (this.#current !== undefined && this.#current !== msg.hash)
-      throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk for ${msg.hash} before FileEnd of ${this.#current}.`);
-    if (msg.offset !== w.staged.written)
-      throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
-        `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${w.staged.written} (a wrong or duplicated chunk).`,
-        { detail: { expected: w.staged.written, got: msg.offset } },
-      );
-    if (msg.offset + msg.data.byteLength > w.file.size)
-      throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
-        `Chunk of ${msg.hash} goes beyond the offered size ${w.file.size}.`,
-      );
-    this.#current = msg.hash;
-    if (msg.offset === 0 && w.live === undefined && !this.#socketGone) w.live = this.#startLive(w);
-    await w.staged.write(msg.offset, msg.data);
-    this.#bytesReceived += msg.data.byteLength;
-    // After staging (the resume point), the same bytes go to the streamed commit; waits while it is behind.
-    if (w.live !== undefined && !this.#socketGone) await w.live.chunks.push(msg.data);
-    if (w.staged.complete) {
-      await this.#settleSync(w);
-      await this.#ack(w);
-    } else if (w.syncing === undefined && w.staged.written - w.acked >= this.#d.windowBytes / 4) {
-      // fsync in the background while the next chunks are written: the Ack (sent after the
-      // fsync) covers only bytes written before it started. At most one fsync per file in flight.
-      w.syncing = this.#ack(w).then(
-        () => {
-          w.syncing = undefined;
-        },
-        (err: unknown) => {
-          w.syncing = undefined;
-          this.#fail(
-            err instanceof CodedError
-              ? err
-              : new ProtocolError(ProtoCode.UnexpectedMessage, 'Staging fsync failed.', { cause: err }),
-          );
-        },
-      );
-    }
-  }
-
-  #startLive(w: Wanted): LiveCommit {
-    const { hash, size } = w.file;
-    const chunks = new LiveChunks(LIVE_QUEUE_BYTES);
-    const agentId = this.#agentId ?? '';
-    this.#log.debug({ hash, size }, 'streamed commit started');
-    const result = this.#d.committer
-      .commit({
-        hash,
-        size,
-        staged: w.staged,
-        names: w.file.names,
-        agentCopies: w.file.copies,
-        agentId,
-        source: chunks,
-      })
-      .then(
-        (receipt) => ({ receipt }),
-        (err: unknown) => {
-          chunks.abandon(); // it may have failed before reading: the link must not wait for it
-          return { err };
-        },
-      );
-    return { chunks, result };
-  }
-
-  /** The streamed commit will not complete (cut, bad FileEnd): its temps are removed before this resolves. */
-  async #dropLive(w: Wanted, why: string): Promise<void> {
-    const live = w.live;
-    if (live === undefined) return;
-    w.live = undefined;
-    live.chunks.fail(
-      new ProtocolError(ProtoCode.UnexpectedMessage, `Streamed commit of ${w.file.hash} stopped: ${why}.`, {
-        retryable: true,
-      }),
-    );
-    await live.result;
-  }
-
-  async #settleSync(w: Wanted): Promise<void> {
-    if (w.syncing !== undefined) await w.syncing;
-  }
-
-  async #fileEnd(msg: MessageOf<'file-end'>): Promise<void> {
-    const w = this.#wanted.get(msg.hash);
-    if (w === undefined)
-      throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
-        `FileEnd for ${msg.hash}, which is not wanted in this session.`,
-      );
-    if (this.#current !== undefined && this.#current !== msg.hash)
-      throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
-        `FileEnd for ${msg.hash} before FileEnd of ${this.#current}.`,
-      );
-    this.#current = undefined;
-    this.#wanted.delete(msg.hash);
-    await this.#settleSync(w);
-    if (msg.size !== w.file.size || w.staged.written !== w.file.size) {
-      const err = new ProtocolError(
-        ProtoCode.SizeMismatch,
-        `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`,
-        { retryable: true },
-      );
-      await this.#dropLive(w, 'size mismatch at FileEnd');
-      await w.staged.close();
-      this.#inFlight = Math.max(0, this.#inFlight - (w.staged.written - w.acked));
-      this.#nack(msg.hash, err, w.staged.durable);
-      return;
-    }
-    await this.#ack(w);
-    w.live?.chunks.end(); // every byte is staged and fsynced: the streamed commit may finish
-    const agentId = this.#agentId ?? '';
-    this.#commitChain = this.#commitChain.then(() => this.#commit(w, agentId));
-  }
-
-  async #commit(w: Wanted, agentId: string): Promise<void> {
-    const { hash, size } = w.file;
-    try {
-      this.#log.info({ hash, size, streamed: w.live !== undefined }, 'committing');
-      let receipt: ReceiptMessage;
-      if (w.live !== undefined) {
-        const r = await w.live.result;
-        if ('err' in r) throw r.err;
-        receipt = r.receipt;
-      } else {
-        receipt = await this.#d.committer.commit({
-          hash,
-          size,
-          staged: w.staged,
-          names: w.file.names,
-          agentCopies: w.file.copies,
-          agentId,
-        });
-      }
-      await w.staged.discard();
-      this.#filesCommitted++;
-      this.#log.info({ hash, size, path: receipt.copies[0]?.path }, 'committed');
-      this.#send(receipt);
-    } catch (err) {
-      const coded =
-        err instanceof CodedError
-          ? err
-          : new ProtocolError(ProtoCode.UnexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
-      if (coded.code === 'DURABLE_HASH_MISMATCH' || coded.code === 'DURABLE_SIZE_MISMATCH') {
-        await w.staged.discard().catch(() => undefined);
-        const mismatch = new ProtocolError(
-          ProtoCode.HashMismatch,
-          `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`,
-          { cause: err, retryable: true },
-        );
-        this.#log.warn({ err: mismatch, hash }, 'hash mismatch at commit');
-        this.#nack(hash, mismatch, 0);
-        return;
-      }
-      if (coded.code === 'DURABLE_READBACK_MISMATCH') {
-        // A target disk returned other bytes than were written: never trust that staged file again.
-        await w.staged.discard().catch(() => undefined);
-        this.#log.error({ err: coded, hash }, 'read-back mismatch at commit: a target disk is corrupting data');
-        this.#nack(hash, new CodedError(coded.code, coded.message, { cause: err, retryable: true }), 0);
-        return;
-      }
-      await w.staged.close().catch(() => undefined);
-      this.#log.error({ err: coded, hash }, 'commit failed');
-      this.#nack(hash, coded, w.staged.durable);
-    }
-  }
-
+  /** The socket closed (a cut, our close, the peer's close): drain, release staged files, settle commits. */
   async #teardown(): Promise<void> {
-    this.#socketGone = true;
-    this.#state = 'closed';
+    if (LIVE.has(this.#state)) this.#transition('draining');
+    this.#files.linkLost();
     for (const t of this.#timers) clearTimeout(t);
     await this.#queue.catch(() => undefined);
-    for (const w of this.#wanted.values()) {
-      await this.#dropLive(w, 'the link closed');
-      await this.#settleSync(w);
-      await w.staged.close().catch(() => undefined);
-    }
-    this.#wanted.clear();
-    await this.#commitChain.catch(() => undefined);
+    await this.#files.close();
+    this.#transition('closed');
     this.#log.info(
-      { agentId: this.#agentId, bytesReceived: this.#bytesReceived, filesCommitted: this.#filesCommitted },
+      {
+        agentId: this.#agentId,
+        bytesReceived: this.#files.bytesReceived,
+        filesCommitted: this.#files.filesCommitted,
+      },
       'session closed',
     );
     this.#closedResolve();

@@ -1,0 +1,436 @@
+/**
+ * Receiving files on one link session (protocol/SPEC.md §3.4–3.7): Offer → Want
+ * (+ Receipt for what the studio has), Chunk → staged file → Ack, FileEnd →
+ * commit → Receipt | Nack.
+ *
+ * The session hands it the frames it accepted, in arrival order and one at a
+ * time; the receiver answers through a FileLink (send a frame, fail the
+ * session, the logger), never the socket, so it can be driven in-process.
+ * Commits run on their own chain so the next file's chunks keep flowing while
+ * the previous file is committed. Memory is bounded by the window (enforced at
+ * arrival by `admit`: PROTO_WINDOW_EXCEEDED) plus one frame.
+ *
+ * Lifecycle: `receiving` → `draining` (`linkLost`: the socket is gone; chunks
+ * already received are still staged, nothing is streamed into a commit any
+ * more) → `closed` (`close`: streamed commits stopped, staged files released
+ * for a resume, commits settled).
+ */
+import {
+  CodedError,
+  ProtocolError,
+  ProtoCode,
+  nameKey,
+  validateSegment,
+  validateRelativePath,
+  type FileName,
+  type Logger,
+  type Message,
+  type MessageOf,
+  type OfferFile,
+  type ReceiptMessage,
+} from '@studio321/protocol';
+import type { Catalogue } from '../catalogue.js';
+import type { Committer } from '../commit/commit.js';
+import type { StagedFile, Staging } from '../commit/staging.js';
+import { LiveChunks } from './live-chunks.js';
+
+/** What the receiver may do to its session. */
+export interface FileLink {
+  /** Send one frame to the agent (dropped once the link is gone). */
+  send(msg: Message): void;
+  /** End the session with an Error frame: for faults found off the frame queue (a background fsync). */
+  fail(err: CodedError): void;
+  readonly log: Logger;
+}
+
+export interface FileReceiverOptions {
+  /** The session's id: staged files are held in its name (a second session gets STUDIO_BUSY). */
+  sessionId: string;
+  catalogue: Catalogue;
+  staging: Staging;
+  committer: Committer;
+  /** The window announced in the studio's Hello. */
+  windowBytes: number;
+  now: () => number;
+}
+
+interface Wanted {
+  file: OfferFile;
+  /** The authenticated agent that offered it (recorded with its names and copies). */
+  agentId: string;
+  staged: StagedFile;
+  /** Highest offset acknowledged to the agent. */
+  acked: number;
+  /** A background fsync + Ack in flight (writing continues meanwhile). */
+  syncing?: Promise<void> | undefined;
+  /** Streamed commit started with the file's first chunk (offset 0). */
+  live?: LiveCommit | undefined;
+}
+
+/**
+ * A commit whose durableWrite reads the chunks as they arrive (after each is
+ * written to staging), so only fsync, read-back, link and the catalogue batch
+ * remain after FileEnd. It never settles before FileEnd ends `chunks`; a cut or
+ * a bad FileEnd fails `chunks`, which makes durableWrite remove its temps.
+ */
+interface LiveCommit {
+  chunks: LiveChunks;
+  /** Never rejects. */
+  result: Promise<{ receipt: ReceiptMessage } | { err: unknown }>;
+}
+
+/** Chunk bytes queued between the link and a streamed commit's durableWrite. */
+const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
+
+export type FileReceiverState = 'receiving' | 'draining' | 'closed';
+
+function cleanNames(names: FileName[]): FileName[] {
+  return names.map((n) => ({
+    shoot: validateSegment(n.shoot),
+    card: validateSegment(n.card),
+    path: validateRelativePath(n.path),
+    mtime: n.mtime,
+  }));
+}
+
+export class FileReceiver {
+  readonly #link: FileLink;
+  readonly #o: FileReceiverOptions;
+  #state: FileReceiverState = 'receiving';
+  #wanted = new Map<string, Wanted>();
+  /** The file whose chunks are arriving (between its first Chunk and its FileEnd). */
+  #current: string | undefined;
+  #commitChain: Promise<void> = Promise.resolve();
+  /** Chunk bytes received and not yet acknowledged (window accounting). */
+  #inFlight = 0;
+  #bytesReceived = 0;
+  #filesCommitted = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(link: FileLink, opts: FileReceiverOptions) {
+    this.#link = link;
+    this.#o = opts;
+  }
+
+  get state(): FileReceiverState {
+    return this.#state;
+  }
+
+  get bytesReceived(): number {
+    return this.#bytesReceived;
+  }
+
+  get filesCommitted(): number {
+    return this.#filesCommitted;
+  }
+
+  /**
+   * Window accounting when a Chunk arrives, before it is queued: bounds what the
+   * session buffers. Throws PROTO_WINDOW_EXCEEDED (the session ends).
+   */
+  admit(msg: MessageOf<'chunk'>): void {
+    this.#inFlight += msg.data.byteLength;
+    if (this.#inFlight > this.#o.windowBytes)
+      throw new ProtocolError(
+        ProtoCode.WindowExceeded,
+        `More than ${this.#o.windowBytes} unacknowledged bytes in flight. Update field-agent.`,
+      );
+  }
+
+  /** The socket is gone: chunks already received are still staged (durable, not sent again); nothing else. */
+  linkLost(): void {
+    if (this.#state === 'receiving') this.#state = 'draining';
+  }
+
+  #nack(hash: string, err: CodedError, resumeOffset: number): void {
+    this.#link.send({
+      t: 'nack',
+      hash,
+      code: err.code,
+      message: err.message.slice(0, 1000),
+      retryable: err.retryable,
+      resumeOffset,
+    });
+  }
+
+  #expect(state: FileReceiverState, what: string): void {
+    if (this.#state !== state) throw new TypeError(`FileReceiver.${what}() in state ${this.#state}`);
+  }
+
+  async offer(msg: MessageOf<'offer'>, agentId: string): Promise<void> {
+    this.#expect('receiving', 'offer');
+    const wants: Array<{ hash: string; offset: number }> = [];
+    const have: string[] = [];
+    const seen = new Set<string>();
+    for (const f of msg.files) {
+      if (seen.has(f.hash) || this.#wanted.has(f.hash))
+        throw new ProtocolError(ProtoCode.UnexpectedMessage, `Hash ${f.hash} offered twice while outstanding.`);
+      seen.add(f.hash);
+      let names: FileName[];
+      try {
+        names = cleanNames(f.names);
+      } catch (err) {
+        if (err instanceof ProtocolError) {
+          this.#link.log.warn({ err, hash: f.hash }, 'refused name');
+          this.#nack(f.hash, err, 0);
+          continue;
+        }
+        throw err;
+      }
+      const file: OfferFile = { ...f, names };
+      const receipt = await this.#o.committer.receiptFor(f.hash);
+      if (receipt !== undefined) {
+        have.push(f.hash);
+        continue;
+      }
+      try {
+        const staged = await this.#o.staging.acquire(f.hash, f.size, this.#o.sessionId);
+        this.#wanted.set(f.hash, { file, agentId, staged, acked: staged.durable });
+        wants.push({ hash: f.hash, offset: staged.durable });
+      } catch (err) {
+        if (err instanceof CodedError) {
+          this.#nack(f.hash, err, 0);
+          continue;
+        }
+        throw err;
+      }
+    }
+    this.#link.send({ t: 'want', batchId: msg.batchId, wants, have });
+    for (const h of have) {
+      const f = msg.files.find((x) => x.hash === h);
+      if (f === undefined) continue;
+      const names = cleanNames(f.names);
+      const now = this.#o.now();
+      await this.#o.catalogue.addNamesAndAgentCopies(
+        h,
+        names.map((n) => ({
+          key: nameKey(`${n.shoot}/${n.card}/${n.path}`),
+          value: { hash: h, ...n, agentId, seenAt: now },
+        })),
+        f.copies.map((c) => ({
+          hash: h,
+          target: c.target,
+          kind: 'agent' as const,
+          path: '',
+          size: f.size,
+          device: c.device,
+          media: c.media,
+          location: c.location,
+          offsite: false,
+          method: c.method,
+          verifiedAt: c.verifiedAt,
+          agentId,
+        })),
+      );
+      const receipt = await this.#o.committer.receiptFor(h);
+      if (receipt !== undefined) this.#link.send(receipt);
+    }
+  }
+
+  async #ack(w: Wanted): Promise<void> {
+    const durable = await w.staged.sync();
+    if (durable > w.acked) {
+      this.#inFlight = Math.max(0, this.#inFlight - (durable - w.acked));
+      w.acked = durable;
+      this.#link.send({ t: 'ack', hash: w.file.hash, offset: durable });
+    }
+  }
+
+  async chunk(msg: MessageOf<'chunk'>): Promise<void> {
+    if (this.#state === 'closed') throw new TypeError('FileReceiver.chunk() in state closed');
+    const w = this.#wanted.get(msg.hash);
+    if (w === undefined)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `Chunk for ${msg.hash}, which is not wanted in this session.`,
+      );
+    if (this.#current !== undefined && this.#current !== msg.hash)
+      throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk for ${msg.hash} before FileEnd of ${this.#current}.`);
+    if (msg.offset !== w.staged.written)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${w.staged.written} (a wrong or duplicated chunk).`,
+        { detail: { expected: w.staged.written, got: msg.offset } },
+      );
+    if (msg.offset + msg.data.byteLength > w.file.size)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `Chunk of ${msg.hash} goes beyond the offered size ${w.file.size}.`,
+      );
+    this.#current = msg.hash;
+    if (msg.offset === 0 && w.live === undefined && this.#state === 'receiving') w.live = this.#startLive(w);
+    await w.staged.write(msg.offset, msg.data);
+    this.#bytesReceived += msg.data.byteLength;
+    // After staging (the resume point), the same bytes go to the streamed commit; waits while it is behind.
+    if (w.live !== undefined && this.#state === 'receiving') await w.live.chunks.push(msg.data);
+    if (w.staged.complete) {
+      await this.#settleSync(w);
+      await this.#ack(w);
+    } else if (w.syncing === undefined && w.staged.written - w.acked >= this.#o.windowBytes / 4) {
+      // fsync in the background while the next chunks are written: the Ack (sent after the
+      // fsync) covers only bytes written before it started. At most one fsync per file in flight.
+      w.syncing = this.#ack(w).then(
+        () => {
+          w.syncing = undefined;
+        },
+        (err: unknown) => {
+          w.syncing = undefined;
+          this.#link.fail(
+            err instanceof CodedError
+              ? err
+              : new ProtocolError(ProtoCode.UnexpectedMessage, 'Staging fsync failed.', { cause: err }),
+          );
+        },
+      );
+    }
+  }
+
+  #startLive(w: Wanted): LiveCommit {
+    const { hash, size } = w.file;
+    const chunks = new LiveChunks(LIVE_QUEUE_BYTES);
+    this.#link.log.debug({ hash, size }, 'streamed commit started');
+    const result = this.#o.committer
+      .commit({
+        hash,
+        size,
+        staged: w.staged,
+        names: w.file.names,
+        agentCopies: w.file.copies,
+        agentId: w.agentId,
+        source: chunks,
+      })
+      .then(
+        (receipt) => ({ receipt }),
+        (err: unknown) => {
+          chunks.abandon(); // it may have failed before reading: the link must not wait for it
+          return { err };
+        },
+      );
+    return { chunks, result };
+  }
+
+  /** The streamed commit will not complete (cut, bad FileEnd): its temps are removed before this resolves. */
+  async #dropLive(w: Wanted, why: string): Promise<void> {
+    const live = w.live;
+    if (live === undefined) return;
+    w.live = undefined;
+    live.chunks.fail(
+      new ProtocolError(ProtoCode.UnexpectedMessage, `Streamed commit of ${w.file.hash} stopped: ${why}.`, {
+        retryable: true,
+      }),
+    );
+    await live.result;
+  }
+
+  async #settleSync(w: Wanted): Promise<void> {
+    if (w.syncing !== undefined) await w.syncing;
+  }
+
+  async fileEnd(msg: MessageOf<'file-end'>): Promise<void> {
+    this.#expect('receiving', 'fileEnd');
+    const w = this.#wanted.get(msg.hash);
+    if (w === undefined)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `FileEnd for ${msg.hash}, which is not wanted in this session.`,
+      );
+    if (this.#current !== undefined && this.#current !== msg.hash)
+      throw new ProtocolError(
+        ProtoCode.UnexpectedMessage,
+        `FileEnd for ${msg.hash} before FileEnd of ${this.#current}.`,
+      );
+    this.#current = undefined;
+    this.#wanted.delete(msg.hash);
+    await this.#settleSync(w);
+    if (msg.size !== w.file.size || w.staged.written !== w.file.size) {
+      const err = new ProtocolError(
+        ProtoCode.SizeMismatch,
+        `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`,
+        { retryable: true },
+      );
+      await this.#dropLive(w, 'size mismatch at FileEnd');
+      await w.staged.close();
+      this.#inFlight = Math.max(0, this.#inFlight - (w.staged.written - w.acked));
+      this.#nack(msg.hash, err, w.staged.durable);
+      return;
+    }
+    await this.#ack(w);
+    w.live?.chunks.end(); // every byte is staged and fsynced: the streamed commit may finish
+    this.#commitChain = this.#commitChain.then(() => this.#commit(w));
+  }
+
+  async #commit(w: Wanted): Promise<void> {
+    const { hash, size } = w.file;
+    try {
+      this.#link.log.info({ hash, size, streamed: w.live !== undefined }, 'committing');
+      let receipt: ReceiptMessage;
+      if (w.live !== undefined) {
+        const r = await w.live.result;
+        if ('err' in r) throw r.err;
+        receipt = r.receipt;
+      } else {
+        receipt = await this.#o.committer.commit({
+          hash,
+          size,
+          staged: w.staged,
+          names: w.file.names,
+          agentCopies: w.file.copies,
+          agentId: w.agentId,
+        });
+      }
+      await w.staged.discard();
+      this.#filesCommitted++;
+      this.#link.log.info({ hash, size, path: receipt.copies[0]?.path }, 'committed');
+      this.#link.send(receipt);
+    } catch (err) {
+      const coded =
+        err instanceof CodedError
+          ? err
+          : new ProtocolError(ProtoCode.UnexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
+      if (coded.code === 'DURABLE_HASH_MISMATCH' || coded.code === 'DURABLE_SIZE_MISMATCH') {
+        await w.staged.discard().catch(() => undefined);
+        const mismatch = new ProtocolError(
+          ProtoCode.HashMismatch,
+          `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`,
+          { cause: err, retryable: true },
+        );
+        this.#link.log.warn({ err: mismatch, hash }, 'hash mismatch at commit');
+        this.#nack(hash, mismatch, 0);
+        return;
+      }
+      if (coded.code === 'DURABLE_READBACK_MISMATCH') {
+        // A target disk returned other bytes than were written: never trust that staged file again.
+        await w.staged.discard().catch(() => undefined);
+        this.#link.log.error({ err: coded, hash }, 'read-back mismatch at commit: a target disk is corrupting data');
+        this.#nack(hash, new CodedError(coded.code, coded.message, { cause: err, retryable: true }), 0);
+        return;
+      }
+      await w.staged.close().catch(() => undefined);
+      this.#link.log.error({ err: coded, hash }, 'commit failed');
+      this.#nack(hash, coded, w.staged.durable);
+    }
+  }
+
+  /**
+   * The session ended (call after its frame queue drained): streamed commits
+   * stop and remove their temps, staged files are fsynced and released (their
+   * bytes stay for a resume), and the commits already started settle.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#state = 'draining';
+    for (const w of this.#wanted.values()) {
+      await this.#dropLive(w, 'the link closed');
+      await this.#settleSync(w);
+      await w.staged.close().catch(() => undefined);
+    }
+    this.#wanted.clear();
+    this.#current = undefined;
+    await this.#commitChain.catch(() => undefined);
+    this.#state = 'closed';
+  }
+}
