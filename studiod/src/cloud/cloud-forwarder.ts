@@ -4,30 +4,15 @@
  * jitter, permanent errors parked with their code, and an object counted as a
  * copy only after a HEAD confirms size, checksum and metadata.
  *
- * Order of one upload (see docs/design.md, "Cloud"):
- *   1. read the mirror copy once: BLAKE3 + size must match the asset; SHA-256
- *      of the file and of each part are recorded in the job;
- *   2. HEAD the content-addressed key: a matching object counts (after step 5);
- *      a different object that this job did not write → CLOUD_KEY_CONFLICT;
- *   3. record the key (and the multipart UploadId) in the job, durably;
- *   4. PUT, or upload the missing parts (each acknowledged part recorded
- *      durably, so a restart resumes from the next part) and complete;
- *   5. HEAD: size, metadata (blake3, size, sha256), storage class and the
- *      server's checksum when it reports one must match;
- *   6. onCopyVerified(copy) (studiod records it), then the job is replaced by
- *      the object record in one sync batch. A crash between 5 and 6 repeats
- *      5 and 6 (onCopyVerified must be idempotent).
+ * The steps of one upload (digest, HEAD and decide, record, send, verify,
+ * count) are an UploadJob (upload-job.ts, numbered as in docs/design.md,
+ * "Cloud"); this file runs jobs and decides what a failure means: retry with
+ * backoff, park, or restart a multipart upload the server forgot.
  */
 import { createHash } from 'node:crypto';
 import { createHasher, backoffDelay } from '@studio321/protocol';
 import { CloudError, CLOUD_CODES, classifyS3Error } from './cloud-errors.js';
-import {
-  validateCloudTarget,
-  objectKey,
-  partSizeFor,
-  DEFAULT_CONCURRENCY,
-  type CloudTargetConfig,
-} from './cloud-target.js';
+import { validateCloudTarget, objectKey, DEFAULT_CONCURRENCY, type CloudTargetConfig } from './cloud-target.js';
 import {
   CloudQueue,
   ENQUEUE_MARK,
@@ -38,28 +23,18 @@ import {
   type CloudJob,
   type CloudObject,
   type CloudOp,
-  type PreparedSource,
 } from './cloud-queue.js';
-import { S3Sink, type CloudSink, type ObjectInfo } from './s3-sink.js';
-import { digestSource, compositeSha256 } from './source-digest.js';
+import { S3Sink, type CloudSink } from './s3-sink.js';
+import {
+  UploadJob,
+  abortQuietly,
+  copyRecord,
+  objectMismatch,
+  type CloudCopyRecord,
+  type UploadJobContext,
+} from './upload-job.js';
 
-export interface CloudCopyRecord {
-  target: string;
-  bucket: string;
-  key: string;
-  storageClass: string;
-  media: string;
-  location: string;
-  offsite: true;
-  size: number;
-  blake3: string;
-  /** Hex SHA-256 of the object bytes (also in its metadata). */
-  sha256: string;
-  verifiedAt: string;
-  method: 'head-size-sha256-meta' | 'download-blake3';
-  /** True when the server itself reported a SHA-256 checksum and it matched. */
-  serverChecksum: boolean;
-}
+export type { CloudCopyRecord } from './upload-job.js';
 
 export interface CloudTargetStatus {
   target: string;
@@ -101,6 +76,8 @@ export interface CloudForwarderOptions {
 interface TargetRuntime {
   cfg: CloudTargetConfig;
   sink: CloudSink;
+  /** What every UploadJob of this target runs with. */
+  jobs: UploadJobContext;
   inFlight: Map<string, AbortController>;
   wake: () => void;
   wakeSignal: Promise<void>;
@@ -111,10 +88,6 @@ type Lifecycle = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 
 function info(err: CloudError, at: number): CloudErrorInfo {
   return { code: err.code, message: err.message, at: new Date(at).toISOString() };
-}
-
-function metaName(name: string): string {
-  return encodeURIComponent(name.length > 512 ? name.slice(-512) : name);
 }
 
 export class CloudForwarder {
@@ -174,6 +147,15 @@ export class CloudForwarder {
       const rt: TargetRuntime = {
         cfg,
         sink,
+        jobs: {
+          cfg,
+          sink,
+          queue: this.#queue,
+          clock: this.#clock,
+          log: this.#log,
+          resolveSource: (blake3) => this.#opts.resolveSource(blake3),
+          onCopyVerified: (copy) => this.#opts.onCopyVerified(copy),
+        },
         inFlight: new Map(),
         wake: () => undefined,
         wakeSignal: Promise.resolve(),
@@ -330,7 +312,7 @@ export class CloudForwarder {
     }
     const head = await rt.sink.head(obj.key);
     if (head === null) return this.#lost(rt, obj, CLOUD_CODES.OBJECT_MISSING, obj.generation);
-    const mismatch = this.#mismatch(rt.cfg, head, obj, obj.sha256, null);
+    const mismatch = objectMismatch(rt.cfg, head, obj, obj.sha256, null);
     if (mismatch !== null) {
       this.#log({ event: 'cloud.verify-mismatch', target, blake3, key: obj.key, mismatch });
       return this.#lost(rt, obj, CLOUD_CODES.VERIFY_MISMATCH, obj.generation + 1);
@@ -365,7 +347,7 @@ export class CloudForwarder {
     }
     const next: CloudObject = { ...obj, verifiedAt: new Date(this.#clock()).toISOString(), method };
     await this.#queue.putObjectRecord(next);
-    return { ok: true, copy: this.#copy(rt.cfg, next) };
+    return { ok: true, copy: copyRecord(rt.cfg, next) };
   }
 
   async #lost(
@@ -451,7 +433,7 @@ export class CloudForwarder {
     rt.inFlight.set(job.blake3, ac);
     const started = this.#clock();
     try {
-      await this.#upload(rt, job, ac.signal);
+      await new UploadJob(rt.jobs, job, ac.signal).run();
       this.#log({
         event: 'cloud.uploaded',
         target: rt.cfg.name,
@@ -505,215 +487,6 @@ export class CloudForwarder {
     });
   }
 
-  async #save(cur: CloudJob, patch: Partial<CloudJob>, extra: CloudOp[] = []): Promise<CloudJob> {
-    const next = { ...cur, ...patch };
-    await this.#queue.update(cur, next, extra);
-    return next;
-  }
-
-  async #resolveSource(blake3: string): Promise<string> {
-    try {
-      return await this.#opts.resolveSource(blake3);
-    } catch (err) {
-      if (err instanceof CloudError) throw err;
-      const retryable = err instanceof Error && (err as { retryable?: unknown }).retryable === true;
-      throw new CloudError(
-        CLOUD_CODES.SOURCE_MISSING,
-        `No readable mirror copy of asset ${blake3} to upload (${err instanceof Error ? err.message : String(err)}). ` +
-          'Check the mirror target; the job is retried when it is back.',
-        { cause: err, retryable, detail: { blake3 } },
-      );
-    }
-  }
-
-  #metadata(job: CloudJob, p: PreparedSource): Record<string, string> {
-    return { blake3: job.blake3, size: String(job.size), sha256: p.sha256, name: metaName(job.name) };
-  }
-
-  /** Why the object does not match, or null when it does. */
-  #mismatch(
-    cfg: CloudTargetConfig,
-    head: ObjectInfo,
-    want: { blake3: string; size: number },
-    sha256: string,
-    p: PreparedSource | null,
-  ): string | null {
-    if (head.size !== want.size) return `size ${head.size}, expected ${want.size}`;
-    if (head.metadata.blake3 !== want.blake3) return `metadata blake3 ${head.metadata.blake3 ?? 'absent'}`;
-    if (head.metadata.size !== String(want.size)) return `metadata size ${head.metadata.size ?? 'absent'}`;
-    if (head.metadata.sha256 !== sha256) return `metadata sha256 ${head.metadata.sha256 ?? 'absent'}`;
-    if (head.storageClass !== cfg.storageClass)
-      return `storage class ${head.storageClass}, expected ${cfg.storageClass}`;
-    if (head.checksumSha256 !== undefined) {
-      const full = Buffer.from(sha256, 'hex').toString('base64');
-      const ok =
-        head.checksumSha256 === full ||
-        (p !== null && head.checksumSha256 === compositeSha256(p.partSha256)) ||
-        (p === null && head.checksumSha256.includes('-')); // composite of unknown parts: size+metadata decide
-      if (!ok) return `server checksum ${head.checksumSha256}`;
-    }
-    return null;
-  }
-
-  #copy(cfg: CloudTargetConfig, o: CloudObject): CloudCopyRecord {
-    return {
-      target: cfg.name,
-      bucket: cfg.bucket,
-      key: o.key,
-      storageClass: cfg.storageClass,
-      media: cfg.media,
-      location: cfg.location,
-      offsite: true,
-      size: o.size,
-      blake3: o.blake3,
-      sha256: o.sha256,
-      verifiedAt: o.verifiedAt,
-      method: o.method,
-      serverChecksum: o.serverChecksum,
-    };
-  }
-
-  async #upload(rt: TargetRuntime, job: CloudJob, signal: AbortSignal): Promise<void> {
-    const cfg = rt.cfg;
-    let cur = job;
-    const path = await this.#resolveSource(job.blake3);
-    if (cur.prepared === null) {
-      const prepared = await digestSource(path, cur, partSizeFor(cfg, cur.size), signal);
-      cur = await this.#save(cur, { prepared });
-    }
-    const p = cur.prepared as PreparedSource;
-    for (;;) {
-      signal.throwIfAborted();
-      const key = objectKey(cfg, cur.blake3, cur.generation);
-      const existing = await rt.sink.head(key, signal);
-      if (existing !== null) {
-        const why = this.#mismatch(cfg, existing, cur, p.sha256, p);
-        if (why === null) return this.#finish(rt, cur, key, existing);
-        if (!cur.touchedKeys.includes(key)) {
-          throw new CloudError(
-            CLOUD_CODES.KEY_CONFLICT,
-            `Cloud target "${cfg.name}" already holds a different object at ${key} (${why}); it is never overwritten. ` +
-              'Check whether another system writes to this bucket/prefix, then `studioctl cloud retry`.',
-            { retryable: false, detail: { target: cfg.name, key, mismatch: why } },
-          );
-        }
-        // Our own earlier write there did not verify: leave it, use the next key.
-        this.#log({ event: 'cloud.verify-mismatch', target: cfg.name, blake3: cur.blake3, key, mismatch: why });
-        const extra = cur.upload === null ? [] : await this.#queue.partDelOps(cur, cur.upload.uploadId);
-        cur = await this.#save(cur, { generation: cur.generation + 1, upload: null }, extra);
-        continue;
-      }
-      if (!cur.touchedKeys.includes(key)) cur = await this.#save(cur, { touchedKeys: [...cur.touchedKeys, key] });
-      if (p.partSha256.length === 1) {
-        await rt.sink.putObject(
-          { key, path, start: 0, end: cur.size, sha256b64: p.partSha256[0] as string, signal },
-          this.#metadata(cur, p),
-        );
-      } else {
-        cur = await this.#multipart(rt, cur, key, path, p, signal);
-      }
-      const head = await rt.sink.head(key, signal);
-      if (head === null) {
-        throw new CloudError(
-          CLOUD_CODES.OBJECT_MISSING,
-          `Cloud target "${cfg.name}" accepted ${key} but a HEAD does not find it; the upload is retried.`,
-          { retryable: true, detail: { target: cfg.name, key } },
-        );
-      }
-      const why = this.#mismatch(cfg, head, cur, p.sha256, p);
-      if (why !== null) {
-        // Loop: the HEAD at the top sees our own bad write and moves to the next key.
-        this.#log({ event: 'cloud.verify-mismatch', target: cfg.name, blake3: cur.blake3, key, mismatch: why });
-        throw new CloudError(
-          CLOUD_CODES.VERIFY_MISMATCH,
-          `The object ${key} on cloud target "${cfg.name}" does not match what was sent (${why}); it is not counted and is sent again.`,
-          { retryable: true, detail: { target: cfg.name, key, mismatch: why } },
-        );
-      }
-      return this.#finish(rt, cur, key, head);
-    }
-  }
-
-  async #multipart(
-    rt: TargetRuntime,
-    job: CloudJob,
-    key: string,
-    path: string,
-    p: PreparedSource,
-    signal: AbortSignal,
-  ): Promise<CloudJob> {
-    let cur = job;
-    if (cur.upload === null || cur.upload.key !== key) {
-      if (cur.upload !== null) await this.#abortQuietly(rt, cur.upload.key, cur.upload.uploadId);
-      const extra = cur.upload === null ? [] : await this.#queue.partDelOps(cur, cur.upload.uploadId);
-      const uploadId = await rt.sink.createMultipart(key, this.#metadata(cur, p), signal);
-      cur = await this.#save(
-        cur,
-        { upload: { key, uploadId, startedAt: new Date(this.#clock()).toISOString() } },
-        extra,
-      );
-    }
-    const uploadId = (cur.upload as { uploadId: string }).uploadId;
-    const done = await this.#queue.parts(cur, uploadId);
-    const total = p.partSha256.length;
-    if (done.size > 0)
-      this.#log({ event: 'cloud.resume', target: rt.cfg.name, blake3: cur.blake3, partsDone: done.size, parts: total });
-    for (let n = 1; n <= total; n++) {
-      if (done.has(n)) continue;
-      signal.throwIfAborted();
-      const start = (n - 1) * p.partSize;
-      const end = Math.min(cur.size, n * p.partSize);
-      const sha256b64 = p.partSha256[n - 1] as string;
-      const etag = await rt.sink.uploadPart({ key, path, start, end, sha256b64, signal }, uploadId, n);
-      const part = { etag, sha256b64 };
-      await this.#queue.putPart(cur, uploadId, n, part);
-      done.set(n, part);
-      this.#log({ event: 'cloud.part', target: rt.cfg.name, blake3: cur.blake3, part: n, parts: total });
-    }
-    const parts = [...done.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([partNumber, v]) => ({ partNumber, etag: v.etag, sha256b64: v.sha256b64 }));
-    await rt.sink.completeMultipart(key, uploadId, parts, signal);
-    return cur;
-  }
-
-  async #abortQuietly(rt: TargetRuntime, key: string, uploadId: string): Promise<void> {
-    try {
-      const aborted = await rt.sink.abortMultipart(key, uploadId);
-      this.#log({ event: 'cloud.abort-multipart', target: rt.cfg.name, key, uploadId, aborted });
-    } catch (err) {
-      this.#log({
-        event: 'cloud.abort-multipart',
-        target: rt.cfg.name,
-        key,
-        uploadId,
-        aborted: false,
-        error: String(err),
-      });
-    }
-  }
-
-  async #finish(rt: TargetRuntime, job: CloudJob, key: string, head: ObjectInfo): Promise<void> {
-    const p = job.prepared as PreparedSource;
-    const obj: CloudObject = {
-      target: rt.cfg.name,
-      blake3: job.blake3,
-      key,
-      generation: job.generation,
-      size: job.size,
-      name: job.name,
-      sha256: p.sha256,
-      verifiedAt: new Date(this.#clock()).toISOString(),
-      method: 'head-size-sha256-meta',
-      serverChecksum: head.checksumSha256 !== undefined,
-    };
-    await this.#opts.onCopyVerified(this.#copy(rt.cfg, obj));
-    await this.#queue.complete(job, obj);
-    if (job.upload !== null && job.upload.key !== key)
-      await this.#abortQuietly(rt, job.upload.key, job.upload.uploadId);
-    await this.#queue.clearError(rt.cfg.name);
-  }
-
   /** Abort unfinished multipart uploads under our prefix that no job owns (a crash before the UploadId was recorded). */
   async #sweepStaleUploads(rt: TargetRuntime): Promise<void> {
     try {
@@ -727,7 +500,7 @@ export class CloudForwarder {
         const blake3 = u.key.slice(prefix.length + 3).split('.')[0] ?? '';
         const job = await this.#queue.getJob(rt.cfg.name, blake3);
         if (job?.upload?.uploadId === u.uploadId || rt.inFlight.has(blake3)) continue;
-        await this.#abortQuietly(rt, u.key, u.uploadId);
+        await abortQuietly(rt.jobs, u.key, u.uploadId);
       }
     } catch (err) {
       this.#log({ event: 'cloud.sweep-failed', target: rt.cfg.name, error: String(err) });

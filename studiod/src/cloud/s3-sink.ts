@@ -9,7 +9,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import {
   S3Client,
   HeadObjectCommand,
@@ -107,6 +107,7 @@ export class S3Sink implements CloudSink {
     this.#client = undefined;
   }
 
+  /** Taken before a call's try block: misuse is a TypeError, not a network failure to retry. */
   get #s3(): S3Client {
     if (this.#client === undefined) throw new TypeError('S3Sink used before open() or after close()');
     return this.#client;
@@ -117,8 +118,9 @@ export class S3Sink implements CloudSink {
   }
 
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null> {
+    const s3 = this.#s3;
     try {
-      const r = await this.#s3.send(
+      const r = await s3.send(
         new HeadObjectCommand({ Bucket: this.#bucket, Key: key, ChecksumMode: 'ENABLED' }),
         signal === undefined ? {} : { abortSignal: signal },
       );
@@ -158,6 +160,8 @@ export class S3Sink implements CloudSink {
   }
 
   #body(src: PutSource): Readable {
+    // An empty range has no bytes to read (createReadStream cannot express end = start - 1).
+    if (src.end === src.start) return Readable.from([]);
     const file = createReadStream(src.path, { start: src.start, end: src.end - 1, highWaterMark: 1024 * 1024 });
     if (this.limiter.unlimited) return file;
     const out = new PassThrough();
@@ -166,9 +170,10 @@ export class S3Sink implements CloudSink {
   }
 
   async putObject(src: PutSource, metadata: Record<string, string>): Promise<void> {
+    const s3 = this.#s3;
     const body = this.#body(src);
     try {
-      await this.#s3.send(
+      await s3.send(
         new PutObjectCommand({
           Bucket: this.#bucket,
           Key: src.key,
@@ -189,8 +194,9 @@ export class S3Sink implements CloudSink {
   }
 
   async createMultipart(key: string, metadata: Record<string, string>, signal: AbortSignal): Promise<string> {
+    const s3 = this.#s3;
     try {
-      const r = await this.#s3.send(
+      const r = await s3.send(
         new CreateMultipartUploadCommand({
           Bucket: this.#bucket,
           Key: key,
@@ -209,9 +215,10 @@ export class S3Sink implements CloudSink {
   }
 
   async uploadPart(src: PutSource, uploadId: string, partNumber: number): Promise<string> {
+    const s3 = this.#s3;
     const body = this.#body(src);
     try {
-      const r = await this.#s3.send(
+      const r = await s3.send(
         new UploadPartCommand({
           Bucket: this.#bucket,
           Key: src.key,
@@ -233,8 +240,9 @@ export class S3Sink implements CloudSink {
   }
 
   async completeMultipart(key: string, uploadId: string, parts: CompletedPart[], signal: AbortSignal): Promise<void> {
+    const s3 = this.#s3;
     try {
-      await this.#s3.send(
+      await s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.#bucket,
           Key: key,
@@ -251,8 +259,9 @@ export class S3Sink implements CloudSink {
   }
 
   async abortMultipart(key: string, uploadId: string): Promise<boolean> {
+    const s3 = this.#s3;
     try {
-      await this.#s3.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId }));
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId }));
       return true;
     } catch (err) {
       const status = httpStatusOf(err);
@@ -263,12 +272,13 @@ export class S3Sink implements CloudSink {
   }
 
   async listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null> {
+    const s3 = this.#s3;
     const out: Array<{ key: string; uploadId: string }> = [];
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     try {
       for (;;) {
-        const r = await this.#s3.send(
+        const r = await s3.send(
           new ListMultipartUploadsCommand({
             Bucket: this.#bucket,
             Prefix: prefix,
@@ -291,8 +301,9 @@ export class S3Sink implements CloudSink {
   }
 
   async read(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const s3 = this.#s3;
     try {
-      const r = await this.#s3.send(
+      const r = await s3.send(
         new GetObjectCommand({ Bucket: this.#bucket, Key: key }),
         signal === undefined ? {} : { abortSignal: signal },
       );
