@@ -12,8 +12,8 @@
  *     AGENT_STORE_COPY_DAMAGED, every pass, until the card is ingested again.
  *  2. `#offer`: send the Offer, wait for its Want (§3.4), count the files the
  *     studio already has.
- *  3. `#wantedAsset`: each wanted hash must have been offered, at an offset
- *     within its size; else LINK_BAD_PEER.
+ *  3. `#checkWant`: every wanted hash must have been offered, at an offset
+ *     within its size; else LINK_BAD_PEER, before any byte is sent.
  *  4. `#sendFile`, each wanted file in the Want's order: from the studio's
  *     durable offset (§3.7, bytes re-sent after a resume are counted), Chunks
  *     within the window (`#waitForRoom`, §3.5), then FileEnd. A laptop copy that
@@ -36,11 +36,12 @@
  *    retryable flag; after PROTO_HASH_MISMATCH or PROTO_SIZE_MISMATCH the laptop
  *    copy is re-read first (`checkStoreCopy`), and a damaged one is reported as
  *    AGENT_STORE_COPY_DAMAGED instead;
- *  - the link closing (`#onClose`) ends every wait; the pass throws why.
+ *  - the link closing (`#onClose`) or the abort signal ends every wait; the
+ *    pass throws why (after an abort, closing the link is the caller's).
  *
- * Memory is bounded by the window: a chunk is read only when the window has
- * room for the one before it (one chunk is read ahead while the current one
- * waits for room and is sent), and ws buffers at most a window of chunks.
+ * Memory is bounded by the window, whatever the file size: ws buffers at most a
+ * window of chunks, and the pass holds two more, the one waiting for window room
+ * and the one read ahead of it; no further chunk is read until the first is sent.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import {
@@ -216,7 +217,7 @@ export class SyncPass {
   #recording: Promise<void> = Promise.resolve();
   /** Laptop copies re-read after a hash or size mismatch, one after another. */
   #checking: Promise<void> = Promise.resolve();
-  /** Resolves when the link closes: every wait races it. */
+  /** Resolves when the link closes or the signal aborts: every wait races it. */
   readonly #stopped: Promise<void>;
   #stop!: () => void;
 
@@ -241,6 +242,7 @@ export class SyncPass {
     this.#ran = true;
     this.#link.on('message', this.#onMessage);
     this.#link.on('close', this.#onClose);
+    this.#signal?.addEventListener('abort', this.#onAbort);
     if (this.#link.closedError !== undefined) this.#onClose(this.#link.closedError);
     try {
       for (;;) {
@@ -249,8 +251,7 @@ export class SyncPass {
         const sendable = this.#sendable(batch);
         if (sendable.length === 0) continue;
         const want = await this.#offer(sendable);
-        const byHash = new Map(sendable.map((a) => [a.blake3, a]));
-        for (const w of want.wants) await this.#sendFile(this.#wantedAsset(w, byHash), w.offset);
+        for (const { asset, offset } of this.#checkWant(want, sendable)) await this.#sendFile(asset, offset);
         this.#settleUnanswered(sendable, want);
       }
       await this.#finish();
@@ -258,6 +259,7 @@ export class SyncPass {
     } finally {
       this.#link.off('message', this.#onMessage);
       this.#link.off('close', this.#onClose);
+      this.#signal?.removeEventListener('abort', this.#onAbort);
     }
   }
 
@@ -319,15 +321,21 @@ export class SyncPass {
     return want;
   }
 
-  /** Step 3: the asset of one entry of the Want, which must have been offered so. */
-  #wantedAsset(w: { hash: string; offset: number }, offered: Map<string, PendingAsset>): PendingAsset {
-    const asset = offered.get(w.hash);
-    if (asset === undefined || w.offset > asset.size)
-      throw new LinkError(
-        LINK_CODES.badPeer,
-        `The studio wants ${w.hash} at ${w.offset}, which was not offered so. Update studiod.`,
-      );
-    return asset;
+  /**
+   * Step 3: the wanted files, each of which must have been offered, at an offset within its size.
+   * The whole Want is checked before any byte is sent: a studio that breaks the protocol gets nothing.
+   */
+  #checkWant(want: MessageOf<'want'>, offered: PendingAsset[]): Array<{ asset: PendingAsset; offset: number }> {
+    const byHash = new Map(offered.map((a) => [a.blake3, a]));
+    return want.wants.map((w) => {
+      const asset = byHash.get(w.hash);
+      if (asset === undefined || w.offset > asset.size)
+        throw new LinkError(
+          LINK_CODES.badPeer,
+          `The studio wants ${w.hash} at ${w.offset}, which was not offered so. Update studiod.`,
+        );
+      return { asset, offset: w.offset };
+    });
   }
 
   /** Step 4: one wanted file, from the studio's durable offset: Chunks within the window, then FileEnd. */
@@ -520,6 +528,11 @@ export class SyncPass {
   readonly #onClose = (err: CodedError): void => {
     this.#failure ??= err;
     this.#wantWaiter = undefined;
+    this.#stop();
+  };
+
+  /** The abort ends a wait for the Want, for window room or for the last Receipts at once. */
+  readonly #onAbort = (): void => {
     this.#stop();
   };
 
