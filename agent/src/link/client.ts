@@ -27,6 +27,7 @@ import {
   type MessageOf,
 } from '@studio321/protocol';
 import { LINK_CODES, LinkError } from './errors.js';
+import type { SyncLink } from './sync-link.js';
 
 export const AGENT_SOFTWARE = 'field-agent/0.1.0';
 
@@ -42,7 +43,7 @@ export interface LinkClientOptions {
 }
 
 /** Events: 'message' (Message after auth), 'close' (err: CodedError). */
-export class LinkClient extends EventEmitter {
+export class LinkClient extends EventEmitter implements SyncLink {
   readonly url: string;
   #ws: WebSocket | undefined;
   #opts: LinkClientOptions;

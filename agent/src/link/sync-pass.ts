@@ -1,11 +1,47 @@
 /**
- * One sync pass over an authenticated link (protocol/SPEC.md §3.4–3.7):
- * offer the agent's queue in batches, send each wanted file from the studio's
- * durable offset in chunks within the window, record every Receipt durably
- * (AgentState.recordStudioReceipt, sync:true) before counting it.
+ * One sync pass over an authenticated link (protocol/SPEC.md §3.4–3.7), as an
+ * object: its fields are the pass's state (the window and the bytes in flight,
+ * the batch waiting for its Want, the per-hash offsets and outcomes), its
+ * methods the steps. `syncPass(link, queue, opts)` runs one; the link is any
+ * SyncLink (LinkClient on a real session).
  *
- * Memory is bounded by the window: a chunk is read only when the window has
- * room for it, and ws buffers at most a window of chunks.
+ * The steps, in the order `run` takes them:
+ *  1. `#nextBatch`: the next batch of the agent's queue (`pendingForStudio`),
+ *     files not yet taken in this pass. `#sendable`: a laptop copy already found
+ *     damaged is not offered (it cannot be sent); it is reported as
+ *     AGENT_STORE_COPY_DAMAGED, every pass, until the card is ingested again.
+ *  2. `#offer`: send the Offer, wait for its Want (§3.4), count the files the
+ *     studio already has.
+ *  3. `#checkWant`: every wanted hash must have been offered, at an offset
+ *     within its size; else LINK_BAD_PEER, before any byte is sent.
+ *  4. `#sendFile`, each wanted file in the Want's order: from the studio's
+ *     durable offset (§3.7, bytes re-sent after a resume are counted), Chunks
+ *     within the window (`#waitForRoom`, §3.5), then FileEnd. A laptop copy that
+ *     cannot be read is re-checked through the queue (`checkStoreCopy`) and the
+ *     session ends with an Error: a wanted file cannot be skipped (`#unreadable`,
+ *     LINK_INCOMPLETE).
+ *  5. `#settleUnanswered`: offered hashes neither wanted nor had (nor Nacked
+ *     before the Want) cannot complete in this pass. Then step 1 again, until
+ *     the queue has nothing more.
+ *  6. `#finish`: wait until every offered hash has its Receipt or Nack, every
+ *     Receipt is recorded and every copy check is done; the first failure is
+ *     thrown.
+ *
+ * Meanwhile the studio's messages arrive as events (`#onMessage`):
+ *  - Want: resolves step 2 (for the batch waiting for it);
+ *  - Ack: releases the file's bytes below its offset from the window;
+ *  - Receipt: recorded durably through the queue (`recordStudioReceipt`,
+ *    sync: true), one after another, and only then counted (§3.6);
+ *  - Nack: releases all the file's bytes and is reported with its code and
+ *    retryable flag; after PROTO_HASH_MISMATCH or PROTO_SIZE_MISMATCH the laptop
+ *    copy is re-read first (`checkStoreCopy`), and a damaged one is reported as
+ *    AGENT_STORE_COPY_DAMAGED instead;
+ *  - the link closing (`#onClose`) or the abort signal ends every wait; the
+ *    pass throws why (after an abort, closing the link is the caller's).
+ *
+ * Memory is bounded by the window, whatever the file size: ws buffers at most a
+ * window of chunks, and the pass holds two more, the one waiting for window room
+ * and the one read ahead of it; no further chunk is read until the first is sent.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import {
@@ -22,8 +58,8 @@ import {
 } from '@studio321/protocol';
 import { hasVerifiedCopy, type PendingAsset, type StudioReceipt } from '../state/agent-state.js';
 import { storeCopyDamagedError, type SyncQueue } from '../state/store-copy.js';
-import type { LinkClient } from './client.js';
 import { LINK_CODES, LinkError } from './errors.js';
+import type { SyncLink } from './sync-link.js';
 
 export interface SyncNack {
   hash: string;
@@ -118,307 +154,426 @@ function toReceipt(m: MessageOf<'receipt'>): StudioReceipt {
   };
 }
 
-export async function syncPass(
-  link: LinkClient,
-  queue: SyncQueue,
-  opts: SyncPassOptions = {},
-): Promise<SyncPassResult> {
-  const batchSize = Math.min(opts.batchSize ?? MAX_BATCH_FILES, MAX_BATCH_FILES);
-  const chunkSize = Math.min(opts.chunkSize ?? MAX_CHUNK_BYTES, MAX_CHUNK_BYTES);
-  const sentMemory = opts.sentMemory ?? new Map<string, number>();
-  const res: SyncPassResult = opts.stats ?? emptySyncResult();
-  const window = link.window;
+/** Reads `len` bytes of `fh` at `at` (fewer, or none, when the file is shorter than that). */
+async function readAt(fh: FileHandle, at: number, len: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(len);
+  let got = 0;
+  while (got < len) {
+    const { bytesRead } = await fh.read(buf, got, len - got, at + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === len ? buf : buf.subarray(0, got);
+}
 
-  let inFlight = 0;
-  const acked = new Map<string, number>();
-  const sent = new Map<string, number>();
-  const outstanding = new Map<string, () => void>();
-  const settled = new Set<string>();
-  const receipted = new Set<string>();
-  let wantWaiter: { batchId: string; resolve: (w: MessageOf<'want'>) => void } | undefined;
-  let windowWaiter: (() => void) | undefined;
-  let failure: CodedError | undefined;
-  let receiptChain: Promise<void> = Promise.resolve();
-  let checks: Promise<void> = Promise.resolve();
-  let drained: (() => void) | undefined;
-
-  const wakeWindow = (): void => {
-    const w = windowWaiter;
-    windowWaiter = undefined;
-    w?.();
-  };
-  const settle = (hash: string): void => {
-    settled.add(hash);
-    const done = outstanding.get(hash);
-    outstanding.delete(hash);
-    done?.();
-    if (outstanding.size === 0) drained?.();
-  };
-  const release = (hash: string): void => {
-    const s = sent.get(hash) ?? 0;
-    const a = acked.get(hash) ?? 0;
-    inFlight = Math.max(0, inFlight - Math.max(0, s - a));
-    acked.set(hash, s);
-    wakeWindow();
-  };
-
-  const onMessage = (m: Message): void => {
-    switch (m.t) {
-      case 'want':
-        if (wantWaiter?.batchId === m.batchId) {
-          const w = wantWaiter;
-          wantWaiter = undefined;
-          w.resolve(m);
-        }
-        return;
-      case 'ack': {
-        const prev = acked.get(m.hash) ?? 0;
-        if (m.offset > prev) {
-          inFlight = Math.max(0, inFlight - (m.offset - prev));
-          acked.set(m.hash, m.offset);
-          wakeWindow();
-        }
-        return;
-      }
-      case 'receipt':
-        receiptChain = receiptChain
-          .then(async () => {
-            await queue.recordStudioReceipt(toReceipt(m)); // durable before it counts
-            receipted.add(m.hash);
-            res.receipts++;
-            opts.onReceipt?.(m.hash);
-            settle(m.hash);
-          })
-          .catch((err: unknown) => {
-            failure ??= new LinkError(
-              LINK_CODES.incomplete,
-              `Recording the studio receipt of ${m.hash} failed: ${err instanceof Error ? err.message : String(err)}`,
-              { cause: err, retryable: true },
-            );
-            link.close();
-          });
-        return;
-      case 'nack':
-        release(m.hash);
-        if (m.code !== ProtoCode.HashMismatch && m.code !== ProtoCode.SizeMismatch) {
-          res.nacks.push({ hash: m.hash, code: m.code, message: m.message, retryable: m.retryable });
-          settle(m.hash);
-          return;
-        }
-        // The bytes sent did not hash (or add up) to the offer: in flight, or the laptop copy itself?
-        checks = checks
-          .then(async () => {
-            const damaged = await queue.checkStoreCopy(m.hash);
-            res.nacks.push(
-              damaged === undefined
-                ? { hash: m.hash, code: m.code, message: m.message, retryable: m.retryable }
-                : nackOf(m.hash, damaged),
-            );
-            settle(m.hash);
-          })
-          .catch((err: unknown) => {
-            failure ??= new LinkError(
-              LINK_CODES.incomplete,
-              `Checking the laptop copy of ${m.hash} failed: ${err instanceof Error ? err.message : String(err)}`,
-              { cause: err, retryable: true },
-            );
-            link.close();
-          });
-        return;
-      default:
-        return;
-    }
-  };
-  const onClose = (err: CodedError): void => {
-    failure ??= err;
-    wakeWindow();
-    drained?.();
-    if (wantWaiter !== undefined) {
-      wantWaiter = undefined;
-    }
-    closedResolve();
-  };
-  let closedResolve!: () => void;
-  const closed = new Promise<void>((r) => {
-    closedResolve = r;
+/** A failure of this agent's side while the session is up, reported as LINK_INCOMPLETE (retryable). */
+function incomplete(what: string, err: unknown): LinkError {
+  return new LinkError(LINK_CODES.incomplete, `${what} failed: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+    retryable: true,
   });
-  link.on('message', onMessage);
-  link.on('close', onClose);
-  if (link.closedError !== undefined) onClose(link.closedError);
+}
 
-  const check = (): void => {
-    if (failure !== undefined) throw failure;
-    opts.signal?.throwIfAborted();
-  };
+/** One sync pass; `run()` once. See the file header for its steps. */
+export class SyncPass {
+  /** The counts: the caller's accumulator when given (kept when the pass fails half-way). */
+  readonly result: SyncPassResult;
+  readonly #link: SyncLink;
+  readonly #queue: SyncQueue;
+  readonly #batchSize: number;
+  readonly #chunkSize: number;
+  /** Highest offset sent per hash, across passes (the caller's), to count bytes re-sent on resume. */
+  readonly #sentMemory: Map<string, number>;
+  readonly #onReceipt: ((hash: string) => void) | undefined;
+  readonly #signal: AbortSignal | undefined;
+  #ran = false;
 
-  const sendFile = async (asset: PendingAsset, offset: number): Promise<void> => {
+  // The window (SPEC §3.5): Chunk bytes sent and not yet acknowledged, across all files.
+  readonly #window: number;
+  #inFlight = 0;
+  /** Per hash: the offset sent up to, and the offset acknowledged (or released by a Nack). */
+  readonly #sent = new Map<string, number>();
+  readonly #acked = new Map<string, number>();
+  /** The chunk waiting for window room; woken by an Ack or a Nack. */
+  #windowWaiter: (() => void) | undefined;
+
+  // The batches.
+  /** The queue position of the last batch (`pendingForStudio`'s `after`). */
+  #after: string | undefined;
+  /** Hashes taken from the queue in this pass (offered, or reported damaged): never taken twice. */
+  readonly #taken = new Set<string>();
+  /** The batch waiting for its Want. */
+  #wantWaiter: { batchId: string; resolve: (w: MessageOf<'want'>) => void } | undefined;
+  /** Offered and not yet settled: no Receipt or Nack yet, and not left out of its Want. */
+  readonly #outstanding = new Set<string>();
+  readonly #settled = new Set<string>();
+  readonly #receipted = new Set<string>();
+  /** Step 6 waiting for the last outstanding hash. */
+  #drained: (() => void) | undefined;
+
+  // The end.
+  #failure: CodedError | undefined;
+  /** Receipts are recorded one after another, in the order they came. */
+  #recording: Promise<void> = Promise.resolve();
+  /** Laptop copies re-read after a hash or size mismatch, one after another. */
+  #checking: Promise<void> = Promise.resolve();
+  /** Resolves when the link closes or the signal aborts: every wait races it. */
+  readonly #stopped: Promise<void>;
+  #stop!: () => void;
+
+  constructor(link: SyncLink, queue: SyncQueue, opts: SyncPassOptions = {}) {
+    this.#link = link;
+    this.#queue = queue;
+    this.#batchSize = Math.min(opts.batchSize ?? MAX_BATCH_FILES, MAX_BATCH_FILES);
+    this.#chunkSize = Math.min(opts.chunkSize ?? MAX_CHUNK_BYTES, MAX_CHUNK_BYTES);
+    this.#sentMemory = opts.sentMemory ?? new Map<string, number>();
+    this.#onReceipt = opts.onReceipt;
+    this.#signal = opts.signal;
+    this.result = opts.stats ?? emptySyncResult();
+    this.#window = link.window;
+    this.#stopped = new Promise<void>((resolve) => {
+      this.#stop = resolve;
+    });
+  }
+
+  /** Runs the pass (steps 1–6); resolves with `result`, or rejects with the first failure. */
+  async run(): Promise<SyncPassResult> {
+    if (this.#ran) throw new TypeError('A SyncPass runs once: make a new one for the next pass.');
+    this.#ran = true;
+    this.#link.on('message', this.#onMessage);
+    this.#link.on('close', this.#onClose);
+    this.#signal?.addEventListener('abort', this.#onAbort);
+    if (this.#link.closedError !== undefined) this.#onClose(this.#link.closedError);
+    try {
+      for (;;) {
+        const batch = await this.#nextBatch();
+        if (batch === undefined) break;
+        const sendable = this.#sendable(batch);
+        if (sendable.length === 0) continue;
+        const want = await this.#offer(sendable);
+        for (const { asset, offset } of this.#checkWant(want, sendable)) await this.#sendFile(asset, offset);
+        this.#settleUnanswered(sendable, want);
+      }
+      await this.#finish();
+      return this.result;
+    } finally {
+      this.#link.off('message', this.#onMessage);
+      this.#link.off('close', this.#onClose);
+      this.#signal?.removeEventListener('abort', this.#onAbort);
+    }
+  }
+
+  // ---- the steps -----------------------------------------------------------
+
+  /** Step 1: the next files of the queue not yet taken in this pass; undefined when there are none. */
+  async #nextBatch(): Promise<PendingAsset[] | undefined> {
+    for (;;) {
+      this.#check();
+      const raw = await this.#queue.pendingForStudio(this.#batchSize, this.#after);
+      const batch = raw.filter((a) => !this.#taken.has(a.blake3));
+      const lastQueued = [...raw].reverse().find((a) => !this.#receipted.has(a.blake3));
+      if (batch.length === 0) {
+        if (raw.length < this.#batchSize || lastQueued === undefined || lastQueued.blake3 === this.#after)
+          return undefined;
+        this.#after = lastQueued.blake3;
+        continue;
+      }
+      for (const a of batch) this.#taken.add(a.blake3);
+      this.#after = lastQueued?.blake3;
+      return batch;
+    }
+  }
+
+  /**
+   * Step 1, continued: the files whose laptop copy still counts. One found damaged is not offered
+   * (it cannot be sent); it is reported every pass until the card is ingested again (store-copy.ts).
+   */
+  #sendable(batch: PendingAsset[]): PendingAsset[] {
+    const sendable: PendingAsset[] = [];
+    for (const a of batch) {
+      if (hasVerifiedCopy(a, 'laptop')) sendable.push(a);
+      else
+        this.result.nacks.push(
+          nackOf(a.blake3, storeCopyDamagedError(a.storePath, 'is not sent to the studio', { blake3: a.blake3 })),
+        );
+    }
+    return sendable;
+  }
+
+  /** Step 2: offer the batch and wait for its Want (SPEC §3.4). */
+  async #offer(assets: PendingAsset[]): Promise<MessageOf<'want'>> {
+    const batchId = `b${process.pid}-${++batchSeq}`;
+    const files = assets.map(toOfferFile);
+    const wanted = new Promise<MessageOf<'want'>>((resolve) => {
+      this.#wantWaiter = { batchId, resolve };
+    });
+    for (const f of files) this.#outstanding.add(f.hash);
+    this.result.offered += files.length;
+    await this.#link.send({ t: 'offer', batchId, files });
+    const want = await Promise.race([wanted, this.#stopped.then(() => undefined)]);
+    this.#check();
+    if (want === undefined)
+      throw (
+        this.#failure ??
+        new LinkError(LINK_CODES.connectionLost, 'Link closed while waiting for Want.', { retryable: true })
+      );
+    this.result.have += want.have.length;
+    return want;
+  }
+
+  /**
+   * Step 3: the wanted files, each of which must have been offered, at an offset within its size.
+   * The whole Want is checked before any byte is sent: a studio that breaks the protocol gets nothing.
+   */
+  #checkWant(want: MessageOf<'want'>, offered: PendingAsset[]): Array<{ asset: PendingAsset; offset: number }> {
+    const byHash = new Map(offered.map((a) => [a.blake3, a]));
+    return want.wants.map((w) => {
+      const asset = byHash.get(w.hash);
+      if (asset === undefined || w.offset > asset.size)
+        throw new LinkError(
+          LINK_CODES.badPeer,
+          `The studio wants ${w.hash} at ${w.offset}, which was not offered so. Update studiod.`,
+        );
+      return { asset, offset: w.offset };
+    });
+  }
+
+  /** Step 4: one wanted file, from the studio's durable offset: Chunks within the window, then FileEnd. */
+  async #sendFile(asset: PendingAsset, offset: number): Promise<void> {
     const hash = asset.blake3;
-    const before = sentMemory.get(hash);
+    const before = this.#sentMemory.get(hash);
     if (before !== undefined && before > offset) {
       const resent = before - offset;
-      res.bytesResent += resent;
-      res.maxResentOnResume = Math.max(res.maxResentOnResume, resent);
+      this.result.bytesResent += resent;
+      this.result.maxResentOnResume = Math.max(this.result.maxResentOnResume, resent);
     }
-    acked.set(hash, offset);
-    sent.set(hash, offset);
-    let pos = offset;
-    /** The laptop copy cannot be read: check it (a damaged one is recorded so) and end the session. */
-    const unreadable = async (err: unknown): Promise<never> => {
-      const damaged = await queue.checkStoreCopy(hash);
-      if (damaged !== undefined) res.nacks.push(nackOf(hash, damaged));
-      const why =
-        damaged ??
-        new LinkError(
-          LINK_CODES.incomplete,
-          `Reading the laptop copy ${asset.storePath} failed: ${err instanceof Error ? err.message : String(err)}`,
-          { cause: err, retryable: true },
-        );
-      // The studio wants this file and a wanted file cannot be skipped (SPEC §3.4): end the
-      // session with an Error; the next one no longer offers a damaged copy.
-      await link
-        .send({ t: 'error', code: why.code, message: why.message.slice(0, 1000), retryable: true })
-        .catch(() => undefined);
-      link.close();
-      throw new LinkError(LINK_CODES.incomplete, `The laptop copy of ${hash} could not be sent: ${why.message}`, {
-        cause: why,
-        retryable: true,
-      });
-    };
-    let fh: FileHandle | undefined;
-    try {
-      fh = asset.size > offset ? await open(asset.storePath, 'r') : undefined;
-    } catch (err) {
-      return unreadable(err);
-    }
-    /** Reads the chunk at `at` (shorter, or empty, when the laptop copy is shorter than recorded). */
-    const readChunk = async (at: number): Promise<Buffer> => {
-      const len = Math.min(chunkSize, asset.size - at);
-      const buf = Buffer.allocUnsafe(len);
-      let got = 0;
-      while (got < len) {
-        const { bytesRead } = await fh!.read(buf, got, len - got, at + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
+    this.#acked.set(hash, offset);
+    this.#sent.set(hash, offset);
+    if (offset < asset.size) {
+      let fh: FileHandle;
+      try {
+        fh = await open(asset.storePath, 'r');
+      } catch (err) {
+        return this.#unreadable(asset, err);
       }
-      return got === len ? buf : buf.subarray(0, got);
-    };
-    // One chunk is read ahead while the current one waits for the window and is sent:
-    // at most chunkSize more in memory, and the disk read overlaps the link.
-    let ahead: Promise<Buffer> | undefined;
+      try {
+        await this.#sendChunks(fh, asset, offset);
+      } finally {
+        await fh.close();
+      }
+    }
+    this.#check();
+    await this.#link.send({ t: 'file-end', hash, size: asset.size });
+    this.result.filesSent++;
+  }
+
+  /**
+   * Step 4, the Chunks. One chunk is read ahead while the current one waits for the window and
+   * is sent: at most chunkSize more in memory, and the disk read overlaps the link.
+   */
+  async #sendChunks(fh: FileHandle, asset: PendingAsset, offset: number): Promise<void> {
+    const hash = asset.blake3;
+    const read = (at: number): Promise<Buffer> => readAt(fh, at, Math.min(this.#chunkSize, asset.size - at));
+    let pos = offset;
+    let ahead: Promise<Buffer> | undefined = read(pos);
     try {
-      ahead = pos < asset.size ? readChunk(pos) : undefined;
-      while (pos < asset.size) {
-        check();
+      while (ahead !== undefined) {
+        this.#check();
         let data: Buffer;
         try {
-          data = await ahead!;
+          data = await ahead;
         } catch (err) {
           ahead = undefined;
-          return await unreadable(err);
+          return await this.#unreadable(asset, err);
         }
         ahead = undefined;
         const got = data.byteLength;
         if (got === 0) break; // laptop copy shorter than recorded: the studio Nacks the size
         if (pos + got < asset.size) {
-          ahead = readChunk(pos + got);
+          ahead = read(pos + got);
           ahead.catch(() => undefined); // awaited in the next round or in finally
         }
-        while (inFlight + got > window) {
-          await Promise.race([
-            new Promise<void>((r) => {
-              windowWaiter = r;
-            }),
-            closed,
-          ]);
-          check();
-        }
-        inFlight += got;
-        await link.send({ t: 'chunk', hash, offset: pos, data });
+        await this.#waitForRoom(got);
+        this.#inFlight += got;
+        await this.#link.send({ t: 'chunk', hash, offset: pos, data });
         pos += got;
-        res.bytesSent += got;
-        sent.set(hash, pos);
-        sentMemory.set(hash, Math.max(sentMemory.get(hash) ?? 0, pos));
+        this.result.bytesSent += got;
+        this.#sent.set(hash, pos);
+        this.#sentMemory.set(hash, Math.max(this.#sentMemory.get(hash) ?? 0, pos));
       }
     } finally {
       await ahead?.catch(() => undefined);
-      await fh?.close();
     }
-    check();
-    await link.send({ t: 'file-end', hash, size: asset.size });
-    res.filesSent++;
-  };
+  }
 
-  try {
-    let after: string | undefined;
-    const seen = new Set<string>();
-    for (;;) {
-      check();
-      const raw = await queue.pendingForStudio(batchSize, after);
-      const batch = raw.filter((a) => !seen.has(a.blake3));
-      const lastQueued = [...raw].reverse().find((a) => !receipted.has(a.blake3));
-      if (batch.length === 0) {
-        if (raw.length < batchSize || lastQueued === undefined || lastQueued.blake3 === after) break;
-        after = lastQueued.blake3;
-        continue;
-      }
-      for (const a of batch) seen.add(a.blake3);
-      after = lastQueued?.blake3;
-      // A laptop copy found damaged is not offered (it cannot be sent); it is reported every pass
-      // until the card is ingested again (store-copy.ts).
-      const sendable: PendingAsset[] = [];
-      for (const a of batch) {
-        if (hasVerifiedCopy(a, 'laptop')) sendable.push(a);
-        else
-          res.nacks.push(
-            nackOf(a.blake3, storeCopyDamagedError(a.storePath, 'is not sent to the studio', { blake3: a.blake3 })),
-          );
-      }
-      if (sendable.length === 0) continue;
-      const batchId = `b${process.pid}-${++batchSeq}`;
-      const files = sendable.map(toOfferFile);
-      const wantP = new Promise<MessageOf<'want'>>((resolve) => {
-        wantWaiter = { batchId, resolve };
-      });
-      for (const f of files) outstanding.set(f.hash, () => undefined);
-      res.offered += files.length;
-      await link.send({ t: 'offer', batchId, files });
-      const want = await Promise.race([wantP, closed.then(() => undefined)]);
-      check();
-      if (want === undefined)
-        throw (
-          failure ??
-          new LinkError(LINK_CODES.connectionLost, 'Link closed while waiting for Want.', { retryable: true })
-        );
-      res.have += want.have.length;
-      const byHash = new Map(sendable.map((a) => [a.blake3, a]));
-      for (const w of want.wants) {
-        const asset = byHash.get(w.hash);
-        if (asset === undefined || w.offset > asset.size)
-          throw new LinkError(
-            LINK_CODES.badPeer,
-            `The studio wants ${w.hash} at ${w.offset}, which was not offered so. Update studiod.`,
-          );
-        await sendFile(asset, w.offset);
-      }
-      // Hashes neither wanted, had nor nacked before the Want cannot complete in this pass.
-      const answered = new Set([...want.wants.map((w) => w.hash), ...want.have]);
-      for (const f of files) if (!answered.has(f.hash) && !settled.has(f.hash)) settle(f.hash);
-    }
-    if (outstanding.size > 0) {
+  /** Step 4: waits until `bytes` more fit in the window (an Ack or a Nack makes room). */
+  async #waitForRoom(bytes: number): Promise<void> {
+    while (this.#inFlight + bytes > this.#window) {
       await Promise.race([
-        new Promise<void>((r) => {
-          drained = r;
-          if (outstanding.size === 0) r();
+        new Promise<void>((resolve) => {
+          this.#windowWaiter = resolve;
         }),
-        closed,
+        this.#stopped,
+      ]);
+      this.#check();
+    }
+  }
+
+  /** Step 4 failed: the laptop copy cannot be read. Check it (a damaged one is recorded so) and end the session. */
+  async #unreadable(asset: PendingAsset, err: unknown): Promise<never> {
+    const hash = asset.blake3;
+    const damaged = await this.#queue.checkStoreCopy(hash);
+    if (damaged !== undefined) this.result.nacks.push(nackOf(hash, damaged));
+    const why = damaged ?? incomplete(`Reading the laptop copy ${asset.storePath}`, err);
+    // The studio wants this file and a wanted file cannot be skipped (SPEC §3.4): end the
+    // session with an Error; the next one no longer offers a damaged copy.
+    await this.#link
+      .send({ t: 'error', code: why.code, message: why.message.slice(0, 1000), retryable: true })
+      .catch(() => undefined);
+    this.#link.close();
+    throw new LinkError(LINK_CODES.incomplete, `The laptop copy of ${hash} could not be sent: ${why.message}`, {
+      cause: why,
+      retryable: true,
+    });
+  }
+
+  /** Step 5: hashes neither wanted, had, nor Nacked before the Want cannot complete in this pass. */
+  #settleUnanswered(offered: PendingAsset[], want: MessageOf<'want'>): void {
+    const answered = new Set([...want.wants.map((w) => w.hash), ...want.have]);
+    for (const a of offered) if (!answered.has(a.blake3) && !this.#settled.has(a.blake3)) this.#settle(a.blake3);
+  }
+
+  /** Step 6: every offered hash has its Receipt or Nack, recorded and checked; else the first failure. */
+  async #finish(): Promise<void> {
+    if (this.#outstanding.size > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.#drained = resolve;
+        }),
+        this.#stopped,
       ]);
     }
-    await receiptChain;
-    await checks;
-    check();
-    return res;
-  } finally {
-    link.off('message', onMessage);
-    link.off('close', onClose);
+    await this.#recording;
+    await this.#checking;
+    this.#check();
   }
+
+  // ---- the studio's messages -----------------------------------------------
+
+  readonly #onMessage = (m: Message): void => {
+    switch (m.t) {
+      case 'want':
+        if (this.#wantWaiter?.batchId === m.batchId) {
+          const w = this.#wantWaiter;
+          this.#wantWaiter = undefined;
+          w.resolve(m);
+        }
+        return;
+      case 'ack':
+        this.#onAck(m);
+        return;
+      case 'receipt':
+        this.#onReceiptMessage(m);
+        return;
+      case 'nack':
+        this.#onNack(m);
+        return;
+      default:
+        return;
+    }
+  };
+
+  /** Ack: the bytes of the file below `offset` leave the window. */
+  #onAck(m: MessageOf<'ack'>): void {
+    const prev = this.#acked.get(m.hash) ?? 0;
+    if (m.offset > prev) {
+      this.#inFlight = Math.max(0, this.#inFlight - (m.offset - prev));
+      this.#acked.set(m.hash, m.offset);
+      this.#wakeWindow();
+    }
+  }
+
+  /** Receipt: recorded durably through the queue, and only then counted (SPEC §3.6). */
+  #onReceiptMessage(m: MessageOf<'receipt'>): void {
+    this.#recording = this.#recording
+      .then(async () => {
+        await this.#queue.recordStudioReceipt(toReceipt(m)); // durable before it counts
+        this.#receipted.add(m.hash);
+        this.result.receipts++;
+        this.#onReceipt?.(m.hash);
+        this.#settle(m.hash);
+      })
+      .catch((err: unknown) => this.#fail(incomplete(`Recording the studio receipt of ${m.hash}`, err)));
+  }
+
+  /** Nack: all the file's bytes leave the window; reported, after a re-read of the laptop copy on a mismatch. */
+  #onNack(m: MessageOf<'nack'>): void {
+    this.#release(m.hash);
+    const reported: SyncNack = { hash: m.hash, code: m.code, message: m.message, retryable: m.retryable };
+    if (m.code !== ProtoCode.HashMismatch && m.code !== ProtoCode.SizeMismatch) {
+      this.result.nacks.push(reported);
+      this.#settle(m.hash);
+      return;
+    }
+    // The bytes sent did not hash (or add up) to the offer: in flight, or the laptop copy itself?
+    this.#checking = this.#checking
+      .then(async () => {
+        const damaged = await this.#queue.checkStoreCopy(m.hash);
+        this.result.nacks.push(damaged === undefined ? reported : nackOf(m.hash, damaged));
+        this.#settle(m.hash);
+      })
+      .catch((err: unknown) => this.#fail(incomplete(`Checking the laptop copy of ${m.hash}`, err)));
+  }
+
+  readonly #onClose = (err: CodedError): void => {
+    this.#failure ??= err;
+    this.#wantWaiter = undefined;
+    this.#stop();
+  };
+
+  /** The abort ends a wait for the Want, for window room or for the last Receipts at once. */
+  readonly #onAbort = (): void => {
+    this.#stop();
+  };
+
+  // ---- helpers -------------------------------------------------------------
+
+  /** All the bytes sent of `hash` leave the window (a Nack). */
+  #release(hash: string): void {
+    const s = this.#sent.get(hash) ?? 0;
+    const a = this.#acked.get(hash) ?? 0;
+    this.#inFlight = Math.max(0, this.#inFlight - Math.max(0, s - a));
+    this.#acked.set(hash, s);
+    this.#wakeWindow();
+  }
+
+  #wakeWindow(): void {
+    const w = this.#windowWaiter;
+    this.#windowWaiter = undefined;
+    w?.();
+  }
+
+  /** The hash got its Receipt or Nack (or cannot complete in this pass). */
+  #settle(hash: string): void {
+    this.#settled.add(hash);
+    this.#outstanding.delete(hash);
+    if (this.#outstanding.size === 0) this.#drained?.();
+  }
+
+  /** A failure on this side while the session is up: kept (the first one wins) and the link closed. */
+  #fail(err: CodedError): void {
+    this.#failure ??= err;
+    this.#link.close();
+  }
+
+  /** Throws the first failure, or the abort. */
+  #check(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    this.#signal?.throwIfAborted();
+  }
+}
+
+/** Runs one sync pass over `link` (see SyncPass). */
+export function syncPass(link: SyncLink, queue: SyncQueue, opts: SyncPassOptions = {}): Promise<SyncPassResult> {
+  return new SyncPass(link, queue, opts).run();
 }

@@ -1,0 +1,23 @@
+/**
+ * What a sync pass (sync-pass.ts) needs of the link, and nothing more: the studio's
+ * window, sending a frame with backpressure, the studio's messages and the link's
+ * end as events, and closing. LinkClient is the real one; a test drives a pass
+ * against a fake studio through this interface, without a socket.
+ */
+import type { CodedError, Message } from '@studio321/protocol';
+
+export interface SyncLink {
+  /** Bytes of Chunk data that may be sent and not yet acknowledged (the studio's Hello, SPEC §3.5). */
+  readonly window: number;
+  /** Why the link closed; undefined while it is open. */
+  readonly closedError: CodedError | undefined;
+  /** Sends one frame; resolves when the link can take more (backpressure); rejects once it is closed. */
+  send(msg: Message): Promise<void>;
+  /** Closes the link; 'close' follows. */
+  close(): void;
+  /** 'message': each message of the studio after authentication; 'close': once, with why it closed. */
+  on(event: 'message', listener: (m: Message) => void): unknown;
+  on(event: 'close', listener: (err: CodedError) => void): unknown;
+  off(event: 'message', listener: (m: Message) => void): unknown;
+  off(event: 'close', listener: (err: CodedError) => void): unknown;
+}
