@@ -2,15 +2,28 @@
  * The one durable verified-write primitive. Every writer of archive files
  * (laptop store, field drive, studio mirror, studio RAID) calls this.
  *
- * Order, for every target, all fed from ONE read of the source (docs/design.md "Durable write"):
- *   1. open(dir/.<name>.<random>.s321tmp, 'wx')
- *   2. stream chunks: write to every temp concurrently while hashing (BLAKE3)
- *   3. compare length and BLAKE3 with `expected` (when given)
- *   4. fsync(temp); close
- *   5. read back every temp, hash, compare with the reference
- *   6. link(temp, final) — never replaces; EEXIST with identical content → reused, else DURABLE_NAME_TAKEN
- *   7. unlink(temp); fsync(dir)
- * On any failure every temp is removed and a DurableWriteError says what happened.
+ * The steps, numbered and named as in docs/design.md "Durable write"; every
+ * target is fed from ONE read of the source:
+ *   1. check      the options and every target name; nothing exists yet when they are refused
+ *   2. makeDir    mkdir -p the target directory (createDirs), fsyncing the parent of each new one
+ *   3. openTemp   open(dir/.<name>.<random>.s321tmp, 'wx') in the destination directory, and its read-back lane
+ *   4. stream     each chunk written to every temp while hashed (BLAKE3); every `syncEvery` bytes an
+ *                 fdatasync, behind which the lane reads the temp back
+ *   5. compare    length and BLAKE3 with `expected` (when given); the result is the reference
+ *   6. fsyncTemp  fsync(temp); close
+ *   7. readBack   the lane reads the rest; what was read back must equal the reference
+ *   8. linkFinal  link(temp, final), never replacing: EEXIST with identical content → reused, other
+ *                 content → DURABLE_NAME_TAKEN; without hard links, rename onto a free name; unlink(temp)
+ *   9. fsyncDir   fsync every target directory
+ * On any failure cleanUp closes every handle and removes every temp, and a
+ * DurableWriteError says what happened.
+ *
+ * Steps 2–9 are the methods of one object (DurableWrite) whose fields are the
+ * write's state: the targets with their temps, handles and lanes (Slot), the
+ * source hasher and iterator, the byte count. Every step reads and changes that
+ * state, and cleanUp must see exactly what the steps left open; as free
+ * functions each step would take most of it as parameters. run() shows the
+ * order and where the targets wait for each other.
  */
 import { join } from 'node:path';
 import { isBlake3Hex, resolveHashEngine, type HashEngine } from '../hash.js';
@@ -20,7 +33,7 @@ import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
 import { ensureDir, fsyncDir } from './fsync-dir.js';
 import { readBackHash } from './read-back.js';
 import { createReadBack, type ReadBack } from './read-back-lane.js';
-import { createLocalAsyncHasher, sharedHashPool, type HashPool } from './hash-pool.js';
+import { createLocalAsyncHasher, sharedHashPool, type AsyncHasher, type HashPool } from './hash-pool.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
 
 export interface DurableTarget {
@@ -41,7 +54,7 @@ export interface DurableWriteOptions {
    * Every copy is still verified against the known hash, and the one hash pass
    * saved is on the calling thread (the studio's, which also decrypts the link).
    * A source with other bytes then fails as DURABLE_READBACK_MISMATCH, not
-   * DURABLE_HASH_MISMATCH: the caller tells the two apart (studiod/src/commit.ts).
+   * DURABLE_HASH_MISMATCH: the caller tells the two apart (studiod/src/commit/commit.ts).
    */
   hashSource?: boolean;
   /** Abort (card pulled, shutdown) → DURABLE_ABORTED, temps removed. */
@@ -86,6 +99,7 @@ export interface DurableWriteResult {
   copies: DurableCopy[];
 }
 
+/** One target of a write: its temp, the handles open on it, and how far it is written and synced. */
 interface Slot {
   target: DurableTarget;
   tempPath: string;
@@ -93,12 +107,19 @@ interface Slot {
   fh: DurableFileHandle | undefined;
   tempExists: boolean;
   position: number;
+  /** Set by step 8 once the final name holds the verified bytes. */
   copy: DurableCopy | undefined;
   lane: ReadBack | undefined;
   /** A running fdatasync that will let the lane read up to where it started. */
   syncing: Promise<void> | undefined;
   syncedTo: number;
   syncError: unknown;
+}
+
+/** The size and BLAKE3 every copy must have: `expected`, or what was read from the source. */
+interface Reference {
+  size: number;
+  blake3: string;
 }
 
 /** Awaits every promise (so nothing is still running when cleanup starts), then throws the first failure. */
@@ -112,6 +133,7 @@ async function settleAll<T>(promises: Promise<T>[]): Promise<T[]> {
   return out;
 }
 
+/** Step 1 (check): TypeError for a misuse, DURABLE_BAD_NAME for a name that is not one safe path segment. */
 function checkOptions(opts: DurableWriteOptions): void {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('durableWrite: options are required');
   if (!Array.isArray(opts.targets) || opts.targets.length === 0)
@@ -140,6 +162,16 @@ function checkOptions(opts: DurableWriteOptions): void {
   }
 }
 
+/** Step 2 (makeDir) for one directory; also used by placeVerified. */
+async function makeDir(dir: string, fs: DurableFs): Promise<void> {
+  try {
+    await ensureDir(dir, fs);
+  } catch (err) {
+    throw targetError(err, 'mkdir', dir);
+  }
+}
+
+/** Step 4 (stream): one chunk to one temp, positional, short writes completed. */
 async function writeAll(slot: Slot, chunk: Uint8Array): Promise<void> {
   const fh = slot.fh;
   if (fh === undefined) throw new TypeError('durableWrite: internal error, temp not open');
@@ -159,9 +191,10 @@ async function writeAll(slot: Slot, chunk: Uint8Array): Promise<void> {
 }
 
 /**
- * When `syncEvery` more bytes were written since the last one, starts an
- * fdatasync (not awaited: writing goes on); when it completes, the lane may
- * read back up to where it started. A failure is kept and thrown by the loop.
+ * Step 4 (stream), after each chunk: when `syncEvery` more bytes were written
+ * since the last one, starts an fdatasync (not awaited: writing goes on); when
+ * it completes, the lane may read back up to where it started. A failure is
+ * kept and thrown by the loop.
  */
 function startDatasync(s: Slot, syncEvery: number): void {
   if (s.syncError !== undefined) throw targetError(s.syncError, 'fsync', s.tempPath);
@@ -209,11 +242,14 @@ interface LinkPaths {
   tempExists: boolean;
 }
 
-/** link(temp, final), never replacing. Returns true when an identical final was already there. */
-async function commitSlot(
+/**
+ * Step 8 (linkFinal) for one file, without the unlink of the temp: link(temp,
+ * final), never replacing. Returns true when an identical final was already there.
+ */
+async function linkFinal(
   fs: DurableFs,
   slot: LinkPaths,
-  ref: { size: number; blake3: string },
+  ref: Reference,
   signal: AbortSignal | undefined,
   engine: 'wasm' | 'native',
 ): Promise<boolean> {
@@ -246,15 +282,16 @@ async function commitSlot(
   }
 }
 
+/** Step 8, the final name is taken: true when it holds the reference's bytes, else DURABLE_NAME_TAKEN. */
 async function sameContent(
   fs: DurableFs,
   slot: LinkPaths,
-  ref: { size: number; blake3: string },
+  ref: Reference,
   signal: AbortSignal | undefined,
   cause: unknown,
   engine: 'wasm' | 'native',
 ): Promise<boolean> {
-  let existing: { size: number; blake3: string };
+  let existing: Reference;
   try {
     const st = await fs.stat(slot.finalPath);
     if (!st.isFile() || st.size !== ref.size) existing = { size: st.size, blake3: '' };
@@ -275,68 +312,141 @@ async function sameContent(
   );
 }
 
-export async function durableWrite(
-  source: AsyncIterable<Uint8Array>,
-  opts: DurableWriteOptions,
-): Promise<DurableWriteResult> {
-  checkOptions(opts);
-  const fs = opts.fs ?? nodeFs;
-  const signal = opts.signal;
-  const readBack = opts.readBack ?? true;
-  const mode = opts.mode ?? 0o644;
-  if (isAborted(signal)) throw abortedError(signal);
-
-  const slots: Slot[] = opts.targets.map((t) => ({
-    target: t,
-    tempPath: join(t.dir, tempNameFor(t.name)),
-    finalPath: join(t.dir, t.name),
-    fh: undefined,
-    tempExists: false,
-    position: 0,
-    copy: undefined,
-    lane: undefined,
-    syncing: undefined,
-    syncedTo: 0,
-    syncError: undefined,
-  }));
-  const syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
-  const pool = opts.hashPool ?? sharedHashPool();
-  const engine = resolveHashEngine(opts.hashEngine);
-  const hasher = opts.hashSource === false ? undefined : createLocalAsyncHasher(engine);
-  let iterator: AsyncIterator<Uint8Array> | undefined;
-  let sourceDone = false;
-
+/** Step 9 (fsyncDir) for one directory; also used by placeVerified. */
+async function fsyncTargetDir(dir: string, fs: DurableFs): Promise<void> {
   try {
-    // 1. temps
-    await settleAll(
-      slots.map(async (s) => {
-        if (opts.createDirs ?? true) {
-          try {
-            await ensureDir(s.target.dir, fs);
-          } catch (err) {
-            throw targetError(err, 'mkdir', s.target.dir);
-          }
-        }
-        try {
-          s.fh = await fs.open(s.tempPath, 'wx', mode);
-          s.tempExists = true;
-          if (readBack) {
-            s.lane = createReadBack(s.tempPath, { fs, pool, engine, signal });
-            await s.lane.open();
-          }
-        } catch (err) {
-          throw targetError(err, 'create', s.tempPath);
-        }
-      }),
-    );
+    await fsyncDir(dir, fs);
+  } catch (err) {
+    throw targetError(err, 'fsync dir', dir);
+  }
+}
 
-    // 2. one read of the source, written to every temp while hashed. The next chunk
-    //    is asked for only once the current one is written and hashed, so a source
-    //    may reuse a chunk's buffer as soon as it is asked for the next one (and at
-    //    its end); a source that reads ahead (agent/src/source-reader.ts) keeps the
-    //    card busy meanwhile.
-    iterator = source[Symbol.asyncIterator]();
-    const it = iterator;
+/** One call of durableWrite after step 1: its state as fields, steps 2–9 as methods (see the header). */
+class DurableWrite {
+  readonly #opts: DurableWriteOptions;
+  readonly #fs: DurableFs;
+  readonly #signal: AbortSignal | undefined;
+  readonly #withReadBack: boolean;
+  readonly #mode: number;
+  readonly #slots: Slot[];
+  readonly #syncEvery: number;
+  readonly #pool: HashPool | false;
+  readonly #engine: 'wasm' | 'native';
+  /** The source's hash (step 4); none with `hashSource: false`. */
+  readonly #hasher: AsyncHasher | undefined;
+  #iterator: AsyncIterator<Uint8Array> | undefined;
+  #sourceDone = false;
+  /** Bytes read from the source and written to every temp so far. */
+  #total = 0;
+
+  /** No I/O here: run() does it all. */
+  constructor(opts: DurableWriteOptions) {
+    this.#opts = opts;
+    this.#fs = opts.fs ?? nodeFs;
+    this.#signal = opts.signal;
+    this.#withReadBack = opts.readBack ?? true;
+    this.#mode = opts.mode ?? 0o644;
+    this.#slots = opts.targets.map((t) => ({
+      target: t,
+      tempPath: join(t.dir, tempNameFor(t.name)),
+      finalPath: join(t.dir, t.name),
+      fh: undefined,
+      tempExists: false,
+      position: 0,
+      copy: undefined,
+      lane: undefined,
+      syncing: undefined,
+      syncedTo: 0,
+      syncError: undefined,
+    }));
+    this.#syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
+    this.#pool = opts.hashPool ?? sharedHashPool();
+    this.#engine = resolveHashEngine(opts.hashEngine);
+    this.#hasher = opts.hashSource === false ? undefined : createLocalAsyncHasher(this.#engine);
+  }
+
+  /**
+   * Steps 2–9 in order. A step that works per target runs for every target at
+   * once, and the next step starts when all targets are done with it (2 and 3
+   * follow each other per target).
+   */
+  async run(source: AsyncIterable<Uint8Array>): Promise<DurableWriteResult> {
+    const signal = this.#signal;
+    try {
+      // 2. makeDir, then 3. openTemp, per target
+      await this.#eachTarget(async (s) => {
+        await this.#makeDir(s);
+        await this.#openTemp(s);
+      });
+      // 4. stream
+      await this.#stream(source);
+      // 5. compare
+      const ref = await this.#compare();
+      // 6. fsyncTemp
+      await this.#eachTarget((s) => this.#fsyncTemp(s));
+      if (isAborted(signal)) throw abortedError(signal);
+      // 7. readBack
+      const method: VerificationMethod = this.#withReadBack ? 'readback-blake3' : 'write-blake3';
+      if (this.#withReadBack)
+        await raceAbort(
+          this.#eachTarget((s) => this.#readBack(s, ref)),
+          signal,
+        );
+      const verifiedAt = new Date().toISOString();
+      if (isAborted(signal)) throw abortedError(signal);
+      // 8. linkFinal
+      await this.#eachTarget((s) => this.#linkFinal(s, ref, method, verifiedAt));
+      // 9. fsyncDir
+      await this.#fsyncDir();
+      return { size: ref.size, blake3: ref.blake3, copies: this.#slots.map((s) => s.copy!) };
+    } catch (caught) {
+      throw this.#failure(caught);
+    } finally {
+      await this.#cleanUp();
+    }
+  }
+
+  /** Runs a step for every target at once and waits for all of them (settleAll). */
+  async #eachTarget(step: (s: Slot) => Promise<void>): Promise<void> {
+    await settleAll(this.#slots.map(step));
+  }
+
+  // 2. makeDir
+  async #makeDir(s: Slot): Promise<void> {
+    if (this.#opts.createDirs ?? true) await makeDir(s.target.dir, this.#fs);
+  }
+
+  // 3. openTemp
+  async #openTemp(s: Slot): Promise<void> {
+    try {
+      s.fh = await this.#fs.open(s.tempPath, 'wx', this.#mode);
+      s.tempExists = true;
+      if (this.#withReadBack) {
+        s.lane = createReadBack(s.tempPath, {
+          fs: this.#fs,
+          pool: this.#pool,
+          engine: this.#engine,
+          signal: this.#signal,
+        });
+        await s.lane.open();
+      }
+    } catch (err) {
+      throw targetError(err, 'create', s.tempPath);
+    }
+  }
+
+  // 4. stream: one read of the source, written to every temp while hashed. The
+  //    next chunk is asked for only once the current one is written and hashed,
+  //    so a source may reuse a chunk's buffer as soon as it is asked for the next
+  //    one (and at its end); a source that reads ahead
+  //    (agent/src/card/source-reader.ts) keeps the card busy meanwhile.
+  async #stream(source: AsyncIterable<Uint8Array>): Promise<void> {
+    const opts = this.#opts;
+    const signal = this.#signal;
+    const slots = this.#slots;
+    const hasher = this.#hasher;
+    this.#iterator = source[Symbol.asyncIterator]();
+    const it = this.#iterator;
     const pull = (): Promise<IteratorResult<Uint8Array>> => {
       const p = (async () => {
         try {
@@ -348,18 +458,18 @@ export async function durableWrite(
       p.catch(() => undefined); // may be abandoned when a write fails first
       return p;
     };
-    let total = 0;
     let next = pull();
     for (;;) {
       const r = await raceAbort(next, signal);
       if (r.done === true) {
-        sourceDone = true;
+        this.#sourceDone = true;
         break;
       }
       const chunk = r.value;
       if (!(chunk instanceof Uint8Array))
         throw sourceError(new TypeError('the source yielded something that is not a Uint8Array'));
-      total += chunk.byteLength;
+      this.#total += chunk.byteLength;
+      const total = this.#total;
       if (opts.expected !== undefined && total > opts.expected.size) {
         throw durableError(
           'DURABLE_SIZE_MISMATCH',
@@ -375,131 +485,118 @@ export async function durableWrite(
         throw hashError(err);
       });
       await raceAbort(settleAll<unknown>([writes, hashed]), signal);
-      for (const s of slots) startDatasync(s, syncEvery);
+      for (const s of slots) startDatasync(s, this.#syncEvery);
       opts.onProgress?.(total);
       next = pull();
     }
+  }
 
-    // 3. compare with what was expected
+  // 5. compare: with `expected` when given; the result is the reference for steps 7 and 8.
+  async #compare(): Promise<Reference> {
+    const expected = this.#opts.expected;
+    const total = this.#total;
     let blake3: string;
     try {
       // Without a source hash, what was written must read back as the expected hash.
-      blake3 = hasher === undefined ? (opts.expected?.blake3 ?? '') : await hasher.digest();
+      blake3 = this.#hasher === undefined ? (expected?.blake3 ?? '') : await this.#hasher.digest();
     } catch (err) {
       throw hashError(err);
     }
-    if (opts.expected !== undefined) {
-      if (total !== opts.expected.size) {
+    if (expected !== undefined) {
+      if (total !== expected.size) {
         throw durableError(
           'DURABLE_SIZE_MISMATCH',
-          `The source ended after ${total} bytes, ${opts.expected.size} were expected: the transfer was cut or the source changed; nothing was kept.`,
+          `The source ended after ${total} bytes, ${expected.size} were expected: the transfer was cut or the source changed; nothing was kept.`,
           {
             retryable: false,
-            detail: { expectedSize: opts.expected.size, size: total },
+            detail: { expectedSize: expected.size, size: total },
           },
         );
       }
-      if (blake3 !== opts.expected.blake3) {
+      if (blake3 !== expected.blake3) {
         throw durableError(
           'DURABLE_HASH_MISMATCH',
           'The bytes read do not have the expected BLAKE3: the source is corrupt or changed in flight; nothing was kept. Re-read the source.',
           {
             retryable: false,
-            detail: { expected: opts.expected.blake3, actual: blake3, size: total },
+            detail: { expected: expected.blake3, actual: blake3, size: total },
           },
         );
       }
     }
-    const ref = { size: total, blake3 };
+    return { size: total, blake3 };
+  }
 
-    // 4. fsync + close
-    await settleAll(
-      slots.map(async (s) => {
-        const fh = s.fh;
-        if (fh === undefined) return;
-        try {
-          await s.syncing;
-          if (s.syncError !== undefined) throw s.syncError;
-          await fh.sync();
-        } catch (err) {
-          throw targetError(err, 'fsync', s.tempPath);
-        } finally {
-          s.fh = undefined;
-          await fh.close().catch(() => undefined);
-        }
-      }),
-    );
-    if (isAborted(signal)) throw abortedError(signal);
+  // 6. fsyncTemp: after the last datasync of step 4; the write handle is closed either way.
+  async #fsyncTemp(s: Slot): Promise<void> {
+    const fh = s.fh;
+    if (fh === undefined) return;
+    try {
+      await s.syncing;
+      if (s.syncError !== undefined) throw s.syncError;
+      await fh.sync();
+    } catch (err) {
+      throw targetError(err, 'fsync', s.tempPath);
+    } finally {
+      s.fh = undefined;
+      await fh.close().catch(() => undefined);
+    }
+  }
 
-    // 5. read back
-    let method: VerificationMethod = 'write-blake3';
-    if (readBack) {
-      method = 'readback-blake3';
-      await raceAbort(
-        settleAll(
-          slots.map(async (s) => {
-            let got: { size: number; blake3: string };
-            try {
-              if (s.lane === undefined) throw new TypeError('durableWrite: internal error, no read-back lane');
-              got = await s.lane.finish();
-            } catch (err) {
-              if (isAborted(signal)) throw abortedError(signal);
-              throw targetError(err, 'read back', s.tempPath);
-            }
-            if (got.size !== ref.size || got.blake3 !== ref.blake3) {
-              throw durableError(
-                'DURABLE_READBACK_MISMATCH',
-                `The bytes read back from ${s.tempPath} differ from what was written: the target disk (or its cable/RAM) is corrupting data; check it before trusting it. Nothing was kept.`,
-                {
-                  retryable: false,
-                  detail: { path: s.finalPath, expected: ref, actual: got },
-                },
-              );
-            }
-          }),
-        ),
-        signal,
+  // 7. readBack: the lane reads the rest of the temp, every byte after an fsync/fdatasync covered it.
+  async #readBack(s: Slot, ref: Reference): Promise<void> {
+    const signal = this.#signal;
+    let got: Reference;
+    try {
+      if (s.lane === undefined) throw new TypeError('durableWrite: internal error, no read-back lane');
+      got = await s.lane.finish();
+    } catch (err) {
+      if (isAborted(signal)) throw abortedError(signal);
+      throw targetError(err, 'read back', s.tempPath);
+    }
+    if (got.size !== ref.size || got.blake3 !== ref.blake3) {
+      throw durableError(
+        'DURABLE_READBACK_MISMATCH',
+        `The bytes read back from ${s.tempPath} differ from what was written: the target disk (or its cable/RAM) is corrupting data; check it before trusting it. Nothing was kept.`,
+        {
+          retryable: false,
+          detail: { path: s.finalPath, expected: ref, actual: got },
+        },
       );
     }
-    const verifiedAt = new Date().toISOString();
-    if (isAborted(signal)) throw abortedError(signal);
+  }
 
-    // 6 + 7. link to the final name, remove the temp, fsync the directory
-    await settleAll(
-      slots.map(async (s) => {
-        const reused = await commitSlot(fs, s, ref, signal, engine);
-        s.copy = {
-          path: s.finalPath,
-          name: s.target.name,
-          size: ref.size,
-          blake3: ref.blake3,
-          method,
-          verifiedAt,
-          reused,
-        };
-        if (s.tempExists) {
-          try {
-            await fs.unlink(s.tempPath);
-            s.tempExists = false;
-          } catch (err) {
-            throw targetError(err, 'unlink temp', s.tempPath);
-          }
-        }
-      }),
-    );
-    const dirs = [...new Set(slots.map((s) => s.target.dir))];
-    await settleAll(
-      dirs.map(async (d) => {
-        try {
-          await fsyncDir(d, fs);
-        } catch (err) {
-          throw targetError(err, 'fsync dir', d);
-        }
-      }),
-    );
+  // 8. linkFinal: the final name, then the temp's name removed.
+  async #linkFinal(s: Slot, ref: Reference, method: VerificationMethod, verifiedAt: string): Promise<void> {
+    const reused = await linkFinal(this.#fs, s, ref, this.#signal, this.#engine);
+    s.copy = {
+      path: s.finalPath,
+      name: s.target.name,
+      size: ref.size,
+      blake3: ref.blake3,
+      method,
+      verifiedAt,
+      reused,
+    };
+    if (s.tempExists) {
+      try {
+        await this.#fs.unlink(s.tempPath);
+        s.tempExists = false;
+      } catch (err) {
+        throw targetError(err, 'unlink temp', s.tempPath);
+      }
+    }
+  }
 
-    return { size: ref.size, blake3: ref.blake3, copies: slots.map((s) => s.copy!) };
-  } catch (caught) {
+  // 9. fsyncDir: each target directory once.
+  async #fsyncDir(): Promise<void> {
+    const dirs = [...new Set(this.#slots.map((s) => s.target.dir))];
+    await settleAll(dirs.map((d) => fsyncTargetDir(d, this.#fs)));
+  }
+
+  /** What run() throws for `caught`: DURABLE_ABORTED when aborted, and the final files already committed. */
+  #failure(caught: unknown): unknown {
+    const signal = this.#signal;
     let err: unknown = caught;
     if (
       isAborted(signal) &&
@@ -509,21 +606,26 @@ export async function durableWrite(
     }
     // A TypeError is a programmer's mistake (e.g. thrown by onProgress): it stays what it is.
     if (!(err instanceof DurableWriteError) && !(err instanceof TypeError))
-      err = targetError(err, 'write', slots[0]!.tempPath);
-    const committed = slots.filter((s) => s.copy !== undefined).map((s) => s.finalPath);
+      err = targetError(err, 'write', this.#slots[0]!.tempPath);
+    const committed = this.#slots.filter((s) => s.copy !== undefined).map((s) => s.finalPath);
     if (committed.length > 0 && err instanceof DurableWriteError && err.detail !== undefined) {
       // Those final files are complete and verified: not partial, but the caller must know.
       err.detail.committed = committed;
     }
-    throw err;
-  } finally {
-    hasher?.dispose();
-    if (!sourceDone && iterator?.return !== undefined) {
+    return err;
+  }
+
+  /** After success or failure: every handle, lane and hasher released, every temp removed. */
+  async #cleanUp(): Promise<void> {
+    const fs = this.#fs;
+    this.#hasher?.dispose();
+    const iterator = this.#iterator;
+    if (!this.#sourceDone && iterator?.return !== undefined) {
       // Let the source release its file handle; do not wait on a stuck source.
       iterator.return().catch(() => undefined);
     }
     await Promise.allSettled(
-      slots.map(async (s) => {
+      this.#slots.map(async (s) => {
         await s.syncing;
         await s.lane?.close();
         s.lane = undefined;
@@ -541,14 +643,25 @@ export async function durableWrite(
   }
 }
 
+export async function durableWrite(
+  source: AsyncIterable<Uint8Array>,
+  opts: DurableWriteOptions,
+): Promise<DurableWriteResult> {
+  // 1. check
+  checkOptions(opts);
+  if (isAborted(opts.signal)) throw abortedError(opts.signal);
+  return new DurableWrite(opts).run(source);
+}
+
 /**
- * Steps 6 and 7 of durableWrite for a file verified elsewhere: the studio's
- * staged file, written in the mirror target's file system, fsynced and read
- * back against the offered BLAKE3 by its caller (studiod/src/staging.ts), gets
- * its final name by link(2): never replacing (an identical final is reused,
- * other content → DURABLE_NAME_TAKEN), then the directory is fsynced. The
- * staged file itself is left where it is (a second name of the same inode)
- * unless the file system has no hard links, where it is renamed into place.
+ * Steps 1, 2, 8 and 9 of durableWrite for a file verified elsewhere: the
+ * studio's staged file, written in the mirror target's file system, fsynced and
+ * read back against the offered BLAKE3 by its caller
+ * (studiod/src/commit/staging.ts), gets its final name by link(2): never
+ * replacing (an identical final is reused, other content → DURABLE_NAME_TAKEN),
+ * then the directory is fsynced. The staged file itself is left where it is (a
+ * second name of the same inode) unless the file system has no hard links,
+ * where it is renamed into place.
  */
 export async function placeVerified(
   path: string,
@@ -556,26 +669,22 @@ export async function placeVerified(
   ref: { size: number; blake3: string },
   opts: { fs?: DurableFs; signal?: AbortSignal; hashEngine?: HashEngine } = {},
 ): Promise<{ path: string; reused: boolean }> {
+  // 1. check
   checkTargetName(target.name);
   const fs = opts.fs ?? nodeFs;
   if (isAborted(opts.signal)) throw abortedError(opts.signal);
-  try {
-    await ensureDir(target.dir, fs);
-  } catch (err) {
-    throw targetError(err, 'mkdir', target.dir);
-  }
+  // 2. makeDir
+  await makeDir(target.dir, fs);
+  // 8. linkFinal (the staged name stays)
   const finalPath = join(target.dir, target.name);
-  const reused = await commitSlot(
+  const reused = await linkFinal(
     fs,
     { tempPath: path, finalPath, tempExists: true },
     ref,
     opts.signal,
     resolveHashEngine(opts.hashEngine),
   );
-  try {
-    await fsyncDir(target.dir, fs);
-  } catch (err) {
-    throw targetError(err, 'fsync dir', target.dir);
-  }
+  // 9. fsyncDir
+  await fsyncTargetDir(target.dir, fs);
   return { path: finalPath, reused };
 }

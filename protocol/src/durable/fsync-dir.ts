@@ -1,6 +1,7 @@
 /**
  * Directory durability: fsync a directory so a created/linked/removed entry
- * survives power loss, and mkdir -p that fsyncs the parent of each new directory.
+ * survives power loss (the durable write's step 9, fsyncDir), and mkdir -p that
+ * fsyncs the parent of each new directory (step 2, makeDir).
  */
 import { dirname, resolve } from 'node:path';
 import { errorCode } from '../errors.js';

@@ -5,6 +5,8 @@
  * the read-back hash (a worker) use two cores, and the read-back costs no extra
  * pass after the last byte. Every byte is still read back after it was made
  * durable, which is what "verified" means here (docs/design.md, Durable write).
+ * In the durable write's steps: opened in 3 (openTemp), advanced in 4 (stream)
+ * as each fdatasync completes, finished in 7 (readBack).
  */
 /** Read-back chunk: small enough that chunks in flight to a worker stay few MiB. */
 const LANE_CHUNK = 1024 * 1024;

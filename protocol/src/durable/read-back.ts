@@ -1,6 +1,9 @@
 /**
  * Re-reads a file through the fs seam and hashes it, in large chunks, checking
- * for abort between chunks. Used for the read-back of fresh temps and by verifyFile.
+ * for abort between chunks. Used by the durable write's step 8 (linkFinal: a
+ * final name already taken by a file of the same size is hashed to decide
+ * reuse) and by verifyFile. The temps of step 7 (readBack) are read back by a
+ * lane instead (read-back-lane.ts), behind the fsyncs.
  */
 import { createHasher, HASH_READ_CHUNK, type HashEngine } from '../hash.js';
 import { nodeFs, type DurableFs } from './fs-facade.js';

@@ -1,5 +1,6 @@
 /**
- * Removes temp files (`*.s321tmp`) a crash left behind. Call at start, before
+ * Removes temp files (`*.s321tmp`) a crash left behind (from the durable write's
+ * step 3, openTemp, until the unlink of step 8, linkFinal). Call at start, before
  * any durable write into `dir` begins: a live write's temp would be removed too.
  */
 import { readdir, unlink } from 'node:fs/promises';

@@ -1,6 +1,7 @@
 /**
  * Final and temp names inside a destination directory.
- * A final name is ONE path segment; temp names are `.<name>.<random>.s321tmp`.
+ * A final name is ONE path segment, checked in the durable write's step 1 (check);
+ * temp names, created in step 3 (openTemp), are `.<name>.<random>.s321tmp`.
  */
 import { randomBytes } from 'node:crypto';
 import { durableError } from './durable-errors.js';

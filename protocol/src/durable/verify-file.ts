@@ -1,6 +1,7 @@
 /**
  * The read-back verifier: re-reads a committed file and hashes it (scrub, studioctl
- * verify, checks before a card is declared safe). A verdict on the file is
+ * verify, checks before a card is declared safe), the same comparison as the
+ * durable write's step 7 (readBack: size, then BLAKE3) on a file long after step 9. A verdict on the file is
  * returned; a problem that says nothing about the file (aborted, access denied)
  * is thrown as a DurableWriteError. Callers check that the target root exists
  * (a mounted disk) before trusting a DURABLE_MISSING verdict.
