@@ -1,7 +1,7 @@
 /**
  * `npm run demo`: the whole system on one machine, in real processes.
  *
- *   node scripts/dist/demo.js [--dir demo-run] [--raw-size BYTES]
+ *   node scripts/dist/demo.js [--dir demo-run] [--raw-size BYTES] [--stay]
  *
  * Generates sample cards, starts a real S3-compatible server on loopback (two
  * buckets: a STANDARD hot copy and a DEEP_ARCHIVE tape-class copy), starts
@@ -9,6 +9,10 @@
  * agent, offloads the cards, syncs them to the studio, waits for both cloud
  * copies, and prints `studioctl status`. Exit 0 when every image is 3-2-1
  * compliant. Everything it started is stopped at the end, also on Ctrl-C.
+ * With `--stay` (`npm run demo -- --stay`) studiod and the S3 server keep running
+ * after a successful demo, and a line `ready: studioctl --config <absolute path>`
+ * says how to try status, asset, verify and the rest against them; Ctrl-C stops
+ * everything and exits 0.
  * `<dir>` is wiped at start, so it can run again and again.
  */
 import { parseArgs } from 'node:util';
@@ -16,8 +20,10 @@ import { DemoRun, type DemoStatus } from './lib/demo-run.js';
 
 const CLOUD_TIMEOUT_MS = 90_000;
 
-/** Set by SIGINT/SIGTERM: the signal handler stops everything and exits 130. */
+/** Set by SIGINT/SIGTERM: the signal handler stops everything and exits 130 (0 while staying). */
 let stopping = false;
+/** Set while `--stay` keeps the studio up: a signal ends the stay instead. */
+let endStay: (() => void) | undefined;
 
 function mb(n: number): string {
   return `${(n / 1e6).toFixed(1)} MB`;
@@ -25,7 +31,12 @@ function mb(n: number): string {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { dir: { type: 'string', default: 'demo-run' }, 'raw-size': { type: 'string' } },
+    options: {
+      dir: { type: 'string', default: 'demo-run' },
+      'raw-size': { type: 'string' },
+      stay: { type: 'boolean', default: false },
+    },
+    strict: true,
   });
   const rawSize = values['raw-size'] === undefined ? undefined : Number(values['raw-size']);
   const demo = new DemoRun({ dir: values.dir, ...(rawSize === undefined ? {} : { rawSize }) });
@@ -42,6 +53,10 @@ async function main(): Promise<number> {
 
   const onSignal = (sig: NodeJS.Signals): void => {
     if (stopping) return;
+    if (endStay !== undefined) {
+      endStay();
+      return;
+    }
     stopping = true;
     process.stdout.write(`\n${sig}: stopping everything the demo started…\n`);
     void demo.stop(3000).finally(() => process.exit(130));
@@ -102,6 +117,16 @@ async function main(): Promise<number> {
             `Look around: ${demo.paths.mirror}, ${demo.paths.raid}, ${demo.paths.s3}. Try: studioctl asset IMG_9999.CR3 (start studiod again with --config ${demo.paths.config}).\n`
         : `\nDemo FAILED after ${elapsed()}: ${final.ledger.compliant} of ${final.ledger.assets} images compliant. See ${demo.paths.studiodLog}.\n`,
     );
+    if (ok && values.stay) {
+      process.stdout.write(
+        `\nstudiod and the S3 server keep running (--stay); Ctrl-C stops them. studioctl is node_modules/.bin/studioctl\n(npx studioctl from this repository). Try status, assets --unprotected, asset IMG_9999.CR3, verify --download.\n` +
+          `ready: studioctl --config ${demo.paths.config}\n`,
+      );
+      await new Promise<void>((resolve) => {
+        endStay = resolve;
+      });
+      process.stdout.write('\nStopping everything the demo started…\n');
+    }
     return ok ? 0 : 1;
   } catch (err) {
     if (stopping) return 130; // a step failed because we are stopping its processes

@@ -2,10 +2,13 @@
  * `npm run demo` as a user runs it (a real child process), with smaller RAW
  * files so it is quick: every image ends 3-2-1 compliant, it runs twice in a
  * row in the same folder, and everything it started is gone when it exits —
- * also when it is interrupted with Ctrl-C (SIGINT) half-way.
+ * also when it is interrupted with Ctrl-C (SIGINT) half-way. With --stay the
+ * studio stays up after the demo, the printed `ready:` line works as given, and
+ * Ctrl-C then stops everything with exit 0.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,9 +22,13 @@ interface Run {
   out: string;
 }
 
-function runDemo(dir: string, onLine?: (line: string, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
+function runDemo(
+  dir: string,
+  onLine?: (line: string, kill: (s: NodeJS.Signals) => void) => void,
+  extra: string[] = [],
+): Promise<Run> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [DEMO, '--dir', dir, '--raw-size', String(192 * 1024)], {
+    const child = spawn(process.execPath, [DEMO, '--dir', dir, '--raw-size', String(192 * 1024), ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -79,6 +86,40 @@ for (const n of [1, 2]) {
     t.notOk(await listening({ path: join(runDir, 'studio', 'state', 'control.sock') }), 'control socket gone');
   });
 }
+
+t.test('--stay: the studio stays up with a ready line that works, until Ctrl-C', async (t) => {
+  let ready: string | undefined;
+  let status: { code: number; stdout: string } | undefined;
+  const r = await runDemo(
+    runDir,
+    (line, kill) => {
+      const m = /^ready: studioctl --config (\/\S+)$/.exec(line);
+      if (m === null || ready !== undefined) return;
+      const config = m[1] ?? '';
+      ready = config;
+      // Paste the line as a user would (studioctl from node_modules/.bin, as `npx studioctl` runs it).
+      const studioctl = resolve(import.meta.dirname, '..', '..', '..', 'studiod', 'dist', 'bin', 'studioctl.js');
+      promisify(execFile)(process.execPath, [studioctl, '--config', config, 'status'])
+        .then(
+          (o) => ({ code: 0, stdout: o.stdout }),
+          (e: { code?: number; stdout?: string }) => ({ code: e.code ?? 1, stdout: e.stdout ?? '' }),
+        )
+        .then((s) => {
+          status = s;
+          kill('SIGINT');
+        });
+    },
+    ['--stay'],
+  );
+  t.ok(ready, `a ready line with an absolute config path\n${ready === undefined ? r.out : ''}`);
+  t.equal(status?.code, 0, 'studioctl --config <that path> status answers while the demo stays');
+  t.match(status?.stdout ?? '', /every asset is 3-2-1 safe/, 'against the demo studio');
+  t.equal(r.code, 0, 'Ctrl-C ends the stay with exit 0');
+  const p = ports(r.out);
+  t.notOk(await listening({ port: p.studiod }), 'studiod stopped');
+  t.notOk(await listening({ port: p.s3 }), 's3rver stopped');
+  t.notOk(await listening({ path: join(runDir, 'studio', 'state', 'control.sock') }), 'control socket gone');
+});
 
 t.test('Ctrl-C half-way stops everything the demo started', async (t) => {
   let sent = false;
