@@ -36,7 +36,7 @@ import { suffixedPath } from './naming.js';
 export interface BackfillFailure {
   blake3: string;
   storePath: string;
-  code: string;
+  code: AgentCode;
   message: string;
 }
 

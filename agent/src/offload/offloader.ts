@@ -25,7 +25,7 @@ import {
   translateDurable,
   type DurableTarget,
 } from '@studio321/protocol/durable';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import {
   OFFLOAD_COPY_FAILED,
   OFFLOAD_FAILURES,
@@ -47,7 +47,7 @@ export interface FileOutcome {
   bytes: number;
   blake3?: string;
   storePath?: string;
-  code?: string;
+  code?: AgentCode;
   message?: string;
 }
 
@@ -470,7 +470,7 @@ export class CardOffloader {
   }
 }
 
-function zeroByteWarning(file: FileRecord): { warning?: { code: string; message: string } } {
+function zeroByteWarning(file: FileRecord): { warning?: { code: AgentCode; message: string } } {
   if (file.size !== 0) return {};
   return {
     warning: {
