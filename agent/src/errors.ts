@@ -4,59 +4,80 @@
  * `retryable` is decided where the error arises: a pulled card or a file that
  * changed while being copied may succeed later (retryable); a full store, an
  * unreadable file or a hostile name need a person first (not retryable).
+ *
+ * The one AGENT_ table: the eject, single-instance lock, tray and status-page
+ * codes are here too (their error classes subclass AgentError, for their names).
  */
 import { CodedError, type CodedErrorOptions } from '@studio321/protocol';
 
 export const AGENT_CODES = {
-  /** The card (or folder) disappeared while it was being read. */
+  /** The card (or folder) disappeared while it was being read. Retryable (insert it again). */
   cardRemoved: 'AGENT_CARD_REMOVED',
-  /** One file on the card could not be read (EIO, EACCES…). */
+  /** One file on the card could not be read (EIO, EACCES…). Not retryable. */
   unreadableFile: 'AGENT_UNREADABLE_FILE',
-  /** A folder on the card could not be listed. */
+  /** A folder on the card could not be listed. Not retryable. */
   unreadableDir: 'AGENT_UNREADABLE_DIR',
-  /** The file's size/mtime/ctime changed while it was read: the copy was discarded. */
+  /** The file's size/mtime/ctime changed while it was read: the copy was discarded. Retryable. */
   sourceChanged: 'AGENT_SOURCE_CHANGED',
-  /** The laptop store (or the field drive) is full. */
+  /** The laptop store (or the field drive) is full. Not retryable until space is freed. */
   storeFull: 'AGENT_STORE_FULL',
-  /** The store refused writing (read-only, permissions). */
+  /** The store refused writing (read-only, permissions). Not retryable. */
   storeUnwritable: 'AGENT_STORE_UNWRITABLE',
-  /** Any other failure of a destination (I/O error, read-back mismatch). */
+  /** Any other failure of a destination (I/O error, read-back mismatch). Retryable as its cause. */
   copyFailed: 'AGENT_COPY_FAILED',
-  /** The configured field drive is not mounted; copies go to the laptop only. */
+  /** The configured field drive is not mounted; copies go to the laptop only. Retryable. */
   fieldDriveMissing: 'AGENT_FIELD_DRIVE_MISSING',
-  /** A zero-byte file: kept and verified, but flagged for review. */
+  /** A zero-byte file: kept and verified, but flagged for review (a warning). */
   zeroByteFile: 'AGENT_ZERO_BYTE_FILE',
-  /** A symbolic link on the card: never followed, not copied. */
+  /** A symbolic link on the card: never followed, not copied (a warning). */
   symlinkSkipped: 'AGENT_SYMLINK_SKIPPED',
-  /** A FIFO, socket or device node on the card: not copied. */
+  /** A FIFO, socket or device node on the card: not copied (a warning). */
   specialFileSkipped: 'AGENT_SPECIAL_FILE_SKIPPED',
-  /** A file name that cannot be stored safely (control characters, too long…). */
+  /** A file name that cannot be stored safely (control characters, too long…) (a warning). */
   badName: 'AGENT_BAD_NAME',
-  /** `ingest <path>`: the path is not a readable folder. */
+  /** `ingest <path>`: the path is not a readable folder. Not retryable. */
   notAFolder: 'AGENT_NOT_A_FOLDER',
-  /** The state database is held by another field-agent process. */
+  /** The state database is held by another field-agent process. Retryable. */
   stateLocked: 'AGENT_STATE_LOCKED',
-  /** The state database was written by a newer field-agent. */
+  /** The state database was written by a newer field-agent. Not retryable. */
   stateFormatTooNew: 'AGENT_STATE_FORMAT_TOO_NEW',
-  /** The state database failed (disk error, corruption). */
+  /** The state database failed (disk error, corruption). Retryable. */
   stateFailed: 'AGENT_STATE_FAILED',
-  /** Bad command line. */
+  /** Bad command line (exit code 2). Not retryable. */
   usage: 'AGENT_USAGE',
-  /** `resolve`: no card with that id. */
+  /** `resolve`: no card with that id. Not retryable. */
   unknownCard: 'AGENT_UNKNOWN_CARD',
-  /** A card label names several cards: name it by card id. */
+  /** A card label names several cards: name it by card id. Not retryable. */
   cardAmbiguous: 'AGENT_CARD_AMBIGUOUS',
-  /** A laptop store copy is missing or no longer hashes to its recorded BLAKE3 (found by the field-drive back-fill or the studio sync). */
+  /** A laptop store copy is missing or no longer hashes to its recorded BLAKE3 (found by the field-drive back-fill or the studio sync). Not retryable. */
   storeCopyDamaged: 'AGENT_STORE_COPY_DAMAGED',
-  /** `field-agent verify` found copies that no longer match their BLAKE3; they stopped counting. */
+  /** `field-agent verify` found copies that no longer match their BLAKE3; they stopped counting. Not retryable. */
   copiesLost: 'AGENT_COPIES_LOST',
-  /** The offload was stopped (shutdown, card removed). */
+  /** The offload was stopped (shutdown, card removed). Retryable (it resumes). */
   aborted: 'AGENT_ABORTED',
+  /** `field-agent run`: another agent holds this data directory (exit code 3). Not retryable. */
+  alreadyRunning: 'AGENT_ALREADY_RUNNING',
+  /** The single-instance lock could not be taken (data directory not writable). Not retryable. */
+  lockFailed: 'AGENT_LOCK_FAILED',
+  /** `eject`: the card is not safe to format yet; it stays mounted. Not retryable. */
+  ejectNotSafe: 'AGENT_EJECT_NOT_SAFE',
+  /** `eject`: the card named is not mounted now. Not retryable. */
+  cardNotMounted: 'AGENT_CARD_NOT_MOUNTED',
+  /** `eject`: the unmount command failed or the card is still mounted. Retryable. */
+  ejectFailed: 'AGENT_EJECT_FAILED',
+  /** The status page cannot listen on its port. Retryable when the port is in use. */
+  statusPort: 'AGENT_STATUS_PORT',
+  /** The status page token file cannot be created or is invalid. Not retryable. */
+  statusToken: 'AGENT_STATUS_TOKEN',
+  /** No tray icon here (no desktop session, or the tray helper cannot start); logged once. Not retryable. */
+  trayUnavailable: 'AGENT_TRAY_UNAVAILABLE',
 } as const;
 
 export type AgentCode = (typeof AGENT_CODES)[keyof typeof AGENT_CODES];
 
 export class AgentError extends CodedError {
+  declare readonly code: AgentCode;
+
   constructor(code: AgentCode, message: string, options: CodedErrorOptions = {}) {
     super(code, message, options);
   }

@@ -14,14 +14,14 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { CodedError, hasCodeInChain } from '@studio321/protocol';
+import { hasCodeInChain } from '@studio321/protocol';
+import { AGENT_CODES, AgentError } from './errors.js';
 
-export const AGENT_ALREADY_RUNNING = 'AGENT_ALREADY_RUNNING';
-export const AGENT_LOCK_FAILED = 'AGENT_LOCK_FAILED';
 /** `field-agent run` exits with this when another agent holds the lock (the service units do not restart on it). */
 export const ALREADY_RUNNING_EXIT_CODE = 3;
 
-export class InstanceLockError extends CodedError {}
+/** AGENT_ALREADY_RUNNING or AGENT_LOCK_FAILED (its own class for its name in logs). */
+export class InstanceLockError extends AgentError {}
 
 export interface InstanceLockInfo {
   pid: number;
@@ -54,7 +54,7 @@ export class InstanceLock {
     try {
       await mkdir(this.dataDir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
         throw new InstanceLockError(
-          AGENT_LOCK_FAILED,
+          AGENT_CODES.lockFailed,
           `cannot create the agent data directory ${this.dataDir}. Check the path and its permissions.`,
           { cause: err, detail: { dataDir: this.dataDir } },
         );
@@ -67,14 +67,14 @@ export class InstanceLock {
           const holder = await this.readHolder();
           const who = holder ? `process ${holder.pid} (started ${holder.startedAt})` : 'another process';
           throw new InstanceLockError(
-            AGENT_ALREADY_RUNNING,
+            AGENT_CODES.alreadyRunning,
             `field-agent is already running as ${who} with data directory ${this.dataDir}. ` +
               'Use that one (field-agent status), or stop it before starting another.',
             { cause: err, detail: { dataDir: this.dataDir, ...(holder ? { pid: holder.pid } : {}) } },
           );
         }
         throw new InstanceLockError(
-          AGENT_LOCK_FAILED,
+          AGENT_CODES.lockFailed,
           `cannot take the agent lock in ${this.lockDir}. Check that the data directory is writable.`,
           { cause: err, detail: { dataDir: this.dataDir } },
         );

@@ -4,9 +4,8 @@
  */
 
 import crypto, { type KeyObject } from 'node:crypto';
-import { ProtocolError } from './errors.js';
+import { PROTO_CODES, ProtocolError } from './errors.js';
 import { NONCE_BYTES, PAIRING_CODE_ALPHABET, PAIRING_CODE_LENGTH } from './limits.js';
-import { ProtoCode } from './messages.js';
 
 /** Domain separation tag of the v1 auth payload. */
 export const AUTH_DOMAIN = 'S321-AUTH-v1';
@@ -36,7 +35,7 @@ export function parseAgentPublicKey(der: Uint8Array): KeyObject {
     key = crypto.createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
   } catch (err) {
     throw new ProtocolError(
-      ProtoCode.InvalidField,
+      PROTO_CODES.invalidField,
       'Invalid field "publicKey": not an SPKI DER public key. Re-run pairing with an up-to-date field-agent.',
       {
         cause: err,
@@ -46,7 +45,7 @@ export function parseAgentPublicKey(der: Uint8Array): KeyObject {
   }
   if (key.asymmetricKeyType !== 'ed25519') {
     throw new ProtocolError(
-      ProtoCode.InvalidField,
+      PROTO_CODES.invalidField,
       `Invalid field "publicKey": a ${key.asymmetricKeyType ?? 'unknown'} key, Ed25519 required. Re-run pairing with an up-to-date field-agent.`,
       {
         detail: { field: 'publicKey' },

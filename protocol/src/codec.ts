@@ -9,9 +9,9 @@
 
 import { createRequire } from 'node:module';
 import type { Packr, Unpackr } from 'msgpackr';
-import { ProtocolError } from './errors.js';
+import { PROTO_CODES, ProtocolError } from './errors.js';
 import { MAX_FRAME_BYTES } from './limits.js';
-import { type Message, ProtoCode } from './messages.js';
+import type { Message } from './messages.js';
 import { scanMsgpack } from './msgpack-scan.js';
 import { validateMessage } from './schema.js';
 
@@ -37,7 +37,7 @@ function msgpack(): { packr: Packr; unpackr: Unpackr } {
 
 function tooLarge(size: number): ProtocolError {
   return new ProtocolError(
-    ProtoCode.FrameTooLarge,
+    PROTO_CODES.frameTooLarge,
     `Frame of ${size} bytes exceeds the limit of ${MAX_FRAME_BYTES} bytes; the sender must split its data.`,
     {
       detail: { size, limit: MAX_FRAME_BYTES },
@@ -63,7 +63,7 @@ export function decodeFrame(buf: Uint8Array): Message {
     value = msgpack().unpackr.unpack(view);
   } catch (err) {
     throw new ProtocolError(
-      ProtoCode.Malformed,
+      PROTO_CODES.malformed,
       'Malformed frame: msgpack decoding failed; the peer is not speaking protocol v1 correctly.',
       {
         cause: err,

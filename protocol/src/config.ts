@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
-import { ConfigError, errorCode } from './errors.js';
+import { CONFIG_CODES, ConfigError, errorCode } from './errors.js';
 
 export type FieldSpec =
   | {
@@ -35,13 +35,6 @@ export type FieldSpec =
   | { kind: 'object'; fields: Record<string, FieldSpec>; optional?: boolean; describe?: string }
   | { kind: 'record'; of: FieldSpec; optional?: boolean; minEntries?: number; keyPattern?: RegExp; describe?: string }
   | { kind: 'array'; of: FieldSpec; optional?: boolean; default?: unknown[]; minItems?: number; describe?: string };
-
-export const CONFIG_CODES = {
-  missing: 'CONFIG_MISSING',
-  unreadable: 'CONFIG_UNREADABLE',
-  syntax: 'CONFIG_SYNTAX',
-  invalid: 'CONFIG_INVALID',
-} as const;
 
 function fail(file: string, field: string, problem: string): never {
   throw new ConfigError(

@@ -11,9 +11,8 @@
  * value, so it cannot blow the stack or allocate from a lying header.
  */
 
-import { ProtocolError } from './errors.js';
+import { PROTO_CODES, ProtocolError } from './errors.js';
 import { MAX_CONTAINER_ITEMS, MAX_FRAME_BYTES, MAX_NESTING_DEPTH } from './limits.js';
-import { ProtoCode } from './messages.js';
 
 export interface ScanLimits {
   maxDepth: number;
@@ -36,7 +35,7 @@ export const DEFAULT_SCAN_LIMITS: ScanLimits = {
 
 function malformed(message: string, offset: number): never {
   throw new ProtocolError(
-    ProtoCode.Malformed,
+    PROTO_CODES.malformed,
     `Malformed frame: ${message} at byte ${offset}; the peer is not speaking protocol v1 correctly.`,
     {
       detail: { offset },

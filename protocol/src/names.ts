@@ -10,9 +10,8 @@
  */
 
 import path from 'node:path';
-import { ProtocolError } from './errors.js';
+import { PROTO_CODES, ProtocolError } from './errors.js';
 import { MAX_NAME_BYTES, MAX_PATH_BYTES } from './limits.js';
-import { ProtoCode } from './messages.js';
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
@@ -51,7 +50,7 @@ export function badName(name: unknown, reason: BadNameReason): ProtocolError {
   const shown =
     typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name) : typeof name;
   return new ProtocolError(
-    ProtoCode.BadName,
+    PROTO_CODES.badName,
     `Refused name ${shown}: it ${REASON_TEXT[reason]}. Rename the file on the card or copy it by hand.`,
     {
       detail: { reason, name: typeof name === 'string' ? name.slice(0, 256) : null },

@@ -9,7 +9,7 @@
  * the studio checks them per file with names.ts and Nacks that file only.
  */
 
-import { ProtocolError } from './errors.js';
+import { PROTO_CODES, ProtocolError } from './errors.js';
 import {
   MAGIC,
   MAX_BATCH_FILES,
@@ -37,7 +37,6 @@ import {
   MessageType,
   type MessageTypeName,
   type OfferFile,
-  ProtoCode,
   Role,
   type RoleName,
   type StudioCopy,
@@ -57,7 +56,7 @@ const TYPE_NAMES = new Set<string>(Object.values(MessageType));
 
 function invalid(field: string, why: string): never {
   throw new ProtocolError(
-    ProtoCode.InvalidField,
+    PROTO_CODES.invalidField,
     `Invalid field "${field}": ${why}. The peer sent a frame protocol v1 does not allow.`,
     {
       detail: { field },
@@ -202,14 +201,14 @@ function hello(o: Obj): Message {
   const magic = get(o, 'magic');
   if (magic !== MAGIC) {
     throw new ProtocolError(
-      ProtoCode.BadMagic,
+      PROTO_CODES.badMagic,
       `Hello magic is ${JSON.stringify(typeof magic === 'string' ? magic.slice(0, 16) : typeof magic)}, expected "${MAGIC}": the peer is not a Studio321 endpoint.`,
     );
   }
   const version = uint(o, 'version', 'version');
   if (version !== PROTOCOL_VERSION) {
     throw new ProtocolError(
-      ProtoCode.VersionUnsupported,
+      PROTO_CODES.versionUnsupported,
       `The peer speaks protocol version ${version}; this side speaks only version ${PROTOCOL_VERSION}. Upgrade the older of field-agent and studiod.`,
       {
         detail: { version, supported: [PROTOCOL_VERSION] },
@@ -310,7 +309,7 @@ export function validateMessage(value: unknown): Message {
   if (typeof t !== 'string' || !TYPE_NAMES.has(t)) {
     const shown = typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : typeof t;
     throw new ProtocolError(
-      ProtoCode.UnknownType,
+      PROTO_CODES.unknownType,
       `Unknown message type ${shown}: the peer speaks a protocol this side does not know.`,
       {
         detail: { type: typeof t === 'string' ? t.slice(0, 32) : null },

@@ -13,6 +13,8 @@
 import { CodedError } from '@studio321/protocol';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { controlRequest } from '../src/control-socket.js';
+import { STUDIO_CODES } from '../src/errors.js';
+import { LEDGER_CODES } from '../src/ledger/errors.js';
 import { formatAgents, formatPair } from '../src/ledger/studioctl-format.js';
 import { formatAsset, formatAssets, formatVerify } from '../src/ledger/format.js';
 import { formatStatusReport, type StatusReport } from '../src/ledger/status-report.js';
@@ -102,7 +104,7 @@ async function main(): Promise<number> {
       const download = args.includes('--download');
       const sample = sampleRaw === undefined ? undefined : Number(sampleRaw.replace(/%$/, ''));
       if (sample !== undefined && !Number.isFinite(sample)) {
-        process.stderr.write(`studioctl: LEDGER_BAD_ARGUMENT: --sample takes a percentage, e.g. --sample 5%\n`);
+        process.stderr.write(`studioctl: ${LEDGER_CODES.badArgument}: --sample takes a percentage, e.g. --sample 5%\n`);
         return 2;
       }
       const r = (await controlRequest(
@@ -137,7 +139,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const code = err instanceof CodedError ? err.code : 'STUDIO_CONTROL_REQUEST';
+    const code = err instanceof CodedError ? err.code : STUDIO_CODES.controlRequest;
     process.stderr.write(`studioctl: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   },

@@ -5,6 +5,7 @@
  */
 import { CodedError, configureShutdown, createLogger, onShutdown } from '@studio321/protocol';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
+import { STUDIO_CODES } from '../src/errors.js';
 import { Studio } from '../src/studio.js';
 
 function argValue(name: string): string | undefined {
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const code = err instanceof CodedError ? err.code : 'STUDIO_START_FAILED';
+  const code = err instanceof CodedError ? err.code : STUDIO_CODES.startFailed;
   process.stderr.write(`studiod: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

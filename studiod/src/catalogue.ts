@@ -8,7 +8,7 @@
  */
 import { Level } from 'level';
 import { FORMAT_VERSION, hasCodeInChain } from '@studio321/protocol';
-import { StudioCode, StudioError } from './errors.js';
+import { STUDIO_CODES, StudioError } from './errors.js';
 
 export interface AssetRecord {
   hash: string;
@@ -175,7 +175,7 @@ export class Catalogue {
       this.#state = 'closed';
       const locked = hasCodeInChain(err, 'LEVEL_LOCKED');
       throw new StudioError(
-        locked ? StudioCode.CatalogueLocked : StudioCode.TargetIo,
+        locked ? STUDIO_CODES.catalogueLocked : STUDIO_CODES.targetIo,
         locked
           ? `The catalogue at ${this.location} is in use by another studiod. Stop the other studiod first.`
           : `The catalogue at ${this.location} cannot be opened. Check the path and its permissions.`,
@@ -191,7 +191,7 @@ export class Catalogue {
       await db.close();
       this.#state = 'closed';
       throw new StudioError(
-        StudioCode.FormatTooNew,
+        STUDIO_CODES.formatTooNew,
         `The catalogue at ${this.location} has format ${String(format.version)}, newer than this studiod understands (${FORMAT_VERSION}). Upgrade studiod.`,
       );
     }

@@ -11,7 +11,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CodedError, errorCode, type Logger } from '@studio321/protocol';
-import { StudioCode, StudioError } from './errors.js';
+import { STUDIO_CODES, StudioError } from './errors.js';
 
 export type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
 
@@ -39,7 +39,7 @@ export class ControlSocket {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     if (await isLive(this.path)) {
       throw new StudioError(
-        StudioCode.ControlSocket,
+        STUDIO_CODES.controlSocket,
         `Another studiod is already serving ${this.path}. Stop it first, or use another stateDir.`,
         { detail: { path: this.path } },
       );
@@ -54,7 +54,7 @@ export class ControlSocket {
         server.once('error', (err) =>
           reject(
             new StudioError(
-              StudioCode.ControlSocket,
+              STUDIO_CODES.controlSocket,
               `Cannot bind the control socket ${this.path} (${errorCode(err) ?? err.message}).`,
               { cause: err },
             ),
@@ -91,7 +91,7 @@ export class ControlSocket {
           `${JSON.stringify({
             id: null,
             ok: false,
-            error: { code: StudioCode.ControlRequest, message: 'Request too large.', retryable: false },
+            error: { code: STUDIO_CODES.controlRequest, message: 'Request too large.', retryable: false },
           })}\n`,
         );
         return;
@@ -112,16 +112,16 @@ export class ControlSocket {
       try {
         req = JSON.parse(line);
       } catch (err) {
-        throw new StudioError(StudioCode.ControlRequest, 'Control request is not JSON.', { cause: err });
+        throw new StudioError(STUDIO_CODES.controlRequest, 'Control request is not JSON.', { cause: err });
       }
       if (req === null || typeof req !== 'object')
-        throw new StudioError(StudioCode.ControlRequest, 'Control request must be an object.');
+        throw new StudioError(STUDIO_CODES.controlRequest, 'Control request must be an object.');
       const r = req as { id?: unknown; cmd?: unknown; args?: unknown };
       id = r.id ?? null;
       const handler = typeof r.cmd === 'string' ? this.#handlers.get(r.cmd) : undefined;
       if (handler === undefined)
         throw new StudioError(
-          StudioCode.ControlRequest,
+          STUDIO_CODES.controlRequest,
           `Unknown command ${JSON.stringify(r.cmd)}. Known: ${[...this.#handlers.keys()].join(', ')}.`,
         );
       const args = r.args !== null && typeof r.args === 'object' ? (r.args as Record<string, unknown>) : {};
@@ -132,7 +132,7 @@ export class ControlSocket {
         err instanceof CodedError
           ? err
           : new StudioError(
-              StudioCode.ControlRequest,
+              STUDIO_CODES.controlRequest,
               `Command failed: ${err instanceof Error ? err.message : String(err)}`,
               { cause: err },
             );
@@ -172,7 +172,7 @@ export async function controlRequest(
     const timer = setTimeout(() => {
       s.destroy();
       reject(
-        new StudioError(StudioCode.NotRunning, `studiod did not answer on ${path} within ${timeoutMs} ms.`, {
+        new StudioError(STUDIO_CODES.notRunning, `studiod did not answer on ${path} within ${timeoutMs} ms.`, {
           retryable: true,
         }),
       );
@@ -194,19 +194,19 @@ export async function controlRequest(
         if (res.ok) resolve(res.result);
         else
           reject(
-            new StudioError(res.error?.code ?? StudioCode.ControlRequest, res.error?.message ?? 'error', {
+            StudioError.fromPeer(res.error?.code ?? STUDIO_CODES.controlRequest, res.error?.message ?? 'error', {
               retryable: res.error?.retryable ?? false,
             }),
           );
       } catch (err) {
-        reject(new StudioError(StudioCode.ControlRequest, 'studiod sent an unreadable answer.', { cause: err }));
+        reject(new StudioError(STUDIO_CODES.controlRequest, 'studiod sent an unreadable answer.', { cause: err }));
       }
     });
     s.once('error', (err) => {
       clearTimeout(timer);
       reject(
         new StudioError(
-          StudioCode.NotRunning,
+          STUDIO_CODES.notRunning,
           `Cannot reach studiod at ${path} (${errorCode(err) ?? err.message}). Is studiod running, and are you its user?`,
           { cause: err, retryable: true },
         ),

@@ -1,39 +1,51 @@
 /**
- * studiod's error class and codes (docs/errors.md §studiod). Wire-level refusals
- * use ProtocolError with PROTO_* codes from protocol/src/messages.ts.
+ * studiod's error class and codes (docs/errors.md §STUDIO_). Wire-level refusals
+ * use ProtocolError with PROTO_CODES from protocol/src/errors.ts.
  */
-import { CodedError } from '@studio321/protocol';
+import { CodedError, type CodedErrorOptions } from '@studio321/protocol';
 
-export class StudioError extends CodedError {}
-
-export const StudioCode = {
+export const STUDIO_CODES = {
   /** A target root is missing or is not the configured device (disk unmounted). Retryable. */
-  TargetMissing: 'STUDIO_TARGET_MISSING',
+  targetMissing: 'STUDIO_TARGET_MISSING',
   /** A target has no space left. Retryable once space is freed. */
-  TargetFull: 'STUDIO_TARGET_FULL',
-  /** A target refused the write (permissions). */
-  TargetAccess: 'STUDIO_TARGET_ACCESS',
+  targetFull: 'STUDIO_TARGET_FULL',
+  /** A target refused the write (permissions). Retryable once fixed. */
+  targetAccess: 'STUDIO_TARGET_ACCESS',
   /** An I/O error on a target or on staging. Retryable. */
-  TargetIo: 'STUDIO_TARGET_IO',
+  targetIo: 'STUDIO_TARGET_IO',
   /** The same file is being received from another session right now. Retryable. */
-  Busy: 'STUDIO_BUSY',
-  /** The catalogue was written by a newer studiod. */
-  FormatTooNew: 'STUDIO_FORMAT_TOO_NEW',
-  /** The catalogue is locked by another studiod process. */
-  CatalogueLocked: 'STUDIO_CATALOGUE_LOCKED',
-  /** No free distinct name was found for a clashing file (after many suffixes). */
-  NoFreeName: 'STUDIO_NO_FREE_NAME',
-  /** The staging directory failed (I/O). */
-  StagingIo: 'STUDIO_STAGING_IO',
-  /** TLS key/cert could not be created or read. */
-  TlsSetup: 'STUDIO_TLS_SETUP',
-  /** The control socket could not be bound (another studiod running?). */
-  ControlSocket: 'STUDIO_CONTROL_SOCKET',
-  /** A control request was malformed or named an unknown command/agent. */
-  ControlRequest: 'STUDIO_CONTROL_REQUEST',
-  /** studioctl could not reach studiod. */
-  NotRunning: 'STUDIO_NOT_RUNNING',
+  busy: 'STUDIO_BUSY',
+  /** The catalogue was written by a newer studiod. Not retryable. */
+  formatTooNew: 'STUDIO_FORMAT_TOO_NEW',
+  /** The catalogue is locked by another studiod process. Not retryable. */
+  catalogueLocked: 'STUDIO_CATALOGUE_LOCKED',
+  /** No free distinct name was found for a clashing file (after many suffixes). Not retryable. */
+  noFreeName: 'STUDIO_NO_FREE_NAME',
+  /** The staging directory failed (I/O). Retryable. */
+  stagingIo: 'STUDIO_STAGING_IO',
+  /** TLS key/cert could not be created or read. Not retryable. */
+  tlsSetup: 'STUDIO_TLS_SETUP',
+  /** The control socket could not be bound (another studiod running?). Not retryable. */
+  controlSocket: 'STUDIO_CONTROL_SOCKET',
+  /** A control request was malformed or named an unknown command/agent. Not retryable. */
+  controlRequest: 'STUDIO_CONTROL_REQUEST',
+  /** studioctl could not reach studiod. Retryable. */
+  notRunning: 'STUDIO_NOT_RUNNING',
   /** Commit was interrupted because studiod is stopping. Retryable. */
-  ShuttingDown: 'STUDIO_SHUTTING_DOWN',
+  shuttingDown: 'STUDIO_SHUTTING_DOWN',
+  /** studiod could not start for a reason without its own code (bin/studiod.ts). Not retryable. */
+  startFailed: 'STUDIO_START_FAILED',
 } as const;
-export type StudioCodeName = (typeof StudioCode)[keyof typeof StudioCode];
+
+export type StudioCode = (typeof STUDIO_CODES)[keyof typeof STUDIO_CODES];
+
+export class StudioError extends CodedError {
+  constructor(code: StudioCode, message: string, options: CodedErrorOptions = {}) {
+    super(code, message, options);
+  }
+
+  /** studioctl: an error studiod answered on the control socket keeps studiod's code (LEDGER_…, CLOUD_…, CONFIG_…). */
+  static fromPeer(code: string, message: string, options: CodedErrorOptions = {}): StudioError {
+    return new StudioError(code as StudioCode, message, options);
+  }
+}

@@ -14,7 +14,7 @@ import { Catalogue } from './catalogue.js';
 import { Committer, type CommittedAsset } from './commit/commit.js';
 import { LOCAL_TARGETS, type StudiodConfig } from './config.js';
 import { ControlSocket } from './control-socket.js';
-import { StudioCode, StudioError } from './errors.js';
+import { STUDIO_CODES, StudioError } from './errors.js';
 import { LedgerService } from './ledger/service.js';
 import type { StudioStatus } from './ledger/status-report.js';
 import { LinkServer } from './link/server.js';
@@ -169,7 +169,7 @@ export class Studio {
       const id = args['agentId'];
       if (typeof id !== 'string' || !(await this.catalogue.revokeAgent(id, this.#now()))) {
         throw new StudioError(
-          StudioCode.ControlRequest,
+          STUDIO_CODES.controlRequest,
           `No agent ${JSON.stringify(id)}. List agents with \`studioctl agents\`.`,
         );
       }

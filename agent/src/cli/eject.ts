@@ -6,7 +6,7 @@
 import { CodedError } from '@studio321/protocol';
 import { AgentState } from '../state/agent-state.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { ejectCard, EJECT_CODES, type EjectResult } from '../offload/eject.js';
+import { ejectCard, type EjectResult } from '../offload/eject.js';
 import { defaultVolumeSource } from '../card/volume-source.js';
 import { callRunningAgent } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';
@@ -41,7 +41,12 @@ export async function ejectCommand(argv: string[], io: CommandIo): Promise<numbe
       await state.close();
     }
   } else {
-    result = (await callRunningAgent(paths.dataDir, '/api/eject', { card: ref }, EJECT_CODES.failed)) as EjectResult;
+    result = (await callRunningAgent(
+      paths.dataDir,
+      '/api/eject',
+      { card: ref },
+      AGENT_CODES.ejectFailed,
+    )) as EjectResult;
   }
   io.stdout.write(
     values.json

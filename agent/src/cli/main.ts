@@ -2,6 +2,7 @@
  * Command dispatch for `field-agent`. Each command lives in its own file and
  * returns an exit code; coded errors are printed with their code.
  */
+import { AGENT_CODES } from '../errors.js';
 import { reportError, type CommandIo } from './common.js';
 
 export type Command = (argv: string[], io: CommandIo) => Promise<number>;
@@ -66,7 +67,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
   }
   const cmd = COMMANDS[name];
   if (cmd === undefined) {
-    io.stderr.write(`field-agent: AGENT_USAGE: unknown command "${name}"\n${usage()}\n`);
+    io.stderr.write(`field-agent: ${AGENT_CODES.usage}: unknown command "${name}"\n${usage()}\n`);
     return 2;
   }
   try {

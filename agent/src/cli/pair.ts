@@ -7,7 +7,13 @@
  * given), and stores key + pin in the data dir (mode 0600). Exit 0 when paired.
  */
 import { hostname } from 'node:os';
-import { generateAgentKeyPair, fingerprintsEqual, ProtocolError, ProtoCode, PROTOCOL_PATH } from '@studio321/protocol';
+import {
+  generateAgentKeyPair,
+  fingerprintsEqual,
+  ProtocolError,
+  PROTO_CODES,
+  PROTOCOL_PATH,
+} from '@studio321/protocol';
 import { LinkClient } from '../link/client.js';
 import { LINK_CODES, LinkError } from '../link/errors.js';
 import { saveIdentity } from '../link/identity.js';
@@ -55,7 +61,7 @@ export async function pairCommand(argv: string[], io: CommandIo): Promise<number
     const seen = link.fingerprint ?? '';
     if (values.fingerprint !== undefined && !fingerprintsEqual(values.fingerprint.toLowerCase(), seen)) {
       throw new ProtocolError(
-        ProtoCode.FingerprintMismatch,
+        PROTO_CODES.fingerprintMismatch,
         `The studio at ${url} presented ${seen}, not ${values.fingerprint} as printed by studioctl pair. Check you are on the studio's network.`,
       );
     }

@@ -8,7 +8,8 @@
 import { configureShutdown, createLogger, onShutdown, requestShutdown } from '@studio321/protocol';
 import { AgentRunner, type AgentRunnerOptions } from '../runner.js';
 import { AgentUi } from '../ui/agent-ui.js';
-import { AGENT_ALREADY_RUNNING, ALREADY_RUNNING_EXIT_CODE, InstanceLock, InstanceLockError } from '../instance-lock.js';
+import { AGENT_CODES } from '../errors.js';
+import { ALREADY_RUNNING_EXIT_CODE, InstanceLock, InstanceLockError } from '../instance-lock.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent run [--data-dir DIR] [--config FILE]';
@@ -38,7 +39,7 @@ export async function runCommand(
   try {
     await lock.open();
   } catch (err) {
-    if (err instanceof InstanceLockError && err.code === AGENT_ALREADY_RUNNING) {
+    if (err instanceof InstanceLockError && err.code === AGENT_CODES.alreadyRunning) {
       io.stderr.write(`field-agent: ${err.code}: ${err.message}\n`);
       return ALREADY_RUNNING_EXIT_CODE;
     }

@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import { STATUS_URL_FILE } from '../ui/agent-ui.js';
 
 /** POSTs `apiPath?query` to the running agent; its JSON on 200, else its coded error (or `fallbackCode`). */
@@ -16,7 +16,7 @@ export async function callRunningAgent(
   dataDir: string,
   apiPath: string,
   query: Record<string, string>,
-  fallbackCode: string,
+  fallbackCode: AgentCode,
 ): Promise<unknown> {
   let page: URL;
   try {

@@ -5,7 +5,8 @@
  */
 import { AgentState } from '../state/agent-state.js';
 import { resolvePaths } from '../paths.js';
-import { LINK_CODES, LinkError } from '../link/errors.js';
+import { AGENT_CODES, AgentError } from '../errors.js';
+import { LINK_CODES } from '../link/errors.js';
 import { syncUntilEmpty } from '../link/sync-loop.js';
 import { syncQueueOf } from '../state/store-copy.js';
 import { parse, type CommandIo } from './common.js';
@@ -16,7 +17,7 @@ function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0)
-    throw new LinkError(LINK_CODES.badUrl, `--${name} must be a non-negative number\n${USAGE}`);
+    throw new AgentError(AGENT_CODES.usage, `--${name} must be a non-negative number\n${USAGE}`);
   return n;
 }
 

@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import {
   CodedError,
   ProtocolError,
-  ProtoCode,
+  PROTO_CODES,
   MAGIC,
   PROTOCOL_VERSION,
   MAX_FRAME_BYTES,
@@ -107,7 +107,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
           if (pin !== undefined && !fingerprintsEqual(seen, pin)) {
             sock.destroy(
               new ProtocolError(
-                ProtoCode.FingerprintMismatch,
+                PROTO_CODES.fingerprintMismatch,
                 `The studio at ${this.url} presented certificate ${seen}, not the pinned ${pin}. Someone may be intercepting; if the studio was reinstalled, pair again.`,
                 { detail: { seen, pinned: pin } },
               ),
@@ -148,7 +148,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
         const now = this.#now();
         if (now - this.#lastReceived >= dead) {
           this.#fail(
-            new ProtocolError(ProtoCode.Timeout, `Nothing heard from the studio for ${dead} ms; reconnecting.`, {
+            new ProtocolError(PROTO_CODES.timeout, `Nothing heard from the studio for ${dead} ms; reconnecting.`, {
               retryable: true,
             }),
           );
@@ -180,7 +180,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
     if (this.#seenFingerprint === undefined || !fingerprintsEqual(m.studioFingerprint, this.#seenFingerprint)) {
       this.close();
       throw new ProtocolError(
-        ProtoCode.FingerprintMismatch,
+        PROTO_CODES.fingerprintMismatch,
         `The studio says its fingerprint is ${m.studioFingerprint} but the TLS certificate seen is ${this.#seenFingerprint ?? 'none'}. Pairing abandoned: check for interception.`,
       );
     }
@@ -274,7 +274,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
       );
     }
     if (/max payload|too big|Max payload/i.test(err.message)) {
-      return new ProtocolError(ProtoCode.FrameTooLarge, 'The studio sent a frame over the size limit.', { cause });
+      return new ProtocolError(PROTO_CODES.frameTooLarge, 'The studio sent a frame over the size limit.', { cause });
     }
     return new LinkError(
       LINK_CODES.connectionLost,
@@ -286,7 +286,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
   #onMessage(data: Buffer, isBinary: boolean): void {
     this.#lastReceived = this.#now();
     if (!isBinary) {
-      this.#fail(new ProtocolError(ProtoCode.Malformed, 'The studio sent a text message.'));
+      this.#fail(new ProtocolError(PROTO_CODES.malformed, 'The studio sent a text message.'));
       return;
     }
     let msg: Message;
@@ -296,7 +296,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
       const coded =
         err instanceof CodedError
           ? err
-          : new ProtocolError(ProtoCode.Malformed, 'Malformed frame from the studio.', { cause: err });
+          : new ProtocolError(PROTO_CODES.malformed, 'Malformed frame from the studio.', { cause: err });
       this.#send({ t: 'error', code: coded.code, message: coded.message.slice(0, 1000), retryable: false });
       this.#fail(coded);
       return;
@@ -308,8 +308,8 @@ export class LinkClient extends EventEmitter implements SyncLink {
     if (msg.t === 'pong') return;
     if (msg.t === 'error') {
       const err = msg.code.startsWith('PROTO_')
-        ? new ProtocolError(msg.code, `Studio: ${msg.message}`, { retryable: msg.retryable })
-        : new LinkError(msg.code, `Studio: ${msg.message}`, { retryable: msg.retryable });
+        ? ProtocolError.fromPeer(msg.code, `Studio: ${msg.message}`, { retryable: msg.retryable })
+        : LinkError.fromPeer(msg.code, `Studio: ${msg.message}`, { retryable: msg.retryable });
       this.#closedErr = err;
       this.#ws?.close();
       this.#rejectAll(err);

@@ -49,7 +49,7 @@ import {
   MAX_CHUNK_BYTES,
   MAX_COPIES_PER_FILE,
   MAX_NAMES_PER_FILE,
-  ProtoCode,
+  PROTO_CODES,
   type AgentCopy,
   type CodedError,
   type Message,
@@ -510,7 +510,7 @@ export class SyncPass {
   #onNack(m: MessageOf<'nack'>): void {
     this.#release(m.hash);
     const reported: SyncNack = { hash: m.hash, code: m.code, message: m.message, retryable: m.retryable };
-    if (m.code !== ProtoCode.HashMismatch && m.code !== ProtoCode.SizeMismatch) {
+    if (m.code !== PROTO_CODES.hashMismatch && m.code !== PROTO_CODES.sizeMismatch) {
       this.result.nacks.push(reported);
       this.#settle(m.hash);
       return;

@@ -18,18 +18,25 @@
  */
 import { join, posix } from 'node:path';
 import { CodedError, errorCode, readFileChunks, type Logger } from '@studio321/protocol';
-import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import {
+  applyTranslation,
+  DURABLE_CODES,
+  durableWrite,
+  sweepStaleTemps,
+  translateDurable,
+} from '@studio321/protocol/durable';
+import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import { backfillCandidates, hasDamagedCopy, type AgentState } from '../state/agent-state.js';
 import type { AssetRecord } from '../state/records.js';
 import { copyFact, type AgentTarget } from '../targets.js';
-import { markCopyDamaged, storeCopyDamagedError } from '../state/store-copy.js';
+import { markCopyDamaged } from '../state/store-copy.js';
+import { BACKFILL_COPY_FAILED, BACKFILL_FAILURES, type BackfillFailureContext } from './durable-failures.js';
 import { suffixedPath } from './naming.js';
 
 export interface BackfillFailure {
   blake3: string;
   storePath: string;
-  code: string;
+  code: AgentCode;
   message: string;
 }
 
@@ -115,7 +122,7 @@ export async function backfillFieldDrive(ctx: BackfillContext): Promise<Backfill
   return report;
 }
 
-const STOPS: ReadonlySet<string> = new Set([
+const STOPS: ReadonlySet<AgentCode> = new Set([
   AGENT_CODES.storeFull,
   AGENT_CODES.storeUnwritable,
   AGENT_CODES.fieldDriveMissing,
@@ -155,7 +162,7 @@ async function copyOne(
       if (copy === undefined) throw new TypeError('durableWrite returned no copy');
       break;
     } catch (err) {
-      if (err instanceof CodedError && err.code === 'DURABLE_NAME_TAKEN' && join(dir, name) === damagedAt) continue;
+      if (err instanceof CodedError && err.code === DURABLE_CODES.nameTaken && join(dir, name) === damagedAt) continue;
       const failure = backfillError(err, asset, source, join(dir, name));
       if (failure.code === AGENT_CODES.storeCopyDamaged) {
         // The ledger never lies: a laptop copy that does not hash right is no longer a copy.
@@ -183,50 +190,20 @@ async function copyOne(
 }
 
 function backfillError(err: unknown, asset: AssetRecord, source: string, dest: string): AgentError {
-  let code = err instanceof CodedError ? err.code : undefined;
-  const detail = { blake3: asset.blake3, storePath: asset.storePath };
+  const code = err instanceof CodedError ? err.code : undefined;
+  const x: BackfillFailureContext = {
+    blake3: asset.blake3,
+    storePath: asset.storePath,
+    source,
+    dest,
+    code,
+    text: err instanceof Error ? err.message : String(err),
+  };
   // A laptop copy that is gone or unreadable is damaged; other read failures (EMFILE…) are not its fault.
-  const sourceErrno = code === 'DURABLE_SOURCE_FAILED' ? errorCode((err as Error).cause) : undefined;
-  if (code === 'DURABLE_SOURCE_FAILED' && sourceErrno !== 'ENOENT' && sourceErrno !== 'EIO') code = undefined;
-  switch (code) {
-    case 'DURABLE_HASH_MISMATCH':
-    case 'DURABLE_SIZE_MISMATCH':
-    case 'DURABLE_SOURCE_FAILED':
-      return storeCopyDamagedError(source, 'was not copied to the field drive', detail, err);
-    case 'DURABLE_NAME_TAKEN':
-      return new AgentError(
-        AGENT_CODES.copyFailed,
-        `${dest} on the field drive already holds a different file; it was left untouched. Move it away, then the back-fill copies this one.`,
-        { cause: err, detail: { ...detail, path: dest } },
-      );
-    case 'DURABLE_NO_SPACE':
-      return new AgentError(
-        AGENT_CODES.storeFull,
-        `The field drive is full: free space on it; the back-fill goes on next time.`,
-        { cause: err, detail },
-      );
-    case 'DURABLE_ACCESS_DENIED':
-      return new AgentError(
-        AGENT_CODES.storeUnwritable,
-        `The field drive refused the write: check it is writable (not read-only, permissions).`,
-        { cause: err, detail },
-      );
-    case 'DURABLE_TARGET_MISSING':
-      return new AgentError(
-        AGENT_CODES.fieldDriveMissing,
-        `The field drive disappeared during the back-fill: reconnect it; the back-fill goes on next time.`,
-        { cause: err, retryable: true, detail },
-      );
-    case 'DURABLE_ABORTED':
-      return new AgentError(AGENT_CODES.aborted, 'The field-drive back-fill was stopped; it goes on next time.', {
-        cause: err,
-        retryable: true,
-      });
-    default:
-      return new AgentError(
-        AGENT_CODES.copyFailed,
-        `Copying ${asset.storePath} to the field drive failed (${code ?? 'error'}): ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err, retryable: err instanceof CodedError ? err.retryable : false, detail },
-      );
-  }
+  const sourceErrno = code === DURABLE_CODES.sourceFailed ? errorCode((err as Error).cause) : undefined;
+  const t =
+    code === DURABLE_CODES.sourceFailed && sourceErrno !== 'ENOENT' && sourceErrno !== 'EIO'
+      ? applyTranslation(BACKFILL_COPY_FAILED, err, { ...x, code: undefined })
+      : (translateDurable(err, BACKFILL_FAILURES, x) ?? applyTranslation(BACKFILL_COPY_FAILED, err, x));
+  return new AgentError(t.code, t.message, t.options);
 }

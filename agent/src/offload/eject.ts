@@ -13,18 +13,13 @@
  */
 import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import { CodedError } from '@studio321/protocol';
+import { AGENT_CODES, AgentError } from '../errors.js';
 import { findCard, type AgentState } from '../state/agent-state.js';
 import { summariseCard } from '../state/status.js';
 import type { VolumeSource } from '../card/volume-source.js';
 
-export const EJECT_CODES = {
-  notSafe: 'AGENT_EJECT_NOT_SAFE',
-  notMounted: 'AGENT_CARD_NOT_MOUNTED',
-  failed: 'AGENT_EJECT_FAILED',
-} as const;
-
-export class EjectError extends CodedError {}
+/** AGENT_EJECT_NOT_SAFE, AGENT_CARD_NOT_MOUNTED or AGENT_EJECT_FAILED (its own class for its name in logs). */
+export class EjectError extends AgentError {}
 
 /** Runs a command; resolves with its output, rejects when it fails. The seam tests replace. */
 export type CommandRunner = (cmd: string, args: string[]) => Promise<{ stdout: string; stderr: string }>;
@@ -64,14 +59,14 @@ export async function ejectCard(ref: string, o: EjectOptions): Promise<EjectResu
   const card = await findCard(o.state, ref);
   if (card.kind === 'hot-folder') {
     throw new EjectError(
-      EJECT_CODES.notMounted,
+      AGENT_CODES.cardNotMounted,
       `${card.label} is a hot folder, not a card: there is nothing to eject.`,
     );
   }
   const summary = await summariseCard(o.state, card, o.copiesNeeded);
   if (!summary.safeToFormat.safe) {
     throw new EjectError(
-      EJECT_CODES.notSafe,
+      AGENT_CODES.ejectNotSafe,
       `${card.label} (${card.id}) is not safe to format yet: ${summary.safeToFormat.reason.replace(/\.?$/, '.')} It stays mounted; keep the card.`,
       { detail: { card: card.id } },
     );
@@ -85,7 +80,7 @@ export async function ejectCard(ref: string, o: EjectOptions): Promise<EjectResu
     : undefined;
   if (!mounted || (card.dev !== undefined && dev !== card.dev)) {
     throw new EjectError(
-      EJECT_CODES.notMounted,
+      AGENT_CODES.cardNotMounted,
       `${card.label} (${card.id}) is not mounted at ${card.source} any more: it may already be ejected.`,
       { detail: { card: card.id } },
     );
@@ -115,7 +110,7 @@ export async function ejectCard(ref: string, o: EjectOptions): Promise<EjectResu
     failures.push(`${cmd}: still mounted`);
   }
   throw new EjectError(
-    EJECT_CODES.failed,
+    AGENT_CODES.ejectFailed,
     `${card.label} could not be unmounted (${failures.join('; ')}). Close any program using it, then try again.`,
     { retryable: true, detail: { card: card.id } },
   );

@@ -1,5 +1,6 @@
 /** Copying a card: the offloader, naming, progress, recovery of interrupted runs, the field-drive back-fill, verify and eject. */
 export * from './backfill.js';
+export * from './durable-failures.js';
 export * from './eject.js';
 export * from './naming.js';
 export * from './offload-card.js';

@@ -18,8 +18,20 @@ import { join, posix } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { getMaxListeners, setMaxListeners } from 'node:events';
 import { CodedError, DurableWriteError, errorCode, hashStream, type Logger } from '@studio321/protocol';
-import { durableWrite, type DurableTarget } from '@studio321/protocol/durable';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import {
+  applyTranslation,
+  DURABLE_CODES,
+  durableWrite,
+  translateDurable,
+  type DurableTarget,
+} from '@studio321/protocol/durable';
+import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
+import {
+  OFFLOAD_COPY_FAILED,
+  OFFLOAD_FAILURES,
+  OFFLOAD_UNREADABLE,
+  type OffloadFailureContext,
+} from './durable-failures.js';
 import { hasVerifiedCopy, type AgentState } from '../state/agent-state.js';
 import type { CardRecord, FileRecord } from '../state/records.js';
 import { groupKey, suffixedPath } from './naming.js';
@@ -35,7 +47,7 @@ export interface FileOutcome {
   bytes: number;
   blake3?: string;
   storePath?: string;
-  code?: string;
+  code?: AgentCode;
   message?: string;
 }
 
@@ -124,7 +136,7 @@ function asCoded(err: unknown): CodedError | undefined {
 }
 
 function isAbort(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'AbortError' || asCoded(err)?.code === 'DURABLE_ABORTED');
+  return err instanceof Error && (err.name === 'AbortError' || asCoded(err)?.code === DURABLE_CODES.aborted);
 }
 
 async function cardPresent(root: string, card: CardRecord): Promise<boolean> {
@@ -343,7 +355,7 @@ export class CardOffloader {
       });
     } catch (err) {
       this.ctx.progress?.addBytes(-last);
-      if (asCoded(err)?.code === 'DURABLE_NAME_TAKEN') {
+      if (asCoded(err)?.code === DURABLE_CODES.nameTaken) {
         // Something the state does not know holds that name (a file put in the store by hand):
         // never touch it; move this file (and later members of its group) to the next suffix.
         await this.ctx.state.markNameForeign(storePath, this.card.id, file.path);
@@ -411,7 +423,7 @@ export class CardOffloader {
           },
         ),
       );
-    const sourceSide = code === 'DURABLE_SOURCE_FAILED' || isAbort(err) || !(err instanceof DurableWriteError);
+    const sourceSide = code === DURABLE_CODES.sourceFailed || isAbort(err) || !(err instanceof DurableWriteError);
     if (sourceSide && !(err instanceof AgentError) && !(await cardPresent(this.root, this.card))) return removed();
     // Once the offload is being stopped, whatever a file failed with is that stop, never a
     // per-file failure: a file that was waiting for the card reader sees the signal's reason.
@@ -426,64 +438,35 @@ export class CardOffloader {
         ),
       );
     }
-    switch (code) {
-      case 'DURABLE_NO_SPACE':
-        return new OffloadStop(
-          new AgentError(
-            AGENT_CODES.storeFull,
-            `The store is full${where}: free space on the laptop (or the field drive) and ingest again; everything verified so far is kept and will not be copied again.`,
-            { cause: err, detail: { card: this.card.id } },
-          ),
-        );
-      case 'DURABLE_ACCESS_DENIED':
-        return new OffloadStop(
-          new AgentError(
-            AGENT_CODES.storeUnwritable,
-            `The store refused the write${where}: check it is writable (not read-only, permissions), then ingest again.`,
-            { cause: err, detail: { card: this.card.id } },
-          ),
-        );
-      case 'DURABLE_TARGET_MISSING':
-        return new OffloadStop(
-          new AgentError(
-            AGENT_CODES.copyFailed,
-            `A destination disappeared${where} (field drive unplugged?): reconnect it and ingest again.`,
-            { cause: err, retryable: true, detail: { card: this.card.id } },
-          ),
-        );
-      default:
-        return undefined;
-    }
+    const t = translateDurable(err, OFFLOAD_FAILURES, this.#failureContext(err, file, where));
+    return t?.entry.stops === true ? new OffloadStop(new AgentError(t.code, t.message, t.options)) : undefined;
+  }
+
+  #failureContext(err: unknown, file: FileRecord | undefined, where: string, errno?: string): OffloadFailureContext {
+    const coded = asCoded(err);
+    return {
+      where,
+      card: this.card.id,
+      path: file?.path ?? '',
+      errno,
+      code: coded?.code ?? '',
+      text: coded?.message ?? '',
+    };
   }
 
   #fileError(err: unknown, file: FileRecord): AgentError {
     const coded = asCoded(err);
-    const inner = coded?.code === 'DURABLE_SOURCE_FAILED' ? coded.cause : err;
+    const inner = coded?.code === DURABLE_CODES.sourceFailed ? coded.cause : err;
     if (inner instanceof AgentError) return inner;
-    if (coded?.code === 'DURABLE_HASH_MISMATCH' || coded?.code === 'DURABLE_SIZE_MISMATCH') {
-      return new AgentError(
-        AGENT_CODES.sourceChanged,
-        `${file.path} read differently on two passes: the card or the reader may be failing. Nothing was kept; try another reader, then ingest again.`,
-        { cause: err, retryable: true, detail: { path: file.path } },
-      );
-    }
-    if (coded === undefined || coded.code === 'DURABLE_SOURCE_FAILED') {
-      const errno = errorCode(inner);
-      return new AgentError(
-        AGENT_CODES.unreadableFile,
-        `${file.path} cannot be read from the card (${errno ?? 'error'}): the other files were copied; check this file in a reader or with the camera.`,
-        { cause: err, detail: { path: file.path, ...(errno === undefined ? {} : { errno }) } },
-      );
-    }
-    return new AgentError(AGENT_CODES.copyFailed, `Copying ${file.path} failed (${coded.code}): ${coded.message}`, {
-      cause: err,
-      retryable: coded.retryable,
-      detail: { path: file.path },
-    });
+    const x = this.#failureContext(err, file, '', errorCode(inner));
+    const t =
+      translateDurable(err, OFFLOAD_FAILURES, x) ??
+      applyTranslation(coded === undefined ? OFFLOAD_UNREADABLE : OFFLOAD_COPY_FAILED, err, x);
+    return new AgentError(t.code, t.message, t.options);
   }
 }
 
-function zeroByteWarning(file: FileRecord): { warning?: { code: string; message: string } } {
+function zeroByteWarning(file: FileRecord): { warning?: { code: AgentCode; message: string } } {
   if (file.size !== 0) return {};
   return {
     warning: {

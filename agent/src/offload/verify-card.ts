@@ -14,7 +14,7 @@
  *    that says nothing about the copy (EACCES…): left as recorded and listed as
  *    unchecked. A missing file counts as lost only while the drive is there.
  */
-import { verifyFile } from '@studio321/protocol/durable';
+import { DURABLE_CODES, verifyFile } from '@studio321/protocol/durable';
 import { findCard, type AgentState } from '../state/agent-state.js';
 import { AGENT_CODES } from '../errors.js';
 import type { SafeToFormat } from '../state/safe-to-format.js';
@@ -92,11 +92,11 @@ export async function verifyCardCopies(
         );
       } catch (err) {
         ctx.signal?.throwIfAborted();
-        report.unchecked.push({ ...entry, code: (err as { code?: string }).code ?? 'DURABLE_IO_ERROR' });
+        report.unchecked.push({ ...entry, code: (err as { code?: string }).code ?? DURABLE_CODES.ioError });
         continue;
       }
       // A drive pulled during the check: its missing files are not lost.
-      if (!verdict.ok && verdict.code === 'DURABLE_MISSING' && !(await present(target))) {
+      if (!verdict.ok && verdict.code === DURABLE_CODES.missing && !(await present(target))) {
         report.unchecked.push({ ...entry, code: AGENT_CODES.fieldDriveMissing });
         continue;
       }
@@ -106,7 +106,7 @@ export async function verifyCardCopies(
         continue;
       }
       await markCopyDamaged(ctx.state, asset, fact.target); // replaces only that target's fact, in the stored record
-      report.lost.push({ ...entry, code: verdict.code ?? 'DURABLE_HASH_MISMATCH' });
+      report.lost.push({ ...entry, code: verdict.code ?? DURABLE_CODES.hashMismatch });
     }
   }
   return report;

@@ -18,6 +18,11 @@ import { AGENT_CODES, AgentError } from '../errors.js';
 import { hasVerifiedCopy, type AgentState, type PendingAsset, type StudioReceipt } from './agent-state.js';
 import type { AssetRecord } from './records.js';
 
+/** The message of AGENT_STORE_COPY_DAMAGED for the laptop copy at `path`; `consequence` says what was not done with it. */
+export function storeCopyDamagedMessage(path: string, consequence: string): string {
+  return `The laptop copy ${path} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and ${consequence}. Keep the card (do not format it), check the laptop disk, and ingest the card again: the file is copied again under a new name (a hot-folder file: at the agent's next start).`;
+}
+
 /** AGENT_STORE_COPY_DAMAGED for the laptop copy at `path`; `consequence` says what was not done with it. */
 export function storeCopyDamagedError(
   path: string,
@@ -25,11 +30,10 @@ export function storeCopyDamagedError(
   detail: Record<string, unknown>,
   cause?: unknown,
 ): AgentError {
-  return new AgentError(
-    AGENT_CODES.storeCopyDamaged,
-    `The laptop copy ${path} is missing or no longer matches its recorded BLAKE3: it no longer counts as a copy and ${consequence}. Keep the card (do not format it), check the laptop disk, and ingest the card again: the file is copied again under a new name (a hot-folder file: at the agent's next start).`,
-    { ...(cause === undefined ? {} : { cause }), detail: { ...detail, path } },
-  );
+  return new AgentError(AGENT_CODES.storeCopyDamaged, storeCopyDamagedMessage(path, consequence), {
+    ...(cause === undefined ? {} : { cause }),
+    detail: { ...detail, path },
+  });
 }
 
 /** Records the `target` copy (default: the laptop's) of `asset` as damaged (one synced batch); nothing when it did not count anyway. */

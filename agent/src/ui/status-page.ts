@@ -21,6 +21,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError, errorCode, type Logger } from '@studio321/protocol';
+import { AGENT_CODES, AgentError } from '../errors.js';
 import { STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page-assets.js';
 import type { LiveSnapshot, StatusActions, StatusProvider } from './snapshot.js';
 
@@ -29,7 +30,7 @@ import type { LiveSnapshot, StatusActions, StatusProvider } from './snapshot.js'
 export const STATUS_TOKEN_FILE = 'status-token';
 export const STATUS_COOKIE = 's321_status';
 
-export class StatusPageError extends CodedError {}
+export class StatusPageError extends AgentError {}
 
 /** Read the per-install token, creating it (0600) on first use. */
 export async function loadOrCreateStatusToken(dataDir: string): Promise<string> {
@@ -42,7 +43,7 @@ export async function loadOrCreateStatusToken(dataDir: string): Promise<string> 
   } catch (err) {
     if (errorCode(err) !== 'EEXIST') {
       throw new StatusPageError(
-        'AGENT_STATUS_TOKEN',
+        AGENT_CODES.statusToken,
         `cannot create ${file}. Check that the agent's data directory is writable.`,
         { cause: err },
       );
@@ -53,7 +54,7 @@ export async function loadOrCreateStatusToken(dataDir: string): Promise<string> 
   const token = (await readFile(file, 'utf8')).trim();
   if (!/^[A-Za-z0-9_-]{32,}$/.test(token)) {
     throw new StatusPageError(
-      'AGENT_STATUS_TOKEN',
+      AGENT_CODES.statusToken,
       `${file} does not hold a valid token. Delete it and restart the agent to make a new one.`,
     );
   }
@@ -163,7 +164,7 @@ export class StatusPage {
       }).catch((err: unknown) => {
         const code = errorCode(err);
         throw new StatusPageError(
-          'AGENT_STATUS_PORT',
+          AGENT_CODES.statusPort,
           code === 'EADDRINUSE'
             ? `port ${this.#options.port ?? DEFAULT_STATUS_PORT} on ${BIND_HOST} is in use. Set statusPage.port in the agent config to a free port (or 0).`
             : `cannot serve the status page on ${BIND_HOST}. ${String(code ?? '')}`.trim(),

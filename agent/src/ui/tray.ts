@@ -21,7 +21,8 @@ import { chmod, copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import SysTrayModule, { type ClickEvent } from 'systray2';
-import { CodedError, type Logger } from '@studio321/protocol';
+import type { Logger } from '@studio321/protocol';
+import { AGENT_CODES, AgentError } from '../errors.js';
 import { Desktop } from './desktop-notify.js';
 import type { LiveSnapshot, StatusActions, StatusProvider } from './snapshot.js';
 import { trayIcon, type TrayState } from './tray-icons.js';
@@ -186,7 +187,7 @@ export function systray2Backend(binCopyDir: string, readyTimeoutMs = 15_000): Tr
 
 // ---------------------------------------------------------------- tray
 
-export class TrayError extends CodedError {}
+export class TrayError extends AgentError {}
 
 export interface TrayActions {
   quit(): void | Promise<void>;
@@ -274,7 +275,7 @@ export class Tray {
         this.#backend = undefined;
         this.#mode = 'unavailable';
         log.warn(
-          { event: 'tray-exited', code: 'AGENT_TRAY_UNAVAILABLE' },
+          { event: 'tray-exited', code: AGENT_CODES.trayUnavailable },
           'the tray helper exited; the agent goes on without the tray icon',
         );
       });
@@ -282,7 +283,7 @@ export class Tray {
       await backend.stop().catch(() => undefined);
       this.#mode = 'unavailable';
       const e = new TrayError(
-        'AGENT_TRAY_UNAVAILABLE',
+        AGENT_CODES.trayUnavailable,
         'the tray icon cannot be shown (on Linux the tray helper needs libappindicator3.so.1 and a desktop tray). The agent runs without it: use the status page; notifications still show.',
         { cause: err },
       );

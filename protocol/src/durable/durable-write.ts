@@ -28,7 +28,7 @@
 import { join } from 'node:path';
 import { isBlake3Hex, resolveHashEngine, type HashEngine } from '../hash.js';
 import { DurableWriteError, errorCode } from '../errors.js';
-import { abortedError, hashError, isAborted, durableError, sourceError, targetError } from './durable-errors.js';
+import { DURABLE_CODES, abortedError, hashError, isAborted, durableError, sourceError, targetError } from './errors.js';
 import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
 import { ensureDir, fsyncDir } from './fsync-dir.js';
 import { readBackHash } from './read-back.js';
@@ -302,7 +302,7 @@ async function sameContent(
   }
   if (existing.size === ref.size && existing.blake3 === ref.blake3) return true;
   throw durableError(
-    'DURABLE_NAME_TAKEN',
+    DURABLE_CODES.nameTaken,
     `${slot.finalPath} already exists with different content; it was left untouched. Store this file under a distinct name.`,
     {
       cause,
@@ -472,7 +472,7 @@ class DurableWrite {
       const total = this.#total;
       if (opts.expected !== undefined && total > opts.expected.size) {
         throw durableError(
-          'DURABLE_SIZE_MISMATCH',
+          DURABLE_CODES.sizeMismatch,
           `The source is longer than expected (more than ${opts.expected.size} bytes): the source changed or its size was recorded wrongly; nothing was kept.`,
           {
             retryable: false,
@@ -505,7 +505,7 @@ class DurableWrite {
     if (expected !== undefined) {
       if (total !== expected.size) {
         throw durableError(
-          'DURABLE_SIZE_MISMATCH',
+          DURABLE_CODES.sizeMismatch,
           `The source ended after ${total} bytes, ${expected.size} were expected: the transfer was cut or the source changed; nothing was kept.`,
           {
             retryable: false,
@@ -515,7 +515,7 @@ class DurableWrite {
       }
       if (blake3 !== expected.blake3) {
         throw durableError(
-          'DURABLE_HASH_MISMATCH',
+          DURABLE_CODES.hashMismatch,
           'The bytes read do not have the expected BLAKE3: the source is corrupt or changed in flight; nothing was kept. Re-read the source.',
           {
             retryable: false,
@@ -556,7 +556,7 @@ class DurableWrite {
     }
     if (got.size !== ref.size || got.blake3 !== ref.blake3) {
       throw durableError(
-        'DURABLE_READBACK_MISMATCH',
+        DURABLE_CODES.readbackMismatch,
         `The bytes read back from ${s.tempPath} differ from what was written: the target disk (or its cable/RAM) is corrupting data; check it before trusting it. Nothing was kept.`,
         {
           retryable: false,
@@ -600,7 +600,11 @@ class DurableWrite {
     let err: unknown = caught;
     if (
       isAborted(signal) &&
-      !(err instanceof DurableWriteError && err.code !== 'DURABLE_ABORTED' && err.code !== 'DURABLE_SOURCE_FAILED')
+      !(
+        err instanceof DurableWriteError &&
+        err.code !== DURABLE_CODES.aborted &&
+        err.code !== DURABLE_CODES.sourceFailed
+      )
     ) {
       err = abortedError(signal);
     }

@@ -4,7 +4,7 @@
  * temp names, created in step 3 (openTemp), are `.<name>.<random>.s321tmp`.
  */
 import { randomBytes } from 'node:crypto';
-import { durableError } from './durable-errors.js';
+import { DURABLE_CODES, durableError } from './errors.js';
 
 export const TEMP_SUFFIX = '.s321tmp';
 /** Most file systems limit one name to 255 bytes. */
@@ -14,7 +14,7 @@ export const MAX_NAME_BYTES = 255;
 export function checkTargetName(name: unknown): asserts name is string {
   const bad = (why: string): never => {
     throw durableError(
-      'DURABLE_BAD_NAME',
+      DURABLE_CODES.badName,
       `Refused file name ${JSON.stringify(name)}: ${why}. Use a single file name without path separators.`,
       {
         retryable: false,

@@ -8,7 +8,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { errorCode } from '../errors.js';
-import { abortedError, isAborted, targetError } from './durable-errors.js';
+import { abortedError, DURABLE_CODES, isAborted, targetError, type DurableCode } from './errors.js';
 import type { HashEngine } from '../hash.js';
 import { readBackHash } from './read-back.js';
 
@@ -19,7 +19,7 @@ export interface VerifyResult {
   blake3: string;
   verifiedAt: string;
   /** Why ok is false: DURABLE_MISSING, DURABLE_SIZE_MISMATCH, DURABLE_HASH_MISMATCH, DURABLE_IO_ERROR (unreadable bytes). */
-  code?: string;
+  code?: DurableCode;
 }
 
 export async function verifyFile(
@@ -33,18 +33,19 @@ export async function verifyFile(
   let size: number;
   try {
     const st = await stat(path);
-    if (!st.isFile()) return { ok: false, size: 0, blake3: '', verifiedAt: now(), code: 'DURABLE_MISSING' };
+    if (!st.isFile()) return { ok: false, size: 0, blake3: '', verifiedAt: now(), code: DURABLE_CODES.missing };
     size = st.size;
   } catch (err) {
     const code = errorCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       // A verdict: the copy is not there. The CALLER checks first that the target root is
       // mounted, so an unplugged disk is not read as "every copy lost".
-      return { ok: false, size: 0, blake3: '', verifiedAt: now(), code: 'DURABLE_MISSING' };
+      return { ok: false, size: 0, blake3: '', verifiedAt: now(), code: DURABLE_CODES.missing };
     }
     throw targetError(err, 'verify', path);
   }
-  if (size !== expected.size) return { ok: false, size, blake3: '', verifiedAt: now(), code: 'DURABLE_SIZE_MISMATCH' };
+  if (size !== expected.size)
+    return { ok: false, size, blake3: '', verifiedAt: now(), code: DURABLE_CODES.sizeMismatch };
   let got: { size: number; blake3: string };
   try {
     got = await readBackHash(path, {
@@ -53,12 +54,13 @@ export async function verifyFile(
     });
   } catch (err) {
     if (isAborted(signal)) throw abortedError(signal);
-    if (errorCode(err) === 'EIO') return { ok: false, size, blake3: '', verifiedAt: now(), code: 'DURABLE_IO_ERROR' };
+    if (errorCode(err) === 'EIO')
+      return { ok: false, size, blake3: '', verifiedAt: now(), code: DURABLE_CODES.ioError };
     throw targetError(err, 'verify', path);
   }
   if (got.size !== expected.size)
-    return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: 'DURABLE_SIZE_MISMATCH' };
+    return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: DURABLE_CODES.sizeMismatch };
   if (got.blake3 !== expected.blake3)
-    return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: 'DURABLE_HASH_MISMATCH' };
+    return { ok: false, size: got.size, blake3: got.blake3, verifiedAt: now(), code: DURABLE_CODES.hashMismatch };
   return { ok: true, size: got.size, blake3: got.blake3, verifiedAt: now() };
 }

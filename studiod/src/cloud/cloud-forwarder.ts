@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createHasher, backoffDelay } from '@studio321/protocol';
-import { CloudError, CLOUD_CODES, classifyS3Error } from './cloud-errors.js';
+import { CloudError, CLOUD_CODES, classifyS3Error } from './errors.js';
 import { validateCloudTarget, objectKey, DEFAULT_CONCURRENCY, type CloudTargetConfig } from './cloud-target.js';
 import {
   CloudQueue,
@@ -116,7 +116,7 @@ export class CloudForwarder {
       validateCloudTarget(t);
       if (names.has(t.name)) {
         throw new CloudError(
-          CLOUD_CODES.CONFIG_INVALID,
+          CLOUD_CODES.configInvalid,
           `Two cloud targets are named "${t.name}"; names must be unique. Fix the studiod config file.`,
         );
       }
@@ -183,7 +183,7 @@ export class CloudForwarder {
     for (const rt of this.#targets.values()) {
       for (const ac of rt.inFlight.values())
         ac.abort(
-          new CloudError(CLOUD_CODES.CLOSED, 'studiod is stopping; the upload stays queued.', { retryable: true }),
+          new CloudError(CLOUD_CODES.closed, 'studiod is stopping; the upload stays queued.', { retryable: true }),
         );
       rt.wake();
     }
@@ -201,7 +201,7 @@ export class CloudForwarder {
     const rt = this.#targets.get(target);
     if (rt === undefined) {
       throw new CloudError(
-        CLOUD_CODES.UNKNOWN_TARGET,
+        CLOUD_CODES.unknownTarget,
         `No cloud target named "${target}". Known: ${this.targets.join(', ') || 'none'}.`,
         { detail: { target } },
       );
@@ -308,14 +308,14 @@ export class CloudForwarder {
     const obj = await this.#queue.getObject(target, blake3);
     if (obj === undefined) {
       const queued = await this.#queue.getJob(target, blake3);
-      return { ok: false, code: queued === undefined ? CLOUD_CODES.OBJECT_MISSING : CLOUD_CODES.UPLOAD_PENDING };
+      return { ok: false, code: queued === undefined ? CLOUD_CODES.objectMissing : CLOUD_CODES.uploadPending };
     }
     const head = await rt.sink.head(obj.key);
-    if (head === null) return this.#lost(rt, obj, CLOUD_CODES.OBJECT_MISSING, obj.generation);
+    if (head === null) return this.#lost(rt, obj, CLOUD_CODES.objectMissing, obj.generation);
     const mismatch = objectMismatch(rt.cfg, head, obj, obj.sha256, null);
     if (mismatch !== null) {
       this.#log({ event: 'cloud.verify-mismatch', target, blake3, key: obj.key, mismatch });
-      return this.#lost(rt, obj, CLOUD_CODES.VERIFY_MISMATCH, obj.generation + 1);
+      return this.#lost(rt, obj, CLOUD_CODES.verifyMismatch, obj.generation + 1);
     }
     let method: CloudObject['method'] = 'head-size-sha256-meta';
     if (opts.download === true) {
@@ -341,7 +341,7 @@ export class CloudForwarder {
           key: obj.key,
           mismatch: `download: blake3 ${got}, size ${size}`,
         });
-        return this.#lost(rt, obj, CLOUD_CODES.VERIFY_MISMATCH, obj.generation + 1);
+        return this.#lost(rt, obj, CLOUD_CODES.verifyMismatch, obj.generation + 1);
       }
       method = 'download-blake3';
     }
@@ -465,7 +465,7 @@ export class CloudForwarder {
     const attempts = job.attempts + 1;
     let next: CloudJob;
     const extra: CloudOp[] = [];
-    if (ce.code === CLOUD_CODES.UPLOAD_LOST && job.upload !== null) {
+    if (ce.code === CLOUD_CODES.uploadLost && job.upload !== null) {
       // The server forgot the multipart upload: start it again from part 1.
       extra.push(...(await this.#queue.partDelOps(job, job.upload.uploadId)));
       next = { ...job, attempts, lastError: e, upload: null, dueAt: now };

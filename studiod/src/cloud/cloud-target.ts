@@ -2,7 +2,7 @@
  * Configuration of one S3-compatible cloud target, its validation, and the
  * content-addressed object key layout.
  */
-import { CloudError, CLOUD_CODES } from './cloud-errors.js';
+import { CloudError, CLOUD_CODES } from './errors.js';
 
 export interface CloudTargetConfig {
   /** Target name used in the catalogue and in `studioctl` (e.g. `cloud-east-ssd`). */
@@ -54,7 +54,7 @@ const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 function invalid(target: string, field: string, what: string): CloudError {
   return new CloudError(
-    CLOUD_CODES.CONFIG_INVALID,
+    CLOUD_CODES.configInvalid,
     `Cloud target "${target}": field "${field}" ${what}. Fix it in the studiod config file.`,
     { detail: { target, field } },
   );

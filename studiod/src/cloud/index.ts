@@ -1,4 +1,4 @@
-export * from './cloud-errors.js';
+export * from './errors.js';
 export * from './cloud-target.js';
 export * from './cloud-queue.js';
 export * from './rate-limiter.js';

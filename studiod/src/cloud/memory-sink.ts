@@ -18,7 +18,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { classifyS3Error } from './cloud-errors.js';
+import { classifyS3Error } from './errors.js';
 import { MIN_PART_SIZE, MAX_PARTS, type CloudTargetConfig } from './cloud-target.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { CloudSink, CompletedPart, ObjectInfo, PutSource } from './s3-sink.js';

@@ -23,7 +23,7 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import type { CloudTargetConfig } from './cloud-target.js';
-import { classifyS3Error, httpStatusOf, s3CodeOf } from './cloud-errors.js';
+import { classifyS3Error, httpStatusOf, s3CodeOf } from './errors.js';
 import { RateLimiter, throttle } from './rate-limiter.js';
 
 /** What a HEAD tells us about an object. */

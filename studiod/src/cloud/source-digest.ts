@@ -6,7 +6,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createHasher, readFileChunks, isRetryableSystemError, errorCode } from '@studio321/protocol';
-import { CloudError, CLOUD_CODES } from './cloud-errors.js';
+import { CloudError, CLOUD_CODES } from './errors.js';
 import type { PreparedSource } from './cloud-queue.js';
 
 export async function digestSource(
@@ -46,14 +46,14 @@ export async function digestSource(
     const code = errorCode(err);
     if (code === 'ENOENT') {
       throw new CloudError(
-        CLOUD_CODES.SOURCE_MISSING,
+        CLOUD_CODES.sourceMissing,
         `The mirror copy ${path} of asset ${expected.blake3} is missing; it cannot be uploaded. ` +
           'Run `studioctl verify --target mirror` and repair the mirror from the RAID copy.',
         { cause: err, retryable: false, detail: { path, blake3: expected.blake3 } },
       );
     }
     throw new CloudError(
-      CLOUD_CODES.SOURCE_UNREADABLE,
+      CLOUD_CODES.sourceUnreadable,
       `Cannot read the mirror copy ${path} (${code ?? 'error'}); the upload stays queued.`,
       { cause: err, retryable: isRetryableSystemError(err) || code === 'EIO' || code === 'EMFILE', detail: { path } },
     );
@@ -63,7 +63,7 @@ export async function digestSource(
   b3.dispose();
   if (size !== expected.size || blake3 !== expected.blake3) {
     throw new CloudError(
-      CLOUD_CODES.SOURCE_MISMATCH,
+      CLOUD_CODES.sourceMismatch,
       `The mirror copy ${path} no longer matches asset ${expected.blake3} (size ${size}, expected ${expected.size}); ` +
         'it was not uploaded. Run `studioctl verify --target mirror` and repair it from the RAID copy, then `studioctl cloud retry`.',
       { retryable: false, detail: { path, expected, actual: { size, blake3 } } },

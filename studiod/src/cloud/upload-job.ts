@@ -21,7 +21,7 @@
  *                 replaced by the object record in one sync batch. A crash
  *                 between 5 and 6 repeats 5 and 6 (onCopyVerified must be idempotent).
  */
-import { CloudError, CLOUD_CODES } from './cloud-errors.js';
+import { CloudError, CLOUD_CODES } from './errors.js';
 import { objectKey, partSizeFor, type CloudTargetConfig } from './cloud-target.js';
 import type { CloudJob, CloudObject, CloudOp, CloudQueue, PreparedSource } from './cloud-queue.js';
 import type { CloudSink, ObjectInfo } from './s3-sink.js';
@@ -178,7 +178,7 @@ export class UploadJob {
       if (err instanceof CloudError) throw err;
       const retryable = err instanceof Error && (err as { retryable?: unknown }).retryable === true;
       throw new CloudError(
-        CLOUD_CODES.SOURCE_MISSING,
+        CLOUD_CODES.sourceMissing,
         `No readable mirror copy of asset ${blake3} to upload (${err instanceof Error ? err.message : String(err)}). ` +
           'Check the mirror target; the job is retried when it is back.',
         { cause: err, retryable, detail: { blake3 } },
@@ -211,7 +211,7 @@ export class UploadJob {
     if (why === null) return true;
     if (!job.touchedKeys.includes(key)) {
       throw new CloudError(
-        CLOUD_CODES.KEY_CONFLICT,
+        CLOUD_CODES.keyConflict,
         `Cloud target "${cfg.name}" already holds a different object at ${key} (${why}); it is never overwritten. ` +
           'Check whether another system writes to this bucket/prefix, then `studioctl cloud retry`.',
         { retryable: false, detail: { target: cfg.name, key, mismatch: why } },
@@ -300,7 +300,7 @@ export class UploadJob {
     const head = await sink.head(key, this.#signal);
     if (head === null) {
       throw new CloudError(
-        CLOUD_CODES.OBJECT_MISSING,
+        CLOUD_CODES.objectMissing,
         `Cloud target "${cfg.name}" accepted ${key} but a HEAD does not find it; the upload is retried.`,
         { retryable: true, detail: { target: cfg.name, key } },
       );
@@ -310,7 +310,7 @@ export class UploadJob {
       // The next run's step 2 sees our own bad write and moves to the next key.
       log({ event: 'cloud.verify-mismatch', target: cfg.name, blake3: job.blake3, key, mismatch: why });
       throw new CloudError(
-        CLOUD_CODES.VERIFY_MISMATCH,
+        CLOUD_CODES.verifyMismatch,
         `The object ${key} on cloud target "${cfg.name}" does not match what was sent (${why}); it is not counted and is sent again.`,
         { retryable: true, detail: { target: cfg.name, key, mismatch: why } },
       );

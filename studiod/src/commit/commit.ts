@@ -35,10 +35,17 @@ import {
   type ReceiptMessage,
   type StudioCopy,
 } from '@studio321/protocol';
-import { durableWrite, placeVerified } from '@studio321/protocol/durable';
+import {
+  DURABLE_CODES,
+  durableError,
+  durableWrite,
+  placeVerified,
+  translateDurable,
+} from '@studio321/protocol/durable';
 import type { Catalogue, CopyRecord, NameRecord } from '../catalogue.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
-import { StudioCode, StudioError } from '../errors.js';
+import { STUDIO_CODES, StudioError } from '../errors.js';
+import { COMMIT_FAILURES } from './durable-failures.js';
 import { checkTarget } from './target-check.js';
 import type { StagedFile } from './staging.js';
 
@@ -114,38 +121,12 @@ export function distinctName(base: string, n: number): string {
 export function classifyCommitError(err: unknown): CodedError {
   if (err instanceof StudioError) return err;
   if (err instanceof DurableWriteError) {
-    switch (err.code) {
-      case 'DURABLE_NO_SPACE':
-        return new StudioError(
-          StudioCode.TargetFull,
-          `A studio target is full. Free space (or add a disk); the file is committed when space is back. (${err.message})`,
-          { cause: err, retryable: true, detail: err.detail ?? {} },
-        );
-      case 'DURABLE_TARGET_MISSING':
-        return new StudioError(
-          StudioCode.TargetMissing,
-          `A studio target disappeared during the commit. Mount it again; the file is committed when it returns. (${err.message})`,
-          { cause: err, retryable: true, detail: err.detail ?? {} },
-        );
-      case 'DURABLE_ACCESS_DENIED':
-        return new StudioError(
-          StudioCode.TargetAccess,
-          `A studio target refused the write. Fix its permissions. (${err.message})`,
-          { cause: err, retryable: true, detail: err.detail ?? {} },
-        );
-      case 'DURABLE_ABORTED':
-        return new StudioError(
-          StudioCode.ShuttingDown,
-          'The studio is stopping; the file is committed after the restart.',
-          { cause: err, retryable: true },
-        );
-      default:
-        return err;
-    }
+    const t = translateDurable(err, COMMIT_FAILURES, err);
+    return t === undefined ? err : new StudioError(t.code, t.message, t.options);
   }
   if (err instanceof CodedError) return err;
   return new StudioError(
-    StudioCode.TargetIo,
+    STUDIO_CODES.targetIo,
     `Commit failed (${err instanceof Error ? err.message : String(err)}). It is retried.`,
     { cause: err, retryable: true },
   );
@@ -229,12 +210,12 @@ export class Committer {
             ...(this.#signal === undefined ? {} : { signal: this.#signal }),
           });
         } catch (err) {
-          if (err instanceof DurableWriteError && err.code === 'DURABLE_READBACK_MISMATCH') {
+          if (err instanceof DurableWriteError && err.code === DURABLE_CODES.readbackMismatch) {
             const staged = await checkStaged().catch(() => undefined);
             if (staged !== undefined && !isOffered(staged)) {
               // Both copies disagree with the offer: it is the bytes received, not a disk.
-              throw new DurableWriteError(
-                'DURABLE_HASH_MISMATCH',
+              throw durableError(
+                DURABLE_CODES.hashMismatch,
                 `The bytes received for ${input.hash} do not hash to it; nothing was kept.`,
                 {
                   cause: err,
@@ -248,8 +229,8 @@ export class Committer {
         }
         const staged = await checkStaged();
         if (!isOffered(staged)) {
-          throw new DurableWriteError(
-            'DURABLE_READBACK_MISMATCH',
+          throw durableError(
+            DURABLE_CODES.readbackMismatch,
             `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`,
             {
               retryable: true,
@@ -320,7 +301,7 @@ export class Committer {
         }
         return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
       } catch (err) {
-        if (err instanceof DurableWriteError && err.code === 'DURABLE_NAME_TAKEN') continue;
+        if (err instanceof DurableWriteError && err.code === DURABLE_CODES.nameTaken) continue;
         await this.#catalogue.clearIntent(input.hash).catch(() => undefined);
         throw classifyCommitError(err);
       } finally {
@@ -328,7 +309,7 @@ export class Committer {
       }
     }
     throw new StudioError(
-      StudioCode.NoFreeName,
+      STUDIO_CODES.noFreeName,
       `No free name for ${base} after ${MAX_NAME_SUFFIX} tries in ${dir}. Look at that folder on the targets.`,
       { detail: { dir, base } },
     );

@@ -1,4 +1,5 @@
 /** Committing a received file: staging, the two-target commit, target checks. */
 export * from './commit.js';
+export * from './durable-failures.js';
 export * from './staging.js';
 export * from './target-check.js';

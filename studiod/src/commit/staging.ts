@@ -27,7 +27,7 @@ import {
   sharedHashPool,
   type ReadBack,
 } from '@studio321/protocol/durable';
-import { StudioCode, StudioError } from '../errors.js';
+import { STUDIO_CODES, StudioError } from '../errors.js';
 
 const PART_SUFFIX = '.part';
 
@@ -38,13 +38,13 @@ function stagingError(err: unknown, what: string, path: string): StudioError {
   const code = errorCode(err);
   if (code === 'ENOSPC') {
     return new StudioError(
-      StudioCode.TargetFull,
+      STUDIO_CODES.targetFull,
       `The mirror target is full (staging ${path}). Free space on it; transfers resume by themselves.`,
       { cause: err, retryable: true, detail: { path } },
     );
   }
   return new StudioError(
-    StudioCode.StagingIo,
+    STUDIO_CODES.stagingIo,
     `Staging failed to ${what} ${path} (${code ?? 'error'}). Check the mirror disk; transfers resume by themselves.`,
     { cause: err, retryable: true, detail: { path } },
   );
@@ -239,7 +239,7 @@ export class Staging {
     const other = this.#held.get(hash);
     if (other !== undefined && other !== sessionId) {
       throw new StudioError(
-        StudioCode.Busy,
+        STUDIO_CODES.busy,
         `File ${hash} is being received from another session. It will be offered again.`,
         { retryable: true, detail: { hash } },
       );

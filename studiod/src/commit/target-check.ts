@@ -9,9 +9,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol';
-import { durableWrite, sweepStaleTemps } from '@studio321/protocol/durable';
+import { DURABLE_CODES, durableWrite, isDurableCode, sweepStaleTemps } from '@studio321/protocol/durable';
 import type { LocalTargetConfig } from '../config.js';
-import { StudioCode, StudioError } from '../errors.js';
+import { STUDIO_CODES, StudioError } from '../errors.js';
+import { COMMIT_FAILURES } from './durable-failures.js';
 
 export const TARGET_MARKER = '.studio321-target.json';
 
@@ -23,7 +24,7 @@ export interface TargetMarker {
 
 function missing(name: string, cfg: LocalTargetConfig, why: string, cause?: unknown): StudioError {
   return new StudioError(
-    StudioCode.TargetMissing,
+    STUDIO_CODES.targetMissing,
     `Target "${name}" at ${cfg.root} is not available (${why}). Mount the ${cfg.device} disk; waiting work is committed when it returns.`,
     {
       retryable: true,
@@ -54,7 +55,7 @@ export async function checkTarget(
       if (cfg.requireExistingRoot) throw missing(name, cfg, 'the root directory does not exist', err);
     } else {
       throw new StudioError(
-        StudioCode.TargetIo,
+        STUDIO_CODES.targetIo,
         `Target "${name}" at ${cfg.root} cannot be read (${errorCode(err) ?? 'error'}). Check the disk.`,
         { cause: err, retryable: true, detail: { target: name } },
       );
@@ -67,7 +68,7 @@ export async function checkTarget(
   } catch (err) {
     if (errorCode(err) !== 'ENOENT' && !(err instanceof SyntaxError)) {
       throw new StudioError(
-        StudioCode.TargetIo,
+        STUDIO_CODES.targetIo,
         `Target "${name}": marker ${markerPath} cannot be read. Check the disk.`,
         { cause: err, retryable: true, detail: { target: name } },
       );
@@ -107,16 +108,11 @@ async function writeMarker(name: string, cfg: LocalTargetConfig, at: number): Pr
     );
   } catch (err) {
     const code = err instanceof CodedError ? err.code : errorCode(err);
+    // The studio code of a durable failure as in a commit (durable-failures.ts); anything else is an I/O error.
     throw new StudioError(
-      code === 'DURABLE_NO_SPACE'
-        ? StudioCode.TargetFull
-        : code === 'DURABLE_ACCESS_DENIED'
-          ? StudioCode.TargetAccess
-          : code === 'DURABLE_TARGET_MISSING'
-            ? StudioCode.TargetMissing
-            : StudioCode.TargetIo,
+      (isDurableCode(code) ? COMMIT_FAILURES[code]?.code : undefined) ?? STUDIO_CODES.targetIo,
       `Target "${name}" at ${cfg.root} cannot be written (${code ?? 'error'}). Check the disk and its permissions.`,
-      { cause: err, retryable: code !== 'DURABLE_ACCESS_DENIED', detail: { target: name } },
+      { cause: err, retryable: code !== DURABLE_CODES.accessDenied, detail: { target: name } },
     );
   }
 }

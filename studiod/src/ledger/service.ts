@@ -23,7 +23,7 @@ import type { CloudTargetConfig } from '../cloud/cloud-target.js';
 import { LOCAL_TARGETS, cloudTargetsOf, policyOf, type StudiodConfig } from '../config.js';
 import type { ControlSocket } from '../control-socket.js';
 import { Ledger } from './ledger.js';
-import { LedgerCode, LedgerError } from './errors.js';
+import { LEDGER_CODES, LedgerError } from './errors.js';
 import { buildStatusReport, type StatusReport } from './status-report.js';
 import type { StudioStatus } from './status-report.js';
 import { verifyCopies, type VerifyReport } from './verify-copies.js';
@@ -153,7 +153,7 @@ export class LedgerService {
       if (c !== undefined) return safeJoin(this.#o.config.targets[t].root, c.path);
     }
     throw new LedgerError(
-      LedgerCode.NotFound,
+      LEDGER_CODES.notFound,
       `Asset ${blake3} has no verified copy on the mirror or the RAID to upload from.`,
       { retryable: true },
     );
@@ -300,13 +300,13 @@ export class LedgerService {
       const q = args['query'];
       if (typeof q !== 'string' || q.trim() === '')
         throw new LedgerError(
-          LedgerCode.BadArgument,
+          LEDGER_CODES.badArgument,
           'Give a file name, shoot/card/path, or a BLAKE3 hash: studioctl asset IMG_0001.CR3',
         );
       const found = await this.findAssets(q);
       if (found.length === 0)
         throw new LedgerError(
-          LedgerCode.NotFound,
+          LEDGER_CODES.notFound,
           `No asset matches "${q}". Try the file name (IMG_0001.CR3), shoot/card/path, or the full BLAKE3 hash.`,
           { detail: { query: q } },
         );
@@ -315,7 +315,7 @@ export class LedgerService {
     ctl.register('verify', async (args) => {
       if (this.#verifying !== undefined)
         throw new LedgerError(
-          LedgerCode.VerifyRunning,
+          LEDGER_CODES.verifyRunning,
           'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.',
           { retryable: true },
         );

@@ -14,12 +14,13 @@
  *  - agent copies (laptop, field drive) cannot be read from the studio; they
  *    are counted as skipped.
  */
-import { verifyFile, DurableWriteError } from '@studio321/protocol/durable';
+import { DURABLE_CODES, verifyFile, DurableWriteError } from '@studio321/protocol/durable';
 import { CodedError, safeJoin, type Logger } from '@studio321/protocol';
 import type { Catalogue, CopyRecord } from '../catalogue.js';
 import type { CloudForwarder } from '../cloud/cloud-forwarder.js';
+import { CLOUD_CODES } from '../cloud/errors.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
-import { LedgerCode, LedgerError } from './errors.js';
+import { LEDGER_CODES, LedgerError } from './errors.js';
 import { checkTarget } from '../commit/target-check.js';
 
 export interface VerifyOptions {
@@ -72,12 +73,12 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
   const sample = opts.samplePercent ?? 100;
   if (!(sample > 0 && sample <= 100))
     throw new LedgerError(
-      LedgerCode.BadArgument,
+      LEDGER_CODES.badArgument,
       `--sample must be a percentage above 0 and at most 100 (got ${sample}).`,
     );
   const known = new Set<string>([...LOCAL_TARGETS, ...(deps.cloud?.targets ?? [])]);
   if (opts.target !== undefined && !known.has(opts.target)) {
-    throw new LedgerError(LedgerCode.UnknownTarget, `No target "${opts.target}". Known: ${[...known].join(', ')}.`, {
+    throw new LedgerError(LEDGER_CODES.unknownTarget, `No target "${opts.target}". Known: ${[...known].join(', ')}.`, {
       detail: { target: opts.target },
     });
   }
@@ -97,17 +98,17 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
   const unchecked = new Map<string, { code: string; message: string }>();
   const skipTarget = (target: string, err: unknown): void => {
     if (unchecked.has(target)) return;
-    const code = err instanceof CodedError ? err.code : LedgerCode.TargetUnchecked;
+    const code = err instanceof CodedError ? err.code : LEDGER_CODES.targetUnchecked;
     const message = `Target "${target}" could not be checked (${err instanceof Error ? err.message : String(err)}); its copies were left as they were. Make it available and run verify again.`;
     unchecked.set(target, { code, message });
-    deps.log.warn({ code: LedgerCode.TargetUnchecked, target, cause: code }, message);
+    deps.log.warn({ code: LEDGER_CODES.targetUnchecked, target, cause: code }, message);
   };
   const lose = async (copy: CopyRecord, code: string): Promise<void> => {
     await deps.catalogue.removeCopy(copy);
     if (report.lost.length < LOST_LIST_MAX)
       report.lost.push({ hash: copy.hash, target: copy.target, path: copy.path, code });
     deps.log.error(
-      { code: LedgerCode.CopyLost, hash: copy.hash, target: copy.target, path: copy.path, reason: code },
+      { code: LEDGER_CODES.copyLost, hash: copy.hash, target: copy.target, path: copy.path, reason: code },
       `The ${copy.target} copy of ${copy.path || copy.hash} no longer verifies (${code}); it stopped counting.`,
     );
   };
@@ -131,7 +132,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     try {
       verdict = await verifyFile(safeJoin(cfg.root, copy.path), { size: copy.size, blake3: copy.hash });
     } catch (err) {
-      if (err instanceof DurableWriteError && err.code === 'DURABLE_TARGET_MISSING') {
+      if (err instanceof DurableWriteError && err.code === DURABLE_CODES.targetMissing) {
         // The file's directory is gone: a lost copy if the target itself is there, else an unmounted disk.
         try {
           await checkTarget(copy.target, cfg, true, now);
@@ -140,14 +141,14 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
           return;
         }
         report.copiesChecked++;
-        await lose(copy, 'DURABLE_MISSING');
+        await lose(copy, DURABLE_CODES.missing);
         return;
       }
       skipTarget(copy.target, err);
       return;
     }
     // A missing file counts as lost only while its target is still mounted (re-checked: it may have gone mid-run).
-    if (!verdict.ok && verdict.code === 'DURABLE_MISSING' && !(await targetPresent(copy.target as LocalTargetName)))
+    if (!verdict.ok && verdict.code === DURABLE_CODES.missing && !(await targetPresent(copy.target as LocalTargetName)))
       return;
     report.copiesChecked++;
     if (verdict.ok) {
@@ -158,7 +159,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
         verifiedAt: Date.parse(verdict.verifiedAt) || now(),
       });
     } else {
-      await lose(copy, verdict.code ?? 'DURABLE_HASH_MISMATCH');
+      await lose(copy, verdict.code ?? DURABLE_CODES.hashMismatch);
     }
   };
 
@@ -180,7 +181,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
         verifiedAt: Date.parse(r.copy.verifiedAt) || now(),
       });
     } else {
-      await lose(copy, r.code ?? 'CLOUD_VERIFY_MISMATCH');
+      await lose(copy, r.code ?? CLOUD_CODES.verifyMismatch);
     }
   };
 

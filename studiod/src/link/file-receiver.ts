@@ -18,7 +18,7 @@
 import {
   CodedError,
   ProtocolError,
-  ProtoCode,
+  PROTO_CODES,
   nameKey,
   validateSegment,
   validateRelativePath,
@@ -33,6 +33,7 @@ import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import type { StagedFile, Staging } from '../commit/staging.js';
 import { LiveChunks } from './live-chunks.js';
+import { DURABLE_CODES } from '@studio321/protocol/durable';
 
 /** What the receiver may do to its session. */
 export interface FileLink {
@@ -132,7 +133,7 @@ export class FileReceiver {
     this.#inFlight += msg.data.byteLength;
     if (this.#inFlight > this.#o.windowBytes)
       throw new ProtocolError(
-        ProtoCode.WindowExceeded,
+        PROTO_CODES.windowExceeded,
         `More than ${this.#o.windowBytes} unacknowledged bytes in flight. Update field-agent.`,
       );
   }
@@ -164,7 +165,7 @@ export class FileReceiver {
     const seen = new Set<string>();
     for (const f of msg.files) {
       if (seen.has(f.hash) || this.#wanted.has(f.hash))
-        throw new ProtocolError(ProtoCode.UnexpectedMessage, `Hash ${f.hash} offered twice while outstanding.`);
+        throw new ProtocolError(PROTO_CODES.unexpectedMessage, `Hash ${f.hash} offered twice while outstanding.`);
       seen.add(f.hash);
       let names: FileName[];
       try {
@@ -241,20 +242,23 @@ export class FileReceiver {
     const w = this.#wanted.get(msg.hash);
     if (w === undefined)
       throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
+        PROTO_CODES.unexpectedMessage,
         `Chunk for ${msg.hash}, which is not wanted in this session.`,
       );
     if (this.#current !== undefined && this.#current !== msg.hash)
-      throw new ProtocolError(ProtoCode.UnexpectedMessage, `Chunk for ${msg.hash} before FileEnd of ${this.#current}.`);
+      throw new ProtocolError(
+        PROTO_CODES.unexpectedMessage,
+        `Chunk for ${msg.hash} before FileEnd of ${this.#current}.`,
+      );
     if (msg.offset !== w.staged.written)
       throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
+        PROTO_CODES.unexpectedMessage,
         `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${w.staged.written} (a wrong or duplicated chunk).`,
         { detail: { expected: w.staged.written, got: msg.offset } },
       );
     if (msg.offset + msg.data.byteLength > w.file.size)
       throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
+        PROTO_CODES.unexpectedMessage,
         `Chunk of ${msg.hash} goes beyond the offered size ${w.file.size}.`,
       );
     this.#current = msg.hash;
@@ -278,7 +282,7 @@ export class FileReceiver {
           this.#link.fail(
             err instanceof CodedError
               ? err
-              : new ProtocolError(ProtoCode.UnexpectedMessage, 'Staging fsync failed.', { cause: err }),
+              : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Staging fsync failed.', { cause: err }),
           );
         },
       );
@@ -315,7 +319,7 @@ export class FileReceiver {
     if (live === undefined) return;
     w.live = undefined;
     live.chunks.fail(
-      new ProtocolError(ProtoCode.UnexpectedMessage, `Streamed commit of ${w.file.hash} stopped: ${why}.`, {
+      new ProtocolError(PROTO_CODES.unexpectedMessage, `Streamed commit of ${w.file.hash} stopped: ${why}.`, {
         retryable: true,
       }),
     );
@@ -331,12 +335,12 @@ export class FileReceiver {
     const w = this.#wanted.get(msg.hash);
     if (w === undefined)
       throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
+        PROTO_CODES.unexpectedMessage,
         `FileEnd for ${msg.hash}, which is not wanted in this session.`,
       );
     if (this.#current !== undefined && this.#current !== msg.hash)
       throw new ProtocolError(
-        ProtoCode.UnexpectedMessage,
+        PROTO_CODES.unexpectedMessage,
         `FileEnd for ${msg.hash} before FileEnd of ${this.#current}.`,
       );
     this.#current = undefined;
@@ -344,7 +348,7 @@ export class FileReceiver {
     await this.#settleSync(w);
     if (msg.size !== w.file.size || w.staged.written !== w.file.size) {
       const err = new ProtocolError(
-        ProtoCode.SizeMismatch,
+        PROTO_CODES.sizeMismatch,
         `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`,
         { retryable: true },
       );
@@ -386,11 +390,11 @@ export class FileReceiver {
       const coded =
         err instanceof CodedError
           ? err
-          : new ProtocolError(ProtoCode.UnexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
-      if (coded.code === 'DURABLE_HASH_MISMATCH' || coded.code === 'DURABLE_SIZE_MISMATCH') {
+          : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
+      if (coded.code === DURABLE_CODES.hashMismatch || coded.code === DURABLE_CODES.sizeMismatch) {
         await w.staged.discard().catch(() => undefined);
         const mismatch = new ProtocolError(
-          ProtoCode.HashMismatch,
+          PROTO_CODES.hashMismatch,
           `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`,
           { cause: err, retryable: true },
         );
@@ -398,7 +402,7 @@ export class FileReceiver {
         this.#nack(hash, mismatch, 0);
         return;
       }
-      if (coded.code === 'DURABLE_READBACK_MISMATCH') {
+      if (coded.code === DURABLE_CODES.readbackMismatch) {
         // A target disk returned other bytes than were written: never trust that staged file again.
         await w.staged.discard().catch(() => undefined);
         this.#link.log.error({ err: coded, hash }, 'read-back mismatch at commit: a target disk is corrupting data');

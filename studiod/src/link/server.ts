@@ -16,7 +16,7 @@ import {
 } from '@studio321/protocol';
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
-import { StudioCode, StudioError } from '../errors.js';
+import { STUDIO_CODES, StudioError } from '../errors.js';
 import { LinkSession, type SessionInfo } from './session.js';
 import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
@@ -103,7 +103,7 @@ export class LinkServer {
       https.once('error', (err) =>
         reject(
           new StudioError(
-            StudioCode.TargetIo,
+            STUDIO_CODES.targetIo,
             `Cannot listen on ${o.host}:${o.port} (${(err as NodeJS.ErrnoException).code ?? err.message}). Is another studiod running? Change listen.port.`,
             { cause: err },
           ),

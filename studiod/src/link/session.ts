@@ -27,7 +27,7 @@ import type { WebSocket } from 'ws';
 import {
   CodedError,
   ProtocolError,
-  ProtoCode,
+  PROTO_CODES,
   decodeFrame,
   encodeFrame,
   authPayload,
@@ -103,11 +103,11 @@ export interface SessionInfo {
 }
 
 const CLOSE_CODE: Record<string, number> = {
-  [ProtoCode.FrameTooLarge]: 1009,
-  [ProtoCode.AuthRefused]: 1008,
-  [ProtoCode.PairingRefused]: 1008,
-  [ProtoCode.NotAuthenticated]: 1008,
-  [ProtoCode.ShuttingDown]: 1001,
+  [PROTO_CODES.frameTooLarge]: 1009,
+  [PROTO_CODES.authRefused]: 1008,
+  [PROTO_CODES.pairingRefused]: 1008,
+  [PROTO_CODES.notAuthenticated]: 1008,
+  [PROTO_CODES.shuttingDown]: 1001,
 };
 
 export class LinkSession {
@@ -199,7 +199,7 @@ export class LinkSession {
     const authTimer = setTimeout(() => {
       if (UNAUTHENTICATED.has(this.#state))
         this.#fail(
-          new ProtocolError(ProtoCode.Timeout, 'Not authenticated in time. Reconnect and authenticate.', {
+          new ProtocolError(PROTO_CODES.timeout, 'Not authenticated in time. Reconnect and authenticate.', {
             retryable: true,
           }),
         );
@@ -221,7 +221,7 @@ export class LinkSession {
   /** Close with an Error frame (shutdown). */
   shutdown(): void {
     this.#fail(
-      new ProtocolError(ProtoCode.ShuttingDown, 'The studio is shutting down. The agent reconnects by itself.', {
+      new ProtocolError(PROTO_CODES.shuttingDown, 'The studio is shutting down. The agent reconnects by itself.', {
         retryable: true,
       }),
     );
@@ -230,7 +230,7 @@ export class LinkSession {
   #heartbeat(): void {
     const now = this.#d.now();
     if (now - this.#lastReceived >= this.#d.deadLinkMs) {
-      this.#log.warn({ code: ProtoCode.Timeout }, 'dead link: nothing received, closing');
+      this.#log.warn({ code: PROTO_CODES.timeout }, 'dead link: nothing received, closing');
       this.#ws.terminate();
       return;
     }
@@ -246,7 +246,7 @@ export class LinkSession {
   /** Send an Error frame and close this connection only. A session already ending ignores it. */
   #fail(err: CodedError): void {
     if (!LIVE.has(this.#state)) return;
-    const level = err.code === ProtoCode.ShuttingDown ? 'info' : 'warn';
+    const level = err.code === PROTO_CODES.shuttingDown ? 'info' : 'warn';
     this.#log[level]({ err, agentId: this.#agentId }, 'closing session');
     this.#send({ t: 'error', code: err.code, message: err.message.slice(0, 1000), retryable: err.retryable });
     this.#transition('closing');
@@ -262,7 +262,7 @@ export class LinkSession {
     if (!isBinary) {
       this.#fail(
         new ProtocolError(
-          ProtoCode.Malformed,
+          PROTO_CODES.malformed,
           'Text WebSocket messages are not allowed; every frame is binary msgpack.',
         ),
       );
@@ -276,7 +276,7 @@ export class LinkSession {
       if (msg.t === 'chunk') this.#files.admit(msg);
     } catch (err) {
       this.#fail(
-        err instanceof CodedError ? err : new ProtocolError(ProtoCode.Malformed, 'Malformed frame.', { cause: err }),
+        err instanceof CodedError ? err : new ProtocolError(PROTO_CODES.malformed, 'Malformed frame.', { cause: err }),
       );
       return;
     }
@@ -291,7 +291,7 @@ export class LinkSession {
         this.#fail(
           err instanceof CodedError
             ? err
-            : new ProtocolError(ProtoCode.UnexpectedMessage, `Internal error handling ${msg.t}.`, { cause: err }),
+            : new ProtocolError(PROTO_CODES.unexpectedMessage, `Internal error handling ${msg.t}.`, { cause: err }),
         );
       });
   }
@@ -300,9 +300,9 @@ export class LinkSession {
   async #handle(msg: Message): Promise<void> {
     switch (this.#state) {
       case 'awaiting-hello':
-        if (msg.t !== 'hello') throw new ProtocolError(ProtoCode.UnexpectedMessage, 'The first frame must be Hello.');
+        if (msg.t !== 'hello') throw new ProtocolError(PROTO_CODES.unexpectedMessage, 'The first frame must be Hello.');
         if (msg.role !== 'agent')
-          throw new ProtocolError(ProtoCode.UnexpectedMessage, 'Hello role must be "agent" on the studio side.');
+          throw new ProtocolError(PROTO_CODES.unexpectedMessage, 'Hello role must be "agent" on the studio side.');
         this.#transition('awaiting-proof');
         return;
       case 'awaiting-proof':
@@ -313,7 +313,7 @@ export class LinkSession {
       case 'authenticating':
         if (msg.t === 'hello') throw LinkSession.#secondHello();
         if (msg.t === 'pair-request')
-          throw new ProtocolError(ProtoCode.UnexpectedMessage, 'PairRequest after AuthProof.');
+          throw new ProtocolError(PROTO_CODES.unexpectedMessage, 'PairRequest after AuthProof.');
         if (msg.t === 'auth-proof') throw LinkSession.#authRefused(); // at most one proof per session
         throw LinkSession.#notAuthenticated(msg);
       case 'ready':
@@ -332,7 +332,7 @@ export class LinkSession {
             this.#ws.close(1000);
             return;
           default:
-            throw new ProtocolError(ProtoCode.UnexpectedMessage, `"${msg.t}" is not allowed from an agent now.`);
+            throw new ProtocolError(PROTO_CODES.unexpectedMessage, `"${msg.t}" is not allowed from an agent now.`);
         }
       case 'draining':
         // After a plain network cut, chunks already received are still written: they become
@@ -346,12 +346,12 @@ export class LinkSession {
   }
 
   static #secondHello(): ProtocolError {
-    return new ProtocolError(ProtoCode.UnexpectedMessage, 'A second Hello in one session.');
+    return new ProtocolError(PROTO_CODES.unexpectedMessage, 'A second Hello in one session.');
   }
 
   static #notAuthenticated(msg: Message): ProtocolError {
     return new ProtocolError(
-      ProtoCode.NotAuthenticated,
+      PROTO_CODES.notAuthenticated,
       `"${msg.t}" before authentication. Pair the agent (field-agent pair) and authenticate first.`,
     );
   }
@@ -359,7 +359,7 @@ export class LinkSession {
   /** One refusal for every reason: the Error frame MUST NOT say which it was (SPEC §3.3). */
   static #authRefused(): ProtocolError {
     return new ProtocolError(
-      ProtoCode.AuthRefused,
+      PROTO_CODES.authRefused,
       'Authentication refused. If this laptop should sync here, pair it again (studioctl pair, then field-agent pair).',
     );
   }
@@ -376,7 +376,7 @@ export class LinkSession {
     });
     if (!ok)
       throw new ProtocolError(
-        ProtoCode.PairingRefused,
+        PROTO_CODES.pairingRefused,
         'Pairing code unknown, expired or already used. Run `studioctl pair` for a new code.',
       );
     this.#log.info({ agentId, agentName: msg.agentName }, 'agent paired');

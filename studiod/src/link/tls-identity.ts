@@ -9,7 +9,7 @@ import { chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { certFingerprint, errorCode } from '@studio321/protocol';
-import { StudioCode, StudioError } from '../errors.js';
+import { STUDIO_CODES, StudioError } from '../errors.js';
 
 const run = promisify(execFile);
 
@@ -25,7 +25,7 @@ async function readIfPresent(path: string): Promise<Buffer | undefined> {
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return undefined;
     throw new StudioError(
-      StudioCode.TlsSetup,
+      STUDIO_CODES.tlsSetup,
       `Cannot read ${path} (${errorCode(err) ?? 'error'}). Check its permissions.`,
       { cause: err, detail: { path } },
     );
@@ -47,7 +47,7 @@ export async function loadOrCreateTlsIdentity(
   }
   if (key === undefined || cert === undefined) {
     throw new StudioError(
-      StudioCode.TlsSetup,
+      STUDIO_CODES.tlsSetup,
       `Only one of the TLS files exists (key ${keyPath}, cert ${certPath}). Restore the missing one, or remove both to generate a new identity (agents must then pair again).`,
       { detail: { keyPath, certPath } },
     );
@@ -57,7 +57,7 @@ export async function loadOrCreateTlsIdentity(
     fingerprint = certFingerprint(cert.toString('utf8'));
   } catch (err) {
     throw new StudioError(
-      StudioCode.TlsSetup,
+      STUDIO_CODES.tlsSetup,
       `${certPath} is not a PEM certificate. Restore it, or remove key and cert to generate a new identity.`,
       { cause: err, detail: { certPath } },
     );
@@ -95,7 +95,7 @@ async function generate(keyPath: string, certPath: string, cn: string): Promise<
     await rm(tmpKey, { force: true });
     await rm(tmpCert, { force: true });
     throw new StudioError(
-      StudioCode.TlsSetup,
+      STUDIO_CODES.tlsSetup,
       `Could not generate the studio TLS certificate (${err instanceof Error ? err.message : String(err)}). Install openssl or provide tls.key and tls.cert in the config.`,
       { cause: err },
     );

@@ -4,31 +4,53 @@
  *
  * Queue and workers branch on `retryable`, never on message text.
  */
-import { CodedError, isRetryableSystemError, errorCode } from '@studio321/protocol';
+import { CodedError, isRetryableSystemError, errorCode, type CodedErrorOptions } from '@studio321/protocol';
 
-export class CloudError extends CodedError {}
-
-/** Every code this subsystem throws or reports; listed in docs/errors.md. */
+/** Every code this subsystem throws or reports; listed in docs/errors.md §CLOUD_. */
 export const CLOUD_CODES = {
-  CONFIG_INVALID: 'CLOUD_CONFIG_INVALID',
-  UNKNOWN_TARGET: 'CLOUD_UNKNOWN_TARGET',
-  UNAVAILABLE: 'CLOUD_UNAVAILABLE',
-  ACCESS_DENIED: 'CLOUD_ACCESS_DENIED',
-  BAD_CREDENTIALS: 'CLOUD_BAD_CREDENTIALS',
-  NO_SUCH_BUCKET: 'CLOUD_NO_SUCH_BUCKET',
-  REQUEST_REJECTED: 'CLOUD_REQUEST_REJECTED',
-  UPLOAD_LOST: 'CLOUD_UPLOAD_LOST',
-  KEY_CONFLICT: 'CLOUD_KEY_CONFLICT',
-  OBJECT_MISSING: 'CLOUD_OBJECT_MISSING',
-  VERIFY_MISMATCH: 'CLOUD_VERIFY_MISMATCH',
-  SOURCE_MISSING: 'CLOUD_SOURCE_MISSING',
-  SOURCE_MISMATCH: 'CLOUD_SOURCE_MISMATCH',
-  SOURCE_UNREADABLE: 'CLOUD_SOURCE_UNREADABLE',
-  UPLOAD_PENDING: 'CLOUD_UPLOAD_PENDING',
-  CLOSED: 'CLOUD_CLOSED',
+  /** A cloud target in the config has a missing or bad field. Not retryable. */
+  configInvalid: 'CLOUD_CONFIG_INVALID',
+  /** `verify`/`retry` named a target that is not configured. Not retryable. */
+  unknownTarget: 'CLOUD_UNKNOWN_TARGET',
+  /** 5xx, throttling or a network failure: the job waits and is retried with backoff. Retryable. */
+  unavailable: 'CLOUD_UNAVAILABLE',
+  /** AccessDenied or any other 403. Not retryable (the job is parked). */
+  accessDenied: 'CLOUD_ACCESS_DENIED',
+  /** InvalidAccessKeyId or SignatureDoesNotMatch. Not retryable (the job is parked). */
+  badCredentials: 'CLOUD_BAD_CREDENTIALS',
+  /** The bucket does not exist. Not retryable (the job is parked). */
+  noSuchBucket: 'CLOUD_NO_SUCH_BUCKET',
+  /** Any other 4xx. Not retryable (the job is parked). */
+  requestRejected: 'CLOUD_REQUEST_REJECTED',
+  /** NoSuchUpload: the server forgot our multipart upload; it restarts from part 1. Retryable. */
+  uploadLost: 'CLOUD_UPLOAD_LOST',
+  /** The content-addressed key holds an object this job did not write, of other content. Not retryable. */
+  keyConflict: 'CLOUD_KEY_CONFLICT',
+  /** A counted object is gone, or a PUT the server accepted cannot be found; it is re-sent. Retryable. */
+  objectMissing: 'CLOUD_OBJECT_MISSING',
+  /** The object's HEAD or its downloaded BLAKE3 does not match; it is re-sent to the next key. Retryable. */
+  verifyMismatch: 'CLOUD_VERIFY_MISMATCH',
+  /** The mirror copy to upload from is missing. Retryable as its cause (ENOENT: no). */
+  sourceMissing: 'CLOUD_SOURCE_MISSING',
+  /** The mirror copy no longer has the asset's size/BLAKE3: never uploaded. Not retryable. */
+  sourceMismatch: 'CLOUD_SOURCE_MISMATCH',
+  /** Reading the mirror copy failed (EIO…). Retryable as its cause. */
+  sourceUnreadable: 'CLOUD_SOURCE_UNREADABLE',
+  /** (`verify` verdict) the asset is queued, not yet uploaded. A verdict, not thrown. */
+  uploadPending: 'CLOUD_UPLOAD_PENDING',
+  /** studiod is stopping; the in-flight upload was aborted and stays queued. Retryable. */
+  closed: 'CLOUD_CLOSED',
 } as const;
 
 export type CloudCode = (typeof CLOUD_CODES)[keyof typeof CLOUD_CODES];
+
+export class CloudError extends CodedError {
+  declare readonly code: CloudCode;
+
+  constructor(code: CloudCode, message: string, options: CodedErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
 
 /** The shape of an AWS SDK v3 service exception, narrowed without `any`. */
 interface SdkErrorShape {
@@ -87,7 +109,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
 
   if (s3Code === 'InvalidAccessKeyId' || s3Code === 'SignatureDoesNotMatch') {
     return new CloudError(
-      CLOUD_CODES.BAD_CREDENTIALS,
+      CLOUD_CODES.badCredentials,
       `Cloud target "${target}" refused the credentials (${s3Code}) during ${what}. ` +
         'Fix accessKeyId/secretAccessKey in the studiod config, then run `studioctl cloud retry`.',
       { cause: err, retryable: false, detail },
@@ -100,7 +122,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
     (status === 403 && s3Code !== 'RequestTimeTooSkewed')
   ) {
     return new CloudError(
-      CLOUD_CODES.ACCESS_DENIED,
+      CLOUD_CODES.accessDenied,
       `Cloud target "${target}" denied access (${s3Code ?? 'HTTP 403'}) during ${what}. ` +
         'Grant the key s3:PutObject, s3:GetObject and multipart permissions on the bucket, then run `studioctl cloud retry`.',
       { cause: err, retryable: false, detail },
@@ -108,7 +130,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
   }
   if (s3Code === 'NoSuchBucket') {
     return new CloudError(
-      CLOUD_CODES.NO_SUCH_BUCKET,
+      CLOUD_CODES.noSuchBucket,
       `The bucket of cloud target "${target}" does not exist. Create it or fix "bucket" in the studiod config, ` +
         'then run `studioctl cloud retry`.',
       { cause: err, retryable: false, detail },
@@ -116,7 +138,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
   }
   if (s3Code === 'NoSuchUpload') {
     return new CloudError(
-      CLOUD_CODES.UPLOAD_LOST,
+      CLOUD_CODES.uploadLost,
       `The multipart upload on cloud target "${target}" is gone (expired or aborted); it restarts from the first part.`,
       { cause: err, retryable: true, detail },
     );
@@ -126,7 +148,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
     (status !== undefined && (status >= 500 || status === 429 || status === 408))
   ) {
     return new CloudError(
-      CLOUD_CODES.UNAVAILABLE,
+      CLOUD_CODES.unavailable,
       `Cloud target "${target}" is unavailable (${s3Code ?? `HTTP ${status}`}) during ${what}; ` +
         'the upload stays queued and is retried with backoff.',
       { cause: err, retryable: true, detail },
@@ -134,7 +156,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
   }
   if (status !== undefined) {
     return new CloudError(
-      CLOUD_CODES.REQUEST_REJECTED,
+      CLOUD_CODES.requestRejected,
       `Cloud target "${target}" rejected ${what} (${s3Code ?? 'error'}, HTTP ${status}). ` +
         'Check the target config (endpoint, region, storage class); the job is parked until `studioctl cloud retry`.',
       { cause: err, retryable: false, detail },
@@ -150,7 +172,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
     sysCode === 'UND_ERR_SOCKET'
   ) {
     return new CloudError(
-      CLOUD_CODES.UNAVAILABLE,
+      CLOUD_CODES.unavailable,
       `Cannot reach cloud target "${target}" (${sysCode ?? (err instanceof Error ? err.name : 'network error')}) ` +
         `during ${what}; the upload stays queued and is retried with backoff.`,
       { cause: err, retryable: true, detail },
@@ -159,7 +181,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
   // Unknown failures without an HTTP status are most likely transport problems
   // (a socket torn down mid-body, a parse error on a truncated response): retry.
   return new CloudError(
-    CLOUD_CODES.UNAVAILABLE,
+    CLOUD_CODES.unavailable,
     `Cloud target "${target}" failed during ${what} (${err instanceof Error ? err.message : String(err)}); ` +
       'the upload stays queued and is retried with backoff.',
     { cause: err, retryable: true, detail },
