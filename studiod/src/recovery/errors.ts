@@ -13,6 +13,8 @@ export const RECOVERY_CODES = {
   badArgument: 'RECOVERY_BAD_ARGUMENT',
   /** No copy of a file could be read and verified: every source failed (each attempt is listed). Not retryable as is. */
   noSource: 'RECOVERY_NO_SOURCE',
+  /** (an attempt) The copy is in an archive storage class and not restored: S3 refuses to read it (InvalidObjectState). */
+  archived: 'RECOVERY_ARCHIVED',
   /** The only readable copy is in an archive storage class: a restore was requested (ready within 12–48 h). Retryable. */
   archivePending: 'RECOVERY_ARCHIVE_PENDING',
   /** The destination DIR refused the write (full, read-only, permissions, I/O). Not retryable until fixed. */

@@ -364,7 +364,7 @@ export class RestoreService {
           throw new SourceFailure(
             {
               target: src.target,
-              code: codeOf(err),
+              code: isArchivedRefusal(err) ? RECOVERY_CODES.archived : codeOf(err),
               message: isArchivedRefusal(err)
                 ? `s3://${src.config.bucket}/${src.key} is in ${src.config.storageClass} and not restored yet.`
                 : messageOf(err),
