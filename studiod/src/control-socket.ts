@@ -258,5 +258,16 @@ export async function controlRequest(
         ),
       );
     });
+    // studiod went away mid-command (stopped, killed): no reply will come. A settled promise ignores this.
+    s.once('close', () => {
+      clearTimeout(timer);
+      reject(
+        new StudioError(
+          StudioCode.NotRunning,
+          `studiod at ${path} closed the connection before answering (stopped or restarted?). Run the command again.`,
+          { retryable: true },
+        ),
+      );
+    });
   });
 }
