@@ -515,10 +515,16 @@ export function cloudSinkSuite(
       const sink = await fresh(t);
       const src = await source(10);
       const key = `${prefix()}hot`;
-      await sink.putObject({ key, path: src.path, start: 0, end: 10, sha256b64: sha256b64(src.bytes), signal: never }, {});
+      await sink.putObject(
+        { key, path: src.path, start: 0, end: 10, sha256b64: sha256b64(src.bytes), signal: never },
+        {},
+      );
       const opts = { days: 1, tier: 'Bulk' } as const;
       if (server.archiveRestore === 'unsupported') {
-        await t.rejects(sink.restoreObject(key, opts), { code: 'CLOUD_UNAVAILABLE', detail: { s3Code: 'NotImplemented' } });
+        await t.rejects(sink.restoreObject(key, opts), {
+          code: 'CLOUD_UNAVAILABLE',
+          detail: { s3Code: 'NotImplemented' },
+        });
         return;
       }
       await t.rejects(sink.restoreObject(key, opts), {

@@ -27,13 +27,7 @@ import { createReadStream } from 'node:fs';
 import { classifyS3Error } from './cloud-errors.js';
 import { MIN_PART_SIZE, MAX_PARTS, isArchiveClass, type CloudTargetConfig, type RestoreTier } from './cloud-target.js';
 import { RateLimiter } from './rate-limiter.js';
-import type {
-  CloudSink,
-  CompletedPart,
-  ObjectInfo,
-  PutSource,
-  RestoreRequestState,
-} from './s3-sink.js';
+import type { CloudSink, CompletedPart, ObjectInfo, PutSource, RestoreRequestState } from './s3-sink.js';
 import { compositeSha256 } from './source-digest.js';
 
 /** S3's largest single PUT. */

@@ -28,7 +28,8 @@ export function formatRestore(r: RestoreReport): string {
     `${r.restored} restored (${formatBytes(r.bytes)}), ${r.present} already present, ${r.requested} requested from the archive, ` +
       `${r.failed} failed, ${r.notFound.length} not found → ${r.to}`,
   );
-  if (!r.complete) lines.push('NOT COMPLETE: the files above marked NOT FOUND, REQUESTED or FAILED are not in the destination.');
+  if (!r.complete)
+    lines.push('NOT COMPLETE: the files above marked NOT FOUND, REQUESTED or FAILED are not in the destination.');
   return `${lines.join('\n')}\n`;
 }
 

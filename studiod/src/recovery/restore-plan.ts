@@ -160,7 +160,11 @@ export type SourceRef =
  * of a hot class, then of an archive class (config order within each); only
  * targets with a verified copy record. `from` keeps that target only.
  */
-export function sourcesFor(copies: CopyRecord[], cloudTargets: readonly CloudTargetConfig[], from?: string): SourceRef[] {
+export function sourcesFor(
+  copies: CopyRecord[],
+  cloudTargets: readonly CloudTargetConfig[],
+  from?: string,
+): SourceRef[] {
   const out: SourceRef[] = [];
   for (const t of LOCAL_TARGETS) {
     const c = copies.find((x) => x.kind === 'studio' && x.target === t);

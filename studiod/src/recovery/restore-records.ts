@@ -67,7 +67,8 @@ export class RestoreRecords {
 
   async requests(): Promise<ArchiveRequestRecord[]> {
     const out: ArchiveRequestRecord[] = [];
-    for await (const v of this.#db.values({ gt: 'req!', lt: 'req!\xff' })) out.push(v as unknown as ArchiveRequestRecord);
+    for await (const v of this.#db.values({ gt: 'req!', lt: 'req!\xff' }))
+      out.push(v as unknown as ArchiveRequestRecord);
     return out;
   }
 

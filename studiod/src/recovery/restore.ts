@@ -42,7 +42,16 @@ import { checkTarget } from '../commit/target-check.js';
 import { LOCAL_TARGETS, cloudTargetsOf, type StudiodConfig } from '../config.js';
 import type { ControlContext, ControlSocket } from '../control-socket.js';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
-import { groupOf, selectAssets, sourcesFor, storedPathOf, type NotFound, type PlannedFile, type RestoreSelection, type SourceRef } from './restore-plan.js';
+import {
+  groupOf,
+  selectAssets,
+  sourcesFor,
+  storedPathOf,
+  type NotFound,
+  type PlannedFile,
+  type RestoreSelection,
+  type SourceRef,
+} from './restore-plan.js';
 import { RestoreRecords, type ArchiveRequestRecord } from './restore-records.js';
 
 export interface RestoreServiceOptions {
@@ -233,19 +242,27 @@ export class RestoreService {
     const localOk = new Map<string, Promise<SourceAttempt | undefined>>();
     const run = { dirs: new Set<string>() };
     let next = 0;
-    try {
-      const worker = async (): Promise<void> => {
-        for (let i = next++; i < files.length; i = next++) {
-          const f = files[i]!;
+    let fatal: unknown;
+    const worker = async (): Promise<void> => {
+      // A destination failure (DIR full, read-only) ends the request: no worker takes another file.
+      for (let i = next++; i < files.length && fatal === undefined; i = next++) {
+        const f = files[i]!;
+        try {
           results[i] = await this.#restoreFile(f, req, { signal, tracker, report, localOk, run });
-          tracker.fileDone(results[i]!.status === 'restored' ? 0 : f.size);
-          report(true);
+        } catch (err) {
+          fatal ??= err;
+          return;
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.#o.concurrency ?? 4, Math.max(1, files.length)) }, worker));
-    } finally {
-      await this.#releaseDirs(run.dirs);
-    }
+        tracker.fileDone(results[i]!.status === 'restored' ? 0 : f.size);
+        report(true);
+      }
+    };
+    // Every worker has finished (its temps removed) before the dir records go.
+    await Promise.allSettled(
+      Array.from({ length: Math.min(this.#o.concurrency ?? 4, Math.max(1, files.length)) }, worker),
+    );
+    await this.#releaseDirs(run.dirs);
+    if (fatal !== undefined) throw fatal;
     const count = (s: RestoredFile['status']): number => results.filter((r) => r.status === s).length;
     const out: RestoreReport = {
       to: req.to,
@@ -552,7 +569,10 @@ export class RestoreService {
             try {
               return await sink.read(rec.key, this.#abort.signal);
             } catch (err) {
-              throw new SourceFailure({ target: rec.target, code: codeOf(err), message: messageOf(err) }, isArchivedRefusal(err));
+              throw new SourceFailure(
+                { target: rec.target, code: codeOf(err), message: messageOf(err) },
+                isArchivedRefusal(err),
+              );
             }
           },
           this.#abort.signal,
@@ -560,13 +580,21 @@ export class RestoreService {
           () => undefined,
         );
         await this.#records.deleteRequest(rec);
-        this.#o.log.info({ hash: rec.hash, target: rec.target, dest: placed.dest, status: placed.status }, 'archive restore written');
+        this.#o.log.info(
+          { hash: rec.hash, target: rec.target, dest: placed.dest, status: placed.status },
+          'archive restore written',
+        );
       } catch (err) {
         if (err instanceof SourceFailure && err.archived && head.restore === undefined) {
           // Not readable and no restore on record at S3 (never reached it, or it expired): ask again.
           try {
             await sink.restoreObject(rec.key, { days: rec.days, tier: rec.tier }, this.#abort.signal);
-            await this.#records.putRequest({ ...rec, checkedAt: this.#now(), requestedAt: this.#now(), lastError: null });
+            await this.#records.putRequest({
+              ...rec,
+              checkedAt: this.#now(),
+              requestedAt: this.#now(),
+              lastError: null,
+            });
           } catch (again) {
             await note(codeOf(again), messageOf(again));
           }
@@ -594,7 +622,9 @@ function destinationFailed(dest: string, err: unknown): RecoveryError {
 /** The control request's arguments (studioctl sends DIR absolute). */
 function parseRequest(args: Record<string, unknown>): RestoreRequest {
   const str = (k: string): string | undefined => (typeof args[k] === 'string' ? (args[k] as string) : undefined);
-  const queries = Array.isArray(args['queries']) ? args['queries'].filter((q): q is string => typeof q === 'string') : [];
+  const queries = Array.isArray(args['queries'])
+    ? args['queries'].filter((q): q is string => typeof q === 'string')
+    : [];
   const to = str('to');
   if (to === undefined)
     throw new RecoveryError(RECOVERY_CODES.badArgument, 'Give the destination: studioctl restore … --to DIR');

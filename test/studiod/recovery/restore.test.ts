@@ -102,9 +102,15 @@ async function newStudio(t: Test): Promise<Studio> {
     ['raid', join(base, 'raid')],
   ] as const) {
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, '.studio321-target.json'), JSON.stringify({ target: name, device: `${name}-1`, createdAt: 1 }));
+    await writeFile(
+      join(dir, '.studio321-target.json'),
+      JSON.stringify({ target: name, device: `${name}-1`, createdAt: 1 }),
+    );
   }
-  const s = await open(base, new ArchiveCloud({ buckets: [HOT.bucket, COLD.bucket], delayMs: 12 * HOUR, now: 1_000_000 }));
+  const s = await open(
+    base,
+    new ArchiveCloud({ buckets: [HOT.bucket, COLD.bucket], delayMs: 12 * HOUR, now: 1_000_000 }),
+  );
   t.teardown(() => s.close().catch(() => undefined));
   return s;
 }
@@ -155,7 +161,15 @@ async function store(
     names: [
       {
         key: nameKey(`${SHOOT}/${CARD}/${cardPath}`),
-        value: { hash, shoot: SHOOT, card: CARD, path: cardPath, mtime: Date.UTC(2026, 10, 26, 12), agentId: 'a', seenAt: 1 },
+        value: {
+          hash,
+          shoot: SHOOT,
+          card: CARD,
+          path: cardPath,
+          mtime: Date.UTC(2026, 10, 26, 12),
+          agentId: 'a',
+          seenAt: 1,
+        },
       },
     ],
     copies,
@@ -235,47 +249,56 @@ t.test('source order: mirror first; --from forces a target; the bytes written ar
     t.same([rf.files[0]?.status, rf.files[0]?.source], ['restored', from], `--from ${from}`);
     t.equal((await hashFile(join(dir, a.rel))).blake3, a.hash);
   }
-  t.same(s.archive.calls.filter((c) => c.startsWith('GET')), [`GET ${objectKey(HOT, a.hash)}`], 'the cloud read only when forced');
-  await t.rejects(s.restore.restore({ queries: [a.hash], to, from: 'tape-in-a-drawer' }), { code: 'RECOVERY_BAD_ARGUMENT' });
+  t.same(
+    s.archive.calls.filter((c) => c.startsWith('GET')),
+    [`GET ${objectKey(HOT, a.hash)}`],
+    'the cloud read only when forced',
+  );
+  await t.rejects(s.restore.restore({ queries: [a.hash], to, from: 'tape-in-a-drawer' }), {
+    code: 'RECOVERY_BAD_ARGUMENT',
+  });
   await t.rejects(s.restore.restore({ queries: [a.hash], to: 'relative/dir' }), { code: 'RECOVERY_BAD_ARGUMENT' });
   await t.rejects(s.restore.restore({ queries: [], to }), { code: 'RECOVERY_BAD_ARGUMENT' });
 });
 
-t.test('a rotted mirror copy is reported and the RAID copy restored; an unmounted RAID falls to the cloud', async (t) => {
-  const s = await newStudio(t);
-  const a = await store(s, 'IMG_0002.CR3');
-  await rotByte(join(s.config.targets.mirror.root, a.rel), 100);
-  const to = join(s.base, 'out');
-  const r = await s.restore.restore({ queries: ['IMG_0002.CR3'], to });
-  const f = fileOf(r, a.rel);
-  t.same([f?.status, f?.source], ['restored', 'raid']);
-  t.same(
-    f?.attempts.map((x) => [x.target, x.code]),
-    [['mirror', 'DURABLE_HASH_MISMATCH']],
-    'the rotted copy is reported with its code',
-  );
-  t.equal((await hashFile(join(to, a.rel))).blake3, a.hash);
+t.test(
+  'a rotted mirror copy is reported and the RAID copy restored; an unmounted RAID falls to the cloud',
+  async (t) => {
+    const s = await newStudio(t);
+    const a = await store(s, 'IMG_0002.CR3');
+    await rotByte(join(s.config.targets.mirror.root, a.rel), 100);
+    const to = join(s.base, 'out');
+    const r = await s.restore.restore({ queries: ['IMG_0002.CR3'], to });
+    const f = fileOf(r, a.rel);
+    t.same([f?.status, f?.source], ['restored', 'raid']);
+    t.same(
+      f?.attempts.map((x) => [x.target, x.code]),
+      [['mirror', 'DURABLE_HASH_MISMATCH']],
+      'the rotted copy is reported with its code',
+    );
+    t.equal((await hashFile(join(to, a.rel))).blake3, a.hash);
 
-  // The RAID's marker gone (an empty mount point) and the mirror file gone: the hot cloud copy.
-  const b = await store(s, 'IMG_0003.CR3');
-  await unlink(join(s.config.targets.mirror.root, b.rel));
-  await unlink(join(s.config.targets.raid.root, '.studio321-target.json'));
-  const r2 = await s.restore.restore({ queries: [b.hash], to });
-  const f2 = fileOf(r2, b.rel);
-  t.same([f2?.status, f2?.source], ['restored', 'cloud-east']);
-  t.same(
-    f2?.attempts.map((x) => [x.target, x.code]),
-    [
-      ['mirror', 'DURABLE_SOURCE_FAILED'],
-      ['raid', 'STUDIO_TARGET_MISSING'],
-    ],
-  );
-  t.notOk(
-    (await tree(s.config.targets.raid.root)).includes('.studio321-target.json'),
-    'a restore never writes a target marker',
-  );
-  t.ok((await readFile(join(to, b.rel))).equals(b.bytes));
-});
+    // The RAID's marker gone (an empty mount point) and the mirror file gone: the hot cloud copy.
+    const b = await store(s, 'IMG_0003.CR3');
+    await unlink(join(s.config.targets.mirror.root, b.rel));
+    await unlink(join(s.config.targets.raid.root, '.studio321-target.json'));
+    const r2 = await s.restore.restore({ queries: [b.hash], to });
+    const f2 = fileOf(r2, b.rel);
+    t.same([f2?.status, f2?.source], ['restored', 'cloud-east']);
+    t.same(
+      f2?.attempts.map((x) => [x.target, x.code]),
+      [
+        ['mirror', 'DURABLE_SOURCE_FAILED'],
+        ['raid', 'STUDIO_TARGET_MISSING'],
+      ],
+    );
+    t.notOk(
+      (await tree(s.config.targets.raid.root)).includes('.studio321-target.json'),
+      'a restore never writes a target marker',
+    );
+    t.ok((await readFile(join(to, b.rel))).equals(b.bytes));
+  },
+);
 
 t.test('the group comes along: RAW + JPEG + XMP and the ~2 clash names of the stem, nothing else', async (t) => {
   const s = await newStudio(t);
@@ -329,7 +352,11 @@ t.test('a query that matches nothing is reported, never skipped; the rest is res
   const shootOnly = await s.restore.restore({ queries: [], shoot: 'no-such-shoot', to });
   t.same([shootOnly.files.length, shootOnly.notFound[0]?.code, shootOnly.complete], [0, 'RECOVERY_NOT_FOUND', false]);
   const inOtherShoot = await s.restore.restore({ queries: ['IMG_0006.CR3'], shoot: 'other', to });
-  t.same(inOtherShoot.notFound.map((n) => n.query), ['IMG_0006.CR3'], '--shoot restricts the query');
+  t.same(
+    inOtherShoot.notFound.map((n) => n.query),
+    ['IMG_0006.CR3'],
+    '--shoot restricts the query',
+  );
   const wholeCard = await s.restore.restore({ queries: [], card: 'CARD1', to: join(s.base, 'card') });
   t.same([wholeCard.restored, wholeCard.complete], [1, true], '--card alone selects every asset of the card');
 });
@@ -372,51 +399,72 @@ t.test('a crashed restore: its temps are swept at the next start, its dir record
   t.same(await new RestoreRecords(again.catalogue).dirs(), []);
 });
 
-t.test('archive copy only: RestoreObject requested and recorded; completed after the delay, across a restart', async (t) => {
-  let s = await newStudio(t);
-  const a = await store(s, 'IMG_0009.CR3', { local: false, clouds: [COLD] });
-  const b = await store(s, 'IMG_0010.CR3', { local: false, clouds: [HOT, COLD] });
-  const to = join(s.base, 'out');
-  const r = await s.restore.restore({ queries: [a.hash, b.hash], to });
-  const fa = fileOf(r, a.rel);
-  t.same([fa?.status, fa?.code, fa?.source], ['requested', 'RECOVERY_ARCHIVE_PENDING', 'cloud-west']);
-  t.match(fa?.message, /12–48 h/, 'says honestly when');
-  t.same(fa?.attempts.map((x) => [x.target, x.code]), [['cloud-west', 'RECOVERY_ARCHIVED']]);
-  t.same([fileOf(r, b.rel)?.status, fileOf(r, b.rel)?.source], ['restored', 'cloud-east'], 'a hot copy needs no archive');
-  t.equal(r.complete, false, 'exit 3 while requested');
-  t.notOk(s.archive.calls.includes(`RESTORE ${objectKey(COLD, b.hash)}`), 'no archive request when a cheaper copy worked');
-  t.same(
-    [...s.archive.restores.entries()],
-    [[`${COLD.bucket}/${objectKey(COLD, a.hash)}`, { requestedAt: 1_000_000, days: 3, tier: 'Standard' }]],
-    "RestoreObject with the target's tier and days",
-  );
-  let pending = await s.restore.pending();
-  t.same(
-    pending.map((p) => [p.hash, p.target, p.dir, p.path, p.tier, p.days]),
-    [[a.hash, 'cloud-west', to, a.rel, 'Standard', 3]],
-  );
-  const again = await s.restore.restore({ queries: [a.hash], to });
-  t.equal(again.files[0]?.status, 'requested', 'asked again: still requested');
-  t.equal((await s.restore.pending()).length, 1, 'one record per file and DIR');
+t.test(
+  'archive copy only: RestoreObject requested and recorded; completed after the delay, across a restart',
+  async (t) => {
+    let s = await newStudio(t);
+    const a = await store(s, 'IMG_0009.CR3', { local: false, clouds: [COLD] });
+    const b = await store(s, 'IMG_0010.CR3', { local: false, clouds: [HOT, COLD] });
+    const to = join(s.base, 'out');
+    const r = await s.restore.restore({ queries: [a.hash, b.hash], to });
+    const fa = fileOf(r, a.rel);
+    t.same([fa?.status, fa?.code, fa?.source], ['requested', 'RECOVERY_ARCHIVE_PENDING', 'cloud-west']);
+    t.match(fa?.message, /12–48 h/, 'says honestly when');
+    t.same(
+      fa?.attempts.map((x) => [x.target, x.code]),
+      [['cloud-west', 'RECOVERY_ARCHIVED']],
+    );
+    t.same(
+      [fileOf(r, b.rel)?.status, fileOf(r, b.rel)?.source],
+      ['restored', 'cloud-east'],
+      'a hot copy needs no archive',
+    );
+    t.equal(r.complete, false, 'exit 3 while requested');
+    t.notOk(
+      s.archive.calls.includes(`RESTORE ${objectKey(COLD, b.hash)}`),
+      'no archive request when a cheaper copy worked',
+    );
+    t.same(
+      [...s.archive.restores.entries()],
+      [[`${COLD.bucket}/${objectKey(COLD, a.hash)}`, { requestedAt: 1_000_000, days: 3, tier: 'Standard' }]],
+      "RestoreObject with the target's tier and days",
+    );
+    let pending = await s.restore.pending();
+    t.same(
+      pending.map((p) => [p.hash, p.target, p.dir, p.path, p.tier, p.days]),
+      [[a.hash, 'cloud-west', to, a.rel, 'Standard', 3]],
+    );
+    const again = await s.restore.restore({ queries: [a.hash], to });
+    t.equal(again.files[0]?.status, 'requested', 'asked again: still requested');
+    t.equal((await s.restore.pending()).length, 1, 'one record per file and DIR');
 
-  // Restart: new objects over the same catalogue dir; the request is still there.
-  await s.close();
-  s = await open(s.base, s.archive);
-  t.teardown(() => s.close());
-  pending = await s.restore.pending();
-  t.equal(pending.length, 1, 'the request survived the restart');
-  s.archive.now += 11 * HOUR;
-  await s.restore.checkPending();
-  t.notOk((await tree(to)).includes(a.rel), 'not readable yet: nothing written');
-  t.same((await s.restore.pending()).map((p) => p.checkedAt), [s.archive.now], 'looked at');
-  s.archive.now += 2 * HOUR;
-  await s.restore.checkPending();
-  t.ok((await readFile(join(to, a.rel))).equals(a.bytes), 'written by studiod itself once readable, verified');
-  t.same(await s.restore.pending(), [], 'the request is removed once done');
-  t.same((await tree(to)).filter((p) => p.endsWith('.s321tmp')), [], 'no temp left');
-  const done = await s.restore.restore({ queries: [a.hash], to });
-  t.same([done.files[0]?.status, done.complete], ['present', true]);
-});
+    // Restart: new objects over the same catalogue dir; the request is still there.
+    await s.close();
+    s = await open(s.base, s.archive);
+    t.teardown(() => s.close());
+    pending = await s.restore.pending();
+    t.equal(pending.length, 1, 'the request survived the restart');
+    s.archive.now += 11 * HOUR;
+    await s.restore.checkPending();
+    t.notOk((await tree(to)).includes(a.rel), 'not readable yet: nothing written');
+    t.same(
+      (await s.restore.pending()).map((p) => p.checkedAt),
+      [s.archive.now],
+      'looked at',
+    );
+    s.archive.now += 2 * HOUR;
+    await s.restore.checkPending();
+    t.ok((await readFile(join(to, a.rel))).equals(a.bytes), 'written by studiod itself once readable, verified');
+    t.same(await s.restore.pending(), [], 'the request is removed once done');
+    t.same(
+      (await tree(to)).filter((p) => p.endsWith('.s321tmp')),
+      [],
+      'no temp left',
+    );
+    const done = await s.restore.restore({ queries: [a.hash], to });
+    t.same([done.files[0]?.status, done.complete], ['present', true]);
+  },
+);
 
 t.test('progress: bytes and files to the end; restore totals', async (t) => {
   const s = await newStudio(t);
