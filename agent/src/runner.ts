@@ -27,7 +27,7 @@ import { cardIdentity, cardLabel, hotFolderIdentity, readVolumeLabels } from './
 import { offloadCard, reportSummary, type CardReport } from './offload/offload-card.js';
 import { HotFolder, type StableResult } from './card/hot-folder.js';
 import { CardOffloader, OffloadStop } from './offload/offloader.js';
-import type { ProgressTracker } from './offload/progress.js';
+import type { ProgressTracker } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from './errors.js';
 import type { ScannedFile } from './card/scanner.js';
 import { backfillFieldDrive, type BackfillReport } from './offload/backfill.js';

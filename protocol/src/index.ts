@@ -14,3 +14,4 @@ export * from './auth.js';
 export * from './error-frame.js';
 export * from './format.js';
 export * from './backoff.js';
+export * from './progress.js';

@@ -9,8 +9,11 @@
  *   studioctl [...] asset <name|hash>
  *   studioctl [...] verify [--target T] [--sample P%] [--download]
  *   studioctl [...] cloud retry [--target T]
+ *   studioctl [...] restore <name|hash>... [--shoot S] [--card C] --to DIR [--from TARGET] [--progress]
+ *   studioctl [...] restore --pending
  */
-import { CodedError } from '@studio321/protocol';
+import { resolve } from 'node:path';
+import { CodedError, formatProgressLine, type ProgressSnapshot } from '@studio321/protocol';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { controlRequest } from '../src/control-socket.js';
 import { STUDIO_CODES } from '../src/errors.js';
@@ -18,6 +21,9 @@ import { LEDGER_CODES } from '../src/ledger/errors.js';
 import { formatAgents, formatPair } from '../src/ledger/studioctl-format.js';
 import { formatAsset, formatAssets, formatVerify } from '../src/ledger/format.js';
 import { formatStatusReport, type StatusReport } from '../src/ledger/status-report.js';
+import { formatPending, formatRestore } from '../src/recovery/restore-format.js';
+import type { ArchiveRequestRecord, RestoreReport } from '../src/recovery/index.js';
+import { RECOVERY_CODES } from '../src/recovery/errors.js';
 
 const USAGE = `Usage: studioctl [--config FILE | --socket PATH] [--json] <command>
 Commands:
@@ -30,7 +36,12 @@ Commands:
   verify [--target T] [--sample P%] [--download]
                            re-read copies; a copy that is gone or rotted stops counting
   cloud retry [--target T] retry cloud uploads parked on a permanent error
-Exit status: 0 ok, 1 error, 2 usage; verify exits 3 when a copy was lost.
+  restore <name|hash>... [--shoot S] [--card C] --to DIR [--from TARGET] [--progress]
+                           copy assets (with their RAW+JPEG+sidecar group) from the cheapest
+                           verified copy into DIR; never overwrites (a different file there: ~2)
+  restore --pending        archive restores requested and not yet written
+Exit status: 0 ok, 1 error, 2 usage; 3 when verify lost a copy, or restore could not
+restore every file (not found, no readable copy, or requested from the archive).
 `;
 
 /** A day: verify of a large catalogue can take hours; studioctl waits for it. */
@@ -129,11 +140,68 @@ async function main(): Promise<number> {
       out(`${r.retried} parked upload(s) queued again\n`, r);
       return 0;
     }
+    case 'restore':
+      return restore(socket, args, json);
     default:
       break;
   }
   process.stderr.write(USAGE);
   return 2;
+}
+
+async function restore(socket: string, args: string[], json: boolean): Promise<number> {
+  const usage = (why: string): number => {
+    process.stderr.write(`studioctl restore: ${why}\n${USAGE}`);
+    return 2;
+  };
+  if (args.includes('--pending')) {
+    if (args.length !== 1) return usage('--pending takes no other argument');
+    const r = (await controlRequest(socket, 'restore-pending')) as { pending: ArchiveRequestRecord[] };
+    process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : formatPending(r.pending));
+    return 0;
+  }
+  const opts: Record<string, string> = {};
+  const queries: string[] = [];
+  let progress = process.stderr.isTTY === true;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--progress') progress = true;
+    else if (a === '--to' || a === '--from' || a === '--shoot' || a === '--card') {
+      const v = args[++i];
+      if (v === undefined || v === '') return usage(`${a} needs a value`);
+      opts[a.slice(2)] = v;
+    } else if (a.startsWith('--')) return usage(`unknown option ${a}`);
+    else queries.push(a);
+  }
+  if (opts['to'] === undefined) return usage('--to DIR is required (where the files go)');
+  if (queries.length === 0 && opts['shoot'] === undefined && opts['card'] === undefined)
+    return usage('name what to restore: a file name, shoot/card/path or hash, or --shoot S / --card C');
+  const onProgress = progress
+    ? (p: unknown): void => {
+        const line = formatProgressLine(p as ProgressSnapshot);
+        process.stderr.write(process.stderr.isTTY === true ? `\r${line}\x1b[K` : `${line}\n`);
+      }
+    : undefined;
+  let r: RestoreReport;
+  try {
+    r = (await controlRequest(
+      socket,
+      'restore',
+      { queries, ...opts, to: resolve(opts['to']) },
+      LONG_TIMEOUT_MS,
+      onProgress,
+    )) as RestoreReport;
+  } catch (err) {
+    if (err instanceof CodedError && err.code === RECOVERY_CODES.badArgument) {
+      process.stderr.write(`studioctl: ${err.code}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  } finally {
+    if (onProgress !== undefined && process.stderr.isTTY === true) process.stderr.write('\n');
+  }
+  process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : formatRestore(r));
+  return r.complete ? 0 : 3;
 }
 
 main().then(

@@ -302,6 +302,17 @@ export class Catalogue {
     return await this.#get<StoredPathRecord>(P.stored, key);
   }
 
+  /**
+   * Stored paths whose key (nameKey of the target-relative path) is in [gte, lt):
+   * one range read of the `stored!` index, e.g. every file of one folder with one stem.
+   */
+  async storedPathsBetween(gte: string, lt: string): Promise<Array<{ key: string; value: StoredPathRecord }>> {
+    const out: Array<{ key: string; value: StoredPathRecord }> = [];
+    const it = this.#open().iterator({ gte: P.stored + gte, lt: P.stored + lt });
+    for await (const [k, v] of it) out.push({ key: k.slice(P.stored.length), value: v as unknown as StoredPathRecord });
+    return out;
+  }
+
   #bumpCopy(next: CatalogueCounters, c: CopyRecord, sign: 1 | -1): void {
     const t = (next.copies[c.target] ??= { count: 0, bytes: 0 });
     t.count += sign;

@@ -2,7 +2,8 @@
  * The local control socket studioctl talks to: a Unix socket, mode 0600
  * (owner only), JSON lines. Request `{"id":1,"cmd":"status","args":{}}`,
  * response `{"id":1,"ok":true,"result":…}` or
- * `{"id":1,"ok":false,"error":{"code","message","retryable"}}`.
+ * `{"id":1,"ok":false,"error":{"code","message","retryable"}}`. A long command
+ * (restore) may send progress lines `{"id":1,"progress":{…}}` before its reply.
  *
  * Commands are registered by name (`register`) so later modules (ledger,
  * verify, cloud) add theirs without touching this file.
@@ -13,7 +14,15 @@ import { dirname } from 'node:path';
 import { CodedError, errorCode, type Logger } from '@studio321/protocol';
 import { STUDIO_CODES, StudioError } from './errors.js';
 
-export type ControlHandler = (args: Record<string, unknown>) => Promise<unknown>;
+/** What a handler gets besides its arguments: a progress channel and the client's going away. */
+export interface ControlContext {
+  /** Sends `{"id", "progress": p}` to the client before the reply (dropped once the client is gone). */
+  progress(p: unknown): void;
+  /** Aborted when the client disconnects (studioctl interrupted). */
+  signal: AbortSignal;
+}
+
+export type ControlHandler = (args: Record<string, unknown>, ctx: ControlContext) => Promise<unknown>;
 
 /** Largest request line accepted (bytes). */
 const MAX_REQUEST_BYTES = 64 * 1024;
@@ -125,7 +134,21 @@ export class ControlSocket {
           `Unknown command ${JSON.stringify(r.cmd)}. Known: ${[...this.#handlers.keys()].join(', ')}.`,
         );
       const args = r.args !== null && typeof r.args === 'object' ? (r.args as Record<string, unknown>) : {};
-      const result = await handler(args);
+      const gone = new AbortController();
+      const onClose = (): void => gone.abort(new Error('the control client disconnected'));
+      sock.once('close', onClose);
+      const ctx: ControlContext = {
+        progress: (p) => {
+          if (!sock.destroyed && sock.writable) sock.write(`${JSON.stringify({ id, progress: p })}\n`);
+        },
+        signal: gone.signal,
+      };
+      let result: unknown;
+      try {
+        result = await handler(args, ctx);
+      } finally {
+        sock.off('close', onClose);
+      }
       sock.write(`${JSON.stringify({ id, ok: true, result })}\n`);
     } catch (err) {
       const coded =
@@ -159,47 +182,70 @@ function isLive(path: string): Promise<boolean> {
   });
 }
 
-/** Client side (studioctl, tests): one request, one response. */
+/**
+ * Client side (studioctl, tests): one request, one response. Progress lines the
+ * server sends before the reply go to `onProgress`; each one restarts the timeout.
+ */
 export async function controlRequest(
   path: string,
   cmd: string,
   args: Record<string, unknown> = {},
   timeoutMs = 30_000,
+  onProgress?: (p: unknown) => void,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const s = connect(path);
     let buf = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(
-        new StudioError(STUDIO_CODES.notRunning, `studiod did not answer on ${path} within ${timeoutMs} ms.`, {
-          retryable: true,
-        }),
-      );
-    }, timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        s.destroy();
+        reject(
+          new StudioError(STUDIO_CODES.notRunning, `studiod did not answer on ${path} within ${timeoutMs} ms.`, {
+            retryable: true,
+          }),
+        );
+      }, timeoutMs);
+    };
+    arm();
     s.setEncoding('utf8');
     s.once('connect', () => s.write(`${JSON.stringify({ id: 1, cmd, args })}\n`));
     s.on('data', (d: string) => {
       buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      s.destroy();
-      try {
-        const res = JSON.parse(buf.slice(0, nl)) as {
-          ok: boolean;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let res: {
+          ok?: boolean;
+          progress?: unknown;
           result?: unknown;
           error?: { code: string; message: string; retryable: boolean };
         };
-        if (res.ok) resolve(res.result);
+        try {
+          res = JSON.parse(line) as typeof res;
+        } catch (err) {
+          clearTimeout(timer);
+          s.destroy();
+          reject(new StudioError(STUDIO_CODES.controlRequest, 'studiod sent an unreadable answer.', { cause: err }));
+          return;
+        }
+        if (res.ok === undefined && res.progress !== undefined) {
+          arm();
+          onProgress?.(res.progress);
+          continue;
+        }
+        clearTimeout(timer);
+        s.destroy();
+        if (res.ok === true) resolve(res.result);
         else
           reject(
             StudioError.fromPeer(res.error?.code ?? STUDIO_CODES.controlRequest, res.error?.message ?? 'error', {
               retryable: res.error?.retryable ?? false,
             }),
           );
-      } catch (err) {
-        reject(new StudioError(STUDIO_CODES.controlRequest, 'studiod sent an unreadable answer.', { cause: err }));
+        return;
       }
     });
     s.once('error', (err) => {
@@ -209,6 +255,17 @@ export async function controlRequest(
           STUDIO_CODES.notRunning,
           `Cannot reach studiod at ${path} (${errorCode(err) ?? err.message}). Is studiod running, and are you its user?`,
           { cause: err, retryable: true },
+        ),
+      );
+    });
+    // studiod went away mid-command (stopped, killed): no reply will come. A settled promise ignores this.
+    s.once('close', () => {
+      clearTimeout(timer);
+      reject(
+        new StudioError(
+          STUDIO_CODES.notRunning,
+          `studiod at ${path} closed the connection before answering (stopped or restarted?). Run the command again.`,
+          { retryable: true },
         ),
       );
     });

@@ -4,6 +4,7 @@
  * (`await studio.open()`, `await studio.close()`).
  *
  * Start order: catalogue → sweep temp files of commits interrupted by a crash →
+ * ledger → restore (sweeps temps of interrupted restores, watches archive requests) →
  * staging → link server → control socket. Close order is the reverse; in-flight
  * commits finish (or are aborted and leave only temps that the next start sweeps).
  */
@@ -18,6 +19,7 @@ import { STUDIO_CODES, StudioError } from './errors.js';
 import { LedgerService } from './ledger/service.js';
 import type { StudioStatus } from './ledger/status-report.js';
 import { LinkServer } from './link/server.js';
+import { RestoreService, type RestoreServiceOptions } from './recovery/restore.js';
 import { Staging } from './commit/staging.js';
 import { checkTarget } from './commit/target-check.js';
 import { loadOrCreateTlsIdentity, type TlsIdentity } from './link/tls-identity.js';
@@ -34,6 +36,8 @@ export interface StudioOptions {
   onCommitted?: (asset: CommittedAsset) => Promise<void> | void;
   /** Ledger/cloud overrides (tests): cloud retry timing, sink factory. */
   ledger?: Pick<ConstructorParameters<typeof LedgerService>[0], 'cloudOptions'>;
+  /** Restore overrides (tests): sink factory (default: the ledger's cloud sink factory), watcher period. */
+  recovery?: Partial<Pick<RestoreServiceOptions, 'sinkFactory' | 'pendingPollMs' | 'concurrency'>>;
 }
 
 export class Studio {
@@ -50,6 +54,8 @@ export class Studio {
   #control: ControlSocket | undefined;
   /** Ledger, cloud forwarder, verify. */
   #ledger: LedgerService | undefined;
+  /** Restore and the archive restore requests. */
+  #restore: RestoreService | undefined;
   #startedAt = 0;
 
   constructor(opts: StudioOptions) {
@@ -72,6 +78,12 @@ export class Studio {
   get ledger(): LedgerService {
     if (this.#ledger === undefined) throw new TypeError('Studio not open');
     return this.#ledger;
+  }
+
+  /** Restore (and its pending archive requests). */
+  get restore(): RestoreService {
+    if (this.#restore === undefined) throw new TypeError('Studio not open');
+    return this.#restore;
   }
 
   get catalogue(): Catalogue {
@@ -111,6 +123,19 @@ export class Studio {
       ...(this.#opts.ledger ?? {}),
     });
     await this.#ledger.open();
+    const ledger = this.#ledger;
+    const sinkFactory = this.#opts.recovery?.sinkFactory ?? this.#opts.ledger?.cloudOptions?.sinkFactory;
+    this.#restore = new RestoreService({
+      config: c,
+      catalogue,
+      log: this.log,
+      now: this.#now,
+      findAssets: (q) => ledger.findAssets(q),
+      ...(sinkFactory === undefined ? {} : { sinkFactory }),
+      ...(this.#opts.recovery?.pendingPollMs === undefined ? {} : { pendingPollMs: this.#opts.recovery.pendingPollMs }),
+      ...(this.#opts.recovery?.concurrency === undefined ? {} : { concurrency: this.#opts.recovery.concurrency }),
+    });
+    await this.#restore.open();
     this.#staging = new Staging(c.targets.mirror.root, async () => {
       await checkTarget('mirror', c.targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0, this.#now);
     });
@@ -149,6 +174,7 @@ export class Studio {
     await this.#control?.close();
     await this.#link?.close();
     this.#abort.abort();
+    await this.#restore?.close();
     await this.#ledger?.close();
     await this.#catalogue?.close();
   }
@@ -180,6 +206,7 @@ export class Studio {
       this.#ledger === undefined ? this.status() : this.#ledger.report(await this.status()),
     );
     this.#ledger?.registerCommands(ctl);
+    this.#restore?.registerCommands(ctl);
   }
 
   /** The daemon's own status (the ledger adds to it: LedgerService.report): counters, sessions, targets, staging, last errors. */

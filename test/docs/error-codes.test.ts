@@ -12,12 +12,12 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const PREFIXES = ['PROTO', 'DURABLE', 'AGENT', 'STUDIO', 'LINK', 'CLOUD', 'CONFIG', 'LEDGER'] as const;
-const CODE = /'((?:PROTO|DURABLE|AGENT|STUDIO|LINK|CLOUD|CONFIG|LEDGER)_[A-Z0-9_]+)'/g;
+const PREFIXES = ['PROTO', 'DURABLE', 'AGENT', 'STUDIO', 'LINK', 'CLOUD', 'CONFIG', 'LEDGER', 'RECOVERY'] as const;
+const CODE = /'((?:PROTO|DURABLE|AGENT|STUDIO|LINK|CLOUD|CONFIG|LEDGER|RECOVERY)_[A-Z0-9_]+)'/g;
 /** A code inside a string: not part of a longer word (FIELD_AGENT_HOME is no AGENT_ code). */
 const IN_STRING =
-  /(?<![A-Za-z0-9_])((?:PROTO|DURABLE|AGENT|STUDIO|LINK|CLOUD|CONFIG|LEDGER)_[A-Z0-9_]*[A-Z0-9])(?![A-Za-z0-9_])/g;
-const CODE_SHAPE = /^(?:PROTO|DURABLE|AGENT|STUDIO|LINK|CLOUD|CONFIG|LEDGER)_[A-Z0-9_]+$/;
+  /(?<![A-Za-z0-9_])((?:PROTO|DURABLE|AGENT|STUDIO|LINK|CLOUD|CONFIG|LEDGER|RECOVERY)_[A-Z0-9_]*[A-Z0-9])(?![A-Za-z0-9_])/g;
+const CODE_SHAPE = /^(?:PROTO|DURABLE|AGENT|STUDIO|LINK|CLOUD|CONFIG|LEDGER|RECOVERY)_[A-Z0-9_]+$/;
 const SOURCE_DIRS = ['protocol/src', 'agent/src', 'agent/bin', 'studiod/src', 'studiod/bin'];
 
 /** The one file holding each prefix's table, `X_CODES = { camelCase: 'X_…' } as const`. */
@@ -30,6 +30,7 @@ const TABLE_FILE: Record<(typeof PREFIXES)[number], string> = {
   STUDIO: 'studiod/src/errors.ts',
   LEDGER: 'studiod/src/ledger/errors.ts',
   CLOUD: 'studiod/src/cloud/errors.ts',
+  RECOVERY: 'studiod/src/recovery/errors.ts',
 };
 
 async function* sources(dir: string): AsyncGenerator<string> {

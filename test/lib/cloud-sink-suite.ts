@@ -45,6 +45,14 @@ export interface ServerBehaviour {
   checksCompleteParts: boolean;
   /** A multipart object's ETag is S3's `"md5(part md5s)-N"` (otherwise the MD5 of the whole object). */
   multipartEtag: boolean;
+  /**
+   * RestoreObject: `'S3'` — a restore starts (202) and runs for hours (409
+   * RestoreAlreadyInProgress, HEAD `ongoing-request="true"`); `'instant'` — it
+   * completes at once (HEAD `ongoing-request="false"`, a second request 200:
+   * MemorySink, which does not model rehydration); `'unsupported'` — the server
+   * answers NotImplemented (s3rver).
+   */
+  archiveRestore: 'S3' | 'instant' | 'unsupported';
 }
 
 const S3: ServerBehaviour = {
@@ -54,6 +62,7 @@ const S3: ServerBehaviour = {
   knowsUploadIds: true,
   checksCompleteParts: true,
   multipartEtag: true,
+  archiveRestore: 'S3',
 };
 
 /** The bucket of the suite's targets: the factory's server must hold it, and must not hold `no-such-bucket`. */
@@ -471,6 +480,66 @@ export function cloudSinkSuite(
       },
     );
 
+    t.test('RestoreObject of an archive-class object: requested, and HEAD shows the restore', async (t) => {
+      const sink = await fresh(t, { storageClass: 'DEEP_ARCHIVE' });
+      const src = await source(700);
+      const key = `${prefix()}archived`;
+      await sink.putObject(
+        { key, path: src.path, start: 0, end: 700, sha256b64: sha256b64(src.bytes), signal: never },
+        {},
+      );
+      t.notOk('restore' in ((await sink.head(key)) ?? {}), 'no restore field before one is requested');
+      const ask = (): ReturnType<CloudSink['restoreObject']> => sink.restoreObject(key, { days: 2, tier: 'Bulk' });
+      if (server.archiveRestore === 'unsupported') {
+        await t.rejects(ask(), { code: 'CLOUD_UNAVAILABLE', detail: { httpStatus: 501, s3Code: 'NotImplemented' } });
+        t.notOk('restore' in ((await sink.head(key)) ?? {}), 'the server keeps no restore state');
+        return;
+      }
+      t.equal(await ask(), 'started', 'a new request (202)');
+      if (server.archiveRestore === 'S3') {
+        t.equal(await ask(), 'in-progress', 'RestoreAlreadyInProgress (409)');
+        t.same((await sink.head(key))?.restore, { ongoing: true }, 'HEAD: ongoing-request="true"');
+        await t.rejects(
+          sink.read(key),
+          { code: 'CLOUD_ACCESS_DENIED', detail: { httpStatus: 403, s3Code: 'InvalidObjectState' } },
+          'GET refused until restored',
+        );
+      } else {
+        t.equal(await ask(), 'restored', 'already restored (200)');
+        t.same((await sink.head(key))?.restore, { ongoing: false }, 'HEAD: ongoing-request="false"');
+        t.ok((await readAll(sink, key)).equals(src.bytes), 'readable');
+      }
+    });
+
+    t.test('RestoreObject of a hot object: InvalidObjectState; of a missing key: NoSuchKey', async (t) => {
+      const sink = await fresh(t);
+      const src = await source(10);
+      const key = `${prefix()}hot`;
+      await sink.putObject(
+        { key, path: src.path, start: 0, end: 10, sha256b64: sha256b64(src.bytes), signal: never },
+        {},
+      );
+      const opts = { days: 1, tier: 'Bulk' } as const;
+      if (server.archiveRestore === 'unsupported') {
+        await t.rejects(sink.restoreObject(key, opts), {
+          code: 'CLOUD_UNAVAILABLE',
+          detail: { s3Code: 'NotImplemented' },
+        });
+        return;
+      }
+      await t.rejects(sink.restoreObject(key, opts), {
+        code: 'CLOUD_ACCESS_DENIED',
+        retryable: false,
+        detail: { httpStatus: 403, s3Code: 'InvalidObjectState', operation: 'RestoreObject' },
+      });
+      await t.rejects(sink.restoreObject(`${prefix()}missing`, opts), {
+        code: 'CLOUD_REQUEST_REJECTED',
+        retryable: false,
+        detail: { httpStatus: 404, s3Code: 'NoSuchKey' },
+      });
+      t.notOk('restore' in ((await sink.head(key)) ?? {}));
+    });
+
     t.test('a sink is usable only while open: after close() every call is a TypeError', async (t) => {
       const sink = await fresh(t);
       const src = await source(10);
@@ -483,6 +552,7 @@ export function cloudSinkSuite(
       );
       await t.rejects(sink.read(key), TypeError);
       await t.rejects(sink.listMultipart(''), TypeError);
+      await t.rejects(sink.restoreObject(key, { days: 1, tier: 'Bulk' }), TypeError);
       await sink.close();
       t.pass('close() again is harmless');
     });

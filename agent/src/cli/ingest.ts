@@ -18,7 +18,7 @@ import { cardIdentity, cardLabel, readVolumeLabels, type VolumeLabels } from '..
 import { offloadCard, reportSummary } from '../offload/offload-card.js';
 import { defaultShootName } from '../config.js';
 import { MountInfoVolumeSource } from '../card/volume-source.js';
-import { formatProgressLine, type ProgressTracker } from '../offload/progress.js';
+import { formatProgressLine, type ProgressTracker } from '@studio321/protocol';
 import { summariseCard } from '../state/status.js';
 import { backfillFieldDrive } from '../offload/backfill.js';
 import { loadContext, parse, reportError, type CommandIo } from './common.js';

@@ -5,6 +5,5 @@ export * from './eject.js';
 export * from './naming.js';
 export * from './offload-card.js';
 export * from './offloader.js';
-export * from './progress.js';
 export * from './recovery.js';
 export * from './verify-card.js';

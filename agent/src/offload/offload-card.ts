@@ -13,7 +13,7 @@ import type { CardInput } from '../state/agent-state.js';
 import type { ScanResult } from '../card/scanner.js';
 import type { CardRecord } from '../state/records.js';
 import { CardOffloader, OffloadStop, type FileOutcome, type OffloadContext } from './offloader.js';
-import { ProgressTracker } from './progress.js';
+import { ProgressTracker } from '@studio321/protocol';
 
 export interface CardReport {
   card: CardRecord;

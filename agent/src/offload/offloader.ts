@@ -37,7 +37,7 @@ import type { CardRecord, FileRecord } from '../state/records.js';
 import { groupKey, suffixedPath } from './naming.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
 import { copyFact, type AgentTarget } from '../targets.js';
-import type { ProgressTracker } from './progress.js';
+import type { ProgressTracker } from '@studio321/protocol';
 
 export type FileResult = 'copied' | 'duplicate' | 'failed';
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Logger } from '@studio321/protocol';
 import type { AgentRunner } from '../runner.js';
 import type { CardReport } from '../offload/offload-card.js';
-import type { ProgressTracker } from '../offload/progress.js';
+import type { ProgressTracker } from '@studio321/protocol';
 import { buildStatus } from '../state/status.js';
 import { AgentStatusProvider } from './status-provider.js';
 import { DEFAULT_STATUS_PORT, StatusPage } from './status-page.js';

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import type { ErrorRing } from '@studio321/protocol';
 import type { AgentStatus, CardSummary } from '../state/status.js';
-import type { ProgressSnapshot } from '../offload/progress.js';
+import type { ProgressSnapshot } from '@studio321/protocol';
 import type { LiveSnapshot, LiveCard, LinkState, StatusProvider } from './snapshot.js';
 
 /** What the adapter needs from a ProgressTracker. */

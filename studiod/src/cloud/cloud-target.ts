@@ -4,6 +4,10 @@
  */
 import { CloudError, CLOUD_CODES } from './errors.js';
 
+/** RestoreObject tiers (S3): Bulk (cheapest, ≤ 48 h for Deep Archive), Standard (≤ 12 h), Expedited (Glacier only). */
+export const RESTORE_TIERS = ['Bulk', 'Standard', 'Expedited'] as const;
+export type RestoreTier = (typeof RESTORE_TIERS)[number];
+
 export interface CloudTargetConfig {
   /** Target name used in the catalogue and in `studioctl` (e.g. `cloud-east-ssd`). */
   name: string;
@@ -29,6 +33,26 @@ export interface CloudTargetConfig {
   bandwidthBytesPerSec?: number;
   /** Parallel uploads for this target (default 2). */
   concurrency?: number;
+  /** RestoreObject tier for an archive-class copy (`studioctl restore`): Bulk (default), Standard, Expedited. */
+  restoreTier?: RestoreTier;
+  /** Days a restored archive copy stays readable (default 7). */
+  restoreDays?: number;
+}
+
+export const DEFAULT_RESTORE_TIER: RestoreTier = 'Bulk';
+export const DEFAULT_RESTORE_DAYS = 7;
+/** S3 keeps a restored copy at most this long (it accepts larger values; a restore is for days, not years). */
+export const MAX_RESTORE_DAYS = 365;
+
+/**
+ * Storage classes whose objects cannot be read until restored (GET answers
+ * InvalidObjectState). GLACIER_IR is read directly; INTELLIGENT_TIERING's
+ * opt-in archive tiers are not used by studiod's uploads.
+ */
+const ARCHIVE_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+
+export function isArchiveClass(storageClass: string): boolean {
+  return ARCHIVE_CLASSES.has(storageClass);
 }
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -90,6 +114,15 @@ export function validateCloudTarget(c: CloudTargetConfig): CloudTargetConfig {
   }
   if (c.concurrency !== undefined && (!Number.isInteger(c.concurrency) || c.concurrency < 1 || c.concurrency > 64)) {
     throw invalid(n, 'concurrency', 'must be an integer from 1 to 64');
+  }
+  if (c.restoreTier !== undefined && !(RESTORE_TIERS as readonly string[]).includes(c.restoreTier)) {
+    throw invalid(n, 'restoreTier', `must be one of ${RESTORE_TIERS.join(', ')}`);
+  }
+  if (
+    c.restoreDays !== undefined &&
+    (!Number.isInteger(c.restoreDays) || c.restoreDays < 1 || c.restoreDays > MAX_RESTORE_DAYS)
+  ) {
+    throw invalid(n, 'restoreDays', `must be an integer from 1 to ${MAX_RESTORE_DAYS}`);
   }
   return c;
 }

@@ -11,6 +11,12 @@
  * InvalidPartOrder, EntityTooSmall), an unknown UploadId is NoSuchUpload, and
  * user metadata is limited to S3's 2 KB.
  *
+ * It does not model rehydration: an archive-class (GLACIER, DEEP_ARCHIVE) object
+ * is readable at once, and a RestoreObject of one completes at once (HEAD then
+ * shows `restore: { ongoing: false }`); RestoreObject of any other class is
+ * refused with InvalidObjectState, as S3 does. The delay, and S3's refusal to GET
+ * an archived object, are modelled by the archive double of the restore tests.
+ *
  * Failures are raised the way the SDK raises S3's (an error named by the S3
  * code, with the HTTP status in `$metadata`) and go through classifyS3Error,
  * so a MemorySink fails with exactly the CloudError an S3Sink would, and
@@ -19,9 +25,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { classifyS3Error } from './errors.js';
-import { MIN_PART_SIZE, MAX_PARTS, type CloudTargetConfig } from './cloud-target.js';
+import { MIN_PART_SIZE, MAX_PARTS, isArchiveClass, type CloudTargetConfig, type RestoreTier } from './cloud-target.js';
 import { RateLimiter } from './rate-limiter.js';
-import type { CloudSink, CompletedPart, ObjectInfo, PutSource } from './s3-sink.js';
+import type { CloudSink, CompletedPart, ObjectInfo, PutSource, RestoreRequestState } from './s3-sink.js';
 import { compositeSha256 } from './source-digest.js';
 
 /** S3's largest single PUT. */
@@ -55,6 +61,8 @@ export class MemoryBucket {
   readonly objects = new Map<string, MemoryObject>();
   /** Open multipart uploads by UploadId, in creation order. */
   readonly uploads = new Map<string, MemoryUpload>();
+  /** Restores requested per key (RestoreObject); complete at once (no rehydration delay here). */
+  readonly restores = new Map<string, { days: number; tier: RestoreTier }>();
 }
 
 /**
@@ -233,6 +241,7 @@ export class MemorySink implements CloudSink {
       storageClass: o.storageClass,
       checksumSha256: o.checksumSha256,
       etag: o.etag,
+      ...(this.cloud.bucket(this.target.bucket)?.restores.has(key) === true ? { restore: { ongoing: false } } : {}),
     };
   }
 
@@ -241,6 +250,7 @@ export class MemorySink implements CloudSink {
     const meta = this.#checkMetadata(metadata, 'PUT');
     const bytes = await this.#body(src, 'PUT', MAX_PUT_BYTES);
     // Looked up again: the bucket is whatever the "server" holds when the body has arrived.
+    this.#bucket('PUT').restores.delete(src.key);
     this.#bucket('PUT').objects.set(src.key, {
       bytes,
       metadata: meta,
@@ -352,5 +362,28 @@ export class MemorySink implements CloudSink {
         yield new Uint8Array(bytes.subarray(off, off + READ_CHUNK)); // a copy: the stored object stays as it is
       }
     })();
+  }
+
+  async restoreObject(
+    key: string,
+    opts: { days: number; tier: RestoreTier },
+    signal?: AbortSignal,
+  ): Promise<RestoreRequestState> {
+    const what = 'RestoreObject';
+    const bucket = this.#bucket(what);
+    this.#checkSignal(signal, what);
+    if (!Number.isInteger(opts.days) || opts.days < 1)
+      throw this.#fail(new MemoryS3Fault('MalformedXML', 400, 'Days must be a positive integer.'), what);
+    const o = bucket.objects.get(key);
+    if (o === undefined)
+      throw this.#fail(new MemoryS3Fault('NoSuchKey', 404, 'The specified key does not exist.'), what);
+    if (!isArchiveClass(o.storageClass))
+      throw this.#fail(
+        new MemoryS3Fault('InvalidObjectState', 403, "Restore is not allowed for the object's current storage class."),
+        what,
+      );
+    const before = bucket.restores.has(key);
+    bucket.restores.set(key, { days: opts.days, tier: opts.tier });
+    return before ? 'restored' : 'started';
   }
 }

@@ -20,9 +20,11 @@ import {
   CompleteMultipartUploadCommand,
   AbortMultipartUploadCommand,
   ListMultipartUploadsCommand,
+  RestoreObjectCommand,
   type StorageClass,
+  type Tier,
 } from '@aws-sdk/client-s3';
-import type { CloudTargetConfig } from './cloud-target.js';
+import type { CloudTargetConfig, RestoreTier } from './cloud-target.js';
 import { classifyS3Error, httpStatusOf, s3CodeOf } from './errors.js';
 import { RateLimiter, throttle } from './rate-limiter.js';
 
@@ -36,6 +38,35 @@ export interface ObjectInfo {
   /** `x-amz-checksum-sha256` if the server stored one (base64; `…-N` for a multipart composite). */
   checksumSha256: string | undefined;
   etag: string | undefined;
+  /**
+   * An archive-class object's restore state (`x-amz-restore`), present only when
+   * a restore was requested: `ongoing: false` means a readable copy exists until `expiresAt`.
+   */
+  restore?: RestoreState;
+}
+
+export interface RestoreState {
+  ongoing: boolean;
+  /** The `expiry-date` the server gave, as it gave it. */
+  expiresAt?: string;
+}
+
+/**
+ * What RestoreObject answered: `started` (202, a new request), `in-progress`
+ * (409 RestoreAlreadyInProgress), `restored` (200: a restored copy exists; its expiry was extended).
+ */
+export type RestoreRequestState = 'started' | 'in-progress' | 'restored';
+
+/** Parses `ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`. */
+export function parseRestoreHeader(value: string | undefined): RestoreState | undefined {
+  if (value === undefined || value === '') return undefined;
+  const ongoing = /ongoing-request\s*=\s*"?(true|false)"?/i.exec(value);
+  if (ongoing === null) return undefined;
+  const expiry = /expiry-date\s*=\s*"([^"]*)"/i.exec(value);
+  return {
+    ongoing: ongoing[1]?.toLowerCase() === 'true',
+    ...(expiry?.[1] === undefined ? {} : { expiresAt: expiry[1] }),
+  };
 }
 
 export interface PutSource {
@@ -69,8 +100,22 @@ export interface CloudSink {
   abortMultipart(key: string, uploadId: string): Promise<boolean>;
   /** Unfinished multipart uploads under the prefix; null when the server cannot list them. */
   listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null>;
-  /** Streams the object's bytes (for download verification). */
+  /**
+   * Streams the object's bytes (download verification, restore). An archive-class
+   * object that is not restored fails with a CloudError whose `detail.s3Code` is
+   * `InvalidObjectState` (S3 answers 403).
+   */
   read(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * RestoreObject: asks for a temporary readable copy of an archive-class object
+   * for `days`, at `tier`. An object that is not in an archive class fails with
+   * `detail.s3Code` `InvalidObjectState`; a missing one with `NoSuchKey`.
+   */
+  restoreObject(
+    key: string,
+    opts: { days: number; tier: RestoreTier },
+    signal?: AbortSignal,
+  ): Promise<RestoreRequestState>;
 }
 
 export class S3Sink implements CloudSink {
@@ -130,6 +175,7 @@ export class S3Sink implements CloudSink {
         storageClass: r.StorageClass ?? 'STANDARD',
         checksumSha256: r.ChecksumSHA256,
         etag: r.ETag,
+        ...(parseRestoreHeader(r.Restore) === undefined ? {} : { restore: parseRestoreHeader(r.Restore) }),
       };
     } catch (err) {
       const status = httpStatusOf(err);
@@ -312,6 +358,28 @@ export class S3Sink implements CloudSink {
       return body as AsyncIterable<Uint8Array>;
     } catch (err) {
       throw classifyS3Error(err, 'GET', this.target.name);
+    }
+  }
+
+  async restoreObject(
+    key: string,
+    opts: { days: number; tier: RestoreTier },
+    signal?: AbortSignal,
+  ): Promise<RestoreRequestState> {
+    const s3 = this.#s3;
+    try {
+      const r = await s3.send(
+        new RestoreObjectCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          RestoreRequest: { Days: opts.days, GlacierJobParameters: { Tier: opts.tier as Tier } },
+        }),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+      return r.$metadata.httpStatusCode === 200 ? 'restored' : 'started';
+    } catch (err) {
+      if (s3CodeOf(err) === 'RestoreAlreadyInProgress') return 'in-progress';
+      throw classifyS3Error(err, 'RestoreObject', this.target.name);
     }
   }
 }

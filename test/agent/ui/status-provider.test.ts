@@ -4,7 +4,7 @@
 import t from 'tap';
 import { ErrorRing } from '@studio321/protocol';
 import { AgentStatusProvider } from '@studio321/agent/ui';
-import { ProgressTracker } from '@studio321/agent/offload';
+import { ProgressTracker } from '@studio321/protocol';
 import type { AgentStatus, CardSummary } from '@studio321/agent/state';
 
 function summary(over: Partial<CardSummary>): CardSummary {

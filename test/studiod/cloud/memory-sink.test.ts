@@ -1,6 +1,6 @@
 /**
- * MemorySink: the CloudSink conformance suite (S3's semantics, no differences
- * declared), and the cloud forwarder running on it with a real LevelDB queue —
+ * MemorySink: the CloudSink conformance suite (S3's semantics; the one difference
+ * declared: a RestoreObject completes at once, no rehydration is modelled), and the cloud forwarder running on it with a real LevelDB queue —
  * the in-process path that also exercises the server-checksum comparison
  * (full and multipart composite), which s3rver cannot.
  */
@@ -11,11 +11,16 @@ import { CloudFixture, target } from '../../lib/cloud-fixture.js';
 
 const cloud = new MemoryCloud({ buckets: [SUITE_BUCKET] });
 
-cloudSinkSuite(t, 'MemorySink', async (fields) => {
-  const sink = new MemorySink({ ...target('memory', 'http://memory.invalid', SUITE_BUCKET), ...fields }, { cloud });
-  await sink.open();
-  return { sink, cleanup: () => sink.close() };
-});
+cloudSinkSuite(
+  t,
+  'MemorySink',
+  async (fields) => {
+    const sink = new MemorySink({ ...target('memory', 'http://memory.invalid', SUITE_BUCKET), ...fields }, { cloud });
+    await sink.open();
+    return { sink, cleanup: () => sink.close() };
+  },
+  { archiveRestore: 'instant' },
+);
 
 t.test('MemorySink refuses user metadata over S3 2 KB: CLOUD_REQUEST_REJECTED (MetadataTooLarge)', async (t) => {
   const sink = new MemorySink(target('memory', 'http://memory.invalid', 'b'));

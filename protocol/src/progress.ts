@@ -1,10 +1,10 @@
 /**
- * Offload progress: bytes, files, speed and ETA.
+ * Progress of a long copy (an offload, a restore): bytes, files, speed and ETA.
  *
  * Speed is measured over a sliding window (the last ~5 s), so a slow start or a
  * pause does not distort the ETA for long. The clock is injectable for tests.
  */
-import { formatBytes } from '@studio321/protocol';
+import { formatBytes } from './format.js';
 
 export interface ProgressSnapshot {
   bytes: number;
