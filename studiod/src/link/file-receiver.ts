@@ -237,19 +237,25 @@ export class FileReceiver {
     }
   }
 
-  async chunk(msg: MessageOf<'chunk'>): Promise<void> {
-    if (this.#state === 'closed') throw new TypeError('FileReceiver.chunk() in state closed');
-    const w = this.#wanted.get(msg.hash);
+  /** The wanted file a Chunk or FileEnd names; files arrive one at a time, each ended by its FileEnd. */
+  #wantedFor(hash: string, frame: 'Chunk' | 'FileEnd'): Wanted {
+    const w = this.#wanted.get(hash);
     if (w === undefined)
       throw new ProtocolError(
         PROTO_CODES.unexpectedMessage,
-        `Chunk for ${msg.hash}, which is not wanted in this session.`,
+        `${frame} for ${hash}, which is not wanted in this session.`,
       );
-    if (this.#current !== undefined && this.#current !== msg.hash)
+    if (this.#current !== undefined && this.#current !== hash)
       throw new ProtocolError(
         PROTO_CODES.unexpectedMessage,
-        `Chunk for ${msg.hash} before FileEnd of ${this.#current}.`,
+        `${frame} for ${hash} before FileEnd of ${this.#current}.`,
       );
+    return w;
+  }
+
+  async chunk(msg: MessageOf<'chunk'>): Promise<void> {
+    if (this.#state === 'closed') throw new TypeError('FileReceiver.chunk() in state closed');
+    const w = this.#wantedFor(msg.hash, 'Chunk');
     if (msg.offset !== w.staged.written)
       throw new ProtocolError(
         PROTO_CODES.unexpectedMessage,
@@ -332,17 +338,7 @@ export class FileReceiver {
 
   async fileEnd(msg: MessageOf<'file-end'>): Promise<void> {
     this.#expect('receiving', 'fileEnd');
-    const w = this.#wanted.get(msg.hash);
-    if (w === undefined)
-      throw new ProtocolError(
-        PROTO_CODES.unexpectedMessage,
-        `FileEnd for ${msg.hash}, which is not wanted in this session.`,
-      );
-    if (this.#current !== undefined && this.#current !== msg.hash)
-      throw new ProtocolError(
-        PROTO_CODES.unexpectedMessage,
-        `FileEnd for ${msg.hash} before FileEnd of ${this.#current}.`,
-      );
+    const w = this.#wantedFor(msg.hash, 'FileEnd');
     this.#current = undefined;
     this.#wanted.delete(msg.hash);
     await this.#settleSync(w);
