@@ -21,6 +21,16 @@ import { LinkServer } from './link/server.js';
 import { Staging } from './commit/staging.js';
 import { checkTarget } from './commit/target-check.js';
 import { loadOrCreateTlsIdentity, type TlsIdentity } from './link/tls-identity.js';
+import { S3Sink, type CloudSink } from './cloud/s3-sink.js';
+import { cloudTargetsOf } from './config.js';
+import {
+  SnapshotScheduler,
+  lastSnapshot,
+  pairingsPath,
+  reconcilePairings,
+  refuseUnsafeStart,
+  writePairings,
+} from './recovery/index.js';
 
 export const STUDIOD_SOFTWARE = 'studiod/0.1.0';
 
@@ -51,6 +61,8 @@ export class Studio {
   /** Ledger, cloud forwarder, verify. */
   #ledger: LedgerService | undefined;
   #startedAt = 0;
+  #snapshots: SnapshotScheduler | undefined;
+  #snapshotSinks: CloudSink[] = [];
 
   constructor(opts: StudioOptions) {
     this.#opts = opts;
@@ -92,6 +104,17 @@ export class Studio {
     const catalogue = new Catalogue(c.catalogue);
     await catalogue.open();
     this.#catalogue = catalogue;
+    // Pairings live in <stateDir>/pairings.json too: a lost catalogue does not unpair every laptop.
+    const pairings = pairingsPath(c.stateDir);
+    const { restored } = await reconcilePairings(catalogue, pairings, this.#now());
+    if (restored > 0) this.log.info({ agents: restored, from: pairings }, 'pairings restored from the pairing store');
+    catalogue.setAgentsListener((agents) =>
+      writePairings(pairings, agents, this.#now()).catch((err: unknown) => {
+        this.log.error({ err }, 'the pairing store could not be written; it is rewritten at the next start');
+      }),
+    );
+    // An empty catalogue over full targets, or a rebuild left half done: refuse to serve.
+    await refuseUnsafeStart(catalogue, c);
     for (const intent of await catalogue.intents()) {
       for (const dir of intent.dirs) {
         const n = await sweepStaleTemps(dir).catch((err: unknown) => {
@@ -136,6 +159,18 @@ export class Studio {
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();
+    const sinkFactory = this.#opts.ledger?.cloudOptions?.sinkFactory;
+    this.#snapshotSinks = cloudTargetsOf(c).map((t) => sinkFactory?.(t) ?? new S3Sink(t));
+    for (const s of this.#snapshotSinks) await s.open();
+    this.#snapshots = new SnapshotScheduler({
+      catalogue,
+      config: c,
+      sinks: this.#snapshotSinks,
+      software: STUDIOD_SOFTWARE,
+      now: this.#now,
+      log: this.log,
+    });
+    await this.#snapshots.open();
     this.#control = new ControlSocket(c.controlSocket, this.log);
     this.#registerCommands(this.#control);
     await this.#control.open();
@@ -149,6 +184,8 @@ export class Studio {
     await this.#control?.close();
     await this.#link?.close();
     this.#abort.abort();
+    await this.#snapshots?.close();
+    for (const s of this.#snapshotSinks) await s.close().catch(() => undefined);
     await this.#ledger?.close();
     await this.#catalogue?.close();
   }
@@ -176,9 +213,14 @@ export class Studio {
       const disconnected = this.#link?.disconnectAgent(id) ?? 0; // a revoked agent keeps no live session
       return { agentId: id, revoked: true, disconnected };
     });
-    ctl.register('status', async () =>
-      this.#ledger === undefined ? this.status() : this.#ledger.report(await this.status()),
-    );
+    ctl.register('status', async () => {
+      const report = this.#ledger === undefined ? await this.status() : await this.#ledger.report(await this.status());
+      return { ...report, lastSnapshot: await lastSnapshot(this.catalogue) };
+    });
+    ctl.register('catalogue-snapshot', async () => {
+      if (this.#snapshots === undefined) throw new TypeError('Studio not open');
+      return this.#snapshots.snapshotNow();
+    });
     this.#ledger?.registerCommands(ctl);
   }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CODE = /'((?:PROTO|DURABLE|AGENT|STUDIO|LINK|CLOUD|CONFIG|LEDGER)_[A-Z0-9_]+)'/g;
+const CODE = /'((?:PROTO|DURABLE|AGENT|STUDIO|LINK|CLOUD|CONFIG|LEDGER|RECOVERY)_[A-Z0-9_]+)'/g;
 
 async function* sources(dir: string): AsyncGenerator<string> {
   for (const e of await readdir(dir, { withFileTypes: true })) {

@@ -20,6 +20,7 @@ import {
   CompleteMultipartUploadCommand,
   AbortMultipartUploadCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import type { CloudTargetConfig } from './cloud-target.js';
@@ -71,6 +72,8 @@ export interface CloudSink {
   listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null>;
   /** Streams the object's bytes (for download verification). */
   read(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+  /** Every object under the prefix, in key order (UTF-8 byte order), page by page (the catalogue rebuild). */
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<{ key: string; size: number }>;
 }
 
 export class S3Sink implements CloudSink {
@@ -312,6 +315,29 @@ export class S3Sink implements CloudSink {
       return body as AsyncIterable<Uint8Array>;
     } catch (err) {
       throw classifyS3Error(err, 'GET', this.target.name);
+    }
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<{ key: string; size: number }> {
+    const s3 = this.#s3;
+    let token: string | undefined;
+    for (;;) {
+      let r;
+      try {
+        r = await s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.#bucket,
+            Prefix: prefix,
+            ...(token === undefined ? {} : { ContinuationToken: token }),
+          }),
+          signal === undefined ? {} : { abortSignal: signal },
+        );
+      } catch (err) {
+        throw classifyS3Error(err, 'LIST', this.target.name);
+      }
+      for (const o of r.Contents ?? []) if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? -1 };
+      if (r.IsTruncated !== true || r.NextContinuationToken === undefined) return;
+      token = r.NextContinuationToken;
     }
   }
 }

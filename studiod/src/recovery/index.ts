@@ -1,0 +1,10 @@
+/** Recovery: catalogue snapshots, the rebuild, the pairing store, the empty-catalogue refusal. */
+export * from './errors.js';
+export * from './atomic-file.js';
+export * from './pairing-store.js';
+export * from './target-files.js';
+export * from './snapshot-format.js';
+export * from './snapshot.js';
+export * from './rebuild.js';
+export * from './start-check.js';
+export * from './format.js';
