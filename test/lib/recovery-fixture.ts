@@ -101,12 +101,14 @@ export async function commitFile(
     await mkdir(dirname(abs), { recursive: true });
     await writeFile(abs, bytes);
   }
+  // A path with `~N` is a distinct name the committer chose: the card's name is without it.
+  const cardPath = path.replace(/~\d+(\.[^.]*)?$/, '$1');
   await (opts.catalogue ?? s.catalogue).commitAsset({
     asset: { hash, size: bytes.length, committedAt: mtime + 1000 },
     names: [
       {
-        key: nameKey(posix.join('wedding', card, path)),
-        value: { hash, shoot: 'wedding', card, path, mtime, agentId: 'agt_1', seenAt: mtime + 1000 },
+        key: nameKey(posix.join('wedding', card, cardPath)),
+        value: { hash, shoot: 'wedding', card, path: cardPath, mtime, agentId: 'agt_1', seenAt: mtime + 1000 },
       },
     ],
     copies: [studioCopy(s.config, 'mirror', hash, rel, bytes.length), studioCopy(s.config, 'raid', hash, rel, bytes.length)],
