@@ -638,7 +638,8 @@ export class Catalogue {
 
   /** Delete every root record under one exported kind's prefix (`asset!`, `name!`, `copy!`, `stored!`): the rebuild's clean slate. */
   clearPrefix(prefix: string): Promise<void> {
-    if (![...KIND_OF_PREFIX.keys()].includes(prefix)) throw new TypeError(`clearPrefix: ${prefix} is not an exported kind's prefix`);
+    if (![...KIND_OF_PREFIX.keys()].includes(prefix))
+      throw new TypeError(`clearPrefix: ${prefix} is not an exported kind's prefix`);
     return this.#write(() => this.#open().clear({ gt: prefix, lt: `${prefix}\xff` }));
   }
 }

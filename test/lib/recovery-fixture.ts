@@ -29,7 +29,10 @@ export interface RecoveryStudio {
   catalogue: Catalogue;
 }
 
-export async function recoveryStudio(t: Teardown, snapshots?: { intervalMinutes?: number; keepLocal?: number }): Promise<RecoveryStudio> {
+export async function recoveryStudio(
+  t: Teardown,
+  snapshots?: { intervalMinutes?: number; keepLocal?: number },
+): Promise<RecoveryStudio> {
   const dir = await mkdtemp(join(tmpdir(), 's321-recovery-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const config = parseStudiodConfig({
@@ -42,7 +45,10 @@ export async function recoveryStudio(t: Teardown, snapshots?: { intervalMinutes?
   });
   for (const [name, cfg] of Object.entries(config.targets)) {
     await mkdir(cfg.root, { recursive: true });
-    await writeFile(join(cfg.root, '.studio321-target.json'), JSON.stringify({ target: name, device: cfg.device, createdAt: 1 }));
+    await writeFile(
+      join(cfg.root, '.studio321-target.json'),
+      JSON.stringify({ target: name, device: cfg.device, createdAt: 1 }),
+    );
   }
   const cloud = new MemoryCloud({ buckets: ['hot'] });
   const cloudTarget = target('cloud-east', 'http://memory.invalid', 'hot', { prefix: 'studio/' });
@@ -61,7 +67,13 @@ export async function openCatalogue(t: Teardown, config: StudiodConfig): Promise
   return catalogue;
 }
 
-export function studioCopy(config: StudiodConfig, t: 'mirror' | 'raid', hash: string, rel: string, size: number): CopyRecord {
+export function studioCopy(
+  config: StudiodConfig,
+  t: 'mirror' | 'raid',
+  hash: string,
+  rel: string,
+  size: number,
+): CopyRecord {
   const cfg = config.targets[t];
   return {
     hash,
@@ -111,14 +123,22 @@ export async function commitFile(
         value: { hash, shoot: 'wedding', card, path: cardPath, mtime, agentId: 'agt_1', seenAt: mtime + 1000 },
       },
     ],
-    copies: [studioCopy(s.config, 'mirror', hash, rel, bytes.length), studioCopy(s.config, 'raid', hash, rel, bytes.length)],
+    copies: [
+      studioCopy(s.config, 'mirror', hash, rel, bytes.length),
+      studioCopy(s.config, 'raid', hash, rel, bytes.length),
+    ],
     storedPaths: [{ key: nameKey(rel), value: { hash, path: rel } }],
   });
   return { hash, size: bytes.length, rel, bytes };
 }
 
 /** Upload a committed file as the forwarder does (content-addressed key, its metadata); optionally record it. */
-export async function uploadToCloud(s: RecoveryStudio, c: Committed, record: boolean, catalogue = s.catalogue): Promise<string> {
+export async function uploadToCloud(
+  s: RecoveryStudio,
+  c: Committed,
+  record: boolean,
+  catalogue = s.catalogue,
+): Promise<string> {
   const key = objectKey(s.cloudTarget, c.hash);
   const file = join(s.config.targets.mirror.root, c.rel);
   const sha = createHash('sha256').update(c.bytes);

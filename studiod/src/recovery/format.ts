@@ -7,7 +7,10 @@ export function formatSnapshot(s: SnapshotResult | null): string {
   if (s === null) return 'catalogue snapshot: none yet (`studioctl catalogue snapshot` makes one)\n';
   const lines = [
     `catalogue snapshot: ${new Date(s.at).toISOString()}, ${s.assets} assets, ${formatBytes(s.bytes)}`,
-    ...s.destinations.map((d) => `  ${d.ok ? 'ok    ' : 'FAILED'} ${d.target}: ${d.where}${d.error === undefined ? '' : ` (${d.error.code}: ${d.error.message})`}`),
+    ...s.destinations.map(
+      (d) =>
+        `  ${d.ok ? 'ok    ' : 'FAILED'} ${d.target}: ${d.where}${d.error === undefined ? '' : ` (${d.error.code}: ${d.error.message})`}`,
+    ),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -32,7 +35,9 @@ export function formatRebuild(r: RebuildReport): string {
     out.push(`NOT ACCOUNTED FOR: ${r.unaccounted.count}`);
     for (const i of r.unaccounted.items) out.push(`  ${i.kind} ${i.target} ${i.path}: ${i.why}`);
     if (r.unaccounted.items.length < r.unaccounted.count)
-      out.push(`  … and ${r.unaccounted.count - r.unaccounted.items.length} more (--json for the first ${r.unaccounted.items.length})`);
+      out.push(
+        `  … and ${r.unaccounted.count - r.unaccounted.items.length} more (--json for the first ${r.unaccounted.items.length})`,
+      );
   }
   return `${out.join('\n')}\n`;
 }

@@ -50,10 +50,14 @@ export async function readPairings(path: string): Promise<AgentRecord[]> {
     text = await readFile(path, 'utf8');
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return [];
-    throw new RecoveryError(RECOVERY_CODES.pairingsIo, `The pairing store ${path} cannot be read. Check its permissions.`, {
-      cause: err,
-      detail: { path },
-    });
+    throw new RecoveryError(
+      RECOVERY_CODES.pairingsIo,
+      `The pairing store ${path} cannot be read. Check its permissions.`,
+      {
+        cause: err,
+        detail: { path },
+      },
+    );
   }
   let parsed: PairingsFile;
   try {
@@ -66,7 +70,9 @@ export async function readPairings(path: string): Promise<AgentRecord[]> {
     );
   }
   if (parsed?.format !== PAIRINGS_FORMAT || typeof parsed.version !== 'number' || !Array.isArray(parsed.agents)) {
-    throw new RecoveryError(RECOVERY_CODES.pairingsIo, `${path} is not a studio321 pairing store.`, { detail: { path } });
+    throw new RecoveryError(RECOVERY_CODES.pairingsIo, `${path} is not a studio321 pairing store.`, {
+      detail: { path },
+    });
   }
   if (parsed.version > PAIRINGS_VERSION) {
     throw new RecoveryError(
@@ -93,16 +99,18 @@ export async function writePairings(path: string, agents: AgentRecord[], now: nu
 
 const canon = (agents: AgentRecord[]): string =>
   JSON.stringify(
-    [...agents]
-      .sort((a, b) => (a.agentId < b.agentId ? -1 : 1))
-      .map((a) => ({ ...a, lastSeenAt: undefined })),
+    [...agents].sort((a, b) => (a.agentId < b.agentId ? -1 : 1)).map((a) => ({ ...a, lastSeenAt: undefined })),
   );
 
 /**
  * Start-time reconciliation (see the file comment). Returns how many agents were
  * restored into the catalogue from the store.
  */
-export async function reconcilePairings(catalogue: Catalogue, path: string, now: number): Promise<{ restored: number }> {
+export async function reconcilePairings(
+  catalogue: Catalogue,
+  path: string,
+  now: number,
+): Promise<{ restored: number }> {
   const inCatalogue = await catalogue.listAgents();
   if (inCatalogue.length === 0) {
     const stored = await readPairings(path);

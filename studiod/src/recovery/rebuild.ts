@@ -40,7 +40,13 @@ import type { CloudSink } from '../cloud/s3-sink.js';
 import { LOCAL_TARGETS, type LocalTargetName, type StudiodConfig } from '../config.js';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
 import { pairingsPath, readPairings, writePairings } from './pairing-store.js';
-import { SNAPSHOT_DIR, SNAPSHOT_SUFFIX, decodeSnapshot, importSnapshotRecords, type SnapshotRecord } from './snapshot-format.js';
+import {
+  SNAPSHOT_DIR,
+  SNAPSHOT_SUFFIX,
+  decodeSnapshot,
+  importSnapshotRecords,
+  type SnapshotRecord,
+} from './snapshot-format.js';
 import { localSnapshots } from './snapshot.js';
 import { committedFiles, hasMarker } from './target-files.js';
 import { createReadStream } from 'node:fs';
@@ -106,7 +112,10 @@ export async function rebuildInProgress(catalogue: Catalogue): Promise<boolean> 
 const itemKey = (i: UnaccountedItem): string => `rebuild!item!${i.kind}!${i.target}!${i.path}`;
 
 /** `2026-11-26/wedding/CARD1/DCIM/100CANON/IMG_0001~2.CR3` → the name the agent offered. */
-export function nameFromStoredPath(rel: string, mtimeMs: number): Omit<NameRecord, 'hash' | 'agentId' | 'seenAt'> | undefined {
+export function nameFromStoredPath(
+  rel: string,
+  mtimeMs: number,
+): Omit<NameRecord, 'hash' | 'agentId' | 'seenAt'> | undefined {
   const segs = rel.split('/');
   if (segs.length < 4) return undefined;
   const [date, shoot, card] = segs as [string, string, string];
@@ -124,11 +133,12 @@ class Rebuild {
   readonly #now: () => number;
   readonly #rec;
   #state!: RebuildState;
-  readonly #report: Omit<RebuildReport, 'snapshot' | 'snapshotsTried' | 'agents' | 'counters' | 'unaccounted' | 'ms'> = {
-    removedCopies: 0,
-    local: { files: 0, hashed: 0, hashedBytes: 0, assetsAdded: 0, copiesAdded: 0 },
-    cloud: { objects: 0, copiesAdded: 0 },
-  };
+  readonly #report: Omit<RebuildReport, 'snapshot' | 'snapshotsTried' | 'agents' | 'counters' | 'unaccounted' | 'ms'> =
+    {
+      removedCopies: 0,
+      local: { files: 0, hashed: 0, hashedBytes: 0, assetsAdded: 0, copiesAdded: 0 },
+      cloud: { objects: 0, copiesAdded: 0 },
+    };
 
   constructor(catalogue: Catalogue, opts: RebuildOptions) {
     this.#c = catalogue;
@@ -192,9 +202,11 @@ class Rebuild {
       await this.#clearImported();
       this.#progress('import', `reading snapshot ${cand.where}`);
       try {
-        const gen = decodeSnapshot(await cand.open(), cand.where);
+        let createdAt = cand.name.replace(SNAPSHOT_SUFFIX, '');
+        const gen = decodeSnapshot(await cand.open(), cand.where, (h) => {
+          createdAt = h.createdAt;
+        });
         let batch: SnapshotRecord[] = [];
-        let header: { createdAt: string } | undefined;
         let step = await gen.next();
         while (step.done !== true) {
           batch.push(step.value);
@@ -205,9 +217,11 @@ class Rebuild {
           step = await gen.next();
         }
         await importSnapshotRecords(this.#c, batch);
-        header = { createdAt: cand.name.replace(SNAPSHOT_SUFFIX, '') };
-        this.#state.snapshot = { where: cand.where, createdAt: header.createdAt, ...step.value };
-        this.#progress('import', `imported ${step.value.records} records (${step.value.assets} assets) from ${cand.where}`);
+        this.#state.snapshot = { where: cand.where, createdAt, ...step.value };
+        this.#progress(
+          'import',
+          `imported ${step.value.records} records (${step.value.assets} assets) from ${cand.where}`,
+        );
         break;
       } catch (err) {
         const e = err instanceof CodedError ? err : undefined;
@@ -216,17 +230,26 @@ class Rebuild {
           code: e?.code ?? errorCode(err) ?? RECOVERY_CODES.snapshotUnreadable,
           message: err instanceof Error ? err.message : String(err),
         });
-        this.#progress('import', `snapshot ${cand.where} cannot be used: ${err instanceof Error ? err.message : String(err)}`);
+        this.#progress(
+          'import',
+          `snapshot ${cand.where} cannot be used: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
     }
     if (this.#state.snapshot === null) {
       await this.#clearImported();
-      this.#progress('import', `${RECOVERY_CODES.noSnapshot}: no readable snapshot; every file on the targets is hashed`);
+      this.#progress(
+        'import',
+        `${RECOVERY_CODES.noSnapshot}: no readable snapshot; every file on the targets is hashed`,
+      );
     }
     // 3. pairings: the store is written on every pairing and revocation, so it is the newest word.
     const path = pairingsPath(this.#o.config.stateDir);
     const stored = await readPairings(path).catch((err: unknown) => {
-      this.#progress('import', `the pairing store cannot be read (${(err as Error).message}); agents come from the snapshot`);
+      this.#progress(
+        'import',
+        `the pairing store cannot be read (${(err as Error).message}); agents come from the snapshot`,
+      );
       return [];
     });
     if (stored.length > 0) {
@@ -290,7 +313,7 @@ class Rebuild {
       seen++;
       const abs = join(this.#o.config.targets[t].root, copy.path);
       const st = await stat(abs).catch(() => undefined);
-      if (st !== undefined && st.isFile() && st.size === copy.size) continue;
+      if (st?.isFile() && st.size === copy.size) continue;
       await this.#c.removeCopy(copy);
       this.#report.removedCopies++;
       await this.#note({
@@ -298,7 +321,10 @@ class Rebuild {
         target: t,
         path: copy.path,
         hash: copy.hash,
-        why: st === undefined ? 'in the snapshot, but the file is gone' : `in the snapshot with ${copy.size} bytes, the file has ${st.size}`,
+        why:
+          st === undefined
+            ? 'in the snapshot, but the file is gone'
+            : `in the snapshot with ${copy.size} bytes, the file has ${st.size}`,
       });
     }
     this.#progress('check', `checked ${seen} local copies of the snapshot`);
@@ -336,7 +362,12 @@ class Rebuild {
       this.#report.local.hashedBytes += r.size;
       return r;
     } catch (err) {
-      await this.#note({ kind: 'unreadable', target: t, path: rel, why: `cannot be read (${errorCode(err) ?? 'error'})` });
+      await this.#note({
+        kind: 'unreadable',
+        target: t,
+        path: rel,
+        why: `cannot be read (${errorCode(err) ?? 'error'})`,
+      });
       return undefined;
     }
   }
@@ -358,7 +389,12 @@ class Rebuild {
       names:
         name === undefined
           ? []
-          : [{ key: nameKey(posix.join(name.shoot, name.card, name.path)), value: { hash, ...name, agentId: '', seenAt: now } }],
+          : [
+              {
+                key: nameKey(posix.join(name.shoot, name.card, name.path)),
+                value: { hash, ...name, agentId: '', seenAt: now },
+              },
+            ],
       copies: fresh,
       storedPaths: [{ key: nameKey(rel), value: { hash, path: rel } }],
     });
@@ -375,16 +411,32 @@ class Rebuild {
         this.#report.local.files++;
         if (await this.#known(f.rel)) continue;
         if (nameFromStoredPath(f.rel, f.mtimeMs) === undefined) {
-          await this.#note({ kind: 'unknown-layout', target: 'mirror', path: f.rel, why: 'not under <date>/<shoot>/<card>/' });
+          await this.#note({
+            kind: 'unknown-layout',
+            target: 'mirror',
+            path: f.rel,
+            why: 'not under <date>/<shoot>/<card>/',
+          });
           continue;
         }
         const m = await this.#hash('mirror', f.abs, f.rel);
         if (m === undefined) continue;
         const raidAbs = join(raid.root, f.rel);
-        const onRaid = avail.raid && (await stat(raidAbs).then((s) => s.isFile(), () => false));
+        const onRaid =
+          avail.raid &&
+          (await stat(raidAbs).then(
+            (s) => s.isFile(),
+            () => false,
+          ));
         if (!onRaid) {
           await this.#record(f.rel, f.mtimeMs, m.blake3, m.size, [this.#localCopy('mirror', m.blake3, f.rel, m.size)]);
-          await this.#note({ kind: 'one-target-only', target: 'mirror', path: f.rel, hash: m.blake3, why: 'not on the RAID; recorded with its mirror copy' });
+          await this.#note({
+            kind: 'one-target-only',
+            target: 'mirror',
+            path: f.rel,
+            hash: m.blake3,
+            why: 'not on the RAID; recorded with its mirror copy',
+          });
           continue;
         }
         const r = await this.#hash('raid', raidAbs, f.rel);
@@ -410,15 +462,33 @@ class Rebuild {
         this.#report.local.files++;
         if (await this.#known(f.rel)) continue;
         // On the mirror too: handled above (a mismatch, or unreadable there).
-        if (avail.mirror && (await stat(join(mirror.root, f.rel)).then((s) => s.isFile(), () => false))) continue;
+        if (
+          avail.mirror &&
+          (await stat(join(mirror.root, f.rel)).then(
+            (s) => s.isFile(),
+            () => false,
+          ))
+        )
+          continue;
         if (nameFromStoredPath(f.rel, f.mtimeMs) === undefined) {
-          await this.#note({ kind: 'unknown-layout', target: 'raid', path: f.rel, why: 'not under <date>/<shoot>/<card>/' });
+          await this.#note({
+            kind: 'unknown-layout',
+            target: 'raid',
+            path: f.rel,
+            why: 'not under <date>/<shoot>/<card>/',
+          });
           continue;
         }
         const r = await this.#hash('raid', f.abs, f.rel);
         if (r === undefined) continue;
         await this.#record(f.rel, f.mtimeMs, r.blake3, r.size, [this.#localCopy('raid', r.blake3, f.rel, r.size)]);
-        await this.#note({ kind: 'one-target-only', target: 'raid', path: f.rel, hash: r.blake3, why: 'not on the mirror; recorded with its RAID copy' });
+        await this.#note({
+          kind: 'one-target-only',
+          target: 'raid',
+          path: f.rel,
+          hash: r.blake3,
+          why: 'not on the mirror; recorded with its RAID copy',
+        });
       }
     }
     this.#progress('local', `walked ${this.#report.local.files} files, hashed ${this.#report.local.hashed}`);
@@ -438,7 +508,13 @@ class Rebuild {
         const generation = m[2] === undefined ? 1 : Number(m[2]);
         const asset = await this.#c.getAsset(hash);
         if (asset === undefined) {
-          await this.#note({ kind: 'cloud-orphan', target: t.name, path: o.key, hash, why: 'no file with this BLAKE3 on the mirror or the RAID' });
+          await this.#note({
+            kind: 'cloud-orphan',
+            target: t.name,
+            path: o.key,
+            hash,
+            why: 'no file with this BLAKE3 on the mirror or the RAID',
+          });
           continue;
         }
         const has = (await this.#c.copiesOf(hash)).some((c) => c.target === t.name);
@@ -451,7 +527,13 @@ class Rebuild {
           head.metadata['blake3'] === hash &&
           Number(head.metadata['size']) === asset.size;
         if (!ok) {
-          await this.#note({ kind: 'cloud-mismatch', target: t.name, path: o.key, hash, why: 'size or blake3 metadata differ from the asset' });
+          await this.#note({
+            kind: 'cloud-mismatch',
+            target: t.name,
+            path: o.key,
+            hash,
+            why: 'size or blake3 metadata differ from the asset',
+          });
           continue;
         }
         const verifiedAt = this.#now();
@@ -490,7 +572,10 @@ class Rebuild {
         }
       }
     }
-    this.#progress('cloud', `listed ${this.#report.cloud.objects} cloud objects, ${this.#report.cloud.copiesAdded} copies added`);
+    this.#progress(
+      'cloud',
+      `listed ${this.#report.cloud.objects} cloud objects, ${this.#report.cloud.copiesAdded} copies added`,
+    );
   }
 
   // 7. finish

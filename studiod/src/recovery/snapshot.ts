@@ -30,7 +30,14 @@ import type { CloudSink } from '../cloud/s3-sink.js';
 import { MIN_PART_SIZE, partSizeFor } from '../cloud/cloud-target.js';
 import type { StudiodConfig } from '../config.js';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
-import { SNAPSHOT_DIR, SNAPSHOT_FORMAT, SNAPSHOT_SUFFIX, SNAPSHOT_VERSION, encodeSnapshot, snapshotName } from './snapshot-format.js';
+import {
+  SNAPSHOT_DIR,
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_SUFFIX,
+  SNAPSHOT_VERSION,
+  encodeSnapshot,
+  snapshotName,
+} from './snapshot-format.js';
 import { hasMarker } from './target-files.js';
 
 /** LevelDB's option, typed loosely as abstract-level's sublevel options do not declare it. */
@@ -95,7 +102,12 @@ async function sha256OfRange(path: string, start: number, end: number): Promise<
 }
 
 /** Step 3 for one target. */
-async function upload(sink: CloudSink, file: string, name: string, r: Omit<SnapshotResult, 'destinations' | 'ms'>): Promise<string> {
+async function upload(
+  sink: CloudSink,
+  file: string,
+  name: string,
+  r: Omit<SnapshotResult, 'destinations' | 'ms'>,
+): Promise<string> {
   const key = `${sink.target.prefix ?? ''}${SNAPSHOT_DIR}/${name}`;
   const metadata = {
     format: SNAPSHOT_FORMAT,
@@ -108,7 +120,10 @@ async function upload(sink: CloudSink, file: string, name: string, r: Omit<Snaps
   const signal = new AbortController().signal;
   if (r.bytes <= MAX_SINGLE_PUT) {
     const sha = r.sha256 === '' ? await sha256OfRange(file, 0, r.bytes) : Buffer.from(r.sha256, 'hex');
-    await sink.putObject({ key, path: file, start: 0, end: r.bytes, sha256b64: sha.toString('base64'), signal }, metadata);
+    await sink.putObject(
+      { key, path: file, start: 0, end: r.bytes, sha256b64: sha.toString('base64'), signal },
+      metadata,
+    );
   } else {
     const partSize = Math.max(MIN_PART_SIZE, partSizeFor(sink.target, r.bytes));
     const uploadId = await sink.createMultipart(key, metadata, signal);
@@ -128,10 +143,14 @@ async function upload(sink: CloudSink, file: string, name: string, r: Omit<Snaps
   }
   const head = await sink.head(key);
   if (head === null || head.size !== r.bytes || head.metadata['blake3'] !== r.blake3) {
-    throw new RecoveryError(RECOVERY_CODES.snapshotFailed, `The uploaded snapshot ${key} does not match what was sent.`, {
-      retryable: true,
-      detail: { key },
-    });
+    throw new RecoveryError(
+      RECOVERY_CODES.snapshotFailed,
+      `The uploaded snapshot ${key} does not match what was sent.`,
+      {
+        retryable: true,
+        detail: { key },
+      },
+    );
   }
   return `s3://${sink.target.bucket}/${key}`;
 }
@@ -188,7 +207,15 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<SnapshotResul
     );
   }
   destinations.push({ target: onRaid ? 'raid' : 'outbox', where: file, ok: true });
-  const base = { name, at, assets: counts.assets, records: counts.records, bytes, blake3: written.blake3, sha256: sha.digest('hex') };
+  const base = {
+    name,
+    at,
+    assets: counts.assets,
+    records: counts.records,
+    bytes,
+    blake3: written.blake3,
+    sha256: sha.digest('hex'),
+  };
   // 3. Cloud copies, from the local file.
   for (const sink of opts.sinks) {
     try {
@@ -209,13 +236,27 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<SnapshotResul
   else if (opts.sinks.length > 0 && destinations.every((d) => d.ok)) {
     await rm(file, { force: true });
     await fsyncDir(dir);
-    destinations[0] = { target: 'outbox', where: file, ok: false, error: { code: RECOVERY_CODES.snapshotFailed, message: 'the RAID target is not available; the file was only used for the uploads' } };
+    destinations[0] = {
+      target: 'outbox',
+      where: file,
+      ok: false,
+      error: {
+        code: RECOVERY_CODES.snapshotFailed,
+        message: 'the RAID target is not available; the file was only used for the uploads',
+      },
+    };
   }
   const result: SnapshotResult = { ...base, ms: Date.now() - started, destinations };
   // 5. Remember it (status).
   await opts.catalogue.sublevel('recovery').put('snapshot!last', result as unknown as Record<string, unknown>, SYNC);
   opts.log?.info(
-    { name, assets: result.assets, bytes, ms: result.ms, failed: destinations.filter((d) => !d.ok).map((d) => d.target) },
+    {
+      name,
+      assets: result.assets,
+      bytes,
+      ms: result.ms,
+      failed: destinations.filter((d) => !d.ok).map((d) => d.target),
+    },
     'catalogue snapshot written',
   );
   return result;
@@ -262,9 +303,14 @@ export class SnapshotScheduler {
     clearTimeout(this.#timer);
     const delay = Math.max(0, dueAt - (this.#opts.now ?? Date.now)());
     // setTimeout takes at most 2^31-1 ms; a longer interval re-arms on wake.
-    this.#timer = setTimeout(() => {
-      this.snapshotNow().catch((err: unknown) => this.#opts.log?.error({ err }, 'scheduled catalogue snapshot failed'));
-    }, Math.min(delay, 2 ** 31 - 1));
+    this.#timer = setTimeout(
+      () => {
+        this.snapshotNow().catch((err: unknown) =>
+          this.#opts.log?.error({ err }, 'scheduled catalogue snapshot failed'),
+        );
+      },
+      Math.min(delay, 2 ** 31 - 1),
+    );
     this.#timer.unref();
   }
 

@@ -86,7 +86,11 @@ t.test('rebuild from a snapshot plus the files committed after it', async (t) =>
   // The copies added now say how they were verified, and it was now.
   const added = await cat.copiesOf(after2.hash);
   t.same(added.map((c) => c.method).sort(), ['verify-blake3', 'verify-blake3']);
-  t.same((await cat.namesOf(after2.hash)).map((n) => n.path), ['DCIM/100CANON/IMG_0101.CR3'], 'the ~2 of a distinct name is not the card name');
+  t.same(
+    (await cat.namesOf(after2.hash)).map((n) => n.path),
+    ['DCIM/100CANON/IMG_0101.CR3'],
+    'the ~2 of a distinct name is not the card name',
+  );
   const cloudAdded = (await cat.copiesOf(after1.hash)).find((c) => c.kind === 'cloud');
   t.equal(cloudAdded?.method, 'head-size-sha256-meta');
   t.ok(await cat.sublevel('cloud').get(`obj!cloud-east!${after1.hash}`), 'the forwarder can verify it (object record)');
@@ -135,11 +139,22 @@ t.test('what cannot be accounted for is reported, nothing of it counted unverifi
   );
   t.equal(r.unaccounted.count, 5);
   t.equal(await cat.getAsset(differ.hash), undefined, 'a mismatch is not recorded');
-  t.same((await cat.copiesOf(gone.hash)).map((c) => c.target), ['mirror'], 'a copy gone is not counted');
-  t.same((await cat.copiesOf(mirrorOnly.hash)).map((c) => [c.target, c.method]), [['mirror', 'verify-blake3']], 'one verified copy');
-  t.same((await cat.copiesOf(raidOnly.hash)).map((c) => c.target), ['raid']);
+  t.same(
+    (await cat.copiesOf(gone.hash)).map((c) => c.target),
+    ['mirror'],
+    'a copy gone is not counted',
+  );
+  t.same(
+    (await cat.copiesOf(mirrorOnly.hash)).map((c) => [c.target, c.method]),
+    [['mirror', 'verify-blake3']],
+    'one verified copy',
+  );
+  t.same(
+    (await cat.copiesOf(raidOnly.hash)).map((c) => c.target),
+    ['raid'],
+  );
   t.equal(cat.counters().copies['raid']?.count, 2, 'counters count only what is there');
-  t.equal((await cat.sublevel('recovery').get('rebuild!state')), undefined, 'finished');
+  t.equal(await cat.sublevel('recovery').get('rebuild!state'), undefined, 'finished');
 });
 
 t.test('an interrupted rebuild is refused at start and completes when run again', async (t) => {
@@ -162,7 +177,11 @@ t.test('an interrupted rebuild is refused at start and completes when run again'
       }),
       { message: `stopped after ${stopAt}` },
     );
-    await t.rejects(refuseUnsafeStart(cat, s.config), { code: 'RECOVERY_REBUILD_INCOMPLETE' }, `refused after ${stopAt}`);
+    await t.rejects(
+      refuseUnsafeStart(cat, s.config),
+      { code: 'RECOVERY_REBUILD_INCOMPLETE' },
+      `refused after ${stopAt}`,
+    );
     const r = await rebuildCatalogue(cat, { config: s.config, sinks: [s.sink] });
     t.equal(r.unaccounted.count, 0, `completes after ${stopAt}`);
     t.same(await shape(cat), want);
@@ -181,7 +200,13 @@ t.test('a rebuild over a catalogue that holds assets is refused; a bad newest sn
   let now = Date.parse('2026-11-26T10:00:00Z');
   await takeSnapshot({ catalogue: s.catalogue, config: s.config, sinks: [s.sink], software: SOFTWARE, now: () => now });
   now += 60_000;
-  const r2 = await takeSnapshot({ catalogue: s.catalogue, config: s.config, sinks: [], software: SOFTWARE, now: () => now });
+  const r2 = await takeSnapshot({
+    catalogue: s.catalogue,
+    config: s.config,
+    sinks: [],
+    software: SOFTWARE,
+    now: () => now,
+  });
   await writeFile(r2.destinations[0]!.where, 'rotten'); // the newest local snapshot is damaged
   const before = await dump(s.catalogue);
   const cat = await loseCatalogue(t, s);

@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { nameKey } from '@studio321/protocol';
@@ -24,7 +24,13 @@ import {
   takeSnapshot,
   type SnapshotRecord,
 } from '@studio321/studiod/recovery';
-import { commitFile, dump, openCatalogue, pairAgent, recoveryStudio, uploadToCloud } from '../../lib/recovery-fixture.js';
+import {
+  commitFile,
+  dump,
+  pairAgent,
+  recoveryStudio,
+  uploadToCloud,
+} from '../../lib/recovery-fixture.js';
 
 const SOFTWARE = 'studiod/test';
 
@@ -42,18 +48,57 @@ t.test('a snapshot round trip keeps every record kind', async (t) => {
   // A second name, and an agent copy (kind 'agent').
   await s.catalogue.addNamesAndAgentCopies(
     a.hash,
-    [{ key: nameKey('wedding/CARD2/DCIM/IMG_0001.CR3'), value: { hash: a.hash, shoot: 'wedding', card: 'CARD2', path: 'DCIM/IMG_0001.CR3', mtime: 1, agentId: 'agt_1', seenAt: 2 } }],
-    [{ hash: a.hash, target: 'laptop', kind: 'agent', path: '', size: a.size, device: 'uuid-1', media: 'ssd', location: 'field', offsite: false, method: 'readback-blake3', verifiedAt: 3, agentId: 'agt_1' }],
+    [
+      {
+        key: nameKey('wedding/CARD2/DCIM/IMG_0001.CR3'),
+        value: {
+          hash: a.hash,
+          shoot: 'wedding',
+          card: 'CARD2',
+          path: 'DCIM/IMG_0001.CR3',
+          mtime: 1,
+          agentId: 'agt_1',
+          seenAt: 2,
+        },
+      },
+    ],
+    [
+      {
+        hash: a.hash,
+        target: 'laptop',
+        kind: 'agent',
+        path: '',
+        size: a.size,
+        device: 'uuid-1',
+        media: 'ssd',
+        location: 'field',
+        offsite: false,
+        method: 'readback-blake3',
+        verifiedAt: 3,
+        agentId: 'agt_1',
+      },
+    ],
   );
   await pairAgent(s.catalogue, 'agt_aaaaaa', "Ana's laptop");
   await pairAgent(s.catalogue, 'agt_bbbbbb', 'Ben');
   await s.catalogue.revokeAgent('agt_bbbbbb', Date.now());
   const before = await dump(s.catalogue);
-  t.ok(['asset', 'name', 'copy', 'stored', 'agent', 'cloud-object'].every((k) => before.some((l) => l.includes(`"t":"${k}"`))), 'every kind is present');
+  t.ok(
+    ['asset', 'name', 'copy', 'stored', 'agent', 'cloud-object'].every((k) =>
+      before.some((l) => l.includes(`"t":"${k}"`)),
+    ),
+    'every kind is present',
+  );
 
   const r = await takeSnapshot({ catalogue: s.catalogue, config: s.config, sinks: [s.sink], software: SOFTWARE });
   t.equal(r.assets, 2);
-  t.same(r.destinations.map((d) => [d.target, d.ok]), [['raid', true], ['cloud-east', true]]);
+  t.same(
+    r.destinations.map((d) => [d.target, d.ok]),
+    [
+      ['raid', true],
+      ['cloud-east', true],
+    ],
+  );
   const local = join(s.config.targets.raid.root, SNAPSHOT_DIR, r.name);
   t.equal(r.destinations[0]?.where, local);
   const obj = s.cloud.bucket('hot')?.objects.get(`studio/${SNAPSHOT_DIR}/${r.name}`);
@@ -64,7 +109,10 @@ t.test('a snapshot round trip keeps every record kind', async (t) => {
 
   // The header line, as a future reader sees it.
   const { gunzipSync } = await import('node:zlib');
-  const lines = gunzipSync(await readFile(local)).toString('utf8').trimEnd().split('\n');
+  const lines = gunzipSync(await readFile(local))
+    .toString('utf8')
+    .trimEnd()
+    .split('\n');
   const header = JSON.parse(lines[0]!) as Record<string, unknown>;
   t.match(header, { format: 'studio321-catalogue', version: 1, catalogueFormat: 1, software: SOFTWARE });
   t.match(JSON.parse(lines.at(-1)!), { t: 'end', records: lines.length - 2, assets: 2 });
@@ -84,12 +132,19 @@ t.test('a snapshot round trip keeps every record kind', async (t) => {
 t.test('the pairing store follows every pairing and revocation', async (t) => {
   const s = await recoveryStudio(t);
   await pairAgent(s.catalogue, 'agt_aaaaaa', 'Ana');
-  t.same((await readPairings(pairingsPath(s.config.stateDir))).map((a) => a.agentId), ['agt_aaaaaa']);
+  t.same(
+    (await readPairings(pairingsPath(s.config.stateDir))).map((a) => a.agentId),
+    ['agt_aaaaaa'],
+  );
   await s.catalogue.revokeAgent('agt_aaaaaa', 5);
   t.equal((await readPairings(pairingsPath(s.config.stateDir)))[0]?.revokedAt, 5);
   const text = await readFile(pairingsPath(s.config.stateDir), 'utf8');
   t.match(JSON.parse(text), { format: 'studio321-pairings', version: 1 });
-  t.same((await readdir(s.config.stateDir)).filter((n) => n.endsWith('.tmp')), [], 'no temp left');
+  t.same(
+    (await readdir(s.config.stateDir)).filter((n) => n.endsWith('.tmp')),
+    [],
+    'no temp left',
+  );
 });
 
 t.test('the RAID keeps the newest N, the cloud keeps every snapshot', async (t) => {
@@ -98,7 +153,13 @@ t.test('the RAID keeps the newest N, the cloud keeps every snapshot', async (t) 
   for (let i = 0; i < 4; i++) {
     await commitFile(s, 'CARD1', `DCIM/IMG_${i}.JPG`);
     now += 3600_000;
-    await takeSnapshot({ catalogue: s.catalogue, config: s.config, sinks: [s.sink], software: SOFTWARE, now: () => now });
+    await takeSnapshot({
+      catalogue: s.catalogue,
+      config: s.config,
+      sinks: [s.sink],
+      software: SOFTWARE,
+      now: () => now,
+    });
   }
   const local = (await readdir(join(s.config.targets.raid.root, SNAPSHOT_DIR))).sort();
   t.same(local, ['2026-11-26T13-00-00-000Z.ndjson.gz', '2026-11-26T14-00-00-000Z.ndjson.gz'], 'the newest two');
@@ -112,7 +173,10 @@ t.test('without the RAID, the snapshot still reaches the cloud', async (t) => {
   const { rm } = await import('node:fs/promises');
   await rm(join(s.config.targets.raid.root, '.studio321-target.json'));
   const r = await takeSnapshot({ catalogue: s.catalogue, config: s.config, sinks: [s.sink], software: SOFTWARE });
-  t.match(r.destinations, [{ target: 'outbox', ok: false }, { target: 'cloud-east', ok: true }]);
+  t.match(r.destinations, [
+    { target: 'outbox', ok: false },
+    { target: 'cloud-east', ok: true },
+  ]);
   t.same(await readdir(join(s.config.stateDir, 'snapshot-outbox')), [], 'the outbox file is gone once uploaded');
 });
 
@@ -150,8 +214,28 @@ t.test('export and import stream: memory does not grow with the catalogue', asyn
   for (let i = 0; i < N; i++) {
     const hash = i.toString(16).padStart(64, '0');
     batch.push({ t: 'asset' as const, k: hash, v: { hash, size: 1000 + i, committedAt: i } });
-    batch.push({ t: 'copy' as const, k: `${hash}!mirror`, v: { hash, target: 'mirror', kind: 'studio', path: `2026-11-26/s/c/IMG_${i}.CR3`, size: 1000 + i, device: 'm', media: 'hdd', location: 'x', offsite: false, method: 'readback-blake3', verifiedAt: 1 } });
-    batch.push({ t: 'name' as const, k: `${hash}!${nameKey(`s/c/IMG_${i}.CR3`)}`, v: { hash, shoot: 's', card: 'c', path: `IMG_${i}.CR3`, mtime: 1, agentId: 'a', seenAt: 1 } });
+    batch.push({
+      t: 'copy' as const,
+      k: `${hash}!mirror`,
+      v: {
+        hash,
+        target: 'mirror',
+        kind: 'studio',
+        path: `2026-11-26/s/c/IMG_${i}.CR3`,
+        size: 1000 + i,
+        device: 'm',
+        media: 'hdd',
+        location: 'x',
+        offsite: false,
+        method: 'readback-blake3',
+        verifiedAt: 1,
+      },
+    });
+    batch.push({
+      t: 'name' as const,
+      k: `${hash}!${nameKey(`s/c/IMG_${i}.CR3`)}`,
+      v: { hash, shoot: 's', card: 'c', path: `IMG_${i}.CR3`, mtime: 1, agentId: 'a', seenAt: 1 },
+    });
   }
   await s.catalogue.importRecords(batch, { sync: true });
   await s.catalogue.recountCounters();
