@@ -26,6 +26,7 @@ import { cloudTargetsOf } from './config.js';
 import {
   SnapshotScheduler,
   lastSnapshot,
+  markRebuildServed,
   pairingsPath,
   reconcilePairings,
   refuseUnsafeStart,
@@ -115,6 +116,7 @@ export class Studio {
     );
     // An empty catalogue over full targets, or a rebuild left half done: refuse to serve.
     await refuseUnsafeStart(catalogue, c);
+    await markRebuildServed(catalogue);
     for (const intent of await catalogue.intents()) {
       for (const dir of intent.dirs) {
         const n = await sweepStaleTemps(dir).catch((err: unknown) => {

@@ -167,6 +167,12 @@ class Rebuild {
     // 1. begin
     const existing = (await this.#rec.get('rebuild!state')) as unknown as RebuildState | undefined;
     if (existing === undefined) {
+      // Killed after step 7 but before it could print: the finished rebuild's report, until studiod has served.
+      const done = (await this.#rec.get('rebuild!last')) as unknown as RebuildReport | undefined;
+      if (done !== undefined) {
+        this.#progress('finish', 'this catalogue was already rebuilt; its report follows');
+        return done;
+      }
       if (await this.#c.hasAssets()) {
         throw new RecoveryError(
           RECOVERY_CODES.catalogueNotEmpty,
@@ -610,6 +616,24 @@ class Rebuild {
     this.#progress('finish', `catalogue rebuilt: ${counters.assets} assets, ${count} item(s) not accounted for`);
     return report;
   }
+}
+
+/**
+ * studiod's start, once it serves a rebuilt catalogue: the report moves from
+ * `rebuild!last` to `rebuild!served`, so a later `catalogue rebuild` is refused
+ * (RECOVERY_CATALOGUE_NOT_EMPTY) instead of printing a stale report.
+ */
+export async function markRebuildServed(catalogue: Catalogue): Promise<void> {
+  const rec = catalogue.sublevel('recovery');
+  const last = await rec.get('rebuild!last');
+  if (last === undefined) return;
+  await rec.batch(
+    [
+      { type: 'put', key: 'rebuild!served', value: last },
+      { type: 'del', key: 'rebuild!last' },
+    ],
+    SYNC,
+  );
 }
 
 /** Steps 1–7 on an opened catalogue (see the file comment). */

@@ -13,6 +13,7 @@ import { hashFile } from '@studio321/protocol';
 import type { Catalogue, CopyRecord } from '@studio321/studiod';
 import {
   SNAPSHOT_DIR,
+  markRebuildServed,
   rebuildCatalogue,
   refuseUnsafeStart,
   takeSnapshot,
@@ -228,4 +229,14 @@ t.test('no snapshot at all: every file is hashed and recorded', async (t) => {
   t.equal(r.local.assetsAdded, 3);
   t.equal(r.agents, 1, 'pairings from the pairing store');
   t.same(await shape(cat), want);
+});
+
+t.test('a rebuild killed after it finished prints its report again, until studiod served the catalogue', async (t) => {
+  const s = await recoveryStudio(t);
+  await commitFile(s, 'CARD1', 'DCIM/IMG_1.JPG');
+  const cat = await loseCatalogue(t, s);
+  const first = await rebuildCatalogue(cat, { config: s.config, sinks: [] });
+  t.same(await rebuildCatalogue(cat, { config: s.config, sinks: [] }), first, 'the same report');
+  await markRebuildServed(cat);
+  await t.rejects(rebuildCatalogue(cat, { config: s.config, sinks: [] }), { code: 'RECOVERY_CATALOGUE_NOT_EMPTY' });
 });
