@@ -24,13 +24,7 @@ import {
   takeSnapshot,
   type SnapshotRecord,
 } from '@studio321/studiod/recovery';
-import {
-  commitFile,
-  dump,
-  pairAgent,
-  recoveryStudio,
-  uploadToCloud,
-} from '../../lib/recovery-fixture.js';
+import { commitFile, dump, pairAgent, recoveryStudio, uploadToCloud } from '../../lib/recovery-fixture.js';
 
 const SOFTWARE = 'studiod/test';
 
