@@ -336,6 +336,17 @@ export class DemoRun {
     }
   }
 
+  /** SIGTERM studiod alone (it closes its catalogue), SIGKILL it if it has not exited after `graceMs`. */
+  async stopStudiod(graceMs = 5000): Promise<void> {
+    const child = this.#studiod;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
   /** SIGTERM each child we started, SIGKILL it if it has not exited after `graceMs`. */
   async stop(graceMs = 5000): Promise<void> {
     const order = [

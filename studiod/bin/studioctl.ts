@@ -11,6 +11,8 @@
  *   studioctl [...] cloud retry [--target T]
  *   studioctl [...] restore <name|hash>... [--shoot S] [--card C] --to DIR [--from TARGET] [--progress]
  *   studioctl [...] restore --pending
+ *   studioctl [...] catalogue snapshot
+ *   studioctl --config FILE catalogue rebuild      (studiod stopped)
  */
 import { resolve } from 'node:path';
 import { CodedError, formatProgressLine, type ProgressSnapshot } from '@studio321/protocol';
@@ -23,7 +25,16 @@ import { formatAsset, formatAssets, formatVerify } from '../src/ledger/format.js
 import { formatStatusReport, type StatusReport } from '../src/ledger/status-report.js';
 import { formatPending, formatRestore } from '../src/recovery/restore-format.js';
 import type { ArchiveRequestRecord, RestoreReport } from '../src/recovery/index.js';
-import { RECOVERY_CODES } from '../src/recovery/errors.js';
+import { Catalogue } from '../src/catalogue.js';
+import { cloudTargetsOf, type StudiodConfig } from '../src/config.js';
+import { S3Sink } from '../src/cloud/s3-sink.js';
+import {
+  RECOVERY_CODES,
+  formatRebuild,
+  formatSnapshot,
+  rebuildCatalogue,
+  type SnapshotResult,
+} from '../src/recovery/index.js';
 
 const USAGE = `Usage: studioctl [--config FILE | --socket PATH] [--json] <command>
 Commands:
@@ -40,8 +51,12 @@ Commands:
                            copy assets (with their RAW+JPEG+sidecar group) from the cheapest
                            verified copy into DIR; never overwrites (a different file there: ~2)
   restore --pending        archive restores requested and not yet written
-Exit status: 0 ok, 1 error, 2 usage; 3 when verify lost a copy, or restore could not
-restore every file (not found, no readable copy, or requested from the archive).
+  catalogue snapshot       export the catalogue now to the RAID and every cloud target
+  catalogue rebuild        (studiod stopped) recreate a lost catalogue from the newest
+                           snapshot and what the targets hold; reports what it cannot account for
+Exit status: 0 ok, 1 error, 2 usage; 3 when verify lost a copy, restore could not restore
+every file (not found, no readable copy, or requested from the archive), or catalogue rebuild
+found something on the targets it cannot account for.
 `;
 
 /** A day: verify of a large catalogue can take hours; studioctl waits for it. */
@@ -61,11 +76,14 @@ async function main(): Promise<number> {
   if (json) args.splice(args.indexOf('--json'), 1);
   let socket = takeOption(args, '--socket');
   const configFile = takeOption(args, '--config');
-  if (socket === undefined) socket = (await loadStudiodConfig(configFile ?? defaultConfigPath())).controlSocket;
-  const cmd = args.shift();
   const out = (human: string, data: unknown): void => {
     process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : human);
   };
+  // The rebuild opens the catalogue itself (studiod must be stopped: the LevelDB lock says so).
+  if (args[0] === 'catalogue' && args[1] === 'rebuild')
+    return rebuild(await loadStudiodConfig(configFile ?? defaultConfigPath()), out);
+  if (socket === undefined) socket = (await loadStudiodConfig(configFile ?? defaultConfigPath())).controlSocket;
+  const cmd = args.shift();
   switch (cmd) {
     case 'pair': {
       const r = await controlRequest(socket, 'pair');
@@ -84,9 +102,15 @@ async function main(): Promise<number> {
       return 0;
     }
     case 'status': {
-      const r = (await controlRequest(socket, 'status')) as StatusReport;
-      out(formatStatusReport(r), r);
+      const r = (await controlRequest(socket, 'status')) as StatusReport & { lastSnapshot?: SnapshotResult | null };
+      out(formatStatusReport(r) + formatSnapshot(r.lastSnapshot ?? null), r);
       return 0;
+    }
+    case 'catalogue': {
+      if (args[0] !== 'snapshot') break;
+      const r = (await controlRequest(socket, 'catalogue-snapshot', {}, LONG_TIMEOUT_MS)) as SnapshotResult;
+      out(formatSnapshot(r), r);
+      return r.destinations.every((d) => d.ok) ? 0 : 3;
     }
     case 'assets': {
       const unprotected = args.includes('--unprotected');
@@ -202,6 +226,31 @@ async function restore(socket: string, args: string[], json: boolean): Promise<n
   }
   process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : formatRestore(r));
   return r.complete ? 0 : 3;
+}
+
+async function rebuild(config: StudiodConfig, out: (human: string, data: unknown) => void): Promise<number> {
+  const catalogue = new Catalogue(config.catalogue);
+  await catalogue.open();
+  const sinks = cloudTargetsOf(config).map((t) => new S3Sink(t));
+  try {
+    for (const s of sinks) await s.open();
+    const r = await rebuildCatalogue(catalogue, {
+      config,
+      sinks,
+      onProgress: (e) => process.stderr.write(`rebuild: ${e.message}\n`),
+    });
+    out(formatRebuild(r), r);
+    if (r.unaccounted.count > 0) {
+      process.stderr.write(
+        `studioctl: ${RECOVERY_CODES.unaccounted}: ${r.unaccounted.count} file(s) or object(s) are not accounted for (listed above). The catalogue is usable; look at each before relying on it.\n`,
+      );
+      return 3;
+    }
+    return 0;
+  } finally {
+    for (const s of sinks) await s.close().catch(() => undefined);
+    await catalogue.close();
+  }
 }
 
 main().then(

@@ -142,6 +142,19 @@ const P = {
 } as const;
 type Prefix = (typeof P)[keyof typeof P];
 
+/** The record kinds a catalogue export carries (docs/design.md §Catalogue snapshots); counters, intents and pairing codes are not exported. */
+export const EXPORTED_KINDS = ['asset', 'name', 'copy', 'stored', 'agent'] as const;
+export type ExportedKind = (typeof EXPORTED_KINDS)[number];
+
+/** One exported record: its kind, its key without the kind's prefix, its value. */
+export interface ExportedRecord {
+  t: ExportedKind;
+  k: string;
+  v: Record<string, unknown>;
+}
+
+const KIND_OF_PREFIX = new Map<string, ExportedKind>(EXPORTED_KINDS.map((k) => [P[k], k]));
+
 const SEP = '!';
 
 /** Key of a copy record: `<hash>!<target>` (agent copies: `<hash>!agent:<agentId>:<target>`). */
@@ -155,6 +168,7 @@ export class Catalogue {
   #counters: CatalogueCounters = { assets: 0, bytes: 0, copies: {} };
   #writeChain: Promise<unknown> = Promise.resolve();
   readonly #hooks: CatalogueHook[] = [];
+  #agentsListener: ((agents: AgentRecord[]) => Promise<void>) | undefined;
   #state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
 
   constructor(location: string) {
@@ -538,6 +552,7 @@ export class Catalogue {
         { type: 'del', key: P.pairing + code },
         { type: 'put', key: P.agent + agent.agentId, value: agent as unknown as Json },
       ]);
+      await this.#agentsChanged();
       return true;
     });
   }
@@ -548,6 +563,7 @@ export class Catalogue {
       const rec = await this.#get<AgentRecord>(P.agent, agentId);
       if (rec === undefined) return false;
       await this.#open().put(P.agent + agentId, { ...rec, revokedAt: now } as unknown as Json, SYNC);
+      await this.#agentsChanged();
       return true;
     });
   }
@@ -557,5 +573,84 @@ export class Catalogue {
       const rec = await this.#get<AgentRecord>(P.agent, agentId);
       if (rec !== undefined) await this.#open().put(P.agent + agentId, { ...rec, lastSeenAt: now } as unknown as Json);
     });
+  }
+
+  /**
+   * Called (inside the write section, after the batch) with every agent record
+   * whenever a pairing or a revocation changed them: studiod keeps its pairing
+   * store outside the catalogue with it (recovery/pairing-store.ts).
+   */
+  setAgentsListener(fn: ((agents: AgentRecord[]) => Promise<void>) | undefined): void {
+    this.#agentsListener = fn;
+  }
+
+  async #agentsChanged(): Promise<void> {
+    if (this.#agentsListener !== undefined) await this.#agentsListener(await this.listAgents());
+  }
+
+  // ── export, import, recount (snapshots and rebuild: recovery/) ───────
+
+  /** True when the catalogue holds at least one asset. */
+  async hasAssets(): Promise<boolean> {
+    for await (const _ of this.#values<AssetRecord>(P.asset, '', 1)) return true;
+    return false;
+  }
+
+  /**
+   * Every exported record, in key order, from ONE LevelDB iterator: the iterator
+   * reads an implicit snapshot taken when it is created, so the export is one
+   * consistent state while commits go on. Sublevels (keys starting with `!`),
+   * counters, intents, pairing codes and `meta!` are not exported.
+   */
+  async *exportRecords(): AsyncGenerator<ExportedRecord> {
+    const it = this.#open().iterator({ gt: '"' });
+    for await (const [key, value] of it) {
+      const bang = key.indexOf(SEP);
+      const kind = KIND_OF_PREFIX.get(key.slice(0, bang + 1));
+      if (kind === undefined) continue;
+      yield { t: kind, k: key.slice(bang + 1), v: value };
+    }
+  }
+
+  /**
+   * Raw puts of exported records (the rebuild, with studiod stopped): no hooks,
+   * no counters — `recountCounters()` recomputes them once at the end. Idempotent.
+   */
+  importRecords(recs: readonly ExportedRecord[], opts: { sync?: boolean } = {}): Promise<void> {
+    return this.#write(async () => {
+      if (recs.length === 0) return;
+      const ops = recs.map((r) => {
+        if (!EXPORTED_KINDS.includes(r.t)) throw new TypeError(`importRecords: unknown kind ${String(r.t)}`);
+        return { type: 'put' as const, key: P[r.t] + r.k, value: r.v };
+      });
+      await this.#open().batch(ops, { sync: opts.sync ?? false });
+    });
+  }
+
+  /** Recompute `counter!all` from the asset and copy records (one pass each) and write it with `sync: true`. */
+  recountCounters(): Promise<CatalogueCounters> {
+    return this.#write(async () => {
+      const next: CatalogueCounters = { assets: 0, bytes: 0, copies: {} };
+      for await (const a of this.#values<AssetRecord>(P.asset)) {
+        next.assets += 1;
+        next.bytes += a.size;
+      }
+      for await (const c of this.#values<CopyRecord>(P.copy)) this.#bumpCopy(next, c, 1);
+      await this.#open().put(`${P.counter}all`, next as unknown as Json, SYNC);
+      this.#counters = next;
+      return structuredClone(next);
+    });
+  }
+
+  /** Every copy record, in key order (the rebuild's check of snapshot copies). */
+  async *copies(opts: { gt?: string } = {}): AsyncGenerator<CopyRecord> {
+    yield* this.#values<CopyRecord>(P.copy, opts.gt ?? '');
+  }
+
+  /** Delete every root record under one exported kind's prefix (`asset!`, `name!`, `copy!`, `stored!`): the rebuild's clean slate. */
+  clearPrefix(prefix: string): Promise<void> {
+    if (![...KIND_OF_PREFIX.keys()].includes(prefix))
+      throw new TypeError(`clearPrefix: ${prefix} is not an exported kind's prefix`);
+    return this.#write(() => this.#open().clear({ gt: prefix, lt: `${prefix}\xff` }));
   }
 }

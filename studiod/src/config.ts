@@ -62,6 +62,8 @@ export interface StudiodConfig {
   /** 3-2-1 policy options: passed through unvalidated here; the policy module validates them. */
   policy?: unknown;
   log: { level: string };
+  /** Catalogue snapshots (recovery/snapshot.ts): minutes between them (0: on demand only) and how many stay on the RAID. */
+  snapshots: { intervalMinutes: number; keepLocal: number };
 }
 
 const label = (describe: string): FieldSpec => ({
@@ -109,6 +111,13 @@ const schema: Record<string, FieldSpec> = {
     default: STUDIOD_DEFAULT_WINDOW_BYTES,
   },
   targets: { kind: 'object', fields: { mirror: targetSpec, raid: targetSpec } },
+  snapshots: {
+    kind: 'object',
+    fields: {
+      intervalMinutes: { kind: 'number', integer: true, min: 0, default: 24 * 60 },
+      keepLocal: { kind: 'number', integer: true, min: 1, default: 7 },
+    },
+  },
   log: {
     kind: 'object',
     fields: {

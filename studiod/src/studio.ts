@@ -23,6 +23,17 @@ import { RestoreService, type RestoreServiceOptions } from './recovery/restore.j
 import { Staging } from './commit/staging.js';
 import { checkTarget } from './commit/target-check.js';
 import { loadOrCreateTlsIdentity, type TlsIdentity } from './link/tls-identity.js';
+import { S3Sink, type CloudSink } from './cloud/s3-sink.js';
+import { cloudTargetsOf } from './config.js';
+import {
+  SnapshotScheduler,
+  lastSnapshot,
+  markRebuildServed,
+  pairingsPath,
+  reconcilePairings,
+  refuseUnsafeStart,
+  writePairings,
+} from './recovery/index.js';
 
 export const STUDIOD_SOFTWARE = 'studiod/0.1.0';
 
@@ -57,6 +68,8 @@ export class Studio {
   /** Restore and the archive restore requests. */
   #restore: RestoreService | undefined;
   #startedAt = 0;
+  #snapshots: SnapshotScheduler | undefined;
+  #snapshotSinks: CloudSink[] = [];
 
   constructor(opts: StudioOptions) {
     this.#opts = opts;
@@ -104,6 +117,18 @@ export class Studio {
     const catalogue = new Catalogue(c.catalogue);
     await catalogue.open();
     this.#catalogue = catalogue;
+    // Pairings live in <stateDir>/pairings.json too: a lost catalogue does not unpair every laptop.
+    const pairings = pairingsPath(c.stateDir);
+    const { restored } = await reconcilePairings(catalogue, pairings, this.#now());
+    if (restored > 0) this.log.info({ agents: restored, from: pairings }, 'pairings restored from the pairing store');
+    catalogue.setAgentsListener((agents) =>
+      writePairings(pairings, agents, this.#now()).catch((err: unknown) => {
+        this.log.error({ err }, 'the pairing store could not be written; it is rewritten at the next start');
+      }),
+    );
+    // An empty catalogue over full targets, or a rebuild left half done: refuse to serve.
+    await refuseUnsafeStart(catalogue, c);
+    await markRebuildServed(catalogue);
     for (const intent of await catalogue.intents()) {
       for (const dir of intent.dirs) {
         const n = await sweepStaleTemps(dir).catch((err: unknown) => {
@@ -161,6 +186,18 @@ export class Studio {
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();
+    const snapshotSinkFactory = this.#opts.ledger?.cloudOptions?.sinkFactory;
+    this.#snapshotSinks = cloudTargetsOf(c).map((t) => snapshotSinkFactory?.(t) ?? new S3Sink(t));
+    for (const s of this.#snapshotSinks) await s.open();
+    this.#snapshots = new SnapshotScheduler({
+      catalogue,
+      config: c,
+      sinks: this.#snapshotSinks,
+      software: STUDIOD_SOFTWARE,
+      now: this.#now,
+      log: this.log,
+    });
+    await this.#snapshots.open();
     this.#control = new ControlSocket(c.controlSocket, this.log);
     this.#registerCommands(this.#control);
     await this.#control.open();
@@ -175,6 +212,8 @@ export class Studio {
     await this.#link?.close();
     this.#abort.abort();
     await this.#restore?.close();
+    await this.#snapshots?.close();
+    for (const s of this.#snapshotSinks) await s.close().catch(() => undefined);
     await this.#ledger?.close();
     await this.#catalogue?.close();
   }
@@ -202,9 +241,14 @@ export class Studio {
       const disconnected = this.#link?.disconnectAgent(id) ?? 0; // a revoked agent keeps no live session
       return { agentId: id, revoked: true, disconnected };
     });
-    ctl.register('status', async () =>
-      this.#ledger === undefined ? this.status() : this.#ledger.report(await this.status()),
-    );
+    ctl.register('status', async () => {
+      const report = this.#ledger === undefined ? await this.status() : await this.#ledger.report(await this.status());
+      return { ...report, lastSnapshot: await lastSnapshot(this.catalogue) };
+    });
+    ctl.register('catalogue-snapshot', async () => {
+      if (this.#snapshots === undefined) throw new TypeError('Studio not open');
+      return this.#snapshots.snapshotNow();
+    });
     this.#ledger?.registerCommands(ctl);
     this.#restore?.registerCommands(ctl);
   }

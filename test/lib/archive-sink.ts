@@ -107,6 +107,10 @@ export class ArchiveSink implements CloudSink {
     return this.#inner.read(key, signal);
   }
 
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<{ key: string; size: number }> {
+    return this.#inner.list(prefix, signal);
+  }
+
   async restoreObject(
     key: string,
     opts: { days: number; tier: RestoreTier },

@@ -386,4 +386,16 @@ export class MemorySink implements CloudSink {
     bucket.restores.set(key, { days: opts.days, tier: opts.tier });
     return before ? 'restored' : 'started';
   }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<{ key: string; size: number }> {
+    const bucket = this.#bucket('LIST');
+    this.#checkSignal(signal, 'LIST');
+    const keys = [...bucket.objects.keys()]
+      .filter((k) => k.startsWith(prefix))
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const key of keys) {
+      const o = bucket.objects.get(key);
+      if (o !== undefined) yield { key, size: o.bytes.byteLength };
+    }
+  }
 }

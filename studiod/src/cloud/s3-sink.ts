@@ -21,6 +21,7 @@ import {
   AbortMultipartUploadCommand,
   ListMultipartUploadsCommand,
   RestoreObjectCommand,
+  ListObjectsV2Command,
   type StorageClass,
   type Tier,
 } from '@aws-sdk/client-s3';
@@ -116,6 +117,8 @@ export interface CloudSink {
     opts: { days: number; tier: RestoreTier },
     signal?: AbortSignal,
   ): Promise<RestoreRequestState>;
+  /** Every object under the prefix, in key order (UTF-8 byte order), page by page (the catalogue rebuild). */
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<{ key: string; size: number }>;
 }
 
 export class S3Sink implements CloudSink {
@@ -380,6 +383,29 @@ export class S3Sink implements CloudSink {
     } catch (err) {
       if (s3CodeOf(err) === 'RestoreAlreadyInProgress') return 'in-progress';
       throw classifyS3Error(err, 'RestoreObject', this.target.name);
+    }
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<{ key: string; size: number }> {
+    const s3 = this.#s3;
+    let token: string | undefined;
+    for (;;) {
+      let r;
+      try {
+        r = await s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.#bucket,
+            Prefix: prefix,
+            ...(token === undefined ? {} : { ContinuationToken: token }),
+          }),
+          signal === undefined ? {} : { abortSignal: signal },
+        );
+      } catch (err) {
+        throw classifyS3Error(err, 'LIST', this.target.name);
+      }
+      for (const o of r.Contents ?? []) if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? -1 };
+      if (r.IsTruncated !== true || r.NextContinuationToken === undefined) return;
+      token = r.NextContinuationToken;
     }
   }
 }
