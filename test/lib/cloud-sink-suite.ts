@@ -443,6 +443,19 @@ export function cloudSinkSuite(
       }
     });
 
+    t.test('PUT from a mirror file that is gone: CLOUD_SOURCE_MISSING (permanent), nothing stored', async (t) => {
+      const sink = await fresh(t);
+      const src = await source(5000);
+      await rm(src.path);
+      const key = `${prefix()}gone-source`;
+      const put = { key, path: src.path, start: 0, end: 5000, sha256b64: sha256b64(src.bytes), signal: never };
+      await t.rejects(sink.putObject(put, {}), { code: 'CLOUD_SOURCE_MISSING', retryable: false });
+      t.equal(await sink.head(key), null, 'no object');
+      const id = await sink.createMultipart(key, {}, never);
+      await t.rejects(sink.uploadPart(put, id, 1), { code: 'CLOUD_SOURCE_MISSING' }, 'a part too');
+      await sink.abortMultipart(key, id);
+    });
+
     t.test('an aborted signal: PUT rejects CLOUD_UNAVAILABLE (retryable), nothing stored', async (t) => {
       const sink = await fresh(t);
       const src = await source(5000);

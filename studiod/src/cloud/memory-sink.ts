@@ -24,11 +24,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { isSystemError } from '@studio321/protocol';
 import { classifyS3Error } from './errors.js';
 import { MIN_PART_SIZE, MAX_PARTS, isArchiveClass, type CloudTargetConfig, type RestoreTier } from './cloud-target.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { CloudSink, CompletedPart, ObjectInfo, PutSource, RestoreRequestState } from './s3-sink.js';
-import { compositeSha256 } from './source-digest.js';
+import { compositeSha256, sourceReadError } from './source-digest.js';
 
 /** S3's largest single PUT. */
 const MAX_PUT_BYTES = 5 * 1024 ** 3;
@@ -175,6 +176,8 @@ export class MemorySink implements CloudSink {
           got += chunk.byteLength;
         }
       } catch (err) {
+        // The file the body is read from (S3Sink gives the same CLOUD_SOURCE_* codes).
+        if (!src.signal.aborted && isSystemError(err)) throw sourceReadError(err, src.path);
         throw this.#fail(src.signal.aborted ? requestAborted() : err, what);
       } finally {
         file.destroy();

@@ -7,7 +7,7 @@
  * Every PUT and every part carries `x-amz-checksum-sha256`, which a real S3
  * checks before it stores the bytes (BadDigest otherwise).
  */
-import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough, Readable } from 'node:stream';
 import {
@@ -28,6 +28,7 @@ import {
 import type { CloudTargetConfig, RestoreTier } from './cloud-target.js';
 import { classifyS3Error, httpStatusOf, s3CodeOf } from './errors.js';
 import { RateLimiter, throttle } from './rate-limiter.js';
+import { sourceReadError } from './source-digest.js';
 
 /** What a HEAD tells us about an object. */
 export interface ObjectInfo {
@@ -208,19 +209,30 @@ export class S3Sink implements CloudSink {
     return classifyS3Error(headErr, 'HEAD', this.target.name);
   }
 
-  #body(src: PutSource): Readable {
+  /**
+   * The request body: the file range, opened first so that a mirror copy that is gone fails
+   * here with its CLOUD_SOURCE_* code (never as an unhandled stream error), then read through
+   * a pipeline that hands any later read error to the request.
+   */
+  async #body(src: PutSource): Promise<Readable> {
     // An empty range has no bytes to read (createReadStream cannot express end = start - 1).
     if (src.end === src.start) return Readable.from([]);
-    const file = createReadStream(src.path, { start: src.start, end: src.end - 1, highWaterMark: 1024 * 1024 });
-    if (this.limiter.unlimited) return file;
+    let fh: FileHandle;
+    try {
+      fh = await open(src.path, 'r');
+    } catch (err) {
+      throw sourceReadError(err, src.path);
+    }
+    const file = fh.createReadStream({ start: src.start, end: src.end - 1, highWaterMark: 1024 * 1024 });
     const out = new PassThrough();
-    pipeline(file, throttle(this.limiter, src.signal), out).catch((err: unknown) => out.destroy(err as Error));
+    const done = this.limiter.unlimited ? pipeline(file, out) : pipeline(file, throttle(this.limiter, src.signal), out);
+    done.catch((err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))));
     return out;
   }
 
   async putObject(src: PutSource, metadata: Record<string, string>): Promise<void> {
     const s3 = this.#s3;
-    const body = this.#body(src);
+    const body = await this.#body(src);
     try {
       await s3.send(
         new PutObjectCommand({
@@ -265,7 +277,7 @@ export class S3Sink implements CloudSink {
 
   async uploadPart(src: PutSource, uploadId: string, partNumber: number): Promise<string> {
     const s3 = this.#s3;
-    const body = this.#body(src);
+    const body = await this.#body(src);
     try {
       const r = await s3.send(
         new UploadPartCommand({

@@ -43,20 +43,7 @@ export async function digestSource(
   } catch (err) {
     b3.dispose();
     if (signal.aborted) throw err;
-    const code = errorCode(err);
-    if (code === 'ENOENT') {
-      throw new CloudError(
-        CLOUD_CODES.sourceMissing,
-        `The mirror copy ${path} of asset ${expected.blake3} is missing; it cannot be uploaded. ` +
-          'Run `studioctl verify --target mirror` and repair the mirror from the RAID copy.',
-        { cause: err, retryable: false, detail: { path, blake3: expected.blake3 } },
-      );
-    }
-    throw new CloudError(
-      CLOUD_CODES.sourceUnreadable,
-      `Cannot read the mirror copy ${path} (${code ?? 'error'}); the upload stays queued.`,
-      { cause: err, retryable: isRetryableSystemError(err) || code === 'EIO' || code === 'EMFILE', detail: { path } },
-    );
+    throw sourceReadError(err, path, expected.blake3);
   }
   if (inPart > 0 || partSha256.length === 0) partSha256.push(part.digest('base64'));
   const blake3 = size > expected.size ? 'not computed: longer than expected' : b3.digest();
@@ -77,4 +64,25 @@ export function compositeSha256(partSha256b64: string[]): string {
   const h = createHash('sha256');
   for (const p of partSha256b64) h.update(Buffer.from(p, 'base64'));
   return `${h.digest('base64')}-${partSha256b64.length}`;
+}
+
+/**
+ * A failed read of the mirror copy an upload reads from (the digest, or the upload's own
+ * read) → CLOUD_SOURCE_MISSING (gone: not retryable) or CLOUD_SOURCE_UNREADABLE (retryable as its cause).
+ */
+export function sourceReadError(err: unknown, path: string, blake3?: string): CloudError {
+  const code = errorCode(err);
+  if (code === 'ENOENT') {
+    return new CloudError(
+      CLOUD_CODES.sourceMissing,
+      `The mirror copy ${path}${blake3 === undefined ? '' : ` of asset ${blake3}`} is missing; it cannot be uploaded. ` +
+        'Run `studioctl verify --target mirror`: it makes the mirror copy again from the RAID copy.',
+      { cause: err, retryable: false, detail: blake3 === undefined ? { path } : { path, blake3 } },
+    );
+  }
+  return new CloudError(
+    CLOUD_CODES.sourceUnreadable,
+    `Cannot read the mirror copy ${path} (${code ?? 'error'}); the upload stays queued.`,
+    { cause: err, retryable: isRetryableSystemError(err) || code === 'EIO' || code === 'EMFILE', detail: { path } },
+  );
 }
