@@ -7,7 +7,7 @@
  *   studioctl [...] status
  *   studioctl [...] assets [--unprotected] [--shoot S] [--card C] [--limit N]
  *   studioctl [...] asset <name|hash>
- *   studioctl [...] verify [--target T] [--sample P%] [--download]
+ *   studioctl [...] verify [--target T] [--sample P%] [--download] [--no-repair]
  *   studioctl [...] cloud retry [--target T]
  */
 import { CodedError } from '@studio321/protocol';
@@ -25,10 +25,11 @@ Commands:
   assets [--unprotected] [--shoot S] [--card C] [--limit N]
                            list assets (--unprotected: those not yet 3-2-1 safe, and why)
   asset <name|hash>        where every copy of an asset is and how it was verified
-  verify [--target T] [--sample P%] [--download]
-                           re-read copies; a copy that is gone or rotted stops counting
+  verify [--target T] [--sample P%] [--download] [--no-repair]
+                           re-read copies; a copy that is gone or rotted stops counting and
+                           is made again from another verified copy (--no-repair: only report)
   cloud retry [--target T] retry cloud uploads parked on a permanent error
-Exit status: 0 ok, 1 error, 2 usage; verify exits 3 when a copy was lost.
+Exit status: 0 ok, 1 error, 2 usage; verify exits 3 when a copy is lost and was not healed.
 `;
 
 /** A day: verify of a large catalogue can take hours; studioctl waits for it. */
@@ -100,6 +101,7 @@ async function main(): Promise<number> {
       const target = takeOption(args, '--target');
       const sampleRaw = takeOption(args, '--sample');
       const download = args.includes('--download');
+      const noRepair = args.includes('--no-repair');
       const sample = sampleRaw === undefined ? undefined : Number(sampleRaw.replace(/%$/, ''));
       if (sample !== undefined && !Number.isFinite(sample)) {
         process.stderr.write(`studioctl: LEDGER_BAD_ARGUMENT: --sample takes a percentage, e.g. --sample 5%\n`);
@@ -112,11 +114,12 @@ async function main(): Promise<number> {
           ...(target === undefined ? {} : { target }),
           ...(sample === undefined ? {} : { sample }),
           download,
+          repair: !noRepair,
         },
         LONG_TIMEOUT_MS,
-      )) as { lost: unknown[] };
+      )) as { lost: unknown[]; notHealed?: number };
       out(formatVerify(r), r);
-      return r.lost.length > 0 ? 3 : 0;
+      return (r.notHealed ?? r.lost.length) > 0 ? 3 : 0;
     }
     case 'cloud': {
       if (args[0] !== 'retry') break;

@@ -33,9 +33,10 @@ const LAYERS: Record<string, Array<{ group: string; rank: number; match: (p: str
     { group: 'base', rank: 2, match: (p) => /^(config|catalogue|control-socket)\.ts$/.test(p) },
     { group: 'commit', rank: 3, match: (p) => p.startsWith('commit/') },
     { group: 'link', rank: 4, match: (p) => p.startsWith('link/') },
-    { group: 'ledger', rank: 5, match: (p) => p.startsWith('ledger/') },
-    { group: 'studio', rank: 6, match: (p) => p === 'studio.ts' },
-    { group: 'index', rank: 7, match: (p) => p === 'index.ts' },
+    { group: 'recovery', rank: 5, match: (p) => p.startsWith('recovery/') },
+    { group: 'ledger', rank: 6, match: (p) => p.startsWith('ledger/') },
+    { group: 'studio', rank: 7, match: (p) => p === 'studio.ts' },
+    { group: 'index', rank: 8, match: (p) => p === 'index.ts' },
   ],
   'protocol/src': [
     { group: 'wire', rank: 0, match: (p) => !p.startsWith('durable/') },
