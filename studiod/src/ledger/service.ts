@@ -31,7 +31,7 @@ import { Ledger } from './ledger.js';
 import { LedgerCode, LedgerError } from './errors.js';
 import { buildStatusReport, type StatusReport } from './status-report.js';
 import type { StudioStatus } from './status-report.js';
-import { verifyCopies, type VerifyReport } from './verify-copies.js';
+import { verifyCopies, type VerifyOptions, type VerifyReport } from './verify-copies.js';
 import { Quarantine } from '../recovery/quarantine.js';
 import { TargetAvailability } from '../recovery/target-availability.js';
 import { remakeCopy, type RemakeRequest, type RemakeResult } from '../recovery/remake-copy.js';
@@ -403,52 +403,57 @@ export class LedgerService {
       return { query: q, policy: this.ledger.policy, assets: await Promise.all(found.map((a) => this.assetView(a))) };
     });
     ctl.register('verify', async (args) => {
-      if (this.#verifying !== undefined)
-        throw new LedgerError(
-          LedgerCode.VerifyRunning,
-          'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.',
-          { retryable: true },
-        );
       const sample = args['sample'];
-      const p = verifyCopies(
-        {
-          catalogue: this.#o.catalogue,
-          targets: this.#o.config.targets,
-          log: this.#o.log,
-          now: this.#now,
-          ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
-          remake: {
-            quarantine: this.quarantine,
-            isAvailable: (t) => this.availability.isAvailable(t),
-            now: this.#now,
-            ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
-          },
-          noteTarget: (t, err) => this.availability.note(t, err),
-        },
-        {
-          ...(typeof args['target'] === 'string' ? { target: args['target'] } : {}),
-          ...(typeof sample === 'number' ? { samplePercent: sample } : {}),
-          download: args['download'] === true,
-          repair: args['repair'] !== false,
-        },
-      );
-      this.#verifying = p;
-      try {
-        const report = await p;
-        this.#lastVerify = report;
-        const { lost, ...summary } = report;
-        await this.#o.catalogue
-          .sublevel('verify')
-          .put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
-        return report;
-      } finally {
-        this.#verifying = undefined;
-      }
+      return this.verify({
+        ...(typeof args['target'] === 'string' ? { target: args['target'] } : {}),
+        ...(typeof sample === 'number' ? { samplePercent: sample } : {}),
+        download: args['download'] === true,
+        repair: args['repair'] !== false,
+      });
     });
     ctl.register('cloud-retry', async (args) => {
       if (this.cloud === undefined) return { retried: 0 };
       return { retried: await this.cloud.retryParked(typeof args['target'] === 'string' ? args['target'] : undefined) };
     });
+  }
+
+  /** `studioctl verify`: re-read copies, make lost local copies again (unless `repair: false`), keep the report. */
+  async verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
+    if (this.#verifying !== undefined)
+      throw new LedgerError(
+        LedgerCode.VerifyRunning,
+        'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.',
+        { retryable: true },
+      );
+    const p = verifyCopies(
+      {
+        catalogue: this.#o.catalogue,
+        targets: this.#o.config.targets,
+        log: this.#o.log,
+        now: this.#now,
+        ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+        remake: {
+          quarantine: this.quarantine,
+          isAvailable: (t) => this.availability.isAvailable(t),
+          now: this.#now,
+          ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+        },
+        noteTarget: (t, err) => this.availability.note(t, err),
+      },
+      opts,
+    );
+    this.#verifying = p;
+    try {
+      const report = await p;
+      this.#lastVerify = report;
+      const { lost, ...summary } = report;
+      await this.#o.catalogue
+        .sublevel('verify')
+        .put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
+      return report;
+    } finally {
+      this.#verifying = undefined;
+    }
   }
 
   async *#allHashes(): AsyncGenerator<string> {

@@ -39,6 +39,15 @@ export function makesUnavailable(err: unknown): boolean {
 
 type Listener = (unavailable: string[]) => Promise<void> | void;
 
+/** The periodic timer, injectable (tests tick it by hand). Returns a stop function. */
+export type IntervalScheduler = (tick: () => void, ms: number) => () => void;
+
+const realInterval: IntervalScheduler = (tick, ms) => {
+  const h = setInterval(tick, ms);
+  h.unref(); // the check never keeps studiod alive on its own
+  return () => clearInterval(h);
+};
+
 const SYNC = { sync: true } as object;
 
 export class TargetAvailability {
@@ -51,7 +60,8 @@ export class TargetAvailability {
   readonly #listeners: Listener[] = [];
   #db: ReturnType<Catalogue['sublevel']> | undefined;
   #chain: Promise<unknown> = Promise.resolve();
-  #timer: NodeJS.Timeout | undefined;
+  readonly #schedule: IntervalScheduler;
+  #stopTimer: (() => void) | undefined;
   #checking: Promise<void> | undefined;
 
   constructor(opts: {
@@ -59,8 +69,10 @@ export class TargetAvailability {
     targets: Record<LocalTargetName, LocalTargetConfig>;
     now?: () => number;
     intervalMs?: number;
+    schedule?: IntervalScheduler;
     log?: { warn(o: object, m: string): void; info(o: object, m: string): void };
   }) {
+    this.#schedule = opts.schedule ?? realInterval;
     this.#catalogue = opts.catalogue;
     this.#targets = opts.targets;
     this.#now = opts.now ?? Date.now;
@@ -159,16 +171,15 @@ export class TargetAvailability {
 
   /** Start the periodic check (a timer that does not keep the process alive). */
   start(): void {
-    if (this.#timer !== undefined || this.#intervalMs <= 0) return;
-    this.#timer = setInterval(() => {
+    if (this.#stopTimer !== undefined || this.#intervalMs <= 0) return;
+    this.#stopTimer = this.#schedule(() => {
       this.check().catch((err: unknown) => this.#log?.warn({ err }, 'target availability check failed'));
     }, this.#intervalMs);
-    this.#timer.unref();
   }
 
   async close(): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stopTimer?.();
+    this.#stopTimer = undefined;
     await this.#checking?.catch(() => undefined);
     await this.#chain.catch(() => undefined);
   }
