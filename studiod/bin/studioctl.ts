@@ -7,7 +7,7 @@
  *   studioctl [...] status
  *   studioctl [...] assets [--unprotected] [--shoot S] [--card C] [--limit N]
  *   studioctl [...] asset <name|hash>
- *   studioctl [...] verify [--target T] [--sample P%] [--download]
+ *   studioctl [...] verify [--target T] [--sample P%] [--download] [--no-repair]
  *   studioctl [...] cloud retry [--target T]
  *   studioctl [...] restore <name|hash>... [--shoot S] [--card C] --to DIR [--from TARGET] [--progress]
  *   studioctl [...] restore --pending
@@ -44,8 +44,9 @@ Commands:
   assets [--unprotected] [--shoot S] [--card C] [--limit N]
                            list assets (--unprotected: those not yet 3-2-1 safe, and why)
   asset <name|hash>        where every copy of an asset is and how it was verified
-  verify [--target T] [--sample P%] [--download]
-                           re-read copies; a copy that is gone or rotted stops counting
+  verify [--target T] [--sample P%] [--download] [--no-repair]
+                           re-read copies; a copy that is gone or rotted stops counting and
+                           is made again from another verified copy (--no-repair: only report)
   cloud retry [--target T] retry cloud uploads parked on a permanent error
   restore <name|hash>... [--shoot S] [--card C] --to DIR [--from TARGET] [--progress]
                            copy assets (with their RAW+JPEG+sidecar group) from the cheapest
@@ -54,7 +55,7 @@ Commands:
   catalogue snapshot       export the catalogue now to the RAID and every cloud target
   catalogue rebuild        (studiod stopped) recreate a lost catalogue from the newest
                            snapshot and what the targets hold; reports what it cannot account for
-Exit status: 0 ok, 1 error, 2 usage; 3 when verify lost a copy, restore could not restore
+Exit status: 0 ok, 1 error, 2 usage; 3 when verify lost a copy and did not heal it, restore could not restore
 every file (not found, no readable copy, or requested from the archive), or catalogue rebuild
 found something on the targets it cannot account for.
 `;
@@ -137,6 +138,7 @@ async function main(): Promise<number> {
       const target = takeOption(args, '--target');
       const sampleRaw = takeOption(args, '--sample');
       const download = args.includes('--download');
+      const noRepair = args.includes('--no-repair');
       const sample = sampleRaw === undefined ? undefined : Number(sampleRaw.replace(/%$/, ''));
       if (sample !== undefined && !Number.isFinite(sample)) {
         process.stderr.write(`studioctl: ${LEDGER_CODES.badArgument}: --sample takes a percentage, e.g. --sample 5%\n`);
@@ -149,11 +151,12 @@ async function main(): Promise<number> {
           ...(target === undefined ? {} : { target }),
           ...(sample === undefined ? {} : { sample }),
           download,
+          repair: !noRepair,
         },
         LONG_TIMEOUT_MS,
-      )) as { lost: unknown[] };
+      )) as { lost: unknown[]; notHealed?: number };
       out(formatVerify(r), r);
-      return r.lost.length > 0 ? 3 : 0;
+      return (r.notHealed ?? r.lost.length) > 0 ? 3 : 0;
     }
     case 'cloud': {
       if (args[0] !== 'retry') break;
