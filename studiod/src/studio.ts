@@ -205,6 +205,7 @@ export class Studio {
     await this.#control.open();
     await this.#ledger.availability.check();
     this.#ledger.startAvailabilityChecks();
+    this.#ledger.startRecovery();
     this.log.info(
       { port: this.port, host: c.listen.host, fingerprint: this.#tls.fingerprint, controlSocket: c.controlSocket },
       'listening',

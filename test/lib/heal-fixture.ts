@@ -41,7 +41,15 @@ export interface RecoveryFixture {
   close(): Promise<void>;
 }
 
-export async function recoveryFixture(opts: { cloud?: boolean } = {}): Promise<RecoveryFixture> {
+export async function recoveryFixture(
+  opts: {
+    cloud?: boolean;
+    /** LedgerService options (the refill's and the scrub's rate limiters, the scrub's random choice). */
+    service?: Pick<ConstructorParameters<typeof LedgerService>[0], 'limiters' | 'random' | 'scrubChunk'>;
+    /** Config keys merged in (`scrub`, `refill`). */
+    config?: Record<string, unknown>;
+  } = {},
+): Promise<RecoveryFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'recovery-'));
   const mirror = join(dir, 'mirror');
   const raid = join(dir, 'raid');
@@ -65,6 +73,7 @@ export async function recoveryFixture(opts: { cloud?: boolean } = {}): Promise<R
       raid: { root: raid, media: 'hdd-raid', location: 'calgary', device: 'raid-1' },
     },
     ...(clouds.length === 0 ? {} : { cloud: clouds }),
+    ...opts.config,
   });
   const memory = new MemoryCloud({ buckets: ['hot', 'cold'] });
   const log = createLogger({ name: 'recovery-test', level: 'error', stream: { write: () => true } });
@@ -81,6 +90,7 @@ export async function recoveryFixture(opts: { cloud?: boolean } = {}): Promise<R
       log,
       now,
       availabilityIntervalMs: 0,
+      ...opts.service,
       cloudOptions: {
         sinkFactory: (cfg: CloudTargetConfig) => new MemorySink(cfg, { cloud: memory }),
         retry: { baseMs: 5, maxMs: 20, parkedMs: 1000 },

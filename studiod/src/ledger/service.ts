@@ -18,14 +18,14 @@
  * (`recordCopy`: one sync batch with the ledger counters).
  */
 import { posix } from 'node:path';
-import { nameKey, safeJoin, type Logger } from '@studio321/protocol';
+import { ProgressTracker, nameKey, safeJoin, type Logger } from '@studio321/protocol';
 import type { AssetRecord, Catalogue, CatalogueHook, CopyRecord, HookOp, NameRecord } from '../catalogue.js';
 import { CloudForwarder, type CloudCopyRecord } from '../cloud/cloud-forwarder.js';
 import type { CloudBatch } from '../cloud/cloud-queue.js';
 import type { CloudTargetConfig } from '../cloud/cloud-target.js';
 import { LOCAL_TARGETS, cloudTargetsOf, policyOf, type LocalTargetName, type StudiodConfig } from '../config.js';
 import { DURABLE_CODES, verifyFile } from '@studio321/protocol/durable';
-import { RECOVERY_CODES } from '../recovery/errors.js';
+import { RECOVERY_CODES, RecoveryError } from '../recovery/errors.js';
 import type { ControlSocket } from '../control-socket.js';
 import { Ledger } from './ledger.js';
 import { LEDGER_CODES, LedgerError } from './errors.js';
@@ -35,6 +35,9 @@ import { verifyCopies, type VerifyOptions, type VerifyReport } from './verify-co
 import { Quarantine } from '../recovery/quarantine.js';
 import { TargetAvailability } from '../recovery/target-availability.js';
 import { remakeCopy, type RemakeRequest, type RemakeResult } from '../recovery/remake-copy.js';
+import { Adopter } from '../recovery/adopt.js';
+import { Scrubber } from '../recovery/scrub.js';
+import { rateLimiter, type RateLimiter } from '../recovery/rate-limit.js';
 
 export interface LedgerServiceOptions {
   config: StudiodConfig;
@@ -45,6 +48,12 @@ export interface LedgerServiceOptions {
   cloudOptions?: Partial<ConstructorParameters<typeof CloudForwarder>[0]>;
   /** Period of the target availability check (ms; default 60 s; 0: no timer). */
   availabilityIntervalMs?: number;
+  /** Read-rate limiters of the refill and the scrub (tests; default: config `refill`, `scrub`). */
+  limiters?: { refill?: RateLimiter; scrub?: RateLimiter };
+  /** The scrub's random choice of cloud copies read in full (tests). */
+  random?: () => number;
+  /** Assets per scrub step (tests; default 64). */
+  scrubChunk?: number;
 }
 
 export interface AssetView {
@@ -69,6 +78,8 @@ export class LedgerService {
   readonly cloud: CloudForwarder | undefined;
   readonly availability: TargetAvailability;
   readonly quarantine: Quarantine;
+  readonly adopter: Adopter;
+  readonly scrubber: Scrubber;
   readonly #o: LedgerServiceOptions;
   readonly #cloudTargets: CloudTargetConfig[];
   readonly #now: () => number;
@@ -87,6 +98,29 @@ export class LedgerService {
       ...(opts.availabilityIntervalMs === undefined ? {} : { intervalMs: opts.availabilityIntervalMs }),
     });
     this.quarantine = new Quarantine({ catalogue: opts.catalogue, targets: opts.config.targets, now: this.#now });
+    this.adopter = new Adopter({
+      catalogue: opts.catalogue,
+      targets: opts.config.targets,
+      remake: (req, signal) => this.remake(req, signal),
+      noteTarget: (t, err) => this.availability.note(t, err),
+      limiter: opts.limiters?.refill ?? rateLimiter(opts.config.refill.bytesPerSecond),
+      log: opts.log,
+      now: this.#now,
+    });
+    this.scrubber = new Scrubber({
+      catalogue: opts.catalogue,
+      cloudTargets: this.#cloudTargets,
+      verify: (o) => this.#verifyWith(o),
+      limiter: opts.limiters?.scrub ?? rateLimiter(opts.config.scrub.bytesPerSecond),
+      periodDays: opts.config.scrub.periodDays,
+      cloudDownloadPercent: opts.config.scrub.cloudDownloadPercent,
+      log: opts.log,
+      now: this.#now,
+      ...(opts.random === undefined ? {} : { random: opts.random }),
+      ...(opts.scrubChunk === undefined ? {} : { chunk: opts.scrubChunk }),
+      holdBack: (t) =>
+        this.#verifying !== undefined || this.adopter.statuses().some((a) => a.target === t && a.phase !== 'done'),
+    });
     this.ledger = new Ledger({
       catalogue: opts.catalogue,
       policy: policyOf(opts.config),
@@ -121,6 +155,9 @@ export class LedgerService {
   async open(): Promise<void> {
     await this.availability.open();
     await this.quarantine.open();
+    // Before anything names a device: an adopted disk is the target's device from now on.
+    await this.adopter.open();
+    await this.scrubber.open();
     const { rebuilt } = await this.ledger.open({ unavailable: this.availability.unavailable() });
     this.availability.onChange((down) => this.ledger.setUnavailable(down));
     const last = await this.#o.catalogue.sublevel('verify').get('last');
@@ -147,6 +184,12 @@ export class LedgerService {
   /** Check the targets now and then every interval (after the studio is open). */
   startAvailabilityChecks(): void {
     this.availability.start();
+  }
+
+  /** Go on with an adoption's refill and start the scrub schedule (after the studio is open). */
+  startRecovery(): void {
+    this.adopter.resume();
+    this.scrubber.start();
   }
 
   /**
@@ -199,6 +242,8 @@ export class LedgerService {
   }
 
   async close(): Promise<void> {
+    await this.scrubber.close();
+    await this.adopter.close();
     await this.availability.close();
     await this.cloud?.close();
     await this.#verifying?.catch(() => undefined);
@@ -271,6 +316,8 @@ export class LedgerService {
       ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
       lastVerify: this.#lastVerify ?? null,
       verifying: this.#verifying !== undefined,
+      adoptions: this.adopter.statuses(),
+      scrub: this.scrubber.statuses(),
     });
   }
 
@@ -402,14 +449,39 @@ export class LedgerService {
         );
       return { query: q, policy: this.ledger.policy, assets: await Promise.all(found.map((a) => this.assetView(a))) };
     });
-    ctl.register('verify', async (args) => {
+    ctl.register('verify', async (args, ctx) => {
       const sample = args['sample'];
+      const share = typeof sample === 'number' ? Math.min(100, Math.max(0, sample)) / 100 : 1;
+      const counters = this.#o.catalogue.counters();
+      const tracker = new ProgressTracker({
+        totalBytes: Math.round(counters.bytes * share),
+        totalFiles: Math.round(counters.assets * share),
+        now: this.#now,
+      });
+      let sentAt = 0;
       return this.verify({
         ...(typeof args['target'] === 'string' ? { target: args['target'] } : {}),
         ...(typeof sample === 'number' ? { samplePercent: sample } : {}),
         download: args['download'] === true,
         repair: args['repair'] !== false,
+        onAsset: (asset) => {
+          tracker.addBytes(asset.size);
+          tracker.fileDone();
+          const t = this.#now();
+          // A line at most every half second: a large catalogue is checked far faster than a client reads.
+          if (t - sentAt >= 500) {
+            sentAt = t;
+            ctx.progress(tracker.snapshot());
+          }
+        },
       });
+    });
+    ctl.register('target-adopt', async (args) => {
+      const target = args['target'];
+      if (typeof target !== 'string')
+        throw new RecoveryError(RECOVERY_CODES.badArgument, 'adopt takes a target: mirror or raid.');
+      const device = args['device'];
+      return this.adopter.adopt(target, typeof device === 'string' ? { device } : {});
     });
     ctl.register('cloud-retry', async (args) => {
       if (this.cloud === undefined) return { retried: 0 };
@@ -425,7 +497,24 @@ export class LedgerService {
         'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.',
         { retryable: true },
       );
-    const p = verifyCopies(
+    const p = this.#verifyWith(opts);
+    this.#verifying = p;
+    try {
+      const report = await p;
+      this.#lastVerify = report;
+      const { lost, ...summary } = report;
+      await this.#o.catalogue
+        .sublevel('verify')
+        .put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
+      return report;
+    } finally {
+      this.#verifying = undefined;
+    }
+  }
+
+  /** verify-copies.ts with studiod's deps: what `studioctl verify` and the scrub both run. */
+  #verifyWith(opts: VerifyOptions): Promise<VerifyReport> {
+    return verifyCopies(
       {
         catalogue: this.#o.catalogue,
         targets: this.#o.config.targets,
@@ -442,18 +531,6 @@ export class LedgerService {
       },
       opts,
     );
-    this.#verifying = p;
-    try {
-      const report = await p;
-      this.#lastVerify = report;
-      const { lost, ...summary } = report;
-      await this.#o.catalogue
-        .sublevel('verify')
-        .put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
-      return report;
-    } finally {
-      this.#verifying = undefined;
-    }
   }
 
   async *#allHashes(): AsyncGenerator<string> {

@@ -25,6 +25,8 @@ import type { VerifyReport } from './verify-copies.js';
 import { formatBytes } from '@studio321/protocol';
 import type { QuarantineTotals } from '../recovery/quarantine.js';
 import type { TargetState } from '../recovery/target-availability.js';
+import type { AdoptionStatus } from '../recovery/adopt.js';
+import type { ScrubTargetStatus } from '../recovery/scrub.js';
 
 export interface TargetReport {
   target: string;
@@ -79,6 +81,10 @@ export interface StatusReport extends StudioStatus {
   agents: { paired: number; revoked: number; connected: number };
   lastVerify: (Omit<VerifyReport, 'lost'> & { lost: VerifyReport['lost'] }) | null;
   verifying: boolean;
+  /** The last adoption of a new disk per local target (recovery/adopt.ts), with the refill's progress. */
+  adoptions: AdoptionStatus[];
+  /** Per target: the last full scrub and the pass under way (recovery/scrub.ts). */
+  scrub: ScrubTargetStatus[];
   /** Milliseconds spent building this report. */
   builtInMs: number;
 }
@@ -94,6 +100,8 @@ export interface StatusInputs {
   cloud?: CloudForwarder;
   lastVerify: VerifyReport | null;
   verifying: boolean;
+  adoptions?: AdoptionStatus[];
+  scrub?: ScrubTargetStatus[];
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -177,6 +185,8 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
     },
     lastVerify: i.lastVerify,
     verifying: i.verifying,
+    adoptions: i.adoptions ?? [],
+    scrub: i.scrub ?? [],
     builtInMs: Math.round((performance.now() - started) * 100) / 100,
   };
 }
@@ -275,10 +285,39 @@ export function formatStatusReport(r: StatusReport): string {
         (v.unchecked.length > 0 ? `, unchecked: ${v.unchecked.map((u) => u.target).join(', ')}` : ''),
     );
   }
+  for (const a of r.adoptions ?? []) out.push(...formatAdoption(a));
+  if ((r.scrub ?? []).length > 0) {
+    out.push('Scrub (last full pass per target):');
+    for (const sc of r.scrub ?? []) {
+      const l = sc.last;
+      let line = `  ${sc.target.padEnd(12)} ${
+        l === null
+          ? 'never fully scrubbed'
+          : `${new Date(l.finishedAt).toISOString()}: ${l.ok} ok, ${l.healed} healed, ${l.lost} lost`
+      }`;
+      if (sc.current !== null)
+        line += `; now ${plural(sc.current.assets, 'asset')} into a pass${sc.current.blocked === undefined ? '' : ` (waiting: ${sc.current.blocked.code})`}`;
+      out.push(line);
+    }
+  }
   const errs = r.lastErrors.slice(-5);
   if (errs.length > 0) {
     out.push('Last errors:');
     for (const e of errs) out.push(`  ${e.at} ${e.code}: ${e.message}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+function formatAdoption(a: AdoptionStatus): string[] {
+  const head = `Adopted disk ${a.device} for ${a.target} (replacing ${a.previous}) ${new Date(a.requestedAt).toISOString()}`;
+  if (a.phase === 'marking') return [`${head}: marking the old copies lost (${a.markedLost} so far)`];
+  const files = `${a.filesDone.toLocaleString('en-US')}/${a.totalFiles.toLocaleString('en-US')} files, ${formatBytes(a.bytesDone)}/${formatBytes(a.totalBytes)}`;
+  const failed = a.failed > 0 ? `, ${plural(a.failed, 'file')} could not be made again (studioctl verify)` : '';
+  if (a.phase === 'done') return [`${head}: refilled ${new Date(a.finishedAt ?? 0).toISOString()} (${files}${failed})`];
+  const rate =
+    a.rate === undefined || a.rate.bytesPerSec <= 0
+      ? ''
+      : `, ${formatBytes(a.rate.bytesPerSec)}/s, ETA ${a.rate.etaSec === undefined ? '?' : `${Math.ceil(a.rate.etaSec)} s`}`;
+  const paused = a.paused === undefined ? '' : ` — PAUSED (${a.paused.code}): mount the disk; it goes on`;
+  return [`${head}: refilling ${files}${rate}${failed}${paused}`];
 }

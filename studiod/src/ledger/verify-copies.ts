@@ -22,7 +22,7 @@
  */
 import { DURABLE_CODES, verifyFile, DurableWriteError } from '@studio321/protocol/durable';
 import { CodedError, safeJoin, type Logger } from '@studio321/protocol';
-import type { Catalogue, CopyRecord } from '../catalogue.js';
+import type { AssetRecord, Catalogue, CopyRecord } from '../catalogue.js';
 import type { CloudForwarder } from '../cloud/cloud-forwarder.js';
 import { CLOUD_CODES } from '../cloud/errors.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
@@ -40,6 +40,10 @@ export interface VerifyOptions {
   download?: boolean;
   /** Default true: make a lost local copy again. False (`--no-repair`): only report. */
   repair?: boolean;
+  /** Only these assets (the scrub's chunk after its cursor); default every asset. */
+  assets?: AsyncIterable<AssetRecord>;
+  /** After each asset checked (progress lines of `studioctl verify`, the scrub's counts). */
+  onAsset?: (asset: AssetRecord, checked: number) => void;
 }
 
 export interface VerifyLost {
@@ -268,7 +272,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     }
   };
 
-  for await (const asset of deps.catalogue.assets()) {
+  for await (const asset of opts.assets ?? deps.catalogue.assets()) {
     if (sample < 100 && random() * 100 >= sample) continue;
     report.assetsChecked++;
     const all = await deps.catalogue.copiesOf(asset.hash);
@@ -285,7 +289,10 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
         return undefined;
       }),
     );
-    if (!report.repair) continue;
+    if (!report.repair) {
+      opts.onAsset?.(asset, report.assetsChecked);
+      continue;
+    }
     // Heal in target order: a copy made again is a source for the next one.
     for (const t of LOCAL_TARGETS) {
       if (opts.target !== undefined && opts.target !== t) continue;
@@ -295,6 +302,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
       else if (!all.some((c) => c.kind === 'studio' && c.target === t))
         await heal(asset.hash, t, RECOVERY_CODES.copyNotRecorded, undefined);
     }
+    opts.onAsset?.(asset, report.assetsChecked);
   }
   report.unchecked = [...unchecked.entries()].map(([target, e]) => ({ target, ...e }));
   report.finishedAt = now();

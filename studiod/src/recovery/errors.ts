@@ -49,6 +49,10 @@ export const RECOVERY_CODES = {
   quarantineFailed: 'RECOVERY_QUARANTINE_FAILED',
   /** A local target holds no verified copy of an asset that should be there (lost earlier, or a heal was interrupted). */
   copyNotRecorded: 'RECOVERY_COPY_NOT_RECORDED',
+  /** `target adopt`: the root holds files (other than dot-folders): not a new, empty disk. Nothing was changed. */
+  adoptNotEmpty: 'RECOVERY_ADOPT_NOT_EMPTY',
+  /** `target adopt`: the root still holds the valid marker of the target's current disk: adopting is for a replaced disk. */
+  adoptCurrentDisk: 'RECOVERY_ADOPT_CURRENT_DISK',
 } as const;
 
 export type RecoveryCode = (typeof RECOVERY_CODES)[keyof typeof RECOVERY_CODES];

@@ -89,7 +89,11 @@ export interface RemakeResult {
 }
 
 /** Durable-write failures that say the SOURCE was wrong: try the next one. */
-const SOURCE_FAULTS = new Set<string>([DURABLE_CODES.hashMismatch, DURABLE_CODES.sizeMismatch, DURABLE_CODES.sourceFailed]);
+const SOURCE_FAULTS = new Set<string>([
+  DURABLE_CODES.hashMismatch,
+  DURABLE_CODES.sizeMismatch,
+  DURABLE_CODES.sourceFailed,
+]);
 
 const MAX_NAME_SUFFIX = 1000;
 
