@@ -25,7 +25,6 @@
 import type { Logger } from '@studio321/protocol';
 import type { AssetRecord, Catalogue } from '../catalogue.js';
 import { LOCAL_TARGETS } from '../config.js';
-import type { VerifyOptions, VerifyReport } from '../ledger/verify-copies.js';
 import type { RateLimiter } from './rate-limit.js';
 import { isHotStorageClass } from './remake-copy.js';
 
@@ -57,11 +56,25 @@ export interface ScrubTargetStatus {
   current: ScrubCursor | null;
 }
 
+/** What the scrub asks of ledger/verify-copies.ts (the ledger passes verifyCopies with studiod's deps). */
+export interface ScrubVerifyOptions {
+  target: string;
+  assets: AsyncIterable<AssetRecord>;
+  download?: boolean;
+}
+
+export interface ScrubVerifyReport {
+  copiesOk: number;
+  healed: number;
+  notHealed: number;
+  unchecked: Array<{ target: string; code: string; message: string }>;
+}
+
 export interface ScrubDeps {
   catalogue: Catalogue;
   cloudTargets: ReadonlyArray<{ name: string; storageClass: string }>;
   /** ledger/verify-copies.ts with studiod's deps (the same heal as `studioctl verify`). */
-  verify: (opts: VerifyOptions) => Promise<VerifyReport>;
+  verify: (opts: ScrubVerifyOptions) => Promise<ScrubVerifyReport>;
   limiter: RateLimiter;
   periodDays: number;
   cloudDownloadPercent: number;
@@ -194,7 +207,7 @@ export class Scrubber {
       return;
     }
     const cloud = this.#d.cloudTargets.find((c) => c.name === target);
-    const reports: VerifyReport[] = [];
+    const reports: ScrubVerifyReport[] = [];
     let bytes = 0;
     if (cloud === undefined) {
       bytes = chunk.reduce((n, a) => n + a.size, 0);
