@@ -84,6 +84,7 @@ export class DemoRun {
   readonly #rawSize: number;
   readonly #say: (line: string) => void;
   readonly #children = new Set<ChildProcess>();
+  readonly #logListeners = new Set<(chunk: string) => void>();
   #studiod: ChildProcess | undefined;
   #s3: ChildProcess | undefined;
 
@@ -264,6 +265,7 @@ export class DemoRun {
     await writeFile(this.paths.studiodLog, log);
     child.stderr?.on('data', (d: string) => {
       void writeFile(this.paths.studiodLog, d, { flag: 'a' });
+      for (const l of this.#logListeners) l(d);
     });
     this.studiodPort = listening.port;
     return listening;
@@ -334,6 +336,21 @@ export class DemoRun {
       if (parked || Date.now() > deadline) return s;
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  /** Called with each chunk of studiod's log (JSON lines) after it listens (tests wait on its events). */
+  onStudiodLog(fn: (chunk: string) => void): () => void {
+    this.#logListeners.add(fn);
+    return () => this.#logListeners.delete(fn);
+  }
+
+  /** SIGKILL studiod alone (a crash), and wait until it is gone. */
+  async killStudiod(): Promise<void> {
+    const child = this.#studiod;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await exited;
   }
 
   /** SIGTERM studiod alone (it closes its catalogue), SIGKILL it if it has not exited after `graceMs`. */

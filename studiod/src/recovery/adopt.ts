@@ -384,6 +384,10 @@ export class Adopter {
         rec.totalBytes = Math.max(rec.totalBytes, rec.bytesDone);
         rec.cursor = asset.hash;
         await this.#save(rec);
+        this.#d.log.debug(
+          { target: t, hash: asset.hash, filesDone: rec.filesDone, totalFiles: rec.totalFiles, healed },
+          'refill progress',
+        );
         this.#emit({ t: 'refilled', target: t, hash: asset.hash, filesDone: rec.filesDone, healed });
       }
       // Step 6.
