@@ -353,6 +353,25 @@ export class DemoRun {
     }
   }
 
+  /** Crash tests: SIGKILL studiod and wait until it has exited. */
+  async killStudiod(): Promise<void> {
+    const child = this.#studiod;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Calls `fn` with every log line the running studiod writes from now on. */
+  onStudiodLine(fn: (line: string) => void): void {
+    let rest = '';
+    this.#studiod?.stderr?.on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop() ?? '';
+      for (const l of lines) fn(l);
+    });
+  }
+
   /** Synchronous last resort (process exit): SIGKILL whatever is still running. */
   killNow(): void {
     for (const child of this.#children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
