@@ -212,5 +212,16 @@ export async function controlRequest(
         ),
       );
     });
+    // studiod gone mid-request (killed, crashed): say so now, not after the (day-long) timeout.
+    s.once('close', () => {
+      clearTimeout(timer);
+      reject(
+        new StudioError(
+          StudioCode.NotRunning,
+          `studiod at ${path} closed the connection before answering "${cmd}" (did it stop?). Check it is running and try again.`,
+          { retryable: true },
+        ),
+      );
+    });
   });
 }

@@ -127,7 +127,10 @@ t.test('verify heals a rotted mirror copy and a deleted RAID copy; the rotted by
   t.match(s.targetReport.find((r) => r.target === 'mirror')?.quarantine, { count: 1, bytes: x.size });
   t.equal(s.ledger.compliant, s.ledger.assets, 'compliant again');
   const view = (await demo.studioctlJson<{ assets: AssetView[] }>(['asset', x.hash])).assets[0];
-  t.match(view?.copies.find((c) => c.target === 'mirror'), { healedFrom: { target: 'raid' } });
+  t.match(
+    view?.copies.find((c) => c.target === 'mirror'),
+    { healedFrom: { target: 'raid' } },
+  );
   t.match((await demo.studioctl(['status'])).stdout, /quarantine: 1 damaged file/);
 });
 
@@ -177,42 +180,48 @@ t.test('the RAID root replaced by an empty folder: status honest at once, with s
   t.equal(back.ledger.compliant, back.ledger.assets);
 });
 
-t.test('kill -9 in the middle of a heal loop: after a restart verify heals the rest; nothing unverified counts', async (t) => {
-  const assets = await list();
-  const rounds = 3;
-  for (let round = 0; round < rounds; round++) {
+t.test(
+  'kill -9 in the middle of a heal loop: after a restart verify heals the rest; nothing unverified counts',
+  async (t) => {
+    const assets = await list();
+    const rounds = 3;
+    // Every mirror file deleted behind studiod's back; each round's verify heals some and is cut by a kill.
     for (const a of assets) await rm(copyOf(a, 'mirror').where, { force: true });
-    const killAt = 1 + Math.floor(Math.random() * 3);
-    let healedLines = 0;
-    const killed = new Promise<void>((resolve) => {
-      demo.onStudiodLine((line) => {
-        if (!line.includes('was made again')) return;
-        healedLines++;
-        if (healedLines === killAt) void demo.killStudiod().then(resolve);
+    const started = Date.now();
+    for (let round = 0; round < rounds; round++) {
+      const killAt = 1 + Math.floor(Math.random() * 3);
+      let healedLines = 0;
+      const killed = new Promise<void>((resolve) => {
+        demo.onStudiodLine((line) => {
+          if (!line.includes('was made again')) return;
+          healedLines++;
+          if (healedLines === killAt) void demo.killStudiod().then(resolve);
+        });
       });
-    });
-    const run = demo.studioctl(['verify']);
-    const first = await Promise.race([killed.then(() => 'killed'), run.then(() => 'verify ended')]);
-    t.equal(first, 'killed', `round ${round}: studiod killed after ${killAt} heal(s), during the verify`);
-    const r = await run;
-    t.not(r.code, 0, `round ${round}: the verify was cut`);
-    await demo.startStudiod();
-    // Nothing counted that is not verified: every mirror copy the catalogue lists hashes right.
-    let listed = 0;
-    for (const a of await list()) {
-      const m = a.copies.find((c) => c.target === 'mirror');
-      if (m === undefined) continue;
-      listed++;
-      t.equal(await b3(m.where), a.hash, `round ${round}: a counted mirror copy verifies`);
+      const run = demo.studioctl(['verify']);
+      const first = await Promise.race([killed.then(() => 'killed'), run.then(() => 'verify ended')]);
+      t.equal(first, 'killed', `round ${round}: studiod killed after ${killAt} heal(s), during the verify`);
+      const r = await run;
+      t.equal(r.code, 1, `round ${round}: studioctl says the verify was cut`);
+      t.match(r.stderr, /STUDIO_NOT_RUNNING/);
+      await demo.startStudiod();
+      // Nothing counted that is not verified: every mirror copy recorded since the deletion (by a heal) hashes right.
+      let healed = 0;
+      for (const a of await list()) {
+        const m = a.copies.find((c) => c.target === 'mirror') as (Copy & { verifiedAt: number }) | undefined;
+        if (m === undefined || m.verifiedAt < started) continue;
+        healed++;
+        t.equal(await b3(m.where), a.hash, `round ${round}: a mirror copy counted after a heal verifies`);
+      }
+      t.ok(healed < assets.length, `round ${round}: cut mid-loop (${healed} of ${assets.length} healed so far)`);
     }
-    t.ok(listed < assets.length, `round ${round}: cut mid-loop (${listed} of ${assets.length} healed)`);
-  }
-  const { code, report } = await verify();
-  t.equal(code, 0, 'the verify after the restarts heals the rest');
-  t.ok(report.healed > 0);
-  const s = await status();
-  t.equal(s.ledger.compliant, s.ledger.assets, 'every asset compliant');
-  for (const a of await list())
-    t.equal(await b3(copyOf(a, 'mirror').where), await b3(copyOf(a, 'raid').where), 'b3sum: mirror equals raid');
-  t.same(await temps(demo.paths.mirror), [], 'no temp file left on the mirror');
-});
+    const { code, report } = await verify();
+    t.equal(code, 0, 'the verify after the restarts heals the rest');
+    t.ok(report.healed > 0);
+    const s = await status();
+    t.equal(s.ledger.compliant, s.ledger.assets, 'every asset compliant');
+    for (const a of await list())
+      t.equal(await b3(copyOf(a, 'mirror').where), await b3(copyOf(a, 'raid').where), 'b3sum: mirror equals raid');
+    t.same(await temps(demo.paths.mirror), [], 'no temp file left on the mirror');
+  },
+);
