@@ -338,19 +338,10 @@ export class DemoRun {
     }
   }
 
-  /** Called with each chunk of studiod's log (JSON lines) after it listens (tests wait on its events). */
+  /** Called with each chunk of studiod's log (JSON lines) after it listens, across restarts (tests wait on its events). */
   onStudiodLog(fn: (chunk: string) => void): () => void {
     this.#logListeners.add(fn);
     return () => this.#logListeners.delete(fn);
-  }
-
-  /** SIGKILL studiod alone (a crash), and wait until it is gone. */
-  async killStudiod(): Promise<void> {
-    const child = this.#studiod;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGKILL');
-    await exited;
   }
 
   /** SIGTERM studiod alone (it closes its catalogue), SIGKILL it if it has not exited after `graceMs`. */
@@ -379,6 +370,25 @@ export class DemoRun {
       await exited;
       clearTimeout(timer);
     }
+  }
+
+  /** Crash tests: SIGKILL studiod and wait until it has exited. */
+  async killStudiod(): Promise<void> {
+    const child = this.#studiod;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Calls `fn` with every log line the running studiod writes from now on. */
+  onStudiodLine(fn: (line: string) => void): void {
+    let rest = '';
+    this.#studiod?.stderr?.on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop() ?? '';
+      for (const l of lines) fn(l);
+    });
   }
 
   /** Synchronous last resort (process exit): SIGKILL whatever is still running. */

@@ -10,7 +10,6 @@
  */
 import t from 'tap';
 import { mkdir, rename } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { CopyRecord } from '@studio321/studiod';
 import { Committer } from '@studio321/studiod/commit';
 import { formatAsset, formatStatusReport, type LedgerCounters, type StudioStatus } from '@studio321/studiod/ledger';
