@@ -64,6 +64,7 @@ async function refillChild(dir: string): Promise<void> {
     JSON.stringify({
       ms: Date.now() - started,
       cpuSec: (u.userCPUTime + u.systemCPUTime) / 1e6,
+      userSec: u.userCPUTime / 1e6,
       maxRssMiB: u.maxRSS / 1024,
       files: rec?.filesDone,
       failed: rec?.failed,
@@ -71,11 +72,21 @@ async function refillChild(dir: string): Promise<void> {
   );
 }
 
-function runRefill(dir: string): Promise<Usage & { files: number; failed: number }> {
+function runRefill(dir: string): Promise<Usage & { files: number; failed: number; userSec: number }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [process.argv[1] as string, '--child', '--dir', dir], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const p = spawn(
+      process.execPath,
+      [
+        ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+        process.argv[1] as string,
+        '--child',
+        '--dir',
+        dir,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     p.stdout.on('data', (c: Buffer) => {
       out += c.toString();
@@ -163,6 +174,8 @@ async function main(): Promise<void> {
     `bench:refill — ${files} files × ${values.mib} MiB = ${mib.toFixed(0)} MiB (mirror in page cache)\n`,
   );
 
+  // `cp` may copy in the kernel (copy_file_range) and leaves the write-back to `sync`; the refill reads every
+  // byte into the process, hashes it, writes, fsyncs and reads it back to hash it again.
   const cp = runCp(join(config.targets.mirror.root, '2026-11-26'), join(dir, 'cp-copy'));
   const refill = await runRefill(dir);
   // The refilled copies must be the mirror's bytes (spot check of the first file).
@@ -174,7 +187,8 @@ async function main(): Promise<void> {
     `  ${name.padEnd(16)} ${(u.ms / 1000).toFixed(2).padStart(7)} s  ${(mib / (u.ms / 1000)).toFixed(1).padStart(7)} MiB/s  ${u.cpuSec.toFixed(2).padStart(6)} CPU s  ${u.maxRssMiB.toFixed(0).padStart(5)} MiB peak RSS`;
   process.stdout.write(`${row('cp -r + sync', cp)}\n${row('refill (adopt)', refill)}\n`);
   process.stdout.write(
-    `  refill/cp wall time: ${(refill.ms / cp.ms).toFixed(2)}×; ${refill.files} files refilled, ${refill.failed} failed; first file equal: ${same}\n`,
+    `  refill CPU: ${refill.userSec.toFixed(2)} s user, ${(refill.cpuSec - refill.userSec).toFixed(2)} s system\n` +
+      `  refill/cp wall time: ${(refill.ms / cp.ms).toFixed(2)}×; ${refill.files} files refilled, ${refill.failed} failed; first file equal: ${same}\n`,
   );
   if (!values.keep) await rm(dir, { recursive: true, force: true });
 }

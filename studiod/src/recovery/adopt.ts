@@ -18,10 +18,10 @@
  *   5. the refill: every asset in key order that has no copy on the new device
  *      is made again by remake-copy.ts (the other local target first, then a
  *      hot cloud copy; the durable write, verified), under the refill read-rate
- *      limit; after each asset the cursor and the counts are written in one
- *      synchronous put, so a kill resumes after the last asset counted, and an
- *      asset written but not counted is found verified in place and recorded
- *      (never counted before it verified)
+ *      limit, 4 at a time; after each batch the cursor and the counts are
+ *      written in one synchronous put, so a kill resumes after the last batch
+ *      counted, and an asset written but not counted is found verified in
+ *      place and recorded (never counted before it verified)
  *   6. done: the record stays (status shows the last adoption); files that
  *      could not be made again are counted and listed, and verify heals them
  *
@@ -30,7 +30,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ProgressTracker, type Logger, type ProgressSnapshot, errorCode } from '@studio321/protocol';
-import type { Catalogue } from '../catalogue.js';
+import type { AssetRecord, Catalogue } from '../catalogue.js';
 import { TARGET_MARKER, checkTarget, type TargetMarker } from '../commit/target-check.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
@@ -82,6 +82,8 @@ export interface AdoptDeps {
   now?: () => number;
   /** Copies marked lost per synchronous progress write (step 3). */
   markBatch?: number;
+  /** Assets made again at once in the refill (default 4): their writes and fsyncs overlap. */
+  concurrency?: number;
 }
 
 /** Events for tests and the system test's kill points (no sleeps: wait for them). */
@@ -215,6 +217,26 @@ export class Adopter {
     return { ...rec };
   }
 
+  /**
+   * One asset of the refill: true when its copy on the new device is there and verified (made now, or
+   * found), else the code and sentence of why not.
+   */
+  async #refillOne(
+    t: LocalTargetName,
+    rec: AdoptionRecord,
+    asset: AssetRecord,
+    signal: AbortSignal,
+  ): Promise<true | { code: string; message: string }> {
+    const copies = await this.#d.catalogue.copiesOf(asset.hash);
+    if (copies.some((c) => c.kind === 'studio' && c.target === t && c.device === rec.device)) return true;
+    await this.#d.limiter.take(asset.size, signal);
+    const r = await this.#d.remake(
+      { hash: asset.hash, target: t, reason: RECOVERY_CODES.copyNotRecorded, foundBy: 'refill' },
+      signal,
+    );
+    return r.healed ? true : { code: r.code ?? RECOVERY_CODES.healFailed, message: r.message ?? '' };
+  }
+
   async close(): Promise<void> {
     this.#abort.abort(new Error('studiod is stopping'));
     await Promise.all([...this.#running.values()].map((p) => p.catch(() => undefined)));
@@ -344,52 +366,57 @@ export class Adopter {
     });
     this.#trackers.set(t, tracker);
     try {
-      for await (const asset of cat.assets({ gt: rec.cursor })) {
+      // A batch of assets is made again at once (their fsyncs overlap); the cursor moves after the batch.
+      const width = Math.max(1, this.#d.concurrency ?? 4);
+      let batch: AssetRecord[] = [];
+      const flush = async (): Promise<boolean> => {
+        const results = await Promise.all(batch.map((a) => this.#refillOne(t, rec, a, signal)));
         signal.throwIfAborted();
-        const copies = await cat.copiesOf(asset.hash);
-        let healed = true;
-        if (!copies.some((c) => c.kind === 'studio' && c.target === t && c.device === rec.device)) {
-          await this.#d.limiter.take(asset.size, signal);
-          const r = await this.#d.remake(
-            { hash: asset.hash, target: t, reason: RECOVERY_CODES.copyNotRecorded, foundBy: 'refill' },
-            signal,
-          );
-          signal.throwIfAborted();
-          if (!r.healed && r.code === RECOVERY_CODES.targetUnavailable) {
-            rec.paused = { code: r.code, message: r.message ?? '', at: this.#now() };
-            await this.#save(rec);
-            this.#d.log.error({ code: r.code, target: t }, `the refill of ${t} paused: ${r.message ?? r.code}`);
-            await this.#d.noteTarget(t, new RecoveryError(r.code, r.message ?? r.code));
-            return;
-          }
-          healed = r.healed;
-          if (!r.healed) {
+        const gone = results.find(
+          (r): r is { code: string; message: string } => r !== true && r.code === RECOVERY_CODES.targetUnavailable,
+        );
+        if (gone !== undefined) {
+          rec.paused = { code: gone.code, message: gone.message, at: this.#now() };
+          await this.#save(rec);
+          this.#d.log.error({ code: gone.code, target: t }, `the refill of ${t} paused: ${gone.message}`);
+          await this.#d.noteTarget(t, new RecoveryError(RECOVERY_CODES.targetUnavailable, gone.message));
+          return false;
+        }
+        for (const [i, asset] of batch.entries()) {
+          const r = results[i];
+          const healed = r === true;
+          if (healed) {
+            rec.filesDone++;
+            rec.bytesDone += asset.size;
+            tracker.addBytes(asset.size);
+          } else if (r !== undefined) {
             rec.failed++;
-            if (rec.failures.length < FAILURES_MAX)
-              rec.failures.push({
-                hash: asset.hash,
-                code: r.code ?? RECOVERY_CODES.healFailed,
-                message: r.message ?? '',
-              });
+            if (rec.failures.length < FAILURES_MAX) rec.failures.push({ hash: asset.hash, ...r });
           }
+          tracker.fileDone();
         }
-        if (healed) {
-          rec.filesDone++;
-          rec.bytesDone += asset.size;
-          tracker.addBytes(asset.size);
-        }
-        tracker.fileDone();
         // Assets committed since the refill started are counted too (they reach both targets by the commit).
         rec.totalFiles = Math.max(rec.totalFiles, rec.filesDone + rec.failed);
         rec.totalBytes = Math.max(rec.totalBytes, rec.bytesDone);
-        rec.cursor = asset.hash;
+        rec.cursor = (batch[batch.length - 1] as AssetRecord).hash;
         await this.#save(rec);
-        this.#d.log.debug(
-          { target: t, hash: asset.hash, filesDone: rec.filesDone, totalFiles: rec.totalFiles, healed },
-          'refill progress',
-        );
-        this.#emit({ t: 'refilled', target: t, hash: asset.hash, filesDone: rec.filesDone, healed });
+        for (const [i, asset] of batch.entries()) {
+          const healed = results[i] === true;
+          this.#d.log.debug(
+            { target: t, hash: asset.hash, filesDone: rec.filesDone, totalFiles: rec.totalFiles, healed },
+            'refill progress',
+          );
+          this.#emit({ t: 'refilled', target: t, hash: asset.hash, filesDone: rec.filesDone, healed });
+        }
+        batch = [];
+        return true;
+      };
+      for await (const asset of cat.assets({ gt: rec.cursor })) {
+        signal.throwIfAborted();
+        batch.push(asset);
+        if (batch.length >= width && !(await flush())) return;
       }
+      if (batch.length > 0 && !(await flush())) return;
       // Step 6.
       rec.phase = 'done';
       rec.finishedAt = this.#now();
