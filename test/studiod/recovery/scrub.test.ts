@@ -8,7 +8,8 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashFile } from '@studio321/protocol';
+import { hashFile, type ProgressSnapshot } from '@studio321/protocol';
+import { ControlSocket, controlRequest } from '@studio321/studiod';
 import { QUARANTINE_DIR, type RateLimiter } from '@studio321/studiod/recovery';
 import { rotByte } from '../../lib/bit-rot.js';
 import { recoveryFixture, type RecoveryFixture } from '../../lib/recovery-fixture.js';
@@ -134,4 +135,27 @@ t.test('the scrub takes turns between targets until nothing is due', async (t) =
   t.equal(await fx.service.scrubber.step(), false, 'nothing due after both passes');
   t.match(status(fx, 'mirror')?.last, { assets: 2, ok: 2 });
   t.match(status(fx, 'raid')?.last, { assets: 2, ok: 2 });
+});
+
+t.test('studioctl verify and target adopt over the control socket: progress lines, then the report', async (t) => {
+  const fx = await open(t, { cloud: false });
+  const assets = await fx.commit(4);
+  const ctl = new ControlSocket(join(fx.dir, 'ctl', 'control.sock'), fx.log);
+  fx.service.registerCommands(ctl);
+  await ctl.open();
+  t.teardown(() => ctl.close());
+  // One progress line per half second of the service's clock: each asset advances it by one.
+  const progress: ProgressSnapshot[] = [];
+  const report = (await controlRequest(ctl.path, 'verify', {}, 60_000, (p) => {
+    fx.clock.now += 1000;
+    progress.push(p as ProgressSnapshot);
+  })) as { assetsChecked: number };
+  t.equal(report.assetsChecked, 4);
+  t.ok(progress.length >= 1, `${progress.length} progress line(s)`);
+  t.match(progress[0], { files: 1, totalFiles: 4, totalBytes: assets.reduce((n, a) => n + a.size, 0) });
+  // The refusal travels with its code; nothing recorded.
+  await t.rejects(controlRequest(ctl.path, 'target-adopt', { target: 'raid' }), {
+    code: 'RECOVERY_ADOPT_CURRENT_DISK',
+  });
+  t.same(fx.service.adopter.statuses(), []);
 });
