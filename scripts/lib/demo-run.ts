@@ -84,6 +84,7 @@ export class DemoRun {
   readonly #rawSize: number;
   readonly #say: (line: string) => void;
   readonly #children = new Set<ChildProcess>();
+  readonly #logListeners = new Set<(chunk: string) => void>();
   #studiod: ChildProcess | undefined;
   #s3: ChildProcess | undefined;
 
@@ -264,6 +265,7 @@ export class DemoRun {
     await writeFile(this.paths.studiodLog, log);
     child.stderr?.on('data', (d: string) => {
       void writeFile(this.paths.studiodLog, d, { flag: 'a' });
+      for (const l of this.#logListeners) l(d);
     });
     this.studiodPort = listening.port;
     return listening;
@@ -336,6 +338,12 @@ export class DemoRun {
     }
   }
 
+  /** Called with each chunk of studiod's log (JSON lines) after it listens, across restarts (tests wait on its events). */
+  onStudiodLog(fn: (chunk: string) => void): () => void {
+    this.#logListeners.add(fn);
+    return () => this.#logListeners.delete(fn);
+  }
+
   /** SIGTERM studiod alone (it closes its catalogue), SIGKILL it if it has not exited after `graceMs`. */
   async stopStudiod(graceMs = 5000): Promise<void> {
     const child = this.#studiod;
@@ -362,6 +370,25 @@ export class DemoRun {
       await exited;
       clearTimeout(timer);
     }
+  }
+
+  /** Crash tests: SIGKILL studiod and wait until it has exited. */
+  async killStudiod(): Promise<void> {
+    const child = this.#studiod;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Calls `fn` with every log line the running studiod writes from now on. */
+  onStudiodLine(fn: (line: string) => void): void {
+    let rest = '';
+    this.#studiod?.stderr?.on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop() ?? '';
+      for (const l of lines) fn(l);
+    });
   }
 
   /** Synchronous last resort (process exit): SIGKILL whatever is still running. */

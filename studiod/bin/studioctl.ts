@@ -7,8 +7,9 @@
  *   studioctl [...] status
  *   studioctl [...] assets [--unprotected] [--shoot S] [--card C] [--limit N]
  *   studioctl [...] asset <name|hash>
- *   studioctl [...] verify [--target T] [--sample P%] [--download]
+ *   studioctl [...] verify [--target T] [--sample P%] [--download] [--no-repair] [--progress]
  *   studioctl [...] cloud retry [--target T]
+ *   studioctl [...] target adopt <mirror|raid> [--device NAME]
  *   studioctl [...] restore <name|hash>... [--shoot S] [--card C] --to DIR [--from TARGET] [--progress]
  *   studioctl [...] restore --pending
  *   studioctl [...] catalogue snapshot
@@ -44,9 +45,14 @@ Commands:
   assets [--unprotected] [--shoot S] [--card C] [--limit N]
                            list assets (--unprotected: those not yet 3-2-1 safe, and why)
   asset <name|hash>        where every copy of an asset is and how it was verified
-  verify [--target T] [--sample P%] [--download]
-                           re-read copies; a copy that is gone or rotted stops counting
+  verify [--target T] [--sample P%] [--download] [--no-repair] [--progress]
+                           re-read copies; a copy that is gone or rotted stops counting and
+                           is made again from another verified copy (--no-repair: only report)
   cloud retry [--target T] retry cloud uploads parked on a permanent error
+  target adopt <mirror|raid> [--device NAME]
+                           take the new, empty disk mounted at the target's root as the
+                           target's disk; studiod marks the old copies lost and refills it
+                           (progress in status)
   restore <name|hash>... [--shoot S] [--card C] --to DIR [--from TARGET] [--progress]
                            copy assets (with their RAW+JPEG+sidecar group) from the cheapest
                            verified copy into DIR; never overwrites (a different file there: ~2)
@@ -54,7 +60,7 @@ Commands:
   catalogue snapshot       export the catalogue now to the RAID and every cloud target
   catalogue rebuild        (studiod stopped) recreate a lost catalogue from the newest
                            snapshot and what the targets hold; reports what it cannot account for
-Exit status: 0 ok, 1 error, 2 usage; 3 when verify lost a copy, restore could not restore
+Exit status: 0 ok, 1 error, 2 usage; 3 when verify lost a copy and did not heal it, restore could not restore
 every file (not found, no readable copy, or requested from the archive), or catalogue rebuild
 found something on the targets it cannot account for.
 `;
@@ -137,6 +143,7 @@ async function main(): Promise<number> {
       const target = takeOption(args, '--target');
       const sampleRaw = takeOption(args, '--sample');
       const download = args.includes('--download');
+      const noRepair = args.includes('--no-repair');
       const sample = sampleRaw === undefined ? undefined : Number(sampleRaw.replace(/%$/, ''));
       if (sample !== undefined && !Number.isFinite(sample)) {
         process.stderr.write(`studioctl: ${LEDGER_CODES.badArgument}: --sample takes a percentage, e.g. --sample 5%\n`);
@@ -149,11 +156,14 @@ async function main(): Promise<number> {
           ...(target === undefined ? {} : { target }),
           ...(sample === undefined ? {} : { sample }),
           download,
+          repair: !noRepair,
         },
         LONG_TIMEOUT_MS,
-      )) as { lost: unknown[] };
+        showProgress(args.includes('--progress') || process.stderr.isTTY === true),
+      )) as { lost: unknown[]; notHealed?: number };
+      if (process.stderr.isTTY === true) process.stderr.write('\n');
       out(formatVerify(r), r);
-      return r.lost.length > 0 ? 3 : 0;
+      return (r.notHealed ?? r.lost.length) > 0 ? 3 : 0;
     }
     case 'cloud': {
       if (args[0] !== 'retry') break;
@@ -166,11 +176,39 @@ async function main(): Promise<number> {
     }
     case 'restore':
       return restore(socket, args, json);
+    case 'target': {
+      if (args[0] !== 'adopt') break;
+      const device = takeOption(args, '--device');
+      const target = args[1];
+      if (target === undefined || args.length > 2) {
+        process.stderr.write(`studioctl target adopt: name one target (mirror or raid)\n${USAGE}`);
+        return 2;
+      }
+      const r = (await controlRequest(socket, 'target-adopt', {
+        target,
+        ...(device === undefined ? {} : { device }),
+      })) as { target: string; device: string; previous: string };
+      out(
+        `${r.target}: the disk at its root is now ${r.device} (replacing ${r.previous}). studiod marks the copies of ${r.previous} lost and refills ${r.device}; \`studioctl status\` shows the progress.\n`,
+        r,
+      );
+      return 0;
+    }
     default:
       break;
   }
   process.stderr.write(USAGE);
   return 2;
+}
+
+/** Progress lines on stderr (one line, redrawn, on a terminal). */
+function showProgress(on: boolean): ((p: unknown) => void) | undefined {
+  return on
+    ? (p: unknown): void => {
+        const line = formatProgressLine(p as ProgressSnapshot);
+        process.stderr.write(process.stderr.isTTY === true ? `\r${line}\x1b[K` : `${line}\n`);
+      }
+    : undefined;
 }
 
 async function restore(socket: string, args: string[], json: boolean): Promise<number> {
@@ -200,12 +238,7 @@ async function restore(socket: string, args: string[], json: boolean): Promise<n
   if (opts['to'] === undefined) return usage('--to DIR is required (where the files go)');
   if (queries.length === 0 && opts['shoot'] === undefined && opts['card'] === undefined)
     return usage('name what to restore: a file name, shoot/card/path or hash, or --shoot S / --card C');
-  const onProgress = progress
-    ? (p: unknown): void => {
-        const line = formatProgressLine(p as ProgressSnapshot);
-        process.stderr.write(process.stderr.isTTY === true ? `\r${line}\x1b[K` : `${line}\n`);
-      }
-    : undefined;
+  const onProgress = showProgress(progress);
   let r: RestoreReport;
   try {
     r = (await controlRequest(

@@ -44,6 +44,11 @@ export interface CopyRecord {
   verifiedAt: number;
   /** For kind 'agent': the reporting agent. */
   agentId?: string;
+  /**
+   * Set when the copy was made again by recovery (recovery/remake-copy.ts):
+   * the verified copy its bytes were read from, and when.
+   */
+  healedFrom?: { target: string; kind: 'studio' | 'cloud'; path: string; at: number };
 }
 
 export interface AgentRecord {
@@ -284,6 +289,15 @@ export class Catalogue {
     const p = this.#writeChain.then(fn, fn);
     this.#writeChain = p.catch(() => undefined);
     return p;
+  }
+
+  /**
+   * Run `fn` with no other catalogue write in flight and none starting until
+   * it ends (the ledger's recount after a target changed availability). `fn`
+   * must not call the catalogue's write methods (it would wait for itself).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#write(fn);
   }
 
   counters(): CatalogueCounters {

@@ -64,6 +64,13 @@ export interface StudiodConfig {
   log: { level: string };
   /** Catalogue snapshots (recovery/snapshot.ts): minutes between them (0: on demand only) and how many stay on the RAID. */
   snapshots: { intervalMinutes: number; keepLocal: number };
+  /** Refilling an adopted disk (recovery/adopt.ts): read-rate limit in bytes/s (0: unlimited). */
+  refill: { bytesPerSecond: number };
+  /**
+   * The scheduled scrub (recovery/scrub.ts): every local copy re-read within `periodDays` (0: no scrub)
+   * at most `bytesPerSecond`; each cloud copy HEADed once a pass, `cloudDownloadPercent` of the hot ones read in full.
+   */
+  scrub: { periodDays: number; bytesPerSecond: number; cloudDownloadPercent: number };
 }
 
 const label = (describe: string): FieldSpec => ({
@@ -116,6 +123,18 @@ const schema: Record<string, FieldSpec> = {
     fields: {
       intervalMinutes: { kind: 'number', integer: true, min: 0, default: 24 * 60 },
       keepLocal: { kind: 'number', integer: true, min: 1, default: 7 },
+    },
+  },
+  refill: {
+    kind: 'object',
+    fields: { bytesPerSecond: { kind: 'number', integer: true, min: 0, default: 100_000_000 } },
+  },
+  scrub: {
+    kind: 'object',
+    fields: {
+      periodDays: { kind: 'number', min: 0, default: 30 },
+      bytesPerSecond: { kind: 'number', integer: true, min: 0, default: 20_000_000 },
+      cloudDownloadPercent: { kind: 'number', min: 0, max: 100, default: 1 },
     },
   },
   log: {

@@ -45,8 +45,8 @@ export interface StudioOptions {
   timing?: { authTimeoutMs?: number; pingIntervalMs?: number; deadLinkMs?: number };
   /** Called after every commit (the cloud forwarder's hook). */
   onCommitted?: (asset: CommittedAsset) => Promise<void> | void;
-  /** Ledger/cloud overrides (tests): cloud retry timing, sink factory. */
-  ledger?: Pick<ConstructorParameters<typeof LedgerService>[0], 'cloudOptions'>;
+  /** Ledger/cloud overrides (tests): cloud retry timing, sink factory, availability check period. */
+  ledger?: Pick<ConstructorParameters<typeof LedgerService>[0], 'cloudOptions' | 'availabilityIntervalMs'>;
   /** Restore overrides (tests): sink factory (default: the ledger's cloud sink factory), watcher period. */
   recovery?: Partial<Pick<RestoreServiceOptions, 'sinkFactory' | 'pendingPollMs' | 'concurrency'>>;
 }
@@ -170,6 +170,8 @@ export class Studio {
       targets: c.targets,
       now: this.#now,
       signal: this.#abort.signal,
+      onTargetCheck: (t, err) => this.#ledger?.availability.note(t, err),
+      onDamagedCopy: (d) => this.ledger.moveDamagedAside(d),
       ...(this.#opts.onCommitted === undefined ? {} : { onCommitted: this.#opts.onCommitted }),
     });
     this.#link = new LinkServer({
@@ -201,6 +203,9 @@ export class Studio {
     this.#control = new ControlSocket(c.controlSocket, this.log);
     this.#registerCommands(this.#control);
     await this.#control.open();
+    await this.#ledger.availability.check();
+    this.#ledger.startAvailabilityChecks();
+    this.#ledger.startRecovery();
     this.log.info(
       { port: this.port, host: c.listen.host, fingerprint: this.#tls.fingerprint, controlSocket: c.controlSocket },
       'listening',

@@ -198,3 +198,5 @@ export async function dump(catalogue: Catalogue): Promise<string[]> {
     out.push(JSON.stringify({ t: 'cloud-object', k, v }));
   return out.sort();
 }
+
+export * from './heal-fixture.js';

@@ -209,6 +209,19 @@ export class CloudForwarder {
     return rt;
   }
 
+  /** The configured storage class of a cloud target (undefined: no such target). */
+  storageClassOf(target: string): string | undefined {
+    return (
+      this.#targets.get(target)?.cfg.storageClass ?? this.#opts.targets.find((t) => t.name === target)?.storageClass
+    );
+  }
+
+  /** The bytes of a counted object, streamed through the target's sink (recovery reads a hot copy this way). */
+  async read(target: string, key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    this.#assertOpen();
+    return this.#rt(target).sink.read(key, signal);
+  }
+
   /**
    * Queue an asset for every cloud target (durable, idempotent). With a batch,
    * the job records are added to it and become live when the caller writes it.

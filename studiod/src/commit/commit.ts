@@ -16,7 +16,9 @@
  *      — every byte is written twice in all (mirror, RAID), not three times.
  *      DURABLE_NAME_TAKEN (a final file with other content) on either target →
  *      next distinct name; an identical final file left by an earlier crash is
- *      reused
+ *      reused. When that name is THIS asset's own stored path, the file there
+ *      is a damaged copy of it: `onDamagedCopy` moves it into the quarantine
+ *      (recovery/quarantine.ts) and the same name is tried once more
  *   5. ONE catalogue batch, `sync: true`: asset, names, the two copies, agent
  *      copies, stored-path index, counters
  *   6. only then the Receipt is returned (the caller sends it), and the staged
@@ -88,6 +90,13 @@ export interface CommitterOptions {
   targets: Record<LocalTargetName, LocalTargetConfig>;
   /** Hook for the cloud forwarder: called after the catalogue batch (errors are logged, not fatal). */
   onCommitted?: (asset: CommittedAsset) => Promise<void> | void;
+  /** Told what each target check found (undefined: fine) — target availability. */
+  onTargetCheck?: (target: LocalTargetName, err: unknown) => Promise<void> | void;
+  /**
+   * A final name that is this asset's own stored path holds other bytes (a
+   * damaged copy): move it aside. Returns true when the name is free now.
+   */
+  onDamagedCopy?: (damaged: { target: LocalTargetName; path: string; hash: string }) => Promise<boolean>;
   now?: () => number;
   signal?: AbortSignal;
 }
@@ -136,6 +145,8 @@ export class Committer {
   readonly #catalogue: Catalogue;
   readonly #targets: Record<LocalTargetName, LocalTargetConfig>;
   readonly #onCommitted: CommitterOptions['onCommitted'];
+  readonly #onTargetCheck: CommitterOptions['onTargetCheck'];
+  readonly #onDamagedCopy: CommitterOptions['onDamagedCopy'];
   readonly #now: () => number;
   readonly #signal: AbortSignal | undefined;
   /** nameKeys of target-relative paths reserved by in-flight commits. */
@@ -146,6 +157,8 @@ export class Committer {
     this.#catalogue = opts.catalogue;
     this.#targets = opts.targets;
     this.#onCommitted = opts.onCommitted;
+    this.#onTargetCheck = opts.onTargetCheck;
+    this.#onDamagedCopy = opts.onDamagedCopy;
     this.#now = opts.now ?? Date.now;
     this.#signal = opts.signal;
   }
@@ -157,8 +170,15 @@ export class Committer {
   /** Check both targets; throws STUDIO_TARGET_MISSING / _FULL / _IO. */
   async checkTargets(): Promise<void> {
     const counters = this.#catalogue.counters();
-    for (const t of LOCAL_TARGETS)
-      await checkTarget(t, this.#targets[t], (counters.copies[t]?.count ?? 0) > 0, this.#now);
+    for (const t of LOCAL_TARGETS) {
+      try {
+        await checkTarget(t, this.#targets[t], (counters.copies[t]?.count ?? 0) > 0, this.#now);
+      } catch (err) {
+        await Promise.resolve(this.#onTargetCheck?.(t, err)).catch(() => undefined);
+        throw err;
+      }
+      await Promise.resolve(this.#onTargetCheck?.(t, undefined)).catch(() => undefined);
+    }
   }
 
   /** Commit one fully staged file; returns the Receipt to send. See the module comment for the order. */
@@ -185,6 +205,9 @@ export class Committer {
       (stagedCheck ??= input.staged.verify().then((r) => ({ ...r, verifiedAt: this.#now() })));
     const isOffered = (r: { size: number; blake3: string }): boolean =>
       r.size === input.size && r.blake3 === input.hash;
+    /** Names whose damaged copy was already moved aside once (tried again once, never in a loop). */
+    const cleared = new Set<string>();
+    let writing: LocalTargetName = 'raid';
     for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
       const name = distinctName(base, n);
       const rel = posix.join(dir, name);
@@ -202,6 +225,7 @@ export class Committer {
         // RAID: the durable primitive; its read-back must equal the offered size and BLAKE3
         // (hashSource: false — the read-backs of both copies are the checks against the offer).
         let raid;
+        writing = 'raid';
         try {
           raid = await durableWrite(source, {
             targets: [{ dir: raidDir, name }],
@@ -238,6 +262,7 @@ export class Committer {
             },
           );
         }
+        writing = 'mirror';
         await placeVerified(
           input.staged.path,
           { dir: mirrorDir, name },
@@ -301,7 +326,19 @@ export class Committer {
         }
         return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
       } catch (err) {
-        if (err instanceof DurableWriteError && err.code === DURABLE_CODES.nameTaken) continue;
+        if (err instanceof DurableWriteError && err.code === DURABLE_CODES.nameTaken) {
+          // This asset's own path holding other bytes: a damaged copy of it. Move it aside, retry the name once.
+          if (
+            stored?.hash === input.hash &&
+            this.#onDamagedCopy !== undefined &&
+            !cleared.has(`${writing}:${key}`) &&
+            (await this.#onDamagedCopy({ target: writing, path: rel, hash: input.hash }).catch(() => false))
+          ) {
+            cleared.add(`${writing}:${key}`);
+            n--;
+          }
+          continue;
+        }
         await this.#catalogue.clearIntent(input.hash).catch(() => undefined);
         throw classifyCommitError(err);
       } finally {

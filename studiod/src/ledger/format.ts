@@ -36,7 +36,11 @@ export function formatAssets(r: unknown): string {
     out.push(
       `${a.hash.slice(0, 16)}  ${formatBytes(a.size).padStart(9)}  ${a.compliant ? 'compliant ' : 'NOT SAFE  '} ${nameLine(a)}`,
     );
-    out.push(`    copies: ${a.copies.map((c) => c.target).join(', ') || 'none'}`);
+    out.push(
+      `    copies: ${a.copies.map((c) => (c.counted === false ? `${c.target} (not counted: target unavailable)` : c.target)).join(', ') || 'none'}`,
+    );
+    if ((a.fieldCopies ?? []).length > 0)
+      out.push(`    field copies (not counted): ${a.fieldCopies.map((c) => c.target).join(', ')}`);
     for (const reason of a.reasons) out.push(`    - ${reason}`);
   }
   if (x.more) out.push(`… more; use --limit N or --json`);
@@ -53,13 +57,24 @@ export function formatAsset(r: unknown): string {
     for (const reason of a.reasons) out.push(`    - ${reason}`);
     out.push('  names:');
     for (const n of a.names) out.push(`    ${n.shoot}/${n.card}/${n.path}`);
-    out.push('  copies:');
+    out.push('  copies (archive):');
     for (const c of a.copies) {
       out.push(
-        `    ${c.target.padEnd(12)} ${c.media.padEnd(10)} ${c.location.padEnd(11)} device ${c.device}${c.offsite ? ' (offsite)' : ''}`,
+        `    ${c.target.padEnd(12)} ${c.media.padEnd(10)} ${c.location.padEnd(11)} device ${c.device}${c.offsite ? ' (offsite)' : ''}${c.counted === false ? ' — NOT COUNTED: target unavailable' : ''}`,
       );
       out.push(`      ${c.where}`);
       out.push(`      verified ${when(c.verifiedAt)} by ${c.method}`);
+      if (c.healedFrom !== undefined)
+        out.push(
+          `      made again ${when(c.healedFrom.at)} from the ${c.healedFrom.target} copy (${c.healedFrom.path})`,
+        );
+    }
+    if ((a.fieldCopies ?? []).length > 0) {
+      out.push('  field copies (reported by agents; not counted toward 3-2-1):');
+      for (const c of a.fieldCopies) {
+        out.push(`    ${c.target.padEnd(12)} ${c.media.padEnd(10)} ${c.where}`);
+        out.push(`      verified ${when(c.verifiedAt)} by ${c.method}`);
+      }
     }
     out.push('');
   }
@@ -72,11 +87,21 @@ export function formatVerify(r: unknown): string {
     `Verified ${v.copiesChecked} cop${v.copiesChecked === 1 ? 'y' : 'ies'} of ${v.assetsChecked} asset(s)${v.target === null ? '' : ` on ${v.target}`}` +
       `${v.samplePercent < 100 ? ` (sample ${v.samplePercent}%)` : ''}${v.download ? ', cloud objects downloaded' : ''} in ${((v.finishedAt - v.startedAt) / 1000).toFixed(1)} s:`,
     `  ok: ${v.copiesOk}`,
-    `  lost (stopped counting): ${v.lost.length}`,
+    `  lost (stopped counting): ${v.lost.length}${v.repair ? ` — healed ${v.healed}, not healed ${v.notHealed}` : ' (not repaired: --no-repair)'}`,
   ];
-  for (const l of v.lost) out.push(`    ${l.target}: ${l.path || l.hash} — ${l.code}`);
+  for (const l of v.lost) {
+    let line = `    ${l.target}: ${l.path || l.hash} — ${l.code}`;
+    if (l.healed)
+      line +=
+        l.healedFrom === null || l.healedFrom === undefined
+          ? ' — healed (the file in place verifies)'
+          : ` — HEALED from ${l.healedFrom.target}`;
+    else if (l.notHealed !== undefined) line += ` — NOT healed: ${l.notHealed.code}: ${l.notHealed.message}`;
+    if (l.quarantinedPath !== undefined) line += `; damaged file kept in ${l.quarantinedPath}`;
+    out.push(line);
+  }
   if (v.skipped > 0) out.push(`  not checkable from the studio (agent copies): ${v.skipped}`);
   for (const u of v.unchecked) out.push(`  UNCHECKED ${u.target}: ${u.code}: ${u.message}`);
-  if (v.lost.length > 0) out.push('See what is no longer 3-2-1 safe: studioctl assets --unprotected');
+  if (v.notHealed > 0) out.push('See what is no longer 3-2-1 safe: studioctl assets --unprotected');
   return `${out.join('\n')}\n`;
 }

@@ -14,9 +14,20 @@
  *   lack!<target>!<committedAt:15>!<hash>     { size }                expected target without a verified copy
  *   byname!<nameKey(basename)>!<hash>         {}                      lookup by file name
  *
- * The counters record the policy and the expected targets they were computed
- * for; when the config changes (a new cloud target, another policy) they are
- * rebuilt once at open from the copy records.
+ * What counts: only archive copies — copies the studio holds and can verify
+ * (mirror, RAID, the configured cloud targets) — and only while their target
+ * is available. Agent copies (laptop, field drive) are field copies: recorded
+ * and shown apart, never counted (the photographer wipes them, the studio
+ * cannot read them).
+ *
+ * The counters record the policy, the expected targets and the unavailable
+ * targets they were computed for; when the config changes (a new cloud target,
+ * another policy) they are rebuilt once at open from the copy records, and
+ * when a target becomes unavailable or available again (`setUnavailable`) the
+ * verdict index and counters are recounted: one pass over the assets with
+ * catalogue writes held (`Catalogue.exclusive`), names index untouched. A
+ * crash during the recount leaves a signature that no longer matches, so the
+ * next open recounts again.
  */
 import { posix } from 'node:path';
 import { evaluatePolicy, nameKey, type CopyFact, type PolicyConfig, type PolicyVerdict } from '@studio321/protocol';
@@ -30,7 +41,8 @@ import type {
   NameRecord,
 } from '../catalogue.js';
 
-export const LEDGER_VERSION = 1;
+/** 2: only archive copies on available targets count (field copies are shown apart). */
+export const LEDGER_VERSION = 2;
 
 export interface LedgerCounters {
   version: number;
@@ -53,6 +65,8 @@ export interface LedgerOptions {
   policy: PolicyConfig;
   /** Targets every asset is expected to reach: `mirror`, `raid`, each cloud target. */
   targets: string[];
+  /** Targets unavailable now (recovery/target-availability.ts): their copies do not count. */
+  unavailable?: string[];
   log?: { info(obj: object, msg: string): void };
 }
 
@@ -113,7 +127,8 @@ export class Ledger implements CatalogueHook {
   readonly policy: PolicyConfig;
   readonly targets: string[];
   readonly #catalogue: Catalogue;
-  readonly #signature: string;
+  #signature: string;
+  #unavailable: Set<string>;
   readonly #log: LedgerOptions['log'];
   #db: LedgerDb | undefined;
   #counters: LedgerCounters;
@@ -123,8 +138,44 @@ export class Ledger implements CatalogueHook {
     this.policy = { ...opts.policy };
     this.targets = [...new Set(opts.targets)];
     this.#log = opts.log;
-    this.#signature = JSON.stringify({ v: LEDGER_VERSION, policy: this.policy, targets: [...this.targets].sort() });
+    this.#unavailable = new Set(opts.unavailable ?? []);
+    this.#signature = this.#signatureOf(this.#unavailable);
     this.#counters = emptyCounters(this.#signature, this.targets);
+  }
+
+  #signatureOf(unavailable: Set<string>): string {
+    return JSON.stringify({
+      v: LEDGER_VERSION,
+      policy: this.policy,
+      targets: [...this.targets].sort(),
+      unavailable: [...unavailable].sort(),
+    });
+  }
+
+  /** Targets whose copies do not count now. */
+  unavailable(): string[] {
+    return [...this.#unavailable];
+  }
+
+  /** The copies that count: archive copies (expected targets, not agent copies) on available targets. */
+  counted(copies: readonly CopyRecord[]): CopyRecord[] {
+    return copies.filter(
+      (c) => c.kind !== 'agent' && this.targets.includes(c.target) && !this.#unavailable.has(c.target),
+    );
+  }
+
+  /**
+   * A target became unavailable or available again: recount the verdict index
+   * and counters (one pass over the assets, catalogue writes held meanwhile).
+   */
+  setUnavailable(targets: readonly string[]): Promise<void> {
+    return this.#catalogue.exclusive(async () => {
+      const next = new Set(targets);
+      if (next.size === this.#unavailable.size && [...next].every((t) => this.#unavailable.has(t))) return;
+      this.#unavailable = next;
+      this.#signature = this.#signatureOf(next);
+      await this.#rebuild(false);
+    });
   }
 
   /**
@@ -132,14 +183,18 @@ export class Ledger implements CatalogueHook {
    * or were computed for another policy/target set. Then register as a hook.
    * Call before anything else writes to the catalogue.
    */
-  async open(): Promise<{ rebuilt: boolean }> {
+  async open(opts: { unavailable?: readonly string[] } = {}): Promise<{ rebuilt: boolean }> {
+    if (opts.unavailable !== undefined) {
+      this.#unavailable = new Set(opts.unavailable);
+      this.#signature = this.#signatureOf(this.#unavailable);
+    }
     this.#db = this.#catalogue.sublevel('ledger');
     const stored = (await this.#db.get(K.counters)) as unknown as LedgerCounters | undefined;
     let rebuilt = false;
     if (stored !== undefined && stored.version === LEDGER_VERSION && stored.signature === this.#signature) {
       this.#counters = stored;
     } else {
-      await this.#rebuild();
+      await this.#rebuild(true);
       rebuilt = true;
     }
     this.#catalogue.addHook(this);
@@ -155,13 +210,14 @@ export class Ledger implements CatalogueHook {
     return structuredClone(this.#counters);
   }
 
+  /** The 3-2-1 verdict of an asset's copies: only the counted ones (see `counted`). */
   verdict(copies: readonly CopyRecord[]): PolicyVerdict {
-    return evaluatePolicy(copies.map(copyFact), this.policy);
+    return evaluatePolicy(this.counted(copies).map(copyFact), this.policy);
   }
 
   #contribution(asset: AssetRecord, copies: readonly CopyRecord[]): Contribution {
     const v = this.verdict(copies);
-    const have = new Set(copies.map((c) => c.target));
+    const have = new Set(this.counted(copies).map((c) => c.target));
     return {
       compliant: v.compliant,
       size: asset.size,
@@ -275,13 +331,18 @@ export class Ledger implements CatalogueHook {
     return out;
   }
 
-  /** Recompute every index entry and the counters from the copy records (one pass over the assets). */
-  async #rebuild(): Promise<void> {
+  /**
+   * Recompute every index entry and the counters from the copy records (one
+   * pass over the assets). `names`: the by-name index too (not needed when
+   * only availability changed).
+   */
+  async #rebuild(names: boolean): Promise<void> {
     const sub = this.#sub();
     const started = Date.now();
     await sub.del(K.counters, SYNC);
     let dels: string[] = [];
     for await (const key of sub.keys()) {
+      if (!names && key.startsWith(K.byname)) continue;
       dels.push(key);
       if (dels.length >= 5000) {
         await sub.batch(dels.map((k) => ({ type: 'del' as const, key: k })));
@@ -295,8 +356,9 @@ export class Ledger implements CatalogueHook {
       const c = this.#contribution(asset, await this.#catalogue.copiesOf(asset.hash));
       Ledger.#apply(next, c, 1);
       for (const k of this.#keys(asset.hash, c)) ops.push({ type: 'put', ...k });
-      for (const o of this.#nameOps(asset.hash, await this.#catalogue.namesOf(asset.hash)))
-        ops.push({ type: 'put', key: o.key, value: {} });
+      if (names)
+        for (const o of this.#nameOps(asset.hash, await this.#catalogue.namesOf(asset.hash)))
+          ops.push({ type: 'put', key: o.key, value: {} });
       if (ops.length >= 5000) {
         await sub.batch(ops);
         ops = [];
@@ -306,8 +368,13 @@ export class Ledger implements CatalogueHook {
     await sub.batch(ops, SYNC);
     this.#counters = next;
     this.#log?.info(
-      { assets: next.assets, compliant: next.compliant, ms: Date.now() - started },
-      'ledger counters rebuilt',
+      {
+        assets: next.assets,
+        compliant: next.compliant,
+        unavailable: [...this.#unavailable],
+        ms: Date.now() - started,
+      },
+      names ? 'ledger counters rebuilt' : 'ledger verdicts recounted after a target availability change',
     );
   }
 }

@@ -1,12 +1,15 @@
 /**
  * The offsite half of studiod, assembled: the 3-2-1 ledger, the cloud
- * forwarder and `verify`, and their control commands (`status` report,
- * `assets`, `asset`, `verify`, `cloud-retry`).
+ * forwarder, `verify` with its repair (recovery/), target availability and
+ * the quarantine, and their control commands (`status` report, `assets`,
+ * `asset`, `verify`, `cloud-retry`).
  *
  * Open order (inside Studio.open, after the catalogue and before the link
  * server, so nothing writes to the catalogue before the hooks are in place):
- *   1. ledger: load counters (or rebuild them once after a config change) and
- *      register its catalogue hook;
+ *   0. target availability (recorded states) and the quarantine totals;
+ *   1. ledger: load counters (or rebuild them once after a config change or
+ *      with another set of unavailable targets) and register its catalogue
+ *      hook; every later availability transition recounts it;
  *   2. cloud forwarder on the catalogue's `cloud` sublevel; a second catalogue
  *      hook puts the cloud jobs of every newly committed asset into the SAME
  *      commit batch (a crash cannot leave a committed asset unqueued);
@@ -15,18 +18,26 @@
  * (`recordCopy`: one sync batch with the ledger counters).
  */
 import { posix } from 'node:path';
-import { nameKey, safeJoin, type Logger } from '@studio321/protocol';
+import { ProgressTracker, nameKey, safeJoin, type Logger } from '@studio321/protocol';
 import type { AssetRecord, Catalogue, CatalogueHook, CopyRecord, HookOp, NameRecord } from '../catalogue.js';
 import { CloudForwarder, type CloudCopyRecord } from '../cloud/cloud-forwarder.js';
 import type { CloudBatch } from '../cloud/cloud-queue.js';
 import type { CloudTargetConfig } from '../cloud/cloud-target.js';
-import { LOCAL_TARGETS, cloudTargetsOf, policyOf, type StudiodConfig } from '../config.js';
+import { LOCAL_TARGETS, cloudTargetsOf, policyOf, type LocalTargetName, type StudiodConfig } from '../config.js';
+import { DURABLE_CODES, verifyFile } from '@studio321/protocol/durable';
+import { RECOVERY_CODES, RecoveryError } from '../recovery/errors.js';
 import type { ControlSocket } from '../control-socket.js';
 import { Ledger } from './ledger.js';
 import { LEDGER_CODES, LedgerError } from './errors.js';
 import { buildStatusReport, type StatusReport } from './status-report.js';
 import type { StudioStatus } from './status-report.js';
-import { verifyCopies, type VerifyReport } from './verify-copies.js';
+import { verifyCopies, type VerifyOptions, type VerifyReport } from './verify-copies.js';
+import { Quarantine } from '../recovery/quarantine.js';
+import { TargetAvailability } from '../recovery/target-availability.js';
+import { remakeCopy, type RemakeRequest, type RemakeResult } from '../recovery/remake-copy.js';
+import { Adopter } from '../recovery/adopt.js';
+import { Scrubber } from '../recovery/scrub.js';
+import { rateLimiter, type RateLimiter } from '../recovery/rate-limit.js';
 
 export interface LedgerServiceOptions {
   config: StudiodConfig;
@@ -35,6 +46,14 @@ export interface LedgerServiceOptions {
   now?: () => number;
   /** Cloud forwarder overrides (tests): retry timing, sink factory. */
   cloudOptions?: Partial<ConstructorParameters<typeof CloudForwarder>[0]>;
+  /** Period of the target availability check (ms; default 60 s; 0: no timer). */
+  availabilityIntervalMs?: number;
+  /** Read-rate limiters of the refill and the scrub (tests; default: config `refill`, `scrub`). */
+  limiters?: { refill?: RateLimiter; scrub?: RateLimiter };
+  /** The scrub's random choice of cloud copies read in full (tests). */
+  random?: () => number;
+  /** Assets per scrub step (tests; default 64). */
+  scrubChunk?: number;
 }
 
 export interface AssetView {
@@ -44,7 +63,10 @@ export interface AssetView {
   compliant: boolean;
   reasons: string[];
   names: Array<Pick<NameRecord, 'shoot' | 'card' | 'path'>>;
-  copies: Array<CopyRecord & { where: string }>;
+  /** Archive copies (mirror, RAID, cloud); `counted` is false while the target is unavailable. */
+  copies: Array<CopyRecord & { where: string; counted: boolean }>;
+  /** Field copies reported by agents (laptop, field drive): shown, never counted. */
+  fieldCopies: Array<CopyRecord & { where: string }>;
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -54,6 +76,10 @@ const MAX_LIST_LIMIT = 100_000;
 export class LedgerService {
   readonly ledger: Ledger;
   readonly cloud: CloudForwarder | undefined;
+  readonly availability: TargetAvailability;
+  readonly quarantine: Quarantine;
+  readonly adopter: Adopter;
+  readonly scrubber: Scrubber;
   readonly #o: LedgerServiceOptions;
   readonly #cloudTargets: CloudTargetConfig[];
   readonly #now: () => number;
@@ -64,6 +90,37 @@ export class LedgerService {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
     this.#cloudTargets = cloudTargetsOf(opts.config);
+    this.availability = new TargetAvailability({
+      catalogue: opts.catalogue,
+      targets: opts.config.targets,
+      now: this.#now,
+      log: opts.log,
+      ...(opts.availabilityIntervalMs === undefined ? {} : { intervalMs: opts.availabilityIntervalMs }),
+    });
+    this.quarantine = new Quarantine({ catalogue: opts.catalogue, targets: opts.config.targets, now: this.#now });
+    this.adopter = new Adopter({
+      catalogue: opts.catalogue,
+      targets: opts.config.targets,
+      remake: (req, signal) => this.remake(req, signal),
+      noteTarget: (t, err) => this.availability.note(t, err),
+      limiter: opts.limiters?.refill ?? rateLimiter(opts.config.refill.bytesPerSecond),
+      log: opts.log,
+      now: this.#now,
+    });
+    this.scrubber = new Scrubber({
+      catalogue: opts.catalogue,
+      cloudTargets: this.#cloudTargets,
+      verify: (o) => this.#verifyWith(o),
+      limiter: opts.limiters?.scrub ?? rateLimiter(opts.config.scrub.bytesPerSecond),
+      periodDays: opts.config.scrub.periodDays,
+      cloudDownloadPercent: opts.config.scrub.cloudDownloadPercent,
+      log: opts.log,
+      now: this.#now,
+      ...(opts.random === undefined ? {} : { random: opts.random }),
+      ...(opts.scrubChunk === undefined ? {} : { chunk: opts.scrubChunk }),
+      holdBack: (t) =>
+        this.#verifying !== undefined || this.adopter.statuses().some((a) => a.target === t && a.phase !== 'done'),
+    });
     this.ledger = new Ledger({
       catalogue: opts.catalogue,
       policy: policyOf(opts.config),
@@ -96,13 +153,19 @@ export class LedgerService {
   }
 
   async open(): Promise<void> {
-    const { rebuilt } = await this.ledger.open();
+    await this.availability.open();
+    await this.quarantine.open();
+    // Before anything names a device: an adopted disk is the target's device from now on.
+    await this.adopter.open();
+    await this.scrubber.open();
+    const { rebuilt } = await this.ledger.open({ unavailable: this.availability.unavailable() });
+    this.availability.onChange((down) => this.ledger.setUnavailable(down));
+    const last = await this.#o.catalogue.sublevel('verify').get('last');
+    if (last !== undefined) this.#lastVerify = last as unknown as VerifyReport;
     const cloud = this.cloud;
     if (cloud === undefined) return;
     await cloud.open();
     this.#o.catalogue.addHook(this.#enqueueHook(cloud));
-    const last = await this.#o.catalogue.sublevel('verify').get('last');
-    if (last !== undefined) this.#lastVerify = last as unknown as VerifyReport;
     if (rebuilt) {
       let n = 0;
       for (const t of this.#cloudTargets) {
@@ -118,7 +181,70 @@ export class LedgerService {
     }
   }
 
+  /** Check the targets now and then every interval (after the studio is open). */
+  startAvailabilityChecks(): void {
+    this.availability.start();
+  }
+
+  /** Go on with an adoption's refill and start the scrub schedule (after the studio is open). */
+  startRecovery(): void {
+    this.adopter.resume();
+    this.scrubber.start();
+  }
+
+  /**
+   * A commit found this asset's own final name holding other bytes: a damaged
+   * copy. It is moved into the quarantine (its copy record removed first, so it
+   * stops counting; the commit records the new copy). True: the name is free.
+   */
+  async moveDamagedAside(d: { target: LocalTargetName; path: string; hash: string }): Promise<boolean> {
+    const asset = await this.#o.catalogue.getAsset(d.hash);
+    if (asset === undefined) return false;
+    const file = safeJoin(this.#o.config.targets[d.target].root, d.path);
+    const v = await verifyFile(file, { size: asset.size, blake3: asset.hash });
+    if (v.ok) return false;
+    const copy = (await this.#o.catalogue.copiesOf(d.hash)).find((c) => c.kind === 'studio' && c.target === d.target);
+    if (copy !== undefined) await this.#o.catalogue.removeCopy(copy);
+    const q = await this.quarantine.moveAside(d.target, d.path, {
+      hash: d.hash,
+      reason: v.code ?? DURABLE_CODES.nameTaken,
+      foundBy: 'commit',
+      ...(copy === undefined ? {} : { copy }),
+    });
+    this.#o.log.warn(
+      {
+        code: RECOVERY_CODES.healFailed,
+        hash: d.hash,
+        target: d.target,
+        path: d.path,
+        reason: v.code,
+        quarantined: q?.quarantinedPath,
+      },
+      `A commit found the ${d.target} copy of ${d.path} damaged (${v.code}); it was moved into the quarantine and is written again.`,
+    );
+    return true;
+  }
+
+  /** Make one local copy again from the best other verified copy (recovery/remake-copy.ts). */
+  remake(req: RemakeRequest, signal?: AbortSignal): Promise<RemakeResult> {
+    return remakeCopy(
+      {
+        catalogue: this.#o.catalogue,
+        targets: this.#o.config.targets,
+        quarantine: this.quarantine,
+        isAvailable: (t) => this.availability.isAvailable(t),
+        now: this.#now,
+        ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+        ...(signal === undefined ? {} : { signal }),
+      },
+      req,
+    );
+  }
+
   async close(): Promise<void> {
+    await this.scrubber.close();
+    await this.adopter.close();
+    await this.availability.close();
     await this.cloud?.close();
     await this.#verifying?.catch(() => undefined);
   }
@@ -176,8 +302,13 @@ export class LedgerService {
   }
 
   async report(base: StudioStatus): Promise<StatusReport> {
+    // A cheap check (stat + marker per local target) so the verdict turns honest
+    // at once; a transition recounts the ledger before the report is built.
+    await this.availability.check();
     return buildStatusReport({
       base,
+      availability: this.availability.states(),
+      quarantine: this.quarantine.totals(),
       ledger: this.ledger,
       catalogue: this.#o.catalogue,
       config: this.#o.config,
@@ -185,6 +316,8 @@ export class LedgerService {
       ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
       lastVerify: this.#lastVerify ?? null,
       verifying: this.#verifying !== undefined,
+      adoptions: this.adopter.statuses(),
+      scrub: this.scrubber.statuses(),
     });
   }
 
@@ -192,6 +325,7 @@ export class LedgerService {
   async assetView(asset: AssetRecord): Promise<AssetView> {
     const copies = await this.#o.catalogue.copiesOf(asset.hash);
     const v = this.ledger.verdict(copies);
+    const counted = new Set(this.ledger.counted(copies));
     const names = (await this.#o.catalogue.namesOf(asset.hash)).map((n) => ({
       shoot: n.shoot,
       card: n.card,
@@ -204,7 +338,10 @@ export class LedgerService {
       compliant: v.compliant,
       reasons: v.reasons,
       names,
-      copies: copies.map((c) => ({ ...c, where: this.#where(c) })),
+      copies: copies
+        .filter((c) => c.kind !== 'agent')
+        .map((c) => ({ ...c, where: this.#where(c), counted: counted.has(c) })),
+      fieldCopies: copies.filter((c) => c.kind === 'agent').map((c) => ({ ...c, where: this.#where(c) })),
     };
   }
 
@@ -312,45 +449,88 @@ export class LedgerService {
         );
       return { query: q, policy: this.ledger.policy, assets: await Promise.all(found.map((a) => this.assetView(a))) };
     });
-    ctl.register('verify', async (args) => {
-      if (this.#verifying !== undefined)
-        throw new LedgerError(
-          LEDGER_CODES.verifyRunning,
-          'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.',
-          { retryable: true },
-        );
+    ctl.register('verify', async (args, ctx) => {
       const sample = args['sample'];
-      const p = verifyCopies(
-        {
-          catalogue: this.#o.catalogue,
-          targets: this.#o.config.targets,
-          log: this.#o.log,
-          now: this.#now,
-          ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+      const share = typeof sample === 'number' ? Math.min(100, Math.max(0, sample)) / 100 : 1;
+      const counters = this.#o.catalogue.counters();
+      const tracker = new ProgressTracker({
+        totalBytes: Math.round(counters.bytes * share),
+        totalFiles: Math.round(counters.assets * share),
+        now: this.#now,
+      });
+      let sentAt = 0;
+      return this.verify({
+        ...(typeof args['target'] === 'string' ? { target: args['target'] } : {}),
+        ...(typeof sample === 'number' ? { samplePercent: sample } : {}),
+        download: args['download'] === true,
+        repair: args['repair'] !== false,
+        onAsset: (asset) => {
+          tracker.addBytes(asset.size);
+          tracker.fileDone();
+          const t = this.#now();
+          // A line at most every half second: a large catalogue is checked far faster than a client reads.
+          if (t - sentAt >= 500) {
+            sentAt = t;
+            ctx.progress(tracker.snapshot());
+          }
         },
-        {
-          ...(typeof args['target'] === 'string' ? { target: args['target'] } : {}),
-          ...(typeof sample === 'number' ? { samplePercent: sample } : {}),
-          download: args['download'] === true,
-        },
-      );
-      this.#verifying = p;
-      try {
-        const report = await p;
-        this.#lastVerify = report;
-        const { lost, ...summary } = report;
-        await this.#o.catalogue
-          .sublevel('verify')
-          .put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
-        return report;
-      } finally {
-        this.#verifying = undefined;
-      }
+      });
+    });
+    ctl.register('target-adopt', async (args) => {
+      const target = args['target'];
+      if (typeof target !== 'string')
+        throw new RecoveryError(RECOVERY_CODES.badArgument, 'adopt takes a target: mirror or raid.');
+      const device = args['device'];
+      return this.adopter.adopt(target, typeof device === 'string' ? { device } : {});
     });
     ctl.register('cloud-retry', async (args) => {
       if (this.cloud === undefined) return { retried: 0 };
       return { retried: await this.cloud.retryParked(typeof args['target'] === 'string' ? args['target'] : undefined) };
     });
+  }
+
+  /** `studioctl verify`: re-read copies, make lost local copies again (unless `repair: false`), keep the report. */
+  async verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
+    if (this.#verifying !== undefined)
+      throw new LedgerError(
+        LEDGER_CODES.verifyRunning,
+        'A verify is already running. Wait for it to finish; `studioctl status` shows the last result.',
+        { retryable: true },
+      );
+    const p = this.#verifyWith(opts);
+    this.#verifying = p;
+    try {
+      const report = await p;
+      this.#lastVerify = report;
+      const { lost, ...summary } = report;
+      await this.#o.catalogue
+        .sublevel('verify')
+        .put('last', { ...summary, lost: lost.slice(0, 20) } as unknown as Record<string, unknown>);
+      return report;
+    } finally {
+      this.#verifying = undefined;
+    }
+  }
+
+  /** verify-copies.ts with studiod's deps: what `studioctl verify` and the scrub both run. */
+  #verifyWith(opts: VerifyOptions): Promise<VerifyReport> {
+    return verifyCopies(
+      {
+        catalogue: this.#o.catalogue,
+        targets: this.#o.config.targets,
+        log: this.#o.log,
+        now: this.#now,
+        ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+        remake: {
+          quarantine: this.quarantine,
+          isAvailable: (t) => this.availability.isAvailable(t),
+          now: this.#now,
+          ...(this.cloud === undefined ? {} : { cloud: this.cloud }),
+        },
+        noteTarget: (t, err) => this.availability.note(t, err),
+      },
+      opts,
+    );
   }
 
   async *#allHashes(): AsyncGenerator<string> {

@@ -4,6 +4,12 @@
  * and oldest asset still lacking a verified copy there (and, for cloud targets,
  * the upload queue), agents, target free space, the last verify, last errors.
  *
+ * Only archive copies count (ledger.ts); field copies (agent-reported laptop
+ * and field-drive copies) are listed apart in `fieldCopies`. A local target
+ * that is unavailable (recovery/target-availability.ts) says since when and
+ * why, and the summary never reads "every asset is 3-2-1 safe" while one is.
+ * Each local target also reports its quarantine (count, bytes).
+ *
  * Built from counters kept in the catalogue batches (ledger.ts), one seek per
  * target for "oldest", one statfs per local target: it never scans assets.
  */
@@ -17,6 +23,10 @@ import type { LinkServer } from '../link/server.js';
 import type { RecentError } from '@studio321/protocol';
 import type { VerifyReport } from './verify-copies.js';
 import { formatBytes } from '@studio321/protocol';
+import type { QuarantineTotals } from '../recovery/quarantine.js';
+import type { TargetState } from '../recovery/target-availability.js';
+import type { AdoptionStatus } from '../recovery/adopt.js';
+import type { ScrubTargetStatus } from '../recovery/scrub.js';
 
 export interface TargetReport {
   target: string;
@@ -31,6 +41,10 @@ export interface TargetReport {
   /** Local targets: free space (null when the root cannot be read). */
   freeBytes?: number | null;
   available?: boolean;
+  /** Local targets while unavailable: since when (ISO), the code and the sentence. */
+  unavailable?: { since: string; code: string; reason: string } | null;
+  /** Local targets: damaged files moved aside into `<root>/.s321-quarantine/`. */
+  quarantine?: { count: number; bytes: number };
   root?: string;
   /** Cloud targets: the upload queue. */
   queue?: Omit<CloudTargetStatus, 'target'>;
@@ -58,17 +72,27 @@ export interface StudioStatus {
 export interface StatusReport extends StudioStatus {
   policy: PolicyConfig;
   ledger: Omit<LedgerCounters, 'signature' | 'version' | 'lacking'>;
-  /** One row per target, local first, then cloud, then agent-reported ones. */
+  /** One row per archive target, local first, then cloud. */
   targetReport: TargetReport[];
+  /** Copies agents reported (laptop, field drive): shown apart, never counted toward 3-2-1. */
+  fieldCopies: Array<{ target: string; copies: number; bytes: number }>;
+  /** Targets whose copies do not count now. */
+  unavailableTargets: string[];
   agents: { paired: number; revoked: number; connected: number };
   lastVerify: (Omit<VerifyReport, 'lost'> & { lost: VerifyReport['lost'] }) | null;
   verifying: boolean;
+  /** The last adoption of a new disk per local target (recovery/adopt.ts), with the refill's progress. */
+  adoptions: AdoptionStatus[];
+  /** Per target: the last full scrub and the pass under way (recovery/scrub.ts). */
+  scrub: ScrubTargetStatus[];
   /** Milliseconds spent building this report. */
   builtInMs: number;
 }
 
 export interface StatusInputs {
   base: StudioStatus;
+  availability: TargetState[];
+  quarantine: QuarantineTotals;
   ledger: Ledger;
   catalogue: Catalogue;
   config: StudiodConfig;
@@ -76,6 +100,8 @@ export interface StatusInputs {
   cloud?: CloudForwarder;
   lastVerify: VerifyReport | null;
   verifying: boolean;
+  adoptions?: AdoptionStatus[];
+  scrub?: ScrubTargetStatus[];
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -96,6 +122,8 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
   for (const t of LOCAL_TARGETS) {
     const cfg = i.config.targets[t];
     const b = i.base.targets[t];
+    const st = i.availability.find((x) => x.target === t);
+    const down = st !== undefined && !st.available;
     rows.push({
       target: t,
       kind: 'studio',
@@ -105,7 +133,11 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
       bytes: copies[t]?.bytes ?? 0,
       missing: await missingOf(t),
       freeBytes: b?.freeBytes ?? null,
-      available: b?.available ?? false,
+      available: (b?.available ?? false) && !down,
+      unavailable: down
+        ? { since: new Date(st.since).toISOString(), code: st.code ?? '', reason: st.reason ?? '' }
+        : null,
+      quarantine: i.quarantine[t] ?? { count: 0, bytes: 0 },
       root: cfg.root,
     });
   }
@@ -130,17 +162,10 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
     rows.push(row);
   }
   const known = new Set(rows.map((r) => r.target));
+  const fieldCopies: StatusReport['fieldCopies'] = [];
   for (const [t, c] of Object.entries(copies)) {
     if (known.has(t) || c.count === 0) continue;
-    rows.push({
-      target: t,
-      kind: 'agent',
-      media: '',
-      location: 'field',
-      copies: c.count,
-      bytes: c.bytes,
-      missing: null,
-    });
+    fieldCopies.push({ target: t, copies: c.count, bytes: c.bytes });
   }
   const agents = await i.catalogue.listAgents();
   const connected = new Set(
@@ -151,6 +176,8 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
     policy: i.ledger.policy,
     ledger,
     targetReport: rows,
+    fieldCopies,
+    unavailableTargets: i.ledger.unavailable(),
     agents: {
       paired: agents.filter((a) => a.revokedAt === undefined).length,
       revoked: agents.filter((a) => a.revokedAt !== undefined).length,
@@ -158,6 +185,8 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
     },
     lastVerify: i.lastVerify,
     verifying: i.verifying,
+    adoptions: i.adoptions ?? [],
+    scrub: i.scrub ?? [],
     builtInMs: Math.round((performance.now() - started) * 100) / 100,
   };
 }
@@ -176,9 +205,15 @@ export function formatStatusReport(r: StatusReport): string {
   );
   out.push('');
   out.push(`Assets: ${plural(L.assets, 'asset')} (${formatBytes(L.bytes)})`);
+  const down = r.targetReport.filter((t) => t.unavailable !== undefined && t.unavailable !== null);
+  for (const t of down) {
+    out.push(
+      `  TARGET ${t.target.toUpperCase()} UNAVAILABLE since ${t.unavailable?.since} (${t.unavailable?.code}): its copies do not count`,
+    );
+  }
   if (L.assets === 0) {
     out.push('  nothing received yet');
-  } else if (L.notCompliant === 0) {
+  } else if (L.notCompliant === 0 && down.length === 0) {
     out.push(
       `  3-2-1 compliant: ${L.compliant.toLocaleString('en-US')} of ${L.assets.toLocaleString('en-US')} — every asset is 3-2-1 safe`,
     );
@@ -197,9 +232,19 @@ export function formatStatusReport(r: StatusReport): string {
   for (const t of r.targetReport) {
     let line = `  ${t.target.padEnd(12)} ${t.kind.padEnd(6)} ${(t.media || '-').padEnd(10)} ${(t.location || '-').padEnd(11)} ${plural(t.copies, 'copy', 'copies').padStart(12)} ${formatBytes(t.bytes).padStart(10)}`;
     if (t.kind === 'studio')
-      line += t.available === true ? `   ${formatBytes(t.freeBytes ?? 0)} free` : '   NOT AVAILABLE';
+      line +=
+        t.available === true
+          ? `   ${formatBytes(t.freeBytes ?? 0)} free`
+          : t.unavailable
+            ? `   UNAVAILABLE since ${t.unavailable.since}`
+            : '   NOT AVAILABLE';
     if (t.kind === 'cloud' && t.storageClass !== undefined) line += `   ${t.storageClass}`;
     out.push(line);
+    if (t.unavailable) out.push(`      why: ${t.unavailable.code}: ${t.unavailable.reason}`);
+    if (t.quarantine !== undefined && t.quarantine.count > 0)
+      out.push(
+        `      quarantine: ${plural(t.quarantine.count, 'damaged file')} (${formatBytes(t.quarantine.bytes)}) in ${t.root ?? ''}/.s321-quarantine`,
+      );
     if (t.missing !== null && t.missing.count > 0) {
       out.push(
         `      missing here: ${plural(t.missing.count, 'asset')} (${formatBytes(t.missing.bytes)}), oldest committed ${t.missing.oldestCommittedAt ?? '?'}`,
@@ -215,6 +260,14 @@ export function formatStatusReport(r: StatusReport): string {
         out.push(`      last error ${q.lastError.at} ${q.lastError.code}: ${q.lastError.message}`);
     }
   }
+  if (r.fieldCopies.length > 0) {
+    out.push('');
+    out.push('Field copies (reported by agents; not counted toward 3-2-1):');
+    for (const f of r.fieldCopies)
+      out.push(
+        `  ${f.target.padEnd(12)} ${plural(f.copies, 'copy', 'copies').padStart(12)} ${formatBytes(f.bytes).padStart(10)}`,
+      );
+  }
   out.push('');
   out.push(
     `Agents: ${r.agents.paired} paired, ${r.agents.connected} connected${r.agents.revoked > 0 ? `, ${r.agents.revoked} revoked` : ''}`,
@@ -228,8 +281,24 @@ export function formatStatusReport(r: StatusReport): string {
     out.push(
       `Last verify: ${new Date(v.finishedAt).toISOString()}${v.target === null ? '' : ` (target ${v.target})`}${v.samplePercent < 100 ? ` sample ${v.samplePercent}%` : ''}: ` +
         `${plural(v.copiesChecked, 'copy', 'copies')} checked, ${v.copiesOk} ok, ${v.lost.length} lost` +
+        (v.repair ? ` (${v.healed ?? 0} healed, ${v.notHealed ?? 0} not)` : '') +
         (v.unchecked.length > 0 ? `, unchecked: ${v.unchecked.map((u) => u.target).join(', ')}` : ''),
     );
+  }
+  for (const a of r.adoptions ?? []) out.push(...formatAdoption(a));
+  if ((r.scrub ?? []).length > 0) {
+    out.push('Scrub (last full pass per target):');
+    for (const sc of r.scrub ?? []) {
+      const l = sc.last;
+      let line = `  ${sc.target.padEnd(12)} ${
+        l === null
+          ? 'never fully scrubbed'
+          : `${new Date(l.finishedAt).toISOString()}: ${l.ok} ok, ${l.healed} healed, ${l.lost} lost`
+      }`;
+      if (sc.current !== null)
+        line += `; now ${plural(sc.current.assets, 'asset')} into a pass${sc.current.blocked === undefined ? '' : ` (waiting: ${sc.current.blocked.code})`}`;
+      out.push(line);
+    }
   }
   const errs = r.lastErrors.slice(-5);
   if (errs.length > 0) {
@@ -237,4 +306,18 @@ export function formatStatusReport(r: StatusReport): string {
     for (const e of errs) out.push(`  ${e.at} ${e.code}: ${e.message}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+function formatAdoption(a: AdoptionStatus): string[] {
+  const head = `Adopted disk ${a.device} for ${a.target} (replacing ${a.previous}) ${new Date(a.requestedAt).toISOString()}`;
+  if (a.phase === 'marking') return [`${head}: marking the old copies lost (${a.markedLost} so far)`];
+  const files = `${a.filesDone.toLocaleString('en-US')}/${a.totalFiles.toLocaleString('en-US')} files, ${formatBytes(a.bytesDone)}/${formatBytes(a.totalBytes)}`;
+  const failed = a.failed > 0 ? `, ${plural(a.failed, 'file')} could not be made again (studioctl verify)` : '';
+  if (a.phase === 'done') return [`${head}: refilled ${new Date(a.finishedAt ?? 0).toISOString()} (${files}${failed})`];
+  const rate =
+    a.rate === undefined || a.rate.bytesPerSec <= 0
+      ? ''
+      : `, ${formatBytes(a.rate.bytesPerSec)}/s, ETA ${a.rate.etaSec === undefined ? '?' : `${Math.ceil(a.rate.etaSec)} s`}`;
+  const paused = a.paused === undefined ? '' : ` — PAUSED (${a.paused.code}): mount the disk; it goes on`;
+  return [`${head}: refilling ${files}${rate}${failed}${paused}`];
 }

@@ -1,13 +1,19 @@
 /**
- * `studioctl verify [--target T] [--sample P%] [--download]`: re-read copies
- * and record the result, so a copy that went missing or rotted stops counting.
+ * `studioctl verify [--target T] [--sample P%] [--download] [--no-repair]`:
+ * re-read copies and record the result, so a copy that went missing or rotted
+ * stops counting — and, unless `--no-repair`, is made again.
  *
  *  - local copies (mirror, RAID): the file is hashed again (`verifyFile`);
- *    ok → the copy's verifiedAt/method are refreshed; missing, short, or a
- *    different BLAKE3 → the copy record is removed (the ledger counters follow
- *    in the same catalogue batch). A target whose root (or marker) is gone is
- *    NOT read as "every copy lost": its copies are left alone and the target is
- *    reported unchecked (LEDGER_TARGET_UNCHECKED).
+ *    ok → the copy's verifiedAt/method are refreshed; missing, short,
+ *    unreadable or a different BLAKE3 → the copy record is removed (the ledger
+ *    counters follow in the same catalogue batch), then the copy is made again
+ *    (recovery/remake-copy.ts: the damaged file moved into the quarantine, the
+ *    bytes from the other local target or a hot cloud copy, verified). With
+ *    repair, an available local target that has no copy record of an asset at
+ *    all (lost by an earlier verify, or a heal cut by a crash) is healed too
+ *    (RECOVERY_COPY_NOT_RECORDED). A target whose root (or marker) is gone is
+ *    NOT read as "every copy lost": its copies are left alone, the target is
+ *    reported unchecked (LEDGER_TARGET_UNCHECKED) and noted unavailable.
  *  - cloud copies: `CloudForwarder.verify` — HEAD (size, metadata, storage
  *    class, server checksum), and with `download` the bytes hashed to BLAKE3.
  *    A missing or different object stops counting and is queued to be re-sent.
@@ -16,12 +22,14 @@
  */
 import { DURABLE_CODES, verifyFile, DurableWriteError } from '@studio321/protocol/durable';
 import { CodedError, safeJoin, type Logger } from '@studio321/protocol';
-import type { Catalogue, CopyRecord } from '../catalogue.js';
+import type { AssetRecord, Catalogue, CopyRecord } from '../catalogue.js';
 import type { CloudForwarder } from '../cloud/cloud-forwarder.js';
 import { CLOUD_CODES } from '../cloud/errors.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
 import { LEDGER_CODES, LedgerError } from './errors.js';
 import { checkTarget } from '../commit/target-check.js';
+import { RECOVERY_CODES } from '../recovery/errors.js';
+import { remakeCopy, type HealSource, type RemakeDeps } from '../recovery/remake-copy.js';
 
 export interface VerifyOptions {
   /** Only copies on this target. */
@@ -30,6 +38,12 @@ export interface VerifyOptions {
   samplePercent?: number;
   /** Cloud: download and hash the bytes, not only HEAD. */
   download?: boolean;
+  /** Default true: make a lost local copy again. False (`--no-repair`): only report. */
+  repair?: boolean;
+  /** Only these assets (the scrub's chunk after its cursor); default every asset. */
+  assets?: AsyncIterable<AssetRecord>;
+  /** After each asset checked (progress lines of `studioctl verify`, the scrub's counts). */
+  onAsset?: (asset: AssetRecord, checked: number) => void;
 }
 
 export interface VerifyLost {
@@ -37,6 +51,14 @@ export interface VerifyLost {
   target: string;
   path: string;
   code: string;
+  /** True when the copy was made again and verified. */
+  healed: boolean;
+  /** Where its bytes came from (null: the file in place verified after all). */
+  healedFrom?: HealSource | null;
+  /** Why it was not healed: a code and a sentence. */
+  notHealed?: { code: string; message: string };
+  /** Where the damaged file now is (target-relative), when one was moved aside. */
+  quarantinedPath?: string;
 }
 
 export interface VerifyReport {
@@ -48,8 +70,13 @@ export interface VerifyReport {
   assetsChecked: number;
   copiesChecked: number;
   copiesOk: number;
-  /** Copies that stopped counting. */
+  repair: boolean;
+  /** Copies that stopped counting (and, with repair, whether each was made again). */
   lost: VerifyLost[];
+  /** Of those: made again and verified. */
+  healed: number;
+  /** Of those: still lost (not healed, or a cloud copy queued to be sent again). */
+  notHealed: number;
   /** Agent copies and copies on targets studiod does not know (cannot be read from here). */
   skipped: number;
   /** Targets that could not be checked (left as they were). */
@@ -60,6 +87,10 @@ export interface VerifyDeps {
   catalogue: Catalogue;
   targets: Record<LocalTargetName, LocalTargetConfig>;
   cloud?: CloudForwarder;
+  /** What heals a lost local copy (quarantine, cloud reader, availability); without it nothing is repaired. */
+  remake?: Omit<RemakeDeps, 'catalogue' | 'targets'>;
+  /** Told what each target check found (recovery/target-availability.ts). */
+  noteTarget?: (target: string, err: unknown) => Promise<void>;
   log: Logger;
   now?: () => number;
   random?: () => number;
@@ -88,29 +119,84 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     target: opts.target ?? null,
     samplePercent: sample,
     download: opts.download === true,
+    repair: opts.repair !== false && deps.remake !== undefined,
     assetsChecked: 0,
     copiesChecked: 0,
     copiesOk: 0,
     lost: [],
+    healed: 0,
+    notHealed: 0,
     skipped: 0,
     unchecked: [],
   };
   const unchecked = new Map<string, { code: string; message: string }>();
+  const note = async (target: string, err: unknown): Promise<void> => {
+    await deps.noteTarget?.(target, err).catch(() => undefined);
+  };
   const skipTarget = (target: string, err: unknown): void => {
     if (unchecked.has(target)) return;
+    void note(target, err);
     const code = err instanceof CodedError ? err.code : LEDGER_CODES.targetUnchecked;
     const message = `Target "${target}" could not be checked (${err instanceof Error ? err.message : String(err)}); its copies were left as they were. Make it available and run verify again.`;
     unchecked.set(target, { code, message });
     deps.log.warn({ code: LEDGER_CODES.targetUnchecked, target, cause: code }, message);
   };
+  const addLost = (l: VerifyLost): void => {
+    if (l.healed) report.healed++;
+    else report.notHealed++;
+    if (report.lost.length < LOST_LIST_MAX) report.lost.push(l);
+  };
+  /** Local copies lost in this pass, healed once every copy of the asset was checked. */
+  let lostLocal: Array<{ copy: CopyRecord; code: string }> = [];
   const lose = async (copy: CopyRecord, code: string): Promise<void> => {
     await deps.catalogue.removeCopy(copy);
-    if (report.lost.length < LOST_LIST_MAX)
-      report.lost.push({ hash: copy.hash, target: copy.target, path: copy.path, code });
     deps.log.error(
       { code: LEDGER_CODES.copyLost, hash: copy.hash, target: copy.target, path: copy.path, reason: code },
       `The ${copy.target} copy of ${copy.path || copy.hash} no longer verifies (${code}); it stopped counting.`,
     );
+    if (copy.kind === 'studio' && report.repair) {
+      lostLocal.push({ copy, code });
+      return;
+    }
+    addLost({
+      hash: copy.hash,
+      target: copy.target,
+      path: copy.path,
+      code,
+      healed: false,
+      notHealed:
+        copy.kind === 'cloud'
+          ? { code: CLOUD_CODES.uploadPending, message: 'queued to be sent to the cloud target again' }
+          : { code: 'NOT_REPAIRED', message: 'not repaired (--no-repair)' },
+    });
+  };
+  const heal = async (
+    hash: string,
+    target: LocalTargetName,
+    code: string,
+    lost: CopyRecord | undefined,
+  ): Promise<void> => {
+    const remake = deps.remake;
+    if (remake === undefined) return;
+    const r = await remakeCopy(
+      { ...remake, catalogue: deps.catalogue, targets: deps.targets },
+      { hash, target, reason: code, foundBy: 'verify', ...(lost === undefined ? {} : { lost }) },
+    );
+    const l: VerifyLost = { hash, target, path: r.path, code, healed: r.healed };
+    if (r.healed) l.healedFrom = r.from;
+    else l.notHealed = { code: r.code ?? RECOVERY_CODES.healFailed, message: r.message ?? '' };
+    if (r.quarantined !== undefined) l.quarantinedPath = r.quarantined.quarantinedPath;
+    addLost(l);
+    if (r.healed)
+      deps.log.info(
+        { hash, target, path: r.path, from: r.from, quarantined: r.quarantined?.quarantinedPath },
+        `The ${target} copy of ${r.path} was made again${r.from === null ? ' (the file in place verifies)' : ` from ${r.from.target}`}.`,
+      );
+    else
+      deps.log.error(
+        { code: r.code, hash, target, path: r.path, attempts: r.attempts },
+        `The ${target} copy of ${r.path || hash} could not be made again: ${r.message ?? r.code}`,
+      );
   };
 
   /** Is the local target mounted (root there, marker ours)? Otherwise it is reported unchecked. */
@@ -118,6 +204,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     if (unchecked.has(target)) return false;
     try {
       await checkTarget(target, deps.targets[target], true, now);
+      await note(target, undefined);
       return true;
     } catch (err) {
       skipTarget(target, err);
@@ -185,12 +272,12 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     }
   };
 
-  for await (const asset of deps.catalogue.assets()) {
+  for await (const asset of opts.assets ?? deps.catalogue.assets()) {
     if (sample < 100 && random() * 100 >= sample) continue;
     report.assetsChecked++;
-    const copies = (await deps.catalogue.copiesOf(asset.hash)).filter(
-      (c) => opts.target === undefined || c.target === opts.target,
-    );
+    const all = await deps.catalogue.copiesOf(asset.hash);
+    const copies = all.filter((c) => opts.target === undefined || c.target === opts.target);
+    lostLocal = [];
     await Promise.all(
       copies.map(async (copy) => {
         if (unchecked.has(copy.target)) return;
@@ -202,6 +289,20 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
         return undefined;
       }),
     );
+    if (!report.repair) {
+      opts.onAsset?.(asset, report.assetsChecked);
+      continue;
+    }
+    // Heal in target order: a copy made again is a source for the next one.
+    for (const t of LOCAL_TARGETS) {
+      if (opts.target !== undefined && opts.target !== t) continue;
+      if (unchecked.has(t)) continue;
+      const lost = lostLocal.find((l) => l.copy.target === t);
+      if (lost !== undefined) await heal(asset.hash, t, lost.code, lost.copy);
+      else if (!all.some((c) => c.kind === 'studio' && c.target === t))
+        await heal(asset.hash, t, RECOVERY_CODES.copyNotRecorded, undefined);
+    }
+    opts.onAsset?.(asset, report.assetsChecked);
   }
   report.unchecked = [...unchecked.entries()].map(([target, e]) => ({ target, ...e }));
   report.finishedAt = now();

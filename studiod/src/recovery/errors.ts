@@ -4,6 +4,7 @@
  * refusal to claim an empty archive over full targets. A per-file outcome of a restore
  * carries one of these codes (or the code of the copy that failed: DURABLE_…, CLOUD_…,
  * STUDIO_…) in the report; a RecoveryError is thrown only when the whole request cannot go on.
+ * Healing a damaged local copy, the quarantine, target availability, adopting a new disk, the scrub.
  */
 import { CodedError, type CodedErrorOptions } from '@studio321/protocol';
 
@@ -40,6 +41,18 @@ export const RECOVERY_CODES = {
   unaccounted: 'RECOVERY_UNACCOUNTED',
   /** The pairing store (`pairings.json`) cannot be read or written. */
   pairingsIo: 'RECOVERY_PAIRINGS_IO',
+  /** A local copy was found missing, unreadable or with another BLAKE3, and could not be made again (no verified source, target unavailable or full). */
+  healFailed: 'RECOVERY_HEAL_FAILED',
+  /** A local target (mirror, RAID) is unavailable: root or marker gone, or I/O errors. Its copies do not count until it is back. */
+  targetUnavailable: 'RECOVERY_TARGET_UNAVAILABLE',
+  /** A damaged file could not be moved aside into the quarantine folder; it was left where it was and nothing was written over it. */
+  quarantineFailed: 'RECOVERY_QUARANTINE_FAILED',
+  /** A local target holds no verified copy of an asset that should be there (lost earlier, or a heal was interrupted). */
+  copyNotRecorded: 'RECOVERY_COPY_NOT_RECORDED',
+  /** `target adopt`: the root holds files (other than dot-folders): not a new, empty disk. Nothing was changed. */
+  adoptNotEmpty: 'RECOVERY_ADOPT_NOT_EMPTY',
+  /** `target adopt`: the root still holds the valid marker of the target's current disk: adopting is for a replaced disk. */
+  adoptCurrentDisk: 'RECOVERY_ADOPT_CURRENT_DISK',
 } as const;
 
 export type RecoveryCode = (typeof RECOVERY_CODES)[keyof typeof RECOVERY_CODES];

@@ -1,4 +1,4 @@
-/** Recovery: restore and the archive restore requests; catalogue snapshots, the rebuild, the pairing store, the empty-catalogue refusal. */
+/** Recovery: restore and the archive restore requests; catalogue snapshots, the rebuild, the pairing store, the empty-catalogue refusal; remake-copy, the quarantine, target availability. */
 export * from './errors.js';
 export * from './restore-plan.js';
 export * from './restore-records.js';
@@ -12,3 +12,8 @@ export * from './snapshot.js';
 export * from './rebuild.js';
 export * from './start-check.js';
 export * from './format.js';
+export * from './quarantine.js';
+export * from './remake-copy.js';
+export * from './target-availability.js';
+export * from './rate-limit.js';
+export * from './adopt.js';

@@ -4,8 +4,10 @@
  * forwarding) on a smaller card set; then every copy of every asset `status`
  * calls compliant is read back independently — local files hashed here (and
  * with b3sum when installed), cloud objects fetched with GetObject and hashed;
- * then copies are destroyed behind studiod's back and `studioctl verify` must
- * make `status`, `asset` and `assets --unprotected` say so.
+ * then copies are destroyed behind studiod's back and `studioctl verify
+ * --no-repair` must make `status`, `asset` and `assets --unprotected` say so
+ * (healing is test/system/studiod/recovery/heal.test.ts). Only archive copies
+ * count: the laptop's copies are field copies, listed apart.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -34,6 +36,7 @@ interface AssetView {
   compliant: boolean;
   reasons: string[];
   copies: Copy[];
+  fieldCopies: Copy[];
   names: Array<{ path: string }>;
 }
 interface Status {
@@ -173,9 +176,9 @@ t.test("copies destroyed behind studiod's back stop counting after verify, and s
     return c;
   };
 
-  // 1. The mirror file disappears. Four verified copies remain: still 3-2-1, and status says the mirror lacks one.
+  // 1. The mirror file disappears. Three archive copies remain (RAID, two clouds): still 3-2-1, and status says the mirror lacks one.
   await unlink(copyOf(victim, 'mirror').where);
-  const v1 = await demo.studioctl(['--json', 'verify', '--target', 'mirror']);
+  const v1 = await demo.studioctl(['--json', 'verify', '--target', 'mirror', '--no-repair']);
   t.equal(v1.code, 3, 'verify exits 3 when a copy was lost');
   const r1 = JSON.parse(v1.stdout) as {
     lost: Array<{ hash: string; target: string; code: string }>;
@@ -197,14 +200,14 @@ t.test("copies destroyed behind studiod's back stop counting after verify, and s
   const mirrorRow = s.targetReport.find((r) => r.target === 'mirror');
   t.equal(mirrorRow?.missing?.count, 1, 'status: the mirror is missing one asset');
   t.ok(mirrorRow?.missing?.oldestCommittedAt, 'with the oldest commit time');
-  t.equal(s.ledger.compliant, s.ledger.assets, 'still compliant: raid + laptop + two clouds remain');
+  t.equal(s.ledger.compliant, s.ledger.assets, 'still compliant: raid + two clouds remain (the laptop does not count)');
 
   // 2. Bit rot on the RAID copy and both cloud objects deleted: only the laptop's copy is left.
   const raidPath = copyOf(a, 'raid').where;
   await rotByte(raidPath, 100);
   for (const target of ['cloud-east', 'cloud-west'])
     await s3.send(new DeleteObjectCommand({ Bucket: bucketOf(target), Key: copyOf(a, target).path }));
-  const v2 = await demo.studioctl(['--json', 'verify']);
+  const v2 = await demo.studioctl(['--json', 'verify', '--no-repair']);
   t.equal(v2.code, 3);
   const r2 = JSON.parse(v2.stdout) as {
     lost: Array<{ hash: string; target: string; code: string }>;
@@ -243,45 +246,56 @@ t.test("copies destroyed behind studiod's back stop counting after verify, and s
   t.match(reasons, /more verified cop/, 'reason: copies');
   t.match(reasons, /another location/, 'reason: offsite');
   a = await asset(victim.hash);
+  t.same(a.copies, [], 'no archive copy is listed');
   t.same(
-    a.copies.map((c) => c.kind),
+    a.fieldCopies.map((c) => c.kind),
     ['agent'],
-    'only the laptop copy is still listed',
+    'only the laptop copy is still listed, as a field copy',
   );
   t.notOk(a.compliant);
 
   // The same verify again finds nothing new: the ledger already tells the truth.
-  const v3 = await demo.studioctl(['--json', 'verify']);
+  const v3 = await demo.studioctl(['--json', 'verify', '--no-repair']);
   t.equal(v3.code, 0);
   t.same((JSON.parse(v3.stdout) as { lost: unknown[] }).lost, []);
 });
 
-t.test('an unmounted target is reported unchecked, never read as "every copy lost"', async (t) => {
-  const before = await status();
-  const away = `${demo.paths.mirror}.unmounted`;
-  const { rename } = await import('node:fs/promises');
-  await rename(demo.paths.mirror, away);
-  try {
-    const v = await demo.studioctl(['--json', 'verify', '--target', 'mirror']);
-    t.equal(v.code, 0, 'nothing lost');
-    const r = JSON.parse(v.stdout) as { lost: unknown[]; unchecked: Array<{ target: string; code: string }> };
-    t.same(r.lost, []);
-    t.same(
-      r.unchecked.map((u) => [u.target, u.code]),
-      [['mirror', 'STUDIO_TARGET_MISSING']],
-      'mirror reported unchecked, with the reason',
-    );
-    const after = await status();
-    t.same(after.ledger, before.ledger, 'ledger counters unchanged');
-    t.same(
-      after.targetReport.find((x) => x.target === 'mirror')?.copies,
-      before.targetReport.find((x) => x.target === 'mirror')?.copies,
-      'mirror copies still counted',
-    );
-  } finally {
-    await rename(away, demo.paths.mirror);
-  }
-});
+t.test(
+  'an unmounted target is reported unchecked, never read as "every copy lost"; its copies stop counting while it is away',
+  async (t) => {
+    const before = await status();
+    const away = `${demo.paths.mirror}.unmounted`;
+    const { rename } = await import('node:fs/promises');
+    await rename(demo.paths.mirror, away);
+    try {
+      const v = await demo.studioctl(['--json', 'verify', '--target', 'mirror']);
+      t.equal(v.code, 0, 'nothing lost');
+      const r = JSON.parse(v.stdout) as { lost: unknown[]; unchecked: Array<{ target: string; code: string }> };
+      t.same(r.lost, []);
+      t.same(
+        r.unchecked.map((u) => [u.target, u.code]),
+        [['mirror', 'STUDIO_TARGET_MISSING']],
+        'mirror reported unchecked, with the reason',
+      );
+      const after = (await status()) as Status & { unavailableTargets: string[] };
+      t.same(after.unavailableTargets, ['mirror'], 'status: the mirror is unavailable');
+      t.equal(
+        after.targetReport.find((x) => x.target === 'mirror')?.missing?.count,
+        after.ledger.assets,
+        'no mirror copy counts while it is away',
+      );
+      t.same(
+        after.targetReport.find((x) => x.target === 'mirror')?.copies,
+        before.targetReport.find((x) => x.target === 'mirror')?.copies,
+        'mirror copy records are kept (not read as lost)',
+      );
+    } finally {
+      await rename(away, demo.paths.mirror);
+    }
+    const back = await status();
+    t.same(back.ledger, before.ledger, 'mirror back: ledger counters exactly as before');
+  },
+);
 
 t.test('asset and assets: lookups, filters and refusals with their codes', async (t) => {
   const byName = await demo.studioctlJson<{ assets: AssetView[] }>(['asset', 'img_9999.cr3']);

@@ -1,0 +1,257 @@
+/**
+ * Unavailable targets and what the verdict counts, in process (real Catalogue,
+ * real target folders, the real LedgerService; MemorySink cloud targets):
+ *  - only archive copies count; agent copies are field copies, shown apart;
+ *  - a local target whose marker is gone (its root replaced by an empty
+ *    folder) is unavailable at once: its copies stop counting, status says
+ *    since when and why; the state survives a restart; when it comes back the
+ *    counters are what they were — and always equal a full recount;
+ *  - a commit's target check and the periodic check notice it too.
+ */
+import t from 'tap';
+import { mkdir, rename } from 'node:fs/promises';
+import type { CopyRecord } from '@studio321/studiod';
+import { Committer } from '@studio321/studiod/commit';
+import { formatAsset, formatStatusReport, type LedgerCounters, type StudioStatus } from '@studio321/studiod/ledger';
+import { recoveryFixture, type RecoveryFixture } from '../../lib/recovery-fixture.js';
+
+async function open(t: { teardown(fn: () => unknown): void }): Promise<RecoveryFixture> {
+  const fx = await recoveryFixture();
+  t.teardown(() => fx.close());
+  return fx;
+}
+
+function base(fx: RecoveryFixture): StudioStatus {
+  const targets: StudioStatus['targets'] = {};
+  for (const n of ['mirror', 'raid'] as const) {
+    const c = fx.config.targets[n];
+    targets[n] = {
+      root: c.root,
+      device: c.device,
+      media: c.media,
+      location: c.location,
+      freeBytes: 1,
+      available: true,
+    };
+  }
+  return {
+    software: 'test',
+    startedAt: 0,
+    port: 0,
+    fingerprint: 'x',
+    counters: fx.catalogue.counters(),
+    sessions: [],
+    targets,
+    staging: { files: 0, bytes: 0 },
+    commitsInFlight: 0,
+    lastErrors: [],
+  };
+}
+
+/** The counters a full recount gives (what the kept counters must equal). */
+async function recount(fx: RecoveryFixture): Promise<Omit<LedgerCounters, 'signature' | 'version'>> {
+  const ledger = fx.service.ledger;
+  const c = {
+    assets: 0,
+    bytes: 0,
+    compliant: 0,
+    compliantBytes: 0,
+    notCompliant: 0,
+    notCompliantBytes: 0,
+    missing: { copies: 0, media: 0, offsite: 0 },
+    lacking: {} as LedgerCounters['lacking'],
+  };
+  for (const t of ledger.targets) c.lacking[t] = { count: 0, bytes: 0 };
+  for await (const a of fx.catalogue.assets()) {
+    const copies = await fx.catalogue.copiesOf(a.hash);
+    const v = ledger.verdict(copies);
+    c.assets++;
+    c.bytes += a.size;
+    if (v.compliant) {
+      c.compliant++;
+      c.compliantBytes += a.size;
+    } else {
+      c.notCompliant++;
+      c.notCompliantBytes += a.size;
+      if (v.missing.copies > 0) c.missing.copies++;
+      if (v.missing.media > 0) c.missing.media++;
+      if (v.missing.offsite > 0) c.missing.offsite++;
+    }
+    const have = new Set(ledger.counted(copies).map((x) => x.target));
+    for (const t of ledger.targets)
+      if (!have.has(t)) {
+        const l = c.lacking[t] as { count: number; bytes: number };
+        l.count++;
+        l.bytes += a.size;
+      }
+  }
+  return c;
+}
+
+const strip = (c: LedgerCounters): Omit<LedgerCounters, 'signature' | 'version'> => {
+  const { signature: _s, version: _v, ...rest } = c;
+  return rest;
+};
+
+async function dropCopy(fx: RecoveryFixture, hash: string, target: string): Promise<void> {
+  const c = (await fx.catalogue.copiesOf(hash)).find((x) => x.target === target) as CopyRecord;
+  await fx.catalogue.removeCopy(c);
+}
+
+t.test('field copies never count: mirror + one cloud + the laptop is NOT 3-2-1', async (t) => {
+  const fx = await open(t);
+  const [a] = await fx.commit(2);
+  if (a === undefined) throw new Error('no asset');
+  await dropCopy(fx, a.hash, 'raid');
+  await dropCopy(fx, a.hash, 'cloud-west');
+  const copies = await fx.catalogue.copiesOf(a.hash);
+  t.same(copies.map((c) => c.target).sort(), ['cloud-east', 'laptop', 'mirror']);
+  const v = fx.service.ledger.verdict(copies);
+  t.notOk(v.compliant, 'three devices with the laptop, two archive copies without it: not compliant');
+  t.match(v.reasons.join(' | '), /has 2 of 3/);
+  t.same(strip(fx.service.ledger.counters()), await recount(fx));
+  t.equal(fx.service.ledger.counters().notCompliant, 1);
+
+  const view = await fx.service.assetView((await fx.catalogue.getAsset(a.hash)) as never);
+  t.same(
+    view.copies.map((c) => c.target),
+    ['cloud-east', 'mirror'],
+    'asset: archive copies',
+  );
+  t.same(
+    view.fieldCopies.map((c) => [c.target, c.kind]),
+    [['laptop', 'agent']],
+    'asset: field copies apart',
+  );
+  t.match(formatAsset({ assets: [view] }), /field copies \(reported by agents; not counted toward 3-2-1\):\n\s+laptop/);
+  const report = await fx.service.report(base(fx));
+  t.same(report.fieldCopies, [{ target: 'laptop', copies: 2, bytes: report.fieldCopies[0]?.bytes }]);
+  t.notOk(
+    report.targetReport.some((r) => r.target === 'laptop'),
+    'the laptop is not an archive target row',
+  );
+  t.match(formatStatusReport(report), /Field copies \(reported by agents; not counted toward 3-2-1\):\n\s+laptop/);
+});
+
+t.test(
+  'the RAID root replaced by an empty folder: unavailable at once, since/why, counters honest both ways',
+  async (t) => {
+    const fx = await open(t);
+    const assets = await fx.commit(4);
+    const first = assets[0];
+    if (first === undefined) throw new Error('no asset');
+    await dropCopy(fx, first.hash, 'cloud-west'); // mirror + raid + east: compliant only while the RAID counts
+    const before = strip(fx.service.ledger.counters());
+    t.equal(before.compliant, 4, 'compliant while the RAID is there');
+
+    const raid = fx.config.targets.raid.root;
+    await rename(raid, `${raid}.old-disk`);
+    await mkdir(raid); // a new empty disk mounted at the root: no marker
+    fx.clock.now += 60_000;
+    const since = fx.clock.now;
+    const report = await fx.service.report(base(fx)); // status checks the targets: no waiting for the timer
+    const row = report.targetReport.find((r) => r.target === 'raid');
+    t.match(row, {
+      available: false,
+      unavailable: { since: new Date(since).toISOString(), code: 'STUDIO_TARGET_MISSING', reason: /marker is gone/ },
+    });
+    t.same(report.unavailableTargets, ['raid']);
+    t.equal(report.ledger.compliant, 3, 'the asset that needed the RAID copy is no longer compliant');
+    t.equal(report.ledger.notCompliant, 1);
+    t.same(strip(fx.service.ledger.counters()), await recount(fx), 'counters equal a full recount');
+    t.equal(fx.service.ledger.counters().lacking.raid?.count, 4, 'every asset lacks a counted RAID copy');
+    const text = formatStatusReport(report);
+    t.notMatch(text, /compliant: \d+ of \d+/, 'status no longer says "N of N compliant"');
+    t.match(text, /TARGET RAID UNAVAILABLE since/);
+    t.match(text, /why: STUDIO_TARGET_MISSING/);
+    const view = await fx.service.assetView((await fx.catalogue.getAsset(first.hash)) as never);
+    t.match(
+      view.copies.find((c) => c.target === 'raid'),
+      { counted: false },
+      'asset: the RAID copy is shown, not counted',
+    );
+
+    // A restart keeps the state and its "since".
+    await fx.reopen();
+    t.match(fx.service.availability.state('raid'), { available: false, since, code: 'STUDIO_TARGET_MISSING' });
+    t.same(strip(fx.service.ledger.counters()), await recount(fx), 'after reopen: counters equal a recount');
+    t.equal(fx.service.ledger.counters().notCompliant, 1);
+
+    // The old disk is back.
+    await rename(raid, `${raid}.empty`);
+    await rename(`${raid}.old-disk`, raid);
+    await fx.service.availability.check();
+    t.match(fx.service.availability.state('raid'), { available: true });
+    t.same(strip(fx.service.ledger.counters()), before, 'counters exactly as before it went away');
+  },
+);
+
+t.test('a commit and verify notice an unavailable target; verify does not read it as lost', async (t) => {
+  const fx = await open(t);
+  await fx.commit(2);
+  const mirror = fx.config.targets.mirror.root;
+  await rename(mirror, `${mirror}.away`);
+  const committer = new Committer({
+    catalogue: fx.catalogue,
+    targets: fx.config.targets,
+    onTargetCheck: (target, err) => fx.service.availability.note(target, err),
+  });
+  await t.rejects(committer.checkTargets(), { code: 'STUDIO_TARGET_MISSING' }, 'the commit is refused');
+  t.match(fx.service.availability.state('mirror'), { available: false, code: 'STUDIO_TARGET_MISSING' });
+  t.same(fx.service.ledger.unavailable(), ['mirror'], 'the ledger recounted without the mirror');
+  const r = await fx.service.verify();
+  t.same(r.lost, [], 'nothing lost');
+  t.same(
+    r.unchecked.map((u) => u.target),
+    ['mirror'],
+  );
+  await rename(`${mirror}.away`, mirror);
+  await fx.service.verify({ target: 'mirror' });
+  t.match(fx.service.availability.state('mirror'), { available: true }, 'verify noticed it came back');
+  t.same(fx.service.ledger.unavailable(), []);
+});
+
+t.test('the periodic check notices a target going and coming back (event-driven, no sleeps)', async (t) => {
+  const fx = await open(t);
+  await fx.commit(1);
+  const { TargetAvailability } = await import('@studio321/studiod/recovery');
+  // The interval is injected: the test ticks it (a real one fires every 60 s and is unref'd).
+  let tick: () => void = () => undefined;
+  let period = 0;
+  const av = new TargetAvailability({
+    catalogue: fx.catalogue,
+    targets: fx.config.targets,
+    now: () => fx.clock.now,
+    schedule: (fn, ms) => {
+      tick = fn;
+      period = ms;
+      return () => {
+        tick = () => undefined;
+      };
+    },
+  });
+  await av.open();
+  const changes: string[][] = [];
+  let wake: () => void = () => undefined;
+  av.onChange((down) => {
+    changes.push(down);
+    wake();
+  });
+  const next = (): Promise<void> =>
+    new Promise((resolve) => {
+      wake = resolve;
+    });
+  av.start();
+  t.equal(period, 60_000, 'every 60 s by default');
+  t.teardown(() => av.close());
+  const raid = fx.config.targets.raid.root;
+  let p = next();
+  await rename(raid, `${raid}.away`);
+  tick();
+  await p;
+  p = next();
+  await rename(`${raid}.away`, raid);
+  tick();
+  await p;
+  t.same(changes, [['raid'], []], 'gone, then back');
+});
