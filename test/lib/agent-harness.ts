@@ -27,14 +27,20 @@ export interface CliResult {
 
 export function runAgentCli(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; withoutCapabilities?: boolean } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AGENT_BIN, ...args], {
+    // withoutCapabilities: the same user (so the program's own files in a 0700 clone stay
+    // readable) with every capability dropped, so root's DAC override no longer reads files
+    // whose mode denies it: how a permission fault is made when the tests run as root.
+    const argv = [AGENT_BIN, ...args];
+    const [cmd, cmdArgs] =
+      opts.withoutCapabilities === true
+        ? ['setpriv', ['--bounding-set=-all', '--inh-caps=-all', '--', process.execPath, ...argv]]
+        : [process.execPath, argv];
+    const child = spawn(cmd, cmdArgs, {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
-      ...(opts.uid === undefined ? {} : { uid: opts.uid }),
-      ...(opts.gid === undefined ? {} : { gid: opts.gid }),
     });
     let stdout = '';
     let stderr = '';
