@@ -14,14 +14,14 @@
  *    the snapshot import, the counters and the report);
  * and prints wall time, CPU seconds and peak RSS of 3 and 4, and their ratio.
  */
-import { spawn } from 'node:child_process';
+import { benchConfig, runBenchChild } from './lib/bench-run.js';
 import { createReadStream } from 'node:fs';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nameKey } from '@studio321/protocol';
-import { Catalogue, parseStudiodConfig, type ExportedRecord, type StudiodConfig } from '@studio321/studiod';
+import { Catalogue, type ExportedRecord } from '@studio321/studiod';
 import { decodeSnapshot, rebuildCatalogue, takeSnapshot } from '@studio321/studiod/recovery';
 
 const BATCH = 5000;
@@ -31,17 +31,6 @@ interface ChildResult {
   cpuSec: number;
   maxRssMiB: number;
   detail: unknown;
-}
-
-function configFor(dir: string): StudiodConfig {
-  return parseStudiodConfig({
-    stateDir: join(dir, 'state'),
-    catalogue: join(dir, 'catalogue'),
-    targets: {
-      mirror: { root: join(dir, 'mirror'), media: 'hdd-mirror', location: 'calgary', device: 'mirror-1' },
-      raid: { root: join(dir, 'raid'), media: 'hdd-raid', location: 'calgary', device: 'raid-1' },
-    },
-  });
 }
 
 function usage(started: number, detail: unknown): ChildResult {
@@ -62,7 +51,7 @@ async function child(mode: string, dir: string, file: string): Promise<void> {
     process.stdout.write(JSON.stringify(usage(started, { records: n })));
     return;
   }
-  const config = configFor(dir);
+  const config = benchConfig(dir);
   const catalogue = new Catalogue(config.catalogue);
   await catalogue.open();
   const r = await rebuildCatalogue(catalogue, { config, sinks: [] });
@@ -71,19 +60,7 @@ async function child(mode: string, dir: string, file: string): Promise<void> {
 }
 
 function runChild(mode: string, dir: string, file: string): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [process.argv[1]!, '--child', mode, '--dir', dir, '--file', file], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    p.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    p.on('error', reject);
-    p.on('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out) as ChildResult) : reject(new Error(`${mode} exited ${code}`)),
-    );
-  });
+  return runBenchChild([mode, '--dir', dir, '--file', file], mode);
 }
 
 async function main(): Promise<void> {
@@ -101,7 +78,7 @@ async function main(): Promise<void> {
   const dir = values.dir ?? join(tmpdir(), `bench-rebuild-${process.pid}`);
   await rm(dir, { recursive: true, force: true });
   const src = join(dir, 'source');
-  const config = { ...configFor(src), catalogue: join(src, 'catalogue') };
+  const config = { ...benchConfig(src), catalogue: join(src, 'catalogue') };
   for (const t of ['mirror', 'raid'] as const) await mkdir(config.targets[t].root, { recursive: true });
   const marker = join(config.targets.raid.root, '.studio321-target.json');
   await writeFile(marker, JSON.stringify({ target: 'raid', device: 'raid-1', createdAt: 1 }));
@@ -163,7 +140,7 @@ async function main(): Promise<void> {
   // The rebuild's targets: the same RAID folder (it holds the snapshot), without its marker.
   await rm(marker);
   const target = join(dir, 'rebuilt');
-  const rcfg = configFor(target);
+  const rcfg = benchConfig(target);
   await mkdir(rcfg.targets.mirror.root, { recursive: true });
   await mkdir(join(target), { recursive: true });
   await rm(rcfg.targets.raid.root, { recursive: true, force: true });

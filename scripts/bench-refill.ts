@@ -16,7 +16,7 @@
  * Both read the mirror from the page cache (written in step 1): the same
  * conditions for both, stated in the output.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { benchConfig, runBenchChild, runCp, type Usage } from './lib/bench-run.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,31 +24,12 @@ import { join, posix } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, hashBytes, nameKey } from '@studio321/protocol';
 import { durableWrite } from '@studio321/protocol/durable';
-import { Catalogue, parseStudiodConfig, type StudiodConfig } from '@studio321/studiod';
+import { Catalogue } from '@studio321/studiod';
 import { LedgerService } from '@studio321/studiod/ledger';
-
-interface Usage {
-  ms: number;
-  cpuSec: number;
-  maxRssMiB: number;
-}
-
-function configFor(dir: string): StudiodConfig {
-  return parseStudiodConfig({
-    stateDir: join(dir, 'state'),
-    catalogue: join(dir, 'catalogue'),
-    targets: {
-      mirror: { root: join(dir, 'mirror'), media: 'hdd-mirror', location: 'calgary', device: 'mirror-1' },
-      raid: { root: join(dir, 'raid'), media: 'hdd-raid', location: 'calgary', device: 'raid-1' },
-    },
-    refill: { bytesPerSecond: 0 },
-    scrub: { periodDays: 0 },
-  });
-}
 
 async function refillChild(dir: string): Promise<void> {
   const started = Date.now();
-  const config = configFor(dir);
+  const config = benchConfig(dir, { refill: { bytesPerSecond: 0 }, scrub: { periodDays: 0 } });
   const catalogue = new Catalogue(config.catalogue);
   await catalogue.open();
   const log = createLogger({ name: 'bench-refill', level: 'error' });
@@ -73,39 +54,7 @@ async function refillChild(dir: string): Promise<void> {
 }
 
 function runRefill(dir: string): Promise<Usage & { files: number; failed: number; userSec: number }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(
-      process.execPath,
-      [
-        ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
-        process.argv[1] as string,
-        '--child',
-        '--dir',
-        dir,
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    p.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`refill exited ${code}`))));
-  });
-}
-
-/** `cp -r` + `sync` under /usr/bin/time: wall, CPU, peak RSS of the copy. */
-function runCp(from: string, to: string): Usage {
-  const started = Date.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', 'sh', '-c', 'cp -r "$1" "$2" && sync', 'sh', from, to], {
-    encoding: 'utf8',
-  });
-  const ms = Date.now() - started;
-  if (r.status !== 0) throw new Error(`cp failed: ${r.stderr}`);
-  const [user, sys, rssKiB] = (r.stderr.trim().split('\n').pop() ?? '0 0 0').split(' ').map(Number);
-  return { ms, cpuSec: (user ?? 0) + (sys ?? 0), maxRssMiB: (rssKiB ?? 0) / 1024 };
+  return runBenchChild(['--dir', dir], 'refill');
 }
 
 async function main(): Promise<void> {
@@ -123,7 +72,7 @@ async function main(): Promise<void> {
   const size = Number(values.mib) * 1024 * 1024;
   const dir = values.dir ?? join(tmpdir(), `bench-refill-${process.pid}`);
   await rm(dir, { recursive: true, force: true });
-  const config = configFor(dir);
+  const config = benchConfig(dir, { refill: { bytesPerSecond: 0 }, scrub: { periodDays: 0 } });
   for (const t of ['mirror', 'raid'] as const) await mkdir(config.targets[t].root, { recursive: true });
   const catalogue = new Catalogue(config.catalogue);
   await catalogue.open();

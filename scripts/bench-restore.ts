@@ -17,7 +17,7 @@
  * Both read the mirror from the page cache (written in step 1): the same
  * conditions for both, stated in the output. Every run is printed, then the medians.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { benchConfig, median, runBenchChild, runCp, type Usage } from './lib/bench-run.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -25,16 +25,10 @@ import { join, posix } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, hashBytes, nameKey } from '@studio321/protocol';
 import { durableWrite } from '@studio321/protocol/durable';
-import { Catalogue, parseStudiodConfig, type StudiodConfig } from '@studio321/studiod';
+import { Catalogue } from '@studio321/studiod';
 import { checkTarget } from '@studio321/studiod/commit';
 import { LedgerService } from '@studio321/studiod/ledger';
 import { RestoreService } from '@studio321/studiod/recovery';
-
-interface Usage {
-  ms: number;
-  cpuSec: number;
-  maxRssMiB: number;
-}
 
 interface RestoreUsage extends Usage {
   userSec: number;
@@ -44,21 +38,9 @@ interface RestoreUsage extends Usage {
 
 const SHOOT_DATE = '2026-11-26';
 
-function configFor(dir: string): StudiodConfig {
-  return parseStudiodConfig({
-    stateDir: join(dir, 'state'),
-    catalogue: join(dir, 'catalogue'),
-    targets: {
-      mirror: { root: join(dir, 'mirror'), media: 'hdd-mirror', location: 'calgary', device: 'mirror-1' },
-      raid: { root: join(dir, 'raid'), media: 'hdd-raid', location: 'calgary', device: 'raid-1' },
-    },
-    scrub: { periodDays: 0 },
-  });
-}
-
 async function restoreChild(dir: string, to: string): Promise<void> {
   const started = Date.now();
-  const config = configFor(dir);
+  const config = benchConfig(dir, { scrub: { periodDays: 0 } });
   const catalogue = new Catalogue(config.catalogue);
   await catalogue.open();
   const log = createLogger({ name: 'bench-restore', level: 'error' });
@@ -90,48 +72,8 @@ async function restoreChild(dir: string, to: string): Promise<void> {
 }
 
 function runRestore(dir: string, to: string): Promise<RestoreUsage> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(
-      process.execPath,
-      [
-        ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
-        process.argv[1] as string,
-        '--child',
-        '--dir',
-        dir,
-        '--to',
-        to,
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    p.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`restore exited ${code}`))));
-  });
+  return runBenchChild(['--dir', dir, '--to', to], 'restore');
 }
-
-/** `cp -r` + `sync` under /usr/bin/time: wall, CPU, peak RSS of the copy. */
-function runCp(from: string, to: string): Usage {
-  const started = Date.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', 'sh', '-c', 'cp -r "$1" "$2" && sync', 'sh', from, to], {
-    encoding: 'utf8',
-  });
-  const ms = Date.now() - started;
-  if (r.status !== 0) throw new Error(`cp failed: ${r.stderr}`);
-  const [user, sys, rssKiB] = (r.stderr.trim().split('\n').pop() ?? '0 0 0').split(' ').map(Number);
-  return { ms, cpuSec: (user ?? 0) + (sys ?? 0), maxRssMiB: (rssKiB ?? 0) / 1024 };
-}
-
-const median = (xs: number[]): number => {
-  const v = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 === 1 ? (v[mid] ?? 0) : ((v[mid - 1] ?? 0) + (v[mid] ?? 0)) / 2;
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -151,7 +93,7 @@ async function main(): Promise<void> {
   const runs = Math.max(1, Number(values.runs));
   const dir = values.dir ?? join(tmpdir(), `bench-restore-${process.pid}`);
   await rm(dir, { recursive: true, force: true });
-  const config = configFor(dir);
+  const config = benchConfig(dir, { scrub: { periodDays: 0 } });
   await mkdir(config.targets.mirror.root, { recursive: true });
   // The mirror's marker, as studiod writes it before its first commit: a restore reads only a marked target.
   await checkTarget('mirror', config.targets.mirror, false);
