@@ -67,7 +67,8 @@ for (const [name, make] of [
 ] as Array<[string, () => VolumeSource]>) {
   t.test(`${name} conformance: sees a card mounted at a path with a space, with its layout`, async (t) => {
     const m = await tmpfsDirs(t, { 'NO NAME': '8m' });
-    if (m === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+    if (m === undefined)
+      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
     const mp = m.dirs['NO NAME'] as string;
     await mkdir(join(mp, 'DCIM', '100CANON'), { recursive: true });
     await writeFile(join(mp, 'DCIM', '100CANON', 'IMG_0001.CR3'), 'x');

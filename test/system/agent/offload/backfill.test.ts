@@ -69,7 +69,8 @@ t.test(
   'a card offloaded without the field drive gets its drive copies when the drive is back, then is safe to format',
   async (t) => {
     const s = await setup(t);
-    if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+    if (s === undefined)
+      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
     // 1. The drive is not connected (its folder is missing): laptop only, not safe.
     const first = await runAgentCli([
       'ingest',
@@ -186,7 +187,8 @@ t.test(
   'a damaged laptop copy is not copied onward and stops counting; a different file on the drive is never overwritten',
   async (t) => {
     const s = await setup(t);
-    if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+    if (s === undefined)
+      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
     const first = await runAgentCli([
       'ingest',
       s.cardA,
@@ -293,7 +295,8 @@ t.test(
 
 t.test('field-agent run back-fills when the drive appears (a mount event)', async (t) => {
   const s = await setup(t);
-  if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+  if (s === undefined)
+    return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
   const first = await runAgentCli([
     'ingest',
     s.cardA,
@@ -370,7 +373,8 @@ t.test(
   `kill -9 during the back-fill (${CRASH_ITERATIONS} random points), then again: every drive copy right, once, nothing partial`,
   async (t) => {
     const s = await setup(t);
-    if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+    if (s === undefined)
+      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
     const filesB = s.filesB.length;
     let killed = 0;
     let tempsLeft = 0;

@@ -58,7 +58,8 @@ t.test(
   'verify: intact copies pass; a rotted laptop copy and a wiped drive copy stop counting; an unplugged drive is not judged; ingest and back-fill mend',
   async (t) => {
     const s = await offloaded(t, 21);
-    if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+    if (s === undefined)
+      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
     const { drive, store, card, files, cli } = s;
     const cardId =
       (JSON.parse((await cli(['status', '--json'])).stdout) as { cards: Array<{ id: string }> }).cards[0]?.id ?? '?';
@@ -130,7 +131,8 @@ t.test(
 
 t.test('verify: a drive copy that rotted in place is made again next to it, never over it', async (t) => {
   const s = await offloaded(t, 22);
-  if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+  if (s === undefined)
+    return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
   const { drive, card, files, cli } = s;
   const victim = files[0];
   if (victim === undefined) throw new Error('test card too small');
@@ -157,7 +159,8 @@ t.test('verify: a drive copy that rotted in place is made again next to it, neve
 
 t.test('verify while `field-agent run` holds the state: the running agent does the check', async (t) => {
   const s = await offloaded(t, 23);
-  if (s === undefined) return void t.comment('SKIP: cannot mount tmpfs here');
+  if (s === undefined)
+    return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
   const label =
     (JSON.parse((await s.cli(['status', '--json'])).stdout) as { cards: Array<{ label: string }> }).cards[0]?.label ??
     '?';
