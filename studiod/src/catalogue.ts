@@ -163,6 +163,27 @@ const KIND_OF_PREFIX = new Map<string, ExportedKind>(EXPORTED_KINDS.map((k) => [
 const SEP = '!';
 
 /** Key of a copy record: `<hash>!<target>` (agent copies: `<hash>!agent:<agentId>:<target>`). */
+/** The copy record of a file on a local archive target (mirror or RAID), on the target's device. */
+export function localCopyRecord(
+  target: string,
+  disk: { device: string; media: string; location: string },
+  c: Pick<CopyRecord, 'hash' | 'path' | 'size' | 'method' | 'verifiedAt'>,
+): CopyRecord {
+  return {
+    hash: c.hash,
+    target,
+    kind: 'studio',
+    path: c.path,
+    size: c.size,
+    device: disk.device,
+    media: disk.media,
+    location: disk.location,
+    offsite: false,
+    method: c.method,
+    verifiedAt: c.verifiedAt,
+  };
+}
+
 export function copyKey(c: Pick<CopyRecord, 'hash' | 'target' | 'kind' | 'agentId'>): string {
   return c.kind === 'agent' ? `${c.hash}${SEP}agent:${c.agentId ?? ''}:${c.target}` : `${c.hash}${SEP}${c.target}`;
 }

@@ -11,7 +11,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { hashBytes, nameKey } from '@studio321/protocol';
-import { Catalogue, parseStudiodConfig, type CopyRecord, type StudiodConfig } from '@studio321/studiod';
+import {
+  Catalogue,
+  localCopyRecord,
+  parseStudiodConfig,
+  type CopyRecord,
+  type StudiodConfig,
+} from '@studio321/studiod';
 import { MemoryCloud, MemorySink, objectKey, type CloudTargetConfig } from '@studio321/studiod/cloud';
 import { pairingsPath, writePairings } from '@studio321/studiod/recovery';
 import { target } from './cloud-fixture.js';
@@ -74,20 +80,13 @@ export function studioCopy(
   rel: string,
   size: number,
 ): CopyRecord {
-  const cfg = config.targets[t];
-  return {
+  return localCopyRecord(t, config.targets[t], {
     hash,
-    target: t,
-    kind: 'studio',
     path: rel,
     size,
-    device: cfg.device,
-    media: cfg.media,
-    location: cfg.location,
-    offsite: false,
     method: 'readback-blake3',
     verifiedAt: 1_795_000_000_000,
-  };
+  });
 }
 
 export interface Committed {

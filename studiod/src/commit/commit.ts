@@ -44,7 +44,7 @@ import {
   placeVerified,
   translateDurable,
 } from '@studio321/protocol/durable';
-import type { Catalogue, CopyRecord, NameRecord } from '../catalogue.js';
+import { localCopyRecord, type Catalogue, type CopyRecord, type NameRecord } from '../catalogue.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
 import { COMMIT_FAILURES } from './durable-failures.js';
@@ -280,20 +280,13 @@ export class Committer {
         };
         const copies: CopyRecord[] = LOCAL_TARGETS.map((t) => {
           const c = verified[t];
-          const cfg = this.#targets[t];
-          return {
+          return localCopyRecord(t, this.#targets[t], {
             hash: input.hash,
-            target: t,
-            kind: 'studio',
             path: rel,
             size: c.size,
-            device: cfg.device,
-            media: cfg.media,
-            location: cfg.location,
-            offsite: false,
             method: c.method,
             verifiedAt: c.verifiedAt,
-          };
+          });
         });
         const agentCopies: CopyRecord[] = input.agentCopies.map((c) => ({
           hash: input.hash,

@@ -35,7 +35,7 @@
 import { stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { CodedError, hashFile, nameKey, errorCode, type Logger } from '@studio321/protocol';
-import type { Catalogue, CopyRecord, NameRecord } from '../catalogue.js';
+import { localCopyRecord, type Catalogue, type CopyRecord, type NameRecord } from '../catalogue.js';
 import type { CloudSink } from '../cloud/s3-sink.js';
 import { LOCAL_TARGETS, type LocalTargetName, type StudiodConfig } from '../config.js';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
@@ -345,20 +345,13 @@ class Rebuild {
 
   /** A copy record for a local file hashed now. */
   #localCopy(t: LocalTargetName, hash: string, rel: string, size: number): CopyRecord {
-    const cfg = this.#o.config.targets[t];
-    return {
+    return localCopyRecord(t, this.#o.config.targets[t], {
       hash,
-      target: t,
-      kind: 'studio',
       path: rel,
       size,
-      device: cfg.device,
-      media: cfg.media,
-      location: cfg.location,
-      offsite: false,
       method: 'verify-blake3',
       verifiedAt: this.#now(),
-    };
+    });
   }
 
   async #hash(t: LocalTargetName, abs: string, rel: string): Promise<{ blake3: string; size: number } | undefined> {

@@ -25,7 +25,7 @@
 import { posix } from 'node:path';
 import { CodedError, errorCode, nameKey, readFileChunks, safeJoin } from '@studio321/protocol';
 import { DURABLE_CODES, DurableWriteError, durableWrite, verifyFile } from '@studio321/protocol/durable';
-import type { Catalogue, CopyRecord } from '../catalogue.js';
+import { localCopyRecord, type Catalogue, type CopyRecord } from '../catalogue.js';
 import { distinctName, layoutFor } from '../commit/commit.js';
 import { checkTarget } from '../commit/target-check.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
@@ -160,19 +160,16 @@ export async function remakeCopy(deps: RemakeDeps, req: RemakeRequest): Promise<
       message: `No target path is known for asset ${req.hash}.`,
     });
   const finalPath = safeJoin(cfg.root, path);
-  const record = (
-    c: Omit<CopyRecord, 'hash' | 'target' | 'kind' | 'path' | 'device' | 'media' | 'location' | 'offsite'>,
-  ) =>
+  const record = (c: Pick<CopyRecord, 'size' | 'method' | 'verifiedAt' | 'healedFrom'>) =>
     deps.catalogue.recordCopy({
-      hash: req.hash,
-      target: req.target,
-      kind: 'studio',
-      path,
-      device: cfg.device,
-      media: cfg.media,
-      location: cfg.location,
-      offsite: false,
-      ...c,
+      ...localCopyRecord(req.target, cfg, {
+        hash: req.hash,
+        path,
+        size: c.size,
+        method: c.method,
+        verifiedAt: c.verifiedAt,
+      }),
+      ...(c.healedFrom === undefined ? {} : { healedFrom: c.healedFrom }),
     });
 
   // 4. What is at the final name now.
