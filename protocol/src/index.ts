@@ -15,3 +15,4 @@ export * from './error-frame.js';
 export * from './format.js';
 export * from './backoff.js';
 export * from './progress.js';
+export * from './exit-codes.js';
