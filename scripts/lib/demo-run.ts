@@ -319,6 +319,21 @@ export class DemoRun {
     return r.stdout.trim();
   }
 
+  /**
+   * Tests' common start: the cards made, s3rver and studiod started, the agent paired, every card ingested
+   * and synced, and the cloud uploads settled. Returns the cards' totals and the settled status.
+   */
+  async syncedStudio(cloudTimeoutMs = 90_000): Promise<{ files: number; bytes: number; settled: DemoStatus }> {
+    await this.prepare();
+    const made = await this.makeCards();
+    await this.startS3();
+    await this.startStudiod();
+    await this.pair();
+    for (const c of this.cards) await this.ingest(c);
+    await this.sync();
+    return { ...made, settled: await this.waitForCloud(cloudTimeoutMs) };
+  }
+
   /** Poll the status until every asset is compliant and the upload queues are empty (or the time is up). */
   async waitForCloud(timeoutMs: number, onProgress?: (s: DemoStatus) => void): Promise<DemoStatus> {
     const deadline = Date.now() + timeoutMs;

@@ -68,9 +68,10 @@ export interface StudiodConfig {
   refill: { bytesPerSecond: number };
   /**
    * The scheduled scrub (recovery/scrub.ts): every local copy re-read within `periodDays` (0: no scrub)
-   * at most `bytesPerSecond`; each cloud copy HEADed once a pass, `cloudDownloadPercent` of the hot ones read in full.
+   * at most `bytesPerSecond`; each cloud copy HEADed once a pass, `cloudDownloadPercent` of the hot ones read in full;
+   * the cursor saved every `assetsPerStep` assets.
    */
-  scrub: { periodDays: number; bytesPerSecond: number; cloudDownloadPercent: number };
+  scrub: { periodDays: number; bytesPerSecond: number; cloudDownloadPercent: number; assetsPerStep: number };
 }
 
 const label = (describe: string): FieldSpec => ({
@@ -135,6 +136,8 @@ const schema: Record<string, FieldSpec> = {
       periodDays: { kind: 'number', min: 0, default: 30 },
       bytesPerSecond: { kind: 'number', integer: true, min: 0, default: 20_000_000 },
       cloudDownloadPercent: { kind: 'number', min: 0, max: 100, default: 1 },
+      // Assets checked between two saves of the cursor: what a kill redoes at most.
+      assetsPerStep: { kind: 'number', integer: true, min: 1, max: 10_000, default: 64 },
     },
   },
   log: {

@@ -117,7 +117,7 @@ export class LedgerService {
       log: opts.log,
       now: this.#now,
       ...(opts.random === undefined ? {} : { random: opts.random }),
-      ...(opts.scrubChunk === undefined ? {} : { chunk: opts.scrubChunk }),
+      chunk: opts.scrubChunk ?? opts.config.scrub.assetsPerStep,
       holdBack: (t) =>
         this.#verifying !== undefined || this.adopter.statuses().some((a) => a.target === t && a.phase !== 'done'),
     });

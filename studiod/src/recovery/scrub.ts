@@ -243,6 +243,10 @@ export class Scrubber {
     cur.cursor = (chunk[chunk.length - 1] as AssetRecord).hash;
     await db.put(`cursor!${target}`, cur as unknown as Record<string, unknown>, SYNC);
     this.#cursors.set(target, cur);
+    this.#d.log.debug(
+      { target, assets: cur.assets, ok: cur.ok, healed: cur.healed, lost: cur.lost, cursor: cur.cursor },
+      'scrub step saved',
+    );
   }
 
   /** The schedule: steps while something is due, then sleeps until the next pass is. */

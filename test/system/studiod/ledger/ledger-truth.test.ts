@@ -3,14 +3,13 @@
  * the demo's steps (s3rver, studiod, a paired field agent, ingest, sync, cloud
  * forwarding) on a smaller card set; then every copy of every asset `status`
  * calls compliant is read back independently — local files hashed here (and
- * with b3sum when installed), cloud objects fetched with GetObject and hashed;
+ * with b3sum), cloud objects fetched with GetObject and hashed;
  * then copies are destroyed behind studiod's back and `studioctl verify
  * --no-repair` must make `status`, `asset` and `assets --unprotected` say so
  * (healing is test/system/studiod/recovery/heal.test.ts). Only archive copies
  * count: the laptop's copies are field copies, listed apart.
  */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { createHasher, hashFile } from '@studio321/protocol';
 import { DemoRun } from '../../../../scripts/dist/lib/demo-run.js';
 import { independentClient } from '../../../lib/cloud-fixture.js';
+import { b3sum } from '../../../lib/b3sum.js';
 import { rotByte } from '../../../lib/bit-rot.js';
 
 interface Copy {
@@ -54,8 +54,6 @@ interface Status {
   }>;
 }
 
-const b3sum = spawnSync('b3sum', ['--version']).status === 0;
-
 const dir = await mkdtemp(join(tmpdir(), 'ledger-truth-'));
 const demo = new DemoRun({ dir, rawSize: 256 * 1024, say: () => undefined });
 t.teardown(async () => {
@@ -63,14 +61,7 @@ t.teardown(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-await demo.prepare();
-const { files } = await demo.makeCards();
-await demo.startS3();
-await demo.startStudiod();
-await demo.pair();
-for (const c of demo.cards) await demo.ingest(c);
-await demo.sync();
-const settled = await demo.waitForCloud(60_000);
+const { files, settled } = await demo.syncedStudio(60_000);
 
 const s3 = independentClient(demo.s3Endpoint);
 t.teardown(() => s3.destroy());
@@ -143,27 +134,8 @@ t.test('every asset status calls compliant has the right bytes in every copy it 
       }
     }
   }
-  if (b3sum) {
-    // An independent tool, one run over every local copy: "<hash>  <path>" per line.
-    const out = spawnSync(
-      'b3sum',
-      localFiles.map((f) => f.path),
-      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
-    );
-    t.equal(out.status, 0, 'b3sum ran');
-    const got = new Map(
-      out.stdout
-        .trim()
-        .split('\n')
-        .map((l) => [l.slice(66), l.slice(0, 64)]),
-    );
-    t.ok(
-      localFiles.every((f) => got.get(f.path) === f.hash),
-      `b3sum agrees on all ${localFiles.length} local copies`,
-    );
-  } else {
-    t.comment('b3sum not installed: local copies checked with our own BLAKE3 only');
-  }
+  // An independent tool over every local copy.
+  for (const f of localFiles) t.equal(b3sum(f.path), f.hash, `b3sum: ${f.path}`);
   t.ok(checked >= distinct.size * 4, `${checked} copies read back independently`);
 });
 

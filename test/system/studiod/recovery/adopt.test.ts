@@ -11,12 +11,11 @@
  * the mirror's; status is compliant again.
  */
 import t, { type Test } from 'tap';
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { hashFile } from '@studio321/protocol';
 import { DemoRun } from '../../../../scripts/dist/lib/demo-run.js';
+import { b3sum } from '../../../lib/b3sum.js';
 
 interface Status {
   ledger: { assets: number; compliant: number; notCompliant: number };
@@ -35,10 +34,6 @@ interface AssetView {
   copies: Array<{ kind: string; target: string; where: string; device: string }>;
 }
 
-const b3sum = spawnSync('b3sum', ['--version']).status === 0;
-const blake3Of = async (file: string): Promise<string> =>
-  b3sum ? spawnSync('b3sum', ['--no-names', file], { encoding: 'utf8' }).stdout.trim() : (await hashFile(file)).blake3;
-
 const dir = await mkdtemp(join(tmpdir(), 'recovery-adopt-'));
 const demo = new DemoRun({ dir, rawSize: 256 * 1024, say: () => undefined });
 const base = demo.studiodConfig.bind(demo);
@@ -55,14 +50,7 @@ t.teardown(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-await demo.prepare();
-await demo.makeCards();
-await demo.startS3();
-await demo.startStudiod();
-await demo.pair();
-for (const c of demo.cards) await demo.ingest(c);
-await demo.sync();
-await demo.waitForCloud(90_000);
+await demo.syncedStudio();
 
 async function filesUnder(root: string): Promise<string[]> {
   const out: string[] = [];
@@ -105,7 +93,7 @@ async function countedRaidCopiesVerify(t: Test): Promise<number> {
   for (const a of list.items)
     for (const c of a.copies)
       if (c.kind === 'studio' && c.target === 'raid') {
-        t.equal(await blake3Of(c.where), a.hash, `counted RAID copy ${c.where} verifies`);
+        t.equal(b3sum(c.where), a.hash, `counted RAID copy ${c.where} verifies`);
         t.equal(c.device, 'raid-array-2', 'on the new disk');
         n++;
       }
@@ -163,11 +151,7 @@ t.test(
     const mirrorFiles = await filesUnder(demo.paths.mirror);
     t.same(await filesUnder(demo.paths.raid), mirrorFiles, 'the RAID holds the same files as the mirror');
     for (const f of mirrorFiles)
-      t.equal(
-        await blake3Of(join(demo.paths.raid, f)),
-        await blake3Of(join(demo.paths.mirror, f)),
-        `${b3sum ? 'b3sum' : 'blake3'} ${f}`,
-      );
+      t.equal(b3sum(join(demo.paths.raid, f)), b3sum(join(demo.paths.mirror, f)), `b3sum ${f}`);
     await countedRaidCopiesVerify(t);
   },
 );

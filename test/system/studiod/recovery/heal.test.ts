@@ -9,12 +9,11 @@
  * is counted that is not verified.
  */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashFile } from '@studio321/protocol';
 import { DemoRun } from '../../../../scripts/dist/lib/demo-run.js';
+import { b3sum } from '../../../lib/b3sum.js';
 import { rotByte } from '../../../lib/bit-rot.js';
 
 interface Copy {
@@ -55,14 +54,7 @@ interface Status {
   }>;
 }
 
-const b3sumInstalled = spawnSync('b3sum', ['--version']).status === 0;
-/** b3sum's hash of a file (or our own BLAKE3 when b3sum is not installed). */
-async function b3(path: string): Promise<string> {
-  if (!b3sumInstalled) return (await hashFile(path)).blake3;
-  const r = spawnSync('b3sum', ['--no-names', path], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`b3sum ${path}: ${r.stderr}`);
-  return r.stdout.trim();
-}
+const b3 = async (path: string): Promise<string> => b3sum(path);
 
 const dir = await mkdtemp(join(tmpdir(), 'heal-system-'));
 const demo = new DemoRun({ dir, rawSize: 512 * 1024, say: () => undefined });
@@ -70,15 +62,7 @@ t.teardown(async () => {
   await demo.stop();
   await rm(dir, { recursive: true, force: true });
 });
-await demo.prepare();
-await demo.makeCards();
-await demo.startS3();
-await demo.startStudiod();
-await demo.pair();
-for (const c of demo.cards) await demo.ingest(c);
-await demo.sync();
-const settled = await demo.waitForCloud(60_000);
-if (!b3sumInstalled) t.comment('b3sum not installed: files checked with our own BLAKE3');
+const { settled } = await demo.syncedStudio(60_000);
 
 const status = (): Promise<Status> => demo.studioctlJson<Status>(['status']);
 const list = async (): Promise<AssetView[]> =>

@@ -9,12 +9,12 @@
  * the agent syncs a new card without pairing again.
  */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashFile } from '@studio321/protocol';
 import { BINS, DemoRun } from '../../../../scripts/dist/lib/demo-run.js';
+import { b3sum } from '../../../lib/b3sum.js';
 
 interface Status {
   ledger: { assets: number; bytes: number; compliant: number; notCompliant: number };
@@ -33,7 +33,6 @@ interface AssetView {
   copies: Array<{ kind: string; target: string; where: string; method: string }>;
 }
 
-const b3sum = spawnSync('b3sum', ['--version']).status === 0;
 const dir = await mkdtemp(join(tmpdir(), 'recovery-rebuild-'));
 const demo = new DemoRun({ dir, rawSize: 128 * 1024, say: () => undefined });
 t.teardown(async () => {
@@ -160,20 +159,17 @@ t.test('snapshot, more work, catalogue lost, refused, rebuilt under SIGKILL, as 
     'pairings as before',
   );
 
-  // Nothing counted unverified: every local copy has the asset's bytes (b3sum, independent, when installed).
+  // Nothing counted unverified: every local copy has the asset's bytes (b3sum, independent).
   const list = await demo.studioctlJson<{ items: AssetView[] }>(['assets', '--limit', '100000']);
   let checked = 0;
   for (const a of list.items) {
     for (const c of a.copies) {
       if (c.kind !== 'studio') continue;
-      const got = b3sum
-        ? spawnSync('b3sum', ['--no-names', c.where], { encoding: 'utf8' }).stdout.trim()
-        : (await hashFile(c.where)).blake3;
-      t.equal(got, a.hash, `${c.target} ${c.where}`);
+      t.equal(b3sum(c.where), a.hash, `${c.target} ${c.where}`);
       checked++;
     }
   }
-  t.ok(checked >= 2 * after.ledger.assets, `${checked} local copies re-hashed${b3sum ? ' with b3sum' : ''}`);
+  t.ok(checked >= 2 * after.ledger.assets, `${checked} local copies re-hashed with b3sum`);
 
   // The laptop syncs again without pairing again: a new card reaches the studio.
   const extra = demo.cards[0]!;

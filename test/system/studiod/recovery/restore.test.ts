@@ -8,10 +8,11 @@
  * completes.
  */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile } from '@studio321/protocol';
+import { b3sum } from '../../../lib/b3sum.js';
 import { target } from '../../../lib/cloud-fixture.js';
 import { S3rverProcess } from '../../../lib/s3rver.js';
 import {
@@ -26,15 +27,7 @@ import {
   waitFor,
 } from '../../../lib/studio-harness.js';
 
-const b3sum = spawnSync('b3sum', ['--version']).status === 0;
-
-/** BLAKE3 of a file by b3sum when installed (an independent tool), else by our own hash. */
-async function b3(path: string): Promise<string> {
-  if (!b3sum) return (await hashFile(path)).blake3;
-  const r = spawnSync('b3sum', ['--no-names', path], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`b3sum ${path}: ${r.stderr}`);
-  return r.stdout.trim();
-}
+const b3 = async (path: string): Promise<string> => b3sum(path);
 
 async function files(dir: string, rel = ''): Promise<string[]> {
   const out: string[] = [];
@@ -150,7 +143,7 @@ t.test(
     );
     for (const f of rep.files) {
       const card = join(cardA, 'DCIM', '100CANON', f.path.split('/').pop() ?? '');
-      t.equal(await b3(f.dest ?? ''), await b3(card), `${b3sum ? 'b3sum' : 'BLAKE3'}: ${f.path} equals the card's`);
+      t.equal(await b3(f.dest ?? ''), await b3(card), `b3sum: ${f.path} equals the card's`);
     }
     const human = await studio.ctl(['restore', 'IMG_0001.CR3', '--to', to]);
     t.equal(human.code, 0, 'again: already present, exit 0');
