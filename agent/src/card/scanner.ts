@@ -9,7 +9,10 @@
  * system litter (.Trashes, .Spotlight-V100, System Volume Information, ._* …) is
  * not part of the shoot and is left out.
  *
- * Paths are relative to the card root, '/'-separated, NFC, sorted.
+ * Paths are relative to the card root, '/'-separated, sorted, and exactly what
+ * readdir returned: a name is bytes on disk, so a name in NFD (macOS), NFKC or
+ * NFKD is opened as it is. Two names that differ only by Unicode form are two
+ * files; the offloader compares names NFC for clashes (naming.ts).
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -108,9 +111,10 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
     for (const name of names) {
       if (isOsLitter(name)) continue;
       const childRel = rel === '' ? name : `${rel}/${name}`;
-      let shown = childRel;
+      // Validated for safety (the checks run on the NFC form); never renamed.
+      const shown = childRel;
       try {
-        shown = validateRelativePath(childRel);
+        validateRelativePath(childRel);
       } catch (err) {
         warn(
           childRel,

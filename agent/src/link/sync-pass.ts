@@ -127,7 +127,8 @@ function toOfferFile(a: PendingAsset): OfferFile {
     size: a.size,
     names: a.names
       .slice(0, MAX_NAMES_PER_FILE)
-      .map((n) => ({ shoot: n.shoot, card: n.card, path: n.path, mtime: Math.trunc(n.mtime) })),
+      // The card path as readdir returned it; the wire carries its NFC form (SPEC.md §5).
+      .map((n) => ({ shoot: n.shoot, card: n.card, path: n.path.normalize('NFC'), mtime: Math.trunc(n.mtime) })),
     copies: toAgentCopies(a),
   };
 }

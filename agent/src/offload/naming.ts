@@ -7,6 +7,11 @@
  * in the store is taken by different content, the whole group moves to the
  * next free suffix (`IMG_0001~2.CR3`, `IMG_0001~2.XMP`) so sidecars stay next to
  * their image.
+ *
+ * Card names are opened as readdir returned them (bytes on disk), but store names
+ * are NFC: two card names that differ only by Unicode form (NFC, NFD, NFKC, NFKD
+ * of one text) are one store name, so the second one gets a suffix like any other
+ * clash, on every filesystem (macOS and exFAT would see them as one name).
  */
 
 export interface SplitName {
@@ -29,10 +34,15 @@ export function splitName(path: string): SplitName {
 
 /** Key shared by an image and its sidecars (case-insensitive; GoPro GX/GH/GL chapters are one group). */
 export function groupKey(path: string): string {
-  const { dir, stem } = splitName(path);
+  const { dir, stem } = splitName(storeName(path));
   const gopro = /^G[XHL](\d{6})$/i.exec(stem);
   const s = gopro !== null ? `G_${gopro[1] ?? ''}` : stem;
   return `${dir}/${s.toUpperCase()}`;
+}
+
+/** The store name of a card path: NFC (see above). */
+export function storeName(path: string): string {
+  return path.normalize('NFC');
 }
 
 /** The name with suffix k (k = 1: unchanged; k >= 2: `stem~k` + rest). */

@@ -25,7 +25,11 @@ export interface CardReport {
   duplicates: number;
   failed: FileOutcome[];
   bytesCopied: number;
-  /** Entries skipped with a warning (symlinks, special files, bad names, unreadable folders). */
+  /**
+   * Every unresolved warning of the card after this run, each naming its file: entries
+   * skipped (symlinks, special files, bad names, unreadable folders) and files kept with
+   * a warning (zero-byte files, files that changed while copied).
+   */
   warnings: Array<{ path: string; code: string; message: string }>;
   /** Set when the offload had to stop before the end. */
   stoppedBy?: AgentError;
@@ -90,6 +94,12 @@ export async function offloadCard(
     })
     .catch(() => undefined);
   report.card = (await state.getCard(card.id)) ?? card;
+  const seen = new Set(report.warnings.map((w) => `${w.path}\0${w.code}`));
+  for (const f of await state.cardFiles(report.card, { current: true })) {
+    const w = f.warning;
+    if (w === undefined || w.resolvedAt !== undefined || seen.has(`${f.path}\0${w.code}`)) continue;
+    report.warnings.push({ path: f.path, code: w.code, message: w.message });
+  }
   return report;
 }
 

@@ -34,7 +34,7 @@ import {
 } from './durable-failures.js';
 import { hasVerifiedCopy, type AgentState } from '../state/agent-state.js';
 import type { CardRecord, FileRecord } from '../state/records.js';
-import { groupKey, suffixedPath } from './naming.js';
+import { groupKey, storeName, suffixedPath } from './naming.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
 import { copyFact, type AgentTarget } from '../targets.js';
 import type { ProgressTracker } from '@studio321/protocol';
@@ -220,7 +220,7 @@ export class CardOffloader {
       if (clash) await settle();
       while (inFlight.size >= limit) await Promise.race(inFlight.keys());
       if (stop !== undefined) break;
-      const p: Promise<void> = this.#group(key, members)
+      const p: Promise<void> = this.#groupInLayers(key, members)
         .then(
           () => undefined,
           (err: unknown) => {
@@ -243,6 +243,23 @@ export class CardOffloader {
     await settle();
     if (stop !== undefined) throw stop;
     return this.outcomes;
+  }
+
+  /**
+   * Card names that differ only by Unicode form share one store name: they go in
+   * layers, one after the other, so each layer's suffix is chosen after the one
+   * before claimed its names (the second `Café.CR3` becomes `Café~2.CR3`).
+   */
+  async #groupInLayers(key: string, members: FileRecord[]): Promise<void> {
+    const layers: FileRecord[][] = [];
+    const seen = new Map<string, number>();
+    for (const m of members) {
+      const name = storeName(m.path);
+      const i = seen.get(name) ?? 0;
+      seen.set(name, i + 1);
+      (layers[i] ??= []).push(m);
+    }
+    for (const layer of layers) await this.#group(key, layer);
   }
 
   async #group(key: string, members: FileRecord[]): Promise<void> {
@@ -299,7 +316,7 @@ export class CardOffloader {
   }
 
   #storePath(file: FileRecord, k: number): string {
-    return posix.join(this.card.shoot, this.card.id, suffixedPath(file.path, k));
+    return posix.join(this.card.shoot, this.card.id, suffixedPath(storeName(file.path), k));
   }
 
   /** The smallest suffix (from the group's current one) whose names are free or already ours. */

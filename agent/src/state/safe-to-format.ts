@@ -71,9 +71,11 @@ export function evaluateSafeToFormat(
   const example = (s: string): void => {
     if (v.examples.length < 10) v.examples.push(s);
   };
+  const warned: string[] = [];
   for (const f of files) {
     if (f.warning !== undefined && f.warning.resolvedAt === undefined) {
       v.unresolvedWarnings += 1;
+      if (warned.length < 3) warned.push(`${f.path} (${f.warning.code})`);
       example(`${f.path}: ${f.warning.code}`);
     }
     if (f.state === 'skipped') continue;
@@ -112,7 +114,7 @@ export function evaluateSafeToFormat(
   }
   if (v.unresolvedWarnings > 0)
     reasons.push(
-      `${v.unresolvedWarnings} warning${v.unresolvedWarnings === 1 ? '' : 's'} to review (then run field-agent resolve ${card.id})`,
+      `${v.unresolvedWarnings} warning${v.unresolvedWarnings === 1 ? '' : 's'} to review: ${warned.join(', ')}${v.unresolvedWarnings > warned.length ? ` and ${v.unresolvedWarnings - warned.length} more` : ''} (then run field-agent resolve ${card.id})`,
     );
   if (reasons.length === 0 && files.length === 0) reasons.push('no files were found on the card');
   v.safe = reasons.length === 0;

@@ -31,6 +31,12 @@ export interface LiveCard {
   reason: string;
   /** Whether the card is still inserted / the folder still present. */
   present?: boolean;
+  /** A removable card, a folder ingested by hand, or a tethered hot folder (never "format"). */
+  kind?: 'card' | 'folder' | 'hot-folder';
+  /** Unresolved warnings, each naming its file. */
+  warnings?: Array<{ path: string; code: string; message: string }>;
+  /** Files whose asset has a verified offsite (cloud) copy, as the state knows it. */
+  offsiteFiles?: number;
 }
 
 export type LinkState = 'connected' | 'connecting' | 'offline' | 'paused';

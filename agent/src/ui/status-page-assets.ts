@@ -66,6 +66,11 @@ main { padding: 0 20px 20px; max-width: 900px; }
 .eject-result:empty { display: none; }
 .badge { font-size: 12px; font-weight: 600; border-radius: 6px; padding: 2px 8px; background: var(--warn); color: #fff; white-space: nowrap; }
 .card[data-safe="true"] .badge { background: var(--ok); }
+.card[data-kind="hot-folder"] .badge, .card[data-kind="folder"] .badge { background: var(--muted); }
+.warnings { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }
+.warnings:empty { display: none; }
+.warnings .path { font-weight: 600; overflow-wrap: anywhere; }
+.warnings code { color: var(--warn); }
 .bar { position: relative; height: 10px; background: var(--bg2); border-radius: 5px; overflow: hidden; margin: 10px 0 6px; }
 .bar .fill { position: absolute; left: 0; top: 0; bottom: 0; width: 0; transition: width .3s; }
 .bar .copied { background: var(--busy); opacity: .45; }
@@ -112,8 +117,8 @@ export const STATUS_PAGE_JS = `'use strict';
       const nums = el('div', 'nums');
       nums.append(el('span', 'progress'), el('span', 'speed'), el('span', 'eta'));
       const stages = el('div', 'stages');
-      stages.append(el('span', 'n-verified'), el('span', 'n-queued'), el('span', 'n-studio'));
-      view.append(head, bar, nums, stages, el('p', 'reason'), el('p', 'eject-result'));
+      stages.append(el('span', 'n-verified'), el('span', 'n-queued'), el('span', 'n-studio'), el('span', 'n-offsite'));
+      view.append(head, bar, nums, stages, el('p', 'reason'), el('ul', 'warnings'), el('p', 'eject-result'));
       $('card-list').append(view);
     }
     return view;
@@ -121,11 +126,15 @@ export const STATUS_PAGE_JS = `'use strict';
 
   function renderCard(card, canEject) {
     const v = cardView(card);
-    v.querySelector('.eject').hidden = !(canEject && card.safeToFormat && card.present !== false);
+    const removable = card.kind === undefined || card.kind === 'card';
+    // Eject only a card that is mounted now (a card seen earlier has nothing to unmount).
+    v.querySelector('.eject').hidden = !(canEject && removable && card.safeToFormat && card.present === true);
     const q = (s) => v.querySelector(s);
     v.dataset.safe = String(card.safeToFormat);
+    v.dataset.kind = card.kind || 'card';
     q('.label').textContent = card.label;
-    q('.badge').textContent = card.safeToFormat ? 'Safe to format' : 'Do not format';
+    // A hot folder or a folder is not a card: no format verdict, only what it is.
+    q('.badge').textContent = card.kind === 'hot-folder' ? 'Hot folder' : card.kind === 'folder' ? 'Folder' : card.safeToFormat ? 'Safe to format' : 'Do not format';
     q('.fill.copied').style.width = pct(card.copiedBytes, card.bytes) + '%';
     q('.fill.verified').style.width = pct(card.verifiedFiles, card.files) + '%';
     q('.progress').textContent = card.copiedFiles + ' / ' + card.files + ' files · ' + bytes(card.copiedBytes) + ' / ' + bytes(card.bytes) + ' (' + Math.floor(pct(card.copiedBytes, card.bytes)) + '%)';
@@ -135,7 +144,9 @@ export const STATUS_PAGE_JS = `'use strict';
     q('.n-verified').textContent = 'verified ' + card.verifiedFiles + ' / ' + card.files;
     q('.n-queued').textContent = 'queued for studio ' + card.queuedFiles;
     q('.n-studio').textContent = 'at studio ' + card.atStudioFiles;
+    q('.n-offsite').textContent = card.offsiteFiles === undefined ? '' : 'offsite ' + card.offsiteFiles;
     q('.reason').textContent = card.reason;
+    q('.warnings').replaceChildren(...(card.warnings || []).map((w) => { const li = el('li'); li.append(el('span', 'path', w.path), document.createTextNode(' — '), el('code', '', w.code), document.createTextNode(' ' + w.message)); return li; }));
   }
 
   function render(s) {
@@ -147,8 +158,9 @@ export const STATUS_PAGE_JS = `'use strict';
     link.dataset.state = s.link.state;
     link.textContent = (linkText[s.link.state] || s.link.state) + (s.link.studio ? ' · ' + s.link.studio : '');
     $('queue-text').textContent = s.queue.files === 0 ? 'Nothing waiting: the studio has everything offloaded.' : s.queue.files + ' files (' + bytes(s.queue.bytes) + ') waiting to go to the studio.';
-    const unsafe = s.cards.filter((c) => !c.safeToFormat).length;
-    $('summary').textContent = s.cards.length === 0 ? '' : unsafe === 0 ? 'Every card is safe to format.' : unsafe + ' of ' + s.cards.length + ' card' + (s.cards.length === 1 ? '' : 's') + ' not yet safe to format.';
+    const cards = s.cards.filter((c) => c.kind === undefined || c.kind === 'card');
+    const unsafe = cards.filter((c) => !c.safeToFormat).length;
+    $('summary').textContent = cards.length === 0 ? '' : unsafe === 0 ? 'Every card is safe to format.' : unsafe + ' of ' + cards.length + ' card' + (cards.length === 1 ? '' : 's') + ' not yet safe to format.';
     const list = $('error-list');
     list.replaceChildren(...s.errors.slice(-10).reverse().map((e) => { const li = el('li'); li.append(el('code', '', e.code), document.createTextNode(' ' + e.message + ' '), el('span', 'muted', new Date(e.at).toLocaleTimeString())); return li; }));
     $('no-errors').hidden = s.errors.length > 0;

@@ -134,6 +134,9 @@ export class AgentStatusProvider extends EventEmitter implements StatusProvider 
       safeToFormat: c.kind !== 'hot-folder' && c.safeToFormat.safe,
       reason: c.kind === 'hot-folder' ? 'hot folder: nothing to format' : c.safeToFormat.reason,
       ...(present === undefined ? {} : { present }),
+      kind: c.kind,
+      warnings: c.warnings.filter((w) => !w.resolved).map((w) => ({ path: w.path, code: w.code, message: w.message })),
+      offsiteFiles: c.offsiteFiles,
     };
   }
 }

@@ -61,31 +61,65 @@ export async function checkTarget(
       );
     }
   }
-  const markerPath = join(cfg.root, TARGET_MARKER);
-  let marker: TargetMarker | undefined;
-  try {
-    marker = JSON.parse(await readFile(markerPath, 'utf8')) as TargetMarker;
-  } catch (err) {
-    if (errorCode(err) !== 'ENOENT' && !(err instanceof SyntaxError)) {
-      throw new StudioError(
-        STUDIO_CODES.targetIo,
-        `Target "${name}": marker ${markerPath} cannot be read. Check the disk.`,
-        { cause: err, retryable: true, detail: { target: name } },
-      );
-    }
-  }
-  if (marker !== undefined) {
+  // Fast path: the marker is there and this process swept the root already. A marker,
+  // once linked, stays; everything else (sweep, first write) runs under the root's lock.
+  const marker = await readMarker(name, cfg);
+  if (marker !== undefined && sweptRoots.has(cfg.root)) {
     if (marker.target !== name) throw missing(name, cfg, `the disk mounted there is target "${marker.target}"`);
-    // A studiod killed between linking the marker and removing its temp leaves a
-    // root-level *.s321tmp: swept once per process (only markers are written at the root).
-    if (!sweptRoots.has(cfg.root)) {
-      sweptRoots.add(cfg.root);
-      await sweepStaleTemps(cfg.root).catch(() => undefined);
-    }
     return;
   }
-  if (hasCopies) throw missing(name, cfg, 'the target marker is gone: an empty mount point?');
-  await writeMarker(name, cfg, now());
+  await underRootLock(cfg.root, async () => {
+    // Read again under the lock: a concurrent first commit may have written it meanwhile.
+    const m = await readMarker(name, cfg);
+    if (m !== undefined) {
+      if (m.target !== name) throw missing(name, cfg, `the disk mounted there is target "${m.target}"`);
+      // A studiod killed between linking the marker and removing its temp leaves a
+      // root-level *.s321tmp: swept once per process (only markers are written at the
+      // root, and only under this lock, so no live temp is there now).
+      if (!sweptRoots.has(cfg.root)) {
+        await sweepStaleTemps(cfg.root).catch(() => undefined);
+        sweptRoots.add(cfg.root);
+      }
+      return;
+    }
+    if (hasCopies) throw missing(name, cfg, 'the target marker is gone: an empty mount point?');
+    await writeMarker(name, cfg, now());
+    sweptRoots.add(cfg.root);
+  });
+}
+
+async function readMarker(name: string, cfg: LocalTargetConfig): Promise<TargetMarker | undefined> {
+  const markerPath = join(cfg.root, TARGET_MARKER);
+  try {
+    return JSON.parse(await readFile(markerPath, 'utf8')) as TargetMarker;
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT' || err instanceof SyntaxError) return undefined;
+    throw new StudioError(
+      STUDIO_CODES.targetIo,
+      `Target "${name}": marker ${markerPath} cannot be read. Check the disk.`,
+      { cause: err, retryable: true, detail: { target: name } },
+    );
+  }
+}
+
+/**
+ * One marker writer per root: the root's sweep and first marker write run one at a
+ * time in this process. Without it, a new studio's concurrent first commits raced:
+ * the second one's stale-temp sweep deleted the first one's live temp
+ * (DURABLE_TARGET_MISSING: "raid cannot be written … Check the disk" on a healthy disk).
+ */
+const rootLocks = new Map<string, Promise<void>>();
+
+async function underRootLock(root: string, fn: () => Promise<void>): Promise<void> {
+  const before = rootLocks.get(root) ?? Promise.resolve();
+  const mine = before.then(fn, fn);
+  const tail = mine.catch(() => undefined);
+  rootLocks.set(root, tail);
+  try {
+    await mine;
+  } finally {
+    if (rootLocks.get(root) === tail) rootLocks.delete(root);
+  }
 }
 
 /**

@@ -192,6 +192,7 @@ t.test(
     t.same(r.warnings.map((w) => [w.path, w.code]).sort(), [
       ['DCIM/100CANON/IMG_5000.CR3', 'AGENT_SYMLINK_SKIPPED'],
       ['DCIM/100CANON/IMG_5001.CR3', 'AGENT_SPECIAL_FILE_SKIPPED'],
+      ['DCIM/101CANON/IMG_0003.CR3', 'AGENT_ZERO_BYTE_FILE'],
     ]);
     t.equal(r.failed.length, 0);
     const zero = await stat(join(store, 's/CARD-Z/DCIM/101CANON/IMG_0003.CR3'));

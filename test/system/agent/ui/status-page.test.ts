@@ -285,6 +285,41 @@ t.test('status page', async (t) => {
       await tab.locator('#link[data-state="connected"]').waitFor();
       t.same(paused, ['pause', 'resume']);
 
+      // A hot folder is not a card; warnings name their files; offsite copies are shown;
+      // a card that is no longer mounted has no Eject.
+      provider.set((s) => {
+        Object.assign(s.cards[0]!, { offsiteFiles: 1150, present: false });
+        Object.assign(s.cards[1]!, {
+          warnings: [
+            {
+              path: 'DCIM/100CANON/EMPTY.CR3',
+              code: 'AGENT_ZERO_BYTE_FILE',
+              message: 'DCIM/100CANON/EMPTY.CR3 is empty (0 bytes), often a failed camera write.',
+            },
+          ],
+        });
+        s.cards.push(
+          card({ id: 'hot-1', label: 'Tether', kind: 'hot-folder', reason: 'hot folder: nothing to format' }),
+        );
+      });
+      const hot = tab.locator('[data-card-id="hot-1"]');
+      await hot.waitFor();
+      t.equal(await hot.locator('.badge').textContent(), 'Hot folder', 'a hot folder has no format verdict');
+      t.equal(await hot.getAttribute('data-kind'), 'hot-folder');
+      t.equal(
+        await tab.locator('#summary').textContent(),
+        '1 of 2 cards not yet safe to format.',
+        'hot folder not counted',
+      );
+      await cardA.locator('.eject').waitFor({ state: 'hidden' });
+      t.pass('no Eject on a card that is not mounted');
+      t.equal(await cardA.locator('.n-offsite').textContent(), 'offsite 1150');
+      t.match(
+        await tab.locator('[data-card-id="card-b"] .warnings li').textContent(),
+        /DCIM\/100CANON\/EMPTY\.CR3 — AGENT_ZERO_BYTE_FILE/,
+        'the warning names its file',
+      );
+
       // The README's screenshot: one card offloading, one safe, an error, a queue.
       provider.set((s) => {
         s.cards = [
