@@ -23,14 +23,7 @@ import { scanCard } from '@studio321/agent/card';
 import { resolveTargets, STORE_MARKER } from '@studio321/agent';
 import { readCardFile } from '@studio321/agent/card';
 import { summariseCard } from '@studio321/agent/state';
-import {
-  tmpfsDirs,
-  umount,
-  hashTree,
-  listFiles,
-  runAgentCli,
-  jsonLines,
-} from '../../../lib/agent-harness.js';
+import { tmpfsDirs, umount, hashTree, listFiles, runAgentCli, jsonLines } from '../../../lib/agent-harness.js';
 
 const execFileP = promisify(execFile);
 const temps = async (root: string): Promise<string[]> => (await listFiles(root)).filter((f) => f.endsWith('.s321tmp'));
