@@ -51,7 +51,12 @@ function storeUnavailable(store: string, why: string, cause?: unknown): AgentErr
  * asked only when the marker is missing.
  */
 async function openStore(store: string, hasCopies: () => Promise<boolean>): Promise<Stats> {
-  if (await storeAvailable(store)) return stat(store);
+  if (await storeAvailable(store)) {
+    // Only the marker is ever written at the root (copies live under shoot/card): a temp there is
+    // one a kill left between linking the marker and removing its temp.
+    await sweepStaleTemps(store).catch(() => undefined);
+    return stat(store);
+  }
   let entries: string[] | undefined;
   try {
     entries = await readdir(store);
