@@ -27,6 +27,14 @@ export const AGENT_CODES = {
   copyFailed: 'AGENT_COPY_FAILED',
   /** The configured field drive is not mounted; copies go to the laptop only. Retryable. */
   fieldDriveMissing: 'AGENT_FIELD_DRIVE_MISSING',
+  /** The laptop store's disk is not there (unplugged, or an empty mount point): nothing is written, its copies are not judged. Retryable. */
+  storeUnavailable: 'AGENT_STORE_UNAVAILABLE',
+  /** The card needs more space than the laptop store or field drive has free: refused before anything was copied. Not retryable. */
+  notEnoughSpace: 'AGENT_NOT_ENOUGH_SPACE',
+  /** `ingest <path>`: the folder has no camera layout (DCIM…); copied as a plain folder (a warning). */
+  notACard: 'AGENT_NOT_A_CARD',
+  /** `ingest <path>`: the card or folder holds no files; nothing was copied (exit 3). Not retryable. */
+  emptyCard: 'AGENT_EMPTY_CARD',
   /** A zero-byte file: kept and verified, but flagged for review (a warning). */
   zeroByteFile: 'AGENT_ZERO_BYTE_FILE',
   /** A symbolic link on the card: never followed, not copied (a warning). */

@@ -76,6 +76,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
   #cardQueue: Promise<void> = Promise.resolve();
   #active = new Map<string, AbortController>();
   #fieldDriveWarned = false;
+  #storeWarned = false;
 
   constructor(opts: AgentRunnerOptions) {
     super();
@@ -166,7 +167,20 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
   async #refreshTargets(): Promise<void> {
     const { config, log } = this.opts;
     const had = this.#targets.some((t) => t.name === 'field-drive');
-    const resolved = await resolveTargets(config.store, config.fieldDrive);
+    let resolved;
+    try {
+      resolved = await resolveTargets(config.store, config.fieldDrive, {
+        storeHasCopies: () => this.state.hasCopiesUnder('laptop', config.store),
+      });
+    } catch (err) {
+      // The laptop store's disk is not there: nothing is offloaded until it is back.
+      if (!(err instanceof AgentError && err.code === AGENT_CODES.storeUnavailable)) throw err;
+      if (this.#targets.length > 0 || !this.#storeWarned) log.warn({ event: 'store-unavailable', err }, err.message);
+      this.#storeWarned = true;
+      this.#targets = [];
+      return;
+    }
+    this.#storeWarned = false;
     this.#targets = resolved.targets;
     const has = resolved.targets.some((t) => t.name === 'field-drive');
     if (resolved.fieldDriveProblem !== undefined && (had || this.#fieldDriveWarned === false)) {
@@ -214,6 +228,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     this.#active.set(v.mountPoint, ctrl);
     try {
       await this.#refreshTargets();
+      if (this.#targets.length === 0) return; // the laptop store is unavailable (logged)
       const scan = await scanCard(v.mountPoint, { signal: ctrl.signal });
       const labels = await readVolumeLabels(v.device);
       const identity = cardIdentity({
@@ -265,12 +280,14 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
       label: identity.label,
       kind: 'hot-folder',
       source: dir,
+      store: config.store,
       shoot: config.shoot ?? defaultShootName(),
     });
     const onStable = async (file: ScannedFile): Promise<StableResult> => {
       const rec = await this.state.recordSeen(card.id, file);
-      if (!(await this.state.needsCopy(rec))) return 'done';
+      if (!(await this.state.needsCopy(rec, config.store))) return 'done';
       await this.#refreshTargets(); // a field drive pulled or plugged in since the last file
+      if (this.#targets.length === 0) return 'done'; // the laptop store is unavailable (logged)
       const offloader = new CardOffloader(
         { state: this.state, targets: this.#targets, signal: this.#abort.signal, log },
         card,

@@ -7,12 +7,90 @@
  * mounted the folder is missing and the agent copies to the laptop only
  * (AGENT_FIELD_DRIVE_MISSING) instead of writing into an empty mount point on
  * the laptop's own disk.
+ *
+ * The laptop store may live on an external disk too. It carries a marker file
+ * (STORE_MARKER, written durably when the store is first used): a store root
+ * without it — the folder is gone, or an empty mount point is there — while the
+ * state records copies in that store is *unavailable* (AGENT_STORE_UNAVAILABLE),
+ * like an unplugged field drive: nothing is written there (no copies on the
+ * laptop's own disk under the mount point, no `~2` names next to copies that come
+ * back when it is plugged in again), and its copies are neither checked nor
+ * declared lost until it is back.
  */
 import type { Stats } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { errorCode, type CopyFact } from '@studio321/protocol';
-import type { DurableCopy } from '@studio321/protocol/durable';
+import { durableWrite, sweepStaleTemps, type DurableCopy } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
+
+/** The laptop store's marker file, at its root. */
+export const STORE_MARKER = '.studio321-store.json';
+
+/** Whether the laptop store at `root` is there: its marker is (a pulled disk or an empty mount point has none). */
+export async function storeAvailable(root: string): Promise<boolean> {
+  try {
+    await access(join(root, STORE_MARKER));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function storeUnavailable(store: string, why: string, cause?: unknown): AgentError {
+  return new AgentError(
+    AGENT_CODES.storeUnavailable,
+    `The laptop store ${store} is not available (${why}): connect its disk. Nothing was written; its copies are kept as recorded and checked again when it is back.`,
+    { retryable: true, detail: { path: store }, ...(cause === undefined ? {} : { cause }) },
+  );
+}
+
+/**
+ * Makes sure `store` is the laptop store the state knows (its marker is there), or a new one
+ * (created with its marker). `hasCopies` says whether the state records copies in it; it is
+ * asked only when the marker is missing.
+ */
+async function openStore(store: string, hasCopies: () => Promise<boolean>): Promise<Stats> {
+  if (await storeAvailable(store)) {
+    // Only the marker is ever written at the root (copies live under shoot/card): a temp there is
+    // one a kill left between linking the marker and removing its temp.
+    await sweepStaleTemps(store).catch(() => undefined);
+    return stat(store);
+  }
+  let entries: string[] | undefined;
+  try {
+    entries = await readdir(store);
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT') throw unwritable(store, err);
+  }
+  // A folder that holds files but no marker is a store from before markers: it is adopted.
+  // Missing or empty while the state has copies there: the disk is not plugged in.
+  if ((entries === undefined || entries.length === 0) && (await hasCopies()))
+    throw storeUnavailable(store, entries === undefined ? 'the folder is not there' : 'an empty folder, not the store');
+  try {
+    await mkdir(store, { recursive: true });
+    await sweepStaleTemps(store);
+    const body = Buffer.from(`${JSON.stringify({ store: 'laptop', createdAt: new Date().toISOString() })}\n`);
+    await durableWrite(
+      (async function* () {
+        yield body;
+      })(),
+      { targets: [{ dir: store, name: STORE_MARKER }], createDirs: false },
+    );
+  } catch (err) {
+    // Two processes creating the store at once: the other one's marker is as good.
+    if (!(await storeAvailable(store))) throw unwritable(store, err);
+  }
+  return stat(store);
+}
+
+function unwritable(store: string, err: unknown): AgentError {
+  return new AgentError(
+    AGENT_CODES.storeUnwritable,
+    `The laptop store ${store} cannot be created (${errorCode(err) ?? (err as { code?: string }).code ?? 'error'}): check the path in the config and its permissions.`,
+    { cause: err, detail: { path: store } },
+  );
+}
 
 export interface AgentTarget {
   name: 'laptop' | 'field-drive';
@@ -35,27 +113,33 @@ export async function statFieldDrive(path: string): Promise<Stats> {
   return st;
 }
 
-export async function resolveTargets(store: string, fieldDrive: string | undefined): Promise<ResolvedTargets> {
-  try {
-    await mkdir(store, { recursive: true });
-  } catch (err) {
-    throw new AgentError(
-      AGENT_CODES.storeUnwritable,
-      `The laptop store ${store} cannot be created (${errorCode(err) ?? 'error'}): check the path in the config and its permissions.`,
-      { cause: err, detail: { path: store } },
-    );
-  }
-  const st = await stat(store);
+/**
+ * The destinations to write to. Throws AGENT_STORE_UNAVAILABLE when the laptop store's disk is
+ * not there (see the header); `storeHasCopies` tells whether the state records copies in `store`
+ * (state/agent-state.ts `hasCopiesUnder`; default: none, a fresh store).
+ */
+export async function resolveTargets(
+  store: string,
+  fieldDrive: string | undefined,
+  opts: { storeHasCopies?: () => Promise<boolean> } = {},
+): Promise<ResolvedTargets> {
+  const st = await openStore(store, opts.storeHasCopies ?? (async () => false));
   const targets: AgentTarget[] = [{ name: 'laptop', root: store, device: `local:${st.dev}`, media: 'laptop-disk' }];
   if (fieldDrive === undefined) return { targets };
+  const fd = await resolveFieldDrive(fieldDrive);
+  return fd.target === undefined ? { targets, fieldDriveProblem: fd.problem } : { targets: [...targets, fd.target] };
+}
+
+/** The field drive as a destination, or why it is not one now. */
+export async function resolveFieldDrive(
+  fieldDrive: string,
+): Promise<{ target: AgentTarget; problem?: undefined } | { target?: undefined; problem: AgentError }> {
   try {
     const fd = await statFieldDrive(fieldDrive);
-    targets.push({ name: 'field-drive', root: fieldDrive, device: `local:${fd.dev}`, media: 'external-drive' });
-    return { targets };
+    return { target: { name: 'field-drive', root: fieldDrive, device: `local:${fd.dev}`, media: 'external-drive' } };
   } catch (err) {
     return {
-      targets,
-      fieldDriveProblem: new AgentError(
+      problem: new AgentError(
         AGENT_CODES.fieldDriveMissing,
         `The field drive folder ${fieldDrive} is not there (${errorCode(err) ?? 'error'}): connect the drive (or create the folder on it); until then copies go to the laptop only and cards are not safe to format.`,
         { cause: err, retryable: true, detail: { path: fieldDrive } },

@@ -11,6 +11,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { hashFile } from '@studio321/protocol';
+import { STORE_MARKER } from '@studio321/agent';
 import { waitFor as pollFor } from './wait-for.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -77,10 +78,11 @@ export async function listFiles(root: string, rel = ''): Promise<string[]> {
   return out;
 }
 
-/** path → blake3 of every regular file under root. */
+/** path → blake3 of every regular file under root, but a laptop store's marker (not a copy of anything). */
 export async function hashTree(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const f of await listFiles(root)) {
+    if (f === STORE_MARKER) continue;
     const st = await lstat(join(root, f));
     if (st.isFile()) out.set(f, (await hashFile(join(root, f))).blake3);
   }

@@ -14,7 +14,7 @@ import { relative, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '@studio321/protocol';
 import type { ScannedFile } from './scanner.js';
-import { isOsLitter } from './scanner.js';
+import { isOsLitter, mtimeMsOf } from './scanner.js';
 
 export type StableResult = 'done' | 'retry';
 
@@ -82,7 +82,7 @@ export class HotFolder {
     const rel = relative(this.opts.dir, abs).split(sep).join('/');
     let st;
     try {
-      st = await lstat(abs);
+      st = await lstat(abs, { bigint: true });
     } catch {
       this.#forget(rel);
       return; // gone again (a tethering app's temp)
@@ -91,7 +91,7 @@ export class HotFolder {
       this.#forget(rel);
       return;
     }
-    const now = { size: st.size, mtimeMs: Math.trunc(st.mtimeMs) };
+    const now = { size: Number(st.size), mtimeMs: mtimeMsOf(st) };
     const entry = this.#pending.get(rel);
     if (fromTimer && entry !== undefined && entry.size === now.size && entry.mtimeMs === now.mtimeMs) {
       this.#pending.delete(rel);

@@ -14,6 +14,7 @@
  * NFKD is opened as it is. Two names that differ only by Unicode form are two
  * files; the offloader compares names NFC for clashes (naming.ts).
  */
+import type { BigIntStats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, validateRelativePath } from '@studio321/protocol';
@@ -23,6 +24,17 @@ export interface ScannedFile {
   path: string;
   size: number;
   mtimeMs: number;
+}
+
+/**
+ * A file's mtime as the listing records it and every later identity check compares it:
+ * whole milliseconds cut from the exact nanoseconds. Never from `Stats.mtimeMs`: that double
+ * rounds up to the next millisecond for about one file in 4,000 (e.g. …999.9999 ms), so a
+ * listing made from it never matches the exact value again and the file fails with
+ * AGENT_SOURCE_CHANGED on every try.
+ */
+export function mtimeMsOf(st: Pick<BigIntStats, 'mtimeNs'>): number {
+  return Number(st.mtimeNs / 1_000_000n);
 }
 
 export interface ScanWarning {
@@ -126,7 +138,7 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
       }
       let st;
       try {
-        st = await lstat(join(root, childRel));
+        st = await lstat(join(root, childRel), { bigint: true });
       } catch (err) {
         if (isRemovedCode(errorCode(err))) {
           throw new AgentError(
@@ -149,7 +161,7 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
           `${shown} is a symbolic link: links are never followed off a card; it was not copied. Review it, then run field-agent resolve.`,
         );
       } else if (st.isDirectory()) {
-        if (st.dev !== dev) {
+        if (Number(st.dev) !== dev) {
           warn(
             shown,
             AGENT_CODES.specialFileSkipped,
@@ -159,7 +171,7 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
           await walk(childRel);
         }
       } else if (st.isFile()) {
-        files.push({ path: shown, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
+        files.push({ path: shown, size: Number(st.size), mtimeMs: mtimeMsOf(st) });
       } else {
         warn(
           shown,

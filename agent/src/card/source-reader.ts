@@ -23,6 +23,7 @@
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { AGENT_CODES, AgentError } from '../errors.js';
+import { mtimeMsOf } from './scanner.js';
 
 /**
  * 4 MiB: fewer reads, writes and hash calls per card than 1 MiB chunks (README,
@@ -112,7 +113,7 @@ export async function* readCardFile(
     const st = await fh.stat({ bigint: true });
     if (!st.isFile()) throw changed(path, 'it is no longer a regular file');
     const before: Ident = { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
-    if (Number(st.size) !== expect.size || Math.trunc(Number(st.mtimeNs / 1_000_000n)) !== expect.mtimeMs) {
+    if (Number(st.size) !== expect.size || mtimeMsOf(st) !== expect.mtimeMs) {
       throw changed(path, 'its size or time differ from the listing');
     }
     const size = expect.size;

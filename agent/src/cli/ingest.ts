@@ -2,13 +2,17 @@
  * `field-agent ingest <path> [--shoot S] [--card-label L] [--json]`
  *
  * Offloads one card or folder given by hand and exits: 0 when every file is
- * verified, 1 when any file failed or the offload had to stop, 2 for bad usage.
+ * verified, 1 when any file failed or the offload had to stop (a card that cannot
+ * fit is refused before anything is copied: AGENT_NOT_ENOUGH_SPACE), 2 for bad
+ * usage, 3 when the card holds no files (AGENT_EMPTY_CARD: nothing to do is not
+ * "done"). A folder without a camera layout is copied with a warning (AGENT_NOT_A_CARD).
  * Progress (bytes, files, MB/s, ETA) goes to stderr; the summary to stdout
  * (`--json`: one JSON line per file, then the report).
  */
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { validateSegment, createLogger } from '@studio321/protocol';
+import { validateSegment, createLogger, EXIT } from '@studio321/protocol';
+import { detectCameraLayouts } from '../card/detector.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { AgentState } from '../state/agent-state.js';
 import { resolveTargets } from '../targets.js';
@@ -85,11 +89,36 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
     io.stderr.write(io.stderr.isTTY ? `\r${line}\u001b[K` : `${line}\n`);
   };
   try {
-    const resolved = await resolveTargets(config.store, config.fieldDrive);
+    const resolved = await resolveTargets(config.store, config.fieldDrive, {
+      storeHasCopies: () => state.hasCopiesUnder('laptop', config.store),
+    });
     if (resolved.fieldDriveProblem !== undefined)
       io.stderr.write(`field-agent: ${resolved.fieldDriveProblem.code}: ${resolved.fieldDriveProblem.message}\n`);
     await sweepInterrupted(state, resolved.targets);
     const scan = await scanCard(root, { signal: abort.signal });
+    if (scan.files.length === 0 && scan.warnings.length === 0) {
+      // Nothing to copy is not "done": a card the camera wrote to should not read empty.
+      const err = new AgentError(
+        AGENT_CODES.emptyCard,
+        `${root} holds no files: nothing was copied and nothing on it is safe. If the camera wrote to it, do not format it: check it in a reader.`,
+        { detail: { path: root } },
+      );
+      if (json) io.stdout.write(`${JSON.stringify({ event: 'done', ok: false, files: 0, ...err.toJSON() })}\n`);
+      else io.stdout.write(`${root}: no files — nothing copied\n`);
+      io.stderr.write(`field-agent: ${err.code}: ${err.message}\n`);
+      return EXIT.notSafe;
+    }
+    // A folder given by hand is copied even without a camera layout, but not without a word.
+    const layouts = await detectCameraLayouts(root);
+    const notACard =
+      layouts.length === 0
+        ? {
+            path: root,
+            code: AGENT_CODES.notACard,
+            message: `${root} is not a camera card (no DCIM, PRIVATE/M4ROOT, PRIVATE/AVCHD, XDROOT or CLIP folder): it is copied as a plain folder. Check it is the folder you meant.`,
+          }
+        : undefined;
+    if (notACard !== undefined) io.stderr.write(`field-agent: ${notACard.code}: ${notACard.message}\n`);
     const vol = await volumeAt(root);
     const cardLabelOpt = values['card-label'];
     const label = cardLabel(vol.labels, root, cardLabelOpt);
@@ -156,6 +185,13 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
       if (backfill.stoppedBy !== undefined)
         io.stderr.write(`field-agent: ${backfill.stoppedBy.code}: ${backfill.stoppedBy.message}\n`);
     }
+    if (notACard !== undefined) report.warnings.unshift(notACard);
+    // A card offloaded into this store before stays in its shoot (its files are there); say so.
+    const shootKept =
+      values.shoot !== undefined && report.card.shoot !== shoot
+        ? `${report.card.id} was offloaded into shoot ${report.card.shoot} of this store before: it stays there (--shoot ${shoot} applies to new cards and to another store).`
+        : undefined;
+    if (shootKept !== undefined) io.stderr.write(`field-agent: ${shootKept}\n`);
     const summary = await summariseCard(state, report.card, config.policy.copiesBeforeFormat);
     const failed = report.failed.length > 0 || report.stoppedBy !== undefined;
     if (json) {
@@ -175,6 +211,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
           warnings: report.warnings,
           ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.toJSON() }),
           safeToFormat: summary.safeToFormat,
+          shoot: report.card.shoot,
           elapsedMs: Math.round(performance.now() - startedAt),
           peakRssBytes: process.resourceUsage().maxRSS * 1024,
         })}\n`,

@@ -29,7 +29,7 @@ import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import { backfillCandidates, hasDamagedCopy, type AgentState } from '../state/agent-state.js';
 import type { AssetRecord } from '../state/records.js';
 import { copyFact, type AgentTarget } from '../targets.js';
-import { markCopyDamaged } from '../state/store-copy.js';
+import { laptopStorePresent, markCopyDamaged } from '../state/store-copy.js';
 import { BACKFILL_COPY_FAILED, BACKFILL_FAILURES, type BackfillFailureContext } from './durable-failures.js';
 import { suffixedPath } from './naming.js';
 
@@ -164,6 +164,14 @@ async function copyOne(
     } catch (err) {
       if (err instanceof CodedError && err.code === DURABLE_CODES.nameTaken && join(dir, name) === damagedAt) continue;
       const failure = backfillError(err, asset, source, join(dir, name));
+      if (failure.code === AGENT_CODES.storeCopyDamaged && !(await laptopStorePresent(asset))) {
+        // Its store's disk was pulled: the copy is unavailable, not damaged.
+        return new AgentError(
+          AGENT_CODES.storeUnavailable,
+          `The laptop store holding ${source} is not available: connect its disk; the field drive gets this copy then.`,
+          { cause: err, retryable: true, detail: { blake3: asset.blake3, path: source } },
+        );
+      }
       if (failure.code === AGENT_CODES.storeCopyDamaged) {
         // The ledger never lies: a laptop copy that does not hash right is no longer a copy.
         try {

@@ -6,4 +6,5 @@ export * from './naming.js';
 export * from './offload-card.js';
 export * from './offloader.js';
 export * from './recovery.js';
+export * from './space.js';
 export * from './verify-card.js';

@@ -2,13 +2,15 @@
  * One card, start to end: list it, know it, copy what is missing, say how it went.
  *
  *   scanCard → cardIdentity → state.beginOffload (run = running, sync)
- *   → state.recordScan (one batch) → CardOffloader.run → state.endOffload
+ *   → state.recordScan (one batch) → checkSpace (space.ts: refused up front when the
+ *   card cannot fit) → CardOffloader.run → state.endOffload
  *
  * A card re-inserted after a pull, a crash or a full disk gets the same id; its
  * verified files are skipped, the rest (including the file that was half copied)
  * are copied again from the card.
  */
-import type { AgentError } from '../errors.js';
+import { AGENT_CODES, AgentError } from '../errors.js';
+import { checkSpace } from './space.js';
 import type { CardInput } from '../state/agent-state.js';
 import type { ScanResult } from '../card/scanner.js';
 import type { CardRecord } from '../state/records.js';
@@ -46,8 +48,9 @@ export async function offloadCard(
   input: OffloadCardInput,
 ): Promise<CardReport> {
   const { state } = ctx;
-  await state.beginOffload({ ...input.card, dev: input.scan.dev });
-  const todo = await state.recordScan(input.card.id, input.scan);
+  const store = ctx.targets[0]?.root;
+  await state.beginOffload({ ...input.card, dev: input.scan.dev, ...(store === undefined ? {} : { store }) });
+  const todo = await state.recordScan(input.card.id, input.scan, new Date(), store);
   const card = (await state.getCard(input.card.id)) as CardRecord;
   const progress = new ProgressTracker({ totalBytes: todo.reduce((n, f) => n + f.size, 0), totalFiles: todo.length });
   const offloader = new CardOffloader(
@@ -73,8 +76,10 @@ export async function offloadCard(
     warnings: input.scan.warnings.map((w) => ({ ...w })),
   };
   try {
+    await checkSpace(state, ctx.targets, todo);
     await offloader.run(todo);
-  } catch (err) {
+  } catch (e) {
+    const err = e instanceof AgentError && e.code === AGENT_CODES.notEnoughSpace ? new OffloadStop(e) : e;
     if (!(err instanceof OffloadStop)) throw err;
     report.stoppedBy = err.error;
   }

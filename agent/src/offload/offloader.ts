@@ -32,7 +32,7 @@ import {
   OFFLOAD_UNREADABLE,
   type OffloadFailureContext,
 } from './durable-failures.js';
-import { hasVerifiedCopy, type AgentState } from '../state/agent-state.js';
+import { hasLaptopCopyIn, hasVerifiedCopy, type AgentState } from '../state/agent-state.js';
 import type { CardRecord, FileRecord } from '../state/records.js';
 import { groupKey, storeName, suffixedPath } from './naming.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
@@ -267,6 +267,8 @@ export class CardOffloader {
       file: FileRecord;
       expected?: { size: number; blake3: string };
       skip?: ReadonlySet<string>;
+      /** Its verified laptop copy is in another laptop store: its store name may be used again here. */
+      otherStore?: boolean;
     }> = [];
     for (const file of members) {
       if (file.size === 0 || (await this.ctx.state.hasAssetOfSize(file.size))) {
@@ -278,7 +280,7 @@ export class CardOffloader {
           continue;
         }
         const stored = await this.ctx.state.getAsset(pre.blake3);
-        if (hasVerifiedCopy(stored, 'laptop')) {
+        if (hasLaptopCopyIn(stored, this.#laptopRoot)) {
           await this.ctx.state.recordDuplicate({
             card: this.card,
             file,
@@ -290,27 +292,28 @@ export class CardOffloader {
           this.#done({ path: file.path, result: 'duplicate', bytes: 0, blake3: pre.blake3 });
           continue;
         }
-        // Stored, but its laptop copy was found damaged (backfill.ts): copy it again from the
-        // card, under a new name (the damaged file is never overwritten), to the targets
-        // that have no verified copy.
+        // Stored, but its laptop copy was found damaged (backfill.ts), or lies in another laptop
+        // store than this one: copy it again from the card (a damaged file is never
+        // overwritten: under a new name), to the laptop and the targets that have no verified copy.
         const skip = new Set(
           this.ctx.targets.filter((t) => t.name !== 'laptop' && hasVerifiedCopy(stored, t.name)).map((t) => t.name),
         );
-        toWrite.push({ file, expected: pre, skip });
+        toWrite.push({ file, expected: pre, skip, otherStore: hasVerifiedCopy(stored, 'laptop') });
       } else {
         toWrite.push({ file });
       }
     }
     if (toWrite.length === 0) return;
-    const k = await this.#chooseSuffix(
-      key,
-      toWrite.map((w) => w.file),
-    );
+    const k = await this.#chooseSuffix(key, toWrite);
     await this.ctx.state.claimNames(
       this.card.id,
       key,
       k,
-      toWrite.map((w) => ({ storePath: this.#storePath(w.file, k), path: w.file.path })),
+      toWrite.map((w) => ({
+        storePath: this.#storePath(w.file, k),
+        path: w.file.path,
+        ...(w.expected === undefined || w.otherStore !== true ? {} : { blake3: w.expected.blake3 }),
+      })),
     );
     for (const w of toWrite) await this.#copy(w.file, w.expected, k, key, w.skip);
   }
@@ -319,16 +322,31 @@ export class CardOffloader {
     return posix.join(this.card.shoot, this.card.id, suffixedPath(storeName(file.path), k));
   }
 
-  /** The smallest suffix (from the group's current one) whose names are free or already ours. */
-  async #chooseSuffix(key: string, files: FileRecord[]): Promise<number> {
+  get #laptopRoot(): string {
+    return (this.ctx.targets[0] as AgentTarget).root;
+  }
+
+  /**
+   * The smallest suffix (from the group's current one) whose names are free or already ours:
+   * reserved for this file, or bound to the very content it is expected to have (the same
+   * card offloaded into another laptop store: store names are claimed per store-relative path).
+   */
+  async #chooseSuffix(
+    key: string,
+    files: ReadonlyArray<{ file: FileRecord; expected?: { blake3: string }; otherStore?: boolean }>,
+  ): Promise<number> {
     const start = (await this.ctx.state.getGroupSuffix(this.card.id, key)) ?? 1;
     for (let k = start; k <= MAX_SUFFIX; k++) {
       let free = true;
-      for (const f of files) {
+      for (const { file: f, expected, otherStore } of files) {
         const claim = await this.ctx.state.getClaim(this.#storePath(f, k));
         if (
           claim !== undefined &&
-          !(claim.blake3 === undefined && claim.card === this.card.id && claim.path === f.path)
+          !(
+            claim.card === this.card.id &&
+            claim.path === f.path &&
+            (claim.blake3 === undefined || (otherStore === true && claim.blake3 === expected?.blake3))
+          )
         ) {
           free = false;
           break;
@@ -339,7 +357,7 @@ export class CardOffloader {
     throw new OffloadStop(
       new AgentError(
         AGENT_CODES.copyFailed,
-        `More than ${MAX_SUFFIX} different files are named like ${files[0]?.path ?? key} on this card: rename them on a reader and ingest again.`,
+        `More than ${MAX_SUFFIX} different files are named like ${files[0]?.file.path ?? key} on this card: rename them on a reader and ingest again.`,
         { detail: { group: key } },
       ),
     );
@@ -376,7 +394,7 @@ export class CardOffloader {
         // Something the state does not know holds that name (a file put in the store by hand):
         // never touch it; move this file (and later members of its group) to the next suffix.
         await this.ctx.state.markNameForeign(storePath, this.card.id, file.path);
-        const next = await this.#chooseSuffix(key, [file]);
+        const next = await this.#chooseSuffix(key, [{ file }]);
         await this.ctx.state.claimNames(this.card.id, key, next, [
           { storePath: this.#storePath(file, next), path: file.path },
         ]);

@@ -10,18 +10,19 @@
  *    `verified: false` (store-copy.ts), so the card is no longer safe to format
  *    and the next ingest of the card (laptop copy) or the back-fill (field
  *    drive) makes it again;
- *  - on a field drive that is not connected, or a read that fails for a reason
+ *  - on a field drive that is not connected, in a laptop store whose disk is not
+ *    there (its marker is missing: targets.ts), or a read that fails for a reason
  *    that says nothing about the copy (EACCES…): left as recorded and listed as
- *    unchecked. A missing file counts as lost only while the drive is there.
+ *    unchecked. A missing file counts as lost only while its disk is there.
  */
 import { DURABLE_CODES, verifyFile } from '@studio321/protocol/durable';
 import { findCard, type AgentState } from '../state/agent-state.js';
-import { AGENT_CODES } from '../errors.js';
+import { AGENT_CODES, AgentError } from '../errors.js';
 import type { SafeToFormat } from '../state/safe-to-format.js';
 import type { AssetRecord, CardRecord } from '../state/records.js';
 import { summariseCard } from '../state/status.js';
-import { markCopyDamaged } from '../state/store-copy.js';
-import { resolveTargets, statFieldDrive, type AgentTarget } from '../targets.js';
+import { laptopStorePresent, markCopyDamaged } from '../state/store-copy.js';
+import { resolveFieldDrive, resolveTargets, statFieldDrive, type AgentTarget } from '../targets.js';
 
 export interface VerifyCardReport {
   /** The card whose files were checked; absent: every asset of the store. */
@@ -47,9 +48,9 @@ async function assetsOf(state: AgentState, card: CardRecord | undefined): Promis
   return out;
 }
 
-/** Whether the target's root is there now (the laptop store always is; a field drive may be unplugged). */
-async function present(target: AgentTarget): Promise<boolean> {
-  if (target.name === 'laptop') return true;
+/** Whether the copy's disk is there now: its laptop store (by its marker) or the field drive (may be unplugged). */
+async function present(target: AgentTarget, asset: AssetRecord): Promise<boolean> {
+  if (target.name === 'laptop') return laptopStorePresent(asset);
   try {
     await statFieldDrive(target.root);
     return true;
@@ -79,8 +80,9 @@ export async function verifyCardCopies(
       if (!fact.verified || path === undefined) continue;
       const entry = { blake3: asset.blake3, target: fact.target, path };
       const target = byName.get(fact.target);
-      if (target === undefined || !(await present(target))) {
-        report.unchecked.push({ ...entry, code: AGENT_CODES.fieldDriveMissing });
+      const away = fact.target === 'laptop' ? AGENT_CODES.storeUnavailable : AGENT_CODES.fieldDriveMissing;
+      if (target === undefined || !(await present(target, asset))) {
+        report.unchecked.push({ ...entry, code: away });
         continue;
       }
       let verdict;
@@ -96,8 +98,8 @@ export async function verifyCardCopies(
         continue;
       }
       // A drive pulled during the check: its missing files are not lost.
-      if (!verdict.ok && verdict.code === DURABLE_CODES.missing && !(await present(target))) {
-        report.unchecked.push({ ...entry, code: AGENT_CODES.fieldDriveMissing });
+      if (!verdict.ok && verdict.code === DURABLE_CODES.missing && !(await present(target, asset))) {
+        report.unchecked.push({ ...entry, code: away });
         continue;
       }
       report.copiesChecked++;
@@ -127,7 +129,18 @@ export async function verifyCopies(
   ref?: string,
 ): Promise<VerifyOutcome> {
   const card = ref === undefined || ref === '' ? undefined : await findCard(state, ref);
-  const { targets } = await resolveTargets(o.store, o.fieldDrive);
+  let targets: AgentTarget[];
+  try {
+    ({ targets } = await resolveTargets(o.store, o.fieldDrive, {
+      storeHasCopies: () => state.hasCopiesUnder('laptop', o.store),
+    }));
+  } catch (err) {
+    // The store's disk is unplugged: its copies are listed as not checked (AGENT_STORE_UNAVAILABLE).
+    if (!(err instanceof AgentError && err.code === AGENT_CODES.storeUnavailable)) throw err;
+    targets = [{ name: 'laptop', root: o.store, device: '', media: 'laptop-disk' }];
+    const fd = o.fieldDrive === undefined ? undefined : await resolveFieldDrive(o.fieldDrive);
+    if (fd?.target !== undefined) targets.push(fd.target);
+  }
   const report = await verifyCardCopies({ state, targets }, card);
   if (card === undefined) return report;
   return { ...report, safeToFormat: (await summariseCard(state, card, o.copiesNeeded)).safeToFormat };

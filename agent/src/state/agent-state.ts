@@ -51,7 +51,7 @@ export interface StudioReceipt {
 }
 
 /** A card as the offload first sees it; the state adds the rest of its CardRecord. */
-export type CardInput = Pick<CardRecord, 'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'shoot'>;
+export type CardInput = Pick<CardRecord, 'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'shoot' | 'store'>;
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 type Db = Level<string, unknown>;
@@ -203,8 +203,10 @@ export class AgentState {
         kind: input.kind,
         source: input.source,
         ...(input.dev === undefined ? {} : { dev: input.dev }),
-        // A card keeps the shoot it was first offloaded into, so a resume writes to the same folder.
-        shoot: old?.shoot ?? input.shoot,
+        // A card keeps the shoot it was first offloaded into, so a resume writes to the same folder;
+        // into another laptop store it is offloaded afresh, under the shoot asked for now.
+        shoot: old !== undefined && (old.store === undefined || old.store === input.store) ? old.shoot : input.shoot,
+        ...(input.store === undefined ? {} : { store: input.store }),
         firstSeen: old?.firstSeen ?? at,
         lastSeen: at,
         scan: old?.scan ?? 0,
@@ -243,7 +245,7 @@ export class AgentState {
    * mtime stay verified (never copied again); new or changed files become `seen`.
    * Returns the files that still need a copy, in path order.
    */
-  recordScan(cardId: string, scan: ScanResult, now = new Date()): Promise<FileRecord[]> {
+  recordScan(cardId: string, scan: ScanResult, now = new Date(), store?: string): Promise<FileRecord[]> {
     return this.#exclusive(async () => {
       const card = await this.getCard(cardId);
       if (card === undefined) throw new TypeError(`recordScan: unknown card ${cardId}; call beginOffload first`);
@@ -260,7 +262,7 @@ export class AgentState {
           rec = { card: cardId, path: f.path, size: f.size, mtimeMs: f.mtimeMs, scan: n, state: 'seen' };
         }
         ops.push({ type: 'put', key: keys.file(cardId, f.path), value: rec });
-        if (await this.needsCopy(rec)) todo.push(rec);
+        if (await this.needsCopy(rec, store)) todo.push(rec);
       }
       for (const w of scan.warnings) {
         const old = existing.get(w.path);
@@ -293,9 +295,22 @@ export class AgentState {
    * laptop copy was found damaged since (store-copy.ts): it is copied again from the card or hot
    * folder, under a new name.
    */
-  async needsCopy(rec: FileRecord): Promise<boolean> {
+  async needsCopy(rec: FileRecord, store?: string): Promise<boolean> {
     if (rec.state !== 'verified') return true;
-    return rec.blake3 !== undefined && !hasVerifiedCopy(await this.getAsset(rec.blake3), 'laptop');
+    return rec.blake3 !== undefined && !hasLaptopCopyIn(await this.getAsset(rec.blake3), store);
+  }
+
+  /** Whether some asset's `target` copy lies under `root` (is that folder a store the state uses?). Stops at the first. */
+  async hasCopiesUnder(target: string, root: string): Promise<boolean> {
+    const prefix = root.endsWith('/') ? root : `${root}/`;
+    try {
+      for await (const v of this.#db.values({ gte: 'asset:', lt: prefixEnd('asset:') })) {
+        if ((v as AssetRecord).paths[target]?.startsWith(prefix) === true) return true;
+      }
+    } catch (err) {
+      throw stateError(err, 'listing assets');
+    }
+    return false;
   }
 
   /** Hot folders: record one file that appeared (or changed). Returns its record. */
@@ -353,6 +368,12 @@ export class AgentState {
     return (await this.#range<unknown>(keys.sizePrefix(size), { limit: 1 })).length > 0;
   }
 
+  /** The hashes of the assets of this size. */
+  async assetHashesOfSize(size: number): Promise<string[]> {
+    const prefix = keys.sizePrefix(size);
+    return (await this.#range<unknown>(prefix)).map(([k]) => k.slice(prefix.length));
+  }
+
   getClaim(storePath: string): Promise<ClaimRecord | undefined> {
     return this.#get<ClaimRecord>(keys.claim(storePath));
   }
@@ -367,15 +388,20 @@ export class AgentState {
     cardId: string,
     group: string,
     k: number,
-    claims: Array<{ storePath: string; path: string }>,
+    claims: Array<{ storePath: string; path: string; blake3?: string }>,
   ): Promise<void> {
     return this.#exclusive(async () => {
       const ops: Op[] = [{ type: 'put', key: keys.group(cardId, group), value: { k } }];
       for (const c of claims) {
         const old = await this.getClaim(c.storePath);
-        if (old !== undefined && (old.card !== cardId || old.path !== c.path || old.blake3 !== undefined)) {
+        if (
+          old !== undefined &&
+          (old.card !== cardId || old.path !== c.path || (old.blake3 !== undefined && old.blake3 !== c.blake3))
+        ) {
           throw new TypeError(`claimNames: ${c.storePath} is already claimed`);
         }
+        // A name bound to this very content (the card in another laptop store) stays bound.
+        if (old?.blake3 !== undefined) continue;
         const rec: ClaimRecord = { card: cardId, path: c.path };
         ops.push({ type: 'put', key: keys.claim(c.storePath), value: rec });
       }
@@ -588,6 +614,13 @@ export function hasVerifiedCopy(asset: { copies: readonly CopyFact[] } | undefin
   return asset?.copies.some((c) => c.target === target && c.verified) === true;
 }
 
+/** Whether the asset has a verified laptop copy in the store at `store` (any store when undefined). */
+export function hasLaptopCopyIn(asset: AssetRecord | undefined, store: string | undefined): boolean {
+  if (!hasVerifiedCopy(asset, 'laptop')) return false;
+  if (store === undefined) return true;
+  return asset?.paths['laptop']?.startsWith(store.endsWith('/') ? store : `${store}/`) === true;
+}
+
 /** Whether the asset's copy on `target` was found damaged: recorded, but no longer verified (store-copy.ts). */
 export function hasDamagedCopy(asset: { copies: readonly CopyFact[] } | undefined, target: string): boolean {
   return asset?.copies.some((c) => c.target === target && !c.verified) === true;
@@ -619,7 +652,9 @@ function mergeAsset(
   const names = asset.names.some((n) => n.card === name.card && n.path === name.path && n.shoot === name.shoot)
     ? asset.names
     : [...asset.names, name];
-  const added = copies.filter((c) => !hasVerifiedCopy(asset, c.target));
+  // A laptop copy is only written when the asset has none in the current store (offloader.ts):
+  // it replaces a damaged one, or one in a store the agent no longer writes to.
+  const added = copies.filter((c) => c.target === 'laptop' || !hasVerifiedCopy(asset, c.target));
   const laptopReplaced = added.some((c) => c.target === 'laptop');
   return { ...replaceCopies(asset, added, paths), names, ...(laptopReplaced ? { storePath } : {}) };
 }

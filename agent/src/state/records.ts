@@ -26,6 +26,8 @@ export interface CardRecord {
   /** st_dev of the card root when last seen (copies on this device are not "off the card"). */
   dev?: number;
   shoot: string;
+  /** The laptop store it was offloaded into (its shoot holds there; another store takes a new one). */
+  store?: string;
   firstSeen: string;
   lastSeen: string;
   /** Increases with each full listing; files with an older `scan` are no longer on the card. */

@@ -17,6 +17,7 @@ import { verifyFile } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { hasVerifiedCopy, type AgentState, type PendingAsset, type StudioReceipt } from './agent-state.js';
 import type { AssetRecord } from './records.js';
+import { storeAvailable } from '../targets.js';
 
 /** The message of AGENT_STORE_COPY_DAMAGED for the laptop copy at `path`; `consequence` says what was not done with it. */
 export function storeCopyDamagedMessage(path: string, consequence: string): string {
@@ -34,6 +35,25 @@ export function storeCopyDamagedError(
     ...(cause === undefined ? {} : { cause }),
     detail: { ...detail, path },
   });
+}
+
+/**
+ * The root of the laptop store holding the asset's laptop copy (its path minus the store-relative
+ * path), or undefined when the two do not fit together.
+ */
+export function laptopStoreRoot(asset: AssetRecord): string | undefined {
+  const path = asset.paths['laptop'];
+  const tail = `/${asset.storePath}`;
+  return path?.endsWith(tail) === true ? path.slice(0, -tail.length) : undefined;
+}
+
+/**
+ * Whether a missing or unreadable laptop copy says anything about the copy: only while its store is
+ * there (targets.ts: its marker is). An unplugged store's copies are unavailable, never damaged.
+ */
+export async function laptopStorePresent(asset: AssetRecord): Promise<boolean> {
+  const root = laptopStoreRoot(asset);
+  return root !== undefined && (await storeAvailable(root));
 }
 
 /** Records the `target` copy (default: the laptop's) of `asset` as damaged (one synced batch); nothing when it did not count anyway. */
@@ -63,7 +83,7 @@ export async function checkStoreCopy(
   } catch {
     return undefined;
   }
-  if (verdict.ok) return undefined;
+  if (verdict.ok || !(await laptopStorePresent(asset))) return undefined;
   await markCopyDamaged(state, asset);
   return storeCopyDamagedError(path, 'was not sent to the studio', { blake3, verdict: verdict.code });
 }

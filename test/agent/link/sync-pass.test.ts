@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { hashFile, type CodedError, type Message, type MessageOf } from '@studio321/protocol';
 import { LINK_CODES, LinkError, SyncPass, emptySyncResult, syncPass, type SyncLink } from '@studio321/agent/link';
 import { AgentState, hasDamagedCopy, hasVerifiedCopy, syncQueueOf, type SyncQueue } from '@studio321/agent/state';
+import { resolveTargets } from '@studio321/agent';
 import { testBytes } from '../../lib/lying-source.js';
 import { rotByte } from '../../lib/bit-rot.js';
 
@@ -248,6 +249,7 @@ async function agentStore(t: Test, sizes: number[]): Promise<{ state: AgentState
     files: names.map((n, i) => ({ path: `DCIM/100CANON/${n}`, size: sizes[i] ?? 0, mtimeMs: 1_795_000_000_000 + i })),
     warnings: [],
   });
+  await resolveTargets(join(dir, 'store'), undefined); // a laptop store as the agent makes it: with its marker
   await mkdir(join(dir, 'store', 'shoot', 'CARD1'), { recursive: true });
   const files: StoredFile[] = [];
   for (const [i, name] of names.entries()) {

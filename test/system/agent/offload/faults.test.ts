@@ -14,24 +14,16 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { appendFileSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile, stat, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { makeTestCard } from '../../../../scripts/dist/make-test-card.js';
 import { AgentState } from '@studio321/agent/state';
 import { offloadCard } from '@studio321/agent/offload';
 import { scanCard } from '@studio321/agent/card';
-import { resolveTargets } from '@studio321/agent';
+import { resolveTargets, STORE_MARKER } from '@studio321/agent';
 import { readCardFile } from '@studio321/agent/card';
 import { summariseCard } from '@studio321/agent/state';
-import {
-  tmpfsDirs,
-  umount,
-  remountSize,
-  hashTree,
-  listFiles,
-  runAgentCli,
-  jsonLines,
-} from '../../../lib/agent-harness.js';
+import { tmpfsDirs, umount, hashTree, listFiles, runAgentCli, jsonLines } from '../../../lib/agent-harness.js';
 
 const execFileP = promisify(execFile);
 const temps = async (root: string): Promise<string[]> => (await listFiles(root)).filter((f) => f.endsWith('.s321tmp'));
@@ -90,42 +82,63 @@ t.test('card pulled mid-copy: AGENT_CARD_REMOVED, nothing partial, not safe, res
   t.same([...(await hashTree(join(data, 'store', 's', 'CARD-1'))).entries()].sort(), [...source.entries()].sort());
 });
 
-t.test('laptop disk full: AGENT_STORE_FULL, stops cleanly, resumes when space exists', async (t) => {
-  const m = await tmpfsDirs(t, { store: '4m' });
-  if (m === undefined)
-    return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
-  const dir = m.base;
-  const store = m.dirs['store'] as string;
-  const card = join(dir, 'card');
-  await makeTestCard(card, { rawSize: 1024 * 1024 });
-  const source = await hashTree(card);
-  const config = join(dir, 'field-agent.json');
-  await writeFile(config, JSON.stringify({ store }));
-  const data = join(dir, 'data');
-  const full = await runAgentCli(['ingest', card, '--data-dir', data, '--config', config, '--shoot', 's', '--json']);
-  t.equal(full.code, 1);
-  const done = jsonLines(full.stdout).find((e) => e['event'] === 'done') as {
-    stoppedBy?: { code: string };
-    copied: number;
-  };
-  t.equal(done.stoppedBy?.code, 'AGENT_STORE_FULL');
-  t.match(full.stderr, /AGENT_STORE_FULL: The store is full/);
-  t.same(await temps(store), [], 'no temp file left on the full disk');
-  const partial = await hashTree(store);
-  for (const [p, h] of partial)
-    t.equal(source.get(p.split('/').slice(2).join('/')), h, `${p} is complete and verified`);
+t.test(
+  'laptop disk filled by another program mid-offload: AGENT_STORE_FULL, stops cleanly, resumes when space exists',
+  async (t) => {
+    // The card fits when the offload starts (space.ts lets it through); another program then fills
+    // the disk (a filler file written from the card-read seam), so the ENOSPC of a later write stops it.
+    const m = await tmpfsDirs(t, { disk: '16m' });
+    if (m === undefined)
+      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+    const disk = m.dirs['disk'] as string;
+    const store = join(disk, 'store');
+    const card = join(m.base, 'card');
+    await makeTestCard(card, { rawSize: 1024 * 1024 });
+    const source = await hashTree(card);
+    const state = await AgentState.open(join(m.base, 'data'));
+    t.teardown(() => state.close());
+    const { targets } = await resolveTargets(store, undefined);
+    const filler = join(disk, 'filler');
+    let reads = 0;
+    const full = await offloadCard(
+      {
+        state,
+        targets,
+        concurrency: 1,
+        openSource: async function* (path, expect, opts) {
+          for await (const chunk of readCardFile(path, expect, opts)) {
+            if (++reads === 3) {
+              const fs = await statfs(disk);
+              await writeFile(filler, Buffer.alloc(fs.bavail * fs.bsize)).catch(() => undefined);
+            }
+            yield chunk;
+          }
+        },
+      },
+      { root: card, card: cardInput(card, 'CARD-F'), scan: await scanCard(card) },
+    );
+    t.equal(full.stoppedBy?.code, 'AGENT_STORE_FULL');
+    t.match(full.stoppedBy?.message ?? '', /The store is full/);
+    t.same(await temps(store), [], 'no temp file left on the full disk');
+    const partial = await hashTree(store);
+    t.ok(partial.size < source.size, 'the copy stopped');
+    for (const [p, h] of partial)
+      t.equal(source.get(p.split('/').slice(2).join('/')), h, `${p} is complete and verified`);
 
-  await remountSize(store, '64m');
-  const resumed = await runAgentCli(['ingest', card, '--data-dir', data, '--config', config, '--shoot', 's', '--json']);
-  t.equal(resumed.code, 0, resumed.stderr);
-  const d2 = jsonLines(resumed.stdout).find((e) => e['event'] === 'done') as {
-    copied: number;
-    alreadyVerified: number;
-  };
-  t.equal(d2.alreadyVerified, done.copied, 'what was verified before the disk filled is not copied again');
-  const all = await hashTree(store);
-  t.same([...all.entries()].map(([p, h]) => [p.split('/').slice(2).join('/'), h]).sort(), [...source.entries()].sort());
-});
+    await rm(filler);
+    const resumed = await offloadCard(
+      { state, targets },
+      { root: card, card: cardInput(card, 'CARD-F'), scan: await scanCard(card) },
+    );
+    t.equal(resumed.stoppedBy, undefined);
+    t.equal(resumed.alreadyVerified, full.copied, 'what was verified before the disk filled is not copied again');
+    const all = await hashTree(store);
+    t.same(
+      [...all.entries()].map(([p, h]) => [p.split('/').slice(2).join('/'), h]).sort(),
+      [...source.entries()].sort(),
+    );
+  },
+);
 
 t.test('unreadable file (EACCES): that file is reported, the rest is copied', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'fa-eacces-'));
@@ -246,7 +259,7 @@ t.test('a file that changes while it is copied is discarded (AGENT_SOURCE_CHANGE
     r.failed.map((f) => f.code),
     ['AGENT_SOURCE_CHANGED'],
   );
-  t.same(await listFiles(join(data, 'store')), [], 'nothing stored, no temp left');
+  t.same(await listFiles(join(data, 'store')), [STORE_MARKER], 'nothing stored but the store marker, no temp left');
   const again = await offloadCard(
     { state, targets },
     { root: folder, card: cardInput(folder, 'HOT-1'), scan: await scanCard(folder) },
