@@ -12,7 +12,13 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { createLogger, hashBytes, nameKey, type Logger } from '@studio321/protocol';
 import { durableWrite } from '@studio321/protocol/durable';
-import { Catalogue, fieldClaimRecords, parseStudiodConfig, type CopyRecord, type StudiodConfig } from '@studio321/studiod';
+import {
+  Catalogue,
+  fieldClaimRecords,
+  parseStudiodConfig,
+  type CopyRecord,
+  type StudiodConfig,
+} from '@studio321/studiod';
 import { MemoryCloud, MemorySink, type CloudTargetConfig } from '@studio321/studiod/cloud';
 import { checkTarget } from '@studio321/studiod/commit';
 import { LedgerService } from '@studio321/studiod/ledger';
