@@ -26,7 +26,7 @@ export const STUDIO_CODES = {
   /** TLS key/cert could not be created or read. Not retryable. */
   tlsSetup: 'STUDIO_TLS_SETUP',
   /** The TLS key/cert are missing or damaged while agents are paired (they pinned it). Not retryable. */
-  tlsIdentityLost: 'STUDIO_TLS_IDENTITY_LOST',
+  identityLost: 'STUDIO_IDENTITY_LOST',
   /** Logged: the TLS key/cert were damaged or missing with no agent paired; a new identity was made. */
   tlsRegenerated: 'STUDIO_TLS_REGENERATED',
   /** The control socket could not be bound (another studiod running?). Not retryable. */

@@ -11,7 +11,7 @@
  * empty, truncated, not PEM or not a pair are never used:
  *   - with no agent paired, nothing pinned them: the damaged files are moved aside
  *     (`<file>.damaged-<ms>`), a new identity is made and logged (STUDIO_TLS_REGENERATED);
- *   - with agents paired, studiod refuses (STUDIO_TLS_IDENTITY_LOST): restore the
+ *   - with agents paired, studiod refuses (STUDIO_IDENTITY_LOST): restore the
  *     files, or start once with `--new-identity` and pair every agent again.
  */
 import { execFile } from 'node:child_process';
@@ -87,7 +87,7 @@ export async function loadOrCreateTlsIdentity(
   }
   if (opts.pairedAgents > 0 && opts.newIdentity !== true) {
     throw new StudioError(
-      STUDIO_CODES.tlsIdentityLost,
+      STUDIO_CODES.identityLost,
       `The studio's TLS identity is ${why ?? `missing (${keyPath}, ${certPath})`}, and ${opts.pairedAgents} paired agent(s) pinned it. ` +
         'Restore both files from a backup; or start once with `studiod --new-identity` to make a new one, then pair every agent again.',
       { detail: { keyPath, certPath, pairedAgents: opts.pairedAgents } },
