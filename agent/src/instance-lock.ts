@@ -11,8 +11,9 @@
  * refusal can say which process holds the lock. It is written atomically
  * (temp + rename) after the lock is held and removed on release.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '@studio321/protocol/durable';
 import { Level } from 'level';
 import { hasCodeInChain } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from './errors.js';
@@ -81,9 +82,7 @@ export class InstanceLock {
       }
       this.#db = db;
       const info: InstanceLockInfo = { pid: process.pid, startedAt: new Date().toISOString() };
-      const tmp = `${this.pidFile}.${process.pid}.tmp`;
-      await writeFile(tmp, `${JSON.stringify(info)}\n`, { mode: 0o600 });
-      await rename(tmp, this.pidFile);
+      await writeFileAtomic(this.pidFile, `${JSON.stringify(info)}\n`, { mode: 0o600 });
       this.#state = 'open';
     } catch (err) {
       await this.#db?.close().catch(() => undefined);

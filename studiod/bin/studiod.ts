@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * studiod — the studio daemon. Usage: studiod --config FILE
- * (default FILE: $STUDIOD_CONFIG or /etc/studiod/studiod.json).
+ * studiod — the studio daemon. Usage: studiod --config FILE [--new-identity]
+ * (default FILE: $STUDIOD_CONFIG or /etc/studiod/studiod.json). `--new-identity`:
+ * when the TLS key/cert did not survive, make a new identity even though agents
+ * are paired (each must pair again); a valid identity is never replaced.
  */
 import { CodedError, configureShutdown, createLogger, onShutdown } from '@studio321/protocol';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
@@ -15,14 +17,14 @@ function argValue(name: string): string | undefined {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write('Usage: studiod --config FILE\n');
+    process.stdout.write('Usage: studiod --config FILE [--new-identity]\n');
     return;
   }
   const config = await loadStudiodConfig(argValue('--config') ?? defaultConfigPath());
   const level = config.log.level === 'fatal' ? 'error' : config.log.level === 'trace' ? 'debug' : config.log.level;
   const log = createLogger({ name: 'studiod', level: level as 'debug' | 'info' | 'warn' | 'error' | 'silent' });
   configureShutdown({ log });
-  const studio = new Studio({ config, log });
+  const studio = new Studio({ config, log, newIdentity: process.argv.includes('--new-identity') });
   onShutdown('studiod', () => studio.close());
   await studio.open();
 }

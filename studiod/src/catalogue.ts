@@ -7,7 +7,7 @@
  * read-modify-written consistently; reads are free.
  */
 import { Level } from 'level';
-import { FORMAT_VERSION, hasCodeInChain } from '@studio321/protocol';
+import { FORMAT_VERSION, hasCodeInChain, type AgentCopy } from '@studio321/protocol';
 import { STUDIO_CODES, StudioError } from './errors.js';
 
 export interface AssetRecord {
@@ -76,8 +76,14 @@ export interface StoredPathRecord {
 export interface CatalogueCounters {
   assets: number;
   bytes: number;
-  /** Per target label: copies and bytes. */
+  /** Per archive target (mirror, raid, each cloud target): the studio's own copies and bytes. */
   copies: Record<string, { count: number; bytes: number }>;
+  /**
+   * Field claims (kind 'agent') per agent id, then per the label that agent gave
+   * (`laptop`, `field-drive`, or anything it chose — even `mirror`): never an
+   * archive target's count, whatever the label says.
+   */
+  field: Record<string, Record<string, { count: number; bytes: number }>>;
 }
 
 /** What one receipt-making commit writes, all in one batch. */
@@ -162,7 +168,6 @@ const KIND_OF_PREFIX = new Map<string, ExportedKind>(EXPORTED_KINDS.map((k) => [
 
 const SEP = '!';
 
-/** Key of a copy record: `<hash>!<target>` (agent copies: `<hash>!agent:<agentId>:<target>`). */
 /** The copy record of a file on a local archive target (mirror or RAID), on the target's device. */
 export function localCopyRecord(
   target: string,
@@ -184,14 +189,50 @@ export function localCopyRecord(
   };
 }
 
+/**
+ * The records of the copies an agent says it holds (its Offer's `copies`):
+ * claims, never archive copies. Whatever their labels say (`laptop`, or a
+ * forged `mirror`), they are kind 'agent' under the id of the authenticated
+ * session that sent them, so an agent can only ever speak for itself and no
+ * label reaches an archive target's record, count or verdict.
+ */
+export function fieldClaimRecords(
+  agentId: string,
+  file: { hash: string; size: number },
+  claims: readonly AgentCopy[],
+): CopyRecord[] {
+  if (agentId === '') throw new TypeError('fieldClaimRecords: a field claim needs the authenticated agent id');
+  return claims.map((c) => ({
+    hash: file.hash,
+    target: c.target,
+    kind: 'agent',
+    path: '',
+    size: file.size,
+    device: c.device,
+    media: c.media,
+    location: c.location,
+    offsite: false,
+    method: c.method,
+    verifiedAt: c.verifiedAt,
+    agentId,
+  }));
+}
+
+/**
+ * Key of a copy record: `<hash>!<target>` for the studio's own copies; a field
+ * claim is keyed under its agent, `<hash>!agent:<agentId>:<label>`, so no label
+ * can take the key of an archive copy or of another agent's claim.
+ */
 export function copyKey(c: Pick<CopyRecord, 'hash' | 'target' | 'kind' | 'agentId'>): string {
-  return c.kind === 'agent' ? `${c.hash}${SEP}agent:${c.agentId ?? ''}:${c.target}` : `${c.hash}${SEP}${c.target}`;
+  if (c.kind !== 'agent') return `${c.hash}${SEP}${c.target}`;
+  if (c.agentId === undefined || c.agentId === '') throw new TypeError('copyKey: a field claim without its agent id');
+  return `${c.hash}${SEP}agent:${c.agentId}:${c.target}`;
 }
 
 export class Catalogue {
   readonly location: string;
   #db: Level<string, Json> | undefined;
-  #counters: CatalogueCounters = { assets: 0, bytes: 0, copies: {} };
+  #counters: CatalogueCounters = { assets: 0, bytes: 0, copies: {}, field: {} };
   #writeChain: Promise<unknown> = Promise.resolve();
   readonly #hooks: CatalogueHook[] = [];
   #agentsListener: ((agents: AgentRecord[]) => Promise<void>) | undefined;
@@ -237,6 +278,9 @@ export class Catalogue {
     }
     const counters = await this.#get<CatalogueCounters>(P.counter, 'all');
     if (counters !== undefined) this.#counters = counters;
+    // Counters written before field claims were kept apart added them to the
+    // label's target (a laptop's forged `mirror` raised the mirror's count): recount once.
+    if (counters !== undefined && counters.field === undefined) await this.recountCounters();
   }
 
   async close(): Promise<void> {
@@ -363,7 +407,8 @@ export class Catalogue {
   }
 
   #bumpCopy(next: CatalogueCounters, c: CopyRecord, sign: 1 | -1): void {
-    const t = (next.copies[c.target] ??= { count: 0, bytes: 0 });
+    const per = c.kind === 'agent' ? (next.field[c.agentId ?? ''] ??= {}) : next.copies;
+    const t = (per[c.target] ??= { count: 0, bytes: 0 });
     t.count += sign;
     t.bytes += sign * c.size;
   }
@@ -428,53 +473,71 @@ export class Catalogue {
     return out;
   }
 
-  /** Extra names (and agent copies) for an asset the studio already holds. */
-  addNamesAndAgentCopies(
+  /**
+   * What an agent says about an asset the studio already holds (the `have` of
+   * an Offer): its names and its field claims, both under `agentId` — the
+   * authenticated session's, never one the agent names. The claims take the
+   * asset's own size, not the size the Offer gave.
+   */
+  addAgentNames(
     hash: string,
+    agentId: string,
     names: Array<{ key: string; value: NameRecord }>,
-    copies: CopyRecord[],
+    claims: readonly AgentCopy[],
   ): Promise<void> {
     return this.#write(async () => {
-      const next = structuredClone(this.#counters);
-      const ops: Op[] = [];
-      const added: NameRecord[] = [];
-      for (const n of names) {
-        const key = `${hash}${SEP}${n.key}`;
-        if ((await this.#get<NameRecord>(P.name, key)) === undefined) {
-          ops.push({ type: 'put', key: P.name + key, value: n.value as unknown as Json });
-          added.push(n.value);
-        }
-      }
-      const before = this.#hooks.length > 0 ? await this.copiesOf(hash) : [];
-      for (const c of copies) {
-        const key = copyKey(c);
-        if ((await this.#get<CopyRecord>(P.copy, key)) === undefined) this.#bumpCopy(next, c, 1);
-        ops.push({ type: 'put', key: P.copy + key, value: c as unknown as Json });
-      }
-      if (ops.length === 0) return;
-      ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
-      let hooks = { ops: [] as HookOp[], commit: (): void => undefined };
-      if (this.#hooks.length > 0) {
-        hooks = await this.#runHooks([
-          {
-            hash,
-            asset: await this.#get<AssetRecord>(P.asset, hash),
-            created: false,
-            before,
-            after: Catalogue.#mergeCopies(before, copies),
-            names: added,
-          },
-        ]);
-      }
-      await this.#batch(ops, hooks.ops);
-      this.#counters = next;
-      hooks.commit();
+      const asset = await this.#get<AssetRecord>(P.asset, hash);
+      if (asset === undefined) return;
+      await this.#addNamesAndCopies(hash, asset, names, fieldClaimRecords(agentId, asset, claims));
     });
   }
 
-  /** Record (or refresh) one verified copy — the cloud forwarder's onCopyVerified hook. */
+  /**
+   * Record (or refresh) one verified copy the studio itself made or checked: a
+   * commit's local copy made again, an upload, a verify. Never a field claim
+   * (those come only with the agent's identity: `addAgentNames`, `commitAsset`).
+   */
   recordCopy(copy: CopyRecord): Promise<void> {
-    return this.addNamesAndAgentCopies(copy.hash, [], [copy]);
+    if (copy.kind === 'agent') throw new TypeError('recordCopy: field claims are recorded by addAgentNames');
+    return this.#write(async () =>
+      this.#addNamesAndCopies(copy.hash, await this.#get<AssetRecord>(P.asset, copy.hash), [], [copy]),
+    );
+  }
+
+  /** Inside the write section: names and copies added to one asset, with counters and hooks, one batch. */
+  async #addNamesAndCopies(
+    hash: string,
+    asset: AssetRecord | undefined,
+    names: Array<{ key: string; value: NameRecord }>,
+    copies: CopyRecord[],
+  ): Promise<void> {
+    const next = structuredClone(this.#counters);
+    const ops: Op[] = [];
+    const added: NameRecord[] = [];
+    for (const n of names) {
+      const key = `${hash}${SEP}${n.key}`;
+      if ((await this.#get<NameRecord>(P.name, key)) === undefined) {
+        ops.push({ type: 'put', key: P.name + key, value: n.value as unknown as Json });
+        added.push(n.value);
+      }
+    }
+    const before = this.#hooks.length > 0 ? await this.copiesOf(hash) : [];
+    for (const c of copies) {
+      const key = copyKey(c);
+      if ((await this.#get<CopyRecord>(P.copy, key)) === undefined) this.#bumpCopy(next, c, 1);
+      ops.push({ type: 'put', key: P.copy + key, value: c as unknown as Json });
+    }
+    if (ops.length === 0) return;
+    ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
+    let hooks = { ops: [] as HookOp[], commit: (): void => undefined };
+    if (this.#hooks.length > 0) {
+      hooks = await this.#runHooks([
+        { hash, asset, created: false, before, after: Catalogue.#mergeCopies(before, copies), names: added },
+      ]);
+    }
+    await this.#batch(ops, hooks.ops);
+    this.#counters = next;
+    hooks.commit();
   }
 
   /** Remove a copy that no longer verifies (`studioctl verify`). */
@@ -665,7 +728,7 @@ export class Catalogue {
   /** Recompute `counter!all` from the asset and copy records (one pass each) and write it with `sync: true`. */
   recountCounters(): Promise<CatalogueCounters> {
     return this.#write(async () => {
-      const next: CatalogueCounters = { assets: 0, bytes: 0, copies: {} };
+      const next: CatalogueCounters = { assets: 0, bytes: 0, copies: {}, field: {} };
       for await (const a of this.#values<AssetRecord>(P.asset)) {
         next.assets += 1;
         next.bytes += a.size;

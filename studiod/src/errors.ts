@@ -25,6 +25,10 @@ export const STUDIO_CODES = {
   stagingIo: 'STUDIO_STAGING_IO',
   /** TLS key/cert could not be created or read. Not retryable. */
   tlsSetup: 'STUDIO_TLS_SETUP',
+  /** The TLS key/cert are missing or damaged while agents are paired (they pinned it). Not retryable. */
+  identityLost: 'STUDIO_IDENTITY_LOST',
+  /** Logged: the TLS key/cert were damaged or missing with no agent paired; a new identity was made. */
+  tlsRegenerated: 'STUDIO_TLS_REGENERATED',
   /** The control socket could not be bound (another studiod running?). Not retryable. */
   controlSocket: 'STUDIO_CONTROL_SOCKET',
   /** A control request was malformed or named an unknown command/agent. Not retryable. */

@@ -49,6 +49,8 @@ export interface StudioOptions {
   ledger?: Pick<ConstructorParameters<typeof LedgerService>[0], 'cloudOptions' | 'availabilityIntervalMs'>;
   /** Restore overrides (tests): sink factory (default: the ledger's cloud sink factory), watcher period. */
   recovery?: Partial<Pick<RestoreServiceOptions, 'sinkFactory' | 'pendingPollMs' | 'concurrency'>>;
+  /** `studiod --new-identity`: make a new TLS identity when none survived, even with agents paired. */
+  newIdentity?: boolean;
 }
 
 export class Studio {
@@ -113,7 +115,6 @@ export class Studio {
   async open(): Promise<void> {
     const c = this.config;
     this.#startedAt = this.#now();
-    this.#tls = await loadOrCreateTlsIdentity(c.tls.key, c.tls.cert);
     const catalogue = new Catalogue(c.catalogue);
     await catalogue.open();
     this.#catalogue = catalogue;
@@ -121,6 +122,13 @@ export class Studio {
     const pairings = pairingsPath(c.stateDir);
     const { restored } = await reconcilePairings(catalogue, pairings, this.#now());
     if (restored > 0) this.log.info({ agents: restored, from: pairings }, 'pairings restored from the pairing store');
+    // After the pairings: an identity that did not survive is made again only when no agent pinned it.
+    this.#tls = await loadOrCreateTlsIdentity(c.tls.key, c.tls.cert, {
+      pairedAgents: (await catalogue.listAgents()).filter((a) => a.revokedAt === undefined).length,
+      newIdentity: this.#opts.newIdentity === true,
+      log: this.log,
+      now: this.#now,
+    });
     catalogue.setAgentsListener((agents) =>
       writePairings(pairings, agents, this.#now()).catch((err: unknown) => {
         this.log.error({ err }, 'the pairing store could not be written; it is rewritten at the next start');

@@ -12,7 +12,13 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { createLogger, hashBytes, nameKey, type Logger } from '@studio321/protocol';
 import { durableWrite } from '@studio321/protocol/durable';
-import { Catalogue, parseStudiodConfig, type CopyRecord, type StudiodConfig } from '@studio321/studiod';
+import {
+  Catalogue,
+  fieldClaimRecords,
+  parseStudiodConfig,
+  type CopyRecord,
+  type StudiodConfig,
+} from '@studio321/studiod';
 import { MemoryCloud, MemorySink, type CloudTargetConfig } from '@studio321/studiod/cloud';
 import { checkTarget } from '@studio321/studiod/commit';
 import { LedgerService } from '@studio321/studiod/ledger';
@@ -157,20 +163,16 @@ export async function recoveryFixture(
           copies: [
             local('mirror'),
             local('raid'),
-            {
-              hash,
-              target: 'laptop',
-              kind: 'agent',
-              path: '',
-              size: bytes.byteLength,
-              device: 'laptop-ssd',
-              media: 'ssd',
-              location: 'field',
-              offsite: false,
-              method: 'readback-blake3',
-              verifiedAt: clock.now,
-              agentId: 'agent-1',
-            },
+            ...fieldClaimRecords('agent-1', { hash, size: bytes.byteLength }, [
+              {
+                target: 'laptop',
+                device: 'laptop-ssd',
+                media: 'ssd',
+                location: 'field',
+                method: 'readback-blake3',
+                verifiedAt: clock.now,
+              },
+            ]),
           ],
           storedPaths: [{ key: nameKey(rel), value: { hash, path: rel } }],
         });

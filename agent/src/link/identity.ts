@@ -4,13 +4,13 @@
  *   <dataDir>/studio/agent-key.pem   Ed25519 private key (PKCS#8 PEM), mode 0600
  *   <dataDir>/studio/pairing.json    { url, fingerprint (the pin), agentId, agentName, pairedAt }, mode 0600
  *
- * Both are written temp → fsync → rename → fsync dir, so a crash never leaves
- * half a key.
+ * Both are written by the small-file durable write (temp → fsync → rename →
+ * fsync dir), the key first, so a crash never leaves half a key.
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode } from '@studio321/protocol';
-import { fsyncDir } from '@studio321/protocol/durable';
+import { writeFileAtomic } from '@studio321/protocol/durable';
 import { LINK_CODES, LinkError } from './errors.js';
 
 export interface StudioPairing {
@@ -30,28 +30,13 @@ export function identityDir(dataDir: string): string {
   return join(dataDir, 'studio');
 }
 
-async function writePrivate(path: string, body: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(body);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-}
-
 export async function saveIdentity(dataDir: string, id: SyncIdentity): Promise<void> {
   const dir = identityDir(dataDir);
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writePrivate(join(dir, 'agent-key.pem'), id.privateKeyPem);
-    await writePrivate(join(dir, 'pairing.json'), `${JSON.stringify(id.pairing, null, 2)}\n`);
-    await fsyncDir(dir);
+    // The key first: pairing.json names the identity, so it must never exist without its key.
+    await writeFileAtomic(join(dir, 'agent-key.pem'), id.privateKeyPem, { mode: 0o600 });
+    await writeFileAtomic(join(dir, 'pairing.json'), `${JSON.stringify(id.pairing, null, 2)}\n`, { mode: 0o600 });
   } catch (err) {
-    await rm(join(dir, `pairing.json.${process.pid}.tmp`), { force: true });
-    await rm(join(dir, `agent-key.pem.${process.pid}.tmp`), { force: true });
     throw new LinkError(
       LINK_CODES.pairingStore,
       `Cannot save the pairing in ${dir} (${errorCode(err) ?? String(err)}). Check the data dir's permissions and pair again.`,

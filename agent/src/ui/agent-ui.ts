@@ -9,8 +9,9 @@
  *            → tray (or headless)
  *   close(): in reverse.
  */
-import { chmod, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '@studio321/protocol/durable';
 import type { Logger } from '@studio321/protocol';
 import type { AgentRunner } from '../runner.js';
 import type { CardReport } from '../offload/offload-card.js';
@@ -119,8 +120,7 @@ export class AgentUi {
     try {
       await page.open();
       this.#page = page;
-      await writeFile(join(dataDir, STATUS_URL_FILE), `${page.url}\n`, { mode: 0o600 });
-      await chmod(join(dataDir, STATUS_URL_FILE), 0o600); // also when an older file had looser bits
+      await writeFileAtomic(join(dataDir, STATUS_URL_FILE), `${page.url}\n`, { mode: 0o600 });
     } catch (err) {
       log.error(
         { event: 'status-page-unavailable', err },

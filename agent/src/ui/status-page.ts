@@ -18,8 +18,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '@studio321/protocol/durable';
 import { CodedError, errorCode, type Logger } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page-assets.js';
@@ -35,10 +36,10 @@ export class StatusPageError extends AgentError {}
 /** Read the per-install token, creating it (0600) on first use. */
 export async function loadOrCreateStatusToken(dataDir: string): Promise<string> {
   const file = join(dataDir, STATUS_TOKEN_FILE);
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const fresh = randomBytes(32).toString('base64url');
   try {
-    await writeFile(file, `${fresh}\n`, { flag: 'wx', mode: 0o600 });
+    // Durable and never replacing: the first token written is the one every later start reads.
+    await writeFileAtomic(file, `${fresh}\n`, { mode: 0o600, replace: false });
     return fresh;
   } catch (err) {
     if (errorCode(err) !== 'EEXIST') {

@@ -17,9 +17,10 @@
  * Linux) the agent logs AGENT_TRAY_UNAVAILABLE once and goes on: the tray is a
  * convenience, the offload never depends on it.
  */
-import { chmod, copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
+import { chmod, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '@studio321/protocol/durable';
 import SysTrayModule, { type ClickEvent } from 'systray2';
 import type { Logger } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
@@ -77,11 +78,7 @@ async function installHelper(copyDir: string): Promise<void> {
   const src = join(dirname(pkgFile), 'traybin', name);
   const [a, b] = await Promise.all([stat(src), stat(dest).catch(() => undefined)]);
   if (b === undefined || b.size !== a.size) {
-    await mkdir(dirname(dest), { recursive: true });
-    const tmp = `${dest}.${process.pid}.tmp`;
-    await copyFile(src, tmp);
-    await chmod(tmp, 0o755);
-    await rename(tmp, dest);
+    await writeFileAtomic(dest, await readFile(src), { mode: 0o755 });
   } else if ((b.mode & 0o100) === 0) {
     await chmod(dest, 0o755);
   }

@@ -23,8 +23,8 @@ export async function fsyncDir(dir: string, fs: DurableFs = nodeFs): Promise<voi
   }
 }
 
-/** mkdir -p `dir`; each directory created is made durable by fsyncing its parent. */
-export async function ensureDir(dir: string, fs: DurableFs = nodeFs): Promise<void> {
+/** mkdir -p `dir`; each directory created (with `mode`, when given) is made durable by fsyncing its parent. */
+export async function ensureDir(dir: string, fs: DurableFs = nodeFs, mode?: number): Promise<void> {
   const missing: string[] = [];
   let cur = resolve(dir);
   for (;;) {
@@ -44,7 +44,7 @@ export async function ensureDir(dir: string, fs: DurableFs = nodeFs): Promise<vo
   }
   for (const d of missing.reverse()) {
     try {
-      await fs.mkdir(d);
+      await fs.mkdir(d, mode);
     } catch (err) {
       if (errorCode(err) !== 'EEXIST') throw err;
     }

@@ -16,6 +16,8 @@ export { verifyFile } from './verify-file.js';
 export type { VerifyResult } from './verify-file.js';
 export { sweepStaleTemps } from './sweep-stale-temps.js';
 export { fsyncDir, ensureDir } from './fsync-dir.js';
+export { writeFileAtomic } from './small-file.js';
+export type { SmallFileOptions } from './small-file.js';
 export { nodeFs } from './fs-facade.js';
 export { HashPool, sharedHashPool } from './hash-pool.js';
 export type { AsyncHasher } from './hash-pool.js';

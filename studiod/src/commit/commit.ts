@@ -44,7 +44,7 @@ import {
   placeVerified,
   translateDurable,
 } from '@studio321/protocol/durable';
-import { localCopyRecord, type Catalogue, type CopyRecord, type NameRecord } from '../catalogue.js';
+import { fieldClaimRecords, localCopyRecord, type Catalogue, type CopyRecord, type NameRecord } from '../catalogue.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
 import { COMMIT_FAILURES } from './durable-failures.js';
@@ -73,8 +73,9 @@ export interface CommitInput {
   source?: AsyncIterable<Uint8Array>;
   /** Names offered by the agent (already validated with names.ts). */
   names: FileName[];
-  /** Verified copies the agent reported. */
+  /** Copies the agent says it holds: recorded as its field claims, never archive copies. */
   agentCopies: AgentCopy[];
+  /** The authenticated session's agent: the claims and names are recorded under it. */
   agentId: string;
 }
 
@@ -288,20 +289,7 @@ export class Committer {
             verifiedAt: c.verifiedAt,
           });
         });
-        const agentCopies: CopyRecord[] = input.agentCopies.map((c) => ({
-          hash: input.hash,
-          target: c.target,
-          kind: 'agent',
-          path: '',
-          size: input.size,
-          device: c.device,
-          media: c.media,
-          location: c.location,
-          offsite: false,
-          method: c.method,
-          verifiedAt: c.verifiedAt,
-          agentId: input.agentId,
-        }));
+        const claims = fieldClaimRecords(input.agentId, input, input.agentCopies);
         const names = input.names.map((nm) => ({
           key: nameKey(posix.join(nm.shoot, nm.card, nm.path)),
           value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord,
@@ -309,7 +297,7 @@ export class Committer {
         await this.#catalogue.commitAsset({
           asset: { hash: input.hash, size: input.size, committedAt },
           names,
-          copies: [...copies, ...agentCopies],
+          copies: [...copies, ...claims],
           storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
         });
         if (this.#onCommitted !== undefined) {

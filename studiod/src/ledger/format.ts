@@ -40,7 +40,9 @@ export function formatAssets(r: unknown): string {
       `    copies: ${a.copies.map((c) => (c.counted === false ? `${c.target} (not counted: target unavailable)` : c.target)).join(', ') || 'none'}`,
     );
     if ((a.fieldCopies ?? []).length > 0)
-      out.push(`    field copies (not counted): ${a.fieldCopies.map((c) => c.target).join(', ')}`);
+      out.push(
+        `    field copies (not counted): ${a.fieldCopies.map((c) => `${c.target} (claimed by ${c.agentId ?? '?'})`).join(', ')}`,
+      );
     for (const reason of a.reasons) out.push(`    - ${reason}`);
   }
   if (x.more) out.push(`… more; use --limit N or --json`);

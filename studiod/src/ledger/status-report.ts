@@ -74,8 +74,11 @@ export interface StatusReport extends StudioStatus {
   ledger: Omit<LedgerCounters, 'signature' | 'version' | 'lacking'>;
   /** One row per archive target, local first, then cloud. */
   targetReport: TargetReport[];
-  /** Copies agents reported (laptop, field drive): shown apart, never counted toward 3-2-1. */
-  fieldCopies: Array<{ target: string; copies: number; bytes: number }>;
+  /**
+   * Copies agents reported (laptop, field drive): each agent's own claims,
+   * under its id and with the label it gave, shown apart, never counted toward 3-2-1.
+   */
+  fieldCopies: Array<{ agentId: string; agentName: string | null; target: string; copies: number; bytes: number }>;
   /** Targets whose copies do not count now. */
   unavailableTargets: string[];
   agents: { paired: number; revoked: number; connected: number };
@@ -161,13 +164,14 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
     }
     rows.push(row);
   }
-  const known = new Set(rows.map((r) => r.target));
-  const fieldCopies: StatusReport['fieldCopies'] = [];
-  for (const [t, c] of Object.entries(copies)) {
-    if (known.has(t) || c.count === 0) continue;
-    fieldCopies.push({ target: t, copies: c.count, bytes: c.bytes });
-  }
   const agents = await i.catalogue.listAgents();
+  const nameOf = new Map(agents.map((a) => [a.agentId, a.name]));
+  const fieldCopies: StatusReport['fieldCopies'] = [];
+  for (const [agentId, labels] of Object.entries(i.base.counters.field))
+    for (const [t, c] of Object.entries(labels)) {
+      if (c.count === 0) continue;
+      fieldCopies.push({ agentId, agentName: nameOf.get(agentId) ?? null, target: t, copies: c.count, bytes: c.bytes });
+    }
   const connected = new Set(
     i.base.sessions.map((s) => (s as { agentId?: string }).agentId).filter((x) => x !== undefined),
   );
@@ -265,7 +269,7 @@ export function formatStatusReport(r: StatusReport): string {
     out.push('Field copies (reported by agents; not counted toward 3-2-1):');
     for (const f of r.fieldCopies)
       out.push(
-        `  ${f.target.padEnd(12)} ${plural(f.copies, 'copy', 'copies').padStart(12)} ${formatBytes(f.bytes).padStart(10)}`,
+        `  ${f.target.padEnd(12)} ${plural(f.copies, 'copy', 'copies').padStart(12)} ${formatBytes(f.bytes).padStart(10)}  claimed by ${f.agentName ?? '?'} (${f.agentId})`,
       );
   }
   out.push('');

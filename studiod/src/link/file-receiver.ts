@@ -202,26 +202,15 @@ export class FileReceiver {
       if (f === undefined) continue;
       const names = cleanNames(f.names);
       const now = this.#o.now();
-      await this.#o.catalogue.addNamesAndAgentCopies(
+      // Dedup by hash: the names and claims are this session's agent's own, never another's.
+      await this.#o.catalogue.addAgentNames(
         h,
+        agentId,
         names.map((n) => ({
           key: nameKey(`${n.shoot}/${n.card}/${n.path}`),
           value: { hash: h, ...n, agentId, seenAt: now },
         })),
-        f.copies.map((c) => ({
-          hash: h,
-          target: c.target,
-          kind: 'agent' as const,
-          path: '',
-          size: f.size,
-          device: c.device,
-          media: c.media,
-          location: c.location,
-          offsite: false,
-          method: c.method,
-          verifiedAt: c.verifiedAt,
-          agentId,
-        })),
+        f.copies,
       );
       const receipt = await this.#o.committer.receiptFor(h);
       if (receipt !== undefined) this.#link.send(receipt);

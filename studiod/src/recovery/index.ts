@@ -4,7 +4,6 @@ export * from './restore-plan.js';
 export * from './restore-records.js';
 export * from './restore.js';
 export * from './restore-format.js';
-export * from './atomic-file.js';
 export * from './pairing-store.js';
 export * from './target-files.js';
 export * from './snapshot-format.js';

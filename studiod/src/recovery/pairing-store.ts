@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode } from '@studio321/protocol';
 import type { AgentRecord, Catalogue } from '../catalogue.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '@studio321/protocol/durable';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
 
 export const PAIRINGS_FORMAT = 'studio321-pairings';

@@ -380,7 +380,8 @@ class Rebuild {
   async #record(rel: string, mtimeMs: number, hash: string, size: number, copies: CopyRecord[]): Promise<void> {
     const name = nameFromStoredPath(rel, mtimeMs);
     const existing = await this.#c.getAsset(hash);
-    const have = new Set((await this.#c.copiesOf(hash)).map((c) => c.target));
+    // The studio's own copies only: an agent's claim labelled `mirror` is no mirror copy.
+    const have = new Set((await this.#c.copiesOf(hash)).filter((c) => c.kind !== 'agent').map((c) => c.target));
     const fresh = copies.filter((c) => !have.has(c.target));
     const now = this.#now();
     await this.#c.commitAsset({
@@ -516,7 +517,7 @@ class Rebuild {
           });
           continue;
         }
-        const has = (await this.#c.copiesOf(hash)).some((c) => c.target === t.name);
+        const has = (await this.#c.copiesOf(hash)).some((c) => c.kind === 'cloud' && c.target === t.name);
         const hasObj = (await objects.get(`obj!${t.name}!${hash}`)) !== undefined;
         if (has && hasObj) continue;
         const head = await sink.head(o.key);

@@ -113,8 +113,9 @@ t.test('counters follow every kind of write and equal a recount', async (t) => {
   for (let i = 0; i < 30; i++) await cat.recordCopy(copy(hashOf(i), 'cloud-east', 1000 + i));
   for (let i = 0; i < 20; i++) await cat.recordCopy(copy(hashOf(i), 'cloud-west', 1000 + i));
   await cat.recordCopy(copy(hashOf(0), 'cloud-west', 1000)); // refresh of an existing copy
-  await cat.addNamesAndAgentCopies(
+  await cat.addAgentNames(
     hashOf(5),
+    'a',
     [
       {
         key: nameKey('s/c2/X.CR3'),

@@ -40,8 +40,9 @@ t.test('a snapshot round trip keeps every record kind', async (t) => {
   await commitFile(s, 'CARD1', 'DCIM/100CANON/IMG_0002.CR3');
   await uploadToCloud(s, a, true);
   // A second name, and an agent copy (kind 'agent').
-  await s.catalogue.addNamesAndAgentCopies(
+  await s.catalogue.addAgentNames(
     a.hash,
+    'agt_1',
     [
       {
         key: nameKey('wedding/CARD2/DCIM/IMG_0001.CR3'),
@@ -56,22 +57,7 @@ t.test('a snapshot round trip keeps every record kind', async (t) => {
         },
       },
     ],
-    [
-      {
-        hash: a.hash,
-        target: 'laptop',
-        kind: 'agent',
-        path: '',
-        size: a.size,
-        device: 'uuid-1',
-        media: 'ssd',
-        location: 'field',
-        offsite: false,
-        method: 'readback-blake3',
-        verifiedAt: 3,
-        agentId: 'agt_1',
-      },
-    ],
+    [{ target: 'laptop', device: 'uuid-1', media: 'ssd', location: 'field', method: 'readback-blake3', verifiedAt: 3 }],
   );
   await pairAgent(s.catalogue, 'agt_aaaaaa', "Ana's laptop");
   await pairAgent(s.catalogue, 'agt_bbbbbb', 'Ben');

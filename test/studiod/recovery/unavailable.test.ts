@@ -125,7 +125,9 @@ t.test('field copies never count: mirror + one cloud + the laptop is NOT 3-2-1',
   );
   t.match(formatAsset({ assets: [view] }), /field copies \(reported by agents; not counted toward 3-2-1\):\n\s+laptop/);
   const report = await fx.service.report(base(fx));
-  t.same(report.fieldCopies, [{ target: 'laptop', copies: 2, bytes: report.fieldCopies[0]?.bytes }]);
+  t.same(report.fieldCopies, [
+    { agentId: 'agent-1', agentName: null, target: 'laptop', copies: 2, bytes: report.fieldCopies[0]?.bytes },
+  ]);
   t.notOk(
     report.targetReport.some((r) => r.target === 'laptop'),
     'the laptop is not an archive target row',
