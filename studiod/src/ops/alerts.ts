@@ -54,7 +54,8 @@ export class Alerts {
     this.#trend = new FreeSpaceTrend(o.trend ?? {});
     const channels: AlertChannel[] = [...(o.channels ?? [])];
     const c = o.config;
-    if (c.webhook !== undefined) channels.push(new WebhookChannel(c.webhook, o.now));
+    // Signed with the wall clock, not the injected one: the receiver checks freshness against its own.
+    if (c.webhook !== undefined) channels.push(new WebhookChannel(c.webhook));
     if (c.email !== undefined) channels.push(new EmailChannel(c.email));
     for (const ch of channels)
       this.#queues.push(
@@ -102,6 +103,7 @@ export class Alerts {
   async #evaluate(): Promise<AlertRecord[]> {
     const db = this.#db;
     if (db === undefined) throw new TypeError('Alerts used before open()');
+    await this.#o.ledger.availability.check(); // stat + marker per local target: the verdicts honest first
     const f = await readFigures(this.#o);
     for (const t of f.local) if (t.available && t.freeBytes !== null) this.#trend.add(t.target, f.at, t.freeBytes);
     for (const l of this.#listeners) l(f);
