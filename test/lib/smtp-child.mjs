@@ -19,4 +19,6 @@ const server = new SMTPServer({
     });
   },
 });
-server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: server.server.address().port })}\n`));
+server.listen(0, '127.0.0.1', () =>
+  process.stdout.write(`${JSON.stringify({ port: server.server.address().port })}\n`),
+);

@@ -316,15 +316,15 @@ export class Committer {
           storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
         });
         if (this.#onCommitted !== undefined) {
-          await Promise.resolve(this.#onCommitted({
+          await Promise.resolve(
+            this.#onCommitted({
               hash: input.hash,
               size: input.size,
               committedAt,
               copies,
               ms: performance.now() - started,
-            })).catch(
-            () => undefined,
-          );
+            }),
+          ).catch(() => undefined);
         }
         return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
       } catch (err) {

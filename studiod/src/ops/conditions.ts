@@ -32,7 +32,12 @@ export function conditionsOf(
       severity: 'critical',
       subject: shoot,
       summary: `Shoot ${shoot}: ${u.count} asset${u.count === 1 ? '' : 's'} (${formatBytes(u.bytes)}) still below 3-2-1 more than ${cfg.unprotectedGraceHours} h after commit. List them: studioctl assets --unprotected --shoot ${JSON.stringify(shoot)}`,
-      detail: { shoot, assets: u.count, bytes: u.bytes, oldestCommittedAt: new Date(u.oldestCommittedAt).toISOString() },
+      detail: {
+        shoot,
+        assets: u.count,
+        bytes: u.bytes,
+        oldestCommittedAt: new Date(u.oldestCommittedAt).toISOString(),
+      },
     });
   }
   for (const t of f.local) {

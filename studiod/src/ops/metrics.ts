@@ -3,12 +3,13 @@
  * default; off when `metrics` is absent from the config). Gauges are set from one `OpsFigures`
  * reading per scrape; counters and histograms are fed by events (commits, cloud uploads, logged
  * errors). Labels are bounded: target names (config), error codes (the code tables), alert kinds
- * and paired agents — never a file, an asset or a shoot.
+ * and paired agents — never a file, an asset or a shoot. prom-client's default Node.js metrics are
+ * left out: three of them are gauges named `*_total`, which `promtool check metrics` refuses.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger, RecentError } from '@studio321/protocol';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { STUDIO_CODES, StudioError } from '../errors.js';
 import { ALERT_KINDS, type AlertRecord } from './alert.js';
 import { readFigures, type OpsFigures, type OpsSources } from './figures.js';
@@ -30,7 +31,6 @@ export class Metrics {
   constructor(log: Logger) {
     this.#log = log;
     const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: 'studiod_' });
     const gauge = (name: string, help: string, labelNames: string[] = []): void => {
       this.#g[name] = new Gauge({ name, help, labelNames, registers: [r] });
     };
@@ -127,8 +127,12 @@ export class Metrics {
     for (const s of f.scrub) {
       const done = s.current?.assets ?? 0;
       G('studiod_scrub_pass_assets').set({ target: s.target }, done);
-      G('studiod_scrub_pass_ratio').set({ target: s.target }, f.ledger.assets === 0 ? 0 : Math.min(1, done / f.ledger.assets));
-      if (s.last !== null) G('studiod_scrub_last_full_timestamp_seconds').set({ target: s.target }, s.last.finishedAt / 1000);
+      G('studiod_scrub_pass_ratio').set(
+        { target: s.target },
+        f.ledger.assets === 0 ? 0 : Math.min(1, done / f.ledger.assets),
+      );
+      if (s.last !== null)
+        G('studiod_scrub_last_full_timestamp_seconds').set({ target: s.target }, s.last.finishedAt / 1000);
     }
     G('studiod_agents_paired').set(f.agents.length);
     G('studiod_agents_connected').set(f.agents.filter((a) => a.connected).length);

@@ -30,7 +30,16 @@ import { S3rverProcess } from '../../lib/s3rver.js';
 import { SmtpServerProcess } from '../../lib/smtp-server.js';
 import { target } from '../../lib/cloud-fixture.js';
 import { mountTmpfs } from '../../lib/tmpfs.js';
-import { dcfFiles, ingest, listFiles, makeAgent, makeCard, run, STUDIOCTL_BIN, tempDir } from '../../lib/studio-harness.js';
+import {
+  dcfFiles,
+  ingest,
+  listFiles,
+  makeAgent,
+  makeCard,
+  run,
+  STUDIOCTL_BIN,
+  tempDir,
+} from '../../lib/studio-harness.js';
 import { waitFor } from '../../lib/wait-for.js';
 
 const SECRET = 'a-shared-secret-of-the-studio-webhook';
@@ -159,42 +168,60 @@ const agent = await makeAgent(t);
 let agentId = '';
 const files = dcfFiles(6, (i) => 40_000 + i * 1000);
 
-t.test('a synced card whose cloud upload is parked: cloud-parked, then unprotected:<shoot> after the grace', async (t) => {
-  const code = 'ABCDEFGHJK';
-  await studio.catalogue.putPairingCode({ code, createdAt: clock.now, expiresAt: clock.now + HOUR });
-  const paired = await agent.cli(['pair', `wss://127.0.0.1:${studio.port}/v1`, code, '--json']);
-  t.equal(paired.code, 0, `paired (${paired.stderr})`);
-  agentId = (JSON.parse(paired.stdout.trim().split('\n').pop() ?? '{}') as { agentId: string }).agentId;
-  const card = join(await tempDir(t, 'card-'), 'CARD');
-  await makeCard(card, files);
-  await ingest(agent, card, 'wedding', 'CARD1');
-  const synced = await agent.cli(['sync', '--json']);
-  t.equal(synced.code, 0, `synced (${synced.stderr})`);
-  t.same((await studio.catalogue.getAgent(agentId))?.queue, { files: 0, bytes: 0 }, 'the agent reported its queue in its Hello; all receipted');
-  const cloud = studio.ledger.cloud;
-  if (cloud === undefined) throw new Error('no cloud forwarder');
-  await waitFor(async () => (await cloud.status())[0]?.parked === files.length, 'uploads parked on the wrong key');
-  t.same(await evaluate(), ['cloud-parked:cloud-east'], 'parked uploads: one alert for the target');
-  clock.now += 2 * HOUR;
-  t.same(await evaluate(), ['cloud-parked:cloud-east', 'unprotected:wedding'], 'past the grace: one alert for the shoot');
-  t.same(await evaluate(), ['cloud-parked:cloud-east', 'unprotected:wedding'], 'still true: no new alert');
-  t.same(events('unprotected:wedding'), ['alert'], 'the webhook got one notice per condition');
-  t.same(mailEvents('cloud-parked:cloud-east'), ['alert'], 'so did the SMTP server');
-  const text = await run(STUDIOCTL_BIN, ['--socket', studio.config.controlSocket, 'alerts']);
-  t.equal(text.code, 0);
-  t.match(text.stdout, /2 open alerts:[\s\S]*cloud-parked:cloud-east[\s\S]*unprotected:wedding/);
-  const json = await run(STUDIOCTL_BIN, ['--socket', studio.config.controlSocket, '--json', 'alerts']);
-  t.same(
-    (JSON.parse(json.stdout) as { open: Array<{ id: string }> }).open.map((a) => a.id).sort(),
-    ['cloud-parked:cloud-east', 'unprotected:wedding'],
-  );
-});
+t.test(
+  'a synced card whose cloud upload is parked: cloud-parked, then unprotected:<shoot> after the grace',
+  async (t) => {
+    const code = 'ABCDEFGHJK';
+    await studio.catalogue.putPairingCode({ code, createdAt: clock.now, expiresAt: clock.now + HOUR });
+    const paired = await agent.cli(['pair', `wss://127.0.0.1:${studio.port}/v1`, code, '--json']);
+    t.equal(paired.code, 0, `paired (${paired.stderr})`);
+    agentId = (JSON.parse(paired.stdout.trim().split('\n').pop() ?? '{}') as { agentId: string }).agentId;
+    const card = join(await tempDir(t, 'card-'), 'CARD');
+    await makeCard(card, files);
+    await ingest(agent, card, 'wedding', 'CARD1');
+    const synced = await agent.cli(['sync', '--json']);
+    t.equal(synced.code, 0, `synced (${synced.stderr})`);
+    t.same(
+      (await studio.catalogue.getAgent(agentId))?.queue,
+      { files: 0, bytes: 0 },
+      'the agent reported its queue in its Hello; all receipted',
+    );
+    const cloud = studio.ledger.cloud;
+    if (cloud === undefined) throw new Error('no cloud forwarder');
+    await waitFor(async () => (await cloud.status())[0]?.parked === files.length, 'uploads parked on the wrong key');
+    t.same(await evaluate(), ['cloud-parked:cloud-east'], 'parked uploads: one alert for the target');
+    clock.now += 2 * HOUR;
+    t.same(
+      await evaluate(),
+      ['cloud-parked:cloud-east', 'unprotected:wedding'],
+      'past the grace: one alert for the shoot',
+    );
+    t.same(await evaluate(), ['cloud-parked:cloud-east', 'unprotected:wedding'], 'still true: no new alert');
+    t.same(events('unprotected:wedding'), ['alert'], 'the webhook got one notice per condition');
+    t.same(mailEvents('cloud-parked:cloud-east'), ['alert'], 'so did the SMTP server');
+    const text = await run(STUDIOCTL_BIN, ['--socket', studio.config.controlSocket, 'alerts']);
+    t.equal(text.code, 0);
+    t.match(text.stdout, /2 open alerts:[\s\S]*cloud-parked:cloud-east[\s\S]*unprotected:wedding/);
+    const json = await run(STUDIOCTL_BIN, ['--socket', studio.config.controlSocket, '--json', 'alerts']);
+    t.same((JSON.parse(json.stdout) as { open: Array<{ id: string }> }).open.map((a) => a.id).sort(), [
+      'cloud-parked:cloud-east',
+      'unprotected:wedding',
+    ]);
+  },
+);
 
 t.test('a restart fires nothing again; the right key and a retry resolve both', async (t) => {
   const before = notices.length;
   await studio.close();
   studio = await openStudio('S3RVER');
-  t.same(studio.alerts.list().map((a) => a.id).sort(), ['cloud-parked:cloud-east', 'unprotected:wedding'], 'open alerts are durable');
+  t.same(
+    studio.alerts
+      .list()
+      .map((a) => a.id)
+      .sort(),
+    ['cloud-parked:cloud-east', 'unprotected:wedding'],
+    'open alerts are durable',
+  );
   t.same(await evaluate(), ['cloud-parked:cloud-east', 'unprotected:wedding']);
   t.equal(notices.length, before, 'no notice after the restart');
   const cloud = studio.ledger.cloud;
@@ -272,7 +299,9 @@ async function helloWithQueue(queue: { files: number; bytes: number }): Promise<
   const ws = new WebSocket(`wss://127.0.0.1:${studio.port}/v1`, { rejectUnauthorized: false });
   let fingerprint = '';
   ws.on('upgrade', (res) => {
-    fingerprint = certFingerprint((res.socket as unknown as { getPeerCertificate(): { raw: Buffer } }).getPeerCertificate().raw);
+    fingerprint = certFingerprint(
+      (res.socket as unknown as { getPeerCertificate(): { raw: Buffer } }).getPeerCertificate().raw,
+    );
   });
   const received: Message[] = [];
   const got = (type: string): Promise<Message> =>
@@ -282,18 +311,20 @@ async function helloWithQueue(queue: { files: number; bytes: number }): Promise<
     ws.once('open', () => r());
     ws.once('error', j);
   });
-  ws.send(encodeFrame({ t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'agent', software: 'test/0', queue }));
+  ws.send(
+    encodeFrame({ t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'agent', software: 'test/0', queue }),
+  );
   const ch = (await got('auth-challenge')) as Extract<Message, { t: 'auth-challenge' }>;
-  const signature = signAuth(key, authPayload({ nonce: ch.nonce, sessionId: ch.sessionId, studioFingerprint: fingerprint, agentId }));
+  const signature = signAuth(
+    key,
+    authPayload({ nonce: ch.nonce, sessionId: ch.sessionId, studioFingerprint: fingerprint, agentId }),
+  );
   ws.send(encodeFrame({ t: 'auth-proof', agentId, signature }));
   await got('auth-accepted');
   const closed = new Promise<void>((r) => ws.once('close', () => r()));
   ws.close();
   await closed;
-  await waitFor(
-    async () => !(await studio.status()).sessions.some((s) => s.agentId === agentId),
-    'the session to end',
-  );
+  await waitFor(async () => !(await studio.status()).sessions.some((s) => s.agentId === agentId), 'the session to end');
 }
 
 t.test('a laptop that reported unsynced files and stayed away; then it reports an empty queue', async (t) => {
@@ -315,7 +346,10 @@ t.test('every kind went out and was resolved on every channel; forged posts are 
     for (const id of ids) {
       t.same(events(id).slice(0, 2), ['alert', 'resolved'], `${id}: webhook alert then resolved`);
       t.same(mailEvents(id).slice(0, 2), ['alert', 'resolved'], `${id}: e-mail alert then resolved`);
-      t.ok(logLines.some((l) => l.includes(`"alert":"${id}"`) && l.includes('RESOLVED')), `${id}: in the log`);
+      t.ok(
+        logLines.some((l) => l.includes(`"alert":"${id}"`) && l.includes('RESOLVED')),
+        `${id}: in the log`,
+      );
     }
   }
   t.ok(smtp.mails.every((m) => m.to.includes('ops@studio.test') && m.from === 'studiod@studio.test'));
