@@ -28,7 +28,7 @@ export interface RecentError {
   at: string;
 }
 
-/** A bounded list of the most recent errors; emits 'change' after each push. */
+/** A bounded list of the most recent errors; emits 'push' (with the entry) and then 'change' after each push. */
 export class ErrorRing extends EventEmitter {
   readonly capacity: number;
   #items: RecentError[] = [];
@@ -43,6 +43,7 @@ export class ErrorRing extends EventEmitter {
   push(entry: RecentError): void {
     this.#items.push(entry);
     if (this.#items.length > this.capacity) this.#items.splice(0, this.#items.length - this.capacity);
+    this.emit('push', entry);
     this.emit('change');
   }
 

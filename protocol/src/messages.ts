@@ -45,6 +45,17 @@ export interface HelloMessage {
   software: string;
   /** Studio only (REQUIRED there, absent from the agent's Hello): max unacknowledged Chunk bytes. */
   window?: number;
+  /**
+   * Agent only, OPTIONAL: the files (and bytes) waiting in its studio queue when it connects, so the
+   * studio can tell a laptop gone quiet with unsynced files from one that has nothing to send.
+   */
+  queue?: AgentQueueReport;
+}
+
+/** What an agent's Hello reports of its studio queue. */
+export interface AgentQueueReport {
+  files: number;
+  bytes: number;
 }
 
 /** Agent → studio, instead of AuthProof, when the agent is not yet paired. */

@@ -222,7 +222,18 @@ function hello(o: Obj): Message {
     const window = uint(o, 'window', 'window', MAX_WINDOW_BYTES, MIN_WINDOW_BYTES);
     return { t: 'hello', magic: MAGIC, version, role, software, window };
   }
-  return { t: 'hello', magic: MAGIC, version, role, software };
+  // An agent's queue report is optional: agents from before it connect without one.
+  const queue = get(o, 'queue');
+  if (queue === undefined) return { t: 'hello', magic: MAGIC, version, role, software };
+  const q = obj(queue, 'queue');
+  return {
+    t: 'hello',
+    magic: MAGIC,
+    version,
+    role,
+    software,
+    queue: { files: uint(q, 'files', 'queue.files'), bytes: uint(q, 'bytes', 'queue.bytes') },
+  };
 }
 
 const validators: { [K in MessageTypeName]: (o: Obj) => Message } = {

@@ -16,7 +16,8 @@
  *   studioctl --config FILE catalogue rebuild      (studiod stopped)
  */
 import { resolve } from 'node:path';
-import { CodedError, formatProgressLine, type ProgressSnapshot } from '@studio321/protocol';
+import { CodedError, EXIT, formatProgressLine, type ProgressSnapshot } from '@studio321/protocol';
+import { formatAlerts, type AlertRecord } from '../src/ops/index.js';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { controlRequest } from '../src/control-socket.js';
 import { STUDIO_CODES } from '../src/errors.js';
@@ -49,6 +50,7 @@ Commands:
                            re-read copies; a copy that is gone or rotted stops counting and
                            is made again from another verified copy (--no-repair: only report)
   cloud retry [--target T] retry cloud uploads parked on a permanent error
+  alerts                   the open alerts (an alert stays open until its condition clears)
   target adopt <mirror|raid> [--device NAME]
                            take the new, empty disk mounted at the target's root as the
                            target's disk; studiod marks the old copies lost and refills it
@@ -173,6 +175,11 @@ async function main(): Promise<number> {
       };
       out(`${r.retried} parked upload(s) queued again\n`, r);
       return 0;
+    }
+    case 'alerts': {
+      const r = (await controlRequest(socket, 'alerts')) as { open: AlertRecord[] };
+      out(formatAlerts(r.open), r);
+      return EXIT.ok;
     }
     case 'restore':
       return restore(socket, args, json);

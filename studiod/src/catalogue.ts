@@ -59,6 +59,11 @@ export interface AgentRecord {
   pairedAt: number;
   revokedAt?: number;
   lastSeenAt?: number;
+  /**
+   * What the agent last reported waiting in its studio queue (its Hello), less the receipts the
+   * studio sent it since; absent for agents that do not report it.
+   */
+  queue?: { files: number; bytes: number };
 }
 
 export interface PairingCodeRecord {
@@ -666,10 +671,16 @@ export class Catalogue {
     });
   }
 
-  touchAgent(agentId: string, now: number): Promise<void> {
+  /** The agent was seen now (authenticated, or its session ended); `queue`: what it has left to send, when known. */
+  touchAgent(agentId: string, now: number, queue?: { files: number; bytes: number }): Promise<void> {
     return this.#write(async () => {
       const rec = await this.#get<AgentRecord>(P.agent, agentId);
-      if (rec !== undefined) await this.#open().put(P.agent + agentId, { ...rec, lastSeenAt: now } as unknown as Json);
+      if (rec !== undefined)
+        await this.#open().put(P.agent + agentId, {
+          ...rec,
+          lastSeenAt: now,
+          ...(queue === undefined ? {} : { queue }),
+        } as unknown as Json);
     });
   }
 

@@ -72,6 +72,33 @@ export interface StudiodConfig {
    * the cursor saved every `assetsPerStep` assets.
    */
   scrub: { periodDays: number; bytesPerSecond: number; cloudDownloadPercent: number; assetsPerStep: number };
+  /** Alerts (ops/alerts.ts): the conditions' thresholds and the channels that carry them (the log always does). */
+  alerts: AlertsConfig;
+  /** The Prometheus endpoint (ops/metrics.ts); absent: off. */
+  metrics?: { host: string; port: number };
+}
+
+export interface AlertsConfig {
+  /** Seconds between evaluations of the conditions. */
+  checkIntervalSeconds: number;
+  /** An asset still below 3-2-1 this long after its commit raises an alert (one per shoot). */
+  unprotectedGraceHours: number;
+  /** A local target with less free space than this raises an alert (bytes). */
+  freeBytesMin: number;
+  /** …or that will run out within this many days at the rate it is filling (0: no prediction). */
+  fullWithinDays: number;
+  /** A paired agent unseen this long while it reported unsynced files raises an alert (0: never). */
+  agentSilentDays: number;
+  webhook?: { url: string; secret: string; timeoutMs: number; maxAttempts: number };
+  email?: {
+    host: string;
+    port: number;
+    secure: boolean;
+    user?: string;
+    password?: string;
+    from: string;
+    to: string[];
+  };
 }
 
 const label = (describe: string): FieldSpec => ({
@@ -80,6 +107,8 @@ const label = (describe: string): FieldSpec => ({
   pattern: /^[\w .:@-]{1,128}$/u,
   describe,
 });
+
+const EMAIL = /^[^\s@<>]+@[^\s@<>]+$/u;
 
 const targetSpec: FieldSpec = {
   kind: 'object',
@@ -138,6 +167,51 @@ const schema: Record<string, FieldSpec> = {
       cloudDownloadPercent: { kind: 'number', min: 0, max: 100, default: 1 },
       // Assets checked between two saves of the cursor: what a kill redoes at most.
       assetsPerStep: { kind: 'number', integer: true, min: 1, max: 10_000, default: 64 },
+    },
+  },
+  alerts: {
+    kind: 'object',
+    fields: {
+      checkIntervalSeconds: { kind: 'number', min: 1, default: 60 },
+      unprotectedGraceHours: { kind: 'number', min: 0, default: 48 },
+      freeBytesMin: { kind: 'number', integer: true, min: 0, default: 50_000_000_000 },
+      fullWithinDays: { kind: 'number', min: 0, default: 14 },
+      agentSilentDays: { kind: 'number', min: 0, default: 3 },
+      webhook: {
+        kind: 'object',
+        optional: true,
+        fields: {
+          url: { kind: 'string', pattern: /^https?:\/\/\S+$/u, describe: 'an http:// or https:// URL' },
+          secret: {
+            kind: 'string',
+            pattern: /^\S{16,}$/u,
+            describe: 'at least 16 characters without spaces (the HMAC-SHA256 key the receiver shares)',
+          },
+          timeoutMs: { kind: 'number', integer: true, min: 100, default: 10_000 },
+          maxAttempts: { kind: 'number', integer: true, min: 1, default: 8 },
+        },
+      },
+      email: {
+        kind: 'object',
+        optional: true,
+        fields: {
+          host: { kind: 'string', nonEmpty: true },
+          port: { kind: 'number', integer: true, min: 1, max: 65535, default: 587 },
+          secure: { kind: 'boolean', default: false },
+          user: { kind: 'string', optional: true },
+          password: { kind: 'string', optional: true },
+          from: { kind: 'string', pattern: EMAIL, describe: 'an e-mail address' },
+          to: { kind: 'array', minItems: 1, of: { kind: 'string', pattern: EMAIL, describe: 'an e-mail address' } },
+        },
+      },
+    },
+  },
+  metrics: {
+    kind: 'object',
+    optional: true,
+    fields: {
+      host: { kind: 'string', nonEmpty: true, default: '127.0.0.1' },
+      port: { kind: 'number', integer: true, min: 0, max: 65535, default: 9321 },
     },
   },
   log: {

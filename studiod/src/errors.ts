@@ -37,6 +37,10 @@ export const STUDIO_CODES = {
   notRunning: 'STUDIO_NOT_RUNNING',
   /** Commit was interrupted because studiod is stopping. Retryable. */
   shuttingDown: 'STUDIO_SHUTTING_DOWN',
+  /** An alert notice could not be delivered (webhook, e-mail): retryable per attempt; logged when the attempts run out. */
+  alertDelivery: 'STUDIO_ALERT_DELIVERY',
+  /** The metrics endpoint could not listen on its configured address. Not retryable. */
+  metricsListen: 'STUDIO_METRICS_LISTEN',
   /** studiod could not start for a reason without its own code (bin/studiod.ts). Not retryable. */
   startFailed: 'STUDIO_START_FAILED',
 } as const;

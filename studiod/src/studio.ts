@@ -9,7 +9,13 @@
  * commits finish (or are aborted and leave only temps that the next start sweeps).
  */
 import { statfs } from 'node:fs/promises';
-import { PAIRING_CODE_TTL_MS, createLogger, generatePairingCode, type Logger } from '@studio321/protocol';
+import {
+  PAIRING_CODE_TTL_MS,
+  createLogger,
+  generatePairingCode,
+  type Logger,
+  type RecentError,
+} from '@studio321/protocol';
 import { sweepStaleTemps } from '@studio321/protocol/durable';
 import { Catalogue } from './catalogue.js';
 import { Committer, type CommittedAsset } from './commit/commit.js';
@@ -19,6 +25,8 @@ import { STUDIO_CODES, StudioError } from './errors.js';
 import { LedgerService } from './ledger/service.js';
 import type { StudioStatus } from './ledger/status-report.js';
 import { LinkServer } from './link/server.js';
+import { Alerts, type AlertsOptions } from './ops/alerts.js';
+import { Metrics } from './ops/metrics.js';
 import { RestoreService, type RestoreServiceOptions } from './recovery/restore.js';
 import { Staging } from './commit/staging.js';
 import { checkTarget } from './commit/target-check.js';
@@ -51,6 +59,8 @@ export interface StudioOptions {
   recovery?: Partial<Pick<RestoreServiceOptions, 'sinkFactory' | 'pendingPollMs' | 'concurrency'>>;
   /** `studiod --new-identity`: make a new TLS identity when none survived, even with agents paired. */
   newIdentity?: boolean;
+  /** Alert overrides (tests): delivery retry timing, the free-space trend's window, no timer. */
+  alerts?: Pick<AlertsOptions, 'delivery' | 'trend'> & { timer?: boolean };
 }
 
 export class Studio {
@@ -72,6 +82,9 @@ export class Studio {
   #startedAt = 0;
   #snapshots: SnapshotScheduler | undefined;
   #snapshotSinks: CloudSink[] = [];
+  #alerts: Alerts | undefined;
+  #metrics: Metrics | undefined;
+  #onError: ((e: RecentError) => void) | undefined;
 
   constructor(opts: StudioOptions) {
     this.#opts = opts;
@@ -99,6 +112,17 @@ export class Studio {
   get restore(): RestoreService {
     if (this.#restore === undefined) throw new TypeError('Studio not open');
     return this.#restore;
+  }
+
+  /** The alert service (ops/alerts.ts). */
+  get alerts(): Alerts {
+    if (this.#alerts === undefined) throw new TypeError('Studio not open');
+    return this.#alerts;
+  }
+
+  /** The Prometheus endpoint, when `metrics` is configured. */
+  get metrics(): Metrics | undefined {
+    return this.#metrics;
   }
 
   get catalogue(): Catalogue {
@@ -147,6 +171,13 @@ export class Studio {
       }
       await catalogue.clearIntent(intent.hash);
     }
+    // Before anything commits or uploads: the metrics count from the first event.
+    const metrics = c.metrics === undefined ? undefined : new Metrics(this.log);
+    this.#metrics = metrics;
+    if (metrics !== undefined) {
+      this.#onError = (e: RecentError) => metrics.observeError(e);
+      this.log.lastErrors.on('push', this.#onError);
+    }
     // The ledger's and the cloud queue's hooks must be in place before anything commits.
     this.#ledger = new LedgerService({
       config: c,
@@ -154,6 +185,7 @@ export class Studio {
       log: this.log,
       now: this.#now,
       ...(this.#opts.ledger ?? {}),
+      ...(metrics === undefined ? {} : { onCloudEvent: (e) => metrics.observeCloud(e) }),
     });
     await this.#ledger.open();
     const ledger = this.#ledger;
@@ -180,7 +212,10 @@ export class Studio {
       signal: this.#abort.signal,
       onTargetCheck: (t, err) => this.#ledger?.availability.note(t, err),
       onDamagedCopy: (d) => this.ledger.moveDamagedAside(d),
-      ...(this.#opts.onCommitted === undefined ? {} : { onCommitted: this.#opts.onCommitted }),
+      onCommitted: async (asset) => {
+        metrics?.observeCommit(asset.ms);
+        await this.#opts.onCommitted?.(asset);
+      },
     });
     this.#link = new LinkServer({
       host: c.listen.host,
@@ -208,12 +243,26 @@ export class Studio {
       log: this.log,
     });
     await this.#snapshots.open();
+    const sources = { catalogue, ledger, status: () => this.status(), now: this.#now };
+    this.#alerts = new Alerts({
+      ...sources,
+      config: c.alerts,
+      log: this.log,
+      studio: () => ({ software: STUDIOD_SOFTWARE, fingerprint: this.fingerprint }),
+      ...(this.#opts.alerts?.delivery === undefined ? {} : { delivery: this.#opts.alerts.delivery }),
+      ...(this.#opts.alerts?.trend === undefined ? {} : { trend: this.#opts.alerts.trend }),
+    });
+    await this.#alerts.open();
+    const alerts = this.#alerts;
+    metrics?.attach({ ...sources, alerts: () => alerts.list() });
     this.#control = new ControlSocket(c.controlSocket, this.log);
     this.#registerCommands(this.#control);
     await this.#control.open();
     await this.#ledger.availability.check();
     this.#ledger.startAvailabilityChecks();
     this.#ledger.startRecovery();
+    if (this.#opts.alerts?.timer !== false) this.#alerts.start();
+    if (metrics !== undefined && c.metrics !== undefined) await metrics.listen(c.metrics.host, c.metrics.port);
     this.log.info(
       { port: this.port, host: c.listen.host, fingerprint: this.#tls.fingerprint, controlSocket: c.controlSocket },
       'listening',
@@ -221,11 +270,14 @@ export class Studio {
   }
 
   async close(): Promise<void> {
+    await this.#metrics?.close();
+    if (this.#onError !== undefined) this.log.lastErrors.off('push', this.#onError);
     await this.#control?.close();
     await this.#link?.close();
     this.#abort.abort();
     await this.#restore?.close();
     await this.#snapshots?.close();
+    await this.#alerts?.close();
     for (const s of this.#snapshotSinks) await s.close().catch(() => undefined);
     await this.#ledger?.close();
     await this.#catalogue?.close();
@@ -263,6 +315,7 @@ export class Studio {
       return this.#snapshots.snapshotNow();
     });
     this.#ledger?.registerCommands(ctl);
+    this.#alerts?.registerCommands(ctl);
     this.#restore?.registerCommands(ctl);
   }
 

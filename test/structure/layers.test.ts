@@ -35,8 +35,9 @@ const LAYERS: Record<string, Array<{ group: string; rank: number; match: (p: str
     { group: 'link', rank: 4, match: (p) => p.startsWith('link/') },
     { group: 'recovery', rank: 5, match: (p) => p.startsWith('recovery/') },
     { group: 'ledger', rank: 6, match: (p) => p.startsWith('ledger/') },
-    { group: 'studio', rank: 7, match: (p) => p === 'studio.ts' },
-    { group: 'index', rank: 8, match: (p) => p === 'index.ts' },
+    { group: 'ops', rank: 7, match: (p) => p.startsWith('ops/') },
+    { group: 'studio', rank: 8, match: (p) => p === 'studio.ts' },
+    { group: 'index', rank: 9, match: (p) => p === 'index.ts' },
   ],
   'protocol/src': [
     { group: 'wire', rank: 0, match: (p) => !p.startsWith('durable/') },

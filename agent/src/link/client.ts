@@ -23,6 +23,7 @@ import {
   fingerprintsEqual,
   signAuth,
   isRetryableSystemError,
+  type AgentQueueReport,
   type Message,
   type MessageOf,
 } from '@studio321/protocol';
@@ -40,6 +41,8 @@ export interface LinkClientOptions {
   /** Connect + handshake deadline. */
   connectTimeoutMs?: number;
   now?: () => number;
+  /** What waits in the studio queue, reported in the Hello (the studio warns when a laptop with unsynced files stays away). */
+  queue?: AgentQueueReport;
 }
 
 /** Events: 'message' (Message after auth), 'close' (err: CodedError). */
@@ -140,7 +143,15 @@ export class LinkClient extends EventEmitter implements SyncLink {
     });
     await opened;
     this.#lastReceived = this.#now();
-    this.#send({ t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'agent', software: AGENT_SOFTWARE });
+    const q = this.#opts.queue;
+    this.#send({
+      t: 'hello',
+      magic: MAGIC,
+      version: PROTOCOL_VERSION,
+      role: 'agent',
+      software: AGENT_SOFTWARE,
+      ...(q === undefined ? {} : { queue: { files: q.files, bytes: q.bytes } }),
+    });
     const ping = this.#opts.pingIntervalMs ?? PING_INTERVAL_MS;
     const dead = this.#opts.deadLinkMs ?? DEAD_LINK_MS;
     this.#timer = setInterval(

@@ -58,9 +58,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 async function connect(o: SyncLoopOptions): Promise<LinkClient> {
   const id = await loadIdentity(o.dataDir);
+  const queue = await o.queue.depth?.();
   const link = new LinkClient({
     url: id.pairing.url,
     pin: id.pairing.fingerprint,
+    ...(queue === undefined ? {} : { queue }),
     ...(o.pingIntervalMs === undefined ? {} : { pingIntervalMs: o.pingIntervalMs }),
     ...(o.deadLinkMs === undefined ? {} : { deadLinkMs: o.deadLinkMs }),
   });

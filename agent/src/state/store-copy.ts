@@ -97,6 +97,8 @@ export interface SyncQueue {
    * read: damaged → recorded so (no longer a copy, no longer offered) and returned; else undefined.
    */
   checkStoreCopy(blake3: string): Promise<CodedError | undefined>;
+  /** Files and bytes waiting for the studio (reported in the agent's Hello). */
+  depth?(): Promise<{ files: number; bytes: number }>;
 }
 
 /** The SyncQueue of the real agent state; damaged laptop copies are logged. */
@@ -104,6 +106,7 @@ export function syncQueueOf(state: AgentState, log?: Logger): SyncQueue {
   return {
     pendingForStudio: (limit, after) => state.pendingForStudio(limit, after),
     recordStudioReceipt: (r) => state.recordStudioReceipt(r),
+    depth: () => state.queueDepth(),
     checkStoreCopy: async (blake3) => {
       const err = await checkStoreCopy(state, blake3);
       if (err !== undefined) log?.error({ event: 'store-copy-damaged', err }, err.message);

@@ -84,6 +84,8 @@ export interface CommittedAsset {
   size: number;
   committedAt: number;
   copies: CopyRecord[];
+  /** How long the commit took, from its target check to the catalogue write (the commit latency metric). */
+  ms: number;
 }
 
 export interface CommitterOptions {
@@ -193,6 +195,7 @@ export class Committer {
   }
 
   async #commit(input: CommitInput): Promise<ReceiptMessage> {
+    const started = performance.now();
     await this.checkTargets();
     const first = input.names[0];
     if (first === undefined) throw new TypeError('commit() needs at least one name');
@@ -301,9 +304,15 @@ export class Committer {
           storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
         });
         if (this.#onCommitted !== undefined) {
-          await Promise.resolve(this.#onCommitted({ hash: input.hash, size: input.size, committedAt, copies })).catch(
-            () => undefined,
-          );
+          await Promise.resolve(
+            this.#onCommitted({
+              hash: input.hash,
+              size: input.size,
+              committedAt,
+              copies,
+              ms: performance.now() - started,
+            }),
+          ).catch(() => undefined);
         }
         return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
       } catch (err) {

@@ -312,6 +312,21 @@ export class Ledger implements CatalogueHook {
     }
   }
 
+  /** Assets lacking a copy on `target` committed before `before` (ms), oldest first: one range read. */
+  async *lackingBefore(
+    target: string,
+    before: number,
+    limit = -1,
+  ): AsyncGenerator<{ hash: string; committedAt: number }> {
+    const from = `${K.lack}${target}!`;
+    for await (const key of this.#sub().keys({ gt: from, lt: `${from}${pad(Math.max(0, before))}`, limit })) {
+      yield {
+        hash: key.slice(key.lastIndexOf('!') + 1),
+        committedAt: Number(key.slice(from.length, from.length + 15)),
+      };
+    }
+  }
+
   /** Hashes of assets that are not 3-2-1 compliant, in hash order. */
   async *unprotected(opts: { gt?: string; limit?: number } = {}): AsyncGenerator<string> {
     for await (const key of this.#sub().keys({

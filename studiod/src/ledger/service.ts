@@ -54,6 +54,8 @@ export interface LedgerServiceOptions {
   random?: () => number;
   /** Assets per scrub step (tests; default 64). */
   scrubChunk?: number;
+  /** Every event of the cloud forwarder (`cloud.uploaded`, `cloud.parked`, …): the metrics read them. */
+  onCloudEvent?: (event: Record<string, unknown>) => void;
 }
 
 export interface AssetView {
@@ -139,6 +141,7 @@ export class LedgerService {
               await opts.catalogue.removeCopy({ hash: lost.blake3, target: lost.target, kind: 'cloud' });
             },
             log: (event) => {
+              opts.onCloudEvent?.(event);
               const e = event as { event?: string; code?: string };
               if (e.event === 'cloud.parked' || e.event === 'cloud.copy-lost') opts.log.error(event, String(e.event));
               else if (e.event === 'cloud.retry') opts.log.warn(event, 'cloud upload will be retried');

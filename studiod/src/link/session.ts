@@ -121,6 +121,8 @@ export class LinkSession {
   readonly #files: FileReceiver;
   #state: SessionState = 'awaiting-hello';
   #agentId: string | undefined;
+  /** The agent's queue as its Hello reported it, less the receipts sent since (undefined: not reported). */
+  #agentQueue: { files: number; bytes: number } | undefined;
   #queue: Promise<void> = Promise.resolve();
   #lastReceived: number;
   #lastSent: number;
@@ -239,6 +241,11 @@ export class LinkSession {
 
   #send(msg: Message): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
+    if (msg.t === 'receipt' && this.#agentQueue !== undefined) {
+      // The agent drops a queue entry per receipt: what it still holds is the report less these.
+      this.#agentQueue.files = Math.max(0, this.#agentQueue.files - 1);
+      this.#agentQueue.bytes = Math.max(0, this.#agentQueue.bytes - msg.size);
+    }
     this.#lastSent = this.#d.now();
     this.#ws.send(encodeFrame(msg));
   }
@@ -303,6 +310,7 @@ export class LinkSession {
         if (msg.t !== 'hello') throw new ProtocolError(PROTO_CODES.unexpectedMessage, 'The first frame must be Hello.');
         if (msg.role !== 'agent')
           throw new ProtocolError(PROTO_CODES.unexpectedMessage, 'Hello role must be "agent" on the studio side.');
+        if (msg.queue !== undefined) this.#agentQueue = { ...msg.queue };
         this.#transition('awaiting-proof');
         return;
       case 'awaiting-proof':
@@ -400,7 +408,7 @@ export class LinkSession {
     if (this.#state !== 'authenticating') return;
     this.#transition('ready');
     this.#log.info({ agentId: msg.agentId }, 'agent authenticated');
-    await this.#d.catalogue.touchAgent(msg.agentId, this.#d.now());
+    await this.#d.catalogue.touchAgent(msg.agentId, this.#d.now(), this.#agentQueue);
     this.#send({ t: 'auth-accepted', agentId: msg.agentId });
   }
 
@@ -411,6 +419,12 @@ export class LinkSession {
     for (const t of this.#timers) clearTimeout(t);
     await this.#queue.catch(() => undefined);
     await this.#files.close();
+    if (this.#agentId !== undefined) {
+      // Last seen now, with what it still had to send (the alert on laptops gone quiet reads it).
+      await this.#d.catalogue
+        .touchAgent(this.#agentId, this.#d.now(), this.#agentQueue)
+        .catch((err: unknown) => this.#log.warn({ err }, 'could not record when the agent was last seen'));
+    }
     this.#transition('closed');
     this.#log.info(
       {

@@ -1,0 +1,147 @@
+/**
+ * The Prometheus endpoint of a real studiod process, scraped while a real field-agent syncs a card
+ * and studiod uploads it to s3rver: the exposition passes `promtool check metrics` (Debian's
+ * prometheus package, installed when missing), the figures match what was synced, no series is
+ * per file or per shoot, and the example alerting rules pass `promtool check rules`.
+ */
+import t from 'tap';
+import { execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { S3rverProcess } from '../../lib/s3rver.js';
+import { target } from '../../lib/cloud-fixture.js';
+import { dcfFiles, ingest, makeAgent, makeCard, pairAgent, startStudiod, tempDir } from '../../lib/studio-harness.js';
+import { REPO } from '../../lib/agent-harness.js';
+import { waitFor } from '../../lib/wait-for.js';
+
+const exec = promisify(execFile);
+
+async function promtoolReady(): Promise<string | undefined> {
+  const found = await exec('sh', ['-c', 'command -v promtool']).catch(() => undefined);
+  if (found !== undefined) return undefined;
+  if (process.getuid?.() !== 0) return 'promtool is missing and installing it needs root';
+  await exec('sh', [
+    '-c',
+    'DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus',
+  ]).catch(() => undefined);
+  return (await exec('sh', ['-c', 'command -v promtool']).catch(() => undefined)) === undefined
+    ? 'promtool could not be installed (apt-get install prometheus)'
+    : undefined;
+}
+
+function promtool(args: string[], input?: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('promtool', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, out }));
+    p.stdin.end(input ?? '');
+  });
+}
+
+/** The value of one series (`name{labels}` exactly as exposed), or undefined. */
+function value(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const missing = await promtoolReady();
+if (missing !== undefined) {
+  t.skip(missing, () => undefined);
+} else {
+  t.test('promtool checks the example alerting rules', async (t) => {
+    const r = await promtool(['check', 'rules', join(REPO, 'docs', 'prometheus-rules.yml')]);
+    t.equal(r.code, 0, r.out);
+    t.match(r.out, /SUCCESS: \d+ rules found/);
+  });
+
+  t.test('metrics scraped during a real sync and upload', async (t) => {
+    const s3 = new S3rverProcess({ buckets: ['hot'] });
+    await s3.start();
+    t.teardown(() => s3.close());
+    const studio = await startStudiod(t, {
+      metrics: { port: 0 },
+      cloud: [target('cloud-east', s3.endpoint, 'hot')],
+    });
+    const line = studio.log.split('\n').find((l) => l.includes('metrics endpoint listening'));
+    const url = (JSON.parse(line ?? '{}') as { url?: string }).url ?? '';
+    t.match(url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/, 'studiod logs the full URL (loopback by default)');
+    const scrape = async (): Promise<string> => {
+      const res = await fetch(url);
+      if (res.status !== 200 || !/^text\/plain; version=0\.0\.4/.test(res.headers.get('content-type') ?? ''))
+        throw new Error(`scrape answered ${res.status} ${res.headers.get('content-type')}`);
+      return res.text();
+    };
+
+    const agent = await makeAgent(t);
+    await pairAgent(studio, agent);
+    const card = join(await tempDir(t, 'card-'), 'CARD');
+    const files = dcfFiles(8, (i) => (i % 4 === 0 ? 1024 * 1024 + i : 50_000 + i));
+    await makeCard(card, files);
+    await ingest(agent, card, 'wedding', 'CARD1');
+    const sync = agent.cli(['sync', '--json']);
+    let ended = false;
+    void sync.finally(() => {
+      ended = true;
+    });
+    const during: string[] = [];
+    await waitFor(
+      async () => {
+        during.push(await scrape());
+        return ended;
+      },
+      'the sync to end, scraping meanwhile',
+      120_000,
+      250,
+    );
+    const synced = await sync;
+    t.equal(synced.code, 0, `sync exits 0 (${synced.stderr})`);
+    t.ok(during.length > 0, `${during.length} scrapes during the sync`);
+
+    const check = await promtool(['check', 'metrics'], during[during.length - 1] ?? (await scrape()));
+    t.equal(check.code, 0, `promtool check metrics: ${check.out || 'clean'}`);
+
+    const n = files.length;
+    const final = await waitFor(async () => {
+      const text = await scrape();
+      return value(text, 'studiod_assets_compliant') === n ? text : undefined;
+    }, 'every asset uploaded and 3-2-1 compliant');
+    const lint = await promtool(['check', 'metrics'], final);
+    t.equal(lint.code, 0, `promtool check metrics after the upload: ${lint.out || 'clean'}`);
+    t.equal(value(final, 'studiod_assets'), n);
+    t.equal(value(final, 'studiod_assets_unprotected'), 0);
+    for (const target of ['mirror', 'raid', 'cloud-east'])
+      t.equal(value(final, `studiod_target_copies{target="${target}"}`), n, `${target} copies`);
+    t.equal(value(final, 'studiod_target_available{target="raid"}'), 1);
+    t.ok((value(final, 'studiod_target_free_bytes{target="mirror"}') ?? 0) > 0, 'free space');
+    t.equal(value(final, 'studiod_cloud_queue_jobs{target="cloud-east"}'), 0);
+    t.equal(value(final, 'studiod_cloud_parked_jobs{target="cloud-east"}'), 0);
+    const total = files.reduce((a, f) => a + f.size, 0);
+    t.equal(value(final, 'studiod_cloud_uploaded_bytes_total{target="cloud-east"}'), total, 'bytes uploaded');
+    t.equal(value(final, 'studiod_commit_duration_seconds_count'), n, 'one commit latency per file');
+    t.equal(value(final, 'studiod_cloud_upload_duration_seconds_count{target="cloud-east"}'), n);
+    t.equal(value(final, 'studiod_agents_paired'), 1);
+    t.match(final, /studiod_agent_last_seen_timestamp_seconds\{agent="agt_[0-9a-f]+"\} \d/);
+    t.match(
+      final,
+      /studiod_agent_unsynced_files\{agent="agt_[0-9a-f]+"\} 0\n/,
+      'the agent reported its queue, all receipted',
+    );
+    t.match(final, /studiod_scrub_pass_ratio\{target="mirror"\}/);
+    t.ok(
+      during.some((s) => (value(s, 'studiod_assets') ?? 0) > 0 && (value(s, 'studiod_assets') ?? 0) < n) ||
+        during.length < 3,
+      'a scrape saw the sync under way',
+    );
+    const labels = new Set(
+      [...final.matchAll(/\{([^}]*)\}/g)].flatMap((m) => (m[1] ?? '').split(',').map((kv) => kv.split('=')[0])),
+    );
+    t.notOk(
+      labels.has('shoot') || labels.has('file') || labels.has('hash') || labels.has('path'),
+      `bounded labels: ${[...labels].join(', ')}`,
+    );
+    t.notOk(final.includes('wedding') || final.includes('IMG_0001'), 'no shoot or file in any series');
+  });
+}
