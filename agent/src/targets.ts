@@ -9,9 +9,9 @@
  * the laptop's own disk.
  */
 import type { Stats } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { errorCode, type CopyFact } from '@studio321/protocol';
-import type { DurableCopy } from '@studio321/protocol/durable';
+import { ensureDir, type DurableCopy } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
 
 export interface AgentTarget {
@@ -37,7 +37,7 @@ export async function statFieldDrive(path: string): Promise<Stats> {
 
 export async function resolveTargets(store: string, fieldDrive: string | undefined): Promise<ResolvedTargets> {
   try {
-    await mkdir(store, { recursive: true });
+    await ensureDir(store); // each folder it creates is fsynced into its parent: a power cut does not lose the store root
   } catch (err) {
     throw new AgentError(
       AGENT_CODES.storeUnwritable,
