@@ -195,7 +195,10 @@ t.test('floods while a good agent syncs', async (t) => {
     t.equal(outcome.refused + outcome.cut, waves * 25, 'every hostile connection ended');
     t.ok(outcome.refused > 0, `connections over the caps are refused at accept (${outcome.refused} refused)`);
     t.ok(outcome.cut > 0, `admitted ones are cut after MAX_PREAUTH_BYTES (${outcome.cut} cut)`);
-    t.ok(silentMs >= 2500 && silentMs < 10_000, `a silent connection is cut at the handshake deadline (${silentMs} ms)`);
+    t.ok(
+      silentMs >= 2500 && silentMs < 10_000,
+      `a silent connection is cut at the handshake deadline (${silentMs} ms)`,
+    );
     const grown = rssMax - before.rss;
     t.ok(
       grown < 120 * MiB,
@@ -228,7 +231,11 @@ t.test('floods while a good agent syncs', async (t) => {
     const valid = await studio.pairCode();
     const locked = await guess(valid);
     t.equal(locked.code, 'PROTO_PAIRING_LOCKED', 'then even a valid code is refused: PROTO_PAIRING_LOCKED');
-    t.match(locked.message, /locked until \d{4}-\d\d-\d\dT[\d:.]+Z \(1[12]\d s\)/, 'the error says when the lockout lifts');
+    t.match(
+      locked.message,
+      /locked until \d{4}-\d\d-\d\dT[\d:.]+Z \(1[12]\d s\)/,
+      'the error says when the lockout lifts',
+    );
     t.equal((await studio.ctl(['--json', 'agents'])).stdout, agentsBefore, 'no agent was added');
   });
 });

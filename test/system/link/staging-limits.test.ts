@@ -11,14 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
-import {
-  StudiodProcess,
-  listFiles,
-  makeAgent,
-  pairAgent,
-  tempDir,
-  waitFor,
-} from '../../lib/studio-harness.js';
+import { StudiodProcess, listFiles, makeAgent, pairAgent, tempDir, waitFor } from '../../lib/studio-harness.js';
 import { authedClient } from '../../lib/studio-wire.js';
 import { mountTmpfs } from '../../lib/tmpfs.js';
 
@@ -36,7 +29,8 @@ t.test('staging expiry, state modes, temp-suffix names and a full mirror', async
   await mkdir(dirs.mirror);
   await mkdir(dirs.raid);
   const m = await mountTmpfs(t, dirs.mirror, 'size=3m');
-  if (!m.mounted) return void t.skip(`a small tmpfs is needed as the mirror (${m.reason}): this case did not run`, () => undefined);
+  if (!m.mounted)
+    return void t.skip(`a small tmpfs is needed as the mirror (${m.reason}): this case did not run`, () => undefined);
   const studio = new StudiodProcess(dirs);
   const staging = studio.stagingDir;
   await mkdir(staging, { mode: 0o700 });
@@ -55,7 +49,11 @@ t.test('staging expiry, state modes, temp-suffix names and a full mirror', async
   }
   t.teardown(() => studio.kill());
 
-  t.same((await readdir(staging)).sort(), [`${fresh}.part`], 'the abandoned partial expired at start; the fresh one stays');
+  t.same(
+    (await readdir(staging)).sort(),
+    [`${fresh}.part`],
+    'the abandoned partial expired at start; the fresh one stays',
+  );
   t.match(studio.log, /expired staging partials removed/, 'and the removal is logged');
 
   const agent = await makeAgent(t);
