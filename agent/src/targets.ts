@@ -18,10 +18,10 @@
  * declared lost until it is back.
  */
 import type { Stats } from 'node:fs';
-import { access, mkdir, readdir, stat } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, type CopyFact } from '@studio321/protocol';
-import { durableWrite, sweepStaleTemps, type DurableCopy } from '@studio321/protocol/durable';
+import { durableWrite, ensureDir, sweepStaleTemps, type DurableCopy } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
 
 /** The laptop store's marker file, at its root. */
@@ -68,7 +68,7 @@ async function openStore(store: string, hasCopies: () => Promise<boolean>): Prom
   if ((entries === undefined || entries.length === 0) && (await hasCopies()))
     throw storeUnavailable(store, entries === undefined ? 'the folder is not there' : 'an empty folder, not the store');
   try {
-    await mkdir(store, { recursive: true });
+    await ensureDir(store); // each folder it creates is fsynced into its parent: a power cut does not lose the store root
     await sweepStaleTemps(store);
     const body = Buffer.from(`${JSON.stringify({ store: 'laptop', createdAt: new Date().toISOString() })}\n`);
     await durableWrite(

@@ -76,6 +76,8 @@ export const PROTO_CODES = {
   authRefused: 'PROTO_AUTH_REFUSED',
   /** Pairing code unknown, expired or already used. Not retryable. */
   pairingRefused: 'PROTO_PAIRING_REFUSED',
+  /** Too many refused pairing attempts (from this address, or from all): pairing is locked until the time the message gives. Retryable then. */
+  pairingLocked: 'PROTO_PAIRING_LOCKED',
   /** A well-formed frame that is not allowed now (wrong order, wrong offset, hash not wanted…). Not retryable. */
   unexpectedMessage: 'PROTO_UNEXPECTED_MESSAGE',
   /** The agent had more than `window` unacknowledged Chunk bytes in flight. Not retryable. */

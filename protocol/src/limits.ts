@@ -70,6 +70,18 @@ export const PING_INTERVAL_MS = 15_000;
 export const DEAD_LINK_MS = 45_000;
 /** The studio closes a session not authenticated within this time (PROTO_TIMEOUT). */
 export const AUTH_TIMEOUT_MS = 15_000;
+/**
+ * Most bytes a client may send before AuthAccepted, all WebSocket frames together (Hello,
+ * PairRequest, AuthProof, Pings are each under 1 KiB). Beyond it the studio cuts the connection:
+ * an unauthenticated peer never makes it buffer a large frame.
+ */
+export const MAX_PREAUTH_BYTES = 64 * KiB;
+
+/**
+ * Suffix of the durable write's temp files (`.<name>.<random>.s321tmp`), which a start sweeps
+ * away: no name segment may end with it (names.ts), so no archive file can be taken for a temp.
+ */
+export const TEMP_SUFFIX = '.s321tmp';
 
 /** Deepest msgpack nesting any v1 frame needs (frame → files → file → names → name is 4). */
 export const MAX_NESTING_DEPTH = 8;

@@ -5,13 +5,14 @@
  * A name is shoot / card / card-relative path. Refused with PROTO_BAD_NAME
  * (detail.reason says why): empty, absolute, drive prefix, `.`/`..`/empty
  * segments, backslash, NUL and control characters, a segment over
- * MAX_NAME_BYTES or a path over MAX_PATH_BYTES (UTF-8 bytes, after NFC).
+ * MAX_NAME_BYTES or a path over MAX_PATH_BYTES (UTF-8 bytes, after NFC), a
+ * segment ending in TEMP_SUFFIX (the durable write's temp files).
  * Accepted names are returned NFC-normalised.
  */
 
 import path from 'node:path';
 import { PROTO_CODES, ProtocolError } from './errors.js';
-import { MAX_NAME_BYTES, MAX_PATH_BYTES } from './limits.js';
+import { MAX_NAME_BYTES, MAX_PATH_BYTES, TEMP_SUFFIX } from './limits.js';
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
@@ -29,6 +30,7 @@ export type BadNameReason =
   | 'control-character'
   | 'segment-too-long'
   | 'path-too-long'
+  | 'temp-suffix'
   | 'outside-root';
 
 const REASON_TEXT: Record<BadNameReason, string> = {
@@ -43,6 +45,7 @@ const REASON_TEXT: Record<BadNameReason, string> = {
   'control-character': 'contains NUL or a control character',
   'segment-too-long': `has a segment longer than ${MAX_NAME_BYTES} UTF-8 bytes`,
   'path-too-long': `is longer than ${MAX_PATH_BYTES} UTF-8 bytes`,
+  'temp-suffix': `has a segment ending in ${TEMP_SUFFIX}, the suffix of the studio's temp files`,
   'outside-root': 'resolves outside its root directory',
 };
 
@@ -62,6 +65,8 @@ function checkSegment(original: unknown, seg: string, inPath: boolean): void {
   if (seg.length === 0) throw badName(original, inPath ? 'empty-segment' : 'empty');
   if (seg === '.' || seg === '..') throw badName(original, 'dot-segment');
   if (Buffer.byteLength(seg, 'utf8') > MAX_NAME_BYTES) throw badName(original, 'segment-too-long');
+  // A start sweeps files ending so as leftovers of interrupted writes: an archive file must never look like one.
+  if (seg.endsWith(TEMP_SUFFIX)) throw badName(original, 'temp-suffix');
 }
 
 function checkCharacters(original: unknown, s: string): void {

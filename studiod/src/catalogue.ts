@@ -639,6 +639,16 @@ export class Catalogue {
     return this.#write(() => this.#open().put(P.pairing + rec.code, rec as unknown as Json, SYNC));
   }
 
+  /** Delete every outstanding pairing code (pairing locked out after too many refusals). Returns how many. */
+  dropPairingCodes(): Promise<number> {
+    return this.#write(async () => {
+      const codes: string[] = [];
+      for await (const v of this.#values<PairingCodeRecord>(P.pairing)) codes.push(v.code);
+      if (codes.length > 0) await this.#batch(codes.map((c) => ({ type: 'del' as const, key: P.pairing + c })));
+      return codes.length;
+    });
+  }
+
   /**
    * Atomically consume a pairing code and register the agent (one batch).
    * Returns false when the code is unknown, used or expired (an expired code is deleted).

@@ -15,7 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { CONFIG_CODES, ConfigError, errorCode, validateConfig, type FieldSpec } from '@studio321/protocol';
-import { MAX_WINDOW_BYTES, MIN_WINDOW_BYTES } from '@studio321/protocol';
+import { AUTH_TIMEOUT_MS, MAX_WINDOW_BYTES, MIN_WINDOW_BYTES } from '@studio321/protocol';
 
 /**
  * studiod's default flow-control window: 64 MiB (the protocol allows 1..256 MiB; its
@@ -24,6 +24,11 @@ import { MAX_WINDOW_BYTES, MIN_WINDOW_BYTES } from '@studio321/protocol';
  * costs about 40 MiB more peak RSS per busy session (README, Performance; bench:sync).
  */
 export const STUDIOD_DEFAULT_WINDOW_BYTES = 64 * 1024 * 1024;
+/**
+ * Staged files held open at once (each keeps two descriptors), defaults that serve several laptops:
+ * a session holds one Offer's wanted files (MAX_BATCH_FILES) and the next one's; four such sessions in all.
+ */
+export const DEFAULT_STAGING_LIMITS = { perSession: 512, total: 2048 } as const;
 import { DEFAULT_POLICY, validatePolicy, type PolicyConfig } from '@studio321/protocol';
 import { validateCloudTarget, type CloudTargetConfig } from './cloud/cloud-target.js';
 
@@ -76,6 +81,18 @@ export interface StudiodConfig {
   alerts: AlertsConfig;
   /** The Prometheus endpoint (ops/metrics.ts); absent: off. */
   metrics?: { host: string; port: number };
+  /**
+   * What unauthenticated peers may hold (link/pre-auth-guard.ts): connections not yet authenticated,
+   * in all and from one source address, and the seconds from TCP accept to AuthAccepted.
+   */
+  link: { maxUnauthenticated: number; maxUnauthenticatedPerAddress: number; handshakeSeconds: number };
+  /**
+   * Staged files (commit/staging.ts): how many one session and all sessions may hold open, and the
+   * hours after which a partial nobody wrote is removed (0: never).
+   */
+  staging: { maxFilesPerSession: number; maxFiles: number; expireHours: number };
+  /** Pairing lockout (link/pairing-throttle.ts): refusals from one address, and from all, before a lockout of `lockoutMinutes`. */
+  pairing: { maxRefusals: number; maxRefusalsTotal: number; lockoutMinutes: number };
 }
 
 export interface AlertsConfig {
@@ -212,6 +229,35 @@ const schema: Record<string, FieldSpec> = {
     fields: {
       host: { kind: 'string', nonEmpty: true, default: '127.0.0.1' },
       port: { kind: 'number', integer: true, min: 0, max: 65535, default: 9321 },
+    },
+  },
+  link: {
+    kind: 'object',
+    fields: {
+      maxUnauthenticated: { kind: 'number', integer: true, min: 1, default: 64 },
+      maxUnauthenticatedPerAddress: { kind: 'number', integer: true, min: 1, default: 8 },
+      handshakeSeconds: { kind: 'number', min: 0.1, max: 600, default: AUTH_TIMEOUT_MS / 1000 },
+    },
+  },
+  staging: {
+    kind: 'object',
+    fields: {
+      maxFilesPerSession: {
+        kind: 'number',
+        integer: true,
+        min: 1,
+        default: DEFAULT_STAGING_LIMITS.perSession,
+      },
+      maxFiles: { kind: 'number', integer: true, min: 1, default: DEFAULT_STAGING_LIMITS.total },
+      expireHours: { kind: 'number', min: 0, default: 48 },
+    },
+  },
+  pairing: {
+    kind: 'object',
+    fields: {
+      maxRefusals: { kind: 'number', integer: true, min: 1, default: 5 },
+      maxRefusalsTotal: { kind: 'number', integer: true, min: 1, default: 20 },
+      lockoutMinutes: { kind: 'number', min: 0, default: 15 },
     },
   },
   log: {

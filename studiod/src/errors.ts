@@ -15,6 +15,10 @@ export const STUDIO_CODES = {
   targetIo: 'STUDIO_TARGET_IO',
   /** The same file is being received from another session right now. Retryable. */
   busy: 'STUDIO_BUSY',
+  /** Nack: this session (or all sessions together) holds as many staged files as the config allows. Retryable once its files are done. */
+  stagingLimit: 'STUDIO_STAGING_LIMIT',
+  /** Logged: a connection refused because too many are not authenticated yet (from its address, or in all). Retryable. */
+  connectionLimit: 'STUDIO_CONNECTION_LIMIT',
   /** The catalogue was written by a newer studiod. Not retryable. */
   formatTooNew: 'STUDIO_FORMAT_TOO_NEW',
   /** The catalogue is locked by another studiod process. Not retryable. */

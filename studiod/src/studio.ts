@@ -8,7 +8,8 @@
  * staging → link server → control socket. Close order is the reverse; in-flight
  * commits finish (or are aborted and leave only temps that the next start sweeps).
  */
-import { statfs } from 'node:fs/promises';
+import { chmod, mkdir, readdir, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   PAIRING_CODE_TTL_MS,
   createLogger,
@@ -44,6 +45,22 @@ import {
 } from './recovery/index.js';
 
 export const STUDIOD_SOFTWARE = 'studiod/0.1.0';
+
+/**
+ * The state directory and the catalogue hold what only studiod may read (a live pairing code,
+ * the agents' keys): studiod makes them 0700 and their files 0600 itself, whatever the umask it
+ * was started with (outside the systemd unit, 022 leaves them world-readable). A directory it
+ * cannot change (another owner) is left as it is, with a warning.
+ */
+async function restrictDir(dir: string, log: Logger): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+    for (const e of await readdir(dir, { withFileTypes: true })) if (e.isFile()) await chmod(join(dir, e.name), 0o600);
+  } catch (err) {
+    log.warn({ err, dir }, 'could not restrict the modes of a state directory to its owner (0700/0600)');
+  }
+}
 
 export interface StudioOptions {
   config: StudiodConfig;
@@ -85,6 +102,7 @@ export class Studio {
   #alerts: Alerts | undefined;
   #metrics: Metrics | undefined;
   #onError: ((e: RecentError) => void) | undefined;
+  #expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: StudioOptions) {
     this.#opts = opts;
@@ -139,9 +157,11 @@ export class Studio {
   async open(): Promise<void> {
     const c = this.config;
     this.#startedAt = this.#now();
+    await restrictDir(c.stateDir, this.log);
     const catalogue = new Catalogue(c.catalogue);
     await catalogue.open();
     this.#catalogue = catalogue;
+    await restrictDir(c.catalogue, this.log);
     // Pairings live in <stateDir>/pairings.json too: a lost catalogue does not unpair every laptop.
     const pairings = pairingsPath(c.stateDir);
     const { restored } = await reconcilePairings(catalogue, pairings, this.#now());
@@ -201,10 +221,15 @@ export class Studio {
       ...(this.#opts.recovery?.concurrency === undefined ? {} : { concurrency: this.#opts.recovery.concurrency }),
     });
     await this.#restore.open();
-    this.#staging = new Staging(c.targets.mirror.root, async () => {
-      await checkTarget('mirror', c.targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0, this.#now);
-    });
+    this.#staging = new Staging(
+      c.targets.mirror.root,
+      async () => {
+        await checkTarget('mirror', c.targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0, this.#now);
+      },
+      { perSession: c.staging.maxFilesPerSession, total: c.staging.maxFiles },
+    );
     await this.#staging.sweepCommitted(async (hash) => (await catalogue.getAsset(hash)) !== undefined);
+    await this.#startStagingExpiry(this.#staging);
     this.#committer = new Committer({
       catalogue,
       targets: c.targets,
@@ -228,6 +253,16 @@ export class Studio {
       log: this.log,
       software: STUDIOD_SOFTWARE,
       now: this.#now,
+      preAuth: {
+        maxTotal: c.link.maxUnauthenticated,
+        maxPerAddress: c.link.maxUnauthenticatedPerAddress,
+        deadlineMs: Math.round(c.link.handshakeSeconds * 1000),
+      },
+      pairing: {
+        maxRefusals: c.pairing.maxRefusals,
+        maxRefusalsTotal: c.pairing.maxRefusalsTotal,
+        lockoutMs: Math.round(c.pairing.lockoutMinutes * 60_000),
+      },
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();
@@ -269,9 +304,31 @@ export class Studio {
     );
   }
 
+  /**
+   * Partials nobody wrote for `staging.expireHours` are removed at start and then every quarter
+   * of that age (at most hourly): an agent that never comes back, or an insider, cannot fill the
+   * mirror with them.
+   */
+  async #startStagingExpiry(staging: Staging): Promise<void> {
+    const maxAgeMs = this.config.staging.expireHours * 3_600_000;
+    if (maxAgeMs <= 0) return;
+    const sweep = async (): Promise<void> => {
+      const removed = await staging.sweepExpired(maxAgeMs, this.#now()).catch((err: unknown) => {
+        this.log.warn({ err }, 'could not remove expired staging partials; tried again later');
+        return 0;
+      });
+      if (removed > 0)
+        this.log.info({ removed, expireHours: this.config.staging.expireHours }, 'expired staging partials removed');
+    };
+    await sweep();
+    this.#expiryTimer = setInterval(() => void sweep(), Math.max(1000, Math.min(maxAgeMs / 4, 3_600_000)));
+    this.#expiryTimer.unref();
+  }
+
   async close(): Promise<void> {
     await this.#metrics?.close();
     if (this.#onError !== undefined) this.log.lastErrors.off('push', this.#onError);
+    clearInterval(this.#expiryTimer);
     await this.#control?.close();
     await this.#link?.close();
     this.#abort.abort();
@@ -289,6 +346,7 @@ export class Studio {
       const createdAt = this.#now();
       const expiresAt = createdAt + PAIRING_CODE_TTL_MS;
       await this.catalogue.putPairingCode({ code, createdAt, expiresAt });
+      this.#link?.pairingCodeCreated();
       return { code, expiresAt, fingerprint: this.fingerprint, port: this.port };
     });
     ctl.register('agents', async () => {

@@ -44,6 +44,8 @@ t.test('hostile relative paths are refused with PROTO_BAD_NAME and a reason', as
     [`DCIM/${'x'.repeat(MAX_NAME_BYTES + 1)}`, 'segment-too-long'],
     [`DCIM/${'é'.repeat(128)}`, 'segment-too-long'], // 256 UTF-8 bytes, 128 characters
     [Array.from({ length: 9 }, () => 'y'.repeat(120)).join('/'), 'path-too-long'], // 1088 bytes
+    ['DCIM/IMG_0001.CR3.s321tmp', 'temp-suffix'], // the start sweep would take it for a leftover temp
+    ['DCIM.s321tmp/IMG_0001.CR3', 'temp-suffix'],
     [42, 'not-a-string'],
   ];
   for (const [p, reason] of cases) {
@@ -84,6 +86,7 @@ t.test('segments (shoot, card)', async (t) => {
     ['a\u0000', 'control-character'],
     ['C:', 'drive-prefix'],
     ['x'.repeat(MAX_NAME_BYTES + 1), 'segment-too-long'],
+    ['card.s321tmp', 'temp-suffix'],
     [null, 'not-a-string'],
   ];
   for (const [s, reason] of cases)

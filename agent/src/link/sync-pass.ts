@@ -395,6 +395,8 @@ export class SyncPass {
           ahead.catch(() => undefined); // awaited in the next round or in finally
         }
         await this.#waitForRoom(got);
+        // Nacked mid-transfer (the studio could not stage it): no more Chunks; the FileEnd follows (SPEC §3.6).
+        if (this.#settled.has(hash)) break;
         this.#inFlight += got;
         await this.#link.send({ t: 'chunk', hash, offset: pos, data });
         pos += got;

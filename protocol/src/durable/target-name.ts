@@ -4,9 +4,10 @@
  * temp names, created in step 3 (openTemp), are `.<name>.<random>.s321tmp`.
  */
 import { randomBytes } from 'node:crypto';
+import { TEMP_SUFFIX } from '../limits.js';
 import { DURABLE_CODES, durableError } from './errors.js';
 
-export const TEMP_SUFFIX = '.s321tmp';
+export { TEMP_SUFFIX };
 /** Most file systems limit one name to 255 bytes. */
 export const MAX_NAME_BYTES = 255;
 

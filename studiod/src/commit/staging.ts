@@ -15,6 +15,13 @@
  *
  * One session at a time holds a hash (`acquire`); a second session offering the
  * same hash meanwhile gets STUDIO_BUSY (retryable).
+ *
+ * Bounds (docs/configuration.md, `staging`): a held file keeps two descriptors
+ * (its writer and its read-back lane), so one session may hold at most
+ * `perSession` files and all sessions together `total`; beyond, acquire refuses
+ * with STUDIO_STAGING_LIMIT (retryable, the file is offered again later). A
+ * released partial with no byte is removed (Offers without data leave nothing),
+ * and `sweepExpired` removes partials nobody has written for `expireMs`.
  */
 import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,9 +34,12 @@ import {
   sharedHashPool,
   type ReadBack,
 } from '@studio321/protocol/durable';
+import { DEFAULT_STAGING_LIMITS } from '../config.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
 
 const PART_SUFFIX = '.part';
+/** The holder name `sweepExpired` uses while it removes a partial (never a session id). */
+const SWEEPER = 'staging-expiry';
 
 /** The staging directory's name inside the mirror target's root. */
 export const STAGING_DIR = '.s321-staging';
@@ -153,13 +163,17 @@ export class StagedFile {
     await fh?.close().catch(() => undefined);
   }
 
-  /** Sync what was written and release the hash (the partial stays for a resume). */
+  /**
+   * Sync what was written and release the hash: the partial stays for a resume, unless it holds
+   * no byte (an Offer never followed by data leaves no empty file behind).
+   */
   async close(): Promise<void> {
     if (this.#fh === undefined) return;
     try {
       await this.sync();
     } finally {
       await this.#closeHandles();
+      if (this.#durable === 0) await unlink(this.path).catch(() => undefined);
       this.#release();
     }
   }
@@ -179,10 +193,22 @@ export class StagedFile {
   }
 }
 
+/** How many staged files may be held open (each keeps two descriptors). */
+export interface StagingLimits {
+  /** By one session. */
+  perSession: number;
+  /** By all sessions together. */
+  total: number;
+}
+
 export class Staging {
   readonly dir: string;
+  readonly limits: StagingLimits;
   readonly #checkRoot: () => Promise<void>;
+  /** hash → the session holding it. */
   #held = new Map<string, string>();
+  /** session → how many hashes it holds. */
+  #perSession = new Map<string, number>();
   #made = false;
 
   /**
@@ -190,9 +216,42 @@ export class Staging {
    * unless that root is the configured, mounted disk: nothing is staged on an
    * empty mount point.
    */
-  constructor(mirrorRoot: string, checkRoot: () => Promise<void>) {
+  constructor(mirrorRoot: string, checkRoot: () => Promise<void>, limits: StagingLimits = DEFAULT_STAGING_LIMITS) {
     this.dir = join(mirrorRoot, STAGING_DIR);
     this.#checkRoot = checkRoot;
+    this.limits = limits;
+  }
+
+  /** Staged files held now: by all sessions, or by `sessionId`. */
+  heldCount(sessionId?: string): number {
+    return sessionId === undefined ? this.#held.size : (this.#perSession.get(sessionId) ?? 0);
+  }
+
+  #hold(hash: string, sessionId: string): void {
+    this.#held.set(hash, sessionId);
+    this.#perSession.set(sessionId, (this.#perSession.get(sessionId) ?? 0) + 1);
+  }
+
+  #unhold(hash: string, sessionId: string): void {
+    if (this.#held.get(hash) !== sessionId) return;
+    this.#held.delete(hash);
+    const n = (this.#perSession.get(sessionId) ?? 1) - 1;
+    if (n > 0) this.#perSession.set(sessionId, n);
+    else this.#perSession.delete(sessionId);
+  }
+
+  /** STUDIO_STAGING_LIMIT when `sessionId` may not hold one more staged file. */
+  #checkLimits(hash: string, sessionId: string): void {
+    const mine = this.heldCount(sessionId);
+    const all = this.#held.size;
+    if (mine < this.limits.perSession && all < this.limits.total) return;
+    const whose = mine >= this.limits.perSession ? 'this session' : 'all sessions together';
+    const limit = mine >= this.limits.perSession ? this.limits.perSession : this.limits.total;
+    throw new StudioError(
+      STUDIO_CODES.stagingLimit,
+      `${whose} already hold ${limit} staged files, the limit (staging.${mine >= this.limits.perSession ? 'maxFilesPerSession' : 'maxFiles'}). File ${hash} is offered again once some of them are done.`,
+      { retryable: true, detail: { hash, held: mine, heldByAll: all, limit } },
+    );
   }
 
   /** Creates the staging directory (mode 700) on the checked mirror disk. */
@@ -245,7 +304,8 @@ export class Staging {
       );
     }
     if (other === sessionId) throw new TypeError(`Staging.acquire(): ${hash} already held by this session`);
-    this.#held.set(hash, sessionId);
+    this.#checkLimits(hash, sessionId);
+    this.#hold(hash, sessionId);
     const path = this.pathOf(hash);
     let lane: ReadBack | undefined;
     try {
@@ -275,12 +335,10 @@ export class Staging {
         await wfh.close();
         throw err;
       });
-      return new StagedFile(hash, size, path, wfh, lane, st.size, () => {
-        if (this.#held.get(hash) === sessionId) this.#held.delete(hash);
-      });
+      return new StagedFile(hash, size, path, wfh, lane, st.size, () => this.#unhold(hash, sessionId));
     } catch (err) {
       await lane?.close();
-      this.#held.delete(hash);
+      this.#unhold(hash, sessionId);
       if (err instanceof StudioError) throw err;
       throw stagingError(err, 'open', path);
     }
@@ -297,6 +355,31 @@ export class Staging {
       await rm(this.pathOf(hash), { force: true });
       removed++;
     }
+    return removed;
+  }
+
+  /**
+   * Remove partials nobody holds and nobody has written for `maxAgeMs` (an agent that never
+   * came back, or an insider filling the mirror). Returns how many. Skipped while the mirror
+   * is not mounted (nothing listed).
+   */
+  async sweepExpired(maxAgeMs: number, now: number): Promise<number> {
+    let removed = 0;
+    for (const { hash } of await this.list()) {
+      if (this.#held.has(hash)) continue;
+      // Held by the sweep while it looks and removes: an Offer meanwhile gets STUDIO_BUSY, never a removed file.
+      this.#hold(hash, SWEEPER);
+      try {
+        const path = this.pathOf(hash);
+        const st = await stat(path).catch(() => undefined);
+        if (st === undefined || now - st.mtimeMs < maxAgeMs) continue;
+        await rm(path, { force: true });
+        removed++;
+      } finally {
+        this.#unhold(hash, SWEEPER);
+      }
+    }
+    if (removed > 0) await fsyncDir(this.dir).catch(() => undefined);
     return removed;
   }
 

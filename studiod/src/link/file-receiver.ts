@@ -7,7 +7,8 @@
  * time; the receiver answers through a FileLink (send a frame, fail the
  * session, the logger), never the socket, so it can be driven in-process.
  * Commits run on their own chain so the next file's chunks keep flowing while
- * the previous file is committed. Memory is bounded by the window (enforced at
+ * the previous file is committed. A file whose bytes cannot be staged (mirror
+ * full) is Nacked mid-transfer; the session goes on. Memory is bounded by the window (enforced at
  * arrival by `admit`: PROTO_WINDOW_EXCEEDED) plus one frame.
  *
  * Lifecycle: `receiving` → `draining` (`linkLost`: the socket is gone; chunks
@@ -101,6 +102,8 @@ export class FileReceiver {
   #wanted = new Map<string, Wanted>();
   /** The file whose chunks are arriving (between its first Chunk and its FileEnd). */
   #current: string | undefined;
+  /** Files Nacked mid-transfer (staging full or failing): their remaining Chunks and FileEnd are dropped. */
+  #refused = new Set<string>();
   #commitChain: Promise<void> = Promise.resolve();
   /** Chunk bytes received and not yet acknowledged (window accounting). */
   #inFlight = 0;
@@ -244,6 +247,11 @@ export class FileReceiver {
 
   async chunk(msg: MessageOf<'chunk'>): Promise<void> {
     if (this.#state === 'closed') throw new TypeError('FileReceiver.chunk() in state closed');
+    if (this.#refused.has(msg.hash)) {
+      // Sent before the agent saw the Nack, which released the file's bytes from its window.
+      this.#inFlight = Math.max(0, this.#inFlight - msg.data.byteLength);
+      return;
+    }
     const w = this.#wantedFor(msg.hash, 'Chunk');
     if (msg.offset !== w.staged.written)
       throw new ProtocolError(
@@ -258,7 +266,13 @@ export class FileReceiver {
       );
     this.#current = msg.hash;
     if (msg.offset === 0 && w.live === undefined && this.#state === 'receiving') w.live = this.#startLive(w);
-    await w.staged.write(msg.offset, msg.data);
+    try {
+      await w.staged.write(msg.offset, msg.data);
+    } catch (err) {
+      // Staging full (or failing): this file is Nacked, the session and the other files go on (SPEC §3.6).
+      if (err instanceof CodedError) return this.#refuse(w, err, msg.data.byteLength);
+      throw err;
+    }
     this.#bytesReceived += msg.data.byteLength;
     // After staging (the resume point), the same bytes go to the streamed commit; waits while it is behind.
     if (w.live !== undefined && this.#state === 'receiving') await w.live.chunks.push(msg.data);
@@ -282,6 +296,23 @@ export class FileReceiver {
         },
       );
     }
+  }
+
+  /**
+   * Nack a file whose bytes cannot be staged: its durable bytes stay for a resume, its window bytes
+   * (and the `lost` bytes of the chunk that failed) are released, its later Chunks and FileEnd dropped.
+   */
+  async #refuse(w: Wanted, err: CodedError, lost: number): Promise<void> {
+    const { hash } = w.file;
+    this.#wanted.delete(hash);
+    this.#refused.add(hash);
+    this.#current = undefined;
+    this.#link.log.warn({ err, hash }, 'file refused mid-transfer');
+    await this.#dropLive(w, 'staging failed');
+    await this.#settleSync(w);
+    await w.staged.close().catch(() => undefined);
+    this.#inFlight = Math.max(0, this.#inFlight - Math.max(0, w.staged.written - w.acked) - lost);
+    this.#nack(hash, err, w.staged.durable);
   }
 
   #startLive(w: Wanted): LiveCommit {
@@ -327,6 +358,7 @@ export class FileReceiver {
 
   async fileEnd(msg: MessageOf<'file-end'>): Promise<void> {
     this.#expect('receiving', 'fileEnd');
+    if (this.#refused.delete(msg.hash)) return; // already Nacked
     const w = this.#wantedFor(msg.hash, 'FileEnd');
     this.#current = undefined;
     this.#wanted.delete(msg.hash);

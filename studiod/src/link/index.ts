@@ -7,3 +7,5 @@ export * from './live-chunks.js';
 export * from './server.js';
 export * from './session.js';
 export * from './tls-identity.js';
+export * from './pairing-throttle.js';
+export * from './pre-auth-guard.js';

@@ -1,10 +1,12 @@
 /**
  * The link server: `ws` over TLS at `wss://host:port/v1` (protocol/SPEC.md §2).
  * `maxPayload` = MAX_FRAME_BYTES, no compression; one LinkSession per connection;
- * a failing session never affects the others.
+ * a failing session never affects the others. Before authentication a connection
+ * is bounded by the PreAuthGuard (caps, deadline, MAX_PREAUTH_BYTES) and pairing
+ * attempts by the PairingThrottle.
  */
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import {
   AUTH_TIMEOUT_MS,
@@ -20,6 +22,8 @@ import { STUDIO_CODES, StudioError } from '../errors.js';
 import { LinkSession, type SessionInfo } from './session.js';
 import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
+import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
+import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
 
 export interface LinkServerOptions {
   host: string;
@@ -32,6 +36,9 @@ export interface LinkServerOptions {
   log: Logger;
   software: string;
   now?: () => number;
+  /** Unauthenticated connections: caps and the deadline from accept to AuthAccepted. */
+  preAuth: PreAuthLimits;
+  pairing: PairingLimits;
   authTimeoutMs?: number;
   pingIntervalMs?: number;
   deadLinkMs?: number;
@@ -43,9 +50,23 @@ export class LinkServer {
   #wss: WebSocketServer | undefined;
   #sessions = new Set<LinkSession>();
   #port = 0;
+  readonly #guard: PreAuthGuard;
+  readonly #pairing: PairingThrottle;
 
   constructor(opts: LinkServerOptions) {
     this.#o = opts;
+    this.#guard = new PreAuthGuard(opts.preAuth, opts.log);
+    this.#pairing = new PairingThrottle(opts.pairing, opts.now ?? Date.now);
+  }
+
+  /** The operator made a pairing code: a lockout of everyone lifts. */
+  pairingCodeCreated(): void {
+    this.#pairing.codeCreated();
+  }
+
+  /** Connections not authenticated now, and refused at accept so far (status). */
+  unauthenticated(): { pending: number; refused: number } {
+    return { pending: this.#guard.pending, refused: this.#guard.refused };
   }
 
   get port(): number {
@@ -65,7 +86,18 @@ export class LinkServer {
 
   async open(): Promise<number> {
     const o = this.#o;
-    const https = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.2' });
+    const https = createServer({
+      key: o.tls.key,
+      cert: o.tls.cert,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: o.preAuth.deadlineMs,
+      headersTimeout: o.preAuth.deadlineMs,
+      requestTimeout: o.preAuth.deadlineMs,
+    });
+    // Counted (or refused) at TCP accept, before the TLS handshake spends anything on it.
+    https.prependListener('connection', (socket: Socket) => {
+      this.#guard.accept(socket);
+    });
     const wss = new WebSocketServer({
       server: https,
       path: PROTOCOL_PATH,
@@ -74,7 +106,12 @@ export class LinkServer {
       clientTracking: false,
     });
     wss.on('connection', (ws, req) => {
-      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+      const socket = req.socket;
+      if (!this.#guard.watch(socket)) {
+        ws.terminate(); // cut while upgrading (deadline, byte limit)
+        return;
+      }
+      const remote = { address: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 };
       const session = new LinkSession(ws, remote, {
         catalogue: o.catalogue,
         staging: o.staging,
@@ -87,7 +124,9 @@ export class LinkServer {
         authTimeoutMs: o.authTimeoutMs ?? AUTH_TIMEOUT_MS,
         pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
+        pairing: this.#pairing,
         onAuthenticated: async (current, agentId) => {
+          this.#guard.authenticated(socket);
           const older = [...this.#sessions].filter((s) => s !== current && s.agentId === agentId);
           for (const s of older) s.supersede();
           await Promise.all(older.map((s) => s.closed));

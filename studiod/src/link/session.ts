@@ -46,6 +46,7 @@ import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import type { Staging } from '../commit/staging.js';
 import { FileReceiver } from './file-receiver.js';
+import type { PairingThrottle } from './pairing-throttle.js';
 
 export interface SessionDeps {
   catalogue: Catalogue;
@@ -59,6 +60,8 @@ export interface SessionDeps {
   authTimeoutMs: number;
   pingIntervalMs: number;
   deadLinkMs: number;
+  /** Slows and locks out refused pairing attempts (shared by every session). */
+  pairing: PairingThrottle;
   /**
    * Called after a successful AuthProof, before AuthAccepted: the server closes
    * older sessions of the same agent (a reconnect after a half-open link) and
@@ -117,6 +120,8 @@ export class LinkSession {
   readonly #nonce = generateNonce();
   readonly #log: Logger;
   readonly #remote: string;
+  /** The peer's source address (pairing lockouts are per address). */
+  readonly #address: string;
   readonly #connectedAt: number;
   readonly #files: FileReceiver;
   #state: SessionState = 'awaiting-hello';
@@ -132,14 +137,15 @@ export class LinkSession {
     this.#closedResolve = r;
   });
 
-  constructor(ws: WebSocket, remote: string, deps: SessionDeps) {
+  constructor(ws: WebSocket, remote: { address: string; port: number }, deps: SessionDeps) {
     this.#ws = ws;
     this.#d = deps;
-    this.#remote = remote;
+    this.#remote = `${remote.address}:${remote.port}`;
+    this.#address = remote.address;
     this.#connectedAt = deps.now();
     this.#lastReceived = this.#connectedAt;
     this.#lastSent = this.#connectedAt;
-    this.#log = deps.log.child({ sessionId: this.sessionId, remote });
+    this.#log = deps.log.child({ sessionId: this.sessionId, remote: this.#remote });
     this.#files = new FileReceiver(
       { send: (msg) => this.#send(msg), fail: (err) => this.#fail(err), log: this.#log },
       {
@@ -373,6 +379,7 @@ export class LinkSession {
   }
 
   async #pair(msg: MessageOf<'pair-request'>): Promise<void> {
+    this.#d.pairing.check(this.#address); // PROTO_PAIRING_LOCKED after too many refusals
     parseAgentPublicKey(msg.publicKey); // PROTO_INVALID_FIELD unless an Ed25519 SPKI key
     const agentId = `agt_${randomBytes(8).toString('hex')}`;
     const now = this.#d.now();
@@ -382,11 +389,23 @@ export class LinkSession {
       publicKey: Buffer.from(msg.publicKey).toString('base64'),
       pairedAt: now,
     });
-    if (!ok)
+    if (!ok) {
+      const { delayMs, lockedAll } = this.#d.pairing.refused(this.#address);
+      if (lockedAll) {
+        const dropped = await this.#d.catalogue.dropPairingCodes();
+        this.#log.warn(
+          { code: PROTO_CODES.pairingLocked, dropped },
+          'too many refused pairing attempts: outstanding codes invalidated, pairing locked',
+        );
+      }
+      // Guessing is slowed: the refusal waits longer with each one from this address.
+      await new Promise<void>((r) => setTimeout(r, delayMs).unref());
       throw new ProtocolError(
         PROTO_CODES.pairingRefused,
         'Pairing code unknown, expired or already used. Run `studioctl pair` for a new code.',
       );
+    }
+    this.#d.pairing.accepted(this.#address);
     this.#log.info({ agentId, agentName: msg.agentName }, 'agent paired');
     this.#send({ t: 'pair-accepted', agentId, studioFingerprint: this.#d.fingerprint });
   }

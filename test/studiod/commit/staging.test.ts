@@ -80,3 +80,55 @@ t.test('verify() reads the staged file back from the disk, to its end', async (t
   t.same(await readdir(join(root, STAGING_DIR)), [], 'discard removes the part');
   await writeFile(join(root, 'x'), ''); // the root stays usable
 });
+
+t.test(
+  'limits: per session and in all (STUDIO_STAGING_LIMIT, retryable); an empty partial is removed at close',
+  async (t) => {
+    const root = t.testdir();
+    const staging = new Staging(root, async () => undefined, { perSession: 2, total: 3 });
+    const h = (i: number): string => hashBytes(new Uint8Array([9, i]));
+    const a1 = await staging.acquire(h(1), 10, 'a');
+    const a2 = await staging.acquire(h(2), 10, 'a');
+    await t.rejects(
+      staging.acquire(h(3), 10, 'a'),
+      { code: 'STUDIO_STAGING_LIMIT', retryable: true },
+      'over the session',
+    );
+    const b1 = await staging.acquire(h(4), 10, 'b');
+    await t.rejects(staging.acquire(h(5), 10, 'b'), { code: 'STUDIO_STAGING_LIMIT', retryable: true }, 'over all');
+    t.equal(staging.holder(h(3)), undefined, 'a refused hash is not held');
+    t.same((await readdir(join(root, STAGING_DIR))).length, 3, 'no partial is created for a refused hash');
+    await a1.write(0, new Uint8Array(4));
+    await a1.close();
+    await a2.close();
+    await b1.close();
+    t.same(await readdir(join(root, STAGING_DIR)), [`${h(1)}.part`], 'the partials with no byte are gone at close');
+    t.equal(staging.heldCount(), 0, 'nothing held');
+    t.ok(await staging.acquire(h(5), 10, 'b'), 'room again');
+  },
+);
+
+t.test('sweepExpired removes unheld partials older than the age, never a held one', async (t) => {
+  const root = t.testdir();
+  const staging = new Staging(root, async () => undefined);
+  const h = (i: number): string => hashBytes(new Uint8Array([7, i]));
+  for (const i of [1, 2]) {
+    const s = await staging.acquire(h(i), 10, 'x');
+    await s.write(0, new Uint8Array(5));
+    await s.close();
+  }
+  const held = await staging.acquire(h(3), 10, 'y');
+  await held.write(0, new Uint8Array(5));
+  await held.sync();
+  const day = 24 * 3_600_000;
+  const past = new Date(Date.now() - 2 * day);
+  const { utimes } = await import('node:fs/promises');
+  for (const i of [1, 3]) await utimes(staging.pathOf(h(i)), past, past);
+  t.equal(await staging.sweepExpired(day, Date.now()), 1, 'one removed');
+  t.same(
+    (await readdir(join(root, STAGING_DIR))).sort(),
+    [`${h(2)}.part`, `${h(3)}.part`].sort(),
+    'the old unheld one is gone; the fresh one and the held one stay',
+  );
+  await held.close();
+});
