@@ -22,6 +22,10 @@ export const CLOUD_CODES = {
   noSuchBucket: 'CLOUD_NO_SUCH_BUCKET',
   /** The server does not implement the request (501 NotImplemented, e.g. RestoreObject on RADOS Gateway). Not retryable. */
   notSupported: 'CLOUD_NOT_SUPPORTED',
+  /** The target has objectLock but its bucket lacks versioning or Object Lock: nothing is uploaded to it. Not retryable. */
+  bucketUnprotected: 'CLOUD_BUCKET_UNPROTECTED',
+  /** (a warning, logged) the locked target's bucket has no lifecycle rule aborting incomplete multipart uploads. */
+  noAbortRule: 'CLOUD_NO_ABORT_RULE',
   /** Any other 4xx. Not retryable (the job is parked). */
   requestRejected: 'CLOUD_REQUEST_REJECTED',
   /** NoSuchUpload: the server forgot our multipart upload; it restarts from part 1. Retryable. */

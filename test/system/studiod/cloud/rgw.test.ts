@@ -16,6 +16,7 @@
  * | GET of a GLACIER/DEEP_ARCHIVE object: 403       | served at once                                 | (restore tests use the archive double) |
  * | CompleteMultipartUpload returns the ETag        | an empty ETag (the forwarder does not use it)  | forwarder cases below   |
  * | the SDK's default streaming CRC32 upload        | 411 (aws-chunked not accepted)                 | S3Sink sends WHEN_REQUIRED |
+ * | Object Lock given at CreateMultipartUpload kept | dropped: the object has no retention           | the forwarder sets it (PutObjectRetention); Object Lock case |
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -23,7 +24,12 @@ import { mkdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  ListMultipartUploadsCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { S3Sink, objectKey, type CloudCopyRecord, type CloudTargetConfig } from '@studio321/studiod/cloud';
 import { RgwCluster } from '../../../lib/rgw.js';
 import { CloudFixture, target, downloadSha256, fileSha256 } from '../../../lib/cloud-fixture.js';
@@ -203,5 +209,103 @@ t.test('the forwarder on RADOS Gateway', async (t) => {
       c.destroy();
       t.same(await openUploads(cfg.prefix as string), [], 'no orphaned upload or parts left');
     }
+  });
+});
+
+t.test("Object Lock: a locked version survives delete and overwrite with studiod's own keys", async (t) => {
+  await rgw.createBucket('locked', { objectLock: true });
+  const fx = new CloudFixture();
+  await fx.setup();
+  t.teardown(() => fx.close());
+  const lock = { mode: 'COMPLIANCE', days: 1 } as const;
+
+  t.test('a bucket without Object Lock: CLOUD_BUCKET_UNPROTECTED, parked, nothing uploaded', async (t) => {
+    const cfg = rgwTarget('rgw-unlocked', 'forwarder', { prefix: 'nolock/', objectLock: lock });
+    const fw = await fx.start([cfg]);
+    t.teardown(() => fx.stop());
+    await fw.enqueue(await fx.asset(1000, 'IMG 0010.CR3'));
+    await fw.idle();
+    const [st] = await fw.status();
+    t.match(st, { parked: 1, lastError: { code: 'CLOUD_BUCKET_UNPROTECTED' } });
+    t.match(st?.lastError?.message, /lacks versioning and Object Lock/);
+    t.equal(fx.copies.length, 0, 'nothing counted');
+    t.same(await openUploads('nolock/'), [], 'nothing started');
+  });
+
+  t.test(
+    'uploads carry the retention, confirmed by HEAD; delete and overwrite leave the counted version',
+    async (t) => {
+      fx.copies = [];
+      fx.events = [];
+      const cfg = rgwTarget('rgw-locked', 'locked', { prefix: 'l/', objectLock: lock });
+      const fw = await fx.start([cfg]);
+      t.teardown(() => fx.stop());
+      const small = await fx.asset(3000, 'IMG 0011.CR3');
+      const big = await fx.asset(5 * MiB + 1, 'MVI 0012.MP4');
+      await fw.enqueue(small);
+      await fw.enqueue(big);
+      await fw.idle();
+      t.match(
+        fx.events.find((e) => e.event === 'cloud.bucket-warning'),
+        { code: 'CLOUD_NO_ABORT_RULE' },
+        'no abort rule yet: warned',
+      );
+      t.equal(fx.copies.length, 2, 'both counted');
+      for (const copy of fx.copies) {
+        t.equal(copy.lock?.mode, 'COMPLIANCE', 'the retention was confirmed by HEAD');
+        t.ok(Date.parse(copy.lock?.retainUntil ?? '') > Date.now() + 23 * 3600_000, 'about a day from now');
+        t.type(copy.versionId, 'string', 'the version is recorded');
+      }
+      const c = rgw.client();
+      t.teardown(() => c.destroy());
+      const copy = fx.copies.find((x) => x.blake3 === small.blake3) as CloudCopyRecord;
+      // The attacker holds studiod's keys.
+      await t.rejects(
+        c.send(new DeleteObjectCommand({ Bucket: 'locked', Key: copy.key, VersionId: copy.versionId })),
+        { name: 'AccessDenied' },
+        'deleting the locked version is refused',
+      );
+      await c.send(new PutObjectCommand({ Bucket: 'locked', Key: copy.key, Body: 'ransom note' }));
+      await c.send(new DeleteObjectCommand({ Bucket: 'locked', Key: copy.key })); // a delete marker on top
+      for (const a of [small, big]) {
+        const r = await fw.verify('rgw-locked', a.blake3, { download: true });
+        t.match(r, { ok: true, copy: { method: 'download-blake3' } }, `${a.name}: the locked version still verifies`);
+      }
+      t.same(fx.lost, [], 'no copy lost');
+    },
+  );
+
+  t.test('with an abort rule on the bucket: no warning', async (t) => {
+    fx.events = [];
+    const c = rgw.client();
+    t.teardown(() => c.destroy());
+    await c.send(
+      new PutBucketLifecycleConfigurationCommand({
+        Bucket: 'locked',
+        LifecycleConfiguration: {
+          Rules: [
+            {
+              ID: 'abort',
+              Status: 'Enabled',
+              Filter: { Prefix: '' },
+              AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
+            },
+          ],
+        },
+      }),
+    );
+    const fw = await fx.start([rgwTarget('rgw-locked', 'locked', { prefix: 'l2/', objectLock: lock })]);
+    t.teardown(() => fx.stop());
+    await fw.enqueue(await fx.asset(100, 'IMG 0013.JPG'));
+    await fw.idle();
+    t.match(
+      fx.events.find((e) => e.event === 'cloud.bucket-protected'),
+      {
+        versioning: true,
+        objectLock: true,
+        abortsIncompleteUploads: true,
+      },
+    );
+    t.notOk(fx.events.some((e) => e.event === 'cloud.bucket-warning'));
   });
 });
