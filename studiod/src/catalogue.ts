@@ -49,6 +49,8 @@ export interface CopyRecord {
    * the verified copy its bytes were read from, and when.
    */
   healedFrom?: { target: string; kind: 'studio' | 'cloud'; path: string; at: number };
+  /** For kind 'cloud' on a target with objectLock: the retention HEAD confirmed, and the locked version. */
+  lock?: { mode: string; retainUntil: string; versionId?: string };
 }
 
 export interface AgentRecord {

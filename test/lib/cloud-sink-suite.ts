@@ -43,6 +43,14 @@ export interface ServerBehaviour {
   knowsUploadIds: boolean;
   /** Complete checks its part list: ETags (InvalidPart) and the 5 MiB minimum part size (EntityTooSmall). */
   checksCompleteParts: boolean;
+  /** Complete of an upload the server forgot answers NoSuchUpload (RADOS Gateway: 500 InternalError). */
+  completeKnowsLostUploads: boolean;
+  /** Open uploads of one key are listed in creation order (RADOS Gateway: by UploadId). */
+  listsUploadsInCreationOrder: boolean;
+  /** Complete checks ETags before part sizes (RADOS Gateway: sizes first, EntityTooSmall). */
+  completeChecksEtagsFirst: boolean;
+  /** Complete may leave out uploaded parts, which are then dropped (RADOS Gateway: InvalidPart). */
+  completeMayLeaveOutParts: boolean;
   /** A multipart object's ETag is S3's `"md5(part md5s)-N"` (otherwise the MD5 of the whole object). */
   multipartEtag: boolean;
   /**
@@ -61,6 +69,10 @@ const S3: ServerBehaviour = {
   listsAndAbortsUploads: true,
   knowsUploadIds: true,
   checksCompleteParts: true,
+  completeKnowsLostUploads: true,
+  listsUploadsInCreationOrder: true,
+  completeChecksEtagsFirst: true,
+  completeMayLeaveOutParts: true,
   multipartEtag: true,
   archiveRestore: 'S3',
 };
@@ -85,6 +97,10 @@ export function cloudSinkSuite(
   differences: Partial<ServerBehaviour> = {},
 ): void {
   const server: ServerBehaviour = { ...S3, ...differences };
+  /** What Complete of an aborted or unknown upload rejects with. */
+  const lostOnComplete = server.completeKnowsLostUploads
+    ? { code: 'CLOUD_UPLOAD_LOST', retryable: true }
+    : { code: 'CLOUD_UNAVAILABLE', retryable: true, detail: { httpStatus: 500, s3Code: 'InternalError' } };
   const never = new AbortController().signal;
   let dir = '';
 
@@ -280,7 +296,7 @@ export function cloudSinkSuite(
         ),
         { code: 'CLOUD_UPLOAD_LOST', retryable: true },
       );
-      await t.rejects(sink.completeMultipart(key, id, parts, never), { code: 'CLOUD_UPLOAD_LOST', retryable: true });
+      await t.rejects(sink.completeMultipart(key, id, parts, never), lostOnComplete);
       t.equal(await sink.head(key), null, 'still no object');
     });
 
@@ -293,10 +309,7 @@ export function cloudSinkSuite(
       const parts = [{ partNumber: 1, etag: `"${md5(src.bytes).toString('hex')}"`, sha256b64: part.sha256b64 }];
       if (server.knowsUploadIds) {
         await t.rejects(sink.uploadPart(part, bogus, 1), { code: 'CLOUD_UPLOAD_LOST', retryable: true });
-        await t.rejects(sink.completeMultipart(key, bogus, parts, never), {
-          code: 'CLOUD_UPLOAD_LOST',
-          retryable: true,
-        });
+        await t.rejects(sink.completeMultipart(key, bogus, parts, never), lostOnComplete);
       } else {
         // s3rver stores a part for any UploadId, then fails Complete with 500 InternalError.
         t.equal(await sink.uploadPart(part, bogus, 1), parts[0]!.etag, 'the part is accepted');
@@ -320,14 +333,16 @@ export function cloudSinkSuite(
         t.equal(listed, null, 'the server cannot list (S3Sink reports null)');
         return;
       }
+      const sameKey = [ids[1] as string, ids[2] as string];
+      if (!server.listsUploadsInCreationOrder) sameKey.sort();
       t.same(
         listed,
         [
-          { key: `${p}in/a`, uploadId: ids[1] },
-          { key: `${p}in/a`, uploadId: ids[2] },
+          { key: `${p}in/a`, uploadId: sameKey[0] },
+          { key: `${p}in/a`, uploadId: sameKey[1] },
           { key: `${p}in/b`, uploadId: ids[0] },
         ],
-        'by key, then in creation order; not in/side, not out/',
+        `by key, then ${server.listsUploadsInCreationOrder ? 'in creation order' : 'by UploadId'}; not in/side, not out/`,
       );
       t.equal((await sink.listMultipart(p))?.length, 5);
       t.same(await sink.listMultipart(`${p}nothing/`), []);
@@ -423,7 +438,7 @@ export function cloudSinkSuite(
         await t.rejects(sink.completeMultipart(key, id, wrongEtag, never), {
           code: 'CLOUD_REQUEST_REJECTED',
           retryable: false,
-          detail: { httpStatus: 400, s3Code: 'InvalidPart' },
+          detail: { httpStatus: 400, s3Code: server.completeChecksEtagsFirst ? 'InvalidPart' : 'EntityTooSmall' },
         });
         await t.rejects(sink.completeMultipart(key, id, parts, never), {
           code: 'CLOUD_REQUEST_REJECTED',
@@ -433,9 +448,17 @@ export function cloudSinkSuite(
         t.equal(await sink.head(key), null, 'no object');
         if (server.listsAndAbortsUploads)
           t.same(await sink.listMultipart(p), [{ key, uploadId: id }], 'the upload stays open');
-        // the last part alone may be any size
-        await sink.completeMultipart(key, id, [parts[1]!], never);
-        t.ok((await readAll(sink, key)).equals(src.bytes.subarray(1000)), 'parts left out of Complete are dropped');
+        if (server.completeMayLeaveOutParts) {
+          // the last part alone may be any size
+          await sink.completeMultipart(key, id, [parts[1]!], never);
+          t.ok((await readAll(sink, key)).equals(src.bytes.subarray(1000)), 'parts left out of Complete are dropped');
+        } else {
+          await t.rejects(sink.completeMultipart(key, id, [parts[1]!], never), {
+            code: 'CLOUD_REQUEST_REJECTED',
+            detail: { s3Code: 'InvalidPart' },
+          });
+          t.equal(await sink.head(key), null, 'every uploaded part must be listed: no object');
+        }
       } else {
         // s3rver checks neither ETags nor part sizes: it concatenates the part numbers listed.
         await sink.completeMultipart(key, id, wrongEtag, never);
@@ -504,7 +527,11 @@ export function cloudSinkSuite(
       t.notOk('restore' in ((await sink.head(key)) ?? {}), 'no restore field before one is requested');
       const ask = (): ReturnType<CloudSink['restoreObject']> => sink.restoreObject(key, { days: 2, tier: 'Bulk' });
       if (server.archiveRestore === 'unsupported') {
-        await t.rejects(ask(), { code: 'CLOUD_UNAVAILABLE', detail: { httpStatus: 501, s3Code: 'NotImplemented' } });
+        await t.rejects(ask(), {
+          code: 'CLOUD_NOT_SUPPORTED',
+          retryable: false,
+          detail: { httpStatus: 501, s3Code: 'NotImplemented' },
+        });
         t.notOk('restore' in ((await sink.head(key)) ?? {}), 'the server keeps no restore state');
         return;
       }
@@ -535,7 +562,7 @@ export function cloudSinkSuite(
       const opts = { days: 1, tier: 'Bulk' } as const;
       if (server.archiveRestore === 'unsupported') {
         await t.rejects(sink.restoreObject(key, opts), {
-          code: 'CLOUD_UNAVAILABLE',
+          code: 'CLOUD_NOT_SUPPORTED',
           detail: { s3Code: 'NotImplemented' },
         });
         return;

@@ -82,6 +82,8 @@ interface TargetRuntime {
   wake: () => void;
   wakeSignal: Promise<void>;
   workers: Promise<void>[];
+  /** The bucket protection check (locked targets) passed since open(). */
+  protected: boolean;
 }
 
 type Lifecycle = 'new' | 'opening' | 'open' | 'closing' | 'closed';
@@ -160,6 +162,7 @@ export class CloudForwarder {
         wake: () => undefined,
         wakeSignal: Promise.resolve(),
         workers: [],
+        protected: false,
       };
       this.#resetWake(rt);
       this.#targets.set(cfg.name, rt);
@@ -323,7 +326,7 @@ export class CloudForwarder {
       const queued = await this.#queue.getJob(target, blake3);
       return { ok: false, code: queued === undefined ? CLOUD_CODES.objectMissing : CLOUD_CODES.uploadPending };
     }
-    const head = await rt.sink.head(obj.key);
+    const head = await rt.sink.head(obj.key, undefined, obj.versionId);
     if (head === null) return this.#lost(rt, obj, CLOUD_CODES.objectMissing, obj.generation);
     const mismatch = objectMismatch(rt.cfg, head, obj, obj.sha256, null);
     if (mismatch !== null) {
@@ -336,7 +339,7 @@ export class CloudForwarder {
       const sha = createHash('sha256');
       let size = 0;
       try {
-        for await (const chunk of await rt.sink.read(obj.key)) {
+        for await (const chunk of await rt.sink.read(obj.key, undefined, obj.versionId)) {
           h.update(chunk);
           sha.update(chunk);
           size += chunk.byteLength;
@@ -446,6 +449,7 @@ export class CloudForwarder {
     rt.inFlight.set(job.blake3, ac);
     const started = this.#clock();
     try {
+      await this.#checkProtection(rt, ac.signal);
       await new UploadJob(rt.jobs, job, ac.signal).run();
       this.#log({
         event: 'cloud.uploaded',
@@ -463,6 +467,43 @@ export class CloudForwarder {
       rt.inFlight.delete(job.blake3);
       this.#checkIdle();
     }
+  }
+
+  /**
+   * A target with objectLock uploads nothing until its bucket has versioning and Object Lock
+   * (CLOUD_BUCKET_UNPROTECTED parks the job); a missing abort rule for stale multipart
+   * uploads is a warning. Checked before the first upload after open().
+   */
+  async #checkProtection(rt: TargetRuntime, signal: AbortSignal): Promise<void> {
+    if (rt.protected || rt.cfg.objectLock === undefined) return;
+    const name = rt.cfg.name;
+    const p = await rt.sink.protection?.(signal);
+    if (p === undefined || !p.versioning || !p.objectLock) {
+      const missing =
+        p === undefined
+          ? ['Object Lock (this sink has none)']
+          : [...(p.versioning ? [] : ['versioning']), ...(p.objectLock ? [] : ['Object Lock'])];
+      throw new CloudError(
+        CLOUD_CODES.bucketUnprotected,
+        `Cloud target "${name}" is configured with objectLock, but bucket "${rt.cfg.bucket}" lacks ${missing.join(' and ')}; ` +
+          'nothing is uploaded to it. Create the bucket with Object Lock enabled (it enables versioning), or remove objectLock ' +
+          'from the target, then `studioctl cloud retry`.',
+        { retryable: false, detail: { target: name, bucket: rt.cfg.bucket, missing } },
+      );
+    }
+    if (!p.abortsIncompleteUploads) {
+      this.#log({
+        event: 'cloud.bucket-warning',
+        level: 'warn',
+        target: name,
+        code: CLOUD_CODES.noAbortRule,
+        message:
+          `Bucket "${rt.cfg.bucket}" of cloud target "${name}" has no lifecycle rule aborting incomplete multipart uploads: ` +
+          'parts of an upload studiod could not finish stay billed. Add an AbortIncompleteMultipartUpload rule (e.g. 7 days).',
+      });
+    }
+    this.#log({ event: 'cloud.bucket-protected', target: name, ...p });
+    rt.protected = true;
   }
 
   #backoff(attempts: number): number {

@@ -14,6 +14,7 @@
  * Counters (pending, bytes, parked) are kept in memory, computed once at open()
  * by reading job! keys, then maintained on every write — status() never scans.
  */
+import type { ObjectLockInfo } from './cloud-target.js';
 
 /** Structural view of an abstract-level sublevel (valueEncoding 'json'). */
 export interface CloudDb {
@@ -52,6 +53,8 @@ export interface PreparedSource {
   partSize: number;
   /** Base64 SHA-256 of each part (one entry for a single PUT). */
   partSha256: string[];
+  /** Base64 MD5 of each part, sent as Content-MD5 (S3 requires it with Object Lock; RADOS Gateway checks it). */
+  partMd5?: string[];
 }
 
 export interface CloudJob {
@@ -92,6 +95,10 @@ export interface CloudObject {
   verifiedAt: string;
   method: 'head-size-sha256-meta' | 'download-blake3';
   serverChecksum: boolean;
+  /** The object's version (versioned buckets): verify and read address this version, not whatever is newest. */
+  versionId?: string;
+  /** The Object Lock retention HEAD confirmed before the copy counted. */
+  lock?: ObjectLockInfo;
 }
 
 /** Marks ops that studiod commits in its own batch, so the 'write' event can account for them. */

@@ -8,6 +8,19 @@ import { CloudError, CLOUD_CODES } from './errors.js';
 export const RESTORE_TIERS = ['Bulk', 'Standard', 'Expedited'] as const;
 export type RestoreTier = (typeof RESTORE_TIERS)[number];
 
+/** S3 Object Lock modes: COMPLIANCE (nobody can shorten or remove it), GOVERNANCE (a key with s3:BypassGovernanceRetention can). */
+export const LOCK_MODES = ['COMPLIANCE', 'GOVERNANCE'] as const;
+export type LockMode = (typeof LOCK_MODES)[number];
+/** S3 allows retention of up to 100 years. */
+export const MAX_LOCK_DAYS = 36_500;
+
+/** An object's Object Lock retention as HEAD reports it. */
+export interface ObjectLockInfo {
+  mode: string;
+  /** ISO date the retention ends. */
+  retainUntil: string;
+}
+
 export interface CloudTargetConfig {
   /** Target name used in the catalogue and in `studioctl` (e.g. `cloud-east-ssd`). */
   name: string;
@@ -37,6 +50,11 @@ export interface CloudTargetConfig {
   restoreTier?: RestoreTier;
   /** Days a restored archive copy stays readable (default 7). */
   restoreDays?: number;
+  /**
+   * Object Lock: every object is uploaded with this retention, confirmed by HEAD before it counts,
+   * and the bucket must have versioning and Object Lock enabled (checked before the first upload).
+   */
+  objectLock?: { mode: LockMode; days: number };
 }
 
 export const DEFAULT_RESTORE_TIER: RestoreTier = 'Bulk';
@@ -123,6 +141,13 @@ export function validateCloudTarget(c: CloudTargetConfig): CloudTargetConfig {
     (!Number.isInteger(c.restoreDays) || c.restoreDays < 1 || c.restoreDays > MAX_RESTORE_DAYS)
   ) {
     throw invalid(n, 'restoreDays', `must be an integer from 1 to ${MAX_RESTORE_DAYS}`);
+  }
+  if (c.objectLock !== undefined) {
+    const l = c.objectLock;
+    if (typeof l !== 'object' || l === null || !(LOCK_MODES as readonly string[]).includes(l.mode))
+      throw invalid(n, 'objectLock.mode', `must be one of ${LOCK_MODES.join(', ')}`);
+    if (!Number.isInteger(l.days) || l.days < 1 || l.days > MAX_LOCK_DAYS)
+      throw invalid(n, 'objectLock.days', `must be an integer from 1 to ${MAX_LOCK_DAYS}`);
   }
   return c;
 }

@@ -20,6 +20,12 @@ export const CLOUD_CODES = {
   badCredentials: 'CLOUD_BAD_CREDENTIALS',
   /** The bucket does not exist. Not retryable (the job is parked). */
   noSuchBucket: 'CLOUD_NO_SUCH_BUCKET',
+  /** The server does not implement the request (501 NotImplemented, e.g. RestoreObject on RADOS Gateway). Not retryable. */
+  notSupported: 'CLOUD_NOT_SUPPORTED',
+  /** The target has objectLock but its bucket lacks versioning or Object Lock: nothing is uploaded to it. Not retryable. */
+  bucketUnprotected: 'CLOUD_BUCKET_UNPROTECTED',
+  /** (a warning, logged) the locked target's bucket has no lifecycle rule aborting incomplete multipart uploads. */
+  noAbortRule: 'CLOUD_NO_ABORT_RULE',
   /** Any other 4xx. Not retryable (the job is parked). */
   requestRejected: 'CLOUD_REQUEST_REJECTED',
   /** NoSuchUpload: the server forgot our multipart upload; it restarts from part 1. Retryable. */
@@ -141,6 +147,15 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
       CLOUD_CODES.uploadLost,
       `The multipart upload on cloud target "${target}" is gone (expired or aborted); it restarts from the first part.`,
       { cause: err, retryable: true, detail },
+    );
+  }
+  if (s3Code === 'NotImplemented' || status === 501) {
+    // A 5xx, but no retry will change it: this server does not have the feature.
+    return new CloudError(
+      CLOUD_CODES.notSupported,
+      `Cloud target "${target}" does not support ${what} (${s3Code ?? 'HTTP 501'}). ` +
+        'This S3-compatible server lacks the feature; use another source or a server that has it.',
+      { cause: err, retryable: false, detail },
     );
   }
   if (

@@ -6,4 +6,4 @@ export * from './s3-sink.js';
 export * from './memory-sink.js';
 export * from './source-digest.js';
 export * from './cloud-forwarder.js';
-export { UploadJob, type UploadJobContext } from './upload-job.js';
+export { UploadJob, lockMismatch, type UploadJobContext } from './upload-job.js';

@@ -22,10 +22,15 @@ import {
   ListMultipartUploadsCommand,
   RestoreObjectCommand,
   ListObjectsV2Command,
+  GetBucketVersioningCommand,
+  GetObjectLockConfigurationCommand,
+  GetBucketLifecycleConfigurationCommand,
+  PutObjectRetentionCommand,
+  type ObjectLockMode,
   type StorageClass,
   type Tier,
 } from '@aws-sdk/client-s3';
-import type { CloudTargetConfig, RestoreTier } from './cloud-target.js';
+import type { CloudTargetConfig, ObjectLockInfo, RestoreTier } from './cloud-target.js';
 import { classifyS3Error, httpStatusOf, s3CodeOf } from './errors.js';
 import { RateLimiter, throttle } from './rate-limiter.js';
 import { sourceReadError } from './source-digest.js';
@@ -40,6 +45,10 @@ export interface ObjectInfo {
   /** `x-amz-checksum-sha256` if the server stored one (base64; `…-N` for a multipart composite). */
   checksumSha256: string | undefined;
   etag: string | undefined;
+  /** The version HEAD answered for (versioned buckets). */
+  versionId?: string;
+  /** Object Lock retention, when the object has one. */
+  lock?: ObjectLockInfo;
   /**
    * An archive-class object's restore state (`x-amz-restore`), present only when
    * a restore was requested: `ongoing: false` means a readable copy exists until `expiresAt`.
@@ -79,7 +88,16 @@ export interface PutSource {
   end: number;
   /** Base64 SHA-256 of exactly these bytes. */
   sha256b64: string;
+  /** Base64 MD5 of exactly these bytes, sent as Content-MD5 when known. */
+  md5b64?: string;
   signal: AbortSignal;
+}
+
+/** What protects a bucket's objects: versioning, Object Lock, and a rule that aborts stale multipart uploads. */
+export interface BucketProtection {
+  versioning: boolean;
+  objectLock: boolean;
+  abortsIncompleteUploads: boolean;
 }
 
 export interface CompletedPart {
@@ -93,7 +111,8 @@ export interface CloudSink {
   readonly target: CloudTargetConfig;
   open(): Promise<void>;
   close(): Promise<void>;
-  head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
+  /** HEAD of the newest version, or of `versionId`. */
+  head(key: string, signal?: AbortSignal, versionId?: string): Promise<ObjectInfo | null>;
   putObject(src: PutSource, metadata: Record<string, string>): Promise<void>;
   createMultipart(key: string, metadata: Record<string, string>, signal: AbortSignal): Promise<string>;
   uploadPart(src: PutSource, uploadId: string, partNumber: number): Promise<string>;
@@ -107,7 +126,11 @@ export interface CloudSink {
    * object that is not restored fails with a CloudError whose `detail.s3Code` is
    * `InvalidObjectState` (S3 answers 403).
    */
-  read(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+  read(key: string, signal?: AbortSignal, versionId?: string): Promise<AsyncIterable<Uint8Array>>;
+  /** Sets the target's Object Lock retention on one version (PutObjectRetention); absent: not supported. */
+  retain?(key: string, versionId: string | undefined, signal?: AbortSignal): Promise<void>;
+  /** The bucket's protection settings; absent when the protocol has none (the memory sink). */
+  protection?(signal?: AbortSignal): Promise<BucketProtection>;
   /**
    * RestoreObject: asks for a temporary readable copy of an archive-class object
    * for `days`, at `tier`. An object that is not in an archive class fails with
@@ -166,11 +189,16 @@ export class S3Sink implements CloudSink {
     return this.target.bucket;
   }
 
-  async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | null> {
+  async head(key: string, signal?: AbortSignal, versionId?: string): Promise<ObjectInfo | null> {
     const s3 = this.#s3;
     try {
       const r = await s3.send(
-        new HeadObjectCommand({ Bucket: this.#bucket, Key: key, ChecksumMode: 'ENABLED' }),
+        new HeadObjectCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          ChecksumMode: 'ENABLED',
+          ...(versionId === undefined ? {} : { VersionId: versionId }),
+        }),
         signal === undefined ? {} : { abortSignal: signal },
       );
       return {
@@ -179,6 +207,10 @@ export class S3Sink implements CloudSink {
         storageClass: r.StorageClass ?? 'STANDARD',
         checksumSha256: r.ChecksumSHA256,
         etag: r.ETag,
+        ...(r.VersionId === undefined || r.VersionId === 'null' ? {} : { versionId: r.VersionId }),
+        ...(r.ObjectLockMode === undefined || r.ObjectLockRetainUntilDate === undefined
+          ? {}
+          : { lock: { mode: r.ObjectLockMode, retainUntil: r.ObjectLockRetainUntilDate.toISOString() } }),
         ...(parseRestoreHeader(r.Restore) === undefined ? {} : { restore: parseRestoreHeader(r.Restore) }),
       };
     } catch (err) {
@@ -241,9 +273,11 @@ export class S3Sink implements CloudSink {
           Body: body,
           ContentLength: src.end - src.start,
           ChecksumSHA256: src.sha256b64,
+          ...(src.md5b64 === undefined ? {} : { ContentMD5: src.md5b64 }),
           Metadata: metadata,
           StorageClass: this.target.storageClass as StorageClass,
           ContentType: 'application/octet-stream',
+          ...this.#lock(),
         }),
         { abortSignal: src.signal },
       );
@@ -265,6 +299,7 @@ export class S3Sink implements CloudSink {
           ChecksumAlgorithm: 'SHA256',
           StorageClass: this.target.storageClass as StorageClass,
           ContentType: 'application/octet-stream',
+          ...this.#lock(),
         }),
         { abortSignal: signal },
       );
@@ -288,6 +323,7 @@ export class S3Sink implements CloudSink {
           Body: body,
           ContentLength: src.end - src.start,
           ChecksumSHA256: src.sha256b64,
+          ...(src.md5b64 === undefined ? {} : { ContentMD5: src.md5b64 }),
         }),
         { abortSignal: src.signal },
       );
@@ -361,11 +397,15 @@ export class S3Sink implements CloudSink {
     }
   }
 
-  async read(key: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  async read(key: string, signal?: AbortSignal, versionId?: string): Promise<AsyncIterable<Uint8Array>> {
     const s3 = this.#s3;
     try {
       const r = await s3.send(
-        new GetObjectCommand({ Bucket: this.#bucket, Key: key }),
+        new GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          ...(versionId === undefined ? {} : { VersionId: versionId }),
+        }),
         signal === undefined ? {} : { abortSignal: signal },
       );
       const body = r.Body;
@@ -373,6 +413,62 @@ export class S3Sink implements CloudSink {
       return body as AsyncIterable<Uint8Array>;
     } catch (err) {
       throw classifyS3Error(err, 'GET', this.target.name);
+    }
+  }
+
+  /** The retention a new object gets: the configured days from now. */
+  #lock(): { ObjectLockMode?: ObjectLockMode; ObjectLockRetainUntilDate?: Date } {
+    const l = this.target.objectLock;
+    if (l === undefined) return {};
+    return { ObjectLockMode: l.mode, ObjectLockRetainUntilDate: new Date(Date.now() + l.days * 86_400_000) };
+  }
+
+  async retain(key: string, versionId: string | undefined, signal?: AbortSignal): Promise<void> {
+    const s3 = this.#s3;
+    const l = this.#lock();
+    if (l.ObjectLockMode === undefined)
+      throw new TypeError(`S3Sink.retain: target ${this.target.name} has no objectLock`);
+    try {
+      await s3.send(
+        new PutObjectRetentionCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          ...(versionId === undefined ? {} : { VersionId: versionId }),
+          Retention: { Mode: l.ObjectLockMode, RetainUntilDate: l.ObjectLockRetainUntilDate },
+        }),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+    } catch (err) {
+      throw classifyS3Error(err, 'PutObjectRetention', this.target.name);
+    }
+  }
+
+  async protection(signal?: AbortSignal): Promise<BucketProtection> {
+    const s3 = this.#s3;
+    const opts = signal === undefined ? {} : { abortSignal: signal };
+    const absent = (err: unknown, codes: string[]): boolean =>
+      httpStatusOf(err) === 404 && codes.includes(s3CodeOf(err) ?? '');
+    try {
+      const v = await s3.send(new GetBucketVersioningCommand({ Bucket: this.#bucket }), opts);
+      let objectLock = false;
+      try {
+        const l = await s3.send(new GetObjectLockConfigurationCommand({ Bucket: this.#bucket }), opts);
+        objectLock = l.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+      } catch (err) {
+        if (!absent(err, ['ObjectLockConfigurationNotFoundError', 'ObjectLockConfigurationNotFound'])) throw err;
+      }
+      let abortsIncompleteUploads = false;
+      try {
+        const lc = await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: this.#bucket }), opts);
+        abortsIncompleteUploads = (lc.Rules ?? []).some(
+          (r) => r.Status === 'Enabled' && r.AbortIncompleteMultipartUpload?.DaysAfterInitiation !== undefined,
+        );
+      } catch (err) {
+        if (!absent(err, ['NoSuchLifecycleConfiguration'])) throw err;
+      }
+      return { versioning: v.Status === 'Enabled', objectLock, abortsIncompleteUploads };
+    } catch (err) {
+      throw classifyS3Error(err, 'the bucket protection check', this.target.name);
     }
   }
 

@@ -18,7 +18,9 @@ export async function digestSource(
   const b3 = createHasher();
   const whole = createHash('sha256');
   const partSha256: string[] = [];
+  const partMd5: string[] = [];
   let part: Hash = createHash('sha256');
+  let partMd: Hash = createHash('md5');
   let inPart = 0;
   let size = 0;
   try {
@@ -30,11 +32,14 @@ export async function digestSource(
       while (off < chunk.byteLength) {
         const take = Math.min(chunk.byteLength - off, partSize - inPart);
         part.update(chunk.subarray(off, off + take));
+        partMd.update(chunk.subarray(off, off + take));
         inPart += take;
         off += take;
         if (inPart === partSize) {
           partSha256.push(part.digest('base64'));
+          partMd5.push(partMd.digest('base64'));
           part = createHash('sha256');
+          partMd = createHash('md5');
           inPart = 0;
         }
       }
@@ -45,7 +50,10 @@ export async function digestSource(
     if (signal.aborted) throw err;
     throw sourceReadError(err, path, expected.blake3);
   }
-  if (inPart > 0 || partSha256.length === 0) partSha256.push(part.digest('base64'));
+  if (inPart > 0 || partSha256.length === 0) {
+    partSha256.push(part.digest('base64'));
+    partMd5.push(partMd.digest('base64'));
+  }
   const blake3 = size > expected.size ? 'not computed: longer than expected' : b3.digest();
   b3.dispose();
   if (size !== expected.size || blake3 !== expected.blake3) {
@@ -56,7 +64,7 @@ export async function digestSource(
       { retryable: false, detail: { path, expected, actual: { size, blake3 } } },
     );
   }
-  return { sha256: whole.digest('hex'), partSize, partSha256 };
+  return { sha256: whole.digest('hex'), partSize, partSha256, partMd5 };
 }
 
 /** S3's checksum of a multipart object built from SHA-256 parts: sha256(concat(part digests)), base64, `-N`. */

@@ -15,14 +15,15 @@
  *   4. send     — PUT, or upload the parts not yet recorded (each acknowledged
  *                 part recorded durably, so a restart resumes from the next part)
  *                 and complete;
- *   5. verify   — HEAD: size, metadata (blake3, size, sha256), storage class and
+ *   5. verify   — HEAD: size, metadata (blake3, size, sha256), storage class, the Object Lock
+ *                 retention of a locked target (set by PutObjectRetention when the server dropped it) and
  *                 the server's checksum when it reports one must match;
  *   6. count    — onCopyVerified(copy) (studiod records it), then the job is
  *                 replaced by the object record in one sync batch. A crash
  *                 between 5 and 6 repeats 5 and 6 (onCopyVerified must be idempotent).
  */
 import { CloudError, CLOUD_CODES } from './errors.js';
-import { objectKey, partSizeFor, type CloudTargetConfig } from './cloud-target.js';
+import { objectKey, partSizeFor, type CloudTargetConfig, type ObjectLockInfo } from './cloud-target.js';
 import type { CloudJob, CloudObject, CloudOp, CloudQueue, PreparedSource } from './cloud-queue.js';
 import type { CloudSink, ObjectInfo } from './s3-sink.js';
 import { digestSource, compositeSha256 } from './source-digest.js';
@@ -43,6 +44,10 @@ export interface CloudCopyRecord {
   method: 'head-size-sha256-meta' | 'download-blake3';
   /** True when the server itself reported a SHA-256 checksum and it matched. */
   serverChecksum: boolean;
+  /** The object's version in a versioned bucket. */
+  versionId?: string;
+  /** The Object Lock retention HEAD confirmed (locked targets). */
+  lock?: ObjectLockInfo;
 }
 
 /** What a job needs from its forwarder: one target's config and sink, the queue, and studiod's hooks. */
@@ -86,6 +91,19 @@ export function objectMismatch(
   return null;
 }
 
+/**
+ * Why a locked target's object does not carry the configured retention, or null. Checked
+ * when an upload counts (not on later verifies: a retention that ran out is not damage).
+ */
+export function lockMismatch(cfg: CloudTargetConfig, head: ObjectInfo, now: number): string | null {
+  const want = cfg.objectLock;
+  if (want === undefined) return null;
+  if (head.lock === undefined) return 'no Object Lock retention';
+  if (head.lock.mode !== want.mode) return `Object Lock mode ${head.lock.mode}, expected ${want.mode}`;
+  if (!(Date.parse(head.lock.retainUntil) > now)) return `Object Lock retention ended ${head.lock.retainUntil}`;
+  return null;
+}
+
 /** The copy studiod records for a verified object. */
 export function copyRecord(cfg: CloudTargetConfig, o: CloudObject): CloudCopyRecord {
   return {
@@ -102,6 +120,8 @@ export function copyRecord(cfg: CloudTargetConfig, o: CloudObject): CloudCopyRec
     verifiedAt: o.verifiedAt,
     method: o.method,
     serverChecksum: o.serverChecksum,
+    ...(o.versionId === undefined ? {} : { versionId: o.versionId }),
+    ...(o.lock === undefined ? {} : { lock: o.lock }),
   };
 }
 
@@ -207,7 +227,9 @@ export class UploadJob {
   async #decide(key: string, existing: ObjectInfo): Promise<boolean> {
     const { cfg, queue } = this.#ctx;
     const job = this.#job;
-    const why = objectMismatch(cfg, existing, job, this.#prepared.sha256, this.#prepared);
+    const why =
+      objectMismatch(cfg, existing, job, this.#prepared.sha256, this.#prepared) ??
+      lockMismatch(cfg, existing, this.#ctx.clock());
     if (why === null) return true;
     if (!job.touchedKeys.includes(key)) {
       throw new CloudError(
@@ -240,6 +262,7 @@ export class UploadJob {
           start: 0,
           end: this.#job.size,
           sha256b64: p.partSha256[0] as string,
+          ...(p.partMd5?.[0] === undefined ? {} : { md5b64: p.partMd5[0] }),
           signal: this.#signal,
         },
         this.#metadata(),
@@ -277,8 +300,17 @@ export class UploadJob {
       const start = (n - 1) * p.partSize;
       const end = Math.min(job.size, n * p.partSize);
       const sha256b64 = p.partSha256[n - 1] as string;
+      const md5b64 = p.partMd5?.[n - 1];
       const etag = await sink.uploadPart(
-        { key, path: this.#path, start, end, sha256b64, signal: this.#signal },
+        {
+          key,
+          path: this.#path,
+          start,
+          end,
+          sha256b64,
+          ...(md5b64 === undefined ? {} : { md5b64 }),
+          signal: this.#signal,
+        },
         uploadId,
         n,
       );
@@ -297,7 +329,12 @@ export class UploadJob {
   async #verify(key: string): Promise<ObjectInfo> {
     const { cfg, sink, log } = this.#ctx;
     const job = this.#job;
-    const head = await sink.head(key, this.#signal);
+    let head = await sink.head(key, this.#signal);
+    if (head !== null && head.lock === undefined && cfg.objectLock !== undefined && sink.retain !== undefined) {
+      // Some servers (RADOS Gateway) drop the retention given at CreateMultipartUpload: set it on the version.
+      await sink.retain(key, head.versionId, this.#signal);
+      head = await sink.head(key, this.#signal, head.versionId);
+    }
     if (head === null) {
       throw new CloudError(
         CLOUD_CODES.objectMissing,
@@ -305,7 +342,9 @@ export class UploadJob {
         { retryable: true, detail: { target: cfg.name, key } },
       );
     }
-    const why = objectMismatch(cfg, head, job, this.#prepared.sha256, this.#prepared);
+    const why =
+      objectMismatch(cfg, head, job, this.#prepared.sha256, this.#prepared) ??
+      lockMismatch(cfg, head, this.#ctx.clock());
     if (why !== null) {
       // The next run's step 2 sees our own bad write and moves to the next key.
       log({ event: 'cloud.verify-mismatch', target: cfg.name, blake3: job.blake3, key, mismatch: why });
@@ -333,6 +372,8 @@ export class UploadJob {
       verifiedAt: new Date(clock()).toISOString(),
       method: 'head-size-sha256-meta',
       serverChecksum: head.checksumSha256 !== undefined,
+      ...(head.versionId === undefined ? {} : { versionId: head.versionId }),
+      ...(head.lock === undefined ? {} : { lock: head.lock }),
     };
     await this.#ctx.onCopyVerified(copyRecord(cfg, obj));
     await queue.complete(job, obj);

@@ -66,6 +66,10 @@ export function formatAsset(r: unknown): string {
       );
       out.push(`      ${c.where}`);
       out.push(`      verified ${when(c.verifiedAt)} by ${c.method}`);
+      if (c.lock !== undefined)
+        out.push(
+          `      locked (${c.lock.mode}) until ${c.lock.retainUntil}${c.lock.versionId === undefined ? '' : `, version ${c.lock.versionId}`}`,
+        );
       if (c.healedFrom !== undefined)
         out.push(
           `      made again ${when(c.healedFrom.at)} from the ${c.healedFrom.target} copy (${c.healedFrom.path})`,

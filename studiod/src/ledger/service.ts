@@ -301,6 +301,9 @@ export class LedgerService {
       offsite: true,
       method: copy.method,
       verifiedAt: Date.parse(copy.verifiedAt) || this.#now(),
+      ...(copy.lock === undefined
+        ? {}
+        : { lock: { ...copy.lock, ...(copy.versionId === undefined ? {} : { versionId: copy.versionId }) } }),
     });
   }
 

@@ -11,8 +11,8 @@
  * ETags nor part sizes (and a part number never uploaded crashes the server,
  * so the suite never sends one); a multipart object's ETag is the MD5 of the
  * whole object; RestoreObject is NotImplemented (501), and it serves an
- * archive-class object at once (no InvalidObjectState). A real RADOS Gateway target, which checks all of these, comes
- * with a later issue.
+ * archive-class object at once (no InvalidObjectState). The same suite runs against a real S3 server,
+ * RADOS Gateway, in rgw.test.ts.
  */
 import t from 'tap';
 import { S3Sink } from '@studio321/studiod/cloud';
