@@ -7,3 +7,4 @@ export * from './offload-card.js';
 export * from './offloader.js';
 export * from './recovery.js';
 export * from './verify-card.js';
+export * from './ingest-folder.js';

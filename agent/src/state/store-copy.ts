@@ -77,6 +77,8 @@ export interface SyncQueue {
    * read: damaged → recorded so (no longer a copy, no longer offered) and returned; else undefined.
    */
   checkStoreCopy(blake3: string): Promise<CodedError | undefined>;
+  /** Files and bytes still waiting for a studio receipt (the sync progress totals). */
+  depth?(): Promise<{ files: number; bytes: number }>;
 }
 
 /** The SyncQueue of the real agent state; damaged laptop copies are logged. */
@@ -84,6 +86,7 @@ export function syncQueueOf(state: AgentState, log?: Logger): SyncQueue {
   return {
     pendingForStudio: (limit, after) => state.pendingForStudio(limit, after),
     recordStudioReceipt: (r) => state.recordStudioReceipt(r),
+    depth: () => state.queueDepth(),
     checkStoreCopy: async (blake3) => {
       const err = await checkStoreCopy(state, blake3);
       if (err !== undefined) log?.error({ event: 'store-copy-damaged', err }, err.message);
