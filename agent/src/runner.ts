@@ -35,6 +35,7 @@ import type { ScannedFile } from './card/scanner.js';
 import { backfillFieldDrive, type BackfillReport } from './offload/backfill.js';
 import { ingestFolder, type IngestOutcome, type IngestRequest } from './offload/ingest-folder.js';
 import type { FileOutcome } from './offload/offloader.js';
+import type { SyncReport } from './link/sync-loop.js';
 
 export interface SyncContext {
   state: AgentState;
@@ -47,7 +48,9 @@ export interface SyncContext {
 /** What startSync returns: something to close on shutdown, and optionally its state and pause/resume. */
 export interface SyncHandle {
   close(): Promise<void>;
-  status?(): { state: string; receipts: number; lastError?: string };
+  status?(): { state: string; receipts: number; lastError?: string; offlineSince?: string };
+  /** A pass now and its report (`field-agent sync` while the agent runs). */
+  syncNow?(onProgress: (p: ProgressTracker) => void): Promise<SyncReport>;
   pauseSync?(): Promise<void>;
   resumeSync?(): void;
 }
@@ -154,7 +157,11 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
    */
   ingest(
     req: IngestRequest,
-    hooks: { signal: AbortSignal; onFile?: (card: string, o: FileOutcome) => void; onProgress?: (p: ProgressTracker) => void },
+    hooks: {
+      signal: AbortSignal;
+      onFile?: (card: string, o: FileOutcome) => void;
+      onProgress?: (p: ProgressTracker) => void;
+    },
   ): Promise<IngestOutcome> {
     const { config, log } = this.opts;
     const run = this.#cardQueue.then(async () => {

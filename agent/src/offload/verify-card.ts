@@ -79,7 +79,8 @@ export async function verifyCardCopies(
   };
   const byName = new Map(ctx.targets.map((t) => [t.name as string, t]));
   const assets = await assetsOf(ctx.state, card);
-  const toRead = (a: AssetRecord): number => a.copies.filter((f) => f.verified && a.paths[f.target] !== undefined).length;
+  const toRead = (a: AssetRecord): number =>
+    a.copies.filter((f) => f.verified && a.paths[f.target] !== undefined).length;
   const progress = new ProgressTracker({
     totalBytes: assets.reduce((n, a) => n + a.size * toRead(a), 0),
     totalFiles: assets.reduce((n, a) => n + toRead(a), 0),

@@ -72,11 +72,9 @@ export interface StatusPageOptions {
   actions?: StatusActions;
   /** Unmount a card that is safe to format (eject.ts); rejects with a CodedError otherwise. */
   eject?: (card: string) => Promise<unknown>;
-  /** Read the agent's copies again, of one card ('' = all; verify-card.ts); rejects with a CodedError on a bad card. */
-  verify?: (card: string) => Promise<unknown>;
   /**
    * What the field-agent CLI asks the running agent for while it holds the state DB
-   * (cli/running-agent.ts): `POST /api/<name>?<query>`, e.g. status, resolve, ingest, sync.
+   * (cli/running-agent.ts): `POST /api/<name>?<query>`: agent-status, resolve, ingest, sync, verify.
    */
   commands?: Record<string, AgentCommand>;
   log?: Logger;
@@ -279,8 +277,6 @@ export class StatusPage {
         return this.#action(req, res, how, url.pathname === '/api/pause' ? 'pause' : 'resume');
       case 'POST /api/eject':
         return this.#call(req, res, how, cardCommand(this.#options.eject), url.searchParams);
-      case 'POST /api/verify':
-        return this.#call(req, res, how, cardCommand(this.#options.verify), url.searchParams);
       default: {
         const name = url.pathname.startsWith('/api/') ? url.pathname.slice('/api/'.length) : '';
         const commands = this.#options.commands ?? {};
