@@ -100,9 +100,6 @@ t.test('status, ingest, sync, resolve and verify while the agent runs; then offl
   t.match(ing.stderr, PROGRESS, 'its progress is streamed back: sizes, files, speed, ETA');
   t.match(running.log(), /"event":"ingest"/, 'the agent did the offload');
 
-  const failing = await agent.cli(['ingest', join(cards, 'nowhere')]);
-  t.equal(failing.code, 1, 'a folder that is not there: exit 1');
-
   // Resolve by label, through the agent; an unknown or ambiguous label is a coded error.
   const resolved = await agent.cli(['resolve', 'CARD-B', '--json']);
   t.equal(resolved.code, 0, `resolve by label works while the agent runs ${resolved.stderr}`);
@@ -144,7 +141,7 @@ t.test('status, ingest, sync, resolve and verify while the agent runs; then offl
     dcfFiles(2, (i) => 2000 + i),
   );
   t.equal((await agent.cli(['ingest', join(cards, 'C'), '--card-label', 'CARD-C'])).code, 0, 'offload goes on');
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 2; i++) {
     const off = await agent.cli(['sync']);
     t.equal(off.code, 1, `sync with the studio down exits 1 (attempt ${i + 1})`);
     t.match(off.stderr, /LINK_UNREACHABLE: The studio is not reachable \(since /, 'says since when');
