@@ -89,7 +89,16 @@ export async function callRunningAgent(
         if (!streamed) return;
         let nl = text.indexOf('\n');
         while (nl >= 0) {
-          const event = JSON.parse(text.slice(0, nl)) as Record<string, unknown>;
+          let event: Record<string, unknown>;
+          try {
+            event = JSON.parse(text.slice(0, nl)) as Record<string, unknown>;
+          } catch (err) {
+            res.destroy();
+            reject(
+              new AgentError(fallbackCode, 'the running agent answered something that is not JSON', { cause: err }),
+            );
+            return;
+          }
           text = text.slice(nl + 1);
           if (event['event'] === 'result' || event['event'] === 'error') last = event;
           else onEvent(event);
