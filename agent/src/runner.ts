@@ -7,6 +7,8 @@
  *            → field-drive back-fill (queued like a card)
  *   Each mount (a card, or the field drive plugged in) re-checks the field drive:
  *   cards offloaded while it was away get their copy on it (backfill.ts).
+ *   ingest(): a folder given by `field-agent ingest` while the agent runs, offloaded in turn
+ *            with the cards (the same queue), followed on the status page like a card.
  *   close(): in reverse; a running offload is aborted (AGENT_ABORTED, resumes next start).
  *
  * The sync loop plugs in through `startSync`: one call, given the open state.
@@ -31,6 +33,9 @@ import type { ProgressTracker } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from './errors.js';
 import type { ScannedFile } from './card/scanner.js';
 import { backfillFieldDrive, type BackfillReport } from './offload/backfill.js';
+import { ingestFolder, type IngestOutcome, type IngestRequest } from './offload/ingest-folder.js';
+import type { FileOutcome } from './offload/offloader.js';
+import type { SyncReport } from './link/sync-loop.js';
 
 export interface SyncContext {
   state: AgentState;
@@ -43,7 +48,9 @@ export interface SyncContext {
 /** What startSync returns: something to close on shutdown, and optionally its state and pause/resume. */
 export interface SyncHandle {
   close(): Promise<void>;
-  status?(): { state: string; receipts: number; lastError?: string };
+  status?(): { state: string; receipts: number; lastError?: string; offlineSince?: string };
+  /** A pass now and its report (`field-agent sync` while the agent runs). */
+  syncNow?(onProgress: (p: ProgressTracker) => void): Promise<SyncReport>;
   pauseSync?(): Promise<void>;
   resumeSync?(): void;
 }
@@ -142,6 +149,58 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     await this.#cardQueue;
     await this.#state?.close();
     this.#state = undefined;
+  }
+
+  /**
+   * `field-agent ingest` while the agent runs (asked through the status page): the folder waits
+   * for the card or back-fill before it (one offload at a time, so a dual-slot pair is stored
+   * once), then is offloaded like a card. `signal`: the asking command went away.
+   */
+  ingest(
+    req: IngestRequest,
+    hooks: {
+      signal: AbortSignal;
+      onFile?: (card: string, o: FileOutcome) => void;
+      onProgress?: (p: ProgressTracker) => void;
+    },
+  ): Promise<IngestOutcome> {
+    const { config, log } = this.opts;
+    const run = this.#cardQueue.then(async () => {
+      const signal = AbortSignal.any([this.#abort.signal, hooks.signal]);
+      signal.throwIfAborted();
+      let card = '';
+      return ingestFolder(
+        {
+          state: this.state,
+          store: config.store,
+          fieldDrive: config.fieldDrive,
+          copiesNeeded: config.policy.copiesBeforeFormat,
+          log,
+          signal,
+          sweepTemps: false,
+          ...(hooks.onFile === undefined ? {} : { onFile: hooks.onFile }),
+          onCardStart: (c) => {
+            card = c.id;
+            log.info({ event: 'ingest', card: c.id, root: req.root }, `ingesting ${req.root} as ${c.label} (${c.id})`);
+            this.emit('card-start', c);
+          },
+          onProgress: (progress) => {
+            this.emit('progress', { id: card, progress });
+            hooks.onProgress?.(progress);
+          },
+          onReport: (report) => {
+            log.info({ event: 'card-done', card: report.card.id }, reportSummary(report));
+            this.emit('card-done', report);
+          },
+        },
+        req,
+      );
+    });
+    this.#cardQueue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   /** Resolves when every card queued so far has been handled (tests, status). */

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, readdir, rm, writeFile, stat } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -223,6 +223,55 @@ export async function pairAgent(studio: StudiodProcess, agent: Agent, url = stud
 export async function ingest(agent: Agent, cardDir: string, shoot: string, label: string): Promise<void> {
   const r = await agent.cli(['ingest', cardDir, '--shoot', shoot, '--card-label', label, '--json']);
   if (r.code !== 0) throw new Error(`ingest failed (${r.code}): ${r.stderr}\n${r.stdout}`);
+}
+
+/** A running `field-agent run` child (headless, status page on a free port). */
+export interface RunningAgent {
+  child: ChildProcess;
+  /** Its log (stderr) so far. */
+  log(): string;
+  /** Its exit code, once it exits. */
+  exited: Promise<number | null>;
+  /** The status page origin and the bearer header for its API. */
+  origin: string;
+  auth: { Authorization: string };
+}
+
+/**
+ * Starts `field-agent run` for `agent` with a config of `config` (plus statusPort 0, no tray, no
+ * volume watching), waits for it to start, and kills it (SIGKILL) at teardown if still running.
+ */
+export async function startAgentRun(
+  t: Teardown,
+  agent: Agent,
+  config: Record<string, unknown> = {},
+): Promise<RunningAgent> {
+  const file = join(agent.dataDir, 'run.json');
+  await writeFile(file, JSON.stringify({ statusPort: 0, tray: false, watchVolumes: false, ...config }));
+  const env: NodeJS.ProcessEnv = { ...process.env, FIELD_AGENT_HOME: agent.dataDir };
+  delete env['DISPLAY'];
+  delete env['WAYLAND_DISPLAY'];
+  const child = spawn(process.execPath, [AGENT_BIN, 'run', '--data-dir', agent.dataDir, '--config', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    log += d.toString('utf8');
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await waitFor(() => /"event":"started"/.test(log), 'the agent to start');
+  const url = new URL((await readFile(join(agent.dataDir, 'status-url'), 'utf8')).trim());
+  return {
+    child,
+    log: () => log,
+    exited,
+    origin: url.origin,
+    auth: { Authorization: `Bearer ${url.searchParams.get('token') ?? ''}` },
+  };
 }
 
 /** Every regular file under `root` (relative paths), excluding the target marker. */

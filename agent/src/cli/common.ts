@@ -2,7 +2,7 @@
  * What every field-agent command shares: the global options, paths and config.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CodedError } from '@studio321/protocol';
+import { CodedError, formatProgressLine, type ProgressSnapshot } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { resolvePaths, type AgentPaths } from '../paths.js';
 import { loadAgentConfig, type AgentConfig } from '../config.js';
@@ -70,4 +70,32 @@ export function reportError(err: unknown, io: CommandIo, json: boolean): number 
     `field-agent: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
   );
   return 1;
+}
+
+/**
+ * Progress lines on stderr (bytes and human sizes, files, speed, ETA: formatProgressLine), so
+ * stdout keeps only the result (`--json`: JSON lines). A terminal gets one line redrawn five times
+ * a second; a pipe or a log one line a second. `done()` prints the last state once.
+ */
+export function progressPrinter(io: CommandIo): { show(p: ProgressSnapshot): void; done(): void } {
+  const tty = io.stderr.isTTY === true;
+  let last: ProgressSnapshot | undefined;
+  let shownAt = 0;
+  const print = (p: ProgressSnapshot): void => {
+    shownAt = Date.now();
+    const line = formatProgressLine(p);
+    io.stderr.write(tty ? `\r${line}\u001b[K` : `${line}\n`);
+  };
+  return {
+    show: (p) => {
+      last = p;
+      if (Date.now() - shownAt >= (tty ? 200 : 1000)) print(p);
+    },
+    done: () => {
+      if (last === undefined) return;
+      print(last);
+      if (tty) io.stderr.write('\n');
+      last = undefined;
+    },
+  };
 }

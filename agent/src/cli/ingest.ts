@@ -11,36 +11,16 @@
  */
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { validateSegment, createLogger, EXIT } from '@studio321/protocol';
-import { detectCameraLayouts } from '../card/detector.js';
+import { validateSegment, createLogger, errorCode, EXIT, type ProgressSnapshot } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { AgentState } from '../state/agent-state.js';
-import { resolveTargets } from '../targets.js';
-import { sweepInterrupted } from '../offload/recovery.js';
-import { scanCard } from '../card/scanner.js';
-import { cardIdentity, cardLabel, readVolumeLabels, type VolumeLabels } from '../card/identity.js';
-import { offloadCard, reportSummary } from '../offload/offload-card.js';
 import { defaultShootName } from '../config.js';
-import { MountInfoVolumeSource } from '../card/volume-source.js';
-import { formatProgressLine, type ProgressTracker } from '@studio321/protocol';
-import { summariseCard } from '../state/status.js';
-import { backfillFieldDrive } from '../offload/backfill.js';
-import { loadContext, parse, reportError, type CommandIo } from './common.js';
+import { ingestFolder, type IngestOutcome, type IngestRequest } from '../offload/ingest-folder.js';
+import type { FileOutcome } from '../offload/offloader.js';
+import { callRunningAgent, directOrRunning } from './running-agent.js';
+import { loadContext, parse, progressPrinter, reportError, type CommandIo } from './common.js';
 
 const USAGE =
   'usage: field-agent ingest <path> [--shoot NAME] [--card-label LABEL] [--json] [--data-dir DIR] [--config FILE]';
-
-async function volumeAt(root: string): Promise<{ labels: VolumeLabels; isMount: boolean }> {
-  if (process.platform !== 'linux') return { labels: {}, isMount: false };
-  try {
-    const vols = await new MountInfoVolumeSource().list();
-    const v = vols.reverse().find((x) => x.mountPoint === root);
-    if (v === undefined) return { labels: {}, isMount: false };
-    return { labels: await readVolumeLabels(v.device), isMount: true };
-  } catch {
-    return { labels: {}, isMount: false };
-  }
-}
 
 export async function ingestCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse(argv, { shoot: { type: 'string' }, 'card-label': { type: 'string' } }, USAGE);
@@ -75,162 +55,133 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
 
   const startedAt = performance.now();
   const log = createLogger({ name: 'field-agent', level: 'warn', stream: io.stderr });
-  const state = await AgentState.open(paths.dataDir);
   const abort = new AbortController();
   const onSignal = (): void => abort.abort(new AgentError(AGENT_CODES.aborted, 'interrupted', { retryable: true }));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  let lastLine = 0;
-  const showProgress = (p: ProgressTracker, force = false): void => {
-    const now = Date.now();
-    if (!force && now - lastLine < (io.stderr.isTTY ? 200 : 1000)) return;
-    lastLine = now;
-    const line = formatProgressLine(p.snapshot());
-    io.stderr.write(io.stderr.isTTY ? `\r${line}\u001b[K` : `${line}\n`);
+  const progress = progressPrinter(io);
+  const onFile = (card: string, o: FileOutcome): void => {
+    if (json) io.stdout.write(`${JSON.stringify({ event: 'file', card, ...o })}\n`);
+  };
+  const cardLabelOpt = values['card-label'];
+  const req: IngestRequest = {
+    root,
+    shoot,
+    shootGiven: values.shoot !== undefined,
+    ...(cardLabelOpt === undefined ? {} : { cardLabel: cardLabelOpt }),
   };
   try {
-    const resolved = await resolveTargets(config.store, config.fieldDrive, {
-      storeHasCopies: () => state.hasCopiesUnder('laptop', config.store),
-    });
-    if (resolved.fieldDriveProblem !== undefined)
-      io.stderr.write(`field-agent: ${resolved.fieldDriveProblem.code}: ${resolved.fieldDriveProblem.message}\n`);
-    await sweepInterrupted(state, resolved.targets);
-    const scan = await scanCard(root, { signal: abort.signal });
-    if (scan.files.length === 0 && scan.warnings.length === 0) {
-      // Nothing to copy is not "done": a card the camera wrote to should not read empty.
-      const err = new AgentError(
-        AGENT_CODES.emptyCard,
-        `${root} holds no files: nothing was copied and nothing on it is safe. If the camera wrote to it, do not format it: check it in a reader.`,
-        { detail: { path: root } },
-      );
-      if (json) io.stdout.write(`${JSON.stringify({ event: 'done', ok: false, files: 0, ...err.toJSON() })}\n`);
+    // While `field-agent run` holds the state DB, the running agent offloads the folder (in turn
+    // with the cards it sees) and streams the same progress and file events back.
+    const outcome = await directOrRunning(
+      paths.dataDir,
+      (state) =>
+        ingestFolder(
+          {
+            state,
+            store: config.store,
+            fieldDrive: config.fieldDrive,
+            copiesNeeded: config.policy.copiesBeforeFormat,
+            log,
+            signal: abort.signal,
+            sweepTemps: true,
+            onFile,
+            onProgress: (p) => progress.show(p.snapshot()),
+          },
+          req,
+        ),
+      async () =>
+        (await callRunningAgent(
+          paths.dataDir,
+          '/api/ingest',
+          {
+            root: req.root,
+            shoot: req.shoot,
+            ...(req.shootGiven === true ? { shootGiven: '1' } : {}),
+            ...(req.cardLabel === undefined ? {} : { cardLabel: req.cardLabel }),
+          },
+          AGENT_CODES.stateLocked,
+          {
+            signal: abort.signal,
+            onEvent: (e) => {
+              if (e['event'] === 'progress') progress.show(e['progress'] as ProgressSnapshot);
+              else if (e['event'] === 'file') onFile(String(e['card']), e['file'] as FileOutcome);
+            },
+          },
+        )) as IngestOutcome,
+    );
+    progress.done();
+    printOutcome(outcome, io, json, startedAt);
+    return outcome.ok ? EXIT.ok : EXIT.error;
+  } catch (err) {
+    progress.done();
+    if (errorCode(err) === AGENT_CODES.emptyCard && err instanceof Error) {
+      const coded = err as AgentError;
+      if (json) io.stdout.write(`${JSON.stringify({ event: 'done', ok: false, files: 0, ...coded.toJSON() })}\n`);
       else io.stdout.write(`${root}: no files — nothing copied\n`);
-      io.stderr.write(`field-agent: ${err.code}: ${err.message}\n`);
+      io.stderr.write(`field-agent: ${coded.code}: ${coded.message}\n`);
       return EXIT.notSafe;
     }
-    // A folder given by hand is copied even without a camera layout, but not without a word.
-    const layouts = await detectCameraLayouts(root);
-    const notACard =
-      layouts.length === 0
-        ? {
-            path: root,
-            code: AGENT_CODES.notACard,
-            message: `${root} is not a camera card (no DCIM, PRIVATE/M4ROOT, PRIVATE/AVCHD, XDROOT or CLIP folder): it is copied as a plain folder. Check it is the folder you meant.`,
-          }
-        : undefined;
-    if (notACard !== undefined) io.stderr.write(`field-agent: ${notACard.code}: ${notACard.message}\n`);
-    const vol = await volumeAt(root);
-    const cardLabelOpt = values['card-label'];
-    const label = cardLabel(vol.labels, root, cardLabelOpt);
-    const identity = cardIdentity({
-      label,
-      ...(vol.labels.uuid === undefined ? {} : { uuid: vol.labels.uuid }),
-      files: scan.files,
-      ...(vol.isMount ? {} : { folder: root }),
-    });
-    let progress: ProgressTracker | undefined;
-    const report = await offloadCard(
-      {
-        state,
-        targets: resolved.targets,
-        signal: abort.signal,
-        log,
-        onFile: (o) => {
-          if (json) io.stdout.write(`${JSON.stringify({ event: 'file', card: identity.id, ...o })}\n`);
-        },
-        onProgress: (p) => {
-          progress = p;
-          showProgress(p);
-        },
-      },
-      {
-        root,
-        card: {
-          id: identity.id,
-          label: identity.label,
-          ...(identity.uuid === undefined ? {} : { uuid: identity.uuid }),
-          kind: vol.isMount ? 'card' : 'folder',
-          source: root,
-          shoot,
-        },
-        scan,
-      },
-    );
-    if (progress !== undefined) {
-      showProgress(progress, true);
-      if (io.stderr.isTTY) io.stderr.write('\n');
-    }
-    // Files offloaded earlier while the field drive was away get their copy on it now.
-    const backfill =
-      report.stoppedBy === undefined
-        ? await backfillFieldDrive({ state, targets: resolved.targets, signal: abort.signal, log, sweepTemps: true })
-        : undefined;
-    if (backfill !== undefined && backfill.missing > 0) {
-      if (json)
-        io.stdout.write(
-          `${JSON.stringify({
-            event: 'backfill',
-            missing: backfill.missing,
-            copied: backfill.copied,
-            bytes: backfill.bytes,
-            failed: backfill.failed,
-            ...(backfill.stoppedBy === undefined ? {} : { stoppedBy: backfill.stoppedBy.toJSON() }),
-          })}\n`,
-        );
-      else
-        io.stdout.write(
-          `field drive: ${backfill.copied} of ${backfill.missing} files offloaded earlier copied to it${backfill.failed.length > 0 ? `, ${backfill.failed.length} failed` : ''}\n`,
-        );
-      for (const f of backfill.failed) io.stderr.write(`field-agent: ${f.code}: ${f.message}\n`);
-      if (backfill.stoppedBy !== undefined)
-        io.stderr.write(`field-agent: ${backfill.stoppedBy.code}: ${backfill.stoppedBy.message}\n`);
-    }
-    if (notACard !== undefined) report.warnings.unshift(notACard);
-    // A card offloaded into this store before stays in its shoot (its files are there); say so.
-    const shootKept =
-      values.shoot !== undefined && report.card.shoot !== shoot
-        ? `${report.card.id} was offloaded into shoot ${report.card.shoot} of this store before: it stays there (--shoot ${shoot} applies to new cards and to another store).`
-        : undefined;
-    if (shootKept !== undefined) io.stderr.write(`field-agent: ${shootKept}\n`);
-    const summary = await summariseCard(state, report.card, config.policy.copiesBeforeFormat);
-    const failed = report.failed.length > 0 || report.stoppedBy !== undefined;
-    if (json) {
-      io.stdout.write(
-        `${JSON.stringify({
-          event: 'done',
-          ok: !failed,
-          card: report.card.id,
-          label: report.card.label,
-          storeDir: `${config.store}/${report.card.shoot}/${report.card.id}`,
-          files: report.files,
-          copied: report.copied,
-          duplicates: report.duplicates,
-          alreadyVerified: report.alreadyVerified,
-          bytesCopied: report.bytesCopied,
-          failed: report.failed,
-          warnings: report.warnings,
-          ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.toJSON() }),
-          safeToFormat: summary.safeToFormat,
-          shoot: report.card.shoot,
-          elapsedMs: Math.round(performance.now() - startedAt),
-          peakRssBytes: process.resourceUsage().maxRSS * 1024,
-        })}\n`,
-      );
-    } else {
-      io.stdout.write(`${reportSummary(report)}\n`);
-      io.stdout.write(`stored in ${config.store}/${report.card.shoot}/${report.card.id}\n`);
-      for (const f of report.failed) io.stdout.write(`  FAILED ${f.path}: ${f.code}: ${f.message}\n`);
-      for (const w of report.warnings) io.stdout.write(`  WARNING ${w.path}: ${w.code}: ${w.message}\n`);
-      io.stdout.write(`safe to format: ${summary.safeToFormat.safe ? 'YES' : 'NO'} — ${summary.safeToFormat.reason}\n`);
-    }
-    if (report.stoppedBy !== undefined)
-      io.stderr.write(`field-agent: ${report.stoppedBy.code}: ${report.stoppedBy.message}\n`);
-    return failed ? 1 : 0;
-  } catch (err) {
     return reportError(err, io, json);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await state.close();
   }
+}
+
+function printOutcome(o: IngestOutcome, io: CommandIo, json: boolean, startedAt: number): void {
+  if (o.notACard !== undefined) io.stderr.write(`field-agent: ${o.notACard.code}: ${o.notACard.message}\n`);
+  if (o.shootKept !== undefined) io.stderr.write(`field-agent: ${o.shootKept}\n`);
+  if (o.fieldDriveProblem !== undefined)
+    io.stderr.write(`field-agent: ${o.fieldDriveProblem.code}: ${o.fieldDriveProblem.message}\n`);
+  const b = o.backfill;
+  if (b !== undefined) {
+    if (json)
+      io.stdout.write(
+        `${JSON.stringify({
+          event: 'backfill',
+          missing: b.missing,
+          copied: b.copied,
+          bytes: b.bytes,
+          failed: b.failed,
+          ...(b.stoppedBy === undefined ? {} : { stoppedBy: b.stoppedBy }),
+        })}\n`,
+      );
+    else
+      io.stdout.write(
+        `field drive: ${b.copied} of ${b.missing} files offloaded earlier copied to it${b.failed.length > 0 ? `, ${b.failed.length} failed` : ''}\n`,
+      );
+    for (const f of b.failed) io.stderr.write(`field-agent: ${f.code}: ${f.message}\n`);
+    if (b.stoppedBy !== undefined) io.stderr.write(`field-agent: ${b.stoppedBy.code}: ${b.stoppedBy.message}\n`);
+  }
+  if (json) {
+    io.stdout.write(
+      `${JSON.stringify({
+        event: 'done',
+        ok: o.ok,
+        card: o.card,
+        label: o.label,
+        storeDir: o.storeDir,
+        files: o.files,
+        copied: o.copied,
+        duplicates: o.duplicates,
+        alreadyVerified: o.alreadyVerified,
+        bytesCopied: o.bytesCopied,
+        failed: o.failed,
+        warnings: o.warnings,
+        ...(o.stoppedBy === undefined ? {} : { stoppedBy: o.stoppedBy }),
+        safeToFormat: o.safeToFormat,
+        shoot: o.shoot,
+        elapsedMs: Math.round(performance.now() - startedAt),
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      })}\n`,
+    );
+  } else {
+    io.stdout.write(`${o.summary}\n`);
+    io.stdout.write(`stored in ${o.storeDir}\n`);
+    for (const f of o.failed) io.stdout.write(`  FAILED ${f.path}: ${f.code}: ${f.message}\n`);
+    for (const w of o.warnings) io.stdout.write(`  WARNING ${w.path}: ${w.code}: ${w.message}\n`);
+    io.stdout.write(`safe to format: ${o.safeToFormat.safe ? 'YES' : 'NO'} — ${o.safeToFormat.reason}\n`);
+  }
+  if (o.stoppedBy !== undefined) io.stderr.write(`field-agent: ${o.stoppedBy.code}: ${o.stoppedBy.message}\n`);
 }

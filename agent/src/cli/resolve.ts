@@ -1,28 +1,35 @@
-/** `field-agent resolve <card-id>`: the photographer reviewed the card's warnings. */
+/**
+ * `field-agent resolve <card-id|label>`: the photographer reviewed the card's warnings.
+ * While `field-agent run` holds the state DB, the running agent records it.
+ */
+import { EXIT } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { AgentState } from '../state/agent-state.js';
+import { resolveCardWarnings, type ResolveResult } from '../state/agent-state.js';
+import { callRunningAgent, directOrRunning } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 
-const USAGE = 'usage: field-agent resolve <card-id> [--data-dir DIR] [--config FILE]';
+const USAGE = 'usage: field-agent resolve <card-id|label> [--json] [--data-dir DIR] [--config FILE]';
 
 export async function resolveCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse(argv, {}, USAGE);
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
-    return 0;
+    return EXIT.ok;
   }
-  const id = positionals[0];
-  if (id === undefined || positionals.length > 1)
-    throw new AgentError(AGENT_CODES.usage, `give one card id (see field-agent status)\n${USAGE}`);
+  const ref = positionals[0];
+  if (ref === undefined || positionals.length > 1)
+    throw new AgentError(AGENT_CODES.usage, `give one card id or label (see field-agent status)\n${USAGE}`);
   const { paths } = await loadContext(values, io.env);
-  const state = await AgentState.open(paths.dataDir);
-  try {
-    const n = await state.resolveWarnings(id);
-    io.stdout.write(
-      values.json ? `${JSON.stringify({ card: id, resolved: n })}\n` : `${n} warning(s) of ${id} marked as reviewed\n`,
-    );
-    return 0;
-  } finally {
-    await state.close();
-  }
+  const r = await directOrRunning(
+    paths.dataDir,
+    (state) => resolveCardWarnings(state, ref),
+    async () =>
+      (await callRunningAgent(paths.dataDir, '/api/resolve', { card: ref }, AGENT_CODES.stateLocked)) as ResolveResult,
+  );
+  io.stdout.write(
+    values.json
+      ? `${JSON.stringify({ card: r.card, label: r.label, resolved: r.resolved })}\n`
+      : `${r.resolved} warning(s) of ${r.label} (${r.card}) marked as reviewed\n`,
+  );
+  return EXIT.ok;
 }

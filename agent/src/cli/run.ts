@@ -66,6 +66,7 @@ export async function runCommand(
     env: io.env,
     quit: () => requestShutdown('tray quit'),
     ...(syncActions ? { sync: syncActions } : {}),
+    ...(sync?.syncNow ? { syncNow: sync.syncNow.bind(sync) } : {}),
   });
   await ui.open();
   onShutdown('ui', () => ui.close());
@@ -77,7 +78,7 @@ export async function runCommand(
     const follow = setInterval(() => {
       const s = sync.status?.();
       if (s === undefined) return;
-      ui.provider.setLink(linkStateOf(s.state), studio);
+      ui.provider.setLink(linkStateOf(s.state), studio, s.offlineSince);
       if (s.receipts !== lastReceipts) {
         lastReceipts = s.receipts;
         ui.provider.changed();

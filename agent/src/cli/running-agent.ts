@@ -1,23 +1,68 @@
 /**
- * Commands that need the state DB while `field-agent run` holds it (eject,
- * verify) ask the running agent through its status page API instead: the
- * address and bearer token are in <data dir>/status-url (0600). node:http, not
- * fetch: a verify of a whole store may take longer than fetch waits for headers.
+ * Every command that needs the state DB (status, ingest, sync, resolve, verify,
+ * eject) runs on it directly when no agent runs, and while `field-agent run`
+ * holds it asks the running agent through its status page API instead
+ * (`directOrRunning`): the address and bearer token are in <data dir>/status-url
+ * (0600). Long commands stream their progress back as JSON lines (status-page.ts
+ * `#call`). node:http, not fetch: a verify of a whole store may take longer than
+ * fetch waits for headers.
  */
 import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
+import { AgentState } from '../state/agent-state.js';
 import { STATUS_URL_FILE } from '../ui/agent-ui.js';
+import { NDJSON } from '../ui/status-page.js';
 
-/** POSTs `apiPath?query` to the running agent; its JSON on 200, else its coded error (or `fallbackCode`). */
+/** `direct(state)` when the state DB can be opened here; `running()` when `field-agent run` holds it. */
+export async function directOrRunning<T>(
+  dataDir: string,
+  direct: (state: AgentState) => Promise<T>,
+  running: () => Promise<T>,
+): Promise<T> {
+  let state: AgentState;
+  try {
+    state = await AgentState.open(dataDir);
+  } catch (err) {
+    if (err instanceof CodedError && err.code === AGENT_CODES.stateLocked) return running();
+    throw err;
+  }
+  try {
+    return await direct(state);
+  } finally {
+    await state.close();
+  }
+}
+
+function codedFrom(json: Record<string, unknown>, fallbackCode: AgentCode, fallbackMessage: string): CodedError {
+  return new CodedError(
+    typeof json['code'] === 'string' ? json['code'] : fallbackCode,
+    typeof json['message'] === 'string' ? json['message'] : fallbackMessage,
+    {
+      ...(typeof json['retryable'] === 'boolean' ? { retryable: json['retryable'] } : {}),
+      ...(typeof json['detail'] === 'object' && json['detail'] !== null
+        ? { detail: json['detail'] as Record<string, unknown> }
+        : {}),
+    },
+  );
+}
+
+/**
+ * POSTs `apiPath?query` to the running agent; its JSON on 200, else its coded error (or
+ * `fallbackCode`). With `onEvent`, the answer is streamed: each event line is handed to it as it
+ * comes (progress, files), and the last line is the result or the coded error. `signal` ends the
+ * request, which aborts the command in the agent.
+ */
 export async function callRunningAgent(
   dataDir: string,
   apiPath: string,
   query: Record<string, string>,
   fallbackCode: AgentCode,
+  stream: { onEvent?: (event: Record<string, unknown>) => void; signal?: AbortSignal } = {},
 ): Promise<unknown> {
+  const { onEvent, signal } = stream;
   let page: URL;
   try {
     page = new URL((await readFile(join(dataDir, STATUS_URL_FILE), 'utf8')).trim());
@@ -31,28 +76,57 @@ export async function callRunningAgent(
   const token = page.searchParams.get('token') ?? '';
   const url = new URL(apiPath, page.origin);
   for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+  const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+  if (onEvent !== undefined) headers['Accept'] = NDJSON;
+  let last: Record<string, unknown> | undefined;
   const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { Authorization: `Bearer ${token}` } }, (res) => {
+    const req = request(url, { method: 'POST', headers, ...(signal === undefined ? {} : { signal }) }, (res) => {
+      const streamed = onEvent !== undefined && (res.headers['content-type'] ?? '').startsWith(NDJSON);
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
+      res.on('data', (d: string) => {
+        text += d;
+        if (!streamed) return;
+        let nl = text.indexOf('\n');
+        while (nl >= 0) {
+          let event: Record<string, unknown>;
+          try {
+            event = JSON.parse(text.slice(0, nl)) as Record<string, unknown>;
+          } catch (err) {
+            res.destroy();
+            reject(
+              new AgentError(fallbackCode, 'the running agent answered something that is not JSON', { cause: err }),
+            );
+            return;
+          }
+          text = text.slice(nl + 1);
+          if (event['event'] === 'result' || event['event'] === 'error') last = event;
+          else onEvent(event);
+          nl = text.indexOf('\n');
+        }
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (err) => reject(signal?.aborted === true ? signal.reason : err));
     req.end();
   });
+  if (last !== undefined) {
+    if (last['event'] === 'result') return last['result'];
+    throw codedFrom((last['error'] ?? {}) as Record<string, unknown>, fallbackCode, 'the running agent failed');
+  }
   let parsed: Record<string, unknown> = {};
   try {
     parsed = JSON.parse(body) as Record<string, unknown>;
   } catch {
     // not JSON (404 "not available", 403…): reported below with the status
   }
-  if (status === 200) return parsed;
-  throw new CodedError(
-    typeof parsed['code'] === 'string' ? parsed['code'] : fallbackCode,
-    typeof parsed['message'] === 'string'
-      ? parsed['message']
+  if (status === 200 && onEvent === undefined) return parsed;
+  throw codedFrom(
+    status === 200 ? {} : parsed,
+    fallbackCode,
+    status === 200
+      ? 'the running agent stopped answering before the end: see its log'
       : `the running agent answered ${status}: ${body.trim().slice(0, 200)}`,
   );
 }

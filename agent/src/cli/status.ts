@@ -1,6 +1,8 @@
-/** `field-agent status [--json]` */
-import { AgentState } from '../state/agent-state.js';
-import { buildStatus, formatStatus } from '../state/status.js';
+/** `field-agent status [--json]`: from the state DB, or from the running agent while it holds it. */
+import { EXIT } from '@studio321/protocol';
+import { AGENT_CODES } from '../errors.js';
+import { buildStatus, formatStatus, type AgentStatus } from '../state/status.js';
+import { callRunningAgent, directOrRunning } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent status [--json] [--data-dir DIR] [--config FILE]';
@@ -9,19 +11,19 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
   const { values } = parse(argv, {}, USAGE);
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
-    return 0;
+    return EXIT.ok;
   }
   const { paths, config } = await loadContext(values, io.env);
-  const state = await AgentState.open(paths.dataDir);
-  try {
-    const st = await buildStatus(state, config.policy.copiesBeforeFormat, config.fieldDrive);
-    io.stdout.write(
-      values.json
-        ? `${JSON.stringify({ dataDir: paths.dataDir, store: config.store, ...st, fieldDrive: st.fieldDrive ?? null })}\n`
-        : `${formatStatus(st)}\n`,
-    );
-    return 0;
-  } finally {
-    await state.close();
-  }
+  const st = await directOrRunning(
+    paths.dataDir,
+    (state) => buildStatus(state, config.policy.copiesBeforeFormat, config.fieldDrive),
+    async () =>
+      (await callRunningAgent(paths.dataDir, '/api/agent-status', {}, AGENT_CODES.stateLocked)) as AgentStatus,
+  );
+  io.stdout.write(
+    values.json
+      ? `${JSON.stringify({ dataDir: paths.dataDir, store: config.store, ...st, fieldDrive: st.fieldDrive ?? null })}\n`
+      : `${formatStatus(st)}\n`,
+  );
+  return EXIT.ok;
 }

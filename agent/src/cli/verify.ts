@@ -3,54 +3,55 @@
  * (verify-card.ts). Exit 0: every copy checked is intact; 3: copies were lost
  * and stopped counting (the card is no longer safe to format); 1: an error.
  * While `field-agent run` holds the state DB, the running agent does the check.
+ * Progress (copies read, sizes, speed, ETA) goes to stderr.
  */
-import { CodedError } from '@studio321/protocol';
-import { AgentState } from '../state/agent-state.js';
+import { EXIT, type ProgressSnapshot } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { verifyCopies, type VerifyOutcome } from '../offload/verify-card.js';
-import { loadContext, parse, type CommandIo } from './common.js';
-import { callRunningAgent } from './running-agent.js';
+import { loadContext, parse, progressPrinter, type CommandIo } from './common.js';
+import { callRunningAgent, directOrRunning } from './running-agent.js';
 
 const USAGE = 'usage: field-agent verify [<card-id|label>] [--json] [--data-dir DIR] [--config FILE]';
 
 /** Exit status when copies were found lost (as `studioctl verify`). */
-export const EXIT_COPIES_LOST = 3;
+export const EXIT_COPIES_LOST = EXIT.notSafe;
 
 export async function verifyCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse(argv, {}, USAGE);
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
-    return 0;
+    return EXIT.ok;
   }
   if (positionals.length > 1)
     throw new AgentError(AGENT_CODES.usage, `give at most one card id or label (see field-agent status)\n${USAGE}`);
   const { paths, config } = await loadContext(values, io.env);
   const ref = positionals[0];
-  let state: AgentState | undefined;
-  try {
-    state = await AgentState.open(paths.dataDir);
-  } catch (err) {
-    if (!(err instanceof CodedError && err.code === AGENT_CODES.stateLocked)) throw err;
-  }
+  const progress = progressPrinter(io);
   let outcome: VerifyOutcome;
-  if (state !== undefined) {
-    try {
-      outcome = await verifyCopies(
-        state,
-        { store: config.store, fieldDrive: config.fieldDrive, copiesNeeded: config.policy.copiesBeforeFormat },
-        ref,
-      );
-    } finally {
-      await state.close();
-    }
-  } else {
-    // `field-agent run` holds the state DB: it does the check itself.
-    outcome = (await callRunningAgent(
+  try {
+    outcome = await directOrRunning(
       paths.dataDir,
-      '/api/verify',
-      { card: ref ?? '' },
-      AGENT_CODES.stateLocked,
-    )) as VerifyOutcome;
+      (state) =>
+        verifyCopies(
+          state,
+          {
+            store: config.store,
+            fieldDrive: config.fieldDrive,
+            copiesNeeded: config.policy.copiesBeforeFormat,
+            onProgress: (p) => progress.show(p.snapshot()),
+          },
+          ref,
+        ),
+      // `field-agent run` holds the state DB: it does the check itself, and streams its progress.
+      async () =>
+        (await callRunningAgent(paths.dataDir, '/api/verify', { card: ref ?? '' }, AGENT_CODES.stateLocked, {
+          onEvent: (e) => {
+            if (e['event'] === 'progress') progress.show(e['progress'] as ProgressSnapshot);
+          },
+        })) as VerifyOutcome,
+    );
+  } finally {
+    progress.done();
   }
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ event: 'verify', ...outcome })}\n`);
@@ -71,5 +72,5 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
     );
     return EXIT_COPIES_LOST;
   }
-  return 0;
+  return EXIT.ok;
 }

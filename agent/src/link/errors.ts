@@ -19,6 +19,8 @@ export const LINK_CODES = {
   incomplete: 'LINK_INCOMPLETE',
   /** The URL given to `field-agent pair` is not a wss:// URL. Not retryable. */
   badUrl: 'LINK_BAD_URL',
+  /** `field-agent sync` while the running agent's sync is paused (tray, status page). Not retryable. */
+  syncPaused: 'LINK_SYNC_PAUSED',
 } as const;
 
 export type LinkCode = (typeof LINK_CODES)[keyof typeof LINK_CODES];

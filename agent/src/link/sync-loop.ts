@@ -7,9 +7,18 @@
  *    LINK_UNREACHABLE after `maxAttempts` consecutive failed connections, and
  *    LINK_INCOMPLETE when files were refused or could not be committed.
  *  - `startSync` (`field-agent run`): runs in the background until stopped;
- *    a new pass starts every `pollMs` (or on `wake()`).
+ *    a new pass starts every `pollMs` (or on `wake()`); `syncNow()` (`field-agent
+ *    sync` while the agent runs) starts one at once, even out of a backoff wait,
+ *    and resolves with that pass's report, or rejects with why it could not run.
+ *
+ * A studio that cannot be reached is the normal state at a venue, not a fault:
+ * the background loop logs it once ("studio not reachable since …", at info, so
+ * it stays out of the error list the tray and status page show) and keeps
+ * retrying quietly; `status().offlineSince` carries the fact. Only failures the
+ * user must act on (not retryable: pairing refused, a studio that breaks the
+ * protocol) are logged as errors.
  */
-import { CodedError, type Logger } from '@studio321/protocol';
+import { CodedError, ProgressTracker, type Logger } from '@studio321/protocol';
 import { LinkClient } from './client.js';
 import { LINK_CODES, LinkError } from './errors.js';
 import { loadIdentity } from './identity.js';
@@ -34,6 +43,45 @@ export interface SyncLoopOptions {
   pollMs?: number;
   signal?: AbortSignal;
   random?: () => number;
+  /** `syncUntilEmpty`: called a few times a second with the progress over the queue it began with. */
+  onProgress?: (p: ProgressTracker) => void;
+}
+
+/** What `field-agent sync` reports: the passes, and what is still queued after them. */
+export type SyncOutcome = SyncReport & { queue: { files: number; bytes: number } };
+
+/** How often a running sync reports its progress (ms). */
+const PROGRESS_TICK_MS = 250;
+
+/** A tracker over what `queue` holds now (its depth), or none when nobody follows the progress. */
+async function queueProgress(queue: SyncQueue, follow: boolean): Promise<ProgressTracker | undefined> {
+  if (!follow) return undefined;
+  const d = (await queue.depth?.()) ?? { files: 0, bytes: 0 };
+  return new ProgressTracker({ totalBytes: d.bytes, totalFiles: d.files });
+}
+
+/** Runs `fn`, handing `progress` to `report` every PROGRESS_TICK_MS and once at the end. */
+async function ticking<T>(
+  progress: ProgressTracker | undefined,
+  report: (p: ProgressTracker) => void,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (progress === undefined) return fn();
+  const tick = setInterval(() => report(progress), PROGRESS_TICK_MS);
+  tick.unref();
+  try {
+    return await fn();
+  } finally {
+    clearInterval(tick);
+    report(progress);
+  }
+}
+
+/** The files a pass left failing: the last Nack per hash. */
+function failingOf(nacks: SyncReport['failed']): SyncReport['failed'] {
+  const failing = new Map<string, SyncReport['failed'][number]>();
+  for (const n of nacks) failing.set(n.hash, n);
+  return [...failing.values()];
 }
 
 export interface SyncReport extends SyncPassResult {
@@ -96,6 +144,8 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
   const maxPasses = o.maxPasses ?? 5;
   let failures = 0;
   let passesWithNacks = 0;
+  const onProgress = o.onProgress;
+  const progress = await queueProgress(o.queue, onProgress !== undefined);
   for (;;) {
     o.signal?.throwIfAborted();
     let link: LinkClient | undefined;
@@ -104,16 +154,21 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
       link = await connect(o);
       total.connections++;
       failures = 0;
-      await syncPass(link, o.queue, {
-        sentMemory,
-        stats: pass,
-        ...(o.signal === undefined ? {} : { signal: o.signal }),
-      });
+      const session = link;
+      await ticking(
+        progress,
+        (p) => onProgress?.(p),
+        () =>
+          syncPass(session, o.queue, {
+            sentMemory,
+            stats: pass,
+            ...(o.signal === undefined ? {} : { signal: o.signal }),
+            ...(progress === undefined ? {} : { progress }),
+          }),
+      );
       link.close();
       mergeInto(total, pass);
-      const failing = new Map<string, SyncReport['failed'][number]>();
-      for (const n of pass.nacks) failing.set(n.hash, n);
-      total.failed = [...failing.values()];
+      total.failed = failingOf(pass.nacks);
       if (total.failed.length === 0) return total;
       const retryable = total.failed.some((f) => f.retryable);
       if (pass.receipts === 0) passesWithNacks++; // a pass that made progress does not count against the limit
@@ -144,13 +199,27 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
 export interface SyncHandle {
   /** Start a pass now instead of at the next poll. */
   wake(): void;
+  /**
+   * Start a pass now (out of a backoff wait too) and resolve with its report; rejects with why it
+   * could not run (the studio unreachable, the link lost, the loop stopped). `onProgress`: a few
+   * times a second during the pass.
+   */
+  syncNow(onProgress?: (p: ProgressTracker) => void): Promise<SyncReport>;
   stop(): Promise<void>;
   status(): {
     state: 'connecting' | 'syncing' | 'idle' | 'offline' | 'stopped';
     lastError?: string;
+    /** ISO time since when the studio cannot be reached (absent while it can). */
+    offlineSince?: string;
     receipts: number;
     bytesSent: number;
   };
+}
+
+interface NowRequest {
+  resolve: (r: SyncReport) => void;
+  reject: (err: unknown) => void;
+  onProgress?: ((p: ProgressTracker) => void) | undefined;
 }
 
 /** Continuous background sync for `field-agent run`. */
@@ -159,66 +228,126 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
   const signal = o.signal === undefined ? ac.signal : AbortSignal.any([ac.signal, o.signal]);
   let state: ReturnType<SyncHandle['status']>['state'] = 'connecting';
   let lastError: string | undefined;
+  let offlineSince: Date | undefined;
   let receipts = 0;
   let bytesSent = 0;
   let wake: (() => void) | undefined;
+  const requests: NowRequest[] = [];
   const sentMemory = new Map<string, number>();
   const base = o.backoffBaseMs ?? 1000;
   const max = o.backoffMaxMs ?? 60_000;
   const poll = o.pollMs ?? 5000;
+  /** Waits `ms`, or less: wake(), a syncNow, the stop, or the link closing. */
+  const pause = (ms: number, link?: LinkClient): Promise<void> =>
+    new Promise<void>((r) => {
+      const done = (): void => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        link?.off('close', done);
+        wake = undefined;
+        r();
+      };
+      const t = setTimeout(done, ms);
+      wake = done;
+      signal.addEventListener('abort', done, { once: true });
+      link?.once('close', done);
+    });
   const loop = (async () => {
     let failures = 0;
     while (!signal.aborted) {
       let link: LinkClient | undefined;
+      let serving: NowRequest[] = [];
       try {
         state = 'connecting';
         link = await connect({ ...o, signal });
         failures = 0;
+        if (offlineSince !== undefined) {
+          o.log?.info({ event: 'studio-reachable' }, 'the studio is reachable again; syncing');
+          offlineSince = undefined;
+        }
+        lastError = undefined;
         while (!signal.aborted && link.closedError === undefined) {
           state = 'syncing';
-          const pass = await syncPass(link, o.queue, { sentMemory, signal });
+          serving = requests.splice(0);
+          const following = serving.filter((r) => r.onProgress !== undefined);
+          const progress = await queueProgress(o.queue, following.length > 0);
+          const session = link;
+          const pass = await ticking(
+            progress,
+            (p) => {
+              for (const r of following) r.onProgress?.(p);
+            },
+            () => syncPass(session, o.queue, { sentMemory, signal, ...(progress === undefined ? {} : { progress }) }),
+          );
           receipts += pass.receipts;
           bytesSent += pass.bytesSent;
+          for (const r of serving) r.resolve({ ...pass, connections: 1, failed: failingOf(pass.nacks) });
+          serving = [];
           state = 'idle';
-          await new Promise<void>((r) => {
-            wake = r;
-            const t = setTimeout(r, pass.nacks.some((n) => n.retryable) ? Math.max(poll, base) : poll);
-            signal.addEventListener(
-              'abort',
-              () => {
-                clearTimeout(t);
-                r();
-              },
-              { once: true },
-            );
-            link?.once('close', () => {
-              clearTimeout(t);
-              r();
-            });
-          });
+          if (requests.length > 0) continue; // asked for during that pass: one more now
+          await pause(pass.nacks.some((n) => n.retryable) ? Math.max(poll, base) : poll, link);
         }
       } catch (err) {
         if (signal.aborted) break;
-        const coded = err instanceof CodedError ? err : undefined;
-        lastError = coded ? `${coded.code}: ${coded.message}` : String(err);
+        const coded =
+          err instanceof CodedError
+            ? err
+            : new LinkError(LINK_CODES.connectionLost, String(err), { cause: err, retryable: true });
+        lastError = `${coded.code}: ${coded.message}`;
         state = 'offline';
-        o.log?.warn({ err }, 'studio sync offline; retrying');
         failures++;
-        await sleep(backoffDelay(failures, base, max, o.random), signal);
+        if (!coded.retryable) {
+          o.log?.error({ event: 'sync-failed', err: coded }, 'studio sync failed; retrying');
+        } else if (offlineSince === undefined) {
+          offlineSince = new Date();
+          o.log?.info(
+            { event: 'studio-offline', err: coded },
+            `studio not reachable since ${offlineSince.toISOString()}; sync resumes by itself when it is`,
+          );
+        } else {
+          o.log?.debug({ event: 'studio-offline', err: coded, attempt: failures }, 'studio still not reachable');
+        }
+        const asked = [...serving, ...requests.splice(0)];
+        const why =
+          coded.retryable && offlineSince !== undefined
+            ? new LinkError(
+                LINK_CODES.unreachable,
+                `The studio is not reachable (since ${offlineSince.toISOString()}): ${coded.message}`,
+                { cause: coded, retryable: true },
+              )
+            : coded;
+        for (const r of asked) r.reject(why);
+        await pause(backoffDelay(failures, base, max, o.random));
       } finally {
         link?.close();
       }
     }
     state = 'stopped';
+    for (const r of requests.splice(0)) r.reject(signal.reason);
   })();
   return {
     wake: () => wake?.(),
+    syncNow: (onProgress) =>
+      new Promise<SyncReport>((resolve, reject) => {
+        if (state === 'stopped' || signal.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        requests.push({ resolve, reject, onProgress });
+        wake?.();
+      }),
     stop: async () => {
-      ac.abort();
+      ac.abort(new LinkError(LINK_CODES.connectionLost, 'the sync loop stopped', { retryable: true }));
       wake?.();
       await loop;
     },
-    status: () => ({ state, ...(lastError === undefined ? {} : { lastError }), receipts, bytesSent }),
+    status: () => ({
+      state,
+      ...(lastError === undefined ? {} : { lastError }),
+      ...(offlineSince === undefined ? {} : { offlineSince: offlineSince.toISOString() }),
+      receipts,
+      bytesSent,
+    }),
   };
 }
 
@@ -234,6 +363,8 @@ export interface RunSyncHandle {
     state: ReturnType<SyncHandle['status']>['state'] | 'paused';
   };
   wake(): void;
+  /** A pass now, its report (`field-agent sync` while the agent runs); LINK_SYNC_PAUSED while paused. */
+  syncNow(onProgress?: (p: ProgressTracker) => void): Promise<SyncReport>;
   /** Stops the link (in-flight chunks are simply re-offered later: the studio resumes from its durable offset). */
   pauseSync(): Promise<void>;
   resumeSync(): void;
@@ -275,6 +406,15 @@ export async function startSyncForRun(ctx: {
       return { ...s, ...totals, state: paused ? 'paused' : s.state };
     },
     wake: () => handle.wake(),
+    syncNow: (onProgress) =>
+      paused
+        ? Promise.reject(
+            new LinkError(
+              LINK_CODES.syncPaused,
+              'Studio sync is paused (from the tray or the status page): resume it there, then sync again.',
+            ),
+          )
+        : handle.syncNow(onProgress),
     pauseSync: async () => {
       if (paused) return;
       paused = true;

@@ -55,6 +55,7 @@ import {
   type Message,
   type MessageOf,
   type OfferFile,
+  type ProgressTracker,
 } from '@studio321/protocol';
 import { hasVerifiedCopy, type PendingAsset, type StudioReceipt } from '../state/agent-state.js';
 import { storeCopyDamagedError, type SyncQueue } from '../state/store-copy.js';
@@ -90,6 +91,11 @@ export interface SyncPassOptions {
   signal?: AbortSignal;
   /** Accumulator: counts are added here (kept when the pass fails half-way). */
   stats?: SyncPassResult;
+  /**
+   * Bytes sent and files settled are added here (its totals: the queue when the sync began); bytes
+   * the studio already has (Want `have`, a resume offset) are taken off its total.
+   */
+  progress?: ProgressTracker;
 }
 
 export function emptySyncResult(): SyncPassResult {
@@ -187,6 +193,7 @@ export class SyncPass {
   readonly #sentMemory: Map<string, number>;
   readonly #onReceipt: ((hash: string) => void) | undefined;
   readonly #signal: AbortSignal | undefined;
+  readonly #progress: ProgressTracker | undefined;
   #ran = false;
 
   // The window (SPEC §3.5): Chunk bytes sent and not yet acknowledged, across all files.
@@ -230,6 +237,7 @@ export class SyncPass {
     this.#sentMemory = opts.sentMemory ?? new Map<string, number>();
     this.#onReceipt = opts.onReceipt;
     this.#signal = opts.signal;
+    this.#progress = opts.progress;
     this.result = opts.stats ?? emptySyncResult();
     this.#window = link.window;
     this.#stopped = new Promise<void>((resolve) => {
@@ -252,6 +260,7 @@ export class SyncPass {
         const sendable = this.#sendable(batch);
         if (sendable.length === 0) continue;
         const want = await this.#offer(sendable);
+        this.#notToSend(sendable.filter((a) => want.have.includes(a.blake3)).reduce((n, a) => n + a.size, 0));
         for (const { asset, offset } of this.#checkWant(want, sendable)) await this.#sendFile(asset, offset);
         this.#settleUnanswered(sendable, want);
       }
@@ -350,6 +359,7 @@ export class SyncPass {
     }
     this.#acked.set(hash, offset);
     this.#sent.set(hash, offset);
+    this.#notToSend(offset);
     if (offset < asset.size) {
       let fh: FileHandle;
       try {
@@ -401,6 +411,7 @@ export class SyncPass {
         await this.#link.send({ t: 'chunk', hash, offset: pos, data });
         pos += got;
         this.result.bytesSent += got;
+        this.#progress?.addBytes(got);
         this.#sent.set(hash, pos);
         this.#sentMemory.set(hash, Math.max(this.#sentMemory.get(hash) ?? 0, pos));
       }
@@ -558,9 +569,16 @@ export class SyncPass {
 
   /** The hash got its Receipt or Nack (or cannot complete in this pass). */
   #settle(hash: string): void {
+    if (!this.#settled.has(hash)) this.#progress?.fileDone();
     this.#settled.add(hash);
     this.#outstanding.delete(hash);
     if (this.#outstanding.size === 0) this.#drained?.();
+  }
+
+  /** Bytes the studio holds already: they will not be sent, so the progress total drops. */
+  #notToSend(bytes: number): void {
+    if (this.#progress !== undefined && bytes > 0)
+      this.#progress.totalBytes = Math.max(0, this.#progress.totalBytes - bytes);
   }
 
   /** A failure on this side while the session is up: kept (the first one wins) and the link closed. */

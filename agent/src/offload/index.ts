@@ -8,3 +8,4 @@ export * from './offloader.js';
 export * from './recovery.js';
 export * from './space.js';
 export * from './verify-card.js';
+export * from './ingest-folder.js';

@@ -15,6 +15,7 @@
  *    that says nothing about the copy (EACCES…): left as recorded and listed as
  *    unchecked. A missing file counts as lost only while its disk is there.
  */
+import { ProgressTracker } from '@studio321/protocol';
 import { DURABLE_CODES, verifyFile } from '@studio321/protocol/durable';
 import { findCard, type AgentState } from '../state/agent-state.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
@@ -60,7 +61,13 @@ async function present(target: AgentTarget, asset: AssetRecord): Promise<boolean
 }
 
 export async function verifyCardCopies(
-  ctx: { state: AgentState; targets: readonly AgentTarget[]; signal?: AbortSignal },
+  ctx: {
+    state: AgentState;
+    targets: readonly AgentTarget[];
+    signal?: AbortSignal;
+    /** After each copy read (bytes, copies, speed, ETA over the copies to read). */
+    onProgress?: (p: ProgressTracker) => void;
+  },
   card?: CardRecord,
 ): Promise<VerifyCardReport> {
   const report: VerifyCardReport = {
@@ -72,43 +79,56 @@ export async function verifyCardCopies(
     unchecked: [],
   };
   const byName = new Map(ctx.targets.map((t) => [t.name as string, t]));
-  for (const asset of await assetsOf(ctx.state, card)) {
+  const assets = await assetsOf(ctx.state, card);
+  const toRead = (a: AssetRecord): number =>
+    a.copies.filter((f) => f.verified && a.paths[f.target] !== undefined).length;
+  const progress = new ProgressTracker({
+    totalBytes: assets.reduce((n, a) => n + a.size * toRead(a), 0),
+    totalFiles: assets.reduce((n, a) => n + toRead(a), 0),
+  });
+  for (const asset of assets) {
     ctx.signal?.throwIfAborted();
     report.assets++;
     for (const fact of asset.copies) {
       const path = asset.paths[fact.target];
       if (!fact.verified || path === undefined) continue;
-      const entry = { blake3: asset.blake3, target: fact.target, path };
-      const target = byName.get(fact.target);
-      const away = fact.target === 'laptop' ? AGENT_CODES.storeUnavailable : AGENT_CODES.fieldDriveMissing;
-      if (target === undefined || !(await present(target, asset))) {
-        report.unchecked.push({ ...entry, code: away });
-        continue;
-      }
-      let verdict;
       try {
-        verdict = await verifyFile(
-          path,
-          { size: asset.size, blake3: asset.blake3 },
-          ctx.signal === undefined ? {} : { signal: ctx.signal },
-        );
-      } catch (err) {
-        ctx.signal?.throwIfAborted();
-        report.unchecked.push({ ...entry, code: (err as { code?: string }).code ?? DURABLE_CODES.ioError });
-        continue;
+        const entry = { blake3: asset.blake3, target: fact.target, path };
+        const target = byName.get(fact.target);
+        const away = fact.target === 'laptop' ? AGENT_CODES.storeUnavailable : AGENT_CODES.fieldDriveMissing;
+        if (target === undefined || !(await present(target, asset))) {
+          report.unchecked.push({ ...entry, code: away });
+          continue;
+        }
+        let verdict;
+        try {
+          verdict = await verifyFile(
+            path,
+            { size: asset.size, blake3: asset.blake3 },
+            ctx.signal === undefined ? {} : { signal: ctx.signal },
+          );
+        } catch (err) {
+          ctx.signal?.throwIfAborted();
+          report.unchecked.push({ ...entry, code: (err as { code?: string }).code ?? DURABLE_CODES.ioError });
+          continue;
+        }
+        // A drive pulled during the check: its missing files are not lost.
+        if (!verdict.ok && verdict.code === DURABLE_CODES.missing && !(await present(target, asset))) {
+          report.unchecked.push({ ...entry, code: away });
+          continue;
+        }
+        report.copiesChecked++;
+        if (verdict.ok) {
+          report.copiesOk++;
+          continue;
+        }
+        await markCopyDamaged(ctx.state, asset, fact.target); // replaces only that target's fact, in the stored record
+        report.lost.push({ ...entry, code: verdict.code ?? DURABLE_CODES.hashMismatch });
+      } finally {
+        progress.addBytes(asset.size); // read (or found unreadable): done with this copy
+        progress.fileDone();
+        ctx.onProgress?.(progress);
       }
-      // A drive pulled during the check: its missing files are not lost.
-      if (!verdict.ok && verdict.code === DURABLE_CODES.missing && !(await present(target, asset))) {
-        report.unchecked.push({ ...entry, code: away });
-        continue;
-      }
-      report.copiesChecked++;
-      if (verdict.ok) {
-        report.copiesOk++;
-        continue;
-      }
-      await markCopyDamaged(ctx.state, asset, fact.target); // replaces only that target's fact, in the stored record
-      report.lost.push({ ...entry, code: verdict.code ?? DURABLE_CODES.hashMismatch });
     }
   }
   return report;
@@ -125,7 +145,13 @@ export interface VerifyOutcome extends VerifyCardReport {
  */
 export async function verifyCopies(
   state: AgentState,
-  o: { store: string; fieldDrive?: string | undefined; copiesNeeded: number },
+  o: {
+    store: string;
+    fieldDrive?: string | undefined;
+    copiesNeeded: number;
+    onProgress?: (p: ProgressTracker) => void;
+    signal?: AbortSignal;
+  },
   ref?: string,
 ): Promise<VerifyOutcome> {
   const card = ref === undefined || ref === '' ? undefined : await findCard(state, ref);
@@ -141,7 +167,15 @@ export async function verifyCopies(
     const fd = o.fieldDrive === undefined ? undefined : await resolveFieldDrive(o.fieldDrive);
     if (fd?.target !== undefined) targets.push(fd.target);
   }
-  const report = await verifyCardCopies({ state, targets }, card);
+  const report = await verifyCardCopies(
+    {
+      state,
+      targets,
+      ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    },
+    card,
+  );
   if (card === undefined) return report;
   return { ...report, safeToFormat: (await summariseCard(state, card, o.copiesNeeded)).safeToFormat };
 }

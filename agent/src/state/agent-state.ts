@@ -705,3 +705,16 @@ export async function findCard(state: AgentState, ref: string): Promise<CardReco
   }
   throw new AgentError(AGENT_CODES.unknownCard, `No card "${ref}". See the card ids with field-agent status.`);
 }
+
+export interface ResolveResult {
+  card: string;
+  label: string;
+  /** Warnings marked as reviewed now. */
+  resolved: number;
+}
+
+/** `field-agent resolve <ref>`: every warning of the card `ref` names (id or label, findCard) is reviewed. */
+export async function resolveCardWarnings(state: AgentState, ref: string): Promise<ResolveResult> {
+  const card = await findCard(state, ref);
+  return { card: card.id, label: card.label, resolved: await state.resolveWarnings(card.id) };
+}

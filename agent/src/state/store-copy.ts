@@ -97,7 +97,7 @@ export interface SyncQueue {
    * read: damaged → recorded so (no longer a copy, no longer offered) and returned; else undefined.
    */
   checkStoreCopy(blake3: string): Promise<CodedError | undefined>;
-  /** Files and bytes waiting for the studio (reported in the agent's Hello). */
+  /** Files and bytes waiting for a studio receipt (reported in the agent's Hello; the sync progress totals). */
   depth?(): Promise<{ files: number; bytes: number }>;
 }
 

@@ -5,24 +5,28 @@
  * and the agent goes on.
  *
  *   open():  provider (follows runner events) → status page (127.0.0.1, token;
- *            its address with the token is written to <dataDir>/status-url, 0600)
- *            → tray (or headless)
+ *            its address with the token is written to <dataDir>/status-url, 0600;
+ *            it also answers the field-agent CLI while this agent holds the state
+ *            DB: status, ingest, sync, resolve, verify, eject) → tray (or headless)
  *   close(): in reverse.
  */
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { writeFileAtomic } from '@studio321/protocol/durable';
 import type { Logger } from '@studio321/protocol';
 import type { AgentRunner } from '../runner.js';
 import type { CardReport } from '../offload/offload-card.js';
-import type { ProgressTracker } from '@studio321/protocol';
+import { validateSegment, type ProgressTracker } from '@studio321/protocol';
 import { buildStatus } from '../state/status.js';
+import { resolveCardWarnings } from '../state/agent-state.js';
+import type { SyncReport } from '../link/sync-loop.js';
+import { LINK_CODES, LinkError } from '../link/errors.js';
 import { AgentStatusProvider } from './status-provider.js';
-import { DEFAULT_STATUS_PORT, StatusPage } from './status-page.js';
+import { DEFAULT_STATUS_PORT, StatusPage, type AgentCommand } from './status-page.js';
 import type { StatusActions } from './snapshot.js';
 import { Tray, type TrayMode } from './tray.js';
 import { ejectCard } from '../offload/eject.js';
-import { AGENT_CODES } from '../errors.js';
+import { AGENT_CODES, AgentError } from '../errors.js';
 import { verifyCopies } from '../offload/verify-card.js';
 import { defaultVolumeSource, type VolumeSource } from '../card/volume-source.js';
 
@@ -39,11 +43,51 @@ export interface AgentUiOptions {
   tray?: boolean;
   /** Pause/resume of the studio sync, when the sync loop offers it. */
   sync?: StatusActions;
+  /** A sync pass now and its report (`field-agent sync`), when the agent is paired. */
+  syncNow?: (onProgress: (p: ProgressTracker) => void) => Promise<SyncReport>;
   /** The tray's Quit (e.g. requestShutdown from protocol/shutdown). */
   quit: () => void | Promise<void>;
   env?: NodeJS.ProcessEnv;
   /** Volumes for eject (default: the system's). */
   volumes?: VolumeSource;
+}
+
+/** Least time between two progress events streamed to a CLI (its own printer throttles further). */
+const PROGRESS_EVENT_MS = 200;
+
+/** Progress events for a streamed command: at most one per PROGRESS_EVENT_MS, and the last one on flush(). */
+function progressEvents(emit: (e: Record<string, unknown>) => void): {
+  tick: (p: ProgressTracker) => void;
+  flush: () => void;
+} {
+  let last: ProgressTracker | undefined;
+  let sentAt = 0;
+  const send = (p: ProgressTracker): void => {
+    sentAt = Date.now();
+    emit({ event: 'progress', progress: p.snapshot() });
+  };
+  return {
+    tick: (p) => {
+      last = p;
+      if (Date.now() - sentAt >= PROGRESS_EVENT_MS) send(p);
+    },
+    flush: () => {
+      if (last !== undefined) send(last);
+    },
+  };
+}
+
+/** Runs `fn` with a progress follower that streams through `emit`, and sends the last state at the end. */
+async function withProgress<T>(
+  emit: (e: Record<string, unknown>) => void,
+  fn: (tick: (p: ProgressTracker) => void) => Promise<T>,
+): Promise<T> {
+  const progress = progressEvents(emit);
+  try {
+    return await fn(progress.tick);
+  } finally {
+    progress.flush();
+  }
 }
 
 export class AgentUi {
@@ -97,9 +141,15 @@ export class AgentUi {
       this.provider.setPresent(result.card, false);
       return result;
     };
-    const verify = async (card: string): Promise<unknown> => {
+    const verify: AgentCommand = async (query, { emit, signal }) => {
       const { store, fieldDrive } = runner.opts.config;
-      const outcome = await verifyCopies(runner.state, { store, fieldDrive, copiesNeeded: this.#o.copiesNeeded }, card);
+      const outcome = await withProgress(emit, (onProgress) =>
+        verifyCopies(
+          runner.state,
+          { store, fieldDrive, copiesNeeded: this.#o.copiesNeeded, onProgress, signal },
+          query.get('card') ?? '',
+        ),
+      );
       if (outcome.lost.length > 0)
         log.error(
           { event: 'copies-lost', code: AGENT_CODES.copiesLost, lost: outcome.lost },
@@ -114,7 +164,7 @@ export class AgentUi {
       port: this.#o.statusPort ?? DEFAULT_STATUS_PORT,
       log,
       eject,
-      verify,
+      commands: { ...this.#commands(), verify },
       ...(this.#o.sync ? { actions: this.#o.sync } : {}),
     });
     try {
@@ -140,6 +190,48 @@ export class AgentUi {
       await tray.open();
       this.#tray = tray;
     }
+  }
+
+  /** What the field-agent CLI asks for while this agent holds the state DB (cli/running-agent.ts). */
+  #commands(): Record<string, AgentCommand> {
+    const { runner, copiesNeeded } = this.#o;
+    const { config } = runner.opts;
+    const usage = (message: string): AgentError => new AgentError(AGENT_CODES.usage, message);
+    return {
+      'agent-status': () => buildStatus(runner.state, copiesNeeded, config.fieldDrive),
+      resolve: async (query) => {
+        const r = await resolveCardWarnings(runner.state, query.get('card') ?? '');
+        this.provider.changed();
+        return r;
+      },
+      ingest: async (query, { emit, signal }) => {
+        const root = query.get('root') ?? '';
+        if (!isAbsolute(root)) throw usage(`ingest needs an absolute folder path, not "${root}"`);
+        let shoot: string;
+        try {
+          shoot = validateSegment(query.get('shoot') ?? '');
+        } catch (err) {
+          throw new AgentError(AGENT_CODES.usage, 'the shoot must be one folder name', { cause: err });
+        }
+        const cardLabel = query.get('cardLabel');
+        return withProgress(emit, (onProgress) =>
+          runner.ingest(
+            { root, shoot, shootGiven: query.get('shootGiven') === '1', ...(cardLabel === null ? {} : { cardLabel }) },
+            { signal, onProgress, onFile: (card, file) => emit({ event: 'file', card, file }) },
+          ),
+        );
+      },
+      sync: async (_query, { emit }) => {
+        const syncNow = this.#o.syncNow;
+        if (syncNow === undefined)
+          throw new LinkError(
+            LINK_CODES.notPaired,
+            'This agent is not paired with a studio: run `field-agent pair <url> <code>` first.',
+          );
+        const report = await withProgress(emit, (onProgress) => syncNow(onProgress));
+        return { ...report, queue: await runner.state.queueDepth() };
+      },
+    };
   }
 
   async close(): Promise<void> {

@@ -46,7 +46,11 @@ export interface LiveSnapshot {
   at: string;
   cards: LiveCard[];
   queue: { files: number; bytes: number };
-  link: { state: LinkState; studio?: string };
+  /**
+   * `offlineSince`: the studio cannot be reached since then (ISO). Offline is normal at a venue:
+   * one fact here, not an error (tray-summary.ts keeps it idle).
+   */
+  link: { state: LinkState; studio?: string; offlineSince?: string };
   errors: RecentError[];
 }
 

@@ -156,7 +156,8 @@ export const STATUS_PAGE_JS = `'use strict';
     $('no-cards').hidden = s.cards.length > 0;
     const link = $('link');
     link.dataset.state = s.link.state;
-    link.textContent = (linkText[s.link.state] || s.link.state) + (s.link.studio ? ' · ' + s.link.studio : '');
+    link.textContent = (linkText[s.link.state] || s.link.state) + (s.link.studio ? ' · ' + s.link.studio : '') +
+      (s.link.offlineSince ? ' · not reachable since ' + new Date(s.link.offlineSince).toLocaleString() : '');
     $('queue-text').textContent = s.queue.files === 0 ? 'Nothing waiting: the studio has everything offloaded.' : s.queue.files + ' files (' + bytes(s.queue.bytes) + ') waiting to go to the studio.';
     const cards = s.cards.filter((c) => c.kind === undefined || c.kind === 'card');
     const unsafe = cards.filter((c) => !c.safeToFormat).length;

@@ -73,11 +73,27 @@ export interface StatusPageOptions {
   actions?: StatusActions;
   /** Unmount a card that is safe to format (eject.ts); rejects with a CodedError otherwise. */
   eject?: (card: string) => Promise<unknown>;
-  /** Read the agent's copies again, of one card ('' = all; verify-card.ts); rejects with a CodedError on a bad card. */
-  verify?: (card: string) => Promise<unknown>;
+  /**
+   * What the field-agent CLI asks the running agent for while it holds the state DB
+   * (cli/running-agent.ts): `POST /api/<name>?<query>`: agent-status, resolve, ingest, sync, verify.
+   */
+  commands?: Record<string, AgentCommand>;
   log?: Logger;
   /** Least time between two live updates to one page, ms (default 250). */
   minUpdateIntervalMs?: number;
+}
+
+/** One command the running agent answers: the request's query, and its events (streamed to a CLI that asks so). */
+export type AgentCommand = (
+  query: URLSearchParams,
+  io: { emit: (event: Record<string, unknown>) => void; signal: AbortSignal },
+) => Promise<unknown>;
+
+/** The streamed answer's type (one JSON document a line). */
+export const NDJSON = 'application/x-ndjson';
+
+function cardCommand(fn: ((card: string) => Promise<unknown>) | undefined): AgentCommand | undefined {
+  return fn && ((query) => fn(query.get('card') ?? ''));
 }
 
 export const DEFAULT_STATUS_PORT = 7322;
@@ -261,11 +277,14 @@ export class StatusPage {
       case 'POST /api/resume':
         return this.#action(req, res, how, url.pathname === '/api/pause' ? 'pause' : 'resume');
       case 'POST /api/eject':
-        return this.#call(req, res, how, this.#options.eject, url.searchParams.get('card') ?? '');
-      case 'POST /api/verify':
-        return this.#call(req, res, how, this.#options.verify, url.searchParams.get('card') ?? '');
-      default:
+        return this.#call(req, res, how, cardCommand(this.#options.eject), url.searchParams);
+      default: {
+        const name = url.pathname.startsWith('/api/') ? url.pathname.slice('/api/'.length) : '';
+        const commands = this.#options.commands ?? {};
+        if (req.method === 'POST' && Object.hasOwn(commands, name))
+          return this.#call(req, res, how, commands[name], url.searchParams);
         return this.#send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      }
     }
   }
 
@@ -283,24 +302,49 @@ export class StatusPage {
     return how === 'header' || req.headers.origin === `http://${req.headers.host}`;
   }
 
-  /** A card command (eject, verify): 200 with its result, 409 with a coded error. */
+  /**
+   * A command (eject, verify, and the CLI's `commands`): 200 with its result, 409 with a coded
+   * error. Asked with `Accept: application/x-ndjson` (the CLI), the answer is a stream of JSON
+   * lines instead: the command's events (progress, files) as they happen, then
+   * `{"event":"result","result":…}` or `{"event":"error","error":{code,message,…}}`. The caller
+   * going away aborts the command.
+   */
   async #call(
     req: IncomingMessage,
     res: ServerResponse,
     how: 'cookie' | 'header',
-    fn: ((card: string) => Promise<unknown>) | undefined,
-    card: string,
+    fn: AgentCommand | undefined,
+    query: URLSearchParams,
   ): Promise<void> {
     if (!this.#sameOrigin(req, how))
       return this.#send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin request\n');
     if (!fn) return this.#send(res, 404, 'text/plain; charset=utf-8', 'not available\n');
     req.resume();
+    const gone = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished)
+        gone.abort(new AgentError(AGENT_CODES.aborted, 'the command that asked went away', { retryable: true }));
+    };
+    res.once('close', onClose);
+    const stream = (req.headers.accept ?? '').includes(NDJSON);
+    if (stream) res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': NDJSON });
+    const line = (e: object): void => {
+      if (!res.writableEnded) res.write(`${JSON.stringify(e)}\n`);
+    };
     try {
-      const result = await fn(card);
-      this.#send(res, 200, 'application/json', JSON.stringify(result));
+      const result = await fn(query, { emit: stream ? line : () => undefined, signal: gone.signal });
+      if (stream) {
+        line({ event: 'result', result });
+        res.end();
+      } else this.#send(res, 200, 'application/json', JSON.stringify(result));
     } catch (err) {
       if (!(err instanceof CodedError)) throw err;
-      this.#send(res, 409, 'application/json', JSON.stringify(err.toJSON()));
+      if (stream) {
+        line({ event: 'error', error: err.toJSON() });
+        res.end();
+      } else this.#send(res, 409, 'application/json', JSON.stringify(err.toJSON()));
+    } finally {
+      res.off('close', onClose);
     }
   }
 

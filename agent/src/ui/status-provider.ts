@@ -40,7 +40,7 @@ export class AgentStatusProvider extends EventEmitter implements StatusProvider 
   readonly #o: AgentStatusProviderOptions;
   #offloads = new Map<string, ProgressSource>();
   #present = new Map<string, boolean>();
-  #link: { state: LinkState; studio?: string } = { state: 'offline' };
+  #link: LiveSnapshot['link'] = { state: 'offline' };
   #inflight: Promise<LiveSnapshot> | undefined;
   readonly #onErrors = (): void => this.changed();
 
@@ -78,9 +78,14 @@ export class AgentStatusProvider extends EventEmitter implements StatusProvider 
     this.changed();
   }
 
-  setLink(state: LinkState, studio?: string): void {
-    if (this.#link.state === state && this.#link.studio === studio) return;
-    this.#link = studio === undefined ? { state } : { state, studio };
+  setLink(state: LinkState, studio?: string, offlineSince?: string): void {
+    const l = this.#link;
+    if (l.state === state && l.studio === studio && l.offlineSince === offlineSince) return;
+    this.#link = {
+      state,
+      ...(studio === undefined ? {} : { studio }),
+      ...(offlineSince === undefined ? {} : { offlineSince }),
+    };
     this.changed();
   }
 

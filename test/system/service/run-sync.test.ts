@@ -5,17 +5,16 @@
  * committed after resume).
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  AGENT_BIN,
   dcfFiles,
   ingest,
   listFiles,
   makeAgent,
   makeCard,
   pairAgent,
+  startAgentRun,
   startStudiod,
   tempDir,
   waitFor,
@@ -37,33 +36,11 @@ t.test('run: sync loop drains the queue, reports link state, pauses and resumes'
   );
   await ingest(agent, join(cards, 'A'), 'run-shoot', 'CARD-A');
 
-  const config = join(agent.dataDir, 'run.json');
   const hot = await tempDir(t, 'hot-');
-  await writeFile(
-    config,
-    JSON.stringify({ statusPort: 0, tray: false, watchVolumes: false, hotFolders: [hot], hotFolderStableMs: 100 }),
-  );
-  const env: NodeJS.ProcessEnv = { ...process.env, FIELD_AGENT_HOME: agent.dataDir };
-  delete env['DISPLAY'];
-  delete env['WAYLAND_DISPLAY'];
-  const child = spawn(process.execPath, [AGENT_BIN, 'run', '--data-dir', agent.dataDir, '--config', config], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env,
-  });
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    log += d.toString('utf8');
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  await waitFor(() => /"event":"started"/.test(log), 'the agent to start');
+  const { origin, auth, child, exited } = await startAgentRun(t, agent, { hotFolders: [hot], hotFolderStableMs: 100 });
 
-  const url = new URL((await readFile(join(agent.dataDir, 'status-url'), 'utf8')).trim());
-  const auth = { Authorization: `Bearer ${url.searchParams.get('token') ?? ''}` };
   const status = async (): Promise<PageStatus> =>
-    (await (await fetch(`${url.origin}/api/status`, { headers: auth })).json()) as PageStatus;
+    (await (await fetch(`${origin}/api/status`, { headers: auth })).json()) as PageStatus;
 
   const first = await waitFor(
     async () => {
@@ -80,7 +57,7 @@ t.test('run: sync loop drains the queue, reports link state, pauses and resumes'
     'the four files are committed at the studio without `field-agent sync`',
   );
 
-  const pause = await fetch(`${url.origin}/api/pause`, { method: 'POST', headers: auth });
+  const pause = await fetch(`${origin}/api/pause`, { method: 'POST', headers: auth });
   t.equal(pause.status, 204, 'pause accepted');
   await waitFor(async () => (await status()).link.state === 'paused', 'the page to show paused');
 
@@ -93,7 +70,7 @@ t.test('run: sync loop drains the queue, reports link state, pauses and resumes'
   );
   t.equal((await listFiles(studio.dirs.mirror)).length, 4, 'nothing new at the studio while paused');
 
-  const resume = await fetch(`${url.origin}/api/resume`, { method: 'POST', headers: auth });
+  const resume = await fetch(`${origin}/api/resume`, { method: 'POST', headers: auth });
   t.equal(resume.status, 204, 'resume accepted');
   await waitFor(
     async () => {
