@@ -5,20 +5,16 @@
  */
 import { AgentState } from '../state/agent-state.js';
 import { resolvePaths } from '../paths.js';
-import { AGENT_CODES, AgentError } from '../errors.js';
 import { LINK_CODES } from '../link/errors.js';
 import { syncUntilEmpty } from '../link/sync-loop.js';
 import { syncQueueOf } from '../state/store-copy.js';
-import { parse, type CommandIo } from './common.js';
+import { nonNegativeValue } from '@studio321/protocol';
+import { parse, usageContext, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent sync [--json] [--data-dir DIR] [--max-attempts N] [--backoff-ms MS]';
 
 function num(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0)
-    throw new AgentError(AGENT_CODES.usage, `--${name} must be a non-negative number\n${USAGE}`);
-  return n;
+  return v === undefined ? undefined : nonNegativeValue(`--${name}`, v, usageContext(USAGE));
 }
 
 export async function syncCommand(argv: string[], io: CommandIo): Promise<number> {

@@ -4,7 +4,7 @@
  * and stopped counting (the card is no longer safe to format); 1: an error.
  * While `field-agent run` holds the state DB, the running agent does the check.
  */
-import { CodedError } from '@studio321/protocol';
+import { CodedError, EXIT } from '@studio321/protocol';
 import { AgentState } from '../state/agent-state.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { verifyCopies, type VerifyOutcome } from '../offload/verify-card.js';
@@ -14,7 +14,7 @@ import { callRunningAgent } from './running-agent.js';
 const USAGE = 'usage: field-agent verify [<card-id|label>] [--json] [--data-dir DIR] [--config FILE]';
 
 /** Exit status when copies were found lost (as `studioctl verify`). */
-export const EXIT_COPIES_LOST = 3;
+export const EXIT_COPIES_LOST = EXIT.notSafe;
 
 export async function verifyCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse(argv, {}, USAGE);
@@ -71,5 +71,5 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
     );
     return EXIT_COPIES_LOST;
   }
-  return 0;
+  return EXIT.ok;
 }
