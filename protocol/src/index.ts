@@ -17,3 +17,4 @@ export * from './backoff.js';
 export * from './progress.js';
 export * from './exit-codes.js';
 export * from './cli-args.js';
+export * from './suggest.js';

@@ -184,7 +184,7 @@ function cliOf(name: CommandName): CliContext {
 function commandUsage(name: CommandName): string {
   const lines = USAGE.split('\n');
   const i = lines.findIndex((l) => l.startsWith(`  ${name} `) || l === `  ${name}`);
-  const out = ['usage: studioctl [--config FILE | --socket PATH] [--json] ' + (lines[i] ?? name).trim()];
+  const out = [`usage: studioctl [--config FILE | --socket PATH] [--json] ${(lines[i] ?? name).trim()}`];
   for (let j = i + 1; j > 0 && j < lines.length && lines[j]!.startsWith('    '); j++) out.push(lines[j]!);
   return `${out.join('\n')}\n(studioctl --help: every command and the exit statuses)`;
 }
@@ -337,7 +337,8 @@ function showProgress(on: boolean): ((p: unknown) => void) | undefined {
 }
 
 async function restore(socket: string, queries: string[], values: AnyValues, json: boolean): Promise<number> {
-  const usage = (why: string): UsageError => new UsageError(STUDIO_CODES.usage, `restore: ${why}`, commandUsage('restore'));
+  const usage = (why: string): UsageError =>
+    new UsageError(STUDIO_CODES.usage, `restore: ${why}`, commandUsage('restore'));
   const opts: Record<string, string> = {};
   for (const k of ['to', 'from', 'shoot', 'card'] as const) if (typeof values[k] === 'string') opts[k] = values[k];
   if (values['pending'] === true) {

@@ -25,7 +25,7 @@ const USAGE = `usage: studiod [--config FILE]
   --config FILE   the studiod config (default: $STUDIOD_CONFIG or /etc/studiod/studiod.json);
                   every option: docs/configuration.md
   --help, -h      this text;  --version  the version
-  The log goes to stdout, one JSON object a line.
+  The log goes to stderr, one JSON object a line.
 
 ${EXIT_STATUS_HELP}`;
 

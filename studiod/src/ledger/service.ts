@@ -89,6 +89,8 @@ export interface ShootSummary {
   assets: number;
   bytes: number;
   compliant: number;
+  /** Not-compliant assets short on each rule of the policy (as the status counters). */
+  short: { copies: number; media: number; offsite: number };
   /** Per expected target (mirror, raid, each cloud target): assets of the shoot without a counted copy there. */
   lacking: Record<string, number>;
 }
@@ -450,7 +452,11 @@ export class LedgerService {
         policy: this.ledger.policy,
       };
     });
-    ctl.register('shoots', async () => ({ policy: this.ledger.policy, targets: this.ledger.targets, shoots: await this.shoots() }));
+    ctl.register('shoots', async () => ({
+      policy: this.ledger.policy,
+      targets: this.ledger.targets,
+      shoots: await this.shoots(),
+    }));
     ctl.register('asset', async (args) => {
       const q = args['query'];
       if (typeof q !== 'string' || q.trim() === '')
@@ -566,12 +572,20 @@ export class LedgerService {
       for (const shoot of shoots) {
         let s = byShoot.get(shoot);
         if (s === undefined) {
-          s = { shoot, assets: 0, bytes: 0, compliant: 0, lacking: Object.fromEntries(this.ledger.targets.map((t) => [t, 0])) };
+          s = {
+            shoot,
+            assets: 0,
+            bytes: 0,
+            compliant: 0,
+            short: { copies: 0, media: 0, offsite: 0 },
+            lacking: Object.fromEntries(this.ledger.targets.map((t) => [t, 0])),
+          };
           byShoot.set(shoot, s);
         }
         s.assets++;
         s.bytes += asset.size;
         if (verdict.compliant) s.compliant++;
+        for (const rule of ['copies', 'media', 'offsite'] as const) if (verdict.missing[rule] > 0) s.short[rule]++;
         for (const t of lacking) s.lacking[t] = (s.lacking[t] ?? 0) + 1;
       }
     }

@@ -66,7 +66,11 @@ export function formatShoots(r: unknown): string {
       `${s.shoot.padEnd(width)}  ${String(s.assets).padStart(6)}  ${String(s.compliant).padStart(9)}  ${formatBytes(s.bytes)}${s.compliant === s.assets ? '  3-2-1 safe' : ''}`,
     );
     const missing = Object.entries(s.lacking).filter(([, n]) => n > 0);
-    if (missing.length > 0) out.push(`${' '.repeat(width)}  missing: ${missing.map(([t, n]) => `${t} ${n}`).join(', ')}`);
+    if (missing.length > 0)
+      out.push(`${' '.repeat(width)}  missing a copy on: ${missing.map(([t, n]) => `${t} ${n}`).join(', ')}`);
+    const short = Object.entries(s.short).filter(([, n]) => n > 0);
+    if (short.length > 0)
+      out.push(`${' '.repeat(width)}  short of: ${short.map(([rule, n]) => `${rule} ${n}`).join(', ')}`);
   }
   return `${out.join('\n')}\n`;
 }
