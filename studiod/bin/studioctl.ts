@@ -43,9 +43,7 @@ import { formatAsset, formatAssets, formatVerify } from '../src/ledger/format.js
 import { formatStatusReport, type StatusReport } from '../src/ledger/status-report.js';
 import { formatPending, formatRestore } from '../src/recovery/restore-format.js';
 import type { ArchiveRequestRecord, RestoreReport } from '../src/recovery/index.js';
-import { Catalogue } from '../src/catalogue.js';
-import { cloudTargetsOf, type StudiodConfig } from '../src/config.js';
-import { S3Sink } from '../src/cloud/s3-sink.js';
+import type { StudiodConfig } from '../src/config.js';
 import {
   RECOVERY_CODES,
   formatRebuild,
@@ -223,6 +221,7 @@ async function main(): Promise<number> {
   if (name === 'target' && words[0] !== 'adopt') throw usageError(`target: unknown subcommand "${words[0]}" (adopt)`);
   if (name === 'agents' && words.length > 0 && (words[0] !== 'revoke' || words.length !== 2))
     throw usageError('agents: use `agents --revoke ID` (or `agents revoke ID`)');
+  if (name === 'restore') checkRestoreArgs(words, values);
   const configFile = str('config');
   // The rebuild opens the catalogue itself (studiod must be stopped: the LevelDB lock says so).
   if (name === 'catalogue' && words[0] === 'rebuild')
@@ -336,28 +335,41 @@ function showProgress(on: boolean): ((p: unknown) => void) | undefined {
     : undefined;
 }
 
-async function restore(socket: string, queries: string[], values: AnyValues, json: boolean): Promise<number> {
-  const usage = (why: string): UsageError =>
-    new UsageError(STUDIO_CODES.usage, `restore: ${why}`, commandUsage('restore'));
+function restoreOptions(values: AnyValues): Record<string, string> {
   const opts: Record<string, string> = {};
   for (const k of ['to', 'from', 'shoot', 'card'] as const) if (typeof values[k] === 'string') opts[k] = values[k];
+  return opts;
+}
+
+/** restore's usage errors, found before the config is read or studiod is asked. */
+function checkRestoreArgs(queries: string[], values: AnyValues): void {
+  const usage = (why: string): UsageError =>
+    new UsageError(STUDIO_CODES.usage, `restore: ${why}`, commandUsage('restore'));
+  const opts = restoreOptions(values);
   if (values['pending'] === true) {
     if (queries.length > 0 || Object.keys(opts).length > 0 || values['progress'] === true)
       throw usage('--pending takes no other argument');
-    const r = (await controlRequest(socket, 'restore-pending')) as { pending: ArchiveRequestRecord[] };
-    process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : formatPending(r.pending));
-    return EXIT.ok;
+    return;
   }
   if (opts['to'] === undefined) throw usage('--to DIR is required (where the files go)');
   if (queries.length === 0 && opts['shoot'] === undefined && opts['card'] === undefined)
     throw usage('name what to restore: a file name, shoot/card/path or hash, or --shoot S / --card C');
+}
+
+async function restore(socket: string, queries: string[], values: AnyValues, json: boolean): Promise<number> {
+  const opts = restoreOptions(values);
+  if (values['pending'] === true) {
+    const r = (await controlRequest(socket, 'restore-pending')) as { pending: ArchiveRequestRecord[] };
+    process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : formatPending(r.pending));
+    return EXIT.ok;
+  }
   const onProgress = showProgress(values['progress'] === true || process.stderr.isTTY === true);
   let r: RestoreReport;
   try {
     r = (await controlRequest(
       socket,
       'restore',
-      { queries, ...opts, to: resolve(opts['to']) },
+      { queries, ...opts, to: resolve(opts['to']!) }, // checked by checkRestoreArgs
       LONG_TIMEOUT_MS,
       onProgress,
     )) as RestoreReport;
@@ -373,6 +385,12 @@ async function restore(socket: string, queries: string[], values: AnyValues, jso
 }
 
 async function rebuild(config: StudiodConfig, out: (human: string, data: unknown) => void): Promise<number> {
+  // Only the rebuild needs the catalogue and the S3 client: every other command stays light to start.
+  const [{ Catalogue }, { cloudTargetsOf }, { S3Sink }] = await Promise.all([
+    import('../src/catalogue.js'),
+    import('../src/config.js'),
+    import('../src/cloud/s3-sink.js'),
+  ]);
   const catalogue = new Catalogue(config.catalogue);
   await catalogue.open();
   const sinks = cloudTargetsOf(config).map((t) => new S3Sink(t));

@@ -33,13 +33,14 @@ export async function syncCommand(argv: string[], io: CommandIo): Promise<number
     return 0;
   }
   const json = values.json === true;
+  // Values are checked before the state is opened: a usage error leaves nothing behind.
+  const backoff = num(values['backoff-ms'], 'backoff-ms');
+  const maxAttempts = num(values['max-attempts'], 'max-attempts');
+  const ping = num(values['ping-ms'], 'ping-ms');
+  const dead = num(values['dead-link-ms'], 'dead-link-ms');
   const paths = resolvePaths({ dataDir: values['data-dir'], config: values.config }, io.env);
   const state = await AgentState.open(paths.dataDir);
   try {
-    const backoff = num(values['backoff-ms'], 'backoff-ms');
-    const maxAttempts = num(values['max-attempts'], 'max-attempts');
-    const ping = num(values['ping-ms'], 'ping-ms');
-    const dead = num(values['dead-link-ms'], 'dead-link-ms');
     const report = await syncUntilEmpty({
       dataDir: paths.dataDir,
       queue: syncQueueOf(state),

@@ -599,7 +599,10 @@ export class LedgerService {
     for await (const n of this.#o.catalogue.names()) {
       if (matchesFilter(n, filter)) return;
       shoots.add(n.shoot);
-      if (filter.shoot === undefined || nameKey(n.shoot) === nameKey(filter.shoot)) cards.add(n.card);
+      if (filter.shoot === undefined || nameKey(n.shoot) === nameKey(filter.shoot)) {
+        cards.add(n.card);
+        cards.add(n.card.replace(/-[0-9a-f]{8}$/, '')); // the label the card id starts with
+      }
     }
     const shootKnown = filter.shoot === undefined || [...shoots].some((s) => nameKey(s) === nameKey(filter.shoot!));
     const [what, value, known] = !shootKnown
