@@ -49,7 +49,8 @@ const NOT_RUN = new Map<string, string>([
 /** Exit status a verbatim line is expected to end with (default EXIT.ok), and what it must print. */
 const EXPECT = new Map<string, { code: number; says?: RegExp }>([
   ['studioctl assets --unprotected --shoot 2026-11-26-wedding', { code: EXIT.notSafe, says: /not yet 3-2-1 safe/ }],
-  ['studioctl target adopt raid', { code: EXIT.error, says: /RECOVERY_ADOPT_NOT_EMPTY/ }],
+  // The scratch raid disk is the current one and holds files: adopt refuses it, as the README says.
+  ['studioctl target adopt raid', { code: EXIT.error, says: /RECOVERY_ADOPT_(NOT_EMPTY|CURRENT_DISK)/ }],
 ]);
 
 /** The `sh` blocks of the README, one command a line (a trailing `# comment` is part of the line, as pasted). */
@@ -132,10 +133,10 @@ t.test("the README's commands, run in a shell", async (t) => {
     let run = line;
     let adapted = '';
     if (cmd === 'scripts/install-studiod.sh') {
-      run = `${line} --root ${sysroot} --no-start`;
+      run = `${cmd} --root ${sysroot} --no-start`; // the command, not its comment: the options must reach it
       adapted = 'into a scratch root (as root it would create a system user and write /etc)';
     } else if (cmd === 'scripts/install-agent.sh') {
-      run = `${line} --home ${home} --platform linux`;
+      run = `${cmd} --home ${home} --platform linux`;
       adapted = 'for a scratch home, not started';
     } else if (cmd.startsWith('npx field-agent pair wss://studio.example:7321/v1 ')) {
       run = `npx field-agent pair ${studio.url} ${await studio.pairCode()}`;
@@ -144,7 +145,9 @@ t.test("the README's commands, run in a shell", async (t) => {
       await ensureCard();
       run = line.replaceAll('/srv/restore', join(scratch, 'srv/restore')).replace('9f3a…(full BLAKE3)', hash);
       adapted = 'into the scratch dir (and the real hash for the placeholder)';
-    } else if (cmd.startsWith('studioctl ')) await ensureCard();
+    } else if (cmd.startsWith('studioctl ') && cmd !== 'studioctl pair') await ensureCard(); // after the laptop paired
+    if (/install-(studiod|agent)\.sh/.test(run) && !/--(root|home) /.test(run))
+      throw new Error(`refusing to run ${run} on this machine`); // a README change must not install for real
     const r = await sh(run);
     const want = EXPECT.get(cmd) ?? { code: EXIT.ok };
     t.equal(r.code, want.code, `${cmd}${adapted === '' ? '' : ` (adapted: ${adapted})`}: exit ${want.code}`, {
