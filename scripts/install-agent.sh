@@ -6,6 +6,8 @@
 #   scripts/install-agent.sh [--app-dir DIR] [--node PATH] [--no-start]
 #   scripts/install-agent.sh --home /tmp/fakehome --platform darwin --dry-run
 #
+# Both:   ~/.local/bin/field-agent, a wrapper that runs this node on this app's field-agent
+#         (--bin-dir DIR to put it elsewhere; the script says when that folder is not on PATH)
 # Linux:  ~/.config/systemd/user/field-agent.service (XDG_CONFIG_HOME honoured),
 #         then systemctl --user daemon-reload && systemctl --user enable --now field-agent
 # macOS:  ~/Library/LaunchAgents/com.studio321.field-agent.plist, then
@@ -16,6 +18,7 @@
 # --dry-run          print every action, change nothing
 # --app-dir DIR      directory holding agent/dist (default: this repository)
 # --node PATH        node binary (default: `command -v node`)
+# --bin-dir DIR      where the field-agent command goes (default: ~/.local/bin)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,9 +28,10 @@ dry_run=0
 start=1
 app_dir=$(cd "$here/.." && pwd)
 node_bin=$(command -v node || true)
+bin_dir=""
 case "$(uname -s)" in Darwin) platform=darwin ;; *) platform=linux ;; esac
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --home) home=${2:?--home needs a directory}; home_given=1; start=0; shift 2 ;;
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
     --no-start) start=0; shift ;;
     --app-dir) app_dir=${2:?--app-dir needs a directory}; shift 2 ;;
     --node) node_bin=${2:?--node needs a path}; shift 2 ;;
+    --bin-dir) bin_dir=${2:?--bin-dir needs a directory}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install-agent: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -73,6 +78,14 @@ install_content() {
   say "wrote $dest"
   changed=1
 }
+
+[ -n "$bin_dir" ] || bin_dir="$home/.local/bin"
+printf '#!/bin/sh\n# Written by scripts/install-agent.sh: field-agent of %s\nexec "%s" "%s" "$@"\n' \
+  "$app_dir" "$node_bin" "$agent_js" | install_content "$bin_dir/field-agent" 0755
+case ":${PATH:-}:" in
+  *":$bin_dir:"*) ;;
+  *) say "note: $bin_dir is not on your PATH; add it (e.g. in ~/.profile: PATH=\"$bin_dir:\$PATH\") to type field-agent" ;;
+esac
 
 src_tmp=$(mktemp)
 if [ "$platform" = linux ]; then

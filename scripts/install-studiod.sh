@@ -15,7 +15,9 @@
 #   4. writes /etc/systemd/system/studiod.service.d/targets.conf: ReadWritePaths= for
 #      every targets.*.root in the config (ProtectSystem=strict keeps the rest read-only)
 #   5. creates /var/lib/studiod (0750 studiod:studiod)
-#   6. systemctl daemon-reload, enable --now studiod (not with --root / --no-start)
+#   6. puts studiod and studioctl on PATH: /usr/local/bin/studiod and /usr/local/bin/studioctl,
+#      two-line wrappers that run this node on this app directory's programs
+#   7. systemctl daemon-reload, enable --now studiod (not with --root / --no-start)
 #
 # --root DIR   install under DIR instead of / (tests, image building). No user is
 #              created, nothing is chowned, systemctl is not run.
@@ -23,6 +25,7 @@
 # --app-dir    the directory holding studiod/dist (default: this repository). Keep it
 #              outside /home: the unit has ProtectHome=yes. /opt/studio321 is usual.
 # --node       node binary for ExecStart (default: `command -v node`).
+# --bin-dir    where the studiod and studioctl commands go (default /usr/local/bin).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,8 +34,9 @@ dry_run=0
 start=1
 app_dir=$(cd "$here/.." && pwd)
 node_bin=$(command -v node || true)
+bin_dir=/usr/local/bin
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --no-start) start=0; shift ;;
     --app-dir) app_dir=${2:?--app-dir needs a directory}; shift 2 ;;
     --node) node_bin=${2:?--node needs a path}; shift 2 ;;
+    --bin-dir) bin_dir=${2:?--bin-dir needs a directory}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install-studiod: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -179,7 +184,13 @@ for r in $roots; do
   fi
 done
 
-# 6. systemd
+# 6. the commands on PATH (a wrapper, not a symlink: it pins this node, as the unit does)
+for prog in studiod studioctl; do
+  printf '#!/bin/sh\n# Written by scripts/install-studiod.sh: %s of %s\nexec "%s" "%s" "$@"\n' \
+    "$prog" "$app_dir" "$node_bin" "$app_dir/studiod/dist/bin/$prog.js" | install_content "$root$bin_dir/$prog" 0755
+done
+
+# 7. systemd
 if command -v systemd-analyze >/dev/null 2>&1 && [ "$dry_run" = 0 ]; then
   SYSTEMD_UNIT_PATH="$unit_dir:" systemd-analyze verify "$unit" || fail "systemd-analyze verify rejected $unit"
 fi

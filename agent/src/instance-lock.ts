@@ -15,11 +15,11 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@studio321/protocol/durable';
 import { Level } from 'level';
-import { hasCodeInChain } from '@studio321/protocol';
+import { EXIT, hasCodeInChain } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from './errors.js';
 
 /** `field-agent run` exits with this when another agent holds the lock (the service units do not restart on it). */
-export const ALREADY_RUNNING_EXIT_CODE = 3;
+export const ALREADY_RUNNING_EXIT_CODE = EXIT.notSafe;
 
 /** AGENT_ALREADY_RUNNING or AGENT_LOCK_FAILED (its own class for its name in logs). */
 export class InstanceLockError extends AgentError {}

@@ -25,6 +25,11 @@ export function generateAgentKeyPair(): AgentKeyPair {
   };
 }
 
+/** The SPKI DER public key of an agent's private key (PKCS#8 PEM): pairing again with the same key. */
+export function agentPublicKeyDer(privateKeyPem: string): Buffer {
+  return crypto.createPublicKey(privateKeyPem).export({ format: 'der', type: 'spki' });
+}
+
 /**
  * Parse an agent public key from PairRequest. Throws PROTO_INVALID_FIELD unless
  * it is an Ed25519 SPKI DER key. The studio MUST call this before recording a pairing.

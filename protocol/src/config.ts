@@ -10,6 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { CONFIG_CODES, ConfigError, errorCode } from './errors.js';
+import { didYouMean } from './suggest.js';
 
 export type FieldSpec =
   | {
@@ -91,7 +92,11 @@ function validateField(spec: FieldSpec, value: unknown, path: string, file: stri
       const out: Record<string, unknown> = {};
       for (const key of Object.keys(obj)) {
         if (!(key in spec.fields))
-          fail(file, path ? `${path}.${key}` : key, 'is not a known option (check the spelling)');
+          fail(
+            file,
+            path ? `${path}.${key}` : key,
+            `is not a known option${didYouMean(key, Object.keys(spec.fields)) || ' (check the spelling)'}`,
+          );
       }
       for (const [key, fieldSpec] of Object.entries(spec.fields)) {
         const v = validateField(fieldSpec, obj[key], path ? `${path}.${key}` : key, file);
@@ -129,6 +134,22 @@ export function validateConfig<T>(schema: Record<string, FieldSpec>, value: unkn
 
 /** Read a JSON config file and validate it. */
 export async function loadConfigFile<T>(file: string, schema: Record<string, FieldSpec>): Promise<T> {
+  return validateConfig<T>(schema, await readJsonConfig(file), file);
+}
+
+/** `line:column` (1-based) of a character offset in `text`. */
+function lineColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return `${line}:${offset - before.lastIndexOf('\n')}`;
+}
+
+/**
+ * Read and parse a JSON config file (both programs' loaders). CONFIG_MISSING, CONFIG_UNREADABLE,
+ * or CONFIG_SYNTAX naming file:line:column of the first error (V8 gives the offset, or none at
+ * the end of the input).
+ */
+export async function readJsonConfig(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -145,15 +166,16 @@ export async function loadConfigFile<T>(file: string, schema: Record<string, Fie
       detail: { file },
     });
   }
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
+    const at = /at position (\d+)/.exec((err as Error).message);
+    const where = lineColumn(text, at === null ? text.length : Number(at[1]));
+    const why = (err as Error).message.replace(/ in JSON at position \d+.*$/s, '');
     throw new ConfigError(
       CONFIG_CODES.syntax,
-      `${file}: not valid JSON (${(err as Error).message}). Fix the syntax and start again.`,
-      { cause: err, detail: { file } },
+      `${file}:${where}: not valid JSON (${why}). Fix the syntax and start again.`,
+      { cause: err, detail: { file, line: Number(where.split(':')[0]), column: Number(where.split(':')[1]) } },
     );
   }
-  return validateConfig<T>(schema, parsed, file);
 }

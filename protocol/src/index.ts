@@ -16,3 +16,5 @@ export * from './format.js';
 export * from './backoff.js';
 export * from './progress.js';
 export * from './exit-codes.js';
+export * from './cli-args.js';
+export * from './suggest.js';

@@ -175,3 +175,19 @@ export function createLogger(options: LoggerOptions): Logger {
       createLogger({ ...options, level, stream, lastErrors: ring, now, bindings: { ...bindings, ...more } }),
   };
 }
+
+/**
+ * Log the process warnings whose text starts with `prefix` as one record of `log` instead of
+ * Node's plain-text lines on stderr, so a JSON log stays one object a line. Only those: every
+ * other warning (a deprecation of our own code, a leaked listener) is printed as Node does.
+ * Used for the AWS SDK's "NodeVersionSupportWarning" (it warns about the Node version once, on
+ * the first S3 client).
+ */
+export function routeWarningsToLog(log: Logger, prefix: string): void {
+  const emit = process.emitWarning.bind(process) as (warning: string | Error, ...rest: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]): void => {
+    const text = typeof warning === 'string' ? warning : warning.message;
+    if (text.startsWith(prefix)) log.warn({ warning: text.replace(/\s*\n\s*/g, ' ').trim() }, prefix);
+    else emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}

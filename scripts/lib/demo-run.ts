@@ -14,6 +14,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { EXIT } from '@studio321/protocol';
 import { makeDualSlotPair, makeTestCard, makeTwoBodyCards, type CardFile } from '../make-test-card.js';
 
 /** The repository root: the nearest parent with the workspace's package.json. */
@@ -190,9 +191,16 @@ export class DemoRun {
     });
   }
 
-  async #must(what: string, bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunOutput> {
+  async #must(
+    what: string,
+    bin: string,
+    args: string[],
+    env: NodeJS.ProcessEnv = {},
+    ok: readonly number[] = [EXIT.ok],
+  ): Promise<RunOutput> {
     const r = await this.run(bin, args, env);
-    if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
+    if (r.code === null || !ok.includes(r.code))
+      throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
     return r;
   }
 
@@ -276,12 +284,15 @@ export class DemoRun {
   }
 
   async studioctlJson<T>(args: string[]): Promise<T> {
-    const r = await this.#must(`studioctl ${args.join(' ')}`, BINS.studioctl, [
-      '--socket',
-      this.controlSocket,
-      '--json',
-      ...args,
-    ]);
+    // `assets --unprotected` exits 3 when it lists any: a finding, not a failure of the command.
+    const ok = args.includes('--unprotected') ? [EXIT.ok, EXIT.notSafe] : [EXIT.ok];
+    const r = await this.#must(
+      `studioctl ${args.join(' ')}`,
+      BINS.studioctl,
+      ['--socket', this.controlSocket, '--json', ...args],
+      {},
+      ok,
+    );
     return JSON.parse(r.stdout) as T;
   }
 

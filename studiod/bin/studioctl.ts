@@ -5,6 +5,7 @@
  *   studioctl [--config FILE | --socket PATH] [--json] pair
  *   studioctl [...] agents [--revoke AGENT_ID]
  *   studioctl [...] status
+ *   studioctl [...] shoots
  *   studioctl [...] assets [--unprotected] [--shoot S] [--card C] [--limit N]
  *   studioctl [...] asset <name|hash>
  *   studioctl [...] verify [--target T] [--sample P%] [--download] [--no-repair] [--progress]
@@ -16,20 +17,34 @@
  *   studioctl --config FILE catalogue rebuild      (studiod stopped)
  */
 import { resolve } from 'node:path';
-import { CodedError, EXIT, formatProgressLine, type ProgressSnapshot } from '@studio321/protocol';
+import { parseArgs } from 'node:util';
+import {
+  CodedError,
+  countValue,
+  didYouMean,
+  EXIT,
+  EXIT_STATUS_HELP,
+  exitStatusOf,
+  formatProgressLine,
+  packageVersion,
+  parseCommandLine,
+  percentValue,
+  UsageError,
+  type CliContext,
+  type CliOption,
+  type CliValues,
+  type ProgressSnapshot,
+} from '@studio321/protocol';
 import { formatAlerts, type AlertRecord } from '../src/ops/index.js';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { controlRequest } from '../src/control-socket.js';
 import { STUDIO_CODES } from '../src/errors.js';
-import { LEDGER_CODES } from '../src/ledger/errors.js';
-import { formatAgents, formatPair } from '../src/ledger/studioctl-format.js';
+import { formatAgents, formatPair, formatShoots } from '../src/ledger/studioctl-format.js';
 import { formatAsset, formatAssets, formatVerify } from '../src/ledger/format.js';
 import { formatStatusReport, type StatusReport } from '../src/ledger/status-report.js';
 import { formatPending, formatRestore } from '../src/recovery/restore-format.js';
 import type { ArchiveRequestRecord, RestoreReport } from '../src/recovery/index.js';
-import { Catalogue } from '../src/catalogue.js';
-import { cloudTargetsOf, type StudiodConfig } from '../src/config.js';
-import { S3Sink } from '../src/cloud/s3-sink.js';
+import type { StudiodConfig } from '../src/config.js';
 import {
   RECOVERY_CODES,
   formatRebuild,
@@ -38,13 +53,15 @@ import {
   type SnapshotResult,
 } from '../src/recovery/index.js';
 
-const USAGE = `Usage: studioctl [--config FILE | --socket PATH] [--json] <command>
+const USAGE = `usage: studioctl [--config FILE | --socket PATH] [--json] <command> [options]
 Commands:
   pair                     print a one-time pairing code and the studio fingerprint
-  agents [--revoke ID]     list paired agents, or revoke one
+  agents [--revoke ID]     list paired agents (state, paired, last seen), or revoke one
   status                   3-2-1 compliance, what is missing per target, agents, free space, errors
+  shoots                   per shoot: assets, how many are 3-2-1 compliant, what is missing per target
   assets [--unprotected] [--shoot S] [--card C] [--limit N]
-                           list assets (--unprotected: those not yet 3-2-1 safe, and why)
+                           list assets (--unprotected: those not yet 3-2-1 safe, and why; exit 3
+                           when there are any). An unknown shoot or card is an error naming it.
   asset <name|hash>        where every copy of an asset is and how it was verified
   verify [--target T] [--sample P%] [--download] [--no-repair] [--progress]
                            re-read copies; a copy that is gone or rotted stops counting and
@@ -62,119 +79,237 @@ Commands:
   catalogue snapshot       export the catalogue now to the RAID and every cloud target
   catalogue rebuild        (studiod stopped) recreate a lost catalogue from the newest
                            snapshot and what the targets hold; reports what it cannot account for
-Exit status: 0 ok, 1 error, 2 usage; 3 when verify lost a copy and did not heal it, restore could not restore
-every file (not found, no readable copy, or requested from the archive), or catalogue rebuild
-found something on the targets it cannot account for.
-`;
+Options: --config FILE (default $STUDIOD_CONFIG or /etc/studiod/studiod.json; only its controlSocket
+  is read), --socket PATH (instead of --config), --json (the raw reply), --help, --version.
+
+${EXIT_STATUS_HELP}
+  For studioctl, 3 means: assets --unprotected found some, verify lost a copy it did not heal,
+  restore could not restore every file, catalogue snapshot missed a destination, catalogue rebuild
+  found something it cannot account for.`;
 
 /** A day: verify of a large catalogue can take hours; studioctl waits for it. */
 const LONG_TIMEOUT_MS = 24 * 3600_000;
 
-function takeOption(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
+const CLI: CliContext = { code: STUDIO_CODES.usage, usage: USAGE };
+
+const GLOBAL = {
+  config: { type: 'string' },
+  socket: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+/** Each command's own options (besides GLOBAL) and how many words it takes after its name. */
+const COMMANDS = {
+  pair: { options: {}, words: [0, 0] },
+  agents: { options: { revoke: { type: 'string' } }, words: [0, 2] },
+  status: { options: {}, words: [0, 0] },
+  shoots: { options: {}, words: [0, 0] },
+  assets: {
+    options: {
+      unprotected: { type: 'boolean' },
+      shoot: { type: 'string' },
+      card: { type: 'string' },
+      limit: { type: 'string' },
+    },
+    words: [0, 0],
+  },
+  asset: { options: {}, words: [1, Number.POSITIVE_INFINITY] },
+  verify: {
+    options: {
+      target: { type: 'string' },
+      sample: { type: 'string' },
+      download: { type: 'boolean' },
+      'no-repair': { type: 'boolean' },
+      progress: { type: 'boolean' },
+    },
+    words: [0, 0],
+  },
+  cloud: { options: { target: { type: 'string' } }, words: [1, 1] },
+  alerts: { options: {}, words: [0, 0] },
+  target: { options: { device: { type: 'string' } }, words: [2, 2] },
+  restore: {
+    options: {
+      to: { type: 'string' },
+      from: { type: 'string' },
+      shoot: { type: 'string' },
+      card: { type: 'string' },
+      progress: { type: 'boolean' },
+      pending: { type: 'boolean' },
+    },
+    words: [0, Number.POSITIVE_INFINITY],
+  },
+  catalogue: { options: {}, words: [1, 1] },
+} as const satisfies Record<string, { options: Record<string, CliOption>; words: readonly [number, number] }>;
+
+type CommandName = keyof typeof COMMANDS;
+type AnyValues = CliValues<typeof GLOBAL> & Record<string, string | boolean | undefined>;
+
+/** Every option any command takes: the first pass finds the command word without knowing it yet. */
+const ALL_OPTIONS: Record<string, CliOption> = Object.assign(
+  {},
+  GLOBAL,
+  ...Object.values(COMMANDS).map((c) => c.options),
+);
+
+/** Parse the whole command line strictly: the command, its words, and only the options it takes. */
+function parseCommand(argv: string[]): { name: CommandName | undefined; words: string[]; values: AnyValues } {
+  // A lenient first look for the command word, so even an option error shows that command's usage.
+  const guess = parseArgs({ args: argv, options: ALL_OPTIONS, strict: false, allowPositionals: true }).positionals[0];
+  const ctx = guess !== undefined && guess in COMMANDS ? cliOf(guess as CommandName) : CLI;
+  const first = parseCommandLine(argv, ALL_OPTIONS, ctx);
+  const [word, ...words] = first.positionals;
+  if (word === undefined) return { name: undefined, words, values: first.values as AnyValues };
+  if (!(word in COMMANDS))
+    throw new UsageError(CLI.code, `unknown command "${word}"${didYouMean(word, Object.keys(COMMANDS))}`, USAGE);
+  const name = word as CommandName;
+  const spec = COMMANDS[name];
+  const { values } = parseCommandLine(argv, { ...GLOBAL, ...spec.options }, cliOf(name));
+  const [min, max] = spec.words;
+  if (values.help !== true && (words.length < min || words.length > max))
+    throw new UsageError(STUDIO_CODES.usage, `${name}: ${wordsProblem(name, words)}`, commandUsage(name));
+  return { name, words, values: values as AnyValues };
+}
+
+function wordsProblem(name: CommandName, words: string[]): string {
+  if (words.length > 0 && COMMANDS[name].words[1] < words.length) return `unexpected argument "${words.at(-1)}"`;
+  return 'missing argument';
+}
+
+/** The usage lines of one command (from USAGE). */
+function cliOf(name: CommandName): CliContext {
+  return { code: STUDIO_CODES.usage, usage: commandUsage(name) };
+}
+
+function commandUsage(name: CommandName): string {
+  const lines = USAGE.split('\n');
+  const i = lines.findIndex((l) => l.startsWith(`  ${name} `) || l === `  ${name}`);
+  const out = [`usage: studioctl [--config FILE | --socket PATH] [--json] ${(lines[i] ?? name).trim()}`];
+  for (let j = i + 1; j > 0 && j < lines.length && lines[j]!.startsWith('    '); j++) out.push(lines[j]!);
+  return `${out.join('\n')}\n(studioctl --help: every command and the exit statuses)`;
 }
 
 async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  const json = args.includes('--json');
-  if (json) args.splice(args.indexOf('--json'), 1);
-  let socket = takeOption(args, '--socket');
-  const configFile = takeOption(args, '--config');
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'help') argv[0] = '--help';
+  const { name, words, values } = parseCommand(argv);
+  if (values.help === true) {
+    process.stdout.write(`${name === undefined ? USAGE : commandUsage(name)}\n`);
+    return EXIT.ok;
+  }
+  if (values.version === true) {
+    process.stdout.write(`studioctl ${packageVersion(new URL('../../package.json', import.meta.url))}\n`);
+    return EXIT.ok;
+  }
+  if (name === undefined) {
+    process.stderr.write(`studioctl: ${STUDIO_CODES.usage}: name a command\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  const json = values.json === true;
   const out = (human: string, data: unknown): void => {
     process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : human);
   };
+  const str = (k: string): string | undefined => values[k] as string | undefined;
+  // Values are checked before anything is asked of studiod: a usage error does nothing.
+  const ctx = cliOf(name);
+  const usageError = (message: string): UsageError => new UsageError(ctx.code, message, ctx.usage);
+  const limit = str('limit') === undefined ? undefined : countValue('--limit', str('limit')!, ctx);
+  const sample = str('sample') === undefined ? undefined : percentValue('--sample', str('sample')!, ctx);
+  for (const k of ['shoot', 'card', 'to', 'from', 'target', 'device', 'revoke'])
+    if (str(k) === '') throw usageError(`--${k} needs a value`);
+  if (name === 'catalogue' && words[0] !== 'snapshot' && words[0] !== 'rebuild')
+    throw usageError(`catalogue: unknown subcommand "${words[0]}" (snapshot or rebuild)`);
+  if (name === 'cloud' && words[0] !== 'retry') throw usageError(`cloud: unknown subcommand "${words[0]}" (retry)`);
+  if (name === 'target' && words[0] !== 'adopt') throw usageError(`target: unknown subcommand "${words[0]}" (adopt)`);
+  if (name === 'agents' && words.length > 0 && (words[0] !== 'revoke' || words.length !== 2))
+    throw usageError('agents: use `agents --revoke ID` (or `agents revoke ID`)');
+  if (name === 'restore') checkRestoreArgs(words, values);
+  const configFile = str('config');
   // The rebuild opens the catalogue itself (studiod must be stopped: the LevelDB lock says so).
-  if (args[0] === 'catalogue' && args[1] === 'rebuild')
+  if (name === 'catalogue' && words[0] === 'rebuild')
     return rebuild(await loadStudiodConfig(configFile ?? defaultConfigPath()), out);
-  if (socket === undefined) socket = (await loadStudiodConfig(configFile ?? defaultConfigPath())).controlSocket;
-  const cmd = args.shift();
-  switch (cmd) {
+  const socket = str('socket') ?? (await loadStudiodConfig(configFile ?? defaultConfigPath())).controlSocket;
+  switch (name) {
     case 'pair': {
       const r = await controlRequest(socket, 'pair');
       out(formatPair(r), r);
-      return 0;
+      return EXIT.ok;
     }
     case 'agents': {
-      const revoke = takeOption(args, '--revoke') ?? (args[0] === 'revoke' ? args[1] : undefined);
+      const revoke = str('revoke') ?? words[1];
       if (revoke !== undefined) {
         const r = await controlRequest(socket, 'revoke', { agentId: revoke });
         out(`revoked ${revoke}\n`, r);
-        return 0;
+        return EXIT.ok;
       }
       const r = await controlRequest(socket, 'agents');
       out(formatAgents(r), r);
-      return 0;
+      return EXIT.ok;
     }
     case 'status': {
       const r = (await controlRequest(socket, 'status')) as StatusReport & { lastSnapshot?: SnapshotResult | null };
       out(formatStatusReport(r) + formatSnapshot(r.lastSnapshot ?? null), r);
-      return 0;
+      return EXIT.ok;
+    }
+    case 'shoots': {
+      const r = await controlRequest(socket, 'shoots', {}, LONG_TIMEOUT_MS);
+      out(formatShoots(r), r);
+      return EXIT.ok;
     }
     case 'catalogue': {
-      if (args[0] !== 'snapshot') break;
       const r = (await controlRequest(socket, 'catalogue-snapshot', {}, LONG_TIMEOUT_MS)) as SnapshotResult;
       out(formatSnapshot(r), r);
-      return r.destinations.every((d) => d.ok) ? 0 : 3;
+      return r.destinations.every((d) => d.ok) ? EXIT.ok : EXIT.notSafe;
     }
     case 'assets': {
-      const unprotected = args.includes('--unprotected');
-      if (unprotected) args.splice(args.indexOf('--unprotected'), 1);
-      const shoot = takeOption(args, '--shoot');
-      const card = takeOption(args, '--card');
-      const limit = takeOption(args, '--limit');
-      const r = await controlRequest(socket, 'assets', {
-        unprotected,
-        ...(shoot === undefined ? {} : { shoot }),
-        ...(card === undefined ? {} : { card }),
-        ...(limit === undefined ? {} : { limit: Number(limit) }),
-      });
+      const unprotected = values['unprotected'] === true;
+      const shoot = str('shoot');
+      const card = str('card');
+      const r = (await controlRequest(
+        socket,
+        'assets',
+        {
+          unprotected,
+          ...(shoot === undefined ? {} : { shoot }),
+          ...(card === undefined ? {} : { card }),
+          ...(limit === undefined ? {} : { limit }),
+        },
+        LONG_TIMEOUT_MS,
+      )) as { total: number };
       out(formatAssets(r), r);
-      return 0;
+      return unprotected && r.total > 0 ? EXIT.notSafe : EXIT.ok;
     }
     case 'asset': {
-      const query = args.join(' ');
-      const r = await controlRequest(socket, 'asset', { query });
+      const r = await controlRequest(socket, 'asset', { query: words.join(' ') });
       out(formatAsset(r), r);
-      return 0;
+      return EXIT.ok;
     }
     case 'verify': {
-      const target = takeOption(args, '--target');
-      const sampleRaw = takeOption(args, '--sample');
-      const download = args.includes('--download');
-      const noRepair = args.includes('--no-repair');
-      const sample = sampleRaw === undefined ? undefined : Number(sampleRaw.replace(/%$/, ''));
-      if (sample !== undefined && !Number.isFinite(sample)) {
-        process.stderr.write(`studioctl: ${LEDGER_CODES.badArgument}: --sample takes a percentage, e.g. --sample 5%\n`);
-        return 2;
-      }
+      const target = str('target');
       const r = (await controlRequest(
         socket,
         'verify',
         {
           ...(target === undefined ? {} : { target }),
           ...(sample === undefined ? {} : { sample }),
-          download,
-          repair: !noRepair,
+          download: values['download'] === true,
+          repair: values['no-repair'] !== true,
         },
         LONG_TIMEOUT_MS,
-        showProgress(args.includes('--progress') || process.stderr.isTTY === true),
+        showProgress(values['progress'] === true || process.stderr.isTTY === true),
       )) as { lost: unknown[]; notHealed?: number };
       if (process.stderr.isTTY === true) process.stderr.write('\n');
       out(formatVerify(r), r);
-      return (r.notHealed ?? r.lost.length) > 0 ? 3 : 0;
+      return (r.notHealed ?? r.lost.length) > 0 ? EXIT.notSafe : EXIT.ok;
     }
     case 'cloud': {
-      if (args[0] !== 'retry') break;
-      const target = takeOption(args, '--target');
+      const target = str('target');
       const r = (await controlRequest(socket, 'cloud-retry', target === undefined ? {} : { target })) as {
         retried: number;
       };
       out(`${r.retried} parked upload(s) queued again\n`, r);
-      return 0;
+      return EXIT.ok;
     }
     case 'alerts': {
       const r = (await controlRequest(socket, 'alerts')) as { open: AlertRecord[] };
@@ -182,30 +317,20 @@ async function main(): Promise<number> {
       return EXIT.ok;
     }
     case 'restore':
-      return restore(socket, args, json);
+      return restore(socket, words, values, json);
     case 'target': {
-      if (args[0] !== 'adopt') break;
-      const device = takeOption(args, '--device');
-      const target = args[1];
-      if (target === undefined || args.length > 2) {
-        process.stderr.write(`studioctl target adopt: name one target (mirror or raid)\n${USAGE}`);
-        return 2;
-      }
+      const device = str('device');
       const r = (await controlRequest(socket, 'target-adopt', {
-        target,
+        target: words[1],
         ...(device === undefined ? {} : { device }),
       })) as { target: string; device: string; previous: string };
       out(
         `${r.target}: the disk at its root is now ${r.device} (replacing ${r.previous}). studiod marks the copies of ${r.previous} lost and refills ${r.device}; \`studioctl status\` shows the progress.\n`,
         r,
       );
-      return 0;
+      return EXIT.ok;
     }
-    default:
-      break;
   }
-  process.stderr.write(USAGE);
-  return 2;
 }
 
 /** Progress lines on stderr (one line, redrawn, on a terminal). */
@@ -218,57 +343,62 @@ function showProgress(on: boolean): ((p: unknown) => void) | undefined {
     : undefined;
 }
 
-async function restore(socket: string, args: string[], json: boolean): Promise<number> {
-  const usage = (why: string): number => {
-    process.stderr.write(`studioctl restore: ${why}\n${USAGE}`);
-    return 2;
-  };
-  if (args.includes('--pending')) {
-    if (args.length !== 1) return usage('--pending takes no other argument');
+function restoreOptions(values: AnyValues): Record<string, string> {
+  const opts: Record<string, string> = {};
+  for (const k of ['to', 'from', 'shoot', 'card'] as const) if (typeof values[k] === 'string') opts[k] = values[k];
+  return opts;
+}
+
+/** restore's usage errors, found before the config is read or studiod is asked. */
+function checkRestoreArgs(queries: string[], values: AnyValues): void {
+  const usage = (why: string): UsageError =>
+    new UsageError(STUDIO_CODES.usage, `restore: ${why}`, commandUsage('restore'));
+  const opts = restoreOptions(values);
+  if (values['pending'] === true) {
+    if (queries.length > 0 || Object.keys(opts).length > 0 || values['progress'] === true)
+      throw usage('--pending takes no other argument');
+    return;
+  }
+  if (opts['to'] === undefined) throw usage('--to DIR is required (where the files go)');
+  if (queries.length === 0 && opts['shoot'] === undefined && opts['card'] === undefined)
+    throw usage('name what to restore: a file name, shoot/card/path or hash, or --shoot S / --card C');
+}
+
+async function restore(socket: string, queries: string[], values: AnyValues, json: boolean): Promise<number> {
+  const opts = restoreOptions(values);
+  if (values['pending'] === true) {
     const r = (await controlRequest(socket, 'restore-pending')) as { pending: ArchiveRequestRecord[] };
     process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : formatPending(r.pending));
-    return 0;
+    return EXIT.ok;
   }
-  const opts: Record<string, string> = {};
-  const queries: string[] = [];
-  let progress = process.stderr.isTTY === true;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--progress') progress = true;
-    else if (a === '--to' || a === '--from' || a === '--shoot' || a === '--card') {
-      const v = args[++i];
-      if (v === undefined || v === '') return usage(`${a} needs a value`);
-      opts[a.slice(2)] = v;
-    } else if (a.startsWith('--')) return usage(`unknown option ${a}`);
-    else queries.push(a);
-  }
-  if (opts['to'] === undefined) return usage('--to DIR is required (where the files go)');
-  if (queries.length === 0 && opts['shoot'] === undefined && opts['card'] === undefined)
-    return usage('name what to restore: a file name, shoot/card/path or hash, or --shoot S / --card C');
-  const onProgress = showProgress(progress);
+  const onProgress = showProgress(values['progress'] === true || process.stderr.isTTY === true);
   let r: RestoreReport;
   try {
     r = (await controlRequest(
       socket,
       'restore',
-      { queries, ...opts, to: resolve(opts['to']) },
+      { queries, ...opts, to: resolve(opts['to']!) }, // checked by checkRestoreArgs
       LONG_TIMEOUT_MS,
       onProgress,
     )) as RestoreReport;
   } catch (err) {
-    if (err instanceof CodedError && err.code === RECOVERY_CODES.badArgument) {
-      process.stderr.write(`studioctl: ${err.code}: ${err.message}\n`);
-      return 2;
-    }
+    if (err instanceof CodedError && err.code === RECOVERY_CODES.badArgument)
+      throw new UsageError(STUDIO_CODES.usage, `${err.code}: ${err.message}`, commandUsage('restore'), { cause: err });
     throw err;
   } finally {
     if (onProgress !== undefined && process.stderr.isTTY === true) process.stderr.write('\n');
   }
   process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : formatRestore(r));
-  return r.complete ? 0 : 3;
+  return r.complete ? EXIT.ok : EXIT.notSafe;
 }
 
 async function rebuild(config: StudiodConfig, out: (human: string, data: unknown) => void): Promise<number> {
+  // Only the rebuild needs the catalogue and the S3 client: every other command stays light to start.
+  const [{ Catalogue }, { cloudTargetsOf }, { S3Sink }] = await Promise.all([
+    import('../src/catalogue.js'),
+    import('../src/config.js'),
+    import('../src/cloud/s3-sink.js'),
+  ]);
   const catalogue = new Catalogue(config.catalogue);
   await catalogue.open();
   const sinks = cloudTargetsOf(config).map((t) => new S3Sink(t));
@@ -284,9 +414,9 @@ async function rebuild(config: StudiodConfig, out: (human: string, data: unknown
       process.stderr.write(
         `studioctl: ${RECOVERY_CODES.unaccounted}: ${r.unaccounted.count} file(s) or object(s) are not accounted for (listed above). The catalogue is usable; look at each before relying on it.\n`,
       );
-      return 3;
+      return EXIT.notSafe;
     }
-    return 0;
+    return EXIT.ok;
   } finally {
     for (const s of sinks) await s.close().catch(() => undefined);
     await catalogue.close();
@@ -298,6 +428,7 @@ main().then(
   (err: unknown) => {
     const code = err instanceof CodedError ? err.code : STUDIO_CODES.controlRequest;
     process.stderr.write(`studioctl: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    if (err instanceof UsageError) process.stderr.write(`${err.usage}\n`);
+    process.exit(exitStatusOf(err));
   },
 );

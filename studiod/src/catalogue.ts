@@ -586,6 +586,11 @@ export class Catalogue {
     yield* this.#values<AssetRecord>(P.asset, opts.gt ?? '', opts.limit ?? -1);
   }
 
+  /** Every name record (one pass over the `name!` index, in hash order): the shoots and cards known. */
+  async *names(): AsyncGenerator<NameRecord> {
+    yield* this.#values<NameRecord>(P.name);
+  }
+
   /**
    * Bulk import of assets NOT yet in the catalogue (benchmarks, migrations):
    * like commitAsset for each record, all in ONE batch, without reads. The

@@ -12,9 +12,15 @@
  *   }
  * Everything else has a default derived from `stateDir`.
  */
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { CONFIG_CODES, ConfigError, errorCode, validateConfig, type FieldSpec } from '@studio321/protocol';
+import {
+  CodedError,
+  CONFIG_CODES,
+  ConfigError,
+  readJsonConfig,
+  validateConfig,
+  type FieldSpec,
+} from '@studio321/protocol';
 import { AUTH_TIMEOUT_MS, MAX_WINDOW_BYTES, MIN_WINDOW_BYTES } from '@studio321/protocol';
 
 /**
@@ -294,39 +300,26 @@ export function parseStudiodConfig(value: unknown, file = '<config>'): StudiodCo
     passThrough = { ...(cloud === undefined ? {} : { cloud }), ...(policy === undefined ? {} : { policy }) };
     rest = others;
   }
-  return { ...withDefaults(validateConfig<RawConfig>(schema, rest, file)), ...passThrough };
+  const config = { ...withDefaults(validateConfig<RawConfig>(schema, rest, file)), ...passThrough };
+  // The cloud targets and the policy are checked here too, so a typo inside them (a cloud
+  // target's `forcePathstyle`) is refused at start like one at top level, naming file and key.
+  try {
+    cloudTargetsOf(config);
+    policyOf(config);
+  } catch (err) {
+    if (!(err instanceof CodedError)) throw err;
+    throw new ConfigError(CONFIG_CODES.invalid, `${file}: ${err.message}`, {
+      cause: err,
+      detail: { file, ...err.detail },
+    });
+  }
+  return config;
 }
 
 /** Read and validate `file`. Throws ConfigError (CONFIG_MISSING, CONFIG_UNREADABLE, CONFIG_SYNTAX, CONFIG_INVALID). */
 export async function loadStudiodConfig(file: string): Promise<StudiodConfig> {
   const abs = isAbsolute(file) ? file : resolve(file);
-  let text: string;
-  try {
-    text = await readFile(abs, 'utf8');
-  } catch (err) {
-    if (errorCode(err) === 'ENOENT') {
-      throw new ConfigError(
-        CONFIG_CODES.missing,
-        `${abs}: config file not found. Create it (see the README's studiod configuration section) or pass --config.`,
-        { cause: err, detail: { file: abs } },
-      );
-    }
-    throw new ConfigError(CONFIG_CODES.unreadable, `${abs}: config file cannot be read. Check its permissions.`, {
-      cause: err,
-      detail: { file: abs },
-    });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(
-      CONFIG_CODES.syntax,
-      `${abs}: not valid JSON (${(err as Error).message}). Fix the syntax and start again.`,
-      { cause: err, detail: { file: abs } },
-    );
-  }
-  return parseStudiodConfig(parsed, abs);
+  return parseStudiodConfig(await readJsonConfig(abs), abs);
 }
 
 /** Default location of the control socket when studioctl is given only a config. */
@@ -356,7 +349,7 @@ export function cloudTargetsOf(config: StudiodConfig): CloudTargetConfig[] {
         detail: { field: `cloud[${i}]` },
       });
     }
-    return validateCloudTarget(t as CloudTargetConfig);
+    return validateCloudTarget(t as CloudTargetConfig, `cloud[${i}]`);
   });
 }
 

@@ -47,6 +47,8 @@ export const STUDIO_CODES = {
   metricsListen: 'STUDIO_METRICS_LISTEN',
   /** studiod could not start for a reason without its own code (bin/studiod.ts). Not retryable. */
   startFailed: 'STUDIO_START_FAILED',
+  /** studiod or studioctl was given an unknown command or option, or a bad value (exit status 2). Not retryable. */
+  usage: 'STUDIO_USAGE',
 } as const;
 
 export type StudioCode = (typeof STUDIO_CODES)[keyof typeof STUDIO_CODES];

@@ -1,9 +1,19 @@
 /**
  * What every field-agent command shares: the global options, paths and config.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CodedError, formatProgressLine, type ProgressSnapshot } from '@studio321/protocol';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import {
+  CodedError,
+  EXIT,
+  exitStatusOf,
+  parseCommandLine,
+  UsageError,
+  type CliContext,
+  type CliOption,
+  type CliValues,
+  formatProgressLine,
+  type ProgressSnapshot,
+} from '@studio321/protocol';
+import { AGENT_CODES } from '../errors.js';
 import { resolvePaths, type AgentPaths } from '../paths.js';
 import { loadAgentConfig, type AgentConfig } from '../config.js';
 
@@ -12,7 +22,7 @@ export const GLOBAL_OPTIONS = {
   config: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
-} as const satisfies NonNullable<ParseArgsConfig['options']>;
+} as const satisfies Record<string, CliOption>;
 
 export interface CommandIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -20,34 +30,19 @@ export interface CommandIo {
   env: NodeJS.ProcessEnv;
 }
 
-/** One option as parseArgs takes it (no `multiple`: every option appears at most once). */
-export interface OptionSpec {
-  type: 'string' | 'boolean';
-  short?: string;
-  default?: string | boolean;
-}
-
-type OptionValue<S> = S extends { type: 'boolean' } ? boolean : string;
-export type ParsedValues<O> = { [K in keyof O]?: OptionValue<O[K]> };
-
 export interface ParsedArgs<O> {
-  values: ParsedValues<O & typeof GLOBAL_OPTIONS>;
+  values: CliValues<O & typeof GLOBAL_OPTIONS>;
   positionals: string[];
 }
 
-/** parseArgs with the global options added; bad usage throws AGENT_USAGE. Values are typed by the option specs. */
-export function parse<O extends Record<string, OptionSpec>>(argv: string[], options: O, usage: string): ParsedArgs<O> {
-  try {
-    const r = parseArgs({
-      args: argv,
-      options: { ...GLOBAL_OPTIONS, ...options },
-      allowPositionals: true,
-      strict: true,
-    });
-    return { values: r.values as ParsedValues<O & typeof GLOBAL_OPTIONS>, positionals: r.positionals };
-  } catch (err) {
-    throw new AgentError(AGENT_CODES.usage, `${(err as Error).message}\n${usage}`, { cause: err });
-  }
+/** The shared strict parser (protocol/src/cli-args.ts) with the global options added; bad usage throws AGENT_USAGE. */
+export function parse<O extends Record<string, CliOption>>(argv: string[], options: O, usage: string): ParsedArgs<O> {
+  return parseCommandLine(argv, { ...GLOBAL_OPTIONS, ...options }, { code: AGENT_CODES.usage, usage }) as ParsedArgs<O>;
+}
+
+/** The context `countValue`/`nonNegativeValue` need to report a bad value of one command. */
+export function usageContext(usage: string): CliContext {
+  return { code: AGENT_CODES.usage, usage };
 }
 
 export async function loadContext(
@@ -64,12 +59,13 @@ export function reportError(err: unknown, io: CommandIo, json: boolean): number 
   if (err instanceof CodedError) {
     if (json) io.stdout.write(`${JSON.stringify({ event: 'error', ...err.toJSON() })}\n`);
     io.stderr.write(`field-agent: ${err.code}: ${err.message}\n`);
-    return err.code === AGENT_CODES.usage ? 2 : 1;
+    if (err instanceof UsageError) io.stderr.write(`${err.usage}\n`);
+    return err.code === AGENT_CODES.usage ? EXIT.usage : exitStatusOf(err);
   }
   io.stderr.write(
     `field-agent: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
   );
-  return 1;
+  return EXIT.error;
 }
 
 /**

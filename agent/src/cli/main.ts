@@ -2,6 +2,7 @@
  * Command dispatch for `field-agent`. Each command lives in its own file and
  * returns an exit code; coded errors are printed with their code.
  */
+import { didYouMean, EXIT, EXIT_STATUS_HELP, packageVersion } from '@studio321/protocol';
 import { AGENT_CODES } from '../errors.js';
 import { reportError, type CommandIo } from './common.js';
 
@@ -55,20 +56,29 @@ function usage(): string {
     '',
     ...Object.values(COMMANDS).map((c) => `  ${c.help}`),
     '',
-    'options: --data-dir DIR  --config FILE  --json',
+    'options (every command): --data-dir DIR  --config FILE  --json  --help',
+    '`field-agent <command> --help` shows the options of one command; `field-agent --version` the version.',
+    '',
+    EXIT_STATUS_HELP,
   ].join('\n');
 }
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    io.stdout.write(`field-agent ${packageVersion(new URL('../../../package.json', import.meta.url))}\n`);
+    return EXIT.ok;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.stdout.write(`${usage()}\n`);
-    return name === undefined ? 2 : 0;
+    (name === undefined ? io.stderr : io.stdout).write(`${usage()}\n`);
+    return name === undefined ? EXIT.usage : EXIT.ok;
   }
   const cmd = COMMANDS[name];
   if (cmd === undefined) {
-    io.stderr.write(`field-agent: ${AGENT_CODES.usage}: unknown command "${name}"\n${usage()}\n`);
-    return 2;
+    io.stderr.write(
+      `field-agent: ${AGENT_CODES.usage}: unknown command "${name}"${didYouMean(name, Object.keys(COMMANDS))}\n${usage()}\n`,
+    );
+    return EXIT.usage;
   }
   try {
     return await (await cmd.load())(rest, io);

@@ -8,6 +8,7 @@
  */
 import { hostname } from 'node:os';
 import {
+  agentPublicKeyDer,
   generateAgentKeyPair,
   fingerprintsEqual,
   ProtocolError,
@@ -16,7 +17,7 @@ import {
 } from '@studio321/protocol';
 import { LinkClient } from '../link/client.js';
 import { LINK_CODES, LinkError } from '../link/errors.js';
-import { saveIdentity } from '../link/identity.js';
+import { loadIdentity, saveIdentity } from '../link/identity.js';
 import { resolvePaths } from '../paths.js';
 import { parse, type CommandIo } from './common.js';
 
@@ -38,6 +39,18 @@ export function normaliseStudioUrl(raw: string): string {
   return u.toString();
 }
 
+/** The studio cannot be reached while pairing: advice for pairing (nothing resumes by itself here). */
+function pairingUnreachable(err: unknown, url: string): unknown {
+  if (!(err instanceof LinkError) || (err.code !== LINK_CODES.unreachable && err.code !== LINK_CODES.connectionLost))
+    return err;
+  const why = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? (err.cause as Error | undefined)?.message ?? '';
+  return new LinkError(
+    err.code,
+    `Cannot reach the studio at ${url}${why === '' ? '' : ` (${why})`}, so this laptop is not paired. Check that studiod runs there (systemctl status studiod), that the host and port are right and this laptop is on the studio's network, then run the same \`field-agent pair\` again (the code stays valid until it expires; \`studioctl pair\` gives a new one).`,
+    { cause: err },
+  );
+}
+
 export async function pairCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse(
     argv,
@@ -54,10 +67,18 @@ export async function pairCommand(argv: string[], io: CommandIo): Promise<number
   const url = normaliseStudioUrl(rawUrl);
   const paths = resolvePaths({ dataDir: values['data-dir'], config: values.config }, io.env);
   const agentName = values.name ?? hostname();
-  const keys = generateAgentKeyPair();
+  // Pairing again keeps this laptop's key: the studio knows the laptop by it and renews its
+  // pairing under the same agent id instead of adding a second agent.
+  const previous = await loadIdentity(paths.dataDir).catch(() => undefined);
+  const keys =
+    previous === undefined
+      ? generateAgentKeyPair()
+      : { privateKeyPem: previous.privateKeyPem, publicKeyDer: agentPublicKeyDer(previous.privateKeyPem) };
   const link = new LinkClient({ url });
   try {
-    await link.open();
+    await link.open().catch((err: unknown) => {
+      throw pairingUnreachable(err, url);
+    });
     const seen = link.fingerprint ?? '';
     if (values.fingerprint !== undefined && !fingerprintsEqual(values.fingerprint.toLowerCase(), seen)) {
       throw new ProtocolError(
@@ -71,11 +92,12 @@ export async function pairCommand(argv: string[], io: CommandIo): Promise<number
       privateKeyPem: keys.privateKeyPem,
     });
     await link.authenticate(agentId, keys.privateKeyPem);
-    const result = { event: 'paired', agentId, fingerprint: studioFingerprint, url };
+    const renewed = previous?.pairing.agentId === agentId;
+    const result = { event: 'paired', agentId, fingerprint: studioFingerprint, url, renewed };
     io.stdout.write(
       values.json === true
         ? `${JSON.stringify(result)}\n`
-        : `Paired as ${agentId} with the studio at ${url}\nStudio fingerprint (pinned): ${studioFingerprint}\n`,
+        : `${renewed ? `Paired again: the studio knows this laptop and renewed its pairing as ${agentId} (no second agent)` : `Paired as ${agentId}`} with the studio at ${url}\nStudio fingerprint (pinned): ${studioFingerprint}\n`,
     );
     return 0;
   } finally {

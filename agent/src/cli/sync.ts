@@ -7,22 +7,18 @@
  */
 import { EXIT, type ProgressSnapshot } from '@studio321/protocol';
 import { resolvePaths } from '../paths.js';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import { AGENT_CODES } from '../errors.js';
 import { LINK_CODES } from '../link/errors.js';
 import { syncUntilEmpty, type SyncOutcome } from '../link/sync-loop.js';
 import { syncQueueOf } from '../state/store-copy.js';
-import { formatBytes } from '@studio321/protocol';
+import { formatBytes, nonNegativeValue } from '@studio321/protocol';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
-import { parse, progressPrinter, type CommandIo } from './common.js';
+import { parse, progressPrinter, usageContext, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent sync [--json] [--data-dir DIR] [--max-attempts N] [--backoff-ms MS]';
 
 function num(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0)
-    throw new AgentError(AGENT_CODES.usage, `--${name} must be a non-negative number\n${USAGE}`);
-  return n;
+  return v === undefined ? undefined : nonNegativeValue(`--${name}`, v, usageContext(USAGE));
 }
 
 export async function syncCommand(argv: string[], io: CommandIo): Promise<number> {
@@ -41,11 +37,12 @@ export async function syncCommand(argv: string[], io: CommandIo): Promise<number
     return EXIT.ok;
   }
   const json = values.json === true;
-  const paths = resolvePaths({ dataDir: values['data-dir'], config: values.config }, io.env);
+  // Values are checked before the state is opened: a usage error leaves nothing behind.
   const backoff = num(values['backoff-ms'], 'backoff-ms');
   const maxAttempts = num(values['max-attempts'], 'max-attempts');
   const ping = num(values['ping-ms'], 'ping-ms');
   const dead = num(values['dead-link-ms'], 'dead-link-ms');
+  const paths = resolvePaths({ dataDir: values['data-dir'], config: values.config }, io.env);
   const progress = progressPrinter(io);
   let outcome: SyncOutcome;
   try {

@@ -2,6 +2,7 @@
  * Configuration of one S3-compatible cloud target, its validation, and the
  * content-addressed object key layout.
  */
+import { didYouMean } from '@studio321/protocol';
 import { CloudError, CLOUD_CODES } from './errors.js';
 
 /** RestoreObject tiers (S3): Bulk (cheapest, ≤ 48 h for Deep Archive), Standard (≤ 12 h), Expedited (Glacier only). */
@@ -94,53 +95,83 @@ const STORAGE_CLASSES = new Set([
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
-function invalid(target: string, field: string, what: string): CloudError {
+/** Every field a cloud target takes (CloudTargetConfig); any other key is refused. */
+const CLOUD_TARGET_KEYS: ReadonlyArray<keyof CloudTargetConfig> = [
+  'name',
+  'endpoint',
+  'region',
+  'bucket',
+  'prefix',
+  'accessKeyId',
+  'secretAccessKey',
+  'storageClass',
+  'media',
+  'location',
+  'forcePathStyle',
+  'partSizeBytes',
+  'bandwidthBytesPerSec',
+  'concurrency',
+  'restoreTier',
+  'restoreDays',
+];
+
+function invalid(target: string, field: string, what: string, path?: string): CloudError {
+  const where = path === undefined ? `field "${field}"` : `field "${path}.${field}"`;
   return new CloudError(
     CLOUD_CODES.configInvalid,
-    `Cloud target "${target}": field "${field}" ${what}. Fix it in the studiod config file.`,
-    { detail: { target, field } },
+    `Cloud target "${target}": ${where} ${what}. Fix it in the studiod config file.`,
+    { detail: { target, field: path === undefined ? field : `${path}.${field}` } },
   );
 }
 
 /** Throws CLOUD_CONFIG_INVALID naming the field; returns the config unchanged. */
-export function validateCloudTarget(c: CloudTargetConfig): CloudTargetConfig {
+export function validateCloudTarget(c: CloudTargetConfig, path?: string): CloudTargetConfig {
   const n = typeof c.name === 'string' ? c.name : '?';
-  if (!NAME_RE.test(n)) throw invalid(n, 'name', 'must be 1-64 characters of a-z 0-9 . _ -');
+  for (const key of Object.keys(c)) {
+    if (!(CLOUD_TARGET_KEYS as readonly string[]).includes(key))
+      throw invalid(
+        n,
+        key,
+        `is not a known option${didYouMean(key, CLOUD_TARGET_KEYS) || ' (check the spelling)'}`,
+        path,
+      );
+  }
+  if (!NAME_RE.test(n)) throw invalid(n, 'name', 'must be 1-64 characters of a-z 0-9 . _ -', path);
   for (const f of ['region', 'bucket', 'accessKeyId', 'secretAccessKey', 'media', 'location'] as const) {
-    if (typeof c[f] !== 'string' || c[f].length === 0) throw invalid(n, f, 'is required');
+    if (typeof c[f] !== 'string' || c[f].length === 0) throw invalid(n, f, 'is required', path);
   }
   if (!STORAGE_CLASSES.has(c.storageClass))
-    throw invalid(n, 'storageClass', `must be one of ${[...STORAGE_CLASSES].join(', ')}`);
+    throw invalid(n, 'storageClass', `must be one of ${[...STORAGE_CLASSES].join(', ')}`, path);
   if (c.endpoint !== undefined) {
     try {
       new URL(c.endpoint);
     } catch {
-      throw invalid(n, 'endpoint', 'must be a URL');
+      throw invalid(n, 'endpoint', 'must be a URL', path);
     }
   }
   if (c.prefix !== undefined && (c.prefix.startsWith('/') || c.prefix.includes('..'))) {
-    throw invalid(n, 'prefix', 'must not start with "/" or contain ".."');
+    throw invalid(n, 'prefix', 'must not start with "/" or contain ".."', path);
   }
   if (c.partSizeBytes !== undefined && (!Number.isInteger(c.partSizeBytes) || c.partSizeBytes < MIN_PART_SIZE)) {
-    throw invalid(n, 'partSizeBytes', `must be an integer >= ${MIN_PART_SIZE}`);
+    throw invalid(n, 'partSizeBytes', `must be an integer >= ${MIN_PART_SIZE}`, path);
   }
   if (
     c.bandwidthBytesPerSec !== undefined &&
     (!Number.isFinite(c.bandwidthBytesPerSec) || c.bandwidthBytesPerSec < 0)
   ) {
-    throw invalid(n, 'bandwidthBytesPerSec', 'must be a number >= 0');
+    throw invalid(n, 'bandwidthBytesPerSec', 'must be a number >= 0', path);
   }
   if (c.concurrency !== undefined && (!Number.isInteger(c.concurrency) || c.concurrency < 1 || c.concurrency > 64)) {
-    throw invalid(n, 'concurrency', 'must be an integer from 1 to 64');
+    throw invalid(n, 'concurrency', 'must be an integer from 1 to 64', path);
   }
   if (c.restoreTier !== undefined && !(RESTORE_TIERS as readonly string[]).includes(c.restoreTier)) {
-    throw invalid(n, 'restoreTier', `must be one of ${RESTORE_TIERS.join(', ')}`);
+    throw invalid(n, 'restoreTier', `must be one of ${RESTORE_TIERS.join(', ')}`, path);
   }
   if (
     c.restoreDays !== undefined &&
     (!Number.isInteger(c.restoreDays) || c.restoreDays < 1 || c.restoreDays > MAX_RESTORE_DAYS)
   ) {
-    throw invalid(n, 'restoreDays', `must be an integer from 1 to ${MAX_RESTORE_DAYS}`);
+    throw invalid(n, 'restoreDays', `must be an integer from 1 to ${MAX_RESTORE_DAYS}`, path);
   }
   if (c.objectLock !== undefined) {
     const l = c.objectLock;

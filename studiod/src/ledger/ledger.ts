@@ -215,16 +215,15 @@ export class Ledger implements CatalogueHook {
     return evaluatePolicy(this.counted(copies).map(copyFact), this.policy);
   }
 
-  #contribution(asset: AssetRecord, copies: readonly CopyRecord[]): Contribution {
-    const v = this.verdict(copies);
+  /** The verdict of an asset's copies and the expected targets it lacks a counted copy on (what the counters add up). */
+  assess(copies: readonly CopyRecord[]): { verdict: PolicyVerdict; lacking: string[] } {
     const have = new Set(this.counted(copies).map((c) => c.target));
-    return {
-      compliant: v.compliant,
-      size: asset.size,
-      committedAt: asset.committedAt,
-      missing: v.missing,
-      lacking: this.targets.filter((t) => !have.has(t)),
-    };
+    return { verdict: this.verdict(copies), lacking: this.targets.filter((t) => !have.has(t)) };
+  }
+
+  #contribution(asset: AssetRecord, copies: readonly CopyRecord[]): Contribution {
+    const { verdict: v, lacking } = this.assess(copies);
+    return { compliant: v.compliant, size: asset.size, committedAt: asset.committedAt, missing: v.missing, lacking };
   }
 
   #keys(hash: string, c: Contribution): Array<{ key: string; value: Record<string, unknown> }> {

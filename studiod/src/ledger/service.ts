@@ -18,7 +18,7 @@
  * (`recordCopy`: one sync batch with the ledger counters).
  */
 import { posix } from 'node:path';
-import { ProgressTracker, nameKey, safeJoin, type Logger } from '@studio321/protocol';
+import { ProgressTracker, closeMatches, didYouMean, nameKey, safeJoin, type Logger } from '@studio321/protocol';
 import type { AssetRecord, Catalogue, CatalogueHook, CopyRecord, HookOp, NameRecord } from '../catalogue.js';
 import { CloudForwarder, type CloudCopyRecord } from '../cloud/cloud-forwarder.js';
 import type { CloudBatch } from '../cloud/cloud-queue.js';
@@ -72,6 +72,31 @@ export interface AssetView {
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+/** `studioctl assets --shoot S --card C`: names compared case- and normalisation-insensitively; a card by its label or full id. */
+interface NameFilter {
+  shoot?: string;
+  card?: string;
+}
+
+function matchesFilter(n: NameRecord, f: NameFilter): boolean {
+  if (f.shoot !== undefined && nameKey(n.shoot) !== nameKey(f.shoot)) return false;
+  if (f.card === undefined) return true;
+  const card = nameKey(f.card);
+  return nameKey(n.card) === card || nameKey(n.card).startsWith(`${card}-`);
+}
+
+/** One line of `studioctl shoots`. */
+export interface ShootSummary {
+  shoot: string;
+  assets: number;
+  bytes: number;
+  compliant: number;
+  /** Not-compliant assets short on each rule of the policy (as the status counters). */
+  short: { copies: number; media: number; offsite: number };
+  /** Per expected target (mirror, raid, each cloud target): assets of the shoot without a counted copy there. */
+  lacking: Record<string, number>;
+}
+
 const DEFAULT_LIST_LIMIT = 100;
 const MAX_LIST_LIMIT = 100_000;
 
@@ -402,43 +427,42 @@ export class LedgerService {
         MAX_LIST_LIMIT,
         typeof args['limit'] === 'number' && args['limit'] > 0 ? Math.floor(args['limit']) : DEFAULT_LIST_LIMIT,
       );
-      const shoot = typeof args['shoot'] === 'string' ? nameKey(args['shoot']) : undefined;
-      const card = typeof args['card'] === 'string' ? nameKey(args['card']) : undefined;
+      const filter: NameFilter = {
+        ...(typeof args['shoot'] === 'string' ? { shoot: args['shoot'] } : {}),
+        ...(typeof args['card'] === 'string' ? { card: args['card'] } : {}),
+      };
+      const filtered = filter.shoot !== undefined || filter.card !== undefined;
       const unprotected = args['unprotected'] === true;
       const items: AssetView[] = [];
-      let more = false;
+      // With a filter every asset is looked at, so `total` counts the matches, not the catalogue.
+      let total = 0;
       const source: AsyncIterable<string> = unprotected ? this.ledger.unprotected() : this.#allHashes();
       for await (const hash of source) {
+        if (!filtered && items.length >= limit) break;
         const asset = await this.#o.catalogue.getAsset(hash);
         if (asset === undefined) continue;
-        if (shoot !== undefined || card !== undefined) {
-          const names = await this.#o.catalogue.namesOf(hash);
-          if (
-            !names.some(
-              (n) =>
-                (shoot === undefined || nameKey(n.shoot) === shoot) &&
-                (card === undefined || nameKey(n.card) === card || nameKey(n.card).startsWith(`${card}-`)),
-            )
-          )
-            continue;
-        }
-        if (items.length >= limit) {
-          more = true;
-          break;
-        }
-        items.push(await this.assetView(asset));
+        if (filtered && !(await this.#o.catalogue.namesOf(hash)).some((n) => matchesFilter(n, filter))) continue;
+        total++;
+        if (items.length < limit) items.push(await this.assetView(asset));
       }
+      if (filtered && total === 0) await this.#checkFilterKnown(filter);
       const c = this.ledger.counters();
+      if (!filtered) total = unprotected ? c.notCompliant : c.assets;
       return {
         unprotected,
-        shoot: args['shoot'] ?? null,
-        card: args['card'] ?? null,
-        total: unprotected ? c.notCompliant : c.assets,
+        shoot: filter.shoot ?? null,
+        card: filter.card ?? null,
+        total,
         items,
-        more,
+        more: total > items.length,
         policy: this.ledger.policy,
       };
     });
+    ctl.register('shoots', async () => ({
+      policy: this.ledger.policy,
+      targets: this.ledger.targets,
+      shoots: await this.shoots(),
+    }));
     ctl.register('asset', async (args) => {
       const q = args['query'];
       if (typeof q !== 'string' || q.trim() === '')
@@ -536,6 +560,65 @@ export class LedgerService {
         noteTarget: (t, err) => this.availability.note(t, err),
       },
       opts,
+    );
+  }
+
+  /**
+   * Per shoot: its assets, how many are 3-2-1 compliant, and per expected target how many lack a
+   * counted copy there — the ledger's own verdict (Ledger.assess) of each asset, one pass over the
+   * catalogue. An asset named in two shoots counts in both.
+   */
+  async shoots(): Promise<ShootSummary[]> {
+    const byShoot = new Map<string, ShootSummary>();
+    const cat = this.#o.catalogue;
+    for await (const asset of cat.assets()) {
+      const shoots = new Set((await cat.namesOf(asset.hash)).map((n) => n.shoot));
+      if (shoots.size === 0) continue;
+      const { verdict, lacking } = this.ledger.assess(await cat.copiesOf(asset.hash));
+      for (const shoot of shoots) {
+        let s = byShoot.get(shoot);
+        if (s === undefined) {
+          s = {
+            shoot,
+            assets: 0,
+            bytes: 0,
+            compliant: 0,
+            short: { copies: 0, media: 0, offsite: 0 },
+            lacking: Object.fromEntries(this.ledger.targets.map((t) => [t, 0])),
+          };
+          byShoot.set(shoot, s);
+        }
+        s.assets++;
+        s.bytes += asset.size;
+        if (verdict.compliant) s.compliant++;
+        for (const rule of ['copies', 'media', 'offsite'] as const) if (verdict.missing[rule] > 0) s.short[rule]++;
+        for (const t of lacking) s.lacking[t] = (s.lacking[t] ?? 0) + 1;
+      }
+    }
+    return [...byShoot.values()].sort((a, b) => (a.shoot < b.shoot ? -1 : a.shoot > b.shoot ? 1 : 0));
+  }
+
+  /** A --shoot/--card filter that matched no asset at all: LEDGER_NOT_FOUND naming it, with the close known names. */
+  async #checkFilterKnown(filter: NameFilter): Promise<void> {
+    const shoots = new Set<string>();
+    const cards = new Set<string>();
+    for await (const n of this.#o.catalogue.names()) {
+      if (matchesFilter(n, filter)) return;
+      shoots.add(n.shoot);
+      if (filter.shoot === undefined || nameKey(n.shoot) === nameKey(filter.shoot)) {
+        cards.add(n.card);
+        cards.add(n.card.replace(/-[0-9a-f]{8}$/, '')); // the label the card id starts with
+      }
+    }
+    const shootKnown = filter.shoot === undefined || [...shoots].some((s) => nameKey(s) === nameKey(filter.shoot!));
+    const [what, value, known] = !shootKnown
+      ? (['shoot', filter.shoot!, shoots] as const)
+      : (['card', filter.card!, cards] as const);
+    const where = what === 'card' && filter.shoot !== undefined ? ` in shoot "${filter.shoot}"` : '';
+    throw new LedgerError(
+      LEDGER_CODES.notFound,
+      `No ${what} "${value}"${where} in the catalogue${didYouMean(value, known)}. \`studioctl shoots\` lists the shoots; \`studioctl assets --shoot S\` shows a shoot's cards.`,
+      { detail: { [what]: value, close: closeMatches(value, known) } },
     );
   }
 

@@ -1,5 +1,7 @@
 /** Human-readable output of studioctl commands (the --json output is the raw result). */
+import { formatBytes } from '@studio321/protocol';
 import type { AgentRecord } from '../catalogue.js';
+import type { ShootSummary } from './service.js';
 import type { StudioStatus } from './status-report.js';
 
 const GB = 1024 ** 3;
@@ -27,7 +29,8 @@ export function formatAgents(r: unknown): string {
   return `${agents
     .map((a) => {
       const state = a.revokedAt !== undefined ? 'revoked' : a.connected ? 'connected' : 'paired';
-      return `${a.agentId}  ${state.padEnd(9)}  ${a.name}  paired ${new Date(a.pairedAt).toISOString()}`;
+      const seen = a.lastSeenAt === undefined ? 'never seen' : `last seen ${new Date(a.lastSeenAt).toISOString()}`;
+      return `${a.agentId}  ${state.padEnd(9)}  ${a.name}  paired ${new Date(a.pairedAt).toISOString()}  ${seen}`;
     })
     .join('\n')}\n`;
 }
@@ -50,4 +53,24 @@ export function formatStatus(r: unknown): string {
   lines.push(`agents connected: ${s.sessions.filter((x) => x.agentId !== undefined).length}`);
   for (const e of s.lastErrors.slice(-5)) lines.push(`last error ${e.at} ${e.code}: ${e.message}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** `studioctl shoots`: one line per shoot, what is missing per target under it. */
+export function formatShoots(r: unknown): string {
+  const { shoots } = r as { shoots: ShootSummary[] };
+  if (shoots.length === 0) return 'No shoots in the catalogue yet.\n';
+  const width = Math.max(5, ...shoots.map((s) => s.shoot.length));
+  const out = [`${'shoot'.padEnd(width)}  assets  compliant  size`];
+  for (const s of shoots) {
+    out.push(
+      `${s.shoot.padEnd(width)}  ${String(s.assets).padStart(6)}  ${String(s.compliant).padStart(9)}  ${formatBytes(s.bytes)}${s.compliant === s.assets ? '  3-2-1 safe' : ''}`,
+    );
+    const missing = Object.entries(s.lacking).filter(([, n]) => n > 0);
+    if (missing.length > 0)
+      out.push(`${' '.repeat(width)}  missing a copy on: ${missing.map(([t, n]) => `${t} ${n}`).join(', ')}`);
+    const short = Object.entries(s.short).filter(([, n]) => n > 0);
+    if (short.length > 0)
+      out.push(`${' '.repeat(width)}  short of: ${short.map(([rule, n]) => `${rule} ${n}`).join(', ')}`);
+  }
+  return `${out.join('\n')}\n`;
 }

@@ -381,13 +381,18 @@ export class LinkSession {
   async #pair(msg: MessageOf<'pair-request'>): Promise<void> {
     this.#d.pairing.check(this.#address); // PROTO_PAIRING_LOCKED after too many refusals
     parseAgentPublicKey(msg.publicKey); // PROTO_INVALID_FIELD unless an Ed25519 SPKI key
-    const agentId = `agt_${randomBytes(8).toString('hex')}`;
+    const publicKey = Buffer.from(msg.publicKey).toString('base64');
+    // A laptop is known by its key (field-agent keeps it across re-pairing): pairing it again
+    // renews its agent record under the same id instead of adding a second agent.
+    const known = (await this.#d.catalogue.listAgents()).find((a) => a.publicKey === publicKey);
+    const agentId = known?.agentId ?? `agt_${randomBytes(8).toString('hex')}`;
     const now = this.#d.now();
     const ok = await this.#d.catalogue.pairAgent(normalizePairingCode(msg.code), now, {
       agentId,
       name: msg.agentName,
-      publicKey: Buffer.from(msg.publicKey).toString('base64'),
+      publicKey,
       pairedAt: now,
+      ...(known?.lastSeenAt === undefined ? {} : { lastSeenAt: known.lastSeenAt }),
     });
     if (!ok) {
       const { delayMs, lockedAll } = this.#d.pairing.refused(this.#address);
@@ -406,7 +411,10 @@ export class LinkSession {
       );
     }
     this.#d.pairing.accepted(this.#address);
-    this.#log.info({ agentId, agentName: msg.agentName }, 'agent paired');
+    this.#log.info(
+      { agentId, agentName: msg.agentName, ...(known === undefined ? {} : { previouslyPairedAt: known.pairedAt }) },
+      known === undefined ? 'agent paired' : 'agent paired again: its pairing is renewed under the same agent id',
+    );
     this.#send({ t: 'pair-accepted', agentId, studioFingerprint: this.#d.fingerprint });
   }
 

@@ -16,7 +16,11 @@ for (const [option, value] of [
     const agent = await makeAgent(t);
     const r = await agent.cli(['sync', '--json', `${option}=${value}`]);
     t.equal(r.code, 2, 'exit code 2 (usage)');
-    t.match(r.stderr, new RegExp(`^field-agent: AGENT_USAGE: ${option} must be a non-negative number`), 'says why');
+    t.match(
+      r.stderr,
+      new RegExp(`^field-agent: AGENT_USAGE: ${option} takes a whole number of at least 0, got "${value}"`),
+      'names the option and the value',
+    );
     const event = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
     t.match(event, { event: 'error', code: 'AGENT_USAGE', retryable: false }, 'the --json error names AGENT_USAGE');
     t.notOk((await readdir(agent.dataDir)).includes('studio'), 'no pairing or session files were written');

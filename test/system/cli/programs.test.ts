@@ -1,0 +1,317 @@
+/**
+ * The three programs as a user meets them, through the real bins (child processes):
+ * --help/--version without a config, strict parsing with one exit-status scheme, config files
+ * that refuse typos everywhere, and a studio answering honestly (filters that match nothing,
+ * --unprotected exit 3, shoots, agents' last-seen, re-pairing, pairing with the studio down,
+ * a JSON-only log).
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { EXIT } from '@studio321/protocol';
+import {
+  AGENT_BIN,
+  STUDIOCTL_BIN,
+  STUDIOD_BIN,
+  dcfFiles,
+  ingest,
+  makeAgent,
+  makeCard,
+  pairAgent,
+  run,
+  startStudiod,
+  tempDir,
+  type RunResult,
+} from '../../lib/studio-harness.js';
+import { REPO } from '../../lib/agent-harness.js';
+
+const BINS = { studioctl: STUDIOCTL_BIN, studiod: STUDIOD_BIN, 'field-agent': AGENT_BIN } as const;
+type Program = keyof typeof BINS;
+
+/** Run a program with no config anywhere it could look: anything that reads one fails with CONFIG_MISSING (exit 1). */
+function bare(program: Program, args: string[], home: string): Promise<RunResult> {
+  return run(BINS[program], args, {
+    env: { STUDIOD_CONFIG: join(home, 'no-such-studiod.json'), FIELD_AGENT_HOME: join(home, 'no-agent') },
+  });
+}
+
+async function version(pkg: string): Promise<string> {
+  return (JSON.parse(await readFile(join(REPO, pkg, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+t.test('--help, -h, help and --version answer without a config and start nothing', async (t) => {
+  const home = await tempDir(t);
+  const versions = {
+    studioctl: await version('studiod'),
+    studiod: await version('studiod'),
+    'field-agent': await version('agent'),
+  };
+  for (const program of Object.keys(BINS) as Program[]) {
+    for (const arg of ['--help', '-h', 'help']) {
+      const r = await bare(program, [arg], home);
+      t.equal(r.code, EXIT.ok, `${program} ${arg}: exit 0`);
+      t.match(r.stdout, /usage: /, `${program} ${arg}: usage`);
+      t.match(
+        r.stdout,
+        /Exit status[^\n]*\n\s+0 .*\n\s+1 .*\n\s+2 .*usage.*\n\s+3 .*not safe/,
+        `${program} ${arg}: the exit-status table`,
+      );
+    }
+    const v = await bare(program, ['--version'], home);
+    t.equal(v.code, EXIT.ok, `${program} --version: exit 0`);
+    t.equal(v.stdout, `${program} ${versions[program]}\n`, `${program} --version: the package.json version`);
+  }
+  t.same(await readdir(home), [], 'nothing was written');
+  // Linked by `npm ci` (the bin shims are in the clone), so npx finds them without a download.
+  const npx = await promisify(execFile)('npx', ['--no-install', 'studioctl', '--version'], { cwd: REPO });
+  t.equal(npx.stdout, `studioctl ${versions.studioctl}\n`, 'npx studioctl --version from the repository');
+});
+
+t.test(
+  'a bad command line is a usage error naming the option and the value: exit 2, nothing read or done',
+  async (t) => {
+    const home = await tempDir(t);
+    const cases: Array<[Program, string[], RegExp]> = [
+      ['studioctl', ['assets', '--unprotectd'], /unknown option --unprotectd \(did you mean --unprotected\?\)/],
+      ['studioctl', ['assets', '--limit', 'abc'], /--limit takes a whole number.*"abc"/],
+      ['studioctl', ['assets', '--limit'], /option --limit needs a value/],
+      ['studioctl', ['verify', '--sample', 'abc'], /--sample takes a percentage.*"abc"/],
+      ['studioctl', ['verify', '--sample', '150%'], /--sample takes a percentage.*"150%"/],
+      ['studioctl', ['status', '--limit', '5'], /unknown option --limit/],
+      ['studioctl', ['statsu'], /unknown command "statsu" \(did you mean status\?\)/],
+      ['studioctl', ['restore', 'IMG_0001.CR3'], /--to DIR is required/],
+      ['studiod', ['--confg', '/x.json'], /unknown option --confg \(did you mean --config\?\)/],
+      ['studiod', ['--config'], /option --config needs a value/],
+      ['field-agent', ['status', '--bogus'], /unknown option --bogus/],
+      ['field-agent', ['sync', '--max-attempts', 'abc'], /--max-attempts takes a whole number.*"abc"/],
+      ['field-agent', ['statsu'], /unknown command "statsu" \(did you mean status\?\)/],
+    ];
+    for (const [program, args, says] of cases) {
+      const r = await bare(program, args, home);
+      t.equal(r.code, EXIT.usage, `${program} ${args.join(' ')}: exit 2`);
+      t.match(r.stderr, says, `${program} ${args.join(' ')}: names it`);
+      t.match(r.stderr, /_USAGE: /, `${program} ${args.join(' ')}: the program's usage code`);
+    }
+    t.same(await readdir(home), [], 'no config was read and nothing was written');
+  },
+);
+
+t.test(
+  'config files: unknown keys refused everywhere with file, key path and the close key; JSON errors at line:column',
+  async (t) => {
+    const dir = await tempDir(t);
+    const target = (n: string) => ({ root: join(dir, n), media: `hdd-${n}`, location: 'studio', device: `${n}-1` });
+    const base = { stateDir: join(dir, 'state'), targets: { mirror: target('mirror'), raid: target('raid') } };
+    const cloud = {
+      name: 'east',
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      bucket: 'b',
+      accessKeyId: 'k',
+      secretAccessKey: 's',
+      storageClass: 'STANDARD',
+      media: 'cloud-ssd',
+      location: 'cloud-east',
+      forcePathstyle: true,
+    };
+    const cases: Array<[string, string, RegExp]> = [
+      [
+        'cloud.json',
+        JSON.stringify({ ...base, cloud: [cloud] }),
+        /field "cloud\[0\]\.forcePathstyle" is not a known option \(did you mean forcePathStyle\?\)/,
+      ],
+      [
+        'policy.json',
+        JSON.stringify({ ...base, policy: { copies: 3, media: 2, ofsite: 1 } }),
+        /policy has an unknown field "ofsite"/,
+      ],
+      [
+        'target.json',
+        JSON.stringify({ ...base, targets: { ...base.targets, raid: { ...target('raid'), devcie: 'x' } } }),
+        /field "targets\.raid\.devcie" is not a known option \(did you mean device\?\)/,
+      ],
+      [
+        'syntax.json',
+        '{\n  "stateDir": "/x",\n  "targets": {\n    "mirror": 3\n    "raid": 4 }\n}\n',
+        /syntax\.json:5:5: not valid JSON/,
+      ],
+    ];
+    for (const [name, body, says] of cases) {
+      const file = join(dir, name);
+      await writeFile(file, body);
+      for (const program of ['studiod', 'studioctl'] as const) {
+        const r = await run(BINS[program], ['--config', file, ...(program === 'studioctl' ? ['status'] : [])]);
+        t.equal(r.code, EXIT.error, `${program} ${name}: exit 1`);
+        t.match(
+          r.stderr,
+          new RegExp(`CONFIG_(INVALID|SYNTAX): ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+          `${program} ${name}: code and file`,
+        );
+        t.match(r.stderr, says, `${program} ${name}: the key path (and the close key)`);
+      }
+    }
+    t.notOk((await readdir(dir)).includes('state'), 'studiod started nothing');
+    const agentConfig = join(dir, 'field-agent.json');
+    await writeFile(agentConfig, JSON.stringify({ watchVolumse: false }));
+    const a = await run(AGENT_BIN, ['status', '--config', agentConfig, '--data-dir', join(dir, 'agent')]);
+    t.equal(a.code, EXIT.error, 'field-agent: exit 1');
+    t.match(
+      a.stderr,
+      /CONFIG_INVALID: .*field-agent\.json: field "watchVolumse" is not a known option \(did you mean watchVolumes\?\)/,
+      'field-agent: file, key and the close key',
+    );
+    await writeFile(agentConfig, '{\n  "watchVolumes": false,\n}\n');
+    const s = await run(AGENT_BIN, ['status', '--config', agentConfig, '--data-dir', join(dir, 'agent')]);
+    t.match(
+      s.stderr,
+      /CONFIG_SYNTAX: .*field-agent\.json:3:1: not valid JSON/,
+      'field-agent: JSON error at line:column',
+    );
+  },
+);
+
+t.test(
+  'a studio answers honestly: filters, exit 3, shoots, agents, re-pairing, pairing with the studio down',
+  async (t) => {
+    const studio = await startStudiod(t);
+    const empty = await studio.ctl(['assets', '--unprotected']);
+    t.equal(empty.code, EXIT.ok, 'no assets at all: assets --unprotected exits 0');
+
+    const agent = await makeAgent(t);
+    const agentId = await pairAgent(studio, agent);
+    const again = await agent.cli(['pair', studio.url, await studio.pairCode(), '--json']);
+    t.equal(again.code, EXIT.ok, 'pairing the same laptop again works');
+    t.match(JSON.parse(again.stdout) as object, { agentId, renewed: true }, 'the studio renewed the same agent');
+    const agents = JSON.parse((await studio.ctl(['--json', 'agents'])).stdout) as Array<{ agentId: string }>;
+    t.same(
+      agents.map((a) => a.agentId),
+      [agentId],
+      'no second agent',
+    );
+
+    const cards = await tempDir(t, 'cards-');
+    await makeCard(
+      join(cards, 'a'),
+      dcfFiles(2, () => 4096),
+    );
+    await makeCard(
+      join(cards, 'b'),
+      dcfFiles(1, () => 2048),
+    );
+    await ingest(agent, join(cards, 'a'), '2026-11-26-wedding', 'CARD1');
+    await ingest(agent, join(cards, 'b'), '2026-11-27-portrait', 'CARD2');
+    const sync = await agent.cli(['sync', '--json']);
+    t.equal(sync.code, EXIT.ok, 'synced');
+
+    const unprotected = await studio.ctl(['assets', '--unprotected']);
+    t.equal(unprotected.code, EXIT.notSafe, 'unprotected assets (no cloud target yet): exit 3');
+    t.match(unprotected.stdout, /3 asset\(s\) not yet 3-2-1 safe/, 'and lists them');
+    const wedding = JSON.parse(
+      (await studio.ctl(['--json', 'assets', '--shoot', '2026-11-26-wedding', '--limit', '1'])).stdout,
+    ) as {
+      total: number;
+      items: unknown[];
+      more: boolean;
+    };
+    t.match(wedding, { total: 2, more: true }, 'total honours the filter');
+    t.equal(wedding.items.length, 1, '--limit 1');
+    for (const [flag, value, close] of [
+      ['--shoot', '2026-11-26-weding', '2026-11-26-wedding'],
+      ['--card', 'CARD9', 'CARD1'],
+    ] as const) {
+      const r = await studio.ctl(['assets', '--unprotected', flag, value]);
+      t.equal(r.code, EXIT.error, `${flag} ${value}: an error, exit 1`);
+      t.match(
+        r.stderr,
+        new RegExp(`LEDGER_NOT_FOUND: No ${flag.slice(2)} "${value}".*did you mean[^?]*${close}`),
+        `${flag}: names it and the close known name`,
+      );
+      t.notMatch(r.stdout, /compliant/, `${flag}: never "every asset … is compliant"`);
+    }
+    const shoots = JSON.parse((await studio.ctl(['--json', 'shoots'])).stdout) as { shoots: unknown[] };
+    t.match(shoots.shoots, [
+      {
+        shoot: '2026-11-26-wedding',
+        assets: 2,
+        compliant: 0,
+        short: { copies: 2, offsite: 2 },
+        lacking: { mirror: 0, raid: 0 },
+      },
+      {
+        shoot: '2026-11-27-portrait',
+        assets: 1,
+        compliant: 0,
+        short: { copies: 1, offsite: 1 },
+        lacking: { mirror: 0, raid: 0 },
+      },
+    ]);
+    const shootsText = await studio.ctl(['shoots']);
+    t.match(shootsText.stdout, /2026-11-26-wedding\s+2\s+0\s.*\n\s+short of: copies 2, offsite 2/, 'shoots as text');
+    t.match(
+      (await studio.ctl(['agents'])).stdout,
+      new RegExp(`${agentId} .* last seen \\d{4}-`),
+      'agents shows the last-seen time',
+    );
+
+    const laptop = await makeAgent(t);
+    const down = await laptop.cli(['pair', `wss://127.0.0.1:${await closedPort()}/v1`, 'ABCDEFGHJK']);
+    t.equal(down.code, EXIT.error, 'pair with the studio down: exit 1');
+    t.match(
+      down.stderr,
+      /LINK_UNREACHABLE: .*this laptop is not paired.*run the same `field-agent pair` again/,
+      'advice that fits pairing',
+    );
+    t.notMatch(down.stderr, /resumes by itself/, 'not the sync advice');
+    t.notOk((await readdir(laptop.dataDir)).includes('studio'), 'no pairing was saved');
+  },
+);
+
+t.test(
+  "studiod's log stays one JSON object a line with a cloud target (the AWS SDK's Node warning included)",
+  async (t) => {
+    const studio = await startStudiod(t, {
+      cloud: [
+        {
+          name: 'east',
+          endpoint: `http://127.0.0.1:${await closedPort()}`,
+          region: 'us-east-1',
+          bucket: 'b',
+          accessKeyId: 'k',
+          secretAccessKey: 's',
+          storageClass: 'STANDARD',
+          media: 'cloud-ssd',
+          location: 'cloud-east',
+          forcePathStyle: true,
+        },
+      ],
+    });
+    await studio.ctl(['status']);
+    await studio.kill('SIGTERM');
+    const lines = studio.log.split('\n').filter((l) => l !== '');
+    const notJson = lines.filter((l) => {
+      try {
+        JSON.parse(l);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    t.same(notJson, [], 'every line is JSON');
+    if (Number(process.versions.node.split('.')[0]) < 22)
+      t.ok(
+        lines.some((l) => l.includes('"msg":"NodeVersionSupportWarning"')),
+        'the SDK warning (this Node is older than the SDK will require) is a log record',
+      );
+  },
+);
