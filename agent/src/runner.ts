@@ -46,6 +46,8 @@ export interface SyncHandle {
   status?(): { state: string; receipts: number; lastError?: string };
   pauseSync?(): Promise<void>;
   resumeSync?(): void;
+  /** The status page's "Sync now": a pass now, resolved with its result when it ends. */
+  syncNow?(): Promise<unknown>;
 }
 
 export interface AgentRunnerOptions {

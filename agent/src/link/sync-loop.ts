@@ -7,7 +7,9 @@
  *    LINK_UNREACHABLE after `maxAttempts` consecutive failed connections, and
  *    LINK_INCOMPLETE when files were refused or could not be committed.
  *  - `startSync` (`field-agent run`): runs in the background until stopped;
- *    a new pass starts every `pollMs` (or on `wake()`).
+ *    a new pass starts every `pollMs` (or on `wake()`, which also cuts a backoff
+ *    wait short); `nextPass()` resolves with the next pass that ends, or rejects
+ *    with the coded error that ends its connection (the status page's "Sync now").
  */
 import { CodedError, type Logger } from '@studio321/protocol';
 import { LinkClient } from './client.js';
@@ -140,8 +142,10 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
 }
 
 export interface SyncHandle {
-  /** Start a pass now instead of at the next poll. */
+  /** Start a pass now instead of at the next poll (or the end of a backoff wait). */
   wake(): void;
+  /** The next pass to end (start one with wake()); rejects with the error that ends its connection. */
+  nextPass(): Promise<SyncPassResult>;
   stop(): Promise<void>;
   status(): {
     state: 'connecting' | 'syncing' | 'idle' | 'offline' | 'stopped';
@@ -160,6 +164,12 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
   let receipts = 0;
   let bytesSent = 0;
   let wake: (() => void) | undefined;
+  let waiters: Array<{ resolve: (r: SyncPassResult) => void; reject: (err: unknown) => void }> = [];
+  const settle = (fn: (w: (typeof waiters)[number]) => void): void => {
+    const now = waiters;
+    waiters = [];
+    for (const w of now) fn(w);
+  };
   const sentMemory = new Map<string, number>();
   const base = o.backoffBaseMs ?? 1000;
   const max = o.backoffMaxMs ?? 60_000;
@@ -178,6 +188,7 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
           receipts += pass.receipts;
           bytesSent += pass.bytesSent;
           state = 'idle';
+          settle((w) => w.resolve(pass));
           await new Promise<void>((r) => {
             wake = r;
             const t = setTimeout(r, pass.nacks.some((n) => n.retryable) ? Math.max(poll, base) : poll);
@@ -201,16 +212,35 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
         lastError = coded ? `${coded.code}: ${coded.message}` : String(err);
         state = 'offline';
         o.log?.warn({ err }, 'studio sync offline; retrying');
+        const why =
+          coded ??
+          new LinkError(LINK_CODES.unreachable, `the studio cannot be reached: ${lastError}`, {
+            cause: err,
+            retryable: true,
+          });
+        settle((w) => w.reject(why));
         failures++;
-        await sleep(backoffDelay(failures, base, max, o.random), signal);
+        await new Promise<void>((r) => {
+          wake = r;
+          void sleep(backoffDelay(failures, base, max, o.random), signal).then(r);
+        });
       } finally {
         link?.close();
       }
     }
     state = 'stopped';
+    settle((w) =>
+      w.reject(
+        new LinkError(LINK_CODES.connectionLost, 'the studio sync stopped before the pass ended', { retryable: true }),
+      ),
+    );
   })();
   return {
     wake: () => wake?.(),
+    nextPass: () =>
+      state === 'stopped'
+        ? Promise.reject(new LinkError(LINK_CODES.connectionLost, 'the studio sync is stopped', { retryable: true }))
+        : new Promise<SyncPassResult>((resolve, reject) => waiters.push({ resolve, reject })),
     stop: async () => {
       ac.abort();
       wake?.();
@@ -232,9 +262,19 @@ export interface RunSyncHandle {
     state: ReturnType<SyncHandle['status']>['state'] | 'paused';
   };
   wake(): void;
+  /** "Sync now": resumes a paused sync, starts a pass now and resolves when it ends (or rejects with why it could not). */
+  syncNow(): Promise<SyncNowResult>;
   /** Stops the link (in-flight chunks are simply re-offered later: the studio resumes from its durable offset). */
   pauseSync(): Promise<void>;
   resumeSync(): void;
+}
+
+export interface SyncNowResult {
+  receipts: number;
+  filesSent: number;
+  bytesSent: number;
+  /** Files the studio refused or could not commit in this pass. */
+  failed: number;
 }
 
 export async function startSyncForRun(ctx: {
@@ -265,6 +305,12 @@ export async function startSyncForRun(ctx: {
   let paused = false;
   let receiptsBefore = 0;
   let bytesBefore = 0;
+  const resume = (): void => {
+    if (!paused || ctx.signal.aborted) return;
+    paused = false;
+    ctx.log.info({ event: 'sync-resumed' }, 'studio sync resumed');
+    handle = startSync(options);
+  };
   return {
     close: () => handle.stop(),
     status: () => {
@@ -273,6 +319,18 @@ export async function startSyncForRun(ctx: {
       return { ...s, ...totals, state: paused ? 'paused' : s.state };
     },
     wake: () => handle.wake(),
+    syncNow: async () => {
+      resume();
+      const next = handle.nextPass();
+      handle.wake();
+      const pass = await next;
+      return {
+        receipts: pass.receipts,
+        filesSent: pass.filesSent,
+        bytesSent: pass.bytesSent,
+        failed: pass.nacks.length,
+      };
+    },
     pauseSync: async () => {
       if (paused) return;
       paused = true;
@@ -282,11 +340,6 @@ export async function startSyncForRun(ctx: {
       receiptsBefore += s.receipts;
       bytesBefore += s.bytesSent;
     },
-    resumeSync: () => {
-      if (!paused || ctx.signal.aborted) return;
-      paused = false;
-      ctx.log.info({ event: 'sync-resumed' }, 'studio sync resumed');
-      handle = startSync(options);
-    },
+    resumeSync: resume,
   };
 }

@@ -23,6 +23,9 @@ import { Tray, type TrayMode } from './tray.js';
 import { ejectCard } from '../offload/eject.js';
 import { AGENT_CODES } from '../errors.js';
 import { verifyCopies } from '../offload/verify-card.js';
+import { forgetCard } from '../offload/forget-card.js';
+import { findCard } from '../state/agent-state.js';
+import { LINK_CODES, LinkError } from '../link/errors.js';
 import { defaultVolumeSource, type VolumeSource } from '../card/volume-source.js';
 
 export const STATUS_URL_FILE = 'status-url';
@@ -107,6 +110,36 @@ export class AgentUi {
       this.provider.changed();
       return outcome;
     };
+    const resolve = async (ref: string): Promise<unknown> => {
+      const card = await findCard(runner.state, ref);
+      const resolved = await runner.state.resolveWarnings(card.id);
+      log.info(
+        { event: 'warnings-resolved', card: card.id, resolved },
+        `${resolved} warning(s) of ${card.label} reviewed`,
+      );
+      this.provider.changed();
+      return { card: card.id, label: card.label, resolved };
+    };
+    const forget = async (ref: string, force: boolean): Promise<unknown> => {
+      const result = await forgetCard(ref, { state: runner.state, copiesNeeded: this.#o.copiesNeeded, force });
+      log.info(
+        { event: 'card-forgotten', card: result.card, forced: result.forced },
+        `${result.label} forgotten (no file deleted)`,
+      );
+      this.provider.changed();
+      return result;
+    };
+    const syncNow = async (): Promise<unknown> => {
+      const sync = runner.sync;
+      if (sync?.syncNow === undefined)
+        throw new LinkError(
+          LINK_CODES.notPaired,
+          'This agent is not paired with a studio, so there is nothing to sync to. Run `studioctl pair` at the studio, then `field-agent pair <url> <code>` here.',
+        );
+      const result = await sync.syncNow();
+      this.provider.changed();
+      return result;
+    };
     const page = new StatusPage({
       provider: this.provider,
       dataDir,
@@ -114,6 +147,9 @@ export class AgentUi {
       log,
       eject,
       verify,
+      resolve,
+      forget,
+      syncNow,
       ...(this.#o.sync ? { actions: this.#o.sync } : {}),
     });
     try {

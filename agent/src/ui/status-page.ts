@@ -12,7 +12,7 @@
  *    `Authorization: Bearer <token>` for scripts. Without it: 401, no data;
  *  - the Host header must be 127.0.0.1:<port> or localhost:<port> (403 otherwise),
  *    so a DNS-rebinding page cannot talk to it even with the cookie;
- *  - POSTs (pause/resume) also need a same-origin Origin header;
+ *  - POSTs (pause/resume, the card commands, sync now) also need a same-origin Origin header;
  *  - a strict Content-Security-Policy; card labels are rendered as text only.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -74,12 +74,26 @@ export interface StatusPageOptions {
   eject?: (card: string) => Promise<unknown>;
   /** Read the agent's copies again, of one card ('' = all; verify-card.ts); rejects with a CodedError on a bad card. */
   verify?: (card: string) => Promise<unknown>;
+  /** Mark a card's warnings as reviewed; rejects with a CodedError on a bad card. */
+  resolve?: (card: string) => Promise<unknown>;
+  /** Leave a card out of the list (forget-card.ts); AGENT_FORGET_NOT_SAFE unless `force`. */
+  forget?: (card: string, force: boolean) => Promise<unknown>;
+  /** A studio sync pass now, resolved when it ends; rejects with a CodedError (LINK_NOT_PAIRED, LINK_UNREACHABLE…). */
+  syncNow?: () => Promise<unknown>;
   log?: Logger;
   /** Least time between two live updates to one page, ms (default 250). */
   minUpdateIntervalMs?: number;
 }
 
 export const DEFAULT_STATUS_PORT = 7322;
+
+/** Which command buttons the page shows (the server has a handler for each). */
+export interface PageCommands {
+  verify: boolean;
+  resolve: boolean;
+  forget: boolean;
+  syncNow: boolean;
+}
 const BIND_HOST = '127.0.0.1';
 
 type State = 'closed' | 'opening' | 'open' | 'closing';
@@ -240,6 +254,7 @@ export class StatusPage {
       return;
     }
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
+    const card = url.searchParams.get('card') ?? '';
     switch (route) {
       case 'GET /':
         return this.#send(res, 200, 'text/html; charset=utf-8', STATUS_PAGE_HTML);
@@ -260,16 +275,33 @@ export class StatusPage {
       case 'POST /api/resume':
         return this.#action(req, res, how, url.pathname === '/api/pause' ? 'pause' : 'resume');
       case 'POST /api/eject':
-        return this.#call(req, res, how, this.#options.eject, url.searchParams.get('card') ?? '');
+        return this.#call(req, res, how, this.#options.eject, [card]);
       case 'POST /api/verify':
-        return this.#call(req, res, how, this.#options.verify, url.searchParams.get('card') ?? '');
+        return this.#call(req, res, how, this.#options.verify, [card]);
+      case 'POST /api/resolve':
+        return this.#call(req, res, how, this.#options.resolve, [card]);
+      case 'POST /api/forget':
+        return this.#call(req, res, how, this.#options.forget, [card, url.searchParams.get('force') === '1']);
+      case 'POST /api/sync-now':
+        return this.#call(req, res, how, this.#options.syncNow, []);
       default:
         return this.#send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     }
   }
 
-  #decorate(s: LiveSnapshot): LiveSnapshot & { controls: boolean; eject: boolean } {
-    return { ...s, controls: this.#options.actions !== undefined, eject: this.#options.eject !== undefined };
+  #decorate(s: LiveSnapshot): LiveSnapshot & { controls: boolean; eject: boolean; commands: PageCommands } {
+    const o = this.#options;
+    return {
+      ...s,
+      controls: o.actions !== undefined,
+      eject: o.eject !== undefined,
+      commands: {
+        verify: o.verify !== undefined,
+        resolve: o.resolve !== undefined,
+        forget: o.forget !== undefined,
+        syncNow: o.syncNow !== undefined,
+      },
+    };
   }
 
   #send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -282,20 +314,20 @@ export class StatusPage {
     return how === 'header' || req.headers.origin === `http://${req.headers.host}`;
   }
 
-  /** A card command (eject, verify): 200 with its result, 409 with a coded error. */
-  async #call(
+  /** A command (eject, verify, resolve, forget, sync now): 200 with its result, 409 with a coded error. */
+  async #call<A extends unknown[]>(
     req: IncomingMessage,
     res: ServerResponse,
     how: 'cookie' | 'header',
-    fn: ((card: string) => Promise<unknown>) | undefined,
-    card: string,
+    fn: ((...args: A) => Promise<unknown>) | undefined,
+    args: A,
   ): Promise<void> {
     if (!this.#sameOrigin(req, how))
       return this.#send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin request\n');
     if (!fn) return this.#send(res, 404, 'text/plain; charset=utf-8', 'not available\n');
     req.resume();
     try {
-      const result = await fn(card);
+      const result = await fn(...args);
       this.#send(res, 200, 'application/json', JSON.stringify(result));
     } catch (err) {
       if (!(err instanceof CodedError)) throw err;
