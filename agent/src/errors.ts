@@ -73,6 +73,8 @@ export const AGENT_CODES = {
   cardNotMounted: 'AGENT_CARD_NOT_MOUNTED',
   /** `eject`: the unmount command failed or the card is still mounted. Retryable. */
   ejectFailed: 'AGENT_EJECT_FAILED',
+  /** `forget`: the card's files are not all safely copied (not safe to format, or not all at the studio); it stays listed. Not retryable (wait, or --force). */
+  forgetNotSafe: 'AGENT_FORGET_NOT_SAFE',
   /** The status page cannot listen on its port. Retryable when the port is in use. */
   statusPort: 'AGENT_STATUS_PORT',
   /** The status page token file cannot be created or is invalid. Not retryable. */

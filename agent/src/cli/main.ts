@@ -38,6 +38,10 @@ export const COMMANDS: Record<string, { load: () => Promise<Command>; help: stri
     load: async () => (await import('./eject.js')).ejectCommand,
     help: 'eject <card>    unmount a card, only once it is safe to format',
   },
+  forget: {
+    load: async () => (await import('./forget.js')).forgetCommand,
+    help: 'forget <card>   drop a card seen long ago from the list (no file is deleted)',
+  },
   run: {
     load: async () => {
       const [{ runCommand }, { startSyncForRun }] = await Promise.all([

@@ -1,7 +1,8 @@
-/** Copying a card: the offloader, naming, progress, recovery of interrupted runs, the field-drive back-fill, verify and eject. */
+/** Copying a card: the offloader, naming, progress, recovery of interrupted runs, the field-drive back-fill, verify, eject and forget. */
 export * from './backfill.js';
 export * from './durable-failures.js';
 export * from './eject.js';
+export * from './forget-card.js';
 export * from './naming.js';
 export * from './offload-card.js';
 export * from './offloader.js';

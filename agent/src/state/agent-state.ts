@@ -319,7 +319,15 @@ export class AgentState {
       const old = await this.getFile(cardId, f.path);
       if (old !== undefined && old.size === f.size && old.mtimeMs === f.mtimeMs && old.state === 'verified') return old;
       const rec: FileRecord = { card: cardId, path: f.path, size: f.size, mtimeMs: f.mtimeMs, scan: 0, state: 'seen' };
-      await this.#write([{ type: 'put', key: keys.file(cardId, f.path), value: rec }], 'recording a new file');
+      const ops: Op[] = [{ type: 'put', key: keys.file(cardId, f.path), value: rec }];
+      // A new file in a forgotten hot folder is not yet safe: the folder is listed again.
+      const card = await this.getCard(cardId);
+      if (card?.forgottenAt !== undefined) {
+        const { forgottenAt: _forgotten, ...listed } = card;
+        void _forgotten;
+        ops.push({ type: 'put', key: keys.card(cardId), value: listed });
+      }
+      await this.#write(ops, 'recording a new file');
       return rec;
     });
   }
@@ -335,17 +343,36 @@ export class AgentState {
     return all.filter((f) => f.scan === card.scan);
   }
 
+  async #knownCard(cardId: string): Promise<CardRecord> {
+    const card = await this.getCard(cardId);
+    if (card !== undefined) return card;
+    throw new AgentError(
+      AGENT_CODES.unknownCard,
+      `No card with id ${cardId}: run field-agent status to see the card ids.`,
+      {
+        detail: { card: cardId },
+      },
+    );
+  }
+
+  /**
+   * Leave the card out of the status list (`field-agent forget`): one flag on its record; its
+   * files, assets, queue entries and store names stay, so nothing is copied again or lost.
+   * beginOffload (the card inserted again) and a new hot-folder file list it again.
+   */
+  forgetCard(cardId: string, now = new Date()): Promise<CardRecord> {
+    return this.#exclusive(async () => {
+      const card = await this.#knownCard(cardId);
+      const forgotten: CardRecord = { ...card, forgottenAt: card.forgottenAt ?? now.toISOString() };
+      await this.#write([{ type: 'put', key: keys.card(cardId), value: forgotten }], 'forgetting a card');
+      return forgotten;
+    });
+  }
+
   /** Mark every warning of the card as reviewed. Returns how many were resolved. */
   resolveWarnings(cardId: string, now = new Date()): Promise<number> {
     return this.#exclusive(async () => {
-      const card = await this.getCard(cardId);
-      if (card === undefined) {
-        throw new AgentError(
-          AGENT_CODES.unknownCard,
-          `No card with id ${cardId}: run field-agent status to see the card ids.`,
-          { detail: { card: cardId } },
-        );
-      }
+      await this.#knownCard(cardId);
       const ops: Op[] = [];
       for (const [key, f] of await this.#range<FileRecord>(keys.filePrefix(cardId))) {
         if (f.warning !== undefined && f.warning.resolvedAt === undefined) {
@@ -695,7 +722,10 @@ export async function backfillCandidates(state: AgentState): Promise<AssetRecord
 export async function findCard(state: AgentState, ref: string): Promise<CardRecord> {
   const byId = await state.getCard(ref);
   if (byId) return byId;
-  const byLabel = (await state.listCards()).filter((c) => c.label === ref && c.kind !== 'hot-folder');
+  // A forgotten card does not make a label ambiguous (cameras reuse labels: EOS_DIGITAL).
+  const byLabel = (await state.listCards()).filter(
+    (c) => c.label === ref && c.kind !== 'hot-folder' && c.forgottenAt === undefined,
+  );
   if (byLabel.length === 1) return byLabel[0]!;
   if (byLabel.length > 1) {
     throw new AgentError(

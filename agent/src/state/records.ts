@@ -37,6 +37,11 @@ export interface CardRecord {
   /** False until a full listing of the card was recorded. Hot folders never have one. */
   scanComplete: boolean;
   lastRun?: OffloadRun;
+  /**
+   * Set by `field-agent forget`: the card is left out of the status list. Nothing else
+   * changes (its files, assets and store names stay); seen again, it is listed again.
+   */
+  forgottenAt?: string;
 }
 
 export type FileState = 'seen' | 'verified' | 'failed' | 'skipped';

@@ -124,7 +124,8 @@ export async function summariseCard(state: AgentState, card: CardRecord, copiesN
 
 export async function buildStatus(state: AgentState, copiesNeeded: number, fieldDrive?: string): Promise<AgentStatus> {
   const cards: CardSummary[] = [];
-  for (const card of await state.listCards()) cards.push(await summariseCard(state, card, copiesNeeded));
+  for (const card of await state.listCards())
+    if (card.forgottenAt === undefined) cards.push(await summariseCard(state, card, copiesNeeded));
   cards.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0));
   const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
   if (fieldDrive !== undefined) {

@@ -28,6 +28,7 @@ import { Tray, type TrayMode } from './tray.js';
 import { ejectCard } from '../offload/eject.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { verifyCopies } from '../offload/verify-card.js';
+import { forgetCard } from '../offload/forget-card.js';
 import { defaultVolumeSource, type VolumeSource } from '../card/volume-source.js';
 
 export const STATUS_URL_FILE = 'status-url';
@@ -220,6 +221,37 @@ export class AgentUi {
             { signal, onProgress, onFile: (card, file) => emit({ event: 'file', card, file }) },
           ),
         );
+      },
+      forget: async (query) => {
+        const result = await forgetCard(query.get('card') ?? '', {
+          state: runner.state,
+          copiesNeeded,
+          force: query.get('force') === '1',
+        });
+        runner.opts.log.info(
+          { event: 'card-forgotten', card: result.card, forced: result.forced },
+          `${result.label} forgotten (no file deleted)`,
+        );
+        this.provider.changed();
+        return result;
+      },
+      // The page's "Sync now": resumes a paused sync, then a pass now, its counts when it ends.
+      'sync-now': async () => {
+        const syncNow = this.#o.syncNow;
+        if (syncNow === undefined)
+          throw new LinkError(
+            LINK_CODES.notPaired,
+            'This agent is not paired with a studio, so there is nothing to sync to. Run `studioctl pair` at the studio, then `field-agent pair <url> <code>` here.',
+          );
+        this.#o.sync?.resumeSync();
+        const pass = await syncNow(() => undefined);
+        this.provider.changed();
+        return {
+          receipts: pass.receipts,
+          filesSent: pass.filesSent,
+          bytesSent: pass.bytesSent,
+          failed: pass.failed.length,
+        };
       },
       sync: async (_query, { emit }) => {
         const syncNow = this.#o.syncNow;

@@ -25,12 +25,15 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <section aria-labelledby="cards-h">
     <h2 id="cards-h">Cards</h2>
     <p id="no-cards" class="muted">No card or hot folder yet. Insert a card to start the offload.</p>
+    <p id="notice" class="result" role="status"></p>
     <div id="card-list"></div>
   </section>
   <section aria-labelledby="queue-h">
     <h2 id="queue-h">To the studio</h2>
     <p id="queue-text" class="queue"></p>
+    <button id="sync-now" type="button" hidden>Sync now</button>
     <button id="sync-toggle" type="button" hidden>Pause sync</button>
+    <p id="sync-result" class="result" role="status"></p>
   </section>
   <section aria-labelledby="errors-h">
     <h2 id="errors-h">Errors</h2>
@@ -62,8 +65,11 @@ main { padding: 0 20px 20px; max-width: 900px; }
 .card[data-safe="true"] { border-color: var(--ok); }
 .card-head { display: flex; justify-content: space-between; align-items: center; gap: 8px; }
 .card-head h3 { margin: 0; font-size: 16px; overflow-wrap: anywhere; flex: 1; }
-.eject-result { margin: 4px 0 0; font-size: 13px; font-weight: 600; }
-.eject-result:empty { display: none; }
+.result { margin: 4px 0 0; font-size: 13px; font-weight: 600; }
+.result:empty { display: none; }
+.result[data-ok="false"] { color: var(--bad); }
+.actions { display: flex; gap: 8px; flex-wrap: wrap; margin-top: 8px; }
+.actions button { font-size: 13px; padding: 2px 10px; }
 .badge { font-size: 12px; font-weight: 600; border-radius: 6px; padding: 2px 8px; background: var(--warn); color: #fff; white-space: nowrap; }
 .card[data-safe="true"] .badge { background: var(--ok); }
 .card[data-kind="hot-folder"] .badge, .card[data-kind="folder"] .badge { background: var(--muted); }
@@ -93,6 +99,34 @@ export const STATUS_PAGE_JS = `'use strict';
   const bytes = (n) => { let i = 0; let v = n; while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; } return (i === 0 ? String(v) : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)) + ' ' + units[i]; };
   const duration = (s) => { s = Math.max(0, Math.round(s)); const h = Math.floor(s / 3600); const m = Math.floor((s % 3600) / 60); const sec = String(s % 60).padStart(2, '0'); return h > 0 ? h + ':' + String(m).padStart(2, '0') + ':' + sec : m + ':' + sec; };
   const pct = (a, b) => (b > 0 ? Math.min(100, (100 * a) / b) : 100);
+  // A command button: POST, then its result (or the coded error and what to do) in out.
+  function wire(b, url, out, ok, after) {
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      out.textContent = b.textContent + '…';
+      out.dataset.ok = 'true';
+      try {
+        const r = await fetch(url, { method: 'POST' });
+        const body = await r.json().catch(() => ({}));
+        out.dataset.ok = String(r.ok);
+        out.textContent = r.ok ? ok(body) : (body.code || 'HTTP ' + r.status) + ': ' + (body.message || 'the agent refused');
+        if (after) after(body, r.ok);
+      } catch (e) {
+        out.dataset.ok = 'false';
+        out.textContent = 'The agent did not answer (' + e.message + '): is field-agent still running?';
+      }
+      b.disabled = false;
+    });
+    return b;
+  }
+  function button(cls, text, url, out, ok, after) {
+    const b = el('button', cls, text);
+    b.type = 'button';
+    b.hidden = true;
+    return wire(b, url, out, ok, after);
+  }
+  const forgotten = (b) => b.label + ' forgotten: no longer listed. No file was deleted.';
+  const verified = (b) => 'Verified: ' + b.copiesChecked + ' copies read again, ' + b.copiesOk + ' intact, ' + b.lost.length + ' lost' + (b.lost.length > 0 ? ' (keep the card and ingest it again).' : '.');
   const linkText = { connected: 'Studio connected', connecting: 'Connecting to studio…', offline: 'Studio offline', paused: 'Sync paused' };
 
   function cardView(card) {
@@ -101,35 +135,44 @@ export const STATUS_PAGE_JS = `'use strict';
       view = el('article', 'card');
       view.dataset.cardId = card.id;
       const head = el('div', 'card-head');
-      const ej = el('button', 'eject', 'Eject');
-      ej.type = 'button';
-      ej.hidden = true;
-      ej.addEventListener('click', async () => {
-        ej.disabled = true;
-        const r = await fetch('/api/eject?card=' + encodeURIComponent(card.id), { method: 'POST' });
-        const body = await r.json().catch(() => ({}));
-        view.querySelector('.eject-result').textContent = r.ok ? 'Ejected: you can remove the card.' : (body.code || r.status) + ': ' + (body.message || 'eject failed');
-        ej.disabled = false;
-      });
+      const result = el('p', 'result');
+      result.setAttribute('role', 'status');
+      const q = '?card=' + encodeURIComponent(card.id);
+      const ej = button('eject', 'Eject', '/api/eject' + q, result, () => 'Ejected: you can remove the card.');
       head.append(el('h3', 'label'), ej, el('span', 'badge'));
+      const force = button('forget-force', 'Forget anyway', '/api/forget' + q + '&force=1', $('notice'), forgotten);
+      const forget = button('forget', 'Forget', '/api/forget' + q, result, forgotten, (_body, ok) => { force.hidden = ok; });
+      const actions = el('div', 'actions');
+      actions.append(
+        button('resolve', 'Mark warnings reviewed', '/api/resolve' + q, result, (b) => b.resolved + ' warning' + (b.resolved === 1 ? '' : 's') + ' marked as reviewed.'),
+        button('verify', 'Verify copies', '/api/verify' + q, result, verified),
+        forget,
+        force,
+      );
       const bar = el('div', 'bar');
       bar.append(el('div', 'fill copied'), el('div', 'fill verified'));
       const nums = el('div', 'nums');
       nums.append(el('span', 'progress'), el('span', 'speed'), el('span', 'eta'));
       const stages = el('div', 'stages');
       stages.append(el('span', 'n-verified'), el('span', 'n-queued'), el('span', 'n-studio'), el('span', 'n-offsite'));
-      view.append(head, bar, nums, stages, el('p', 'reason'), el('ul', 'warnings'), el('p', 'eject-result'));
+      view.append(head, bar, nums, stages, el('p', 'reason'), el('ul', 'warnings'), actions, result);
       $('card-list').append(view);
     }
     return view;
   }
 
-  function renderCard(card, canEject) {
+  function renderCard(card, s) {
     const v = cardView(card);
     const removable = card.kind === undefined || card.kind === 'card';
+    const q = (sel) => v.querySelector(sel);
+    const cmd = s.commands || {};
     // Eject only a card that is mounted now (a card seen earlier has nothing to unmount).
-    v.querySelector('.eject').hidden = !(canEject && removable && card.safeToFormat && card.present === true);
-    const q = (s) => v.querySelector(s);
+    q('.eject').hidden = !(s.eject && removable && card.safeToFormat && card.present === true);
+    q('.resolve').hidden = !(cmd.resolve && (card.warnings || []).length > 0);
+    q('.verify').hidden = !cmd.verify;
+    // Forget what is not in the reader now (a card seen long ago, a folder, a hot folder).
+    q('.forget').hidden = !(cmd.forget && card.present !== true);
+    if (q('.forget').hidden) q('.forget-force').hidden = true;
     v.dataset.safe = String(card.safeToFormat);
     v.dataset.kind = card.kind || 'card';
     q('.label').textContent = card.label;
@@ -151,7 +194,7 @@ export const STATUS_PAGE_JS = `'use strict';
 
   function render(s) {
     const seen = new Set();
-    for (const card of s.cards) { renderCard(card, s.eject); seen.add(card.id); }
+    for (const card of s.cards) { renderCard(card, s); seen.add(card.id); }
     for (const v of document.querySelectorAll('.card')) if (!seen.has(v.dataset.cardId)) v.remove();
     $('no-cards').hidden = s.cards.length > 0;
     const link = $('link');
@@ -165,12 +208,14 @@ export const STATUS_PAGE_JS = `'use strict';
     const list = $('error-list');
     list.replaceChildren(...s.errors.slice(-10).reverse().map((e) => { const li = el('li'); li.append(el('code', '', e.code), document.createTextNode(' ' + e.message + ' '), el('span', 'muted', new Date(e.at).toLocaleTimeString())); return li; }));
     $('no-errors').hidden = s.errors.length > 0;
+    $('sync-now').hidden = !(s.commands && s.commands.syncNow);
     const toggle = $('sync-toggle');
     toggle.hidden = !s.controls;
     toggle.textContent = s.link.state === 'paused' ? 'Resume sync' : 'Pause sync';
     document.title = (unsafe > 0 ? '● ' : '') + 'Field agent — status';
   }
 
+  wire($('sync-now'), '/api/sync-now', $('sync-result'), (b) => 'Synced: ' + b.receipts + ' receipt' + (b.receipts === 1 ? '' : 's') + ', ' + b.filesSent + ' file' + (b.filesSent === 1 ? '' : 's') + ' sent (' + bytes(b.bytesSent) + ')' + (b.failed > 0 ? ', ' + b.failed + ' refused: they are tried again.' : '.'));
   $('sync-toggle').addEventListener('click', () => {
     const paused = $('link').dataset.state === 'paused';
     fetch(paused ? '/api/resume' : '/api/pause', { method: 'POST' });

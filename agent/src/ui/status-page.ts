@@ -12,7 +12,7 @@
  *    `Authorization: Bearer <token>` for scripts. Without it: 401, no data;
  *  - the Host header must be 127.0.0.1:<port> or localhost:<port> (403 otherwise),
  *    so a DNS-rebinding page cannot talk to it even with the cookie;
- *  - POSTs (pause/resume) also need a same-origin Origin header;
+ *  - POSTs (pause/resume, the card commands, sync now) also need a same-origin Origin header;
  *  - a strict Content-Security-Policy; card labels are rendered as text only.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -75,7 +75,8 @@ export interface StatusPageOptions {
   eject?: (card: string) => Promise<unknown>;
   /**
    * What the field-agent CLI asks the running agent for while it holds the state DB
-   * (cli/running-agent.ts): `POST /api/<name>?<query>`: agent-status, resolve, ingest, sync, verify.
+   * (cli/running-agent.ts), and the page's buttons: `POST /api/<name>?<query>`: agent-status, resolve,
+   * ingest, sync, verify, forget, sync-now.
    */
   commands?: Record<string, AgentCommand>;
   log?: Logger;
@@ -97,6 +98,14 @@ function cardCommand(fn: ((card: string) => Promise<unknown>) | undefined): Agen
 }
 
 export const DEFAULT_STATUS_PORT = 7322;
+
+/** Which command buttons the page shows (the server has a handler for each). */
+export interface PageCommands {
+  verify: boolean;
+  resolve: boolean;
+  forget: boolean;
+  syncNow: boolean;
+}
 const BIND_HOST = '127.0.0.1';
 
 type State = 'closed' | 'opening' | 'open' | 'closing';
@@ -288,8 +297,19 @@ export class StatusPage {
     }
   }
 
-  #decorate(s: LiveSnapshot): LiveSnapshot & { controls: boolean; eject: boolean } {
-    return { ...s, controls: this.#options.actions !== undefined, eject: this.#options.eject !== undefined };
+  #decorate(s: LiveSnapshot): LiveSnapshot & { controls: boolean; eject: boolean; commands: PageCommands } {
+    const o = this.#options;
+    return {
+      ...s,
+      controls: o.actions !== undefined,
+      eject: o.eject !== undefined,
+      commands: {
+        verify: o.commands?.verify !== undefined,
+        resolve: o.commands?.resolve !== undefined,
+        forget: o.commands?.forget !== undefined,
+        syncNow: o.commands?.['sync-now'] !== undefined,
+      },
+    };
   }
 
   #send(res: ServerResponse, status: number, type: string, body: string): void {

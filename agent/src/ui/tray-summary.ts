@@ -35,9 +35,11 @@ export function summariseForTray(s: LiveSnapshot, now: Date = new Date()): TrayS
   const recentError = s.errors.find((e) => now.getTime() - Date.parse(e.at) < ATTENTION_WINDOW_MS);
   const pulledEarly = s.cards.find((c) => c.present === false && !c.safeToFormat && c.copiedFiles < c.files);
   const offloading = s.cards.filter((c) => c.present !== false && c.copiedBytes < c.bytes);
-  const unsafe = s.cards.filter((c) => !c.safeToFormat).length;
+  // Only removable cards have a format verdict: a hot folder or a folder is never "unsafe".
+  const cards = s.cards.filter((c) => c.kind === undefined || c.kind === 'card');
+  const unsafe = cards.filter((c) => !c.safeToFormat).length;
   const safeNote =
-    s.cards.length === 0
+    cards.length === 0
       ? 'No cards yet'
       : unsafe === 0
         ? 'All cards safe to format'

@@ -1,22 +1,21 @@
 // The agent's status page in a real headless Chromium (Debian's /usr/bin/chromium
-// driven by playwright-core). The page is served by the real StatusPage server;
-// its data comes from a provider FED BY THIS TEST (a StatusProvider whose
-// snapshot the test changes), so progress and the safe-to-format change can be
-// driven step by step. The adapter from the running agent's state to this
-// interface is agent/src/status-provider.ts.
+// driven by playwright-core). The first cases: the real StatusPage server with
+// data from a provider FED BY THIS TEST (a StatusProvider whose snapshot the test
+// changes), so progress and the safe-to-format change can be driven step by step.
+// The last case: a real `field-agent run` on a real ingested card and hot folder,
+// its buttons (resolve, verify, sync now, forget) clicked in the browser.
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { request } from 'node:http';
-import { access, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
 import { CodedError } from '@studio321/protocol';
 import { StatusPage, type LiveSnapshot, type LiveCard, type StatusProvider } from '@studio321/agent/ui';
-
-const CHROMIUM = '/usr/bin/chromium';
-const repo = fileURLToPath(new URL('../../../..', import.meta.url));
+import { CHROMIUM, launchChromium } from '../../../../scripts/dist/lib/chromium.js';
+import { AGENT_BIN, listFiles, runAgentCli } from '../../../lib/agent-harness.js';
+import { dcfFiles, makeCard, waitFor } from '../../../lib/studio-harness.js';
 
 class TestProvider extends EventEmitter implements StatusProvider {
   current: LiveSnapshot;
@@ -184,29 +183,9 @@ t.test('status page', async (t) => {
     'browser: refused without token, live progress and safe-to-format with it',
     { skip: !(await haveChromium()) && 'no /usr/bin/chromium (run scripts/ensure-system-deps.sh as root)' },
     async (t) => {
-      const profile = await mkdtemp(join(tmpdir(), 'chromium-profile-'));
-      let browser: Browser | undefined;
-      t.teardown(async () => {
-        await browser?.close();
-        await rm(profile, { recursive: true, force: true });
-      });
-      const context = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--no-sandbox',
-          '--headless',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-        viewport: { width: 900, height: 640 },
-      });
-      browser = context.browser() ?? undefined;
-      t.teardown(() => context.close());
+      const browser = await launchChromium();
+      t.teardown(() => browser.close());
+      const { context } = browser;
       const tab = await context.newPage();
 
       const refused = await tab.goto(`${base}/`);
@@ -269,7 +248,7 @@ t.test('status page', async (t) => {
       });
       await tab.locator('[data-card-id="card-a"][data-safe="true"]').waitFor();
       await cardA.locator('.eject').click();
-      await cardA.locator('.eject-result', { hasText: 'Ejected: you can remove the card.' }).waitFor();
+      await cardA.locator('.result', { hasText: 'Ejected: you can remove the card.' }).waitFor();
       t.same(ejected, ['card-a'], 'Eject on a safe card reached the agent');
       t.equal(await cardA.locator('.badge').textContent(), 'Safe to format');
       t.match(await cardA.locator('.reason').textContent(), 'every file has 2 verified copies');
@@ -319,60 +298,6 @@ t.test('status page', async (t) => {
         /DCIM\/100CANON\/EMPTY\.CR3 — AGENT_ZERO_BYTE_FILE/,
         'the warning names its file',
       );
-
-      // The README's screenshot: one card offloading, one safe, an error, a queue.
-      provider.set((s) => {
-        s.cards = [
-          card({
-            id: 'card-a',
-            label: 'EOS_DIGITAL — Canon R5 slot 1',
-            files: 1200,
-            bytes: 48 * GB,
-            copiedFiles: 1200,
-            copiedBytes: 48 * GB,
-            verifiedFiles: 1200,
-            atStudioFiles: 1200,
-            safeToFormat: true,
-            present: false,
-            reason: 'Every file has 2 verified copies off the card on distinct devices (laptop, studio).',
-          }),
-          card({
-            id: 'card-c',
-            label: 'SONY_A7IV — slot 2',
-            files: 846,
-            bytes: 31.2 * GB,
-            copiedFiles: 512,
-            copiedBytes: 18.9 * GB,
-            verifiedFiles: 498,
-            queuedFiles: 498,
-            speedBytesPerSec: 172_400_000,
-            etaSeconds: 71,
-            reason: '348 files not yet copied; keep the card.',
-          }),
-        ];
-        s.queue = { files: 498, bytes: 18.4 * GB };
-        s.link = { state: 'connected', studio: 'studio.calgary:7321' };
-        s.errors = [
-          {
-            code: 'AGENT_SOURCE_CHANGED',
-            message:
-              'DCIM/100MSDCF/DSC00417.ARW read differently on two passes: the card or the reader may be failing. Nothing was kept; try another reader, then ingest again.',
-            at: new Date().toISOString(),
-          },
-        ];
-      });
-      await tab.locator('[data-card-id="card-c"] .progress', { hasText: '512 / 846 files' }).waitFor();
-      await tab.locator('[data-card-id="card-b"]').waitFor({ state: 'detached' });
-      await tab.locator('[data-card-id="card-a"] .eject').waitFor({ state: 'hidden' });
-      const png = await tab.screenshot({ fullPage: true });
-      // The README's copy is rewritten only when asked (S321_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
-      await writeFile(
-        process.env['S321_UPDATE_SCREENSHOT'] === '1'
-          ? join(repo, 'docs/status-page.png')
-          : join(t.testdir(), 'status-page.png'),
-        png,
-      );
-      t.ok(png.length < 200_000, `screenshot is small (${png.length} bytes)`);
     },
   );
 
@@ -382,3 +307,132 @@ t.test('status page', async (t) => {
     t.equal(other.state, 'closed');
   });
 });
+
+t.test(
+  'real agent: resolve, verify, sync now and forget from the page; forget from the CLI through the running agent and directly',
+  { skip: !(await haveChromium()) && 'no /usr/bin/chromium (run scripts/ensure-system-deps.sh as root)' },
+  async (t) => {
+    const base = await mkdtemp(join(tmpdir(), 'status-real-'));
+    t.teardown(() => rm(base, { recursive: true, force: true }));
+    const data = join(base, 'data');
+    const store = join(base, 'store');
+    const hot = join(base, 'tether');
+    const cardDir = join(base, 'card');
+    await mkdir(hot);
+    const config = join(base, 'agent.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        store,
+        statusPort: 0,
+        tray: false,
+        watchVolumes: false,
+        hotFolders: [hot],
+        hotFolderStableMs: 100,
+      }),
+    );
+    await makeCard(cardDir, [...dcfFiles(3, (i) => 30_000 + i), { path: 'DCIM/100CANON/IMG_0099.CR3', size: 0 }]);
+    const cli = (args: string[]): ReturnType<typeof runAgentCli> =>
+      runAgentCli([...args, '--data-dir', data, '--config', config]);
+    const ing = await cli(['ingest', cardDir, '--card-label', 'EOS_DIGITAL', '--json']);
+    t.equal(ing.code, 0, `ingest (${ing.stderr})`);
+    const stored = await listFiles(store);
+
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env['DISPLAY'];
+    delete env['WAYLAND_DISPLAY'];
+    const agent = spawn(process.execPath, [AGENT_BIN, 'run', '--data-dir', data, '--config', config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env,
+    });
+    const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
+    t.teardown(() => {
+      if (agent.exitCode === null) agent.kill('SIGKILL');
+    });
+    let log = '';
+    agent.stderr.on('data', (d: Buffer) => {
+      log += d.toString('utf8');
+    });
+    await waitFor(() => log.includes('"event":"started"'), 'field-agent run to start');
+    const url = new URL((await readFile(join(data, 'status-url'), 'utf8')).trim());
+    const auth = { Authorization: `Bearer ${url.searchParams.get('token') ?? ''}` };
+    const snapshot = async (): Promise<LiveSnapshot> =>
+      (await (await fetch(`${url.origin}/api/status`, { headers: auth })).json()) as LiveSnapshot;
+    const first = await snapshot();
+    const eos = first.cards.find((c) => c.label === 'EOS_DIGITAL');
+    const tether = first.cards.find((c) => c.kind === 'hot-folder');
+    if (eos === undefined || tether === undefined) throw new Error(`cards missing: ${JSON.stringify(first.cards)}`);
+
+    const browser = await launchChromium();
+    t.teardown(() => browser.close());
+    const tab = await browser.context.newPage();
+    await tab.goto(url.href);
+    const view = tab.locator(`[data-card-id="${eos.id}"]`);
+    await view.locator('.warnings li', { hasText: 'IMG_0099.CR3' }).waitFor();
+
+    // Resolve: the zero-byte file's warning is marked as reviewed, and leaves the page.
+    await view.locator('.resolve').click();
+    await view.locator('.result', { hasText: '1 warning marked as reviewed.' }).waitFor();
+    await view.locator('.warnings li').waitFor({ state: 'detached' });
+    t.equal(await view.locator('.resolve').isVisible(), false, 'no Resolve button without warnings');
+
+    // Verify: the agent reads its copies again.
+    await view.locator('.verify').click();
+    await view.locator('.result', { hasText: 'Verified: 4 copies read again, 4 intact, 0 lost.' }).waitFor();
+    t.pass('verify reports the copies read again');
+
+    // Sync now, on an agent that is not paired: the coded answer and what to do.
+    await tab.locator('#sync-now').click();
+    await tab.locator('#sync-result[data-ok="false"]', { hasText: 'LINK_NOT_PAIRED' }).waitFor();
+    t.match(await tab.locator('#sync-result').textContent(), /field-agent pair <url> <code>/, 'says how to pair');
+
+    // Forget: refused (one laptop copy, nothing at the studio), then forced.
+    await view.locator('.forget').click();
+    await view.locator('.result[data-ok="false"]', { hasText: 'AGENT_FORGET_NOT_SAFE' }).waitFor();
+    t.match(await view.locator('.result').textContent(), /--force \(no file is deleted\)/);
+    t.ok(
+      (await snapshot()).cards.some((c) => c.id === eos.id),
+      'refused: still listed',
+    );
+    await view.locator('.forget-force').click();
+    await view.waitFor({ state: 'detached' });
+    t.match(
+      await tab.locator('#notice').textContent(),
+      'EOS_DIGITAL forgotten: no longer listed. No file was deleted.',
+    );
+    t.notOk(
+      (await snapshot()).cards.some((c) => c.id === eos.id),
+      'gone from the list',
+    );
+    t.same(await listFiles(store), stored, 'every stored file is still there');
+    t.match(log, /"event":"card-forgotten"/);
+
+    // The CLI goes through the running agent: the empty hot folder has nothing unsafe.
+    const viaAgent = await cli(['forget', tether.id, '--json']);
+    t.equal(viaAgent.code, 0, `forget through the running agent (${viaAgent.stderr})`);
+    t.match(JSON.parse(viaAgent.stdout), { event: 'forgotten', card: tether.id, forced: false });
+    await tab.locator(`[data-card-id="${tether.id}"]`).waitFor({ state: 'detached' });
+    // A new shot in the forgotten hot folder is not safe yet: the folder is listed again.
+    await writeFile(join(hot, 'TETHER_0001.CR3'), Buffer.alloc(20_000, 3));
+    await tab.locator(`[data-card-id="${tether.id}"] .progress`, { hasText: '1 / 1 files' }).waitFor();
+    t.pass('a new file lists the forgotten hot folder again');
+    const refused = await cli(['forget', tether.id]);
+    t.equal(refused.code, 1, 'refused through the running agent');
+    t.match(refused.stderr, /AGENT_FORGET_NOT_SAFE: tether .* 1 of its 1 files are not at the studio yet/);
+
+    agent.kill('SIGTERM');
+    t.equal(await exited, 0, 'the agent stops cleanly');
+    // Directly (no agent running): forced.
+    const forced = await cli(['forget', tether.id, '--force']);
+    t.equal(forced.code, 0, forced.stderr);
+    t.match(forced.stdout, /forgotten: no longer listed, although not every file is safely copied/);
+    const st = JSON.parse((await cli(['status', '--json'])).stdout) as { cards: unknown[] };
+    t.same(st.cards, [], 'status lists neither');
+    const after = await listFiles(store);
+    t.ok(
+      stored.every((p) => after.includes(p)),
+      'every file of the forgotten card is still in the store',
+    );
+    t.equal(after.length, stored.length + 1, 'and the tethered shot too: nothing removed');
+  },
+);

@@ -108,6 +108,14 @@ t.test('summary: idle, offloading, syncing, attention', async (t) => {
     state: 'idle',
     summary: 'All cards safe to format',
   });
+  const hotFolder = card({ id: 'hot', kind: 'hot-folder', present: false, reason: 'hot folder: nothing to format' });
+  const folder = card({ id: 'dir', kind: 'folder', present: false });
+  t.match(
+    summariseForTray(snap({ cards: [card({ id: 'a', safeToFormat: true, kind: 'card' }), hotFolder, folder] }), NOW),
+    { state: 'idle', summary: 'All cards safe to format' },
+    'a hot folder or a folder (never safe to format) is not counted as an unsafe card',
+  );
+  t.match(summariseForTray(snap({ cards: [hotFolder] }), NOW), { state: 'idle', summary: 'No cards yet' });
   t.match(
     summariseForTray(
       snap({ cards: [card({ id: 'a', label: 'EOS', copiedBytes: 250, copiedFiles: 2, etaSeconds: 75 })] }),
