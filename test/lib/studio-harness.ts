@@ -274,7 +274,7 @@ export async function startAgentRun(
   };
 }
 
-/** Every regular file under `root` (relative paths), excluding the target marker. */
+/** Every regular file under `root` (relative paths), excluding the studio's target marker and the laptop's store marker. */
 export async function listFiles(root: string): Promise<string[]> {
   const out: string[] = [];
   async function walk(dir: string, rel: string): Promise<void> {
@@ -289,7 +289,8 @@ export async function listFiles(root: string): Promise<string[]> {
       // The archive's files only: not the target marker, not the studio's staging area in the mirror.
       if (e.isDirectory()) {
         if (!(rel === '' && e.name === '.s321-staging')) await walk(join(dir, e.name), r);
-      } else if (e.name !== '.studio321-target.json') out.push(r);
+      } else if (!(rel === '' && (e.name === '.studio321-target.json' || e.name === '.studio321-store.json')))
+        out.push(r);
     }
   }
   await walk(root, '');
