@@ -46,6 +46,8 @@ export interface SyncHandle {
   status?(): { state: string; receipts: number; lastError?: string };
   pauseSync?(): Promise<void>;
   resumeSync?(): void;
+  /** `field-agent free` through the running agent (state/free-laptop.ts), verdicts re-asked over the live link. */
+  free?(cards?: string[]): Promise<unknown>;
 }
 
 export interface AgentRunnerOptions {

@@ -185,6 +185,7 @@ export class Studio {
       log: this.log,
       software: STUDIOD_SOFTWARE,
       now: this.#now,
+      verdicts: (agentId, hashes) => ledger.agentVerdicts(agentId, hashes),
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();

@@ -37,6 +37,10 @@ export const COMMANDS: Record<string, { load: () => Promise<Command>; help: stri
     load: async () => (await import('./eject.js')).ejectCommand,
     help: 'eject <card>    unmount a card, only once it is safe to format',
   },
+  free: {
+    load: async () => (await import('./free.js')).freeCommand,
+    help: 'free [card]     delete laptop copies the studio holds 3-2-1 compliant (config freeLaptop)',
+  },
   run: {
     load: async () => {
       const [{ runCommand }, { startSyncForRun }] = await Promise.all([

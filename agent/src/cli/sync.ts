@@ -7,7 +7,7 @@ import { AgentState } from '../state/agent-state.js';
 import { resolvePaths } from '../paths.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { LINK_CODES } from '../link/errors.js';
-import { syncUntilEmpty } from '../link/sync-loop.js';
+import { syncUntilEmpty, verdictsAndFreeing } from '../link/sync-loop.js';
 import { syncQueueOf } from '../state/store-copy.js';
 import { parse, type CommandIo } from './common.js';
 
@@ -47,6 +47,8 @@ export async function syncCommand(argv: string[], io: CommandIo): Promise<number
     const report = await syncUntilEmpty({
       dataDir: paths.dataDir,
       queue: syncQueueOf(state),
+      // The studio's verdicts of what it holds (offsite copies in status); freeing is `run`'s and `free`'s.
+      afterPass: verdictsAndFreeing({ state, freeLaptop: 'never' }),
       ...(backoff === undefined ? {} : { backoffBaseMs: backoff, backoffMaxMs: Math.max(backoff * 8, backoff) }),
       ...(maxAttempts === undefined ? {} : { maxAttempts }),
       ...(ping === undefined ? {} : { pingIntervalMs: ping }),

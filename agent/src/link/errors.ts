@@ -19,6 +19,8 @@ export const LINK_CODES = {
   incomplete: 'LINK_INCOMPLETE',
   /** The URL given to `field-agent pair` is not a wss:// URL. Not retryable. */
   badUrl: 'LINK_BAD_URL',
+  /** The studio does not answer verdict requests (an older studiod): offsite copies are not known, nothing is freed. Not retryable. */
+  verdictUnsupported: 'LINK_VERDICT_UNSUPPORTED',
 } as const;
 
 export type LinkCode = (typeof LINK_CODES)[keyof typeof LINK_CODES];

@@ -17,6 +17,9 @@ import { emptySyncResult, syncPass, type SyncPassResult } from './sync-pass.js';
 import { backoffDelay } from '@studio321/protocol';
 import type { AgentState } from '../state/agent-state.js';
 import { syncQueueOf, type SyncQueue } from '../state/store-copy.js';
+import { freeLaptopCopies, type CardFreeResult } from '../state/free-laptop.js';
+import type { FreeLaptopPolicy } from '../config.js';
+import { refreshVerdicts, VERDICT_INTERVAL_MS } from './verdicts.js';
 
 export interface SyncLoopOptions {
   dataDir: string;
@@ -34,6 +37,12 @@ export interface SyncLoopOptions {
   pollMs?: number;
   signal?: AbortSignal;
   random?: () => number;
+  /**
+   * Run after every sync pass on the same link, and while the link idles every `afterPassMs`
+   * (the verdicts, verdicts.ts, and the freeLaptop policy); a failure is logged, the link goes on.
+   */
+  afterPass?: (link: LinkClient) => Promise<void>;
+  afterPassMs?: number;
 }
 
 export interface SyncReport extends SyncPassResult {
@@ -56,7 +65,14 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-async function connect(o: SyncLoopOptions): Promise<LinkClient> {
+/** Connects to the paired studio and authenticates (pinned TLS). */
+export async function connectStudio(
+  o: Pick<SyncLoopOptions, 'dataDir' | 'pingIntervalMs' | 'deadLinkMs'>,
+): Promise<LinkClient> {
+  return connect(o);
+}
+
+async function connect(o: Pick<SyncLoopOptions, 'dataDir' | 'pingIntervalMs' | 'deadLinkMs'>): Promise<LinkClient> {
   const id = await loadIdentity(o.dataDir);
   const link = new LinkClient({
     url: id.pairing.url,
@@ -85,6 +101,15 @@ function mergeInto(total: SyncReport, pass: SyncPassResult): void {
   total.maxResentOnResume = Math.max(total.maxResentOnResume, pass.maxResentOnResume);
 }
 
+async function runAfterPass(o: SyncLoopOptions, link: LinkClient): Promise<void> {
+  if (o.afterPass === undefined || link.closedError !== undefined) return;
+  try {
+    await o.afterPass(link);
+  } catch (err) {
+    o.log?.warn({ err }, 'asking the studio for its verdicts failed; asked again after the next pass');
+  }
+}
+
 export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
   const total: SyncReport = { ...emptySyncResult(), connections: 0, failed: [] };
   const sentMemory = new Map<string, number>();
@@ -107,6 +132,7 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
         stats: pass,
         ...(o.signal === undefined ? {} : { signal: o.signal }),
       });
+      await runAfterPass(o, link);
       link.close();
       mergeInto(total, pass);
       const failing = new Map<string, SyncReport['failed'][number]>();
@@ -143,6 +169,8 @@ export interface SyncHandle {
   /** Start a pass now instead of at the next poll. */
   wake(): void;
   stop(): Promise<void>;
+  /** The authenticated link while there is one (for a verdict asked on demand). */
+  link(): LinkClient | undefined;
   status(): {
     state: 'connecting' | 'syncing' | 'idle' | 'offline' | 'stopped';
     lastError?: string;
@@ -160,7 +188,9 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
   let receipts = 0;
   let bytesSent = 0;
   let wake: (() => void) | undefined;
+  let current: LinkClient | undefined;
   const sentMemory = new Map<string, number>();
+  const afterEvery = o.afterPassMs ?? VERDICT_INTERVAL_MS;
   const base = o.backoffBaseMs ?? 1000;
   const max = o.backoffMaxMs ?? 60_000;
   const poll = o.pollMs ?? 5000;
@@ -170,14 +200,23 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
       let link: LinkClient | undefined;
       try {
         state = 'connecting';
-        link = await connect({ ...o, signal });
+        link = await connect(o);
+        current = link;
         failures = 0;
+        let lastAfter = 0;
+        let passed = true;
         while (!signal.aborted && link.closedError === undefined) {
           state = 'syncing';
           const pass = await syncPass(link, o.queue, { sentMemory, signal });
           receipts += pass.receipts;
           bytesSent += pass.bytesSent;
           state = 'idle';
+          // After a pass that moved something, and while idle at a modest interval.
+          if (passed || pass.offered > 0 || Date.now() - lastAfter >= afterEvery) {
+            await runAfterPass(o, link);
+            lastAfter = Date.now();
+          }
+          passed = false;
           await new Promise<void>((r) => {
             wake = r;
             const t = setTimeout(r, pass.nacks.some((n) => n.retryable) ? Math.max(poll, base) : poll);
@@ -204,6 +243,7 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
         failures++;
         await sleep(backoffDelay(failures, base, max, o.random), signal);
       } finally {
+        current = undefined;
         link?.close();
       }
     }
@@ -211,6 +251,7 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
   })();
   return {
     wake: () => wake?.(),
+    link: () => (current?.closedError === undefined ? current : undefined),
     stop: async () => {
       ac.abort();
       wake?.();
@@ -235,6 +276,31 @@ export interface RunSyncHandle {
   /** Stops the link (in-flight chunks are simply re-offered later: the studio resumes from its durable offset). */
   pauseSync(): Promise<void>;
   resumeSync(): void;
+  /** `field-agent free [card]` through the running agent: the policy now, verdicts re-asked over the live link. */
+  free(cards?: string[]): Promise<CardFreeResult[]>;
+}
+
+/**
+ * The `afterPass` of a sync loop: the verdicts due, then (when the policy frees anything) the
+ * freeLaptop round, whose stale verdicts are re-asked over the same link.
+ */
+export function verdictsAndFreeing(ctx: {
+  state: AgentState;
+  freeLaptop: FreeLaptopPolicy;
+  fieldDrive?: string;
+  log?: Logger;
+}): (link: LinkClient) => Promise<void> {
+  return async (link) => {
+    if (link.features.length === 0) return; // an older studio: nothing to ask
+    await refreshVerdicts(link, ctx.state);
+    if (ctx.freeLaptop === 'never') return;
+    await freeLaptopCopies(ctx.state, {
+      policy: ctx.freeLaptop,
+      refresh: async (hashes) => void (await refreshVerdicts(link, ctx.state, { hashes })),
+      ...(ctx.fieldDrive === undefined ? {} : { fieldDrive: ctx.fieldDrive }),
+      ...(ctx.log === undefined ? {} : { log: ctx.log }),
+    });
+  };
 }
 
 export async function startSyncForRun(ctx: {
@@ -242,6 +308,7 @@ export async function startSyncForRun(ctx: {
   paths: { dataDir: string };
   log: Logger;
   signal: AbortSignal;
+  config?: { freeLaptop: FreeLaptopPolicy; fieldDrive?: string };
 }): Promise<RunSyncHandle | undefined> {
   try {
     await loadIdentity(ctx.paths.dataDir);
@@ -260,6 +327,12 @@ export async function startSyncForRun(ctx: {
     queue: syncQueueOf(ctx.state, ctx.log),
     log: ctx.log,
     signal: ctx.signal,
+    afterPass: verdictsAndFreeing({
+      state: ctx.state,
+      freeLaptop: ctx.config?.freeLaptop ?? 'never',
+      ...(ctx.config?.fieldDrive === undefined ? {} : { fieldDrive: ctx.config.fieldDrive }),
+      log: ctx.log,
+    }),
   };
   let handle = startSync(options);
   let paused = false;
@@ -273,6 +346,23 @@ export async function startSyncForRun(ctx: {
       return { ...s, ...totals, state: paused ? 'paused' : s.state };
     },
     wake: () => handle.wake(),
+    free: (cards) => {
+      const link = handle.link();
+      const fieldDrive = ctx.config?.fieldDrive;
+      return freeLaptopCopies(
+        ctx.state,
+        {
+          policy: ctx.config?.freeLaptop ?? 'never',
+          ...(link === undefined
+            ? {}
+            : { refresh: async (hashes) => void (await refreshVerdicts(link, ctx.state, { hashes })) }),
+          ...(cards === undefined ? {} : { cards }),
+          ...(fieldDrive === undefined ? {} : { fieldDrive }),
+          log: ctx.log,
+        },
+        true,
+      );
+    },
     pauseSync: async () => {
       if (paused) return;
       paused = true;

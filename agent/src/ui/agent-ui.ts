@@ -23,6 +23,8 @@ import { Tray, type TrayMode } from './tray.js';
 import { ejectCard } from '../offload/eject.js';
 import { AGENT_CODES } from '../errors.js';
 import { verifyCopies } from '../offload/verify-card.js';
+import { findCard } from '../state/agent-state.js';
+import { freeLaptopCopies } from '../state/free-laptop.js';
 import { defaultVolumeSource, type VolumeSource } from '../card/volume-source.js';
 
 export const STATUS_URL_FILE = 'status-url';
@@ -107,6 +109,25 @@ export class AgentUi {
       this.provider.changed();
       return outcome;
     };
+    const free = async (card: string): Promise<unknown> => {
+      const cards = card === '' ? undefined : [(await findCard(runner.state, card)).id];
+      const { freeLaptop, fieldDrive } = runner.opts.config;
+      const results =
+        runner.sync?.free !== undefined
+          ? await runner.sync.free(cards)
+          : await freeLaptopCopies(
+              runner.state,
+              {
+                policy: freeLaptop,
+                ...(cards === undefined ? {} : { cards }),
+                ...(fieldDrive === undefined ? {} : { fieldDrive }),
+                log,
+              },
+              true,
+            );
+      this.provider.changed();
+      return { cards: results };
+    };
     const page = new StatusPage({
       provider: this.provider,
       dataDir,
@@ -114,6 +135,7 @@ export class AgentUi {
       log,
       eject,
       verify,
+      free,
       ...(this.#o.sync ? { actions: this.#o.sync } : {}),
     });
     try {

@@ -74,6 +74,8 @@ export interface StatusPageOptions {
   eject?: (card: string) => Promise<unknown>;
   /** Read the agent's copies again, of one card ('' = all; verify-card.ts); rejects with a CodedError on a bad card. */
   verify?: (card: string) => Promise<unknown>;
+  /** Free the laptop copies of one card ('' = every card) the studio holds compliant (free-laptop.ts). */
+  free?: (card: string) => Promise<unknown>;
   log?: Logger;
   /** Least time between two live updates to one page, ms (default 250). */
   minUpdateIntervalMs?: number;
@@ -263,6 +265,8 @@ export class StatusPage {
         return this.#call(req, res, how, this.#options.eject, url.searchParams.get('card') ?? '');
       case 'POST /api/verify':
         return this.#call(req, res, how, this.#options.verify, url.searchParams.get('card') ?? '');
+      case 'POST /api/free':
+        return this.#call(req, res, how, this.#options.free, url.searchParams.get('card') ?? '');
       default:
         return this.#send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     }

@@ -17,7 +17,7 @@ import {
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
-import { LinkSession, type SessionInfo } from './session.js';
+import { LinkSession, type SessionDeps, type SessionInfo } from './session.js';
 import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
 
@@ -35,6 +35,8 @@ export interface LinkServerOptions {
   authTimeoutMs?: number;
   pingIntervalMs?: number;
   deadLinkMs?: number;
+  /** Answers agents' VerdictRequests (session.ts); absent: the feature is not offered. */
+  verdicts?: SessionDeps['verdicts'];
 }
 
 export class LinkServer {
@@ -87,6 +89,7 @@ export class LinkServer {
         authTimeoutMs: o.authTimeoutMs ?? AUTH_TIMEOUT_MS,
         pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
+        ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
         onAuthenticated: async (current, agentId) => {
           const older = [...this.#sessions].filter((s) => s !== current && s.agentId === agentId);
           for (const s of older) s.supersede();
