@@ -12,7 +12,8 @@
  *     "studioUrl": "wss://studio.example:7321/v1",      // for the link client
  *     "statusPort": 7322,                               // status page on 127.0.0.1 (0: any free port)
  *     "tray": true,                                     // tray icon when a desktop is there
- *     "watchVolumes": true                              // false: no card detection, hot folders only
+ *     "watchVolumes": true,                             // false: no card detection, hot folders only
+ *     "freeLaptop": "never"                             // or "onceCompliant", or { "afterDays": 30 }
  *   }
  *
  * No config file at the default location is fine: every field has a default.
@@ -36,7 +37,12 @@ export interface AgentConfig {
   tray: boolean;
   /** Watch mounted volumes for camera cards (false: hot folders only). */
   watchVolumes: boolean;
+  /** When the laptop copies of a card compliant at the studio are deleted (state/free-laptop.ts). */
+  freeLaptop: FreeLaptopPolicy;
 }
+
+/** `never` (default), `onceCompliant`, or `{ afterDays: N }` after the studio's verdict said compliant. */
+export type FreeLaptopPolicy = 'never' | 'onceCompliant' | { afterDays: number };
 
 /** Shoot names become one folder of the store. */
 export const SHOOT_NAME_RE = /^(?!\.{1,2}$)[^/\\\u0000-\u001f]{1,128}$/;
@@ -66,6 +72,15 @@ export const AGENT_CONFIG_SCHEMA: Record<string, FieldSpec> = {
   statusPort: { kind: 'number', integer: true, min: 0, max: 65535, default: 7322 },
   tray: { kind: 'boolean', default: true },
   watchVolumes: { kind: 'boolean', default: true },
+  freeLaptop: {
+    kind: 'oneOf',
+    default: 'never',
+    describe: '"never", "onceCompliant" or { "afterDays": N }',
+    options: [
+      { kind: 'string', enum: ['never', 'onceCompliant'] },
+      { kind: 'object', fields: { afterDays: { kind: 'number', integer: true, min: 0, max: 3650 } } },
+    ],
+  },
 };
 
 type RawConfig = Omit<AgentConfig, 'store'> & { store?: string };

@@ -53,6 +53,8 @@ export interface SyncHandle {
   syncNow?(onProgress: (p: ProgressTracker) => void): Promise<SyncReport>;
   pauseSync?(): Promise<void>;
   resumeSync?(): void;
+  /** `field-agent free` through the running agent (state/free-laptop.ts), verdicts re-asked over the live link. */
+  free?(cards?: string[]): Promise<unknown>;
 }
 
 export interface AgentRunnerOptions {

@@ -35,7 +35,9 @@ export type FieldSpec =
   | { kind: 'boolean'; default?: boolean; optional?: boolean; describe?: string }
   | { kind: 'object'; fields: Record<string, FieldSpec>; optional?: boolean; describe?: string }
   | { kind: 'record'; of: FieldSpec; optional?: boolean; minEntries?: number; keyPattern?: RegExp; describe?: string }
-  | { kind: 'array'; of: FieldSpec; optional?: boolean; default?: unknown[]; minItems?: number; describe?: string };
+  | { kind: 'array'; of: FieldSpec; optional?: boolean; default?: unknown[]; minItems?: number; describe?: string }
+  /** One of several shapes, told apart by the value's JSON type (e.g. a keyword string or an object). */
+  | { kind: 'oneOf'; options: FieldSpec[]; optional?: boolean; default?: unknown; describe: string };
 
 function fail(file: string, field: string, problem: string): never {
   throw new ConfigError(
@@ -117,6 +119,12 @@ function validateField(spec: FieldSpec, value: unknown, path: string, file: stri
         out[key] = validateField(spec.of, v, `${path}.${key}`, file);
       }
       return out;
+    }
+    case 'oneOf': {
+      const jsonKind = (k: FieldSpec['kind']): string => (k === 'record' ? 'object' : k === 'array' ? 'array' : k);
+      const option = spec.options.find((o) => jsonKind(o.kind) === typeOf(value));
+      if (option === undefined) fail(file, path, `must be ${spec.describe}, got ${typeOf(value)}`);
+      return validateField(option, value, path, file);
     }
     case 'array': {
       if (!Array.isArray(value)) fail(file, path, `must be a list, got ${typeOf(value)}`);

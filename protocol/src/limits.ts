@@ -30,6 +30,10 @@ export const MAX_BATCH_FILES = 256;
 export const MAX_NAMES_PER_FILE = 8;
 /** Most copies listed for one file in an Offer or a Receipt. */
 export const MAX_COPIES_PER_FILE = 8;
+/** Most entries in a studio Hello's `features`. */
+export const MAX_FEATURES = 16;
+/** Most reasons carried for one asset in a Verdict. */
+export const MAX_VERDICT_REASONS = 8;
 /** Longest path segment (shoot name, card name, one component of a path), UTF-8 bytes. */
 export const MAX_NAME_BYTES = 255;
 /** Longest card-relative path, UTF-8 bytes. */

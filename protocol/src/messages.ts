@@ -24,7 +24,16 @@ export const MessageType = {
   Ping: 'ping',
   Pong: 'pong',
   Error: 'error',
+  VerdictRequest: 'verdict-request',
+  Verdict: 'verdict',
 } as const;
+
+/**
+ * What a studio may list in its Hello's `features`: the optional requests it answers.
+ * An agent MUST NOT send a request its studio did not list (an older studio closes
+ * the session on an unknown type, SPEC §2.1).
+ */
+export const StudioFeature = { Verdict: 'verdict' } as const;
 
 export type MessageTypeName = (typeof MessageType)[keyof typeof MessageType];
 
@@ -50,6 +59,8 @@ export interface HelloMessage {
    * studio can tell a laptop gone quiet with unsynced files from one that has nothing to send.
    */
   queue?: AgentQueueReport;
+  /** Studio only, optional: the optional requests it answers (StudioFeature); absent = none. */
+  features?: string[];
 }
 
 /** What an agent's Hello reports of its studio queue. */
@@ -235,6 +246,47 @@ export interface ErrorMessage {
   retryable: boolean;
 }
 
+/** Agent → studio (only when the studio's Hello lists `verdict`): the 3-2-1 verdict of these assets. */
+export interface VerdictRequestMessage {
+  t: 'verdict-request';
+  requestId: string;
+  /** 1..MAX_BATCH_FILES distinct hashes. */
+  hashes: string[];
+}
+
+/** One archive copy the studio counts toward its verdict (mirror, RAID, a cloud target). */
+export interface VerdictCopy {
+  target: string;
+  media: string;
+  location: string;
+  offsite: boolean;
+  /** Cloud copies: the object's storage class (e.g. "STANDARD", "GLACIER_IR"). */
+  storageClass?: string;
+  verifiedAt: number;
+}
+
+export interface AssetVerdict {
+  hash: string;
+  /**
+   * false: the studio holds no asset of this hash that this agent sent or holds (not committed,
+   * or another agent's): the rest says nothing then (compliant false, no copies).
+   */
+  known: boolean;
+  /** The studio's ledger verdict (its 3-2-1 policy over its counted archive copies). */
+  compliant: boolean;
+  /** 0..MAX_COPIES_PER_FILE counted archive copies. */
+  copies: VerdictCopy[];
+  /** 0..MAX_VERDICT_REASONS sentences, one per unmet rule. */
+  reasons: string[];
+}
+
+/** Studio → agent: the answer to a VerdictRequest, one entry per requested hash, in its order. */
+export interface VerdictMessage {
+  t: 'verdict';
+  requestId: string;
+  verdicts: AssetVerdict[];
+}
+
 export type Message =
   | HelloMessage
   | PairRequestMessage
@@ -251,7 +303,9 @@ export type Message =
   | NackMessage
   | PingMessage
   | PongMessage
-  | ErrorMessage;
+  | ErrorMessage
+  | VerdictRequestMessage
+  | VerdictMessage;
 
 /** The message type for a given `t`. */
 export type MessageOf<T extends MessageTypeName> = Extract<Message, { t: T }>;

@@ -16,6 +16,7 @@ import {
   MAX_CHUNK_BYTES,
   MAX_CODE_BYTES,
   MAX_COPIES_PER_FILE,
+  MAX_FEATURES,
   MAX_ID_BYTES,
   MAX_LABEL_BYTES,
   MAX_MESSAGE_BYTES,
@@ -29,9 +30,12 @@ import {
   NONCE_BYTES,
   PROTOCOL_VERSION,
   SIGNATURE_BYTES,
+  MAX_VERDICT_REASONS,
 } from './limits.js';
 import {
   type AgentCopy,
+  type AssetVerdict,
+  type VerdictCopy,
   type FileName,
   type Message,
   MessageType,
@@ -192,6 +196,40 @@ function offerFile(v: unknown, f: string): OfferFile {
   };
 }
 
+function hashList(o: Obj, key: string, min: number, max: number): string[] {
+  return arr(o, key, key, min, max).map((h, i) => {
+    if (typeof h !== 'string' || !HASH_RE.test(h))
+      invalid(`${key}[${i}]`, 'expected a 64-character lower-case hex hash');
+    return h;
+  });
+}
+
+function verdictCopy(v: unknown, f: string): VerdictCopy {
+  const o = obj(v, f);
+  const storageClass = get(o, 'storageClass') === undefined ? undefined : label(o, 'storageClass', `${f}.storageClass`);
+  return {
+    target: label(o, 'target', `${f}.target`),
+    media: label(o, 'media', `${f}.media`),
+    location: label(o, 'location', `${f}.location`),
+    offsite: bool(o, 'offsite', `${f}.offsite`),
+    ...(storageClass === undefined ? {} : { storageClass }),
+    verifiedAt: uint(o, 'verifiedAt', `${f}.verifiedAt`),
+  };
+}
+
+function assetVerdict(v: unknown, f: string): AssetVerdict {
+  const o = obj(v, f);
+  return {
+    hash: hash(o, 'hash', `${f}.hash`),
+    known: bool(o, 'known', `${f}.known`),
+    compliant: bool(o, 'compliant', `${f}.compliant`),
+    copies: arr(o, 'copies', `${f}.copies`, 0, MAX_COPIES_PER_FILE).map((c, i) => verdictCopy(c, `${f}.copies[${i}]`)),
+    reasons: arr(o, 'reasons', `${f}.reasons`, 0, MAX_VERDICT_REASONS).map((_, i, all) =>
+      text({ r: all[i] }, 'r', `${f}.reasons[${i}]`),
+    ),
+  };
+}
+
 function wantEntry(v: unknown, f: string): WantEntry {
   const o = obj(v, f);
   return { hash: hash(o, 'hash', `${f}.hash`), offset: uint(o, 'offset', `${f}.offset`) };
@@ -220,7 +258,11 @@ function hello(o: Obj): Message {
   const software = label(o, 'software', 'software');
   if ((role as RoleName) === Role.Studio) {
     const window = uint(o, 'window', 'window', MAX_WINDOW_BYTES, MIN_WINDOW_BYTES);
-    return { t: 'hello', magic: MAGIC, version, role, software, window };
+    if (get(o, 'features') === undefined) return { t: 'hello', magic: MAGIC, version, role, software, window };
+    const features = arr(o, 'features', 'features', 0, MAX_FEATURES).map((_, i, all) =>
+      label({ f: all[i] }, 'f', `features[${i}]`),
+    );
+    return { t: 'hello', magic: MAGIC, version, role, software, window, features };
   }
   // An agent's queue report is optional: agents from before it connect without one.
   const queue = get(o, 'queue');
@@ -272,11 +314,7 @@ const validators: { [K in MessageTypeName]: (o: Obj) => Message } = {
   want: (o) => {
     const batchId = id(o, 'batchId', 'batchId');
     const wants = arr(o, 'wants', 'wants', 0, MAX_BATCH_FILES).map((w, i) => wantEntry(w, `wants[${i}]`));
-    const have = arr(o, 'have', 'have', 0, MAX_BATCH_FILES).map((h, i) => {
-      if (typeof h !== 'string' || !HASH_RE.test(h))
-        invalid(`have[${i}]`, 'expected a 64-character lower-case hex hash');
-      return h;
-    });
+    const have = hashList(o, 'have', 0, MAX_BATCH_FILES);
     uniqueHashes([...wants.map((w) => w.hash), ...have], 'wants+have');
     return { t: 'want', batchId, wants, have };
   },
@@ -310,6 +348,17 @@ const validators: { [K in MessageTypeName]: (o: Obj) => Message } = {
     code: code(o, 'code', 'code'),
     message: text(o, 'message', 'message'),
     retryable: bool(o, 'retryable', 'retryable'),
+  }),
+  'verdict-request': (o) => {
+    const requestId = id(o, 'requestId', 'requestId');
+    const hashes = hashList(o, 'hashes', 1, MAX_BATCH_FILES);
+    uniqueHashes(hashes, 'hashes');
+    return { t: 'verdict-request', requestId, hashes };
+  },
+  verdict: (o) => ({
+    t: 'verdict',
+    requestId: id(o, 'requestId', 'requestId'),
+    verdicts: arr(o, 'verdicts', 'verdicts', 0, MAX_BATCH_FILES).map((v, i) => assetVerdict(v, `verdicts[${i}]`)),
   }),
 };
 

@@ -263,6 +263,7 @@ export class Studio {
         maxRefusalsTotal: c.pairing.maxRefusalsTotal,
         lockoutMs: Math.round(c.pairing.lockoutMinutes * 60_000),
       },
+      verdicts: (agentId, hashes) => ledger.agentVerdicts(agentId, hashes),
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();

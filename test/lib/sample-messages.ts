@@ -110,6 +110,31 @@ export function sampleMessages(): { [K in MessageTypeName]: Extract<Message, { t
     ping: { t: 'ping', ts: 1_795_000_000_000 },
     pong: { t: 'pong', ts: 1_795_000_000_000 },
     error: { t: 'error', code: 'PROTO_AUTH_REFUSED', message: 'pair this agent again', retryable: false },
+    'verdict-request': { t: 'verdict-request', requestId: 'v1', hashes: [H1, H2] },
+    verdict: {
+      t: 'verdict',
+      requestId: 'v1',
+      verdicts: [
+        {
+          hash: H1,
+          known: true,
+          compliant: true,
+          copies: [
+            { target: 'mirror', media: 'hdd', location: 'studio', offsite: false, verifiedAt: 1_795_000_200_000 },
+            {
+              target: 'cloud-east',
+              media: 'cloud',
+              location: 'cloud-east',
+              offsite: true,
+              storageClass: 'STANDARD',
+              verifiedAt: 1_795_000_300_000,
+            },
+          ],
+          reasons: [],
+        },
+        { hash: H2, known: false, compliant: false, copies: [], reasons: [] },
+      ],
+    },
   };
 }
 

@@ -42,6 +42,10 @@ export const COMMANDS: Record<string, { load: () => Promise<Command>; help: stri
     load: async () => (await import('./forget.js')).forgetCommand,
     help: 'forget <card>   drop a card seen long ago from the list (no file is deleted)',
   },
+  free: {
+    load: async () => (await import('./free.js')).freeCommand,
+    help: 'free [card]     delete laptop copies the studio holds 3-2-1 compliant (config freeLaptop)',
+  },
   run: {
     load: async () => {
       const [{ runCommand }, { startSyncForRun }] = await Promise.all([

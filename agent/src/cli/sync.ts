@@ -9,7 +9,7 @@ import { EXIT, type ProgressSnapshot } from '@studio321/protocol';
 import { resolvePaths } from '../paths.js';
 import { AGENT_CODES } from '../errors.js';
 import { LINK_CODES } from '../link/errors.js';
-import { syncUntilEmpty, type SyncOutcome } from '../link/sync-loop.js';
+import { syncUntilEmpty, verdictsAndFreeing, type SyncOutcome } from '../link/sync-loop.js';
 import { syncQueueOf } from '../state/store-copy.js';
 import { formatBytes, nonNegativeValue } from '@studio321/protocol';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
@@ -53,6 +53,8 @@ export async function syncCommand(argv: string[], io: CommandIo): Promise<number
           dataDir: paths.dataDir,
           queue: syncQueueOf(state),
           onProgress: (p) => progress.show(p.snapshot()),
+          // The studio's verdicts of what it holds (offsite copies in status); freeing is `run`'s and `free`'s.
+          afterPass: verdictsAndFreeing({ state, freeLaptop: 'never' }),
           ...(backoff === undefined ? {} : { backoffBaseMs: backoff, backoffMaxMs: Math.max(backoff * 8, backoff) }),
           ...(maxAttempts === undefined ? {} : { maxAttempts }),
           ...(ping === undefined ? {} : { pingIntervalMs: ping }),

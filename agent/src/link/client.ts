@@ -52,6 +52,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
   #opts: LinkClientOptions;
   #seenFingerprint: string | undefined;
   #window = 0;
+  #features: readonly string[] = [];
   #challenge: MessageOf<'auth-challenge'> | undefined;
   #inbox: Message[] = [];
   #waiters: Array<{ types: Set<string>; resolve: (m: Message) => void; reject: (e: CodedError) => void }> = [];
@@ -72,6 +73,11 @@ export class LinkClient extends EventEmitter implements SyncLink {
 
   get window(): number {
     return this.#window;
+  }
+
+  /** The optional requests the studio's Hello offers (StudioFeature); empty for an older studio. */
+  get features(): readonly string[] {
+    return this.#features;
   }
 
   get fingerprint(): string | undefined {
@@ -174,6 +180,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
     if (hello.t !== 'hello' || hello.role !== 'studio' || hello.window === undefined)
       throw this.#badPeer('Expected the studio Hello with a window.');
     this.#window = hello.window;
+    this.#features = hello.features ?? [];
     const ch = await this.next(['auth-challenge']);
     if (ch.t !== 'auth-challenge') throw this.#badPeer('Expected AuthChallenge.');
     this.#challenge = ch;

@@ -21,6 +21,8 @@ export const LINK_CODES = {
   badUrl: 'LINK_BAD_URL',
   /** `field-agent sync` while the running agent's sync is paused (tray, status page). Not retryable. */
   syncPaused: 'LINK_SYNC_PAUSED',
+  /** The studio does not answer verdict requests (an older studiod): offsite copies are not known, nothing is freed. Not retryable. */
+  verdictUnsupported: 'LINK_VERDICT_UNSUPPORTED',
 } as const;
 
 export type LinkCode = (typeof LINK_CODES)[keyof typeof LINK_CODES];

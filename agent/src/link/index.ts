@@ -5,3 +5,4 @@ export * from './identity.js';
 export * from './sync-link.js';
 export * from './sync-loop.js';
 export * from './sync-pass.js';
+export * from './verdicts.js';

@@ -26,6 +26,9 @@ import { emptySyncResult, syncPass, type SyncPassResult } from './sync-pass.js';
 import { backoffDelay } from '@studio321/protocol';
 import type { AgentState } from '../state/agent-state.js';
 import { syncQueueOf, type SyncQueue } from '../state/store-copy.js';
+import { freeLaptopCopies, type CardFreeResult } from '../state/free-laptop.js';
+import type { FreeLaptopPolicy } from '../config.js';
+import { refreshVerdicts, VERDICT_INTERVAL_MS } from './verdicts.js';
 
 export interface SyncLoopOptions {
   dataDir: string;
@@ -45,6 +48,12 @@ export interface SyncLoopOptions {
   random?: () => number;
   /** `syncUntilEmpty`: called a few times a second with the progress over the queue it began with. */
   onProgress?: (p: ProgressTracker) => void;
+  /**
+   * Run after every sync pass on the same link, and while the link idles every `afterPassMs`
+   * (the verdicts, verdicts.ts, and the freeLaptop policy); a failure is logged, the link goes on.
+   */
+  afterPass?: (link: LinkClient) => Promise<void>;
+  afterPassMs?: number;
 }
 
 /** What `field-agent sync` reports: the passes, and what is still queued after them. */
@@ -104,9 +113,19 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-async function connect(o: SyncLoopOptions): Promise<LinkClient> {
+/** Connects to the paired studio and authenticates (pinned TLS). */
+export async function connectStudio(
+  o: Pick<SyncLoopOptions, 'dataDir' | 'pingIntervalMs' | 'deadLinkMs'>,
+): Promise<LinkClient> {
+  return connect(o);
+}
+
+async function connect(
+  o: Pick<SyncLoopOptions, 'dataDir' | 'pingIntervalMs' | 'deadLinkMs'> & Partial<Pick<SyncLoopOptions, 'queue'>>,
+): Promise<LinkClient> {
   const id = await loadIdentity(o.dataDir);
-  const queue = await o.queue.depth?.();
+  // The Hello reports the queue (the studio's "laptop gone quiet with unsynced files" alert).
+  const queue = await o.queue?.depth?.();
   const link = new LinkClient({
     url: id.pairing.url,
     pin: id.pairing.fingerprint,
@@ -133,6 +152,15 @@ function mergeInto(total: SyncReport, pass: SyncPassResult): void {
   total.nacks.push(...pass.nacks);
   total.bytesResent += pass.bytesResent;
   total.maxResentOnResume = Math.max(total.maxResentOnResume, pass.maxResentOnResume);
+}
+
+async function runAfterPass(o: SyncLoopOptions, link: LinkClient): Promise<void> {
+  if (o.afterPass === undefined || link.closedError !== undefined) return;
+  try {
+    await o.afterPass(link);
+  } catch (err) {
+    o.log?.warn({ err }, 'asking the studio for its verdicts failed; asked again after the next pass');
+  }
 }
 
 export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
@@ -166,6 +194,7 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
             ...(progress === undefined ? {} : { progress }),
           }),
       );
+      await runAfterPass(o, session);
       link.close();
       mergeInto(total, pass);
       total.failed = failingOf(pass.nacks);
@@ -206,6 +235,8 @@ export interface SyncHandle {
    */
   syncNow(onProgress?: (p: ProgressTracker) => void): Promise<SyncReport>;
   stop(): Promise<void>;
+  /** The authenticated link while there is one (for a verdict asked on demand). */
+  link(): LinkClient | undefined;
   status(): {
     state: 'connecting' | 'syncing' | 'idle' | 'offline' | 'stopped';
     lastError?: string;
@@ -233,7 +264,9 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
   let bytesSent = 0;
   let wake: (() => void) | undefined;
   const requests: NowRequest[] = [];
+  let current: LinkClient | undefined;
   const sentMemory = new Map<string, number>();
+  const afterEvery = o.afterPassMs ?? VERDICT_INTERVAL_MS;
   const base = o.backoffBaseMs ?? 1000;
   const max = o.backoffMaxMs ?? 60_000;
   const poll = o.pollMs ?? 5000;
@@ -259,13 +292,16 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
       let serving: NowRequest[] = [];
       try {
         state = 'connecting';
-        link = await connect({ ...o, signal });
+        link = await connect(o);
+        current = link;
         failures = 0;
         if (offlineSince !== undefined) {
           o.log?.info({ event: 'studio-reachable' }, 'the studio is reachable again; syncing');
           offlineSince = undefined;
         }
         lastError = undefined;
+        let lastAfter = 0;
+        let passed = true;
         while (!signal.aborted && link.closedError === undefined) {
           state = 'syncing';
           serving = requests.splice(0);
@@ -284,6 +320,12 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
           for (const r of serving) r.resolve({ ...pass, connections: 1, failed: failingOf(pass.nacks) });
           serving = [];
           state = 'idle';
+          // After a pass that moved something, and while idle at a modest interval.
+          if (passed || pass.offered > 0 || Date.now() - lastAfter >= afterEvery) {
+            await runAfterPass(o, link);
+            lastAfter = Date.now();
+          }
+          passed = false;
           if (requests.length > 0) continue; // asked for during that pass: one more now
           await pause(pass.nacks.some((n) => n.retryable) ? Math.max(poll, base) : poll, link);
         }
@@ -319,6 +361,7 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
         for (const r of asked) r.reject(why);
         await pause(backoffDelay(failures, base, max, o.random));
       } finally {
+        current = undefined;
         link?.close();
       }
     }
@@ -336,6 +379,7 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
         requests.push({ resolve, reject, onProgress });
         wake?.();
       }),
+    link: () => (current?.closedError === undefined ? current : undefined),
     stop: async () => {
       ac.abort(new LinkError(LINK_CODES.connectionLost, 'the sync loop stopped', { retryable: true }));
       wake?.();
@@ -368,6 +412,31 @@ export interface RunSyncHandle {
   /** Stops the link (in-flight chunks are simply re-offered later: the studio resumes from its durable offset). */
   pauseSync(): Promise<void>;
   resumeSync(): void;
+  /** `field-agent free [card]` through the running agent: the policy now, verdicts re-asked over the live link. */
+  free(cards?: string[]): Promise<CardFreeResult[]>;
+}
+
+/**
+ * The `afterPass` of a sync loop: the verdicts due, then (when the policy frees anything) the
+ * freeLaptop round, whose stale verdicts are re-asked over the same link.
+ */
+export function verdictsAndFreeing(ctx: {
+  state: AgentState;
+  freeLaptop: FreeLaptopPolicy;
+  fieldDrive?: string;
+  log?: Logger;
+}): (link: LinkClient) => Promise<void> {
+  return async (link) => {
+    if (link.features.length === 0) return; // an older studio: nothing to ask
+    await refreshVerdicts(link, ctx.state);
+    if (ctx.freeLaptop === 'never') return;
+    await freeLaptopCopies(ctx.state, {
+      policy: ctx.freeLaptop,
+      refresh: async (hashes) => void (await refreshVerdicts(link, ctx.state, { hashes })),
+      ...(ctx.fieldDrive === undefined ? {} : { fieldDrive: ctx.fieldDrive }),
+      ...(ctx.log === undefined ? {} : { log: ctx.log }),
+    });
+  };
 }
 
 export async function startSyncForRun(ctx: {
@@ -375,6 +444,7 @@ export async function startSyncForRun(ctx: {
   paths: { dataDir: string };
   log: Logger;
   signal: AbortSignal;
+  config?: { freeLaptop: FreeLaptopPolicy; fieldDrive?: string };
 }): Promise<RunSyncHandle | undefined> {
   try {
     await loadIdentity(ctx.paths.dataDir);
@@ -393,6 +463,12 @@ export async function startSyncForRun(ctx: {
     queue: syncQueueOf(ctx.state, ctx.log),
     log: ctx.log,
     signal: ctx.signal,
+    afterPass: verdictsAndFreeing({
+      state: ctx.state,
+      freeLaptop: ctx.config?.freeLaptop ?? 'never',
+      ...(ctx.config?.fieldDrive === undefined ? {} : { fieldDrive: ctx.config.fieldDrive }),
+      log: ctx.log,
+    }),
   };
   let handle = startSync(options);
   let paused = false;
@@ -415,6 +491,23 @@ export async function startSyncForRun(ctx: {
             ),
           )
         : handle.syncNow(onProgress),
+    free: (cards) => {
+      const link = handle.link();
+      const fieldDrive = ctx.config?.fieldDrive;
+      return freeLaptopCopies(
+        ctx.state,
+        {
+          policy: ctx.config?.freeLaptop ?? 'never',
+          ...(link === undefined
+            ? {}
+            : { refresh: async (hashes) => void (await refreshVerdicts(link, ctx.state, { hashes })) }),
+          ...(cards === undefined ? {} : { cards }),
+          ...(fieldDrive === undefined ? {} : { fieldDrive }),
+          log: ctx.log,
+        },
+        true,
+      );
+    },
     pauseSync: async () => {
       if (paused) return;
       paused = true;

@@ -32,6 +32,7 @@ import type {
   FileWarning,
   OffloadRun,
   StudioCopy,
+  StudioVerdict,
 } from './records.js';
 
 export interface PendingAsset {
@@ -297,7 +298,11 @@ export class AgentState {
    */
   async needsCopy(rec: FileRecord, store?: string): Promise<boolean> {
     if (rec.state !== 'verified') return true;
-    return rec.blake3 !== undefined && !hasLaptopCopyIn(await this.getAsset(rec.blake3), store);
+    if (rec.blake3 === undefined) return false;
+    const asset = await this.getAsset(rec.blake3);
+    // A laptop copy freed by policy (free-laptop.ts) is not made again: the studio holds it compliant.
+    if (asset?.freed !== undefined || asset?.freeing !== undefined) return false;
+    return !hasLaptopCopyIn(asset, store);
   }
 
   /** Whether some asset's `target` copy lies under `root` (is that folder a store the state uses?). Stops at the first. */
@@ -623,6 +628,94 @@ export class AgentState {
       if (queueSeq !== undefined) ops.push({ type: 'del', key: keys.queue(queueSeq) });
       await this.#write(ops, 'recording a studio receipt');
     });
+  }
+
+  /**
+   * The studio's verdicts of these assets (link/verdicts.ts), one synced batch. `compliantSince`
+   * is kept while the asset stays compliant and dropped when it is not.
+   */
+  recordVerdicts(
+    verdicts: ReadonlyArray<{ blake3: string; verdict: Omit<StudioVerdict, 'checkedAt' | 'compliantSince'> }>,
+    now = new Date(),
+  ): Promise<void> {
+    return this.#exclusive(async () => {
+      const ops: Op[] = [];
+      const at = now.toISOString();
+      for (const { blake3, verdict } of verdicts) {
+        const asset = await this.getAsset(blake3);
+        if (asset === undefined) continue;
+        const since = verdict.compliant ? (asset.verdict?.compliantSince ?? at) : undefined;
+        const v: StudioVerdict = {
+          ...verdict,
+          checkedAt: at,
+          ...(since === undefined ? {} : { compliantSince: since }),
+        };
+        ops.push({ type: 'put', key: keys.asset(blake3), value: { ...asset, verdict: v } satisfies AssetRecord });
+      }
+      if (ops.length > 0) await this.#write(ops, 'recording studio verdicts');
+    });
+  }
+
+  /**
+   * Assets the studio receipted whose verdict is to be asked (again): never asked, not compliant
+   * yet, or asked longer than `maxAgeMs` ago. In hash order, at most `limit`.
+   */
+  async verdictsDue(maxAgeMs: number, now = new Date(), limit = Number.MAX_SAFE_INTEGER): Promise<string[]> {
+    const out: string[] = [];
+    const oldest = now.getTime() - maxAgeMs;
+    for (const a of await this.listAssets()) {
+      if (out.length >= limit) break;
+      if (a.studio === undefined) continue;
+      const v = a.verdict;
+      if (v === undefined || !v.compliant || Date.parse(v.checkedAt) < oldest) out.push(a.blake3);
+    }
+    return out;
+  }
+
+  /**
+   * Freeing step 1 (free-laptop.ts): the laptop copy stops counting, its fact and path kept in
+   * `freeing` (the intent). Returns the path to delete, or undefined when there is no verified
+   * laptop copy to free.
+   */
+  beginFree(blake3: string, now = new Date()): Promise<string | undefined> {
+    return this.#exclusive(async () => {
+      const asset = await this.getAsset(blake3);
+      const path = asset?.paths['laptop'];
+      const copy = asset?.copies.find((c) => c.target === 'laptop' && c.verified);
+      if (asset === undefined || path === undefined || copy === undefined || asset.freeing !== undefined)
+        return undefined;
+      const { laptop: _laptop, ...paths } = asset.paths;
+      void _laptop;
+      const updated: AssetRecord = {
+        ...asset,
+        paths,
+        copies: asset.copies.filter((c) => c !== copy),
+        freeing: { path, storePath: asset.storePath, copy, at: now.toISOString() },
+      };
+      await this.#write([{ type: 'put', key: keys.asset(blake3), value: updated }], 'recording a laptop copy to free');
+      return path;
+    });
+  }
+
+  /** Freeing step 3: the file is gone, the asset is recorded freed. `deleted` false: the file is still there, the copy counts again. */
+  endFree(blake3: string, deleted: boolean, now = new Date()): Promise<void> {
+    return this.#exclusive(async () => {
+      const asset = await this.getAsset(blake3);
+      if (asset?.freeing === undefined) return;
+      const { freeing, ...rest } = asset;
+      const updated: AssetRecord = deleted
+        ? { ...rest, freed: { at: now.toISOString(), path: freeing.path } }
+        : { ...rest, paths: { ...rest.paths, laptop: freeing.path }, copies: [...rest.copies, freeing.copy] };
+      await this.#write(
+        [{ type: 'put', key: keys.asset(blake3), value: updated }],
+        deleted ? 'recording a freed laptop copy' : 'restoring a laptop copy not freed',
+      );
+    });
+  }
+
+  /** Assets whose freeing a crash interrupted (between steps 1 and 3). */
+  async freeingInterrupted(): Promise<AssetRecord[]> {
+    return (await this.listAssets()).filter((a) => a.freeing !== undefined);
   }
 
   async queueDepth(): Promise<{ files: number; bytes: number }> {

@@ -87,6 +87,31 @@ export interface StudioCopy {
   method: string;
 }
 
+/** One archive copy the studio counts toward its verdict, as its last Verdict said (SPEC §3.10). */
+export interface StudioVerdictCopy {
+  target: string;
+  media: string;
+  location: string;
+  offsite: boolean;
+  storageClass?: string;
+  verifiedAt: string;
+}
+
+/**
+ * The studio's own verdict of the asset, as last asked (link/verdicts.ts): its claims about its own
+ * archive, shown apart from the agent's copies and never counted toward safe to format.
+ */
+export interface StudioVerdict {
+  /** false: the studio holds no such asset from this agent (not committed yet). */
+  known: boolean;
+  compliant: boolean;
+  checkedAt: string;
+  /** When the verdict was first seen compliant (kept while it stays so): `freeLaptop.afterDays` counts from it. */
+  compliantSince?: string;
+  copies: StudioVerdictCopy[];
+  reasons: string[];
+}
+
 /** `asset:<blake3>` */
 export interface AssetRecord {
   blake3: string;
@@ -101,6 +126,14 @@ export interface AssetRecord {
   /** Position in the studio queue while not yet receipted. */
   queueSeq?: number;
   studio?: { committedAt: string; copies: StudioCopy[] };
+  verdict?: StudioVerdict;
+  /**
+   * Freeing the laptop copy (state/free-laptop.ts) is under way: the copy no longer counts (its fact
+   * moved here) and its file may or may not be deleted yet; recovery settles it by looking.
+   */
+  freeing?: { path: string; storePath: string; copy: CopyFact; at: string };
+  /** The laptop copy was deleted by the `freeLaptop` policy, the studio holding the asset compliant. */
+  freed?: { at: string; path: string };
 }
 
 /** `claim:<store-relative path>` — a store name reserved for one card file before it is written. */

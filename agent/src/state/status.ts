@@ -26,7 +26,26 @@ export interface CardSummary {
   /** Verified here, asset not yet receipted by the studio. */
   queuedFiles: number;
   atStudioFiles: number;
+  /** Files the studio's last verdict (link/verdicts.ts) shows with an offsite copy: its claim, not a laptop copy. */
   offsiteFiles: number;
+  /** Files the studio's last verdict holds 3-2-1 compliant. */
+  studioCompliantFiles: number;
+  /**
+   * The studio's copies of the card's files by its last verdicts, per target: shown apart from the
+   * laptop's own copies, never counted toward safe to format. `checkedAt`: the oldest verdict.
+   */
+  studioCopies: Array<{
+    target: string;
+    media: string;
+    location: string;
+    offsite: boolean;
+    storageClass?: string;
+    files: number;
+  }>;
+  verdictCheckedAt?: string;
+  /** Files whose laptop copy the freeLaptop policy deleted (free-laptop.ts); `freedAt`: the last one. */
+  freedFiles: number;
+  freedAt?: string;
   safeToFormat: SafeToFormat;
   warnings: Array<{ path: string; code: string; message: string; resolved: boolean }>;
   errors: Array<{ path: string; code: string; message: string; at: string }>;
@@ -52,11 +71,11 @@ export interface AgentStatus {
 /**
  * Offsite as far as the agent knows. A studio receipt covers the studio's LOCAL
  * targets (mirror, RAID), which are never offsite; cloud copies are made later and
- * live in the studio's ledger (`studioctl asset`). So the agent never guesses from
- * a location name: it counts a copy offsite only when the copy record says so.
+ * reach the agent with the studio's verdict (link/verdicts.ts). The agent never
+ * guesses from a location name: a copy is offsite only when the verdict says so.
  */
 function isOffsite(asset: AssetRecord): boolean {
-  return (asset.studio?.copies ?? []).some((c) => (c as { offsite?: unknown }).offsite === true);
+  return asset.verdict?.copies.some((c) => c.offsite) === true;
 }
 
 export async function summariseCard(state: AgentState, card: CardRecord, copiesNeeded: number): Promise<CardSummary> {
@@ -86,6 +105,9 @@ export async function summariseCard(state: AgentState, card: CardRecord, copiesN
     queuedFiles: 0,
     atStudioFiles: 0,
     offsiteFiles: 0,
+    studioCompliantFiles: 0,
+    studioCopies: [],
+    freedFiles: 0,
     safeToFormat: evaluateSafeToFormat(card, files, assets, copiesNeeded),
     warnings: [],
     errors: [],
@@ -115,11 +137,37 @@ export async function summariseCard(state: AgentState, card: CardRecord, copiesN
     if (a?.studio !== undefined) {
       s.atStudioFiles += 1;
       if (isOffsite(a)) s.offsiteFiles += 1;
+      addVerdict(s, a);
     } else {
       s.queuedFiles += 1;
     }
+    if (a?.freed !== undefined) {
+      s.freedFiles += 1;
+      if (s.freedAt === undefined || a.freed.at > s.freedAt) s.freedAt = a.freed.at;
+    }
   }
   return s;
+}
+
+/** One file's studio verdict into the card's summary. */
+function addVerdict(s: CardSummary, a: AssetRecord): void {
+  const v = a.verdict;
+  if (v === undefined) return;
+  if (v.compliant) s.studioCompliantFiles += 1;
+  if (s.verdictCheckedAt === undefined || v.checkedAt < s.verdictCheckedAt) s.verdictCheckedAt = v.checkedAt;
+  for (const c of v.copies) {
+    const row = s.studioCopies.find((x) => x.target === c.target);
+    if (row !== undefined) row.files += 1;
+    else
+      s.studioCopies.push({
+        target: c.target,
+        media: c.media,
+        location: c.location,
+        offsite: c.offsite,
+        ...(c.storageClass === undefined ? {} : { storageClass: c.storageClass }),
+        files: 1,
+      });
+  }
 }
 
 export async function buildStatus(state: AgentState, copiesNeeded: number, fieldDrive?: string): Promise<AgentStatus> {
@@ -162,6 +210,21 @@ export function formatStatus(st: AgentStatus): string {
     lines.push(
       `  files ${c.files} (${formatBytes(c.bytes)}): verified ${c.verifiedFiles} (${formatBytes(c.verifiedBytes)}), queued ${c.queuedFiles}, at studio ${c.atStudioFiles}, offsite ${c.offsiteFiles}, failed ${c.failedFiles}, skipped ${c.skippedEntries}`,
     );
+    if (c.verdictCheckedAt !== undefined) {
+      const copies = c.studioCopies
+        .map(
+          (x) =>
+            `${x.target} ${x.files}${x.offsite ? ' offsite' : ''}${x.storageClass === undefined ? '' : ` ${x.storageClass}`}`,
+        )
+        .join(', ');
+      lines.push(
+        `  at the studio, by its verdict of ${c.verdictCheckedAt}: 3-2-1 compliant ${c.studioCompliantFiles} of ${c.files}; its copies: ${copies || 'none'}`,
+      );
+    }
+    if (c.freedFiles > 0)
+      lines.push(
+        `  laptop copies freed on ${c.freedAt ?? '?'} (${c.freedFiles} of ${c.files} files), at the studio: ${c.studioCompliantFiles >= c.freedFiles ? 'compliant' : 'NOT all compliant now'}`,
+      );
     if (c.kind !== 'hot-folder') {
       lines.push(`  safe to format: ${c.safeToFormat.safe ? 'YES' : 'NO'} — ${c.safeToFormat.reason}`);
       for (const e of c.safeToFormat.safe ? [] : c.safeToFormat.examples) lines.push(`    ${e}`);

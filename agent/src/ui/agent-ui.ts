@@ -29,6 +29,8 @@ import { ejectCard } from '../offload/eject.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { verifyCopies } from '../offload/verify-card.js';
 import { forgetCard } from '../offload/forget-card.js';
+import { findCard } from '../state/agent-state.js';
+import { freeLaptopCopies } from '../state/free-laptop.js';
 import { defaultVolumeSource, type VolumeSource } from '../card/volume-source.js';
 
 export const STATUS_URL_FILE = 'status-url';
@@ -159,13 +161,33 @@ export class AgentUi {
       this.provider.changed();
       return outcome;
     };
+    const free: AgentCommand = async (query) => {
+      const card = query.get('card') ?? '';
+      const cards = card === '' ? undefined : [(await findCard(runner.state, card)).id];
+      const { freeLaptop, fieldDrive } = runner.opts.config;
+      const results =
+        runner.sync?.free !== undefined
+          ? await runner.sync.free(cards)
+          : await freeLaptopCopies(
+              runner.state,
+              {
+                policy: freeLaptop,
+                ...(cards === undefined ? {} : { cards }),
+                ...(fieldDrive === undefined ? {} : { fieldDrive }),
+                log,
+              },
+              true,
+            );
+      this.provider.changed();
+      return { cards: results };
+    };
     const page = new StatusPage({
       provider: this.provider,
       dataDir,
       port: this.#o.statusPort ?? DEFAULT_STATUS_PORT,
       log,
       eject,
-      commands: { ...this.#commands(), verify },
+      commands: { ...this.#commands(), verify, free },
       ...(this.#o.sync ? { actions: this.#o.sync } : {}),
     });
     try {

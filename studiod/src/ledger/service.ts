@@ -18,7 +18,17 @@
  * (`recordCopy`: one sync batch with the ledger counters).
  */
 import { posix } from 'node:path';
-import { ProgressTracker, closeMatches, didYouMean, nameKey, safeJoin, type Logger } from '@studio321/protocol';
+import {
+  MAX_COPIES_PER_FILE,
+  MAX_VERDICT_REASONS,
+  ProgressTracker,
+  closeMatches,
+  didYouMean,
+  nameKey,
+  safeJoin,
+  type AssetVerdict,
+  type Logger,
+} from '@studio321/protocol';
 import type { AssetRecord, Catalogue, CatalogueHook, CopyRecord, HookOp, NameRecord } from '../catalogue.js';
 import { CloudForwarder, type CloudCopyRecord } from '../cloud/cloud-forwarder.js';
 import type { CloudBatch } from '../cloud/cloud-queue.js';
@@ -350,6 +360,54 @@ export class LedgerService {
       adoptions: this.adopter.statuses(),
       scrub: this.scrubber.statuses(),
     });
+  }
+
+  /**
+   * The verdicts a field agent asks for (SPEC §3.10): for each hash, the ledger's own verdict and
+   * counted copies, but only for an asset this agent sent (one of its names) or holds (one of its
+   * copies). Any other hash, committed or not, gets the same `known: false`, so an agent cannot
+   * learn by hash what other agents sent.
+   */
+  async agentVerdicts(agentId: string, hashes: readonly string[]): Promise<AssetVerdict[]> {
+    const out: AssetVerdict[] = [];
+    for (const hash of hashes) {
+      const unknown: AssetVerdict = { hash, known: false, compliant: false, copies: [], reasons: [] };
+      if ((await this.#o.catalogue.getAsset(hash)) === undefined) {
+        out.push(unknown);
+        continue;
+      }
+      const copies = await this.#o.catalogue.copiesOf(hash);
+      const own =
+        copies.some((c) => c.kind === 'agent' && c.agentId === agentId) ||
+        (await this.#o.catalogue.namesOf(hash)).some((n) => n.agentId === agentId);
+      if (!own) {
+        out.push(unknown);
+        continue;
+      }
+      const v = this.ledger.verdict(copies);
+      out.push({
+        hash,
+        known: true,
+        compliant: v.compliant,
+        copies: this.ledger
+          .counted(copies)
+          .slice(0, MAX_COPIES_PER_FILE)
+          .map((c) => {
+            const storageClass =
+              c.kind === 'cloud' ? this.#cloudTargets.find((t) => t.name === c.target)?.storageClass : undefined;
+            return {
+              target: c.target,
+              media: c.media,
+              location: c.location,
+              offsite: c.offsite,
+              ...(storageClass === undefined ? {} : { storageClass }),
+              verifiedAt: c.verifiedAt,
+            };
+          }),
+        reasons: v.reasons.slice(0, MAX_VERDICT_REASONS).map((r) => r.slice(0, 1000)),
+      });
+    }
+    return out;
   }
 
   /** One asset as `studioctl asset` shows it: names, every copy and where it is, the verdict. */

@@ -19,7 +19,7 @@ import {
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
-import { LinkSession, type SessionInfo } from './session.js';
+import { LinkSession, type SessionDeps, type SessionInfo } from './session.js';
 import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
 import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
@@ -42,6 +42,8 @@ export interface LinkServerOptions {
   authTimeoutMs?: number;
   pingIntervalMs?: number;
   deadLinkMs?: number;
+  /** Answers agents' VerdictRequests (session.ts); absent: the feature is not offered. */
+  verdicts?: SessionDeps['verdicts'];
 }
 
 export class LinkServer {
@@ -125,6 +127,7 @@ export class LinkServer {
         pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
         pairing: this.#pairing,
+        ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
         onAuthenticated: async (current, agentId) => {
           this.#guard.authenticated(socket);
           const older = [...this.#sessions].filter((s) => s !== current && s.agentId === agentId);

@@ -38,6 +38,8 @@ import {
   normalizePairingCode,
   MAGIC,
   PROTOCOL_VERSION,
+  StudioFeature,
+  type AssetVerdict,
   type Logger,
   type Message,
   type MessageOf,
@@ -68,6 +70,11 @@ export interface SessionDeps {
    * waits until they released their staged files.
    */
   onAuthenticated?: (session: LinkSession, agentId: string) => Promise<void>;
+  /**
+   * The ledger's verdicts of the assets this agent sent or holds (LedgerService.agentVerdicts);
+   * when given, the Hello lists the `verdict` feature and VerdictRequest is answered (SPEC §3.10).
+   */
+  verdicts?: (agentId: string, hashes: readonly string[]) => Promise<AssetVerdict[]>;
 }
 
 export type SessionState =
@@ -202,6 +209,7 @@ export class LinkSession {
       role: 'studio',
       software: this.#d.software,
       window: this.#d.windowBytes,
+      ...(this.#d.verdicts === undefined ? {} : { features: [StudioFeature.Verdict] }),
     });
     this.#send({ t: 'auth-challenge', nonce: this.#nonce, sessionId: this.sessionId });
     const authTimer = setTimeout(() => {
@@ -340,6 +348,8 @@ export class LinkSession {
             return this.#files.chunk(msg);
           case 'file-end':
             return this.#files.fileEnd(msg);
+          case 'verdict-request':
+            return this.#verdict(msg);
           case 'error':
             this.#log.warn({ code: msg.code, peerMessage: msg.message }, 'agent sent an error');
             this.#transition('closing');
@@ -357,6 +367,14 @@ export class LinkSession {
       case 'closed':
         return;
     }
+  }
+
+  /** VerdictRequest: the ledger's verdicts, one per hash in its order (SPEC §3.10); refused when not offered in the Hello. */
+  async #verdict(msg: MessageOf<'verdict-request'>): Promise<void> {
+    const verdicts = this.#d.verdicts;
+    if (verdicts === undefined)
+      throw new ProtocolError(PROTO_CODES.unexpectedMessage, 'This studio did not offer verdicts in its Hello.');
+    this.#send({ t: 'verdict', requestId: msg.requestId, verdicts: await verdicts(this.#agentId ?? '', msg.hashes) });
   }
 
   static #secondHello(): ProtocolError {

@@ -50,6 +50,9 @@ function badValues(spec: FieldSpec): { value: unknown; why: string }[] {
     case 'record':
       out.push({ value: 7, why: 'a number for an object' });
       break;
+    case 'oneOf':
+      out.push({ value: true, why: 'a type none of its shapes has' });
+      break;
   }
   return out;
 }
@@ -60,6 +63,12 @@ function casesFor(schema: Record<string, FieldSpec>, prefix = ''): Case[] {
     const field = prefix + name;
     for (const b of badValues(spec)) cases.push({ field, ...b });
     if (spec.kind === 'object') cases.push(...casesFor(spec.fields, `${field}.`));
+    if (spec.kind === 'oneOf')
+      for (const o of spec.options) {
+        if (o.kind === 'string')
+          for (const b of badValues(o)) if (typeof b.value === 'string') cases.push({ field, ...b });
+        if (o.kind === 'object') cases.push(...casesFor(o.fields, `${field}.`));
+      }
     if (spec.kind === 'array')
       for (const b of badValues(spec.of)) cases.push({ field: `${field}[0]`, value: [b.value], why: `item: ${b.why}` });
   }
@@ -103,6 +112,7 @@ t.test('agent: every field of AGENT_CONFIG_SCHEMA refuses bad values by name', a
       statusPort: 7322,
       tray: true,
       watchVolumes: true,
+      freeLaptop: 'never',
     },
     'an empty config is all defaults',
   );
