@@ -30,9 +30,18 @@ import {
   PutBucketLifecycleConfigurationCommand,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import { S3Sink, objectKey, type CloudCopyRecord, type CloudTargetConfig } from '@studio321/studiod/cloud';
+import { Catalogue, parseStudiodConfig } from '@studio321/studiod';
+import {
+  S3Sink,
+  describeObject,
+  objectKey,
+  type AssetOrigin,
+  type CloudCopyRecord,
+  type CloudTargetConfig,
+} from '@studio321/studiod/cloud';
+import { rebuildCatalogue } from '@studio321/studiod/recovery';
 import { RgwCluster } from '../../../lib/rgw.js';
-import { CloudFixture, target, downloadSha256, fileSha256 } from '../../../lib/cloud-fixture.js';
+import { CloudFixture, target, downloadSha256, fileSha256, headOrNull } from '../../../lib/cloud-fixture.js';
 import { cloudSinkSuite, SUITE_BUCKET } from '../../../lib/cloud-sink-suite.js';
 
 const CHILD = fileURLToPath(new URL('../../../lib/cloud-forwarder-child.mjs', import.meta.url));
@@ -147,6 +156,91 @@ t.test('the forwarder on RADOS Gateway', async (t) => {
     t.not(bad.code, 0, 'rclone check finds the file the bucket lacks');
     t.match(bad.out, /1 files missing/);
   });
+
+  t.test(
+    'self-describing objects: HEAD shows where each came from; the bucket alone rebuilds a catalogue',
+    async (t) => {
+      fx.copies = [];
+      const cfg = rgwTarget('rgw-described', 'forwarder', { prefix: 'described/' });
+      const captured = Date.parse('2026-11-26T10:31:07.000Z');
+      // A long NFD + emoji name that S3's 2 KB cannot hold whole, given to the multipart upload.
+      const longPath = `DCIM/${'Grüße 👩‍👩‍👧 '.normalize('NFD').repeat(60)}/MVI 0042.MP4`;
+      const names = new Map<string, AssetOrigin[]>();
+      const fw = await fx.start([cfg], { describeAsset: async (h) => names.get(h) ?? [] });
+      t.teardown(() => fx.stop());
+      const small = await fx.asset(20_000, 'IMG 0041.CR3');
+      const big = await fx.asset(5 * MiB + 1, 'MVI 0042.MP4');
+      names.set(small.blake3, [
+        {
+          shoot: 'Hochzeit Müller'.normalize('NFD'),
+          card: 'CARD1-c375e040',
+          path: 'DCIM/IMG 0041.CR3',
+          mtime: captured,
+        },
+        { shoot: 'portfolio', card: 'CARD9', path: 'best/IMG 0041.CR3' },
+      ]);
+      names.set(big.blake3, [{ shoot: 'wedding', card: 'CARD2', path: longPath, mtime: captured }]);
+      await fw.enqueue(small);
+      await fw.enqueue(big);
+      await fw.idle();
+      t.equal(fx.copies.length, 2, 'both counted (a name too long for the metadata does not fail the upload)');
+      const c = rgw.client();
+      const head = await headOrNull(c, 'forwarder', objectKey(cfg, small.blake3));
+      c.destroy();
+      t.match(head?.metadata, {
+        blake3: small.blake3,
+        size: String(small.size),
+        shoot: 'Hochzeit%20Mu%CC%88ller',
+        card: 'CARD1-c375e040',
+        name: 'DCIM/IMG%200041.CR3',
+        captured: '2026-11-26T10:31:07.000Z',
+        names: 'portfolio/CARD9/best/IMG%200041.CR3',
+      });
+
+      // The catalogue and both local targets are gone: only the bucket remains.
+      const dir = join(fx.dir, 'lost-studio');
+      const config = parseStudiodConfig({
+        stateDir: join(dir, 'state'),
+        targets: {
+          mirror: { root: join(dir, 'mirror'), media: 'hdd-mirror', location: 'calgary', device: 'm' },
+          raid: { root: join(dir, 'raid'), media: 'hdd-raid', location: 'calgary', device: 'r' },
+        },
+      });
+      const cat = new Catalogue(config.catalogue);
+      await cat.open();
+      t.teardown(() => cat.close());
+      const sink = new S3Sink(cfg);
+      await sink.open();
+      t.teardown(() => sink.close());
+      const r = await rebuildCatalogue(cat, { config, sinks: [sink] });
+      t.match(r, { snapshot: null, cloud: { assetsAdded: 2, copiesAdded: 2 }, counters: { assets: 2 } });
+      t.same(
+        r.unaccounted.items.map((i) => [i.kind, i.hash, /shortened/.test(i.why)]).sort(),
+        [
+          ['cloud-only', small.blake3, false],
+          ['cloud-only', big.blake3, true],
+        ].sort(),
+        'each reported as known from the cloud alone; the shortened name said so',
+      );
+      t.same(
+        (await cat.namesOf(small.blake3)).map((n) => [n.shoot, n.card, n.path, n.mtime]).sort(),
+        [
+          ['Hochzeit Müller'.normalize('NFD'), 'CARD1-c375e040', 'DCIM/IMG 0041.CR3', captured],
+          ['portfolio', 'CARD9', 'best/IMG 0041.CR3', 0],
+        ].sort(),
+        'shoot, card, names and capture time back from the metadata, code points exact',
+      );
+      const [bigName] = await cat.namesOf(big.blake3);
+      t.match(bigName, { shoot: 'wedding', card: 'CARD2', mtime: captured });
+      t.ok(bigName?.path.endsWith('/MVI 0042.MP4') && longPath.endsWith(bigName.path), 'the long name keeps its end');
+      t.same(
+        (await cat.copiesOf(big.blake3)).map((x) => [x.kind, x.target, x.path]),
+        [['cloud', 'rgw-described', objectKey(cfg, big.blake3)]],
+        'its cloud copy, verified by HEAD',
+      );
+      t.equal(describeObject(head?.metadata ?? {}).origins.length, 2);
+    },
+  );
 
   t.test('a wrong secret key (SigV4 checked): CLOUD_BAD_CREDENTIALS, parked, nothing counted', async (t) => {
     fx.copies = [];
