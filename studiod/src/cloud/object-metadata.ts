@@ -169,7 +169,7 @@ export function describeObject(meta: Readonly<Record<string, string>>): Describe
     truncated: shoot.truncated || card.truncated || name.truncated,
   });
   let names = meta['names'];
-  if (names !== undefined && names.endsWith(TRUNCATED_MARK)) {
+  if (names?.endsWith(TRUNCATED_MARK)) {
     names = names.slice(0, -TRUNCATED_MARK.length);
     out.namesLeftOut = true;
   }
