@@ -25,6 +25,7 @@ import {
   type CloudOp,
 } from './cloud-queue.js';
 import { S3Sink, type CloudSink } from './s3-sink.js';
+import type { AssetOrigin } from './object-metadata.js';
 import {
   UploadJob,
   abortQuietly,
@@ -69,6 +70,8 @@ export interface CloudForwarderOptions {
   clock?: () => number;
   log?: (event: Record<string, unknown>) => void;
   retry?: CloudRetryOptions;
+  /** The names an asset is known by, written into its object's metadata (object-metadata.ts). */
+  describeAsset?: (blake3: string) => Promise<AssetOrigin[]>;
   /** Seam for tests and other protocols; default S3Sink. */
   sinkFactory?: (target: CloudTargetConfig) => CloudSink;
 }
@@ -157,6 +160,7 @@ export class CloudForwarder {
           log: this.#log,
           resolveSource: (blake3) => this.#opts.resolveSource(blake3),
           onCopyVerified: (copy) => this.#opts.onCopyVerified(copy),
+          ...(this.#opts.describeAsset === undefined ? {} : { describeAsset: this.#opts.describeAsset }),
         },
         inFlight: new Map(),
         wake: () => undefined,

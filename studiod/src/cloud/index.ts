@@ -7,3 +7,4 @@ export * from './memory-sink.js';
 export * from './source-digest.js';
 export * from './cloud-forwarder.js';
 export { UploadJob, lockMismatch, type UploadJobContext } from './upload-job.js';
+export * from './object-metadata.js';

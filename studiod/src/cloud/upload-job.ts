@@ -27,6 +27,7 @@ import { objectKey, partSizeFor, type CloudTargetConfig, type ObjectLockInfo } f
 import type { CloudJob, CloudObject, CloudOp, CloudQueue, PreparedSource } from './cloud-queue.js';
 import type { CloudSink, ObjectInfo } from './s3-sink.js';
 import { digestSource, compositeSha256 } from './source-digest.js';
+import { objectMetadata, type AssetOrigin } from './object-metadata.js';
 
 export interface CloudCopyRecord {
   target: string;
@@ -61,10 +62,8 @@ export interface UploadJobContext {
   resolveSource: (blake3: string) => Promise<string>;
   /** Records the verified copy; must be idempotent. */
   onCopyVerified: (copy: CloudCopyRecord) => Promise<void>;
-}
-
-function metaName(name: string): string {
-  return encodeURIComponent(name.length > 512 ? name.slice(-512) : name);
+  /** The names the asset is known by now (its object's metadata); absent: the job's name only. */
+  describeAsset?: (blake3: string) => Promise<AssetOrigin[]>;
 }
 
 /** Why the object does not match, or null when it does. `p` null: the part checksums are not known. */
@@ -206,9 +205,11 @@ export class UploadJob {
     }
   }
 
-  #metadata(): Record<string, string> {
+  /** The object's metadata (object-metadata.ts): the checked fields, then shoot, card, names, capture time. */
+  async #metadata(): Promise<Record<string, string>> {
     const job = this.#job;
-    return { blake3: job.blake3, size: String(job.size), sha256: this.#prepared.sha256, name: metaName(job.name) };
+    const origins = (await this.#ctx.describeAsset?.(job.blake3)) ?? [{ shoot: '', card: '', path: job.name }];
+    return objectMetadata({ blake3: job.blake3, size: job.size, sha256: this.#prepared.sha256 }, origins);
   }
 
   /** Step 1: digest the mirror copy, once per job (the result is saved with the job). */
@@ -265,7 +266,7 @@ export class UploadJob {
           ...(p.partMd5?.[0] === undefined ? {} : { md5b64: p.partMd5[0] }),
           signal: this.#signal,
         },
-        this.#metadata(),
+        await this.#metadata(),
       );
       return;
     }
@@ -280,7 +281,7 @@ export class UploadJob {
     if (job.upload !== null && job.upload.key === key) return job.upload.uploadId;
     if (job.upload !== null) await abortQuietly(this.#ctx, job.upload.key, job.upload.uploadId);
     const extra = job.upload === null ? [] : await queue.partDelOps(job, job.upload.uploadId);
-    const uploadId = await sink.createMultipart(key, this.#metadata(), this.#signal);
+    const uploadId = await sink.createMultipart(key, await this.#metadata(), this.#signal);
     await this.#save({ upload: { key, uploadId, startedAt: new Date(clock()).toISOString() } }, extra);
     return uploadId;
   }

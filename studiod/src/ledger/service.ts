@@ -172,6 +172,7 @@ export class LedgerService {
             targets: this.#cloudTargets,
             resolveSource: (blake3) => this.#resolveSource(blake3),
             onCopyVerified: (copy) => this.#recordCloudCopy(copy),
+            describeAsset: async (blake3) => await opts.catalogue.namesOf(blake3),
             onCopyLost: async (lost) => {
               await opts.catalogue.removeCopy({ hash: lost.blake3, target: lost.target, kind: 'cloud' });
             },

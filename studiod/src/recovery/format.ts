@@ -27,7 +27,9 @@ export function formatRebuild(r: RebuildReport): string {
   out.push(
     `local files: ${r.local.files} walked, ${r.local.hashed} hashed (${formatBytes(r.local.hashedBytes)}), ${r.local.assetsAdded} assets and ${r.local.copiesAdded} copies added`,
   );
-  out.push(`cloud objects: ${r.cloud.objects} listed, ${r.cloud.copiesAdded} copies added`);
+  out.push(
+    `cloud objects: ${r.cloud.objects} listed, ${r.cloud.copiesAdded} copies added, ${r.cloud.assetsAdded} assets known from the cloud alone`,
+  );
   if (r.removedCopies > 0) out.push(`snapshot copies no longer on their target: ${r.removedCopies} (removed)`);
   out.push(`catalogue: ${r.counters.assets} assets, ${formatBytes(r.counters.bytes)}`);
   if (r.unaccounted.count === 0) out.push('everything on the targets is accounted for');

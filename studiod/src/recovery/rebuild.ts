@@ -24,7 +24,10 @@
  *   6. cloud: every object under `<prefix>blake3/` of each cloud target whose
  *      asset lacks that cloud copy: HEAD, metadata blake3 and size must equal the
  *      asset's → copy (method `head-size-sha256-meta`) and the forwarder's
- *      object record; an object whose asset the catalogue does not hold → reported
+ *      object record; an object whose asset the catalogue does not hold becomes
+ *      an asset when its metadata describes it (blake3 and size equal to the
+ *      object's; shoot, card, names and capture time from cloud/object-metadata.ts,
+ *      a shortened or missing name reported); otherwise it is reported
  *   7. finish: counters recomputed, the ledger's counters dropped (studiod
  *      rebuilds them at start and queues what lacks a cloud copy), the report
  *      kept as `rebuild!last`, the state and its items deleted in one batch
@@ -35,8 +38,9 @@
 import { stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { CodedError, hashFile, nameKey, errorCode, type Logger } from '@studio321/protocol';
-import { localCopyRecord, type Catalogue, type CopyRecord, type NameRecord } from '../catalogue.js';
+import { localCopyRecord, type AssetRecord, type Catalogue, type CopyRecord, type NameRecord } from '../catalogue.js';
 import type { CloudSink } from '../cloud/s3-sink.js';
+import { describeObject, type DescribedObject } from '../cloud/object-metadata.js';
 import { LOCAL_TARGETS, type LocalTargetName, type StudiodConfig } from '../config.js';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
 import { pairingsPath, readPairings, writePairings } from './pairing-store.js';
@@ -63,7 +67,8 @@ export type UnaccountedKind =
   | 'cloud-orphan'
   | 'cloud-mismatch'
   | 'unknown-layout'
-  | 'unreadable';
+  | 'unreadable'
+  | 'cloud-only';
 
 export interface UnaccountedItem {
   kind: UnaccountedKind;
@@ -79,7 +84,8 @@ export interface RebuildReport {
   agents: number;
   removedCopies: number;
   local: { files: number; hashed: number; hashedBytes: number; assetsAdded: number; copiesAdded: number };
-  cloud: { objects: number; copiesAdded: number };
+  /** assetsAdded: assets known from the cloud alone (their names from the objects' metadata). */
+  cloud: { objects: number; copiesAdded: number; assetsAdded: number };
   counters: { assets: number; bytes: number };
   unaccounted: { count: number; items: UnaccountedItem[] };
   ms: number;
@@ -137,7 +143,7 @@ class Rebuild {
     {
       removedCopies: 0,
       local: { files: 0, hashed: 0, hashedBytes: 0, assetsAdded: 0, copiesAdded: 0 },
-      cloud: { objects: 0, copiesAdded: 0 },
+      cloud: { objects: 0, copiesAdded: 0, assetsAdded: 0 },
     };
 
   constructor(catalogue: Catalogue, opts: RebuildOptions) {
@@ -506,35 +512,39 @@ class Rebuild {
         if (m === null) continue;
         const hash = m[1]!;
         const generation = m[2] === undefined ? 1 : Number(m[2]);
-        const asset = await this.#c.getAsset(hash);
-        if (asset === undefined) {
-          await this.#note({
-            kind: 'cloud-orphan',
-            target: t.name,
-            path: o.key,
-            hash,
-            why: 'no file with this BLAKE3 on the mirror or the RAID',
-          });
-          continue;
-        }
-        const has = (await this.#c.copiesOf(hash)).some((c) => c.kind === 'cloud' && c.target === t.name);
+        let asset = await this.#c.getAsset(hash);
+        const has =
+          asset !== undefined && (await this.#c.copiesOf(hash)).some((c) => c.kind === 'cloud' && c.target === t.name);
         const hasObj = (await objects.get(`obj!${t.name}!${hash}`)) !== undefined;
         if (has && hasObj) continue;
         const head = await sink.head(o.key);
-        const ok =
-          head !== null &&
-          head.size === asset.size &&
-          head.metadata['blake3'] === hash &&
-          Number(head.metadata['size']) === asset.size;
-        if (!ok) {
-          await this.#note({
-            kind: 'cloud-mismatch',
-            target: t.name,
-            path: o.key,
-            hash,
-            why: 'size or blake3 metadata differ from the asset',
-          });
+        const meta = head === null ? undefined : describeObject(head.metadata);
+        const size = asset?.size ?? meta?.size;
+        const ok = head !== null && meta?.blake3 === hash && meta.size === size && head.size === size;
+        if (!ok || size === undefined) {
+          await this.#note(
+            asset === undefined
+              ? {
+                  kind: 'cloud-orphan',
+                  target: t.name,
+                  path: o.key,
+                  hash,
+                  why: 'no file with this BLAKE3 on the mirror or the RAID, and its metadata does not describe it',
+                }
+              : {
+                  kind: 'cloud-mismatch',
+                  target: t.name,
+                  path: o.key,
+                  hash,
+                  why: 'size or blake3 metadata differ from the asset',
+                },
+          );
           continue;
+        }
+        if (asset === undefined) {
+          // Known from the cloud alone: the object's metadata gives the asset, its names and capture time.
+          asset = { hash, size, committedAt: meta?.origins[0]?.mtime ?? this.#now() };
+          await this.#fromMetadata(t.name, o.key, asset, meta?.origins ?? [], meta?.namesLeftOut === true);
         }
         const verifiedAt = this.#now();
         const name = (await this.#c.namesOf(hash))[0];
@@ -576,6 +586,39 @@ class Rebuild {
       'cloud',
       `listed ${this.#report.cloud.objects} cloud objects, ${this.#report.cloud.copiesAdded} copies added`,
     );
+  }
+
+  /** An asset only a cloud object holds: recorded with the names its metadata carries (step 6). */
+  async #fromMetadata(
+    target: string,
+    key: string,
+    asset: AssetRecord,
+    origins: DescribedObject['origins'],
+    namesLeftOut: boolean,
+  ): Promise<void> {
+    const now = this.#now();
+    await this.#c.commitAsset({
+      asset,
+      names: origins.map(({ truncated: _, ...o }) => ({
+        key: nameKey(posix.join(o.shoot, o.card, o.path)),
+        value: { hash: asset.hash, ...o, mtime: o.mtime ?? 0, agentId: '', seenAt: now },
+      })),
+      copies: [],
+      storedPaths: [],
+    });
+    this.#report.cloud.assetsAdded++;
+    const shortened = namesLeftOut || origins.some((o) => o.truncated);
+    await this.#note({
+      kind: 'cloud-only',
+      target,
+      path: key,
+      hash: asset.hash,
+      why:
+        origins.length === 0
+          ? 'on no local target, and the object carries no name: recorded by its BLAKE3 with its cloud copy'
+          : `on no local target: recorded with its cloud copy and the ${origins.length} name(s) its metadata holds` +
+            (shortened ? ' (shortened to fit S3’s 2 KB; the full names were in the catalogue)' : ''),
+    });
   }
 
   // 7. finish

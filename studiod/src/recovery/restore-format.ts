@@ -38,7 +38,16 @@ export function formatPending(pending: ArchiveRequestRecord[]): string {
   const lines = pending.map(
     (p) =>
       `${new Date(p.requestedAt).toISOString()}  ${p.target} (${p.tier}, ${p.days} d)  ${p.hash.slice(0, 12)}  → ${p.dir}/${p.path}` +
-      (p.lastError === null ? '' : `\n    last check: ${p.lastError.code}: ${p.lastError.message}`),
+      (p.lastError === null
+        ? ''
+        : p.failedAt !== undefined
+          ? `\n    FAILED: ${p.lastError.code}: ${p.lastError.message} (this request is dropped; run the restore again with another --from)`
+          : `\n    last check: ${p.lastError.code}: ${p.lastError.message}`),
   );
-  return `${lines.join('\n')}\n${pending.length} archive restore(s) pending, ${ARCHIVE_READY_HINT}; studiod writes each when it is readable.\n`;
+  const failed = pending.filter((p) => p.failedAt !== undefined).length;
+  const open = pending.length - failed;
+  return (
+    `${lines.join('\n')}\n${open} archive restore(s) pending, ${ARCHIVE_READY_HINT}; studiod writes each when it is readable.\n` +
+    (failed === 0 ? '' : `${failed} archive restore(s) failed for good (shown once).\n`)
+  );
 }

@@ -24,6 +24,11 @@ export interface ArchiveRequestRecord {
   /** Last time studiod looked at it (HEAD), and what stood in the way then. */
   checkedAt: number | null;
   lastError: { code: string; message: string } | null;
+  /**
+   * Set when asking again failed permanently (the server cannot restore, the key is gone…):
+   * the request is over; `studioctl restore --pending` reports it with `lastError` once, then it is removed.
+   */
+  failedAt?: number;
 }
 
 export interface DirIntentRecord {

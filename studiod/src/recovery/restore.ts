@@ -192,14 +192,24 @@ export class RestoreService {
     for (const s of this.#sinks.values()) await s.close();
   }
 
-  /** The archive restores requested and not yet written. */
+  /** The archive restores requested and not yet written (and those that failed for good, not yet reported). */
   pending(): Promise<ArchiveRequestRecord[]> {
     return this.#records.requests();
   }
 
+  /**
+   * `studioctl restore --pending`: the pending requests; a request that failed for good
+   * (`failedAt`) is in this answer once and removed after it.
+   */
+  async reportPending(): Promise<ArchiveRequestRecord[]> {
+    const all = await this.#records.requests();
+    for (const r of all) if (r.failedAt !== undefined) await this.#records.deleteRequest(r);
+    return all;
+  }
+
   registerCommands(ctl: ControlSocket): void {
     ctl.register('restore', (args, ctx) => this.restore(parseRequest(args), ctx));
-    ctl.register('restore-pending', async () => ({ pending: await this.pending() }));
+    ctl.register('restore-pending', async () => ({ pending: await this.reportPending() }));
   }
 
   /** Steps 1–7 for one request. Throws RecoveryError only when the request as a whole cannot go on. */
@@ -540,6 +550,7 @@ export class RestoreService {
   async #checkPending(): Promise<void> {
     for (const rec of await this.#records.requests()) {
       if (this.#abort.signal.aborted) return;
+      if (rec.failedAt !== undefined) continue; // over; waits to be reported
       const note = async (code: string, message: string): Promise<void> => {
         await this.#records.putRequest({ ...rec, checkedAt: this.#now(), lastError: { code, message } });
       };
@@ -600,7 +611,19 @@ export class RestoreService {
               lastError: null,
             });
           } catch (again) {
-            await note(codeOf(again), messageOf(again));
+            if (again instanceof CodedError && !again.retryable) {
+              // Asking again cannot succeed (e.g. CLOUD_NOT_SUPPORTED): the request is over.
+              await this.#records.putRequest({
+                ...rec,
+                checkedAt: this.#now(),
+                lastError: { code: again.code, message: messageOf(again) },
+                failedAt: this.#now(),
+              });
+              this.#o.log.warn(
+                { hash: rec.hash, target: rec.target, code: again.code },
+                'archive restore failed for good; `studioctl restore --pending` reports it once',
+              );
+            } else await note(codeOf(again), messageOf(again));
           }
         } else if (err instanceof SourceFailure) {
           await note(err.attempt.code, err.attempt.message);

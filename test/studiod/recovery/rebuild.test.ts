@@ -115,7 +115,7 @@ t.test('what cannot be accounted for is reported, nothing of it counted unverifi
   const differ = await commitFile(s, 'CARD3', 'DCIM/D.JPG');
   await appendFile(join(s.config.targets.raid.root, differ.rel), 'rot');
   await rm(join(s.config.targets.raid.root, gone.rel));
-  // A cloud object whose file is on no local target.
+  // A cloud object whose file is on no local target: its metadata (blake3, size) makes it an asset, reported.
   const orphan = { hash: 'f'.repeat(64), size: 3, rel: a.rel, bytes: Buffer.from('abc') };
   await writeFile(join(s.dir, 'orphan'), orphan.bytes);
   const { hashBytes } = await import('@studio321/protocol');
@@ -131,7 +131,7 @@ t.test('what cannot be accounted for is reported, nothing of it counted unverifi
   t.same(
     kinds,
     [
-      `cloud-orphan cloud-east ${'studio/blake3/'}${orphan.hash.slice(0, 2)}/${orphan.hash}`,
+      `cloud-only cloud-east ${'studio/blake3/'}${orphan.hash.slice(0, 2)}/${orphan.hash}`,
       `copy-missing raid ${gone.rel}`,
       `hash-mismatch mirror+raid ${differ.rel}`,
       `one-target-only mirror ${mirrorOnly.rel}`,
@@ -155,6 +155,12 @@ t.test('what cannot be accounted for is reported, nothing of it counted unverifi
     ['raid'],
   );
   t.equal(cat.counters().copies['raid']?.count, 2, 'counters count only what is there');
+  t.same(
+    (await cat.copiesOf(orphan.hash)).map((c) => [c.kind, c.target, c.method]),
+    [['cloud', 'cloud-east', 'head-size-sha256-meta']],
+    'an asset known from the cloud alone: its one verified cloud copy',
+  );
+  t.equal(r.cloud.assetsAdded, 1);
   t.equal(await cat.sublevel('recovery').get('rebuild!state'), undefined, 'finished');
 });
 

@@ -13,14 +13,14 @@
  * | uploads of one key listed by creation time      | listed by UploadId                             | suite: listsUploadsInCreationOrder |
  * | Complete checks ETags, then sizes; may omit parts | sizes first; every part must be listed       | suite: completeChecksEtagsFirst, completeMayLeaveOutParts |
  * | RestoreObject (202, hours of rehydration)       | 501 NotImplemented: CLOUD_NOT_SUPPORTED        | suite: archiveRestore; the delay stays in test/lib/archive-sink.ts |
- * | GET of a GLACIER/DEEP_ARCHIVE object: 403       | served at once                                 | (restore tests use the archive double) |
+ * | GET of a GLACIER/DEEP_ARCHIVE object: 403       | served at once                                 | restore case: a read-refusing wrapper; the archive double elsewhere |
  * | CompleteMultipartUpload returns the ETag        | an empty ETag (the forwarder does not use it)  | forwarder cases below   |
  * | the SDK's default streaming CRC32 upload        | 411 (aws-chunked not accepted)                 | S3Sink sends WHEN_REQUIRED |
  * | Object Lock given at CreateMultipartUpload kept | dropped: the object has no retention           | the forwarder sets it (PutObjectRetention); Object Lock case |
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, symlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -30,9 +30,20 @@ import {
   PutBucketLifecycleConfigurationCommand,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import { S3Sink, objectKey, type CloudCopyRecord, type CloudTargetConfig } from '@studio321/studiod/cloud';
+import { createLogger, hashFile, nameKey } from '@studio321/protocol';
+import { Catalogue, parseStudiodConfig } from '@studio321/studiod';
+import {
+  S3Sink,
+  classifyS3Error,
+  describeObject,
+  objectKey,
+  type AssetOrigin,
+  type CloudCopyRecord,
+  type CloudTargetConfig,
+} from '@studio321/studiod/cloud';
+import { RestoreRecords, RestoreService, rebuildCatalogue } from '@studio321/studiod/recovery';
 import { RgwCluster } from '../../../lib/rgw.js';
-import { CloudFixture, target, downloadSha256, fileSha256 } from '../../../lib/cloud-fixture.js';
+import { CloudFixture, target, downloadSha256, fileSha256, headOrNull } from '../../../lib/cloud-fixture.js';
 import { cloudSinkSuite, SUITE_BUCKET } from '../../../lib/cloud-sink-suite.js';
 
 const CHILD = fileURLToPath(new URL('../../../lib/cloud-forwarder-child.mjs', import.meta.url));
@@ -147,6 +158,91 @@ t.test('the forwarder on RADOS Gateway', async (t) => {
     t.not(bad.code, 0, 'rclone check finds the file the bucket lacks');
     t.match(bad.out, /1 files missing/);
   });
+
+  t.test(
+    'self-describing objects: HEAD shows where each came from; the bucket alone rebuilds a catalogue',
+    async (t) => {
+      fx.copies = [];
+      const cfg = rgwTarget('rgw-described', 'forwarder', { prefix: 'described/' });
+      const captured = Date.parse('2026-11-26T10:31:07.000Z');
+      // A long NFD + emoji name that S3's 2 KB cannot hold whole, given to the multipart upload.
+      const longPath = `DCIM/${'Grüße 👩‍👩‍👧 '.normalize('NFD').repeat(60)}/MVI 0042.MP4`;
+      const names = new Map<string, AssetOrigin[]>();
+      const fw = await fx.start([cfg], { describeAsset: async (h) => names.get(h) ?? [] });
+      t.teardown(() => fx.stop());
+      const small = await fx.asset(20_000, 'IMG 0041.CR3');
+      const big = await fx.asset(5 * MiB + 1, 'MVI 0042.MP4');
+      names.set(small.blake3, [
+        {
+          shoot: 'Hochzeit Müller'.normalize('NFD'),
+          card: 'CARD1-c375e040',
+          path: 'DCIM/IMG 0041.CR3',
+          mtime: captured,
+        },
+        { shoot: 'portfolio', card: 'CARD9', path: 'best/IMG 0041.CR3' },
+      ]);
+      names.set(big.blake3, [{ shoot: 'wedding', card: 'CARD2', path: longPath, mtime: captured }]);
+      await fw.enqueue(small);
+      await fw.enqueue(big);
+      await fw.idle();
+      t.equal(fx.copies.length, 2, 'both counted (a name too long for the metadata does not fail the upload)');
+      const c = rgw.client();
+      const head = await headOrNull(c, 'forwarder', objectKey(cfg, small.blake3));
+      c.destroy();
+      t.match(head?.metadata, {
+        blake3: small.blake3,
+        size: String(small.size),
+        shoot: 'Hochzeit%20Mu%CC%88ller',
+        card: 'CARD1-c375e040',
+        name: 'DCIM/IMG%200041.CR3',
+        captured: '2026-11-26T10:31:07.000Z',
+        names: 'portfolio/CARD9/best/IMG%200041.CR3',
+      });
+
+      // The catalogue and both local targets are gone: only the bucket remains.
+      const dir = join(fx.dir, 'lost-studio');
+      const config = parseStudiodConfig({
+        stateDir: join(dir, 'state'),
+        targets: {
+          mirror: { root: join(dir, 'mirror'), media: 'hdd-mirror', location: 'calgary', device: 'm' },
+          raid: { root: join(dir, 'raid'), media: 'hdd-raid', location: 'calgary', device: 'r' },
+        },
+      });
+      const cat = new Catalogue(config.catalogue);
+      await cat.open();
+      t.teardown(() => cat.close());
+      const sink = new S3Sink(cfg);
+      await sink.open();
+      t.teardown(() => sink.close());
+      const r = await rebuildCatalogue(cat, { config, sinks: [sink] });
+      t.match(r, { snapshot: null, cloud: { assetsAdded: 2, copiesAdded: 2 }, counters: { assets: 2 } });
+      t.same(
+        r.unaccounted.items.map((i) => [i.kind, i.hash, /shortened/.test(i.why)]).sort(),
+        [
+          ['cloud-only', small.blake3, false],
+          ['cloud-only', big.blake3, true],
+        ].sort(),
+        'each reported as known from the cloud alone; the shortened name said so',
+      );
+      t.same(
+        (await cat.namesOf(small.blake3)).map((n) => [n.shoot, n.card, n.path, n.mtime]).sort(),
+        [
+          ['Hochzeit Müller'.normalize('NFD'), 'CARD1-c375e040', 'DCIM/IMG 0041.CR3', captured],
+          ['portfolio', 'CARD9', 'best/IMG 0041.CR3', 0],
+        ].sort(),
+        'shoot, card, names and capture time back from the metadata, code points exact',
+      );
+      const [bigName] = await cat.namesOf(big.blake3);
+      t.match(bigName, { shoot: 'wedding', card: 'CARD2', mtime: captured });
+      t.ok(bigName?.path.endsWith('/MVI 0042.MP4') && longPath.endsWith(bigName.path), 'the long name keeps its end');
+      t.same(
+        (await cat.copiesOf(big.blake3)).map((x) => [x.kind, x.target, x.path]),
+        [['cloud', 'rgw-described', objectKey(cfg, big.blake3)]],
+        'its cloud copy, verified by HEAD',
+      );
+      t.equal(describeObject(head?.metadata ?? {}).origins.length, 2);
+    },
+  );
 
   t.test('a wrong secret key (SigV4 checked): CLOUD_BAD_CREDENTIALS, parked, nothing counted', async (t) => {
     fx.copies = [];
@@ -307,5 +403,154 @@ t.test("Object Lock: a locked version survives delete and overwrite with studiod
       },
     );
     t.notOk(fx.events.some((e) => e.event === 'cloud.bucket-warning'));
+  });
+});
+
+t.test('the restore service on RADOS Gateway: an archive-class copy', async (t) => {
+  await rgw.createBucket('archive');
+  const fx = new CloudFixture();
+  await fx.setup();
+  t.teardown(() => fx.close());
+  const cfg = rgwTarget('rgw-deep', 'archive', { storageClass: 'DEEP_ARCHIVE', media: 'tape' });
+  const a = await fx.asset(30_000, 'IMG 0050.CR3');
+  const names = new Map([[a.blake3, [{ shoot: 'wedding', card: 'CARD5', path: 'DCIM/IMG 0050.CR3' }]]]);
+  const fw = await fx.start([cfg], { describeAsset: async (h) => names.get(h) ?? [] });
+  await fw.enqueue(a);
+  await fw.idle();
+  await fx.stop();
+  t.equal(fx.copies[0]?.storageClass, 'DEEP_ARCHIVE', 'uploaded to the archive class for real');
+
+  // The studio: its catalogue knows the asset by its cloud copy only (mirror and RAID lost it).
+  const base = join(fx.dir, 'studio');
+  const config = parseStudiodConfig({
+    stateDir: join(base, 'state'),
+    targets: {
+      mirror: { root: join(base, 'mirror'), media: 'hdd', location: 'studio', device: 'm' },
+      raid: { root: join(base, 'raid'), media: 'hdd', location: 'studio', device: 'r' },
+    },
+    cloud: [cfg],
+  });
+  const cat = new Catalogue(config.catalogue);
+  await cat.open();
+  t.teardown(() => cat.close());
+  const asset = { hash: a.blake3, size: a.size, committedAt: 1 };
+  const name = {
+    hash: a.blake3,
+    shoot: 'wedding',
+    card: 'CARD5',
+    path: 'DCIM/IMG 0050.CR3',
+    mtime: 1,
+    agentId: '',
+    seenAt: 1,
+  };
+  await cat.commitAsset({
+    asset,
+    names: [{ key: nameKey('wedding/CARD5/DCIM/IMG 0050.CR3'), value: name }],
+    copies: [
+      {
+        hash: a.blake3,
+        target: cfg.name,
+        kind: 'cloud',
+        path: objectKey(cfg, a.blake3),
+        size: a.size,
+        device: `cloud:${cfg.name}`,
+        media: 'tape',
+        location: cfg.location,
+        offsite: true,
+        method: 'head-size-sha256-meta',
+        verifiedAt: 1,
+      },
+    ],
+    storedPaths: [],
+  });
+  // A TEST WRAPPER over the real sink: RADOS Gateway serves DEEP_ARCHIVE objects at once, AWS answers a GET
+  // with 403 InvalidObjectState until a restore finished. Only GET is refused, until `readable` (the moment the
+  // test chooses); HEAD, and RestoreObject (RADOS Gateway: 501 → CLOUD_NOT_SUPPORTED), go to the real server.
+  let readable = false;
+  const gets: string[] = [];
+  const service = new RestoreService({
+    config,
+    catalogue: cat,
+    log: createLogger({ name: 'test', level: 'silent' }),
+    findAssets: async (q) => (q === a.blake3 ? [asset] : []),
+    sinkFactory: (target) => {
+      const sink = new S3Sink(target);
+      const read = sink.read.bind(sink);
+      sink.read = async (key, signal, versionId) => {
+        gets.push(key);
+        if (readable) return read(key, signal, versionId);
+        const refusal = Object.assign(new Error("The operation is not valid for the object's storage class"), {
+          name: 'InvalidObjectState',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+        });
+        throw classifyS3Error(refusal, 'GET', target.name);
+      };
+      return sink;
+    },
+    pendingPollMs: 0,
+  });
+  await service.open();
+  t.teardown(() => service.close());
+  const records = new RestoreRecords(cat);
+  const request = (dir: string) => ({
+    v: 1 as const,
+    hash: a.blake3,
+    size: a.size,
+    target: cfg.name,
+    key: objectKey(cfg, a.blake3),
+    dir,
+    path: 'wedding/CARD5/IMG 0050.CR3',
+    tier: 'Bulk' as const,
+    days: 7,
+    requestedAt: 1,
+    checkedAt: null,
+    lastError: null,
+  });
+  /** The files (not folders) under DIR: nothing partial or unverified may be there. */
+  const files = async (dir: string): Promise<string[]> => {
+    const all = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+    return all.filter((e) => e.isFile()).map((e) => e.name);
+  };
+
+  t.test(
+    'restore: the GET is refused, RestoreObject answers 501: failed honestly, nothing written or pending',
+    async (t) => {
+      const to = join(fx.dir, 'restored-1');
+      const r = await service.restore({ queries: [a.blake3], to });
+      t.match(r, { complete: false, failed: 1, requested: 0 });
+      t.match(r.files[0], { status: 'failed', source: cfg.name, code: 'CLOUD_NOT_SUPPORTED' });
+      t.ok(gets.length >= 1, 'the archive copy was tried (GET refused)');
+      t.same(await files(to), [], 'no file in DIR');
+      t.same(await service.pending(), [], 'no request kept: the server cannot restore');
+    },
+  );
+
+  t.test(
+    'a recorded request asked again gets a permanent error: reported once by --pending, then dropped',
+    async (t) => {
+      // Recorded earlier (as when the server took the request and the restored copy has expired since).
+      const to = join(fx.dir, 'restored-2');
+      await records.putRequest(request(to));
+      await service.checkPending();
+      const first = await service.reportPending();
+      t.equal(first.length, 1);
+      t.match(first[0], { lastError: { code: 'CLOUD_NOT_SUPPORTED' } });
+      t.type(first[0]?.failedAt, 'number', 'marked as failed for good');
+      t.same(await service.reportPending(), [], 'shown once, then removed');
+      await service.checkPending();
+      t.same(await service.pending(), [], 'not asked again');
+      t.same(await files(to), [], 'no file in DIR');
+    },
+  );
+
+  t.test('a pending request whose object became readable is written, verified, by studiod itself', async (t) => {
+    const to = join(fx.dir, 'restored-3');
+    await records.putRequest(request(to));
+    readable = true; // the test-controlled moment: the restore "finished"
+    await service.checkPending();
+    t.same(await service.pending(), [], 'the request is done');
+    const written = await hashFile(join(to, 'wedding/CARD5/IMG 0050.CR3'));
+    t.same(written, { blake3: a.blake3, size: a.size }, 'the bytes from RADOS Gateway, BLAKE3 verified');
   });
 });
