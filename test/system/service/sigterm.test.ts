@@ -115,7 +115,12 @@ async function followStatus(
   dataDir: string,
   pred: (s: { cards: { files: number; verifiedFiles: number; id: string }[] }) => boolean,
 ): Promise<void> {
-  const url = new URL((await readFile(join(dataDir, 'status-url'), 'utf8')).trim());
+  // The agent writes the page's URL once the page listens, which may be after its first card is seen.
+  const text = await waitFor(
+    () => readFile(join(dataDir, 'status-url'), 'utf8').catch(() => undefined),
+    'the status page URL',
+  );
+  const url = new URL(text.trim());
   const token = url.searchParams.get('token')!;
   const res = await fetch(`${url.origin}/events`, { headers: { Authorization: `Bearer ${token}` } });
   const reader = res.body!.getReader();
@@ -189,14 +194,15 @@ t.test(
     t.teardown(() => {
       a.child.kill('SIGKILL');
     });
-    const inserted = await a.waitLog((l) => l['event'] === 'card-inserted');
+    // Only this test's card: other cards mounted on the machine are seen (and offloaded) too.
+    const inserted = await a.waitLog((l) => l['event'] === 'card-inserted' && l['mountPoint'] === card);
     const cardId = String(inserted['card']);
     await followStatus(dataDir, (s) =>
       s.cards.some((c) => c.id === cardId && c.verifiedFiles >= 1 && c.verifiedFiles < c.files),
     );
     a.child.kill('SIGTERM');
     t.equal(await exitOf(a.child), 0, 'clean exit on SIGTERM');
-    const stopped = a.lines.find((l) => l['event'] === 'card-stopped');
+    const stopped = a.lines.find((l) => l['event'] === 'card-stopped' && l['card'] === cardId);
     t.equal(stopped?.['code'], 'AGENT_ABORTED', 'the offload was parked mid-card (not finished before the signal)');
     t.ok(
       a.lines.some((l) => l['event'] === 'shutdown-done' && l['clean'] === true),
@@ -209,7 +215,7 @@ t.test(
       [],
       'no temp file left',
     );
-    const stored = storeFiles.filter((f) => f.includes('IMG_'));
+    const stored = storeFiles.filter((f) => f.includes(cardId) && f.includes('IMG_'));
     t.ok(
       stored.length >= 1 && stored.length < sizes.length,
       `${stored.length} of ${sizes.length} files stored before the stop`,
@@ -232,10 +238,12 @@ t.test(
     t.teardown(() => {
       b.child.kill('SIGKILL');
     });
-    const again = await b.waitLog((l) => l['event'] === 'card-inserted');
+    const again = await b.waitLog((l) => l['event'] === 'card-inserted' && l['mountPoint'] === card);
     t.equal(again['card'], cardId, 'the same card is recognised');
     const done = await b.waitLog(
-      (l) => l['event'] === 'card-done' || l['event'] === 'card-stopped' || l['event'] === 'card-failed',
+      (l) =>
+        (l['event'] === 'card-done' || l['event'] === 'card-stopped' || l['event'] === 'card-failed') &&
+        (l['card'] === cardId || l['mountPoint'] === card),
     );
     t.equal(done['event'], 'card-done', String(done['msg']));
     t.match(
@@ -248,7 +256,7 @@ t.test(
     const st2 = await statusJson(dataDir, config);
     const c2 = st2.cards.find((c) => c.id === cardId)!;
     t.equal(c2.verifiedFiles, sizes.length, 'every file verified after the resume');
-    const finalFiles = (await walk(join(dataDir, 'store'))).filter((f) => f.includes('IMG_'));
+    const finalFiles = (await walk(join(dataDir, 'store'))).filter((f) => f.includes(cardId) && f.includes('IMG_'));
     t.equal(finalFiles.length, sizes.length, 'each file stored once');
     for (const f of finalFiles) {
       const name = [...sources.keys()].find((n) => f.endsWith(n.split('/').pop()!))!;
