@@ -1,6 +1,6 @@
 /** Human-readable output of `studioctl assets`, `asset` and `verify` (the --json output is the raw result). */
 import type { AssetView } from './service.js';
-import { formatBytes } from '@studio321/protocol';
+import { formatBytes, type FileCapture } from '@studio321/protocol';
 import type { VerifyReport } from './verify-copies.js';
 
 const when = (ms: number): string => new Date(ms).toISOString();
@@ -49,6 +49,19 @@ export function formatAssets(r: unknown): string {
   return `${out.join('\n')}\n`;
 }
 
+/** `taken 2026-11-26T23:59:30+01:00 with Canon EOS R5 #012345678901, image 1234, RF24-70mm F2.8 L IS USM`. */
+function captureLine(c: FileCapture): string {
+  const parts = [
+    c.takenAt !== undefined
+      ? `taken ${c.takenAt}`
+      : `filed under ${c.day} (${c.dateSource === 'exif' ? 'its group’s capture day' : 'no capture time found: the file date'})`,
+  ];
+  if (c.camera !== undefined) parts.push(`with ${c.camera}${c.serial === undefined ? '' : ` #${c.serial}`}`);
+  if (c.imageNumber !== undefined) parts.push(`image ${c.imageNumber}`);
+  if (c.lens !== undefined) parts.push(c.lens);
+  return parts.join(', ');
+}
+
 export function formatAsset(r: unknown): string {
   const x = r as { assets: AssetView[] };
   const out: string[] = [];
@@ -58,7 +71,10 @@ export function formatAsset(r: unknown): string {
     out.push(`  3-2-1: ${a.compliant ? 'COMPLIANT' : 'NOT SAFE'}`);
     for (const reason of a.reasons) out.push(`    - ${reason}`);
     out.push('  names:');
-    for (const n of a.names) out.push(`    ${n.shoot}/${n.card}/${n.path}`);
+    for (const n of a.names) {
+      out.push(`    ${n.shoot}/${n.card}/${n.path}`);
+      if (n.capture !== undefined) out.push(`      ${captureLine(n.capture)}`);
+    }
     out.push('  copies (archive):');
     for (const c of a.copies) {
       out.push(

@@ -64,7 +64,7 @@ export interface AssetView {
   committedAt: number;
   compliant: boolean;
   reasons: string[];
-  names: Array<Pick<NameRecord, 'shoot' | 'card' | 'path'>>;
+  names: Array<Pick<NameRecord, 'shoot' | 'card' | 'path' | 'capture'>>;
   /** Archive copies (mirror, RAID, cloud); `counted` is false while the target is unavailable. */
   copies: Array<CopyRecord & { where: string; counted: boolean }>;
   /** Field copies reported by agents (laptop, field drive): shown, never counted. */
@@ -361,6 +361,7 @@ export class LedgerService {
       shoot: n.shoot,
       card: n.card,
       path: n.path,
+      ...(n.capture === undefined ? {} : { capture: n.capture }),
     }));
     return {
       hash: asset.hash,
