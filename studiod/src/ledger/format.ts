@@ -36,6 +36,10 @@ export function formatAssets(r: unknown): string {
     out.push(
       `${a.hash.slice(0, 16)}  ${formatBytes(a.size).padStart(9)}  ${a.compliant ? 'compliant ' : 'NOT SAFE  '} ${nameLine(a)}`,
     );
+    if (a.group !== undefined)
+      out.push(
+        `    group of ${a.group.members.length} files: ${a.group.compliant ? 'compliant' : `NOT SAFE (${a.group.members.filter((m) => !m.compliant).length} not safe)`}`,
+      );
     out.push(
       `    copies: ${a.copies.map((c) => (c.counted === false ? `${c.target} (not counted: target unavailable)` : c.target)).join(', ') || 'none'}`,
     );
@@ -70,6 +74,11 @@ export function formatAsset(r: unknown): string {
     out.push(`  size ${a.size} bytes (${formatBytes(a.size)}), committed ${when(a.committedAt)}`);
     out.push(`  3-2-1: ${a.compliant ? 'COMPLIANT' : 'NOT SAFE'}`);
     for (const reason of a.reasons) out.push(`    - ${reason}`);
+    if (a.group !== undefined) {
+      out.push(`  group (${a.group.members.length} files): ${a.group.compliant ? 'COMPLIANT' : 'NOT SAFE'}`);
+      for (const m of a.group.members)
+        out.push(`    ${m.compliant ? 'compliant' : 'NOT SAFE '}  ${m.path}${m.hash === a.hash ? '  (this file)' : ''}`);
+    }
     out.push('  names:');
     for (const n of a.names) {
       out.push(`    ${n.shoot}/${n.card}/${n.path}`);

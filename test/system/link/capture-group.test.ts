@@ -4,15 +4,17 @@
  * group (a real Canon S40 file, test/fixtures/camera), even for its XMP written after
  * midnight; a group with no EXIF under the UTC day of its oldest mtime, said so
  * (`dateSource: 'mtime'`). The agent state and the studio catalogue keep what was read.
+ * The group is one asset in `studioctl asset`/`assets`: safe when every member is.
  */
 import t from 'tap';
-import { readFile, utimes } from 'node:fs/promises';
+import { readFile, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentState } from '@studio321/agent/state';
 import { listFiles, makeAgent, makeCard, pairAgent, startStudiod, tempDir, waitFor } from '../../lib/studio-harness.js';
 import { REPO } from '../../lib/agent-harness.js';
 
-const studio = await startStudiod(t);
+// Two local copies make an asset safe here, so one lost copy shows in the group verdict.
+const studio = await startStudiod(t, { policy: { copies: 2, media: 1, offsite: 0 } });
 const base = await tempDir(t, 'capture-group-');
 const card = join(base, 'card');
 const canon = await readFile(join(REPO, 'test', 'fixtures', 'camera', 'canon-s40.jpg'));
@@ -86,4 +88,35 @@ t.test('the studio files each group in one date folder and keeps the capture met
   );
   const text = await studio.ctl(['asset', 'IMG_1772.XMP']);
   t.match(text.stdout, /filed under 2026-11-26 \(no capture time found: the file date\)/, 'asset says the date is a file date');
+});
+
+t.test('one group verdict: the group is 3-2-1 safe only while every member is', async (t) => {
+  interface View {
+    assets: Array<{
+      compliant: boolean;
+      group?: { compliant: boolean; members: Array<{ path: string; compliant: boolean }> };
+    }>;
+  }
+  const view = async (name: string): Promise<View['assets'][number] | undefined> =>
+    (JSON.parse((await studio.ctl(['--json', 'asset', name])).stdout) as View).assets[0];
+  const before = await view('IMG_1771.JPG');
+  t.equal(before?.group?.compliant, true, 'both members safe: the group is');
+  t.same(
+    before?.group?.members.map((m) => [m.path.split('/').pop(), m.compliant]),
+    [
+      ['IMG_1771.JPG', true],
+      ['IMG_1771.XMP', true],
+    ],
+  );
+  const stored = (await listFiles(studio.dirs.mirror)).find((p) => p.endsWith('IMG_1771.XMP')) ?? '';
+  await unlink(join(studio.dirs.mirror, stored));
+  const verify = await studio.ctl(['--json', 'verify', '--target', 'mirror', '--no-repair']);
+  t.equal(verify.code, 3, `verify finds the lost copy (${verify.stderr})`);
+  const after = await view('IMG_1771.JPG');
+  t.equal(after?.compliant, true, 'the JPEG itself is still safe');
+  t.equal(after?.group?.compliant, false, 'but its group is not: its XMP lost a copy');
+  const text = await studio.ctl(['asset', 'IMG_1771.JPG']);
+  t.match(text.stdout, /group \(2 files\): NOT SAFE\n\s+compliant\s+\S+IMG_1771\.JPG  \(this file\)\n\s+NOT SAFE\s+\S+IMG_1771\.XMP/);
+  const list = await studio.ctl(['assets']);
+  t.match(list.stdout, /group of 2 files: NOT SAFE \(1 not safe\)/, 'assets shows the group verdict');
 });
