@@ -133,10 +133,12 @@ export async function parseCapture(head: Uint8Array): Promise<CaptureMeta | unde
   return Object.keys(meta).length === 0 ? undefined : meta;
 }
 
+/** EXIF strings are NUL-padded; control characters never belong in a name shown to a person. */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/g;
+
 function text(v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: EXIF strings are NUL-padded
-  const t = v.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const t = v.replace(CONTROL_CHARS, '').trim();
   return t === '' ? undefined : t;
 }
 
@@ -187,7 +189,11 @@ function findTiff(head: Uint8Array): Tiff | undefined {
   while (o + 4 <= head.length && head[o] === 0xff) {
     const marker = head[o + 1] ?? 0;
     const len = view.getUint16(o + 2, false);
-    if (marker === 0xe1 && o + 10 <= head.length && Buffer.from(head.subarray(o + 4, o + 10)).toString('latin1') === 'Exif\0\0') {
+    if (
+      marker === 0xe1 &&
+      o + 10 <= head.length &&
+      Buffer.from(head.subarray(o + 4, o + 10)).toString('latin1') === 'Exif\0\0'
+    ) {
       const le = isTiffAt(o + 10);
       return le === undefined ? undefined : { view, base: o + 10, le };
     }
@@ -233,7 +239,10 @@ function uint32(t: Tiff, e: Entry | undefined): number | undefined {
 /** The MakerNote entry of the EXIF IFD, or undefined. */
 function makerNote(t: Tiff): Entry | undefined {
   const ifd0 = readIfd(t, t.base + t.view.getUint32(t.base + 4, t.le));
-  const exifPtr = uint32(t, ifd0.find((e) => e.tag === 0x8769));
+  const exifPtr = uint32(
+    t,
+    ifd0.find((e) => e.tag === 0x8769),
+  );
   if (exifPtr === undefined) return undefined;
   return readIfd(t, t.base + exifPtr).find((e) => e.tag === 0x927c);
 }
@@ -258,8 +267,14 @@ function makerNoteFields(head: Uint8Array, make: string, model: string): { seria
   if (/^canon/i.test(make)) {
     // A Canon makernote is a plain IFD in the file's byte order, offsets from the TIFF header.
     const ifd = readIfd(t, note.at);
-    const fileNumber = uint32(t, ifd.find((e) => e.tag === 0x0008));
-    const serial = uint32(t, ifd.find((e) => e.tag === 0x000c));
+    const fileNumber = uint32(
+      t,
+      ifd.find((e) => e.tag === 0x0008),
+    );
+    const serial = uint32(
+      t,
+      ifd.find((e) => e.tag === 0x000c),
+    );
     return {
       ...(fileNumber === undefined ? {} : { imageNumber: fileNumber }),
       ...(serial === undefined ? {} : { serial: String(serial).padStart(10, '0') }),

@@ -77,7 +77,9 @@ export function formatAsset(r: unknown): string {
     if (a.group !== undefined) {
       out.push(`  group (${a.group.members.length} files): ${a.group.compliant ? 'COMPLIANT' : 'NOT SAFE'}`);
       for (const m of a.group.members)
-        out.push(`    ${m.compliant ? 'compliant' : 'NOT SAFE '}  ${m.path}${m.hash === a.hash ? '  (this file)' : ''}`);
+        out.push(
+          `    ${m.compliant ? 'compliant' : 'NOT SAFE '}  ${m.path}${m.hash === a.hash ? '  (this file)' : ''}`,
+        );
     }
     out.push('  names:');
     for (const n of a.names) {

@@ -55,7 +55,6 @@ const SYNC = { sync: true } as object;
 
 type QuarantineDb = ReturnType<Catalogue['sublevel']>;
 
-
 export class Quarantine {
   readonly #catalogue: Catalogue;
   readonly #targets: Record<LocalTargetName, LocalTargetConfig>;

@@ -54,10 +54,12 @@ const haveExiftool = await execFileP('exiftool', ['-ver']).then(
 );
 
 /** ExifTool's `2003:12:14 12:01:44` (+ offset) in the form the agent records. */
-const iso = (dt: string, offset?: string): string => `${dt.slice(0, 10).replaceAll(':', '-')}T${dt.slice(11)}${offset ?? ''}`;
+const iso = (dt: string, offset?: string): string =>
+  `${dt.slice(0, 10).replaceAll(':', '-')}T${dt.slice(11)}${offset ?? ''}`;
 
 t.test('capture time, body, count and lens equal what ExifTool reads', async (t) => {
-  if (!haveExiftool) return void t.skip('exiftool is not installed (apt-get install libimage-exiftool-perl)', () => undefined);
+  if (!haveExiftool)
+    return void t.skip('exiftool is not installed (apt-get install libimage-exiftool-perl)', () => undefined);
   const cases = [
     { file: 'canon-s40.jpg', count: (x: ExifToolTags) => x.FileNumber },
     { file: 'canon-s400.jpg', count: () => undefined },
@@ -72,7 +74,9 @@ t.test('capture time, body, count and lens equal what ExifTool reads', async (t)
     t.equal(ours?.lens, ref.LensModel, `${c.file}: lens`);
     const model = ref.Model ?? '';
     t.ok(ours?.camera?.endsWith(model), `${c.file}: camera ${ours?.camera} is the ${model}`);
-    const serial = ref.InternalSerialNumber?.split(' ').map((b) => Number(b).toString(16).padStart(2, '0')).join('');
+    const serial = ref.InternalSerialNumber?.split(' ')
+      .map((b) => Number(b).toString(16).padStart(2, '0'))
+      .join('');
     t.equal(ours?.serial, serial, `${c.file}: serial number`);
   }
   // The counts the samples hold, so the comparison above is not two undefineds agreeing.
@@ -120,6 +124,10 @@ t.test('the Offer carries capture optionally; a malformed one is refused', async
     { day: '2026-11-26', dateSource: 'guess' },
     { day: '2026-11-26', dateSource: 'mtime', takenAt: 'yesterday' },
   ]) {
-    t.throws(() => roundTrip(offer({ ...base, capture: bad })), { code: PROTO_CODES.invalidField }, JSON.stringify(bad));
+    t.throws(
+      () => roundTrip(offer({ ...base, capture: bad })),
+      { code: PROTO_CODES.invalidField },
+      JSON.stringify(bad),
+    );
   }
 });

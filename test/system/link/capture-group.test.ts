@@ -46,7 +46,8 @@ t.test('the agent state keeps each name with its group date and what the file sa
   const state = await AgentState.open(agent.dataDir);
   t.teardown(() => state.close());
   const byPath = new Map<string, unknown>();
-  for (const a of await state.listAssets()) for (const n of a.names) byPath.set(n.path.split('/').pop() ?? '', n.capture);
+  for (const a of await state.listAssets())
+    for (const n of a.names) byPath.set(n.path.split('/').pop() ?? '', n.capture);
   t.same(byPath.get('IMG_1771.JPG'), {
     day: '2003-12-14',
     dateSource: 'exif',
@@ -83,11 +84,21 @@ t.test('the studio files each group in one date folder and keeps the capture met
   const view = JSON.parse(r.stdout) as { assets: Array<{ names: Array<{ capture?: unknown }> }> };
   t.same(
     view.assets[0]?.names[0]?.capture,
-    { day: '2003-12-14', dateSource: 'exif', takenAt: '2003-12-14T12:01:44', camera: 'Canon S40', imageNumber: 1171771 },
+    {
+      day: '2003-12-14',
+      dateSource: 'exif',
+      takenAt: '2003-12-14T12:01:44',
+      camera: 'Canon S40',
+      imageNumber: 1171771,
+    },
     'the catalogue keeps what the agent read',
   );
   const text = await studio.ctl(['asset', 'IMG_1772.XMP']);
-  t.match(text.stdout, /filed under 2026-11-26 \(no capture time found: the file date\)/, 'asset says the date is a file date');
+  t.match(
+    text.stdout,
+    /filed under 2026-11-26 \(no capture time found: the file date\)/,
+    'asset says the date is a file date',
+  );
 });
 
 t.test('one group verdict: the group is 3-2-1 safe only while every member is', async (t) => {
@@ -116,7 +127,10 @@ t.test('one group verdict: the group is 3-2-1 safe only while every member is', 
   t.equal(after?.compliant, true, 'the JPEG itself is still safe');
   t.equal(after?.group?.compliant, false, 'but its group is not: its XMP lost a copy');
   const text = await studio.ctl(['asset', 'IMG_1771.JPG']);
-  t.match(text.stdout, /group \(2 files\): NOT SAFE\n\s+compliant\s+\S+IMG_1771\.JPG  \(this file\)\n\s+NOT SAFE\s+\S+IMG_1771\.XMP/);
+  t.match(
+    text.stdout,
+    /group \(2 files\): NOT SAFE\n\s+compliant\s+\S+IMG_1771\.JPG {2}\(this file\)\n\s+NOT SAFE\s+\S+IMG_1771\.XMP/,
+  );
   const list = await studio.ctl(['assets']);
   t.match(list.stdout, /group of 2 files: NOT SAFE \(1 not safe\)/, 'assets shows the group verdict');
 });
