@@ -113,7 +113,7 @@ export interface FileName {
 }
 
 /**
- * When and with what a file was taken (SPEC.md §4.5). `day` is its sidecar group's date
+ * When and with what a file was taken (SPEC.md §4, FileName). `day` is its sidecar group's date
  * folder at the studio, the same for the RAW, its JPEG and its XMP.
  */
 export interface FileCapture {
