@@ -119,6 +119,24 @@ export interface FileName {
   path: string;
   /** Source file mtime, ms since epoch (may be negative for broken camera clocks). */
   mtime: number;
+  /** Optional (agents before it send none): the group's date folder and the file's capture metadata. */
+  capture?: FileCapture;
+}
+
+/**
+ * When and with what a file was taken (SPEC.md §4, FileName). `day` is its sidecar group's date
+ * folder at the studio, the same for the RAW, its JPEG and its XMP.
+ */
+export interface FileCapture {
+  /** `YYYY-MM-DD`: the camera's date at capture, or the UTC day of the group's oldest mtime. */
+  day: string;
+  dateSource: 'exif' | 'mtime';
+  /** This file's own capture time, `YYYY-MM-DDTHH:mm:ss[.f]` as the camera showed it, `±HH:MM` when it recorded one. */
+  takenAt?: string;
+  camera?: string;
+  serial?: string;
+  imageNumber?: number;
+  lens?: string;
 }
 
 /** One verified copy the agent holds (laptop store, field drive). */

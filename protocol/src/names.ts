@@ -121,3 +121,13 @@ export function safeJoin(root: string, rel: string): string {
   if (!full.startsWith(prefix)) throw badName(rel, 'outside-root');
   return full;
 }
+
+/**
+ * The UTC day (`YYYY-MM-DD`) of a time in ms: the studio's date folder of a file whose
+ * agent sent no capture day. A time JavaScript cannot represent gives `0000-00-00`.
+ */
+export function utcDay(ms: number): string {
+  const d = new Date(Number.isFinite(ms) ? ms : 0);
+  if (Number.isNaN(d.getTime())) return '0000-00-00';
+  return d.toISOString().slice(0, 10);
+}

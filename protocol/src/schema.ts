@@ -41,6 +41,7 @@ import {
   MessageType,
   type MessageTypeName,
   type OfferFile,
+  type FileCapture,
   Role,
   type RoleName,
   type StudioCopy,
@@ -153,12 +154,32 @@ function uniqueHashes(hashes: string[], field: string): void {
 
 function fileName(v: unknown, f: string): FileName {
   const o = obj(v, f);
-  return {
+  const name: FileName = {
     shoot: str(o, 'shoot', `${f}.shoot`, { max: MAX_NAME_BYTES }),
     card: str(o, 'card', `${f}.card`, { max: MAX_NAME_BYTES }),
     path: str(o, 'path', `${f}.path`, { max: MAX_PATH_BYTES }),
     mtime: int(o, 'mtime', `${f}.mtime`),
   };
+  // Optional: agents from before it send none.
+  if (get(o, 'capture') !== undefined) name.capture = fileCapture(get(o, 'capture'), `${f}.capture`);
+  return name;
+}
+
+/** A date folder: it becomes a path segment at the studio, so nothing but a real calendar day. */
+const DAY_RE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+const TAKEN_AT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?([+-]\d{2}:\d{2})?$/;
+
+function fileCapture(v: unknown, f: string): FileCapture {
+  const o = obj(v, f);
+  const dateSource = get(o, 'dateSource');
+  if (dateSource !== 'exif' && dateSource !== 'mtime') invalid(`${f}.dateSource`, 'expected "exif" or "mtime"');
+  const c: FileCapture = { day: str(o, 'day', `${f}.day`, { max: 10, re: DAY_RE }), dateSource };
+  if (get(o, 'takenAt') !== undefined) c.takenAt = str(o, 'takenAt', `${f}.takenAt`, { max: 40, re: TAKEN_AT_RE });
+  if (get(o, 'camera') !== undefined) c.camera = label(o, 'camera', `${f}.camera`);
+  if (get(o, 'serial') !== undefined) c.serial = label(o, 'serial', `${f}.serial`);
+  if (get(o, 'imageNumber') !== undefined) c.imageNumber = uint(o, 'imageNumber', `${f}.imageNumber`);
+  if (get(o, 'lens') !== undefined) c.lens = label(o, 'lens', `${f}.lens`);
+  return c;
 }
 
 function agentCopy(v: unknown, f: string): AgentCopy {

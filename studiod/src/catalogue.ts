@@ -7,7 +7,7 @@
  * read-modify-written consistently; reads are free.
  */
 import { Level } from 'level';
-import { FORMAT_VERSION, hasCodeInChain, type AgentCopy } from '@studio321/protocol';
+import { FORMAT_VERSION, hasCodeInChain, type AgentCopy, type FileCapture } from '@studio321/protocol';
 import { STUDIO_CODES, StudioError } from './errors.js';
 
 export interface AssetRecord {
@@ -23,6 +23,8 @@ export interface NameRecord {
   card: string;
   path: string;
   mtime: number;
+  /** The date folder and capture metadata the agent read (agents before it send none). */
+  capture?: FileCapture;
   agentId: string;
   seenAt: number;
 }

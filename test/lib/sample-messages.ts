@@ -152,6 +152,15 @@ export function worstCaseOffer(): Message {
         card: seg,
         path: 'p'.repeat(MAX_PATH_BYTES),
         mtime: -Number.MAX_SAFE_INTEGER,
+        capture: {
+          day: '2026-11-26',
+          dateSource: 'exif' as const,
+          takenAt: '2026-11-26T23:59:30.123456789+14:00',
+          camera: lbl,
+          serial: lbl,
+          imageNumber: Number.MAX_SAFE_INTEGER,
+          lens: lbl,
+        },
       })),
       copies: Array.from({ length: MAX_COPIES_PER_FILE }, () => ({
         target: lbl,

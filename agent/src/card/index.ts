@@ -6,3 +6,4 @@ export * from './scanner.js';
 export * from './source-reader.js';
 export * from './volume-source.js';
 export * from './volume-watcher.js';
+export * from './capture.js';

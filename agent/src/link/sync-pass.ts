@@ -134,7 +134,13 @@ function toOfferFile(a: PendingAsset): OfferFile {
     names: a.names
       .slice(0, MAX_NAMES_PER_FILE)
       // The card path as readdir returned it; the wire carries its NFC form (SPEC.md §5).
-      .map((n) => ({ shoot: n.shoot, card: n.card, path: n.path.normalize('NFC'), mtime: Math.trunc(n.mtime) })),
+      .map((n) => ({
+        shoot: n.shoot,
+        card: n.card,
+        path: n.path.normalize('NFC'),
+        mtime: Math.trunc(n.mtime),
+        ...(n.capture === undefined ? {} : { capture: n.capture }),
+      })),
     copies: toAgentCopies(a),
   };
 }

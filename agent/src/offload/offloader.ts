@@ -17,7 +17,15 @@
 import { join, posix } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { getMaxListeners, setMaxListeners } from 'node:events';
-import { CodedError, DurableWriteError, errorCode, hashStream, type Logger } from '@studio321/protocol';
+import {
+  CodedError,
+  DurableWriteError,
+  errorCode,
+  hashStream,
+  utcDay,
+  type FileCapture,
+  type Logger,
+} from '@studio321/protocol';
 import {
   applyTranslation,
   DURABLE_CODES,
@@ -36,6 +44,7 @@ import { hasLaptopCopyIn, hasVerifiedCopy, type AgentState } from '../state/agen
 import type { CardRecord, FileRecord } from '../state/records.js';
 import { groupKey, storeName, suffixedPath } from './naming.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
+import { captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
 import type { ProgressTracker } from '@studio321/protocol';
 
@@ -154,6 +163,8 @@ export class CardOffloader {
   readonly root: string;
   readonly outcomes: FileOutcome[] = [];
   readonly #readSlots: Slots;
+  /** Card path → its capture record, from its group's header read until the file is recorded. */
+  readonly #captures = new Map<string, FileCapture>();
 
   constructor(ctx: OffloadContext, card: CardRecord, root: string) {
     if (ctx.targets.length === 0 || ctx.targets[0]?.name !== 'laptop')
@@ -262,7 +273,41 @@ export class CardOffloader {
     for (const layer of layers) await this.#group(key, layer);
   }
 
+  /**
+   * One date folder for the whole group: the capture day of its first file that has one
+   * (the JPEG's or the RAW's EXIF; an XMP has none), else the UTC day of its oldest mtime.
+   * A group seen before keeps the day it was given. Reads each image's header only
+   * (capture.ts); those bytes are then in the page cache for the copy.
+   */
+  async #groupCapture(key: string, members: FileRecord[]): Promise<Pick<FileCapture, 'day' | 'dateSource'>> {
+    const metas = new Map<string, CaptureMeta>();
+    for (const m of members) {
+      const meta = await readCapture(join(this.root, ...m.path.split('/')));
+      if (meta !== undefined) metas.set(m.path, meta);
+    }
+    const known = await this.ctx.state.getGroup(this.card.id, key);
+    let date: Pick<FileCapture, 'day' | 'dateSource'>;
+    if (known?.day !== undefined) date = { day: known.day, dateSource: known.dateSource ?? 'mtime' };
+    else {
+      const taken = members.map((m) => metas.get(m.path)?.takenAt).find((t) => t !== undefined);
+      date =
+        taken !== undefined
+          ? { day: captureDay(taken), dateSource: 'exif' }
+          : { day: utcDay(Math.min(...members.map((m) => m.mtimeMs))), dateSource: 'mtime' };
+    }
+    for (const m of members) this.#captures.set(m.path, { ...date, ...metas.get(m.path) });
+    return date;
+  }
+
+  /** The file's capture record (once: it is recorded with the file). */
+  #takeCapture(file: FileRecord): { capture?: FileCapture } {
+    const capture = this.#captures.get(file.path);
+    this.#captures.delete(file.path);
+    return capture === undefined ? {} : { capture };
+  }
+
   async #group(key: string, members: FileRecord[]): Promise<void> {
+    const date = await this.#groupCapture(key, members);
     const toWrite: Array<{
       file: FileRecord;
       expected?: { size: number; blake3: string };
@@ -287,6 +332,7 @@ export class CardOffloader {
             blake3: pre.blake3,
             verifiedAt: new Date().toISOString(),
             ...zeroByteWarning(file),
+            ...this.#takeCapture(file),
           });
           this.ctx.progress?.fileDone(file.size);
           this.#done({ path: file.path, result: 'duplicate', bytes: 0, blake3: pre.blake3 });
@@ -314,6 +360,7 @@ export class CardOffloader {
         path: w.file.path,
         ...(w.expected === undefined || w.otherStore !== true ? {} : { blake3: w.expected.blake3 }),
       })),
+      date,
     );
     for (const w of toWrite) await this.#copy(w.file, w.expected, k, key, w.skip);
   }
@@ -422,6 +469,7 @@ export class CardOffloader {
       copies,
       verifiedAt: laptop.verifiedAt,
       ...zeroByteWarning(file),
+      ...this.#takeCapture(file),
     });
     this.ctx.progress?.fileDone();
     this.#done({ path: file.path, result: 'copied', bytes: result.size, blake3: result.blake3, storePath });
@@ -429,6 +477,7 @@ export class CardOffloader {
 
   /** Record a per-file failure and carry on, or throw OffloadStop when the whole offload must stop. */
   async #fileFailed(file: FileRecord, err: unknown): Promise<void> {
+    this.#captures.delete(file.path);
     const stop = await this.#stopFor(err, file);
     if (stop !== undefined) {
       await this.ctx.state.recordFileError(this.card.id, file.path, stop.error).catch(() => undefined);

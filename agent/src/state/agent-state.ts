@@ -15,12 +15,12 @@
  *   size:<size, 16 digits>:<blake3> → true     (which sizes have an asset: dual-slot dedup check)
  *   queue:<seq, 16 digits>          → { blake3, size }   (verified here, not yet receipted by the studio)
  *   claim:<store-relative path>     → ClaimRecord        (a store name reserved before it is written)
- *   group:<cardId>/<group key>      → { k }              (the suffix an image group uses in the store)
+ *   group:<cardId>/<group key>      → GroupRecord        (the suffix an image group uses in the store, its date folder)
  */
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
-import { FORMAT_VERSION, hasCodeInChain, type CopyFact } from '@studio321/protocol';
+import { FORMAT_VERSION, hasCodeInChain, type CopyFact, type FileCapture } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import type { ScanResult, ScannedFile } from '../card/scanner.js';
 import type {
@@ -29,6 +29,7 @@ import type {
   CardRecord,
   ClaimRecord,
   FileRecord,
+  GroupRecord,
   FileWarning,
   OffloadRun,
   StudioCopy,
@@ -411,19 +412,30 @@ export class AgentState {
   }
 
   async getGroupSuffix(cardId: string, group: string): Promise<number | undefined> {
-    const g = await this.#get<{ k: number }>(keys.group(cardId, group));
+    const g = await this.getGroup(cardId, group);
     return g?.k;
   }
 
-  /** Reserve store names for files of one group (before anything is written under them). */
+  getGroup(cardId: string, group: string): Promise<GroupRecord | undefined> {
+    return this.#get<GroupRecord>(keys.group(cardId, group));
+  }
+
+  /**
+   * Reserve store names for files of one group (before anything is written under them),
+   * with the group's date folder once it was chosen (kept for the group's later files).
+   */
   claimNames(
     cardId: string,
     group: string,
     k: number,
     claims: Array<{ storePath: string; path: string; blake3?: string }>,
+    date?: Pick<FileCapture, 'day' | 'dateSource'>,
   ): Promise<void> {
     return this.#exclusive(async () => {
-      const ops: Op[] = [{ type: 'put', key: keys.group(cardId, group), value: { k } }];
+      const old = await this.getGroup(cardId, group);
+      const day = old?.day !== undefined ? { day: old.day, dateSource: old.dateSource } : date;
+      const rec: GroupRecord = { k, ...(day === undefined ? {} : { day: day.day, dateSource: day.dateSource }) };
+      const ops: Op[] = [{ type: 'put', key: keys.group(cardId, group), value: rec }];
       for (const c of claims) {
         const old = await this.getClaim(c.storePath);
         if (
@@ -467,10 +479,11 @@ export class AgentState {
     copies: CopyFact[];
     verifiedAt: string;
     warning?: { code: string; message: string };
+    capture?: FileCapture;
   }): Promise<AssetRecord> {
     return this.#exclusive(async () => {
       const { card, file } = input;
-      const name: AssetName = { shoot: card.shoot, card: card.id, path: file.path, mtime: file.mtimeMs };
+      const name = assetName(card, file, input.capture);
       const ops: Op[] = [];
       let asset = await this.getAsset(input.blake3);
       if (asset === undefined) {
@@ -515,18 +528,13 @@ export class AgentState {
     blake3: string;
     verifiedAt: string;
     warning?: { code: string; message: string };
+    capture?: FileCapture;
   }): Promise<AssetRecord> {
     return this.#exclusive(async () => {
       const { card, file } = input;
       const old = await this.getAsset(input.blake3);
       if (old === undefined) throw new TypeError(`recordDuplicate: unknown asset ${input.blake3}`);
-      const asset = mergeAsset(
-        old,
-        { shoot: card.shoot, card: card.id, path: file.path, mtime: file.mtimeMs },
-        [],
-        {},
-        old.storePath,
-      );
+      const asset = mergeAsset(old, assetName(card, file, input.capture), [], {}, old.storePath);
       await this.#write(
         [
           { type: 'put', key: keys.asset(input.blake3), value: asset },
@@ -754,6 +762,16 @@ function replaceCopies(asset: AssetRecord, copies: CopyFact[], paths: Record<str
     ...asset,
     copies: [...asset.copies.filter((c) => !targets.has(c.target)), ...copies],
     paths: { ...asset.paths, ...newPaths },
+  };
+}
+
+function assetName(card: CardRecord, file: FileRecord, capture: FileCapture | undefined): AssetName {
+  return {
+    shoot: card.shoot,
+    card: card.id,
+    path: file.path,
+    mtime: file.mtimeMs,
+    ...(capture === undefined ? {} : { capture }),
   };
 }
 

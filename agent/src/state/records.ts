@@ -2,7 +2,7 @@
  * Records of the agent state database (docs/design.md, "Field agent").
  * Values are JSON; keys are strings (see agent-state.ts for the key schema).
  */
-import type { CopyFact } from '@studio321/protocol';
+import type { CopyFact, FileCapture } from '@studio321/protocol';
 
 export type CardKind = 'card' | 'folder' | 'hot-folder';
 
@@ -75,6 +75,19 @@ export interface AssetName {
   card: string;
   path: string;
   mtime: number;
+  /**
+   * Its sidecar group's date folder (`dateSource`: 'exif' = the camera's capture date,
+   * 'mtime' = none was found, the UTC day of the group's oldest mtime) and this file's
+   * capture metadata. Absent on names recorded before it.
+   */
+  capture?: FileCapture;
+}
+
+/** `group:<cardId>/<group key>` — the store suffix of an image group and the date folder it was given. */
+export interface GroupRecord {
+  k: number;
+  day?: string;
+  dateSource?: 'exif' | 'mtime';
 }
 
 export interface StudioCopy {

@@ -3,7 +3,8 @@
  *
  *   1. both target roots present and the configured disks (target-check.ts)
  *   2. choose the target-relative path `<YYYY-MM-DD>/<shoot>/<card>/<card path>`
- *      (date = UTC day of the name's mtime); a path whose nameKey (NFC+casefold)
+ *      (date = the capture day of its sidecar group the agent sent, else the UTC day
+ *      of the name's mtime); a path whose nameKey (NFC+casefold)
  *      is already stored for OTHER content, or that another in-flight commit
  *      reserved, gets a distinct name `stem~2.ext`, `stem~3.ext`…
  *   3. RAID copy: ONE durableWrite (temp → write → fsync → read back → link)
@@ -32,6 +33,7 @@ import {
   readFileChunks,
   nameKey,
   safeJoin,
+  utcDay,
   type AgentCopy,
   type FileName,
   type ReceiptMessage,
@@ -104,15 +106,13 @@ export interface CommitterOptions {
   signal?: AbortSignal;
 }
 
-function utcDay(ms: number): string {
-  const d = new Date(Number.isFinite(ms) ? ms : 0);
-  if (Number.isNaN(d.getTime())) return '0000-00-00';
-  return d.toISOString().slice(0, 10);
-}
-
-/** Target-relative directory and file name for one offered name. */
+/**
+ * Target-relative directory and file name for one offered name: under its sidecar group's
+ * capture day when the agent sent one (a RAW and its XMP written a minute apart around
+ * midnight share it), else the UTC day of the file's own mtime (agents before it).
+ */
 export function layoutFor(name: FileName): { dir: string; base: string } {
-  const rel = posix.join(utcDay(name.mtime), name.shoot, name.card, name.path);
+  const rel = posix.join(name.capture?.day ?? utcDay(name.mtime), name.shoot, name.card, name.path);
   return { dir: posix.dirname(rel), base: posix.basename(rel) };
 }
 

@@ -1,6 +1,6 @@
 /** Human-readable output of `studioctl assets`, `asset` and `verify` (the --json output is the raw result). */
 import type { AssetView } from './service.js';
-import { formatBytes } from '@studio321/protocol';
+import { formatBytes, type FileCapture } from '@studio321/protocol';
 import type { VerifyReport } from './verify-copies.js';
 
 const when = (ms: number): string => new Date(ms).toISOString();
@@ -36,6 +36,10 @@ export function formatAssets(r: unknown): string {
     out.push(
       `${a.hash.slice(0, 16)}  ${formatBytes(a.size).padStart(9)}  ${a.compliant ? 'compliant ' : 'NOT SAFE  '} ${nameLine(a)}`,
     );
+    if (a.group !== undefined)
+      out.push(
+        `    group of ${a.group.members.length} files: ${a.group.compliant ? 'compliant' : `NOT SAFE (${a.group.members.filter((m) => !m.compliant).length} not safe)`}`,
+      );
     out.push(
       `    copies: ${a.copies.map((c) => (c.counted === false ? `${c.target} (not counted: target unavailable)` : c.target)).join(', ') || 'none'}`,
     );
@@ -49,6 +53,19 @@ export function formatAssets(r: unknown): string {
   return `${out.join('\n')}\n`;
 }
 
+/** `taken 2026-11-26T23:59:30+01:00 with Canon EOS R5 #012345678901, image 1234, RF24-70mm F2.8 L IS USM`. */
+function captureLine(c: FileCapture): string {
+  const parts = [
+    c.takenAt !== undefined
+      ? `taken ${c.takenAt}`
+      : `filed under ${c.day} (${c.dateSource === 'exif' ? 'its group’s capture day' : 'no capture time found: the file date'})`,
+  ];
+  if (c.camera !== undefined) parts.push(`with ${c.camera}${c.serial === undefined ? '' : ` #${c.serial}`}`);
+  if (c.imageNumber !== undefined) parts.push(`image ${c.imageNumber}`);
+  if (c.lens !== undefined) parts.push(c.lens);
+  return parts.join(', ');
+}
+
 export function formatAsset(r: unknown): string {
   const x = r as { assets: AssetView[] };
   const out: string[] = [];
@@ -57,8 +74,18 @@ export function formatAsset(r: unknown): string {
     out.push(`  size ${a.size} bytes (${formatBytes(a.size)}), committed ${when(a.committedAt)}`);
     out.push(`  3-2-1: ${a.compliant ? 'COMPLIANT' : 'NOT SAFE'}`);
     for (const reason of a.reasons) out.push(`    - ${reason}`);
+    if (a.group !== undefined) {
+      out.push(`  group (${a.group.members.length} files): ${a.group.compliant ? 'COMPLIANT' : 'NOT SAFE'}`);
+      for (const m of a.group.members)
+        out.push(
+          `    ${m.compliant ? 'compliant' : 'NOT SAFE '}  ${m.path}${m.hash === a.hash ? '  (this file)' : ''}`,
+        );
+    }
     out.push('  names:');
-    for (const n of a.names) out.push(`    ${n.shoot}/${n.card}/${n.path}`);
+    for (const n of a.names) {
+      out.push(`    ${n.shoot}/${n.card}/${n.path}`);
+      if (n.capture !== undefined) out.push(`      ${captureLine(n.capture)}`);
+    }
     out.push('  copies (archive):');
     for (const c of a.copies) {
       out.push(

@@ -43,6 +43,7 @@ import { buildStatusReport, type StatusReport } from './status-report.js';
 import type { StudioStatus } from './status-report.js';
 import { verifyCopies, type VerifyOptions, type VerifyReport } from './verify-copies.js';
 import { Quarantine } from '../recovery/quarantine.js';
+import { groupOf } from '../recovery/restore-plan.js';
 import { TargetAvailability } from '../recovery/target-availability.js';
 import { remakeCopy, type RemakeRequest, type RemakeResult } from '../recovery/remake-copy.js';
 import { Adopter } from '../recovery/adopt.js';
@@ -74,11 +75,16 @@ export interface AssetView {
   committedAt: number;
   compliant: boolean;
   reasons: string[];
-  names: Array<Pick<NameRecord, 'shoot' | 'card' | 'path'>>;
+  names: Array<Pick<NameRecord, 'shoot' | 'card' | 'path' | 'capture'>>;
   /** Archive copies (mirror, RAID, cloud); `counted` is false while the target is unavailable. */
   copies: Array<CopyRecord & { where: string; counted: boolean }>;
   /** Field copies reported by agents (laptop, field drive): shown, never counted. */
   fieldCopies: Array<CopyRecord & { where: string }>;
+  /**
+   * Its sidecar group (RAW + JPEG + XMP…: the files stored in its folder with its stem),
+   * when it has other members: 3-2-1 safe when every member is, each by the ledger's verdict.
+   */
+  group?: { compliant: boolean; members: Array<{ hash: string; path: string; compliant: boolean }> };
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -420,6 +426,7 @@ export class LedgerService {
       shoot: n.shoot,
       card: n.card,
       path: n.path,
+      ...(n.capture === undefined ? {} : { capture: n.capture }),
     }));
     return {
       hash: asset.hash,
@@ -432,7 +439,24 @@ export class LedgerService {
         .filter((c) => c.kind !== 'agent')
         .map((c) => ({ ...c, where: this.#where(c), counted: counted.has(c) })),
       fieldCopies: copies.filter((c) => c.kind === 'agent').map((c) => ({ ...c, where: this.#where(c) })),
+      ...(await this.#groupView(asset.hash, copies, v.compliant)),
     };
+  }
+
+  /** The sidecar group of a stored asset (restore's groupOf), with one verdict: every member's. */
+  async #groupView(hash: string, copies: CopyRecord[], compliant: boolean): Promise<Pick<AssetView, 'group'>> {
+    const stored = copies.find((c) => c.kind === 'studio' && c.path !== '');
+    if (stored === undefined) return {};
+    const members = new Map<string, { hash: string; path: string; compliant: boolean }>();
+    members.set(hash, { hash, path: stored.path, compliant });
+    for (const m of await groupOf(this.#o.catalogue, stored.path)) {
+      if (members.has(m.hash)) continue;
+      const v = this.ledger.verdict(await this.#o.catalogue.copiesOf(m.hash));
+      members.set(m.hash, { hash: m.hash, path: m.path, compliant: v.compliant });
+    }
+    if (members.size < 2) return {};
+    const list = [...members.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return { group: { compliant: list.every((m) => m.compliant), members: list } };
   }
 
   #where(c: CopyRecord): string {

@@ -92,6 +92,7 @@ function cleanNames(names: FileName[]): FileName[] {
     card: validateSegment(n.card),
     path: validateRelativePath(n.path),
     mtime: n.mtime,
+    ...(n.capture === undefined ? {} : { capture: n.capture }),
   }));
 }
 

@@ -17,7 +17,7 @@
  */
 import { link, lstat, unlink } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { errorCode, safeJoin } from '@studio321/protocol';
+import { errorCode, safeJoin, utcDay } from '@studio321/protocol';
 import { ensureDir, fsyncDir } from '@studio321/protocol/durable';
 import type { Catalogue, CopyRecord } from '../catalogue.js';
 import { distinctName } from '../commit/commit.js';
@@ -54,8 +54,6 @@ const K = { item: 'item!', totals: 'totals' } as const;
 const SYNC = { sync: true } as object;
 
 type QuarantineDb = ReturnType<Catalogue['sublevel']>;
-
-const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
 export class Quarantine {
   readonly #catalogue: Catalogue;

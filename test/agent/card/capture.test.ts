@@ -1,0 +1,133 @@
+/**
+ * Capture metadata read from real camera files, checked against ExifTool (Debian's
+ * libimage-exiftool-perl, installed by scripts/ensure-system-deps.sh) reading the same bytes.
+ *
+ * The samples are camera files that the `exif` npm package (0.6.0, MIT) ships in its
+ * test folder: a Canon S40 and a Canon PowerShot S400 JPEG as they are, and the first
+ * 128 KiB of a Sony ILCE-6000 JPEG (the whole file is 6.6 MB; its header is all a reader
+ * needs, which this also proves). test/fixtures/camera/README.md says where each is from.
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { readCapture, parseCapture, mayHaveCapture, CAPTURE_HEAD_BYTES } from '@studio321/agent/card';
+import { PROTO_CODES, decodeFrame, encodeFrame, type Message } from '@studio321/protocol';
+import { REPO } from '../../lib/agent-harness.js';
+
+const FIXTURES = join(REPO, 'test', 'fixtures', 'camera');
+const execFileP = promisify(execFile);
+
+interface ExifToolTags {
+  DateTimeOriginal?: string;
+  OffsetTimeOriginal?: string;
+  Make?: string;
+  Model?: string;
+  FileNumber?: number;
+  ShutterCount?: number;
+  InternalSerialNumber?: string;
+  LensModel?: string;
+}
+
+async function exiftool(file: string): Promise<ExifToolTags> {
+  const { stdout } = await execFileP('exiftool', [
+    '-j',
+    '-n',
+    '-DateTimeOriginal',
+    '-OffsetTimeOriginal',
+    '-Make',
+    '-Model',
+    '-FileNumber',
+    '-ShutterCount',
+    '-InternalSerialNumber',
+    '-LensModel',
+    file,
+  ]);
+  return (JSON.parse(stdout) as ExifToolTags[])[0] ?? {};
+}
+
+const haveExiftool = await execFileP('exiftool', ['-ver']).then(
+  () => true,
+  () => false,
+);
+
+/** ExifTool's `2003:12:14 12:01:44` (+ offset) in the form the agent records. */
+const iso = (dt: string, offset?: string): string =>
+  `${dt.slice(0, 10).replaceAll(':', '-')}T${dt.slice(11)}${offset ?? ''}`;
+
+t.test('capture time, body, count and lens equal what ExifTool reads', async (t) => {
+  if (!haveExiftool)
+    return void t.skip('exiftool is not installed (apt-get install libimage-exiftool-perl)', () => undefined);
+  const cases = [
+    { file: 'canon-s40.jpg', count: (x: ExifToolTags) => x.FileNumber },
+    { file: 'canon-s400.jpg', count: () => undefined },
+    { file: 'sony-ilce6000-head.jpg', count: (x: ExifToolTags) => x.ShutterCount },
+  ];
+  for (const c of cases) {
+    const path = join(FIXTURES, c.file);
+    const [ours, ref] = await Promise.all([readCapture(path), exiftool(path)]);
+    t.ok(ref.DateTimeOriginal, `${c.file}: ExifTool finds a capture time`);
+    t.equal(ours?.takenAt, iso(ref.DateTimeOriginal ?? '', ref.OffsetTimeOriginal), `${c.file}: capture time`);
+    t.equal(ours?.imageNumber, c.count(ref), `${c.file}: image number / shutter count`);
+    t.equal(ours?.lens, ref.LensModel, `${c.file}: lens`);
+    const model = ref.Model ?? '';
+    t.ok(ours?.camera?.endsWith(model), `${c.file}: camera ${ours?.camera} is the ${model}`);
+    const serial = ref.InternalSerialNumber?.split(' ')
+      .map((b) => Number(b).toString(16).padStart(2, '0'))
+      .join('');
+    t.equal(ours?.serial, serial, `${c.file}: serial number`);
+  }
+  // The counts the samples hold, so the comparison above is not two undefineds agreeing.
+  t.equal((await readCapture(join(FIXTURES, 'canon-s40.jpg')))?.imageNumber, 1171771, 'Canon FileNumber 117-1771');
+  const sony = await readCapture(join(FIXTURES, 'sony-ilce6000-head.jpg'));
+  t.same(sony, {
+    takenAt: '2014-04-18T20:33:53',
+    camera: 'SONY ILCE-6000',
+    lens: 'E PZ 16-50mm F3.5-5.6 OSS',
+    serial: 'fefef80c',
+    imageNumber: 885,
+  });
+});
+
+t.test('only images are read; files without EXIF, unreadable or cut short give nothing', async (t) => {
+  t.ok(mayHaveCapture('DCIM/100CANON/IMG_0001.CR2'));
+  t.ok(mayHaveCapture('DCIM/100MSDCF/DSC00001.ARW'));
+  t.notOk(mayHaveCapture('DCIM/100CANON/IMG_0001.XMP'), 'a sidecar is not read');
+  const dir = await mkdtemp(join(tmpdir(), 'capture-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'NOEXIF.JPG'), Buffer.from([0xff, 0xd8, 0xff, 0xd9]));
+  t.equal(await readCapture(join(dir, 'NOEXIF.JPG')), undefined, 'a JPEG without EXIF');
+  await writeFile(join(dir, 'JUNK.CR2'), Buffer.alloc(1000, 7));
+  t.equal(await readCapture(join(dir, 'JUNK.CR2')), undefined, 'bytes that are no TIFF');
+  t.equal(await readCapture(join(dir, 'GONE.JPG')), undefined, 'a file that is not there');
+  t.equal(await parseCapture(new Uint8Array(0)), undefined, 'nothing at all');
+  t.ok(CAPTURE_HEAD_BYTES <= 256 * 1024, 'one small read per file');
+});
+
+t.test('the Offer carries capture optionally; a malformed one is refused', async (t) => {
+  const base = { shoot: 's', card: 'c', path: 'DCIM/IMG_0001.JPG', mtime: 0 };
+  const offer = (name: Record<string, unknown>): Message =>
+    ({
+      t: 'offer',
+      batchId: 'b1',
+      files: [{ hash: 'a'.repeat(64), size: 1, names: [name], copies: [] }],
+    }) as unknown as Message;
+  const roundTrip = (m: Message): unknown => decodeFrame(encodeFrame(m));
+  t.match(roundTrip(offer(base)), { files: [{ names: [base] }] }, 'an old agent sends none: accepted');
+  const capture = { day: '2026-11-26', dateSource: 'exif', takenAt: '2026-11-26T23:59:30+01:00', imageNumber: 7 };
+  t.match(roundTrip(offer({ ...base, capture })), { files: [{ names: [{ capture }] }] }, 'a new agent sends it');
+  for (const bad of [
+    { day: '../../etc', dateSource: 'exif' },
+    { day: '2026-13-01', dateSource: 'exif' },
+    { day: '2026-11-26', dateSource: 'guess' },
+    { day: '2026-11-26', dateSource: 'mtime', takenAt: 'yesterday' },
+  ]) {
+    t.throws(
+      () => roundTrip(offer({ ...base, capture: bad })),
+      { code: PROTO_CODES.invalidField },
+      JSON.stringify(bad),
+    );
+  }
+});
