@@ -18,3 +18,4 @@ export * from './progress.js';
 export * from './exit-codes.js';
 export * from './cli-args.js';
 export * from './suggest.js';
+export * from './mhl.js';
