@@ -187,7 +187,7 @@ export async function hashFile(
 }
 
 /**
- * XXH3-64, the ASC MHL hash (protocol/src/mhl.ts): the standard's schema admits md5, sha1,
+ * XXH3-64, the ASC MHL hash (protocol/src/durable/mhl.ts): the standard's schema admits md5, sha1,
  * c4, xxh64, xxh3 and xxh128, not BLAKE3, so a file's MHL hash is computed in the same pass
  * as its BLAKE3 (durableWrite's `xxh3: true`). BLAKE3 stays the ledger's hash. xxh3 and not
  * xxh128: the native library (@node-rs/xxhash, a prebuilt N-API binary installed from npm

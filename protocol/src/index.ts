@@ -18,4 +18,3 @@ export * from './progress.js';
 export * from './exit-codes.js';
 export * from './cli-args.js';
 export * from './suggest.js';
-export * from './mhl.js';

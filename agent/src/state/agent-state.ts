@@ -457,6 +457,7 @@ export class AgentState {
     file: FileRecord;
     blake3: string;
     size: number;
+    xxh3?: string;
     storePath: string;
     paths: Record<string, string>;
     copies: CopyFact[];
@@ -486,6 +487,7 @@ export class AgentState {
       } else {
         asset = mergeAsset(asset, name, input.copies, input.paths, input.storePath);
       }
+      if (input.xxh3 !== undefined && asset.xxh3 === undefined) asset = { ...asset, xxh3: input.xxh3 };
       ops.push({ type: 'put', key: keys.asset(input.blake3), value: asset });
       ops.push({
         type: 'put',

@@ -76,7 +76,7 @@ export interface DurableWriteOptions {
   hashPool?: HashPool | false;
   /** BLAKE3 implementation (protocol/src/hash.ts); default 'auto': the native engine when it loads, else blake3-wasm. */
   hashEngine?: HashEngine;
-  /** Also XXH3-64 the source in the same pass (the ASC MHL hash, protocol/src/mhl.ts); needs `hashSource`. */
+  /** Also XXH3-64 the source in the same pass (the ASC MHL hash, protocol/src/durable/mhl.ts); needs `hashSource`. */
   xxh3?: boolean;
 }
 

@@ -11,7 +11,8 @@
  *    bytes, so an altered or removed generation is seen.
  * The field agent writes a generation for a card's folder at each offload, studiod one for each
  * studio folder it commits files into. Our hash is XXH3-64 (hash.ts: the schema has no BLAKE3).
- * Both files are written durably (writeFileAtomic); a generation is never replaced (link(2)).
+ * A generation is written by durableWrite (read back, never replacing a name, also on file systems
+ * without hard links: exFAT field drives), the chain by writeFileAtomic (replaced by rename).
  *
  * `verifyMhlFolder` re-hashes a folder against its history: missing, altered and new files, and a
  * chain that does not match its generations. It reads what other ASC MHL tools write (default
@@ -21,8 +22,9 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { writeFileAtomic } from './durable/small-file.js';
-import { createXxh3, readFileChunks } from './hash.js';
+import { durableWrite } from './durable-write.js';
+import { writeFileAtomic } from './small-file.js';
+import { createXxh3, readFileChunks } from '../hash.js';
 
 export const MHL_FOLDER = 'ascmhl';
 export const MHL_CHAIN_FILE = 'ascmhl_chain.xml';
@@ -56,6 +58,11 @@ export interface MhlGenerationInput {
 }
 
 const C4_CHARSET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+
+/** The version of studio321 written as the tool's version in each generation. */
+export function mhlToolVersion(): string {
+  return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+}
 
 /** The C4 id of bytes (SMPTE ST 2114: SHA-512, base58, 90 characters), as the chain file records it. */
 export function c4Id(data: Uint8Array): string {
@@ -182,6 +189,10 @@ async function generationFiles(mhlDir: string): Promise<string[]> {
   }
 }
 
+async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield data;
+}
+
 /** Generations are appended one at a time per folder in this process (the chain is read, then rewritten). */
 const appending = new Map<string, Promise<unknown>>();
 
@@ -208,12 +219,11 @@ async function appendNow(input: MhlGenerationInput): Promise<{ path: string; gen
   const now = input.now ?? new Date();
   const name = mhlGenerationName(generation, basename(input.root), now);
   const xml = Buffer.from(mhlHashlistXml({ ...input, now }), 'utf8');
-  const opts = { mode: 0o644, dirMode: 0o755 };
-  await writeFileAtomic(join(mhlDir, name), xml, { ...opts, replace: false });
+  await durableWrite(oneChunk(xml), { targets: [{ dir: mhlDir, name }], hashPool: false });
   await writeFileAtomic(
     join(mhlDir, MHL_CHAIN_FILE),
     chainXml([...chain, { sequence: generation, path: name, c4: c4Id(xml) }]),
-    opts,
+    { mode: 0o644, dirMode: 0o755 },
   );
   return { path: join(mhlDir, name), generation };
 }
@@ -294,6 +304,18 @@ export interface MhlVerifyReport {
   /** The chain and its generations disagree (a generation altered, removed or unlisted), or no history. */
   chain: string[];
   ok: boolean;
+}
+
+/** The report of `studioctl mhl verify`, a line per problem. */
+export function formatMhlVerify(r: MhlVerifyReport): string {
+  const lines = [
+    `${r.root}: ${r.generations} generation(s), ${r.checked} file(s) checked — ${r.ok ? 'intact' : 'NOT intact'}`,
+    ...r.chain.map((c) => `  history: ${c}`),
+    ...r.altered.map((a) => `  altered: ${a.path} (${a.format} ${a.expected} recorded, ${a.actual} now)`),
+    ...r.missing.map((p) => `  missing: ${p}`),
+    ...r.added.map((p) => `  new: ${p} (in no generation)`),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 function ignored(rel: string): boolean {
