@@ -387,6 +387,9 @@ export async function verifyMhlFolder(root: string): Promise<MhlVerifyReport> {
   report.missing.sort();
   report.added.sort();
   report.ok =
-    report.chain.length === 0 && report.missing.length === 0 && report.altered.length === 0 && report.added.length === 0;
+    report.chain.length === 0 &&
+    report.missing.length === 0 &&
+    report.altered.length === 0 &&
+    report.added.length === 0;
   return report;
 }

@@ -77,10 +77,18 @@ t.test('an offload leaves a schema-valid ASC MHL generation that studioctl mhl v
   const stored = ['DCIM/100CANON/IMG_0001.CR3', 'DCIM/100CANON/IMG_0001.XMP', 'DCIM/100CANON/IMG_0002.JPG'];
   stored.push('PRIVATE/M4ROOT/CLIP/C0001 & <b>.MP4');
   for (const p of stored) {
-    const sum = execFileSync('xxhsum', ['-H3', join(folder, p)]).toString().trim();
+    const sum = execFileSync('xxhsum', ['-H3', join(folder, p)])
+      .toString()
+      .trim();
     const hex = /([0-9a-f]{16})/.exec(sum)?.[1];
     const esc = p.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-    t.match(xml, new RegExp(`>${esc.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}</path>\\s*<xxh3 action="original" [^>]*>${hex}</xxh3>`), `${p}: xxh3 ${hex}`);
+    t.match(
+      xml,
+      new RegExp(
+        `>${esc.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}</path>\\s*<xxh3 action="original" [^>]*>${hex}</xxh3>`,
+      ),
+      `${p}: xxh3 ${hex}`,
+    );
   }
 
   const verify = () => run(STUDIOCTL, ['mhl', 'verify', folder]);
