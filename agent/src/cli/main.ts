@@ -42,6 +42,10 @@ export const COMMANDS: Record<string, { load: () => Promise<Command>; help: stri
     load: async () => (await import('./forget.js')).forgetCommand,
     help: 'forget <card>   drop a card seen long ago from the list (no file is deleted)',
   },
+  report: {
+    load: async () => (await import('./report.js')).reportCommand,
+    help: 'report <card>   the offload report of a card: files, hashes, copies (--csv, --html, --out FILE)',
+  },
   run: {
     load: async () => {
       const [{ runCommand }, { startSyncForRun }] = await Promise.all([

@@ -91,6 +91,39 @@ t.test('an offload leaves a schema-valid ASC MHL generation that studioctl mhl v
     );
   }
 
+  // The offload report a client is handed: CSV and a self-contained printable page.
+  const csv = await agent.cli(['report', 'CARD1', '--csv']);
+  t.equal(csv.code, 0, `report --csv exits 0 (${csv.stderr})`);
+  const rows = csv.stdout.trimEnd().split('\r\n');
+  t.equal(
+    rows[0],
+    'card,shoot,path,size,state,blake3,xxh3,verified_at,laptop,field-drive,studio mirror,studio raid,warning',
+  );
+  t.equal(rows.length, 5, 'a header and a line per file');
+  const mp4 = rows.find((l) => l.includes('C0001')) ?? '';
+  const mp4Hex = /([0-9a-f]{16})/.exec(
+    execFileSync('xxhsum', ['-H3', join(folder, 'PRIVATE/M4ROOT/CLIP/C0001 & <b>.MP4')]).toString(),
+  )?.[1];
+  t.match(
+    mp4,
+    new RegExp(
+      `^${cardId},wedding,PRIVATE/M4ROOT/CLIP/C0001 & <b>\\.MP4,70000,verified,[0-9a-f]{64},${mp4Hex},[^,]+,\\d{4}-[^,]+,,,,$`,
+    ),
+    'the file, its size, hashes and laptop copy',
+  );
+  const page = join(await tempDir(t, 'report-'), 'card1.html');
+  const html = await agent.cli(['report', 'CARD1', '--html', '--out', page]);
+  t.equal(html.code, 0, `report --html --out exits 0 (${html.stderr})`);
+  const doc = await readFile(page, 'utf8');
+  t.match(doc, 'C0001 &amp; &lt;b&gt;.MP4', 'names escaped');
+  t.notMatch(doc, /<script|<link|\bsrc=|\bhref=|url\(/i, 'self-contained: no script, no external asset');
+  t.equal(
+    (await agent.cli(['report', 'CARD1', '--html', '--out', page])).code,
+    1,
+    'an existing report file is never replaced',
+  );
+  t.equal(await readFile(page, 'utf8'), doc, 'and is left as it was');
+
   const verify = () => run(STUDIOCTL, ['mhl', 'verify', folder]);
   let r = await verify();
   t.equal(r.code, 0, `intact folder: exit 0 (${r.stdout}${r.stderr})`);
