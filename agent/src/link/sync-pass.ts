@@ -136,6 +136,7 @@ function toOfferFile(a: PendingAsset): OfferFile {
       // The card path as readdir returned it; the wire carries its NFC form (SPEC.md §5).
       .map((n) => ({ shoot: n.shoot, card: n.card, path: n.path.normalize('NFC'), mtime: Math.trunc(n.mtime) })),
     copies: toAgentCopies(a),
+    ...(a.xxh3 === undefined ? {} : { xxh3: a.xxh3 }),
   };
 }
 

@@ -41,6 +41,7 @@ export interface PendingAsset {
   storePath: string;
   names: AssetName[];
   copies: CopyFact[];
+  xxh3?: string;
 }
 
 export interface StudioReceipt {
@@ -602,6 +603,7 @@ export class AgentState {
         storePath: a.paths['laptop'] ?? a.storePath,
         names: a.names,
         copies: a.copies,
+        ...(a.xxh3 === undefined ? {} : { xxh3: a.xxh3 }),
       });
     }
     return out;

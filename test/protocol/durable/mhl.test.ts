@@ -10,6 +10,8 @@ import t, { type Test } from 'tap';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { appendMhlGeneration, c4Id, verifyMhlFolder } from '@studio321/protocol/durable';
+import { ProtocolError, validateMessage, type OfferMessage } from '@studio321/protocol';
+import { sampleMessages } from '../../lib/sample-messages.js';
 
 const REFERENCE_GENERATION = `<?xml version="1.0" encoding="UTF-8"?>
 <hashlist version="2.0" xmlns="urn:ASC:MHL:v2.0">
@@ -131,4 +133,19 @@ t.test('a file recorded only in a format this tool cannot check is reported, not
   const r = await verifyMhlFolder(await referenceFolder(t, only128));
   t.notOk(r.ok);
   t.match(r.chain, [/x\.jpg: no hash format this tool can check \(xxh128\)/]);
+});
+
+t.test("an Offer's file may carry its XXH3-64; older agents' offers (none) stay valid", async (t) => {
+  const offer = sampleMessages().offer;
+  const file = offer.files[0] as OfferMessage['files'][number];
+  t.notOk('xxh3' in (validateMessage(offer) as OfferMessage).files[0]!, 'without it: valid, none added');
+  const withIt = { ...offer, files: [{ ...file, xxh3: 'd6476c25083d69be' }] };
+  t.equal((validateMessage(withIt) as OfferMessage).files[0]?.xxh3, 'd6476c25083d69be', 'kept');
+  for (const bad of ['D6476C25083D69BE', 'd6476c25083d69b', 42]) {
+    t.throws(
+      () => validateMessage({ ...offer, files: [{ ...file, xxh3: bad }] }),
+      ProtocolError,
+      `refused: ${String(bad)}`,
+    );
+  }
 });
