@@ -61,6 +61,8 @@ export interface LedgerServiceOptions {
 export interface AssetView {
   hash: string;
   size: number;
+  /** The XXH3-64 the agent offered (ASC MHL), when it sent one. */
+  xxh3?: string;
   committedAt: number;
   compliant: boolean;
   reasons: string[];
@@ -365,6 +367,7 @@ export class LedgerService {
     return {
       hash: asset.hash,
       size: asset.size,
+      ...(asset.xxh3 === undefined ? {} : { xxh3: asset.xxh3 }),
       committedAt: asset.committedAt,
       compliant: v.compliant,
       reasons: v.reasons,

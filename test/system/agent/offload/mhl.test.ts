@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { c4Id } from '@studio321/protocol/durable';
-import { ingest, makeAgent, makeCard, run, tempDir } from '../../../lib/studio-harness.js';
+import { ingest, makeAgent, makeCard, pairAgent, run, startStudiod, tempDir } from '../../../lib/studio-harness.js';
 
 const XSD = join(import.meta.dirname, '..', '..', '..', 'lib', 'ascmhl-xsd');
 const STUDIOCTL = join(import.meta.dirname, '..', '..', '..', '..', 'studiod', 'dist', 'bin', 'studioctl.js');
@@ -123,6 +123,25 @@ t.test('an offload leaves a schema-valid ASC MHL generation that studioctl mhl v
     'an existing report file is never replaced',
   );
   t.equal(await readFile(page, 'utf8'), doc, 'and is left as it was');
+
+  // Synced to a studio: the offered XXH3-64 is on its asset record, and the report lists the studio copies.
+  const studio = await startStudiod(t);
+  await pairAgent(studio, agent);
+  t.equal((await agent.cli(['sync', '--json'])).code, 0, 'sync exits 0');
+  const jpgHex = /([0-9a-f]{16})/.exec(
+    execFileSync('xxhsum', ['-H3', join(folder, 'DCIM/100CANON/IMG_0002.JPG')]).toString(),
+  )?.[1];
+  const asset = JSON.parse((await studio.ctl(['--json', 'asset', 'IMG_0002.JPG'])).stdout) as {
+    assets: Array<{ xxh3?: string }>;
+  };
+  t.equal(asset.assets[0]?.xxh3, jpgHex, 'studiod keeps the offered xxh3');
+  const after = (await agent.cli(['report', 'CARD1', '--csv'])).stdout.split('\r\n');
+  t.match(
+    after.find((l) => l.includes('IMG_0002.JPG')) ?? '',
+    /,\d{4}-[^,]+,,\d{4}-[^,]+,\d{4}-[^,]+,$/,
+    'the report now names the studio mirror and raid copies',
+  );
+  await studio.kill('SIGTERM');
 
   const verify = () => run(STUDIOCTL, ['mhl', 'verify', folder]);
   let r = await verify();
