@@ -204,9 +204,10 @@ export function appendMhlGeneration(input: MhlGenerationInput): Promise<{ path: 
   const prev = appending.get(input.root) ?? Promise.resolve();
   const run = prev.catch(() => undefined).then(() => appendNow(input));
   appending.set(input.root, run);
-  void run.finally(() => {
+  const done = (): void => {
     if (appending.get(input.root) === run) appending.delete(input.root);
-  });
+  };
+  run.then(done, done); // the caller gets the rejection; this branch must not be an unhandled one
   return run;
 }
 
