@@ -5,7 +5,7 @@
  * not while `field-agent run` holds it (AGENT_STATE_LOCKED says so).
  */
 import { resolve } from 'node:path';
-import { EXIT, formatBytes } from '@studio321/protocol';
+import { errorCode, EXIT, formatBytes } from '@studio321/protocol';
 import { writeFileAtomic } from '@studio321/protocol/durable';
 import { AgentState, findCard } from '../state/agent-state.js';
 import { buildOffloadReport, offloadReportCsv, offloadReportHtml } from '../state/card-report.js';
@@ -55,7 +55,15 @@ export async function reportCommand(argv: string[], io: CommandIo): Promise<numb
   if (values.out === undefined) io.stdout.write(text);
   else {
     const out = resolve(values.out);
-    await writeFileAtomic(out, text, { mode: 0o644, replace: false });
+    try {
+      await writeFileAtomic(out, text, { mode: 0o644, replace: false });
+    } catch (err) {
+      if (errorCode(err) !== 'EEXIST') throw err;
+      throw new AgentError(AGENT_CODES.reportExists, `${out} exists and is never replaced: name another file.`, {
+        cause: err,
+        detail: { path: out },
+      });
+    }
     io.stderr.write(`report written to ${out}\n`);
   }
   return EXIT.ok;

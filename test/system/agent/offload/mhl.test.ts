@@ -117,11 +117,9 @@ t.test('an offload leaves a schema-valid ASC MHL generation that studioctl mhl v
   const doc = await readFile(page, 'utf8');
   t.match(doc, 'C0001 &amp; &lt;b&gt;.MP4', 'names escaped');
   t.notMatch(doc, /<script|<link|\bsrc=|\bhref=|url\(/i, 'self-contained: no script, no external asset');
-  t.equal(
-    (await agent.cli(['report', 'CARD1', '--html', '--out', page])).code,
-    1,
-    'an existing report file is never replaced',
-  );
+  const again = await agent.cli(['report', 'CARD1', '--html', '--out', page]);
+  t.equal(again.code, 1, 'an existing report file is never replaced');
+  t.match(again.stderr, /AGENT_REPORT_EXISTS/, 'with its code');
   t.equal(await readFile(page, 'utf8'), doc, 'and is left as it was');
 
   // Synced to a studio: the offered XXH3-64 is on its asset record, and the report lists the studio copies.
