@@ -55,6 +55,8 @@ export const AGENT_CODES = {
   usage: 'AGENT_USAGE',
   /** `resolve`: no card with that id. Not retryable. */
   unknownCard: 'AGENT_UNKNOWN_CARD',
+  /** `report --out FILE`: FILE exists; it is never replaced. Not retryable. */
+  reportExists: 'AGENT_REPORT_EXISTS',
   /** A card label names several cards: name it by card id. Not retryable. */
   cardAmbiguous: 'AGENT_CARD_AMBIGUOUS',
   /** A laptop store copy is missing or no longer hashes to its recorded BLAKE3 (found by the field-drive back-fill or the studio sync). Not retryable. */

@@ -185,3 +185,46 @@ export async function hashFile(
 ): Promise<{ blake3: string; size: number }> {
   return hashStream(readFileChunks(path, opts.signal === undefined ? {} : { signal: opts.signal }), opts.engine);
 }
+
+/**
+ * XXH3-64, the ASC MHL hash (protocol/src/durable/mhl.ts): the standard's schema admits md5, sha1,
+ * c4, xxh64, xxh3 and xxh128, not BLAKE3, so a file's MHL hash is computed in the same pass
+ * as its BLAKE3 (durableWrite's `xxh3: true`). BLAKE3 stays the ledger's hash. xxh3 and not
+ * xxh128: the native library (@node-rs/xxhash, a prebuilt N-API binary installed from npm
+ * with no install script) streams only the 64-bit variant, and the wasm xxh128 costs three
+ * times the BLAKE3 pass (README, Performance). 16 lower-case hex digits, the canonical
+ * (big-endian) form other MHL tools write.
+ */
+export const XXH3_HEX_LENGTH = 16;
+
+const XXH3_RE = /^[0-9a-f]{16}$/;
+
+/** True when `s` is an XXH3-64 digest in lower-case hex. */
+export function isXxh3Hex(s: unknown): s is string {
+  return typeof s === 'string' && XXH3_RE.test(s);
+}
+
+interface XxhModule {
+  xxh3: { Xxh3: { withSeed(seed?: bigint): { update(input: Uint8Array): unknown; digest(): bigint } } };
+}
+let xxhModule: XxhModule | undefined;
+
+/** A streaming XXH3-64 hasher on the calling thread. */
+export function createXxh3(): Pick<Hasher, 'update' | 'digest'> {
+  xxhModule ??= createRequire(import.meta.url)('@node-rs/xxhash') as XxhModule;
+  const h = xxhModule.xxh3.Xxh3.withSeed();
+  return {
+    update: (data) => {
+      h.update(data);
+    },
+    digest: () => h.digest().toString(16).padStart(XXH3_HEX_LENGTH, '0'),
+  };
+}
+
+/** A file's XXH3-64 by streaming it. */
+export async function xxh3File(path: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+  const h = createXxh3();
+  for await (const chunk of readFileChunks(path, opts.signal === undefined ? {} : { signal: opts.signal }))
+    h.update(chunk);
+  return h.digest();
+}

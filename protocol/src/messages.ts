@@ -161,6 +161,8 @@ export interface OfferFile {
   names: FileName[];
   /** 0..MAX_COPIES_PER_FILE verified copies held by the agent. */
   copies: AgentCopy[];
+  /** Optional: the file's XXH3-64 (16 lower-case hex digits; the ASC MHL hash). Absent from older agents. */
+  xxh3?: string;
 }
 
 /** Agent → studio: files the agent wants the studio to hold. */

@@ -103,6 +103,7 @@ function str(o: Obj, key: string, field: string, opts: StrOpts): string {
 const label = (o: Obj, key: string, field: string): string =>
   str(o, key, field, { max: MAX_LABEL_BYTES, noControl: true });
 const id = (o: Obj, key: string, field: string): string => str(o, key, field, { max: MAX_ID_BYTES, re: ID_RE });
+const XXH3_RE = /^[0-9a-f]{16}$/;
 const hash = (o: Obj, key: string, field: string): string => str(o, key, field, { max: 64, re: HASH_RE });
 const code = (o: Obj, key: string, field: string): string => str(o, key, field, { max: MAX_CODE_BYTES, re: CODE_RE });
 const text = (o: Obj, key: string, field: string): string => str(o, key, field, { max: MAX_MESSAGE_BYTES, min: 0 });
@@ -214,6 +215,7 @@ function offerFile(v: unknown, f: string): OfferFile {
     size: uint(o, 'size', `${f}.size`),
     names: arr(o, 'names', `${f}.names`, 1, MAX_NAMES_PER_FILE).map((n, i) => fileName(n, `${f}.names[${i}]`)),
     copies: arr(o, 'copies', `${f}.copies`, 0, MAX_COPIES_PER_FILE).map((c, i) => agentCopy(c, `${f}.copies[${i}]`)),
+    ...(get(o, 'xxh3') === undefined ? {} : { xxh3: str(o, 'xxh3', `${f}.xxh3`, { min: 16, max: 16, re: XXH3_RE }) }),
   };
 }
 

@@ -15,6 +15,7 @@
  *   studioctl [...] restore --pending
  *   studioctl [...] catalogue snapshot
  *   studioctl --config FILE catalogue rebuild      (studiod stopped)
+ *   studioctl mhl verify <folder>                  (no studiod needed)
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,6 +36,7 @@ import {
   type CliValues,
   type ProgressSnapshot,
 } from '@studio321/protocol';
+import { formatMhlVerify, verifyMhlFolder } from '@studio321/protocol/durable';
 import { formatAlerts, type AlertRecord } from '../src/ops/index.js';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { controlRequest } from '../src/control-socket.js';
@@ -79,13 +81,16 @@ Commands:
   catalogue snapshot       export the catalogue now to the RAID and every cloud target
   catalogue rebuild        (studiod stopped) recreate a lost catalogue from the newest
                            snapshot and what the targets hold; reports what it cannot account for
+  mhl verify <folder>      re-hash a folder (a card folder of a store or a studio target) against
+                           its ASC MHL history: missing, altered and new files (no studiod needed)
 Options: --config FILE (default $STUDIOD_CONFIG or /etc/studiod/studiod.json; only its controlSocket
   is read), --socket PATH (instead of --config), --json (the raw reply), --help, --version.
 
 ${EXIT_STATUS_HELP}
   For studioctl, 3 means: assets --unprotected found some, verify lost a copy it did not heal,
   restore could not restore every file, catalogue snapshot missed a destination, catalogue rebuild
-  found something it cannot account for.`;
+  found something it cannot account for, mhl verify found a file missing, altered or new, or a
+  history that does not hold.`;
 
 /** A day: verify of a large catalogue can take hours; studioctl waits for it. */
 const LONG_TIMEOUT_MS = 24 * 3600_000;
@@ -141,6 +146,7 @@ const COMMANDS = {
     words: [0, Number.POSITIVE_INFINITY],
   },
   catalogue: { options: {}, words: [1, 1] },
+  mhl: { options: {}, words: [2, 2] },
 } as const satisfies Record<string, { options: Record<string, CliOption>; words: readonly [number, number] }>;
 
 type CommandName = keyof typeof COMMANDS;
@@ -222,9 +228,15 @@ async function main(): Promise<number> {
     throw usageError(`catalogue: unknown subcommand "${words[0]}" (snapshot or rebuild)`);
   if (name === 'cloud' && words[0] !== 'retry') throw usageError(`cloud: unknown subcommand "${words[0]}" (retry)`);
   if (name === 'target' && words[0] !== 'adopt') throw usageError(`target: unknown subcommand "${words[0]}" (adopt)`);
+  if (name === 'mhl' && words[0] !== 'verify') throw usageError(`mhl: unknown subcommand "${words[0]}" (verify)`);
   if (name === 'agents' && words.length > 0 && (words[0] !== 'revoke' || words.length !== 2))
     throw usageError('agents: use `agents --revoke ID` (or `agents revoke ID`)');
   if (name === 'restore') checkRestoreArgs(words, values);
+  if (name === 'mhl') {
+    const r = await verifyMhlFolder(resolve(words[1] as string));
+    out(formatMhlVerify(r), r);
+    return r.ok ? EXIT.ok : EXIT.notSafe;
+  }
   const configFile = str('config');
   // The rebuild opens the catalogue itself (studiod must be stopped: the LevelDB lock says so).
   if (name === 'catalogue' && words[0] === 'rebuild')

@@ -15,6 +15,8 @@ export interface AssetRecord {
   size: number;
   /** When the receipt-making commit finished (ms). */
   committedAt: number;
+  /** The XXH3-64 the agent offered (ASC MHL, protocol/src/durable/mhl.ts); absent from older agents. */
+  xxh3?: string;
 }
 
 export interface NameRecord {

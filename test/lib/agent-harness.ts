@@ -60,7 +60,10 @@ export function jsonLines(stdout: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** Every regular file under root (relative '/' paths), sorted. */
+/**
+ * Every regular file under root (relative '/' paths), sorted; not the ASC MHL histories of the
+ * card folders (`ascmhl/`, protocol/src/durable/mhl.ts: test/system/agent/offload/mhl.test.ts).
+ */
 export async function listFiles(root: string, rel = ''): Promise<string[]> {
   const out: string[] = [];
   let names: string[];
@@ -72,8 +75,9 @@ export async function listFiles(root: string, rel = ''): Promise<string[]> {
   for (const name of names.sort()) {
     const r = rel === '' ? name : `${rel}/${name}`;
     const st = await lstat(join(root, r));
-    if (st.isDirectory()) out.push(...(await listFiles(root, r)));
-    else out.push(r);
+    if (st.isDirectory()) {
+      if (name !== 'ascmhl') out.push(...(await listFiles(root, r)));
+    } else out.push(r);
   }
   return out;
 }

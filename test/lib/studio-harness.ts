@@ -286,9 +286,10 @@ export async function listFiles(root: string): Promise<string[]> {
     }
     for (const e of entries) {
       const r = rel === '' ? e.name : `${rel}/${e.name}`;
-      // The archive's files only: not the target marker, not the studio's staging area in the mirror.
+      // The archive's files only: not the target marker, not the studio's staging area in the mirror,
+      // not the ASC MHL histories of the card folders (protocol/src/durable/mhl.ts).
       if (e.isDirectory()) {
-        if (!(rel === '' && e.name === '.s321-staging')) await walk(join(dir, e.name), r);
+        if (!(rel === '' && e.name === '.s321-staging') && e.name !== 'ascmhl') await walk(join(dir, e.name), r);
       } else if (!(rel === '' && (e.name === '.studio321-target.json' || e.name === '.studio321-store.json')))
         out.push(r);
     }

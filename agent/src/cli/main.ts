@@ -46,6 +46,10 @@ export const COMMANDS: Record<string, { load: () => Promise<Command>; help: stri
     load: async () => (await import('./free.js')).freeCommand,
     help: 'free [card]     delete laptop copies the studio holds 3-2-1 compliant (config freeLaptop)',
   },
+  report: {
+    load: async () => (await import('./report.js')).reportCommand,
+    help: 'report <card>   the offload report of a card: files, hashes, copies (--csv, --html, --out FILE)',
+  },
   run: {
     load: async () => {
       const [{ runCommand }, { startSyncForRun }] = await Promise.all([

@@ -142,6 +142,7 @@ function toOfferFile(a: PendingAsset): OfferFile {
         ...(n.capture === undefined ? {} : { capture: n.capture }),
       })),
     copies: toAgentCopies(a),
+    ...(a.xxh3 === undefined ? {} : { xxh3: a.xxh3 }),
   };
 }
 

@@ -16,6 +16,7 @@ import type { ScanResult } from '../card/scanner.js';
 import type { CardRecord } from '../state/records.js';
 import { CardOffloader, OffloadStop, type FileOutcome, type OffloadContext } from './offloader.js';
 import { ProgressTracker } from '@studio321/protocol';
+import { writeOffloadGenerations } from './mhl-generation.js';
 
 export interface CardReport {
   card: CardRecord;
@@ -35,6 +36,8 @@ export interface CardReport {
   warnings: Array<{ path: string; code: string; message: string }>;
   /** Set when the offload had to stop before the end. */
   stoppedBy?: AgentError;
+  /** The ASC MHL generations this run wrote (mhl-generation.ts), one per target it copied to. */
+  mhl: string[];
 }
 
 export interface OffloadCardInput {
@@ -74,6 +77,7 @@ export async function offloadCard(
     failed: [],
     bytesCopied: 0,
     warnings: input.scan.warnings.map((w) => ({ ...w })),
+    mhl: [],
   };
   try {
     await checkSpace(state, ctx.targets, todo);
@@ -90,6 +94,12 @@ export async function offloadCard(
     } else if (o.result === 'duplicate') report.duplicates += 1;
     else report.failed.push(o);
   }
+  report.mhl = await writeOffloadGenerations(
+    ctx,
+    card,
+    offloader.outcomes,
+    input.scan.files.map((f) => f.path),
+  );
   const first = report.stoppedBy ?? report.failed[0];
   await state
     .endOffload(card.id, {

@@ -55,6 +55,10 @@ export interface FileOutcome {
   result: FileResult;
   bytes: number;
   blake3?: string;
+  /** Copied: the XXH3-64, the targets written and when they were verified (the ASC MHL generation). */
+  xxh3?: string;
+  targets?: string[];
+  verifiedAt?: string;
   storePath?: string;
   code?: AgentCode;
   message?: string;
@@ -428,6 +432,7 @@ export class CardOffloader {
       result = await durableWrite(this.#open(file), {
         targets,
         createDirs: true,
+        xxh3: true,
         ...(expected === undefined ? {} : { expected }),
         ...(this.ctx.signal === undefined ? {} : { signal: this.ctx.signal }),
         onProgress: (bytes) => {
@@ -464,6 +469,7 @@ export class CardOffloader {
       file,
       blake3: result.blake3,
       size: result.size,
+      ...(result.xxh3 === undefined ? {} : { xxh3: result.xxh3 }),
       storePath,
       paths,
       copies,
@@ -472,7 +478,16 @@ export class CardOffloader {
       ...this.#takeCapture(file),
     });
     this.ctx.progress?.fileDone();
-    this.#done({ path: file.path, result: 'copied', bytes: result.size, blake3: result.blake3, storePath });
+    this.#done({
+      path: file.path,
+      result: 'copied',
+      bytes: result.size,
+      blake3: result.blake3,
+      ...(result.xxh3 === undefined ? {} : { xxh3: result.xxh3 }),
+      targets: writeTo.map((t) => t.name),
+      verifiedAt: laptop.verifiedAt,
+      storePath,
+    });
   }
 
   /** Record a per-file failure and carry on, or throw OffloadStop when the whole offload must stop. */

@@ -43,6 +43,7 @@ export interface PendingAsset {
   storePath: string;
   names: AssetName[];
   copies: CopyFact[];
+  xxh3?: string;
 }
 
 export interface StudioReceipt {
@@ -474,6 +475,7 @@ export class AgentState {
     file: FileRecord;
     blake3: string;
     size: number;
+    xxh3?: string;
     storePath: string;
     paths: Record<string, string>;
     copies: CopyFact[];
@@ -504,6 +506,7 @@ export class AgentState {
       } else {
         asset = mergeAsset(asset, name, input.copies, input.paths, input.storePath);
       }
+      if (input.xxh3 !== undefined && asset.xxh3 === undefined) asset = { ...asset, xxh3: input.xxh3 };
       ops.push({ type: 'put', key: keys.asset(input.blake3), value: asset });
       ops.push({
         type: 'put',
@@ -613,6 +616,7 @@ export class AgentState {
         storePath: a.paths['laptop'] ?? a.storePath,
         names: a.names,
         copies: a.copies,
+        ...(a.xxh3 === undefined ? {} : { xxh3: a.xxh3 }),
       });
     }
     return out;

@@ -5,3 +5,4 @@ export * from './records.js';
 export * from './safe-to-format.js';
 export * from './status.js';
 export * from './store-copy.js';
+export * from './card-report.js';

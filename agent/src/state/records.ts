@@ -129,6 +129,8 @@ export interface StudioVerdict {
 export interface AssetRecord {
   blake3: string;
   size: number;
+  /** XXH3-64 (the ASC MHL hash), computed in the same pass as the BLAKE3; absent on assets of older agents. */
+  xxh3?: string;
   /** Store-relative path of the laptop copy. */
   storePath: string;
   /** Absolute paths of the agent's copies by target (`laptop`, `field-drive`). */

@@ -26,7 +26,7 @@
  * order and where the targets wait for each other.
  */
 import { join } from 'node:path';
-import { isBlake3Hex, resolveHashEngine, type HashEngine } from '../hash.js';
+import { createXxh3, isBlake3Hex, resolveHashEngine, type HashEngine } from '../hash.js';
 import { DurableWriteError, errorCode } from '../errors.js';
 import { DURABLE_CODES, abortedError, hashError, isAborted, durableError, sourceError, targetError } from './errors.js';
 import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
@@ -76,6 +76,8 @@ export interface DurableWriteOptions {
   hashPool?: HashPool | false;
   /** BLAKE3 implementation (protocol/src/hash.ts); default 'auto': the native engine when it loads, else blake3-wasm. */
   hashEngine?: HashEngine;
+  /** Also XXH3-64 the source in the same pass (the ASC MHL hash, protocol/src/durable/mhl.ts); needs `hashSource`. */
+  xxh3?: boolean;
 }
 
 export const DEFAULT_SYNC_EVERY = 8 * 1024 * 1024;
@@ -96,6 +98,8 @@ export interface DurableCopy {
 export interface DurableWriteResult {
   size: number;
   blake3: string;
+  /** With `xxh3: true`: the source's XXH3-64, verified through the BLAKE3 read-back of every copy. */
+  xxh3?: string;
   copies: DurableCopy[];
 }
 
@@ -149,6 +153,9 @@ function checkOptions(opts: DurableWriteOptions): void {
   }
   if (opts.hashSource === false && (opts.expected === undefined || opts.readBack === false)) {
     throw new TypeError('durableWrite: hashSource: false needs `expected` and the read-back');
+  }
+  if (opts.xxh3 === true && opts.hashSource === false) {
+    throw new TypeError('durableWrite: xxh3 hashes the source: not with hashSource: false');
   }
   if (opts.syncEvery !== undefined && (!Number.isSafeInteger(opts.syncEvery) || opts.syncEvery <= 0)) {
     throw new TypeError('durableWrite: syncEvery must be a positive integer');
@@ -334,6 +341,8 @@ class DurableWrite {
   readonly #engine: 'wasm' | 'native';
   /** The source's hash (step 4); none with `hashSource: false`. */
   readonly #hasher: AsyncHasher | undefined;
+  /** The source's XXH3-64 (step 4) with `xxh3: true`. */
+  readonly #xxh3: ReturnType<typeof createXxh3> | undefined;
   #iterator: AsyncIterator<Uint8Array> | undefined;
   #sourceDone = false;
   /** Bytes read from the source and written to every temp so far. */
@@ -363,6 +372,7 @@ class DurableWrite {
     this.#pool = opts.hashPool ?? sharedHashPool();
     this.#engine = resolveHashEngine(opts.hashEngine);
     this.#hasher = opts.hashSource === false ? undefined : createLocalAsyncHasher(this.#engine);
+    this.#xxh3 = opts.xxh3 === true ? createXxh3() : undefined;
   }
 
   /**
@@ -398,7 +408,9 @@ class DurableWrite {
       await this.#eachTarget((s) => this.#linkFinal(s, ref, method, verifiedAt));
       // 9. fsyncDir
       await this.#fsyncDir();
-      return { size: ref.size, blake3: ref.blake3, copies: this.#slots.map((s) => s.copy!) };
+      const copies = this.#slots.map((s) => s.copy!);
+      const xxh3 = this.#xxh3?.digest();
+      return { size: ref.size, blake3: ref.blake3, ...(xxh3 === undefined ? {} : { xxh3 }), copies };
     } catch (caught) {
       throw this.#failure(caught);
     } finally {
@@ -481,6 +493,7 @@ class DurableWrite {
         );
       }
       const writes = settleAll(slots.map((s) => writeAll(s, chunk)));
+      this.#xxh3?.update(chunk); // synchronous and native: before the source may reuse the chunk
       const hashed = (hasher?.update(chunk) ?? Promise.resolve(undefined)).catch((err: unknown) => {
         throw hashError(err);
       });

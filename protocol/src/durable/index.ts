@@ -30,3 +30,24 @@ export { applyTranslation, DURABLE_CODES, durableError, isDurableCode, translate
 export type { DurableCode, DurableTable, DurableTranslation, Translated } from './errors.js';
 export { readFileChunks } from '../hash.js';
 export { DurableWriteError } from '../errors.js';
+export {
+  appendMhlGeneration,
+  c4Id,
+  formatMhlVerify,
+  MHL_CHAIN_FILE,
+  MHL_FOLDER,
+  MHL_IGNORE,
+  mhlGenerationName,
+  mhlHashlistXml,
+  mhlToolVersion,
+  parseMhlHashes,
+  verifyMhlFolder,
+} from './mhl.js';
+export type {
+  MhlAction,
+  MhlFile,
+  MhlGenerationInput,
+  MhlProcess,
+  MhlRecordedHash,
+  MhlVerifyReport,
+} from './mhl.js';

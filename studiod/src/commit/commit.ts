@@ -79,6 +79,8 @@ export interface CommitInput {
   agentCopies: AgentCopy[];
   /** The authenticated session's agent: the claims and names are recorded under it. */
   agentId: string;
+  /** The XXH3-64 the agent offered (the ASC MHL hash); kept on the asset record as told. */
+  xxh3?: string;
 }
 
 export interface CommittedAsset {
@@ -298,7 +300,12 @@ export class Committer {
           value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord,
         }));
         await this.#catalogue.commitAsset({
-          asset: { hash: input.hash, size: input.size, committedAt },
+          asset: {
+            hash: input.hash,
+            size: input.size,
+            committedAt,
+            ...(input.xxh3 === undefined ? {} : { xxh3: input.xxh3 }),
+          },
           names,
           copies: [...copies, ...claims],
           storedPaths: [{ key, value: { hash: input.hash, path: rel } }],

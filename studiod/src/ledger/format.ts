@@ -72,6 +72,7 @@ export function formatAsset(r: unknown): string {
   for (const a of x.assets) {
     out.push(`asset ${a.hash}`);
     out.push(`  size ${a.size} bytes (${formatBytes(a.size)}), committed ${when(a.committedAt)}`);
+    if (a.xxh3 !== undefined) out.push(`  xxh3 ${a.xxh3} (as the agent offered it: the ASC MHL hash)`);
     out.push(`  3-2-1: ${a.compliant ? 'COMPLIANT' : 'NOT SAFE'}`);
     for (const reason of a.reasons) out.push(`    - ${reason}`);
     if (a.group !== undefined) {

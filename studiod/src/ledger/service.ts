@@ -72,6 +72,8 @@ export interface LedgerServiceOptions {
 export interface AssetView {
   hash: string;
   size: number;
+  /** The XXH3-64 the agent offered (ASC MHL), when it sent one. */
+  xxh3?: string;
   committedAt: number;
   compliant: boolean;
   reasons: string[];
@@ -431,6 +433,7 @@ export class LedgerService {
     return {
       hash: asset.hash,
       size: asset.size,
+      ...(asset.xxh3 === undefined ? {} : { xxh3: asset.xxh3 }),
       committedAt: asset.committedAt,
       compliant: v.compliant,
       reasons: v.reasons,

@@ -328,6 +328,7 @@ export class FileReceiver {
         names: w.file.names,
         agentCopies: w.file.copies,
         agentId: w.agentId,
+        ...(w.file.xxh3 === undefined ? {} : { xxh3: w.file.xxh3 }),
         source: chunks,
       })
       .then(
@@ -398,6 +399,7 @@ export class FileReceiver {
           names: w.file.names,
           agentCopies: w.file.copies,
           agentId: w.agentId,
+          ...(w.file.xxh3 === undefined ? {} : { xxh3: w.file.xxh3 }),
         });
       }
       await w.staged.discard();
