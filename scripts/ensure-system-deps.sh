@@ -7,6 +7,7 @@
 #   libimage-exiftool-perl  exiftool, the independent check of the capture metadata the agent reads
 #   libxml2-utils  xmllint, to validate ASC MHL files against the standard's schemas
 #   xxhash    xxhsum, independent XXH3 check of the ASC MHL hashes
+#   strace    records the fsync/rename order of studiod's first start (power-cut test)
 #   rclone    an independent S3 client: `rclone check` between a cloud target and the mirror (rgw test)
 # Needs root (CI runs as root); without root it only reports what is missing.
 set -e
@@ -19,6 +20,7 @@ command -v exiftool >/dev/null 2>&1 || missing="$missing libimage-exiftool-perl"
 command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
 command -v xxhsum >/dev/null 2>&1 || missing="$missing xxhash"
 command -v rclone >/dev/null 2>&1 || missing="$missing rclone"
+command -v strace >/dev/null 2>&1 || missing="$missing strace"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != "0" ]; then
   echo "ensure-system-deps: missing Debian packages:$missing (run as root to install them); tests that need them will be skipped" >&2
