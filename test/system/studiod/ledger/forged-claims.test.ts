@@ -10,6 +10,7 @@
  * on the mirror or the RAID; B's claims appear only as B's field claims.
  */
 import t from 'tap';
+import { EXIT } from '@studio321/protocol';
 import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -216,7 +217,8 @@ t.test('the real mirror and RAID files deleted: verify drops them, status and th
   t.equal(row(s, 'raid')?.missing?.count, 3, 'status: the RAID is missing A’s 3 assets');
   t.equal(s.ledger.compliant, 1, 'only B’s own file (mirror + RAID + cloud) is compliant');
   t.equal(s.ledger.notCompliant, 3, 'A’s assets are not compliant, whatever B claims');
-  const unprot = await ctlJson<{ items: Array<{ hash: string }> }>(['assets', '--unprotected']);
+  // Exit 3: unprotected assets found (the one exit-status scheme).
+  const unprot = await ctlJson<{ items: Array<{ hash: string }> }>(['assets', '--unprotected'], EXIT.notSafe);
   t.same(
     unprot.items.map((x) => x.hash).sort(),
     ofA.map((a) => a.hash).sort(),
