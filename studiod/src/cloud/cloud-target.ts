@@ -95,25 +95,30 @@ const STORAGE_CLASSES = new Set([
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
-/** Every field a cloud target takes (CloudTargetConfig); any other key is refused. */
-const CLOUD_TARGET_KEYS: ReadonlyArray<keyof CloudTargetConfig> = [
-  'name',
-  'endpoint',
-  'region',
-  'bucket',
-  'prefix',
-  'accessKeyId',
-  'secretAccessKey',
-  'storageClass',
-  'media',
-  'location',
-  'forcePathStyle',
-  'partSizeBytes',
-  'bandwidthBytesPerSec',
-  'concurrency',
-  'restoreTier',
-  'restoreDays',
-];
+/**
+ * Every field a cloud target takes; any other key is refused. A Record over the config's keys, so a
+ * field added to CloudTargetConfig without a line here does not compile (and cannot be refused as a typo).
+ */
+const CLOUD_TARGET_FIELDS: Record<keyof CloudTargetConfig, true> = {
+  name: true,
+  endpoint: true,
+  region: true,
+  bucket: true,
+  prefix: true,
+  accessKeyId: true,
+  secretAccessKey: true,
+  storageClass: true,
+  media: true,
+  location: true,
+  forcePathStyle: true,
+  partSizeBytes: true,
+  bandwidthBytesPerSec: true,
+  concurrency: true,
+  restoreTier: true,
+  restoreDays: true,
+  objectLock: true,
+};
+const CLOUD_TARGET_KEYS = Object.keys(CLOUD_TARGET_FIELDS) as Array<keyof CloudTargetConfig>;
 
 function invalid(target: string, field: string, what: string, path?: string): CloudError {
   const where = path === undefined ? `field "${field}"` : `field "${path}.${field}"`;
@@ -175,6 +180,13 @@ export function validateCloudTarget(c: CloudTargetConfig, path?: string): CloudT
   }
   if (c.objectLock !== undefined) {
     const l = c.objectLock;
+    for (const key of Object.keys(l))
+      if (key !== 'mode' && key !== 'days')
+        throw invalid(
+          n,
+          `objectLock.${key}`,
+          `is not a known option${didYouMean(key, ['mode', 'days']) || ' (mode, days)'}`,
+        );
     if (typeof l !== 'object' || l === null || !(LOCK_MODES as readonly string[]).includes(l.mode))
       throw invalid(n, 'objectLock.mode', `must be one of ${LOCK_MODES.join(', ')}`);
     if (!Number.isInteger(l.days) || l.days < 1 || l.days > MAX_LOCK_DAYS)
