@@ -156,8 +156,9 @@ export class StudiodProcess {
   }
 }
 
-export async function startStudiod(t: Teardown, extra: Record<string, unknown> = {}): Promise<StudiodProcess> {
-  const base = await tempDir(t, 'studiod-');
+/** A fresh studio's folders under a temp dir: mirror and RAID roots made, state and config paths named. */
+export async function studioDirs(t: Teardown, prefix = 'studiod-'): Promise<StudioDirs> {
+  const base = await tempDir(t, prefix);
   const dirs: StudioDirs = {
     base,
     mirror: join(base, 'mirror'),
@@ -167,6 +168,11 @@ export async function startStudiod(t: Teardown, extra: Record<string, unknown> =
   };
   await mkdir(dirs.mirror);
   await mkdir(dirs.raid);
+  return dirs;
+}
+
+export async function startStudiod(t: Teardown, extra: Record<string, unknown> = {}): Promise<StudiodProcess> {
+  const dirs = await studioDirs(t);
   const s = new StudiodProcess(dirs);
   await s.writeConfig(0, extra);
   await s.start();

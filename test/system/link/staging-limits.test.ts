@@ -11,23 +11,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
-import { StudiodProcess, listFiles, makeAgent, pairAgent, tempDir, waitFor } from '../../lib/studio-harness.js';
+import { StudiodProcess, listFiles, makeAgent, pairAgent, studioDirs, waitFor } from '../../lib/studio-harness.js';
 import { authedClient } from '../../lib/studio-wire.js';
 import { mountTmpfs } from '../../lib/tmpfs.js';
 
 const KiB = 1024;
 
 t.test('staging expiry, state modes, temp-suffix names and a full mirror', async (t) => {
-  const base = await tempDir(t, 'studiod-');
-  const dirs = {
-    base,
-    mirror: join(base, 'mirror'),
-    raid: join(base, 'raid'),
-    state: join(base, 'state'),
-    config: join(base, 'studiod.json'),
-  };
-  await mkdir(dirs.mirror);
-  await mkdir(dirs.raid);
+  const dirs = await studioDirs(t, 'studiod-');
   const m = await mountTmpfs(t, dirs.mirror, 'size=3m');
   if (!m.mounted)
     return void t.skip(`a small tmpfs is needed as the mirror (${m.reason}): this case did not run`, () => undefined);

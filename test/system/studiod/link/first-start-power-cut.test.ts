@@ -22,7 +22,7 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdir, readFile, readdir, truncate } from 'node:fs/promises';
+import { readFile, readdir, truncate } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { certFingerprint } from '@studio321/protocol';
 import {
@@ -31,7 +31,7 @@ import {
   StudiodProcess,
   makeAgent,
   run,
-  tempDir,
+  studioDirs,
   waitFor,
   type StudioDirs,
 } from '../../../lib/studio-harness.js';
@@ -39,16 +39,7 @@ import {
 const KILL_POINTS = Number(process.env['POWER_CUT_POINTS'] ?? 4);
 
 async function freshDirs(): Promise<StudioDirs> {
-  const base = await tempDir(t, 'first-start-');
-  const dirs = {
-    base,
-    mirror: join(base, 'mirror'),
-    raid: join(base, 'raid'),
-    state: join(base, 'state'),
-    config: join(base, 'studiod.json'),
-  };
-  await mkdir(dirs.mirror);
-  await mkdir(dirs.raid);
+  const dirs = await studioDirs(t, 'first-start-');
   await new StudiodProcess(dirs).writeConfig(0);
   return dirs;
 }
