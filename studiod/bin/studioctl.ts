@@ -37,7 +37,7 @@ import {
   type ProgressSnapshot,
 } from '@studio321/protocol';
 import { formatMhlVerify, verifyMhlFolder } from '@studio321/protocol/durable';
-import { formatAlerts, type AlertRecord } from '../src/ops/index.js';
+import { formatAlerts, type AlertRecord } from '../src/ops/alert.js';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { controlRequest } from '../src/control-socket.js';
 import { STUDIO_CODES } from '../src/errors.js';
@@ -47,13 +47,9 @@ import { formatStatusReport, type StatusReport } from '../src/ledger/status-repo
 import { formatPending, formatRestore } from '../src/recovery/restore-format.js';
 import type { ArchiveRequestRecord, RestoreReport } from '../src/recovery/index.js';
 import type { StudiodConfig } from '../src/config.js';
-import {
-  RECOVERY_CODES,
-  formatRebuild,
-  formatSnapshot,
-  rebuildCatalogue,
-  type SnapshotResult,
-} from '../src/recovery/index.js';
+import { RECOVERY_CODES } from '../src/recovery/errors.js';
+import { formatRebuild, formatSnapshot } from '../src/recovery/format.js';
+import type { SnapshotResult } from '../src/recovery/snapshot.js';
 
 const USAGE = `usage: studioctl [--config FILE | --socket PATH] [--json] <command> [options]
 Commands:
@@ -406,10 +402,11 @@ async function restore(socket: string, queries: string[], values: AnyValues, jso
 
 async function rebuild(config: StudiodConfig, out: (human: string, data: unknown) => void): Promise<number> {
   // Only the rebuild needs the catalogue and the S3 client: every other command stays light to start.
-  const [{ Catalogue }, { cloudTargetsOf }, { S3Sink }] = await Promise.all([
+  const [{ Catalogue }, { cloudTargetsOf }, { S3Sink }, { rebuildCatalogue }] = await Promise.all([
     import('../src/catalogue.js'),
     import('../src/config.js'),
     import('../src/cloud/s3-sink.js'),
+    import('../src/recovery/rebuild.js'),
   ]);
   const catalogue = new Catalogue(config.catalogue);
   await catalogue.open();

@@ -1,7 +1,7 @@
 /** studioctl's text for `restore` and `restore --pending`. */
 import { formatBytes } from '@studio321/protocol';
-import type { ArchiveRequestRecord } from './restore-records.js';
-import { ARCHIVE_READY_HINT, type RestoreReport } from './restore.js';
+import { ARCHIVE_READY_HINT, type ArchiveRequestRecord } from './restore-records.js';
+import type { RestoreReport } from './restore.js';
 
 export function formatRestore(r: RestoreReport): string {
   const lines: string[] = [];

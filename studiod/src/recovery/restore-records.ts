@@ -8,6 +8,9 @@
 import type { Catalogue } from '../catalogue.js';
 import type { RestoreTier } from '../cloud/cloud-target.js';
 
+/** When an archive-class restore request is typically readable (S3 Bulk/Standard tiers). */
+export const ARCHIVE_READY_HINT = 'typically ready within 12–48 h';
+
 export interface ArchiveRequestRecord {
   v: 1;
   hash: string;

@@ -52,7 +52,7 @@ import {
   type RestoreSelection,
   type SourceRef,
 } from './restore-plan.js';
-import { RestoreRecords, type ArchiveRequestRecord } from './restore-records.js';
+import { ARCHIVE_READY_HINT, RestoreRecords, type ArchiveRequestRecord } from './restore-records.js';
 
 export interface RestoreServiceOptions {
   config: StudiodConfig;
@@ -118,7 +118,6 @@ const SOURCE_CODES = new Set<string>([
 ]);
 const MAX_NAMES = 1000;
 const PROGRESS_EVERY_MS = 250;
-export const ARCHIVE_READY_HINT = 'typically ready within 12–48 h';
 
 const codeOf = (err: unknown): string => (err instanceof CodedError ? err.code : (errorCode(err) ?? 'ERROR'));
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
