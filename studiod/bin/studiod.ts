@@ -19,7 +19,6 @@ import {
 } from '@studio321/protocol';
 import { defaultConfigPath, loadStudiodConfig } from '../src/config.js';
 import { STUDIO_CODES } from '../src/errors.js';
-import { Studio } from '../src/studio.js';
 
 const USAGE = `usage: studiod [--config FILE] [--new-identity]
   Runs the studio daemon until SIGTERM/SIGINT: the agents' link (TLS WebSocket), the commits to
@@ -61,6 +60,8 @@ async function main(): Promise<void> {
   const log = createLogger({ name: 'studiod', level: level as 'debug' | 'info' | 'warn' | 'error' | 'silent' });
   routeWarningsToLog(log, 'NodeVersionSupportWarning');
   configureShutdown({ log });
+  // Loaded here, not at the top: --help and --version answer without loading the S3 client, LevelDB & co.
+  const { Studio } = await import('../src/studio.js');
   const studio = new Studio({ config, log, newIdentity: values['new-identity'] === true });
   onShutdown('studiod', () => studio.close());
   await studio.open();
