@@ -1,12 +1,12 @@
 /**
  * `npm run demo` as a user runs it (a real child process), with smaller RAW
  * files so it is quick: every image ends 3-2-1 compliant, it runs twice in a
- * row in the same folder, and everything it started is gone when it exits —
+ * row in the same folder (the second time with --stay), and everything it started is gone when it exits —
  * also when it is interrupted with Ctrl-C (SIGINT) half-way. With --stay the
  * studio stays up after the demo, the printed `ready:` line works as given, and
  * Ctrl-C then stops everything with exit 0.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -70,56 +70,64 @@ const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const runDir = join(dir, 'demo-run');
 
-for (const n of [1, 2]) {
-  t.test(`run ${n}: every image 3-2-1 compliant, everything stopped afterwards`, async (t) => {
-    const r = await runDemo(runDir);
-    t.equal(r.code, 0, `exit 0\n${r.code === 0 ? '' : r.out}`);
-    for (let step = 1; step <= 8; step++) t.match(r.out, `[${step}/8]`, `step ${step} printed`);
-    const m = /Demo done in [\d.]+ s: (\d+) of (\d+) images are 3-2-1 compliant/.exec(r.out);
-    t.ok(m, 'final line says how many are compliant');
-    t.equal(m?.[1], m?.[2], 'all of them');
-    t.ok(Number(m?.[2]) >= 30, 'the sample set has RAW+JPEG pairs, sidecars, video, dual-slot and clashing names');
-    t.match(r.out, /every asset is 3-2-1 safe/, 'studioctl status output shown');
-    const p = ports(r.out);
-    t.notOk(await listening({ port: p.studiod }), 'studiod stopped');
-    t.notOk(await listening({ port: p.s3 }), 's3rver stopped');
-    t.notOk(await listening({ path: join(runDir, 'studio', 'state', 'control.sock') }), 'control socket gone');
-  });
+/** What every complete demo run prints: the eight steps and every image 3-2-1 compliant. */
+function assertCompliant(t: Test, r: Run): void {
+  for (let step = 1; step <= 8; step++) t.match(r.out, `[${step}/8]`, `step ${step} printed`);
+  const m = /Demo done in [\d.]+ s: (\d+) of (\d+) images are 3-2-1 compliant/.exec(r.out);
+  t.ok(m, 'final line says how many are compliant');
+  t.equal(m?.[1], m?.[2], 'all of them');
+  t.ok(Number(m?.[2]) >= 30, 'the sample set has RAW+JPEG pairs, sidecars, video, dual-slot and clashing names');
+  t.match(r.out, /every asset is 3-2-1 safe/, 'studioctl status output shown');
 }
 
-t.test('--stay: the studio stays up with a ready line that works, until Ctrl-C', async (t) => {
-  let ready: string | undefined;
-  let status: { code: number; stdout: string } | undefined;
-  const r = await runDemo(
-    runDir,
-    (line, kill) => {
-      const m = /^ready: studioctl --config (\/\S+)$/.exec(line);
-      if (m === null || ready !== undefined) return;
-      const config = m[1] ?? '';
-      ready = config;
-      // Paste the line as a user would (studioctl from node_modules/.bin, as `npx studioctl` runs it).
-      const studioctl = resolve(import.meta.dirname, '..', '..', '..', 'studiod', 'dist', 'bin', 'studioctl.js');
-      promisify(execFile)(process.execPath, [studioctl, '--config', config, 'status'])
-        .then(
-          (o) => ({ code: 0, stdout: o.stdout }),
-          (e: { code?: number; stdout?: string }) => ({ code: e.code ?? 1, stdout: e.stdout ?? '' }),
-        )
-        .then((s) => {
-          status = s;
-          kill('SIGINT');
-        });
-    },
-    ['--stay'],
-  );
-  t.ok(ready, `a ready line with an absolute config path\n${ready === undefined ? r.out : ''}`);
-  t.equal(status?.code, 0, 'studioctl --config <that path> status answers while the demo stays');
-  t.match(status?.stdout ?? '', /every asset is 3-2-1 safe/, 'against the demo studio');
-  t.equal(r.code, 0, 'Ctrl-C ends the stay with exit 0');
+async function assertStopped(t: Test, r: Run): Promise<void> {
   const p = ports(r.out);
   t.notOk(await listening({ port: p.studiod }), 'studiod stopped');
   t.notOk(await listening({ port: p.s3 }), 's3rver stopped');
   t.notOk(await listening({ path: join(runDir, 'studio', 'state', 'control.sock') }), 'control socket gone');
+}
+
+t.test('run 1: every image 3-2-1 compliant, everything stopped afterwards', async (t) => {
+  const r = await runDemo(runDir);
+  t.equal(r.code, 0, `exit 0\n${r.code === 0 ? '' : r.out}`);
+  assertCompliant(t, r);
+  await assertStopped(t, r);
 });
+
+t.test(
+  'run 2 in the same folder, with --stay: compliant again, the studio stays up with a ready line that works, until Ctrl-C',
+  async (t) => {
+    let ready: string | undefined;
+    let status: { code: number; stdout: string } | undefined;
+    const r = await runDemo(
+      runDir,
+      (line, kill) => {
+        const m = /^ready: studioctl --config (\/\S+)$/.exec(line);
+        if (m === null || ready !== undefined) return;
+        const config = m[1] ?? '';
+        ready = config;
+        // Paste the line as a user would (studioctl from node_modules/.bin, as `npx studioctl` runs it).
+        const studioctl = resolve(import.meta.dirname, '..', '..', '..', 'studiod', 'dist', 'bin', 'studioctl.js');
+        promisify(execFile)(process.execPath, [studioctl, '--config', config, 'status'])
+          .then(
+            (o) => ({ code: 0, stdout: o.stdout }),
+            (e: { code?: number; stdout?: string }) => ({ code: e.code ?? 1, stdout: e.stdout ?? '' }),
+          )
+          .then((s) => {
+            status = s;
+            kill('SIGINT');
+          });
+      },
+      ['--stay'],
+    );
+    assertCompliant(t, r);
+    t.ok(ready, `a ready line with an absolute config path\n${ready === undefined ? r.out : ''}`);
+    t.equal(status?.code, 0, 'studioctl --config <that path> status answers while the demo stays');
+    t.match(status?.stdout ?? '', /every asset is 3-2-1 safe/, 'against the demo studio');
+    t.equal(r.code, 0, 'Ctrl-C ends the stay with exit 0');
+    await assertStopped(t, r);
+  },
+);
 
 t.test('Ctrl-C half-way stops everything the demo started', async (t) => {
   let sent = false;
