@@ -73,6 +73,17 @@ t.test('--help, -h, help and --version answer without a config and start nothing
     t.equal(v.stdout, `${program} ${versions[program]}\n`, `${program} --version: the package.json version`);
   }
   t.same(await readdir(home), [], 'nothing was written');
+  // Commands that only talk to the daemon start light: none of the daemon's heavy dependencies load.
+  const traced = await run(STUDIOCTL_BIN, ['--version'], {
+    env: { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` },
+  });
+  const loaded = [...traced.stderr.matchAll(/^import: (\S+)$/gm)].map((m) => m[1] ?? '');
+  t.ok(loaded.length > 10, `the import trace works (${loaded.length} modules)`);
+  t.same(
+    loaded.filter((u) => /node_modules\/(@aws-sdk|@smithy|classic-level|level|prom-client|nodemailer|ws)\//.test(u)),
+    [],
+    'studioctl loads no S3 client, LevelDB, metrics, mail or WebSocket module to start',
+  );
   // Linked by `npm ci` (the bin shims are in the clone), so npx finds them without a download.
   const npx = await promisify(execFile)('npx', ['--no-install', 'studioctl', '--version'], { cwd: REPO });
   t.equal(npx.stdout, `studioctl ${versions.studioctl}\n`, 'npx studioctl --version from the repository');
