@@ -350,7 +350,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
       await this.#refreshTargets(); // a field drive pulled or plugged in since the last file
       if (this.#targets.length === 0) return 'done'; // the laptop store is unavailable (logged)
       const offloader = new CardOffloader(
-        { state: this.state, targets: this.#targets, signal: this.#abort.signal, log },
+        { state: this.state, targets: this.#targets, signal: this.#abort.signal, log, sourceStillWritten: true },
         card,
         dir,
       );

@@ -77,6 +77,12 @@ export interface OffloadContext {
   concurrency?: number;
   /** Of those, how many read the card at the same time (default DEFAULT_CARD_READERS). */
   cardReaders?: number;
+  /**
+   * The source is a tethered hot folder: a file that changes while it is copied is still being
+   * written by the tethering software and is copied again once stable, so that is logged as
+   * information, not as a failure that asks the photographer for attention.
+   */
+  sourceStillWritten?: boolean;
 }
 
 /** The whole offload had to stop; `cause` is the coded reason. */
@@ -500,7 +506,13 @@ export class CardOffloader {
     }
     const fileErr = this.#fileError(err, file);
     await this.ctx.state.recordFileError(this.card.id, file.path, fileErr);
-    this.ctx.log?.warn({ event: 'file-failed', card: this.card.id, path: file.path, err: fileErr }, fileErr.message);
+    if (this.ctx.sourceStillWritten === true && fileErr.code === AGENT_CODES.sourceChanged)
+      this.ctx.log?.info(
+        { event: 'file-still-written', card: this.card.id, path: file.path, reason: fileErr.code },
+        `${file.path} is still being written; it is copied again once it is stable`,
+      );
+    else
+      this.ctx.log?.warn({ event: 'file-failed', card: this.card.id, path: file.path, err: fileErr }, fileErr.message);
     this.ctx.progress?.fileDone(file.size);
     this.#done({ path: file.path, result: 'failed', bytes: 0, code: fileErr.code, message: fileErr.message });
   }

@@ -10,6 +10,7 @@
  * with EIO, as a card reader does when the card is pulled.
  */
 import t from 'tap';
+import { createLogger } from '@studio321/protocol';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -239,10 +240,15 @@ t.test('a file that changes while it is copied is discarded (AGENT_SOURCE_CHANGE
   t.teardown(() => state.close());
   const { targets } = await resolveTargets(join(data, 'store'), undefined);
   let grown = false;
+  // As from a tethered hot folder: the change is logged as information, not as an error to attend to.
+  const lines: string[] = [];
+  const log = createLogger({ name: 'field-agent', stream: { write: (l: string) => lines.push(l) } });
   const r = await offloadCard(
     {
       state,
       targets,
+      log,
+      sourceStillWritten: true,
       openSource: async function* (path, expect, opts) {
         for await (const chunk of readCardFile(path, expect, { ...opts, chunkSize: 1024 * 1024 })) {
           if (!grown) {
@@ -260,6 +266,8 @@ t.test('a file that changes while it is copied is discarded (AGENT_SOURCE_CHANGE
     ['AGENT_SOURCE_CHANGED'],
   );
   t.same(await listFiles(join(data, 'store')), [STORE_MARKER], 'nothing stored but the store marker, no temp left');
+  t.same(log.lastErrors.list(), [], 'no error for the tray: the file was still being written');
+  t.match(lines.join(''), /"event":"file-still-written"/, 'logged as still being written');
   const again = await offloadCard(
     { state, targets },
     { root: folder, card: cardInput(folder, 'HOT-1'), scan: await scanCard(folder) },
