@@ -4,7 +4,7 @@
  * group (a real Canon S40 file, test/fixtures/camera), even for its XMP written after
  * midnight; a group with no EXIF under the UTC day of its oldest mtime, said so
  * (`dateSource: 'mtime'`). The agent state and the studio catalogue keep what was read.
- * The group is one asset in `studioctl asset`/`assets`: safe when every member is.
+ * The group is one asset in `studioctl asset`/`assets`/`status`: safe when every member is.
  */
 import t from 'tap';
 import { readFile, unlink, utimes } from 'node:fs/promises';
@@ -110,6 +110,13 @@ t.test('one group verdict: the group is 3-2-1 safe only while every member is', 
   }
   const view = async (name: string): Promise<View['assets'][number] | undefined> =>
     (JSON.parse((await studio.ctl(['--json', 'asset', name])).stdout) as View).assets[0];
+  const groups = async (): Promise<{ groups: number; groupsCompliant: number }> =>
+    (
+      JSON.parse((await studio.ctl(['--json', 'status'])).stdout) as {
+        ledger: { groups: number; groupsCompliant: number };
+      }
+    ).ledger;
+  t.match(await groups(), { groups: 2, groupsCompliant: 2 }, 'status: two groups, both safe');
   const before = await view('IMG_1771.JPG');
   t.equal(before?.group?.compliant, true, 'both members safe: the group is');
   t.same(
@@ -133,4 +140,10 @@ t.test('one group verdict: the group is 3-2-1 safe only while every member is', 
   );
   const list = await studio.ctl(['assets']);
   t.match(list.stdout, /group of 2 files: NOT SAFE \(1 not safe\)/, 'assets shows the group verdict');
+  t.match(await groups(), { groups: 2, groupsCompliant: 1 }, 'status counts the same group verdict');
+  t.match(
+    (await studio.ctl(['status'])).stdout,
+    /in 2 groups \(RAW \+ JPEG \+ sidecars\), 1 3-2-1 safe \(a group is safe when every member is\)/,
+    'and says it in words',
+  );
 });
