@@ -8,12 +8,7 @@ import { resolve } from 'node:path';
 import { errorCode, EXIT, formatBytes } from '@studio321/protocol';
 import { writeFileAtomic } from '@studio321/protocol/durable';
 import { findCard } from '../state/agent-state.js';
-import {
-  buildOffloadReport,
-  offloadReportCsv,
-  offloadReportHtml,
-  type OffloadReport,
-} from '../state/card-report.js';
+import { buildOffloadReport, offloadReportCsv, offloadReportHtml, type OffloadReport } from '../state/card-report.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';

@@ -239,9 +239,16 @@ export class AgentUi {
           throw new AgentError(AGENT_CODES.usage, 'the shoot must be one folder name', { cause: err });
         }
         const cardLabel = query.get('cardLabel');
+        const rename = query.get('rename');
         return withProgress(emit, (onProgress) =>
           runner.ingest(
-            { root, shoot, shootGiven: query.get('shootGiven') === '1', ...(cardLabel === null ? {} : { cardLabel }) },
+            {
+              root,
+              shoot,
+              shootGiven: query.get('shootGiven') === '1',
+              ...(cardLabel === null ? {} : { cardLabel }),
+              ...(rename === null ? {} : { rename }),
+            },
             { signal, onProgress, onFile: (card, file) => emit({ event: 'file', card, file }) },
           ),
         );

@@ -279,8 +279,14 @@ export class Ledger implements CatalogueHook {
     const sub = this.#sub();
     const seen = new Set<string>();
     const ops: HookOp[] = [];
-    for (const n of names) {
-      const key = `${K.byname}${nameKey(posix.basename(n.path))}!${hash}`;
+    // A file renamed at ingest is found by its name on the card too.
+    const bases = names.flatMap((n) =>
+      n.capture?.originalName === undefined
+        ? [posix.basename(n.path)]
+        : [posix.basename(n.path), n.capture.originalName],
+    );
+    for (const base of bases) {
+      const key = `${K.byname}${nameKey(base)}!${hash}`;
       if (seen.has(key)) continue;
       seen.add(key);
       ops.push({ type: 'put', key, value: {}, sublevel: sub });
