@@ -193,6 +193,8 @@ function sequence(v: RenameValues, width: number | undefined): string {
 /** The group's new stem. */
 export function renderRename(t: RenameTemplate, v: RenameValues): string {
   const clock = clockOf(v);
+  const nick = v.serial === undefined ? undefined : v.bodies?.[v.serial];
+  const text = { body: nick ?? v.camera ?? v.serial, serial: v.serial, name: v.name, shoot: v.shoot, card: v.card };
   let out = '';
   for (const p of t.parts) {
     switch (p.kind) {
@@ -206,23 +208,8 @@ export function renderRename(t: RenameTemplate, v: RenameValues): string {
       case 'seq':
         out += sequence(v, p.width);
         break;
-      case 'body': {
-        const nick = v.serial === undefined ? undefined : v.bodies?.[v.serial];
-        out += safe(nick ?? v.camera ?? v.serial);
-        break;
-      }
-      case 'serial':
-        out += safe(v.serial);
-        break;
-      case 'name':
-        out += safe(v.name);
-        break;
-      case 'shoot':
-        out += safe(v.shoot);
-        break;
-      case 'card':
-        out += safe(v.card);
-        break;
+      default:
+        out += safe(text[p.kind]);
     }
   }
   return out;

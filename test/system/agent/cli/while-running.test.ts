@@ -148,7 +148,17 @@ t.test('status, ingest, sync, resolve and verify while the agent runs; then offl
     join(cards, 'C'),
     dcfFiles(2, (i) => 2000 + i),
   );
-  t.equal((await agent.cli(['ingest', join(cards, 'C'), '--card-label', 'CARD-C'])).code, 0, 'offload goes on');
+  // Renamed at ingest by the running agent (the template travels with the request).
+  const renamed = await agent.cli(['ingest', join(cards, 'C'), '--card-label', 'CARD-C', '--rename', '{card}_{seq:3}']);
+  t.equal(renamed.code, 0, `offload goes on ${renamed.stderr}`);
+  t.same(
+    (await listFiles(join(agent.dataDir, 'store')))
+      .filter((p) => p.includes('/CARD-C_'))
+      .map((p) => basename(p))
+      .sort(),
+    ['CARD-C_001.CR3', 'CARD-C_002.CR3'],
+    'renamed by the template given on the command line',
+  );
   for (let i = 0; i < 2; i++) {
     const off = await agent.cli(['sync']);
     t.equal(off.code, 1, `sync with the studio down exits 1 (attempt ${i + 1})`);
