@@ -13,7 +13,10 @@
  *     "statusPort": 7322,                               // status page on 127.0.0.1 (0: any free port)
  *     "tray": true,                                     // tray icon when a desktop is there
  *     "watchVolumes": true,                             // false: no card detection, hot folders only
- *     "freeLaptop": "never"                             // or "onceCompliant", or { "afterDays": 30 }
+ *     "freeLaptop": "never",                            // or "onceCompliant", or { "afterDays": 30 }
+ *     "renameTemplate": "{date:YYYYMMDD}_{body}_{seq:4}", // rename at ingest (offload/rename-template.ts;
+ *     "renameTemplates": { "2026-11-26-wedding": "…" },   //   per shoot; default: original names)
+ *     "bodies": { "032024001234": "A" }                  // body nicknames by serial ({body})
  *   }
  *
  * No config file at the default location is fine: every field has a default.
@@ -39,6 +42,12 @@ export interface AgentConfig {
   watchVolumes: boolean;
   /** When the laptop copies of a card compliant at the studio are deleted (state/free-laptop.ts). */
   freeLaptop: FreeLaptopPolicy;
+  /** Rename template for every shoot without its own (absent: original names kept). */
+  renameTemplate?: string;
+  /** Rename templates per shoot name. */
+  renameTemplates?: Record<string, string>;
+  /** Body nicknames by serial number (the `{body}` token). */
+  bodies?: Record<string, string>;
 }
 
 /** `never` (default), `onceCompliant`, or `{ afterDays: N }` after the studio's verdict said compliant. */
@@ -72,6 +81,20 @@ export const AGENT_CONFIG_SCHEMA: Record<string, FieldSpec> = {
   statusPort: { kind: 'number', integer: true, min: 0, max: 65535, default: 7322 },
   tray: { kind: 'boolean', default: true },
   watchVolumes: { kind: 'boolean', default: true },
+  renameTemplate: { kind: 'string', optional: true, nonEmpty: true, describe: 'a rename template' },
+  renameTemplates: {
+    kind: 'record',
+    optional: true,
+    keyPattern: SHOOT_NAME_RE,
+    of: { kind: 'string', nonEmpty: true, describe: 'a rename template' },
+    describe: 'rename templates by shoot name',
+  },
+  bodies: {
+    kind: 'record',
+    optional: true,
+    of: { kind: 'string', pattern: /^[^/\\\u0000-\u001f]{1,64}$/, describe: 'a nickname of 1–64 characters, no /' },
+    describe: 'body nicknames by serial number',
+  },
   freeLaptop: {
     kind: 'oneOf',
     default: 'never',

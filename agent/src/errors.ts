@@ -55,6 +55,8 @@ export const AGENT_CODES = {
   usage: 'AGENT_USAGE',
   /** `resolve`: no card with that id. Not retryable. */
   unknownCard: 'AGENT_UNKNOWN_CARD',
+  /** A rename template (`ingest --rename`, config `renameTemplate(s)`) is refused, naming the token; nothing was copied (exit code 2). Not retryable. */
+  renameTemplate: 'AGENT_RENAME_TEMPLATE',
   /** `report --out FILE`: FILE exists; it is never replaced. Not retryable. */
   reportExists: 'AGENT_REPORT_EXISTS',
   /** A card label names several cards: name it by card id. Not retryable. */

@@ -34,6 +34,7 @@ import { AGENT_CODES, AgentError } from './errors.js';
 import type { ScannedFile } from './card/scanner.js';
 import { backfillFieldDrive, type BackfillReport } from './offload/backfill.js';
 import { ingestFolder, type IngestOutcome, type IngestRequest } from './offload/ingest-folder.js';
+import { checkRenameTemplates, renameFor } from './offload/rename-template.js';
 import type { FileOutcome } from './offload/offloader.js';
 import type { SyncReport } from './link/sync-loop.js';
 
@@ -99,6 +100,8 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
 
   async open(): Promise<void> {
     const { config, paths, log } = this.opts;
+    // A rename template with a typo is refused at start, before any card is copied.
+    checkRenameTemplates(config);
     this.#state = await AgentState.open(paths.dataDir);
     try {
       await this.#refreshTargets();
@@ -177,6 +180,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
           store: config.store,
           fieldDrive: config.fieldDrive,
           copiesNeeded: config.policy.copiesBeforeFormat,
+          renaming: config,
           log,
           signal,
           sweepTemps: false,
@@ -302,12 +306,15 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
         `card ${identity.label} (${identity.id}) inserted at ${v.mountPoint}`,
       );
       this.emit('card-start', { id: identity.id, label: identity.label, mountPoint: v.mountPoint });
+      const shoot = config.shoot ?? defaultShootName();
+      const rename = renameFor(config, shoot);
       const report = await offloadCard(
         {
           state: this.state,
           targets: this.#targets,
           signal: ctrl.signal,
           log,
+          ...(rename === undefined ? {} : { rename }),
           onProgress: (progress) => this.emit('progress', { id: identity.id, progress }),
         },
         {
@@ -318,7 +325,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
             ...(identity.uuid === undefined ? {} : { uuid: identity.uuid }),
             kind: 'card',
             source: v.mountPoint,
-            shoot: config.shoot ?? defaultShootName(),
+            shoot,
           },
           scan,
         },
@@ -349,8 +356,16 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
       if (!(await this.state.needsCopy(rec, config.store))) return 'done';
       await this.#refreshTargets(); // a field drive pulled or plugged in since the last file
       if (this.#targets.length === 0) return 'done'; // the laptop store is unavailable (logged)
+      const rename = renameFor(config, card.shoot);
       const offloader = new CardOffloader(
-        { state: this.state, targets: this.#targets, signal: this.#abort.signal, log, sourceStillWritten: true },
+        {
+          state: this.state,
+          targets: this.#targets,
+          signal: this.#abort.signal,
+          log,
+          sourceStillWritten: true,
+          ...(rename === undefined ? {} : { rename }),
+        },
         card,
         dir,
       );

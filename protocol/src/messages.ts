@@ -137,6 +137,11 @@ export interface FileCapture {
   serial?: string;
   imageNumber?: number;
   lens?: string;
+  /**
+   * The file's name on the card when the agent renamed it at ingest (a rename template): `path`
+   * is then the renamed path, in the same folder. One path segment.
+   */
+  originalName?: string;
 }
 
 /** One verified copy the agent holds (laptop store, field drive). */

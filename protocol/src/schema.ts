@@ -168,6 +168,8 @@ function fileName(v: unknown, f: string): FileName {
 
 /** A date folder: it becomes a path segment at the studio, so nothing but a real calendar day. */
 const DAY_RE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+/** One path segment: no `/` or `\\`, not `.` or `..` (the studio shows it; it is never a path). */
+const ORIGINAL_NAME_RE = /^(?!\.{1,2}$)[^/\\]+$/;
 const TAKEN_AT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?([+-]\d{2}:\d{2})?$/;
 
 function fileCapture(v: unknown, f: string): FileCapture {
@@ -180,6 +182,12 @@ function fileCapture(v: unknown, f: string): FileCapture {
   if (get(o, 'serial') !== undefined) c.serial = label(o, 'serial', `${f}.serial`);
   if (get(o, 'imageNumber') !== undefined) c.imageNumber = uint(o, 'imageNumber', `${f}.imageNumber`);
   if (get(o, 'lens') !== undefined) c.lens = label(o, 'lens', `${f}.lens`);
+  if (get(o, 'originalName') !== undefined)
+    c.originalName = str(o, 'originalName', `${f}.originalName`, {
+      max: MAX_NAME_BYTES,
+      re: ORIGINAL_NAME_RE,
+      noControl: true,
+    });
   return c;
 }
 

@@ -160,6 +160,7 @@ export function worstCaseOffer(): Message {
           serial: lbl,
           imageNumber: Number.MAX_SAFE_INTEGER,
           lens: lbl,
+          originalName: seg,
         },
       })),
       copies: Array.from({ length: MAX_COPIES_PER_FILE }, () => ({

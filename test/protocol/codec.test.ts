@@ -171,6 +171,25 @@ t.test('limits', async (t) => {
     'segment over MAX_NAME_BYTES (UTF-8 bytes)',
   );
 
+  // The name on the card of a renamed file is one path segment, never a path.
+  const capture = { day: '2026-11-26', dateSource: 'exif' };
+  for (const originalName of ['DCIM/IMG_0001.CR3', '..', 'a\\b', 'x\u0001.CR3', '', 'é'.repeat(128)]) {
+    const renamed = [{ shoot: 's', card: 'c', path: 'p', mtime: 0, capture: { ...capture, originalName } }];
+    throwsCode(
+      t,
+      () => decodeFrame(rawFrame({ ...offer, files: [{ ...file, names: renamed }] })),
+      'PROTO_INVALID_FIELD',
+      'files[0].names[0].capture.originalName',
+      `originalName ${JSON.stringify(originalName)} refused`,
+    );
+  }
+  const kept = [{ shoot: 's', card: 'c', path: 'p', mtime: 0, capture: { ...capture, originalName: 'IMG_0001.CR3' } }];
+  t.match(
+    decodeFrame(rawFrame({ ...offer, files: [{ ...file, names: kept }] })),
+    { files: [{ names: [{ capture: { originalName: 'IMG_0001.CR3' } }] }] },
+    'a name on the card is carried',
+  );
+
   // Any Offer / Receipt within the count and length limits fits in one frame.
   const worst = encodeFrame(worstCaseOffer());
   t.ok(worst.length <= MAX_FRAME_BYTES, `worst-case offer is ${worst.length} bytes`);

@@ -60,7 +60,7 @@ export function reportError(err: unknown, io: CommandIo, json: boolean): number 
     if (json) io.stdout.write(`${JSON.stringify({ event: 'error', ...err.toJSON() })}\n`);
     io.stderr.write(`field-agent: ${err.code}: ${err.message}\n`);
     if (err instanceof UsageError) io.stderr.write(`${err.usage}\n`);
-    return err.code === AGENT_CODES.usage ? EXIT.usage : exitStatusOf(err);
+    return err.code === AGENT_CODES.usage || err.code === AGENT_CODES.renameTemplate ? EXIT.usage : exitStatusOf(err);
   }
   io.stderr.write(
     `field-agent: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,

@@ -1,11 +1,14 @@
 /**
- * `field-agent ingest <path> [--shoot S] [--card-label L] [--json]`
+ * `field-agent ingest <path> [--shoot S] [--card-label L] [--rename TEMPLATE] [--json]`
  *
  * Offloads one card or folder given by hand and exits: 0 when every file is
  * verified, 1 when any file failed or the offload had to stop (a card that cannot
  * fit is refused before anything is copied: AGENT_NOT_ENOUGH_SPACE), 2 for bad
  * usage, 3 when the card holds no files (AGENT_EMPTY_CARD: nothing to do is not
  * "done"). A folder without a camera layout is copied with a warning (AGENT_NOT_A_CARD).
+ * `--rename` renames each sidecar group by a template (offload/rename-template.ts; else the
+ * config's template for the shoot); a template with a typo is AGENT_RENAME_TEMPLATE (exit 2),
+ * before anything is copied.
  * Progress (bytes, files, MB/s, ETA) goes to stderr; the summary to stdout
  * (`--json`: one JSON line per file, then the report).
  */
@@ -15,15 +18,20 @@ import { validateSegment, createLogger, errorCode, EXIT, type ProgressSnapshot }
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { defaultShootName } from '../config.js';
 import { ingestFolder, type IngestOutcome, type IngestRequest } from '../offload/ingest-folder.js';
+import { renameFor } from '../offload/rename-template.js';
 import type { FileOutcome } from '../offload/offloader.js';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
 import { loadContext, parse, progressPrinter, reportError, type CommandIo } from './common.js';
 
 const USAGE =
-  'usage: field-agent ingest <path> [--shoot NAME] [--card-label LABEL] [--json] [--data-dir DIR] [--config FILE]';
+  'usage: field-agent ingest <path> [--shoot NAME] [--card-label LABEL] [--rename TEMPLATE] [--json] [--data-dir DIR] [--config FILE]';
 
 export async function ingestCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parse(argv, { shoot: { type: 'string' }, 'card-label': { type: 'string' } }, USAGE);
+  const { values, positionals } = parse(
+    argv,
+    { shoot: { type: 'string' }, 'card-label': { type: 'string' }, rename: { type: 'string' } },
+    USAGE,
+  );
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
     return 0;
@@ -43,6 +51,8 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
       { cause: err },
     );
   }
+  // Checked here first (exit 2 before the state DB is touched); again where the offload runs.
+  renameFor(config, shoot, values.rename);
   let root: string;
   try {
     root = await realpath(resolve(target));
@@ -69,6 +79,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
     shoot,
     shootGiven: values.shoot !== undefined,
     ...(cardLabelOpt === undefined ? {} : { cardLabel: cardLabelOpt }),
+    ...(values.rename === undefined ? {} : { rename: values.rename }),
   };
   try {
     // While `field-agent run` holds the state DB, the running agent offloads the folder (in turn
@@ -82,6 +93,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
             store: config.store,
             fieldDrive: config.fieldDrive,
             copiesNeeded: config.policy.copiesBeforeFormat,
+            renaming: config,
             log,
             signal: abort.signal,
             sweepTemps: true,
@@ -99,6 +111,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
             shoot: req.shoot,
             ...(req.shootGiven === true ? { shootGiven: '1' } : {}),
             ...(req.cardLabel === undefined ? {} : { cardLabel: req.cardLabel }),
+            ...(req.rename === undefined ? {} : { rename: req.rename }),
           },
           AGENT_CODES.stateLocked,
           {

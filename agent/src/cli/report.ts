@@ -1,15 +1,16 @@
 /**
  * `field-agent report <card> [--csv|--html] [--out FILE]`: the offload report of one card
  * (state/card-report.ts) — text summary by default, CSV or a printable HTML page, on stdout or
- * into FILE (written durably, never replacing a file that is there). Reads the state DB, so
- * not while `field-agent run` holds it (AGENT_STATE_LOCKED says so).
+ * into FILE (written durably, never replacing a file that is there). Built from the state DB,
+ * by the running agent while `field-agent run` holds it (running-agent.ts); formatted here.
  */
 import { resolve } from 'node:path';
 import { errorCode, EXIT, formatBytes } from '@studio321/protocol';
 import { writeFileAtomic } from '@studio321/protocol/durable';
-import { AgentState, findCard } from '../state/agent-state.js';
-import { buildOffloadReport, offloadReportCsv, offloadReportHtml } from '../state/card-report.js';
+import { findCard } from '../state/agent-state.js';
+import { buildOffloadReport, offloadReportCsv, offloadReportHtml, type OffloadReport } from '../state/card-report.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
+import { callRunningAgent, directOrRunning } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 
 const USAGE =
@@ -32,13 +33,12 @@ export async function reportCommand(argv: string[], io: CommandIo): Promise<numb
     throw new AgentError(AGENT_CODES.usage, `--csv or --html, not both\n${USAGE}`);
   if (values.out === '') throw new AgentError(AGENT_CODES.usage, `--out needs a file name\n${USAGE}`);
   const { paths } = await loadContext(values, io.env);
-  const state = await AgentState.open(paths.dataDir);
-  let report;
-  try {
-    report = await buildOffloadReport(state, await findCard(state, ref));
-  } finally {
-    await state.close();
-  }
+  const report = await directOrRunning(
+    paths.dataDir,
+    async (state) => buildOffloadReport(state, await findCard(state, ref)),
+    async () =>
+      (await callRunningAgent(paths.dataDir, '/api/report', { card: ref }, AGENT_CODES.stateLocked)) as OffloadReport,
+  );
   const text =
     values.csv === true
       ? offloadReportCsv(report)

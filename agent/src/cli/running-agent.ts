@@ -1,6 +1,6 @@
 /**
  * Every command that needs the state DB (status, ingest, sync, resolve, verify,
- * eject) runs on it directly when no agent runs, and while `field-agent run`
+ * eject, forget, report) runs on it directly when no agent runs, and while `field-agent run`
  * holds it asks the running agent through its status page API instead
  * (`directOrRunning`): the address and bearer token are in <data dir>/status-url
  * (0600). Long commands stream their progress back as JSON lines (status-page.ts

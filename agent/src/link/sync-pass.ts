@@ -44,6 +44,7 @@
  * and the one read ahead of it; no further chunk is read until the first is sent.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { posix } from 'node:path';
 import {
   MAX_BATCH_FILES,
   MAX_CHUNK_BYTES,
@@ -56,6 +57,7 @@ import {
   type MessageOf,
   type OfferFile,
   type ProgressTracker,
+  utcDay,
 } from '@studio321/protocol';
 import { hasVerifiedCopy, type PendingAsset, type StudioReceipt } from '../state/agent-state.js';
 import { storeCopyDamagedError, type SyncQueue } from '../state/store-copy.js';
@@ -133,13 +135,21 @@ function toOfferFile(a: PendingAsset): OfferFile {
     size: a.size,
     names: a.names
       .slice(0, MAX_NAMES_PER_FILE)
-      // The card path as readdir returned it; the wire carries its NFC form (SPEC.md §5).
+      // The card path as readdir returned it; the wire carries its NFC form (SPEC.md §5). A file
+      // renamed at ingest is offered under its new name, with its name on the card in `capture`.
       .map((n) => ({
         shoot: n.shoot,
         card: n.card,
-        path: n.path.normalize('NFC'),
+        path: (n.renamed ?? n.path).normalize('NFC'),
         mtime: Math.trunc(n.mtime),
-        ...(n.capture === undefined ? {} : { capture: n.capture }),
+        ...(n.capture === undefined && n.renamed === undefined
+          ? {}
+          : {
+              capture: {
+                ...(n.capture ?? { day: utcDay(n.mtime), dateSource: 'mtime' as const }),
+                ...(n.renamed === undefined ? {} : { originalName: posix.basename(n.path).normalize('NFC') }),
+              },
+            }),
       })),
     copies: toAgentCopies(a),
     ...(a.xxh3 === undefined ? {} : { xxh3: a.xxh3 }),

@@ -10,3 +10,4 @@ export * from './recovery.js';
 export * from './space.js';
 export * from './verify-card.js';
 export * from './ingest-folder.js';
+export * from './rename-template.js';

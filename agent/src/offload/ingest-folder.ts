@@ -4,6 +4,7 @@
  * the running agent (runner.ts `ingest`, asked through its status page), so both
  * show the same progress, result and exit status.
  *
+ *  0. the rename template (--rename, else the config's for the shoot) is checked;
  *  1. resolve the targets (laptop store, field drive when connected); the CLI
  *     alone also sweeps the temps of interrupted offloads (the running agent swept
  *     at start, and a sweep now could take a temp its hot folder is writing);
@@ -27,6 +28,7 @@ import { resolveTargets } from '../targets.js';
 import { sweepInterrupted } from './recovery.js';
 import { offloadCard, reportSummary, type CardReport } from './offload-card.js';
 import { backfillFieldDrive, type BackfillFailure } from './backfill.js';
+import { renameFor, type RenameConfig } from './rename-template.js';
 import type { FileOutcome } from './offloader.js';
 
 export interface IngestRequest {
@@ -37,6 +39,8 @@ export interface IngestRequest {
   cardLabel?: string;
   /** --shoot was given (not the config's or today's default): say when it cannot apply. */
   shootGiven?: boolean;
+  /** --rename: the rename template for this card (else the config's for the shoot). */
+  rename?: string;
 }
 
 export interface IngestContext {
@@ -44,6 +48,8 @@ export interface IngestContext {
   store: string;
   fieldDrive?: string | undefined;
   copiesNeeded: number;
+  /** The config's rename templates and body nicknames (rename-template.ts). */
+  renaming?: RenameConfig;
   log: Logger;
   signal: AbortSignal;
   /** Step 1's sweep and the back-fill's: only when nothing else writes into the store. */
@@ -103,6 +109,8 @@ async function volumeAt(root: string): Promise<{ labels: VolumeLabels; isMount: 
 
 export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Promise<IngestOutcome> {
   const { state, signal, log } = ctx;
+  // A template with a typo is refused before anything is read or copied.
+  const rename = renameFor(ctx.renaming ?? {}, req.shoot, req.rename);
   const resolved = await resolveTargets(ctx.store, ctx.fieldDrive, {
     storeHasCopies: () => state.hasCopiesUnder('laptop', ctx.store),
   });
@@ -138,6 +146,7 @@ export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Prom
       targets: resolved.targets,
       signal,
       log,
+      ...(rename === undefined ? {} : { rename }),
       onFile: (o) => ctx.onFile?.(identity.id, o),
       ...(ctx.onProgress === undefined ? {} : { onProgress: ctx.onProgress }),
     },

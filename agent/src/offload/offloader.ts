@@ -9,6 +9,8 @@
  * hashed first; if its content is known it only gains a name (nothing written).
  * Clashes: store names are reserved (claimed) per sidecar group before writing;
  * a name held by other content moves the group to `~2`, `~3`… (naming.ts).
+ * With a rename template (rename-template.ts) the group's files are stored under
+ * one new stem, each with its own extension; the same clash rules apply.
  *
  * Stops (throws OffloadStop) on: card removed, store full or unwritable, a
  * destination missing, abort. Per-file problems (unreadable file, file changed,
@@ -42,7 +44,8 @@ import {
 } from './durable-failures.js';
 import { hasLaptopCopyIn, hasVerifiedCopy, type AgentState } from '../state/agent-state.js';
 import type { CardRecord, FileRecord } from '../state/records.js';
-import { groupKey, storeName, suffixedPath } from './naming.js';
+import { groupKey, splitName, storeName, suffixedPath } from './naming.js';
+import { renderRename, type RenameOption } from './rename-template.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
 import { captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
@@ -83,6 +86,8 @@ export interface OffloadContext {
    * information, not as a failure that asks the photographer for attention.
    */
   sourceStillWritten?: boolean;
+  /** Rename each new sidecar group by this template (absent: the card's names are kept). */
+  rename?: RenameOption;
 }
 
 /** The whole offload had to stop; `cause` is the coded reason. */
@@ -173,8 +178,11 @@ export class CardOffloader {
   readonly root: string;
   readonly outcomes: FileOutcome[] = [];
   readonly #readSlots: Slots;
+  readonly #claimSlot = new Slots(1);
   /** Card path → its capture record, from its group's header read until the file is recorded. */
   readonly #captures = new Map<string, FileCapture>();
+  /** Card path → its renamed card-relative path (no clash suffix), for files of renamed groups. */
+  readonly #renamed = new Map<string, string>();
 
   constructor(ctx: OffloadContext, card: CardRecord, root: string) {
     if (ctx.targets.length === 0 || ctx.targets[0]?.name !== 'laptop')
@@ -289,7 +297,10 @@ export class CardOffloader {
    * A group seen before keeps the day it was given. Reads each image's header only
    * (capture.ts); those bytes are then in the page cache for the copy.
    */
-  async #groupCapture(key: string, members: FileRecord[]): Promise<Pick<FileCapture, 'day' | 'dateSource'>> {
+  async #groupCapture(
+    key: string,
+    members: FileRecord[],
+  ): Promise<Pick<FileCapture, 'day' | 'dateSource'> & { name?: string }> {
     const metas = new Map<string, CaptureMeta>();
     for (const m of members) {
       const meta = await readCapture(join(this.root, ...m.path.split('/')));
@@ -306,7 +317,50 @@ export class CardOffloader {
           : { day: utcDay(Math.min(...members.map((m) => m.mtimeMs))), dateSource: 'mtime' };
     }
     for (const m of members) this.#captures.set(m.path, { ...date, ...metas.get(m.path) });
-    return date;
+    const name = known !== undefined ? known.name : this.#renameGroup(members, metas);
+    if (name !== undefined)
+      for (const m of members) {
+        const { dir, rest } = splitName(storeName(m.path));
+        const renamed = `${dir === '' ? '' : `${dir}/`}${name}${rest}`;
+        if (renamed !== storeName(m.path)) this.#renamed.set(m.path, renamed);
+      }
+    return { ...date, ...(name === undefined ? {} : { name }) };
+  }
+
+  /**
+   * The new stem of a group seen for the first time, by the rename template: its first capture
+   * time, body and image number (from the files that have them), else the group's oldest mtime
+   * and its DCF name (rename-template.ts says what each token falls back to).
+   */
+  #renameGroup(members: readonly FileRecord[], metas: ReadonlyMap<string, CaptureMeta>): string | undefined {
+    const rename = this.ctx.rename;
+    if (rename === undefined) return undefined;
+    const first = <K extends keyof CaptureMeta>(k: K): CaptureMeta[K] | undefined =>
+      members.map((m) => metas.get(m.path)?.[k]).find((v) => v !== undefined);
+    // The group's own stem: its largest file's (the RAW or the video, not a sidecar).
+    const main = members.reduce((a, b) => (b.size > a.size ? b : a));
+    const takenAt = first('takenAt');
+    const camera = first('camera');
+    const serial = first('serial');
+    const imageNumber = first('imageNumber');
+    return renderRename(rename.template, {
+      ...(takenAt === undefined ? {} : { takenAt }),
+      mtimeMs: Math.min(...members.map((m) => m.mtimeMs)),
+      ...(camera === undefined ? {} : { camera }),
+      ...(serial === undefined ? {} : { serial }),
+      ...(imageNumber === undefined ? {} : { imageNumber }),
+      name: splitName(storeName(main.path)).stem,
+      shoot: this.card.shoot,
+      card: this.card.label,
+      ...(rename.bodies === undefined ? {} : { bodies: rename.bodies }),
+    });
+  }
+
+  /** Renamed at ingest: the card-relative path it is stored under (with the suffix of store path `storePath`). */
+  #renamedAs(file: FileRecord, storePath?: string): { renamed?: string } {
+    if (!this.#renamed.has(file.path)) return {};
+    const prefix = `${posix.join(this.card.shoot, this.card.id)}/`;
+    return { renamed: storePath?.slice(prefix.length) ?? (this.#renamed.get(file.path) as string) };
   }
 
   /** The file's capture record (once: it is recorded with the file). */
@@ -343,7 +397,9 @@ export class CardOffloader {
             verifiedAt: new Date().toISOString(),
             ...zeroByteWarning(file),
             ...this.#takeCapture(file),
+            ...this.#renamedAs(file),
           });
+          this.#renamed.delete(file.path);
           this.ctx.progress?.fileDone(file.size);
           this.#done({ path: file.path, result: 'duplicate', bytes: 0, blake3: pre.blake3 });
           continue;
@@ -360,23 +416,40 @@ export class CardOffloader {
       }
     }
     if (toWrite.length === 0) return;
-    const k = await this.#chooseSuffix(key, toWrite);
-    await this.ctx.state.claimNames(
-      this.card.id,
-      key,
-      k,
-      toWrite.map((w) => ({
-        storePath: this.#storePath(w.file, k),
-        path: w.file.path,
-        ...(w.expected === undefined || w.otherStore !== true ? {} : { blake3: w.expected.blake3 }),
-      })),
-      date,
-    );
+    const k = await this.#claimed(async () => {
+      const k = await this.#chooseSuffix(key, toWrite);
+      await this.ctx.state.claimNames(
+        this.card.id,
+        key,
+        k,
+        toWrite.map((w) => ({
+          storePath: this.#storePath(w.file, k),
+          path: w.file.path,
+          ...(w.expected === undefined || w.otherStore !== true ? {} : { blake3: w.expected.blake3 }),
+        })),
+        date,
+      );
+      return k;
+    });
     for (const w of toWrite) await this.#copy(w.file, w.expected, k, key, w.skip);
   }
 
   #storePath(file: FileRecord, k: number): string {
-    return posix.join(this.card.shoot, this.card.id, suffixedPath(storeName(file.path), k));
+    const name = this.#renamed.get(file.path) ?? storeName(file.path);
+    return posix.join(this.card.shoot, this.card.id, suffixedPath(name, k));
+  }
+
+  /**
+   * Choosing a suffix and claiming its names, one group at a time: renamed groups in flight
+   * may want the same new names (two groups of one template without `{seq}`).
+   */
+  async #claimed<T>(fn: () => Promise<T>): Promise<T> {
+    const give = await this.#claimSlot.take();
+    try {
+      return await fn();
+    } finally {
+      give();
+    }
   }
 
   get #laptopRoot(): string {
@@ -452,10 +525,13 @@ export class CardOffloader {
         // Something the state does not know holds that name (a file put in the store by hand):
         // never touch it; move this file (and later members of its group) to the next suffix.
         await this.ctx.state.markNameForeign(storePath, this.card.id, file.path);
-        const next = await this.#chooseSuffix(key, [{ file }]);
-        await this.ctx.state.claimNames(this.card.id, key, next, [
-          { storePath: this.#storePath(file, next), path: file.path },
-        ]);
+        const next = await this.#claimed(async () => {
+          const next = await this.#chooseSuffix(key, [{ file }]);
+          await this.ctx.state.claimNames(this.card.id, key, next, [
+            { storePath: this.#storePath(file, next), path: file.path },
+          ]);
+          return next;
+        });
         await this.#copy(file, expected, next, key, skip);
         return;
       }
@@ -482,7 +558,9 @@ export class CardOffloader {
       verifiedAt: laptop.verifiedAt,
       ...zeroByteWarning(file),
       ...this.#takeCapture(file),
+      ...this.#renamedAs(file, storePath),
     });
+    this.#renamed.delete(file.path);
     this.ctx.progress?.fileDone();
     this.#done({
       path: file.path,
@@ -499,6 +577,7 @@ export class CardOffloader {
   /** Record a per-file failure and carry on, or throw OffloadStop when the whole offload must stop. */
   async #fileFailed(file: FileRecord, err: unknown): Promise<void> {
     this.#captures.delete(file.path);
+    this.#renamed.delete(file.path);
     const stop = await this.#stopFor(err, file);
     if (stop !== undefined) {
       await this.ctx.state.recordFileError(this.card.id, file.path, stop.error).catch(() => undefined);

@@ -430,12 +430,18 @@ export class AgentState {
     group: string,
     k: number,
     claims: Array<{ storePath: string; path: string; blake3?: string }>,
-    date?: Pick<FileCapture, 'day' | 'dateSource'>,
+    date?: Pick<FileCapture, 'day' | 'dateSource'> & { name?: string },
   ): Promise<void> {
     return this.#exclusive(async () => {
       const old = await this.getGroup(cardId, group);
       const day = old?.day !== undefined ? { day: old.day, dateSource: old.dateSource } : date;
-      const rec: GroupRecord = { k, ...(day === undefined ? {} : { day: day.day, dateSource: day.dateSource }) };
+      // A group keeps the stem it was first stored under (renamed or not).
+      const name = old !== undefined ? old.name : date?.name;
+      const rec: GroupRecord = {
+        k,
+        ...(day === undefined ? {} : { day: day.day, dateSource: day.dateSource }),
+        ...(name === undefined ? {} : { name }),
+      };
       const ops: Op[] = [{ type: 'put', key: keys.group(cardId, group), value: rec }];
       for (const c of claims) {
         const old = await this.getClaim(c.storePath);
@@ -482,10 +488,11 @@ export class AgentState {
     verifiedAt: string;
     warning?: { code: string; message: string };
     capture?: FileCapture;
+    renamed?: string;
   }): Promise<AssetRecord> {
     return this.#exclusive(async () => {
       const { card, file } = input;
-      const name = assetName(card, file, input.capture);
+      const name = assetName(card, file, input.capture, input.renamed);
       const ops: Op[] = [];
       let asset = await this.getAsset(input.blake3);
       if (asset === undefined) {
@@ -532,12 +539,13 @@ export class AgentState {
     verifiedAt: string;
     warning?: { code: string; message: string };
     capture?: FileCapture;
+    renamed?: string;
   }): Promise<AssetRecord> {
     return this.#exclusive(async () => {
       const { card, file } = input;
       const old = await this.getAsset(input.blake3);
       if (old === undefined) throw new TypeError(`recordDuplicate: unknown asset ${input.blake3}`);
-      const asset = mergeAsset(old, assetName(card, file, input.capture), [], {}, old.storePath);
+      const asset = mergeAsset(old, assetName(card, file, input.capture, input.renamed), [], {}, old.storePath);
       await this.#write(
         [
           { type: 'put', key: keys.asset(input.blake3), value: asset },
@@ -769,13 +777,19 @@ function replaceCopies(asset: AssetRecord, copies: CopyFact[], paths: Record<str
   };
 }
 
-function assetName(card: CardRecord, file: FileRecord, capture: FileCapture | undefined): AssetName {
+function assetName(
+  card: CardRecord,
+  file: FileRecord,
+  capture: FileCapture | undefined,
+  renamed: string | undefined,
+): AssetName {
   return {
     shoot: card.shoot,
     card: card.id,
     path: file.path,
     mtime: file.mtimeMs,
     ...(capture === undefined ? {} : { capture }),
+    ...(renamed === undefined ? {} : { renamed }),
   };
 }
 

@@ -81,6 +81,12 @@ export interface AssetName {
    * capture metadata. Absent on names recorded before it.
    */
   capture?: FileCapture;
+  /**
+   * Renamed at ingest by a rename template: the card-relative path it was stored under (its
+   * folder on the card, the group's new stem, its own extension, the clash suffix). `path`
+   * stays the name on the card; the studio is offered this one with `capture.originalName`.
+   */
+  renamed?: string;
 }
 
 /** `group:<cardId>/<group key>` — the store suffix of an image group and the date folder it was given. */
@@ -88,6 +94,8 @@ export interface GroupRecord {
   k: number;
   day?: string;
   dateSource?: 'exif' | 'mtime';
+  /** The new stem a rename template gave the group (kept for its later files, whatever the template then). */
+  name?: string;
 }
 
 export interface StudioCopy {

@@ -7,7 +7,8 @@
  *   open():  provider (follows runner events) → status page (127.0.0.1, token;
  *            its address with the token is written to <dataDir>/status-url, 0600;
  *            it also answers the field-agent CLI while this agent holds the state
- *            DB: status, ingest, sync, resolve, verify, eject) → tray (or headless)
+ *            DB: status, ingest, sync, resolve, verify, eject, forget, report) → tray
+ *            (or headless)
  *   close(): in reverse.
  */
 import { rm } from 'node:fs/promises';
@@ -30,6 +31,7 @@ import { AGENT_CODES, AgentError } from '../errors.js';
 import { verifyCopies } from '../offload/verify-card.js';
 import { forgetCard } from '../offload/forget-card.js';
 import { findCard } from '../state/agent-state.js';
+import { buildOffloadReport } from '../state/card-report.js';
 import { freeLaptopCopies } from '../state/free-laptop.js';
 import { defaultVolumeSource, type VolumeSource } from '../card/volume-source.js';
 
@@ -237,13 +239,21 @@ export class AgentUi {
           throw new AgentError(AGENT_CODES.usage, 'the shoot must be one folder name', { cause: err });
         }
         const cardLabel = query.get('cardLabel');
+        const rename = query.get('rename');
         return withProgress(emit, (onProgress) =>
           runner.ingest(
-            { root, shoot, shootGiven: query.get('shootGiven') === '1', ...(cardLabel === null ? {} : { cardLabel }) },
+            {
+              root,
+              shoot,
+              shootGiven: query.get('shootGiven') === '1',
+              ...(cardLabel === null ? {} : { cardLabel }),
+              ...(rename === null ? {} : { rename }),
+            },
             { signal, onProgress, onFile: (card, file) => emit({ event: 'file', card, file }) },
           ),
         );
       },
+      report: async (query) => buildOffloadReport(runner.state, await findCard(runner.state, query.get('card') ?? '')),
       forget: async (query) => {
         const result = await forgetCard(query.get('card') ?? '', {
           state: runner.state,

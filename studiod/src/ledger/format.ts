@@ -85,6 +85,8 @@ export function formatAsset(r: unknown): string {
     out.push('  names:');
     for (const n of a.names) {
       out.push(`    ${n.shoot}/${n.card}/${n.path}`);
+      if (n.capture?.originalName !== undefined)
+        out.push(`      renamed at ingest; on the card: ${n.capture.originalName}`);
       if (n.capture !== undefined) out.push(`      ${captureLine(n.capture)}`);
     }
     out.push('  copies (archive):');

@@ -13,6 +13,13 @@
  *   unprot!<hash>                             { size, committedAt }   assets not 3-2-1 compliant
  *   lack!<target>!<committedAt:15>!<hash>     { size }                expected target without a verified copy
  *   byname!<nameKey(basename)>!<hash>         {}                      lookup by file name
+ *   grp!<group key>                           { members, unsafe }     a sidecar group (RAW + JPEG + XMP…)
+ *   gof!<hash>                                { group }               the group an asset was counted in
+ *
+ * Groups: every asset belongs to one sidecar group, the files stored in its folder with its
+ * stem (recovery/restore-plan.ts `groupKeyOf`, the grouping `studioctl asset` and restore
+ * use; a file without sidecars is a group of one). A group is 3-2-1 safe when every member
+ * is; `groups` and `groupsCompliant` count them in the same batches as the asset counters.
  *
  * What counts: only archive copies — copies the studio holds and can verify
  * (mirror, RAID, the configured cloud targets) — and only while their target
@@ -31,6 +38,7 @@
  */
 import { posix } from 'node:path';
 import { evaluatePolicy, nameKey, type CopyFact, type PolicyConfig, type PolicyVerdict } from '@studio321/protocol';
+import { groupKeyOf } from '../recovery/restore-plan.js';
 import type {
   AssetChange,
   AssetRecord,
@@ -41,8 +49,8 @@ import type {
   NameRecord,
 } from '../catalogue.js';
 
-/** 2: only archive copies on available targets count (field copies are shown apart). */
-export const LEDGER_VERSION = 2;
+/** 2: only archive copies on available targets count (field copies are shown apart); 3: groups counted. */
+export const LEDGER_VERSION = 3;
 
 export interface LedgerCounters {
   version: number;
@@ -58,6 +66,15 @@ export interface LedgerCounters {
   missing: { copies: number; media: number; offsite: number };
   /** Per expected target: assets without a verified copy there. */
   lacking: Record<string, { count: number; bytes: number }>;
+  /** Sidecar groups (RAW + JPEG + sidecars; a lone file is a group of one), and those whose every member is compliant. */
+  groups: number;
+  groupsCompliant: number;
+}
+
+/** `grp!<group key>`: members counted and how many of them are not compliant. */
+interface GroupRecord {
+  members: number;
+  unsafe: number;
 }
 
 export interface LedgerOptions {
@@ -84,6 +101,8 @@ const K = {
   unprot: 'unprot!',
   lack: 'lack!',
   byname: 'byname!',
+  grp: 'grp!',
+  gof: 'gof!',
 } as const;
 
 /** `sync: true` (the sublevel's option types do not list it; classic-level honours it). */
@@ -118,6 +137,8 @@ function emptyCounters(signature: string, targets: string[]): LedgerCounters {
     notCompliantBytes: 0,
     missing: { copies: 0, media: 0, offsite: 0 },
     lacking,
+    groups: 0,
+    groupsCompliant: 0,
   };
 }
 
@@ -258,8 +279,14 @@ export class Ledger implements CatalogueHook {
     const sub = this.#sub();
     const seen = new Set<string>();
     const ops: HookOp[] = [];
-    for (const n of names) {
-      const key = `${K.byname}${nameKey(posix.basename(n.path))}!${hash}`;
+    // A file renamed at ingest is found by its name on the card too.
+    const bases = names.flatMap((n) =>
+      n.capture?.originalName === undefined
+        ? [posix.basename(n.path)]
+        : [posix.basename(n.path), n.capture.originalName],
+    );
+    for (const base of bases) {
+      const key = `${K.byname}${nameKey(base)}!${hash}`;
       if (seen.has(key)) continue;
       seen.add(key);
       ops.push({ type: 'put', key, value: {}, sublevel: sub });
@@ -267,24 +294,56 @@ export class Ledger implements CatalogueHook {
     return ops;
   }
 
+  /** The group key of an asset from its copies: its stored path's folder and stem (a group of its own without one). */
+  static #groupKey(hash: string, copies: readonly CopyRecord[]): string {
+    const stored = copies.find((c) => c.kind === 'studio' && c.path !== '');
+    return stored === undefined ? `#${hash}` : groupKeyOf(stored.path);
+  }
+
+  /** Counts a group's change: `groups` when it appears, `groupsCompliant` when its verdict turns. */
+  static #applyGroup(n: LedgerCounters, before: GroupRecord, after: GroupRecord): void {
+    const safe = (g: GroupRecord): number => (g.members > 0 && g.unsafe === 0 ? 1 : 0);
+    n.groups += (after.members > 0 ? 1 : 0) - (before.members > 0 ? 1 : 0);
+    n.groupsCompliant += safe(after) - safe(before);
+  }
+
   /** The catalogue hook: index entries and counters for the same batch. */
   async prepare(changes: readonly AssetChange[]): Promise<{ ops: HookOp[]; commit?: () => void }> {
     const sub = this.#sub();
     const next = structuredClone(this.#counters);
     const ops: HookOp[] = [];
+    // Groups touched by this batch (several members may arrive in one importAssets batch).
+    const groups = new Map<string, GroupRecord>();
+    const groupOfHash = new Map<string, string>();
     for (const change of changes) {
       if (change.asset === undefined) continue;
+      let key = groupOfHash.get(change.hash);
+      if (key === undefined && !change.created)
+        key = ((await sub.get(K.gof + change.hash)) as { group?: string } | undefined)?.group;
+      if (key === undefined) {
+        key = Ledger.#groupKey(change.hash, [...change.after, ...change.before]);
+        ops.push({ type: 'put', key: K.gof + change.hash, value: { group: key }, sublevel: sub });
+      }
+      groupOfHash.set(change.hash, key);
+      const before = groups.get(key) ??
+        ((await sub.get(K.grp + key)) as unknown as GroupRecord | undefined) ?? { members: 0, unsafe: 0 };
+      const group = { ...before };
       if (!change.created) {
         const old = this.#contribution(change.asset, change.before);
         Ledger.#apply(next, old, -1);
         for (const k of this.#keys(change.hash, old)) ops.push({ type: 'del', key: k.key, sublevel: sub });
-      }
+        if (!old.compliant) group.unsafe--;
+      } else group.members++;
       const now = this.#contribution(change.asset, change.after);
       Ledger.#apply(next, now, 1);
+      if (!now.compliant) group.unsafe++;
+      Ledger.#applyGroup(next, before, group);
+      groups.set(key, group);
       for (const k of this.#keys(change.hash, now))
         ops.push({ type: 'put', key: k.key, value: k.value, sublevel: sub });
       for (const op of this.#nameOps(change.hash, change.names)) ops.push(op);
     }
+    for (const [key, g] of groups) ops.push({ type: 'put', key: K.grp + key, value: g, sublevel: sub });
     if (ops.length === 0 && changes.every((c) => c.asset === undefined)) return { ops: [] };
     ops.push({ type: 'put', key: K.counters, value: next, sublevel: sub });
     return {
@@ -366,13 +425,29 @@ export class Ledger implements CatalogueHook {
     if (dels.length > 0) await sub.batch(dels.map((k) => ({ type: 'del' as const, key: k })));
     const next = emptyCounters(this.#signature, this.targets);
     let ops: Array<{ type: 'put'; key: string; value: Record<string, unknown> }> = [];
+    const groups = new Map<string, GroupRecord>();
     for await (const asset of this.#catalogue.assets()) {
-      const c = this.#contribution(asset, await this.#catalogue.copiesOf(asset.hash));
+      const copies = await this.#catalogue.copiesOf(asset.hash);
+      const c = this.#contribution(asset, copies);
       Ledger.#apply(next, c, 1);
       for (const k of this.#keys(asset.hash, c)) ops.push({ type: 'put', ...k });
+      const key = Ledger.#groupKey(asset.hash, copies);
+      ops.push({ type: 'put', key: K.gof + asset.hash, value: { group: key } });
+      const g = groups.get(key) ?? { members: 0, unsafe: 0 };
+      g.members++;
+      if (!c.compliant) g.unsafe++;
+      groups.set(key, g);
       if (names)
         for (const o of this.#nameOps(asset.hash, await this.#catalogue.namesOf(asset.hash)))
           ops.push({ type: 'put', key: o.key, value: {} });
+      if (ops.length >= 5000) {
+        await sub.batch(ops);
+        ops = [];
+      }
+    }
+    for (const [key, g] of groups) {
+      Ledger.#applyGroup(next, { members: 0, unsafe: 0 }, g);
+      ops.push({ type: 'put', key: K.grp + key, value: { ...g } });
       if (ops.length >= 5000) {
         await sub.batch(ops);
         ops = [];

@@ -209,6 +209,10 @@ export function formatStatusReport(r: StatusReport): string {
   );
   out.push('');
   out.push(`Assets: ${plural(L.assets, 'asset')} (${formatBytes(L.bytes)})`);
+  if (L.assets > 0)
+    out.push(
+      `  in ${plural(L.groups, 'group')} (RAW + JPEG + sidecars), ${L.groupsCompliant.toLocaleString('en-US')} 3-2-1 safe (a group is safe when every member is)`,
+    );
   const down = r.targetReport.filter((t) => t.unavailable !== undefined && t.unavailable !== null);
   for (const t of down) {
     out.push(

@@ -125,6 +125,11 @@ export function stemOf(base: string): string {
   return stem.replace(/~\d+$/, '');
 }
 
+/** The key every member of a stored file's sidecar group shares: nameKey of `<dir>/<stem>` (the ledger counts groups by it). */
+export function groupKeyOf(rel: string): string {
+  return nameKey(posix.join(posix.dirname(rel), stemOf(posix.basename(rel))));
+}
+
 /**
  * Step 2: the sidecar group of a stored file: every file stored in the same folder
  * with the same stem (`IMG_0001.CR3`, `.JPG`, `.XMP`, `.THM`, and `IMG_0001~2.*`).
@@ -133,8 +138,7 @@ export function stemOf(base: string): string {
  * `<dir>/<stem>~` up to `<dir>/<stem>\x7f` ('~' + 1); plus the bare stem.
  */
 export async function groupOf(catalogue: Catalogue, rel: string): Promise<Array<{ hash: string; path: string }>> {
-  const dir = posix.dirname(rel);
-  const prefix = nameKey(posix.join(dir, stemOf(posix.basename(rel))));
+  const prefix = groupKeyOf(rel);
   const out = new Map<string, { hash: string; path: string }>();
   const bare = await catalogue.storedPath(prefix);
   if (bare !== undefined) out.set(prefix, { hash: bare.hash, path: bare.path });

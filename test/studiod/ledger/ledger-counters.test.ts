@@ -2,7 +2,8 @@
  * The ledger's counters against a real LevelDB catalogue: after any sequence
  * of commits, extra names, recorded and removed copies, the counters kept in
  * the write batches equal a full recount from the copy records; they survive a
- * reopen; a policy change rebuilds them; a failed batch changes nothing.
+ * reopen; a policy change rebuilds them; a failed batch changes nothing. Sidecar groups
+ * (RAW + JPEG) are counted too: a group is safe when every member is.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
@@ -11,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nameKey, type PolicyConfig } from '@studio321/protocol';
 import { Catalogue, type CatalogueHook, type CommitRecord, type CopyRecord } from '@studio321/studiod';
-import { Ledger, type LedgerCounters } from '@studio321/studiod/ledger';
+import { Ledger } from '@studio321/studiod/ledger';
+import { recountLedger, stripCounters } from '../../lib/ledger-recount.js';
 
 const TARGETS = ['mirror', 'raid', 'cloud-east', 'cloud-west'];
 const POLICY: PolicyConfig = { copies: 3, media: 2, offsite: 1 };
@@ -39,59 +41,21 @@ function copy(hash: string, target: string, size: number): CopyRecord {
 function record(i: number): CommitRecord {
   const hash = hashOf(i);
   const size = 1000 + i;
-  const path = `DCIM/100CANON/IMG_${String(i).padStart(4, '0')}.CR3`;
+  // Sidecar groups of two: IMG_0000.CR3 + IMG_0000.JPG, IMG_0001.CR3 + IMG_0001.JPG, …
+  const path = `DCIM/100CANON/IMG_${String(Math.floor(i / 2)).padStart(4, '0')}.${i % 2 === 0 ? 'CR3' : 'JPG'}`;
+  const stored = (c: CopyRecord): CopyRecord => ({ ...c, path: `d/s/c/${path}` });
   return {
     asset: { hash, size, committedAt: 1_000_000 + i },
     names: [
       { key: nameKey(`s/c/${path}`), value: { hash, shoot: 's', card: 'c', path, mtime: 0, agentId: 'a', seenAt: 0 } },
     ],
-    copies: [copy(hash, 'mirror', size), copy(hash, 'raid', size)],
+    copies: [stored(copy(hash, 'mirror', size)), stored(copy(hash, 'raid', size))],
     storedPaths: [{ key: nameKey(`d/s/c/${path}`), value: { hash, path: `d/s/c/${path}` } }],
   };
 }
 
-/** Recount from scratch: what the counters must be. */
-async function recount(cat: Catalogue, ledger: Ledger): Promise<Omit<LedgerCounters, 'signature' | 'version'>> {
-  const c = {
-    assets: 0,
-    bytes: 0,
-    compliant: 0,
-    compliantBytes: 0,
-    notCompliant: 0,
-    notCompliantBytes: 0,
-    missing: { copies: 0, media: 0, offsite: 0 },
-    lacking: {} as LedgerCounters['lacking'],
-  };
-  for (const t of TARGETS) c.lacking[t] = { count: 0, bytes: 0 };
-  for await (const a of cat.assets()) {
-    const copies = await cat.copiesOf(a.hash);
-    const v = ledger.verdict(copies);
-    c.assets++;
-    c.bytes += a.size;
-    if (v.compliant) {
-      c.compliant++;
-      c.compliantBytes += a.size;
-    } else {
-      c.notCompliant++;
-      c.notCompliantBytes += a.size;
-      if (v.missing.copies > 0) c.missing.copies++;
-      if (v.missing.media > 0) c.missing.media++;
-      if (v.missing.offsite > 0) c.missing.offsite++;
-    }
-    for (const t of TARGETS)
-      if (!copies.some((x) => x.target === t)) {
-        const l = c.lacking[t] as { count: number; bytes: number };
-        l.count++;
-        l.bytes += a.size;
-      }
-  }
-  return c;
-}
-
-const strip = (c: LedgerCounters): Omit<LedgerCounters, 'signature' | 'version'> => {
-  const { signature: _s, version: _v, ...rest } = c;
-  return rest;
-};
+const recount = recountLedger;
+const strip = stripCounters;
 
 async function openAll(dir: string, policy = POLICY): Promise<{ cat: Catalogue; ledger: Ledger; rebuilt: boolean }> {
   const cat = new Catalogue(join(dir, 'catalogue'));
@@ -110,6 +74,7 @@ t.test('counters follow every kind of write and equal a recount', async (t) => {
   await cat.commitAsset(record(3)); // idempotent re-commit
   t.same(strip(ledger.counters()), await recount(cat, ledger), 'after commits');
   t.equal(ledger.counters().compliant, 0, 'mirror + raid alone: no offsite copy');
+  t.match(ledger.counters(), { groups: 20, groupsCompliant: 0 }, 'RAW + JPEG pairs: 20 groups, none safe');
   for (let i = 0; i < 30; i++) await cat.recordCopy(copy(hashOf(i), 'cloud-east', 1000 + i));
   for (let i = 0; i < 20; i++) await cat.recordCopy(copy(hashOf(i), 'cloud-west', 1000 + i));
   await cat.recordCopy(copy(hashOf(0), 'cloud-west', 1000)); // refresh of an existing copy
@@ -126,6 +91,7 @@ t.test('counters follow every kind of write and equal a recount', async (t) => {
   );
   t.same(strip(ledger.counters()), await recount(cat, ledger), 'after cloud copies and names');
   t.equal(ledger.counters().compliant, 30);
+  t.equal(ledger.counters().groupsCompliant, 15, 'a group is safe when every member is (assets 0–29: groups 0–14)');
   t.equal(ledger.counters().lacking['cloud-west']?.count, 20);
   t.equal(await ledger.oldestLacking('cloud-west'), 1_000_000 + 20, 'oldest lacking asset by commit time');
   t.equal(await ledger.oldestLacking('mirror'), null);

@@ -12,8 +12,9 @@ import t from 'tap';
 import { mkdir, rename } from 'node:fs/promises';
 import type { CopyRecord } from '@studio321/studiod';
 import { Committer } from '@studio321/studiod/commit';
-import { formatAsset, formatStatusReport, type LedgerCounters, type StudioStatus } from '@studio321/studiod/ledger';
+import { formatAsset, formatStatusReport, type StudioStatus } from '@studio321/studiod/ledger';
 import { recoveryFixture, type RecoveryFixture } from '../../lib/recovery-fixture.js';
+import { recountLedger, stripCounters, type Counted } from '../../lib/ledger-recount.js';
 
 async function open(t: { teardown(fn: () => unknown): void }): Promise<RecoveryFixture> {
   const fx = await recoveryFixture();
@@ -48,50 +49,8 @@ function base(fx: RecoveryFixture): StudioStatus {
   };
 }
 
-/** The counters a full recount gives (what the kept counters must equal). */
-async function recount(fx: RecoveryFixture): Promise<Omit<LedgerCounters, 'signature' | 'version'>> {
-  const ledger = fx.service.ledger;
-  const c = {
-    assets: 0,
-    bytes: 0,
-    compliant: 0,
-    compliantBytes: 0,
-    notCompliant: 0,
-    notCompliantBytes: 0,
-    missing: { copies: 0, media: 0, offsite: 0 },
-    lacking: {} as LedgerCounters['lacking'],
-  };
-  for (const t of ledger.targets) c.lacking[t] = { count: 0, bytes: 0 };
-  for await (const a of fx.catalogue.assets()) {
-    const copies = await fx.catalogue.copiesOf(a.hash);
-    const v = ledger.verdict(copies);
-    c.assets++;
-    c.bytes += a.size;
-    if (v.compliant) {
-      c.compliant++;
-      c.compliantBytes += a.size;
-    } else {
-      c.notCompliant++;
-      c.notCompliantBytes += a.size;
-      if (v.missing.copies > 0) c.missing.copies++;
-      if (v.missing.media > 0) c.missing.media++;
-      if (v.missing.offsite > 0) c.missing.offsite++;
-    }
-    const have = new Set(ledger.counted(copies).map((x) => x.target));
-    for (const t of ledger.targets)
-      if (!have.has(t)) {
-        const l = c.lacking[t] as { count: number; bytes: number };
-        l.count++;
-        l.bytes += a.size;
-      }
-  }
-  return c;
-}
-
-const strip = (c: LedgerCounters): Omit<LedgerCounters, 'signature' | 'version'> => {
-  const { signature: _s, version: _v, ...rest } = c;
-  return rest;
-};
+const recount = (fx: RecoveryFixture): Promise<Counted> => recountLedger(fx.catalogue, fx.service.ledger);
+const strip = stripCounters;
 
 async function dropCopy(fx: RecoveryFixture, hash: string, target: string): Promise<void> {
   const c = (await fx.catalogue.copiesOf(hash)).find((x) => x.target === target) as CopyRecord;

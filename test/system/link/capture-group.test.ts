@@ -4,7 +4,8 @@
  * group (a real Canon S40 file, test/fixtures/camera), even for its XMP written after
  * midnight; a group with no EXIF under the UTC day of its oldest mtime, said so
  * (`dateSource: 'mtime'`). The agent state and the studio catalogue keep what was read.
- * The group is one asset in `studioctl asset`/`assets`: safe when every member is.
+ * The group is one asset in `studioctl asset`/`assets`/`status`: safe when every member is. A card
+ * renamed at ingest by a template is filed under its new names; the ledger keeps the names on the card.
  */
 import t from 'tap';
 import { readFile, unlink, utimes } from 'node:fs/promises';
@@ -110,6 +111,13 @@ t.test('one group verdict: the group is 3-2-1 safe only while every member is', 
   }
   const view = async (name: string): Promise<View['assets'][number] | undefined> =>
     (JSON.parse((await studio.ctl(['--json', 'asset', name])).stdout) as View).assets[0];
+  const groups = async (): Promise<{ groups: number; groupsCompliant: number }> =>
+    (
+      JSON.parse((await studio.ctl(['--json', 'status'])).stdout) as {
+        ledger: { groups: number; groupsCompliant: number };
+      }
+    ).ledger;
+  t.match(await groups(), { groups: 2, groupsCompliant: 2 }, 'status: two groups, both safe');
   const before = await view('IMG_1771.JPG');
   t.equal(before?.group?.compliant, true, 'both members safe: the group is');
   t.same(
@@ -133,4 +141,42 @@ t.test('one group verdict: the group is 3-2-1 safe only while every member is', 
   );
   const list = await studio.ctl(['assets']);
   t.match(list.stdout, /group of 2 files: NOT SAFE \(1 not safe\)/, 'assets shows the group verdict');
+  t.match(await groups(), { groups: 2, groupsCompliant: 1 }, 'status counts the same group verdict');
+  t.match(
+    (await studio.ctl(['status'])).stdout,
+    /in 2 groups \(RAW \+ JPEG \+ sidecars\), 1 3-2-1 safe \(a group is safe when every member is\)/,
+    'and says it in words',
+  );
+});
+
+t.test('renamed at ingest: the studio files the new names and its ledger keeps the name on the card', async (t) => {
+  const card2 = join(base, 'card2');
+  await makeCard(card2, [
+    { path: 'DCIM/100CANON/IMG_1771.JPG', size: canon.length, data: Buffer.concat([canon, Buffer.from('2')]) },
+    { path: 'DCIM/100CANON/IMG_1771.XMP', size: 320 },
+  ]);
+  const typo = await agent.cli(['ingest', card2, '--shoot', 'wedding', '--rename', '{date:YYYYMMDD}_{sequence}']);
+  t.equal(typo.code, 2, 'a template typo: exit 2');
+  t.match(typo.stderr, /AGENT_RENAME_TEMPLATE: .* at \{sequence\}: unknown token/, 'naming the token');
+  const ing = await agent.cli(['ingest', card2, '--shoot', 'wedding', '--rename', '{date:YYYYMMDD}_{body}_{seq:4}']);
+  t.equal(ing.code, 0, `renamed ingest exit 0 (${ing.stderr})`);
+  t.equal((await agent.cli(['sync'], 120_000)).code, 0, 'sync');
+  const named = await waitFor(async () => {
+    const stored = await listFiles(studio.dirs.raid);
+    const ours = stored.filter((p) => /\/20031214_Canon-S40_1771\.(JPG|XMP)$/.test(p));
+    return ours.length === 2 ? ours : undefined;
+  }, 'the renamed group at the studio');
+  t.match(named[0], /^2003-12-14\/wedding\/[^/]+\/DCIM\/100CANON\//, 'under its capture day, in its card folder');
+  const r = await studio.ctl(['asset', '20031214_Canon-S40_1771.XMP']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /renamed at ingest; on the card: IMG_1771\.XMP/, 'asset shows the name on the card');
+  const byOriginal = JSON.parse((await studio.ctl(['--json', 'asset', 'IMG_1771.XMP'])).stdout) as {
+    assets: Array<{ names: Array<{ path: string; capture?: { originalName?: string } }> }>;
+  };
+  t.ok(
+    byOriginal.assets.some((a) =>
+      a.names.some((n) => n.path.endsWith('20031214_Canon-S40_1771.XMP') && n.capture?.originalName === 'IMG_1771.XMP'),
+    ),
+    'found by its name on the card too; the ledger keeps it with the name',
+  );
 });

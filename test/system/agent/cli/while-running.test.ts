@@ -1,6 +1,6 @@
 /**
  * Every field-agent command works while `field-agent run` holds the state DB (the installed case):
- * status, ingest, sync, resolve and verify go through the running agent (its status page API) and
+ * status, ingest, report, sync, resolve and verify go through the running agent (its status page API) and
  * answer as they do without it, while the agent's own hot folder and sync loop work at the same
  * time; nothing is lost or counted twice. Then the studio goes away: offline is idle (the tray
  * logic says so, the error list does not fill with LINK_UNREACHABLE, one "not reachable since"
@@ -100,6 +100,14 @@ t.test('status, ingest, sync, resolve and verify while the agent runs; then offl
   t.match(ing.stderr, PROGRESS, 'its progress is streamed back: sizes, files, speed, ETA');
   t.match(running.log(), /"event":"ingest"/, 'the agent did the offload');
 
+  // The offload report, built by the running agent (it holds the state DB), formatted by the CLI.
+  const report = await agent.cli(['report', 'CARD-B', '--csv']);
+  t.equal(report.code, 0, `report works while the agent runs ${report.stderr}`);
+  t.equal(report.stdout.trim().split('\n').length, 1 + 5, 'the CSV: a header and one row per file');
+  t.match(report.stdout, /DCIM\/100CANON\/IMG_9999\.CR3/, 'names the files of the card');
+  const noCard = await agent.cli(['report', 'CARD-Z']);
+  t.match(noCard.stderr, /AGENT_UNKNOWN_CARD/, 'an unknown card: the coded error from the running agent');
+
   // Resolve by label, through the agent; an unknown or ambiguous label is a coded error.
   const resolved = await agent.cli(['resolve', 'CARD-B', '--json']);
   t.equal(resolved.code, 0, `resolve by label works while the agent runs ${resolved.stderr}`);
@@ -140,7 +148,17 @@ t.test('status, ingest, sync, resolve and verify while the agent runs; then offl
     join(cards, 'C'),
     dcfFiles(2, (i) => 2000 + i),
   );
-  t.equal((await agent.cli(['ingest', join(cards, 'C'), '--card-label', 'CARD-C'])).code, 0, 'offload goes on');
+  // Renamed at ingest by the running agent (the template travels with the request).
+  const renamed = await agent.cli(['ingest', join(cards, 'C'), '--card-label', 'CARD-C', '--rename', '{card}_{seq:3}']);
+  t.equal(renamed.code, 0, `offload goes on ${renamed.stderr}`);
+  t.same(
+    (await listFiles(join(agent.dataDir, 'store')))
+      .filter((p) => p.includes('/CARD-C_'))
+      .map((p) => basename(p))
+      .sort(),
+    ['CARD-C_001.CR3', 'CARD-C_002.CR3'],
+    'renamed by the template given on the command line',
+  );
   for (let i = 0; i < 2; i++) {
     const off = await agent.cli(['sync']);
     t.equal(off.code, 1, `sync with the studio down exits 1 (attempt ${i + 1})`);
