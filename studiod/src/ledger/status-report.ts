@@ -254,7 +254,16 @@ export function formatStatusReport(r: StatusReport): string {
         `      missing here: ${plural(t.missing.count, 'asset')} (${formatBytes(t.missing.bytes)}), oldest committed ${t.missing.oldestCommittedAt ?? '?'}`,
       );
     }
-    if (t.queue !== undefined && (t.queue.pending > 0 || t.queue.lastError !== null)) {
+    const w = t.queue?.window ?? null;
+    if (w !== null) {
+      const rate = w.bytesPerSec > 0 ? `, ${formatBytes(w.bytesPerSec)}/s` : '';
+      out.push(
+        w.open
+          ? `      upload window: open${w.closesAt === null ? '' : ` until ${w.closesAt.local} ${w.timeZone} (${w.closesAt.at})`}${rate}`
+          : `      upload window: closed${w.nextOpen === null ? '' : `, next opens ${w.nextOpen.local} ${w.timeZone} (${w.nextOpen.at})`}`,
+      );
+    }
+    if (t.queue !== undefined && (t.queue.pending > 0 || t.queue.lastError !== null || w !== null)) {
       const q = t.queue;
       out.push(
         `      upload queue: ${plural(q.pending, 'job')} (${formatBytes(q.pendingBytes)}), ${q.uploading} uploading, ${q.parked} parked` +
