@@ -123,7 +123,7 @@ export interface CloudSink {
   /** Unfinished multipart uploads under the prefix; null when the server cannot list them. */
   listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null>;
   /**
-   * Whether the server still has this multipart upload (ListParts): false on NoSuchUpload, null when
+   * Whether the server still has this multipart upload (ListParts): false on NoSuchUpload (RADOS Gateway: NoSuchKey), null when
    * the server cannot tell (s3rver). Asked when Complete fails with a 500 (RADOS Gateway's answer for a lost upload).
    */
   uploadKnown(key: string, uploadId: string, signal?: AbortSignal): Promise<boolean | null>;
@@ -384,7 +384,9 @@ export class S3Sink implements CloudSink {
       );
       return true;
     } catch (err) {
-      if (s3CodeOf(err) === 'NoSuchUpload') return false;
+      // RADOS Gateway answers ListParts of an upload it forgot with 404 NoSuchKey (the upload's own record is gone).
+      const code = s3CodeOf(err);
+      if (code === 'NoSuchUpload' || code === 'NoSuchKey') return false;
       const status = httpStatusOf(err);
       if (status === 405 || status === 501) return null;
       throw classifyS3Error(err, 'ListParts', this.target.name);
