@@ -570,7 +570,15 @@ export class CloudForwarder {
           { cause: ce, retryable: false, detail: { target: rt.cfg.name, blake3, uploadId: job.upload.uploadId } },
         );
         const e = info(ce, now);
-        next = { ...job, attempts, lastError: e, parked: e, upload: null, uploadRestarts: 0, dueAt: now + this.#retry.parkedMs };
+        next = {
+          ...job,
+          attempts,
+          lastError: e,
+          parked: e,
+          upload: null,
+          uploadRestarts: 0,
+          dueAt: now + this.#retry.parkedMs,
+        };
       } else {
         this.#log({ event: 'cloud.upload-restart', target: rt.cfg.name, blake3, uploadId: job.upload.uploadId });
         next = { ...job, attempts, lastError: info(ce, now), upload: null, uploadRestarts: restarts + 1, dueAt: now };

@@ -14,7 +14,7 @@
  *   3. record   — record the key (and, for multipart, the UploadId) in the job, durably;
  *   4. send     — PUT, or upload the parts not yet recorded (each acknowledged
  *                 part recorded durably, so a restart resumes from the next part)
- *                 and complete;
+ *                 and complete; a closed upload window stops it between requests;
  *   5. verify   — HEAD: size, metadata (blake3, size, sha256), storage class, the Object Lock
  *                 retention of a locked target (set by PutObjectRetention when the server dropped it) and
  *                 the server's checksum when it reports one must match;

@@ -87,8 +87,7 @@ function dayIndex(word: string, target: string, path: string): number {
 /** `mon-fri`, `sat,sun`, `fri-mon` (a range may wrap past Sunday). */
 function parseDays(v: unknown, target: string, path: string): boolean[] {
   if (v === undefined) return DAY_NAMES.map(() => true);
-  if (typeof v !== 'string' || v.trim() === '')
-    throw invalid(target, path, 'must be days like "mon-fri" or "sat,sun"');
+  if (typeof v !== 'string' || v.trim() === '') throw invalid(target, path, 'must be days like "mon-fri" or "sat,sun"');
   const days = DAY_NAMES.map(() => false);
   for (const item of v.split(',')) {
     const ends = item.split('-');
@@ -177,7 +176,11 @@ export class UploadSchedule {
     }
     if (windows === undefined) return null;
     if (!Array.isArray(windows) || windows.length === 0)
-      throw invalid(target, path, 'must be a non-empty list of windows like { "days": "mon-fri", "from": "19:00", "to": "07:00" }');
+      throw invalid(
+        target,
+        path,
+        'must be a non-empty list of windows like { "days": "mon-fri", "from": "19:00", "to": "07:00" }',
+      );
     const parsed = windows.map((w: unknown, i): Window => {
       const at = `${path}[${i}]`;
       if (w === null || typeof w !== 'object' || Array.isArray(w))
@@ -192,11 +195,14 @@ export class UploadSchedule {
           );
       const days = parseDays(o.days, target, `${at}.days`);
       if ((o.from === undefined) !== (o.to === undefined))
-        throw invalid(target, `${at}.${o.from === undefined ? 'from' : 'to'}`, 'is required with the other (or leave both out: the whole day)');
+        throw invalid(
+          target,
+          `${at}.${o.from === undefined ? 'from' : 'to'}`,
+          'is required with the other (or leave both out: the whole day)',
+        );
       const from = o.from === undefined ? 0 : parseTime(o.from, target, `${at}.from`, false);
       const to = o.to === undefined ? 1440 : parseTime(o.to, target, `${at}.to`, true);
-      if (from === to)
-        throw invalid(target, `${at}.to`, 'equals "from" (leave both out for the whole day)');
+      if (from === to) throw invalid(target, `${at}.to`, 'equals "from" (leave both out for the whole day)');
       let bytesPerSec: number | undefined;
       if (o.bandwidth !== undefined) {
         bytesPerSec = typeof o.bandwidth === 'string' ? parseBandwidth(o.bandwidth) : undefined;
@@ -216,7 +222,14 @@ export class UploadSchedule {
     const d = p.day as number;
     const min = (p.hour as number) * 60 + (p.minute as number);
     const asUtc = Date.UTC(y, mo, d, 0, min, p.second as number);
-    return { y, mo, d, min, wd: new Date(Date.UTC(y, mo, d)).getUTCDay(), offset: asUtc - (t - (((t % 1000) + 1000) % 1000)) };
+    return {
+      y,
+      mo,
+      d,
+      min,
+      wd: new Date(Date.UTC(y, mo, d)).getUTCDay(),
+      offset: asUtc - (t - (((t % 1000) + 1000) % 1000)),
+    };
   }
 
   /** Whether uploads may run at instant `t`, and at what rate. */
@@ -248,7 +261,8 @@ export class UploadSchedule {
       const hi = midnightUtc + 2 * DAY_MS;
       const offLo = this.#wall(lo).offset;
       const offHi = this.#wall(hi).offset;
-      for (const m of this.#edges) for (const off of new Set([offLo, offHi])) candidates.push(midnightUtc + m * 60_000 - off);
+      for (const m of this.#edges)
+        for (const off of new Set([offLo, offHi])) candidates.push(midnightUtc + m * 60_000 - off);
       if (offLo !== offHi) candidates.push(this.#transition(lo, hi, offLo));
     }
     candidates.sort((a, b) => a - b);

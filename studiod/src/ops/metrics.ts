@@ -42,7 +42,11 @@ export class Metrics {
     gauge('studiod_cloud_queue_bytes', 'Bytes of the upload jobs not yet counted.', ['target']);
     gauge('studiod_cloud_parked_jobs', 'Upload jobs stopped on a permanent error.', ['target']);
     gauge('studiod_cloud_uploading_jobs', 'Uploads running now.', ['target']);
-    gauge('studiod_cloud_window_open', 'The cloud target may upload now (1; also without windows) or waits for its next upload window (0).', ['target']);
+    gauge(
+      'studiod_cloud_window_open',
+      'The cloud target may upload now (1; also without windows) or waits for its next upload window (0).',
+      ['target'],
+    );
     gauge('studiod_assets', 'Assets in the catalogue.');
     gauge('studiod_assets_compliant', 'Assets that meet the 3-2-1 policy.');
     gauge('studiod_assets_unprotected', 'Assets below the 3-2-1 policy.');

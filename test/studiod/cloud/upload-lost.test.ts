@@ -52,17 +52,26 @@ t.test('forgotten mid-upload: restarts from part 1 with a new upload, completes'
   await waitFor(() => fx.copies.length === 1, 'the upload completes');
   await fw.idle();
   t.equal(aborted.length, 1, 'the first upload was aborted behind the forwarder');
-  t.match(fx.events.filter((e) => e.event === 'cloud.upload-restart'), [{ uploadId: aborted[0] }], 'restarted once');
+  t.match(
+    fx.events.filter((e) => e.event === 'cloud.upload-restart'),
+    [{ uploadId: aborted[0] }],
+    'restarted once',
+  );
   t.same(
     fx.events.filter((e) => e.event === 'cloud.part').map((e) => e.part),
     [1, 2, 1, 2, 3, 4],
     'parts 1-2 of the lost upload, then every part of the new one',
   );
-  t.notOk(fx.events.some((e) => e.event === 'cloud.parked'), 'not parked');
+  t.notOk(
+    fx.events.some((e) => e.event === 'cloud.parked'),
+    'not parked',
+  );
   const obj = [...bucket.objects.values()][0];
   t.equal(
     obj === undefined ? '' : createHash('sha256').update(obj.bytes).digest('hex'),
-    createHash('sha256').update(await readFile(a.path)).digest('hex'),
+    createHash('sha256')
+      .update(await readFile(a.path))
+      .digest('hex'),
     'the object is whole',
   );
   t.same(await partKeys(fx), [], 'no part records left');
@@ -80,7 +89,11 @@ t.test('forgotten again after the restart: parked CLOUD_UPLOAD_LOST_AGAIN, nothi
   t.match(st, { pending: 1, parked: 1, lastError: { code: 'CLOUD_UPLOAD_LOST_AGAIN' } });
   t.match(st?.lastError?.message, /lifecycle rule/, 'the message says what to check');
   const job = (await fx.sub.get(`job!lost!${a.blake3}`)) as CloudJob;
-  t.match(job, { upload: null, uploadRestarts: 0, parked: { code: 'CLOUD_UPLOAD_LOST_AGAIN' } }, 'stale UploadId dropped');
+  t.match(
+    job,
+    { upload: null, uploadRestarts: 0, parked: { code: 'CLOUD_UPLOAD_LOST_AGAIN' } },
+    'stale UploadId dropped',
+  );
   t.same(await partKeys(fx), [], 'no part records of either upload');
   t.equal(fx.copies.length, 0, 'nothing counted');
   t.equal(bucket.objects.size, 0, 'no object written');

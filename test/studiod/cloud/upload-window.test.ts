@@ -18,10 +18,7 @@ function schedule(windows: unknown, timeZone: string | undefined = 'UTC'): Uploa
 }
 
 // 2026-12-07 is a Monday.
-const studio = schedule([
-  { days: 'mon-fri', from: '19:00', to: '07:00', bandwidth: '20MiB/s' },
-  { days: 'sat,sun' },
-]);
+const studio = schedule([{ days: 'mon-fri', from: '19:00', to: '07:00', bandwidth: '20MiB/s' }, { days: 'sat,sun' }]);
 
 t.test('weekday evenings that cross midnight, and whole weekend days', async (t) => {
   const cases: Array<[string, boolean, number | undefined]> = [

@@ -6,12 +6,32 @@
  */
 import t from 'tap';
 import { setTimeout as delay } from 'node:timers/promises';
-import { objectKey } from '@studio321/studiod/cloud';
+import { createLogger } from '@studio321/protocol';
+import { objectKey, type CloudTargetStatus } from '@studio321/studiod/cloud';
+import { formatUploadWindow } from '@studio321/studiod/ledger';
+import { Metrics, type OpsFigures } from '@studio321/studiod/ops';
 import { S3rverProcess } from '../../../lib/s3rver.js';
 import { FaultProxy } from '../../../lib/fault-proxy.js';
-import { CloudFixture, target, independentClient, downloadSha256, fileSha256, waitFor } from '../../../lib/cloud-fixture.js';
+import {
+  CloudFixture,
+  target,
+  independentClient,
+  downloadSha256,
+  fileSha256,
+  waitFor,
+} from '../../../lib/cloud-fixture.js';
 
 const MiB = 1024 * 1024;
+
+/** The studiod_cloud_window_open sample a scrape would show for this status (only the cloud figures matter). */
+async function windowGauge(st: CloudTargetStatus | undefined): Promise<number | undefined> {
+  if (st === undefined) return undefined;
+  const m = new Metrics(createLogger({ name: 'test', level: 'silent' }));
+  const ledger = { assets: 0, compliant: 0, notCompliant: 0, notCompliantBytes: 0 } as OpsFigures['ledger'];
+  m.set({ at: 0, local: [], copies: {}, cloud: [st], ledger, scrub: [], agents: [] });
+  const line = (await m.registry.metrics()).split('\n').find((l) => l.startsWith('studiod_cloud_window_open{'));
+  return line === undefined ? undefined : Number(line.split(' ').pop());
+}
 
 const s3 = new S3rverProcess({ buckets: ['hot'] });
 await s3.start();
@@ -72,7 +92,16 @@ t.test('the window closes after part 2: paused, nothing sent, resumed with the s
     },
     'status: closed, the next opening, the queue held; not a failure',
   );
-  t.match(fx.events.find((e) => e.event === 'cloud.window-closed'), { nextOpen: '2026-12-08T19:00:00.000Z' });
+  t.match(
+    fx.events.find((e) => e.event === 'cloud.window-closed'),
+    { nextOpen: '2026-12-08T19:00:00.000Z' },
+  );
+  t.equal(
+    st?.window === null || st === undefined ? '' : formatUploadWindow(st.window),
+    'upload window: closed, next opens Tue 2026-12-08 19:00 UTC (2026-12-08T19:00:00.000Z)',
+    'studioctl status: the next opening in local time and ISO',
+  );
+  t.equal(await windowGauge(st), 0, 'studiod_cloud_window_open is 0');
 
   // Proving that nothing happens needs a span of time: ~15 rechecks of the window timer.
   const before = requests.length;
@@ -84,19 +113,31 @@ t.test('the window closes after part 2: paused, nothing sent, resumed with the s
   );
 
   now = Date.parse('2026-12-08T19:00:00Z');
-  await waitFor(() => fx.events.some((e) => e.event === 'cloud.window-open' && e.closesAt !== null), 'the window opens');
+  await waitFor(
+    () => fx.events.some((e) => e.event === 'cloud.window-open' && e.closesAt !== null),
+    'the window opens',
+  );
   await waitFor(() => fx.copies.length === 1, 'the upload completes');
   await fw.idle();
 
-  t.match(fx.events.find((e) => e.event === 'cloud.resume'), { partsDone: 2, parts: 4 }, 'resumed from part 3');
+  t.match(
+    fx.events.find((e) => e.event === 'cloud.resume'),
+    { partsDone: 2, parts: 4 },
+    'resumed from part 3',
+  );
   const numbers = parts().map((r) => new URL(r.slice(4), 'http://x').searchParams.get('partNumber'));
   t.same(numbers, ['1', '2', '3', '4'], 'every part sent once: 1-2 were not sent again');
   const ids = new Set(parts().map((r) => new URL(r.slice(4), 'http://x').searchParams.get('uploadId')));
   t.equal(ids.size, 1, 'one UploadId for all parts');
-  t.equal(requests.filter((r) => r.startsWith('POST ') && r.includes('uploads')).length, 1, 'one CreateMultipartUpload');
+  t.equal(
+    requests.filter((r) => r.startsWith('POST ') && r.includes('uploads')).length,
+    1,
+    'one CreateMultipartUpload',
+  );
   const c = independentClient(s3.endpoint);
   t.teardown(() => c.destroy());
   t.equal(await downloadSha256(c, 'hot', objectKey(cfg, a.blake3)), await fileSha256(a.path), 'the object is whole');
   const [done] = await fw.status();
   t.match(done, { pending: 0, window: { open: true, bytesPerSec: 400 * MiB, nextOpen: null } });
+  t.equal(await windowGauge(done), 1, 'studiod_cloud_window_open is 1');
 });
