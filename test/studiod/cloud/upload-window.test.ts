@@ -6,6 +6,7 @@
 import t from 'tap';
 import { parseStudiodConfig } from '@studio321/studiod';
 import { RateLimiter, UploadSchedule, parseBandwidth, windowStatus } from '@studio321/studiod/cloud';
+import { target } from '../../lib/cloud-fixture.js';
 
 const MiB = 1024 * 1024;
 const at = (iso: string): number => Date.parse(iso);
@@ -103,16 +104,7 @@ t.test('strict config: every mistake is refused with its code and key path', asy
       raid: { root: '/srv/raid', media: 'hdd-raid', location: 'calgary', device: 'raid-1' },
     },
   };
-  const cloud = {
-    name: 'cloud-east',
-    region: 'us-east-1',
-    bucket: 'b',
-    accessKeyId: 'k',
-    secretAccessKey: 's',
-    storageClass: 'STANDARD',
-    media: 'cloud-ssd',
-    location: 'cloud-east',
-  };
+  const cloud = target('cloud-east', 'http://127.0.0.1:9', 'b');
   const withTarget = (extra: Record<string, unknown>): unknown => ({ ...base, cloud: [{ ...cloud, ...extra }] });
   const ok = parseStudiodConfig(
     withTarget({
