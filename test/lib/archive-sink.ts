@@ -149,4 +149,8 @@ export class ArchiveSink implements CloudSink {
   listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null> {
     return this.#inner.listMultipart(prefix);
   }
+
+  uploadKnown(key: string, uploadId: string, signal?: AbortSignal): Promise<boolean | null> {
+    return this.#inner.uploadKnown(key, uploadId, signal);
+  }
 }

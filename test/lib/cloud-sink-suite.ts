@@ -282,11 +282,14 @@ export function cloudSinkSuite(
         t.equal(await sink.abortMultipart(key, id), false, 'the server cannot abort (S3Sink reports false)');
         t.equal(await sink.head(key), null, 'no object');
         t.equal(await sink.listMultipart(p), null, 'the server cannot list');
+        t.equal(await sink.uploadKnown(key, id), null, 'nor tell whether an upload exists (ListParts)');
         return;
       }
+      t.equal(await sink.uploadKnown(key, id), true, 'ListParts: the upload exists');
       t.equal(await sink.abortMultipart(key, id), true);
       t.equal(await sink.head(key), null, 'no object');
       t.same(await sink.listMultipart(p), [], 'not listed');
+      t.equal(await sink.uploadKnown(key, id), false, 'ListParts: the upload is gone');
       t.equal(await sink.abortMultipart(key, id), false, 'a second abort: already gone');
       await t.rejects(
         sink.uploadPart(

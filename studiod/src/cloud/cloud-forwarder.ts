@@ -26,6 +26,7 @@ import {
 } from './cloud-queue.js';
 import { S3Sink, type CloudSink } from './s3-sink.js';
 import type { AssetOrigin } from './object-metadata.js';
+import { UploadSchedule, windowStatus, type UploadWindowStatus } from './upload-window.js';
 import {
   UploadJob,
   abortQuietly,
@@ -47,6 +48,8 @@ export interface CloudTargetStatus {
   oldestQueuedAt: string | null;
   lastError: CloudErrorInfo | null;
   uploading: number;
+  /** The target's upload window now; null: no `windows`, uploads run at any time. */
+  window: UploadWindowStatus | null;
 }
 
 export interface CloudRetryOptions {
@@ -74,6 +77,11 @@ export interface CloudForwarderOptions {
   describeAsset?: (blake3: string) => Promise<AssetOrigin[]>;
   /** Seam for tests and other protocols; default S3Sink. */
   sinkFactory?: (target: CloudTargetConfig) => CloudSink;
+  /**
+   * Longest sleep of a target's window timer (default 60 s): the timer is armed to the next window
+   * boundary computed from `clock`, so a wall clock that jumps (NTP, suspend) is noticed within this.
+   */
+  windowRecheckMs?: number;
 }
 
 interface TargetRuntime {
@@ -87,6 +95,12 @@ interface TargetRuntime {
   workers: Promise<void>[];
   /** The bucket protection check (locked targets) passed since open(). */
   protected: boolean;
+  /** The target's upload windows; null: always open. */
+  schedule: UploadSchedule | null;
+  /** The window state last evaluated (undefined before the first evaluation). */
+  windowOpen: boolean | undefined;
+  /** The one timer to the next window boundary (or the recheck). */
+  windowTimer: NodeJS.Timeout | undefined;
 }
 
 type Lifecycle = 'new' | 'opening' | 'open' | 'closing' | 'closed';
@@ -161,14 +175,19 @@ export class CloudForwarder {
           resolveSource: (blake3) => this.#opts.resolveSource(blake3),
           onCopyVerified: (copy) => this.#opts.onCopyVerified(copy),
           ...(this.#opts.describeAsset === undefined ? {} : { describeAsset: this.#opts.describeAsset }),
+          windowOpen: () => this.#windowOpen(rt),
         },
         inFlight: new Map(),
         wake: () => undefined,
         wakeSignal: Promise.resolve(),
         workers: [],
         protected: false,
+        schedule: UploadSchedule.parse(cfg.windows, cfg.timeZone, cfg.name),
+        windowOpen: undefined,
+        windowTimer: undefined,
       };
       this.#resetWake(rt);
+      this.#evaluateWindow(rt);
       this.#targets.set(cfg.name, rt);
     }
     this.#opts.db.db.on('write', this.#onWrite);
@@ -188,6 +207,7 @@ export class CloudForwarder {
     this.#state = 'closing';
     this.#opts.db.db.off('write', this.#onWrite);
     for (const rt of this.#targets.values()) {
+      clearTimeout(rt.windowTimer);
       for (const ac of rt.inFlight.values())
         ac.abort(
           new CloudError(CLOUD_CODES.closed, 'studiod is stopping; the upload stays queued.', { retryable: true }),
@@ -271,6 +291,8 @@ export class CloudForwarder {
         oldestQueuedAt: c.pending > 0 ? await this.#queue.oldestQueuedAt(rt.cfg.name) : null,
         lastError: c.lastError,
         uploading: rt.inFlight.size,
+        window:
+          rt.schedule === null ? null : windowStatus(rt.schedule, this.#clock(), rt.cfg.bandwidthBytesPerSec ?? 0),
       });
     }
     return out;
@@ -303,7 +325,8 @@ export class CloudForwarder {
     if (this.#state !== 'open') return true;
     for (const rt of this.#targets.values()) {
       const c = this.#queue.counters(rt.cfg.name);
-      if (c.pending - c.parked > 0 || rt.inFlight.size > 0) return false;
+      // Jobs waiting for the next upload window cannot run now, like parked ones.
+      if ((rt.windowOpen !== false && c.pending - c.parked > 0) || rt.inFlight.size > 0) return false;
     }
     return true;
   }
@@ -428,6 +451,12 @@ export class CloudForwarder {
     while (this.#state === 'open') {
       // Taken before looking at the queue: a wake-up while we look is not missed.
       const signal = rt.wakeSignal;
+      if (!this.#windowOpen(rt)) {
+        // The window timer wakes us when the next window opens.
+        this.#checkIdle();
+        await this.#sleep(signal, Infinity);
+        continue;
+      }
       let next: Awaited<ReturnType<CloudQueue['nextDue']>>;
       try {
         next = await this.#queue.nextDue(rt.cfg.name, this.#clock(), new Set(rt.inFlight.keys()));
@@ -464,6 +493,11 @@ export class CloudForwarder {
       });
     } catch (err) {
       if (ac.signal.aborted && this.#state !== 'open') return; // closing: the job stays queued as it is
+      if (err instanceof CloudError && err.code === CLOUD_CODES.windowClosed) {
+        // Not a failure: the job stays due as it is, its UploadId and parts recorded.
+        this.#log({ event: 'cloud.paused', target: rt.cfg.name, blake3: job.blake3 });
+        return;
+      }
       await this.#fail(rt, job.blake3, err).catch((e: unknown) => {
         this.#log({ event: 'cloud.queue-error', target: rt.cfg.name, error: String(e) });
       });
@@ -515,25 +549,48 @@ export class CloudForwarder {
   }
 
   async #fail(rt: TargetRuntime, blake3: string, err: unknown): Promise<void> {
-    const ce = err instanceof CloudError ? err : classifyS3Error(err, 'upload', rt.cfg.name);
+    let ce = err instanceof CloudError ? err : classifyS3Error(err, 'upload', rt.cfg.name);
     const job = await this.#queue.getJob(rt.cfg.name, blake3);
     if (job === undefined) return;
     const now = this.#clock();
-    const e = info(ce, now);
     const attempts = job.attempts + 1;
     let next: CloudJob;
     const extra: CloudOp[] = [];
     if (ce.code === CLOUD_CODES.uploadLost && job.upload !== null) {
-      // The server forgot the multipart upload: start it again from part 1.
+      // The server forgot the multipart upload: drop its UploadId and parts durably and start again
+      // from part 1 — once. Losing the fresh upload too is not chance: park it with its own code.
       extra.push(...(await this.#queue.partDelOps(job, job.upload.uploadId)));
-      next = { ...job, attempts, lastError: e, upload: null, dueAt: now };
+      const restarts = job.uploadRestarts ?? 0;
+      if (restarts >= 1) {
+        ce = new CloudError(
+          CLOUD_CODES.uploadLostAgain,
+          `Cloud target "${rt.cfg.name}" forgot the multipart upload of ${job.name} again after it restarted from part 1. ` +
+            'Check the bucket for a lifecycle rule that aborts incomplete uploads too early (upload windows pause uploads), ' +
+            'then `studioctl cloud retry`.',
+          { cause: ce, retryable: false, detail: { target: rt.cfg.name, blake3, uploadId: job.upload.uploadId } },
+        );
+        const e = info(ce, now);
+        next = {
+          ...job,
+          attempts,
+          lastError: e,
+          parked: e,
+          upload: null,
+          uploadRestarts: 0,
+          dueAt: now + this.#retry.parkedMs,
+        };
+      } else {
+        this.#log({ event: 'cloud.upload-restart', target: rt.cfg.name, blake3, uploadId: job.upload.uploadId });
+        next = { ...job, attempts, lastError: info(ce, now), upload: null, uploadRestarts: restarts + 1, dueAt: now };
+      }
     } else if (ce.retryable) {
-      next = { ...job, attempts, lastError: e, dueAt: now + this.#backoff(attempts) };
+      next = { ...job, attempts, lastError: info(ce, now), dueAt: now + this.#backoff(attempts) };
     } else {
+      const e = info(ce, now);
       next = { ...job, attempts, lastError: e, parked: e, dueAt: now + this.#retry.parkedMs };
     }
     await this.#queue.update(job, next, extra);
-    await this.#queue.recordError(rt.cfg.name, e);
+    await this.#queue.recordError(rt.cfg.name, next.lastError as CloudErrorInfo);
     this.#log({
       event: ce.retryable ? 'cloud.retry' : 'cloud.parked',
       target: rt.cfg.name,
@@ -543,6 +600,56 @@ export class CloudForwarder {
       attempts,
       retryInMs: next.dueAt - now,
     });
+  }
+
+  // ── upload windows ───────────────────────────────────────────────────
+
+  /** Whether the target may upload now, re-evaluated from the clock (each part boundary asks). */
+  #windowOpen(rt: TargetRuntime): boolean {
+    if (rt.schedule === null) return true;
+    const st = rt.schedule.at(this.#clock());
+    const limiter = rt.sink.limiter;
+    const rate = st.bytesPerSec ?? rt.cfg.bandwidthBytesPerSec ?? 0;
+    if (st.open !== rt.windowOpen || (st.open && limiter !== undefined && limiter.bytesPerSec !== rate))
+      this.#evaluateWindow(rt);
+    return st.open;
+  }
+
+  /**
+   * Applies the window state at the clock's now (log, rate, wake the workers when it opens) and
+   * arms the target's one timer to the next boundary — capped, so a clock that jumps is noticed.
+   */
+  #evaluateWindow(rt: TargetRuntime): void {
+    const schedule = rt.schedule;
+    if (schedule === null || this.#state === 'closing' || this.#state === 'closed') return;
+    const now = this.#clock();
+    const st = schedule.at(now);
+    const rate = st.bytesPerSec ?? rt.cfg.bandwidthBytesPerSec ?? 0;
+    if (st.open) rt.sink.limiter?.setRate(rate);
+    if (st.open !== rt.windowOpen) {
+      rt.windowOpen = st.open;
+      const w = windowStatus(schedule, now, rt.cfg.bandwidthBytesPerSec ?? 0);
+      this.#log(
+        st.open
+          ? { event: 'cloud.window-open', target: rt.cfg.name, bytesPerSec: rate, closesAt: w.closesAt?.at ?? null }
+          : {
+              event: 'cloud.window-closed',
+              target: rt.cfg.name,
+              nextOpen: w.nextOpen?.at ?? null,
+              nextOpenLocal: w.nextOpen?.local ?? null,
+            },
+      );
+      if (st.open) rt.wake();
+      this.#checkIdle();
+    }
+    clearTimeout(rt.windowTimer);
+    const next = schedule.nextChange(now);
+    const cap = this.#opts.windowRecheckMs ?? 60_000;
+    rt.windowTimer = setTimeout(
+      () => this.#evaluateWindow(rt),
+      Math.max(1, Math.min(cap, next === null ? cap : next - now)),
+    );
+    rt.windowTimer.unref();
   }
 
   /** Abort unfinished multipart uploads under our prefix that no job owns (a crash before the UploadId was recorded). */

@@ -77,6 +77,11 @@ export interface CloudJob {
   upload: { key: string; uploadId: string; startedAt: string } | null;
   /** Keys this job has started writing; an existing object there that does not verify is our own failed write. */
   touchedKeys: string[];
+  /**
+   * 1 after the server forgot this job's multipart upload and it restarted from part 1 (absent: 0).
+   * A second loss parks the job (CLOUD_UPLOAD_LOST_AGAIN) instead of restarting again.
+   */
+  uploadRestarts?: number;
 }
 
 export interface CloudPart {

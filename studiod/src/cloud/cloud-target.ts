@@ -4,6 +4,7 @@
  */
 import { didYouMean } from '@studio321/protocol';
 import { CloudError, CLOUD_CODES } from './errors.js';
+import { UploadSchedule, type UploadWindowConfig } from './upload-window.js';
 
 /** RestoreObject tiers (S3): Bulk (cheapest, ≤ 48 h for Deep Archive), Standard (≤ 12 h), Expedited (Glacier only). */
 export const RESTORE_TIERS = ['Bulk', 'Standard', 'Expedited'] as const;
@@ -56,6 +57,13 @@ export interface CloudTargetConfig {
    * and the bucket must have versioning and Object Lock enabled (checked before the first upload).
    */
   objectLock?: { mode: LockMode; days: number };
+  /**
+   * When uploads may run (upload-window.ts): e.g. `[{ "days": "mon-fri", "from": "19:00", "to": "07:00",
+   * "bandwidth": "20MiB/s" }, { "days": "sat,sun" }]`. Absent: always.
+   */
+  windows?: UploadWindowConfig[];
+  /** The IANA zone of the `windows` times (default: the studio server's own zone). */
+  timeZone?: string;
 }
 
 export const DEFAULT_RESTORE_TIER: RestoreTier = 'Bulk';
@@ -117,6 +125,8 @@ const CLOUD_TARGET_FIELDS: Record<keyof CloudTargetConfig, true> = {
   restoreTier: true,
   restoreDays: true,
   objectLock: true,
+  windows: true,
+  timeZone: true,
 };
 const CLOUD_TARGET_KEYS = Object.keys(CLOUD_TARGET_FIELDS) as Array<keyof CloudTargetConfig>;
 
@@ -192,6 +202,7 @@ export function validateCloudTarget(c: CloudTargetConfig, path?: string): CloudT
     if (!Number.isInteger(l.days) || l.days < 1 || l.days > MAX_LOCK_DAYS)
       throw invalid(n, 'objectLock.days', `must be an integer from 1 to ${MAX_LOCK_DAYS}`);
   }
+  UploadSchedule.parse(c.windows, c.timeZone, n, path === undefined ? 'windows' : `${path}.windows`);
   return c;
 }
 

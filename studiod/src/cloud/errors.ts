@@ -30,6 +30,10 @@ export const CLOUD_CODES = {
   requestRejected: 'CLOUD_REQUEST_REJECTED',
   /** NoSuchUpload: the server forgot our multipart upload; it restarts from part 1. Retryable. */
   uploadLost: 'CLOUD_UPLOAD_LOST',
+  /** The server forgot the multipart upload again right after it was restarted from part 1. Not retryable (parked). */
+  uploadLostAgain: 'CLOUD_UPLOAD_LOST_AGAIN',
+  /** The target's upload window closed: the upload pauses, its parts kept, until the next window. Not a failure. */
+  windowClosed: 'CLOUD_WINDOW_CLOSED',
   /** The content-addressed key holds an object this job did not write, of other content. Not retryable. */
   keyConflict: 'CLOUD_KEY_CONFLICT',
   /** A counted object is gone, or a PUT the server accepted cannot be found; it is re-sent. Retryable. */
@@ -56,6 +60,15 @@ export class CloudError extends CodedError {
   constructor(code: CloudCode, message: string, options: CodedErrorOptions = {}) {
     super(code, message, options);
   }
+}
+
+/** CLOUD_UPLOAD_LOST: the server forgot our multipart upload (NoSuchUpload, or a 500 on Complete that ListParts explains). */
+export function uploadLostError(target: string, cause: unknown, detail: Record<string, unknown>): CloudError {
+  return new CloudError(
+    CLOUD_CODES.uploadLost,
+    `The multipart upload on cloud target "${target}" is gone (expired or aborted); it restarts from the first part.`,
+    { cause, retryable: true, detail },
+  );
 }
 
 /** The shape of an AWS SDK v3 service exception, narrowed without `any`. */
@@ -142,13 +155,7 @@ export function classifyS3Error(err: unknown, what: string, target: string): Clo
       { cause: err, retryable: false, detail },
     );
   }
-  if (s3Code === 'NoSuchUpload') {
-    return new CloudError(
-      CLOUD_CODES.uploadLost,
-      `The multipart upload on cloud target "${target}" is gone (expired or aborted); it restarts from the first part.`,
-      { cause: err, retryable: true, detail },
-    );
-  }
+  if (s3Code === 'NoSuchUpload') return uploadLostError(target, err, detail);
   if (s3Code === 'NotImplemented' || status === 501) {
     // A 5xx, but no retry will change it: this server does not have the feature.
     return new CloudError(

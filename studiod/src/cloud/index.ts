@@ -8,3 +8,4 @@ export * from './source-digest.js';
 export * from './cloud-forwarder.js';
 export { UploadJob, lockMismatch, type UploadJobContext } from './upload-job.js';
 export * from './object-metadata.js';
+export * from './upload-window.js';

@@ -341,6 +341,12 @@ export class MemorySink implements CloudSink {
     return true;
   }
 
+  async uploadKnown(key: string, uploadId: string, signal?: AbortSignal): Promise<boolean | null> {
+    this.#checkSignal(signal, 'ListParts');
+    const u = this.#bucket('ListParts').uploads.get(uploadId);
+    return u !== undefined && u.key === key;
+  }
+
   async listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null> {
     const bucket = this.#bucket('ListMultipartUploads');
     // S3 lists by key (UTF-8 byte order), then by initiation time: Map order is creation order, sort is stable.

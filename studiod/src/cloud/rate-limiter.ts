@@ -14,8 +14,9 @@ export interface RateLimiterOptions {
 }
 
 export class RateLimiter {
-  readonly bytesPerSec: number;
-  readonly burstBytes: number;
+  #bytesPerSec: number;
+  #burstBytes: number;
+  readonly #fixedBurst: boolean;
   #tokens: number;
   #last: number;
   #now: () => number;
@@ -24,11 +25,30 @@ export class RateLimiter {
 
   constructor(opts: RateLimiterOptions) {
     if (!Number.isFinite(opts.bytesPerSec) || opts.bytesPerSec < 0) throw new TypeError('bytesPerSec must be >= 0');
-    this.bytesPerSec = opts.bytesPerSec;
-    this.burstBytes = opts.burstBytes ?? Math.max(64 * 1024, Math.floor(opts.bytesPerSec / 4));
+    this.#bytesPerSec = opts.bytesPerSec;
+    this.#fixedBurst = opts.burstBytes !== undefined;
+    this.#burstBytes = opts.burstBytes ?? defaultBurst(opts.bytesPerSec);
     this.#now = opts.now ?? (() => performance.now());
-    this.#tokens = this.burstBytes;
+    this.#tokens = this.#burstBytes;
     this.#last = this.#now();
+  }
+
+  get bytesPerSec(): number {
+    return this.#bytesPerSec;
+  }
+
+  get burstBytes(): number {
+    return this.#burstBytes;
+  }
+
+  /** A new sustained rate from now on (an upload window's bandwidth); 0 = unlimited. */
+  setRate(bytesPerSec: number): void {
+    if (!Number.isFinite(bytesPerSec) || bytesPerSec < 0) throw new TypeError('bytesPerSec must be >= 0');
+    if (bytesPerSec === this.#bytesPerSec) return;
+    this.#refill();
+    this.#bytesPerSec = bytesPerSec;
+    if (!this.#fixedBurst) this.#burstBytes = defaultBurst(bytesPerSec);
+    this.#tokens = Math.min(this.#tokens, this.#burstBytes);
   }
 
   get unlimited(): boolean {
@@ -47,6 +67,7 @@ export class RateLimiter {
     let need = n;
     while (need > 0) {
       signal?.throwIfAborted();
+      if (this.unlimited) return; // setRate(0) while waiting
       this.#refill();
       const grant = Math.min(need, Math.floor(this.#tokens));
       if (grant > 0) {
@@ -64,8 +85,12 @@ export class RateLimiter {
     const t = this.#now();
     const elapsed = Math.max(0, t - this.#last) / 1000;
     this.#last = t;
-    this.#tokens = Math.min(this.burstBytes, this.#tokens + elapsed * this.bytesPerSec);
+    this.#tokens = Math.min(this.#burstBytes, this.#tokens + elapsed * this.#bytesPerSec);
   }
+}
+
+function defaultBurst(bytesPerSec: number): number {
+  return Math.max(64 * 1024, Math.floor(bytesPerSec / 4));
 }
 
 /** A pass-through stream that holds each chunk until the limiter grants its bytes. */

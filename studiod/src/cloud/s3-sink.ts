@@ -20,6 +20,7 @@ import {
   CompleteMultipartUploadCommand,
   AbortMultipartUploadCommand,
   ListMultipartUploadsCommand,
+  ListPartsCommand,
   RestoreObjectCommand,
   ListObjectsV2Command,
   GetBucketVersioningCommand,
@@ -121,6 +122,13 @@ export interface CloudSink {
   abortMultipart(key: string, uploadId: string): Promise<boolean>;
   /** Unfinished multipart uploads under the prefix; null when the server cannot list them. */
   listMultipart(prefix: string): Promise<Array<{ key: string; uploadId: string }> | null>;
+  /**
+   * Whether the server still has this multipart upload (ListParts): false on NoSuchUpload (RADOS Gateway: NoSuchKey), null when
+   * the server cannot tell (s3rver). Asked when Complete fails with a 500 (RADOS Gateway's answer for a lost upload).
+   */
+  uploadKnown(key: string, uploadId: string, signal?: AbortSignal): Promise<boolean | null>;
+  /** The token bucket every upload of this target goes through (upload windows change its rate). */
+  readonly limiter?: RateLimiter;
   /**
    * Streams the object's bytes (download verification, restore). An archive-class
    * object that is not restored fails with a CloudError whose `detail.s3Code` is
@@ -365,6 +373,23 @@ export class S3Sink implements CloudSink {
       // 404 NoSuchUpload: already gone. 405/501: the server cannot abort (s3rver).
       if (status === 404 || status === 405 || status === 501) return false;
       throw classifyS3Error(err, 'AbortMultipartUpload', this.target.name);
+    }
+  }
+
+  async uploadKnown(key: string, uploadId: string, signal?: AbortSignal): Promise<boolean | null> {
+    try {
+      await this.#s3.send(
+        new ListPartsCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId, MaxParts: 1 }),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+      return true;
+    } catch (err) {
+      // RADOS Gateway answers ListParts of an upload it forgot with 404 NoSuchKey (the upload's own record is gone).
+      const code = s3CodeOf(err);
+      if (code === 'NoSuchUpload' || code === 'NoSuchKey') return false;
+      const status = httpStatusOf(err);
+      if (status === 405 || status === 501) return null;
+      throw classifyS3Error(err, 'ListParts', this.target.name);
     }
   }
 

@@ -14,7 +14,7 @@
  *   3. record   — record the key (and, for multipart, the UploadId) in the job, durably;
  *   4. send     — PUT, or upload the parts not yet recorded (each acknowledged
  *                 part recorded durably, so a restart resumes from the next part)
- *                 and complete;
+ *                 and complete; a closed upload window stops it between requests;
  *   5. verify   — HEAD: size, metadata (blake3, size, sha256), storage class, the Object Lock
  *                 retention of a locked target (set by PutObjectRetention when the server dropped it) and
  *                 the server's checksum when it reports one must match;
@@ -22,7 +22,7 @@
  *                 replaced by the object record in one sync batch. A crash
  *                 between 5 and 6 repeats 5 and 6 (onCopyVerified must be idempotent).
  */
-import { CloudError, CLOUD_CODES } from './errors.js';
+import { CloudError, CLOUD_CODES, uploadLostError } from './errors.js';
 import { objectKey, partSizeFor, type CloudTargetConfig, type ObjectLockInfo } from './cloud-target.js';
 import type { CloudJob, CloudObject, CloudOp, CloudQueue, PreparedSource } from './cloud-queue.js';
 import type { CloudSink, ObjectInfo } from './s3-sink.js';
@@ -64,6 +64,8 @@ export interface UploadJobContext {
   onCopyVerified: (copy: CloudCopyRecord) => Promise<void>;
   /** The names the asset is known by now (its object's metadata); absent: the job's name only. */
   describeAsset?: (blake3: string) => Promise<AssetOrigin[]>;
+  /** False while the target's upload window is closed (asked before a send, each part and Complete); absent: always open. */
+  windowOpen?: () => boolean;
 }
 
 /** Why the object does not match, or null when it does. `p` null: the part checksums are not known. */
@@ -252,8 +254,23 @@ export class UploadJob {
     if (!this.#job.touchedKeys.includes(key)) await this.#save({ touchedKeys: [...this.#job.touchedKeys, key] });
   }
 
+  /**
+   * A closed upload window stops the job between requests (never mid-part): the parts
+   * acknowledged so far are recorded, so the next window resumes from the next part.
+   */
+  #checkWindow(): void {
+    if (this.#ctx.windowOpen?.() !== false) return;
+    const name = this.#ctx.cfg.name;
+    throw new CloudError(
+      CLOUD_CODES.windowClosed,
+      `The upload window of cloud target "${name}" closed; the upload resumes when the next window opens.`,
+      { retryable: true, detail: { target: name } },
+    );
+  }
+
   /** Step 4: one PUT, or a multipart upload. */
   async #send(key: string): Promise<void> {
+    this.#checkWindow();
     const p = this.#prepared;
     if (p.partSha256.length === 1) {
       await this.#ctx.sink.putObject(
@@ -298,6 +315,7 @@ export class UploadJob {
     for (let n = 1; n <= total; n++) {
       if (done.has(n)) continue;
       this.#signal.throwIfAborted();
+      this.#checkWindow();
       const start = (n - 1) * p.partSize;
       const end = Math.min(job.size, n * p.partSize);
       const sha256b64 = p.partSha256[n - 1] as string;
@@ -320,10 +338,28 @@ export class UploadJob {
       done.set(n, part);
       log({ event: 'cloud.part', target: cfg.name, blake3: job.blake3, part: n, parts: total });
     }
+    this.#checkWindow();
     const parts = [...done.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([partNumber, v]) => ({ partNumber, etag: v.etag, sha256b64: v.sha256b64 }));
-    await sink.completeMultipart(key, uploadId, parts, this.#signal);
+    try {
+      await sink.completeMultipart(key, uploadId, parts, this.#signal);
+    } catch (err) {
+      throw await this.#lostOrAsIs(err, key, uploadId);
+    }
+  }
+
+  /**
+   * RADOS Gateway answers Complete of an upload it forgot with 500 InternalError, not NoSuchUpload:
+   * ask the server (ListParts) whether the upload still exists before retrying the same Complete forever.
+   */
+  async #lostOrAsIs(err: unknown, key: string, uploadId: string): Promise<unknown> {
+    if (!(err instanceof CloudError) || err.code !== CLOUD_CODES.unavailable || err.detail?.httpStatus !== 500)
+      return err;
+    const known = await this.#ctx.sink.uploadKnown(key, uploadId, this.#signal).catch(() => null);
+    if (known !== false) return err;
+    const name = this.#ctx.cfg.name;
+    return uploadLostError(name, err, { target: name, operation: 'CompleteMultipartUpload', uploadId });
   }
 
   /** Step 5: HEAD the object just written; anything but a match throws (the job is retried). */

@@ -17,6 +17,7 @@ import type { PolicyConfig } from '@studio321/protocol';
 import type { Catalogue } from '../catalogue.js';
 import type { CloudForwarder, CloudTargetStatus } from '../cloud/cloud-forwarder.js';
 import type { CloudTargetConfig } from '../cloud/cloud-target.js';
+import type { UploadWindowStatus } from '../cloud/upload-window.js';
 import { LOCAL_TARGETS, type StudiodConfig } from '../config.js';
 import type { Ledger, LedgerCounters } from './ledger.js';
 import type { LinkServer } from '../link/server.js';
@@ -90,6 +91,16 @@ export interface StatusReport extends StudioStatus {
   scrub: ScrubTargetStatus[];
   /** Milliseconds spent building this report. */
   builtInMs: number;
+}
+
+/** A cloud target's upload window in `studioctl status`: open until when, or when the next one opens. */
+export function formatUploadWindow(w: UploadWindowStatus): string {
+  if (w.open) {
+    const until = w.closesAt === null ? '' : ` until ${w.closesAt.local} ${w.timeZone} (${w.closesAt.at})`;
+    return `upload window: open${until}${w.bytesPerSec > 0 ? `, ${formatBytes(w.bytesPerSec)}/s` : ''}`;
+  }
+  const next = w.nextOpen === null ? '' : `, next opens ${w.nextOpen.local} ${w.timeZone} (${w.nextOpen.at})`;
+  return `upload window: closed${next}`;
 }
 
 export interface StatusInputs {
@@ -258,7 +269,9 @@ export function formatStatusReport(r: StatusReport): string {
         `      missing here: ${plural(t.missing.count, 'asset')} (${formatBytes(t.missing.bytes)}), oldest committed ${t.missing.oldestCommittedAt ?? '?'}`,
       );
     }
-    if (t.queue !== undefined && (t.queue.pending > 0 || t.queue.lastError !== null)) {
+    const w = t.queue?.window ?? null;
+    if (w !== null) out.push(`      ${formatUploadWindow(w)}`);
+    if (t.queue !== undefined && (t.queue.pending > 0 || t.queue.lastError !== null || w !== null)) {
       const q = t.queue;
       out.push(
         `      upload queue: ${plural(q.pending, 'job')} (${formatBytes(q.pendingBytes)}), ${q.uploading} uploading, ${q.parked} parked` +

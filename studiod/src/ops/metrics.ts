@@ -42,6 +42,11 @@ export class Metrics {
     gauge('studiod_cloud_queue_bytes', 'Bytes of the upload jobs not yet counted.', ['target']);
     gauge('studiod_cloud_parked_jobs', 'Upload jobs stopped on a permanent error.', ['target']);
     gauge('studiod_cloud_uploading_jobs', 'Uploads running now.', ['target']);
+    gauge(
+      'studiod_cloud_window_open',
+      'The cloud target may upload now (1; also without windows) or waits for its next upload window (0).',
+      ['target'],
+    );
     gauge('studiod_assets', 'Assets in the catalogue.');
     gauge('studiod_assets_compliant', 'Assets that meet the 3-2-1 policy.');
     gauge('studiod_assets_unprotected', 'Assets below the 3-2-1 policy.');
@@ -118,6 +123,7 @@ export class Metrics {
       G('studiod_cloud_queue_bytes').set({ target: q.target }, q.pendingBytes);
       G('studiod_cloud_parked_jobs').set({ target: q.target }, q.parked);
       G('studiod_cloud_uploading_jobs').set({ target: q.target }, q.uploading);
+      G('studiod_cloud_window_open').set({ target: q.target }, q.window === null || q.window.open ? 1 : 0);
       this.#uploaded.inc({ target: q.target }, 0); // the series exists from the first scrape
     }
     G('studiod_assets').set(f.ledger.assets);

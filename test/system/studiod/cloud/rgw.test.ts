@@ -9,7 +9,7 @@
  * | S3 behaviour                                   | RADOS Gateway                                  | where                   |
  * | ---------------------------------------------- | ---------------------------------------------- | ----------------------- |
  * | checks and stores `x-amz-checksum-sha256`      | ignores it (HEAD returns none)                 | suite: serverChecksums, checksBodyDigest |
- * | Complete of a lost upload: NoSuchUpload         | 500 InternalError                              | suite: completeKnowsLostUploads |
+ * | Complete of a lost upload: NoSuchUpload         | 500 InternalError (ListParts: NoSuchKey)       | suite: completeKnowsLostUploads; window cases |
  * | uploads of one key listed by creation time      | listed by UploadId                             | suite: listsUploadsInCreationOrder |
  * | Complete checks ETags, then sizes; may omit parts | sizes first; every part must be listed       | suite: completeChecksEtagsFirst, completeMayLeaveOutParts |
  * | RestoreObject (202, hours of rehydration)       | 501 NotImplemented: CLOUD_NOT_SUPPORTED        | suite: archiveRestore; the delay stays in test/lib/archive-sink.ts |
@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   ListMultipartUploadsCommand,
   PutBucketLifecycleConfigurationCommand,
@@ -43,7 +44,7 @@ import {
 } from '@studio321/studiod/cloud';
 import { RestoreRecords, RestoreService, rebuildCatalogue } from '@studio321/studiod/recovery';
 import { RgwCluster } from '../../../lib/rgw.js';
-import { CloudFixture, target, downloadSha256, fileSha256, headOrNull } from '../../../lib/cloud-fixture.js';
+import { CloudFixture, target, downloadSha256, fileSha256, headOrNull, waitFor } from '../../../lib/cloud-fixture.js';
 import { cloudSinkSuite, SUITE_BUCKET } from '../../../lib/cloud-sink-suite.js';
 
 const CHILD = fileURLToPath(new URL('../../../lib/cloud-forwarder-child.mjs', import.meta.url));
@@ -306,6 +307,64 @@ t.test('the forwarder on RADOS Gateway', async (t) => {
       t.same(await openUploads(cfg.prefix as string), [], 'no orphaned upload or parts left');
     }
   });
+
+  // The window closes after part `pauseAfter` (an injected clock); while paused, the upload is aborted with the
+  // SDK behind the forwarder's back. After part 1, the next UploadPart answers NoSuchUpload; after the last
+  // part, Complete answers 500 InternalError (RADOS Gateway), which ListParts (NoSuchKey) explains.
+  for (const pauseAfter of [1, 2]) {
+    t.test(
+      `window closed after part ${pauseAfter}, upload aborted meanwhile: restarts from part 1 when it reopens`,
+      async (t) => {
+        let now = Date.parse('2026-12-07T19:00:00Z'); // a Monday
+        const events: Array<Record<string, unknown>> = [];
+        const cfg = rgwTarget('rgw-window', 'forwarder', {
+          prefix: `window${pauseAfter}/`,
+          windows: [{ days: 'mon-fri', from: '19:00', to: '07:00' }],
+          timeZone: 'UTC',
+        });
+        const fw = await fx.start([cfg], {
+          clock: () => now,
+          windowRecheckMs: 20,
+          log: (e) => {
+            events.push(e);
+            if (e.event === 'cloud.part' && e.part === pauseAfter && now < Date.parse('2026-12-08T07:00:00Z'))
+              now = Date.parse('2026-12-08T07:00:00Z');
+          },
+        });
+        t.teardown(() => fx.stop());
+        const a = await fx.asset(5 * MiB + 100_000, `window-${pauseAfter}.MP4`); // 2 parts
+        await fw.enqueue(a);
+        await waitFor(() => events.some((e) => e.event === 'cloud.paused'), 'paused by the window');
+        const [open] = await openUploads(cfg.prefix as string);
+        const [key, uploadId] = (open ?? '').split(' ');
+        const c = rgw.client();
+        t.teardown(() => c.destroy());
+        await c.send(new AbortMultipartUploadCommand({ Bucket: 'forwarder', Key: key, UploadId: uploadId }));
+        now = Date.parse('2026-12-08T19:00:00Z');
+        await waitFor(() => fx.copies.some((x) => x.blake3 === a.blake3), 'counted after the restart');
+        t.match(
+          events.filter((e) => e.event === 'cloud.upload-restart'),
+          [{ uploadId }],
+          'the lost upload restarted once',
+        );
+        t.same(
+          events.filter((e) => e.event === 'cloud.part').map((e) => e.part),
+          [...Array.from({ length: pauseAfter }, (_, i) => i + 1), 1, 2],
+          'every part of the new upload sent',
+        );
+        t.notOk(
+          events.some((e) => e.event === 'cloud.parked'),
+          'not parked',
+        );
+        t.equal(
+          await downloadSha256(c, 'forwarder', objectKey(cfg, a.blake3)),
+          await fileSha256(a.path),
+          'bytes equal',
+        );
+        t.same(await openUploads(cfg.prefix as string), [], 'no upload left open');
+      },
+    );
+  }
 });
 
 t.test("Object Lock: a locked version survives delete and overwrite with studiod's own keys", async (t) => {
