@@ -22,7 +22,9 @@
  * Options: --size N (GiB; `512M`, `2G` also), --runs N (default 3), --agents N (also sync
  * N files of size/N from N agents at once and compare the aggregate rate with one agent's),
  * --dir DIR (work dir on the disk to test), --window-mb N (studio window; default the
- * protocol's). BENCH_CPU_PROF=<dir> profiles studiod.
+ * protocol's). For A/B of a change: --sync-only (no baselines; the ratios are then
+ * meaningless), --studiod-node-options "…" (Node/V8 flags for studiod). BENCH_CPU_PROF=<dir>
+ * profiles studiod.
  */
 import { spawn, execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
@@ -54,6 +56,8 @@ const { values } = parseArgs({
     agents: { type: 'string', default: '1' },
     dir: { type: 'string' },
     'window-mb': { type: 'string' },
+    'sync-only': { type: 'boolean', default: false },
+    'studiod-node-options': { type: 'string' },
     child: { type: 'string' },
     file: { type: 'string' },
     blake3: { type: 'string' },
@@ -78,6 +82,22 @@ async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds per thread name of a process (BENCH_THREADS=1: where studiod's CPU went). */
+async function threadCpu(pid: number): Promise<string> {
+  const { readdir } = await import('node:fs/promises');
+  const by = new Map<string, number>();
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    by.set(tid === String(pid) ? 'main' : `${name}/${tid}`, (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return [...by]
+    .sort((a, b) => b[1] - a[1])
+    .map(([n, s]) => `${n} ${s.toFixed(2)}`)
+    .join(', ');
 }
 
 async function peakRss(pid: number): Promise<number> {
@@ -382,7 +402,13 @@ async function startStudio(dir: string): Promise<Studio> {
   const prof = process.env['BENCH_CPU_PROF'];
   const studiod = spawn(
     process.execPath,
-    [...(prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', prof]), STUDIOD, '--config', join(dir, 'studiod.json')],
+    [
+      ...(values['studiod-node-options']?.split(' ').filter(Boolean) ?? []),
+      ...(prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', prof]),
+      STUDIOD,
+      '--config',
+      join(dir, 'studiod.json'),
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const counts = { committing: 0, committed: 0 };
@@ -422,6 +448,7 @@ async function startStudio(dir: string): Promise<Studio> {
     }),
     stop: async () => {
       if (studiod.exitCode !== null) return;
+      if (process.env['BENCH_THREADS'] !== undefined) process.stdout.write(`studiod threads: ${await threadCpu(studiod.pid ?? 0)}\n`);
       const exited = new Promise<void>((r) => studiod.once('exit', () => r()));
       studiod.kill('SIGTERM');
       await exited;
@@ -538,9 +565,12 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
     for (let i = 1; i < multi.length; i++) agentDirs.push(await pairAgent(studio, join(dir, `agent-${i}`), `bench-${i}`));
 
     // the parts of studiod's floor, and the by-hand path (page cache warm for all)
-    const raw = await rawTls(single.path, keyPem, certPem);
-    const floor = await runChild<{ cpuSec: number; ms: number }>(['floor', '--bytes', String(size), '--work-dir', dir]);
-    const hand = await byHand(sshd, [single.path], [single.blake3], dir);
+    const skip = values['sync-only'] === true;
+    const raw = skip ? { ms: 1, recvCpuSec: 0 } : await rawTls(single.path, keyPem, certPem);
+    const floor = skip
+      ? { cpuSec: 1, ms: 1 }
+      : await runChild<{ cpuSec: number; ms: number }>(['floor', '--bytes', String(size), '--work-dir', dir]);
+    const hand = skip ? { rsyncMs: 1, totalMs: 1 } : await byHand(sshd, [single.path], [single.blake3], dir);
     await exec('sync');
 
     // the real thing
