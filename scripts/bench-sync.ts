@@ -152,7 +152,14 @@ async function agentChild(): Promise<AgentChildResult> {
               blake3: values.blake3 ?? '',
               size,
               storePath: file,
-              names: [{ shoot: 'bench', card: 'CARD', path: `DCIM/100BENCH/${values.blake3?.slice(0, 8)}.MOV`, mtime: Date.now() }],
+              names: [
+                {
+                  shoot: 'bench',
+                  card: 'CARD',
+                  path: `DCIM/100BENCH/${values.blake3?.slice(0, 8)}.MOV`,
+                  mtime: Date.now(),
+                },
+              ],
               copies: [
                 { target: 'laptop', device: 'bench', media: 'ssd', location: 'field', offsite: false, verified: true },
               ],
@@ -448,7 +455,8 @@ async function startStudio(dir: string): Promise<Studio> {
     }),
     stop: async () => {
       if (studiod.exitCode !== null) return;
-      if (process.env['BENCH_THREADS'] !== undefined) process.stdout.write(`studiod threads: ${await threadCpu(studiod.pid ?? 0)}\n`);
+      if (process.env['BENCH_THREADS'] !== undefined)
+        process.stdout.write(`studiod threads: ${await threadCpu(studiod.pid ?? 0)}\n`);
       const exited = new Promise<void>((r) => studiod.once('exit', () => r()));
       studiod.kill('SIGTERM');
       await exited;
@@ -562,7 +570,8 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
     const keyPem = await readFile(join(studio.state, 'tls', 'key.pem'), 'utf8');
     const certPem = await readFile(join(studio.state, 'tls', 'cert.pem'), 'utf8');
     const agentDirs = [await pairAgent(studio, join(dir, 'agent-0'), 'bench-0')];
-    for (let i = 1; i < multi.length; i++) agentDirs.push(await pairAgent(studio, join(dir, `agent-${i}`), `bench-${i}`));
+    for (let i = 1; i < multi.length; i++)
+      agentDirs.push(await pairAgent(studio, join(dir, `agent-${i}`), `bench-${i}`));
 
     // the parts of studiod's floor, and the by-hand path (page cache warm for all)
     const skip = values['sync-only'] === true;

@@ -79,7 +79,17 @@ export function decodeFrame(buf: Uint8Array): Message {
  */
 export const CHUNK_HEADER_BYTES = 1 + 2 + 6 + 5 + 2 + 64 + 7 + 9 + 5 + 5;
 
-const CHUNK_HEAD = Buffer.from([0x84, 0xa1, 0x74, 0xa5, ...Buffer.from('chunk'), 0xa4, ...Buffer.from('hash'), 0xd9, 64]);
+const CHUNK_HEAD = Buffer.from([
+  0x84,
+  0xa1,
+  0x74,
+  0xa5,
+  ...Buffer.from('chunk'),
+  0xa4,
+  ...Buffer.from('hash'),
+  0xd9,
+  64,
+]);
 const OFFSET_KEY = Buffer.from([0xa6, ...Buffer.from('offset'), 0xcf]);
 const DATA_KEY = Buffer.from([0xa4, ...Buffer.from('data'), 0xc6]);
 const HASH_HEX = /^[0-9a-f]{64}$/;
