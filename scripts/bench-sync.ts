@@ -546,6 +546,7 @@ interface RunResult {
   multiE2eMiBps?: number;
   multiVsSingle?: number;
   multiStudiodCpuPerGiB?: number;
+  multiStudiodPeakRssBytes?: number;
 }
 
 async function makeSource(path: string, size: number): Promise<Source> {
@@ -607,7 +608,7 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       r.multiE2eMiBps = mibps(bytes, m.e2eMs);
       r.multiVsSingle = r.multiE2eMiBps / r.e2eMiBps;
       r.multiStudiodCpuPerGiB = m.studiodCpuSec / (bytes / GiB);
-      r.studiodPeakRssBytes = await peakRss(studio.pid);
+      r.multiStudiodPeakRssBytes = await peakRss(studio.pid);
     }
     return r;
   } finally {
@@ -625,7 +626,7 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
     (r.multiE2eMiBps === undefined
       ? ''
-      : `; ${agents} agents at once ${f(r.multiE2eMiBps)} MiB/s (${f(r.multiVsSingle ?? 0, 2)}x one agent; studiod ${f(r.multiStudiodCpuPerGiB ?? 0, 2)} CPU-s/GiB)`)
+      : `; ${agents} agents at once ${f(r.multiE2eMiBps)} MiB/s (${f(r.multiVsSingle ?? 0, 2)}x one agent; studiod ${f(r.multiStudiodCpuPerGiB ?? 0, 2)} CPU-s/GiB, peak RSS ${f((r.multiStudiodPeakRssBytes ?? 0) / MiB)} MiB)`)
   );
 }
 
@@ -664,7 +665,7 @@ async function main(): Promise<void> {
       `raw TLS stream (info)      ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
       ...(agents > 1
         ? [
-            `${agents} agents at once          ${m('multiE2eMiBps').toFixed(0)} MiB/s aggregate: ${m('multiVsSingle').toFixed(2)}x one agent (target >= 0.9x), studiod ${m('multiStudiodCpuPerGiB').toFixed(2)} CPU-s/GiB`,
+            `${agents} agents at once          ${m('multiE2eMiBps').toFixed(0)} MiB/s aggregate: ${m('multiVsSingle').toFixed(2)}x one agent (target >= 0.9x), studiod ${m('multiStudiodCpuPerGiB').toFixed(2)} CPU-s/GiB, peak RSS ${(Math.max(...results.map((r) => r.multiStudiodPeakRssBytes ?? 0)) / MiB).toFixed(0)} MiB`,
           ]
         : []),
     ];
