@@ -22,8 +22,7 @@
  * Options: --size N (GiB; `512M`, `2G` also), --runs N (default 3), --agents N (also sync
  * N files of size/N from N agents at once and compare the aggregate rate with one agent's),
  * --dir DIR (work dir on the disk to test), --window-mb N (studio window; default the
- * protocol's). For A/B of a change: --sync-only (no baselines; the ratios are then
- * meaningless), --studiod-node-options "…" (Node/V8 flags for studiod). BENCH_CPU_PROF=<dir>
+ * protocol's). For A/B of a change: --sync-only (no baselines: their figures print as NaN), --studiod-node-options "…" (Node/V8 flags for studiod). BENCH_CPU_PROF=<dir>
  * profiles studiod.
  */
 import { spawn, execFile } from 'node:child_process';
@@ -576,11 +575,13 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
 
     // the parts of studiod's floor, and the by-hand path (page cache warm for all)
     const skip = values['sync-only'] === true;
-    const raw = skip ? { ms: 1, recvCpuSec: 0 } : await rawTls(single.path, keyPem, certPem);
+    const raw = skip ? { ms: Number.NaN, recvCpuSec: Number.NaN } : await rawTls(single.path, keyPem, certPem);
     const floor = skip
-      ? { cpuSec: 1, ms: 1 }
+      ? { cpuSec: Number.NaN, ms: Number.NaN }
       : await runChild<{ cpuSec: number; ms: number }>(['floor', '--bytes', String(size), '--work-dir', dir]);
-    const hand = skip ? { rsyncMs: 1, totalMs: 1 } : await byHand(sshd, [single.path], [single.blake3], dir);
+    const hand = skip
+      ? { rsyncMs: Number.NaN, totalMs: Number.NaN }
+      : await byHand(sshd, [single.path], [single.blake3], dir);
     await exec('sync');
 
     // the real thing
