@@ -22,8 +22,9 @@
  * Options: --size N (GiB; `512M`, `2G` also), --runs N (default 3), --agents N (also sync
  * N files of size/N from N agents at once and compare the aggregate rate with one agent's),
  * --dir DIR (work dir on the disk to test), --window-mb N (studio window; default the
- * protocol's). For A/B of a change: --sync-only (no baselines: their figures print as NaN), --studiod-node-options "…" (Node/V8 flags for studiod). BENCH_CPU_PROF=<dir>
- * profiles studiod.
+ * protocol's). For A/B of a change: --sync-only (no baselines: their figures print as NaN),
+ * --studiod-node-options="…" (Node/V8 flags for studiod), BENCH_THREADS=1 (studiod's CPU per
+ * thread), BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
  */
 import { spawn, execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
