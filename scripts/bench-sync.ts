@@ -1,107 +1,81 @@
 /**
- * `npm run bench:sync` — agent → studiod over loopback TLS, compared in the
- * same run with:
- *   1. a raw TLS socket stream of the same bytes (transfer ratio, target >= 0.7x);
- *   2. `cp` of the file to two directories plus `sync` (end-to-end verified
- *      commit to both targets, target >= 0.7x);
- * and studiod's peak RSS (VmHWM) with the whole file in flight (target < 250 MB).
+ * `npm run bench:sync` — agent → studiod over loopback TLS against what a studio admin
+ * would do by hand, on the same file and disk, in the same run:
  *
- * studiod runs as a real child process; the agent side is the real link client
- * and sync loop (agent/src/sync-*.ts) in this process, fed by a one-file queue
- * (the agent's LevelDB queue is not what is measured here).
+ *   by hand   `rsync -a` over ssh (its own sshd on 127.0.0.1, throwaway keys, aes128-gcm)
+ *             into a mirror folder, `cp` to a RAID folder + `sync`, `b3sum` of both copies;
+ *   ours      field-agent → studiod: every byte fsync'd on mirror and RAID, read back and
+ *             hashed, then the Receipt.
  *
- * Options: --gb N (file size, default 4), --runs N (default 3; medians are printed),
- * --dir DIR (work dir on the disk to test),
- * --window-mb N (studio window; default the protocol's 16 MiB).
+ * Per run and as medians: transfer vs rsync; verified end to end vs the by-hand path;
+ * studiod's and the agent's CPU-seconds per GiB (studiod from /proc/PID/stat, all threads;
+ * the agent child reports its own process.resourceUsage over the sync); peak RSS; a raw TLS
+ * stream of the bytes (information); and studiod's CPU per GiB as a multiple of its floor,
+ * measured in the same run from its parts: a TLS receive of the bytes that discards them
+ * (its CPU), plus two durable writes and two read-back hashes of them (a child that writes
+ * from one reused buffer to two files, fsyncs, reads both back with a reused buffer and
+ * hashes them with the native BLAKE3).
+ *
+ * studiod and the agents run as real child processes (the agent child is this script with
+ * `--child agent`, the real link client and sync loop fed by a one-file queue).
+ *
+ * Options: --size N (GiB; `512M`, `2G` also), --runs N (default 3), --agents N (also sync
+ * N files of size/N from N agents at once and compare the aggregate rate with one agent's),
+ * --dir DIR (work dir on the disk to test), --window-mb N (studio window; default the
+ * protocol's). For A/B of a change: --sync-only (no baselines: their figures print as NaN),
+ * --studiod-node-options="…" (Node/V8 flags for studiod), BENCH_THREADS=1 (studiod's CPU per
+ * thread), BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
  */
 import { spawn, execFile } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect as tlsConnect, createServer as tlsCreateServer } from 'node:tls';
+import { createServer as netCreateServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { hashFile, generateAgentKeyPair } from '@studio321/protocol';
-import { LinkClient } from '@studio321/agent/link';
-import { saveIdentity } from '@studio321/agent/link';
-import { syncUntilEmpty } from '@studio321/agent/link';
+import { createHasher, hashFile, generateAgentKeyPair } from '@studio321/protocol';
+import { LinkClient, saveIdentity, syncUntilEmpty } from '@studio321/agent/link';
 import type { SyncQueue } from '@studio321/agent/state';
 import { controlRequest } from '@studio321/studiod';
+import { median } from './lib/bench-run.js';
 
 const exec = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const STUDIOD = join(ROOT, 'studiod', 'dist', 'bin', 'studiod.js');
+const SELF = fileURLToPath(import.meta.url);
 const MiB = 1024 * 1024;
-const cpus = availableParallelism();
+const GiB = 1024 * MiB;
 
 const { values } = parseArgs({
   options: {
-    gb: { type: 'string', default: '4' },
+    size: { type: 'string', default: '2' },
     runs: { type: 'string', default: '3' },
+    agents: { type: 'string', default: '1' },
     dir: { type: 'string' },
     'window-mb': { type: 'string' },
+    'sync-only': { type: 'boolean', default: false },
+    'studiod-node-options': { type: 'string' },
+    child: { type: 'string' },
+    file: { type: 'string' },
+    blake3: { type: 'string' },
+    bytes: { type: 'string' },
+    'data-dir': { type: 'string' },
+    'work-dir': { type: 'string' },
   },
 });
-const runs = Math.max(1, Number(values.runs));
-const size = Math.round(Number(values.gb) * 1024 * MiB);
 
-function mbps(bytes: number, ms: number): number {
-  return bytes / MiB / (ms / 1000);
+function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)([MG]?)i?B?$/i.exec(s.trim());
+  if (m === null) throw new Error(`--size ${s}: a number of GiB, or e.g. 512M, 2G`);
+  const unit = (m[2] ?? '').toUpperCase() === 'M' ? MiB : GiB;
+  return Math.round(Number(m[1]) * unit);
 }
 
-async function makeFile(path: string): Promise<void> {
-  const block = randomBytes(16 * MiB);
-  const fh = await open(path, 'w');
-  for (let off = 0; off < size; off += block.length) await fh.write(block, 0, Math.min(block.length, size - off), off);
-  await fh.sync();
-  await fh.close();
-}
-
-/** Raw TLS: a child process accepts and discards; this process streams the file. */
-async function rawTls(file: string, keyPem: string, certPem: string): Promise<number> {
-  const server = spawn(
-    process.execPath,
-    [
-      '--input-type=module',
-      '-e',
-      `
-    import { createServer } from 'node:tls';
-    const s = createServer({ key: process.env.KEY, cert: process.env.CERT }, (c) => { let n = 0; c.on('data', (d) => { n += d.length; }); c.on('end', () => c.end(String(n))); });
-    s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));
-  `,
-    ],
-    { env: { ...process.env, KEY: keyPem, CERT: certPem }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  void tlsCreateServer;
-  const port = await new Promise<number>((r) =>
-    server.stdout.once('data', (d: Buffer) => r(Number(d.toString().trim()))),
-  );
-  const t0 = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const sock = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      const rs = createReadStream(file, { highWaterMark: MiB });
-      rs.pipe(sock, { end: true });
-    });
-    sock.on('data', () => undefined);
-    sock.on('end', () => resolve());
-    sock.on('error', reject);
-  });
-  const ms = performance.now() - t0;
-  server.kill('SIGKILL');
-  return ms;
-}
-
-async function cpBoth(file: string, a: string, b: string): Promise<number> {
-  await mkdir(a, { recursive: true });
-  await mkdir(b, { recursive: true });
-  const t0 = performance.now();
-  await exec('cp', [file, join(a, 'x')]);
-  await exec('cp', [file, join(b, 'x')]);
-  await exec('sync');
-  return performance.now() - t0;
-}
+const mibps = (bytes: number, ms: number): number => bytes / MiB / (ms / 1000);
+const now = (): number => performance.timeOrigin + performance.now();
 
 /** CPU seconds (user + system) a process has used so far, from /proc (all its threads). */
 async function cpuSeconds(pid: number): Promise<number> {
@@ -110,36 +84,314 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
+/** CPU seconds per thread name of a process (BENCH_THREADS=1: where studiod's CPU went). */
+async function threadCpu(pid: number): Promise<string> {
+  const { readdir } = await import('node:fs/promises');
+  const by = new Map<string, number>();
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    by.set(tid === String(pid) ? 'main' : `${name}/${tid}`, (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return [...by]
+    .sort((a, b) => b[1] - a[1])
+    .map(([n, s]) => `${n} ${s.toFixed(2)}`)
+    .join(', ');
+}
+
 async function peakRss(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const m = /VmHWM:\s+(\d+) kB/.exec(status);
   return m === null ? 0 : Number(m[1]) * 1024;
 }
 
-interface RunResult {
-  rawTlsMiBps: number;
-  transferMiBps: number;
-  cpBothSyncMiBps: number;
-  e2eMiBps: number;
-  transferRatio: number;
-  e2eRatio: number;
-  studiodPeakRssBytes: number;
-  studiodCpuSec: number;
-  agentCpuSec: number;
-  load1m: number;
+/** This process's CPU seconds so far (all threads), and its peak RSS. */
+function selfUsage(): { cpuSec: number; maxRssBytes: number } {
+  const u = process.resourceUsage();
+  return { cpuSec: (u.userCPUTime + u.systemCPUTime) / 1e6, maxRssBytes: u.maxRSS * 1024 };
 }
 
-const median = (xs: number[]): number => {
-  const v = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 === 1 ? (v[mid] ?? 0) : ((v[mid - 1] ?? 0) + (v[mid] ?? 0)) / 2;
-};
+/** Runs this script with `--child …`; resolves with the JSON line it prints last. */
+function runChild<T>(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [SELF, '--child', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    p.on('error', reject);
+    p.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as T)
+        : reject(new Error(`child ${args[0]} exited ${code}`)),
+    );
+  });
+}
 
-/** One run in `dir` (fresh studiod state and targets): raw TLS, cp to both + sync, then the real sync. */
-async function once(file: string, blake3: string, dir: string): Promise<RunResult> {
-  await mkdir(dir);
-  const load1m = loadavg()[0] ?? 0;
-  // studiod
+// ---------------------------------------------------------------- children
+
+interface AgentChildResult {
+  startedAt: number;
+  endedAt: number;
+  cpuSec: number;
+  maxRssBytes: number;
+}
+
+/** `--child agent`: one agent syncs one file (the real link client and sync loop). */
+async function agentChild(): Promise<AgentChildResult> {
+  const file = values.file ?? '';
+  const size = Number(values.bytes);
+  let done = false;
+  const queue: SyncQueue = {
+    pendingForStudio: async () =>
+      done
+        ? []
+        : [
+            {
+              blake3: values.blake3 ?? '',
+              size,
+              storePath: file,
+              names: [
+                {
+                  shoot: 'bench',
+                  card: 'CARD',
+                  path: `DCIM/100BENCH/${values.blake3?.slice(0, 8)}.MOV`,
+                  mtime: Date.now(),
+                },
+              ],
+              copies: [
+                { target: 'laptop', device: 'bench', media: 'ssd', location: 'field', offsite: false, verified: true },
+              ],
+            },
+          ],
+    recordStudioReceipt: async () => {
+      done = true;
+    },
+    // The file was hashed by the parent: a refusal would be the link's fault, never the file's.
+    checkStoreCopy: async () => undefined,
+  };
+  const cpu0 = selfUsage().cpuSec;
+  const startedAt = now();
+  const report = await syncUntilEmpty({ dataDir: values['data-dir'] ?? '', queue });
+  const endedAt = now();
+  if (report.receipts !== 1) throw new Error(`sync did not complete: ${JSON.stringify(report)}`);
+  const u = selfUsage();
+  return { startedAt, endedAt, cpuSec: u.cpuSec - cpu0, maxRssBytes: u.maxRssBytes };
+}
+
+/**
+ * `--child floor`: what studiod cannot avoid besides the TLS receive — two durable
+ * writes of `bytes` (from one reused buffer, fsync'd) and two read-back hashes (reused buffer).
+ */
+async function floorChild(): Promise<{ cpuSec: number; ms: number }> {
+  const bytes = Number(values.bytes);
+  const dir = values['work-dir'] ?? '';
+  const buf = randomBytes(MiB);
+  const paths = [join(dir, 'floor-a'), join(dir, 'floor-b')];
+  const cpu0 = selfUsage().cpuSec;
+  const t0 = performance.now();
+  const fhs = await Promise.all(paths.map((p) => open(p, 'w')));
+  for (let off = 0; off < bytes; off += buf.length) {
+    const n = Math.min(buf.length, bytes - off);
+    await Promise.all(fhs.map((fh) => fh.write(buf, 0, n, off)));
+  }
+  await Promise.all(fhs.map((fh) => fh.sync()));
+  await Promise.all(fhs.map((fh) => fh.close()));
+  for (const p of paths) {
+    const h = createHasher();
+    const fh = await open(p, 'r');
+    const rb = Buffer.allocUnsafe(MiB);
+    for (;;) {
+      const { bytesRead } = await fh.read(rb, 0, rb.length, null);
+      if (bytesRead === 0) break;
+      h.update(rb.subarray(0, bytesRead));
+    }
+    h.digest();
+    await fh.close();
+  }
+  const ms = performance.now() - t0;
+  const cpuSec = selfUsage().cpuSec - cpu0;
+  await Promise.all(paths.map((p) => rm(p)));
+  return { cpuSec, ms };
+}
+
+/** `--child tls-sink`: a TLS server that discards what it receives and reports its CPU for it. */
+async function tlsSinkChild(): Promise<void> {
+  const { createServer } = await import('node:tls');
+  const s = createServer({ key: process.env['KEY'] ?? '', cert: process.env['CERT'] ?? '' }, (c) => {
+    const cpu0 = selfUsage().cpuSec;
+    c.on('data', () => undefined);
+    c.on('end', () => c.end(JSON.stringify({ cpuSec: selfUsage().cpuSec - cpu0 })));
+  });
+  s.listen(0, '127.0.0.1', () => {
+    const a = s.address();
+    process.stdout.write(`${typeof a === 'object' && a !== null ? a.port : 0}\n`);
+  });
+}
+
+// ---------------------------------------------------------------- baselines
+
+/** Raw TLS: a child accepts and discards; this process streams the file. Wall ms and the receiver's CPU. */
+async function rawTls(file: string, keyPem: string, certPem: string): Promise<{ ms: number; recvCpuSec: number }> {
+  const sink = spawn(process.execPath, [SELF, '--child', 'tls-sink'], {
+    env: { ...process.env, KEY: keyPem, CERT: certPem },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await new Promise<number>((r) =>
+      sink.stdout.once('data', (d: Buffer) => r(Number(d.toString().trim()))),
+    );
+    const t0 = performance.now();
+    const reply = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const sock = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+        createReadStream(file, { highWaterMark: MiB }).pipe(sock, { end: true });
+      });
+      sock.on('data', (d: Buffer) => {
+        got += d.toString();
+      });
+      sock.on('end', () => resolve(got));
+      sock.on('error', reject);
+    });
+    return { ms: performance.now() - t0, recvCpuSec: (JSON.parse(reply) as { cpuSec: number }).cpuSec };
+  } finally {
+    sink.kill('SIGKILL');
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = netCreateServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const a = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return typeof a === 'object' && a !== null ? a.port : 0;
+}
+
+const SSHD = '/usr/sbin/sshd';
+
+/** Debian's openssh-server, rsync and b3sum, installed when missing (as root). */
+async function ensureByHandTools(): Promise<void> {
+  const missing = [
+    [SSHD, 'openssh-server'],
+    ['/usr/bin/rsync', 'rsync'],
+    ['/usr/bin/b3sum', 'b3sum'],
+  ].filter(([p]) => !existsSync(p as string));
+  if (missing.length === 0) return;
+  const pkgs = missing.map(([, pkg]) => pkg as string);
+  if (process.getuid?.() !== 0) throw new Error(`bench:sync needs ${pkgs.join(', ')}: apt-get install them (as root)`);
+  process.stdout.write(`installing ${pkgs.join(' ')} (apt-get)…\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await exec('apt-get', ['update', '-qq'], { env });
+  await exec('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], { env });
+}
+
+/** An sshd of our own on 127.0.0.1 with throwaway host and user keys; the system's sshd config is not touched. */
+interface Sshd {
+  port: number;
+  sshCommand: string;
+  stop(): Promise<void>;
+}
+
+async function startSshd(dir: string): Promise<Sshd> {
+  await mkdir(dir, { mode: 0o700 });
+  const hostKey = join(dir, 'host_ed25519');
+  const userKey = join(dir, 'user_ed25519');
+  await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', userKey]);
+  await writeFile(join(dir, 'authorized_keys'), await readFile(`${userKey}.pub`));
+  // Privilege separation needs its empty directory (the package creates it only when its service starts).
+  await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+  const port = await freePort();
+  const config = join(dir, 'sshd_config');
+  await writeFile(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'PermitRootLogin prohibit-password',
+      'Ciphers aes128-gcm@openssh.com',
+      'Subsystem sftp internal-sftp',
+      '',
+    ].join('\n'),
+  );
+  const sshd = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let log = '';
+    sshd.stderr.setEncoding('utf8').on('data', (d: string) => {
+      log += d;
+      if (log.includes('Server listening')) resolve();
+    });
+    sshd.once('exit', (code) => reject(new Error(`sshd exited ${code}: ${log}`)));
+  });
+  const sshCommand = `ssh -c aes128-gcm@openssh.com -p ${port} -i ${userKey} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR`;
+  return {
+    port,
+    sshCommand,
+    stop: async () => {
+      if (sshd.exitCode !== null) return;
+      const exited = new Promise<void>((r) => sshd.once('exit', () => r()));
+      sshd.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+interface ByHand {
+  rsyncMs: number;
+  totalMs: number;
+}
+
+/** rsync over ssh into `mirror`, cp to `raid` + sync, b3sum of both (checked against `blake3`). */
+async function byHand(sshd: Sshd, files: string[], blake3s: string[], dir: string): Promise<ByHand> {
+  const mirror = join(dir, 'byhand-mirror');
+  const raid = join(dir, 'byhand-raid');
+  await mkdir(mirror);
+  await mkdir(raid);
+  await exec('sync');
+  const t0 = performance.now();
+  await exec('rsync', ['-a', '-e', sshd.sshCommand, ...files, `root@127.0.0.1:${mirror}/`]);
+  const rsyncMs = performance.now() - t0;
+  const names = files.map((f) => f.slice(f.lastIndexOf('/') + 1));
+  await exec('cp', ['-a', ...names.map((n) => join(mirror, n)), `${raid}/`]);
+  await exec('sync');
+  const { stdout } = await exec('b3sum', [...names.map((n) => join(mirror, n)), ...names.map((n) => join(raid, n))]);
+  const totalMs = performance.now() - t0;
+  const sums = stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ')[0]);
+  if (sums.some((s, i) => s !== blake3s[i % files.length])) throw new Error(`b3sum mismatch: ${stdout}`);
+  await rm(mirror, { recursive: true });
+  await rm(raid, { recursive: true });
+  return { rsyncMs, totalMs };
+}
+
+// ---------------------------------------------------------------- the real sync
+
+interface Source {
+  path: string;
+  blake3: string;
+  size: number;
+}
+
+interface Studio {
+  pid: number;
+  port: number;
+  state: string;
+  /** Resolves when `n` more commits are logged as started (the transfer's end) and as done. */
+  marks(n: number): { committing: Promise<number>; committed: Promise<number> };
+  stop(): Promise<void>;
+}
+
+async function startStudio(dir: string): Promise<Studio> {
   const state = join(dir, 'state');
   const cfg = {
     listen: { host: '127.0.0.1', port: 0 },
@@ -154,171 +406,289 @@ async function once(file: string, blake3: string, dir: string): Promise<RunResul
   await mkdir(cfg.targets.mirror.root);
   await mkdir(cfg.targets.raid.root);
   await writeFile(join(dir, 'studiod.json'), JSON.stringify(cfg));
-  const profile =
-    process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['BENCH_CPU_PROF']];
-  const studiod = spawn(process.execPath, [...profile, STUDIOD, '--config', join(dir, 'studiod.json')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+  const prof = process.env['BENCH_CPU_PROF'];
+  const studiod = spawn(
+    process.execPath,
+    [
+      ...(values['studiod-node-options']?.split(' ').filter(Boolean) ?? []),
+      ...(prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', prof]),
+      STUDIOD,
+      '--config',
+      join(dir, 'studiod.json'),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const counts = { committing: 0, committed: 0 };
+  const waiters: Array<{ what: 'committing' | 'committed'; at: number; resolve: (t: number) => void }> = [];
+  let buffered = '';
+  let listening: ((port: number) => void) | undefined;
+  const port = new Promise<number>((resolve, reject) => {
+    listening = resolve;
+    studiod.once('exit', (code) => reject(new Error(`studiod exited ${code}: ${buffered}`)));
   });
+  studiod.stderr.setEncoding('utf8').on('data', (d: string) => {
+    buffered += d;
+    let nl = buffered.indexOf('\n');
+    while (nl >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      nl = buffered.indexOf('\n');
+      if (line.includes('"msg":"listening"')) listening?.((JSON.parse(line) as { port: number }).port);
+      for (const what of ['committing', 'committed'] as const) {
+        if (!line.includes(`"msg":"${what}"`)) continue;
+        counts[what]++;
+        const t = now();
+        for (const w of waiters.filter((x) => x.what === what && counts[what] >= x.at)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(t);
+        }
+      }
+    }
+  });
+  return {
+    pid: studiod.pid ?? 0,
+    port: await port,
+    state,
+    marks: (n) => ({
+      committing: new Promise((resolve) => waiters.push({ what: 'committing', at: counts.committing + n, resolve })),
+      committed: new Promise((resolve) => waiters.push({ what: 'committed', at: counts.committed + n, resolve })),
+    }),
+    stop: async () => {
+      if (studiod.exitCode !== null) return;
+      if (process.env['BENCH_THREADS'] !== undefined)
+        process.stdout.write(`studiod threads: ${await threadCpu(studiod.pid ?? 0)}\n`);
+      const exited = new Promise<void>((r) => studiod.once('exit', () => r()));
+      studiod.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Pairs a new agent with the studio; returns its data dir. */
+async function pairAgent(studio: Studio, agentDir: string, name: string): Promise<string> {
+  const url = `wss://127.0.0.1:${studio.port}/v1`;
+  const { code } = (await controlRequest(join(studio.state, 'control.sock'), 'pair')) as { code: string };
+  const keys = generateAgentKeyPair();
+  const link = new LinkClient({ url });
+  await link.open();
+  const paired = await link.pair(code, name, keys.publicKeyDer);
+  link.close();
+  await saveIdentity(agentDir, {
+    pairing: {
+      url,
+      fingerprint: paired.studioFingerprint,
+      agentId: paired.agentId,
+      agentName: name,
+      pairedAt: new Date().toISOString(),
+    },
+    privateKeyPem: keys.privateKeyPem,
+  });
+  return agentDir;
+}
+
+interface SyncFigures {
+  transferMs: number;
+  e2eMs: number;
+  studiodCpuSec: number;
+  agentCpuSec: number;
+  agentMaxRssBytes: number;
+}
+
+/** Each agent syncs its file at once; transfer ends when the last file's commit starts (all bytes staged and fsync'd). */
+async function syncAll(studio: Studio, agents: string[], sources: Source[]): Promise<SyncFigures> {
+  const marks = studio.marks(sources.length);
+  const cpu0 = await cpuSeconds(studio.pid);
+  const results = await Promise.all(
+    sources.map((s, i) =>
+      runChild<AgentChildResult>([
+        'agent',
+        '--data-dir',
+        agents[i] ?? '',
+        '--file',
+        s.path,
+        '--blake3',
+        s.blake3,
+        '--bytes',
+        String(s.size),
+      ]),
+    ),
+  );
+  await marks.committed;
+  const studiodCpuSec = (await cpuSeconds(studio.pid)) - cpu0;
+  const start = Math.min(...results.map((r) => r.startedAt));
+  return {
+    transferMs: (await marks.committing) - start,
+    e2eMs: Math.max(...results.map((r) => r.endedAt)) - start,
+    studiodCpuSec,
+    agentCpuSec: results.reduce((a, r) => a + r.cpuSec, 0),
+    agentMaxRssBytes: Math.max(...results.map((r) => r.maxRssBytes)),
+  };
+}
+
+// ---------------------------------------------------------------- runs
+
+interface RunResult {
+  load1m: number;
+  rsyncMiBps: number;
+  transferMiBps: number;
+  transferVsRsync: number;
+  byHandMiBps: number;
+  e2eMiBps: number;
+  e2eVsByHand: number;
+  studiodCpuPerGiB: number;
+  agentCpuPerGiB: number;
+  floorCpuPerGiB: number;
+  studiodVsFloor: number;
+  rawTlsMiBps: number;
+  studiodPeakRssBytes: number;
+  agentPeakRssBytes: number;
+  /** With --agents N: N agents at once, their aggregate rate against one agent's e2e rate. */
+  multiE2eMiBps?: number;
+  multiVsSingle?: number;
+  multiStudiodCpuPerGiB?: number;
+  multiStudiodPeakRssBytes?: number;
+}
+
+async function makeSource(path: string, size: number): Promise<Source> {
+  const block = randomBytes(16 * MiB);
+  const fh = await open(path, 'w');
+  for (let off = 0; off < size; off += block.length) {
+    block.writeUInt32LE(off / block.length, 0); // no two blocks (or files) alike
+    await fh.write(block, 0, Math.min(block.length, size - off), off);
+  }
+  await fh.sync();
+  await fh.close();
+  return { path, size, blake3: (await hashFile(path)).blake3 };
+}
+
+async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): Promise<RunResult> {
+  await mkdir(dir);
+  const load1m = loadavg()[0] ?? 0;
+  const size = single.size;
+  const gib = size / GiB;
+  const studio = await startStudio(dir);
   try {
-    let log = '';
-    const marks: Record<string, number> = {};
-    studiod.stderr.setEncoding('utf8').on('data', (d: string) => {
-      log += d;
-      if (marks['committing'] === undefined && log.includes('"msg":"committing"'))
-        marks['committing'] = performance.now();
-      if (marks['committed'] === undefined && log.includes('"msg":"committed"')) marks['committed'] = performance.now();
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      const tick = setInterval(() => {
-        const line = log.split('\n').find((l) => l.includes('"msg":"listening"'));
-        if (line !== undefined) {
-          clearInterval(tick);
-          resolve((JSON.parse(line) as { port: number }).port);
-        }
-        if (studiod.exitCode !== null) {
-          clearInterval(tick);
-          reject(new Error(log));
-        }
-      }, 20);
-    });
-    const keyPem = await readFile(join(state, 'tls', 'key.pem'), 'utf8');
-    const certPem = await readFile(join(state, 'tls', 'cert.pem'), 'utf8');
+    const keyPem = await readFile(join(studio.state, 'tls', 'key.pem'), 'utf8');
+    const certPem = await readFile(join(studio.state, 'tls', 'cert.pem'), 'utf8');
+    const agentDirs = [await pairAgent(studio, join(dir, 'agent-0'), 'bench-0')];
+    for (let i = 1; i < multi.length; i++)
+      agentDirs.push(await pairAgent(studio, join(dir, `agent-${i}`), `bench-${i}`));
 
-    // pair an in-process agent
-    const agentDir = join(dir, 'agent');
-    const url = `wss://127.0.0.1:${port}/v1`;
-    const { code } = (await controlRequest(join(state, 'control.sock'), 'pair')) as { code: string };
-    const keys = generateAgentKeyPair();
-    const link = new LinkClient({ url });
-    await link.open();
-    const paired = await link.pair(code, 'bench', keys.publicKeyDer);
-    link.close();
-    await saveIdentity(agentDir, {
-      pairing: {
-        url,
-        fingerprint: paired.studioFingerprint,
-        agentId: paired.agentId,
-        agentName: 'bench',
-        pairedAt: new Date().toISOString(),
-      },
-      privateKeyPem: keys.privateKeyPem,
-    });
-
-    // baselines (page cache warm for all three)
-    const rawMs = await rawTls(file, keyPem, certPem);
-    const cpMs = await cpBoth(file, join(dir, 'cpA'), join(dir, 'cpB'));
-    await rm(join(dir, 'cpA'), { recursive: true });
-    await rm(join(dir, 'cpB'), { recursive: true });
+    // the parts of studiod's floor, and the by-hand path (page cache warm for all)
+    const skip = values['sync-only'] === true;
+    const raw = skip ? { ms: Number.NaN, recvCpuSec: Number.NaN } : await rawTls(single.path, keyPem, certPem);
+    const floor = skip
+      ? { cpuSec: Number.NaN, ms: Number.NaN }
+      : await runChild<{ cpuSec: number; ms: number }>(['floor', '--bytes', String(size), '--work-dir', dir]);
+    const hand = skip
+      ? { rsyncMs: Number.NaN, totalMs: Number.NaN }
+      : await byHand(sshd, [single.path], [single.blake3], dir);
     await exec('sync');
 
     // the real thing
-    let done = false;
-    const queue: SyncQueue = {
-      pendingForStudio: async () =>
-        done
-          ? []
-          : [
-              {
-                blake3,
-                size,
-                storePath: file,
-                names: [{ shoot: 'bench', card: 'CARD', path: 'DCIM/100BENCH/BIG.MOV', mtime: Date.now() }],
-                copies: [
-                  {
-                    target: 'laptop',
-                    device: 'bench',
-                    media: 'ssd',
-                    location: 'field',
-                    offsite: false,
-                    verified: true,
-                  },
-                ],
-              },
-            ],
-      recordStudioReceipt: async () => {
-        done = true;
-      },
-      // The file was hashed just above: a refusal here would be the link's fault, never the file's.
-      checkStoreCopy: async () => undefined,
-    };
-    const studiodCpu0 = await cpuSeconds(studiod.pid ?? 0);
-    const agentCpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    const report = await syncUntilEmpty({ dataDir: agentDir, queue });
-    const e2eMs = performance.now() - t0;
-    const agentCpu = process.cpuUsage(agentCpu0);
-    const studiodCpu = (await cpuSeconds(studiod.pid ?? 0)) - studiodCpu0;
-    const transferMs = (marks['committing'] ?? performance.now()) - t0;
-    const rss = await peakRss(studiod.pid ?? 0);
-    if (report.receipts !== 1) throw new Error(`sync did not complete: ${JSON.stringify(report)}`);
-    const raw = mbps(size, rawMs);
-    const transfer = mbps(size, transferMs);
-    const cp = mbps(size, cpMs);
-    const e2e = mbps(size, e2eMs);
-    return {
-      rawTlsMiBps: raw,
-      transferMiBps: transfer,
-      cpBothSyncMiBps: cp,
-      e2eMiBps: e2e,
-      transferRatio: transfer / raw,
-      e2eRatio: e2e / cp,
-      studiodPeakRssBytes: rss,
-      studiodCpuSec: studiodCpu,
-      agentCpuSec: (agentCpu.user + agentCpu.system) / 1e6,
+    const ours = await syncAll(studio, agentDirs.slice(0, 1), [single]);
+    const r: RunResult = {
       load1m,
+      rsyncMiBps: mibps(size, hand.rsyncMs),
+      transferMiBps: mibps(size, ours.transferMs),
+      transferVsRsync: hand.rsyncMs / ours.transferMs,
+      byHandMiBps: mibps(size, hand.totalMs),
+      e2eMiBps: mibps(size, ours.e2eMs),
+      e2eVsByHand: hand.totalMs / ours.e2eMs,
+      studiodCpuPerGiB: ours.studiodCpuSec / gib,
+      agentCpuPerGiB: ours.agentCpuSec / gib,
+      floorCpuPerGiB: (raw.recvCpuSec + floor.cpuSec) / gib,
+      studiodVsFloor: ours.studiodCpuSec / (raw.recvCpuSec + floor.cpuSec),
+      rawTlsMiBps: mibps(size, raw.ms),
+      studiodPeakRssBytes: await peakRss(studio.pid),
+      agentPeakRssBytes: ours.agentMaxRssBytes,
     };
+    if (multi.length > 1) {
+      await exec('sync');
+      const bytes = multi.reduce((a, s) => a + s.size, 0);
+      const m = await syncAll(studio, agentDirs, multi);
+      r.multiE2eMiBps = mibps(bytes, m.e2eMs);
+      r.multiVsSingle = r.multiE2eMiBps / r.e2eMiBps;
+      r.multiStudiodCpuPerGiB = m.studiodCpuSec / (bytes / GiB);
+      r.multiStudiodPeakRssBytes = await peakRss(studio.pid);
+    }
+    return r;
   } finally {
-    studiod.kill('SIGTERM');
-    await new Promise<void>((r) => (studiod.exitCode !== null ? r() : studiod.once('exit', () => r())));
+    await studio.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
+function runLine(i: number, runs: number, r: RunResult, agents: number): string {
+  const f = (n: number, d = 0): string => n.toFixed(d);
+  return (
+    `run ${i}/${runs} (load ${f(r.load1m, 2)}): transfer ${f(r.transferMiBps)} MiB/s vs rsync ${f(r.rsyncMiBps)} (${f(r.transferVsRsync, 2)}x); ` +
+    `verified e2e ${f(r.e2eMiBps)} vs by hand ${f(r.byHandMiBps)} (${f(r.e2eVsByHand, 2)}x); ` +
+    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s; ` +
+    `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
+    (r.multiE2eMiBps === undefined
+      ? ''
+      : `; ${agents} agents at once ${f(r.multiE2eMiBps)} MiB/s (${f(r.multiVsSingle ?? 0, 2)}x one agent; studiod ${f(r.multiStudiodCpuPerGiB ?? 0, 2)} CPU-s/GiB, peak RSS ${f((r.multiStudiodPeakRssBytes ?? 0) / MiB)} MiB)`)
+  );
+}
+
 async function main(): Promise<void> {
+  const size = parseSize(values.size ?? '2');
+  const runs = Math.max(1, Number(values.runs));
+  const agents = Math.max(1, Number(values.agents));
+  await ensureByHandTools();
   const base = await mkdtemp(join(values.dir ?? tmpdir(), 'bench-sync-'));
+  let sshd: Sshd | undefined;
   try {
-    const file = join(base, 'source.bin');
     process.stdout.write(
-      `bench:sync — ${(size / 1024 / MiB).toFixed(2)} GiB file in ${base}, ${runs} runs, ${cpus} cores\n`,
+      `bench:sync — ${(size / GiB).toFixed(2)} GiB in ${base}, ${runs} runs, ${agents} agent(s), ${availableParallelism()} cores\n`,
     );
-    await makeFile(file);
-    const { blake3 } = await hashFile(file);
+    const single = await makeSource(join(base, 'source.bin'), size);
+    const multi: Source[] = [];
+    if (agents > 1)
+      for (let i = 0; i < agents; i++)
+        multi.push(await makeSource(join(base, `source-${i}.bin`), Math.floor(size / agents)));
+    sshd = await startSshd(join(base, 'sshd'));
     const results: RunResult[] = [];
     for (let i = 0; i < runs; i++) {
-      const r = await once(file, blake3, join(base, `run-${i}`));
+      const r = await once(single, multi, sshd, join(base, `run-${i}`));
       results.push(r);
-      process.stdout.write(
-        `run ${i + 1}/${runs} (load ${r.load1m.toFixed(2)}): raw TLS ${r.rawTlsMiBps.toFixed(0)} MiB/s, transfer ${r.transferMiBps.toFixed(0)} (${r.transferRatio.toFixed(2)}x), ` +
-          `cp both + sync ${r.cpBothSyncMiBps.toFixed(0)}, verified commit e2e ${r.e2eMiBps.toFixed(0)} (${r.e2eRatio.toFixed(2)}x), ` +
-          `studiod RSS ${(r.studiodPeakRssBytes / MiB).toFixed(0)} MiB, CPU studiod ${r.studiodCpuSec.toFixed(1)} s + agent ${r.agentCpuSec.toFixed(1)} s\n`,
-      );
+      process.stdout.write(`${runLine(i + 1, runs, r, agents)}\n`);
     }
-    const m = (k: keyof RunResult): number => median(results.map((r) => r[k]));
-    const peak = Math.max(...results.map((r) => r.studiodPeakRssBytes));
+    const m = (k: keyof RunResult): number => median(results.map((r) => r[k] ?? 0));
+    const loads = results.map((r) => r.load1m);
     const lines = [
-      `medians of ${runs} runs:`,
-      `raw TLS stream           ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
-      `agent → studiod transfer ${m('transferMiBps').toFixed(0)} MiB/s  (median ratio ${m('transferRatio').toFixed(2)}x raw TLS; target >= 0.7x)`,
-      `cp to two dirs + sync    ${m('cpBothSyncMiBps').toFixed(0)} MiB/s`,
-      `verified commit e2e      ${m('e2eMiBps').toFixed(0)} MiB/s  (median ratio ${m('e2eRatio').toFixed(2)}x cp-both+sync; target >= 0.7x)`,
-      `studiod peak RSS         ${(peak / MiB).toFixed(0)} MiB with a ${(size / 1024 / MiB).toFixed(2)} GiB file in flight (target < 250 MiB)`,
-      `CPU during the sync      studiod ${m('studiodCpuSec').toFixed(1)} s, agent ${m('agentCpuSec').toFixed(1)} s`,
+      `medians of ${runs} runs (load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}):`,
+      `transfer agent → studiod   ${m('transferMiBps').toFixed(0)} MiB/s vs rsync over ssh ${m('rsyncMiBps').toFixed(0)}: ${m('transferVsRsync').toFixed(2)}x (target >= 1.0x)`,
+      `verified end to end        ${m('e2eMiBps').toFixed(0)} MiB/s vs by hand (rsync + cp + sync + b3sum x2) ${m('byHandMiBps').toFixed(0)}: ${m('e2eVsByHand').toFixed(2)}x (target >= 1.3x)`,
+      `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive + 2 durable writes + 2 read-back hashes)`,
+      `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8)`,
+      `peak RSS                   studiod ${(Math.max(...results.map((r) => r.studiodPeakRssBytes)) / MiB).toFixed(0)} MiB (target < 250 with 4 GiB in flight), agent ${(Math.max(...results.map((r) => r.agentPeakRssBytes)) / MiB).toFixed(0)} MiB`,
+      `raw TLS stream (info)      ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
+      ...(agents > 1
+        ? [
+            `${agents} agents at once          ${m('multiE2eMiBps').toFixed(0)} MiB/s aggregate: ${m('multiVsSingle').toFixed(2)}x one agent (target >= 0.9x), studiod ${m('multiStudiodCpuPerGiB').toFixed(2)} CPU-s/GiB, peak RSS ${(Math.max(...results.map((r) => r.multiStudiodPeakRssBytes ?? 0)) / MiB).toFixed(0)} MiB`,
+          ]
+        : []),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
-    process.stdout.write(
-      `${JSON.stringify({
-        bytes: size,
-        runs: results,
-        median: { transferRatio: m('transferRatio'), e2eRatio: m('e2eRatio') },
-        studiodPeakRssBytes: peak,
-      })}\n`,
-    );
+    process.stdout.write(`${JSON.stringify({ bytes: size, agents, runs: results })}\n`);
   } finally {
+    await sshd?.stop();
     await rm(base, { recursive: true, force: true });
   }
 }
 
-main().catch((err: unknown) => {
+const child = values.child;
+const job: Promise<unknown> =
+  child === 'agent'
+    ? agentChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+    : child === 'floor'
+      ? floorChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+      : child === 'tls-sink'
+        ? tlsSinkChild()
+        : main();
+job.catch((err: unknown) => {
   process.stderr.write(`bench:sync failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import type { Packr, Unpackr } from 'msgpackr';
 import { PROTO_CODES, ProtocolError } from './errors.js';
-import { MAX_FRAME_BYTES } from './limits.js';
+import { MAX_CHUNK_BYTES, MAX_FRAME_BYTES } from './limits.js';
 import type { Message } from './messages.js';
 import { scanMsgpack } from './msgpack-scan.js';
 import { validateMessage } from './schema.js';
@@ -71,4 +71,53 @@ export function decodeFrame(buf: Uint8Array): Message {
     );
   }
   return validateMessage(value);
+}
+
+/**
+ * Bytes before a Chunk frame's data in encodeChunkFrame's fixed layout: map(4), `t`: "chunk",
+ * `hash`: str 8 of 64, `offset`: uint 64, `data`: bin 32 header.
+ */
+export const CHUNK_HEADER_BYTES = 1 + 2 + 6 + 5 + 2 + 64 + 7 + 9 + 5 + 5;
+
+const CHUNK_HEAD = Buffer.from([
+  0x84,
+  0xa1,
+  0x74,
+  0xa5,
+  ...Buffer.from('chunk'),
+  0xa4,
+  ...Buffer.from('hash'),
+  0xd9,
+  64,
+]);
+const OFFSET_KEY = Buffer.from([0xa6, ...Buffer.from('offset'), 0xcf]);
+const DATA_KEY = Buffer.from([0xa4, ...Buffer.from('data'), 0xc6]);
+const HASH_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * A Chunk frame built in place, for a sender that reads the data straight into
+ * `frame` at CHUNK_HEADER_BYTES (no copy into an encoder's buffer, and `frame`
+ * can be reused once sent): writes the header for `dataLength` bytes there and
+ * returns the frame's view. The same frame as encodeFrame's, with the offset as
+ * uint 64 and the data as bin 32 whatever their values (SPEC §2.1 allows any width).
+ * Throws PROTO_INVALID_FIELD for a field encodeFrame would refuse.
+ */
+export function encodeChunkFrame(frame: Uint8Array, hash: string, offset: number, dataLength: number): Uint8Array {
+  const invalid = (field: string, what: string): ProtocolError =>
+    new ProtocolError(PROTO_CODES.invalidField, `Chunk.${field}: ${what}.`, { detail: { field } });
+  if (!HASH_HEX.test(hash)) throw invalid('hash', 'must be 64 lower-case hex characters');
+  if (!Number.isSafeInteger(offset) || offset < 0) throw invalid('offset', 'must be an integer in [0, 2^53 - 1]');
+  if (!Number.isSafeInteger(dataLength) || dataLength < 1 || dataLength > MAX_CHUNK_BYTES)
+    throw invalid('data', `must be 1..${MAX_CHUNK_BYTES} bytes`);
+  if (frame.byteLength < CHUNK_HEADER_BYTES + dataLength)
+    throw new TypeError('encodeChunkFrame: the frame is shorter than its header and data');
+  const b = Buffer.from(frame.buffer, frame.byteOffset, CHUNK_HEADER_BYTES);
+  let at = CHUNK_HEAD.copy(b, 0);
+  at += b.write(hash, at, 'latin1');
+  at += OFFSET_KEY.copy(b, at);
+  at = b.writeUInt32BE(Math.floor(offset / 2 ** 32), at);
+  at = b.writeUInt32BE(offset >>> 0, at);
+  at += DATA_KEY.copy(b, at);
+  b.writeUInt32BE(dataLength, at);
+  return frame.subarray(0, CHUNK_HEADER_BYTES + dataLength);
 }

@@ -2,8 +2,10 @@ import t from 'tap';
 import { Packr, Unpackr } from 'msgpackr';
 import {
   clipUtf8,
+  CHUNK_HEADER_BYTES,
   CodedError,
   decodeFrame,
+  encodeChunkFrame,
   encodeFrame,
   errorFrame,
   nackFrame,
@@ -81,6 +83,32 @@ t.test('chunk data is a Buffer view into the frame, not a copy', async (t) => {
   const copy = Buffer.from(f1);
   encodeFrame({ t: 'ping', ts: 2 });
   t.ok(f1.equals(copy), 'encoded frames stay valid');
+});
+
+t.test('a Chunk frame built in place decodes as the Chunk encodeFrame makes', async (t) => {
+  const hash = 'ab'.repeat(32);
+  const frame = Buffer.alloc(CHUNK_HEADER_BYTES + MAX_CHUNK_BYTES, 0xee);
+  for (const [offset, len] of [
+    [0, 1],
+    [127, 1000],
+    [2 ** 32 + 5, MAX_CHUNK_BYTES],
+    [Number.MAX_SAFE_INTEGER, 7],
+  ] as const) {
+    const data = frame.subarray(CHUNK_HEADER_BYTES, CHUNK_HEADER_BYTES + len);
+    data.fill(offset % 251);
+    const built = encodeChunkFrame(frame, hash, offset, len);
+    t.equal(built.byteLength, CHUNK_HEADER_BYTES + len, 'header + data, nothing after');
+    t.same(decodeFrame(built), decodeFrame(encodeFrame({ t: 'chunk', hash, offset, data: Buffer.from(data) })));
+  }
+  const refused = (hash: string, offset: number, len: number, code: string): void => {
+    t.throws(() => encodeChunkFrame(frame, hash, offset, len), { code }, `${hash.slice(0, 4)} ${offset} ${len}`);
+  };
+  refused('AB'.repeat(32), 0, 1, 'PROTO_INVALID_FIELD');
+  refused(hash, -1, 1, 'PROTO_INVALID_FIELD');
+  refused(hash, 0.5, 1, 'PROTO_INVALID_FIELD');
+  refused(hash, 0, 0, 'PROTO_INVALID_FIELD');
+  refused(hash, 0, MAX_CHUNK_BYTES + 1, 'PROTO_INVALID_FIELD');
+  t.throws(() => encodeChunkFrame(Buffer.alloc(CHUNK_HEADER_BYTES + 9), hash, 0, 10), TypeError);
 });
 
 t.test('unknown fields are dropped, __proto__ keys are inert', async (t) => {

@@ -32,6 +32,9 @@ import type { SyncLink } from './sync-link.js';
 
 export const AGENT_SOFTWARE = 'field-agent/0.1.0';
 
+/** Bytes handed to ws and not yet written to the socket before send() waits. */
+const SEND_HIGH_WATER = 4 * 1024 * 1024;
+
 export interface LinkClientOptions {
   url: string;
   /** The pinned fingerprint; undefined only while pairing. */
@@ -232,9 +235,23 @@ export class LinkClient extends EventEmitter implements SyncLink {
   }
 
   /** Send a frame; resolves when the socket buffer is below `highWater` (backpressure). */
-  async send(msg: Message, highWater = 4 * 1024 * 1024): Promise<void> {
+  async send(msg: Message, highWater = SEND_HIGH_WATER): Promise<void> {
     if (this.#closedErr !== undefined) throw this.#closedErr;
     this.#send(msg);
+    await this.#belowHighWater(highWater);
+  }
+
+  /**
+   * Send an encoded frame as it is (SyncLink.sendFrame: a Chunk read straight into its frame);
+   * `written` runs when ws handed it to the socket, which encrypted it: the buffer is free then.
+   */
+  async sendFrame(frame: Uint8Array, written: () => void, highWater = SEND_HIGH_WATER): Promise<void> {
+    if (this.#closedErr !== undefined) throw this.#closedErr;
+    this.#sendEncoded(frame, written);
+    await this.#belowHighWater(highWater);
+  }
+
+  async #belowHighWater(highWater: number): Promise<void> {
     while (this.#unflushed > highWater && this.#closedErr === undefined) {
       await new Promise<void>((r) => this.#drainWaiters.push(r));
     }
@@ -255,13 +272,17 @@ export class LinkClient extends EventEmitter implements SyncLink {
   }
 
   #send(msg: Message): void {
+    this.#sendEncoded(encodeFrame(msg));
+  }
+
+  #sendEncoded(frame: Uint8Array, written?: () => void): void {
     const ws = this.#ws;
     if (ws === undefined || ws.readyState !== WebSocket.OPEN) return;
     this.#lastSent = this.#now();
-    const frame = encodeFrame(msg);
     this.#unflushed += frame.length;
     // The callback runs when ws handed the frame to the socket: the backpressure signal.
     ws.send(frame, () => {
+      written?.();
       this.#unflushed -= frame.length;
       if (this.#unflushed <= 0 || this.#drainWaiters.length > 0) for (const r of this.#drainWaiters.splice(0)) r();
     });

@@ -13,6 +13,12 @@ export interface SyncLink {
   readonly closedError: CodedError | undefined;
   /** Sends one frame; resolves when the link can take more (backpressure); rejects once it is closed. */
   send(msg: Message): Promise<void>;
+  /**
+   * Sends a frame already encoded (a Chunk built in place, encodeChunkFrame) without copying it;
+   * `written` runs once its bytes left for the socket, after which the caller may reuse it.
+   * Backpressure as `send`. Optional: a pass falls back to `send` without it.
+   */
+  sendFrame?(frame: Uint8Array, written: () => void): Promise<void>;
   /** Closes the link; 'close' follows. */
   close(): void;
   /** 'message': each message of the studio after authentication; 'close': once, with why it closed. */

@@ -42,10 +42,15 @@
  * Memory is bounded by the window, whatever the file size: ws buffers at most a
  * window of chunks, and the pass holds two more, the one waiting for window room
  * and the one read ahead of it; no further chunk is read until the first is sent.
+ * Each chunk is read straight into its Chunk frame (encodeChunkFrame), and a frame
+ * the link has written is reused for a later chunk (`#frames`): no copy of the
+ * bytes into an encoder and no fresh buffer per chunk for the garbage collector.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
 import {
+  CHUNK_HEADER_BYTES,
+  encodeChunkFrame,
   MAX_BATCH_FILES,
   MAX_CHUNK_BYTES,
   MAX_COPIES_PER_FILE,
@@ -178,16 +183,24 @@ function toReceipt(m: MessageOf<'receipt'>): StudioReceipt {
   };
 }
 
-/** Reads `len` bytes of `fh` at `at` (fewer, or none, when the file is shorter than that). */
-async function readAt(fh: FileHandle, at: number, len: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(len);
+/** Frames kept for reuse: the most a pass has in flight (the link's high-water mark in chunks, and two). */
+const MAX_SPARE_FRAMES = 8;
+
+/** A chunk read into its frame: `got` bytes at CHUNK_HEADER_BYTES. */
+interface ReadChunk {
+  frame: Buffer;
+  got: number;
+}
+
+/** Reads `len` bytes of `fh` at `at` into `frame` after its header (fewer, or none, when the file is shorter). */
+async function readInto(fh: FileHandle, frame: Buffer, at: number, len: number): Promise<ReadChunk> {
   let got = 0;
   while (got < len) {
-    const { bytesRead } = await fh.read(buf, got, len - got, at + got);
+    const { bytesRead } = await fh.read(frame, CHUNK_HEADER_BYTES + got, len - got, at + got);
     if (bytesRead === 0) break;
     got += bytesRead;
   }
-  return got === len ? buf : buf.subarray(0, got);
+  return { frame, got };
 }
 
 /** A failure of this agent's side while the session is up, reported as LINK_INCOMPLETE (retryable). */
@@ -245,6 +258,8 @@ export class SyncPass {
   /** Resolves when the link closes or the signal aborts: every wait races it. */
   readonly #stopped: Promise<void>;
   #stop!: () => void;
+  /** Chunk frames the link has written, to be read into again. */
+  readonly #frames: Buffer[] = [];
 
   constructor(link: SyncLink, queue: SyncQueue, opts: SyncPassOptions = {}) {
     this.#link = link;
@@ -401,21 +416,22 @@ export class SyncPass {
    */
   async #sendChunks(fh: FileHandle, asset: PendingAsset, offset: number): Promise<void> {
     const hash = asset.blake3;
-    const read = (at: number): Promise<Buffer> => readAt(fh, at, Math.min(this.#chunkSize, asset.size - at));
+    const read = (at: number): Promise<ReadChunk> =>
+      readInto(fh, this.#takeFrame(), at, Math.min(this.#chunkSize, asset.size - at));
     let pos = offset;
-    let ahead: Promise<Buffer> | undefined = read(pos);
+    let ahead: Promise<ReadChunk> | undefined = read(pos);
     try {
       while (ahead !== undefined) {
         this.#check();
-        let data: Buffer;
+        let chunk: ReadChunk;
         try {
-          data = await ahead;
+          chunk = await ahead;
         } catch (err) {
           ahead = undefined;
           return await this.#unreadable(asset, err);
         }
         ahead = undefined;
-        const got = data.byteLength;
+        const { frame, got } = chunk;
         if (got === 0) break; // laptop copy shorter than recorded: the studio Nacks the size
         if (pos + got < asset.size) {
           ahead = read(pos + got);
@@ -425,7 +441,7 @@ export class SyncPass {
         // Nacked mid-transfer (the studio could not stage it): no more Chunks; the FileEnd follows (SPEC §3.6).
         if (this.#settled.has(hash)) break;
         this.#inFlight += got;
-        await this.#link.send({ t: 'chunk', hash, offset: pos, data });
+        await this.#sendChunk(hash, pos, frame, got);
         pos += got;
         this.result.bytesSent += got;
         this.#progress?.addBytes(got);
@@ -435,6 +451,26 @@ export class SyncPass {
     } finally {
       await ahead?.catch(() => undefined);
     }
+  }
+
+  /** A frame to read the next chunk into: one the link has written, or a new one. */
+  #takeFrame(): Buffer {
+    return this.#frames.pop() ?? Buffer.allocUnsafeSlow(CHUNK_HEADER_BYTES + this.#chunkSize);
+  }
+
+  /**
+   * Step 4, one Chunk: its frame goes to the link as it is, and comes back for reuse once written.
+   * A link without `sendFrame` gets the message; that frame is never reused (the link may keep it).
+   */
+  async #sendChunk(hash: string, offset: number, frame: Buffer, got: number): Promise<void> {
+    const built = encodeChunkFrame(frame, hash, offset, got);
+    if (this.#link.sendFrame === undefined) {
+      await this.#link.send({ t: 'chunk', hash, offset, data: frame.subarray(CHUNK_HEADER_BYTES, built.byteLength) });
+      return;
+    }
+    await this.#link.sendFrame(built, () => {
+      if (this.#frames.length < MAX_SPARE_FRAMES) this.#frames.push(frame);
+    });
   }
 
   /** Step 4: waits until `bytes` more fit in the window (an Ack or a Nack makes room). */
