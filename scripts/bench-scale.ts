@@ -238,8 +238,7 @@ async function main(): Promise<void> {
     const paths = await makeSmallCard(card, FILES);
 
     // 1. ingest vs the fsync-each-file copy
-    const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> =
-      [];
+    const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
     let lastData = '';
     for (let i = 0; i < RUNS; i++) {
       const l = load();

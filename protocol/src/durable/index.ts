@@ -2,7 +2,7 @@
  * @studio321/protocol/durable — the one durable verified-write primitive and the
  * read-back verifier. No wire code here.
  */
-export { durableWrite, placeVerified } from './durable-write.js';
+export { durableWrite, fsyncTargetDir, placeVerified } from './durable-write.js';
 export { createReadBack } from './read-back-lane.js';
 export type { ReadBack } from './read-back-lane.js';
 export type {
