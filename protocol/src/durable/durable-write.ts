@@ -308,7 +308,13 @@ async function sameContent(
   try {
     const st = await fs.stat(slot.finalPath);
     if (!st.isFile() || st.size !== ref.size) existing = { size: st.size, blake3: '' };
-    else existing = await readBackHash(slot.finalPath, { fs, engine, ...(signal === undefined ? {} : { signal }) });
+    else
+      existing = await readBackHash(slot.finalPath, {
+        fs,
+        engine,
+        sizeHint: st.size,
+        ...(signal === undefined ? {} : { signal }),
+      });
   } catch (err) {
     if (isAborted(signal)) throw abortedError(signal);
     throw targetError(err, 'read existing', slot.finalPath);
