@@ -46,7 +46,6 @@ const FILES = Number(values.files);
 const RUNS = Math.max(1, Number(values.runs));
 const AGENTS = Number(values.agents);
 const AGENT_FILES = Number(values['agent-files']);
-const MiB = 1024 * 1024;
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);

@@ -54,7 +54,11 @@ t.test('files committed together share a batch; a bad directory fails only its f
   const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [[i, r.reason]] : []));
   t.equal(failed.length, 1, 'only the file in the bad directory failed');
   t.equal(failed[0]?.[0], 7);
-  t.equal((failed[0]?.[1] as { code?: string }).code, DURABLE_CODES.targetMissing, 'with the durable write code');
+  t.equal(
+    (failed[0]?.[1] as { code?: string } | undefined)?.code,
+    DURABLE_CODES.targetMissing,
+    'with the durable write code',
+  );
   t.equal((await state.getFile('c1', todo[7]!.path))?.state, 'seen', 'and it is not recorded');
   t.equal(gc.files, n - 1, 'the others are recorded');
   t.ok(gc.batches < n / 2, `in few batches (${gc.batches} for ${n - 1} files)`);
