@@ -425,6 +425,25 @@ export class AgentState {
     return this.#get<AssetRecord>(keys.asset(blake3));
   }
 
+  /** The assets of these hashes (those that exist), read 1,000 per database call: `status` reads a card's at once. */
+  async getAssets(blake3s: Iterable<string>): Promise<Map<string, AssetRecord>> {
+    const all = [...new Set(blake3s)];
+    const out = new Map<string, AssetRecord>();
+    for (let i = 0; i < all.length; i += 1000) {
+      const chunk = all.slice(i, i + 1000);
+      let values: unknown[];
+      try {
+        values = await this.#db.getMany(chunk.map((b) => keys.asset(b)));
+      } catch (err) {
+        throw stateError(err, 'reading assets');
+      }
+      values.forEach((v, j) => {
+        if (v !== undefined) out.set(chunk[j] as string, v as AssetRecord);
+      });
+    }
+    return out;
+  }
+
   /** Whether some asset has this size (only then can a new file be a duplicate). */
   async hasAssetOfSize(size: number): Promise<boolean> {
     return (await this.#range<unknown>(keys.sizePrefix(size), { limit: 1 })).length > 0;
