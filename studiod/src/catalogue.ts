@@ -509,10 +509,46 @@ export class Catalogue {
    * (those come only with the agent's identity: `addAgentNames`, `commitAsset`).
    */
   recordCopy(copy: CopyRecord): Promise<void> {
-    if (copy.kind === 'agent') throw new TypeError('recordCopy: field claims are recorded by addAgentNames');
-    return this.#write(async () =>
-      this.#addNamesAndCopies(copy.hash, await this.#get<AssetRecord>(P.asset, copy.hash), [], [copy]),
-    );
+    return this.recordCopies([copy]);
+  }
+
+  /**
+   * recordCopy of many copies (of any assets) in ONE synced batch, with their counters and
+   * hooks: `studioctl verify` refreshes the copies it found intact this way, not one batch each.
+   */
+  recordCopies(copies: readonly CopyRecord[]): Promise<void> {
+    if (copies.some((c) => c.kind === 'agent'))
+      throw new TypeError('recordCopy: field claims are recorded by addAgentNames');
+    const byHash = new Map<string, CopyRecord[]>();
+    for (const c of copies) byHash.set(c.hash, [...(byHash.get(c.hash) ?? []), c]);
+    return this.#write(async () => {
+      const next = structuredClone(this.#counters);
+      const ops: Op[] = [];
+      const changes: AssetChange[] = [];
+      for (const [hash, cs] of byHash) {
+        const before = this.#hooks.length > 0 ? await this.copiesOf(hash) : [];
+        for (const c of cs) {
+          const key = copyKey(c);
+          if ((await this.#get<CopyRecord>(P.copy, key)) === undefined) this.#bumpCopy(next, c, 1);
+          ops.push({ type: 'put', key: P.copy + key, value: c as unknown as Json });
+        }
+        if (this.#hooks.length > 0)
+          changes.push({
+            hash,
+            asset: await this.#get<AssetRecord>(P.asset, hash),
+            created: false,
+            before,
+            after: Catalogue.#mergeCopies(before, cs),
+            names: [],
+          });
+      }
+      if (ops.length === 0) return;
+      ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
+      const hooks = await this.#runHooks(changes);
+      await this.#batch(ops, hooks.ops);
+      this.#counters = next;
+      hooks.commit();
+    });
   }
 
   /** Inside the write section: names and copies added to one asset, with counters and hooks, one batch. */

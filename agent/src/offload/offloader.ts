@@ -3,7 +3,9 @@
  *
  * Per file: read ONCE from the card (readCardFile), written by durableWrite to
  * the laptop store and the field drive at the same time, fsynced, read back and
- * hashed; only then ONE state batch records it verified (agent-state.ts).
+ * hashed; only then is it recorded verified, its directories fsync'd and its record
+ * written in one synced state batch with the other files that finished meanwhile
+ * (group-commit.ts); it counts as copied once that batch is written.
  *
  * Dual-slot dedup: when an asset of the same size is already stored, the file is
  * hashed first; if its content is known it only gains a name (nothing written).
@@ -46,6 +48,7 @@ import { hasLaptopCopyIn, hasVerifiedCopy, type AgentState } from '../state/agen
 import type { CardRecord, FileRecord } from '../state/records.js';
 import { groupKey, splitName, storeName, suffixedPath } from './naming.js';
 import { renderRename, type RenameOption } from './rename-template.js';
+import { GroupCommit } from './group-commit.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
 import { captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
@@ -119,6 +122,15 @@ export const DEFAULT_OFFLOAD_CONCURRENCY = 8;
  */
 export const DEFAULT_CARD_READERS = 2;
 
+/**
+ * A group whose files are all smaller than this is small: up to SMALL_GROUPS_FACTOR ×
+ * the concurrency of small groups are in flight. A small file's time is its fsyncs, not
+ * its bytes; more of them in flight share journal commits, and the group commit
+ * (group-commit.ts) records more of them per synced state batch and directory fsync.
+ */
+const SMALL_GROUP_FILE = 1024 * 1024;
+const SMALL_GROUPS_FACTOR = 4;
+
 /** A counting semaphore: `take()` resolves with the function that gives the slot back (once). */
 class Slots {
   #free: number;
@@ -183,6 +195,7 @@ export class CardOffloader {
   readonly #captures = new Map<string, FileCapture>();
   /** Card path → its renamed card-relative path (no clash suffix), for files of renamed groups. */
   readonly #renamed = new Map<string, string>();
+  readonly #commit: GroupCommit;
 
   constructor(ctx: OffloadContext, card: CardRecord, root: string) {
     if (ctx.targets.length === 0 || ctx.targets[0]?.name !== 'laptop')
@@ -191,10 +204,11 @@ export class CardOffloader {
     this.card = card;
     this.root = root;
     this.#readSlots = new Slots(Math.max(1, ctx.cardReaders ?? DEFAULT_CARD_READERS));
+    this.#commit = new GroupCommit(ctx.state);
     // Every file in flight waits on the signal in a few places (durable write, read-back):
     // that many listeners are expected, not a leak.
     const signal = ctx.signal;
-    const want = 4 * Math.max(1, ctx.concurrency ?? DEFAULT_OFFLOAD_CONCURRENCY) + 10;
+    const want = 4 * SMALL_GROUPS_FACTOR * Math.max(1, ctx.concurrency ?? DEFAULT_OFFLOAD_CONCURRENCY) + 10;
     if (signal !== undefined && getMaxListeners(signal) < want) setMaxListeners(want, signal);
   }
 
@@ -247,7 +261,8 @@ export class CardOffloader {
       const sizes = new Set(members.map((m) => m.size));
       const clash = [...inFlight.values()].some((s) => [...sizes].some((x) => s.has(x)));
       if (clash) await settle();
-      while (inFlight.size >= limit) await Promise.race(inFlight.keys());
+      const small = members.every((m) => m.size < SMALL_GROUP_FILE);
+      while (inFlight.size >= (small ? limit * SMALL_GROUPS_FACTOR : limit)) await Promise.race(inFlight.keys());
       if (stop !== undefined) break;
       const p: Promise<void> = this.#groupInLayers(key, members)
         .then(
@@ -390,15 +405,19 @@ export class CardOffloader {
         }
         const stored = await this.ctx.state.getAsset(pre.blake3);
         if (hasLaptopCopyIn(stored, this.#laptopRoot)) {
-          await this.ctx.state.recordDuplicate({
-            card: this.card,
-            file,
-            blake3: pre.blake3,
-            verifiedAt: new Date().toISOString(),
-            ...zeroByteWarning(file),
-            ...this.#takeCapture(file),
-            ...this.#renamedAs(file),
-          });
+          await this.#commit.commit(
+            {
+              kind: 'duplicate',
+              card: this.card,
+              file,
+              blake3: pre.blake3,
+              verifiedAt: new Date().toISOString(),
+              ...zeroByteWarning(file),
+              ...this.#takeCapture(file),
+              ...this.#renamedAs(file),
+            },
+            [],
+          );
           this.#renamed.delete(file.path);
           this.ctx.progress?.fileDone(file.size);
           this.#done({ path: file.path, result: 'duplicate', bytes: 0, blake3: pre.blake3 });
@@ -511,6 +530,8 @@ export class CardOffloader {
       result = await durableWrite(this.#open(file), {
         targets,
         createDirs: true,
+        // The directories are fsync'd by the group commit, once for the files that finish together.
+        fsyncDir: false,
         xxh3: true,
         ...(expected === undefined ? {} : { expected }),
         ...(this.ctx.signal === undefined ? {} : { signal: this.ctx.signal }),
@@ -546,21 +567,34 @@ export class CardOffloader {
       paths[t.name] = c.path;
       return copyFact(t, c);
     });
-    await this.ctx.state.recordVerified({
-      card: this.card,
-      file,
-      blake3: result.blake3,
-      size: result.size,
-      ...(result.xxh3 === undefined ? {} : { xxh3: result.xxh3 }),
-      storePath,
-      paths,
-      copies,
-      verifiedAt: laptop.verifiedAt,
-      ...zeroByteWarning(file),
-      ...this.#takeCapture(file),
-      ...this.#renamedAs(file, storePath),
-    });
-    this.#renamed.delete(file.path);
+    try {
+      await this.#commit.commit(
+        {
+          kind: 'verified',
+          card: this.card,
+          file,
+          blake3: result.blake3,
+          size: result.size,
+          ...(result.xxh3 === undefined ? {} : { xxh3: result.xxh3 }),
+          storePath,
+          paths,
+          copies,
+          verifiedAt: laptop.verifiedAt,
+          ...zeroByteWarning(file),
+          ...this.#takeCapture(file),
+          ...this.#renamedAs(file, storePath),
+        },
+        targets.map((t) => t.dir),
+      );
+      this.#renamed.delete(file.path);
+    } catch (err) {
+      // The state failed: the whole offload stops (run()). A directory that could not be
+      // fsync'd fails this file only, as in the durable write.
+      if (err instanceof AgentError) throw err;
+      this.ctx.progress?.addBytes(-last);
+      await this.#fileFailed(file, err);
+      return;
+    }
     this.ctx.progress?.fileDone();
     this.#done({
       path: file.path,

@@ -53,6 +53,37 @@ export interface StudioReceipt {
   copies: StudioCopy[];
 }
 
+/** A file copied and verified (recordVerified). */
+export interface VerifiedInput {
+  card: CardRecord;
+  file: FileRecord;
+  blake3: string;
+  size: number;
+  xxh3?: string;
+  storePath: string;
+  paths: Record<string, string>;
+  copies: CopyFact[];
+  verifiedAt: string;
+  warning?: { code: string; message: string };
+  capture?: FileCapture;
+  /** The card-relative path the file was renamed to at ingest (rename template), if it was. */
+  renamed?: string;
+}
+
+/** A file whose content is already stored (recordDuplicate). */
+export interface DuplicateInput {
+  card: CardRecord;
+  file: FileRecord;
+  blake3: string;
+  verifiedAt: string;
+  warning?: { code: string; message: string };
+  capture?: FileCapture;
+  renamed?: string;
+}
+
+/** One file of a group commit (recordFiles). */
+export type FileEntry = ({ kind: 'verified' } & VerifiedInput) | ({ kind: 'duplicate' } & DuplicateInput);
+
 /** A card as the offload first sees it; the state adds the rest of its CardRecord. */
 export type CardInput = Pick<CardRecord, 'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'shoot' | 'store'>;
 
@@ -397,6 +428,25 @@ export class AgentState {
     return this.#get<AssetRecord>(keys.asset(blake3));
   }
 
+  /** The assets of these hashes (those that exist), read 1,000 per database call: `status` reads a card's at once. */
+  async getAssets(blake3s: Iterable<string>): Promise<Map<string, AssetRecord>> {
+    const all = [...new Set(blake3s)];
+    const out = new Map<string, AssetRecord>();
+    for (let i = 0; i < all.length; i += 1000) {
+      const chunk = all.slice(i, i + 1000);
+      let values: unknown[];
+      try {
+        values = await this.#db.getMany(chunk.map((b) => keys.asset(b)));
+      } catch (err) {
+        throw stateError(err, 'reading assets');
+      }
+      values.forEach((v, j) => {
+        if (v !== undefined) out.set(chunk[j] as string, v as AssetRecord);
+      });
+    }
+    return out;
+  }
+
   /** Whether some asset has this size (only then can a new file be a duplicate). */
   async hasAssetOfSize(size: number): Promise<boolean> {
     return (await this.#range<unknown>(keys.sizePrefix(size), { limit: 1 })).length > 0;
@@ -476,88 +526,74 @@ export class AgentState {
    * asset gains this name and copies (or is created and queued for the studio),
    * and the store name is bound to the content.
    */
-  recordVerified(input: {
-    card: CardRecord;
-    file: FileRecord;
-    blake3: string;
-    size: number;
-    xxh3?: string;
-    storePath: string;
-    paths: Record<string, string>;
-    copies: CopyFact[];
-    verifiedAt: string;
-    warning?: { code: string; message: string };
-    capture?: FileCapture;
-    renamed?: string;
-  }): Promise<AssetRecord> {
-    return this.#exclusive(async () => {
-      const { card, file } = input;
-      const name = assetName(card, file, input.capture, input.renamed);
-      const ops: Op[] = [];
-      let asset = await this.getAsset(input.blake3);
-      if (asset === undefined) {
-        const seq = this.#seq;
-        asset = {
-          blake3: input.blake3,
-          size: input.size,
-          storePath: input.storePath,
-          paths: input.paths,
-          copies: input.copies,
-          names: [name],
-          verifiedAt: input.verifiedAt,
-          queueSeq: seq,
-        };
-        ops.push({ type: 'put', key: keys.size(input.size, input.blake3), value: true });
-        ops.push({ type: 'put', key: keys.queue(seq), value: { blake3: input.blake3, size: input.size } });
-        ops.push({ type: 'put', key: keys.seq, value: seq + 1 });
-      } else {
-        asset = mergeAsset(asset, name, input.copies, input.paths, input.storePath);
-      }
-      if (input.xxh3 !== undefined && asset.xxh3 === undefined) asset = { ...asset, xxh3: input.xxh3 };
-      ops.push({ type: 'put', key: keys.asset(input.blake3), value: asset });
-      ops.push({
-        type: 'put',
-        key: keys.claim(input.storePath),
-        value: { card: card.id, path: file.path, blake3: input.blake3 } satisfies ClaimRecord,
-      });
-      ops.push({
-        type: 'put',
-        key: keys.file(card.id, file.path),
-        value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning),
-      });
-      await this.#write(ops, 'recording a verified copy');
-      if (ops.some((o) => o.key === keys.seq)) this.#seq += 1;
-      return asset;
-    });
+  async recordVerified(input: VerifiedInput): Promise<AssetRecord> {
+    return (await this.recordFiles([{ kind: 'verified', ...input }]))[0] as AssetRecord;
   }
 
   /** The file's content is already stored (dual-slot duplicate): it only gains a name. */
-  recordDuplicate(input: {
-    card: CardRecord;
-    file: FileRecord;
-    blake3: string;
-    verifiedAt: string;
-    warning?: { code: string; message: string };
-    capture?: FileCapture;
-    renamed?: string;
-  }): Promise<AssetRecord> {
+  async recordDuplicate(input: DuplicateInput): Promise<AssetRecord> {
+    return (await this.recordFiles([{ kind: 'duplicate', ...input }]))[0] as AssetRecord;
+  }
+
+  /**
+   * Files verified or found duplicate, all in ONE synced batch (the offload's group commit,
+   * offload/group-commit.ts): each one exactly as recordVerified / recordDuplicate would
+   * record it alone, in order (a later entry sees the asset as the earlier ones left it).
+   * Returns each entry's asset.
+   */
+  recordFiles(entries: readonly FileEntry[]): Promise<AssetRecord[]> {
     return this.#exclusive(async () => {
-      const { card, file } = input;
-      const old = await this.getAsset(input.blake3);
-      if (old === undefined) throw new TypeError(`recordDuplicate: unknown asset ${input.blake3}`);
-      const asset = mergeAsset(old, assetName(card, file, input.capture, input.renamed), [], {}, old.storePath);
-      await this.#write(
-        [
-          { type: 'put', key: keys.asset(input.blake3), value: asset },
-          {
+      const pending = new Map<string, AssetRecord>();
+      const get = async (blake3: string): Promise<AssetRecord | undefined> =>
+        pending.get(blake3) ?? (await this.getAsset(blake3));
+      const ops: Op[] = [];
+      const out: AssetRecord[] = [];
+      let seq = this.#seq;
+      for (const e of entries) {
+        const { card, file } = e;
+        const name = assetName(card, file, e.capture, e.renamed);
+        let asset = await get(e.blake3);
+        if (e.kind === 'duplicate') {
+          if (asset === undefined) throw new TypeError(`recordDuplicate: unknown asset ${e.blake3}`);
+          asset = mergeAsset(asset, name, [], {}, asset.storePath);
+        } else if (asset === undefined) {
+          asset = {
+            blake3: e.blake3,
+            size: e.size,
+            storePath: e.storePath,
+            paths: e.paths,
+            copies: e.copies,
+            names: [name],
+            verifiedAt: e.verifiedAt,
+            queueSeq: seq,
+          };
+          ops.push({ type: 'put', key: keys.size(e.size, e.blake3), value: true });
+          ops.push({ type: 'put', key: keys.queue(seq), value: { blake3: e.blake3, size: e.size } });
+          seq += 1;
+          ops.push({ type: 'put', key: keys.seq, value: seq });
+        } else {
+          asset = mergeAsset(asset, name, e.copies, e.paths, e.storePath);
+        }
+        if (e.kind === 'verified') {
+          if (e.xxh3 !== undefined && asset.xxh3 === undefined) asset = { ...asset, xxh3: e.xxh3 };
+          ops.push({
             type: 'put',
-            key: keys.file(card.id, file.path),
-            value: verifiedFile(file, asset, input.blake3, input.verifiedAt, input.warning),
-          },
-        ],
-        'recording a duplicate',
-      );
-      return asset;
+            key: keys.claim(e.storePath),
+            value: { card: card.id, path: file.path, blake3: e.blake3 } satisfies ClaimRecord,
+          });
+        }
+        ops.push({ type: 'put', key: keys.asset(e.blake3), value: asset });
+        ops.push({
+          type: 'put',
+          key: keys.file(card.id, file.path),
+          value: verifiedFile(file, asset, e.blake3, e.verifiedAt, e.warning),
+        });
+        pending.set(e.blake3, asset);
+        out.push(asset);
+      }
+      await this.#write(ops, entries.length === 1 ? 'recording a verified copy' : 'recording verified copies');
+      this.#seq = seq;
+      return out;
     });
   }
 

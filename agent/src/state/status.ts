@@ -80,13 +80,7 @@ function isOffsite(asset: AssetRecord): boolean {
 
 export async function summariseCard(state: AgentState, card: CardRecord, copiesNeeded: number): Promise<CardSummary> {
   const files: FileRecord[] = await state.cardFiles(card, { current: true });
-  const assets = new Map<string, AssetRecord>();
-  for (const f of files) {
-    if (f.blake3 !== undefined && !assets.has(f.blake3)) {
-      const a = await state.getAsset(f.blake3);
-      if (a !== undefined) assets.set(f.blake3, a);
-    }
-  }
+  const assets = await state.getAssets(files.flatMap((f) => (f.blake3 === undefined ? [] : [f.blake3])));
   const s: CardSummary = {
     id: card.id,
     label: card.label,

@@ -65,6 +65,12 @@ export interface DurableWriteOptions {
   fs?: DurableFs;
   /** mkdir -p the target dirs (fsyncing parents of new dirs). Default true. */
   createDirs?: boolean;
+  /**
+   * Default true: step 9 fsyncs every target directory. False: the caller does, before it
+   * counts any copy (a group commit: one directory fsync for many files that finished
+   * together, agent/src/offload/group-commit.ts); until then a power cut may lose the names.
+   */
+  fsyncDir?: boolean;
   /** Mode of new files (default 0o644). */
   mode?: number;
   /**
@@ -302,7 +308,13 @@ async function sameContent(
   try {
     const st = await fs.stat(slot.finalPath);
     if (!st.isFile() || st.size !== ref.size) existing = { size: st.size, blake3: '' };
-    else existing = await readBackHash(slot.finalPath, { fs, engine, ...(signal === undefined ? {} : { signal }) });
+    else
+      existing = await readBackHash(slot.finalPath, {
+        fs,
+        engine,
+        sizeHint: st.size,
+        ...(signal === undefined ? {} : { signal }),
+      });
   } catch (err) {
     if (isAborted(signal)) throw abortedError(signal);
     throw targetError(err, 'read existing', slot.finalPath);
@@ -319,8 +331,8 @@ async function sameContent(
   );
 }
 
-/** Step 9 (fsyncDir) for one directory; also used by placeVerified. */
-async function fsyncTargetDir(dir: string, fs: DurableFs): Promise<void> {
+/** Step 9 (fsyncDir) for one directory, failing as a target error; also used by placeVerified and group commits. */
+export async function fsyncTargetDir(dir: string, fs: DurableFs = nodeFs): Promise<void> {
   try {
     await fsyncDir(dir, fs);
   } catch (err) {
@@ -406,8 +418,8 @@ class DurableWrite {
       if (isAborted(signal)) throw abortedError(signal);
       // 8. linkFinal
       await this.#eachTarget((s) => this.#linkFinal(s, ref, method, verifiedAt));
-      // 9. fsyncDir
-      await this.#fsyncDir();
+      // 9. fsyncDir (or the caller's group commit)
+      if (this.#opts.fsyncDir !== false) await this.#fsyncDir();
       const copies = this.#slots.map((s) => s.copy!);
       const xxh3 = this.#xxh3?.digest();
       return { size: ref.size, blake3: ref.blake3, ...(xxh3 === undefined ? {} : { xxh3 }), copies };

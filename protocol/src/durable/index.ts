@@ -2,7 +2,7 @@
  * @studio321/protocol/durable — the one durable verified-write primitive and the
  * read-back verifier. No wire code here.
  */
-export { durableWrite, placeVerified } from './durable-write.js';
+export { durableWrite, fsyncTargetDir, placeVerified } from './durable-write.js';
 export { createReadBack } from './read-back-lane.js';
 export type { ReadBack } from './read-back-lane.js';
 export type {
@@ -13,6 +13,7 @@ export type {
   VerificationMethod,
 } from './durable-write.js';
 export { verifyFile } from './verify-file.js';
+export { keptReadBackBuffers, SMALL_READ_BACK } from './read-back.js';
 export type { VerifyResult } from './verify-file.js';
 export { sweepStaleTemps } from './sweep-stale-temps.js';
 export { fsyncDir, ensureDir } from './fsync-dir.js';

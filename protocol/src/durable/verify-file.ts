@@ -49,6 +49,7 @@ export async function verifyFile(
   let got: { size: number; blake3: string };
   try {
     got = await readBackHash(path, {
+      sizeHint: size,
       ...(signal === undefined ? {} : { signal }),
       ...(opts.hashEngine === undefined ? {} : { engine: opts.hashEngine }),
     });

@@ -156,6 +156,12 @@ export class Committer {
   readonly #signal: AbortSignal | undefined;
   /** nameKeys of target-relative paths reserved by in-flight commits. */
   readonly #reserved = new Set<string>();
+  /**
+   * One AbortController per commit in flight, aborted from the one listener on `signal`:
+   * each commit waits on its signal in a few places (durable write, read-back), so many
+   * concurrent commits on the studio's signal would pass its listener limit (10).
+   */
+  readonly #live = new Set<AbortController>();
   #inFlight = 0;
 
   constructor(opts: CommitterOptions) {
@@ -166,6 +172,13 @@ export class Committer {
     this.#onDamagedCopy = opts.onDamagedCopy;
     this.#now = opts.now ?? Date.now;
     this.#signal = opts.signal;
+    this.#signal?.addEventListener(
+      'abort',
+      () => {
+        for (const c of this.#live) c.abort(this.#signal?.reason);
+      },
+      { once: true },
+    );
   }
 
   get inFlight(): number {
@@ -189,14 +202,18 @@ export class Committer {
   /** Commit one fully staged file; returns the Receipt to send. See the module comment for the order. */
   async commit(input: CommitInput): Promise<ReceiptMessage> {
     this.#inFlight++;
+    const ac = new AbortController();
+    if (this.#signal?.aborted === true) ac.abort(this.#signal.reason);
+    this.#live.add(ac);
     try {
-      return await this.#commit(input);
+      return await this.#commit(input, this.#signal === undefined ? undefined : ac.signal);
     } finally {
+      this.#live.delete(ac);
       this.#inFlight--;
     }
   }
 
-  async #commit(input: CommitInput): Promise<ReceiptMessage> {
+  async #commit(input: CommitInput, signal: AbortSignal | undefined): Promise<ReceiptMessage> {
     const started = performance.now();
     await this.checkTargets();
     const first = input.names[0];
@@ -237,7 +254,7 @@ export class Committer {
             targets: [{ dir: raidDir, name }],
             expected,
             hashSource: false,
-            ...(this.#signal === undefined ? {} : { signal: this.#signal }),
+            ...(signal === undefined ? {} : { signal }),
           });
         } catch (err) {
           if (err instanceof DurableWriteError && err.code === DURABLE_CODES.readbackMismatch) {
@@ -273,7 +290,7 @@ export class Committer {
           input.staged.path,
           { dir: mirrorDir, name },
           expected,
-          this.#signal === undefined ? {} : { signal: this.#signal },
+          signal === undefined ? {} : { signal },
         );
         const committedAt = this.#now();
         const verified: Record<LocalTargetName, { size: number; method: StudioCopy['method']; verifiedAt: number }> = {

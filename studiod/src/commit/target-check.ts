@@ -6,7 +6,8 @@
  * (retryable: work resumes when the disk returns). The marker is written (durably)
  * on the first commit to a target.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol';
 import { DURABLE_CODES, durableWrite, isDurableCode, sweepStaleTemps } from '@studio321/protocol/durable';
@@ -37,6 +38,18 @@ function missing(name: string, cfg: LocalTargetConfig, why: string, cause?: unkn
 const sweptRoots = new Set<string>();
 
 /**
+ * The marker last read at each root, with the identity of its file (device, inode, size,
+ * mtime, ctime). Every commit and every staged offer checks both targets: one stat of the
+ * marker that finds the same file stands for the stat of the root and the marker's read
+ * (another disk mounted there, or the marker replaced or gone, changes the identity).
+ */
+const knownMarkers = new Map<string, { id: string; marker: TargetMarker }>();
+
+function fileIdentity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/**
  * Throws STUDIO_TARGET_MISSING when the root is absent or is not the
  * configured disk. `hasCopies`: the catalogue records copies on this target.
  */
@@ -46,6 +59,15 @@ export async function checkTarget(
   hasCopies: boolean,
   now: () => number = Date.now,
 ): Promise<void> {
+  const known = knownMarkers.get(cfg.root);
+  if (known !== undefined && sweptRoots.has(cfg.root)) {
+    const st = await stat(join(cfg.root, TARGET_MARKER)).catch(() => undefined);
+    if (st !== undefined && fileIdentity(st) === known.id) {
+      if (known.marker.target !== name)
+        throw missing(name, cfg, `the disk mounted there is target "${known.marker.target}"`);
+      return;
+    }
+  }
   try {
     const st = await stat(cfg.root);
     if (!st.isDirectory()) throw missing(name, cfg, 'the root is not a directory');
@@ -90,8 +112,17 @@ export async function checkTarget(
 
 async function readMarker(name: string, cfg: LocalTargetConfig): Promise<TargetMarker | undefined> {
   const markerPath = join(cfg.root, TARGET_MARKER);
+  knownMarkers.delete(cfg.root);
   try {
-    return JSON.parse(await readFile(markerPath, 'utf8')) as TargetMarker;
+    const fh = await open(markerPath, 'r');
+    try {
+      const st = await fh.stat();
+      const marker = JSON.parse(await fh.readFile('utf8')) as TargetMarker;
+      knownMarkers.set(cfg.root, { id: fileIdentity(st), marker });
+      return marker;
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     if (errorCode(err) === 'ENOENT' || err instanceof SyntaxError) return undefined;
     throw new StudioError(

@@ -31,6 +31,9 @@ import { checkTarget } from '../commit/target-check.js';
 import { RECOVERY_CODES } from '../recovery/errors.js';
 import { remakeCopy, type HealSource, type RemakeDeps } from '../recovery/remake-copy.js';
 
+/** Intact copies whose refresh is recorded in one catalogue batch. */
+const REFRESH_BATCH = 256;
+
 export interface VerifyOptions {
   /** Only copies on this target. */
   target?: string;
@@ -213,6 +216,19 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
   };
   for (const t of LOCAL_TARGETS) if (opts.target === undefined || opts.target === t) await targetPresent(t);
 
+  // Copies found intact: their refreshed verifiedAt is recorded REFRESH_BATCH at a time, in one
+  // synced batch (a refresh lost in a crash only leaves the older verifiedAt).
+  let refreshed: CopyRecord[] = [];
+  const refresh = async (copy: CopyRecord): Promise<void> => {
+    refreshed.push(copy);
+    if (refreshed.length >= REFRESH_BATCH) await flushRefreshed();
+  };
+  const flushRefreshed = async (): Promise<void> => {
+    const batch = refreshed;
+    refreshed = [];
+    if (batch.length > 0) await deps.catalogue.recordCopies(batch);
+  };
+
   const checkLocal = async (copy: CopyRecord): Promise<void> => {
     const cfg = deps.targets[copy.target as LocalTargetName];
     let verdict;
@@ -240,7 +256,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     report.copiesChecked++;
     if (verdict.ok) {
       report.copiesOk++;
-      await deps.catalogue.recordCopy({
+      await refresh({
         ...copy,
         method: 'verify-blake3',
         verifiedAt: Date.parse(verdict.verifiedAt) || now(),
@@ -261,7 +277,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     report.copiesChecked++;
     if (r.ok && r.copy !== undefined) {
       report.copiesOk++;
-      await deps.catalogue.recordCopy({
+      await refresh({
         ...copy,
         path: r.copy.key,
         method: r.copy.method,
@@ -304,6 +320,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     }
     opts.onAsset?.(asset, report.assetsChecked);
   }
+  await flushRefreshed();
   report.unchecked = [...unchecked.entries()].map(([target, e]) => ({ target, ...e }));
   report.finishedAt = now();
   return report;

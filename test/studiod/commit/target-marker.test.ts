@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { watch } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkTarget, TARGET_MARKER } from '@studio321/studiod/commit';
 
@@ -45,4 +45,26 @@ t.test('many concurrent first checks of new roots: one marker each, no error, no
       failures.push(`round ${round}: marker ${JSON.stringify(marker)}`);
   }
   t.same(failures, [], `${ROUNDS} rounds of ${WRITERS} concurrent first commits`);
+});
+
+t.test('the marker read once is trusted while its file is the same; a marker replaced or gone is seen', async (t) => {
+  const root = t.testdir();
+  const cfg = { root, media: 'hdd-raid', location: 'calgary', device: 'raid-1', requireExistingRoot: true };
+  await checkTarget('raid', cfg, false, () => 1000);
+  await checkTarget('raid', cfg, true);
+  // Another disk's marker in its place (a new file: another inode).
+  const marker = join(root, TARGET_MARKER);
+  const good = await readFile(marker, 'utf8');
+  await writeFile(`${marker}.new`, JSON.stringify({ target: 'mirror', device: 'mirror-1', createdAt: 1 }));
+  await rename(`${marker}.new`, marker);
+  await t.rejects(checkTarget('raid', cfg, true), { code: 'STUDIO_TARGET_MISSING' }, 'another target is seen');
+  await rm(marker);
+  await t.rejects(
+    checkTarget('raid', cfg, true),
+    { code: 'STUDIO_TARGET_MISSING' },
+    'a marker gone (empty mount point) is seen',
+  );
+  await writeFile(marker, good);
+  await checkTarget('raid', cfg, true);
+  t.same(await readdir(root), [TARGET_MARKER], 'nothing else written at the root');
 });

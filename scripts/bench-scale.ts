@@ -1,0 +1,392 @@
+/**
+ * `npm run bench:scale` — shoots of many small files, and many agents at once.
+ *
+ *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--dir DIR] [--keep]
+ *
+ * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
+ * once (it stays in the page cache). Then, same run, same disk:
+ *  1. ingest, `runs` times, each run back to back with the baseline (alternating which goes
+ *     first): the baseline is a plain copy written here that, one file at a time, reads the
+ *     file, writes it under a new name, fsyncs it and fsyncs its folder; the ingest is
+ *     `field-agent ingest` (a child process) into a fresh data dir. Files/s of both, the median
+ *     of the per-run ratios (target >= 0.8), the agent's peak RSS (VmHWM, target < 200 MB) and
+ *     its CPU-seconds;
+ *  2. `field-agent status --json` on the last ingest's data dir: median wall time of 5 runs
+ *     (target < 200 ms) and peak RSS;
+ *  3. sync of that card to a real studiod child (mirror + RAID targets on the same disk):
+ *     `field-agent sync` files/s end to end, studiod CPU-ms per file (from /proc), studiod peak RSS;
+ *  4. with `--agents N` (N >= 2): N + 1 more cards of `agent-files` files each (distinct content),
+ *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at
+ *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
+ *     (from studiod's log) vs the lone agent's, studiod peak RSS and its RSS once idle again.
+ * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
+ */
+import { spawn } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { EXIT } from '@studio321/protocol';
+import { controlRequest } from '@studio321/studiod';
+import { BINS } from './lib/demo-run.js';
+import { median } from './lib/bench-run.js';
+
+const { values } = parseArgs({
+  options: {
+    files: { type: 'string', default: '20000' },
+    runs: { type: 'string', default: '3' },
+    agents: { type: 'string', default: '0' },
+    'agent-files': { type: 'string', default: '2000' },
+    dir: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const FILES = Number(values.files);
+const RUNS = Math.max(1, Number(values.runs));
+const AGENTS = Number(values.agents);
+const AGENT_FILES = Number(values['agent-files']);
+const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
+const log = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
+
+/** `n` files of 2–20 KB under `root` (DCF folders of 9,999 files), random content. */
+async function makeSmallCard(root: string, n: number): Promise<string[]> {
+  const paths: string[] = [];
+  const buf = Buffer.alloc(20 * 1024);
+  for (let i = 0; i < n; i++) {
+    const folder = `${100 + Math.floor(i / 9999)}TLAPS`;
+    const rel = `DCIM/${folder}/IMG_${String((i % 9999) + 1).padStart(4, '0')}.JPG`;
+    const abs = join(root, rel);
+    if (i % 9999 === 0) await mkdir(dirname(abs), { recursive: true });
+    const size = 2048 + ((i * 7919) % (18 * 1024 + 1));
+    randomFillSync(buf, 0, size);
+    await writeFile(abs, buf.subarray(0, size));
+    paths.push(rel);
+  }
+  return paths;
+}
+
+/** The baseline: one file at a time, read it, write it, fsync it, fsync its folder. Returns ms. */
+async function fsyncEachCopy(card: string, paths: readonly string[], dst: string): Promise<number> {
+  const t0 = performance.now();
+  let dirFh: Awaited<ReturnType<typeof open>> | undefined;
+  let dirName = '';
+  try {
+    for (const rel of paths) {
+      const to = join(dst, rel);
+      const dir = dirname(to);
+      if (dir !== dirName) {
+        await dirFh?.close();
+        await mkdir(dir, { recursive: true });
+        dirFh = await open(dir, 'r');
+        dirName = dir;
+      }
+      const bytes = await readFile(join(card, rel));
+      const fh = await open(to, 'wx');
+      try {
+        await fh.writeFile(bytes);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await dirFh?.sync();
+    }
+  } finally {
+    await dirFh?.close();
+  }
+  return performance.now() - t0;
+}
+
+interface Usage {
+  ms: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  cpuSec: number;
+  maxRssMiB: number;
+}
+
+/** A child under /usr/bin/time: wall, CPU, peak RSS. */
+function timed(cmd: string, args: string[]): Promise<Usage> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn('/usr/bin/time', ['-f', 'TIME %U %S %M', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const line = stderr.split('\n').find((l) => l.startsWith('TIME ')) ?? 'TIME 0 0 0';
+      const [u, s, kib] = line.slice(5).split(' ').map(Number);
+      resolve({
+        ms: performance.now() - t0,
+        code,
+        stdout,
+        stderr,
+        cpuSec: (u ?? 0) + (s ?? 0),
+        maxRssMiB: (kib ?? 0) / 1024,
+      });
+    });
+  });
+}
+
+function agent(args: string[]): Promise<Usage> {
+  return timed(process.execPath, [BINS.agent, ...args]);
+}
+
+async function ingest(card: string, data: string, n: number): Promise<Usage> {
+  const r = await agent(['ingest', card, '--data-dir', data, '--shoot', 'bench', '--json']);
+  const done = r.stdout
+    .split('\n')
+    .filter((l) => l.includes('"event":"done"'))
+    .map((l) => JSON.parse(l) as { copied: number })[0];
+  if (r.code !== EXIT.ok || done?.copied !== n)
+    throw new Error(`field-agent ingest failed (${r.code}, copied ${done?.copied}): ${r.stderr.slice(-2000)}`);
+  return r;
+}
+
+async function procStat(pid: number): Promise<{ cpuSec: number; rssMiB: number; hwmMiB: number }> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+  return { cpuSec: (Number(f[11]) + Number(f[12])) / 100, rssMiB: kb('VmRSS'), hwmMiB: kb('VmHWM') };
+}
+
+/** A studiod child with mirror + RAID under `dir`; `committed` lists (time, session) of every commit. */
+class Studio {
+  readonly dir: string;
+  readonly commits: Array<{ at: number; session: string }> = [];
+  readonly sessions = new Map<string, string>();
+  #child: ReturnType<typeof spawn> | undefined;
+  #port = 0;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+  get pid(): number {
+    return this.#child?.pid ?? 0;
+  }
+  get url(): string {
+    return `wss://127.0.0.1:${this.#port}/v1`;
+  }
+  async start(): Promise<void> {
+    const cfg = {
+      listen: { host: '127.0.0.1', port: 0 },
+      stateDir: join(this.dir, 'state'),
+      log: { level: 'info' },
+      targets: {
+        mirror: { root: join(this.dir, 'mirror'), media: 'hdd', location: 'bench', device: 'm' },
+        raid: { root: join(this.dir, 'raid'), media: 'raid', location: 'bench', device: 'r' },
+      },
+    };
+    await mkdir(cfg.targets.mirror.root, { recursive: true });
+    await mkdir(cfg.targets.raid.root, { recursive: true });
+    await writeFile(join(this.dir, 'studiod.json'), JSON.stringify(cfg));
+    const child = spawn(process.execPath, [BINS.studiod, '--config', join(this.dir, 'studiod.json')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.#child = child;
+    let rest = '';
+    this.#port = await new Promise<number>((resolve, reject) => {
+      child.on('exit', (code) => reject(new Error(`studiod exited ${code}`)));
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        const lines = (rest + d).split('\n');
+        rest = lines.pop() ?? '';
+        for (const l of lines) {
+          if (l.includes('"msg":"committed"')) {
+            this.commits.push({ at: performance.now(), session: /"sessionId":"([^"]+)"/.exec(l)?.[1] ?? '' });
+          } else if (l.includes('"msg":"agent authenticated"')) {
+            const m = JSON.parse(l) as { sessionId: string; agentId: string };
+            this.sessions.set(m.sessionId, m.agentId);
+          } else if (l.includes('"msg":"listening"')) resolve((JSON.parse(l) as { port: number }).port);
+        }
+      });
+    });
+  }
+  async pair(data: string, name: string): Promise<string> {
+    const { code } = (await controlRequest(join(this.dir, 'state', 'control.sock'), 'pair')) as { code: string };
+    const r = await agent(['pair', this.url, code, '--name', name, '--data-dir', data, '--json']);
+    if (r.code !== EXIT.ok) throw new Error(`pair failed: ${r.stdout}${r.stderr}`);
+    return (JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { agentId: string }).agentId;
+  }
+  async stop(): Promise<void> {
+    const c = this.#child;
+    if (c === undefined || c.exitCode !== null) return;
+    c.removeAllListeners('exit');
+    const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill('SIGTERM');
+    await gone;
+  }
+}
+
+async function sync(data: string): Promise<Usage> {
+  const r = await agent(['sync', '--data-dir', data, '--json']);
+  if (r.code !== EXIT.ok) throw new Error(`field-agent sync failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  return r;
+}
+
+async function main(): Promise<void> {
+  const base = await mkdtemp(join(values.dir ?? tmpdir(), 'bench-scale-'));
+  const out: Record<string, unknown> = { files: FILES, runs: RUNS, cores: availableParallelism() };
+  try {
+    log(`bench:scale — ${FILES} small files in ${base}, ${RUNS} runs, ${availableParallelism()} cores`);
+    const card = join(base, 'card');
+    const paths = await makeSmallCard(card, FILES);
+
+    // 1. ingest vs the fsync-each-file copy
+    const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
+    let lastData = '';
+    for (let i = 0; i < RUNS; i++) {
+      const l = load();
+      const dst = join(base, `copy-${i}`);
+      const data = join(base, `agent-${i}`);
+      const baseOnce = async (): Promise<number> => fsyncEachCopy(card, paths, dst);
+      let bMs: number;
+      let ag: Usage;
+      if (i % 2 === 0) {
+        bMs = await baseOnce();
+        ag = await ingest(card, data, FILES);
+      } else {
+        ag = await ingest(card, data, FILES);
+        bMs = await baseOnce();
+      }
+      await rm(dst, { recursive: true, force: true });
+      if (lastData !== '') await rm(lastData, { recursive: true, force: true });
+      lastData = data;
+      const row = {
+        load: l,
+        baseline: FILES / (bMs / 1000),
+        ingest: FILES / (ag.ms / 1000),
+        ratio: bMs / ag.ms,
+        rss: ag.maxRssMiB,
+        cpu: ag.cpuSec,
+      };
+      rows.push(row);
+      log(
+        `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s`,
+      );
+    }
+    const ingestSummary = {
+      baselineFilesPerSec: +median(rows.map((r) => r.baseline)).toFixed(0),
+      ingestFilesPerSec: +median(rows.map((r) => r.ingest)).toFixed(0),
+      ratio: +median(rows.map((r) => r.ratio)).toFixed(2),
+      peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
+      cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
+      load: rows.map((r) => r.load),
+    };
+    out['ingest'] = ingestSummary;
+
+    // 2. status
+    const st: Usage[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await agent(['status', '--data-dir', lastData, '--json']);
+      if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
+      st.push(r);
+    }
+    out['status'] = {
+      medianMs: +median(st.map((r) => r.ms)).toFixed(0),
+      peakRssMiB: +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
+      load: load(),
+    };
+    log(`status --json: ${JSON.stringify(out['status'])}`);
+
+    // 3. sync of the card to studiod
+    {
+      const studio = new Studio(join(base, 'studio'));
+      await studio.start();
+      try {
+        await studio.pair(lastData, 'bench');
+        const l = load();
+        const cpu0 = (await procStat(studio.pid)).cpuSec;
+        const r = await sync(lastData);
+        const ps = await procStat(studio.pid);
+        const s = {
+          filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
+          studiodCpuMsPerFile: +(((ps.cpuSec - cpu0) * 1000) / FILES).toFixed(2),
+          agentCpuSec: +r.cpuSec.toFixed(1),
+          studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
+          load: l,
+        };
+        out['sync'] = s;
+        log(`sync: ${JSON.stringify(s)}`);
+      } finally {
+        await studio.stop();
+      }
+    }
+    await rm(lastData, { recursive: true, force: true });
+    await rm(join(base, 'studio'), { recursive: true, force: true });
+
+    // 4. many agents at once
+    if (AGENTS >= 2) {
+      const datas: string[] = [];
+      for (let a = 0; a <= AGENTS; a++) {
+        const c = join(base, `card-${a}`);
+        await makeSmallCard(c, AGENT_FILES);
+        const d = join(base, `data-${a}`);
+        await ingest(c, d, AGENT_FILES);
+        await rm(c, { recursive: true, force: true });
+        datas.push(d);
+      }
+      const studio = new Studio(join(base, 'studio-many'));
+      await studio.start();
+      try {
+        const ids: string[] = [];
+        for (let a = 0; a <= AGENTS; a++) ids.push(await studio.pair(datas[a] as string, `bench-${a}`));
+        const firstCommit = (id: string, t0: number): number => {
+          const c = studio.commits.find((x) => studio.sessions.get(x.session) === id);
+          return c === undefined ? Number.NaN : c.at - t0;
+        };
+        const idle0 = await procStat(studio.pid);
+        // the lone agent
+        let t0 = performance.now();
+        const lone = await sync(datas[0] as string);
+        const loneRate = AGENT_FILES / (lone.ms / 1000);
+        const loneFirst = firstCommit(ids[0] as string, t0);
+        // N at once
+        const l = load();
+        t0 = performance.now();
+        await Promise.all(datas.slice(1).map((d) => sync(d)));
+        const allMs = performance.now() - t0;
+        const firsts = ids.slice(1).map((id) => firstCommit(id, t0));
+        const busy = await procStat(studio.pid);
+        const many = {
+          agents: AGENTS,
+          filesPerAgent: AGENT_FILES,
+          loneFilesPerSec: +loneRate.toFixed(0),
+          aggregateFilesPerSec: +((AGENTS * AGENT_FILES) / (allMs / 1000)).toFixed(0),
+          aggregateVsLone: +((AGENTS * AGENT_FILES) / (allMs / 1000) / loneRate).toFixed(2),
+          loneFirstCommitMs: +loneFirst.toFixed(0),
+          firstCommitMs: { median: +median(firsts).toFixed(0), max: +Math.max(...firsts).toFixed(0) },
+          worstFirstCommitVsLone: +(Math.max(...firsts) / loneFirst).toFixed(2),
+          studiodIdleRssMiB: +idle0.rssMiB.toFixed(0),
+          studiodPeakRssMiB: +busy.hwmMiB.toFixed(0),
+          studiodRssAfterMiB: +busy.rssMiB.toFixed(0),
+          load: l,
+        };
+        out['agents'] = many;
+        log(`agents: ${JSON.stringify(many)}`);
+      } finally {
+        await studio.stop();
+      }
+    }
+
+    const i = out['ingest'] as typeof ingestSummary;
+    const lines = [
+      `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
+      `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
+      `sync to studiod: ${JSON.stringify(out['sync'])}`,
+      ...(out['agents'] === undefined ? [] : [`agents: ${JSON.stringify(out['agents'])}`]),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(out)}\n`);
+  } finally {
+    if (values.keep !== true) await rm(base, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:scale failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(EXIT.error);
+});
