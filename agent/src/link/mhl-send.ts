@@ -7,11 +7,11 @@
  * the studio then writes its own generation without the card's.
  */
 import { readFile } from 'node:fs/promises';
-import { MAX_MHL_GENERATION_BYTES, StudioFeature, type Logger, type Message } from '@studio321/protocol';
+import { MAX_MHL_GENERATION_BYTES, StudioFeature, type Logger } from '@studio321/protocol';
 import type { MhlOutboxEntry } from '../state/agent-state.js';
 import type { SyncQueue } from '../state/store-copy.js';
 import { LINK_CODES, LinkError } from './errors.js';
-import type { SyncLink } from './sync-link.js';
+import { request, type SyncLink } from './sync-link.js';
 
 let requestSeq = 0;
 
@@ -49,30 +49,13 @@ export async function sendMhlGenerations(
 
 async function sendOne(link: SyncLink, e: MhlOutboxEntry, data: Buffer): Promise<void> {
   const requestId = `m${process.pid}-${++requestSeq}`;
-  const stored = new Promise<void>((resolve, reject) => {
-    const onMessage = (m: Message): void => {
-      if (m.t !== 'mhl-stored' || m.requestId !== requestId) return;
-      done();
-      resolve();
-    };
-    const onClose = (err: LinkError): void => {
-      done();
-      reject(err);
-    };
-    const done = (): void => {
-      link.off('message', onMessage);
-      link.off('close', onClose);
-    };
-    link.on('message', onMessage);
-    link.on('close', onClose);
-  });
-  stored.catch(() => undefined); // awaited below; a send failure must not leave it unhandled
-  if (link.closedError !== undefined) throw link.closedError;
-  await link.send({ t: 'mhl-generation', requestId, shoot: e.shoot, card: e.card, name: e.name, data });
-  await stored.catch((err: unknown) => {
-    throw new LinkError(LINK_CODES.connectionLost, `The link closed before the studio kept ${e.name}.`, {
-      cause: err,
-      retryable: true,
-    });
-  });
+  const msg = { t: 'mhl-generation' as const, requestId, shoot: e.shoot, card: e.card, name: e.name, data };
+  await request(link, msg, (m) => (m.t === 'mhl-stored' && m.requestId === requestId ? true : undefined)).catch(
+    (err: unknown) => {
+      throw new LinkError(LINK_CODES.connectionLost, `The link closed before the studio kept ${e.name}.`, {
+        cause: err,
+        retryable: true,
+      });
+    },
+  );
 }

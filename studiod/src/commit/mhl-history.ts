@@ -15,7 +15,10 @@
  *     its C4 stays); then studiod's `transfer` generation listing the pending files (`verified`
  *     when an earlier generation of the folder recorded the same hash, else `original`). A file
  *     studiod already listed with that hash is not listed again (a crash between the targets).
- *  4. The pending records are deleted (one synced batch) only after both targets' generations.
+ *  4. Then (one synced batch) each pending record loses the targets whose generation lists it, and
+ *     goes when none is left: a target that failed (its disk away, being refilled) is tried
+ *     again at the next commit into the folder or the next start; a refill copies the other
+ *     target's history first (recovery/mhl-copy.ts), and what it lists is not listed again.
  *
  * An agent generation that does not fit a folder (the card spread over several capture days, a
  * name the studio gave another suffix, a file still missing) is not copied there: other ASC MHL
@@ -55,6 +58,8 @@ interface PendingRecord {
   size: number;
   xxh3: string;
   hashDate: string;
+  /** The targets whose generation does not list it yet (absent: both). */
+  targets?: LocalTargetName[];
 }
 
 interface InboxRecord {
@@ -69,7 +74,10 @@ interface InboxRecord {
 
 interface MhlDb {
   put(key: string, value: unknown, options: { sync?: boolean }): Promise<void>;
-  batch(ops: Array<{ type: 'del'; key: string }>, options: { sync?: boolean }): Promise<void>;
+  batch(
+    ops: Array<{ type: 'del'; key: string } | { type: 'put'; key: string; value: unknown }>,
+    options: { sync?: boolean },
+  ): Promise<void>;
   values(options: { gte: string; lt: string }): AsyncIterable<unknown>;
 }
 
@@ -229,14 +237,39 @@ export class StudioMhl {
         { event: 'mhl-card-history', folder },
         `${folder} came with its own ${MHL_FOLDER}/ folder: studiod adds no generation there (it would replace the card's chain file).`,
       );
-    } else {
-      for (const t of LOCAL_TARGETS) await this.#writeTarget(t, folder, pending, inbox);
+      await this.#settle(folder, pending, [...LOCAL_TARGETS]);
+      return;
     }
-    if (pending.length > 0)
-      await this.#db.batch(
-        pending.map((p) => ({ type: 'del' as const, key: `pending${S}${folder}${S}${p.path}` })),
-        SYNC,
-      );
+    const written: LocalTargetName[] = [];
+    let failure: unknown;
+    for (const t of LOCAL_TARGETS) {
+      try {
+        await this.#writeTarget(
+          t,
+          folder,
+          pending.filter((p) => p.targets === undefined || p.targets.includes(t)),
+          inbox,
+        );
+        written.push(t);
+      } catch (err) {
+        failure ??= err; // this target only: the other one still gets its generation
+      }
+    }
+    await this.#settle(folder, pending, written);
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Step 4: the pending records of the targets written leave; a record is deleted when no target is left. */
+  async #settle(folder: string, pending: readonly PendingRecord[], written: readonly LocalTargetName[]): Promise<void> {
+    if (pending.length === 0 || written.length === 0) return;
+    const ops = pending.map((p) => {
+      const key = `pending${S}${folder}${S}${p.path}`;
+      const left = (p.targets ?? LOCAL_TARGETS).filter((t) => !written.includes(t));
+      return left.length === 0
+        ? { type: 'del' as const, key }
+        : { type: 'put' as const, key, value: { ...p, targets: left } satisfies PendingRecord };
+    });
+    await this.#db.batch(ops, SYNC);
   }
 
   async #cardHasOwnHistory(folder: string): Promise<boolean> {

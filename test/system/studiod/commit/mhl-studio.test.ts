@@ -29,29 +29,7 @@ import {
   tempDir,
   waitFor,
 } from '../../../lib/studio-harness.js';
-
-const XSD = join(import.meta.dirname, '..', '..', '..', 'lib', 'ascmhl-xsd');
-
-/** xmllint and xxhsum from Debian (libxml2-utils, xxhash; scripts/ensure-system-deps.sh), installed when missing. */
-function ensureTool(bin: string, pkg: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`]);
-  } catch {
-    execFileSync('sh', ['-c', `apt-get install -y ${pkg} || (apt-get update && apt-get install -y ${pkg})`], {
-      stdio: 'ignore',
-    });
-  }
-}
-
-function xmllint(schema: string, file: string): { ok: boolean; out: string } {
-  try {
-    execFileSync('xmllint', ['--noout', '--schema', join(XSD, schema), file], { stdio: 'pipe' });
-    return { ok: true, out: '' };
-  } catch (err) {
-    const e = err as { stderr?: Buffer };
-    return { ok: false, out: e.stderr?.toString() ?? String(err) };
-  }
-}
+import { ensureTool, xmllint } from '../../../lib/ascmhl.js';
 
 /** `xxhsum -H3` of the files under `dir` (one run for all): path → hex. */
 function xxhsum(dir: string, paths: string[]): Map<string, string> {
@@ -68,7 +46,6 @@ function xxhsum(dir: string, paths: string[]): Map<string, string> {
 }
 
 t.test('studiod appends its ASC MHL generation after the agent’s, on both targets', async (t) => {
-  const T0 = Date.now();
   ensureTool('xmllint', 'libxml2-utils');
   ensureTool('xxhsum', 'xxhash');
   const agent = await makeAgent(t);
