@@ -237,6 +237,14 @@ async function appendXml(root: string, xml: Buffer, now: Date): Promise<{ path: 
   const mhlDir = join(root, MHL_FOLDER);
   const chain = (await readChain(mhlDir)) ?? [];
   const existing = await generationFiles(mhlDir);
+  // A kill between a generation's write and the chain's leaves a complete generation (durableWrite
+  // links only what it read back) numbered after the chain's last: it joins the chain first.
+  const listed = Math.max(0, ...chain.map((e) => e.sequence));
+  for (const n of existing) {
+    const seq = Number.parseInt(n, 10);
+    if (seq > listed && !chain.some((e) => e.path === n))
+      chain.push({ sequence: seq, path: n, c4: c4Id(await readFile(join(mhlDir, n))) });
+  }
   const last = Math.max(0, ...chain.map((e) => e.sequence), ...existing.map((n) => Number.parseInt(n, 10)));
   const generation = last + 1;
   const name = mhlGenerationName(generation, basename(root), now);
