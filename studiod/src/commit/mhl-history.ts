@@ -283,6 +283,8 @@ export class StudioMhl {
     inbox: readonly InboxRecord[],
   ): Promise<void> {
     const root = safeJoin(this.#targets[target].root, folder);
+    // The folder must be there (its files were committed into it): never made here, on an empty mount point.
+    await stat(root); // ENOENT: this target fails, its pending records stay
     const history = await readMhlHistory(root);
     const inChain = new Set(history.map((g) => g.c4));
     /** Per path: the latest recorded XXH3 and who recorded it. */
