@@ -185,14 +185,16 @@ export class StudioMhl {
     const shoot = validateSegment(g.shoot);
     const card = validateSegment(g.card);
     const name = validateSegment(g.name);
-    const xml = Buffer.from(g.data);
+    // Kept as text (the catalogue's values are JSON); the C4 is of the bytes that text gives back,
+    // the very bytes adopted later (a generation that is not UTF-8 would otherwise never match its chain entry).
+    const xml = Buffer.from(g.data).toString('utf8');
     const rec: InboxRecord = {
       agentId,
       shoot,
       card,
       name,
-      c4: c4Id(xml),
-      xml: xml.toString('utf8'),
+      c4: c4Id(Buffer.from(xml, 'utf8')),
+      xml,
       receivedAt: this.#now(),
     };
     await this.#db.put(`inbox${S}${shoot}${S}${card}${S}${name}`, rec, SYNC);
