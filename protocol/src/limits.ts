@@ -34,6 +34,8 @@ export const MAX_COPIES_PER_FILE = 8;
 export const MAX_FEATURES = 16;
 /** Most reasons carried for one asset in a Verdict. */
 export const MAX_VERDICT_REASONS = 8;
+/** Largest ASC MHL generation sent in one MhlGeneration (about 16,000 files; a larger one is not sent). */
+export const MAX_MHL_GENERATION_BYTES = 4 * MiB;
 /** Longest path segment (shoot name, card name, one component of a path), UTF-8 bytes. */
 export const MAX_NAME_BYTES = 255;
 /** Longest card-relative path, UTF-8 bytes. */

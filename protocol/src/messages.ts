@@ -26,6 +26,8 @@ export const MessageType = {
   Error: 'error',
   VerdictRequest: 'verdict-request',
   Verdict: 'verdict',
+  MhlGeneration: 'mhl-generation',
+  MhlStored: 'mhl-stored',
 } as const;
 
 /**
@@ -33,7 +35,7 @@ export const MessageType = {
  * An agent MUST NOT send a request its studio did not list (an older studio closes
  * the session on an unknown type, SPEC §2.1).
  */
-export const StudioFeature = { Verdict: 'verdict' } as const;
+export const StudioFeature = { Verdict: 'verdict', Mhl: 'mhl' } as const;
 
 export type MessageTypeName = (typeof MessageType)[keyof typeof MessageType];
 
@@ -312,6 +314,27 @@ export interface VerdictMessage {
   verdicts: AssetVerdict[];
 }
 
+/**
+ * Agent → studio (only when the studio's Hello lists `mhl`): one ASC MHL generation the agent wrote
+ * in a card's folder (`<shoot>/<card>/ascmhl/<name>`), its bytes as they are (SPEC §3.11).
+ */
+export interface MhlGenerationMessage {
+  t: 'mhl-generation';
+  requestId: string;
+  shoot: string;
+  card: string;
+  /** The generation's file name, `NNNN_<card>_<YYYY-MM-DD_HHMMSS>Z.mhl`. */
+  name: string;
+  /** 1..MAX_MHL_GENERATION_BYTES bytes of XML. */
+  data: Uint8Array;
+}
+
+/** Studio → agent: the generation of that request is durably kept (or was already). */
+export interface MhlStoredMessage {
+  t: 'mhl-stored';
+  requestId: string;
+}
+
 export type Message =
   | HelloMessage
   | PairRequestMessage
@@ -330,7 +353,9 @@ export type Message =
   | PongMessage
   | ErrorMessage
   | VerdictRequestMessage
-  | VerdictMessage;
+  | VerdictMessage
+  | MhlGenerationMessage
+  | MhlStoredMessage;
 
 /** The message type for a given `t`. */
 export type MessageOf<T extends MessageTypeName> = Extract<Message, { t: T }>;

@@ -14,6 +14,7 @@ import {
   MAGIC,
   MAX_BATCH_FILES,
   MAX_CHUNK_BYTES,
+  MAX_MHL_GENERATION_BYTES,
   MAX_CODE_BYTES,
   MAX_COPIES_PER_FILE,
   MAX_FEATURES,
@@ -391,6 +392,16 @@ const validators: { [K in MessageTypeName]: (o: Obj) => Message } = {
     requestId: id(o, 'requestId', 'requestId'),
     verdicts: arr(o, 'verdicts', 'verdicts', 0, MAX_BATCH_FILES).map((v, i) => assetVerdict(v, `verdicts[${i}]`)),
   }),
+  // Names are checked by the studio (SPEC §3.11), as an Offer's are, not here.
+  'mhl-generation': (o) => ({
+    t: 'mhl-generation',
+    requestId: id(o, 'requestId', 'requestId'),
+    shoot: str(o, 'shoot', 'shoot', { max: MAX_NAME_BYTES }),
+    card: str(o, 'card', 'card', { max: MAX_NAME_BYTES }),
+    name: str(o, 'name', 'name', { max: MAX_NAME_BYTES }),
+    data: bytes(o, 'data', 'data', 1, MAX_MHL_GENERATION_BYTES),
+  }),
+  'mhl-stored': (o) => ({ t: 'mhl-stored', requestId: id(o, 'requestId', 'requestId') }),
 };
 
 /** Validate and normalise a message (see file comment). */

@@ -104,6 +104,8 @@ export interface CommitRecord {
   copies: CopyRecord[];
   /** Stored path index entries, keyed by nameKey(relative path). */
   storedPaths: Array<{ key: string; value: StoredPathRecord }>;
+  /** Operations of other modules for the same batch (the folder's pending ASC MHL entry, commit/mhl-history.ts). */
+  extra?: HookOp[];
 }
 
 /** A commit in progress: the directories its temp files may be in (swept at start after a crash). */
@@ -463,7 +465,7 @@ export class Catalogue {
           },
         ]);
       }
-      await this.#batch(ops, hooks.ops);
+      await this.#batch(ops, [...hooks.ops, ...(rec.extra ?? [])]);
       this.#counters = next;
       hooks.commit();
     });

@@ -30,6 +30,7 @@ import { Alerts, type AlertsOptions } from './ops/alerts.js';
 import { Metrics } from './ops/metrics.js';
 import { RestoreService, type RestoreServiceOptions } from './recovery/restore.js';
 import { Staging } from './commit/staging.js';
+import { StudioMhl } from './commit/mhl-history.js';
 import { checkTarget } from './commit/target-check.js';
 import { loadOrCreateTlsIdentity, type TlsIdentity } from './link/tls-identity.js';
 import { S3Sink, type CloudSink } from './cloud/s3-sink.js';
@@ -90,6 +91,8 @@ export class Studio {
   #catalogue: Catalogue | undefined;
   #staging: Staging | undefined;
   #committer: Committer | undefined;
+  /** The studio folders' ASC MHL histories. */
+  #mhl: StudioMhl | undefined;
   #link: LinkServer | undefined;
   #control: ControlSocket | undefined;
   /** Ledger, cloud forwarder, verify. */
@@ -230,9 +233,13 @@ export class Studio {
     );
     await this.#staging.sweepCommitted(async (hash) => (await catalogue.getAsset(hash)) !== undefined);
     await this.#startStagingExpiry(this.#staging);
+    this.#mhl = new StudioMhl({ catalogue, targets: c.targets, log: this.log, now: this.#now });
+    await this.#mhl.open();
+    const mhl = this.#mhl;
     this.#committer = new Committer({
       catalogue,
       targets: c.targets,
+      mhl,
       now: this.#now,
       signal: this.#abort.signal,
       onTargetCheck: (t, err) => this.#ledger?.availability.note(t, err),
@@ -264,6 +271,7 @@ export class Studio {
         lockoutMs: Math.round(c.pairing.lockoutMinutes * 60_000),
       },
       verdicts: (agentId, hashes) => ledger.agentVerdicts(agentId, hashes),
+      mhl: (agentId, g) => mhl.receiveAgentGeneration(agentId, g),
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();
@@ -332,6 +340,7 @@ export class Studio {
     clearInterval(this.#expiryTimer);
     await this.#control?.close();
     await this.#link?.close();
+    await this.#mhl?.close();
     this.#abort.abort();
     await this.#restore?.close();
     await this.#snapshots?.close();

@@ -135,6 +135,15 @@ export function sampleMessages(): { [K in MessageTypeName]: Extract<Message, { t
         { hash: H2, known: false, compliant: false, copies: [], reasons: [] },
       ],
     },
+    'mhl-generation': {
+      t: 'mhl-generation',
+      requestId: 'm1',
+      shoot: 'wedding',
+      card: 'CARD1-c375e040',
+      name: '0001_CARD1-c375e040_2026-11-26_100000Z.mhl',
+      data: Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n<hashlist version="2.0"/>\n'),
+    },
+    'mhl-stored': { t: 'mhl-stored', requestId: 'm1' },
   };
 }
 

@@ -6,3 +6,4 @@ export * from './sync-link.js';
 export * from './sync-loop.js';
 export * from './sync-pass.js';
 export * from './verdicts.js';
+export * from './mhl-send.js';

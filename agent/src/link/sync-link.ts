@@ -27,3 +27,32 @@ export interface SyncLink {
   off(event: 'message', listener: (m: Message) => void): unknown;
   off(event: 'close', listener: (err: CodedError) => void): unknown;
 }
+
+/**
+ * Sends `msg` and resolves with the first studio message `pick` accepts (a request's answer);
+ * rejects with why the link closed before it came.
+ */
+export async function request<T>(link: SyncLink, msg: Message, pick: (m: Message) => T | undefined): Promise<T> {
+  const answer = new Promise<T>((resolve, reject) => {
+    const onMessage = (m: Message): void => {
+      const v = pick(m);
+      if (v === undefined) return;
+      done();
+      resolve(v);
+    };
+    const onClose = (err: CodedError): void => {
+      done();
+      reject(err);
+    };
+    const done = (): void => {
+      link.off('message', onMessage);
+      link.off('close', onClose);
+    };
+    link.on('message', onMessage);
+    link.on('close', onClose);
+  });
+  answer.catch(() => undefined); // awaited below; a send failure must not leave it unhandled
+  if (link.closedError !== undefined) throw link.closedError;
+  await link.send(msg);
+  return answer;
+}

@@ -28,6 +28,7 @@ import type { AgentState } from '../state/agent-state.js';
 import { syncQueueOf, type SyncQueue } from '../state/store-copy.js';
 import { freeLaptopCopies, type CardFreeResult } from '../state/free-laptop.js';
 import type { FreeLaptopPolicy } from '../config.js';
+import { sendMhlGenerations } from './mhl-send.js';
 import { refreshVerdicts, VERDICT_INTERVAL_MS } from './verdicts.js';
 
 export interface SyncLoopOptions {
@@ -183,6 +184,8 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
       total.connections++;
       failures = 0;
       const session = link;
+      // The card's ASC MHL generations before its files (the studio adds them first), and after.
+      await sendMhlGenerations(session, o.queue, o.log);
       await ticking(
         progress,
         (p) => onProgress?.(p),
@@ -194,6 +197,7 @@ export async function syncUntilEmpty(o: SyncLoopOptions): Promise<SyncReport> {
             ...(progress === undefined ? {} : { progress }),
           }),
       );
+      await sendMhlGenerations(session, o.queue, o.log);
       await runAfterPass(o, session);
       link.close();
       mergeInto(total, pass);
@@ -308,6 +312,7 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
           const following = serving.filter((r) => r.onProgress !== undefined);
           const progress = await queueProgress(o.queue, following.length > 0);
           const session = link;
+          await sendMhlGenerations(session, o.queue, o.log);
           const pass = await ticking(
             progress,
             (p) => {
@@ -315,6 +320,7 @@ export function startSync(o: SyncLoopOptions): SyncHandle {
             },
             () => syncPass(session, o.queue, { sentMemory, signal, ...(progress === undefined ? {} : { progress }) }),
           );
+          await sendMhlGenerations(session, o.queue, o.log);
           receipts += pass.receipts;
           bytesSent += pass.bytesSent;
           for (const r of serving) r.resolve({ ...pass, connections: 1, failed: failingOf(pass.nacks) });

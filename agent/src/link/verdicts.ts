@@ -13,11 +13,11 @@
  * not compliant yet, or older than VERDICT_REFRESH_MS; at the end of every sync pass and, while
  * the link idles, every VERDICT_INTERVAL_MS (sync-loop.ts).
  */
-import { MAX_BATCH_FILES, StudioFeature, type AssetVerdict, type Message } from '@studio321/protocol';
+import { MAX_BATCH_FILES, StudioFeature, type AssetVerdict } from '@studio321/protocol';
 import type { AgentState } from '../state/agent-state.js';
 import type { StudioVerdict } from '../state/records.js';
 import { LINK_CODES, LinkError } from './errors.js';
-import type { SyncLink } from './sync-link.js';
+import { request, type SyncLink } from './sync-link.js';
 
 /** A compliant verdict is asked again after this long (one not compliant yet: at every round). */
 export const VERDICT_REFRESH_MS = 60 * 60_000;
@@ -47,27 +47,9 @@ export async function askVerdicts(link: VerdictLink, hashes: readonly string[]):
   for (let i = 0; i < hashes.length; i += MAX_BATCH_FILES) {
     const batch = [...new Set(hashes.slice(i, i + MAX_BATCH_FILES))];
     const requestId = `v${process.pid}-${++requestSeq}`;
-    const answer = new Promise<AssetVerdict[]>((resolve, reject) => {
-      const onMessage = (m: Message): void => {
-        if (m.t !== 'verdict' || m.requestId !== requestId) return;
-        done();
-        resolve(m.verdicts);
-      };
-      const onClose = (err: LinkError): void => {
-        done();
-        reject(err);
-      };
-      const done = (): void => {
-        link.off('message', onMessage);
-        link.off('close', onClose);
-      };
-      link.on('message', onMessage);
-      link.on('close', onClose);
-    });
-    answer.catch(() => undefined); // awaited below; a send failure must not leave it unhandled
-    if (link.closedError !== undefined) throw link.closedError;
-    await link.send({ t: 'verdict-request', requestId, hashes: batch });
-    const verdicts = await answer;
+    const verdicts = await request(link, { t: 'verdict-request', requestId, hashes: batch }, (m) =>
+      m.t === 'verdict' && m.requestId === requestId ? m.verdicts : undefined,
+    );
     const asked = new Set(batch);
     if (verdicts.length !== batch.length || verdicts.some((v) => !asked.has(v.hash)))
       throw new LinkError(

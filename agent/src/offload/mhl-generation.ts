@@ -7,19 +7,21 @@
  * gets none: its history is copied as it is, and ours would replace its chain file.
  *
  * The copies are verified and recorded before this runs: a generation that cannot be written
- * is logged (`mhl-failed`) and leaves the offload's verdicts as they are.
+ * is logged (`mhl-failed`) and leaves the offload's verdicts as they are. The laptop store's
+ * generation is queued for the studio (`mhl:` records, sent by link/mhl-send.ts).
  */
 import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, posix } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import type { Logger } from '@studio321/protocol';
 import { appendMhlGeneration, MHL_FOLDER, mhlToolVersion, type MhlFile } from '@studio321/protocol/durable';
+import type { AgentState } from '../state/agent-state.js';
 import type { CardRecord } from '../state/records.js';
 import type { AgentTarget } from '../targets.js';
 import type { FileOutcome } from './offloader.js';
 
 export async function writeOffloadGenerations(
-  ctx: { targets: readonly AgentTarget[]; log?: Logger },
+  ctx: { targets: readonly AgentTarget[]; log?: Logger; state?: Pick<AgentState, 'queueMhlGeneration'> },
   card: CardRecord,
   outcomes: readonly FileOutcome[],
   cardPaths: readonly string[],
@@ -54,6 +56,9 @@ export async function writeOffloadGenerations(
         files,
       });
       written.push(g.path);
+      // The laptop store's generation goes to the studio (link/mhl-send.ts); the field drive's is the same list.
+      if (t === ctx.targets[0])
+        await ctx.state?.queueMhlGeneration({ shoot: card.shoot, card: card.id, name: basename(g.path), path: g.path });
     } catch (err) {
       ctx.log?.warn(
         { event: 'mhl-failed', card: card.id, target: t.name, err },

@@ -108,7 +108,18 @@ export const keys = {
   queue: (seq: number): string => `queue:${pad(seq)}`,
   claim: (storePath: string): string => `claim:${storePath}`,
   group: (card: string, key: string): string => `group:${card}/${key}`,
+  mhl: (shoot: string, card: string, name: string): string => `mhl:${shoot}/${card}/${name}`,
 };
+
+/** An ASC MHL generation written in the laptop store, not yet kept by the studio (link/mhl-send.ts). */
+export interface MhlOutboxEntry {
+  shoot: string;
+  card: string;
+  /** The generation's file name in the card folder's `ascmhl/`. */
+  name: string;
+  /** Its absolute path. */
+  path: string;
+}
 
 function stateError(err: unknown, what: string): AgentError {
   if (err instanceof AgentError) return err;
@@ -772,6 +783,29 @@ export class AgentState {
   /** Assets whose freeing a crash interrupted (between steps 1 and 3). */
   async freeingInterrupted(): Promise<AssetRecord[]> {
     return (await this.listAssets()).filter((a) => a.freeing !== undefined);
+  }
+
+  // ---- ASC MHL generations for the studio -----------------------------------
+
+  /** Records a laptop-store generation to send to the studio (synced: it must not be forgotten). */
+  queueMhlGeneration(e: MhlOutboxEntry): Promise<void> {
+    return this.#write(
+      [{ type: 'put', key: keys.mhl(e.shoot, e.card, e.name), value: e }],
+      'queueing an ASC MHL generation',
+    );
+  }
+
+  /** The generations not yet kept by the studio, oldest name first per card. */
+  async mhlOutbox(): Promise<MhlOutboxEntry[]> {
+    return (await this.#range<MhlOutboxEntry>('mhl:')).map(([, v]) => v);
+  }
+
+  /** The studio keeps this generation (MhlStored), or it cannot be sent: it leaves the outbox. */
+  mhlGenerationSent(e: MhlOutboxEntry): Promise<void> {
+    return this.#write(
+      [{ type: 'del', key: keys.mhl(e.shoot, e.card, e.name) }],
+      'recording an ASC MHL generation sent',
+    );
   }
 
   async queueDepth(): Promise<{ files: number; bytes: number }> {

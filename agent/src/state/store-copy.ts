@@ -15,7 +15,13 @@
 import type { CodedError, Logger } from '@studio321/protocol';
 import { verifyFile } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { hasVerifiedCopy, type AgentState, type PendingAsset, type StudioReceipt } from './agent-state.js';
+import {
+  hasVerifiedCopy,
+  type AgentState,
+  type MhlOutboxEntry,
+  type PendingAsset,
+  type StudioReceipt,
+} from './agent-state.js';
 import type { AssetRecord } from './records.js';
 import { storeAvailable } from '../targets.js';
 
@@ -99,6 +105,9 @@ export interface SyncQueue {
   checkStoreCopy(blake3: string): Promise<CodedError | undefined>;
   /** Files and bytes waiting for a studio receipt (reported in the agent's Hello; the sync progress totals). */
   depth?(): Promise<{ files: number; bytes: number }>;
+  /** The ASC MHL generations waiting for the studio (link/mhl-send.ts), and one leaving that list. */
+  mhlOutbox?(): Promise<MhlOutboxEntry[]>;
+  mhlGenerationSent?(e: MhlOutboxEntry): Promise<void>;
 }
 
 /** The SyncQueue of the real agent state; damaged laptop copies are logged. */
@@ -107,6 +116,8 @@ export function syncQueueOf(state: AgentState, log?: Logger): SyncQueue {
     pendingForStudio: (limit, after) => state.pendingForStudio(limit, after),
     recordStudioReceipt: (r) => state.recordStudioReceipt(r),
     depth: () => state.queueDepth(),
+    mhlOutbox: () => state.mhlOutbox(),
+    mhlGenerationSent: (e) => state.mhlGenerationSent(e),
     checkStoreCopy: async (blake3) => {
       const err = await checkStoreCopy(state, blake3);
       if (err !== undefined) log?.error({ event: 'store-copy-damaged', err }, err.message);

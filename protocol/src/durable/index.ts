@@ -33,20 +33,25 @@ export { readFileChunks } from '../hash.js';
 export { DurableWriteError } from '../errors.js';
 export {
   appendMhlGeneration,
+  appendMhlGenerationBytes,
   c4Id,
   formatMhlVerify,
   MHL_CHAIN_FILE,
   MHL_FOLDER,
   MHL_IGNORE,
   mhlGenerationName,
+  mhlCreationDate,
+  mhlCreatorTool,
   mhlHashlistXml,
   mhlToolVersion,
   parseMhlHashes,
+  readMhlHistory,
   verifyMhlFolder,
 } from './mhl.js';
 export type {
   MhlAction,
   MhlFile,
+  MhlGenerationRecord,
   MhlGenerationInput,
   MhlProcess,
   MhlRecordedHash,

@@ -201,25 +201,53 @@ const appending = new Map<string, Promise<unknown>>();
  * with its C4 (replaced atomically). Both fsynced, and their directory. Returns the generation's path.
  */
 export function appendMhlGeneration(input: MhlGenerationInput): Promise<{ path: string; generation: number }> {
-  const prev = appending.get(input.root) ?? Promise.resolve();
-  const run = prev.catch(() => undefined).then(() => appendNow(input));
-  appending.set(input.root, run);
+  return serialised(input.root, () => appendNow(input));
+}
+
+/**
+ * Appends a generation another process wrote (its bytes as they are, so its C4 stays) to `root`'s
+ * history, numbered after the last one there: a field agent's generation adopted by studiod, or
+ * a folder's history copied from another target. Serialised with appendMhlGeneration per folder.
+ */
+export function appendMhlGenerationBytes(
+  root: string,
+  xml: Uint8Array,
+  createdAt: Date,
+): Promise<{ path: string; generation: number }> {
+  return serialised(root, () => appendXml(root, Buffer.from(xml), createdAt));
+}
+
+function serialised<T>(root: string, fn: () => Promise<T>): Promise<T> {
+  const prev = appending.get(root) ?? Promise.resolve();
+  const run = prev.catch(() => undefined).then(fn);
+  appending.set(root, run);
   const done = (): void => {
-    if (appending.get(input.root) === run) appending.delete(input.root);
+    if (appending.get(root) === run) appending.delete(root);
   };
   run.then(done, done); // the caller gets the rejection; this branch must not be an unhandled one
   return run;
 }
 
 async function appendNow(input: MhlGenerationInput): Promise<{ path: string; generation: number }> {
-  const mhlDir = join(input.root, MHL_FOLDER);
+  const now = input.now ?? new Date();
+  return appendXml(input.root, Buffer.from(mhlHashlistXml({ ...input, now }), 'utf8'), now);
+}
+
+async function appendXml(root: string, xml: Buffer, now: Date): Promise<{ path: string; generation: number }> {
+  const mhlDir = join(root, MHL_FOLDER);
   const chain = (await readChain(mhlDir)) ?? [];
   const existing = await generationFiles(mhlDir);
+  // A kill between a generation's write and the chain's leaves a complete generation (durableWrite
+  // links only what it read back) numbered after the chain's last: it joins the chain first.
+  const listed = Math.max(0, ...chain.map((e) => e.sequence));
+  for (const n of existing) {
+    const seq = Number.parseInt(n, 10);
+    if (seq > listed && !chain.some((e) => e.path === n))
+      chain.push({ sequence: seq, path: n, c4: c4Id(await readFile(join(mhlDir, n))) });
+  }
   const last = Math.max(0, ...chain.map((e) => e.sequence), ...existing.map((n) => Number.parseInt(n, 10)));
   const generation = last + 1;
-  const now = input.now ?? new Date();
-  const name = mhlGenerationName(generation, basename(input.root), now);
-  const xml = Buffer.from(mhlHashlistXml({ ...input, now }), 'utf8');
+  const name = mhlGenerationName(generation, basename(root), now);
   await durableWrite(oneChunk(xml), { targets: [{ dir: mhlDir, name }], hashPool: false });
   await writeFileAtomic(
     join(mhlDir, MHL_CHAIN_FILE),
@@ -227,6 +255,39 @@ async function appendNow(input: MhlGenerationInput): Promise<{ path: string; gen
     { mode: 0o644, dirMode: 0o755 },
   );
   return { path: join(mhlDir, name), generation };
+}
+
+/** One generation of a folder's history, as listed in its chain. */
+export interface MhlGenerationRecord {
+  sequence: number;
+  /** The file name in `ascmhl/`. */
+  name: string;
+  c4: string;
+  /** Its bytes; undefined when the file is missing. */
+  xml?: Buffer;
+}
+
+/** The generations `root`'s chain lists, in its order (empty when the folder has no history). */
+export async function readMhlHistory(root: string): Promise<MhlGenerationRecord[]> {
+  const mhlDir = join(root, MHL_FOLDER);
+  const out: MhlGenerationRecord[] = [];
+  for (const e of (await readChain(mhlDir)) ?? []) {
+    const xml = await readFile(join(mhlDir, e.path)).catch(() => undefined);
+    out.push({ sequence: e.sequence, name: e.path, c4: e.c4, ...(xml === undefined ? {} : { xml }) });
+  }
+  return out;
+}
+
+/** The `<tool>` of a generation's creator info (e.g. `studiod`, `field-agent`, `ascmhl.py`). */
+export function mhlCreatorTool(xml: string): string | undefined {
+  return /<tool\b[^>]*>([\s\S]*?)<\/tool>/.exec(xml)?.[1]?.trim();
+}
+
+/** The `<creationdate>` of a generation's creator info. */
+export function mhlCreationDate(xml: string): Date | undefined {
+  const d = /<creationdate>([\s\S]*?)<\/creationdate>/.exec(xml)?.[1]?.trim();
+  const ms = d === undefined ? Number.NaN : Date.parse(d);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
 }
 
 /** One `<hash>` of a generation as read back. */

@@ -31,7 +31,9 @@ import {
   DurableWriteError,
   MAX_NAME_BYTES,
   readFileChunks,
+  createXxh3,
   nameKey,
+  xxh3File,
   safeJoin,
   utcDay,
   type AgentCopy,
@@ -52,6 +54,7 @@ import { STUDIO_CODES, StudioError } from '../errors.js';
 import { COMMIT_FAILURES } from './durable-failures.js';
 import { checkTarget } from './target-check.js';
 import type { StagedFile } from './staging.js';
+import type { StudioMhl } from './mhl-history.js';
 
 /** The most distinct-name suffixes tried before giving up (STUDIO_NO_FREE_NAME). */
 const MAX_NAME_SUFFIX = 1000;
@@ -104,8 +107,33 @@ export interface CommitterOptions {
    * damaged copy): move it aside. Returns true when the name is free now.
    */
   onDamagedCopy?: (damaged: { target: LocalTargetName; path: string; hash: string }) => Promise<boolean>;
+  /** The folders' ASC MHL histories (mhl-history.ts): each commit's pending entry, then its generation. */
+  mhl?: StudioMhl;
   now?: () => number;
   signal?: AbortSignal;
+}
+
+/**
+ * The source as it is read by the RAID write, XXH3-64 hashed on the way (the ASC MHL hash): the
+ * same pass over the same bytes, which both copies' BLAKE3 read-backs then match. `digest` is
+ * undefined unless every byte went through (a reused final file may leave the source unread).
+ */
+function xxh3Tap(source: AsyncIterable<Uint8Array>): {
+  stream: AsyncIterable<Uint8Array>;
+  digest(size: number): string | undefined;
+} {
+  const h = createXxh3();
+  let bytes = 0;
+  return {
+    stream: (async function* () {
+      for await (const chunk of source) {
+        h.update(chunk);
+        bytes += chunk.byteLength;
+        yield chunk;
+      }
+    })(),
+    digest: (size) => (bytes === size ? h.digest() : undefined),
+  };
 }
 
 /**
@@ -152,6 +180,7 @@ export class Committer {
   readonly #onCommitted: CommitterOptions['onCommitted'];
   readonly #onTargetCheck: CommitterOptions['onTargetCheck'];
   readonly #onDamagedCopy: CommitterOptions['onDamagedCopy'];
+  readonly #mhl: StudioMhl | undefined;
   readonly #now: () => number;
   readonly #signal: AbortSignal | undefined;
   /** nameKeys of target-relative paths reserved by in-flight commits. */
@@ -170,6 +199,7 @@ export class Committer {
     this.#onCommitted = opts.onCommitted;
     this.#onTargetCheck = opts.onTargetCheck;
     this.#onDamagedCopy = opts.onDamagedCopy;
+    this.#mhl = opts.mhl;
     this.#now = opts.now ?? Date.now;
     this.#signal = opts.signal;
     this.#signal?.addEventListener(
@@ -243,14 +273,14 @@ export class Committer {
       const raidDir = safeJoin(this.#targets.raid.root, dir);
       try {
         await this.#catalogue.putIntent({ hash: input.hash, dirs: [mirrorDir, raidDir], startedAt: this.#now() });
-        const source = live ?? readFileChunks(input.staged.path, { chunkSize: COMMIT_READ_CHUNK });
+        const source = xxh3Tap(live ?? readFileChunks(input.staged.path, { chunkSize: COMMIT_READ_CHUNK }));
         live = undefined; // a live stream is read once
         // RAID: the durable primitive; its read-back must equal the offered size and BLAKE3
         // (hashSource: false — the read-backs of both copies are the checks against the offer).
         let raid;
         writing = 'raid';
         try {
-          raid = await durableWrite(source, {
+          raid = await durableWrite(source.stream, {
             targets: [{ dir: raidDir, name }],
             expected,
             hashSource: false,
@@ -311,6 +341,11 @@ export class Committer {
             verifiedAt: c.verifiedAt,
           });
         });
+        // Only when ASC MHL histories are kept: an unread source (a reused final) is hashed from the verified mirror copy.
+        const xxh3 =
+          this.#mhl === undefined
+            ? undefined
+            : (source.digest(input.size) ?? (await xxh3File(safeJoin(mirrorDir, name))));
         const claims = fieldClaimRecords(input.agentId, input, input.agentCopies);
         const names = input.names.map((nm) => ({
           key: nameKey(posix.join(nm.shoot, nm.card, nm.path)),
@@ -326,7 +361,11 @@ export class Committer {
           names,
           copies: [...copies, ...claims],
           storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
+          ...(xxh3 === undefined || this.#mhl === undefined
+            ? {}
+            : { extra: this.#mhl.commitOps(rel, { size: input.size, xxh3, hashDate: staged.verifiedAt }) }),
         });
+        this.#mhl?.committed(rel);
         if (this.#onCommitted !== undefined) {
           await Promise.resolve(
             this.#onCommitted({

@@ -3,3 +3,4 @@ export * from './commit.js';
 export * from './durable-failures.js';
 export * from './staging.js';
 export * from './target-check.js';
+export * from './mhl-history.js';

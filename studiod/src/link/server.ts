@@ -44,6 +44,7 @@ export interface LinkServerOptions {
   deadLinkMs?: number;
   /** Answers agents' VerdictRequests (session.ts); absent: the feature is not offered. */
   verdicts?: SessionDeps['verdicts'];
+  mhl?: SessionDeps['mhl'];
 }
 
 export class LinkServer {
@@ -128,6 +129,7 @@ export class LinkServer {
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
         pairing: this.#pairing,
         ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
+        ...(o.mhl === undefined ? {} : { mhl: o.mhl }),
         onAuthenticated: async (current, agentId) => {
           this.#guard.authenticated(socket);
           const older = [...this.#sessions].filter((s) => s !== current && s.agentId === agentId);

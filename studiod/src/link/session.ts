@@ -75,6 +75,11 @@ export interface SessionDeps {
    * when given, the Hello lists the `verdict` feature and VerdictRequest is answered (SPEC §3.10).
    */
   verdicts?: (agentId: string, hashes: readonly string[]) => Promise<AssetVerdict[]>;
+  /**
+   * Keeps an agent's ASC MHL generation durably (StudioMhl.receiveAgentGeneration); when given, the
+   * Hello lists the `mhl` feature and MhlGeneration is answered with MhlStored (SPEC §3.11).
+   */
+  mhl?: (agentId: string, g: MessageOf<'mhl-generation'>) => Promise<void>;
 }
 
 export type SessionState =
@@ -209,7 +214,14 @@ export class LinkSession {
       role: 'studio',
       software: this.#d.software,
       window: this.#d.windowBytes,
-      ...(this.#d.verdicts === undefined ? {} : { features: [StudioFeature.Verdict] }),
+      ...(this.#d.verdicts === undefined && this.#d.mhl === undefined
+        ? {}
+        : {
+            features: [
+              ...(this.#d.verdicts === undefined ? [] : [StudioFeature.Verdict]),
+              ...(this.#d.mhl === undefined ? [] : [StudioFeature.Mhl]),
+            ],
+          }),
     });
     this.#send({ t: 'auth-challenge', nonce: this.#nonce, sessionId: this.sessionId });
     const authTimer = setTimeout(() => {
@@ -350,6 +362,8 @@ export class LinkSession {
             return this.#files.fileEnd(msg);
           case 'verdict-request':
             return this.#verdict(msg);
+          case 'mhl-generation':
+            return this.#mhlGeneration(msg);
           case 'error':
             this.#log.warn({ code: msg.code, peerMessage: msg.message }, 'agent sent an error');
             this.#transition('closing');
@@ -375,6 +389,15 @@ export class LinkSession {
     if (verdicts === undefined)
       throw new ProtocolError(PROTO_CODES.unexpectedMessage, 'This studio did not offer verdicts in its Hello.');
     this.#send({ t: 'verdict', requestId: msg.requestId, verdicts: await verdicts(this.#agentId ?? '', msg.hashes) });
+  }
+
+  /** MhlGeneration: kept durably, then MhlStored (SPEC §3.11); refused when not offered in the Hello. */
+  async #mhlGeneration(msg: MessageOf<'mhl-generation'>): Promise<void> {
+    const keep = this.#d.mhl;
+    if (keep === undefined)
+      throw new ProtocolError(PROTO_CODES.unexpectedMessage, 'This studio did not offer mhl in its Hello.');
+    await keep(this.#agentId ?? '', msg);
+    this.#send({ t: 'mhl-stored', requestId: msg.requestId });
   }
 
   static #secondHello(): ProtocolError {

@@ -21,7 +21,8 @@
  *      limit, 4 at a time; after each batch the cursor and the counts are
  *      written in one synchronous put, so a kill resumes after the last batch
  *      counted, and an asset written but not counted is found verified in
- *      place and recorded (never counted before it verified)
+ *      place and recorded (never counted before it verified); then the card
+ *      folders' ASC MHL histories are copied from the other local target (mhl-copy.ts)
  *   6. done: the record stays (status shows the last adoption); files that
  *      could not be made again are counted and listed, and verify heals them
  *
@@ -34,6 +35,7 @@ import type { AssetRecord, Catalogue } from '../catalogue.js';
 import { TARGET_MARKER, checkTarget, type TargetMarker } from '../commit/target-check.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
+import { copyMhlHistories } from './mhl-copy.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RemakeRequest, RemakeResult } from './remake-copy.js';
 
@@ -417,6 +419,19 @@ export class Adopter {
         if (batch.length >= width && !(await flush())) return;
       }
       if (batch.length > 0 && !(await flush())) return;
+      // Step 5b: the folders' ASC MHL histories, from the other local target (mhl-copy.ts).
+      const other = LOCAL_TARGETS.find((x) => x !== t) as LocalTargetName;
+      const histories = await copyMhlHistories(this.#d.targets[other].root, cfg.root, this.#d.log).catch(
+        (err: unknown) => {
+          this.#d.log.warn({ err, target: t }, `the ASC MHL histories of ${t} could not all be copied from ${other}`);
+          return 0;
+        },
+      );
+      if (histories > 0)
+        this.#d.log.info(
+          { target: t, generations: histories },
+          `${histories} ASC MHL generations copied from ${other}`,
+        );
       // Step 6.
       rec.phase = 'done';
       rec.finishedAt = this.#now();

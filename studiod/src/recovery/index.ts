@@ -16,3 +16,4 @@ export * from './remake-copy.js';
 export * from './target-availability.js';
 export * from './rate-limit.js';
 export * from './adopt.js';
+export * from './mhl-copy.js';

@@ -3,7 +3,9 @@
  * root except the root's dot-entries — the target marker, `.s321-staging/`,
  * `.s321-catalogue/` (snapshots), the quarantine folder — and `*.s321tmp`
  * temp files anywhere. Archive files always live under `<date>/<shoot>/<card>/`,
- * never at the root, so a root dot-entry is never one of them.
+ * never at the root, so a root dot-entry is never one of them. A card folder's `ascmhl/`
+ * is its ASC MHL history (commit/mhl-history.ts), written by studiod, not an archive file
+ * (a card that brought its own `ascmhl/` is not found by a rebuild: docs/design.md).
  *
  * Walked depth-first with one directory handle open at a time and sorted
  * entries, so memory is the depth of the tree, not its size.
@@ -11,7 +13,7 @@
 import { opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode } from '@studio321/protocol';
-import { TEMP_SUFFIX } from '@studio321/protocol/durable';
+import { MHL_FOLDER, TEMP_SUFFIX } from '@studio321/protocol/durable';
 import { TARGET_MARKER } from '../commit/target-check.js';
 
 export interface TargetFile {
@@ -44,6 +46,7 @@ export async function* committedFiles(root: string, rel = ''): AsyncGenerator<Ta
     if (rel === '' && e.name.startsWith('.')) continue;
     if (e.name.endsWith(TEMP_SUFFIX)) continue;
     const childRel = rel === '' ? e.name : `${rel}/${e.name}`;
+    if (e.dir && e.name === MHL_FOLDER && childRel.split('/').length === 4) continue; // studiod's MHL history
     if (e.dir) {
       yield* committedFiles(root, childRel);
     } else if (e.file) {

@@ -9,7 +9,13 @@
 import t, { type Test } from 'tap';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { appendMhlGeneration, c4Id, verifyMhlFolder } from '@studio321/protocol/durable';
+import {
+  appendMhlGeneration,
+  appendMhlGenerationBytes,
+  c4Id,
+  readMhlHistory,
+  verifyMhlFolder,
+} from '@studio321/protocol/durable';
 import { ProtocolError, validateMessage, type OfferMessage } from '@studio321/protocol';
 import { sampleMessages } from '../../lib/sample-messages.js';
 
@@ -124,6 +130,33 @@ t.test("a reference implementation's history is verified and appended to", async
     'the altered file, by its xxh3',
   );
 });
+
+t.test(
+  'a generation a kill left out of the chain joins it at the next append; copied bytes keep their C4',
+  async (t) => {
+    const root = await referenceFolder(t);
+    // A kill between the two writes of an append: the generation is there, the chain does not list it.
+    const orphan = REFERENCE_GENERATION.replace('<hostname>vm<', '<hostname>vm2<');
+    await writeFile(join(root, 'ascmhl', '0002_CARD_A_2026-12-05_100000Z.mhl'), orphan);
+    let r = await verifyMhlFolder(root);
+    t.match(r.chain, [/0002_CARD_A_2026-12-05_100000Z\.mhl is not in ascmhl_chain\.xml/], 'seen by verify');
+    // Another process's generation appended as it is (studiod adopting an agent's, a refill copying one).
+    const g = await appendMhlGenerationBytes(root, Buffer.from(REFERENCE_GENERATION), new Date('2026-12-05T10:01:02Z'));
+    t.equal(g.path, join(root, 'ascmhl', '0003_CARD_A_2026-12-05_100102Z.mhl'), 'numbered after the orphan');
+    const history = await readMhlHistory(root);
+    t.same(
+      history.map((h) => [h.sequence, h.name, h.c4]),
+      [
+        [1, '0001_CARD_A_2026-12-05_094635Z.mhl', c4Id(Buffer.from(REFERENCE_GENERATION))],
+        [2, '0002_CARD_A_2026-12-05_100000Z.mhl', c4Id(Buffer.from(orphan))],
+        [3, '0003_CARD_A_2026-12-05_100102Z.mhl', c4Id(Buffer.from(REFERENCE_GENERATION))],
+      ],
+      'the orphan joined the chain, the copy kept its bytes',
+    );
+    r = await verifyMhlFolder(root);
+    t.same({ ok: r.ok, generations: r.generations, chain: r.chain }, { ok: true, generations: 3, chain: [] });
+  },
+);
 
 t.test('a file recorded only in a format this tool cannot check is reported, not passed', async (t) => {
   const only128 = REFERENCE_GENERATION.replace(/<md5 action[^\n]*\n/g, '').replace(

@@ -15,29 +15,9 @@ import { appendFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { c4Id } from '@studio321/protocol/durable';
 import { ingest, makeAgent, makeCard, pairAgent, run, startStudiod, tempDir } from '../../../lib/studio-harness.js';
+import { ensureTool, xmllint } from '../../../lib/ascmhl.js';
 
-const XSD = join(import.meta.dirname, '..', '..', '..', 'lib', 'ascmhl-xsd');
 const STUDIOCTL = join(import.meta.dirname, '..', '..', '..', '..', 'studiod', 'dist', 'bin', 'studioctl.js');
-
-/** xmllint and xxhsum from Debian (libxml2-utils, xxhash), installed when missing. */
-function ensureTool(bin: string, pkg: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`]);
-  } catch {
-    execFileSync('sh', ['-c', `apt-get install -y ${pkg} || (apt-get update && apt-get install -y ${pkg})`], {
-      stdio: 'ignore',
-    });
-  }
-}
-
-function xmllint(schema: string, file: string): { ok: boolean; out: string } {
-  try {
-    return { ok: true, out: execFileSync('xmllint', ['--noout', '--schema', join(XSD, schema), file]).toString() };
-  } catch (err) {
-    const e = err as { stderr?: Buffer };
-    return { ok: false, out: e.stderr?.toString() ?? String(err) };
-  }
-}
 
 t.test('an offload leaves a schema-valid ASC MHL generation that studioctl mhl verify checks', async (t) => {
   ensureTool('xmllint', 'libxml2-utils');

@@ -8,7 +8,7 @@
  * chosen as a number of "refill progress" log events to wait for, never a
  * sleep) and started again, and after each kill every RAID copy the catalogue
  * counts is re-hashed; the refill completes; `b3sum` of every RAID file equals
- * the mirror's; status is compliant again.
+ * the mirror's (the card folders' ASC MHL histories included); status is compliant again.
  */
 import t, { type Test } from 'tap';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -150,6 +150,10 @@ t.test(
 
     const mirrorFiles = await filesUnder(demo.paths.mirror);
     t.same(await filesUnder(demo.paths.raid), mirrorFiles, 'the RAID holds the same files as the mirror');
+    t.ok(
+      mirrorFiles.some((f) => f.endsWith('/ascmhl/ascmhl_chain.xml')),
+      'their ASC MHL histories too (copied from the mirror by the refill)',
+    );
     for (const f of mirrorFiles)
       t.equal(b3sum(join(demo.paths.raid, f)), b3sum(join(demo.paths.mirror, f)), `b3sum ${f}`);
     await countedRaidCopiesVerify(t);

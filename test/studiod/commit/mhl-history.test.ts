@@ -1,0 +1,137 @@
+/**
+ * studiod's ASC MHL generations (commit/mhl-history.ts) on real folders and a real catalogue
+ * LevelDB: a pending file (written in the commit's batch) becomes studiod's generation on both
+ * targets; an agent generation whose files are all in the folder with the studio's XXH3 goes
+ * first, byte for byte; one that lists a file the folder lacks is not copied there (other ASC
+ * MHL tools would report it missing); a target whose folder is gone keeps its pending record and
+ * gets its generation once the folder is back, listing nothing twice.
+ */
+import t from 'tap';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createXxh3, nameKey } from '@studio321/protocol';
+import {
+  c4Id,
+  mhlCreatorTool,
+  mhlHashlistXml,
+  parseMhlHashes,
+  readMhlHistory,
+  verifyMhlFolder,
+} from '@studio321/protocol/durable';
+import { Catalogue } from '@studio321/studiod';
+import { StudioMhl } from '@studio321/studiod/commit';
+
+const FOLDER = '2026-11-26/wedding/CARD1-c375e040';
+
+function xxh3(data: string): string {
+  const h = createXxh3();
+  h.update(Buffer.from(data));
+  return h.digest();
+}
+
+t.test('pending files, agent generations that fit and that do not, a target away', async (t) => {
+  const dir = t.testdir();
+  const targets = {
+    mirror: { root: join(dir, 'mirror'), media: 'hdd', location: 'studio', device: 'm-1', requireExistingRoot: true },
+    raid: { root: join(dir, 'raid'), media: 'hdd', location: 'studio', device: 'r-1', requireExistingRoot: true },
+  };
+  const files = { 'DCIM/IMG_0001.CR3': 'raw bytes', 'DCIM/IMG_0001.XMP': 'sidecar' };
+  for (const t0 of Object.values(targets))
+    for (const [p, data] of Object.entries(files)) {
+      await mkdir(join(t0.root, FOLDER, 'DCIM'), { recursive: true });
+      await writeFile(join(t0.root, FOLDER, p), data);
+    }
+  const catalogue = new Catalogue(join(dir, 'catalogue'));
+  await catalogue.open();
+  t.teardown(() => catalogue.close());
+  const mhl = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
+
+  const agentGen = (paths: string[], host: string): Buffer =>
+    Buffer.from(
+      mhlHashlistXml({
+        root: '',
+        process: 'transfer',
+        tool: { name: 'field-agent', version: '1' },
+        hostname: host,
+        files: paths.map((p) => ({
+          path: p,
+          size: 1,
+          mtimeMs: 0,
+          xxh3: xxh3(files[p as keyof typeof files] ?? p),
+          action: 'original' as const,
+          hashDate: new Date().toISOString(),
+        })),
+        now: new Date('2026-11-26T10:00:00Z'),
+      }),
+    );
+  const fits = agentGen(Object.keys(files), 'laptop');
+  const lacks = agentGen([...Object.keys(files), 'DCIM/IMG_0002.CR3'], 'laptop2');
+  await mhl.receiveAgentGeneration('agt_1', {
+    shoot: 'wedding',
+    card: 'CARD1-c375e040',
+    name: '0001_a.mhl',
+    data: fits,
+  });
+  await mhl.receiveAgentGeneration('agt_1', {
+    shoot: 'wedding',
+    card: 'CARD1-c375e040',
+    name: '0002_b.mhl',
+    data: lacks,
+  });
+  await t.rejects(
+    mhl.receiveAgentGeneration('agt_1', { shoot: 'wedding', card: '../x', name: '0003.mhl', data: fits }),
+    { code: 'PROTO_BAD_NAME' },
+    'a name that is not one safe segment is refused',
+  );
+
+  // The commits' batches: each file's pending record (the commit writes it with its asset).
+  for (const [p, data] of Object.entries(files)) {
+    const hash = xxh3(`blake3 of ${p}`).padEnd(64, '0');
+    await catalogue.commitAsset({
+      asset: { hash, size: data.length, committedAt: Date.now() },
+      names: [],
+      copies: [],
+      storedPaths: [{ key: nameKey(`${FOLDER}/${p}`), value: { hash, path: `${FOLDER}/${p}` } }],
+      extra: mhl.commitOps(`${FOLDER}/${p}`, { size: data.length, xxh3: xxh3(data), hashDate: Date.now() }),
+    });
+  }
+  // The RAID's folder away (its disk being replaced): the mirror still gets its generations.
+  await rm(join(targets.raid.root, FOLDER), { recursive: true });
+  await mhl.flush(FOLDER); // the RAID's failure is logged, not thrown: the commits are done
+  const mirror = await readMhlHistory(join(targets.mirror.root, FOLDER));
+  t.same(
+    mirror.map((g) => mhlCreatorTool(g.xml?.toString('utf8') ?? '')),
+    ['field-agent', 'studiod'],
+    'the mirror: the agent generation that fits, then studiod’s',
+  );
+  t.equal(mirror[0]?.c4, c4Id(fits), 'the agent’s bytes as they are');
+  t.notOk(
+    mirror.some((g) => g.c4 === c4Id(lacks)),
+    'the agent generation listing a file the folder lacks is not copied',
+  );
+  t.same(
+    parseMhlHashes(mirror[1]?.xml?.toString('utf8') ?? '', 2).map((h) => [h.path, h.hashes.xxh3, h.action]),
+    Object.entries(files).map(([p, d]) => [p, xxh3(d), 'verified']),
+    'studiod lists each file with its XXH3, verified against the agent’s',
+  );
+  t.ok((await verifyMhlFolder(join(targets.mirror.root, FOLDER))).ok, 'the mirror folder verifies');
+  t.same(await readMhlHistory(join(targets.raid.root, FOLDER)), [], 'nothing on the RAID yet');
+
+  // The RAID's folder back: its generations follow; the mirror's are not written again.
+  for (const [p, data] of Object.entries(files)) {
+    await mkdir(join(targets.raid.root, FOLDER, 'DCIM'), { recursive: true });
+    await writeFile(join(targets.raid.root, FOLDER, p), data);
+  }
+  await mhl.flush(FOLDER);
+  const raid = await readMhlHistory(join(targets.raid.root, FOLDER));
+  t.same(
+    raid.map((g) => mhlCreatorTool(g.xml?.toString('utf8') ?? '')),
+    ['field-agent', 'studiod'],
+    'the RAID: the same two',
+  );
+  t.ok((await verifyMhlFolder(join(targets.raid.root, FOLDER))).ok, 'the RAID folder verifies');
+  t.equal((await readMhlHistory(join(targets.mirror.root, FOLDER))).length, 2, 'the mirror: still two');
+  await mhl.flush(FOLDER);
+  t.equal((await readMhlHistory(join(targets.raid.root, FOLDER))).length, 2, 'nothing pending: no new generation');
+  await mhl.close();
+});
