@@ -243,6 +243,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     }
     this.#storeWarned = false;
     this.#targets = resolved.targets;
+    await this.state.refreshLegacyDevices(resolved.targets);
     const has = resolved.targets.some((t) => t.name === 'field-drive');
     if (resolved.fieldDriveProblem !== undefined && (had || this.#fieldDriveWarned === false)) {
       this.#fieldDriveWarned = true;

@@ -1,8 +1,10 @@
 /**
  * The agent's own destinations: the laptop store and the optional field drive.
  *
- * Each is identified by the st_dev of its root, so two folders on one disk are
- * one device for safe-to-format. The field drive folder must already exist (the
+ * Each is identified by the physical disk(s) under its root (disk-identity.ts), so
+ * two folders on one disk, or two partitions of one disk, are one device for
+ * safe-to-format, and a destination whose disk cannot be known (tmpfs, a network
+ * file system…) adds no device. The field drive folder must already exist (the
  * photographer creates it once on the external disk): if its disk is not
  * mounted the folder is missing and the agent copies to the laptop only
  * (AGENT_FIELD_DRIVE_MISSING) instead of writing into an empty mount point on
@@ -23,6 +25,7 @@ import { join } from 'node:path';
 import { errorCode, type CopyFact } from '@studio321/protocol';
 import { durableWrite, ensureDir, sweepStaleTemps, type DurableCopy } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
+import { diskIdentity, LEGACY_DEVICE_PREFIX, type DiskProbeOptions } from './disk-identity.js';
 
 /** The laptop store's marker file, at its root. */
 export const STORE_MARKER = '.studio321-store.json';
@@ -95,9 +98,31 @@ function unwritable(store: string, err: unknown): AgentError {
 export interface AgentTarget {
   name: 'laptop' | 'field-drive';
   root: string;
-  /** `local:<st_dev>` */
+  /** The physical disk(s) under `root`: `disk:<id>,…`, or `nodisk:<st_dev>` when not known (disk-identity.ts). */
   device: string;
+  /** Why the physical disk is not known (the copies here add no device to safe to format); absent when known. */
+  diskUnknown?: string;
+  /** The device string agents before disk identities recorded for copies here (`local:<st_dev>`). */
+  legacyDevice: string;
   media: string;
+}
+
+async function target(
+  name: AgentTarget['name'],
+  root: string,
+  st: Stats,
+  media: string,
+  probe: DiskProbeOptions | undefined,
+): Promise<AgentTarget> {
+  const disk = await diskIdentity(root, probe);
+  return {
+    name,
+    root,
+    device: disk.device,
+    ...(disk.unknown === undefined ? {} : { diskUnknown: disk.unknown }),
+    legacyDevice: `${LEGACY_DEVICE_PREFIX}${st.dev}`,
+    media,
+  };
 }
 
 export interface ResolvedTargets {
@@ -121,22 +146,23 @@ export async function statFieldDrive(path: string): Promise<Stats> {
 export async function resolveTargets(
   store: string,
   fieldDrive: string | undefined,
-  opts: { storeHasCopies?: () => Promise<boolean> } = {},
+  opts: { storeHasCopies?: () => Promise<boolean>; probe?: DiskProbeOptions } = {},
 ): Promise<ResolvedTargets> {
   const st = await openStore(store, opts.storeHasCopies ?? (async () => false));
-  const targets: AgentTarget[] = [{ name: 'laptop', root: store, device: `local:${st.dev}`, media: 'laptop-disk' }];
+  const targets: AgentTarget[] = [await target('laptop', store, st, 'laptop-disk', opts.probe)];
   if (fieldDrive === undefined) return { targets };
-  const fd = await resolveFieldDrive(fieldDrive);
+  const fd = await resolveFieldDrive(fieldDrive, opts.probe);
   return fd.target === undefined ? { targets, fieldDriveProblem: fd.problem } : { targets: [...targets, fd.target] };
 }
 
 /** The field drive as a destination, or why it is not one now. */
 export async function resolveFieldDrive(
   fieldDrive: string,
+  probe?: DiskProbeOptions,
 ): Promise<{ target: AgentTarget; problem?: undefined } | { target?: undefined; problem: AgentError }> {
+  let fd: Stats;
   try {
-    const fd = await statFieldDrive(fieldDrive);
-    return { target: { name: 'field-drive', root: fieldDrive, device: `local:${fd.dev}`, media: 'external-drive' } };
+    fd = await statFieldDrive(fieldDrive);
   } catch (err) {
     return {
       problem: new AgentError(
@@ -146,6 +172,28 @@ export async function resolveFieldDrive(
       ),
     };
   }
+  return { target: await target('field-drive', fieldDrive, fd, 'external-drive', probe) };
+}
+
+/**
+ * The destinations there now, looked at without writing anything (status): the laptop store
+ * only when its marker is there, the field drive when its folder is.
+ */
+export async function probeTargets(
+  store: string | undefined,
+  fieldDrive: string | undefined,
+  probe?: DiskProbeOptions,
+): Promise<AgentTarget[]> {
+  const out: AgentTarget[] = [];
+  if (store !== undefined && (await storeAvailable(store))) {
+    const st = await stat(store).catch(() => undefined);
+    if (st !== undefined) out.push(await target('laptop', store, st, 'laptop-disk', probe));
+  }
+  if (fieldDrive !== undefined) {
+    const fd = await resolveFieldDrive(fieldDrive, probe);
+    if (fd.target !== undefined) out.push(fd.target);
+  }
+  return out;
 }
 
 export function copyFact(target: AgentTarget, copy: DurableCopy): CopyFact {

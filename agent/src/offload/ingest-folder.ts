@@ -106,6 +106,7 @@ export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Prom
   const resolved = await resolveTargets(ctx.store, ctx.fieldDrive, {
     storeHasCopies: () => state.hasCopiesUnder('laptop', ctx.store),
   });
+  await state.refreshLegacyDevices(resolved.targets);
   if (ctx.sweepTemps) await sweepInterrupted(state, resolved.targets);
   const scan = await scanCard(req.root, { signal });
   if (scan.files.length === 0 && scan.warnings.length === 0)

@@ -163,10 +163,11 @@ export async function verifyCopies(
   } catch (err) {
     // The store's disk is unplugged: its copies are listed as not checked (AGENT_STORE_UNAVAILABLE).
     if (!(err instanceof AgentError && err.code === AGENT_CODES.storeUnavailable)) throw err;
-    targets = [{ name: 'laptop', root: o.store, device: '', media: 'laptop-disk' }];
+    targets = [{ name: 'laptop', root: o.store, device: '', legacyDevice: '', media: 'laptop-disk' }];
     const fd = o.fieldDrive === undefined ? undefined : await resolveFieldDrive(o.fieldDrive);
     if (fd?.target !== undefined) targets.push(fd.target);
   }
+  await state.refreshLegacyDevices(targets.filter((t) => t.device !== ''));
   const report = await verifyCardCopies(
     {
       state,

@@ -6,7 +6,7 @@ import { backfillCandidates, type AgentState } from './agent-state.js';
 import type { AssetRecord, CardRecord, FileRecord } from './records.js';
 import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
 import { formatBytes } from '@studio321/protocol';
-import { statFieldDrive } from '../targets.js';
+import { probeTargets } from '../targets.js';
 
 export interface CardSummary {
   id: string;
@@ -51,8 +51,16 @@ export interface CardSummary {
   errors: Array<{ path: string; code: string; message: string; at: string }>;
 }
 
+/** The physical disk under a destination there now (disk-identity.ts). */
+export interface DestinationDisk {
+  /** `disk:<id>,…`, or `nodisk:<st_dev>` when not known. */
+  device: string;
+  /** Why the disk is not known: the copies there add no device to safe to format. */
+  diskUnknown?: string;
+}
+
 /** The configured field drive: is it there, and how much waits for its back-fill (backfill.ts). */
-export interface FieldDriveStatus {
+export interface FieldDriveStatus extends Partial<DestinationDisk> {
   path: string;
   connected: boolean;
   /** Verified here without a field-drive copy: copied onto the drive when it is connected. */
@@ -66,6 +74,8 @@ export interface AgentStatus {
   copiesBeforeFormat: number;
   /** Only when a field drive is configured. */
   fieldDrive?: FieldDriveStatus;
+  /** The laptop store's disk, when the store was given and is there. */
+  laptop?: DestinationDisk & { path: string };
 }
 
 /**
@@ -170,26 +180,42 @@ function addVerdict(s: CardSummary, a: AssetRecord): void {
   }
 }
 
-export async function buildStatus(state: AgentState, copiesNeeded: number, fieldDrive?: string): Promise<AgentStatus> {
+function destinationDisk(t: { device: string; diskUnknown?: string }): DestinationDisk {
+  return { device: t.device, ...(t.diskUnknown === undefined ? {} : { diskUnknown: t.diskUnknown }) };
+}
+
+export async function buildStatus(
+  state: AgentState,
+  copiesNeeded: number,
+  fieldDrive?: string,
+  store?: string,
+): Promise<AgentStatus> {
+  const targets = await probeTargets(store, fieldDrive);
+  await state.refreshLegacyDevices(targets);
+  const laptop = targets.find((t) => t.name === 'laptop');
+  const drive = targets.find((t) => t.name === 'field-drive');
   const cards: CardSummary[] = [];
   for (const card of await state.listCards())
     if (card.forgottenAt === undefined) cards.push(await summariseCard(state, card, copiesNeeded));
   cards.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0));
   const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
+  if (laptop !== undefined) st.laptop = { path: laptop.root, ...destinationDisk(laptop) };
   if (fieldDrive !== undefined) {
     const waiting = await backfillCandidates(state);
-    const connected = await statFieldDrive(fieldDrive).then(
-      () => true,
-      () => false,
-    );
     st.fieldDrive = {
       path: fieldDrive,
-      connected,
+      connected: drive !== undefined,
+      ...(drive === undefined ? {} : destinationDisk(drive)),
       waitingFiles: waiting.length,
       waitingBytes: waiting.reduce((n, a) => n + a.size, 0),
     };
   }
   return st;
+}
+
+function diskLine(d: Partial<DestinationDisk>): string {
+  if (d.diskUnknown !== undefined) return `physical disk NOT known (${d.diskUnknown}): its copies add no device`;
+  return `on ${d.device ?? '?'}`;
 }
 
 export function formatStatus(st: AgentStatus): string {
@@ -201,8 +227,11 @@ export function formatStatus(st: AgentStatus): string {
       fd.waitingFiles === 0
         ? 'every file has its copy there'
         : `${fd.waitingFiles} files (${formatBytes(fd.waitingBytes)}) wait for their copy there${fd.connected ? '' : ', made when it is connected'}`;
-    lines.push(`Field drive ${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}`);
+    lines.push(
+      `Field drive ${fd.path}: ${fd.connected ? `connected, ${diskLine(fd)}` : 'NOT connected'}; ${waiting}`,
+    );
   }
+  if (st.laptop !== undefined) lines.push(`Laptop store ${st.laptop.path}: ${diskLine(st.laptop)}`);
   if (st.cards.length === 0) lines.push('No cards seen yet.');
   for (const c of st.cards) {
     lines.push('');

@@ -108,7 +108,12 @@ export class AgentUi {
   constructor(options: AgentUiOptions) {
     this.#o = options;
     this.provider = new AgentStatusProvider({
-      status: () => buildStatus(options.runner.state, options.copiesNeeded, options.runner.opts.config.fieldDrive),
+      status: () => buildStatus(
+          options.runner.state,
+          options.copiesNeeded,
+          options.runner.opts.config.fieldDrive,
+          options.runner.opts.config.store,
+        ),
       errors: options.log.lastErrors,
     });
   }
@@ -221,7 +226,7 @@ export class AgentUi {
     const { config } = runner.opts;
     const usage = (message: string): AgentError => new AgentError(AGENT_CODES.usage, message);
     return {
-      'agent-status': () => buildStatus(runner.state, copiesNeeded, config.fieldDrive),
+      'agent-status': () => buildStatus(runner.state, copiesNeeded, config.fieldDrive, config.store),
       resolve: async (query) => {
         const r = await resolveCardWarnings(runner.state, query.get('card') ?? '');
         this.provider.changed();

@@ -246,6 +246,7 @@ async function agentStore(t: Test, sizes: number[]): Promise<{ state: AgentState
   await state.recordScan(card.id, {
     root: card.source,
     dev: 1,
+    disk: 'disk:name:card',
     files: names.map((n, i) => ({ path: `DCIM/100CANON/${n}`, size: sizes[i] ?? 0, mtimeMs: 1_795_000_000_000 + i })),
     warnings: [],
   });
