@@ -233,7 +233,7 @@ t.test('real loop devices: two partitions of one disk are one device; a second d
   const files = await makeTestCard(card, { rawSize: 16 * 1024 });
 
   const idP1 = await diskIdentity(p1);
-  t.same(idP1.disks, [`loop:${join(base, 'one.img')}`], 'a partition is its loop disk');
+  t.match(idP1.disks, [/^loop:\/.*\/one\.img$/], 'a partition is its loop disk (by its backing file)');
   t.equal((await diskIdentity(p2)).device, idP1.device, 'both partitions: one device');
   t.not((await stat(p1)).dev, (await stat(p2)).dev, 'yet two file systems (st_dev differs)');
 

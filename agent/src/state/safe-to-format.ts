@@ -64,7 +64,10 @@ export function countCopyDevices(asset: AssetRecord, card: CardPlace): number {
 export function deviceNotes(asset: AssetRecord, card: CardPlace): string[] {
   const copies = agentCopies(asset, card);
   const notes: string[] = [];
-  const unknown = copies.filter((c) => deviceDisks(c.device) === undefined).map((c) => c.target);
+  const unknown = copies
+    .filter((c) => deviceDisks(c.device) === undefined)
+    .map((c) => c.target)
+    .sort();
   if (unknown.length > 0)
     notes.push(`the physical disk of the ${unknown.join(' and ')} cop${unknown.length === 1 ? 'y' : 'ies'} is not known: not counted as a device`);
   const known = copies

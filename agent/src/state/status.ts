@@ -228,7 +228,7 @@ export function formatStatus(st: AgentStatus): string {
         ? 'every file has its copy there'
         : `${fd.waitingFiles} files (${formatBytes(fd.waitingBytes)}) wait for their copy there${fd.connected ? '' : ', made when it is connected'}`;
     lines.push(
-      `Field drive ${fd.path}: ${fd.connected ? `connected, ${diskLine(fd)}` : 'NOT connected'}; ${waiting}`,
+      `Field drive ${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}${fd.connected ? `; ${diskLine(fd)}` : ''}`,
     );
   }
   if (st.laptop !== undefined) lines.push(`Laptop store ${st.laptop.path}: ${diskLine(st.laptop)}`);

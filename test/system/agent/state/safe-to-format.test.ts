@@ -102,6 +102,7 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     scanEntries: 1,
     scanComplete: true,
     dev: 5,
+    disk: 'disk:wwid:card',
   };
   const file = {
     card: 'C',
@@ -135,14 +136,22 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
         },
       ],
     ]);
-  t.equal(evaluateSafeToFormat(card, [file], asset(['local:1', 'local:2']), 2).safe, true);
+  t.equal(evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe, true);
   t.equal(
-    evaluateSafeToFormat(card, [file], asset(['local:1', 'local:5']), 2).safe,
+    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:card']), 2).safe,
     false,
     'a copy on the card itself does not count',
   );
   t.equal(
-    evaluateSafeToFormat({ ...card, scanComplete: false }, [file], asset(['local:1', 'local:2']), 2).safe,
+    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'local:5']), 2).safe,
+    false,
+    'nor one on the card’s file system, as an older agent recorded it',
+  );
+  t.equal(evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:1,wwid:2']), 2).safe, false, 'one disk shared');
+  t.equal(evaluateSafeToFormat(card, [file], asset(['nodisk:40', 'nodisk:41']), 2).safe, false, 'disks not known');
+  t.equal(evaluateSafeToFormat(card, [file], asset(['local:1', 'local:2']), 2).safe, false, 'not refreshed since');
+  t.equal(
+    evaluateSafeToFormat({ ...card, scanComplete: false }, [file], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
     false,
     'listing never finished',
   );
@@ -150,20 +159,20 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     evaluateSafeToFormat(
       { ...card, lastRun: { state: 'running', startedAt: '' } },
       [file],
-      asset(['local:1', 'local:2']),
+      asset(['disk:wwid:1', 'disk:wwid:2']),
       2,
     ).safe,
     false,
     'offload interrupted',
   );
-  t.equal(evaluateSafeToFormat(card, [{ ...file, state: 'failed' }], asset(['local:1', 'local:2']), 2).safe, false);
+  t.equal(evaluateSafeToFormat(card, [{ ...file, state: 'failed' }], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe, false);
   t.equal(evaluateSafeToFormat(card, [file], new Map(), 2).safe, false, 'asset record missing');
   t.equal(evaluateSafeToFormat({ ...card, scanEntries: 0 }, [], new Map(), 2).safe, false, 'no files at all');
   t.equal(
     evaluateSafeToFormat(
       card,
       [{ ...file, warning: { code: 'AGENT_ZERO_BYTE_FILE', message: '' } }],
-      asset(['local:1', 'local:2']),
+      asset(['disk:wwid:1', 'disk:wwid:2']),
       2,
     ).safe,
     false,
