@@ -1,5 +1,6 @@
 /**
- * The agent's own destinations: the laptop store and the optional field drive.
+ * The agent's own destinations: the laptop store and the optional field drives
+ * (`field-drive`, `field-drive-2`… in config order: fieldDriveName).
  *
  * Each is identified by the physical disk(s) under its root (disk-identity.ts), so
  * two folders on one disk, or two partitions of one disk, are one device for
@@ -95,8 +96,19 @@ function unwritable(store: string, err: unknown): AgentError {
   );
 }
 
+/** The target name of the i-th configured field drive (0-based): `field-drive`, then `field-drive-2`… */
+export function fieldDriveName(i: number): string {
+  return i === 0 ? 'field-drive' : `field-drive-${i + 1}`;
+}
+
+/** Whether a target name is one of the field drives'. */
+export function isFieldDrive(name: string): boolean {
+  return /^field-drive(-[0-9]+)?$/.test(name);
+}
+
 export interface AgentTarget {
-  name: 'laptop' | 'field-drive';
+  /** `laptop`, or a field drive's name (fieldDriveName). */
+  name: string;
   root: string;
   /** The physical disk(s) under `root`: `disk:<id>,…`, or `nodisk:<st_dev>` when not known (disk-identity.ts). */
   device: string;
@@ -108,7 +120,7 @@ export interface AgentTarget {
 }
 
 async function target(
-  name: AgentTarget['name'],
+  name: string,
   root: string,
   st: Stats,
   media: string,
@@ -127,8 +139,8 @@ async function target(
 
 export interface ResolvedTargets {
   targets: AgentTarget[];
-  /** Set when a field drive is configured but not there. */
-  fieldDriveProblem?: AgentError;
+  /** One per configured field drive that is not there (AGENT_FIELD_DRIVE_MISSING, detail.path and detail.target). */
+  fieldDriveProblems: AgentError[];
 }
 
 /** The field drive folder's stat; throws (ENOENT, ENOTDIR…) when it is not there as a folder. */
@@ -145,19 +157,24 @@ export async function statFieldDrive(path: string): Promise<Stats> {
  */
 export async function resolveTargets(
   store: string,
-  fieldDrive: string | undefined,
+  fieldDrives: readonly string[],
   opts: { storeHasCopies?: () => Promise<boolean>; probe?: DiskProbeOptions } = {},
 ): Promise<ResolvedTargets> {
   const st = await openStore(store, opts.storeHasCopies ?? (async () => false));
   const targets: AgentTarget[] = [await target('laptop', store, st, 'laptop-disk', opts.probe)];
-  if (fieldDrive === undefined) return { targets };
-  const fd = await resolveFieldDrive(fieldDrive, opts.probe);
-  return fd.target === undefined ? { targets, fieldDriveProblem: fd.problem } : { targets: [...targets, fd.target] };
+  const fieldDriveProblems: AgentError[] = [];
+  for (const [i, path] of fieldDrives.entries()) {
+    const fd = await resolveFieldDrive(path, fieldDriveName(i), opts.probe);
+    if (fd.target === undefined) fieldDriveProblems.push(fd.problem);
+    else targets.push(fd.target);
+  }
+  return { targets, fieldDriveProblems };
 }
 
-/** The field drive as a destination, or why it is not one now. */
+/** A field drive as a destination, or why it is not one now: each drive on its own, one missing does not stop the others. */
 export async function resolveFieldDrive(
   fieldDrive: string,
+  name: string,
   probe?: DiskProbeOptions,
 ): Promise<{ target: AgentTarget; problem?: undefined } | { target?: undefined; problem: AgentError }> {
   let fd: Stats;
@@ -167,12 +184,12 @@ export async function resolveFieldDrive(
     return {
       problem: new AgentError(
         AGENT_CODES.fieldDriveMissing,
-        `The field drive folder ${fieldDrive} is not there (${errorCode(err) ?? 'error'}): connect the drive (or create the folder on it); until then copies go to the laptop only and cards are not safe to format.`,
-        { cause: err, retryable: true, detail: { path: fieldDrive } },
+        `The field drive folder ${fieldDrive} is not there (${errorCode(err) ?? 'error'}): connect the drive (or create the folder on it); until then it gets no copies (the others do) and cards may not be safe to format.`,
+        { cause: err, retryable: true, detail: { path: fieldDrive, target: name } },
       ),
     };
   }
-  return { target: await target('field-drive', fieldDrive, fd, 'external-drive', probe) };
+  return { target: await target(name, fieldDrive, fd, 'external-drive', probe) };
 }
 
 /**
@@ -181,7 +198,7 @@ export async function resolveFieldDrive(
  */
 export async function probeTargets(
   store: string | undefined,
-  fieldDrive: string | undefined,
+  fieldDrives: readonly string[],
   probe?: DiskProbeOptions,
 ): Promise<AgentTarget[]> {
   const out: AgentTarget[] = [];
@@ -189,8 +206,8 @@ export async function probeTargets(
     const st = await stat(store).catch(() => undefined);
     if (st !== undefined) out.push(await target('laptop', store, st, 'laptop-disk', probe));
   }
-  if (fieldDrive !== undefined) {
-    const fd = await resolveFieldDrive(fieldDrive, probe);
+  for (const [i, path] of fieldDrives.entries()) {
+    const fd = await resolveFieldDrive(path, fieldDriveName(i), probe);
     if (fd.target !== undefined) out.push(fd.target);
   }
   return out;

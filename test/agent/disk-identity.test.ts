@@ -35,7 +35,7 @@ import { mountTmpfs, type Teardownable } from '../lib/tmpfs.js';
 
 async function tempDir(t: Teardownable, prefix: string): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(d, { recursive: true, force: true }));
+  t.teardown(() => rm(d, { recursive: true, force: true }).catch(() => undefined));
   return d;
 }
 
@@ -215,7 +215,7 @@ async function offloadTo(
   mapTargets: (ts: AgentTarget[]) => AgentTarget[] = (ts) => ts,
 ) {
   await mkdir(fieldDrive, { recursive: true });
-  const { targets } = await resolveTargets(store, fieldDrive);
+  const { targets } = await resolveTargets(store, [fieldDrive]);
   const input = { id, label: id, kind: 'card' as const, source: card, shoot: 's' };
   await offloadCard({ state, targets: mapTargets(targets) }, { root: card, card: input, scan: await scanCard(card) });
   return { targets, summary: await summariseCard(state, (await state.getCard(id))!, 2) };
@@ -266,7 +266,7 @@ t.test('real loop devices: two partitions of one disk are one device; a second d
   await raw.close();
   const reopened = await AgentState.open(dataC);
   t.teardown(() => reopened.close());
-  const { targets } = await resolveTargets(join(p1, 'store-c'), join(other, 'field-c'));
+  const { targets } = await resolveTargets(join(p1, 'store-c'), [join(other, 'field-c')]);
   // A target elsewhere with the same name does not take copies that are not under its root.
   t.equal(await reopened.refreshLegacyDevices(targets.map((x) => ({ ...x, root: join(x.root, 'elsewhere') }))), 0);
   t.equal(await reopened.refreshLegacyDevices(targets), 2 * files.length, 'every copy refreshed');

@@ -42,7 +42,7 @@ export interface IngestRequest {
 export interface IngestContext {
   state: AgentState;
   store: string;
-  fieldDrive?: string | undefined;
+  fieldDrives: readonly string[];
   copiesNeeded: number;
   log: Logger;
   signal: AbortSignal;
@@ -83,9 +83,17 @@ export interface IngestOutcome {
   /** A --shoot that could not apply: the card was offloaded into this store before and stays in its shoot. */
   shootKept?: string;
   stoppedBy?: CodedJson;
-  /** The field drive is configured but cannot be used now. */
-  fieldDriveProblem?: CodedJson;
-  backfill?: { missing: number; copied: number; bytes: number; failed: BackfillFailure[]; stoppedBy?: CodedJson };
+  /** Configured field drives that cannot be used now, one each (the others got their copies). */
+  fieldDriveProblems?: CodedJson[];
+  backfill?: {
+    missing: number;
+    copied: number;
+    bytes: number;
+    failed: BackfillFailure[];
+    stoppedBy?: CodedJson;
+    /** Each field drive's own back-fill (one full or pulled drive does not stop the others'). */
+    drives: Array<{ target: string; root: string; missing: number; copied: number; stoppedBy?: CodedJson }>;
+  };
   safeToFormat: SafeToFormat;
 }
 
@@ -103,7 +111,7 @@ async function volumeAt(root: string): Promise<{ labels: VolumeLabels; isMount: 
 
 export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Promise<IngestOutcome> {
   const { state, signal, log } = ctx;
-  const resolved = await resolveTargets(ctx.store, ctx.fieldDrive, {
+  const resolved = await resolveTargets(ctx.store, ctx.fieldDrives, {
     storeHasCopies: () => state.hasCopiesUnder('laptop', ctx.store),
   });
   await state.refreshLegacyDevices(resolved.targets);
@@ -185,7 +193,9 @@ export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Prom
     ...(notACard === undefined ? {} : { notACard }),
     ...(shootKept === undefined ? {} : { shootKept }),
     ...(report.stoppedBy === undefined ? {} : { stoppedBy: codedJson(report.stoppedBy) }),
-    ...(resolved.fieldDriveProblem === undefined ? {} : { fieldDriveProblem: codedJson(resolved.fieldDriveProblem) }),
+    ...(resolved.fieldDriveProblems.length === 0
+      ? {}
+      : { fieldDriveProblems: resolved.fieldDriveProblems.map(codedJson) }),
     ...(backfill === undefined || backfill.missing === 0
       ? {}
       : {
@@ -195,6 +205,13 @@ export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Prom
             bytes: backfill.bytes,
             failed: backfill.failed,
             ...(backfill.stoppedBy === undefined ? {} : { stoppedBy: codedJson(backfill.stoppedBy) }),
+            drives: backfill.drives.map((d) => ({
+              target: d.target,
+              root: d.root,
+              missing: d.missing,
+              copied: d.copied,
+              ...(d.stoppedBy === undefined ? {} : { stoppedBy: codedJson(d.stoppedBy) }),
+            })),
           },
         }),
     safeToFormat: summary.safeToFormat,

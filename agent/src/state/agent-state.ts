@@ -883,12 +883,13 @@ function verifiedFile(
 }
 
 /**
- * The assets the back-fill copies: no verified field-drive copy, and not yet committed at the
- * studio (once the studio holds an asset its card no longer needs the drive: a fresh drive
- * plugged in is not filled with the laptop's whole history).
+ * The assets the back-fill copies onto the field drive `target` (`field-drive`, `field-drive-2`…):
+ * no verified copy there, and not yet committed at the studio (once the studio holds an asset
+ * its card no longer needs the drive: a fresh drive plugged in is not filled with the laptop's
+ * whole history).
  */
-export async function backfillCandidates(state: AgentState): Promise<AssetRecord[]> {
-  return (await state.assetsMissingCopy('field-drive')).filter((a) => a.studio === undefined);
+export async function backfillCandidates(state: AgentState, target = 'field-drive'): Promise<AssetRecord[]> {
+  return (await state.assetsMissingCopy(target)).filter((a) => a.studio === undefined);
 }
 
 /** The card `ref` names: its id, or a label only one card (not a hot folder) has. */

@@ -6,7 +6,7 @@ import { backfillCandidates, type AgentState } from './agent-state.js';
 import type { AssetRecord, CardRecord, FileRecord } from './records.js';
 import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
 import { formatBytes } from '@studio321/protocol';
-import { probeTargets } from '../targets.js';
+import { fieldDriveName, probeTargets } from '../targets.js';
 
 export interface CardSummary {
   id: string;
@@ -59,8 +59,10 @@ export interface DestinationDisk {
   diskUnknown?: string;
 }
 
-/** The configured field drive: is it there, and how much waits for its back-fill (backfill.ts). */
+/** A configured field drive: is it there, and how much waits for its back-fill (backfill.ts). */
 export interface FieldDriveStatus extends Partial<DestinationDisk> {
+  /** Its target name: `field-drive`, `field-drive-2`… (config order). */
+  target: string;
   path: string;
   connected: boolean;
   /** Verified here without a field-drive copy: copied onto the drive when it is connected. */
@@ -72,7 +74,9 @@ export interface AgentStatus {
   cards: CardSummary[];
   queue: { files: number; bytes: number };
   copiesBeforeFormat: number;
-  /** Only when a field drive is configured. */
+  /** Every configured field drive, in config order (absent or empty: none). */
+  fieldDrives?: FieldDriveStatus[];
+  /** The first of `fieldDrives` (what readers of one field drive know). */
   fieldDrive?: FieldDriveStatus;
   /** The laptop store's disk, when the store was given and is there. */
   laptop?: DestinationDisk & { path: string };
@@ -187,28 +191,39 @@ function destinationDisk(t: { device: string; diskUnknown?: string }): Destinati
 export async function buildStatus(
   state: AgentState,
   copiesNeeded: number,
-  fieldDrive?: string,
+  fieldDrives: readonly string[] = [],
   store?: string,
 ): Promise<AgentStatus> {
-  const targets = await probeTargets(store, fieldDrive);
+  const targets = await probeTargets(store, fieldDrives);
   await state.refreshLegacyDevices(targets);
   const laptop = targets.find((t) => t.name === 'laptop');
-  const drive = targets.find((t) => t.name === 'field-drive');
   const cards: CardSummary[] = [];
   for (const card of await state.listCards())
     if (card.forgottenAt === undefined) cards.push(await summariseCard(state, card, copiesNeeded));
   cards.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0));
-  const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
+  const st: AgentStatus = {
+    cards,
+    queue: await state.queueDepth(),
+    copiesBeforeFormat: copiesNeeded,
+  };
+  const drives: FieldDriveStatus[] = [];
   if (laptop !== undefined) st.laptop = { path: laptop.root, ...destinationDisk(laptop) };
-  if (fieldDrive !== undefined) {
-    const waiting = await backfillCandidates(state);
-    st.fieldDrive = {
-      path: fieldDrive,
+  for (const [i, path] of fieldDrives.entries()) {
+    const name = fieldDriveName(i);
+    const drive = targets.find((t) => t.name === name);
+    const waiting = await backfillCandidates(state, name);
+    drives.push({
+      target: name,
+      path,
       connected: drive !== undefined,
       ...(drive === undefined ? {} : destinationDisk(drive)),
       waitingFiles: waiting.length,
       waitingBytes: waiting.reduce((n, a) => n + a.size, 0),
-    };
+    });
+  }
+  if (drives[0] !== undefined) {
+    st.fieldDrives = drives;
+    st.fieldDrive = drives[0];
   }
   return st;
 }
@@ -221,14 +236,13 @@ function diskLine(d: Partial<DestinationDisk>): string {
 export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
   lines.push(`Queue to studio: ${st.queue.files} files, ${formatBytes(st.queue.bytes)}`);
-  const fd = st.fieldDrive;
-  if (fd !== undefined) {
+  for (const fd of st.fieldDrives ?? []) {
     const waiting =
       fd.waitingFiles === 0
         ? 'every file has its copy there'
         : `${fd.waitingFiles} files (${formatBytes(fd.waitingBytes)}) wait for their copy there${fd.connected ? '' : ', made when it is connected'}`;
     lines.push(
-      `Field drive ${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}${fd.connected ? `; ${diskLine(fd)}` : ''}`,
+      `Field drive ${fd.target === 'field-drive' ? '' : `(${fd.target}) `}${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}${fd.connected ? `; ${diskLine(fd)}` : ''}`,
     );
   }
   if (st.laptop !== undefined) lines.push(`Laptop store ${st.laptop.path}: ${diskLine(st.laptop)}`);

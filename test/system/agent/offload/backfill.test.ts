@@ -439,7 +439,7 @@ t.test(
     const files = await makeTestCard(card, { rawSize: 32 * 1024, seed: 5 });
     const state = await AgentState.open(join(dir, 'data'));
     t.teardown(() => state.close());
-    const laptopOnly = await resolveTargets(join(dir, 'store'), undefined);
+    const laptopOnly = await resolveTargets(join(dir, 'store'), []);
     await offloadCard(
       { state, targets: laptopOnly.targets },
       {
@@ -468,7 +468,7 @@ t.test(
       ],
     });
     await mkdir(join(dir, 'drive'));
-    const withDrive = await resolveTargets(join(dir, 'store'), join(dir, 'drive'));
+    const withDrive = await resolveTargets(join(dir, 'store'), [join(dir, 'drive')]);
     const report = await backfillFieldDrive({ state, targets: withDrive.targets });
     t.same(
       { missing: report.missing, copied: report.copied, failed: report.failed },
@@ -491,7 +491,7 @@ t.test(
     const state = await AgentState.open(join(dir, 'data'));
     t.teardown(() => state.close());
     await mkdir(join(dir, 'drive'));
-    const { targets } = await resolveTargets(join(dir, 'store'), join(dir, 'drive'));
+    const { targets } = await resolveTargets(join(dir, 'store'), [join(dir, 'drive')]);
     const input = { root: card, card: { id: 'C-1', label: 'C', kind: 'card' as const, source: card, shoot: 's' } };
     await offloadCard({ state, targets }, { ...input, scan: await scanCard(card) });
     const driveBefore = (await listFiles(join(dir, 'drive'))).sort();

@@ -40,7 +40,7 @@ t.test('card pulled mid-copy: AGENT_CARD_REMOVED, nothing partial, not safe, res
   const data = join(dir, 'data');
   const state = await AgentState.open(data);
   t.teardown(() => state.close());
-  const { targets } = await resolveTargets(join(data, 'store'), undefined);
+  const { targets } = await resolveTargets(join(data, 'store'), []);
   const scan = await scanCard(card);
   let reads = 0;
   const pulled = await offloadCard(
@@ -97,7 +97,7 @@ t.test(
     const source = await hashTree(card);
     const state = await AgentState.open(join(m.base, 'data'));
     t.teardown(() => state.close());
-    const { targets } = await resolveTargets(store, undefined);
+    const { targets } = await resolveTargets(store, []);
     const filler = join(disk, 'filler');
     let reads = 0;
     const full = await offloadCard(
@@ -197,7 +197,7 @@ t.test(
     const data = join(dir, 'data');
     const state = await AgentState.open(data);
     t.teardown(() => state.close());
-    const { targets } = await resolveTargets(store, field);
+    const { targets } = await resolveTargets(store, [field]);
     const r = await offloadCard(
       { state, targets },
       { root: card, card: cardInput(card, 'CARD-Z'), scan: await scanCard(card) },
@@ -237,7 +237,7 @@ t.test('a file that changes while it is copied is discarded (AGENT_SOURCE_CHANGE
   const data = join(dir, 'data');
   const state = await AgentState.open(data);
   t.teardown(() => state.close());
-  const { targets } = await resolveTargets(join(data, 'store'), undefined);
+  const { targets } = await resolveTargets(join(data, 'store'), []);
   let grown = false;
   const r = await offloadCard(
     {

@@ -25,7 +25,7 @@ t.test('one device is not enough; two folders on one disk are one device; a stud
   // field drive folder on the SAME tmpfs as the store: one device
   const { mkdir } = await import('node:fs/promises');
   await mkdir(join(store, '..', 'store', 'field'), { recursive: true });
-  const { targets } = await resolveTargets(join(store, 'laptop'), join(store, 'field'));
+  const { targets } = await resolveTargets(join(store, 'laptop'), [join(store, 'field')]);
   t.equal(targets.length, 2);
   t.equal(targets[0]?.device, targets[1]?.device, 'same st_dev');
   const input = { id: 'C-1', label: 'C', kind: 'card' as const, source: card, shoot: 's' };
