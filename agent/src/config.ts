@@ -29,7 +29,7 @@ import {
   validateConfig,
   CONFIG_CODES,
   CodedError,
-  ConfigError,
+  invalidConfigField,
   type FieldSpec,
 } from '@studio321/protocol';
 import type { AgentPaths } from './paths.js';
@@ -121,12 +121,7 @@ export async function loadAgentConfig(paths: AgentPaths): Promise<AgentConfig> {
 
 /** `fieldDrives`, or `fieldDrive` as its one-element form; never both, never one path twice. */
 function fieldDriveList(raw: RawConfig, file: string): string[] {
-  const invalid = (field: string, problem: string): ConfigError =>
-    new ConfigError(
-      CONFIG_CODES.invalid,
-      `${file}: field "${field}" ${problem}. Fix the field in the config file and start again.`,
-      { detail: { file, field } },
-    );
+  const invalid = (field: string, problem: string) => invalidConfigField(file, field, problem);
   if (raw.fieldDrive !== undefined && raw.fieldDrives !== undefined)
     throw invalid('fieldDrive', 'is given together with "fieldDrives": list every field drive in "fieldDrives"');
   const list = raw.fieldDrives ?? (raw.fieldDrive === undefined ? [] : [raw.fieldDrive]);

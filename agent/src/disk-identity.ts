@@ -69,7 +69,11 @@ export function diskDevice(disks: readonly string[]): string {
 /** The disk ids of a `disk:` device string; undefined for any other device (its disk is not known). */
 export function deviceDisks(device: string): string[] | undefined {
   if (!device.startsWith(DISK_DEVICE_PREFIX)) return undefined;
-  const ids = device.slice(DISK_DEVICE_PREFIX.length).split(',').filter((s) => s !== '').map(decodeId);
+  const ids = device
+    .slice(DISK_DEVICE_PREFIX.length)
+    .split(',')
+    .filter((s) => s !== '')
+    .map(decodeId);
   return ids.length === 0 ? undefined : ids;
 }
 
@@ -218,14 +222,23 @@ async function diskName(node: string, opts: DiskProbeOptions): Promise<string> {
 /** The `<key>K</key><string>V</string>` and `<key>K</key><array><string>…` pairs of a diskutil plist. */
 export function parseDiskutilPlist(xml: string): Map<string, string | string[]> {
   const out = new Map<string, string | string[]>();
-  const unescape = (s: string): string =>
-    s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+  const unxml = (s: string): string =>
+    s
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&apos;/g, "'")
+      .replace(/&amp;/g, '&');
   const re = /<key>([^<]*)<\/key>\s*(?:<string>([^<]*)<\/string>|<array>([\s\S]*?)<\/array>|<array\/>)/g;
   for (const m of xml.matchAll(re)) {
-    const key = unescape(m[1] ?? '');
+    const key = unxml(m[1] ?? '');
     if (out.has(key)) continue; // the top-level key comes first; nested dicts repeat some names
-    if (m[2] !== undefined) out.set(key, unescape(m[2]));
-    else out.set(key, [...(m[3] ?? '').matchAll(/<string>([^<]*)<\/string>/g)].map((s) => unescape(s[1] ?? '')));
+    if (m[2] !== undefined) out.set(key, unxml(m[2]));
+    else
+      out.set(
+        key,
+        [...(m[3] ?? '').matchAll(/<string>([^<]*)<\/string>/g)].map((s) => unxml(s[1] ?? '')),
+      );
   }
   return out;
 }

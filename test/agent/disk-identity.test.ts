@@ -156,7 +156,6 @@ t.test('distinct devices: sharing any disk is one device; an unknown disk adds n
   t.notOk(sharesDisk('nodisk:1', 'nodisk:1'));
   t.same(diskDevice(['loop:/x,y%z.img']), 'disk:loop:/x%2Cy%25z.img', 'commas and % escaped');
   t.equal(countDistinctDevices([diskDevice(['loop:/x,y.img']), diskDevice(['loop:/x'])]), 2);
-
 });
 
 t.test('a real tmpfs has no physical disk: not known, and said why', async (t) => {
@@ -224,9 +223,11 @@ async function offloadTo(
 t.test('real loop devices: two partitions of one disk are one device; a second disk makes it safe', async (t) => {
   const base = await tempDir(t, 'disk-loop-');
   const one = await makeLoopDisk(t, base, 'one', { sizeMiB: 40, partitions: 2 });
-  if ('reason' in one) return void t.skip(`no loop devices here (${one.reason}): this case did not run`, () => undefined);
+  if ('reason' in one)
+    return void t.skip(`no loop devices here (${one.reason}): this case did not run`, () => undefined);
   const two = await makeLoopDisk(t, base, 'two', { sizeMiB: 24, partitions: 0 });
-  if ('reason' in two) return void t.skip(`no second loop device (${two.reason}): this case did not run`, () => undefined);
+  if ('reason' in two)
+    return void t.skip(`no second loop device (${two.reason}): this case did not run`, () => undefined);
   const [p1, p2] = one.mounts as [string, string];
   const [other] = two.mounts as [string];
   const card = join(base, 'card');
@@ -245,7 +246,10 @@ t.test('real loop devices: two partitions of one disk are one device; a second d
   t.equal(a.summary.safeToFormat.safe, false, 'store and field drive on two partitions of one disk: not safe');
   t.equal(a.summary.safeToFormat.short, files.length);
   t.match(a.summary.safeToFormat.reason, /the field-drive and laptop copies are on one physical disk/);
-  t.match(a.summary.safeToFormat.examples[0], /1 of 2 copies on distinct devices \(laptop \+ field-drive; .*one physical disk/);
+  t.match(
+    a.summary.safeToFormat.examples[0],
+    /1 of 2 copies on distinct devices \(laptop \+ field-drive; .*one physical disk/,
+  );
 
   // The field drive on a second loop device: safe.
   const cardB = join(base, 'card-b');

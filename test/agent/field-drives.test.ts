@@ -72,7 +72,12 @@ t.test('two field drives and one missing: each verified, each on its own; one di
   const files = (await makeTestCard(card, { rawSize: 16 * 1024, seed: 31 })).filter((f) => f.size > 0);
   const state = await AgentState.open(join(base, 'data'));
   t.teardown(() => state.close());
-  const log = createLogger({ name: 'field-agent', level: 'error', lastErrors: new ErrorRing(4), stream: { write: () => true } });
+  const log = createLogger({
+    name: 'field-agent',
+    level: 'error',
+    lastErrors: new ErrorRing(4),
+    stream: { write: () => true },
+  });
   const ctx = {
     state,
     store,
@@ -100,11 +105,18 @@ t.test('two field drives and one missing: each verified, each on its own; one di
     const assetHash = (await hashFile(join(card, f.path))).blake3;
     const asset = await state.getAsset(assetHash);
     t.same(
-      asset?.copies.filter((c) => c.verified).map((c) => c.target).sort(),
+      asset?.copies
+        .filter((c) => c.verified)
+        .map((c) => c.target)
+        .sort(),
       ['field-drive', 'laptop'],
       `${f.path}: laptop + drive 1`,
     );
-    t.equal((await hashFile(asset?.paths['field-drive'] ?? '?')).blake3, assetHash, `${f.path}: drive 1 copy reads back`);
+    t.equal(
+      (await hashFile(asset?.paths['field-drive'] ?? '?')).blake3,
+      assetHash,
+      `${f.path}: drive 1 copy reads back`,
+    );
   }
 
   // 2. Drive 3 plugged in (a folder on drive 1's disk), drive 2 still missing: back-fill fills drive 3 only.
@@ -145,10 +157,17 @@ t.test('two field drives and one missing: each verified, each on its own; one di
   t.not(st.laptop?.device, st.fieldDrives?.[0]?.device);
   const text = formatStatus(st);
   t.match(text, new RegExp(`Field drive ${drive1}: connected; every file has its copy there; on disk:loop:`));
-  t.match(text, new RegExp(`Field drive \\(field-drive-2\\) ${drive2}: NOT connected; \\d+ files .* made when it is connected`));
+  t.match(
+    text,
+    new RegExp(`Field drive \\(field-drive-2\\) ${drive2}: NOT connected; \\d+ files .* made when it is connected`),
+  );
   t.match(text, /Laptop store .*: on disk:loop:/);
   const csv = offloadReportCsv(await buildOffloadReport(state, cardRec));
-  t.match(csv.split('\r\n')[0], /,laptop,field-drive,field-drive-3,studio mirror,/, 'the report has a column per drive');
+  t.match(
+    csv.split('\r\n')[0],
+    /,laptop,field-drive,field-drive-3,studio mirror,/,
+    'the report has a column per drive',
+  );
 
   // 4. Drive 2 appears on a full disk: its back-fill stops with AGENT_STORE_FULL; the others are untouched.
   const fullDrive = join(full, 'studio321');
@@ -167,6 +186,7 @@ t.test('two field drives and one missing: each verified, each on its own; one di
   );
   for (const a of await state.listAssets()) {
     const c = a.copies.find((x) => x.target === 'field-drive-2');
-    if (c !== undefined) t.equal((await hashFile(a.paths['field-drive-2'] ?? '?')).blake3, a.blake3, 'what was recorded is whole');
+    if (c !== undefined)
+      t.equal((await hashFile(a.paths['field-drive-2'] ?? '?')).blake3, a.blake3, 'what was recorded is whole');
   }
 });

@@ -53,7 +53,8 @@ async function ensureTools(): Promise<string | undefined> {
 async function ensureLoopControl(): Promise<void> {
   if (await has('/dev/loop-control')) return;
   await run('modprobe', ['loop']).catch(() => undefined);
-  if (!(await has('/dev/loop-control'))) await run('mknod', ['/dev/loop-control', 'c', '10', '237']).catch(() => undefined);
+  if (!(await has('/dev/loop-control')))
+    await run('mknod', ['/dev/loop-control', 'c', '10', '237']).catch(() => undefined);
 }
 
 /** The device node for a sysfs block device, made with mknod when /dev is not a devtmpfs. */

@@ -139,7 +139,13 @@ async function backfillDrive(
         message: outcome.message,
       });
       ctx.log?.warn(
-        { event: 'backfill-failed', target: drive.name, blake3: asset.blake3, storePath: asset.storePath, err: outcome },
+        {
+          event: 'backfill-failed',
+          target: drive.name,
+          blake3: asset.blake3,
+          storePath: asset.storePath,
+          err: outcome,
+        },
         outcome.message,
       );
     }

@@ -56,7 +56,10 @@ export interface StudioReceipt {
 }
 
 /** A card as the offload first sees it; the state adds the rest of its CardRecord. */
-export type CardInput = Pick<CardRecord, 'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'disk' | 'shoot' | 'store'>;
+export type CardInput = Pick<
+  CardRecord,
+  'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'disk' | 'shoot' | 'store'
+>;
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 type Db = Level<string, unknown>;
@@ -600,14 +603,13 @@ export class AgentState {
       const ops: Op[] = [];
       let refreshed = 0;
       let left = 0;
-      const refresh = (asset: AssetRecord, c: CopyFact, path: string | undefined): CopyFact => {
+      const refresh = (c: CopyFact, path: string | undefined): CopyFact => {
         if (!c.device.startsWith(LEGACY_DEVICE_PREFIX)) return c;
         const t = targets.find(
           (x) =>
             x.name === c.target &&
             x.legacyDevice === c.device &&
-            path !== undefined &&
-            path.startsWith(`${x.root.replace(/\/+$/, '')}${sep}`),
+            path?.startsWith(`${x.root.replace(/\/+$/, '')}${sep}`) === true,
         );
         if (t === undefined) {
           left += 1;
@@ -618,11 +620,11 @@ export class AgentState {
       };
       for (const [key, asset] of await this.#range<AssetRecord>('asset:')) {
         const before = refreshed;
-        const copies = asset.copies.map((c) => refresh(asset, c, asset.paths[c.target]));
+        const copies = asset.copies.map((c) => refresh(c, asset.paths[c.target]));
         const freeing =
           asset.freeing === undefined
             ? undefined
-            : { ...asset.freeing, copy: refresh(asset, asset.freeing.copy, asset.freeing.path) };
+            : { ...asset.freeing, copy: refresh(asset.freeing.copy, asset.freeing.path) };
         if (refreshed > before)
           ops.push({ type: 'put', key, value: { ...asset, copies, ...(freeing === undefined ? {} : { freeing }) } });
       }

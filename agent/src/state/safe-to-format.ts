@@ -69,7 +69,9 @@ export function deviceNotes(asset: AssetRecord, card: CardPlace): string[] {
     .map((c) => c.target)
     .sort();
   if (unknown.length > 0)
-    notes.push(`the physical disk of the ${unknown.join(' and ')} cop${unknown.length === 1 ? 'y' : 'ies'} is not known: not counted as a device`);
+    notes.push(
+      `the physical disk of the ${unknown.join(' and ')} cop${unknown.length === 1 ? 'y' : 'ies'} is not known: not counted as a device`,
+    );
   const known = copies
     .filter((c) => deviceDisks(c.device) !== undefined)
     .sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));

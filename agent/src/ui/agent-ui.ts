@@ -108,7 +108,8 @@ export class AgentUi {
   constructor(options: AgentUiOptions) {
     this.#o = options;
     this.provider = new AgentStatusProvider({
-      status: () => buildStatus(
+      status: () =>
+        buildStatus(
           options.runner.state,
           options.copiesNeeded,
           options.runner.opts.config.fieldDrives,

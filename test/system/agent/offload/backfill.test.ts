@@ -70,7 +70,8 @@ t.test(
   'a card offloaded without the field drive gets its drive copies when the drive is back, then is safe to format',
   async (t) => {
     const s = await setup(t);
-    if (typeof s === 'string') return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
+    if (typeof s === 'string')
+      return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
     // 1. The drive is not connected (its folder is missing): laptop only, not safe.
     const first = await runAgentCli([
       'ingest',
@@ -109,6 +110,7 @@ t.test(
     t.same(
       before.json,
       {
+        target: 'field-drive',
         path: s.drive,
         connected: false,
         waitingFiles: s.filesA.length,
@@ -187,7 +189,8 @@ t.test(
   'a damaged laptop copy is not copied onward and stops counting; a different file on the drive is never overwritten',
   async (t) => {
     const s = await setup(t);
-    if (typeof s === 'string') return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
+    if (typeof s === 'string')
+      return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
     const first = await runAgentCli([
       'ingest',
       s.cardA,
@@ -371,7 +374,8 @@ t.test(
   `kill -9 during the back-fill (${CRASH_ITERATIONS} random points), then again: every drive copy right, once, nothing partial`,
   async (t) => {
     const s = await setup(t);
-    if (typeof s === 'string') return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
+    if (typeof s === 'string')
+      return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
     const filesB = s.filesB.length;
     let killed = 0;
     let tempsLeft = 0;

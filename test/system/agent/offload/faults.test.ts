@@ -23,7 +23,7 @@ import { scanCard } from '@studio321/agent/card';
 import { resolveTargets, STORE_MARKER } from '@studio321/agent';
 import { readCardFile } from '@studio321/agent/card';
 import { summariseCard } from '@studio321/agent/state';
-import { tmpfsDirs, umount, hashTree, listFiles, runAgentCli, jsonLines } from '../../../lib/agent-harness.js';
+import { diskDirs, tmpfsDirs, umount, hashTree, listFiles, runAgentCli, jsonLines } from '../../../lib/agent-harness.js';
 
 const execFileP = promisify(execFile);
 const temps = async (root: string): Promise<string[]> => (await listFiles(root)).filter((f) => f.endsWith('.s321tmp'));
@@ -183,9 +183,9 @@ t.test('unreadable file (EACCES): that file is reported, the rest is copied', as
 t.test(
   'zero-length file, symlink and FIFO on the card: kept/flagged/skipped, never followed, card not safe until resolved',
   async (t) => {
-    const m = await tmpfsDirs(t, { store: '32m', field: '32m' });
-    if (m === undefined)
-      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+    // Store and field drive on two loop devices: two physical disks (two tmpfs mounts are none).
+    const m = await diskDirs(t, { store: 32, field: 32 });
+    if ('reason' in m) return void t.skip(`no loop devices here (${m.reason}): this case did not run`, () => undefined);
     const dir = m.base;
     const store = m.dirs['store'] as string;
     const field = m.dirs['field'] as string;

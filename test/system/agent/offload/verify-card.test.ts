@@ -58,7 +58,8 @@ t.test(
   'verify: intact copies pass; a rotted laptop copy and a wiped drive copy stop counting; an unplugged drive is not judged; ingest and back-fill mend',
   async (t) => {
     const s = await offloaded(t, 21);
-    if (typeof s === 'string') return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
+    if (typeof s === 'string')
+      return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
     const { drive, store, card, files, cli } = s;
     const cardId =
       (JSON.parse((await cli(['status', '--json'])).stdout) as { cards: Array<{ id: string }> }).cards[0]?.id ?? '?';

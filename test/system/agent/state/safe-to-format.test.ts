@@ -147,7 +147,11 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     false,
     'nor one on the card’s file system, as an older agent recorded it',
   );
-  t.equal(evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:1,wwid:2']), 2).safe, false, 'one disk shared');
+  t.equal(
+    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:1,wwid:2']), 2).safe,
+    false,
+    'one disk shared',
+  );
   t.equal(evaluateSafeToFormat(card, [file], asset(['nodisk:40', 'nodisk:41']), 2).safe, false, 'disks not known');
   t.equal(evaluateSafeToFormat(card, [file], asset(['local:1', 'local:2']), 2).safe, false, 'not refreshed since');
   t.equal(
@@ -165,7 +169,10 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     false,
     'offload interrupted',
   );
-  t.equal(evaluateSafeToFormat(card, [{ ...file, state: 'failed' }], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe, false);
+  t.equal(
+    evaluateSafeToFormat(card, [{ ...file, state: 'failed' }], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
+    false,
+  );
   t.equal(evaluateSafeToFormat(card, [file], new Map(), 2).safe, false, 'asset record missing');
   t.equal(evaluateSafeToFormat({ ...card, scanEntries: 0 }, [], new Map(), 2).safe, false, 'no files at all');
   t.equal(
