@@ -9,6 +9,7 @@
 #   xxhash    xxhsum, independent XXH3 check of the ASC MHL hashes
 #   strace    records the fsync/rename order of studiod's first start (power-cut test)
 #   rclone    an independent S3 client: `rclone check` between a cloud target and the mirror (rgw test)
+#   fdisk, e2fsprogs  sfdisk and mkfs.ext4: partitioned loop devices for the physical-disk test (test/lib/loop-disk.ts)
 # Needs root (CI runs as root); without root it only reports what is missing.
 set -e
 missing=""
@@ -21,6 +22,8 @@ command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
 command -v xxhsum >/dev/null 2>&1 || missing="$missing xxhash"
 command -v rclone >/dev/null 2>&1 || missing="$missing rclone"
 command -v strace >/dev/null 2>&1 || missing="$missing strace"
+command -v sfdisk >/dev/null 2>&1 || missing="$missing fdisk"
+command -v mkfs.ext4 >/dev/null 2>&1 || missing="$missing e2fsprogs"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != "0" ]; then
   echo "ensure-system-deps: missing Debian packages:$missing (run as root to install them); tests that need them will be skipped" >&2

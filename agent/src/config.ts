@@ -3,7 +3,7 @@
  *
  *   {
  *     "store": "/home/anna/Pictures/studio321",        // laptop store (default <data dir>/store)
- *     "fieldDrive": "/media/anna/T7/studio321",         // optional second field destination
+ *     "fieldDrives": ["/media/anna/T7/studio321"],      // optional further field destinations, each verified
  *     "hotFolders": ["/home/anna/Tether"],             // watched folders (tethered shooting)
  *     "shoot": "2026-11-26-wedding",                    // default shoot name (default: today, YYYY-MM-DD)
  *     "policy": { "copiesBeforeFormat": 2 },
@@ -19,15 +19,28 @@
  *     "bodies": { "032024001234": "A" }                  // body nicknames by serial ({body})
  *   }
  *
+ * `fieldDrive` (one path) is still read as the one-element form of `fieldDrives`; giving both is
+ * an error (CONFIG_INVALID), so no drive is silently left out. The list's order names the
+ * destinations: `field-drive`, `field-drive-2`, `field-drive-3`… (fieldDriveName, targets.ts):
+ * append a new drive at the end, since copies are recorded by that name.
+ *
  * No config file at the default location is fine: every field has a default.
  * A config file named with --config must exist.
  */
-import { loadConfigFile, validateConfig, CONFIG_CODES, CodedError, type FieldSpec } from '@studio321/protocol';
+import {
+  loadConfigFile,
+  validateConfig,
+  CONFIG_CODES,
+  CodedError,
+  invalidConfigField,
+  type FieldSpec,
+} from '@studio321/protocol';
 import type { AgentPaths } from './paths.js';
 
 export interface AgentConfig {
   store: string;
-  fieldDrive?: string;
+  /** The field drives, in config order (none: laptop only). */
+  fieldDrives: string[];
   hotFolders: string[];
   shoot?: string;
   policy: { copiesBeforeFormat: number };
@@ -64,6 +77,7 @@ export const AGENT_CONFIG_SCHEMA: Record<string, FieldSpec> = {
     absolutePath: true,
     describe: 'absolute path on the external field drive',
   },
+  fieldDrives: { kind: 'array', of: { kind: 'string', absolutePath: true }, optional: true },
   hotFolders: { kind: 'array', of: { kind: 'string', absolutePath: true }, default: [] },
   shoot: {
     kind: 'string',
@@ -106,7 +120,11 @@ export const AGENT_CONFIG_SCHEMA: Record<string, FieldSpec> = {
   },
 };
 
-type RawConfig = Omit<AgentConfig, 'store'> & { store?: string };
+type RawConfig = Omit<AgentConfig, 'store' | 'fieldDrives'> & {
+  store?: string;
+  fieldDrive?: string;
+  fieldDrives?: string[];
+};
 
 /** Load the config (or defaults when the default file does not exist). */
 export async function loadAgentConfig(paths: AgentPaths): Promise<AgentConfig> {
@@ -120,7 +138,22 @@ export async function loadAgentConfig(paths: AgentPaths): Promise<AgentConfig> {
       throw err;
     }
   }
-  return { ...raw, store: raw.store ?? paths.defaultStore };
+  const { fieldDrive, fieldDrives, ...rest } = raw;
+  return { ...rest, store: raw.store ?? paths.defaultStore, fieldDrives: fieldDriveList(raw, paths.configFile) };
+}
+
+/** `fieldDrives`, or `fieldDrive` as its one-element form; never both, never one path twice. */
+function fieldDriveList(raw: RawConfig, file: string): string[] {
+  const invalid = (field: string, problem: string) => invalidConfigField(file, field, problem);
+  if (raw.fieldDrive !== undefined && raw.fieldDrives !== undefined)
+    throw invalid('fieldDrive', 'is given together with "fieldDrives": list every field drive in "fieldDrives"');
+  const list = raw.fieldDrives ?? (raw.fieldDrive === undefined ? [] : [raw.fieldDrive]);
+  const norm = list.map((p) => p.replace(/\/+$/, '') || '/');
+  const dup = norm.find((p, i) => norm.indexOf(p) !== i);
+  if (dup !== undefined) throw invalid('fieldDrives', `names ${dup} twice: one copy per drive`);
+  if (raw.store !== undefined && norm.includes(raw.store.replace(/\/+$/, '') || '/'))
+    throw invalid('fieldDrives', 'names the laptop store: a field drive is another destination');
+  return list;
 }
 
 /** Today's date as a shoot name (local time), e.g. 2026-11-26. */

@@ -6,6 +6,7 @@
 export * from './errors.js';
 export * from './config.js';
 export * from './paths.js';
+export * from './disk-identity.js';
 export * from './targets.js';
 export * from './instance-lock.js';
 export * from './runner.js';

@@ -19,7 +19,7 @@ import { AgentState } from './state/agent-state.js';
 import type { AgentConfig } from './config.js';
 import { defaultShootName } from './config.js';
 import type { AgentPaths } from './paths.js';
-import { resolveTargets, type AgentTarget } from './targets.js';
+import { isFieldDrive, resolveTargets, type AgentTarget } from './targets.js';
 import { sweepAll } from './offload/recovery.js';
 import { VolumeWatcher } from './card/volume-watcher.js';
 import { defaultVolumeSource, isSystemVolume, type Volume, type VolumeSource } from './card/volume-source.js';
@@ -85,7 +85,8 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
   #abort = new AbortController();
   #cardQueue: Promise<void> = Promise.resolve();
   #active = new Map<string, AbortController>();
-  #fieldDriveWarned = false;
+  /** Field drives whose absence was logged (by target name). */
+  readonly #fieldDrivesWarned = new Set<string>();
   #storeWarned = false;
 
   constructor(opts: AgentRunnerOptions) {
@@ -178,7 +179,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
         {
           state: this.state,
           store: config.store,
-          fieldDrive: config.fieldDrive,
+          fieldDrives: config.fieldDrives,
           copiesNeeded: config.policy.copiesBeforeFormat,
           renaming: config,
           log,
@@ -228,13 +229,13 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     this.#queueBackfill();
   }
 
-  /** Re-checks the laptop store and the field drive (plugged in or pulled since the last look). */
+  /** Re-checks the laptop store and the field drives (plugged in or pulled since the last look). */
   async #refreshTargets(): Promise<void> {
     const { config, log } = this.opts;
-    const had = this.#targets.some((t) => t.name === 'field-drive');
+    const had = new Set(this.#targets.filter((t) => isFieldDrive(t.name)).map((t) => t.name));
     let resolved;
     try {
-      resolved = await resolveTargets(config.store, config.fieldDrive, {
+      resolved = await resolveTargets(config.store, config.fieldDrives, {
         storeHasCopies: () => this.state.hasCopiesUnder('laptop', config.store),
       });
     } catch (err) {
@@ -247,25 +248,27 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     }
     this.#storeWarned = false;
     this.#targets = resolved.targets;
-    const has = resolved.targets.some((t) => t.name === 'field-drive');
-    if (resolved.fieldDriveProblem !== undefined && (had || this.#fieldDriveWarned === false)) {
-      this.#fieldDriveWarned = true;
-      log.warn({ err: resolved.fieldDriveProblem }, resolved.fieldDriveProblem.message);
+    await this.state.refreshLegacyDevices(resolved.targets);
+    // Each drive's absence is said once (at start, or when it is pulled), not at every look.
+    for (const problem of resolved.fieldDriveProblems) {
+      const name = String(problem.detail?.['target'] ?? '');
+      if (had.has(name) || !this.#fieldDrivesWarned.has(name)) {
+        this.#fieldDrivesWarned.add(name);
+        log.warn({ err: problem }, problem.message);
+      }
     }
-    if (has && !had)
-      log.info(
-        { event: 'field-drive', root: config.fieldDrive },
-        `field drive ${config.fieldDrive ?? ''} is connected`,
-      );
+    for (const t of resolved.targets)
+      if (isFieldDrive(t.name) && !had.has(t.name))
+        log.info({ event: 'field-drive', target: t.name, root: t.root }, `field drive ${t.root} is connected`);
   }
 
   #queueBackfill(): void {
-    if (this.opts.config.fieldDrive === undefined) return;
+    if (this.opts.config.fieldDrives.length === 0) return;
     this.#cardQueue = this.#cardQueue
       .then(async () => {
         if (this.#abort.signal.aborted) return;
         await this.#refreshTargets();
-        if (!this.#targets.some((t) => t.name === 'field-drive')) return;
+        if (!this.#targets.some((t) => isFieldDrive(t.name))) return;
         const report = await backfillFieldDrive({
           state: this.state,
           targets: this.#targets,

@@ -1,8 +1,11 @@
 /**
- * The agent's own destinations: the laptop store and the optional field drive.
+ * The agent's own destinations: the laptop store and the optional field drives
+ * (`field-drive`, `field-drive-2`… in config order: fieldDriveName).
  *
- * Each is identified by the st_dev of its root, so two folders on one disk are
- * one device for safe-to-format. The field drive folder must already exist (the
+ * Each is identified by the physical disk(s) under its root (disk-identity.ts), so
+ * two folders on one disk, or two partitions of one disk, are one device for
+ * safe-to-format, and a destination whose disk cannot be known (tmpfs, a network
+ * file system…) adds no device. The field drive folder must already exist (the
  * photographer creates it once on the external disk): if its disk is not
  * mounted the folder is missing and the agent copies to the laptop only
  * (AGENT_FIELD_DRIVE_MISSING) instead of writing into an empty mount point on
@@ -23,6 +26,7 @@ import { join } from 'node:path';
 import { errorCode, type CopyFact } from '@studio321/protocol';
 import { durableWrite, ensureDir, sweepStaleTemps, type DurableCopy } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
+import { diskIdentity, LEGACY_DEVICE_PREFIX, type DiskProbeOptions } from './disk-identity.js';
 
 /** The laptop store's marker file, at its root. */
 export const STORE_MARKER = '.studio321-store.json';
@@ -92,18 +96,51 @@ function unwritable(store: string, err: unknown): AgentError {
   );
 }
 
+/** The target name of the i-th configured field drive (0-based): `field-drive`, then `field-drive-2`… */
+export function fieldDriveName(i: number): string {
+  return i === 0 ? 'field-drive' : `field-drive-${i + 1}`;
+}
+
+/** Whether a target name is one of the field drives'. */
+export function isFieldDrive(name: string): boolean {
+  return /^field-drive(-[0-9]+)?$/.test(name);
+}
+
 export interface AgentTarget {
-  name: 'laptop' | 'field-drive';
+  /** `laptop`, or a field drive's name (fieldDriveName). */
+  name: string;
   root: string;
-  /** `local:<st_dev>` */
+  /** The physical disk(s) under `root`: `disk:<id>,…`, or `nodisk:<st_dev>` when not known (disk-identity.ts). */
   device: string;
+  /** Why the physical disk is not known (the copies here add no device to safe to format); absent when known. */
+  diskUnknown?: string;
+  /** The device string agents before disk identities recorded for copies here (`local:<st_dev>`). */
+  legacyDevice: string;
   media: string;
+}
+
+async function target(
+  name: string,
+  root: string,
+  st: Stats,
+  media: string,
+  probe: DiskProbeOptions | undefined,
+): Promise<AgentTarget> {
+  const disk = await diskIdentity(root, probe);
+  return {
+    name,
+    root,
+    device: disk.device,
+    ...(disk.unknown === undefined ? {} : { diskUnknown: disk.unknown }),
+    legacyDevice: `${LEGACY_DEVICE_PREFIX}${st.dev}`,
+    media,
+  };
 }
 
 export interface ResolvedTargets {
   targets: AgentTarget[];
-  /** Set when a field drive is configured but not there. */
-  fieldDriveProblem?: AgentError;
+  /** One per configured field drive that is not there (AGENT_FIELD_DRIVE_MISSING, detail.path and detail.target). */
+  fieldDriveProblems: AgentError[];
 }
 
 /** The field drive folder's stat; throws (ENOENT, ENOTDIR…) when it is not there as a folder. */
@@ -120,32 +157,60 @@ export async function statFieldDrive(path: string): Promise<Stats> {
  */
 export async function resolveTargets(
   store: string,
-  fieldDrive: string | undefined,
-  opts: { storeHasCopies?: () => Promise<boolean> } = {},
+  fieldDrives: readonly string[],
+  opts: { storeHasCopies?: () => Promise<boolean>; probe?: DiskProbeOptions } = {},
 ): Promise<ResolvedTargets> {
   const st = await openStore(store, opts.storeHasCopies ?? (async () => false));
-  const targets: AgentTarget[] = [{ name: 'laptop', root: store, device: `local:${st.dev}`, media: 'laptop-disk' }];
-  if (fieldDrive === undefined) return { targets };
-  const fd = await resolveFieldDrive(fieldDrive);
-  return fd.target === undefined ? { targets, fieldDriveProblem: fd.problem } : { targets: [...targets, fd.target] };
+  const targets: AgentTarget[] = [await target('laptop', store, st, 'laptop-disk', opts.probe)];
+  const fieldDriveProblems: AgentError[] = [];
+  for (const [i, path] of fieldDrives.entries()) {
+    const fd = await resolveFieldDrive(path, fieldDriveName(i), opts.probe);
+    if (fd.target === undefined) fieldDriveProblems.push(fd.problem);
+    else targets.push(fd.target);
+  }
+  return { targets, fieldDriveProblems };
 }
 
-/** The field drive as a destination, or why it is not one now. */
+/** A field drive as a destination, or why it is not one now: each drive on its own, one missing does not stop the others. */
 export async function resolveFieldDrive(
   fieldDrive: string,
+  name: string,
+  probe?: DiskProbeOptions,
 ): Promise<{ target: AgentTarget; problem?: undefined } | { target?: undefined; problem: AgentError }> {
+  let fd: Stats;
   try {
-    const fd = await statFieldDrive(fieldDrive);
-    return { target: { name: 'field-drive', root: fieldDrive, device: `local:${fd.dev}`, media: 'external-drive' } };
+    fd = await statFieldDrive(fieldDrive);
   } catch (err) {
     return {
       problem: new AgentError(
         AGENT_CODES.fieldDriveMissing,
-        `The field drive folder ${fieldDrive} is not there (${errorCode(err) ?? 'error'}): connect the drive (or create the folder on it); until then copies go to the laptop only and cards are not safe to format.`,
-        { cause: err, retryable: true, detail: { path: fieldDrive } },
+        `The field drive folder ${fieldDrive} is not there (${errorCode(err) ?? 'error'}): connect the drive (or create the folder on it); until then it gets no copies (the others do) and cards may not be safe to format.`,
+        { cause: err, retryable: true, detail: { path: fieldDrive, target: name } },
       ),
     };
   }
+  return { target: await target(name, fieldDrive, fd, 'external-drive', probe) };
+}
+
+/**
+ * The destinations there now, looked at without writing anything (status): the laptop store
+ * only when its marker is there, the field drive when its folder is.
+ */
+export async function probeTargets(
+  store: string | undefined,
+  fieldDrives: readonly string[],
+  probe?: DiskProbeOptions,
+): Promise<AgentTarget[]> {
+  const out: AgentTarget[] = [];
+  if (store !== undefined && (await storeAvailable(store))) {
+    const st = await stat(store).catch(() => undefined);
+    if (st !== undefined) out.push(await target('laptop', store, st, 'laptop-disk', probe));
+  }
+  for (const [i, path] of fieldDrives.entries()) {
+    const fd = await resolveFieldDrive(path, fieldDriveName(i), probe);
+    if (fd.target !== undefined) out.push(fd.target);
+  }
+  return out;
 }
 
 export function copyFact(target: AgentTarget, copy: DurableCopy): CopyFact {

@@ -39,12 +39,17 @@ export type FieldSpec =
   /** One of several shapes, told apart by the value's JSON type (e.g. a keyword string or an object). */
   | { kind: 'oneOf'; options: FieldSpec[]; optional?: boolean; default?: unknown; describe: string };
 
-function fail(file: string, field: string, problem: string): never {
-  throw new ConfigError(
+/** CONFIG_INVALID for one field of `file` (also for checks across fields, after validateConfig). */
+export function invalidConfigField(file: string, field: string, problem: string): ConfigError {
+  return new ConfigError(
     CONFIG_CODES.invalid,
     `${file}: field "${field}" ${problem}. Fix the field in the config file and start again.`,
     { detail: { file, field } },
   );
+}
+
+function fail(file: string, field: string, problem: string): never {
+  throw invalidConfigField(file, field, problem);
 }
 
 function typeOf(v: unknown): string {

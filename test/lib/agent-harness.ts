@@ -7,6 +7,7 @@ import { spawn, execFile } from 'node:child_process';
 import { readdir, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { mountTmpfs, type Teardownable } from './tmpfs.js';
+import { makeLoopDisk } from './loop-disk.js';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -114,6 +115,35 @@ export async function tmpfsDirs(
     const r = await mountTmpfs({ teardown: () => undefined }, d, `size=${size}`);
     if (!r.mounted) return undefined;
     dirs[name] = d;
+  }
+  return { base, dirs };
+}
+
+/**
+ * Like tmpfsDirs, but each name is an ext4 file system on a loop device of its own
+ * (test/lib/loop-disk.ts): distinct PHYSICAL devices, which two tmpfs mounts are not
+ * (their disk cannot be known, so their copies add no device to safe to format).
+ * `sizes` in MiB. Undefined, with the reason logged by the caller, when loop devices cannot be made.
+ */
+export async function diskDirs(
+  t: Teardownable,
+  sizes: Record<string, number>,
+): Promise<{ base: string; dirs: Record<string, string> } | { reason: string }> {
+  const base = await mkdtemp(join(tmpdir(), 'fa-test-'));
+  const dirs: Record<string, string> = {};
+  const disks = { teardowns: [] as Array<() => unknown> };
+  // Unmount and detach before the folder holding the images goes.
+  t.teardown(async () => {
+    for (const fn of disks.teardowns.reverse()) await fn();
+    await rm(base, { recursive: true, force: true }).catch(() => undefined);
+  });
+  for (const [name, sizeMiB] of Object.entries(sizes)) {
+    const d = await makeLoopDisk({ teardown: (fn) => void disks.teardowns.push(fn) }, base, name, {
+      sizeMiB,
+      partitions: 0,
+    });
+    if ('reason' in d) return { reason: d.reason };
+    dirs[name] = d.mounts[0] as string;
   }
   return { base, dirs };
 }

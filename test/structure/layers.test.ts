@@ -17,7 +17,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
  */
 const LAYERS: Record<string, Array<{ group: string; rank: number; match: (p: string) => boolean }>> = {
   'agent/src': [
-    { group: 'base', rank: 0, match: (p) => /^(errors|paths|config|targets|instance-lock)\.ts$/.test(p) },
+    { group: 'base', rank: 0, match: (p) => /^(errors|paths|config|disk-identity|targets|instance-lock)\.ts$/.test(p) },
     { group: 'card', rank: 1, match: (p) => p.startsWith('card/') },
     { group: 'state', rank: 2, match: (p) => p.startsWith('state/') },
     { group: 'offload', rank: 3, match: (p) => p.startsWith('offload/') },

@@ -19,6 +19,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, validateRelativePath } from '@studio321/protocol';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
+import { diskIdentity } from '../disk-identity.js';
 
 export interface ScannedFile {
   path: string;
@@ -47,6 +48,8 @@ export interface ScanResult {
   root: string;
   /** st_dev of the card root. */
   dev: number;
+  /** The physical disk(s) under the card root (disk-identity.ts): copies on it are not off the card. */
+  disk: string;
   files: ScannedFile[];
   warnings: ScanWarning[];
 }
@@ -91,6 +94,7 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
     );
   }
   const dev = rootStat.dev;
+  const disk = (await diskIdentity(root)).device;
   const files: ScannedFile[] = [];
   const warnings: ScanWarning[] = [];
   const warn = (path: string, code: AgentCode, message: string): void => {
@@ -183,5 +187,5 @@ export async function scanCard(root: string, opts: { signal?: AbortSignal } = {}
   };
   await walk('');
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { root, dev, files, warnings };
+  return { root, dev, disk, files, warnings };
 }

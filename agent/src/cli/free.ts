@@ -57,7 +57,7 @@ export async function freeCommand(argv: string[], io: CommandIo): Promise<number
             ? {}
             : { refresh: async (hashes) => void (await refreshVerdicts(open, s, { hashes })) }),
           ...(cards === undefined ? {} : { cards }),
-          ...(config.fieldDrive === undefined ? {} : { fieldDrive: config.fieldDrive }),
+          fieldDrives: config.fieldDrives,
         },
         true,
       );

@@ -91,7 +91,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
           {
             state,
             store: config.store,
-            fieldDrive: config.fieldDrive,
+            fieldDrives: config.fieldDrives,
             copiesNeeded: config.policy.copiesBeforeFormat,
             renaming: config,
             log,
@@ -145,8 +145,7 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
 function printOutcome(o: IngestOutcome, io: CommandIo, json: boolean, startedAt: number): void {
   if (o.notACard !== undefined) io.stderr.write(`field-agent: ${o.notACard.code}: ${o.notACard.message}\n`);
   if (o.shootKept !== undefined) io.stderr.write(`field-agent: ${o.shootKept}\n`);
-  if (o.fieldDriveProblem !== undefined)
-    io.stderr.write(`field-agent: ${o.fieldDriveProblem.code}: ${o.fieldDriveProblem.message}\n`);
+  for (const p of o.fieldDriveProblems ?? []) io.stderr.write(`field-agent: ${p.code}: ${p.message}\n`);
   const b = o.backfill;
   if (b !== undefined) {
     if (json)

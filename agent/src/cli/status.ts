@@ -16,7 +16,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
   const { paths, config } = await loadContext(values, io.env);
   const st = await directOrRunning(
     paths.dataDir,
-    (state) => buildStatus(state, config.policy.copiesBeforeFormat, config.fieldDrive),
+    (state) => buildStatus(state, config.policy.copiesBeforeFormat, config.fieldDrives, config.store),
     async () =>
       (await callRunningAgent(paths.dataDir, '/api/agent-status', {}, AGENT_CODES.stateLocked)) as AgentStatus,
   );

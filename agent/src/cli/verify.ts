@@ -36,7 +36,7 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
           state,
           {
             store: config.store,
-            fieldDrive: config.fieldDrive,
+            fieldDrives: config.fieldDrives,
             copiesNeeded: config.policy.copiesBeforeFormat,
             onProgress: (p) => progress.show(p.snapshot()),
           },

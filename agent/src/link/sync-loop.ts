@@ -429,7 +429,7 @@ export interface RunSyncHandle {
 export function verdictsAndFreeing(ctx: {
   state: AgentState;
   freeLaptop: FreeLaptopPolicy;
-  fieldDrive?: string;
+  fieldDrives?: readonly string[];
   log?: Logger;
 }): (link: LinkClient) => Promise<void> {
   return async (link) => {
@@ -439,7 +439,7 @@ export function verdictsAndFreeing(ctx: {
     await freeLaptopCopies(ctx.state, {
       policy: ctx.freeLaptop,
       refresh: async (hashes) => void (await refreshVerdicts(link, ctx.state, { hashes })),
-      ...(ctx.fieldDrive === undefined ? {} : { fieldDrive: ctx.fieldDrive }),
+      ...(ctx.fieldDrives === undefined ? {} : { fieldDrives: ctx.fieldDrives }),
       ...(ctx.log === undefined ? {} : { log: ctx.log }),
     });
   };
@@ -450,7 +450,7 @@ export async function startSyncForRun(ctx: {
   paths: { dataDir: string };
   log: Logger;
   signal: AbortSignal;
-  config?: { freeLaptop: FreeLaptopPolicy; fieldDrive?: string };
+  config?: { freeLaptop: FreeLaptopPolicy; fieldDrives?: readonly string[] };
 }): Promise<RunSyncHandle | undefined> {
   try {
     await loadIdentity(ctx.paths.dataDir);
@@ -472,7 +472,7 @@ export async function startSyncForRun(ctx: {
     afterPass: verdictsAndFreeing({
       state: ctx.state,
       freeLaptop: ctx.config?.freeLaptop ?? 'never',
-      ...(ctx.config?.fieldDrive === undefined ? {} : { fieldDrive: ctx.config.fieldDrive }),
+      ...(ctx.config?.fieldDrives === undefined ? {} : { fieldDrives: ctx.config.fieldDrives }),
       log: ctx.log,
     }),
   };
@@ -499,7 +499,7 @@ export async function startSyncForRun(ctx: {
         : handle.syncNow(onProgress),
     free: (cards) => {
       const link = handle.link();
-      const fieldDrive = ctx.config?.fieldDrive;
+      const fieldDrives = ctx.config?.fieldDrives;
       return freeLaptopCopies(
         ctx.state,
         {
@@ -508,7 +508,7 @@ export async function startSyncForRun(ctx: {
             ? {}
             : { refresh: async (hashes) => void (await refreshVerdicts(link, ctx.state, { hashes })) }),
           ...(cards === undefined ? {} : { cards }),
-          ...(fieldDrive === undefined ? {} : { fieldDrive }),
+          ...(fieldDrives === undefined ? {} : { fieldDrives }),
           log: ctx.log,
         },
         true,

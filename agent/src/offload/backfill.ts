@@ -1,5 +1,5 @@
 /**
- * Back-fill of the field drive.
+ * Back-fill of the field drives (each configured drive on its own, `field-drive`, `field-drive-2`…).
  *
  * A card offloaded while the field drive was not connected has its files on the
  * laptop only, so with the default policy (2 copies on distinct devices) it is
@@ -28,7 +28,7 @@ import {
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import { backfillCandidates, hasDamagedCopy, type AgentState } from '../state/agent-state.js';
 import type { AssetRecord } from '../state/records.js';
-import { copyFact, type AgentTarget } from '../targets.js';
+import { copyFact, isFieldDrive, type AgentTarget } from '../targets.js';
 import { laptopStorePresent, markCopyDamaged } from '../state/store-copy.js';
 import { BACKFILL_COPY_FAILED, BACKFILL_FAILURES, type BackfillFailureContext } from './durable-failures.js';
 import { suffixedPath } from './naming.js';
@@ -41,11 +41,25 @@ export interface BackfillFailure {
 }
 
 export interface BackfillReport {
-  /** Back-fill candidates found (backfillCandidates). */
+  /** Back-fill candidates found (backfillCandidates), summed over the drives. */
   missing: number;
   copied: number;
   bytes: number;
   failed: BackfillFailure[];
+  /** The first drive's stop (see `drives` for each). */
+  stoppedBy?: AgentError;
+  /** Each connected field drive's own back-fill, in config order. */
+  drives: DriveBackfill[];
+}
+
+export interface DriveBackfill {
+  target: string;
+  root: string;
+  missing: number;
+  copied: number;
+  bytes: number;
+  failed: number;
+  /** Why this drive's back-fill stopped (full, pulled, read-only…); the other drives go on. */
   stoppedBy?: AgentError;
 }
 
@@ -62,18 +76,40 @@ export interface BackfillContext {
   sweepTemps?: boolean;
 }
 
-/** Copies every back-fill candidate onto the field drive (when one is among `targets`). */
+/**
+ * Copies every back-fill candidate onto each field drive among `targets`, one drive after the
+ * other: a drive that is full, pulled or read-only stops its own back-fill, not the others'.
+ */
 export async function backfillFieldDrive(ctx: BackfillContext): Promise<BackfillReport> {
-  const report: BackfillReport = { missing: 0, copied: 0, bytes: 0, failed: [] };
+  const report: BackfillReport = { missing: 0, copied: 0, bytes: 0, failed: [], drives: [] };
   const laptop = ctx.targets.find((t) => t.name === 'laptop');
-  const drive = ctx.targets.find((t) => t.name === 'field-drive');
-  if (laptop === undefined || drive === undefined) return report;
-  const todo = await backfillCandidates(ctx.state);
-  report.missing = todo.length;
+  if (laptop === undefined) return report;
+  for (const drive of ctx.targets.filter((t) => isFieldDrive(t.name))) {
+    const d = await backfillDrive(ctx, laptop, drive, report);
+    report.drives.push(d);
+    report.missing += d.missing;
+    report.copied += d.copied;
+    report.bytes += d.bytes;
+    if (d.stoppedBy !== undefined) report.stoppedBy ??= d.stoppedBy;
+    // Stopped for every drive alike: nothing more is done this time.
+    if (d.stoppedBy?.code === AGENT_CODES.aborted || d.stoppedBy?.code === AGENT_CODES.stateFailed) break;
+  }
+  return report;
+}
+
+async function backfillDrive(
+  ctx: BackfillContext,
+  laptop: AgentTarget,
+  drive: AgentTarget,
+  report: BackfillReport,
+): Promise<DriveBackfill> {
+  const d: DriveBackfill = { target: drive.name, root: drive.root, missing: 0, copied: 0, bytes: 0, failed: 0 };
+  const todo = await backfillCandidates(ctx.state, drive.name);
+  d.missing = todo.length;
   const swept = new Set<string>();
   for (const asset of todo) {
     if (ctx.signal?.aborted === true) {
-      report.stoppedBy = new AgentError(
+      d.stoppedBy = new AgentError(
         AGENT_CODES.aborted,
         'The field-drive back-fill was stopped; it goes on next time.',
         { cause: ctx.signal.reason, retryable: true },
@@ -89,12 +125,13 @@ export async function backfillFieldDrive(ctx: BackfillContext): Promise<Backfill
     }
     const outcome = await copyOne(ctx, asset, laptop, drive, dir);
     if (outcome === 'copied') {
-      report.copied += 1;
-      report.bytes += asset.size;
+      d.copied += 1;
+      d.bytes += asset.size;
     } else if (outcome instanceof AgentError && isStop(outcome)) {
-      report.stoppedBy = outcome;
+      d.stoppedBy = outcome;
       break;
     } else {
+      d.failed += 1;
       report.failed.push({
         blake3: asset.blake3,
         storePath: asset.storePath,
@@ -102,24 +139,31 @@ export async function backfillFieldDrive(ctx: BackfillContext): Promise<Backfill
         message: outcome.message,
       });
       ctx.log?.warn(
-        { event: 'backfill-failed', blake3: asset.blake3, storePath: asset.storePath, err: outcome },
+        {
+          event: 'backfill-failed',
+          target: drive.name,
+          blake3: asset.blake3,
+          storePath: asset.storePath,
+          err: outcome,
+        },
         outcome.message,
       );
     }
   }
-  if (report.copied > 0 || report.failed.length > 0 || report.stoppedBy !== undefined) {
+  if (d.copied > 0 || d.failed > 0 || d.stoppedBy !== undefined) {
     ctx.log?.info(
       {
         event: 'backfill',
-        missing: report.missing,
-        copied: report.copied,
-        failed: report.failed.length,
-        ...(report.stoppedBy === undefined ? {} : { stoppedBy: report.stoppedBy.code }),
+        target: drive.name,
+        missing: d.missing,
+        copied: d.copied,
+        failed: d.failed,
+        ...(d.stoppedBy === undefined ? {} : { stoppedBy: d.stoppedBy.code }),
       },
-      `field drive: ${report.copied} of ${report.missing} earlier files copied`,
+      `field drive ${drive.root}: ${d.copied} of ${d.missing} earlier files copied`,
     );
   }
-  return report;
+  return d;
 }
 
 const STOPS: ReadonlySet<AgentCode> = new Set([

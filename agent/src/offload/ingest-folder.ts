@@ -46,7 +46,7 @@ export interface IngestRequest {
 export interface IngestContext {
   state: AgentState;
   store: string;
-  fieldDrive?: string | undefined;
+  fieldDrives: readonly string[];
   copiesNeeded: number;
   /** The config's rename templates and body nicknames (rename-template.ts). */
   renaming?: RenameConfig;
@@ -89,9 +89,17 @@ export interface IngestOutcome {
   /** A --shoot that could not apply: the card was offloaded into this store before and stays in its shoot. */
   shootKept?: string;
   stoppedBy?: CodedJson;
-  /** The field drive is configured but cannot be used now. */
-  fieldDriveProblem?: CodedJson;
-  backfill?: { missing: number; copied: number; bytes: number; failed: BackfillFailure[]; stoppedBy?: CodedJson };
+  /** Configured field drives that cannot be used now, one each (the others got their copies). */
+  fieldDriveProblems?: CodedJson[];
+  backfill?: {
+    missing: number;
+    copied: number;
+    bytes: number;
+    failed: BackfillFailure[];
+    stoppedBy?: CodedJson;
+    /** Each field drive's own back-fill (one full or pulled drive does not stop the others'). */
+    drives: Array<{ target: string; root: string; missing: number; copied: number; stoppedBy?: CodedJson }>;
+  };
   safeToFormat: SafeToFormat;
 }
 
@@ -111,9 +119,10 @@ export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Prom
   const { state, signal, log } = ctx;
   // A template with a typo is refused before anything is read or copied.
   const rename = renameFor(ctx.renaming ?? {}, req.shoot, req.rename);
-  const resolved = await resolveTargets(ctx.store, ctx.fieldDrive, {
+  const resolved = await resolveTargets(ctx.store, ctx.fieldDrives, {
     storeHasCopies: () => state.hasCopiesUnder('laptop', ctx.store),
   });
+  await state.refreshLegacyDevices(resolved.targets);
   if (ctx.sweepTemps) await sweepInterrupted(state, resolved.targets);
   const scan = await scanCard(req.root, { signal });
   if (scan.files.length === 0 && scan.warnings.length === 0)
@@ -193,7 +202,9 @@ export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Prom
     ...(notACard === undefined ? {} : { notACard }),
     ...(shootKept === undefined ? {} : { shootKept }),
     ...(report.stoppedBy === undefined ? {} : { stoppedBy: codedJson(report.stoppedBy) }),
-    ...(resolved.fieldDriveProblem === undefined ? {} : { fieldDriveProblem: codedJson(resolved.fieldDriveProblem) }),
+    ...(resolved.fieldDriveProblems.length === 0
+      ? {}
+      : { fieldDriveProblems: resolved.fieldDriveProblems.map(codedJson) }),
     ...(backfill === undefined || backfill.missing === 0
       ? {}
       : {
@@ -203,6 +214,13 @@ export async function ingestFolder(ctx: IngestContext, req: IngestRequest): Prom
             bytes: backfill.bytes,
             failed: backfill.failed,
             ...(backfill.stoppedBy === undefined ? {} : { stoppedBy: codedJson(backfill.stoppedBy) }),
+            drives: backfill.drives.map((d) => ({
+              target: d.target,
+              root: d.root,
+              missing: d.missing,
+              copied: d.copied,
+              ...(d.stoppedBy === undefined ? {} : { stoppedBy: codedJson(d.stoppedBy) }),
+            })),
           },
         }),
     safeToFormat: summary.safeToFormat,

@@ -42,7 +42,7 @@ export interface CardReport {
 
 export interface OffloadCardInput {
   root: string;
-  card: Omit<CardInput, 'dev'>;
+  card: Omit<CardInput, 'dev' | 'disk'>;
   scan: ScanResult;
 }
 
@@ -52,7 +52,12 @@ export async function offloadCard(
 ): Promise<CardReport> {
   const { state } = ctx;
   const store = ctx.targets[0]?.root;
-  await state.beginOffload({ ...input.card, dev: input.scan.dev, ...(store === undefined ? {} : { store }) });
+  await state.beginOffload({
+    ...input.card,
+    dev: input.scan.dev,
+    disk: input.scan.disk,
+    ...(store === undefined ? {} : { store }),
+  });
   const todo = await state.recordScan(input.card.id, input.scan, new Date(), store);
   const card = (await state.getCard(input.card.id)) as CardRecord;
   const progress = new ProgressTracker({ totalBytes: todo.reduce((n, f) => n + f.size, 0), totalFiles: todo.length });

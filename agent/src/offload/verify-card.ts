@@ -23,7 +23,7 @@ import type { SafeToFormat } from '../state/safe-to-format.js';
 import type { AssetRecord, CardRecord } from '../state/records.js';
 import { summariseCard } from '../state/status.js';
 import { laptopStorePresent, markCopyDamaged } from '../state/store-copy.js';
-import { resolveFieldDrive, resolveTargets, statFieldDrive, type AgentTarget } from '../targets.js';
+import { probeTargets, resolveTargets, statFieldDrive, type AgentTarget } from '../targets.js';
 
 export interface VerifyCardReport {
   /** The card whose files were checked; absent: every asset of the store. */
@@ -147,7 +147,7 @@ export async function verifyCopies(
   state: AgentState,
   o: {
     store: string;
-    fieldDrive?: string | undefined;
+    fieldDrives: readonly string[];
     copiesNeeded: number;
     onProgress?: (p: ProgressTracker) => void;
     signal?: AbortSignal;
@@ -157,16 +157,16 @@ export async function verifyCopies(
   const card = ref === undefined || ref === '' ? undefined : await findCard(state, ref);
   let targets: AgentTarget[];
   try {
-    ({ targets } = await resolveTargets(o.store, o.fieldDrive, {
+    ({ targets } = await resolveTargets(o.store, o.fieldDrives, {
       storeHasCopies: () => state.hasCopiesUnder('laptop', o.store),
     }));
   } catch (err) {
     // The store's disk is unplugged: its copies are listed as not checked (AGENT_STORE_UNAVAILABLE).
     if (!(err instanceof AgentError && err.code === AGENT_CODES.storeUnavailable)) throw err;
-    targets = [{ name: 'laptop', root: o.store, device: '', media: 'laptop-disk' }];
-    const fd = o.fieldDrive === undefined ? undefined : await resolveFieldDrive(o.fieldDrive);
-    if (fd?.target !== undefined) targets.push(fd.target);
+    targets = [{ name: 'laptop', root: o.store, device: '', legacyDevice: '', media: 'laptop-disk' }];
+    targets.push(...(await probeTargets(undefined, o.fieldDrives)));
   }
+  await state.refreshLegacyDevices(targets.filter((t) => t.device !== ''));
   const report = await verifyCardCopies(
     {
       state,

@@ -9,6 +9,7 @@
  * Key schema (docs/design.md "Field agent" has an example of each):
  *   meta:format                     → 1
  *   meta:seq                        → next studio-queue sequence number
+ *   meta:devices                    → 'disk' (no copy left with a `local:<st_dev>` device: refreshLegacyDevices)
  *   card:<cardId>                   → CardRecord
  *   file:<cardId>/<path on card>    → FileRecord
  *   asset:<blake3>                  → AssetRecord
@@ -17,11 +18,12 @@
  *   claim:<store-relative path>     → ClaimRecord        (a store name reserved before it is written)
  *   group:<cardId>/<group key>      → GroupRecord        (the suffix an image group uses in the store, its date folder)
  */
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { FORMAT_VERSION, hasCodeInChain, type CopyFact, type FileCapture } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
+import { LEGACY_DEVICE_PREFIX } from '../disk-identity.js';
 import type { ScanResult, ScannedFile } from '../card/scanner.js';
 import type {
   AssetName,
@@ -85,7 +87,10 @@ export interface DuplicateInput {
 export type FileEntry = ({ kind: 'verified' } & VerifiedInput) | ({ kind: 'duplicate' } & DuplicateInput);
 
 /** A card as the offload first sees it; the state adds the rest of its CardRecord. */
-export type CardInput = Pick<CardRecord, 'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'shoot' | 'store'>;
+export type CardInput = Pick<
+  CardRecord,
+  'id' | 'label' | 'uuid' | 'kind' | 'source' | 'dev' | 'disk' | 'shoot' | 'store'
+>;
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 type Db = Level<string, unknown>;
@@ -99,6 +104,7 @@ function prefixEnd(prefix: string): string {
 export const keys = {
   format: 'meta:format',
   seq: 'meta:seq',
+  devices: 'meta:devices',
   card: (id: string): string => `card:${id}`,
   filePrefix: (card: string): string => `file:${card}/`,
   file: (card: string, path: string): string => `file:${card}/${path}`,
@@ -169,7 +175,12 @@ export class AgentState {
           { detail: { dir, format } },
         );
       }
-      if (format === undefined) await db.put(keys.format, FORMAT_VERSION, { sync: true });
+      if (format === undefined) {
+        await db.put(keys.format, FORMAT_VERSION, { sync: true });
+        // A new state has no copy from before disk identities (a kill between these two puts
+        // costs one scan that finds none).
+        await db.put(keys.devices, 'disk', { sync: true });
+      }
       const seq = await db.get(keys.seq);
       state.#seq = typeof seq === 'number' ? seq : 0;
     } catch (err) {
@@ -248,6 +259,7 @@ export class AgentState {
         kind: input.kind,
         source: input.source,
         ...(input.dev === undefined ? {} : { dev: input.dev }),
+        ...(input.disk === undefined ? {} : { disk: input.disk }),
         // A card keeps the shoot it was first offloaded into, so a resume writes to the same folder;
         // into another laptop store it is offloaded afresh, under the shoot asked for now.
         shoot: old !== undefined && (old.store === undefined || old.store === input.store) ? old.shoot : input.shoot,
@@ -328,6 +340,7 @@ export class AgentState {
         scanComplete: true,
         lastSeen: now.toISOString(),
         dev: scan.dev,
+        disk: scan.disk,
       };
       ops.push({ type: 'put', key: keys.card(cardId), value: updated });
       await this.#write(ops, 'recording the card listing');
@@ -629,6 +642,53 @@ export class AgentState {
     });
   }
 
+  /**
+   * Copies recorded before disk identities (disk-identity.ts) carry `local:<st_dev>` devices, which
+   * add no device to safe to format. A copy on a target resolved now (`targets`) with that same
+   * st_dev and its path under the target's root is on that file system: its device becomes the
+   * target's disk identity, all in one synced batch. Copies on a target not there now keep the old
+   * string (and add no device) until it is. Once none is left, `meta:devices` records it and
+   * later calls read one key. Returns the number of copies refreshed.
+   */
+  refreshLegacyDevices(
+    targets: ReadonlyArray<{ name: string; root: string; device: string; legacyDevice: string }>,
+  ): Promise<number> {
+    return this.#exclusive(async () => {
+      if ((await this.#db.get(keys.devices)) === 'disk') return 0;
+      const ops: Op[] = [];
+      let refreshed = 0;
+      let left = 0;
+      const refresh = (c: CopyFact, path: string | undefined): CopyFact => {
+        if (!c.device.startsWith(LEGACY_DEVICE_PREFIX)) return c;
+        const t = targets.find(
+          (x) =>
+            x.name === c.target &&
+            x.legacyDevice === c.device &&
+            path?.startsWith(`${x.root.replace(/\/+$/, '')}${sep}`) === true,
+        );
+        if (t === undefined) {
+          left += 1;
+          return c;
+        }
+        refreshed += 1;
+        return { ...c, device: t.device };
+      };
+      for (const [key, asset] of await this.#range<AssetRecord>('asset:')) {
+        const before = refreshed;
+        const copies = asset.copies.map((c) => refresh(c, asset.paths[c.target]));
+        const freeing =
+          asset.freeing === undefined
+            ? undefined
+            : { ...asset.freeing, copy: refresh(asset.freeing.copy, asset.freeing.path) };
+        if (refreshed > before)
+          ops.push({ type: 'put', key, value: { ...asset, copies, ...(freeing === undefined ? {} : { freeing }) } });
+      }
+      if (left === 0) ops.push({ type: 'put', key: keys.devices, value: 'disk' });
+      if (ops.length > 0) await this.#write(ops, 'refreshing the devices of older copies');
+      return refreshed;
+    });
+  }
+
   /** The file could not be copied this time (kept as not verified, with the reason). */
   recordFileError(
     cardId: string,
@@ -909,12 +969,13 @@ function verifiedFile(
 }
 
 /**
- * The assets the back-fill copies: no verified field-drive copy, and not yet committed at the
- * studio (once the studio holds an asset its card no longer needs the drive: a fresh drive
- * plugged in is not filled with the laptop's whole history).
+ * The assets the back-fill copies onto the field drive `target` (`field-drive`, `field-drive-2`…):
+ * no verified copy there, and not yet committed at the studio (once the studio holds an asset
+ * its card no longer needs the drive: a fresh drive plugged in is not filled with the laptop's
+ * whole history).
  */
-export async function backfillCandidates(state: AgentState): Promise<AssetRecord[]> {
-  return (await state.assetsMissingCopy('field-drive')).filter((a) => a.studio === undefined);
+export async function backfillCandidates(state: AgentState, target = 'field-drive'): Promise<AssetRecord[]> {
+  return (await state.assetsMissingCopy(target)).filter((a) => a.studio === undefined);
 }
 
 /** The card `ref` names: its id, or a label only one card (not a hot folder) has. */

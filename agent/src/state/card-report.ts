@@ -8,6 +8,7 @@
 import { formatBytes } from '@studio321/protocol';
 import type { AgentState } from './agent-state.js';
 import type { CardRecord } from './records.js';
+import { isFieldDrive } from '../targets.js';
 
 export interface CardReportCopy {
   target: string;
@@ -91,15 +92,24 @@ function csvField(v: string): string {
 
 const COPY_COLUMNS = ['laptop', 'field-drive', 'studio mirror', 'studio raid'] as const;
 
-/** One line per file; a copy column holds when that copy was verified (empty: no verified copy there). */
+/**
+ * One line per file; a copy column holds when that copy was verified (empty: no verified copy there).
+ * Further field drives (`field-drive-2`…) get a column each, after the first drive's, when a file has a copy there.
+ */
 export function offloadReportCsv(r: OffloadReport): string {
-  const head = ['card', 'shoot', 'path', 'size', 'state', 'blake3', 'xxh3', 'verified_at', ...COPY_COLUMNS, 'warning'];
+  const more = [
+    ...new Set(
+      r.files.flatMap((f) => f.copies.map((c) => c.target)).filter((t) => isFieldDrive(t) && t !== 'field-drive'),
+    ),
+  ].sort((a, b) => Number(a.slice('field-drive-'.length)) - Number(b.slice('field-drive-'.length)));
+  const columns = [...COPY_COLUMNS.slice(0, 2), ...more, ...COPY_COLUMNS.slice(2)];
+  const head = ['card', 'shoot', 'path', 'size', 'state', 'blake3', 'xxh3', 'verified_at', ...columns, 'warning'];
   const lines = [head.join(',')];
   for (const f of r.files) {
     const at = (t: string): string => f.copies.find((c) => c.target === t)?.verifiedAt ?? '';
     lines.push(
       [r.card.id, r.card.shoot, f.path, String(f.size), f.state, f.blake3 ?? '', f.xxh3 ?? '', f.verifiedAt ?? '']
-        .concat(COPY_COLUMNS.map(at), [f.warning ?? ''])
+        .concat(columns.map(at), [f.warning ?? ''])
         .map(csvField)
         .join(','),
     );

@@ -39,8 +39,8 @@ export interface FreeOptions {
   refresh?: (hashes: string[]) => Promise<void>;
   /** Card ids to consider (default: every card). */
   cards?: string[];
-  /** The field drive's root: nothing under it is ever deleted. */
-  fieldDrive?: string;
+  /** The field drives' roots: nothing under them is ever deleted. */
+  fieldDrives?: readonly string[];
   maxVerdictAgeMs?: number;
   now?: () => Date;
   log?: Logger;
@@ -90,11 +90,10 @@ export async function recoverFreeing(state: AgentState, log?: Logger): Promise<n
 }
 
 /** Steps 1–3 for one asset. True: freed. */
-async function freeAsset(state: AgentState, asset: AssetRecord, fieldDrive: string | undefined): Promise<boolean> {
+async function freeAsset(state: AgentState, asset: AssetRecord, fieldDrives: readonly string[]): Promise<boolean> {
   const path = asset.paths['laptop'];
   if (path === undefined) return false;
-  if (fieldDrive !== undefined && (path === fieldDrive || path.startsWith(`${fieldDrive.replace(/\/$/, '')}/`)))
-    return false;
+  if (fieldDrives.some((d) => path === d || path.startsWith(`${d.replace(/\/$/, '')}/`))) return false;
   const root = path.endsWith(`/${asset.storePath}`) ? path.slice(0, -asset.storePath.length - 1) : undefined;
   if (root === undefined || !(await storeAvailable(root))) return false;
   const target = await state.beginFree(asset.blake3);
@@ -223,7 +222,7 @@ async function freeRound(state: AgentState, o: FreeOptions, explicit: boolean): 
     if (check.reason === '') {
       for (const a of check.assets) {
         if (a.freed !== undefined) continue;
-        if (await freeAsset(state, a, o.fieldDrive)) {
+        if (await freeAsset(state, a, o.fieldDrives ?? [])) {
           r.freed++;
           o.log?.info({ event: 'laptop-copy-freed', card: card.id, blake3: a.blake3 }, 'laptop copy freed');
         }

@@ -25,6 +25,8 @@ export interface CardRecord {
   source: string;
   /** st_dev of the card root when last seen (copies on this device are not "off the card"). */
   dev?: number;
+  /** The physical disk(s) of the card root (disk-identity.ts device string): copies on them are not off the card either. */
+  disk?: string;
   shoot: string;
   /** The laptop store it was offloaded into (its shoot holds there; another store takes a new one). */
   store?: string;

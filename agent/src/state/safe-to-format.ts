@@ -4,15 +4,18 @@
  * A card is safe to format only when:
  *  - its last full listing was recorded (a card whose listing never finished is not safe);
  *  - every file in that listing is verified and its asset has at least N verified
- *    copies off the card on distinct devices. Devices: the st_dev of each agent copy
- *    (laptop store, field drive; two folders on one disk are one device; a copy on
- *    the card's own device does not count), plus each device of a studio receipt;
+ *    copies off the card on distinct devices. Devices: the physical disk(s) of each
+ *    agent copy (laptop store, field drive — disk-identity.ts: two folders or two
+ *    partitions of one disk are one device, copies sharing any disk of a RAID/LVM set
+ *    are one device, a copy whose disk is not known adds none, a copy on the card's
+ *    own disk does not count), plus each device of a studio receipt;
  *  - no warning on the card is unresolved (zero-byte file, symlink or special file
  *    skipped, unreadable file or folder, file changed during copy, bad name).
  * Otherwise the verdict is "no" with the reason. When in doubt: not safe.
  */
 import type { AssetRecord, CardRecord, FileRecord } from './records.js';
 import { AGENT_CODES } from '../errors.js';
+import { countDistinctDevices, deviceDisks, LEGACY_DEVICE_PREFIX, sharesDisk } from '../disk-identity.js';
 import { hasDamagedCopy } from './agent-state.js';
 
 export interface SafeToFormat {
@@ -31,21 +34,63 @@ export interface SafeToFormat {
   examples: string[];
 }
 
-/** The distinct devices holding verified copies of the asset, off the card's own device. */
-export function copyDevices(asset: AssetRecord, cardDev: number | undefined): Set<string> {
-  const devices = new Set<string>();
-  const cardDevice = cardDev === undefined ? undefined : `local:${cardDev}`;
-  for (const c of asset.copies) {
-    if (c.verified && c.device !== cardDevice) devices.add(c.device);
-  }
-  for (const c of asset.studio?.copies ?? []) devices.add(`studio:${c.device ?? c.target}`);
-  return devices;
+type CardPlace = Pick<CardRecord, 'dev' | 'disk'>;
+
+function onCard(device: string, card: CardPlace): boolean {
+  return (
+    (card.dev !== undefined && device === `${LEGACY_DEVICE_PREFIX}${card.dev}`) ||
+    (card.disk !== undefined && sharesDisk(device, card.disk))
+  );
 }
 
-function describeCopies(asset: AssetRecord, cardDev: number | undefined): string {
-  const parts = asset.copies.filter((c) => c.verified && c.device !== `local:${cardDev}`).map((c) => c.target);
+/** The agent's verified copies of the asset off the card (on a disk of their own or not). */
+function agentCopies(asset: AssetRecord, card: CardPlace): AssetRecord['copies'] {
+  return asset.copies.filter((c) => c.verified && !onCard(c.device, card));
+}
+
+/**
+ * How many distinct devices hold verified copies of the asset off the card: the agent's copies
+ * grouped by physical disk (unknown disks add none), plus each device of a studio receipt.
+ */
+export function countCopyDevices(asset: AssetRecord, card: CardPlace): number {
+  const studio = new Set((asset.studio?.copies ?? []).map((c) => `studio:${c.device ?? c.target}`));
+  return countDistinctDevices(agentCopies(asset, card).map((c) => c.device)) + studio.size;
+}
+
+/**
+ * What keeps the agent's copies of the asset from being distinct devices, for people: copies on
+ * one disk, copies whose disk is not known. Empty when every copy has a disk of its own.
+ */
+export function deviceNotes(asset: AssetRecord, card: CardPlace): string[] {
+  const copies = agentCopies(asset, card);
+  const notes: string[] = [];
+  const unknown = copies
+    .filter((c) => deviceDisks(c.device) === undefined)
+    .map((c) => c.target)
+    .sort();
+  if (unknown.length > 0)
+    notes.push(
+      `the physical disk of the ${unknown.join(' and ')} cop${unknown.length === 1 ? 'y' : 'ies'} is not known: not counted as a device`,
+    );
+  const known = copies
+    .filter((c) => deviceDisks(c.device) !== undefined)
+    .sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+  for (let i = 0; i < known.length; i++) {
+    for (let j = i + 1; j < known.length; j++) {
+      const a = known[i];
+      const b = known[j];
+      if (a !== undefined && b !== undefined && sharesDisk(a.device, b.device))
+        notes.push(`the ${a.target} and ${b.target} copies are on one physical disk`);
+    }
+  }
+  return notes;
+}
+
+function describeCopies(asset: AssetRecord, card: CardPlace): string {
+  const parts = agentCopies(asset, card).map((c) => c.target);
   if (asset.studio !== undefined) parts.push(...asset.studio.copies.map((c) => `studio ${c.target}`));
-  return parts.length === 0 ? 'none' : parts.join(' + ');
+  const notes = deviceNotes(asset, card);
+  return `${parts.length === 0 ? 'none' : parts.join(' + ')}${notes.length === 0 ? '' : `; ${notes.join('; ')}`}`;
 }
 
 export function evaluateSafeToFormat(
@@ -72,6 +117,7 @@ export function evaluateSafeToFormat(
     if (v.examples.length < 10) v.examples.push(s);
   };
   const warned: string[] = [];
+  const diskNotes = new Set<string>();
   for (const f of files) {
     if (f.warning !== undefined && f.warning.resolvedAt === undefined) {
       v.unresolvedWarnings += 1;
@@ -85,13 +131,14 @@ export function evaluateSafeToFormat(
       continue;
     }
     const asset = assets.get(f.blake3);
-    const have = asset === undefined ? 0 : copyDevices(asset, card.dev).size;
+    const have = asset === undefined ? 0 : countCopyDevices(asset, card);
     if (have < copiesNeeded) {
       v.short += 1;
+      for (const n of asset === undefined ? [] : deviceNotes(asset, card)) diskNotes.add(n);
       const damaged = hasDamagedCopy(asset, 'laptop');
       if (damaged) v.damaged += 1;
       example(
-        `${f.path}: ${have} of ${copiesNeeded} copies on distinct devices (${asset === undefined ? 'none' : describeCopies(asset, card.dev)})${damaged ? `, its laptop copy is damaged (${AGENT_CODES.storeCopyDamaged})` : ''}`,
+        `${f.path}: ${have} of ${copiesNeeded} copies on distinct devices (${asset === undefined ? 'none' : describeCopies(asset, card)})${damaged ? `, its laptop copy is damaged (${AGENT_CODES.storeCopyDamaged})` : ''}`,
       );
     }
   }
@@ -104,7 +151,7 @@ export function evaluateSafeToFormat(
   const waiting = v.short - v.damaged;
   if (waiting > 0) {
     reasons.push(
-      `${waiting} file${waiting === 1 ? ' has' : 's have'} fewer than ${copiesNeeded} verified copies on distinct devices (add a field drive, or wait for the studio to receive ${waiting === 1 ? 'it' : 'them'})`,
+      `${waiting} file${waiting === 1 ? ' has' : 's have'} fewer than ${copiesNeeded} verified copies on distinct devices (${diskNotes.size === 0 ? '' : `${[...diskNotes].join('; ')}; `}add a field drive on another disk, or wait for the studio to receive ${waiting === 1 ? 'it' : 'them'})`,
     );
   }
   if (v.damaged > 0) {

@@ -6,7 +6,7 @@ import { backfillCandidates, type AgentState } from './agent-state.js';
 import type { AssetRecord, CardRecord, FileRecord } from './records.js';
 import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
 import { formatBytes } from '@studio321/protocol';
-import { statFieldDrive } from '../targets.js';
+import { fieldDriveName, probeTargets } from '../targets.js';
 
 export interface CardSummary {
   id: string;
@@ -51,8 +51,18 @@ export interface CardSummary {
   errors: Array<{ path: string; code: string; message: string; at: string }>;
 }
 
-/** The configured field drive: is it there, and how much waits for its back-fill (backfill.ts). */
-export interface FieldDriveStatus {
+/** The physical disk under a destination there now (disk-identity.ts). */
+export interface DestinationDisk {
+  /** `disk:<id>,…`, or `nodisk:<st_dev>` when not known. */
+  device: string;
+  /** Why the disk is not known: the copies there add no device to safe to format. */
+  diskUnknown?: string;
+}
+
+/** A configured field drive: is it there, and how much waits for its back-fill (backfill.ts). */
+export interface FieldDriveStatus extends Partial<DestinationDisk> {
+  /** Its target name: `field-drive`, `field-drive-2`… (config order). */
+  target: string;
   path: string;
   connected: boolean;
   /** Verified here without a field-drive copy: copied onto the drive when it is connected. */
@@ -64,8 +74,12 @@ export interface AgentStatus {
   cards: CardSummary[];
   queue: { files: number; bytes: number };
   copiesBeforeFormat: number;
-  /** Only when a field drive is configured. */
+  /** Every configured field drive, in config order (absent or empty: none). */
+  fieldDrives?: FieldDriveStatus[];
+  /** The first of `fieldDrives` (what readers of one field drive know). */
   fieldDrive?: FieldDriveStatus;
+  /** The laptop store's disk, when the store was given and is there. */
+  laptop?: DestinationDisk & { path: string };
 }
 
 /**
@@ -164,39 +178,68 @@ function addVerdict(s: CardSummary, a: AssetRecord): void {
   }
 }
 
-export async function buildStatus(state: AgentState, copiesNeeded: number, fieldDrive?: string): Promise<AgentStatus> {
+function destinationDisk(t: { device: string; diskUnknown?: string }): DestinationDisk {
+  return { device: t.device, ...(t.diskUnknown === undefined ? {} : { diskUnknown: t.diskUnknown }) };
+}
+
+export async function buildStatus(
+  state: AgentState,
+  copiesNeeded: number,
+  fieldDrives: readonly string[] = [],
+  store?: string,
+): Promise<AgentStatus> {
+  const targets = await probeTargets(store, fieldDrives);
+  await state.refreshLegacyDevices(targets);
+  const laptop = targets.find((t) => t.name === 'laptop');
   const cards: CardSummary[] = [];
   for (const card of await state.listCards())
     if (card.forgottenAt === undefined) cards.push(await summariseCard(state, card, copiesNeeded));
   cards.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0));
-  const st: AgentStatus = { cards, queue: await state.queueDepth(), copiesBeforeFormat: copiesNeeded };
-  if (fieldDrive !== undefined) {
-    const waiting = await backfillCandidates(state);
-    const connected = await statFieldDrive(fieldDrive).then(
-      () => true,
-      () => false,
-    );
-    st.fieldDrive = {
-      path: fieldDrive,
-      connected,
+  const st: AgentStatus = {
+    cards,
+    queue: await state.queueDepth(),
+    copiesBeforeFormat: copiesNeeded,
+  };
+  const drives: FieldDriveStatus[] = [];
+  if (laptop !== undefined) st.laptop = { path: laptop.root, ...destinationDisk(laptop) };
+  for (const [i, path] of fieldDrives.entries()) {
+    const name = fieldDriveName(i);
+    const drive = targets.find((t) => t.name === name);
+    const waiting = await backfillCandidates(state, name);
+    drives.push({
+      target: name,
+      path,
+      connected: drive !== undefined,
+      ...(drive === undefined ? {} : destinationDisk(drive)),
       waitingFiles: waiting.length,
       waitingBytes: waiting.reduce((n, a) => n + a.size, 0),
-    };
+    });
+  }
+  if (drives[0] !== undefined) {
+    st.fieldDrives = drives;
+    st.fieldDrive = drives[0];
   }
   return st;
+}
+
+function diskLine(d: Partial<DestinationDisk>): string {
+  if (d.diskUnknown !== undefined) return `physical disk NOT known (${d.diskUnknown}): its copies add no device`;
+  return `on ${d.device ?? '?'}`;
 }
 
 export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
   lines.push(`Queue to studio: ${st.queue.files} files, ${formatBytes(st.queue.bytes)}`);
-  const fd = st.fieldDrive;
-  if (fd !== undefined) {
+  for (const fd of st.fieldDrives ?? []) {
     const waiting =
       fd.waitingFiles === 0
         ? 'every file has its copy there'
         : `${fd.waitingFiles} files (${formatBytes(fd.waitingBytes)}) wait for their copy there${fd.connected ? '' : ', made when it is connected'}`;
-    lines.push(`Field drive ${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}`);
+    lines.push(
+      `Field drive ${fd.target === 'field-drive' ? '' : `(${fd.target}) `}${fd.path}: ${fd.connected ? 'connected' : 'NOT connected'}; ${waiting}${fd.connected ? `; ${diskLine(fd)}` : ''}`,
+    );
   }
+  if (st.laptop !== undefined) lines.push(`Laptop store ${st.laptop.path}: ${diskLine(st.laptop)}`);
   if (st.cards.length === 0) lines.push('No cards seen yet.');
   for (const c of st.cards) {
     lines.push('');

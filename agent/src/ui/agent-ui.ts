@@ -110,7 +110,13 @@ export class AgentUi {
   constructor(options: AgentUiOptions) {
     this.#o = options;
     this.provider = new AgentStatusProvider({
-      status: () => buildStatus(options.runner.state, options.copiesNeeded, options.runner.opts.config.fieldDrive),
+      status: () =>
+        buildStatus(
+          options.runner.state,
+          options.copiesNeeded,
+          options.runner.opts.config.fieldDrives,
+          options.runner.opts.config.store,
+        ),
       errors: options.log.lastErrors,
     });
   }
@@ -147,11 +153,11 @@ export class AgentUi {
       return result;
     };
     const verify: AgentCommand = async (query, { emit, signal }) => {
-      const { store, fieldDrive } = runner.opts.config;
+      const { store, fieldDrives } = runner.opts.config;
       const outcome = await withProgress(emit, (onProgress) =>
         verifyCopies(
           runner.state,
-          { store, fieldDrive, copiesNeeded: this.#o.copiesNeeded, onProgress, signal },
+          { store, fieldDrives, copiesNeeded: this.#o.copiesNeeded, onProgress, signal },
           query.get('card') ?? '',
         ),
       );
@@ -166,7 +172,7 @@ export class AgentUi {
     const free: AgentCommand = async (query) => {
       const card = query.get('card') ?? '';
       const cards = card === '' ? undefined : [(await findCard(runner.state, card)).id];
-      const { freeLaptop, fieldDrive } = runner.opts.config;
+      const { freeLaptop, fieldDrives } = runner.opts.config;
       const results =
         runner.sync?.free !== undefined
           ? await runner.sync.free(cards)
@@ -175,7 +181,7 @@ export class AgentUi {
               {
                 policy: freeLaptop,
                 ...(cards === undefined ? {} : { cards }),
-                ...(fieldDrive === undefined ? {} : { fieldDrive }),
+                fieldDrives,
                 log,
               },
               true,
@@ -223,7 +229,7 @@ export class AgentUi {
     const { config } = runner.opts;
     const usage = (message: string): AgentError => new AgentError(AGENT_CODES.usage, message);
     return {
-      'agent-status': () => buildStatus(runner.state, copiesNeeded, config.fieldDrive),
+      'agent-status': () => buildStatus(runner.state, copiesNeeded, config.fieldDrives, config.store),
       resolve: async (query) => {
         const r = await resolveCardWarnings(runner.state, query.get('card') ?? '');
         this.provider.changed();

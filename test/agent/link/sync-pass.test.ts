@@ -246,10 +246,11 @@ async function agentStore(t: Test, sizes: number[]): Promise<{ state: AgentState
   await state.recordScan(card.id, {
     root: card.source,
     dev: 1,
+    disk: 'disk:name:card',
     files: names.map((n, i) => ({ path: `DCIM/100CANON/${n}`, size: sizes[i] ?? 0, mtimeMs: 1_795_000_000_000 + i })),
     warnings: [],
   });
-  await resolveTargets(join(dir, 'store'), undefined); // a laptop store as the agent makes it: with its marker
+  await resolveTargets(join(dir, 'store'), []); // a laptop store as the agent makes it: with its marker
   await mkdir(join(dir, 'store', 'shoot', 'CARD1'), { recursive: true });
   const files: StoredFile[] = [];
   for (const [i, name] of names.entries()) {

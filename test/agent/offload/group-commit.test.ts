@@ -25,6 +25,7 @@ t.test('files committed together share a batch; a bad directory fails only its f
     {
       root: '/card',
       dev: 1,
+      disk: 'nodisk:1',
       files: Array.from({ length: n }, (_, i) => ({ path: `DCIM/IMG_${i}.JPG`, size: 100 + (i % 10), mtimeMs: 1 })),
       warnings: [],
     },

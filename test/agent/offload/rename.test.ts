@@ -35,6 +35,7 @@ function ingest(state: AgentState, store: string, req: IngestRequest): ReturnTyp
     {
       state,
       store,
+      fieldDrives: [],
       copiesNeeded: 1,
       renaming: { bodies: BODIES },
       log: createLogger({ name: 'test', level: 'silent' }),

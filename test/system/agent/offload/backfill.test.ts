@@ -2,8 +2,8 @@
  * The field drive back-fill: a card offloaded while the field drive was not
  * connected gets its drive copies once the drive is back, verified against the
  * ledger's BLAKE3, and only then becomes safe to format. Real CLI processes,
- * real LevelDB; the laptop store and the field drive on two tmpfs mounts (the
- * card folders on this disk), so each is a device of its own. The runner test drives `field-agent run`'s code
+ * real LevelDB; the laptop store and the field drive on two loop devices (ext4,
+ * test/lib/loop-disk.ts; the card folders on this disk), so each is a physical disk of its own. The runner test drives `field-agent run`'s code
  * (AgentRunner) with a listed-volume stub, since no drive can be plugged in here.
  */
 import t from 'tap';
@@ -22,7 +22,7 @@ import { resolveTargets } from '@studio321/agent';
 import { createLogger } from '@studio321/protocol';
 import { resolvePaths } from '@studio321/agent';
 import { loadAgentConfig } from '@studio321/agent';
-import { AGENT_BIN, runAgentCli, jsonLines, listFiles, tmpfsDirs, waitFor } from '../../../lib/agent-harness.js';
+import { AGENT_BIN, runAgentCli, jsonLines, listFiles, diskDirs, waitFor } from '../../../lib/agent-harness.js';
 import { rotByte } from '../../../lib/bit-rot.js';
 import type { Volume, VolumeSource } from '@studio321/agent/card';
 
@@ -40,10 +40,11 @@ interface Setup {
   filesB: CardFile[];
 }
 
-async function setup(t: { teardown: (fn: () => unknown) => void }): Promise<Setup | undefined> {
-  // Card folder, laptop store and field drive on three devices (a copy on the card's own device does not count).
-  const m = await tmpfsDirs(t, { fd: '64m', laptop: '64m' });
-  if (m === undefined) return undefined;
+/** The setup, or why it cannot be made here (no loop devices). */
+async function setup(t: { teardown: (fn: () => unknown) => void }): Promise<Setup | string> {
+  // Card folder, laptop store and field drive on three disks (a copy on the card's own disk does not count).
+  const m = await diskDirs(t, { fd: 64, laptop: 64 });
+  if ('reason' in m) return m.reason;
   const base = m.base;
   const drive = join(m.dirs['fd'] as string, 'studio321');
   const store = join(m.dirs['laptop'] as string, 'store');
@@ -69,8 +70,8 @@ t.test(
   'a card offloaded without the field drive gets its drive copies when the drive is back, then is safe to format',
   async (t) => {
     const s = await setup(t);
-    if (s === undefined)
-      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+    if (typeof s === 'string')
+      return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
     // 1. The drive is not connected (its folder is missing): laptop only, not safe.
     const first = await runAgentCli([
       'ingest',
@@ -109,6 +110,7 @@ t.test(
     t.same(
       before.json,
       {
+        target: 'field-drive',
         path: s.drive,
         connected: false,
         waitingFiles: s.filesA.length,
@@ -187,8 +189,8 @@ t.test(
   'a damaged laptop copy is not copied onward and stops counting; a different file on the drive is never overwritten',
   async (t) => {
     const s = await setup(t);
-    if (s === undefined)
-      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+    if (typeof s === 'string')
+      return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
     const first = await runAgentCli([
       'ingest',
       s.cardA,
@@ -295,8 +297,7 @@ t.test(
 
 t.test('field-agent run back-fills when the drive appears (a mount event)', async (t) => {
   const s = await setup(t);
-  if (s === undefined)
-    return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+  if (typeof s === 'string') return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
   const first = await runAgentCli([
     'ingest',
     s.cardA,
@@ -373,8 +374,8 @@ t.test(
   `kill -9 during the back-fill (${CRASH_ITERATIONS} random points), then again: every drive copy right, once, nothing partial`,
   async (t) => {
     const s = await setup(t);
-    if (s === undefined)
-      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+    if (typeof s === 'string')
+      return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
     const filesB = s.filesB.length;
     let killed = 0;
     let tempsLeft = 0;
@@ -442,7 +443,7 @@ t.test(
     const files = await makeTestCard(card, { rawSize: 32 * 1024, seed: 5 });
     const state = await AgentState.open(join(dir, 'data'));
     t.teardown(() => state.close());
-    const laptopOnly = await resolveTargets(join(dir, 'store'), undefined);
+    const laptopOnly = await resolveTargets(join(dir, 'store'), []);
     await offloadCard(
       { state, targets: laptopOnly.targets },
       {
@@ -471,7 +472,7 @@ t.test(
       ],
     });
     await mkdir(join(dir, 'drive'));
-    const withDrive = await resolveTargets(join(dir, 'store'), join(dir, 'drive'));
+    const withDrive = await resolveTargets(join(dir, 'store'), [join(dir, 'drive')]);
     const report = await backfillFieldDrive({ state, targets: withDrive.targets });
     t.same(
       { missing: report.missing, copied: report.copied, failed: report.failed },
@@ -494,7 +495,7 @@ t.test(
     const state = await AgentState.open(join(dir, 'data'));
     t.teardown(() => state.close());
     await mkdir(join(dir, 'drive'));
-    const { targets } = await resolveTargets(join(dir, 'store'), join(dir, 'drive'));
+    const { targets } = await resolveTargets(join(dir, 'store'), [join(dir, 'drive')]);
     const input = { root: card, card: { id: 'C-1', label: 'C', kind: 'card' as const, source: card, shoot: 's' } };
     await offloadCard({ state, targets }, { ...input, scan: await scanCard(card) });
     const driveBefore = (await listFiles(join(dir, 'drive'))).sort();

@@ -56,7 +56,10 @@ t.test(
     D="$1"; A="$2"; N="$3"
     mount -t tmpfs -o size=16m tmpfs "$D/card" && cp -a "$D/src/." "$D/card/"
     mount -t tmpfs -o size=16m tmpfs "$D/unsafe-card" && cp -a "$D/src/." "$D/unsafe-card/" && echo extra > "$D/unsafe-card/DCIM/100CANON/IMG_0009.CR3"
-    mount -t tmpfs -o size=32m tmpfs "$D/field" && mkdir "$D/field/studio321"
+    # The field drive on a loop device: a physical disk of its own (a tmpfs adds no device).
+    truncate -s 32M "$D/field.img" && L=$(losetup -f --show "$D/field.img") || exit 1
+    trap 'umount "$D/field" 2>/dev/null; losetup -d "$L"' EXIT
+    mkfs.ext4 -q -F -O ^has_journal "$L" && mount "$L" "$D/field" && mkdir "$D/field/studio321"
     "$N" "$A" ingest "$D/card" --card-label EOS_R5 --shoot s --json --data-dir "$D/data" --config "$D/ok.json" >/dev/null 2>"$D/ingest1.err"; echo "ingest1=$?"
     "$N" "$A" ingest "$D/unsafe-card" --card-label SONY --shoot s --json --data-dir "$D/data" --config "$D/strict.json" >/dev/null 2>"$D/ingest2.err"; echo "ingest2=$?"
     "$N" "$A" eject SONY --json --data-dir "$D/data" --config "$D/strict.json" 2>&1; echo "eject-unsafe=$?"

@@ -24,7 +24,15 @@ import { scanCard } from '@studio321/agent/card';
 import { resolveTargets, STORE_MARKER } from '@studio321/agent';
 import { readCardFile } from '@studio321/agent/card';
 import { summariseCard } from '@studio321/agent/state';
-import { tmpfsDirs, umount, hashTree, listFiles, runAgentCli, jsonLines } from '../../../lib/agent-harness.js';
+import {
+  diskDirs,
+  tmpfsDirs,
+  umount,
+  hashTree,
+  listFiles,
+  runAgentCli,
+  jsonLines,
+} from '../../../lib/agent-harness.js';
 
 const execFileP = promisify(execFile);
 const temps = async (root: string): Promise<string[]> => (await listFiles(root)).filter((f) => f.endsWith('.s321tmp'));
@@ -41,7 +49,7 @@ t.test('card pulled mid-copy: AGENT_CARD_REMOVED, nothing partial, not safe, res
   const data = join(dir, 'data');
   const state = await AgentState.open(data);
   t.teardown(() => state.close());
-  const { targets } = await resolveTargets(join(data, 'store'), undefined);
+  const { targets } = await resolveTargets(join(data, 'store'), []);
   const scan = await scanCard(card);
   let reads = 0;
   const pulled = await offloadCard(
@@ -98,7 +106,7 @@ t.test(
     const source = await hashTree(card);
     const state = await AgentState.open(join(m.base, 'data'));
     t.teardown(() => state.close());
-    const { targets } = await resolveTargets(store, undefined);
+    const { targets } = await resolveTargets(store, []);
     const filler = join(disk, 'filler');
     let reads = 0;
     const full = await offloadCard(
@@ -184,9 +192,9 @@ t.test('unreadable file (EACCES): that file is reported, the rest is copied', as
 t.test(
   'zero-length file, symlink and FIFO on the card: kept/flagged/skipped, never followed, card not safe until resolved',
   async (t) => {
-    const m = await tmpfsDirs(t, { store: '32m', field: '32m' });
-    if (m === undefined)
-      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+    // Store and field drive on two loop devices: two physical disks (two tmpfs mounts are none).
+    const m = await diskDirs(t, { store: 32, field: 32 });
+    if ('reason' in m) return void t.skip(`no loop devices here (${m.reason}): this case did not run`, () => undefined);
     const dir = m.base;
     const store = m.dirs['store'] as string;
     const field = m.dirs['field'] as string;
@@ -198,7 +206,7 @@ t.test(
     const data = join(dir, 'data');
     const state = await AgentState.open(data);
     t.teardown(() => state.close());
-    const { targets } = await resolveTargets(store, field);
+    const { targets } = await resolveTargets(store, [field]);
     const r = await offloadCard(
       { state, targets },
       { root: card, card: cardInput(card, 'CARD-Z'), scan: await scanCard(card) },
@@ -238,7 +246,7 @@ t.test('a file that changes while it is copied is discarded (AGENT_SOURCE_CHANGE
   const data = join(dir, 'data');
   const state = await AgentState.open(data);
   t.teardown(() => state.close());
-  const { targets } = await resolveTargets(join(data, 'store'), undefined);
+  const { targets } = await resolveTargets(join(data, 'store'), []);
   let grown = false;
   // As from a tethered hot folder: the change is logged as information, not as an error to attend to.
   const lines: string[] = [];

@@ -112,7 +112,7 @@ t.test('same card, same name, new content: distinct name ~2, sidecar follows', a
   const data = join(dir, 'data');
   const state = await AgentState.open(data);
   t.teardown(() => state.close());
-  const { targets } = await resolveTargets(join(data, 'store'), undefined);
+  const { targets } = await resolveTargets(join(data, 'store'), []);
   const cardInput = {
     id: 'EOS_DIGITAL-00000001',
     label: 'EOS_DIGITAL',

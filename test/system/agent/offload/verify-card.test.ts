@@ -1,14 +1,14 @@
 /**
  * `field-agent verify`: the agent's copies read again against the ledger.
  * Real CLI processes, real LevelDB; the laptop store and the field drive on two
- * tmpfs mounts (two devices), so the card is safe to format with both copies.
+ * loop devices (two physical disks), so the card is safe to format with both copies.
  */
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTestCard, type CardFile } from '../../../../scripts/dist/make-test-card.js';
-import { AGENT_BIN, runAgentCli, listFiles, tmpfsDirs } from '../../../lib/agent-harness.js';
+import { AGENT_BIN, runAgentCli, listFiles, diskDirs } from '../../../lib/agent-harness.js';
 import { rotByte } from '../../../lib/bit-rot.js';
 
 const b3 = (path: string): string => execFileSync('b3sum', ['--no-names', path]).toString().trim();
@@ -32,10 +32,10 @@ interface Setup {
   cli: (args: string[]) => ReturnType<typeof runAgentCli>;
 }
 
-/** A test card offloaded to the laptop store and the field drive, on two tmpfs mounts (two devices). */
-async function offloaded(t: { teardown: (fn: () => unknown) => void }, seed: number): Promise<Setup | undefined> {
-  const m = await tmpfsDirs(t, { fd: '64m', laptop: '64m' });
-  if (m === undefined) return undefined;
+/** A test card offloaded to the laptop store and the field drive, on two loop devices (two disks); or why not. */
+async function offloaded(t: { teardown: (fn: () => unknown) => void }, seed: number): Promise<Setup | string> {
+  const m = await diskDirs(t, { fd: 64, laptop: 64 });
+  if ('reason' in m) return m.reason;
   const drive = join(m.dirs['fd'] as string, 'studio321');
   const store = join(m.dirs['laptop'] as string, 'store');
   const data = join(m.base, 'data');
@@ -58,8 +58,8 @@ t.test(
   'verify: intact copies pass; a rotted laptop copy and a wiped drive copy stop counting; an unplugged drive is not judged; ingest and back-fill mend',
   async (t) => {
     const s = await offloaded(t, 21);
-    if (s === undefined)
-      return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+    if (typeof s === 'string')
+      return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
     const { drive, store, card, files, cli } = s;
     const cardId =
       (JSON.parse((await cli(['status', '--json'])).stdout) as { cards: Array<{ id: string }> }).cards[0]?.id ?? '?';
@@ -131,8 +131,7 @@ t.test(
 
 t.test('verify: a drive copy that rotted in place is made again next to it, never over it', async (t) => {
   const s = await offloaded(t, 22);
-  if (s === undefined)
-    return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+  if (typeof s === 'string') return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
   const { drive, card, files, cli } = s;
   const victim = files[0];
   if (victim === undefined) throw new Error('test card too small');
@@ -159,8 +158,7 @@ t.test('verify: a drive copy that rotted in place is made again next to it, neve
 
 t.test('verify while `field-agent run` holds the state: the running agent does the check', async (t) => {
   const s = await offloaded(t, 23);
-  if (s === undefined)
-    return void t.skip('cannot mount tmpfs here (it needs root): this case did not run', () => undefined);
+  if (typeof s === 'string') return void t.skip(`no loop devices here (${s}): this case did not run`, () => undefined);
   const label =
     (JSON.parse((await s.cli(['status', '--json'])).stdout) as { cards: Array<{ label: string }> }).cards[0]?.label ??
     '?';

@@ -25,7 +25,7 @@ t.test('one device is not enough; two folders on one disk are one device; a stud
   // field drive folder on the SAME tmpfs as the store: one device
   const { mkdir } = await import('node:fs/promises');
   await mkdir(join(store, '..', 'store', 'field'), { recursive: true });
-  const { targets } = await resolveTargets(join(store, 'laptop'), join(store, 'field'));
+  const { targets } = await resolveTargets(join(store, 'laptop'), [join(store, 'field')]);
   t.equal(targets.length, 2);
   t.equal(targets[0]?.device, targets[1]?.device, 'same st_dev');
   const input = { id: 'C-1', label: 'C', kind: 'card' as const, source: card, shoot: 's' };
@@ -102,6 +102,7 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     scanEntries: 1,
     scanComplete: true,
     dev: 5,
+    disk: 'disk:wwid:card',
   };
   const file = {
     card: 'C',
@@ -135,14 +136,26 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
         },
       ],
     ]);
-  t.equal(evaluateSafeToFormat(card, [file], asset(['local:1', 'local:2']), 2).safe, true);
+  t.equal(evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe, true);
   t.equal(
-    evaluateSafeToFormat(card, [file], asset(['local:1', 'local:5']), 2).safe,
+    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:card']), 2).safe,
     false,
     'a copy on the card itself does not count',
   );
   t.equal(
-    evaluateSafeToFormat({ ...card, scanComplete: false }, [file], asset(['local:1', 'local:2']), 2).safe,
+    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'local:5']), 2).safe,
+    false,
+    'nor one on the card’s file system, as an older agent recorded it',
+  );
+  t.equal(
+    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:1,wwid:2']), 2).safe,
+    false,
+    'one disk shared',
+  );
+  t.equal(evaluateSafeToFormat(card, [file], asset(['nodisk:40', 'nodisk:41']), 2).safe, false, 'disks not known');
+  t.equal(evaluateSafeToFormat(card, [file], asset(['local:1', 'local:2']), 2).safe, false, 'not refreshed since');
+  t.equal(
+    evaluateSafeToFormat({ ...card, scanComplete: false }, [file], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
     false,
     'listing never finished',
   );
@@ -150,20 +163,23 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     evaluateSafeToFormat(
       { ...card, lastRun: { state: 'running', startedAt: '' } },
       [file],
-      asset(['local:1', 'local:2']),
+      asset(['disk:wwid:1', 'disk:wwid:2']),
       2,
     ).safe,
     false,
     'offload interrupted',
   );
-  t.equal(evaluateSafeToFormat(card, [{ ...file, state: 'failed' }], asset(['local:1', 'local:2']), 2).safe, false);
+  t.equal(
+    evaluateSafeToFormat(card, [{ ...file, state: 'failed' }], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
+    false,
+  );
   t.equal(evaluateSafeToFormat(card, [file], new Map(), 2).safe, false, 'asset record missing');
   t.equal(evaluateSafeToFormat({ ...card, scanEntries: 0 }, [], new Map(), 2).safe, false, 'no files at all');
   t.equal(
     evaluateSafeToFormat(
       card,
       [{ ...file, warning: { code: 'AGENT_ZERO_BYTE_FILE', message: '' } }],
-      asset(['local:1', 'local:2']),
+      asset(['disk:wwid:1', 'disk:wwid:2']),
       2,
     ).safe,
     false,
