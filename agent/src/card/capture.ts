@@ -5,7 +5,12 @@
  *
  * Only the file's first CAPTURE_HEAD_BYTES are read (one read, never the whole
  * RAW): JPEG, HEIC and the TIFF-based RAWs (CR2, NEF, ARW, DNG, ORF, RW2, PEF)
- * keep their EXIF there. exifr parses the standard tags (pure JS, ~2 ms a file
+ * keep their EXIF there; so do Canon's CR3 (ISO media boxes: the TIFFs CMT1,
+ * CMT2 and CMT3 in the `moov` box's Canon `uuid` box, read here) and Fujifilm's
+ * RAF (a JPEG preview near the start carries the EXIF). Video files are not read:
+ * many cameras write their `moov` box (and its time) at the end of the file, in
+ * local time or UTC depending on the body; a clip groups by its sidecar or falls
+ * back to its mtime, and says so. exifr parses the standard tags (pure JS, ~2 ms a file
  * here, where exiftool-vendored took ~60 ms through its perl process); the
  * makernote counters it does not decode are read here for the bodies whose
  * layout is known: Canon (FileNumber, SerialNumber) and Sony (the enciphered
@@ -52,6 +57,8 @@ const EXIF_EXTENSIONS = new Set([
   'RW2',
   'PEF',
   'SRW',
+  'CR3',
+  'RAF',
 ]);
 
 export function mayHaveCapture(path: string): boolean {
@@ -103,6 +110,10 @@ type Tags = Record<string, unknown>;
 
 /** Parse the capture metadata from a file's first bytes (see readCapture). */
 export async function parseCapture(head: Uint8Array): Promise<CaptureMeta | undefined> {
+  const cr3 = cr3Tags(head);
+  if (cr3 !== undefined) return metaOf(cr3.tags, cr3.maker);
+  const raf = rafJpeg(head);
+  if (raf !== undefined) return parseCapture(raf);
   let tags: Tags | undefined;
   try {
     tags = (await exifr.parse(head, EXIFR_OPTIONS)) as Tags | undefined;
@@ -110,6 +121,11 @@ export async function parseCapture(head: Uint8Array): Promise<CaptureMeta | unde
     return undefined;
   }
   if (tags === undefined || tags === null) return undefined;
+  return metaOf(tags, makerNoteFields(head, text(tags.Make) ?? '', text(tags.Model) ?? ''));
+}
+
+/** The fields the agent keeps, from EXIF tags by name and the makernote's counters. */
+function metaOf(tags: Tags, maker: { serial?: string; imageNumber?: number }): CaptureMeta | undefined {
   const meta: CaptureMeta = {};
   const takenAt = exifTime(
     text(tags.DateTimeOriginal) ?? text(tags.CreateDate),
@@ -127,7 +143,6 @@ export async function parseCapture(head: Uint8Array): Promise<CaptureMeta | unde
   if (serial !== undefined) meta.serial = serial;
   if (typeof tags.ImageNumber === 'number' && Number.isSafeInteger(tags.ImageNumber))
     meta.imageNumber = tags.ImageNumber;
-  const maker = makerNoteFields(head, make ?? '', model ?? '');
   if (meta.serial === undefined && maker.serial !== undefined) meta.serial = maker.serial;
   if (meta.imageNumber === undefined && maker.imageNumber !== undefined) meta.imageNumber = maker.imageNumber;
   return Object.keys(meta).length === 0 ? undefined : meta;
@@ -162,6 +177,100 @@ function exifTime(dt: string | undefined, subSec: string | undefined, offset: st
 /** The calendar day (`YYYY-MM-DD`) the camera's clock showed at capture. */
 export function captureDay(takenAt: string): string {
   return takenAt.slice(0, 10);
+}
+
+// --- CR3 and RAF containers ---------------------------------------------------
+
+/** Canon's `uuid` box in a CR3's `moov` (85c0b687-820f-11e0-8111-f4ce462b6a48). */
+const CANON_CR3_UUID = '85c0b687820f11e08111f4ce462b6a48';
+
+const latin1 = (head: Uint8Array, at: number, n: number): string =>
+  Buffer.from(head.subarray(at, at + n)).toString('latin1');
+
+/** The ISO media boxes between `start` and `end` (a box cut off by the end of the head is clipped). */
+function* boxes(head: Uint8Array, start: number, end: number): Generator<{ type: string; body: number; end: number }> {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let o = start;
+  while (o + 8 <= end) {
+    let size = view.getUint32(o, false);
+    let header = 8;
+    if (size === 1) {
+      if (o + 16 > end) return;
+      size = Number(view.getBigUint64(o + 8, false));
+      header = 16;
+    } else if (size === 0) size = end - o;
+    if (size < header) return;
+    yield { type: latin1(head, o + 4, 4), body: o + header, end: Math.min(o + size, end) };
+    o += size;
+  }
+}
+
+/** A TIFF structure (`II*\0` / `MM\0*`) starting at `base`, or undefined. */
+function tiffAt(head: Uint8Array, base: number): Tiff | undefined {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (base + 8 > head.length) return undefined;
+  if (head[base] === 0x49 && head[base + 1] === 0x49 && view.getUint16(base + 2, true) === 42)
+    return { view, base, le: true };
+  if (head[base] === 0x4d && head[base + 1] === 0x4d && view.getUint16(base + 2, false) === 42)
+    return { view, base, le: false };
+  return undefined;
+}
+
+function ascii(t: Tiff, e: Entry | undefined): string | undefined {
+  if (e === undefined || e.type !== 2) return undefined;
+  return text(Buffer.from(t.view.buffer, t.view.byteOffset + e.at, e.count).toString('latin1'));
+}
+
+/**
+ * A CR3's EXIF, by tag name as exifr names them: CMT1 is IFD0 (Make, Model), CMT2 the EXIF IFD
+ * (times, body serial, lens), CMT3 Canon's makernote (FileNumber, SerialNumber); each is a TIFF of
+ * its own, offsets from its own header. Undefined when the head is not a CR3.
+ */
+function cr3Tags(head: Uint8Array): { tags: Tags; maker: { serial?: string; imageNumber?: number } } | undefined {
+  if (head.length < 16 || latin1(head, 4, 4) !== 'ftyp' || latin1(head, 8, 4) !== 'crx ') return undefined;
+  const tags: Tags = {};
+  const maker: { serial?: string; imageNumber?: number } = {};
+  const ifd0 = (t: Tiff): Entry[] => readIfd(t, t.base + t.view.getUint32(t.base + 4, t.le));
+  for (const moov of boxes(head, 0, head.length)) {
+    if (moov.type !== 'moov') continue;
+    for (const uuid of boxes(head, moov.body, moov.end)) {
+      if (
+        uuid.type !== 'uuid' ||
+        Buffer.from(head.subarray(uuid.body, uuid.body + 16)).toString('hex') !== CANON_CR3_UUID
+      )
+        continue;
+      for (const cmt of boxes(head, uuid.body + 16, uuid.end)) {
+        const t = tiffAt(head.subarray(0, cmt.end), cmt.body);
+        if (t === undefined) continue;
+        const entries = ifd0(t);
+        const get = (tag: number): Entry | undefined => entries.find((e) => e.tag === tag);
+        if (cmt.type === 'CMT1') {
+          tags.Make = ascii(t, get(0x010f));
+          tags.Model = ascii(t, get(0x0110));
+        } else if (cmt.type === 'CMT2') {
+          tags.DateTimeOriginal = ascii(t, get(0x9003));
+          tags.SubSecTimeOriginal = ascii(t, get(0x9291));
+          tags.OffsetTimeOriginal = ascii(t, get(0x9011));
+          tags.BodySerialNumber = ascii(t, get(0xa431));
+          tags.LensModel = ascii(t, get(0xa434));
+        } else if (cmt.type === 'CMT3') {
+          const fileNumber = uint32(t, get(0x0008));
+          const serial = uint32(t, get(0x000c));
+          if (fileNumber !== undefined) maker.imageNumber = fileNumber;
+          if (serial !== undefined) maker.serial = String(serial).padStart(10, '0');
+        }
+      }
+      return { tags, maker };
+    }
+  }
+  return { tags, maker };
+}
+
+/** A Fujifilm RAF's JPEG preview (it carries the EXIF), from the offset in the RAF header; else undefined. */
+function rafJpeg(head: Uint8Array): Uint8Array | undefined {
+  if (head.length < 92 || latin1(head, 0, 16) !== 'FUJIFILMCCD-RAW ') return undefined;
+  const at = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(84, false);
+  return at >= 92 && at < head.length ? head.subarray(at) : new Uint8Array(0);
 }
 
 // --- Makernotes -------------------------------------------------------------

@@ -9,7 +9,7 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -89,6 +89,123 @@ t.test('capture time, body, count and lens equal what ExifTool reads', async (t)
     serial: 'fefef80c',
     imageNumber: 885,
   });
+});
+
+/** A little-endian TIFF with one IFD of ASCII and LONG entries (what a CR3's CMT boxes hold). */
+function tiff(entries: Array<[number, string | number]>): Buffer {
+  const sorted = [...entries].sort((a, b) => a[0] - b[0]);
+  const ifdAt = 8;
+  let dataAt = ifdAt + 2 + 12 * sorted.length + 4;
+  const head = Buffer.alloc(dataAt);
+  const data: Buffer[] = [];
+  head.write('II', 0, 'latin1');
+  head.writeUInt16LE(42, 2);
+  head.writeUInt32LE(ifdAt, 4);
+  head.writeUInt16LE(sorted.length, ifdAt);
+  sorted.forEach(([tag, v], i) => {
+    const e = ifdAt + 2 + 12 * i;
+    head.writeUInt16LE(tag, e);
+    if (typeof v === 'number') {
+      head.writeUInt16LE(4, e + 2);
+      head.writeUInt32LE(1, e + 4);
+      head.writeUInt32LE(v, e + 8);
+      return;
+    }
+    const bytes = Buffer.from(`${v}\0`, 'latin1');
+    head.writeUInt16LE(2, e + 2);
+    head.writeUInt32LE(bytes.length, e + 4);
+    if (bytes.length <= 4) bytes.copy(head, e + 8);
+    else {
+      head.writeUInt32LE(dataAt, e + 8);
+      data.push(bytes);
+      dataAt += bytes.length;
+    }
+  });
+  return Buffer.concat([head, ...data]);
+}
+
+function box(type: string, ...body: Buffer[]): Buffer {
+  const b = Buffer.concat(body);
+  const h = Buffer.alloc(8);
+  h.writeUInt32BE(8 + b.length, 0);
+  h.write(type, 4, 'latin1');
+  return Buffer.concat([h, b]);
+}
+
+t.test('CR3 (ISO media boxes) and RAF (a JPEG inside): read as ExifTool reads them', async (t) => {
+  if (!haveExiftool)
+    return void t.skip('exiftool is not installed (apt-get install libimage-exiftool-perl)', () => undefined);
+  // No CR3 or RAF ships in a registry package found here: these are built to Canon's and Fujifilm's
+  // layouts (a RAF around the real Canon S40 JPEG), and ExifTool is the independent reader.
+  const dir = await mkdtemp(join(tmpdir(), 'capture-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const ftyp = box('ftyp', Buffer.from('crx \0\0\0\x01crx isom', 'latin1'));
+  const canon = Buffer.from('85c0b687820f11e08111f4ce462b6a48', 'hex');
+  const cr3 = Buffer.concat([
+    ftyp,
+    box(
+      'moov',
+      box(
+        'uuid',
+        canon,
+        box('CNCV', Buffer.from('CanonCR3_001/00.10.00/00.00.00', 'latin1')),
+        box(
+          'CMT1',
+          tiff([
+            [0x010f, 'Canon'],
+            [0x0110, 'Canon EOS R5'],
+          ]),
+        ),
+        box(
+          'CMT2',
+          tiff([
+            [0x9003, '2026:11:26 23:59:30'],
+            [0x9291, '12'],
+            [0x9011, '+01:00'],
+            [0xa431, '032024001234'],
+            [0xa434, 'RF24-70mm F2.8 L IS USM'],
+          ]),
+        ),
+        box(
+          'CMT3',
+          tiff([
+            [0x0008, 1171771],
+            [0x000c, 3202400123],
+          ]),
+        ),
+      ),
+    ),
+    box('mdat', Buffer.alloc(4096, 9)),
+  ]);
+  const cr3Path = join(dir, 'IMG_1771.CR3');
+  await writeFile(cr3Path, cr3);
+  const [ours, ref] = await Promise.all([readCapture(cr3Path), exiftool(cr3Path)]);
+  t.equal(ref.Model, 'Canon EOS R5', 'ExifTool reads the built file as a CR3');
+  t.equal(ours?.takenAt, `${iso(ref.DateTimeOriginal ?? '', ref.OffsetTimeOriginal).slice(0, 19)}.12+01:00`);
+  t.equal(ours?.camera, ref.Model, 'camera');
+  t.equal(ours?.lens, ref.LensModel, 'lens');
+  t.equal(ours?.imageNumber, ref.FileNumber, 'Canon FileNumber');
+  t.equal(ours?.imageNumber, 1171771, 'which is 117-1771');
+  t.equal(ours?.serial, '032024001234', 'the body serial of the EXIF wins over the makernote one');
+
+  const jpeg = await readFile(join(FIXTURES, 'canon-s40.jpg'));
+  const header = Buffer.alloc(148);
+  header.write('FUJIFILMCCD-RAW 0201FF383501X-T3', 0, 'latin1');
+  header.write('0100', 60, 'latin1');
+  header.writeUInt32BE(148, 84);
+  header.writeUInt32BE(jpeg.length, 88);
+  const rafPath = join(dir, 'DSCF0001.RAF');
+  await writeFile(rafPath, Buffer.concat([header, jpeg, Buffer.alloc(2048, 3)]));
+  const [raf, rafRef] = await Promise.all([readCapture(rafPath), exiftool(rafPath)]);
+  t.ok(rafRef.DateTimeOriginal, 'ExifTool finds the capture time in the RAF');
+  t.equal(raf?.takenAt, iso(rafRef.DateTimeOriginal ?? '', rafRef.OffsetTimeOriginal), 'RAF capture time');
+  t.ok(raf?.camera?.endsWith(rafRef.Model ?? '?'), `RAF camera ${raf?.camera}`);
+
+  // Cut short or lying: nothing, never a throw.
+  t.same(await parseCapture(cr3.subarray(0, 40)), undefined, 'a CR3 cut inside its moov box');
+  const lying = Buffer.from(header);
+  lying.writeUInt32BE(0xffffff00, 84);
+  t.equal(await parseCapture(lying), undefined, 'a RAF whose JPEG offset points past the head');
 });
 
 t.test('only images are read; files without EXIF, unreadable or cut short give nothing', async (t) => {
