@@ -39,6 +39,7 @@
 import { posix } from 'node:path';
 import { evaluatePolicy, nameKey, type CopyFact, type PolicyConfig, type PolicyVerdict } from '@studio321/protocol';
 import { groupKeyOf } from '../recovery/restore-plan.js';
+import { layoutFor } from '../commit/commit.js';
 import type {
   AssetChange,
   AssetRecord,
@@ -294,10 +295,19 @@ export class Ledger implements CatalogueHook {
     return ops;
   }
 
-  /** The group key of an asset from its copies: its stored path's folder and stem (a group of its own without one). */
-  static #groupKey(hash: string, copies: readonly CopyRecord[]): string {
+  /**
+   * The group key of an asset: its stored path's folder and stem; when no studio copy is left (all
+   * lost), the folder its first name is filed under — it is still a member of its group (an unsafe
+   * one), so a recount after the loss keeps the groups the commits counted. A group of its own
+   * without either.
+   */
+  static #groupKey(hash: string, copies: readonly CopyRecord[], names: readonly NameRecord[]): string {
     const stored = copies.find((c) => c.kind === 'studio' && c.path !== '');
-    return stored === undefined ? `#${hash}` : groupKeyOf(stored.path);
+    if (stored !== undefined) return groupKeyOf(stored.path);
+    const first = names[0];
+    if (first === undefined) return `#${hash}`;
+    const { dir, base } = layoutFor(first);
+    return groupKeyOf(posix.join(dir, base));
   }
 
   /** Counts a group's change: `groups` when it appears, `groupsCompliant` when its verdict turns. */
@@ -321,7 +331,7 @@ export class Ledger implements CatalogueHook {
       if (key === undefined && !change.created)
         key = ((await sub.get(K.gof + change.hash)) as { group?: string } | undefined)?.group;
       if (key === undefined) {
-        key = Ledger.#groupKey(change.hash, [...change.after, ...change.before]);
+        key = Ledger.#groupKey(change.hash, [...change.after, ...change.before], change.names);
         ops.push({ type: 'put', key: K.gof + change.hash, value: { group: key }, sublevel: sub });
       }
       groupOfHash.set(change.hash, key);
@@ -431,7 +441,8 @@ export class Ledger implements CatalogueHook {
       const c = this.#contribution(asset, copies);
       Ledger.#apply(next, c, 1);
       for (const k of this.#keys(asset.hash, c)) ops.push({ type: 'put', ...k });
-      const key = Ledger.#groupKey(asset.hash, copies);
+      const stored = copies.some((c) => c.kind === 'studio' && c.path !== '');
+      const key = Ledger.#groupKey(asset.hash, copies, stored ? [] : await this.#catalogue.namesOf(asset.hash));
       ops.push({ type: 'put', key: K.gof + asset.hash, value: { group: key } });
       const g = groups.get(key) ?? { members: 0, unsafe: 0 };
       g.members++;
