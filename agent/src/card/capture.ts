@@ -7,10 +7,12 @@
  * RAW): JPEG, HEIC and the TIFF-based RAWs (CR2, NEF, ARW, DNG, ORF, RW2, PEF)
  * keep their EXIF there; so do Canon's CR3 (ISO media boxes: the TIFFs CMT1,
  * CMT2 and CMT3 in the `moov` box's Canon `uuid` box, read here) and Fujifilm's
- * RAF (a JPEG preview near the start carries the EXIF). Video files are not read:
- * many cameras write their `moov` box (and its time) at the end of the file, in
- * local time or UTC depending on the body; a clip groups by its sidecar or falls
- * back to its mtime, and says so. exifr parses the standard tags (pure JS, ~2 ms a file
+ * RAF (a JPEG preview near the start carries the EXIF). Video (MP4, MOV): the
+ * top-level boxes are walked by their headers (a few 16-byte reads, wherever
+ * the camera put its `moov`, often at the end), then the start of `moov` is read:
+ * `mvhd`'s creation time, kept as written (cameras write local time or UTC
+ * there, depending on the body, so no offset is claimed), and Canon's CMT boxes
+ * when present. exifr parses the standard tags (pure JS, ~2 ms a file
  * here, where exiftool-vendored took ~60 ms through its perl process); the
  * makernote counters it does not decode are read here for the bodies whose
  * layout is known: Canon (FileNumber, SerialNumber) and Sony (the enciphered
@@ -61,14 +63,23 @@ const EXIF_EXTENSIONS = new Set([
   'RAF',
 ]);
 
-export function mayHaveCapture(path: string): boolean {
+/** ISO base media (QuickTime) video: the time is in the `moov` box, wherever it is in the file. */
+const VIDEO_EXTENSIONS = new Set(['MP4', 'MOV', 'M4V']);
+
+const extensionOf = (path: string): string => {
   const dot = path.lastIndexOf('.');
-  return dot >= 0 && EXIF_EXTENSIONS.has(path.slice(dot + 1).toUpperCase());
+  return dot >= 0 ? path.slice(dot + 1).toUpperCase() : '';
+};
+
+export function mayHaveCapture(path: string): boolean {
+  const ext = extensionOf(path);
+  return EXIF_EXTENSIONS.has(ext) || VIDEO_EXTENSIONS.has(ext);
 }
 
 /** The capture metadata of the file at `abs`, or undefined (not a supported format, no EXIF, unreadable). */
 export async function readCapture(abs: string): Promise<CaptureMeta | undefined> {
   if (!mayHaveCapture(abs)) return undefined;
+  if (VIDEO_EXTENSIONS.has(extensionOf(abs))) return readVideoCapture(abs);
   let head: Uint8Array;
   try {
     const fh = await open(abs, 'r');
@@ -228,42 +239,109 @@ function ascii(t: Tiff, e: Entry | undefined): string | undefined {
  */
 function cr3Tags(head: Uint8Array): { tags: Tags; maker: { serial?: string; imageNumber?: number } } | undefined {
   if (head.length < 16 || latin1(head, 4, 4) !== 'ftyp' || latin1(head, 8, 4) !== 'crx ') return undefined;
+  for (const moov of boxes(head, 0, head.length)) if (moov.type === 'moov') return canonMoovTags(head, moov);
+  return { tags: {}, maker: {} };
+}
+
+/** The Canon `uuid` box's CMT1–CMT3 TIFFs inside a `moov` box (CR3, and Canon's MP4 clips). */
+function canonMoovTags(
+  head: Uint8Array,
+  moov: { body: number; end: number },
+): { tags: Tags; maker: { serial?: string; imageNumber?: number } } {
   const tags: Tags = {};
   const maker: { serial?: string; imageNumber?: number } = {};
   const ifd0 = (t: Tiff): Entry[] => readIfd(t, t.base + t.view.getUint32(t.base + 4, t.le));
-  for (const moov of boxes(head, 0, head.length)) {
-    if (moov.type !== 'moov') continue;
-    for (const uuid of boxes(head, moov.body, moov.end)) {
-      if (
-        uuid.type !== 'uuid' ||
-        Buffer.from(head.subarray(uuid.body, uuid.body + 16)).toString('hex') !== CANON_CR3_UUID
-      )
-        continue;
-      for (const cmt of boxes(head, uuid.body + 16, uuid.end)) {
-        const t = tiffAt(head.subarray(0, cmt.end), cmt.body);
-        if (t === undefined) continue;
-        const entries = ifd0(t);
-        const get = (tag: number): Entry | undefined => entries.find((e) => e.tag === tag);
-        if (cmt.type === 'CMT1') {
-          tags.Make = ascii(t, get(0x010f));
-          tags.Model = ascii(t, get(0x0110));
-        } else if (cmt.type === 'CMT2') {
-          tags.DateTimeOriginal = ascii(t, get(0x9003));
-          tags.SubSecTimeOriginal = ascii(t, get(0x9291));
-          tags.OffsetTimeOriginal = ascii(t, get(0x9011));
-          tags.BodySerialNumber = ascii(t, get(0xa431));
-          tags.LensModel = ascii(t, get(0xa434));
-        } else if (cmt.type === 'CMT3') {
-          const fileNumber = uint32(t, get(0x0008));
-          const serial = uint32(t, get(0x000c));
-          if (fileNumber !== undefined) maker.imageNumber = fileNumber;
-          if (serial !== undefined) maker.serial = String(serial).padStart(10, '0');
-        }
+  for (const uuid of boxes(head, moov.body, moov.end)) {
+    if (
+      uuid.type !== 'uuid' ||
+      Buffer.from(head.subarray(uuid.body, uuid.body + 16)).toString('hex') !== CANON_CR3_UUID
+    )
+      continue;
+    for (const cmt of boxes(head, uuid.body + 16, uuid.end)) {
+      const t = tiffAt(head.subarray(0, cmt.end), cmt.body);
+      if (t === undefined) continue;
+      const entries = ifd0(t);
+      const get = (tag: number): Entry | undefined => entries.find((e) => e.tag === tag);
+      if (cmt.type === 'CMT1') {
+        tags.Make = ascii(t, get(0x010f));
+        tags.Model = ascii(t, get(0x0110));
+      } else if (cmt.type === 'CMT2') {
+        tags.DateTimeOriginal = ascii(t, get(0x9003));
+        tags.SubSecTimeOriginal = ascii(t, get(0x9291));
+        tags.OffsetTimeOriginal = ascii(t, get(0x9011));
+        tags.BodySerialNumber = ascii(t, get(0xa431));
+        tags.LensModel = ascii(t, get(0xa434));
+      } else if (cmt.type === 'CMT3') {
+        const fileNumber = uint32(t, get(0x0008));
+        const serial = uint32(t, get(0x000c));
+        if (fileNumber !== undefined) maker.imageNumber = fileNumber;
+        if (serial !== undefined) maker.serial = String(serial).padStart(10, '0');
       }
-      return { tags, maker };
     }
+    return { tags, maker };
   }
   return { tags, maker };
+}
+
+/** Seconds from 1904-01-01 (QuickTime's epoch) to 1970-01-01. */
+const QT_EPOCH_OFFSET = 2_082_844_800;
+
+/** `mvhd`'s creation time (version 0: 32-bit, 1: 64-bit seconds since 1904), as written; undefined when unset. */
+function mvhdTime(head: Uint8Array, moov: { body: number; end: number }): string | undefined {
+  for (const b of boxes(head, moov.body, moov.end)) {
+    if (b.type !== 'mvhd' || b.body + 12 > b.end) continue;
+    const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+    const secs = head[b.body] === 1 ? Number(view.getBigUint64(b.body + 4, false)) : view.getUint32(b.body + 4, false);
+    if (secs === 0) return undefined;
+    const d = new Date((secs - QT_EPOCH_OFFSET) * 1000);
+    if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1900) return undefined;
+    return d.toISOString().slice(0, 19);
+  }
+  return undefined;
+}
+
+/** Bytes of `moov` read from its start: `mvhd` comes first, Canon's CMT boxes right after. */
+const MOOV_HEAD_BYTES = 64 * 1024;
+
+/** A video's capture metadata: top-level boxes walked by their 16-byte headers to `moov`, then its start read. */
+async function readVideoCapture(abs: string): Promise<CaptureMeta | undefined> {
+  try {
+    const fh = await open(abs, 'r');
+    try {
+      const { size } = await fh.stat();
+      const hdr = Buffer.alloc(16);
+      let at = 0;
+      for (let n = 0; n < 64 && at + 8 <= size; n++) {
+        const { bytesRead } = await fh.read(hdr, 0, 16, at);
+        if (bytesRead < 8) return undefined;
+        let boxSize = hdr.readUInt32BE(0);
+        if (boxSize === 1) {
+          if (bytesRead < 16) return undefined;
+          boxSize = Number(hdr.readBigUInt64BE(8));
+        } else if (boxSize === 0) boxSize = size - at;
+        if (boxSize < 8) return undefined;
+        if (hdr.toString('latin1', 4, 8) === 'moov') {
+          const buf = Buffer.alloc(Math.min(boxSize, MOOV_HEAD_BYTES));
+          const got = (await fh.read(buf, 0, buf.length, at)).bytesRead;
+          const head = buf.subarray(0, got);
+          const [moov] = [...boxes(head, 0, head.length)];
+          if (moov === undefined) return undefined;
+          const canon = canonMoovTags(head, moov);
+          if (canon.tags.DateTimeOriginal === undefined) {
+            const t = mvhdTime(head, moov);
+            if (t !== undefined) canon.tags.DateTimeOriginal = t.replace(/-/g, ':').replace('T', ' ');
+          }
+          return metaOf(canon.tags, canon.maker);
+        }
+        at += boxSize;
+      }
+      return undefined;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 /** A Fujifilm RAF's JPEG preview (it carries the EXIF), from the offset in the RAF header; else undefined. */

@@ -22,6 +22,7 @@ const execFileP = promisify(execFile);
 
 interface ExifToolTags {
   DateTimeOriginal?: string;
+  CreateDate?: string;
   OffsetTimeOriginal?: string;
   Make?: string;
   Model?: string;
@@ -36,6 +37,7 @@ async function exiftool(file: string): Promise<ExifToolTags> {
     '-j',
     '-n',
     '-DateTimeOriginal',
+    '-CreateDate',
     '-OffsetTimeOriginal',
     '-Make',
     '-Model',
@@ -206,6 +208,69 @@ t.test('CR3 (ISO media boxes) and RAF (a JPEG inside): read as ExifTool reads th
   const lying = Buffer.from(header);
   lying.writeUInt32BE(0xffffff00, 84);
   t.equal(await parseCapture(lying), undefined, 'a RAF whose JPEG offset points past the head');
+});
+
+/** A `mvhd` box: version 0 (32-bit seconds since 1904) or 1 (64-bit), creation time `at`. */
+function mvhd(at: Date, version: 0 | 1): Buffer {
+  const secs = BigInt(Math.floor(at.getTime() / 1000) + 2_082_844_800);
+  const b = Buffer.alloc(version === 0 ? 100 : 112);
+  b[0] = version;
+  if (version === 0) {
+    b.writeUInt32BE(Number(secs), 4);
+    b.writeUInt32BE(Number(secs), 8);
+    b.writeUInt32BE(1000, 12);
+  } else {
+    b.writeBigUInt64BE(secs, 4);
+    b.writeBigUInt64BE(secs, 12);
+    b.writeUInt32BE(1000, 20);
+  }
+  return box('mvhd', b);
+}
+
+t.test('video: the moov box is found wherever it is, its mvhd time read as ExifTool reads it', async (t) => {
+  if (!haveExiftool)
+    return void t.skip('exiftool is not installed (apt-get install libimage-exiftool-perl)', () => undefined);
+  const dir = await mkdtemp(join(tmpdir(), 'capture-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const at = new Date('2026-11-26T23:59:30Z');
+  // As a camera records: the media data first, the moov box (and its time) at the end, past any head read.
+  const mp4 = join(dir, 'C0001.MP4');
+  await writeFile(
+    mp4,
+    Buffer.concat([
+      box('ftyp', Buffer.from('mp42\0\0\0\0mp42isom', 'latin1')),
+      box('mdat', Buffer.alloc(400 * 1024, 5)),
+      box('moov', mvhd(at, 0)),
+    ]),
+  );
+  // QuickTime with moov first and a 64-bit (version 1) mvhd.
+  const mov = join(dir, 'MVI_0001.MOV');
+  await writeFile(
+    mov,
+    Buffer.concat([
+      box('ftyp', Buffer.from('qt  \0\0\0\0qt  ', 'latin1')),
+      box('moov', mvhd(at, 1)),
+      box('mdat', Buffer.alloc(1024)),
+    ]),
+  );
+  for (const file of [mp4, mov]) {
+    const [ours, ref] = await Promise.all([readCapture(file), exiftool(file)]);
+    t.equal(ref.CreateDate, '2026:11:26 23:59:30', `${file}: ExifTool reads the time`);
+    t.equal(ours?.takenAt, iso(ref.CreateDate ?? ''), `${file}: the same time, no offset claimed`);
+  }
+  t.ok(mayHaveCapture('PRIVATE/M4ROOT/CLIP/C0001.MP4'), 'a clip is read');
+  const none = join(dir, 'EMPTY.MP4');
+  await writeFile(
+    none,
+    Buffer.concat([box('ftyp', Buffer.from('mp42', 'latin1')), box('moov', mvhd(new Date(-2_082_844_800_000), 0))]),
+  );
+  t.equal(await readCapture(none), undefined, 'an unset time (0) is no time');
+  const cut = join(dir, 'CUT.MP4');
+  await writeFile(
+    cut,
+    Buffer.concat([box('ftyp', Buffer.from('mp42', 'latin1')), Buffer.from([0, 0, 0xff, 0xff, 0x6d, 0x64])]),
+  );
+  t.equal(await readCapture(cut), undefined, 'a file cut inside a box header');
 });
 
 t.test('only images are read; files without EXIF, unreadable or cut short give nothing', async (t) => {
