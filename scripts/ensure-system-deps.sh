@@ -24,6 +24,7 @@ command -v rclone >/dev/null 2>&1 || missing="$missing rclone"
 command -v strace >/dev/null 2>&1 || missing="$missing strace"
 command -v sfdisk >/dev/null 2>&1 || missing="$missing fdisk"
 command -v mkfs.ext4 >/dev/null 2>&1 || missing="$missing e2fsprogs"
+command -v losetup >/dev/null 2>&1 || missing="$missing mount"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != "0" ]; then
   echo "ensure-system-deps: missing Debian packages:$missing (run as root to install them); tests that need them will be skipped" >&2

@@ -1,23 +1,12 @@
 /**
  * The independent checks of an ASC MHL history: the standard's own schemas (ascmhl-xsd/, from
  * ascmitc/mhl) through xmllint, and xxhsum (the xxHash project's tool) for the hashes. Both are
- * Debian packages (libxml2-utils, xxhash; scripts/ensure-system-deps.sh), installed when missing.
+ * Debian packages (libxml2-utils, xxhash), from scripts/ensure-system-deps.sh (test/lib/system-deps.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
 export const ASCMHL_XSD = join(import.meta.dirname, 'ascmhl-xsd');
-
-/** Installs Debian package `pkg` when `bin` is not on the PATH. */
-export function ensureTool(bin: string, pkg: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`]);
-  } catch {
-    execFileSync('sh', ['-c', `apt-get install -y ${pkg} || (apt-get update && apt-get install -y ${pkg})`], {
-      stdio: 'ignore',
-    });
-  }
-}
 
 /** `xmllint --schema` of `file` against one of the standard's schemas (ASCMHL.xsd, ASCMHLDirectory.xsd). */
 export function xmllint(schema: string, file: string): { ok: boolean; out: string } {

@@ -11,6 +11,7 @@ import { access, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Teardownable } from './tmpfs.js';
+import { missingTools } from './system-deps.js';
 import { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
@@ -27,26 +28,6 @@ async function has(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function haveTool(name: string): Promise<boolean> {
-  return run('sh', ['-c', `command -v ${name}`]).then(
-    () => true,
-    () => false,
-  );
-}
-
-/** sfdisk and mkfs.ext4, installed when missing (scripts/ensure-system-deps.sh does it for `npm test`). */
-async function ensureTools(): Promise<string | undefined> {
-  if ((await haveTool('sfdisk')) && (await haveTool('mkfs.ext4')) && (await haveTool('losetup'))) return undefined;
-  try {
-    await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'fdisk', 'e2fsprogs', 'mount'], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } catch (err) {
-    return `sfdisk/mkfs.ext4/losetup are missing and could not be installed: ${err instanceof Error ? err.message.trim() : String(err)}`;
-  }
-  return undefined;
 }
 
 /** /dev/loop-control (and the loop module) when a container lacks them. */
@@ -92,7 +73,7 @@ export async function makeLoopDisk(
 ): Promise<LoopDisk | { reason: string }> {
   if (process.platform !== 'linux') return { reason: 'loop devices need Linux' };
   if (process.getuid?.() !== 0) return { reason: 'loop devices need root' };
-  const missing = await ensureTools();
+  const missing = missingTools(['sfdisk', 'mkfs.ext4', 'losetup']);
   if (missing !== undefined) return { reason: missing };
   await ensureLoopControl();
   // The image lives in RAM (/dev/shm) when it can: the loop device is still a real block device

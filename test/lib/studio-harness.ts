@@ -10,6 +10,7 @@ import { createServer, connect, type Server, type Socket, type AddressInfo } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { LocalTargetConfig, LocalTargetName } from '@studio321/studiod';
 import { waitFor } from './wait-for.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -387,4 +388,16 @@ export class CutProxy {
     for (const s of this.#sockets) s.destroy();
     await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
   }
+}
+
+/** In-process tests: the mirror and RAID target configs of a studio whose roots are `<dir>/mirror` and `<dir>/raid`. */
+export function localTargets(dir: string): Record<LocalTargetName, LocalTargetConfig> {
+  const target = (name: LocalTargetName): LocalTargetConfig => ({
+    root: join(dir, name),
+    media: `hdd-${name}`,
+    location: 'test',
+    device: `${name}-1`,
+    requireExistingRoot: true,
+  });
+  return { mirror: target('mirror'), raid: target('raid') };
 }

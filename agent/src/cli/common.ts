@@ -13,7 +13,7 @@ import {
   formatProgressLine,
   type ProgressSnapshot,
 } from '@studio321/protocol';
-import { AGENT_CODES } from '../errors.js';
+import { AGENT_CODES, AgentError } from '../errors.js';
 import { resolvePaths, type AgentPaths } from '../paths.js';
 import { loadAgentConfig, type AgentConfig } from '../config.js';
 
@@ -38,6 +38,14 @@ export interface ParsedArgs<O> {
 /** The shared strict parser (protocol/src/cli-args.ts) with the global options added; bad usage throws AGENT_USAGE. */
 export function parse<O extends Record<string, CliOption>>(argv: string[], options: O, usage: string): ParsedArgs<O> {
   return parseCommandLine(argv, { ...GLOBAL_OPTIONS, ...options }, { code: AGENT_CODES.usage, usage }) as ParsedArgs<O>;
+}
+
+/** The one card a command acts on (an id or a label), or a usage error. */
+export function oneCardRef(positionals: readonly string[], usage: string): string {
+  const ref = positionals[0];
+  if (ref === undefined || positionals.length > 1)
+    throw new AgentError(AGENT_CODES.usage, `give one card id or label (see field-agent status)\n${usage}`);
+  return ref;
 }
 
 /** The context `countValue`/`nonNegativeValue` need to report a bad value of one command. */

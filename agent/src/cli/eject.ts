@@ -4,11 +4,11 @@
  * agent through its status page (bearer token from <data dir>/status-url).
  */
 import { EXIT } from '@studio321/protocol';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import { AGENT_CODES } from '../errors.js';
 import { ejectCard, type EjectResult } from '../offload/eject.js';
 import { defaultVolumeSource } from '../card/volume-source.js';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
-import { loadContext, parse, type CommandIo } from './common.js';
+import { loadContext, oneCardRef, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent eject <card-id|label> [--json] [--data-dir DIR] [--config FILE]';
 
@@ -18,9 +18,7 @@ export async function ejectCommand(argv: string[], io: CommandIo): Promise<numbe
     io.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
-  const ref = positionals[0];
-  if (ref === undefined || positionals.length > 1)
-    throw new AgentError(AGENT_CODES.usage, `give one card id or label (see field-agent status)\n${USAGE}`);
+  const ref = oneCardRef(positionals, USAGE);
   const { paths, config } = await loadContext(values, io.env);
   const result = await directOrRunning(
     paths.dataDir,

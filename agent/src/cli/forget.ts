@@ -4,12 +4,11 @@
  * are not all safely copied, unless --force. No file is deleted. While
  * `field-agent run` holds the state DB, the running agent does it (as eject).
  */
-import { CodedError, EXIT } from '@studio321/protocol';
-import { AgentState } from '../state/agent-state.js';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import { EXIT } from '@studio321/protocol';
+import { AGENT_CODES } from '../errors.js';
 import { forgetCard, type ForgetResult } from '../offload/forget-card.js';
-import { callRunningAgent } from './running-agent.js';
-import { loadContext, parse, type CommandIo } from './common.js';
+import { callRunningAgent, directOrRunning } from './running-agent.js';
+import { loadContext, oneCardRef, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent forget <card-id|label> [--force] [--json] [--data-dir DIR] [--config FILE]';
 
@@ -19,32 +18,20 @@ export async function forgetCommand(argv: string[], io: CommandIo): Promise<numb
     io.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
-  const ref = positionals[0];
-  if (ref === undefined || positionals.length > 1)
-    throw new AgentError(AGENT_CODES.usage, `give one card id or label (see field-agent status)\n${USAGE}`);
+  const ref = oneCardRef(positionals, USAGE);
   const force = values.force === true;
   const { paths, config } = await loadContext(values, io.env);
-  let state: AgentState | undefined;
-  try {
-    state = await AgentState.open(paths.dataDir);
-  } catch (err) {
-    if (!(err instanceof CodedError && err.code === AGENT_CODES.stateLocked)) throw err;
-  }
-  let result: ForgetResult;
-  if (state !== undefined) {
-    try {
-      result = await forgetCard(ref, { state, copiesNeeded: config.policy.copiesBeforeFormat, force });
-    } finally {
-      await state.close();
-    }
-  } else {
-    result = (await callRunningAgent(
-      paths.dataDir,
-      '/api/forget',
-      { card: ref, ...(force ? { force: '1' } : {}) },
-      AGENT_CODES.stateLocked,
-    )) as ForgetResult;
-  }
+  const result = await directOrRunning(
+    paths.dataDir,
+    (state) => forgetCard(ref, { state, copiesNeeded: config.policy.copiesBeforeFormat, force }),
+    async () =>
+      (await callRunningAgent(
+        paths.dataDir,
+        '/api/forget',
+        { card: ref, ...(force ? { force: '1' } : {}) },
+        AGENT_CODES.stateLocked,
+      )) as ForgetResult,
+  );
   io.stdout.write(
     values.json
       ? `${JSON.stringify({ event: 'forgotten', ...result })}\n`

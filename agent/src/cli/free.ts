@@ -7,13 +7,12 @@
  * Exit 0 when every card asked for is freed, 3 when one is not (with the reason).
  */
 import { CodedError, EXIT } from '@studio321/protocol';
-import { AgentState, findCard } from '../state/agent-state.js';
+import { findCard } from '../state/agent-state.js';
 import { freeLaptopCopies, type CardFreeResult } from '../state/free-laptop.js';
 import { AGENT_CODES } from '../errors.js';
 import { connectStudio } from '../link/sync-loop.js';
 import { refreshVerdicts } from '../link/verdicts.js';
-import type { LinkClient } from '../link/client.js';
-import { callRunningAgent } from './running-agent.js';
+import { callRunningAgent, directOrRunning } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent free [card-id|label] [--json] [--data-dir DIR] [--config FILE]';
@@ -27,45 +26,38 @@ export async function freeCommand(argv: string[], io: CommandIo): Promise<number
   if (positionals.length > 1) throw new CodedError(AGENT_CODES.usage, `give at most one card\n${USAGE}`);
   const ref = positionals[0];
   const { paths, config } = await loadContext(values, io.env);
-  let state: AgentState | undefined;
-  try {
-    state = await AgentState.open(paths.dataDir);
-  } catch (err) {
-    if (!(err instanceof CodedError && err.code === AGENT_CODES.stateLocked)) throw err;
-  }
-  let results: CardFreeResult[];
-  if (state === undefined) {
-    const answer = (await callRunningAgent(
-      paths.dataDir,
-      '/api/free',
-      ref === undefined ? {} : { card: ref },
-      AGENT_CODES.stateLocked,
-    )) as { cards: CardFreeResult[] };
-    results = answer.cards;
-  } else {
-    let link: LinkClient | undefined;
-    try {
+  const results = await directOrRunning(
+    paths.dataDir,
+    async (state) => {
       const cards = ref === undefined ? undefined : [(await findCard(state, ref)).id];
-      link = await connectStudio({ dataDir: paths.dataDir }).catch(() => undefined);
-      const open = link;
-      const s = state;
-      results = await freeLaptopCopies(
-        s,
-        {
-          policy: config.freeLaptop,
-          ...(open === undefined
-            ? {}
-            : { refresh: async (hashes) => void (await refreshVerdicts(open, s, { hashes })) }),
-          ...(cards === undefined ? {} : { cards }),
-          fieldDrives: config.fieldDrives,
-        },
-        true,
-      );
-    } finally {
-      link?.close();
-      await state.close();
-    }
-  }
+      const link = await connectStudio({ dataDir: paths.dataDir }).catch(() => undefined);
+      try {
+        return await freeLaptopCopies(
+          state,
+          {
+            policy: config.freeLaptop,
+            ...(link === undefined
+              ? {}
+              : { refresh: async (hashes) => void (await refreshVerdicts(link, state, { hashes })) }),
+            ...(cards === undefined ? {} : { cards }),
+            fieldDrives: config.fieldDrives,
+          },
+          true,
+        );
+      } finally {
+        link?.close();
+      }
+    },
+    async () =>
+      (
+        (await callRunningAgent(
+          paths.dataDir,
+          '/api/free',
+          ref === undefined ? {} : { card: ref },
+          AGENT_CODES.stateLocked,
+        )) as { cards: CardFreeResult[] }
+      ).cards,
+  );
   const shown = results.filter((r) => ref !== undefined || r.files > 0);
   if (values.json) io.stdout.write(`${JSON.stringify({ event: 'free', cards: shown })}\n`);
   else {

@@ -11,7 +11,7 @@ import { findCard } from '../state/agent-state.js';
 import { buildOffloadReport, offloadReportCsv, offloadReportHtml, type OffloadReport } from '../state/card-report.js';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
-import { loadContext, parse, type CommandIo } from './common.js';
+import { loadContext, oneCardRef, parse, type CommandIo } from './common.js';
 
 const USAGE =
   'usage: field-agent report <card-id|label> [--csv | --html] [--out FILE] [--json] [--data-dir DIR] [--config FILE]';
@@ -26,9 +26,7 @@ export async function reportCommand(argv: string[], io: CommandIo): Promise<numb
     io.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
-  const ref = positionals[0];
-  if (ref === undefined || positionals.length > 1)
-    throw new AgentError(AGENT_CODES.usage, `give one card id or label (see field-agent status)\n${USAGE}`);
+  const ref = oneCardRef(positionals, USAGE);
   if (values.csv === true && values.html === true)
     throw new AgentError(AGENT_CODES.usage, `--csv or --html, not both\n${USAGE}`);
   if (values.out === '') throw new AgentError(AGENT_CODES.usage, `--out needs a file name\n${USAGE}`);

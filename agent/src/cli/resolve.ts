@@ -3,10 +3,10 @@
  * While `field-agent run` holds the state DB, the running agent records it.
  */
 import { EXIT } from '@studio321/protocol';
-import { AGENT_CODES, AgentError } from '../errors.js';
+import { AGENT_CODES } from '../errors.js';
 import { resolveCardWarnings, type ResolveResult } from '../state/agent-state.js';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
-import { loadContext, parse, type CommandIo } from './common.js';
+import { loadContext, oneCardRef, parse, type CommandIo } from './common.js';
 
 const USAGE = 'usage: field-agent resolve <card-id|label> [--json] [--data-dir DIR] [--config FILE]';
 
@@ -16,9 +16,7 @@ export async function resolveCommand(argv: string[], io: CommandIo): Promise<num
     io.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
-  const ref = positionals[0];
-  if (ref === undefined || positionals.length > 1)
-    throw new AgentError(AGENT_CODES.usage, `give one card id or label (see field-agent status)\n${USAGE}`);
+  const ref = oneCardRef(positionals, USAGE);
   const { paths } = await loadContext(values, io.env);
   const r = await directOrRunning(
     paths.dataDir,

@@ -12,19 +12,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes, hashFile } from '@studio321/protocol';
-import { Catalogue, type LocalTargetConfig, type LocalTargetName } from '@studio321/studiod';
+import { Catalogue } from '@studio321/studiod';
+import { localTargets } from '../../lib/studio-harness.js';
 import { Committer, STAGING_DIR, type CommitInput } from '@studio321/studiod/commit';
 
 t.test('24 concurrent commits on one signal: all committed, no listener warning', async (t) => {
   const dir = t.testdir({ mirror: {}, raid: {} });
-  const target = (name: LocalTargetName): LocalTargetConfig => ({
-    root: join(dir, name),
-    media: `hdd-${name}`,
-    location: 'test',
-    device: `${name}-1`,
-    requireExistingRoot: true,
-  });
-  const targets = { mirror: target('mirror'), raid: target('raid') };
+  const targets = localTargets(dir);
   const catalogue = new Catalogue(join(dir, 'catalogue'));
   await catalogue.open();
   t.teardown(() => catalogue.close());

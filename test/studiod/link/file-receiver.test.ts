@@ -19,6 +19,7 @@ import {
   type MessageOf,
 } from '@studio321/protocol';
 import { Catalogue, type LocalTargetConfig, type LocalTargetName } from '@studio321/studiod';
+import { localTargets } from '../../lib/studio-harness.js';
 import { checkTarget, Committer, Staging, STAGING_DIR } from '@studio321/studiod/commit';
 import { FileReceiver, type FileLink } from '@studio321/studiod/link';
 import { testBytes } from '../../lib/lying-source.js';
@@ -69,14 +70,7 @@ interface Studio {
 
 async function studio(t: Test): Promise<Studio> {
   const dir = t.testdir({ mirror: {}, raid: {} });
-  const target = (name: LocalTargetName): LocalTargetConfig => ({
-    root: join(dir, name),
-    media: `hdd-${name}`,
-    location: 'test',
-    device: `${name}-1`,
-    requireExistingRoot: true,
-  });
-  const targets = { mirror: target('mirror'), raid: target('raid') };
+  const targets = localTargets(dir);
   const catalogue = new Catalogue(join(dir, 'catalogue'));
   await catalogue.open();
   t.teardown(() => catalogue.close());

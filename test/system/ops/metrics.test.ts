@@ -5,29 +5,14 @@
  * per file or per shoot, and the example alerting rules pass `promtool check rules`.
  */
 import t from 'tap';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { S3rverProcess } from '../../lib/s3rver.js';
 import { target } from '../../lib/cloud-fixture.js';
 import { dcfFiles, ingest, makeAgent, makeCard, pairAgent, startStudiod, tempDir } from '../../lib/studio-harness.js';
 import { REPO } from '../../lib/agent-harness.js';
+import { missingTools } from '../../lib/system-deps.js';
 import { waitFor } from '../../lib/wait-for.js';
-
-const exec = promisify(execFile);
-
-async function promtoolReady(): Promise<string | undefined> {
-  const found = await exec('sh', ['-c', 'command -v promtool']).catch(() => undefined);
-  if (found !== undefined) return undefined;
-  if (process.getuid?.() !== 0) return 'promtool is missing and installing it needs root';
-  await exec('sh', [
-    '-c',
-    'DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus',
-  ]).catch(() => undefined);
-  return (await exec('sh', ['-c', 'command -v promtool']).catch(() => undefined)) === undefined
-    ? 'promtool could not be installed (apt-get install prometheus)'
-    : undefined;
-}
 
 function promtool(args: string[], input?: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
@@ -47,7 +32,7 @@ function value(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-const missing = await promtoolReady();
+const missing = missingTools(['promtool']);
 if (missing !== undefined) {
   t.skip(missing, () => undefined);
 } else {
