@@ -1,6 +1,8 @@
 /**
- * Token-bucket bandwidth limiter, shared by every upload of one cloud target,
- * and a Transform that throttles a read stream through it.
+ * The one token-bucket bandwidth limiter: shared by every upload of one cloud
+ * target (with a Transform that throttles a read stream through it), and the
+ * read-rate limit of the refill and the scrub (paid before each file is read).
+ * Clock and sleep are injectable so tests never wait on time.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -11,15 +13,30 @@ export interface RateLimiterOptions {
   /** Bucket depth (largest burst); default 1/4 second of traffic, at least 64 KiB. */
   burstBytes?: number;
   now?: () => number;
+  /** Waits `ms`; rejects with the signal's reason when aborted. Default: a timer. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
-export class RateLimiter {
+/** What a reader that must be paced needs: wait until `n` bytes may go. */
+export interface Throttle {
+  /** Resolves when `n` bytes may be read or sent; rejects with the signal's reason when aborted. */
+  take(n: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** No limit (rate 0, and the tests' default). */
+export const UNLIMITED: Throttle = { take: () => Promise.resolve() };
+
+const timerSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  delay(ms, undefined, signal === undefined ? {} : { signal });
+
+export class RateLimiter implements Throttle {
   #bytesPerSec: number;
   #burstBytes: number;
   readonly #fixedBurst: boolean;
   #tokens: number;
   #last: number;
   #now: () => number;
+  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Serialises waiters so a big request cannot be starved by small ones. */
   #tail: Promise<void> = Promise.resolve();
 
@@ -29,6 +46,7 @@ export class RateLimiter {
     this.#fixedBurst = opts.burstBytes !== undefined;
     this.#burstBytes = opts.burstBytes ?? defaultBurst(opts.bytesPerSec);
     this.#now = opts.now ?? (() => performance.now());
+    this.#sleep = opts.sleep ?? timerSleep;
     this.#tokens = this.#burstBytes;
     this.#last = this.#now();
   }
@@ -77,7 +95,7 @@ export class RateLimiter {
       }
       const wantTokens = Math.min(need, this.burstBytes);
       const waitMs = Math.max(1, Math.ceil(((wantTokens - this.#tokens) / this.bytesPerSec) * 1000));
-      await delay(waitMs, undefined, signal === undefined ? {} : { signal });
+      await this.#sleep(waitMs, signal);
     }
   }
 
@@ -87,6 +105,11 @@ export class RateLimiter {
     this.#last = t;
     this.#tokens = Math.min(this.#burstBytes, this.#tokens + elapsed * this.#bytesPerSec);
   }
+}
+
+/** A limiter at `bytesPerSec`, or none for 0 (config's "unlimited"). */
+export function rateLimiter(bytesPerSec: number): Throttle {
+  return bytesPerSec > 0 ? new RateLimiter({ bytesPerSec }) : UNLIMITED;
 }
 
 function defaultBurst(bytesPerSec: number): number {

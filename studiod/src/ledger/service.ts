@@ -48,7 +48,7 @@ import { TargetAvailability } from '../recovery/target-availability.js';
 import { remakeCopy, type RemakeRequest, type RemakeResult } from '../recovery/remake-copy.js';
 import { Adopter } from '../recovery/adopt.js';
 import { Scrubber } from '../recovery/scrub.js';
-import { rateLimiter, type RateLimiter } from '../recovery/rate-limit.js';
+import { rateLimiter, type Throttle } from '../cloud/rate-limiter.js';
 
 export interface LedgerServiceOptions {
   config: StudiodConfig;
@@ -60,7 +60,7 @@ export interface LedgerServiceOptions {
   /** Period of the target availability check (ms; default 60 s; 0: no timer). */
   availabilityIntervalMs?: number;
   /** Read-rate limiters of the refill and the scrub (tests; default: config `refill`, `scrub`). */
-  limiters?: { refill?: RateLimiter; scrub?: RateLimiter };
+  limiters?: { refill?: Throttle; scrub?: Throttle };
   /** The scrub's random choice of cloud copies read in full (tests). */
   random?: () => number;
   /** Assets per scrub step (tests; default 64). */

@@ -36,7 +36,7 @@ import { TARGET_MARKER, checkTarget, type TargetMarker } from '../commit/target-
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
 import { RECOVERY_CODES, RecoveryError } from './errors.js';
 import { copyMhlHistories } from './mhl-copy.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { Throttle } from '../cloud/rate-limiter.js';
 import type { RemakeRequest, RemakeResult } from './remake-copy.js';
 
 export type AdoptionPhase = 'marking' | 'refilling' | 'done';
@@ -79,7 +79,7 @@ export interface AdoptDeps {
   remake: (req: RemakeRequest, signal?: AbortSignal) => Promise<RemakeResult>;
   /** Told the target's state after the marker is written (recovery/target-availability.ts). */
   noteTarget: (target: LocalTargetName, err: unknown) => Promise<void>;
-  limiter: RateLimiter;
+  limiter: Throttle;
   log: Logger;
   now?: () => number;
   /** Copies marked lost per synchronous progress write (step 3). */

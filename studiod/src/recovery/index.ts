@@ -14,6 +14,5 @@ export * from './format.js';
 export * from './quarantine.js';
 export * from './remake-copy.js';
 export * from './target-availability.js';
-export * from './rate-limit.js';
 export * from './adopt.js';
 export * from './mhl-copy.js';

@@ -25,7 +25,7 @@
 import type { Logger } from '@studio321/protocol';
 import type { AssetRecord, Catalogue } from '../catalogue.js';
 import { LOCAL_TARGETS } from '../config.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { Throttle } from '../cloud/rate-limiter.js';
 import { isHotStorageClass } from './remake-copy.js';
 
 export interface ScrubCounts {
@@ -75,7 +75,7 @@ export interface ScrubDeps {
   cloudTargets: ReadonlyArray<{ name: string; storageClass: string }>;
   /** ledger/verify-copies.ts with studiod's deps (the same heal as `studioctl verify`). */
   verify: (opts: ScrubVerifyOptions) => Promise<ScrubVerifyReport>;
-  limiter: RateLimiter;
+  limiter: Throttle;
   periodDays: number;
   cloudDownloadPercent: number;
   log: Logger;

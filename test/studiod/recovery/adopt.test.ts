@@ -12,10 +12,11 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError, hashFile } from '@studio321/protocol';
 import { TARGET_MARKER } from '@studio321/studiod/commit';
-import { TokenBucket, type AdoptEvent, type RateLimiter } from '@studio321/studiod/recovery';
+import { RateLimiter, type Throttle } from '@studio321/studiod/cloud';
+import type { AdoptEvent } from '@studio321/studiod/recovery';
 import { recoveryFixture, type FixtureAsset, type RecoveryFixture } from '../../lib/recovery-fixture.js';
 
-function recordingLimiter(): RateLimiter & { taken: number[] } {
+function recordingLimiter(): Throttle & { taken: number[] } {
   const taken: number[] = [];
   return {
     taken,
@@ -173,25 +174,36 @@ t.test('a refill stopped midway goes on after a restart; nothing counted twice o
   t.same(await temps(root(fx, 'raid')), [], 'no temp file left');
 });
 
-t.test('the token bucket paces reads on its clock', async (t) => {
+t.test('the refill and scrub limiter paces reads on its clock', async (t) => {
   let now = 0;
   const waits: number[] = [];
-  const b = new TokenBucket({
-    bytesPerSecond: 1000,
+  const b = new RateLimiter({
+    bytesPerSec: 1000,
+    burstBytes: 250,
     now: () => now,
     sleep: async (ms) => {
       waits.push(ms);
       now += ms;
     },
   });
-  await b.take(1000); // the first second's budget
-  await b.take(500); // owed 500 → wait 500 ms before the next
-  await b.take(500);
-  t.same(waits, [500], 'waits for the debt');
-  now += 10_000; // a long idle: no burst beyond one second's budget
-  await b.take(3000);
-  await b.take(1);
-  t.same(waits, [500, 2000]);
+  await b.take(250); // the bucket starts full: a quarter second's budget
+  now += 250;
+  await b.take(250);
+  t.same(waits, [], 'no wait within the rate');
+  await b.take(1000); // a second's worth: waits until it is paid
+  t.equal(
+    waits.reduce((a, w) => a + w, 0),
+    1000,
+    'waits one second in all for 1000 bytes at 1000 B/s',
+  );
+  now += 60_000; // a long idle: no burst beyond the bucket's depth
+  waits.length = 0;
+  await b.take(1250);
+  t.equal(
+    waits.reduce((a, w) => a + w, 0),
+    1000,
+    'after an idle minute only the bucket (250 bytes) is free',
+  );
 });
 
 async function temps(dir: string): Promise<string[]> {

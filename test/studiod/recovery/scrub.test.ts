@@ -10,7 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, type ProgressSnapshot } from '@studio321/protocol';
 import { ControlSocket, controlRequest } from '@studio321/studiod';
-import { QUARANTINE_DIR, type RateLimiter } from '@studio321/studiod/recovery';
+import type { Throttle } from '@studio321/studiod/cloud';
+import { QUARANTINE_DIR } from '@studio321/studiod/recovery';
 import { rotByte } from '../../lib/bit-rot.js';
 import { recoveryFixture, type RecoveryFixture } from '../../lib/recovery-fixture.js';
 
@@ -21,7 +22,7 @@ async function open(
   opts: { cloud?: boolean; random?: () => number } = {},
 ): Promise<RecoveryFixture & { taken: number[] }> {
   const taken: number[] = [];
-  const limiter: RateLimiter = {
+  const limiter: Throttle = {
     take: (bytes) => {
       taken.push(bytes);
       return Promise.resolve();
