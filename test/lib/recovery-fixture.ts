@@ -18,7 +18,14 @@ import {
   type CopyRecord,
   type StudiodConfig,
 } from '@studio321/studiod';
-import { MemoryCloud, MemorySink, objectKey, type CloudTargetConfig } from '@studio321/studiod/cloud';
+import {
+  MemoryCloud,
+  MemorySink,
+  objectKey,
+  objectMetadata,
+  type AssetOrigin,
+  type CloudTargetConfig,
+} from '@studio321/studiod/cloud';
 import { pairingsPath, writePairings } from '@studio321/studiod/recovery';
 import { target } from './cloud-fixture.js';
 
@@ -137,6 +144,7 @@ export async function uploadToCloud(
   c: Committed,
   record: boolean,
   catalogue = s.catalogue,
+  origins: AssetOrigin[] = [],
 ): Promise<string> {
   const key = objectKey(s.cloudTarget, c.hash);
   const file = join(s.config.targets.mirror.root, c.rel);
@@ -144,7 +152,9 @@ export async function uploadToCloud(
   const sha256b64 = sha.copy().digest('base64');
   await s.sink.putObject(
     { key, path: file, start: 0, end: c.size, sha256b64, signal: new AbortController().signal },
-    { blake3: c.hash, size: String(c.size), sha256: sha.digest('hex'), name: encodeURIComponent(c.rel) },
+    origins.length === 0
+      ? { blake3: c.hash, size: String(c.size), sha256: sha.digest('hex'), name: encodeURIComponent(c.rel) }
+      : objectMetadata({ blake3: c.hash, size: c.size, sha256: sha.digest('hex') }, origins),
   );
   if (record) {
     await catalogue.recordCopy({

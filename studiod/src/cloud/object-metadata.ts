@@ -7,6 +7,7 @@
  *   blake3, size, sha256   as before (hex, decimal, hex)
  *   shoot, card            the first name's shoot and card
  *   name                   the first name's path on the card (`DCIM/100CANON/IMG_0001.CR3`)
+ *   original               the file's name as the camera wrote it, when the agent renamed it at ingest
  *   captured               ISO 8601 time of the file on the card (the camera writes it at capture), when known
  *   names                  further names of the same bytes, `<shoot>/<card>/<path>` joined by `,`
  *
@@ -27,6 +28,20 @@ export interface AssetOrigin {
   path: string;
   /** Epoch ms of the file on the card; absent or 0 when unknown. */
   mtime?: number;
+  /** Set when the agent renamed the file at ingest: its name on the card (one segment). */
+  capture?: { originalName?: string };
+}
+
+/** An origin read back from an object's metadata. */
+export interface DescribedOrigin {
+  shoot: string;
+  card: string;
+  path: string;
+  mtime?: number;
+  /** The name on the card when the file was renamed at ingest (`original`). */
+  originalName?: string;
+  /** That name's shoot, card, path or original name was cut to fit. */
+  truncated: boolean;
 }
 
 /** What a HEAD's metadata says about an object. */
@@ -35,7 +50,7 @@ export interface DescribedObject {
   size?: number;
   sha256?: string;
   /** The names it carries; `truncated` when that name's shoot, card or path was cut. */
-  origins: Array<AssetOrigin & { truncated: boolean }>;
+  origins: DescribedOrigin[];
   /** Some names were left out of `names` for want of room. */
   namesLeftOut: boolean;
 }
@@ -102,6 +117,9 @@ export function objectMetadata(
   put('shoot', fitEncoded(first.shoot, Math.min(SHOOT_BYTES, left - entryBytes('shoot', '')), encodePart));
   put('card', fitEncoded(first.card, Math.min(SHOOT_BYTES, left - entryBytes('card', '')), encodePart));
   put('name', fitEncoded(first.path, Math.min(NAME_BYTES, left - entryBytes('name', '')), encodePath, true));
+  const original = first.capture?.originalName;
+  if (original !== undefined && original !== '')
+    put('original', fitEncoded(original, Math.min(SHOOT_BYTES, left - entryBytes('original', '')), encodePart, true));
   if (origins.length > 1) {
     const room = left - entryBytes('names', '') - TRUNCATED_MARK.length;
     const entries: string[] = [];
@@ -161,12 +179,14 @@ export function describeObject(meta: Readonly<Record<string, string>>): Describe
   const name = decodeValue(meta['name']);
   if (shoot === undefined || card === undefined || name === undefined) return out;
   const captured = meta['captured'] === undefined ? Number.NaN : Date.parse(meta['captured']);
+  const original = decodeValue(meta['original']);
   out.origins.push({
     shoot: shoot.value,
     card: card.value,
     path: name.value,
     ...(Number.isNaN(captured) ? {} : { mtime: captured }),
-    truncated: shoot.truncated || card.truncated || name.truncated,
+    ...(original === undefined ? {} : { originalName: original.value }),
+    truncated: shoot.truncated || card.truncated || name.truncated || original?.truncated === true,
   });
   let names = meta['names'];
   if (names?.endsWith(TRUNCATED_MARK)) {

@@ -599,9 +599,26 @@ class Rebuild {
     const now = this.#now();
     await this.#c.commitAsset({
       asset,
-      names: origins.map(({ truncated: _, ...o }) => ({
+      names: origins.map(({ truncated, originalName, ...o }) => ({
         key: nameKey(posix.join(o.shoot, o.card, o.path)),
-        value: { hash: asset.hash, ...o, mtime: o.mtime ?? 0, agentId: '', seenAt: now },
+        value: {
+          hash: asset.hash,
+          ...o,
+          mtime: o.mtime ?? 0,
+          agentId: '',
+          seenAt: now,
+          // A renamed file keeps its name on the card; its day is the file's time on the card, as the
+          // agent's own fallback dates it, since the camera's date is not in the metadata.
+          ...(originalName === undefined || truncated || o.mtime === undefined
+            ? {}
+            : {
+                capture: {
+                  day: new Date(o.mtime).toISOString().slice(0, 10),
+                  dateSource: 'mtime' as const,
+                  originalName,
+                },
+              }),
+        },
       })),
       copies: [],
       storedPaths: [],

@@ -113,3 +113,23 @@ t.test('older objects and foreign ones: what they carry, nothing invented', asyn
   ]);
   t.same(objectMetadata(fixed, []), { blake3: fixed.blake3, size: '123456789', sha256: fixed.sha256 });
 });
+
+t.test('a file renamed at ingest carries its name on the card, read back with its origin', async (t) => {
+  const o: AssetOrigin = {
+    shoot: 'wedding',
+    card: 'CARD1',
+    path: '2026-11-26/Smith_0001.CR3',
+    mtime: captured,
+    capture: { originalName: 'IMG 0001.CR3' },
+  };
+  const meta = objectMetadata(fixed, [o]);
+  t.equal(meta['original'], 'IMG%200001.CR3');
+  const { capture: _, ...plain } = o;
+  t.same(describeObject(meta).origins, [{ ...plain, originalName: 'IMG 0001.CR3', truncated: false }]);
+  t.notOk('original' in objectMetadata(fixed, [plain]), 'a file not renamed has no original name');
+  const long = objectMetadata(fixed, [{ ...o, capture: { originalName: `${'x'.repeat(300)}.CR3` } }]);
+  t.ok(long['original']?.startsWith(TRUNCATED_MARK), 'a long original name keeps its end');
+  t.ok(long['original']?.endsWith('.CR3'));
+  t.ok(metadataBytes(long) <= METADATA_LIMIT_BYTES);
+  t.equal(describeObject(long).origins[0]?.truncated, true, 'and the origin says it was cut');
+});

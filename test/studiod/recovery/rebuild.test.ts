@@ -122,7 +122,16 @@ t.test('what cannot be accounted for is reported, nothing of it counted unverifi
   orphan.hash = hashBytes(orphan.bytes);
   const oldMirror = s.config.targets.mirror.root;
   s.config.targets.mirror.root = s.dir; // the upload helper reads <mirror>/<rel>
-  await uploadToCloud(s, { ...orphan, rel: 'orphan' }, false);
+  // It was renamed at ingest: the rebuild keeps its name on the card from the metadata.
+  const origin = {
+    shoot: 'wedding',
+    card: 'CARD9',
+    path: 'DCIM/Smith_0001.JPG',
+    mtime: Date.parse('2026-11-26T10:31:07Z'),
+  };
+  await uploadToCloud(s, { ...orphan, rel: 'orphan' }, false, s.catalogue, [
+    { ...origin, capture: { originalName: 'IMG_0412.JPG' } },
+  ]);
   s.config.targets.mirror.root = oldMirror;
 
   const cat = await loseCatalogue(t, s);
@@ -161,6 +170,11 @@ t.test('what cannot be accounted for is reported, nothing of it counted unverifi
     'an asset known from the cloud alone: its one verified cloud copy',
   );
   t.equal(r.cloud.assetsAdded, 1);
+  t.match(
+    await cat.namesOf(orphan.hash),
+    [{ ...origin, capture: { day: '2026-11-26', dateSource: 'mtime', originalName: 'IMG_0412.JPG' } }],
+    'its name, and its name on the card, from the object metadata',
+  );
   t.equal(await cat.sublevel('recovery').get('rebuild!state'), undefined, 'finished');
 });
 
