@@ -9,6 +9,10 @@
  * Open alerts live in the catalogue (sublevel `alerts`, `open!<id>` → AlertRecord), so a restart
  * fires nothing again and resolves what cleared while studiod was down. Notices go to the log always,
  * and to the webhook and e-mail when configured (channels.ts: in order, retried with backoff).
+ * Each channel's notice is kept in an outbox (`outbox!<channel>!<seq>`), written in the same synced
+ * batch as the alert's record and removed once delivered or given up: a notice still in retry when
+ * studiod stops (or is killed) is sent again at start, before any new one. At least once: a notice
+ * delivered just before a kill is sent again.
  */
 import type { Logger } from '@studio321/protocol';
 import type { AlertsConfig } from '../config.js';
@@ -26,13 +30,16 @@ export const MAX_OVERDUE_SCAN = 10_000;
 
 const SYNC = { sync: true } as object;
 const HOUR_MS = 3_600_000;
+const OUTBOX = 'outbox!';
+/** Zero-padded so the keys sort in the order the notices were queued. */
+const SEQ_DIGITS = 12;
 
 export interface AlertsOptions extends OpsSources {
   config: AlertsConfig;
   log: Logger;
   studio: () => AlertNotice['studio'];
   /** Retry timing of the webhook and e-mail channels (tests). */
-  delivery?: Pick<DeliveryOptions, 'baseMs' | 'maxMs'>;
+  delivery?: Pick<DeliveryOptions, 'baseMs' | 'maxMs' | 'closeGraceMs'>;
   /** Free-space trend window and minimum span (tests). */
   trend?: { windowMs?: number; minSpanMs?: number };
   /** Extra channels (tests); the configured ones are built from `config`. */
@@ -48,6 +55,8 @@ export class Alerts {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<AlertRecord[]> | undefined;
   #listeners: Array<(f: OpsFigures) => void> = [];
+  /** The next outbox sequence number (one past the highest kept). */
+  #seq = 0;
 
   constructor(o: AlertsOptions) {
     this.#o = o;
@@ -64,10 +73,27 @@ export class Alerts {
   }
 
   async open(): Promise<void> {
-    this.#db = this.#o.catalogue.sublevel('alerts');
-    for await (const [, v] of this.#db.iterator({ gt: 'open!', lt: 'open!\xff' })) {
+    const db = this.#o.catalogue.sublevel('alerts');
+    this.#db = db;
+    for await (const [, v] of db.iterator({ gt: 'open!', lt: 'open!\xff' })) {
       const rec = v as unknown as AlertRecord;
       this.#open.set(rec.id, rec);
+    }
+    // Notices a stop or a kill left in retry: sent again in their order; a removed channel's dropped.
+    const stale: string[] = [];
+    for await (const [key, v] of db.iterator({ gt: OUTBOX, lt: `${OUTBOX}\xff` })) {
+      const [channel = '', seq = '0'] = key.slice(OUTBOX.length).split('!');
+      this.#seq = Math.max(this.#seq, Number(seq) + 1);
+      const q = this.#queues.find((x) => x.name === channel);
+      if (q === undefined) stale.push(key);
+      else void q.push(v as unknown as AlertNotice, () => db.del(key, SYNC));
+    }
+    if (stale.length > 0) {
+      await db.batch(
+        stale.map((key) => ({ type: 'del' as const, key })),
+        SYNC,
+      );
+      this.#o.log.info({ dropped: stale.length }, 'alert notices for a channel no longer configured dropped');
     }
   }
 
@@ -113,15 +139,19 @@ export class Alerts {
       seen.add(c.id);
       if (this.#open.has(c.id)) continue;
       const rec: AlertRecord = { ...c, openedAt: f.at };
-      await db.put(`open!${c.id}`, rec as unknown as Record<string, unknown>, SYNC);
+      await this.#record(
+        { type: 'put', key: `open!${c.id}`, value: rec as unknown as Record<string, unknown> },
+        { event: 'alert', alert: rec, at: f.at, studio: this.#o.studio() },
+      );
       this.#open.set(c.id, rec);
-      this.#notify({ event: 'alert', alert: rec, at: f.at, studio: this.#o.studio() });
     }
     for (const rec of [...this.#open.values()]) {
       if (seen.has(rec.id)) continue;
-      await db.del(`open!${rec.id}`, SYNC);
+      await this.#record(
+        { type: 'del', key: `open!${rec.id}` },
+        { event: 'resolved', alert: rec, at: f.at, studio: this.#o.studio() },
+      );
       this.#open.delete(rec.id);
-      this.#notify({ event: 'resolved', alert: rec, at: f.at, studio: this.#o.studio() });
     }
     return this.list();
   }
@@ -153,13 +183,27 @@ export class Alerts {
     return out;
   }
 
-  #notify(n: AlertNotice): void {
+  /** The alert's record and each channel's outbox entry in one synced batch, THEN the notice goes out. */
+  async #record(
+    op: { type: 'put'; key: string; value: Record<string, unknown> } | { type: 'del'; key: string },
+    n: AlertNotice,
+  ): Promise<void> {
+    const db = this.#db;
+    if (db === undefined) throw new TypeError('Alerts used before open()');
+    const keys = this.#queues.map((q) => `${OUTBOX}${q.name}!${String(this.#seq++).padStart(SEQ_DIGITS, '0')}`);
+    await db.batch(
+      [op, ...keys.map((key) => ({ type: 'put' as const, key, value: n as unknown as Record<string, unknown> }))],
+      SYNC,
+    );
     const log = this.#o.log;
     const fields = { alert: n.alert.id, kind: n.alert.kind, severity: n.alert.severity, detail: n.alert.detail };
     // warn, not error: an alert is not a studiod error (`lastErrors` and errors_total stay the errors' own).
     if (n.event === 'resolved') log.info(fields, noticeTitle(n));
     else log.warn(fields, noticeTitle(n));
-    for (const q of this.#queues) void q.push(n);
+    this.#queues.forEach((q, i) => {
+      const key = keys[i] as string;
+      void q.push(n, () => db.del(key, SYNC));
+    });
   }
 
   /** Resolves when every notice queued so far was delivered or given up (tests, shutdown). */

@@ -55,7 +55,14 @@ t.teardown(() => Promise.all([s3.close(), smtp.close()]));
 // The webhook receiver: keeps the notices whose signature and timestamp check out, refuses the rest.
 const notices: AlertNotice[] = [];
 let refused = 0;
+/** While set, the receiver holds every post unanswered and unread (a webhook that hangs). */
+let hang = false;
 const receiver = createServer((req, res) => {
+  if (hang) {
+    req.socket.on('close', () => posts.held--);
+    posts.held++;
+    return;
+  }
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
@@ -80,6 +87,7 @@ const receiver = createServer((req, res) => {
 await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
 t.teardown(() => new Promise<void>((r) => receiver.close(() => r())));
 const webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+const posts = { held: 0 };
 
 const base = await tempDir(t, 'ops-alerts-');
 const dirs = { mirror: join(base, 'mirror'), raid: join(base, 'raid'), state: join(base, 'state') };
@@ -121,7 +129,7 @@ async function openStudio(accessKeyId: string): Promise<Studio> {
     config: config(accessKeyId),
     log,
     now: () => clock.now,
-    alerts: { timer: false, delivery: { baseMs: 10, maxMs: 50 } },
+    alerts: { timer: false, delivery: { baseMs: 10, maxMs: 50, closeGraceMs: 100 } },
     ledger: { availabilityIntervalMs: 0, cloudOptions: { retry: { baseMs: 10, maxMs: 50, parkedMs: 1000 * DAY } } },
   });
   await s.open();
@@ -265,11 +273,24 @@ t.test('the scrub finds a damaged copy and heals it; then a copy it cannot heal'
   t.same(events('repair-failed:mirror'), ['alert', 'resolved']);
 });
 
-t.test('a target root gone, then back', async (t) => {
+t.test('a target root gone, then back; its notice, in retry at a restart, is sent after it', async (t) => {
   const baseline = await evaluate();
   await rename(dirs.raid, `${dirs.raid}.away`);
-  const open = await evaluate();
-  t.ok(open.includes('target-unavailable:raid'), `unavailable: ${open.join(', ')}`);
+  hang = true;
+  const open = await studio.alerts.evaluate();
+  t.ok(
+    open.some((a) => a.id === 'target-unavailable:raid'),
+    `unavailable: ${open.map((a) => a.id).join(', ')}`,
+  );
+  await waitFor(async () => posts.held === 1, 'the webhook holds the notice');
+  await studio.close(); // the notice is still in flight: it stays in the outbox
+  t.equal(events('target-unavailable:raid').length, 0, 'not delivered before the restart');
+  hang = false;
+  await waitFor(async () => posts.held === 0, 'the held post was dropped');
+  studio = await openStudio('S3RVER');
+  await studio.alerts.settled();
+  t.same(events('target-unavailable:raid'), ['alert'], 'sent after the restart, once');
+  t.same(mailEvents('target-unavailable:raid'), ['alert'], 'the e-mail, delivered before, is not sent again');
   await rename(`${dirs.raid}.away`, dirs.raid);
   t.same(await evaluate(), baseline, 'back: resolved');
   t.same(events('target-unavailable:raid'), ['alert', 'resolved']);
@@ -354,6 +375,8 @@ t.test('every kind went out and was resolved on every channel; forged posts are 
   }
   t.ok(smtp.mails.every((m) => m.to.includes('ops@studio.test') && m.from === 'studiod@studio.test'));
   t.equal(refused, 0, 'every real notice was signed');
+  const outbox = await studio.catalogue.sublevel('alerts').keys({ gt: 'outbox!', lt: 'outbox!\xff' }).all();
+  t.same(outbox, [], 'every notice delivered: nothing left in the outbox');
   const body = JSON.stringify({ event: 'alert' });
   const ts = String(Math.floor(Date.now() / 1000));
   const forged = await fetch(webhookUrl, {
