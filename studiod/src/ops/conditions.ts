@@ -25,18 +25,31 @@ export function conditionsOf(
   overdue: Unprotected,
 ): AlertCondition[] {
   const out: AlertCondition[] = [];
+  // Uploads held back by a closed upload window: said in the alert, so the admin knows when they go.
+  const waiting = f.cloud.flatMap((c) =>
+    c.pending > 0 && c.window !== null && !c.window.open && c.window.nextOpen !== null
+      ? [{ target: c.target, nextOpen: c.window.nextOpen }]
+      : [],
+  );
+  const waitingText = waiting
+    .map(
+      (w) =>
+        ` Uploads to ${w.target} wait for their upload window, which opens ${w.nextOpen.local} (${w.nextOpen.at}).`,
+    )
+    .join('');
   for (const [shoot, u] of overdue) {
     out.push({
       id: `unprotected:${shoot}`,
       kind: 'unprotected',
       severity: 'critical',
       subject: shoot,
-      summary: `Shoot ${shoot}: ${u.count} asset${u.count === 1 ? '' : 's'} (${formatBytes(u.bytes)}) still below 3-2-1 more than ${cfg.unprotectedGraceHours} h after commit. List them: studioctl assets --unprotected --shoot ${JSON.stringify(shoot)}`,
+      summary: `Shoot ${shoot}: ${u.count} asset${u.count === 1 ? '' : 's'} (${formatBytes(u.bytes)}) still below 3-2-1 more than ${cfg.unprotectedGraceHours} h after commit.${waitingText} List them: studioctl assets --unprotected --shoot ${JSON.stringify(shoot)}`,
       detail: {
         shoot,
         assets: u.count,
         bytes: u.bytes,
         oldestCommittedAt: new Date(u.oldestCommittedAt).toISOString(),
+        ...(waiting.length === 0 ? {} : { waitingForWindow: waiting }),
       },
     });
   }

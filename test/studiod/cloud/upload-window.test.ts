@@ -5,7 +5,14 @@
  */
 import t from 'tap';
 import { parseStudiodConfig } from '@studio321/studiod';
-import { RateLimiter, UploadSchedule, parseBandwidth, windowStatus } from '@studio321/studiod/cloud';
+import {
+  RateLimiter,
+  UploadSchedule,
+  parseBandwidth,
+  windowStatus,
+  type CloudTargetStatus,
+} from '@studio321/studiod/cloud';
+import { conditionsOf, FreeSpaceTrend, type OpsFigures } from '@studio321/studiod/ops';
 import { target } from '../../lib/cloud-fixture.js';
 
 const MiB = 1024 * 1024;
@@ -133,5 +140,53 @@ t.test('strict config: every mistake is refused with its code and key path', asy
       { code: 'CONFIG_INVALID', message, detail: { field } },
       `${JSON.stringify(extra)} → ${field}`,
     );
+  }
+});
+
+t.test('an unprotected alert says when a closed window lets the waiting uploads go', async (t) => {
+  const now = at('2026-12-07T10:00:00Z'); // Monday morning: the window opens at 19:00
+  const cloud = (pending: number, window: ReturnType<typeof windowStatus> | null): CloudTargetStatus => ({
+    target: 'cloud-east',
+    pending,
+    pendingBytes: pending * MiB,
+    parked: 0,
+    oldestQueuedAt: null,
+    lastError: null,
+    uploading: 0,
+    window,
+  });
+  const figures = (c: CloudTargetStatus[]): OpsFigures =>
+    ({ at: now, local: [], copies: {}, cloud: c, scrub: [], agents: [] }) as unknown as OpsFigures;
+  const cfg = parseStudiodConfig({
+    stateDir: '/var/lib/studiod',
+    targets: {
+      mirror: { root: '/srv/mirror', media: 'hdd-mirror', location: 'calgary', device: 'mirror-1' },
+      raid: { root: '/srv/raid', media: 'hdd-raid', location: 'calgary', device: 'raid-1' },
+    },
+  }).alerts;
+  const overdue = new Map([['wedding', { count: 3, bytes: 3 * MiB, oldestCommittedAt: now - 50 * 3_600_000 }]]);
+  const alertOf = (c: CloudTargetStatus[]) =>
+    conditionsOf(figures(c), cfg, new FreeSpaceTrend(), overdue).find((a) => a.id === 'unprotected:wedding');
+
+  const closed = alertOf([cloud(3, windowStatus(studio, now, 0))]);
+  t.match(
+    closed?.summary,
+    /Uploads to cloud-east wait for their upload window, which opens .*\(2026-12-07T19:00:00\.000Z\)/,
+  );
+  t.same(closed?.detail['waitingForWindow'], [
+    {
+      target: 'cloud-east',
+      nextOpen: { at: '2026-12-07T19:00:00.000Z', local: studio.local(at('2026-12-07T19:00:00Z')) },
+    },
+  ]);
+  t.equal(closed?.severity, 'critical', 'still below 3-2-1 past the grace: still critical');
+  for (const [what, c] of [
+    ['window open', [cloud(3, windowStatus(studio, at('2026-12-07T20:00:00Z'), 0))]],
+    ['no windows', [cloud(3, null)]],
+    ['nothing waiting', [cloud(0, windowStatus(studio, now, 0))]],
+  ] as const) {
+    const a = alertOf([...c]);
+    t.notMatch(a?.summary, /upload window/, `${what}: no window sentence`);
+    t.notOk(a !== undefined && 'waitingForWindow' in a.detail, what);
   }
 });
