@@ -98,6 +98,9 @@ type Db = Level<string, unknown>;
 /** Sizes whose "is there an asset of this size" answer AgentState keeps in memory (a few MB at most). */
 const SIZES_KEPT = 100_000;
 
+/** Entries of a card listing written per batch (recordScan). */
+export const SCAN_BATCH = 5_000;
+
 const pad = (n: number): string => String(n).padStart(16, '0');
 /** The smallest string greater than every string starting with `prefix`. */
 function prefixEnd(prefix: string): string {
@@ -310,6 +313,12 @@ export class AgentState {
    * Record a full listing of the card. Files already verified with the same size and
    * mtime stay verified (never copied again); new or changed files become `seen`.
    * Returns the files that still need a copy, in path order.
+   *
+   * A listing of up to SCAN_BATCH entries is ONE batch. A longer one (a card of 100,000 small
+   * files: one batch of all of them took ~250 MB) is written SCAN_BATCH entries at a time:
+   * first the card record with the new scan number and `scanComplete: false`, then the files,
+   * then the card record complete. Until that last batch the card is "never fully listed",
+   * which is never safe to format, and a kill in between leaves it so until the next listing.
    */
   recordScan(cardId: string, scan: ScanResult, now = new Date(), store?: string): Promise<FileRecord[]> {
     return this.#exclusive(async () => {
@@ -317,8 +326,19 @@ export class AgentState {
       if (card === undefined) throw new TypeError(`recordScan: unknown card ${cardId}; call beginOffload first`);
       const existing = new Map((await this.#range<FileRecord>(keys.filePrefix(cardId))).map(([, v]) => [v.path, v]));
       const n = card.scan + 1;
-      const ops: Op[] = [];
+      let ops: Op[] = [];
       const todo: FileRecord[] = [];
+      const inParts = scan.files.length + scan.warnings.length > SCAN_BATCH;
+      if (inParts)
+        await this.#write(
+          [{ type: 'put', key: keys.card(cardId), value: { ...card, scan: n, scanComplete: false } }],
+          'recording the card listing',
+        );
+      const part = async (): Promise<void> => {
+        if (!inParts || ops.length < SCAN_BATCH) return;
+        await this.#write(ops, 'recording the card listing');
+        ops = [];
+      };
       for (const f of scan.files) {
         const old = existing.get(f.path);
         let rec: FileRecord;
@@ -329,6 +349,7 @@ export class AgentState {
         }
         ops.push({ type: 'put', key: keys.file(cardId, f.path), value: rec });
         if (await this.needsCopy(rec, store)) todo.push(rec);
+        await part();
       }
       for (const w of scan.warnings) {
         const old = existing.get(w.path);
@@ -341,6 +362,7 @@ export class AgentState {
         };
         const rec: FileRecord = { card: cardId, path: w.path, size: 0, mtimeMs: 0, scan: n, state: 'skipped', warning };
         ops.push({ type: 'put', key: keys.file(cardId, w.path), value: rec });
+        await part();
       }
       const updated: CardRecord = {
         ...card,

@@ -7,14 +7,15 @@
  *  - claimNames with the group and claims its caller just read keeps a name bound to
  *    content bound, as when it reads them itself;
  *  - an offload of small files records the same bytes and hashes as the card has, with a capture
- *    day, and a file swapped for a link after the listing fails alone, with no temp left.
+ *    day, and a file swapped for a link after the listing fails alone, with no temp left;
+ *  - a listing longer than SCAN_BATCH, written in parts, ends complete and current.
  */
 import t from 'tap';
 import { mkdir, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
 import { readCardFile, scanCard, mtimeMsOf } from '@studio321/agent/card';
-import { AgentState, type FileEntry } from '@studio321/agent/state';
+import { AgentState, SCAN_BATCH, type FileEntry } from '@studio321/agent/state';
 import { offloadCard } from '@studio321/agent/offload';
 import { AGENT_CODES, resolveTargets } from '@studio321/agent';
 
@@ -145,4 +146,28 @@ t.test('an offload of small files: same bytes and hashes, one unreadable file fa
     stored.some((n) => n.endsWith('.s321tmp')),
     'no temp left',
   );
+});
+
+t.test('a listing longer than SCAN_BATCH is recorded in parts and ends complete', async (t) => {
+  const dir = t.testdir();
+  const state = await AgentState.open(join(dir, 'data'));
+  t.teardown(() => state.close());
+  await state.beginOffload({ id: 'c2', label: 'C', kind: 'card', source: '/card', shoot: 's' });
+  const n = SCAN_BATCH * 2 + 3;
+  const files = Array.from({ length: n }, (_, i) => ({
+    path: `DCIM/IMG_${String(i).padStart(6, '0')}.JPG`,
+    size: 10,
+    mtimeMs: 1,
+  }));
+  const todo = await state.recordScan('c2', {
+    root: '/card',
+    dev: 1,
+    disk: 'nodisk:1',
+    files,
+    warnings: [{ path: 'DCIM/LINK.JPG', code: AGENT_CODES.symlinkSkipped, message: 'a link' }],
+  });
+  t.equal(todo.length, n, 'every file to copy');
+  const card = await state.getCard('c2');
+  t.match(card, { scan: 1, scanComplete: true, scanEntries: n + 1 });
+  t.equal((await state.cardFiles(card!, { current: true })).length, n + 1, 'every entry in the current listing');
 });
