@@ -1,7 +1,7 @@
 /**
  * `npm run bench:scale` — shoots of many small files, and many agents at once.
  *
- *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--dir DIR] [--keep]
+ *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--no-sync] [--dir DIR] [--keep]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -14,7 +14,8 @@
  *  2. `field-agent status --json` on the last ingest's data dir: median wall time of 5 runs
  *     (target < 200 ms) and peak RSS;
  *  3. sync of that card to a real studiod child (mirror + RAID targets on the same disk):
- *     `field-agent sync` files/s end to end, studiod CPU-ms per file (from /proc), studiod peak RSS;
+ *     `field-agent sync` files/s end to end, studiod CPU-ms per file (from /proc), studiod peak RSS
+ *     (left out with `--no-sync`, for A/B runs of the agent's ingest and status alone);
  *  4. with `--agents N` (N >= 2): N + 1 more cards of `agent-files` files each (distinct content),
  *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     'agent-files': { type: 'string', default: '2000' },
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'no-sync': { type: 'boolean', default: false },
   },
 });
 const FILES = Number(values.files);
@@ -294,7 +296,7 @@ async function main(): Promise<void> {
     log(`status --json: ${JSON.stringify(out['status'])}`);
 
     // 3. sync of the card to studiod
-    {
+    if (values['no-sync'] !== true) {
       const studio = new Studio(join(base, 'studio'));
       await studio.start();
       try {
@@ -377,7 +379,7 @@ async function main(): Promise<void> {
     const lines = [
       `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
       `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
-      `sync to studiod: ${JSON.stringify(out['sync'])}`,
+      ...(out['sync'] === undefined ? [] : [`sync to studiod: ${JSON.stringify(out['sync'])}`]),
       ...(out['agents'] === undefined ? [] : [`agents: ${JSON.stringify(out['agents'])}`]),
     ];
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(out)}\n`);

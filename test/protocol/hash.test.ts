@@ -1,11 +1,19 @@
 /**
  * BLAKE3 in-process: known vectors, streaming against one-shot, hashFile. The
  * cross-check against Debian's b3sum (a child process) is in
- * test/system/protocol/hash.test.ts.
+ * test/system/protocol/hash.test.ts. Finished native states are reused: a reused one hashes afresh.
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { createHasher, hashBytes, hashFile, hashStream, isBlake3Hex, HASH_HEX_LENGTH } from '@studio321/protocol';
+import {
+  createHasher,
+  createXxh3,
+  hashBytes,
+  hashFile,
+  hashStream,
+  isBlake3Hex,
+  HASH_HEX_LENGTH,
+} from '@studio321/protocol';
 import { testBytes } from '../lib/lying-source.js';
 
 t.test('known BLAKE3 vectors', async (t) => {
@@ -49,4 +57,36 @@ t.test('hashFile: missing file throws ENOENT; abort stops it', async (t) => {
   const ac = new AbortController();
   ac.abort(new Error('stop'));
   await t.rejects(hashFile(join(dir, 'a.bin'), { signal: ac.signal }), { message: 'stop' });
+});
+
+t.test('reused hash states: a state given back after digest or dispose starts afresh', async (t) => {
+  const a = testBytes(5000, 3);
+  const b = testBytes(700, 4);
+  // Interleaved, digested, disposed half-way: every hash must still equal the one-shot one.
+  for (let round = 0; round < 3; round++) {
+    const left = createHasher();
+    left.update(b);
+    left.dispose();
+    const h1 = createHasher();
+    const h2 = createHasher();
+    h1.update(a);
+    h2.update(b);
+    t.equal(h2.digest(), hashBytes(b));
+    t.equal(h1.digest(), hashBytes(a));
+    const x1 = createXxh3();
+    x1.update(a);
+    const first = x1.digest();
+    const x2 = createXxh3();
+    x2.update(a);
+    t.equal(x2.digest(), first, 'XXH3 of the same bytes on a reused state');
+  }
+  t.equal(
+    (() => {
+      const x = createXxh3();
+      x.update(new Uint8Array(0));
+      return x.digest();
+    })(),
+    '2d06800538d394c2',
+    'XXH3-64 of nothing',
+  );
 });

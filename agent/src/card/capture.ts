@@ -77,9 +77,11 @@ export function mayHaveCapture(path: string): boolean {
 }
 
 /** The capture metadata of the file at `abs`, or undefined (not a supported format, no EXIF, unreadable). */
-export async function readCapture(abs: string): Promise<CaptureMeta | undefined> {
+export async function readCapture(abs: string, whole?: Uint8Array): Promise<CaptureMeta | undefined> {
   if (!mayHaveCapture(abs)) return undefined;
   if (VIDEO_EXTENSIONS.has(extensionOf(abs))) return readVideoCapture(abs);
+  // The whole file, already read by the caller (a small file read once for its copy too).
+  if (whole !== undefined) return parseCapture(whole.subarray(0, CAPTURE_HEAD_BYTES));
   let head: Uint8Array;
   try {
     const fh = await open(abs, 'r');

@@ -32,7 +32,7 @@ import { mtimeMsOf } from './scanner.js';
  */
 export const SOURCE_CHUNK = 4 * 1024 * 1024;
 
-/** Files smaller than this get a buffer of their own size instead of a pooled chunk buffer. */
+/** Files smaller than this are read whole into a buffer of their own size, in one read (no ring, no read-ahead). */
 const SMALL_FILE = 256 * 1024;
 
 export interface SourceExpectation {
@@ -100,6 +100,18 @@ async function readChunk(fh: FileHandle, pos: number, size: number, into?: Buffe
   return got === size ? buf : buf.subarray(0, got);
 }
 
+/**
+ * After the read: the path still names the inode that was opened (not replaced), and its size,
+ * mtime and ctime are those at open (not written in place: a write moves ctime even when it
+ * puts mtime back). Same inode, so this stat is also the open handle's.
+ */
+async function unchangedOnPath(path: string, before: Ident): Promise<void> {
+  const now = await stat(path, { bigint: true });
+  if (now.ino !== before.ino) throw changed(path, 'it was replaced');
+  if (now.size !== before.size || now.mtimeNs !== before.mtimeNs || now.ctimeNs !== before.ctimeNs)
+    throw changed(path, 'its size or times changed');
+}
+
 export async function* readCardFile(
   path: string,
   expect: SourceExpectation,
@@ -121,13 +133,25 @@ export async function* readCardFile(
     let turn = 0;
     const nextBuffer = (): Buffer => {
       const i = turn++ % RING;
-      ring[i] ??= size < SMALL_FILE ? Buffer.allocUnsafeSlow(size) : takeBuffer(chunkSize);
+      ring[i] ??= takeBuffer(chunkSize);
       return ring[i];
     };
     let pos = 0;
-    next = size > 0 ? startRead(fh, 0, Math.min(chunkSize, size), nextBuffer()) : undefined;
+    if (size < SMALL_FILE) {
+      // A small file is read whole into a buffer of its size (one read), with no read of a tail:
+      // the stat of the path after it proves the inode still has the listed size and the times it
+      // had at open, so there was nothing more and nothing changed (the same inode's stat is the
+      // open handle's, so no fstat after the read either).
+      const got = size > 0 ? await readChunk(fh, 0, size) : Buffer.alloc(0);
+      opts.signal?.throwIfAborted();
+      if (got.byteLength !== size) throw changed(path, `read ${got.byteLength} bytes, listed ${size}`);
+      await unchangedOnPath(path, before);
+      if (size > 0) yield got;
+      return;
+    }
+    next = startRead(fh, 0, Math.min(chunkSize, size), nextBuffer());
     while (next !== undefined) {
-      const chunk = await next;
+      const chunk: Uint8Array = await next;
       pos += chunk.byteLength;
       opts.signal?.throwIfAborted();
       // Start the next read before handing this chunk over (one chunk of read-ahead):
@@ -142,14 +166,9 @@ export async function* readCardFile(
     }
     // Nothing more than the listed size may be there, and nothing may have changed.
     const tail = await readChunk(fh, pos, 1);
-    const after = await fh.stat({ bigint: true });
-    const onPath = await stat(path, { bigint: true });
     if (pos !== size || tail.byteLength !== 0)
       throw changed(path, `read ${pos + tail.byteLength}+ bytes, listed ${size}`);
-    if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs)
-      throw changed(path, 'its size or times changed');
-    if (onPath.ino !== before.ino || onPath.size !== before.size || onPath.mtimeNs !== before.mtimeNs)
-      throw changed(path, 'it was replaced');
+    await unchangedOnPath(path, before);
     // Read to the end, and the consumer asked for what follows the last chunk, so it is
     // done with every chunk: all ring buffers are free. (After an error or an early
     // return they are left to the GC: a write of the last chunk may still be running.)

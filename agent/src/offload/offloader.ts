@@ -45,12 +45,12 @@ import {
   type OffloadFailureContext,
 } from './durable-failures.js';
 import { hasLaptopCopyIn, hasVerifiedCopy, type AgentState } from '../state/agent-state.js';
-import type { CardRecord, FileRecord } from '../state/records.js';
+import type { CardRecord, ClaimRecord, FileRecord, GroupRecord } from '../state/records.js';
 import { groupKey, splitName, storeName, suffixedPath } from './naming.js';
 import { renderRename, type RenameOption } from './rename-template.js';
 import { GroupCommit } from './group-commit.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
-import { captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
+import { CAPTURE_HEAD_BYTES, captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
 import type { ProgressTracker } from '@studio321/protocol';
 
@@ -130,6 +130,22 @@ export const DEFAULT_CARD_READERS = 2;
  */
 const SMALL_GROUP_FILE = 1024 * 1024;
 const SMALL_GROUPS_FACTOR = 4;
+
+/**
+ * A file up to this size is read from the card ONCE, whole, when its group starts (with the
+ * source reader's checks that it did not change while read): the same bytes give its capture
+ * header, its dedup hash and its copy. A larger file's header is read apart and its copy
+ * streamed (its bytes are not held).
+ */
+const READ_WHOLE = CAPTURE_HEAD_BYTES;
+
+/** A file's bytes read whole (READ_WHOLE), or why they could not be read. */
+type Whole = { bytes: Uint8Array } | { error: unknown };
+
+/** One chunk, as a source for durableWrite or hashStream. */
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array, void, undefined> {
+  if (bytes.byteLength > 0) yield bytes;
+}
 
 /** A counting semaphore: `take()` resolves with the function that gives the slot back (once). */
 class Slots {
@@ -225,6 +241,25 @@ export class CardOffloader {
     );
   }
 
+  /** The file read whole (READ_WHOLE): its bytes, or the error reading it gave. */
+  async #readWhole(file: FileRecord): Promise<Whole> {
+    try {
+      // readCardFile gives a small file as one buffer of its own, never reused; another opener's
+      // chunk is valid only until the next is asked for, so it is copied.
+      const own = this.ctx.openSource === undefined;
+      const chunks: Uint8Array[] = [];
+      for await (const c of this.#open(file)) chunks.push(own ? c : Buffer.from(c));
+      return { bytes: chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks) };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  /** The file's bytes as a source: those read whole, else read from the card now. */
+  #source(file: FileRecord, whole: Whole | undefined): AsyncIterable<Uint8Array> {
+    return whole !== undefined && 'bytes' in whole ? once(whole.bytes) : this.#open(file);
+  }
+
   #done(outcome: FileOutcome): void {
     this.outcomes.push(outcome);
     this.ctx.onFile?.(outcome);
@@ -315,10 +350,19 @@ export class CardOffloader {
   async #groupCapture(
     key: string,
     members: FileRecord[],
-  ): Promise<Pick<FileCapture, 'day' | 'dateSource'> & { name?: string }> {
+  ): Promise<{
+    date: Pick<FileCapture, 'day' | 'dateSource'> & { name?: string };
+    known: GroupRecord | undefined;
+    wholes: Map<string, Whole>;
+  }> {
     const metas = new Map<string, CaptureMeta>();
+    const wholes = new Map<string, Whole>();
     for (const m of members) {
-      const meta = await readCapture(join(this.root, ...m.path.split('/')));
+      const whole = m.size < READ_WHOLE ? await this.#readWhole(m) : undefined;
+      if (whole !== undefined) wholes.set(m.path, whole);
+      // A file that could not be read fails with that error in #group; its date falls back to mtime.
+      if (whole !== undefined && 'error' in whole) continue;
+      const meta = await readCapture(join(this.root, ...m.path.split('/')), whole?.bytes);
       if (meta !== undefined) metas.set(m.path, meta);
     }
     const known = await this.ctx.state.getGroup(this.card.id, key);
@@ -339,7 +383,7 @@ export class CardOffloader {
         const renamed = `${dir === '' ? '' : `${dir}/`}${name}${rest}`;
         if (renamed !== storeName(m.path)) this.#renamed.set(m.path, renamed);
       }
-    return { ...date, ...(name === undefined ? {} : { name }) };
+    return { date: { ...date, ...(name === undefined ? {} : { name }) }, known, wholes };
   }
 
   /**
@@ -386,19 +430,25 @@ export class CardOffloader {
   }
 
   async #group(key: string, members: FileRecord[]): Promise<void> {
-    const date = await this.#groupCapture(key, members);
+    const { date, known, wholes } = await this.#groupCapture(key, members);
     const toWrite: Array<{
       file: FileRecord;
+      whole?: Whole;
       expected?: { size: number; blake3: string };
       skip?: ReadonlySet<string>;
       /** Its verified laptop copy is in another laptop store: its store name may be used again here. */
       otherStore?: boolean;
     }> = [];
     for (const file of members) {
+      const whole = wholes.get(file.path);
+      if (whole !== undefined && 'error' in whole) {
+        await this.#fileFailed(file, whole.error);
+        continue;
+      }
       if (file.size === 0 || (await this.ctx.state.hasAssetOfSize(file.size))) {
         let pre: { size: number; blake3: string };
         try {
-          pre = await hashStream(this.#open(file));
+          pre = await hashStream(this.#source(file, whole));
         } catch (err) {
           await this.#fileFailed(file, err);
           continue;
@@ -429,14 +479,20 @@ export class CardOffloader {
         const skip = new Set(
           this.ctx.targets.filter((t) => t.name !== 'laptop' && hasVerifiedCopy(stored, t.name)).map((t) => t.name),
         );
-        toWrite.push({ file, expected: pre, skip, otherStore: hasVerifiedCopy(stored, 'laptop') });
+        toWrite.push({
+          file,
+          expected: pre,
+          skip,
+          otherStore: hasVerifiedCopy(stored, 'laptop'),
+          ...(whole === undefined ? {} : { whole }),
+        });
       } else {
-        toWrite.push({ file });
+        toWrite.push({ file, ...(whole === undefined ? {} : { whole }) });
       }
     }
     if (toWrite.length === 0) return;
     const k = await this.#claimed(async () => {
-      const k = await this.#chooseSuffix(key, toWrite);
+      const { k, claims } = await this.#chooseSuffix(key, toWrite, known?.k ?? 1);
       await this.ctx.state.claimNames(
         this.card.id,
         key,
@@ -447,10 +503,12 @@ export class CardOffloader {
           ...(w.expected === undefined || w.otherStore !== true ? {} : { blake3: w.expected.blake3 }),
         })),
         date,
+        // Read just now, and only this task writes this group (claims: under this lock).
+        { group: { record: known }, claims },
       );
       return k;
     });
-    for (const w of toWrite) await this.#copy(w.file, w.expected, k, key, w.skip);
+    for (const w of toWrite) await this.#copy(w.file, w.whole, w.expected, k, key, w.skip);
   }
 
   #storePath(file: FileRecord, k: number): string {
@@ -476,19 +534,20 @@ export class CardOffloader {
   }
 
   /**
-   * The smallest suffix (from the group's current one) whose names are free or already ours:
+   * The smallest suffix from `start` (the group's current one) whose names are free or already ours:
    * reserved for this file, or bound to the very content it is expected to have (the same
    * card offloaded into another laptop store: store names are claimed per store-relative path).
    */
   async #chooseSuffix(
     key: string,
     files: ReadonlyArray<{ file: FileRecord; expected?: { blake3: string }; otherStore?: boolean }>,
-  ): Promise<number> {
-    const start = (await this.ctx.state.getGroupSuffix(this.card.id, key)) ?? 1;
+    start: number,
+  ): Promise<{ k: number; claims: ReadonlyMap<string, ClaimRecord | undefined> }> {
     for (let k = start; k <= MAX_SUFFIX; k++) {
       let free = true;
+      const claims = await this.ctx.state.getClaims(files.map((f) => this.#storePath(f.file, k)));
       for (const { file: f, expected, otherStore } of files) {
-        const claim = await this.ctx.state.getClaim(this.#storePath(f, k));
+        const claim = claims.get(this.#storePath(f, k));
         if (
           claim !== undefined &&
           !(
@@ -501,7 +560,7 @@ export class CardOffloader {
           break;
         }
       }
-      if (free) return k;
+      if (free) return { k, claims };
     }
     throw new OffloadStop(
       new AgentError(
@@ -514,6 +573,7 @@ export class CardOffloader {
 
   async #copy(
     file: FileRecord,
+    whole: Whole | undefined,
     expected: { size: number; blake3: string } | undefined,
     k: number,
     key: string,
@@ -527,7 +587,7 @@ export class CardOffloader {
     let last = 0;
     let result;
     try {
-      result = await durableWrite(this.#open(file), {
+      result = await durableWrite(this.#source(file, whole), {
         targets,
         createDirs: true,
         // The directories are fsync'd by the group commit, once for the files that finish together.
@@ -547,13 +607,13 @@ export class CardOffloader {
         // never touch it; move this file (and later members of its group) to the next suffix.
         await this.ctx.state.markNameForeign(storePath, this.card.id, file.path);
         const next = await this.#claimed(async () => {
-          const next = await this.#chooseSuffix(key, [{ file }]);
+          const { k: next } = await this.#chooseSuffix(key, [{ file }], k);
           await this.ctx.state.claimNames(this.card.id, key, next, [
             { storePath: this.#storePath(file, next), path: file.path },
           ]);
           return next;
         });
-        await this.#copy(file, expected, next, key, skip);
+        await this.#copy(file, whole, expected, next, key, skip);
         return;
       }
       await this.#fileFailed(file, err);

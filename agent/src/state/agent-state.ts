@@ -95,6 +95,12 @@ export type CardInput = Pick<
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 type Db = Level<string, unknown>;
 
+/** Sizes whose "is there an asset of this size" answer AgentState keeps in memory (a few MB at most). */
+const SIZES_KEPT = 100_000;
+
+/** Entries of a card listing written per batch (recordScan). */
+export const SCAN_BATCH = 5_000;
+
 const pad = (n: number): string => String(n).padStart(16, '0');
 /** The smallest string greater than every string starting with `prefix`. */
 function prefixEnd(prefix: string): string {
@@ -142,6 +148,12 @@ export class AgentState {
   #chain: Promise<unknown> = Promise.resolve();
   #seq = 0;
   #closed = false;
+  /**
+   * Whether an asset of a size exists, as already looked up or written here: size keys are only
+   * ever added, and only by recordFiles in this process (LevelDB's lock keeps others out), so a
+   * remembered answer stays true. Bounded: forgotten wholesale past SIZES_KEPT.
+   */
+  readonly #sizes = new Map<number, boolean>();
 
   private constructor(dir: string, db: Db) {
     this.dir = dir;
@@ -301,6 +313,12 @@ export class AgentState {
    * Record a full listing of the card. Files already verified with the same size and
    * mtime stay verified (never copied again); new or changed files become `seen`.
    * Returns the files that still need a copy, in path order.
+   *
+   * A listing of up to SCAN_BATCH entries is ONE batch. A longer one (a card of 100,000 small
+   * files: one batch of all of them took ~250 MB) is written SCAN_BATCH entries at a time:
+   * first the card record with the new scan number and `scanComplete: false`, then the files,
+   * then the card record complete. Until that last batch the card is "never fully listed",
+   * which is never safe to format, and a kill in between leaves it so until the next listing.
    */
   recordScan(cardId: string, scan: ScanResult, now = new Date(), store?: string): Promise<FileRecord[]> {
     return this.#exclusive(async () => {
@@ -308,8 +326,19 @@ export class AgentState {
       if (card === undefined) throw new TypeError(`recordScan: unknown card ${cardId}; call beginOffload first`);
       const existing = new Map((await this.#range<FileRecord>(keys.filePrefix(cardId))).map(([, v]) => [v.path, v]));
       const n = card.scan + 1;
-      const ops: Op[] = [];
+      let ops: Op[] = [];
       const todo: FileRecord[] = [];
+      const inParts = scan.files.length + scan.warnings.length > SCAN_BATCH;
+      if (inParts)
+        await this.#write(
+          [{ type: 'put', key: keys.card(cardId), value: { ...card, scan: n, scanComplete: false } }],
+          'recording the card listing',
+        );
+      const part = async (): Promise<void> => {
+        if (!inParts || ops.length < SCAN_BATCH) return;
+        await this.#write(ops, 'recording the card listing');
+        ops = [];
+      };
       for (const f of scan.files) {
         const old = existing.get(f.path);
         let rec: FileRecord;
@@ -320,6 +349,7 @@ export class AgentState {
         }
         ops.push({ type: 'put', key: keys.file(cardId, f.path), value: rec });
         if (await this.needsCopy(rec, store)) todo.push(rec);
+        await part();
       }
       for (const w of scan.warnings) {
         const old = existing.get(w.path);
@@ -332,6 +362,7 @@ export class AgentState {
         };
         const rec: FileRecord = { card: cardId, path: w.path, size: 0, mtimeMs: 0, scan: n, state: 'skipped', warning };
         ops.push({ type: 'put', key: keys.file(cardId, w.path), value: rec });
+        await part();
       }
       const updated: CardRecord = {
         ...card,
@@ -473,7 +504,16 @@ export class AgentState {
 
   /** Whether some asset has this size (only then can a new file be a duplicate). */
   async hasAssetOfSize(size: number): Promise<boolean> {
-    return (await this.#range<unknown>(keys.sizePrefix(size), { limit: 1 })).length > 0;
+    const known = this.#sizes.get(size);
+    if (known !== undefined) return known;
+    const has = (await this.#range<unknown>(keys.sizePrefix(size), { limit: 1 })).length > 0;
+    this.#rememberSize(size, has);
+    return has;
+  }
+
+  #rememberSize(size: number, has: boolean): void {
+    if (this.#sizes.size >= SIZES_KEPT) this.#sizes.clear();
+    this.#sizes.set(size, has);
   }
 
   /** The hashes of the assets of this size. */
@@ -484,6 +524,17 @@ export class AgentState {
 
   getClaim(storePath: string): Promise<ClaimRecord | undefined> {
     return this.#get<ClaimRecord>(keys.claim(storePath));
+  }
+
+  /** The claims of these store names (absent: none), in one database call. */
+  async getClaims(storePaths: readonly string[]): Promise<Map<string, ClaimRecord | undefined>> {
+    let values: unknown[];
+    try {
+      values = await this.#db.getMany(storePaths.map((p) => keys.claim(p)));
+    } catch (err) {
+      throw stateError(err, 'reading store name claims');
+    }
+    return new Map(storePaths.map((p, i) => [p, values[i] as ClaimRecord | undefined]));
   }
 
   async getGroupSuffix(cardId: string, group: string): Promise<number | undefined> {
@@ -498,6 +549,9 @@ export class AgentState {
   /**
    * Reserve store names for files of one group (before anything is written under them),
    * with the group's date folder once it was chosen (kept for the group's later files).
+   * `known`: the group record and these names' claims as the caller just read them, when
+   * nothing else can have written them since (the offload: one task per group, names chosen
+   * under one lock); what it leaves out is read here.
    */
   claimNames(
     cardId: string,
@@ -505,9 +559,12 @@ export class AgentState {
     k: number,
     claims: Array<{ storePath: string; path: string; blake3?: string }>,
     date?: Pick<FileCapture, 'day' | 'dateSource'> & { name?: string },
+    known?: { group?: { record: GroupRecord | undefined }; claims?: ReadonlyMap<string, ClaimRecord | undefined> },
   ): Promise<void> {
     return this.#exclusive(async () => {
-      const old = await this.getGroup(cardId, group);
+      const old = known?.group !== undefined ? known.group.record : await this.getGroup(cardId, group);
+      const unread = claims.map((c) => c.storePath).filter((p) => known?.claims?.has(p) !== true);
+      const read = unread.length === 0 ? undefined : await this.getClaims(unread);
       const day = old?.day !== undefined ? { day: old.day, dateSource: old.dateSource } : date;
       // A group keeps the stem it was first stored under (renamed or not).
       const name = old !== undefined ? old.name : date?.name;
@@ -518,7 +575,7 @@ export class AgentState {
       };
       const ops: Op[] = [{ type: 'put', key: keys.group(cardId, group), value: rec }];
       for (const c of claims) {
-        const old = await this.getClaim(c.storePath);
+        const old = known?.claims?.has(c.storePath) === true ? known.claims.get(c.storePath) : read?.get(c.storePath);
         if (
           old !== undefined &&
           (old.card !== cardId || old.path !== c.path || (old.blake3 !== undefined && old.blake3 !== c.blake3))
@@ -568,15 +625,15 @@ export class AgentState {
   recordFiles(entries: readonly FileEntry[]): Promise<AssetRecord[]> {
     return this.#exclusive(async () => {
       const pending = new Map<string, AssetRecord>();
-      const get = async (blake3: string): Promise<AssetRecord | undefined> =>
-        pending.get(blake3) ?? (await this.getAsset(blake3));
+      const stored = await this.getAssets(entries.map((e) => e.blake3));
+      const get = (blake3: string): AssetRecord | undefined => pending.get(blake3) ?? stored.get(blake3);
       const ops: Op[] = [];
       const out: AssetRecord[] = [];
       let seq = this.#seq;
       for (const e of entries) {
         const { card, file } = e;
         const name = assetName(card, file, e.capture, e.renamed);
-        let asset = await get(e.blake3);
+        let asset = get(e.blake3);
         if (e.kind === 'duplicate') {
           if (asset === undefined) throw new TypeError(`recordDuplicate: unknown asset ${e.blake3}`);
           asset = mergeAsset(asset, name, [], {}, asset.storePath);
@@ -617,6 +674,7 @@ export class AgentState {
       }
       await this.#write(ops, entries.length === 1 ? 'recording a verified copy' : 'recording verified copies');
       this.#seq = seq;
+      for (const e of entries) if (e.kind === 'verified') this.#rememberSize(e.size, true);
       return out;
     });
   }
