@@ -24,6 +24,10 @@ import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
 import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
 import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
+import { ChunkPool, interceptChunkFrames } from './chunk-receive.js';
+
+/** Idle Chunk buffers kept for reuse (1 MiB each), shared by every session. */
+const CHUNK_POOL_IDLE = 32;
 
 export interface LinkServerOptions {
   host: string;
@@ -55,6 +59,7 @@ export class LinkServer {
   #port = 0;
   readonly #guard: PreAuthGuard;
   readonly #pairing: PairingThrottle;
+  readonly #chunks = new ChunkPool(CHUNK_POOL_IDLE);
 
   constructor(opts: LinkServerOptions) {
     this.#o = opts;
@@ -137,6 +142,8 @@ export class LinkServer {
           await Promise.all(older.map((s) => s.closed));
         },
       });
+      // Chunk frames are parsed off the socket's reads into pooled buffers (chunk-receive.ts).
+      interceptChunkFrames(ws, this.#chunks, (msg, release) => session.receiveChunk(msg, release), o.log);
       this.#sessions.add(session);
       void session.closed.then(() => this.#sessions.delete(session));
       session.start();
