@@ -135,9 +135,16 @@ const DATA_KEY = [0xa4, 0x64, 0x61, 0x74, 0x61]; // fixstr "data"
 export function parseChunkPrefix(b: Uint8Array, end: number, payloadLength: number): Prefix {
   if (end < 1) return { kind: 'more' };
   const head = b[0] as number;
-  if (head < 0x81 || head > 0x8f) return { kind: 'other' }; // a fixmap of 1..15 entries
-  const entries = head & 0x0f;
-  let at = 1;
+  let entries: number;
+  let at: number;
+  if (head >= 0x81 && head <= 0x8f) {
+    entries = head & 0x0f; // fixmap
+    at = 1;
+  } else if (head === 0xde) {
+    if (end < 3) return { kind: 'more' };
+    entries = ((b[1] as number) << 8) | (b[2] as number); // map 16 (msgpackr writes this one)
+    at = 3;
+  } else return { kind: 'other' };
   for (let i = 0; i < entries; i++) {
     const keyLen = scalarLength(b, at, end);
     if (keyLen === -1) return end >= PREFIX_MAX_BYTES ? { kind: 'other' } : { kind: 'more' };
