@@ -18,13 +18,7 @@
  * fails, or a frame of another shape, is handed to `ws` whole (its header bytes
  * as received), and decodeFrame refuses it there with its coded error.
  */
-import {
-  MAX_CHUNK_BYTES,
-  MAX_FRAME_BYTES,
-  decodeFrame,
-  type Logger,
-  type MessageOf,
-} from '@studio321/protocol';
+import { MAX_CHUNK_BYTES, MAX_FRAME_BYTES, decodeFrame, type Logger, type MessageOf } from '@studio321/protocol';
 import type { WebSocket } from 'ws';
 
 /** Smaller binary frames go to `ws`, which hands a frame inside one read over as a view (no copy). */
@@ -114,9 +108,11 @@ function scalarLength(b: Uint8Array, at: number, end: number): number {
   const x = b[at] as number;
   if (x <= 0x7f || x >= 0xe0 || x === 0xc2 || x === 0xc3) return 1;
   if (x >= 0xa0 && x <= 0xbf) return 1 + (x & 0x1f);
-  const fixed: Record<number, number> = { 0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9, 0xd0: 2, 0xd1: 3, 0xd2: 5, 0xd3: 9 };
-  const f = fixed[x] ?? (x === 0xca ? 5 : x === 0xcb ? 9 : 0);
-  if (f > 0) return f;
+  // uint 8/16/32/64, int 8/16/32/64, float 32/64
+  if (x === 0xcc || x === 0xd0) return 2;
+  if (x === 0xcd || x === 0xd1) return 3;
+  if (x === 0xce || x === 0xd2 || x === 0xca) return 5;
+  if (x === 0xcf || x === 0xd3 || x === 0xcb) return 9;
   // str 8/16/32 and bin 8/16/32: a length, then that many bytes
   const lenBytes = x === 0xd9 || x === 0xc4 ? 1 : x === 0xda || x === 0xc5 ? 2 : x === 0xdb || x === 0xc6 ? 4 : 0;
   if (lenBytes === 0) return -2;
@@ -222,6 +218,8 @@ export class ChunkFrameParser {
   #release: () => void = noop;
   #dataAt = 0;
   #msg: MessageOf<'chunk'> | undefined;
+  /** The WebSocket header of the frame whose prefix is being read (forwarded as is if ws gets the frame). */
+  #pendingHeader: Buffer | undefined;
 
   constructor(pool: ChunkPool, sink: ChunkFrameSink) {
     this.#pool = pool;
@@ -275,7 +273,11 @@ export class ChunkFrameParser {
         }
         case 'prefix': {
           flush(at);
-          const n = Math.min(PREFIX_MAX_BYTES - this.#prefixLen, this.#payloadLength - this.#prefixLen, read.length - at);
+          const n = Math.min(
+            PREFIX_MAX_BYTES - this.#prefixLen,
+            this.#payloadLength - this.#prefixLen,
+            read.length - at,
+          );
           read.copy(this.#rawPrefix, this.#prefixLen, at, at + n);
           this.#unmaskInto(read, at, at + n, this.#prefix, this.#prefixLen, this.#prefixLen);
           this.#prefixLen += n;
@@ -344,15 +346,13 @@ export class ChunkFrameParser {
     this.#mode = length === 0 ? 'header' : 'forward';
   }
 
-  #pendingHeader: Buffer | undefined;
-
   #onPrefix(): void {
     const p = parseChunkPrefix(this.#prefix, this.#prefixLen, this.#payloadLength);
-    if (p.kind === 'more') {
-      if (this.#prefixLen < PREFIX_MAX_BYTES && this.#prefixLen < this.#payloadLength) return;
-      return this.#toWs();
+    if (p.kind === 'more' && this.#prefixLen < PREFIX_MAX_BYTES && this.#prefixLen < this.#payloadLength) return;
+    if (p.kind !== 'chunk') {
+      this.#toWs();
+      return;
     }
-    if (p.kind === 'other') return this.#toWs();
     const { data, release } = this.#pool.take(p.dataLength);
     // Bytes of the data already read with the prefix.
     const early = this.#prefixLen - p.dataStart;
@@ -391,7 +391,8 @@ export class ChunkFrameParser {
     src.copy(dst, dstAt, from, to);
     if (this.#maskZero) return;
     const m = this.#mask;
-    for (let i = 0, n = to - from; i < n; i++) dst[dstAt + i] = (dst[dstAt + i] as number) ^ (m[(pos + i) & 3] as number);
+    for (let i = 0, n = to - from; i < n; i++)
+      dst[dstAt + i] = (dst[dstAt + i] as number) ^ (m[(pos + i) & 3] as number);
   }
 }
 

@@ -27,7 +27,6 @@ import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
 import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
 import { ChunkPool, interceptChunkFrames } from './chunk-receive.js';
 
-
 export interface LinkServerOptions {
   host: string;
   port: number;

@@ -321,7 +321,10 @@ export class LinkSession {
    * with the frames `ws` delivers; `release` gives its pooled buffer back once handled.
    */
   receiveChunk(msg: MessageOf<'chunk'>, release: () => void): void {
-    if (!LIVE.has(this.#state)) return release();
+    if (!LIVE.has(this.#state)) {
+      release();
+      return;
+    }
     this.#lastReceived = this.#d.now();
     this.#accept(msg, release);
   }

@@ -118,7 +118,10 @@ function feed(pool: ChunkPool, bytes: Buffer, cuts: number[]): Seen {
   return { forwarded: Buffer.concat(forwarded), chunks };
 }
 
-function expected(parts: Part[]): { forwarded: Buffer; chunks: Array<{ offset: number; data: Buffer; forwardedBefore: number }> } {
+function expected(parts: Part[]): {
+  forwarded: Buffer;
+  chunks: Array<{ offset: number; data: Buffer; forwardedBefore: number }>;
+} {
   const fwd: Buffer[] = [];
   let n = 0;
   const chunks: Array<{ offset: number; data: Buffer; forwardedBefore: number }> = [];
@@ -135,7 +138,8 @@ function expected(parts: Part[]): { forwarded: Buffer; chunks: Array<{ offset: n
 function differences(seen: Seen, want: ReturnType<typeof expected>): string[] {
   const out: string[] = [];
   if (!seen.forwarded.equals(want.forwarded)) out.push('ws did not get exactly the frames not taken');
-  if (seen.chunks.length !== want.chunks.length) out.push(`${seen.chunks.length} Chunks taken, not ${want.chunks.length}`);
+  if (seen.chunks.length !== want.chunks.length)
+    out.push(`${seen.chunks.length} Chunks taken, not ${want.chunks.length}`);
   for (const [i, w] of want.chunks.entries()) {
     const s = seen.chunks[i];
     if (
@@ -152,7 +156,11 @@ function differences(seen: Seen, want: ReturnType<typeof expected>): string[] {
 }
 
 function check(t: Test, seen: Seen, want: ReturnType<typeof expected>, what: string): boolean {
-  return t.same(differences(seen, want), [], `${what}: ws gets exactly the frames not taken; every Chunk its bytes, in order`);
+  return t.same(
+    differences(seen, want),
+    [],
+    `${what}: ws gets exactly the frames not taken; every Chunk its bytes, in order`,
+  );
 }
 
 t.test('1-byte reads, whole reads and random splits', async (t) => {
@@ -169,7 +177,16 @@ t.test('1-byte reads, whole reads and random splits', async (t) => {
     start += p.bytes.length;
   }
   check(t, feed(pool, bytes, oneByte), want, '1-byte reads');
-  check(t, feed(pool, bytes, Array.from({ length: 70 * KiB }, (_, i) => i)), want, '1-byte reads for 70 KiB');
+  check(
+    t,
+    feed(
+      pool,
+      bytes,
+      Array.from({ length: 70 * KiB }, (_, i) => i),
+    ),
+    want,
+    '1-byte reads for 70 KiB',
+  );
   for (let run = 0; run < 20; run++) {
     const cuts: number[] = [];
     for (let at = 0; at < bytes.length; ) {
