@@ -2,6 +2,7 @@
  * Agents' link: the TLS WebSocket server, one session (a state machine) per connection, the file
  * receiver behind it, live chunk files, the TLS identity.
  */
+export * from './chunk-receive.js';
 export * from './file-receiver.js';
 export * from './live-chunks.js';
 export * from './server.js';

@@ -9,11 +9,21 @@
  * size mismatch). Consumer side: one async iterator (durableWrite); its
  * return() (the write failed or was aborted) or abandon() (the commit failed
  * before it started reading) makes further pushes no-ops.
+ *
+ * A chunk from the receive path's pool (chunk-receive.ts) is held from `push`
+ * until the consumer asks for the next one (durableWrite has written it by then)
+ * or the chunk is dropped, so its buffer is not reused while the write reads it.
  */
+
+import { holdChunk } from './chunk-receive.js';
 
 export class LiveChunks implements AsyncIterable<Uint8Array> {
   readonly maxBytes: number;
   #queue: Uint8Array[] = [];
+  /** The holds of the queued chunks, in the same order. */
+  #holds: Array<() => void> = [];
+  /** The hold of the chunk the consumer has now. */
+  #lent: (() => void) | undefined;
   #queued = 0;
   #ended = false;
   #error: Error | undefined;
@@ -38,6 +48,7 @@ export class LiveChunks implements AsyncIterable<Uint8Array> {
     if (this.#ended || this.#error !== undefined) throw new TypeError('LiveChunks.push() after end() or fail()');
     if (this.#gone || chunk.byteLength === 0) return;
     this.#queue.push(chunk);
+    this.#holds.push(holdChunk(chunk));
     this.#queued += chunk.byteLength;
     this.#wakePull();
     while (this.#queued > this.maxBytes && !this.#gone) {
@@ -56,17 +67,28 @@ export class LiveChunks implements AsyncIterable<Uint8Array> {
   fail(err: Error): void {
     if (this.#ended || this.#error !== undefined) return;
     this.#error = err;
-    this.#queue = [];
-    this.#queued = 0;
+    this.#dropQueued();
     this.#wakePull();
   }
 
   /** The consumer will never read (the commit failed before reading): pushes become no-ops. */
   abandon(): void {
     this.#gone = true;
+    this.#dropQueued();
+    this.#returnLent();
+    for (const r of this.#roomWaiters.splice(0)) r();
+  }
+
+  #dropQueued(): void {
+    for (const release of this.#holds.splice(0)) release();
     this.#queue = [];
     this.#queued = 0;
-    for (const r of this.#roomWaiters.splice(0)) r();
+  }
+
+  #returnLent(): void {
+    const release = this.#lent;
+    this.#lent = undefined;
+    release?.();
   }
 
   #wakePull(): void {
@@ -80,10 +102,12 @@ export class LiveChunks implements AsyncIterable<Uint8Array> {
     this.#iterated = true;
     return {
       next: async (): Promise<IteratorResult<Uint8Array>> => {
+        this.#returnLent(); // asked for the next one: the consumer is done with the last
         for (;;) {
           if (this.#error !== undefined) throw this.#error;
           const chunk = this.#queue.shift();
           if (chunk !== undefined) {
+            this.#lent = this.#holds.shift();
             this.#queued -= chunk.byteLength;
             if (this.#queued <= this.maxBytes) for (const r of this.#roomWaiters.splice(0)) r();
             return { done: false, value: chunk };

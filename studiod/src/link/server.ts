@@ -11,6 +11,7 @@ import { WebSocketServer } from 'ws';
 import {
   AUTH_TIMEOUT_MS,
   DEAD_LINK_MS,
+  MAX_CHUNK_BYTES,
   MAX_FRAME_BYTES,
   PING_INTERVAL_MS,
   PROTOCOL_PATH,
@@ -24,6 +25,7 @@ import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
 import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
 import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
+import { ChunkPool, interceptChunkFrames } from './chunk-receive.js';
 
 export interface LinkServerOptions {
   host: string;
@@ -55,11 +57,18 @@ export class LinkServer {
   #port = 0;
   readonly #guard: PreAuthGuard;
   readonly #pairing: PairingThrottle;
+  /**
+   * Chunk buffers (MAX_CHUNK_BYTES each) shared by every session. It keeps as many idle as one
+   * session's window and streamed-commit queue hold: fewer, and a busy link frees and allocates
+   * 1 MiB buffers all the time, each costing page faults on its first write.
+   */
+  readonly #chunks: ChunkPool;
 
   constructor(opts: LinkServerOptions) {
     this.#o = opts;
     this.#guard = new PreAuthGuard(opts.preAuth, opts.log);
     this.#pairing = new PairingThrottle(opts.pairing, opts.now ?? Date.now);
+    this.#chunks = new ChunkPool(Math.ceil(opts.windowBytes / MAX_CHUNK_BYTES) + 8);
   }
 
   /** The operator made a pairing code: a lockout of everyone lifts. */
@@ -137,6 +146,8 @@ export class LinkServer {
           await Promise.all(older.map((s) => s.closed));
         },
       });
+      // Chunk frames are parsed off the socket's reads into pooled buffers (chunk-receive.ts).
+      interceptChunkFrames(ws, this.#chunks, (msg, release) => session.receiveChunk(msg, release), o.log);
       this.#sessions.add(session);
       void session.closed.then(() => this.#sessions.delete(session));
       session.start();

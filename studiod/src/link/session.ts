@@ -117,6 +117,8 @@ export interface SessionInfo {
   state: SessionState;
 }
 
+const noop = (): void => undefined;
+
 const CLOSE_CODE: Record<string, number> = {
   [PROTO_CODES.frameTooLarge]: 1009,
   [PROTO_CODES.authRefused]: 1008,
@@ -305,9 +307,35 @@ export class LinkSession {
     let msg: Message;
     try {
       msg = decodeFrame(buf);
+    } catch (err) {
+      this.#fail(
+        err instanceof CodedError ? err : new ProtocolError(PROTO_CODES.malformed, 'Malformed frame.', { cause: err }),
+      );
+      return;
+    }
+    this.#accept(msg, noop);
+  }
+
+  /**
+   * A Chunk frame the receive path parsed itself (chunk-receive.ts), in arrival order
+   * with the frames `ws` delivers; `release` gives its pooled buffer back once handled.
+   */
+  receiveChunk(msg: MessageOf<'chunk'>, release: () => void): void {
+    if (!LIVE.has(this.#state)) {
+      release();
+      return;
+    }
+    this.#lastReceived = this.#d.now();
+    this.#accept(msg, release);
+  }
+
+  /** A decoded frame: answered at once (Ping) or queued; `release` runs once the frame is done with. */
+  #accept(msg: Message, release: () => void): void {
+    try {
       // Window accounting at arrival, before queueing: bounds what this session buffers.
       if (msg.t === 'chunk') this.#files.admit(msg);
     } catch (err) {
+      release();
       this.#fail(
         err instanceof CodedError ? err : new ProtocolError(PROTO_CODES.malformed, 'Malformed frame.', { cause: err }),
       );
@@ -326,7 +354,8 @@ export class LinkSession {
             ? err
             : new ProtocolError(PROTO_CODES.unexpectedMessage, `Internal error handling ${msg.t}.`, { cause: err }),
         );
-      });
+      })
+      .finally(release);
   }
 
   /** One frame, in the state the session is in when its turn comes. */

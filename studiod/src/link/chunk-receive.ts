@@ -1,0 +1,435 @@
+/**
+ * The receive path for Chunk frames: studiod parses the link's binary WebSocket
+ * frames that carry a Chunk itself and copies each socket read's payload bytes
+ * into a pooled buffer, instead of `ws` joining every 1 MiB message into a fresh
+ * buffer (docs/design.md "Studio", receive path). Fresh 1 MiB buffers are
+ * external memory that V8 collects with full GCs; TLS's 16 KiB read buffers,
+ * copied at once, die young and cost a scavenge. Everything else (the handshake,
+ * control frames, small and fragmented messages, any frame that is not exactly a
+ * Chunk in the expected shape) still goes to `ws` byte for byte, so its checks
+ * (maxPayload → 1009, masking, RSV bits, opcodes, close handshake) are unchanged.
+ *
+ * A frame is taken here only when it is a final, unfragmented, masked binary
+ * frame of CHUNK_FRAME_MIN_BYTES..MAX_FRAME_BYTES whose msgpack map ends with a
+ * `data` bin that runs exactly to the frame's end. Before any data byte is
+ * copied, the map without its data (the header, at most PREFIX_MAX_BYTES) is
+ * decoded and validated by decodeFrame with a one-byte stand-in for the data, so
+ * the scan and the schema check every field as for a whole frame. A header that
+ * fails, or a frame of another shape, is handed to `ws` whole (its header bytes
+ * as received), and decodeFrame refuses it there with its coded error.
+ */
+import { MAX_CHUNK_BYTES, MAX_FRAME_BYTES, decodeFrame, type Logger, type MessageOf } from '@studio321/protocol';
+import type { WebSocket } from 'ws';
+
+/** Smaller binary frames go to `ws`, which hands a frame inside one read over as a view (no copy). */
+export const CHUNK_FRAME_MIN_BYTES = 64 * 1024;
+/** A Chunk's fields before its data; field-agent's fixed header is 106 bytes (codec.ts CHUNK_HEADER_BYTES). */
+const PREFIX_MAX_BYTES = 512;
+
+/** One lease on a pooled buffer: the buffer goes back to its pool when the last holder releases it. */
+interface Lease {
+  holders: number;
+  buf: Buffer;
+  pool: ChunkPool;
+}
+
+const leases = new WeakMap<Uint8Array, Lease>();
+const noop = (): void => undefined;
+
+function oneShot(lease: Lease): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    if (--lease.holders === 0) lease.pool.give(lease.buf);
+  };
+}
+
+/**
+ * Another holder of `data` (LiveChunks queues it for the streamed commit): the returned
+ * function releases this hold, once. For bytes not from a ChunkPool it does nothing.
+ */
+export function holdChunk(data: Uint8Array): () => void {
+  const lease = leases.get(data);
+  if (lease === undefined) return noop;
+  lease.holders++;
+  return oneShot(lease);
+}
+
+/**
+ * MAX_CHUNK_BYTES buffers reused across frames and sessions. In use at once: what the
+ * sessions' windows and streamed-commit queues hold; at most `maxFree` are kept idle.
+ */
+export class ChunkPool {
+  readonly maxFree: number;
+  #free: Buffer[] = [];
+  #allocated = 0;
+
+  constructor(maxFree: number) {
+    this.maxFree = maxFree;
+  }
+
+  /** Buffers ever allocated (a pool that keeps up allocates about window / chunk size of them). */
+  get allocated(): number {
+    return this.#allocated;
+  }
+
+  get idle(): number {
+    return this.#free.length;
+  }
+
+  /** A view of `length` bytes and the release of its first hold. */
+  take(length: number): { data: Buffer; release: () => void } {
+    if (length > MAX_CHUNK_BYTES) throw new TypeError(`ChunkPool.take(${length}): more than MAX_CHUNK_BYTES`);
+    let buf = this.#free.pop();
+    if (buf === undefined) {
+      buf = Buffer.allocUnsafeSlow(MAX_CHUNK_BYTES);
+      this.#allocated++;
+    }
+    const data = buf.subarray(0, length);
+    const lease: Lease = { holders: 1, buf, pool: this };
+    leases.set(data, lease);
+    return { data, release: oneShot(lease) };
+  }
+
+  give(buf: Buffer): void {
+    if (this.#free.length < this.maxFree) this.#free.push(buf);
+  }
+}
+
+type Prefix =
+  | { kind: 'more' }
+  | { kind: 'other' }
+  | { kind: 'chunk'; msg: MessageOf<'chunk'>; dataStart: number; dataLength: number };
+
+/** The byte length of the msgpack scalar at `at` (its whole encoding), -1: need more bytes, -2: not a scalar we skip. */
+function scalarLength(b: Uint8Array, at: number, end: number): number {
+  if (at >= end) return -1;
+  const x = b[at] as number;
+  if (x <= 0x7f || x >= 0xe0 || x === 0xc2 || x === 0xc3) return 1;
+  if (x >= 0xa0 && x <= 0xbf) return 1 + (x & 0x1f);
+  // uint 8/16/32/64, int 8/16/32/64, float 32/64
+  if (x === 0xcc || x === 0xd0) return 2;
+  if (x === 0xcd || x === 0xd1) return 3;
+  if (x === 0xce || x === 0xd2 || x === 0xca) return 5;
+  if (x === 0xcf || x === 0xd3 || x === 0xcb) return 9;
+  // str 8/16/32 and bin 8/16/32: a length, then that many bytes
+  const lenBytes = x === 0xd9 || x === 0xc4 ? 1 : x === 0xda || x === 0xc5 ? 2 : x === 0xdb || x === 0xc6 ? 4 : 0;
+  if (lenBytes === 0) return -2;
+  if (at + 1 + lenBytes > end) return -1;
+  let n = 0;
+  for (let i = 0; i < lenBytes; i++) n = n * 256 + (b[at + 1 + i] as number);
+  return 1 + lenBytes + n;
+}
+
+const DATA_KEY = [0xa4, 0x64, 0x61, 0x74, 0x61]; // fixstr "data"
+
+/**
+ * Parse the unmasked start of a binary frame's payload (`b[0, end)`, the frame being
+ * `payloadLength` bytes): is it a Chunk whose `data` bin is its last field, running to the frame's end?
+ */
+export function parseChunkPrefix(b: Uint8Array, end: number, payloadLength: number): Prefix {
+  if (end < 1) return { kind: 'more' };
+  const head = b[0] as number;
+  let entries: number;
+  let at: number;
+  if (head >= 0x81 && head <= 0x8f) {
+    entries = head & 0x0f; // fixmap
+    at = 1;
+  } else if (head === 0xde) {
+    if (end < 3) return { kind: 'more' };
+    entries = ((b[1] as number) << 8) | (b[2] as number); // map 16 (msgpackr writes this one)
+    at = 3;
+  } else return { kind: 'other' };
+  for (let i = 0; i < entries; i++) {
+    const keyLen = scalarLength(b, at, end);
+    if (keyLen === -1) return end >= PREFIX_MAX_BYTES ? { kind: 'other' } : { kind: 'more' };
+    if (keyLen < 0 || at + keyLen > PREFIX_MAX_BYTES) return { kind: 'other' };
+    if (at + keyLen > end) return { kind: 'more' };
+    const isData = keyLen === DATA_KEY.length && DATA_KEY.every((v, k) => b[at + k] === v);
+    at += keyLen;
+    if (isData) {
+      if (i !== entries - 1) return { kind: 'other' };
+      if (at >= end) return { kind: 'more' };
+      const x = b[at] as number;
+      const lenBytes = x === 0xc4 ? 1 : x === 0xc5 ? 2 : x === 0xc6 ? 4 : 0;
+      if (lenBytes === 0) return { kind: 'other' };
+      if (at + 1 + lenBytes > end) return { kind: 'more' };
+      let dataLength = 0;
+      for (let k = 0; k < lenBytes; k++) dataLength = dataLength * 256 + (b[at + 1 + k] as number);
+      const dataStart = at + 1 + lenBytes;
+      if (dataStart + dataLength !== payloadLength || dataLength < 1 || dataLength > MAX_CHUNK_BYTES)
+        return { kind: 'other' };
+      // The header with a one-byte stand-in for the data: decodeFrame's scan and schema check every field.
+      const probe = Buffer.allocUnsafe(at + 3);
+      probe.set(b.subarray(0, at), 0);
+      probe[at] = 0xc4;
+      probe[at + 1] = 1;
+      probe[at + 2] = 0;
+      let msg;
+      try {
+        msg = decodeFrame(probe);
+      } catch {
+        return { kind: 'other' }; // ws buffers it and decodeFrame refuses it there, with its code
+      }
+      if (msg.t !== 'chunk') return { kind: 'other' };
+      return { kind: 'chunk', msg, dataStart, dataLength };
+    }
+    const valueLen = scalarLength(b, at, end);
+    if (valueLen === -1) return end >= PREFIX_MAX_BYTES ? { kind: 'other' } : { kind: 'more' };
+    if (valueLen < 0 || at + valueLen > PREFIX_MAX_BYTES) return { kind: 'other' };
+    if (at + valueLen > end) return { kind: 'more' };
+    at += valueLen;
+  }
+  return { kind: 'other' }; // no data field
+}
+
+/** What the parser does with the bytes: `forward` to ws in order, `chunk` for a Chunk frame taken here. */
+export interface ChunkFrameSink {
+  forward(bytes: Buffer): void;
+  chunk(msg: MessageOf<'chunk'>, release: () => void): void;
+}
+
+type Mode = 'header' | 'prefix' | 'data' | 'forward' | 'passthrough';
+
+/**
+ * Splits the bytes of a WebSocket client→server stream (after the upgrade) into the
+ * Chunk frames it takes and the bytes it forwards. Knows nothing of sockets: feed it reads.
+ */
+export class ChunkFrameParser {
+  readonly #sink: ChunkFrameSink;
+  readonly #pool: ChunkPool;
+  #mode: Mode = 'header';
+  readonly #hdr = Buffer.alloc(14);
+  #hdrLen = 0;
+  #hdrNeed = 2;
+  #payloadLength = 0;
+  /** Payload bytes still to forward (mode forward) or to copy (mode data). */
+  #remaining = 0;
+  /** Inside a fragmented data message (its continuation frames go to ws). */
+  #fragmented = false;
+  readonly #mask = Buffer.alloc(4);
+  #maskZero = true;
+  /** The prefix as received (masked: forwarded like this when the frame is ws's after all) and unmasked. */
+  readonly #rawPrefix = Buffer.alloc(PREFIX_MAX_BYTES);
+  readonly #prefix = Buffer.alloc(PREFIX_MAX_BYTES);
+  #prefixLen = 0;
+  #data: Buffer | undefined;
+  #release: () => void = noop;
+  #dataAt = 0;
+  #msg: MessageOf<'chunk'> | undefined;
+  /** The WebSocket header of the frame whose prefix is being read (forwarded as is if ws gets the frame). */
+  #pendingHeader: Buffer | undefined;
+
+  constructor(pool: ChunkPool, sink: ChunkFrameSink) {
+    this.#pool = pool;
+    this.#sink = sink;
+  }
+
+  /** Frames taken here whose data is still arriving: a cut loses it (its pooled buffer is released). */
+  drop(): void {
+    if (this.#mode === 'data') this.#release();
+    this.#release = noop;
+    this.#data = undefined;
+    this.#mode = 'passthrough';
+  }
+
+  feed(read: Buffer): void {
+    let at = 0;
+    let fwdFrom = -1; // start of a run of bytes to forward
+    const flush = (to: number): void => {
+      if (fwdFrom >= 0 && to > fwdFrom) this.#sink.forward(read.subarray(fwdFrom, to));
+      fwdFrom = -1;
+    };
+    while (at < read.length) {
+      switch (this.#mode) {
+        case 'passthrough':
+          if (fwdFrom < 0) fwdFrom = at;
+          at = read.length;
+          break;
+        case 'forward': {
+          if (fwdFrom < 0) fwdFrom = at;
+          const n = Math.min(this.#remaining, read.length - at);
+          at += n;
+          this.#remaining -= n;
+          if (this.#remaining === 0) this.#mode = 'header';
+          break;
+        }
+        case 'header': {
+          flush(at);
+          const n = Math.min(this.#hdrNeed - this.#hdrLen, read.length - at);
+          read.copy(this.#hdr, this.#hdrLen, at, at + n);
+          this.#hdrLen += n;
+          at += n;
+          if (this.#hdrLen < this.#hdrNeed) break;
+          if (this.#hdrNeed === 2) {
+            const len7 = (this.#hdr[1] as number) & 0x7f;
+            const masked = ((this.#hdr[1] as number) & 0x80) !== 0;
+            this.#hdrNeed = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0);
+            if (this.#hdrLen < this.#hdrNeed) break;
+          }
+          this.#frameHeader();
+          break;
+        }
+        case 'prefix': {
+          flush(at);
+          const n = Math.min(
+            PREFIX_MAX_BYTES - this.#prefixLen,
+            this.#payloadLength - this.#prefixLen,
+            read.length - at,
+          );
+          read.copy(this.#rawPrefix, this.#prefixLen, at, at + n);
+          this.#unmaskInto(read, at, at + n, this.#prefix, this.#prefixLen, this.#prefixLen);
+          this.#prefixLen += n;
+          at += n;
+          this.#onPrefix();
+          break;
+        }
+        case 'data': {
+          flush(at);
+          const data = this.#data as Buffer;
+          const n = Math.min(this.#remaining, read.length - at);
+          this.#unmaskInto(read, at, at + n, data, this.#dataAt, this.#payloadLength - this.#remaining);
+          this.#dataAt += n;
+          this.#remaining -= n;
+          at += n;
+          if (this.#remaining === 0) this.#emit();
+          break;
+        }
+      }
+    }
+    flush(at);
+  }
+
+  /** The frame header is complete in #hdr: take the frame, or forward it to ws. */
+  #frameHeader(): void {
+    const h = this.#hdr;
+    const b0 = h[0] as number;
+    const b1 = h[1] as number;
+    const fin = (b0 & 0x80) !== 0;
+    const rsv = b0 & 0x70;
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    const len7 = b1 & 0x7f;
+    let length = len7;
+    let at = 2;
+    if (len7 === 126) {
+      length = h.readUInt16BE(2);
+      at = 4;
+    } else if (len7 === 127) {
+      length = h.readUInt32BE(2) * 2 ** 32 + h.readUInt32BE(6);
+      at = 10;
+    }
+    const headerBytes = Buffer.from(h.subarray(0, this.#hdrLen));
+    this.#hdrLen = 0;
+    this.#hdrNeed = 2;
+    const known = opcode <= 2 || (opcode >= 8 && opcode <= 10);
+    if (rsv !== 0 || !masked || !known || length > MAX_FRAME_BYTES || !Number.isSafeInteger(length)) {
+      // ws refuses this frame and closes; from here on every byte is its.
+      this.#mode = 'passthrough';
+      this.#sink.forward(headerBytes);
+      return;
+    }
+    h.copy(this.#mask, 0, at, at + 4);
+    this.#maskZero = this.#mask.readUInt32BE(0) === 0;
+    this.#payloadLength = length;
+    if (opcode === 2 && fin && !this.#fragmented && length >= CHUNK_FRAME_MIN_BYTES) {
+      this.#pendingHeader = headerBytes;
+      this.#prefixLen = 0;
+      this.#mode = 'prefix';
+      return;
+    }
+    if (opcode === 1 || opcode === 2) this.#fragmented = !fin;
+    else if (opcode === 0 && fin) this.#fragmented = false;
+    this.#sink.forward(headerBytes);
+    this.#remaining = length;
+    this.#mode = length === 0 ? 'header' : 'forward';
+  }
+
+  #onPrefix(): void {
+    const p = parseChunkPrefix(this.#prefix, this.#prefixLen, this.#payloadLength);
+    if (p.kind === 'more' && this.#prefixLen < PREFIX_MAX_BYTES && this.#prefixLen < this.#payloadLength) return;
+    if (p.kind !== 'chunk') {
+      this.#toWs();
+      return;
+    }
+    const { data, release } = this.#pool.take(p.dataLength);
+    // Bytes of the data already read with the prefix.
+    const early = this.#prefixLen - p.dataStart;
+    this.#prefix.copy(data, 0, p.dataStart, this.#prefixLen);
+    this.#data = data;
+    this.#release = release;
+    this.#dataAt = early;
+    this.#remaining = p.dataLength - early;
+    this.#msg = { ...p.msg, data };
+    this.#pendingHeader = undefined;
+    this.#mode = 'data';
+    if (this.#remaining === 0) this.#emit();
+  }
+
+  /** Not a Chunk of the expected shape: ws gets the frame as received. */
+  #toWs(): void {
+    this.#sink.forward(this.#pendingHeader as Buffer);
+    this.#pendingHeader = undefined;
+    this.#sink.forward(Buffer.from(this.#rawPrefix.subarray(0, this.#prefixLen)));
+    this.#remaining = this.#payloadLength - this.#prefixLen;
+    this.#mode = this.#remaining === 0 ? 'header' : 'forward';
+  }
+
+  #emit(): void {
+    const msg = this.#msg as MessageOf<'chunk'>;
+    const release = this.#release;
+    this.#msg = undefined;
+    this.#data = undefined;
+    this.#release = noop;
+    this.#mode = 'header';
+    this.#sink.chunk(msg, release);
+  }
+
+  /** Copy src[from, to) to dst at `dstAt`, unmasked; `pos` is the payload offset of src[from]. */
+  #unmaskInto(src: Buffer, from: number, to: number, dst: Buffer, dstAt: number, pos: number): void {
+    src.copy(dst, dstAt, from, to);
+    if (this.#maskZero) return;
+    const m = this.#mask;
+    for (let i = 0, n = to - from; i < n; i++)
+      dst[dstAt + i] = (dst[dstAt + i] as number) ^ (m[(pos + i) & 3] as number);
+  }
+}
+
+interface WsInternals {
+  _receiver?: { write(chunk: Buffer): boolean };
+}
+
+/**
+ * Put a ChunkFrameParser in front of `ws`'s own receiver: every read reaches it
+ * first, and `ws` gets the bytes of the frames it does not take, in order, through
+ * its receiver's write (the same call its socket listener and its close path make).
+ * Returns false, and changes nothing, when this `ws` has no such receiver.
+ */
+export function interceptChunkFrames(
+  ws: WebSocket,
+  pool: ChunkPool,
+  onChunk: ChunkFrameSink['chunk'],
+  log: Logger,
+): boolean {
+  const receiver = (ws as unknown as WsInternals)._receiver;
+  if (receiver === undefined || typeof receiver.write !== 'function') {
+    log.warn({}, 'ws has no receiver to put the Chunk receive path in front of: Chunks go through ws');
+    return false;
+  }
+  const write = receiver.write.bind(receiver);
+  let ok = true;
+  const parser = new ChunkFrameParser(pool, {
+    forward: (bytes) => {
+      ok = write(bytes);
+    },
+    chunk: onChunk,
+  });
+  receiver.write = (chunk: Buffer): boolean => {
+    ok = true;
+    parser.feed(chunk);
+    return ok;
+  };
+  ws.once('close', () => parser.drop());
+  return true;
+}
