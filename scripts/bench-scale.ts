@@ -1,7 +1,8 @@
 /**
  * `npm run bench:scale` — shoots of many small files, and many agents at once.
  *
- *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--dir DIR] [--keep]
+ *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--skip-ingest]
+ *                                    [--verify] [--dir DIR] [--keep]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -18,7 +19,11 @@
  *  4. with `--agents N` (N >= 2): N + 1 more cards of `agent-files` files each (distinct content),
  *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
- *     (from studiod's log) vs the lone agent's, studiod peak RSS and its RSS once idle again.
+ *     and after its session authenticated (from studiod's log) vs the lone agent's, studiod peak
+ *     RSS, its RSS when the agents finished and once idle again (stable for 3 s, at most 30 s);
+ *  5. with `--verify` (after step 4, or step 3 without agents): `studioctl verify` of every
+ *     asset that studiod holds (both local copies each): assets/s and studiod CPU-ms an asset.
+ * `--skip-ingest` skips steps 1–3 (the cards of step 4 are still ingested).
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
@@ -40,6 +45,8 @@ const { values } = parseArgs({
     'agent-files': { type: 'string', default: '2000' },
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'skip-ingest': { type: 'boolean', default: false },
+    verify: { type: 'boolean', default: false },
   },
 });
 const FILES = Number(values.files);
@@ -161,6 +168,8 @@ class Studio {
   readonly dir: string;
   readonly commits: Array<{ at: number; session: string }> = [];
   readonly sessions = new Map<string, string>();
+  /** When each session authenticated (performance.now()). */
+  readonly authAt = new Map<string, number>();
   #child: ReturnType<typeof spawn> | undefined;
   #port = 0;
   constructor(dir: string) {
@@ -201,6 +210,7 @@ class Studio {
           } else if (l.includes('"msg":"agent authenticated"')) {
             const m = JSON.parse(l) as { sessionId: string; agentId: string };
             this.sessions.set(m.sessionId, m.agentId);
+            this.authAt.set(m.sessionId, performance.now());
           } else if (l.includes('"msg":"listening"')) resolve((JSON.parse(l) as { port: number }).port);
         }
       });
@@ -222,10 +232,137 @@ class Studio {
   }
 }
 
+/** studiod's RSS once it is idle: sampled every second until it stays within 2 MiB for 3 s (at most 30 s). */
+async function idleRss(pid: number): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    samples.push((await procStat(pid)).rssMiB);
+    const last = samples.slice(-4);
+    if (last.length === 4 && Math.max(...last) - Math.min(...last) <= 2) break;
+  }
+  return samples.at(-1) ?? 0;
+}
+
+/** `studioctl verify` of everything studiod holds: assets/s and studiod's CPU for it. */
+async function verifyStep(studio: Studio): Promise<Record<string, number>> {
+  const l = load();
+  const cpu0 = (await procStat(studio.pid)).cpuSec;
+  const t0 = performance.now();
+  const r = (await controlRequest(
+    join(studio.dir, 'state', 'control.sock'),
+    'verify',
+    { download: false, repair: true },
+    600_000,
+  )) as { assetsChecked: number; copiesOk: number; copiesChecked: number };
+  const ms = performance.now() - t0;
+  const cpu = (await procStat(studio.pid)).cpuSec - cpu0;
+  if (r.copiesOk !== r.copiesChecked) throw new Error(`verify found lost copies: ${JSON.stringify(r)}`);
+  return {
+    assets: r.assetsChecked,
+    copies: r.copiesChecked,
+    assetsPerSec: +(r.assetsChecked / (ms / 1000)).toFixed(0),
+    studiodCpuMsPerAsset: +((cpu * 1000) / r.assetsChecked).toFixed(2),
+    load: l,
+  };
+}
+
 async function sync(data: string): Promise<Usage> {
   const r = await agent(['sync', '--data-dir', data, '--json']);
   if (r.code !== EXIT.ok) throw new Error(`field-agent sync failed (${r.code}): ${r.stderr.slice(-2000)}`);
   return r;
+}
+
+/** Steps 1–3: ingest vs the fsync-each copy, status, sync to studiod (`--skip-ingest` skips them). */
+async function ingestSteps(base: string, out: Record<string, unknown>): Promise<void> {
+  const card = join(base, 'card');
+  const paths = await makeSmallCard(card, FILES);
+  // 1. ingest vs the fsync-each-file copy
+  const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
+  let lastData = '';
+  for (let i = 0; i < RUNS; i++) {
+    const l = load();
+    const dst = join(base, `copy-${i}`);
+    const data = join(base, `agent-${i}`);
+    const baseOnce = async (): Promise<number> => fsyncEachCopy(card, paths, dst);
+    let bMs: number;
+    let ag: Usage;
+    if (i % 2 === 0) {
+      bMs = await baseOnce();
+      ag = await ingest(card, data, FILES);
+    } else {
+      ag = await ingest(card, data, FILES);
+      bMs = await baseOnce();
+    }
+    await rm(dst, { recursive: true, force: true });
+    if (lastData !== '') await rm(lastData, { recursive: true, force: true });
+    lastData = data;
+    const row = {
+      load: l,
+      baseline: FILES / (bMs / 1000),
+      ingest: FILES / (ag.ms / 1000),
+      ratio: bMs / ag.ms,
+      rss: ag.maxRssMiB,
+      cpu: ag.cpuSec,
+    };
+    rows.push(row);
+    log(
+      `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s`,
+    );
+  }
+  const ingestSummary = {
+    baselineFilesPerSec: +median(rows.map((r) => r.baseline)).toFixed(0),
+    ingestFilesPerSec: +median(rows.map((r) => r.ingest)).toFixed(0),
+    ratio: +median(rows.map((r) => r.ratio)).toFixed(2),
+    peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
+    cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
+    load: rows.map((r) => r.load),
+  };
+  out['ingest'] = ingestSummary;
+
+  // 2. status
+  const st: Usage[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await agent(['status', '--data-dir', lastData, '--json']);
+    if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
+    st.push(r);
+  }
+  out['status'] = {
+    medianMs: +median(st.map((r) => r.ms)).toFixed(0),
+    peakRssMiB: +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
+    load: load(),
+  };
+  log(`status --json: ${JSON.stringify(out['status'])}`);
+
+  // 3. sync of the card to studiod
+  {
+    const studio = new Studio(join(base, 'studio'));
+    await studio.start();
+    try {
+      await studio.pair(lastData, 'bench');
+      const l = load();
+      const cpu0 = (await procStat(studio.pid)).cpuSec;
+      const r = await sync(lastData);
+      const ps = await procStat(studio.pid);
+      const s = {
+        filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
+        studiodCpuMsPerFile: +(((ps.cpuSec - cpu0) * 1000) / FILES).toFixed(2),
+        agentCpuSec: +r.cpuSec.toFixed(1),
+        studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
+        load: l,
+      };
+      out['sync'] = s;
+      log(`sync: ${JSON.stringify(s)}`);
+      if (values.verify === true && AGENTS < 2) {
+        out['verify'] = await verifyStep(studio);
+        log(`verify: ${JSON.stringify(out['verify'])}`);
+      }
+    } finally {
+      await studio.stop();
+    }
+  }
+  await rm(lastData, { recursive: true, force: true });
+  await rm(join(base, 'studio'), { recursive: true, force: true });
 }
 
 async function main(): Promise<void> {
@@ -233,91 +370,7 @@ async function main(): Promise<void> {
   const out: Record<string, unknown> = { files: FILES, runs: RUNS, cores: availableParallelism() };
   try {
     log(`bench:scale — ${FILES} small files in ${base}, ${RUNS} runs, ${availableParallelism()} cores`);
-    const card = join(base, 'card');
-    const paths = await makeSmallCard(card, FILES);
-
-    // 1. ingest vs the fsync-each-file copy
-    const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
-    let lastData = '';
-    for (let i = 0; i < RUNS; i++) {
-      const l = load();
-      const dst = join(base, `copy-${i}`);
-      const data = join(base, `agent-${i}`);
-      const baseOnce = async (): Promise<number> => fsyncEachCopy(card, paths, dst);
-      let bMs: number;
-      let ag: Usage;
-      if (i % 2 === 0) {
-        bMs = await baseOnce();
-        ag = await ingest(card, data, FILES);
-      } else {
-        ag = await ingest(card, data, FILES);
-        bMs = await baseOnce();
-      }
-      await rm(dst, { recursive: true, force: true });
-      if (lastData !== '') await rm(lastData, { recursive: true, force: true });
-      lastData = data;
-      const row = {
-        load: l,
-        baseline: FILES / (bMs / 1000),
-        ingest: FILES / (ag.ms / 1000),
-        ratio: bMs / ag.ms,
-        rss: ag.maxRssMiB,
-        cpu: ag.cpuSec,
-      };
-      rows.push(row);
-      log(
-        `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s`,
-      );
-    }
-    const ingestSummary = {
-      baselineFilesPerSec: +median(rows.map((r) => r.baseline)).toFixed(0),
-      ingestFilesPerSec: +median(rows.map((r) => r.ingest)).toFixed(0),
-      ratio: +median(rows.map((r) => r.ratio)).toFixed(2),
-      peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
-      cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
-      load: rows.map((r) => r.load),
-    };
-    out['ingest'] = ingestSummary;
-
-    // 2. status
-    const st: Usage[] = [];
-    for (let i = 0; i < 5; i++) {
-      const r = await agent(['status', '--data-dir', lastData, '--json']);
-      if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
-      st.push(r);
-    }
-    out['status'] = {
-      medianMs: +median(st.map((r) => r.ms)).toFixed(0),
-      peakRssMiB: +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
-      load: load(),
-    };
-    log(`status --json: ${JSON.stringify(out['status'])}`);
-
-    // 3. sync of the card to studiod
-    {
-      const studio = new Studio(join(base, 'studio'));
-      await studio.start();
-      try {
-        await studio.pair(lastData, 'bench');
-        const l = load();
-        const cpu0 = (await procStat(studio.pid)).cpuSec;
-        const r = await sync(lastData);
-        const ps = await procStat(studio.pid);
-        const s = {
-          filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
-          studiodCpuMsPerFile: +(((ps.cpuSec - cpu0) * 1000) / FILES).toFixed(2),
-          agentCpuSec: +r.cpuSec.toFixed(1),
-          studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
-          load: l,
-        };
-        out['sync'] = s;
-        log(`sync: ${JSON.stringify(s)}`);
-      } finally {
-        await studio.stop();
-      }
-    }
-    await rm(lastData, { recursive: true, force: true });
-    await rm(join(base, 'studio'), { recursive: true, force: true });
+    if (values['skip-ingest'] !== true) await ingestSteps(base, out);
 
     // 4. many agents at once
     if (AGENTS >= 2) {
@@ -336,8 +389,14 @@ async function main(): Promise<void> {
         const ids: string[] = [];
         for (let a = 0; a <= AGENTS; a++) ids.push(await studio.pair(datas[a] as string, `bench-${a}`));
         const firstCommit = (id: string, t0: number): number => {
-          const c = studio.commits.find((x) => studio.sessions.get(x.session) === id);
+          const c = studio.commits.find((x) => x.at >= t0 && studio.sessions.get(x.session) === id);
           return c === undefined ? Number.NaN : c.at - t0;
+        };
+        /** From the session's authentication to its first commit (studiod's share of the wait). */
+        const firstAfterAuth = (id: string, t0: number): number => {
+          const c = studio.commits.find((x) => x.at >= t0 && studio.sessions.get(x.session) === id);
+          const auth = c === undefined ? undefined : studio.authAt.get(c.session);
+          return c === undefined || auth === undefined ? Number.NaN : c.at - auth;
         };
         const idle0 = await procStat(studio.pid);
         // the lone agent
@@ -345,13 +404,16 @@ async function main(): Promise<void> {
         const lone = await sync(datas[0] as string);
         const loneRate = AGENT_FILES / (lone.ms / 1000);
         const loneFirst = firstCommit(ids[0] as string, t0);
+        const loneAuthFirst = firstAfterAuth(ids[0] as string, t0);
         // N at once
         const l = load();
         t0 = performance.now();
         await Promise.all(datas.slice(1).map((d) => sync(d)));
         const allMs = performance.now() - t0;
         const firsts = ids.slice(1).map((id) => firstCommit(id, t0));
+        const authFirsts = ids.slice(1).map((id) => firstAfterAuth(id, t0));
         const busy = await procStat(studio.pid);
+        const idleAfter = await idleRss(studio.pid);
         const many = {
           agents: AGENTS,
           filesPerAgent: AGENT_FILES,
@@ -361,24 +423,39 @@ async function main(): Promise<void> {
           loneFirstCommitMs: +loneFirst.toFixed(0),
           firstCommitMs: { median: +median(firsts).toFixed(0), max: +Math.max(...firsts).toFixed(0) },
           worstFirstCommitVsLone: +(Math.max(...firsts) / loneFirst).toFixed(2),
+          loneFirstCommitAfterAuthMs: +loneAuthFirst.toFixed(0),
+          firstCommitAfterAuthMs: { median: +median(authFirsts).toFixed(0), max: +Math.max(...authFirsts).toFixed(0) },
+          worstFirstCommitAfterAuthVsLone: +(Math.max(...authFirsts) / loneAuthFirst).toFixed(2),
           studiodIdleRssMiB: +idle0.rssMiB.toFixed(0),
           studiodPeakRssMiB: +busy.hwmMiB.toFixed(0),
           studiodRssAfterMiB: +busy.rssMiB.toFixed(0),
+          studiodRssIdleAfterMiB: +idleAfter.toFixed(0),
           load: l,
         };
         out['agents'] = many;
         log(`agents: ${JSON.stringify(many)}`);
+        if (values.verify === true) {
+          out['verify'] = await verifyStep(studio);
+          log(`verify: ${JSON.stringify(out['verify'])}`);
+        }
       } finally {
         await studio.stop();
       }
     }
 
-    const i = out['ingest'] as typeof ingestSummary;
+    const i = out['ingest'] as
+      | { ingestFilesPerSec: number; baselineFilesPerSec: number; ratio: number; peakRssMiB: number; cpuSec: number }
+      | undefined;
     const lines = [
-      `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
-      `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
-      `sync to studiod: ${JSON.stringify(out['sync'])}`,
+      ...(i === undefined
+        ? []
+        : [
+            `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
+            `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
+            `sync to studiod: ${JSON.stringify(out['sync'])}`,
+          ]),
       ...(out['agents'] === undefined ? [] : [`agents: ${JSON.stringify(out['agents'])}`]),
+      ...(out['verify'] === undefined ? [] : [`verify: ${JSON.stringify(out['verify'])}`]),
     ];
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(out)}\n`);
   } finally {

@@ -33,6 +33,14 @@ import { remakeCopy, type HealSource, type RemakeDeps } from '../recovery/remake
 
 /** Intact copies whose refresh is recorded in one catalogue batch. */
 const REFRESH_BATCH = 256;
+/**
+ * Assets checked at once: a small file's cost is latency (open, stat, a hash-worker round trip,
+ * a catalogue read), so many overlap; large files are bound by the disks, and a few in flight
+ * (each asset's copies are already read in parallel, one per target) keep them busy without
+ * making them seek between many files.
+ */
+const VERIFY_IN_FLIGHT = 16;
+const VERIFY_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 
 export interface VerifyOptions {
   /** Only copies on this target. */
@@ -149,9 +157,9 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     else report.notHealed++;
     if (report.lost.length < LOST_LIST_MAX) report.lost.push(l);
   };
-  /** Local copies lost in this pass, healed once every copy of the asset was checked. */
-  let lostLocal: Array<{ copy: CopyRecord; code: string }> = [];
-  const lose = async (copy: CopyRecord, code: string): Promise<void> => {
+  /** One asset's local copies lost in this pass, healed once every copy of the asset was checked. */
+  type LostLocal = Array<{ copy: CopyRecord; code: string }>;
+  const lose = async (copy: CopyRecord, code: string, lostLocal: LostLocal): Promise<void> => {
     await deps.catalogue.removeCopy(copy);
     deps.log.error(
       { code: LEDGER_CODES.copyLost, hash: copy.hash, target: copy.target, path: copy.path, reason: code },
@@ -229,7 +237,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     if (batch.length > 0) await deps.catalogue.recordCopies(batch);
   };
 
-  const checkLocal = async (copy: CopyRecord): Promise<void> => {
+  const checkLocal = async (copy: CopyRecord, lostLocal: LostLocal): Promise<void> => {
     const cfg = deps.targets[copy.target as LocalTargetName];
     let verdict;
     try {
@@ -244,7 +252,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
           return;
         }
         report.copiesChecked++;
-        await lose(copy, DURABLE_CODES.missing);
+        await lose(copy, DURABLE_CODES.missing, lostLocal);
         return;
       }
       skipTarget(copy.target, err);
@@ -262,11 +270,11 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
         verifiedAt: Date.parse(verdict.verifiedAt) || now(),
       });
     } else {
-      await lose(copy, verdict.code ?? DURABLE_CODES.hashMismatch);
+      await lose(copy, verdict.code ?? DURABLE_CODES.hashMismatch, lostLocal);
     }
   };
 
-  const checkCloud = async (copy: CopyRecord, cloud: CloudForwarder): Promise<void> => {
+  const checkCloud = async (copy: CopyRecord, cloud: CloudForwarder, lostLocal: LostLocal): Promise<void> => {
     let r: Awaited<ReturnType<CloudForwarder['verify']>>;
     try {
       r = await cloud.verify(copy.target, copy.hash, { download: opts.download === true });
@@ -284,42 +292,75 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
         verifiedAt: Date.parse(r.copy.verifiedAt) || now(),
       });
     } else {
-      await lose(copy, r.code ?? CLOUD_CODES.verifyMismatch);
+      await lose(copy, r.code ?? CLOUD_CODES.verifyMismatch, lostLocal);
     }
   };
 
-  for await (const asset of opts.assets ?? deps.catalogue.assets()) {
-    if (sample < 100 && random() * 100 >= sample) continue;
-    report.assetsChecked++;
+  /** Heals one after another (rare; each writes a target), whatever order the checks end in. */
+  let healing: Promise<void> = Promise.resolve();
+  const checkAsset = async (asset: AssetRecord): Promise<void> => {
     const all = await deps.catalogue.copiesOf(asset.hash);
     const copies = all.filter((c) => opts.target === undefined || c.target === opts.target);
-    lostLocal = [];
+    const lostLocal: LostLocal = [];
     await Promise.all(
       copies.map(async (copy) => {
         if (unchecked.has(copy.target)) return;
         if (copy.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(copy.target))
-          return checkLocal(copy);
+          return checkLocal(copy, lostLocal);
         if (copy.kind === 'cloud' && deps.cloud !== undefined && deps.cloud.targets.includes(copy.target))
-          return checkCloud(copy, deps.cloud);
+          return checkCloud(copy, deps.cloud, lostLocal);
         report.skipped++;
         return undefined;
       }),
     );
-    if (!report.repair) {
-      opts.onAsset?.(asset, report.assetsChecked);
-      continue;
-    }
-    // Heal in target order: a copy made again is a source for the next one.
-    for (const t of LOCAL_TARGETS) {
-      if (opts.target !== undefined && opts.target !== t) continue;
-      if (unchecked.has(t)) continue;
-      const lost = lostLocal.find((l) => l.copy.target === t);
-      if (lost !== undefined) await heal(asset.hash, t, lost.code, lost.copy);
-      else if (!all.some((c) => c.kind === 'studio' && c.target === t))
-        await heal(asset.hash, t, RECOVERY_CODES.copyNotRecorded, undefined);
-    }
-    opts.onAsset?.(asset, report.assetsChecked);
+    if (!report.repair) return;
+    const healAll = async (): Promise<void> => {
+      // Heal in target order: a copy made again is a source for the next one.
+      for (const t of LOCAL_TARGETS) {
+        if (opts.target !== undefined && opts.target !== t) continue;
+        if (unchecked.has(t)) continue;
+        const lost = lostLocal.find((l) => l.copy.target === t);
+        if (lost !== undefined) await heal(asset.hash, t, lost.code, lost.copy);
+        else if (!all.some((c) => c.kind === 'studio' && c.target === t))
+          await heal(asset.hash, t, RECOVERY_CODES.copyNotRecorded, undefined);
+      }
+    };
+    healing = healing.then(healAll);
+    await healing;
+  };
+
+  // Several assets in flight (VERIFY_IN_FLIGHT, VERIFY_BYTES_IN_FLIGHT); the first failure stops the pass.
+  const running = new Set<Promise<void>>();
+  let bytesInFlight = 0;
+  let failed: { err: unknown } | undefined;
+  for await (const asset of opts.assets ?? deps.catalogue.assets()) {
+    if (sample < 100 && random() * 100 >= sample) continue;
+    while (
+      failed === undefined &&
+      running.size > 0 &&
+      (running.size >= VERIFY_IN_FLIGHT || bytesInFlight + asset.size > VERIFY_BYTES_IN_FLIGHT)
+    )
+      await Promise.race(running);
+    if (failed !== undefined) break;
+    report.assetsChecked++;
+    const checked = report.assetsChecked;
+    bytesInFlight += asset.size;
+    const p: Promise<void> = checkAsset(asset).then(
+      () => {
+        bytesInFlight -= asset.size;
+        running.delete(p);
+        opts.onAsset?.(asset, checked);
+      },
+      (err: unknown) => {
+        bytesInFlight -= asset.size;
+        running.delete(p);
+        failed ??= { err };
+      },
+    );
+    running.add(p);
   }
+  await Promise.all(running);
+  if (failed !== undefined) throw failed.err;
   await flushRefreshed();
   report.unchecked = [...unchecked.entries()].map(([target, e]) => ({ target, ...e }));
   report.finishedAt = now();

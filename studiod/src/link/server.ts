@@ -24,6 +24,8 @@ import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
 import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
 import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
+import { MemoryBudget } from './memory-budget.js';
+import { FairScheduler } from './fair-scheduler.js';
 
 export interface LinkServerOptions {
   host: string;
@@ -45,6 +47,10 @@ export interface LinkServerOptions {
   /** Answers agents' VerdictRequests (session.ts); absent: the feature is not offered. */
   verdicts?: SessionDeps['verdicts'];
   mhl?: SessionDeps['mhl'];
+  /** Chunk bytes all sessions together may hold unwritten (memory-budget.ts); default RECEIVE_BUDGET_BYTES. */
+  receiveBudgetBytes?: number;
+  /** Commits in flight for all sessions together, shared round-robin (fair-scheduler.ts); default COMMIT_SLOTS. */
+  commitSlots?: number;
 }
 
 export class LinkServer {
@@ -55,9 +61,15 @@ export class LinkServer {
   #port = 0;
   readonly #guard: PreAuthGuard;
   readonly #pairing: PairingThrottle;
+  /** One receive budget for every session (memory-budget.ts). */
+  readonly budget: MemoryBudget;
+  /** One commit scheduler for every session (fair-scheduler.ts). */
+  readonly scheduler: FairScheduler;
 
   constructor(opts: LinkServerOptions) {
     this.#o = opts;
+    this.budget = new MemoryBudget(opts.receiveBudgetBytes);
+    this.scheduler = new FairScheduler(opts.commitSlots);
     this.#guard = new PreAuthGuard(opts.preAuth, opts.log);
     this.#pairing = new PairingThrottle(opts.pairing, opts.now ?? Date.now);
   }
@@ -128,6 +140,8 @@ export class LinkServer {
         pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
         pairing: this.#pairing,
+        budget: this.budget,
+        scheduler: this.scheduler,
         ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
         ...(o.mhl === undefined ? {} : { mhl: o.mhl }),
         onAuthenticated: async (current, agentId) => {
