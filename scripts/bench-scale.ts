@@ -1,8 +1,8 @@
 /**
  * `npm run bench:scale` — shoots of many small files, and many agents at once.
  *
- *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--skip-ingest]
- *                                    [--verify] [--dir DIR] [--keep]
+ *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--dir DIR] [--keep]
+ *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -19,11 +19,13 @@
  *  4. with `--agents N` (N >= 2): N + 1 more cards of `agent-files` files each (distinct content),
  *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
- *     and after its session authenticated (from studiod's log) vs the lone agent's, studiod peak
- *     RSS, its RSS when the agents finished and once idle again (stable for 3 s, at most 30 s);
- *  5. with `--verify` (after step 4, or step 3 without agents): `studioctl verify` of every
- *     asset that studiod holds (both local copies each): assets/s and studiod CPU-ms an asset.
- * `--skip-ingest` skips steps 1–3 (the cards of step 4 are still ingested).
+ *     (from studiod's log) vs the lone agent's, and after its session authenticated (studiod's
+ *     share of the wait: an agent process starting among twenty on the same cores is not), studiod
+ *     peak RSS, its RSS when the agents finished and once idle (stable for 3 s, at most 30 s);
+ *  5. with `--verify-files N` (and `--verify-large M`: M files of 64 MiB), `verifyCopies` (what
+ *     `studioctl verify` and the scrub run) in this process over a fresh catalogue of N small
+ *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
+ *     assets/s, MB/s and CPU-ms per asset. `--verify-only` runs only this step.
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
@@ -32,8 +34,10 @@ import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EXIT } from '@studio321/protocol';
-import { controlRequest } from '@studio321/studiod';
+import { createLogger, EXIT, hashBytes, nameKey } from '@studio321/protocol';
+import { Catalogue, controlRequest, localCopyRecord, type CommitRecord } from '@studio321/studiod';
+import { checkTarget } from '@studio321/studiod/commit';
+import { verifyCopies } from '@studio321/studiod/ledger';
 import { BINS } from './lib/demo-run.js';
 import { median } from './lib/bench-run.js';
 
@@ -45,14 +49,17 @@ const { values } = parseArgs({
     'agent-files': { type: 'string', default: '2000' },
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
-    'skip-ingest': { type: 'boolean', default: false },
-    verify: { type: 'boolean', default: false },
+    'verify-only': { type: 'boolean', default: false },
+    'verify-files': { type: 'string', default: '0' },
+    'verify-large': { type: 'string', default: '0' },
   },
 });
 const FILES = Number(values.files);
 const RUNS = Math.max(1, Number(values.runs));
 const AGENTS = Number(values.agents);
 const AGENT_FILES = Number(values['agent-files']);
+const VERIFY_FILES = Number(values['verify-files']);
+const VERIFY_LARGE = Number(values['verify-large']);
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -244,27 +251,69 @@ async function idleRss(pid: number): Promise<number> {
   return samples.at(-1) ?? 0;
 }
 
-/** `studioctl verify` of everything studiod holds: assets/s and studiod's CPU for it. */
-async function verifyStep(studio: Studio): Promise<Record<string, number>> {
-  const l = load();
-  const cpu0 = (await procStat(studio.pid)).cpuSec;
-  const t0 = performance.now();
-  const r = (await controlRequest(
-    join(studio.dir, 'state', 'control.sock'),
-    'verify',
-    { download: false, repair: true },
-    600_000,
-  )) as { assetsChecked: number; copiesOk: number; copiesChecked: number };
-  const ms = performance.now() - t0;
-  const cpu = (await procStat(studio.pid)).cpuSec - cpu0;
-  if (r.copiesOk !== r.copiesChecked) throw new Error(`verify found lost copies: ${JSON.stringify(r)}`);
-  return {
-    assets: r.assetsChecked,
-    copies: r.copiesChecked,
-    assetsPerSec: +(r.assetsChecked / (ms / 1000)).toFixed(0),
-    studiodCpuMsPerAsset: +((cpu * 1000) / r.assetsChecked).toFixed(2),
-    load: l,
+/** Step 5: verifyCopies over `small` assets of 2–20 KB and `large` of 64 MiB, both copies each. */
+async function verifyStep(dir: string, small: number, large: number): Promise<Record<string, number>> {
+  const targets = {
+    mirror: { root: join(dir, 'mirror'), media: 'hdd', location: 'bench', device: 'm', requireExistingRoot: true },
+    raid: { root: join(dir, 'raid'), media: 'raid', location: 'bench', device: 'r', requireExistingRoot: true },
   };
+  const catalogue = new Catalogue(join(dir, 'catalogue'));
+  try {
+    for (const t of ['mirror', 'raid'] as const) {
+      await mkdir(targets[t].root, { recursive: true });
+      await checkTarget(t, targets[t], false); // writes the target marker
+    }
+    await catalogue.open();
+    const buf = Buffer.alloc(64 * 1024 * 1024);
+    let recs: CommitRecord[] = [];
+    let bytes = 0;
+    for (let i = 0; i < small + large; i++) {
+      const size = i < small ? 2048 + ((i * 7919) % (18 * 1024 + 1)) : buf.length;
+      randomFillSync(buf, 0, size);
+      const data = buf.subarray(0, size);
+      const hash = hashBytes(data);
+      const rel = `2026-12-05/bench/card/${String(Math.floor(i / 1000))}/IMG_${i}.JPG`;
+      for (const t of ['mirror', 'raid'] as const) {
+        await mkdir(dirname(join(targets[t].root, rel)), { recursive: true });
+        await writeFile(join(targets[t].root, rel), data);
+      }
+      bytes += size;
+      const copies = (['mirror', 'raid'] as const).map((t) =>
+        localCopyRecord(t, targets[t], { hash, path: rel, size, method: 'readback-blake3', verifiedAt: Date.now() }),
+      );
+      recs.push({
+        asset: { hash, size, committedAt: Date.now() },
+        names: [],
+        copies,
+        storedPaths: [{ key: nameKey(rel), value: { hash, path: rel } }],
+      });
+      if (recs.length === 1000) {
+        await catalogue.importAssets(recs);
+        recs = [];
+      }
+    }
+    if (recs.length > 0) await catalogue.importAssets(recs);
+    const l = load();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const r = await verifyCopies(
+      { catalogue, targets, log: createLogger({ name: 'bench-verify', level: 'warn' }) },
+      { repair: false },
+    );
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    if (r.copiesOk !== 2 * (small + large)) throw new Error(`verify: ${JSON.stringify(r).slice(0, 2000)}`);
+    return {
+      assets: r.assetsChecked,
+      copies: r.copiesChecked,
+      assetsPerSec: +(r.assetsChecked / (ms / 1000)).toFixed(0),
+      mbPerSec: +((2 * bytes) / 1e6 / (ms / 1000)).toFixed(0),
+      cpuMsPerAsset: +((cpu.user + cpu.system) / 1000 / r.assetsChecked).toFixed(2),
+      load: l,
+    };
+  } finally {
+    await catalogue.close();
+  }
 }
 
 async function sync(data: string): Promise<Usage> {
@@ -273,104 +322,101 @@ async function sync(data: string): Promise<Usage> {
   return r;
 }
 
-/** Steps 1–3: ingest vs the fsync-each copy, status, sync to studiod (`--skip-ingest` skips them). */
-async function ingestSteps(base: string, out: Record<string, unknown>): Promise<void> {
-  const card = join(base, 'card');
-  const paths = await makeSmallCard(card, FILES);
-  // 1. ingest vs the fsync-each-file copy
-  const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
-  let lastData = '';
-  for (let i = 0; i < RUNS; i++) {
-    const l = load();
-    const dst = join(base, `copy-${i}`);
-    const data = join(base, `agent-${i}`);
-    const baseOnce = async (): Promise<number> => fsyncEachCopy(card, paths, dst);
-    let bMs: number;
-    let ag: Usage;
-    if (i % 2 === 0) {
-      bMs = await baseOnce();
-      ag = await ingest(card, data, FILES);
-    } else {
-      ag = await ingest(card, data, FILES);
-      bMs = await baseOnce();
-    }
-    await rm(dst, { recursive: true, force: true });
-    if (lastData !== '') await rm(lastData, { recursive: true, force: true });
-    lastData = data;
-    const row = {
-      load: l,
-      baseline: FILES / (bMs / 1000),
-      ingest: FILES / (ag.ms / 1000),
-      ratio: bMs / ag.ms,
-      rss: ag.maxRssMiB,
-      cpu: ag.cpuSec,
-    };
-    rows.push(row);
-    log(
-      `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s`,
-    );
-  }
-  const ingestSummary = {
-    baselineFilesPerSec: +median(rows.map((r) => r.baseline)).toFixed(0),
-    ingestFilesPerSec: +median(rows.map((r) => r.ingest)).toFixed(0),
-    ratio: +median(rows.map((r) => r.ratio)).toFixed(2),
-    peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
-    cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
-    load: rows.map((r) => r.load),
-  };
-  out['ingest'] = ingestSummary;
-
-  // 2. status
-  const st: Usage[] = [];
-  for (let i = 0; i < 5; i++) {
-    const r = await agent(['status', '--data-dir', lastData, '--json']);
-    if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
-    st.push(r);
-  }
-  out['status'] = {
-    medianMs: +median(st.map((r) => r.ms)).toFixed(0),
-    peakRssMiB: +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
-    load: load(),
-  };
-  log(`status --json: ${JSON.stringify(out['status'])}`);
-
-  // 3. sync of the card to studiod
-  {
-    const studio = new Studio(join(base, 'studio'));
-    await studio.start();
-    try {
-      await studio.pair(lastData, 'bench');
-      const l = load();
-      const cpu0 = (await procStat(studio.pid)).cpuSec;
-      const r = await sync(lastData);
-      const ps = await procStat(studio.pid);
-      const s = {
-        filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
-        studiodCpuMsPerFile: +(((ps.cpuSec - cpu0) * 1000) / FILES).toFixed(2),
-        agentCpuSec: +r.cpuSec.toFixed(1),
-        studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
-        load: l,
-      };
-      out['sync'] = s;
-      log(`sync: ${JSON.stringify(s)}`);
-      if (values.verify === true && AGENTS < 2) {
-        out['verify'] = await verifyStep(studio);
-        log(`verify: ${JSON.stringify(out['verify'])}`);
-      }
-    } finally {
-      await studio.stop();
-    }
-  }
-  await rm(lastData, { recursive: true, force: true });
-  await rm(join(base, 'studio'), { recursive: true, force: true });
-}
-
 async function main(): Promise<void> {
   const base = await mkdtemp(join(values.dir ?? tmpdir(), 'bench-scale-'));
   const out: Record<string, unknown> = { files: FILES, runs: RUNS, cores: availableParallelism() };
   try {
     log(`bench:scale — ${FILES} small files in ${base}, ${RUNS} runs, ${availableParallelism()} cores`);
-    if (values['skip-ingest'] !== true) await ingestSteps(base, out);
+    if (values['verify-only'] === true) {
+      out['verify'] = await verifyStep(join(base, 'verify'), VERIFY_FILES, VERIFY_LARGE);
+      process.stdout.write(`verify: ${JSON.stringify(out['verify'])}\n${JSON.stringify(out)}\n`);
+      return;
+    }
+    const card = join(base, 'card');
+    const paths = await makeSmallCard(card, FILES);
+
+    // 1. ingest vs the fsync-each-file copy
+    const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
+    let lastData = '';
+    for (let i = 0; i < RUNS; i++) {
+      const l = load();
+      const dst = join(base, `copy-${i}`);
+      const data = join(base, `agent-${i}`);
+      const baseOnce = async (): Promise<number> => fsyncEachCopy(card, paths, dst);
+      let bMs: number;
+      let ag: Usage;
+      if (i % 2 === 0) {
+        bMs = await baseOnce();
+        ag = await ingest(card, data, FILES);
+      } else {
+        ag = await ingest(card, data, FILES);
+        bMs = await baseOnce();
+      }
+      await rm(dst, { recursive: true, force: true });
+      if (lastData !== '') await rm(lastData, { recursive: true, force: true });
+      lastData = data;
+      const row = {
+        load: l,
+        baseline: FILES / (bMs / 1000),
+        ingest: FILES / (ag.ms / 1000),
+        ratio: bMs / ag.ms,
+        rss: ag.maxRssMiB,
+        cpu: ag.cpuSec,
+      };
+      rows.push(row);
+      log(
+        `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s`,
+      );
+    }
+    const ingestSummary = {
+      baselineFilesPerSec: +median(rows.map((r) => r.baseline)).toFixed(0),
+      ingestFilesPerSec: +median(rows.map((r) => r.ingest)).toFixed(0),
+      ratio: +median(rows.map((r) => r.ratio)).toFixed(2),
+      peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
+      cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
+      load: rows.map((r) => r.load),
+    };
+    out['ingest'] = ingestSummary;
+
+    // 2. status
+    const st: Usage[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await agent(['status', '--data-dir', lastData, '--json']);
+      if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
+      st.push(r);
+    }
+    out['status'] = {
+      medianMs: +median(st.map((r) => r.ms)).toFixed(0),
+      peakRssMiB: +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
+      load: load(),
+    };
+    log(`status --json: ${JSON.stringify(out['status'])}`);
+
+    // 3. sync of the card to studiod
+    {
+      const studio = new Studio(join(base, 'studio'));
+      await studio.start();
+      try {
+        await studio.pair(lastData, 'bench');
+        const l = load();
+        const cpu0 = (await procStat(studio.pid)).cpuSec;
+        const r = await sync(lastData);
+        const ps = await procStat(studio.pid);
+        const s = {
+          filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
+          studiodCpuMsPerFile: +(((ps.cpuSec - cpu0) * 1000) / FILES).toFixed(2),
+          agentCpuSec: +r.cpuSec.toFixed(1),
+          studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
+          load: l,
+        };
+        out['sync'] = s;
+        log(`sync: ${JSON.stringify(s)}`);
+      } finally {
+        await studio.stop();
+      }
+    }
+    await rm(lastData, { recursive: true, force: true });
+    await rm(join(base, 'studio'), { recursive: true, force: true });
 
     // 4. many agents at once
     if (AGENTS >= 2) {
@@ -392,7 +438,7 @@ async function main(): Promise<void> {
           const c = studio.commits.find((x) => x.at >= t0 && studio.sessions.get(x.session) === id);
           return c === undefined ? Number.NaN : c.at - t0;
         };
-        /** From the session's authentication to its first commit (studiod's share of the wait). */
+        /** From the session's authentication to its first commit. */
         const firstAfterAuth = (id: string, t0: number): number => {
           const c = studio.commits.find((x) => x.at >= t0 && studio.sessions.get(x.session) === id);
           const auth = c === undefined ? undefined : studio.authAt.get(c.session);
@@ -434,26 +480,21 @@ async function main(): Promise<void> {
         };
         out['agents'] = many;
         log(`agents: ${JSON.stringify(many)}`);
-        if (values.verify === true) {
-          out['verify'] = await verifyStep(studio);
-          log(`verify: ${JSON.stringify(out['verify'])}`);
-        }
       } finally {
         await studio.stop();
       }
     }
 
-    const i = out['ingest'] as
-      | { ingestFilesPerSec: number; baselineFilesPerSec: number; ratio: number; peakRssMiB: number; cpuSec: number }
-      | undefined;
+    if (VERIFY_FILES + VERIFY_LARGE > 0) {
+      out['verify'] = await verifyStep(join(base, 'verify'), VERIFY_FILES, VERIFY_LARGE);
+      log(`verify: ${JSON.stringify(out['verify'])}`);
+    }
+
+    const i = out['ingest'] as typeof ingestSummary;
     const lines = [
-      ...(i === undefined
-        ? []
-        : [
-            `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
-            `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
-            `sync to studiod: ${JSON.stringify(out['sync'])}`,
-          ]),
+      `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
+      `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
+      `sync to studiod: ${JSON.stringify(out['sync'])}`,
       ...(out['agents'] === undefined ? [] : [`agents: ${JSON.stringify(out['agents'])}`]),
       ...(out['verify'] === undefined ? [] : [`verify: ${JSON.stringify(out['verify'])}`]),
     ];

@@ -157,8 +157,14 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     else report.notHealed++;
     if (report.lost.length < LOST_LIST_MAX) report.lost.push(l);
   };
-  /** One asset's local copies lost in this pass, healed once every copy of the asset was checked. */
-  type LostLocal = Array<{ copy: CopyRecord; code: string }>;
+  /**
+   * One asset's lost copies: local ones to heal once every copy of the asset was checked, the
+   * others to report; both in the asset's turn, so the report keeps the assets' order.
+   */
+  interface LostLocal {
+    heal: Array<{ copy: CopyRecord; code: string }>;
+    report: VerifyLost[];
+  }
   const lose = async (copy: CopyRecord, code: string, lostLocal: LostLocal): Promise<void> => {
     await deps.catalogue.removeCopy(copy);
     deps.log.error(
@@ -166,10 +172,10 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
       `The ${copy.target} copy of ${copy.path || copy.hash} no longer verifies (${code}); it stopped counting.`,
     );
     if (copy.kind === 'studio' && report.repair) {
-      lostLocal.push({ copy, code });
+      lostLocal.heal.push({ copy, code });
       return;
     }
-    addLost({
+    lostLocal.report.push({
       hash: copy.hash,
       target: copy.target,
       path: copy.path,
@@ -296,44 +302,75 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     }
   };
 
-  /** Heals one after another (rare; each writes a target), whatever order the checks end in. */
-  let healing: Promise<void> = Promise.resolve();
-  const checkAsset = async (asset: AssetRecord): Promise<void> => {
-    const all = await deps.catalogue.copiesOf(asset.hash);
-    const copies = all.filter((c) => opts.target === undefined || c.target === opts.target);
-    const lostLocal: LostLocal = [];
-    await Promise.all(
-      copies.map(async (copy) => {
-        if (unchecked.has(copy.target)) return;
-        if (copy.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(copy.target))
-          return checkLocal(copy, lostLocal);
-        if (copy.kind === 'cloud' && deps.cloud !== undefined && deps.cloud.targets.includes(copy.target))
-          return checkCloud(copy, deps.cloud, lostLocal);
-        report.skipped++;
-        return undefined;
-      }),
-    );
-    if (!report.repair) return;
-    const healAll = async (): Promise<void> => {
-      // Heal in target order: a copy made again is a source for the next one.
-      for (const t of LOCAL_TARGETS) {
-        if (opts.target !== undefined && opts.target !== t) continue;
-        if (unchecked.has(t)) continue;
-        const lost = lostLocal.find((l) => l.copy.target === t);
-        if (lost !== undefined) await heal(asset.hash, t, lost.code, lost.copy);
-        else if (!all.some((c) => c.kind === 'studio' && c.target === t))
-          await heal(asset.hash, t, RECOVERY_CODES.copyNotRecorded, undefined);
+  /** The previous asset's turn: reports and heals go one asset after another, in the assets' order. */
+  let turn: Promise<void> = Promise.resolve();
+  const checkAsset = async (asset: AssetRecord, checked: number, known: CopyRecord[] | undefined): Promise<void> => {
+    const previous = turn;
+    let done!: () => void;
+    turn = new Promise<void>((r) => {
+      done = r;
+    });
+    try {
+      const all = known ?? (await deps.catalogue.copiesOf(asset.hash));
+      const copies = all.filter((c) => opts.target === undefined || c.target === opts.target);
+      const lostLocal: LostLocal = { heal: [], report: [] };
+      await Promise.all(
+        copies.map(async (copy) => {
+          if (unchecked.has(copy.target)) return;
+          if (copy.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(copy.target))
+            return checkLocal(copy, lostLocal);
+          if (copy.kind === 'cloud' && deps.cloud !== undefined && deps.cloud.targets.includes(copy.target))
+            return checkCloud(copy, deps.cloud, lostLocal);
+          report.skipped++;
+          return undefined;
+        }),
+      );
+      await previous;
+      for (const l of lostLocal.report) addLost(l);
+      if (report.repair) {
+        // Heal in target order: a copy made again is a source for the next one.
+        for (const t of LOCAL_TARGETS) {
+          if (opts.target !== undefined && opts.target !== t) continue;
+          if (unchecked.has(t)) continue;
+          const lost = lostLocal.heal.find((l) => l.copy.target === t);
+          if (lost !== undefined) await heal(asset.hash, t, lost.code, lost.copy);
+          else if (!all.some((c) => c.kind === 'studio' && c.target === t)) {
+            // The scan's view may be older than a copy recorded meanwhile: read again before healing.
+            const now = known === undefined ? all : await deps.catalogue.copiesOf(asset.hash);
+            if (!now.some((c) => c.kind === 'studio' && c.target === t))
+              await heal(asset.hash, t, RECOVERY_CODES.copyNotRecorded, undefined);
+          }
+        }
       }
-    };
-    healing = healing.then(healAll);
-    await healing;
+      opts.onAsset?.(asset, checked);
+    } finally {
+      done();
+    }
   };
 
   // Several assets in flight (VERIFY_IN_FLIGHT, VERIFY_BYTES_IN_FLIGHT); the first failure stops the pass.
   const running = new Set<Promise<void>>();
   let bytesInFlight = 0;
   let failed: { err: unknown } | undefined;
+  // Every asset: its copies come from one scan of the copy records beside the assets (both in hash order),
+  // not from a lookup per asset.
+  const copyScan = opts.assets === undefined ? deps.catalogue.copies()[Symbol.asyncIterator]() : undefined;
+  let nextCopy: CopyRecord | undefined;
+  const copiesFromScan = async (hash: string): Promise<CopyRecord[]> => {
+    const out: CopyRecord[] = [];
+    for (;;) {
+      if (nextCopy === undefined) {
+        const n = await copyScan?.next();
+        if (n === undefined || n.done === true) return out;
+        nextCopy = n.value;
+      }
+      if (nextCopy.hash > hash) return out;
+      if (nextCopy.hash === hash) out.push(nextCopy);
+      nextCopy = undefined;
+    }
+  };
   for await (const asset of opts.assets ?? deps.catalogue.assets()) {
+    const known = copyScan === undefined ? undefined : await copiesFromScan(asset.hash);
     if (sample < 100 && random() * 100 >= sample) continue;
     while (
       failed === undefined &&
@@ -345,11 +382,10 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     report.assetsChecked++;
     const checked = report.assetsChecked;
     bytesInFlight += asset.size;
-    const p: Promise<void> = checkAsset(asset).then(
+    const p: Promise<void> = checkAsset(asset, checked, known).then(
       () => {
         bytesInFlight -= asset.size;
         running.delete(p);
-        opts.onAsset?.(asset, checked);
       },
       (err: unknown) => {
         bytesInFlight -= asset.size;
@@ -360,6 +396,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     running.add(p);
   }
   await Promise.all(running);
+  await copyScan?.return?.(undefined);
   if (failed !== undefined) throw failed.err;
   await flushRefreshed();
   report.unchecked = [...unchecked.entries()].map(([target, e]) => ({ target, ...e }));
