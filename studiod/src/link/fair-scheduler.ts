@@ -19,8 +19,12 @@
  */
 import type { Committer } from '../commit/commit.js';
 
-/** Commit slots for all sessions together: enough to keep the disks and the hash worker busy. */
-export const COMMIT_SLOTS = 16;
+/**
+ * Commit slots for all sessions together: enough to keep the disks and the hash worker busy and
+ * to let commits that finish together share one catalogue batch, far below the thousands twenty
+ * agents' small files would start.
+ */
+export const COMMIT_SLOTS = 64;
 
 interface Lane {
   readonly session: string;
