@@ -2,6 +2,7 @@
  * `npm run bench:scale` — shoots of many small files, and many agents at once.
  *
  *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--no-sync] [--dir DIR] [--keep]
+ *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -19,7 +20,13 @@
  *  4. with `--agents N` (N >= 2): N + 1 more cards of `agent-files` files each (distinct content),
  *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
- *     (from studiod's log) vs the lone agent's, studiod peak RSS and its RSS once idle again.
+ *     (from studiod's log) vs the lone agent's, and after its session authenticated (studiod's
+ *     share of the wait: an agent process starting among twenty on the same cores is not), studiod
+ *     peak RSS, its RSS when the agents finished and once idle (stable for 3 s, at most 30 s);
+ *  5. with `--verify-files N` (and `--verify-large M`: M files of 64 MiB), `verifyCopies` (what
+ *     `studioctl verify` and the scrub run) in this process over a fresh catalogue of N small
+ *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
+ *     assets/s, MB/s and CPU-ms per asset. `--verify-only` runs only this step.
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
@@ -28,8 +35,10 @@ import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EXIT } from '@studio321/protocol';
-import { controlRequest } from '@studio321/studiod';
+import { createLogger, EXIT, hashBytes, nameKey } from '@studio321/protocol';
+import { Catalogue, controlRequest, localCopyRecord, type CommitRecord } from '@studio321/studiod';
+import { checkTarget } from '@studio321/studiod/commit';
+import { verifyCopies } from '@studio321/studiod/ledger';
 import { BINS } from './lib/demo-run.js';
 import { median } from './lib/bench-run.js';
 
@@ -42,12 +51,17 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'no-sync': { type: 'boolean', default: false },
+    'verify-only': { type: 'boolean', default: false },
+    'verify-files': { type: 'string', default: '0' },
+    'verify-large': { type: 'string', default: '0' },
   },
 });
 const FILES = Number(values.files);
 const RUNS = Math.max(1, Number(values.runs));
 const AGENTS = Number(values.agents);
 const AGENT_FILES = Number(values['agent-files']);
+const VERIFY_FILES = Number(values['verify-files']);
+const VERIFY_LARGE = Number(values['verify-large']);
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -163,6 +177,8 @@ class Studio {
   readonly dir: string;
   readonly commits: Array<{ at: number; session: string }> = [];
   readonly sessions = new Map<string, string>();
+  /** When each session authenticated (performance.now()). */
+  readonly authAt = new Map<string, number>();
   #child: ReturnType<typeof spawn> | undefined;
   #port = 0;
   constructor(dir: string) {
@@ -203,6 +219,7 @@ class Studio {
           } else if (l.includes('"msg":"agent authenticated"')) {
             const m = JSON.parse(l) as { sessionId: string; agentId: string };
             this.sessions.set(m.sessionId, m.agentId);
+            this.authAt.set(m.sessionId, performance.now());
           } else if (l.includes('"msg":"listening"')) resolve((JSON.parse(l) as { port: number }).port);
         }
       });
@@ -224,6 +241,83 @@ class Studio {
   }
 }
 
+/** studiod's RSS once it is idle: sampled every second until it stays within 2 MiB for 3 s (at most 30 s). */
+async function idleRss(pid: number): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    samples.push((await procStat(pid)).rssMiB);
+    const last = samples.slice(-4);
+    if (last.length === 4 && Math.max(...last) - Math.min(...last) <= 2) break;
+  }
+  return samples.at(-1) ?? 0;
+}
+
+/** Step 5: verifyCopies over `small` assets of 2–20 KB and `large` of 64 MiB, both copies each. */
+async function verifyStep(dir: string, small: number, large: number): Promise<Record<string, number>> {
+  const targets = {
+    mirror: { root: join(dir, 'mirror'), media: 'hdd', location: 'bench', device: 'm', requireExistingRoot: true },
+    raid: { root: join(dir, 'raid'), media: 'raid', location: 'bench', device: 'r', requireExistingRoot: true },
+  };
+  const catalogue = new Catalogue(join(dir, 'catalogue'));
+  try {
+    for (const t of ['mirror', 'raid'] as const) {
+      await mkdir(targets[t].root, { recursive: true });
+      await checkTarget(t, targets[t], false); // writes the target marker
+    }
+    await catalogue.open();
+    const buf = Buffer.alloc(64 * 1024 * 1024);
+    let recs: CommitRecord[] = [];
+    let bytes = 0;
+    for (let i = 0; i < small + large; i++) {
+      const size = i < small ? 2048 + ((i * 7919) % (18 * 1024 + 1)) : buf.length;
+      randomFillSync(buf, 0, size);
+      const data = buf.subarray(0, size);
+      const hash = hashBytes(data);
+      const rel = `2026-12-05/bench/card/${String(Math.floor(i / 1000))}/IMG_${i}.JPG`;
+      for (const t of ['mirror', 'raid'] as const) {
+        await mkdir(dirname(join(targets[t].root, rel)), { recursive: true });
+        await writeFile(join(targets[t].root, rel), data);
+      }
+      bytes += size;
+      const copies = (['mirror', 'raid'] as const).map((t) =>
+        localCopyRecord(t, targets[t], { hash, path: rel, size, method: 'readback-blake3', verifiedAt: Date.now() }),
+      );
+      recs.push({
+        asset: { hash, size, committedAt: Date.now() },
+        names: [],
+        copies,
+        storedPaths: [{ key: nameKey(rel), value: { hash, path: rel } }],
+      });
+      if (recs.length === 1000) {
+        await catalogue.importAssets(recs);
+        recs = [];
+      }
+    }
+    if (recs.length > 0) await catalogue.importAssets(recs);
+    const l = load();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const r = await verifyCopies(
+      { catalogue, targets, log: createLogger({ name: 'bench-verify', level: 'warn' }) },
+      { repair: false },
+    );
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    if (r.copiesOk !== 2 * (small + large)) throw new Error(`verify: ${JSON.stringify(r).slice(0, 2000)}`);
+    return {
+      assets: r.assetsChecked,
+      copies: r.copiesChecked,
+      assetsPerSec: +(r.assetsChecked / (ms / 1000)).toFixed(0),
+      mbPerSec: +((2 * bytes) / 1e6 / (ms / 1000)).toFixed(0),
+      cpuMsPerAsset: +((cpu.user + cpu.system) / 1000 / r.assetsChecked).toFixed(2),
+      load: l,
+    };
+  } finally {
+    await catalogue.close();
+  }
+}
+
 async function sync(data: string): Promise<Usage> {
   const r = await agent(['sync', '--data-dir', data, '--json']);
   if (r.code !== EXIT.ok) throw new Error(`field-agent sync failed (${r.code}): ${r.stderr.slice(-2000)}`);
@@ -235,6 +329,11 @@ async function main(): Promise<void> {
   const out: Record<string, unknown> = { files: FILES, runs: RUNS, cores: availableParallelism() };
   try {
     log(`bench:scale — ${FILES} small files in ${base}, ${RUNS} runs, ${availableParallelism()} cores`);
+    if (values['verify-only'] === true) {
+      out['verify'] = await verifyStep(join(base, 'verify'), VERIFY_FILES, VERIFY_LARGE);
+      process.stdout.write(`verify: ${JSON.stringify(out['verify'])}\n${JSON.stringify(out)}\n`);
+      return;
+    }
     const card = join(base, 'card');
     const paths = await makeSmallCard(card, FILES);
 
@@ -338,8 +437,14 @@ async function main(): Promise<void> {
         const ids: string[] = [];
         for (let a = 0; a <= AGENTS; a++) ids.push(await studio.pair(datas[a] as string, `bench-${a}`));
         const firstCommit = (id: string, t0: number): number => {
-          const c = studio.commits.find((x) => studio.sessions.get(x.session) === id);
+          const c = studio.commits.find((x) => x.at >= t0 && studio.sessions.get(x.session) === id);
           return c === undefined ? Number.NaN : c.at - t0;
+        };
+        /** From the session's authentication to its first commit. */
+        const firstAfterAuth = (id: string, t0: number): number => {
+          const c = studio.commits.find((x) => x.at >= t0 && studio.sessions.get(x.session) === id);
+          const auth = c === undefined ? undefined : studio.authAt.get(c.session);
+          return c === undefined || auth === undefined ? Number.NaN : c.at - auth;
         };
         const idle0 = await procStat(studio.pid);
         // the lone agent
@@ -347,13 +452,16 @@ async function main(): Promise<void> {
         const lone = await sync(datas[0] as string);
         const loneRate = AGENT_FILES / (lone.ms / 1000);
         const loneFirst = firstCommit(ids[0] as string, t0);
+        const loneAuthFirst = firstAfterAuth(ids[0] as string, t0);
         // N at once
         const l = load();
         t0 = performance.now();
         await Promise.all(datas.slice(1).map((d) => sync(d)));
         const allMs = performance.now() - t0;
         const firsts = ids.slice(1).map((id) => firstCommit(id, t0));
+        const authFirsts = ids.slice(1).map((id) => firstAfterAuth(id, t0));
         const busy = await procStat(studio.pid);
+        const idleAfter = await idleRss(studio.pid);
         const many = {
           agents: AGENTS,
           filesPerAgent: AGENT_FILES,
@@ -363,9 +471,13 @@ async function main(): Promise<void> {
           loneFirstCommitMs: +loneFirst.toFixed(0),
           firstCommitMs: { median: +median(firsts).toFixed(0), max: +Math.max(...firsts).toFixed(0) },
           worstFirstCommitVsLone: +(Math.max(...firsts) / loneFirst).toFixed(2),
+          loneFirstCommitAfterAuthMs: +loneAuthFirst.toFixed(0),
+          firstCommitAfterAuthMs: { median: +median(authFirsts).toFixed(0), max: +Math.max(...authFirsts).toFixed(0) },
+          worstFirstCommitAfterAuthVsLone: +(Math.max(...authFirsts) / loneAuthFirst).toFixed(2),
           studiodIdleRssMiB: +idle0.rssMiB.toFixed(0),
           studiodPeakRssMiB: +busy.hwmMiB.toFixed(0),
           studiodRssAfterMiB: +busy.rssMiB.toFixed(0),
+          studiodRssIdleAfterMiB: +idleAfter.toFixed(0),
           load: l,
         };
         out['agents'] = many;
@@ -375,12 +487,18 @@ async function main(): Promise<void> {
       }
     }
 
+    if (VERIFY_FILES + VERIFY_LARGE > 0) {
+      out['verify'] = await verifyStep(join(base, 'verify'), VERIFY_FILES, VERIFY_LARGE);
+      log(`verify: ${JSON.stringify(out['verify'])}`);
+    }
+
     const i = out['ingest'] as typeof ingestSummary;
     const lines = [
       `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
       `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
       ...(out['sync'] === undefined ? [] : [`sync to studiod: ${JSON.stringify(out['sync'])}`]),
       ...(out['agents'] === undefined ? [] : [`agents: ${JSON.stringify(out['agents'])}`]),
+      ...(out['verify'] === undefined ? [] : [`verify: ${JSON.stringify(out['verify'])}`]),
     ];
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(out)}\n`);
   } finally {

@@ -33,6 +33,14 @@ import { remakeCopy, type HealSource, type RemakeDeps } from '../recovery/remake
 
 /** Intact copies whose refresh is recorded in one catalogue batch. */
 const REFRESH_BATCH = 256;
+/**
+ * Assets checked at once: a small file's cost is latency (open, stat, a hash-worker round trip,
+ * a catalogue read), so many overlap; large files are bound by the disks, and a few in flight
+ * (each asset's copies are already read in parallel, one per target) keep them busy without
+ * making them seek between many files.
+ */
+const VERIFY_IN_FLIGHT = 16;
+const VERIFY_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 
 export interface VerifyOptions {
   /** Only copies on this target. */
@@ -149,19 +157,25 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     else report.notHealed++;
     if (report.lost.length < LOST_LIST_MAX) report.lost.push(l);
   };
-  /** Local copies lost in this pass, healed once every copy of the asset was checked. */
-  let lostLocal: Array<{ copy: CopyRecord; code: string }> = [];
-  const lose = async (copy: CopyRecord, code: string): Promise<void> => {
+  /**
+   * One asset's lost copies: local ones to heal once every copy of the asset was checked, the
+   * others to report; both in the asset's turn, so the report keeps the assets' order.
+   */
+  interface LostLocal {
+    heal: Array<{ copy: CopyRecord; code: string }>;
+    report: VerifyLost[];
+  }
+  const lose = async (copy: CopyRecord, code: string, lostLocal: LostLocal): Promise<void> => {
     await deps.catalogue.removeCopy(copy);
     deps.log.error(
       { code: LEDGER_CODES.copyLost, hash: copy.hash, target: copy.target, path: copy.path, reason: code },
       `The ${copy.target} copy of ${copy.path || copy.hash} no longer verifies (${code}); it stopped counting.`,
     );
     if (copy.kind === 'studio' && report.repair) {
-      lostLocal.push({ copy, code });
+      lostLocal.heal.push({ copy, code });
       return;
     }
-    addLost({
+    lostLocal.report.push({
       hash: copy.hash,
       target: copy.target,
       path: copy.path,
@@ -229,7 +243,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
     if (batch.length > 0) await deps.catalogue.recordCopies(batch);
   };
 
-  const checkLocal = async (copy: CopyRecord): Promise<void> => {
+  const checkLocal = async (copy: CopyRecord, lostLocal: LostLocal): Promise<void> => {
     const cfg = deps.targets[copy.target as LocalTargetName];
     let verdict;
     try {
@@ -244,7 +258,7 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
           return;
         }
         report.copiesChecked++;
-        await lose(copy, DURABLE_CODES.missing);
+        await lose(copy, DURABLE_CODES.missing, lostLocal);
         return;
       }
       skipTarget(copy.target, err);
@@ -262,11 +276,11 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
         verifiedAt: Date.parse(verdict.verifiedAt) || now(),
       });
     } else {
-      await lose(copy, verdict.code ?? DURABLE_CODES.hashMismatch);
+      await lose(copy, verdict.code ?? DURABLE_CODES.hashMismatch, lostLocal);
     }
   };
 
-  const checkCloud = async (copy: CopyRecord, cloud: CloudForwarder): Promise<void> => {
+  const checkCloud = async (copy: CopyRecord, cloud: CloudForwarder, lostLocal: LostLocal): Promise<void> => {
     let r: Awaited<ReturnType<CloudForwarder['verify']>>;
     try {
       r = await cloud.verify(copy.target, copy.hash, { download: opts.download === true });
@@ -284,42 +298,106 @@ export async function verifyCopies(deps: VerifyDeps, opts: VerifyOptions = {}): 
         verifiedAt: Date.parse(r.copy.verifiedAt) || now(),
       });
     } else {
-      await lose(copy, r.code ?? CLOUD_CODES.verifyMismatch);
+      await lose(copy, r.code ?? CLOUD_CODES.verifyMismatch, lostLocal);
     }
   };
 
+  /** The previous asset's turn: reports and heals go one asset after another, in the assets' order. */
+  let turn: Promise<void> = Promise.resolve();
+  const checkAsset = async (asset: AssetRecord, checked: number, known: CopyRecord[] | undefined): Promise<void> => {
+    const previous = turn;
+    let done!: () => void;
+    turn = new Promise<void>((r) => {
+      done = r;
+    });
+    try {
+      const all = known ?? (await deps.catalogue.copiesOf(asset.hash));
+      const copies = all.filter((c) => opts.target === undefined || c.target === opts.target);
+      const lostLocal: LostLocal = { heal: [], report: [] };
+      await Promise.all(
+        copies.map(async (copy) => {
+          if (unchecked.has(copy.target)) return;
+          if (copy.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(copy.target))
+            return checkLocal(copy, lostLocal);
+          if (copy.kind === 'cloud' && deps.cloud !== undefined && deps.cloud.targets.includes(copy.target))
+            return checkCloud(copy, deps.cloud, lostLocal);
+          report.skipped++;
+          return undefined;
+        }),
+      );
+      await previous;
+      for (const l of lostLocal.report) addLost(l);
+      if (report.repair) {
+        // Heal in target order: a copy made again is a source for the next one.
+        for (const t of LOCAL_TARGETS) {
+          if (opts.target !== undefined && opts.target !== t) continue;
+          if (unchecked.has(t)) continue;
+          const lost = lostLocal.heal.find((l) => l.copy.target === t);
+          if (lost !== undefined) await heal(asset.hash, t, lost.code, lost.copy);
+          else if (!all.some((c) => c.kind === 'studio' && c.target === t)) {
+            // The scan's view may be older than a copy recorded meanwhile: read again before healing.
+            const now = known === undefined ? all : await deps.catalogue.copiesOf(asset.hash);
+            if (!now.some((c) => c.kind === 'studio' && c.target === t))
+              await heal(asset.hash, t, RECOVERY_CODES.copyNotRecorded, undefined);
+          }
+        }
+      }
+      opts.onAsset?.(asset, checked);
+    } finally {
+      done();
+    }
+  };
+
+  // Several assets in flight (VERIFY_IN_FLIGHT, VERIFY_BYTES_IN_FLIGHT); the first failure stops the pass.
+  const running = new Set<Promise<void>>();
+  let bytesInFlight = 0;
+  let failed: { err: unknown } | undefined;
+  // Every asset: its copies come from one scan of the copy records beside the assets (both in hash order),
+  // not from a lookup per asset.
+  const copyScan = opts.assets === undefined ? deps.catalogue.copies()[Symbol.asyncIterator]() : undefined;
+  let nextCopy: CopyRecord | undefined;
+  const copiesFromScan = async (hash: string): Promise<CopyRecord[]> => {
+    const out: CopyRecord[] = [];
+    for (;;) {
+      if (nextCopy === undefined) {
+        const n = await copyScan?.next();
+        if (n === undefined || n.done === true) return out;
+        nextCopy = n.value;
+      }
+      if (nextCopy.hash > hash) return out;
+      if (nextCopy.hash === hash) out.push(nextCopy);
+      nextCopy = undefined;
+    }
+  };
   for await (const asset of opts.assets ?? deps.catalogue.assets()) {
+    const known = copyScan === undefined ? undefined : await copiesFromScan(asset.hash);
     if (sample < 100 && random() * 100 >= sample) continue;
+    while (
+      failed === undefined &&
+      running.size > 0 &&
+      (running.size >= VERIFY_IN_FLIGHT || bytesInFlight + asset.size > VERIFY_BYTES_IN_FLIGHT)
+    )
+      await Promise.race(running);
+    if (failed !== undefined) break;
     report.assetsChecked++;
-    const all = await deps.catalogue.copiesOf(asset.hash);
-    const copies = all.filter((c) => opts.target === undefined || c.target === opts.target);
-    lostLocal = [];
-    await Promise.all(
-      copies.map(async (copy) => {
-        if (unchecked.has(copy.target)) return;
-        if (copy.kind === 'studio' && (LOCAL_TARGETS as readonly string[]).includes(copy.target))
-          return checkLocal(copy);
-        if (copy.kind === 'cloud' && deps.cloud !== undefined && deps.cloud.targets.includes(copy.target))
-          return checkCloud(copy, deps.cloud);
-        report.skipped++;
-        return undefined;
-      }),
+    const checked = report.assetsChecked;
+    bytesInFlight += asset.size;
+    const p: Promise<void> = checkAsset(asset, checked, known).then(
+      () => {
+        bytesInFlight -= asset.size;
+        running.delete(p);
+      },
+      (err: unknown) => {
+        bytesInFlight -= asset.size;
+        running.delete(p);
+        failed ??= { err };
+      },
     );
-    if (!report.repair) {
-      opts.onAsset?.(asset, report.assetsChecked);
-      continue;
-    }
-    // Heal in target order: a copy made again is a source for the next one.
-    for (const t of LOCAL_TARGETS) {
-      if (opts.target !== undefined && opts.target !== t) continue;
-      if (unchecked.has(t)) continue;
-      const lost = lostLocal.find((l) => l.copy.target === t);
-      if (lost !== undefined) await heal(asset.hash, t, lost.code, lost.copy);
-      else if (!all.some((c) => c.kind === 'studio' && c.target === t))
-        await heal(asset.hash, t, RECOVERY_CODES.copyNotRecorded, undefined);
-    }
-    opts.onAsset?.(asset, report.assetsChecked);
+    running.add(p);
   }
+  await Promise.all(running);
+  await copyScan?.return?.(undefined);
+  if (failed !== undefined) throw failed.err;
   await flushRefreshed();
   report.unchecked = [...unchecked.entries()].map(([target, e]) => ({ target, ...e }));
   report.finishedAt = now();

@@ -50,7 +50,8 @@ export interface FileReceiverOptions {
   sessionId: string;
   catalogue: Catalogue;
   staging: Staging;
-  committer: Committer;
+  /** The Committer, or a session's fair view of it (fair-scheduler.ts). */
+  committer: Pick<Committer, 'commit' | 'receiptFor'>;
   /** The window announced in the studio's Hello. */
   windowBytes: number;
   now: () => number;

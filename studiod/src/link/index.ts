@@ -10,3 +10,5 @@ export * from './session.js';
 export * from './tls-identity.js';
 export * from './pairing-throttle.js';
 export * from './pre-auth-guard.js';
+export * from './memory-budget.js';
+export * from './fair-scheduler.js';

@@ -26,6 +26,8 @@ import type { TlsIdentity } from './tls-identity.js';
 import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
 import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
 import { ChunkPool, interceptChunkFrames } from './chunk-receive.js';
+import { MemoryBudget } from './memory-budget.js';
+import { FairScheduler } from './fair-scheduler.js';
 
 export interface LinkServerOptions {
   host: string;
@@ -47,6 +49,10 @@ export interface LinkServerOptions {
   /** Answers agents' VerdictRequests (session.ts); absent: the feature is not offered. */
   verdicts?: SessionDeps['verdicts'];
   mhl?: SessionDeps['mhl'];
+  /** Chunk bytes all sessions together may hold unwritten (memory-budget.ts); default RECEIVE_BUDGET_BYTES. */
+  receiveBudgetBytes?: number;
+  /** Commits in flight for all sessions together, shared round-robin (fair-scheduler.ts); default COMMIT_SLOTS. */
+  commitSlots?: number;
 }
 
 export class LinkServer {
@@ -63,9 +69,15 @@ export class LinkServer {
    * 1 MiB buffers all the time, each costing page faults on its first write.
    */
   readonly #chunks: ChunkPool;
+  /** One receive budget for every session (memory-budget.ts). */
+  readonly budget: MemoryBudget;
+  /** One commit scheduler for every session (fair-scheduler.ts). */
+  readonly scheduler: FairScheduler;
 
   constructor(opts: LinkServerOptions) {
     this.#o = opts;
+    this.budget = new MemoryBudget(opts.receiveBudgetBytes);
+    this.scheduler = new FairScheduler(opts.commitSlots);
     this.#guard = new PreAuthGuard(opts.preAuth, opts.log);
     this.#pairing = new PairingThrottle(opts.pairing, opts.now ?? Date.now);
     this.#chunks = new ChunkPool(Math.ceil(opts.windowBytes / MAX_CHUNK_BYTES) + 8);
@@ -137,6 +149,8 @@ export class LinkServer {
         pingIntervalMs: o.pingIntervalMs ?? PING_INTERVAL_MS,
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
         pairing: this.#pairing,
+        budget: this.budget,
+        scheduler: this.scheduler,
         ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
         ...(o.mhl === undefined ? {} : { mhl: o.mhl }),
         onAuthenticated: async (current, agentId) => {

@@ -48,6 +48,8 @@ import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import type { Staging } from '../commit/staging.js';
 import { FileReceiver } from './file-receiver.js';
+import type { BudgetReader, MemoryBudget } from './memory-budget.js';
+import { fairCommitter, type FairScheduler } from './fair-scheduler.js';
 import type { PairingThrottle } from './pairing-throttle.js';
 
 export interface SessionDeps {
@@ -80,6 +82,10 @@ export interface SessionDeps {
    * Hello lists the `mhl` feature and MhlGeneration is answered with MhlStored (SPEC §3.11).
    */
   mhl?: (agentId: string, g: MessageOf<'mhl-generation'>) => Promise<void>;
+  /** The Chunk bytes all sessions may hold unwritten (memory-budget.ts); past it this socket is not read. */
+  budget?: MemoryBudget;
+  /** Commit slots shared round-robin between sessions (fair-scheduler.ts); absent: none. */
+  scheduler?: FairScheduler;
 }
 
 export type SessionState =
@@ -146,6 +152,14 @@ export class LinkSession {
   #lastReceived: number;
   #lastSent: number;
   #timers: NodeJS.Timeout[] = [];
+  /** The socket as the receive budget pauses it; a paused socket is quiet by our doing, not a dead link. */
+  readonly #reader: BudgetReader = {
+    pause: () => this.#ws.pause(),
+    resume: () => {
+      this.#lastReceived = this.#d.now();
+      this.#ws.resume();
+    },
+  };
   #closedResolve!: () => void;
   readonly closed: Promise<void> = new Promise((r) => {
     this.#closedResolve = r;
@@ -166,7 +180,8 @@ export class LinkSession {
         sessionId: this.sessionId,
         catalogue: deps.catalogue,
         staging: deps.staging,
-        committer: deps.committer,
+        committer:
+          deps.scheduler === undefined ? deps.committer : fairCommitter(deps.committer, deps.scheduler, this.sessionId),
         windowBytes: deps.windowBytes,
         now: deps.now,
       },
@@ -259,7 +274,7 @@ export class LinkSession {
 
   #heartbeat(): void {
     const now = this.#d.now();
-    if (now - this.#lastReceived >= this.#d.deadLinkMs) {
+    if (now - this.#lastReceived >= this.#d.deadLinkMs && this.#d.budget?.isPaused(this.#reader) !== true) {
       this.#log.warn({ code: PROTO_CODES.timeout }, 'dead link: nothing received, closing');
       this.#ws.terminate();
       return;
@@ -346,8 +361,14 @@ export class LinkSession {
       return;
     }
     if (msg.t === 'pong') return;
+    // A Chunk's bytes count against the receive budget from now until its turn in the queue is over.
+    const held = msg.t === 'chunk' ? msg.data.byteLength : 0;
+    if (held > 0) this.#d.budget?.take(this.#reader, held);
     this.#queue = this.#queue
       .then(() => this.#handle(msg))
+      .finally(() => {
+        if (held > 0) this.#d.budget?.release(held);
+      })
       .catch((err: unknown) => {
         this.#fail(
           err instanceof CodedError
@@ -515,6 +536,7 @@ export class LinkSession {
     this.#files.linkLost();
     for (const t of this.#timers) clearTimeout(t);
     await this.#queue.catch(() => undefined);
+    this.#d.budget?.forget(this.#reader);
     await this.#files.close();
     if (this.#agentId !== undefined) {
       // Last seen now, with what it still had to send (the alert on laptops gone quiet reads it).

@@ -1,0 +1,215 @@
+/**
+ * Many agents at once (studiod/src/link/fair-scheduler.ts, memory-budget.ts): a real LinkServer
+ * over real TLS sockets, real Staging, Committer and LevelDB Catalogue in temp dirs; the agents
+ * are raw protocol clients (test/lib/studio-wire.ts). One seam: the Committer is the real one with
+ * a hold in front of its commit (`HeldCommitter`), so the test decides when commits may run and
+ * sees every session queue up first, instead of racing the disks.
+ */
+import t, { type Test } from 'tap';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  authPayload,
+  createLogger,
+  hashBytes,
+  signAuth,
+  MAGIC,
+  PROTOCOL_VERSION,
+  type MessageOf,
+} from '@studio321/protocol';
+import { Catalogue } from '@studio321/studiod';
+import { checkTarget, Committer, Staging, type CommitInput } from '@studio321/studiod/commit';
+import { LinkServer, loadOrCreateTlsIdentity } from '@studio321/studiod/link';
+import { localTargets, sha256Hex, waitFor } from '../../lib/studio-harness.js';
+import { WireClient } from '../../lib/studio-wire.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const MTIME = Date.UTC(2026, 10, 26);
+
+/** The real Committer; each commit first waits until the test opens the hold. */
+class HeldCommitter extends Committer {
+  #open!: () => void;
+  readonly opened = new Promise<void>((r) => {
+    this.#open = r;
+  });
+  open(): void {
+    this.#open();
+  }
+  override async commit(input: CommitInput): ReturnType<Committer['commit']> {
+    await this.opened;
+    return super.commit(input);
+  }
+}
+
+async function studio(t: Test, opts: { commitSlots?: number; receiveBudgetBytes?: number }) {
+  const dir = t.testdir({ mirror: {}, raid: {}, tls: {} });
+  const targets = localTargets(dir);
+  const catalogue = new Catalogue(join(dir, 'catalogue'));
+  await catalogue.open();
+  t.teardown(() => catalogue.close());
+  const staging = new Staging(targets.mirror.root, () =>
+    checkTarget('mirror', targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0),
+  );
+  const committer = new HeldCommitter({ catalogue, targets });
+  const tls = await loadOrCreateTlsIdentity(join(dir, 'tls', 'key.pem'), join(dir, 'tls', 'cert.pem'), {
+    pairedAgents: 0,
+  });
+  const server = new LinkServer({
+    host: '127.0.0.1',
+    port: 0,
+    tls,
+    windowBytes: 16 * MiB,
+    catalogue,
+    staging,
+    committer,
+    log: createLogger({ name: 'fair-receive-test', level: 'silent' }),
+    software: 'test',
+    preAuth: { maxTotal: 64, maxPerAddress: 64, deadlineMs: 15_000 },
+    pairing: { maxRefusals: 5, maxRefusalsTotal: 50, lockoutMs: 60_000 },
+    ...opts,
+  });
+  const port = await server.open();
+  t.teardown(() => server.close());
+  return { server, committer, catalogue, targets, url: `wss://127.0.0.1:${port}/v1` };
+}
+
+/** A paired agent (its record in the catalogue) with an authenticated session. */
+async function agent(s: Awaited<ReturnType<typeof studio>>, n: number): Promise<WireClient> {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const agentId = `agt_${n.toString().padStart(16, '0')}`;
+  const code = `CODE${n}`;
+  await s.catalogue.putPairingCode({ code, createdAt: 0, expiresAt: Date.now() + 60_000 });
+  await s.catalogue.pairAgent(code, Date.now(), {
+    agentId,
+    name: `agent-${n}`,
+    publicKey: publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+    pairedAt: Date.now(),
+  });
+  const c = new WireClient(s.url);
+  await new Promise<void>((resolve, reject) => {
+    c.ws.once('open', () => resolve());
+    c.ws.once('error', reject);
+  });
+  c.send({ t: 'hello', magic: MAGIC, version: PROTOCOL_VERSION, role: 'agent', software: 'test/0' });
+  const ch = await c.next('auth-challenge');
+  const payload = authPayload({ nonce: ch.nonce, sessionId: ch.sessionId, studioFingerprint: c.fingerprint, agentId });
+  c.send({ t: 'auth-proof', agentId, signature: signAuth(privateKey, payload) });
+  await c.next('auth-accepted');
+  return c;
+}
+
+interface File {
+  bytes: Buffer;
+  hash: string;
+  path: string;
+}
+
+function files(agentNo: number, count: number, size: number): File[] {
+  return Array.from({ length: count }, (_, i) => {
+    const bytes = randomBytes(size);
+    return { bytes, hash: hashBytes(bytes), path: `DCIM/100/A${agentNo}_${i}.JPG` };
+  });
+}
+
+/** Offer `fs`, wait for the Want, then send every file (chunks of `chunk` bytes, FileEnd). */
+async function send(c: WireClient, fs: File[], chunk: number): Promise<void> {
+  c.send({
+    t: 'offer',
+    batchId: 'b1',
+    files: fs.map((f) => ({
+      hash: f.hash,
+      size: f.bytes.length,
+      names: [{ shoot: 'shoot', card: 'card', path: f.path, mtime: MTIME }],
+      copies: [],
+    })),
+  });
+  const want = await c.next('want');
+  if (want.wants.length !== fs.length) throw new Error(`wanted ${want.wants.length} of ${fs.length}`);
+  for (const f of fs) {
+    for (let off = 0; off < f.bytes.length; off += chunk)
+      c.send({ t: 'chunk', hash: f.hash, offset: off, data: f.bytes.subarray(off, off + chunk) });
+    c.send({ t: 'file-end', hash: f.hash, size: f.bytes.length });
+  }
+}
+
+/** Every file got its Receipt, and both copies hold exactly its bytes. */
+async function assertCommitted(t: Test, s: Awaited<ReturnType<typeof studio>>, c: WireClient, fs: File[]) {
+  const receipts: Array<MessageOf<'receipt'>> = [];
+  for (const _ of fs) receipts.push(await c.next('receipt', 20_000));
+  t.same(receipts.map((r) => r.hash).sort(), fs.map((f) => f.hash).sort(), 'a Receipt for every file');
+  t.equal(c.received.filter((m) => m.t === 'nack' || m.t === 'error').length, 0, 'no Nack, no Error');
+  for (const r of receipts) {
+    const f = fs.find((x) => x.hash === r.hash) as File;
+    for (const copy of r.copies) {
+      const root = s.targets[copy.target as 'mirror' | 'raid'].root;
+      t.equal(sha256Hex(await readFile(join(root, copy.path))), sha256Hex(f.bytes), `${copy.target} ${f.path}`);
+    }
+  }
+}
+
+t.test('commits are served round-robin: every session has its first file committed before any its fifth', async (t) => {
+  const N = 6;
+  const PER = 5;
+  const s = await studio(t, { commitSlots: 2 });
+  const clients = await Promise.all(Array.from({ length: N }, (_, i) => agent(s, i)));
+  t.teardown(() => {
+    for (const c of clients) c.close();
+  });
+  const sets = clients.map((_, i) => files(i, PER, 4 * KiB + i));
+  // Session by session, all of one before the next: first come, first served would commit
+  // the first session's five files before the last session's first.
+  for (let i = 0; i < N; i++) await send(clients[i] as WireClient, sets[i] as File[], 64 * KiB);
+  const sched = s.server.scheduler;
+  await waitFor(() => sched.inFlight + sched.waiting === N * PER, 'every commit asked for its slot');
+  t.ok(sched.inFlight <= 2 + N, `at most the slots plus one per session in flight (${sched.inFlight})`);
+  s.committer.open();
+  for (let i = 0; i < N; i++) await assertCommitted(t, s, clients[i] as WireClient, sets[i] as File[]);
+  const order = sched.grants.slice(-N * PER);
+  const nth = (session: string, k: number): number => {
+    let seen = 0;
+    return order.findIndex((g) => g === session && ++seen === k);
+  };
+  const sessions = [...new Set(order)];
+  t.equal(sessions.length, N, 'one lane per session');
+  const lastFirst = Math.max(...sessions.map((x) => nth(x, 1)));
+  const earliestFifth = Math.min(...sessions.map((x) => nth(x, 5)));
+  t.ok(lastFirst < earliestFifth, `every first (last at ${lastFirst}) before any fifth (first at ${earliestFifth})`);
+  // Round-robin: between two turns of one session, every other waiting session had one.
+  const counts = new Map<string, number>();
+  let spread = 0;
+  for (const g of order) {
+    counts.set(g, (counts.get(g) ?? 0) + 1);
+    const c = [...counts.values()];
+    spread = Math.max(spread, Math.max(...c) - Math.min(...c, ...(counts.size < N ? [0] : [])));
+  }
+  t.ok(spread <= 2, `no session more than two commits ahead of another (spread ${spread})`);
+  t.equal(sched.inFlight + sched.waiting, 0, 'every slot given back');
+});
+
+t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost or reordered', async (t) => {
+  const N = 3;
+  const BUDGET = 512 * KiB;
+  const CHUNK = 64 * KiB;
+  const s = await studio(t, { receiveBudgetBytes: BUDGET });
+  const clients = await Promise.all(Array.from({ length: N }, (_, i) => agent(s, 10 + i)));
+  t.teardown(() => {
+    for (const c of clients) c.close();
+  });
+  // 5 MiB each: more than a streamed commit queues (4 MiB), so with commits held, chunks pile up.
+  const sets = clients.map((_, i) => files(10 + i, 1, 5 * MiB + i * 4099));
+  await Promise.all(clients.map((c, i) => send(c, sets[i] as File[], CHUNK)));
+  const budget = s.server.budget;
+  await waitFor(() => budget.pausedCount > 0 && budget.held >= BUDGET, 'a socket paused at the budget');
+  const heldWhilePaused = budget.held;
+  s.committer.open();
+  for (let i = 0; i < N; i++) await assertCommitted(t, s, clients[i] as WireClient, sets[i] as File[]);
+  t.ok(budget.pauses > 0, `reading was paused (${budget.pauses} times)`);
+  // Past the budget a socket is paused; what ws had already read from it (one TLS read) still arrives.
+  const slack = N * (CHUNK + 64 * KiB);
+  t.ok(budget.maxHeld <= BUDGET + slack, `held at most ${budget.maxHeld} (budget ${BUDGET} + ${slack})`);
+  t.ok(heldWhilePaused <= BUDGET + slack, `held while paused ${heldWhilePaused}`);
+  t.equal(budget.held, 0, 'every byte released');
+  t.equal(budget.pausedCount, 0, 'every socket resumed');
+});
