@@ -2,6 +2,7 @@
  * `npm run bench:scale` — shoots of many small files, and many agents at once.
  *
  *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--dir DIR] [--keep]
+ *                                    [--sync-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR']
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -19,6 +20,8 @@
  *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
  *     (from studiod's log) vs the lone agent's, studiod peak RSS and its RSS once idle again.
+ * `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
+ * alone; `--studiod-node-args`: node options for the studiod child of step 3 (a CPU profile).
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
@@ -40,12 +43,16 @@ const { values } = parseArgs({
     'agent-files': { type: 'string', default: '2000' },
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'sync-only': { type: 'boolean', default: false },
+    'studiod-node-args': { type: 'string', default: '' },
   },
 });
 const FILES = Number(values.files);
 const RUNS = Math.max(1, Number(values.runs));
 const AGENTS = Number(values.agents);
 const AGENT_FILES = Number(values['agent-files']);
+const SYNC_ONLY = values['sync-only'] === true;
+const STUDIOD_NODE_ARGS = (values['studiod-node-args'] ?? '').split(' ').filter((a) => a !== '');
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -163,8 +170,10 @@ class Studio {
   readonly sessions = new Map<string, string>();
   #child: ReturnType<typeof spawn> | undefined;
   #port = 0;
-  constructor(dir: string) {
+  readonly #nodeArgs: readonly string[];
+  constructor(dir: string, nodeArgs: readonly string[] = []) {
     this.dir = dir;
+    this.#nodeArgs = nodeArgs;
   }
   get pid(): number {
     return this.#child?.pid ?? 0;
@@ -185,9 +194,13 @@ class Studio {
     await mkdir(cfg.targets.mirror.root, { recursive: true });
     await mkdir(cfg.targets.raid.root, { recursive: true });
     await writeFile(join(this.dir, 'studiod.json'), JSON.stringify(cfg));
-    const child = spawn(process.execPath, [BINS.studiod, '--config', join(this.dir, 'studiod.json')], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...this.#nodeArgs, BINS.studiod, '--config', join(this.dir, 'studiod.json')],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     this.#child = child;
     let rest = '';
     this.#port = await new Promise<number>((resolve, reject) => {
@@ -239,11 +252,11 @@ async function main(): Promise<void> {
     // 1. ingest vs the fsync-each-file copy
     const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
     let lastData = '';
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < (SYNC_ONLY ? 1 : RUNS); i++) {
       const l = load();
       const dst = join(base, `copy-${i}`);
       const data = join(base, `agent-${i}`);
-      const baseOnce = async (): Promise<number> => fsyncEachCopy(card, paths, dst);
+      const baseOnce = async (): Promise<number> => (SYNC_ONLY ? Number.NaN : fsyncEachCopy(card, paths, dst));
       let bMs: number;
       let ag: Usage;
       if (i % 2 === 0) {
@@ -281,21 +294,21 @@ async function main(): Promise<void> {
 
     // 2. status
     const st: Usage[] = [];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < (SYNC_ONLY ? 0 : 5); i++) {
       const r = await agent(['status', '--data-dir', lastData, '--json']);
       if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
       st.push(r);
     }
     out['status'] = {
-      medianMs: +median(st.map((r) => r.ms)).toFixed(0),
-      peakRssMiB: +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
+      medianMs: st.length === 0 ? Number.NaN : +median(st.map((r) => r.ms)).toFixed(0),
+      peakRssMiB: st.length === 0 ? Number.NaN : +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
       load: load(),
     };
     log(`status --json: ${JSON.stringify(out['status'])}`);
 
     // 3. sync of the card to studiod
     {
-      const studio = new Studio(join(base, 'studio'));
+      const studio = new Studio(join(base, 'studio'), STUDIOD_NODE_ARGS);
       await studio.start();
       try {
         await studio.pair(lastData, 'bench');
