@@ -25,6 +25,7 @@
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -205,7 +206,10 @@ class Studio {
     let rest = '';
     this.#port = await new Promise<number>((resolve, reject) => {
       child.on('exit', (code) => reject(new Error(`studiod exited ${code}`)));
+      const logFile = createWriteStream(join(this.dir, 'studiod.log'));
+      child.on('exit', () => logFile.end());
       child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        logFile.write(d);
         const lines = (rest + d).split('\n');
         rest = lines.pop() ?? '';
         for (const l of lines) {
@@ -330,7 +334,7 @@ async function main(): Promise<void> {
       }
     }
     await rm(lastData, { recursive: true, force: true });
-    await rm(join(base, 'studio'), { recursive: true, force: true });
+    if (values.keep !== true) await rm(join(base, 'studio'), { recursive: true, force: true });
 
     // 4. many agents at once
     if (AGENTS >= 2) {

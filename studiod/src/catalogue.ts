@@ -383,6 +383,11 @@ export class Catalogue {
     return this.#write(fn);
   }
 
+  /** The catalogue records copies on archive target `target` (counters() without its copy). */
+  hasCopiesOn(target: string): boolean {
+    return (this.#counters.copies[target]?.count ?? 0) > 0;
+  }
+
   counters(): CatalogueCounters {
     return structuredClone(this.#counters);
   }
@@ -467,6 +472,7 @@ export class Catalogue {
     // Records of this group not yet in the database: an asset or copy put twice in one group counts once.
     const created = new Set<string>();
     const copiesPut = new Set<string>();
+    const copiesAfter = new Map<string, CopyRecord[]>();
     for (const item of items) {
       if ('intent' in item) {
         ops.push({ type: 'put', key: P.intent + item.intent.hash, value: item.intent as unknown as Json });
@@ -494,7 +500,8 @@ export class Catalogue {
       ops.push({ type: 'del', key: P.intent + hash });
       for (const op of rec.extra ?? []) extra.push(op);
       if (this.#hooks.length > 0) {
-        const before = await this.copiesOf(hash);
+        const before = copiesAfter.get(hash) ?? (await this.copiesOf(hash));
+        copiesAfter.set(hash, Catalogue.#mergeCopies(before, rec.copies));
         changes.push({
           hash,
           asset: existing ?? rec.asset,

@@ -220,10 +220,9 @@ export class Committer {
 
   /** Check both targets; throws STUDIO_TARGET_MISSING / _FULL / _IO. */
   async checkTargets(): Promise<void> {
-    const counters = this.#catalogue.counters();
     for (const t of LOCAL_TARGETS) {
       try {
-        await checkTarget(t, this.#targets[t], (counters.copies[t]?.count ?? 0) > 0, this.#now);
+        await checkTarget(t, this.#targets[t], this.#catalogue.hasCopiesOn(t), this.#now);
       } catch (err) {
         await Promise.resolve(this.#onTargetCheck?.(t, err)).catch(() => undefined);
         throw err;
