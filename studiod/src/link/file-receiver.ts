@@ -81,6 +81,12 @@ interface LiveCommit {
   result: Promise<{ receipt: ReceiptMessage } | { err: unknown }>;
 }
 
+/**
+ * Files past FileEnd not yet committed, at most (their fsyncs overlap and their commits reach the
+ * catalogue's group commit together; beyond, the session's next frames wait).
+ */
+const MAX_COMMITTING = 64;
+
 /** Offered files looked up (catalogue, staging) at once while an Offer is answered. */
 const OFFER_LOOKUPS = 16;
 
@@ -109,6 +115,9 @@ export class FileReceiver {
   /** Files Nacked mid-transfer (staging full or failing): their remaining Chunks and FileEnd are dropped. */
   #refused = new Set<string>();
   #commitChain: Promise<void> = Promise.resolve();
+  /** Files past FileEnd whose commit has not ended; the frame queue waits while MAX_COMMITTING do. */
+  #committing = 0;
+  #roomToCommit: (() => void) | undefined;
   /** Chunk bytes received and not yet acknowledged (window accounting). */
   #inFlight = 0;
   #bytesReceived = 0;
@@ -396,9 +405,23 @@ export class FileReceiver {
     // The frame queue goes on with the next file while this one's last bytes are fsynced:
     // small files' fsyncs overlap, and their commits reach the catalogue's group commit together.
     const handedOff = this.#handOff(w);
+    this.#committing++;
     this.#commitChain = this.#commitChain.then(async () => {
-      if (await handedOff) await this.#commit(w);
+      try {
+        if (await handedOff) await this.#commit(w);
+      } finally {
+        this.#committing--;
+        this.#roomToCommit?.();
+      }
     });
+    // Memory stays bounded: at most MAX_COMMITTING files past FileEnd wait for their commit (each
+    // holds its staged file, its streamed commit and its buffers); the next frames wait meanwhile.
+    while (this.#committing >= MAX_COMMITTING) {
+      await new Promise<void>((resolve) => {
+        this.#roomToCommit = resolve;
+      });
+      this.#roomToCommit = undefined;
+    }
   }
 
   /**
