@@ -303,24 +303,29 @@ export class FileReceiver {
     this.#bytesReceived += msg.data.byteLength;
     // After staging (the resume point), the same bytes go to the streamed commit; waits while it is behind.
     if (w.live !== undefined && this.#state === 'receiving') await w.live.chunks.push(msg.data);
-    if (w.staged.complete) {
-      // The last bytes' fsync and Ack come with the FileEnd, off the frame queue (#handOff).
-    } else if (w.syncing === undefined && w.staged.written - w.acked >= this.#o.windowBytes / 4) {
-      // fsync in the background while the next chunks are written: the Ack (sent after the
-      // fsync) covers only bytes written before it started. At most one fsync per file in flight.
-      w.syncing = this.#ack(w).then(
-        () => {
-          w.syncing = undefined;
-        },
-        (err: unknown) => {
-          w.syncing = undefined;
-          this.#link.fail(
-            err instanceof CodedError
-              ? err
-              : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Staging fsync failed.', { cause: err }),
-          );
-        },
-      );
+    const fsyncNow =
+      w.staged.complete || (w.syncing === undefined && w.staged.written - w.acked >= this.#o.windowBytes / 4);
+    if (fsyncNow) {
+      // fsync in the background while the next frames are handled: the Ack (sent after the fsync)
+      // covers only bytes written before it started. The last chunk's fsync follows any still in
+      // flight; FileEnd (#handOff) waits for it, the frame queue does not, so the fsyncs of
+      // consecutive small files overlap.
+      const mine: Promise<void> = (w.syncing ?? Promise.resolve())
+        .then(() => this.#ack(w))
+        .then(
+          () => {
+            if (w.syncing === mine) w.syncing = undefined;
+          },
+          (err: unknown) => {
+            if (w.syncing === mine) w.syncing = undefined;
+            this.#link.fail(
+              err instanceof CodedError
+                ? err
+                : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Staging fsync failed.', { cause: err }),
+            );
+          },
+        );
+      w.syncing = mine;
     }
   }
 
