@@ -3,6 +3,7 @@
  *
  *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--no-sync] [--dir DIR] [--keep]
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
+ *                                    [--sync-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR']
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -27,9 +28,12 @@
  *     `studioctl verify` and the scrub run) in this process over a fresh catalogue of N small
  *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
  *     assets/s, MB/s and CPU-ms per asset. `--verify-only` runs only this step.
+ * `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
+ * alone; `--studiod-node-args`: node options for the studiod child of step 3 (a CPU profile).
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -54,6 +58,8 @@ const { values } = parseArgs({
     'verify-only': { type: 'boolean', default: false },
     'verify-files': { type: 'string', default: '0' },
     'verify-large': { type: 'string', default: '0' },
+    'sync-only': { type: 'boolean', default: false },
+    'studiod-node-args': { type: 'string', default: '' },
   },
 });
 const FILES = Number(values.files);
@@ -62,6 +68,8 @@ const AGENTS = Number(values.agents);
 const AGENT_FILES = Number(values['agent-files']);
 const VERIFY_FILES = Number(values['verify-files']);
 const VERIFY_LARGE = Number(values['verify-large']);
+const SYNC_ONLY = values['sync-only'] === true;
+const STUDIOD_NODE_ARGS = (values['studiod-node-args'] ?? '').split(' ').filter((a) => a !== '');
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -181,8 +189,10 @@ class Studio {
   readonly authAt = new Map<string, number>();
   #child: ReturnType<typeof spawn> | undefined;
   #port = 0;
-  constructor(dir: string) {
+  readonly #nodeArgs: readonly string[];
+  constructor(dir: string, nodeArgs: readonly string[] = []) {
     this.dir = dir;
+    this.#nodeArgs = nodeArgs;
   }
   get pid(): number {
     return this.#child?.pid ?? 0;
@@ -203,14 +213,21 @@ class Studio {
     await mkdir(cfg.targets.mirror.root, { recursive: true });
     await mkdir(cfg.targets.raid.root, { recursive: true });
     await writeFile(join(this.dir, 'studiod.json'), JSON.stringify(cfg));
-    const child = spawn(process.execPath, [BINS.studiod, '--config', join(this.dir, 'studiod.json')], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...this.#nodeArgs, BINS.studiod, '--config', join(this.dir, 'studiod.json')],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     this.#child = child;
     let rest = '';
     this.#port = await new Promise<number>((resolve, reject) => {
       child.on('exit', (code) => reject(new Error(`studiod exited ${code}`)));
+      const logFile = createWriteStream(join(this.dir, 'studiod.log'));
+      child.on('exit', () => logFile.end());
       child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        logFile.write(d);
         const lines = (rest + d).split('\n');
         rest = lines.pop() ?? '';
         for (const l of lines) {
@@ -340,11 +357,11 @@ async function main(): Promise<void> {
     // 1. ingest vs the fsync-each-file copy
     const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
     let lastData = '';
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < (SYNC_ONLY ? 1 : RUNS); i++) {
       const l = load();
       const dst = join(base, `copy-${i}`);
       const data = join(base, `agent-${i}`);
-      const baseOnce = async (): Promise<number> => fsyncEachCopy(card, paths, dst);
+      const baseOnce = async (): Promise<number> => (SYNC_ONLY ? Number.NaN : fsyncEachCopy(card, paths, dst));
       let bMs: number;
       let ag: Usage;
       if (i % 2 === 0) {
@@ -382,21 +399,21 @@ async function main(): Promise<void> {
 
     // 2. status
     const st: Usage[] = [];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < (SYNC_ONLY ? 0 : 5); i++) {
       const r = await agent(['status', '--data-dir', lastData, '--json']);
       if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
       st.push(r);
     }
     out['status'] = {
-      medianMs: +median(st.map((r) => r.ms)).toFixed(0),
-      peakRssMiB: +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
+      medianMs: st.length === 0 ? Number.NaN : +median(st.map((r) => r.ms)).toFixed(0),
+      peakRssMiB: st.length === 0 ? Number.NaN : +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
       load: load(),
     };
     log(`status --json: ${JSON.stringify(out['status'])}`);
 
     // 3. sync of the card to studiod
     if (values['no-sync'] !== true) {
-      const studio = new Studio(join(base, 'studio'));
+      const studio = new Studio(join(base, 'studio'), STUDIOD_NODE_ARGS);
       await studio.start();
       try {
         await studio.pair(lastData, 'bench');
@@ -418,7 +435,7 @@ async function main(): Promise<void> {
       }
     }
     await rm(lastData, { recursive: true, force: true });
-    await rm(join(base, 'studio'), { recursive: true, force: true });
+    if (values.keep !== true) await rm(join(base, 'studio'), { recursive: true, force: true });
 
     // 4. many agents at once
     if (AGENTS >= 2) {

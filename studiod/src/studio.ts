@@ -227,7 +227,7 @@ export class Studio {
     this.#staging = new Staging(
       c.targets.mirror.root,
       async () => {
-        await checkTarget('mirror', c.targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0, this.#now);
+        await checkTarget('mirror', c.targets.mirror, catalogue.hasCopiesOn('mirror'), this.#now);
       },
       { perSession: c.staging.maxFilesPerSession, total: c.staging.maxFiles },
     );

@@ -30,8 +30,9 @@
  * Meanwhile the studio's messages arrive as events (`#onMessage`):
  *  - Want: resolves step 2 (for the batch waiting for it);
  *  - Ack: releases the file's bytes below its offset from the window;
- *  - Receipt: recorded durably through the queue (`recordStudioReceipt`,
- *    sync: true), one after another, and only then counted (§3.6);
+ *  - Receipt: recorded durably through the queue (`recordStudioReceipts`,
+ *    sync: true; those that came together in one batch), in order, and only
+ *    then counted (§3.6);
  *  - Nack: releases all the file's bytes and is reported with its code and
  *    retryable flag; after PROTO_HASH_MISMATCH or PROTO_SIZE_MISMATCH the laptop
  *    copy is re-read first (`checkStoreCopy`), and a damaged one is reported as
@@ -64,6 +65,7 @@ import {
   type ProgressTracker,
   utcDay,
 } from '@studio321/protocol';
+import { GroupCommit } from '@studio321/protocol/durable';
 import { hasVerifiedCopy, type PendingAsset, type StudioReceipt } from '../state/agent-state.js';
 import { storeCopyDamagedError, type SyncQueue } from '../state/store-copy.js';
 import { LINK_CODES, LinkError } from './errors.js';
@@ -251,7 +253,12 @@ export class SyncPass {
 
   // The end.
   #failure: CodedError | undefined;
-  /** Receipts are recorded one after another, in the order they came. */
+  /**
+   * Receipts are recorded in the order they came, durable before they count: those that came
+   * while a batch was being written go together in the next one (a group commit).
+   */
+  readonly #receipts: GroupCommit<StudioReceipt>;
+  /** The last receipt's recording (never rejects). */
   #recording: Promise<void> = Promise.resolve();
   /** Laptop copies re-read after a hash or size mismatch, one after another. */
   #checking: Promise<void> = Promise.resolve();
@@ -271,6 +278,10 @@ export class SyncPass {
     this.#signal = opts.signal;
     this.#progress = opts.progress;
     this.result = opts.stats ?? emptySyncResult();
+    this.#receipts = new GroupCommit<StudioReceipt>(async (rs) => {
+      if (queue.recordStudioReceipts !== undefined) await queue.recordStudioReceipts(rs);
+      else for (const r of rs) await queue.recordStudioReceipt(r);
+    });
     this.#window = link.window;
     this.#stopped = new Promise<void>((resolve) => {
       this.#stop = resolve;
@@ -562,15 +573,16 @@ export class SyncPass {
 
   /** Receipt: recorded durably through the queue, and only then counted (SPEC §3.6). */
   #onReceiptMessage(m: MessageOf<'receipt'>): void {
-    this.#recording = this.#recording
-      .then(async () => {
-        await this.#queue.recordStudioReceipt(toReceipt(m)); // durable before it counts
+    const recorded = this.#receipts.commit(toReceipt(m)).then(
+      () => {
         this.#receipted.add(m.hash);
         this.result.receipts++;
         this.#onReceipt?.(m.hash);
         this.#settle(m.hash);
-      })
-      .catch((err: unknown) => this.#fail(incomplete(`Recording the studio receipt of ${m.hash}`, err)));
+      },
+      (err: unknown) => this.#fail(incomplete(`Recording the studio receipt of ${m.hash}`, err)),
+    );
+    this.#recording = this.#recording.then(() => recorded);
   }
 
   /** Nack: all the file's bytes leave the window; reported, after a re-read of the laptop copy on a mismatch. */

@@ -797,21 +797,32 @@ export class AgentState {
 
   /** The studio committed the asset: written with sync before anything acts on it. */
   recordStudioReceipt(r: StudioReceipt): Promise<void> {
+    return this.recordStudioReceipts([r]);
+  }
+
+  /** recordStudioReceipt of several receipts in ONE synced batch (the sync pass's receipts that came together). */
+  recordStudioReceipts(receipts: readonly StudioReceipt[]): Promise<void> {
     return this.#exclusive(async () => {
-      const asset = await this.getAsset(r.blake3);
-      if (asset === undefined || asset.size !== r.size) {
-        throw new TypeError(`recordStudioReceipt: no asset ${r.blake3} of ${r.size} bytes here`);
+      const ops: Op[] = [];
+      // A receipt of an asset already receipted in this batch builds on that record.
+      const updatedHere = new Map<string, AssetRecord>();
+      for (const r of receipts) {
+        const asset = updatedHere.get(r.blake3) ?? (await this.getAsset(r.blake3));
+        if (asset === undefined || asset.size !== r.size) {
+          throw new TypeError(`recordStudioReceipt: no asset ${r.blake3} of ${r.size} bytes here`);
+        }
+        const byTarget = new Map((asset.studio?.copies ?? []).map((c) => [c.target, c]));
+        for (const c of r.copies) byTarget.set(c.target, c);
+        const { queueSeq, ...rest } = asset;
+        const updated: AssetRecord = {
+          ...rest,
+          studio: { committedAt: asset.studio?.committedAt ?? r.committedAt, copies: [...byTarget.values()] },
+        };
+        updatedHere.set(r.blake3, updated);
+        ops.push({ type: 'put', key: keys.asset(r.blake3), value: updated });
+        if (queueSeq !== undefined) ops.push({ type: 'del', key: keys.queue(queueSeq) });
       }
-      const byTarget = new Map((asset.studio?.copies ?? []).map((c) => [c.target, c]));
-      for (const c of r.copies) byTarget.set(c.target, c);
-      const { queueSeq, ...rest } = asset;
-      const updated: AssetRecord = {
-        ...rest,
-        studio: { committedAt: asset.studio?.committedAt ?? r.committedAt, copies: [...byTarget.values()] },
-      };
-      const ops: Op[] = [{ type: 'put', key: keys.asset(r.blake3), value: updated }];
-      if (queueSeq !== undefined) ops.push({ type: 'del', key: keys.queue(queueSeq) });
-      await this.#write(ops, 'recording a studio receipt');
+      if (ops.length > 0) await this.#write(ops, 'recording a studio receipt');
     });
   }
 

@@ -98,6 +98,8 @@ export async function checkStoreCopy(
 export interface SyncQueue {
   pendingForStudio(limit: number, after?: string): Promise<PendingAsset[]>;
   recordStudioReceipt(r: StudioReceipt): Promise<void>;
+  /** Several receipts in one synced batch (the sync pass records the receipts that came together so). */
+  recordStudioReceipts?(rs: readonly StudioReceipt[]): Promise<void>;
   /**
    * Re-reads the laptop copy of `blake3` after the studio refused its bytes or it could not be
    * read: damaged → recorded so (no longer a copy, no longer offered) and returned; else undefined.
@@ -115,6 +117,7 @@ export function syncQueueOf(state: AgentState, log?: Logger): SyncQueue {
   return {
     pendingForStudio: (limit, after) => state.pendingForStudio(limit, after),
     recordStudioReceipt: (r) => state.recordStudioReceipt(r),
+    recordStudioReceipts: (rs) => state.recordStudioReceipts(rs),
     depth: () => state.queueDepth(),
     mhlOutbox: () => state.mhlOutbox(),
     mhlGenerationSent: (e) => state.mhlGenerationSent(e),

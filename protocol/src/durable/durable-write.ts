@@ -68,7 +68,7 @@ export interface DurableWriteOptions {
   /**
    * Default true: step 9 fsyncs every target directory. False: the caller does, before it
    * counts any copy (a group commit: one directory fsync for many files that finished
-   * together, agent/src/offload/group-commit.ts); until then a power cut may lose the names.
+   * together, group-commit.ts); until then a power cut may lose the names.
    */
   fsyncDir?: boolean;
   /** Mode of new files (default 0o644). */
@@ -696,7 +696,13 @@ export async function placeVerified(
   path: string,
   target: DurableTarget,
   ref: { size: number; blake3: string },
-  opts: { fs?: DurableFs; signal?: AbortSignal; hashEngine?: HashEngine } = {},
+  opts: {
+    fs?: DurableFs;
+    signal?: AbortSignal;
+    hashEngine?: HashEngine;
+    /** As in durableWrite: false leaves step 9 to the caller's group commit (group-commit.ts). */
+    fsyncDir?: boolean;
+  } = {},
 ): Promise<{ path: string; reused: boolean }> {
   // 1. check
   checkTargetName(target.name);
@@ -713,7 +719,7 @@ export async function placeVerified(
     opts.signal,
     resolveHashEngine(opts.hashEngine),
   );
-  // 9. fsyncDir
-  await fsyncTargetDir(target.dir, fs);
+  // 9. fsyncDir (or the caller's group commit)
+  if (opts.fsyncDir !== false) await fsyncTargetDir(target.dir, fs);
   return { path: finalPath, reused };
 }

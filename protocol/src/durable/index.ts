@@ -3,6 +3,7 @@
  * read-back verifier. No wire code here.
  */
 export { durableWrite, fsyncTargetDir, placeVerified } from './durable-write.js';
+export { GroupCommit } from './group-commit.js';
 export { createReadBack } from './read-back-lane.js';
 export type { ReadBack } from './read-back-lane.js';
 export type {

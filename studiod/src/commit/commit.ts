@@ -21,7 +21,10 @@
  *      is a damaged copy of it: `onDamagedCopy` moves it into the quarantine
  *      (recovery/quarantine.ts) and the same name is tried once more
  *   5. ONE catalogue batch, `sync: true`: asset, names, the two copies, agent
- *      copies, stored-path index, counters
+ *      copies, stored-path index, counters — after an fsync of both final folders
+ *      (steps 3 and 4 leave it to this step). Commits that reach step 5 together (and
+ *      step 2's intents) share the folders' fsyncs and the batch: the catalogue's
+ *      group commit (protocol/src/durable/group-commit.ts)
  *   6. only then the Receipt is returned (the caller sends it), and the staged
  *      file's name is removed; `onCommitted` (the cloud forwarder's enqueue) is called.
  */
@@ -217,10 +220,9 @@ export class Committer {
 
   /** Check both targets; throws STUDIO_TARGET_MISSING / _FULL / _IO. */
   async checkTargets(): Promise<void> {
-    const counters = this.#catalogue.counters();
     for (const t of LOCAL_TARGETS) {
       try {
-        await checkTarget(t, this.#targets[t], (counters.copies[t]?.count ?? 0) > 0, this.#now);
+        await checkTarget(t, this.#targets[t], this.#catalogue.hasCopiesOn(t), this.#now);
       } catch (err) {
         await Promise.resolve(this.#onTargetCheck?.(t, err)).catch(() => undefined);
         throw err;
@@ -284,6 +286,7 @@ export class Committer {
             targets: [{ dir: raidDir, name }],
             expected,
             hashSource: false,
+            fsyncDir: false, // step 5's group commit fsyncs the folder, once for the commits of its group
             ...(signal === undefined ? {} : { signal }),
           });
         } catch (err) {
@@ -320,7 +323,7 @@ export class Committer {
           input.staged.path,
           { dir: mirrorDir, name },
           expected,
-          signal === undefined ? {} : { signal },
+          signal === undefined ? { fsyncDir: false } : { signal, fsyncDir: false },
         );
         const committedAt = this.#now();
         const verified: Record<LocalTargetName, { size: number; method: StudioCopy['method']; verifiedAt: number }> = {
@@ -351,20 +354,23 @@ export class Committer {
           key: nameKey(posix.join(nm.shoot, nm.card, nm.path)),
           value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord,
         }));
-        await this.#catalogue.commitAsset({
-          asset: {
-            hash: input.hash,
-            size: input.size,
-            committedAt,
-            ...(input.xxh3 === undefined ? {} : { xxh3: input.xxh3 }),
+        await this.#catalogue.commitAsset(
+          {
+            asset: {
+              hash: input.hash,
+              size: input.size,
+              committedAt,
+              ...(input.xxh3 === undefined ? {} : { xxh3: input.xxh3 }),
+            },
+            names,
+            copies: [...copies, ...claims],
+            storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
+            ...(xxh3 === undefined || this.#mhl === undefined
+              ? {}
+              : { extra: this.#mhl.commitOps(rel, { size: input.size, xxh3, hashDate: staged.verifiedAt }) }),
           },
-          names,
-          copies: [...copies, ...claims],
-          storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
-          ...(xxh3 === undefined || this.#mhl === undefined
-            ? {}
-            : { extra: this.#mhl.commitOps(rel, { size: input.size, xxh3, hashDate: staged.verifiedAt }) }),
-        });
+          [raidDir, mirrorDir],
+        );
         this.#mhl?.committed(rel);
         if (this.#onCommitted !== undefined) {
           await Promise.resolve(

@@ -23,6 +23,7 @@
  * released partial with no byte is removed (Offers without data leave nothing),
  * and `sweepExpired` removes partials nobody has written for `expireMs`.
  */
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, isBlake3Hex } from '@studio321/protocol';
@@ -38,6 +39,7 @@ import { DEFAULT_STAGING_LIMITS } from '../config.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
 
 const PART_SUFFIX = '.part';
+const RW_CREATE = constants.O_RDWR | constants.O_CREAT;
 /** The holder name `sweepExpired` uses while it removes a partial (never a session id). */
 const SWEEPER = 'staging-expiry';
 
@@ -69,6 +71,8 @@ export class StagedFile {
   #written: number;
   #durable: number;
   #release: () => void;
+  /** A new partial: its name becomes durable (the staging folder's fsync) before its first byte counts. */
+  #nameSync: (() => Promise<void>) | undefined;
 
   constructor(
     hash: string,
@@ -78,6 +82,7 @@ export class StagedFile {
     lane: ReadBack,
     offset: number,
     release: () => void,
+    nameSync?: () => Promise<void>,
   ) {
     this.hash = hash;
     this.size = size;
@@ -87,6 +92,7 @@ export class StagedFile {
     this.#written = offset;
     this.#durable = offset;
     this.#release = release;
+    this.#nameSync = nameSync;
     lane.advance(offset);
   }
 
@@ -127,6 +133,10 @@ export class StagedFile {
     const target = this.#written;
     try {
       await this.#fh.datasync();
+      if (this.#nameSync !== undefined) {
+        await this.#nameSync();
+        this.#nameSync = undefined;
+      }
     } catch (err) {
       throw stagingError(err, 'fsync', this.path);
     }
@@ -193,6 +203,39 @@ export class StagedFile {
   }
 }
 
+/**
+ * fsync of one directory for many callers: a call joins the next fsync that starts after it
+ * (one running already may have missed its entry), so the partials created together cost one.
+ */
+class CoalescedDirSync {
+  readonly #dir: string;
+  #running: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
+
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  sync(): Promise<void> {
+    if (this.#queued !== undefined) return this.#queued;
+    if (this.#running === undefined) return this.#start();
+    const after = this.#running.catch(() => undefined);
+    this.#queued = after.then(() => {
+      this.#queued = undefined;
+      return this.#start();
+    });
+    return this.#queued;
+  }
+
+  #start(): Promise<void> {
+    const p: Promise<void> = fsyncDir(this.#dir).finally(() => {
+      if (this.#running === p) this.#running = undefined;
+    });
+    this.#running = p;
+    return p;
+  }
+}
+
 /** How many staged files may be held open (each keeps two descriptors). */
 export interface StagingLimits {
   /** By one session. */
@@ -210,6 +253,7 @@ export class Staging {
   /** session → how many hashes it holds. */
   #perSession = new Map<string, number>();
   #made = false;
+  readonly #dirSync: CoalescedDirSync;
 
   /**
    * `mirrorRoot`: the mirror target's root. `checkRoot` throws (STUDIO_TARGET_MISSING…)
@@ -218,6 +262,7 @@ export class Staging {
    */
   constructor(mirrorRoot: string, checkRoot: () => Promise<void>, limits: StagingLimits = DEFAULT_STAGING_LIMITS) {
     this.dir = join(mirrorRoot, STAGING_DIR);
+    this.#dirSync = new CoalescedDirSync(this.dir);
     this.#checkRoot = checkRoot;
     this.limits = limits;
   }
@@ -292,7 +337,9 @@ export class Staging {
    * offset; it is fsynced first so that what is reported is durable. A partial
    * larger than `size` is impossible for the offered content and is discarded;
    * so is one that already has a second name (studiod was killed after linking
-   * it into place and before removing it): it must never be written again.
+   * it into place and before removing it): it must never be written again. A new
+   * partial's name is made durable by the staging folder's fsync before its first
+   * Ack (StagedFile.sync), shared by the partials created meanwhile.
    */
   async acquire(hash: string, size: number, sessionId: string): Promise<StagedFile> {
     const other = this.#held.get(hash);
@@ -308,41 +355,41 @@ export class Staging {
     this.#hold(hash, sessionId);
     const path = this.pathOf(hash);
     let lane: ReadBack | undefined;
+    let fh: FileHandle | undefined;
     try {
       await this.#ready();
-      let fh = await open(path, 'a+', 0o600).catch((err: unknown) => {
+      // Read-write, created when absent, never appending: chunks are written at explicit offsets.
+      fh = await open(path, RW_CREATE, 0o600).catch((err: unknown) => {
         throw stagingError(err, 'open', path);
       });
       let st = await fh.stat();
       if (st.size > size || st.nlink > 1) {
         await fh.close();
+        fh = undefined;
         await rm(path, { force: true });
-        fh = await open(path, 'a+', 0o600);
+        fh = await open(path, RW_CREATE, 0o600);
         st = await fh.stat();
       }
-      if (st.size === 0) await fsyncDir(this.dir);
-      else await fh.datasync();
-      // 'a+' appends regardless of position on Linux; reopen r+ to write at explicit offsets.
-      await fh.close();
-      const wfh = await open(path, 'r+');
+      if (st.size > 0) await fh.datasync();
       lane = createReadBack(path, {
         fs: nodeFs,
         pool: sharedHashPool(),
         engine: resolveHashEngine(),
         signal: undefined,
       });
-      await lane.open().catch(async (err: unknown) => {
-        await wfh.close();
-        throw err;
-      });
-      return new StagedFile(hash, size, path, wfh, lane, st.size, () => this.#unhold(hash, sessionId));
+      await lane.open();
+      const release = (): void => this.#unhold(hash, sessionId);
+      return new StagedFile(hash, size, path, fh, lane, st.size, release, st.size === 0 ? this.#nameSync : undefined);
     } catch (err) {
       await lane?.close();
+      await fh?.close().catch(() => undefined);
       this.#unhold(hash, sessionId);
       if (err instanceof StudioError) throw err;
       throw stagingError(err, 'open', path);
     }
   }
+
+  readonly #nameSync = (): Promise<void> => this.#dirSync.sync();
 
   /**
    * Remove partials of hashes that are already committed (a crash between the

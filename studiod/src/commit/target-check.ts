@@ -45,6 +45,23 @@ const sweptRoots = new Set<string>();
  */
 const knownMarkers = new Map<string, { id: string; marker: TargetMarker }>();
 
+/**
+ * The marker's stat for the fast path, shared by the checks that ask while one is in flight
+ * (the commits and offers of a batch of small files ask together): one stat for all of them.
+ */
+const markerStats = new Map<string, Promise<Stats | undefined>>();
+
+function markerStat(root: string): Promise<Stats | undefined> {
+  let p = markerStats.get(root);
+  if (p === undefined) {
+    p = stat(join(root, TARGET_MARKER))
+      .catch(() => undefined)
+      .finally(() => markerStats.delete(root));
+    markerStats.set(root, p);
+  }
+  return p;
+}
+
 function fileIdentity(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
@@ -61,7 +78,7 @@ export async function checkTarget(
 ): Promise<void> {
   const known = knownMarkers.get(cfg.root);
   if (known !== undefined && sweptRoots.has(cfg.root)) {
-    const st = await stat(join(cfg.root, TARGET_MARKER)).catch(() => undefined);
+    const st = await markerStat(cfg.root);
     if (st !== undefined && fileIdentity(st) === known.id) {
       if (known.marker.target !== name)
         throw missing(name, cfg, `the disk mounted there is target "${known.marker.target}"`);

@@ -32,7 +32,7 @@ import {
 } from '@studio321/protocol';
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
-import type { StagedFile, Staging } from '../commit/staging.js';
+import { StagedFile, type Staging } from '../commit/staging.js';
 import { LiveChunks } from './live-chunks.js';
 import { DURABLE_CODES } from '@studio321/protocol/durable';
 
@@ -82,6 +82,15 @@ interface LiveCommit {
   result: Promise<{ receipt: ReceiptMessage } | { err: unknown }>;
 }
 
+/**
+ * Files past FileEnd not yet committed, at most (their fsyncs overlap and their commits reach the
+ * catalogue's group commit together; beyond, the session's next frames wait).
+ */
+const MAX_COMMITTING = 64;
+
+/** Offered files looked up (catalogue, staging) at once while an Offer is answered. */
+const OFFER_LOOKUPS = 16;
+
 /** Chunk bytes queued between the link and a streamed commit's durableWrite. */
 const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
 
@@ -107,6 +116,9 @@ export class FileReceiver {
   /** Files Nacked mid-transfer (staging full or failing): their remaining Chunks and FileEnd are dropped. */
   #refused = new Set<string>();
   #commitChain: Promise<void> = Promise.resolve();
+  /** Files past FileEnd whose commit has not ended; the frame queue waits while MAX_COMMITTING do. */
+  #committing = 0;
+  #roomToCommit: (() => void) | undefined;
   /** Chunk bytes received and not yet acknowledged (window accounting). */
   #inFlight = 0;
   #bytesReceived = 0;
@@ -165,16 +177,14 @@ export class FileReceiver {
 
   async offer(msg: MessageOf<'offer'>, agentId: string): Promise<void> {
     this.#expect('receiving', 'offer');
-    const wants: Array<{ hash: string; offset: number }> = [];
-    const have: string[] = [];
     const seen = new Set<string>();
+    const files: OfferFile[] = [];
     for (const f of msg.files) {
       if (seen.has(f.hash) || this.#wanted.has(f.hash))
         throw new ProtocolError(PROTO_CODES.unexpectedMessage, `Hash ${f.hash} offered twice while outstanding.`);
       seen.add(f.hash);
-      let names: FileName[];
       try {
-        names = cleanNames(f.names);
+        files.push({ ...f, names: cleanNames(f.names) });
       } catch (err) {
         if (err instanceof ProtocolError) {
           this.#link.log.warn({ err, hash: f.hash }, 'refused name');
@@ -183,24 +193,40 @@ export class FileReceiver {
         }
         throw err;
       }
-      const file: OfferFile = { ...f, names };
-      const receipt = await this.#o.committer.receiptFor(f.hash);
-      if (receipt !== undefined) {
-        have.push(f.hash);
-        continue;
-      }
-      try {
-        const staged = await this.#o.staging.acquire(f.hash, f.size, this.#o.sessionId);
-        this.#wanted.set(f.hash, { file, agentId, staged, acked: staged.durable });
-        wants.push({ hash: f.hash, offset: staged.durable });
-      } catch (err) {
-        if (err instanceof CodedError) {
-          this.#nack(f.hash, err, 0);
-          continue;
-        }
-        throw err;
-      }
     }
+    // Each file's catalogue lookup and staging open, OFFER_LOOKUPS at a time (a batch of small
+    // files is a few hundred of them); the Want keeps the Offer's order.
+    const outcome: Array<'have' | StagedFile | CodedError | undefined> = new Array(files.length);
+    let next = 0;
+    let fault: unknown;
+    const lookUp = async (): Promise<void> => {
+      while (fault === undefined && next < files.length) {
+        const i = next++;
+        const f = files[i] as OfferFile;
+        try {
+          if ((await this.#o.committer.receiptFor(f.hash)) !== undefined) outcome[i] = 'have';
+          else outcome[i] = await this.#o.staging.acquire(f.hash, f.size, this.#o.sessionId);
+        } catch (err) {
+          if (err instanceof CodedError) outcome[i] = err;
+          else fault ??= err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(OFFER_LOOKUPS, files.length) }, lookUp));
+    if (fault !== undefined) {
+      for (const o of outcome) if (o instanceof StagedFile) await o.close().catch(() => undefined);
+      throw fault;
+    }
+    const wants: Array<{ hash: string; offset: number }> = [];
+    const have: string[] = [];
+    files.forEach((file, i) => {
+      const o = outcome[i];
+      if (o === 'have') have.push(file.hash);
+      else if (o instanceof StagedFile) {
+        this.#wanted.set(file.hash, { file, agentId, staged: o, acked: o.durable });
+        wants.push({ hash: file.hash, offset: o.durable });
+      } else if (o !== undefined) this.#nack(file.hash, o, 0);
+    });
     this.#link.send({ t: 'want', batchId: msg.batchId, wants, have });
     for (const h of have) {
       const f = msg.files.find((x) => x.hash === h);
@@ -278,25 +304,29 @@ export class FileReceiver {
     this.#bytesReceived += msg.data.byteLength;
     // After staging (the resume point), the same bytes go to the streamed commit; waits while it is behind.
     if (w.live !== undefined && this.#state === 'receiving') await w.live.chunks.push(msg.data);
-    if (w.staged.complete) {
-      await this.#settleSync(w);
-      await this.#ack(w);
-    } else if (w.syncing === undefined && w.staged.written - w.acked >= this.#o.windowBytes / 4) {
-      // fsync in the background while the next chunks are written: the Ack (sent after the
-      // fsync) covers only bytes written before it started. At most one fsync per file in flight.
-      w.syncing = this.#ack(w).then(
-        () => {
-          w.syncing = undefined;
-        },
-        (err: unknown) => {
-          w.syncing = undefined;
-          this.#link.fail(
-            err instanceof CodedError
-              ? err
-              : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Staging fsync failed.', { cause: err }),
-          );
-        },
-      );
+    const fsyncNow =
+      w.staged.complete || (w.syncing === undefined && w.staged.written - w.acked >= this.#o.windowBytes / 4);
+    if (fsyncNow) {
+      // fsync in the background while the next frames are handled: the Ack (sent after the fsync)
+      // covers only bytes written before it started. The last chunk's fsync follows any still in
+      // flight; FileEnd (#handOff) waits for it, the frame queue does not, so the fsyncs of
+      // consecutive small files overlap.
+      const mine: Promise<void> = (w.syncing ?? Promise.resolve())
+        .then(() => this.#ack(w))
+        .then(
+          () => {
+            if (w.syncing === mine) w.syncing = undefined;
+          },
+          (err: unknown) => {
+            if (w.syncing === mine) w.syncing = undefined;
+            this.#link.fail(
+              err instanceof CodedError
+                ? err
+                : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Staging fsync failed.', { cause: err }),
+            );
+          },
+        );
+      w.syncing = mine;
     }
   }
 
@@ -365,8 +395,8 @@ export class FileReceiver {
     const w = this.#wantedFor(msg.hash, 'FileEnd');
     this.#current = undefined;
     this.#wanted.delete(msg.hash);
-    await this.#settleSync(w);
     if (msg.size !== w.file.size || w.staged.written !== w.file.size) {
+      await this.#settleSync(w);
       const err = new ProtocolError(
         PROTO_CODES.sizeMismatch,
         `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`,
@@ -378,9 +408,49 @@ export class FileReceiver {
       this.#nack(msg.hash, err, w.staged.durable);
       return;
     }
-    await this.#ack(w);
+    // The frame queue goes on with the next file while this one's last bytes are fsynced:
+    // small files' fsyncs overlap, and their commits reach the catalogue's group commit together.
+    const handedOff = this.#handOff(w);
+    this.#committing++;
+    this.#commitChain = this.#commitChain.then(async () => {
+      try {
+        if (await handedOff) await this.#commit(w);
+      } finally {
+        this.#committing--;
+        this.#roomToCommit?.();
+      }
+    });
+    // Memory stays bounded: at most MAX_COMMITTING files past FileEnd wait for their commit (each
+    // holds its staged file, its streamed commit and its buffers); the next frames wait meanwhile.
+    while (this.#committing >= MAX_COMMITTING) {
+      await new Promise<void>((resolve) => {
+        this.#roomToCommit = resolve;
+      });
+      this.#roomToCommit = undefined;
+    }
+  }
+
+  /**
+   * FileEnd of a complete file: fsync its last bytes and Ack them, then let the streamed commit
+   * finish (it reads nothing past a durable byte). False when the fsync failed: the session ends
+   * (as when a background fsync fails) and the file stays staged for a resume.
+   */
+  async #handOff(w: Wanted): Promise<boolean> {
+    try {
+      await this.#settleSync(w);
+      await this.#ack(w);
+    } catch (err) {
+      await this.#dropLive(w, 'staging fsync failed');
+      await w.staged.close().catch(() => undefined);
+      this.#link.fail(
+        err instanceof CodedError
+          ? err
+          : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Staging fsync failed.', { cause: err }),
+      );
+      return false;
+    }
     w.live?.chunks.end(); // every byte is staged and fsynced: the streamed commit may finish
-    this.#commitChain = this.#commitChain.then(() => this.#commit(w));
+    return true;
   }
 
   async #commit(w: Wanted): Promise<void> {
