@@ -233,6 +233,23 @@ export async function ingest(agent: Agent, cardDir: string, shoot: string, label
 }
 
 /** A running `field-agent run` child (headless, status page on a free port). */
+/**
+ * One `field-agent sync` that outlives a studiod being killed or stopped again and again (it
+ * reconnects with a short backoff); SIGKILLed at teardown if still running.
+ */
+export function spawnPersistentSync(t: Teardown, agent: Agent): { child: ChildProcess; exited: Promise<void> } {
+  const child = spawn(
+    process.execPath,
+    [AGENT_BIN, 'sync', '--json', '--data-dir', agent.dataDir, '--backoff-ms', '20', '--max-attempts', '1000'],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return { child, exited };
+}
+
 export interface RunningAgent {
   child: ChildProcess;
   /** Its log (stderr) so far. */
@@ -303,6 +320,28 @@ export async function listFiles(root: string): Promise<string[]> {
   }
   await walk(root, '');
   return out.sort();
+}
+
+/**
+ * Files under the targets' final names that are not a complete source file (their SHA-256 is
+ * not in `sourceShas`): what a crash must never leave. Temps (`.s321tmp`, swept at restart)
+ * are skipped; final files never change, so each one found complete is added to `checked`
+ * and not hashed again on the next call.
+ */
+export async function partialFiles(
+  roots: readonly string[],
+  sourceShas: ReadonlySet<string> | ReadonlyMap<string, unknown>,
+  checked: Set<string>,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const root of roots)
+    for (const rel of await listFiles(root)) {
+      const p = join(root, rel);
+      if (rel.endsWith('.s321tmp') || checked.has(p)) continue;
+      if (sourceShas.has(sha256Hex(await readFile(p)))) checked.add(p);
+      else out.push(p);
+    }
+  return out;
 }
 
 export async function fileSize(p: string): Promise<number> {

@@ -22,6 +22,7 @@ import {
   makeAgent,
   makeCard,
   pairAgent,
+  spawnPersistentSync,
   run,
   sha256Hex,
   startStudiod,
@@ -301,15 +302,7 @@ t.test('SIGTERM during a studiod commit: clean stop, nothing partial, restart co
   const bySha = new Set<string>();
   for (const f of files) bySha.add(sha(await readFile(join(cardDir, f.path))));
 
-  const child = spawn(
-    process.execPath,
-    [AGENT_BIN, 'sync', '--json', '--data-dir', agent.dataDir, '--backoff-ms', '20', '--max-attempts', '1000'],
-    { stdio: 'ignore' },
-  );
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { child, exited } = spawnPersistentSync(t, agent);
 
   let stops = 0;
   for (let i = 0; i < 2; i++) {

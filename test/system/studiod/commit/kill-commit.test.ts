@@ -15,6 +15,8 @@ import {
   makeAgent,
   makeCard,
   pairAgent,
+  spawnPersistentSync,
+  partialFiles,
   run,
   startStudiod,
   tempDir,
@@ -22,7 +24,6 @@ import {
   AGENT_BIN,
   sha256Hex,
 } from '../../../lib/studio-harness.js';
-import { spawn } from 'node:child_process';
 
 const sha = sha256Hex;
 
@@ -41,15 +42,7 @@ t.test('studiod SIGKILLed mid-commit 20+ times', async (t) => {
   const checked = new Set<string>();
   let kills = 0;
   // One agent sync runs through all the kills: it reconnects by itself while studiod restarts.
-  const child = spawn(
-    process.execPath,
-    [AGENT_BIN, 'sync', '--json', '--data-dir', agent.dataDir, '--backoff-ms', '20', '--max-attempts', '1000'],
-    { stdio: 'ignore' },
-  );
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { child, exited } = spawnPersistentSync(t, agent);
   for (let i = 0; i < KILLS; i++) {
     const before = (studio.log.match(/"msg":"committing"/g) ?? []).length;
     const target = before + 1 + Math.floor(Math.random() * 2);
@@ -65,20 +58,12 @@ t.test('studiod SIGKILLed mid-commit 20+ times', async (t) => {
     if (hit === 'done') break;
     await studio.kill('SIGKILL');
     kills++;
-    // Nothing half-written under a final name, even right after the kill
-    // (final files never change, so each is hashed once).
-    let partial = 0;
-    for (const root of [studio.dirs.mirror, studio.dirs.raid]) {
-      for (const rel of await listFiles(root)) {
-        if (rel.endsWith('.s321tmp') || checked.has(join(root, rel))) continue; // a temp is swept at restart
-        if (bySha.has(sha(await readFile(join(root, rel))))) checked.add(join(root, rel));
-        else {
-          partial++;
-          t.comment(`not a complete source file: ${join(root, rel)}`);
-        }
-      }
-    }
-    t.equal(partial, 0, `kill ${kills}: no partial file under a final name`);
+    // Nothing half-written under a final name, even right after the kill.
+    t.same(
+      await partialFiles([studio.dirs.mirror, studio.dirs.raid], bySha, checked),
+      [],
+      `kill ${kills}: no partial file under a final name`,
+    );
     await studio.restart();
   }
   await exited;

@@ -9,7 +9,6 @@
  * catalogue with both copies, byte-identical on both targets; every file stored once.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Catalogue } from '@studio321/studiod';
@@ -21,6 +20,8 @@ import {
   makeAgent,
   makeCard,
   pairAgent,
+  spawnPersistentSync,
+  partialFiles,
   run,
   sha256Hex,
   startStudiod,
@@ -53,15 +54,7 @@ t.test('studiod SIGKILLed in the middle of group commits of small files', async 
   const receipted = new Set<string>();
   const checked = new Set<string>();
   let kills = 0;
-  const child = spawn(
-    process.execPath,
-    [AGENT_BIN, 'sync', '--json', '--data-dir', agent.dataDir, '--backoff-ms', '20', '--max-attempts', '1000'],
-    { stdio: 'ignore' },
-  );
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { child, exited } = spawnPersistentSync(t, agent);
   const count = (what: string): number => (studio.log.match(new RegExp(`"msg":"${what}"`, 'g')) ?? []).length;
   for (let i = 0; i < KILLS; i++) {
     const what = Math.random() < 0.5 ? 'committing' : 'committed';
@@ -79,18 +72,11 @@ t.test('studiod SIGKILLed in the middle of group commits of small files', async 
     await studio.kill('SIGKILL');
     kills++;
     for (const h of committedIn(studio.log)) receipted.add(h);
-    let partial = 0;
-    for (const root of [studio.dirs.mirror, studio.dirs.raid]) {
-      for (const rel of await listFiles(root)) {
-        if (rel.endsWith('.s321tmp') || checked.has(join(root, rel))) continue; // temps are swept at restart
-        if (bySha.has(sha256Hex(await readFile(join(root, rel))))) checked.add(join(root, rel));
-        else {
-          partial++;
-          t.comment(`not a complete source file: ${join(root, rel)}`);
-        }
-      }
-    }
-    t.equal(partial, 0, `kill ${kills} (after a ${what} line): no partial file under a final name`);
+    t.same(
+      await partialFiles([studio.dirs.mirror, studio.dirs.raid], bySha, checked),
+      [],
+      `kill ${kills} (after a ${what} line): no partial file under a final name`,
+    );
     await studio.restart();
     at(`restarted after kill ${kills}`);
   }
