@@ -3,7 +3,6 @@ export * from './backfill.js';
 export * from './durable-failures.js';
 export * from './eject.js';
 export * from './forget-card.js';
-export * from './group-commit.js';
 export * from './naming.js';
 export * from './offload-card.js';
 export * from './offloader.js';

@@ -34,6 +34,7 @@ import {
   applyTranslation,
   DURABLE_CODES,
   durableWrite,
+  GroupCommit,
   translateDurable,
   type DurableTarget,
 } from '@studio321/protocol/durable';
@@ -44,11 +45,10 @@ import {
   OFFLOAD_UNREADABLE,
   type OffloadFailureContext,
 } from './durable-failures.js';
-import { hasLaptopCopyIn, hasVerifiedCopy, type AgentState } from '../state/agent-state.js';
+import { hasLaptopCopyIn, hasVerifiedCopy, type AgentState, type FileEntry } from '../state/agent-state.js';
 import type { CardRecord, ClaimRecord, FileRecord, GroupRecord } from '../state/records.js';
 import { groupKey, splitName, storeName, suffixedPath } from './naming.js';
 import { renderRename, type RenameOption } from './rename-template.js';
-import { GroupCommit } from './group-commit.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
 import { CAPTURE_HEAD_BYTES, captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
@@ -211,7 +211,8 @@ export class CardOffloader {
   readonly #captures = new Map<string, FileCapture>();
   /** Card path → its renamed card-relative path (no clash suffix), for files of renamed groups. */
   readonly #renamed = new Map<string, string>();
-  readonly #commit: GroupCommit;
+  /** Files that finished together: one fsync per folder and one synced state batch (recordFiles). */
+  readonly #commit: GroupCommit<FileEntry>;
 
   constructor(ctx: OffloadContext, card: CardRecord, root: string) {
     if (ctx.targets.length === 0 || ctx.targets[0]?.name !== 'laptop')
@@ -220,7 +221,9 @@ export class CardOffloader {
     this.card = card;
     this.root = root;
     this.#readSlots = new Slots(Math.max(1, ctx.cardReaders ?? DEFAULT_CARD_READERS));
-    this.#commit = new GroupCommit(ctx.state);
+    this.#commit = new GroupCommit<FileEntry>(async (entries) => {
+      await ctx.state.recordFiles(entries);
+    });
     // Every file in flight waits on the signal in a few places (durable write, read-back):
     // that many listeners are expected, not a leak.
     const signal = ctx.signal;

@@ -618,7 +618,7 @@ export class AgentState {
 
   /**
    * Files verified or found duplicate, all in ONE synced batch (the offload's group commit,
-   * offload/group-commit.ts): each one exactly as recordVerified / recordDuplicate would
+   * the offloader's GroupCommit): each one exactly as recordVerified / recordDuplicate would
    * record it alone, in order (a later entry sees the asset as the earlier ones left it).
    * Returns each entry's asset.
    */

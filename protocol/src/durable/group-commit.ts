@@ -1,8 +1,9 @@
 /**
  * Group commit: items whose durable writes finished together are made to count together,
  * with ONE fsync per directory and ONE call of `record` (a synced database batch) for all
- * of them. The field agent's offload (agent/src/offload/group-commit.ts) and the studio's
- * catalogue (studiod/src/catalogue.ts) both use it.
+ * of them. The field agent's offload (agent/src/offload/offloader.ts, recording with
+ * AgentState.recordFiles), its receipts (link/sync-pass.ts) and the studio's catalogue
+ * (studiod/src/catalogue.ts) use it.
  *
  * A file written with `fsyncDir: false` (durableWrite, placeVerified) is fsync'd, read back
  * and linked under its final name; only its directory entry may still be lost in a power

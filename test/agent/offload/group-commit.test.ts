@@ -1,5 +1,5 @@
 /**
- * The offload's group commit (agent/src/offload/group-commit.ts) in process, on a real
+ * The offload's group commit (protocol/src/durable/group-commit.ts with AgentState.recordFiles) in process, on a real
  * LevelDB and real directories: files committed together share one directory fsync and
  * one synced state batch, each is recorded exactly as alone (the same asset twice in one
  * batch keeps both names), and a directory that cannot be fsync'd fails only its files,
@@ -8,9 +8,8 @@
 import t from 'tap';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DURABLE_CODES } from '@studio321/protocol/durable';
 import { AgentState, type FileEntry } from '@studio321/agent/state';
-import { GroupCommit } from '@studio321/agent/offload';
+import { DURABLE_CODES, GroupCommit } from '@studio321/protocol/durable';
 
 t.test('files committed together share a batch; a bad directory fails only its files', async (t) => {
   const dir = t.testdir();
@@ -47,7 +46,9 @@ t.test('files committed together share a batch; a bad directory fails only its f
       verifiedAt: new Date().toISOString(),
     };
   };
-  const gc = new GroupCommit(state);
+  const gc = new GroupCommit<FileEntry>(async (entries) => {
+    await state.recordFiles(entries);
+  });
   const missing = join(dir, 'no-such-dir');
   const results = await Promise.allSettled(
     Array.from({ length: n }, (_, i) => gc.commit(entry(i), i === 7 ? [missing] : [store])),
@@ -61,8 +62,8 @@ t.test('files committed together share a batch; a bad directory fails only its f
     'with the durable write code',
   );
   t.equal((await state.getFile('c1', todo[7]!.path))?.state, 'seen', 'and it is not recorded');
-  t.equal(gc.files, n - 1, 'the others are recorded');
-  t.ok(gc.batches < n / 2, `in few batches (${gc.batches} for ${n - 1} files)`);
+  t.equal(gc.items, n - 1, 'the others are recorded');
+  t.ok(gc.groups < n / 2, `in few batches (${gc.groups} for ${n - 1} files)`);
   for (let i = 0; i < n; i++) {
     if (i === 7) continue;
     t.equal((await state.getFile('c1', todo[i]!.path))?.state, 'verified');

@@ -1,5 +1,5 @@
 /**
- * The offload's group commit (agent/src/offload/group-commit.ts) under kill -9: the real
+ * The offload's group commit (protocol/src/durable/group-commit.ts with AgentState.recordFiles) under kill -9: the real
  * agent ingests a card of many small files (so files finish together and share a state
  * batch) and is killed right after a random file was reported copied, while other files
  * are in the middle of their batch. Every file reported copied before the kill is then
