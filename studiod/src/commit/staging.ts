@@ -30,6 +30,7 @@ import { errorCode, isBlake3Hex } from '@studio321/protocol';
 import {
   createReadBack,
   fsyncDir,
+  GroupCommit,
   nodeFs,
   resolveHashEngine,
   sharedHashPool,
@@ -203,39 +204,6 @@ export class StagedFile {
   }
 }
 
-/**
- * fsync of one directory for many callers: a call joins the next fsync that starts after it
- * (one running already may have missed its entry), so the partials created together cost one.
- */
-class CoalescedDirSync {
-  readonly #dir: string;
-  #running: Promise<void> | undefined;
-  #queued: Promise<void> | undefined;
-
-  constructor(dir: string) {
-    this.#dir = dir;
-  }
-
-  sync(): Promise<void> {
-    if (this.#queued !== undefined) return this.#queued;
-    if (this.#running === undefined) return this.#start();
-    const after = this.#running.catch(() => undefined);
-    this.#queued = after.then(() => {
-      this.#queued = undefined;
-      return this.#start();
-    });
-    return this.#queued;
-  }
-
-  #start(): Promise<void> {
-    const p: Promise<void> = fsyncDir(this.#dir).finally(() => {
-      if (this.#running === p) this.#running = undefined;
-    });
-    this.#running = p;
-    return p;
-  }
-}
-
 /** How many staged files may be held open (each keeps two descriptors). */
 export interface StagingLimits {
   /** By one session. */
@@ -253,7 +221,11 @@ export class Staging {
   /** session → how many hashes it holds. */
   #perSession = new Map<string, number>();
   #made = false;
-  readonly #dirSync: CoalescedDirSync;
+  /**
+   * The staging folder's fsync, shared by the partials created together: a group commit with
+   * nothing to record (a call joins the next fsync that starts after it).
+   */
+  readonly #dirSync = new GroupCommit<null>(async () => undefined);
 
   /**
    * `mirrorRoot`: the mirror target's root. `checkRoot` throws (STUDIO_TARGET_MISSING…)
@@ -262,7 +234,6 @@ export class Staging {
    */
   constructor(mirrorRoot: string, checkRoot: () => Promise<void>, limits: StagingLimits = DEFAULT_STAGING_LIMITS) {
     this.dir = join(mirrorRoot, STAGING_DIR);
-    this.#dirSync = new CoalescedDirSync(this.dir);
     this.#checkRoot = checkRoot;
     this.limits = limits;
   }
@@ -389,7 +360,11 @@ export class Staging {
     }
   }
 
-  readonly #nameSync = (): Promise<void> => this.#dirSync.sync();
+  readonly #nameSync = (): Promise<void> =>
+    // The system error itself (ENOSPC → STUDIO_TARGET_FULL in stagingError), not its DURABLE_ wrapper.
+    this.#dirSync.commit(null, [this.dir]).catch((err: unknown) => {
+      throw err instanceof Error && err.cause !== undefined ? err.cause : err;
+    });
 
   /**
    * Remove partials of hashes that are already committed (a crash between the
