@@ -17,12 +17,33 @@
  *   queue:<seq, 16 digits>          → { blake3, size }   (verified here, not yet receipted by the studio)
  *   claim:<store-relative path>     → ClaimRecord        (a store name reserved before it is written)
  *   group:<cardId>/<group key>      → GroupRecord        (the suffix an image group uses in the store, its date folder)
+ *   meta:summary, sum:<cardId>, ix:<cardId>/<epoch>/… → the status summary (summary.ts), kept in the same batches
  */
 import { join, sep } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
-import { FORMAT_VERSION, hasCodeInChain, type CopyFact, type FileCapture } from '@studio321/protocol';
+import {
+  createLogger,
+  FORMAT_VERSION,
+  hasCodeInChain,
+  type CopyFact,
+  type FileCapture,
+  type Logger,
+} from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
+import {
+  addCounters,
+  assetContribution,
+  canonical,
+  EMPTY,
+  epochOf,
+  fileContribution,
+  pruneSignatures,
+  SUMMARY_VERSION,
+  type CardSums,
+  type Contribution,
+  type GlobalSums,
+} from './summary.js';
 import { LEGACY_DEVICE_PREFIX } from '../disk-identity.js';
 import type { ScanResult, ScannedFile } from '../card/scanner.js';
 import type {
@@ -121,6 +142,10 @@ export const keys = {
   claim: (storePath: string): string => `claim:${storePath}`,
   group: (card: string, key: string): string => `group:${card}/${key}`,
   mhl: (shoot: string, card: string, name: string): string => `mhl:${shoot}/${card}/${name}`,
+  summary: 'meta:summary',
+  sum: (card: string): string => `sum:${card}`,
+  ixCard: (card: string): string => `ix:${card}/`,
+  ix: (card: string, epoch: string): string => `ix:${card}/${epoch}/`,
 };
 
 /** An ASC MHL generation written in the laptop store, not yet kept by the studio (link/mhl-send.ts). */
@@ -160,8 +185,12 @@ export class AgentState {
     this.#db = db;
   }
 
-  /** Open (creating if needed) the state database under `<dataDir>/state`. */
-  static async open(dataDir: string): Promise<AgentState> {
+  /**
+   * Open (creating if needed) the state database under `<dataDir>/state`. A state without a
+   * status summary of this version (written by an older field-agent, or a rebuild cut short) has
+   * it rebuilt here by one scan, said in a log line (`log`; default: stderr).
+   */
+  static async open(dataDir: string, options: { log?: Logger } = {}): Promise<AgentState> {
     const dir = join(dataDir, 'state');
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const db: Db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
@@ -192,9 +221,21 @@ export class AgentState {
         // A new state has no copy from before disk identities (a kill between these two puts
         // costs one scan that finds none).
         await db.put(keys.devices, 'disk', { sync: true });
+        const empty: GlobalSums = { version: SUMMARY_VERSION, c: {} };
+        await db.put(keys.summary, empty, { sync: true });
       }
       const seq = await db.get(keys.seq);
       state.#seq = typeof seq === 'number' ? seq : 0;
+      const summary = (await db.get(keys.summary)) as GlobalSums | undefined;
+      if (summary?.version !== SUMMARY_VERSION) {
+        const log = options.log ?? createLogger({ name: 'field-agent' });
+        const t0 = Date.now();
+        const n = await state.#rebuildSummary();
+        log.info(
+          { event: 'state-summary-rebuilt', was: summary?.version ?? null, ...n, ms: Date.now() - t0 },
+          `status summary ${summary === undefined ? 'missing (state written before it)' : `of version ${summary.version}`}: rebuilt by a scan of ${n.cards} cards, ${n.files} files and ${n.assets} assets`,
+        );
+      }
     } catch (err) {
       await db.close().catch(() => undefined);
       throw stateError(err, 'reading its format');
@@ -226,7 +267,9 @@ export class AgentState {
 
   async #write(ops: Op[], what: string, sync = true): Promise<void> {
     try {
-      await this.#db.batch(ops, { sync });
+      // The status summary changes in the same batch as what it counts (summary.ts).
+      const summary = await this.#summaryOps(ops);
+      await this.#db.batch(summary.length === 0 ? ops : [...ops, ...summary], { sync });
     } catch (err) {
       throw stateError(err, what);
     }
@@ -247,6 +290,290 @@ export class AgentState {
       throw stateError(err, `listing ${prefix}`);
     }
     return out;
+  }
+
+  // ---- status summary (summary.ts) ----------------------------------------
+
+  async #getMany(ks: readonly string[], into: Map<string, unknown>): Promise<void> {
+    const want = [...new Set(ks)].filter((k) => !into.has(k));
+    for (let i = 0; i < want.length; i += 1000) {
+      const chunk = want.slice(i, i + 1000);
+      let values: unknown[];
+      try {
+        values = await this.#db.getMany(chunk);
+      } catch (err) {
+        throw stateError(err, 'reading the status summary');
+      }
+      chunk.forEach((k, j) => into.set(k, values[j]));
+    }
+  }
+
+  /**
+   * The summary's ops for a batch of `ops`: for every file the batch changes, and every file an
+   * asset it changes is named by, minus its old contribution plus its new one (summary.ts). Read
+   * inside the writer's turn, so "old" is what the database holds just before the batch.
+   */
+  async #summaryOps(ops: readonly Op[]): Promise<Op[]> {
+    const next = new Map<string, unknown>();
+    for (const op of ops) next.set(op.key, op.type === 'put' ? op.value : undefined);
+    const cardIds = new Set<string>();
+    const files = new Set<string>();
+    const assetIds = new Set<string>();
+    for (const k of next.keys()) {
+      if (k.startsWith('card:')) cardIds.add(k.slice('card:'.length));
+      else if (k.startsWith('file:')) files.add(k);
+      else if (k.startsWith('asset:')) assetIds.add(k.slice('asset:'.length));
+    }
+    if (cardIds.size + files.size + assetIds.size === 0) return [];
+    const old = new Map<string, unknown>();
+    const before = <T>(k: string): T | undefined => old.get(k) as T | undefined;
+    const after = <T>(k: string): T | undefined => (next.has(k) ? next.get(k) : old.get(k)) as T | undefined;
+    await this.#getMany([keys.summary, ...[...cardIds].map(keys.card), ...[...assetIds].map(keys.asset)], old);
+    const global = before<GlobalSums>(keys.summary);
+    if (global?.version !== SUMMARY_VERSION) throw new Error('the status summary is missing');
+    // A card whose kind changes (hot folder or not) changes which of its files are current: all are weighed again.
+    for (const id of cardIds) {
+      const oc = before<CardRecord>(keys.card(id));
+      const nc = after<CardRecord>(keys.card(id));
+      if (oc !== undefined && nc !== undefined && oc.kind !== nc.kind)
+        for (const [k] of await this.#range<unknown>(keys.filePrefix(id))) files.add(k);
+    }
+    for (const b of assetIds)
+      for (const a of [before<AssetRecord>(keys.asset(b)), after<AssetRecord>(keys.asset(b))])
+        for (const n of a?.names ?? []) files.add(keys.file(n.card, n.path));
+    await this.#getMany([...files], old);
+    const cards = new Set(cardIds);
+    const hashes = new Set<string>();
+    for (const k of files)
+      for (const f of [before<FileRecord>(k), after<FileRecord>(k)]) {
+        if (f === undefined) continue;
+        cards.add(f.card);
+        if (f.blake3 !== undefined) hashes.add(keys.asset(f.blake3));
+      }
+    await this.#getMany([...[...cards].flatMap((id) => [keys.card(id), keys.sum(id)]), ...hashes], old);
+
+    const sums = new Map<string, CardSums>();
+    const fresh = new Set<string>();
+    for (const id of cards) {
+      const oc = before<CardRecord>(keys.card(id));
+      const nc = after<CardRecord>(keys.card(id));
+      if (nc === undefined) continue;
+      if (oc === undefined || epochOf(oc) !== epochOf(nc)) {
+        // A new listing: its sums start afresh (a newer scan number than any file held: only this
+        // batch's files are in it); the older listing's index entries are swept (#sweepIndex).
+        sums.set(id, { epoch: epochOf(nc), c: {}, sigs: {} });
+        fresh.add(id);
+        continue;
+      }
+      const stored = before<CardSums>(keys.sum(id));
+      if (stored?.epoch !== epochOf(nc)) throw new Error(`the status summary of card ${id} is out of step`);
+      sums.set(id, { epoch: stored.epoch, c: { ...stored.c }, sigs: { ...stored.sigs } });
+    }
+    const out = new Map<string, Op>();
+    const assetOf = (get: <T>(k: string) => T | undefined, f: FileRecord | undefined): AssetRecord | undefined =>
+      f?.blake3 === undefined ? undefined : get<AssetRecord>(keys.asset(f.blake3));
+    for (const k of files) {
+      const of = before<FileRecord>(k);
+      const nf = after<FileRecord>(k);
+      const id = (of ?? nf)?.card;
+      const s = id === undefined ? undefined : sums.get(id);
+      if (id === undefined || s === undefined) continue;
+      const was: Contribution = fresh.has(id)
+        ? EMPTY
+        : fileContribution(before<CardRecord>(keys.card(id)), of, assetOf(before, of));
+      const now = fileContribution(after<CardRecord>(keys.card(id)), nf, assetOf(after, nf));
+      if (was === EMPTY && now === EMPTY) continue;
+      addCounters(s.c, was.c, -1);
+      addCounters(s.c, now.c);
+      Object.assign(s.sigs, now.sigs);
+      const px = keys.ix(id, s.epoch);
+      for (const r of was.ix.keys()) if (!now.ix.has(r)) out.set(px + r, { type: 'del', key: px + r });
+      for (const [r, v] of now.ix)
+        if (!was.ix.has(r) || JSON.stringify(was.ix.get(r)) !== JSON.stringify(v))
+          out.set(px + r, { type: 'put', key: px + r, value: v });
+    }
+    const result = [...out.values()];
+    for (const [id, s] of sums) {
+      pruneSignatures(s);
+      result.push({ type: 'put', key: keys.sum(id), value: s });
+    }
+    if (assetIds.size > 0) {
+      const g: GlobalSums = { version: SUMMARY_VERSION, c: { ...global.c } };
+      for (const b of assetIds) {
+        addCounters(g.c, assetContribution(before<AssetRecord>(keys.asset(b))), -1);
+        addCounters(g.c, assetContribution(after<AssetRecord>(keys.asset(b))));
+      }
+      result.push({ type: 'put', key: keys.summary, value: g });
+    }
+    return result;
+  }
+
+  /** Delete the index entries of the card's older listings (never read: deleting them changes nothing). */
+  async #sweepIndex(cardId: string, epoch: string): Promise<void> {
+    const all = keys.ixCard(cardId);
+    const keep = keys.ix(cardId, epoch);
+    try {
+      await this.#db.clear({ gte: all, lt: keep });
+      await this.#db.clear({ gte: prefixEnd(keep), lt: prefixEnd(all) });
+    } catch (err) {
+      throw stateError(err, 'sweeping the status index');
+    }
+  }
+
+  /** Records under `prefix`, SCAN_BATCH at a time (bounded memory however many there are). */
+  async *#pages<T>(prefix: string): AsyncGenerator<Array<[string, T]>> {
+    let gt: string | undefined;
+    for (;;) {
+      const page = await this.#range<T>(prefix, { ...(gt === undefined ? {} : { gt }), limit: SCAN_BATCH });
+      if (page.length === 0) return;
+      yield page;
+      gt = page[page.length - 1]?.[0];
+    }
+  }
+
+  /**
+   * The summary as a fresh scan of every card, file and asset gives it: `onIndex` gets each
+   * card's index entries page by page, `onCard` its sums. Returns the agent-wide sums.
+   */
+  async #scanSummary(
+    onCard: (id: string, sums: CardSums) => Promise<void>,
+    onIndex: (id: string, epoch: string, entries: Array<[string, unknown]>) => Promise<void>,
+  ): Promise<{ global: GlobalSums; cards: number; files: number; assets: number }> {
+    let files = 0;
+    let assets = 0;
+    const cards = await this.listCards();
+    for (const card of cards) {
+      const s: CardSums = { epoch: epochOf(card), c: {}, sigs: {} };
+      for await (const page of this.#pages<FileRecord>(keys.filePrefix(card.id))) {
+        files += page.length;
+        const got = await this.getAssets(page.flatMap(([, f]) => (f.blake3 === undefined ? [] : [f.blake3])));
+        const entries: Array<[string, unknown]> = [];
+        for (const [, f] of page) {
+          const c = fileContribution(card, f, f.blake3 === undefined ? undefined : got.get(f.blake3));
+          addCounters(s.c, c.c);
+          Object.assign(s.sigs, c.sigs);
+          for (const [r, v] of c.ix) entries.push([r, v]);
+        }
+        await onIndex(card.id, s.epoch, entries);
+      }
+      pruneSignatures(s);
+      await onCard(card.id, s);
+    }
+    const global: GlobalSums = { version: SUMMARY_VERSION, c: {} };
+    for await (const page of this.#pages<AssetRecord>('asset:')) {
+      assets += page.length;
+      for (const [, a] of page) addCounters(global.c, assetContribution(a));
+    }
+    return { global, cards: cards.length, files, assets };
+  }
+
+  /** Rebuild the status summary by a scan; `meta:summary` is written last, so a rebuild cut short is redone. */
+  async #rebuildSummary(): Promise<{ cards: number; files: number; assets: number }> {
+    try {
+      await this.#db.del(keys.summary, { sync: true });
+      await this.#db.clear({ gte: 'sum:', lt: prefixEnd('sum:') });
+      await this.#db.clear({ gte: 'ix:', lt: prefixEnd('ix:') });
+    } catch (err) {
+      throw stateError(err, 'clearing the status summary');
+    }
+    const r = await this.#scanSummary(
+      (id, s) => this.#write([{ type: 'put', key: keys.sum(id), value: s }], 'rebuilding the status summary', false),
+      (id, epoch, entries) =>
+        this.#write(
+          entries.map(([r, v]) => ({ type: 'put', key: keys.ix(id, epoch) + r, value: v })),
+          'rebuilding the status summary',
+          false,
+        ),
+    );
+    await this.#write([{ type: 'put', key: keys.summary, value: r.global }], 'rebuilding the status summary');
+    return { cards: r.cards, files: r.files, assets: r.assets };
+  }
+
+  /**
+   * Compare the stored summary with a fresh scan (tests, diagnosis: reads the whole state).
+   * Returns the differences found (empty: the summary is exact).
+   */
+  verifySummary(): Promise<string[]> {
+    return this.#exclusive(async () => {
+      const diffs: string[] = [];
+      const given = new Set<string>();
+      const { global } = await this.#scanSummary(
+        async (id, s) => {
+          const stored = await this.#get<CardSums>(keys.sum(id));
+          if (canonical(stored) !== canonical(s))
+            diffs.push(`${keys.sum(id)}: stored ${canonical(stored)}, scan ${canonical(s)}`);
+          for await (const page of this.#pages<unknown>(keys.ix(id, s.epoch)))
+            for (const [k] of page) if (!given.has(k)) diffs.push(`${k}: stored, not given by the scan`);
+        },
+        async (id, epoch, entries) => {
+          for (const [r, v] of entries) {
+            const k = keys.ix(id, epoch) + r;
+            given.add(k);
+            const stored = await this.#get<unknown>(k);
+            if (canonical(stored) !== canonical(v)) diffs.push(`${k}: stored ${canonical(stored)}, scan ${canonical(v)}`);
+          }
+        },
+      );
+      const stored = await this.#get<GlobalSums>(keys.summary);
+      if (canonical(stored) !== canonical(global))
+        diffs.push(`${keys.summary}: stored ${canonical(stored)}, scan ${canonical(global)}`);
+      return diffs;
+    });
+  }
+
+  /**
+   * The card record and its sums, read together (one getMany); re-read when a writer moved
+   * between them. The sums always belong to the card's current listing.
+   */
+  async cardSums(cardId: string): Promise<{ card: CardRecord; sums: CardSums }> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const got = new Map<string, unknown>();
+      await this.#getMany([keys.card(cardId), keys.sum(cardId)], got);
+      const card = got.get(keys.card(cardId)) as CardRecord | undefined;
+      const sums = got.get(keys.sum(cardId)) as CardSums | undefined;
+      if (card === undefined) throw new TypeError(`cardSums: unknown card ${cardId}`);
+      if (sums?.epoch === epochOf(card)) return { card, sums };
+    }
+    throw stateError(new Error(`the status summary of card ${cardId} is out of step`), 'reading the status summary');
+  }
+
+  /** Index entries of the card's listing `epoch` under `rel` (`w/`, `e/`, `n/`, `d/<sig>/`, `v/`, `f/`): keys without the prefix. */
+  async summaryIndex(
+    cardId: string,
+    epoch: string,
+    rel: string,
+    opts: { limit: number; reverse?: boolean },
+  ): Promise<Array<[string, unknown]>> {
+    const prefix = keys.ix(cardId, epoch) + rel;
+    const out: Array<[string, unknown]> = [];
+    try {
+      for await (const [k, v] of this.#db.iterator({
+        gte: prefix,
+        lt: prefixEnd(prefix),
+        limit: opts.limit,
+        reverse: opts.reverse === true,
+      }))
+        out.push([k.slice(keys.ix(cardId, epoch).length), v]);
+    } catch (err) {
+      throw stateError(err, 'reading the status index');
+    }
+    return out;
+  }
+
+  /** The agent-wide counters of the summary (summary.ts assetContribution). */
+  async globalSums(): Promise<GlobalSums['c']> {
+    const g = await this.#get<GlobalSums>(keys.summary);
+    if (g?.version !== SUMMARY_VERSION) throw stateError(new Error('no status summary'), 'reading the status summary');
+    return g.c;
+  }
+
+  /** Assets the back-fill would copy onto `target` (backfillCandidates), counted by the summary. */
+  async backfillWaiting(target: string): Promise<{ files: number; bytes: number }> {
+    const c = await this.globalSums();
+    return {
+      files: (c.open ?? 0) - (c[`fd:${target}`] ?? 0),
+      bytes: (c.openBytes ?? 0) - (c[`fdb:${target}`] ?? 0),
+    };
   }
 
   // ---- cards -------------------------------------------------------------
@@ -375,6 +702,7 @@ export class AgentState {
       };
       ops.push({ type: 'put', key: keys.card(cardId), value: updated });
       await this.#write(ops, 'recording the card listing');
+      await this.#sweepIndex(cardId, epochOf(updated));
       return todo;
     });
   }
@@ -937,15 +1265,12 @@ export class AgentState {
     );
   }
 
+  /** Assets verified here and not yet receipted by the studio (the summary's count of `queue:` entries). */
   async queueDepth(): Promise<{ files: number; bytes: number }> {
-    let files = 0;
-    let bytes = 0;
-    for (const [, q] of await this.#range<{ size: number }>('queue:')) {
-      files += 1;
-      bytes += q.size;
-    }
-    return { files, bytes };
+    const c = await this.globalSums();
+    return { files: c.queueFiles ?? 0, bytes: c.queueBytes ?? 0 };
   }
+
 }
 
 /** Whether the asset has a verified copy on `target` (a copy found damaged is kept as `verified: false`, see store-copy.ts). */

@@ -4,5 +4,6 @@ export * from './free-laptop.js';
 export * from './records.js';
 export * from './safe-to-format.js';
 export * from './status.js';
+export * from './summary.js';
 export * from './store-copy.js';
 export * from './card-report.js';

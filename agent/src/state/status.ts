@@ -1,10 +1,19 @@
 /**
- * `field-agent status`: computed from the state database each time (never from
- * stored counters), so it cannot disagree with the records it summarises.
+ * `field-agent status`: from the status summary (summary.ts), which the state keeps in the very
+ * batches that change what it counts, so it cannot disagree with the records it summarises and
+ * costs a few reads per card however many files they hold. Files listed by name (warnings,
+ * errors, safe-to-format examples) are the first ones, with a count of the rest.
  */
-import { backfillCandidates, type AgentState } from './agent-state.js';
-import type { AssetRecord, CardRecord, FileRecord } from './records.js';
-import { evaluateSafeToFormat, type SafeToFormat } from './safe-to-format.js';
+import type { AgentState } from './agent-state.js';
+import type { CardRecord } from './records.js';
+import {
+  countCopyDevices,
+  EXAMPLES,
+  evaluateSafeToFormat,
+  shortExample,
+  signatureView,
+  type SafeToFormat,
+} from './safe-to-format.js';
 import { formatBytes } from '@studio321/protocol';
 import { fieldDriveName, probeTargets } from '../targets.js';
 
@@ -47,9 +56,16 @@ export interface CardSummary {
   freedFiles: number;
   freedAt?: string;
   safeToFormat: SafeToFormat;
-  warnings: Array<{ path: string; code: string; message: string; resolved: boolean }>;
+  /** The first LISTED unresolved warnings (path order); `moreWarnings`: how many more there are. */
+  warnings: Array<{ path: string; code: string; message: string }>;
+  moreWarnings: number;
+  /** The first LISTED files that failed (path order); `moreErrors`: how many more failed. */
   errors: Array<{ path: string; code: string; message: string; at: string }>;
+  moreErrors: number;
 }
+
+/** How many warnings and errors a card's summary lists by name. */
+export const LISTED = 50;
 
 /** The physical disk under a destination there now (disk-identity.ts). */
 export interface DestinationDisk {
@@ -82,20 +98,55 @@ export interface AgentStatus {
   laptop?: DestinationDisk & { path: string };
 }
 
-/**
- * Offsite as far as the agent knows. A studio receipt covers the studio's LOCAL
- * targets (mirror, RAID), which are never offsite; cloud copies are made later and
- * reach the agent with the studio's verdict (link/verdicts.ts). The agent never
- * guesses from a location name: a copy is offsite only when the verdict says so.
- */
-function isOffsite(asset: AssetRecord): boolean {
-  return asset.verdict?.copies.some((c) => c.offsite) === true;
-}
-
-export async function summariseCard(state: AgentState, card: CardRecord, copiesNeeded: number): Promise<CardSummary> {
-  const files: FileRecord[] = await state.cardFiles(card, { current: true });
-  const assets = await state.getAssets(files.flatMap((f) => (f.blake3 === undefined ? [] : [f.blake3])));
-  const s: CardSummary = {
+export async function summariseCard(state: AgentState, ref: CardRecord, copiesNeeded: number): Promise<CardSummary> {
+  const { card, sums } = await state.cardSums(ref.id);
+  const n = (k: string): number => sums.c[k] ?? 0;
+  const index = (rel: string, limit: number, reverse = false): Promise<Array<[string, unknown]>> =>
+    limit <= 0 ? Promise.resolve([]) : state.summaryIndex(card.id, sums.epoch, rel, { limit, reverse });
+  const warnings = (await index('w/', LISTED)).map(([k, v]) => ({
+    path: k.slice(2),
+    ...(v as { code: string; message: string }),
+  }));
+  const errors = (await index('e/', LISTED)).map(([k, v]) => ({
+    path: k.slice(2),
+    ...(v as { code: string; message: string; at: string }),
+  }));
+  // Safe-to-format examples: unresolved warnings, then files not copied, then files short of copies.
+  const examples = warnings.slice(0, EXAMPLES).map((w) => `${w.path}: ${w.code}`);
+  for (const [k, v] of await index('n/', EXAMPLES - examples.length)) {
+    const code = (v as { code?: string }).code;
+    examples.push(`${k.slice(2)}: not copied yet${code === undefined ? '' : ` (${code})`}`);
+  }
+  const signatures = Object.entries(sums.sigs).map(([id, sig]) => ({
+    id,
+    sig,
+    files: n(`sig:${id}`),
+    damaged: n(`dmg:${id}`),
+    have: countCopyDevices(signatureView(sig), card),
+  }));
+  for (const s of signatures) {
+    if (s.have >= copiesNeeded) continue;
+    for (const [k, blake3] of await index(`d/${s.id}/`, EXAMPLES - examples.length)) {
+      const path = k.slice(`d/${s.id}/`.length);
+      examples.push(shortExample(path, await state.getAsset(blake3 as string), s.have, copiesNeeded, card));
+    }
+  }
+  const checked = await index('v/', 1);
+  const freed = await index('f/', 1, true);
+  const studioCopies = Object.entries(sums.c)
+    .filter(([k]) => k.startsWith('sc:'))
+    .map(([k, files]) => {
+      const [target, media, location, offsite, storageClass] = JSON.parse(k.slice(3)) as [
+        string,
+        string,
+        string,
+        boolean,
+        string | null,
+      ];
+      return { target, media, location, offsite, ...(storageClass === null ? {} : { storageClass }), files };
+    })
+    .sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+  return {
     id: card.id,
     label: card.label,
     kind: card.kind,
@@ -104,78 +155,37 @@ export async function summariseCard(state: AgentState, card: CardRecord, copiesN
     firstSeen: card.firstSeen,
     lastSeen: card.lastSeen,
     ...(card.lastRun === undefined ? {} : { lastRun: card.lastRun }),
-    files: 0,
-    bytes: 0,
-    verifiedFiles: 0,
-    verifiedBytes: 0,
-    failedFiles: 0,
-    skippedEntries: 0,
-    queuedFiles: 0,
-    atStudioFiles: 0,
-    offsiteFiles: 0,
-    studioCompliantFiles: 0,
-    studioCopies: [],
-    freedFiles: 0,
-    safeToFormat: evaluateSafeToFormat(card, files, assets, copiesNeeded),
-    warnings: [],
-    errors: [],
+    files: n('files'),
+    bytes: n('bytes'),
+    verifiedFiles: n('verified'),
+    verifiedBytes: n('verifiedBytes'),
+    failedFiles: n('failed'),
+    skippedEntries: n('skipped'),
+    queuedFiles: n('queued'),
+    atStudioFiles: n('atStudio'),
+    offsiteFiles: n('offsite'),
+    studioCompliantFiles: n('compliant'),
+    studioCopies,
+    ...(checked[0] === undefined ? {} : { verdictCheckedAt: checked[0][0].slice(2).split('/')[0] as string }),
+    freedFiles: n('freed'),
+    ...(freed[0] === undefined ? {} : { freedAt: freed[0][0].slice(2).split('/')[0] as string }),
+    safeToFormat: evaluateSafeToFormat(
+      card,
+      {
+        entries: n('entries'),
+        notCopied: n('notCopied'),
+        unresolvedWarnings: n('warnings'),
+        warned: warnings.slice(0, 3).map((w) => `${w.path} (${w.code})`),
+        signatures,
+        examples,
+      },
+      copiesNeeded,
+    ),
+    warnings,
+    moreWarnings: n('warnings') - warnings.length,
+    errors,
+    moreErrors: n('failed') - errors.length,
   };
-  for (const f of files) {
-    if (f.warning !== undefined)
-      s.warnings.push({
-        path: f.path,
-        code: f.warning.code,
-        message: f.warning.message,
-        resolved: f.warning.resolvedAt !== undefined,
-      });
-    if (f.state === 'skipped') {
-      s.skippedEntries += 1;
-      continue;
-    }
-    s.files += 1;
-    s.bytes += f.size;
-    if (f.state === 'failed' && f.error !== undefined) {
-      s.failedFiles += 1;
-      s.errors.push({ path: f.path, code: f.error.code, message: f.error.message, at: f.error.at });
-    }
-    if (f.state !== 'verified' || f.blake3 === undefined) continue;
-    s.verifiedFiles += 1;
-    s.verifiedBytes += f.size;
-    const a = assets.get(f.blake3);
-    if (a?.studio !== undefined) {
-      s.atStudioFiles += 1;
-      if (isOffsite(a)) s.offsiteFiles += 1;
-      addVerdict(s, a);
-    } else {
-      s.queuedFiles += 1;
-    }
-    if (a?.freed !== undefined) {
-      s.freedFiles += 1;
-      if (s.freedAt === undefined || a.freed.at > s.freedAt) s.freedAt = a.freed.at;
-    }
-  }
-  return s;
-}
-
-/** One file's studio verdict into the card's summary. */
-function addVerdict(s: CardSummary, a: AssetRecord): void {
-  const v = a.verdict;
-  if (v === undefined) return;
-  if (v.compliant) s.studioCompliantFiles += 1;
-  if (s.verdictCheckedAt === undefined || v.checkedAt < s.verdictCheckedAt) s.verdictCheckedAt = v.checkedAt;
-  for (const c of v.copies) {
-    const row = s.studioCopies.find((x) => x.target === c.target);
-    if (row !== undefined) row.files += 1;
-    else
-      s.studioCopies.push({
-        target: c.target,
-        media: c.media,
-        location: c.location,
-        offsite: c.offsite,
-        ...(c.storageClass === undefined ? {} : { storageClass: c.storageClass }),
-        files: 1,
-      });
-  }
 }
 
 function destinationDisk(t: { device: string; diskUnknown?: string }): DestinationDisk {
@@ -205,14 +215,14 @@ export async function buildStatus(
   for (const [i, path] of fieldDrives.entries()) {
     const name = fieldDriveName(i);
     const drive = targets.find((t) => t.name === name);
-    const waiting = await backfillCandidates(state, name);
+    const waiting = await state.backfillWaiting(name);
     drives.push({
       target: name,
       path,
       connected: drive !== undefined,
       ...(drive === undefined ? {} : destinationDisk(drive)),
-      waitingFiles: waiting.length,
-      waitingBytes: waiting.reduce((n, a) => n + a.size, 0),
+      waitingFiles: waiting.files,
+      waitingBytes: waiting.bytes,
     });
   }
   if (drives[0] !== undefined) {
@@ -268,8 +278,10 @@ export function formatStatus(st: AgentStatus): string {
     }
     if (c.lastRun?.state === 'interrupted')
       lines.push(`  last offload stopped: ${c.lastRun.code ?? ''} ${c.lastRun.message ?? ''}`);
-    for (const w of c.warnings.filter((x) => !x.resolved)) lines.push(`  warning ${w.code}: ${w.message}`);
+    for (const w of c.warnings) lines.push(`  warning ${w.code}: ${w.message}`);
+    if (c.moreWarnings > 0) lines.push(`  … and ${c.moreWarnings} more warnings`);
     for (const e of c.errors) lines.push(`  error ${e.code}: ${e.message}`);
+    if (c.moreErrors > 0) lines.push(`  … and ${c.moreErrors} more errors`);
   }
   return lines.join('\n');
 }

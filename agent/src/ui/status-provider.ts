@@ -1,6 +1,6 @@
 /**
  * The adapter from the running agent to the status page and the tray: it
- * turns `buildStatus()` (state/status.ts, computed from the state DB: files,
+ * turns `buildStatus()` (state/status.ts, read from the state's status summary: files,
  * verified, queued, at studio, safe to format) plus the live offload progress
  * (offload/progress.ts trackers: bytes, speed, ETA), the link state and the logger's
  * recent errors into one LiveSnapshot, and emits 'change' when any of
@@ -89,7 +89,7 @@ export class AgentStatusProvider extends EventEmitter implements StatusProvider 
     this.changed();
   }
 
-  /** Concurrent callers share one computation (the DB walk is the costly part). */
+  /** Concurrent callers share one computation (a few state reads per card). */
   snapshot(): Promise<LiveSnapshot> {
     this.#inflight ??= this.#compute().finally(() => {
       this.#inflight = undefined;
@@ -140,7 +140,7 @@ export class AgentStatusProvider extends EventEmitter implements StatusProvider 
       reason: c.kind === 'hot-folder' ? 'hot folder: nothing to format' : c.safeToFormat.reason,
       ...(present === undefined ? {} : { present }),
       kind: c.kind,
-      warnings: c.warnings.filter((w) => !w.resolved).map((w) => ({ path: w.path, code: w.code, message: w.message })),
+      warnings: c.warnings.map((w) => ({ path: w.path, code: w.code, message: w.message })),
       offsiteFiles: c.offsiteFiles,
     };
   }

@@ -10,7 +10,11 @@ import { offloadCard } from '@studio321/agent/offload';
 import { scanCard } from '@studio321/agent/card';
 import { resolveTargets } from '@studio321/agent';
 import { summariseCard } from '@studio321/agent/state';
-import { evaluateSafeToFormat } from '@studio321/agent/state';
+import { evaluateSafeToFormat, tallyOfFiles, type AssetRecord, type CardRecord, type FileRecord } from '@studio321/agent/state';
+
+/** The verdict on these files, tallied as the card's status summary counts them. */
+const evaluate = (card: CardRecord, files: FileRecord[], assets: ReadonlyMap<string, AssetRecord>, n: number) =>
+  evaluateSafeToFormat(card, tallyOfFiles(card, files, assets, n), n);
 import { tmpfsDirs } from '../../../lib/agent-harness.js';
 
 t.test('one device is not enough; two folders on one disk are one device; a studio receipt adds devices', async (t) => {
@@ -136,31 +140,31 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
         },
       ],
     ]);
-  t.equal(evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe, true);
+  t.equal(evaluate(card, [file], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe, true);
   t.equal(
-    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:card']), 2).safe,
+    evaluate(card, [file], asset(['disk:wwid:1', 'disk:wwid:card']), 2).safe,
     false,
     'a copy on the card itself does not count',
   );
   t.equal(
-    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'local:5']), 2).safe,
+    evaluate(card, [file], asset(['disk:wwid:1', 'local:5']), 2).safe,
     false,
     'nor one on the card’s file system, as an older agent recorded it',
   );
   t.equal(
-    evaluateSafeToFormat(card, [file], asset(['disk:wwid:1', 'disk:wwid:1,wwid:2']), 2).safe,
+    evaluate(card, [file], asset(['disk:wwid:1', 'disk:wwid:1,wwid:2']), 2).safe,
     false,
     'one disk shared',
   );
-  t.equal(evaluateSafeToFormat(card, [file], asset(['nodisk:40', 'nodisk:41']), 2).safe, false, 'disks not known');
-  t.equal(evaluateSafeToFormat(card, [file], asset(['local:1', 'local:2']), 2).safe, false, 'not refreshed since');
+  t.equal(evaluate(card, [file], asset(['nodisk:40', 'nodisk:41']), 2).safe, false, 'disks not known');
+  t.equal(evaluate(card, [file], asset(['local:1', 'local:2']), 2).safe, false, 'not refreshed since');
   t.equal(
-    evaluateSafeToFormat({ ...card, scanComplete: false }, [file], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
+    evaluate({ ...card, scanComplete: false }, [file], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
     false,
     'listing never finished',
   );
   t.equal(
-    evaluateSafeToFormat(
+    evaluate(
       { ...card, lastRun: { state: 'running', startedAt: '' } },
       [file],
       asset(['disk:wwid:1', 'disk:wwid:2']),
@@ -170,13 +174,13 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     'offload interrupted',
   );
   t.equal(
-    evaluateSafeToFormat(card, [{ ...file, state: 'failed' }], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
+    evaluate(card, [{ ...file, state: 'failed' }], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
     false,
   );
-  t.equal(evaluateSafeToFormat(card, [file], new Map(), 2).safe, false, 'asset record missing');
-  t.equal(evaluateSafeToFormat({ ...card, scanEntries: 0 }, [], new Map(), 2).safe, false, 'no files at all');
+  t.equal(evaluate(card, [file], new Map(), 2).safe, false, 'asset record missing');
+  t.equal(evaluate({ ...card, scanEntries: 0 }, [], new Map(), 2).safe, false, 'no files at all');
   t.equal(
-    evaluateSafeToFormat(
+    evaluate(
       card,
       [{ ...file, warning: { code: 'AGENT_ZERO_BYTE_FILE', message: '' } }],
       asset(['disk:wwid:1', 'disk:wwid:2']),
