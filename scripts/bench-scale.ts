@@ -4,6 +4,7 @@
  *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--no-sync] [--dir DIR] [--keep]
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
  *                                    [--sync-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR']
+ *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -28,6 +29,10 @@
  *     `studioctl verify` and the scrub run) in this process over a fresh catalogue of N small
  *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
  *     assets/s, MB/s and CPU-ms per asset. `--verify-only` runs only this step.
+ * `--status-only N,M…`: step 2 alone on agent states built here for one card of N files each
+ * (written through AgentState as an ingest records them, half of them receipted by the studio:
+ * no copying, so 100,000 files take a minute, not an hour); `--status-agent` times another
+ * build's field-agent on the same states, run for run alternating (A/B against an older commit).
  * `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
  * alone; `--studiod-node-args`: node options for the studiod child of step 3 (a CPU profile).
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
@@ -35,7 +40,8 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { Level } from 'level';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -43,6 +49,7 @@ import { createLogger, EXIT, hashBytes, nameKey } from '@studio321/protocol';
 import { Catalogue, controlRequest, localCopyRecord, type CommitRecord } from '@studio321/studiod';
 import { checkTarget } from '@studio321/studiod/commit';
 import { verifyCopies } from '@studio321/studiod/ledger';
+import { AgentState, type FileEntry } from '@studio321/agent/state';
 import { BINS } from './lib/demo-run.js';
 import { median } from './lib/bench-run.js';
 
@@ -60,6 +67,8 @@ const { values } = parseArgs({
     'verify-large': { type: 'string', default: '0' },
     'sync-only': { type: 'boolean', default: false },
     'studiod-node-args': { type: 'string', default: '' },
+    'status-only': { type: 'string' },
+    'status-agent': { type: 'string' },
   },
 });
 const FILES = Number(values.files);
@@ -157,8 +166,112 @@ function timed(cmd: string, args: string[]): Promise<Usage> {
   });
 }
 
-function agent(args: string[]): Promise<Usage> {
-  return timed(process.execPath, [BINS.agent, ...args]);
+function agent(args: string[], bin = BINS.agent): Promise<Usage> {
+  return timed(process.execPath, [bin, ...args]);
+}
+
+/**
+ * An agent state holding one card of `n` verified files, half of them receipted by the studio,
+ * written through AgentState in the batches an ingest and a sync write (no file is copied).
+ */
+async function syntheticState(data: string, n: number): Promise<void> {
+  const state = await AgentState.open(data);
+  try {
+    const id = `synthetic-${n}`;
+    const store = join(data, 'store');
+    const input = { id, label: 'SYNTH', kind: 'card' as const, source: '/synthetic', shoot: 'bench', store };
+    const card = await state.beginOffload({ ...input, dev: 1, disk: 'disk:wwid:synthetic-card' });
+    const files = Array.from({ length: n }, (_, i) => ({
+      path: `DCIM/${String(100 + Math.floor(i / 9999)).padStart(3, '0')}CANON/IMG_${String(i % 9999).padStart(4, '0')}.JPG`,
+      size: 2048 + (i % 18000),
+      mtimeMs: 1_700_000_000_000 + i,
+    }));
+    const todo = await state.recordScan(id, { root: '/synthetic', dev: 1, disk: card.disk ?? '', files, warnings: [] });
+    const fact = { target: 'laptop', device: 'disk:wwid:synthetic-laptop', media: 'ssd', location: 'field' };
+    for (let i = 0; i < todo.length; i += 500) {
+      const entries: FileEntry[] = todo.slice(i, i + 500).map((file, j) => {
+        const blake3 = hashBytes(Buffer.from(`${n}:${i + j}`));
+        const storePath = `bench/${file.path}`;
+        return {
+          kind: 'verified',
+          card,
+          file,
+          blake3,
+          size: file.size,
+          storePath,
+          paths: { laptop: join(store, storePath) },
+          copies: [{ ...fact, offsite: false, verified: true }],
+          verifiedAt: new Date().toISOString(),
+        };
+      });
+      await state.recordFiles(entries);
+    }
+    await state.endOffload(id, { state: 'done' });
+    for (let left = Math.floor(n / 2); left > 0; ) {
+      const batch = await state.pendingForStudio(Math.min(500, left));
+      await state.recordStudioReceipts(
+        batch.map((p) => ({
+          blake3: p.blake3,
+          size: p.size,
+          committedAt: new Date().toISOString(),
+          copies: [
+            {
+              target: 'mirror',
+              device: 'disk:wwid:synthetic-mirror',
+              path: `/mirror/${p.blake3}`,
+              media: 'hdd',
+              location: 'studio',
+              verifiedAt: new Date().toISOString(),
+              method: 'blake3',
+            },
+          ],
+        })),
+      );
+      left -= batch.length;
+    }
+  } finally {
+    await state.close();
+  }
+}
+
+/** `--status-only`: status at each size on a synthetic state, this build (and `--status-agent`) alternating. */
+async function statusOnly(base: string, sizes: number[], other: string | undefined): Promise<Record<string, unknown>> {
+  const rows: Record<string, unknown> = {};
+  for (const n of sizes) {
+    const data = join(base, `status-${n}`);
+    const t0 = performance.now();
+    await syntheticState(data, n);
+    const buildSec = (performance.now() - t0) / 1000;
+    // The other build reads a copy marked format 1 (an older agent refuses format 2; it ignores the summary's keys).
+    const otherData = `${data}-other`;
+    if (other !== undefined) {
+      await cp(data, otherData, { recursive: true });
+      const db = new Level<string, unknown>(join(otherData, 'state'), { valueEncoding: 'json' });
+      await db.put('meta:format', 1);
+      await db.close();
+    }
+    // `empty`: this build on a data dir with no card (the process's start-up, the floor).
+    const runs: Record<string, Usage[]> = { empty: [], this: [], ...(other === undefined ? {} : { other: [] }) };
+    const bins = { empty: BINS.agent, this: BINS.agent, ...(other === undefined ? {} : { other }) };
+    for (let i = 0; i < 5; i++)
+      for (const [k, bin] of Object.entries(bins)) {
+        const dir = k === 'empty' ? join(base, 'status-empty') : k === 'other' ? otherData : data;
+        const r = await agent(['status', '--data-dir', dir, '--json'], bin);
+        if (r.code !== EXIT.ok) throw new Error(`status failed (${r.code}): ${r.stderr}`);
+        runs[k]?.push(r);
+      }
+    const row: Record<string, unknown> = { buildSec: +buildSec.toFixed(1), load: load() };
+    for (const [k, rs] of Object.entries(runs))
+      row[k] = {
+        medianMs: +median(rs.map((r) => r.ms)).toFixed(0),
+        peakRssMiB: +Math.max(...rs.map((r) => r.maxRssMiB)).toFixed(0),
+      };
+    rows[String(n)] = row;
+    log(`status --json at ${n} files: ${JSON.stringify(row)}`);
+    await rm(data, { recursive: true, force: true });
+    await rm(otherData, { recursive: true, force: true });
+  }
+  return rows;
 }
 
 async function ingest(card: string, data: string, n: number): Promise<Usage> {
@@ -346,6 +459,12 @@ async function main(): Promise<void> {
   const out: Record<string, unknown> = { files: FILES, runs: RUNS, cores: availableParallelism() };
   try {
     log(`bench:scale — ${FILES} small files in ${base}, ${RUNS} runs, ${availableParallelism()} cores`);
+    if (values['status-only'] !== undefined) {
+      const sizes = values['status-only'].split(',').map(Number);
+      out['status'] = await statusOnly(base, sizes, values['status-agent']);
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+      return;
+    }
     if (values['verify-only'] === true) {
       out['verify'] = await verifyStep(join(base, 'verify'), VERIFY_FILES, VERIFY_LARGE);
       process.stdout.write(`verify: ${JSON.stringify(out['verify'])}\n${JSON.stringify(out)}\n`);

@@ -24,7 +24,6 @@ import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import {
   createLogger,
-  FORMAT_VERSION,
   hasCodeInChain,
   type CopyFact,
   type FileCapture,
@@ -115,6 +114,13 @@ export type CardInput = Pick<
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 type Db = Level<string, unknown>;
+
+/**
+ * The state's format. 2: every batch keeps the status summary (summary.ts); an agent of format 1
+ * does not, so it must not write this state (it refuses a newer format). A state of format 1 is
+ * given its summary at open, then marked 2.
+ */
+export const STATE_FORMAT = 2;
 
 /** Sizes whose "is there an asset of this size" answer AgentState keeps in memory (a few MB at most). */
 const SIZES_KEPT = 100_000;
@@ -209,15 +215,15 @@ export class AgentState {
     const state = new AgentState(dir, db);
     try {
       const format = await db.get(keys.format);
-      if (typeof format === 'number' && format > FORMAT_VERSION) {
+      if (typeof format === 'number' && format > STATE_FORMAT) {
         throw new AgentError(
           AGENT_CODES.stateFormatTooNew,
-          `The state in ${dir} was written by a newer field-agent (format ${format}, this one reads ${FORMAT_VERSION}): update field-agent.`,
+          `The state in ${dir} was written by a newer field-agent (format ${format}, this one reads ${STATE_FORMAT}): update field-agent.`,
           { detail: { dir, format } },
         );
       }
       if (format === undefined) {
-        await db.put(keys.format, FORMAT_VERSION, { sync: true });
+        await db.put(keys.format, STATE_FORMAT, { sync: true });
         // A new state has no copy from before disk identities (a kill between these two puts
         // costs one scan that finds none).
         await db.put(keys.devices, 'disk', { sync: true });
@@ -236,6 +242,7 @@ export class AgentState {
           `status summary ${summary === undefined ? 'missing (state written before it)' : `of version ${summary.version}`}: rebuilt by a scan of ${n.cards} cards, ${n.files} files and ${n.assets} assets`,
         );
       }
+      if (typeof format === 'number' && format < STATE_FORMAT) await db.put(keys.format, STATE_FORMAT, { sync: true });
     } catch (err) {
       await db.close().catch(() => undefined);
       throw stateError(err, 'reading its format');
