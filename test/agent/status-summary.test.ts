@@ -119,7 +119,10 @@ t.test('a random mix of writes run to the end, then the summary rebuilt from not
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   t.equal(await runOps(dir, 11, 80), 80);
   const before = await check(t, dir, 'after 80 ops');
-  t.ok(Object.values(before).some((c) => c.atStudioFiles > 0 && c.verifiedFiles < c.files), 'the mix reached receipts');
+  t.ok(
+    Object.values(before).some((c) => c.atStudioFiles > 0 && c.verifiedFiles < c.files),
+    'the mix reached receipts',
+  );
 
   // A state written before the summary: the same records, no summary keys.
   const db = new Level<string, unknown>(join(dir, 'state'), { valueEncoding: 'json' });

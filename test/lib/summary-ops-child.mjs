@@ -53,7 +53,9 @@ async function listing(c, n) {
 
 async function notVerified(c) {
   const card = await state.getCard(c.id);
-  return card === undefined ? [] : (await state.cardFiles(card, { current: true })).filter((f) => f.state === 'seen' || f.state === 'failed');
+  return card === undefined
+    ? []
+    : (await state.cardFiles(card, { current: true })).filter((f) => f.state === 'seen' || f.state === 'failed');
 }
 
 const OPS = {
@@ -96,7 +98,12 @@ const OPS = {
     const c = pick(CARDS);
     const f = pick(await notVerified(c));
     if (f !== undefined)
-      await state.recordFileError(c.id, f.path, { code: 'AGENT_READ_FAILED', message: 'no', retryable: true }, now(step));
+      await state.recordFileError(
+        c.id,
+        f.path,
+        { code: 'AGENT_READ_FAILED', message: 'no', retryable: true },
+        now(step),
+      );
   },
   async receipts() {
     const pending = await state.pendingForStudio(1 + rnd(8));
@@ -130,9 +137,24 @@ const OPS = {
           known: true,
           compliant: rnd(2) === 0,
           copies: [
-            { target: 'mirror', media: 'hdd', location: 'studio', offsite: false, verifiedAt: '2026-01-01T00:00:00.000Z' },
+            {
+              target: 'mirror',
+              media: 'hdd',
+              location: 'studio',
+              offsite: false,
+              verifiedAt: '2026-01-01T00:00:00.000Z',
+            },
             ...(off
-              ? [{ target: 'cloud', media: 'cloud', location: 'east', offsite: true, storageClass: 'COLD', verifiedAt: '2026-01-01T00:00:00.000Z' }]
+              ? [
+                  {
+                    target: 'cloud',
+                    media: 'cloud',
+                    location: 'east',
+                    offsite: true,
+                    storageClass: 'COLD',
+                    verifiedAt: '2026-01-01T00:00:00.000Z',
+                  },
+                ]
               : []),
           ],
           reasons: [],
@@ -143,7 +165,8 @@ const OPS = {
   },
   async backfill() {
     const a = pick(await state.assetsMissingCopy('field-drive'));
-    if (a !== undefined) await state.recordCopies(a.blake3, { 'field-drive': `/fd/${a.blake3}` }, [fact('field-drive', 'disk:wwid:F')]);
+    if (a !== undefined)
+      await state.recordCopies(a.blake3, { 'field-drive': `/fd/${a.blake3}` }, [fact('field-drive', 'disk:wwid:F')]);
   },
   async damage() {
     const a = pick((await state.listAssets()).filter((x) => x.copies.some((c) => c.target === 'laptop' && c.verified)));

@@ -114,11 +114,13 @@ export async function offloadCard(
     })
     .catch(() => undefined);
   report.card = (await state.getCard(card.id)) ?? card;
+  // The card's unresolved warnings from its status summary's index (not every file record of the card).
   const seen = new Set(report.warnings.map((w) => `${w.path}\0${w.code}`));
-  for (const f of await state.cardFiles(report.card, { current: true })) {
-    const w = f.warning;
-    if (w === undefined || w.resolvedAt !== undefined || seen.has(`${f.path}\0${w.code}`)) continue;
-    report.warnings.push({ path: f.path, code: w.code, message: w.message });
+  const { sums } = await state.cardSums(card.id);
+  for (const [k, v] of await state.summaryIndex(card.id, sums.epoch, 'w/', { limit: Number.MAX_SAFE_INTEGER })) {
+    const w = v as { code: string; message: string };
+    const path = k.slice('w/'.length);
+    if (!seen.has(`${path}\0${w.code}`)) report.warnings.push({ path, code: w.code, message: w.message });
   }
   return report;
 }

@@ -22,13 +22,7 @@
 import { join, sep } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
-import {
-  createLogger,
-  hasCodeInChain,
-  type CopyFact,
-  type FileCapture,
-  type Logger,
-} from '@studio321/protocol';
+import { createLogger, hasCodeInChain, type CopyFact, type FileCapture, type Logger } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import {
   addCounters,
@@ -311,7 +305,9 @@ export class AgentState {
       } catch (err) {
         throw stateError(err, 'reading the status summary');
       }
-      chunk.forEach((k, j) => into.set(k, values[j]));
+      chunk.forEach((k, j) => {
+        into.set(k, values[j]);
+      });
     }
   }
 
@@ -517,7 +513,8 @@ export class AgentState {
             const k = keys.ix(id, epoch) + r;
             given.add(k);
             const stored = await this.#get<unknown>(k);
-            if (canonical(stored) !== canonical(v)) diffs.push(`${k}: stored ${canonical(stored)}, scan ${canonical(v)}`);
+            if (canonical(stored) !== canonical(v))
+              diffs.push(`${k}: stored ${canonical(stored)}, scan ${canonical(v)}`);
           }
         },
       );
@@ -1277,7 +1274,6 @@ export class AgentState {
     const c = await this.globalSums();
     return { files: c.queueFiles ?? 0, bytes: c.queueBytes ?? 0 };
   }
-
 }
 
 /** Whether the asset has a verified copy on `target` (a copy found damaged is kept as `verified: false`, see store-copy.ts). */

@@ -211,7 +211,11 @@ export function tallyOfFiles(
   const sigs: Record<string, CopySignature> = {};
   const listed: Array<{ path: string; ix: Map<string, unknown> }> = [];
   for (const f of files) {
-    const part = fileContribution(card, { ...f, scan: card.scan }, f.blake3 === undefined ? undefined : assets.get(f.blake3));
+    const part = fileContribution(
+      card,
+      { ...f, scan: card.scan },
+      f.blake3 === undefined ? undefined : assets.get(f.blake3),
+    );
     addCounters(c, part.c);
     Object.assign(sigs, part.sigs);
     listed.push({ path: f.path, ix: part.ix });

@@ -10,7 +10,13 @@ import { offloadCard } from '@studio321/agent/offload';
 import { scanCard } from '@studio321/agent/card';
 import { resolveTargets } from '@studio321/agent';
 import { summariseCard } from '@studio321/agent/state';
-import { evaluateSafeToFormat, tallyOfFiles, type AssetRecord, type CardRecord, type FileRecord } from '@studio321/agent/state';
+import {
+  evaluateSafeToFormat,
+  tallyOfFiles,
+  type AssetRecord,
+  type CardRecord,
+  type FileRecord,
+} from '@studio321/agent/state';
 
 /** The verdict on these files, tallied as the card's status summary counts them. */
 const evaluate = (card: CardRecord, files: FileRecord[], assets: ReadonlyMap<string, AssetRecord>, n: number) =>
@@ -151,11 +157,7 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     false,
     'nor one on the card’s file system, as an older agent recorded it',
   );
-  t.equal(
-    evaluate(card, [file], asset(['disk:wwid:1', 'disk:wwid:1,wwid:2']), 2).safe,
-    false,
-    'one disk shared',
-  );
+  t.equal(evaluate(card, [file], asset(['disk:wwid:1', 'disk:wwid:1,wwid:2']), 2).safe, false, 'one disk shared');
   t.equal(evaluate(card, [file], asset(['nodisk:40', 'nodisk:41']), 2).safe, false, 'disks not known');
   t.equal(evaluate(card, [file], asset(['local:1', 'local:2']), 2).safe, false, 'not refreshed since');
   t.equal(
@@ -173,10 +175,7 @@ t.test('pure verdict: when in doubt, not safe', async (t) => {
     false,
     'offload interrupted',
   );
-  t.equal(
-    evaluate(card, [{ ...file, state: 'failed' }], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe,
-    false,
-  );
+  t.equal(evaluate(card, [{ ...file, state: 'failed' }], asset(['disk:wwid:1', 'disk:wwid:2']), 2).safe, false);
   t.equal(evaluate(card, [file], new Map(), 2).safe, false, 'asset record missing');
   t.equal(evaluate({ ...card, scanEntries: 0 }, [], new Map(), 2).safe, false, 'no files at all');
   t.equal(
