@@ -82,8 +82,18 @@ export function copySignature(asset: AssetRecord | undefined): CopySignature {
   return { a, s };
 }
 
+/** Signature ids already computed (a card's files share a handful of signatures); bounded. */
+const ids = new Map<string, string>();
+
 export function signatureId(sig: CopySignature): string {
-  return createHash('sha256').update(JSON.stringify(sig)).digest('hex').slice(0, 16);
+  const json = JSON.stringify(sig);
+  let id = ids.get(json);
+  if (id === undefined) {
+    id = createHash('sha256').update(json).digest('hex').slice(0, 16);
+    if (ids.size >= 1000) ids.clear();
+    ids.set(json, id);
+  }
+  return id;
 }
 
 /** The row of a studio verdict copy in CardSummary.studioCopies (counter `sc:<row>`). */
