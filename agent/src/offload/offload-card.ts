@@ -117,7 +117,11 @@ export async function offloadCard(
   // The card's unresolved warnings from its status summary's index (not every file record of the card).
   const seen = new Set(report.warnings.map((w) => `${w.path}\0${w.code}`));
   const { sums } = await state.cardSums(card.id);
-  for (const [k, v] of await state.summaryIndex(card.id, sums.epoch, 'w/', { limit: Number.MAX_SAFE_INTEGER })) {
+  const listed =
+    (sums.c.warnings ?? 0) === 0
+      ? []
+      : await state.summaryIndex(card.id, sums.epoch, 'w/', { limit: Number.MAX_SAFE_INTEGER });
+  for (const [k, v] of listed) {
     const w = v as { code: string; message: string };
     const path = k.slice('w/'.length);
     if (!seen.has(`${path}\0${w.code}`)) report.warnings.push({ path, code: w.code, message: w.message });

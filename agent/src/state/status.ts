@@ -101,19 +101,21 @@ export interface AgentStatus {
 export async function summariseCard(state: AgentState, ref: CardRecord, copiesNeeded: number): Promise<CardSummary> {
   const { card, sums } = await state.cardSums(ref.id);
   const n = (k: string): number => sums.c[k] ?? 0;
-  const index = (rel: string, limit: number, reverse = false): Promise<Array<[string, unknown]>> =>
-    limit <= 0 ? Promise.resolve([]) : state.summaryIndex(card.id, sums.epoch, rel, { limit, reverse });
-  const warnings = (await index('w/', LISTED)).map(([k, v]) => ({
+  // Read only where the counters say there are entries: deleted entries stay in LevelDB until a
+  // compaction drops them, and a read of an emptied range would step over every one of them.
+  const index = (rel: string, count: number, limit: number, reverse = false): Promise<Array<[string, unknown]>> =>
+    limit <= 0 || count <= 0 ? Promise.resolve([]) : state.summaryIndex(card.id, sums.epoch, rel, { limit, reverse });
+  const warnings = (await index('w/', n('warnings'), LISTED)).map(([k, v]) => ({
     path: k.slice(2),
     ...(v as { code: string; message: string }),
   }));
-  const errors = (await index('e/', LISTED)).map(([k, v]) => ({
+  const errors = (await index('e/', n('failed'), LISTED)).map(([k, v]) => ({
     path: k.slice(2),
     ...(v as { code: string; message: string; at: string }),
   }));
   // Safe-to-format examples: unresolved warnings, then files not copied, then files short of copies.
   const examples = warnings.slice(0, EXAMPLES).map((w) => `${w.path}: ${w.code}`);
-  for (const [k, v] of await index('n/', EXAMPLES - examples.length)) {
+  for (const [k, v] of await index('n/', n('notCopied'), EXAMPLES - examples.length)) {
     const code = (v as { code?: string }).code;
     examples.push(`${k.slice(2)}: not copied yet${code === undefined ? '' : ` (${code})`}`);
   }
@@ -126,13 +128,13 @@ export async function summariseCard(state: AgentState, ref: CardRecord, copiesNe
   }));
   for (const s of signatures) {
     if (s.have >= copiesNeeded) continue;
-    for (const [k, blake3] of await index(`d/${s.id}/`, EXAMPLES - examples.length)) {
+    for (const [k, blake3] of await index(`d/${s.id}/`, s.files, EXAMPLES - examples.length)) {
       const path = k.slice(`d/${s.id}/`.length);
       examples.push(shortExample(path, await state.getAsset(blake3 as string), s.have, copiesNeeded, card));
     }
   }
-  const checked = await index('v/', 1);
-  const freed = await index('f/', 1, true);
+  const checked = await index('v/', n('verdicts'), 1);
+  const freed = await index('f/', n('freed'), 1, true);
   const studioCopies = Object.entries(sums.c)
     .filter(([k]) => k.startsWith('sc:'))
     .map(([k, files]) => {

@@ -110,7 +110,7 @@ export function studioCopyRow(c: {
 /**
  * What a file of `card` adds to the card's sums (EMPTY when it is not in the current listing).
  * Counters: entries, skipped, files, bytes, failed, notCopied, verified, verifiedBytes, queued,
- * atStudio, offsite, compliant, freed, warnings (unresolved), `sc:<row>` (studio verdict copies),
+ * atStudio, verdicts, offsite, compliant, freed, warnings (unresolved), `sc:<row>` (studio verdict copies),
  * `sig:<id>` / `dmg:<id>` (verified files by copy signature / of those, laptop copy damaged).
  * Index entries: `w/<path>` unresolved warning, `e/<path>` failed, `n/<path>` not copied yet,
  * `d/<sig id>/<path>` verified (its hash), `v/<checkedAt>/<path>` studio verdict, `f/<at>/<path>` freed.
@@ -152,6 +152,7 @@ export function fileContribution(
     if (a.verdict?.copies.some((x) => x.offsite) === true) c.offsite = 1;
     const v = a.verdict;
     if (v !== undefined) {
+      c.verdicts = 1;
       if (v.compliant) c.compliant = 1;
       ix.set(`v/${v.checkedAt}/${p}`, 1);
       for (const x of v.copies) {
