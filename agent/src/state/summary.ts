@@ -149,6 +149,9 @@ export function fileContribution(
   const a = asset?.blake3 === file.blake3 ? asset : undefined;
   if (a?.studio !== undefined) {
     c.atStudio = 1;
+    // Offsite as far as the agent knows. A studio receipt covers the studio's LOCAL targets (mirror,
+    // RAID), which are never offsite; cloud copies are made later and reach the agent with the
+    // studio's verdict (link/verdicts.ts). Never guessed from a location name.
     if (a.verdict?.copies.some((x) => x.offsite) === true) c.offsite = 1;
     const v = a.verdict;
     if (v !== undefined) {
