@@ -5,6 +5,7 @@
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
  *                                    [--sync-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR']
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
+ *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -35,6 +36,9 @@
  * build's field-agent on the same states, run for run alternating (A/B against an older commit).
  * `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
  * alone; `--studiod-node-args`: node options for the studiod child of step 3 (a CPU profile).
+ * `--ingest-only`: step 1 alone; `--agent-node-args`: node options for the ingesting agent;
+ * `--compare-agent JS`: in every run of step 1 also ingest with that field-agent.js (another
+ * build, e.g. the base commit's), in the same minutes, and print its ratio too (A/B).
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
@@ -69,6 +73,9 @@ const { values } = parseArgs({
     'studiod-node-args': { type: 'string', default: '' },
     'status-only': { type: 'string' },
     'status-agent': { type: 'string' },
+    'ingest-only': { type: 'boolean', default: false },
+    'agent-node-args': { type: 'string', default: '' },
+    'compare-agent': { type: 'string' },
   },
 });
 const FILES = Number(values.files);
@@ -79,6 +86,9 @@ const VERIFY_FILES = Number(values['verify-files']);
 const VERIFY_LARGE = Number(values['verify-large']);
 const SYNC_ONLY = values['sync-only'] === true;
 const STUDIOD_NODE_ARGS = (values['studiod-node-args'] ?? '').split(' ').filter((a) => a !== '');
+const INGEST_ONLY = values['ingest-only'] === true;
+const AGENT_NODE_ARGS = (values['agent-node-args'] ?? '').split(' ').filter((a) => a !== '');
+const COMPARE_AGENT = values['compare-agent'];
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -290,8 +300,18 @@ async function statusOnly(base: string, sizes: number[], other: string | undefin
   return rows;
 }
 
-async function ingest(card: string, data: string, n: number): Promise<Usage> {
-  const r = await agent(['ingest', card, '--data-dir', data, '--shoot', 'bench', '--json']);
+async function ingest(card: string, data: string, n: number, bin = BINS.agent): Promise<Usage> {
+  const r = await timed(process.execPath, [
+    ...AGENT_NODE_ARGS,
+    bin,
+    'ingest',
+    card,
+    '--data-dir',
+    data,
+    '--shoot',
+    'bench',
+    '--json',
+  ]);
   const done = r.stdout
     .split('\n')
     .filter((l) => l.includes('"event":"done"'))
@@ -490,22 +510,43 @@ async function main(): Promise<void> {
     const paths = await makeSmallCard(card, FILES);
 
     // 1. ingest vs the fsync-each-file copy
-    const rows: Array<{ load: number; baseline: number; ingest: number; ratio: number; rss: number; cpu: number }> = [];
+    const rows: Array<{
+      load: number;
+      baseline: number;
+      ingest: number;
+      ratio: number;
+      rss: number;
+      cpu: number;
+      other?: { ingest: number; ratio: number; cpu: number };
+    }> = [];
     let lastData = '';
     for (let i = 0; i < (SYNC_ONLY ? 1 : RUNS); i++) {
       const l = load();
       const dst = join(base, `copy-${i}`);
       const data = join(base, `agent-${i}`);
       const baseOnce = async (): Promise<number> => (SYNC_ONLY ? Number.NaN : fsyncEachCopy(card, paths, dst));
-      let bMs: number;
-      let ag: Usage;
-      if (i % 2 === 0) {
-        bMs = await baseOnce();
-        ag = await ingest(card, data, FILES);
-      } else {
-        ag = await ingest(card, data, FILES);
-        bMs = await baseOnce();
-      }
+      let bMs = 0;
+      let ag: Usage | undefined;
+      let other: Usage | undefined;
+      // Each run in another order, so no step always follows the same one.
+      const steps: Array<() => Promise<void>> = [
+        async () => {
+          bMs = await baseOnce();
+        },
+        async () => {
+          ag = await ingest(card, data, FILES);
+        },
+        ...(COMPARE_AGENT === undefined
+          ? []
+          : [
+              async () => {
+                other = await ingest(card, `${data}-other`, FILES, COMPARE_AGENT);
+                await rm(`${data}-other`, { recursive: true, force: true });
+              },
+            ]),
+      ];
+      for (let j = 0; j < steps.length; j++) await (steps[(i + j) % steps.length] as () => Promise<void>)();
+      if (ag === undefined) throw new Error('no ingest');
       await rm(dst, { recursive: true, force: true });
       if (lastData !== '') await rm(lastData, { recursive: true, force: true });
       lastData = data;
@@ -516,10 +557,13 @@ async function main(): Promise<void> {
         ratio: bMs / ag.ms,
         rss: ag.maxRssMiB,
         cpu: ag.cpuSec,
+        ...(other === undefined
+          ? {}
+          : { other: { ingest: FILES / (other.ms / 1000), ratio: bMs / other.ms, cpu: other.cpuSec } }),
       };
       rows.push(row);
       log(
-        `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s`,
+        `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s${row.other === undefined ? '' : `; compared agent ${row.other.ingest.toFixed(0)} files/s, ratio ${row.other.ratio.toFixed(2)}, CPU ${row.other.cpu.toFixed(1)} s`}`,
       );
     }
     const ingestSummary = {
@@ -529,8 +573,23 @@ async function main(): Promise<void> {
       peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
       cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
       load: rows.map((r) => r.load),
+      ...(COMPARE_AGENT === undefined
+        ? {}
+        : {
+            compared: {
+              ingestFilesPerSec: +median(rows.map((r) => r.other?.ingest ?? 0)).toFixed(0),
+              ratio: +median(rows.map((r) => r.other?.ratio ?? 0)).toFixed(2),
+              cpuSec: +median(rows.map((r) => r.other?.cpu ?? 0)).toFixed(1),
+            },
+          }),
     };
     out['ingest'] = ingestSummary;
+    if (INGEST_ONLY) {
+      process.stdout.write(
+        `ingest of ${FILES} small files: ${ingestSummary.ingestFilesPerSec} files/s vs fsync-each copy ${ingestSummary.baselineFilesPerSec} files/s — median ratio ${ingestSummary.ratio} (target >= 0.8), agent CPU ${ingestSummary.cpuSec} s\n${JSON.stringify(out)}\n`,
+      );
+      return;
+    }
 
     // 2. status
     const st: Usage[] = [];

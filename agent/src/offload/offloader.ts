@@ -213,6 +213,12 @@ export class CardOffloader {
   readonly #renamed = new Map<string, string>();
   /** Files that finished together: one fsync per folder and one synced state batch (recordFiles). */
   readonly #commit: GroupCommit<FileEntry>;
+  /**
+   * Target directories made (or found) by a durable write of this run: later files in them skip
+   * the mkdir -p walk (a stat per file and target). One that went missing since is made again
+   * (#copy).
+   */
+  readonly #dirsMade = new Set<string>();
 
   constructor(ctx: OffloadContext, card: CardRecord, root: string) {
     if (ctx.targets.length === 0 || ctx.targets[0]?.name !== 'laptop')
@@ -587,12 +593,13 @@ export class CardOffloader {
     const name = posix.basename(storePath);
     const writeTo = this.ctx.targets.filter((t) => skip?.has(t.name) !== true);
     const targets: DurableTarget[] = writeTo.map((t) => ({ dir: join(t.root, ...dir.split('/')), name }));
+    const createDirs = targets.some((t) => !this.#dirsMade.has(t.dir));
     let last = 0;
     let result;
     try {
       result = await durableWrite(this.#source(file, whole), {
         targets,
-        createDirs: true,
+        createDirs,
         // The directories are fsync'd by the group commit, once for the files that finish together.
         fsyncDir: false,
         xxh3: true,
@@ -603,8 +610,16 @@ export class CardOffloader {
           last = bytes;
         },
       });
+      for (const t of targets) this.#dirsMade.add(t.dir);
     } catch (err) {
       this.ctx.progress?.addBytes(-last);
+      if (!createDirs && asCoded(err)?.code === DURABLE_CODES.targetMissing) {
+        // A folder made earlier in this run is gone (removed by hand): the write makes it again,
+        // and fails as before when the target itself is missing.
+        for (const t of targets) this.#dirsMade.delete(t.dir);
+        await this.#copy(file, whole, expected, k, key, skip);
+        return;
+      }
       if (asCoded(err)?.code === DURABLE_CODES.nameTaken) {
         // Something the state does not know holds that name (a file put in the store by hand):
         // never touch it; move this file (and later members of its group) to the next suffix.

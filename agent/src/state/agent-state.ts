@@ -179,6 +179,13 @@ export class AgentState {
    * remembered answer stays true. Bounded: forgotten wholesale past SIZES_KEPT.
    */
   readonly #sizes = new Map<number, boolean>();
+  /**
+   * Every size of an asset is in #sizes (read once, keys only, when there are at most
+   * SIZES_KEPT / 2): a size not there has no asset, with no database read per new size
+   * (a card of small files has thousands). False again once #sizes is forgotten.
+   */
+  #sizesComplete = false;
+  #sizesLoad: Promise<void> | undefined;
 
   private constructor(dir: string, db: Db) {
     this.dir = dir;
@@ -838,14 +845,38 @@ export class AgentState {
   async hasAssetOfSize(size: number): Promise<boolean> {
     const known = this.#sizes.get(size);
     if (known !== undefined) return known;
+    this.#sizesLoad ??= this.#loadSizes();
+    await this.#sizesLoad;
+    if (this.#sizesComplete) return this.#sizes.get(size) ?? false;
     const has = (await this.#range<unknown>(keys.sizePrefix(size), { limit: 1 })).length > 0;
     this.#rememberSize(size, has);
     return has;
   }
 
   #rememberSize(size: number, has: boolean): void {
-    if (this.#sizes.size >= SIZES_KEPT) this.#sizes.clear();
+    if (this.#sizes.size >= SIZES_KEPT) {
+      this.#sizes.clear();
+      this.#sizesComplete = false;
+    }
     this.#sizes.set(size, has);
+  }
+
+  /** Every asset size into #sizes when there are few enough (#sizesComplete); else nothing. */
+  async #loadSizes(): Promise<void> {
+    const found: number[] = [];
+    const start = keys.sizePrefix(0).slice(0, 'size:'.length);
+    try {
+      for await (const k of this.#db.keys({ gte: start, lt: prefixEnd(start) })) {
+        const size = Number(k.slice(start.length, start.length + 16));
+        if (found.at(-1) !== size) found.push(size);
+        if (found.length > SIZES_KEPT / 2) return;
+      }
+    } catch (err) {
+      throw stateError(err, 'listing asset sizes');
+    }
+    // Sizes recorded meanwhile stay (the listing is a snapshot from before them).
+    for (const size of found) this.#sizes.set(size, true);
+    this.#sizesComplete = this.#sizes.size < SIZES_KEPT;
   }
 
   /** The hashes of the assets of this size. */

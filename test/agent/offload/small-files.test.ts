@@ -3,7 +3,8 @@
  *  - readCardFile gives a file under 256 KiB whole, in one chunk, and still refuses one whose
  *    size or time differ from the listing (AGENT_SOURCE_CHANGED);
  *  - AgentState remembers which sizes have an asset: a size looked up as "none" becomes
- *    "some" once a batch records an asset of it (the dedup check never misses a twin);
+ *    "some" once a batch records an asset of it (the dedup check never misses a twin), and
+ *    after a restart the sizes read once answer for every size;
  *  - claimNames with the group and claims its caller just read keeps a name bound to
  *    content bound, as when it reads them itself;
  *  - an offload of small files records the same bytes and hashes as the card has, with a capture
@@ -100,6 +101,7 @@ t.test('sizes with an asset: "none" turns "some" once a batch records one; claim
   await state.close();
   const again = await AgentState.open(join(dir, 'data'));
   t.equal(await again.hasAssetOfSize(1234), true, 'and from the database after a restart');
+  t.equal(await again.hasAssetOfSize(1235), false, 'a size with none, from the sizes read at the first question');
   await again.close();
 });
 
