@@ -19,12 +19,14 @@
  * studiod and the agents run as real child processes (the agent child is this script with
  * `--child agent`, the real link client and sync loop fed by a one-file queue).
  *
- * Options: --size N (GiB; `512M`, `2G` also), --runs N (default 3), --agents N (also sync
- * N files of size/N from N agents at once and compare the aggregate rate with one agent's),
+ * Options: --size N (GiB; `512M`, `2G` also), --runs N (default 3), --agents N (default 3:
+ * also sync N files of size/N from N agents at once and compare the aggregate rate with one
+ * agent's; 1 skips that step),
  * --dir DIR (work dir on the disk to test), --window-mb N (studio window; default the
  * protocol's). For A/B of a change: --sync-only (no baselines: their figures print as NaN),
- * --studiod-node-options="…" (Node/V8 flags for studiod), BENCH_THREADS=1 (studiod's CPU per
- * thread), BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
+ * --studiod-node-options="…" and --agent-node-options="…" (Node/V8 flags for studiod and the
+ * agent children, e.g. `--cpu-prof`), BENCH_THREADS=1 (studiod's CPU per thread),
+ * BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
  */
 import { spawn, execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
@@ -53,11 +55,12 @@ const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '2' },
     runs: { type: 'string', default: '3' },
-    agents: { type: 'string', default: '1' },
+    agents: { type: 'string', default: '3' },
     dir: { type: 'string' },
     'window-mb': { type: 'string' },
     'sync-only': { type: 'boolean', default: false },
     'studiod-node-options': { type: 'string' },
+    'agent-node-options': { type: 'string' },
     child: { type: 'string' },
     file: { type: 'string' },
     blake3: { type: 'string' },
@@ -113,9 +116,12 @@ function selfUsage(): { cpuSec: number; maxRssBytes: number } {
 }
 
 /** Runs this script with `--child …`; resolves with the JSON line it prints last. */
-function runChild<T>(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<T> {
+function runChild<T>(args: string[], env: NodeJS.ProcessEnv = process.env, nodeArgs: string[] = []): Promise<T> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [SELF, '--child', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    const p = spawn(process.execPath, [...nodeArgs, SELF, '--child', ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env,
+    });
     let out = '';
     p.stdout.on('data', (c: Buffer) => {
       out += c.toString();
@@ -500,17 +506,11 @@ async function syncAll(studio: Studio, agents: string[], sources: Source[]): Pro
   const cpu0 = await cpuSeconds(studio.pid);
   const results = await Promise.all(
     sources.map((s, i) =>
-      runChild<AgentChildResult>([
-        'agent',
-        '--data-dir',
-        agents[i] ?? '',
-        '--file',
-        s.path,
-        '--blake3',
-        s.blake3,
-        '--bytes',
-        String(s.size),
-      ]),
+      runChild<AgentChildResult>(
+        ['agent', '--data-dir', agents[i] ?? '', '--file', s.path, '--blake3', s.blake3, '--bytes', String(s.size)],
+        process.env,
+        values['agent-node-options']?.split(' ').filter(Boolean),
+      ),
     ),
   );
   await marks.committed;

@@ -28,12 +28,37 @@ import {
   type MessageOf,
 } from '@studio321/protocol';
 import { LINK_CODES, LinkError } from './errors.js';
-import type { SyncLink } from './sync-link.js';
+import { FRAME_HEADROOM, type SyncLink } from './sync-link.js';
 
 export const AGENT_SOFTWARE = 'field-agent/0.1.0';
 
 /** Bytes handed to ws and not yet written to the socket before send() waits. */
 const SEND_HIGH_WATER = 4 * 1024 * 1024;
+
+/**
+ * `frame` as one masked, final binary WebSocket frame, its header written into the bytes
+ * before it (FRAME_HEADROOM); undefined when the frame's buffer has no room there.
+ * The masking key is all zero, as `generateMask` below gives ws for every other frame.
+ */
+function inPlaceWsFrame(frame: Uint8Array): Buffer | undefined {
+  const n = frame.byteLength;
+  const header = n > 0xffff ? 14 : n > 125 ? 8 : 6;
+  if (header > FRAME_HEADROOM || frame.byteOffset < header) return undefined;
+  const b = Buffer.from(frame.buffer, frame.byteOffset - header, header + n);
+  b[0] = 0x82; // FIN, opcode 2 (binary)
+  if (header === 14) {
+    b[1] = 0x80 | 127;
+    b.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
+    b.writeUInt32BE(n >>> 0, 6);
+  } else if (header === 8) {
+    b[1] = 0x80 | 126;
+    b.writeUInt16BE(n, 2);
+  } else {
+    b[1] = 0x80 | n;
+  }
+  b.writeUInt32BE(0, header - 4);
+  return b;
+}
 
 export interface LinkClientOptions {
   url: string;
@@ -52,6 +77,8 @@ export interface LinkClientOptions {
 export class LinkClient extends EventEmitter implements SyncLink {
   readonly url: string;
   #ws: WebSocket | undefined;
+  /** The TLS socket under #ws: Chunk frames built in place are written to it directly. */
+  #sock: TLSSocket | undefined;
   #opts: LinkClientOptions;
   #seenFingerprint: string | undefined;
   #window = 0;
@@ -112,6 +139,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
       },
       createConnection: ((options: ConnectionOptions) => {
         const sock: TLSSocket = tlsConnect({ ...options, rejectUnauthorized: false });
+        this.#sock = sock;
         sock.once('secureConnect', () => {
           const raw = sock.getPeerCertificate().raw;
           const seen = raw === undefined ? '' : certFingerprint(raw);
@@ -242,13 +270,16 @@ export class LinkClient extends EventEmitter implements SyncLink {
   }
 
   /**
-   * Send an encoded frame as it is (SyncLink.sendFrame: a Chunk read straight into its frame);
-   * `written` runs when ws handed it to the socket, which encrypted it: the buffer is free then.
+   * Send an encoded frame as it is (SyncLink.sendFrame: a Chunk read straight into its frame),
+   * framed in place when its buffer has the headroom; `written` runs when it was handed to the
+   * socket, which encrypted it: the buffer is free then. Resolves once at most this frame waits
+   * behind the one being written: writes that wait together reach TLS together, and Node's TLS
+   * socket copies buffers written together into one before it encrypts them.
    */
-  async sendFrame(frame: Uint8Array, written: () => void, highWater = SEND_HIGH_WATER): Promise<void> {
+  async sendFrame(frame: Uint8Array, written: () => void): Promise<void> {
     if (this.#closedErr !== undefined) throw this.#closedErr;
-    this.#sendEncoded(frame, written);
-    await this.#belowHighWater(highWater);
+    this.#sendEncoded(frame, written, inPlaceWsFrame(frame));
+    await this.#belowHighWater(frame.byteLength);
   }
 
   async #belowHighWater(highWater: number): Promise<void> {
@@ -275,17 +306,27 @@ export class LinkClient extends EventEmitter implements SyncLink {
     this.#sendEncoded(encodeFrame(msg));
   }
 
-  #sendEncoded(frame: Uint8Array, written?: () => void): void {
+  /**
+   * `wsFrame`: `frame` already framed for WebSocket (inPlaceWsFrame), written to the socket as
+   * one buffer. ws writes a frame as two buffers, header and payload, and Node's TLS socket
+   * copies buffers written together into one fresh buffer before it encrypts them: one more
+   * pass over every byte sent, and page faults on the fresh buffer. ws writes each frame to
+   * the socket at once (no compression, no Blobs here), so frames written either way leave in
+   * the order they were sent.
+   */
+  #sendEncoded(frame: Uint8Array, written?: () => void, wsFrame?: Buffer): void {
     const ws = this.#ws;
     if (ws === undefined || ws.readyState !== WebSocket.OPEN) return;
     this.#lastSent = this.#now();
     this.#unflushed += frame.length;
-    // The callback runs when ws handed the frame to the socket: the backpressure signal.
-    ws.send(frame, () => {
+    // The callback runs when the frame was handed to the socket: the backpressure signal.
+    const done = (): void => {
       written?.();
       this.#unflushed -= frame.length;
       if (this.#unflushed <= 0 || this.#drainWaiters.length > 0) for (const r of this.#drainWaiters.splice(0)) r();
-    });
+    };
+    if (wsFrame !== undefined && this.#sock !== undefined) this.#sock.write(wsFrame, done);
+    else ws.send(frame, done);
   }
 
   #badPeer(what: string): LinkError {

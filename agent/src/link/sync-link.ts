@@ -6,6 +6,13 @@
  */
 import type { CodedError, Message } from '@studio321/protocol';
 
+/**
+ * Bytes a sender keeps free in its buffer before each frame it gives to `sendFrame`: the
+ * link may write its own header there (a WebSocket frame header, at most 14 bytes), so that
+ * header and frame leave as one buffer.
+ */
+export const FRAME_HEADROOM = 14;
+
 export interface SyncLink {
   /** Bytes of Chunk data that may be sent and not yet acknowledged (the studio's Hello, SPEC §3.5). */
   readonly window: number;
@@ -16,6 +23,7 @@ export interface SyncLink {
   /**
    * Sends a frame already encoded (a Chunk built in place, encodeChunkFrame) without copying it;
    * `written` runs once its bytes left for the socket, after which the caller may reuse it.
+   * The FRAME_HEADROOM bytes before `frame` in its buffer are the link's to overwrite.
    * Backpressure as `send`. Optional: a pass falls back to `send` without it.
    */
   sendFrame?(frame: Uint8Array, written: () => void): Promise<void>;

@@ -40,12 +40,14 @@
  *  - the link closing (`#onClose`) or the abort signal ends every wait; the
  *    pass throws why (after an abort, closing the link is the caller's).
  *
- * Memory is bounded by the window, whatever the file size: ws buffers at most a
- * window of chunks, and the pass holds two more, the one waiting for window room
- * and the one read ahead of it; no further chunk is read until the first is sent.
- * Each chunk is read straight into its Chunk frame (encodeChunkFrame), and a frame
- * the link has written is reused for a later chunk (`#frames`): no copy of the
- * bytes into an encoder and no fresh buffer per chunk for the garbage collector.
+ * Memory is bounded by the window, whatever the file size: the link holds at most
+ * a window of chunks (LinkClient: two, the one being written and the next), and
+ * the pass holds two more, the one waiting for window room and the one read ahead
+ * of it; no further chunk is read until the first is sent. Each chunk is read
+ * straight into its Chunk frame (encodeChunkFrame), after FRAME_HEADROOM bytes
+ * where the link writes its WebSocket header, and a frame the link has written is
+ * reused for a later chunk (`#frames`): no copy of the bytes into an encoder or a
+ * WebSocket frame, and no fresh buffer per chunk for the garbage collector.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -69,7 +71,7 @@ import { GroupCommit } from '@studio321/protocol/durable';
 import { hasVerifiedCopy, type PendingAsset, type StudioReceipt } from '../state/agent-state.js';
 import { storeCopyDamagedError, type SyncQueue } from '../state/store-copy.js';
 import { LINK_CODES, LinkError } from './errors.js';
-import type { SyncLink } from './sync-link.js';
+import { FRAME_HEADROOM, type SyncLink } from './sync-link.js';
 
 export interface SyncNack {
   hash: string;
@@ -188,17 +190,20 @@ function toReceipt(m: MessageOf<'receipt'>): StudioReceipt {
 /** Frames kept for reuse: the most a pass has in flight (the link's high-water mark in chunks, and two). */
 const MAX_SPARE_FRAMES = 8;
 
-/** A chunk read into its frame: `got` bytes at CHUNK_HEADER_BYTES. */
+/** Where a chunk's data starts in its buffer: the link's headroom, then the Chunk header (encodeChunkFrame). */
+const DATA_AT = FRAME_HEADROOM + CHUNK_HEADER_BYTES;
+
+/** A chunk read into its frame: `got` bytes at DATA_AT. */
 interface ReadChunk {
   frame: Buffer;
   got: number;
 }
 
-/** Reads `len` bytes of `fh` at `at` into `frame` after its header (fewer, or none, when the file is shorter). */
+/** Reads `len` bytes of `fh` at `at` into `frame` at DATA_AT (fewer, or none, when the file is shorter). */
 async function readInto(fh: FileHandle, frame: Buffer, at: number, len: number): Promise<ReadChunk> {
   let got = 0;
   while (got < len) {
-    const { bytesRead } = await fh.read(frame, CHUNK_HEADER_BYTES + got, len - got, at + got);
+    const { bytesRead } = await fh.read(frame, DATA_AT + got, len - got, at + got);
     if (bytesRead === 0) break;
     got += bytesRead;
   }
@@ -466,7 +471,7 @@ export class SyncPass {
 
   /** A frame to read the next chunk into: one the link has written, or a new one. */
   #takeFrame(): Buffer {
-    return this.#frames.pop() ?? Buffer.allocUnsafeSlow(CHUNK_HEADER_BYTES + this.#chunkSize);
+    return this.#frames.pop() ?? Buffer.allocUnsafeSlow(DATA_AT + this.#chunkSize);
   }
 
   /**
@@ -474,9 +479,9 @@ export class SyncPass {
    * A link without `sendFrame` gets the message; that frame is never reused (the link may keep it).
    */
   async #sendChunk(hash: string, offset: number, frame: Buffer, got: number): Promise<void> {
-    const built = encodeChunkFrame(frame, hash, offset, got);
+    const built = encodeChunkFrame(frame.subarray(FRAME_HEADROOM), hash, offset, got);
     if (this.#link.sendFrame === undefined) {
-      await this.#link.send({ t: 'chunk', hash, offset, data: frame.subarray(CHUNK_HEADER_BYTES, built.byteLength) });
+      await this.#link.send({ t: 'chunk', hash, offset, data: frame.subarray(DATA_AT, DATA_AT + got) });
       return;
     }
     await this.#link.sendFrame(built, () => {

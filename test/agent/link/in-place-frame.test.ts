@@ -1,0 +1,140 @@
+/**
+ * Chunk frames the agent frames in place (LinkClient.sendFrame writes the WebSocket
+ * header into the FRAME_HEADROOM before the frame and the frame to its TLS socket as
+ * one buffer) arrive byte for byte, in order with the frames `ws` sends: a real TLS
+ * WebSocket server with studiod's Chunk receive path in front of `ws`'s receiver
+ * (frames of 64 KiB and more) and `ws` itself (smaller ones), frame sizes at each
+ * header form's edges (7-bit, 16-bit and 64-bit lengths), odd sizes and offsets,
+ * and a frame without headroom (sent through `ws` instead).
+ */
+import t from 'tap';
+import { createServer } from 'node:https';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  CHUNK_HEADER_BYTES,
+  MAGIC,
+  MAX_CHUNK_BYTES,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  createLogger,
+  decodeFrame,
+  encodeChunkFrame,
+  encodeFrame,
+} from '@studio321/protocol';
+import { FRAME_HEADROOM, LinkClient } from '@studio321/agent/link';
+import { ChunkPool, interceptChunkFrames, loadOrCreateTlsIdentity } from '@studio321/studiod/link';
+
+const HASH = 'cd'.repeat(32);
+
+interface Arrived {
+  via: 'receive path' | 'ws';
+  t: string;
+  offset?: number;
+  data?: Buffer;
+}
+
+t.test('in-place framed Chunks round-trip through ws and the Chunk receive path', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'in-place-frame-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const id = await loadOrCreateTlsIdentity(join(dir, 'key.pem'), join(dir, 'cert.pem'), { pairedAgents: 0 });
+  const server = createServer({ key: id.key, cert: id.cert });
+  const wss = new WebSocketServer({ server, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+  const pool = new ChunkPool(4);
+  const log = createLogger({ name: 'test', level: 'silent' });
+  const arrived: Arrived[] = [];
+  let wake: (() => void) | undefined;
+  let peer: WebSocket | undefined;
+  wss.on('connection', (ws) => {
+    peer = ws;
+    t.ok(
+      interceptChunkFrames(
+        ws,
+        pool,
+        (m, release) => {
+          arrived.push({ via: 'receive path', t: m.t, offset: m.offset, data: Buffer.from(m.data) });
+          release();
+          wake?.();
+        },
+        log,
+      ),
+      'the receive path is in front of ws',
+    );
+    ws.on('message', (d) => {
+      const m = decodeFrame(d as Buffer);
+      arrived.push(
+        m.t === 'chunk' ? { via: 'ws', t: m.t, offset: m.offset, data: Buffer.from(m.data) } : { via: 'ws', t: m.t },
+      );
+      wake?.();
+    });
+    ws.send(
+      encodeFrame({
+        t: 'hello',
+        magic: MAGIC,
+        version: PROTOCOL_VERSION,
+        role: 'studio',
+        software: 'test/0',
+        window: 64 * 1024 * 1024,
+      }),
+    );
+    ws.send(encodeFrame({ t: 'auth-challenge', nonce: randomBytes(32), sessionId: 'session-1' }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    peer?.terminate();
+    wss.close();
+    server.close();
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const client = new LinkClient({ url: `wss://127.0.0.1:${port}` });
+  t.teardown(() => client.terminate());
+  await client.open();
+
+  // Data sizes whose frames (CHUNK_HEADER_BYTES more) sit at the edges of the header forms.
+  const edge = (payload: number): number => payload - CHUNK_HEADER_BYTES;
+  const sizes = [1, edge(125), edge(126), 4097, edge(65535), edge(65536), 65536 + 3, 777_777, MAX_CHUNK_BYTES];
+  const expected: Arrived[] = [{ via: 'ws', t: 'hello' }]; // the client's, at open()
+  let written = 0;
+  let offset = 2 ** 40 + 7;
+  for (const [i, n] of sizes.entries()) {
+    const buf = Buffer.alloc(FRAME_HEADROOM + CHUNK_HEADER_BYTES + n, 0xee);
+    const data = randomBytes(n);
+    data.copy(buf, FRAME_HEADROOM + CHUNK_HEADER_BYTES);
+    const frame = encodeChunkFrame(buf.subarray(FRAME_HEADROOM), HASH, offset, n);
+    await client.sendFrame(frame, () => written++);
+    const big = CHUNK_HEADER_BYTES + n >= 65536;
+    expected.push({ via: big ? 'receive path' : 'ws', t: 'chunk', offset, data });
+    offset += n + 1;
+    if (i % 3 === 0) {
+      await client.send({ t: 'ping', ts: i });
+      expected.push({ via: 'ws', t: 'ping' });
+    }
+  }
+  // A frame with no room before it goes through ws (and still arrives the same).
+  const data = randomBytes(70_001);
+  const bare = Buffer.alloc(CHUNK_HEADER_BYTES + data.length);
+  data.copy(bare, CHUNK_HEADER_BYTES);
+  await client.sendFrame(encodeChunkFrame(bare, HASH, 5, data.length), () => written++);
+  expected.push({ via: 'receive path', t: 'chunk', offset: 5, data });
+
+  while (arrived.length < expected.length) {
+    await new Promise<void>((r) => {
+      wake = r;
+    });
+  }
+  t.equal(written, sizes.length + 1, 'every frame was handed to the socket');
+  t.equal(arrived.length, expected.length, 'nothing more arrived');
+  for (const [i, e] of expected.entries()) {
+    const a = arrived[i];
+    t.equal(a?.t, e.t, `#${i} type`);
+    t.equal(a?.via, e.via, `#${i} taken by the ${e.via}`);
+    if (e.t !== 'chunk') continue;
+    t.equal(a?.offset, e.offset, `#${i} offset`);
+    t.ok(a?.data?.equals(e.data as Buffer), `#${i} ${e.data?.length} bytes, byte for byte`);
+  }
+  t.equal(client.closedError, undefined, 'the link is still open');
+});
