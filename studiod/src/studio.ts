@@ -26,6 +26,7 @@ import { STUDIO_CODES, StudioError } from './errors.js';
 import { LedgerService } from './ledger/service.js';
 import type { StudioStatus } from './ledger/status-report.js';
 import { LinkServer } from './link/server.js';
+import { IdleReclaim } from './link/idle-memory.js';
 import { Alerts, type AlertsOptions } from './ops/alerts.js';
 import { Metrics } from './ops/metrics.js';
 import { RestoreService, type RestoreServiceOptions } from './recovery/restore.js';
@@ -94,6 +95,8 @@ export class Studio {
   /** The studio folders' ASC MHL histories. */
   #mhl: StudioMhl | undefined;
   #link: LinkServer | undefined;
+  /** A full GC once no agent has been connected for a while (link/idle-memory.ts). */
+  #reclaim: IdleReclaim | undefined;
   #control: ControlSocket | undefined;
   /** Ledger, cloud forwarder, verify. */
   #ledger: LedgerService | undefined;
@@ -275,6 +278,9 @@ export class Studio {
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();
+    const link = this.#link;
+    this.#reclaim = new IdleReclaim(() => link.sessions().length);
+    this.#reclaim.start();
     const snapshotSinkFactory = this.#opts.ledger?.cloudOptions?.sinkFactory;
     this.#snapshotSinks = cloudTargetsOf(c).map((t) => snapshotSinkFactory?.(t) ?? new S3Sink(t));
     for (const s of this.#snapshotSinks) await s.open();
@@ -338,6 +344,7 @@ export class Studio {
     await this.#metrics?.close();
     if (this.#onError !== undefined) this.log.lastErrors.off('push', this.#onError);
     clearInterval(this.#expiryTimer);
+    this.#reclaim?.stop();
     await this.#control?.close();
     await this.#link?.close();
     await this.#mhl?.close();
@@ -420,6 +427,7 @@ export class Studio {
       staging: { files: staging.length, bytes: staging.reduce((a, s) => a + s.bytes, 0) },
       commitsInFlight: this.#committer?.inFlight ?? 0,
       lastErrors: this.log.lastErrors.list(),
+      memory: process.memoryUsage(),
     };
   }
 }
