@@ -34,7 +34,7 @@
  *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
  *     assets/s, MB/s and CPU-ms per asset. `--verify-only` runs only this step.
  * `--agents-only`: step 4 alone (with `--agents N`). `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
- * alone; `--studiod-node-args`: node options for the studiod child of step 3 (a CPU profile).
+ * alone; `--studiod-node-args`: node options for the studiod children of steps 3 and 4 (a CPU profile, a heap snapshot).
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
@@ -479,7 +479,7 @@ async function main(): Promise<void> {
         await rm(c, { recursive: true, force: true });
         datas.push(d);
       }
-      const studio = new Studio(join(base, 'studio-many'));
+      const studio = new Studio(join(base, 'studio-many'), STUDIOD_NODE_ARGS);
       await studio.start();
       try {
         const ids: string[] = [];

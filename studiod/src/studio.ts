@@ -26,7 +26,6 @@ import { STUDIO_CODES, StudioError } from './errors.js';
 import { LedgerService } from './ledger/service.js';
 import type { StudioStatus } from './ledger/status-report.js';
 import { LinkServer } from './link/server.js';
-import { IdleReclaim } from './link/idle-memory.js';
 import { Alerts, type AlertsOptions } from './ops/alerts.js';
 import { Metrics } from './ops/metrics.js';
 import { RestoreService, type RestoreServiceOptions } from './recovery/restore.js';
@@ -95,8 +94,6 @@ export class Studio {
   /** The studio folders' ASC MHL histories. */
   #mhl: StudioMhl | undefined;
   #link: LinkServer | undefined;
-  /** A full GC once no agent has been connected for a while (link/idle-memory.ts). */
-  #reclaim: IdleReclaim | undefined;
   #control: ControlSocket | undefined;
   /** Ledger, cloud forwarder, verify. */
   #ledger: LedgerService | undefined;
@@ -278,9 +275,6 @@ export class Studio {
       ...(this.#opts.timing ?? {}),
     });
     await this.#link.open();
-    const link = this.#link;
-    this.#reclaim = new IdleReclaim(() => link.sessions().length);
-    this.#reclaim.start();
     const snapshotSinkFactory = this.#opts.ledger?.cloudOptions?.sinkFactory;
     this.#snapshotSinks = cloudTargetsOf(c).map((t) => snapshotSinkFactory?.(t) ?? new S3Sink(t));
     for (const s of this.#snapshotSinks) await s.open();
@@ -344,7 +338,6 @@ export class Studio {
     await this.#metrics?.close();
     if (this.#onError !== undefined) this.log.lastErrors.off('push', this.#onError);
     clearInterval(this.#expiryTimer);
-    this.#reclaim?.stop();
     await this.#control?.close();
     await this.#link?.close();
     await this.#mhl?.close();

@@ -16,10 +16,14 @@
  * One session at a time holds a hash (`acquire`); a second session offering the
  * same hash meanwhile gets STUDIO_BUSY (retryable).
  *
- * Bounds (docs/configuration.md, `staging`): a held file keeps two descriptors
+ * An Offer only holds each hash and looks its partial up (`acquire`); a new
+ * partial is created by the file's first write, so the files of a batch waiting
+ * for their turn cost no descriptor and no file.
+ *
+ * Bounds (docs/configuration.md, `staging`): a created file keeps two descriptors
  * (its writer and its read-back lane), so one session may hold at most
- * `perSession` files and all sessions together `total`; beyond, acquire refuses
- * with STUDIO_STAGING_LIMIT (retryable, the file is offered again later). A
+ * `perSession` files and all sessions together `total` (created or not); beyond,
+ * acquire refuses with STUDIO_STAGING_LIMIT (retryable, the file is offered again later). A
  * released partial with no byte is removed (Offers without data leave nothing),
  * and `sweepExpired` removes partials nobody has written for `expireMs`.
  */
@@ -109,11 +113,6 @@ export class StagedFile {
     this.#fh = fh;
     this.#lane = lane;
     lane.advance(this.#durable);
-  }
-
-  /** Not created yet (a new partial before its first write). */
-  get lazy(): boolean {
-    return this.#create !== undefined;
   }
 
   /** Create a new partial now (once); a no-op for one already open. */
@@ -391,9 +390,9 @@ export class Staging {
       });
       if (size > 0 && (st === undefined || st.size > size || st.nlink > 1)) {
         if (st !== undefined) await rm(path, { force: true });
-        return new StagedFile(hash, size, path, () => this.#open(path, true), 0, release, this.#nameSync);
+        return new StagedFile(hash, size, path, () => this.#open(path, size, true), 0, release, this.#nameSync);
       }
-      const p = await this.#open(path, false);
+      const p = await this.#open(path, size, false);
       return new StagedFile(hash, size, path, p, p.size, release, p.size === 0 ? this.#nameSync : undefined);
     } catch (err) {
       this.#unhold(hash, sessionId);
@@ -407,7 +406,7 @@ export class Staging {
    * first write after a lookup found none); otherwise created when absent and fsynced when not
    * empty, and replaced when it cannot be this content's (see acquire).
    */
-  async #open(path: string, fresh: boolean): Promise<OpenPartial & { size: number }> {
+  async #open(path: string, size: number, fresh: boolean): Promise<OpenPartial & { size: number }> {
     let lane: ReadBack | undefined;
     let fh: FileHandle | undefined;
     try {
@@ -417,7 +416,7 @@ export class Staging {
         throw stagingError(err, 'open', path);
       });
       let st = await fh.stat();
-      if (!fresh && st.nlink > 1) {
+      if (!fresh && (st.size > size || st.nlink > 1)) {
         await fh.close();
         fh = undefined;
         await rm(path, { force: true });

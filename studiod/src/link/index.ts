@@ -12,4 +12,3 @@ export * from './pairing-throttle.js';
 export * from './pre-auth-guard.js';
 export * from './memory-budget.js';
 export * from './fair-scheduler.js';
-export * from './idle-memory.js';
