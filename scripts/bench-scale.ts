@@ -3,7 +3,7 @@
  *
  *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--no-sync] [--dir DIR] [--keep]
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
- *                                    [--sync-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR']
+ *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR']
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
  *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS]
  *
@@ -25,7 +25,12 @@
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
  *     (from studiod's log) vs the lone agent's, and after its session authenticated (studiod's
  *     share of the wait: an agent process starting among twenty on the same cores is not), studiod
- *     peak RSS, its RSS when the agents finished and once idle (stable for 3 s, at most 30 s);
+ *     peak RSS, its RSS when the agents finished and once idle (stable for 3 s, at most 30 s), and
+ *     where its memory was (process.memoryUsage() from its status, MiB) at the highest RSS sampled
+ *     every second and once idle;
+ *     `firstCommitPartsMs` (median/max ms): spawn → authenticated (`auth`: process start, connect,
+ *     TLS, proof), authenticated → first Want (`want`; `offer`: studiod's time answering it), first
+ *     Want → first commit (`commit`);
  *  5. with `--verify-files N` (and `--verify-large M`: M files of 64 MiB), `verifyCopies` (what
  *     `studioctl verify` and the scrub run) in this process over a fresh catalogue of N small
  *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
@@ -34,8 +39,8 @@
  * (written through AgentState as an ingest records them, half of them receipted by the studio:
  * no copying, so 100,000 files take a minute, not an hour); `--status-agent` times another
  * build's field-agent on the same states, run for run alternating (A/B against an older commit).
- * `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
- * alone; `--studiod-node-args`: node options for the studiod child of step 3 (a CPU profile).
+ * `--agents-only`: step 4 alone (with `--agents N`). `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
+ * alone; `--studiod-node-args`: node options for the studiod children of steps 3 and 4 (a CPU profile, a heap snapshot).
  * `--ingest-only`: step 1 alone; `--agent-node-args`: node options for the ingesting agent;
  * `--compare-agent JS`: in every run of step 1 also ingest with that field-agent.js (another
  * build, e.g. the base commit's), in the same minutes, and print its ratio too (A/B).
@@ -70,6 +75,7 @@ const { values } = parseArgs({
     'verify-files': { type: 'string', default: '0' },
     'verify-large': { type: 'string', default: '0' },
     'sync-only': { type: 'boolean', default: false },
+    'agents-only': { type: 'boolean', default: false },
     'studiod-node-args': { type: 'string', default: '' },
     'status-only': { type: 'string' },
     'status-agent': { type: 'string' },
@@ -336,6 +342,8 @@ class Studio {
   readonly sessions = new Map<string, string>();
   /** When each session authenticated (performance.now()). */
   readonly authAt = new Map<string, number>();
+  /** When each session's first Want was sent, and how long its Offer took to answer (studiod's log). */
+  readonly firstWant = new Map<string, { at: number; offerMs: number }>();
   #child: ReturnType<typeof spawn> | undefined;
   #port = 0;
   readonly #nodeArgs: readonly string[];
@@ -386,6 +394,9 @@ class Studio {
             const m = JSON.parse(l) as { sessionId: string; agentId: string };
             this.sessions.set(m.sessionId, m.agentId);
             this.authAt.set(m.sessionId, performance.now());
+          } else if (l.includes('"msg":"first offer answered"')) {
+            const m = JSON.parse(l) as { sessionId: string; ms: number };
+            this.firstWant.set(m.sessionId, { at: performance.now(), offerMs: m.ms });
           } else if (l.includes('"msg":"listening"')) resolve((JSON.parse(l) as { port: number }).port);
         }
       });
@@ -396,6 +407,13 @@ class Studio {
     const r = await agent(['pair', this.url, code, '--name', name, '--data-dir', data, '--json']);
     if (r.code !== EXIT.ok) throw new Error(`pair failed: ${r.stdout}${r.stderr}`);
     return (JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { agentId: string }).agentId;
+  }
+  /** Where studiod's memory is, in MiB (its status' process.memoryUsage(); {} from a studiod without it). */
+  async memory(): Promise<Record<string, number>> {
+    const st = (await controlRequest(join(this.dir, 'state', 'control.sock'), 'status')) as {
+      memory?: Record<string, number>;
+    };
+    return Object.fromEntries(Object.entries(st.memory ?? {}).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
   }
   async stop(): Promise<void> {
     const c = this.#child;
@@ -490,6 +508,143 @@ async function sync(data: string): Promise<Usage> {
   return r;
 }
 
+interface IngestSummary {
+  baselineFilesPerSec: number;
+  ingestFilesPerSec: number;
+  ratio: number;
+  peakRssMiB: number;
+  cpuSec: number;
+  load: number[];
+}
+
+/** Steps 1–3 on one card of FILES small files. */
+async function cardSteps(base: string, out: Record<string, unknown>): Promise<void> {
+  const card = join(base, 'card');
+  const paths = await makeSmallCard(card, FILES);
+
+  // 1. ingest vs the fsync-each-file copy
+  const rows: Array<{
+    load: number;
+    baseline: number;
+    ingest: number;
+    ratio: number;
+    rss: number;
+    cpu: number;
+    other?: { ingest: number; ratio: number; cpu: number };
+  }> = [];
+  let lastData = '';
+  for (let i = 0; i < (SYNC_ONLY ? 1 : RUNS); i++) {
+    const l = load();
+    const dst = join(base, `copy-${i}`);
+    const data = join(base, `agent-${i}`);
+    const baseOnce = async (): Promise<number> => (SYNC_ONLY ? Number.NaN : fsyncEachCopy(card, paths, dst));
+    let bMs = 0;
+    let ag: Usage | undefined;
+    let other: Usage | undefined;
+    // Each run in another order, so no step always follows the same one.
+    const steps: Array<() => Promise<void>> = [
+      async () => {
+        bMs = await baseOnce();
+      },
+      async () => {
+        ag = await ingest(card, data, FILES);
+      },
+      ...(COMPARE_AGENT === undefined
+        ? []
+        : [
+            async () => {
+              other = await ingest(card, `${data}-other`, FILES, COMPARE_AGENT);
+              await rm(`${data}-other`, { recursive: true, force: true });
+            },
+          ]),
+    ];
+    for (let j = 0; j < steps.length; j++) await (steps[(i + j) % steps.length] as () => Promise<void>)();
+    if (ag === undefined) throw new Error('no ingest');
+    await rm(dst, { recursive: true, force: true });
+    if (lastData !== '') await rm(lastData, { recursive: true, force: true });
+    lastData = data;
+    const row = {
+      load: l,
+      baseline: FILES / (bMs / 1000),
+      ingest: FILES / (ag.ms / 1000),
+      ratio: bMs / ag.ms,
+      rss: ag.maxRssMiB,
+      cpu: ag.cpuSec,
+      ...(other === undefined
+        ? {}
+        : { other: { ingest: FILES / (other.ms / 1000), ratio: bMs / other.ms, cpu: other.cpuSec } }),
+    };
+    rows.push(row);
+    log(
+      `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s${row.other === undefined ? '' : `; compared agent ${row.other.ingest.toFixed(0)} files/s, ratio ${row.other.ratio.toFixed(2)}, CPU ${row.other.cpu.toFixed(1)} s`}`,
+    );
+  }
+  const ingestSummary = {
+    baselineFilesPerSec: +median(rows.map((r) => r.baseline)).toFixed(0),
+    ingestFilesPerSec: +median(rows.map((r) => r.ingest)).toFixed(0),
+    ratio: +median(rows.map((r) => r.ratio)).toFixed(2),
+    peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
+    cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
+    load: rows.map((r) => r.load),
+    ...(COMPARE_AGENT === undefined
+      ? {}
+      : {
+          compared: {
+            ingestFilesPerSec: +median(rows.map((r) => r.other?.ingest ?? 0)).toFixed(0),
+            ratio: +median(rows.map((r) => r.other?.ratio ?? 0)).toFixed(2),
+            cpuSec: +median(rows.map((r) => r.other?.cpu ?? 0)).toFixed(1),
+          },
+        }),
+  };
+  out['ingest'] = ingestSummary;
+  if (INGEST_ONLY) {
+    process.stdout.write(
+      `ingest of ${FILES} small files: ${ingestSummary.ingestFilesPerSec} files/s vs fsync-each copy ${ingestSummary.baselineFilesPerSec} files/s — median ratio ${ingestSummary.ratio} (target >= 0.8), agent CPU ${ingestSummary.cpuSec} s\n${JSON.stringify(out)}\n`,
+    );
+    return;
+  }
+
+  // 2. status
+  const st: Usage[] = [];
+  for (let i = 0; i < (SYNC_ONLY ? 0 : 5); i++) {
+    const r = await agent(['status', '--data-dir', lastData, '--json']);
+    if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
+    st.push(r);
+  }
+  out['status'] = {
+    medianMs: st.length === 0 ? Number.NaN : +median(st.map((r) => r.ms)).toFixed(0),
+    peakRssMiB: st.length === 0 ? Number.NaN : +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
+    load: load(),
+  };
+  log(`status --json: ${JSON.stringify(out['status'])}`);
+
+  // 3. sync of the card to studiod
+  if (values['no-sync'] !== true) {
+    const studio = new Studio(join(base, 'studio'), STUDIOD_NODE_ARGS);
+    await studio.start();
+    try {
+      await studio.pair(lastData, 'bench');
+      const l = load();
+      const cpu0 = (await procStat(studio.pid)).cpuSec;
+      const r = await sync(lastData);
+      const ps = await procStat(studio.pid);
+      const s = {
+        filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
+        studiodCpuMsPerFile: +(((ps.cpuSec - cpu0) * 1000) / FILES).toFixed(2),
+        agentCpuSec: +r.cpuSec.toFixed(1),
+        studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
+        load: l,
+      };
+      out['sync'] = s;
+      log(`sync: ${JSON.stringify(s)}`);
+    } finally {
+      await studio.stop();
+    }
+  }
+  await rm(lastData, { recursive: true, force: true });
+  if (values.keep !== true) await rm(join(base, 'studio'), { recursive: true, force: true });
+}
+
 async function main(): Promise<void> {
   const base = await mkdtemp(join(values.dir ?? tmpdir(), 'bench-scale-'));
   const out: Record<string, unknown> = { files: FILES, runs: RUNS, cores: availableParallelism() };
@@ -506,130 +661,8 @@ async function main(): Promise<void> {
       process.stdout.write(`verify: ${JSON.stringify(out['verify'])}\n${JSON.stringify(out)}\n`);
       return;
     }
-    const card = join(base, 'card');
-    const paths = await makeSmallCard(card, FILES);
-
-    // 1. ingest vs the fsync-each-file copy
-    const rows: Array<{
-      load: number;
-      baseline: number;
-      ingest: number;
-      ratio: number;
-      rss: number;
-      cpu: number;
-      other?: { ingest: number; ratio: number; cpu: number };
-    }> = [];
-    let lastData = '';
-    for (let i = 0; i < (SYNC_ONLY ? 1 : RUNS); i++) {
-      const l = load();
-      const dst = join(base, `copy-${i}`);
-      const data = join(base, `agent-${i}`);
-      const baseOnce = async (): Promise<number> => (SYNC_ONLY ? Number.NaN : fsyncEachCopy(card, paths, dst));
-      let bMs = 0;
-      let ag: Usage | undefined;
-      let other: Usage | undefined;
-      // Each run in another order, so no step always follows the same one.
-      const steps: Array<() => Promise<void>> = [
-        async () => {
-          bMs = await baseOnce();
-        },
-        async () => {
-          ag = await ingest(card, data, FILES);
-        },
-        ...(COMPARE_AGENT === undefined
-          ? []
-          : [
-              async () => {
-                other = await ingest(card, `${data}-other`, FILES, COMPARE_AGENT);
-                await rm(`${data}-other`, { recursive: true, force: true });
-              },
-            ]),
-      ];
-      for (let j = 0; j < steps.length; j++) await (steps[(i + j) % steps.length] as () => Promise<void>)();
-      if (ag === undefined) throw new Error('no ingest');
-      await rm(dst, { recursive: true, force: true });
-      if (lastData !== '') await rm(lastData, { recursive: true, force: true });
-      lastData = data;
-      const row = {
-        load: l,
-        baseline: FILES / (bMs / 1000),
-        ingest: FILES / (ag.ms / 1000),
-        ratio: bMs / ag.ms,
-        rss: ag.maxRssMiB,
-        cpu: ag.cpuSec,
-        ...(other === undefined
-          ? {}
-          : { other: { ingest: FILES / (other.ms / 1000), ratio: bMs / other.ms, cpu: other.cpuSec } }),
-      };
-      rows.push(row);
-      log(
-        `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s${row.other === undefined ? '' : `; compared agent ${row.other.ingest.toFixed(0)} files/s, ratio ${row.other.ratio.toFixed(2)}, CPU ${row.other.cpu.toFixed(1)} s`}`,
-      );
-    }
-    const ingestSummary = {
-      baselineFilesPerSec: +median(rows.map((r) => r.baseline)).toFixed(0),
-      ingestFilesPerSec: +median(rows.map((r) => r.ingest)).toFixed(0),
-      ratio: +median(rows.map((r) => r.ratio)).toFixed(2),
-      peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
-      cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
-      load: rows.map((r) => r.load),
-      ...(COMPARE_AGENT === undefined
-        ? {}
-        : {
-            compared: {
-              ingestFilesPerSec: +median(rows.map((r) => r.other?.ingest ?? 0)).toFixed(0),
-              ratio: +median(rows.map((r) => r.other?.ratio ?? 0)).toFixed(2),
-              cpuSec: +median(rows.map((r) => r.other?.cpu ?? 0)).toFixed(1),
-            },
-          }),
-    };
-    out['ingest'] = ingestSummary;
-    if (INGEST_ONLY) {
-      process.stdout.write(
-        `ingest of ${FILES} small files: ${ingestSummary.ingestFilesPerSec} files/s vs fsync-each copy ${ingestSummary.baselineFilesPerSec} files/s — median ratio ${ingestSummary.ratio} (target >= 0.8), agent CPU ${ingestSummary.cpuSec} s\n${JSON.stringify(out)}\n`,
-      );
-      return;
-    }
-
-    // 2. status
-    const st: Usage[] = [];
-    for (let i = 0; i < (SYNC_ONLY ? 0 : 5); i++) {
-      const r = await agent(['status', '--data-dir', lastData, '--json']);
-      if (r.code !== EXIT.ok && r.code !== EXIT.notSafe) throw new Error(`status failed (${r.code}): ${r.stderr}`);
-      st.push(r);
-    }
-    out['status'] = {
-      medianMs: st.length === 0 ? Number.NaN : +median(st.map((r) => r.ms)).toFixed(0),
-      peakRssMiB: st.length === 0 ? Number.NaN : +Math.max(...st.map((r) => r.maxRssMiB)).toFixed(0),
-      load: load(),
-    };
-    log(`status --json: ${JSON.stringify(out['status'])}`);
-
-    // 3. sync of the card to studiod
-    if (values['no-sync'] !== true) {
-      const studio = new Studio(join(base, 'studio'), STUDIOD_NODE_ARGS);
-      await studio.start();
-      try {
-        await studio.pair(lastData, 'bench');
-        const l = load();
-        const cpu0 = (await procStat(studio.pid)).cpuSec;
-        const r = await sync(lastData);
-        const ps = await procStat(studio.pid);
-        const s = {
-          filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
-          studiodCpuMsPerFile: +(((ps.cpuSec - cpu0) * 1000) / FILES).toFixed(2),
-          agentCpuSec: +r.cpuSec.toFixed(1),
-          studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
-          load: l,
-        };
-        out['sync'] = s;
-        log(`sync: ${JSON.stringify(s)}`);
-      } finally {
-        await studio.stop();
-      }
-    }
-    await rm(lastData, { recursive: true, force: true });
-    if (values.keep !== true) await rm(join(base, 'studio'), { recursive: true, force: true });
+    if (values['agents-only'] !== true) await cardSteps(base, out);
+    if (INGEST_ONLY) return;
 
     // 4. many agents at once
     if (AGENTS >= 2) {
@@ -642,7 +675,7 @@ async function main(): Promise<void> {
         await rm(c, { recursive: true, force: true });
         datas.push(d);
       }
-      const studio = new Studio(join(base, 'studio-many'));
+      const studio = new Studio(join(base, 'studio-many'), STUDIOD_NODE_ARGS);
       await studio.start();
       try {
         const ids: string[] = [];
@@ -657,6 +690,25 @@ async function main(): Promise<void> {
           const auth = c === undefined ? undefined : studio.authAt.get(c.session);
           return c === undefined || auth === undefined ? Number.NaN : c.at - auth;
         };
+        /**
+         * Where an agent's first commit waited, in ms from the start: its process start, connect, TLS
+         * and authentication (spawn → authenticated), the Offer's answer (authenticated → first Want;
+         * `offer`: the studio's time answering it) and the first file (first Want → first commit).
+         */
+        const parts = (id: string, t0: number): Record<string, number> => {
+          const c = studio.commits.find((x) => x.at >= t0 && studio.sessions.get(x.session) === id);
+          const auth = c === undefined ? undefined : studio.authAt.get(c.session);
+          const want = c === undefined ? undefined : studio.firstWant.get(c.session);
+          if (c === undefined || auth === undefined || want === undefined) return {};
+          return { auth: auth - t0, want: want.at - auth, offer: want.offerMs, commit: c.at - want.at };
+        };
+        const summary = (rows: Array<Record<string, number>>): Record<string, string> =>
+          Object.fromEntries(
+            ['auth', 'want', 'offer', 'commit'].map((k) => {
+              const v = rows.map((r) => r[k] ?? Number.NaN);
+              return [k, `${median(v).toFixed(0)}/${Math.max(...v).toFixed(0)}`];
+            }),
+          );
         const idle0 = await procStat(studio.pid);
         // the lone agent
         let t0 = performance.now();
@@ -664,15 +716,30 @@ async function main(): Promise<void> {
         const loneRate = AGENT_FILES / (lone.ms / 1000);
         const loneFirst = firstCommit(ids[0] as string, t0);
         const loneAuthFirst = firstAfterAuth(ids[0] as string, t0);
+        const loneParts = summary([parts(ids[0] as string, t0)]);
         // N at once
         const l = load();
         t0 = performance.now();
-        await Promise.all(datas.slice(1).map((d) => sync(d)));
+        let peakMemory: Record<string, number> = {};
+        let syncing = true;
+        const sampling = (async () => {
+          while (syncing) {
+            const m = await studio.memory().catch(() => ({}) as Record<string, number>);
+            if ((m['rss'] ?? 0) > (peakMemory['rss'] ?? -1)) peakMemory = m;
+            await new Promise((r) => setTimeout(r, 1000));
+          }
+        })();
+        await Promise.all(datas.slice(1).map((d) => sync(d))).finally(() => {
+          syncing = false;
+        });
         const allMs = performance.now() - t0;
+        await sampling;
         const firsts = ids.slice(1).map((id) => firstCommit(id, t0));
         const authFirsts = ids.slice(1).map((id) => firstAfterAuth(id, t0));
+        const manyParts = summary(ids.slice(1).map((id) => parts(id, t0)));
         const busy = await procStat(studio.pid);
         const idleAfter = await idleRss(studio.pid);
+        const idleMemory = await studio.memory();
         const many = {
           agents: AGENTS,
           filesPerAgent: AGENT_FILES,
@@ -685,10 +752,12 @@ async function main(): Promise<void> {
           loneFirstCommitAfterAuthMs: +loneAuthFirst.toFixed(0),
           firstCommitAfterAuthMs: { median: +median(authFirsts).toFixed(0), max: +Math.max(...authFirsts).toFixed(0) },
           worstFirstCommitAfterAuthVsLone: +(Math.max(...authFirsts) / loneAuthFirst).toFixed(2),
+          firstCommitPartsMs: { lone: loneParts, many: manyParts },
           studiodIdleRssMiB: +idle0.rssMiB.toFixed(0),
           studiodPeakRssMiB: +busy.hwmMiB.toFixed(0),
           studiodRssAfterMiB: +busy.rssMiB.toFixed(0),
           studiodRssIdleAfterMiB: +idleAfter.toFixed(0),
+          studiodMemoryMiB: { peak: peakMemory, idleAfter: idleMemory },
           load: l,
         };
         out['agents'] = many;
@@ -703,10 +772,14 @@ async function main(): Promise<void> {
       log(`verify: ${JSON.stringify(out['verify'])}`);
     }
 
-    const i = out['ingest'] as typeof ingestSummary;
+    const i = out['ingest'] as IngestSummary | undefined;
     const lines = [
-      `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
-      `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
+      ...(i === undefined
+        ? []
+        : [
+            `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
+            `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
+          ]),
       ...(out['sync'] === undefined ? [] : [`sync to studiod: ${JSON.stringify(out['sync'])}`]),
       ...(out['agents'] === undefined ? [] : [`agents: ${JSON.stringify(out['agents'])}`]),
       ...(out['verify'] === undefined ? [] : [`verify: ${JSON.stringify(out['verify'])}`]),

@@ -397,6 +397,13 @@ export class Catalogue {
     return await this.#get<AssetRecord>(P.asset, hash);
   }
 
+  /** Which of `hashes` have an asset record, in their order (one read for all: an Offer's batch). */
+  async assetsKnown(hashes: readonly string[]): Promise<boolean[]> {
+    if (hashes.length === 0) return [];
+    const values = await this.#open().getMany(hashes.map((h) => P.asset + h));
+    return values.map((v) => v !== undefined);
+  }
+
   async copiesOf(hash: string): Promise<CopyRecord[]> {
     return this.#ofHash<CopyRecord>(P.copy, hash);
   }

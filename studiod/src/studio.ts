@@ -420,6 +420,7 @@ export class Studio {
       staging: { files: staging.length, bytes: staging.reduce((a, s) => a + s.bytes, 0) },
       commitsInFlight: this.#committer?.inFlight ?? 0,
       lastErrors: this.log.lastErrors.list(),
+      memory: process.memoryUsage(),
     };
   }
 }

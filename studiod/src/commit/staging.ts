@@ -16,10 +16,14 @@
  * One session at a time holds a hash (`acquire`); a second session offering the
  * same hash meanwhile gets STUDIO_BUSY (retryable).
  *
- * Bounds (docs/configuration.md, `staging`): a held file keeps two descriptors
+ * An Offer only holds each hash and looks its partial up (`acquire`); a new
+ * partial is created by the file's first write, so the files of a batch waiting
+ * for their turn cost no descriptor and no file.
+ *
+ * Bounds (docs/configuration.md, `staging`): a created file keeps two descriptors
  * (its writer and its read-back lane), so one session may hold at most
- * `perSession` files and all sessions together `total`; beyond, acquire refuses
- * with STUDIO_STAGING_LIMIT (retryable, the file is offered again later). A
+ * `perSession` files and all sessions together `total` (created or not); beyond,
+ * acquire refuses with STUDIO_STAGING_LIMIT (retryable, the file is offered again later). A
  * released partial with no byte is removed (Offers without data leave nothing),
  * and `sweepExpired` removes partials nobody has written for `expireMs`.
  */
@@ -63,12 +67,22 @@ function stagingError(err: unknown, what: string, path: string): StudioError {
   );
 }
 
+/** An open partial: its writer and its read-back lane. */
+interface OpenPartial {
+  fh: FileHandle;
+  lane: ReadBack;
+}
+
 export class StagedFile {
   readonly hash: string;
   readonly size: number;
   readonly path: string;
   #fh: FileHandle | undefined;
   #lane: ReadBack | undefined;
+  /** A new partial not created yet: created by the first write (its Offer did only a lookup). */
+  #create: (() => Promise<OpenPartial>) | undefined;
+  #creating: Promise<void> | undefined;
+  #closed = false;
   #written: number;
   #durable: number;
   #release: () => void;
@@ -79,8 +93,7 @@ export class StagedFile {
     hash: string,
     size: number,
     path: string,
-    fh: FileHandle,
-    lane: ReadBack,
+    partial: OpenPartial | (() => Promise<OpenPartial>),
     offset: number,
     release: () => void,
     nameSync?: () => Promise<void>,
@@ -88,13 +101,35 @@ export class StagedFile {
     this.hash = hash;
     this.size = size;
     this.path = path;
-    this.#fh = fh;
-    this.#lane = lane;
+    if (typeof partial === 'function') this.#create = partial;
+    else this.#opened(partial);
     this.#written = offset;
     this.#durable = offset;
     this.#release = release;
     this.#nameSync = nameSync;
-    lane.advance(offset);
+  }
+
+  #opened({ fh, lane }: OpenPartial): void {
+    this.#fh = fh;
+    this.#lane = lane;
+    lane.advance(this.#durable);
+  }
+
+  /** Create a new partial now (once); a no-op for one already open. */
+  async #ensureOpen(): Promise<void> {
+    const create = this.#create;
+    if (create === undefined) return;
+    this.#creating ??= create().then((p) => {
+      this.#create = undefined;
+      if (this.#closed)
+        return p.lane
+          .close()
+          .then(() => p.fh.close())
+          .then(() => unlink(this.path))
+          .catch(() => undefined);
+      this.#opened(p);
+    });
+    await this.#creating;
   }
 
   /** Bytes written (maybe not yet fsynced). The next chunk MUST start here. */
@@ -113,6 +148,8 @@ export class StagedFile {
 
   /** Append `data` at `offset` (== written; the caller checked). */
   async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#closed) throw new TypeError('StagedFile.write() after close');
+    await this.#ensureOpen();
     if (this.#fh === undefined) throw new TypeError('StagedFile.write() after close');
     if (offset !== this.#written) throw new TypeError(`StagedFile.write() at ${offset}, expected ${this.#written}`);
     try {
@@ -152,6 +189,7 @@ export class StagedFile {
    * error rejects with STUDIO_STAGING_IO. Once only.
    */
   async verify(): Promise<{ size: number; blake3: string }> {
+    if (!this.#closed) await this.#ensureOpen();
     const lane = this.#lane;
     if (lane === undefined) throw new TypeError('StagedFile.verify() twice or after close');
     await this.sync();
@@ -179,7 +217,14 @@ export class StagedFile {
    * no byte (an Offer never followed by data leaves no empty file behind).
    */
   async close(): Promise<void> {
-    if (this.#fh === undefined) return;
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#creating?.catch(() => undefined);
+    if (this.#fh === undefined) {
+      this.#create = undefined; // never created: nothing on disk to keep
+      this.#release();
+      return;
+    }
     try {
       await this.sync();
     } finally {
@@ -191,6 +236,9 @@ export class StagedFile {
 
   /** Remove the partial (hash mismatch, or committed: the mirror copy is another name of it) and release the hash. */
   async discard(): Promise<void> {
+    this.#closed = true;
+    await this.#creating?.catch(() => undefined);
+    this.#create = undefined;
     await this.#closeHandles();
     try {
       await unlink(this.path);
@@ -221,6 +269,7 @@ export class Staging {
   /** session → how many hashes it holds. */
   #perSession = new Map<string, number>();
   #made = false;
+  #rootCheck: Promise<void> | undefined;
   /**
    * The staging folder's fsync, shared by the partials created together: a group commit with
    * nothing to record (a call joins the next fsync that starts after it).
@@ -272,7 +321,12 @@ export class Staging {
 
   /** Creates the staging directory (mode 700) on the checked mirror disk. */
   async #ready(): Promise<void> {
-    await this.#checkRoot();
+    // One check at a time, joined by the offers and first writes that come meanwhile (a batch of
+    // small files is hundreds of them): its marker reads and stats are the same for all.
+    this.#rootCheck ??= this.#checkRoot().finally(() => {
+      this.#rootCheck = undefined;
+    });
+    await this.#rootCheck;
     if (this.#made) return;
     try {
       await mkdir(this.dir, { mode: 0o700 });
@@ -304,13 +358,15 @@ export class Staging {
   }
 
   /**
-   * Open (or create) the partial for `hash`. Its current size is the resume
-   * offset; it is fsynced first so that what is reported is durable. A partial
-   * larger than `size` is impossible for the offered content and is discarded;
-   * so is one that already has a second name (studiod was killed after linking
-   * it into place and before removing it): it must never be written again. A new
-   * partial's name is made durable by the staging folder's fsync before its first
-   * Ack (StagedFile.sync), shared by the partials created meanwhile.
+   * Hold `hash` for `sessionId` and look its partial up: its current size is the resume offset.
+   * When there is none (the usual case) that is all: the partial is created by the file's first
+   * write (StagedFile), so an Offer of many files costs a lookup each, not a create, two opens and
+   * a read-back lane each that most files of the batch would hold idle until their turn. An
+   * existing partial is opened and fsynced first, so that what is reported is durable. A partial
+   * larger than `size` is impossible for the offered content and is discarded; so is one that
+   * already has a second name (studiod was killed after linking it into place and before removing
+   * it): it must never be written again. A new partial's name is made durable by the staging
+   * folder's fsync before its first Ack (StagedFile.sync), shared by the partials created meanwhile.
    */
   async acquire(hash: string, size: number, sessionId: string): Promise<StagedFile> {
     const other = this.#held.get(hash);
@@ -325,16 +381,42 @@ export class Staging {
     this.#checkLimits(hash, sessionId);
     this.#hold(hash, sessionId);
     const path = this.pathOf(hash);
+    const release = (): void => this.#unhold(hash, sessionId);
+    try {
+      await this.#ready();
+      const st = await stat(path).catch((err: unknown) => {
+        if (errorCode(err) === 'ENOENT') return undefined;
+        throw stagingError(err, 'stat', path);
+      });
+      if (size > 0 && (st === undefined || st.size > size || st.nlink > 1)) {
+        if (st !== undefined) await rm(path, { force: true });
+        return new StagedFile(hash, size, path, () => this.#open(path, size, true), 0, release, this.#nameSync);
+      }
+      const p = await this.#open(path, size, false);
+      return new StagedFile(hash, size, path, p, p.size, release, p.size === 0 ? this.#nameSync : undefined);
+    } catch (err) {
+      this.#unhold(hash, sessionId);
+      if (err instanceof StudioError) throw err;
+      throw stagingError(err, 'open', path);
+    }
+  }
+
+  /**
+   * Open the partial at `path` with its read-back lane. `fresh`: it must not exist (created by its
+   * first write after a lookup found none); otherwise created when absent and fsynced when not
+   * empty, and replaced when it cannot be this content's (see acquire).
+   */
+  async #open(path: string, size: number, fresh: boolean): Promise<OpenPartial & { size: number }> {
     let lane: ReadBack | undefined;
     let fh: FileHandle | undefined;
     try {
-      await this.#ready();
-      // Read-write, created when absent, never appending: chunks are written at explicit offsets.
-      fh = await open(path, RW_CREATE, 0o600).catch((err: unknown) => {
+      if (fresh) await this.#ready();
+      // Read-write, never appending: chunks are written at explicit offsets.
+      fh = await open(path, fresh ? RW_CREATE | constants.O_EXCL : RW_CREATE, 0o600).catch((err: unknown) => {
         throw stagingError(err, 'open', path);
       });
       let st = await fh.stat();
-      if (st.size > size || st.nlink > 1) {
+      if (!fresh && (st.size > size || st.nlink > 1)) {
         await fh.close();
         fh = undefined;
         await rm(path, { force: true });
@@ -349,12 +431,10 @@ export class Staging {
         signal: undefined,
       });
       await lane.open();
-      const release = (): void => this.#unhold(hash, sessionId);
-      return new StagedFile(hash, size, path, fh, lane, st.size, release, st.size === 0 ? this.#nameSync : undefined);
+      return { fh, lane, size: st.size };
     } catch (err) {
       await lane?.close();
       await fh?.close().catch(() => undefined);
-      this.#unhold(hash, sessionId);
       if (err instanceof StudioError) throw err;
       throw stagingError(err, 'open', path);
     }

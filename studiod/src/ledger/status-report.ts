@@ -68,6 +68,8 @@ export interface StudioStatus {
   staging: { files: number; bytes: number };
   commitsInFlight: number;
   lastErrors: RecentError[];
+  /** process.memoryUsage() in bytes: where studiod's RSS is (V8 heap, Buffers, the rest native). */
+  memory?: NodeJS.MemoryUsage;
 }
 
 export interface StatusReport extends StudioStatus {

@@ -56,17 +56,41 @@ export function holdChunk(data: Uint8Array): () => void {
   return oneShot(lease);
 }
 
+/** How long a pool with no buffer in use keeps its idle ones (then they are dropped, and freed by the GC). */
+export const CHUNK_POOL_IDLE_MS = 10_000;
+
 /**
  * MAX_CHUNK_BYTES buffers reused across frames and sessions. In use at once: what the
- * sessions' windows and streamed-commit queues hold; at most `maxFree` are kept idle.
+ * sessions' windows and streamed-commit queues hold; at most `maxFree` are kept idle, and
+ * none once no buffer has been in use for `idleMs` (a studio no agent sends to holds no
+ * pool: the buffers are allocated again by the next transfer, one per MiB in flight).
  */
 export class ChunkPool {
   readonly maxFree: number;
+  readonly idleMs: number;
   #free: Buffer[] = [];
   #allocated = 0;
+  #inUse = 0;
+  #trimTimer: NodeJS.Timeout | undefined;
+  #trims = 0;
 
-  constructor(maxFree: number) {
+  constructor(maxFree: number, idleMs: number = CHUNK_POOL_IDLE_MS) {
     this.maxFree = maxFree;
+    this.idleMs = idleMs;
+  }
+
+  /** Times the idle buffers were dropped. */
+  get trims(): number {
+    return this.#trims;
+  }
+
+  /** Drop the idle buffers now (their memory goes with the next GC). */
+  trim(): void {
+    clearTimeout(this.#trimTimer);
+    this.#trimTimer = undefined;
+    if (this.#free.length === 0) return;
+    this.#free = [];
+    this.#trims++;
   }
 
   /** Buffers ever allocated (a pool that keeps up allocates about window / chunk size of them). */
@@ -86,6 +110,9 @@ export class ChunkPool {
       buf = Buffer.allocUnsafeSlow(MAX_CHUNK_BYTES);
       this.#allocated++;
     }
+    this.#inUse++;
+    clearTimeout(this.#trimTimer);
+    this.#trimTimer = undefined;
     const data = buf.subarray(0, length);
     const lease: Lease = { holders: 1, buf, pool: this };
     leases.set(data, lease);
@@ -93,7 +120,12 @@ export class ChunkPool {
   }
 
   give(buf: Buffer): void {
+    this.#inUse--;
     if (this.#free.length < this.maxFree) this.#free.push(buf);
+    if (this.#inUse === 0 && this.#free.length > 0) {
+      this.#trimTimer = setTimeout(() => this.trim(), this.idleMs);
+      this.#trimTimer.unref();
+    }
   }
 }
 

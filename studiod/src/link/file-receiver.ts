@@ -199,12 +199,14 @@ export class FileReceiver {
     const outcome: Array<'have' | StagedFile | CodedError | undefined> = new Array(files.length);
     let next = 0;
     let fault: unknown;
+    // One catalogue read for the batch: most offered files are new, and need no receipt lookup.
+    const known = await this.#o.catalogue.assetsKnown(files.map((f) => f.hash));
     const lookUp = async (): Promise<void> => {
       while (fault === undefined && next < files.length) {
         const i = next++;
         const f = files[i] as OfferFile;
         try {
-          if ((await this.#o.committer.receiptFor(f.hash)) !== undefined) outcome[i] = 'have';
+          if (known[i] === true && (await this.#o.committer.receiptFor(f.hash)) !== undefined) outcome[i] = 'have';
           else outcome[i] = await this.#o.staging.acquire(f.hash, f.size, this.#o.sessionId);
         } catch (err) {
           if (err instanceof CodedError) outcome[i] = err;

@@ -149,6 +149,7 @@ export class LinkSession {
   /** The agent's queue as its Hello reported it, less the receipts sent since (undefined: not reported). */
   #agentQueue: { files: number; bytes: number } | undefined;
   #queue: Promise<void> = Promise.resolve();
+  #firstOfferLogged = false;
   #lastReceived: number;
   #lastSent: number;
   #timers: NodeJS.Timeout[] = [];
@@ -405,7 +406,7 @@ export class LinkSession {
           case 'hello':
             throw LinkSession.#secondHello();
           case 'offer':
-            return this.#files.offer(msg, this.#agentId ?? '');
+            return this.#offer(msg);
           case 'chunk':
             return this.#files.chunk(msg);
           case 'file-end':
@@ -431,6 +432,15 @@ export class LinkSession {
       case 'closed':
         return;
     }
+  }
+
+  /** An Offer, answered by the FileReceiver with a Want; the first one's time is logged (where a first commit's wait goes). */
+  async #offer(msg: MessageOf<'offer'>): Promise<void> {
+    if (this.#firstOfferLogged) return this.#files.offer(msg, this.#agentId ?? '');
+    this.#firstOfferLogged = true;
+    const t0 = performance.now();
+    await this.#files.offer(msg, this.#agentId ?? '');
+    this.#log.info({ files: msg.files.length, ms: Math.round(performance.now() - t0) }, 'first offer answered');
   }
 
   /** VerdictRequest: the ledger's verdicts, one per hash in its order (SPEC §3.10); refused when not offered in the Hello. */

@@ -20,6 +20,7 @@ import {
   type MessageOf,
 } from '@studio321/protocol';
 import { CHUNK_FRAME_MIN_BYTES, ChunkFrameParser, ChunkPool, LiveChunks } from '@studio321/studiod/link';
+import { waitFor } from '../../lib/wait-for.js';
 
 const KiB = 1024;
 const HASH = 'ab'.repeat(32);
@@ -279,4 +280,27 @@ t.test('a pooled Chunk queued for the streamed commit is not reused before the c
   await it.return?.();
   t.equal(pool.allocated, 2, "the third Chunk reused the first one's buffer");
   t.equal(pool.idle, 2, 'a failed stream gives back the one lent and the one queued');
+});
+
+t.test('the pool drops its idle buffers once none has been in use for idleMs, and reuses them before', async (t) => {
+  const pool = new ChunkPool(4, 50);
+  const a = pool.take(100);
+  const b = pool.take(100);
+  a.release();
+  t.equal(pool.idle, 1, 'a buffer given back is kept while another is in use');
+  const c = pool.take(100);
+  t.equal(pool.allocated, 2, 'and reused');
+  c.release();
+  b.release();
+  t.equal(pool.idle, 2, 'both kept right after the last is given back');
+  const d = pool.take(100); // in use again before the idle time: nothing is dropped
+  d.release();
+  t.equal(pool.trims, 0);
+  await waitFor(() => pool.trims === 1, 'the idle pool trimmed');
+  t.equal(pool.idle, 0, 'no buffer kept once idle');
+  const e = pool.take(100);
+  t.equal(pool.allocated, 3, 'the next transfer allocates again');
+  e.release();
+  pool.trim();
+  t.equal(pool.idle, 0);
 });

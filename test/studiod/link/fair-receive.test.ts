@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   authPayload,
@@ -19,7 +19,7 @@ import {
   type MessageOf,
 } from '@studio321/protocol';
 import { Catalogue } from '@studio321/studiod';
-import { checkTarget, Committer, Staging, type CommitInput } from '@studio321/studiod/commit';
+import { checkTarget, Committer, Staging, STAGING_DIR, type CommitInput } from '@studio321/studiod/commit';
 import { LinkServer, loadOrCreateTlsIdentity } from '@studio321/studiod/link';
 import { localTargets, sha256Hex, waitFor } from '../../lib/studio-harness.js';
 import { WireClient } from '../../lib/studio-wire.js';
@@ -43,14 +43,20 @@ class HeldCommitter extends Committer {
   }
 }
 
-async function studio(t: Test, opts: { commitSlots?: number; receiveBudgetBytes?: number }) {
+async function studio(
+  t: Test,
+  opts: { commitSlots?: number; receiveBudgetBytes?: number; windowBytes?: number },
+  stagingLimits?: { perSession: number; total: number },
+) {
   const dir = t.testdir({ mirror: {}, raid: {}, tls: {} });
   const targets = localTargets(dir);
   const catalogue = new Catalogue(join(dir, 'catalogue'));
   await catalogue.open();
   t.teardown(() => catalogue.close());
-  const staging = new Staging(targets.mirror.root, () =>
-    checkTarget('mirror', targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0),
+  const staging = new Staging(
+    targets.mirror.root,
+    () => checkTarget('mirror', targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0),
+    stagingLimits,
   );
   const committer = new HeldCommitter({ catalogue, targets });
   const tls = await loadOrCreateTlsIdentity(join(dir, 'tls', 'key.pem'), join(dir, 'tls', 'cert.pem'), {
@@ -72,7 +78,7 @@ async function studio(t: Test, opts: { commitSlots?: number; receiveBudgetBytes?
   });
   const port = await server.open();
   t.teardown(() => server.close());
-  return { server, committer, catalogue, targets, url: `wss://127.0.0.1:${port}/v1` };
+  return { server, committer, catalogue, staging, targets, url: `wss://127.0.0.1:${port}/v1` };
 }
 
 /** A paired agent (its record in the catalogue) with an authenticated session. */
@@ -113,11 +119,10 @@ function files(agentNo: number, count: number, size: number): File[] {
   });
 }
 
-/** Offer `fs`, wait for the Want, then send every file (chunks of `chunk` bytes, FileEnd). */
-async function send(c: WireClient, fs: File[], chunk: number): Promise<void> {
+function offer(c: WireClient, fs: File[], batchId = 'b1'): void {
   c.send({
     t: 'offer',
-    batchId: 'b1',
+    batchId,
     files: fs.map((f) => ({
       hash: f.hash,
       size: f.bytes.length,
@@ -125,6 +130,11 @@ async function send(c: WireClient, fs: File[], chunk: number): Promise<void> {
       copies: [],
     })),
   });
+}
+
+/** Offer `fs`, wait for the Want, then send every file (chunks of `chunk` bytes, FileEnd). */
+async function send(c: WireClient, fs: File[], chunk: number): Promise<void> {
+  offer(c, fs);
   const want = await c.next('want');
   if (want.wants.length !== fs.length) throw new Error(`wanted ${want.wants.length} of ${fs.length}`);
   for (const f of fs) {
@@ -213,3 +223,63 @@ t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost
   t.equal(budget.held, 0, 'every byte released');
   t.equal(budget.pausedCount, 0, 'every socket resumed');
 });
+
+t.test(
+  'lazy staging: an Offer creates no partial, the limit Nacks before the Want, a cut resumes from the durable offset',
+  async (t) => {
+    const CHUNK = 256 * KiB;
+    // A window of 4 chunks: every chunk is fsynced and acknowledged on its own (window / 4).
+    const s = await studio(t, { windowBytes: 4 * CHUNK }, { perSession: 2, total: 64 });
+    /** Chunks of `f` from `from`, each after the last one's Ack (within the window), then FileEnd. */
+    const sendFrom = async (c: WireClient, f: File, from: number): Promise<void> => {
+      for (let off = from; off < f.bytes.length; off += CHUNK) {
+        const data = f.bytes.subarray(off, off + CHUNK);
+        c.send({ t: 'chunk', hash: f.hash, offset: off, data });
+        for (let acked = 0; acked < off + data.length; ) acked = (await c.next('ack')).offset;
+      }
+      c.send({ t: 'file-end', hash: f.hash, size: f.bytes.length });
+    };
+    s.committer.open();
+    const stagingDir = join(s.targets.mirror.root, STAGING_DIR);
+    const a = await agent(s, 20);
+    t.teardown(() => a.close());
+    const fs = files(20, 3, 5 * CHUNK + 123);
+    const [f0, f1, f2] = fs as [File, File, File];
+    offer(a, fs);
+    const want = await a.next('want');
+    const nack = a.received.find((m) => m.t === 'nack');
+    t.match(nack, { hash: f2.hash, code: 'STUDIO_STAGING_LIMIT', retryable: true, resumeOffset: 0 }, 'over the limit');
+    t.same(
+      want.wants,
+      [f0, f1].map((f) => ({ hash: f.hash, offset: 0 })),
+      'the Nacked file is left out of the Want; the rest from 0',
+    );
+    t.same(await readdir(stagingDir), [], 'the Offer created no partial (a lookup each)');
+    t.equal(s.staging.heldCount(), 2, 'but holds the two wanted files (the limit counts them)');
+    for (const off of [0, CHUNK]) {
+      a.send({ t: 'chunk', hash: f0.hash, offset: off, data: f0.bytes.subarray(off, off + CHUNK) });
+      for (let acked = 0; acked < off + CHUNK; ) acked = (await a.next('ack')).offset;
+    }
+    t.same(await readdir(stagingDir), [`${f0.hash}.part`], 'the first Chunk created its partial, only its');
+    a.close(); // cut
+    await waitFor(() => s.staging.heldCount() === 0, 'the cut session released its files');
+    t.same(await readdir(stagingDir), [`${f0.hash}.part`], 'the never-written file left nothing');
+    const b = await agent(s, 21);
+    t.teardown(() => b.close());
+    offer(b, [f0, f2], 'b2');
+    const again = await b.next('want');
+    t.same(
+      again.wants,
+      [
+        { hash: f0.hash, offset: 2 * CHUNK },
+        { hash: f2.hash, offset: 0 },
+      ],
+      'resumed from the durable offset; the Nacked file is wanted once there is room',
+    );
+    await sendFrom(b, f0, 2 * CHUNK);
+    await sendFrom(b, f2, 0);
+    await assertCommitted(t, s, b, [f0, f2]);
+    await waitFor(() => s.staging.heldCount() === 0, 'nothing held after the commits');
+    t.same(await readdir(stagingDir), [], 'the committed partials are gone');
+  },
+);
