@@ -9,6 +9,8 @@
  *    content bound, as when it reads them itself;
  *  - an offload of small files records the same bytes and hashes as the card has, with a capture
  *    day, and a file swapped for a link after the listing fails alone, with no temp left;
+ *  - a store folder removed by hand during the offload is made again for the next file (the
+ *    offload makes each folder once, not for every file);
  *  - a listing longer than SCAN_BATCH, written in parts, ends complete and current.
  */
 import t from 'tap';
@@ -147,6 +149,44 @@ t.test('an offload of small files: same bytes and hashes, one unreadable file fa
   t.notOk(
     stored.some((n) => n.endsWith('.s321tmp')),
     'no temp left',
+  );
+});
+
+t.test('a store folder removed by hand during the offload is made again for the next file', async (t) => {
+  const dir = t.testdir();
+  const card = join(dir, 'card');
+  await mkdir(join(card, 'DCIM', '100TEST'), { recursive: true });
+  // Over 1 MiB each, one group in flight: the files are copied one after the other.
+  for (let i = 1; i <= 5; i++) await writeFile(join(card, `DCIM/100TEST/IMG_${i}.JPG`), Buffer.alloc(1_100_000, i));
+  const scan = await scanCard(card);
+  const state = await AgentState.open(join(dir, 'data'));
+  t.teardown(() => state.close());
+  const { targets } = await resolveTargets(join(dir, 'data', 'store'), []);
+  const folder = join(dir, 'data', 'store', 's', 'C-3', 'DCIM', '100TEST');
+  let removed = false;
+  const r = await offloadCard(
+    {
+      state,
+      targets,
+      concurrency: 1,
+      // The fourth file's temp is open when its source is first read: the folder goes then.
+      openSource: async function* (path, expect, opts) {
+        if (!removed && path.endsWith('IMG_4.JPG')) {
+          removed = true;
+          await rm(folder, { recursive: true });
+        }
+        yield* readCardFile(path, expect, opts);
+      },
+    },
+    { root: card, card: { id: 'C-3', label: 'C', kind: 'card', source: card, shoot: 's' }, scan },
+  );
+  t.ok(removed);
+  t.equal(r.copied, 5, 'every file copied');
+  t.same(r.failed, []);
+  t.same(
+    (await readdir(folder)).sort(),
+    ['IMG_4.JPG', 'IMG_5.JPG'],
+    'the later files in the folder made again, no temp',
   );
 });
 
