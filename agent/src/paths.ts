@@ -7,9 +7,13 @@
  *                $XDG_CONFIG_HOME/studio321/field-agent.json (XDG_CONFIG_HOME defaults to ~/.config)
  *   store      : config `store`, else <data dir>/store
  *   state DB   : <data dir>/state (LevelDB)
+ *   status URL : <data dir>/status-url (the running agent's status page, for the CLI)
  */
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+
+/** The file in the data dir where a running agent writes its status page's URL (ui/agent-ui.ts). */
+export const STATUS_URL_FILE = 'status-url';
 
 export interface PathOverrides {
   dataDir?: string | undefined;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import { AgentState } from '../state/agent-state.js';
-import { STATUS_URL_FILE } from '../ui/agent-ui.js';
+import { STATUS_URL_FILE } from '../paths.js';
 import { NDJSON } from '../ui/status-page.js';
 
 /** `direct(state)` when the state DB can be opened here; `running()` when `field-agent run` holds it. */

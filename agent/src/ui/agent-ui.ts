@@ -34,8 +34,7 @@ import { findCard } from '../state/agent-state.js';
 import { buildOffloadReport } from '../state/card-report.js';
 import { freeLaptopCopies } from '../state/free-laptop.js';
 import { defaultVolumeSource, type VolumeSource } from '../card/volume-source.js';
-
-export const STATUS_URL_FILE = 'status-url';
+import { STATUS_URL_FILE } from '../paths.js';
 
 export interface AgentUiOptions {
   runner: AgentRunner;

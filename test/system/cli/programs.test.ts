@@ -84,6 +84,27 @@ t.test('--help, -h, help and --version answer without a config and start nothing
     [],
     'studioctl loads no S3 client, LevelDB, metrics, mail or WebSocket module to start',
   );
+  // `field-agent status` answers from the state's summary: it loads neither the tray, the watchers,
+  // the link nor the offload (systray2 alone took about 0.1 s to import).
+  const agentData = await tempDir(t);
+  const status = await run(AGENT_BIN, ['status', '--json', '--data-dir', agentData], {
+    env: { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` },
+  });
+  t.equal(status.code, EXIT.ok, 'field-agent status of an empty data dir: exit 0');
+  const agentLoaded = [...status.stderr.matchAll(/^import: (\S+)$/gm)].map((m) => m[1] ?? '');
+  t.ok(
+    agentLoaded.includes(`file://${join(REPO, 'agent', 'dist', 'src', 'state', 'status.js')}`),
+    'the trace sees the status module',
+  );
+  t.same(
+    agentLoaded.filter(
+      (u) =>
+        /node_modules\/(systray2|chokidar|ws|node-disk-info)\//.test(u) ||
+        /agent\/dist\/src\/(ui\/(tray|agent-ui)\.js|link\/|offload\/|card\/)/.test(u),
+    ),
+    [],
+    'field-agent status loads no tray, watcher, link or offload module',
+  );
   // Linked by `npm ci` (the bin shims are in the clone), so npx finds them without a download.
   const npx = await promisify(execFile)('npx', ['--no-install', 'studioctl', '--version'], { cwd: REPO });
   t.equal(npx.stdout, `studioctl ${versions.studioctl}\n`, 'npx studioctl --version from the repository');
