@@ -269,7 +269,6 @@ export class Staging {
   /** session → how many hashes it holds. */
   #perSession = new Map<string, number>();
   #made = false;
-  #rootCheck: Promise<void> | undefined;
   /**
    * The staging folder's fsync, shared by the partials created together: a group commit with
    * nothing to record (a call joins the next fsync that starts after it).
@@ -321,12 +320,8 @@ export class Staging {
 
   /** Creates the staging directory (mode 700) on the checked mirror disk. */
   async #ready(): Promise<void> {
-    // One check at a time, joined by the offers and first writes that come meanwhile (a batch of
-    // small files is hundreds of them): its marker reads and stats are the same for all.
-    this.#rootCheck ??= this.#checkRoot().finally(() => {
-      this.#rootCheck = undefined;
-    });
-    await this.#rootCheck;
+    // Offers and first writes that come together share the marker's stat (checkTarget).
+    await this.#checkRoot();
     if (this.#made) return;
     try {
       await mkdir(this.dir, { mode: 0o700 });
