@@ -1,5 +1,5 @@
 /** `field-agent status [--json]`: from the state DB, or from the running agent while it holds it. */
-import { EXIT } from '@studio321/protocol';
+import { EXIT } from '@studio321/protocol/base';
 import { AGENT_CODES } from '../errors.js';
 import { buildStatus, formatStatus, type AgentStatus } from '../state/status.js';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
