@@ -38,7 +38,9 @@
  * `--status-only N,M…`: step 2 alone on agent states built here for one card of N files each
  * (written through AgentState as an ingest records them, half of them receipted by the studio:
  * no copying, so 100,000 files take a minute, not an hour); `--status-agent` times another
- * build's field-agent on the same states, run for run alternating (A/B against an older commit).
+ * build's field-agent on the same states, run for run alternating (A/B against an older commit);
+ * then again while a `field-agent run` of each build holds its state (`running`, `otherRunning`:
+ * status asks the running agent over its local API); median wall ms and CPU ms of 5 runs each.
  * `--agents-only`: step 4 alone (with `--agents N`). `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
  * alone; `--studiod-node-args`: node options for the studiod children of steps 3 and 4 (a CPU profile, a heap snapshot).
  * `--ingest-only`: step 1 alone; `--agent-node-args`: node options for the ingesting agent;
@@ -250,6 +252,30 @@ async function syntheticState(data: string, n: number): Promise<void> {
   }
 }
 
+/** `field-agent run` (no tray, no volume watcher) holding `dataDir`, once it has started; the function stops it. */
+async function runningAgent(bin: string, dataDir: string): Promise<() => Promise<void>> {
+  const config = join(dataDir, 'bench-run.json');
+  await writeFile(config, JSON.stringify({ statusPort: 0, tray: false, watchVolumes: false }));
+  const { DISPLAY: _d, WAYLAND_DISPLAY: _w, ...env } = process.env;
+  const child = spawn(process.execPath, [bin, 'run', '--data-dir', dataDir, '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      if (err.includes('"event":"started"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`field-agent run exited ${code}: ${err.slice(-2000)}`)));
+  });
+  return async () => {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+}
+
 /** `--status-only`: status at each size on a synthetic state, this build (and `--status-agent`) alternating. */
 async function statusOnly(base: string, sizes: number[], other: string | undefined): Promise<Record<string, unknown>> {
   const rows: Record<string, unknown> = {};
@@ -276,6 +302,22 @@ async function statusOnly(base: string, sizes: number[], other: string | undefin
         if (r.code !== EXIT.ok) throw new Error(`status failed (${r.code}): ${r.stderr}`);
         runs[k]?.push(r);
       }
+    // The same states held by a running agent (`field-agent run`): status asks it over its local API.
+    const held = { running: data, ...(other === undefined ? {} : { otherRunning: otherData }) };
+    const heldBins = { running: BINS.agent, ...(other === undefined ? {} : { otherRunning: other }) };
+    const agents = await Promise.all(
+      Object.entries(held).map(([k, dir]) => runningAgent(heldBins[k as 'running'], dir)),
+    );
+    try {
+      for (let i = 0; i < 5; i++)
+        for (const [k, dir] of Object.entries(held)) {
+          const r = await agent(['status', '--data-dir', dir, '--json'], heldBins[k as 'running']);
+          if (r.code !== EXIT.ok) throw new Error(`status of a running agent failed (${r.code}): ${r.stderr}`);
+          (runs[k] ??= []).push(r);
+        }
+    } finally {
+      await Promise.all(agents.map((stop) => stop()));
+    }
     // The status work alone, in this process (no start-up): what the summary costs at this size.
     const inProcess: number[] = [];
     const state = await AgentState.open(data);
@@ -296,6 +338,7 @@ async function statusOnly(base: string, sizes: number[], other: string | undefin
     for (const [k, rs] of Object.entries(runs))
       row[k] = {
         medianMs: +median(rs.map((r) => r.ms)).toFixed(0),
+        cpuMs: +median(rs.map((r) => r.cpuSec * 1000)).toFixed(0),
         peakRssMiB: +Math.max(...rs.map((r) => r.maxRssMiB)).toFixed(0),
       };
     rows[String(n)] = row;

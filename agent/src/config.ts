@@ -34,7 +34,7 @@ import {
   CodedError,
   invalidConfigField,
   type FieldSpec,
-} from '@studio321/protocol';
+} from '@studio321/protocol/base';
 import type { AgentPaths } from './paths.js';
 
 export interface AgentConfig {

@@ -8,7 +8,7 @@
  * The one AGENT_ table: the eject, single-instance lock, tray and status-page
  * codes are here too (their error classes subclass AgentError, for their names).
  */
-import { CodedError, type CodedErrorOptions } from '@studio321/protocol';
+import { CodedError, type CodedErrorOptions } from '@studio321/protocol/base';
 
 export const AGENT_CODES = {
   /** The card (or folder) disappeared while it was being read. Retryable (insert it again). */

@@ -15,6 +15,9 @@ import { isAbsolute, join, resolve } from 'node:path';
 /** The file in the data dir where a running agent writes its status page's URL (ui/agent-ui.ts). */
 export const STATUS_URL_FILE = 'status-url';
 
+/** The content type of the status page API's streamed answers (JSON lines), asked for by the CLI. */
+export const NDJSON = 'application/x-ndjson';
+
 export interface PathOverrides {
   dataDir?: string | undefined;
   config?: string | undefined;

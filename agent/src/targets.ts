@@ -23,8 +23,9 @@
 import type { Stats } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorCode, type CopyFact } from '@studio321/protocol';
-import { durableWrite, ensureDir, sweepStaleTemps, type DurableCopy } from '@studio321/protocol/durable';
+import type { CopyFact } from '@studio321/protocol';
+import { errorCode } from '@studio321/protocol/base';
+import type { DurableCopy } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from './errors.js';
 import { diskIdentity, LEGACY_DEVICE_PREFIX, type DiskProbeOptions } from './disk-identity.js';
 
@@ -55,6 +56,8 @@ function storeUnavailable(store: string, why: string, cause?: unknown): AgentErr
  * asked only when the marker is missing.
  */
 async function openStore(store: string, hasCopies: () => Promise<boolean>): Promise<Stats> {
+  // Loaded here, not with the module: `field-agent status` probes the targets and writes nothing.
+  const { durableWrite, ensureDir, sweepStaleTemps } = await import('@studio321/protocol/durable');
   if (await storeAvailable(store)) {
     // Only the marker is ever written at the root (copies live under shoot/card): a temp there is
     // one a kill left between linking the marker and removing its temp.

@@ -12,7 +12,7 @@ import {
   type CliValues,
   formatProgressLine,
   type ProgressSnapshot,
-} from '@studio321/protocol';
+} from '@studio321/protocol/base';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import { resolvePaths, type AgentPaths } from '../paths.js';
 import { loadAgentConfig, type AgentConfig } from '../config.js';

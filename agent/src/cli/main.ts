@@ -2,7 +2,7 @@
  * Command dispatch for `field-agent`. Each command lives in its own file and
  * returns an exit code; coded errors are printed with their code.
  */
-import { didYouMean, EXIT, EXIT_STATUS_HELP, packageVersion } from '@studio321/protocol';
+import { didYouMean, EXIT, EXIT_STATUS_HELP, packageVersion } from '@studio321/protocol/base';
 import { AGENT_CODES } from '../errors.js';
 import { reportError, type CommandIo } from './common.js';
 

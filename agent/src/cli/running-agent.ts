@@ -3,18 +3,18 @@
  * eject, forget, report) runs on it directly when no agent runs, and while `field-agent run`
  * holds it asks the running agent through its status page API instead
  * (`directOrRunning`): the address and bearer token are in <data dir>/status-url
- * (0600). Long commands stream their progress back as JSON lines (status-page.ts
+ * (0600). That file is looked at first, so a command the running agent answers never loads
+ * LevelDB (`status` starts in well under 200 ms). Long commands stream their progress back as JSON lines (status-page.ts
  * `#call`). node:http, not fetch: a verify of a whole store may take longer than
  * fetch waits for headers.
  */
 import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CodedError, errorCode } from '@studio321/protocol';
+import { CodedError, errorCode } from '@studio321/protocol/base';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
-import { AgentState } from '../state/agent-state.js';
-import { STATUS_URL_FILE } from '../paths.js';
-import { NDJSON } from '../ui/status-page.js';
+import type { AgentState } from '../state/agent-state.js';
+import { NDJSON, STATUS_URL_FILE } from '../paths.js';
 
 /** `direct(state)` when the state DB can be opened here; `running()` when `field-agent run` holds it. */
 export async function directOrRunning<T>(
@@ -22,6 +22,14 @@ export async function directOrRunning<T>(
   direct: (state: AgentState) => Promise<T>,
   running: () => Promise<T>,
 ): Promise<T> {
+  try {
+    return await running();
+  } catch (err) {
+    if (!noAgentThere(err)) throw err;
+  }
+  // No address, or nothing listens at it (an agent killed leaves the file): the state DB, which
+  // says whether an agent holds it after all (one starting, before it writes its address).
+  const { AgentState } = await import('../state/agent-state.js');
   let state: AgentState;
   try {
     state = await AgentState.open(dataDir);
@@ -34,6 +42,12 @@ export async function directOrRunning<T>(
   } finally {
     await state.close();
   }
+}
+
+/** The request reached no agent, so nothing ran: no address file, or no one listening at it. */
+function noAgentThere(err: unknown): boolean {
+  if (err instanceof CodedError && err.code === AGENT_CODES.stateLocked) return errorCode(err.cause) === 'ENOENT';
+  return errorCode(err) === 'ECONNREFUSED';
 }
 
 function codedFrom(json: Record<string, unknown>, fallbackCode: AgentCode, fallbackMessage: string): CodedError {

@@ -26,7 +26,8 @@ import {
   translateDurable,
 } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
-import { backfillCandidates, hasDamagedCopy, type AgentState } from '../state/agent-state.js';
+import { backfillCandidates, type AgentState } from '../state/agent-state.js';
+import { hasDamagedCopy } from '../state/safe-to-format.js';
 import type { AssetRecord } from '../state/records.js';
 import { copyFact, isFieldDrive, type AgentTarget } from '../targets.js';
 import { laptopStorePresent, markCopyDamaged } from '../state/store-copy.js';

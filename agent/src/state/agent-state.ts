@@ -22,7 +22,8 @@
 import { join, sep } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
-import { createLogger, hasCodeInChain, type CopyFact, type FileCapture, type Logger } from '@studio321/protocol';
+import type { CopyFact, FileCapture } from '@studio321/protocol';
+import { createLogger, hasCodeInChain, type Logger } from '@studio321/protocol/base';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import {
   addCounters,
@@ -1317,11 +1318,6 @@ export function hasLaptopCopyIn(asset: AssetRecord | undefined, store: string | 
   if (!hasVerifiedCopy(asset, 'laptop')) return false;
   if (store === undefined) return true;
   return asset?.paths['laptop']?.startsWith(store.endsWith('/') ? store : `${store}/`) === true;
-}
-
-/** Whether the asset's copy on `target` was found damaged: recorded, but no longer verified (store-copy.ts). */
-export function hasDamagedCopy(asset: { copies: readonly CopyFact[] } | undefined, target: string): boolean {
-  return asset?.copies.some((c) => c.target === target && !c.verified) === true;
 }
 
 /** `asset` with `copies` in place of its facts for the same targets, and those targets' `paths`. */

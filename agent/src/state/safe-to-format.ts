@@ -20,7 +20,6 @@ import type { AssetRecord, CardRecord, FileRecord } from './records.js';
 import { addCounters, fileContribution, type CopySignature } from './summary.js';
 import { AGENT_CODES } from '../errors.js';
 import { countDistinctDevices, deviceDisks, LEGACY_DEVICE_PREFIX, sharesDisk } from '../disk-identity.js';
-import { hasDamagedCopy } from './agent-state.js';
 
 export interface SafeToFormat {
   safe: boolean;
@@ -252,4 +251,9 @@ export function tallyOfFiles(
     })),
     examples: examples.slice(0, EXAMPLES),
   };
+}
+
+/** Whether the asset's copy on `target` was found damaged: recorded, but no longer verified (store-copy.ts). */
+export function hasDamagedCopy(asset: { copies: readonly CopyFact[] } | undefined, target: string): boolean {
+  return asset?.copies.some((c) => c.target === target && !c.verified) === true;
 }

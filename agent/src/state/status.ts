@@ -14,7 +14,7 @@ import {
   signatureView,
   type SafeToFormat,
 } from './safe-to-format.js';
-import { formatBytes } from '@studio321/protocol';
+import { formatBytes } from '@studio321/protocol/base';
 import { fieldDriveName, probeTargets } from '../targets.js';
 
 export interface CardSummary {

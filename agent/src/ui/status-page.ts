@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '@studio321/protocol/durable';
 import { CodedError, errorCode, type Logger } from '@studio321/protocol';
 import { AGENT_CODES, AgentError } from '../errors.js';
+import { NDJSON } from '../paths.js';
 import { STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page-assets.js';
 import type { LiveSnapshot, StatusActions, StatusProvider } from './snapshot.js';
 
@@ -89,9 +90,6 @@ export type AgentCommand = (
   query: URLSearchParams,
   io: { emit: (event: Record<string, unknown>) => void; signal: AbortSignal },
 ) => Promise<unknown>;
-
-/** The streamed answer's type (one JSON document a line). */
-export const NDJSON = 'application/x-ndjson';
 
 function cardCommand(fn: ((card: string) => Promise<unknown>) | undefined): AgentCommand | undefined {
   return fn && ((query) => fn(query.get('card') ?? ''));

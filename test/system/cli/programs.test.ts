@@ -6,7 +6,7 @@
  * a JSON-only log).
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ import {
   startStudiod,
   tempDir,
   type RunResult,
+  type Teardown,
 } from '../../lib/studio-harness.js';
 import { REPO } from '../../lib/agent-harness.js';
 
@@ -48,6 +49,15 @@ async function closedPort(): Promise<number> {
   const port = (srv.address() as { port: number }).port;
   await new Promise((r) => srv.close(r));
   return port;
+}
+
+/** Modules `field-agent status` must not load on either path (each costs start-up time; durable/ has the hash workers). */
+function notForStatus(url: string): boolean {
+  return (
+    /node_modules\/(systray2|chokidar|ws|node-disk-info|msgpackr)\//.test(url) ||
+    /agent\/dist\/src\/(ui\/|link\/|offload\/|card\/)/.test(url) ||
+    /protocol\/dist\/(index|codec|schema|auth|hash)\.js$|protocol\/dist\/durable\//.test(url)
+  );
 }
 
 t.test('--help, -h, help and --version answer without a config and start nothing', async (t) => {
@@ -85,7 +95,8 @@ t.test('--help, -h, help and --version answer without a config and start nothing
     'studioctl loads no S3 client, LevelDB, metrics, mail or WebSocket module to start',
   );
   // `field-agent status` answers from the state's summary: it loads neither the tray, the watchers,
-  // the link nor the offload (systray2 alone took about 0.1 s to import).
+  // the link nor the offload (systray2 alone took about 0.1 s to import), nor the durable write,
+  // the hash workers or the wire code (the whole protocol barrel: codec, schema, auth).
   const agentData = await tempDir(t);
   const status = await run(AGENT_BIN, ['status', '--json', '--data-dir', agentData], {
     env: { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` },
@@ -96,18 +107,70 @@ t.test('--help, -h, help and --version answer without a config and start nothing
     agentLoaded.includes(`file://${join(REPO, 'agent', 'dist', 'src', 'state', 'status.js')}`),
     'the trace sees the status module',
   );
+  t.ok(
+    agentLoaded.some((u) => u.includes('node_modules/level/')),
+    'with no agent running, status reads the state DB itself',
+  );
   t.same(
-    agentLoaded.filter(
-      (u) =>
-        /node_modules\/(systray2|chokidar|ws|node-disk-info)\//.test(u) ||
-        /agent\/dist\/src\/(ui\/(tray|agent-ui)\.js|link\/|offload\/|card\/)/.test(u),
-    ),
+    agentLoaded.filter(notForStatus),
     [],
-    'field-agent status loads no tray, watcher, link or offload module',
+    'field-agent status loads no tray, watcher, link, offload, durable or wire module',
   );
   // Linked by `npm ci` (the bin shims are in the clone), so npx finds them without a download.
   const npx = await promisify(execFile)('npx', ['--no-install', 'studioctl', '--version'], { cwd: REPO });
   t.equal(npx.stdout, `studioctl ${versions.studioctl}\n`, 'npx studioctl --version from the repository');
+});
+
+/** `field-agent run` (no tray, no volume watcher) on a fresh data dir, once it says it started. */
+async function startRun(t: Teardown): Promise<{ dataDir: string; child: ChildProcess }> {
+  const dir = await tempDir(t);
+  const config = join(dir, 'field-agent.json');
+  await writeFile(config, JSON.stringify({ statusPort: 0, tray: false, watchVolumes: false }));
+  const { DISPLAY: _d, WAYLAND_DISPLAY: _w, ...env } = process.env;
+  const child = spawn(process.execPath, [AGENT_BIN, 'run', '--data-dir', join(dir, 'data'), '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
+  t.teardown(() => void child.kill('SIGKILL'));
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      if (err.includes('"event":"started"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`field-agent run exited ${code}: ${err}`)));
+  });
+  return { dataDir: join(dir, 'data'), child };
+}
+
+t.test('field-agent status asks a running agent without loading the state DB', async (t) => {
+  const agent = await startRun(t);
+  const status = await run(AGENT_BIN, ['status', '--json', '--data-dir', agent.dataDir], {
+    env: { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` },
+  });
+  t.equal(status.code, EXIT.ok, 'field-agent status while the agent runs: exit 0');
+  t.match(JSON.parse(status.stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}'), {
+    cards: [],
+    queue: { files: 0 },
+  });
+  const loaded = [...status.stderr.matchAll(/^import: (\S+)$/gm)].map((m) => m[1] ?? '');
+  t.ok(
+    loaded.some((u) => u.endsWith('/cli/running-agent.js')),
+    'the trace sees the running-agent client',
+  );
+  t.same(
+    loaded.filter((u) => notForStatus(u) || u.includes('node_modules/level/') || u.includes('/agent/dist/src/state/')),
+    [],
+    'asking the running agent loads no LevelDB, no state module, nothing status does not use',
+  );
+  // Killed, the agent leaves its address file behind: status finds no one there and reads the state itself.
+  const exited = new Promise((resolve) => agent.child.once('exit', resolve));
+  agent.child.kill('SIGKILL');
+  await exited;
+  await readFile(join(agent.dataDir, 'status-url'));
+  const after = await run(AGENT_BIN, ['status', '--json', '--data-dir', agent.dataDir]);
+  t.equal(after.code, EXIT.ok, 'status after the agent was killed: exit 0, from the state DB');
+  t.match(JSON.parse(after.stdout), { cards: [], queue: { files: 0 } });
 });
 
 t.test(
