@@ -91,6 +91,19 @@ export interface OffloadContext {
   sourceStillWritten?: boolean;
   /** Rename each new sidecar group by this template (absent: the card's names are kept). */
   rename?: RenameOption;
+  /**
+   * Keep every file's outcome for run()'s answer (default true). A card's offload passes false:
+   * it needs only the tally (a card of 100,000 files would hold 100,000 outcomes to its end).
+   */
+  keepOutcomes?: boolean;
+}
+
+/** What a run did, in counts: kept whole for the failures only (they are reported one by one). */
+export interface OffloadTally {
+  copied: number;
+  duplicates: number;
+  bytesCopied: number;
+  failed: FileOutcome[];
 }
 
 /** The whole offload had to stop; `cause` is the coded reason. */
@@ -204,7 +217,9 @@ export class CardOffloader {
   readonly ctx: OffloadContext;
   readonly card: CardRecord;
   readonly root: string;
+  /** Every file's outcome, when the context keeps them (keepOutcomes). */
   readonly outcomes: FileOutcome[] = [];
+  readonly tally: OffloadTally = { copied: 0, duplicates: 0, bytesCopied: 0, failed: [] };
   readonly #readSlots: Slots;
   readonly #claimSlot = new Slots(1);
   /** Card path → its capture record, from its group's header read until the file is recorded. */
@@ -270,7 +285,12 @@ export class CardOffloader {
   }
 
   #done(outcome: FileOutcome): void {
-    this.outcomes.push(outcome);
+    if (outcome.result === 'copied') {
+      this.tally.copied += 1;
+      this.tally.bytesCopied += outcome.bytes;
+    } else if (outcome.result === 'duplicate') this.tally.duplicates += 1;
+    else this.tally.failed.push(outcome);
+    if (this.ctx.keepOutcomes !== false) this.outcomes.push(outcome);
     this.ctx.onFile?.(outcome);
   }
 
@@ -283,12 +303,15 @@ export class CardOffloader {
    * flight settled).
    */
   async run(files: readonly FileRecord[]): Promise<FileOutcome[]> {
-    const groups = new Map<string, FileRecord[]>();
-    for (const f of files) {
-      const key = groupKey(f.path);
+    // Group key → the index of its file in `files`, or of its files (a sidecar group): no array
+    // per group on a card of single files. An entry is dropped once its group started.
+    const groups = new Map<string, number | number[]>();
+    for (let i = 0; i < files.length; i++) {
+      const key = groupKey((files[i] as FileRecord).path);
       const g = groups.get(key);
-      if (g === undefined) groups.set(key, [f]);
-      else g.push(f);
+      if (g === undefined) groups.set(key, i);
+      else if (typeof g === 'number') groups.set(key, [g, i]);
+      else g.push(i);
     }
     const limit = Math.max(1, this.ctx.concurrency ?? DEFAULT_OFFLOAD_CONCURRENCY);
     const inFlight = new Map<Promise<void>, Set<number>>();
@@ -296,7 +319,9 @@ export class CardOffloader {
     const settle = async (): Promise<void> => {
       await Promise.allSettled([...inFlight.keys()]);
     };
-    for (const [key, members] of groups) {
+    for (const [key, at] of groups) {
+      groups.delete(key);
+      const members = typeof at === 'number' ? [files[at] as FileRecord] : at.map((i) => files[i] as FileRecord);
       if (stop !== undefined) break;
       if (this.ctx.signal?.aborted) {
         stop = await this.#stopFor(this.ctx.signal.reason, undefined);
