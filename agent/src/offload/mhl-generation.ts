@@ -36,6 +36,9 @@ import type { FileOutcome } from './offloader.js';
 
 type MhlContext = { targets: readonly AgentTarget[]; log?: Logger; state?: Pick<AgentState, 'queueMhlGeneration'> };
 
+/** Characters of spool lines gathered per write. */
+const SPOOL_PIECE = 64 * 1024;
+
 /** One spooled copy: its card-folder-relative store path, XXH3-64, hash date and the targets written. */
 type SpoolLine = [path: string, xxh3: string, hashDate: string, targets: string[]];
 
@@ -50,6 +53,8 @@ export class MhlSpool {
   /** Files spooled per target name. */
   readonly #count = new Map<string, number>();
   #out: WriteStream | undefined;
+  /** Spool lines not written yet (at most about SPOOL_PIECE). */
+  #pending = '';
   #failed: unknown;
 
   constructor(ctx: MhlContext, card: CardRecord, cardFiles: Iterable<{ path: string }>) {
@@ -81,7 +86,15 @@ export class MhlSpool {
       o.verifiedAt ?? new Date().toISOString(),
       targets,
     ];
-    this.#out.write(`${JSON.stringify(line)}\n`);
+    // Written in pieces of SPOOL_PIECE: one write a few hundred files, not a thread-pool job per file.
+    this.#pending += `${JSON.stringify(line)}\n`;
+    if (this.#pending.length >= SPOOL_PIECE) this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#pending === '') return;
+    this.#out?.write(this.#pending);
+    this.#pending = '';
   }
 
   /** Removes the spool without writing any generation (the offload failed unexpectedly). */
@@ -95,6 +108,7 @@ export class MhlSpool {
     const written: string[] = [];
     try {
       if (this.#out === undefined) return written;
+      this.#flush();
       const out = this.#out;
       await new Promise<void>((resolve) => {
         if (out.closed) resolve();

@@ -25,12 +25,24 @@ t.test('the same groups as a Map by key, in the same order', async (t) => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
     return seed % n;
   };
-  const stems = ['IMG_0001', 'img_0001', 'IMG_0001-2', 'Café', 'Cafe\u0301', 'GX010042', 'GH010042', 'GL010042', 'DSC_9'];
+  const stems = [
+    'IMG_0001',
+    'img_0001',
+    'IMG_0001-2',
+    'Café',
+    'Cafe\u0301',
+    'GX010042',
+    'GH010042',
+    'GL010042',
+    'DSC_9',
+  ];
   const exts = ['.JPG', '.CR3', '.xmp', '.MP4', '.jpg.xmp', ''];
   for (let round = 0; round < 20; round++) {
     const paths = new Set<string>();
     for (let i = 0; i < 300; i++)
-      paths.add(`DCIM/${100 + rnd(3)}CANON/${stems[rnd(stems.length)]}${rnd(4) === 0 ? String(rnd(50)) : ''}${exts[rnd(exts.length)]}`);
+      paths.add(
+        `DCIM/${100 + rnd(3)}CANON/${stems[rnd(stems.length)]}${rnd(4) === 0 ? String(rnd(50)) : ''}${exts[rnd(exts.length)]}`,
+      );
     const files: FileRecord[] = [...paths]
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
       .map((path) => ({ card: 'c', path, size: 1, mtimeMs: 1, scan: 1, state: 'seen' }));
