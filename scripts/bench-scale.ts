@@ -349,9 +349,29 @@ async function statusOnly(base: string, sizes: number[], other: string | undefin
   return rows;
 }
 
-async function ingest(card: string, data: string, n: number, bin = BINS.agent): Promise<Usage> {
+/**
+ * Preloaded into the ingesting agent (`--require`): samples process.memoryUsage() every 100 ms and
+ * writes its peaks (MiB) to $BENCH_MEMORY_OUT at exit. VmHWM says how much; this says where (the
+ * JS heap or Buffers outside it).
+ */
+const MEMORY_SAMPLER = `const m = { heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+const tick = () => { const u = process.memoryUsage(); for (const k of Object.keys(m)) m[k] = Math.max(m[k], u[k]); };
+setInterval(tick, 100).unref();
+process.on('exit', () => { tick(); require('node:fs').writeFileSync(process.env.BENCH_MEMORY_OUT,
+  JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, +(v / 2 ** 20).toFixed(1)])))); });
+`;
+
+type Ingest = Usage & { memory: { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number } };
+
+async function ingest(card: string, data: string, n: number, bin = BINS.agent): Promise<Ingest> {
+  const sampler = join(dirname(data), 'memory-sampler.cjs');
+  const memoryOut = `${data}.memory.json`;
+  await writeFile(sampler, MEMORY_SAMPLER);
+  process.env['BENCH_MEMORY_OUT'] = memoryOut;
   const r = await timed(process.execPath, [
     ...AGENT_NODE_ARGS,
+    '--require',
+    sampler,
     bin,
     'ingest',
     card,
@@ -367,7 +387,9 @@ async function ingest(card: string, data: string, n: number, bin = BINS.agent): 
     .map((l) => JSON.parse(l) as { copied: number })[0];
   if (r.code !== EXIT.ok || done?.copied !== n)
     throw new Error(`field-agent ingest failed (${r.code}, copied ${done?.copied}): ${r.stderr.slice(-2000)}`);
-  return r;
+  const memory = JSON.parse(await readFile(memoryOut, 'utf8')) as Ingest['memory'];
+  await rm(memoryOut, { force: true });
+  return { ...r, memory };
 }
 
 async function procStat(pid: number): Promise<{ cpuSec: number; rssMiB: number; hwmMiB: number }> {
@@ -556,6 +578,8 @@ interface IngestSummary {
   ingestFilesPerSec: number;
   ratio: number;
   peakRssMiB: number;
+  peakRssBytesPerFile: number;
+  peakHeapUsedMiB: number;
   cpuSec: number;
   load: number[];
 }
@@ -572,8 +596,9 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     ingest: number;
     ratio: number;
     rss: number;
+    heap: number;
     cpu: number;
-    other?: { ingest: number; ratio: number; cpu: number };
+    other?: { ingest: number; ratio: number; cpu: number; rss: number; heap: number };
   }> = [];
   let lastData = '';
   for (let i = 0; i < (SYNC_ONLY ? 1 : RUNS); i++) {
@@ -582,8 +607,8 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     const data = join(base, `agent-${i}`);
     const baseOnce = async (): Promise<number> => (SYNC_ONLY ? Number.NaN : fsyncEachCopy(card, paths, dst));
     let bMs = 0;
-    let ag: Usage | undefined;
-    let other: Usage | undefined;
+    let ag: Ingest | undefined;
+    let other: Ingest | undefined;
     // Each run in another order, so no step always follows the same one.
     const steps: Array<() => Promise<void>> = [
       async () => {
@@ -612,14 +637,23 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
       ingest: FILES / (ag.ms / 1000),
       ratio: bMs / ag.ms,
       rss: ag.maxRssMiB,
+      heap: ag.memory.heapUsed,
       cpu: ag.cpuSec,
       ...(other === undefined
         ? {}
-        : { other: { ingest: FILES / (other.ms / 1000), ratio: bMs / other.ms, cpu: other.cpuSec } }),
+        : {
+            other: {
+              ingest: FILES / (other.ms / 1000),
+              ratio: bMs / other.ms,
+              cpu: other.cpuSec,
+              rss: other.maxRssMiB,
+              heap: other.memory.heapUsed,
+            },
+          }),
     };
     rows.push(row);
     log(
-      `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s${row.other === undefined ? '' : `; compared agent ${row.other.ingest.toFixed(0)} files/s, ratio ${row.other.ratio.toFixed(2)}, CPU ${row.other.cpu.toFixed(1)} s`}`,
+      `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB (${((row.rss * 2 ** 20) / FILES).toFixed(0)} B a file), peak heapUsed ${row.heap.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s${row.other === undefined ? '' : `; compared agent ${row.other.ingest.toFixed(0)} files/s, ratio ${row.other.ratio.toFixed(2)}, CPU ${row.other.cpu.toFixed(1)} s, peak RSS ${row.other.rss.toFixed(0)} MiB, heapUsed ${row.other.heap.toFixed(0)} MiB`}`,
     );
   }
   const ingestSummary = {
@@ -627,6 +661,9 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     ingestFilesPerSec: +median(rows.map((r) => r.ingest)).toFixed(0),
     ratio: +median(rows.map((r) => r.ratio)).toFixed(2),
     peakRssMiB: +Math.max(...rows.map((r) => r.rss)).toFixed(0),
+    // Peak RSS over the card's files (it includes the process's fixed ~80 MiB: compare two sizes for the slope).
+    peakRssBytesPerFile: +((Math.max(...rows.map((r) => r.rss)) * 2 ** 20) / FILES).toFixed(0),
+    peakHeapUsedMiB: +Math.max(...rows.map((r) => r.heap)).toFixed(0),
     cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
     load: rows.map((r) => r.load),
     ...(COMPARE_AGENT === undefined
@@ -636,6 +673,8 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
             ingestFilesPerSec: +median(rows.map((r) => r.other?.ingest ?? 0)).toFixed(0),
             ratio: +median(rows.map((r) => r.other?.ratio ?? 0)).toFixed(2),
             cpuSec: +median(rows.map((r) => r.other?.cpu ?? 0)).toFixed(1),
+            peakRssMiB: +Math.max(...rows.map((r) => r.other?.rss ?? 0)).toFixed(0),
+            peakHeapUsedMiB: +Math.max(...rows.map((r) => r.other?.heap ?? 0)).toFixed(0),
           },
         }),
   };
@@ -820,7 +859,7 @@ async function main(): Promise<void> {
       ...(i === undefined
         ? []
         : [
-            `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200), CPU ${i.cpuSec} s`,
+            `ingest of ${FILES} small files: ${i.ingestFilesPerSec} files/s vs fsync-each copy ${i.baselineFilesPerSec} files/s — median ratio ${i.ratio} (target >= 0.8); agent peak RSS ${i.peakRssMiB} MiB (target < 200; heapUsed ${i.peakHeapUsedMiB} MiB), CPU ${i.cpuSec} s`,
             `field-agent status --json: ${(out['status'] as { medianMs: number }).medianMs} ms median (target < 200), peak RSS ${(out['status'] as { peakRssMiB: number }).peakRssMiB} MiB`,
           ]),
       ...(out['sync'] === undefined ? [] : [`sync to studiod: ${JSON.stringify(out['sync'])}`]),

@@ -16,7 +16,7 @@ import type { ScanResult } from '../card/scanner.js';
 import type { CardRecord } from '../state/records.js';
 import { CardOffloader, OffloadStop, type FileOutcome, type OffloadContext } from './offloader.js';
 import { ProgressTracker } from '@studio321/protocol';
-import { writeOffloadGenerations } from './mhl-generation.js';
+import { MhlSpool } from './mhl-generation.js';
 
 export interface CardReport {
   card: CardRecord;
@@ -61,11 +61,16 @@ export async function offloadCard(
   const todo = await state.recordScan(input.card.id, input.scan, new Date(), store);
   const card = (await state.getCard(input.card.id)) as CardRecord;
   const progress = new ProgressTracker({ totalBytes: todo.reduce((n, f) => n + f.size, 0), totalFiles: todo.length });
+  // Each copied file goes to the MHL spool as it is recorded; the offloader keeps counts and
+  // failures only, so nothing kept per file grows with the card until its end.
+  const mhl = new MhlSpool(ctx, card, input.scan.files);
   const offloader = new CardOffloader(
     {
       ...ctx,
       progress,
+      keepOutcomes: false,
       onFile: (o) => {
+        mhl.add(o);
         ctx.onFile?.(o);
         ctx.onProgress?.(progress);
       },
@@ -89,22 +94,17 @@ export async function offloadCard(
     await offloader.run(todo);
   } catch (e) {
     const err = e instanceof AgentError && e.code === AGENT_CODES.notEnoughSpace ? new OffloadStop(e) : e;
-    if (!(err instanceof OffloadStop)) throw err;
+    if (!(err instanceof OffloadStop)) {
+      await mhl.discard();
+      throw err;
+    }
     report.stoppedBy = err.error;
   }
-  for (const o of offloader.outcomes) {
-    if (o.result === 'copied') {
-      report.copied += 1;
-      report.bytesCopied += o.bytes;
-    } else if (o.result === 'duplicate') report.duplicates += 1;
-    else report.failed.push(o);
-  }
-  report.mhl = await writeOffloadGenerations(
-    ctx,
-    card,
-    offloader.outcomes,
-    input.scan.files.map((f) => f.path),
-  );
+  report.copied = offloader.tally.copied;
+  report.bytesCopied = offloader.tally.bytesCopied;
+  report.duplicates = offloader.tally.duplicates;
+  report.failed = offloader.tally.failed;
+  report.mhl = await mhl.write();
   const first = report.stoppedBy ?? report.failed[0];
   await state
     .endOffload(card.id, {

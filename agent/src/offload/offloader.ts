@@ -91,6 +91,19 @@ export interface OffloadContext {
   sourceStillWritten?: boolean;
   /** Rename each new sidecar group by this template (absent: the card's names are kept). */
   rename?: RenameOption;
+  /**
+   * Keep every file's outcome for run()'s answer (default true). A card's offload passes false:
+   * it needs only the tally (a card of 100,000 files would hold 100,000 outcomes to its end).
+   */
+  keepOutcomes?: boolean;
+}
+
+/** What a run did, in counts: kept whole for the failures only (they are reported one by one). */
+export interface OffloadTally {
+  copied: number;
+  duplicates: number;
+  bytesCopied: number;
+  failed: FileOutcome[];
 }
 
 /** The whole offload had to stop; `cause` is the coded reason. */
@@ -200,11 +213,68 @@ async function cardPresent(root: string, card: CardRecord): Promise<boolean> {
   }
 }
 
+/** A 30-bit hash of a string (FNV-1a): a small integer, kept for every run of a card in sidecarGroups. */
+function hash30(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/**
+ * The sidecar groups of `files` (sorted by path) with their keys, in the order of their first
+ * file, each with its files in path order: what a Map from group key to files gives, without
+ * holding a key and an array per group for the whole offload (a card of 100,000 files). In path
+ * order a group's files are next to each other but for a stem in another case or a GoPro chapter
+ * (IMG_1.JPG … img_1.xmp): runs whose key's hash is met twice are compared by key and joined.
+ */
+export function* sidecarGroups(files: readonly FileRecord[]): Generator<[string, FileRecord[]]> {
+  const starts: number[] = [];
+  const hashes: number[] = [];
+  let prev: string | undefined;
+  for (let i = 0; i < files.length; i++) {
+    const key = groupKey((files[i] as FileRecord).path);
+    if (key === prev) continue;
+    prev = key;
+    starts.push(i);
+    hashes.push(hash30(key));
+  }
+  starts.push(files.length);
+  const sorted = Int32Array.from(hashes).sort();
+  const twice = new Set<number>();
+  for (let j = 1; j < sorted.length; j++) if (sorted[j] === sorted[j - 1]) twice.add(sorted[j] as number);
+  const run = (r: number): FileRecord[] => files.slice(starts[r], starts[r + 1]);
+  // Runs of a key met again later: the first run's index → all its runs; the later ones are skipped.
+  const joined = new Map<number, number[]>();
+  const later = new Set<number>();
+  if (twice.size > 0) {
+    const byKey = new Map<string, number[]>();
+    for (let r = 0; r < hashes.length; r++) {
+      if (!twice.has(hashes[r] as number)) continue;
+      const key = groupKey((files[starts[r] as number] as FileRecord).path);
+      const rs = byKey.get(key);
+      if (rs === undefined) byKey.set(key, [r]);
+      else rs.push(r);
+    }
+    for (const rs of byKey.values()) {
+      if (rs.length < 2) continue;
+      joined.set(rs[0] as number, rs);
+      for (const r of rs.slice(1)) later.add(r);
+    }
+  }
+  for (let r = 0; r < hashes.length; r++) {
+    if (later.has(r)) continue;
+    const members = joined.get(r)?.flatMap(run) ?? run(r);
+    yield [groupKey((members[0] as FileRecord).path), members];
+  }
+}
+
 export class CardOffloader {
   readonly ctx: OffloadContext;
   readonly card: CardRecord;
   readonly root: string;
+  /** Every file's outcome, when the context keeps them (keepOutcomes). */
   readonly outcomes: FileOutcome[] = [];
+  readonly tally: OffloadTally = { copied: 0, duplicates: 0, bytesCopied: 0, failed: [] };
   readonly #readSlots: Slots;
   readonly #claimSlot = new Slots(1);
   /** Card path → its capture record, from its group's header read until the file is recorded. */
@@ -270,7 +340,12 @@ export class CardOffloader {
   }
 
   #done(outcome: FileOutcome): void {
-    this.outcomes.push(outcome);
+    if (outcome.result === 'copied') {
+      this.tally.copied += 1;
+      this.tally.bytesCopied += outcome.bytes;
+    } else if (outcome.result === 'duplicate') this.tally.duplicates += 1;
+    else this.tally.failed.push(outcome);
+    if (this.ctx.keepOutcomes !== false) this.outcomes.push(outcome);
     this.ctx.onFile?.(outcome);
   }
 
@@ -283,20 +358,13 @@ export class CardOffloader {
    * flight settled).
    */
   async run(files: readonly FileRecord[]): Promise<FileOutcome[]> {
-    const groups = new Map<string, FileRecord[]>();
-    for (const f of files) {
-      const key = groupKey(f.path);
-      const g = groups.get(key);
-      if (g === undefined) groups.set(key, [f]);
-      else g.push(f);
-    }
     const limit = Math.max(1, this.ctx.concurrency ?? DEFAULT_OFFLOAD_CONCURRENCY);
     const inFlight = new Map<Promise<void>, Set<number>>();
     let stop: OffloadStop | undefined;
     const settle = async (): Promise<void> => {
       await Promise.allSettled([...inFlight.keys()]);
     };
-    for (const [key, members] of groups) {
+    for (const [key, members] of sidecarGroups(files)) {
       if (stop !== undefined) break;
       if (this.ctx.signal?.aborted) {
         stop = await this.#stopFor(this.ctx.signal.reason, undefined);

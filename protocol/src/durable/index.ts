@@ -34,6 +34,7 @@ export { readFileChunks } from '../hash.js';
 export { DurableWriteError } from '../errors.js';
 export {
   appendMhlGeneration,
+  appendMhlGenerationStream,
   appendMhlGenerationBytes,
   c4Id,
   formatMhlVerify,

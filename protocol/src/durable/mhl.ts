@@ -106,6 +106,12 @@ export function mhlGenerationName(generation: number, folder: string, now: Date)
 /** The XML of one generation (a `<hashlist>` valid against ASCMHL.xsd). */
 export function mhlHashlistXml(input: MhlGenerationInput): string {
   const now = input.now ?? new Date();
+  const hashes = input.files.length === 0 ? '' : `${HASHES_START}${input.files.map(hashXml).join('')}${HASHES_END}`;
+  return `${hashlistHead(input, now)}${hashes}${HASHLIST_END}`;
+}
+
+/** The generation's lines before its hashes (creator and process info), each ending in a newline. */
+function hashlistHead(input: Omit<MhlGenerationInput, 'files'>, now: Date): string {
   const lines = [
     '<?xml version="1.0" encoding="UTF-8"?>',
     '<hashlist version="2.0" xmlns="urn:ASC:MHL:v2.0">',
@@ -122,20 +128,51 @@ export function mhlHashlistXml(input: MhlGenerationInput): string {
     '    </ignore>',
     '  </processinfo>',
   ];
-  if (input.files.length > 0) {
-    lines.push('  <hashes>');
-    for (const f of input.files) {
-      lines.push(
-        '    <hash>',
-        `      <path size="${f.size}" lastmodificationdate="${isoSeconds(new Date(f.mtimeMs))}">${xmlEscape(f.path)}</path>`,
-        `      <xxh3 action="${f.action}" hashdate="${new Date(f.hashDate).toISOString()}">${f.xxh3}</xxh3>`,
-        '    </hash>',
-      );
-    }
-    lines.push('  </hashes>');
+  return `${lines.join('\n')}\n`;
+}
+
+const HASHES_START = '  <hashes>\n';
+const HASHES_END = '  </hashes>\n';
+const HASHLIST_END = '</hashlist>\n';
+
+function hashXml(f: MhlFile): string {
+  return (
+    '    <hash>\n' +
+    `      <path size="${f.size}" lastmodificationdate="${isoSeconds(new Date(f.mtimeMs))}">${xmlEscape(f.path)}</path>\n` +
+    `      <xxh3 action="${f.action}" hashdate="${new Date(f.hashDate).toISOString()}">${f.xxh3}</xxh3>\n` +
+    '    </hash>\n'
+  );
+}
+
+/** Bytes of XML gathered per chunk of a streamed generation. */
+const STREAM_CHUNK = 64 * 1024;
+
+/**
+ * The bytes of mhlHashlistXml for files given one by one, in chunks of about STREAM_CHUNK: a
+ * generation of 100,000 files is never one string. `sha512` sees every byte (the chain's C4).
+ */
+async function* hashlistChunks(
+  input: Omit<MhlGenerationInput, 'files'>,
+  files: AsyncIterable<MhlFile>,
+  now: Date,
+  sha512: { update(b: Uint8Array): unknown },
+): AsyncGenerator<Uint8Array, void, undefined> {
+  let text = hashlistHead(input, now);
+  let any = false;
+  const out = (): Buffer => {
+    const b = Buffer.from(text, 'utf8');
+    sha512.update(b);
+    text = '';
+    return b;
+  };
+  for await (const f of files) {
+    if (!any) text += HASHES_START;
+    any = true;
+    text += hashXml(f);
+    if (text.length >= STREAM_CHUNK) yield out();
   }
-  lines.push('</hashlist>', '');
-  return lines.join('\n');
+  text += `${any ? HASHES_END : ''}${HASHLIST_END}`;
+  yield out();
 }
 
 interface ChainEntry {
@@ -205,6 +242,28 @@ export function appendMhlGeneration(input: MhlGenerationInput): Promise<{ path: 
 }
 
 /**
+ * appendMhlGeneration for files given one by one (the same bytes as for the same files in an
+ * array), written as they come: the generation of a card of 100,000 files is never held whole.
+ * `files` is read once, after the folder's turn came.
+ */
+export function appendMhlGenerationStream(
+  input: Omit<MhlGenerationInput, 'files'> & { files: AsyncIterable<MhlFile> },
+): Promise<{ path: string; generation: number }> {
+  return serialised(input.root, () => {
+    const now = input.now ?? new Date();
+    return appendXml(
+      input.root,
+      async (target) => {
+        const sha512 = createHash('sha512');
+        await durableWrite(hashlistChunks(input, input.files, now, sha512), { targets: [target], hashPool: false });
+        return c4FromSha512(sha512.digest('hex'));
+      },
+      now,
+    );
+  });
+}
+
+/**
  * Appends a generation another process wrote (its bytes as they are, so its C4 stays) to `root`'s
  * history, numbered after the last one there: a field agent's generation adopted by studiod, or
  * a folder's history copied from another target. Serialised with appendMhlGeneration per folder.
@@ -214,7 +273,7 @@ export function appendMhlGenerationBytes(
   xml: Uint8Array,
   createdAt: Date,
 ): Promise<{ path: string; generation: number }> {
-  return serialised(root, () => appendXml(root, Buffer.from(xml), createdAt));
+  return serialised(root, () => appendXml(root, writeBytes(Buffer.from(xml)), createdAt));
 }
 
 function serialised<T>(root: string, fn: () => Promise<T>): Promise<T> {
@@ -230,10 +289,24 @@ function serialised<T>(root: string, fn: () => Promise<T>): Promise<T> {
 
 async function appendNow(input: MhlGenerationInput): Promise<{ path: string; generation: number }> {
   const now = input.now ?? new Date();
-  return appendXml(input.root, Buffer.from(mhlHashlistXml({ ...input, now }), 'utf8'), now);
+  return appendXml(input.root, writeBytes(Buffer.from(mhlHashlistXml({ ...input, now }), 'utf8')), now);
 }
 
-async function appendXml(root: string, xml: Buffer, now: Date): Promise<{ path: string; generation: number }> {
+/** Writes a generation's bytes durably at `target` and answers their C4. */
+type GenerationWriter = (target: { dir: string; name: string }) => Promise<string>;
+
+function writeBytes(xml: Buffer): GenerationWriter {
+  return async (target) => {
+    await durableWrite(oneChunk(xml), { targets: [target], hashPool: false });
+    return c4Id(xml);
+  };
+}
+
+async function appendXml(
+  root: string,
+  write: GenerationWriter,
+  now: Date,
+): Promise<{ path: string; generation: number }> {
   const mhlDir = join(root, MHL_FOLDER);
   const chain = (await readChain(mhlDir)) ?? [];
   const existing = await generationFiles(mhlDir);
@@ -248,12 +321,11 @@ async function appendXml(root: string, xml: Buffer, now: Date): Promise<{ path: 
   const last = Math.max(0, ...chain.map((e) => e.sequence), ...existing.map((n) => Number.parseInt(n, 10)));
   const generation = last + 1;
   const name = mhlGenerationName(generation, basename(root), now);
-  await durableWrite(oneChunk(xml), { targets: [{ dir: mhlDir, name }], hashPool: false });
-  await writeFileAtomic(
-    join(mhlDir, MHL_CHAIN_FILE),
-    chainXml([...chain, { sequence: generation, path: name, c4: c4Id(xml) }]),
-    { mode: 0o644, dirMode: 0o755 },
-  );
+  const c4 = await write({ dir: mhlDir, name });
+  await writeFileAtomic(join(mhlDir, MHL_CHAIN_FILE), chainXml([...chain, { sequence: generation, path: name, c4 }]), {
+    mode: 0o644,
+    dirMode: 0o755,
+  });
   return { path: join(mhlDir, name), generation };
 }
 
