@@ -35,6 +35,7 @@ import { readBackHash } from './read-back.js';
 import { createReadBack, type ReadBack } from './read-back-lane.js';
 import { createLocalAsyncHasher, sharedHashPool, type AsyncHasher, type HashPool } from './hash-pool.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
+import { directOk } from './direct-io.js';
 
 export interface DurableTarget {
   dir: string;
@@ -84,6 +85,13 @@ export interface DurableWriteOptions {
   hashEngine?: HashEngine;
   /** Also XXH3-64 the source in the same pass (the ASC MHL hash, protocol/src/durable/mhl.ts); needs `hashSource`. */
   xxh3?: boolean;
+  /**
+   * Default false. True: chunks in buffers from `alignedBuffer` at aligned offsets are written
+   * with O_DIRECT (no copy into the page cache), and the read-back reads the disk with O_DIRECT
+   * (direct-io.ts); other chunks and file systems without O_DIRECT use the ordinary descriptor.
+   * Needs the fs facade's `openDirect` (nodeFs has it).
+   */
+  directIo?: boolean;
 }
 
 export const DEFAULT_SYNC_EVERY = 8 * 1024 * 1024;
@@ -115,6 +123,8 @@ interface Slot {
   tempPath: string;
   finalPath: string;
   fh: DurableFileHandle | undefined;
+  /** The temp opened with O_DIRECT (`directIo`), for aligned chunks. */
+  direct: DurableFileHandle | undefined;
   tempExists: boolean;
   position: number;
   /** Set by step 8 once the final name holds the verified bytes. */
@@ -184,12 +194,20 @@ async function makeDir(dir: string, fs: DurableFs): Promise<void> {
   }
 }
 
-/** Step 4 (stream): one chunk to one temp, positional, short writes completed. */
+async function closeDirect(s: Slot): Promise<void> {
+  const direct = s.direct;
+  s.direct = undefined;
+  await direct?.close().catch(() => undefined);
+}
+
+/** Step 4 (stream): one chunk to one temp, positional, short writes completed (O_DIRECT when aligned). */
 async function writeAll(slot: Slot, chunk: Uint8Array): Promise<void> {
-  const fh = slot.fh;
-  if (fh === undefined) throw new TypeError('durableWrite: internal error, temp not open');
+  if (slot.fh === undefined) throw new TypeError('durableWrite: internal error, temp not open');
   let off = 0;
   while (off < chunk.byteLength) {
+    // After a short write the rest may no longer be aligned: it goes through the ordinary descriptor.
+    const direct = slot.direct !== undefined && directOk(chunk, slot.position, chunk.byteLength - off) && off === 0;
+    const fh = direct ? (slot.direct as DurableFileHandle) : slot.fh;
     let n: number;
     try {
       ({ bytesWritten: n } = await fh.write(chunk, off, chunk.byteLength - off, slot.position));
@@ -372,6 +390,7 @@ class DurableWrite {
       tempPath: join(t.dir, tempNameFor(t.name)),
       finalPath: join(t.dir, t.name),
       fh: undefined,
+      direct: undefined,
       tempExists: false,
       position: 0,
       copy: undefined,
@@ -445,12 +464,15 @@ class DurableWrite {
     try {
       s.fh = await this.#fs.open(s.tempPath, 'wx', this.#mode);
       s.tempExists = true;
+      const direct = this.#opts.directIo === true && this.#fs.openDirect !== undefined;
+      if (direct) s.direct = await this.#fs.openDirect?.(s.tempPath);
       if (this.#withReadBack) {
         s.lane = createReadBack(s.tempPath, {
           fs: this.#fs,
           pool: this.#pool,
           engine: this.#engine,
           signal: this.#signal,
+          direct: s.direct !== undefined,
         });
         await s.lane.open();
       }
@@ -565,6 +587,7 @@ class DurableWrite {
     } finally {
       s.fh = undefined;
       await fh.close().catch(() => undefined);
+      await closeDirect(s);
     }
   }
 
@@ -661,6 +684,7 @@ class DurableWrite {
         const fh = s.fh;
         s.fh = undefined;
         if (fh !== undefined) await fh.close().catch(() => undefined);
+        await closeDirect(s);
         if (s.tempExists) {
           await fs.unlink(s.tempPath).catch((e: unknown) => {
             if (errorCode(e) !== 'ENOENT') throw e;

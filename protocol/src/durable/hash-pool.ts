@@ -12,13 +12,14 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { createHasher, resolveHashEngine, type HashEngine } from '../hash.js';
+import { detachable } from './direct-io.js';
 
 export type HashRequest =
   | { t: 'update'; id: number; buf: Uint8Array; engine: 'wasm' | 'native' }
   | { t: 'digest'; id: number }
   | { t: 'drop'; id: number }
   /** A file lane: the worker reads the file itself (see FileLane). */
-  | { t: 'lane-open'; id: number; path: string; engine: 'wasm' | 'native' }
+  | { t: 'lane-open'; id: number; path: string; engine: 'wasm' | 'native'; direct: boolean }
   | { t: 'lane-advance'; id: number; upTo: number }
   | { t: 'lane-finish'; id: number };
 export type HashReply =
@@ -122,8 +123,7 @@ class PooledHasher implements AsyncHasher {
     if (!this.#open) throw new TypeError('AsyncHasher.update() after digest() or dispose()');
     if (chunk.byteLength === 0) return undefined;
     // Transfer only a buffer that is exactly this chunk; otherwise copy it.
-    const own =
-      chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+    const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && detachable(chunk.buffer);
     const buf = own ? chunk : Uint8Array.from(chunk);
     const back = await this.#w.request({ t: 'update', id: this.#id, buf, engine: this.#engine }, [
       buf.buffer as ArrayBuffer,
@@ -159,20 +159,34 @@ export class FileLane {
   readonly #path: string;
   readonly #engine: 'wasm' | 'native';
   readonly #signal: AbortSignal | undefined;
+  readonly #direct: boolean;
   #open = false;
   #done = false;
 
-  constructor(w: PoolWorker, path: string, engine: 'wasm' | 'native', signal: AbortSignal | undefined) {
+  constructor(
+    w: PoolWorker,
+    path: string,
+    engine: 'wasm' | 'native',
+    signal: AbortSignal | undefined,
+    direct: boolean,
+  ) {
     this.#w = w;
     this.#path = path;
     this.#engine = engine;
     this.#signal = signal;
+    this.#direct = direct;
   }
 
   async open(): Promise<void> {
     this.#w.lanes++;
     try {
-      await this.#w.request({ t: 'lane-open', id: this.#id, path: this.#path, engine: this.#engine });
+      await this.#w.request({
+        t: 'lane-open',
+        id: this.#id,
+        path: this.#path,
+        engine: this.#engine,
+        direct: this.#direct,
+      });
     } catch (err) {
       this.#w.lanes--;
       throw err;
@@ -258,9 +272,14 @@ export class HashPool {
   }
 
   /** A FileLane on the least busy worker; undefined when workers cannot run here. */
-  createFileLane(path: string, engine: HashEngine | undefined, signal: AbortSignal | undefined): FileLane | undefined {
+  createFileLane(
+    path: string,
+    engine: HashEngine | undefined,
+    signal: AbortSignal | undefined,
+    direct = false,
+  ): FileLane | undefined {
     const w = this.#pick();
-    return w === undefined ? undefined : new FileLane(w, path, resolveHashEngine(engine), signal);
+    return w === undefined ? undefined : new FileLane(w, path, resolveHashEngine(engine), signal, direct);
   }
 
   /** Stops the workers (tests, orderly shutdown). Pending hashes reject. */

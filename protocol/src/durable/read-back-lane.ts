@@ -117,16 +117,25 @@ export interface ReadBack {
 
 /**
  * The read-back for `path`: on the real file system with a hash pool, a FileLane
- * (the worker reads the file itself: nothing per chunk on the calling thread);
+ * (the worker reads the file itself: nothing per chunk on the calling thread; with `direct`, by
+ * O_DIRECT into one aligned buffer, as the studio's direct writes leave nothing in the page cache);
  * through an injected fs (fault injection in tests) or without a pool, a
  * ReadBackLane that reads through that fs and hashes on the pool or this thread.
  */
 export function createReadBack(
   path: string,
-  opts: { fs: DurableFs; pool: HashPool | false; engine: 'wasm' | 'native'; signal: AbortSignal | undefined },
+  opts: {
+    fs: DurableFs;
+    pool: HashPool | false;
+    engine: 'wasm' | 'native';
+    signal: AbortSignal | undefined;
+    /** The worker reads the aligned part of the file with O_DIRECT (what the disk holds, no page-cache copy). */
+    direct?: boolean;
+  },
 ): ReadBack {
   const { fs, pool, engine, signal } = opts;
-  const fileLane = fs === nodeFs && pool !== false ? pool.createFileLane(path, engine, signal) : undefined;
+  const fileLane =
+    fs === nodeFs && pool !== false ? pool.createFileLane(path, engine, signal, opts.direct === true) : undefined;
   return (
     fileLane ??
     new ReadBackLane(fs, path, pool === false ? createLocalAsyncHasher(engine) : pool.createHasher(engine), signal)

@@ -33,7 +33,9 @@ import { join } from 'node:path';
 import { errorCode, isBlake3Hex } from '@studio321/protocol';
 import {
   createReadBack,
+  directOk,
   fsyncDir,
+  openDirect,
   GroupCommit,
   nodeFs,
   resolveHashEngine,
@@ -67,9 +69,10 @@ function stagingError(err: unknown, what: string, path: string): StudioError {
   );
 }
 
-/** An open partial: its writer and its read-back lane. */
+/** An open partial: its writer, its O_DIRECT writer for pooled chunks (where the file system has one), its read-back lane. */
 interface OpenPartial {
   fh: FileHandle;
+  direct: FileHandle | undefined;
   lane: ReadBack;
 }
 
@@ -78,6 +81,7 @@ export class StagedFile {
   readonly size: number;
   readonly path: string;
   #fh: FileHandle | undefined;
+  #direct: FileHandle | undefined;
   #lane: ReadBack | undefined;
   /** A new partial not created yet: created by the first write (its Offer did only a lookup). */
   #create: (() => Promise<OpenPartial>) | undefined;
@@ -109,8 +113,9 @@ export class StagedFile {
     this.#nameSync = nameSync;
   }
 
-  #opened({ fh, lane }: OpenPartial): void {
+  #opened({ fh, direct, lane }: OpenPartial): void {
     this.#fh = fh;
+    this.#direct = direct;
     this.#lane = lane;
     lane.advance(this.#durable);
   }
@@ -124,6 +129,7 @@ export class StagedFile {
       if (this.#closed)
         return p.lane
           .close()
+          .then(() => p.direct?.close())
           .then(() => p.fh.close())
           .then(() => unlink(this.path))
           .catch(() => undefined);
@@ -146,7 +152,10 @@ export class StagedFile {
     return this.#written === this.size;
   }
 
-  /** Append `data` at `offset` (== written; the caller checked). */
+  /**
+   * Append `data` at `offset` (== written; the caller checked). A pooled chunk (chunk-receive.ts)
+   * at an aligned offset is written with O_DIRECT: from its buffer to the disk, no page-cache copy.
+   */
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.#closed) throw new TypeError('StagedFile.write() after close');
     await this.#ensureOpen();
@@ -155,7 +164,9 @@ export class StagedFile {
     try {
       let done = 0;
       while (done < data.byteLength) {
-        const { bytesWritten } = await this.#fh.write(data, done, data.byteLength - done, offset + done);
+        // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
+        const fh = done === 0 && this.#direct !== undefined && directOk(data, offset) ? this.#direct : this.#fh;
+        const { bytesWritten } = await fh.write(data, done, data.byteLength - done, offset + done);
         done += bytesWritten;
       }
     } catch (err) {
@@ -210,6 +221,9 @@ export class StagedFile {
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
+    const direct = this.#direct;
+    this.#direct = undefined;
+    await direct?.close().catch(() => undefined);
   }
 
   /**
@@ -404,6 +418,7 @@ export class Staging {
   async #open(path: string, size: number, fresh: boolean): Promise<OpenPartial & { size: number }> {
     let lane: ReadBack | undefined;
     let fh: FileHandle | undefined;
+    let direct: FileHandle | undefined;
     try {
       if (fresh) await this.#ready();
       // Read-write, never appending: chunks are written at explicit offsets.
@@ -419,16 +434,19 @@ export class Staging {
         st = await fh.stat();
       }
       if (st.size > 0) await fh.datasync();
+      direct = await openDirect(path, true);
       lane = createReadBack(path, {
         fs: nodeFs,
         pool: sharedHashPool(),
         engine: resolveHashEngine(),
         signal: undefined,
+        direct: direct !== undefined,
       });
       await lane.open();
-      return { fh, lane, size: st.size };
+      return { fh, direct, lane, size: st.size };
     } catch (err) {
       await lane?.close();
+      await direct?.close().catch(() => undefined);
       await fh?.close().catch(() => undefined);
       if (err instanceof StudioError) throw err;
       throw stagingError(err, 'open', path);
