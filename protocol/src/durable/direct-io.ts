@@ -21,7 +21,11 @@ export const DIRECT_ALIGN = 4096;
 
 const WASM_PAGE = 64 * 1024;
 /** The one WebAssembly API used here (the project's TypeScript libs have no WebAssembly types). */
-const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
+const { Memory } = (
+  globalThis as unknown as {
+    WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+  }
+).WebAssembly;
 const aligned = new WeakSet<ArrayBufferLike>();
 
 /** `bytes` (a multiple of 64 KiB) starting on a page: usable for direct I/O. Never detachable. */

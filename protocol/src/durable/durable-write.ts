@@ -123,8 +123,9 @@ interface Slot {
   tempPath: string;
   finalPath: string;
   fh: DurableFileHandle | undefined;
-  /** The temp opened with O_DIRECT (`directIo`), for aligned chunks. */
-  direct: DurableFileHandle | undefined;
+  /** The temp opened with O_DIRECT (`directIo`) by its first aligned chunk; null: not to be used. */
+  direct: Promise<DurableFileHandle | undefined> | null | undefined;
+  openDirect: DurableFs['openDirect'];
   tempExists: boolean;
   position: number;
   /** Set by step 8 once the final name holds the verified bytes. */
@@ -194,10 +195,18 @@ async function makeDir(dir: string, fs: DurableFs): Promise<void> {
   }
 }
 
+/** The slot's O_DIRECT handle, opened at its first aligned chunk (small files never open one). */
+async function directOf(s: Slot): Promise<DurableFileHandle | undefined> {
+  s.direct ??= s.openDirect?.(s.tempPath) ?? Promise.resolve(undefined);
+  const fh = await s.direct;
+  if (fh === undefined) s.direct = null;
+  return fh;
+}
+
 async function closeDirect(s: Slot): Promise<void> {
   const direct = s.direct;
-  s.direct = undefined;
-  await direct?.close().catch(() => undefined);
+  s.direct = null;
+  await (await direct)?.close().catch(() => undefined);
 }
 
 /** Step 4 (stream): one chunk to one temp, positional, short writes completed (O_DIRECT when aligned). */
@@ -206,8 +215,9 @@ async function writeAll(slot: Slot, chunk: Uint8Array): Promise<void> {
   let off = 0;
   while (off < chunk.byteLength) {
     // After a short write the rest may no longer be aligned: it goes through the ordinary descriptor.
-    const direct = slot.direct !== undefined && directOk(chunk, slot.position, chunk.byteLength - off) && off === 0;
-    const fh = direct ? (slot.direct as DurableFileHandle) : slot.fh;
+    const direct =
+      off === 0 && slot.direct !== null && directOk(chunk, slot.position) ? await directOf(slot) : undefined;
+    const fh = direct ?? slot.fh;
     let n: number;
     try {
       ({ bytesWritten: n } = await fh.write(chunk, off, chunk.byteLength - off, slot.position));
@@ -390,7 +400,8 @@ class DurableWrite {
       tempPath: join(t.dir, tempNameFor(t.name)),
       finalPath: join(t.dir, t.name),
       fh: undefined,
-      direct: undefined,
+      direct: opts.directIo === true && this.#fs.openDirect !== undefined ? undefined : null,
+      openDirect: this.#fs.openDirect?.bind(this.#fs),
       tempExists: false,
       position: 0,
       copy: undefined,
@@ -464,15 +475,13 @@ class DurableWrite {
     try {
       s.fh = await this.#fs.open(s.tempPath, 'wx', this.#mode);
       s.tempExists = true;
-      const direct = this.#opts.directIo === true && this.#fs.openDirect !== undefined;
-      if (direct) s.direct = await this.#fs.openDirect?.(s.tempPath);
       if (this.#withReadBack) {
         s.lane = createReadBack(s.tempPath, {
           fs: this.#fs,
           pool: this.#pool,
           engine: this.#engine,
           signal: this.#signal,
-          direct: s.direct !== undefined,
+          direct: s.direct !== null,
         });
         await s.lane.open();
       }

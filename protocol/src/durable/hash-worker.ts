@@ -18,7 +18,8 @@ const states = new Map<number, Hasher>();
 
 interface Lane {
   fd: number;
-  /** The same file opened with O_DIRECT (lane-open's `direct`), or -1. */
+  path: string;
+  /** The same file opened with O_DIRECT by the first whole-block read (lane-open's `direct`); -2 not yet, -1 none. */
   directFd: number;
   hasher: Hasher;
   pos: number;
@@ -40,8 +41,12 @@ function pump(lane: Lane, upTo: number): boolean {
       // Direct: whole blocks only (at end of file the read comes back short); a tail below the
       // durable mark that is not a whole block goes through the ordinary descriptor.
       const whole = want === LANE_READ ? want : want - (want % DIRECT_ALIGN);
-      const direct = lane.directFd >= 0 && directOk(buf, lane.pos, whole);
-      n = readSync(direct ? lane.directFd : lane.fd, buf, 0, direct ? whole : want, lane.pos);
+      const direct = lane.directFd !== -1 && directOk(buf, lane.pos, whole);
+      if (direct && lane.directFd === -2) lane.directFd = openDirectSync(lane.path);
+      n =
+        direct && lane.directFd >= 0
+          ? readSync(lane.directFd, buf, 0, whole, lane.pos)
+          : readSync(lane.fd, buf, 0, want, lane.pos);
     } catch (err) {
       const e = err as Error & { code?: string };
       lane.error = { message: e.message, ...(e.code === undefined ? {} : { code: e.code }) };
@@ -111,8 +116,8 @@ port.on('message', (m: HashRequest) => {
       }
       case 'lane-open': {
         const fd = openSync(m.path, 'r');
-        const directFd = m.direct ? openDirectSync(m.path) : -1;
-        lanes.set(m.id, { fd, directFd, hasher: createHasher(m.engine), pos: 0, error: undefined });
+        const directFd = m.direct ? -2 : -1;
+        lanes.set(m.id, { fd, path: m.path, directFd, hasher: createHasher(m.engine), pos: 0, error: undefined });
         reply = { t: 'opened', id: m.id };
         break;
       }

@@ -69,10 +69,9 @@ function stagingError(err: unknown, what: string, path: string): StudioError {
   );
 }
 
-/** An open partial: its writer, its O_DIRECT writer for pooled chunks (where the file system has one), its read-back lane. */
+/** An open partial: its writer and its read-back lane. */
 interface OpenPartial {
   fh: FileHandle;
-  direct: FileHandle | undefined;
   lane: ReadBack;
 }
 
@@ -81,7 +80,8 @@ export class StagedFile {
   readonly size: number;
   readonly path: string;
   #fh: FileHandle | undefined;
-  #direct: FileHandle | undefined;
+  /** The O_DIRECT writer, opened by the first aligned chunk (small files never have one); null: refused here. */
+  #direct: Promise<FileHandle | undefined> | null | undefined;
   #lane: ReadBack | undefined;
   /** A new partial not created yet: created by the first write (its Offer did only a lookup). */
   #create: (() => Promise<OpenPartial>) | undefined;
@@ -113,9 +113,8 @@ export class StagedFile {
     this.#nameSync = nameSync;
   }
 
-  #opened({ fh, direct, lane }: OpenPartial): void {
+  #opened({ fh, lane }: OpenPartial): void {
     this.#fh = fh;
-    this.#direct = direct;
     this.#lane = lane;
     lane.advance(this.#durable);
   }
@@ -129,7 +128,6 @@ export class StagedFile {
       if (this.#closed)
         return p.lane
           .close()
-          .then(() => p.direct?.close())
           .then(() => p.fh.close())
           .then(() => unlink(this.path))
           .catch(() => undefined);
@@ -165,7 +163,10 @@ export class StagedFile {
       let done = 0;
       while (done < data.byteLength) {
         // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
-        const fh = done === 0 && this.#direct !== undefined && directOk(data, offset) ? this.#direct : this.#fh;
+        const direct =
+          done === 0 && this.#direct !== null && directOk(data, offset) ? await this.#directWriter() : undefined;
+        const fh = direct ?? this.#fh;
+        if (fh === undefined) throw new TypeError('StagedFile.write() after close');
         const { bytesWritten } = await fh.write(data, done, data.byteLength - done, offset + done);
         done += bytesWritten;
       }
@@ -173,6 +174,13 @@ export class StagedFile {
       throw stagingError(err, 'write', this.path);
     }
     this.#written += data.byteLength;
+  }
+
+  async #directWriter(): Promise<FileHandle | undefined> {
+    this.#direct ??= openDirect(this.path, true);
+    const fh = await this.#direct;
+    if (fh === undefined) this.#direct = null;
+    return fh;
   }
 
   /** fsync; afterwards `durable === written`, and the read-back may go up to there. Returns the durable offset. */
@@ -222,8 +230,8 @@ export class StagedFile {
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
     const direct = this.#direct;
-    this.#direct = undefined;
-    await direct?.close().catch(() => undefined);
+    this.#direct = null; // closed: no more direct writes
+    await (await direct)?.close().catch(() => undefined);
   }
 
   /**
@@ -418,7 +426,6 @@ export class Staging {
   async #open(path: string, size: number, fresh: boolean): Promise<OpenPartial & { size: number }> {
     let lane: ReadBack | undefined;
     let fh: FileHandle | undefined;
-    let direct: FileHandle | undefined;
     try {
       if (fresh) await this.#ready();
       // Read-write, never appending: chunks are written at explicit offsets.
@@ -434,19 +441,17 @@ export class Staging {
         st = await fh.stat();
       }
       if (st.size > 0) await fh.datasync();
-      direct = await openDirect(path, true);
       lane = createReadBack(path, {
         fs: nodeFs,
         pool: sharedHashPool(),
         engine: resolveHashEngine(),
         signal: undefined,
-        direct: direct !== undefined,
+        direct: true, // reads what the disk holds where the writes were direct (no page-cache copy either)
       });
       await lane.open();
-      return { fh, direct, lane, size: st.size };
+      return { fh, lane, size: st.size };
     } catch (err) {
       await lane?.close();
-      await direct?.close().catch(() => undefined);
       await fh?.close().catch(() => undefined);
       if (err instanceof StudioError) throw err;
       throw stagingError(err, 'open', path);
