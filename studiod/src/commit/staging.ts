@@ -21,7 +21,8 @@
  * for their turn cost no descriptor and no file.
  *
  * Bounds (docs/configuration.md, `staging`): a created file keeps two descriptors
- * (its writer and its read-back lane), so one session may hold at most
+ * (its writer and its read-back lane; four once a pooled 1 MiB chunk was written with
+ * O_DIRECT and read back the same way, direct-io.ts), so one session may hold at most
  * `perSession` files and all sessions together `total` (created or not); beyond,
  * acquire refuses with STUDIO_STAGING_LIMIT (retryable, the file is offered again later). A
  * released partial with no byte is removed (Offers without data leave nothing),

@@ -22,7 +22,7 @@ import {
 } from '@studio321/protocol/durable';
 import { testBytes } from '../../lib/lying-source.js';
 
-const MiB = 1024 * 1024;
+const CHUNK = 256 * 1024; // whole 4 KiB blocks, small enough to keep the test quick
 
 /** A chunk of `bytes` copied into a fresh aligned buffer (as the studio's chunk pool holds them). */
 function pooled(bytes: Uint8Array): Buffer {
@@ -31,14 +31,14 @@ function pooled(bytes: Uint8Array): Buffer {
   return buf.subarray(0, bytes.byteLength);
 }
 
-/** The file's content in chunks: aligned 1 MiB, one short aligned-buffer chunk, aligned again, an ordinary tail. */
+/** The file's content in chunks: aligned chunks, one short aligned-buffer chunk, aligned again, an ordinary tail. */
 function chunksOf(data: Uint8Array): Uint8Array[] {
   return [
-    pooled(data.subarray(0, MiB)),
-    pooled(data.subarray(MiB, 2 * MiB)),
-    pooled(data.subarray(2 * MiB, 3 * MiB - 100)), // short: every offset after it is unaligned
-    pooled(data.subarray(3 * MiB - 100, 4 * MiB - 100)),
-    Uint8Array.from(data.subarray(4 * MiB - 100)), // not from alignedBuffer
+    pooled(data.subarray(0, CHUNK)),
+    pooled(data.subarray(CHUNK, 2 * CHUNK)),
+    pooled(data.subarray(2 * CHUNK, 3 * CHUNK - 100)), // short: every offset after it is unaligned
+    pooled(data.subarray(3 * CHUNK - 100, 4 * CHUNK - 100)),
+    Uint8Array.from(data.subarray(4 * CHUNK - 100)), // not from alignedBuffer
   ];
 }
 
@@ -55,22 +55,22 @@ t.test('alignedBuffer: direct writes accept it; directOk refuses what O_DIRECT w
     t.fail('this file system refuses O_DIRECT: the direct path cannot be tested here');
     return;
   }
-  const buf = alignedBuffer(MiB);
+  const buf = alignedBuffer(CHUNK);
   buf.fill(7);
-  t.equal((await fh.write(buf, 0, MiB, 0)).bytesWritten, MiB, 'an O_DIRECT write from it succeeds');
+  t.equal((await fh.write(buf, 0, CHUNK, 0)).bytesWritten, CHUNK, 'an O_DIRECT write from it succeeds');
   await t.rejects(fh.write(buf, 1, DIRECT_ALIGN, 0), { code: 'EINVAL' }, 'the kernel refuses an unaligned address');
   await fh.close();
   t.ok(directOk(buf, 0));
   t.notOk(directOk(buf, 100), 'unaligned offset');
   t.notOk(directOk(buf.subarray(0, 1000), 0), 'length not a whole block');
   t.notOk(directOk(buf.subarray(16), 0), 'address not on a block');
-  t.notOk(directOk(Buffer.alloc(MiB), 0), 'a buffer not from alignedBuffer');
+  t.notOk(directOk(Buffer.alloc(CHUNK), 0), 'a buffer not from alignedBuffer');
   t.equal((await readFile(path)).compare(buf), 0);
 });
 
 t.test('durableWrite directIo: aligned chunks go O_DIRECT, the rest buffered; bytes and hash exact', async (t) => {
   const dir = t.testdir();
-  const data = testBytes(4 * MiB + 333, 3);
+  const data = testBytes(4 * CHUNK + 333, 3);
   const chunks = chunksOf(data);
   // nodeFs with its direct descriptors counted (a facade: the read-back is then the calling thread's lane).
   const directWrites: number[] = [];
@@ -97,10 +97,10 @@ t.test('durableWrite directIo: aligned chunks go O_DIRECT, the rest buffered; by
     expected: { size: data.byteLength, blake3: hashBytes(data) },
     hashSource: false,
     directIo: true,
-    syncEvery: MiB,
+    syncEvery: CHUNK,
     fs: counting,
   });
-  t.same(directWrites, [0, MiB], 'the two aligned chunks before the short one, no other');
+  t.same(directWrites, [0, CHUNK], 'the two aligned chunks before the short one, no other');
   t.equal(r.blake3, hashBytes(data));
   t.equal(Buffer.compare(await readFile(join(dir, 'a.bin')), data), 0, 'the file holds the bytes');
   t.same(await readdir(dir), ['a.bin'], 'no temp left');
@@ -110,20 +110,20 @@ t.test(
   'durableWrite directIo with the worker reading back by O_DIRECT: exact, and a wrong hash leaves nothing',
   async (t) => {
     const dir = t.testdir();
-    const data = testBytes(4 * MiB + 333, 4);
+    const data = testBytes(4 * CHUNK + 333, 4);
     const r = await durableWrite(source(chunksOf(data)), {
       targets: [{ dir, name: 'b.bin' }],
       expected: { size: data.byteLength, blake3: hashBytes(data) },
       hashSource: false,
       directIo: true,
-      syncEvery: MiB,
+      syncEvery: CHUNK,
     });
     t.equal(r.copies[0]?.method, 'readback-blake3');
     t.equal(Buffer.compare(await readFile(join(dir, 'b.bin')), data), 0);
     // The read-back is the check: other bytes than the expected hash fail as a read-back mismatch.
-    const other = testBytes(2 * MiB, 5);
+    const other = testBytes(2 * CHUNK, 5);
     await t.rejects(
-      durableWrite(source([pooled(other.subarray(0, MiB)), pooled(other.subarray(MiB))]), {
+      durableWrite(source([pooled(other.subarray(0, CHUNK)), pooled(other.subarray(CHUNK))]), {
         targets: [{ dir, name: 'c.bin' }],
         expected: { size: other.byteLength, blake3: hashBytes(data) },
         hashSource: false,
