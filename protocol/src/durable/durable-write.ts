@@ -197,7 +197,11 @@ async function makeDir(dir: string, fs: DurableFs): Promise<void> {
 
 /** The slot's O_DIRECT handle, opened at its first aligned chunk (small files never open one). */
 async function directOf(s: Slot): Promise<DurableFileHandle | undefined> {
-  s.direct ??= s.openDirect?.(s.tempPath) ?? Promise.resolve(undefined);
+  if (s.direct === null) return undefined;
+  if (s.direct === undefined) {
+    s.direct = s.openDirect?.(s.tempPath) ?? Promise.resolve(undefined);
+    if ((await s.direct) !== undefined) s.lane?.readDirect(); // read back the same way
+  }
   const fh = await s.direct;
   if (fh === undefined) s.direct = null;
   return fh;
@@ -481,7 +485,6 @@ class DurableWrite {
           pool: this.#pool,
           engine: this.#engine,
           signal: this.#signal,
-          direct: s.direct !== null,
         });
         await s.lane.open();
       }

@@ -19,7 +19,8 @@ export type HashRequest =
   | { t: 'digest'; id: number }
   | { t: 'drop'; id: number }
   /** A file lane: the worker reads the file itself (see FileLane). */
-  | { t: 'lane-open'; id: number; path: string; engine: 'wasm' | 'native'; direct: boolean }
+  | { t: 'lane-open'; id: number; path: string; engine: 'wasm' | 'native' }
+  | { t: 'lane-direct'; id: number }
   | { t: 'lane-advance'; id: number; upTo: number }
   | { t: 'lane-finish'; id: number };
 export type HashReply =
@@ -159,34 +160,20 @@ export class FileLane {
   readonly #path: string;
   readonly #engine: 'wasm' | 'native';
   readonly #signal: AbortSignal | undefined;
-  readonly #direct: boolean;
   #open = false;
   #done = false;
 
-  constructor(
-    w: PoolWorker,
-    path: string,
-    engine: 'wasm' | 'native',
-    signal: AbortSignal | undefined,
-    direct: boolean,
-  ) {
+  constructor(w: PoolWorker, path: string, engine: 'wasm' | 'native', signal: AbortSignal | undefined) {
     this.#w = w;
     this.#path = path;
     this.#engine = engine;
     this.#signal = signal;
-    this.#direct = direct;
   }
 
   async open(): Promise<void> {
     this.#w.lanes++;
     try {
-      await this.#w.request({
-        t: 'lane-open',
-        id: this.#id,
-        path: this.#path,
-        engine: this.#engine,
-        direct: this.#direct,
-      });
+      await this.#w.request({ t: 'lane-open', id: this.#id, path: this.#path, engine: this.#engine });
     } catch (err) {
       this.#w.lanes--;
       throw err;
@@ -197,6 +184,11 @@ export class FileLane {
   advance(upTo: number): void {
     if (this.#open && !this.#done && upTo > 0)
       this.#w.post({ t: 'lane-advance', id: this.#id, upTo: Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER });
+  }
+
+  /** Messages are in order: the worker reads direct from the next advance or finish on. */
+  readDirect(): void {
+    if (this.#open && !this.#done) this.#w.post({ t: 'lane-direct', id: this.#id });
   }
 
   async finish(): Promise<{ size: number; blake3: string }> {
@@ -272,14 +264,9 @@ export class HashPool {
   }
 
   /** A FileLane on the least busy worker; undefined when workers cannot run here. */
-  createFileLane(
-    path: string,
-    engine: HashEngine | undefined,
-    signal: AbortSignal | undefined,
-    direct = false,
-  ): FileLane | undefined {
+  createFileLane(path: string, engine: HashEngine | undefined, signal: AbortSignal | undefined): FileLane | undefined {
     const w = this.#pick();
-    return w === undefined ? undefined : new FileLane(w, path, resolveHashEngine(engine), signal, direct);
+    return w === undefined ? undefined : new FileLane(w, path, resolveHashEngine(engine), signal);
   }
 
   /** Stops the workers (tests, orderly shutdown). Pending hashes reject. */

@@ -19,7 +19,7 @@ const states = new Map<number, Hasher>();
 interface Lane {
   fd: number;
   path: string;
-  /** The same file opened with O_DIRECT by the first whole-block read (lane-open's `direct`); -2 not yet, -1 none. */
+  /** The same file with O_DIRECT, opened by the first whole-block read after lane-direct; -2 not yet, -1 none. */
   directFd: number;
   hasher: Hasher;
   pos: number;
@@ -116,10 +116,15 @@ port.on('message', (m: HashRequest) => {
       }
       case 'lane-open': {
         const fd = openSync(m.path, 'r');
-        const directFd = m.direct ? -2 : -1;
-        lanes.set(m.id, { fd, path: m.path, directFd, hasher: createHasher(m.engine), pos: 0, error: undefined });
+        lanes.set(m.id, { fd, path: m.path, directFd: -1, hasher: createHasher(m.engine), pos: 0, error: undefined });
         reply = { t: 'opened', id: m.id };
         break;
+      }
+      case 'lane-direct': {
+        // The writer wrote with O_DIRECT: the page cache holds none of it, read the disk the same way.
+        const lane = lanes.get(m.id);
+        if (lane !== undefined && lane.directFd === -1) lane.directFd = -2;
+        return;
       }
       case 'lane-advance': {
         const lane = lanes.get(m.id);

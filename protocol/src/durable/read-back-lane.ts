@@ -85,6 +85,9 @@ export class ReadBackLane {
     }
   }
 
+  /** Reads through the injected fs: no direct reads here. */
+  readDirect(): void {}
+
   /** After the final fsync: reads the rest up to end of file and returns what was read back. */
   async finish(): Promise<{ size: number; blake3: string }> {
     this.advance(Number.POSITIVE_INFINITY);
@@ -109,6 +112,11 @@ export interface ReadBack {
   open(): Promise<void>;
   /** Bytes [0, upTo) are durable: they may be read back. Infinity = up to end of file. */
   advance(upTo: number): void;
+  /**
+   * The writer wrote with O_DIRECT (direct-io.ts): read whole blocks back the same way, from the
+   * disk into one aligned buffer (the page cache holds none of those bytes). Only a FileLane does.
+   */
+  readDirect(): void;
   /** After the final fsync: read to end of file; the size and BLAKE3 of what was read back. */
   finish(): Promise<{ size: number; blake3: string }>;
   /** Stops and releases everything; never throws. */
@@ -117,25 +125,16 @@ export interface ReadBack {
 
 /**
  * The read-back for `path`: on the real file system with a hash pool, a FileLane
- * (the worker reads the file itself: nothing per chunk on the calling thread; with `direct`, by
- * O_DIRECT into one aligned buffer, as the studio's direct writes leave nothing in the page cache);
+ * (the worker reads the file itself: nothing per chunk on the calling thread);
  * through an injected fs (fault injection in tests) or without a pool, a
  * ReadBackLane that reads through that fs and hashes on the pool or this thread.
  */
 export function createReadBack(
   path: string,
-  opts: {
-    fs: DurableFs;
-    pool: HashPool | false;
-    engine: 'wasm' | 'native';
-    signal: AbortSignal | undefined;
-    /** The worker reads the aligned part of the file with O_DIRECT (what the disk holds, no page-cache copy). */
-    direct?: boolean;
-  },
+  opts: { fs: DurableFs; pool: HashPool | false; engine: 'wasm' | 'native'; signal: AbortSignal | undefined },
 ): ReadBack {
   const { fs, pool, engine, signal } = opts;
-  const fileLane =
-    fs === nodeFs && pool !== false ? pool.createFileLane(path, engine, signal, opts.direct === true) : undefined;
+  const fileLane = fs === nodeFs && pool !== false ? pool.createFileLane(path, engine, signal) : undefined;
   return (
     fileLane ??
     new ReadBackLane(fs, path, pool === false ? createLocalAsyncHasher(engine) : pool.createHasher(engine), signal)

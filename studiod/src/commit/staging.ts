@@ -178,7 +178,11 @@ export class StagedFile {
   }
 
   async #directWriter(): Promise<FileHandle | undefined> {
-    this.#direct ??= openDirect(this.path, true);
+    if (this.#direct === null) return undefined;
+    if (this.#direct === undefined) {
+      this.#direct = openDirect(this.path, true);
+      if ((await this.#direct) !== undefined) this.#lane?.readDirect(); // read back the same way
+    }
     const fh = await this.#direct;
     if (fh === undefined) this.#direct = null;
     return fh;
@@ -447,7 +451,6 @@ export class Staging {
         pool: sharedHashPool(),
         engine: resolveHashEngine(),
         signal: undefined,
-        direct: true, // reads what the disk holds where the writes were direct (no page-cache copy either)
       });
       await lane.open();
       return { fh, lane, size: st.size };

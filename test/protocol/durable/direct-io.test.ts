@@ -74,9 +74,11 @@ t.test('durableWrite directIo: aligned chunks go O_DIRECT, the rest buffered; by
   const chunks = chunksOf(data);
   // nodeFs with its direct descriptors counted (a facade: the read-back is then the calling thread's lane).
   const directWrites: number[] = [];
+  let opened = 0;
   const counting: DurableFs = {
     ...nodeFs,
     openDirect: async (p) => {
+      opened++;
       const fh = await nodeFs.openDirect?.(p);
       if (fh === undefined) return undefined;
       const wrapped: DurableFileHandle = {
@@ -104,6 +106,18 @@ t.test('durableWrite directIo: aligned chunks go O_DIRECT, the rest buffered; by
   t.equal(r.blake3, hashBytes(data));
   t.equal(Buffer.compare(await readFile(join(dir, 'a.bin')), data), 0, 'the file holds the bytes');
   t.same(await readdir(dir), ['a.bin'], 'no temp left');
+  t.equal(opened, 1);
+  // A small file (one short chunk, from the pool or not) never opens a direct descriptor.
+  const small = testBytes(10_000, 6);
+  await durableWrite(source([pooled(small)]), {
+    targets: [{ dir, name: 'small.bin' }],
+    expected: { size: small.byteLength, blake3: hashBytes(small) },
+    hashSource: false,
+    directIo: true,
+    fs: counting,
+  });
+  t.equal(opened, 1, 'no O_DIRECT open for a small file');
+  t.equal(Buffer.compare(await readFile(join(dir, 'small.bin')), small), 0);
 });
 
 t.test(
