@@ -35,6 +35,7 @@ import { readBackHash } from './read-back.js';
 import { createReadBack, type ReadBack } from './read-back-lane.js';
 import { createLocalAsyncHasher, sharedHashPool, type AsyncHasher, type HashPool } from './hash-pool.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
+import { directOk } from './direct-io.js';
 
 export interface DurableTarget {
   dir: string;
@@ -84,6 +85,13 @@ export interface DurableWriteOptions {
   hashEngine?: HashEngine;
   /** Also XXH3-64 the source in the same pass (the ASC MHL hash, protocol/src/durable/mhl.ts); needs `hashSource`. */
   xxh3?: boolean;
+  /**
+   * Default false. True: chunks in buffers from `alignedBuffer` at aligned offsets are written
+   * with O_DIRECT (no copy into the page cache), and the read-back reads the disk with O_DIRECT
+   * (direct-io.ts); other chunks and file systems without O_DIRECT use the ordinary descriptor.
+   * Needs the fs facade's `openDirect` (nodeFs has it).
+   */
+  directIo?: boolean;
 }
 
 export const DEFAULT_SYNC_EVERY = 8 * 1024 * 1024;
@@ -115,6 +123,9 @@ interface Slot {
   tempPath: string;
   finalPath: string;
   fh: DurableFileHandle | undefined;
+  /** The temp opened with O_DIRECT (`directIo`) by its first aligned chunk; null: not to be used. */
+  direct: Promise<DurableFileHandle | undefined> | null | undefined;
+  openDirect: DurableFs['openDirect'];
   tempExists: boolean;
   position: number;
   /** Set by step 8 once the final name holds the verified bytes. */
@@ -184,12 +195,33 @@ async function makeDir(dir: string, fs: DurableFs): Promise<void> {
   }
 }
 
-/** Step 4 (stream): one chunk to one temp, positional, short writes completed. */
+/** The slot's O_DIRECT handle, opened at its first aligned chunk (small files never open one). */
+async function directOf(s: Slot): Promise<DurableFileHandle | undefined> {
+  if (s.direct === null) return undefined;
+  if (s.direct === undefined) {
+    s.direct = s.openDirect?.(s.tempPath) ?? Promise.resolve(undefined);
+    if ((await s.direct) !== undefined) s.lane?.readDirect(); // read back the same way
+  }
+  const fh = await s.direct;
+  if (fh === undefined) s.direct = null;
+  return fh;
+}
+
+async function closeDirect(s: Slot): Promise<void> {
+  const direct = s.direct;
+  s.direct = null;
+  await (await direct)?.close().catch(() => undefined);
+}
+
+/** Step 4 (stream): one chunk to one temp, positional, short writes completed (O_DIRECT when aligned). */
 async function writeAll(slot: Slot, chunk: Uint8Array): Promise<void> {
-  const fh = slot.fh;
-  if (fh === undefined) throw new TypeError('durableWrite: internal error, temp not open');
+  if (slot.fh === undefined) throw new TypeError('durableWrite: internal error, temp not open');
   let off = 0;
   while (off < chunk.byteLength) {
+    // After a short write the rest may no longer be aligned: it goes through the ordinary descriptor.
+    const direct =
+      off === 0 && slot.direct !== null && directOk(chunk, slot.position) ? await directOf(slot) : undefined;
+    const fh = direct ?? slot.fh;
     let n: number;
     try {
       ({ bytesWritten: n } = await fh.write(chunk, off, chunk.byteLength - off, slot.position));
@@ -372,6 +404,8 @@ class DurableWrite {
       tempPath: join(t.dir, tempNameFor(t.name)),
       finalPath: join(t.dir, t.name),
       fh: undefined,
+      direct: opts.directIo === true && this.#fs.openDirect !== undefined ? undefined : null,
+      openDirect: this.#fs.openDirect?.bind(this.#fs),
       tempExists: false,
       position: 0,
       copy: undefined,
@@ -565,6 +599,7 @@ class DurableWrite {
     } finally {
       s.fh = undefined;
       await fh.close().catch(() => undefined);
+      await closeDirect(s);
     }
   }
 
@@ -661,6 +696,7 @@ class DurableWrite {
         const fh = s.fh;
         s.fh = undefined;
         if (fh !== undefined) await fh.close().catch(() => undefined);
+        await closeDirect(s);
         if (s.tempExists) {
           await fs.unlink(s.tempPath).catch((e: unknown) => {
             if (errorCode(e) !== 'ENOENT') throw e;

@@ -4,6 +4,7 @@
  * chosen step. Only the calls the durable write makes are here.
  */
 import * as fsp from 'node:fs/promises';
+import { openDirect } from './direct-io.js';
 
 export interface DurableFileHandle {
   write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
@@ -31,6 +32,8 @@ export interface DurableFs {
   /** Non-recursive mkdir; EEXIST when present. */
   mkdir(path: string, mode?: number): Promise<void>;
   stat(path: string): Promise<DurableStat>;
+  /** An O_DIRECT write descriptor on an existing file, undefined where refused (direct-io.ts); optional. */
+  openDirect?(path: string): Promise<DurableFileHandle | undefined>;
 }
 
 export const nodeFs: DurableFs = {
@@ -42,4 +45,5 @@ export const nodeFs: DurableFs = {
     await fsp.mkdir(p, mode === undefined ? {} : { mode });
   },
   stat: (p) => fsp.stat(p),
+  openDirect: (p) => openDirect(p, true),
 };

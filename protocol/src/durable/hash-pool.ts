@@ -12,6 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { createHasher, resolveHashEngine, type HashEngine } from '../hash.js';
+import { detachable } from './direct-io.js';
 
 export type HashRequest =
   | { t: 'update'; id: number; buf: Uint8Array; engine: 'wasm' | 'native' }
@@ -19,6 +20,7 @@ export type HashRequest =
   | { t: 'drop'; id: number }
   /** A file lane: the worker reads the file itself (see FileLane). */
   | { t: 'lane-open'; id: number; path: string; engine: 'wasm' | 'native' }
+  | { t: 'lane-direct'; id: number }
   | { t: 'lane-advance'; id: number; upTo: number }
   | { t: 'lane-finish'; id: number };
 export type HashReply =
@@ -122,8 +124,7 @@ class PooledHasher implements AsyncHasher {
     if (!this.#open) throw new TypeError('AsyncHasher.update() after digest() or dispose()');
     if (chunk.byteLength === 0) return undefined;
     // Transfer only a buffer that is exactly this chunk; otherwise copy it.
-    const own =
-      chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+    const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && detachable(chunk.buffer);
     const buf = own ? chunk : Uint8Array.from(chunk);
     const back = await this.#w.request({ t: 'update', id: this.#id, buf, engine: this.#engine }, [
       buf.buffer as ArrayBuffer,
@@ -183,6 +184,11 @@ export class FileLane {
   advance(upTo: number): void {
     if (this.#open && !this.#done && upTo > 0)
       this.#w.post({ t: 'lane-advance', id: this.#id, upTo: Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER });
+  }
+
+  /** Messages are in order: the worker reads direct from the next advance or finish on. */
+  readDirect(): void {
+    if (this.#open && !this.#done) this.#w.post({ t: 'lane-direct', id: this.#id });
   }
 
   async finish(): Promise<{ size: number; blake3: string }> {

@@ -6,10 +6,11 @@
  *    durable mark each `lane-advance` names, to end of file on `lane-finish`
  *    (reads are synchronous: they block this worker only).
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { createHasher, type Hasher } from '../hash.js';
 import type { HashRequest, HashReply } from './hash-pool.js';
+import { alignedBuffer, DIRECT_ALIGN, directOk } from './direct-io.js';
 
 const port = parentPort;
 if (port === null) throw new TypeError('hash-worker must run in a worker thread');
@@ -17,6 +18,9 @@ const states = new Map<number, Hasher>();
 
 interface Lane {
   fd: number;
+  path: string;
+  /** The same file with O_DIRECT, opened by the first whole-block read after lane-direct; -2 not yet, -1 none. */
+  directFd: number;
   hasher: Hasher;
   pos: number;
   /** A read failed: reported by lane-finish. */
@@ -24,16 +28,25 @@ interface Lane {
 }
 const lanes = new Map<number, Lane>();
 
-/** One buffer for every lane: reads never overlap in this thread. */
+/** One buffer for every lane: reads never overlap in this thread. Page-aligned, for direct reads. */
 const LANE_READ = 4 * 1024 * 1024;
-const buf = Buffer.allocUnsafeSlow(LANE_READ);
+const buf = alignedBuffer(LANE_READ);
 
 /** Reads and hashes [lane.pos, upTo); stops at end of file. Returns false at end of file. */
 function pump(lane: Lane, upTo: number): boolean {
   while (lane.error === undefined && lane.pos < upTo) {
     let n: number;
     try {
-      n = readSync(lane.fd, buf, 0, Math.min(LANE_READ, upTo - lane.pos), lane.pos);
+      const want = Math.min(LANE_READ, upTo - lane.pos);
+      // Direct: whole blocks only (at end of file the read comes back short); a tail below the
+      // durable mark that is not a whole block goes through the ordinary descriptor.
+      const whole = want === LANE_READ ? want : want - (want % DIRECT_ALIGN);
+      const direct = lane.directFd !== -1 && directOk(buf, lane.pos, whole);
+      if (direct && lane.directFd === -2) lane.directFd = openDirectSync(lane.path);
+      n =
+        direct && lane.directFd >= 0
+          ? readSync(lane.directFd, buf, 0, whole, lane.pos)
+          : readSync(lane.fd, buf, 0, want, lane.pos);
     } catch (err) {
       const e = err as Error & { code?: string };
       lane.error = { message: e.message, ...(e.code === undefined ? {} : { code: e.code }) };
@@ -46,16 +59,32 @@ function pump(lane: Lane, upTo: number): boolean {
   return true;
 }
 
+function closeLane(lane: Lane): void {
+  for (const fd of [lane.fd, lane.directFd]) {
+    if (fd < 0) continue;
+    try {
+      closeSync(fd);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function openDirectSync(path: string): number {
+  if (constants.O_DIRECT === undefined || constants.O_DIRECT === 0) return -1;
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_DIRECT);
+  } catch {
+    return -1; // no O_DIRECT on this file system: the ordinary descriptor reads it all
+  }
+}
+
 function dropLane(id: number): void {
   const lane = lanes.get(id);
   if (lane === undefined) return;
   lanes.delete(id);
   lane.hasher.dispose();
-  try {
-    closeSync(lane.fd);
-  } catch {
-    // already gone
-  }
+  closeLane(lane);
 }
 
 port.on('message', (m: HashRequest) => {
@@ -87,9 +116,15 @@ port.on('message', (m: HashRequest) => {
       }
       case 'lane-open': {
         const fd = openSync(m.path, 'r');
-        lanes.set(m.id, { fd, hasher: createHasher(m.engine), pos: 0, error: undefined });
+        lanes.set(m.id, { fd, path: m.path, directFd: -1, hasher: createHasher(m.engine), pos: 0, error: undefined });
         reply = { t: 'opened', id: m.id };
         break;
+      }
+      case 'lane-direct': {
+        // The writer wrote with O_DIRECT: the page cache holds none of it, read the disk the same way.
+        const lane = lanes.get(m.id);
+        if (lane !== undefined && lane.directFd === -1) lane.directFd = -2;
+        return;
       }
       case 'lane-advance': {
         const lane = lanes.get(m.id);
@@ -104,11 +139,7 @@ port.on('message', (m: HashRequest) => {
         const done = { size: lane.pos, hex: error === undefined ? lane.hasher.digest() : '' };
         if (error !== undefined) lane.hasher.dispose();
         lanes.delete(m.id);
-        try {
-          closeSync(lane.fd);
-        } catch {
-          // the digest is what was read
-        }
+        closeLane(lane); // the digest is what was read
         reply = error === undefined ? { t: 'lane', id: m.id, ...done } : { t: 'error', id: m.id, ...error };
         break;
       }

@@ -85,6 +85,9 @@ export class ReadBackLane {
     }
   }
 
+  /** Reads through the injected fs: no direct reads here. */
+  readDirect(): void {}
+
   /** After the final fsync: reads the rest up to end of file and returns what was read back. */
   async finish(): Promise<{ size: number; blake3: string }> {
     this.advance(Number.POSITIVE_INFINITY);
@@ -109,6 +112,11 @@ export interface ReadBack {
   open(): Promise<void>;
   /** Bytes [0, upTo) are durable: they may be read back. Infinity = up to end of file. */
   advance(upTo: number): void;
+  /**
+   * The writer wrote with O_DIRECT (direct-io.ts): read whole blocks back the same way, from the
+   * disk into one aligned buffer (the page cache holds none of those bytes). Only a FileLane does.
+   */
+  readDirect(): void;
   /** After the final fsync: read to end of file; the size and BLAKE3 of what was read back. */
   finish(): Promise<{ size: number; blake3: string }>;
   /** Stops and releases everything; never throws. */

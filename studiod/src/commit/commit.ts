@@ -286,6 +286,7 @@ export class Committer {
             targets: [{ dir: raidDir, name }],
             expected,
             hashSource: false,
+            directIo: true, // pooled chunks go from their buffer to the disk; the read-back reads the disk
             fsyncDir: false, // step 5's group commit fsyncs the folder, once for the commits of its group
             ...(signal === undefined ? {} : { signal }),
           });

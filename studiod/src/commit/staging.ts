@@ -21,7 +21,8 @@
  * for their turn cost no descriptor and no file.
  *
  * Bounds (docs/configuration.md, `staging`): a created file keeps two descriptors
- * (its writer and its read-back lane), so one session may hold at most
+ * (its writer and its read-back lane; four once a pooled 1 MiB chunk was written with
+ * O_DIRECT and read back the same way, direct-io.ts), so one session may hold at most
  * `perSession` files and all sessions together `total` (created or not); beyond,
  * acquire refuses with STUDIO_STAGING_LIMIT (retryable, the file is offered again later). A
  * released partial with no byte is removed (Offers without data leave nothing),
@@ -33,7 +34,9 @@ import { join } from 'node:path';
 import { errorCode, isBlake3Hex } from '@studio321/protocol';
 import {
   createReadBack,
+  directOk,
   fsyncDir,
+  openDirect,
   GroupCommit,
   nodeFs,
   resolveHashEngine,
@@ -78,6 +81,8 @@ export class StagedFile {
   readonly size: number;
   readonly path: string;
   #fh: FileHandle | undefined;
+  /** The O_DIRECT writer, opened by the first aligned chunk (small files never have one); null: refused here. */
+  #direct: Promise<FileHandle | undefined> | null | undefined;
   #lane: ReadBack | undefined;
   /** A new partial not created yet: created by the first write (its Offer did only a lookup). */
   #create: (() => Promise<OpenPartial>) | undefined;
@@ -146,7 +151,10 @@ export class StagedFile {
     return this.#written === this.size;
   }
 
-  /** Append `data` at `offset` (== written; the caller checked). */
+  /**
+   * Append `data` at `offset` (== written; the caller checked). A pooled chunk (chunk-receive.ts)
+   * at an aligned offset is written with O_DIRECT: from its buffer to the disk, no page-cache copy.
+   */
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.#closed) throw new TypeError('StagedFile.write() after close');
     await this.#ensureOpen();
@@ -155,13 +163,29 @@ export class StagedFile {
     try {
       let done = 0;
       while (done < data.byteLength) {
-        const { bytesWritten } = await this.#fh.write(data, done, data.byteLength - done, offset + done);
+        // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
+        const direct =
+          done === 0 && this.#direct !== null && directOk(data, offset) ? await this.#directWriter() : undefined;
+        const fh = direct ?? this.#fh;
+        if (fh === undefined) throw new TypeError('StagedFile.write() after close');
+        const { bytesWritten } = await fh.write(data, done, data.byteLength - done, offset + done);
         done += bytesWritten;
       }
     } catch (err) {
       throw stagingError(err, 'write', this.path);
     }
     this.#written += data.byteLength;
+  }
+
+  async #directWriter(): Promise<FileHandle | undefined> {
+    if (this.#direct === null) return undefined;
+    if (this.#direct === undefined) {
+      this.#direct = openDirect(this.path, true);
+      if ((await this.#direct) !== undefined) this.#lane?.readDirect(); // read back the same way
+    }
+    const fh = await this.#direct;
+    if (fh === undefined) this.#direct = null;
+    return fh;
   }
 
   /** fsync; afterwards `durable === written`, and the read-back may go up to there. Returns the durable offset. */
@@ -210,6 +234,9 @@ export class StagedFile {
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
+    const direct = this.#direct;
+    this.#direct = null; // closed: no more direct writes
+    await (await direct)?.close().catch(() => undefined);
   }
 
   /**

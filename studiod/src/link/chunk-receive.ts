@@ -19,6 +19,7 @@
  * as received), and decodeFrame refuses it there with its coded error.
  */
 import { MAX_CHUNK_BYTES, MAX_FRAME_BYTES, decodeFrame, type Logger, type MessageOf } from '@studio321/protocol';
+import { alignedBuffer } from '@studio321/protocol/durable';
 import type { WebSocket } from 'ws';
 
 /** Smaller binary frames go to `ws`, which hands a frame inside one read over as a view (no copy). */
@@ -107,7 +108,7 @@ export class ChunkPool {
     if (length > MAX_CHUNK_BYTES) throw new TypeError(`ChunkPool.take(${length}): more than MAX_CHUNK_BYTES`);
     let buf = this.#free.pop();
     if (buf === undefined) {
-      buf = Buffer.allocUnsafeSlow(MAX_CHUNK_BYTES);
+      buf = alignedBuffer(MAX_CHUNK_BYTES); // page-aligned: staged and written to the RAID with O_DIRECT
       this.#allocated++;
     }
     this.#inUse++;

@@ -1,0 +1,69 @@
+/**
+ * Direct I/O (O_DIRECT) for the studio's large-file path: a chunk written from a
+ * page-aligned buffer at an aligned offset goes from that buffer to the disk, not
+ * through a copy into fresh page-cache pages, and a read-back with O_DIRECT reads
+ * what the disk holds into one reused buffer. On a VM the page-cache copy into
+ * freshly allocated pages was the largest CPU cost of a commit (docs/design.md,
+ * "Durable write", direct I/O).
+ *
+ * Alignment is known only for buffers made here (`alignedBuffer`): JavaScript cannot
+ * see a buffer's address, and malloc'd ArrayBuffers are 16-byte aligned. A
+ * WebAssembly.Memory is mmap'd, so its bytes start on a page. Anything else
+ * (a chunk from elsewhere, an unaligned offset or length: a file's last chunk)
+ * goes through the ordinary descriptor; the kernel keeps the two views of the file
+ * coherent, and fdatasync on either descriptor covers both.
+ */
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+/** Offsets, lengths and addresses of direct transfers are multiples of this (the largest common logical block). */
+export const DIRECT_ALIGN = 4096;
+
+const WASM_PAGE = 64 * 1024;
+/** The one WebAssembly API used here (the project's TypeScript libs have no WebAssembly types). */
+const { Memory } = (
+  globalThis as unknown as {
+    WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+  }
+).WebAssembly;
+const aligned = new WeakSet<ArrayBufferLike>();
+
+/** `bytes` (a multiple of 64 KiB) starting on a page: usable for direct I/O. Never detachable. */
+export function alignedBuffer(bytes: number): Buffer {
+  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % WASM_PAGE !== 0)
+    throw new TypeError(`alignedBuffer(${bytes}): a positive multiple of ${WASM_PAGE}`);
+  const pages = bytes / WASM_PAGE;
+  const mem = new Memory({ initial: pages, maximum: pages });
+  aligned.add(mem.buffer);
+  return Buffer.from(mem.buffer, 0, bytes);
+}
+
+/** False for the buffers of `alignedBuffer` (WebAssembly memory cannot be transferred to a worker). */
+export function detachable(buffer: ArrayBufferLike): boolean {
+  return buffer instanceof ArrayBuffer && !aligned.has(buffer);
+}
+
+/** May `data` be written at `position` (or read into there) with direct I/O? */
+export function directOk(data: Uint8Array, position: number, length: number = data.byteLength): boolean {
+  return (
+    length > 0 &&
+    length % DIRECT_ALIGN === 0 &&
+    position % DIRECT_ALIGN === 0 &&
+    data.byteOffset % DIRECT_ALIGN === 0 &&
+    aligned.has(data.buffer)
+  );
+}
+
+/**
+ * A second descriptor on `path` with O_DIRECT (`write`: O_WRONLY, else O_RDONLY), or undefined
+ * where the file system refuses it (tmpfs: EINVAL) or the platform has no O_DIRECT.
+ */
+export async function openDirect(path: string, write: boolean): Promise<FileHandle | undefined> {
+  const direct = constants.O_DIRECT;
+  if (direct === undefined || direct === 0) return undefined;
+  try {
+    return await open(path, (write ? constants.O_WRONLY : constants.O_RDONLY) | direct);
+  } catch {
+    return undefined; // the ordinary descriptor does all the I/O
+  }
+}
