@@ -3,7 +3,7 @@
  *
  *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--no-sync] [--dir DIR] [--keep]
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
- *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR']
+ *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--studiod-env 'MALLOC_ARENA_MAX=2']
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
  *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS]
  *
@@ -79,6 +79,7 @@ const { values } = parseArgs({
     'sync-only': { type: 'boolean', default: false },
     'agents-only': { type: 'boolean', default: false },
     'studiod-node-args': { type: 'string', default: '' },
+    'studiod-env': { type: 'string', default: '' },
     'status-only': { type: 'string' },
     'status-agent': { type: 'string' },
     'ingest-only': { type: 'boolean', default: false },
@@ -94,6 +95,13 @@ const VERIFY_FILES = Number(values['verify-files']);
 const VERIFY_LARGE = Number(values['verify-large']);
 const SYNC_ONLY = values['sync-only'] === true;
 const STUDIOD_NODE_ARGS = (values['studiod-node-args'] ?? '').split(' ').filter((a) => a !== '');
+/** Extra environment for the studiod child alone (`--studiod-env 'MALLOC_ARENA_MAX=2 ...'`). */
+const STUDIOD_ENV: Record<string, string> = Object.fromEntries(
+  (values['studiod-env'] ?? '')
+    .split(' ')
+    .filter((a) => a.includes('='))
+    .map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
+);
 const INGEST_ONLY = values['ingest-only'] === true;
 const AGENT_NODE_ARGS = (values['agent-node-args'] ?? '').split(' ').filter((a) => a !== '');
 const COMPARE_AGENT = values['compare-agent'];
@@ -400,6 +408,18 @@ async function procStat(pid: number): Promise<{ cpuSec: number; rssMiB: number; 
   return { cpuSec: (Number(f[11]) + Number(f[12])) / 100, rssMiB: kb('VmRSS'), hwmMiB: kb('VmHWM') };
 }
 
+/** Where a process' RSS is, in MiB: anonymous vs file-backed (smaps_rollup), and its thread count. */
+async function procMemory(pid: number): Promise<Record<string, number>> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (text: string, k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    anonMiB: Math.round(kb(rollup, 'Anonymous') / 1024),
+    fileMiB: Math.round((kb(rollup, 'Rss') - kb(rollup, 'Anonymous')) / 1024),
+    threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+  };
+}
+
 /** A studiod child with mirror + RAID under `dir`; `committed` lists (time, session) of every commit. */
 class Studio {
   readonly dir: string;
@@ -440,6 +460,7 @@ class Studio {
       [...this.#nodeArgs, BINS.studiod, '--config', join(this.dir, 'studiod.json')],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, ...STUDIOD_ENV },
       },
     );
     this.#child = child;
@@ -807,7 +828,8 @@ async function main(): Promise<void> {
         const sampling = (async () => {
           while (syncing) {
             const m = await studio.memory().catch(() => ({}) as Record<string, number>);
-            if ((m['rss'] ?? 0) > (peakMemory['rss'] ?? -1)) peakMemory = m;
+            if ((m['rss'] ?? 0) > (peakMemory['rss'] ?? -1))
+              peakMemory = { ...m, ...(await procMemory(studio.pid).catch(() => ({}))) };
             await new Promise((r) => setTimeout(r, 1000));
           }
         })();
@@ -821,7 +843,7 @@ async function main(): Promise<void> {
         const manyParts = summary(ids.slice(1).map((id) => parts(id, t0)));
         const busy = await procStat(studio.pid);
         const idleAfter = await idleRss(studio.pid);
-        const idleMemory = await studio.memory();
+        const idleMemory = { ...(await studio.memory()), ...(await procMemory(studio.pid)) };
         const many = {
           agents: AGENTS,
           filesPerAgent: AGENT_FILES,

@@ -22,19 +22,25 @@ export async function directOrRunning<T>(
   direct: (state: AgentState) => Promise<T>,
   running: () => Promise<T>,
 ): Promise<T> {
+  let answered: unknown;
   try {
     return await running();
   } catch (err) {
-    if (!noAgentThere(err)) throw err;
+    if (!noAgentThere(err)) answered = err;
   }
   // No address, or nothing listens at it (an agent killed leaves the file): the state DB, which
   // says whether an agent holds it after all (one starting, before it writes its address).
+  // Something else answered: its error stands only if an agent holds the state DB; if none does,
+  // the address is stale (a killed agent's port since taken by another program) and nothing ran.
   const { AgentState } = await import('../state/agent-state.js');
   let state: AgentState;
   try {
     state = await AgentState.open(dataDir);
   } catch (err) {
-    if (err instanceof CodedError && err.code === AGENT_CODES.stateLocked) return running();
+    if (err instanceof CodedError && err.code === AGENT_CODES.stateLocked) {
+      if (answered !== undefined) throw answered;
+      return running();
+    }
     throw err;
   }
   try {

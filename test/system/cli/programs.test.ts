@@ -8,6 +8,7 @@
 import t from 'tap';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -167,10 +168,17 @@ t.test('field-agent status asks a running agent without loading the state DB', a
   const exited = new Promise((resolve) => agent.child.once('exit', resolve));
   agent.child.kill('SIGKILL');
   await exited;
-  await readFile(join(agent.dataDir, 'status-url'));
+  const stale = new URL((await readFile(join(agent.dataDir, 'status-url'), 'utf8')).trim());
   const after = await run(AGENT_BIN, ['status', '--json', '--data-dir', agent.dataDir]);
   t.equal(after.code, EXIT.ok, 'status after the agent was killed: exit 0, from the state DB');
   t.match(JSON.parse(after.stdout), { cards: [], queue: { files: 0 } });
+  // Another program has since taken the killed agent's port: its answer is not the agent's.
+  const squatter = createHttpServer((_req, res) => res.writeHead(404).end('not here'));
+  await new Promise<void>((resolve) => squatter.listen(Number(stale.port), stale.hostname, resolve));
+  t.teardown(() => squatter.close());
+  const squatted = await run(AGENT_BIN, ['status', '--json', '--data-dir', agent.dataDir]);
+  t.equal(squatted.code, EXIT.ok, 'another program on the stale address: exit 0, from the state DB');
+  t.match(JSON.parse(squatted.stdout), { cards: [], queue: { files: 0 } });
 });
 
 t.test(
