@@ -67,3 +67,40 @@ export async function openDirect(path: string, write: boolean): Promise<FileHand
     return undefined; // the ordinary descriptor does all the I/O
   }
 }
+
+/**
+ * The O_DIRECT descriptor of one file being written, opened by its first chunk that may use it
+ * (`directOk`), so small files open none; `opened` runs once it is (the read-back then reads the
+ * same way). Where `open` answers undefined (no O_DIRECT there), the ordinary descriptor does all.
+ */
+export class DirectWriter<H extends { close(): Promise<void> }> {
+  readonly #open: () => Promise<H | undefined>;
+  readonly #opened: () => void;
+  /** undefined: not opened yet; null: not to be used (none, or closed). */
+  #handle: Promise<H | undefined> | null | undefined;
+
+  constructor(open: (() => Promise<H | undefined>) | undefined, opened: () => void) {
+    this.#open = open ?? (() => Promise.resolve(undefined));
+    this.#opened = opened;
+    this.#handle = open === undefined ? null : undefined;
+  }
+
+  /** The direct descriptor to write `data` at `position` with, or undefined: the ordinary one writes it. */
+  async for(data: Uint8Array, position: number): Promise<H | undefined> {
+    if (this.#handle === null || !directOk(data, position)) return undefined;
+    if (this.#handle === undefined) {
+      this.#handle = this.#open();
+      if ((await this.#handle) !== undefined) this.#opened();
+    }
+    const h = await this.#handle;
+    if (h === undefined) this.#handle = null;
+    return h;
+  }
+
+  /** Closes the descriptor (if one was opened); no direct writes after. */
+  async close(): Promise<void> {
+    const h = this.#handle;
+    this.#handle = null;
+    await (await h)?.close().catch(() => undefined);
+  }
+}

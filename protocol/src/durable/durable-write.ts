@@ -35,7 +35,7 @@ import { readBackHash } from './read-back.js';
 import { createReadBack, type ReadBack } from './read-back-lane.js';
 import { createLocalAsyncHasher, sharedHashPool, type AsyncHasher, type HashPool } from './hash-pool.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
-import { directOk } from './direct-io.js';
+import { DirectWriter } from './direct-io.js';
 
 export interface DurableTarget {
   dir: string;
@@ -123,9 +123,8 @@ interface Slot {
   tempPath: string;
   finalPath: string;
   fh: DurableFileHandle | undefined;
-  /** The temp opened with O_DIRECT (`directIo`) by its first aligned chunk; null: not to be used. */
-  direct: Promise<DurableFileHandle | undefined> | null | undefined;
-  openDirect: DurableFs['openDirect'];
+  /** The temp's O_DIRECT descriptor (`directIo`), opened by its first aligned chunk. */
+  direct: DirectWriter<DurableFileHandle>;
   tempExists: boolean;
   position: number;
   /** Set by step 8 once the final name holds the verified bytes. */
@@ -195,33 +194,13 @@ async function makeDir(dir: string, fs: DurableFs): Promise<void> {
   }
 }
 
-/** The slot's O_DIRECT handle, opened at its first aligned chunk (small files never open one). */
-async function directOf(s: Slot): Promise<DurableFileHandle | undefined> {
-  if (s.direct === null) return undefined;
-  if (s.direct === undefined) {
-    s.direct = s.openDirect?.(s.tempPath) ?? Promise.resolve(undefined);
-    if ((await s.direct) !== undefined) s.lane?.readDirect(); // read back the same way
-  }
-  const fh = await s.direct;
-  if (fh === undefined) s.direct = null;
-  return fh;
-}
-
-async function closeDirect(s: Slot): Promise<void> {
-  const direct = s.direct;
-  s.direct = null;
-  await (await direct)?.close().catch(() => undefined);
-}
-
 /** Step 4 (stream): one chunk to one temp, positional, short writes completed (O_DIRECT when aligned). */
 async function writeAll(slot: Slot, chunk: Uint8Array): Promise<void> {
   if (slot.fh === undefined) throw new TypeError('durableWrite: internal error, temp not open');
   let off = 0;
   while (off < chunk.byteLength) {
     // After a short write the rest may no longer be aligned: it goes through the ordinary descriptor.
-    const direct =
-      off === 0 && slot.direct !== null && directOk(chunk, slot.position) ? await directOf(slot) : undefined;
-    const fh = direct ?? slot.fh;
+    const fh = (off === 0 ? await slot.direct.for(chunk, slot.position) : undefined) ?? slot.fh;
     let n: number;
     try {
       ({ bytesWritten: n } = await fh.write(chunk, off, chunk.byteLength - off, slot.position));
@@ -399,21 +378,26 @@ class DurableWrite {
     this.#signal = opts.signal;
     this.#withReadBack = opts.readBack ?? true;
     this.#mode = opts.mode ?? 0o644;
-    this.#slots = opts.targets.map((t) => ({
-      target: t,
-      tempPath: join(t.dir, tempNameFor(t.name)),
-      finalPath: join(t.dir, t.name),
-      fh: undefined,
-      direct: opts.directIo === true && this.#fs.openDirect !== undefined ? undefined : null,
-      openDirect: this.#fs.openDirect?.bind(this.#fs),
-      tempExists: false,
-      position: 0,
-      copy: undefined,
-      lane: undefined,
-      syncing: undefined,
-      syncedTo: 0,
-      syncError: undefined,
-    }));
+    const openDirect = opts.directIo === true ? this.#fs.openDirect?.bind(this.#fs) : undefined;
+    this.#slots = opts.targets.map((t) => {
+      const tempPath = join(t.dir, tempNameFor(t.name));
+      const slot: Slot = {
+        target: t,
+        tempPath,
+        finalPath: join(t.dir, t.name),
+        fh: undefined,
+        // Read back the same way once the temp is written direct (the page cache holds none of it).
+        direct: new DirectWriter(openDirect && (() => openDirect(tempPath)), () => slot.lane?.readDirect()),
+        tempExists: false,
+        position: 0,
+        copy: undefined,
+        lane: undefined,
+        syncing: undefined,
+        syncedTo: 0,
+        syncError: undefined,
+      };
+      return slot;
+    });
     this.#syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
     this.#pool = opts.hashPool ?? sharedHashPool();
     this.#engine = resolveHashEngine(opts.hashEngine);
@@ -599,7 +583,7 @@ class DurableWrite {
     } finally {
       s.fh = undefined;
       await fh.close().catch(() => undefined);
-      await closeDirect(s);
+      await s.direct.close();
     }
   }
 
@@ -696,7 +680,7 @@ class DurableWrite {
         const fh = s.fh;
         s.fh = undefined;
         if (fh !== undefined) await fh.close().catch(() => undefined);
-        await closeDirect(s);
+        await s.direct.close();
         if (s.tempExists) {
           await fs.unlink(s.tempPath).catch((e: unknown) => {
             if (errorCode(e) !== 'ENOENT') throw e;

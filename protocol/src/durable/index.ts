@@ -5,7 +5,7 @@
 export { durableWrite, fsyncTargetDir, placeVerified } from './durable-write.js';
 export { GroupCommit } from './group-commit.js';
 export { createReadBack } from './read-back-lane.js';
-export { alignedBuffer, DIRECT_ALIGN, directOk, openDirect } from './direct-io.js';
+export { alignedBuffer, DIRECT_ALIGN, DirectWriter, directOk, openDirect } from './direct-io.js';
 export type { ReadBack } from './read-back-lane.js';
 export type {
   DurableTarget,

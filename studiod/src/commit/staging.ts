@@ -34,7 +34,7 @@ import { join } from 'node:path';
 import { errorCode, isBlake3Hex } from '@studio321/protocol';
 import {
   createReadBack,
-  directOk,
+  DirectWriter,
   fsyncDir,
   openDirect,
   GroupCommit,
@@ -81,8 +81,11 @@ export class StagedFile {
   readonly size: number;
   readonly path: string;
   #fh: FileHandle | undefined;
-  /** The O_DIRECT writer, opened by the first aligned chunk (small files never have one); null: refused here. */
-  #direct: Promise<FileHandle | undefined> | null | undefined;
+  /** The O_DIRECT writer, opened by the first aligned chunk (small files never have one); read back the same way. */
+  readonly #direct = new DirectWriter<FileHandle>(
+    () => openDirect(this.path, true),
+    () => this.#lane?.readDirect(),
+  );
   #lane: ReadBack | undefined;
   /** A new partial not created yet: created by the first write (its Offer did only a lookup). */
   #create: (() => Promise<OpenPartial>) | undefined;
@@ -164,9 +167,7 @@ export class StagedFile {
       let done = 0;
       while (done < data.byteLength) {
         // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
-        const direct =
-          done === 0 && this.#direct !== null && directOk(data, offset) ? await this.#directWriter() : undefined;
-        const fh = direct ?? this.#fh;
+        const fh = (done === 0 ? await this.#direct.for(data, offset) : undefined) ?? this.#fh;
         if (fh === undefined) throw new TypeError('StagedFile.write() after close');
         const { bytesWritten } = await fh.write(data, done, data.byteLength - done, offset + done);
         done += bytesWritten;
@@ -175,17 +176,6 @@ export class StagedFile {
       throw stagingError(err, 'write', this.path);
     }
     this.#written += data.byteLength;
-  }
-
-  async #directWriter(): Promise<FileHandle | undefined> {
-    if (this.#direct === null) return undefined;
-    if (this.#direct === undefined) {
-      this.#direct = openDirect(this.path, true);
-      if ((await this.#direct) !== undefined) this.#lane?.readDirect(); // read back the same way
-    }
-    const fh = await this.#direct;
-    if (fh === undefined) this.#direct = null;
-    return fh;
   }
 
   /** fsync; afterwards `durable === written`, and the read-back may go up to there. Returns the durable offset. */
@@ -234,9 +224,7 @@ export class StagedFile {
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
-    const direct = this.#direct;
-    this.#direct = null; // closed: no more direct writes
-    await (await direct)?.close().catch(() => undefined);
+    await this.#direct.close(); // no more direct writes
   }
 
   /**
