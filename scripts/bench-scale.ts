@@ -400,12 +400,17 @@ async function ingest(card: string, data: string, n: number, bin = BINS.agent): 
   return { ...r, memory };
 }
 
-async function procStat(pid: number): Promise<{ cpuSec: number; rssMiB: number; hwmMiB: number }> {
+async function procStat(pid: number): Promise<{ cpuSec: number; sysSec: number; rssMiB: number; hwmMiB: number }> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
-  return { cpuSec: (Number(f[11]) + Number(f[12])) / 100, rssMiB: kb('VmRSS'), hwmMiB: kb('VmHWM') };
+  return {
+    cpuSec: (Number(f[11]) + Number(f[12])) / 100,
+    sysSec: Number(f[12]) / 100,
+    rssMiB: kb('VmRSS'),
+    hwmMiB: kb('VmHWM'),
+  };
 }
 
 /** Where a process' RSS is, in MiB: anonymous vs file-backed (smaps_rollup), and its thread count. */
@@ -728,12 +733,14 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     try {
       await studio.pair(lastData, 'bench');
       const l = load();
-      const cpu0 = (await procStat(studio.pid)).cpuSec;
+      const ps0 = await procStat(studio.pid);
       const r = await sync(lastData);
       const ps = await procStat(studio.pid);
       const s = {
         filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
-        studiodCpuMsPerFile: +(((ps.cpuSec - cpu0) * 1000) / FILES).toFixed(2),
+        studiodCpuMsPerFile: +(((ps.cpuSec - ps0.cpuSec) * 1000) / FILES).toFixed(2),
+        // The kernel's share of it (system time: fsyncs, file-system calls, socket I/O).
+        studiodSysMsPerFile: +(((ps.sysSec - ps0.sysSec) * 1000) / FILES).toFixed(2),
         agentCpuSec: +r.cpuSec.toFixed(1),
         studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
         load: l,
