@@ -176,7 +176,7 @@ export class IdleReclaim {
       return;
     }
     this.#o.release();
-    if (heldBytes() < this.#floor + this.#o.minBytes) return;
+    if (this.#o.minBytes > 0 && heldBytes() < this.#floor + this.#o.minBytes) return;
     this.#o.gc?.();
     this.#reclaims++;
     this.#floor = heldBytes();

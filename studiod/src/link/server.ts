@@ -203,7 +203,9 @@ export class LinkServer {
         },
         o.log,
       );
+      // Frames keep the link busy; a session's end is when its memory can go.
       ws.on('message', () => this.#reclaim.touch());
+      ws.on('close', () => this.#reclaim.touch());
       this.#sessions.add(session);
       void session.closed.then(() => this.#sessions.delete(session));
       session.start();

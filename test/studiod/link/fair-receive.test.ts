@@ -312,7 +312,7 @@ async function liveObjects(proto: object): Promise<number> {
   }
 }
 
-t.test('when its sessions end the link gives their memory back: no session kept, pool empty, one GC', async (t) => {
+t.test('when its sessions end the link gives their memory back: no session kept, pool empty, a full GC', async (t) => {
   // Any growth is worth the GC here (studiod waits for 32 MiB).
   const s = await studio(t, { quietMs: 200, reclaimMinBytes: 0 });
   s.committer.open();
@@ -325,18 +325,13 @@ t.test('when its sessions end the link gives their memory back: no session kept,
   for (let i = 0; i < clients.length; i++) await assertCommitted(t, s, clients[i] as WireClient, sets[i] as File[]);
   t.ok(s.server.memory().chunkBuffers.allocated > 0, 'the chunks were pooled');
   t.ok((await liveObjects(LinkSession.prototype)) >= 2, 'both sessions live');
+  const reclaims = s.server.memory().reclaims;
   for (const c of clients) c.close();
   await waitFor(() => s.server.sessions().length === 0, 'every session closed');
-  await waitFor(() => s.server.memory().reclaims === 1, 'the link went quiet and gave its memory back', 10_000);
-  t.same(
-    s.server.memory(),
-    {
-      chunkBuffers: { allocated: s.server.memory().chunkBuffers.allocated, inUse: 0, idle: 0 },
-      receiveHeld: 0,
-      reclaims: 1,
-    },
-    'no chunk buffer in use or kept idle, no bytes held',
-  );
+  await waitFor(() => s.server.memory().reclaims > reclaims, 'quiet after the sessions ended: memory given back');
+  const m = s.server.memory();
+  t.same(m.chunkBuffers, { allocated: m.chunkBuffers.allocated, inUse: 0, idle: 0 }, 'no chunk buffer in use or idle');
+  t.equal(m.receiveHeld, 0, 'no Chunk bytes held');
   t.equal(s.server.scheduler.inFlight + s.server.scheduler.waiting, 0, 'no commit slot held');
   t.equal(await liveObjects(LinkSession.prototype), 0, 'no ended session is kept in memory');
 });
