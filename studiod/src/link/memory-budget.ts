@@ -123,7 +123,7 @@ function heldBytes(): number {
  * server", memory). Twenty agents of small files grow V8's heap to a few hundred MiB of frames,
  * promises and per-file commit state, nearly all garbage once they are done; V8 only collects
  * its old generation when more is allocated, so an idle studiod kept that RSS for hours. After
- * `quietMs` without a frame, with no commit running or waiting and no Chunk held, the Chunk pool
+ * `quietMs` without a frame or a session's end, with no commit running or waiting and no Chunk held, the Chunk pool
  * drops its idle buffers and one full GC runs (V8 then returns the emptied pages), if the heap
  * and Buffers grew by `minBytes` since the last time.
  */
@@ -150,7 +150,7 @@ export class IdleReclaim {
     return this.#reclaims;
   }
 
-  /** A frame arrived: the link is busy now, and quiet again `quietMs` after the last one. */
+  /** A frame arrived or a session ended: the link is quiet again `quietMs` after the last of these. */
   touch(): void {
     this.#last = this.#o.now();
     if (this.#timer === undefined) this.#arm(this.#o.quietMs);
