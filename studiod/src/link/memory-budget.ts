@@ -98,7 +98,7 @@ export const LINK_QUIET_MS = 3_000;
  * after the last time: a full GC of a heap of this size costs tens of ms, so a link that goes quiet
  * every few seconds (one camera tethered) does not pay it each time for nothing.
  */
-export const RECLAIM_MIN_BYTES = 32 * 1024 * 1024;
+export const RECLAIM_MIN_BYTES = 16 * 1024 * 1024;
 
 export interface IdleReclaimOptions {
   quietMs?: number;

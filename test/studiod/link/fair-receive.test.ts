@@ -313,7 +313,7 @@ async function liveObjects(proto: object): Promise<number> {
 }
 
 t.test('when its sessions end the link gives their memory back: no session kept, pool empty, a full GC', async (t) => {
-  // Any growth is worth the GC here (studiod waits for 32 MiB).
+  // Any growth is worth the GC here (studiod waits for RECLAIM_MIN_BYTES).
   const s = await studio(t, { quietMs: 200, reclaimMinBytes: 0 });
   s.committer.open();
   const sublevel = s.catalogue.sublevel('test');
