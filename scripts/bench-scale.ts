@@ -43,6 +43,8 @@
  * status asks the running agent over its local API); median wall ms and CPU ms of 5 runs each.
  * `--agents-only`: step 4 alone (with `--agents N`). `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
  * alone; `--studiod-node-args`: node options for the studiod children of steps 3 and 4 (a CPU profile, a heap snapshot).
+ * `--studiod-heap-snapshot DIR`: step 4's studiod writes a heap snapshot into DIR once idle after the agents
+ * (`afterSnapshot`: its memory after the snapshot's full GC).
  * `--ingest-only`: step 1 alone; `--agent-node-args`: node options for the ingesting agent;
  * `--compare-agent JS`: in every run of step 1 also ingest with that field-agent.js (another
  * build, e.g. the base commit's), in the same minutes, and print its ratio too (A/B).
@@ -51,7 +53,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
-import { cp, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { Level } from 'level';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -80,6 +82,7 @@ const { values } = parseArgs({
     'agents-only': { type: 'boolean', default: false },
     'studiod-node-args': { type: 'string', default: '' },
     'studiod-env': { type: 'string', default: '' },
+    'studiod-heap-snapshot': { type: 'string' },
     'status-only': { type: 'string' },
     'status-agent': { type: 'string' },
     'ingest-only': { type: 'boolean', default: false },
@@ -102,6 +105,8 @@ const STUDIOD_ENV: Record<string, string> = Object.fromEntries(
     .filter((a) => a.includes('='))
     .map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
 );
+/** Step 4: write studiod's heap snapshot into this folder once it is idle after the agents (what it still holds). */
+const HEAP_SNAPSHOT_DIR = values['studiod-heap-snapshot'];
 const INGEST_ONLY = values['ingest-only'] === true;
 const AGENT_NODE_ARGS = (values['agent-node-args'] ?? '').split(' ').filter((a) => a !== '');
 const COMPARE_AGENT = values['compare-agent'];
@@ -528,6 +533,25 @@ async function idleRss(pid: number): Promise<number> {
   return samples.at(-1) ?? 0;
 }
 
+/**
+ * Signal studiod to write a heap snapshot (it runs a full GC first) into `dir`, wait until the file is
+ * complete, and return where its memory is then (the RSS a full GC leaves).
+ */
+async function heapSnapshot(studio: Studio, dir: string): Promise<Record<string, number>> {
+  const before = new Set(await readdir(dir).catch(() => []));
+  process.kill(studio.pid, 'SIGUSR2');
+  let size = -1;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const file = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (file === undefined) continue;
+    const now = (await stat(join(dir, file))).size;
+    if (now > 0 && now === size) break;
+    size = now;
+  }
+  return { ...(await studio.memory()), ...(await procMemory(studio.pid)) };
+}
+
 /** Step 5: verifyCopies over `small` assets of 2–20 KB and `large` of 64 MiB, both copies each. */
 async function verifyStep(dir: string, small: number, large: number): Promise<Record<string, number>> {
   const targets = {
@@ -785,7 +809,12 @@ async function main(): Promise<void> {
         await rm(c, { recursive: true, force: true });
         datas.push(d);
       }
-      const studio = new Studio(join(base, 'studio-many'), STUDIOD_NODE_ARGS);
+      const studio = new Studio(
+        join(base, 'studio-many'),
+        HEAP_SNAPSHOT_DIR === undefined
+          ? STUDIOD_NODE_ARGS
+          : [...STUDIOD_NODE_ARGS, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_SNAPSHOT_DIR}`],
+      );
       await studio.start();
       try {
         const ids: string[] = [];
@@ -851,6 +880,7 @@ async function main(): Promise<void> {
         const busy = await procStat(studio.pid);
         const idleAfter = await idleRss(studio.pid);
         const idleMemory = { ...(await studio.memory()), ...(await procMemory(studio.pid)) };
+        const afterSnapshot = HEAP_SNAPSHOT_DIR === undefined ? {} : await heapSnapshot(studio, HEAP_SNAPSHOT_DIR);
         const many = {
           agents: AGENTS,
           filesPerAgent: AGENT_FILES,
@@ -868,7 +898,11 @@ async function main(): Promise<void> {
           studiodPeakRssMiB: +busy.hwmMiB.toFixed(0),
           studiodRssAfterMiB: +busy.rssMiB.toFixed(0),
           studiodRssIdleAfterMiB: +idleAfter.toFixed(0),
-          studiodMemoryMiB: { peak: peakMemory, idleAfter: idleMemory },
+          studiodMemoryMiB: {
+            peak: peakMemory,
+            idleAfter: idleMemory,
+            ...(HEAP_SNAPSHOT_DIR === undefined ? {} : { afterSnapshot }),
+          },
           load: l,
         };
         out['agents'] = many;

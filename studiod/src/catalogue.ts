@@ -135,6 +135,12 @@ export interface AssetChange {
   names: NameRecord[];
 }
 
+/** A JSON sublevel of the catalogue DB (Catalogue.sublevel). */
+type JsonSublevel = ReturnType<typeof jsonSublevel>;
+function jsonSublevel(db: Level<string, Json>, name: string) {
+  return db.sublevel<string, Json>(name, { valueEncoding: 'json' });
+}
+
 /** A raw batch operation a hook adds to the SAME batch; it may name a sublevel (abstract-level `sublevel` option). */
 export type HookOp = {
   type: 'put' | 'del';
@@ -248,6 +254,11 @@ export function copyKey(c: Pick<CopyRecord, 'hash' | 'target' | 'kind' | 'agentI
 export class Catalogue {
   readonly location: string;
   #db: Level<string, Json> | undefined;
+  /**
+   * One sublevel per name for this open DB: abstract-level attaches every sublevel it makes to its
+   * parent until closed, so one made per call (per commit) was kept for the process' life.
+   */
+  readonly #sublevels = new Map<string, JsonSublevel>();
   #counters: CatalogueCounters = { assets: 0, bytes: 0, copies: {}, field: {} };
   #writeChain: Promise<unknown> = Promise.resolve();
   /** Intents and commit records that arrive together: one synced batch (commitAsset, putIntent). */
@@ -282,6 +293,7 @@ export class Catalogue {
       );
     }
     this.#db = db;
+    this.#sublevels.clear();
     this.#state = 'open';
     const format = await this.#get<{ version: number }>(P.meta, 'format');
     if (format === undefined) {
@@ -310,8 +322,14 @@ export class Catalogue {
   }
 
   /** A JSON sublevel of the catalogue DB for modules that keep their own records (the cloud forwarder). */
-  sublevel(name: string) {
-    return this.#open().sublevel<string, Json>(name, { valueEncoding: 'json' });
+  sublevel(name: string): JsonSublevel {
+    const db = this.#open();
+    let sub = this.#sublevels.get(name);
+    if (sub === undefined) {
+      sub = jsonSublevel(db, name);
+      this.#sublevels.set(name, sub);
+    }
+    return sub;
   }
 
   async #get<T>(prefix: Prefix, key: string): Promise<T | undefined> {

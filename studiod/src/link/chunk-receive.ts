@@ -103,6 +103,11 @@ export class ChunkPool {
     return this.#free.length;
   }
 
+  /** Buffers taken and not given back yet. */
+  get inUse(): number {
+    return this.#inUse;
+  }
+
   /** A view of `length` bytes and the release of its first hold. */
   take(length: number): { data: Buffer; release: () => void } {
     if (length > MAX_CHUNK_BYTES) throw new TypeError(`ChunkPool.take(${length}): more than MAX_CHUNK_BYTES`);

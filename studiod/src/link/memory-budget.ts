@@ -13,6 +13,8 @@
  * a paused socket only is not read; what `ws` had already read from it (at most one socket read,
  * which may finish a frame) still arrives and is counted.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** What the budget can do to a session's socket. */
 export interface BudgetReader {
@@ -86,5 +88,111 @@ export class MemoryBudget {
   /** The reader's session ended: it is not resumed later. */
   forget(reader: BudgetReader): void {
     this.#paused.delete(reader);
+  }
+}
+
+/** How long the link must be quiet (no frame arrived, no commit running, no Chunk held) before its memory is given back. */
+export const LINK_QUIET_MS = 3_000;
+/**
+ * Memory is given back only when V8's heap and the Buffers outside it hold this much more than
+ * after the last time: a full GC of a heap of this size costs tens of ms, so a link that goes quiet
+ * every few seconds (one camera tethered) does not pay it each time for nothing.
+ */
+export const RECLAIM_MIN_BYTES = 16 * 1024 * 1024;
+
+export interface IdleReclaimOptions {
+  quietMs?: number;
+  minBytes?: number;
+  /** Work still going on (commits running or waiting, Chunk bytes held): not quiet yet. */
+  busy: () => boolean;
+  /** Drop what the link keeps for reuse (the Chunk pool's idle buffers) before the GC. */
+  release: () => void;
+  /** A full GC; undefined where none can be had (the heap then shrinks at V8's own pace). */
+  gc?: (() => void) | undefined;
+  now?: () => number;
+}
+
+/** V8's heap and the Buffers outside it, bytes. */
+function heldBytes(): number {
+  const m = process.memoryUsage();
+  return m.heapTotal + m.external;
+}
+
+/**
+ * Gives the memory of a burst of sessions back once the link is quiet (docs/design.md "Link
+ * server", memory). Twenty agents of small files grow V8's heap to a few hundred MiB of frames,
+ * promises and per-file commit state, nearly all garbage once they are done; V8 only collects
+ * its old generation when more is allocated, so an idle studiod kept that RSS for hours. After
+ * `quietMs` without a frame or a session's end, with no commit running or waiting and no Chunk held, the Chunk pool
+ * drops its idle buffers and one full GC runs (V8 then returns the emptied pages), if the heap
+ * and Buffers grew by `minBytes` since the last time.
+ */
+export class IdleReclaim {
+  readonly #o: Required<Omit<IdleReclaimOptions, 'gc'>> & { gc: (() => void) | undefined };
+  #last = 0;
+  #timer: NodeJS.Timeout | undefined;
+  /** heapTotal + external after the last reclaim (or at start). */
+  #floor = heldBytes();
+  #reclaims = 0;
+
+  constructor(opts: IdleReclaimOptions) {
+    this.#o = {
+      quietMs: LINK_QUIET_MS,
+      minBytes: RECLAIM_MIN_BYTES,
+      now: Date.now,
+      ...opts,
+      gc: opts.gc,
+    };
+  }
+
+  /** Times the memory was given back (tests, status). */
+  get reclaims(): number {
+    return this.#reclaims;
+  }
+
+  /** A frame arrived or a session ended: the link is quiet again `quietMs` after the last of these. */
+  touch(): void {
+    this.#last = this.#o.now();
+    if (this.#timer === undefined) this.#arm(this.#o.quietMs);
+  }
+
+  /** The server closes: no more reclaims. */
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(ms: number): void {
+    this.#timer = setTimeout(() => this.#check(), ms);
+    this.#timer.unref();
+  }
+
+  #check(): void {
+    this.#timer = undefined;
+    const quietFor = this.#o.now() - this.#last;
+    if (quietFor < this.#o.quietMs || this.#o.busy()) {
+      // Not quiet long enough: wait out the rest; still busy: look again a quiet period later.
+      this.#arm(quietFor < this.#o.quietMs ? this.#o.quietMs - quietFor : this.#o.quietMs);
+      return;
+    }
+    this.#o.release();
+    if (this.#o.minBytes > 0 && heldBytes() < this.#floor + this.#o.minBytes) return;
+    this.#o.gc?.();
+    this.#reclaims++;
+    this.#floor = heldBytes();
+  }
+}
+
+/**
+ * V8's full GC, from a runtime flag (`--expose-gc` set after start-up exposes `gc` in new contexts
+ * only; the main context and its globals are untouched). Undefined if this V8 refuses it.
+ */
+export function fullGc(): (() => void) | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('gc');
+    return typeof gc === 'function' ? () => (gc as () => void)() : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -26,7 +26,7 @@ import type { TlsIdentity } from './tls-identity.js';
 import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
 import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
 import { ChunkPool, interceptChunkFrames } from './chunk-receive.js';
-import { MemoryBudget } from './memory-budget.js';
+import { fullGc, IdleReclaim, MemoryBudget } from './memory-budget.js';
 import { FairScheduler } from './fair-scheduler.js';
 
 export interface LinkServerOptions {
@@ -53,6 +53,20 @@ export interface LinkServerOptions {
   receiveBudgetBytes?: number;
   /** Commits in flight for all sessions together, shared round-robin (fair-scheduler.ts); default COMMIT_SLOTS. */
   commitSlots?: number;
+  /** How long the link is quiet before its memory is given back (memory-budget.ts IdleReclaim); default LINK_QUIET_MS. */
+  quietMs?: number;
+  /** The growth of heap and Buffers since the last reclaim that is worth a full GC; default RECLAIM_MIN_BYTES. */
+  reclaimMinBytes?: number;
+}
+
+/** Where the link's memory is (tests, status). */
+export interface LinkMemory {
+  /** Chunk buffers allocated, in use (a session or a commit holds them) and idle in the pool. */
+  chunkBuffers: { allocated: number; inUse: number; idle: number };
+  /** Chunk bytes received and not yet handled, all sessions. */
+  receiveHeld: number;
+  /** Times the link gave its memory back after going quiet. */
+  reclaims: number;
 }
 
 export class LinkServer {
@@ -73,6 +87,8 @@ export class LinkServer {
   readonly budget: MemoryBudget;
   /** One commit scheduler for every session (fair-scheduler.ts). */
   readonly scheduler: FairScheduler;
+  /** Gives a burst's memory back once the link is quiet. */
+  readonly #reclaim: IdleReclaim;
 
   constructor(opts: LinkServerOptions) {
     this.#o = opts;
@@ -81,6 +97,23 @@ export class LinkServer {
     this.#guard = new PreAuthGuard(opts.preAuth, opts.log);
     this.#pairing = new PairingThrottle(opts.pairing, opts.now ?? Date.now);
     this.#chunks = new ChunkPool(Math.ceil(opts.windowBytes / MAX_CHUNK_BYTES) + 8);
+    this.#reclaim = new IdleReclaim({
+      ...(opts.quietMs === undefined ? {} : { quietMs: opts.quietMs }),
+      ...(opts.reclaimMinBytes === undefined ? {} : { minBytes: opts.reclaimMinBytes }),
+      busy: () => this.scheduler.inFlight > 0 || this.scheduler.waiting > 0 || this.budget.held > 0,
+      release: () => this.#chunks.trim(),
+      gc: fullGc(),
+      ...(opts.now === undefined ? {} : { now: opts.now }),
+    });
+  }
+
+  memory(): LinkMemory {
+    const c = this.#chunks;
+    return {
+      chunkBuffers: { allocated: c.allocated, inUse: c.inUse, idle: c.idle },
+      receiveHeld: this.budget.held,
+      reclaims: this.#reclaim.reclaims,
+    };
   }
 
   /** The operator made a pairing code: a lockout of everyone lifts. */
@@ -161,7 +194,18 @@ export class LinkServer {
         },
       });
       // Chunk frames are parsed off the socket's reads into pooled buffers (chunk-receive.ts).
-      interceptChunkFrames(ws, this.#chunks, (msg, release) => session.receiveChunk(msg, release), o.log);
+      interceptChunkFrames(
+        ws,
+        this.#chunks,
+        (msg, release) => {
+          this.#reclaim.touch();
+          session.receiveChunk(msg, release);
+        },
+        o.log,
+      );
+      // Frames keep the link busy; a session's end is when its memory can go.
+      ws.on('message', () => this.#reclaim.touch());
+      ws.on('close', () => this.#reclaim.touch());
       this.#sessions.add(session);
       void session.closed.then(() => this.#sessions.delete(session));
       session.start();
@@ -191,6 +235,7 @@ export class LinkServer {
     const https = this.#https;
     if (https === undefined) return;
     this.#https = undefined;
+    this.#reclaim.close();
     https.close();
     for (const s of this.#sessions) s.shutdown();
     await Promise.all([...this.#sessions].map((s) => s.closed));

@@ -8,6 +8,7 @@
 import t, { type Test } from 'tap';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import {
   authPayload,
@@ -20,7 +21,7 @@ import {
 } from '@studio321/protocol';
 import { Catalogue } from '@studio321/studiod';
 import { checkTarget, Committer, Staging, STAGING_DIR, type CommitInput } from '@studio321/studiod/commit';
-import { LinkServer, loadOrCreateTlsIdentity } from '@studio321/studiod/link';
+import { LinkServer, LinkSession, loadOrCreateTlsIdentity } from '@studio321/studiod/link';
 import { localTargets, sha256Hex, waitFor } from '../../lib/studio-harness.js';
 import { WireClient } from '../../lib/studio-wire.js';
 
@@ -45,7 +46,13 @@ class HeldCommitter extends Committer {
 
 async function studio(
   t: Test,
-  opts: { commitSlots?: number; receiveBudgetBytes?: number; windowBytes?: number },
+  opts: {
+    commitSlots?: number;
+    receiveBudgetBytes?: number;
+    windowBytes?: number;
+    quietMs?: number;
+    reclaimMinBytes?: number;
+  },
   stagingLimits?: { perSession: number; total: number },
 ) {
   const dir = t.testdir({ mirror: {}, raid: {}, tls: {} });
@@ -283,3 +290,48 @@ t.test(
     t.same(await readdir(stagingDir), [], 'the committed partials are gone');
   },
 );
+
+/** Live objects whose prototype is `proto`, after the full GC `Runtime.queryObjects` runs first (V8's inspector, in-process). */
+async function liveObjects(proto: object): Promise<number> {
+  const session = new Session();
+  session.connect();
+  const g = globalThis as { __liveObjectsProbe?: object };
+  g.__liveObjectsProbe = proto;
+  try {
+    const { result } = await session.post('Runtime.evaluate', { expression: 'globalThis.__liveObjectsProbe' });
+    const { objects } = await session.post('Runtime.queryObjects', { prototypeObjectId: result.objectId as string });
+    const { result: n } = await session.post('Runtime.callFunctionOn', {
+      objectId: objects.objectId as string,
+      functionDeclaration: 'function () { return this.length; }',
+      returnByValue: true,
+    });
+    return n.value as number;
+  } finally {
+    delete g.__liveObjectsProbe;
+    session.disconnect();
+  }
+}
+
+t.test('when its sessions end the link gives their memory back: no session kept, pool empty, a full GC', async (t) => {
+  // Any growth is worth the GC here (studiod waits for RECLAIM_MIN_BYTES).
+  const s = await studio(t, { quietMs: 200, reclaimMinBytes: 0 });
+  s.committer.open();
+  const sublevel = s.catalogue.sublevel('test');
+  t.equal(s.catalogue.sublevel('test'), sublevel, 'one sublevel per name (abstract-level keeps each one made)');
+  const clients = await Promise.all([0, 1].map((i) => agent(s, 30 + i)));
+  // Chunks of 256 KiB go through the pool (chunk-receive.ts), not ws.
+  const sets = clients.map((_, i) => files(30 + i, 1, 520 * KiB + i));
+  await Promise.all(clients.map((c, i) => send(c, sets[i] as File[], 256 * KiB)));
+  for (let i = 0; i < clients.length; i++) await assertCommitted(t, s, clients[i] as WireClient, sets[i] as File[]);
+  t.ok(s.server.memory().chunkBuffers.allocated > 0, 'the chunks were pooled');
+  t.ok((await liveObjects(LinkSession.prototype)) >= 2, 'both sessions live');
+  const reclaims = s.server.memory().reclaims;
+  for (const c of clients) c.close();
+  await waitFor(() => s.server.sessions().length === 0, 'every session closed');
+  await waitFor(() => s.server.memory().reclaims > reclaims, 'quiet after the sessions ended: memory given back');
+  const m = s.server.memory();
+  t.same(m.chunkBuffers, { allocated: m.chunkBuffers.allocated, inUse: 0, idle: 0 }, 'no chunk buffer in use or idle');
+  t.equal(m.receiveHeld, 0, 'no Chunk bytes held');
+  t.equal(s.server.scheduler.inFlight + s.server.scheduler.waiting, 0, 'no commit slot held');
+  t.equal(await liveObjects(LinkSession.prototype), 0, 'no ended session is kept in memory');
+});
