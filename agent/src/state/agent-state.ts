@@ -688,7 +688,9 @@ export class AgentState {
             ? { ...old, scan: n }
             : { card: cardId, path: f.path, size: f.size, mtimeMs: f.mtimeMs, scan: n, state: 'seen' };
         });
-        const assets = await this.getAssets(recs.flatMap((r) => (r.state === 'verified' && r.blake3 !== undefined ? [r.blake3] : [])));
+        const assets = await this.getAssets(
+          recs.flatMap((r) => (r.state === 'verified' && r.blake3 !== undefined ? [r.blake3] : [])),
+        );
         for (const rec of recs) {
           ops.push({ type: 'put', key: keys.file(cardId, rec.path), value: rec });
           if (copyNeeded(rec, rec.blake3 === undefined ? undefined : assets.get(rec.blake3), store)) todo.push(rec);
@@ -707,7 +709,15 @@ export class AgentState {
               ? { resolvedAt: old.warning.resolvedAt }
               : {}),
           };
-          const rec: FileRecord = { card: cardId, path: w.path, size: 0, mtimeMs: 0, scan: n, state: 'skipped', warning };
+          const rec: FileRecord = {
+            card: cardId,
+            path: w.path,
+            size: 0,
+            mtimeMs: 0,
+            scan: n,
+            state: 'skipped',
+            warning,
+          };
           ops.push({ type: 'put', key: keys.file(cardId, w.path), value: rec });
         });
         await part();
@@ -733,7 +743,7 @@ export class AgentState {
     try {
       return (await this.#db.getMany(entries.map((e) => keys.file(cardId, e.path)))) as Array<FileRecord | undefined>;
     } catch (err) {
-      throw stateError(err, 'reading the card\'s earlier listing');
+      throw stateError(err, "reading the card's earlier listing");
     }
   }
 
@@ -743,7 +753,11 @@ export class AgentState {
    * folder, under a new name.
    */
   async needsCopy(rec: FileRecord, store?: string): Promise<boolean> {
-    return copyNeeded(rec, rec.state !== 'verified' || rec.blake3 === undefined ? undefined : await this.getAsset(rec.blake3), store);
+    return copyNeeded(
+      rec,
+      rec.state !== 'verified' || rec.blake3 === undefined ? undefined : await this.getAsset(rec.blake3),
+      store,
+    );
   }
 
   /** Whether some asset's `target` copy lies under `root` (is that folder a store the state uses?). Stops at the first. */

@@ -237,7 +237,12 @@ t.test('a listing longer than SCAN_BATCH is recorded in parts and ends complete'
   for (const i of edge) await verify(i, '/store');
   await verify(7, '/old-store');
   const changed = files.map((f, i) => (i === SCAN_BATCH ? { ...f, size: 11 } : f));
-  const again = await state.recordScan('c2', { root: '/card', dev: 1, disk: 'nodisk:1', files: changed, warnings: [] }, new Date(), '/store');
+  const again = await state.recordScan(
+    'c2',
+    { root: '/card', dev: 1, disk: 'nodisk:1', files: changed, warnings: [] },
+    new Date(),
+    '/store',
+  );
   const againPaths = new Set(again.map((f) => f.path));
   t.equal(again.length, n - edge.length + 1, 'the verified files are not to copy, but the changed one is');
   for (const i of edge) t.equal(againPaths.has(files[i]!.path), i === SCAN_BATCH, `file ${i}`);
