@@ -677,8 +677,8 @@ export class AgentState {
         await this.#write(ops, 'recording the card listing');
         ops = [];
       };
-      // The card's earlier records are read a page at a time, for the page's paths only: all of
-      // a re-inserted card's records at once (100,000 of them) cost ~100 MB of heap.
+      // The card's earlier records are read a page at a time, for the page's paths only, never all
+      // of a re-inserted card's records at once (a Map of 100,000 of them beside the listing).
       for (let i = 0; i < scan.files.length; i += SCAN_BATCH) {
         const page = scan.files.slice(i, i + SCAN_BATCH);
         const existing = await this.#filesOf(cardId, page);
