@@ -13,8 +13,9 @@
  *     first): the baseline is a plain copy written here that, one file at a time, reads the
  *     file, writes it under a new name, fsyncs it and fsyncs its folder; the ingest is
  *     `field-agent ingest` (a child process) into a fresh data dir. Files/s of both, the median
- *     of the per-run ratios (target >= 0.8), the agent's peak RSS (VmHWM, target < 200 MB) and
- *     its CPU-seconds;
+ *     of the per-run ratios (target >= 0.8), the agent's peak RSS (VmHWM, target < 200 MB), its
+ *     CPU-seconds (and CPU-ms a file: compare card sizes) and the MiB its state's LevelDB
+ *     compactions wrote (from the LOG: what grows with the card's size);
  *  2. `field-agent status --json` on the last ingest's data dir: median wall time of 5 runs
  *     (target < 200 ms) and peak RSS;
  *  3. sync of that card to a real studiod child (mirror + RAID targets on the same disk):
@@ -374,7 +375,21 @@ process.on('exit', () => { tick(); require('node:fs').writeFileSync(process.env.
   JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, +(v / 2 ** 20).toFixed(1)])))); });
 `;
 
-type Ingest = Usage & { memory: { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number } };
+type Ingest = Usage & {
+  memory: { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
+  /** MiB LevelDB's compactions wrote (from the state's LOG): what grows with the card, whatever the load. */
+  compactedMiB: number;
+};
+
+/** MiB the compactions of the LevelDB under `dir` wrote, summed from its LOG and LOG.old. */
+async function compactedMiB(dir: string): Promise<number> {
+  let bytes = 0;
+  for (const name of ['LOG.old', 'LOG']) {
+    const text = await readFile(join(dir, name), 'utf8').catch(() => '');
+    for (const m of text.matchAll(/Compacted .* => (\d+) bytes/g)) bytes += Number(m[1]);
+  }
+  return +(bytes / 2 ** 20).toFixed(1);
+}
 
 async function ingest(card: string, data: string, n: number, bin = BINS.agent): Promise<Ingest> {
   const sampler = join(dirname(data), 'memory-sampler.cjs');
@@ -402,7 +417,7 @@ async function ingest(card: string, data: string, n: number, bin = BINS.agent): 
     throw new Error(`field-agent ingest failed (${r.code}, copied ${done?.copied}): ${r.stderr.slice(-2000)}`);
   const memory = JSON.parse(await readFile(memoryOut, 'utf8')) as Ingest['memory'];
   await rm(memoryOut, { force: true });
-  return { ...r, memory };
+  return { ...r, memory, compactedMiB: await compactedMiB(join(data, 'state')) };
 }
 
 async function procStat(pid: number): Promise<{ cpuSec: number; sysSec: number; rssMiB: number; hwmMiB: number }> {
@@ -648,7 +663,8 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     rss: number;
     heap: number;
     cpu: number;
-    other?: { ingest: number; ratio: number; cpu: number; rss: number; heap: number };
+    compacted: number;
+    other?: { ingest: number; ratio: number; cpu: number; rss: number; heap: number; compacted: number };
   }> = [];
   let lastData = '';
   for (let i = 0; i < (SYNC_ONLY ? 1 : RUNS); i++) {
@@ -689,6 +705,7 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
       rss: ag.maxRssMiB,
       heap: ag.memory.heapUsed,
       cpu: ag.cpuSec,
+      compacted: ag.compactedMiB,
       ...(other === undefined
         ? {}
         : {
@@ -698,12 +715,13 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
               cpu: other.cpuSec,
               rss: other.maxRssMiB,
               heap: other.memory.heapUsed,
+              compacted: other.compactedMiB,
             },
           }),
     };
     rows.push(row);
     log(
-      `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB (${((row.rss * 2 ** 20) / FILES).toFixed(0)} B a file), peak heapUsed ${row.heap.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s${row.other === undefined ? '' : `; compared agent ${row.other.ingest.toFixed(0)} files/s, ratio ${row.other.ratio.toFixed(2)}, CPU ${row.other.cpu.toFixed(1)} s, peak RSS ${row.other.rss.toFixed(0)} MiB, heapUsed ${row.other.heap.toFixed(0)} MiB`}`,
+      `ingest run ${i + 1}/${RUNS} (load ${l}): fsync-each copy ${row.baseline.toFixed(0)} files/s, ingest ${row.ingest.toFixed(0)} files/s, ratio ${row.ratio.toFixed(2)}, agent peak RSS ${row.rss.toFixed(0)} MiB (${((row.rss * 2 ** 20) / FILES).toFixed(0)} B a file), peak heapUsed ${row.heap.toFixed(0)} MiB, CPU ${row.cpu.toFixed(1)} s (${((row.cpu * 1000) / FILES).toFixed(2)} ms a file), LevelDB compactions ${row.compacted} MiB${row.other === undefined ? '' : `; compared agent ${row.other.ingest.toFixed(0)} files/s, ratio ${row.other.ratio.toFixed(2)}, CPU ${row.other.cpu.toFixed(1)} s (${((row.other.cpu * 1000) / FILES).toFixed(2)} ms a file), peak RSS ${row.other.rss.toFixed(0)} MiB, heapUsed ${row.other.heap.toFixed(0)} MiB, compactions ${row.other.compacted} MiB`}`,
     );
   }
   const ingestSummary = {
@@ -715,6 +733,9 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     peakRssBytesPerFile: +((Math.max(...rows.map((r) => r.rss)) * 2 ** 20) / FILES).toFixed(0),
     peakHeapUsedMiB: +Math.max(...rows.map((r) => r.heap)).toFixed(0),
     cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
+    // CPU a file: steady under load where files/s is not; compare card sizes for growth.
+    cpuMsPerFile: +((median(rows.map((r) => r.cpu)) * 1000) / FILES).toFixed(2),
+    compactedMiB: +median(rows.map((r) => r.compacted)).toFixed(1),
     load: rows.map((r) => r.load),
     ...(COMPARE_AGENT === undefined
       ? {}
@@ -723,6 +744,8 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
             ingestFilesPerSec: +median(rows.map((r) => r.other?.ingest ?? 0)).toFixed(0),
             ratio: +median(rows.map((r) => r.other?.ratio ?? 0)).toFixed(2),
             cpuSec: +median(rows.map((r) => r.other?.cpu ?? 0)).toFixed(1),
+            cpuMsPerFile: +((median(rows.map((r) => r.other?.cpu ?? 0)) * 1000) / FILES).toFixed(2),
+            compactedMiB: +median(rows.map((r) => r.other?.compacted ?? 0)).toFixed(1),
             peakRssMiB: +Math.max(...rows.map((r) => r.other?.rss ?? 0)).toFixed(0),
             peakHeapUsedMiB: +Math.max(...rows.map((r) => r.other?.heap ?? 0)).toFixed(0),
           },
@@ -731,7 +754,7 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
   out['ingest'] = ingestSummary;
   if (INGEST_ONLY) {
     process.stdout.write(
-      `ingest of ${FILES} small files: ${ingestSummary.ingestFilesPerSec} files/s vs fsync-each copy ${ingestSummary.baselineFilesPerSec} files/s — median ratio ${ingestSummary.ratio} (target >= 0.8), agent CPU ${ingestSummary.cpuSec} s\n${JSON.stringify(out)}\n`,
+      `ingest of ${FILES} small files: ${ingestSummary.ingestFilesPerSec} files/s vs fsync-each copy ${ingestSummary.baselineFilesPerSec} files/s — median ratio ${ingestSummary.ratio} (target >= 0.8), agent CPU ${ingestSummary.cpuSec} s (${ingestSummary.cpuMsPerFile} ms a file), peak RSS ${ingestSummary.peakRssMiB} MiB\n${JSON.stringify(out)}\n`,
     );
     return;
   }

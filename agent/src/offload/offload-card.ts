@@ -43,6 +43,7 @@ export interface CardReport {
 export interface OffloadCardInput {
   root: string;
   card: Omit<CardInput, 'dev' | 'disk'>;
+  /** The card's listing. Taken over: its `files` are emptied once recorded (the report keeps their count). */
   scan: ScanResult;
 }
 
@@ -64,6 +65,10 @@ export async function offloadCard(
   // Each copied file goes to the MHL spool as it is recorded; the offloader keeps counts and
   // failures only, so nothing kept per file grows with the card until its end.
   const mhl = new MhlSpool(ctx, card, input.scan.files);
+  // The listing is recorded: from here on only the to-do list is needed. Let the listing go (the
+  // caller's ScanResult too) rather than hold both for a card of 100,000 files.
+  const listedFiles = input.scan.files.length;
+  input.scan.files = [];
   const offloader = new CardOffloader(
     {
       ...ctx,
@@ -80,8 +85,8 @@ export async function offloadCard(
   );
   const report: CardReport = {
     card,
-    files: input.scan.files.length,
-    alreadyVerified: input.scan.files.length - todo.length,
+    files: listedFiles,
+    alreadyVerified: listedFiles - todo.length,
     copied: 0,
     duplicates: 0,
     failed: [],

@@ -663,7 +663,6 @@ export class AgentState {
     return this.#exclusive(async () => {
       const card = await this.getCard(cardId);
       if (card === undefined) throw new TypeError(`recordScan: unknown card ${cardId}; call beginOffload first`);
-      const existing = new Map((await this.#range<FileRecord>(keys.filePrefix(cardId))).map(([, v]) => [v.path, v]));
       const n = card.scan + 1;
       let ops: Op[] = [];
       const todo: FileRecord[] = [];
@@ -678,29 +677,49 @@ export class AgentState {
         await this.#write(ops, 'recording the card listing');
         ops = [];
       };
-      for (const f of scan.files) {
-        const old = existing.get(f.path);
-        let rec: FileRecord;
-        if (old !== undefined && old.size === f.size && old.mtimeMs === f.mtimeMs && old.state !== 'skipped') {
-          rec = { ...old, scan: n };
-        } else {
-          rec = { card: cardId, path: f.path, size: f.size, mtimeMs: f.mtimeMs, scan: n, state: 'seen' };
+      // The card's earlier records are read a page at a time, for the page's paths only, never all
+      // of a re-inserted card's records at once (a Map of 100,000 of them beside the listing).
+      for (let i = 0; i < scan.files.length; i += SCAN_BATCH) {
+        const page = scan.files.slice(i, i + SCAN_BATCH);
+        const existing = await this.#filesOf(cardId, page);
+        const recs: FileRecord[] = page.map((f, j) => {
+          const old = existing[j];
+          return old !== undefined && old.size === f.size && old.mtimeMs === f.mtimeMs && old.state !== 'skipped'
+            ? { ...old, scan: n }
+            : { card: cardId, path: f.path, size: f.size, mtimeMs: f.mtimeMs, scan: n, state: 'seen' };
+        });
+        const assets = await this.getAssets(
+          recs.flatMap((r) => (r.state === 'verified' && r.blake3 !== undefined ? [r.blake3] : [])),
+        );
+        for (const rec of recs) {
+          ops.push({ type: 'put', key: keys.file(cardId, rec.path), value: rec });
+          if (copyNeeded(rec, rec.blake3 === undefined ? undefined : assets.get(rec.blake3), store)) todo.push(rec);
         }
-        ops.push({ type: 'put', key: keys.file(cardId, f.path), value: rec });
-        if (await this.needsCopy(rec, store)) todo.push(rec);
         await part();
       }
-      for (const w of scan.warnings) {
-        const old = existing.get(w.path);
-        const warning: FileWarning = {
-          code: w.code,
-          message: w.message,
-          ...(old?.warning?.code === w.code && old.warning.resolvedAt !== undefined
-            ? { resolvedAt: old.warning.resolvedAt }
-            : {}),
-        };
-        const rec: FileRecord = { card: cardId, path: w.path, size: 0, mtimeMs: 0, scan: n, state: 'skipped', warning };
-        ops.push({ type: 'put', key: keys.file(cardId, w.path), value: rec });
+      for (let i = 0; i < scan.warnings.length; i += SCAN_BATCH) {
+        const page = scan.warnings.slice(i, i + SCAN_BATCH);
+        const existing = await this.#filesOf(cardId, page);
+        page.forEach((w, j) => {
+          const old = existing[j];
+          const warning: FileWarning = {
+            code: w.code,
+            message: w.message,
+            ...(old?.warning?.code === w.code && old.warning.resolvedAt !== undefined
+              ? { resolvedAt: old.warning.resolvedAt }
+              : {}),
+          };
+          const rec: FileRecord = {
+            card: cardId,
+            path: w.path,
+            size: 0,
+            mtimeMs: 0,
+            scan: n,
+            state: 'skipped',
+            warning,
+          };
+          ops.push({ type: 'put', key: keys.file(cardId, w.path), value: rec });
+        });
         await part();
       }
       const updated: CardRecord = {
@@ -719,18 +738,26 @@ export class AgentState {
     });
   }
 
+  /** The card's file records at these paths (undefined: none), in one database call. */
+  async #filesOf(cardId: string, entries: ReadonlyArray<{ path: string }>): Promise<Array<FileRecord | undefined>> {
+    try {
+      return (await this.#db.getMany(entries.map((e) => keys.file(cardId, e.path)))) as Array<FileRecord | undefined>;
+    } catch (err) {
+      throw stateError(err, "reading the card's earlier listing");
+    }
+  }
+
   /**
    * Whether a listed file is to be copied (again): not verified yet, or verified but its asset's
    * laptop copy was found damaged since (store-copy.ts): it is copied again from the card or hot
    * folder, under a new name.
    */
   async needsCopy(rec: FileRecord, store?: string): Promise<boolean> {
-    if (rec.state !== 'verified') return true;
-    if (rec.blake3 === undefined) return false;
-    const asset = await this.getAsset(rec.blake3);
-    // A laptop copy freed by policy (free-laptop.ts) is not made again: the studio holds it compliant.
-    if (asset?.freed !== undefined || asset?.freeing !== undefined) return false;
-    return !hasLaptopCopyIn(asset, store);
+    return copyNeeded(
+      rec,
+      rec.state !== 'verified' || rec.blake3 === undefined ? undefined : await this.getAsset(rec.blake3),
+      store,
+    );
   }
 
   /** Whether some asset's `target` copy lies under `root` (is that folder a store the state uses?). Stops at the first. */
@@ -1367,6 +1394,15 @@ function mergeAsset(
   const added = copies.filter((c) => c.target === 'laptop' || !hasVerifiedCopy(asset, c.target));
   const laptopReplaced = added.some((c) => c.target === 'laptop');
   return { ...replaceCopies(asset, added, paths), names, ...(laptopReplaced ? { storePath } : {}) };
+}
+
+/** needsCopy with the record's asset already read (`asset`: undefined when it has none). */
+function copyNeeded(rec: FileRecord, asset: AssetRecord | undefined, store: string | undefined): boolean {
+  if (rec.state !== 'verified') return true;
+  if (rec.blake3 === undefined) return false;
+  // A laptop copy freed by policy (free-laptop.ts) is not made again: the studio holds it compliant.
+  if (asset?.freed !== undefined || asset?.freeing !== undefined) return false;
+  return !hasLaptopCopyIn(asset, store);
 }
 
 function verifiedFile(

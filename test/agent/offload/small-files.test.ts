@@ -11,7 +11,8 @@
  *    day, and a file swapped for a link after the listing fails alone, with no temp left;
  *  - a store folder removed by hand during the offload is made again for the next file (the
  *    offload makes each folder once, not for every file);
- *  - a listing longer than SCAN_BATCH, written in parts, ends complete and current.
+ *  - a listing longer than SCAN_BATCH, written in parts, ends complete and current; listed again,
+ *    its earlier records (read page by page) keep verified files verified across the pages' edges.
  */
 import t from 'tap';
 import { mkdir, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -212,4 +213,42 @@ t.test('a listing longer than SCAN_BATCH is recorded in parts and ends complete'
   const card = await state.getCard('c2');
   t.match(card, { scan: 1, scanComplete: true, scanEntries: n + 1 });
   t.equal((await state.cardFiles(card!, { current: true })).length, n + 1, 'every entry in the current listing');
+
+  // Listed again (the card re-inserted): its earlier records are read page by page. Files verified
+  // on both sides of a page's edge stay verified and are not copied again; one changed since is;
+  // one whose laptop copy lies in another store is copied again.
+  const verify = async (i: number, laptop: string): Promise<void> => {
+    const file = todo[i]!;
+    await state.recordFiles([
+      {
+        kind: 'verified',
+        card: card!,
+        file,
+        blake3: i.toString(16).padStart(64, '0'),
+        size: file.size,
+        storePath: `s/c2/${file.path}`,
+        paths: { laptop: join(laptop, 's', 'c2', file.path) },
+        copies: [{ target: 'laptop', device: 'd', media: 'ssd', location: 'field', offsite: false, verified: true }],
+        verifiedAt: new Date().toISOString(),
+      },
+    ]);
+  };
+  const edge = [0, SCAN_BATCH - 1, SCAN_BATCH, SCAN_BATCH + 1, n - 1];
+  for (const i of edge) await verify(i, '/store');
+  await verify(7, '/old-store');
+  const changed = files.map((f, i) => (i === SCAN_BATCH ? { ...f, size: 11 } : f));
+  const again = await state.recordScan(
+    'c2',
+    { root: '/card', dev: 1, disk: 'nodisk:1', files: changed, warnings: [] },
+    new Date(),
+    '/store',
+  );
+  const againPaths = new Set(again.map((f) => f.path));
+  t.equal(again.length, n - edge.length + 1, 'the verified files are not to copy, but the changed one is');
+  for (const i of edge) t.equal(againPaths.has(files[i]!.path), i === SCAN_BATCH, `file ${i}`);
+  t.ok(againPaths.has(files[7]!.path), 'a file whose laptop copy is in another store is copied again');
+  t.match(await state.getFile('c2', files[SCAN_BATCH - 1]!.path), { state: 'verified', scan: 2 });
+  t.match(await state.getFile('c2', files[SCAN_BATCH]!.path), { state: 'seen', scan: 2, size: 11 });
+  t.match(await state.getCard('c2'), { scan: 2, scanComplete: true, scanEntries: n });
+  t.same(await state.verifySummary(), [], 'the status summary equals a fresh count');
 });
