@@ -49,6 +49,7 @@
  * reused for a later chunk (`#frames`): no copy of the bytes into an encoder or a
  * WebSocket frame, and no fresh buffer per chunk for the garbage collector.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
 import {
@@ -187,6 +188,12 @@ function toReceipt(m: MessageOf<'receipt'>): StudioReceipt {
   };
 }
 
+/**
+ * How long a Receipt waits for those that follow it before they are recorded together (one synced
+ * batch): per file, the state's batch and its fsync cost more than the Receipt itself.
+ */
+const RECEIPT_LINGER_MS = 50;
+
 /** Frames kept for reuse: the most a pass has in flight (the link's high-water mark in chunks, and two). */
 const MAX_SPARE_FRAMES = 8;
 
@@ -208,6 +215,26 @@ async function readInto(fh: FileHandle, frame: Buffer, at: number, len: number):
     got += bytesRead;
   }
   return { frame, got };
+}
+
+/**
+ * `readInto` for a file whose bytes from `at` fit one chunk: one open, read and close on this
+ * thread. A small laptop copy is in the page cache or one seek away; the three thread-pool round
+ * trips of a FileHandle (each a futex wake and an event-loop wake-up) cost more CPU than the read.
+ */
+async function readSmall(path: string, frame: Buffer, at: number, len: number): Promise<ReadChunk> {
+  const fd = openSync(path, 'r');
+  try {
+    let got = 0;
+    while (got < len) {
+      const n = readSync(fd, frame, DATA_AT + got, len - got, at + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return { frame, got };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A failure of this agent's side while the session is up, reported as LINK_INCOMPLETE (retryable). */
@@ -253,16 +280,23 @@ export class SyncPass {
   readonly #outstanding = new Set<string>();
   readonly #settled = new Set<string>();
   readonly #receipted = new Set<string>();
+  /** Offered and settled by nothing yet, not even a Receipt waiting to be recorded. */
+  readonly #awaitingReceipt = new Set<string>();
   /** Step 6 waiting for the last outstanding hash. */
   #drained: (() => void) | undefined;
 
   // The end.
   #failure: CodedError | undefined;
   /**
-   * Receipts are recorded in the order they came, durable before they count: those that came
-   * while a batch was being written go together in the next one (a group commit).
+   * Receipts are recorded in the order they came, durable before they count, many to one synced
+   * batch: those that came within RECEIPT_LINGER_MS of the first (`#lingering`, at most
+   * MAX_BATCH_FILES) are handed over together, and groups handed over while a batch was being
+   * written go together in the next one (a group commit).
    */
-  readonly #receipts: GroupCommit<StudioReceipt>;
+  readonly #receipts: GroupCommit<StudioReceipt[]>;
+  /** Receipts waiting to be handed to `#receipts`, and the timer that hands them over. */
+  #lingering: Array<MessageOf<'receipt'>> = [];
+  #lingerTimer: NodeJS.Timeout | undefined;
   /** The last receipt's recording (never rejects). */
   #recording: Promise<void> = Promise.resolve();
   /** Laptop copies re-read after a hash or size mismatch, one after another. */
@@ -283,7 +317,8 @@ export class SyncPass {
     this.#signal = opts.signal;
     this.#progress = opts.progress;
     this.result = opts.stats ?? emptySyncResult();
-    this.#receipts = new GroupCommit<StudioReceipt>(async (rs) => {
+    this.#receipts = new GroupCommit<StudioReceipt[]>(async (groups) => {
+      const rs = groups.flat();
       if (queue.recordStudioReceipts !== undefined) await queue.recordStudioReceipts(rs);
       else for (const r of rs) await queue.recordStudioReceipt(r);
     });
@@ -315,6 +350,8 @@ export class SyncPass {
       await this.#finish();
       return this.result;
     } finally {
+      // Receipts that came are recorded even when the pass fails (they are the studio's word).
+      this.#flushReceipts();
       this.#link.off('message', this.#onMessage);
       this.#link.off('close', this.#onClose);
       this.#signal?.removeEventListener('abort', this.#onAbort);
@@ -365,7 +402,10 @@ export class SyncPass {
     const wanted = new Promise<MessageOf<'want'>>((resolve) => {
       this.#wantWaiter = { batchId, resolve };
     });
-    for (const f of files) this.#outstanding.add(f.hash);
+    for (const f of files) {
+      this.#outstanding.add(f.hash);
+      this.#awaitingReceipt.add(f.hash);
+    }
     this.result.offered += files.length;
     await this.#link.send({ t: 'offer', batchId, files });
     const want = await Promise.race([wanted, this.#stopped.then(() => undefined)]);
@@ -408,7 +448,9 @@ export class SyncPass {
     this.#acked.set(hash, offset);
     this.#sent.set(hash, offset);
     this.#notToSend(offset);
-    if (offset < asset.size) {
+    if (offset < asset.size && asset.size - offset <= this.#chunkSize) {
+      await this.#sendChunks(asset, offset, (at, len) => readSmall(asset.storePath, this.#takeFrame(), at, len));
+    } else if (offset < asset.size) {
       let fh: FileHandle;
       try {
         fh = await open(asset.storePath, 'r');
@@ -416,7 +458,7 @@ export class SyncPass {
         return this.#unreadable(asset, err);
       }
       try {
-        await this.#sendChunks(fh, asset, offset);
+        await this.#sendChunks(asset, offset, (at, len) => readInto(fh, this.#takeFrame(), at, len));
       } finally {
         await fh.close();
       }
@@ -430,10 +472,13 @@ export class SyncPass {
    * Step 4, the Chunks. One chunk is read ahead while the current one waits for the window and
    * is sent: at most chunkSize more in memory, and the disk read overlaps the link.
    */
-  async #sendChunks(fh: FileHandle, asset: PendingAsset, offset: number): Promise<void> {
+  async #sendChunks(
+    asset: PendingAsset,
+    offset: number,
+    readAt: (at: number, len: number) => Promise<ReadChunk>,
+  ): Promise<void> {
     const hash = asset.blake3;
-    const read = (at: number): Promise<ReadChunk> =>
-      readInto(fh, this.#takeFrame(), at, Math.min(this.#chunkSize, asset.size - at));
+    const read = (at: number): Promise<ReadChunk> => readAt(at, Math.min(this.#chunkSize, asset.size - at));
     let pos = offset;
     let ahead: Promise<ReadChunk> | undefined = read(pos);
     try {
@@ -528,6 +573,7 @@ export class SyncPass {
 
   /** Step 6: every offered hash has its Receipt or Nack, recorded and checked; else the first failure. */
   async #finish(): Promise<void> {
+    this.#flushReceipts();
     if (this.#outstanding.size > 0) {
       await Promise.race([
         new Promise<void>((resolve) => {
@@ -576,16 +622,36 @@ export class SyncPass {
     }
   }
 
-  /** Receipt: recorded durably through the queue, and only then counted (SPEC §3.6). */
+  /**
+   * Receipt: recorded durably through the queue, and only then counted (SPEC §3.6). It waits in
+   * `#lingering` for the receipts that follow it, at most RECEIPT_LINGER_MS, and no longer once
+   * every hash offered has its Receipt (none is to come) or the pass ends.
+   */
   #onReceiptMessage(m: MessageOf<'receipt'>): void {
-    const recorded = this.#receipts.commit(toReceipt(m)).then(
+    this.#lingering.push(m);
+    this.#awaitingReceipt.delete(m.hash);
+    if (this.#lingering.length >= MAX_BATCH_FILES || this.#awaitingReceipt.size === 0) this.#flushReceipts();
+    else this.#lingerTimer ??= setTimeout(() => this.#flushReceipts(), RECEIPT_LINGER_MS);
+  }
+
+  /** Hands the lingering receipts to the group commit; each counts once its batch is durable. */
+  #flushReceipts(): void {
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    const ms = this.#lingering;
+    if (ms.length === 0) return;
+    this.#lingering = [];
+    const recorded = this.#receipts.commit(ms.map(toReceipt)).then(
       () => {
-        this.#receipted.add(m.hash);
-        this.result.receipts++;
-        this.#onReceipt?.(m.hash);
-        this.#settle(m.hash);
+        for (const m of ms) {
+          this.#receipted.add(m.hash);
+          this.result.receipts++;
+          this.#onReceipt?.(m.hash);
+          this.#settle(m.hash);
+        }
       },
-      (err: unknown) => this.#fail(incomplete(`Recording the studio receipt of ${m.hash}`, err)),
+      (err: unknown) =>
+        this.#fail(incomplete(`Recording the studio receipt of ${ms.map((m) => m.hash).join(', ')}`, err)),
     );
     this.#recording = this.#recording.then(() => recorded);
   }
@@ -642,6 +708,8 @@ export class SyncPass {
     if (!this.#settled.has(hash)) this.#progress?.fileDone();
     this.#settled.add(hash);
     this.#outstanding.delete(hash);
+    this.#awaitingReceipt.delete(hash);
+    if (this.#awaitingReceipt.size === 0 && this.#lingering.length > 0) this.#flushReceipts();
     if (this.#outstanding.size === 0) this.#drained?.();
   }
 
