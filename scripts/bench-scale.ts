@@ -698,7 +698,7 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     peakHeapUsedMiB: +Math.max(...rows.map((r) => r.heap)).toFixed(0),
     cpuSec: +median(rows.map((r) => r.cpu)).toFixed(1),
     load: rows.map((r) => r.load),
-    ...(COMPARE_AGENT === undefined
+    ...(COMPARE_AGENT === undefined || SYNC_ONLY
       ? {}
       : {
           compared: {

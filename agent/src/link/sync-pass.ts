@@ -306,6 +306,8 @@ export class SyncPass {
   #stop!: () => void;
   /** Chunk frames the link has written, to be read into again. */
   readonly #frames: Buffer[] = [];
+  /** The hash whose FileEnd went out behind its only Chunk. */
+  #fileEndSent: string | undefined;
 
   constructor(link: SyncLink, queue: SyncQueue, opts: SyncPassOptions = {}) {
     this.#link = link;
@@ -464,7 +466,8 @@ export class SyncPass {
       }
     }
     this.#check();
-    await this.#link.send({ t: 'file-end', hash, size: asset.size });
+    // Sent already behind the file's only Chunk (#sendChunk), unless the studio Nacked it first.
+    if (this.#fileEndSent !== hash) await this.#link.send({ t: 'file-end', hash, size: asset.size });
     this.result.filesSent++;
   }
 
@@ -502,7 +505,7 @@ export class SyncPass {
         // Nacked mid-transfer (the studio could not stage it): no more Chunks; the FileEnd follows (SPEC §3.6).
         if (this.#settled.has(hash)) break;
         this.#inFlight += got;
-        await this.#sendChunk(hash, pos, frame, got);
+        await this.#sendChunk(hash, pos, frame, got, asset.size);
         pos += got;
         this.result.bytesSent += got;
         this.#progress?.addBytes(got);
@@ -523,15 +526,22 @@ export class SyncPass {
    * Step 4, one Chunk: its frame goes to the link as it is, and comes back for reuse once written.
    * A link without `sendFrame` gets the message; that frame is never reused (the link may keep it).
    */
-  async #sendChunk(hash: string, offset: number, frame: Buffer, got: number): Promise<void> {
+  async #sendChunk(hash: string, offset: number, frame: Buffer, got: number, size: number): Promise<void> {
     const built = encodeChunkFrame(frame.subarray(FRAME_HEADROOM), hash, offset, got);
     if (this.#link.sendFrame === undefined) {
       await this.#link.send({ t: 'chunk', hash, offset, data: frame.subarray(DATA_AT, DATA_AT + got) });
       return;
     }
-    await this.#link.sendFrame(built, () => {
+    const recycle = (): void => {
       if (this.#frames.length < MAX_SPARE_FRAMES) this.#frames.push(frame);
-    });
+    };
+    // A file's last Chunk: its FileEnd goes in the same write (step 4 then sends none).
+    if (offset + got === size) {
+      this.#fileEndSent = hash;
+      await this.#link.sendFrame(built, recycle, { t: 'file-end', hash, size });
+      return;
+    }
+    await this.#link.sendFrame(built, recycle);
   }
 
   /** Step 4: waits until `bytes` more fit in the window (an Ack or a Nack makes room). */

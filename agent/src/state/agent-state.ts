@@ -1207,8 +1207,9 @@ export class AgentState {
     return this.#exclusive(async () => {
       const ops: Op[] = [];
       const at = now.toISOString();
+      const stored = await this.getAssets(verdicts.map((v) => v.blake3));
       for (const { blake3, verdict } of verdicts) {
-        const asset = await this.getAsset(blake3);
+        const asset = stored.get(blake3);
         if (asset === undefined) continue;
         const since = verdict.compliant ? (asset.verdict?.compliantSince ?? at) : undefined;
         const v: StudioVerdict = {
