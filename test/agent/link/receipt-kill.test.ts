@@ -13,9 +13,9 @@ import { AgentState } from '@studio321/agent/state';
 import { dcfFiles, ingest, makeAgent, makeCard, pairAgent, startStudiod, tempDir } from '../../lib/studio-harness.js';
 
 const CHILD = fileURLToPath(new URL('../../lib/receipt-sync-child.mjs', import.meta.url));
-const FILES = 80;
-/** Offers of 16 files: the pass goes on offering while earlier Receipts linger and are recorded. */
-const BATCH = 16;
+const FILES = 60;
+/** Offers of 12 files: the pass goes on offering while earlier Receipts linger and are recorded. */
+const BATCH = 12;
 
 /** One pass in a child; SIGKILLed once it counted `killAfter` Receipts. Returns the hashes it counted. */
 function passUntil(dataDir: string, killAfter?: number): Promise<{ counted: string[]; done: boolean }> {
