@@ -31,8 +31,8 @@
  *  - Want: resolves step 2 (for the batch waiting for it);
  *  - Ack: releases the file's bytes below its offset from the window;
  *  - Receipt: recorded durably through the queue (`recordStudioReceipts`,
- *    sync: true; those that came together in one batch), in order, and only
- *    then counted (§3.6);
+ *    sync: true; many to one batch: each lingers up to RECEIPT_LINGER_MS for
+ *    those that follow it), in order, and only then counted (§3.6);
  *  - Nack: releases all the file's bytes and is reported with its code and
  *    retryable flag; after PROTO_HASH_MISMATCH or PROTO_SIZE_MISMATCH the laptop
  *    copy is re-read first (`checkStoreCopy`), and a damaged one is reported as
@@ -309,7 +309,7 @@ export class SyncPass {
   #stop!: () => void;
   /** Chunk frames the link has written, to be read into again. */
   readonly #frames: Buffer[] = [];
-  /** The hash whose FileEnd went out behind its only Chunk. */
+  /** The hash whose FileEnd went out behind its last Chunk. */
   #fileEndSent: string | undefined;
 
   constructor(link: SyncLink, queue: SyncQueue, opts: SyncPassOptions = {}) {
@@ -469,7 +469,7 @@ export class SyncPass {
       }
     }
     this.#check();
-    // Sent already behind the file's only Chunk (#sendChunk), unless the studio Nacked it first.
+    // Sent already behind the file's last Chunk (#sendChunk), unless the studio Nacked it first.
     if (this.#fileEndSent !== hash) await this.#link.send({ t: 'file-end', hash, size: asset.size });
     this.result.filesSent++;
   }
@@ -664,7 +664,12 @@ export class SyncPass {
         }
       },
       (err: unknown) =>
-        this.#fail(incomplete(`Recording the studio receipt of ${ms.map((m) => m.hash).join(', ')}`, err)),
+        this.#fail(
+          incomplete(
+            `Recording the studio receipts of ${ms[0]?.hash}${ms.length > 1 ? ` and ${ms.length - 1} more` : ''}`,
+            err,
+          ),
+        ),
     );
     this.#recording = this.#recording.then(() => recorded);
   }
