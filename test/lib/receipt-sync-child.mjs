@@ -1,7 +1,7 @@
 // Test fixture: one sync pass of the paired agent state in argv[2] against its studio (real TLS
 // link, real AgentState), printing `counted <hash>` as each studio Receipt counts (the pass's
 // onReceipt: after it was recorded), then `done <receipts>`.
-// test/agent/link/receipt-kill.test.ts SIGKILLs it between lines, inside batched receipt recording.
+// test/system/link/receipt-kill.test.ts SIGKILLs it between lines, inside batched receipt recording.
 import { connectStudio, syncPass } from '@studio321/agent/link';
 import { AgentState, syncQueueOf } from '@studio321/agent/state';
 
