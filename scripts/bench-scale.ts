@@ -48,7 +48,10 @@
  * (`afterSnapshot`: its memory after the snapshot's full GC).
  * `--ingest-only`: step 1 alone; `--agent-node-args`: node options for the ingesting agent;
  * `--compare-agent JS`: in every run of step 1 also ingest with that field-agent.js (another
- * build, e.g. the base commit's), in the same minutes, and print its ratio too (A/B).
+ * build, e.g. the base commit's), in the same minutes, and print its ratio too (A/B); with
+ * `--sync-only`, step 3 instead: `runs` rounds, each syncing a copy of the one ingested state with
+ * both builds (alternating which goes first, each to a fresh studiod): agent CPU-ms a file of each.
+ * `--agent-node-args` apply to the syncing agent too.
  * Prints every step with the 1-minute load average (the machine may be shared), then one JSON line.
  */
 import { spawn } from 'node:child_process';
@@ -170,6 +173,8 @@ interface Usage {
   stdout: string;
   stderr: string;
   cpuSec: number;
+  /** The system (kernel) share of cpuSec. */
+  sysSec: number;
   maxRssMiB: number;
 }
 
@@ -192,6 +197,7 @@ function timed(cmd: string, args: string[]): Promise<Usage> {
         stdout,
         stderr,
         cpuSec: (u ?? 0) + (s ?? 0),
+        sysSec: s ?? 0,
         maxRssMiB: (kib ?? 0) / 1024,
       });
     });
@@ -632,8 +638,8 @@ async function verifyStep(dir: string, small: number, large: number): Promise<Re
   }
 }
 
-async function sync(data: string): Promise<Usage> {
-  const r = await agent(['sync', '--data-dir', data, '--json']);
+async function sync(data: string, bin = BINS.agent): Promise<Usage> {
+  const r = await timed(process.execPath, [...AGENT_NODE_ARGS, bin, 'sync', '--data-dir', data, '--json']);
   if (r.code !== EXIT.ok) throw new Error(`field-agent sync failed (${r.code}): ${r.stderr.slice(-2000)}`);
   return r;
 }
@@ -683,7 +689,7 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
       async () => {
         ag = await ingest(card, data, FILES);
       },
-      ...(COMPARE_AGENT === undefined
+      ...(COMPARE_AGENT === undefined || SYNC_ONLY
         ? []
         : [
             async () => {
@@ -737,7 +743,7 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     cpuMsPerFile: +((median(rows.map((r) => r.cpu)) * 1000) / FILES).toFixed(2),
     compactedMiB: +median(rows.map((r) => r.compacted)).toFixed(1),
     load: rows.map((r) => r.load),
-    ...(COMPARE_AGENT === undefined
+    ...(COMPARE_AGENT === undefined || SYNC_ONLY
       ? {}
       : {
           compared: {
@@ -773,29 +779,66 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
   };
   log(`status --json: ${JSON.stringify(out['status'])}`);
 
-  // 3. sync of the card to studiod
+  // 3. sync of the card to studiod (with --compare-agent and --sync-only: `runs` rounds, each
+  // syncing a copy of the same agent state with both builds, alternating which goes first, each
+  // to a fresh studiod)
   if (values['no-sync'] !== true) {
-    const studio = new Studio(join(base, 'studio'), STUDIOD_NODE_ARGS);
-    await studio.start();
-    try {
-      await studio.pair(lastData, 'bench');
-      const l = load();
-      const ps0 = await procStat(studio.pid);
-      const r = await sync(lastData);
-      const ps = await procStat(studio.pid);
-      const s = {
-        filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
-        studiodCpuMsPerFile: +(((ps.cpuSec - ps0.cpuSec) * 1000) / FILES).toFixed(2),
-        // The kernel's share of it (system time: fsyncs, file-system calls, socket I/O).
-        studiodSysMsPerFile: +(((ps.sysSec - ps0.sysSec) * 1000) / FILES).toFixed(2),
-        agentCpuSec: +r.cpuSec.toFixed(1),
-        studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
-        load: l,
+    const builds = COMPARE_AGENT === undefined || !SYNC_ONLY ? [BINS.agent] : [BINS.agent, COMPARE_AGENT];
+    const rounds = builds.length === 1 ? 1 : RUNS;
+    const rows: Array<Record<string, number>> = [];
+    for (let i = 0; i < rounds; i++) {
+      for (let j = 0; j < builds.length; j++) {
+        const k = (i + j) % builds.length;
+        const data = builds.length === 1 ? lastData : `${lastData}-sync${k}`;
+        if (data !== lastData) await cp(lastData, data, { recursive: true });
+        const studioDir = join(base, builds.length === 1 ? 'studio' : `studio-${i}-${k}`);
+        const studio = new Studio(studioDir, STUDIOD_NODE_ARGS);
+        await studio.start();
+        try {
+          await studio.pair(data, 'bench');
+          const l = load();
+          const ps0 = await procStat(studio.pid);
+          const r = await sync(data, builds[k]);
+          const ps = await procStat(studio.pid);
+          const s = {
+            filesPerSec: +(FILES / (r.ms / 1000)).toFixed(0),
+            studiodCpuMsPerFile: +(((ps.cpuSec - ps0.cpuSec) * 1000) / FILES).toFixed(2),
+            // The kernel's share of it (system time: fsyncs, file-system calls, socket I/O).
+            studiodSysMsPerFile: +(((ps.sysSec - ps0.sysSec) * 1000) / FILES).toFixed(2),
+            agentCpuSec: +r.cpuSec.toFixed(1),
+            agentCpuMsPerFile: +((r.cpuSec * 1000) / FILES).toFixed(2),
+            agentSysMsPerFile: +((r.sysSec * 1000) / FILES).toFixed(2),
+            studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
+            load: l,
+          };
+          if (builds.length === 1) out['sync'] = s;
+          else rows.push({ build: k, ...s });
+          log(
+            `sync${builds.length === 1 ? '' : ` round ${i + 1}/${rounds} ${k === 0 ? 'this build' : 'compared agent'}`}: ${JSON.stringify(s)}`,
+          );
+        } finally {
+          await studio.stop();
+          if (values.keep !== true) await rm(studioDir, { recursive: true, force: true });
+          if (data !== lastData) await rm(data, { recursive: true, force: true });
+        }
+      }
+    }
+    if (rows.length > 0) {
+      const of = (k: number, f: string): number =>
+        +median(rows.filter((r) => r['build'] === k).map((r) => r[f] ?? 0)).toFixed(2);
+      out['sync'] = {
+        agentCpuMsPerFile: of(0, 'agentCpuMsPerFile'),
+        agentSysMsPerFile: of(0, 'agentSysMsPerFile'),
+        studiodCpuMsPerFile: of(0, 'studiodCpuMsPerFile'),
+        filesPerSec: of(0, 'filesPerSec'),
+        compared: {
+          agentCpuMsPerFile: of(1, 'agentCpuMsPerFile'),
+          agentSysMsPerFile: of(1, 'agentSysMsPerFile'),
+          studiodCpuMsPerFile: of(1, 'studiodCpuMsPerFile'),
+          filesPerSec: of(1, 'filesPerSec'),
+        },
+        rounds: rows,
       };
-      out['sync'] = s;
-      log(`sync: ${JSON.stringify(s)}`);
-    } finally {
-      await studio.stop();
     }
   }
   await rm(lastData, { recursive: true, force: true });

@@ -276,9 +276,18 @@ export class LinkClient extends EventEmitter implements SyncLink {
    * behind the one being written: writes that wait together reach TLS together, and Node's TLS
    * socket copies buffers written together into one before it encrypts them.
    */
-  async sendFrame(frame: Uint8Array, written: () => void): Promise<void> {
+  async sendFrame(frame: Uint8Array, written: () => void, then?: Message): Promise<void> {
     if (this.#closedErr !== undefined) throw this.#closedErr;
-    this.#sendEncoded(frame, written, inPlaceWsFrame(frame));
+    const sock = this.#sock;
+    // Corked, both frames reach TLS in one write: the small frame behind is copied, not the
+    // socket written twice.
+    if (then !== undefined) sock?.cork();
+    try {
+      this.#sendEncoded(frame, written, inPlaceWsFrame(frame));
+      if (then !== undefined) this.#send(then);
+    } finally {
+      if (then !== undefined) sock?.uncork();
+    }
     await this.#belowHighWater(frame.byteLength);
   }
 

@@ -25,8 +25,10 @@ export interface SyncLink {
    * `written` runs once its bytes left for the socket, after which the caller may reuse it.
    * The FRAME_HEADROOM bytes before `frame` in its buffer are the link's to overwrite.
    * Backpressure as `send`. Optional: a pass falls back to `send` without it.
+   * `then`: a message sent right behind the frame, in the same write to the socket when the link
+   * can (a file's FileEnd behind its last Chunk: one TLS record and one system call less).
    */
-  sendFrame?(frame: Uint8Array, written: () => void): Promise<void>;
+  sendFrame?(frame: Uint8Array, written: () => void, then?: Message): Promise<void>;
   /** Closes the link; 'close' follows. */
   close(): void;
   /** 'message': each message of the studio after authentication; 'close': once, with why it closed. */

@@ -31,8 +31,8 @@
  *  - Want: resolves step 2 (for the batch waiting for it);
  *  - Ack: releases the file's bytes below its offset from the window;
  *  - Receipt: recorded durably through the queue (`recordStudioReceipts`,
- *    sync: true; those that came together in one batch), in order, and only
- *    then counted (§3.6);
+ *    sync: true; many to one batch: each lingers up to RECEIPT_LINGER_MS for
+ *    those that follow it), in order, and only then counted (§3.6);
  *  - Nack: releases all the file's bytes and is reported with its code and
  *    retryable flag; after PROTO_HASH_MISMATCH or PROTO_SIZE_MISMATCH the laptop
  *    copy is re-read first (`checkStoreCopy`), and a damaged one is reported as
@@ -49,6 +49,7 @@
  * reused for a later chunk (`#frames`): no copy of the bytes into an encoder or a
  * WebSocket frame, and no fresh buffer per chunk for the garbage collector.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
 import {
@@ -187,6 +188,15 @@ function toReceipt(m: MessageOf<'receipt'>): StudioReceipt {
   };
 }
 
+/**
+ * How long a Receipt waits for those that follow it before they are recorded together (one synced
+ * batch): the batch's reads of the status summary and its fsync are paid per batch, so a receipt
+ * recorded four to a batch costs the agent nearly three times the CPU of one recorded sixteen or
+ * more to a batch. Nothing waits on it but the count (a Receipt not recorded yet is re-offered and
+ * receipted again after a crash).
+ */
+const RECEIPT_LINGER_MS = 200;
+
 /** Frames kept for reuse: the most a pass has in flight (the link's high-water mark in chunks, and two). */
 const MAX_SPARE_FRAMES = 8;
 
@@ -208,6 +218,26 @@ async function readInto(fh: FileHandle, frame: Buffer, at: number, len: number):
     got += bytesRead;
   }
   return { frame, got };
+}
+
+/**
+ * `readInto` for a file whose bytes from `at` fit one chunk: one open, read and close on this
+ * thread. A small laptop copy is in the page cache or one seek away; the three thread-pool round
+ * trips of a FileHandle (each a futex wake and an event-loop wake-up) cost more CPU than the read.
+ */
+async function readSmall(path: string, frame: Buffer, at: number, len: number): Promise<ReadChunk> {
+  const fd = openSync(path, 'r');
+  try {
+    let got = 0;
+    while (got < len) {
+      const n = readSync(fd, frame, DATA_AT + got, len - got, at + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return { frame, got };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A failure of this agent's side while the session is up, reported as LINK_INCOMPLETE (retryable). */
@@ -253,16 +283,23 @@ export class SyncPass {
   readonly #outstanding = new Set<string>();
   readonly #settled = new Set<string>();
   readonly #receipted = new Set<string>();
+  /** Offered and settled by nothing yet, not even a Receipt waiting to be recorded. */
+  readonly #awaitingReceipt = new Set<string>();
   /** Step 6 waiting for the last outstanding hash. */
   #drained: (() => void) | undefined;
 
   // The end.
   #failure: CodedError | undefined;
   /**
-   * Receipts are recorded in the order they came, durable before they count: those that came
-   * while a batch was being written go together in the next one (a group commit).
+   * Receipts are recorded in the order they came, durable before they count, many to one synced
+   * batch: those that came within RECEIPT_LINGER_MS of the first (`#lingering`, at most
+   * MAX_BATCH_FILES) are handed over together, and groups handed over while a batch was being
+   * written go together in the next one (a group commit).
    */
-  readonly #receipts: GroupCommit<StudioReceipt>;
+  readonly #receipts: GroupCommit<StudioReceipt[]>;
+  /** Receipts waiting to be handed to `#receipts`, and the timer that hands them over. */
+  #lingering: Array<MessageOf<'receipt'>> = [];
+  #lingerTimer: NodeJS.Timeout | undefined;
   /** The last receipt's recording (never rejects). */
   #recording: Promise<void> = Promise.resolve();
   /** Laptop copies re-read after a hash or size mismatch, one after another. */
@@ -272,6 +309,8 @@ export class SyncPass {
   #stop!: () => void;
   /** Chunk frames the link has written, to be read into again. */
   readonly #frames: Buffer[] = [];
+  /** The hash whose FileEnd went out behind its last Chunk. */
+  #fileEndSent: string | undefined;
 
   constructor(link: SyncLink, queue: SyncQueue, opts: SyncPassOptions = {}) {
     this.#link = link;
@@ -283,7 +322,8 @@ export class SyncPass {
     this.#signal = opts.signal;
     this.#progress = opts.progress;
     this.result = opts.stats ?? emptySyncResult();
-    this.#receipts = new GroupCommit<StudioReceipt>(async (rs) => {
+    this.#receipts = new GroupCommit<StudioReceipt[]>(async (groups) => {
+      const rs = groups.flat();
       if (queue.recordStudioReceipts !== undefined) await queue.recordStudioReceipts(rs);
       else for (const r of rs) await queue.recordStudioReceipt(r);
     });
@@ -315,6 +355,8 @@ export class SyncPass {
       await this.#finish();
       return this.result;
     } finally {
+      // Receipts that came are recorded even when the pass fails (they are the studio's word).
+      this.#flushReceipts();
       this.#link.off('message', this.#onMessage);
       this.#link.off('close', this.#onClose);
       this.#signal?.removeEventListener('abort', this.#onAbort);
@@ -365,7 +407,10 @@ export class SyncPass {
     const wanted = new Promise<MessageOf<'want'>>((resolve) => {
       this.#wantWaiter = { batchId, resolve };
     });
-    for (const f of files) this.#outstanding.add(f.hash);
+    for (const f of files) {
+      this.#outstanding.add(f.hash);
+      this.#awaitingReceipt.add(f.hash);
+    }
     this.result.offered += files.length;
     await this.#link.send({ t: 'offer', batchId, files });
     const want = await Promise.race([wanted, this.#stopped.then(() => undefined)]);
@@ -408,7 +453,9 @@ export class SyncPass {
     this.#acked.set(hash, offset);
     this.#sent.set(hash, offset);
     this.#notToSend(offset);
-    if (offset < asset.size) {
+    if (offset < asset.size && asset.size - offset <= this.#chunkSize) {
+      await this.#sendChunks(asset, offset, (at, len) => readSmall(asset.storePath, this.#takeFrame(), at, len));
+    } else if (offset < asset.size) {
       let fh: FileHandle;
       try {
         fh = await open(asset.storePath, 'r');
@@ -416,13 +463,14 @@ export class SyncPass {
         return this.#unreadable(asset, err);
       }
       try {
-        await this.#sendChunks(fh, asset, offset);
+        await this.#sendChunks(asset, offset, (at, len) => readInto(fh, this.#takeFrame(), at, len));
       } finally {
         await fh.close();
       }
     }
     this.#check();
-    await this.#link.send({ t: 'file-end', hash, size: asset.size });
+    // Sent already behind the file's last Chunk (#sendChunk), unless the studio Nacked it first.
+    if (this.#fileEndSent !== hash) await this.#link.send({ t: 'file-end', hash, size: asset.size });
     this.result.filesSent++;
   }
 
@@ -430,10 +478,13 @@ export class SyncPass {
    * Step 4, the Chunks. One chunk is read ahead while the current one waits for the window and
    * is sent: at most chunkSize more in memory, and the disk read overlaps the link.
    */
-  async #sendChunks(fh: FileHandle, asset: PendingAsset, offset: number): Promise<void> {
+  async #sendChunks(
+    asset: PendingAsset,
+    offset: number,
+    readAt: (at: number, len: number) => Promise<ReadChunk>,
+  ): Promise<void> {
     const hash = asset.blake3;
-    const read = (at: number): Promise<ReadChunk> =>
-      readInto(fh, this.#takeFrame(), at, Math.min(this.#chunkSize, asset.size - at));
+    const read = (at: number): Promise<ReadChunk> => readAt(at, Math.min(this.#chunkSize, asset.size - at));
     let pos = offset;
     let ahead: Promise<ReadChunk> | undefined = read(pos);
     try {
@@ -457,7 +508,7 @@ export class SyncPass {
         // Nacked mid-transfer (the studio could not stage it): no more Chunks; the FileEnd follows (SPEC §3.6).
         if (this.#settled.has(hash)) break;
         this.#inFlight += got;
-        await this.#sendChunk(hash, pos, frame, got);
+        await this.#sendChunk(hash, pos, frame, got, asset.size);
         pos += got;
         this.result.bytesSent += got;
         this.#progress?.addBytes(got);
@@ -478,15 +529,22 @@ export class SyncPass {
    * Step 4, one Chunk: its frame goes to the link as it is, and comes back for reuse once written.
    * A link without `sendFrame` gets the message; that frame is never reused (the link may keep it).
    */
-  async #sendChunk(hash: string, offset: number, frame: Buffer, got: number): Promise<void> {
+  async #sendChunk(hash: string, offset: number, frame: Buffer, got: number, size: number): Promise<void> {
     const built = encodeChunkFrame(frame.subarray(FRAME_HEADROOM), hash, offset, got);
     if (this.#link.sendFrame === undefined) {
       await this.#link.send({ t: 'chunk', hash, offset, data: frame.subarray(DATA_AT, DATA_AT + got) });
       return;
     }
-    await this.#link.sendFrame(built, () => {
+    const recycle = (): void => {
       if (this.#frames.length < MAX_SPARE_FRAMES) this.#frames.push(frame);
-    });
+    };
+    // A file's last Chunk: its FileEnd goes in the same write (step 4 then sends none).
+    if (offset + got === size) {
+      this.#fileEndSent = hash;
+      await this.#link.sendFrame(built, recycle, { t: 'file-end', hash, size });
+      return;
+    }
+    await this.#link.sendFrame(built, recycle);
   }
 
   /** Step 4: waits until `bytes` more fit in the window (an Ack or a Nack makes room). */
@@ -528,6 +586,7 @@ export class SyncPass {
 
   /** Step 6: every offered hash has its Receipt or Nack, recorded and checked; else the first failure. */
   async #finish(): Promise<void> {
+    this.#flushReceipts();
     if (this.#outstanding.size > 0) {
       await Promise.race([
         new Promise<void>((resolve) => {
@@ -576,16 +635,41 @@ export class SyncPass {
     }
   }
 
-  /** Receipt: recorded durably through the queue, and only then counted (SPEC §3.6). */
+  /**
+   * Receipt: recorded durably through the queue, and only then counted (SPEC §3.6). It waits in
+   * `#lingering` for the receipts that follow it, at most RECEIPT_LINGER_MS, and no longer once
+   * every hash offered has its Receipt (none is to come) or the pass ends.
+   */
   #onReceiptMessage(m: MessageOf<'receipt'>): void {
-    const recorded = this.#receipts.commit(toReceipt(m)).then(
+    this.#lingering.push(m);
+    this.#awaitingReceipt.delete(m.hash);
+    if (this.#lingering.length >= MAX_BATCH_FILES || this.#awaitingReceipt.size === 0) this.#flushReceipts();
+    else this.#lingerTimer ??= setTimeout(() => this.#flushReceipts(), RECEIPT_LINGER_MS);
+  }
+
+  /** Hands the lingering receipts to the group commit; each counts once its batch is durable. */
+  #flushReceipts(): void {
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    const ms = this.#lingering;
+    if (ms.length === 0) return;
+    this.#lingering = [];
+    const recorded = this.#receipts.commit(ms.map(toReceipt)).then(
       () => {
-        this.#receipted.add(m.hash);
-        this.result.receipts++;
-        this.#onReceipt?.(m.hash);
-        this.#settle(m.hash);
+        for (const m of ms) {
+          this.#receipted.add(m.hash);
+          this.result.receipts++;
+          this.#onReceipt?.(m.hash);
+          this.#settle(m.hash);
+        }
       },
-      (err: unknown) => this.#fail(incomplete(`Recording the studio receipt of ${m.hash}`, err)),
+      (err: unknown) =>
+        this.#fail(
+          incomplete(
+            `Recording the studio receipts of ${ms[0]?.hash}${ms.length > 1 ? ` and ${ms.length - 1} more` : ''}`,
+            err,
+          ),
+        ),
     );
     this.#recording = this.#recording.then(() => recorded);
   }
@@ -642,6 +726,8 @@ export class SyncPass {
     if (!this.#settled.has(hash)) this.#progress?.fileDone();
     this.#settled.add(hash);
     this.#outstanding.delete(hash);
+    this.#awaitingReceipt.delete(hash);
+    if (this.#awaitingReceipt.size === 0 && this.#lingering.length > 0) this.#flushReceipts();
     if (this.#outstanding.size === 0) this.#drained?.();
   }
 

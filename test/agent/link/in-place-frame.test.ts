@@ -105,9 +105,12 @@ t.test('in-place framed Chunks round-trip through ws and the Chunk receive path'
     const data = randomBytes(n);
     data.copy(buf, FRAME_HEADROOM + CHUNK_HEADER_BYTES);
     const frame = encodeChunkFrame(buf.subarray(FRAME_HEADROOM), HASH, offset, n);
-    await client.sendFrame(frame, () => written++);
+    // Every third one with a FileEnd behind it, in the same write to the socket.
+    const then = i % 3 === 1 ? ({ t: 'file-end', hash: HASH, size: offset + n } as const) : undefined;
+    await client.sendFrame(frame, () => written++, then);
     const big = CHUNK_HEADER_BYTES + n >= 65536;
     expected.push({ via: big ? 'receive path' : 'ws', t: 'chunk', offset, data });
+    if (then !== undefined) expected.push({ via: 'ws', t: 'file-end' });
     offset += n + 1;
     if (i % 3 === 0) {
       await client.send({ t: 'ping', ts: i });
