@@ -1,0 +1,138 @@
+/**
+ * The file-system half of a group of small commits (small-commit.ts), on its own thread: for
+ * each file, the durable write of its bytes (already whole in memory) to the RAID, then to the
+ * mirror — temp, write, fdatasync, read back and hash, link under the final name, never
+ * replacing — then ONE fsync per folder for the group. The same durableWrite as every other
+ * archive write, over a file-system facade whose calls are synchronous: a small file's thirty
+ * calls cost thirty system calls here, not thirty round trips through libuv's thread pool.
+ *
+ * Each file's outcome is its own: a taken name, a damaged read-back or a full disk fails that
+ * file only, and the group goes on. A file that failed leaves no temp and no final name of its
+ * own on the target that failed (durableWrite's clean-up); the RAID copy of a file whose
+ * mirror write failed stays as the RAID commit alone would leave it (unrecorded, reused by a
+ * later commit of the same bytes under that name).
+ */
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+import { CodedError } from '@studio321/protocol';
+import { durableWrite, fsyncTargetDir, type DurableFileHandle, type DurableFs } from '@studio321/protocol/durable';
+import type { SmallFileOutcome, SmallGroupReply, SmallGroupRequest, SmallTargetDone } from './small-commit.js';
+
+function handle(fd: number): DurableFileHandle {
+  return {
+    write: async (buffer, offset, length, position) => ({
+      bytesWritten: writeSync(fd, buffer, offset, length, position),
+    }),
+    read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
+    sync: async () => fsyncSync(fd),
+    datasync: async () => fdatasyncSync(fd),
+    close: async () => closeSync(fd),
+  };
+}
+
+/** The durable write's file-system seam over synchronous calls (no O_DIRECT: small files are buffered). */
+const syncFs: DurableFs = {
+  open: async (path, flags, mode) => handle(openSync(path, flags, mode)),
+  link: async (a, b) => linkSync(a, b),
+  rename: async (a, b) => renameSync(a, b),
+  unlink: async (p) => unlinkSync(p),
+  mkdir: async (p, mode) => {
+    mkdirSync(p, mode === undefined ? {} : { mode });
+  },
+  stat: async (p) => statSync(p),
+};
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+function errorOf(err: unknown): SmallFileOutcome & { ok: false } {
+  if (err instanceof CodedError)
+    return {
+      ok: false,
+      target: 'raid',
+      code: err.code,
+      message: err.message,
+      retryable: err.retryable,
+      ...(err.detail === undefined ? {} : { detail: err.detail }),
+    };
+  const e = err as Error & { code?: unknown };
+  return {
+    ok: false,
+    target: 'raid',
+    code: typeof e.code === 'string' ? e.code : 'EIO',
+    message: e instanceof Error ? e.message : String(err),
+    retryable: true,
+  };
+}
+
+async function writeGroup(req: SmallGroupRequest): Promise<SmallGroupReply> {
+  const outcomes: SmallFileOutcome[] = [];
+  /** Folders each file linked a final name in: fsync'd once for the group. */
+  const dirsOf: string[][] = [];
+  for (const f of req.files) {
+    const done: Partial<Record<'raid' | 'mirror', SmallTargetDone>> = {};
+    const dirs: string[] = [];
+    let failed: SmallFileOutcome | undefined;
+    for (const t of ['raid', 'mirror'] as const) {
+      const target = f.targets[t];
+      try {
+        const r = await durableWrite(once(f.bytes), {
+          targets: [target],
+          expected: { size: f.size, blake3: f.blake3 },
+          hashSource: false, // each copy's read-back is checked against the offered BLAKE3
+          hashPool: false, // this thread is the pool
+          fsyncDir: false, // once per folder below
+          fs: syncFs,
+        });
+        const c = r.copies[0];
+        done[t] = {
+          method: c?.method ?? 'readback-blake3',
+          verifiedAt: Date.parse(c?.verifiedAt ?? '') || Date.now(),
+        };
+        dirs.push(target.dir);
+      } catch (err) {
+        failed = { ...errorOf(err), target: t };
+        break;
+      }
+    }
+    outcomes.push(failed ?? { ok: true, raid: done.raid as SmallTargetDone, mirror: done.mirror as SmallTargetDone });
+    dirsOf.push(failed === undefined ? dirs : []);
+  }
+  const badDir = new Map<string, SmallFileOutcome & { ok: false }>();
+  for (const dir of new Set(dirsOf.flat())) {
+    try {
+      await fsyncTargetDir(dir, syncFs);
+    } catch (err) {
+      badDir.set(dir, errorOf(err));
+    }
+  }
+  return {
+    id: req.id,
+    outcomes: outcomes.map((o, i) => {
+      const bad = (dirsOf[i] ?? []).find((d) => badDir.has(d));
+      return bad === undefined ? o : (badDir.get(bad) as SmallFileOutcome);
+    }),
+  };
+}
+
+const port = parentPort;
+if (port === null) throw new TypeError('small-commit-worker must run in a worker thread');
+port.on('message', (req: SmallGroupRequest) => {
+  void writeGroup(req).then(
+    (reply) => port.postMessage(reply),
+    (err: unknown) => port.postMessage({ id: req.id, fault: err instanceof Error ? err.message : String(err) }),
+  );
+});
