@@ -379,7 +379,7 @@ export class Committer {
             throw durableError(
               DURABLE_CODES.hashMismatch,
               `The bytes received for ${input.hash} do not hash to it; nothing was kept.`,
-              opts,
+              { ...opts, retryable: true },
             );
           throw isDurableCode(o.code)
             ? durableError(o.code, o.message, opts)

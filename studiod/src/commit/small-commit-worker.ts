@@ -7,10 +7,8 @@
  * calls cost thirty system calls here, not thirty round trips through libuv's thread pool.
  *
  * Each file's outcome is its own: a taken name, a damaged read-back or a full disk fails that
- * file only, and the group goes on. A file that failed leaves no temp and no final name of its
- * own on the target that failed (durableWrite's clean-up); the RAID copy of a file whose
- * mirror write failed stays as the RAID commit alone would leave it (unrecorded, reused by a
- * later commit of the same bytes under that name).
+ * file only, and the group goes on. A file that failed leaves no temp (durableWrite's clean-up)
+ * and no final name it linked: the RAID copy of a file whose mirror copy failed is unlinked.
  */
 import {
   closeSync,
@@ -25,6 +23,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { CodedError } from '@studio321/protocol';
 import { durableWrite, fsyncTargetDir, type DurableFileHandle, type DurableFs } from '@studio321/protocol/durable';
@@ -86,6 +85,8 @@ async function writeGroup(req: SmallGroupRequest): Promise<SmallGroupReply> {
     const done: Partial<Record<'raid' | 'mirror', SmallTargetDone>> = {};
     const dirs: string[] = [];
     let failed: SmallFileOutcome | undefined;
+    /** The RAID final this file linked (not one found there with the same bytes). */
+    let linked: string | undefined;
     for (const t of ['raid', 'mirror'] as const) {
       const target = f.targets[t];
       try {
@@ -103,9 +104,19 @@ async function writeGroup(req: SmallGroupRequest): Promise<SmallGroupReply> {
           verifiedAt: Date.parse(c?.verifiedAt ?? '') || Date.now(),
         };
         dirs.push(target.dir);
+        if (t === 'raid' && c?.reused === false) linked = join(target.dir, target.name);
       } catch (err) {
         failed = { ...errorOf(err), target: t };
         break;
+      }
+    }
+    // The mirror copy failed (its name taken, most often): the RAID copy just linked goes too,
+    // so a file tried again under the next free name leaves no unrecorded copy behind.
+    if (failed !== undefined && linked !== undefined) {
+      try {
+        unlinkSync(linked);
+      } catch {
+        // Left as an unrecorded copy of verified bytes: a later commit of them reuses it.
       }
     }
     outcomes.push(failed ?? { ok: true, raid: done.raid as SmallTargetDone, mirror: done.mirror as SmallTargetDone });
