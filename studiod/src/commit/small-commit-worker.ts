@@ -3,17 +3,20 @@
  * each file, the durable write of its bytes (already whole in memory) to the RAID, then to the
  * mirror — temp, write, fdatasync, read back and hash, link under the final name, never
  * replacing — then ONE fsync per folder for the group. The same durableWrite as every other
- * archive write, over a file-system facade whose calls are synchronous: a small file's thirty
- * calls cost thirty system calls here, not thirty round trips through libuv's thread pool.
+ * archive write, over a file-system facade whose calls are synchronous but for the fsyncs: a
+ * small file's thirty calls cost thirty system calls here, not thirty round trips through
+ * libuv's thread pool, while the fsyncs (which wait on the disk) of the group's files, written
+ * side by side, still overlap in that pool.
  *
  * Each file's outcome is its own: a taken name, a damaged read-back or a full disk fails that
  * file only, and the group goes on. A file that failed leaves no temp (durableWrite's clean-up)
  * and no final name it linked: the RAID copy of a file whose mirror copy failed is unlinked.
  */
+import { promisify } from 'node:util';
 import {
   closeSync,
-  fdatasyncSync,
-  fsyncSync,
+  fdatasync,
+  fsync,
   linkSync,
   mkdirSync,
   openSync,
@@ -27,7 +30,16 @@ import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { CodedError } from '@studio321/protocol';
 import { durableWrite, fsyncTargetDir, type DurableFileHandle, type DurableFs } from '@studio321/protocol/durable';
-import type { SmallFileOutcome, SmallGroupReply, SmallGroupRequest, SmallTargetDone } from './small-commit.js';
+import type {
+  SmallFileOutcome,
+  SmallFileRequest,
+  SmallGroupReply,
+  SmallGroupRequest,
+  SmallTargetDone,
+} from './small-commit.js';
+
+const fdatasyncAsync = promisify(fdatasync);
+const fsyncAsync = promisify(fsync);
 
 function handle(fd: number): DurableFileHandle {
   return {
@@ -35,8 +47,9 @@ function handle(fd: number): DurableFileHandle {
       bytesWritten: writeSync(fd, buffer, offset, length, position),
     }),
     read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
-    sync: async () => fsyncSync(fd),
-    datasync: async () => fdatasyncSync(fd),
+    // The waits on the disk go through libuv's pool, so the group's files wait for theirs together.
+    sync: () => fsyncAsync(fd),
+    datasync: () => fdatasyncAsync(fd),
     close: async () => closeSync(fd),
   };
 }
@@ -78,64 +91,69 @@ function errorOf(err: unknown): SmallFileOutcome & { ok: false } {
 }
 
 async function writeGroup(req: SmallGroupRequest): Promise<SmallGroupReply> {
-  const outcomes: SmallFileOutcome[] = [];
+  const done = await Promise.all(req.files.map(writeFile));
+  const outcomes = done.map((d) => d.outcome);
   /** Folders each file linked a final name in: fsync'd once for the group. */
-  const dirsOf: string[][] = [];
-  for (const f of req.files) {
-    const done: Partial<Record<'raid' | 'mirror', SmallTargetDone>> = {};
-    const dirs: string[] = [];
-    let failed: SmallFileOutcome | undefined;
-    /** The RAID final this file linked (not one found there with the same bytes). */
-    let linked: string | undefined;
-    for (const t of ['raid', 'mirror'] as const) {
-      const target = f.targets[t];
-      try {
-        const r = await durableWrite(once(f.bytes), {
-          targets: [target],
-          expected: { size: f.size, blake3: f.blake3 },
-          hashSource: false, // each copy's read-back is checked against the offered BLAKE3
-          hashPool: false, // this thread is the pool
-          fsyncDir: false, // once per folder below
-          fs: syncFs,
-        });
-        const c = r.copies[0];
-        done[t] = {
-          method: c?.method ?? 'readback-blake3',
-          verifiedAt: Date.parse(c?.verifiedAt ?? '') || Date.now(),
-        };
-        dirs.push(target.dir);
-        if (t === 'raid' && c?.reused === false) linked = join(target.dir, target.name);
-      } catch (err) {
-        failed = { ...errorOf(err), target: t };
-        break;
-      }
-    }
-    // The mirror copy failed (its name taken, most often): the RAID copy just linked goes too,
-    // so a file tried again under the next free name leaves no unrecorded copy behind.
-    if (failed !== undefined && linked !== undefined) {
-      try {
-        unlinkSync(linked);
-      } catch {
-        // Left as an unrecorded copy of verified bytes: a later commit of them reuses it.
-      }
-    }
-    outcomes.push(failed ?? { ok: true, raid: done.raid as SmallTargetDone, mirror: done.mirror as SmallTargetDone });
-    dirsOf.push(failed === undefined ? dirs : []);
-  }
+  const dirsOf = done.map((d) => d.dirs);
   const badDir = new Map<string, SmallFileOutcome & { ok: false }>();
-  for (const dir of new Set(dirsOf.flat())) {
-    try {
-      await fsyncTargetDir(dir, syncFs);
-    } catch (err) {
-      badDir.set(dir, errorOf(err));
-    }
-  }
+  await Promise.all(
+    [...new Set(dirsOf.flat())].map((dir) =>
+      fsyncTargetDir(dir, syncFs).catch((err: unknown) => {
+        badDir.set(dir, errorOf(err));
+      }),
+    ),
+  );
   return {
     id: req.id,
     outcomes: outcomes.map((o, i) => {
       const bad = (dirsOf[i] ?? []).find((d) => badDir.has(d));
       return bad === undefined ? o : (badDir.get(bad) as SmallFileOutcome);
     }),
+  };
+}
+
+/** Both copies of one file, RAID then mirror; the folders it linked a final name in. */
+async function writeFile(f: SmallFileRequest): Promise<{ outcome: SmallFileOutcome; dirs: string[] }> {
+  const done: Partial<Record<'raid' | 'mirror', SmallTargetDone>> = {};
+  const dirs: string[] = [];
+  let failed: SmallFileOutcome | undefined;
+  /** The RAID final this file linked (not one found there with the same bytes). */
+  let linked: string | undefined;
+  for (const t of ['raid', 'mirror'] as const) {
+    const target = f.targets[t];
+    try {
+      const r = await durableWrite(once(f.bytes), {
+        targets: [target],
+        expected: { size: f.size, blake3: f.blake3 },
+        hashSource: false, // each copy's read-back is checked against the offered BLAKE3
+        hashPool: false, // this thread is the pool
+        fsyncDir: false, // once per folder below
+        fs: syncFs,
+      });
+      const c = r.copies[0];
+      done[t] = {
+        method: c?.method ?? 'readback-blake3',
+        verifiedAt: Date.parse(c?.verifiedAt ?? '') || Date.now(),
+      };
+      dirs.push(target.dir);
+      if (t === 'raid' && c?.reused === false) linked = join(target.dir, target.name);
+    } catch (err) {
+      failed = { ...errorOf(err), target: t };
+      break;
+    }
+  }
+  // The mirror copy failed (its name taken, most often): the RAID copy just linked goes too,
+  // so a file tried again under the next free name leaves no unrecorded copy behind.
+  if (failed !== undefined && linked !== undefined) {
+    try {
+      unlinkSync(linked);
+    } catch {
+      // Left as an unrecorded copy of verified bytes: a later commit of them reuses it.
+    }
+  }
+  return {
+    outcome: failed ?? { ok: true, raid: done.raid as SmallTargetDone, mirror: done.mirror as SmallTargetDone },
+    dirs: failed === undefined ? dirs : [],
   };
 }
 
