@@ -498,6 +498,17 @@ export class Catalogue {
     const created = new Set<string>();
     const copiesPut = new Set<string>();
     const copiesAfter = new Map<string, CopyRecord[]>();
+    // What the group's records find already stored: two reads for the whole group, not one per record.
+    const commits = items.flatMap((i) => ('commit' in i ? [i.commit] : []));
+    const assetHashes = [...new Set(commits.map((r) => r.asset.hash))];
+    const copyKeys = [...new Set(commits.flatMap((r) => r.copies.map(copyKey)))];
+    const db = this.#open();
+    const [assetValues, copyValues] = await Promise.all([
+      assetHashes.length === 0 ? [] : db.getMany(assetHashes.map((h) => P.asset + h)),
+      copyKeys.length === 0 ? [] : db.getMany(copyKeys.map((k) => P.copy + k)),
+    ]);
+    const storedAssets = new Map(assetHashes.map((h, i) => [h, assetValues[i] as AssetRecord | undefined]));
+    const storedCopies = new Set(copyKeys.filter((_, i) => copyValues[i] !== undefined));
     for (const item of items) {
       if ('intent' in item) {
         ops.push({ type: 'put', key: P.intent + item.intent.hash, value: item.intent as unknown as Json });
@@ -505,7 +516,7 @@ export class Catalogue {
       }
       const rec = item.commit;
       const hash = rec.asset.hash;
-      const existing = created.has(hash) ? rec.asset : await this.#get<AssetRecord>(P.asset, hash);
+      const existing = created.has(hash) ? rec.asset : storedAssets.get(hash);
       if (existing === undefined) {
         next.assets += 1;
         next.bytes += rec.asset.size;
@@ -516,7 +527,7 @@ export class Catalogue {
         ops.push({ type: 'put', key: `${P.name}${hash}${SEP}${n.key}`, value: n.value as unknown as Json });
       for (const c of rec.copies) {
         const key = copyKey(c);
-        if (!copiesPut.has(key) && (await this.#get<CopyRecord>(P.copy, key)) === undefined) this.#bumpCopy(next, c, 1);
+        if (!copiesPut.has(key) && !storedCopies.has(key)) this.#bumpCopy(next, c, 1);
         copiesPut.add(key);
         ops.push({ type: 'put', key: P.copy + key, value: c as unknown as Json });
       }
@@ -525,7 +536,9 @@ export class Catalogue {
       ops.push({ type: 'del', key: P.intent + hash });
       for (const op of rec.extra ?? []) extra.push(op);
       if (this.#hooks.length > 0) {
-        const before = copiesAfter.get(hash) ?? (await this.copiesOf(hash));
+        // A new asset has no copy stored yet (copies are written with their asset): no range read.
+        const none = existing === undefined && !rec.copies.some((c) => storedCopies.has(copyKey(c)));
+        const before = copiesAfter.get(hash) ?? (none ? [] : await this.copiesOf(hash));
         copiesAfter.set(hash, Catalogue.#mergeCopies(before, rec.copies));
         changes.push({
           hash,

@@ -340,6 +340,7 @@ export class Studio {
     clearInterval(this.#expiryTimer);
     await this.#control?.close();
     await this.#link?.close();
+    await this.#committer?.close(); // its small-commit worker: the link's commits have settled
     await this.#mhl?.close();
     this.#abort.abort();
     await this.#restore?.close();

@@ -35,6 +35,7 @@ import {
   MAX_NAME_BYTES,
   readFileChunks,
   createXxh3,
+  hashBytes,
   nameKey,
   xxh3File,
   safeJoin,
@@ -48,6 +49,7 @@ import {
   DURABLE_CODES,
   durableError,
   durableWrite,
+  isDurableCode,
   placeVerified,
   translateDurable,
 } from '@studio321/protocol/durable';
@@ -58,6 +60,7 @@ import { COMMIT_FAILURES } from './durable-failures.js';
 import { checkTarget } from './target-check.js';
 import type { StagedFile } from './staging.js';
 import type { StudioMhl } from './mhl-history.js';
+import { SmallGroupWriter } from './small-commit.js';
 
 /** The most distinct-name suffixes tried before giving up (STUDIO_NO_FREE_NAME). */
 const MAX_NAME_SUFFIX = 1000;
@@ -87,6 +90,23 @@ export interface CommitInput {
   agentId: string;
   /** The XXH3-64 the agent offered (the ASC MHL hash); kept on the asset record as told. */
   xxh3?: string;
+}
+
+/** A small file committed whole from memory (Committer.commitSmall, small-commit.ts). */
+export interface SmallCommitInput extends Omit<CommitInput, 'staged' | 'source'> {
+  /** The file's `size` bytes (at most SMALL_COMMIT_BYTES). */
+  bytes: Uint8Array;
+}
+
+/** Both copies verified under their final names, by one of the two ways of writing them. */
+interface WrittenCopies {
+  committedAt: number;
+  verified: Record<LocalTargetName, { size: number; method: StudioCopy['method']; verifiedAt: number }>;
+  /** The XXH3-64 of the bytes (asked only when ASC MHL histories are kept). */
+  xxh3: () => Promise<string>;
+  hashDate: number;
+  /** Folders the catalogue's group commit must fsync before the record (those not fsync'd yet). */
+  syncDirs: string[];
 }
 
 export interface CommittedAsset {
@@ -194,6 +214,8 @@ export class Committer {
    * concurrent commits on the studio's signal would pass its listener limit (10).
    */
   readonly #live = new Set<AbortController>();
+  /** The small-file group worker (started on first use). */
+  readonly #small = new SmallGroupWriter();
   #inFlight = 0;
 
   constructor(opts: CommitterOptions) {
@@ -248,9 +270,6 @@ export class Committer {
   async #commit(input: CommitInput, signal: AbortSignal | undefined): Promise<ReceiptMessage> {
     const started = performance.now();
     await this.checkTargets();
-    const first = input.names[0];
-    if (first === undefined) throw new TypeError('commit() needs at least one name');
-    const { dir, base } = layoutFor(first);
     const expected = { size: input.size, blake3: input.hash };
     let live = input.source;
     // Mirror: the staged file, read back in full once (whatever name it ends up under),
@@ -260,9 +279,168 @@ export class Committer {
       (stagedCheck ??= input.staged.verify().then((r) => ({ ...r, verifiedAt: this.#now() })));
     const isOffered = (r: { size: number; blake3: string }): boolean =>
       r.size === input.size && r.blake3 === input.hash;
+    return this.#underFreeName(input, started, async ({ dirs, name, at }) => {
+      const source = xxh3Tap(live ?? readFileChunks(input.staged.path, { chunkSize: COMMIT_READ_CHUNK }));
+      live = undefined; // a live stream is read once
+      // RAID: the durable primitive; its read-back must equal the offered size and BLAKE3
+      // (hashSource: false — the read-backs of both copies are the checks against the offer).
+      let raid;
+      at.writing = 'raid';
+      try {
+        raid = await durableWrite(source.stream, {
+          targets: [{ dir: dirs.raid, name }],
+          expected,
+          hashSource: false,
+          directIo: true, // pooled chunks go from their buffer to the disk; the read-back reads the disk
+          fsyncDir: false, // step 5's group commit fsyncs the folder, once for the commits of its group
+          ...(signal === undefined ? {} : { signal }),
+        });
+      } catch (err) {
+        if (err instanceof DurableWriteError && err.code === DURABLE_CODES.readbackMismatch) {
+          const staged = await checkStaged().catch(() => undefined);
+          if (staged !== undefined && !isOffered(staged)) {
+            // Both copies disagree with the offer: it is the bytes received, not a disk.
+            throw durableError(
+              DURABLE_CODES.hashMismatch,
+              `The bytes received for ${input.hash} do not hash to it; nothing was kept.`,
+              {
+                cause: err,
+                retryable: true,
+                detail: { expected, actual: { size: staged.size, blake3: staged.blake3 } },
+              },
+            );
+          }
+        }
+        throw err;
+      }
+      const staged = await checkStaged();
+      if (!isOffered(staged)) {
+        throw durableError(
+          DURABLE_CODES.readbackMismatch,
+          `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`,
+          {
+            retryable: true,
+            detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },
+          },
+        );
+      }
+      at.writing = 'mirror';
+      await placeVerified(
+        input.staged.path,
+        { dir: dirs.mirror, name },
+        expected,
+        signal === undefined ? { fsyncDir: false } : { signal, fsyncDir: false },
+      );
+      const committedAt = this.#now();
+      return {
+        committedAt,
+        verified: {
+          mirror: { size: staged.size, method: 'readback-blake3', verifiedAt: staged.verifiedAt },
+          raid: {
+            size: raid.size,
+            method: raid.copies[0]?.method ?? 'readback-blake3',
+            verifiedAt: Date.parse(raid.copies[0]?.verifiedAt ?? '') || committedAt,
+          },
+        },
+        // Only when ASC MHL histories are kept: an unread source (a reused final) is hashed from the verified mirror copy.
+        xxh3: async () => source.digest(input.size) ?? (await xxh3File(safeJoin(dirs.mirror, name))),
+        hashDate: staged.verifiedAt,
+        syncDirs: [dirs.raid, dirs.mirror],
+      };
+    });
+  }
+
+  /**
+   * Commit one small file whole from memory (small-commit.ts): the same names, intent, records
+   * and Receipt as commit(), with both copies written, read back and linked by the group
+   * worker, and their folders fsync'd there once for its group.
+   */
+  async commitSmall(input: SmallCommitInput): Promise<ReceiptMessage> {
+    this.#inFlight++;
+    try {
+      const started = performance.now();
+      if (this.#signal?.aborted === true)
+        throw classifyCommitError(durableError(DURABLE_CODES.aborted, 'The studio is stopping.', { retryable: true }));
+      if (input.bytes.byteLength !== input.size)
+        throw new TypeError(`commitSmall: ${input.bytes.byteLength} bytes for a file of ${input.size}`);
+      await this.checkTargets();
+      return await this.#underFreeName(input, started, async ({ dirs, name, at }) => {
+        const o = await this.#small.write({
+          bytes: input.bytes,
+          size: input.size,
+          blake3: input.hash,
+          targets: { raid: { dir: dirs.raid, name }, mirror: { dir: dirs.mirror, name } },
+        });
+        if (!o.ok) {
+          at.writing = o.target;
+          const opts = { retryable: o.retryable, ...(o.detail === undefined ? {} : { detail: o.detail }) };
+          if (o.code === DURABLE_CODES.readbackMismatch && hashBytes(input.bytes) !== input.hash)
+            // The copy disagrees with the offer because the bytes received do: not a disk.
+            throw durableError(
+              DURABLE_CODES.hashMismatch,
+              `The bytes received for ${input.hash} do not hash to it; nothing was kept.`,
+              { ...opts, retryable: true },
+            );
+          throw isDurableCode(o.code)
+            ? durableError(o.code, o.message, opts)
+            : Object.assign(new Error(o.message), { code: o.code });
+        }
+        return {
+          committedAt: this.#now(),
+          verified: {
+            mirror: { size: input.size, ...o.mirror },
+            raid: { size: input.size, ...o.raid },
+          },
+          xxh3: async () => {
+            const h = createXxh3();
+            h.update(input.bytes);
+            return h.digest();
+          },
+          hashDate: o.mirror.verifiedAt,
+          syncDirs: [], // fsync'd by the worker
+        };
+      });
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /** Small-file groups written and files in them (the benches read these). */
+  get smallGroupStats(): { groups: number; files: number } {
+    return { groups: this.#small.groups, files: this.#small.files };
+  }
+
+  /** Stops the small-commit worker (tests; the studio's shutdown). */
+  async close(): Promise<void> {
+    await this.#small.close();
+  }
+
+  /**
+   * Steps 2 and 5–6 around one way of writing both copies (`write`, steps 3–4): the first free
+   * name (reserved while in flight), the intent before any temp or final name can appear, a
+   * taken name tried under the next distinct name (a damaged copy of this asset moved aside and
+   * its name tried once more), the catalogue record once both copies are verified, the Receipt.
+   */
+  async #underFreeName(
+    input: Omit<CommitInput, 'staged' | 'source'>,
+    started: number,
+    write: (to: {
+      dirs: Record<LocalTargetName, string>;
+      name: string;
+      /** The target being written when a failure is thrown (a taken name is handled for it). */
+      at: { writing: LocalTargetName };
+    }) => Promise<WrittenCopies>,
+  ): Promise<ReceiptMessage> {
+    const first = input.names[0];
+    if (first === undefined) throw new TypeError('commit() needs at least one name');
+    const { dir, base } = layoutFor(first);
+    const dirs: Record<LocalTargetName, string> = {
+      mirror: safeJoin(this.#targets.mirror.root, dir),
+      raid: safeJoin(this.#targets.raid.root, dir),
+    };
     /** Names whose damaged copy was already moved aside once (tried again once, never in a loop). */
     const cleared = new Set<string>();
-    let writing: LocalTargetName = 'raid';
+    const at: { writing: LocalTargetName } = { writing: 'raid' };
     for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
       const name = distinctName(base, n);
       const rel = posix.join(dir, name);
@@ -271,72 +449,17 @@ export class Committer {
       const stored = await this.#catalogue.storedPath(key);
       if (stored !== undefined && stored.hash !== input.hash) continue;
       this.#reserved.add(key);
-      const mirrorDir = safeJoin(this.#targets.mirror.root, dir);
-      const raidDir = safeJoin(this.#targets.raid.root, dir);
       try {
-        await this.#catalogue.putIntent({ hash: input.hash, dirs: [mirrorDir, raidDir], startedAt: this.#now() });
-        const source = xxh3Tap(live ?? readFileChunks(input.staged.path, { chunkSize: COMMIT_READ_CHUNK }));
-        live = undefined; // a live stream is read once
-        // RAID: the durable primitive; its read-back must equal the offered size and BLAKE3
-        // (hashSource: false — the read-backs of both copies are the checks against the offer).
-        let raid;
-        writing = 'raid';
-        try {
-          raid = await durableWrite(source.stream, {
-            targets: [{ dir: raidDir, name }],
-            expected,
-            hashSource: false,
-            directIo: true, // pooled chunks go from their buffer to the disk; the read-back reads the disk
-            fsyncDir: false, // step 5's group commit fsyncs the folder, once for the commits of its group
-            ...(signal === undefined ? {} : { signal }),
-          });
-        } catch (err) {
-          if (err instanceof DurableWriteError && err.code === DURABLE_CODES.readbackMismatch) {
-            const staged = await checkStaged().catch(() => undefined);
-            if (staged !== undefined && !isOffered(staged)) {
-              // Both copies disagree with the offer: it is the bytes received, not a disk.
-              throw durableError(
-                DURABLE_CODES.hashMismatch,
-                `The bytes received for ${input.hash} do not hash to it; nothing was kept.`,
-                {
-                  cause: err,
-                  retryable: true,
-                  detail: { expected, actual: { size: staged.size, blake3: staged.blake3 } },
-                },
-              );
-            }
-          }
-          throw err;
-        }
-        const staged = await checkStaged();
-        if (!isOffered(staged)) {
-          throw durableError(
-            DURABLE_CODES.readbackMismatch,
-            `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`,
-            {
-              retryable: true,
-              detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },
-            },
-          );
-        }
-        writing = 'mirror';
-        await placeVerified(
-          input.staged.path,
-          { dir: mirrorDir, name },
-          expected,
-          signal === undefined ? { fsyncDir: false } : { signal, fsyncDir: false },
-        );
-        const committedAt = this.#now();
-        const verified: Record<LocalTargetName, { size: number; method: StudioCopy['method']; verifiedAt: number }> = {
-          mirror: { size: staged.size, method: 'readback-blake3', verifiedAt: staged.verifiedAt },
-          raid: {
-            size: raid.size,
-            method: raid.copies[0]?.method ?? 'readback-blake3',
-            verifiedAt: Date.parse(raid.copies[0]?.verifiedAt ?? '') || committedAt,
-          },
-        };
+        await this.#catalogue.putIntent({
+          hash: input.hash,
+          dirs: [dirs.mirror, dirs.raid],
+          startedAt: this.#now(),
+        });
+        at.writing = 'raid';
+        const w = await write({ dirs, name, at });
+        const { committedAt } = w;
         const copies: CopyRecord[] = LOCAL_TARGETS.map((t) => {
-          const c = verified[t];
+          const c = w.verified[t];
           return localCopyRecord(t, this.#targets[t], {
             hash: input.hash,
             path: rel,
@@ -345,11 +468,7 @@ export class Committer {
             verifiedAt: c.verifiedAt,
           });
         });
-        // Only when ASC MHL histories are kept: an unread source (a reused final) is hashed from the verified mirror copy.
-        const xxh3 =
-          this.#mhl === undefined
-            ? undefined
-            : (source.digest(input.size) ?? (await xxh3File(safeJoin(mirrorDir, name))));
+        const xxh3 = this.#mhl === undefined ? undefined : await w.xxh3();
         const claims = fieldClaimRecords(input.agentId, input, input.agentCopies);
         const names = input.names.map((nm) => ({
           key: nameKey(posix.join(nm.shoot, nm.card, nm.path)),
@@ -368,9 +487,9 @@ export class Committer {
             storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
             ...(xxh3 === undefined || this.#mhl === undefined
               ? {}
-              : { extra: this.#mhl.commitOps(rel, { size: input.size, xxh3, hashDate: staged.verifiedAt }) }),
+              : { extra: this.#mhl.commitOps(rel, { size: input.size, xxh3, hashDate: w.hashDate }) }),
           },
-          [raidDir, mirrorDir],
+          w.syncDirs,
         );
         this.#mhl?.committed(rel);
         if (this.#onCommitted !== undefined) {
@@ -388,6 +507,7 @@ export class Committer {
       } catch (err) {
         if (err instanceof DurableWriteError && err.code === DURABLE_CODES.nameTaken) {
           // This asset's own path holding other bytes: a damaged copy of it. Move it aside, retry the name once.
+          const writing = at.writing;
           if (
             stored?.hash === input.hash &&
             this.#onDamagedCopy !== undefined &&

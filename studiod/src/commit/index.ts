@@ -4,3 +4,4 @@ export * from './durable-failures.js';
 export * from './staging.js';
 export * from './target-check.js';
 export * from './mhl-history.js';
+export * from './small-commit.js';

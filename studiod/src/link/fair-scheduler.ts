@@ -137,12 +137,15 @@ export class FairScheduler {
 }
 
 /** What a FileReceiver asks of the committer. */
-export type CommitPort = Pick<Committer, 'commit' | 'receiptFor'>;
+export type CommitPort = Pick<Committer, 'commit' | 'receiptFor'> & Partial<Pick<Committer, 'commitSmall'>>;
 
 /** `committer` as one session sees it: each of its commits runs in one of its turns. */
 export function fairCommitter(committer: CommitPort, scheduler: FairScheduler, session: string): CommitPort {
   return {
     commit: (input) => scheduler.run(session, () => committer.commit(input)),
     receiptFor: (hash) => committer.receiptFor(hash),
+    ...(committer.commitSmall === undefined
+      ? {}
+      : { commitSmall: (input) => scheduler.run(session, () => committer.commitSmall!(input)) }),
   };
 }

@@ -34,6 +34,7 @@ import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import { StagedFile, type Staging } from '../commit/staging.js';
 import { LiveChunks } from './live-chunks.js';
+import { SMALL_COMMIT_BYTES } from '../commit/small-commit.js';
 import { DURABLE_CODES } from '@studio321/protocol/durable';
 
 /** What the receiver may do to its session. */
@@ -50,8 +51,11 @@ export interface FileReceiverOptions {
   sessionId: string;
   catalogue: Catalogue;
   staging: Staging;
-  /** The Committer, or a session's fair view of it (fair-scheduler.ts). */
-  committer: Pick<Committer, 'commit' | 'receiptFor'>;
+  /**
+   * The Committer, or a session's fair view of it (fair-scheduler.ts). With `commitSmall`, a new
+   * file of at most SMALL_COMMIT_BYTES is kept in memory and committed whole (small-commit.ts).
+   */
+  committer: Pick<Committer, 'commit' | 'receiptFor'> & Partial<Pick<Committer, 'commitSmall'>>;
   /** The window announced in the studio's Hello. */
   windowBytes: number;
   now: () => number;
@@ -68,6 +72,13 @@ interface Wanted {
   syncing?: Promise<void> | undefined;
   /** Streamed commit started with the file's first chunk (offset 0). */
   live?: LiveCommit | undefined;
+  /**
+   * A small new file received into memory instead of staging (nothing of it is durable before
+   * its commit, so nothing is acknowledged before its Receipt; a cut sends it again from 0).
+   */
+  mem?: { bytes: Buffer; written: number } | undefined;
+  /** Its commit, started at FileEnd (never rejects). */
+  small?: Promise<{ receipt: ReceiptMessage } | { err: unknown }> | undefined;
 }
 
 /**
@@ -121,6 +132,8 @@ export class FileReceiver {
   #roomToCommit: (() => void) | undefined;
   /** Chunk bytes received and not yet acknowledged (window accounting). */
   #inFlight = 0;
+  /** Bytes of small files held in memory (received, not yet committed or dropped). */
+  #memBytes = 0;
   #bytesReceived = 0;
   #filesCommitted = 0;
   #closing: Promise<void> | undefined;
@@ -283,11 +296,12 @@ export class FileReceiver {
       return;
     }
     const w = this.#wantedFor(msg.hash, 'Chunk');
-    if (msg.offset !== w.staged.written)
+    const written = w.mem?.written ?? w.staged.written;
+    if (msg.offset !== written)
       throw new ProtocolError(
         PROTO_CODES.unexpectedMessage,
-        `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${w.staged.written} (a wrong or duplicated chunk).`,
-        { detail: { expected: w.staged.written, got: msg.offset } },
+        `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${written} (a wrong or duplicated chunk).`,
+        { detail: { expected: written, got: msg.offset } },
       );
     if (msg.offset + msg.data.byteLength > w.file.size)
       throw new ProtocolError(
@@ -295,6 +309,17 @@ export class FileReceiver {
         `Chunk of ${msg.hash} goes beyond the offered size ${w.file.size}.`,
       );
     this.#current = msg.hash;
+    if (msg.offset === 0 && w.mem === undefined && w.live === undefined && this.#takesWhole(w)) {
+      w.mem = { bytes: Buffer.allocUnsafe(w.file.size), written: 0 };
+      this.#memBytes += w.file.size;
+    }
+    if (w.mem !== undefined) {
+      // A small file: kept in memory (the chunk's buffer may be pooled and reused) until FileEnd.
+      w.mem.bytes.set(msg.data, msg.offset);
+      w.mem.written += msg.data.byteLength;
+      this.#bytesReceived += msg.data.byteLength;
+      return;
+    }
     if (msg.offset === 0 && w.live === undefined && this.#state === 'receiving') w.live = this.#startLive(w);
     try {
       await w.staged.write(msg.offset, msg.data);
@@ -349,6 +374,47 @@ export class FileReceiver {
     this.#nack(hash, err, w.staged.durable);
   }
 
+  /**
+   * A new small file is committed whole from memory when the committer can: nothing of it staged
+   * before (a resume goes on in staging), and the small files held stay under a quarter of the
+   * window, so the Acks this path sends only with the Receipt never hold half of it (SPEC §3.5).
+   */
+  #takesWhole(w: Wanted): boolean {
+    return (
+      this.#o.committer.commitSmall !== undefined &&
+      this.#state === 'receiving' &&
+      w.file.size <= SMALL_COMMIT_BYTES &&
+      w.staged.written === 0 &&
+      this.#memBytes + w.file.size <= this.#o.windowBytes / 4
+    );
+  }
+
+  /** Drops a small file's bytes from memory (its commit ended, or it never will). */
+  #dropMem(w: Wanted): void {
+    if (w.mem === undefined) return;
+    this.#memBytes -= w.file.size;
+    w.mem = undefined;
+  }
+
+  #startSmall(w: Wanted, bytes: Buffer): Promise<{ receipt: ReceiptMessage } | { err: unknown }> {
+    const c = this.#o.committer;
+    if (c.commitSmall === undefined) return Promise.resolve({ err: new TypeError('no small commits here') });
+    return c
+      .commitSmall({
+        hash: w.file.hash,
+        size: w.file.size,
+        bytes,
+        names: w.file.names,
+        agentCopies: w.file.copies,
+        agentId: w.agentId,
+        ...(w.file.xxh3 === undefined ? {} : { xxh3: w.file.xxh3 }),
+      })
+      .then(
+        (receipt) => ({ receipt }),
+        (err: unknown) => ({ err }),
+      );
+  }
+
   #startLive(w: Wanted): LiveCommit {
     const { hash, size } = w.file;
     const chunks = new LiveChunks(LIVE_QUEUE_BYTES);
@@ -397,7 +463,23 @@ export class FileReceiver {
     const w = this.#wantedFor(msg.hash, 'FileEnd');
     this.#current = undefined;
     this.#wanted.delete(msg.hash);
-    if (msg.size !== w.file.size || w.staged.written !== w.file.size) {
+    if (msg.size !== w.file.size || (w.mem?.written ?? w.staged.written) !== w.file.size) {
+      const written = w.mem?.written ?? w.staged.written;
+      if (w.mem !== undefined) {
+        this.#dropMem(w);
+        await w.staged.close();
+        this.#inFlight = Math.max(0, this.#inFlight - written);
+        this.#nack(
+          msg.hash,
+          new ProtocolError(
+            PROTO_CODES.sizeMismatch,
+            `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${written}. The file is offered again.`,
+            { retryable: true },
+          ),
+          0,
+        );
+        return;
+      }
       await this.#settleSync(w);
       const err = new ProtocolError(
         PROTO_CODES.sizeMismatch,
@@ -412,7 +494,8 @@ export class FileReceiver {
     }
     // The frame queue goes on with the next file while this one's last bytes are fsynced:
     // small files' fsyncs overlap, and their commits reach the catalogue's group commit together.
-    const handedOff = this.#handOff(w);
+    if (w.mem !== undefined) w.small = this.#startSmall(w, w.mem.bytes); // its group forms now
+    const handedOff = w.mem !== undefined ? Promise.resolve(true) : this.#handOff(w);
     this.#committing++;
     this.#commitChain = this.#commitChain.then(async () => {
       try {
@@ -460,7 +543,15 @@ export class FileReceiver {
     try {
       this.#link.log.info({ hash, size, streamed: w.live !== undefined }, 'committing');
       let receipt: ReceiptMessage;
-      if (w.live !== undefined) {
+      if (w.small !== undefined) {
+        const r = await w.small;
+        this.#dropMem(w);
+        if ('err' in r) throw r.err;
+        receipt = r.receipt;
+        // Both copies are fsync'd and verified: the file's bytes leave the window with its Receipt.
+        this.#inFlight = Math.max(0, this.#inFlight - size);
+        this.#link.send({ t: 'ack', hash, offset: size });
+      } else if (w.live !== undefined) {
         const r = await w.live.result;
         if ('err' in r) throw r.err;
         receipt = r.receipt;
@@ -475,11 +566,14 @@ export class FileReceiver {
           ...(w.file.xxh3 === undefined ? {} : { xxh3: w.file.xxh3 }),
         });
       }
-      await w.staged.discard();
+      if (w.small !== undefined)
+        await w.staged.close(); // nothing staged: only its hold is released
+      else await w.staged.discard();
       this.#filesCommitted++;
       this.#link.log.info({ hash, size, path: receipt.copies[0]?.path }, 'committed');
       this.#link.send(receipt);
     } catch (err) {
+      if (w.small !== undefined) this.#inFlight = Math.max(0, this.#inFlight - size); // the Nack releases them
       const coded =
         err instanceof CodedError
           ? err
@@ -521,6 +615,7 @@ export class FileReceiver {
   async #close(): Promise<void> {
     this.#state = 'draining';
     for (const w of this.#wanted.values()) {
+      this.#dropMem(w);
       await this.#dropLive(w, 'the link closed');
       await this.#settleSync(w);
       await w.staged.close().catch(() => undefined);

@@ -1,0 +1,179 @@
+/**
+ * The file-system half of a group of small commits (small-commit.ts), on its own thread: for
+ * each file, the durable write of its bytes (already whole in memory) to the RAID, then to the
+ * mirror — temp, write, fdatasync, read back and hash, link under the final name, never
+ * replacing — then ONE fsync per folder for the group. The same durableWrite as every other
+ * archive write, over a file-system facade whose calls are synchronous but for the fsyncs: a
+ * small file's thirty calls cost thirty system calls here, not thirty round trips through
+ * libuv's thread pool, while the fsyncs (which wait on the disk) of the group's files, written
+ * side by side, still overlap in that pool.
+ *
+ * Each file's outcome is its own: a taken name, a damaged read-back or a full disk fails that
+ * file only, and the group goes on. A file that failed leaves no temp (durableWrite's clean-up)
+ * and no final name it linked: the RAID copy of a file whose mirror copy failed is unlinked.
+ */
+import { promisify } from 'node:util';
+import {
+  closeSync,
+  fdatasync,
+  fsync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { parentPort } from 'node:worker_threads';
+import { CodedError } from '@studio321/protocol';
+import { durableWrite, fsyncTargetDir, type DurableFileHandle, type DurableFs } from '@studio321/protocol/durable';
+import type {
+  SmallFileOutcome,
+  SmallFileRequest,
+  SmallGroupReply,
+  SmallGroupRequest,
+  SmallTargetDone,
+} from './small-commit.js';
+
+/** Files of a group written side by side (libuv's pool runs 4 fsyncs at once). */
+const FILES_AT_ONCE = 8;
+const fdatasyncAsync = promisify(fdatasync);
+const fsyncAsync = promisify(fsync);
+
+function handle(fd: number): DurableFileHandle {
+  return {
+    write: async (buffer, offset, length, position) => ({
+      bytesWritten: writeSync(fd, buffer, offset, length, position),
+    }),
+    read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
+    // The waits on the disk go through libuv's pool, so the group's files wait for theirs together.
+    sync: () => fsyncAsync(fd),
+    datasync: () => fdatasyncAsync(fd),
+    close: async () => closeSync(fd),
+  };
+}
+
+/** The durable write's file-system seam over synchronous calls (no O_DIRECT: small files are buffered). */
+const syncFs: DurableFs = {
+  open: async (path, flags, mode) => handle(openSync(path, flags, mode)),
+  link: async (a, b) => linkSync(a, b),
+  rename: async (a, b) => renameSync(a, b),
+  unlink: async (p) => unlinkSync(p),
+  mkdir: async (p, mode) => {
+    mkdirSync(p, mode === undefined ? {} : { mode });
+  },
+  stat: async (p) => statSync(p),
+};
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+function errorOf(err: unknown): SmallFileOutcome & { ok: false } {
+  if (err instanceof CodedError)
+    return {
+      ok: false,
+      target: 'raid',
+      code: err.code,
+      message: err.message,
+      retryable: err.retryable,
+      ...(err.detail === undefined ? {} : { detail: err.detail }),
+    };
+  const e = err as Error & { code?: unknown };
+  return {
+    ok: false,
+    target: 'raid',
+    code: typeof e.code === 'string' ? e.code : 'EIO',
+    message: e instanceof Error ? e.message : String(err),
+    retryable: true,
+  };
+}
+
+async function writeGroup(req: SmallGroupRequest): Promise<SmallGroupReply> {
+  // FILES_AT_ONCE files side by side: their fsyncs overlap, and the read-backs' buffers (1 MiB
+  // each, read-back-lane.ts) stay few.
+  const done: Array<{ outcome: SmallFileOutcome; dirs: string[] }> = new Array(req.files.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < req.files.length) {
+      const i = next++;
+      done[i] = await writeFile(req.files[i] as SmallFileRequest);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FILES_AT_ONCE, req.files.length) }, lane));
+  const outcomes = done.map((d) => d.outcome);
+  /** Folders each file linked a final name in: fsync'd once for the group. */
+  const dirsOf = done.map((d) => d.dirs);
+  const badDir = new Map<string, SmallFileOutcome & { ok: false }>();
+  await Promise.all(
+    [...new Set(dirsOf.flat())].map((dir) =>
+      fsyncTargetDir(dir, syncFs).catch((err: unknown) => {
+        badDir.set(dir, errorOf(err));
+      }),
+    ),
+  );
+  return {
+    id: req.id,
+    outcomes: outcomes.map((o, i) => {
+      const bad = (dirsOf[i] ?? []).find((d) => badDir.has(d));
+      return bad === undefined ? o : (badDir.get(bad) as SmallFileOutcome);
+    }),
+  };
+}
+
+/** Both copies of one file, RAID then mirror; the folders it linked a final name in. */
+async function writeFile(f: SmallFileRequest): Promise<{ outcome: SmallFileOutcome; dirs: string[] }> {
+  const done: Partial<Record<'raid' | 'mirror', SmallTargetDone>> = {};
+  const dirs: string[] = [];
+  let failed: SmallFileOutcome | undefined;
+  /** The RAID final this file linked (not one found there with the same bytes). */
+  let linked: string | undefined;
+  for (const t of ['raid', 'mirror'] as const) {
+    const target = f.targets[t];
+    try {
+      const r = await durableWrite(once(f.bytes), {
+        targets: [target],
+        expected: { size: f.size, blake3: f.blake3 },
+        hashSource: false, // each copy's read-back is checked against the offered BLAKE3
+        hashPool: false, // this thread is the pool
+        fsyncDir: false, // once per folder below
+        fs: syncFs,
+      });
+      const c = r.copies[0];
+      done[t] = {
+        method: c?.method ?? 'readback-blake3',
+        verifiedAt: Date.parse(c?.verifiedAt ?? '') || Date.now(),
+      };
+      dirs.push(target.dir);
+      if (t === 'raid' && c?.reused === false) linked = join(target.dir, target.name);
+    } catch (err) {
+      failed = { ...errorOf(err), target: t };
+      break;
+    }
+  }
+  // The mirror copy failed (its name taken, most often): the RAID copy just linked goes too,
+  // so a file tried again under the next free name leaves no unrecorded copy behind.
+  if (failed !== undefined && linked !== undefined) {
+    try {
+      unlinkSync(linked);
+    } catch {
+      // Left as an unrecorded copy of verified bytes: a later commit of them reuses it.
+    }
+  }
+  return {
+    outcome: failed ?? { ok: true, raid: done.raid as SmallTargetDone, mirror: done.mirror as SmallTargetDone },
+    dirs: failed === undefined ? dirs : [],
+  };
+}
+
+const port = parentPort;
+if (port === null) throw new TypeError('small-commit-worker must run in a worker thread');
+port.on('message', (req: SmallGroupRequest) => {
+  void writeGroup(req).then(
+    (reply) => port.postMessage(reply),
+    (err: unknown) => port.postMessage({ id: req.id, fault: err instanceof Error ? err.message : String(err) }),
+  );
+});
