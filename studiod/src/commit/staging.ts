@@ -93,6 +93,15 @@ export class StagedFile {
   #closed = false;
   #written: number;
   #durable: number;
+  /** Bytes handed to `append`: written, or queued behind the writes in flight. */
+  #end: number;
+  /** The last queued write (never rejects): the writes run one after another, in offset order. */
+  #tail: Promise<void> = Promise.resolve();
+  /** Bytes queued and not yet written. */
+  #queued = 0;
+  /** The coded error of the first write that failed: every write queued after it fails with it, unwritten. */
+  #failed: StudioError | undefined;
+  #roomWaiters: Array<() => void> = [];
   #release: () => void;
   /** A new partial: its name becomes durable (the staging folder's fsync) before its first byte counts. */
   #nameSync: (() => Promise<void>) | undefined;
@@ -113,6 +122,7 @@ export class StagedFile {
     else this.#opened(partial);
     this.#written = offset;
     this.#durable = offset;
+    this.#end = offset;
     this.#release = release;
     this.#nameSync = nameSync;
   }
@@ -140,9 +150,24 @@ export class StagedFile {
     await this.#creating;
   }
 
-  /** Bytes written (maybe not yet fsynced). The next chunk MUST start here. */
+  /** Bytes written (maybe not yet fsynced); writes still queued are not counted. */
   get written(): number {
     return this.#written;
+  }
+
+  /** Bytes written or queued (`append`): the next chunk MUST start here. */
+  get end(): number {
+    return this.#end;
+  }
+
+  /** Bytes queued by `append` and not yet written. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** The coded error of a queued write that failed (STUDIO_STAGING_IO, STUDIO_TARGET_FULL), if one did. */
+  get failed(): StudioError | undefined {
+    return this.#failed;
   }
 
   /** Bytes fsynced: what an Ack may claim and a resume starts from. */
@@ -155,15 +180,55 @@ export class StagedFile {
   }
 
   /**
-   * Append `data` at `offset` (== written; the caller checked). A pooled chunk (chunk-receive.ts)
-   * at an aligned offset is written with O_DIRECT: from its buffer to the disk, no page-cache copy.
+   * Append `data` at `offset` (== end; the caller checked) and wait until it is written.
+   * A pooled chunk (chunk-receive.ts) at an aligned offset is written with O_DIRECT: from its
+   * buffer to the disk, no page-cache copy.
    */
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.#closed) throw new TypeError('StagedFile.write() after close');
-    await this.#ensureOpen();
-    if (this.#fh === undefined) throw new TypeError('StagedFile.write() after close');
-    if (offset !== this.#written) throw new TypeError(`StagedFile.write() at ${offset}, expected ${this.#written}`);
+    await this.append(offset, data);
+  }
+
+  /**
+   * Queue `data` at `offset` (== end) behind the writes already queued and return at once; the
+   * promise settles when it is written, or rejects with the coded error of the first failed write
+   * (every write queued after a failure fails with it, unwritten). The writes run one at a time in
+   * offset order, never side by side: the file then always holds a gapless prefix, and its size
+   * stays the resume point after a kill (two writes in flight could leave a later range written
+   * and an earlier one not). `data` must not change until the promise settles.
+   */
+  append(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#closed) throw new TypeError('StagedFile.append() after close');
+    if (offset !== this.#end) throw new TypeError(`StagedFile.append() at ${offset}, expected ${this.#end}`);
+    this.#end += data.byteLength;
+    this.#queued += data.byteLength;
+    const done = this.#tail.then(() => this.#writeAt(offset, data));
+    this.#tail = done.then(
+      () => this.#dequeued(data.byteLength),
+      () => this.#dequeued(data.byteLength),
+    );
+    return done;
+  }
+
+  #dequeued(bytes: number): void {
+    this.#queued -= bytes;
+    for (const r of this.#roomWaiters.splice(0)) r();
+  }
+
+  /** Resolves once at most `maxBytes` are queued and not yet written (at once when a write failed: the rest fail fast). */
+  async room(maxBytes: number): Promise<void> {
+    while (this.#queued > maxBytes) await new Promise<void>((r) => this.#roomWaiters.push(r));
+  }
+
+  /** Resolves (never rejects) once the writes queued so far have ended; `failed` then tells whether one failed. */
+  settled(): Promise<void> {
+    return this.#tail;
+  }
+
+  async #writeAt(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#failed !== undefined) throw this.#failed;
     try {
+      await this.#ensureOpen();
+      if (this.#fh === undefined) throw new TypeError('StagedFile.write() after close');
       let done = 0;
       while (done < data.byteLength) {
         // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
@@ -173,7 +238,9 @@ export class StagedFile {
         done += bytesWritten;
       }
     } catch (err) {
-      throw stagingError(err, 'write', this.path);
+      if (err instanceof TypeError) throw err;
+      this.#failed = err instanceof StudioError ? err : stagingError(err, 'write', this.path);
+      throw this.#failed;
     }
     this.#written += data.byteLength;
   }
@@ -203,6 +270,8 @@ export class StagedFile {
    * error rejects with STUDIO_STAGING_IO. Once only.
    */
   async verify(): Promise<{ size: number; blake3: string }> {
+    await this.#tail;
+    if (this.#failed !== undefined) throw this.#failed;
     if (!this.#closed) await this.#ensureOpen();
     const lane = this.#lane;
     if (lane === undefined) throw new TypeError('StagedFile.verify() twice or after close');
@@ -234,6 +303,7 @@ export class StagedFile {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#tail; // no write may be in flight when its descriptor closes
     await this.#creating?.catch(() => undefined);
     if (this.#fh === undefined) {
       this.#create = undefined; // never created: nothing on disk to keep
@@ -252,6 +322,7 @@ export class StagedFile {
   /** Remove the partial (hash mismatch, or committed: the mirror copy is another name of it) and release the hash. */
   async discard(): Promise<void> {
     this.#closed = true;
+    await this.#tail;
     await this.#creating?.catch(() => undefined);
     this.#create = undefined;
     await this.#closeHandles();
