@@ -70,6 +70,23 @@ function stagingError(err: unknown, what: string, path: string): StudioError {
   );
 }
 
+/**
+ * Staging writes queued and not yet written, by all the partials of one Staging: a frame's turn in
+ * its session's queue ends once its write is queued, so the receive budget (memory-budget.ts) no
+ * longer counts those bytes; this bounds them for all sessions together.
+ */
+export const STAGING_QUEUE_BYTES = 16 * 1024 * 1024;
+
+class QueuedWrites {
+  bytes = 0;
+  readonly waiters: Array<() => void> = [];
+
+  add(n: number): void {
+    this.bytes += n;
+    if (n < 0) for (const r of this.waiters.splice(0)) r();
+  }
+}
+
 /** An open partial: its writer and its read-back lane. */
 interface OpenPartial {
   fh: FileHandle;
@@ -101,7 +118,8 @@ export class StagedFile {
   #queued = 0;
   /** The coded error of the first write that failed: every write queued after it fails with it, unwritten. */
   #failed: StudioError | undefined;
-  #roomWaiters: Array<() => void> = [];
+  /** The queued writes of every partial of the same Staging. */
+  readonly #all: QueuedWrites;
   #release: () => void;
   /** A new partial: its name becomes durable (the staging folder's fsync) before its first byte counts. */
   #nameSync: (() => Promise<void>) | undefined;
@@ -114,6 +132,7 @@ export class StagedFile {
     offset: number,
     release: () => void,
     nameSync?: () => Promise<void>,
+    all: QueuedWrites = new QueuedWrites(),
   ) {
     this.hash = hash;
     this.size = size;
@@ -125,6 +144,7 @@ export class StagedFile {
     this.#end = offset;
     this.#release = release;
     this.#nameSync = nameSync;
+    this.#all = all;
   }
 
   #opened({ fh, lane }: OpenPartial): void {
@@ -201,6 +221,7 @@ export class StagedFile {
     if (offset !== this.#end) throw new TypeError(`StagedFile.append() at ${offset}, expected ${this.#end}`);
     this.#end += data.byteLength;
     this.#queued += data.byteLength;
+    this.#all.add(data.byteLength);
     const done = this.#tail.then(() => this.#writeAt(offset, data));
     this.#tail = done.then(
       () => this.#dequeued(data.byteLength),
@@ -211,12 +232,16 @@ export class StagedFile {
 
   #dequeued(bytes: number): void {
     this.#queued -= bytes;
-    for (const r of this.#roomWaiters.splice(0)) r();
+    this.#all.add(-bytes);
   }
 
-  /** Resolves once at most `maxBytes` are queued and not yet written (at once when a write failed: the rest fail fast). */
+  /**
+   * Resolves once at most `maxBytes` of this file and STAGING_QUEUE_BYTES of all partials are queued
+   * and not yet written (after a failed write the rest fail fast, unwritten).
+   */
   async room(maxBytes: number): Promise<void> {
-    while (this.#queued > maxBytes) await new Promise<void>((r) => this.#roomWaiters.push(r));
+    while (this.#queued > maxBytes || (this.#queued > 0 && this.#all.bytes > STAGING_QUEUE_BYTES))
+      await new Promise<void>((r) => this.#all.waiters.push(r));
   }
 
   /** Resolves (never rejects) once the writes queued so far have ended; `failed` then tells whether one failed. */
@@ -355,6 +380,7 @@ export class Staging {
   /** session → how many hashes it holds. */
   #perSession = new Map<string, number>();
   #made = false;
+  readonly #queuedWrites = new QueuedWrites();
   /**
    * The staging folder's fsync, shared by the partials created together: a group commit with
    * nothing to record (a call joins the next fsync that starts after it).
@@ -471,10 +497,20 @@ export class Staging {
       });
       if (size > 0 && (st === undefined || st.size > size || st.nlink > 1)) {
         if (st !== undefined) await rm(path, { force: true });
-        return new StagedFile(hash, size, path, () => this.#open(path, size, true), 0, release, this.#nameSync);
+        return new StagedFile(
+          hash,
+          size,
+          path,
+          () => this.#open(path, size, true),
+          0,
+          release,
+          this.#nameSync,
+          this.#queuedWrites,
+        );
       }
       const p = await this.#open(path, size, false);
-      return new StagedFile(hash, size, path, p, p.size, release, p.size === 0 ? this.#nameSync : undefined);
+      const nameSync = p.size === 0 ? this.#nameSync : undefined;
+      return new StagedFile(hash, size, path, p, p.size, release, nameSync, this.#queuedWrites);
     } catch (err) {
       this.#unhold(hash, sessionId);
       if (err instanceof StudioError) throw err;
