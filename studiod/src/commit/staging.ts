@@ -108,6 +108,8 @@ export class StagedFile {
   #create: (() => Promise<OpenPartial>) | undefined;
   #creating: Promise<void> | undefined;
   #closed = false;
+  /** close() or discard() began: no more appends; their queued writes still run (#closed is set after them). */
+  #closing = false;
   #written: number;
   #durable: number;
   /** Bytes handed to `append`: written, or queued behind the writes in flight. */
@@ -217,7 +219,7 @@ export class StagedFile {
    * and an earlier one not). `data` must not change until the promise settles.
    */
   append(offset: number, data: Uint8Array): Promise<void> {
-    if (this.#closed) throw new TypeError('StagedFile.append() after close');
+    if (this.#closed || this.#closing) throw new TypeError('StagedFile.append() after close');
     if (offset !== this.#end) throw new TypeError(`StagedFile.append() at ${offset}, expected ${this.#end}`);
     this.#end += data.byteLength;
     this.#queued += data.byteLength;
@@ -326,9 +328,10 @@ export class StagedFile {
    * no byte (an Offer never followed by data leaves no empty file behind).
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing) return;
+    this.#closing = true;
+    await this.#tail; // the queued writes end first (a new partial is created by the first of them)
     this.#closed = true;
-    await this.#tail; // no write may be in flight when its descriptor closes
     await this.#creating?.catch(() => undefined);
     if (this.#fh === undefined) {
       this.#create = undefined; // never created: nothing on disk to keep
@@ -346,8 +349,9 @@ export class StagedFile {
 
   /** Remove the partial (hash mismatch, or committed: the mirror copy is another name of it) and release the hash. */
   async discard(): Promise<void> {
-    this.#closed = true;
+    this.#closing = true;
     await this.#tail;
+    this.#closed = true;
     await this.#creating?.catch(() => undefined);
     this.#create = undefined;
     await this.#closeHandles();
