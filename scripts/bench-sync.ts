@@ -24,6 +24,7 @@
  * agent's; 1 skips that step),
  * --dir DIR (work dir on the disk to test), --window-mb N (studio window; default the
  * protocol's). For A/B of a change: --sync-only (no baselines: their figures print as NaN),
+ * --studiod-env="NAME=value …" (added to studiod's environment),
  * --studiod-node-options="…" and --agent-node-options="…" (Node/V8 flags for studiod and the
  * agent children, e.g. `--cpu-prof`), BENCH_THREADS=1 (studiod's CPU per thread),
  * BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
@@ -61,6 +62,7 @@ const { values } = parseArgs({
     'sync-only': { type: 'boolean', default: false },
     'studiod-node-options': { type: 'string' },
     'agent-node-options': { type: 'string' },
+    'studiod-env': { type: 'string' },
     child: { type: 'string' },
     file: { type: 'string' },
     blake3: { type: 'string' },
@@ -79,6 +81,17 @@ function parseSize(s: string): number {
 
 const mibps = (bytes: number, ms: number): number => bytes / MiB / (ms / 1000);
 const now = (): number => performance.timeOrigin + performance.now();
+
+/** `--studiod-env "K=V K2=V2"`: variables added to studiod's environment (e.g. glibc's malloc tunables). */
+function studiodEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of values['studiod-env']?.split(' ').filter(Boolean) ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`--studiod-env ${kv}: NAME=value`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
+}
 
 /** CPU seconds (user + system) a process has used so far, from /proc (all its threads). */
 async function cpuSeconds(pid: number): Promise<number> {
@@ -101,6 +114,12 @@ async function threadCpu(pid: number): Promise<string> {
     .sort((a, b) => b[1] - a[1])
     .map(([n, s]) => `${n} ${s.toFixed(2)}`)
     .join(', ');
+}
+
+/** Minor page faults of a process so far (all threads): fresh pages touched, each zeroed by the kernel. */
+async function minorFaults(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
 }
 
 async function peakRss(pid: number): Promise<number> {
@@ -422,7 +441,7 @@ async function startStudio(dir: string): Promise<Studio> {
       '--config',
       join(dir, 'studiod.json'),
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...studiodEnv() } },
   );
   const counts = { committing: 0, committed: 0 };
   const waiters: Array<{ what: 'committing' | 'committed'; at: number; resolve: (t: number) => void }> = [];
@@ -462,7 +481,9 @@ async function startStudio(dir: string): Promise<Studio> {
     stop: async () => {
       if (studiod.exitCode !== null) return;
       if (process.env['BENCH_THREADS'] !== undefined)
-        process.stdout.write(`studiod threads: ${await threadCpu(studiod.pid ?? 0)}\n`);
+        process.stdout.write(
+          `studiod threads: ${await threadCpu(studiod.pid ?? 0)}; minor page faults ${await minorFaults(studiod.pid ?? 0)}\n`,
+        );
       const exited = new Promise<void>((r) => studiod.once('exit', () => r()));
       studiod.kill('SIGTERM');
       await exited;

@@ -70,6 +70,23 @@ function stagingError(err: unknown, what: string, path: string): StudioError {
   );
 }
 
+/**
+ * Staging writes queued and not yet written, by all the partials of one Staging: a frame's turn in
+ * its session's queue ends once its write is queued, so the receive budget (memory-budget.ts) no
+ * longer counts those bytes; this bounds them for all sessions together.
+ */
+export const STAGING_QUEUE_BYTES = 16 * 1024 * 1024;
+
+class QueuedWrites {
+  bytes = 0;
+  readonly waiters: Array<() => void> = [];
+
+  add(n: number): void {
+    this.bytes += n;
+    if (n < 0) for (const r of this.waiters.splice(0)) r();
+  }
+}
+
 /** An open partial: its writer and its read-back lane. */
 interface OpenPartial {
   fh: FileHandle;
@@ -91,8 +108,20 @@ export class StagedFile {
   #create: (() => Promise<OpenPartial>) | undefined;
   #creating: Promise<void> | undefined;
   #closed = false;
+  /** close() or discard() began: no more appends; their queued writes still run (#closed is set after them). */
+  #closing = false;
   #written: number;
   #durable: number;
+  /** Bytes handed to `append`: written, or queued behind the writes in flight. */
+  #end: number;
+  /** The last queued write (never rejects): the writes run one after another, in offset order. */
+  #tail: Promise<void> = Promise.resolve();
+  /** Bytes queued and not yet written. */
+  #queued = 0;
+  /** The coded error of the first write that failed: every write queued after it fails with it, unwritten. */
+  #failed: StudioError | undefined;
+  /** The queued writes of every partial of the same Staging. */
+  readonly #all: QueuedWrites;
   #release: () => void;
   /** A new partial: its name becomes durable (the staging folder's fsync) before its first byte counts. */
   #nameSync: (() => Promise<void>) | undefined;
@@ -105,6 +134,7 @@ export class StagedFile {
     offset: number,
     release: () => void,
     nameSync?: () => Promise<void>,
+    all: QueuedWrites = new QueuedWrites(),
   ) {
     this.hash = hash;
     this.size = size;
@@ -113,8 +143,10 @@ export class StagedFile {
     else this.#opened(partial);
     this.#written = offset;
     this.#durable = offset;
+    this.#end = offset;
     this.#release = release;
     this.#nameSync = nameSync;
+    this.#all = all;
   }
 
   #opened({ fh, lane }: OpenPartial): void {
@@ -140,9 +172,24 @@ export class StagedFile {
     await this.#creating;
   }
 
-  /** Bytes written (maybe not yet fsynced). The next chunk MUST start here. */
+  /** Bytes written (maybe not yet fsynced); writes still queued are not counted. */
   get written(): number {
     return this.#written;
+  }
+
+  /** Bytes written or queued (`append`): the next chunk MUST start here. */
+  get end(): number {
+    return this.#end;
+  }
+
+  /** Bytes queued by `append` and not yet written. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** The coded error of a queued write that failed (STUDIO_STAGING_IO, STUDIO_TARGET_FULL), if one did. */
+  get failed(): StudioError | undefined {
+    return this.#failed;
   }
 
   /** Bytes fsynced: what an Ack may claim and a resume starts from. */
@@ -155,15 +202,60 @@ export class StagedFile {
   }
 
   /**
-   * Append `data` at `offset` (== written; the caller checked). A pooled chunk (chunk-receive.ts)
-   * at an aligned offset is written with O_DIRECT: from its buffer to the disk, no page-cache copy.
+   * Append `data` at `offset` (== end; the caller checked) and wait until it is written.
+   * A pooled chunk (chunk-receive.ts) at an aligned offset is written with O_DIRECT: from its
+   * buffer to the disk, no page-cache copy.
    */
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.#closed) throw new TypeError('StagedFile.write() after close');
-    await this.#ensureOpen();
-    if (this.#fh === undefined) throw new TypeError('StagedFile.write() after close');
-    if (offset !== this.#written) throw new TypeError(`StagedFile.write() at ${offset}, expected ${this.#written}`);
+    await this.append(offset, data);
+  }
+
+  /**
+   * Queue `data` at `offset` (== end) behind the writes already queued and return at once; the
+   * promise settles when it is written, or rejects with the coded error of the first failed write
+   * (every write queued after a failure fails with it, unwritten). The writes run one at a time in
+   * offset order, never side by side: the file then always holds a gapless prefix, and its size
+   * stays the resume point after a kill (two writes in flight could leave a later range written
+   * and an earlier one not). `data` must not change until the promise settles.
+   */
+  append(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#closed || this.#closing) throw new TypeError('StagedFile.append() after close');
+    if (offset !== this.#end) throw new TypeError(`StagedFile.append() at ${offset}, expected ${this.#end}`);
+    this.#end += data.byteLength;
+    this.#queued += data.byteLength;
+    this.#all.add(data.byteLength);
+    const done = this.#tail.then(() => this.#writeAt(offset, data));
+    this.#tail = done.then(
+      () => this.#dequeued(data.byteLength),
+      () => this.#dequeued(data.byteLength),
+    );
+    return done;
+  }
+
+  #dequeued(bytes: number): void {
+    this.#queued -= bytes;
+    this.#all.add(-bytes);
+  }
+
+  /**
+   * Resolves once at most `maxBytes` of this file and STAGING_QUEUE_BYTES of all partials are queued
+   * and not yet written (after a failed write the rest fail fast, unwritten).
+   */
+  async room(maxBytes: number): Promise<void> {
+    while (this.#queued > maxBytes || (this.#queued > 0 && this.#all.bytes > STAGING_QUEUE_BYTES))
+      await new Promise<void>((r) => this.#all.waiters.push(r));
+  }
+
+  /** Resolves (never rejects) once the writes queued so far have ended; `failed` then tells whether one failed. */
+  settled(): Promise<void> {
+    return this.#tail;
+  }
+
+  async #writeAt(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#failed !== undefined) throw this.#failed;
     try {
+      await this.#ensureOpen();
+      if (this.#fh === undefined) throw new TypeError('StagedFile.write() after close');
       let done = 0;
       while (done < data.byteLength) {
         // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
@@ -173,7 +265,9 @@ export class StagedFile {
         done += bytesWritten;
       }
     } catch (err) {
-      throw stagingError(err, 'write', this.path);
+      if (err instanceof TypeError) throw err;
+      this.#failed = err instanceof StudioError ? err : stagingError(err, 'write', this.path);
+      throw this.#failed;
     }
     this.#written += data.byteLength;
   }
@@ -203,6 +297,8 @@ export class StagedFile {
    * error rejects with STUDIO_STAGING_IO. Once only.
    */
   async verify(): Promise<{ size: number; blake3: string }> {
+    await this.#tail;
+    if (this.#failed !== undefined) throw this.#failed;
     if (!this.#closed) await this.#ensureOpen();
     const lane = this.#lane;
     if (lane === undefined) throw new TypeError('StagedFile.verify() twice or after close');
@@ -232,7 +328,9 @@ export class StagedFile {
    * no byte (an Offer never followed by data leaves no empty file behind).
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing) return;
+    this.#closing = true;
+    await this.#tail; // the queued writes end first (a new partial is created by the first of them)
     this.#closed = true;
     await this.#creating?.catch(() => undefined);
     if (this.#fh === undefined) {
@@ -251,6 +349,8 @@ export class StagedFile {
 
   /** Remove the partial (hash mismatch, or committed: the mirror copy is another name of it) and release the hash. */
   async discard(): Promise<void> {
+    this.#closing = true;
+    await this.#tail;
     this.#closed = true;
     await this.#creating?.catch(() => undefined);
     this.#create = undefined;
@@ -284,6 +384,7 @@ export class Staging {
   /** session → how many hashes it holds. */
   #perSession = new Map<string, number>();
   #made = false;
+  readonly #queuedWrites = new QueuedWrites();
   /**
    * The staging folder's fsync, shared by the partials created together: a group commit with
    * nothing to record (a call joins the next fsync that starts after it).
@@ -400,10 +501,20 @@ export class Staging {
       });
       if (size > 0 && (st === undefined || st.size > size || st.nlink > 1)) {
         if (st !== undefined) await rm(path, { force: true });
-        return new StagedFile(hash, size, path, () => this.#open(path, size, true), 0, release, this.#nameSync);
+        return new StagedFile(
+          hash,
+          size,
+          path,
+          () => this.#open(path, size, true),
+          0,
+          release,
+          this.#nameSync,
+          this.#queuedWrites,
+        );
       }
       const p = await this.#open(path, size, false);
-      return new StagedFile(hash, size, path, p, p.size, release, p.size === 0 ? this.#nameSync : undefined);
+      const nameSync = p.size === 0 ? this.#nameSync : undefined;
+      return new StagedFile(hash, size, path, p, p.size, release, nameSync, this.#queuedWrites);
     } catch (err) {
       this.#unhold(hash, sessionId);
       if (err instanceof StudioError) throw err;

@@ -33,6 +33,7 @@ import {
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import { StagedFile, type Staging } from '../commit/staging.js';
+import { holdChunk } from './chunk-receive.js';
 import { LiveChunks } from './live-chunks.js';
 import { SMALL_COMMIT_BYTES } from '../commit/small-commit.js';
 import { DURABLE_CODES } from '@studio321/protocol/durable';
@@ -104,6 +105,12 @@ const OFFER_LOOKUPS = 16;
 
 /** Chunk bytes queued between the link and a streamed commit's durableWrite. */
 const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Chunk bytes of one file queued for its staging write and not yet written; beyond, the session's
+ * next frames wait (less than a quarter window, so an fsync-and-Ack is never held up by a long queue).
+ */
+const MAX_STAGING_QUEUE_BYTES = 8 * 1024 * 1024;
 
 export type FileReceiverState = 'receiving' | 'draining' | 'closed';
 
@@ -263,7 +270,10 @@ export class FileReceiver {
     }
   }
 
+  /** fsync the bytes written so far (after the writes queued before this call) and Ack them; none when a write failed. */
   async #ack(w: Wanted): Promise<void> {
+    await w.staged.settled();
+    if (w.staged.failed !== undefined) return; // the file is Nacked (#writeFailed, #handOff)
     const durable = await w.staged.sync();
     if (durable > w.acked) {
       this.#inFlight = Math.max(0, this.#inFlight - (durable - w.acked));
@@ -296,12 +306,12 @@ export class FileReceiver {
       return;
     }
     const w = this.#wantedFor(msg.hash, 'Chunk');
-    const written = w.mem?.written ?? w.staged.written;
-    if (msg.offset !== written)
+    const expected = w.mem?.written ?? w.staged.end;
+    if (msg.offset !== expected)
       throw new ProtocolError(
         PROTO_CODES.unexpectedMessage,
-        `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${written} (a wrong or duplicated chunk).`,
-        { detail: { expected: written, got: msg.offset } },
+        `Chunk of ${msg.hash} at offset ${msg.offset}; expected ${expected} (a wrong or duplicated chunk).`,
+        { detail: { expected, got: msg.offset } },
       );
     if (msg.offset + msg.data.byteLength > w.file.size)
       throw new ProtocolError(
@@ -321,18 +331,21 @@ export class FileReceiver {
       return;
     }
     if (msg.offset === 0 && w.live === undefined && this.#state === 'receiving') w.live = this.#startLive(w);
-    try {
-      await w.staged.write(msg.offset, msg.data);
-    } catch (err) {
-      // Staging full (or failing): this file is Nacked, the session and the other files go on (SPEC §3.6).
-      if (err instanceof CodedError) return this.#refuse(w, err, msg.data.byteLength);
-      throw err;
-    }
+    // The staging write is queued, not awaited: the next frames are handled while the disk writes
+    // this one (its pooled buffer is held until then). A failed write Nacks the file (#writeFailed).
+    const held = holdChunk(msg.data);
+    w.staged.append(msg.offset, msg.data).then(held, (err: unknown) => {
+      held();
+      this.#writeFailed(w, err);
+    });
     this.#bytesReceived += msg.data.byteLength;
-    // After staging (the resume point), the same bytes go to the streamed commit; waits while it is behind.
+    // The same bytes go to the streamed commit; waits while it is behind. It finishes only after
+    // FileEnd, once every byte is staged and fsynced (#handOff).
     if (w.live !== undefined && this.#state === 'receiving') await w.live.chunks.push(msg.data);
-    const fsyncNow =
-      w.staged.complete || (w.syncing === undefined && w.staged.written - w.acked >= this.#o.windowBytes / 4);
+    await w.staged.room(MAX_STAGING_QUEUE_BYTES);
+    if (this.#wanted.get(msg.hash) !== w) return; // refused meanwhile: its write failed
+    const end = w.staged.end;
+    const fsyncNow = end === w.file.size || (w.syncing === undefined && end - w.acked >= this.#o.windowBytes / 4);
     if (fsyncNow) {
       // fsync in the background while the next frames are handled: the Ack (sent after the fsync)
       // covers only bytes written before it started. The last chunk's fsync follows any still in
@@ -357,21 +370,44 @@ export class FileReceiver {
     }
   }
 
+  /** A queued staging write failed: the file is Nacked while it is still arriving (FileEnd's hand-off sees it later). */
+  #writeFailed(w: Wanted, err: unknown): void {
+    if (!(err instanceof CodedError)) {
+      this.#link.fail(new ProtocolError(PROTO_CODES.unexpectedMessage, 'Staging write failed.', { cause: err }));
+      return;
+    }
+    if (this.#wanted.get(w.file.hash) !== w) return; // past FileEnd (#handOff Nacks it) or refused already
+    // Staging full (or failing): this file is Nacked, the session and the other files go on (SPEC §3.6).
+    this.#refuse(w, err).catch((e: unknown) => {
+      this.#link.fail(
+        e instanceof CodedError
+          ? e
+          : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Refusing a file failed.', { cause: e }),
+      );
+    });
+  }
+
   /**
    * Nack a file whose bytes cannot be staged: its durable bytes stay for a resume, its window bytes
-   * (and the `lost` bytes of the chunk that failed) are released, its later Chunks and FileEnd dropped.
+   * (all received and not acknowledged, the failed write's among them) are released, its later
+   * Chunks and FileEnd dropped.
    */
-  async #refuse(w: Wanted, err: CodedError, lost: number): Promise<void> {
+  async #refuse(w: Wanted, err: CodedError): Promise<void> {
     const { hash } = w.file;
     this.#wanted.delete(hash);
     this.#refused.add(hash);
-    this.#current = undefined;
+    if (this.#current === hash) this.#current = undefined;
     this.#link.log.warn({ err, hash }, 'file refused mid-transfer');
+    await this.#nackStaged(w, err);
+  }
+
+  /** A file that will not be committed: its streamed commit stopped, its partial kept for a resume, its window bytes released, Nacked. */
+  async #nackStaged(w: Wanted, err: CodedError): Promise<void> {
     await this.#dropLive(w, 'staging failed');
     await this.#settleSync(w);
     await w.staged.close().catch(() => undefined);
-    this.#inFlight = Math.max(0, this.#inFlight - Math.max(0, w.staged.written - w.acked) - lost);
-    this.#nack(hash, err, w.staged.durable);
+    this.#inFlight = Math.max(0, this.#inFlight - Math.max(0, w.staged.end - w.acked));
+    this.#nack(w.file.hash, err, w.staged.durable);
   }
 
   /**
@@ -384,7 +420,7 @@ export class FileReceiver {
       this.#o.committer.commitSmall !== undefined &&
       this.#state === 'receiving' &&
       w.file.size <= SMALL_COMMIT_BYTES &&
-      w.staged.written === 0 &&
+      w.staged.end === 0 &&
       this.#memBytes + w.file.size <= this.#o.windowBytes / 4
     );
   }
@@ -463,8 +499,8 @@ export class FileReceiver {
     const w = this.#wantedFor(msg.hash, 'FileEnd');
     this.#current = undefined;
     this.#wanted.delete(msg.hash);
-    if (msg.size !== w.file.size || (w.mem?.written ?? w.staged.written) !== w.file.size) {
-      const written = w.mem?.written ?? w.staged.written;
+    if (msg.size !== w.file.size || (w.mem?.written ?? w.staged.end) !== w.file.size) {
+      const written = w.mem?.written ?? w.staged.end;
       if (w.mem !== undefined) {
         this.#dropMem(w);
         await w.staged.close();
@@ -483,12 +519,12 @@ export class FileReceiver {
       await this.#settleSync(w);
       const err = new ProtocolError(
         PROTO_CODES.sizeMismatch,
-        `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.written}. The file is offered again.`,
+        `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.end}. The file is offered again.`,
         { retryable: true },
       );
       await this.#dropLive(w, 'size mismatch at FileEnd');
       await w.staged.close();
-      this.#inFlight = Math.max(0, this.#inFlight - (w.staged.written - w.acked));
+      this.#inFlight = Math.max(0, this.#inFlight - (w.staged.end - w.acked));
       this.#nack(msg.hash, err, w.staged.durable);
       return;
     }
@@ -516,14 +552,21 @@ export class FileReceiver {
   }
 
   /**
-   * FileEnd of a complete file: fsync its last bytes and Ack them, then let the streamed commit
-   * finish (it reads nothing past a durable byte). False when the fsync failed: the session ends
-   * (as when a background fsync fails) and the file stays staged for a resume.
+   * FileEnd of a complete file: once its queued writes ended, fsync its last bytes and Ack them,
+   * then let the streamed commit finish (it reads nothing past a durable byte). False when a write
+   * failed (the file is Nacked with its code, the session goes on) or the fsync failed (the session
+   * ends, as when a background fsync fails); the file stays staged for a resume.
    */
   async #handOff(w: Wanted): Promise<boolean> {
     try {
       await this.#settleSync(w);
       await this.#ack(w);
+      const failed = w.staged.failed;
+      if (failed !== undefined) {
+        this.#link.log.warn({ err: failed, hash: w.file.hash }, 'file refused at FileEnd');
+        await this.#nackStaged(w, failed);
+        return false;
+      }
     } catch (err) {
       await this.#dropLive(w, 'staging fsync failed');
       await w.staged.close().catch(() => undefined);

@@ -137,3 +137,22 @@ t.test('sweepExpired removes unheld partials older than the age, never a held on
   );
   await held.close();
 });
+
+t.test('queued writes: close() lets them end first (a new partial keeps them), no append after it', async (t) => {
+  const root = t.testdir();
+  const staging = new Staging(root, async () => undefined);
+  const data = testBytes(3 * 64 * 1024, 7);
+  const a = await staging.acquire(HASH, data.byteLength, 's1');
+  // Two writes queued on a partial not created yet (its first write creates it), then close at once.
+  const writes = [a.append(0, data.subarray(0, 65536)), a.append(65536, data.subarray(65536, 131072))];
+  t.equal(a.end, 131072, 'the next chunk starts after the queued ones');
+  const closed = a.close();
+  t.throws(() => a.append(131072, data.subarray(131072)), TypeError, 'no append once close began');
+  await closed;
+  await Promise.all(writes);
+  t.equal(a.durable, 131072, 'both queued writes were written and fsynced by close');
+  t.equal(await staging.offsetOf(HASH), 131072, 'the partial stays for a resume');
+  const b = await staging.acquire(HASH, data.byteLength, 's2');
+  t.equal(b.durable, 131072, 'a resume starts after them');
+  await b.discard();
+});

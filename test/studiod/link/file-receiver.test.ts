@@ -23,6 +23,7 @@ import { localTargets } from '../../lib/studio-harness.js';
 import { checkTarget, Committer, Staging, STAGING_DIR } from '@studio321/studiod/commit';
 import { FileReceiver, type FileLink } from '@studio321/studiod/link';
 import { testBytes } from '../../lib/lying-source.js';
+import { mountTmpfs } from '../../lib/tmpfs.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -49,6 +50,11 @@ class FakeLink implements FileLink {
     return this.sent.filter(
       (m): m is MessageOf<T> => m.t === type && (hash === undefined || !('hash' in m) || m.hash === hash),
     );
+  }
+
+  /** Resolves once `done()` holds (checked now and after each frame sent). */
+  async until(done: () => boolean): Promise<void> {
+    while (!done()) await once(this.#events, 'sent');
   }
 
   /** The first frame of `type` (for `hash`), already sent or the next one. */
@@ -318,3 +324,68 @@ t.test('resume: a second offer of a partly received file is wanted from the dura
   t.same(await s.staging.list(), [], 'the part is gone after the commit');
   await files.close();
 });
+
+t.test(
+  'a queued staging write that fails: its file is Nacked with the code, no Ack past the synced bytes',
+  async (t) => {
+    // 4 MiB into a 3 MiB mirror (a real tmpfs): a staging write fails with ENOSPC while later chunks
+    // are queued behind it. Once with no frame after the chunks (the failed write alone must Nack the
+    // file), once with the FileEnd sent straight after them.
+    for (const fileEndToo of [false, true]) {
+      const what = fileEndToo ? 'FileEnd sent after the chunks' : 'no frame after the chunks';
+      await t.test(what, async (t) => {
+        const s = await studio(t);
+        // Unmounted at the end of the body, before tap removes its test dir (a mount point cannot be removed).
+        const unmount: Array<() => unknown> = [];
+        const m = await mountTmpfs({ teardown: (fn) => unmount.push(fn) }, s.targets.mirror.root, 'size=3m');
+        if (!m.mounted)
+          return void t.skip(
+            `a small tmpfs is needed as the mirror (${m.reason}): this case did not run`,
+            () => undefined,
+          );
+        try {
+          await fullMirror(t, s, what, fileEndToo);
+        } finally {
+          for (const fn of unmount) await fn();
+        }
+      });
+    }
+  },
+);
+
+async function fullMirror(t: Test, s: Studio, what: string, fileEndToo: boolean): Promise<void> {
+  const data = testBytes(4 * MiB, 9);
+  const hash = hashBytes(data);
+  const window = 2 * MiB;
+  const { files, link } = receiver(s, 's1', window);
+  await files.offer(offer(hash, data.byteLength, [name('DCIM/BIG.CR3')]), AGENT);
+  const acked = (): number => Math.max(0, ...link.of('ack', hash).map((a) => a.offset));
+  const nacked = (): boolean => link.of('nack', hash).length > 0;
+  // As field-agent sends: within the window, and no more Chunks once the file is Nacked.
+  for (let off = 0; off < data.byteLength && !nacked(); off += 64 * KiB) {
+    await link.until(() => off + 64 * KiB - acked() <= window || nacked());
+    if (!nacked()) await chunk(files, hash, off, data.subarray(off, off + 64 * KiB));
+  }
+  if (fileEndToo) await files.fileEnd({ t: 'file-end', hash, size: data.byteLength });
+  const nack = await link.next('nack', hash);
+  t.match(nack, { code: 'STUDIO_TARGET_FULL', retryable: true }, `${what}: Nack STUDIO_TARGET_FULL`);
+  t.ok(nack.resumeOffset > 0 && nack.resumeOffset < data.byteLength, `${what}: resume at ${nack.resumeOffset}`);
+  await files.close();
+  t.same(link.failures, [], `${what}: the session goes on`);
+  t.equal(link.of('nack', hash).length, 1, `${what}: one Nack`);
+  t.same(link.of('receipt'), [], `${what}: no Receipt`);
+  const acks = link.of('ack', hash).map((a) => a.offset);
+  t.ok(
+    acks.every((a) => a <= nack.resumeOffset),
+    `${what}: every Ack (${acks.join(', ')}) within the durable ${nack.resumeOffset}`,
+  );
+  const part = join(STAGING_DIR, `${hash}.part`);
+  t.same(await tree(s.targets.mirror.root), [part], `${what}: nothing on the mirror but the staged part`);
+  t.ok(
+    (await stat(join(s.targets.mirror.root, part))).size >= nack.resumeOffset,
+    `${what}: the part holds the durable bytes`,
+  );
+  t.same(await tree(s.targets.raid.root), [], `${what}: nothing on the RAID target`);
+  t.equal(await s.catalogue.getAsset(hash), undefined, `${what}: no asset in the catalogue`);
+  t.same(await s.catalogue.intents(), [], `${what}: no commit intent left`);
+}
