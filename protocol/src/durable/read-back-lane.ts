@@ -8,10 +8,18 @@
  * In the durable write's steps: opened in 3 (openTemp), advanced in 4 (stream)
  * as each fdatasync completes, finished in 7 (readBack).
  */
-/** Read-back chunk: small enough that chunks in flight to a worker stay few MiB. */
-const LANE_CHUNK = 1024 * 1024;
 import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
 import { createLocalAsyncHasher, type AsyncHasher, type HashPool } from './hash-pool.js';
+
+/** Read-back chunk: small enough that chunks in flight to a worker stay few MiB. */
+const LANE_CHUNK = 1024 * 1024;
+/**
+ * Read buffers of lanes that finished, for the next lanes of this thread: a lane reads a 10 KB
+ * file into a whole chunk (it cannot know the size before end of file), and studiod's small-file
+ * commits read back thousands of files a minute; a fresh 1 MiB each was GC work and RSS.
+ */
+const freeChunks: Uint8Array[] = [];
+const FREE_CHUNKS_KEPT = 8;
 
 export class ReadBackLane {
   readonly #fs: DurableFs;
@@ -63,7 +71,7 @@ export class ReadBackLane {
     while (this.#readPos < this.#durableTo && !this.#eof && !this.#failed) {
       this.#signal?.throwIfAborted();
       const want = Math.min(LANE_CHUNK, this.#durableTo - this.#readPos);
-      const spare = this.#spare;
+      const spare = this.#spare ?? freeChunks.pop();
       this.#spare = undefined;
       const buf = spare !== undefined && spare.byteLength >= want ? spare : new Uint8Array(LANE_CHUNK);
       let got = 0;
@@ -101,6 +109,8 @@ export class ReadBackLane {
     this.#failed = true;
     while (this.#pumping !== undefined) await this.#pumping.catch(() => undefined);
     this.#hasher.dispose();
+    if (this.#spare?.byteLength === LANE_CHUNK && freeChunks.length < FREE_CHUNKS_KEPT) freeChunks.push(this.#spare);
+    this.#spare = undefined;
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);

@@ -302,9 +302,11 @@ export class LinkSession {
     this.#send({ t: 'error', code: err.code, message: err.message.slice(0, 1000), retryable: err.retryable });
     this.#transition('closing');
     this.#ws.close(CLOSE_CODE[err.code] ?? 1002, err.code);
-    // A peer that does not complete the close handshake is cut.
+    // A peer that does not complete the close handshake is cut (the teardown clears the timer:
+    // it would keep the ended session, and what it holds, alive for its 2 s).
     const t = setTimeout(() => this.#ws.terminate(), 2000);
     t.unref();
+    this.#timers.push(t);
   }
 
   #onMessage(data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean): void {
