@@ -283,16 +283,24 @@ t.test('a target unmounted: no receipt, clear status, resumes when it returns', 
 
   const away = `${studio.dirs.raid}-unmounted`;
   await rename(studio.dirs.raid, away);
+  // A small file is held in memory, never staged (small-commit.ts): it is sent again whole.
   const data = randomBytes(50_000);
   const hash = await sendFile(c, data, [name('DCIM/second.CR3')]);
-  const nack = await c.next('nack');
   t.match(
-    nack,
-    { hash, code: 'STUDIO_TARGET_MISSING', retryable: true, resumeOffset: data.length },
-    'raid missing: Nack STUDIO_TARGET_MISSING, staging kept',
+    await c.next('nack'),
+    { hash, code: 'STUDIO_TARGET_MISSING', retryable: true, resumeOffset: 0 },
+    'raid missing, a small file: Nack STUDIO_TARGET_MISSING, to be sent again whole',
+  );
+  // A larger file is staged as it arrives: the Nack keeps what staging holds.
+  const big = randomBytes(300_000);
+  const bigHash = await sendFile(c, big, [name('DCIM/third.CR3')]);
+  t.match(
+    await c.next('nack'),
+    { hash: bigHash, code: 'STUDIO_TARGET_MISSING', retryable: true, resumeOffset: big.length },
+    'raid missing, a staged file: Nack STUDIO_TARGET_MISSING, staging kept',
   );
   t.notOk(
-    (await listFiles(studio.dirs.mirror)).some((p) => p.endsWith('second.CR3')),
+    (await listFiles(studio.dirs.mirror)).some((p) => p.endsWith('second.CR3') || p.endsWith('third.CR3')),
     'mirror not reported nor written on its own',
   );
   const st = JSON.parse((await studio.ctl(['--json', 'status'])).stdout) as {
@@ -319,7 +327,14 @@ t.test('a target unmounted: no receipt, clear status, resumes when it returns', 
   await rename(away, studio.dirs.raid);
   await sendFile(c, data, [name('DCIM/second.CR3')]);
   const receipt = await c.next('receipt');
-  t.equal(receipt.hash, hash, 'disk back: committed, resumed from staging');
+  t.equal(receipt.hash, hash, 'disk back: the small file committed');
   t.equal(receipt.copies.length, 2, 'receipt lists both targets');
-  await waitFor(async () => (await listFiles(studio.dirs.raid)).some((p) => p.endsWith('second.CR3')), 'raid copy');
+  await sendFile(c, big, [name('DCIM/third.CR3')]);
+  const bigReceipt = await c.next('receipt');
+  t.equal(bigReceipt.hash, bigHash, 'disk back: the staged file committed');
+  t.equal(bigReceipt.copies.length, 2, 'its receipt lists both targets');
+  await waitFor(
+    async () => (await listFiles(studio.dirs.raid)).filter((p) => /(second|third)\.CR3$/.test(p)).length === 2,
+    'raid copies',
+  );
 });
