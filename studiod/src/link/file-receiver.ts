@@ -499,29 +499,22 @@ export class FileReceiver {
     const w = this.#wantedFor(msg.hash, 'FileEnd');
     this.#current = undefined;
     this.#wanted.delete(msg.hash);
-    if (msg.size !== w.file.size || (w.mem?.written ?? w.staged.end) !== w.file.size) {
-      const written = w.mem?.written ?? w.staged.end;
+    const received = w.mem?.written ?? w.staged.end;
+    if (msg.size !== w.file.size || received !== w.file.size) {
+      const err = new ProtocolError(
+        PROTO_CODES.sizeMismatch,
+        `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${received}. The file is offered again.`,
+        { retryable: true },
+      );
       if (w.mem !== undefined) {
+        // Nothing of it is durable: all it holds goes, and it is sent again from 0.
         this.#dropMem(w);
         await w.staged.close();
-        this.#inFlight = Math.max(0, this.#inFlight - written);
-        this.#nack(
-          msg.hash,
-          new ProtocolError(
-            PROTO_CODES.sizeMismatch,
-            `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${written}. The file is offered again.`,
-            { retryable: true },
-          ),
-          0,
-        );
+        this.#inFlight = Math.max(0, this.#inFlight - received);
+        this.#nack(msg.hash, err, 0);
         return;
       }
       await this.#settleSync(w);
-      const err = new ProtocolError(
-        PROTO_CODES.sizeMismatch,
-        `FileEnd of ${msg.hash} says ${msg.size} bytes; offered ${w.file.size}, received ${w.staged.end}. The file is offered again.`,
-        { retryable: true },
-      );
       await this.#dropLive(w, 'size mismatch at FileEnd');
       await w.staged.close();
       this.#inFlight = Math.max(0, this.#inFlight - (w.staged.end - w.acked));
@@ -589,10 +582,11 @@ export class FileReceiver {
       if (w.small !== undefined) {
         const r = await w.small;
         this.#dropMem(w);
+        // Its bytes leave the window now, once: with its Ack and Receipt, or with its Nack.
+        this.#inFlight = Math.max(0, this.#inFlight - size);
         if ('err' in r) throw r.err;
         receipt = r.receipt;
-        // Both copies are fsync'd and verified: the file's bytes leave the window with its Receipt.
-        this.#inFlight = Math.max(0, this.#inFlight - size);
+        // Both copies are fsync'd and verified: its only Ack comes with its Receipt.
         this.#link.send({ t: 'ack', hash, offset: size });
       } else if (w.live !== undefined) {
         const r = await w.live.result;
@@ -616,7 +610,6 @@ export class FileReceiver {
       this.#link.log.info({ hash, size, path: receipt.copies[0]?.path }, 'committed');
       this.#link.send(receipt);
     } catch (err) {
-      if (w.small !== undefined) this.#inFlight = Math.max(0, this.#inFlight - size); // the Nack releases them
       const coded =
         err instanceof CodedError
           ? err

@@ -12,18 +12,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes, hashFile } from '@studio321/protocol';
-import { Catalogue } from '@studio321/studiod';
-import { localTargets } from '../../lib/studio-harness.js';
-import { Committer, STAGING_DIR, type CommitInput } from '@studio321/studiod/commit';
+import { committerFixture } from '../../lib/committer-fixture.js';
+import { STAGING_DIR, type CommitInput } from '@studio321/studiod/commit';
 
 t.test('24 concurrent commits on one signal: all committed, no listener warning', async (t) => {
-  const dir = t.testdir({ mirror: {}, raid: {} });
-  const targets = localTargets(dir);
-  const catalogue = new Catalogue(join(dir, 'catalogue'));
-  await catalogue.open();
-  t.teardown(() => catalogue.close());
   const studio = new AbortController();
-  const committer = new Committer({ catalogue, targets, signal: studio.signal });
+  const { targets, catalogue, committer } = await committerFixture(t, { signal: studio.signal });
   const warnings: string[] = [];
   const onWarning = (w: Error): void => {
     warnings.push(`${w.name}: ${w.message}`);

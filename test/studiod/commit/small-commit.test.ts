@@ -13,9 +13,9 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes, type FileName } from '@studio321/protocol';
 import { DURABLE_CODES } from '@studio321/protocol/durable';
-import { Catalogue, type LocalTargetConfig, type LocalTargetName } from '@studio321/studiod';
-import { Committer, SmallGroupWriter, type SmallFileOutcome } from '@studio321/studiod/commit';
-import { localTargets } from '../../lib/studio-harness.js';
+import type { LocalTargetName } from '@studio321/studiod';
+import { SmallGroupWriter, type SmallFileOutcome } from '@studio321/studiod/commit';
+import { committerFixture } from '../../lib/committer-fixture.js';
 import { testBytes } from '../../lib/lying-source.js';
 
 const MTIME = Date.UTC(2026, 10, 26);
@@ -72,27 +72,10 @@ t.test('the group writer: each file of a group has its own outcome', async (t: T
   }
 });
 
-interface Studio {
-  catalogue: Catalogue;
-  committer: Committer;
-  targets: Record<LocalTargetName, LocalTargetConfig>;
-}
-
-async function studio(t: Test): Promise<Studio> {
-  const dir = t.testdir({ mirror: {}, raid: {} });
-  const targets = localTargets(dir);
-  const catalogue = new Catalogue(join(dir, 'catalogue'));
-  await catalogue.open();
-  t.teardown(() => catalogue.close());
-  const committer = new Committer({ catalogue, targets });
-  t.teardown(() => committer.close());
-  return { catalogue, committer, targets };
-}
-
 const name = (path: string, card: string): FileName => ({ shoot: 'shoot', card, path, mtime: MTIME });
 
 t.test('commitSmall: a failed file in a group leaves nothing; the others are committed', async (t: Test) => {
-  const s = await studio(t);
+  const s = await committerFixture(t);
   // CARD2's folder cannot be made on the RAID: a file stands where it would go.
   await mkdir(join(s.targets.raid.root, DAY, 'shoot'), { recursive: true });
   await writeFile(join(s.targets.raid.root, DAY, 'shoot', 'CARD2'), 'not a folder');

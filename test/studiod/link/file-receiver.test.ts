@@ -18,9 +18,9 @@ import {
   type Message,
   type MessageOf,
 } from '@studio321/protocol';
-import { Catalogue, type LocalTargetConfig, type LocalTargetName } from '@studio321/studiod';
-import { localTargets } from '../../lib/studio-harness.js';
-import { checkTarget, Committer, Staging, STAGING_DIR } from '@studio321/studiod/commit';
+import type { Catalogue, LocalTargetConfig, LocalTargetName } from '@studio321/studiod';
+import { committerFixture } from '../../lib/committer-fixture.js';
+import { checkTarget, type Committer, Staging, STAGING_DIR } from '@studio321/studiod/commit';
 import { FileReceiver, type FileLink } from '@studio321/studiod/link';
 import { testBytes } from '../../lib/lying-source.js';
 import { mountTmpfs } from '../../lib/tmpfs.js';
@@ -75,16 +75,11 @@ interface Studio {
 }
 
 async function studio(t: Test): Promise<Studio> {
-  const dir = t.testdir({ mirror: {}, raid: {} });
-  const targets = localTargets(dir);
-  const catalogue = new Catalogue(join(dir, 'catalogue'));
-  await catalogue.open();
-  t.teardown(() => catalogue.close());
+  const { catalogue, committer, targets } = await committerFixture(t);
   // Wired as studio.ts wires them: nothing is staged on a mirror that fails its check.
   const staging = new Staging(targets.mirror.root, () =>
     checkTarget('mirror', targets.mirror, (catalogue.counters().copies.mirror?.count ?? 0) > 0),
   );
-  const committer = new Committer({ catalogue, targets });
   return { catalogue, staging, committer, targets };
 }
 
