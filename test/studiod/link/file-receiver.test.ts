@@ -217,6 +217,50 @@ t.test('bytes that do not hash to the offer: Nack PROTO_HASH_MISMATCH, nothing k
   t.same(await s.catalogue.intents(), [], 'no commit intent left');
 });
 
+t.test(
+  'a small new file: held in memory, never staged, its only Ack with its Receipt; a short one is Nacked from 0',
+  async (t) => {
+    const s = await studio(t);
+    const { files, link } = receiver(s, 's-small');
+    const data = testBytes(100 * KiB, 7); // under SMALL_COMMIT_BYTES: committed whole from memory
+    const hash = hashBytes(data);
+    await files.offer(offer(hash, data.byteLength, [name('DCIM/IMG_0100.JPG')]), AGENT);
+    await chunks(files, hash, data, 0, data.byteLength);
+    t.same(link.of('ack', hash), [], 'no Ack while its bytes are only in memory');
+    await nothingKept(t, s, {}, 'all received, before FileEnd');
+    await files.fileEnd({ t: 'file-end', hash, size: data.byteLength });
+    const receipt = await link.next('receipt', hash);
+    t.same(link.of('ack', hash), [{ t: 'ack', hash, offset: data.byteLength }], 'one Ack, of the whole file');
+    t.equal(
+      link.sent.indexOf(receipt) - 1,
+      link.sent.indexOf(link.of('ack', hash)[0] as Message),
+      'sent right before its Receipt',
+    );
+    await storedOnBoth(t, s, receipt, data);
+
+    // FileEnd after part of another small file: nothing of it is durable, so it is sent again from 0.
+    const short = testBytes(50 * KiB, 8);
+    const shortHash = hashBytes(short);
+    await files.offer(offer(shortHash, short.byteLength, [name('DCIM/IMG_0101.JPG')], 'b2'), AGENT);
+    await chunks(files, shortHash, short, 0, 40 * KiB);
+    await files.fileEnd({ t: 'file-end', hash: shortHash, size: short.byteLength });
+    t.match(
+      await link.next('nack', shortHash),
+      { code: 'PROTO_SIZE_MISMATCH', retryable: true, resumeOffset: 0 },
+      'Nack PROTO_SIZE_MISMATCH from 0',
+    );
+    await files.close();
+    t.same(link.of('receipt', shortHash), [], 'no Receipt for it');
+    for (const root of [s.targets.mirror.root, s.targets.raid.root])
+      t.same(
+        (await tree(root)).filter((p) => p.includes('IMG_0101') || p.includes(shortHash)),
+        [],
+        `${root.endsWith('raid') ? 'RAID' : 'mirror'}: nothing of it, staged or final`,
+      );
+    t.equal(await s.catalogue.getAsset(shortHash), undefined, 'no asset in the catalogue');
+  },
+);
+
 t.test('FileEnd with the wrong size: Nack PROTO_SIZE_MISMATCH, only the durable part kept', async (t) => {
   const s = await studio(t);
   // Over SMALL_COMMIT_BYTES: staged as it arrives (a small file is kept in memory, small-commit.test.ts).
