@@ -251,6 +251,11 @@ export function copyKey(c: Pick<CopyRecord, 'hash' | 'target' | 'kind' | 'agentI
   return `${c.hash}${SEP}agent:${c.agentId}:${c.target}`;
 }
 
+interface ReadBatch {
+  keys: string[];
+  waiters: Array<{ resolve: (v: Json | undefined) => void; reject: (err: unknown) => void }>;
+}
+
 export class Catalogue {
   readonly location: string;
   #db: Level<string, Json> | undefined;
@@ -261,6 +266,8 @@ export class Catalogue {
   readonly #sublevels = new Map<string, JsonSublevel>();
   #counters: CatalogueCounters = { assets: 0, bytes: 0, copies: {}, field: {} };
   #writeChain: Promise<unknown> = Promise.resolve();
+  /** Point reads asked in this turn, read together at its end (#read). */
+  #reads: ReadBatch | undefined;
   /** Intents and commit records that arrive together: one synced batch (commitAsset, putIntent). */
   readonly #group = new GroupCommit<GroupItem>((items) => this.#write(() => this.#writeGroup(items)));
   readonly #hooks: CatalogueHook[] = [];
@@ -411,8 +418,32 @@ export class Catalogue {
   }
 
   async getAsset(hash: string): Promise<AssetRecord | undefined> {
-    this.#open();
-    return await this.#get<AssetRecord>(P.asset, hash);
+    return (await this.#read(P.asset + hash)) as AssetRecord | undefined;
+  }
+
+  /**
+   * A point read joined with the others asked in the same turn of the event loop: ONE getMany for
+   * them (the commits of a group look up their stored paths together, a verdict request its assets).
+   */
+  #read(key: string): Promise<Json | undefined> {
+    const db = this.#open();
+    let batch = this.#reads;
+    if (batch === undefined) {
+      const b: ReadBatch = { keys: [], waiters: [] };
+      this.#reads = batch = b;
+      process.nextTick(() => {
+        this.#reads = undefined;
+        db.getMany(b.keys).then(
+          (values) => b.waiters.forEach((w, i) => w.resolve(values[i])),
+          (err: unknown) => {
+            for (const w of b.waiters) w.reject(err);
+          },
+        );
+      });
+    }
+    const b = batch;
+    b.keys.push(key);
+    return new Promise((resolve, reject) => b.waiters.push({ resolve, reject }));
   }
 
   /** Which of `hashes` have an asset record, in their order (one read for all: an Offer's batch). */
@@ -439,8 +470,7 @@ export class Catalogue {
   }
 
   async storedPath(key: string): Promise<StoredPathRecord | undefined> {
-    this.#open();
-    return await this.#get<StoredPathRecord>(P.stored, key);
+    return (await this.#read(P.stored + key)) as StoredPathRecord | undefined;
   }
 
   /**

@@ -49,6 +49,8 @@ import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../
 export const STUDIOD_MHL_TOOL = 'studiod';
 /** A generation is written this long after the last commit into its folder. */
 export const MHL_DELAY_MS = 2000;
+/** Folders remembered as holding their `folder` record (StudioMhl.#stored). */
+const FOLDERS_KEPT = 10_000;
 const S = '\x00';
 const SYNC = { sync: true };
 
@@ -105,6 +107,12 @@ export class StudioMhl {
   readonly #timers = new Map<string, NodeJS.Timeout>();
   /** Flushes run one at a time per folder. */
   readonly #flushing = new Map<string, Promise<void>>();
+  /**
+   * Folders whose `folder` record a durable batch already holds (it is never deleted): the
+   * commits that follow into them add only their pending record. Forgotten wholesale past
+   * FOLDERS_KEPT (the record is then put again, the same value).
+   */
+  readonly #stored = new Set<string>();
   #closed = false;
 
   constructor(opts: StudioMhlOptions) {
@@ -132,16 +140,21 @@ export class StudioMhl {
       xxh3: rec.xxh3,
       hashDate: new Date(rec.hashDate).toISOString(),
     };
-    return [
+    const ops: HookOp[] = [
       { type: 'put', key: `pending${S}${f.folder}${S}${f.path}`, value: pending, sublevel: this.#db },
-      { type: 'put', key: `folder${S}${shoot}${S}${card}${S}${f.folder}`, value: f.folder, sublevel: this.#db },
     ];
+    if (!this.#stored.has(f.folder))
+      ops.push({ type: 'put', key: `folder${S}${shoot}${S}${card}${S}${f.folder}`, value: f.folder, sublevel: this.#db });
+    return ops;
   }
 
-  /** Step 2: a commit into `rel`'s folder is durable: its generation follows after the delay. */
+  /** Step 2: a commit into `rel`'s folder is durable (its batch held commitOps): its generation follows after the delay. */
   committed(rel: string): void {
     const f = mhlFolderOf(rel);
-    if (f !== undefined) this.#schedule(f.folder);
+    if (f === undefined) return;
+    if (this.#stored.size >= FOLDERS_KEPT) this.#stored.clear();
+    this.#stored.add(f.folder);
+    this.#schedule(f.folder);
   }
 
   #schedule(folder: string): void {

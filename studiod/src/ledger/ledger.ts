@@ -325,18 +325,28 @@ export class Ledger implements CatalogueHook {
     // Groups touched by this batch (several members may arrive in one importAssets batch).
     const groups = new Map<string, GroupRecord>();
     const groupOfHash = new Map<string, string>();
-    for (const change of changes) {
-      if (change.asset === undefined) continue;
-      let key = groupOfHash.get(change.hash);
-      if (key === undefined && !change.created)
-        key = ((await sub.get(K.gof + change.hash)) as { group?: string } | undefined)?.group;
+    // What the batch finds stored (group of each known asset, then each group's record): one
+    // read each for the whole batch, not two per asset.
+    const changed = changes.filter((c): c is AssetChange & { asset: AssetRecord } => c.asset !== undefined);
+    const known = [...new Set(changed.filter((c) => !c.created).map((c) => c.hash))];
+    const gofValues = known.length === 0 ? [] : await sub.getMany(known.map((h) => K.gof + h));
+    const storedGroupOf = new Map(known.map((h, i) => [h, (gofValues[i] as { group?: string } | undefined)?.group]));
+    const keys: string[] = [];
+    for (const change of changed) {
+      let key = groupOfHash.get(change.hash) ?? (change.created ? undefined : storedGroupOf.get(change.hash));
       if (key === undefined) {
         key = Ledger.#groupKey(change.hash, [...change.after, ...change.before], change.names);
         ops.push({ type: 'put', key: K.gof + change.hash, value: { group: key }, sublevel: sub });
       }
       groupOfHash.set(change.hash, key);
-      const before = groups.get(key) ??
-        ((await sub.get(K.grp + key)) as unknown as GroupRecord | undefined) ?? { members: 0, unsafe: 0 };
+      keys.push(key);
+    }
+    const groupKeys = [...new Set(keys)];
+    const grpValues = groupKeys.length === 0 ? [] : await sub.getMany(groupKeys.map((k) => K.grp + k));
+    const storedGroups = new Map(groupKeys.map((k, i) => [k, grpValues[i] as unknown as GroupRecord | undefined]));
+    for (const [i, change] of changed.entries()) {
+      const key = keys[i] as string;
+      const before = groups.get(key) ?? storedGroups.get(key) ?? { members: 0, unsafe: 0 };
       const group = { ...before };
       if (!change.created) {
         const old = this.#contribution(change.asset, change.before);

@@ -379,9 +379,10 @@ export class LedgerService {
    */
   async agentVerdicts(agentId: string, hashes: readonly string[]): Promise<AssetVerdict[]> {
     const out: AssetVerdict[] = [];
-    for (const hash of hashes) {
+    const known = await this.#o.catalogue.assetsKnown(hashes); // one read for the request
+    for (const [i, hash] of hashes.entries()) {
       const unknown: AssetVerdict = { hash, known: false, compliant: false, copies: [], reasons: [] };
-      if ((await this.#o.catalogue.getAsset(hash)) === undefined) {
+      if (known[i] !== true) {
         out.push(unknown);
         continue;
       }
