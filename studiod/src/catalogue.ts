@@ -433,12 +433,14 @@ export class Catalogue {
       this.#reads = batch = b;
       process.nextTick(() => {
         this.#reads = undefined;
-        db.getMany(b.keys).then(
-          (values) => b.waiters.forEach((w, i) => w.resolve(values[i])),
-          (err: unknown) => {
-            for (const w of b.waiters) w.reject(err);
-          },
-        );
+        const fail = (err: unknown): void => {
+          for (const w of b.waiters) w.reject(err);
+        };
+        try {
+          db.getMany(b.keys).then((values) => b.waiters.forEach((w, i) => w.resolve(values[i])), fail);
+        } catch (err) {
+          fail(err); // closed meanwhile: abstract-level throws, it does not reject
+        }
       });
     }
     const b = batch;
