@@ -437,7 +437,11 @@ export class Catalogue {
           for (const w of b.waiters) w.reject(err);
         };
         try {
-          db.getMany(b.keys).then((values) => b.waiters.forEach((w, i) => w.resolve(values[i])), fail);
+          db.getMany(b.keys).then((values) => {
+            b.waiters.forEach((w, i) => {
+              w.resolve(values[i]);
+            });
+          }, fail);
         } catch (err) {
           fail(err); // closed meanwhile: abstract-level throws, it does not reject
         }

@@ -144,7 +144,12 @@ export class StudioMhl {
       { type: 'put', key: `pending${S}${f.folder}${S}${f.path}`, value: pending, sublevel: this.#db },
     ];
     if (!this.#stored.has(f.folder))
-      ops.push({ type: 'put', key: `folder${S}${shoot}${S}${card}${S}${f.folder}`, value: f.folder, sublevel: this.#db });
+      ops.push({
+        type: 'put',
+        key: `folder${S}${shoot}${S}${card}${S}${f.folder}`,
+        value: f.folder,
+        sublevel: this.#db,
+      });
     return ops;
   }
 

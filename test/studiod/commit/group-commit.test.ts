@@ -86,35 +86,38 @@ t.test('commits and intents that come together share a batch; a bad folder fails
   t.equal((await cat.intents()).length, 0, "each commit's batch removes its intent");
 });
 
-t.test('point reads asked in one turn are read together: each gets its own value, a closed catalogue rejects them all', async (t) => {
-  const dir = t.testdir();
-  const cat = new Catalogue(join(dir, 'catalogue'));
-  await cat.open();
-  const n = 40;
-  for (let i = 0; i < n; i += 2) await cat.commitAsset(record(i));
-  // Assets and stored paths, known and unknown, interleaved in the same turn.
-  const reads = await Promise.all(
-    Array.from({ length: n }, (_, i) =>
-      Promise.all([cat.getAsset(hashOf(i)), cat.storedPath(nameKey(`d/s/c/IMG_${i}.JPG`))]),
-    ),
-  );
-  reads.forEach(([asset, stored], i) => {
-    if (i % 2 === 0) {
-      t.equal(asset?.size, 100 + i, `asset ${i}`);
-      t.same(stored, { hash: hashOf(i), path: `d/s/c/IMG_${i}.JPG` }, `stored path ${i}`);
-    } else {
-      t.equal(asset, undefined, `no asset ${i}`);
-      t.equal(stored, undefined, `no stored path ${i}`);
-    }
-  });
-  // Asked in the turn the catalogue closes: every read settles, none hangs or gets a wrong value.
-  const late = Promise.allSettled(Array.from({ length: 5 }, (_, i) => cat.getAsset(hashOf(2 * i))));
-  await cat.close();
-  for (const r of await late)
-    t.ok(
-      (r.status === 'rejected' && (r.reason as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN') ||
-        (r.status === 'fulfilled' && r.value?.hash !== undefined),
-      'a read around the close settles (its value, or rejected)',
+t.test(
+  'point reads asked in one turn are read together: each gets its own value, a closed catalogue rejects them all',
+  async (t) => {
+    const dir = t.testdir();
+    const cat = new Catalogue(join(dir, 'catalogue'));
+    await cat.open();
+    const n = 40;
+    for (let i = 0; i < n; i += 2) await cat.commitAsset(record(i));
+    // Assets and stored paths, known and unknown, interleaved in the same turn.
+    const reads = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        Promise.all([cat.getAsset(hashOf(i)), cat.storedPath(nameKey(`d/s/c/IMG_${i}.JPG`))]),
+      ),
     );
-  await t.rejects(cat.getAsset(hashOf(0)), TypeError, 'a read after the close is refused');
-});
+    reads.forEach(([asset, stored], i) => {
+      if (i % 2 === 0) {
+        t.equal(asset?.size, 100 + i, `asset ${i}`);
+        t.same(stored, { hash: hashOf(i), path: `d/s/c/IMG_${i}.JPG` }, `stored path ${i}`);
+      } else {
+        t.equal(asset, undefined, `no asset ${i}`);
+        t.equal(stored, undefined, `no stored path ${i}`);
+      }
+    });
+    // Asked in the turn the catalogue closes: every read settles, none hangs or gets a wrong value.
+    const late = Promise.allSettled(Array.from({ length: 5 }, (_, i) => cat.getAsset(hashOf(2 * i))));
+    await cat.close();
+    for (const r of await late)
+      t.ok(
+        (r.status === 'rejected' && (r.reason as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN') ||
+          (r.status === 'fulfilled' && r.value?.hash !== undefined),
+        'a read around the close settles (its value, or rejected)',
+      );
+    await t.rejects(cat.getAsset(hashOf(0)), TypeError, 'a read after the close is refused');
+  },
+);

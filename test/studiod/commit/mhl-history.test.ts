@@ -6,7 +6,7 @@
  * MHL tools would report it missing); a target whose folder is gone keeps its pending record and
  * gets its generation once the folder is back, listing nothing twice.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createXxh3, nameKey } from '@studio321/protocol';
@@ -29,7 +29,8 @@ function xxh3(data: string): string {
   return h.digest();
 }
 
-t.test('pending files, agent generations that fit and that do not, a target away', async (t) => {
+/** Both targets holding the card folder's two files, and a catalogue (closed at teardown). */
+async function folderFixture(t: Test) {
   const dir = t.testdir();
   const targets = {
     mirror: { root: join(dir, 'mirror'), media: 'hdd', location: 'studio', device: 'm-1', requireExistingRoot: true },
@@ -44,6 +45,11 @@ t.test('pending files, agent generations that fit and that do not, a target away
   const catalogue = new Catalogue(join(dir, 'catalogue'));
   await catalogue.open();
   t.teardown(() => catalogue.close());
+  return { targets, files, catalogue };
+}
+
+t.test('pending files, agent generations that fit and that do not, a target away', async (t) => {
+  const { targets, files, catalogue } = await folderFixture(t);
   const mhl = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
 
   const agentGen = (paths: string[], host: string): Buffer =>
@@ -136,63 +142,60 @@ t.test('pending files, agent generations that fit and that do not, a target away
   await mhl.close();
 });
 
-t.test('a folder record is put by the first commit into it; an agent generation that comes after a restart still finds the folder', async (t) => {
-  const dir = t.testdir();
-  const targets = {
-    mirror: { root: join(dir, 'mirror'), media: 'hdd', location: 'studio', device: 'm-1', requireExistingRoot: true },
-    raid: { root: join(dir, 'raid'), media: 'hdd', location: 'studio', device: 'r-1', requireExistingRoot: true },
-  };
-  const files = { 'DCIM/IMG_0001.CR3': 'raw bytes', 'DCIM/IMG_0001.XMP': 'sidecar' };
-  for (const t0 of Object.values(targets))
+t.test(
+  'a folder record is put by the first commit into it; an agent generation that comes after a restart still finds the folder',
+  async (t) => {
+    const { targets, files, catalogue } = await folderFixture(t);
+    const mhl = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
+    const opCounts: number[] = [];
     for (const [p, data] of Object.entries(files)) {
-      await mkdir(join(t0.root, FOLDER, 'DCIM'), { recursive: true });
-      await writeFile(join(t0.root, FOLDER, p), data);
+      const hash = xxh3(`blake3 of ${p}`).padEnd(64, '0');
+      const extra = mhl.commitOps(`${FOLDER}/${p}`, { size: data.length, xxh3: xxh3(data), hashDate: Date.now() });
+      opCounts.push(extra.length);
+      await catalogue.commitAsset({
+        asset: { hash, size: data.length, committedAt: Date.now() },
+        names: [],
+        copies: [],
+        storedPaths: [{ key: nameKey(`${FOLDER}/${p}`), value: { hash, path: `${FOLDER}/${p}` } }],
+        extra,
+      });
+      mhl.committed(`${FOLDER}/${p}`);
     }
-  const catalogue = new Catalogue(join(dir, 'catalogue'));
-  await catalogue.open();
-  t.teardown(() => catalogue.close());
-  const mhl = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
-  const opCounts: number[] = [];
-  for (const [p, data] of Object.entries(files)) {
-    const hash = xxh3(`blake3 of ${p}`).padEnd(64, '0');
-    const extra = mhl.commitOps(`${FOLDER}/${p}`, { size: data.length, xxh3: xxh3(data), hashDate: Date.now() });
-    opCounts.push(extra.length);
-    await catalogue.commitAsset({
-      asset: { hash, size: data.length, committedAt: Date.now() },
-      names: [],
-      copies: [],
-      storedPaths: [{ key: nameKey(`${FOLDER}/${p}`), value: { hash, path: `${FOLDER}/${p}` } }],
-      extra,
+    t.same(opCounts, [2, 1], 'the first commit puts the pending and the folder record, the next only its pending one');
+    // As after a restart: the folder is found by its record when the card's agent generation comes.
+    const after = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
+    const fits = Buffer.from(
+      mhlHashlistXml({
+        root: '',
+        process: 'transfer',
+        tool: { name: 'field-agent', version: '1' },
+        hostname: 'laptop',
+        files: Object.entries(files).map(([p, d]) => ({
+          path: p,
+          size: d.length,
+          mtimeMs: 0,
+          xxh3: xxh3(d),
+          action: 'original' as const,
+          hashDate: new Date().toISOString(),
+        })),
+        now: new Date('2026-11-26T10:00:00Z'),
+      }),
+    );
+    await after.receiveAgentGeneration('agt_1', {
+      shoot: 'wedding',
+      card: 'CARD1-c375e040',
+      name: '0001_a.mhl',
+      data: fits,
     });
-    mhl.committed(`${FOLDER}/${p}`);
-  }
-  t.same(opCounts, [2, 1], 'the first commit puts the pending and the folder record, the next only its pending one');
-  // As after a restart: the folder is found by its record when the card's agent generation comes.
-  const after = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
-  const fits = Buffer.from(
-    mhlHashlistXml({
-      root: '',
-      process: 'transfer',
-      tool: { name: 'field-agent', version: '1' },
-      hostname: 'laptop',
-      files: Object.entries(files).map(([p, d]) => ({
-        path: p,
-        size: d.length,
-        mtimeMs: 0,
-        xxh3: xxh3(d),
-        action: 'original' as const,
-        hashDate: new Date().toISOString(),
-      })),
-      now: new Date('2026-11-26T10:00:00Z'),
-    }),
-  );
-  await after.receiveAgentGeneration('agt_1', { shoot: 'wedding', card: 'CARD1-c375e040', name: '0001_a.mhl', data: fits });
-  await after.close(); // writes the folder it scheduled
-  t.same(
-    (await readMhlHistory(join(targets.mirror.root, FOLDER))).map((g) => mhlCreatorTool(g.xml?.toString('utf8') ?? '')),
-    ['field-agent', 'studiod'],
-    'the agent generation, then studiod’s',
-  );
-  await mhl.close();
-  t.equal((await readMhlHistory(join(targets.raid.root, FOLDER))).length, 2, 'nothing written twice');
-});
+    await after.close(); // writes the folder it scheduled
+    t.same(
+      (await readMhlHistory(join(targets.mirror.root, FOLDER))).map((g) =>
+        mhlCreatorTool(g.xml?.toString('utf8') ?? ''),
+      ),
+      ['field-agent', 'studiod'],
+      'the agent generation, then studiod’s',
+    );
+    await mhl.close();
+    t.equal((await readMhlHistory(join(targets.raid.root, FOLDER))).length, 2, 'nothing written twice');
+  },
+);
