@@ -8,8 +8,8 @@ if (command === 'ingest' || command === 'run') {
   // next one: an ingest of 100,000 small files held ~40 MiB live but reached 147 MiB of heap
   // (RSS 299 MiB). A growing factor of 1.25 (read at every full collection, so it applies when
   // set here, and to the hash workers) bounds that garbage; it is no limit, so a larger live
-  // heap (a bigger card) still grows as it needs. node:v8 is imported only here: of the
-  // built-in modules a short command like `status` would load, it costs the most CPU.
+  // heap (a bigger card) still grows as it needs. node:v8 is imported here only: `status` and
+  // the other short commands need not load it.
   const { setFlagsFromString } = await import('node:v8');
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   // Commands that copy files start the hash workers first, so they boot on another core while

@@ -243,7 +243,7 @@ export function parseDiskutilPlist(xml: string): Map<string, string | string[]> 
 }
 
 async function runDiskutil(arg: string): Promise<string> {
-  // Loaded here, on macOS only: node:child_process costs every short command (status) its load.
+  // Loaded here, on macOS only: `status` and the other short commands need not load it.
   const { execFile } = await import('node:child_process');
   return (await promisify(execFile)('diskutil', ['info', '-plist', arg], { timeout: 10_000 })).stdout;
 }

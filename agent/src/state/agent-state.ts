@@ -278,7 +278,15 @@ export class AgentState {
   async #writeOutLog(): Promise<void> {
     try {
       const logs = (await readdir(this.dir)).filter((name) => name.endsWith('.log'));
-      const sizes = await Promise.all(logs.map(async (name) => (await stat(join(this.dir, name))).size));
+      // A log gone meanwhile (LevelDB rolled it) holds nothing to write out.
+      const sizes = await Promise.all(
+        logs.map((name) =>
+          stat(join(this.dir, name)).then(
+            (st) => st.size,
+            () => 0,
+          ),
+        ),
+      );
       // `level` is classic-level in node, which has compactRange (not in the universal typings).
       const db = this.#db as Db & { compactRange(start: string, end: string): Promise<void> };
       if (sizes.some((size) => size > 0)) await db.compactRange(NO_KEYS.start, NO_KEYS.end);

@@ -89,7 +89,7 @@ export function signatureId(sig: CopySignature): string {
   let id = ids.get(json);
   if (id === undefined) {
     // node:crypto is loaded at the first id, not with this module: status reads the ids stored
-    // and never computes one, and loading it is a noticeable part of a short command's start.
+    // and never computes one, so it need not load it.
     id = process.getBuiltinModule('node:crypto').createHash('sha256').update(json).digest('hex').slice(0, 16);
     if (ids.size >= 1000) ids.clear();
     ids.set(json, id);
