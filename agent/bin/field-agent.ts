@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-import { setFlagsFromString } from 'node:v8';
-
 /** The old space may grow by this much (%) over what survived a full collection (see below). */
 const HEAP_GROWING_PERCENT = 25;
 
@@ -10,7 +8,9 @@ if (command === 'ingest' || command === 'run') {
   // next one: an ingest of 100,000 small files held ~40 MiB live but reached 147 MiB of heap
   // (RSS 299 MiB). A growing factor of 1.25 (read at every full collection, so it applies when
   // set here, and to the hash workers) bounds that garbage; it is no limit, so a larger live
-  // heap (a bigger card) still grows as it needs.
+  // heap (a bigger card) still grows as it needs. node:v8 is imported here only: `status` and
+  // the other short commands need not load it.
+  const { setFlagsFromString } = await import('node:v8');
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   // Commands that copy files start the hash workers first, so they boot on another core while
   // this thread loads the CLI (protocol/src/durable/hash-pool.ts, warm()).

@@ -24,7 +24,6 @@
  * (LEGACY_DEVICE_PREFIX): they too add no device until refreshed (agent-state.ts
  * `refreshLegacyDevices`).
  */
-import { execFile } from 'node:child_process';
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -243,10 +242,10 @@ export function parseDiskutilPlist(xml: string): Map<string, string | string[]> 
   return out;
 }
 
-const execFileP = promisify(execFile);
-
 async function runDiskutil(arg: string): Promise<string> {
-  return (await execFileP('diskutil', ['info', '-plist', arg], { timeout: 10_000 })).stdout;
+  // Loaded here, on macOS only: `status` and the other short commands need not load it.
+  const { execFile } = await import('node:child_process');
+  return (await promisify(execFile)('diskutil', ['info', '-plist', arg], { timeout: 10_000 })).stdout;
 }
 
 async function macIdentity(path: string, dev: bigint, opts: DiskProbeOptions): Promise<DiskIdentity> {

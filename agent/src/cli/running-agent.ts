@@ -6,9 +6,9 @@
  * (0600). That file is looked at first, so a command the running agent answers never loads
  * LevelDB (`status` starts in well under 200 ms). Long commands stream their progress back as JSON lines (status-page.ts
  * `#call`). node:http, not fetch: a verify of a whole store may take longer than
- * fetch waits for headers.
+ * fetch waits for headers; it is loaded only once there is an address to ask, so a command
+ * with no agent running does not pay for it.
  */
-import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol/base';
@@ -93,6 +93,7 @@ export async function callRunningAgent(
       { cause: err, retryable: true, detail: { dataDir } },
     );
   }
+  const { request } = await import('node:http');
   const token = page.searchParams.get('token') ?? '';
   const url = new URL(apiPath, page.origin);
   for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);

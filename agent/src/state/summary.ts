@@ -19,7 +19,6 @@
  *   sum:<cardId>              → CardSums     (the card's counters for its current listing)
  *   ix:<cardId>/<epoch>/<rel> → index entry  (files listed by name: see fileContribution)
  */
-import { createHash } from 'node:crypto';
 import type { AssetRecord, CardRecord, FileRecord } from './records.js';
 
 /** Bumped when what is counted changes: a summary of another version is rebuilt at open. */
@@ -89,7 +88,9 @@ export function signatureId(sig: CopySignature): string {
   const json = JSON.stringify(sig);
   let id = ids.get(json);
   if (id === undefined) {
-    id = createHash('sha256').update(json).digest('hex').slice(0, 16);
+    // node:crypto is loaded at the first id, not with this module: status reads the ids stored
+    // and never computes one, so it need not load it.
+    id = process.getBuiltinModule('node:crypto').createHash('sha256').update(json).digest('hex').slice(0, 16);
     if (ids.size >= 1000) ids.clear();
     ids.set(json, id);
   }
