@@ -16,7 +16,7 @@ if (command === 'ingest' || command === 'run') {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   // V8 also doubles the young generation (two semi-spaces) while the agent allocates fast, up to
   // 32 MiB: about 30 MiB of an ingest's peak RSS, for objects that live one file's time. A growth
-  // factor of 1 keeps it at its start-up size (2-4 MiB; more scavenges, each as cheap). V8 puts the
+  // factor of 1 keeps it at its start-up size (2-4 MiB), at the cost of more frequent scavenges. V8 puts the
   // factor back to 2 when it sets up an isolate (each hash worker), so it is set again once a
   // worker runs.
   setFlagsFromString(SEMI_SPACE_GROWTH);

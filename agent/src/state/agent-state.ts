@@ -124,7 +124,7 @@ const SIZES_KEPT = 100_000;
  * LevelDB's write buffer (memtable) for the state, 2× its default. Each flush of the memtable is
  * soon merged (a seek-triggered compaction) with every table of the level below, because a flushed
  * table spans asset hashes, files, claims and queue keys alike: the compactions rewrite the whole
- * state once per flush, 1.9 GB at a 100,000-file ingest with 4 MiB. Half the flushes halve that,
+ * state once per flush (~2 GB written for a 100,000-file ingest at 4 MiB). Half the flushes halve that,
  * for about 4 MiB more memory while writing (the next open replays at most this much log).
  */
 const WRITE_BUFFER = 8 * 2 ** 20;
