@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** The old space may grow by this much (%) over what survived a full collection (see below). */
 const HEAP_GROWING_PERCENT = 25;
+/** The young generation keeps the size it has at start-up (see below). */
+const SEMI_SPACE_GROWTH = '--semi-space-growth-factor=1';
 
 const command = process.argv[2];
 if (command === 'ingest' || command === 'run') {
@@ -12,6 +14,13 @@ if (command === 'ingest' || command === 'run') {
   // the other short commands need not load it.
   const { setFlagsFromString } = await import('node:v8');
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  // V8 also doubles the young generation (two semi-spaces) while the agent allocates fast, up to
+  // 32 MiB: about 30 MiB of an ingest's peak RSS, for objects that live one file's time. A growth
+  // factor of 1 keeps it at its start-up size (2-4 MiB), at the cost of more frequent scavenges. V8 puts the
+  // factor back to 2 when it sets up an isolate (each hash worker), so it is set again once a
+  // worker runs.
+  setFlagsFromString(SEMI_SPACE_GROWTH);
+  process.on('worker', (w) => w.once('online', () => setFlagsFromString(SEMI_SPACE_GROWTH)));
   // Commands that copy files start the hash workers first, so they boot on another core while
   // this thread loads the CLI (protocol/src/durable/hash-pool.ts, warm()).
   (await import('@studio321/protocol/durable')).sharedHashPool().warm();
