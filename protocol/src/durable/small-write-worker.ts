@@ -13,6 +13,9 @@ port.on('message', (req: SmallGroupRequest) => {
   void writeSmallGroup(req.files, syncFs).then(
     (outcomes) => port.postMessage({ id: req.id, outcomes } satisfies SmallGroupReply),
     (err: unknown) =>
-      port.postMessage({ id: req.id, fault: err instanceof Error ? err.message : String(err) } satisfies SmallGroupReply),
+      port.postMessage({
+        id: req.id,
+        fault: err instanceof Error ? err.message : String(err),
+      } satisfies SmallGroupReply),
   );
 });

@@ -8,7 +8,7 @@
  * (agent/src/offload/offloader.ts).
  *
  * Files asked for while a group is being written form the next group (a lone file waits for
- * nothing), one group at a time. Each file's outcome is its own: a taken name, a damaged
+ * nothing), at most GROUPS_IN_FLIGHT at a time. Each file's outcome is its own: a taken name, a damaged
  * read-back or a full disk fails that file only (as a DurableWriteError with the code the write
  * gave), and it leaves no temp and no final name of its own (durableWrite's clean-up). A file
  * counts once its caller recorded it: until then a final name may exist that nothing records,
@@ -147,12 +147,18 @@ interface Queued {
   reject: (err: unknown) => void;
 }
 
+/**
+ * Groups sent to the worker before the first one's reply: while one group waits on its folders'
+ * fsyncs, the next one's files are being written.
+ */
+const GROUPS_IN_FLIGHT = 2;
+
 export class SmallWriter {
   /** Set: groups are written on this thread over this facade (no worker; tests inject faults here). */
   readonly #fs: DurableFs | undefined;
   #worker: Worker | undefined;
   #queue: Queued[] = [];
-  #inGroup: Queued[] | undefined;
+  readonly #inFlight = new Map<number, Queued[]>();
   #nextId = 1;
   /** Groups written and files in them (tests and the benches read these). */
   groups = 0;
@@ -167,7 +173,7 @@ export class SmallWriter {
     if (isAborted(opts.signal)) return Promise.reject(abortedError(opts.signal));
     return new Promise((resolve, reject) => {
       this.#queue.push({ file, signal: opts.signal, resolve, reject });
-      if (this.#inGroup === undefined) this.#next();
+      if (this.#inFlight.size < GROUPS_IN_FLIGHT) this.#next();
     });
   }
 
@@ -178,7 +184,7 @@ export class SmallWriter {
     const fail = (err: Error): void => {
       if (this.#worker !== w) return;
       this.#worker = undefined;
-      this.#settle({ id: -1, fault: err.message });
+      for (const id of [...this.#inFlight.keys()]) this.#settle({ id, fault: err.message });
     };
     w.on('error', fail);
     w.on('exit', (code) => fail(new Error(`small-write worker exited (code ${code})`)));
@@ -194,18 +200,20 @@ export class SmallWriter {
     }
     this.#queue = [];
     if (group.length === 0) {
-      this.#worker?.unref();
+      if (this.#inFlight.size === 0) this.#worker?.unref();
       return;
     }
-    this.#inGroup = group;
     const id = this.#nextId++;
+    this.#inFlight.set(id, group);
     const files = group.map((q) => q.file);
-    if (this.#fs !== undefined) {
-      const fs = this.#fs;
+    const here = (fs: DurableFs): void => {
       void writeSmallGroup(files, fs).then(
         (outcomes) => this.#settle({ id, outcomes }),
         (err: unknown) => this.#settle({ id, fault: err instanceof Error ? err.message : String(err) }),
       );
+    };
+    if (this.#fs !== undefined) {
+      here(this.#fs);
       return;
     }
     let w: Worker;
@@ -213,10 +221,7 @@ export class SmallWriter {
       w = this.#worker ??= this.#start();
     } catch {
       // No worker here: the same writes on this thread, through libuv's pool.
-      void writeSmallGroup(files, nodeFs).then(
-        (outcomes) => this.#settle({ id, outcomes }),
-        (err: unknown) => this.#settle({ id, fault: err instanceof Error ? err.message : String(err) }),
-      );
+      here(nodeFs);
       return;
     }
     w.ref(); // a reply is due
@@ -225,9 +230,9 @@ export class SmallWriter {
   }
 
   #settle(m: SmallGroupReply): void {
-    const group = this.#inGroup;
+    const group = this.#inFlight.get(m.id);
     if (group === undefined) return;
-    this.#inGroup = undefined;
+    this.#inFlight.delete(m.id);
     if ('fault' in m) {
       const err = durableError(
         DURABLE_CODES.ioError,
@@ -252,8 +257,8 @@ export class SmallWriter {
   async close(): Promise<void> {
     const w = this.#worker;
     this.#worker = undefined;
-    for (const q of [...(this.#inGroup ?? []), ...this.#queue]) q.reject(abortedError(undefined));
-    this.#inGroup = undefined;
+    for (const q of [...[...this.#inFlight.values()].flat(), ...this.#queue]) q.reject(abortedError(undefined));
+    this.#inFlight.clear();
     this.#queue = [];
     await w?.terminate();
   }
