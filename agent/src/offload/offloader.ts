@@ -5,7 +5,9 @@
  * the laptop store and the field drive at the same time, fsynced, read back and
  * hashed; only then is it recorded verified, its directories fsync'd and its record
  * written in one synced state batch with the other files that finished meanwhile
- * (group-commit.ts); it counts as copied once that batch is written.
+ * (group-commit.ts); it counts as copied once that batch is written. A file read whole
+ * (READ_WHOLE) is written by the small writer's worker in a group with others, its folders
+ * fsync'd there (protocol/src/durable/small-writer.ts), then recorded the same way.
  *
  * Dual-slot dedup: when an asset of the same size is already stored, the file is
  * hashed first; if its content is known it only gains a name (nothing written).
