@@ -6,8 +6,8 @@
  * hashed; only then is it recorded verified, its directories fsync'd and its record
  * written in one synced state batch with the other files that finished meanwhile
  * (group-commit.ts); it counts as copied once that batch is written. A file read whole
- * (READ_WHOLE) is written by the small writer's worker in a group with others, its folders
- * fsync'd there (protocol/src/durable/small-writer.ts), then recorded the same way.
+ * (READ_WHOLE) is written and read back by the small writer's worker in a group with other
+ * small files (protocol/src/durable/small-writer.ts), then committed the same way.
  *
  * Dual-slot dedup: when an asset of the same size is already stored, the file is
  * hashed first; if its content is known it only gains a name (nothing written).
@@ -681,9 +681,17 @@ export class CardOffloader {
     const small = whole !== undefined && 'bytes' in whole ? this.#smallWriter : undefined;
     try {
       if (small !== undefined && whole !== undefined && 'bytes' in whole) {
-        // Written, read back and its folders fsync'd by the small writer's worker, in a group.
+        // Written and read back by the small writer's worker, in a group with other small files.
         result = await small.write(
-          { bytes: whole.bytes, targets, createDirs, xxh3: true, ...(expected === undefined ? {} : { expected }) },
+          {
+            bytes: whole.bytes,
+            targets,
+            createDirs,
+            xxh3: true,
+            // The directories are fsync'd by the group commit, with the state batch that records the files.
+            fsyncDir: false,
+            ...(expected === undefined ? {} : { expected }),
+          },
           this.ctx.signal === undefined ? {} : { signal: this.ctx.signal },
         );
         last = result.size;
@@ -754,7 +762,7 @@ export class CardOffloader {
           ...this.#takeCapture(file),
           ...this.#renamedAs(file, storePath),
         },
-        small === undefined ? targets.map((t) => t.dir) : [],
+        targets.map((t) => t.dir),
       );
       this.#renamed.delete(file.path);
     } catch (err) {

@@ -33,6 +33,12 @@ export interface SmallWrite {
   createDirs?: boolean;
   xxh3?: boolean;
   mode?: number;
+  /**
+   * Default true: the folders of the group's written files are fsync'd once, before their
+   * outcomes come back. False: the caller does, before it counts the copy (a group commit,
+   * group-commit.ts, as durableWrite's `fsyncDir: false`).
+   */
+  fsyncDir?: boolean;
 }
 
 /** A DurableWriteError's fields, to cross the thread (errno: its cause's system code). */
@@ -93,8 +99,8 @@ export function smallWriteError(e: SmallWriteError): DurableWriteError {
 
 /**
  * Writes one group: every file's durable write (FILES_AT_ONCE side by side, no directory fsync),
- * then each folder a written file was linked in fsync'd once; a folder that cannot be fsync'd
- * fails the files in it. Runs in the worker over syncFs, or on the calling thread over `fs`.
+ * then each folder a written file was linked in fsync'd once (but for files with `fsyncDir:
+ * false`); a folder that cannot be fsync'd fails the files in it. Runs in the worker over syncFs, or on the calling thread over `fs`.
  */
 export async function writeSmallGroup(files: readonly SmallWrite[], fs: DurableFs): Promise<SmallWriteOutcome[]> {
   const outcomes: SmallWriteOutcome[] = new Array(files.length);
@@ -123,7 +129,8 @@ export async function writeSmallGroup(files: readonly SmallWrite[], fs: DurableF
   await Promise.all(Array.from({ length: Math.min(FILES_AT_ONCE, files.length) }, lane));
   const dirs = new Set<string>();
   outcomes.forEach((o, i) => {
-    if (o.ok) for (const t of (files[i] as SmallWrite).targets) dirs.add(t.dir);
+    const f = files[i] as SmallWrite;
+    if (o.ok && f.fsyncDir !== false) for (const t of f.targets) dirs.add(t.dir);
   });
   const badDir = new Map<string, SmallWriteError>();
   await Promise.all(
@@ -135,7 +142,8 @@ export async function writeSmallGroup(files: readonly SmallWrite[], fs: DurableF
   );
   if (badDir.size === 0) return outcomes;
   return outcomes.map((o, i) => {
-    const bad = (files[i] as SmallWrite).targets.find((t) => badDir.has(t.dir));
+    const f = files[i] as SmallWrite;
+    const bad = f.fsyncDir === false ? undefined : f.targets.find((t) => badDir.has(t.dir));
     return o.ok && bad !== undefined ? { ok: false, error: badDir.get(bad.dir) as SmallWriteError } : o;
   });
 }
