@@ -5,7 +5,9 @@
  * the laptop store and the field drive at the same time, fsynced, read back and
  * hashed; only then is it recorded verified, its directories fsync'd and its record
  * written in one synced state batch with the other files that finished meanwhile
- * (group-commit.ts); it counts as copied once that batch is written.
+ * (group-commit.ts); it counts as copied once that batch is written. A file read whole
+ * (READ_WHOLE) is written and read back by the small writer's worker in a group with other
+ * small files (protocol/src/durable/small-writer.ts), then committed the same way.
  *
  * Dual-slot dedup: when an asset of the same size is already stored, the file is
  * hashed first; if its content is known it only gains a name (nothing written).
@@ -35,8 +37,10 @@ import {
   DURABLE_CODES,
   durableWrite,
   GroupCommit,
+  sharedSmallWriter,
   translateDurable,
   type DurableTarget,
+  type SmallWriter,
 } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import {
@@ -96,6 +100,11 @@ export interface OffloadContext {
    * it needs only the tally (a card of 100,000 files would hold 100,000 outcomes to its end).
    */
   keepOutcomes?: boolean;
+  /**
+   * Where files read whole (READ_WHOLE) are written: a SmallWriter (default: the process's, one
+   * worker thread writing them in groups), or false for durableWrite on this thread as larger files are.
+   */
+  smallWriter?: SmallWriter | false;
 }
 
 /** What a run did, in counts: kept whole for the failures only (they are reported one by one). */
@@ -606,6 +615,11 @@ export class CardOffloader {
     }
   }
 
+  get #smallWriter(): SmallWriter | undefined {
+    const w = this.ctx.smallWriter;
+    return w === false ? undefined : (w ?? sharedSmallWriter());
+  }
+
   get #laptopRoot(): string {
     return (this.ctx.targets[0] as AgentTarget).root;
   }
@@ -664,20 +678,38 @@ export class CardOffloader {
     const createDirs = targets.some((t) => !this.#dirsMade.has(t.dir));
     let last = 0;
     let result;
+    const small = whole !== undefined && 'bytes' in whole ? this.#smallWriter : undefined;
     try {
-      result = await durableWrite(this.#source(file, whole), {
-        targets,
-        createDirs,
-        // The directories are fsync'd by the group commit, once for the files that finish together.
-        fsyncDir: false,
-        xxh3: true,
-        ...(expected === undefined ? {} : { expected }),
-        ...(this.ctx.signal === undefined ? {} : { signal: this.ctx.signal }),
-        onProgress: (bytes) => {
-          this.ctx.progress?.addBytes(bytes - last);
-          last = bytes;
-        },
-      });
+      if (small !== undefined && whole !== undefined && 'bytes' in whole) {
+        // Written and read back by the small writer's worker, in a group with other small files.
+        result = await small.write(
+          {
+            bytes: whole.bytes,
+            targets,
+            createDirs,
+            xxh3: true,
+            // The directories are fsync'd by the group commit, with the state batch that records the files.
+            fsyncDir: false,
+            ...(expected === undefined ? {} : { expected }),
+          },
+          this.ctx.signal === undefined ? {} : { signal: this.ctx.signal },
+        );
+        last = result.size;
+        this.ctx.progress?.addBytes(last);
+      } else
+        result = await durableWrite(this.#source(file, whole), {
+          targets,
+          createDirs,
+          // The directories are fsync'd by the group commit, once for the files that finish together.
+          fsyncDir: false,
+          xxh3: true,
+          ...(expected === undefined ? {} : { expected }),
+          ...(this.ctx.signal === undefined ? {} : { signal: this.ctx.signal }),
+          onProgress: (bytes) => {
+            this.ctx.progress?.addBytes(bytes - last);
+            last = bytes;
+          },
+        });
       for (const t of targets) this.#dirsMade.add(t.dir);
     } catch (err) {
       this.ctx.progress?.addBytes(-last);

@@ -4,6 +4,9 @@
  */
 export { durableWrite, fsyncTargetDir, placeVerified } from './durable-write.js';
 export { GroupCommit } from './group-commit.js';
+export { SmallWriter, sharedSmallWriter, smallWriteError, writeSmallGroup } from './small-writer.js';
+export type { SmallWrite, SmallWriteError, SmallWriteOutcome } from './small-writer.js';
+export { syncFs } from './sync-fs.js';
 export { createReadBack } from './read-back-lane.js';
 export { alignedBuffer, DIRECT_ALIGN, DirectWriter, directOk, openDirect } from './direct-io.js';
 export type { ReadBack } from './read-back-lane.js';

@@ -3,33 +3,20 @@
  * each file, the durable write of its bytes (already whole in memory) to the RAID, then to the
  * mirror — temp, write, fdatasync, read back and hash, link under the final name, never
  * replacing — then ONE fsync per folder for the group. The same durableWrite as every other
- * archive write, over a file-system facade whose calls are synchronous but for the fsyncs: a
- * small file's thirty calls cost thirty system calls here, not thirty round trips through
- * libuv's thread pool, while the fsyncs (which wait on the disk) of the group's files, written
- * side by side, still overlap in that pool.
+ * archive write, over the file-system facade whose calls are synchronous but for the fsyncs
+ * (protocol/src/durable/sync-fs.ts): a small file's thirty calls cost thirty system calls here,
+ * not thirty round trips through libuv's thread pool, while the fsyncs (which wait on the disk)
+ * of the group's files, written side by side, still overlap in that pool.
  *
  * Each file's outcome is its own: a taken name, a damaged read-back or a full disk fails that
  * file only, and the group goes on. A file that failed leaves no temp (durableWrite's clean-up)
  * and no final name it linked: the RAID copy of a file whose mirror copy failed is unlinked.
  */
-import { promisify } from 'node:util';
-import {
-  closeSync,
-  fdatasync,
-  fsync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { CodedError } from '@studio321/protocol';
-import { durableWrite, fsyncTargetDir, type DurableFileHandle, type DurableFs } from '@studio321/protocol/durable';
+import { durableWrite, fsyncTargetDir, syncFs } from '@studio321/protocol/durable';
 import type {
   SmallFileOutcome,
   SmallFileRequest,
@@ -40,33 +27,6 @@ import type {
 
 /** Files of a group written side by side (libuv's pool runs 4 fsyncs at once). */
 const FILES_AT_ONCE = 8;
-const fdatasyncAsync = promisify(fdatasync);
-const fsyncAsync = promisify(fsync);
-
-function handle(fd: number): DurableFileHandle {
-  return {
-    write: async (buffer, offset, length, position) => ({
-      bytesWritten: writeSync(fd, buffer, offset, length, position),
-    }),
-    read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
-    // The waits on the disk go through libuv's pool, so the group's files wait for theirs together.
-    sync: () => fsyncAsync(fd),
-    datasync: () => fdatasyncAsync(fd),
-    close: async () => closeSync(fd),
-  };
-}
-
-/** The durable write's file-system seam over synchronous calls (no O_DIRECT: small files are buffered). */
-const syncFs: DurableFs = {
-  open: async (path, flags, mode) => handle(openSync(path, flags, mode)),
-  link: async (a, b) => linkSync(a, b),
-  rename: async (a, b) => renameSync(a, b),
-  unlink: async (p) => unlinkSync(p),
-  mkdir: async (p, mode) => {
-    mkdirSync(p, mode === undefined ? {} : { mode });
-  },
-  stat: async (p) => statSync(p),
-};
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
   yield bytes;

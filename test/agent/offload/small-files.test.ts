@@ -9,6 +9,8 @@
  *    content bound, as when it reads them itself;
  *  - an offload of small files records the same bytes and hashes as the card has, with a capture
  *    day, and a file swapped for a link after the listing fails alone, with no temp left;
+ *  - files read whole are written by the small writer in groups; one whose read-back differs
+ *    fails alone (AGENT_COPY_FAILED), with no final name and no temp, and the others count;
  *  - a store folder removed by hand during the offload is made again for the next file (the
  *    offload makes each folder once, not for every file);
  *  - a listing longer than SCAN_BATCH, written in parts, ends complete and current; listed again,
@@ -16,12 +18,15 @@
  */
 import t from 'tap';
 import { mkdir, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
+import { SmallWriter } from '@studio321/protocol/durable';
 import { readCardFile, scanCard, mtimeMsOf } from '@studio321/agent/card';
 import { AgentState, SCAN_BATCH, type FileEntry } from '@studio321/agent/state';
 import { offloadCard } from '@studio321/agent/offload';
 import { AGENT_CODES, resolveTargets } from '@studio321/agent';
+import { rottingReadBack } from '../../lib/rotting-fs.js';
 
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
@@ -151,6 +156,51 @@ t.test('an offload of small files: same bytes and hashes, one unreadable file fa
     stored.some((n) => n.endsWith('.s321tmp')),
     'no temp left',
   );
+});
+
+t.test('small files written in groups by the small writer: a damaged read-back fails that file alone', async (t) => {
+  const dir = t.testdir();
+  const card = join(dir, 'card');
+  await mkdir(join(card, 'DCIM', '100TEST'), { recursive: true });
+  const want = new Map<string, string>();
+  for (let i = 1; i <= 20; i++) {
+    const b = randomBytes(2000 + i * 300);
+    const rel = `DCIM/100TEST/IMG_${String(i).padStart(4, '0')}.JPG`;
+    await writeFile(join(card, rel), b);
+    want.set(rel, hashBytes(b));
+  }
+  const bad = 'DCIM/100TEST/IMG_0007.JPG';
+  // The temp of IMG_0007 reads back with one byte flipped (the disk, its cable or RAM). A facade
+  // cannot be handed to the worker thread: this writer runs the worker's group code on this thread.
+  const rotting = rottingReadBack('IMG_0007');
+  const writer = new SmallWriter({ fs: rotting });
+  const scan = await scanCard(card);
+  const state = await AgentState.open(join(dir, 'data'));
+  t.teardown(() => state.close());
+  const { targets } = await resolveTargets(join(dir, 'data', 'store'), []);
+  const r = await offloadCard(
+    { state, targets, smallWriter: writer },
+    { root: card, card: { id: 'C-4', label: 'C', kind: 'card', source: card, shoot: 's' }, scan },
+  );
+  t.equal(writer.files, 20, 'every file went through the small writer');
+  t.ok(writer.groups < 20, `in groups (${writer.groups})`);
+  t.equal(r.copied, 19, 'the others count');
+  t.same(
+    r.failed.map((f) => [f.path, f.code]),
+    [[bad, AGENT_CODES.copyFailed]],
+  );
+  for (const [rel, blake3] of want) {
+    const f = await state.getFile('C-4', rel);
+    if (rel === bad) t.equal(f?.state, 'failed', 'the damaged copy is not verified');
+    else t.equal(f?.blake3, blake3, `${rel} recorded with the card's hash`);
+  }
+  const stored = await readdir(join(dir, 'data', 'store', 's', 'C-4', 'DCIM', '100TEST'));
+  t.notOk(stored.includes('IMG_0007.JPG'), 'no final name for the damaged copy');
+  t.notOk(
+    stored.some((n) => n.endsWith('.s321tmp')),
+    'no temp left',
+  );
+  t.equal(stored.length, 19);
 });
 
 t.test('a store folder removed by hand during the offload is made again for the next file', async (t) => {

@@ -1,0 +1,281 @@
+/**
+ * Small files written in groups on one worker thread (small-write-worker.ts): each file whole in
+ * memory, its durable write — temp, write, fsync, read back and hash, link under its final name,
+ * never replacing — run there over synchronous file-system calls (sync-fs.ts), then ONE fsync per
+ * folder for the group. The same durableWrite as every other archive write; what changes is
+ * where it runs: one message per group instead of a hash-worker round trip and a thread-pool
+ * round trip per call of every file. The field agent's offload uses it for files it read whole
+ * (agent/src/offload/offloader.ts).
+ *
+ * Files asked for while a group is being written form the next group (a lone file waits for
+ * nothing), at most GROUPS_IN_FLIGHT at a time. Each file's outcome is its own: a taken name, a damaged
+ * read-back or a full disk fails that file only (as a DurableWriteError with the code the write
+ * gave), and it leaves no temp and no final name of its own (durableWrite's clean-up). A file
+ * counts once its caller recorded it: until then a final name may exist that nothing records,
+ * as after any durable write.
+ *
+ * The worker starts on first use and is unref'd while idle; if it cannot start, groups are
+ * written on the calling thread (node:fs/promises); if it dies, the files of its group fail
+ * (retryable) and the next group starts a new one.
+ */
+import { Worker } from 'node:worker_threads';
+import { DurableWriteError } from '../errors.js';
+import { durableWrite, fsyncTargetDir, type DurableTarget, type DurableWriteResult } from './durable-write.js';
+import { abortedError, durableError, DURABLE_CODES, isAborted } from './errors.js';
+import { nodeFs, type DurableFs } from './fs-facade.js';
+
+/** One file: its bytes, the targets (as durableWrite's) and the options that cross a thread. */
+export interface SmallWrite {
+  bytes: Uint8Array;
+  targets: DurableTarget[];
+  expected?: { size: number; blake3: string };
+  /** mkdir -p the target folders (default true). */
+  createDirs?: boolean;
+  xxh3?: boolean;
+  mode?: number;
+  /**
+   * Default true: the folders of the group's written files are fsync'd once, before their
+   * outcomes come back. False: the caller does, before it counts the copy (a group commit,
+   * group-commit.ts, as durableWrite's `fsyncDir: false`).
+   */
+  fsyncDir?: boolean;
+}
+
+/** A DurableWriteError's fields, to cross the thread (errno: its cause's system code). */
+export interface SmallWriteError {
+  code: string;
+  message: string;
+  retryable: boolean;
+  detail?: Record<string, unknown>;
+  errno?: string;
+}
+
+export type SmallWriteOutcome = { ok: true; result: DurableWriteResult } | { ok: false; error: SmallWriteError };
+
+export interface SmallGroupRequest {
+  id: number;
+  files: SmallWrite[];
+}
+
+export type SmallGroupReply = { id: number; outcomes: SmallWriteOutcome[] } | { id: number; fault: string };
+
+/** Files of a group written side by side: their fsyncs overlap in libuv's pool, and the read-back buffers stay few. */
+const FILES_AT_ONCE = 8;
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  if (bytes.byteLength > 0) yield bytes;
+}
+
+function errorOf(err: unknown): SmallWriteError {
+  if (err instanceof DurableWriteError) {
+    const errno = (err.cause as { code?: unknown } | undefined)?.code;
+    return {
+      code: err.code,
+      message: err.message,
+      retryable: err.retryable,
+      ...(err.detail === undefined ? {} : { detail: err.detail }),
+      ...(typeof errno === 'string' ? { errno } : {}),
+    };
+  }
+  // A TypeError is a programmer's mistake; anything else unexpected is an I/O failure of the write.
+  const e = err as Error & { code?: unknown };
+  return {
+    code: DURABLE_CODES.ioError,
+    message: `Writing a small file failed: ${e instanceof Error ? e.message : String(err)}`,
+    retryable: !(err instanceof TypeError),
+    ...(typeof e.code === 'string' ? { errno: e.code } : {}),
+  };
+}
+
+/** The error a SmallWriteError stands for, on the caller's side. */
+export function smallWriteError(e: SmallWriteError): DurableWriteError {
+  const cause = e.errno === undefined ? undefined : Object.assign(new Error(e.errno), { code: e.errno });
+  return new DurableWriteError(e.code, e.message, {
+    retryable: e.retryable,
+    detail: { ...(e.detail ?? {}) },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * Writes one group: every file's durable write (FILES_AT_ONCE side by side, no directory fsync),
+ * then each folder a written file was linked in fsync'd once (but for files with `fsyncDir:
+ * false`); a folder that cannot be fsync'd fails the files in it. Runs in the worker over syncFs, or on the calling thread over `fs`.
+ */
+export async function writeSmallGroup(files: readonly SmallWrite[], fs: DurableFs): Promise<SmallWriteOutcome[]> {
+  const outcomes: SmallWriteOutcome[] = new Array(files.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < files.length) {
+      const i = next++;
+      const f = files[i] as SmallWrite;
+      try {
+        const result = await durableWrite(once(f.bytes), {
+          targets: f.targets,
+          ...(f.expected === undefined ? {} : { expected: f.expected }),
+          ...(f.mode === undefined ? {} : { mode: f.mode }),
+          createDirs: f.createDirs ?? true,
+          xxh3: f.xxh3 === true,
+          hashPool: false, // this thread hashes
+          fsyncDir: false, // once per folder below
+          fs,
+        });
+        outcomes[i] = { ok: true, result };
+      } catch (err) {
+        outcomes[i] = { ok: false, error: errorOf(err) };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FILES_AT_ONCE, files.length) }, lane));
+  const dirs = new Set<string>();
+  outcomes.forEach((o, i) => {
+    const f = files[i] as SmallWrite;
+    if (o.ok && f.fsyncDir !== false) for (const t of f.targets) dirs.add(t.dir);
+  });
+  const badDir = new Map<string, SmallWriteError>();
+  await Promise.all(
+    [...dirs].map((dir) =>
+      fsyncTargetDir(dir, fs).catch((err: unknown) => {
+        badDir.set(dir, errorOf(err));
+      }),
+    ),
+  );
+  if (badDir.size === 0) return outcomes;
+  return outcomes.map((o, i) => {
+    const f = files[i] as SmallWrite;
+    const bad = f.fsyncDir === false ? undefined : f.targets.find((t) => badDir.has(t.dir));
+    return o.ok && bad !== undefined ? { ok: false, error: badDir.get(bad.dir) as SmallWriteError } : o;
+  });
+}
+
+interface Queued {
+  file: SmallWrite;
+  signal: AbortSignal | undefined;
+  resolve: (r: DurableWriteResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Groups sent to the worker before the first one's reply: while one group waits on its folders'
+ * fsyncs, the next one's files are being written.
+ */
+const GROUPS_IN_FLIGHT = 2;
+
+export class SmallWriter {
+  /** Set: groups are written on this thread over this facade (no worker; tests inject faults here). */
+  readonly #fs: DurableFs | undefined;
+  #worker: Worker | undefined;
+  #queue: Queued[] = [];
+  readonly #inFlight = new Map<number, Queued[]>();
+  #nextId = 1;
+  /** Groups written and files in them (tests and the benches read these). */
+  groups = 0;
+  files = 0;
+
+  constructor(opts: { fs?: DurableFs } = {}) {
+    this.#fs = opts.fs;
+  }
+
+  /** The file's durable write (see the header); rejects with a DurableWriteError. */
+  write(file: SmallWrite, opts: { signal?: AbortSignal } = {}): Promise<DurableWriteResult> {
+    if (isAborted(opts.signal)) return Promise.reject(abortedError(opts.signal));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ file, signal: opts.signal, resolve, reject });
+      if (this.#inFlight.size < GROUPS_IN_FLIGHT) this.#next();
+    });
+  }
+
+  #start(): Worker {
+    // Plain JS worker: do not inherit loaders/hooks (test runners, coverage) from the parent.
+    const w = new Worker(new URL('./small-write-worker.js', import.meta.url), { execArgv: [] });
+    w.on('message', (m: SmallGroupReply) => this.#settle(m));
+    const fail = (err: Error): void => {
+      if (this.#worker !== w) return;
+      this.#worker = undefined;
+      for (const id of [...this.#inFlight.keys()]) this.#settle({ id, fault: err.message });
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`small-write worker exited (code ${code})`)));
+    return w;
+  }
+
+  #next(): void {
+    // A file whose write was aborted while it waited is not written.
+    const group: Queued[] = [];
+    for (const q of this.#queue) {
+      if (isAborted(q.signal)) q.reject(abortedError(q.signal));
+      else group.push(q);
+    }
+    this.#queue = [];
+    if (group.length === 0) {
+      if (this.#inFlight.size === 0) this.#worker?.unref();
+      return;
+    }
+    const id = this.#nextId++;
+    this.#inFlight.set(id, group);
+    const files = group.map((q) => q.file);
+    const here = (fs: DurableFs): void => {
+      void writeSmallGroup(files, fs).then(
+        (outcomes) => this.#settle({ id, outcomes }),
+        (err: unknown) => this.#settle({ id, fault: err instanceof Error ? err.message : String(err) }),
+      );
+    };
+    if (this.#fs !== undefined) {
+      here(this.#fs);
+      return;
+    }
+    let w: Worker;
+    try {
+      w = this.#worker ??= this.#start();
+    } catch {
+      // No worker here: the same writes on this thread, through libuv's pool.
+      here(nodeFs);
+      return;
+    }
+    w.ref(); // a reply is due
+    // Copied, not transferred: a caller may write the same bytes again under another name.
+    w.postMessage({ id, files } satisfies SmallGroupRequest);
+  }
+
+  #settle(m: SmallGroupReply): void {
+    const group = this.#inFlight.get(m.id);
+    if (group === undefined) return;
+    this.#inFlight.delete(m.id);
+    if ('fault' in m) {
+      const err = durableError(
+        DURABLE_CODES.ioError,
+        `The small-file writer stopped (${m.fault}): the write will be retried.`,
+        { retryable: true, detail: { op: 'small write' } },
+      );
+      for (const q of group) q.reject(err);
+    } else {
+      this.groups += 1;
+      this.files += group.length;
+      group.forEach((q, i) => {
+        const o = m.outcomes[i];
+        if (o === undefined) q.reject(new TypeError('small-write worker: no outcome'));
+        else if (o.ok) q.resolve(o.result);
+        else q.reject(smallWriteError(o.error));
+      });
+    }
+    this.#next();
+  }
+
+  /** Stops the worker (tests, orderly shutdown); files waiting fail as aborted. */
+  async close(): Promise<void> {
+    const w = this.#worker;
+    this.#worker = undefined;
+    for (const q of [...[...this.#inFlight.values()].flat(), ...this.#queue]) q.reject(abortedError(undefined));
+    this.#inFlight.clear();
+    this.#queue = [];
+    await w?.terminate();
+  }
+}
+
+let shared: SmallWriter | undefined;
+
+/** The process's small-file writer (one worker). */
+export function sharedSmallWriter(): SmallWriter {
+  shared ??= new SmallWriter();
+  return shared;
+}
