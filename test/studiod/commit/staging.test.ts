@@ -156,3 +156,43 @@ t.test('queued writes: close() lets them end first (a new partial keeps them), n
   t.equal(b.durable, 131072, 'a resume starts after them');
   await b.discard();
 });
+
+t.test(
+  'acquireMany (an Offer): a partial resumes, a second-named one restarts, none stays absent, busy and over-limit files are refused alone',
+  async (t) => {
+    const root = t.testdir({ final: {} });
+    const staging = new Staging(root, async () => undefined, { perSession: 4, total: 64 });
+    const h = (n: number): string => hashBytes(new Uint8Array([n]));
+    const data = testBytes(3000, 3);
+    // A partial of 1,000 durable bytes (h(1)) and a complete one already linked into place (h(2)).
+    for (const n of [1, 2]) {
+      const p = await staging.acquire(h(n), data.byteLength, 'old');
+      await p.write(0, data.subarray(0, n === 1 ? 1000 : 3000));
+      await p.sync();
+      await p.close();
+    }
+    await link(staging.pathOf(h(2)), join(root, 'final', 'IMG_0002.CR3'));
+    const other = await staging.acquire(h(3), 10, 'other');
+    const got = await staging.acquireMany(
+      [1, 2, 3, 4, 5, 6].map((n) => ({ hash: h(n), size: data.byteLength })),
+      's1',
+    );
+    const [resumed, restarted, busy, fresh, fresh2, over] = got;
+    t.equal((resumed as { durable: number }).durable, 1000, 'an existing partial resumes from its durable size');
+    t.equal((restarted as { durable: number }).durable, 0, 'a partial with a second name is received again');
+    t.match(busy, { code: 'STUDIO_BUSY' }, 'held by another session: refused alone');
+    t.equal((fresh as { durable: number }).durable, 0, 'no partial: from 0');
+    t.equal((fresh2 as { durable: number }).durable, 0);
+    t.match(over, { code: 'STUDIO_STAGING_LIMIT' }, 'past the per-session limit: refused alone');
+    t.same(
+      (await readdir(join(root, STAGING_DIR))).sort(),
+      [`${h(1)}.part`],
+      'nothing created for the new (or busy) files; the second-named partial is gone',
+    );
+    t.equal((await readFile(join(root, 'final', 'IMG_0002.CR3'))).length, 3000, 'the final copy is untouched');
+    t.equal(staging.heldCount('s1'), 4, 'the four wanted files are held, the refused ones not');
+    for (const g of got) if (!(g instanceof StudioError)) await g.close();
+    await other.close();
+    t.equal(staging.heldCount(), 0, 'all released');
+  },
+);
