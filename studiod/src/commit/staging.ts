@@ -16,9 +16,10 @@
  * One session at a time holds a hash (`acquire`); a second session offering the
  * same hash meanwhile gets STUDIO_BUSY (retryable).
  *
- * An Offer only holds each hash and looks its partial up (`acquire`); a new
- * partial is created by the file's first write, so the files of a batch waiting
- * for their turn cost no descriptor and no file.
+ * An Offer only holds each hash and looks its partial up (`acquireMany`: one
+ * listing of the folder for the batch); a new partial is created by the file's
+ * first write, so the files of a batch waiting for their turn cost no descriptor
+ * and no file.
  *
  * Bounds (docs/configuration.md, `staging`): a created file keeps two descriptors
  * (its writer and its read-back lane; four once a pooled 1 MiB chunk was written with

@@ -100,7 +100,7 @@ interface LiveCommit {
  */
 const MAX_COMMITTING = 64;
 
-/** Offered files looked up (catalogue, staging) at once while an Offer is answered. */
+/** Receipts of offered files the catalogue knows, looked up at once while an Offer is answered. */
 const OFFER_LOOKUPS = 16;
 
 /** Chunk bytes queued between the link and a streamed commit's durableWrite. */
