@@ -16,10 +16,9 @@
  * One session at a time holds a hash (`acquire`); a second session offering the
  * same hash meanwhile gets STUDIO_BUSY (retryable).
  *
- * An Offer only holds each hash and looks its partial up (`acquireMany`: one
- * listing of the folder for the batch); a new partial is created by the file's
- * first write, so the files of a batch waiting for their turn cost no descriptor
- * and no file.
+ * An Offer only holds each hash and looks its partial up (`acquire`); a new
+ * partial is created by the file's first write, so the files of a batch waiting
+ * for their turn cost no descriptor and no file.
  *
  * Bounds (docs/configuration.md, `staging`): a created file keeps two descriptors
  * (its writer and its read-back lane; four once a pooled 1 MiB chunk was written with
@@ -481,84 +480,6 @@ export class Staging {
    * folder's fsync before its first Ack (StagedFile.sync), shared by the partials created meanwhile.
    */
   async acquire(hash: string, size: number, sessionId: string): Promise<StagedFile> {
-    this.#take(hash, sessionId);
-    try {
-      await this.#ready();
-    } catch (err) {
-      this.#unhold(hash, sessionId);
-      throw err instanceof StudioError ? err : stagingError(err, 'open', this.dir);
-    }
-    return this.#lookUp(hash, size, sessionId, true);
-  }
-
-  /**
-   * `acquire` for the files of one Offer, with one listing of the staging folder instead of a
-   * lookup each: a partial is looked up (and opened, as by acquire) only when the listing names
-   * it, so a batch of new files costs one `readdir`, not hundreds of `stat`s waiting their turn
-   * in libuv's pool behind other sessions' fsyncs (where a newly connected agent's Offer waited).
-   * The listing is exact for these hashes: only a hash's holder creates or removes its partial,
-   * and each is held before the folder is read. Each file's outcome is its own (a StagedFile, or
-   * the coded error acquire would throw: STUDIO_BUSY, STUDIO_STAGING_LIMIT, a staging fault);
-   * only an uncoded fault rejects, with nothing left held.
-   */
-  async acquireMany(
-    files: ReadonlyArray<{ hash: string; size: number }>,
-    sessionId: string,
-  ): Promise<Array<StagedFile | StudioError>> {
-    const out: Array<StagedFile | StudioError | undefined> = [];
-    for (const { hash } of files) {
-      try {
-        this.#take(hash, sessionId);
-        out.push(undefined);
-      } catch (err) {
-        if (!(err instanceof StudioError)) {
-          this.#unholdFree(files, out, sessionId);
-          throw err;
-        }
-        out.push(err);
-      }
-    }
-    const taken = files.filter((_, i) => out[i] === undefined);
-    if (taken.length === 0) return out as StudioError[];
-    let present: Set<string>;
-    try {
-      await this.#ready();
-      present = new Set(await readdir(this.dir));
-    } catch (err) {
-      for (const f of taken) this.#unhold(f.hash, sessionId);
-      const coded = err instanceof StudioError ? err : stagingError(err, 'list', this.dir);
-      return out.map((o) => o ?? coded);
-    }
-    for (let i = 0; i < files.length; i++) {
-      if (out[i] !== undefined) continue;
-      const { hash, size } = files[i] as { hash: string; size: number };
-      try {
-        out[i] = await this.#lookUp(hash, size, sessionId, present.has(hash + PART_SUFFIX));
-      } catch (err) {
-        if (!(err instanceof StudioError)) {
-          // Nothing stays held: the files looked up so far are released with the rest.
-          for (const o of out) if (o instanceof StagedFile) await o.close().catch(() => undefined);
-          this.#unholdFree(files.slice(i + 1), out.slice(i + 1), sessionId);
-          throw err;
-        }
-        out[i] = err;
-      }
-    }
-    return out as Array<StagedFile | StudioError>;
-  }
-
-  /** Releases the hashes held for `files` whose outcome is not settled yet (`out[i]` undefined). */
-  #unholdFree(
-    files: ReadonlyArray<{ hash: string }>,
-    out: ReadonlyArray<StagedFile | StudioError | undefined>,
-    sessionId: string,
-  ): void {
-    for (let k = 0; k < out.length; k++)
-      if (out[k] === undefined) this.#unhold((files[k] as { hash: string }).hash, sessionId);
-  }
-
-  /** Checks `hash` is free for `sessionId` and within the limits, and holds it. */
-  #take(hash: string, sessionId: string): void {
     const other = this.#held.get(hash);
     if (other !== undefined && other !== sessionId) {
       throw new StudioError(
@@ -570,22 +491,14 @@ export class Staging {
     if (other === sessionId) throw new TypeError(`Staging.acquire(): ${hash} already held by this session`);
     this.#checkLimits(hash, sessionId);
     this.#hold(hash, sessionId);
-  }
-
-  /**
-   * The partial of a held `hash` (the staging folder is ready): `mayExist` false when a listing
-   * taken after the hold showed none, so there is nothing to look up.
-   */
-  async #lookUp(hash: string, size: number, sessionId: string, mayExist: boolean): Promise<StagedFile> {
     const path = this.pathOf(hash);
     const release = (): void => this.#unhold(hash, sessionId);
     try {
-      const st = !mayExist
-        ? undefined
-        : await stat(path).catch((err: unknown) => {
-            if (errorCode(err) === 'ENOENT') return undefined;
-            throw stagingError(err, 'stat', path);
-          });
+      await this.#ready();
+      const st = await stat(path).catch((err: unknown) => {
+        if (errorCode(err) === 'ENOENT') return undefined;
+        throw stagingError(err, 'stat', path);
+      });
       if (size > 0 && (st === undefined || st.size > size || st.nlink > 1)) {
         if (st !== undefined) await rm(path, { force: true });
         return new StagedFile(

@@ -100,7 +100,7 @@ interface LiveCommit {
  */
 const MAX_COMMITTING = 64;
 
-/** Receipts of offered files the catalogue knows, looked up at once while an Offer is answered. */
+/** Offered files looked up (catalogue, staging) at once while an Offer is answered. */
 const OFFER_LOOKUPS = 16;
 
 /** Chunk bytes queued between the link and a streamed commit's durableWrite. */
@@ -214,34 +214,31 @@ export class FileReceiver {
         throw err;
       }
     }
-    // The receipt lookups of files the catalogue knows, OFFER_LOOKUPS at a time; then the staging
-    // of the others in one call (one listing of the staging folder, not a lookup each: Staging.acquireMany).
-    // The Want keeps the Offer's order.
+    // Each file's catalogue lookup and staging open, OFFER_LOOKUPS at a time (a batch of small
+    // files is a few hundred of them); the Want keeps the Offer's order.
     const outcome: Array<'have' | StagedFile | CodedError | undefined> = new Array(files.length);
+    let next = 0;
+    let fault: unknown;
     // One catalogue read for the batch: most offered files are new, and need no receipt lookup.
     const known = await this.#o.catalogue.assetsKnown(files.map((f) => f.hash));
-    const receiptLookups = files.flatMap((_, i) => (known[i] === true ? [i] : []));
-    let next = 0;
     const lookUp = async (): Promise<void> => {
-      while (next < receiptLookups.length) {
-        const i = receiptLookups[next++] as number;
+      while (fault === undefined && next < files.length) {
+        const i = next++;
+        const f = files[i] as OfferFile;
         try {
-          if ((await this.#o.committer.receiptFor((files[i] as OfferFile).hash)) !== undefined) outcome[i] = 'have';
+          if (known[i] === true && (await this.#o.committer.receiptFor(f.hash)) !== undefined) outcome[i] = 'have';
+          else outcome[i] = await this.#o.staging.acquire(f.hash, f.size, this.#o.sessionId);
         } catch (err) {
-          if (!(err instanceof CodedError)) throw err;
-          outcome[i] = err;
+          if (err instanceof CodedError) outcome[i] = err;
+          else fault ??= err;
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(OFFER_LOOKUPS, receiptLookups.length) }, lookUp));
-    const toStage = files.flatMap((_, i) => (outcome[i] === undefined ? [i] : []));
-    const staged = await this.#o.staging.acquireMany(
-      toStage.map((i) => files[i] as OfferFile),
-      this.#o.sessionId,
-    );
-    toStage.forEach((i, k) => {
-      outcome[i] = staged[k];
-    });
+    await Promise.all(Array.from({ length: Math.min(OFFER_LOOKUPS, files.length) }, lookUp));
+    if (fault !== undefined) {
+      for (const o of outcome) if (o instanceof StagedFile) await o.close().catch(() => undefined);
+      throw fault;
+    }
     const wants: Array<{ hash: string; offset: number }> = [];
     const have: string[] = [];
     files.forEach((file, i) => {
