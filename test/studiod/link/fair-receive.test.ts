@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import {
   authPayload,
   createLogger,
-  decodeFrame,
   hashBytes,
   signAuth,
   MAGIC,
@@ -38,40 +37,24 @@ const MiB = 1024 * KiB;
 const MTIME = Date.UTC(2026, 10, 26);
 
 /**
- * The real Committer; each commit first waits until the test opens the hold, and each small
- * commit while `holdSmall` holds them (counted in `smallHeld`).
+ * The real Committer; each commit first waits until the test opens the hold. It notes which small
+ * commits came marked as their session's first (`firstOf`, by hash).
  */
 class HeldCommitter extends Committer {
   #open!: () => void;
   readonly opened = new Promise<void>((r) => {
     this.#open = r;
   });
-  #small: { gate: Promise<void>; open: () => void } | undefined;
-  smallHeld = 0;
+  readonly firstOf = new Map<string, boolean>();
   open(): void {
     this.#open();
-  }
-  holdSmall(): void {
-    let open!: () => void;
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    this.#small = { gate, open };
-  }
-  releaseSmall(): void {
-    this.#small?.open();
-    this.#small = undefined;
   }
   override async commit(input: CommitInput): ReturnType<Committer['commit']> {
     await this.opened;
     return super.commit(input);
   }
   override async commitSmall(input: SmallCommitInput): ReturnType<Committer['commitSmall']> {
-    const held = this.#small;
-    if (held !== undefined) {
-      this.smallHeld++;
-      await held.gate;
-    }
+    this.firstOf.set(input.hash, input.first === true);
     return super.commitSmall(input);
   }
 }
@@ -237,41 +220,27 @@ t.test('commits are served round-robin: every session has its first file committ
   t.equal(sched.inFlight + sched.waiting, 0, 'every slot given back');
 });
 
-t.test("a newly connected agent's first small file is written ahead of another agent's queued ones", async (t) => {
+t.test("each session's first small commit, and only it, is marked to be written ahead", async (t) => {
   const s = await studio(t, {});
   s.committer.open();
   const a = await agent(s, 40);
   t.teardown(() => a.close());
-  // A's own first commit is behind it: from now on A is a session sending its n-th files.
   const a0 = files(40, 1, 4 * KiB);
   await send(a, a0, 64 * KiB);
   await assertCommitted(t, s, a, a0);
-  const order: string[] = [];
-  s.committer.holdSmall();
+  // A now sends its n-th files while B connects and sends its first.
   const many = files(41, 30, 4 * KiB + 1);
   await send(a, many, 64 * KiB);
-  await waitFor(() => s.committer.smallHeld === many.length, "A's 30 small commits are waiting");
   const b = await agent(s, 42);
   t.teardown(() => b.close());
-  for (const [c, who] of [
-    [a, 'A'],
-    [b, 'B'],
-  ] as const)
-    c.ws.on('message', (d) => {
-      if (decodeFrame(d as Buffer).t === 'receipt') order.push(who);
-    });
   const b0 = files(42, 1, 4 * KiB + 2);
   await send(b, b0, 64 * KiB);
-  await waitFor(() => s.committer.smallHeld === many.length + 1, "B's first is waiting with them");
-  const groups = s.committer.smallGroupStats.groups;
-  // All 31 go on at once; they reach the group writer in about this order, B's last.
-  s.committer.releaseSmall();
   await assertCommitted(t, s, b, b0);
   await assertCommitted(t, s, a, many);
-  // The first file to arrive starts a group alone; B's first makes the next, A's others the one after.
-  t.ok(order.indexOf('B') <= 1, `B's Receipt came before all but at most one of A's 30 (${order.join('')})`);
-  t.equal(order.length, 31, 'every Receipt');
-  t.ok(s.committer.smallGroupStats.groups - groups >= 3, "B's first was a group of its own");
+  const marked = (fs: File[]) => fs.map((f) => s.committer.firstOf.get(f.hash));
+  t.same(marked(a0), [true], "A's first file: marked");
+  t.same(marked(b0), [true], "B's first file: marked, though A's were still being committed");
+  t.same(marked(many), Array(30).fill(false), "A's later files: not marked");
 });
 
 t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost or reordered', async (t) => {
