@@ -96,6 +96,8 @@ export interface CommitInput {
 export interface SmallCommitInput extends Omit<CommitInput, 'staged' | 'source'> {
   /** The file's `size` bytes (at most SMALL_COMMIT_BYTES). */
   bytes: Uint8Array;
+  /** Its session's first commit: written ahead of the queued groups (SmallGroupWriter.write). */
+  first?: boolean;
 }
 
 /** Both copies verified under their final names, by one of the two ways of writing them. */
@@ -365,12 +367,15 @@ export class Committer {
         throw new TypeError(`commitSmall: ${input.bytes.byteLength} bytes for a file of ${input.size}`);
       await this.checkTargets();
       return await this.#underFreeName(input, started, async ({ dirs, name, at }) => {
-        const o = await this.#small.write({
-          bytes: input.bytes,
-          size: input.size,
-          blake3: input.hash,
-          targets: { raid: { dir: dirs.raid, name }, mirror: { dir: dirs.mirror, name } },
-        });
+        const o = await this.#small.write(
+          {
+            bytes: input.bytes,
+            size: input.size,
+            blake3: input.hash,
+            targets: { raid: { dir: dirs.raid, name }, mirror: { dir: dirs.mirror, name } },
+          },
+          input.first === true,
+        );
         if (!o.ok) {
           at.writing = o.target;
           const opts = { retryable: o.retryable, ...(o.detail === undefined ? {} : { detail: o.detail }) };

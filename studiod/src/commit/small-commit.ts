@@ -54,6 +54,8 @@ export type SmallGroupReply = { id: number; outcomes: SmallFileOutcome[] } | { i
 
 interface Queued {
   file: SmallFileRequest;
+  /** Its session's first commit (goes ahead, see write). */
+  first: boolean;
   resolve: (o: SmallFileOutcome) => void;
   reject: (err: unknown) => void;
 }
@@ -73,10 +75,19 @@ export class SmallGroupWriter {
   groups = 0;
   files = 0;
 
-  /** Resolves with the file's outcome; rejects only when the worker failed as a whole. */
-  write(file: SmallFileRequest): Promise<SmallFileOutcome> {
+  /**
+   * Resolves with the file's outcome; rejects only when the worker failed as a whole.
+   *
+   * `first`: the first commit of its link session. The files queued while a group is written
+   * form the next group, and with twenty agents that is one file of each of tens of commits
+   * in flight, tens of fsyncs long; an agent that just connected would wait for it behind
+   * the others' hundredth files. The first files queued form a group of their own, written
+   * next, ahead of the rest (one per newly connected session: a few, never a starving
+   * stream; the rest go as one group right after it).
+   */
+  write(file: SmallFileRequest, first = false): Promise<SmallFileOutcome> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ file, resolve, reject });
+      this.#queue.push({ file, first, resolve, reject });
       if (this.#inGroup === undefined) this.#next();
     });
   }
@@ -100,8 +111,12 @@ export class SmallGroupWriter {
       this.#worker?.unref();
       return;
     }
-    const group = this.#queue;
-    this.#queue = [];
+    let group = this.#queue.filter((q) => q.first);
+    if (group.length > 0 && group.length < this.#queue.length) this.#queue = this.#queue.filter((q) => !q.first);
+    else {
+      group = this.#queue;
+      this.#queue = [];
+    }
     this.#inGroup = group;
     let w: Worker;
     try {

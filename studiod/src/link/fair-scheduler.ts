@@ -139,13 +139,28 @@ export class FairScheduler {
 /** What a FileReceiver asks of the committer. */
 export type CommitPort = Pick<Committer, 'commit' | 'receiptFor'> & Partial<Pick<Committer, 'commitSmall'>>;
 
-/** `committer` as one session sees it: each of its commits runs in one of its turns. */
+/**
+ * `committer` as one session sees it: each of its commits runs in one of its turns, and its first
+ * commit, if a small one, is marked `first` (written ahead of the other sessions' queued small
+ * files, small-commit.ts), so an agent that connects while others send hundreds gets its first
+ * Receipt about as soon as it would alone.
+ */
 export function fairCommitter(committer: CommitPort, scheduler: FairScheduler, session: string): CommitPort {
+  let started = false;
   return {
-    commit: (input) => scheduler.run(session, () => committer.commit(input)),
+    commit: (input) => {
+      started = true;
+      return scheduler.run(session, () => committer.commit(input));
+    },
     receiptFor: (hash) => committer.receiptFor(hash),
     ...(committer.commitSmall === undefined
       ? {}
-      : { commitSmall: (input) => scheduler.run(session, () => committer.commitSmall!(input)) }),
+      : {
+          commitSmall: (input) => {
+            const first = !started;
+            started = true;
+            return scheduler.run(session, () => committer.commitSmall!(first ? { ...input, first } : input));
+          },
+        }),
   };
 }

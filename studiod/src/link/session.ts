@@ -556,8 +556,13 @@ export class LinkSession {
     if (this.#state !== 'authenticating') return;
     this.#transition('ready');
     this.#log.info({ agentId: msg.agentId }, 'agent authenticated');
-    await this.#d.catalogue.touchAgent(msg.agentId, this.#d.now(), this.#agentQueue);
     this.#send({ t: 'auth-accepted', agentId: msg.agentId });
+    // When it was last seen is kept for the alert on quiet laptops, not for this session: written
+    // behind the catalogue's writes in flight (with twenty agents, group commits), which the
+    // agent's AuthAccepted and first Offer do not wait for. The teardown's write follows it.
+    this.#d.catalogue
+      .touchAgent(msg.agentId, this.#d.now(), this.#agentQueue)
+      .catch((err: unknown) => this.#log.warn({ err }, 'could not record when the agent was last seen'));
   }
 
   /** The socket closed (a cut, our close, the peer's close): drain, release staged files, settle commits. */

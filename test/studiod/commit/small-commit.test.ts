@@ -72,6 +72,45 @@ t.test('the group writer: each file of a group has its own outcome', async (t: T
   }
 });
 
+t.test(
+  "the group writer: a session's first file goes in a group of its own, ahead of the files queued before it",
+  async (t: Test) => {
+    const dir = t.testdir({ raid: { d: {} }, mirror: { d: {} } });
+    const w = new SmallGroupWriter();
+    t.teardown(() => w.close());
+    const file = (i: number) => {
+      const bytes = testBytes(2000 + i * 31, 100 + i);
+      const n = `F${i}.JPG`;
+      return {
+        bytes,
+        size: bytes.byteLength,
+        blake3: hashBytes(bytes),
+        targets: { raid: { dir: join(dir, 'raid', 'd'), name: n }, mirror: { dir: join(dir, 'mirror', 'd'), name: n } },
+      };
+    };
+    const done: number[] = [];
+    const write = (i: number, first = false) =>
+      w.write(file(i), first).then((o) => {
+        done.push(i);
+        return o;
+      });
+    const busy = write(0); // written alone; what follows queues behind it
+    const others = Array.from({ length: 20 }, (_, k) => write(k + 1)); // another session's n-th files
+    const newcomer = write(99, true); // a session's first file, queued last
+    const outcomes = await Promise.all([busy, ...others, newcomer]);
+    t.equal(w.groups, 3, 'three groups: the busy one, the first file alone, then the 20 queued before it');
+    t.same(done.slice(0, 2), [0, 99], 'the first file is written right after the group in progress');
+    t.same(
+      done.slice(2),
+      Array.from({ length: 20 }, (_, k) => k + 1),
+      'the others after it, in their order',
+    );
+    for (const o of outcomes) t.match(o, { ok: true });
+    for (const root of ['raid', 'mirror'])
+      t.equal((await tree(join(dir, root))).length, 22, `${root}: every file, no temp`);
+  },
+);
+
 const name = (path: string, card: string): FileName => ({ shoot: 'shoot', card, path, mtime: MTIME });
 
 t.test('commitSmall: a failed file in a group leaves nothing; the others are committed', async (t: Test) => {

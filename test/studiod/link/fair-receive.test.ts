@@ -20,7 +20,14 @@ import {
   type MessageOf,
 } from '@studio321/protocol';
 import { Catalogue } from '@studio321/studiod';
-import { checkTarget, Committer, Staging, STAGING_DIR, type CommitInput } from '@studio321/studiod/commit';
+import {
+  checkTarget,
+  Committer,
+  Staging,
+  STAGING_DIR,
+  type CommitInput,
+  type SmallCommitInput,
+} from '@studio321/studiod/commit';
 import { LinkServer, LinkSession, loadOrCreateTlsIdentity } from '@studio321/studiod/link';
 import { localTargets, sha256Hex, waitFor } from '../../lib/studio-harness.js';
 import { WireClient } from '../../lib/studio-wire.js';
@@ -29,18 +36,26 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const MTIME = Date.UTC(2026, 10, 26);
 
-/** The real Committer; each commit first waits until the test opens the hold. */
+/**
+ * The real Committer; each commit first waits until the test opens the hold. It notes which small
+ * commits came marked as their session's first (`firstOf`, by hash).
+ */
 class HeldCommitter extends Committer {
   #open!: () => void;
   readonly opened = new Promise<void>((r) => {
     this.#open = r;
   });
+  readonly firstOf = new Map<string, boolean>();
   open(): void {
     this.#open();
   }
   override async commit(input: CommitInput): ReturnType<Committer['commit']> {
     await this.opened;
     return super.commit(input);
+  }
+  override async commitSmall(input: SmallCommitInput): ReturnType<Committer['commitSmall']> {
+    this.firstOf.set(input.hash, input.first === true);
+    return super.commitSmall(input);
   }
 }
 
@@ -203,6 +218,29 @@ t.test('commits are served round-robin: every session has its first file committ
   }
   t.ok(spread <= 2, `no session more than two commits ahead of another (spread ${spread})`);
   t.equal(sched.inFlight + sched.waiting, 0, 'every slot given back');
+});
+
+t.test("each session's first small commit, and only it, is marked to be written ahead", async (t) => {
+  const s = await studio(t, {});
+  s.committer.open();
+  const a = await agent(s, 40);
+  t.teardown(() => a.close());
+  const a0 = files(40, 1, 4 * KiB);
+  await send(a, a0, 64 * KiB);
+  await assertCommitted(t, s, a, a0);
+  // A now sends its n-th files while B connects and sends its first.
+  const many = files(41, 30, 4 * KiB + 1);
+  await send(a, many, 64 * KiB);
+  const b = await agent(s, 42);
+  t.teardown(() => b.close());
+  const b0 = files(42, 1, 4 * KiB + 2);
+  await send(b, b0, 64 * KiB);
+  await assertCommitted(t, s, b, b0);
+  await assertCommitted(t, s, a, many);
+  const marked = (fs: File[]) => fs.map((f) => s.committer.firstOf.get(f.hash));
+  t.same(marked(a0), [true], "A's first file: marked");
+  t.same(marked(b0), [true], "B's first file: marked, though A's were still being committed");
+  t.same(marked(many), Array(30).fill(false), "A's later files: not marked");
 });
 
 t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost or reordered', async (t) => {

@@ -66,6 +66,13 @@ t.test('systemd units', { skip: !haveAnalyze && noAnalyze }, async (t) => {
     const r = await run('systemd-analyze', ['verify', unit], { SYSTEMD_UNIT_PATH: `${dir}:` });
     t.equal(r.code, 0, r.stderr);
     t.equal(r.stderr.trim(), '', 'no warnings (unknown keys, bad values) from verify');
+    // glibc reads its malloc tunables at start only: the unit is where studiod gets them.
+    const env = (await readFile(unit, 'utf8'))
+      .split('\n')
+      .filter((l) => l.startsWith('Environment='))
+      .flatMap((l) => l.slice('Environment='.length).split(' '));
+    t.ok(env.includes('MALLOC_ARENA_MAX=2'), 'at most two malloc arenas');
+    t.ok(env.includes('MALLOC_MMAP_THRESHOLD_=65536'), "blocks of 64 KiB and more mmap'd (given back when freed)");
 
     // The check can fail: a misspelt key is reported.
     const bad = join(dir, 'bad.service');
@@ -116,6 +123,11 @@ t.test('install-studiod.sh --root: installs, is idempotent, derives ReadWritePat
   const unitPath = join(root, 'etc/systemd/system/studiod.service');
   const unit = await readFile(unitPath, 'utf8');
   t.match(unit, `ExecStart=${process.execPath} ${repo}/studiod/dist/bin/studiod.js --config /etc/studiod/studiod.json`);
+  t.match(
+    unit,
+    /^Environment=MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536$/m,
+    'the malloc settings installed with it',
+  );
   const config = JSON.parse(await readFile(join(root, 'etc/studiod/studiod.json'), 'utf8')) as {
     targets: Record<string, { root: string }>;
   };
