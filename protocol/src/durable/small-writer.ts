@@ -18,11 +18,11 @@
  * written on the calling thread (node:fs/promises); if it dies, the files of its group fail
  * (retryable) and the next group starts a new one.
  */
-import { Worker } from 'node:worker_threads';
 import { DurableWriteError } from '../errors.js';
 import { durableWrite, fsyncTargetDir, type DurableTarget, type DurableWriteResult } from './durable-write.js';
 import { abortedError, durableError, DURABLE_CODES, isAborted } from './errors.js';
 import { nodeFs, type DurableFs } from './fs-facade.js';
+import { GroupWorker, type GroupReply, type GroupRequest } from './group-worker.js';
 
 /** One file: its bytes, the targets (as durableWrite's) and the options that cross a thread. */
 export interface SmallWrite {
@@ -52,12 +52,8 @@ export interface SmallWriteError {
 
 export type SmallWriteOutcome = { ok: true; result: DurableWriteResult } | { ok: false; error: SmallWriteError };
 
-export interface SmallGroupRequest {
-  id: number;
-  files: SmallWrite[];
-}
-
-export type SmallGroupReply = { id: number; outcomes: SmallWriteOutcome[] } | { id: number; fault: string };
+export type SmallGroupRequest = GroupRequest<SmallWrite>;
+export type SmallGroupReply = GroupReply<SmallWriteOutcome>;
 
 /** Files of a group written side by side: their fsyncs overlap in libuv's pool, and the read-back buffers stay few. */
 const FILES_AT_ONCE = 8;
@@ -148,13 +144,6 @@ export async function writeSmallGroup(files: readonly SmallWrite[], fs: DurableF
   });
 }
 
-interface Queued {
-  file: SmallWrite;
-  signal: AbortSignal | undefined;
-  resolve: (r: DurableWriteResult) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * Groups sent to the worker before the first one's reply: while one group waits on its folders'
  * fsyncs, the next one's files are being written.
@@ -162,113 +151,46 @@ interface Queued {
 const GROUPS_IN_FLIGHT = 2;
 
 export class SmallWriter {
-  /** Set: groups are written on this thread over this facade (no worker; tests inject faults here). */
-  readonly #fs: DurableFs | undefined;
-  #worker: Worker | undefined;
-  #queue: Queued[] = [];
-  readonly #inFlight = new Map<number, Queued[]>();
-  #nextId = 1;
-  /** Groups written and files in them (tests and the benches read these). */
-  groups = 0;
-  files = 0;
+  readonly #group: GroupWorker<SmallWrite, SmallWriteOutcome>;
 
+  /** `fs`: groups are written on this thread over this facade (no worker; tests inject faults here). */
   constructor(opts: { fs?: DurableFs } = {}) {
-    this.#fs = opts.fs;
-  }
-
-  /** The file's durable write (see the header); rejects with a DurableWriteError. */
-  write(file: SmallWrite, opts: { signal?: AbortSignal } = {}): Promise<DurableWriteResult> {
-    if (isAborted(opts.signal)) return Promise.reject(abortedError(opts.signal));
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ file, signal: opts.signal, resolve, reject });
-      if (this.#inFlight.size < GROUPS_IN_FLIGHT) this.#next();
+    const fs = opts.fs;
+    this.#group = new GroupWorker({
+      url: new URL('./small-write-worker.js', import.meta.url),
+      groupsInFlight: GROUPS_IN_FLIGHT,
+      fault: (message) =>
+        durableError(DURABLE_CODES.ioError, `The small-file writer stopped (${message}): the write will be retried.`, {
+          retryable: true,
+          detail: { op: 'small write' },
+        }),
+      aborted: abortedError,
+      // No worker here: the same writes on this thread, through libuv's pool.
+      fallback: (files) => writeSmallGroup(files, nodeFs),
+      ...(fs === undefined ? {} : { inThread: (files: SmallWrite[]) => writeSmallGroup(files, fs) }),
     });
   }
 
-  #start(): Worker {
-    // Plain JS worker: do not inherit loaders/hooks (test runners, coverage) from the parent.
-    const w = new Worker(new URL('./small-write-worker.js', import.meta.url), { execArgv: [] });
-    w.on('message', (m: SmallGroupReply) => this.#settle(m));
-    const fail = (err: Error): void => {
-      if (this.#worker !== w) return;
-      this.#worker = undefined;
-      for (const id of [...this.#inFlight.keys()]) this.#settle({ id, fault: err.message });
-    };
-    w.on('error', fail);
-    w.on('exit', (code) => fail(new Error(`small-write worker exited (code ${code})`)));
-    return w;
+  /** Groups written and files in them (tests and the benches read these). */
+  get groups(): number {
+    return this.#group.groups;
   }
 
-  #next(): void {
-    // A file whose write was aborted while it waited is not written.
-    const group: Queued[] = [];
-    for (const q of this.#queue) {
-      if (isAborted(q.signal)) q.reject(abortedError(q.signal));
-      else group.push(q);
-    }
-    this.#queue = [];
-    if (group.length === 0) {
-      if (this.#inFlight.size === 0) this.#worker?.unref();
-      return;
-    }
-    const id = this.#nextId++;
-    this.#inFlight.set(id, group);
-    const files = group.map((q) => q.file);
-    const here = (fs: DurableFs): void => {
-      void writeSmallGroup(files, fs).then(
-        (outcomes) => this.#settle({ id, outcomes }),
-        (err: unknown) => this.#settle({ id, fault: err instanceof Error ? err.message : String(err) }),
-      );
-    };
-    if (this.#fs !== undefined) {
-      here(this.#fs);
-      return;
-    }
-    let w: Worker;
-    try {
-      w = this.#worker ??= this.#start();
-    } catch {
-      // No worker here: the same writes on this thread, through libuv's pool.
-      here(nodeFs);
-      return;
-    }
-    w.ref(); // a reply is due
-    // Copied, not transferred: a caller may write the same bytes again under another name.
-    w.postMessage({ id, files } satisfies SmallGroupRequest);
+  get files(): number {
+    return this.#group.files;
   }
 
-  #settle(m: SmallGroupReply): void {
-    const group = this.#inFlight.get(m.id);
-    if (group === undefined) return;
-    this.#inFlight.delete(m.id);
-    if ('fault' in m) {
-      const err = durableError(
-        DURABLE_CODES.ioError,
-        `The small-file writer stopped (${m.fault}): the write will be retried.`,
-        { retryable: true, detail: { op: 'small write' } },
-      );
-      for (const q of group) q.reject(err);
-    } else {
-      this.groups += 1;
-      this.files += group.length;
-      group.forEach((q, i) => {
-        const o = m.outcomes[i];
-        if (o === undefined) q.reject(new TypeError('small-write worker: no outcome'));
-        else if (o.ok) q.resolve(o.result);
-        else q.reject(smallWriteError(o.error));
-      });
-    }
-    this.#next();
+  /** The file's durable write (see the header); rejects with a DurableWriteError. */
+  async write(file: SmallWrite, opts: { signal?: AbortSignal } = {}): Promise<DurableWriteResult> {
+    if (isAborted(opts.signal)) throw abortedError(opts.signal);
+    const o = await this.#group.run(file, opts.signal === undefined ? {} : { signal: opts.signal });
+    if (o.ok) return o.result;
+    throw smallWriteError(o.error);
   }
 
   /** Stops the worker (tests, orderly shutdown); files waiting fail as aborted. */
-  async close(): Promise<void> {
-    const w = this.#worker;
-    this.#worker = undefined;
-    for (const q of [...[...this.#inFlight.values()].flat(), ...this.#queue]) q.reject(abortedError(undefined));
-    this.#inFlight.clear();
-    this.#queue = [];
-    await w?.terminate();
+  close(): Promise<void> {
+    return this.#group.close(abortedError(undefined));
   }
 }
 
