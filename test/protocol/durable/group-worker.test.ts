@@ -1,0 +1,90 @@
+/**
+ * GroupWorker, the queue both small-file writers run their worker through (the agent's
+ * SmallWriter, studiod's SmallGroupWriter), with a real worker thread: a tiny module given as a
+ * data: URL that answers each item with the group it came in, and exits when an item says so.
+ *  - items asked for while a group is in flight form the next group; a lone item waits for nothing;
+ *  - items marked `first` go as a group of their own ahead of those queued before them, and the
+ *    others follow right after (nothing starves);
+ *  - a worker that dies fails the items of its group with the caller's fault error, and the
+ *    next group runs on a new worker;
+ *  - an item aborted while it waited is never sent; close() fails what is left.
+ */
+import t from 'tap';
+import { GroupWorker } from '@studio321/protocol/durable';
+
+const WORKER = `import { parentPort } from 'node:worker_threads';
+parentPort.on('message', (m) => {
+  if (m.files.includes('die')) process.exit(7);
+  parentPort.postMessage({ id: m.id, outcomes: m.files.map((f) => m.id + ':' + f) });
+});`;
+const url = new URL(`data:text/javascript,${encodeURIComponent(WORKER)}`);
+
+class Fault extends Error {}
+class Aborted extends Error {}
+
+function queue(groupsInFlight = 1): GroupWorker<string, string> {
+  return new GroupWorker<string, string>({
+    url,
+    groupsInFlight,
+    fault: (message) => new Fault(message),
+    aborted: () => new Aborted('aborted'),
+  });
+}
+
+t.test('a lone item goes at once; the items asked meanwhile form the next group', async (t) => {
+  const q = queue();
+  t.teardown(() => q.close(new Error('end')));
+  const out = await Promise.all(['a', 'b', 'c', 'd'].map((x) => q.run(x)));
+  t.same(out, ['1:a', '2:b', '2:c', '2:d']);
+  t.equal(q.groups, 2);
+  t.equal(q.files, 4);
+});
+
+t.test('first items go ahead of those queued before them, and the rest right after', async (t) => {
+  const q = queue();
+  t.teardown(() => q.close(new Error('end')));
+  const a = q.run('a'); // sent alone at once
+  const rest = [q.run('b'), q.run('c')];
+  const x = q.run('x', { first: true });
+  const y = q.run('y', { first: true });
+  t.same(await Promise.all([a, x, y, ...rest]), ['1:a', '2:x', '2:y', '3:b', '3:c']);
+});
+
+/** What a promise settled with (caught at once: no rejection is left unhandled meanwhile). */
+function settled<T>(p: Promise<T>): Promise<T | Error> {
+  return p.catch((err: unknown) => err as Error);
+}
+
+t.test('a worker that dies fails its group with the fault error; the next group gets a new worker', async (t) => {
+  const q = queue();
+  t.teardown(() => q.close(new Error('end')));
+  const first = q.run('ok');
+  const doomed = [settled(q.run('die')), settled(q.run('also in that group'))];
+  t.equal(await first, '1:ok');
+  // Queued behind the group that dies (sent when 'ok' was answered), then sent to a fresh worker.
+  const after = q.run('later');
+  for (const e of await Promise.all(doomed)) {
+    t.ok(e instanceof Fault, "the caller's fault error");
+    t.match((e as Error).message, /exited \(code 7\)/);
+  }
+  t.equal(await after, '3:later');
+  t.equal(await q.run('again'), '4:again');
+  t.equal(q.groups, 3, 'the dead group is not counted');
+});
+
+t.test('an item aborted while it waited is never sent; close() fails what is left', async (t) => {
+  const q = queue();
+  const a = q.run('a');
+  const ac = new AbortController();
+  const gone = settled(q.run('gone', { signal: ac.signal }));
+  const kept = q.run('kept');
+  ac.abort();
+  t.equal(await a, '1:a');
+  t.ok((await gone) instanceof Aborted, "rejected with the caller's aborted error");
+  t.equal(await kept, '2:kept', 'the aborted item was not in the group');
+  const waiting = [settled(q.run('w1')), settled(q.run('w2'))];
+  const end = new Error('closed');
+  await q.close(end);
+  t.same(await Promise.all(waiting), [end, end]);
+  t.equal(q.files, 2, 'gone, w1 and w2 were never answered');
+});
