@@ -3,7 +3,7 @@
  *
  *   node scripts/dist/bench-scale.js [--files 20000] [--runs 3] [--agents 0] [--agent-files 2000] [--no-sync] [--dir DIR] [--keep]
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
- *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--studiod-env 'MALLOC_ARENA_MAX=2']
+ *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--studiod-env 'K=V …' (on top of the service unit's; none: not the unit's)]
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
  *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS]
  *
@@ -69,6 +69,7 @@ import { verifyCopies } from '@studio321/studiod/ledger';
 import { AgentState, buildStatus, type FileEntry } from '@studio321/agent/state';
 import { BINS } from './lib/demo-run.js';
 import { median } from './lib/bench-run.js';
+import { studiodEnv } from './lib/studiod-env.js';
 
 const { values } = parseArgs({
   options: {
@@ -102,13 +103,8 @@ const VERIFY_FILES = Number(values['verify-files']);
 const VERIFY_LARGE = Number(values['verify-large']);
 const SYNC_ONLY = values['sync-only'] === true;
 const STUDIOD_NODE_ARGS = (values['studiod-node-args'] ?? '').split(' ').filter((a) => a !== '');
-/** Extra environment for the studiod child alone (`--studiod-env 'MALLOC_ARENA_MAX=2 ...'`). */
-const STUDIOD_ENV: Record<string, string> = Object.fromEntries(
-  (values['studiod-env'] ?? '')
-    .split(' ')
-    .filter((a) => a.includes('='))
-    .map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
-);
+/** studiod's environment: the service unit's, then `--studiod-env 'K=V …'` (`none`: not the unit's). */
+const STUDIOD_ENV = studiodEnv(values['studiod-env']);
 /** Step 4: write studiod's heap snapshot into this folder once it is idle after the agents (what it still holds). */
 const HEAP_SNAPSHOT_DIR = values['studiod-heap-snapshot'];
 const INGEST_ONLY = values['ingest-only'] === true;

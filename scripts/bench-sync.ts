@@ -24,7 +24,8 @@
  * agent's; 1 skips that step),
  * --dir DIR (work dir on the disk to test), --window-mb N (studio window; default the
  * protocol's). For A/B of a change: --sync-only (no baselines: their figures print as NaN),
- * --studiod-env="NAME=value …" (added to studiod's environment),
+ * --studiod-env="NAME=value …" (added to the environment studiod gets from its service unit;
+ * `none`: not the unit's),
  * --studiod-node-options="…" and --agent-node-options="…" (Node/V8 flags for studiod and the
  * agent children, e.g. `--cpu-prof`), BENCH_THREADS=1 (studiod's CPU per thread),
  * BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
@@ -44,6 +45,7 @@ import { LinkClient, saveIdentity, syncUntilEmpty } from '@studio321/agent/link'
 import type { SyncQueue } from '@studio321/agent/state';
 import { controlRequest } from '@studio321/studiod';
 import { median } from './lib/bench-run.js';
+import { studiodEnv } from './lib/studiod-env.js';
 
 const exec = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -81,17 +83,6 @@ function parseSize(s: string): number {
 
 const mibps = (bytes: number, ms: number): number => bytes / MiB / (ms / 1000);
 const now = (): number => performance.timeOrigin + performance.now();
-
-/** `--studiod-env "K=V K2=V2"`: variables added to studiod's environment (e.g. glibc's malloc tunables). */
-function studiodEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const kv of values['studiod-env']?.split(' ').filter(Boolean) ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new Error(`--studiod-env ${kv}: NAME=value`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return env;
-}
 
 /** CPU seconds (user + system) a process has used so far, from /proc (all its threads). */
 async function cpuSeconds(pid: number): Promise<number> {
@@ -441,7 +432,7 @@ async function startStudio(dir: string): Promise<Studio> {
       '--config',
       join(dir, 'studiod.json'),
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...studiodEnv() } },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...studiodEnv(values['studiod-env']) } },
   );
   const counts = { committing: 0, committed: 0 };
   const waiters: Array<{ what: 'committing' | 'committed'; at: number; resolve: (t: number) => void }> = [];
