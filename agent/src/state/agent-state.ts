@@ -276,7 +276,7 @@ export class AgentState {
   }
 
   /**
-   * LevelDB keeps the last writes (up to its 4 MiB write buffer) only in its write-ahead log, and
+   * LevelDB keeps the last writes (up to its write buffer, WRITE_BUFFER) only in its write-ahead log, and
    * every open replays that log and writes it out as a table before it answers: the first
    * `field-agent status` after an ingest or a `run` paid for the writer's last writes (a 3 MiB
    * log at 100,000 files). A process that wrote writes them out once here, so the next open
