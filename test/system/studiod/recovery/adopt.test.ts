@@ -103,10 +103,11 @@ async function countedRaidCopiesVerify(t: Test): Promise<number> {
 t.test(
   'RAID replaced by an empty disk: honest at once, adopted, refilled under SIGKILL, compliant again',
   async (t) => {
-    // The demo's last commits get their folders' ASC MHL generation MHL_DELAY_MS after them: a
-    // RAID replaced before that owes one, written after the refill beside the mirror's copy. A
-    // restart writes every generation still due before studiod serves (mhl-history.ts, open).
-    await demo.killStudiod();
+    // The demo's last commits, and the agents' own ASC MHL generations studiod adopts, get their
+    // folders' generation MHL_DELAY_MS after them: a RAID replaced before that owes one, written
+    // after the refill beside the mirror's copy. A clean stop writes every generation scheduled
+    // (mhl-history.ts, close); a start after a kill writes only studiod's own pending ones (open).
+    await demo.stopStudiod();
     await demo.startStudiod();
     const before = await demo.studioctlJson<Status>(['status']);
     t.ok(before.ledger.assets > 0 && before.ledger.compliant === before.ledger.assets, 'compliant before');
