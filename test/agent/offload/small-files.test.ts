@@ -9,7 +9,7 @@
  *    content bound, as when it reads them itself;
  *  - an offload of small files records the same bytes and hashes as the card has, with a capture
  *    day, and a file swapped for a link after the listing fails alone, with no temp left;
- *  - files read whole are written by the small writer in groups; one whose read-back differs
+ *  - files read whole are written by the small writer (its groups: small-writer.test.ts); one whose read-back differs
  *    fails alone (AGENT_COPY_FAILED), with no final name and no temp, and the others count;
  *  - a store folder removed by hand during the offload is made again for the next file (the
  *    offload makes each folder once, not for every file);
@@ -182,8 +182,9 @@ t.test('small files written in groups by the small writer: a damaged read-back f
     { state, targets, smallWriter: writer },
     { root: card, card: { id: 'C-4', label: 'C', kind: 'card', source: card, shoot: 's' }, scan },
   );
+  // How many groups they formed depends on how fast the card is read against the writes (the
+  // grouping itself is proven where it is deterministic: small-writer and group-worker tests).
   t.equal(writer.files, 20, 'every file went through the small writer');
-  t.ok(writer.groups < 20, `in groups (${writer.groups})`);
   t.equal(r.copied, 19, 'the others count');
   t.same(
     r.failed.map((f) => [f.path, f.code]),
