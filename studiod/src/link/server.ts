@@ -184,7 +184,6 @@ export class LinkServer {
         pairing: this.#pairing,
         budget: this.budget,
         scheduler: this.scheduler,
-        socket,
         ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
         ...(o.mhl === undefined ? {} : { mhl: o.mhl }),
         onAuthenticated: async (current, agentId) => {

@@ -23,7 +23,6 @@
  * against the window at arrival (FileReceiver.admit), before they are queued.
  */
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import {
   CodedError,
@@ -87,11 +86,6 @@ export interface SessionDeps {
   budget?: MemoryBudget;
   /** Commit slots shared round-robin between sessions (fair-scheduler.ts); absent: none. */
   scheduler?: FairScheduler;
-  /**
-   * The TLS socket under the WebSocket: the frames sent in one turn of the event loop (a commit
-   * group's Acks and Receipts) are corked into one write, so TLS encrypts them as one record.
-   */
-  socket?: Pick<Socket, 'cork' | 'uncork'>;
 }
 
 export type SessionState =
@@ -158,8 +152,6 @@ export class LinkSession {
   #firstOfferLogged = false;
   #lastReceived: number;
   #lastSent: number;
-  /** The socket is corked until the end of this turn (#send). */
-  #corked = false;
   #timers: NodeJS.Timeout[] = [];
   /** The socket as the receive budget pauses it; a paused socket is quiet by our doing, not a dead link. */
   readonly #reader: BudgetReader = {
@@ -299,16 +291,6 @@ export class LinkSession {
       this.#agentQueue.bytes = Math.max(0, this.#agentQueue.bytes - msg.size);
     }
     this.#lastSent = this.#d.now();
-    const sock = this.#d.socket;
-    if (sock !== undefined && !this.#corked) {
-      // Uncorked once the promise continuations of this turn ran: a group's Receipts resolve together.
-      this.#corked = true;
-      sock.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        sock.uncork();
-      });
-    }
     this.#ws.send(encodeFrame(msg));
   }
 
