@@ -8,7 +8,7 @@
  *     and covered by both copies' BLAKE3 read-backs) and the folder's `folder` record.
  *  2. The folder's generation is written `delayMs` after the last commit into it (debounced: a
  *     card's files arrive one by one, in batches of a sync pass), at close, and at the next start
- *     for whatever a crash left pending.
+ *     for whatever a crash left pending (files, or an agent generation received but not adopted).
  *  3. Per target, in that folder: first each field agent generation of the card (MhlGeneration,
  *     SPEC §3.11, kept in the `inbox`) that is not in the chain yet and whose every file is in
  *     this folder with the very XXH3 the studio committed (its bytes as the agent wrote them, so
@@ -173,11 +173,15 @@ export class StudioMhl {
     this.#timers.set(folder, t);
   }
 
-  /** Start: the folders a crash left with pending files get their generation. */
+  /**
+   * Start: the folders a crash left with pending files, or with an agent generation received
+   * but not yet adopted (its `due` record), get their generation.
+   */
   async open(): Promise<void> {
     const folders = new Set<string>();
     for await (const v of this.#db.values({ gte: `pending${S}`, lt: `pending${S}\xff` }))
       folders.add((v as PendingRecord).folder);
+    for await (const v of this.#db.values({ gte: `due${S}`, lt: `due${S}\xff` })) folders.add(v as string);
     for (const f of folders) await this.flush(f);
   }
 
@@ -193,7 +197,10 @@ export class StudioMhl {
 
   /**
    * An agent's generation (MhlGeneration): kept durably in the inbox, then adopted by every
-   * folder of its card it fits (under a name of the folder's own numbering). Throws
+   * folder of its card it fits (under a name of the folder's own numbering). Each folder of the
+   * card already committed gets a `due` record in the same synced batch, deleted once the folder's
+   * flush has written both targets: a studiod killed before that flush adopts the generation at
+   * its next start, not only at the next commit into the folder. Throws
    * PROTO_BAD_NAME (names.ts) when a name is not a single safe segment.
    */
   async receiveAgentGeneration(
@@ -215,12 +222,20 @@ export class StudioMhl {
       xml,
       receivedAt: this.#now(),
     };
-    await this.#db.put(`inbox${S}${shoot}${S}${card}${S}${name}`, rec, SYNC);
+    const folders: string[] = [];
     for await (const folder of this.#db.values({
       gte: `folder${S}${shoot}${S}${card}${S}`,
       lt: `folder${S}${shoot}${S}${card}${S}\xff`,
     }))
-      this.#schedule(folder as string);
+      folders.push(folder as string);
+    await this.#db.batch(
+      [
+        { type: 'put', key: `inbox${S}${shoot}${S}${card}${S}${name}`, value: rec },
+        ...folders.map((f) => ({ type: 'put' as const, key: `due${S}${f}`, value: f })),
+      ],
+      SYNC,
+    );
+    for (const f of folders) this.#schedule(f);
   }
 
   /** Steps 3 and 4 for one folder (one at a time per folder); a failure is logged and retried later. */
@@ -257,7 +272,7 @@ export class StudioMhl {
         { event: 'mhl-card-history', folder },
         `${folder} came with its own ${MHL_FOLDER}/ folder: studiod adds no generation there (it would replace the card's chain file).`,
       );
-      await this.#settle(folder, pending, [...LOCAL_TARGETS]);
+      await this.#settle(folder, pending, [...LOCAL_TARGETS], inbox.length > 0);
       return;
     }
     const written: LocalTargetName[] = [];
@@ -275,20 +290,33 @@ export class StudioMhl {
         failure ??= err; // this target only: the other one still gets its generation
       }
     }
-    await this.#settle(folder, pending, written);
+    await this.#settle(folder, pending, written, inbox.length > 0 && failure === undefined);
     if (failure !== undefined) throw failure;
   }
 
-  /** Step 4: the pending records of the targets written leave; a record is deleted when no target is left. */
-  async #settle(folder: string, pending: readonly PendingRecord[], written: readonly LocalTargetName[]): Promise<void> {
-    if (pending.length === 0 || written.length === 0) return;
-    const ops = pending.map((p) => {
-      const key = `pending${S}${folder}${S}${p.path}`;
-      const left = (p.targets ?? LOCAL_TARGETS).filter((t) => !written.includes(t));
-      return left.length === 0
-        ? { type: 'del' as const, key }
-        : { type: 'put' as const, key, value: { ...p, targets: left } satisfies PendingRecord };
-    });
+  /**
+   * Step 4: the pending records of the targets written leave; a record is deleted when no target
+   * is left. `doneDue`: every target was written with the card's agent generations in view, so the
+   * folder's `due` record (if any) goes too.
+   */
+  async #settle(
+    folder: string,
+    pending: readonly PendingRecord[],
+    written: readonly LocalTargetName[],
+    doneDue: boolean,
+  ): Promise<void> {
+    const ops: Array<{ type: 'del'; key: string } | { type: 'put'; key: string; value: unknown }> =
+      written.length === 0
+        ? []
+        : pending.map((p) => {
+            const key = `pending${S}${folder}${S}${p.path}`;
+            const left = (p.targets ?? LOCAL_TARGETS).filter((t) => !written.includes(t));
+            return left.length === 0
+              ? { type: 'del' as const, key }
+              : { type: 'put' as const, key, value: { ...p, targets: left } satisfies PendingRecord };
+          });
+    if (doneDue) ops.push({ type: 'del', key: `due${S}${folder}` });
+    if (ops.length === 0) return;
     await this.#db.batch(ops, SYNC);
   }
 

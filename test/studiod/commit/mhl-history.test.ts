@@ -29,6 +29,55 @@ function xxh3(data: string): string {
   return h.digest();
 }
 
+/** A field agent's generation listing every file of the folder with its XXH3: it fits the folder. */
+function fittingGeneration(files: Record<string, string>): Buffer {
+  return Buffer.from(
+    mhlHashlistXml({
+      root: '',
+      process: 'transfer',
+      tool: { name: 'field-agent', version: '1' },
+      hostname: 'laptop',
+      files: Object.entries(files).map(([p, d]) => ({
+        path: p,
+        size: d.length,
+        mtimeMs: 0,
+        xxh3: xxh3(d),
+        action: 'original' as const,
+        hashDate: new Date().toISOString(),
+      })),
+      now: new Date('2026-11-26T10:00:00Z'),
+    }),
+  );
+}
+
+/**
+ * Each file committed as a commit does it (its pending record in its asset's batch), then, with
+ * `schedule`, reported committed (its generation is then due after the delay). The extra ops of
+ * each commit, counted.
+ */
+async function commitFiles(
+  catalogue: Catalogue,
+  mhl: StudioMhl,
+  files: Record<string, string>,
+  schedule: boolean,
+): Promise<number[]> {
+  const counts: number[] = [];
+  for (const [p, data] of Object.entries(files)) {
+    const hash = xxh3(`blake3 of ${p}`).padEnd(64, '0');
+    const extra = mhl.commitOps(`${FOLDER}/${p}`, { size: data.length, xxh3: xxh3(data), hashDate: Date.now() });
+    counts.push(extra.length);
+    await catalogue.commitAsset({
+      asset: { hash, size: data.length, committedAt: Date.now() },
+      names: [],
+      copies: [],
+      storedPaths: [{ key: nameKey(`${FOLDER}/${p}`), value: { hash, path: `${FOLDER}/${p}` } }],
+      extra,
+    });
+    if (schedule) mhl.committed(`${FOLDER}/${p}`);
+  }
+  return counts;
+}
+
 /** Both targets holding the card folder's two files, and a catalogue (closed at teardown). */
 async function folderFixture(t: Test) {
   const dir = t.testdir();
@@ -91,16 +140,7 @@ t.test('pending files, agent generations that fit and that do not, a target away
   );
 
   // The commits' batches: each file's pending record (the commit writes it with its asset).
-  for (const [p, data] of Object.entries(files)) {
-    const hash = xxh3(`blake3 of ${p}`).padEnd(64, '0');
-    await catalogue.commitAsset({
-      asset: { hash, size: data.length, committedAt: Date.now() },
-      names: [],
-      copies: [],
-      storedPaths: [{ key: nameKey(`${FOLDER}/${p}`), value: { hash, path: `${FOLDER}/${p}` } }],
-      extra: mhl.commitOps(`${FOLDER}/${p}`, { size: data.length, xxh3: xxh3(data), hashDate: Date.now() }),
-    });
-  }
+  await commitFiles(catalogue, mhl, files, false);
   // The RAID's folder away (its disk being replaced): the mirror still gets its generations.
   await rm(join(targets.raid.root, FOLDER), { recursive: true });
   await mhl.flush(FOLDER); // the RAID's failure is logged, not thrown: the commits are done
@@ -147,40 +187,11 @@ t.test(
   async (t) => {
     const { targets, files, catalogue } = await folderFixture(t);
     const mhl = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
-    const opCounts: number[] = [];
-    for (const [p, data] of Object.entries(files)) {
-      const hash = xxh3(`blake3 of ${p}`).padEnd(64, '0');
-      const extra = mhl.commitOps(`${FOLDER}/${p}`, { size: data.length, xxh3: xxh3(data), hashDate: Date.now() });
-      opCounts.push(extra.length);
-      await catalogue.commitAsset({
-        asset: { hash, size: data.length, committedAt: Date.now() },
-        names: [],
-        copies: [],
-        storedPaths: [{ key: nameKey(`${FOLDER}/${p}`), value: { hash, path: `${FOLDER}/${p}` } }],
-        extra,
-      });
-      mhl.committed(`${FOLDER}/${p}`);
-    }
+    const opCounts = await commitFiles(catalogue, mhl, files, true);
     t.same(opCounts, [2, 1], 'the first commit puts the pending and the folder record, the next only its pending one');
     // As after a restart: the folder is found by its record when the card's agent generation comes.
     const after = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
-    const fits = Buffer.from(
-      mhlHashlistXml({
-        root: '',
-        process: 'transfer',
-        tool: { name: 'field-agent', version: '1' },
-        hostname: 'laptop',
-        files: Object.entries(files).map(([p, d]) => ({
-          path: p,
-          size: d.length,
-          mtimeMs: 0,
-          xxh3: xxh3(d),
-          action: 'original' as const,
-          hashDate: new Date().toISOString(),
-        })),
-        now: new Date('2026-11-26T10:00:00Z'),
-      }),
-    );
+    const fits = fittingGeneration(files);
     await after.receiveAgentGeneration('agt_1', {
       shoot: 'wedding',
       card: 'CARD1-c375e040',
@@ -197,5 +208,46 @@ t.test(
     );
     await mhl.close();
     t.equal((await readMhlHistory(join(targets.raid.root, FOLDER))).length, 2, 'nothing written twice');
+  },
+);
+
+t.test(
+  'an agent generation received but not adopted before studiod dies is adopted at the next start, on both targets',
+  async (t) => {
+    const { targets, files, catalogue } = await folderFixture(t);
+    const mhl = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
+    await commitFiles(catalogue, mhl, files, true);
+    await mhl.close(); // studiod's generation on both targets: nothing is pending any more
+    const creators = async (target: 'mirror' | 'raid'): Promise<Array<string | undefined>> =>
+      (await readMhlHistory(join(targets[target].root, FOLDER))).map((g) =>
+        mhlCreatorTool(g.xml?.toString('utf8') ?? ''),
+      );
+    t.same(await creators('raid'), ['studiod']);
+
+    // The card's agent generation arrives; studiod dies before the delay is up (this instance is
+    // abandoned, never closed: its timer is 60 s away and unref'd, as a SIGKILL leaves it).
+    const dying = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
+    const fits = fittingGeneration(files);
+    await dying.receiveAgentGeneration('agt_1', {
+      shoot: 'wedding',
+      card: 'CARD1-c375e040',
+      name: '0001_a.mhl',
+      data: fits,
+    });
+    t.same(await creators('mirror'), ['studiod'], 'not adopted yet (the delay is not up)');
+
+    const next = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
+    await next.open();
+    for (const target of ['mirror', 'raid'] as const) {
+      t.same(await creators(target), ['studiod', 'field-agent'], `${target}: adopted at the start`);
+      const gens = await readMhlHistory(join(targets[target].root, FOLDER));
+      t.equal(gens[1]?.c4, c4Id(fits), `${target}: byte for byte`);
+      t.ok((await verifyMhlFolder(join(targets[target].root, FOLDER))).ok, `${target}: the history verifies`);
+    }
+    await next.close();
+    const again = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
+    await again.open();
+    await again.close();
+    t.equal((await readMhlHistory(join(targets.raid.root, FOLDER))).length, 2, 'done once: a later start adds nothing');
   },
 );
