@@ -319,10 +319,14 @@ export class AgentState {
     }
   }
 
-  async #write(ops: Op[], what: string, sync = true): Promise<void> {
+  /**
+   * `read`: records the caller read in this writer's turn (#getMany), which the summary then
+   * does not read again.
+   */
+  async #write(ops: Op[], what: string, sync = true, read?: Map<string, unknown>): Promise<void> {
     try {
       // The status summary changes in the same batch as what it counts (summary.ts).
-      const summary = await this.#summaryOps(ops);
+      const summary = await this.#summaryOps(ops, read);
       await this.#db.batch(summary.length === 0 ? ops : [...ops, ...summary], { sync });
     } catch (err) {
       throw stateError(err, what);
@@ -348,7 +352,11 @@ export class AgentState {
 
   // ---- status summary (summary.ts) ----------------------------------------
 
-  async #getMany(ks: readonly string[], into: Map<string, unknown>): Promise<void> {
+  async #getMany(
+    ks: readonly string[],
+    into: Map<string, unknown>,
+    what = 'reading the status summary',
+  ): Promise<void> {
     const want = [...new Set(ks)].filter((k) => !into.has(k));
     for (let i = 0; i < want.length; i += 1000) {
       const chunk = want.slice(i, i + 1000);
@@ -356,7 +364,7 @@ export class AgentState {
       try {
         values = await this.#db.getMany(chunk);
       } catch (err) {
-        throw stateError(err, 'reading the status summary');
+        throw stateError(err, what);
       }
       chunk.forEach((k, j) => {
         into.set(k, values[j]);
@@ -369,7 +377,7 @@ export class AgentState {
    * asset it changes is named by, minus its old contribution plus its new one (summary.ts). Read
    * inside the writer's turn, so "old" is what the database holds just before the batch.
    */
-  async #summaryOps(ops: readonly Op[]): Promise<Op[]> {
+  async #summaryOps(ops: readonly Op[], read?: Map<string, unknown>): Promise<Op[]> {
     const next = new Map<string, unknown>();
     for (const op of ops) next.set(op.key, op.type === 'put' ? op.value : undefined);
     const cardIds = new Set<string>();
@@ -381,7 +389,7 @@ export class AgentState {
       else if (k.startsWith('asset:')) assetIds.add(k.slice('asset:'.length));
     }
     if (cardIds.size + files.size + assetIds.size === 0) return [];
-    const old = new Map<string, unknown>();
+    const old = read ?? new Map<string, unknown>();
     const before = <T>(k: string): T | undefined => old.get(k) as T | undefined;
     const after = <T>(k: string): T | undefined => (next.has(k) ? next.get(k) : old.get(k)) as T | undefined;
     await this.#getMany([keys.summary, ...[...cardIds].map(keys.card), ...[...assetIds].map(keys.asset)], old);
@@ -1061,8 +1069,21 @@ export class AgentState {
   recordFiles(entries: readonly FileEntry[]): Promise<AssetRecord[]> {
     return this.#exclusive(async () => {
       const pending = new Map<string, AssetRecord>();
-      const stored = await this.getAssets(entries.map((e) => e.blake3));
-      const get = (blake3: string): AssetRecord | undefined => pending.get(blake3) ?? stored.get(blake3);
+      // One read of the entries' assets, files and cards with their summaries: all that the
+      // status summary of this batch reads in the common case (#summaryOps reads only the rest).
+      const read = new Map<string, unknown>();
+      const cardIds = [...new Set(entries.map((e) => e.card.id))];
+      await this.#getMany(
+        [
+          keys.summary,
+          ...cardIds.flatMap((id) => [keys.card(id), keys.sum(id)]),
+          ...entries.flatMap((e) => [keys.asset(e.blake3), keys.file(e.card.id, e.file.path)]),
+        ],
+        read,
+        'reading assets',
+      );
+      const get = (blake3: string): AssetRecord | undefined =>
+        pending.get(blake3) ?? (read.get(keys.asset(blake3)) as AssetRecord | undefined);
       const ops: Op[] = [];
       const out: AssetRecord[] = [];
       let seq = this.#seq;
@@ -1108,7 +1129,12 @@ export class AgentState {
         pending.set(e.blake3, asset);
         out.push(asset);
       }
-      await this.#write(ops, entries.length === 1 ? 'recording a verified copy' : 'recording verified copies');
+      await this.#write(
+        ops,
+        entries.length === 1 ? 'recording a verified copy' : 'recording verified copies',
+        true,
+        read,
+      );
       this.#seq = seq;
       for (const e of entries) if (e.kind === 'verified') this.#rememberSize(e.size, true);
       return out;
