@@ -187,6 +187,8 @@ export class AgentState {
   readonly dir: string;
   #db: Db;
   #chain: Promise<unknown> = Promise.resolve();
+  /** Writes run outside the chain (#unordered), until they settle. */
+  readonly #running = new Set<Promise<void>>();
   #seq = 0;
   #closed = false;
   /**
@@ -271,6 +273,7 @@ export class AgentState {
     if (this.#closed) return;
     this.#closed = true;
     await this.#chain.catch(() => undefined);
+    await Promise.all(this.#running);
     await this.#writeOutLog();
     await this.#db.close();
   }
@@ -302,6 +305,15 @@ export class AgentState {
     } catch {
       // durable in the log: the next open replays it
     }
+  }
+
+  /** A write that reads nothing, run at once (close() waits for it too). */
+  #unordered(fn: () => Promise<void>): Promise<void> {
+    const run = fn();
+    const done = run.catch(() => undefined);
+    this.#running.add(done);
+    void done.then(() => this.#running.delete(done));
+    return run;
   }
 
   /** Run `fn` after every earlier writer finished (read-modify-write without interleaving). */
@@ -995,7 +1007,7 @@ export class AgentState {
    * with the group's date folder once it was chosen (kept for the group's later files).
    * `known`: the group record and these names' claims as the caller just read them, when
    * nothing else can have written them since (the offload: one task per group, names chosen
-   * under one lock); what it leaves out is read here.
+   * under a lock per name that may clash); what it leaves out is read here.
    */
   claimNames(
     cardId: string,
@@ -1005,7 +1017,7 @@ export class AgentState {
     date?: Pick<FileCapture, 'day' | 'dateSource'> & { name?: string },
     known?: { group?: { record: GroupRecord | undefined }; claims?: ReadonlyMap<string, ClaimRecord | undefined> },
   ): Promise<void> {
-    return this.#exclusive(async () => {
+    const run = async (): Promise<void> => {
       const old = known?.group !== undefined ? known.group.record : await this.getGroup(cardId, group);
       const unread = claims.map((c) => c.storePath).filter((p) => known?.claims?.has(p) !== true);
       const read = unread.length === 0 ? undefined : await this.getClaims(unread);
@@ -1035,7 +1047,12 @@ export class AgentState {
       // same verified content → reused, or other content → DURABLE_NAME_TAKEN → next
       // suffix), and the next synced batch makes it durable anyway (LevelDB's log is ordered).
       await this.#write(ops, 'reserving store names', false);
-    });
+    };
+    // Everything known: nothing is read, so nothing can interleave with another writer's read and
+    // write. The batch goes at once, not behind the writers queued before it (a synced batch of
+    // verified files each), and LevelDB joins batches written at the same time into one log write.
+    const readsNothing = known?.group !== undefined && claims.every((c) => known.claims?.has(c.storePath) === true);
+    return readsNothing ? this.#unordered(run) : this.#exclusive(run);
   }
 
   /** A store name found holding content the state does not know: never use it. */
