@@ -192,6 +192,51 @@ class Slots {
   }
 }
 
+/**
+ * Locks by name, any number taken at once (in sorted order, so two takers never wait on each
+ * other); a name nobody holds or waits for is forgotten.
+ */
+class NameLocks {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  /** Resolves, once every name is held, with the function that gives them all back (once). */
+  async take(names: Iterable<string>): Promise<() => void> {
+    const gives: Array<() => void> = [];
+    for (const name of [...new Set(names)].sort()) gives.push(await this.#one(name));
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      for (const give of gives.reverse()) give();
+    };
+  }
+
+  async #one(name: string): Promise<() => void> {
+    const before = this.#tails.get(name);
+    let give = (): void => undefined;
+    const mine = new Promise<void>((resolve) => {
+      give = resolve;
+    });
+    const tail = before === undefined ? mine : before.then(() => mine);
+    this.#tails.set(name, tail);
+    if (before !== undefined) await before;
+    return () => {
+      give();
+      if (this.#tails.get(name) === tail) this.#tails.delete(name);
+    };
+  }
+}
+
+/**
+ * Store paths that can be the same name at some clash suffix share this key: their folder and
+ * their stem without `~k` suffixes, in upper case (`IMG_1.JPG` at suffix 2 is `IMG_1~2.JPG`, which
+ * a card can also hold under that very name).
+ */
+export function clashKey(storePath: string): string {
+  const { dir, stem } = splitName(storePath);
+  return `${dir}/${stem.replace(/(?:~\d+)+$/, '').toUpperCase()}`;
+}
+
 /** `src`, read only while holding a card-read slot (taken at the first read, given back at the end or on return()). */
 async function* withReadSlot(
   src: AsyncIterable<Uint8Array>,
@@ -285,7 +330,8 @@ export class CardOffloader {
   readonly outcomes: FileOutcome[] = [];
   readonly tally: OffloadTally = { copied: 0, duplicates: 0, bytesCopied: 0, failed: [] };
   readonly #readSlots: Slots;
-  readonly #claimSlot = new Slots(1);
+  /** Held while a group chooses its suffix and claims its names: by clashKey of each name. */
+  readonly #claimLocks = new NameLocks();
   /** Card path → its capture record, from its group's header read until the file is recorded. */
   readonly #captures = new Map<string, FileCapture>();
   /** Card path → its renamed card-relative path (no clash suffix), for files of renamed groups. */
@@ -577,23 +623,26 @@ export class CardOffloader {
       }
     }
     if (toWrite.length === 0) return;
-    const k = await this.#claimed(async () => {
-      const { k, claims } = await this.#chooseSuffix(key, toWrite, known?.k ?? 1);
-      await this.ctx.state.claimNames(
-        this.card.id,
-        key,
-        k,
-        toWrite.map((w) => ({
-          storePath: this.#storePath(w.file, k),
-          path: w.file.path,
-          ...(w.expected === undefined || w.otherStore !== true ? {} : { blake3: w.expected.blake3 }),
-        })),
-        date,
-        // Read just now, and only this task writes this group (claims: under this lock).
-        { group: { record: known }, claims },
-      );
-      return k;
-    });
+    const k = await this.#claimed(
+      toWrite.map((w) => w.file),
+      async () => {
+        const { k, claims } = await this.#chooseSuffix(key, toWrite, known?.k ?? 1);
+        await this.ctx.state.claimNames(
+          this.card.id,
+          key,
+          k,
+          toWrite.map((w) => ({
+            storePath: this.#storePath(w.file, k),
+            path: w.file.path,
+            ...(w.expected === undefined || w.otherStore !== true ? {} : { blake3: w.expected.blake3 }),
+          })),
+          date,
+          // Read just now, and only this task writes this group (claims: under this lock).
+          { group: { record: known }, claims },
+        );
+        return k;
+      },
+    );
     for (const w of toWrite) await this.#copy(w.file, w.whole, w.expected, k, key, w.skip);
   }
 
@@ -603,11 +652,13 @@ export class CardOffloader {
   }
 
   /**
-   * Choosing a suffix and claiming its names, one group at a time: renamed groups in flight
-   * may want the same new names (two groups of one template without `{seq}`).
+   * Choosing a suffix and claiming the names of `files`, one group at a time among groups whose
+   * names may clash (clashKey): renamed groups in flight may want the same new names (two groups
+   * of one template without `{seq}`), and a group's name at a suffix may be another's own name.
+   * Groups whose names never clash claim at the same time.
    */
-  async #claimed<T>(fn: () => Promise<T>): Promise<T> {
-    const give = await this.#claimSlot.take();
+  async #claimed<T>(files: readonly FileRecord[], fn: () => Promise<T>): Promise<T> {
+    const give = await this.#claimLocks.take(files.map((f) => clashKey(this.#storePath(f, 1))));
     try {
       return await fn();
     } finally {
@@ -724,7 +775,7 @@ export class CardOffloader {
         // Something the state does not know holds that name (a file put in the store by hand):
         // never touch it; move this file (and later members of its group) to the next suffix.
         await this.ctx.state.markNameForeign(storePath, this.card.id, file.path);
-        const next = await this.#claimed(async () => {
+        const next = await this.#claimed([file], async () => {
           const { k: next } = await this.#chooseSuffix(key, [{ file }], k);
           await this.ctx.state.claimNames(this.card.id, key, next, [
             { storePath: this.#storePath(file, next), path: file.path },

@@ -29,7 +29,9 @@ export async function checkSpace(
     let maybeStored = stored.get(f.size);
     if (maybeStored === undefined) {
       maybeStored = false;
-      for (const h of await state.assetHashesOfSize(f.size)) {
+      // A size no asset has (known in memory for most states: no database read per size).
+      const hashes = (await state.hasAssetOfSize(f.size)) ? await state.assetHashesOfSize(f.size) : [];
+      for (const h of hashes) {
         if (hasLaptopCopyIn(await state.getAsset(h), laptop?.root)) {
           maybeStored = true;
           break;

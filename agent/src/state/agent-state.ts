@@ -187,6 +187,8 @@ export class AgentState {
   readonly dir: string;
   #db: Db;
   #chain: Promise<unknown> = Promise.resolve();
+  /** Writes run outside the chain (#unordered), until they settle. */
+  readonly #running = new Set<Promise<void>>();
   #seq = 0;
   #closed = false;
   /**
@@ -271,6 +273,7 @@ export class AgentState {
     if (this.#closed) return;
     this.#closed = true;
     await this.#chain.catch(() => undefined);
+    await Promise.all(this.#running);
     await this.#writeOutLog();
     await this.#db.close();
   }
@@ -304,6 +307,15 @@ export class AgentState {
     }
   }
 
+  /** A write that reads nothing, run at once (close() waits for it too). */
+  #unordered(fn: () => Promise<void>): Promise<void> {
+    const run = fn();
+    const done = run.catch(() => undefined);
+    this.#running.add(done);
+    void done.then(() => this.#running.delete(done));
+    return run;
+  }
+
   /** Run `fn` after every earlier writer finished (read-modify-write without interleaving). */
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#chain.then(fn, fn);
@@ -319,10 +331,14 @@ export class AgentState {
     }
   }
 
-  async #write(ops: Op[], what: string, sync = true): Promise<void> {
+  /**
+   * `read`: records the caller read in this writer's turn (#getMany), which the summary then
+   * does not read again.
+   */
+  async #write(ops: Op[], what: string, sync = true, read?: Map<string, unknown>): Promise<void> {
     try {
       // The status summary changes in the same batch as what it counts (summary.ts).
-      const summary = await this.#summaryOps(ops);
+      const summary = await this.#summaryOps(ops, read);
       await this.#db.batch(summary.length === 0 ? ops : [...ops, ...summary], { sync });
     } catch (err) {
       throw stateError(err, what);
@@ -348,7 +364,11 @@ export class AgentState {
 
   // ---- status summary (summary.ts) ----------------------------------------
 
-  async #getMany(ks: readonly string[], into: Map<string, unknown>): Promise<void> {
+  async #getMany(
+    ks: readonly string[],
+    into: Map<string, unknown>,
+    what = 'reading the status summary',
+  ): Promise<void> {
     const want = [...new Set(ks)].filter((k) => !into.has(k));
     for (let i = 0; i < want.length; i += 1000) {
       const chunk = want.slice(i, i + 1000);
@@ -356,7 +376,7 @@ export class AgentState {
       try {
         values = await this.#db.getMany(chunk);
       } catch (err) {
-        throw stateError(err, 'reading the status summary');
+        throw stateError(err, what);
       }
       chunk.forEach((k, j) => {
         into.set(k, values[j]);
@@ -369,7 +389,7 @@ export class AgentState {
    * asset it changes is named by, minus its old contribution plus its new one (summary.ts). Read
    * inside the writer's turn, so "old" is what the database holds just before the batch.
    */
-  async #summaryOps(ops: readonly Op[]): Promise<Op[]> {
+  async #summaryOps(ops: readonly Op[], read?: Map<string, unknown>): Promise<Op[]> {
     const next = new Map<string, unknown>();
     for (const op of ops) next.set(op.key, op.type === 'put' ? op.value : undefined);
     const cardIds = new Set<string>();
@@ -381,7 +401,7 @@ export class AgentState {
       else if (k.startsWith('asset:')) assetIds.add(k.slice('asset:'.length));
     }
     if (cardIds.size + files.size + assetIds.size === 0) return [];
-    const old = new Map<string, unknown>();
+    const old = read ?? new Map<string, unknown>();
     const before = <T>(k: string): T | undefined => old.get(k) as T | undefined;
     const after = <T>(k: string): T | undefined => (next.has(k) ? next.get(k) : old.get(k)) as T | undefined;
     await this.#getMany([keys.summary, ...[...cardIds].map(keys.card), ...[...assetIds].map(keys.asset)], old);
@@ -987,7 +1007,7 @@ export class AgentState {
    * with the group's date folder once it was chosen (kept for the group's later files).
    * `known`: the group record and these names' claims as the caller just read them, when
    * nothing else can have written them since (the offload: one task per group, names chosen
-   * under one lock); what it leaves out is read here.
+   * under a lock per name that may clash); what it leaves out is read here.
    */
   claimNames(
     cardId: string,
@@ -997,7 +1017,7 @@ export class AgentState {
     date?: Pick<FileCapture, 'day' | 'dateSource'> & { name?: string },
     known?: { group?: { record: GroupRecord | undefined }; claims?: ReadonlyMap<string, ClaimRecord | undefined> },
   ): Promise<void> {
-    return this.#exclusive(async () => {
+    const run = async (): Promise<void> => {
       const old = known?.group !== undefined ? known.group.record : await this.getGroup(cardId, group);
       const unread = claims.map((c) => c.storePath).filter((p) => known?.claims?.has(p) !== true);
       const read = unread.length === 0 ? undefined : await this.getClaims(unread);
@@ -1027,7 +1047,12 @@ export class AgentState {
       // same verified content → reused, or other content → DURABLE_NAME_TAKEN → next
       // suffix), and the next synced batch makes it durable anyway (LevelDB's log is ordered).
       await this.#write(ops, 'reserving store names', false);
-    });
+    };
+    // Everything known: nothing is read, so nothing can interleave with another writer's read and
+    // write. The batch goes at once, not behind the writers queued before it (a synced batch of
+    // verified files each), and LevelDB joins batches written at the same time into one log write.
+    const readsNothing = known?.group !== undefined && claims.every((c) => known.claims?.has(c.storePath) === true);
+    return readsNothing ? this.#unordered(run) : this.#exclusive(run);
   }
 
   /** A store name found holding content the state does not know: never use it. */
@@ -1061,8 +1086,21 @@ export class AgentState {
   recordFiles(entries: readonly FileEntry[]): Promise<AssetRecord[]> {
     return this.#exclusive(async () => {
       const pending = new Map<string, AssetRecord>();
-      const stored = await this.getAssets(entries.map((e) => e.blake3));
-      const get = (blake3: string): AssetRecord | undefined => pending.get(blake3) ?? stored.get(blake3);
+      // One read of the entries' assets, files and cards with their summaries: all that the
+      // status summary of this batch reads in the common case (#summaryOps reads only the rest).
+      const read = new Map<string, unknown>();
+      const cardIds = [...new Set(entries.map((e) => e.card.id))];
+      await this.#getMany(
+        [
+          keys.summary,
+          ...cardIds.flatMap((id) => [keys.card(id), keys.sum(id)]),
+          ...entries.flatMap((e) => [keys.asset(e.blake3), keys.file(e.card.id, e.file.path)]),
+        ],
+        read,
+        'reading assets',
+      );
+      const get = (blake3: string): AssetRecord | undefined =>
+        pending.get(blake3) ?? (read.get(keys.asset(blake3)) as AssetRecord | undefined);
       const ops: Op[] = [];
       const out: AssetRecord[] = [];
       let seq = this.#seq;
@@ -1108,7 +1146,12 @@ export class AgentState {
         pending.set(e.blake3, asset);
         out.push(asset);
       }
-      await this.#write(ops, entries.length === 1 ? 'recording a verified copy' : 'recording verified copies');
+      await this.#write(
+        ops,
+        entries.length === 1 ? 'recording a verified copy' : 'recording verified copies',
+        true,
+        read,
+      );
       this.#seq = seq;
       for (const e of entries) if (e.kind === 'verified') this.#rememberSize(e.size, true);
       return out;
