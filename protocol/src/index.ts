@@ -11,3 +11,4 @@ export * from './names.js';
 export * from './auth.js';
 export * from './error-frame.js';
 export * from './backoff.js';
+export { KeyedLocks } from './keyed-locks.js';

@@ -56,7 +56,7 @@ import { renderRename, type RenameOption } from './rename-template.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
 import { CAPTURE_HEAD_BYTES, captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
-import type { ProgressTracker } from '@studio321/protocol';
+import { KeyedLocks, type ProgressTracker } from '@studio321/protocol';
 
 export type FileResult = 'copied' | 'duplicate' | 'failed';
 
@@ -193,48 +193,15 @@ class Slots {
 }
 
 /**
- * Locks by name, any number taken at once (in sorted order, so two takers never wait on each
- * other); a name nobody holds or waits for is forgotten.
- */
-class NameLocks {
-  readonly #tails = new Map<string, Promise<void>>();
-
-  /** Resolves, once every name is held, with the function that gives them all back (once). */
-  async take(names: Iterable<string>): Promise<() => void> {
-    const gives: Array<() => void> = [];
-    for (const name of [...new Set(names)].sort()) gives.push(await this.#one(name));
-    let given = false;
-    return () => {
-      if (given) return;
-      given = true;
-      for (const give of gives.reverse()) give();
-    };
-  }
-
-  async #one(name: string): Promise<() => void> {
-    const before = this.#tails.get(name);
-    let give = (): void => undefined;
-    const mine = new Promise<void>((resolve) => {
-      give = resolve;
-    });
-    const tail = before === undefined ? mine : before.then(() => mine);
-    this.#tails.set(name, tail);
-    if (before !== undefined) await before;
-    return () => {
-      give();
-      if (this.#tails.get(name) === tail) this.#tails.delete(name);
-    };
-  }
-}
-
-/**
  * Store paths that can be the same name at some clash suffix share this key: their folder and
- * their stem without `~k` suffixes, in upper case (`IMG_1.JPG` at suffix 2 is `IMG_1~2.JPG`, which
- * a card can also hold under that very name).
+ * their stem without `~k` suffixes, in upper case and NFC (`IMG_1.JPG` at suffix 2 is `IMG_1~2.JPG`,
+ * which a card can also hold under that very name; a store on a case- or normalization-insensitive
+ * file system takes two spellings as one name). The key only decides which claims wait for each
+ * other: a name taken all the same is refused by the durable write's link (DURABLE_NAME_TAKEN).
  */
 export function clashKey(storePath: string): string {
   const { dir, stem } = splitName(storePath);
-  return `${dir}/${stem.replace(/(?:~\d+)+$/, '').toUpperCase()}`;
+  return `${dir}/${stem.replace(/(?:~\d+)+$/, '').toUpperCase()}`.normalize('NFC');
 }
 
 /** `src`, read only while holding a card-read slot (taken at the first read, given back at the end or on return()). */
@@ -331,7 +298,7 @@ export class CardOffloader {
   readonly tally: OffloadTally = { copied: 0, duplicates: 0, bytesCopied: 0, failed: [] };
   readonly #readSlots: Slots;
   /** Held while a group chooses its suffix and claims its names: by clashKey of each name. */
-  readonly #claimLocks = new NameLocks();
+  readonly #claimLocks = new KeyedLocks();
   /** Card path → its capture record, from its group's header read until the file is recorded. */
   readonly #captures = new Map<string, FileCapture>();
   /** Card path → its renamed card-relative path (no clash suffix), for files of renamed groups. */

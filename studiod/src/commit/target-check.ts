@@ -9,7 +9,7 @@
 import { open, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
-import { CodedError, errorCode } from '@studio321/protocol';
+import { CodedError, errorCode, KeyedLocks } from '@studio321/protocol';
 import { DURABLE_CODES, durableWrite, isDurableCode, sweepStaleTemps } from '@studio321/protocol/durable';
 import type { LocalTargetConfig } from '../config.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
@@ -156,18 +156,10 @@ async function readMarker(name: string, cfg: LocalTargetConfig): Promise<TargetM
  * the second one's stale-temp sweep deleted the first one's live temp
  * (DURABLE_TARGET_MISSING: "raid cannot be written … Check the disk" on a healthy disk).
  */
-const rootLocks = new Map<string, Promise<void>>();
+const rootLocks = new KeyedLocks();
 
-async function underRootLock(root: string, fn: () => Promise<void>): Promise<void> {
-  const before = rootLocks.get(root) ?? Promise.resolve();
-  const mine = before.then(fn, fn);
-  const tail = mine.catch(() => undefined);
-  rootLocks.set(root, tail);
-  try {
-    await mine;
-  } finally {
-    if (rootLocks.get(root) === tail) rootLocks.delete(root);
-  }
+function underRootLock(root: string, fn: () => Promise<void>): Promise<void> {
+  return rootLocks.run(root, fn);
 }
 
 /**
