@@ -39,6 +39,7 @@ import {
   type GlobalSums,
 } from './summary.js';
 import { LEGACY_DEVICE_PREFIX } from '../disk-identity.js';
+import { takeStatusSnapshot, writeStatusSnapshot, type StatusReads } from './status-snapshot.js';
 import type { ScanResult, ScannedFile } from '../card/scanner.js';
 import type {
   AssetName,
@@ -278,12 +279,19 @@ export class AgentState {
     return state;
   }
 
-  async close(): Promise<void> {
+  /**
+   * `statusSnapshot`: status run over the state as it is closed, its reads kept beside it for the
+   * next `field-agent status` (status-snapshot.ts; the command's config decides which reads).
+   */
+  async close(opts: { statusSnapshot?: (reads: StatusReads) => Promise<unknown> } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#chain.catch(() => undefined);
     await this.#writeOutLog();
+    const snapshot =
+      opts.statusSnapshot === undefined ? undefined : await takeStatusSnapshot(this, opts.statusSnapshot);
     await this.#db.close();
+    if (snapshot !== undefined) await writeStatusSnapshot(snapshot);
   }
 
   /**
@@ -1145,6 +1153,11 @@ export class AgentState {
       await this.#write([{ type: 'put', key: keys.asset(blake3), value: asset }], 'recording a field-drive copy');
       return asset;
     });
+  }
+
+  /** No copy with a legacy device is left (refreshLegacyDevices then reads one key and writes nothing). */
+  async legacyDevicesSettled(): Promise<boolean> {
+    return (await this.#get(keys.devices)) === 'disk';
   }
 
   /**
