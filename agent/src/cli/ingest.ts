@@ -22,6 +22,7 @@ import { renameFor } from '../offload/rename-template.js';
 import type { FileOutcome } from '../offload/offloader.js';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
 import { loadContext, parse, progressPrinter, reportError, type CommandIo } from './common.js';
+import { statusBuilder } from './status.js';
 
 const USAGE =
   'usage: field-agent ingest <path> [--shoot NAME] [--card-label LABEL] [--rename TEMPLATE] [--json] [--data-dir DIR] [--config FILE]';
@@ -122,6 +123,8 @@ export async function ingestCommand(argv: string[], io: CommandIo): Promise<numb
             },
           },
         )) as IngestOutcome,
+      // The next `field-agent status` answers from what this ingest leaves (status-snapshot.ts).
+      { status: statusBuilder(config) },
     );
     progress.done();
     printOutcome(outcome, io, json, startedAt);

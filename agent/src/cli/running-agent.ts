@@ -14,19 +14,37 @@ import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol/base';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import type { AgentState } from '../state/agent-state.js';
+import type { StatusReads } from '../state/status-snapshot.js';
 import { NDJSON, STATUS_URL_FILE } from '../paths.js';
 
-/** `direct(state)` when the state DB can be opened here; `running()` when `field-agent run` holds it. */
+/** A command's use of the status snapshot (state/status-snapshot.ts). */
+export interface SnapshotUse<T> {
+  /** With no agent running, before the state is opened: the answer from a valid snapshot, or undefined. */
+  answer?: () => Promise<T | undefined>;
+  /** Status as this command's config asks it, run as the state is closed: its reads are the next snapshot. */
+  status: (reads: StatusReads) => Promise<unknown>;
+}
+
+/**
+ * `direct(state)` when the state DB can be opened here; `running()` when `field-agent run` holds it.
+ * `snapshot`: with no agent running, a valid status snapshot answers first; once `direct` ran,
+ * the state is closed keeping a new one.
+ */
 export async function directOrRunning<T>(
   dataDir: string,
   direct: (state: AgentState) => Promise<T>,
   running: () => Promise<T>,
+  snapshot?: SnapshotUse<T>,
 ): Promise<T> {
   let answered: unknown;
   try {
     return await running();
   } catch (err) {
     if (!noAgentThere(err)) answered = err;
+  }
+  if (answered === undefined && snapshot?.answer !== undefined) {
+    const got = await snapshot.answer();
+    if (got !== undefined) return got;
   }
   // No address, or nothing listens at it (an agent killed leaves the file): the state DB, which
   // says whether an agent holds it after all (one starting, before it writes its address).
@@ -43,11 +61,15 @@ export async function directOrRunning<T>(
     }
     throw err;
   }
+  let result: T;
   try {
-    return await direct(state);
-  } finally {
+    result = await direct(state);
+  } catch (err) {
     await state.close();
+    throw err;
   }
+  await state.close(snapshot === undefined ? {} : { statusSnapshot: snapshot.status });
+  return result;
 }
 
 /** The request reached no agent, so nothing ran: no address file, or no one listening at it. */

@@ -39,6 +39,7 @@ import {
   type GlobalSums,
 } from './summary.js';
 import { LEGACY_DEVICE_PREFIX } from '../disk-identity.js';
+import { takeStatusSnapshot, writeStatusSnapshot, type StatusReads } from './status-snapshot.js';
 import type { ScanResult, ScannedFile } from '../card/scanner.js';
 import type {
   AssetName,
@@ -135,6 +136,13 @@ const SIZES_KEPT = 100_000;
  */
 const WRITE_BUFFER = 8 * 2 ** 20;
 
+/**
+ * LevelDB's cache of uncompressed blocks for the state, a quarter of its default (8 MiB): the
+ * ingest's reads are of keys not there yet (new hashes, claims, groups: the bloom filters answer
+ * them) and of keys it just wrote (in the memtable), so a full cache was RSS that saved no read.
+ */
+const BLOCK_CACHE = 2 * 2 ** 20;
+
 /** Entries of a card listing written per batch (recordScan). */
 export const SCAN_BATCH = 5_000;
 
@@ -218,7 +226,11 @@ export class AgentState {
   static async open(dataDir: string, options: { log?: Logger } = {}): Promise<AgentState> {
     const dir = join(dataDir, 'state');
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const db: Db = new Level<string, unknown>(dir, { valueEncoding: 'json', writeBufferSize: WRITE_BUFFER });
+    const db: Db = new Level<string, unknown>(dir, {
+      valueEncoding: 'json',
+      writeBufferSize: WRITE_BUFFER,
+      cacheSize: BLOCK_CACHE,
+    });
     try {
       await db.open();
     } catch (err) {
@@ -269,13 +281,20 @@ export class AgentState {
     return state;
   }
 
-  async close(): Promise<void> {
+  /**
+   * `statusSnapshot`: status run over the state as it is closed, its reads kept beside it for the
+   * next `field-agent status` (status-snapshot.ts; the command's config decides which reads).
+   */
+  async close(opts: { statusSnapshot?: (reads: StatusReads) => Promise<unknown> } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#chain.catch(() => undefined);
     await Promise.all(this.#running);
     await this.#writeOutLog();
+    const snapshot =
+      opts.statusSnapshot === undefined ? undefined : await takeStatusSnapshot(this, opts.statusSnapshot);
     await this.#db.close();
+    if (snapshot !== undefined) await writeStatusSnapshot(snapshot);
   }
 
   /**
@@ -1177,6 +1196,11 @@ export class AgentState {
       await this.#write([{ type: 'put', key: keys.asset(blake3), value: asset }], 'recording a field-drive copy');
       return asset;
     });
+  }
+
+  /** No copy with a legacy device is left (refreshLegacyDevices then reads one key and writes nothing). */
+  async legacyDevicesSettled(): Promise<boolean> {
+    return (await this.#get(keys.devices)) === 'disk';
   }
 
   /**

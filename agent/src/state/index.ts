@@ -7,3 +7,4 @@ export * from './status.js';
 export * from './summary.js';
 export * from './store-copy.js';
 export * from './card-report.js';
+export * from './status-snapshot.js';

@@ -4,7 +4,7 @@
  * costs a few reads per card however many files they hold. Files listed by name (warnings,
  * errors, safe-to-format examples) are the first ones, with a count of the rest.
  */
-import type { AgentState } from './agent-state.js';
+import type { StatusReads } from './status-snapshot.js';
 import type { CardRecord } from './records.js';
 import {
   countCopyDevices,
@@ -98,7 +98,7 @@ export interface AgentStatus {
   laptop?: DestinationDisk & { path: string };
 }
 
-export async function summariseCard(state: AgentState, ref: CardRecord, copiesNeeded: number): Promise<CardSummary> {
+export async function summariseCard(state: StatusReads, ref: CardRecord, copiesNeeded: number): Promise<CardSummary> {
   const { card, sums } = await state.cardSums(ref.id);
   const n = (k: string): number => sums.c[k] ?? 0;
   // Read only where the counters say there are entries: deleted entries stay in LevelDB until a
@@ -195,7 +195,7 @@ function destinationDisk(t: { device: string; diskUnknown?: string }): Destinati
 }
 
 export async function buildStatus(
-  state: AgentState,
+  state: StatusReads,
   copiesNeeded: number,
   fieldDrives: readonly string[] = [],
   store?: string,

@@ -593,7 +593,7 @@ class DurableWrite {
     let got: Reference;
     try {
       if (s.lane === undefined) throw new TypeError('durableWrite: internal error, no read-back lane');
-      got = await s.lane.finish();
+      got = await s.lane.finish(ref.size);
     } catch (err) {
       if (isAborted(signal)) throw abortedError(signal);
       throw targetError(err, 'read back', s.tempPath);

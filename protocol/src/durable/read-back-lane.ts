@@ -14,12 +14,30 @@ import { createLocalAsyncHasher, type AsyncHasher, type HashPool } from './hash-
 /** Read-back chunk: small enough that chunks in flight to a worker stay few MiB. */
 const LANE_CHUNK = 1024 * 1024;
 /**
- * Read buffers of lanes that finished, for the next lanes of this thread: a lane reads a 10 KB
- * file into a whole chunk (it cannot know the size before end of file), and studiod's small-file
- * commits read back thousands of files a minute; a fresh 1 MiB each was GC work and RSS.
+ * A temp whose durable bytes fit in this when the lane first reads it (a small file written in
+ * one chunk: small-writer.ts, studiod's small commits) is read back through a buffer of this
+ * size: the whole file, then end of file, in a few KiB of fresh memory instead of a 1 MiB chunk
+ * (the small-file writer runs 16 lanes at once; each 1 MiB buffer it allocated was zeroed whole).
  */
-const freeChunks: Uint8Array[] = [];
-const FREE_CHUNKS_KEPT = 8;
+const SMALL_CHUNK = 64 * 1024;
+/**
+ * Read buffers of lanes that finished, for the next lanes of this thread, by size: a lane reads a
+ * 10 KB file into a whole chunk (it cannot know the size before end of file), and studiod's
+ * small-file commits read back thousands of files a minute; a fresh buffer each was GC work and RSS.
+ */
+const freeChunks: Record<number, Uint8Array[]> = { [LANE_CHUNK]: [], [SMALL_CHUNK]: [] };
+const FREE_CHUNKS_KEPT = { [LANE_CHUNK]: 8, [SMALL_CHUNK]: 32 } as Record<number, number>;
+
+/** A kept buffer of `size` bytes, or a fresh one. */
+function takeChunk(size: number): Uint8Array {
+  return freeChunks[size]?.pop() ?? new Uint8Array(size);
+}
+
+/** Keeps a buffer for the next lane of this thread (a few of each size). */
+function keepChunk(buf: Uint8Array): void {
+  const kept = freeChunks[buf.byteLength];
+  if (kept !== undefined && kept.length < (FREE_CHUNKS_KEPT[buf.byteLength] ?? 0)) kept.push(buf);
+}
 
 export class ReadBackLane {
   readonly #fs: DurableFs;
@@ -34,6 +52,8 @@ export class ReadBackLane {
   #error: unknown;
   #failed = false;
   #spare: Uint8Array | undefined;
+  /** The size the writer wrote (finish), to size the first buffer only. */
+  #sizeHint = Number.POSITIVE_INFINITY;
 
   constructor(fs: DurableFs, path: string, hasher: AsyncHasher, signal: AbortSignal | undefined) {
     this.#fs = fs;
@@ -70,10 +90,14 @@ export class ReadBackLane {
     if (fh === undefined) throw new TypeError('ReadBackLane: open() first');
     while (this.#readPos < this.#durableTo && !this.#eof && !this.#failed) {
       this.#signal?.throwIfAborted();
-      const want = Math.min(LANE_CHUNK, this.#durableTo - this.#readPos);
-      const spare = this.#spare ?? freeChunks.pop();
+      // The lane's own buffer once it has one (end of file is looked for with it); the first
+      // read takes a small one when what is left to read fits in it: the bytes durable so far,
+      // or after the final fsync the size the writer wrote. Only the buffer depends on that size:
+      // the lane reads to end of file whatever it is.
+      const left = (this.#durableTo === Number.POSITIVE_INFINITY ? this.#sizeHint : this.#durableTo) - this.#readPos;
+      const buf = this.#spare ?? takeChunk(left <= SMALL_CHUNK ? SMALL_CHUNK : LANE_CHUNK);
       this.#spare = undefined;
-      const buf = spare !== undefined && spare.byteLength >= want ? spare : new Uint8Array(LANE_CHUNK);
+      const want = Math.min(buf.byteLength, this.#durableTo - this.#readPos);
       let got = 0;
       while (got < want) {
         const { bytesRead } = await fh.read(buf, got, want - got, this.#readPos + got);
@@ -88,7 +112,7 @@ export class ReadBackLane {
       // Hand over a view of exactly `got` bytes; a buffer given back is reused for the next read.
       const whole = got === buf.byteLength;
       const back = await this.#hasher.update(whole ? buf : buf.slice(0, got));
-      if (back !== undefined && back.byteLength === LANE_CHUNK) this.#spare = back;
+      if (back !== undefined && back.byteLength === buf.byteLength) this.#spare = back;
       else if (!whole) this.#spare = buf;
     }
   }
@@ -96,8 +120,12 @@ export class ReadBackLane {
   /** Reads through the injected fs: no direct reads here. */
   readDirect(): void {}
 
-  /** After the final fsync: reads the rest up to end of file and returns what was read back. */
-  async finish(): Promise<{ size: number; blake3: string }> {
+  /**
+   * After the final fsync: reads the rest up to end of file and returns what was read back.
+   * `sizeHint`: the size the writer wrote (the buffer is sized by it, not the reading).
+   */
+  async finish(sizeHint?: number): Promise<{ size: number; blake3: string }> {
+    if (sizeHint !== undefined) this.#sizeHint = sizeHint;
     this.advance(Number.POSITIVE_INFINITY);
     while (this.#pumping !== undefined) await this.#pumping;
     if (this.#failed) throw this.#error;
@@ -109,7 +137,7 @@ export class ReadBackLane {
     this.#failed = true;
     while (this.#pumping !== undefined) await this.#pumping.catch(() => undefined);
     this.#hasher.dispose();
-    if (this.#spare?.byteLength === LANE_CHUNK && freeChunks.length < FREE_CHUNKS_KEPT) freeChunks.push(this.#spare);
+    if (this.#spare !== undefined) keepChunk(this.#spare);
     this.#spare = undefined;
     const fh = this.#fh;
     this.#fh = undefined;
@@ -127,8 +155,11 @@ export interface ReadBack {
    * disk into one aligned buffer (the page cache holds none of those bytes). Only a FileLane does.
    */
   readDirect(): void;
-  /** After the final fsync: read to end of file; the size and BLAKE3 of what was read back. */
-  finish(): Promise<{ size: number; blake3: string }>;
+  /**
+   * After the final fsync: read to end of file; the size and BLAKE3 of what was read back.
+   * `sizeHint`: the size written, which may size the read buffer (never what is read).
+   */
+  finish(sizeHint?: number): Promise<{ size: number; blake3: string }>;
   /** Stops and releases everything; never throws. */
   close(): Promise<void>;
 }
