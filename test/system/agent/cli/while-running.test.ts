@@ -10,7 +10,7 @@
  * One studiod and one agent process for the whole file (it is the proof of one long-lived agent).
  */
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { summariseForTray, type LiveSnapshot } from '@studio321/agent/ui';
 import {
@@ -81,8 +81,15 @@ t.test('status, ingest, sync, resolve and verify while the agent runs; then offl
     { path: 'DCIM/100CANON/IMG_9999.CR3', size: 0 },
   ]);
   const shots = 2;
+  // Each shot appears whole (written as .part, then renamed, as tether software does): a shot seen
+  // at 0 bytes for the 100 ms stability window of this test (a loaded host) would be taken as an
+  // empty file, and card B's empty file then counted a duplicate of it.
   const tethered = Promise.all(
-    Array.from({ length: shots }, (_, i) => writeFile(join(hot, `TETHER_${i}.CR3`), Buffer.alloc(50_000 + i, i + 1))),
+    Array.from({ length: shots }, async (_, i) => {
+      const final = join(hot, `TETHER_${i}.CR3`);
+      await writeFile(`${final}.part`, Buffer.alloc(50_000 + i, i + 1));
+      await rename(`${final}.part`, final);
+    }),
   );
   const ing = await agent.cli(['ingest', join(cards, 'B'), '--shoot', 's1', '--card-label', 'CARD-B', '--json']);
   await tethered;
