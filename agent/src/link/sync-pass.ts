@@ -355,11 +355,14 @@ export class SyncPass {
       await this.#finish();
       return this.result;
     } finally {
-      // Receipts that came are recorded even when the pass fails (they are the studio's word).
+      // Receipts that came are recorded even when the pass fails (they are the studio's word),
+      // and counted in this pass's result before it ends: a pass that fails (a laptop copy it
+      // cannot read) must not report fewer receipts than it recorded.
       this.#flushReceipts();
       this.#link.off('message', this.#onMessage);
       this.#link.off('close', this.#onClose);
       this.#signal?.removeEventListener('abort', this.#onAbort);
+      await this.#recording.catch(() => undefined); // a failure to record is the pass's own (#fail)
     }
   }
 

@@ -607,6 +607,26 @@ t.test(
   },
 );
 
+t.test('a pass that ends on an unreadable laptop copy counts the Receipts it recorded before it ended', async (t) => {
+  // The first file is sent and its Receipt comes (it lingers for the second's); the second
+  // cannot be read, and the pass ends with an Error. The Receipt is recorded AND counted in
+  // the pass's result by the time the pass rejects (its caller reads the count then).
+  const { state, files } = await agentStore(t, [30_000, 30_000]);
+  const [sent, deleted] = [at(files, 0), at(files, 1)];
+  await rm(deleted.path);
+  const stats = emptySyncResult();
+  const studio = new FakeStudio({ window: 1024 * KiB });
+  await t.rejects(syncPass(studio, syncQueueOf(state), { stats }), { code: LINK_CODES.incomplete });
+  t.same(
+    studio.frames.map((m) => m.t),
+    ['offer', 'chunk', 'file-end', 'error'],
+    'the first file was sent whole, then the Error',
+  );
+  t.equal(stats.receipts, 1, 'its Receipt is counted in the failed pass');
+  t.same(await pendingHashes(state), [deleted.blake3], 'and recorded: only the unreadable file is pending');
+  t.notOk((await pendingHashes(state)).includes(sent.blake3));
+});
+
 t.test('the abort signal stops the pass', async (t) => {
   await t.test('between two chunks', async (t) => {
     const { state, files } = await agentStore(t, [100_000]);
