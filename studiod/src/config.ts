@@ -93,7 +93,8 @@ export interface StudiodConfig {
    */
   link: { maxUnauthenticated: number; maxUnauthenticatedPerAddress: number; handshakeSeconds: number };
   /**
-   * Staged files (commit/staging.ts): how many one session and all sessions may hold open, and the
+   * Staged files (commit/staging.ts): how many one session may hold (created or not), how many all
+   * sessions may have open (created, or opened to resume), and the
    * hours after which a partial nobody wrote is removed (0: never).
    */
   staging: { maxFilesPerSession: number; maxFiles: number; expireHours: number };

@@ -20,13 +20,18 @@
  * partial is created by the file's first write, so the files of a batch waiting
  * for their turn cost no descriptor and no file.
  *
- * Bounds (docs/configuration.md, `staging`): a created file keeps two descriptors
- * (its writer and its read-back lane; four once a pooled 1 MiB chunk was written with
- * O_DIRECT and read back the same way, direct-io.ts), so one session may hold at most
- * `perSession` files and all sessions together `total` (created or not); beyond,
- * acquire refuses with STUDIO_STAGING_LIMIT (retryable, the file is offered again later). A
- * released partial with no byte is removed (Offers without data leave nothing),
- * and `sweepExpired` removes partials nobody has written for `expireMs`.
+ * Bounds (docs/configuration.md, `staging`): one session may hold at most `perSession` files
+ * (created or not; beyond, acquire refuses with STUDIO_STAGING_LIMIT, retryable: the file is
+ * offered again later). A created file keeps two descriptors (its writer and its read-back lane;
+ * four once a pooled 1 MiB chunk was written with O_DIRECT and read back the same way,
+ * direct-io.ts), so all sessions together may have at most `total` partials open: an existing
+ * partial is opened at the Offer (refused there beyond it), a new one by its first write (that
+ * write fails with STUDIO_STAGING_LIMIT, and the file is Nacked mid-transfer). A hash held and
+ * not created (a small file received in memory, or one waiting for its turn in its batch) costs
+ * no descriptor and no file, so it does not count against `total`: twenty sessions offering 256
+ * files each (5,120 holds) all get their batch, not the first eight of them. A released partial
+ * with no byte is removed (Offers without data leave nothing), and `sweepExpired` removes
+ * partials nobody has written for `expireMs`.
  */
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
@@ -87,10 +92,11 @@ class QueuedWrites {
   }
 }
 
-/** An open partial: its writer and its read-back lane. */
+/** An open partial: its writer, its read-back lane, and its place in `staging.maxFiles` (given back once, at close). */
 interface OpenPartial {
   fh: FileHandle;
   lane: ReadBack;
+  free: () => void;
 }
 
 export class StagedFile {
@@ -104,6 +110,8 @@ export class StagedFile {
     () => this.#lane?.readDirect(),
   );
   #lane: ReadBack | undefined;
+  /** Gives back the partial's place among the open partials (`staging.maxFiles`). */
+  #free: (() => void) | undefined;
   /** A new partial not created yet: created by the first write (its Offer did only a lookup). */
   #create: (() => Promise<OpenPartial>) | undefined;
   #creating: Promise<void> | undefined;
@@ -149,9 +157,10 @@ export class StagedFile {
     this.#all = all;
   }
 
-  #opened({ fh, lane }: OpenPartial): void {
+  #opened({ fh, lane, free }: OpenPartial): void {
     this.#fh = fh;
     this.#lane = lane;
+    this.#free = free;
     lane.advance(this.#durable);
   }
 
@@ -166,7 +175,8 @@ export class StagedFile {
           .close()
           .then(() => p.fh.close())
           .then(() => unlink(this.path))
-          .catch(() => undefined);
+          .catch(() => undefined)
+          .finally(p.free);
       this.#opened(p);
     });
     await this.#creating;
@@ -321,6 +331,8 @@ export class StagedFile {
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
     await this.#direct.close(); // no more direct writes
+    this.#free?.();
+    this.#free = undefined;
   }
 
   /**
@@ -367,12 +379,18 @@ export class StagedFile {
   }
 }
 
-/** How many staged files may be held open (each keeps two descriptors). */
+/** How many staged files may be held. */
 export interface StagingLimits {
-  /** By one session. */
+  /** By one session (created or not). */
   perSession: number;
-  /** By all sessions together. */
+  /** Partials open (created or opened, each keeps two descriptors) for all sessions together. */
   total: number;
+}
+
+/** A file of an Offer to hold (Staging.acquireAll). */
+export interface StagingRequest {
+  hash: string;
+  size: number;
 }
 
 export class Staging {
@@ -383,6 +401,8 @@ export class Staging {
   #held = new Map<string, string>();
   /** session → how many hashes it holds. */
   #perSession = new Map<string, number>();
+  /** Partials open now (created by a first write, or opened at an Offer): what `limits.total` bounds. */
+  #openFiles = 0;
   #made = false;
   readonly #queuedWrites = new QueuedWrites();
   /**
@@ -407,6 +427,11 @@ export class Staging {
     return sessionId === undefined ? this.#held.size : (this.#perSession.get(sessionId) ?? 0);
   }
 
+  /** Partials open now (created or opened, not yet closed), for all sessions: at most `limits.total`. */
+  get openCount(): number {
+    return this.#openFiles;
+  }
+
   #hold(hash: string, sessionId: string): void {
     this.#held.set(hash, sessionId);
     this.#perSession.set(sessionId, (this.#perSession.get(sessionId) ?? 0) + 1);
@@ -421,17 +446,34 @@ export class Staging {
   }
 
   /** STUDIO_STAGING_LIMIT when `sessionId` may not hold one more staged file. */
-  #checkLimits(hash: string, sessionId: string): void {
+  #limitError(hash: string, sessionId: string): StudioError | undefined {
     const mine = this.heldCount(sessionId);
-    const all = this.#held.size;
-    if (mine < this.limits.perSession && all < this.limits.total) return;
-    const whose = mine >= this.limits.perSession ? 'this session' : 'all sessions together';
-    const limit = mine >= this.limits.perSession ? this.limits.perSession : this.limits.total;
-    throw new StudioError(
+    if (mine < this.limits.perSession) return undefined;
+    return new StudioError(
       STUDIO_CODES.stagingLimit,
-      `${whose} already hold ${limit} staged files, the limit (staging.${mine >= this.limits.perSession ? 'maxFilesPerSession' : 'maxFiles'}). File ${hash} is offered again once some of them are done.`,
-      { retryable: true, detail: { hash, held: mine, heldByAll: all, limit } },
+      `This session already holds ${this.limits.perSession} staged files, the limit (staging.maxFilesPerSession). File ${hash} is offered again once some of them are done.`,
+      { retryable: true, detail: { hash, held: mine, limit: this.limits.perSession } },
     );
+  }
+
+  /**
+   * A place among the open partials (`limits.total`) for the partial of `hash`: the function that
+   * gives it back (once). STUDIO_STAGING_LIMIT when all are taken.
+   */
+  #takeOpen(hash: string): () => void {
+    if (this.#openFiles >= this.limits.total)
+      throw new StudioError(
+        STUDIO_CODES.stagingLimit,
+        `All sessions together already have ${this.limits.total} staged files open, the limit (staging.maxFiles). File ${hash} is offered again once some of them are done.`,
+        { retryable: true, detail: { hash, open: this.#openFiles, limit: this.limits.total } },
+      );
+    this.#openFiles++;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.#openFiles--;
+    };
   }
 
   /** Creates the staging directory (mode 700) on the checked mirror disk. */
@@ -469,67 +511,123 @@ export class Staging {
   }
 
   /**
-   * Hold `hash` for `sessionId` and look its partial up: its current size is the resume offset.
-   * When there is none (the usual case) that is all: the partial is created by the file's first
-   * write (StagedFile), so an Offer of many files costs a lookup each, not a create, two opens and
-   * a read-back lane each that most files of the batch would hold idle until their turn. An
-   * existing partial is opened and fsynced first, so that what is reported is durable. A partial
-   * larger than `size` is impossible for the offered content and is discarded; so is one that
-   * already has a second name (studiod was killed after linking it into place and before removing
-   * it): it must never be written again. A new partial's name is made durable by the staging
-   * folder's fsync before its first Ack (StagedFile.sync), shared by the partials created meanwhile.
+   * Hold `hash` for `sessionId` and look its partial up (acquireAll, for one file); its current
+   * size is the resume offset. Throws STUDIO_BUSY, STUDIO_STAGING_LIMIT or another coded error.
    */
   async acquire(hash: string, size: number, sessionId: string): Promise<StagedFile> {
-    const other = this.#held.get(hash);
-    if (other !== undefined && other !== sessionId) {
-      throw new StudioError(
-        STUDIO_CODES.busy,
-        `File ${hash} is being received from another session. It will be offered again.`,
-        { retryable: true, detail: { hash } },
-      );
-    }
-    if (other === sessionId) throw new TypeError(`Staging.acquire(): ${hash} already held by this session`);
-    this.#checkLimits(hash, sessionId);
-    this.#hold(hash, sessionId);
-    const path = this.pathOf(hash);
-    const release = (): void => this.#unhold(hash, sessionId);
-    try {
-      await this.#ready();
-      const st = await stat(path).catch((err: unknown) => {
-        if (errorCode(err) === 'ENOENT') return undefined;
-        throw stagingError(err, 'stat', path);
-      });
-      if (size > 0 && (st === undefined || st.size > size || st.nlink > 1)) {
-        if (st !== undefined) await rm(path, { force: true });
-        return new StagedFile(
-          hash,
-          size,
-          path,
-          () => this.#open(path, size, true),
-          0,
-          release,
-          this.#nameSync,
-          this.#queuedWrites,
-        );
-      }
-      const p = await this.#open(path, size, false);
-      const nameSync = p.size === 0 ? this.#nameSync : undefined;
-      return new StagedFile(hash, size, path, p, p.size, release, nameSync, this.#queuedWrites);
-    } catch (err) {
-      this.#unhold(hash, sessionId);
-      if (err instanceof StudioError) throw err;
-      throw stagingError(err, 'open', path);
-    }
+    const [r] = await this.acquireAll([{ hash, size }], sessionId);
+    if (r instanceof StagedFile) return r;
+    throw r;
   }
 
   /**
-   * Open the partial at `path` with its read-back lane. `fresh`: it must not exist (created by its
-   * first write after a lookup found none); otherwise created when absent and fsynced when not
-   * empty, and replaced when it cannot be this content's (see acquire).
+   * Hold each file's hash for `sessionId` and look its partial up: the staged file (its current
+   * size is the resume offset) or the coded error that refused it, in the order of `files`.
+   * One listing of the staging folder for all of them, made after they are held (a partial can
+   * then only be created by this session), instead of a lookup each. When there is none (the usual
+   * case) that is all: the partial is created by the file's first write (StagedFile), so an Offer
+   * of many files costs one listing, not a create, two opens and a read-back lane each that most
+   * files of the batch would hold idle until their turn. An existing partial is opened and fsynced
+   * first, so that what is reported is durable. A partial larger than `size` is impossible for the
+   * offered content and is discarded; so is one that already has a second name (studiod was killed
+   * after linking it into place and before removing it): it must never be written again. A new
+   * partial's name is made durable by the staging folder's fsync before its first Ack
+   * (StagedFile.sync), shared by the partials created meanwhile. Refusals: STUDIO_BUSY (another
+   * session holds the hash), STUDIO_STAGING_LIMIT (this session holds `perSession`, or an existing
+   * partial finds `total` open); a failing mirror refuses every file with its error.
    */
-  async #open(path: string, size: number, fresh: boolean): Promise<OpenPartial & { size: number }> {
+  async acquireAll(files: readonly StagingRequest[], sessionId: string): Promise<Array<StagedFile | StudioError>> {
+    const out: Array<StagedFile | StudioError | undefined> = new Array(files.length);
+    const held: number[] = [];
+    for (const { hash } of files)
+      if (this.#held.get(hash) === sessionId)
+        throw new TypeError(`Staging.acquireAll(): ${hash} already held by this session`);
+    files.forEach(({ hash }, i) => {
+      const other = this.#held.get(hash);
+      const refused =
+        other !== undefined
+          ? new StudioError(
+              STUDIO_CODES.busy,
+              `File ${hash} is being received from another session. It will be offered again.`,
+              { retryable: true, detail: { hash } },
+            )
+          : this.#limitError(hash, sessionId);
+      if (refused !== undefined) out[i] = refused;
+      else {
+        this.#hold(hash, sessionId);
+        held.push(i);
+      }
+    });
+    let present: Set<string>;
+    try {
+      await this.#ready();
+      present = new Set((await this.#names()).map((n) => n.hash));
+    } catch (err) {
+      const coded = err instanceof StudioError ? err : stagingError(err, 'list', this.dir);
+      for (const i of held) {
+        this.#unhold((files[i] as StagingRequest).hash, sessionId);
+        out[i] = coded;
+      }
+      return out as Array<StagedFile | StudioError>;
+    }
+    for (const i of held) {
+      const { hash, size } = files[i] as StagingRequest;
+      const path = this.pathOf(hash);
+      const release = (): void => this.#unhold(hash, sessionId);
+      if (size > 0 && !present.has(hash)) {
+        out[i] = this.#lazy(hash, size, path, release);
+        continue;
+      }
+      try {
+        out[i] = await this.#existing(hash, size, path, release);
+      } catch (err) {
+        release();
+        out[i] = err instanceof StudioError ? err : stagingError(err, 'open', path);
+      }
+    }
+    return out as Array<StagedFile | StudioError>;
+  }
+
+  /** A staged file whose partial is created by its first write. */
+  #lazy(hash: string, size: number, path: string, release: () => void): StagedFile {
+    return new StagedFile(
+      hash,
+      size,
+      path,
+      () => this.#open(hash, size, true),
+      0,
+      release,
+      this.#nameSync,
+      this.#queuedWrites,
+    );
+  }
+
+  /** The staged file of a partial the listing found (or of an empty file): opened now, or replaced by a lazy one. */
+  async #existing(hash: string, size: number, path: string, release: () => void): Promise<StagedFile> {
+    const st = await stat(path).catch((err: unknown) => {
+      if (errorCode(err) === 'ENOENT') return undefined;
+      throw stagingError(err, 'stat', path);
+    });
+    if (size > 0 && (st === undefined || st.size > size || st.nlink > 1)) {
+      if (st !== undefined) await rm(path, { force: true });
+      return this.#lazy(hash, size, path, release);
+    }
+    const p = await this.#open(hash, size, false);
+    const nameSync = p.size === 0 ? this.#nameSync : undefined;
+    return new StagedFile(hash, size, path, p, p.size, release, nameSync, this.#queuedWrites);
+  }
+
+  /**
+   * Open the partial of `hash` with its read-back lane, in one of the `limits.total` places for
+   * open partials (STUDIO_STAGING_LIMIT when none is free). `fresh`: it must not exist (created by
+   * its first write after the listing found none); otherwise created when absent and fsynced when
+   * not empty, and replaced when it cannot be this content's (see acquireAll).
+   */
+  async #open(hash: string, size: number, fresh: boolean): Promise<OpenPartial & { size: number }> {
+    const path = this.pathOf(hash);
     let lane: ReadBack | undefined;
     let fh: FileHandle | undefined;
+    const free = this.#takeOpen(hash); // STUDIO_STAGING_LIMIT beyond `limits.total`
     try {
       if (fresh) await this.#ready();
       // Read-write, never appending: chunks are written at explicit offsets.
@@ -552,10 +650,11 @@ export class Staging {
         signal: undefined,
       });
       await lane.open();
-      return { fh, lane, size: st.size };
+      return { fh, lane, free, size: st.size };
     } catch (err) {
       await lane?.close();
       await fh?.close().catch(() => undefined);
+      free();
       if (err instanceof StudioError) throw err;
       throw stagingError(err, 'open', path);
     }
@@ -609,18 +708,24 @@ export class Staging {
   /** Partial files present (for status); none while the mirror is not mounted. */
   async list(): Promise<Array<{ hash: string; bytes: number }>> {
     const out: Array<{ hash: string; bytes: number }> = [];
+    for (const { hash } of await this.#names()) out.push({ hash, bytes: await this.offsetOf(hash) });
+    return out;
+  }
+
+  /** The hashes of the partial files present, from one listing (none when the folder is not there). */
+  async #names(): Promise<Array<{ hash: string }>> {
     let names: string[];
     try {
       names = await readdir(this.dir);
     } catch (err) {
-      if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return out;
+      if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return [];
       throw stagingError(err, 'list', this.dir);
     }
+    const out: Array<{ hash: string }> = [];
     for (const n of names) {
       if (!n.endsWith(PART_SUFFIX)) continue;
       const hash = n.slice(0, -PART_SUFFIX.length);
-      if (!isBlake3Hex(hash)) continue;
-      out.push({ hash, bytes: await this.offsetOf(hash) });
+      if (isBlake3Hex(hash)) out.push({ hash });
     }
     return out;
   }

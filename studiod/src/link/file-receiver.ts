@@ -100,7 +100,7 @@ interface LiveCommit {
  */
 const MAX_COMMITTING = 64;
 
-/** Offered files looked up (catalogue, staging) at once while an Offer is answered. */
+/** Receipts of offered files the catalogue knows, looked up at once while an Offer is answered. */
 const OFFER_LOOKUPS = 16;
 
 /** Chunk bytes queued between the link and a streamed commit's durableWrite. */
@@ -214,31 +214,33 @@ export class FileReceiver {
         throw err;
       }
     }
-    // Each file's catalogue lookup and staging open, OFFER_LOOKUPS at a time (a batch of small
-    // files is a few hundred of them); the Want keeps the Offer's order.
+    // One catalogue read for the batch: most offered files are new, and need no receipt lookup; the
+    // known ones' receipts are looked up OFFER_LOOKUPS at a time. Then the new ones are held in
+    // staging together (one listing of the staging folder). The Want keeps the Offer's order.
     const outcome: Array<'have' | StagedFile | CodedError | undefined> = new Array(files.length);
-    let next = 0;
-    let fault: unknown;
-    // One catalogue read for the batch: most offered files are new, and need no receipt lookup.
     const known = await this.#o.catalogue.assetsKnown(files.map((f) => f.hash));
+    const knownAt = files.flatMap((_, i) => (known[i] === true ? [i] : []));
+    let next = 0;
     const lookUp = async (): Promise<void> => {
-      while (fault === undefined && next < files.length) {
-        const i = next++;
-        const f = files[i] as OfferFile;
+      while (next < knownAt.length) {
+        const i = knownAt[next++] as number;
         try {
-          if (known[i] === true && (await this.#o.committer.receiptFor(f.hash)) !== undefined) outcome[i] = 'have';
-          else outcome[i] = await this.#o.staging.acquire(f.hash, f.size, this.#o.sessionId);
+          if ((await this.#o.committer.receiptFor((files[i] as OfferFile).hash)) !== undefined) outcome[i] = 'have';
         } catch (err) {
-          if (err instanceof CodedError) outcome[i] = err;
-          else fault ??= err;
+          if (!(err instanceof CodedError)) throw err;
+          outcome[i] = err;
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(OFFER_LOOKUPS, files.length) }, lookUp));
-    if (fault !== undefined) {
-      for (const o of outcome) if (o instanceof StagedFile) await o.close().catch(() => undefined);
-      throw fault;
-    }
+    await Promise.all(Array.from({ length: Math.min(OFFER_LOOKUPS, knownAt.length) }, lookUp));
+    const toStage = files.flatMap((_, i) => (outcome[i] === undefined ? [i] : []));
+    const staged = await this.#o.staging.acquireAll(
+      toStage.map((i) => files[i] as OfferFile),
+      this.#o.sessionId,
+    );
+    toStage.forEach((i, k) => {
+      outcome[i] = staged[k];
+    });
     const wants: Array<{ hash: string; offset: number }> = [];
     const have: string[] = [];
     files.forEach((file, i) => {

@@ -8,7 +8,7 @@ import t from 'tap';
 import { link, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
-import { Staging, STAGING_DIR } from '@studio321/studiod/commit';
+import { StagedFile, Staging, STAGING_DIR } from '@studio321/studiod/commit';
 import { StudioError } from '@studio321/studiod';
 import { testBytes } from '../../lib/lying-source.js';
 
@@ -82,10 +82,11 @@ t.test('verify() reads the staged file back from the disk, to its end', async (t
 });
 
 t.test(
-  'limits: per session and in all (STUDIO_STAGING_LIMIT, retryable); an empty partial is removed at close',
+  'limits: held per session, open partials in all (STUDIO_STAGING_LIMIT, retryable); an empty partial is removed at close',
   async (t) => {
     const root = t.testdir();
-    const staging = new Staging(root, async () => undefined, { perSession: 2, total: 3 });
+    const staging = new Staging(root, async () => undefined, { perSession: 2, total: 2 });
+    const dir = join(root, STAGING_DIR);
     const h = (i: number): string => hashBytes(new Uint8Array([9, i]));
     const a1 = await staging.acquire(h(1), 10, 'a');
     const a2 = await staging.acquire(h(2), 10, 'a');
@@ -94,24 +95,74 @@ t.test(
       { code: 'STUDIO_STAGING_LIMIT', retryable: true },
       'over the session',
     );
-    const b1 = await staging.acquire(h(4), 10, 'b');
-    await t.rejects(staging.acquire(h(5), 10, 'b'), { code: 'STUDIO_STAGING_LIMIT', retryable: true }, 'over all');
     t.equal(staging.holder(h(3)), undefined, 'a refused hash is not held');
-    t.same(
-      await readdir(join(root, STAGING_DIR)),
-      [],
-      'held files are created by their first write, refused ones never',
-    );
+    const b1 = await staging.acquire(h(4), 10, 'b');
+    const b2 = await staging.acquire(h(5), 10, 'b');
+    t.equal(staging.heldCount(), 4, 'holds not created do not count against the total');
+    t.same(await readdir(dir), [], 'held files are created by their first write, refused ones never');
     await a1.write(0, new Uint8Array(4));
-    t.same(await readdir(join(root, STAGING_DIR)), [`${h(1)}.part`], 'the written one is there');
+    await b1.write(0, new Uint8Array(4));
+    t.equal(staging.openCount, 2, 'two partials open: the total');
+    await t.rejects(
+      b2.write(0, new Uint8Array(4)),
+      { code: 'STUDIO_STAGING_LIMIT', retryable: true },
+      'a third partial is not created',
+    );
+    t.match(b2.failed, { code: 'STUDIO_STAGING_LIMIT' }, 'the file is failed (the receiver Nacks it mid-transfer)');
+    t.same((await readdir(dir)).sort(), [`${h(1)}.part`, `${h(4)}.part`].sort(), 'nothing created for it');
+    await b2.close();
     await a1.close();
-    await a2.close();
+    t.equal(staging.openCount, 1, 'a closed partial gives its place back');
+    await a2.write(0, new Uint8Array(4));
+    t.equal(staging.openCount, 2, 'taken by the next one created');
+    await a2.discard();
     await b1.close();
-    t.same(await readdir(join(root, STAGING_DIR)), [`${h(1)}.part`], 'the partials with no byte are gone at close');
+    t.equal(staging.openCount, 0, 'none open');
     t.equal(staging.heldCount(), 0, 'nothing held');
-    t.ok(await staging.acquire(h(5), 10, 'b'), 'room again');
+    t.same((await readdir(dir)).sort(), [`${h(1)}.part`, `${h(4)}.part`].sort(), 'the written partials stay');
+    const [r1, r4] = await staging.acquireAll(
+      [
+        { hash: h(1), size: 10 },
+        { hash: h(4), size: 10 },
+      ],
+      'c',
+    );
+    const r5 = await staging.acquire(h(5), 10, 'c2');
+    t.equal((r1 as StagedFile).durable, 4, 'an existing partial is opened at the Offer, from its durable size');
+    t.equal((r4 as StagedFile).durable, 4, 'and the second');
+    t.equal(staging.openCount, 2, 'both count');
+    t.ok(r5 instanceof StagedFile, 'a new one is still held (not created)');
+    for (const r of [r1, r4, r5]) await (r as StagedFile).close();
+    await a1.close(); // twice: a no-op, the place is not given back twice
+    t.equal(staging.openCount, 0);
+    const c = await staging.acquire(h(1), 10, 'd');
+    const d = await staging.acquire(h(4), 10, 'd');
+    t.equal(staging.openCount, 2);
+    await t.rejects(staging.acquire(h(9), 0, 'e'), { code: 'STUDIO_STAGING_LIMIT' }, 'an empty file is opened at once');
+    await c.close();
+    await d.close();
   },
 );
+
+t.test('acquireAll: one call for many files; refusals per file; busy and the session limit', async (t) => {
+  const root = t.testdir();
+  const staging = new Staging(root, async () => undefined, { perSession: 3, total: 1 });
+  const h = (i: number): string => hashBytes(new Uint8Array([5, i]));
+  const other = await staging.acquire(h(2), 10, 'x');
+  const out = await staging.acquireAll(
+    [1, 2, 3, 4, 5].map((i) => ({ hash: h(i), size: 10 })),
+    's',
+  );
+  t.ok(out[0] instanceof StagedFile, 'held');
+  t.match(out[1], { code: 'STUDIO_BUSY', retryable: true }, 'held by another session');
+  t.ok(out[2] instanceof StagedFile && out[3] instanceof StagedFile, 'held');
+  t.match(out[4], { code: 'STUDIO_STAGING_LIMIT', retryable: true }, 'past the session limit');
+  t.equal(staging.heldCount('s'), 3);
+  t.equal(staging.holder(h(5)), undefined, 'a refused hash is not held');
+  await t.rejects(staging.acquireAll([{ hash: h(1), size: 10 }], 's'), TypeError, 'a hash it already holds: a bug');
+  for (const r of [...out, other]) if (r instanceof StagedFile) await r.close();
+  t.equal(staging.heldCount(), 0);
+});
 
 t.test('sweepExpired removes unheld partials older than the age, never a held one', async (t) => {
   const root = t.testdir();

@@ -270,6 +270,76 @@ t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost
 });
 
 t.test(
+  'holds not created do not count against staging.maxFiles: a late session gets its whole batch; past the open partials a file is Nacked mid-transfer',
+  async (t) => {
+    const CHUNK = 256 * KiB;
+    // A window of 4 chunks: every chunk is fsynced and acknowledged on its own (window / 4).
+    const s = await studio(t, { windowBytes: 4 * CHUNK }, { perSession: 4, total: 1 });
+    s.committer.open();
+    const stagingDir = join(s.targets.mirror.root, STAGING_DIR);
+    const clients = await Promise.all([0, 1, 2, 3].map((i) => agent(s, 30 + i)));
+    t.teardown(() => {
+      for (const c of clients) c.close();
+    });
+    const [e0, e1, e2, late] = clients as [WireClient, WireClient, WireClient, WireClient];
+    // Larger than a small commit: staged, each in a partial of its own.
+    const sets = clients.map((_, i) => files(30 + i, 4, 5 * CHUNK + 7));
+    /** Chunks of `f`, each after the last one's Ack, then FileEnd. */
+    const sendAll = async (c: WireClient, f: File): Promise<void> => {
+      for (let off = 0; off < f.bytes.length; off += CHUNK) {
+        const data = f.bytes.subarray(off, off + CHUNK);
+        c.send({ t: 'chunk', hash: f.hash, offset: off, data });
+        for (let acked = 0; acked < off + data.length; ) acked = (await c.next('ack')).offset;
+      }
+      c.send({ t: 'file-end', hash: f.hash, size: f.bytes.length });
+    };
+    for (const [i, c] of [e0, e1, e2].entries()) {
+      offer(c, sets[i] as File[]);
+      t.equal((await c.next('want')).wants.length, 4, `early session ${i}: its whole batch wanted`);
+    }
+    t.equal(s.staging.heldCount(), 12, 'twelve files held, twelve times the open partials allowed');
+    const lateFiles = sets[3] as File[];
+    offer(late, lateFiles);
+    t.same(
+      (await late.next('want')).wants,
+      lateFiles.map((f) => ({ hash: f.hash, offset: 0 })),
+      'the late session gets its whole batch too',
+    );
+    t.equal(clients.flatMap((c) => c.received.filter((m) => m.t === 'nack')).length, 0, 'no Nack before a Want');
+    t.same(await readdir(stagingDir), [], 'nothing created by the Offers');
+    // The one partial allowed open: the first early session's first file, its first chunk acknowledged.
+    const [first] = sets[0] as [File];
+    e0.send({ t: 'chunk', hash: first.hash, offset: 0, data: first.bytes.subarray(0, CHUNK) });
+    t.equal((await e0.next('ack')).offset, CHUNK, 'its first chunk is durable');
+    const [l0, l1] = lateFiles as [File, File];
+    late.send({ t: 'chunk', hash: l0.hash, offset: 0, data: l0.bytes.subarray(0, CHUNK) });
+    t.match(
+      await late.next('nack'),
+      { hash: l0.hash, code: 'STUDIO_STAGING_LIMIT', retryable: true, resumeOffset: 0 },
+      'a second partial is not created: the file is Nacked mid-transfer',
+    );
+    late.send({ t: 'file-end', hash: l0.hash, size: l0.bytes.length }); // SPEC §3.6: FileEnd after such a Nack
+    t.same(await readdir(stagingDir), [`${first.hash}.part`], 'nothing staged for it');
+    t.equal(s.staging.openCount, 1, 'one partial open');
+    for (let off = CHUNK; off < first.bytes.length; off += CHUNK) {
+      const data = first.bytes.subarray(off, off + CHUNK);
+      e0.send({ t: 'chunk', hash: first.hash, offset: off, data });
+      for (let acked = 0; acked < off + data.length; ) acked = (await e0.next('ack')).offset;
+    }
+    e0.send({ t: 'file-end', hash: first.hash, size: first.bytes.length });
+    await assertCommitted(t, s, e0, [first]);
+    await waitFor(() => s.staging.openCount === 0, 'the committed partial gave its place back');
+    await sendAll(late, l1);
+    t.equal((await late.next('receipt', 20_000)).hash, l1.hash, 'the late session commits in the freed place');
+    t.equal(late.received.filter((m) => m.t === 'nack' || m.t === 'error').length, 0, 'no other Nack, no Error');
+    for (const c of clients) c.close();
+    await waitFor(() => s.staging.heldCount() === 0, 'the closed sessions released their files');
+    t.equal(s.staging.openCount, 0, 'no partial open');
+    t.same(await readdir(stagingDir), [], 'nothing left in staging (the unsent files were never created)');
+  },
+);
+
+t.test(
   'lazy staging: an Offer creates no partial, the limit Nacks before the Want, a cut resumes from the durable offset',
   async (t) => {
     const CHUNK = 256 * KiB;
@@ -299,8 +369,8 @@ t.test(
       [f0, f1].map((f) => ({ hash: f.hash, offset: 0 })),
       'the Nacked file is left out of the Want; the rest from 0',
     );
-    t.same(await readdir(stagingDir), [], 'the Offer created no partial (a lookup each)');
-    t.equal(s.staging.heldCount(), 2, 'but holds the two wanted files (the limit counts them)');
+    t.same(await readdir(stagingDir), [], 'the Offer created no partial (one listing)');
+    t.equal(s.staging.heldCount(), 2, 'but holds the two wanted files (the session limit counts them)');
     for (const off of [0, CHUNK]) {
       a.send({ t: 'chunk', hash: f0.hash, offset: off, data: f0.bytes.subarray(off, off + CHUNK) });
       for (let acked = 0; acked < off + CHUNK; ) acked = (await a.next('ack')).offset;
