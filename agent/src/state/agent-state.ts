@@ -39,7 +39,6 @@ import {
   type GlobalSums,
 } from './summary.js';
 import { LEGACY_DEVICE_PREFIX } from '../disk-identity.js';
-import { takeStatusSnapshot, writeStatusSnapshot, type StatusReads } from './status-snapshot.js';
 import type { ScanResult, ScannedFile } from '../card/scanner.js';
 import type {
   AssetName,
@@ -282,19 +281,21 @@ export class AgentState {
   }
 
   /**
-   * `statusSnapshot`: status run over the state as it is closed, its reads kept beside it for the
-   * next `field-agent status` (status-snapshot.ts; the command's config decides which reads).
+   * `whileQuiet`: run once every write is done and the log written out, before the database
+   * closes (reads only: the status snapshot, status-snapshot.ts, reads the state as the next
+   * `field-agent status` will find it); what it returns runs once the database is closed.
    */
-  async close(opts: { statusSnapshot?: (reads: StatusReads) => Promise<unknown> } = {}): Promise<void> {
+  async close(
+    opts: { whileQuiet?: (state: AgentState) => Promise<(() => Promise<void>) | undefined> } = {},
+  ): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#chain.catch(() => undefined);
     await Promise.all(this.#running);
     await this.#writeOutLog();
-    const snapshot =
-      opts.statusSnapshot === undefined ? undefined : await takeStatusSnapshot(this, opts.statusSnapshot);
+    const afterClose = await opts.whileQuiet?.(this);
     await this.#db.close();
-    if (snapshot !== undefined) await writeStatusSnapshot(snapshot);
+    await afterClose?.();
   }
 
   /**
