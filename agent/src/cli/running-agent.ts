@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { CodedError, errorCode } from '@studio321/protocol/base';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import type { AgentState } from '../state/agent-state.js';
-import { takeStatusSnapshot, writeStatusSnapshot, type StatusReads } from '../state/status-snapshot.js';
+import type { StatusReads } from '../state/status-snapshot.js';
 import { NDJSON, STATUS_URL_FILE } from '../paths.js';
 
 /** A command's use of the status snapshot (state/status-snapshot.ts). */
@@ -73,6 +73,7 @@ export async function directOrRunning<T>(
       ? {}
       : {
           whileQuiet: async (quiet) => {
+            const { takeStatusSnapshot, writeStatusSnapshot } = await import('../state/status-snapshot.js');
             const taken = await takeStatusSnapshot(quiet, snapshot.status);
             return taken === undefined ? undefined : () => writeStatusSnapshot(taken);
           },

@@ -2,7 +2,7 @@
 import { EXIT } from '@studio321/protocol/base';
 import { AGENT_CODES } from '../errors.js';
 import type { AgentStatus } from '../state/status.js';
-import { readStatusSnapshot, SnapshotMiss, type StatusReads } from '../state/status-snapshot.js';
+import type { StatusReads } from '../state/status-snapshot.js';
 import { callRunningAgent, directOrRunning } from './running-agent.js';
 import { loadContext, parse, type CommandIo } from './common.js';
 import type { AgentConfig } from '../config.js';
@@ -35,7 +35,9 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       (await callRunningAgent(paths.dataDir, '/api/agent-status', {}, AGENT_CODES.stateLocked)) as AgentStatus,
     {
       // No agent running: the snapshot the last process to close the state kept, while it is valid.
+      // Loaded only here: asking a running agent loads no state module (programs.test.ts).
       answer: async () => {
+        const { readStatusSnapshot, SnapshotMiss } = await import('../state/status-snapshot.js');
         const reads = await readStatusSnapshot(paths.dataDir);
         try {
           return reads === undefined ? undefined : await build(reads);
