@@ -50,6 +50,18 @@ function fittingGeneration(files: Record<string, string>): Buffer {
   );
 }
 
+/** The card's agent generation (it fits the folder) received by `mhl`: its bytes. */
+async function receiveFitting(mhl: StudioMhl, files: Record<string, string>): Promise<Buffer> {
+  const data = fittingGeneration(files);
+  await mhl.receiveAgentGeneration('agt_1', { shoot: 'wedding', card: 'CARD1-c375e040', name: '0001_a.mhl', data });
+  return data;
+}
+
+/** The tool that wrote each generation of the folder on the target at `root`, in order. */
+async function creatorsOf(root: string): Promise<Array<string | undefined>> {
+  return (await readMhlHistory(join(root, FOLDER))).map((g) => mhlCreatorTool(g.xml?.toString('utf8') ?? ''));
+}
+
 /**
  * Each file committed as a commit does it (its pending record in its asset's batch), then, with
  * `schedule`, reported committed (its generation is then due after the delay). The extra ops of
@@ -191,21 +203,9 @@ t.test(
     t.same(opCounts, [2, 1], 'the first commit puts the pending and the folder record, the next only its pending one');
     // As after a restart: the folder is found by its record when the card's agent generation comes.
     const after = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
-    const fits = fittingGeneration(files);
-    await after.receiveAgentGeneration('agt_1', {
-      shoot: 'wedding',
-      card: 'CARD1-c375e040',
-      name: '0001_a.mhl',
-      data: fits,
-    });
+    await receiveFitting(after, files);
     await after.close(); // writes the folder it scheduled
-    t.same(
-      (await readMhlHistory(join(targets.mirror.root, FOLDER))).map((g) =>
-        mhlCreatorTool(g.xml?.toString('utf8') ?? ''),
-      ),
-      ['field-agent', 'studiod'],
-      'the agent generation, then studiod’s',
-    );
+    t.same(await creatorsOf(targets.mirror.root), ['field-agent', 'studiod'], 'the agent generation, then studiod’s');
     await mhl.close();
     t.equal((await readMhlHistory(join(targets.raid.root, FOLDER))).length, 2, 'nothing written twice');
   },
@@ -218,22 +218,14 @@ t.test(
     const mhl = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
     await commitFiles(catalogue, mhl, files, true);
     await mhl.close(); // studiod's generation on both targets: nothing is pending any more
-    const creators = async (target: 'mirror' | 'raid'): Promise<Array<string | undefined>> =>
-      (await readMhlHistory(join(targets[target].root, FOLDER))).map((g) =>
-        mhlCreatorTool(g.xml?.toString('utf8') ?? ''),
-      );
+    const creators = (target: 'mirror' | 'raid'): Promise<Array<string | undefined>> =>
+      creatorsOf(targets[target].root);
     t.same(await creators('raid'), ['studiod']);
 
     // The card's agent generation arrives; studiod dies before the delay is up (this instance is
     // abandoned, never closed: its timer is 60 s away and unref'd, as a SIGKILL leaves it).
     const dying = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
-    const fits = fittingGeneration(files);
-    await dying.receiveAgentGeneration('agt_1', {
-      shoot: 'wedding',
-      card: 'CARD1-c375e040',
-      name: '0001_a.mhl',
-      data: fits,
-    });
+    const fits = await receiveFitting(dying, files);
     t.same(await creators('mirror'), ['studiod'], 'not adopted yet (the delay is not up)');
 
     const next = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
