@@ -189,6 +189,11 @@ t.test(
     await ingest(agent, card, 'wedding', 'CARD1');
     const synced = await agent.cli(['sync', '--json']);
     t.equal(synced.code, 0, `synced (${synced.stderr})`);
+    // The last session's Hello is recorded without holding up its AuthAccepted, so `sync` may exit first.
+    await waitFor(
+      async () => (await studio.catalogue.getAgent(agentId))?.queue?.files === 0,
+      'the last Hello recorded',
+    );
     t.same(
       (await studio.catalogue.getAgent(agentId))?.queue,
       { files: 0, bytes: 0 },
