@@ -558,7 +558,10 @@ export function interceptChunkFrames(
       directBytes += n;
       parser.fedDirect(n);
     }
-    return ok; // false: Node stops reading until ws (its receiver drained) or the budget resumes the socket
+    // False: Node stops reading until ws (its receiver drained) or the budget resumes the socket. A
+    // paused socket can be read once more (Node's stream may start a read while paused; the rest of
+    // a TLS read already decrypted is handed over after the pause): this stops it again.
+    return ok && internals._socket?.isPaused() !== true;
   };
   const tryOwn = (): void => {
     const socket = internals._socket;
