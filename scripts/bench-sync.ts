@@ -91,19 +91,22 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-/** CPU seconds per thread name of a process (BENCH_THREADS=1: where studiod's CPU went). */
+/** CPU seconds per thread name of a process, of them in the kernel (BENCH_THREADS=1: where studiod's CPU went). */
 async function threadCpu(pid: number): Promise<string> {
   const { readdir } = await import('node:fs/promises');
   const by = new Map<string, number>();
+  const sys = new Map<string, number>();
   for (const tid of await readdir(`/proc/${pid}/task`)) {
     const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    by.set(tid === String(pid) ? 'main' : `${name}/${tid}`, (Number(fields[11]) + Number(fields[12])) / 100);
+    const key = tid === String(pid) ? 'main' : `${name}/${tid}`;
+    by.set(key, (Number(fields[11]) + Number(fields[12])) / 100);
+    sys.set(key, Number(fields[12]) / 100);
   }
   return [...by]
     .sort((a, b) => b[1] - a[1])
-    .map(([n, s]) => `${n} ${s.toFixed(2)}`)
+    .map(([n, s]) => `${n} ${s.toFixed(2)} (sys ${(sys.get(n) ?? 0).toFixed(2)})`)
     .join(', ');
 }
 

@@ -20,6 +20,7 @@
  */
 import { MAX_CHUNK_BYTES, MAX_FRAME_BYTES, decodeFrame, type Logger, type MessageOf } from '@studio321/protocol';
 import { alignedBuffer } from '@studio321/protocol/durable';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 
 /** Smaller binary frames go to `ws`, which hands a frame inside one read over as a view (no copy). */
@@ -272,6 +273,25 @@ export class ChunkFrameParser {
     this.#mode = 'passthrough';
   }
 
+  /**
+   * Where the next socket read may go straight in: the rest of the Chunk's pooled buffer while
+   * its data is arriving unmasked (an all-zero masking key, as field-agent sends), else
+   * undefined (the read goes to a scratch buffer and `feed`).
+   */
+  directTarget(): Buffer | undefined {
+    if (this.#mode !== 'data' || !this.#maskZero || this.#remaining === 0) return undefined;
+    const data = this.#data as Buffer;
+    return data.subarray(this.#dataAt, this.#dataAt + this.#remaining);
+  }
+
+  /** `n` bytes were read into `directTarget()`'s buffer: they are the Chunk's next data bytes. */
+  fedDirect(n: number): void {
+    if (this.#mode !== 'data') return; // dropped: the read of a connection that closed goes nowhere
+    this.#dataAt += n;
+    this.#remaining -= n;
+    if (this.#remaining === 0) this.#emit();
+  }
+
   feed(read: Buffer): void {
     let at = 0;
     let fwdFrom = -1; // start of a run of bytes to forward
@@ -436,38 +456,138 @@ export class ChunkFrameParser {
 
 interface WsInternals {
   _receiver?: { write(chunk: Buffer): boolean };
+  _socket?: Socket;
+}
+
+/** A socket's stream handle, as Node's `net` sees it (`useUserBuffer`: its `onread.buffer` option). */
+interface StreamHandle {
+  useUserBuffer?: (buf: Uint8Array) => void;
+}
+
+/** The size of the buffer the socket's reads go to when they cannot go straight into a Chunk's buffer. */
+const SCRATCH_BYTES = 16 * 1024; // Node's TLS hands over at most one 16 KiB record per read
+
+/**
+ * Make Node read `socket` into buffers of ours, as `net.Socket`'s `onread` option does (which a
+ * server-side TLS socket does not take: Node passes it only to sockets it connects itself): after
+ * each read, `onRead(n, buf)` gets the `n` bytes read into `buf`, and `next()` names the buffer the
+ * next read goes into. Node's internals for this are its stream handle's `useUserBuffer` and three
+ * symbol-keyed fields every `net.Socket` has; when any is missing (another Node), nothing changes and
+ * this returns false.
+ */
+export function readIntoOwnBuffers(
+  socket: Socket,
+  onRead: (n: number, buf: Buffer) => boolean,
+  next: () => Buffer,
+): boolean {
+  const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+  if (handle == null || typeof handle.useUserBuffer !== 'function') return false;
+  const symbols = Object.getOwnPropertySymbols(socket);
+  const field = (name: string): symbol | undefined => symbols.find((s) => s.description === name);
+  const kBuffer = field('kBuffer');
+  const kBufferCb = field('kBufferCb');
+  const kBufferGen = field('kBufferGen');
+  const fields = socket as unknown as Record<symbol, unknown>;
+  if (kBuffer === undefined || kBufferCb === undefined || kBufferGen === undefined) return false;
+  if (fields[kBuffer] !== null || fields[kBufferCb] !== null || fields[kBufferGen] !== null) return false;
+  const first = next();
+  fields[kBufferGen] = next;
+  fields[kBufferCb] = onRead;
+  fields[kBuffer] = first;
+  handle.useUserBuffer(first);
+  return true;
+}
+
+/** What interceptChunkFrames put in front of `ws`. */
+export interface ChunkIntercept {
+  /**
+   * Read the socket into the receive path's own buffers from now on (once the peer has
+   * authenticated: the pre-auth byte count listens to the socket's `data` events, which stop):
+   * a Chunk's data straight into its pooled buffer, everything else into one scratch buffer.
+   * Done at the first moment nothing is buffered in the socket's stream and it is not paused.
+   */
+  ownReads(): void;
+  /** Whether the socket is read into our own buffers now. */
+  readonly owned: boolean;
+  /** Chunk data bytes read straight into their pooled buffers so far. */
+  readonly directBytes: number;
 }
 
 /**
  * Put a ChunkFrameParser in front of `ws`'s own receiver: every read reaches it
  * first, and `ws` gets the bytes of the frames it does not take, in order, through
  * its receiver's write (the same call its socket listener and its close path make).
- * Returns false, and changes nothing, when this `ws` has no such receiver.
+ * Returns undefined, and changes nothing, when this `ws` has no such receiver.
  */
 export function interceptChunkFrames(
   ws: WebSocket,
   pool: ChunkPool,
   onChunk: ChunkFrameSink['chunk'],
   log: Logger,
-): boolean {
-  const receiver = (ws as unknown as WsInternals)._receiver;
+): ChunkIntercept | undefined {
+  const internals = ws as unknown as WsInternals;
+  const receiver = internals._receiver;
   if (receiver === undefined || typeof receiver.write !== 'function') {
     log.warn({}, 'ws has no receiver to put the Chunk receive path in front of: Chunks go through ws');
-    return false;
+    return undefined;
   }
   const write = receiver.write.bind(receiver);
   let ok = true;
+  /** Bytes read into the scratch buffer are forwarded as copies (ws may keep a view of what it gets). */
+  let fromScratch = false;
   const parser = new ChunkFrameParser(pool, {
     forward: (bytes) => {
-      ok = write(bytes);
+      ok = write(fromScratch ? Buffer.from(bytes) : bytes);
     },
     chunk: onChunk,
   });
+  let wanted = false;
+  let owned = false;
+  let directBytes = 0;
+  const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  const onRead = (n: number, buf: Buffer): boolean => {
+    ok = true;
+    if (buf === scratch) {
+      fromScratch = true;
+      try {
+        parser.feed(scratch.subarray(0, n));
+      } finally {
+        fromScratch = false;
+      }
+    } else {
+      directBytes += n;
+      parser.fedDirect(n);
+    }
+    // False: Node stops reading until ws (its receiver drained) or the budget resumes the socket. A
+    // paused socket can be read once more (Node's stream may start a read while paused; the rest of
+    // a TLS read already decrypted is handed over after the pause): this stops it again.
+    return ok && internals._socket?.isPaused() !== true;
+  };
+  const tryOwn = (): void => {
+    const socket = internals._socket;
+    if (!wanted || owned || socket === undefined || socket.destroyed) return;
+    if (socket.readableLength !== 0 || socket.readableFlowing !== true) return;
+    owned = readIntoOwnBuffers(socket, onRead, () => parser.directTarget() ?? scratch);
+    wanted = owned;
+    if (!owned) log.warn({}, "Node's socket takes no read buffers of ours: the link's reads stay Node's");
+  };
   receiver.write = (chunk: Buffer): boolean => {
     ok = true;
     parser.feed(chunk);
+    tryOwn();
     return ok;
   };
   ws.once('close', () => parser.drop());
-  return true;
+  return {
+    ownReads: () => {
+      wanted = true;
+      tryOwn();
+    },
+    get owned() {
+      return owned;
+    },
+    get directBytes() {
+      return directBytes;
+    },
+  };
 }

@@ -25,7 +25,7 @@ import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
 import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
 import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
-import { ChunkPool, interceptChunkFrames } from './chunk-receive.js';
+import { ChunkPool, interceptChunkFrames, type ChunkIntercept } from './chunk-receive.js';
 import { fullGc, IdleReclaim, MemoryBudget } from './memory-budget.js';
 import { FairScheduler } from './fair-scheduler.js';
 
@@ -67,6 +67,11 @@ export interface LinkMemory {
   receiveHeld: number;
   /** Times the link gave its memory back after going quiet. */
   reclaims: number;
+  /**
+   * Sockets read into the receive path's own buffers (chunk-receive.ts ChunkIntercept.ownReads;
+   * authenticated sessions, so far), and the Chunk data bytes read straight into pooled buffers.
+   */
+  ownReads: { sockets: number; directBytes: number };
 }
 
 export class LinkServer {
@@ -89,6 +94,9 @@ export class LinkServer {
   readonly scheduler: FairScheduler;
   /** Gives a burst's memory back once the link is quiet. */
   readonly #reclaim: IdleReclaim;
+  /** The receive paths of live sessions, and the own-read figures of ended ones (memory()). */
+  readonly #intercepts = new Set<ChunkIntercept>();
+  readonly #ownReadsEnded = { sockets: 0, directBytes: 0 };
 
   constructor(opts: LinkServerOptions) {
     this.#o = opts;
@@ -113,6 +121,10 @@ export class LinkServer {
       chunkBuffers: { allocated: c.allocated, inUse: c.inUse, idle: c.idle },
       receiveHeld: this.budget.held,
       reclaims: this.#reclaim.reclaims,
+      ownReads: [...this.#intercepts].reduce(
+        (sum, i) => ({ sockets: sum.sockets + (i.owned ? 1 : 0), directBytes: sum.directBytes + i.directBytes }),
+        { ...this.#ownReadsEnded },
+      ),
     };
   }
 
@@ -188,13 +200,15 @@ export class LinkServer {
         ...(o.mhl === undefined ? {} : { mhl: o.mhl }),
         onAuthenticated: async (current, agentId) => {
           this.#guard.authenticated(socket);
+          // No longer counted by the pre-auth guard: the socket can be read into our own buffers.
+          intercept?.ownReads();
           const older = [...this.#sessions].filter((s) => s !== current && s.agentId === agentId);
           for (const s of older) s.supersede();
           await Promise.all(older.map((s) => s.closed));
         },
       });
       // Chunk frames are parsed off the socket's reads into pooled buffers (chunk-receive.ts).
-      interceptChunkFrames(
+      const intercept = interceptChunkFrames(
         ws,
         this.#chunks,
         (msg, release) => {
@@ -206,6 +220,14 @@ export class LinkServer {
       // Frames keep the link busy; a session's end is when its memory can go.
       ws.on('message', () => this.#reclaim.touch());
       ws.on('close', () => this.#reclaim.touch());
+      if (intercept !== undefined) {
+        this.#intercepts.add(intercept);
+        ws.once('close', () => {
+          this.#intercepts.delete(intercept);
+          this.#ownReadsEnded.sockets += intercept.owned ? 1 : 0;
+          this.#ownReadsEnded.directBytes += intercept.directBytes;
+        });
+      }
       this.#sessions.add(session);
       void session.closed.then(() => this.#sessions.delete(session));
       session.start();

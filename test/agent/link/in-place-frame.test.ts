@@ -5,9 +5,10 @@
  * WebSocket server with studiod's Chunk receive path in front of `ws`'s receiver
  * (frames of 64 KiB and more) and `ws` itself (smaller ones), frame sizes at each
  * header form's edges (7-bit, 16-bit and 64-bit lengths), odd sizes and offsets,
- * and a frame without headroom (sent through `ws` instead).
+ * and a frame without headroom (sent through `ws` instead); then the same with the socket
+ * read into the receive path's own buffers (Chunk data straight into its pooled buffer).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createServer } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -26,7 +27,7 @@ import {
   encodeFrame,
 } from '@studio321/protocol';
 import { FRAME_HEADROOM, LinkClient } from '@studio321/agent/link';
-import { ChunkPool, interceptChunkFrames, loadOrCreateTlsIdentity } from '@studio321/studiod/link';
+import { ChunkPool, interceptChunkFrames, loadOrCreateTlsIdentity, type ChunkIntercept } from '@studio321/studiod/link';
 
 const HASH = 'cd'.repeat(32);
 
@@ -37,7 +38,12 @@ interface Arrived {
   data?: Buffer;
 }
 
-t.test('in-place framed Chunks round-trip through ws and the Chunk receive path', async (t) => {
+/**
+ * `own`: the socket is read into the receive path's own buffers (ChunkIntercept.ownReads, as
+ * studiod does once an agent authenticated), and ws is paused at every Chunk the receive path
+ * takes and resumed on the next turn (the receive budget's pause): nothing may be lost or reordered.
+ */
+async function roundTrip(t: Test, own: boolean): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'in-place-frame-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const id = await loadOrCreateTlsIdentity(join(dir, 'key.pem'), join(dir, 'cert.pem'), { pairedAgents: 0 });
@@ -48,21 +54,25 @@ t.test('in-place framed Chunks round-trip through ws and the Chunk receive path'
   const arrived: Arrived[] = [];
   let wake: (() => void) | undefined;
   let peer: WebSocket | undefined;
+  let intercept: ChunkIntercept | undefined;
   wss.on('connection', (ws) => {
     peer = ws;
-    t.ok(
-      interceptChunkFrames(
-        ws,
-        pool,
-        (m, release) => {
-          arrived.push({ via: 'receive path', t: m.t, offset: m.offset, data: Buffer.from(m.data) });
-          release();
-          wake?.();
-        },
-        log,
-      ),
-      'the receive path is in front of ws',
+    intercept = interceptChunkFrames(
+      ws,
+      pool,
+      (m, release) => {
+        arrived.push({ via: 'receive path', t: m.t, offset: m.offset, data: Buffer.from(m.data) });
+        release();
+        if (own) {
+          ws.pause();
+          setImmediate(() => ws.resume());
+        }
+        wake?.();
+      },
+      log,
     );
+    t.ok(intercept, 'the receive path is in front of ws');
+    if (own) intercept?.ownReads();
     ws.on('message', (d) => {
       const m = decodeFrame(d as Buffer);
       arrived.push(
@@ -140,4 +150,11 @@ t.test('in-place framed Chunks round-trip through ws and the Chunk receive path'
     t.ok(a?.data?.equals(e.data as Buffer), `#${i} ${e.data?.length} bytes, byte for byte`);
   }
   t.equal(client.closedError, undefined, 'the link is still open');
-});
+  t.equal(intercept?.owned, own, own ? 'the socket was read into our own buffers' : "the socket's reads were Node's");
+  if (own) t.ok((intercept?.directBytes ?? 0) > MAX_CHUNK_BYTES / 2, 'Chunk data was read straight into its buffers');
+  t.equal(pool.inUse, 0, 'every pooled buffer was given back');
+}
+
+t.test('in-place framed Chunks round-trip through ws and the Chunk receive path', (t) => roundTrip(t, false));
+
+t.test('the same with the socket read into our own buffers, ws paused at every Chunk taken', (t) => roundTrip(t, true));

@@ -95,8 +95,8 @@ interface Seen {
   chunks: Array<{ msg: MessageOf<'chunk'>; data: Buffer; forwardedBefore: number }>;
 }
 
-/** Feed `bytes` in reads cut at `cuts` (ascending offsets), as the socket would deliver them. */
-function feed(pool: ChunkPool, bytes: Buffer, cuts: number[]): Seen {
+/** A parser whose forwarded bytes (copied as they come) and Chunks are collected. */
+function collecting(pool: ChunkPool): { parser: ChunkFrameParser; seen: () => Seen } {
   const forwarded: Buffer[] = [];
   let forwardedBytes = 0;
   const chunks: Seen['chunks'] = [];
@@ -110,13 +110,48 @@ function feed(pool: ChunkPool, bytes: Buffer, cuts: number[]): Seen {
       release();
     },
   });
+  return { parser, seen: () => ({ forwarded: Buffer.concat(forwarded), chunks }) };
+}
+
+/** Feed `bytes` in reads cut at `cuts` (ascending offsets), as the socket would deliver them. */
+function feed(pool: ChunkPool, bytes: Buffer, cuts: number[]): Seen {
+  const { parser, seen } = collecting(pool);
   let at = 0;
   for (const cut of [...cuts, bytes.length]) {
     // Each read a fresh buffer, as TLS hands them over.
     if (cut > at) parser.feed(Buffer.from(bytes.subarray(at, cut)));
     at = Math.max(at, cut);
   }
-  return { forwarded: Buffer.concat(forwarded), chunks };
+  return seen();
+}
+
+/**
+ * Feed `bytes` as Node delivers a socket's reads into buffers of ours (readIntoOwnBuffers): each
+ * read of `cuts` lands in the buffer the parser names (`directTarget`, the rest of a Chunk's
+ * pooled buffer) or in one reused scratch buffer, split where the buffer it lands in ends. The
+ * scratch's bytes are forwarded as copies (interceptChunkFrames does so: ws may keep a view).
+ */
+function feedOwned(pool: ChunkPool, bytes: Buffer, cuts: number[]): Seen & { direct: number } {
+  const { parser, seen } = collecting(pool);
+  const scratch = Buffer.alloc(16 * KiB);
+  let direct = 0;
+  let at = 0;
+  for (const cut of [...cuts.map((c) => Math.min(c, bytes.length)), bytes.length]) {
+    while (at < cut) {
+      const target = parser.directTarget() ?? scratch;
+      const n = Math.min(cut - at, target.length);
+      bytes.copy(target, 0, at, at + n);
+      at += n;
+      if (target === scratch) {
+        parser.feed(scratch.subarray(0, n));
+        scratch.fill(0xa5, 0, n); // the next read overwrites it: nothing may still point into it
+      } else {
+        parser.fedDirect(n);
+        direct += n;
+      }
+    }
+  }
+  return { ...seen(), direct };
 }
 
 function expected(parts: Part[]): {
@@ -198,6 +233,53 @@ t.test('1-byte reads, whole reads and random splits', async (t) => {
   }
   t.equal(pool.allocated, 1, 'one pooled buffer served every Chunk (each released before the next)');
   t.equal(pool.idle, 1, 'and it is back in the pool');
+});
+
+t.test(
+  'reads into our own buffers: a zero-masked Chunk straight into its pooled buffer, the rest through scratch',
+  async (t) => {
+    const parts = stream(CHUNK_FRAME_MIN_BYTES + 5 * KiB);
+    const bytes = Buffer.concat(parts.map((p) => p.bytes));
+    const want = expected(parts);
+    const pool = new ChunkPool(4);
+    // Node's TLS hands over a record (16 KiB at most) a read; plain TCP reads can be larger.
+    const splits: Array<[string, number[]]> = [
+      ['one read', []],
+      ['16 KiB reads', Array.from({ length: Math.ceil(bytes.length / (16 * KiB)) }, (_, i) => (i + 1) * 16 * KiB)],
+      ['1-byte reads for 70 KiB', Array.from({ length: 70 * KiB }, (_, i) => i)],
+    ];
+    for (let run = 0; run < 20; run++) {
+      const cuts: number[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        at += 1 + Math.floor(Math.random() * (run % 2 === 0 ? 300 : 40 * KiB));
+        cuts.push(at);
+      }
+      splits.push([`random splits ${run}`, cuts]);
+    }
+    for (const [what, cuts] of splits) {
+      const seen = feedOwned(pool, bytes, cuts);
+      if (!check(t, seen, want, what)) break;
+      // The zero-masked agent-layout Chunk: all but what came in the read of its header, straight in.
+      t.ok(seen.direct > 0 && seen.direct <= CHUNK_FRAME_MIN_BYTES + 5 * KiB, `${what}: data read straight in`);
+    }
+    t.equal(pool.idle, pool.allocated, 'every pooled buffer is back in the pool');
+  },
+);
+
+t.test('a read straight into a Chunk that was dropped (its connection closed) goes nowhere', async (t) => {
+  const pool = new ChunkPool(4);
+  const frame = wsFrame(2, agentChunk(0, randomBytes(CHUNK_FRAME_MIN_BYTES)), ZERO);
+  const chunks: unknown[] = [];
+  const parser = new ChunkFrameParser(pool, { forward: () => undefined, chunk: (m) => chunks.push(m) });
+  parser.feed(frame.subarray(0, 1000));
+  const target = parser.directTarget();
+  t.equal(target?.length, frame.length - 1000, 'the rest of the frame can be read straight into its buffer');
+  parser.drop();
+  t.equal(parser.directTarget(), undefined, 'no longer once dropped');
+  parser.fedDirect(target?.length ?? 0);
+  t.equal(chunks.length, 0, 'no Chunk delivered');
+  t.equal(pool.idle, 1, 'the buffer went back to the pool once');
+  t.equal(pool.inUse, 0);
 });
 
 t.test('every cut through the WebSocket header and msgpack prefix of each taken frame', async (t) => {

@@ -267,6 +267,7 @@ t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost
   t.ok(heldWhilePaused <= BUDGET + slack, `held while paused ${heldWhilePaused}`);
   t.equal(budget.held, 0, 'every byte released');
   t.equal(budget.pausedCount, 0, 'every socket resumed');
+  t.equal(s.server.memory().ownReads.sockets, N, 'each socket was read into the receive path’s own buffers');
 });
 
 t.test(
