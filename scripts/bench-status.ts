@@ -2,7 +2,7 @@
  * `npm run bench:status`: how fast does `studioctl status` answer on a
  * catalogue of 1,000,000 assets?
  *
- *   node scripts/dist/bench-status.js [--assets N] [--runs R] [--dir DIR] [--keep]
+ *   node scripts/dist/bench-status.js [--assets N] [--runs R] [--dir DIR] [--keep] [--studiod-env 'K=V …' (on top of the service unit's; none: not the unit's)]
  *
  * 1. fills a catalogue in-process with the catalogue API (`importAssets`,
  *    batches of 5,000; the ledger hook keeps its counters in the same batches):
@@ -27,6 +27,7 @@ import { Catalogue, controlRequest, type CommitRecord, type CopyRecord } from '@
 import { checkTarget, TARGET_MARKER } from '@studio321/studiod/commit';
 import { Ledger } from '@studio321/studiod/ledger';
 import { BINS } from './lib/demo-run.js';
+import { studiodEnv } from './lib/studiod-env.js';
 
 const BATCH = 5000;
 const CLOUD = ['cloud-east', 'cloud-west'] as const;
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '15' },
       dir: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'studiod-env': { type: 'string' },
     },
   });
   const total = Number(values.assets);
@@ -160,6 +162,7 @@ async function main(): Promise<void> {
   // 2. studiod on it.
   const child = spawn(process.execPath, [BINS.studiod, '--config', paths.config], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...studiodEnv(values['studiod-env']) },
   });
   const stopStudiod = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
