@@ -2,7 +2,7 @@
  * `npm run bench:status`: how fast does `studioctl status` answer on a
  * catalogue of 1,000,000 assets?
  *
- *   node scripts/dist/bench-status.js [--assets N] [--runs R] [--dir DIR] [--keep]
+ *   node scripts/dist/bench-status.js [--assets N] [--runs R] [--dir DIR] [--keep] [--studiod-env 'K=V …' (on top of the service unit's; none: not the unit's)]
  *
  * 1. fills a catalogue in-process with the catalogue API (`importAssets`,
  *    batches of 5,000; the ledger hook keeps its counters in the same batches):
@@ -11,19 +11,23 @@
  * 2. starts a real studiod child process on it (two cloud targets configured,
  *    pointing at a closed loopback port — nothing is queued);
  * 3. times the control-socket round trip of `status` (median and max of R
- *    runs; target < 200 ms), one `studioctl status` CLI run for reference, and
- *    reports studiod's peak RSS (VmHWM).
+ *    runs; target < 200 ms), one `studioctl status` CLI run for reference;
+ * 4. moves the RAID's target marker away and back, timing the first `status` after each (it
+ *    waits for the ledger's recount of every asset) and studiod's CPU for it, and reports
+ *    studiod's peak RSS (VmHWM).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nameKey } from '@studio321/protocol';
 import { Catalogue, controlRequest, type CommitRecord, type CopyRecord } from '@studio321/studiod';
+import { checkTarget, TARGET_MARKER } from '@studio321/studiod/commit';
 import { Ledger } from '@studio321/studiod/ledger';
 import { BINS } from './lib/demo-run.js';
+import { studiodEnv } from './lib/studiod-env.js';
 
 const BATCH = 5000;
 const CLOUD = ['cloud-east', 'cloud-west'] as const;
@@ -41,6 +45,7 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '15' },
       dir: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'studiod-env': { type: 'string' },
     },
   });
   const total = Number(values.assets);
@@ -148,9 +153,16 @@ async function main(): Promise<void> {
     `\rfilled ${c.assets.toLocaleString('en-US')} assets in ${fillS.toFixed(1)} s (${c.compliant.toLocaleString('en-US')} compliant, ${c.notCompliant.toLocaleString('en-US')} not)\n`,
   );
 
+  // The disks' target markers, written as the first commit to each writes them (checkTarget):
+  // without them the catalogue's copies on the targets would make both unavailable (an empty
+  // mount point) and studiod's start would recount the ledger.
+  for (const t of ['mirror', 'raid'] as const)
+    await checkTarget(t, { ...config.targets[t], requireExistingRoot: true }, false);
+
   // 2. studiod on it.
   const child = spawn(process.execPath, [BINS.studiod, '--config', paths.config], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...studiodEnv(values['studiod-env']) },
   });
   const stopStudiod = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -189,6 +201,26 @@ async function main(): Promise<void> {
       spawn(process.execPath, [BINS.studioctl, '--socket', socket, 'status'], { stdio: 'ignore' }).once('exit', ok),
     );
     const cliMs = performance.now() - cliT;
+    // 4. The RAID disk goes away, then comes back: the first status after each waits for the
+    // ledger's recount of every asset (Ledger.setUnavailable; docs/design.md, Ledger invariant 3).
+    const cpuOf = async (): Promise<number> => {
+      const f = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+      return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks of 10 ms
+    };
+    const marker = join(paths.raid, TARGET_MARKER);
+    const recounts: string[] = [];
+    for (const [what, move] of [
+      ['RAID disk gone', () => rename(marker, `${marker}.away`)],
+      ['RAID disk back', () => rename(`${marker}.away`, marker)],
+    ] as const) {
+      await move();
+      const cpu0 = await cpuOf();
+      const t = performance.now();
+      const r = (await controlRequest(socket, 'status', {}, 3_600_000)) as typeof last; // a recount of millions
+      recounts.push(
+        `${what}: first status ${((performance.now() - t) / 1000).toFixed(1)} s, studiod ${((await cpuOf()) - cpu0).toFixed(1)} CPU-s (the ledger recount; ${r?.ledger.compliant.toLocaleString('en-US')} compliant)`,
+      );
+    }
     const statusFile = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
     const hwm = /VmHWM:\s+(\d+) kB/.exec(statusFile)?.[1];
     const med = median(times);
@@ -199,6 +231,7 @@ async function main(): Promise<void> {
           `median ${med.toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms over ${runs} control-socket round trips ` +
           `(report built in ${last?.builtInMs} ms inside studiod) — target < 200 ms: ${med < 200 ? 'MET' : 'NOT MET'}`,
         `studioctl status (whole CLI process, node start included): ${cliMs.toFixed(0)} ms, exit ${cli}`,
+        ...recounts,
         `studiod peak RSS (VmHWM): ${hwm === undefined ? 'n/a' : `${(Number(hwm) / 1024).toFixed(0)} MiB`}; this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
       ].join('\n')}\n`,
     );

@@ -104,6 +104,8 @@ const K = {
   byname: 'byname!',
   grp: 'grp!',
   gof: 'gof!',
+  /** Only while a recount runs (#rebuild): one entry per asset, keyed by its group. */
+  gacc: 'gacc!',
 } as const;
 
 /** `sync: true` (the sublevel's option types do not list it; classic-level honours it). */
@@ -425,57 +427,68 @@ export class Ledger implements CatalogueHook {
   }
 
   /**
-   * Recompute every index entry and the counters from the copy records (one
-   * pass over the assets). `names`: the by-name index too (not needed when
-   * only availability changed).
+   * Recompute every index entry and the counters from the copy records. `names`: the by-name
+   * index too (not needed when only availability changed). Memory and time do not grow with
+   * more than the archive's records: the old entries go by range, the assets are read in one
+   * pass with their copies (Catalogue.assetsWithRecords), and the groups are counted from a
+   * temporary index (`gacc!<group>\0<hash>`: LevelDB sorts each group's members together) that a
+   * second pass adds up and removes, instead of a map of every group in memory.
    */
   async #rebuild(names: boolean): Promise<void> {
     const sub = this.#sub();
     const started = Date.now();
     await sub.del(K.counters, SYNC);
-    let dels: string[] = [];
-    for await (const key of sub.keys()) {
-      if (!names && key.startsWith(K.byname)) continue;
-      dels.push(key);
-      if (dels.length >= 5000) {
-        await sub.batch(dels.map((k) => ({ type: 'del' as const, key: k })));
-        dels = [];
-      }
-    }
-    if (dels.length > 0) await sub.batch(dels.map((k) => ({ type: 'del' as const, key: k })));
+    for (const prefix of names
+      ? [K.unprot, K.lack, K.byname, K.grp, K.gof, K.gacc]
+      : [K.unprot, K.lack, K.grp, K.gof, K.gacc])
+      await sub.clear({ gte: prefix, lt: `${prefix}\xff` });
     const next = emptyCounters(this.#signature, this.targets);
     let ops: Array<{ type: 'put'; key: string; value: Record<string, unknown> }> = [];
-    const groups = new Map<string, GroupRecord>();
-    for await (const asset of this.#catalogue.assets()) {
-      const copies = await this.#catalogue.copiesOf(asset.hash);
+    const flush = async (atLeast: number): Promise<void> => {
+      if (ops.length < atLeast || ops.length === 0) return;
+      await sub.batch(ops);
+      ops = [];
+    };
+    for await (const { asset, copies, names: nameRecs } of this.#catalogue.assetsWithRecords({ names })) {
       const c = this.#contribution(asset, copies);
       Ledger.#apply(next, c, 1);
       for (const k of this.#keys(asset.hash, c)) ops.push({ type: 'put', ...k });
-      const stored = copies.some((c) => c.kind === 'studio' && c.path !== '');
-      const key = Ledger.#groupKey(asset.hash, copies, stored ? [] : await this.#catalogue.namesOf(asset.hash));
+      const stored = copies.some((x) => x.kind === 'studio' && x.path !== '');
+      const key = Ledger.#groupKey(
+        asset.hash,
+        copies,
+        stored ? [] : (nameRecs ?? (await this.#catalogue.namesOf(asset.hash))),
+      );
       ops.push({ type: 'put', key: K.gof + asset.hash, value: { group: key } });
-      const g = groups.get(key) ?? { members: 0, unsafe: 0 };
-      g.members++;
-      if (!c.compliant) g.unsafe++;
-      groups.set(key, g);
-      if (names)
-        for (const o of this.#nameOps(asset.hash, await this.#catalogue.namesOf(asset.hash)))
-          ops.push({ type: 'put', key: o.key, value: {} });
-      if (ops.length >= 5000) {
-        await sub.batch(ops);
-        ops = [];
-      }
+      ops.push({ type: 'put', key: `${K.gacc}${key}\0${asset.hash}`, value: { group: key, unsafe: !c.compliant } });
+      if (nameRecs !== undefined)
+        for (const o of this.#nameOps(asset.hash, nameRecs)) ops.push({ type: 'put', key: o.key, value: {} });
+      await flush(5000);
     }
-    for (const [key, g] of groups) {
-      Ledger.#applyGroup(next, { members: 0, unsafe: 0 }, g);
-      ops.push({ type: 'put', key: K.grp + key, value: { ...g } });
-      if (ops.length >= 5000) {
-        await sub.batch(ops);
-        ops = [];
+    await flush(1);
+    // The groups: each one's members are consecutive in `gacc!`.
+    let group: { key: string; g: GroupRecord } | undefined;
+    const closeGroup = (): void => {
+      if (group === undefined) return;
+      Ledger.#applyGroup(next, { members: 0, unsafe: 0 }, group.g);
+      ops.push({ type: 'put', key: K.grp + group.key, value: { ...group.g } });
+    };
+    // classic-level reads 1 MiB at a time (its option; abstract-level's types do not list it).
+    const range = { gte: K.gacc, lt: `${K.gacc}\xff`, highWaterMarkBytes: 1024 * 1024 };
+    for await (const v of sub.values(range as Parameters<typeof sub.values>[0])) {
+      const m = v as unknown as { group: string; unsafe: boolean };
+      if (group?.key !== m.group) {
+        closeGroup();
+        group = { key: m.group, g: { members: 0, unsafe: 0 } };
       }
+      group.g.members++;
+      if (m.unsafe) group.g.unsafe++;
+      await flush(5000);
     }
-    ops.push({ type: 'put', key: K.counters, value: next as unknown as Record<string, unknown> });
-    await sub.batch(ops, SYNC);
+    closeGroup();
+    await flush(1);
+    await sub.clear({ gte: K.gacc, lt: `${K.gacc}\xff` });
+    await sub.put(K.counters, next as unknown as Record<string, unknown>, SYNC);
     this.#counters = next;
     this.#log?.info(
       {

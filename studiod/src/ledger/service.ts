@@ -653,15 +653,15 @@ export class LedgerService {
   /**
    * Per shoot: its assets, how many are 3-2-1 compliant, and per expected target how many lack a
    * counted copy there — the ledger's own verdict (Ledger.assess) of each asset, one pass over the
-   * catalogue. An asset named in two shoots counts in both.
+   * catalogue (its assets, copies and names read side by side). An asset named in two shoots counts in both.
    */
   async shoots(): Promise<ShootSummary[]> {
     const byShoot = new Map<string, ShootSummary>();
     const cat = this.#o.catalogue;
-    for await (const asset of cat.assets()) {
-      const shoots = new Set((await cat.namesOf(asset.hash)).map((n) => n.shoot));
+    for await (const { asset, copies, names } of cat.assetsWithRecords({ names: true })) {
+      const shoots = new Set((names ?? []).map((n) => n.shoot));
       if (shoots.size === 0) continue;
-      const { verdict, lacking } = this.ledger.assess(await cat.copiesOf(asset.hash));
+      const { verdict, lacking } = this.ledger.assess(copies);
       for (const shoot of shoots) {
         let s = byShoot.get(shoot);
         if (s === undefined) {

@@ -61,8 +61,8 @@ export async function selectAssets(
     ...(sel.card === undefined ? [] : [`card ${sel.card}`]),
   ].join(', ');
   if (sel.queries.length === 0) {
-    for await (const a of catalogue.assets()) {
-      if (matchesShootCard(await catalogue.namesOf(a.hash), sel.shoot, sel.card)) assets.set(a.hash, a);
+    for await (const { asset, names } of catalogue.assetsWithRecords({ names: true })) {
+      if (matchesShootCard(names ?? [], sel.shoot, sel.card)) assets.set(asset.hash, asset);
     }
     if (assets.size === 0)
       notFound.push({
