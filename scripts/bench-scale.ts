@@ -6,6 +6,7 @@
  *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--studiod-env 'K=V …' (on top of the service unit's; none: not the unit's)]
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
  *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS]
+ *                                    [--agent-env 'K=V …' (on top of field-agent.service's; none: not the unit's)]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -69,7 +70,7 @@ import { verifyCopies } from '@studio321/studiod/ledger';
 import { AgentState, buildStatus, type FileEntry } from '@studio321/agent/state';
 import { BINS } from './lib/demo-run.js';
 import { median } from './lib/bench-run.js';
-import { studiodEnv } from './lib/studiod-env.js';
+import { agentEnv, studiodEnv } from './lib/studiod-env.js';
 
 const { values } = parseArgs({
   options: {
@@ -92,6 +93,7 @@ const { values } = parseArgs({
     'status-agent': { type: 'string' },
     'ingest-only': { type: 'boolean', default: false },
     'agent-node-args': { type: 'string', default: '' },
+    'agent-env': { type: 'string', default: '' },
     'compare-agent': { type: 'string' },
   },
 });
@@ -110,6 +112,12 @@ const HEAP_SNAPSHOT_DIR = values['studiod-heap-snapshot'];
 const INGEST_ONLY = values['ingest-only'] === true;
 const AGENT_NODE_ARGS = (values['agent-node-args'] ?? '').split(' ').filter((a) => a !== '');
 const COMPARE_AGENT = values['compare-agent'];
+/**
+ * The environment of the agents that stand for the service (ingest, sync, `run`): field-agent.service's
+ * `Environment=` lines, then `--agent-env 'K=V …'` (`none`: not the unit's). `status` is a command
+ * run from a shell: it gets this process' environment only.
+ */
+const AGENT_ENV = agentEnv(values['agent-env']);
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -174,11 +182,14 @@ interface Usage {
   maxRssMiB: number;
 }
 
-/** A child under /usr/bin/time: wall, CPU, peak RSS. */
-function timed(cmd: string, args: string[]): Promise<Usage> {
+/** A child under /usr/bin/time: wall, CPU, peak RSS; `env` on top of this process' environment. */
+function timed(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Usage> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const p = spawn('/usr/bin/time', ['-f', 'TIME %U %S %M', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('/usr/bin/time', ['-f', 'TIME %U %S %M', cmd, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -275,7 +286,7 @@ async function runningAgent(bin: string, dataDir: string): Promise<() => Promise
   const { DISPLAY: _d, WAYLAND_DISPLAY: _w, ...env } = process.env;
   const child = spawn(process.execPath, [bin, 'run', '--data-dir', dataDir, '--config', config], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env,
+    env: { ...env, ...AGENT_ENV },
   });
   let err = '';
   await new Promise<void>((resolve, reject) => {
@@ -398,19 +409,11 @@ async function ingest(card: string, data: string, n: number, bin = BINS.agent): 
   const memoryOut = `${data}.memory.json`;
   await writeFile(sampler, MEMORY_SAMPLER);
   process.env['BENCH_MEMORY_OUT'] = memoryOut;
-  const r = await timed(process.execPath, [
-    ...AGENT_NODE_ARGS,
-    '--require',
-    sampler,
-    bin,
-    'ingest',
-    card,
-    '--data-dir',
-    data,
-    '--shoot',
-    'bench',
-    '--json',
-  ]);
+  const r = await timed(
+    process.execPath,
+    [...AGENT_NODE_ARGS, '--require', sampler, bin, 'ingest', card, '--data-dir', data, '--shoot', 'bench', '--json'],
+    AGENT_ENV,
+  );
   const done = r.stdout
     .split('\n')
     .filter((l) => l.includes('"event":"done"'))
@@ -635,7 +638,7 @@ async function verifyStep(dir: string, small: number, large: number): Promise<Re
 }
 
 async function sync(data: string, bin = BINS.agent): Promise<Usage> {
-  const r = await timed(process.execPath, [...AGENT_NODE_ARGS, bin, 'sync', '--data-dir', data, '--json']);
+  const r = await timed(process.execPath, [...AGENT_NODE_ARGS, bin, 'sync', '--data-dir', data, '--json'], AGENT_ENV);
   if (r.code !== EXIT.ok) throw new Error(`field-agent sync failed (${r.code}): ${r.stderr.slice(-2000)}`);
   return r;
 }
@@ -843,7 +846,13 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
 
 async function main(): Promise<void> {
   const base = await mkdtemp(join(values.dir ?? tmpdir(), 'bench-scale-'));
-  const out: Record<string, unknown> = { files: FILES, runs: RUNS, cores: availableParallelism() };
+  const out: Record<string, unknown> = {
+    files: FILES,
+    runs: RUNS,
+    cores: availableParallelism(),
+    agentEnv: AGENT_ENV,
+    studiodEnv: STUDIOD_ENV,
+  };
   try {
     log(`bench:scale — ${FILES} small files in ${base}, ${RUNS} runs, ${availableParallelism()} cores`);
     if (values['status-only'] !== undefined) {

@@ -25,10 +25,15 @@ if (command === 'ingest' || command === 'run') {
   // this thread loads the CLI (protocol/src/durable/hash-pool.ts, warm()).
   (await import('@studio321/protocol/durable')).sharedHashPool().warm();
 }
-const { main } = await import('../src/cli/main.js');
-
-process.exitCode = await main(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-});
+const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+// `status` from one CommonJS file of the same code while it is current (src/cli/status-bundle.ts).
+const bundled =
+  command === 'status'
+    ? (await import('../src/cli/status-bundle.js')).loadStatusBundle(new URL('./status.cjs', import.meta.url))
+    : undefined;
+if (bundled !== undefined) {
+  process.exitCode = await bundled.runStatus(process.argv.slice(3), io);
+} else {
+  const { main } = await import('../src/cli/main.js');
+  process.exitCode = await main(process.argv.slice(2), io);
+}

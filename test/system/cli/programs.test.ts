@@ -7,10 +7,10 @@
  */
 import t from 'tap';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { EXIT } from '@studio321/protocol';
 import {
@@ -50,6 +50,14 @@ async function closedPort(): Promise<number> {
   const port = (srv.address() as { port: number }).port;
   await new Promise((r) => srv.close(r));
   return port;
+}
+
+/** `field-agent status`'s one CommonJS file (scripts/bundle-status.mjs, agent/src/cli/status-bundle.ts). */
+const STATUS_BUNDLE = join(REPO, 'agent', 'dist', 'bin', 'status.cjs');
+
+/** The ES modules (URLs) and CommonJS files (paths) a run under trace-imports.mjs loaded, in order. */
+function loadedBy(stderr: string): string[] {
+  return [...stderr.matchAll(/^(?:import|require): (\S+)$/gm)].map((m) => m[1] ?? '');
 }
 
 /** Modules `field-agent status` must not load on either path (each costs start-up time; durable/ has the hash workers). */
@@ -103,11 +111,8 @@ t.test('--help, -h, help and --version answer without a config and start nothing
     env: { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` },
   });
   t.equal(status.code, EXIT.ok, 'field-agent status of an empty data dir: exit 0');
-  const agentLoaded = [...status.stderr.matchAll(/^import: (\S+)$/gm)].map((m) => m[1] ?? '');
-  t.ok(
-    agentLoaded.includes(`file://${join(REPO, 'agent', 'dist', 'src', 'state', 'status.js')}`),
-    'the trace sees the status module',
-  );
+  const agentLoaded = loadedBy(status.stderr);
+  t.ok(agentLoaded.includes(STATUS_BUNDLE), 'status runs from its one CommonJS file (npm run build makes it)');
   t.ok(
     agentLoaded.some((u) => u.includes('node_modules/level/')),
     'with no agent running, status reads the state DB itself',
@@ -116,6 +121,13 @@ t.test('--help, -h, help and --version answer without a config and start nothing
     agentLoaded.filter(notForStatus),
     [],
     'field-agent status loads no tray, watcher, link, offload, durable or wire module',
+  );
+  const inputs = JSON.parse(await readFile(`${STATUS_BUNDLE}.inputs.json`, 'utf8')) as string[];
+  t.ok(inputs.length > 10, `the bundle lists the files it was made from (${inputs.length})`);
+  t.same(
+    inputs.filter((rel) => notForStatus(join(dirname(STATUS_BUNDLE), rel))),
+    [],
+    'nor does its bundle hold any of them',
   );
   // Linked by `npm ci` (the bin shims are in the clone), so npx finds them without a download.
   const npx = await promisify(execFile)('npx', ['--no-install', 'studioctl', '--version'], { cwd: REPO });
@@ -154,11 +166,8 @@ t.test('field-agent status asks a running agent without loading the state DB', a
     cards: [],
     queue: { files: 0 },
   });
-  const loaded = [...status.stderr.matchAll(/^import: (\S+)$/gm)].map((m) => m[1] ?? '');
-  t.ok(
-    loaded.some((u) => u.endsWith('/cli/running-agent.js')),
-    'the trace sees the running-agent client',
-  );
+  const loaded = loadedBy(status.stderr);
+  t.ok(loaded.includes(STATUS_BUNDLE), 'the trace sees the status bundle (the running-agent client is in it)');
   t.same(
     loaded.filter((u) => notForStatus(u) || u.includes('node_modules/level/') || u.includes('/agent/dist/src/state/')),
     [],
@@ -179,6 +188,39 @@ t.test('field-agent status asks a running agent without loading the state DB', a
   const squatted = await run(AGENT_BIN, ['status', '--json', '--data-dir', agent.dataDir]);
   t.equal(squatted.code, EXIT.ok, 'another program on the stale address: exit 0, from the state DB');
   t.match(JSON.parse(squatted.stdout), { cards: [], queue: { files: 0 } });
+});
+
+t.test('a stale status bundle is not run: status loads its ES modules and answers the same', async (t) => {
+  const agent = await makeAgent(t);
+  const cards = await tempDir(t, 'cards-');
+  await makeCard(
+    join(cards, 'a'),
+    dcfFiles(3, (i) => 2048 * (i + 1)),
+  );
+  await ingest(agent, join(cards, 'a'), '2026-12-06-bundle', 'CARD1');
+  const trace = { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` };
+  const status = (): Promise<RunResult> =>
+    run(AGENT_BIN, ['status', '--json', '--data-dir', agent.dataDir], {
+      env: { ...trace, FIELD_AGENT_HOME: agent.dataDir },
+    });
+  const fresh = await status();
+  t.equal(fresh.code, EXIT.ok, 'status from the bundle: exit 0');
+  t.ok(loadedBy(fresh.stderr).includes(STATUS_BUNDLE), 'run from the bundle');
+  // The bundle older than a file it was made from (a `tsc -b` without the bundling step): not run.
+  const made = await stat(STATUS_BUNDLE);
+  t.teardown(() => utimes(STATUS_BUNDLE, made.atime, made.mtime));
+  await utimes(STATUS_BUNDLE, new Date(0), new Date(0));
+  const stale = await status();
+  t.equal(stale.code, EXIT.ok, 'status with a stale bundle: exit 0');
+  const loaded = loadedBy(stale.stderr);
+  t.notOk(loaded.includes(STATUS_BUNDLE), 'the stale bundle is not loaded');
+  t.ok(
+    loaded.includes(`file://${join(REPO, 'agent', 'dist', 'src', 'state', 'status.js')}`),
+    'status loads its ES modules instead',
+  );
+  const json = (r: RunResult): unknown => JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}');
+  t.match(json(fresh), { cards: [{ label: 'CARD1', files: 3, verifiedFiles: 3 }] }, 'the bundle answers with the card');
+  t.same(json(stale), json(fresh), 'both answers are the same');
 });
 
 t.test(

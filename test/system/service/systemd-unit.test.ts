@@ -104,6 +104,14 @@ t.test('systemd units', { skip: !haveAnalyze && noAnalyze }, async (t) => {
     const text = await readFile(unit, 'utf8');
     t.match(text, /^WantedBy=default\.target$/m, 'starts with the user session (login)');
     t.match(text, /^KillSignal=SIGTERM$/m);
+    // The agent offloads a card of 100,000 files in this process: glibc reads its malloc tunables at
+    // start only, so the unit is where the agent gets them (as studiod does from its own).
+    const env = text
+      .split('\n')
+      .filter((l) => l.startsWith('Environment='))
+      .flatMap((l) => l.slice('Environment='.length).split(' '));
+    t.ok(env.includes('MALLOC_ARENA_MAX=2'), 'at most two malloc arenas');
+    t.ok(env.includes('MALLOC_MMAP_THRESHOLD_=65536'), "blocks of 64 KiB and more mmap'd (given back when freed)");
   });
 });
 
@@ -184,6 +192,11 @@ t.test('install-agent.sh: a Linux user unit and a macOS LaunchAgent, idempotent'
   t.equal(linux.code, 0, linux.stderr + linux.stdout);
   const unit = await readFile(join(home, '.config/systemd/user/field-agent.service'), 'utf8');
   t.match(unit, `ExecStart=${process.execPath} ${repo}/agent/dist/bin/field-agent.js run`);
+  t.match(
+    unit,
+    /^Environment=MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536$/m,
+    'the malloc settings installed with it',
+  );
   const again = await run('sh', [script, ...common, '--platform', 'linux']);
   t.match(again.stdout, /unchanged .*field-agent\.service/);
 
