@@ -26,7 +26,7 @@
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
  *     (from studiod's log) vs the lone agent's, and after its session authenticated (studiod's
  *     share of the wait: an agent process starting among twenty on the same cores is not), studiod
- *     peak RSS, its RSS when the agents finished and once idle (stable for 3 s, at most 30 s), and
+ *     peak RSS, its RSS when the agents finished and once idle (past the link's quiet time and its memory reclaim, then stable for 3 s; at most 30 s), and
  *     where its memory was (process.memoryUsage() from its status, MiB) at the highest RSS sampled
  *     every second and once idle;
  *     `firstCommitPartsMs` (median/max ms): spawn → authenticated (`auth`: process start, connect,
@@ -69,6 +69,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, EXIT, hashBytes, nameKey } from '@studio321/protocol';
 import { Catalogue, controlRequest, localCopyRecord, type CommitRecord } from '@studio321/studiod';
 import { checkTarget } from '@studio321/studiod/commit';
+import { LINK_QUIET_MS } from '@studio321/studiod/link';
 import { verifyCopies } from '@studio321/studiod/ledger';
 import { AgentState, buildStatus, type FileEntry } from '@studio321/agent/state';
 import { BINS } from './lib/demo-run.js';
@@ -546,14 +547,19 @@ class Studio {
   }
 }
 
-/** studiod's RSS once it is idle: sampled every second until it stays within 2 MiB for 3 s (at most 30 s). */
+/**
+ * studiod's RSS once it is idle: sampled every second until it stays within 2 MiB for 3 s (at most 30 s),
+ * and not before the link has been quiet long enough to give its memory back (LINK_QUIET_MS, then a
+ * few seconds for V8 to return the emptied pages): earlier, "idle" was often read before that.
+ */
 async function idleRss(pid: number): Promise<number> {
   const samples: number[] = [];
+  const notBefore = Math.ceil(LINK_QUIET_MS / 1000) + 4;
   for (let i = 0; i < 30; i++) {
     await new Promise((r) => setTimeout(r, 1000));
     samples.push((await procStat(pid)).rssMiB);
     const last = samples.slice(-4);
-    if (last.length === 4 && Math.max(...last) - Math.min(...last) <= 2) break;
+    if (i >= notBefore && Math.max(...last) - Math.min(...last) <= 2) break;
   }
   return samples.at(-1) ?? 0;
 }
