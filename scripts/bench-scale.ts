@@ -5,7 +5,7 @@
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
  *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--studiod-env 'K=V …' (on top of the service unit's; none: not the unit's)]
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
- *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS]
+ *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS] [--studiod JS]
  *                                    [--agent-env 'K=V …' (on top of field-agent.service's; none: not the unit's)]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
@@ -27,12 +27,14 @@
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
  *     (from studiod's log) vs the lone agent's, and after its session authenticated (studiod's
  *     share of the wait: an agent process starting among twenty on the same cores is not), studiod
- *     peak RSS, its RSS when the agents finished and once idle (stable for 3 s, at most 30 s), and
+ *     peak RSS, its RSS when the agents finished and once idle (past the link's quiet time and its memory reclaim, then stable for 3 s; at most 30 s), and
  *     where its memory was (process.memoryUsage() from its status, MiB) at the highest RSS sampled
  *     every second and once idle;
  *     `firstCommitPartsMs` (median/max ms): spawn → authenticated (`auth`: process start, connect,
  *     TLS, proof), authenticated → first Want (`want`; `offer`: studiod's time answering it), first
- *     Want → first commit (`commit`);
+ *     Want → first commit (`commit`), split at studiod's `committing` (the file received whole): first Want →
+ *     received (`received`: the agent reading and sending it, studiod's frame queue) and received →
+ *     committed (`written`: the commit slot, the small-commit worker's queue and group, the catalogue group);
  *  5. with `--verify-files N` (and `--verify-large M`: M files of 64 MiB), `verifyCopies` (what
  *     `studioctl verify` and the scrub run) in this process over a fresh catalogue of N small
  *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
@@ -43,6 +45,8 @@
  * build's field-agent on the same states, run for run alternating (A/B against an older commit);
  * then again while a `field-agent run` of each build holds its state (`running`, `otherRunning`:
  * status asks the running agent over its local API); median wall ms and CPU ms of 5 runs each.
+ * `--studiod JS`: the studiod children run that studiod.js (another build's, e.g. the base commit's: A/B of the
+ * studio with the same agents).
  * `--agents-only`: step 4 alone (with `--agents N`). `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
  * alone; `--studiod-node-args`: node options for the studiod children of steps 3 and 4 (a CPU profile, a heap snapshot).
  * `--studiod-heap-snapshot DIR`: step 4's studiod writes a heap snapshot into DIR once idle after the agents
@@ -66,6 +70,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, EXIT, hashBytes, nameKey } from '@studio321/protocol';
 import { Catalogue, controlRequest, localCopyRecord, type CommitRecord } from '@studio321/studiod';
 import { checkTarget } from '@studio321/studiod/commit';
+import { LINK_QUIET_MS } from '@studio321/studiod/link';
 import { verifyCopies } from '@studio321/studiod/ledger';
 import { AgentState, buildStatus, type FileEntry } from '@studio321/agent/state';
 import { BINS } from './lib/demo-run.js';
@@ -95,6 +100,7 @@ const { values } = parseArgs({
     'agent-node-args': { type: 'string', default: '' },
     'agent-env': { type: 'string', default: '' },
     'compare-agent': { type: 'string' },
+    studiod: { type: 'string' },
   },
 });
 const FILES = Number(values.files);
@@ -118,6 +124,8 @@ const COMPARE_AGENT = values['compare-agent'];
  * run from a shell: it gets this process' environment only.
  */
 const AGENT_ENV = agentEnv(values['agent-env']);
+/** The studiod.js the studiod children run (another build's, for A/B runs of the studio alone). */
+const STUDIOD_JS = values.studiod ?? BINS.studiod;
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -459,6 +467,8 @@ class Studio {
   readonly authAt = new Map<string, number>();
   /** When each session's first Want was sent, and how long its Offer took to answer (studiod's log). */
   readonly firstWant = new Map<string, { at: number; offerMs: number }>();
+  /** When each session's first commit began (its first file received whole: studiod's `committing`). */
+  readonly firstCommitting = new Map<string, number>();
   #child: ReturnType<typeof spawn> | undefined;
   #port = 0;
   readonly #nodeArgs: readonly string[];
@@ -485,14 +495,10 @@ class Studio {
     await mkdir(cfg.targets.mirror.root, { recursive: true });
     await mkdir(cfg.targets.raid.root, { recursive: true });
     await writeFile(join(this.dir, 'studiod.json'), JSON.stringify(cfg));
-    const child = spawn(
-      process.execPath,
-      [...this.#nodeArgs, BINS.studiod, '--config', join(this.dir, 'studiod.json')],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: { ...process.env, ...STUDIOD_ENV },
-      },
-    );
+    const child = spawn(process.execPath, [...this.#nodeArgs, STUDIOD_JS, '--config', join(this.dir, 'studiod.json')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...STUDIOD_ENV },
+    });
     this.#child = child;
     let rest = '';
     this.#port = await new Promise<number>((resolve, reject) => {
@@ -504,7 +510,10 @@ class Studio {
         const lines = (rest + d).split('\n');
         rest = lines.pop() ?? '';
         for (const l of lines) {
-          if (l.includes('"msg":"committed"')) {
+          if (l.includes('"msg":"committing"')) {
+            const id = /"sessionId":"([^"]+)"/.exec(l)?.[1] ?? '';
+            if (!this.firstCommitting.has(id)) this.firstCommitting.set(id, performance.now());
+          } else if (l.includes('"msg":"committed"')) {
             this.commits.push({ at: performance.now(), session: /"sessionId":"([^"]+)"/.exec(l)?.[1] ?? '' });
           } else if (l.includes('"msg":"agent authenticated"')) {
             const m = JSON.parse(l) as { sessionId: string; agentId: string };
@@ -541,14 +550,19 @@ class Studio {
   }
 }
 
-/** studiod's RSS once it is idle: sampled every second until it stays within 2 MiB for 3 s (at most 30 s). */
+/**
+ * studiod's RSS once it is idle: sampled every second until it stays within 2 MiB for 3 s (at most 30 s),
+ * and not before the link has been quiet long enough to give its memory back (LINK_QUIET_MS, then a
+ * few seconds for V8 to return the emptied pages): earlier, "idle" was often read before that.
+ */
 async function idleRss(pid: number): Promise<number> {
   const samples: number[] = [];
+  const notBefore = Math.ceil(LINK_QUIET_MS / 1000) + 4;
   for (let i = 0; i < 30; i++) {
     await new Promise((r) => setTimeout(r, 1000));
     samples.push((await procStat(pid)).rssMiB);
     const last = samples.slice(-4);
-    if (last.length === 4 && Math.max(...last) - Math.min(...last) <= 2) break;
+    if (i >= notBefore && Math.max(...last) - Math.min(...last) <= 2) break;
   }
   return samples.at(-1) ?? 0;
 }
@@ -910,11 +924,19 @@ async function main(): Promise<void> {
           const auth = c === undefined ? undefined : studio.authAt.get(c.session);
           const want = c === undefined ? undefined : studio.firstWant.get(c.session);
           if (c === undefined || auth === undefined || want === undefined) return {};
-          return { auth: auth - t0, want: want.at - auth, offer: want.offerMs, commit: c.at - want.at };
+          const committing = studio.firstCommitting.get(c.session) ?? Number.NaN;
+          return {
+            auth: auth - t0,
+            want: want.at - auth,
+            offer: want.offerMs,
+            commit: c.at - want.at,
+            received: committing - want.at,
+            written: c.at - committing,
+          };
         };
         const summary = (rows: Array<Record<string, number>>): Record<string, string> =>
           Object.fromEntries(
-            ['auth', 'want', 'offer', 'commit'].map((k) => {
+            ['auth', 'want', 'offer', 'commit', 'received', 'written'].map((k) => {
               const v = rows.map((r) => r[k] ?? Number.NaN);
               return [k, `${median(v).toFixed(0)}/${Math.max(...v).toFixed(0)}`];
             }),
@@ -929,6 +951,7 @@ async function main(): Promise<void> {
         const loneParts = summary([parts(ids[0] as string, t0)]);
         // N at once
         const l = load();
+        const before = await procStat(studio.pid);
         t0 = performance.now();
         let peakMemory: Record<string, number> = {};
         let syncing = true;
@@ -965,6 +988,7 @@ async function main(): Promise<void> {
           firstCommitAfterAuthMs: { median: +median(authFirsts).toFixed(0), max: +Math.max(...authFirsts).toFixed(0) },
           worstFirstCommitAfterAuthVsLone: +(Math.max(...authFirsts) / loneAuthFirst).toFixed(2),
           firstCommitPartsMs: { lone: loneParts, many: manyParts },
+          studiodCpuMsPerFile: +(((busy.cpuSec - before.cpuSec) * 1000) / (AGENTS * AGENT_FILES)).toFixed(2),
           studiodIdleRssMiB: +idle0.rssMiB.toFixed(0),
           studiodPeakRssMiB: +busy.hwmMiB.toFixed(0),
           studiodRssAfterMiB: +busy.rssMiB.toFixed(0),

@@ -60,6 +60,13 @@ export interface FileReceiverOptions {
   /** The window announced in the studio's Hello. */
   windowBytes: number;
   now: () => number;
+  /**
+   * Counts a complete small file's bytes, held in memory until its commit ends, against the
+   * link's receive budget (session.ts; memory-budget.ts); returns their release. Counted from
+   * FileEnd, never before: every byte counted then is freed by a commit that needs no more frames,
+   * so a session paused at the budget never holds bytes the budget waits for.
+   */
+  holdSmall?: (bytes: number) => () => void;
 }
 
 interface Wanted {
@@ -77,7 +84,7 @@ interface Wanted {
    * A small new file received into memory instead of staging (nothing of it is durable before
    * its commit, so nothing is acknowledged before its Receipt; a cut sends it again from 0).
    */
-  mem?: { bytes: Buffer; written: number } | undefined;
+  mem?: { bytes: Buffer; written: number; release?: () => void } | undefined;
   /** Its commit, started at FileEnd (never rejects). */
   small?: Promise<{ receipt: ReceiptMessage } | { err: unknown }> | undefined;
 }
@@ -431,6 +438,7 @@ export class FileReceiver {
   #dropMem(w: Wanted): void {
     if (w.mem === undefined) return;
     this.#memBytes -= w.file.size;
+    w.mem.release?.();
     w.mem = undefined;
   }
 
@@ -525,7 +533,10 @@ export class FileReceiver {
     }
     // The frame queue goes on with the next file while this one's last bytes are fsynced:
     // small files' fsyncs overlap, and their commits reach the catalogue's group commit together.
-    if (w.mem !== undefined) w.small = this.#startSmall(w, w.mem.bytes); // its group forms now
+    if (w.mem !== undefined) {
+      w.mem.release = this.#o.holdSmall?.(w.file.size);
+      w.small = this.#startSmall(w, w.mem.bytes); // its group forms now
+    }
     const handedOff = w.mem !== undefined ? Promise.resolve(true) : this.#handOff(w);
     this.#committing++;
     this.#commitChain = this.#commitChain.then(async () => {

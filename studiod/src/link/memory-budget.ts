@@ -11,7 +11,9 @@
  * together, in the order they were paused, once the sum is back under half the limit, so no
  * session is starved and the sockets do not flap at the edge. Nothing is dropped or reordered:
  * a paused socket only is not read; what `ws` had already read from it (at most one socket read,
- * which may finish a frame) still arrives and is counted.
+ * which may finish a frame) still arrives and is counted. A small file received whole in memory
+ * counts again from its FileEnd until its commit ends (file-receiver.ts `holdSmall`): bytes freed
+ * by commits, which need no frame, so the sum always falls back under half the limit.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';

@@ -185,6 +185,7 @@ export class LinkSession {
           deps.scheduler === undefined ? deps.committer : fairCommitter(deps.committer, deps.scheduler, this.sessionId),
         windowBytes: deps.windowBytes,
         now: deps.now,
+        ...(deps.budget === undefined ? {} : { holdSmall: (bytes: number) => this.#holdSmall(bytes) }),
       },
     );
   }
@@ -345,6 +346,17 @@ export class LinkSession {
     }
     this.#lastReceived = this.#d.now();
     this.#accept(msg, release);
+  }
+
+  /** A small file's bytes count against the receive budget until its commit ends (FileReceiverOptions.holdSmall). */
+  #holdSmall(bytes: number): () => void {
+    const budget = this.#d.budget;
+    budget?.take(this.#reader, bytes);
+    let held = true;
+    return () => {
+      if (held) budget?.release(bytes);
+      held = false;
+    };
   }
 
   /** A decoded frame: answered at once (Ping) or queued; `release` runs once the frame is done with. */

@@ -46,6 +46,11 @@ class HeldCommitter extends Committer {
     this.#open = r;
   });
   readonly firstOf = new Map<string, boolean>();
+  /** Small commits wait for the hold too (off by default: they run at once). */
+  holdSmall = false;
+  /** Bytes of the small commits started and not ended: what they hold in memory; and the most at once. */
+  smallBytes = 0;
+  maxSmallBytes = 0;
   open(): void {
     this.#open();
   }
@@ -55,7 +60,14 @@ class HeldCommitter extends Committer {
   }
   override async commitSmall(input: SmallCommitInput): ReturnType<Committer['commitSmall']> {
     this.firstOf.set(input.hash, input.first === true);
-    return super.commitSmall(input);
+    this.smallBytes += input.size;
+    this.maxSmallBytes = Math.max(this.maxSmallBytes, this.smallBytes);
+    try {
+      if (this.holdSmall) await this.opened;
+      return await super.commitSmall(input);
+    } finally {
+      this.smallBytes -= input.size;
+    }
   }
 }
 
@@ -269,6 +281,43 @@ t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost
   t.equal(budget.pausedCount, 0, 'every socket resumed');
   t.equal(s.server.memory().ownReads.sockets, N, 'each socket was read into the receive path’s own buffers');
 });
+
+t.test(
+  'small files held in memory count against the receive budget until committed: the bound holds, every file commits',
+  async (t) => {
+    const N = 4;
+    const BUDGET = 256 * KiB;
+    const SIZE = 20 * KiB;
+    const s = await studio(t, { receiveBudgetBytes: BUDGET, commitSlots: 1_000 });
+    s.committer.holdSmall = true;
+    const clients = await Promise.all(Array.from({ length: N }, (_, i) => agent(s, 50 + i)));
+    t.teardown(() => {
+      for (const c of clients) c.close();
+    });
+    // 60 small files each (1.2 MiB, under a quarter of the 16 MiB window): without the budget every
+    // session would hold all of them in memory while the commits wait, 4.8 MiB in all.
+    const sets = clients.map((_, i) => files(50 + i, 60, SIZE + i));
+    await Promise.all(clients.map((c, i) => send(c, sets[i] as File[], 64 * KiB)));
+    const budget = s.server.budget;
+    await waitFor(() => budget.pausedCount === N, 'every socket paused at the budget');
+    // Past the budget a socket is paused; what ws had already read from it (one TLS read) still arrives.
+    const slack = N * (64 * KiB + SIZE + N);
+    const heldWhilePaused = s.committer.smallBytes;
+    t.ok(heldWhilePaused >= BUDGET, `the small files waiting hold ${heldWhilePaused}, past the budget`);
+    t.ok(heldWhilePaused <= BUDGET + slack, `and at most the budget + ${slack}`);
+    t.equal(budget.held, heldWhilePaused, 'the budget counts exactly the small files waiting for their commit');
+    s.committer.open();
+    for (let i = 0; i < N; i++) await assertCommitted(t, s, clients[i] as WireClient, sets[i] as File[]);
+    t.ok(budget.pauses >= N, `reading was paused (${budget.pauses} times)`);
+    t.ok(
+      s.committer.maxSmallBytes <= BUDGET + slack,
+      `small files in memory at most ${s.committer.maxSmallBytes} (budget ${BUDGET} + ${slack})`,
+    );
+    t.ok(budget.maxHeld <= BUDGET + slack, `budget held at most ${budget.maxHeld}`);
+    t.equal(budget.held, 0, 'every byte released');
+    t.equal(budget.pausedCount, 0, 'every socket resumed');
+  },
+);
 
 t.test(
   'holds not created do not count against staging.maxFiles: a late session gets its whole batch; past the open partials a file is Nacked mid-transfer',
