@@ -54,6 +54,7 @@ import type { CardRecord, ClaimRecord, FileRecord, GroupRecord } from '../state/
 import { groupKey, splitName, storeName, suffixedPath } from './naming.js';
 import { renderRename, type RenameOption } from './rename-template.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
+import { sharedSmallCardReader } from '../card/small-read.js';
 import { CAPTURE_HEAD_BYTES, captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
 import { KeyedLocks, type ProgressTracker } from '@studio321/protocol';
@@ -345,11 +346,17 @@ export class CardOffloader {
   /** The file read whole (READ_WHOLE): its bytes, or the error reading it gave. */
   async #readWhole(file: FileRecord): Promise<Whole> {
     try {
-      // readCardFile gives a small file as one buffer of its own, never reused; another opener's
-      // chunk is valid only until the next is asked for, so it is copied.
-      const own = this.ctx.openSource === undefined;
+      if (this.ctx.openSource === undefined) {
+        // Read on the small card reader's thread, with no card-read slot: it reads one file at a
+        // time, and its bytes are a buffer of their own.
+        const abs = join(this.root, ...file.path.split('/'));
+        const expect = { size: file.size, mtimeMs: file.mtimeMs };
+        const signal = this.ctx.signal;
+        return { bytes: await sharedSmallCardReader().read(abs, expect, signal === undefined ? {} : { signal }) };
+      }
+      // Another opener's chunk is valid only until the next is asked for, so it is copied.
       const chunks: Uint8Array[] = [];
-      for await (const c of this.#open(file)) chunks.push(own ? c : Buffer.from(c));
+      for await (const c of this.#open(file)) chunks.push(Buffer.from(c));
       return { bytes: chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks) };
     } catch (error) {
       return { error };
