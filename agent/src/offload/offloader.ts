@@ -6,8 +6,9 @@
  * hashed; only then is it recorded verified, its directories fsync'd and its record
  * written in one synced state batch with the other files that finished meanwhile
  * (group-commit.ts); it counts as copied once that batch is written. A file read whole
- * (READ_WHOLE) is written and read back by the small writer's worker in a group with other
- * small files (protocol/src/durable/small-writer.ts), then committed the same way.
+ * (READ_WHOLE) is read by the small card reader's worker (card/small-read.ts, the same checks),
+ * written and read back by the small writer's worker in a group with other small files
+ * (protocol/src/durable/small-writer.ts), then committed the same way.
  *
  * Dual-slot dedup: when an asset of the same size is already stored, the file is
  * hashed first; if its content is known it only gains a name (nothing written).
