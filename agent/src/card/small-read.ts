@@ -1,19 +1,27 @@
 /**
- * Small card files (under SMALL_FILE) read whole on one worker thread (small-read-worker.ts),
- * with synchronous calls: open, fstat, read, stat, close are five system calls there, where
- * readCardFile makes five round trips through libuv's thread pool (each a wake-up of a pool
- * thread and of this thread), and those queue behind the fsyncs of the files being written
- * (README, Performance: session 14). The checks are readCardFile's (readSmallCardFileSync).
+ * Small card files (under SMALL_FILE) read whole on the agent's small-file worker
+ * (small-read-worker.ts), with synchronous calls: open, fstat, read, stat, close are five system
+ * calls there, where readCardFile makes five round trips through libuv's thread pool (each a wake-up
+ * of a pool thread and of this thread), and those queue behind the fsyncs of the files being
+ * written. The checks are readCardFile's (readSmallCardFileSync).
  *
- * Reads asked for while a group is being read form the next group (one message each way per
- * group; the bytes are moved back, not copied). The worker reads one file at a time: a card that
- * is slow to read waits there, not on this thread. The worker starts on first use and is unref'd
- * while idle; if it cannot start or dies, the files of its groups are read by readCardFile here.
+ * The same worker writes the small files (sharedSmallFileWriter: protocol's SmallWriter on another
+ * lane of it), so reading costs no isolate of its own; the reads have their own lane (GroupWorker's
+ * lanes), so they never wait for a write group's fsyncs. Reads asked for while a group is being read
+ * form the next group (one message each way per group; the bytes are moved back, not copied). The
+ * worker reads one file at a time: a card that is slow to read waits there, not on this thread. It
+ * starts on first use and is unref'd while idle; if it cannot start or dies, the files of its groups
+ * are read by readCardFile here.
  */
-import { GroupWorker, type GroupReply, type GroupRequest } from '@studio321/protocol/durable';
+import { GroupWorker, SmallWriter, type GroupReply, type GroupRequest } from '@studio321/protocol/durable';
 import type { AgentCode } from '../errors.js';
 import { AgentError } from '../errors.js';
-import { readCardFile, SMALL_FILE, type SourceExpectation } from './source-reader.js';
+import { readCardFile, readSmallCardFileSync, SMALL_FILE, type SourceExpectation } from './source-reader.js';
+
+/** The agent's small-file worker (small-read-worker.ts) and its two lanes. */
+const WORKER = new URL('./small-read-worker.js', import.meta.url);
+export const READ_LANE = 'read';
+const WRITE_LANE = 'write';
 
 export interface SmallRead extends SourceExpectation {
   path: string;
@@ -30,6 +38,41 @@ export type SmallReadOutcome =
 
 export type SmallReadRequest = GroupRequest<SmallRead>;
 export type SmallReadReply = GroupReply<SmallReadOutcome>;
+
+function outcomeOf(read: () => Uint8Array): SmallReadOutcome {
+  try {
+    return { ok: true, bytes: read() };
+  } catch (err) {
+    if (err instanceof AgentError)
+      return {
+        ok: false,
+        agent: {
+          code: err.code,
+          message: err.message,
+          retryable: err.retryable,
+          ...(err.detail === undefined ? {} : { detail: err.detail }),
+        },
+      };
+    const e = err as NodeJS.ErrnoException;
+    return {
+      ok: false,
+      system: {
+        message: e instanceof Error ? e.message : String(err),
+        ...(typeof e.code === 'string' ? { code: e.code } : {}),
+        ...(typeof e.errno === 'number' ? { errno: e.errno } : {}),
+        ...(typeof e.syscall === 'string' ? { syscall: e.syscall } : {}),
+        ...(typeof e.path === 'string' ? { path: e.path } : {}),
+      },
+    };
+  }
+}
+
+/** The worker's answer to a group of reads (readSmallCardFileSync each), and the buffers to move with it. */
+export function answerSmallReads(req: SmallReadRequest): { reply: SmallReadReply; moved: ArrayBuffer[] } {
+  const outcomes = req.files.map((f) => outcomeOf(() => readSmallCardFileSync(f.path, f)));
+  const moved = outcomes.flatMap((o) => (o.ok && o.bytes.byteLength > 0 ? [o.bytes.buffer as ArrayBuffer] : []));
+  return { reply: { id: req.id, outcomes, lane: READ_LANE }, moved };
+}
 
 /** Groups sent before the first one's reply: the worker starts the next as soon as it answered one. */
 const GROUPS_IN_FLIGHT = 2;
@@ -59,7 +102,8 @@ export class SmallCardReader {
 
   constructor() {
     this.#group = new GroupWorker({
-      url: new URL('./small-read-worker.js', import.meta.url),
+      url: WORKER,
+      lane: READ_LANE,
       groupsInFlight: GROUPS_IN_FLIGHT,
       fault: (message) => new Error(`the small-file reader stopped (${message})`),
     });
@@ -101,9 +145,16 @@ export class SmallCardReader {
 }
 
 let shared: SmallCardReader | undefined;
+let writer: SmallWriter | undefined;
 
-/** The process's small card file reader (one worker). */
+/** The process's small card file reader (the small-file worker's read lane). */
 export function sharedSmallCardReader(): SmallCardReader {
   shared ??= new SmallCardReader();
   return shared;
+}
+
+/** The process's small-file writer on the same worker as the reader (its write lane): one isolate for both. */
+export function sharedSmallFileWriter(): SmallWriter {
+  writer ??= new SmallWriter({ worker: { url: WORKER, lane: WRITE_LANE } });
+  return writer;
 }

@@ -38,7 +38,6 @@ import {
   DURABLE_CODES,
   durableWrite,
   GroupCommit,
-  sharedSmallWriter,
   translateDurable,
   type DurableTarget,
   type SmallWriter,
@@ -55,7 +54,7 @@ import type { CardRecord, ClaimRecord, FileRecord, GroupRecord } from '../state/
 import { groupKey, splitName, storeName, suffixedPath } from './naming.js';
 import { renderRename, type RenameOption } from './rename-template.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
-import { sharedSmallCardReader } from '../card/small-read.js';
+import { sharedSmallCardReader, sharedSmallFileWriter } from '../card/small-read.js';
 import { CAPTURE_HEAD_BYTES, captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
 import { KeyedLocks, type ProgressTracker } from '@studio321/protocol';
@@ -643,7 +642,7 @@ export class CardOffloader {
 
   get #smallWriter(): SmallWriter | undefined {
     const w = this.ctx.smallWriter;
-    return w === false ? undefined : (w ?? sharedSmallWriter());
+    return w === false ? undefined : (w ?? sharedSmallFileWriter());
   }
 
   get #laptopRoot(): string {
