@@ -14,7 +14,8 @@ import { relative, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '@studio321/protocol';
 import type { ScannedFile } from './scanner.js';
-import { isOsLitter, mtimeMsOf } from './scanner.js';
+import { isOsLitter } from './scanner.js';
+import { mtimeMsOf } from './source-reader.js';
 
 export type StableResult = 'done' | 'retry';
 

@@ -7,3 +7,4 @@ export * from './source-reader.js';
 export * from './volume-source.js';
 export * from './volume-watcher.js';
 export * from './capture.js';
+export * from './small-read.js';

@@ -14,28 +14,17 @@
  * NFKD is opened as it is. Two names that differ only by Unicode form are two
  * files; the offloader compares names NFC for clashes (naming.ts).
  */
-import type { BigIntStats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode, validateRelativePath } from '@studio321/protocol';
 import { AGENT_CODES, AgentError, type AgentCode } from '../errors.js';
 import { diskIdentity } from '../disk-identity.js';
+import { mtimeMsOf } from './source-reader.js';
 
 export interface ScannedFile {
   path: string;
   size: number;
   mtimeMs: number;
-}
-
-/**
- * A file's mtime as the listing records it and every later identity check compares it:
- * whole milliseconds cut from the exact nanoseconds. Never from `Stats.mtimeMs`: that double
- * rounds up to the next millisecond for about one file in 4,000 (e.g. …999.9999 ms), so a
- * listing made from it never matches the exact value again and the file fails with
- * AGENT_SOURCE_CHANGED on every try.
- */
-export function mtimeMsOf(st: Pick<BigIntStats, 'mtimeNs'>): number {
-  return Number(st.mtimeNs / 1_000_000n);
 }
 
 export interface ScanWarning {

@@ -20,10 +20,9 @@
  * hashStream (done with a chunk before asking for the next) fit; a consumer that
  * keeps chunks longer must copy them.
  */
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { AGENT_CODES, AgentError } from '../errors.js';
-import { mtimeMsOf } from './scanner.js';
 
 /**
  * 4 MiB: fewer reads, writes and hash calls per card than 1 MiB chunks (README,
@@ -33,7 +32,18 @@ import { mtimeMsOf } from './scanner.js';
 export const SOURCE_CHUNK = 4 * 1024 * 1024;
 
 /** Files smaller than this are read whole into a buffer of their own size, in one read (no ring, no read-ahead). */
-const SMALL_FILE = 256 * 1024;
+export const SMALL_FILE = 256 * 1024;
+
+/**
+ * A file's mtime as the listing records it and every later identity check compares it:
+ * whole milliseconds cut from the exact nanoseconds. Never from `Stats.mtimeMs`: that double
+ * rounds up to the next millisecond for about one file in 4,000 (e.g. …999.9999 ms), so a
+ * listing made from it never matches the exact value again and the file fails with
+ * AGENT_SOURCE_CHANGED on every try.
+ */
+export function mtimeMsOf(st: Pick<BigIntStats, 'mtimeNs'>): number {
+  return Number(st.mtimeNs / 1_000_000n);
+}
 
 export interface SourceExpectation {
   size: number;
@@ -46,7 +56,7 @@ export type SourceOpener = (
   opts: { signal?: AbortSignal },
 ) => AsyncIterable<Uint8Array>;
 
-interface Ident {
+export interface Ident {
   size: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
@@ -101,15 +111,56 @@ async function readChunk(fh: FileHandle, pos: number, size: number, into?: Buffe
 }
 
 /**
+ * At open: the handle's stat says a regular file of the listed size and mtime (the listing's
+ * precision, mtimeMsOf). Returns what the read must still find after it (unchangedAfter).
+ */
+export function openedAsListed(path: string, st: BigIntStats, expect: SourceExpectation): Ident {
+  if (!st.isFile()) throw changed(path, 'it is no longer a regular file');
+  if (Number(st.size) !== expect.size || mtimeMsOf(st) !== expect.mtimeMs) {
+    throw changed(path, 'its size or time differ from the listing');
+  }
+  return { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
+}
+
+/**
  * After the read: the path still names the inode that was opened (not replaced), and its size,
  * mtime and ctime are those at open (not written in place: a write moves ctime even when it
- * puts mtime back). Same inode, so this stat is also the open handle's.
+ * puts mtime back). Same inode, so this stat (`now`, of the path) is also the open handle's.
  */
-async function unchangedOnPath(path: string, before: Ident): Promise<void> {
-  const now = await stat(path, { bigint: true });
+export function unchangedAfter(path: string, before: Ident, now: BigIntStats): void {
   if (now.ino !== before.ino) throw changed(path, 'it was replaced');
   if (now.size !== before.size || now.mtimeNs !== before.mtimeNs || now.ctimeNs !== before.ctimeNs)
     throw changed(path, 'its size or times changed');
+}
+
+async function unchangedOnPath(path: string, before: Ident): Promise<void> {
+  unchangedAfter(path, before, await stat(path, { bigint: true }));
+}
+
+/**
+ * A small file (under SMALL_FILE) read whole with synchronous calls, for a thread whose only
+ * work is reading (small-read-worker.ts): the same checks as readCardFile's (O_NOFOLLOW, the
+ * listing at open, the path's inode, size and times after), five system calls and no thread-pool
+ * round trip. Returns a buffer of its own (never pooled).
+ */
+export function readSmallCardFileSync(path: string, expect: SourceExpectation): Uint8Array {
+  if (expect.size >= SMALL_FILE) throw new TypeError(`readSmallCardFileSync: ${path} is not small`);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const before = openedAsListed(path, fstatSync(fd, { bigint: true }), expect);
+    const buf = Buffer.allocUnsafeSlow(expect.size);
+    let got = 0;
+    while (got < expect.size) {
+      const n = readSync(fd, buf, got, expect.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got !== expect.size) throw changed(path, `read ${got} bytes, listed ${expect.size}`);
+    unchangedAfter(path, before, statSync(path, { bigint: true }));
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export async function* readCardFile(
@@ -122,12 +173,7 @@ export async function* readCardFile(
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   let next: Promise<Uint8Array> | undefined;
   try {
-    const st = await fh.stat({ bigint: true });
-    if (!st.isFile()) throw changed(path, 'it is no longer a regular file');
-    const before: Ident = { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
-    if (Number(st.size) !== expect.size || mtimeMsOf(st) !== expect.mtimeMs) {
-      throw changed(path, 'its size or time differ from the listing');
-    }
+    const before = openedAsListed(path, await fh.stat({ bigint: true }), expect);
     const size = expect.size;
     const ring: Buffer[] = [];
     let turn = 0;

@@ -6,8 +6,9 @@
  * hashed; only then is it recorded verified, its directories fsync'd and its record
  * written in one synced state batch with the other files that finished meanwhile
  * (group-commit.ts); it counts as copied once that batch is written. A file read whole
- * (READ_WHOLE) is written and read back by the small writer's worker in a group with other
- * small files (protocol/src/durable/small-writer.ts), then committed the same way.
+ * (READ_WHOLE) is read by the small card reader's worker (card/small-read.ts, the same checks),
+ * written and read back by the small writer's worker in a group with other small files
+ * (protocol/src/durable/small-writer.ts), then committed the same way.
  *
  * Dual-slot dedup: when an asset of the same size is already stored, the file is
  * hashed first; if its content is known it only gains a name (nothing written).
@@ -37,7 +38,6 @@ import {
   DURABLE_CODES,
   durableWrite,
   GroupCommit,
-  sharedSmallWriter,
   translateDurable,
   type DurableTarget,
   type SmallWriter,
@@ -54,6 +54,7 @@ import type { CardRecord, ClaimRecord, FileRecord, GroupRecord } from '../state/
 import { groupKey, splitName, storeName, suffixedPath } from './naming.js';
 import { renderRename, type RenameOption } from './rename-template.js';
 import { readCardFile, type SourceOpener } from '../card/source-reader.js';
+import { sharedSmallCardReader, sharedSmallFileWriter } from '../card/small-read.js';
 import { CAPTURE_HEAD_BYTES, captureDay, readCapture, type CaptureMeta } from '../card/capture.js';
 import { copyFact, type AgentTarget } from '../targets.js';
 import { KeyedLocks, type ProgressTracker } from '@studio321/protocol';
@@ -345,11 +346,17 @@ export class CardOffloader {
   /** The file read whole (READ_WHOLE): its bytes, or the error reading it gave. */
   async #readWhole(file: FileRecord): Promise<Whole> {
     try {
-      // readCardFile gives a small file as one buffer of its own, never reused; another opener's
-      // chunk is valid only until the next is asked for, so it is copied.
-      const own = this.ctx.openSource === undefined;
+      if (this.ctx.openSource === undefined) {
+        // Read on the small card reader's thread, with no card-read slot: it reads one file at a
+        // time, and its bytes are a buffer of their own.
+        const abs = join(this.root, ...file.path.split('/'));
+        const expect = { size: file.size, mtimeMs: file.mtimeMs };
+        const signal = this.ctx.signal;
+        return { bytes: await sharedSmallCardReader().read(abs, expect, signal === undefined ? {} : { signal }) };
+      }
+      // Another opener's chunk is valid only until the next is asked for, so it is copied.
       const chunks: Uint8Array[] = [];
-      for await (const c of this.#open(file)) chunks.push(own ? c : Buffer.from(c));
+      for await (const c of this.#open(file)) chunks.push(Buffer.from(c));
       return { bytes: chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks) };
     } catch (error) {
       return { error };
@@ -635,7 +642,7 @@ export class CardOffloader {
 
   get #smallWriter(): SmallWriter | undefined {
     const w = this.ctx.smallWriter;
-    return w === false ? undefined : (w ?? sharedSmallWriter());
+    return w === false ? undefined : (w ?? sharedSmallFileWriter());
   }
 
   get #laptopRoot(): string {

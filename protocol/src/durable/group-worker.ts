@@ -10,15 +10,21 @@
  * alive. If it cannot start, `fallback` (when given) runs the group on this thread, else the
  * group fails; if it dies, the items of its groups fail and the next group starts a new one.
  * `inThread` (tests that inject faults into the file system) runs every group on this thread.
+ *
+ * Queues with a `lane` share one worker per module (one thread, one isolate: about 10 MiB each):
+ * each lane has its own groups in flight, so one lane's groups never wait for another's replies;
+ * requests and replies carry the lane. The worker is unref'd once no lane has a group in flight,
+ * and closing a lane terminates it only when no other lane uses it.
  */
 import { Worker } from 'node:worker_threads';
 
 export interface GroupRequest<I> {
   id: number;
   files: I[];
+  lane?: string;
 }
 
-export type GroupReply<O> = { id: number; outcomes: O[] } | { id: number; fault: string };
+export type GroupReply<O> = ({ id: number; outcomes: O[] } | { id: number; fault: string }) & { lane?: string };
 
 export interface GroupWorkerOptions<I, O> {
   /** The worker's module: it answers each GroupRequest with one GroupReply. */
@@ -30,7 +36,19 @@ export interface GroupWorkerOptions<I, O> {
   aborted?: (signal: AbortSignal) => Error;
   inThread?: (files: I[]) => Promise<O[]>;
   fallback?: (files: I[]) => Promise<O[]>;
+  /** This queue's lane in the worker of `url` that queues with a lane share (see the header). */
+  lane?: string;
 }
+
+/** A worker shared by lanes: the lanes attached to it and those with a group in flight. */
+interface Shared {
+  worker: Worker;
+  lanes: Set<object>;
+  busy: Set<object>;
+}
+
+/** The shared worker of each module url, while it runs. */
+const sharedWorkers = new Map<string, Shared>();
 
 interface Queued<I, O> {
   item: I;
@@ -43,6 +61,10 @@ interface Queued<I, O> {
 export class GroupWorker<I, O> {
   readonly #o: GroupWorkerOptions<I, O>;
   #worker: Worker | undefined;
+  /** The worker shared with other lanes (a `lane`), else undefined. */
+  #shared: Shared | undefined;
+  /** Removes this queue's listeners from its worker. */
+  #off: (() => void) | undefined;
   #queue: Queued<I, O>[] = [];
   readonly #inFlight = new Map<number, Queued<I, O>[]>();
   #nextId = 1;
@@ -63,17 +85,58 @@ export class GroupWorker<I, O> {
   }
 
   #start(): Worker {
+    const lane = this.#o.lane;
+    const key = this.#o.url.href;
+    let shared = lane === undefined ? undefined : sharedWorkers.get(key);
     // Plain JS worker: do not inherit loaders/hooks (test runners, coverage) from the parent.
-    const w = new Worker(this.#o.url, { execArgv: [] });
-    w.on('message', (m: GroupReply<O>) => this.#settle(m));
+    const w = shared?.worker ?? new Worker(this.#o.url, { execArgv: [] });
+    if (lane !== undefined && shared === undefined) {
+      const made: Shared = { worker: w, lanes: new Set(), busy: new Set() };
+      shared = made;
+      sharedWorkers.set(key, made);
+      const forget = (): void => {
+        if (sharedWorkers.get(key) === made) sharedWorkers.delete(key);
+      };
+      w.once('exit', forget);
+      w.once('error', forget);
+    }
+    shared?.lanes.add(this);
+    this.#shared = shared;
+    const onMessage = (m: GroupReply<O>): void => {
+      if (m.lane === lane) this.#settle(m);
+    };
     const fail = (err: Error): void => {
       if (this.#worker !== w) return;
-      this.#worker = undefined;
+      this.#detach();
       for (const id of [...this.#inFlight.keys()]) this.#settle({ id, fault: err.message });
     };
+    const onExit = (code: number): void => fail(new Error(`worker exited (code ${code})`));
+    w.on('message', onMessage);
     w.on('error', fail);
-    w.on('exit', (code) => fail(new Error(`worker exited (code ${code})`)));
+    w.on('exit', onExit);
+    this.#off = () => {
+      w.off('message', onMessage);
+      w.off('error', fail);
+      w.off('exit', onExit);
+    };
     return w;
+  }
+
+  /** This queue no longer uses its worker (it died, or the queue is closed). */
+  #detach(): void {
+    this.#off?.();
+    this.#off = undefined;
+    this.#shared?.lanes.delete(this);
+    this.#shared?.busy.delete(this);
+    this.#shared = undefined;
+    this.#worker = undefined;
+  }
+
+  /** The worker may let the process exit: no group of this queue (or of any lane sharing it) in flight. */
+  #idle(): void {
+    const shared = this.#shared;
+    shared?.busy.delete(this);
+    if (shared === undefined || shared.busy.size === 0) this.#worker?.unref();
   }
 
   #take(): Queued<I, O>[] {
@@ -96,7 +159,7 @@ export class GroupWorker<I, O> {
   #next(): void {
     const group = this.#take();
     if (group.length === 0) {
-      if (this.#inFlight.size === 0) this.#worker?.unref();
+      if (this.#inFlight.size === 0) this.#idle();
       return;
     }
     const id = this.#nextId++;
@@ -121,8 +184,10 @@ export class GroupWorker<I, O> {
       return;
     }
     w.ref(); // a reply is due
+    this.#shared?.busy.add(this);
     // Copied, not transferred: a caller may send the same bytes again (a retry, another name).
-    w.postMessage({ id, files } satisfies GroupRequest<I>);
+    const lane = this.#o.lane;
+    w.postMessage({ id, files, ...(lane === undefined ? {} : { lane }) } satisfies GroupRequest<I>);
   }
 
   #settle(m: GroupReply<O>): void {
@@ -147,10 +212,16 @@ export class GroupWorker<I, O> {
   /** Stops the worker (tests, orderly shutdown); items waiting or in flight fail with `err`. */
   async close(err: unknown): Promise<void> {
     const w = this.#worker;
-    this.#worker = undefined;
+    const others = (this.#shared?.lanes.size ?? 1) > 1;
+    this.#detach();
     for (const q of [...[...this.#inFlight.values()].flat(), ...this.#queue]) q.reject(err);
     this.#inFlight.clear();
     this.#queue = [];
+    if (others) {
+      // Other lanes still use the worker: let it exit only once they are idle too.
+      if (w !== undefined && [...(sharedWorkers.get(this.#o.url.href)?.busy ?? [])].length === 0) w.unref();
+      return;
+    }
     await w?.terminate();
   }
 }

@@ -6,8 +6,8 @@ export { durableWrite, fsyncTargetDir, placeVerified } from './durable-write.js'
 export { GroupCommit } from './group-commit.js';
 export { GroupWorker } from './group-worker.js';
 export type { GroupReply, GroupRequest, GroupWorkerOptions } from './group-worker.js';
-export { SmallWriter, sharedSmallWriter, smallWriteError, writeSmallGroup } from './small-writer.js';
-export type { SmallWrite, SmallWriteError, SmallWriteOutcome } from './small-writer.js';
+export { answerSmallGroup, SmallWriter, sharedSmallWriter, smallWriteError, writeSmallGroup } from './small-writer.js';
+export type { SmallGroupRequest, SmallWrite, SmallWriteError, SmallWriteOutcome } from './small-writer.js';
 export { syncFs } from './sync-fs.js';
 export { createReadBack } from './read-back-lane.js';
 export { alignedBuffer, DIRECT_ALIGN, DirectWriter, directOk, openDirect } from './direct-io.js';

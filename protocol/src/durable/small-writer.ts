@@ -23,6 +23,7 @@ import { durableWrite, fsyncTargetDir, type DurableTarget, type DurableWriteResu
 import { abortedError, durableError, DURABLE_CODES, isAborted } from './errors.js';
 import { nodeFs, type DurableFs } from './fs-facade.js';
 import { GroupWorker, type GroupReply, type GroupRequest } from './group-worker.js';
+import { syncFs } from './sync-fs.js';
 
 /** One file: its bytes, the targets (as durableWrite's) and the options that cross a thread. */
 export interface SmallWrite {
@@ -150,14 +151,32 @@ export async function writeSmallGroup(files: readonly SmallWrite[], fs: DurableF
  */
 const GROUPS_IN_FLIGHT = 2;
 
+/**
+ * A worker's answer to one group (small-write-worker.ts, and a worker that serves other lanes too):
+ * every file's outcome, or the fault that stopped the group.
+ */
+export async function answerSmallGroup(req: SmallGroupRequest): Promise<SmallGroupReply> {
+  const lane = req.lane === undefined ? {} : { lane: req.lane };
+  try {
+    return { id: req.id, outcomes: await writeSmallGroup(req.files, syncFs), ...lane };
+  } catch (err) {
+    return { id: req.id, fault: err instanceof Error ? err.message : String(err), ...lane };
+  }
+}
+
 export class SmallWriter {
   readonly #group: GroupWorker<SmallWrite, SmallWriteOutcome>;
 
-  /** `fs`: groups are written on this thread over this facade (no worker; tests inject faults here). */
-  constructor(opts: { fs?: DurableFs } = {}) {
+  /**
+   * `fs`: groups are written on this thread over this facade (no worker; tests inject faults here).
+   * `worker`: another worker module that answers this writer's groups (answerSmallGroup) on a lane
+   * of its own, beside other work (GroupWorker's lanes); default small-write-worker.js.
+   */
+  constructor(opts: { fs?: DurableFs; worker?: { url: URL; lane: string } } = {}) {
     const fs = opts.fs;
     this.#group = new GroupWorker({
-      url: new URL('./small-write-worker.js', import.meta.url),
+      url: opts.worker?.url ?? new URL('./small-write-worker.js', import.meta.url),
+      ...(opts.worker === undefined ? {} : { lane: opts.worker.lane }),
       groupsInFlight: GROUPS_IN_FLIGHT,
       fault: (message) =>
         durableError(DURABLE_CODES.ioError, `The small-file writer stopped (${message}): the write will be retried.`, {

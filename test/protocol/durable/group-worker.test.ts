@@ -88,3 +88,46 @@ t.test('an item aborted while it waited is never sent; close() fails what is lef
   t.same(await Promise.all(waiting), [end, end]);
   t.equal(q.files, 2, 'gone, w1 and w2 were never answered');
 });
+
+/** A worker for lanes: answers each group with its lane and the worker's thread id; `hold` keeps the reply until `go` comes. */
+const LANES = `import { parentPort, threadId } from 'node:worker_threads';
+let held;
+parentPort.on('message', (m) => {
+  if (m.files.includes('die')) process.exit(7);
+  const reply = { id: m.id, lane: m.lane, outcomes: m.files.map((f) => m.lane + ':' + f + ':' + threadId) };
+  if (m.files.includes('hold')) held = reply;
+  else {
+    parentPort.postMessage(reply);
+    if (m.files.includes('go') && held !== undefined) parentPort.postMessage(held);
+  }
+});`;
+const lanesUrl = new URL(`data:text/javascript,${encodeURIComponent(LANES)}`);
+
+function lane(name: string): GroupWorker<string, string> {
+  return new GroupWorker<string, string>({ url: lanesUrl, lane: name, groupsInFlight: 1, fault: (m) => new Fault(m) });
+}
+
+t.test('lanes share one worker, and one lane never waits for the other', async (t) => {
+  const a = lane('a');
+  const b = lane('b');
+  t.teardown(async () => {
+    await a.close(new Error('end'));
+    await b.close(new Error('end'));
+  });
+  const held = a.run('hold'); // lane a's group is in flight and not answered
+  const [b1] = await Promise.all([b.run('x')]);
+  const [, tid] = /^b:x:(\d+)$/.exec(b1)!;
+  t.ok(tid, `lane b answered while lane a's group waits (${b1})`);
+  const go = await b.run('go');
+  t.equal(go, `b:go:${tid}`, 'the same worker');
+  t.equal(await held, `a:hold:${tid}`, "lane a's reply reaches lane a only");
+  // A worker that dies fails the groups of every lane in flight; each lane then starts a new one.
+  const dead = settled(a.run('die'));
+  t.type(await dead, Fault);
+  const again = await b.run('y');
+  t.not(again, `b:y:${tid}`, 'a new worker');
+  t.equal(await a.run('z'), again.replace('b:y', 'a:z'), 'shared again by both lanes');
+  // Closing one lane leaves the worker to the other.
+  await a.close(new Error('closed'));
+  t.equal(await b.run('w'), again.replace('b:y', 'b:w'), 'lane b still on the same worker');
+});
