@@ -438,9 +438,8 @@ export class Ledger implements CatalogueHook {
     const sub = this.#sub();
     const started = Date.now();
     await sub.del(K.counters, SYNC);
-    for (const prefix of names
-      ? [K.unprot, K.lack, K.byname, K.grp, K.gof, K.gacc]
-      : [K.unprot, K.lack, K.grp, K.gof, K.gacc])
+    // The by-name index does not depend on copies: kept unless the names are rebuilt too.
+    for (const prefix of [K.unprot, K.lack, K.grp, K.gof, K.gacc, ...(names ? [K.byname] : [])])
       await sub.clear({ gte: prefix, lt: `${prefix}\xff` });
     const next = emptyCounters(this.#signature, this.targets);
     let ops: Array<{ type: 'put'; key: string; value: Record<string, unknown> }> = [];
