@@ -281,7 +281,12 @@ export class Ledger implements CatalogueHook {
     if (stored !== undefined && stored.version === LEDGER_VERSION && stored.signature === this.#signature) {
       this.#counters = stored;
     } else {
-      await this.#rebuild(true);
+      this.#progress = { since: Date.now(), phase: 'waiting', done: 0, total: 0, unavailable: this.unavailable() };
+      try {
+        await this.#rebuild(true);
+      } finally {
+        this.#progress = undefined;
+      }
       rebuilt = true;
     }
     this.#catalogue.addHook(this);
