@@ -78,8 +78,11 @@ export interface LedgerCounters {
 export interface RecountProgress {
   /** When the first of the pending recounts was asked for (ms since the epoch). */
   since: number;
-  /** `waiting`: for catalogue writes in flight to end; `assets`: the pass over the assets; `groups`: adding up the groups. */
-  phase: 'waiting' | 'assets' | 'groups';
+  /**
+   * `waiting`: for catalogue writes in flight to end; `clearing`: the old verdict index going;
+   * `assets`: the pass over the assets; `groups`: adding up the groups.
+   */
+  phase: 'waiting' | 'clearing' | 'assets' | 'groups';
   /** Assets recounted so far in this pass, of `total` (the catalogue's asset count when it started). */
   done: number;
   total: number;
@@ -505,12 +508,13 @@ export class Ledger implements CatalogueHook {
   async #rebuild(names: boolean): Promise<void> {
     const sub = this.#sub();
     const started = Date.now();
+    const progress = this.#progress;
+    if (progress !== undefined) progress.phase = 'clearing';
     await sub.del(K.counters, SYNC);
     // The by-name index does not depend on copies: kept unless the names are rebuilt too.
     for (const prefix of [K.unprot, K.lack, K.grp, K.gof, K.gacc, ...(names ? [K.byname] : [])])
       await sub.clear({ gte: prefix, lt: `${prefix}\xff` });
     const next = emptyCounters(this.#signature, this.targets);
-    const progress = this.#progress;
     if (progress !== undefined)
       Object.assign(progress, { phase: 'assets', done: 0, total: this.#catalogue.counters().assets });
     let ops: Array<{ type: 'put'; key: string; value: Record<string, unknown> }> = [];

@@ -90,6 +90,7 @@ export type LedgerSummary =
 /** "45 % (450,000 of 1,000,000 assets)", or what the recount waits for. */
 export function recountShare(r: RecountProgress): string {
   if (r.phase === 'waiting') return 'waiting for the commits in flight to end';
+  if (r.phase === 'clearing') return 'clearing the old verdicts';
   if (r.phase === 'groups') return 'adding up the sidecar groups';
   const pct = r.total === 0 ? 0 : Math.min(99, Math.floor((r.done / r.total) * 100));
   return `${pct} % (${r.done.toLocaleString('en-US')} of ${r.total.toLocaleString('en-US')} assets)`;

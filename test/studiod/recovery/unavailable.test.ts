@@ -315,4 +315,5 @@ t.test('the recount progress reads as a share of the assets', async (t) => {
   );
   t.equal(recountShare({ ...r, phase: 'assets', done: 0, total: 0 }), '0 % (0 of 0 assets)');
   t.equal(recountShare({ ...r, phase: 'groups', done: 5, total: 5 }), 'adding up the sidecar groups');
+  t.equal(recountShare({ ...r, phase: 'clearing', done: 0, total: 0 }), 'clearing the old verdicts');
 });
