@@ -39,6 +39,12 @@ export class ControlSocket {
     this.#log = log;
   }
 
+  /**
+   * While set, every command is answered with STUDIO_STARTING and this sentence (what studiod is
+   * doing and how far it is): studioctl can tell a starting studiod from one that is not running.
+   */
+  starting: (() => string) | undefined;
+
   register(cmd: string, handler: ControlHandler): void {
     if (this.#handlers.has(cmd)) throw new TypeError(`control command "${cmd}" registered twice`);
     this.#handlers.set(cmd, handler);
@@ -127,6 +133,12 @@ export class ControlSocket {
         throw new StudioError(STUDIO_CODES.controlRequest, 'Control request must be an object.');
       const r = req as { id?: unknown; cmd?: unknown; args?: unknown };
       id = r.id ?? null;
+      if (this.starting !== undefined)
+        throw new StudioError(
+          STUDIO_CODES.starting,
+          `studiod is starting: ${this.starting()}. Run the command again when it has started.`,
+          { retryable: true },
+        );
       const handler = typeof r.cmd === 'string' ? this.#handlers.get(r.cmd) : undefined;
       if (handler === undefined)
         throw new StudioError(

@@ -39,6 +39,8 @@ export const STUDIO_CODES = {
   controlRequest: 'STUDIO_CONTROL_REQUEST',
   /** studioctl could not reach studiod. Retryable. */
   notRunning: 'STUDIO_NOT_RUNNING',
+  /** studiod is starting (opening the catalogue, rebuilding the ledger): it answers once started. Retryable. */
+  starting: 'STUDIO_STARTING',
   /** Commit was interrupted because studiod is stopping. Retryable. */
   shuttingDown: 'STUDIO_SHUTTING_DOWN',
   /** An alert notice could not be delivered (webhook, e-mail): retryable per attempt; logged when the attempts run out. */

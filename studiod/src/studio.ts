@@ -3,9 +3,11 @@
  * link server and control socket, with an explicit lifecycle
  * (`await studio.open()`, `await studio.close()`).
  *
- * Start order: catalogue → sweep temp files of commits interrupted by a crash →
- * ledger → restore (sweeps temps of interrupted restores, watches archive requests) →
- * staging → link server → control socket. Close order is the reverse; in-flight
+ * Start order: catalogue → control socket (every command answered with STUDIO_STARTING and
+ * how far the start is, e.g. a ledger rebuild's share, until the end of open) → sweep temp
+ * files of commits interrupted by a crash → ledger → restore (sweeps temps of interrupted
+ * restores, watches archive requests) → staging → link server → the control socket's
+ * commands. Close order is the reverse; in-flight
  * commits finish (or are aborted and leave only temps that the next start sweeps).
  */
 import { chmod, mkdir, readdir, statfs } from 'node:fs/promises';
@@ -24,7 +26,7 @@ import { LOCAL_TARGETS, type StudiodConfig } from './config.js';
 import { ControlSocket } from './control-socket.js';
 import { STUDIO_CODES, StudioError } from './errors.js';
 import { LedgerService } from './ledger/service.js';
-import type { StudioStatus } from './ledger/status-report.js';
+import { recountShare, type StudioStatus } from './ledger/status-report.js';
 import { LinkServer } from './link/server.js';
 import { Alerts, type AlertsOptions } from './ops/alerts.js';
 import { Metrics } from './ops/metrics.js';
@@ -165,6 +167,17 @@ export class Studio {
     await catalogue.open();
     this.#catalogue = catalogue;
     await restrictDir(c.catalogue, this.log);
+    // Answering from here on: a start that takes long (a ledger rebuild of millions of assets)
+    // says so and how far it is, instead of looking like a studiod that is not running.
+    let phase = 'reading the catalogue';
+    this.#control = new ControlSocket(c.controlSocket, this.log);
+    this.#control.starting = () => {
+      const r = this.#ledger?.ledger.recounting();
+      return r === null || r === undefined
+        ? phase
+        : `rebuilding the 3-2-1 ledger from the catalogue, ${recountShare(r)}, since ${new Date(r.since).toISOString()}`;
+    };
+    await this.#control.open();
     // Pairings live in <stateDir>/pairings.json too: a lost catalogue does not unpair every laptop.
     const pairings = pairingsPath(c.stateDir);
     const { restored } = await reconcilePairings(catalogue, pairings, this.#now());
@@ -210,7 +223,9 @@ export class Studio {
       ...(this.#opts.ledger ?? {}),
       ...(metrics === undefined ? {} : { onCloudEvent: (e) => metrics.observeCloud(e) }),
     });
+    phase = 'opening the 3-2-1 ledger';
     await this.#ledger.open();
+    phase = 'opening the link, the recovery and the alerts';
     const ledger = this.#ledger;
     const sinkFactory = this.#opts.recovery?.sinkFactory ?? this.#opts.ledger?.cloudOptions?.sinkFactory;
     this.#restore = new RestoreService({
@@ -299,9 +314,8 @@ export class Studio {
     await this.#alerts.open();
     const alerts = this.#alerts;
     metrics?.attach({ ...sources, alerts: () => alerts.list() });
-    this.#control = new ControlSocket(c.controlSocket, this.log);
     this.#registerCommands(this.#control);
-    await this.#control.open();
+    this.#control.starting = undefined;
     await this.#ledger.availability.check();
     this.#ledger.startAvailabilityChecks();
     this.#ledger.startRecovery();

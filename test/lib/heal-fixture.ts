@@ -51,7 +51,10 @@ export async function recoveryFixture(
   opts: {
     cloud?: boolean;
     /** LedgerService options (the refill's and the scrub's rate limiters, the scrub's random choice). */
-    service?: Pick<ConstructorParameters<typeof LedgerService>[0], 'limiters' | 'random' | 'scrubChunk'>;
+    service?: Pick<
+      ConstructorParameters<typeof LedgerService>[0],
+      'limiters' | 'random' | 'scrubChunk' | 'recountWaitMs'
+    >;
     /** Config keys merged in (`scrub`, `refill`). */
     config?: Record<string, unknown>;
   } = {},

@@ -8,6 +8,8 @@ export const LEDGER_CODES = {
   unknownTarget: 'LEDGER_UNKNOWN_TARGET',
   /** `asset <name|hash>` matched nothing in the catalogue. Not retryable. */
   notFound: 'LEDGER_NOT_FOUND',
+  /** The 3-2-1 verdicts are being recounted after a target's availability changed; ask again when it ends. Retryable. */
+  recounting: 'LEDGER_RECOUNTING',
   /** A bad argument (e.g. `--sample` outside 0–100). Not retryable. */
   badArgument: 'LEDGER_BAD_ARGUMENT',
   /** A copy that no longer verifies was found and stopped counting (logged; seen in `status` last errors). A report, not thrown. */

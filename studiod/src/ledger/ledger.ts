@@ -34,7 +34,9 @@
  * verdict index and counters are recounted: one pass over the assets with
  * catalogue writes held (`Catalogue.exclusive`), names index untouched. A
  * crash during the recount leaves a signature that no longer matches, so the
- * next open recounts again.
+ * next open recounts again. While a recount is pending or running,
+ * `recounting()` says how far it is: the counters and the verdict index are
+ * then those of before (or half rewritten) and must not be shown as verdicts.
  */
 import { posix } from 'node:path';
 import { evaluatePolicy, nameKey, type CopyFact, type PolicyConfig, type PolicyVerdict } from '@studio321/protocol';
@@ -70,6 +72,22 @@ export interface LedgerCounters {
   /** Sidecar groups (RAW + JPEG + sidecars; a lone file is a group of one), and those whose every member is compliant. */
   groups: number;
   groupsCompliant: number;
+}
+
+/** A recount under way (`Ledger.recounting`): what `studioctl status` shows instead of verdicts. */
+export interface RecountProgress {
+  /** When the first of the pending recounts was asked for (ms since the epoch). */
+  since: number;
+  /**
+   * `waiting`: for catalogue writes in flight to end; `clearing`: the old verdict index going;
+   * `assets`: the pass over the assets; `groups`: adding up the groups.
+   */
+  phase: 'waiting' | 'clearing' | 'assets' | 'groups';
+  /** Assets recounted so far in this pass, of `total` (the catalogue's asset count when it started). */
+  done: number;
+  total: number;
+  /** The targets whose copies will not count once it ends. */
+  unavailable: string[];
 }
 
 /** `grp!<group key>`: members counted and how many of them are not compliant. */
@@ -156,6 +174,12 @@ export class Ledger implements CatalogueHook {
   readonly #log: LedgerOptions['log'];
   #db: LedgerDb | undefined;
   #counters: LedgerCounters;
+  /** Recounts asked for and not yet ended (setUnavailable), and the progress of the one running. */
+  #pending = 0;
+  #progress: RecountProgress | undefined;
+  #settled: Promise<void> = Promise.resolve();
+  /** `recountAsked()` callers waiting for the next recount to be asked for. */
+  readonly #askedWaiters = new Set<() => void>();
 
   constructor(opts: LedgerOptions) {
     this.#catalogue = opts.catalogue;
@@ -193,13 +217,55 @@ export class Ledger implements CatalogueHook {
    * and counters (one pass over the assets, catalogue writes held meanwhile).
    */
   setUnavailable(targets: readonly string[]): Promise<void> {
-    return this.#catalogue.exclusive(async () => {
-      const next = new Set(targets);
-      if (next.size === this.#unavailable.size && [...next].every((t) => this.#unavailable.has(t))) return;
-      this.#unavailable = next;
-      this.#signature = this.#signatureOf(next);
-      await this.#rebuild(false);
+    this.#pending++;
+    const unavailable = [...targets].sort();
+    if (this.#progress === undefined)
+      this.#progress = { since: Date.now(), phase: 'waiting', done: 0, total: 0, unavailable };
+    else this.#progress.unavailable = unavailable;
+    const p = this.#catalogue
+      .exclusive(async () => {
+        const next = new Set(targets);
+        if (next.size === this.#unavailable.size && [...next].every((t) => this.#unavailable.has(t))) return;
+        this.#unavailable = next;
+        this.#signature = this.#signatureOf(next);
+        await this.#rebuild(false);
+      })
+      .finally(() => {
+        if (--this.#pending === 0) this.#progress = undefined;
+        else if (this.#progress !== undefined) this.#progress.phase = 'waiting';
+      });
+    this.#settled = p.catch(() => undefined);
+    for (const wake of this.#askedWaiters) wake();
+    this.#askedWaiters.clear();
+    return p;
+  }
+
+  /** `asked` resolves as soon as a recount is pending (at once if one is); `cancel` stops waiting. */
+  recountAsked(): { asked: Promise<void>; cancel(): void } {
+    if (this.#progress !== undefined) return { asked: Promise.resolve(), cancel: () => undefined };
+    let wake: () => void = () => undefined;
+    const asked = new Promise<void>((resolve) => {
+      wake = resolve;
+      this.#askedWaiters.add(resolve);
     });
+    return { asked, cancel: () => this.#askedWaiters.delete(wake) };
+  }
+
+  /**
+   * A recount asked for and not yet ended (`setUnavailable`), or null. While it is not null the
+   * counters and the verdict index are not the truth for the targets available now.
+   */
+  recounting(): RecountProgress | null {
+    return this.#progress === undefined ? null : { ...this.#progress, unavailable: [...this.#progress.unavailable] };
+  }
+
+  /** Resolves once every recount asked for so far has ended (whether or not it succeeded). */
+  async settled(): Promise<void> {
+    let last: Promise<void>;
+    do {
+      last = this.#settled;
+      await last;
+    } while (last !== this.#settled);
   }
 
   /**
@@ -218,7 +284,12 @@ export class Ledger implements CatalogueHook {
     if (stored !== undefined && stored.version === LEDGER_VERSION && stored.signature === this.#signature) {
       this.#counters = stored;
     } else {
-      await this.#rebuild(true);
+      this.#progress = { since: Date.now(), phase: 'waiting', done: 0, total: 0, unavailable: this.unavailable() };
+      try {
+        await this.#rebuild(true);
+      } finally {
+        this.#progress = undefined;
+      }
       rebuilt = true;
     }
     this.#catalogue.addHook(this);
@@ -437,11 +508,15 @@ export class Ledger implements CatalogueHook {
   async #rebuild(names: boolean): Promise<void> {
     const sub = this.#sub();
     const started = Date.now();
+    const progress = this.#progress;
+    if (progress !== undefined) progress.phase = 'clearing';
     await sub.del(K.counters, SYNC);
     // The by-name index does not depend on copies: kept unless the names are rebuilt too.
     for (const prefix of [K.unprot, K.lack, K.grp, K.gof, K.gacc, ...(names ? [K.byname] : [])])
       await sub.clear({ gte: prefix, lt: `${prefix}\xff` });
     const next = emptyCounters(this.#signature, this.targets);
+    if (progress !== undefined)
+      Object.assign(progress, { phase: 'assets', done: 0, total: this.#catalogue.counters().assets });
     let ops: Array<{ type: 'put'; key: string; value: Record<string, unknown> }> = [];
     const flush = async (atLeast: number): Promise<void> => {
       if (ops.length < atLeast || ops.length === 0) return;
@@ -462,9 +537,11 @@ export class Ledger implements CatalogueHook {
       ops.push({ type: 'put', key: `${K.gacc}${key}\0${asset.hash}`, value: { group: key, unsafe: !c.compliant } });
       if (nameRecs !== undefined)
         for (const o of this.#nameOps(asset.hash, nameRecs)) ops.push({ type: 'put', key: o.key, value: {} });
+      if (progress !== undefined) progress.done++;
       await flush(5000);
     }
     await flush(1);
+    if (progress !== undefined) progress.phase = 'groups';
     // The groups: each one's members are consecutive in `gacc!`.
     let group: { key: string; g: GroupRecord } | undefined;
     const closeGroup = (): void => {

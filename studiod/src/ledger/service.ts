@@ -39,7 +39,7 @@ import { RECOVERY_CODES, RecoveryError } from '../recovery/errors.js';
 import type { ControlSocket } from '../control-socket.js';
 import { Ledger } from './ledger.js';
 import { LEDGER_CODES, LedgerError } from './errors.js';
-import { buildStatusReport, type StatusReport } from './status-report.js';
+import { buildStatusReport, recountShare, type StatusReport } from './status-report.js';
 import type { StudioStatus } from './status-report.js';
 import { verifyCopies, type VerifyOptions, type VerifyReport } from './verify-copies.js';
 import { Quarantine } from '../recovery/quarantine.js';
@@ -67,6 +67,31 @@ export interface LedgerServiceOptions {
   scrubChunk?: number;
   /** Every event of the cloud forwarder (`cloud.uploaded`, `cloud.parked`, …): the metrics read them. */
   onCloudEvent?: (event: Record<string, unknown>) => void;
+  /**
+   * How long `status` (and `assets --unprotected`) wait for a ledger recount before answering with
+   * its progress instead (ms; default RECOUNT_WAIT_MS).
+   */
+  recountWaitMs?: number;
+}
+
+/**
+ * A recount after a target's availability changed takes about a minute a million assets: status
+ * waits this long for it, then answers with its progress (and no verdicts) rather than keep the
+ * admin waiting past studioctl's timeout.
+ */
+export const RECOUNT_WAIT_MS = 2_000;
+
+/** Whether `p` settled within `ms`; its rejection is thrown if it did. A later rejection is left to its owner. */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface AssetView {
@@ -353,8 +378,16 @@ export class LedgerService {
 
   async report(base: StudioStatus): Promise<StatusReport> {
     // A cheap check (stat + marker per local target) so the verdict turns honest
-    // at once; a transition recounts the ledger before the report is built.
-    await this.availability.check();
+    // at once; a transition recounts the ledger. A recount that takes longer than
+    // the wait is shown with its progress instead of verdicts (buildStatusReport).
+    const check = this.availability.check();
+    if (!(await settledWithin(check, this.#o.recountWaitMs ?? RECOUNT_WAIT_MS))) {
+      // Only a recount is worth answering early for (with its progress): a check that is slow
+      // itself (a hung disk) is waited for, or the report would show that target as it was.
+      const { asked, cancel } = this.ledger.recountAsked();
+      await Promise.race([check, asked]).finally(cancel);
+      check.catch((err: unknown) => this.#o.log.warn({ err }, 'target availability check failed'));
+    }
     return buildStatusReport({
       base,
       availability: this.availability.states(),
@@ -508,6 +541,21 @@ export class LedgerService {
     return [...out.values()];
   }
 
+  /**
+   * Wait (RECOUNT_WAIT_MS at most) for a recount of the verdicts: the index of unprotected assets is
+   * half rewritten while one runs, so a list read from it then would be wrong.
+   */
+  async #verdictsSettled(): Promise<void> {
+    await settledWithin(this.ledger.settled(), this.#o.recountWaitMs ?? RECOUNT_WAIT_MS);
+    const r = this.ledger.recounting();
+    if (r === null) return;
+    throw new LedgerError(
+      LEDGER_CODES.recounting,
+      `The 3-2-1 verdicts are being recounted after a target's availability changed (${recountShare(r)}); the list would be wrong until that ends. Run the command again in a minute; \`studioctl status\` shows the progress.`,
+      { retryable: true, detail: { ...r } },
+    );
+  }
+
   registerCommands(ctl: ControlSocket): void {
     ctl.register('assets', async (args) => {
       const limit = Math.min(
@@ -523,6 +571,7 @@ export class LedgerService {
       const items: AssetView[] = [];
       // With a filter every asset is looked at, so `total` counts the matches, not the catalogue.
       let total = 0;
+      if (unprotected) await this.#verdictsSettled();
       const source: AsyncIterable<string> = unprotected ? this.ledger.unprotected() : this.#allHashes();
       for await (const hash of source) {
         if (!filtered && items.length >= limit) break;

@@ -19,7 +19,7 @@ import type { CloudForwarder, CloudTargetStatus } from '../cloud/cloud-forwarder
 import type { CloudTargetConfig } from '../cloud/cloud-target.js';
 import type { UploadWindowStatus } from '../cloud/upload-window.js';
 import { LOCAL_TARGETS, type StudiodConfig } from '../config.js';
-import type { Ledger, LedgerCounters } from './ledger.js';
+import type { Ledger, LedgerCounters, RecountProgress } from './ledger.js';
 import type { LinkServer } from '../link/server.js';
 import type { RecentError } from '@studio321/protocol';
 import type { VerifyReport } from './verify-copies.js';
@@ -37,8 +37,11 @@ export interface TargetReport {
   /** Verified copies recorded on this target. */
   copies: number;
   bytes: number;
-  /** Expected targets only: assets without a verified copy here. */
-  missing: { count: number; bytes: number; oldestCommittedAt: string | null } | null;
+  /**
+   * Expected targets only: assets without a verified copy here (`count`/`bytes` null while the
+   * ledger recounts: not known until it ends).
+   */
+  missing: { count: number | null; bytes: number | null; oldestCommittedAt: string | null } | null;
   /** Local targets: free space (null when the root cannot be read). */
   freeBytes?: number | null;
   available?: boolean;
@@ -72,9 +75,35 @@ export interface StudioStatus {
   memory?: NodeJS.MemoryUsage;
 }
 
+type Verdicts = Omit<LedgerCounters, 'signature' | 'version' | 'lacking'>;
+
+/**
+ * The ledger's counts in a report. While a recount runs, what depends on which targets count
+ * (compliant, not compliant, why, safe groups) is null: not known, never the counts of before.
+ */
+export type LedgerSummary =
+  | Verdicts
+  | (Pick<Verdicts, 'assets' | 'bytes' | 'groups'> & {
+      [K in Exclude<keyof Verdicts, 'assets' | 'bytes' | 'groups'>]: null;
+    });
+
+/** "45 % (450,000 of 1,000,000 assets)", or what the recount waits for. */
+export function recountShare(r: RecountProgress): string {
+  if (r.phase === 'waiting') return 'waiting for the commits in flight to end';
+  if (r.phase === 'clearing') return 'clearing the old verdicts';
+  if (r.phase === 'groups') return 'adding up the sidecar groups';
+  const pct = r.total === 0 ? 0 : Math.min(99, Math.floor((r.done / r.total) * 100));
+  return `${pct} % (${r.done.toLocaleString('en-US')} of ${r.total.toLocaleString('en-US')} assets)`;
+}
+
 export interface StatusReport extends StudioStatus {
   policy: PolicyConfig;
-  ledger: Omit<LedgerCounters, 'signature' | 'version' | 'lacking'>;
+  ledger: LedgerSummary;
+  /**
+   * A recount of the verdicts after a target's availability changed, while it runs: then `ledger`'s
+   * verdicts and each target's `missing` counts are null (not known until it ends).
+   */
+  recount: RecountProgress | null;
   /** One row per archive target, local first, then cloud. */
   targetReport: TargetReport[];
   /**
@@ -124,10 +153,28 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> {
   const started = performance.now();
-  const { version: _v, signature: _s, lacking, ...ledger } = i.ledger.counters();
+  const { version: _v, signature: _s, lacking, ...counted } = i.ledger.counters();
+  // Read after the counters: a recount that ends in between is then shown as running, never the reverse.
+  const recount = i.ledger.recounting();
+  const ledger: LedgerSummary =
+    recount === null
+      ? counted
+      : {
+          assets: counted.assets,
+          bytes: counted.bytes,
+          groups: counted.groups,
+          compliant: null,
+          compliantBytes: null,
+          notCompliant: null,
+          notCompliantBytes: null,
+          missing: null,
+          groupsCompliant: null,
+        };
   const copies = i.base.counters.copies;
   const rows: TargetReport[] = [];
   const missingOf = async (t: string): Promise<TargetReport['missing']> => {
+    // The lacking index is half rewritten while a recount runs: nothing is read from it then.
+    if (recount !== null) return { count: null, bytes: null, oldestCommittedAt: null };
     const l = lacking[t] ?? { count: 0, bytes: 0 };
     return {
       count: l.count,
@@ -192,9 +239,10 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
     ...i.base,
     policy: i.ledger.policy,
     ledger,
+    recount,
     targetReport: rows,
     fieldCopies,
-    unavailableTargets: i.ledger.unavailable(),
+    unavailableTargets: recount?.unavailable ?? i.ledger.unavailable(),
     agents: {
       paired: agents.filter((a) => a.revokedAt === undefined).length,
       revoked: agents.filter((a) => a.revokedAt !== undefined).length,
@@ -224,7 +272,7 @@ export function formatStatusReport(r: StatusReport): string {
   out.push(`Assets: ${plural(L.assets, 'asset')} (${formatBytes(L.bytes)})`);
   if (L.assets > 0)
     out.push(
-      `  in ${plural(L.groups, 'group')} (RAW + JPEG + sidecars), ${L.groupsCompliant.toLocaleString('en-US')} 3-2-1 safe (a group is safe when every member is)`,
+      `  in ${plural(L.groups, 'group')} (RAW + JPEG + sidecars), ${L.groupsCompliant === null ? 'how many are' : L.groupsCompliant.toLocaleString('en-US')} 3-2-1 safe${L.groupsCompliant === null ? ' is being recounted' : ''} (a group is safe when every member is)`,
     );
   const down = r.targetReport.filter((t) => t.unavailable !== undefined && t.unavailable !== null);
   for (const t of down) {
@@ -234,6 +282,12 @@ export function formatStatusReport(r: StatusReport): string {
   }
   if (L.assets === 0) {
     out.push('  nothing received yet');
+  } else if (L.compliant === null || r.recount !== null) {
+    const since = r.recount === null ? '' : ` (since ${new Date(r.recount.since).toISOString()})`;
+    out.push(
+      `  3-2-1 verdicts: RECOUNTING after a target's availability changed: ${r.recount === null ? '' : recountShare(r.recount)}${since}`,
+    );
+    out.push('  which assets are 3-2-1 safe is not known until it ends: run studioctl status again');
   } else if (L.notCompliant === 0 && down.length === 0) {
     out.push(
       `  3-2-1 compliant: ${L.compliant.toLocaleString('en-US')} of ${L.assets.toLocaleString('en-US')} — every asset is 3-2-1 safe`,
@@ -266,9 +320,11 @@ export function formatStatusReport(r: StatusReport): string {
       out.push(
         `      quarantine: ${plural(t.quarantine.count, 'damaged file')} (${formatBytes(t.quarantine.bytes)}) in ${t.root ?? ''}/.s321-quarantine`,
       );
-    if (t.missing !== null && t.missing.count > 0) {
+    const m = t.missing;
+    if (m !== null && m.count === null) out.push('      missing here: being recounted');
+    else if (m !== null && m.count !== null && m.count > 0) {
       out.push(
-        `      missing here: ${plural(t.missing.count, 'asset')} (${formatBytes(t.missing.bytes)}), oldest committed ${t.missing.oldestCommittedAt ?? '?'}`,
+        `      missing here: ${plural(m.count, 'asset')} (${formatBytes(m.bytes ?? 0)}), oldest committed ${m.oldestCommittedAt ?? '?'}`,
       );
     }
     const w = t.queue?.window ?? null;

@@ -160,6 +160,7 @@ export class Alerts {
   async #overdue(now: number): Promise<Unprotected> {
     const out: Unprotected = new Map();
     const ledger = this.#o.ledger.ledger;
+    await ledger.settled(); // the lack! index is half rewritten while a recount runs
     if (ledger.counters().notCompliant === 0) return out;
     const before = now - this.#o.config.unprotectedGraceHours * HOUR_MS;
     const seen = new Set<string>();

@@ -6,7 +6,7 @@
 import type { AgentRecord, Catalogue } from '../catalogue.js';
 import type { CloudTargetStatus } from '../cloud/cloud-forwarder.js';
 import { LOCAL_TARGETS } from '../config.js';
-import type { LedgerCounters } from '../ledger/ledger.js';
+import type { LedgerCounters, RecountProgress } from '../ledger/ledger.js';
 import type { LedgerService } from '../ledger/service.js';
 import type { StudioStatus } from '../ledger/status-report.js';
 import type { ScrubTargetStatus } from '../recovery/scrub.js';
@@ -26,6 +26,8 @@ export interface OpsFigures {
   copies: Record<string, { count: number; bytes: number }>;
   cloud: CloudTargetStatus[];
   ledger: LedgerCounters;
+  /** A recount of the verdicts under way (Ledger.recounting): `ledger`'s verdict counts are those of before it. */
+  recounting: RecountProgress | null;
   scrub: ScrubTargetStatus[];
   agents: Array<AgentRecord & { connected: boolean }>;
 }
@@ -61,6 +63,7 @@ export async function readFigures(s: OpsSources): Promise<OpsFigures> {
     copies: base.counters.copies,
     cloud: (await s.ledger.cloud?.status()) ?? [],
     ledger: s.ledger.ledger.counters(),
+    recounting: s.ledger.ledger.recounting(),
     scrub: s.ledger.scrubber.statuses(),
     agents,
   };

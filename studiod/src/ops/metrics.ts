@@ -51,6 +51,10 @@ export class Metrics {
     gauge('studiod_assets_compliant', 'Assets that meet the 3-2-1 policy.');
     gauge('studiod_assets_unprotected', 'Assets below the 3-2-1 policy.');
     gauge('studiod_assets_unprotected_bytes', 'Bytes of the assets below the 3-2-1 policy.');
+    gauge(
+      'studiod_ledger_recounting',
+      'A recount of the 3-2-1 verdicts after a target availability change is under way (1): the compliant/unprotected gauges keep the values of before it until it ends.',
+    );
     gauge('studiod_scrub_pass_assets', 'Assets checked so far by the scrub pass under way.', ['target']);
     gauge('studiod_scrub_pass_ratio', 'Share of the assets the scrub pass under way has checked (0..1).', ['target']);
     gauge('studiod_scrub_last_full_timestamp_seconds', 'End of the last full scrub pass (unix seconds).', ['target']);
@@ -130,6 +134,7 @@ export class Metrics {
     G('studiod_assets_compliant').set(f.ledger.compliant);
     G('studiod_assets_unprotected').set(f.ledger.notCompliant);
     G('studiod_assets_unprotected_bytes').set(f.ledger.notCompliantBytes);
+    G('studiod_ledger_recounting').set(f.recounting === null ? 0 : 1);
     for (const s of f.scrub) {
       const done = s.current?.assets ?? 0;
       G('studiod_scrub_pass_assets').set({ target: s.target }, done);

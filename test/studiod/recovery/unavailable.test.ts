@@ -216,3 +216,104 @@ t.test('the periodic check notices a target going and coming back (event-driven,
   await p;
   t.same(changes, [['raid'], []], 'gone, then back');
 });
+
+t.test(
+  'a recount longer than the wait: status answers at once with its progress and no verdicts; the list refuses',
+  async (t) => {
+    const fx = await recoveryFixture({ service: { recountWaitMs: 0 } });
+    t.teardown(() => fx.close());
+    const assets = await fx.commit(3);
+    const first = assets[0];
+    if (first === undefined) throw new Error('no asset');
+    await dropCopy(fx, first.hash, 'cloud-west'); // compliant only while the RAID counts
+    const before = await fx.service.report(base(fx));
+    t.match(before.ledger, { assets: 3, compliant: 3, notCompliant: 0 });
+    t.equal(before.recount, null);
+
+    // Catalogue writes held (a long commit batch stands for the catalogue a recount has to get
+    // through): the recount that the RAID's loss asks for cannot start until they are released.
+    let release: () => void = () => undefined;
+    const held = fx.catalogue.exclusive(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+    );
+    const raid = fx.config.targets.raid.root;
+    await rename(raid, `${raid}.old-disk`);
+    await mkdir(raid); // no marker
+    const during = await fx.service.report(base(fx));
+    t.match(during.recount, { phase: 'waiting', unavailable: ['raid'] }, 'the recount is pending, and says so');
+    t.same(during.unavailableTargets, ['raid']);
+    t.match(
+      during.ledger,
+      {
+        assets: 3,
+        groups: 3,
+        compliant: null,
+        compliantBytes: null,
+        notCompliant: null,
+        notCompliantBytes: null,
+        missing: null,
+        groupsCompliant: null,
+      },
+      'no verdict from before the change: unknown, not "3 compliant"',
+    );
+    for (const row of during.targetReport)
+      if (row.missing !== null) t.same(row.missing, { count: null, bytes: null, oldestCommittedAt: null }, row.target);
+    const text = formatStatusReport(during);
+    t.match(
+      text,
+      /3-2-1 verdicts: RECOUNTING after a target's availability changed: waiting for the commits in flight/,
+    );
+    t.match(text, /not known until it ends/);
+    t.match(text, /TARGET RAID UNAVAILABLE since/);
+    t.notMatch(text, /every asset is 3-2-1 safe|3-2-1 compliant:/, 'nothing reads as safe');
+    t.match(text, /missing here: being recounted/);
+
+    // `assets --unprotected` reads the index the recount rewrites: it refuses rather than list wrong.
+    const handlers = new Map<string, (args: Record<string, unknown>, ctx: unknown) => Promise<unknown>>();
+    fx.service.registerCommands({ register: (name: string, fn: never) => handlers.set(name, fn) } as never);
+    const list = handlers.get('assets');
+    if (list === undefined) throw new Error('no assets command');
+    await t.rejects(list({ unprotected: true }, {}), {
+      code: 'LEDGER_RECOUNTING',
+      retryable: true,
+      message: /recounted .*waiting for the commits in flight.*Run the command again/,
+    });
+
+    release();
+    await held;
+    await fx.service.ledger.settled();
+    t.equal(fx.service.ledger.recounting(), null, 'nothing pending once it ended');
+    const after = await fx.service.report(base(fx));
+    t.equal(after.recount, null);
+    t.match(after.ledger, { assets: 3, compliant: 2, notCompliant: 1 }, 'the verdicts without the RAID');
+    t.same(strip(fx.service.ledger.counters()), await recount(fx), 'counters equal a full recount');
+    t.notMatch(formatStatusReport(after), /RECOUNTING/);
+    const listed = (await list({ unprotected: true }, {})) as { total: number; items: Array<{ hash: string }> };
+    t.same(
+      listed.items.map((i) => i.hash),
+      [first.hash],
+      'the list once the recount ended',
+    );
+    t.equal(listed.total, 1);
+  },
+);
+
+t.test('the recount progress reads as a share of the assets', async (t) => {
+  const { recountShare } = await import('@studio321/studiod/ledger');
+  const r = { since: 0, unavailable: ['raid'] };
+  t.equal(
+    recountShare({ ...r, phase: 'assets', done: 450_000, total: 1_000_000 }),
+    '45 % (450,000 of 1,000,000 assets)',
+  );
+  t.equal(
+    recountShare({ ...r, phase: 'assets', done: 5, total: 5 }),
+    '99 % (5 of 5 assets)',
+    'never 100 % before it ends',
+  );
+  t.equal(recountShare({ ...r, phase: 'assets', done: 0, total: 0 }), '0 % (0 of 0 assets)');
+  t.equal(recountShare({ ...r, phase: 'groups', done: 5, total: 5 }), 'adding up the sidecar groups');
+  t.equal(recountShare({ ...r, phase: 'clearing', done: 0, total: 0 }), 'clearing the old verdicts');
+});

@@ -28,7 +28,7 @@ async function windowGauge(st: CloudTargetStatus | undefined): Promise<number | 
   if (st === undefined) return undefined;
   const m = new Metrics(createLogger({ name: 'test', level: 'silent' }));
   const ledger = { assets: 0, compliant: 0, notCompliant: 0, notCompliantBytes: 0 } as OpsFigures['ledger'];
-  m.set({ at: 0, local: [], copies: {}, cloud: [st], ledger, scrub: [], agents: [] });
+  m.set({ at: 0, local: [], copies: {}, cloud: [st], ledger, recounting: null, scrub: [], agents: [] });
   const line = (await m.registry.metrics()).split('\n').find((l) => l.startsWith('studiod_cloud_window_open{'));
   return line === undefined ? undefined : Number(line.split(' ').pop());
 }
