@@ -96,6 +96,11 @@ export class FolderIntents {
   /** Deletes the records of the folders of `dirs` that no commit holds now (one queued batch). */
   async clearIdle(dirs: readonly string[]): Promise<void> {
     const idle = dirs.filter((d) => !this.#held.has(d));
-    if (idle.length > 0) await this.#catalogue.clearIntents(idle).catch(() => undefined);
+    if (idle.length === 0) return;
+    try {
+      await this.#catalogue.clearIntents(idle);
+    } catch {
+      // Not deleted (a failed batch, a catalogue closing: it throws at once): the next start sweeps them.
+    }
   }
 }
