@@ -118,6 +118,12 @@ export function errorFields(err: unknown): Record<string, unknown> {
 
 function safeStringify(record: Record<string, unknown>): string {
   try {
+    // Without a replacer first: V8's fast path (a replacer function is called for every key).
+    return JSON.stringify(record);
+  } catch {
+    // A BigInt (or a cycle: the fallback below).
+  }
+  try {
     return JSON.stringify(record, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   } catch {
     // Circular or otherwise unserialisable event: keep the message, drop the fields.

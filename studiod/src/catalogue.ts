@@ -107,18 +107,30 @@ export interface CommitRecord {
   storedPaths: Array<{ key: string; value: StoredPathRecord }>;
   /** Operations of other modules for the same batch (the folder's pending ASC MHL entry, commit/mhl-history.ts). */
   extra?: HookOp[];
+  /**
+   * The intents (`intent!<id>`) this batch deletes: the folders no commit writes in any more
+   * (commit/folder-intents.ts), none; absent: the asset's own `intent!<hash>` (putIntent).
+   */
+  clearIntents?: readonly string[];
 }
 
-/** A commit in progress: the directories its temp files may be in (swept at start after a crash). */
+/**
+ * A commit in progress: the directories its temp files may be in (swept at start after a crash).
+ * Keyed `intent!<hash>` (putIntent: one commit), or `intent!<folder>` for a folder commits write
+ * in (putFolderIntents, commit/folder-intents.ts: no hash).
+ */
 export interface CommitIntentRecord {
-  hash: string;
+  hash?: string;
   dirs: string[];
   startedAt: number;
 }
 
 type Json = Record<string, unknown>;
-/** What the group commit writes: an intent, or a receipt-making commit record. */
-type GroupItem = { intent: CommitIntentRecord } | { commit: CommitRecord };
+/** What the group commit writes: intents (keyed by id), intents deleted, or a receipt-making commit record. */
+type GroupItem =
+  | { intents: Array<{ id: string; value: CommitIntentRecord }> }
+  | { clearIntents: readonly string[] }
+  | { commit: CommitRecord };
 type Op = { type: 'put'; key: string; value: Json } | { type: 'del'; key: string };
 
 /** What one catalogue write changes for one asset — handed to hooks (the ledger, the cloud enqueue). */
@@ -255,6 +267,9 @@ interface ReadBatch {
   keys: string[];
   waiters: Array<{ resolve: (v: Json | undefined) => void; reject: (err: unknown) => void }>;
 }
+
+/** Copy records read at a time per hash by copiesOfMany (an asset has a few: its targets and field claims). */
+const COPIES_READ_AT_ONCE = 8;
 
 /** What a whole-range pass reads from LevelDB at a time (16 KiB by default: half the CPU per record at 1 MiB). */
 const PASS_READ_BYTES = 1024 * 1024;
@@ -509,6 +524,37 @@ export class Catalogue {
     return this.#ofHash<CopyRecord>(P.copy, hash);
   }
 
+  /**
+   * copiesOf of each of `hashes`, in their order: ONE iterator over the copy records, sought to each
+   * hash in key order (a verdict request's hashes), not one range read each.
+   */
+  async copiesOfMany(hashes: readonly string[]): Promise<CopyRecord[][]> {
+    const found = new Map<string, CopyRecord[]>();
+    const it = this.#open().iterator({ gt: P.copy, lt: `${P.copy}\xff` });
+    try {
+      for (const hash of [...new Set(hashes)].sort()) {
+        const prefix = `${P.copy}${hash}${SEP}`;
+        const out: CopyRecord[] = [];
+        it.seek(prefix);
+        for (let more = true; more; ) {
+          const entries = await it.nextv(COPIES_READ_AT_ONCE);
+          more = entries.length === COPIES_READ_AT_ONCE;
+          for (const [k, v] of entries) {
+            if (!k.startsWith(prefix)) {
+              more = false;
+              break;
+            }
+            out.push(v as unknown as CopyRecord);
+          }
+        }
+        found.set(hash, out);
+      }
+    } finally {
+      await it.close();
+    }
+    return hashes.map((h) => found.get(h) ?? []);
+  }
+
   async namesOf(hash: string): Promise<NameRecord[]> {
     return this.#ofHash<NameRecord>(P.name, hash);
   }
@@ -556,9 +602,21 @@ export class Catalogue {
   }
 
   /** Durably note that a commit of `hash` may leave temp files in `dirs` (grouped like commitAsset). */
-  putIntent(rec: CommitIntentRecord): Promise<void> {
+  putIntent(rec: CommitIntentRecord & { hash: string }): Promise<void> {
     this.#open();
-    return this.#group.commit({ intent: rec });
+    return this.#group.commit({ intents: [{ id: rec.hash, value: rec }] });
+  }
+
+  /** Durably note that commits may leave temp files in each of `dirs`: `intent!<dir>` each (grouped like commitAsset). */
+  putFolderIntents(dirs: readonly string[], startedAt: number): Promise<void> {
+    this.#open();
+    return this.#group.commit({ intents: dirs.map((d) => ({ id: d, value: { dirs: [d], startedAt } })) });
+  }
+
+  /** Deletes the intents `intent!<id>` of `ids` (grouped like commitAsset). */
+  clearIntents(ids: readonly string[]): Promise<void> {
+    this.#open();
+    return this.#group.commit({ clearIntents: ids });
   }
 
   /** Synced batches the group commit wrote, and the intents and commits in them (the benches read these). */
@@ -592,8 +650,13 @@ export class Catalogue {
     const storedAssets = new Map(assetHashes.map((h, i) => [h, assetValues[i] as AssetRecord | undefined]));
     const storedCopies = new Set(copyKeys.filter((_, i) => copyValues[i] !== undefined));
     for (const item of items) {
-      if ('intent' in item) {
-        ops.push({ type: 'put', key: P.intent + item.intent.hash, value: item.intent as unknown as Json });
+      if ('intents' in item) {
+        for (const i of item.intents)
+          ops.push({ type: 'put', key: P.intent + i.id, value: i.value as unknown as Json });
+        continue;
+      }
+      if ('clearIntents' in item) {
+        for (const id of item.clearIntents) ops.push({ type: 'del', key: P.intent + id });
         continue;
       }
       const rec = item.commit;
@@ -615,7 +678,7 @@ export class Catalogue {
       }
       for (const s of rec.storedPaths)
         ops.push({ type: 'put', key: P.stored + s.key, value: s.value as unknown as Json });
-      ops.push({ type: 'del', key: P.intent + hash });
+      for (const id of rec.clearIntents ?? [hash]) ops.push({ type: 'del', key: P.intent + id });
       for (const op of rec.extra ?? []) extra.push(op);
       if (this.#hooks.length > 0) {
         // A new asset has no copy stored yet (copies are written with their asset): no range read.
@@ -632,20 +695,24 @@ export class Catalogue {
         });
       }
     }
-    ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
+    // A group of intents alone changes no counter.
+    if (commits.length > 0) ops.push({ type: 'put', key: `${P.counter}all`, value: next as unknown as Json });
     const hooks = await this.#runHooks(changes);
     await this.#batch(ops, [...hooks.ops, ...extra]);
     this.#counters = next;
     hooks.commit();
   }
 
-  clearIntent(hash: string): Promise<void> {
-    return this.#write(() => this.#open().del(P.intent + hash, SYNC));
+  /** Deletes `intent!<id>` (a hash, or a folder: see CommitIntentRecord). */
+  clearIntent(id: string): Promise<void> {
+    return this.#write(() => this.#open().del(P.intent + id, SYNC));
   }
 
-  async intents(): Promise<CommitIntentRecord[]> {
-    const out: CommitIntentRecord[] = [];
-    for await (const v of this.#values<CommitIntentRecord>(P.intent)) out.push(v);
+  /** Every intent left, with its id (what clearIntent takes). */
+  async intents(): Promise<Array<CommitIntentRecord & { id: string }>> {
+    const out: Array<CommitIntentRecord & { id: string }> = [];
+    for await (const [k, v] of this.#open().iterator({ gt: P.intent, lt: `${P.intent}\xff` }))
+      out.push({ id: k.slice(P.intent.length), ...(v as unknown as CommitIntentRecord) });
     return out;
   }
 

@@ -205,7 +205,7 @@ export class Studio {
         });
         if (n > 0) this.log.info({ dir, removed: n, hash: intent.hash }, 'removed temp files of an interrupted commit');
       }
-      await catalogue.clearIntent(intent.hash);
+      await catalogue.clearIntent(intent.id);
     }
     // Before anything commits or uploads: the metrics count from the first event.
     const metrics = c.metrics === undefined ? undefined : new Metrics(this.log);

@@ -61,6 +61,7 @@ import { checkTarget } from './target-check.js';
 import type { StagedFile } from './staging.js';
 import type { StudioMhl } from './mhl-history.js';
 import { SmallGroupWriter } from './small-commit.js';
+import { FolderIntents } from './folder-intents.js';
 
 /** The most distinct-name suffixes tried before giving up (STUDIO_NO_FREE_NAME). */
 const MAX_NAME_SUFFIX = 1000;
@@ -218,6 +219,8 @@ export class Committer {
   readonly #live = new Set<AbortController>();
   /** The small-file group worker (started on first use). */
   readonly #small = new SmallGroupWriter();
+  /** The `intent!<folder>` records of the folders commits write in (step 4). */
+  readonly #intents: FolderIntents;
   #inFlight = 0;
 
   constructor(opts: CommitterOptions) {
@@ -228,6 +231,7 @@ export class Committer {
     this.#onDamagedCopy = opts.onDamagedCopy;
     this.#mhl = opts.mhl;
     this.#now = opts.now ?? Date.now;
+    this.#intents = new FolderIntents(this.#catalogue, this.#now);
     this.#signal = opts.signal;
     this.#signal?.addEventListener(
       'abort',
@@ -446,95 +450,108 @@ export class Committer {
     /** Names whose damaged copy was already moved aside once (tried again once, never in a loop). */
     const cleared = new Set<string>();
     const at: { writing: LocalTargetName } = { writing: 'raid' };
-    for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
-      const name = distinctName(base, n);
-      const rel = posix.join(dir, name);
-      const key = nameKey(rel);
-      if (this.#reserved.has(key)) continue;
-      const stored = await this.#catalogue.storedPath(key);
-      if (stored !== undefined && stored.hash !== input.hash) continue;
-      this.#reserved.add(key);
-      try {
-        await this.#catalogue.putIntent({
-          hash: input.hash,
-          dirs: [dirs.mirror, dirs.raid],
-          startedAt: this.#now(),
-        });
-        at.writing = 'raid';
-        const w = await write({ dirs, name, at });
-        const { committedAt } = w;
-        const copies: CopyRecord[] = LOCAL_TARGETS.map((t) => {
-          const c = w.verified[t];
-          return localCopyRecord(t, this.#targets[t], {
-            hash: input.hash,
-            path: rel,
-            size: c.size,
-            method: c.method,
-            verifiedAt: c.verifiedAt,
+    // Step 4, before any temp or final name can appear: the folders' intents (written by the
+    // first commit into them, found durable by the others), held until this commit's batch.
+    const folders = [dirs.mirror, dirs.raid];
+    await this.#intents.acquire(folders);
+    let held = true;
+    try {
+      for (let n = 1; n <= MAX_NAME_SUFFIX; n++) {
+        const name = distinctName(base, n);
+        const rel = posix.join(dir, name);
+        const key = nameKey(rel);
+        if (this.#reserved.has(key)) continue;
+        const stored = await this.#catalogue.storedPath(key);
+        if (stored !== undefined && stored.hash !== input.hash) continue;
+        this.#reserved.add(key);
+        try {
+          at.writing = 'raid';
+          const w = await write({ dirs, name, at });
+          const { committedAt } = w;
+          const copies: CopyRecord[] = LOCAL_TARGETS.map((t) => {
+            const c = w.verified[t];
+            return localCopyRecord(t, this.#targets[t], {
+              hash: input.hash,
+              path: rel,
+              size: c.size,
+              method: c.method,
+              verifiedAt: c.verifiedAt,
+            });
           });
-        });
-        const xxh3 = this.#mhl === undefined ? undefined : await w.xxh3();
-        const claims = fieldClaimRecords(input.agentId, input, input.agentCopies);
-        const names = input.names.map((nm) => ({
-          key: nameKey(posix.join(nm.shoot, nm.card, nm.path)),
-          value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord,
-        }));
-        await this.#catalogue.commitAsset(
-          {
-            asset: {
-              hash: input.hash,
-              size: input.size,
-              committedAt,
-              ...(input.xxh3 === undefined ? {} : { xxh3: input.xxh3 }),
-            },
-            names,
-            copies: [...copies, ...claims],
-            storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
-            ...(xxh3 === undefined || this.#mhl === undefined
-              ? {}
-              : { extra: this.#mhl.commitOps(rel, { size: input.size, xxh3, hashDate: w.hashDate }) }),
-          },
-          w.syncDirs,
-        );
-        this.#mhl?.committed(rel);
-        if (this.#onCommitted !== undefined) {
-          await Promise.resolve(
-            this.#onCommitted({
-              hash: input.hash,
-              size: input.size,
-              committedAt,
-              copies,
-              ms: performance.now() - started,
-            }),
-          ).catch(() => undefined);
-        }
-        return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
-      } catch (err) {
-        if (err instanceof DurableWriteError && err.code === DURABLE_CODES.nameTaken) {
-          // This asset's own path holding other bytes: a damaged copy of it. Move it aside, retry the name once.
-          const writing = at.writing;
-          if (
-            stored?.hash === input.hash &&
-            this.#onDamagedCopy !== undefined &&
-            !cleared.has(`${writing}:${key}`) &&
-            (await this.#onDamagedCopy({ target: writing, path: rel, hash: input.hash }).catch(() => false))
-          ) {
-            cleared.add(`${writing}:${key}`);
-            n--;
+          const xxh3 = this.#mhl === undefined ? undefined : await w.xxh3();
+          const claims = fieldClaimRecords(input.agentId, input, input.agentCopies);
+          const names = input.names.map((nm) => ({
+            key: nameKey(posix.join(nm.shoot, nm.card, nm.path)),
+            value: { hash: input.hash, ...nm, agentId: input.agentId, seenAt: committedAt } satisfies NameRecord,
+          }));
+          // Both copies are linked and their temps gone: the folders this commit leaves idle
+          // lose their intents in its own batch (queued at once: no await in between).
+          held = false;
+          const idle = this.#intents.release(folders);
+          try {
+            await this.#catalogue.commitAsset(
+              {
+                asset: {
+                  hash: input.hash,
+                  size: input.size,
+                  committedAt,
+                  ...(input.xxh3 === undefined ? {} : { xxh3: input.xxh3 }),
+                },
+                names,
+                copies: [...copies, ...claims],
+                storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
+                ...(xxh3 === undefined || this.#mhl === undefined
+                  ? {}
+                  : { extra: this.#mhl.commitOps(rel, { size: input.size, xxh3, hashDate: w.hashDate }) }),
+                clearIntents: idle,
+              },
+              w.syncDirs,
+            );
+          } catch (err) {
+            await this.#intents.clearIdle(idle);
+            throw err;
           }
-          continue;
+          this.#mhl?.committed(rel);
+          if (this.#onCommitted !== undefined) {
+            await Promise.resolve(
+              this.#onCommitted({
+                hash: input.hash,
+                size: input.size,
+                committedAt,
+                copies,
+                ms: performance.now() - started,
+              }),
+            ).catch(() => undefined);
+          }
+          return { t: 'receipt', hash: input.hash, size: input.size, committedAt, copies: copies.map(toStudioCopy) };
+        } catch (err) {
+          if (held && err instanceof DurableWriteError && err.code === DURABLE_CODES.nameTaken) {
+            // This asset's own path holding other bytes: a damaged copy of it. Move it aside, retry the name once.
+            const writing = at.writing;
+            if (
+              stored?.hash === input.hash &&
+              this.#onDamagedCopy !== undefined &&
+              !cleared.has(`${writing}:${key}`) &&
+              (await this.#onDamagedCopy({ target: writing, path: rel, hash: input.hash }).catch(() => false))
+            ) {
+              cleared.add(`${writing}:${key}`);
+              n--;
+            }
+            continue;
+          }
+          throw classifyCommitError(err);
+        } finally {
+          this.#reserved.delete(key);
         }
-        await this.#catalogue.clearIntent(input.hash).catch(() => undefined);
-        throw classifyCommitError(err);
-      } finally {
-        this.#reserved.delete(key);
       }
+      throw new StudioError(
+        STUDIO_CODES.noFreeName,
+        `No free name for ${base} after ${MAX_NAME_SUFFIX} tries in ${dir}. Look at that folder on the targets.`,
+        { detail: { dir, base } },
+      );
+    } finally {
+      if (held) await this.#intents.releaseAndClear(folders);
     }
-    throw new StudioError(
-      STUDIO_CODES.noFreeName,
-      `No free name for ${base} after ${MAX_NAME_SUFFIX} tries in ${dir}. Look at that folder on the targets.`,
-      { detail: { dir, base } },
-    );
   }
 
   /** A Receipt for an asset already in the catalogue (content the studio has); undefined when not both local copies exist. */

@@ -5,3 +5,4 @@ export * from './staging.js';
 export * from './target-check.js';
 export * from './mhl-history.js';
 export * from './small-commit.js';
+export * from './folder-intents.js';

@@ -413,13 +413,18 @@ export class LedgerService {
   async agentVerdicts(agentId: string, hashes: readonly string[]): Promise<AssetVerdict[]> {
     const out: AssetVerdict[] = [];
     const known = await this.#o.catalogue.assetsKnown(hashes); // one read for the request
+    // The known assets' copies: one iterator for the request.
+    const knownHashes = hashes.filter((_, i) => known[i] === true);
+    const copiesOf = new Map(
+      (await this.#o.catalogue.copiesOfMany(knownHashes)).map((copies, i) => [knownHashes[i] as string, copies]),
+    );
     for (const [i, hash] of hashes.entries()) {
       const unknown: AssetVerdict = { hash, known: false, compliant: false, copies: [], reasons: [] };
       if (known[i] !== true) {
         out.push(unknown);
         continue;
       }
-      const copies = await this.#o.catalogue.copiesOf(hash);
+      const copies = copiesOf.get(hash) ?? [];
       const own =
         copies.some((c) => c.kind === 'agent' && c.agentId === agentId) ||
         (await this.#o.catalogue.namesOf(hash)).some((n) => n.agentId === agentId);
