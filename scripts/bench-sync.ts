@@ -14,7 +14,8 @@
  * measured in the same run from its parts: a TLS receive of the bytes that discards them
  * (its CPU), plus two durable writes and two read-back hashes of them (a child that writes
  * from one reused buffer to two files, fsyncs, reads both back with a reused buffer and
- * hashes them with the native BLAKE3).
+ * hashes them with the native BLAKE3), with O_DIRECT as studiod writes large files (also
+ * printed: the same through the page cache, the floor before session 15).
  *
  * studiod and the agents run as real child processes (the agent child is this script with
  * `--child agent`, the real link client and sync loop fed by a one-file queue).
@@ -27,7 +28,7 @@
  * --studiod-env="NAME=value …" (added to the environment studiod gets from its service unit;
  * `none`: not the unit's),
  * --studiod-node-options="…" and --agent-node-options="…" (Node/V8 flags for studiod and the
- * agent children, e.g. `--cpu-prof`), BENCH_THREADS=1 (studiod's CPU per thread),
+ * agent children, e.g. `--cpu-prof`), BENCH_THREADS=1 (studiod's and the agent's CPU per thread),
  * BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
  */
 import { spawn, execFile } from 'node:child_process';
@@ -39,8 +40,9 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { createHasher, hashFile, generateAgentKeyPair } from '@studio321/protocol';
+import { alignedBuffer, directOk, openDirect } from '@studio321/protocol/durable';
 import { LinkClient, saveIdentity, syncUntilEmpty } from '@studio321/agent/link';
 import type { SyncQueue } from '@studio321/agent/state';
 import { controlRequest } from '@studio321/studiod';
@@ -70,6 +72,7 @@ const { values } = parseArgs({
     blake3: { type: 'string' },
     bytes: { type: 'string' },
     'data-dir': { type: 'string' },
+    direct: { type: 'boolean', default: false },
     'work-dir': { type: 'string' },
   },
 });
@@ -91,8 +94,22 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-/** CPU seconds per thread name of a process, of them in the kernel (BENCH_THREADS=1: where studiod's CPU went). */
-async function threadCpu(pid: number): Promise<string> {
+/**
+ * CPU seconds per thread name of a process, of them in the kernel (BENCH_THREADS=1: where studiod's
+ * and the agent's CPU went); `since`: only what was used after those figures (threadCpuMaps).
+ */
+async function threadCpu(pid: number, since?: [Map<string, number>, Map<string, number>]): Promise<string> {
+  const [by, sys] = await threadCpuMaps(pid);
+  for (const [n, s] of since?.[0] ?? []) by.set(n, (by.get(n) ?? 0) - s);
+  for (const [n, s] of since?.[1] ?? []) sys.set(n, (sys.get(n) ?? 0) - s);
+  return [...by]
+    .sort((a, b) => b[1] - a[1])
+    .map(([n, s]) => `${n} ${s.toFixed(2)} (sys ${(sys.get(n) ?? 0).toFixed(2)})`)
+    .join(', ');
+}
+
+/** CPU seconds per thread (all, and of them in the kernel) of a process so far. */
+async function threadCpuMaps(pid: number): Promise<[Map<string, number>, Map<string, number>]> {
   const { readdir } = await import('node:fs/promises');
   const by = new Map<string, number>();
   const sys = new Map<string, number>();
@@ -104,10 +121,7 @@ async function threadCpu(pid: number): Promise<string> {
     by.set(key, (Number(fields[11]) + Number(fields[12])) / 100);
     sys.set(key, Number(fields[12]) / 100);
   }
-  return [...by]
-    .sort((a, b) => b[1] - a[1])
-    .map(([n, s]) => `${n} ${s.toFixed(2)} (sys ${(sys.get(n) ?? 0).toFixed(2)})`)
-    .join(', ');
+  return [by, sys];
 }
 
 /** Minor page faults of a process so far (all threads): fresh pages touched, each zeroed by the kernel. */
@@ -190,10 +204,16 @@ async function agentChild(): Promise<AgentChildResult> {
     // The file was hashed by the parent: a refusal would be the link's fault, never the file's.
     checkStoreCopy: async () => undefined,
   };
+  const threads = process.env['BENCH_THREADS'] === undefined ? undefined : await threadCpuMaps(process.pid);
+  const faults0 = await minorFaults(process.pid);
   const cpu0 = selfUsage().cpuSec;
   const startedAt = now();
   const report = await syncUntilEmpty({ dataDir: values['data-dir'] ?? '', queue });
   const endedAt = now();
+  if (threads !== undefined)
+    process.stderr.write(
+      `agent threads (the sync): ${await threadCpu(process.pid, threads)}; minor page faults ${(await minorFaults(process.pid)) - faults0}\n`,
+    );
   if (report.receipts !== 1) throw new Error(`sync did not complete: ${JSON.stringify(report)}`);
   const u = selfUsage();
   return { startedAt, endedAt, cpuSec: u.cpuSec - cpu0, maxRssBytes: u.maxRssBytes };
@@ -202,25 +222,34 @@ async function agentChild(): Promise<AgentChildResult> {
 /**
  * `--child floor`: what studiod cannot avoid besides the TLS receive — two durable
  * writes of `bytes` (from one reused buffer, fsync'd) and two read-back hashes (reused buffer).
+ * `--direct`: as studiod writes and reads a large file's chunks since session 10 (direct-io.ts):
+ * O_DIRECT from a page-aligned buffer, read back with O_DIRECT; without it, through the page cache
+ * (what studiod did before). `direct` in the answer: false where the file system refused O_DIRECT.
  */
-async function floorChild(): Promise<{ cpuSec: number; ms: number }> {
+async function floorChild(): Promise<{ cpuSec: number; ms: number; direct: boolean }> {
   const bytes = Number(values.bytes);
   const dir = values['work-dir'] ?? '';
-  const buf = randomBytes(MiB);
+  const direct = values.direct === true;
+  const buf = direct ? alignedBuffer(MiB) : Buffer.allocUnsafe(MiB);
+  randomFillSync(buf);
   const paths = [join(dir, 'floor-a'), join(dir, 'floor-b')];
   const cpu0 = selfUsage().cpuSec;
   const t0 = performance.now();
   const fhs = await Promise.all(paths.map((p) => open(p, 'w')));
+  const dfhs = direct ? await Promise.all(paths.map((p) => openDirect(p, true))) : [];
+  const usedDirect = dfhs.length > 0 && dfhs.every((h) => h !== undefined);
   for (let off = 0; off < bytes; off += buf.length) {
     const n = Math.min(buf.length, bytes - off);
-    await Promise.all(fhs.map((fh) => fh.write(buf, 0, n, off)));
+    await Promise.all(
+      fhs.map((fh, i) => ((usedDirect && directOk(buf, off, n) ? dfhs[i] : undefined) ?? fh).write(buf, 0, n, off)),
+    );
   }
   await Promise.all(fhs.map((fh) => fh.sync()));
-  await Promise.all(fhs.map((fh) => fh.close()));
+  await Promise.all([...fhs, ...dfhs].map((fh) => fh?.close()));
+  const rb = usedDirect ? alignedBuffer(MiB) : Buffer.allocUnsafe(MiB);
   for (const p of paths) {
     const h = createHasher();
-    const fh = await open(p, 'r');
-    const rb = Buffer.allocUnsafe(MiB);
+    const fh = (usedDirect ? await openDirect(p, false) : undefined) ?? (await open(p, 'r'));
     for (;;) {
       const { bytesRead } = await fh.read(rb, 0, rb.length, null);
       if (bytesRead === 0) break;
@@ -232,7 +261,7 @@ async function floorChild(): Promise<{ cpuSec: number; ms: number }> {
   const ms = performance.now() - t0;
   const cpuSec = selfUsage().cpuSec - cpu0;
   await Promise.all(paths.map((p) => rm(p)));
-  return { cpuSec, ms };
+  return { cpuSec, ms, direct: usedDirect };
 }
 
 /** `--child tls-sink`: a TLS server that discards what it receives and reports its CPU for it. */
@@ -552,8 +581,11 @@ interface RunResult {
   e2eVsByHand: number;
   studiodCpuPerGiB: number;
   agentCpuPerGiB: number;
+  /** The floor with O_DIRECT writes and read-backs, as studiod does them (NaN where refused). */
   floorCpuPerGiB: number;
   studiodVsFloor: number;
+  /** The same floor through the page cache (the bench's floor before session 15: information). */
+  floorBufferedCpuPerGiB: number;
   rawTlsMiBps: number;
   studiodPeakRssBytes: number;
   agentPeakRssBytes: number;
@@ -592,9 +624,13 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
     // the parts of studiod's floor, and the by-hand path (page cache warm for all)
     const skip = values['sync-only'] === true;
     const raw = skip ? { ms: Number.NaN, recvCpuSec: Number.NaN } : await rawTls(single.path, keyPem, certPem);
+    type Floor = { cpuSec: number; ms: number; direct: boolean };
+    const none: Floor = { cpuSec: Number.NaN, ms: Number.NaN, direct: false };
     const floor = skip
-      ? { cpuSec: Number.NaN, ms: Number.NaN }
-      : await runChild<{ cpuSec: number; ms: number }>(['floor', '--bytes', String(size), '--work-dir', dir]);
+      ? none
+      : await runChild<Floor>(['floor', '--bytes', String(size), '--work-dir', dir, '--direct']);
+    if (!floor.direct) floor.cpuSec = Number.NaN; // no O_DIRECT here: studiod writes through the page cache too
+    const floorBuffered = skip ? none : await runChild<Floor>(['floor', '--bytes', String(size), '--work-dir', dir]);
     const hand = skip
       ? { rsyncMs: Number.NaN, totalMs: Number.NaN }
       : await byHand(sshd, [single.path], [single.blake3], dir);
@@ -614,6 +650,7 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       agentCpuPerGiB: ours.agentCpuSec / gib,
       floorCpuPerGiB: (raw.recvCpuSec + floor.cpuSec) / gib,
       studiodVsFloor: ours.studiodCpuSec / (raw.recvCpuSec + floor.cpuSec),
+      floorBufferedCpuPerGiB: (raw.recvCpuSec + floorBuffered.cpuSec) / gib,
       rawTlsMiBps: mibps(size, raw.ms),
       studiodPeakRssBytes: await peakRss(studio.pid),
       agentPeakRssBytes: ours.agentMaxRssBytes,
@@ -639,7 +676,7 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
   return (
     `run ${i}/${runs} (load ${f(r.load1m, 2)}): transfer ${f(r.transferMiBps)} MiB/s vs rsync ${f(r.rsyncMiBps)} (${f(r.transferVsRsync, 2)}x); ` +
     `verified e2e ${f(r.e2eMiBps)} vs by hand ${f(r.byHandMiBps)} (${f(r.e2eVsByHand, 2)}x); ` +
-    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s; ` +
+    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; through the page cache ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s; ` +
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
     (r.multiE2eMiBps === undefined
       ? ''
@@ -676,7 +713,7 @@ async function main(): Promise<void> {
       `medians of ${runs} runs (load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}):`,
       `transfer agent → studiod   ${m('transferMiBps').toFixed(0)} MiB/s vs rsync over ssh ${m('rsyncMiBps').toFixed(0)}: ${m('transferVsRsync').toFixed(2)}x (target >= 1.0x)`,
       `verified end to end        ${m('e2eMiBps').toFixed(0)} MiB/s vs by hand (rsync + cp + sync + b3sum x2) ${m('byHandMiBps').toFixed(0)}: ${m('e2eVsByHand').toFixed(2)}x (target >= 1.3x)`,
-      `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive + 2 durable writes + 2 read-back hashes)`,
+      `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive + 2 durable O_DIRECT writes + 2 O_DIRECT read-back hashes; through the page cache ${m('floorBufferedCpuPerGiB').toFixed(2)})`,
       `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8)`,
       `peak RSS                   studiod ${(Math.max(...results.map((r) => r.studiodPeakRssBytes)) / MiB).toFixed(0)} MiB (target < 250 with 4 GiB in flight), agent ${(Math.max(...results.map((r) => r.agentPeakRssBytes)) / MiB).toFixed(0)} MiB`,
       `raw TLS stream (info)      ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
