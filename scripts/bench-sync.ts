@@ -11,11 +11,12 @@
  * studiod's and the agent's CPU-seconds per GiB (studiod from /proc/PID/stat, all threads;
  * the agent child reports its own process.resourceUsage over the sync); peak RSS; a raw TLS
  * stream of the bytes (information); and studiod's CPU per GiB as a multiple of its floor,
- * measured in the same run from its parts: a TLS receive of the bytes that discards them
- * (its CPU), plus two durable writes and two read-back hashes of them (a child that writes
- * from one reused buffer to two files, fsyncs, reads both back with a reused buffer and
- * hashes them with the native BLAKE3), with O_DIRECT as studiod writes large files (also
- * printed: the same through the page cache, the floor before session 15).
+ * measured in the same run from its parts, each as studiod does it: a TLS receive of the bytes
+ * into one reused buffer that discards them (its CPU), plus two durable writes and two read-back
+ * hashes of them (a child that writes from one reused page-aligned buffer to two files with
+ * O_DIRECT, fsyncs, reads both back with O_DIRECT into a reused buffer and hashes them with the
+ * native BLAKE3). Also printed: the floor before session 15 (a fresh buffer per TLS record,
+ * writes and read-backs through the page cache), which studiod no longer pays.
  *
  * studiod and the agents run as real child processes (the agent child is this script with
  * `--child agent`, the real link client and sync loop fed by a one-file queue).
@@ -35,7 +36,7 @@ import { spawn, execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as netCreateServer } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +74,7 @@ const { values } = parseArgs({
     bytes: { type: 'string' },
     'data-dir': { type: 'string' },
     direct: { type: 'boolean', default: false },
+    port: { type: 'string' },
     'work-dir': { type: 'string' },
   },
 });
@@ -278,10 +280,69 @@ async function tlsSinkChild(): Promise<void> {
   });
 }
 
+/**
+ * `--child tls-sink-own --port N`: connects to a TLS server that sends it the bytes and reads
+ * them into one reused buffer (`onread`, as studiod reads an agent's socket since session 14:
+ * no fresh buffer per TLS record), discarding them; prints its CPU for them once the server ends.
+ */
+async function tlsSinkOwnChild(): Promise<{ cpuSec: number }> {
+  const buffer = Buffer.allocUnsafe(64 * 1024);
+  let cpu0 = 0;
+  return await new Promise((resolve, reject) => {
+    const sock = tlsConnect(
+      {
+        host: '127.0.0.1',
+        port: Number(values.port),
+        rejectUnauthorized: false,
+        // Node honours `onread` for a socket tls.connect makes (its types list it for net only).
+        onread: { buffer, callback: () => true },
+      } as ConnectionOptions,
+      () => {
+        cpu0 = selfUsage().cpuSec;
+      },
+    );
+    sock.on('end', () => {
+      resolve({ cpuSec: selfUsage().cpuSec - cpu0 });
+      sock.end();
+    });
+    sock.on('error', reject);
+  });
+}
+
 // ---------------------------------------------------------------- baselines
 
-/** Raw TLS: a child accepts and discards; this process streams the file. Wall ms and the receiver's CPU. */
-async function rawTls(file: string, keyPem: string, certPem: string): Promise<{ ms: number; recvCpuSec: number }> {
+/**
+ * Raw TLS: a child receives and discards while this process streams the file. Wall ms and the
+ * receiver's CPU. `ownBuffers`: the child reads into one reused buffer (the receive studiod has);
+ * else it gets a fresh buffer per TLS record ('data' events, as studiod did before session 14).
+ */
+async function rawTls(
+  file: string,
+  keyPem: string,
+  certPem: string,
+  ownBuffers: boolean,
+): Promise<{ ms: number; recvCpuSec: number }> {
+  if (ownBuffers) {
+    const { createServer } = await import('node:tls');
+    let t0 = 0;
+    const server = createServer({ key: keyPem, cert: certPem }, (c) => {
+      t0 = performance.now();
+      c.on('error', () => undefined);
+      createReadStream(file, { highWaterMark: MiB }).pipe(c, { end: true });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const a = server.address();
+    try {
+      const r = await runChild<{ cpuSec: number }>([
+        'tls-sink-own',
+        '--port',
+        String(typeof a === 'object' && a !== null ? a.port : 0),
+      ]);
+      return { ms: performance.now() - t0, recvCpuSec: r.cpuSec };
+    } finally {
+      server.close();
+    }
+  }
   const sink = spawn(process.execPath, [SELF, '--child', 'tls-sink'], {
     env: { ...process.env, KEY: keyPem, CERT: certPem },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -581,10 +642,10 @@ interface RunResult {
   e2eVsByHand: number;
   studiodCpuPerGiB: number;
   agentCpuPerGiB: number;
-  /** The floor with O_DIRECT writes and read-backs, as studiod does them (NaN where refused). */
+  /** The floor as studiod works: TLS receive into one buffer, O_DIRECT writes and read-backs (NaN where refused). */
   floorCpuPerGiB: number;
   studiodVsFloor: number;
-  /** The same floor through the page cache (the bench's floor before session 15: information). */
+  /** The bench's floor before session 15 (information): a fresh buffer per TLS record, the page cache. */
   floorBufferedCpuPerGiB: number;
   rawTlsMiBps: number;
   studiodPeakRssBytes: number;
@@ -623,7 +684,9 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
 
     // the parts of studiod's floor, and the by-hand path (page cache warm for all)
     const skip = values['sync-only'] === true;
-    const raw = skip ? { ms: Number.NaN, recvCpuSec: Number.NaN } : await rawTls(single.path, keyPem, certPem);
+    const noRaw = { ms: Number.NaN, recvCpuSec: Number.NaN };
+    const raw = skip ? noRaw : await rawTls(single.path, keyPem, certPem, true);
+    const rawFresh = skip ? noRaw : await rawTls(single.path, keyPem, certPem, false);
     type Floor = { cpuSec: number; ms: number; direct: boolean };
     const none: Floor = { cpuSec: Number.NaN, ms: Number.NaN, direct: false };
     const floor = skip
@@ -650,7 +713,7 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       agentCpuPerGiB: ours.agentCpuSec / gib,
       floorCpuPerGiB: (raw.recvCpuSec + floor.cpuSec) / gib,
       studiodVsFloor: ours.studiodCpuSec / (raw.recvCpuSec + floor.cpuSec),
-      floorBufferedCpuPerGiB: (raw.recvCpuSec + floorBuffered.cpuSec) / gib,
+      floorBufferedCpuPerGiB: (rawFresh.recvCpuSec + floorBuffered.cpuSec) / gib,
       rawTlsMiBps: mibps(size, raw.ms),
       studiodPeakRssBytes: await peakRss(studio.pid),
       agentPeakRssBytes: ours.agentMaxRssBytes,
@@ -676,7 +739,7 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
   return (
     `run ${i}/${runs} (load ${f(r.load1m, 2)}): transfer ${f(r.transferMiBps)} MiB/s vs rsync ${f(r.rsyncMiBps)} (${f(r.transferVsRsync, 2)}x); ` +
     `verified e2e ${f(r.e2eMiBps)} vs by hand ${f(r.byHandMiBps)} (${f(r.e2eVsByHand, 2)}x); ` +
-    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; through the page cache ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s; ` +
+    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; the old floor ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s; ` +
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
     (r.multiE2eMiBps === undefined
       ? ''
@@ -713,7 +776,7 @@ async function main(): Promise<void> {
       `medians of ${runs} runs (load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}):`,
       `transfer agent → studiod   ${m('transferMiBps').toFixed(0)} MiB/s vs rsync over ssh ${m('rsyncMiBps').toFixed(0)}: ${m('transferVsRsync').toFixed(2)}x (target >= 1.0x)`,
       `verified end to end        ${m('e2eMiBps').toFixed(0)} MiB/s vs by hand (rsync + cp + sync + b3sum x2) ${m('byHandMiBps').toFixed(0)}: ${m('e2eVsByHand').toFixed(2)}x (target >= 1.3x)`,
-      `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive + 2 durable O_DIRECT writes + 2 O_DIRECT read-back hashes; through the page cache ${m('floorBufferedCpuPerGiB').toFixed(2)})`,
+      `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive into one buffer + 2 durable O_DIRECT writes + 2 O_DIRECT read-back hashes; the floor before session 15, a buffer per TLS record and the page cache: ${m('floorBufferedCpuPerGiB').toFixed(2)})`,
       `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8)`,
       `peak RSS                   studiod ${(Math.max(...results.map((r) => r.studiodPeakRssBytes)) / MiB).toFixed(0)} MiB (target < 250 with 4 GiB in flight), agent ${(Math.max(...results.map((r) => r.agentPeakRssBytes)) / MiB).toFixed(0)} MiB`,
       `raw TLS stream (info)      ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
@@ -737,9 +800,11 @@ const job: Promise<unknown> =
     ? agentChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
     : child === 'floor'
       ? floorChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
-      : child === 'tls-sink'
-        ? tlsSinkChild()
-        : main();
+      : child === 'tls-sink-own'
+        ? tlsSinkOwnChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+        : child === 'tls-sink'
+          ? tlsSinkChild()
+          : main();
 job.catch((err: unknown) => {
   process.stderr.write(`bench:sync failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
