@@ -11,10 +11,12 @@
  * studiod's and the agent's CPU-seconds per GiB (studiod from /proc/PID/stat, all threads;
  * the agent child reports its own process.resourceUsage over the sync); peak RSS; a raw TLS
  * stream of the bytes (information); and studiod's CPU per GiB as a multiple of its floor,
- * measured in the same run from its parts: a TLS receive of the bytes that discards them
- * (its CPU), plus two durable writes and two read-back hashes of them (a child that writes
- * from one reused buffer to two files, fsyncs, reads both back with a reused buffer and
- * hashes them with the native BLAKE3).
+ * measured in the same run from its parts, each as studiod does it: a TLS receive of the bytes
+ * into one reused buffer that discards them (its CPU), plus two durable writes and two read-back
+ * hashes of them (a child that writes from one reused page-aligned buffer to two files with
+ * O_DIRECT, fsyncs, reads both back with O_DIRECT into a reused buffer and hashes them with the
+ * native BLAKE3). Also printed: the floor before session 15 (a fresh buffer per TLS record,
+ * writes and read-backs through the page cache), which studiod no longer pays.
  *
  * studiod and the agents run as real child processes (the agent child is this script with
  * `--child agent`, the real link client and sync loop fed by a one-file queue).
@@ -27,20 +29,21 @@
  * --studiod-env="NAME=value …" (added to the environment studiod gets from its service unit;
  * `none`: not the unit's),
  * --studiod-node-options="…" and --agent-node-options="…" (Node/V8 flags for studiod and the
- * agent children, e.g. `--cpu-prof`), BENCH_THREADS=1 (studiod's CPU per thread),
+ * agent children, e.g. `--cpu-prof`), BENCH_THREADS=1 (studiod's and the agent's CPU per thread),
  * BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
  */
 import { spawn, execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as netCreateServer } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { createHasher, hashFile, generateAgentKeyPair } from '@studio321/protocol';
+import { alignedBuffer, directOk, openDirect } from '@studio321/protocol/durable';
 import { LinkClient, saveIdentity, syncUntilEmpty } from '@studio321/agent/link';
 import type { SyncQueue } from '@studio321/agent/state';
 import { controlRequest } from '@studio321/studiod';
@@ -70,6 +73,8 @@ const { values } = parseArgs({
     blake3: { type: 'string' },
     bytes: { type: 'string' },
     'data-dir': { type: 'string' },
+    direct: { type: 'boolean', default: false },
+    port: { type: 'string' },
     'work-dir': { type: 'string' },
   },
 });
@@ -91,8 +96,22 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-/** CPU seconds per thread name of a process, of them in the kernel (BENCH_THREADS=1: where studiod's CPU went). */
-async function threadCpu(pid: number): Promise<string> {
+/**
+ * CPU seconds per thread name of a process, of them in the kernel (BENCH_THREADS=1: where studiod's
+ * and the agent's CPU went); `since`: only what was used after those figures (threadCpuMaps).
+ */
+async function threadCpu(pid: number, since?: [Map<string, number>, Map<string, number>]): Promise<string> {
+  const [by, sys] = await threadCpuMaps(pid);
+  for (const [n, s] of since?.[0] ?? []) by.set(n, (by.get(n) ?? 0) - s);
+  for (const [n, s] of since?.[1] ?? []) sys.set(n, (sys.get(n) ?? 0) - s);
+  return [...by]
+    .sort((a, b) => b[1] - a[1])
+    .map(([n, s]) => `${n} ${s.toFixed(2)} (sys ${(sys.get(n) ?? 0).toFixed(2)})`)
+    .join(', ');
+}
+
+/** CPU seconds per thread (all, and of them in the kernel) of a process so far. */
+async function threadCpuMaps(pid: number): Promise<[Map<string, number>, Map<string, number>]> {
   const { readdir } = await import('node:fs/promises');
   const by = new Map<string, number>();
   const sys = new Map<string, number>();
@@ -104,10 +123,7 @@ async function threadCpu(pid: number): Promise<string> {
     by.set(key, (Number(fields[11]) + Number(fields[12])) / 100);
     sys.set(key, Number(fields[12]) / 100);
   }
-  return [...by]
-    .sort((a, b) => b[1] - a[1])
-    .map(([n, s]) => `${n} ${s.toFixed(2)} (sys ${(sys.get(n) ?? 0).toFixed(2)})`)
-    .join(', ');
+  return [by, sys];
 }
 
 /** Minor page faults of a process so far (all threads): fresh pages touched, each zeroed by the kernel. */
@@ -190,10 +206,16 @@ async function agentChild(): Promise<AgentChildResult> {
     // The file was hashed by the parent: a refusal would be the link's fault, never the file's.
     checkStoreCopy: async () => undefined,
   };
+  const threads = process.env['BENCH_THREADS'] === undefined ? undefined : await threadCpuMaps(process.pid);
+  const faults0 = await minorFaults(process.pid);
   const cpu0 = selfUsage().cpuSec;
   const startedAt = now();
   const report = await syncUntilEmpty({ dataDir: values['data-dir'] ?? '', queue });
   const endedAt = now();
+  if (threads !== undefined)
+    process.stderr.write(
+      `agent threads (the sync): ${await threadCpu(process.pid, threads)}; minor page faults ${(await minorFaults(process.pid)) - faults0}\n`,
+    );
   if (report.receipts !== 1) throw new Error(`sync did not complete: ${JSON.stringify(report)}`);
   const u = selfUsage();
   return { startedAt, endedAt, cpuSec: u.cpuSec - cpu0, maxRssBytes: u.maxRssBytes };
@@ -202,25 +224,35 @@ async function agentChild(): Promise<AgentChildResult> {
 /**
  * `--child floor`: what studiod cannot avoid besides the TLS receive — two durable
  * writes of `bytes` (from one reused buffer, fsync'd) and two read-back hashes (reused buffer).
+ * `--direct`: as studiod writes and reads a large file's chunks since session 10 (direct-io.ts):
+ * O_DIRECT from a page-aligned buffer, read back with O_DIRECT; without it, through the page cache
+ * (what studiod did before). Where the file system refuses O_DIRECT, `--direct` goes through the
+ * page cache as studiod then does, and answers `direct: false`.
  */
-async function floorChild(): Promise<{ cpuSec: number; ms: number }> {
+async function floorChild(): Promise<{ cpuSec: number; ms: number; direct: boolean }> {
   const bytes = Number(values.bytes);
   const dir = values['work-dir'] ?? '';
-  const buf = randomBytes(MiB);
+  const direct = values.direct === true;
+  const buf = direct ? alignedBuffer(MiB) : Buffer.allocUnsafe(MiB);
+  randomFillSync(buf);
   const paths = [join(dir, 'floor-a'), join(dir, 'floor-b')];
   const cpu0 = selfUsage().cpuSec;
   const t0 = performance.now();
   const fhs = await Promise.all(paths.map((p) => open(p, 'w')));
+  const dfhs = direct ? await Promise.all(paths.map((p) => openDirect(p, true))) : [];
+  const usedDirect = dfhs.length > 0 && dfhs.every((h) => h !== undefined);
   for (let off = 0; off < bytes; off += buf.length) {
     const n = Math.min(buf.length, bytes - off);
-    await Promise.all(fhs.map((fh) => fh.write(buf, 0, n, off)));
+    await Promise.all(
+      fhs.map((fh, i) => ((usedDirect && directOk(buf, off, n) ? dfhs[i] : undefined) ?? fh).write(buf, 0, n, off)),
+    );
   }
   await Promise.all(fhs.map((fh) => fh.sync()));
-  await Promise.all(fhs.map((fh) => fh.close()));
+  await Promise.all([...fhs, ...dfhs].map((fh) => fh?.close()));
+  const rb = usedDirect ? alignedBuffer(MiB) : Buffer.allocUnsafe(MiB);
   for (const p of paths) {
     const h = createHasher();
-    const fh = await open(p, 'r');
-    const rb = Buffer.allocUnsafe(MiB);
+    const fh = (usedDirect ? await openDirect(p, false) : undefined) ?? (await open(p, 'r'));
     for (;;) {
       const { bytesRead } = await fh.read(rb, 0, rb.length, null);
       if (bytesRead === 0) break;
@@ -232,7 +264,7 @@ async function floorChild(): Promise<{ cpuSec: number; ms: number }> {
   const ms = performance.now() - t0;
   const cpuSec = selfUsage().cpuSec - cpu0;
   await Promise.all(paths.map((p) => rm(p)));
-  return { cpuSec, ms };
+  return { cpuSec, ms, direct: usedDirect };
 }
 
 /** `--child tls-sink`: a TLS server that discards what it receives and reports its CPU for it. */
@@ -249,10 +281,69 @@ async function tlsSinkChild(): Promise<void> {
   });
 }
 
+/**
+ * `--child tls-sink-own --port N`: connects to a TLS server that sends it the bytes and reads
+ * them into one reused buffer (`onread`, as studiod reads an agent's socket since session 14:
+ * no fresh buffer per TLS record), discarding them; prints its CPU for them once the server ends.
+ */
+async function tlsSinkOwnChild(): Promise<{ cpuSec: number }> {
+  const buffer = Buffer.allocUnsafe(64 * 1024);
+  let cpu0 = 0;
+  return await new Promise((resolve, reject) => {
+    const sock = tlsConnect(
+      {
+        host: '127.0.0.1',
+        port: Number(values.port),
+        rejectUnauthorized: false,
+        // Node honours `onread` for a socket tls.connect makes (its types list it for net only).
+        onread: { buffer, callback: () => true },
+      } as ConnectionOptions,
+      () => {
+        cpu0 = selfUsage().cpuSec;
+      },
+    );
+    sock.on('end', () => {
+      resolve({ cpuSec: selfUsage().cpuSec - cpu0 });
+      sock.end();
+    });
+    sock.on('error', reject);
+  });
+}
+
 // ---------------------------------------------------------------- baselines
 
-/** Raw TLS: a child accepts and discards; this process streams the file. Wall ms and the receiver's CPU. */
-async function rawTls(file: string, keyPem: string, certPem: string): Promise<{ ms: number; recvCpuSec: number }> {
+/**
+ * Raw TLS: a child receives and discards while this process streams the file. Wall ms and the
+ * receiver's CPU. `ownBuffers`: the child reads into one reused buffer (the receive studiod has);
+ * else it gets a fresh buffer per TLS record ('data' events, as studiod did before session 14).
+ */
+async function rawTls(
+  file: string,
+  keyPem: string,
+  certPem: string,
+  ownBuffers: boolean,
+): Promise<{ ms: number; recvCpuSec: number }> {
+  if (ownBuffers) {
+    const { createServer } = await import('node:tls');
+    let t0 = 0;
+    const server = createServer({ key: keyPem, cert: certPem }, (c) => {
+      t0 = performance.now();
+      c.on('error', () => undefined);
+      createReadStream(file, { highWaterMark: MiB }).pipe(c, { end: true });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const a = server.address();
+    try {
+      const r = await runChild<{ cpuSec: number }>([
+        'tls-sink-own',
+        '--port',
+        String(typeof a === 'object' && a !== null ? a.port : 0),
+      ]);
+      return { ms: performance.now() - t0, recvCpuSec: r.cpuSec };
+    } finally {
+      server.close();
+    }
+  }
   const sink = spawn(process.execPath, [SELF, '--child', 'tls-sink'], {
     env: { ...process.env, KEY: keyPem, CERT: certPem },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -552,8 +643,11 @@ interface RunResult {
   e2eVsByHand: number;
   studiodCpuPerGiB: number;
   agentCpuPerGiB: number;
+  /** The floor as studiod works: TLS receive into one buffer, O_DIRECT writes and read-backs (where the file system allows). */
   floorCpuPerGiB: number;
   studiodVsFloor: number;
+  /** The bench's floor before session 15 (information): a fresh buffer per TLS record, the page cache. */
+  floorBufferedCpuPerGiB: number;
   rawTlsMiBps: number;
   studiodPeakRssBytes: number;
   agentPeakRssBytes: number;
@@ -591,10 +685,15 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
 
     // the parts of studiod's floor, and the by-hand path (page cache warm for all)
     const skip = values['sync-only'] === true;
-    const raw = skip ? { ms: Number.NaN, recvCpuSec: Number.NaN } : await rawTls(single.path, keyPem, certPem);
+    const noRaw = { ms: Number.NaN, recvCpuSec: Number.NaN };
+    const raw = skip ? noRaw : await rawTls(single.path, keyPem, certPem, true);
+    const rawFresh = skip ? noRaw : await rawTls(single.path, keyPem, certPem, false);
+    type Floor = { cpuSec: number; ms: number; direct: boolean };
+    const none: Floor = { cpuSec: Number.NaN, ms: Number.NaN, direct: false };
     const floor = skip
-      ? { cpuSec: Number.NaN, ms: Number.NaN }
-      : await runChild<{ cpuSec: number; ms: number }>(['floor', '--bytes', String(size), '--work-dir', dir]);
+      ? none
+      : await runChild<Floor>(['floor', '--bytes', String(size), '--work-dir', dir, '--direct']);
+    const floorBuffered = skip ? none : await runChild<Floor>(['floor', '--bytes', String(size), '--work-dir', dir]);
     const hand = skip
       ? { rsyncMs: Number.NaN, totalMs: Number.NaN }
       : await byHand(sshd, [single.path], [single.blake3], dir);
@@ -614,6 +713,7 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       agentCpuPerGiB: ours.agentCpuSec / gib,
       floorCpuPerGiB: (raw.recvCpuSec + floor.cpuSec) / gib,
       studiodVsFloor: ours.studiodCpuSec / (raw.recvCpuSec + floor.cpuSec),
+      floorBufferedCpuPerGiB: (rawFresh.recvCpuSec + floorBuffered.cpuSec) / gib,
       rawTlsMiBps: mibps(size, raw.ms),
       studiodPeakRssBytes: await peakRss(studio.pid),
       agentPeakRssBytes: ours.agentMaxRssBytes,
@@ -639,7 +739,7 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
   return (
     `run ${i}/${runs} (load ${f(r.load1m, 2)}): transfer ${f(r.transferMiBps)} MiB/s vs rsync ${f(r.rsyncMiBps)} (${f(r.transferVsRsync, 2)}x); ` +
     `verified e2e ${f(r.e2eMiBps)} vs by hand ${f(r.byHandMiBps)} (${f(r.e2eVsByHand, 2)}x); ` +
-    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s; ` +
+    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; the old floor ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s; ` +
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
     (r.multiE2eMiBps === undefined
       ? ''
@@ -676,7 +776,7 @@ async function main(): Promise<void> {
       `medians of ${runs} runs (load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}):`,
       `transfer agent → studiod   ${m('transferMiBps').toFixed(0)} MiB/s vs rsync over ssh ${m('rsyncMiBps').toFixed(0)}: ${m('transferVsRsync').toFixed(2)}x (target >= 1.0x)`,
       `verified end to end        ${m('e2eMiBps').toFixed(0)} MiB/s vs by hand (rsync + cp + sync + b3sum x2) ${m('byHandMiBps').toFixed(0)}: ${m('e2eVsByHand').toFixed(2)}x (target >= 1.3x)`,
-      `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive + 2 durable writes + 2 read-back hashes)`,
+      `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive into one buffer + 2 durable O_DIRECT writes + 2 O_DIRECT read-back hashes; the floor before session 15, a buffer per TLS record and the page cache: ${m('floorBufferedCpuPerGiB').toFixed(2)})`,
       `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8)`,
       `peak RSS                   studiod ${(Math.max(...results.map((r) => r.studiodPeakRssBytes)) / MiB).toFixed(0)} MiB (target < 250 with 4 GiB in flight), agent ${(Math.max(...results.map((r) => r.agentPeakRssBytes)) / MiB).toFixed(0)} MiB`,
       `raw TLS stream (info)      ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
@@ -700,9 +800,11 @@ const job: Promise<unknown> =
     ? agentChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
     : child === 'floor'
       ? floorChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
-      : child === 'tls-sink'
-        ? tlsSinkChild()
-        : main();
+      : child === 'tls-sink-own'
+        ? tlsSinkOwnChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+        : child === 'tls-sink'
+          ? tlsSinkChild()
+          : main();
 job.catch((err: unknown) => {
   process.stderr.write(`bench:sync failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
