@@ -1023,6 +1023,17 @@ export class AgentState {
   }
 
   /**
+   * Whether the card has any sidecar group record, or any store name claimed under `storeDir`
+   * (its `<shoot>/<card id>` in the store): one key read of each range. None: every group of it
+   * is new and every name under `storeDir` is free, until something claims one.
+   */
+  async hasNamesOf(cardId: string, storeDir: string): Promise<boolean> {
+    const some = async (prefix: string): Promise<boolean> =>
+      (await this.#range<unknown>(prefix, { limit: 1 })).length > 0;
+    return (await some(keys.group(cardId, ''))) || (await some(keys.claim(`${storeDir}/`)));
+  }
+
+  /**
    * Reserve store names for files of one group (before anything is written under them),
    * with the group's date folder once it was chosen (kept for the group's later files).
    * `known`: the group record and these names' claims as the caller just read them, when
