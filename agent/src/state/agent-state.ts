@@ -359,7 +359,22 @@ export class AgentState {
     try {
       // The status summary changes in the same batch as what it counts (summary.ts).
       const summary = await this.#summaryOps(ops, read);
-      await this.#db.batch(summary.length === 0 ? ops : [...ops, ...summary], { sync });
+      // A chained batch: each op goes to LevelDB's batch as it is added (key and value as
+      // arguments), where the array form copies every op with the options and reads it back
+      // property by property: a third of the CPU for an ingest's batches (README, Performance).
+      // One atomic write all the same.
+      const batch = this.#db.batch();
+      try {
+        for (const list of [ops, summary])
+          for (const op of list) {
+            if (op.type === 'put') batch.put(op.key, op.value);
+            else batch.del(op.key);
+          }
+      } catch (err) {
+        await batch.close();
+        throw err;
+      }
+      await batch.write({ sync });
     } catch (err) {
       throw stateError(err, what);
     }
