@@ -1171,7 +1171,6 @@ export class AgentState {
           ops.push({ type: 'put', key: keys.size(e.size, e.blake3), value: true });
           ops.push({ type: 'put', key: keys.queue(seq), value: { blake3: e.blake3, size: e.size } });
           seq += 1;
-          ops.push({ type: 'put', key: keys.seq, value: seq });
         } else {
           asset = mergeAsset(asset, name, e.copies, e.paths, e.storePath);
         }
@@ -1192,6 +1191,8 @@ export class AgentState {
         pending.set(e.blake3, asset);
         out.push(asset);
       }
+      // Once for the batch (a put per new asset was as many ops of the same key).
+      if (seq !== this.#seq) ops.push({ type: 'put', key: keys.seq, value: seq });
       await this.#write(
         ops,
         entries.length === 1 ? 'recording a verified copy' : 'recording verified copies',
