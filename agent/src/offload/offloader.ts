@@ -243,6 +243,33 @@ function hash30(s: string): number {
 }
 
 /**
+ * Offloaders running in this process, per state and card id: a run may take its card's names as
+ * its own to know (#fresh) only while it is the sole offloader of that card.
+ */
+const running = new WeakMap<AgentState, Map<string, number>>();
+
+/**
+ * Keys this run may have written records under (a group's key, the clash keys of the names it
+ * claimed), as bits of their hash30: a key whose bit is clear has none of this run's; a set bit
+ * (written, or another key with the same bits) sends the caller to the state, as without it.
+ * 2^21 bits (256 KiB) whatever the card's size.
+ */
+class TouchedKeys {
+  readonly #bits = new Uint32Array(1 << 16);
+
+  add(key: string): void {
+    const h = hash30(key) & 0x1fffff;
+    const i = h >>> 5;
+    this.#bits[i] = (this.#bits[i] ?? 0) | (1 << (h & 31));
+  }
+
+  has(key: string): boolean {
+    const h = hash30(key) & 0x1fffff;
+    return (((this.#bits[h >>> 5] as number) >>> (h & 31)) & 1) === 1;
+  }
+}
+
+/**
  * The sidecar groups of `files` (sorted by path) with their keys, in the order of their first
  * file, each with its files in path order: what a Map from group key to files gives, without
  * holding a key and an array per group for the whole offload (a card of 100,000 files). In path
@@ -312,6 +339,13 @@ export class CardOffloader {
    * (#copy).
    */
   readonly #dirsMade = new Set<string>();
+  /**
+   * When run() started, the card had no group record and no name claimed under its store folder
+   * (state.hasNamesOf) and no other offloader of it was running: a group or a name this run has
+   * not claimed (#touched) is then known to have no record, and is not read (#untouched).
+   */
+  #fresh = false;
+  readonly #touched = new TouchedKeys();
 
   constructor(ctx: OffloadContext, card: CardRecord, root: string) {
     if (ctx.targets.length === 0 || ctx.targets[0]?.name !== 'laptop')
@@ -387,6 +421,35 @@ export class CardOffloader {
    * flight settled).
    */
   async run(files: readonly FileRecord[]): Promise<FileOutcome[]> {
+    const { state } = this.ctx;
+    const byCard = running.get(state) ?? new Map<string, number>();
+    running.set(state, byCard);
+    byCard.set(this.card.id, (byCard.get(this.card.id) ?? 0) + 1);
+    try {
+      // One file (a hot folder's) would spend the two reads it could save.
+      this.#fresh =
+        files.length > 1 &&
+        byCard.get(this.card.id) === 1 &&
+        !(await state.hasNamesOf(this.card.id, posix.join(this.card.shoot, this.card.id)));
+      return await this.#run(files);
+    } finally {
+      const n = (byCard.get(this.card.id) ?? 1) - 1;
+      if (n === 0) byCard.delete(this.card.id);
+      else byCard.set(this.card.id, n);
+    }
+  }
+
+  /**
+   * No record of this run or before it can be under these keys (#fresh), while no other offloader
+   * of the card runs (one started since may be claiming names: from then on they are read).
+   */
+  #untouched(keys: readonly string[]): boolean {
+    return (
+      this.#fresh && running.get(this.ctx.state)?.get(this.card.id) === 1 && keys.every((k) => !this.#touched.has(k))
+    );
+  }
+
+  async #run(files: readonly FileRecord[]): Promise<FileOutcome[]> {
     const limit = Math.max(1, this.ctx.concurrency ?? DEFAULT_OFFLOAD_CONCURRENCY);
     const inFlight = new Map<Promise<void>, Set<number>>();
     let stop: OffloadStop | undefined;
@@ -471,7 +534,7 @@ export class CardOffloader {
       const meta = await readCapture(join(this.root, ...m.path.split('/')), whole?.bytes);
       if (meta !== undefined) metas.set(m.path, meta);
     }
-    const known = await this.ctx.state.getGroup(this.card.id, key);
+    const known = this.#untouched([`group:${key}`]) ? undefined : await this.ctx.state.getGroup(this.card.id, key);
     let date: Pick<FileCapture, 'day' | 'dateSource'>;
     if (known?.day !== undefined) date = { day: known.day, dateSource: known.dateSource ?? 'mtime' };
     else {
@@ -598,6 +661,7 @@ export class CardOffloader {
     }
     if (toWrite.length === 0) return;
     const k = await this.#claimed(
+      key,
       toWrite.map((w) => w.file),
       async () => {
         const { k, claims } = await this.#chooseSuffix(key, toWrite, known?.k ?? 1);
@@ -631,11 +695,15 @@ export class CardOffloader {
    * of one template without `{seq}`), and a group's name at a suffix may be another's own name.
    * Groups whose names never clash claim at the same time.
    */
-  async #claimed<T>(files: readonly FileRecord[], fn: () => Promise<T>): Promise<T> {
-    const give = await this.#claimLocks.take(files.map((f) => clashKey(this.#storePath(f, 1))));
+  async #claimed<T>(key: string, files: readonly FileRecord[], fn: () => Promise<T>): Promise<T> {
+    const clashKeys = files.map((f) => clashKey(this.#storePath(f, 1)));
+    const give = await this.#claimLocks.take(clashKeys);
     try {
       return await fn();
     } finally {
+      // Under the lock: the next group of one of these clash keys reads what this one claimed.
+      this.#touched.add(`group:${key}`);
+      for (const c of clashKeys) this.#touched.add(`claim:${c}`);
       give();
     }
   }
@@ -659,6 +727,8 @@ export class CardOffloader {
     files: ReadonlyArray<{ file: FileRecord; expected?: { blake3: string }; otherStore?: boolean }>,
     start: number,
   ): Promise<{ k: number; claims: ReadonlyMap<string, ClaimRecord | undefined> }> {
+    if (this.#untouched(files.map((f) => `claim:${clashKey(this.#storePath(f.file, 1))}`)))
+      return { k: start, claims: new Map(files.map((f) => [this.#storePath(f.file, start), undefined])) };
     for (let k = start; k <= MAX_SUFFIX; k++) {
       let free = true;
       const claims = await this.ctx.state.getClaims(files.map((f) => this.#storePath(f.file, k)));
@@ -749,7 +819,7 @@ export class CardOffloader {
         // Something the state does not know holds that name (a file put in the store by hand):
         // never touch it; move this file (and later members of its group) to the next suffix.
         await this.ctx.state.markNameForeign(storePath, this.card.id, file.path);
-        const next = await this.#claimed([file], async () => {
+        const next = await this.#claimed(key, [file], async () => {
           const { k: next } = await this.#chooseSuffix(key, [{ file }], k);
           await this.ctx.state.claimNames(this.card.id, key, next, [
             { storePath: this.#storePath(file, next), path: file.path },

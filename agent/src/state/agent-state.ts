@@ -359,7 +359,22 @@ export class AgentState {
     try {
       // The status summary changes in the same batch as what it counts (summary.ts).
       const summary = await this.#summaryOps(ops, read);
-      await this.#db.batch(summary.length === 0 ? ops : [...ops, ...summary], { sync });
+      // A chained batch: each op goes to LevelDB's batch as it is added (key and value as
+      // arguments), where the array form copies every op with the options and reads it back
+      // property by property: a third of the CPU for an ingest's batches (README, Performance).
+      // One atomic write all the same.
+      const batch = this.#db.batch();
+      try {
+        for (const list of [ops, summary])
+          for (const op of list) {
+            if (op.type === 'put') batch.put(op.key, op.value);
+            else batch.del(op.key);
+          }
+      } catch (err) {
+        await batch.close();
+        throw err;
+      }
+      await batch.write({ sync });
     } catch (err) {
       throw stateError(err, what);
     }
@@ -1023,6 +1038,17 @@ export class AgentState {
   }
 
   /**
+   * Whether the card has any sidecar group record, or any store name claimed under `storeDir`
+   * (its `<shoot>/<card id>` in the store): one key read of each range. None: every group of it
+   * is new and every name under `storeDir` is free, until something claims one.
+   */
+  async hasNamesOf(cardId: string, storeDir: string): Promise<boolean> {
+    const some = async (prefix: string): Promise<boolean> =>
+      (await this.#range<unknown>(prefix, { limit: 1 })).length > 0;
+    return (await some(keys.group(cardId, ''))) || (await some(keys.claim(`${storeDir}/`)));
+  }
+
+  /**
    * Reserve store names for files of one group (before anything is written under them),
    * with the group's date folder once it was chosen (kept for the group's later files).
    * `known`: the group record and these names' claims as the caller just read them, when
@@ -1145,7 +1171,6 @@ export class AgentState {
           ops.push({ type: 'put', key: keys.size(e.size, e.blake3), value: true });
           ops.push({ type: 'put', key: keys.queue(seq), value: { blake3: e.blake3, size: e.size } });
           seq += 1;
-          ops.push({ type: 'put', key: keys.seq, value: seq });
         } else {
           asset = mergeAsset(asset, name, e.copies, e.paths, e.storePath);
         }
@@ -1166,6 +1191,8 @@ export class AgentState {
         pending.set(e.blake3, asset);
         out.push(asset);
       }
+      // Once for the batch (a put per new asset was as many ops of the same key).
+      if (seq !== this.#seq) ops.push({ type: 'put', key: keys.seq, value: seq });
       await this.#write(
         ops,
         entries.length === 1 ? 'recording a verified copy' : 'recording verified copies',
