@@ -537,8 +537,22 @@ class Studio {
   async memory(): Promise<Record<string, number>> {
     const st = (await controlRequest(join(this.dir, 'state', 'control.sock'), 'status')) as {
       memory?: Record<string, number>;
+      link?: { receiveHeld: number; reclaims: number; smallSlabs?: { allocated: number; inUse: number } };
     };
-    return Object.fromEntries(Object.entries(st.memory ?? {}).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
+    const link = st.link;
+    return {
+      ...Object.fromEntries(Object.entries(st.memory ?? {}).map(([k, v]) => [k, Math.round(v / 2 ** 20)])),
+      // The link's: receive-budget bytes held (MiB), reclaims so far, small-file slabs allocated / in use.
+      ...(link === undefined
+        ? {}
+        : {
+            receiveHeldMiB: Math.round(link.receiveHeld / 2 ** 20),
+            reclaims: link.reclaims,
+            ...(link.smallSlabs === undefined
+              ? {}
+              : { slabsAllocated: link.smallSlabs.allocated, slabsInUse: link.smallSlabs.inUse }),
+          }),
+    };
   }
   async stop(): Promise<void> {
     const c = this.#child;

@@ -436,6 +436,7 @@ export class Studio {
       commitsInFlight: this.#committer?.inFlight ?? 0,
       lastErrors: this.log.lastErrors.list(),
       memory: process.memoryUsage(),
+      ...(this.#link === undefined ? {} : { link: this.#link.memory() }),
     };
   }
 }

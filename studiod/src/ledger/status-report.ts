@@ -20,7 +20,7 @@ import type { CloudTargetConfig } from '../cloud/cloud-target.js';
 import type { UploadWindowStatus } from '../cloud/upload-window.js';
 import { LOCAL_TARGETS, type StudiodConfig } from '../config.js';
 import type { Ledger, LedgerCounters, RecountProgress } from './ledger.js';
-import type { LinkServer } from '../link/server.js';
+import type { LinkMemory, LinkServer } from '../link/server.js';
 import type { RecentError } from '@studio321/protocol';
 import type { VerifyReport } from './verify-copies.js';
 import { formatBytes } from '@studio321/protocol';
@@ -73,6 +73,8 @@ export interface StudioStatus {
   lastErrors: RecentError[];
   /** process.memoryUsage() in bytes: where studiod's RSS is (V8 heap, Buffers, the rest native). */
   memory?: NodeJS.MemoryUsage;
+  /** The link's own memory (LinkServer.memory()): pooled buffers, bytes held, slabs, reclaims; absent before it opens. */
+  link?: LinkMemory;
 }
 
 type Verdicts = Omit<LedgerCounters, 'signature' | 'version' | 'lacking'>;

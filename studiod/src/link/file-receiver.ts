@@ -34,6 +34,7 @@ import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import { StagedFile, type Staging } from '../commit/staging.js';
 import { holdChunk } from './chunk-receive.js';
+import type { SlabPiece } from './small-slabs.js';
 import { LiveChunks } from './live-chunks.js';
 import { SMALL_COMMIT_BYTES } from '../commit/small-commit.js';
 import { DURABLE_CODES } from '@studio321/protocol/durable';
@@ -67,7 +68,14 @@ export interface FileReceiverOptions {
    * so a session paused at the budget never holds bytes the budget waits for.
    */
   holdSmall?: (bytes: number) => () => void;
+  /**
+   * Where a small file's bytes are kept until its commit ends (the link's slabs, small-slabs.ts);
+   * `free` is called once, after the commit settled. Default: a Buffer of its own.
+   */
+  smallBytes?: (size: number) => SlabPiece;
 }
+
+const ownBuffer = (size: number): SlabPiece => ({ bytes: Buffer.allocUnsafe(size), free: () => undefined });
 
 interface Wanted {
   file: OfferFile;
@@ -84,7 +92,7 @@ interface Wanted {
    * A small new file received into memory instead of staging (nothing of it is durable before
    * its commit, so nothing is acknowledged before its Receipt; a cut sends it again from 0).
    */
-  mem?: { bytes: Buffer; written: number; release?: () => void } | undefined;
+  mem?: { bytes: Uint8Array; written: number; free: () => void; release?: () => void } | undefined;
   /** Its commit, started at FileEnd (never rejects). */
   small?: Promise<{ receipt: ReceiptMessage } | { err: unknown }> | undefined;
 }
@@ -329,7 +337,8 @@ export class FileReceiver {
       );
     this.#current = msg.hash;
     if (msg.offset === 0 && w.mem === undefined && w.live === undefined && this.#takesWhole(w)) {
-      w.mem = { bytes: Buffer.allocUnsafe(w.file.size), written: 0 };
+      const piece = (this.#o.smallBytes ?? ownBuffer)(w.file.size);
+      w.mem = { bytes: piece.bytes, written: 0, free: piece.free };
       this.#memBytes += w.file.size;
     }
     if (w.mem !== undefined) {
@@ -439,10 +448,13 @@ export class FileReceiver {
     if (w.mem === undefined) return;
     this.#memBytes -= w.file.size;
     w.mem.release?.();
+    // Its bytes may be handed out again only once nothing reads them: its commit settled.
+    if (w.small === undefined) w.mem.free();
+    else void w.small.then(w.mem.free);
     w.mem = undefined;
   }
 
-  #startSmall(w: Wanted, bytes: Buffer): Promise<{ receipt: ReceiptMessage } | { err: unknown }> {
+  #startSmall(w: Wanted, bytes: Uint8Array): Promise<{ receipt: ReceiptMessage } | { err: unknown }> {
     const c = this.#o.committer;
     if (c.commitSmall === undefined) return Promise.resolve({ err: new TypeError('no small commits here') });
     return c

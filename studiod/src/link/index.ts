@@ -12,3 +12,4 @@ export * from './pairing-throttle.js';
 export * from './pre-auth-guard.js';
 export * from './memory-budget.js';
 export * from './fair-scheduler.js';
+export * from './small-slabs.js';

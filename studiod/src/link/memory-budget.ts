@@ -97,8 +97,9 @@ export class MemoryBudget {
 export const LINK_QUIET_MS = 3_000;
 /**
  * Memory is given back only when V8's heap and the Buffers outside it hold this much more than
- * after the last time: a full GC of a heap of this size costs tens of ms, so a link that goes quiet
- * every few seconds (one camera tethered) does not pay it each time for nothing.
+ * after the last time, or the link received this many bytes since: a full GC of a heap of this
+ * size costs tens of ms, so a link that goes quiet every few seconds (one camera tethered) does
+ * not pay it each time for nothing.
  */
 export const RECLAIM_MIN_BYTES = 16 * 1024 * 1024;
 
@@ -127,7 +128,7 @@ function heldBytes(): number {
  * its old generation when more is allocated, so an idle studiod kept that RSS for hours. After
  * `quietMs` without a frame or a session's end, with no commit running or waiting and no Chunk held, the Chunk pool
  * drops its idle buffers and one full GC runs (V8 then returns the emptied pages), if the heap
- * and Buffers grew by `minBytes` since the last time.
+ * and Buffers grew by `minBytes` since the last time or the link received `minBytes` since.
  */
 export class IdleReclaim {
   readonly #o: Required<Omit<IdleReclaimOptions, 'gc'>> & { gc: (() => void) | undefined };
@@ -135,6 +136,8 @@ export class IdleReclaim {
   #timer: NodeJS.Timeout | undefined;
   /** heapTotal + external after the last reclaim (or at start). */
   #floor = heldBytes();
+  /** Bytes received since the last reclaim (or start). */
+  #received = 0;
   #reclaims = 0;
 
   constructor(opts: IdleReclaimOptions) {
@@ -152,8 +155,9 @@ export class IdleReclaim {
     return this.#reclaims;
   }
 
-  /** A frame arrived or a session ended: the link is quiet again `quietMs` after the last of these. */
-  touch(): void {
+  /** A frame of `bytes` arrived or a session ended: the link is quiet again `quietMs` after the last of these. */
+  touch(bytes = 0): void {
+    this.#received += bytes;
     this.#last = this.#o.now();
     if (this.#timer === undefined) this.#arm(this.#o.quietMs);
   }
@@ -178,9 +182,14 @@ export class IdleReclaim {
       return;
     }
     this.#o.release();
-    if (this.#o.minBytes > 0 && heldBytes() < this.#floor + this.#o.minBytes) return;
+    // The floor alone is not enough: set by a reclaim in a lull of a burst, while V8's heap was
+    // still large, it kept the GC from running once the burst ended (heapTotal does not shrink at
+    // once after a GC). Bytes received since then count too: their frames are the garbage.
+    const min = this.#o.minBytes;
+    if (min > 0 && heldBytes() < this.#floor + min && this.#received < min) return;
     this.#o.gc?.();
     this.#reclaims++;
+    this.#received = 0;
     this.#floor = heldBytes();
   }
 }

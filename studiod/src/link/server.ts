@@ -27,6 +27,7 @@ import { PairingThrottle, type PairingLimits } from './pairing-throttle.js';
 import { PreAuthGuard, type PreAuthLimits } from './pre-auth-guard.js';
 import { ChunkPool, interceptChunkFrames, type ChunkIntercept } from './chunk-receive.js';
 import { fullGc, IdleReclaim, MemoryBudget } from './memory-budget.js';
+import { SmallSlabs } from './small-slabs.js';
 import { FairScheduler } from './fair-scheduler.js';
 
 export interface LinkServerOptions {
@@ -63,6 +64,8 @@ export interface LinkServerOptions {
 export interface LinkMemory {
   /** Chunk buffers allocated, in use (a session or a commit holds them) and idle in the pool. */
   chunkBuffers: { allocated: number; inUse: number; idle: number };
+  /** Slabs of small files' bytes (small-slabs.ts): allocated, holding a file (or being cut), idle. */
+  smallSlabs: { allocated: number; inUse: number; idle: number };
   /** Chunk bytes received and not yet handled, all sessions. */
   receiveHeld: number;
   /** Times the link gave its memory back after going quiet. */
@@ -88,6 +91,8 @@ export class LinkServer {
    * 1 MiB buffers all the time, each costing page faults on its first write.
    */
   readonly #chunks: ChunkPool;
+  /** Small files' bytes while they commit, all sessions (small-slabs.ts). */
+  readonly #slabs = new SmallSlabs();
   /** One receive budget for every session (memory-budget.ts). */
   readonly budget: MemoryBudget;
   /** One commit scheduler for every session (fair-scheduler.ts). */
@@ -109,7 +114,10 @@ export class LinkServer {
       ...(opts.quietMs === undefined ? {} : { quietMs: opts.quietMs }),
       ...(opts.reclaimMinBytes === undefined ? {} : { minBytes: opts.reclaimMinBytes }),
       busy: () => this.scheduler.inFlight > 0 || this.scheduler.waiting > 0 || this.budget.held > 0,
-      release: () => this.#chunks.trim(),
+      release: () => {
+        this.#chunks.trim();
+        this.#slabs.trim();
+      },
       gc: fullGc(),
       ...(opts.now === undefined ? {} : { now: opts.now }),
     });
@@ -117,8 +125,10 @@ export class LinkServer {
 
   memory(): LinkMemory {
     const c = this.#chunks;
+    const s = this.#slabs;
     return {
       chunkBuffers: { allocated: c.allocated, inUse: c.inUse, idle: c.idle },
+      smallSlabs: { allocated: s.allocated, inUse: s.inUse, idle: s.idle },
       receiveHeld: this.budget.held,
       reclaims: this.#reclaim.reclaims,
       ownReads: [...this.#intercepts].reduce(
@@ -196,6 +206,7 @@ export class LinkServer {
         pairing: this.#pairing,
         budget: this.budget,
         scheduler: this.scheduler,
+        slabs: this.#slabs,
         ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
         ...(o.mhl === undefined ? {} : { mhl: o.mhl }),
         onAuthenticated: async (current, agentId) => {
@@ -212,13 +223,15 @@ export class LinkServer {
         ws,
         this.#chunks,
         (msg, release) => {
-          this.#reclaim.touch();
+          this.#reclaim.touch(msg.data.byteLength);
           session.receiveChunk(msg, release);
         },
         o.log,
       );
       // Frames keep the link busy; a session's end is when its memory can go.
-      ws.on('message', () => this.#reclaim.touch());
+      ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) =>
+        this.#reclaim.touch(Array.isArray(data) ? data.reduce((n, b) => n + b.byteLength, 0) : data.byteLength),
+      );
       ws.on('close', () => this.#reclaim.touch());
       if (intercept !== undefined) {
         this.#intercepts.add(intercept);

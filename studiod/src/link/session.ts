@@ -49,6 +49,7 @@ import type { Committer } from '../commit/commit.js';
 import type { Staging } from '../commit/staging.js';
 import { FileReceiver } from './file-receiver.js';
 import type { BudgetReader, MemoryBudget } from './memory-budget.js';
+import type { SmallSlabs } from './small-slabs.js';
 import { fairCommitter, type FairScheduler } from './fair-scheduler.js';
 import type { PairingThrottle } from './pairing-throttle.js';
 
@@ -86,6 +87,8 @@ export interface SessionDeps {
   budget?: MemoryBudget;
   /** Commit slots shared round-robin between sessions (fair-scheduler.ts); absent: none. */
   scheduler?: FairScheduler;
+  /** The slabs small files received whole are kept in (small-slabs.ts); absent: a Buffer each. */
+  slabs?: SmallSlabs;
 }
 
 export type SessionState =
@@ -186,6 +189,7 @@ export class LinkSession {
         windowBytes: deps.windowBytes,
         now: deps.now,
         ...(deps.budget === undefined ? {} : { holdSmall: (bytes: number) => this.#holdSmall(bytes) }),
+        ...(deps.slabs === undefined ? {} : { smallBytes: (size: number) => (deps.slabs as SmallSlabs).take(size) }),
       },
     );
   }

@@ -28,7 +28,7 @@ import {
   type CommitInput,
   type SmallCommitInput,
 } from '@studio321/studiod/commit';
-import { LinkServer, LinkSession, loadOrCreateTlsIdentity } from '@studio321/studiod/link';
+import { LinkServer, LinkSession, loadOrCreateTlsIdentity, SLAB_BYTES } from '@studio321/studiod/link';
 import { localTargets, sha256Hex, waitFor } from '../../lib/studio-harness.js';
 import { WireClient } from '../../lib/studio-wire.js';
 
@@ -306,6 +306,11 @@ t.test(
     t.ok(heldWhilePaused >= BUDGET, `the small files waiting hold ${heldWhilePaused}, past the budget`);
     t.ok(heldWhilePaused <= BUDGET + slack, `and at most the budget + ${slack}`);
     t.equal(budget.held, heldWhilePaused, 'the budget counts exactly the small files waiting for their commit');
+    const slabsWhilePaused = s.server.memory().smallSlabs.inUse;
+    t.ok(
+      slabsWhilePaused <= Math.ceil(heldWhilePaused / SLAB_BYTES) + 1,
+      `their bytes are in ${slabsWhilePaused} slab(s) of ${SLAB_BYTES} (small-slabs.ts)`,
+    );
     s.committer.open();
     for (let i = 0; i < N; i++) await assertCommitted(t, s, clients[i] as WireClient, sets[i] as File[]);
     t.ok(budget.pauses >= N, `reading was paused (${budget.pauses} times)`);
@@ -316,6 +321,41 @@ t.test(
     t.ok(budget.maxHeld <= BUDGET + slack, `budget held at most ${budget.maxHeld}`);
     t.equal(budget.held, 0, 'every byte released');
     t.equal(budget.pausedCount, 0, 'every socket resumed');
+    t.equal(s.server.memory().smallSlabs.inUse, 0, 'no slab holds a file once every file committed');
+  },
+);
+
+t.test(
+  'a session cut while its small files wait for their commit: their bytes are not handed out again before the commits end, and they commit whole',
+  async (t) => {
+    const s = await studio(t, { commitSlots: 1_000 });
+    s.committer.holdSmall = true;
+    const gone = await agent(s, 70);
+    const goneFiles = files(70, 8, 9 * KiB);
+    await send(gone, goneFiles, 64 * KiB);
+    const total = goneFiles.reduce((n, f) => n + f.bytes.length, 0);
+    await waitFor(() => s.committer.smallBytes === total, 'every file of the session waits for its commit');
+    const slabsHeld = s.server.memory().smallSlabs.inUse;
+    t.ok(slabsHeld > 0, `its files hold ${slabsHeld} slab(s)`);
+    gone.close(); // cut: its session ends once these commits settle
+    // A later session's files are cut while those commits wait: never from their bytes.
+    const next = await agent(s, 71);
+    t.teardown(() => next.close());
+    const nextFiles = files(71, 8, 9 * KiB);
+    await send(next, nextFiles, 64 * KiB);
+    await waitFor(() => s.committer.smallBytes === 2 * total, 'both sessions’ files wait');
+    s.committer.open();
+    await assertCommitted(t, s, next, nextFiles);
+    await waitFor(() => s.committer.smallBytes === 0, 'the cut session’s commits ended too');
+    for (const f of goneFiles) {
+      const copies = (await s.catalogue.copiesOf(f.hash)).filter((c) => c.kind === 'studio');
+      t.same(copies.map((c) => c.target).sort(), ['mirror', 'raid'], `${f.path}: both copies recorded`);
+      for (const copy of copies) {
+        const bytes = await readFile(join(s.targets[copy.target as 'mirror' | 'raid'].root, copy.path));
+        t.equal(sha256Hex(bytes), sha256Hex(f.bytes), `${copy.target} ${f.path}: its own bytes`);
+      }
+    }
+    await waitFor(() => s.server.memory().smallSlabs.inUse === 0, 'every slab free');
   },
 );
 
