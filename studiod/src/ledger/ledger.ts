@@ -205,11 +205,19 @@ export class Ledger implements CatalogueHook {
     return [...this.#unavailable];
   }
 
-  /** The copies that count: archive copies (expected targets, not agent copies) on available targets. */
+  /**
+   * The copies that count: archive copies (expected targets, not agent copies) on available targets.
+   * What answers use (status of an asset, an agent's verdicts, shoots, alerts): the targets available
+   * NOW, also while a recount for them is still pending; the stored index and counters follow
+   * `#unavailable`, which the recount switches (see `#assessStored`).
+   */
   counted(copies: readonly CopyRecord[]): CopyRecord[] {
-    return copies.filter(
-      (c) => c.kind !== 'agent' && this.targets.includes(c.target) && !this.#unavailable.has(c.target),
-    );
+    const down = this.#progress === undefined ? this.#unavailable : new Set(this.#progress.unavailable);
+    return this.#countedWith(copies, down);
+  }
+
+  #countedWith(copies: readonly CopyRecord[], down: ReadonlySet<string>): CopyRecord[] {
+    return copies.filter((c) => c.kind !== 'agent' && this.targets.includes(c.target) && !down.has(c.target));
   }
 
   /**
@@ -316,8 +324,18 @@ export class Ledger implements CatalogueHook {
     return { verdict: this.verdict(copies), lacking: this.targets.filter((t) => !have.has(t)) };
   }
 
+  /** assess() against the targets the stored index and counters are for (the hook, the recount). */
+  #assessStored(copies: readonly CopyRecord[]): { verdict: PolicyVerdict; lacking: string[] } {
+    const counted = this.#countedWith(copies, this.#unavailable);
+    const have = new Set(counted.map((c) => c.target));
+    return {
+      verdict: evaluatePolicy(counted.map(copyFact), this.policy),
+      lacking: this.targets.filter((t) => !have.has(t)),
+    };
+  }
+
   #contribution(asset: AssetRecord, copies: readonly CopyRecord[]): Contribution {
-    const { verdict: v, lacking } = this.assess(copies);
+    const { verdict: v, lacking } = this.#assessStored(copies);
     return { compliant: v.compliant, size: asset.size, committedAt: asset.committedAt, missing: v.missing, lacking };
   }
 

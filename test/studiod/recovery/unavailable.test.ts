@@ -244,6 +244,21 @@ t.test(
     await mkdir(raid); // no marker
     const during = await fx.service.report(base(fx));
     t.match(during.recount, { phase: 'waiting', unavailable: ['raid'] }, 'the recount is pending, and says so');
+    // Answers about one asset follow the targets available now, before the recount has even started:
+    // the asset that needs its RAID copy is not safe (an agent must not be told to format its card).
+    const copies = await fx.catalogue.copiesOf(first.hash);
+    t.notOk(fx.service.ledger.verdict(copies).compliant, 'its verdict counts no RAID copy');
+    t.match(
+      await fx.service.agentVerdicts('agent-1', [first.hash]),
+      [{ hash: first.hash, known: true, compliant: false }],
+      "the agent's verdict too",
+    );
+    t.match(
+      (await fx.service.assetView((await fx.catalogue.getAsset(first.hash)) as never)).copies.find(
+        (c) => c.target === 'raid',
+      ),
+      { counted: false },
+    );
     t.same(during.unavailableTargets, ['raid']);
     t.match(
       during.ledger,
