@@ -284,10 +284,15 @@ class HashCursor<T> {
   #head: { hash: string; value: T } | undefined;
   #done = false;
 
-  constructor(db: Level<string, Json>, prefix: Prefix) {
+  /** `after`: start past the records of that hash (a pass resumed in slices). */
+  constructor(db: Level<string, Json>, prefix: Prefix, after = '') {
     this.#prefix = prefix;
     this.#it = db
-      .iterator({ gt: prefix, lt: `${prefix}\xff`, highWaterMarkBytes: PASS_READ_BYTES })
+      .iterator({
+        gt: after === '' ? prefix : `${prefix}${after}${SEP}\xff`,
+        lt: `${prefix}\xff`,
+        highWaterMarkBytes: PASS_READ_BYTES,
+      })
       [Symbol.asyncIterator]();
   }
 
@@ -462,8 +467,9 @@ export class Catalogue {
 
   /**
    * Run `fn` with no other catalogue write in flight and none starting until
-   * it ends (the ledger's recount after a target changed availability). `fn`
-   * must not call the catalogue's write methods (it would wait for itself).
+   * it ends (each slice of the ledger's recount after a target changed
+   * availability). `fn` must not call the catalogue's write methods (it would
+   * wait for itself).
    */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     return this.#write(fn);
@@ -862,16 +868,23 @@ export class Catalogue {
    * Every asset with its copy records (and its name records when `names`), in hash order: one
    * range read of each kind side by side, not one read per asset, so a pass over an archive of
    * millions (the ledger's recount) costs what reading the records costs. Copy or name records
-   * whose asset record is missing are skipped.
+   * whose asset record is missing are skipped. `after`/`limit`: the assets past that hash, at
+   * most `limit` of them (a pass in slices, each under `exclusive`).
    */
   async *assetsWithRecords(
-    opts: { names?: boolean } = {},
+    opts: { names?: boolean; after?: string; limit?: number } = {},
   ): AsyncGenerator<{ asset: AssetRecord; copies: CopyRecord[]; names: NameRecord[] | undefined }> {
     const db = this.#open();
-    const copies = new HashCursor<CopyRecord>(db, P.copy);
-    const names = opts.names === true ? new HashCursor<NameRecord>(db, P.name) : undefined;
+    const after = opts.after ?? '';
+    const copies = new HashCursor<CopyRecord>(db, P.copy, after);
+    const names = opts.names === true ? new HashCursor<NameRecord>(db, P.name, after) : undefined;
     try {
-      const assets = db.values({ gt: P.asset, lt: `${P.asset}\xff`, highWaterMarkBytes: PASS_READ_BYTES });
+      const assets = db.values({
+        gt: P.asset + after,
+        lt: `${P.asset}\xff`,
+        limit: opts.limit ?? -1,
+        highWaterMarkBytes: PASS_READ_BYTES,
+      });
       for await (const value of assets) {
         const asset = value as unknown as AssetRecord;
         yield { asset, copies: await copies.take(asset.hash), names: await names?.take(asset.hash) };

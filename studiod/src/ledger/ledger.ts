@@ -31,12 +31,15 @@
  * targets they were computed for; when the config changes (a new cloud target,
  * another policy) they are rebuilt once at open from the copy records, and
  * when a target becomes unavailable or available again (`setUnavailable`) the
- * verdict index and counters are recounted: one pass over the assets with
- * catalogue writes held (`Catalogue.exclusive`), names index untouched. A
- * crash during the recount leaves a signature that no longer matches, so the
- * next open recounts again. While a recount is pending or running,
- * `recounting()` says how far it is: the counters and the verdict index are
- * then those of before (or half rewritten) and must not be shown as verdicts.
+ * verdict index and counters are recounted: one pass over the assets in hash
+ * order, in slices of `RECOUNT_SLICE_ASSETS`, each with catalogue writes held
+ * (`Catalogue.exclusive`), so commits go on between slices: the hook counts an
+ * asset the pass has already recounted for the new targets and any other for
+ * the old ones, which is what the pass finds and replaces when it gets there.
+ * Names index, `gof!` untouched. A crash during the recount leaves a signature
+ * that matches nothing, so the next open recounts again. While a recount is
+ * pending or running, `recounting()` says how far it is: the counters and the
+ * verdict index are then part recounted and must not be shown as verdicts.
  */
 import { posix } from 'node:path';
 import { evaluatePolicy, nameKey, type CopyFact, type PolicyConfig, type PolicyVerdict } from '@studio321/protocol';
@@ -104,6 +107,8 @@ export interface LedgerOptions {
   /** Targets unavailable now (recovery/target-availability.ts): their copies do not count. */
   unavailable?: string[];
   log?: { info(obj: object, msg: string): void };
+  /** Assets a recount slice reads with the catalogue's writes held (default `RECOUNT_SLICE_ASSETS`; tests use fewer). */
+  recountSliceAssets?: number;
 }
 
 /** What one asset contributes to the ledger. */
@@ -125,6 +130,25 @@ const K = {
   /** Only while a recount runs (#rebuild): one entry per asset, keyed by its group. */
   gacc: 'gacc!',
 } as const;
+
+/**
+ * Assets one slice of a recount reads and rewrites with the catalogue's writes held: a commit waits
+ * for at most one slice (≈ 0.1 s here), not for the whole pass (≈ a minute a million assets).
+ */
+export const RECOUNT_SLICE_ASSETS = 2000;
+
+/** The counters' signature while a recount is part done: it matches no configuration, so a crash then recounts at open. */
+const PART_RECOUNTED = 'part recounted';
+
+/** A recount under way: the assets up to `cursor` (hash order) are counted without the targets of `to`. */
+interface Recount {
+  readonly from: ReadonlySet<string>;
+  readonly to: ReadonlySet<string>;
+  cursor: string;
+}
+
+const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean =>
+  a.size === b.size && [...a].every((t) => b.has(t));
 
 /** `sync: true` (the sublevel's option types do not list it; classic-level honours it). */
 const SYNC = { sync: true } as object;
@@ -172,11 +196,16 @@ export class Ledger implements CatalogueHook {
   #signature: string;
   #unavailable: Set<string>;
   readonly #log: LedgerOptions['log'];
+  readonly #sliceAssets: number;
   #db: LedgerDb | undefined;
   #counters: LedgerCounters;
   /** Recounts asked for and not yet ended (setUnavailable), and the progress of the one running. */
   #pending = 0;
   #progress: RecountProgress | undefined;
+  /** The availability recount whose slices are under way (the hook reads its cursor), if any. */
+  #recount: Recount | undefined;
+  /** Recounts run one after another. */
+  #recounts: Promise<void> = Promise.resolve();
   #settled: Promise<void> = Promise.resolve();
   /** `recountAsked()` callers waiting for the next recount to be asked for. */
   readonly #askedWaiters = new Set<() => void>();
@@ -186,6 +215,7 @@ export class Ledger implements CatalogueHook {
     this.policy = { ...opts.policy };
     this.targets = [...new Set(opts.targets)];
     this.#log = opts.log;
+    this.#sliceAssets = Math.max(1, opts.recountSliceAssets ?? RECOUNT_SLICE_ASSETS);
     this.#unavailable = new Set(opts.unavailable ?? []);
     this.#signature = this.#signatureOf(this.#unavailable);
     this.#counters = emptyCounters(this.#signature, this.targets);
@@ -209,7 +239,7 @@ export class Ledger implements CatalogueHook {
    * The copies that count: archive copies (expected targets, not agent copies) on available targets.
    * What answers use (status of an asset, an agent's verdicts, shoots, alerts): the targets available
    * NOW, also while a recount for them is still pending; the stored index and counters follow
-   * `#unavailable`, which the recount switches (see `#assessStored`).
+   * `#unavailable`, which a recount switches asset by asset (see `#storedDown`).
    */
   counted(copies: readonly CopyRecord[]): CopyRecord[] {
     const down = this.#progress === undefined ? this.#unavailable : new Set(this.#progress.unavailable);
@@ -222,7 +252,7 @@ export class Ledger implements CatalogueHook {
 
   /**
    * A target became unavailable or available again: recount the verdict index
-   * and counters (one pass over the assets, catalogue writes held meanwhile).
+   * and counters (one pass over the assets in slices; commits go on between them).
    */
   setUnavailable(targets: readonly string[]): Promise<void> {
     this.#pending++;
@@ -230,18 +260,16 @@ export class Ledger implements CatalogueHook {
     if (this.#progress === undefined)
       this.#progress = { since: Date.now(), phase: 'waiting', done: 0, total: 0, unavailable };
     else this.#progress.unavailable = unavailable;
-    const p = this.#catalogue
-      .exclusive(async () => {
-        const next = new Set(targets);
-        if (next.size === this.#unavailable.size && [...next].every((t) => this.#unavailable.has(t))) return;
-        this.#unavailable = next;
-        this.#signature = this.#signatureOf(next);
-        await this.#rebuild(false);
-      })
+    const next = new Set(targets);
+    const p = this.#recounts
+      .then(() => this.#recountTo(next))
       .finally(() => {
-        if (--this.#pending === 0) this.#progress = undefined;
+        // A recount that failed part way leaves its progress up: the index is part recounted, and
+        // status must not read it as verdicts until a later recount (or the next start) finishes it.
+        if (--this.#pending === 0 && this.#recount === undefined) this.#progress = undefined;
         else if (this.#progress !== undefined) this.#progress.phase = 'waiting';
       });
+    this.#recounts = p.catch(() => undefined);
     this.#settled = p.catch(() => undefined);
     for (const wake of this.#askedWaiters) wake();
     this.#askedWaiters.clear();
@@ -325,8 +353,11 @@ export class Ledger implements CatalogueHook {
   }
 
   /** assess() against the targets the stored index and counters are for (the hook, the recount). */
-  #assessStored(copies: readonly CopyRecord[]): { verdict: PolicyVerdict; lacking: string[] } {
-    const counted = this.#countedWith(copies, this.#unavailable);
+  #assessStored(
+    copies: readonly CopyRecord[],
+    down: ReadonlySet<string>,
+  ): { verdict: PolicyVerdict; lacking: string[] } {
+    const counted = this.#countedWith(copies, down);
     const have = new Set(counted.map((c) => c.target));
     return {
       verdict: evaluatePolicy(counted.map(copyFact), this.policy),
@@ -334,9 +365,26 @@ export class Ledger implements CatalogueHook {
     };
   }
 
-  #contribution(asset: AssetRecord, copies: readonly CopyRecord[]): Contribution {
-    const { verdict: v, lacking } = this.#assessStored(copies);
+  /** The targets whose copies the stored index counts as gone for `hash` (a recount part done: see `Recount`). */
+  #storedDown(hash: string): ReadonlySet<string> {
+    const r = this.#recount;
+    return r !== undefined && r.cursor !== '' && hash <= r.cursor ? r.to : this.#unavailable;
+  }
+
+  #contribution(asset: AssetRecord, copies: readonly CopyRecord[], down = this.#storedDown(asset.hash)): Contribution {
+    const { verdict: v, lacking } = this.#assessStored(copies, down);
     return { compliant: v.compliant, size: asset.size, committedAt: asset.committedAt, missing: v.missing, lacking };
+  }
+
+  static #sameContribution(a: Contribution, b: Contribution): boolean {
+    return (
+      a.compliant === b.compliant &&
+      a.missing.copies === b.missing.copies &&
+      a.missing.media === b.missing.media &&
+      a.missing.offsite === b.missing.offsite &&
+      a.lacking.length === b.lacking.length &&
+      a.lacking.every((t, i) => b.lacking[i] === t)
+    );
   }
 
   #keys(hash: string, c: Contribution): Array<{ key: string; value: Record<string, unknown> }> {
@@ -513,6 +561,102 @@ export class Ledger implements CatalogueHook {
     const out: string[] = [];
     for await (const key of this.#sub().keys({ gt: prefix, lt: `${prefix}\xff` })) out.push(key.slice(prefix.length));
     return out;
+  }
+
+  /**
+   * Recount the verdict index and counters for the unavailable targets `next`: slices of
+   * `RECOUNT_SLICE_ASSETS` assets in hash order, each under `Catalogue.exclusive`, so a commit
+   * waits for one slice at most. A recount that failed part way is finished first.
+   */
+  async #recountTo(next: ReadonlySet<string>): Promise<void> {
+    if (this.#recount === undefined) {
+      if (sameSet(next, this.#unavailable)) return;
+      this.#recount = { from: this.#unavailable, to: next, cursor: '' };
+    }
+    const r = this.#recount;
+    const started = Date.now();
+    let slices = 0;
+    while (this.#recount === r) {
+      await this.#catalogue.exclusive(() => {
+        // `waiting` (for the writes in flight) until the first slice holds the catalogue.
+        const progress = this.#progress;
+        if (slices === 0 && progress !== undefined)
+          Object.assign(progress, { phase: 'assets', done: 0, total: this.#catalogue.counters().assets });
+        return this.#recountSlice(r);
+      });
+      slices++;
+    }
+    this.#log?.info(
+      {
+        assets: this.#counters.assets,
+        compliant: this.#counters.compliant,
+        unavailable: [...this.#unavailable],
+        slices,
+        ms: Date.now() - started,
+      },
+      'ledger verdicts recounted after a target availability change',
+    );
+    if (!sameSet(next, r.to)) await this.#recountTo(next);
+  }
+
+  /**
+   * One slice of a recount: the next assets after the cursor, each counted for the old and the new
+   * targets; where the two differ, its index entries, the counters and its group's unsafe count
+   * move, in one batch with the counters (signed part recounted until the last slice).
+   */
+  async #recountSlice(r: Recount): Promise<void> {
+    const sub = this.#sub();
+    const next = structuredClone(this.#counters);
+    const ops: Array<{ type: 'put'; key: string; value: Record<string, unknown> } | { type: 'del'; key: string }> = [];
+    const flipped: Array<{ hash: string; unsafe: 1 | -1; copies: CopyRecord[] }> = [];
+    let seen = 0;
+    let last = r.cursor;
+    for await (const { asset, copies } of this.#catalogue.assetsWithRecords({
+      after: r.cursor,
+      limit: this.#sliceAssets,
+    })) {
+      seen++;
+      last = asset.hash;
+      const old = this.#contribution(asset, copies, r.from);
+      const now = this.#contribution(asset, copies, r.to);
+      if (Ledger.#sameContribution(old, now)) continue;
+      Ledger.#apply(next, old, -1);
+      Ledger.#apply(next, now, 1);
+      for (const k of this.#keys(asset.hash, old)) ops.push({ type: 'del', key: k.key });
+      for (const k of this.#keys(asset.hash, now)) ops.push({ type: 'put', ...k });
+      if (old.compliant !== now.compliant) flipped.push({ hash: asset.hash, unsafe: now.compliant ? -1 : 1, copies });
+    }
+    if (flipped.length > 0) {
+      // Each flipped asset's group (as the hook counted it: `gof!`), read once for the slice.
+      const gofs = await sub.getMany(flipped.map((f) => K.gof + f.hash));
+      const keyOf = async (f: (typeof flipped)[number], i: number): Promise<string> =>
+        (gofs[i] as { group?: string } | undefined)?.group ??
+        Ledger.#groupKey(f.hash, f.copies, await this.#catalogue.namesOf(f.hash));
+      const keys = await Promise.all(flipped.map(keyOf));
+      const unique = [...new Set(keys)];
+      const stored = await sub.getMany(unique.map((k) => K.grp + k));
+      const groups = new Map(
+        unique.map((k, i) => [k, (stored[i] as unknown as GroupRecord | undefined) ?? { members: 0, unsafe: 0 }]),
+      );
+      const before = new Map([...groups].map(([k, g]) => [k, { ...g }]));
+      for (const [i, f] of flipped.entries()) (groups.get(keys[i] as string) as GroupRecord).unsafe += f.unsafe;
+      for (const [k, g] of groups) {
+        Ledger.#applyGroup(next, before.get(k) as GroupRecord, g);
+        ops.push({ type: 'put', key: K.grp + k, value: { ...g } });
+      }
+    }
+    const done = seen < this.#sliceAssets;
+    next.signature = done ? this.#signatureOf(new Set(r.to)) : PART_RECOUNTED;
+    ops.push({ type: 'put', key: K.counters, value: next as unknown as Record<string, unknown> });
+    await sub.batch(ops, done ? SYNC : {});
+    this.#counters = next;
+    r.cursor = last;
+    if (this.#progress !== undefined) this.#progress.done += seen;
+    if (done) {
+      this.#unavailable = new Set(r.to);
+      this.#signature = next.signature;
+      this.#recount = undefined;
+    }
   }
 
   /**

@@ -14,29 +14,12 @@ import { nameKey, type PolicyConfig } from '@studio321/protocol';
 import { Catalogue, type CatalogueHook, type CommitRecord, type CopyRecord } from '@studio321/studiod';
 import { Ledger } from '@studio321/studiod/ledger';
 import { recountLedger, stripCounters } from '../../lib/ledger-recount.js';
+import { copy } from '../../lib/ledger-records.mjs';
 
 const TARGETS = ['mirror', 'raid', 'cloud-east', 'cloud-west'];
 const POLICY: PolicyConfig = { copies: 3, media: 2, offsite: 1 };
 
 const hashOf = (i: number): string => createHash('sha256').update(`a${i}`).digest('hex');
-
-function copy(hash: string, target: string, size: number): CopyRecord {
-  const cloud = target.startsWith('cloud');
-  return {
-    hash,
-    target,
-    kind: cloud ? 'cloud' : 'studio',
-    path: `p/${hash}`,
-    size,
-    device: `${target}-dev`,
-    media:
-      target === 'mirror' ? 'hdd' : target === 'raid' ? 'raid-hdd' : target === 'cloud-east' ? 'cloud-ssd' : 'tape',
-    location: cloud ? target : 'studio',
-    offsite: cloud,
-    method: 'readback-blake3',
-    verifiedAt: 1000,
-  };
-}
 
 function record(i: number): CommitRecord {
   const hash = hashOf(i);
