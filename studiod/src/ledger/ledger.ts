@@ -651,7 +651,12 @@ export class Ledger implements CatalogueHook {
     await sub.batch(ops, done ? SYNC : {});
     this.#counters = next;
     r.cursor = last;
-    if (this.#progress !== undefined) this.#progress.done += seen;
+    const progress = this.#progress;
+    if (progress !== undefined) {
+      progress.done += seen;
+      // Commits go on between slices: the assets they added count in the total too.
+      progress.total = Math.max(progress.total, progress.done, this.#catalogue.counters().assets);
+    }
     if (done) {
       this.#unavailable = new Set(r.to);
       this.#signature = next.signature;
