@@ -281,9 +281,10 @@ export class LinkClient extends EventEmitter implements SyncLink {
   /**
    * Send an encoded frame as it is (SyncLink.sendFrame: a Chunk read straight into its frame),
    * framed in place when its buffer has the headroom; `written` runs when it was handed to the
-   * socket, which encrypted it: the buffer is free then. Resolves once at most this frame waits
-   * behind the one being written: writes that wait together reach TLS together, and Node's TLS
-   * socket copies buffers written together into one before it encrypts them.
+   * socket, which encrypted it: the buffer is free then. Resolves once everything given to the
+   * socket was written to it (its system buffer keeps the link busy): the next frame then goes
+   * to TLS at once, as one write, while the sender still has its bytes in cache. (Node's TLS
+   * socket copies buffers that waited together into one before it encrypts them.)
    */
   async sendFrame(frame: Uint8Array, written: () => void, then?: Message): Promise<void> {
     if (this.#closedErr !== undefined) throw this.#closedErr;
@@ -297,7 +298,7 @@ export class LinkClient extends EventEmitter implements SyncLink {
     } finally {
       if (then !== undefined) sock?.uncork();
     }
-    await this.#belowHighWater(frame.byteLength);
+    await this.#belowHighWater(0);
   }
 
   async #belowHighWater(highWater: number): Promise<void> {

@@ -41,16 +41,15 @@
  *    pass throws why (after an abort, closing the link is the caller's).
  *
  * Memory is bounded by the window, whatever the file size: the link holds at most
- * a window of chunks (LinkClient: two, the one being written and the next), and
- * the pass holds two more, the one waiting for window room and the one read ahead
- * of it; no further chunk is read until the first is sent. Each chunk is read
+ * a window of chunks (LinkClient: one, the one being written), and the pass reads
+ * the next chunk only when the window has room for it and the link has written the
+ * one before (on this thread, just before it is sent: `#sendChunks`). Each chunk is read
  * straight into its Chunk frame (encodeChunkFrame), after FRAME_HEADROOM bytes
  * where the link writes its WebSocket header, and a frame the link has written is
  * reused for a later chunk (`#frames`): no copy of the bytes into an encoder or a
  * WebSocket frame, and no fresh buffer per chunk for the garbage collector.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
 import {
   CHUNK_HEADER_BYTES,
@@ -209,35 +208,20 @@ interface ReadChunk {
   got: number;
 }
 
-/** Reads `len` bytes of `fh` at `at` into `frame` at DATA_AT (fewer, or none, when the file is shorter). */
-async function readInto(fh: FileHandle, frame: Buffer, at: number, len: number): Promise<ReadChunk> {
+/**
+ * Reads `len` bytes of `fd` at `at` into `frame` at DATA_AT (fewer, or none, when the file is
+ * shorter), on this thread. The pass reads each chunk just before it gives the frame to the link:
+ * the TLS socket then encrypts bytes that are still in this core's cache, and the frame read into
+ * is the one just written (see #sendChunks).
+ */
+function readInto(fd: number, frame: Buffer, at: number, len: number): ReadChunk {
   let got = 0;
   while (got < len) {
-    const { bytesRead } = await fh.read(frame, DATA_AT + got, len - got, at + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
+    const n = readSync(fd, frame, DATA_AT + got, len - got, at + got);
+    if (n === 0) break;
+    got += n;
   }
   return { frame, got };
-}
-
-/**
- * `readInto` for a file whose bytes from `at` fit one chunk: one open, read and close on this
- * thread. A small laptop copy is in the page cache or one seek away; the three thread-pool round
- * trips of a FileHandle (each a futex wake and an event-loop wake-up) cost more CPU than the read.
- */
-async function readSmall(path: string, frame: Buffer, at: number, len: number): Promise<ReadChunk> {
-  const fd = openSync(path, 'r');
-  try {
-    let got = 0;
-    while (got < len) {
-      const n = readSync(fd, frame, DATA_AT + got, len - got, at + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return { frame, got };
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** A failure of this agent's side while the session is up, reported as LINK_INCOMPLETE (retryable). */
@@ -456,19 +440,17 @@ export class SyncPass {
     this.#acked.set(hash, offset);
     this.#sent.set(hash, offset);
     this.#notToSend(offset);
-    if (offset < asset.size && asset.size - offset <= this.#chunkSize) {
-      await this.#sendChunks(asset, offset, (at, len) => readSmall(asset.storePath, this.#takeFrame(), at, len));
-    } else if (offset < asset.size) {
-      let fh: FileHandle;
+    if (offset < asset.size) {
+      let fd: number;
       try {
-        fh = await open(asset.storePath, 'r');
+        fd = openSync(asset.storePath, 'r');
       } catch (err) {
         return this.#unreadable(asset, err);
       }
       try {
-        await this.#sendChunks(asset, offset, (at, len) => readInto(fh, this.#takeFrame(), at, len));
+        await this.#sendChunks(asset, offset, (at, len) => readInto(fd, this.#takeFrame(), at, len));
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
     }
     this.#check();
@@ -478,48 +460,44 @@ export class SyncPass {
   }
 
   /**
-   * Step 4, the Chunks. One chunk is read ahead while the current one waits for the window and
-   * is sent: at most chunkSize more in memory, and the disk read overlaps the link.
+   * Step 4, the Chunks. Each chunk is read when the window has room for it and the link has
+   * written the one before (sendFrame resolves then), straight into the frame that came back:
+   * read, encrypted and sent while its bytes are in this core's cache. A chunk read ahead on the
+   * thread pool and encrypted milliseconds later comes back from memory, into a frame that had
+   * left the cache too (about 0.25 CPU-s a GiB more for a bare TLS sender, README "Session 16").
+   * The socket's own buffer keeps the link busy meanwhile.
    */
   async #sendChunks(
     asset: PendingAsset,
     offset: number,
-    readAt: (at: number, len: number) => Promise<ReadChunk>,
+    readAt: (at: number, len: number) => ReadChunk,
   ): Promise<void> {
     const hash = asset.blake3;
-    const read = (at: number): Promise<ReadChunk> => readAt(at, Math.min(this.#chunkSize, asset.size - at));
     let pos = offset;
-    let ahead: Promise<ReadChunk> | undefined = read(pos);
-    try {
-      while (ahead !== undefined) {
-        this.#check();
-        let chunk: ReadChunk;
-        try {
-          chunk = await ahead;
-        } catch (err) {
-          ahead = undefined;
-          return await this.#unreadable(asset, err);
-        }
-        ahead = undefined;
-        const { frame, got } = chunk;
-        if (got === 0) break; // laptop copy shorter than recorded: the studio Nacks the size
-        if (pos + got < asset.size) {
-          ahead = read(pos + got);
-          ahead.catch(() => undefined); // awaited in the next round or in finally
-        }
-        await this.#waitForRoom(got);
-        // Nacked mid-transfer (the studio could not stage it): no more Chunks; the FileEnd follows (SPEC §3.6).
-        if (this.#settled.has(hash)) break;
-        this.#inFlight += got;
-        await this.#sendChunk(hash, pos, frame, got, asset.size);
-        pos += got;
-        this.result.bytesSent += got;
-        this.#progress?.addBytes(got);
-        this.#sent.set(hash, pos);
-        this.#sentMemory.set(hash, Math.max(this.#sentMemory.get(hash) ?? 0, pos));
+    while (pos < asset.size) {
+      this.#check();
+      const len = Math.min(this.#chunkSize, asset.size - pos);
+      await this.#waitForRoom(len);
+      // Nacked mid-transfer (the studio could not stage it): no more Chunks; the FileEnd follows (SPEC §3.6).
+      if (this.#settled.has(hash)) break;
+      let chunk: ReadChunk;
+      try {
+        chunk = readAt(pos, len);
+      } catch (err) {
+        return await this.#unreadable(asset, err);
       }
-    } finally {
-      await ahead?.catch(() => undefined);
+      const { frame, got } = chunk;
+      if (got === 0) {
+        this.#frames.push(frame);
+        break; // laptop copy shorter than recorded: the studio Nacks the size
+      }
+      this.#inFlight += got;
+      await this.#sendChunk(hash, pos, frame, got, asset.size);
+      pos += got;
+      this.result.bytesSent += got;
+      this.#progress?.addBytes(got);
+      this.#sent.set(hash, pos);
+      this.#sentMemory.set(hash, Math.max(this.#sentMemory.get(hash) ?? 0, pos));
     }
   }
 

@@ -5,7 +5,9 @@
  * WebSocket server with studiod's Chunk receive path in front of `ws`'s receiver
  * (frames of 64 KiB and more) and `ws` itself (smaller ones), frame sizes at each
  * header form's edges (7-bit, 16-bit and 64-bit lengths), odd sizes and offsets,
- * and a frame without headroom (sent through `ws` instead); then the same with the socket
+ * and a frame without headroom (sent through `ws` instead); each frame's buffer is scribbled
+ * over once sendFrame resolved (it is free then: the sync pass reads the next chunk into
+ * it at once); then the same with the socket
  * read into the receive path's own buffers (Chunk data straight into its pooled buffer).
  */
 import t, { type Test } from 'tap';
@@ -118,6 +120,10 @@ async function roundTrip(t: Test, own: boolean): Promise<void> {
     // Every third one with a FileEnd behind it, in the same write to the socket.
     const then = i % 3 === 1 ? ({ t: 'file-end', hash: HASH, size: offset + n } as const) : undefined;
     await client.sendFrame(frame, () => written++, then);
+    // Resolved: the frame was written and its buffer is free; the pass reads the next chunk
+    // into it at once (sync-pass.ts #sendChunks). Scribbled over, what arrives must not change.
+    t.equal(written, i + 1, `frame ${i} written when sendFrame resolved`);
+    buf.fill(0x11);
     const big = CHUNK_HEADER_BYTES + n >= 65536;
     expected.push({ via: big ? 'receive path' : 'ws', t: 'chunk', offset, data });
     if (then !== undefined) expected.push({ via: 'ws', t: 'file-end' });
@@ -132,6 +138,8 @@ async function roundTrip(t: Test, own: boolean): Promise<void> {
   const bare = Buffer.alloc(CHUNK_HEADER_BYTES + data.length);
   data.copy(bare, CHUNK_HEADER_BYTES);
   await client.sendFrame(encodeChunkFrame(bare, HASH, 5, data.length), () => written++);
+  t.equal(written, sizes.length + 1, 'the frame without headroom written when sendFrame resolved');
+  bare.fill(0x11);
   expected.push({ via: 'receive path', t: 'chunk', offset: 5, data });
 
   while (arrived.length < expected.length) {
