@@ -5,7 +5,7 @@
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
  *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--studiod-env 'K=V …' (on top of the service unit's; none: not the unit's)]
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
- *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS] [--studiod JS]
+ *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS] [--studiod JS] [--agents-agent JS]
  *                                    [--agent-env 'K=V …' (on top of field-agent.service's; none: not the unit's)]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
@@ -30,6 +30,7 @@
  *     peak RSS, its RSS when the agents finished and once idle (past the link's quiet time and its memory reclaim, then stable for 3 s; at most 30 s), and
  *     where its memory was (process.memoryUsage() from its status, MiB) at the highest RSS sampled
  *     every second and once idle;
+ *     the agents' own CPU-ms a file, their start-up included (`agentCpuMsPerFile`: the lone one's; the N's together);
  *     `firstCommitPartsMs` (median/max ms): spawn → authenticated (`auth`: process start, connect,
  *     TLS, proof), authenticated → first Want (`want`; `offer`: studiod's time answering it), first
  *     Want → first commit (`commit`), split at studiod's `committing` (the file received whole): first Want →
@@ -46,7 +47,8 @@
  * then again while a `field-agent run` of each build holds its state (`running`, `otherRunning`:
  * status asks the running agent over its local API); median wall ms and CPU ms of 5 runs each.
  * `--studiod JS`: the studiod children run that studiod.js (another build's, e.g. the base commit's: A/B of the
- * studio with the same agents).
+ * studio with the same agents). `--agents-agent JS`: step 4's agents (the lone one and the N) sync with that
+ * field-agent.js (A/B of the agents with the same studiod; the cards are still ingested by this build's).
  * `--agents-only`: step 4 alone (with `--agents N`). `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
  * alone; `--studiod-node-args`: node options for the studiod children of steps 3 and 4 (a CPU profile, a heap snapshot).
  * `--studiod-heap-snapshot DIR`: step 4's studiod writes a heap snapshot into DIR once idle after the agents
@@ -100,6 +102,7 @@ const { values } = parseArgs({
     'agent-node-args': { type: 'string', default: '' },
     'agent-env': { type: 'string', default: '' },
     'compare-agent': { type: 'string' },
+    'agents-agent': { type: 'string' },
     studiod: { type: 'string' },
   },
 });
@@ -118,6 +121,8 @@ const HEAP_SNAPSHOT_DIR = values['studiod-heap-snapshot'];
 const INGEST_ONLY = values['ingest-only'] === true;
 const AGENT_NODE_ARGS = (values['agent-node-args'] ?? '').split(' ').filter((a) => a !== '');
 const COMPARE_AGENT = values['compare-agent'];
+/** Step 4: the agents (the lone one and the N) run this field-agent.js (another build's: A/B of the agents with the same studiod). */
+const AGENTS_AGENT = values['agents-agent'] ?? BINS.agent;
 /**
  * The environment of the agents that stand for the service (ingest, sync, `run`): field-agent.service's
  * `Environment=` lines, then `--agent-env 'K=V …'` (`none`: not the unit's). `status` is a command
@@ -880,6 +885,7 @@ async function main(): Promise<void> {
     cores: availableParallelism(),
     agentEnv: AGENT_ENV,
     studiodEnv: STUDIOD_ENV,
+    ...(values['agents-agent'] === undefined ? {} : { agentsAgent: AGENTS_AGENT }),
   };
   try {
     log(`bench:scale — ${FILES} small files in ${base}, ${RUNS} runs, ${availableParallelism()} cores`);
@@ -958,7 +964,7 @@ async function main(): Promise<void> {
         const idle0 = await procStat(studio.pid);
         // the lone agent
         let t0 = performance.now();
-        const lone = await sync(datas[0] as string);
+        const lone = await sync(datas[0] as string, AGENTS_AGENT);
         const loneRate = AGENT_FILES / (lone.ms / 1000);
         const loneFirst = firstCommit(ids[0] as string, t0);
         const loneAuthFirst = firstAfterAuth(ids[0] as string, t0);
@@ -977,7 +983,7 @@ async function main(): Promise<void> {
             await new Promise((r) => setTimeout(r, 1000));
           }
         })();
-        await Promise.all(datas.slice(1).map((d) => sync(d))).finally(() => {
+        const manyUsage = await Promise.all(datas.slice(1).map((d) => sync(d, AGENTS_AGENT))).finally(() => {
           syncing = false;
         });
         const allMs = performance.now() - t0;
@@ -1003,6 +1009,11 @@ async function main(): Promise<void> {
           worstFirstCommitAfterAuthVsLone: +(Math.max(...authFirsts) / loneAuthFirst).toFixed(2),
           firstCommitPartsMs: { lone: loneParts, many: manyParts },
           studiodCpuMsPerFile: +(((busy.cpuSec - before.cpuSec) * 1000) / (AGENTS * AGENT_FILES)).toFixed(2),
+          // The agents' own CPU (start-up included) a file: the lone one's, and the N's together.
+          agentCpuMsPerFile: {
+            lone: +((lone.cpuSec * 1000) / AGENT_FILES).toFixed(2),
+            many: +((manyUsage.reduce((sum, u) => sum + u.cpuSec, 0) * 1000) / (AGENTS * AGENT_FILES)).toFixed(2),
+          },
           studiodIdleRssMiB: +idle0.rssMiB.toFixed(0),
           studiodPeakRssMiB: +busy.hwmMiB.toFixed(0),
           studiodRssAfterMiB: +busy.rssMiB.toFixed(0),
