@@ -35,7 +35,9 @@
  *     TLS, proof), authenticated → first Want (`want`; `offer`: studiod's time answering it), first
  *     Want → first commit (`commit`), split at studiod's `committing` (the file received whole): first Want →
  *     received (`received`: the agent reading and sending it, studiod's frame queue) and received →
- *     committed (`written`: the commit slot, the small-commit worker's queue and group, the catalogue group);
+ *     committed (`written`: the commit slot, the small-commit worker's queue and group, the catalogue group),
+ *     and `written` by step (`w.slot`: the commit slot; `w.targets`: the target checks; `w.intent`: the folders'
+ *     intents durable and a free name; `w.write`: the small-commit worker's group; `w.record`: the catalogue's batch);
  *  5. with `--verify-files N` (and `--verify-large M`: M files of 64 MiB), `verifyCopies` (what
  *     `studioctl verify` and the scrub run) in this process over a fresh catalogue of N small
  *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
@@ -183,6 +185,9 @@ async function fsyncEachCopy(card: string, paths: readonly string[], dst: string
   }
   return performance.now() - t0;
 }
+
+/** The steps of a first small commit's `written` part, as studiod logs them (`first commit stages`, fair-scheduler.ts). */
+const WRITTEN_STAGES = ['slot', 'targets', 'intent', 'write', 'record'] as const;
 
 interface Usage {
   ms: number;
@@ -474,6 +479,8 @@ class Studio {
   readonly firstWant = new Map<string, { at: number; offerMs: number }>();
   /** When each session's first commit began (its first file received whole: studiod's `committing`). */
   readonly firstCommitting = new Map<string, number>();
+  /** Where each session's first small commit spent its `written` time, ms a step (studiod's `first commit stages`). */
+  readonly firstStages = new Map<string, Record<string, number>>();
   #child: ReturnType<typeof spawn> | undefined;
   #port = 0;
   readonly #nodeArgs: readonly string[];
@@ -524,6 +531,9 @@ class Studio {
             const m = JSON.parse(l) as { sessionId: string; agentId: string };
             this.sessions.set(m.sessionId, m.agentId);
             this.authAt.set(m.sessionId, performance.now());
+          } else if (l.includes('"msg":"first commit stages"')) {
+            const m = JSON.parse(l) as { sessionId: string; stagesMs: Record<string, number> };
+            this.firstStages.set(m.sessionId, m.stagesMs);
           } else if (l.includes('"msg":"first offer answered"')) {
             const m = JSON.parse(l) as { sessionId: string; ms: number };
             this.firstWant.set(m.sessionId, { at: performance.now(), offerMs: m.ms });
@@ -945,7 +955,9 @@ async function main(): Promise<void> {
           const want = c === undefined ? undefined : studio.firstWant.get(c.session);
           if (c === undefined || auth === undefined || want === undefined) return {};
           const committing = studio.firstCommitting.get(c.session) ?? Number.NaN;
+          const stages = studio.firstStages.get(c.session) ?? {};
           return {
+            ...Object.fromEntries(WRITTEN_STAGES.map((k) => [`w.${k}`, stages[k] ?? Number.NaN])),
             auth: auth - t0,
             want: want.at - auth,
             offer: want.offerMs,
@@ -956,10 +968,12 @@ async function main(): Promise<void> {
         };
         const summary = (rows: Array<Record<string, number>>): Record<string, string> =>
           Object.fromEntries(
-            ['auth', 'want', 'offer', 'commit', 'received', 'written'].map((k) => {
-              const v = rows.map((r) => r[k] ?? Number.NaN);
-              return [k, `${median(v).toFixed(0)}/${Math.max(...v).toFixed(0)}`];
-            }),
+            ['auth', 'want', 'offer', 'commit', 'received', 'written', ...WRITTEN_STAGES.map((k) => `w.${k}`)].map(
+              (k) => {
+                const v = rows.map((r) => r[k] ?? Number.NaN);
+                return [k, `${median(v).toFixed(0)}/${Math.max(...v).toFixed(0)}`];
+              },
+            ),
           );
         const idle0 = await procStat(studio.pid);
         // the lone agent
