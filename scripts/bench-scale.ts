@@ -5,7 +5,7 @@
  *                                    [--verify-only] [--verify-files 5000] [--verify-large 0]
  *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--studiod-env 'K=V …' (on top of the service unit's; none: not the unit's)]
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
- *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS] [--studiod JS]
+ *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS] [--studiod JS] [--agents-agent JS]
  *                                    [--agent-env 'K=V …' (on top of field-agent.service's; none: not the unit's)]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
@@ -30,11 +30,14 @@
  *     peak RSS, its RSS when the agents finished and once idle (past the link's quiet time and its memory reclaim, then stable for 3 s; at most 30 s), and
  *     where its memory was (process.memoryUsage() from its status, MiB) at the highest RSS sampled
  *     every second and once idle;
+ *     the agents' own CPU-ms a file, their start-up included (`agentCpuMsPerFile`: the lone one's; the N's together);
  *     `firstCommitPartsMs` (median/max ms): spawn → authenticated (`auth`: process start, connect,
  *     TLS, proof), authenticated → first Want (`want`; `offer`: studiod's time answering it), first
  *     Want → first commit (`commit`), split at studiod's `committing` (the file received whole): first Want →
  *     received (`received`: the agent reading and sending it, studiod's frame queue) and received →
- *     committed (`written`: the commit slot, the small-commit worker's queue and group, the catalogue group);
+ *     committed (`written`: the commit slot, the small-commit worker's queue and group, the catalogue group),
+ *     and `written` by step (`w.slot`: the commit slot; `w.targets`: the target checks; `w.intent`: the folders'
+ *     intents durable and a free name; `w.write`: the small-commit worker's group; `w.record`: the catalogue's batch);
  *  5. with `--verify-files N` (and `--verify-large M`: M files of 64 MiB), `verifyCopies` (what
  *     `studioctl verify` and the scrub run) in this process over a fresh catalogue of N small
  *     assets (2–20 KB), both local copies written straight to the targets (page cache warm):
@@ -46,7 +49,8 @@
  * then again while a `field-agent run` of each build holds its state (`running`, `otherRunning`:
  * status asks the running agent over its local API); median wall ms and CPU ms of 5 runs each.
  * `--studiod JS`: the studiod children run that studiod.js (another build's, e.g. the base commit's: A/B of the
- * studio with the same agents).
+ * studio with the same agents). `--agents-agent JS`: step 4's agents (the lone one and the N) sync with that
+ * field-agent.js (A/B of the agents with the same studiod; the cards are still ingested by this build's).
  * `--agents-only`: step 4 alone (with `--agents N`). `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
  * alone; `--studiod-node-args`: node options for the studiod children of steps 3 and 4 (a CPU profile, a heap snapshot).
  * `--studiod-heap-snapshot DIR`: step 4's studiod writes a heap snapshot into DIR once idle after the agents
@@ -100,6 +104,7 @@ const { values } = parseArgs({
     'agent-node-args': { type: 'string', default: '' },
     'agent-env': { type: 'string', default: '' },
     'compare-agent': { type: 'string' },
+    'agents-agent': { type: 'string' },
     studiod: { type: 'string' },
   },
 });
@@ -118,6 +123,8 @@ const HEAP_SNAPSHOT_DIR = values['studiod-heap-snapshot'];
 const INGEST_ONLY = values['ingest-only'] === true;
 const AGENT_NODE_ARGS = (values['agent-node-args'] ?? '').split(' ').filter((a) => a !== '');
 const COMPARE_AGENT = values['compare-agent'];
+/** Step 4: the agents (the lone one and the N) run this field-agent.js (another build's: A/B of the agents with the same studiod). */
+const AGENTS_AGENT = values['agents-agent'] ?? BINS.agent;
 /**
  * The environment of the agents that stand for the service (ingest, sync, `run`): field-agent.service's
  * `Environment=` lines, then `--agent-env 'K=V …'` (`none`: not the unit's). `status` is a command
@@ -178,6 +185,9 @@ async function fsyncEachCopy(card: string, paths: readonly string[], dst: string
   }
   return performance.now() - t0;
 }
+
+/** The steps of a first small commit's `written` part, as studiod logs them (`first commit stages`, fair-scheduler.ts). */
+const WRITTEN_STAGES = ['slot', 'targets', 'intent', 'write', 'record'] as const;
 
 interface Usage {
   ms: number;
@@ -469,6 +479,8 @@ class Studio {
   readonly firstWant = new Map<string, { at: number; offerMs: number }>();
   /** When each session's first commit began (its first file received whole: studiod's `committing`). */
   readonly firstCommitting = new Map<string, number>();
+  /** Where each session's first small commit spent its `written` time, ms a step (studiod's `first commit stages`). */
+  readonly firstStages = new Map<string, Record<string, number>>();
   #child: ReturnType<typeof spawn> | undefined;
   #port = 0;
   readonly #nodeArgs: readonly string[];
@@ -519,6 +531,9 @@ class Studio {
             const m = JSON.parse(l) as { sessionId: string; agentId: string };
             this.sessions.set(m.sessionId, m.agentId);
             this.authAt.set(m.sessionId, performance.now());
+          } else if (l.includes('"msg":"first commit stages"')) {
+            const m = JSON.parse(l) as { sessionId: string; stagesMs: Record<string, number> };
+            this.firstStages.set(m.sessionId, m.stagesMs);
           } else if (l.includes('"msg":"first offer answered"')) {
             const m = JSON.parse(l) as { sessionId: string; ms: number };
             this.firstWant.set(m.sessionId, { at: performance.now(), offerMs: m.ms });
@@ -880,6 +895,7 @@ async function main(): Promise<void> {
     cores: availableParallelism(),
     agentEnv: AGENT_ENV,
     studiodEnv: STUDIOD_ENV,
+    ...(values['agents-agent'] === undefined ? {} : { agentsAgent: AGENTS_AGENT }),
   };
   try {
     log(`bench:scale — ${FILES} small files in ${base}, ${RUNS} runs, ${availableParallelism()} cores`);
@@ -939,7 +955,9 @@ async function main(): Promise<void> {
           const want = c === undefined ? undefined : studio.firstWant.get(c.session);
           if (c === undefined || auth === undefined || want === undefined) return {};
           const committing = studio.firstCommitting.get(c.session) ?? Number.NaN;
+          const stages = studio.firstStages.get(c.session) ?? {};
           return {
+            ...Object.fromEntries(WRITTEN_STAGES.map((k) => [`w.${k}`, stages[k] ?? Number.NaN])),
             auth: auth - t0,
             want: want.at - auth,
             offer: want.offerMs,
@@ -950,15 +968,17 @@ async function main(): Promise<void> {
         };
         const summary = (rows: Array<Record<string, number>>): Record<string, string> =>
           Object.fromEntries(
-            ['auth', 'want', 'offer', 'commit', 'received', 'written'].map((k) => {
-              const v = rows.map((r) => r[k] ?? Number.NaN);
-              return [k, `${median(v).toFixed(0)}/${Math.max(...v).toFixed(0)}`];
-            }),
+            ['auth', 'want', 'offer', 'commit', 'received', 'written', ...WRITTEN_STAGES.map((k) => `w.${k}`)].map(
+              (k) => {
+                const v = rows.map((r) => r[k] ?? Number.NaN);
+                return [k, `${median(v).toFixed(0)}/${Math.max(...v).toFixed(0)}`];
+              },
+            ),
           );
         const idle0 = await procStat(studio.pid);
         // the lone agent
         let t0 = performance.now();
-        const lone = await sync(datas[0] as string);
+        const lone = await sync(datas[0] as string, AGENTS_AGENT);
         const loneRate = AGENT_FILES / (lone.ms / 1000);
         const loneFirst = firstCommit(ids[0] as string, t0);
         const loneAuthFirst = firstAfterAuth(ids[0] as string, t0);
@@ -977,7 +997,7 @@ async function main(): Promise<void> {
             await new Promise((r) => setTimeout(r, 1000));
           }
         })();
-        await Promise.all(datas.slice(1).map((d) => sync(d))).finally(() => {
+        const manyUsage = await Promise.all(datas.slice(1).map((d) => sync(d, AGENTS_AGENT))).finally(() => {
           syncing = false;
         });
         const allMs = performance.now() - t0;
@@ -1003,6 +1023,11 @@ async function main(): Promise<void> {
           worstFirstCommitAfterAuthVsLone: +(Math.max(...authFirsts) / loneAuthFirst).toFixed(2),
           firstCommitPartsMs: { lone: loneParts, many: manyParts },
           studiodCpuMsPerFile: +(((busy.cpuSec - before.cpuSec) * 1000) / (AGENTS * AGENT_FILES)).toFixed(2),
+          // The agents' own CPU (start-up included) a file: the lone one's, and the N's together.
+          agentCpuMsPerFile: {
+            lone: +((lone.cpuSec * 1000) / AGENT_FILES).toFixed(2),
+            many: +((manyUsage.reduce((sum, u) => sum + u.cpuSec, 0) * 1000) / (AGENTS * AGENT_FILES)).toFixed(2),
+          },
           studiodIdleRssMiB: +idle0.rssMiB.toFixed(0),
           studiodPeakRssMiB: +busy.hwmMiB.toFixed(0),
           studiodRssAfterMiB: +busy.rssMiB.toFixed(0),

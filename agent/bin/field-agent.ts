@@ -26,13 +26,14 @@ if (command === 'ingest' || command === 'run') {
   (await import('@studio321/protocol/durable')).sharedHashPool().warm();
 }
 const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
-// `status` from one CommonJS file of the same code while it is current (src/cli/status-bundle.ts).
+// `status` and `sync` from one CommonJS file of the same code while it is current (src/cli/bundle.ts).
+const bundleFile = command === 'status' || command === 'sync' ? `./${command}.cjs` : undefined;
 const bundled =
-  command === 'status'
-    ? (await import('../src/cli/status-bundle.js')).loadStatusBundle(new URL('./status.cjs', import.meta.url))
-    : undefined;
+  bundleFile === undefined
+    ? undefined
+    : (await import('../src/cli/bundle.js')).loadBundle(new URL(bundleFile, import.meta.url));
 if (bundled !== undefined) {
-  process.exitCode = await bundled.runStatus(process.argv.slice(3), io);
+  process.exitCode = await bundled.run(process.argv.slice(3), io);
 } else {
   const { main } = await import('../src/cli/main.js');
   process.exitCode = await main(process.argv.slice(2), io);

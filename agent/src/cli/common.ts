@@ -76,6 +76,19 @@ export function reportError(err: unknown, io: CommandIo, json: boolean): number 
   return EXIT.error;
 }
 
+/** `command` with its errors reported as `field-agent` reports them (reportError): what the bin runs. */
+export function reporting(
+  command: (argv: string[], io: CommandIo) => Promise<number>,
+): (argv: string[], io: CommandIo) => Promise<number> {
+  return async (argv, io) => {
+    try {
+      return await command(argv, io);
+    } catch (err) {
+      return reportError(err, io, argv.includes('--json'));
+    }
+  };
+}
+
 /**
  * Progress lines on stderr (bytes and human sizes, files, speed, ETA: formatProgressLine), so
  * stdout keeps only the result (`--json`: JSON lines). A terminal gets one line redrawn five times

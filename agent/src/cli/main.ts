@@ -4,7 +4,7 @@
  */
 import { didYouMean, EXIT, EXIT_STATUS_HELP, packageVersion } from '@studio321/protocol/base';
 import { AGENT_CODES } from '../errors.js';
-import { reportError, type CommandIo } from './common.js';
+import { reporting, type CommandIo } from './common.js';
 
 export type Command = (argv: string[], io: CommandIo) => Promise<number>;
 
@@ -92,9 +92,5 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     );
     return EXIT.usage;
   }
-  try {
-    return await (await cmd.load())(rest, io);
-  } catch (err) {
-    return reportError(err, io, rest.includes('--json'));
-  }
+  return reporting(async (argv, io2) => (await cmd.load())(argv, io2))(rest, io);
 }

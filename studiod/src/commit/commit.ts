@@ -99,7 +99,16 @@ export interface SmallCommitInput extends Omit<CommitInput, 'staged' | 'source'>
   bytes: Uint8Array;
   /** Its session's first commit: written ahead of the queued groups (SmallGroupWriter.write). */
   first?: boolean;
+  /** When each step of the commit ended (performance.now()), filled in as it goes: where a first file waits. */
+  stages?: SmallCommitStages;
 }
+
+/**
+ * The steps of a small commit, each marked when it ended: `targets` (both targets checked), `intent`
+ * (its folders' intents durable and a free name found), `write` (both copies written, read back and
+ * linked by the group worker), `record` (the catalogue's batch with its record written).
+ */
+export type SmallCommitStages = Partial<Record<'targets' | 'intent' | 'write' | 'record', number>>;
 
 /** Both copies verified under their final names, by one of the two ways of writing them. */
 interface WrittenCopies {
@@ -370,7 +379,10 @@ export class Committer {
       if (input.bytes.byteLength !== input.size)
         throw new TypeError(`commitSmall: ${input.bytes.byteLength} bytes for a file of ${input.size}`);
       await this.checkTargets();
-      return await this.#underFreeName(input, started, async ({ dirs, name, at }) => {
+      const stages = input.stages;
+      if (stages !== undefined) stages.targets = performance.now();
+      const receipt = await this.#underFreeName(input, started, async ({ dirs, name, at }) => {
+        if (stages !== undefined) stages.intent = performance.now();
         const o = await this.#small.write(
           {
             bytes: input.bytes,
@@ -380,6 +392,7 @@ export class Committer {
           },
           input.first === true,
         );
+        if (stages !== undefined) stages.write = performance.now();
         if (!o.ok) {
           at.writing = o.target;
           const opts = { retryable: o.retryable, ...(o.detail === undefined ? {} : { detail: o.detail }) };
@@ -409,6 +422,8 @@ export class Committer {
           syncDirs: [], // fsync'd by the worker
         };
       });
+      if (stages !== undefined) stages.record = performance.now();
+      return receipt;
     } finally {
       this.#inFlight--;
     }

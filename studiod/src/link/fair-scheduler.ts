@@ -17,7 +17,7 @@
  * A commit waiting for its slot holds only what its session already received (the window bounds
  * it, and the receive budget bounds all sessions together), never a second copy.
  */
-import type { Committer } from '../commit/commit.js';
+import type { Committer, SmallCommitStages } from '../commit/commit.js';
 
 /**
  * Commit slots for all sessions together: enough to keep the disks and the hash worker busy and
@@ -145,7 +145,12 @@ export type CommitPort = Pick<Committer, 'commit' | 'receiptFor'> & Partial<Pick
  * files, small-commit.ts), so an agent that connects while others send hundreds gets its first
  * Receipt about as soon as it would alone.
  */
-export function fairCommitter(committer: CommitPort, scheduler: FairScheduler, session: string): CommitPort {
+export function fairCommitter(
+  committer: CommitPort,
+  scheduler: FairScheduler,
+  session: string,
+  onFirstStages?: (ms: FirstCommitStagesMs) => void,
+): CommitPort {
   let started = false;
   return {
     commit: (input) => {
@@ -159,8 +164,32 @@ export function fairCommitter(committer: CommitPort, scheduler: FairScheduler, s
           commitSmall: (input) => {
             const first = !started;
             started = true;
-            return scheduler.run(session, () => committer.commitSmall!(first ? { ...input, first } : input));
+            if (!first) return scheduler.run(session, () => committer.commitSmall!(input));
+            const asked = performance.now();
+            let slot = asked;
+            const stages: SmallCommitStages = {};
+            return scheduler
+              .run(session, () => {
+                slot = performance.now();
+                return committer.commitSmall!({ ...input, first, stages });
+              })
+              .finally(() => onFirstStages?.(stagesMs(asked, slot, stages)));
           },
         }),
   };
+}
+
+/** A session's first small commit, ms spent in each step (each from the end of the one before; absent: not reached). */
+export type FirstCommitStagesMs = Partial<Record<'slot' | keyof SmallCommitStages, number>>;
+
+function stagesMs(asked: number, slot: number, stages: SmallCommitStages): FirstCommitStagesMs {
+  const out: FirstCommitStagesMs = { slot: Math.round(slot - asked) };
+  let before = slot;
+  for (const k of ['targets', 'intent', 'write', 'record'] as const) {
+    const at = stages[k];
+    if (at === undefined) break;
+    out[k] = Math.round(at - before);
+    before = at;
+  }
+  return out;
 }

@@ -185,7 +185,11 @@ export class LinkSession {
         catalogue: deps.catalogue,
         staging: deps.staging,
         committer:
-          deps.scheduler === undefined ? deps.committer : fairCommitter(deps.committer, deps.scheduler, this.sessionId),
+          deps.scheduler === undefined
+            ? deps.committer
+            : fairCommitter(deps.committer, deps.scheduler, this.sessionId, (stagesMs) =>
+                this.#log.info({ stagesMs }, 'first commit stages'),
+              ),
         windowBytes: deps.windowBytes,
         now: deps.now,
         ...(deps.budget === undefined ? {} : { holdSmall: (bytes: number) => this.#holdSmall(bytes) }),

@@ -46,6 +46,8 @@ class HeldCommitter extends Committer {
     this.#open = r;
   });
   readonly firstOf = new Map<string, boolean>();
+  /** The steps each small commit marked as it went (only its session's first is asked to). */
+  readonly stagesOf = new Map<string, SmallCommitInput['stages']>();
   /** Small commits wait for the hold too (off by default: they run at once). */
   holdSmall = false;
   /** Bytes of the small commits started and not ended: what they hold in memory; and the most at once. */
@@ -60,6 +62,7 @@ class HeldCommitter extends Committer {
   }
   override async commitSmall(input: SmallCommitInput): ReturnType<Committer['commitSmall']> {
     this.firstOf.set(input.hash, input.first === true);
+    this.stagesOf.set(input.hash, input.stages);
     this.smallBytes += input.size;
     this.maxSmallBytes = Math.max(this.maxSmallBytes, this.smallBytes);
     try {
@@ -253,6 +256,23 @@ t.test("each session's first small commit, and only it, is marked to be written 
   t.same(marked(a0), [true], "A's first file: marked");
   t.same(marked(b0), [true], "B's first file: marked, though A's were still being committed");
   t.same(marked(many), Array(30).fill(false), "A's later files: not marked");
+  // Where a first file's commit waited, step by step (studiod logs it, bench:scale prints it).
+  for (const [who, f] of [
+    ['A', a0],
+    ['B', b0],
+  ] as const) {
+    const stages = s.committer.stagesOf.get((f[0] as File).hash) ?? {};
+    const at = [stages.targets, stages.intent, stages.write, stages.record];
+    t.ok(
+      at.every((x, i) => x !== undefined && (i === 0 || x >= (at[i - 1] as number))),
+      `${who}'s first commit marked each step in order: ${JSON.stringify(stages)}`,
+    );
+  }
+  t.same(
+    many.map((f) => s.committer.stagesOf.get(f.hash)),
+    Array(30).fill(undefined),
+    "A's later files: no steps asked for",
+  );
 });
 
 t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost or reordered', async (t) => {

@@ -5,7 +5,7 @@
  * --unprotected exit 3, shoots, agents' last-seen, re-pairing, pairing with the studio down,
  * a JSON-only log).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
@@ -52,12 +52,40 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** `field-agent status`'s one CommonJS file (scripts/bundle-status.mjs, agent/src/cli/status-bundle.ts). */
+/** `field-agent status`'s and `sync`'s one CommonJS file each (scripts/bundle-agent.mjs, agent/src/cli/bundle.ts). */
 const STATUS_BUNDLE = join(REPO, 'agent', 'dist', 'bin', 'status.cjs');
+const SYNC_BUNDLE = join(REPO, 'agent', 'dist', 'bin', 'sync.cjs');
 
 /** The ES modules (URLs) and CommonJS files (paths) a run under trace-imports.mjs loaded, in order. */
 function loadedBy(stderr: string): string[] {
   return [...stderr.matchAll(/^(?:import|require): (\S+)$/gm)].map((m) => m[1] ?? '');
+}
+
+/** The environment that makes a program list what it loads (trace-imports.mjs; read with loadedBy). */
+const TRACE = { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` };
+
+/** The first JSON line a command printed. */
+function firstJson(r: RunResult): unknown {
+  return JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}');
+}
+
+/** Makes `bundle` older than the files it was made from (a `tsc -b` without the bundling step) until `t` ends. */
+async function makeStale(t: Teardown, bundle: string): Promise<void> {
+  const made = await stat(bundle);
+  t.teardown(() => utimes(bundle, made.atime, made.mtime));
+  await utimes(bundle, new Date(0), new Date(0));
+}
+
+/** A traced run of a command whose bundle is stale: exit 0, and `esModule` (under agent/dist/src/) loaded, not the bundle. */
+function ranFromEsModules(t: Test, r: RunResult, bundle: string, esModule: string): void {
+  const command = esModule.replace(/^.*\/|\.js$/g, '');
+  t.equal(r.code, EXIT.ok, `${command} with a stale bundle: exit 0`);
+  const loaded = loadedBy(r.stderr);
+  t.notOk(loaded.includes(bundle), 'the stale bundle is not loaded');
+  t.ok(
+    loaded.includes(`file://${join(REPO, 'agent', 'dist', 'src', ...esModule.split('/'))}`),
+    `${command} loads its ES modules instead`,
+  );
 }
 
 /** Modules `field-agent status` must not load on either path (each costs start-up time; durable/ has the hash workers). */
@@ -94,7 +122,7 @@ t.test('--help, -h, help and --version answer without a config and start nothing
   t.same(await readdir(home), [], 'nothing was written');
   // Commands that only talk to the daemon start light: none of the daemon's heavy dependencies load.
   const traced = await run(STUDIOCTL_BIN, ['--version'], {
-    env: { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` },
+    env: TRACE,
   });
   const loaded = [...traced.stderr.matchAll(/^import: (\S+)$/gm)].map((m) => m[1] ?? '');
   t.ok(loaded.length > 10, `the import trace works (${loaded.length} modules)`);
@@ -108,7 +136,7 @@ t.test('--help, -h, help and --version answer without a config and start nothing
   // the hash workers or the wire code (the whole protocol barrel: codec, schema, auth).
   const agentData = await tempDir(t);
   const status = await run(AGENT_BIN, ['status', '--json', '--data-dir', agentData], {
-    env: { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` },
+    env: TRACE,
   });
   t.equal(status.code, EXIT.ok, 'field-agent status of an empty data dir: exit 0');
   const agentLoaded = loadedBy(status.stderr);
@@ -159,7 +187,7 @@ async function startRun(t: Teardown): Promise<{ dataDir: string; child: ChildPro
 t.test('field-agent status asks a running agent without loading the state DB', async (t) => {
   const agent = await startRun(t);
   const status = await run(AGENT_BIN, ['status', '--json', '--data-dir', agent.dataDir], {
-    env: { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` },
+    env: TRACE,
   });
   t.equal(status.code, EXIT.ok, 'field-agent status while the agent runs: exit 0');
   t.match(JSON.parse(status.stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}'), {
@@ -198,30 +226,65 @@ t.test('a stale status bundle is not run: status loads its ES modules and answer
     dcfFiles(3, (i) => 2048 * (i + 1)),
   );
   await ingest(agent, join(cards, 'a'), '2026-12-06-bundle', 'CARD1');
-  const trace = { NODE_OPTIONS: `--import=${join(REPO, 'test', 'lib', 'trace-imports.mjs')}` };
   const status = (): Promise<RunResult> =>
     run(AGENT_BIN, ['status', '--json', '--data-dir', agent.dataDir], {
-      env: { ...trace, FIELD_AGENT_HOME: agent.dataDir },
+      env: { ...TRACE, FIELD_AGENT_HOME: agent.dataDir },
     });
   const fresh = await status();
   t.equal(fresh.code, EXIT.ok, 'status from the bundle: exit 0');
   t.ok(loadedBy(fresh.stderr).includes(STATUS_BUNDLE), 'run from the bundle');
-  // The bundle older than a file it was made from (a `tsc -b` without the bundling step): not run.
-  const made = await stat(STATUS_BUNDLE);
-  t.teardown(() => utimes(STATUS_BUNDLE, made.atime, made.mtime));
-  await utimes(STATUS_BUNDLE, new Date(0), new Date(0));
+  // The bundle older than a file it was made from: not run.
+  await makeStale(t, STATUS_BUNDLE);
   const stale = await status();
-  t.equal(stale.code, EXIT.ok, 'status with a stale bundle: exit 0');
-  const loaded = loadedBy(stale.stderr);
-  t.notOk(loaded.includes(STATUS_BUNDLE), 'the stale bundle is not loaded');
-  t.ok(
-    loaded.includes(`file://${join(REPO, 'agent', 'dist', 'src', 'state', 'status.js')}`),
-    'status loads its ES modules instead',
+  ranFromEsModules(t, stale, STATUS_BUNDLE, 'state/status.js');
+  t.match(
+    firstJson(fresh),
+    { cards: [{ label: 'CARD1', files: 3, verifiedFiles: 3 }] },
+    'the bundle answers with the card',
   );
-  const json = (r: RunResult): unknown => JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}');
-  t.match(json(fresh), { cards: [{ label: 'CARD1', files: 3, verifiedFiles: 3 }] }, 'the bundle answers with the card');
-  t.same(json(stale), json(fresh), 'both answers are the same');
+  t.same(firstJson(stale), firstJson(fresh), 'both answers are the same');
 });
+
+t.test(
+  'sync runs from its one CommonJS file, and from its ES modules when that is stale, with the same outcome',
+  async (t) => {
+    const studio = await startStudiod(t);
+    const agent = await makeAgent(t);
+    await pairAgent(studio, agent);
+    const cards = await tempDir(t, 'cards-');
+    const sync = (): Promise<RunResult> =>
+      run(AGENT_BIN, ['sync', '--json', '--data-dir', agent.dataDir], {
+        env: { ...TRACE, FIELD_AGENT_HOME: agent.dataDir },
+      });
+    // Small files (sent whole) and one of 5 MiB (in Chunks): both of the sync's paths.
+    const files = dcfFiles(4, (i) => (i === 3 ? 5 * 1024 * 1024 : 2048 * (i + 1)));
+    await makeCard(join(cards, 'a'), files);
+    await ingest(agent, join(cards, 'a'), '2026-12-06-bundle', 'CARD1');
+    const fresh = await sync();
+    t.equal(fresh.code, EXIT.ok, 'sync from the bundle: exit 0');
+    const loaded = loadedBy(fresh.stderr);
+    t.ok(loaded.includes(SYNC_BUNDLE), 'run from the bundle');
+    t.same(
+      loaded.filter(
+        (u) => /\/(agent|protocol)\/dist\//.test(u) && !/agent\/dist\/bin\/|agent\/dist\/src\/cli\/bundle\.js$/.test(u),
+      ),
+      [],
+      "the main thread loads none of the agent's or protocol's ES modules: they are in the bundle",
+    );
+    t.match(
+      firstJson(fresh),
+      { event: 'sync', receipts: 4, failed: [], queue: { files: 0 } },
+      'every file has a receipt',
+    );
+    // The bundle older than a file it was made from: not run.
+    await makeStale(t, SYNC_BUNDLE);
+    await makeCard(join(cards, 'b'), files); // new random bytes: four more files to send
+    await ingest(agent, join(cards, 'b'), '2026-12-06-bundle', 'CARD2');
+    const stale = await sync();
+    ranFromEsModules(t, stale, SYNC_BUNDLE, 'cli/sync.js');
+    t.match(firstJson(stale), { event: 'sync', receipts: 4, failed: [], queue: { files: 0 } }, 'the same outcome');
+  },
+);
 
 t.test(
   'a bad command line is a usage error naming the option and the value: exit 2, nothing read or done',
