@@ -52,6 +52,8 @@ export interface LinkServerOptions {
   mhl?: SessionDeps['mhl'];
   /** Chunk bytes all sessions together may hold unwritten (memory-budget.ts); default RECEIVE_BUDGET_BYTES. */
   receiveBudgetBytes?: number;
+  /** Chunk bytes one session may have waiting for their turn (session.ts); default SESSION_QUEUE_BYTES. */
+  sessionQueueBytes?: number;
   /** Commits in flight for all sessions together, shared round-robin (fair-scheduler.ts); default COMMIT_SLOTS. */
   commitSlots?: number;
   /** How long the link is quiet before its memory is given back (memory-budget.ts IdleReclaim); default LINK_QUIET_MS. */
@@ -68,6 +70,8 @@ export interface LinkMemory {
   smallSlabs: { allocated: number; inUse: number; idle: number };
   /** Chunk bytes received and not yet handled, all sessions. */
   receiveHeld: number;
+  /** The most Chunk bytes one session had waiting for their turn, and the times a session's socket paused at its bound. */
+  sessionQueues: { maxBytes: number; pauses: number };
   /** Times the link gave its memory back after going quiet. */
   reclaims: number;
   /**
@@ -102,6 +106,8 @@ export class LinkServer {
   /** The receive paths of live sessions, and the own-read figures of ended ones (memory()). */
   readonly #intercepts = new Set<ChunkIntercept>();
   readonly #ownReadsEnded = { sockets: 0, directBytes: 0 };
+  /** Every session's most queued Chunk bytes and its pauses at its bound (memory()). */
+  readonly #queueStats = { maxBytes: 0, pauses: 0 };
 
   constructor(opts: LinkServerOptions) {
     this.#o = opts;
@@ -130,6 +136,7 @@ export class LinkServer {
       chunkBuffers: { allocated: c.allocated, inUse: c.inUse, idle: c.idle },
       smallSlabs: { allocated: s.allocated, inUse: s.inUse, idle: s.idle },
       receiveHeld: this.budget.held,
+      sessionQueues: { ...this.#queueStats },
       reclaims: this.#reclaim.reclaims,
       ownReads: [...this.#intercepts].reduce(
         (sum, i) => ({ sockets: sum.sockets + (i.owned ? 1 : 0), directBytes: sum.directBytes + i.directBytes }),
@@ -205,6 +212,8 @@ export class LinkServer {
         deadLinkMs: o.deadLinkMs ?? DEAD_LINK_MS,
         pairing: this.#pairing,
         budget: this.budget,
+        queueStats: this.#queueStats,
+        ...(o.sessionQueueBytes === undefined ? {} : { queueBytes: o.sessionQueueBytes }),
         scheduler: this.scheduler,
         slabs: this.#slabs,
         ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),

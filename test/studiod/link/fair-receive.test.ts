@@ -82,6 +82,10 @@ async function studio(
     windowBytes?: number;
     quietMs?: number;
     reclaimMinBytes?: number;
+    sessionQueueBytes?: number;
+    deadLinkMs?: number;
+    pingIntervalMs?: number;
+    now?: () => number;
   },
   stagingLimits?: { perSession: number; total: number },
 ) {
@@ -301,6 +305,39 @@ t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost
   t.equal(budget.pausedCount, 0, 'every socket resumed');
   t.equal(s.server.memory().ownReads.sockets, N, 'each socket was read into the receive path’s own buffers');
 });
+
+t.test(
+  "a session's Chunks waiting for their turn are bounded: its socket pauses, is no dead link, and every byte commits",
+  async (t) => {
+    const QUEUE = 1 * MiB;
+    const CHUNK = 64 * KiB;
+    const DEAD = 1_000;
+    let clock = Date.now();
+    const s = await studio(t, { sessionQueueBytes: QUEUE, deadLinkMs: DEAD, pingIntervalMs: DEAD, now: () => clock });
+    const c = await agent(s, 40);
+    t.teardown(() => c.close());
+    // 7 MiB with commits held: the streamed commit takes 4 MiB, then the frame queue waits and fills.
+    const set = files(40, 1, 7 * MiB + 4099);
+    await send(c, set, CHUNK);
+    await waitFor(() => s.server.memory().sessionQueues.pauses > 0, 'the socket paused at the session queue');
+    const paused = s.server.memory();
+    // Past the bound the socket is paused; what ws had already read from it (one TLS read) still arrives.
+    const slack = CHUNK + 64 * KiB;
+    t.ok(paused.sessionQueues.maxBytes > QUEUE, `the queue reached ${paused.sessionQueues.maxBytes}`);
+    t.ok(paused.sessionQueues.maxBytes <= QUEUE + slack, `and at most the bound + ${slack}`);
+    t.ok(paused.receiveHeld <= QUEUE + slack, `Chunk bytes held while paused: ${paused.receiveHeld}`);
+    t.equal(s.server.budget.pausedCount, 0, 'the receive budget (64 MiB) paused nothing');
+    // Quiet by our doing, for longer than a dead link: a heartbeat after that sends a Ping, it does not cut.
+    clock += 3 * DEAD;
+    await c.next('ping', 10_000);
+    t.equal(c.ws.readyState, c.ws.OPEN, 'the paused session was not closed as a dead link');
+    s.committer.open();
+    await assertCommitted(t, s, c, set);
+    const m = s.server.memory();
+    t.ok(m.sessionQueues.maxBytes <= QUEUE + slack, `queued at most ${m.sessionQueues.maxBytes}`);
+    t.equal(m.receiveHeld, 0, 'every byte released');
+  },
+);
 
 t.test(
   'small files held in memory count against the receive budget until committed: the bound holds, every file commits',
