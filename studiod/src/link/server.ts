@@ -68,8 +68,9 @@ export interface LinkMemory {
   smallSlabs: { allocated: number; inUse: number; idle: number };
   /** Chunk bytes received and not yet handled, all sessions. */
   receiveHeld: number;
-  /** Times the link gave its memory back after going quiet. */
+  /** Times the link gave its memory back after going quiet, and settling GCs after those (memory-budget.ts). */
   reclaims: number;
+  settles: number;
   /**
    * Sockets read into the receive path's own buffers (chunk-receive.ts ChunkIntercept.ownReads;
    * authenticated sessions, so far), and the Chunk data bytes read straight into pooled buffers.
@@ -131,6 +132,7 @@ export class LinkServer {
       smallSlabs: { allocated: s.allocated, inUse: s.inUse, idle: s.idle },
       receiveHeld: this.budget.held,
       reclaims: this.#reclaim.reclaims,
+      settles: this.#reclaim.settles,
       ownReads: [...this.#intercepts].reduce(
         (sum, i) => ({ sockets: sum.sockets + (i.owned ? 1 : 0), directBytes: sum.directBytes + i.directBytes }),
         { ...this.#ownReadsEnded },
