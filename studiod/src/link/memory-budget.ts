@@ -234,6 +234,7 @@ export class IdleReclaim {
 
   #armSettle(): void {
     if (this.#o.gc === undefined || this.#o.settleMs <= 0) return;
+    clearTimeout(this.#settleTimer);
     this.#settleTimer = setTimeout(() => this.#settle(), this.#o.settleMs);
     this.#settleTimer.unref();
   }
