@@ -74,7 +74,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, EXIT, hashBytes, nameKey } from '@studio321/protocol';
 import { Catalogue, controlRequest, localCopyRecord, type CommitRecord } from '@studio321/studiod';
 import { checkTarget } from '@studio321/studiod/commit';
-import { LINK_QUIET_MS } from '@studio321/studiod/link';
+import { LINK_QUIET_MS, RECLAIM_SETTLE_MS } from '@studio321/studiod/link';
 import { verifyCopies } from '@studio321/studiod/ledger';
 import { AgentState, buildStatus, type FileEntry } from '@studio321/agent/state';
 import { BINS } from './lib/demo-run.js';
@@ -552,7 +552,12 @@ class Studio {
   async memory(): Promise<Record<string, number>> {
     const st = (await controlRequest(join(this.dir, 'state', 'control.sock'), 'status')) as {
       memory?: Record<string, number>;
-      link?: { receiveHeld: number; reclaims: number; smallSlabs?: { allocated: number; inUse: number } };
+      link?: {
+        receiveHeld: number;
+        reclaims: number;
+        settles?: number;
+        smallSlabs?: { allocated: number; inUse: number };
+      };
     };
     const link = st.link;
     return {
@@ -563,6 +568,7 @@ class Studio {
         : {
             receiveHeldMiB: Math.round(link.receiveHeld / 2 ** 20),
             reclaims: link.reclaims,
+            ...(link.settles === undefined ? {} : { settles: link.settles }),
             ...(link.smallSlabs === undefined
               ? {}
               : { slabsAllocated: link.smallSlabs.allocated, slabsInUse: link.smallSlabs.inUse }),
@@ -581,12 +587,13 @@ class Studio {
 
 /**
  * studiod's RSS once it is idle: sampled every second until it stays within 2 MiB for 3 s (at most 30 s),
- * and not before the link has been quiet long enough to give its memory back (LINK_QUIET_MS, then a
- * few seconds for V8 to return the emptied pages): earlier, "idle" was often read before that.
+ * and not before the link has been quiet long enough to give its memory back (LINK_QUIET_MS, its
+ * settling GC RECLAIM_SETTLE_MS later, then a few seconds for V8 to return the emptied pages):
+ * earlier, "idle" was often read before that.
  */
 async function idleRss(pid: number): Promise<number> {
   const samples: number[] = [];
-  const notBefore = Math.ceil(LINK_QUIET_MS / 1000) + 4;
+  const notBefore = Math.ceil((LINK_QUIET_MS + RECLAIM_SETTLE_MS) / 1000) + 4;
   for (let i = 0; i < 30; i++) {
     await new Promise((r) => setTimeout(r, 1000));
     samples.push((await procStat(pid)).rssMiB);

@@ -102,10 +102,27 @@ export const LINK_QUIET_MS = 3_000;
  * not pay it each time for nothing.
  */
 export const RECLAIM_MIN_BYTES = 16 * 1024 * 1024;
+/**
+ * How long after a reclaim, the link still quiet, a second full GC runs: V8 shrinks its young
+ * generation (two semi-spaces, 32 MiB after a burst) only at a GC that finds little was allocated
+ * over the last 5 s (its allocation-throughput window); the reclaim's own GC comes 3 s after a
+ * burst and never does.
+ */
+export const RECLAIM_SETTLE_MS = 6_000;
+/**
+ * The settling GC also runs after a quiet check that gave nothing back if the link received this
+ * much since the last GC: the tail of a burst (a few agents ending late, each under
+ * RECLAIM_MIN_BYTES) left 20–40 MiB of garbage in V8's heap; a keep-alive now and then does not.
+ */
+export const RECLAIM_SETTLE_MIN_BYTES = 1024 * 1024;
 
 export interface IdleReclaimOptions {
   quietMs?: number;
   minBytes?: number;
+  /** After a reclaim, the link still quiet this long: one more GC (0: none); default RECLAIM_SETTLE_MS. */
+  settleMs?: number;
+  /** Bytes received since the last GC that arm the settling GC without a reclaim; default RECLAIM_SETTLE_MIN_BYTES. */
+  settleMinBytes?: number;
   /** Work still going on (commits running or waiting, Chunk bytes held): not quiet yet. */
   busy: () => boolean;
   /** Drop what the link keeps for reuse (the Chunk pool's idle buffers) before the GC. */
@@ -128,22 +145,30 @@ function heldBytes(): number {
  * its old generation when more is allocated, so an idle studiod kept that RSS for hours. After
  * `quietMs` without a frame or a session's end, with no commit running or waiting and no Chunk held, the Chunk pool
  * drops its idle buffers and one full GC runs (V8 then returns the emptied pages), if the heap
- * and Buffers grew by `minBytes` since the last time or the link received `minBytes` since.
+ * and Buffers grew by `minBytes` since the last time or the link received `minBytes` since;
+ * `settleMs` later, if nothing arrived and nothing is busy, a second one, at which V8 also
+ * shrinks its young generation (RECLAIM_SETTLE_MS); that one also follows a quiet check that
+ * gave nothing back when the link received `settleMinBytes` since the last GC.
  */
 export class IdleReclaim {
   readonly #o: Required<Omit<IdleReclaimOptions, 'gc'>> & { gc: (() => void) | undefined };
   #last = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** The settling GC, while it is due. */
+  #settleTimer: NodeJS.Timeout | undefined;
   /** heapTotal + external after the last reclaim (or at start). */
   #floor = heldBytes();
-  /** Bytes received since the last reclaim (or start). */
+  /** Bytes received since the last GC (or start). */
   #received = 0;
   #reclaims = 0;
+  #settles = 0;
 
   constructor(opts: IdleReclaimOptions) {
     this.#o = {
       quietMs: LINK_QUIET_MS,
       minBytes: RECLAIM_MIN_BYTES,
+      settleMs: RECLAIM_SETTLE_MS,
+      settleMinBytes: RECLAIM_SETTLE_MIN_BYTES,
       now: Date.now,
       ...opts,
       gc: opts.gc,
@@ -155,17 +180,27 @@ export class IdleReclaim {
     return this.#reclaims;
   }
 
+  /** Settling GCs run (tests, status). */
+  get settles(): number {
+    return this.#settles;
+  }
+
   /** A frame of `bytes` arrived or a session ended: the link is quiet again `quietMs` after the last of these. */
   touch(bytes = 0): void {
     this.#received += bytes;
     this.#last = this.#o.now();
     if (this.#timer === undefined) this.#arm(this.#o.quietMs);
+    // Not quiet any more: no settling GC (the next quiet check arms it again).
+    clearTimeout(this.#settleTimer);
+    this.#settleTimer = undefined;
   }
 
   /** The server closes: no more reclaims. */
   close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#settleTimer);
+    this.#settleTimer = undefined;
   }
 
   #arm(ms: number): void {
@@ -186,9 +221,31 @@ export class IdleReclaim {
     // still large, it kept the GC from running once the burst ended (heapTotal does not shrink at
     // once after a GC). Bytes received since then count too: their frames are the garbage.
     const min = this.#o.minBytes;
-    if (min > 0 && heldBytes() < this.#floor + min && this.#received < min) return;
+    if (min > 0 && heldBytes() < this.#floor + min && this.#received < min) {
+      if (this.#received >= this.#o.settleMinBytes) this.#armSettle();
+      return;
+    }
     this.#o.gc?.();
     this.#reclaims++;
+    this.#received = 0;
+    this.#floor = heldBytes();
+    this.#armSettle();
+  }
+
+  #armSettle(): void {
+    if (this.#o.gc === undefined || this.#o.settleMs <= 0) return;
+    clearTimeout(this.#settleTimer);
+    this.#settleTimer = setTimeout(() => this.#settle(), this.#o.settleMs);
+    this.#settleTimer.unref();
+  }
+
+  /** `settleMs` after a quiet check with nothing received since (touch clears it): not if work is still going on. */
+  #settle(): void {
+    this.#settleTimer = undefined;
+    if (this.#o.busy()) return;
+    this.#o.release();
+    this.#o.gc?.();
+    this.#settles++;
     this.#received = 0;
     this.#floor = heldBytes();
   }
@@ -196,13 +253,24 @@ export class IdleReclaim {
 
 /**
  * V8's full GC, from a runtime flag (`--expose-gc` set after start-up exposes `gc` in new contexts
- * only; the main context and its globals are untouched). Undefined if this V8 refuses it.
+ * only; the main context and its globals are untouched), compacting: set for that one GC,
+ * `--compact-on-every-full-gc` moves the live objects off every fragmented page, so the few MiB
+ * still live after a burst do not keep tens of MiB of old-generation pages (a plain full GC picks
+ * only the emptiest pages to evacuate). Undefined if this V8 refuses it.
  */
 export function fullGc(): (() => void) | undefined {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
-    return typeof gc === 'function' ? () => (gc as () => void)() : undefined;
+    if (typeof gc !== 'function') return undefined;
+    return () => {
+      setFlagsFromString('--compact-on-every-full-gc');
+      try {
+        (gc as () => void)();
+      } finally {
+        setFlagsFromString('--no-compact-on-every-full-gc');
+      }
+    };
   } catch {
     return undefined;
   }

@@ -72,8 +72,9 @@ export interface LinkMemory {
   receiveHeld: number;
   /** The most Chunk bytes one session had waiting for their turn, and the times a session's socket paused at its bound. */
   sessionQueues: { maxBytes: number; pauses: number };
-  /** Times the link gave its memory back after going quiet. */
+  /** Times the link gave its memory back after going quiet, and settling GCs after those (memory-budget.ts). */
   reclaims: number;
+  settles: number;
   /**
    * Sockets read into the receive path's own buffers (chunk-receive.ts ChunkIntercept.ownReads;
    * authenticated sessions, so far), and the Chunk data bytes read straight into pooled buffers.
@@ -138,6 +139,7 @@ export class LinkServer {
       receiveHeld: this.budget.held,
       sessionQueues: { ...this.#queueStats },
       reclaims: this.#reclaim.reclaims,
+      settles: this.#reclaim.settles,
       ownReads: [...this.#intercepts].reduce(
         (sum, i) => ({ sockets: sum.sockets + (i.owned ? 1 : 0), directBytes: sum.directBytes + i.directBytes }),
         { ...this.#ownReadsEnded },

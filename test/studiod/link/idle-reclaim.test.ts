@@ -13,11 +13,12 @@ import { waitFor } from '../../lib/studio-harness.js';
 /** Far more than the test process' heap can grow: only the bytes received decide. */
 const MIN = 2 ** 40;
 
-function reclaim() {
+function reclaim(settleMs = 0) {
   const seen = { checks: 0, gcs: 0 };
   const r = new IdleReclaim({
     quietMs: 20,
     minBytes: MIN,
+    settleMs,
     busy: () => false,
     release: () => {
       seen.checks++;
@@ -60,6 +61,7 @@ t.test('while busy, nothing is decided; once not busy the GC runs', async (t) =>
   const r = new IdleReclaim({
     quietMs: 20,
     minBytes: MIN,
+    settleMs: 0,
     busy: () => {
       seen.checks++;
       return busy;
@@ -76,4 +78,83 @@ t.test('while busy, nothing is decided; once not busy the GC runs', async (t) =>
   busy = false;
   await waitFor(() => seen.gcs === 1, 'the GC once not busy');
   t.equal(r.reclaims, 1);
+});
+
+t.test('a settling GC follows a reclaim once the link stayed quiet, once', async (t) => {
+  const { r, seen } = reclaim(20);
+  r.touch(MIN);
+  await waitFor(() => seen.gcs === 2, 'the reclaim, then the settling GC');
+  t.equal(r.reclaims, 1);
+  t.equal(r.settles, 1);
+  t.equal(seen.checks, 2, 'the pool was released before each');
+  // Nothing more until the link is used again: a quiet check for a little, no GC, no settling.
+  r.touch(10);
+  await waitFor(() => seen.checks === 3, 'the next quiet check ran');
+  t.equal(seen.gcs, 2, 'no GC for 10 bytes, and no second settling GC');
+  t.equal(r.settles, 1);
+});
+
+t.test('the tail of a burst, under the reclaim threshold, still gets the settling GC', async (t) => {
+  const { r, seen } = reclaim(20);
+  // Less than MIN since the last GC, but more than RECLAIM_SETTLE_MIN_BYTES (1 MiB).
+  r.touch(2 * 1024 * 1024);
+  await waitFor(() => seen.gcs === 1, 'the settling GC');
+  t.equal(r.reclaims, 0, 'no reclaim');
+  t.equal(r.settles, 1);
+  t.equal(seen.checks, 2, 'the quiet check, then the settling GC, each released the pool');
+  // Its count starts again: a little more is left alone.
+  r.touch(10);
+  await waitFor(() => seen.checks === 3, 'the next quiet check ran');
+  t.equal(seen.gcs, 1);
+  t.equal(r.settles, 1);
+});
+
+t.test('a frame after the reclaim cancels its settling GC', async (t) => {
+  const seen = { checks: 0, gcs: 0 };
+  const r: IdleReclaim = new IdleReclaim({
+    quietMs: 20,
+    minBytes: MIN,
+    settleMs: 20,
+    busy: () => false,
+    release: () => {
+      seen.checks++;
+    },
+    gc: () => {
+      seen.gcs++;
+      // Right after the reclaim's check returns (before any timer): a frame arrives.
+      if (seen.gcs === 1) queueMicrotask(() => r.touch(10));
+    },
+  });
+  t.teardown(() => r.close());
+  r.touch(MIN);
+  // The settling timer was armed before the touch's quiet timer, with the same delay: had the
+  // touch not cleared it, it would have fired before this second check.
+  await waitFor(() => seen.checks === 2, 'the quiet check after the frame ran');
+  t.equal(seen.gcs, 1, 'only the reclaim');
+  t.equal(r.settles, 0);
+});
+
+t.test('no settling GC while work is going on', async (t) => {
+  let busy = false;
+  let busyAsked = 0;
+  const seen = { gcs: 0 };
+  const r = new IdleReclaim({
+    quietMs: 20,
+    minBytes: MIN,
+    settleMs: 20,
+    busy: () => {
+      busyAsked++;
+      return busy;
+    },
+    release: () => undefined,
+    gc: () => {
+      seen.gcs++;
+      busy = true;
+    },
+  });
+  t.teardown(() => r.close());
+  r.touch(MIN);
+  await waitFor(() => seen.gcs === 1 && busyAsked === 2, 'the reclaim, then the settling check');
+  t.equal(seen.gcs, 1, 'no settling GC while busy');
+  t.equal(r.settles, 0);
 });
