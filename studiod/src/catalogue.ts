@@ -8,7 +8,7 @@
  */
 import { Level } from 'level';
 import { FORMAT_VERSION, hasCodeInChain, type AgentCopy, type FileCapture } from '@studio321/protocol';
-import { GroupCommit } from '@studio321/protocol/durable';
+import { GroupCommit, writeLevelBatch } from '@studio321/protocol/durable';
 import { STUDIO_CODES, StudioError } from './errors.js';
 
 export interface AssetRecord {
@@ -414,12 +414,12 @@ export class Catalogue {
     for await (const v of it) yield v as T;
   }
 
+  /**
+   * ONE synced batch in the chained form (protocol's writeLevelBatch); the hooks' ops keep their
+   * options (a `sublevel`, marks for 'write' listeners: the cloud forwarder's enqueue mark).
+   */
   async #batch(ops: Op[], extra: HookOp[] = []): Promise<void> {
-    const mapped = ops.map((o) =>
-      o.type === 'put' ? { type: 'put' as const, key: o.key, value: o.value } : { type: 'del' as const, key: o.key },
-    );
-    // Hook ops are passed through untouched (they may carry `sublevel` and marks for 'write' listeners).
-    await this.#open().batch([...mapped, ...(extra as unknown as typeof mapped)], SYNC);
+    await writeLevelBatch(this.#open(), SYNC, ops, extra);
   }
 
   /** Register a hook that adds its operations to every batch that changes an asset's copies or names. */

@@ -24,6 +24,7 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { Level } from 'level';
 import type { CopyFact, FileCapture } from '@studio321/protocol';
 import { createLogger, hasCodeInChain, type Logger } from '@studio321/protocol/base';
+import { writeLevelBatch } from '@studio321/protocol/durable';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import {
   addCounters,
@@ -359,22 +360,9 @@ export class AgentState {
     try {
       // The status summary changes in the same batch as what it counts (summary.ts).
       const summary = await this.#summaryOps(ops, read);
-      // A chained batch: each op goes to LevelDB's batch as it is added (key and value as
-      // arguments), where the array form copies every op with the options and reads it back
-      // property by property: a third of the CPU for an ingest's batches (README, Performance).
-      // One atomic write all the same.
-      const batch = this.#db.batch();
-      try {
-        for (const list of [ops, summary])
-          for (const op of list) {
-            if (op.type === 'put') batch.put(op.key, op.value);
-            else batch.del(op.key);
-          }
-      } catch (err) {
-        await batch.close();
-        throw err;
-      }
-      await batch.write({ sync });
+      // A chained batch (a third of the CPU of the array form for an ingest's batches, README
+      // Performance): one atomic write all the same.
+      await writeLevelBatch(this.#db, { sync }, summary.length === 0 ? ops : ops.concat(summary));
     } catch (err) {
       throw stateError(err, what);
     }

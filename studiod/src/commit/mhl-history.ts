@@ -40,6 +40,8 @@ import {
   mhlToolVersion,
   parseMhlHashes,
   readMhlHistory,
+  writeLevelBatch,
+  type ChainedLevelBatch,
   type MhlFile,
 } from '@studio321/protocol/durable';
 import type { Catalogue, HookOp } from '../catalogue.js';
@@ -76,10 +78,7 @@ interface InboxRecord {
 
 interface MhlDb {
   put(key: string, value: unknown, options: { sync?: boolean }): Promise<void>;
-  batch(
-    ops: Array<{ type: 'del'; key: string } | { type: 'put'; key: string; value: unknown }>,
-    options: { sync?: boolean },
-  ): Promise<void>;
+  batch(): ChainedLevelBatch;
   values(options: { gte: string; lt: string }): AsyncIterable<unknown>;
 }
 
@@ -228,13 +227,10 @@ export class StudioMhl {
       lt: `folder${S}${shoot}${S}${card}${S}\xff`,
     }))
       folders.push(folder as string);
-    await this.#db.batch(
-      [
-        { type: 'put', key: `inbox${S}${shoot}${S}${card}${S}${name}`, value: rec },
-        ...folders.map((f) => ({ type: 'put' as const, key: `due${S}${f}`, value: f })),
-      ],
-      SYNC,
-    );
+    await writeLevelBatch(this.#db, SYNC, [
+      { type: 'put', key: `inbox${S}${shoot}${S}${card}${S}${name}`, value: rec },
+      ...folders.map((f) => ({ type: 'put' as const, key: `due${S}${f}`, value: f })),
+    ]);
     for (const f of folders) this.#schedule(f);
   }
 
@@ -317,7 +313,7 @@ export class StudioMhl {
           });
     if (doneDue) ops.push({ type: 'del', key: `due${S}${folder}` });
     if (ops.length === 0) return;
-    await this.#db.batch(ops, SYNC);
+    await writeLevelBatch(this.#db, SYNC, ops);
   }
 
   async #cardHasOwnHistory(folder: string): Promise<boolean> {
