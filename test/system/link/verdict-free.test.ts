@@ -71,10 +71,19 @@ const compliantAtStudio = (n: number): Promise<boolean> =>
   waitFor(
     async () => {
       const r = await studio.ctl(['--json', 'status']);
-      const s = JSON.parse(r.stdout) as { ledger: { assets: number; compliant: number } };
-      return s.ledger.assets === n && s.ledger.compliant === n;
+      const s = JSON.parse(r.stdout) as {
+        ledger: { assets: number; compliant: number };
+        targetReport: Array<{ kind: string; copies: number }>;
+      };
+      // One cloud copy already makes an asset compliant: wait for the other cloud's uploads too, or
+      // a check of both clouds' copies races the second one (seen under load: cloud-west 2 of 3).
+      return (
+        s.ledger.assets === n &&
+        s.ledger.compliant === n &&
+        s.targetReport.every((x) => x.kind === 'agent' || x.copies >= n)
+      );
     },
-    `${n} assets 3-2-1 compliant at the studio (cloud copies verified)`,
+    `${n} assets 3-2-1 compliant at the studio, every target (both clouds) holding each`,
     60_000,
     50,
   );
