@@ -23,8 +23,7 @@ import { join, sep } from 'node:path';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { Level } from 'level';
 import type { CopyFact, FileCapture } from '@studio321/protocol';
-import { createLogger, hasCodeInChain, type Logger } from '@studio321/protocol/base';
-import { writeLevelBatch } from '@studio321/protocol/durable';
+import { createLogger, hasCodeInChain, writeLevelBatch, type Logger } from '@studio321/protocol/base';
 import { AGENT_CODES, AgentError } from '../errors.js';
 import {
   addCounters,

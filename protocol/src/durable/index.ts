@@ -4,8 +4,8 @@
  */
 export { durableWrite, fsyncTargetDir, placeVerified } from './durable-write.js';
 export { GroupCommit } from './group-commit.js';
-export { writeLevelBatch } from './level-batch.js';
-export type { ChainedLevelBatch, LevelBatchTarget, LevelOpWithOptions, PlainLevelOp } from './level-batch.js';
+export { writeLevelBatch } from '../level-batch.js';
+export type { ChainedLevelBatch, LevelBatchTarget, LevelOpWithOptions, PlainLevelOp } from '../level-batch.js';
 export { GroupWorker } from './group-worker.js';
 export type { GroupReply, GroupRequest, GroupWorkerOptions } from './group-worker.js';
 export { answerSmallGroup, SmallWriter, sharedSmallWriter, smallWriteError, writeSmallGroup } from './small-writer.js';

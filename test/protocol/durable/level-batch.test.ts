@@ -1,5 +1,5 @@
 /**
- * writeLevelBatch (protocol/src/durable/level-batch.ts) with a real LevelDB: plain ops and ops
+ * writeLevelBatch (protocol/src/level-batch.ts) with a real LevelDB: plain ops and ops
  * with options land in ONE batch, in order, with their sublevels' prefixes and encodings; a
  * sublevel's batch is written on the root (one 'write' event there, the options' marks kept for
  * its listeners); an op that cannot be added fails the whole batch and nothing is written.
