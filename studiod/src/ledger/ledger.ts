@@ -42,7 +42,14 @@
  * verdict index are then part recounted and must not be shown as verdicts.
  */
 import { posix } from 'node:path';
-import { evaluatePolicy, nameKey, type CopyFact, type PolicyConfig, type PolicyVerdict } from '@studio321/protocol';
+import {
+  evaluatePolicy,
+  nameKey,
+  writeLevelBatch,
+  type CopyFact,
+  type PolicyConfig,
+  type PolicyVerdict,
+} from '@studio321/protocol';
 import { groupKeyOf } from '../recovery/restore-plan.js';
 import { layoutFor } from '../commit/commit.js';
 import type {
@@ -127,7 +134,7 @@ const K = {
   byname: 'byname!',
   grp: 'grp!',
   gof: 'gof!',
-  /** Only while a recount runs (#rebuild): one entry per asset, keyed by its group. */
+  /** Only while a rebuild runs (#rebuild): one entry per asset, keyed by its group. */
   gacc: 'gacc!',
 } as const;
 
@@ -322,7 +329,7 @@ export class Ledger implements CatalogueHook {
     } else {
       this.#progress = { since: Date.now(), phase: 'waiting', done: 0, total: 0, unavailable: this.unavailable() };
       try {
-        await this.#rebuild(true);
+        await this.#rebuild();
       } finally {
         this.#progress = undefined;
       }
@@ -648,7 +655,7 @@ export class Ledger implements CatalogueHook {
     const done = seen < this.#sliceAssets;
     next.signature = done ? this.#signatureOf(new Set(r.to)) : PART_RECOUNTED;
     ops.push({ type: 'put', key: K.counters, value: next as unknown as Record<string, unknown> });
-    await sub.batch(ops, done ? SYNC : {});
+    await writeLevelBatch(sub, { sync: done }, ops);
     this.#counters = next;
     r.cursor = last;
     const progress = this.#progress;
@@ -665,21 +672,21 @@ export class Ledger implements CatalogueHook {
   }
 
   /**
-   * Recompute every index entry and the counters from the copy records. `names`: the by-name
-   * index too (not needed when only availability changed). Memory and time do not grow with
+   * Recompute every index entry, the by-name index and the counters from the copy and name
+   * records (at open, when the stored counters are for another configuration or were left part
+   * recounted by a crash; an availability change recounts in slices). Memory and time do not grow with
    * more than the archive's records: the old entries go by range, the assets are read in one
    * pass with their copies (Catalogue.assetsWithRecords), and the groups are counted from a
    * temporary index (`gacc!<group>\0<hash>`: LevelDB sorts each group's members together) that a
    * second pass adds up and removes, instead of a map of every group in memory.
    */
-  async #rebuild(names: boolean): Promise<void> {
+  async #rebuild(): Promise<void> {
     const sub = this.#sub();
     const started = Date.now();
     const progress = this.#progress;
     if (progress !== undefined) progress.phase = 'clearing';
     await sub.del(K.counters, SYNC);
-    // The by-name index does not depend on copies: kept unless the names are rebuilt too.
-    for (const prefix of [K.unprot, K.lack, K.grp, K.gof, K.gacc, ...(names ? [K.byname] : [])])
+    for (const prefix of [K.unprot, K.lack, K.grp, K.gof, K.gacc, K.byname])
       await sub.clear({ gte: prefix, lt: `${prefix}\xff` });
     const next = emptyCounters(this.#signature, this.targets);
     if (progress !== undefined)
@@ -687,23 +694,18 @@ export class Ledger implements CatalogueHook {
     let ops: Array<{ type: 'put'; key: string; value: Record<string, unknown> }> = [];
     const flush = async (atLeast: number): Promise<void> => {
       if (ops.length < atLeast || ops.length === 0) return;
-      await sub.batch(ops);
+      await writeLevelBatch(sub, { sync: false }, ops);
       ops = [];
     };
-    for await (const { asset, copies, names: nameRecs } of this.#catalogue.assetsWithRecords({ names })) {
+    for await (const { asset, copies, names: nameRecs = [] } of this.#catalogue.assetsWithRecords({ names: true })) {
       const c = this.#contribution(asset, copies);
       Ledger.#apply(next, c, 1);
       for (const k of this.#keys(asset.hash, c)) ops.push({ type: 'put', ...k });
       const stored = copies.some((x) => x.kind === 'studio' && x.path !== '');
-      const key = Ledger.#groupKey(
-        asset.hash,
-        copies,
-        stored ? [] : (nameRecs ?? (await this.#catalogue.namesOf(asset.hash))),
-      );
+      const key = Ledger.#groupKey(asset.hash, copies, stored ? [] : nameRecs);
       ops.push({ type: 'put', key: K.gof + asset.hash, value: { group: key } });
       ops.push({ type: 'put', key: `${K.gacc}${key}\0${asset.hash}`, value: { group: key, unsafe: !c.compliant } });
-      if (nameRecs !== undefined)
-        for (const o of this.#nameOps(asset.hash, nameRecs)) ops.push({ type: 'put', key: o.key, value: {} });
+      for (const o of this.#nameOps(asset.hash, nameRecs)) ops.push({ type: 'put', key: o.key, value: {} });
       if (progress !== undefined) progress.done++;
       await flush(5000);
     }
@@ -740,7 +742,7 @@ export class Ledger implements CatalogueHook {
         unavailable: [...this.#unavailable],
         ms: Date.now() - started,
       },
-      names ? 'ledger counters rebuilt' : 'ledger verdicts recounted after a target availability change',
+      'ledger counters rebuilt',
     );
   }
 }

@@ -178,6 +178,8 @@ export class LinkSession {
       this.#ws.resume();
     },
   };
+  /** SessionDeps.queueBytes, or SESSION_QUEUE_BYTES. */
+  readonly #queueBytes: number;
   /** Chunk bytes arrived on this socket whose turn in the frame queue is not over (SessionDeps.queueBytes). */
   #queuedChunkBytes = 0;
   /** The socket is not read because #queuedChunkBytes passed `queueBytes` (until it is back under half). */
@@ -190,6 +192,7 @@ export class LinkSession {
   constructor(ws: WebSocket, remote: { address: string; port: number }, deps: SessionDeps) {
     this.#ws = ws;
     this.#d = deps;
+    this.#queueBytes = deps.queueBytes ?? SESSION_QUEUE_BYTES;
     this.#remote = `${remote.address}:${remote.port}`;
     this.#address = remote.address;
     this.#connectedAt = deps.now();
@@ -414,7 +417,7 @@ export class LinkSession {
       this.#queuedChunkBytes += held;
       const stats = this.#d.queueStats;
       if (stats !== undefined && this.#queuedChunkBytes > stats.maxBytes) stats.maxBytes = this.#queuedChunkBytes;
-      if (this.#queuedChunkBytes > (this.#d.queueBytes ?? SESSION_QUEUE_BYTES) && !this.#queueFull) {
+      if (this.#queuedChunkBytes > this.#queueBytes && !this.#queueFull) {
         this.#queueFull = true;
         if (stats !== undefined) stats.pauses++;
         this.#ws.pause();
@@ -441,7 +444,7 @@ export class LinkSession {
   /** `bytes` of Chunk data had their turn in the frame queue: back under half of `queueBytes`, the socket is read again. */
   #dequeued(bytes: number): void {
     this.#queuedChunkBytes -= bytes;
-    if (!this.#queueFull || this.#queuedChunkBytes > (this.#d.queueBytes ?? SESSION_QUEUE_BYTES) / 2) return;
+    if (!this.#queueFull || this.#queuedChunkBytes > this.#queueBytes / 2) return;
     this.#queueFull = false;
     if (this.#d.budget?.isPaused(this.#reader) === true) return; // the budget resumes it
     this.#lastReceived = this.#d.now();
