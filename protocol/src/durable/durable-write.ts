@@ -185,8 +185,12 @@ function checkOptions(opts: DurableWriteOptions): void {
   }
 }
 
-/** Step 2 (makeDir) for one directory; also used by placeVerified. */
-async function makeDir(dir: string, fs: DurableFs): Promise<void> {
+/**
+ * Step 2 (makeDir) for one directory, failing as a target error; also used by placeVerified, and
+ * by writers that make a folder once for many files (studiod's small-commit worker) and then
+ * call durableWrite with `createDirs: false`.
+ */
+export async function makeDir(dir: string, fs: DurableFs): Promise<void> {
   try {
     await ensureDir(dir, fs);
   } catch (err) {

@@ -60,7 +60,7 @@ import { COMMIT_FAILURES } from './durable-failures.js';
 import { checkTarget } from './target-check.js';
 import type { StagedFile } from './staging.js';
 import type { StudioMhl } from './mhl-history.js';
-import { SmallGroupWriter } from './small-commit.js';
+import { SmallGroupWriter, type SmallTargetDone } from './small-commit.js';
 import { FolderIntents } from './folder-intents.js';
 
 /** The most distinct-name suffixes tried before giving up (STUDIO_NO_FREE_NAME). */
@@ -117,6 +117,8 @@ interface WrittenCopies {
   /** The XXH3-64 of the bytes (asked only when ASC MHL histories are kept). */
   xxh3: () => Promise<string>;
   hashDate: number;
+  /** Each copy's mtime when the writer read it (the small-commit worker): its ASC MHL entry needs no stat. */
+  mtimeMs?: Partial<Record<LocalTargetName, number>>;
   /** Folders the catalogue's group commit must fsync before the record (those not fsync'd yet). */
   syncDirs: string[];
 }
@@ -419,6 +421,7 @@ export class Committer {
             return h.digest();
           },
           hashDate: o.mirror.verifiedAt,
+          mtimeMs: mtimesOf(o),
           syncDirs: [], // fsync'd by the worker
         };
       });
@@ -517,7 +520,14 @@ export class Committer {
                 storedPaths: [{ key, value: { hash: input.hash, path: rel } }],
                 ...(xxh3 === undefined || this.#mhl === undefined
                   ? {}
-                  : { extra: this.#mhl.commitOps(rel, { size: input.size, xxh3, hashDate: w.hashDate }) }),
+                  : {
+                      extra: this.#mhl.commitOps(rel, {
+                        size: input.size,
+                        xxh3,
+                        hashDate: w.hashDate,
+                        ...(w.mtimeMs === undefined ? {} : { mtimeMs: w.mtimeMs }),
+                      }),
+                    }),
                 clearIntents: idle,
               },
               w.syncDirs,
@@ -577,6 +587,16 @@ export class Committer {
     if (!LOCAL_TARGETS.every((t) => copies.some((c) => c.target === t))) return undefined;
     return { t: 'receipt', hash, size: asset.size, committedAt: asset.committedAt, copies: copies.map(toStudioCopy) };
   }
+}
+
+/** The copies' mtimes the small-commit worker read (those it could). */
+function mtimesOf(o: { raid: SmallTargetDone; mirror: SmallTargetDone }): Partial<Record<LocalTargetName, number>> {
+  const m: Partial<Record<LocalTargetName, number>> = {};
+  for (const t of LOCAL_TARGETS) {
+    const v = o[t].mtimeMs;
+    if (v !== undefined) m[t] = v;
+  }
+  return m;
 }
 
 export function toStudioCopy(c: CopyRecord): StudioCopy {

@@ -64,6 +64,11 @@ interface PendingRecord {
   hashDate: string;
   /** The targets whose generation does not list it yet (absent: both). */
   targets?: LocalTargetName[];
+  /**
+   * Each copy's mtime as its writer read it right after linking it (the small-commit worker);
+   * a target without one is stat'd when its generation is written.
+   */
+  mtimeMs?: Partial<Record<LocalTargetName, number>>;
 }
 
 interface InboxRecord {
@@ -128,7 +133,10 @@ export class StudioMhl {
   }
 
   /** Step 1: the records a commit of `rel` adds to its catalogue batch (none outside a card folder). */
-  commitOps(rel: string, rec: { size: number; xxh3: string; hashDate: number }): HookOp[] {
+  commitOps(
+    rel: string,
+    rec: { size: number; xxh3: string; hashDate: number; mtimeMs?: Partial<Record<LocalTargetName, number>> },
+  ): HookOp[] {
     const f = mhlFolderOf(rel);
     if (f === undefined) return [];
     const [, shoot, card] = f.folder.split('/') as [string, string, string];
@@ -138,6 +146,7 @@ export class StudioMhl {
       size: rec.size,
       xxh3: rec.xxh3,
       hashDate: new Date(rec.hashDate).toISOString(),
+      ...(rec.mtimeMs === undefined || Object.keys(rec.mtimeMs).length === 0 ? {} : { mtimeMs: rec.mtimeMs }),
     };
     const ops: HookOp[] = [
       { type: 'put', key: `pending${S}${f.folder}${S}${f.path}`, value: pending, sublevel: this.#db },
@@ -367,11 +376,11 @@ export class StudioMhl {
     for (const p of pending) {
       const before = latest.get(p.path);
       if (before?.tool === STUDIOD_MHL_TOOL && before.xxh3 === p.xxh3) continue;
-      const st = await stat(safeJoin(root, p.path));
+      const mtimeMs = p.mtimeMs?.[target] ?? (await stat(safeJoin(root, p.path))).mtimeMs;
       files.push({
         path: p.path,
         size: p.size,
-        mtimeMs: st.mtimeMs,
+        mtimeMs,
         xxh3: p.xxh3,
         action: before?.xxh3 === p.xxh3 ? 'verified' : 'original',
         hashDate: p.hashDate,

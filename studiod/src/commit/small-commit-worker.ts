@@ -12,11 +12,11 @@
  * file only, and the group goes on. A file that failed leaves no temp (durableWrite's clean-up)
  * and no final name it linked: the RAID copy of a file whose mirror copy failed is unlinked.
  */
-import { unlinkSync } from 'node:fs';
+import { statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { CodedError } from '@studio321/protocol';
-import { durableWrite, fsyncTargetDir, syncFs } from '@studio321/protocol/durable';
+import { durableWrite, fsyncTargetDir, makeDir, syncFs } from '@studio321/protocol/durable';
 import type {
   SmallFileOutcome,
   SmallFileRequest,
@@ -56,11 +56,13 @@ async function writeGroup(req: SmallGroupRequest): Promise<SmallGroupReply> {
   // FILES_AT_ONCE files side by side: their fsyncs overlap, and the read-backs' buffers (1 MiB
   // each, read-back-lane.ts) stay few.
   const done: Array<{ outcome: SmallFileOutcome; dirs: string[] }> = new Array(req.files.length);
+  /** Each target folder made (mkdir -p) once for the group: its files' writes do not look again. */
+  const made = new Map<string, Promise<void>>();
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < req.files.length) {
       const i = next++;
-      done[i] = await writeFile(req.files[i] as SmallFileRequest);
+      done[i] = await writeFile(req.files[i] as SmallFileRequest, made);
     }
   };
   await Promise.all(Array.from({ length: Math.min(FILES_AT_ONCE, req.files.length) }, lane));
@@ -84,8 +86,25 @@ async function writeGroup(req: SmallGroupRequest): Promise<SmallGroupReply> {
   };
 }
 
+/**
+ * `dir` made (durableWrite's step 2, mkdir -p with each new folder's parent fsync'd) once per
+ * group: a failure is each file's own (the next group looks again).
+ */
+function madeOnce(dir: string, made: Map<string, Promise<void>>): Promise<void> {
+  let p = made.get(dir);
+  if (p === undefined) {
+    p = makeDir(dir, syncFs);
+    p.catch(() => undefined);
+    made.set(dir, p);
+  }
+  return p;
+}
+
 /** Both copies of one file, RAID then mirror; the folders it linked a final name in. */
-async function writeFile(f: SmallFileRequest): Promise<{ outcome: SmallFileOutcome; dirs: string[] }> {
+async function writeFile(
+  f: SmallFileRequest,
+  made: Map<string, Promise<void>>,
+): Promise<{ outcome: SmallFileOutcome; dirs: string[] }> {
   const done: Partial<Record<'raid' | 'mirror', SmallTargetDone>> = {};
   const dirs: string[] = [];
   let failed: SmallFileOutcome | undefined;
@@ -94,11 +113,13 @@ async function writeFile(f: SmallFileRequest): Promise<{ outcome: SmallFileOutco
   for (const t of ['raid', 'mirror'] as const) {
     const target = f.targets[t];
     try {
+      await madeOnce(target.dir, made);
       const r = await durableWrite(once(f.bytes), {
         targets: [target],
         expected: { size: f.size, blake3: f.blake3 },
         hashSource: false, // each copy's read-back is checked against the offered BLAKE3
         hashPool: false, // this thread is the pool
+        createDirs: false, // made once for the group above
         fsyncDir: false, // once per folder below
         fs: syncFs,
       });
@@ -106,6 +127,9 @@ async function writeFile(f: SmallFileRequest): Promise<{ outcome: SmallFileOutco
       done[t] = {
         method: c?.method ?? 'readback-blake3',
         verifiedAt: Date.parse(c?.verifiedAt ?? '') || Date.now(),
+        // For the folder's ASC MHL generation (mhl-history.ts), which would otherwise stat each
+        // copy on the main thread through libuv's pool: one synchronous stat here.
+        mtimeMs: mtimeOf(join(target.dir, target.name)),
       };
       dirs.push(target.dir);
       if (t === 'raid' && c?.reused === false) linked = join(target.dir, target.name);
@@ -127,6 +151,15 @@ async function writeFile(f: SmallFileRequest): Promise<{ outcome: SmallFileOutco
     outcome: failed ?? { ok: true, raid: done.raid as SmallTargetDone, mirror: done.mirror as SmallTargetDone },
     dirs: failed === undefined ? dirs : [],
   };
+}
+
+/** The final name's mtime; undefined when it cannot be read (the MHL flush then stats it itself). */
+function mtimeOf(path: string): number | undefined {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return undefined;
+  }
 }
 
 const port = parentPort;

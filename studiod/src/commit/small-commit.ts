@@ -32,6 +32,8 @@ export type SmallGroupRequest = GroupRequest<SmallFileRequest>;
 export interface SmallTargetDone {
   method: StudioCopy['method'];
   verifiedAt: number;
+  /** The final name's mtime, stat'd by the worker for the folder's ASC MHL generation (undefined: not read). */
+  mtimeMs?: number | undefined;
 }
 
 /** A file's outcome: both copies, or the first failure (a DurableWriteError's fields, or an errno). */

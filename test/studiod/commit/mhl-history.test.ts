@@ -7,7 +7,7 @@
  * gets its generation once the folder is back, listing nothing twice.
  */
 import t, { type Test } from 'tap';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createXxh3, nameKey } from '@studio321/protocol';
 import {
@@ -241,5 +241,45 @@ t.test(
     await again.open();
     await again.close();
     t.equal((await readMhlHistory(join(targets.raid.root, FOLDER))).length, 2, 'done once: a later start adds nothing');
+  },
+);
+
+t.test(
+  'a copy whose mtime the writer read (a small commit) is listed with it, without a stat; a copy without one is stat’d',
+  async (t) => {
+    const { targets, files, catalogue } = await folderFixture(t);
+    const mhl = new StudioMhl({ catalogue, targets: targets as never, delayMs: 60_000 });
+    // The mirror copies' mtimes as the small-commit worker read them (here: a day no file has);
+    // none for the RAID copies (a staged commit's): those are stat'd at the flush.
+    const read = Date.UTC(2026, 0, 2, 3, 4, 5);
+    for (const [p, data] of Object.entries(files)) {
+      const hash = xxh3(`blake3 of ${p}`).padEnd(64, '0');
+      await catalogue.commitAsset({
+        asset: { hash, size: data.length, committedAt: Date.now() },
+        names: [],
+        copies: [],
+        storedPaths: [{ key: nameKey(`${FOLDER}/${p}`), value: { hash, path: `${FOLDER}/${p}` } }],
+        extra: mhl.commitOps(`${FOLDER}/${p}`, {
+          size: data.length,
+          xxh3: xxh3(data),
+          hashDate: Date.now(),
+          mtimeMs: { mirror: read },
+        }),
+      });
+    }
+    await mhl.flush(FOLDER);
+    const dates = async (target: 'mirror' | 'raid'): Promise<string[]> => {
+      const [g] = await readMhlHistory(join(targets[target].root, FOLDER));
+      return [...(g?.xml?.toString('utf8') ?? '').matchAll(/lastmodificationdate="([^"]+)"/g)].map((m) => m[1] ?? '');
+    };
+    t.same(await dates('mirror'), ['2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z'], 'the mirror: the mtimes read');
+    const onDisk = await Promise.all(
+      Object.keys(files).map(async (p) =>
+        new Date((await stat(join(targets.raid.root, FOLDER, p))).mtimeMs).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      ),
+    );
+    t.same(await dates('raid'), onDisk, 'the RAID: each copy’s mtime on disk');
+    t.ok((await verifyMhlFolder(join(targets.mirror.root, FOLDER))).ok, 'the mirror folder verifies');
+    await mhl.close();
   },
 );

@@ -9,7 +9,7 @@
  * read-back against the offered BLAKE3) is driven by an offer whose hash the bytes do not have.
  */
 import t, { type Test } from 'tap';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes, type FileName } from '@studio321/protocol';
 import { DURABLE_CODES } from '@studio321/protocol/durable';
@@ -29,6 +29,16 @@ async function tree(root: string): Promise<string[]> {
     out.push(join(e.parentPath, e.name).slice(root.length + 1));
   }
   return out.sort();
+}
+
+/** A file for the group writer: `name` in `sub` of both targets under `dir`. */
+function groupFile(dir: string, sub: string, name: string, bytes: Uint8Array) {
+  return {
+    bytes,
+    size: bytes.byteLength,
+    blake3: hashBytes(bytes),
+    targets: { raid: { dir: join(dir, 'raid', sub), name }, mirror: { dir: join(dir, 'mirror', sub), name } },
+  };
 }
 
 t.test('the group writer: each file of a group has its own outcome', async (t: Test) => {
@@ -65,6 +75,17 @@ t.test('the group writer: each file of a group has its own outcome', async (t: T
     );
   }
   t.equal(await readFile(join(dir, 'raid', 'd', 'TAKEN.JPG'), 'utf8'), 'other bytes', 'the taken name untouched');
+  // Each copy's mtime, read by the worker for the folder's ASC MHL generation: the final name's.
+  for (const [i, n] of [
+    [0, 'A0.JPG'],
+    [1, 'A1.JPG'],
+    [4, 'A4.JPG'],
+  ] as const) {
+    const o = outcomes[i];
+    if (o?.ok !== true) continue;
+    for (const root of ['raid', 'mirror'] as const)
+      t.equal(o[root].mtimeMs, (await stat(join(dir, root, 'd', n))).mtimeMs, `file ${i}: ${root} mtime`);
+  }
   for (const i of [1, 4]) {
     const f = files[i === 1 ? 0 : 3]!;
     for (const root of ['raid', 'mirror'])
@@ -78,16 +99,7 @@ t.test(
     const dir = t.testdir({ raid: { d: {} }, mirror: { d: {} } });
     const w = new SmallGroupWriter();
     t.teardown(() => w.close());
-    const file = (i: number) => {
-      const bytes = testBytes(2000 + i * 31, 100 + i);
-      const n = `F${i}.JPG`;
-      return {
-        bytes,
-        size: bytes.byteLength,
-        blake3: hashBytes(bytes),
-        targets: { raid: { dir: join(dir, 'raid', 'd'), name: n }, mirror: { dir: join(dir, 'mirror', 'd'), name: n } },
-      };
-    };
+    const file = (i: number) => groupFile(dir, 'd', `F${i}.JPG`, testBytes(2000 + i * 31, 100 + i));
     const done: number[] = [];
     const write = (i: number, first = false) =>
       w.write(file(i), first).then((o) => {
@@ -108,6 +120,33 @@ t.test(
     for (const o of outcomes) t.match(o, { ok: true });
     for (const root of ['raid', 'mirror'])
       t.equal((await tree(join(dir, root))).length, 22, `${root}: every file, no temp`);
+  },
+);
+
+t.test(
+  'the group writer: a folder made once for the files of a group, and one that cannot be made',
+  async (t: Test) => {
+    // `blocked` is a file where the folder would go; `new/deep` does not exist yet on either target.
+    const dir = t.testdir({ raid: { blocked: 'not a folder' }, mirror: {} });
+    const w = new SmallGroupWriter();
+    t.teardown(() => w.close());
+    const file = (i: number, sub: string) => groupFile(dir, sub, `G${i}.JPG`, testBytes(1500 + i * 53, 200 + i));
+    const busy = w.write(file(0, 'first')); // alone; the twelve below queue behind it as one group
+    const queued = Array.from({ length: 12 }, (_, k) => w.write(file(k + 1, k % 3 === 0 ? 'blocked/x' : 'new/deep')));
+    const outcomes = await Promise.all([busy, ...queued]);
+    t.equal(w.groups, 2, 'the twelve files written as one group');
+    for (const [i, o] of outcomes.entries()) {
+      if (i > 0 && (i - 1) % 3 === 0)
+        t.match(
+          o,
+          { ok: false, target: 'raid', code: DURABLE_CODES.targetMissing },
+          `file ${i}: its folder cannot be made`,
+        );
+      else t.match(o, { ok: true }, `file ${i} committed`);
+    }
+    const wanted = outcomes.flatMap((o, i) => (o.ok ? [join(i === 0 ? 'first' : 'new/deep', `G${i}.JPG`)] : []));
+    t.same(await tree(join(dir, 'raid')), ['blocked', ...wanted].sort(), 'RAID: the committed files, no temp');
+    t.same(await tree(join(dir, 'mirror')), wanted.sort(), 'mirror: the committed files, nothing of the failed');
   },
 );
 
