@@ -2,7 +2,8 @@
  * sidecarGroups (offloader.ts) gives the groups a Map from group key to files gives — same keys,
  * same order of first file, same members in path order — for listings where a group's files are
  * not next to each other in path order (stems in other cases, NFD names, GoPro chapters), without
- * a key and an array per group.
+ * a key and an array per group; with `release`, the same groups, each one's slots emptied as it is
+ * yielded (the offloader lets a large card's records go as their groups are under way).
  */
 import t from 'tap';
 import { groupKey, sidecarGroups } from '@studio321/agent/offload';
@@ -48,6 +49,22 @@ t.test('the same groups as a Map by key, in the same order', async (t) => {
       .map((path) => ({ card: 'c', path, size: 1, mtimeMs: 1, scan: 1, state: 'seen' }));
     const got = [...sidecarGroups(files)].map(([k, m]): [string, string[]] => [k, m.map((f) => f.path)]);
     t.same(got, reference(files), `round ${round}: ${files.length} files`);
+    // Released: the same groups; as each is yielded, its files' slots (and only theirs) are empty.
+    const taken = [...files];
+    const left = new Set(files.map((f) => f.path));
+    const released: Array<[string, string[]]> = [];
+    let emptied = true;
+    for (const [k, m] of sidecarGroups(taken, { release: true })) {
+      released.push([k, m.map((f) => f.path)]);
+      for (const f of m) left.delete(f.path);
+      const held = new Set(taken.filter((f) => f !== undefined).map((f) => f.path));
+      if (held.size !== left.size || [...left].some((p) => !held.has(p))) emptied = false;
+    }
+    t.same(released, got, `round ${round}: released, the same groups`);
+    t.ok(
+      emptied && taken.every((f) => f === undefined),
+      `round ${round}: each group's slots emptied as it was yielded`,
+    );
   }
   t.same([...sidecarGroups([])], [], 'no files, no groups');
 });
