@@ -104,3 +104,65 @@ export class DirectWriter<H extends { close(): Promise<void> }> {
     await (await h)?.close().catch(() => undefined);
   }
 }
+
+/** A descriptor `writeParts` writes with: positional writes, and pwritev(2) where it has it. */
+export interface PartsHandle {
+  write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  writev?(buffers: Uint8Array[], position: number): Promise<{ bytesWritten: number }>;
+  close(): Promise<void>;
+}
+
+/** The most chunks one `writeParts` call hands to one pwritev (far below any IOV_MAX). */
+const MAX_PARTS = 64;
+
+/**
+ * Writes `parts`, contiguous in the file from `position`, in full (short writes completed), for the
+ * large-file writers (studiod's staging, durableWrite's temps). Chunks that may all go direct
+ * (`directOk` at their offsets) go in ONE pwritev on the O_DIRECT descriptor: one thread-pool round
+ * trip and one completion for several MiB instead of one each. A lone chunk goes in one pwrite,
+ * direct when it may; after a short write the rest goes part by part, the ordinary descriptor
+ * writing what is no longer aligned. `written` is told the bytes of each write as it ends, so a
+ * caller knows how far the file holds them when a later write fails. Throws the system error of a
+ * failed write (EIO for a write that wrote nothing).
+ */
+export async function writeParts<H extends PartsHandle>(
+  direct: DirectWriter<H>,
+  plain: H,
+  parts: readonly Uint8Array[],
+  position: number,
+  written?: (bytes: number) => void,
+): Promise<void> {
+  let i = 0; // the part being written
+  let off = 0; // bytes of it written
+  let pos = position;
+  const advance = (n: number): void => {
+    if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
+    written?.(n);
+    pos += n;
+    off += n;
+    while (i < parts.length && off >= (parts[i] as Uint8Array).byteLength) {
+      off -= (parts[i] as Uint8Array).byteLength;
+      i++;
+    }
+  };
+  if (parts.length > 1 && parts.length <= MAX_PARTS && allDirect(parts, position)) {
+    const fh = await direct.for(parts[0] as Uint8Array, position);
+    if (fh?.writev !== undefined) advance((await fh.writev(parts as Uint8Array[], position)).bytesWritten);
+  }
+  while (i < parts.length) {
+    const p = parts[i] as Uint8Array;
+    // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
+    const fh = (off === 0 ? await direct.for(p, pos) : undefined) ?? plain;
+    advance((await fh.write(p, off, p.byteLength - off, pos)).bytesWritten);
+  }
+}
+
+/** May every one of `parts`, written one after another from `position`, go direct? */
+function allDirect(parts: readonly Uint8Array[], position: number): boolean {
+  let pos = position;
+  for (const p of parts) {
+    if (!directOk(p, pos)) return false;
+    pos += p.byteLength;
+  }
+  return true;
+}

@@ -35,7 +35,7 @@ import { readBackHash } from './read-back.js';
 import { createReadBack, type ReadBack } from './read-back-lane.js';
 import { createLocalAsyncHasher, sharedHashPool, type AsyncHasher, type HashPool } from './hash-pool.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
-import { DirectWriter } from './direct-io.js';
+import { DirectWriter, writeParts } from './direct-io.js';
 
 export interface DurableTarget {
   dir: string;
@@ -93,6 +93,14 @@ export interface DurableWriteOptions {
    */
   directIo?: boolean;
 }
+
+/**
+ * What durableWrite reads: chunks in order, each a Uint8Array or a run of them (an array of chunks
+ * that follow each other in the file: written to each temp with one pwritev where they may all go
+ * direct, direct-io.ts `writeParts`). The source may reuse every buffer it yielded once it is asked
+ * for the next item (and at its end).
+ */
+export type DurableSource = AsyncIterable<Uint8Array | readonly Uint8Array[]>;
 
 export const DEFAULT_SYNC_EVERY = 8 * 1024 * 1024;
 
@@ -198,24 +206,21 @@ export async function makeDir(dir: string, fs: DurableFs): Promise<void> {
   }
 }
 
-/** Step 4 (stream): one chunk to one temp, positional, short writes completed (O_DIRECT when aligned). */
-async function writeAll(slot: Slot, chunk: Uint8Array): Promise<void> {
+/** Step 4 (stream): one chunk (or a run of them) to one temp, positional, short writes completed (O_DIRECT when aligned). */
+async function writeAll(slot: Slot, parts: readonly Uint8Array[]): Promise<void> {
   if (slot.fh === undefined) throw new TypeError('durableWrite: internal error, temp not open');
-  let off = 0;
-  while (off < chunk.byteLength) {
-    // After a short write the rest may no longer be aligned: it goes through the ordinary descriptor.
-    const fh = (off === 0 ? await slot.direct.for(chunk, slot.position) : undefined) ?? slot.fh;
-    let n: number;
-    try {
-      ({ bytesWritten: n } = await fh.write(chunk, off, chunk.byteLength - off, slot.position));
-    } catch (err) {
-      throw targetError(err, 'write', slot.tempPath);
-    }
-    if (n <= 0)
-      throw targetError(Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' }), 'write', slot.tempPath);
-    off += n;
-    slot.position += n;
+  try {
+    await writeParts(slot.direct, slot.fh, parts, slot.position, (n) => {
+      slot.position += n;
+    });
+  } catch (err) {
+    throw targetError(err, 'write', slot.tempPath);
   }
+}
+
+/** Step 4 (stream): the source's hash of one chunk or a run of them, in order. */
+async function hashParts(hasher: AsyncHasher, parts: readonly Uint8Array[]): Promise<void> {
+  for (const p of parts) await hasher.update(p);
 }
 
 /**
@@ -370,7 +375,7 @@ class DurableWrite {
   readonly #hasher: AsyncHasher | undefined;
   /** The source's XXH3-64 (step 4) with `xxh3: true`. */
   readonly #xxh3: ReturnType<typeof createXxh3> | undefined;
-  #iterator: AsyncIterator<Uint8Array> | undefined;
+  #iterator: AsyncIterator<Uint8Array | readonly Uint8Array[]> | undefined;
   #sourceDone = false;
   /** Bytes read from the source and written to every temp so far. */
   #total = 0;
@@ -414,7 +419,7 @@ class DurableWrite {
    * once, and the next step starts when all targets are done with it (2 and 3
    * follow each other per target).
    */
-  async run(source: AsyncIterable<Uint8Array>): Promise<DurableWriteResult> {
+  async run(source: DurableSource): Promise<DurableWriteResult> {
     const signal = this.#signal;
     try {
       // 2. makeDir, then 3. openTemp, per target
@@ -482,18 +487,18 @@ class DurableWrite {
   }
 
   // 4. stream: one read of the source, written to every temp while hashed. The
-  //    next chunk is asked for only once the current one is written and hashed,
-  //    so a source may reuse a chunk's buffer as soon as it is asked for the next
-  //    one (and at its end); a source that reads ahead
+  //    next chunk (or run of chunks) is asked for only once the current one is
+  //    written and hashed, so a source may reuse a chunk's buffer as soon as it is
+  //    asked for the next one (and at its end); a source that reads ahead
   //    (agent/src/card/source-reader.ts) keeps the card busy meanwhile.
-  async #stream(source: AsyncIterable<Uint8Array>): Promise<void> {
+  async #stream(source: DurableSource): Promise<void> {
     const opts = this.#opts;
     const signal = this.#signal;
     const slots = this.#slots;
     const hasher = this.#hasher;
     this.#iterator = source[Symbol.asyncIterator]();
     const it = this.#iterator;
-    const pull = (): Promise<IteratorResult<Uint8Array>> => {
+    const pull = (): Promise<IteratorResult<Uint8Array | readonly Uint8Array[]>> => {
       const p = (async () => {
         try {
           return await it.next();
@@ -511,10 +516,20 @@ class DurableWrite {
         this.#sourceDone = true;
         break;
       }
-      const chunk = r.value;
-      if (!(chunk instanceof Uint8Array))
+      // A chunk, or a run of chunks that follow each other (written with one call where they may).
+      const parts = r.value instanceof Uint8Array ? [r.value] : r.value;
+      let bytes = 0;
+      if (Array.isArray(parts))
+        for (const p of parts) {
+          if (!(p instanceof Uint8Array)) {
+            bytes = -1;
+            break;
+          }
+          bytes += p.byteLength;
+        }
+      if (!Array.isArray(parts) || bytes < 0)
         throw sourceError(new TypeError('the source yielded something that is not a Uint8Array'));
-      this.#total += chunk.byteLength;
+      this.#total += bytes;
       const total = this.#total;
       if (opts.expected !== undefined && total > opts.expected.size) {
         throw durableError(
@@ -526,11 +541,14 @@ class DurableWrite {
           },
         );
       }
-      const writes = settleAll(slots.map((s) => writeAll(s, chunk)));
-      this.#xxh3?.update(chunk); // synchronous and native: before the source may reuse the chunk
-      const hashed = (hasher?.update(chunk) ?? Promise.resolve(undefined)).catch((err: unknown) => {
-        throw hashError(err);
-      });
+      const writes = settleAll(slots.map((s) => writeAll(s, parts)));
+      // synchronous and native: before the source may reuse the chunks
+      if (this.#xxh3 !== undefined) for (const p of parts) this.#xxh3.update(p);
+      const hashed = (hasher === undefined ? Promise.resolve(undefined) : hashParts(hasher, parts)).catch(
+        (err: unknown) => {
+          throw hashError(err);
+        },
+      );
       await raceAbort(settleAll<unknown>([writes, hashed]), signal);
       for (const s of slots) startDatasync(s, this.#syncEvery);
       opts.onProgress?.(total);
@@ -696,10 +714,7 @@ class DurableWrite {
   }
 }
 
-export async function durableWrite(
-  source: AsyncIterable<Uint8Array>,
-  opts: DurableWriteOptions,
-): Promise<DurableWriteResult> {
+export async function durableWrite(source: DurableSource, opts: DurableWriteOptions): Promise<DurableWriteResult> {
   // 1. check
   checkOptions(opts);
   if (isAborted(opts.signal)) throw abortedError(opts.signal);

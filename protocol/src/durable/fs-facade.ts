@@ -8,6 +8,8 @@ import { openDirect } from './direct-io.js';
 
 export interface DurableFileHandle {
   write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  /** pwritev(2): `buffers` one after another from `position` (may write fewer bytes); optional (writeParts, direct-io.ts). */
+  writev?(buffers: Uint8Array[], position: number): Promise<{ bytesWritten: number }>;
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
   sync(): Promise<void>;
   /** fdatasync(2): the data written so far is durable (used to read back while writing). */

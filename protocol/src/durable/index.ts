@@ -12,13 +12,14 @@ export { answerSmallGroup, SmallWriter, sharedSmallWriter, smallWriteError, writ
 export type { SmallGroupRequest, SmallWrite, SmallWriteError, SmallWriteOutcome } from './small-writer.js';
 export { syncFs } from './sync-fs.js';
 export { createReadBack } from './read-back-lane.js';
-export { alignedBuffer, DIRECT_ALIGN, DirectWriter, directOk, openDirect } from './direct-io.js';
+export { alignedBuffer, DIRECT_ALIGN, DirectWriter, directOk, openDirect, writeParts } from './direct-io.js';
 export type { ReadBack } from './read-back-lane.js';
 export type {
   DurableTarget,
   DurableWriteOptions,
   DurableWriteResult,
   DurableCopy,
+  DurableSource,
   VerificationMethod,
 } from './durable-write.js';
 export { verifyFile } from './verify-file.js';

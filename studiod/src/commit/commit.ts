@@ -52,6 +52,7 @@ import {
   isDurableCode,
   placeVerified,
   translateDurable,
+  type DurableSource,
 } from '@studio321/protocol/durable';
 import { fieldClaimRecords, localCopyRecord, type Catalogue, type CopyRecord, type NameRecord } from '../catalogue.js';
 import { LOCAL_TARGETS, type LocalTargetConfig, type LocalTargetName } from '../config.js';
@@ -82,7 +83,7 @@ export interface CommitInput {
    * overlaps the transfer. `expected` still checks size and BLAKE3 of exactly
    * these bytes; a retry under a distinct name re-reads the staged file.
    */
-  source?: AsyncIterable<Uint8Array>;
+  source?: DurableSource;
   /** Names offered by the agent (already validated with names.ts). */
   names: FileName[];
   /** Copies the agent says it holds: recorded as its field claims, never archive copies. */
@@ -155,8 +156,8 @@ export interface CommitterOptions {
  * same pass over the same bytes, which both copies' BLAKE3 read-backs then match. `digest` is
  * undefined unless every byte went through (a reused final file may leave the source unread).
  */
-function xxh3Tap(source: AsyncIterable<Uint8Array>): {
-  stream: AsyncIterable<Uint8Array>;
+function xxh3Tap(source: DurableSource): {
+  stream: DurableSource;
   digest(size: number): string | undefined;
 } {
   const h = createXxh3();
@@ -164,8 +165,14 @@ function xxh3Tap(source: AsyncIterable<Uint8Array>): {
   return {
     stream: (async function* () {
       for await (const chunk of source) {
-        h.update(chunk);
-        bytes += chunk.byteLength;
+        if (chunk instanceof Uint8Array) {
+          h.update(chunk);
+          bytes += chunk.byteLength;
+        } else
+          for (const c of chunk) {
+            h.update(c);
+            bytes += c.byteLength;
+          }
         yield chunk;
       }
     })(),

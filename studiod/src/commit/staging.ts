@@ -40,12 +40,14 @@ import { errorCode, isBlake3Hex } from '@studio321/protocol';
 import {
   createReadBack,
   DirectWriter,
+  directOk,
   fsyncDir,
   openDirect,
   GroupCommit,
   nodeFs,
   resolveHashEngine,
   sharedHashPool,
+  writeParts,
   type ReadBack,
 } from '@studio321/protocol/durable';
 import { DEFAULT_STAGING_LIMITS } from '../config.js';
@@ -81,6 +83,25 @@ function stagingError(err: unknown, what: string, path: string): StudioError {
  * longer counts those bytes; this bounds them for all sessions together.
  */
 export const STAGING_QUEUE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Chunks queued behind a write in flight join one run of at most this many bytes, written with one
+ * pwritev when they may all go direct (writeParts, direct-io.ts): one thread-pool round trip and one
+ * completion for the run instead of one a chunk. The streamed commit's RAID write takes its queued
+ * chunks in runs of the same size (LiveChunks).
+ */
+export const WRITE_RUN_BYTES = 4 * 1024 * 1024;
+
+/** Chunks queued to be written together, from `offset` on; `started` once its write began (no more join it). */
+interface WriteRun {
+  offset: number;
+  parts: Uint8Array[];
+  bytes: number;
+  /** Every part may go direct at its offset (only such runs take more than one chunk). */
+  direct: boolean;
+  started: boolean;
+  done: Promise<void>;
+}
 
 class QueuedWrites {
   bytes = 0;
@@ -124,6 +145,8 @@ export class StagedFile {
   #end: number;
   /** The last queued write (never rejects): the writes run one after another, in offset order. */
   #tail: Promise<void> = Promise.resolve();
+  /** The last run queued, while it has not started: the next contiguous direct chunk may join it. */
+  #run: WriteRun | undefined;
   /** Bytes queued and not yet written. */
   #queued = 0;
   /** The coded error of the first write that failed: every write queued after it fails with it, unwritten. */
@@ -231,15 +254,37 @@ export class StagedFile {
   append(offset: number, data: Uint8Array): Promise<void> {
     if (this.#closed || this.#closing) throw new TypeError('StagedFile.append() after close');
     if (offset !== this.#end) throw new TypeError(`StagedFile.append() at ${offset}, expected ${this.#end}`);
-    this.#end += data.byteLength;
-    this.#queued += data.byteLength;
-    this.#all.add(data.byteLength);
-    const done = this.#tail.then(() => this.#writeAt(offset, data));
-    this.#tail = done.then(
-      () => this.#dequeued(data.byteLength),
-      () => this.#dequeued(data.byteLength),
+    const n = data.byteLength;
+    this.#end += n;
+    this.#queued += n;
+    this.#all.add(n);
+    // Behind a write in flight, a chunk that may go direct joins the run queued before it (same
+    // promise: the run is written, or fails, as one).
+    const run = this.#run;
+    if (run !== undefined && !run.started && run.direct && run.bytes + n <= WRITE_RUN_BYTES && directOk(data, offset)) {
+      run.parts.push(data);
+      run.bytes += n;
+      return run.done;
+    }
+    const next: WriteRun = {
+      offset,
+      parts: [data],
+      bytes: n,
+      direct: directOk(data, offset),
+      started: false,
+      done: Promise.resolve(),
+    };
+    next.done = this.#tail.then(() => {
+      next.started = true;
+      if (this.#run === next) this.#run = undefined;
+      return this.#writeAt(next.offset, next.parts);
+    });
+    this.#tail = next.done.then(
+      () => this.#dequeued(next.bytes),
+      () => this.#dequeued(next.bytes),
     );
-    return done;
+    this.#run = next;
+    return next.done;
   }
 
   #dequeued(bytes: number): void {
@@ -261,25 +306,20 @@ export class StagedFile {
     return this.#tail;
   }
 
-  async #writeAt(offset: number, data: Uint8Array): Promise<void> {
+  async #writeAt(offset: number, parts: readonly Uint8Array[]): Promise<void> {
     if (this.#failed !== undefined) throw this.#failed;
     try {
       await this.#ensureOpen();
       if (this.#fh === undefined) throw new TypeError('StagedFile.write() after close');
-      let done = 0;
-      while (done < data.byteLength) {
-        // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
-        const fh = (done === 0 ? await this.#direct.for(data, offset) : undefined) ?? this.#fh;
-        if (fh === undefined) throw new TypeError('StagedFile.write() after close');
-        const { bytesWritten } = await fh.write(data, done, data.byteLength - done, offset + done);
-        done += bytesWritten;
-      }
+      // Counted write by write: when one of a run fails, the bytes before it still count (and resume).
+      await writeParts(this.#direct, this.#fh, parts, offset, (n) => {
+        this.#written += n;
+      });
     } catch (err) {
       if (err instanceof TypeError) throw err;
       this.#failed = err instanceof StudioError ? err : stagingError(err, 'write', this.path);
       throw this.#failed;
     }
-    this.#written += data.byteLength;
   }
 
   /** fsync; afterwards `durable === written`, and the read-back may go up to there. Returns the durable offset. */

@@ -32,7 +32,7 @@ import {
 } from '@studio321/protocol';
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
-import { StagedFile, type Staging } from '../commit/staging.js';
+import { StagedFile, WRITE_RUN_BYTES, type Staging } from '../commit/staging.js';
 import { holdChunk } from './chunk-receive.js';
 import type { SlabPiece } from './small-slabs.js';
 import { LiveChunks } from './live-chunks.js';
@@ -475,7 +475,7 @@ export class FileReceiver {
 
   #startLive(w: Wanted): LiveCommit {
     const { hash, size } = w.file;
-    const chunks = new LiveChunks(LIVE_QUEUE_BYTES);
+    const chunks = new LiveChunks(LIVE_QUEUE_BYTES, WRITE_RUN_BYTES);
     this.#link.log.debug({ hash, size }, 'streamed commit started');
     const result = this.#o.committer
       .commit({

@@ -13,17 +13,23 @@
  * A chunk from the receive path's pool (chunk-receive.ts) is held from `push`
  * until the consumer asks for the next one (durableWrite has written it by then)
  * or the chunk is dropped, so its buffer is not reused while the write reads it.
+ *
+ * With `batchBytes`, each pull takes every chunk queued by then, up to that many bytes (at least
+ * one), as one run (an array: durableWrite writes it with one pwritev, direct-io.ts `writeParts`);
+ * all of them are held until the next pull.
  */
 
 import { holdChunk } from './chunk-receive.js';
 
-export class LiveChunks implements AsyncIterable<Uint8Array> {
+export class LiveChunks implements AsyncIterable<Uint8Array | readonly Uint8Array[]> {
   readonly maxBytes: number;
+  /** A pull takes up to this many queued bytes as one run; 0: one chunk a pull. */
+  readonly batchBytes: number;
   #queue: Uint8Array[] = [];
   /** The holds of the queued chunks, in the same order. */
   #holds: Array<() => void> = [];
-  /** The hold of the chunk the consumer has now. */
-  #lent: (() => void) | undefined;
+  /** The holds of the chunks the consumer has now. */
+  #lent: Array<() => void> = [];
   #queued = 0;
   #ended = false;
   #error: Error | undefined;
@@ -32,10 +38,13 @@ export class LiveChunks implements AsyncIterable<Uint8Array> {
   #pullWaiter: (() => void) | undefined;
   #roomWaiters: Array<() => void> = [];
 
-  constructor(maxBytes: number) {
+  constructor(maxBytes: number, batchBytes = 0) {
     if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0)
       throw new TypeError('LiveChunks: maxBytes must be a positive integer');
+    if (!Number.isSafeInteger(batchBytes) || batchBytes < 0)
+      throw new TypeError('LiveChunks: batchBytes must be a non-negative integer');
     this.maxBytes = maxBytes;
+    this.batchBytes = batchBytes;
   }
 
   /** True once the consumer stopped reading (its write failed, was aborted, or never started). */
@@ -86,9 +95,18 @@ export class LiveChunks implements AsyncIterable<Uint8Array> {
   }
 
   #returnLent(): void {
-    const release = this.#lent;
-    this.#lent = undefined;
-    release?.();
+    if (this.#lent.length === 0) return;
+    const lent = this.#lent;
+    this.#lent = [];
+    for (const release of lent) release();
+  }
+
+  /** Takes the next chunk off the queue, its hold lent to the consumer. */
+  #take(): Uint8Array {
+    const chunk = this.#queue.shift() as Uint8Array;
+    this.#lent.push(this.#holds.shift() as () => void);
+    this.#queued -= chunk.byteLength;
+    return chunk;
   }
 
   #wakePull(): void {
@@ -97,20 +115,29 @@ export class LiveChunks implements AsyncIterable<Uint8Array> {
     w?.();
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array | readonly Uint8Array[]> {
     if (this.#iterated) throw new TypeError('LiveChunks can be iterated once');
     this.#iterated = true;
     return {
-      next: async (): Promise<IteratorResult<Uint8Array>> => {
+      next: async (): Promise<IteratorResult<Uint8Array | readonly Uint8Array[]>> => {
         this.#returnLent(); // asked for the next one: the consumer is done with the last
         for (;;) {
           if (this.#error !== undefined) throw this.#error;
-          const chunk = this.#queue.shift();
-          if (chunk !== undefined) {
-            this.#lent = this.#holds.shift();
-            this.#queued -= chunk.byteLength;
+          if (this.#queue.length > 0) {
+            const first = this.#take();
+            let value: Uint8Array | Uint8Array[] = first;
+            if (this.batchBytes > 0) {
+              const run = [first];
+              let bytes = first.byteLength;
+              for (let next = this.#queue[0]; next !== undefined; next = this.#queue[0]) {
+                if (bytes + next.byteLength > this.batchBytes) break;
+                run.push(this.#take());
+                bytes += next.byteLength;
+              }
+              value = run;
+            }
             if (this.#queued <= this.maxBytes) for (const r of this.#roomWaiters.splice(0)) r();
-            return { done: false, value: chunk };
+            return { done: false, value };
           }
           if (this.#ended) return { done: true, value: undefined };
           if (this.#gone) return { done: true, value: undefined };

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
@@ -70,4 +70,34 @@ t.test('a stream that ends whole commits; a failed one leaves no temp and no fin
   await t.rejects(w2, { code: 'DURABLE_SOURCE_FAILED' });
   for (const d of ['a', 'b'])
     t.same((await readdir(join(dir, d))).sort(), ['ok.bin'], `${d}: no temp, no partial final`);
+});
+
+t.test('batchBytes: a pull takes the chunks queued by then as one run, up to that many bytes', async (t) => {
+  const live = new LiveChunks(16, 6);
+  for (const s of ['ab', 'cd', 'ef', 'ghijklmn', 'o']) await live.push(Buffer.from(s));
+  live.end();
+  const runs: string[][] = [];
+  for await (const run of live) {
+    t.ok(Array.isArray(run), 'each pull is a run (an array)');
+    runs.push((run as readonly Uint8Array[]).map((c) => Buffer.from(c).toString()));
+  }
+  t.same(runs, [['ab', 'cd', 'ef'], ['ghijklmn'], ['o']], 'in order; up to 6 bytes a run, and a larger chunk alone');
+  t.throws(() => new LiveChunks(4, -1), TypeError);
+});
+
+t.test('batchBytes: a streamed durableWrite reads runs and commits the exact bytes', async (t) => {
+  const dir = t.testdir();
+  const data = randomBytes(5 * 1024 * 1024 + 11);
+  const live = new LiveChunks(4 * 1024 * 1024, 4 * 1024 * 1024);
+  const w = durableWrite(live, {
+    targets: [{ dir, name: 'runs.bin' }],
+    expected: { size: data.length, blake3: hashBytes(data) },
+    hashSource: false,
+  });
+  for (let off = 0; off < data.length; off += 1024 * 1024) await live.push(data.subarray(off, off + 1024 * 1024));
+  live.end();
+  const r = await w;
+  t.equal(r.size, data.length);
+  t.equal(Buffer.compare(await readFile(join(dir, 'runs.bin')), data), 0, 'the file holds the bytes');
+  t.same(await readdir(dir), ['runs.bin'], 'no temp left');
 });
