@@ -20,6 +20,7 @@ import {
   authPayload,
   certFingerprint,
   decodeFrame,
+  decodeStringsInJs,
   encodeFrame,
   fingerprintsEqual,
   signAuth,
@@ -38,6 +39,9 @@ import { FRAME_HEADROOM, type SyncLink } from './sync-link.js';
  */
 const WebSocket = createRequire(import.meta.url)('ws') as typeof WsWebSocket;
 type WebSocket = WsWebSocket;
+
+// The agent decodes only small frames: msgpackr loads without its native string decoder (codec.ts).
+decodeStringsInJs();
 
 export const AGENT_SOFTWARE = 'field-agent/0.1.0';
 
