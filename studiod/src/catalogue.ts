@@ -348,6 +348,23 @@ export class Catalogue {
   #reads: ReadBatch | undefined;
   /** Intents and commit records that arrive together: one synced batch (commitAsset, putIntent). */
   readonly #group = new GroupCommit<GroupItem>((items) => this.#write(() => this.#writeGroup(items)));
+  /**
+   * Folder intents (putFolderIntents) in a lane of their own: synced batches of intent puts alone,
+   * written beside the group's (LevelDB joins concurrent synced writes in one log write), not behind
+   * its queued batch and the write chain. They change no counter and no hook reads them. A folder
+   * whose delete is queued in the group and not yet written still goes through the group, after it
+   * (#clearing), so the put wins.
+   */
+  readonly #intentLane = new GroupCommit<Array<{ id: string; value: CommitIntentRecord }>>((items) => {
+    const write = this.#batch(
+      items.flat().map((i) => ({ type: 'put' as const, key: P.intent + i.id, value: i.value as unknown as Json })),
+    );
+    this.#intentLaneWrite = write.catch(() => undefined);
+    return write;
+  });
+  #intentLaneWrite: Promise<unknown> = Promise.resolve();
+  /** Intent ids whose delete is queued in the group and not yet written (or failed): how many such deletes. */
+  readonly #clearing = new Map<string, number>();
   readonly #hooks: CatalogueHook[] = [];
   #agentsListener: ((agents: AgentRecord[]) => Promise<void>) | undefined;
   #state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
@@ -401,7 +418,7 @@ export class Catalogue {
   async close(): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
-    await Promise.all([this.#writeChain, this.#agentChain]).catch(() => undefined);
+    await Promise.all([this.#writeChain, this.#agentChain, this.#intentLaneWrite]).catch(() => undefined);
     await this.#db?.close();
     this.#state = 'closed';
   }
@@ -624,7 +641,22 @@ export class Catalogue {
    */
   commitAsset(rec: CommitRecord, dirs: readonly string[] = []): Promise<void> {
     this.#open();
-    return this.#group.commit({ commit: rec }, dirs);
+    return this.#clearingWhile(rec.clearIntents ?? [], this.#group.commit({ commit: rec }, dirs));
+  }
+
+  /** `ids`' deletes are queued in the group until `write` settles (#clearing: their puts go after them). */
+  #clearingWhile(ids: readonly string[], write: Promise<void>): Promise<void> {
+    if (ids.length === 0) return write;
+    for (const id of ids) this.#clearing.set(id, (this.#clearing.get(id) ?? 0) + 1);
+    const done = (): void => {
+      for (const id of ids) {
+        const n = (this.#clearing.get(id) ?? 1) - 1;
+        if (n === 0) this.#clearing.delete(id);
+        else this.#clearing.set(id, n);
+      }
+    };
+    write.then(done, done);
+    return write;
   }
 
   /** Durably note that a commit of `hash` may leave temp files in `dirs` (grouped like commitAsset). */
@@ -636,18 +668,24 @@ export class Catalogue {
   /** Durably note that commits may leave temp files in each of `dirs`: `intent!<dir>` each (grouped like commitAsset). */
   putFolderIntents(dirs: readonly string[], startedAt: number): Promise<void> {
     this.#open();
-    return this.#group.commit({ intents: dirs.map((d) => ({ id: d, value: { dirs: [d], startedAt } })) });
+    const intents = dirs.map((d) => ({ id: d, value: { dirs: [d], startedAt } }));
+    // Behind a queued delete of one of them: in the group, after it. Otherwise the lane of its own.
+    if (dirs.some((d) => this.#clearing.has(d))) return this.#group.commit({ intents });
+    return this.#intentLane.commit(intents);
   }
 
   /** Deletes the intents `intent!<id>` of `ids` (grouped like commitAsset). */
   clearIntents(ids: readonly string[]): Promise<void> {
     this.#open();
-    return this.#group.commit({ clearIntents: ids });
+    return this.#clearingWhile(ids, this.#group.commit({ clearIntents: ids }));
   }
 
-  /** Synced batches the group commit wrote, and the intents and commits in them (the benches read these). */
+  /** Synced batches the group commit and the intents' lane wrote, and the intents and commits in them (the benches read these). */
   get groupStats(): { batches: number; items: number } {
-    return { batches: this.#group.groups, items: this.#group.items };
+    return {
+      batches: this.#group.groups + this.#intentLane.groups,
+      items: this.#group.items + this.#intentLane.items,
+    };
   }
 
   /**
