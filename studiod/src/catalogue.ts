@@ -4,7 +4,9 @@
  * Every state change is ONE batch written with `sync: true`; counters that
  * `studioctl status` shows live in the same batch as the records they count, so
  * status never scans. Writes are serialised (one in flight) so counters are
- * read-modify-written consistently; reads are free.
+ * read-modify-written consistently; reads are free. The agents' records have a chain
+ * of their own (#agentWrite): the sessions' last-seen updates do not wait behind the
+ * commits' batches, nor hold them up.
  */
 import { Level } from 'level';
 import { FORMAT_VERSION, hasCodeInChain, type AgentCopy, type FileCapture } from '@studio321/protocol';
@@ -332,10 +334,37 @@ export class Catalogue {
   readonly #sublevels = new Map<string, JsonSublevel>();
   #counters: CatalogueCounters = { assets: 0, bytes: 0, copies: {}, field: {} };
   #writeChain: Promise<unknown> = Promise.resolve();
+  /**
+   * The agents' records (`agent!`) have a write chain of their own: a last-seen update
+   * (touchAgent) read-modify-writes one and must not undo a pairing or a revocation, which run
+   * on both chains, but it has no business waiting behind the commits' group batches, nor
+   * they behind it (docs/design.md §Catalogue LevelDB).
+   */
+  #agentChain: Promise<unknown> = Promise.resolve();
+  /** Last-seen updates not yet written, by agent, and the one write that will write them all (touchAgent). */
+  #seen = new Map<string, { now: number; queue?: { files: number; bytes: number } }>();
+  #seenWrite: Promise<void> | undefined;
   /** Point reads asked in this turn, read together at its end (#read). */
   #reads: ReadBatch | undefined;
   /** Intents and commit records that arrive together: one synced batch (commitAsset, putIntent). */
   readonly #group = new GroupCommit<GroupItem>((items) => this.#write(() => this.#writeGroup(items)));
+  /**
+   * Folder intents (putFolderIntents) in a lane of their own: synced batches of intent puts alone,
+   * written beside the group's (LevelDB joins concurrent synced writes in one log write), not behind
+   * its queued batch and the write chain. They change no counter and no hook reads them. A folder
+   * whose delete is queued in the group and not yet written still goes through the group, after it
+   * (#clearing), so the put wins.
+   */
+  readonly #intentLane = new GroupCommit<Array<{ id: string; value: CommitIntentRecord }>>((items) => {
+    const write = this.#batch(
+      items.flat().map((i) => ({ type: 'put' as const, key: P.intent + i.id, value: i.value as unknown as Json })),
+    );
+    this.#intentLaneWrite = write.catch(() => undefined);
+    return write;
+  });
+  #intentLaneWrite: Promise<unknown> = Promise.resolve();
+  /** Intent ids whose delete is queued in the group and not yet written (or failed): how many such deletes. */
+  readonly #clearing = new Map<string, number>();
   readonly #hooks: CatalogueHook[] = [];
   #agentsListener: ((agents: AgentRecord[]) => Promise<void>) | undefined;
   #state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
@@ -389,7 +418,7 @@ export class Catalogue {
   async close(): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
-    await this.#writeChain.catch(() => undefined);
+    await Promise.all([this.#writeChain, this.#agentChain, this.#intentLaneWrite]).catch(() => undefined);
     await this.#db?.close();
     this.#state = 'closed';
   }
@@ -462,6 +491,14 @@ export class Catalogue {
     this.#open();
     const p = this.#writeChain.then(fn, fn);
     this.#writeChain = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Serialise a write of agent records (pairAgent and revokeAgent take both chains, main first). */
+  #agentWrite<T>(fn: () => Promise<T>): Promise<T> {
+    this.#open();
+    const p = this.#agentChain.then(fn, fn);
+    this.#agentChain = p.catch(() => undefined);
     return p;
   }
 
@@ -604,7 +641,22 @@ export class Catalogue {
    */
   commitAsset(rec: CommitRecord, dirs: readonly string[] = []): Promise<void> {
     this.#open();
-    return this.#group.commit({ commit: rec }, dirs);
+    return this.#clearingWhile(rec.clearIntents ?? [], this.#group.commit({ commit: rec }, dirs));
+  }
+
+  /** `ids`' deletes are queued in the group until `write` settles (#clearing: their puts go after them). */
+  #clearingWhile(ids: readonly string[], write: Promise<void>): Promise<void> {
+    if (ids.length === 0) return write;
+    for (const id of ids) this.#clearing.set(id, (this.#clearing.get(id) ?? 0) + 1);
+    const done = (): void => {
+      for (const id of ids) {
+        const n = (this.#clearing.get(id) ?? 1) - 1;
+        if (n === 0) this.#clearing.delete(id);
+        else this.#clearing.set(id, n);
+      }
+    };
+    write.then(done, done);
+    return write;
   }
 
   /** Durably note that a commit of `hash` may leave temp files in `dirs` (grouped like commitAsset). */
@@ -616,18 +668,24 @@ export class Catalogue {
   /** Durably note that commits may leave temp files in each of `dirs`: `intent!<dir>` each (grouped like commitAsset). */
   putFolderIntents(dirs: readonly string[], startedAt: number): Promise<void> {
     this.#open();
-    return this.#group.commit({ intents: dirs.map((d) => ({ id: d, value: { dirs: [d], startedAt } })) });
+    const intents = dirs.map((d) => ({ id: d, value: { dirs: [d], startedAt } }));
+    // Behind a queued delete of one of them: in the group, after it. Otherwise the lane of its own.
+    if (dirs.some((d) => this.#clearing.has(d))) return this.#group.commit({ intents });
+    return this.#intentLane.commit(intents);
   }
 
   /** Deletes the intents `intent!<id>` of `ids` (grouped like commitAsset). */
   clearIntents(ids: readonly string[]): Promise<void> {
     this.#open();
-    return this.#group.commit({ clearIntents: ids });
+    return this.#clearingWhile(ids, this.#group.commit({ clearIntents: ids }));
   }
 
-  /** Synced batches the group commit wrote, and the intents and commits in them (the benches read these). */
+  /** Synced batches the group commit and the intents' lane wrote, and the intents and commits in them (the benches read these). */
   get groupStats(): { batches: number; items: number } {
-    return { batches: this.#group.groups, items: this.#group.items };
+    return {
+      batches: this.#group.groups + this.#intentLane.groups,
+      items: this.#group.items + this.#intentLane.items,
+    };
   }
 
   /**
@@ -970,44 +1028,71 @@ export class Catalogue {
    * Returns false when the code is unknown, used or expired (an expired code is deleted).
    */
   pairAgent(code: string, now: number, agent: AgentRecord): Promise<boolean> {
-    return this.#write(async () => {
-      const rec = await this.#get<PairingCodeRecord>(P.pairing, code);
-      if (rec === undefined) return false;
-      if (rec.expiresAt <= now) {
-        await this.#open().del(P.pairing + code, SYNC);
-        return false;
-      }
-      await this.#batch([
-        { type: 'del', key: P.pairing + code },
-        { type: 'put', key: P.agent + agent.agentId, value: agent as unknown as Json },
-      ]);
-      await this.#agentsChanged();
-      return true;
-    });
+    return this.#write(() =>
+      this.#agentWrite(async () => {
+        const rec = await this.#get<PairingCodeRecord>(P.pairing, code);
+        if (rec === undefined) return false;
+        if (rec.expiresAt <= now) {
+          await this.#open().del(P.pairing + code, SYNC);
+          return false;
+        }
+        await this.#batch([
+          { type: 'del', key: P.pairing + code },
+          { type: 'put', key: P.agent + agent.agentId, value: agent as unknown as Json },
+        ]);
+        await this.#agentsChanged();
+        return true;
+      }),
+    );
   }
 
   /** Mark an agent revoked. Returns false when the id is unknown. */
   revokeAgent(agentId: string, now: number): Promise<boolean> {
-    return this.#write(async () => {
-      const rec = await this.#get<AgentRecord>(P.agent, agentId);
-      if (rec === undefined) return false;
-      await this.#open().put(P.agent + agentId, { ...rec, revokedAt: now } as unknown as Json, SYNC);
-      await this.#agentsChanged();
-      return true;
-    });
+    return this.#write(() =>
+      this.#agentWrite(async () => {
+        const rec = await this.#get<AgentRecord>(P.agent, agentId);
+        if (rec === undefined) return false;
+        await this.#open().put(P.agent + agentId, { ...rec, revokedAt: now } as unknown as Json, SYNC);
+        await this.#agentsChanged();
+        return true;
+      }),
+    );
   }
 
-  /** The agent was seen now (authenticated, or its session ended); `queue`: what it has left to send, when known. */
+  /**
+   * The agent was seen now (authenticated, or its session ended); `queue`: what it has left to send, when known.
+   * Written on the agents' own chain, not behind the commits' group batches (twenty agents connecting at
+   * once wrote twenty records there, up to 4 s each under load, and every session's first commit waited
+   * behind them for its folders' intents), and not synced: a last-seen time is not a promise (a power cut
+   * may lose the latest; a killed process does not). The updates asked for while one waits for its turn
+   * join it: one read and one batch for all of them. A close() asked meanwhile waits for it.
+   */
   touchAgent(agentId: string, now: number, queue?: { files: number; bytes: number }): Promise<void> {
-    return this.#write(async () => {
-      const rec = await this.#get<AgentRecord>(P.agent, agentId);
-      if (rec !== undefined)
-        await this.#open().put(P.agent + agentId, {
-          ...rec,
-          lastSeenAt: now,
-          ...(queue === undefined ? {} : { queue }),
-        } as unknown as Json);
+    const db = this.#open();
+    const q = queue ?? this.#seen.get(agentId)?.queue;
+    this.#seen.set(agentId, { now, ...(q === undefined ? {} : { queue: q }) });
+    this.#seenWrite ??= this.#agentWrite(async () => {
+      const seen = [...this.#seen];
+      this.#seen = new Map();
+      this.#seenWrite = undefined;
+      const recs = (await db.getMany(seen.map(([id]) => P.agent + id))) as unknown as Array<AgentRecord | undefined>;
+      const ops: Op[] = [];
+      seen.forEach(([id, s], i) => {
+        const rec = recs[i];
+        if (rec !== undefined)
+          ops.push({
+            type: 'put',
+            key: P.agent + id,
+            value: {
+              ...rec,
+              lastSeenAt: s.now,
+              ...(s.queue === undefined ? {} : { queue: s.queue }),
+            } as unknown as Json,
+          });
+      });
+      if (ops.length > 0) await writeLevelBatch(db, { sync: false }, ops);
     });
+    return this.#seenWrite;
   }
 
   /**

@@ -86,3 +86,38 @@ t.test('released while the catalogue closes: the commit keeps its own error', as
   await t.resolves(fi.releaseAndClear(['/m/w']), 'no error of its own (the record is swept at the next start)');
   t.same(fi.release(['/m/w']), [], 'released');
 });
+
+t.test('a folder record does not wait behind the group: written while the write chain is held', async (t) => {
+  const cat = await open(t);
+  const fi = new FolderIntents(cat);
+  let release!: () => void;
+  const held = cat.exclusive(
+    () =>
+      new Promise<void>((r) => {
+        release = r;
+      }),
+  );
+  // A commit's record queued in the group behind the held chain, then a first commit into new folders.
+  let clearedDone = false;
+  const cleared = cat.clearIntents(['/m/old']).then(() => {
+    clearedDone = true;
+  });
+  await fi.acquire(['/m/new', '/r/new']);
+  t.same(await ids(cat), ['/m/new', '/r/new'], 'durable while the chain is held');
+  t.notOk(clearedDone, 'the group still waits for the chain');
+  // A folder whose delete is queued in the held group: its put goes after that delete, in the group.
+  const idle = fi.release(['/m/new', '/r/new']);
+  t.same(idle, ['/m/new', '/r/new'], 'idle now');
+  const deleted = cat.clearIntents(idle);
+  let againDone = false;
+  const again = fi.acquire(['/m/new', '/r/new']).then(() => {
+    againDone = true;
+  });
+  await new Promise((r) => setImmediate(r));
+  t.notOk(againDone, 'behind a queued delete: not written on its own');
+  release();
+  await Promise.all([held, cleared, deleted, again]);
+  t.same(await ids(cat), ['/m/new', '/r/new'], 'the put came after the delete and won');
+  await fi.releaseAndClear(['/m/new', '/r/new']);
+  t.same(await ids(cat), [], 'and goes when it is released');
+});
