@@ -518,17 +518,10 @@ class DurableWrite {
       }
       // A chunk, or a run of chunks that follow each other (written with one call where they may).
       const parts = r.value instanceof Uint8Array ? [r.value] : r.value;
-      let bytes = 0;
-      if (Array.isArray(parts))
-        for (const p of parts) {
-          if (!(p instanceof Uint8Array)) {
-            bytes = -1;
-            break;
-          }
-          bytes += p.byteLength;
-        }
-      if (!Array.isArray(parts) || bytes < 0)
+      if (!Array.isArray(parts) || !parts.every((p) => p instanceof Uint8Array))
         throw sourceError(new TypeError('the source yielded something that is not a Uint8Array'));
+      let bytes = 0;
+      for (const p of parts) bytes += p.byteLength;
       this.#total += bytes;
       const total = this.#total;
       if (opts.expected !== undefined && total > opts.expected.size) {

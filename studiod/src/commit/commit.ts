@@ -165,14 +165,10 @@ function xxh3Tap(source: DurableSource): {
   return {
     stream: (async function* () {
       for await (const chunk of source) {
-        if (chunk instanceof Uint8Array) {
-          h.update(chunk);
-          bytes += chunk.byteLength;
-        } else
-          for (const c of chunk) {
-            h.update(c);
-            bytes += c.byteLength;
-          }
+        for (const c of chunk instanceof Uint8Array ? [chunk] : chunk) {
+          h.update(c);
+          bytes += c.byteLength;
+        }
         yield chunk;
       }
     })(),
