@@ -21,7 +21,10 @@
  *     (target < 200 ms) and peak RSS;
  *  3. sync of that card to a real studiod child (mirror + RAID targets on the same disk):
  *     `field-agent sync` files/s end to end, studiod CPU-ms per file (from /proc), studiod peak RSS
- *     (left out with `--no-sync`, for A/B runs of the agent's ingest and status alone);
+ *     (left out with `--no-sync`, for A/B runs of the agent's ingest and status alone), and studiod's
+ *     CPU a file as a multiple of its floor, measured right after on the same card and disk
+ *     (lib/small-floor.ts: the hash, two temp-write-fsync-link-read-back copies and a share of
+ *     one folder fsync and one synced LevelDB batch a group, synchronous in one thread);
  *  4. with `--agents N` (N >= 2): N + 1 more cards of `agent-files` files each (distinct content),
  *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
@@ -70,6 +73,7 @@ import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from
 import { Level } from 'level';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, EXIT, hashBytes, nameKey } from '@studio321/protocol';
 import { Catalogue, controlRequest, localCopyRecord, type CommitRecord } from '@studio321/studiod';
@@ -80,6 +84,7 @@ import { AgentState, buildStatus, type FileEntry } from '@studio321/agent/state'
 import { BINS } from './lib/demo-run.js';
 import { median } from './lib/bench-run.js';
 import { agentEnv, studiodEnv } from './lib/studiod-env.js';
+import type { SmallFloor } from './lib/small-floor.js';
 
 const { values } = parseArgs({
   options: {
@@ -133,6 +138,7 @@ const AGENTS_AGENT = values['agents-agent'] ?? BINS.agent;
 const AGENT_ENV = agentEnv(values['agent-env']);
 /** The studiod.js the studiod children run (another build's, for A/B runs of the studio alone). */
 const STUDIOD_JS = values.studiod ?? BINS.studiod;
+const FLOOR_JS = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'small-floor.js');
 const load = (): number => +(loadavg()[0] ?? 0).toFixed(2);
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
@@ -687,6 +693,23 @@ async function verifyStep(dir: string, small: number, large: number): Promise<Re
   }
 }
 
+/**
+ * studiod's floor for a small file (lib/small-floor.ts) over this card, in a child process, into
+ * `dir` (removed after): what any studio must spend a file on this disk, to compare its CPU with.
+ */
+async function smallFloorRun(card: string, paths: readonly string[], dir: string): Promise<SmallFloor> {
+  await mkdir(dir, { recursive: true });
+  const list = join(dir, 'paths.txt');
+  await writeFile(list, `${paths.join('\n')}\n`);
+  try {
+    const r = await timed(process.execPath, [FLOOR_JS, card, list, join(dir, 'out')]);
+    if (r.code !== 0) throw new Error(`small-floor failed (${r.code}): ${r.stderr.slice(-2000)}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as SmallFloor;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function sync(data: string, bin = BINS.agent): Promise<Usage> {
   const r = await timed(process.execPath, [...AGENT_NODE_ARGS, bin, 'sync', '--data-dir', data, '--json'], AGENT_ENV);
   if (r.code !== EXIT.ok) throw new Error(`field-agent sync failed (${r.code}): ${r.stderr.slice(-2000)}`);
@@ -835,6 +858,7 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
     const builds = COMPARE_AGENT === undefined || !SYNC_ONLY ? [BINS.agent] : [BINS.agent, COMPARE_AGENT];
     const rounds = builds.length === 1 ? 1 : RUNS;
     const rows: Array<Record<string, number>> = [];
+    const floors: SmallFloor[] = [];
     for (let i = 0; i < rounds; i++) {
       for (let j = 0; j < builds.length; j++) {
         const k = (i + j) % builds.length;
@@ -871,8 +895,23 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
           if (data !== lastData) await rm(data, { recursive: true, force: true });
         }
       }
+      // The same card's floor, same disk, right after the round's syncs.
+      const l = load();
+      const fl = await smallFloorRun(card, paths, join(base, `floor-${i}`));
+      floors.push(fl);
+      log(`small-file floor (load ${l}): ${JSON.stringify(fl)}`);
     }
-    if (rows.length > 0) {
+    const floorMs = +median(floors.map((f) => f.cpuMsPerFile)).toFixed(3);
+    const floor = {
+      cpuMsPerFile: floorMs,
+      sysMsPerFile: +median(floors.map((f) => f.sysMsPerFile)).toFixed(3),
+      filesPerSec: +median(floors.map((f) => f.filesPerSec)).toFixed(0),
+      group: floors[0]?.group ?? 0,
+    };
+    if (rows.length === 0) {
+      const s = out['sync'] as Record<string, number>;
+      out['sync'] = { ...s, studiodVsFloor: +((s['studiodCpuMsPerFile'] ?? 0) / floorMs).toFixed(2), floor };
+    } else {
       const of = (k: number, f: string): number =>
         +median(rows.filter((r) => r['build'] === k).map((r) => r[f] ?? 0)).toFixed(2);
       out['sync'] = {
@@ -880,12 +919,15 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
         agentSysMsPerFile: of(0, 'agentSysMsPerFile'),
         studiodCpuMsPerFile: of(0, 'studiodCpuMsPerFile'),
         filesPerSec: of(0, 'filesPerSec'),
+        studiodVsFloor: +(of(0, 'studiodCpuMsPerFile') / floorMs).toFixed(2),
         compared: {
           agentCpuMsPerFile: of(1, 'agentCpuMsPerFile'),
           agentSysMsPerFile: of(1, 'agentSysMsPerFile'),
           studiodCpuMsPerFile: of(1, 'studiodCpuMsPerFile'),
           filesPerSec: of(1, 'filesPerSec'),
+          studiodVsFloor: +(of(1, 'studiodCpuMsPerFile') / floorMs).toFixed(2),
         },
+        floor,
         rounds: rows,
       };
     }

@@ -10,7 +10,9 @@
  * Per run and as medians: transfer vs rsync; verified end to end vs the by-hand path;
  * studiod's and the agent's CPU-seconds per GiB (studiod from /proc/PID/stat, all threads;
  * the agent child reports its own process.resourceUsage over the sync); peak RSS; a raw TLS
- * stream of the bytes (information); and studiod's CPU per GiB as a multiple of its floor,
+ * stream of the bytes (information); the agent's CPU per GiB as a multiple of its floor (a bare
+ * TLS send of the file: `readSync` into reused 1 MiB buffers written to a TLS socket, to a child that
+ * discards them; measured with `--sync-only` too); and studiod's CPU per GiB as a multiple of its floor,
  * measured in the same run from its parts, each as studiod does it: a TLS receive of the bytes
  * into one reused buffer that discards them (its CPU), plus two durable writes and two read-back
  * hashes of them (a child that writes from one reused page-aligned buffer to two files with
@@ -33,7 +35,7 @@
  * BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
  */
 import { spawn, execFile } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, readSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as netCreateServer } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -282,6 +284,71 @@ async function tlsSinkChild(): Promise<void> {
 }
 
 /**
+ * `--child tls-send --port N --file F`: the agent's floor — what any sender of the file over TLS
+ * spends on it: the file read with `readSync` into one of two reused 1 MiB buffers (as the agent
+ * reads a chunk right before its send) and written to a TLS connection, the next chunk read while
+ * the last write drains. Its CPU (all threads) from before the connect until every write is
+ * flushed; the receiver (a `tls-sink` child) discards the bytes.
+ */
+async function tlsSendChild(): Promise<{ cpuSec: number }> {
+  const cpu0 = selfUsage().cpuSec;
+  const sock = await new Promise<ReturnType<typeof tlsConnect>>((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port: Number(values.port), rejectUnauthorized: false }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const fd = openSync(values.file ?? '', 'r');
+  const bufs = [Buffer.allocUnsafe(MiB), Buffer.allocUnsafe(MiB)];
+  const inFlight: Array<Promise<void> | undefined> = [undefined, undefined];
+  try {
+    for (let off = 0, i = 0; ; i ^= 1) {
+      await inFlight[i];
+      const buf = bufs[i] as Buffer;
+      const n = readSync(fd, buf, 0, buf.length, off);
+      if (n === 0) break;
+      off += n;
+      inFlight[i] = new Promise<void>((resolve, reject) =>
+        sock.write(buf.subarray(0, n), (err) => (err ? reject(err) : resolve())),
+      );
+    }
+    await Promise.all(inFlight);
+  } finally {
+    closeSync(fd);
+  }
+  const cpuSec = selfUsage().cpuSec - cpu0;
+  await new Promise<void>((resolve) => {
+    sock.once('close', () => resolve());
+    sock.on('data', () => undefined);
+    sock.end();
+  });
+  return { cpuSec };
+}
+
+/** Runs `use` with the port of a `tls-sink` child (a TLS server that discards what it gets), then kills it. */
+async function withTlsSink<T>(keyPem: string, certPem: string, use: (port: number) => Promise<T>): Promise<T> {
+  const sink = spawn(process.execPath, [SELF, '--child', 'tls-sink'], {
+    env: { ...process.env, KEY: keyPem, CERT: certPem },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await new Promise<number>((r) =>
+      sink.stdout.once('data', (d: Buffer) => r(Number(d.toString().trim()))),
+    );
+    return await use(port);
+  } finally {
+    sink.kill('SIGKILL');
+  }
+}
+
+/** The agent's floor (`tls-send`) over the file to a `tls-sink` child: the sender's CPU seconds. */
+async function agentFloor(file: string, keyPem: string, certPem: string): Promise<number> {
+  return await withTlsSink(
+    keyPem,
+    certPem,
+    async (port) => (await runChild<{ cpuSec: number }>(['tls-send', '--port', String(port), '--file', file])).cpuSec,
+  );
+}
+
+/**
  * `--child tls-sink-own --port N`: connects to a TLS server that sends it the bytes and reads
  * them into one reused buffer (`onread`, as studiod reads an agent's socket since session 14:
  * no fresh buffer per TLS record), discarding them; prints its CPU for them once the server ends.
@@ -344,14 +411,7 @@ async function rawTls(
       server.close();
     }
   }
-  const sink = spawn(process.execPath, [SELF, '--child', 'tls-sink'], {
-    env: { ...process.env, KEY: keyPem, CERT: certPem },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  try {
-    const port = await new Promise<number>((r) =>
-      sink.stdout.once('data', (d: Buffer) => r(Number(d.toString().trim()))),
-    );
+  return await withTlsSink(keyPem, certPem, async (port) => {
     const t0 = performance.now();
     const reply = await new Promise<string>((resolve, reject) => {
       let got = '';
@@ -365,9 +425,7 @@ async function rawTls(
       sock.on('error', reject);
     });
     return { ms: performance.now() - t0, recvCpuSec: (JSON.parse(reply) as { cpuSec: number }).cpuSec };
-  } finally {
-    sink.kill('SIGKILL');
-  }
+  });
 }
 
 async function freePort(): Promise<number> {
@@ -643,6 +701,9 @@ interface RunResult {
   e2eVsByHand: number;
   studiodCpuPerGiB: number;
   agentCpuPerGiB: number;
+  /** The agent's floor: a bare TLS send of the file (readSync into reused buffers, written to a TLS socket). */
+  agentFloorCpuPerGiB: number;
+  agentVsFloor: number;
   /** The floor as studiod works: TLS receive into one buffer, O_DIRECT writes and read-backs (where the file system allows). */
   floorCpuPerGiB: number;
   studiodVsFloor: number;
@@ -697,6 +758,8 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
     const hand = skip
       ? { rsyncMs: Number.NaN, totalMs: Number.NaN }
       : await byHand(sshd, [single.path], [single.blake3], dir);
+    // the agent's floor: a bare TLS send of the same file (runs with --sync-only too: one pass, ~1 CPU-s a GiB)
+    const agentFloorSec = await agentFloor(single.path, keyPem, certPem);
     await exec('sync');
 
     // the real thing
@@ -711,6 +774,8 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       e2eVsByHand: hand.totalMs / ours.e2eMs,
       studiodCpuPerGiB: ours.studiodCpuSec / gib,
       agentCpuPerGiB: ours.agentCpuSec / gib,
+      agentFloorCpuPerGiB: agentFloorSec / gib,
+      agentVsFloor: ours.agentCpuSec / agentFloorSec,
       floorCpuPerGiB: (raw.recvCpuSec + floor.cpuSec) / gib,
       studiodVsFloor: ours.studiodCpuSec / (raw.recvCpuSec + floor.cpuSec),
       floorBufferedCpuPerGiB: (rawFresh.recvCpuSec + floorBuffered.cpuSec) / gib,
@@ -739,7 +804,7 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
   return (
     `run ${i}/${runs} (load ${f(r.load1m, 2)}): transfer ${f(r.transferMiBps)} MiB/s vs rsync ${f(r.rsyncMiBps)} (${f(r.transferVsRsync, 2)}x); ` +
     `verified e2e ${f(r.e2eMiBps)} vs by hand ${f(r.byHandMiBps)} (${f(r.e2eVsByHand, 2)}x); ` +
-    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; the old floor ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s; ` +
+    `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; the old floor ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s (${f(r.agentVsFloor, 2)}x its floor ${f(r.agentFloorCpuPerGiB, 2)}); ` +
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
     (r.multiE2eMiBps === undefined
       ? ''
@@ -777,7 +842,7 @@ async function main(): Promise<void> {
       `transfer agent → studiod   ${m('transferMiBps').toFixed(0)} MiB/s vs rsync over ssh ${m('rsyncMiBps').toFixed(0)}: ${m('transferVsRsync').toFixed(2)}x (target >= 1.0x)`,
       `verified end to end        ${m('e2eMiBps').toFixed(0)} MiB/s vs by hand (rsync + cp + sync + b3sum x2) ${m('byHandMiBps').toFixed(0)}: ${m('e2eVsByHand').toFixed(2)}x (target >= 1.3x)`,
       `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive into one buffer + 2 durable O_DIRECT writes + 2 O_DIRECT read-back hashes; the floor before session 15, a buffer per TLS record and the page cache: ${m('floorBufferedCpuPerGiB').toFixed(2)})`,
-      `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8)`,
+      `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8), ${m('agentVsFloor').toFixed(2)}x its floor of ${m('agentFloorCpuPerGiB').toFixed(2)} (the file read into reused 1 MiB buffers and written to a TLS socket, nothing else)`,
       `peak RSS                   studiod ${(Math.max(...results.map((r) => r.studiodPeakRssBytes)) / MiB).toFixed(0)} MiB (target < 250 with 4 GiB in flight), agent ${(Math.max(...results.map((r) => r.agentPeakRssBytes)) / MiB).toFixed(0)} MiB`,
       `raw TLS stream (info)      ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
       ...(agents > 1
@@ -800,11 +865,13 @@ const job: Promise<unknown> =
     ? agentChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
     : child === 'floor'
       ? floorChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
-      : child === 'tls-sink-own'
-        ? tlsSinkOwnChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
-        : child === 'tls-sink'
-          ? tlsSinkChild()
-          : main();
+      : child === 'tls-send'
+        ? tlsSendChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+        : child === 'tls-sink-own'
+          ? tlsSinkOwnChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+          : child === 'tls-sink'
+            ? tlsSinkChild()
+            : main();
 job.catch((err: unknown) => {
   process.stderr.write(`bench:sync failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
