@@ -23,7 +23,7 @@
  *     `field-agent sync` files/s end to end, studiod CPU-ms per file (from /proc), studiod peak RSS
  *     (left out with `--no-sync`, for A/B runs of the agent's ingest and status alone), and studiod's
  *     CPU a file as a multiple of its floor, measured right after on the same card and disk
- *     (lib/small-floor.ts: the hash, two temp-write-fsync-link-read-back copies and a share of
+ *     (lib/small-floor.ts: the hash, two temp-write-fsync-rename-read-back copies and a share of
  *     one folder fsync and one synced LevelDB batch a group, synchronous in one thread);
  *  4. with `--agents N` (N >= 2): N + 1 more cards of `agent-files` files each (distinct content),
  *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at

@@ -8,9 +8,10 @@
  * Per file:
  *   - the BLAKE3 hash of the received bytes (studiod checks every file against its Offer);
  *   - on each of two targets (mirror, RAID): a temp file created (`O_CREAT|O_EXCL`, read-write),
- *     written and fsync'd, linked to its final name (never over a file already there) and the temp
- *     unlinked, then read back through the same descriptor (no second open: the cheapest read-back
- *     of the file's own inode), hashed, and closed.
+ *     written and fsync'd, renamed to its final name (PRODUCT.md's promise 3 as written: one call,
+ *     where studiod links and unlinks so that it never replaces a file someone put there), then
+ *     read back through the same descriptor (no second open: the cheapest read-back of the file's
+ *     own inode), hashed, and closed.
  * Per group of GROUP files (default 16; studiod's groups are whatever commits finished together):
  * one fsync of each target folder, and one synced LevelDB batch recording the group (a ~200-byte
  * record a file, as the catalogue's asset records are).
@@ -19,17 +20,7 @@
  * its socket: that receive is not in the floor). CPU is this process's (all threads: LevelDB's
  * writes run on libuv's pool), counted only while a group is being committed. Prints one JSON line.
  */
-import {
-  closeSync,
-  fsyncSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Level } from 'level';
 import { createHasher, hashBytes } from '@studio321/protocol';
@@ -75,8 +66,7 @@ export async function smallFloor(card: string, paths: readonly string[], out: st
           const fd = openSync(temp, 'wx+');
           writeSync(fd, b, 0, b.length, 0);
           fsyncSync(fd);
-          linkSync(temp, final);
-          unlinkSync(temp);
+          renameSync(temp, final);
           const h = createHasher();
           for (let off = 0; off < b.length; ) {
             const n = readSync(fd, readBuf, 0, readBuf.length, off);
