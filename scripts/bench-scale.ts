@@ -24,7 +24,10 @@
  *     (left out with `--no-sync`, for A/B runs of the agent's ingest and status alone), and studiod's
  *     CPU a file as a multiple of its floor, measured right after on the same card and disk
  *     (lib/small-floor.ts: the hash, two temp-write-fsync-rename-read-back copies and a share of
- *     one folder fsync and one synced LevelDB batch a group, synchronous in one thread);
+ *     one folder fsync and one synced LevelDB batch a group, synchronous in one thread); with
+ *     `--warm-files N`, another agent first syncs N other files to the same studiod, so the measured
+ *     sync meets a studio whose JIT is warm, as a daemon that has run a while (the default, 0: a
+ *     studiod started for this sync, its compilation counted in its CPU a file);
  *  4. with `--agents N` (N >= 2): N + 1 more cards of `agent-files` files each (distinct content),
  *     each ingested and paired; one agent syncs alone to a fresh studiod, then N agents sync at
  *     once: aggregate files/s vs the lone agent, and each agent's first commit after the start
@@ -111,6 +114,7 @@ const { values } = parseArgs({
     'compare-agent': { type: 'string' },
     'agents-agent': { type: 'string' },
     studiod: { type: 'string' },
+    'warm-files': { type: 'string', default: '0' },
   },
 });
 const FILES = Number(values.files);
@@ -120,6 +124,8 @@ const AGENT_FILES = Number(values['agent-files']);
 const VERIFY_FILES = Number(values['verify-files']);
 const VERIFY_LARGE = Number(values['verify-large']);
 const SYNC_ONLY = values['sync-only'] === true;
+/** Step 3: before the measured sync, another agent syncs this many other files to the same studiod (its JIT warm, as a studio that has run for a while). */
+const WARM_FILES = Number(values['warm-files']);
 const STUDIOD_NODE_ARGS = (values['studiod-node-args'] ?? '').split(' ').filter((a) => a !== '');
 /** studiod's environment: the service unit's, then `--studiod-env 'K=V …'` (`none`: not the unit's). */
 const STUDIOD_ENV = studiodEnv(values['studiod-env']);
@@ -144,12 +150,12 @@ const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
 };
 
-/** `n` files of 2–20 KB under `root` (DCF folders of 9,999 files), random content. */
-async function makeSmallCard(root: string, n: number): Promise<string[]> {
+/** `n` files of 2–20 KB under `root` (DCF folders of 9,999 files, `100<tag>`…), random content. */
+async function makeSmallCard(root: string, n: number, tag = 'TLAPS'): Promise<string[]> {
   const paths: string[] = [];
   const buf = Buffer.alloc(20 * 1024);
   for (let i = 0; i < n; i++) {
-    const folder = `${100 + Math.floor(i / 9999)}TLAPS`;
+    const folder = `${100 + Math.floor(i / 9999)}${tag}`;
     const rel = `DCIM/${folder}/IMG_${String((i % 9999) + 1).padStart(4, '0')}.JPG`;
     const abs = join(root, rel);
     if (i % 9999 === 0) await mkdir(dirname(abs), { recursive: true });
@@ -856,6 +862,14 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
   // to a fresh studiod)
   if (values['no-sync'] !== true) {
     const builds = COMPARE_AGENT === undefined || !SYNC_ONLY ? [BINS.agent] : [BINS.agent, COMPARE_AGENT];
+    // --warm-files: one more card, ingested once; a copy of its state syncs first to each studiod
+    const warmState = join(base, 'agent-warm');
+    if (WARM_FILES > 0) {
+      // other folder names: the measured card's files must not meet names already taken
+      await makeSmallCard(join(base, 'warm-card'), WARM_FILES, 'WARMU');
+      await ingest(join(base, 'warm-card'), warmState, WARM_FILES);
+      await rm(join(base, 'warm-card'), { recursive: true, force: true });
+    }
     const rounds = builds.length === 1 ? 1 : RUNS;
     const rows: Array<Record<string, number>> = [];
     const floors: SmallFloor[] = [];
@@ -869,6 +883,13 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
         await studio.start();
         try {
           await studio.pair(data, 'bench');
+          if (WARM_FILES > 0) {
+            const warm = `${warmState}-${i}-${k}`;
+            await cp(warmState, warm, { recursive: true });
+            await studio.pair(warm, 'bench-warm');
+            await sync(warm, builds[k]);
+            await rm(warm, { recursive: true, force: true });
+          }
           const l = load();
           const ps0 = await procStat(studio.pid);
           const r = await sync(data, builds[k]);
@@ -882,6 +903,7 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
             agentCpuMsPerFile: +((r.cpuSec * 1000) / FILES).toFixed(2),
             agentSysMsPerFile: +((r.sysSec * 1000) / FILES).toFixed(2),
             studiodPeakRssMiB: +ps.hwmMiB.toFixed(0),
+            warmFiles: WARM_FILES,
             load: l,
           };
           if (builds.length === 1) out['sync'] = s;
@@ -901,6 +923,7 @@ async function cardSteps(base: string, out: Record<string, unknown>): Promise<vo
       floors.push(fl);
       log(`small-file floor (load ${l}): ${JSON.stringify(fl)}`);
     }
+    await rm(warmState, { recursive: true, force: true });
     const floorMs = +median(floors.map((f) => f.cpuMsPerFile)).toFixed(3);
     const floor = {
       cpuMsPerFile: floorMs,
