@@ -158,3 +158,24 @@ t.test('no settling GC while work is going on', async (t) => {
   t.equal(seen.gcs, 1, 'no settling GC while busy');
   t.equal(r.settles, 0);
 });
+
+t.test('malloc_trim runs right after each GC, the reclaim’s and the settling one, and never without one', async (t) => {
+  const order: string[] = [];
+  const r = new IdleReclaim({
+    quietMs: 20,
+    minBytes: MIN,
+    settleMs: 20,
+    busy: () => false,
+    release: () => order.push('release'),
+    gc: () => order.push('gc'),
+    trim: () => order.push('trim'),
+  });
+  t.teardown(() => r.close());
+  r.touch(MIN);
+  await waitFor(() => r.settles === 1, 'the reclaim, then the settling GC');
+  t.same(order, ['release', 'gc', 'trim', 'release', 'gc', 'trim']);
+  // A quiet check that gives nothing back trims nothing either.
+  r.touch(10);
+  await waitFor(() => order.length === 7, 'the next quiet check ran');
+  t.same(order.slice(6), ['release'], 'no GC, no trim');
+});
