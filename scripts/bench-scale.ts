@@ -557,6 +557,7 @@ class Studio {
         reclaims: number;
         settles?: number;
         smallSlabs?: { allocated: number; inUse: number };
+        mallocTrim?: { available: boolean; trims: number; releasedBytes: number; ms: number };
       };
     };
     const link = st.link;
@@ -572,6 +573,16 @@ class Studio {
             ...(link.smallSlabs === undefined
               ? {}
               : { slabsAllocated: link.smallSlabs.allocated, slabsInUse: link.smallSlabs.inUse }),
+            // malloc_trim after the reclaim's GCs: calls, RSS they gave back (MiB), their time (ms); -1: unavailable.
+            ...(link.mallocTrim === undefined
+              ? {}
+              : link.mallocTrim.available
+                ? {
+                    trims: link.mallocTrim.trims,
+                    trimmedMiB: Math.round(link.mallocTrim.releasedBytes / 2 ** 20),
+                    trimMs: Math.round(link.mallocTrim.ms),
+                  }
+                : { trims: -1 }),
           }),
     };
   }
