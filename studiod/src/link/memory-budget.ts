@@ -153,7 +153,8 @@ function heldBytes(): number {
  * and Buffers grew by `minBytes` since the last time or the link received `minBytes` since;
  * `settleMs` later, if nothing arrived and nothing is busy, a second one, at which V8 also
  * shrinks its young generation (RECLAIM_SETTLE_MS); that one also follows a quiet check that
- * gave nothing back when the link received `settleMinBytes` since the last GC.
+ * gave nothing back when the link received `settleMinBytes` since the last GC, or when a frame
+ * put off the settling GC of the last reclaim. After each GC, glibc's malloc_trim (`trim`).
  */
 export class IdleReclaim {
   readonly #o: Required<Omit<IdleReclaimOptions, 'gc' | 'trim'>> & {
@@ -168,6 +169,8 @@ export class IdleReclaim {
   #floor = heldBytes();
   /** Bytes received since the last GC (or start). */
   #received = 0;
+  /** A reclaim ran and its settling GC has not yet: a frame or a busy link put it off, not away. */
+  #settleOwed = false;
   #reclaims = 0;
   #settles = 0;
 
@@ -231,11 +234,15 @@ export class IdleReclaim {
     // once after a GC). Bytes received since then count too: their frames are the garbage.
     const min = this.#o.minBytes;
     if (min > 0 && heldBytes() < this.#floor + min && this.#received < min) {
-      if (this.#received >= this.#o.settleMinBytes) this.#armSettle();
+      // A settling GC put off by the tail of a burst (a late agent's last frames or its session's
+      // end) is still due: without it, once idle, the young generation kept 32 MiB and the trim
+      // had only the first GC's holes (20 agents: idle after 178–212 MiB, heapTotal 52–58).
+      if (this.#received >= this.#o.settleMinBytes || this.#settleOwed) this.#armSettle();
       return;
     }
     this.#o.gc?.();
     this.#o.trim?.();
+    this.#settleOwed = true;
     this.#reclaims++;
     this.#received = 0;
     this.#floor = heldBytes();
@@ -256,6 +263,7 @@ export class IdleReclaim {
     this.#o.release();
     this.#o.gc?.();
     this.#o.trim?.();
+    this.#settleOwed = false;
     this.#settles++;
     this.#received = 0;
     this.#floor = heldBytes();
