@@ -32,10 +32,11 @@ export interface MallocTrimStatus {
   available: boolean;
   /** Why not, when not available: the code and the sentence logged at start. */
   unavailable?: { code: string; message: string };
-  /** Calls so far, the RSS they gave back in all (bytes) and their time in all (ms). */
+  /** Calls so far, the RSS they gave back in all (bytes), their time in all (ms) and the process' CPU meanwhile (ms). */
   trims: number;
   releasedBytes: number;
   ms: number;
+  cpuMs: number;
 }
 
 /** One call's effect. */
@@ -43,6 +44,8 @@ export interface TrimResult {
   /** RSS before less RSS after (bytes; may be < 0 if another thread allocated meanwhile). */
   releasedBytes: number;
   ms: number;
+  /** The process' CPU time (user + system, all threads) over the call, ms: most of it the kernel unmapping pages. */
+  cpuMs: number;
 }
 
 /** The addon, loaded once for the process; `unavailable` when it cannot be had. */
@@ -53,6 +56,7 @@ export class MallocTrim {
   #trims = 0;
   #released = 0;
   #ms = 0;
+  #cpuMs = 0;
 
   constructor(addon: Addon | undefined, unavailable: StudioError | undefined) {
     this.#addon = addon;
@@ -91,14 +95,18 @@ export class MallocTrim {
   trim(): TrimResult | undefined {
     if (this.#addon === undefined) return undefined;
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const before = process.memoryUsage.rss();
     this.#addon.trim();
     const releasedBytes = before - process.memoryUsage.rss();
+    const cpu = process.cpuUsage(cpu0);
     const ms = performance.now() - t0;
+    const cpuMs = (cpu.user + cpu.system) / 1000;
     this.#trims++;
     this.#released += Math.max(0, releasedBytes);
     this.#ms += ms;
-    return { releasedBytes, ms };
+    this.#cpuMs += cpuMs;
+    return { releasedBytes, ms, cpuMs };
   }
 
   /** malloc's arenas now (mallinfo2): bytes in them, bytes free in them, bytes mmap'd apart; undefined when unavailable. */
@@ -116,6 +124,7 @@ export class MallocTrim {
       trims: this.#trims,
       releasedBytes: this.#released,
       ms: Math.round(this.#ms * 10) / 10,
+      cpuMs: Math.round(this.#cpuMs * 10) / 10,
     };
   }
 }
