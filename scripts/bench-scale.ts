@@ -569,6 +569,7 @@ class Studio {
         reclaims: number;
         settles?: number;
         smallSlabs?: { allocated: number; inUse: number };
+        mallocTrim?: { available: boolean; trims: number; releasedBytes: number; ms: number; cpuMs?: number };
       };
     };
     const link = st.link;
@@ -584,6 +585,17 @@ class Studio {
             ...(link.smallSlabs === undefined
               ? {}
               : { slabsAllocated: link.smallSlabs.allocated, slabsInUse: link.smallSlabs.inUse }),
+            // malloc_trim after the reclaim's GCs: calls, RSS they gave back (MiB), their time and CPU (ms); -1: unavailable.
+            ...(link.mallocTrim === undefined
+              ? {}
+              : link.mallocTrim.available
+                ? {
+                    trims: link.mallocTrim.trims,
+                    trimmedMiB: Math.round(link.mallocTrim.releasedBytes / 2 ** 20),
+                    trimMs: Math.round(link.mallocTrim.ms),
+                    ...(link.mallocTrim.cpuMs === undefined ? {} : { trimCpuMs: Math.round(link.mallocTrim.cpuMs) }),
+                  }
+                : { trims: -1 }),
           }),
     };
   }

@@ -49,6 +49,8 @@ export const STUDIO_CODES = {
   metricsListen: 'STUDIO_METRICS_LISTEN',
   /** studiod could not start for a reason without its own code (bin/studiod.ts). Not retryable. */
   startFailed: 'STUDIO_START_FAILED',
+  /** Logged once at start: the native malloc_trim addon is missing or did not load; studiod runs without the idle memory trim. */
+  mallocTrimUnavailable: 'STUDIO_MALLOC_TRIM_UNAVAILABLE',
   /** studiod or studioctl was given an unknown command or option, or a bad value (exit status 2). Not retryable. */
   usage: 'STUDIO_USAGE',
 } as const;

@@ -7,4 +7,5 @@ export * from './errors.js';
 export * from './config.js';
 export * from './catalogue.js';
 export * from './control-socket.js';
+export * from './malloc-trim.js';
 export * from './studio.js';

@@ -75,16 +75,24 @@ export interface StudioDirs {
   config: string;
 }
 
+/** How a studiod child is started, besides its config: more environment, node options before its bin. */
+export interface StudiodSpawn {
+  env?: NodeJS.ProcessEnv;
+  nodeArgs?: string[];
+}
+
 export class StudiodProcess {
   readonly dirs: StudioDirs;
+  readonly spawnOpts: StudiodSpawn;
   proc: ChildProcess | undefined;
   port = 0;
   fingerprint = '';
   log = '';
   #exit: Promise<void> = Promise.resolve();
 
-  constructor(dirs: StudioDirs) {
+  constructor(dirs: StudioDirs, spawnOpts: StudiodSpawn = {}) {
     this.dirs = dirs;
+    this.spawnOpts = spawnOpts;
   }
 
   /** Where studiod stages incoming files: inside the mirror target (studiod/src/staging.ts). */
@@ -102,9 +110,14 @@ export class StudiodProcess {
 
   async start(): Promise<void> {
     this.log = '';
-    const child = spawn(process.execPath, [STUDIOD_BIN, '--config', this.dirs.config], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...(this.spawnOpts.nodeArgs ?? []), STUDIOD_BIN, '--config', this.dirs.config],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...(this.spawnOpts.env === undefined ? {} : { env: { ...process.env, ...this.spawnOpts.env } }),
+      },
+    );
     this.proc = child;
     this.#exit = new Promise((r) => child.once('exit', () => r()));
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
@@ -172,9 +185,13 @@ export async function studioDirs(t: Teardown, prefix = 'studiod-'): Promise<Stud
   return dirs;
 }
 
-export async function startStudiod(t: Teardown, extra: Record<string, unknown> = {}): Promise<StudiodProcess> {
+export async function startStudiod(
+  t: Teardown,
+  extra: Record<string, unknown> = {},
+  spawnOpts: StudiodSpawn = {},
+): Promise<StudiodProcess> {
   const dirs = await studioDirs(t);
-  const s = new StudiodProcess(dirs);
+  const s = new StudiodProcess(dirs, spawnOpts);
   await s.writeConfig(0, extra);
   await s.start();
   t.teardown(() => s.kill());

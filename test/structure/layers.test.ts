@@ -30,7 +30,7 @@ const LAYERS: Record<string, Array<{ group: string; rank: number; match: (p: str
   'studiod/src': [
     { group: 'errors', rank: 0, match: (p) => p === 'errors.ts' },
     { group: 'cloud', rank: 1, match: (p) => p.startsWith('cloud/') },
-    { group: 'base', rank: 2, match: (p) => /^(config|catalogue|control-socket)\.ts$/.test(p) },
+    { group: 'base', rank: 2, match: (p) => /^(config|catalogue|control-socket|malloc-trim)\.ts$/.test(p) },
     { group: 'commit', rank: 3, match: (p) => p.startsWith('commit/') },
     { group: 'link', rank: 4, match: (p) => p.startsWith('link/') },
     { group: 'recovery', rank: 5, match: (p) => p.startsWith('recovery/') },

@@ -356,6 +356,8 @@ export function formatStatusReport(r: StatusReport): string {
   out.push(
     `Staging: ${plural(r.staging.files, 'partial file')} (${formatBytes(r.staging.bytes)}); commits in flight: ${r.commitsInFlight}`,
   );
+  const trim = r.link?.mallocTrim?.unavailable;
+  if (trim !== undefined) out.push(`Idle memory trim: UNAVAILABLE (${trim.code}): ${trim.message}`);
   if (r.verifying) out.push('Verify: running now');
   if (r.lastVerify !== null) {
     const v = r.lastVerify;

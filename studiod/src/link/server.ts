@@ -20,6 +20,7 @@ import {
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
+import { mallocTrim, type MallocTrim, type MallocTrimStatus } from '../malloc-trim.js';
 import { LinkSession, type SessionDeps, type SessionInfo } from './session.js';
 import type { Staging } from '../commit/staging.js';
 import type { TlsIdentity } from './tls-identity.js';
@@ -75,6 +76,8 @@ export interface LinkMemory {
   /** Times the link gave its memory back after going quiet, and settling GCs after those (memory-budget.ts). */
   reclaims: number;
   settles: number;
+  /** glibc's malloc_trim after those GCs (malloc-trim.ts): whether it is to be had, why not, what it gave back. */
+  mallocTrim: MallocTrimStatus;
   /**
    * Sockets read into the receive path's own buffers (chunk-receive.ts ChunkIntercept.ownReads;
    * authenticated sessions, so far), and the Chunk data bytes read straight into pooled buffers.
@@ -104,6 +107,8 @@ export class LinkServer {
   readonly scheduler: FairScheduler;
   /** Gives a burst's memory back once the link is quiet. */
   readonly #reclaim: IdleReclaim;
+  /** The process' malloc_trim, run by the reclaim after its GCs (or unavailable, and why). */
+  readonly #trim: MallocTrim;
   /** The receive paths of live sessions, and the own-read figures of ended ones (memory()). */
   readonly #intercepts = new Set<ChunkIntercept>();
   readonly #ownReadsEnded = { sockets: 0, directBytes: 0 };
@@ -117,6 +122,10 @@ export class LinkServer {
     this.#guard = new PreAuthGuard(opts.preAuth, opts.log);
     this.#pairing = new PairingThrottle(opts.pairing, opts.now ?? Date.now);
     this.#chunks = new ChunkPool(Math.ceil(opts.windowBytes / MAX_CHUNK_BYTES) + 8);
+    const trim = mallocTrim();
+    this.#trim = trim;
+    if (trim.unavailable !== undefined)
+      opts.log.warn({ code: trim.unavailable.code, err: trim.unavailable }, trim.unavailable.message);
     this.#reclaim = new IdleReclaim({
       ...(opts.quietMs === undefined ? {} : { quietMs: opts.quietMs }),
       ...(opts.reclaimMinBytes === undefined ? {} : { minBytes: opts.reclaimMinBytes }),
@@ -126,6 +135,7 @@ export class LinkServer {
         this.#slabs.trim();
       },
       gc: fullGc(),
+      trim: trim.available ? () => trim.trim() : undefined,
       ...(opts.now === undefined ? {} : { now: opts.now }),
     });
   }
@@ -140,6 +150,7 @@ export class LinkServer {
       sessionQueues: { ...this.#queueStats },
       reclaims: this.#reclaim.reclaims,
       settles: this.#reclaim.settles,
+      mallocTrim: this.#trim.status(),
       ownReads: [...this.#intercepts].reduce(
         (sum, i) => ({ sockets: sum.sockets + (i.owned ? 1 : 0), directBytes: sum.directBytes + i.directBytes }),
         { ...this.#ownReadsEnded },

@@ -109,7 +109,7 @@ t.test('the tail of a burst, under the reclaim threshold, still gets the settlin
   t.equal(r.settles, 1);
 });
 
-t.test('a frame after the reclaim cancels its settling GC', async (t) => {
+t.test('a frame after the reclaim puts its settling GC off to the next quiet period', async (t) => {
   const seen = { checks: 0, gcs: 0 };
   const r: IdleReclaim = new IdleReclaim({
     quietMs: 20,
@@ -132,6 +132,10 @@ t.test('a frame after the reclaim cancels its settling GC', async (t) => {
   await waitFor(() => seen.checks === 2, 'the quiet check after the frame ran');
   t.equal(seen.gcs, 1, 'only the reclaim');
   t.equal(r.settles, 0);
+  // Put off, not away: that quiet check (10 bytes, nothing to reclaim) arms it again, and it runs.
+  await waitFor(() => r.settles === 1, 'the settling GC after the next quiet period');
+  t.equal(seen.gcs, 2, 'the reclaim, then its settling GC');
+  t.equal(r.reclaims, 1);
 });
 
 t.test('no settling GC while work is going on', async (t) => {
@@ -157,4 +161,25 @@ t.test('no settling GC while work is going on', async (t) => {
   await waitFor(() => seen.gcs === 1 && busyAsked === 2, 'the reclaim, then the settling check');
   t.equal(seen.gcs, 1, 'no settling GC while busy');
   t.equal(r.settles, 0);
+});
+
+t.test('malloc_trim runs right after each GC, the reclaim’s and the settling one, and never without one', async (t) => {
+  const order: string[] = [];
+  const r = new IdleReclaim({
+    quietMs: 20,
+    minBytes: MIN,
+    settleMs: 20,
+    busy: () => false,
+    release: () => order.push('release'),
+    gc: () => order.push('gc'),
+    trim: () => order.push('trim'),
+  });
+  t.teardown(() => r.close());
+  r.touch(MIN);
+  await waitFor(() => r.settles === 1, 'the reclaim, then the settling GC');
+  t.same(order, ['release', 'gc', 'trim', 'release', 'gc', 'trim']);
+  // A quiet check that gives nothing back trims nothing either.
+  r.touch(10);
+  await waitFor(() => order.length === 7, 'the next quiet check ran');
+  t.same(order.slice(6), ['release'], 'no GC, no trim');
 });
