@@ -24,14 +24,21 @@
  * state, and cleanUp must see exactly what the steps left open; as free
  * functions each step would take most of it as parameters. run() shows the
  * order and where the targets wait for each other.
+ *
+ * durableWriteBytes (at the end) is the same write for ONE target from bytes
+ * already in memory, as plain synchronous calls but for the fsync (studiod's
+ * small-commit worker): the same checks, errors, link and clean-up.
  */
+import { closeSync, fsync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createXxh3, isBlake3Hex, resolveHashEngine, type HashEngine } from '../hash.js';
 import { DurableWriteError, errorCode } from '../errors.js';
 import { DURABLE_CODES, abortedError, hashError, isAborted, durableError, sourceError, targetError } from './errors.js';
 import { nodeFs, type DurableFileHandle, type DurableFs } from './fs-facade.js';
+import { syncFs } from './sync-fs.js';
 import { ensureDir, fsyncDir } from './fsync-dir.js';
-import { readBackHash } from './read-back.js';
+import { readBackFdSync, readBackHash } from './read-back.js';
 import { createReadBack, type ReadBack } from './read-back-lane.js';
 import { createLocalAsyncHasher, sharedHashPool, type AsyncHasher, type HashPool } from './hash-pool.js';
 import { checkTargetName, tempNameFor } from './target-name.js';
@@ -148,6 +155,35 @@ interface Slot {
 interface Reference {
   size: number;
   blake3: string;
+}
+
+/**
+ * Step 4 or 5: the source is longer than `expectedSize` (`longer`: at least `total` bytes, found while
+ * streaming) or ended after `total` bytes.
+ */
+function sizeError(expectedSize: number, total: number, longer: boolean): DurableWriteError {
+  return durableError(
+    DURABLE_CODES.sizeMismatch,
+    longer
+      ? `The source is longer than expected (more than ${expectedSize} bytes): the source changed or its size was recorded wrongly; nothing was kept.`
+      : `The source ended after ${total} bytes, ${expectedSize} were expected: the transfer was cut or the source changed; nothing was kept.`,
+    {
+      retryable: false,
+      detail: longer ? { expectedSize, atLeast: total } : { expectedSize, size: total },
+    },
+  );
+}
+
+/** Step 7: what was read back from a temp is not the reference. */
+function readBackError(paths: LinkPaths, ref: Reference, got: Reference): DurableWriteError {
+  return durableError(
+    DURABLE_CODES.readbackMismatch,
+    `The bytes read back from ${paths.tempPath} differ from what was written: the target disk (or its cable/RAM) is corrupting data; check it before trusting it. Nothing was kept.`,
+    {
+      retryable: false,
+      detail: { path: paths.finalPath, expected: ref, actual: got },
+    },
+  );
 }
 
 /** Awaits every promise (so nothing is still running when cleanup starts), then throws the first failure. */
@@ -524,16 +560,7 @@ class DurableWrite {
       for (const p of parts) bytes += p.byteLength;
       this.#total += bytes;
       const total = this.#total;
-      if (opts.expected !== undefined && total > opts.expected.size) {
-        throw durableError(
-          DURABLE_CODES.sizeMismatch,
-          `The source is longer than expected (more than ${opts.expected.size} bytes): the source changed or its size was recorded wrongly; nothing was kept.`,
-          {
-            retryable: false,
-            detail: { expectedSize: opts.expected.size, atLeast: total },
-          },
-        );
-      }
+      if (opts.expected !== undefined && total > opts.expected.size) throw sizeError(opts.expected.size, total, true);
       const writes = settleAll(slots.map((s) => writeAll(s, parts)));
       // synchronous and native: before the source may reuse the chunks
       if (this.#xxh3 !== undefined) for (const p of parts) this.#xxh3.update(p);
@@ -561,16 +588,7 @@ class DurableWrite {
       throw hashError(err);
     }
     if (expected !== undefined) {
-      if (total !== expected.size) {
-        throw durableError(
-          DURABLE_CODES.sizeMismatch,
-          `The source ended after ${total} bytes, ${expected.size} were expected: the transfer was cut or the source changed; nothing was kept.`,
-          {
-            retryable: false,
-            detail: { expectedSize: expected.size, size: total },
-          },
-        );
-      }
+      if (total !== expected.size) throw sizeError(expected.size, total, false);
       if (blake3 !== expected.blake3) {
         throw durableError(
           DURABLE_CODES.hashMismatch,
@@ -613,16 +631,7 @@ class DurableWrite {
       if (isAborted(signal)) throw abortedError(signal);
       throw targetError(err, 'read back', s.tempPath);
     }
-    if (got.size !== ref.size || got.blake3 !== ref.blake3) {
-      throw durableError(
-        DURABLE_CODES.readbackMismatch,
-        `The bytes read back from ${s.tempPath} differ from what was written: the target disk (or its cable/RAM) is corrupting data; check it before trusting it. Nothing was kept.`,
-        {
-          retryable: false,
-          detail: { path: s.finalPath, expected: ref, actual: got },
-        },
-      );
-    }
+    if (got.size !== ref.size || got.blake3 !== ref.blake3) throw readBackError(s, ref, got);
   }
 
   // 8. linkFinal: the final name, then the temp's name removed.
@@ -754,4 +763,102 @@ export async function placeVerified(
   // 9. fsyncDir (or the caller's group commit)
   if (opts.fsyncDir !== false) await fsyncTargetDir(target.dir, fs);
   return { path: finalPath, reused };
+}
+
+const fsyncAsync = promisify(fsync);
+
+/**
+ * durableWrite of ONE target from bytes already whole in memory, against a known reference, on a
+ * thread whose file-system calls are synchronous (studiod's small-commit worker): the same steps,
+ * checks and errors, written as plain calls with one wait, the temp's fsync, which goes through
+ * libuv's pool so that the fsyncs of the files a worker writes side by side still overlap.
+ *   1. check      the target name and the reference
+ *   3. openTemp   the temp opened 'wx+' (created, never an existing file), read back through it
+ *   4. stream     the bytes written whole (short writes completed); 5. compare: their length
+ *   6. fsyncTemp  fsync(temp)
+ *   7. readBack   read from offset 0 to end of file through the temp's descriptor (after its fsync),
+ *                 BLAKE3 against the reference (the bytes are not hashed before: hashSource: false)
+ *   8. linkFinal  link(temp, final), never replacing (an identical final is reused); unlink(temp)
+ * Steps 2 and 9 are the caller's (a folder made once, each folder fsynced once, for a group). On any
+ * failure the temp is closed and removed, and the DurableWriteError is durableWrite's.
+ */
+export async function durableWriteBytes(
+  bytes: Uint8Array,
+  target: DurableTarget,
+  expected: { size: number; blake3: string },
+  opts: { mode?: number; hashEngine?: HashEngine } = {},
+): Promise<DurableCopy> {
+  // 1. check
+  checkOptions({ targets: [target], expected, hashSource: false });
+  const engine = resolveHashEngine(opts.hashEngine);
+  const slot: LinkPaths = {
+    tempPath: join(target.dir, tempNameFor(target.name)),
+    finalPath: join(target.dir, target.name),
+    tempExists: false,
+  };
+  let fd: number | undefined;
+  try {
+    // 3. openTemp
+    try {
+      fd = openSync(slot.tempPath, 'wx+', opts.mode ?? 0o644);
+    } catch (err) {
+      throw targetError(err, 'create', slot.tempPath);
+    }
+    slot.tempExists = true;
+    // 4. stream, 5. compare (the length: the BLAKE3 is the read-back's)
+    try {
+      for (let at = 0; at < bytes.byteLength; ) at += writeSync(fd, bytes, at, bytes.byteLength - at, at);
+    } catch (err) {
+      throw targetError(err, 'write', slot.tempPath);
+    }
+    if (bytes.byteLength !== expected.size)
+      throw sizeError(expected.size, bytes.byteLength, bytes.byteLength > expected.size);
+    // 6. fsyncTemp
+    try {
+      await fsyncAsync(fd);
+    } catch (err) {
+      throw targetError(err, 'fsync', slot.tempPath);
+    }
+    // 7. readBack
+    let got: Reference;
+    try {
+      got = readBackFdSync(fd, engine);
+    } catch (err) {
+      throw targetError(err, 'read back', slot.tempPath);
+    }
+    if (got.size !== expected.size || got.blake3 !== expected.blake3) throw readBackError(slot, expected, got);
+    const verifiedAt = new Date().toISOString();
+    // 8. linkFinal
+    const reused = await linkFinal(syncFs, slot, expected, undefined, engine);
+    if (slot.tempExists) {
+      try {
+        unlinkSync(slot.tempPath);
+        slot.tempExists = false;
+      } catch (err) {
+        throw targetError(err, 'unlink temp', slot.tempPath);
+      }
+    }
+    return {
+      path: slot.finalPath,
+      name: target.name,
+      size: expected.size,
+      blake3: expected.blake3,
+      method: 'readback-blake3',
+      verifiedAt,
+      reused,
+    };
+  } finally {
+    try {
+      if (fd !== undefined) closeSync(fd);
+    } catch {
+      // As step 6's close in durableWrite: the bytes were fsynced and read back, or the write failed.
+    }
+    if (slot.tempExists) {
+      try {
+        unlinkSync(slot.tempPath);
+      } catch {
+        // Left for the sweep of stale temps at the next start (sweep-stale-temps.ts).
+      }
+    }
+  }
 }

@@ -2,7 +2,7 @@
  * @studio321/protocol/durable — the one durable verified-write primitive and the
  * read-back verifier. No wire code here.
  */
-export { durableWrite, fsyncTargetDir, makeDir, placeVerified } from './durable-write.js';
+export { durableWrite, durableWriteBytes, fsyncTargetDir, makeDir, placeVerified } from './durable-write.js';
 export { GroupCommit } from './group-commit.js';
 export { writeLevelBatch } from '../level-batch.js';
 export type { ChainedLevelBatch, LevelBatchTarget, LevelOpWithOptions, PlainLevelOp } from '../level-batch.js';

@@ -5,6 +5,7 @@
  * reuse) and by verifyFile. The temps of step 7 (readBack) are read back by a
  * lane instead (read-back-lane.ts), behind the fsyncs.
  */
+import { readSync } from 'node:fs';
 import { createHasher, HASH_READ_CHUNK, type HashEngine } from '../hash.js';
 import { nodeFs, type DurableFs } from './fs-facade.js';
 
@@ -91,5 +92,28 @@ async function readBackSmall(
     h.dispose();
     await fh.close();
     if (reuse && smallBuffers.length < KEPT_SMALL_BUFFERS) smallBuffers.push(buf);
+  }
+}
+
+/**
+ * readBackHash of a file already open for reading (`fd`), by synchronous reads from offset 0 to end of
+ * file through one reused small buffer: the durable write of bytes in memory (durableWriteBytes), on a
+ * thread whose file-system calls are synchronous, reads each temp back through its own descriptor.
+ */
+export function readBackFdSync(fd: number, engine?: HashEngine): { blake3: string; size: number } {
+  const buf = smallBuffers.pop() ?? Buffer.allocUnsafeSlow(SMALL_READ_BACK);
+  const h = createHasher(engine);
+  try {
+    let pos = 0;
+    for (;;) {
+      const bytesRead = readSync(fd, buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      h.update(buf.subarray(0, bytesRead));
+    }
+    return { blake3: h.digest(), size: pos };
+  } finally {
+    h.dispose();
+    if (smallBuffers.length < KEPT_SMALL_BUFFERS) smallBuffers.push(buf);
   }
 }

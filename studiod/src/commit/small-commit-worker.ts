@@ -1,12 +1,12 @@
 /**
  * The file-system half of a group of small commits (small-commit.ts), on its own thread: for
  * each file, the durable write of its bytes (already whole in memory) to the RAID, then to the
- * mirror — temp, write, fdatasync, read back and hash, link under the final name, never
- * replacing — then ONE fsync per folder for the group. The same durableWrite as every other
- * archive write, over the file-system facade whose calls are synchronous but for the fsyncs
- * (protocol/src/durable/sync-fs.ts): a small file's thirty calls cost thirty system calls here,
- * not thirty round trips through libuv's thread pool, while the fsyncs (which wait on the disk)
- * of the group's files, written side by side, still overlap in that pool.
+ * mirror — temp, write, fsync, read back and hash, link under the final name, never
+ * replacing — then ONE fsync per folder for the group. The durable write's steps for bytes in
+ * memory (durableWriteBytes, protocol/src/durable/durable-write.ts): synchronous calls, so a
+ * small file's calls cost system calls here, not round trips through libuv's thread pool or
+ * promise hops, but for the fsyncs (which wait on the disk): those of the group's files, written
+ * side by side, still overlap in that pool.
  *
  * Each file's outcome is its own: a taken name, a damaged read-back or a full disk fails that
  * file only, and the group goes on. A file that failed leaves no temp (durableWrite's clean-up)
@@ -16,7 +16,7 @@ import { statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { CodedError } from '@studio321/protocol';
-import { durableWrite, fsyncTargetDir, makeDir, syncFs } from '@studio321/protocol/durable';
+import { durableWriteBytes, fsyncTargetDir, makeDir, syncFs } from '@studio321/protocol/durable';
 import type {
   SmallFileOutcome,
   SmallFileRequest,
@@ -27,10 +27,6 @@ import type {
 
 /** Files of a group written side by side (libuv's pool runs 4 fsyncs at once). */
 const FILES_AT_ONCE = 8;
-
-async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  yield bytes;
-}
 
 function errorOf(err: unknown): SmallFileOutcome & { ok: false } {
   if (err instanceof CodedError)
@@ -114,25 +110,18 @@ async function writeFile(
     const target = f.targets[t];
     try {
       await madeOnce(target.dir, made);
-      const r = await durableWrite(once(f.bytes), {
-        targets: [target],
-        expected: { size: f.size, blake3: f.blake3 },
-        hashSource: false, // each copy's read-back is checked against the offered BLAKE3
-        hashPool: false, // this thread is the pool
-        createDirs: false, // made once for the group above
-        fsyncDir: false, // once per folder below
-        fs: syncFs,
-      });
-      const c = r.copies[0];
+      // Each copy's read-back is checked against the offered BLAKE3 (the bytes are not hashed
+      // first); the folder was made once for the group above and is fsynced once below.
+      const c = await durableWriteBytes(f.bytes, target, { size: f.size, blake3: f.blake3 });
       done[t] = {
-        method: c?.method ?? 'readback-blake3',
-        verifiedAt: Date.parse(c?.verifiedAt ?? '') || Date.now(),
+        method: c.method,
+        verifiedAt: Date.parse(c.verifiedAt) || Date.now(),
         // For the folder's ASC MHL generation (mhl-history.ts), which would otherwise stat each
         // copy on the main thread through libuv's pool: one synchronous stat here.
         mtimeMs: mtimeOf(join(target.dir, target.name)),
       };
       dirs.push(target.dir);
-      if (t === 'raid' && c?.reused === false) linked = join(target.dir, target.name);
+      if (t === 'raid' && !c.reused) linked = join(target.dir, target.name);
     } catch (err) {
       failed = { ...errorOf(err), target: t };
       break;
