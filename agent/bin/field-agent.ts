@@ -32,7 +32,7 @@ if (command === 'sync') {
   // files) compiling functions with TurboFan on its background threads, some of them two or three
   // times after a deoptimisation. Four times the ticks before a function is optimised leave that to
   // the functions that stay hot (each file's and each chunk's), which a longer sync still
-  // optimises a few seconds later (README Performance, "Session 18: the agent's CPU a small file").
+  // optimises a few seconds later (README Performance, "Session 18: the agent's CPU a small file synced").
   (await import('node:v8')).setFlagsFromString(SYNC_TICKS_BEFORE_OPTIMIZATION);
 }
 const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
