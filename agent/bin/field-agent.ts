@@ -3,6 +3,8 @@
 const HEAP_GROWING_PERCENT = 25;
 /** The young generation keeps the size it has at start-up (see below). */
 const SEMI_SPACE_GROWTH = '--semi-space-growth-factor=1';
+/** `sync`: a function is optimised after this many interrupt-budget ticks (V8's default: 3; see below). */
+const SYNC_TICKS_BEFORE_OPTIMIZATION = '--ticks-before-optimization=12';
 
 const command = process.argv[2];
 if (command === 'ingest' || command === 'run') {
@@ -24,6 +26,14 @@ if (command === 'ingest' || command === 'run') {
   // Commands that copy files start the hash workers first, so they boot on another core while
   // this thread loads the CLI (protocol/src/durable/hash-pool.ts, warm()).
   (await import('@studio321/protocol/durable')).sharedHashPool().warm();
+}
+if (command === 'sync') {
+  // A sync runs seconds to minutes and ends; V8 spent about a third of its CPU (3,000 small
+  // files) compiling functions with TurboFan on its background threads, some of them two or three
+  // times after a deoptimisation. Four times the ticks before a function is optimised leave that to
+  // the functions that stay hot (each file's and each chunk's), which a longer sync still
+  // optimises a few seconds later (README Performance, "Session 18: the agent's CPU a small file synced").
+  (await import('node:v8')).setFlagsFromString(SYNC_TICKS_BEFORE_OPTIMIZATION);
 }
 const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 // `status` and `sync` from one CommonJS file of the same code while it is current (src/cli/bundle.ts).

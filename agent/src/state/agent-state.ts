@@ -407,6 +407,16 @@ export class AgentState {
   }
 
   /**
+   * The assets of `blake3s` and the status summary, read in the writer's turn for a batch that
+   * rewrites those assets: handed to #write as its `read`, so #summaryOps does not read them again.
+   */
+  async #readAssets(blake3s: readonly string[]): Promise<Map<string, unknown>> {
+    const read = new Map<string, unknown>();
+    await this.#getMany([keys.summary, ...blake3s.map(keys.asset)], read, 'reading assets');
+    return read;
+  }
+
+  /**
    * The summary's ops for a batch of `ops`: for every file the batch changes, and every file an
    * asset it changes is named by, minus its old contribution plus its new one (summary.ts). Read
    * inside the writer's turn, so "old" is what the database holds just before the batch.
@@ -1329,9 +1339,9 @@ export class AgentState {
       const ops: Op[] = [];
       // A receipt of an asset already receipted in this batch builds on that record.
       const updatedHere = new Map<string, AssetRecord>();
-      const stored = await this.getAssets(receipts.map((r) => r.blake3));
+      const read = await this.#readAssets(receipts.map((r) => r.blake3));
       for (const r of receipts) {
-        const asset = updatedHere.get(r.blake3) ?? stored.get(r.blake3);
+        const asset = updatedHere.get(r.blake3) ?? (read.get(keys.asset(r.blake3)) as AssetRecord | undefined);
         if (asset === undefined || asset.size !== r.size) {
           throw new TypeError(`recordStudioReceipt: no asset ${r.blake3} of ${r.size} bytes here`);
         }
@@ -1346,7 +1356,7 @@ export class AgentState {
         ops.push({ type: 'put', key: keys.asset(r.blake3), value: updated });
         if (queueSeq !== undefined) ops.push({ type: 'del', key: keys.queue(queueSeq) });
       }
-      if (ops.length > 0) await this.#write(ops, 'recording a studio receipt');
+      if (ops.length > 0) await this.#write(ops, 'recording a studio receipt', true, read);
     });
   }
 
@@ -1361,9 +1371,9 @@ export class AgentState {
     return this.#exclusive(async () => {
       const ops: Op[] = [];
       const at = now.toISOString();
-      const stored = await this.getAssets(verdicts.map((v) => v.blake3));
+      const read = await this.#readAssets(verdicts.map((v) => v.blake3));
       for (const { blake3, verdict } of verdicts) {
-        const asset = stored.get(blake3);
+        const asset = read.get(keys.asset(blake3)) as AssetRecord | undefined;
         if (asset === undefined) continue;
         const since = verdict.compliant ? (asset.verdict?.compliantSince ?? at) : undefined;
         const v: StudioVerdict = {
@@ -1373,7 +1383,7 @@ export class AgentState {
         };
         ops.push({ type: 'put', key: keys.asset(blake3), value: { ...asset, verdict: v } satisfies AssetRecord });
       }
-      if (ops.length > 0) await this.#write(ops, 'recording studio verdicts');
+      if (ops.length > 0) await this.#write(ops, 'recording studio verdicts', true, read);
     });
   }
 
