@@ -6,7 +6,7 @@
  *                                    [--sync-only] [--agents-only] [--studiod-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--studiod-env 'K=V …' (on top of the service unit's; none: not the unit's)]
  *                                    [--status-only 5000,20000,100000 [--status-agent OTHER/field-agent.js]]
  *                                    [--ingest-only] [--agent-node-args '--cpu-prof --cpu-prof-dir=DIR'] [--compare-agent JS] [--studiod JS] [--agents-agent JS]
- *                                    [--agent-env 'K=V …' (on top of field-agent.service's; none: not the unit's)]
+ *                                    [--agent-env 'K=V …' (on top of field-agent.service's; none: not the unit's)] [--agents-nice 10]
  *
  * A card of `files` small files (2–20 KB, incompressible, DCF folders of 9,999) is written
  * once (it stays in the page cache). Then, same run, same disk:
@@ -57,6 +57,7 @@
  * `--studiod JS`: the studiod children run that studiod.js (another build's, e.g. the base commit's: A/B of the
  * studio with the same agents). `--agents-agent JS`: step 4's agents (the lone one and the N) sync with that
  * field-agent.js (A/B of the agents with the same studiod; the cards are still ingested by this build's).
+ * `--agents-nice N`: step 4's syncing agents run at nice N (each stands for a laptop of its own; studiod does not).
  * `--agents-only`: step 4 alone (with `--agents N`). `--sync-only`: one ingest (no baseline copy, no status), then step 3 — the studio's commit path
  * alone; `--studiod-node-args`: node options for the studiod children of steps 3 and 4 (a CPU profile, a heap snapshot).
  * `--studiod-heap-snapshot DIR`: step 4's studiod writes a heap snapshot into DIR once idle after the agents
@@ -115,6 +116,7 @@ const { values } = parseArgs({
     'agents-agent': { type: 'string' },
     studiod: { type: 'string' },
     'warm-files': { type: 'string', default: '0' },
+    'agents-nice': { type: 'string', default: '0' },
   },
 });
 const FILES = Number(values.files);
@@ -136,6 +138,12 @@ const AGENT_NODE_ARGS = (values['agent-node-args'] ?? '').split(' ').filter((a) 
 const COMPARE_AGENT = values['compare-agent'];
 /** Step 4: the agents (the lone one and the N) run this field-agent.js (another build's: A/B of the agents with the same studiod). */
 const AGENTS_AGENT = values['agents-agent'] ?? BINS.agent;
+/**
+ * Step 4: the agents' nice value (`--agents-nice 10`). Each agent stands for a laptop of its own: at 0 the
+ * twenty share the CPU equally with studiod's main thread, so every step of studiod's runs at a twentieth
+ * of a core; at 10 studiod gets the CPU it would have on a machine of its own and the agents share the rest.
+ */
+const AGENTS_NICE = Number(values['agents-nice']);
 /**
  * The environment of the agents that stand for the service (ingest, sync, `run`): field-agent.service's
  * `Environment=` lines, then `--agent-env 'K=V …'` (`none`: not the unit's). `status` is a command
@@ -728,8 +736,11 @@ async function smallFloorRun(card: string, paths: readonly string[], dir: string
   }
 }
 
-async function sync(data: string, bin = BINS.agent): Promise<Usage> {
-  const r = await timed(process.execPath, [...AGENT_NODE_ARGS, bin, 'sync', '--data-dir', data, '--json'], AGENT_ENV);
+async function sync(data: string, bin = BINS.agent, nice = 0): Promise<Usage> {
+  const args = [...AGENT_NODE_ARGS, bin, 'sync', '--data-dir', data, '--json'];
+  const r = await (nice === 0
+    ? timed(process.execPath, args, AGENT_ENV)
+    : timed('/usr/bin/nice', ['-n', String(nice), process.execPath, ...args], AGENT_ENV));
   if (r.code !== EXIT.ok) throw new Error(`field-agent sync failed (${r.code}): ${r.stderr.slice(-2000)}`);
   return r;
 }
@@ -1062,7 +1073,7 @@ async function main(): Promise<void> {
         const idle0 = await procStat(studio.pid);
         // the lone agent
         let t0 = performance.now();
-        const lone = await sync(datas[0] as string, AGENTS_AGENT);
+        const lone = await sync(datas[0] as string, AGENTS_AGENT, AGENTS_NICE);
         const loneRate = AGENT_FILES / (lone.ms / 1000);
         const loneFirst = firstCommit(ids[0] as string, t0);
         const loneAuthFirst = firstAfterAuth(ids[0] as string, t0);
@@ -1081,9 +1092,11 @@ async function main(): Promise<void> {
             await new Promise((r) => setTimeout(r, 1000));
           }
         })();
-        const manyUsage = await Promise.all(datas.slice(1).map((d) => sync(d, AGENTS_AGENT))).finally(() => {
-          syncing = false;
-        });
+        const manyUsage = await Promise.all(datas.slice(1).map((d) => sync(d, AGENTS_AGENT, AGENTS_NICE))).finally(
+          () => {
+            syncing = false;
+          },
+        );
         const allMs = performance.now() - t0;
         await sampling;
         const firsts = ids.slice(1).map((id) => firstCommit(id, t0));
@@ -1122,6 +1135,7 @@ async function main(): Promise<void> {
             ...(HEAP_SNAPSHOT_DIR === undefined ? {} : { afterSnapshot }),
           },
           load: l,
+          ...(AGENTS_NICE === 0 ? {} : { agentsNice: AGENTS_NICE }),
         };
         out['agents'] = many;
         log(`agents: ${JSON.stringify(many)}`);
