@@ -807,7 +807,12 @@ export async function durableWriteBytes(
     slot.tempExists = true;
     // 4. stream, 5. compare (the length: the BLAKE3 is the read-back's)
     try {
-      for (let at = 0; at < bytes.byteLength; ) at += writeSync(fd, bytes, at, bytes.byteLength - at, at);
+      for (let at = 0; at < bytes.byteLength; ) {
+        const n = writeSync(fd, bytes, at, bytes.byteLength - at, at);
+        // as writeParts (direct-io.ts): a write that wrote nothing would never end
+        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
+        at += n;
+      }
     } catch (err) {
       throw targetError(err, 'write', slot.tempPath);
     }
