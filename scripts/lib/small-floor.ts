@@ -20,10 +20,11 @@
  * its socket: that receive is not in the floor). CPU is this process's (all threads: LevelDB's
  * writes run on libuv's pool), counted only while a group is being committed. Prints one JSON line.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Level } from 'level';
-import { createHasher, hashBytes } from '@studio321/protocol';
+import { hashBytes } from '@studio321/protocol';
+import { readBackFdSync } from '@studio321/protocol/durable';
 
 export interface SmallFloor {
   files: number;
@@ -38,7 +39,6 @@ export async function smallFloor(card: string, paths: readonly string[], out: st
   const targets = [join(out, 'mirror'), join(out, 'raid')];
   const db = new Level<string, Buffer>(join(out, 'catalogue'), { valueEncoding: 'buffer' });
   await db.open();
-  const readBuf = Buffer.allocUnsafe(64 * 1024);
   const record = Buffer.alloc(200, 1);
   const made = new Set<string>();
   let user = 0;
@@ -67,15 +67,9 @@ export async function smallFloor(card: string, paths: readonly string[], out: st
           writeSync(fd, b, 0, b.length, 0);
           fsyncSync(fd);
           renameSync(temp, final);
-          const h = createHasher();
-          for (let off = 0; off < b.length; ) {
-            const n = readSync(fd, readBuf, 0, readBuf.length, off);
-            if (n === 0) break;
-            h.update(readBuf.subarray(0, n));
-            off += n;
-          }
+          const back = readBackFdSync(fd);
           closeSync(fd);
-          if (h.digest() !== hashes[i]) throw new Error(`floor: ${final} read back wrong`);
+          if (back.blake3 !== hashes[i]) throw new Error(`floor: ${final} read back wrong`);
         });
       }
       for (const folder of folders) {

@@ -774,7 +774,8 @@ const fsyncAsync = promisify(fsync);
  * libuv's pool so that the fsyncs of the files a worker writes side by side still overlap.
  *   1. check      the target name and the reference
  *   3. openTemp   the temp opened 'wx+' (created, never an existing file), read back through it
- *   4. stream     the bytes written whole (short writes completed); 5. compare: their length
+ *   5. compare    their length, first (nothing is created for bytes of another size)
+ *   4. stream     the bytes written whole (short writes completed)
  *   6. fsyncTemp  fsync(temp)
  *   7. readBack   read from offset 0 to end of file through the temp's descriptor (after its fsync),
  *                 BLAKE3 against the reference (the bytes are not hashed before: hashSource: false)
@@ -796,6 +797,10 @@ export async function durableWriteBytes(
     finalPath: join(target.dir, target.name),
     tempExists: false,
   };
+  // 5. compare, before anything is written: the bytes are whole, so their length is known (the
+  // BLAKE3 is the read-back's)
+  if (bytes.byteLength !== expected.size)
+    throw sizeError(expected.size, bytes.byteLength, bytes.byteLength > expected.size);
   let fd: number | undefined;
   try {
     // 3. openTemp
@@ -805,7 +810,7 @@ export async function durableWriteBytes(
       throw targetError(err, 'create', slot.tempPath);
     }
     slot.tempExists = true;
-    // 4. stream, 5. compare (the length: the BLAKE3 is the read-back's)
+    // 4. stream
     try {
       for (let at = 0; at < bytes.byteLength; ) {
         const n = writeSync(fd, bytes, at, bytes.byteLength - at, at);
@@ -816,8 +821,6 @@ export async function durableWriteBytes(
     } catch (err) {
       throw targetError(err, 'write', slot.tempPath);
     }
-    if (bytes.byteLength !== expected.size)
-      throw sizeError(expected.size, bytes.byteLength, bytes.byteLength > expected.size);
     // 6. fsyncTemp
     try {
       await fsyncAsync(fd);

@@ -23,7 +23,7 @@ export type {
   VerificationMethod,
 } from './durable-write.js';
 export { verifyFile } from './verify-file.js';
-export { keptReadBackBuffers, SMALL_READ_BACK } from './read-back.js';
+export { keptReadBackBuffers, readBackFdSync, SMALL_READ_BACK } from './read-back.js';
 export type { VerifyResult } from './verify-file.js';
 export { sweepStaleTemps } from './sweep-stale-temps.js';
 export { fsyncDir, ensureDir } from './fsync-dir.js';
