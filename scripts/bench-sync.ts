@@ -226,16 +226,23 @@ async function agentChild(): Promise<AgentChildResult> {
 /**
  * `--child floor`: what studiod cannot avoid besides the TLS receive — two durable
  * writes of `bytes` (from one reused buffer, fsync'd) and two read-back hashes (reused buffer).
- * `--direct`: as studiod writes and reads a large file's chunks since session 10 (direct-io.ts):
- * O_DIRECT from a page-aligned buffer, read back with O_DIRECT; without it, through the page cache
- * (what studiod did before). Where the file system refuses O_DIRECT, `--direct` goes through the
- * page cache as studiod then does, and answers `direct: false`.
+ * `--direct`: as studiod writes and reads a large file's chunks (direct-io.ts): O_DIRECT from a
+ * page-aligned buffer in writes of 4 MiB (studiod's runs of up to four 1 MiB chunks, one
+ * `pwritev` each, since session 17), the two files at once, read back with O_DIRECT 4 MiB at a
+ * time (the read-back lane's reads); without it, 1 MiB at a time through the page cache (what
+ * studiod did before session 10). Where the file system refuses O_DIRECT, `--direct` goes
+ * through the page cache as studiod then does, and answers `direct: false`.
+ *
+ * Also the disk's time for it, nothing else running: `writeMs` (both copies written and
+ * fsync'd: the least any transfer that ends with both copies durable can take on this disk) and
+ * `ms` (then both read back: the least a verified commit of them can take).
  */
-async function floorChild(): Promise<{ cpuSec: number; ms: number; direct: boolean }> {
+async function floorChild(): Promise<{ cpuSec: number; ms: number; writeMs: number; direct: boolean }> {
   const bytes = Number(values.bytes);
   const dir = values['work-dir'] ?? '';
   const direct = values.direct === true;
-  const buf = direct ? alignedBuffer(MiB) : Buffer.allocUnsafe(MiB);
+  const io = direct ? 4 * MiB : MiB;
+  const buf = direct ? alignedBuffer(io) : Buffer.allocUnsafe(io);
   randomFillSync(buf);
   const paths = [join(dir, 'floor-a'), join(dir, 'floor-b')];
   const cpu0 = selfUsage().cpuSec;
@@ -243,30 +250,37 @@ async function floorChild(): Promise<{ cpuSec: number; ms: number; direct: boole
   const fhs = await Promise.all(paths.map((p) => open(p, 'w')));
   const dfhs = direct ? await Promise.all(paths.map((p) => openDirect(p, true))) : [];
   const usedDirect = dfhs.length > 0 && dfhs.every((h) => h !== undefined);
-  for (let off = 0; off < bytes; off += buf.length) {
-    const n = Math.min(buf.length, bytes - off);
-    await Promise.all(
-      fhs.map((fh, i) => ((usedDirect && directOk(buf, off, n) ? dfhs[i] : undefined) ?? fh).write(buf, 0, n, off)),
-    );
-  }
-  await Promise.all(fhs.map((fh) => fh.sync()));
+  // Each copy written by its own writer, as studiod's staging (mirror) and RAID writers are.
+  await Promise.all(
+    fhs.map(async (fh, i) => {
+      for (let off = 0; off < bytes; off += buf.length) {
+        const n = Math.min(buf.length, bytes - off);
+        await ((usedDirect && directOk(buf, off, n) ? dfhs[i] : undefined) ?? fh).write(buf, 0, n, off);
+      }
+      await fh.sync();
+    }),
+  );
+  const writeMs = performance.now() - t0;
   await Promise.all([...fhs, ...dfhs].map((fh) => fh?.close()));
-  const rb = usedDirect ? alignedBuffer(MiB) : Buffer.allocUnsafe(MiB);
-  for (const p of paths) {
-    const h = createHasher();
-    const fh = (usedDirect ? await openDirect(p, false) : undefined) ?? (await open(p, 'r'));
-    for (;;) {
-      const { bytesRead } = await fh.read(rb, 0, rb.length, null);
-      if (bytesRead === 0) break;
-      h.update(rb.subarray(0, bytesRead));
-    }
-    h.digest();
-    await fh.close();
-  }
+  // Both read back at once, each through its own buffer, as studiod's two read-back lanes do.
+  await Promise.all(
+    paths.map(async (p) => {
+      const rb = usedDirect ? alignedBuffer(io) : Buffer.allocUnsafe(io);
+      const h = createHasher();
+      const fh = (usedDirect ? await openDirect(p, false) : undefined) ?? (await open(p, 'r'));
+      for (;;) {
+        const { bytesRead } = await fh.read(rb, 0, rb.length, null);
+        if (bytesRead === 0) break;
+        h.update(rb.subarray(0, bytesRead));
+      }
+      h.digest();
+      await fh.close();
+    }),
+  );
   const ms = performance.now() - t0;
   const cpuSec = selfUsage().cpuSec - cpu0;
   await Promise.all(paths.map((p) => rm(p)));
-  return { cpuSec, ms, direct: usedDirect };
+  return { cpuSec, ms, writeMs, direct: usedDirect };
 }
 
 /** `--child tls-sink`: a TLS server that discards what it receives and reports its CPU for it. */
@@ -699,6 +713,10 @@ interface RunResult {
   byHandMiBps: number;
   e2eMiBps: number;
   e2eVsByHand: number;
+  /** The disk alone writing and fsyncing both copies at once, as studiod writes them (MiB/s of the file). */
+  diskWriteMiBps: number;
+  /** … then reading both back: the least a verified two-copy commit of the file takes on this disk. */
+  diskVerifiedMiBps: number;
   studiodCpuPerGiB: number;
   agentCpuPerGiB: number;
   /** The agent's floor: a bare TLS send of the file (readSync into reused buffers, written to a TLS socket). */
@@ -749,8 +767,8 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
     const noRaw = { ms: Number.NaN, recvCpuSec: Number.NaN };
     const raw = skip ? noRaw : await rawTls(single.path, keyPem, certPem, true);
     const rawFresh = skip ? noRaw : await rawTls(single.path, keyPem, certPem, false);
-    type Floor = { cpuSec: number; ms: number; direct: boolean };
-    const none: Floor = { cpuSec: Number.NaN, ms: Number.NaN, direct: false };
+    type Floor = { cpuSec: number; ms: number; writeMs: number; direct: boolean };
+    const none: Floor = { cpuSec: Number.NaN, ms: Number.NaN, writeMs: Number.NaN, direct: false };
     const floor = skip
       ? none
       : await runChild<Floor>(['floor', '--bytes', String(size), '--work-dir', dir, '--direct']);
@@ -772,6 +790,8 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       byHandMiBps: mibps(size, hand.totalMs),
       e2eMiBps: mibps(size, ours.e2eMs),
       e2eVsByHand: hand.totalMs / ours.e2eMs,
+      diskWriteMiBps: mibps(size, floor.writeMs),
+      diskVerifiedMiBps: mibps(size, floor.ms),
       studiodCpuPerGiB: ours.studiodCpuSec / gib,
       agentCpuPerGiB: ours.agentCpuSec / gib,
       agentFloorCpuPerGiB: agentFloorSec / gib,
@@ -804,6 +824,7 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
   return (
     `run ${i}/${runs} (load ${f(r.load1m, 2)}): transfer ${f(r.transferMiBps)} MiB/s vs rsync ${f(r.rsyncMiBps)} (${f(r.transferVsRsync, 2)}x); ` +
     `verified e2e ${f(r.e2eMiBps)} vs by hand ${f(r.byHandMiBps)} (${f(r.e2eVsByHand, 2)}x); ` +
+    `the disk alone: both copies written ${f(r.diskWriteMiBps)} MiB/s, and read back ${f(r.diskVerifiedMiBps)}; ` +
     `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; the old floor ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s (${f(r.agentVsFloor, 2)}x its floor ${f(r.agentFloorCpuPerGiB, 2)}); ` +
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
     (r.multiE2eMiBps === undefined
@@ -841,6 +862,7 @@ async function main(): Promise<void> {
       `medians of ${runs} runs (load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}):`,
       `transfer agent → studiod   ${m('transferMiBps').toFixed(0)} MiB/s vs rsync over ssh ${m('rsyncMiBps').toFixed(0)}: ${m('transferVsRsync').toFixed(2)}x (target >= 1.0x)`,
       `verified end to end        ${m('e2eMiBps').toFixed(0)} MiB/s vs by hand (rsync + cp + sync + b3sum x2) ${m('byHandMiBps').toFixed(0)}: ${m('e2eVsByHand').toFixed(2)}x (target >= 1.3x)`,
+      `the disk alone (floor)     both copies written and fsync'd ${m('diskWriteMiBps').toFixed(0)} MiB/s (no transfer that ends with both copies durable is faster: rsync was above it in ${results.filter((r) => r.rsyncMiBps > r.diskWriteMiBps).length} of ${runs} runs); then both read back ${m('diskVerifiedMiBps').toFixed(0)} MiB/s (the verified commit's floor)`,
       `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive into one buffer + 2 durable O_DIRECT writes + 2 O_DIRECT read-back hashes; the floor before session 15, a buffer per TLS record and the page cache: ${m('floorBufferedCpuPerGiB').toFixed(2)})`,
       `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8), ${m('agentVsFloor').toFixed(2)}x its floor of ${m('agentFloorCpuPerGiB').toFixed(2)} (the file read into reused 1 MiB buffers and written to a TLS socket, nothing else)`,
       `peak RSS                   studiod ${(Math.max(...results.map((r) => r.studiodPeakRssBytes)) / MiB).toFixed(0)} MiB (target < 250 with 4 GiB in flight), agent ${(Math.max(...results.map((r) => r.agentPeakRssBytes)) / MiB).toFixed(0)} MiB`,

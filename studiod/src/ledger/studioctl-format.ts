@@ -2,15 +2,6 @@
 import { formatBytes } from '@studio321/protocol';
 import type { AgentRecord } from '../catalogue.js';
 import type { ShootSummary } from './service.js';
-import type { StudioStatus } from './status-report.js';
-
-const GB = 1024 ** 3;
-
-function bytes(n: number): string {
-  if (n >= GB) return `${(n / GB).toFixed(2)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${n} B`;
-}
 
 export function formatPair(r: unknown): string {
   const p = r as { code: string; expiresAt: number; fingerprint: string; port?: number };
@@ -33,26 +24,6 @@ export function formatAgents(r: unknown): string {
       return `${a.agentId}  ${state.padEnd(9)}  ${a.name}  paired ${new Date(a.pairedAt).toISOString()}  ${seen}`;
     })
     .join('\n')}\n`;
-}
-
-export function formatStatus(r: unknown): string {
-  const s = r as StudioStatus;
-  const lines = [
-    `${s.software} on port ${s.port}, fingerprint ${s.fingerprint}`,
-    `assets: ${s.counters.assets} (${bytes(s.counters.bytes)})`,
-  ];
-  for (const [name, t] of Object.entries(s.targets)) {
-    const c = s.counters.copies[name] ?? { count: 0, bytes: 0 };
-    lines.push(
-      `target ${name}: ${c.count} copies (${bytes(c.bytes)}), ${t.available ? `${bytes(t.freeBytes ?? 0)} free` : 'NOT AVAILABLE'} at ${t.root}`,
-    );
-  }
-  lines.push(
-    `staging: ${s.staging.files} partial file(s), ${bytes(s.staging.bytes)}; commits in flight: ${s.commitsInFlight}`,
-  );
-  lines.push(`agents connected: ${s.sessions.filter((x) => x.agentId !== undefined).length}`);
-  for (const e of s.lastErrors.slice(-5)) lines.push(`last error ${e.at} ${e.code}: ${e.message}`);
-  return `${lines.join('\n')}\n`;
 }
 
 /** `studioctl shoots`: one line per shoot, what is missing per target under it. */
