@@ -20,6 +20,12 @@
  * native BLAKE3). Also printed: the floor before session 15 (a fresh buffer per TLS record,
  * writes and read-backs through the page cache), which studiod no longer pays.
  *
+ * The disk's share, in the same run: the disk alone writing both copies at once and fsyncing them
+ * (the least a transfer that ends with both copies durable can take here; rsync's copy into the
+ * page cache writes nothing in its measured time), then reading both back (the least a verified
+ * commit can take); and what the device holding the work dir read and wrote during our transfer
+ * (/sys/dev/block/MAJ:MIN/stat), i.e. how much of the disk the read-back lanes took from the writes.
+ *
  * studiod and the agents run as real child processes (the agent child is this script with
  * `--child agent`, the real link client and sync loop fed by a one-file queue).
  *
@@ -132,6 +138,21 @@ async function threadCpuMaps(pid: number): Promise<[Map<string, number>, Map<str
 async function minorFaults(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+}
+
+/**
+ * Bytes the block device holding `dir` has read and written so far (/sys/dev/block/MAJ:MIN/stat,
+ * sectors of 512 bytes); undefined where that is not to be had (no block device under it).
+ */
+async function diskBytes(dir: string): Promise<{ read: number; written: number } | undefined> {
+  const { stat } = await import('node:fs/promises');
+  const dev = (await stat(dir)).dev;
+  const major = Math.floor(dev / 256) & 0xfff;
+  const minor = (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00);
+  const text = await readFile(`/sys/dev/block/${major}:${minor}/stat`, 'utf8').catch(() => undefined);
+  const f = text?.trim().split(/\s+/).map(Number);
+  if (f === undefined || f.length < 7 || !Number.isFinite(f[2]) || !Number.isFinite(f[6])) return undefined;
+  return { read: (f[2] ?? 0) * 512, written: (f[6] ?? 0) * 512 };
 }
 
 async function peakRss(pid: number): Promise<number> {
@@ -672,6 +693,8 @@ async function pairAgent(studio: Studio, agentDir: string, name: string): Promis
 
 interface SyncFigures {
   transferMs: number;
+  /** What the studio's disk read and wrote during the transfer (MiB/s); NaN where it cannot be read. */
+  transferDisk: { readMiBps: number; writeMiBps: number };
   e2eMs: number;
   studiodCpuSec: number;
   agentCpuSec: number;
@@ -682,6 +705,10 @@ interface SyncFigures {
 async function syncAll(studio: Studio, agents: string[], sources: Source[]): Promise<SyncFigures> {
   const marks = studio.marks(sources.length);
   const cpu0 = await cpuSeconds(studio.pid);
+  // The disk's reads and writes from the agents' start to the transfer's end (its last commit starting).
+  const disk0 = await diskBytes(studio.state);
+  const spawnedAt = now();
+  const diskAtTransferEnd = marks.committing.then(async (t) => ({ t, d: await diskBytes(studio.state) }));
   const results = await Promise.all(
     sources.map((s, i) =>
       runChild<AgentChildResult>(
@@ -694,8 +721,15 @@ async function syncAll(studio: Studio, agents: string[], sources: Source[]): Pro
   await marks.committed;
   const studiodCpuSec = (await cpuSeconds(studio.pid)) - cpu0;
   const start = Math.min(...results.map((r) => r.startedAt));
+  const end = await diskAtTransferEnd;
+  const rate = (bytes: number | undefined): number =>
+    bytes === undefined ? Number.NaN : mibps(bytes, end.t - spawnedAt);
   return {
     transferMs: (await marks.committing) - start,
+    transferDisk: {
+      readMiBps: rate(end.d === undefined || disk0 === undefined ? undefined : end.d.read - disk0.read),
+      writeMiBps: rate(end.d === undefined || disk0 === undefined ? undefined : end.d.written - disk0.written),
+    },
     e2eMs: Math.max(...results.map((r) => r.endedAt)) - start,
     studiodCpuSec,
     agentCpuSec: results.reduce((a, r) => a + r.cpuSec, 0),
@@ -717,6 +751,9 @@ interface RunResult {
   diskWriteMiBps: number;
   /** … then reading both back: the least a verified two-copy commit of the file takes on this disk. */
   diskVerifiedMiBps: number;
+  /** What the disk wrote and read (the read-back lanes) during our transfer, MiB/s of the device. */
+  transferDiskWriteMiBps: number;
+  transferDiskReadMiBps: number;
   studiodCpuPerGiB: number;
   agentCpuPerGiB: number;
   /** The agent's floor: a bare TLS send of the file (readSync into reused buffers, written to a TLS socket). */
@@ -792,6 +829,8 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       e2eVsByHand: hand.totalMs / ours.e2eMs,
       diskWriteMiBps: mibps(size, floor.writeMs),
       diskVerifiedMiBps: mibps(size, floor.ms),
+      transferDiskWriteMiBps: ours.transferDisk.writeMiBps,
+      transferDiskReadMiBps: ours.transferDisk.readMiBps,
       studiodCpuPerGiB: ours.studiodCpuSec / gib,
       agentCpuPerGiB: ours.agentCpuSec / gib,
       agentFloorCpuPerGiB: agentFloorSec / gib,
@@ -825,6 +864,7 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
     `run ${i}/${runs} (load ${f(r.load1m, 2)}): transfer ${f(r.transferMiBps)} MiB/s vs rsync ${f(r.rsyncMiBps)} (${f(r.transferVsRsync, 2)}x); ` +
     `verified e2e ${f(r.e2eMiBps)} vs by hand ${f(r.byHandMiBps)} (${f(r.e2eVsByHand, 2)}x); ` +
     `the disk alone: both copies written ${f(r.diskWriteMiBps)} MiB/s, and read back ${f(r.diskVerifiedMiBps)}; ` +
+    `the disk during the transfer: wrote ${f(r.transferDiskWriteMiBps)} MiB/s, read ${f(r.transferDiskReadMiBps)}; ` +
     `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; the old floor ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s (${f(r.agentVsFloor, 2)}x its floor ${f(r.agentFloorCpuPerGiB, 2)}); ` +
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
     (r.multiE2eMiBps === undefined
@@ -863,6 +903,7 @@ async function main(): Promise<void> {
       `transfer agent → studiod   ${m('transferMiBps').toFixed(0)} MiB/s vs rsync over ssh ${m('rsyncMiBps').toFixed(0)}: ${m('transferVsRsync').toFixed(2)}x (target >= 1.0x)`,
       `verified end to end        ${m('e2eMiBps').toFixed(0)} MiB/s vs by hand (rsync + cp + sync + b3sum x2) ${m('byHandMiBps').toFixed(0)}: ${m('e2eVsByHand').toFixed(2)}x (target >= 1.3x)`,
       `the disk alone (floor)     both copies written and fsync'd ${m('diskWriteMiBps').toFixed(0)} MiB/s (no transfer that ends with both copies durable is faster: rsync was above it in ${results.filter((r) => r.rsyncMiBps > r.diskWriteMiBps).length} of ${runs} runs); then both read back ${m('diskVerifiedMiBps').toFixed(0)} MiB/s (the verified commit's floor)`,
+      `the disk in our transfer   wrote ${m('transferDiskWriteMiBps').toFixed(0)} MiB/s (both copies) and read ${m('transferDiskReadMiBps').toFixed(0)} MiB/s (the read-back lanes verifying behind the fsyncs), device MiB/s from the agent's start to the last commit's start`,
       `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive into one buffer + 2 durable O_DIRECT writes + 2 O_DIRECT read-back hashes; the floor before session 15, a buffer per TLS record and the page cache: ${m('floorBufferedCpuPerGiB').toFixed(2)})`,
       `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8), ${m('agentVsFloor').toFixed(2)}x its floor of ${m('agentFloorCpuPerGiB').toFixed(2)} (the file read into reused 1 MiB buffers and written to a TLS socket, nothing else)`,
       `peak RSS                   studiod ${(Math.max(...results.map((r) => r.studiodPeakRssBytes)) / MiB).toFixed(0)} MiB (target < 250 with 4 GiB in flight), agent ${(Math.max(...results.map((r) => r.agentPeakRssBytes)) / MiB).toFixed(0)} MiB`,
