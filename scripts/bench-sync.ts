@@ -20,10 +20,10 @@
  * native BLAKE3). Also printed: the floor before session 15 (a fresh buffer per TLS record,
  * writes and read-backs through the page cache), which studiod no longer pays.
  *
- * The disk's share, in the same run: the disk alone writing both copies at once and fsyncing them
- * (the least a transfer that ends with both copies durable can take here; rsync's copy into the
- * page cache writes nothing in its measured time), then reading both back (the least a verified
- * commit can take); and what the device holding the work dir read and wrote during our transfer
+ * The disk's share, in the same run: the disk alone writing both copies at once as studiod writes
+ * them and fsyncing them (what a transfer that ends with both copies durable asks of this disk;
+ * rsync's copy into the page cache writes nothing in its measured time), then reading both back
+ * (what a verified commit adds); and what the device holding the work dir read and wrote during our transfer
  * (/sys/dev/block/MAJ:MIN/stat), i.e. how much of the disk the read-back lanes took from the writes.
  *
  * studiod and the agents run as real child processes (the agent child is this script with
@@ -255,8 +255,7 @@ async function agentChild(): Promise<AgentChildResult> {
  * through the page cache as studiod then does, and answers `direct: false`.
  *
  * Also the disk's time for it, nothing else running: `writeMs` (both copies written and
- * fsync'd: the least any transfer that ends with both copies durable can take on this disk) and
- * `ms` (then both read back: the least a verified commit of them can take).
+ * fsync'd, one 4 MiB write in flight per copy as studiod has) and `ms` (then both read back).
  */
 async function floorChild(): Promise<{ cpuSec: number; ms: number; writeMs: number; direct: boolean }> {
   const bytes = Number(values.bytes);
@@ -904,7 +903,7 @@ async function main(): Promise<void> {
       `verified end to end        ${m('e2eMiBps').toFixed(0)} MiB/s vs by hand (rsync + cp + sync + b3sum x2) ${m('byHandMiBps').toFixed(0)}: ${m('e2eVsByHand').toFixed(2)}x (target >= 1.3x)`,
       Number.isNaN(m('diskWriteMiBps'))
         ? 'the disk alone (floor)     not measured (--sync-only)'
-        : `the disk alone (floor)     both copies written and fsync'd ${m('diskWriteMiBps').toFixed(0)} MiB/s (no transfer that ends with both copies durable is faster: rsync was above it in ${results.filter((r) => r.rsyncMiBps > r.diskWriteMiBps).length} of ${runs} runs); then both read back ${m('diskVerifiedMiBps').toFixed(0)} MiB/s (the verified commit's floor)`,
+        : `the disk alone (floor)     both copies written and fsync'd ${m('diskWriteMiBps').toFixed(0)} MiB/s as studiod writes them, nothing else running (rsync was above it in ${results.filter((r) => r.rsyncMiBps > r.diskWriteMiBps).length} of ${runs} runs); then both read back ${m('diskVerifiedMiBps').toFixed(0)} MiB/s`,
       Number.isNaN(m('transferDiskWriteMiBps'))
         ? 'the disk in our transfer   not measurable here (the work dir is on no block device with /sys/dev/block statistics)'
         : `the disk in our transfer   wrote ${m('transferDiskWriteMiBps').toFixed(0)} MiB/s (both copies) and read ${m('transferDiskReadMiBps').toFixed(0)} MiB/s (the read-back lanes verifying behind the fsyncs), device MiB/s from the agent's start to the last commit's start`,
