@@ -7,8 +7,9 @@
  *   1. check      the options and every target name; nothing exists yet when they are refused
  *   2. makeDir    mkdir -p the target directory (createDirs), fsyncing the parent of each new one
  *   3. openTemp   open(dir/.<name>.<random>.s321tmp, 'wx') in the destination directory, and its read-back lane
- *   4. stream     each chunk written to every temp while hashed (BLAKE3); every `syncEvery` bytes an
- *                 fdatasync, behind which the lane reads the temp back
+ *   4. stream     each chunk written to every temp while hashed (BLAKE3); every `syncEvery` bytes (or
+ *                 more, growing with the file up to `syncEveryMax`) an fdatasync, behind which the lane
+ *                 reads the temp back
  *   5. compare    length and BLAKE3 with `expected` (when given); the result is the reference
  *   6. fsyncTemp  fsync(temp); close
  *   7. readBack   the lane reads the rest; what was read back must equal the reference
@@ -86,6 +87,14 @@ export interface DurableWriteOptions {
    * fdatasync'ed and the bytes it covers are read back and hashed on a worker.
    */
   syncEvery?: number;
+  /**
+   * Default `syncEvery` (a fixed interval). Larger: the interval grows with the file, half of what is
+   * already synced, from `syncEvery` up to this. Each fdatasync is a flush of the disk's write cache;
+   * a studio's O_DIRECT writes are on the disk already, so the fdatasyncs only let the read-back
+   * follow: a large file then costs a few dozen flushes instead of hundreds, and a file of a few tens
+   * of MiB still has its read-back close behind (at most a third of it is left to read at the end).
+   */
+  syncEveryMax?: number;
   /** Where read-backs are hashed: a HashPool (default: the shared pool) or false for this thread. */
   hashPool?: HashPool | false;
   /** BLAKE3 implementation (protocol/src/hash.ts); default 'auto': the native engine when it loads, else blake3-wasm. */
@@ -220,6 +229,12 @@ function checkOptions(opts: DurableWriteOptions): void {
   if (opts.syncEvery !== undefined && (!Number.isSafeInteger(opts.syncEvery) || opts.syncEvery <= 0)) {
     throw new TypeError('durableWrite: syncEvery must be a positive integer');
   }
+  if (
+    opts.syncEveryMax !== undefined &&
+    (!Number.isSafeInteger(opts.syncEveryMax) || opts.syncEveryMax < (opts.syncEvery ?? DEFAULT_SYNC_EVERY))
+  ) {
+    throw new TypeError('durableWrite: syncEveryMax must be an integer no smaller than syncEvery');
+  }
   const e = opts.expected;
   if (e !== undefined) {
     if (!Number.isSafeInteger(e.size) || e.size < 0)
@@ -259,17 +274,27 @@ async function hashParts(hasher: AsyncHasher, parts: readonly Uint8Array[]): Pro
   for (const p of parts) await hasher.update(p);
 }
 
+/** Step 4: the bytes written past the last fdatasync that start the next: `every`, growing to `max` as half of what is synced. */
+export function syncInterval(syncedTo: number, every: number, max: number): number {
+  return Math.min(max, Math.max(every, Math.floor(syncedTo / 2)));
+}
+
 /**
- * Step 4 (stream), after each chunk: when `syncEvery` more bytes were written
+ * Step 4 (stream), after each chunk: when `syncInterval` more bytes were written
  * since the last one, starts an fdatasync (not awaited: writing goes on); when
  * it completes, the lane may read back up to where it started. A failure is
  * kept and thrown by the loop.
  */
-function startDatasync(s: Slot, syncEvery: number): void {
+function startDatasync(s: Slot, syncEvery: number, syncEveryMax: number): void {
   if (s.syncError !== undefined) throw targetError(s.syncError, 'fsync', s.tempPath);
   const fh = s.fh;
   const lane = s.lane;
-  if (fh === undefined || s.syncing !== undefined || s.position - s.syncedTo < syncEvery) return;
+  if (
+    fh === undefined ||
+    s.syncing !== undefined ||
+    s.position - s.syncedTo < syncInterval(s.syncedTo, syncEvery, syncEveryMax)
+  )
+    return;
   const upTo = s.position;
   s.syncedTo = upTo;
   s.syncing = fh.datasync().then(
@@ -405,6 +430,7 @@ class DurableWrite {
   readonly #mode: number;
   readonly #slots: Slot[];
   readonly #syncEvery: number;
+  readonly #syncEveryMax: number;
   readonly #pool: HashPool | false;
   readonly #engine: 'wasm' | 'native';
   /** The source's hash (step 4); none with `hashSource: false`. */
@@ -444,6 +470,7 @@ class DurableWrite {
       return slot;
     });
     this.#syncEvery = opts.syncEvery ?? DEFAULT_SYNC_EVERY;
+    this.#syncEveryMax = opts.syncEveryMax ?? this.#syncEvery;
     this.#pool = opts.hashPool ?? sharedHashPool();
     this.#engine = resolveHashEngine(opts.hashEngine);
     this.#hasher = opts.hashSource === false ? undefined : createLocalAsyncHasher(this.#engine);
@@ -570,7 +597,7 @@ class DurableWrite {
         },
       );
       await raceAbort(settleAll<unknown>([writes, hashed]), signal);
-      for (const s of slots) startDatasync(s, this.#syncEvery);
+      for (const s of slots) startDatasync(s, this.#syncEvery, this.#syncEveryMax);
       opts.onProgress?.(total);
       next = pull();
     }

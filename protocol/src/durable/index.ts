@@ -32,7 +32,7 @@ export type { SmallFileOptions } from './small-file.js';
 export { nodeFs } from './fs-facade.js';
 export { HashPool, sharedHashPool } from './hash-pool.js';
 export type { AsyncHasher } from './hash-pool.js';
-export { DEFAULT_SYNC_EVERY } from './durable-write.js';
+export { DEFAULT_SYNC_EVERY, syncInterval } from './durable-write.js';
 export { nativeHashAvailable, resolveHashEngine } from '../hash.js';
 export type { HashEngine } from '../hash.js';
 export type { DurableFs, DurableFileHandle, DurableStat } from './fs-facade.js';

@@ -8,7 +8,7 @@ import t from 'tap';
 import { mkdir, readdir, readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
-import { durableWrite, sweepStaleTemps, type DurableWriteOptions } from '@studio321/protocol/durable';
+import { durableWrite, sweepStaleTemps, syncInterval, type DurableWriteOptions } from '@studio321/protocol/durable';
 import { lyingSource, systemError, testBytes } from '../../lib/lying-source.js';
 import { faultFs } from '../../lib/fault-fs.js';
 
@@ -431,3 +431,51 @@ t.test('a throwing onProgress is a programmer error: rethrown as is, temps remov
   );
   t.same(await tree(dir), []);
 });
+
+t.test(
+  'syncEveryMax: the fdatasync interval grows with the file (half of what is synced), bounded both ways',
+  async (t) => {
+    const KiB = 1024;
+    t.equal(syncInterval(0, 64 * KiB, 1024 * KiB), 64 * KiB, 'starts at syncEvery');
+    t.equal(syncInterval(100 * KiB, 64 * KiB, 1024 * KiB), 64 * KiB, 'never under syncEvery');
+    t.equal(syncInterval(512 * KiB, 64 * KiB, 1024 * KiB), 256 * KiB, 'half of what is synced');
+    t.equal(syncInterval(10_000 * KiB, 64 * KiB, 1024 * KiB), 1024 * KiB, 'never over syncEveryMax');
+    t.equal(syncInterval(10_000 * KiB, 64 * KiB, 64 * KiB), 64 * KiB, 'max = every: a fixed interval');
+
+    // 4 MiB in 64 KiB chunks: a fixed 64 KiB interval allows up to 63 fdatasyncs before the final
+    // fsync; growing to 1 MiB, at most the boundaries of the schedule (fewer when one is still running).
+    const data = testBytes(4 * 1024 * KiB, 11);
+    const ref = { size: data.byteLength, blake3: hashBytes(data) };
+    let most = 0;
+    for (let pos = 64 * KiB, synced = 0; pos < data.byteLength; pos += 64 * KiB)
+      if (pos - synced >= syncInterval(synced, 64 * KiB, 1024 * KiB)) {
+        most++;
+        synced = pos;
+      }
+    t.ok(most <= 12, `the schedule has ${most} boundaries in 4 MiB`);
+    const dir = newDir(t);
+    const fs = faultFs();
+    const r = await durableWrite(lyingSource({ data }), {
+      targets: [{ dir, name: 'grown.bin' }],
+      expected: ref,
+      syncEvery: 64 * KiB,
+      syncEveryMax: 1024 * KiB,
+      fs,
+    });
+    t.equal(r.blake3, ref.blake3);
+    t.equal(r.copies[0]?.method, 'readback-blake3', 'every byte read back after an fsync covered it');
+    t.ok(fs.calls.datasync >= 1 && fs.calls.datasync <= most, `${fs.calls.datasync} fdatasyncs (at most ${most})`);
+    t.same(await readFile(join(dir, 'grown.bin')), Buffer.from(data), 'the copy holds the bytes');
+    t.same(await tree(dir), ['grown.bin'], 'no temp left');
+
+    for (const bad of [{ syncEvery: 1024, syncEveryMax: 512 }, { syncEveryMax: 1.5 }, { syncEveryMax: 4096 }]) {
+      const d = newDir(t);
+      await t.rejects(
+        durableWrite(lyingSource({ data: DATA }), { targets: [{ dir: d, name: 'x' }], ...bad }),
+        TypeError,
+        `refused: ${JSON.stringify(bad)}`,
+      );
+      t.same(await tree(d), [], 'nothing created for refused options');
+    }
+  },
+);
