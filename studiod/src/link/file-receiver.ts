@@ -127,6 +127,15 @@ const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
  */
 const MAX_STAGING_QUEUE_BYTES = 8 * 1024 * 1024;
 
+/**
+ * A staged file is fsynced and its bytes Acked whenever this part of the window is unacknowledged
+ * (2: half of it). Each fdatasync flushes the disk's cache; at a quarter window a 2 GiB file cost 128
+ * of them. Alternating 2 GiB syncs (README "Session 19", 7 pairs): studiod's CPU a GiB lower in 6 and
+ * the agent's in 5 (fewer stalls of the stream, fewer Acks), transfer and end to end alike. A cut
+ * transfer resumes at most half a window back instead of a quarter.
+ */
+const ACK_EVERY_WINDOW_PART = 2;
+
 export type FileReceiverState = 'receiving' | 'draining' | 'closed';
 
 function cleanNames(names: FileName[]): FileName[] {
@@ -363,7 +372,8 @@ export class FileReceiver {
     await w.staged.room(MAX_STAGING_QUEUE_BYTES);
     if (this.#wanted.get(msg.hash) !== w) return; // refused meanwhile: its write failed
     const end = w.staged.end;
-    const fsyncNow = end === w.file.size || (w.syncing === undefined && end - w.acked >= this.#o.windowBytes / 4);
+    const fsyncNow =
+      end === w.file.size || (w.syncing === undefined && end - w.acked >= this.#o.windowBytes / ACK_EVERY_WINDOW_PART);
     if (fsyncNow) {
       // fsync in the background while the next frames are handled: the Ack (sent after the fsync)
       // covers only bytes written before it started. The last chunk's fsync follows any still in

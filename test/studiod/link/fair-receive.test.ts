@@ -428,9 +428,9 @@ t.test(
 t.test(
   'holds not created do not count against staging.maxFiles: a late session gets its whole batch; past the open partials a file is Nacked mid-transfer',
   async (t) => {
-    const CHUNK = 256 * KiB;
-    // A window of 4 chunks: every chunk is fsynced and acknowledged on its own (window / 4).
-    const s = await studio(t, { windowBytes: 4 * CHUNK }, { perSession: 4, total: 1 });
+    const CHUNK = 512 * KiB;
+    // A window of 2 chunks (the protocol's least, 1 MiB): every chunk is fsynced and acknowledged on its own (window / 2).
+    const s = await studio(t, { windowBytes: 2 * CHUNK }, { perSession: 4, total: 1 });
     s.committer.open();
     const stagingDir = join(s.targets.mirror.root, STAGING_DIR);
     const clients = await Promise.all([0, 1, 2, 3].map((i) => agent(s, 30 + i)));
@@ -498,9 +498,9 @@ t.test(
 t.test(
   'lazy staging: an Offer creates no partial, the limit Nacks before the Want, a cut resumes from the durable offset',
   async (t) => {
-    const CHUNK = 256 * KiB;
-    // A window of 4 chunks: every chunk is fsynced and acknowledged on its own (window / 4).
-    const s = await studio(t, { windowBytes: 4 * CHUNK }, { perSession: 2, total: 64 });
+    const CHUNK = 512 * KiB;
+    // A window of 2 chunks (the protocol's least, 1 MiB): every chunk is fsynced and acknowledged on its own (window / 2).
+    const s = await studio(t, { windowBytes: 2 * CHUNK }, { perSession: 2, total: 64 });
     /** Chunks of `f` from `from`, each after the last one's Ack (within the window), then FileEnd. */
     const sendFrom = async (c: WireClient, f: File, from: number): Promise<void> => {
       for (let off = from; off < f.bytes.length; off += CHUNK) {
