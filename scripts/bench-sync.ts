@@ -42,7 +42,7 @@
  */
 import { spawn, execFile } from 'node:child_process';
 import { closeSync, createReadStream, existsSync, openSync, readSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer as netCreateServer } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -145,7 +145,6 @@ async function minorFaults(pid: number): Promise<number> {
  * sectors of 512 bytes); undefined where that is not to be had (no block device under it).
  */
 async function diskBytes(dir: string): Promise<{ read: number; written: number } | undefined> {
-  const { stat } = await import('node:fs/promises');
   const dev = (await stat(dir)).dev;
   const major = Math.floor(dev / 256) & 0xfff;
   const minor = (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00);

@@ -376,6 +376,26 @@ async function linkFinal(
   }
 }
 
+/** Step 8 whole: linkFinal, then the temp's name removed (unless a rename took it). True: an identical final was reused. */
+async function linkFinalDropTemp(
+  fs: DurableFs,
+  slot: LinkPaths,
+  ref: Reference,
+  signal: AbortSignal | undefined,
+  engine: 'wasm' | 'native',
+): Promise<boolean> {
+  const reused = await linkFinal(fs, slot, ref, signal, engine);
+  if (slot.tempExists) {
+    try {
+      await fs.unlink(slot.tempPath);
+      slot.tempExists = false;
+    } catch (err) {
+      throw targetError(err, 'unlink temp', slot.tempPath);
+    }
+  }
+  return reused;
+}
+
 /** Step 8, the final name is taken: true when it holds the reference's bytes, else DURABLE_NAME_TAKEN. */
 async function sameContent(
   fs: DurableFs,
@@ -663,24 +683,8 @@ class DurableWrite {
 
   // 8. linkFinal: the final name, then the temp's name removed.
   async #linkFinal(s: Slot, ref: Reference, method: VerificationMethod, verifiedAt: string): Promise<void> {
-    const reused = await linkFinal(this.#fs, s, ref, this.#signal, this.#engine);
-    s.copy = {
-      path: s.finalPath,
-      name: s.target.name,
-      size: ref.size,
-      blake3: ref.blake3,
-      method,
-      verifiedAt,
-      reused,
-    };
-    if (s.tempExists) {
-      try {
-        await this.#fs.unlink(s.tempPath);
-        s.tempExists = false;
-      } catch (err) {
-        throw targetError(err, 'unlink temp', s.tempPath);
-      }
-    }
+    const reused = await linkFinalDropTemp(this.#fs, s, ref, this.#signal, this.#engine);
+    s.copy = { path: s.finalPath, name: s.target.name, size: ref.size, blake3: ref.blake3, method, verifiedAt, reused };
   }
 
   // 9. fsyncDir: each target directory once.
@@ -864,15 +868,7 @@ export async function durableWriteBytes(
     if (got.size !== expected.size || got.blake3 !== expected.blake3) throw readBackError(slot, expected, got);
     const verifiedAt = new Date().toISOString();
     // 8. linkFinal
-    const reused = await linkFinal(syncFs, slot, expected, undefined, engine);
-    if (slot.tempExists) {
-      try {
-        unlinkSync(slot.tempPath);
-        slot.tempExists = false;
-      } catch (err) {
-        throw targetError(err, 'unlink temp', slot.tempPath);
-      }
-    }
+    const reused = await linkFinalDropTemp(syncFs, slot, expected, undefined, engine);
     return {
       path: slot.finalPath,
       name: target.name,

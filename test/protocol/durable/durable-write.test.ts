@@ -8,7 +8,15 @@ import t from 'tap';
 import { mkdir, readdir, readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashBytes } from '@studio321/protocol';
-import { durableWrite, sweepStaleTemps, syncInterval, type DurableWriteOptions } from '@studio321/protocol/durable';
+import {
+  durableWrite,
+  nodeFs,
+  sweepStaleTemps,
+  syncInterval,
+  type DurableFileHandle,
+  type DurableFs,
+  type DurableWriteOptions,
+} from '@studio321/protocol/durable';
 import { lyingSource, systemError, testBytes } from '../../lib/lying-source.js';
 import { faultFs } from '../../lib/fault-fs.js';
 
@@ -446,27 +454,55 @@ t.test(
     // fsync; growing to 1 MiB, at most the boundaries of the schedule (fewer when one is still running).
     const data = testBytes(4 * 1024 * KiB, 11);
     const ref = { size: data.byteLength, blake3: hashBytes(data) };
-    let most = 0;
-    for (let pos = 64 * KiB, synced = 0; pos < data.byteLength; pos += 64 * KiB)
-      if (pos - synced >= syncInterval(synced, 64 * KiB, 1024 * KiB)) {
-        most++;
-        synced = pos;
-      }
-    t.ok(most <= 12, `the schedule has ${most} boundaries in 4 MiB`);
-    const dir = newDir(t);
-    const fs = faultFs();
-    const r = await durableWrite(lyingSource({ data }), {
-      targets: [{ dir, name: 'grown.bin' }],
-      expected: ref,
-      syncEvery: 64 * KiB,
-      syncEveryMax: 1024 * KiB,
-      fs,
-    });
-    t.equal(r.blake3, ref.blake3);
-    t.equal(r.copies[0]?.method, 'readback-blake3', 'every byte read back after an fsync covered it');
-    t.ok(fs.calls.datasync >= 1 && fs.calls.datasync <= most, `${fs.calls.datasync} fdatasyncs (at most ${most})`);
-    t.same(await readFile(join(dir, 'grown.bin')), Buffer.from(data), 'the copy holds the bytes');
-    t.same(await tree(dir), ['grown.bin'], 'no temp left');
+    /** The fdatasyncs the schedule starts after each 64 KiB chunk, the last one included. */
+    const boundaries = (max: number): number => {
+      let n = 0;
+      for (let pos = 64 * KiB, synced = 0; pos <= data.byteLength; pos += 64 * KiB)
+        if (pos - synced >= syncInterval(synced, 64 * KiB, max)) {
+          n++;
+          synced = pos;
+        }
+      return n;
+    };
+    t.equal(boundaries(64 * KiB), 64, 'a fixed 64 KiB interval: one after every chunk');
+    t.ok(boundaries(1024 * KiB) <= 12, `growing to 1 MiB: ${boundaries(1024 * KiB)} in 4 MiB`);
+    /**
+     * The real files, with each step-4 fdatasync counted and answered at once (the step-6 fsync stays
+     * real): none is still running when the next chunk asks, so the count is the schedule's, and a
+     * write that ignored `syncEveryMax` would make 64.
+     */
+    const counting = (): { fs: DurableFs; datasyncs: () => number } => {
+      let n = 0;
+      const fs: DurableFs = {
+        ...nodeFs,
+        open: async (path, flags, mode) => {
+          const fh = await nodeFs.open(path, flags, mode);
+          return Object.assign(Object.create(fh) as DurableFileHandle, {
+            datasync: async () => {
+              n++;
+            },
+          });
+        },
+      };
+      return { fs, datasyncs: () => n };
+    };
+    for (const max of [1024 * KiB, 64 * KiB]) {
+      const want = boundaries(max);
+      const dir = newDir(t);
+      const c = counting();
+      const r = await durableWrite(lyingSource({ data }), {
+        targets: [{ dir, name: 'grown.bin' }],
+        expected: ref,
+        syncEvery: 64 * KiB,
+        syncEveryMax: max,
+        fs: c.fs,
+      });
+      t.equal(r.blake3, ref.blake3);
+      t.equal(r.copies[0]?.method, 'readback-blake3', 'every byte read back after an fsync covered it');
+      t.equal(c.datasyncs(), want, `syncEveryMax ${max / KiB} KiB: ${want} fdatasyncs before the final fsync`);
+      t.same(await readFile(join(dir, 'grown.bin')), Buffer.from(data), 'the copy holds the bytes');
+      t.same(await tree(dir), ['grown.bin'], 'no temp left');
+    }
 
     for (const bad of [{ syncEvery: 1024, syncEveryMax: 512 }, { syncEveryMax: 1.5 }, { syncEveryMax: 4096 }]) {
       const d = newDir(t);
