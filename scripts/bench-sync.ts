@@ -23,8 +23,12 @@
  * The disk's share, in the same run: the disk alone writing both copies at once as studiod writes
  * them and fsyncing them (what a transfer that ends with both copies durable asks of this disk;
  * rsync's copy into the page cache writes nothing in its measured time), then reading both back
- * (what a verified commit adds); and what the device holding the work dir read and wrote during our transfer
- * (/sys/dev/block/MAJ:MIN/stat), i.e. how much of the disk the read-back lanes took from the writes.
+ * (what a verified commit adds); the disk alone on studiod's schedule (`--child disk-schedule`: the
+ * same two copies with the fdatasyncs an Ack and the RAID copy's read-back need, read back behind
+ * them by one reader; no link, next to no CPU: a model of the disk work our transfer and end to end
+ * cannot avoid, for information, not a bound studiod cannot beat); and what the device holding the
+ * work dir read and wrote during our transfer (/sys/dev/block/MAJ:MIN/stat), i.e. how much of the
+ * disk the read-back lanes took from the writes.
  *
  * studiod and the agents run as real child processes (the agent child is this script with
  * `--child agent`, the real link client and sync loop fed by a one-file queue).
@@ -42,7 +46,7 @@
  */
 import { spawn, execFile } from 'node:child_process';
 import { closeSync, createReadStream, existsSync, openSync, readSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer as netCreateServer } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -51,10 +55,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { randomBytes, randomFillSync } from 'node:crypto';
 import { createHasher, hashFile, generateAgentKeyPair } from '@studio321/protocol';
-import { alignedBuffer, directOk, openDirect } from '@studio321/protocol/durable';
+import { alignedBuffer, DEFAULT_SYNC_EVERY, directOk, openDirect, syncInterval } from '@studio321/protocol/durable';
 import { LinkClient, saveIdentity, syncUntilEmpty } from '@studio321/agent/link';
 import type { SyncQueue } from '@studio321/agent/state';
-import { controlRequest } from '@studio321/studiod';
+import { controlRequest, STUDIOD_DEFAULT_WINDOW_BYTES } from '@studio321/studiod';
+import { RAID_SYNC_EVERY_MAX } from '@studio321/studiod/commit';
+import { ACK_EVERY_WINDOW_PART } from '@studio321/studiod/link';
 import { median } from './lib/bench-run.js';
 import { studiodEnv } from './lib/studiod-env.js';
 
@@ -300,6 +306,98 @@ async function floorChild(): Promise<{ cpuSec: number; ms: number; writeMs: numb
   const cpuSec = selfUsage().cpuSec - cpu0;
   await Promise.all(paths.map((p) => rm(p)));
   return { cpuSec, ms, writeMs, direct: usedDirect };
+}
+
+/**
+ * `--child disk-schedule`: the disk alone on studiod's schedule for one large file, with no CPU spent
+ * on a link: what a verified two-copy commit asks of the disk. The staged (mirror) copy is
+ * fdatasync'd each half window (an Ack needs its bytes durable: file-receiver.ts), the RAID copy at
+ * its growing interval (durableWrite's `syncEveryMax`, commit.ts); each copy by its own writer in
+ * 4 MiB O_DIRECT writes, an fdatasync running while the next writes go on; both read back with
+ * O_DIRECT 4 MiB at a time behind their fdatasyncs and hashed, by one reader taking what each
+ * fdatasync covered in turn (the one hash worker of a 2-core studio). Each
+ * copy fsync'd at its end. `stagedMs`: the staged copy written and fsync'd (where our transfer
+ * ends); `ms`: both copies fsync'd and read back (our end to end). Where the file system refuses
+ * O_DIRECT, through the page cache as studiod then writes (`direct: false`).
+ */
+async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; direct: boolean }> {
+  const bytes = Number(values.bytes);
+  const dir = values['work-dir'] ?? '';
+  const window = values['window-mb'] === undefined ? STUDIOD_DEFAULT_WINDOW_BYTES : Number(values['window-mb']) * MiB;
+  const io = 4 * MiB;
+  const buf = alignedBuffer(io);
+  randomFillSync(buf);
+  const copies = [
+    { path: join(dir, 'schedule-staged'), interval: (): number => window / ACK_EVERY_WINDOW_PART },
+    {
+      path: join(dir, 'schedule-raid'),
+      interval: (synced: number): number => syncInterval(synced, DEFAULT_SYNC_EVERY, RAID_SYNC_EVERY_MAX),
+    },
+  ].map((c) => ({ ...c, read: 0, fh: undefined as FileHandle | undefined }));
+  // What is synced and not yet read, in the order it was synced: one reader takes it, as the one
+  // hash worker of a 2-core studio reads both lanes' marks in turn.
+  const marks: Array<{ c: (typeof copies)[number]; to: number }> = [];
+  let wake: (() => void) | undefined;
+  let writing = copies.length;
+  const mark = (c: (typeof copies)[number], to: number): void => {
+    marks.push({ c, to });
+    wake?.();
+  };
+  let usedDirect = true;
+  const t0 = performance.now();
+  let stagedMs = Number.NaN;
+  const write = async (c: (typeof copies)[number], i: number): Promise<void> => {
+    const fh = await open(c.path, 'w');
+    const dfh = await openDirect(c.path, true);
+    if (dfh === undefined) usedDirect = false;
+    let pending: Promise<void> | undefined;
+    let at = 0;
+    for (let off = 0; off < bytes; off += io) {
+      const n = Math.min(io, bytes - off);
+      await ((dfh !== undefined && directOk(buf, off, n) ? dfh : undefined) ?? fh).write(buf, 0, n, off);
+      if (off + n < bytes && off + n - at >= c.interval(at)) {
+        await pending;
+        const to = off + n;
+        at = to;
+        pending = fh.datasync().then(() => mark(c, to));
+      }
+    }
+    await pending;
+    await fh.sync();
+    mark(c, bytes);
+    if (i === 0) stagedMs = performance.now() - t0;
+    await Promise.all([fh.close(), dfh?.close()]);
+    writing--;
+    wake?.();
+  };
+  const readBack = async (): Promise<void> => {
+    const rb = alignedBuffer(io);
+    const hashers = copies.map(() => createHasher());
+    for (;;) {
+      const m = marks.shift();
+      if (m === undefined) {
+        if (writing === 0) break;
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        continue;
+      }
+      const c = m.c;
+      c.fh ??= (usedDirect ? await openDirect(c.path, false) : undefined) ?? (await open(c.path, 'r'));
+      while (c.read < m.to) {
+        const { bytesRead } = await c.fh.read(rb, 0, Math.min(io, m.to - c.read), c.read);
+        if (bytesRead === 0) throw new Error(`disk-schedule: ${c.path} shorter than written`);
+        hashers[copies.indexOf(c)]?.update(rb.subarray(0, bytesRead));
+        c.read += bytesRead;
+      }
+    }
+    for (const h of hashers) h.digest();
+    await Promise.all(copies.map((c) => c.fh?.close()));
+  };
+  await Promise.all([...copies.map(write), readBack()]);
+  const ms = performance.now() - t0;
+  await Promise.all(copies.map((c) => rm(c.path)));
+  return { stagedMs, ms, direct: usedDirect };
 }
 
 /** `--child tls-sink`: a TLS server that discards what it receives and reports its CPU for it. */
@@ -749,6 +847,10 @@ interface RunResult {
   diskWriteMiBps: number;
   /** … then reading both back: the least a verified two-copy commit of the file takes on this disk. */
   diskVerifiedMiBps: number;
+  /** The disk alone on studiod's schedule (fdatasyncs for the Acks and the RAID copy, read-backs behind them): the staged copy fsync'd. */
+  scheduleStagedMiBps: number;
+  /** … and both copies fsync'd and read back. */
+  scheduleVerifiedMiBps: number;
   /** What the disk wrote and read (the read-back lanes) during our transfer, MiB/s of the device. */
   transferDiskWriteMiBps: number;
   transferDiskReadMiBps: number;
@@ -808,6 +910,17 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       ? none
       : await runChild<Floor>(['floor', '--bytes', String(size), '--work-dir', dir, '--direct']);
     const floorBuffered = skip ? none : await runChild<Floor>(['floor', '--bytes', String(size), '--work-dir', dir]);
+    const window = values['window-mb'] === undefined ? [] : ['--window-mb', values['window-mb']];
+    const schedule = skip
+      ? { stagedMs: Number.NaN, ms: Number.NaN }
+      : await runChild<{ stagedMs: number; ms: number }>([
+          'disk-schedule',
+          '--bytes',
+          String(size),
+          '--work-dir',
+          dir,
+          ...window,
+        ]);
     const hand = skip
       ? { rsyncMs: Number.NaN, totalMs: Number.NaN }
       : await byHand(sshd, [single.path], [single.blake3], dir);
@@ -827,6 +940,8 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       e2eVsByHand: hand.totalMs / ours.e2eMs,
       diskWriteMiBps: mibps(size, floor.writeMs),
       diskVerifiedMiBps: mibps(size, floor.ms),
+      scheduleStagedMiBps: mibps(size, schedule.stagedMs),
+      scheduleVerifiedMiBps: mibps(size, schedule.ms),
       transferDiskWriteMiBps: ours.transferDisk.writeMiBps,
       transferDiskReadMiBps: ours.transferDisk.readMiBps,
       studiodCpuPerGiB: ours.studiodCpuSec / gib,
@@ -862,6 +977,7 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
     `run ${i}/${runs} (load ${f(r.load1m, 2)}): transfer ${f(r.transferMiBps)} MiB/s vs rsync ${f(r.rsyncMiBps)} (${f(r.transferVsRsync, 2)}x); ` +
     `verified e2e ${f(r.e2eMiBps)} vs by hand ${f(r.byHandMiBps)} (${f(r.e2eVsByHand, 2)}x); ` +
     `the disk alone: both copies written ${f(r.diskWriteMiBps)} MiB/s, and read back ${f(r.diskVerifiedMiBps)}; ` +
+    `on studiod's schedule: staged copy fsync'd ${f(r.scheduleStagedMiBps)} MiB/s, both verified ${f(r.scheduleVerifiedMiBps)}; ` +
     `the disk during the transfer: wrote ${f(r.transferDiskWriteMiBps)} MiB/s, read ${f(r.transferDiskReadMiBps)}; ` +
     `CPU/GiB studiod ${f(r.studiodCpuPerGiB, 2)} s (${f(r.studiodVsFloor, 2)}x its floor ${f(r.floorCpuPerGiB, 2)}; the old floor ${f(r.floorBufferedCpuPerGiB, 2)}), agent ${f(r.agentCpuPerGiB, 2)} s (${f(r.agentVsFloor, 2)}x its floor ${f(r.agentFloorCpuPerGiB, 2)}); ` +
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
@@ -903,6 +1019,9 @@ async function main(): Promise<void> {
       Number.isNaN(m('diskWriteMiBps'))
         ? 'the disk alone (floor)     not measured (--sync-only)'
         : `the disk alone (floor)     both copies written and fsync'd ${m('diskWriteMiBps').toFixed(0)} MiB/s as studiod writes them, nothing else running (rsync was above it in ${results.filter((r) => r.rsyncMiBps > r.diskWriteMiBps).length} of ${runs} runs); then both read back ${m('diskVerifiedMiBps').toFixed(0)} MiB/s`,
+      Number.isNaN(m('scheduleStagedMiBps'))
+        ? "the disk on studiod's schedule not measured (--sync-only)"
+        : `the disk on studiod's schedule (no link, no CPU to speak of: the staged copy fdatasync'd every half window for its Acks, the RAID copy at its growing interval, both read back behind their fdatasyncs) staged copy fsync'd ${m('scheduleStagedMiBps').toFixed(0)} MiB/s (our transfer ${m('transferMiBps').toFixed(0)}; rsync above it in ${results.filter((r) => r.rsyncMiBps > r.scheduleStagedMiBps).length} of ${runs} runs), both copies verified ${m('scheduleVerifiedMiBps').toFixed(0)} MiB/s (our end to end ${m('e2eMiBps').toFixed(0)})`,
       Number.isNaN(m('transferDiskWriteMiBps'))
         ? 'the disk in our transfer   not measurable here (the work dir is on no block device with /sys/dev/block statistics)'
         : `the disk in our transfer   wrote ${m('transferDiskWriteMiBps').toFixed(0)} MiB/s (both copies) and read ${m('transferDiskReadMiBps').toFixed(0)} MiB/s (the read-back lanes verifying behind the fsyncs), device MiB/s from the agent's start to the last commit's start`,
@@ -930,13 +1049,15 @@ const job: Promise<unknown> =
     ? agentChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
     : child === 'floor'
       ? floorChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
-      : child === 'tls-send'
-        ? tlsSendChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
-        : child === 'tls-sink-own'
-          ? tlsSinkOwnChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
-          : child === 'tls-sink'
-            ? tlsSinkChild()
-            : main();
+      : child === 'disk-schedule'
+        ? diskScheduleChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+        : child === 'tls-send'
+          ? tlsSendChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+          : child === 'tls-sink-own'
+            ? tlsSinkOwnChild().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+            : child === 'tls-sink'
+              ? tlsSinkChild()
+              : main();
 job.catch((err: unknown) => {
   process.stderr.write(`bench:sync failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);

@@ -76,7 +76,7 @@ const COMMIT_READ_CHUNK = 4 * 1024 * 1024;
  * (higher in 8 of 8 pairs), CPU a GiB the same. A fixed 64 MiB left files under it to be read back
  * whole after their last byte (96 MiB files: −12 % end to end).
  */
-const RAID_SYNC_EVERY_MAX = 64 * 1024 * 1024;
+export const RAID_SYNC_EVERY_MAX = 64 * 1024 * 1024;
 
 export interface CommitInput {
   hash: string;

@@ -134,7 +134,7 @@ const MAX_STAGING_QUEUE_BYTES = 8 * 1024 * 1024;
  * the agent's in 5 (fewer stalls of the stream, fewer Acks), transfer and end to end alike. A cut
  * transfer resumes at most half a window back instead of a quarter.
  */
-const ACK_EVERY_WINDOW_PART = 2;
+export const ACK_EVERY_WINDOW_PART = 2;
 
 export type FileReceiverState = 'receiving' | 'draining' | 'closed';
 
