@@ -55,7 +55,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { randomBytes, randomFillSync } from 'node:crypto';
 import { createHasher, hashFile, generateAgentKeyPair } from '@studio321/protocol';
-import { alignedBuffer, DEFAULT_SYNC_EVERY, directOk, openDirect, syncInterval } from '@studio321/protocol/durable';
+import {
+  alignedBuffer,
+  DEFAULT_SYNC_EVERY,
+  DIRECT_ALIGN,
+  directOk,
+  openDirect,
+  syncInterval,
+} from '@studio321/protocol/durable';
 import { LinkClient, saveIdentity, syncUntilEmpty } from '@studio321/agent/link';
 import type { SyncQueue } from '@studio321/agent/state';
 import { controlRequest, STUDIOD_DEFAULT_WINDOW_BYTES } from '@studio321/studiod';
@@ -385,10 +392,13 @@ async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; dire
       const c = m.c;
       c.fh ??= (usedDirect ? await openDirect(c.path, false) : undefined) ?? (await open(c.path, 'r'));
       while (c.read < m.to) {
-        const { bytesRead } = await c.fh.read(rb, 0, Math.min(io, m.to - c.read), c.read);
+        // Whole blocks (O_DIRECT): a file's unaligned end is asked for rounded up and comes back short.
+        const want = Math.min(io, Math.ceil((m.to - c.read) / DIRECT_ALIGN) * DIRECT_ALIGN);
+        const { bytesRead } = await c.fh.read(rb, 0, want, c.read);
         if (bytesRead === 0) throw new Error(`disk-schedule: ${c.path} shorter than written`);
-        hashers[copies.indexOf(c)]?.update(rb.subarray(0, bytesRead));
-        c.read += bytesRead;
+        const got = Math.min(bytesRead, m.to - c.read);
+        hashers[copies.indexOf(c)]?.update(rb.subarray(0, got));
+        c.read += got;
       }
     }
     for (const h of hashers) h.digest();
