@@ -12,7 +12,9 @@
  * the agent child reports its own process.resourceUsage over the sync); peak RSS; a raw TLS
  * stream of the bytes (information); the agent's CPU per GiB as a multiple of its floor (a bare
  * TLS send of the file: `readSync` into reused 1 MiB buffers written to a TLS socket, to a child that
- * discards them; measured with `--sync-only` too); and studiod's CPU per GiB as a multiple of its floor,
+ * discards them; measured with `--sync-only` too; and, except with `--sync-only`, beside one more sync
+ * of another file: the floor sending the file over and over for as long as that sync runs, so that
+ * both are measured in the same seconds on the same two cores); and studiod's CPU per GiB as a multiple of its floor,
  * measured in the same run from its parts, each as studiod does it: a TLS receive of the bytes
  * into one reused buffer that discards them (its CPU), plus two durable writes and two read-back
  * hashes of them (a child that writes from one reused page-aligned buffer to two files with
@@ -95,6 +97,7 @@ const { values } = parseArgs({
     bytes: { type: 'string' },
     'data-dir': { type: 'string' },
     direct: { type: 'boolean', default: false },
+    loop: { type: 'boolean', default: false },
     port: { type: 'string' },
     'work-dir': { type: 'string' },
   },
@@ -431,7 +434,13 @@ async function tlsSinkChild(): Promise<void> {
  * the last write drains. Its CPU (all threads) from before the connect until every write is
  * flushed; the receiver (a `tls-sink` child) discards the bytes.
  */
-async function tlsSendChild(): Promise<{ cpuSec: number }> {
+async function tlsSendChild(): Promise<{ cpuSec: number; bytes: number }> {
+  // `--loop`: the file over and over until SIGUSR2 (the floor beside a sync, for as long as it runs).
+  let stop = values.loop !== true;
+  process.once('SIGUSR2', () => {
+    stop = true;
+  });
+  if (values.loop === true) process.stdout.write('started\n');
   const cpu0 = selfUsage().cpuSec;
   const sock = await new Promise<ReturnType<typeof tlsConnect>>((resolve, reject) => {
     const s = tlsConnect({ host: '127.0.0.1', port: Number(values.port), rejectUnauthorized: false }, () => resolve(s));
@@ -440,13 +449,19 @@ async function tlsSendChild(): Promise<{ cpuSec: number }> {
   const fd = openSync(values.file ?? '', 'r');
   const bufs = [Buffer.allocUnsafe(MiB), Buffer.allocUnsafe(MiB)];
   const inFlight: Array<Promise<void> | undefined> = [undefined, undefined];
+  let bytes = 0;
   try {
     for (let off = 0, i = 0; ; i ^= 1) {
       await inFlight[i];
       const buf = bufs[i] as Buffer;
-      const n = readSync(fd, buf, 0, buf.length, off);
-      if (n === 0) break;
+      let n = readSync(fd, buf, 0, buf.length, off);
+      if (n === 0 && !stop) {
+        off = 0;
+        n = readSync(fd, buf, 0, buf.length, off);
+      }
+      if (n === 0 || (stop && values.loop === true)) break;
       off += n;
+      bytes += n;
       inFlight[i] = new Promise<void>((resolve, reject) =>
         sock.write(buf.subarray(0, n), (err) => (err ? reject(err) : resolve())),
       );
@@ -461,7 +476,7 @@ async function tlsSendChild(): Promise<{ cpuSec: number }> {
     sock.on('data', () => undefined);
     sock.end();
   });
-  return { cpuSec };
+  return { cpuSec, bytes };
 }
 
 /** Runs `use` with the port of a `tls-sink` child (a TLS server that discards what it gets), then kills it. */
@@ -487,6 +502,44 @@ async function agentFloor(file: string, keyPem: string, certPem: string): Promis
     certPem,
     async (port) => (await runChild<{ cpuSec: number }>(['tls-send', '--port', String(port), '--file', file])).cpuSec,
   );
+}
+
+/**
+ * The agent's floor beside a sync (`while`): the bare TLS send of `file`, over and over, for as long
+ * as `while` runs, to a `tls-sink` child. Its CPU seconds per GiB it sent: what Node's TLS send of
+ * a file costs with studiod and an agent busy on the same two cores, as the agent's does.
+ */
+async function agentFloorBeside(
+  file: string,
+  keyPem: string,
+  certPem: string,
+  during: Promise<unknown>,
+): Promise<number> {
+  return await withTlsSink(keyPem, certPem, async (port) => {
+    const p = spawn(process.execPath, [SELF, '--child', 'tls-send', '--port', String(port), '--file', file, '--loop'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let started: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    p.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.startsWith('started\n')) started();
+    });
+    const exited = new Promise<number | null>((resolve) => p.once('exit', resolve));
+    // Told to stop once the sync is over and it listens for the signal (a tiny file's sync can end first).
+    await during.finally(async () => {
+      await Promise.race([ready, exited]);
+      p.kill('SIGUSR2');
+    });
+    const code = await exited;
+    if (code !== 0) throw new Error(`child tls-send --loop exited ${code}`);
+    const r = JSON.parse(out.trim().split('\n').pop() ?? '') as { cpuSec: number; bytes: number };
+    // NaN: the sync was over before the floor's first send (a file of a few MiB).
+    return r.bytes === 0 ? Number.NaN : r.cpuSec / (r.bytes / GiB);
+  });
 }
 
 /**
@@ -882,6 +935,10 @@ interface RunResult {
   multiVsSingle?: number;
   multiStudiodCpuPerGiB?: number;
   multiStudiodPeakRssBytes?: number;
+  /** One more single-agent sync with the agent's floor sending beside it the whole time (not with --sync-only). */
+  besideAgentCpuPerGiB?: number;
+  besideFloorCpuPerGiB?: number;
+  agentVsFloorBeside?: number;
 }
 
 async function makeSource(path: string, size: number): Promise<Source> {
@@ -896,7 +953,13 @@ async function makeSource(path: string, size: number): Promise<Source> {
   return { path, size, blake3: (await hashFile(path)).blake3 };
 }
 
-async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): Promise<RunResult> {
+async function once(
+  single: Source,
+  multi: Source[],
+  beside: Source | undefined,
+  sshd: Sshd,
+  dir: string,
+): Promise<RunResult> {
   await mkdir(dir);
   const load1m = loadavg()[0] ?? 0;
   const size = single.size;
@@ -974,6 +1037,15 @@ async function once(single: Source, multi: Source[], sshd: Sshd, dir: string): P
       r.multiStudiodCpuPerGiB = m.studiodCpuSec / (bytes / GiB);
       r.multiStudiodPeakRssBytes = await peakRss(studio.pid);
     }
+    if (beside !== undefined) {
+      // The agent and its floor in the same seconds on the same cores: a file the studio does not have yet.
+      await exec('sync');
+      const sync = syncAll(studio, agentDirs.slice(0, 1), [beside]);
+      const [b, floorPerGiB] = await Promise.all([sync, agentFloorBeside(beside.path, keyPem, certPem, sync)]);
+      r.besideAgentCpuPerGiB = b.agentCpuSec / gib;
+      r.besideFloorCpuPerGiB = floorPerGiB;
+      r.agentVsFloorBeside = r.besideAgentCpuPerGiB / floorPerGiB;
+    }
     return r;
   } finally {
     await studio.stop();
@@ -993,7 +1065,10 @@ function runLine(i: number, runs: number, r: RunResult, agents: number): string 
     `peak RSS studiod ${f(r.studiodPeakRssBytes / MiB)} MiB, agent ${f(r.agentPeakRssBytes / MiB)} MiB; raw TLS ${f(r.rawTlsMiBps)} MiB/s` +
     (r.multiE2eMiBps === undefined
       ? ''
-      : `; ${agents} agents at once ${f(r.multiE2eMiBps)} MiB/s (${f(r.multiVsSingle ?? 0, 2)}x one agent; studiod ${f(r.multiStudiodCpuPerGiB ?? 0, 2)} CPU-s/GiB, peak RSS ${f((r.multiStudiodPeakRssBytes ?? 0) / MiB)} MiB)`)
+      : `; ${agents} agents at once ${f(r.multiE2eMiBps)} MiB/s (${f(r.multiVsSingle ?? 0, 2)}x one agent; studiod ${f(r.multiStudiodCpuPerGiB ?? 0, 2)} CPU-s/GiB, peak RSS ${f((r.multiStudiodPeakRssBytes ?? 0) / MiB)} MiB)`) +
+    (r.besideAgentCpuPerGiB === undefined
+      ? ''
+      : `; the agent beside its floor: ${f(r.besideAgentCpuPerGiB, 2)} against ${f(r.besideFloorCpuPerGiB ?? 0, 2)} CPU-s/GiB (${f(r.agentVsFloorBeside ?? 0, 2)}x)`)
   );
 }
 
@@ -1009,6 +1084,7 @@ async function main(): Promise<void> {
       `bench:sync — ${(size / GiB).toFixed(2)} GiB in ${base}, ${runs} runs, ${agents} agent(s), ${availableParallelism()} cores\n`,
     );
     const single = await makeSource(join(base, 'source.bin'), size);
+    const beside = values['sync-only'] === true ? undefined : await makeSource(join(base, 'beside.bin'), size);
     const multi: Source[] = [];
     if (agents > 1)
       for (let i = 0; i < agents; i++)
@@ -1016,7 +1092,7 @@ async function main(): Promise<void> {
     sshd = await startSshd(join(base, 'sshd'));
     const results: RunResult[] = [];
     for (let i = 0; i < runs; i++) {
-      const r = await once(single, multi, sshd, join(base, `run-${i}`));
+      const r = await once(single, multi, beside, sshd, join(base, `run-${i}`));
       results.push(r);
       process.stdout.write(`${runLine(i + 1, runs, r, agents)}\n`);
     }
@@ -1037,6 +1113,13 @@ async function main(): Promise<void> {
         : `the disk in our transfer   wrote ${m('transferDiskWriteMiBps').toFixed(0)} MiB/s (both copies) and read ${m('transferDiskReadMiBps').toFixed(0)} MiB/s (the read-back lanes verifying behind the fsyncs), device MiB/s from the agent's start to the last commit's start`,
       `studiod CPU per GiB        ${m('studiodCpuPerGiB').toFixed(2)} s (target <= 2.5), ${m('studiodVsFloor').toFixed(2)}x its floor of ${m('floorCpuPerGiB').toFixed(2)} (TLS receive into one buffer + 2 durable O_DIRECT writes + 2 O_DIRECT read-back hashes; the floor before session 15, a buffer per TLS record and the page cache: ${m('floorBufferedCpuPerGiB').toFixed(2)})`,
       `agent CPU per GiB          ${m('agentCpuPerGiB').toFixed(2)} s (target <= 0.8), ${m('agentVsFloor').toFixed(2)}x its floor of ${m('agentFloorCpuPerGiB').toFixed(2)} (the file read into reused 1 MiB buffers and written to a TLS socket, nothing else)`,
+      ...(results.some((r) => r.agentVsFloorBeside !== undefined)
+        ? [
+            Number.isNaN(m('agentVsFloorBeside'))
+              ? 'the agent beside its floor not measured (the sync was over before the floor sent its first MiB)'
+              : `the agent beside its floor ${m('besideAgentCpuPerGiB').toFixed(2)} CPU-s/GiB against ${m('besideFloorCpuPerGiB').toFixed(2)} for the bare TLS send sending beside it the whole time, on the same cores: ${m('agentVsFloorBeside').toFixed(2)}x (one more sync a run, of another file)`,
+          ]
+        : []),
       `peak RSS                   studiod ${(Math.max(...results.map((r) => r.studiodPeakRssBytes)) / MiB).toFixed(0)} MiB (target < 250 with 4 GiB in flight), agent ${(Math.max(...results.map((r) => r.agentPeakRssBytes)) / MiB).toFixed(0)} MiB`,
       `raw TLS stream (info)      ${m('rawTlsMiBps').toFixed(0)} MiB/s`,
       ...(agents > 1
