@@ -505,8 +505,8 @@ async function agentFloor(file: string, keyPem: string, certPem: string): Promis
 }
 
 /**
- * The agent's floor beside a sync (`while`): the bare TLS send of `file`, over and over, for as long
- * as `while` runs, to a `tls-sink` child. Its CPU seconds per GiB it sent: what Node's TLS send of
+ * The agent's floor beside a sync (`during`): the bare TLS send of `file`, over and over, for as long
+ * as `during` runs, to a `tls-sink` child. Its CPU seconds per GiB it sent: what Node's TLS send of
  * a file costs with studiod and an agent busy on the same two cores, as the agent's does.
  */
 async function agentFloorBeside(
