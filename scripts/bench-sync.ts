@@ -46,8 +46,8 @@
  * agent children, e.g. `--cpu-prof`), BENCH_THREADS=1 (studiod's and the agent's CPU per thread),
  * BENCH_CPU_PROF=<dir> (a CPU profile of studiod).
  */
-import { spawn, execFile } from 'node:child_process';
-import { closeSync, createReadStream, existsSync, openSync, readSync } from 'node:fs';
+import { type ChildProcess, spawn, execFile } from 'node:child_process';
+import { closeSync, createReadStream, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { type FileHandle, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer as netCreateServer } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -183,23 +183,38 @@ function selfUsage(): { cpuSec: number; maxRssBytes: number } {
 }
 
 /** Runs this script with `--child …`; resolves with the JSON line it prints last. */
-function runChild<T>(args: string[], env: NodeJS.ProcessEnv = process.env, nodeArgs: string[] = []): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...nodeArgs, SELF, '--child', ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env,
-    });
-    let out = '';
-    p.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    p.on('error', reject);
-    p.on('exit', (code) =>
-      code === 0
-        ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as T)
-        : reject(new Error(`child ${args[0]} exited ${code}`)),
-    );
+/** Runs this script as `--child …`; its result is the JSON of its last stdout line (`started`: the first line was `started`). */
+function startChild<T>(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  nodeArgs: string[] = [],
+): { child: ChildProcess; started: Promise<void>; result: Promise<T> } {
+  const child = spawn(process.execPath, [...nodeArgs, SELF, '--child', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env,
   });
+  let out = '';
+  let onStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => {
+    onStarted = resolve;
+  });
+  const result = new Promise<T>((resolve, reject) => {
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.startsWith('started\n')) onStarted();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      onStarted();
+      if (code === 0) resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as T);
+      else reject(new Error(`child ${args[0]} exited ${code}`));
+    });
+  });
+  return { child, started, result };
+}
+
+function runChild<T>(args: string[], env: NodeJS.ProcessEnv = process.env, nodeArgs: string[] = []): Promise<T> {
+  return startChild<T>(args, env, nodeArgs).result;
 }
 
 // ---------------------------------------------------------------- children
@@ -343,7 +358,7 @@ async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; dire
       path: join(dir, 'schedule-raid'),
       interval: (synced: number): number => syncInterval(synced, DEFAULT_SYNC_EVERY, RAID_SYNC_EVERY_MAX),
     },
-  ].map((c) => ({ ...c, read: 0, fh: undefined as FileHandle | undefined }));
+  ].map((c) => ({ ...c, read: 0, fh: undefined as FileHandle | undefined, hash: createHasher() }));
   // What is synced and not yet read, in the order it was synced: one reader takes it, as the one
   // hash worker of a 2-core studio reads both lanes' marks in turn.
   const marks: Array<{ c: (typeof copies)[number]; to: number }> = [];
@@ -382,7 +397,6 @@ async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; dire
   };
   const readBack = async (): Promise<void> => {
     const rb = alignedBuffer(io);
-    const hashers = copies.map(() => createHasher());
     for (;;) {
       const m = marks.shift();
       if (m === undefined) {
@@ -400,11 +414,11 @@ async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; dire
         const { bytesRead } = await c.fh.read(rb, 0, want, c.read);
         if (bytesRead === 0) throw new Error(`disk-schedule: ${c.path} shorter than written`);
         const got = Math.min(bytesRead, m.to - c.read);
-        hashers[copies.indexOf(c)]?.update(rb.subarray(0, got));
+        c.hash.update(rb.subarray(0, got));
         c.read += got;
       }
     }
-    for (const h of hashers) h.digest();
+    for (const c of copies) c.hash.digest();
     await Promise.all(copies.map((c) => c.fh?.close()));
   };
   await Promise.all([...copies.map(write), readBack()]);
@@ -436,17 +450,19 @@ async function tlsSinkChild(): Promise<void> {
  */
 async function tlsSendChild(): Promise<{ cpuSec: number; bytes: number }> {
   // `--loop`: the file over and over until SIGUSR2 (the floor beside a sync, for as long as it runs).
-  let stop = values.loop !== true;
+  const loop = values.loop === true;
+  let stopped = false;
   process.once('SIGUSR2', () => {
-    stop = true;
+    stopped = true;
   });
-  if (values.loop === true) process.stdout.write('started\n');
+  if (loop) process.stdout.write('started\n');
   const cpu0 = selfUsage().cpuSec;
   const sock = await new Promise<ReturnType<typeof tlsConnect>>((resolve, reject) => {
     const s = tlsConnect({ host: '127.0.0.1', port: Number(values.port), rejectUnauthorized: false }, () => resolve(s));
     s.once('error', reject);
   });
   const fd = openSync(values.file ?? '', 'r');
+  const fileSize = fstatSync(fd).size;
   const bufs = [Buffer.allocUnsafe(MiB), Buffer.allocUnsafe(MiB)];
   const inFlight: Array<Promise<void> | undefined> = [undefined, undefined];
   let bytes = 0;
@@ -454,12 +470,10 @@ async function tlsSendChild(): Promise<{ cpuSec: number; bytes: number }> {
     for (let off = 0, i = 0; ; i ^= 1) {
       await inFlight[i];
       const buf = bufs[i] as Buffer;
-      let n = readSync(fd, buf, 0, buf.length, off);
-      if (n === 0 && !stop) {
-        off = 0;
-        n = readSync(fd, buf, 0, buf.length, off);
-      }
-      if (n === 0 || (stop && values.loop === true)) break;
+      if (stopped) break;
+      if (loop && off >= fileSize) off = 0;
+      const n = readSync(fd, buf, 0, buf.length, off);
+      if (n === 0) break;
       off += n;
       bytes += n;
       inFlight[i] = new Promise<void>((resolve, reject) =>
@@ -516,27 +530,20 @@ async function agentFloorBeside(
   during: Promise<unknown>,
 ): Promise<number> {
   return await withTlsSink(keyPem, certPem, async (port) => {
-    const p = spawn(process.execPath, [SELF, '--child', 'tls-send', '--port', String(port), '--file', file, '--loop'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    let started: () => void = () => undefined;
-    const ready = new Promise<void>((resolve) => {
-      started = resolve;
-    });
-    p.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.startsWith('started\n')) started();
-    });
-    const exited = new Promise<number | null>((resolve) => p.once('exit', resolve));
+    const send = startChild<{ cpuSec: number; bytes: number }>([
+      'tls-send',
+      '--port',
+      String(port),
+      '--file',
+      file,
+      '--loop',
+    ]);
     // Told to stop once the sync is over and it listens for the signal (a tiny file's sync can end first).
     await during.finally(async () => {
-      await Promise.race([ready, exited]);
-      p.kill('SIGUSR2');
+      await send.started;
+      send.child.kill('SIGUSR2');
     });
-    const code = await exited;
-    if (code !== 0) throw new Error(`child tls-send --loop exited ${code}`);
-    const r = JSON.parse(out.trim().split('\n').pop() ?? '') as { cpuSec: number; bytes: number };
+    const r = await send.result;
     // NaN: the sync was over before the floor's first send (a file of a few MiB).
     return r.bytes === 0 ? Number.NaN : r.cpuSec / (r.bytes / GiB);
   });
