@@ -41,6 +41,14 @@ export interface OpsSources {
 
 export async function readFigures(s: OpsSources): Promise<OpsFigures> {
   const base = await s.status();
+  const agentRecords = await s.catalogue.listAgents();
+  const cloud = (await s.ledger.cloud?.status()) ?? [];
+  // Read together, after every await: the catalogue moves its copy counters and the ledger its verdict
+  // counters in one turn after each batch, so one reading never shows an asset compliant whose copy
+  // it does not count yet (base.counters was read before the awaits above).
+  const copies = s.catalogue.counters().copies;
+  const ledger = s.ledger.ledger.counters();
+  const recounting = s.ledger.ledger.recounting();
   const states = s.ledger.availability.states();
   const local = LOCAL_TARGETS.map((t): LocalTargetFigures => {
     const st = states.find((x) => x.target === t);
@@ -54,16 +62,16 @@ export async function readFigures(s: OpsSources): Promise<OpsFigures> {
     };
   });
   const connected = new Set(base.sessions.map((x) => x.agentId).filter((x) => x !== undefined));
-  const agents = (await s.catalogue.listAgents())
+  const agents = agentRecords
     .filter((a) => a.revokedAt === undefined)
     .map((a) => ({ ...a, connected: connected.has(a.agentId) }));
   return {
     at: s.now(),
     local,
-    copies: base.counters.copies,
-    cloud: (await s.ledger.cloud?.status()) ?? [],
-    ledger: s.ledger.ledger.counters(),
-    recounting: s.ledger.ledger.recounting(),
+    copies,
+    cloud,
+    ledger,
+    recounting,
     scrub: s.ledger.scrubber.statuses(),
     agents,
   };

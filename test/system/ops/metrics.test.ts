@@ -89,10 +89,25 @@ if (missing !== undefined) {
     t.equal(check.code, 0, `promtool check metrics: ${check.out || 'clean'}`);
 
     const n = files.length;
+    const total = files.reduce((a, f) => a + f.size, 0);
+    // The forwarder records the copy (the asset turns compliant), then closes the job, then counts the
+    // upload: the final state is all three, and every scrape on the way must already be consistent.
+    const after: string[] = [];
     const final = await waitFor(async () => {
       const text = await scrape();
-      return value(text, 'studiod_assets_compliant') === n ? text : undefined;
-    }, 'every asset uploaded and 3-2-1 compliant');
+      after.push(text);
+      return value(text, 'studiod_assets_compliant') === n &&
+        value(text, 'studiod_cloud_queue_jobs{target="cloud-east"}') === 0 &&
+        value(text, 'studiod_cloud_uploaded_bytes_total{target="cloud-east"}') === total
+        ? text
+        : undefined;
+    }, 'every asset uploaded, counted and 3-2-1 compliant');
+    // Compliance needs the offsite (cloud) copy: no scrape may count more compliant assets than cloud copies.
+    const torn = [...during, ...after].filter(
+      (s) =>
+        (value(s, 'studiod_assets_compliant') ?? 0) > (value(s, 'studiod_target_copies{target="cloud-east"}') ?? 0),
+    );
+    t.equal(torn.length, 0, `no scrape shows more compliant assets than cloud copies (${after.length} after the sync)`);
     const lint = await promtool(['check', 'metrics'], final);
     t.equal(lint.code, 0, `promtool check metrics after the upload: ${lint.out || 'clean'}`);
     t.equal(value(final, 'studiod_assets'), n);
@@ -103,7 +118,6 @@ if (missing !== undefined) {
     t.ok((value(final, 'studiod_target_free_bytes{target="mirror"}') ?? 0) > 0, 'free space');
     t.equal(value(final, 'studiod_cloud_queue_jobs{target="cloud-east"}'), 0);
     t.equal(value(final, 'studiod_cloud_parked_jobs{target="cloud-east"}'), 0);
-    const total = files.reduce((a, f) => a + f.size, 0);
     t.equal(value(final, 'studiod_cloud_uploaded_bytes_total{target="cloud-east"}'), total, 'bytes uploaded');
     t.equal(value(final, 'studiod_commit_duration_seconds_count'), n, 'one commit latency per file');
     t.equal(value(final, 'studiod_cloud_upload_duration_seconds_count{target="cloud-east"}'), n);
