@@ -156,6 +156,9 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> {
   const started = performance.now();
   const { version: _v, signature: _s, lacking, ...counted } = i.ledger.counters();
+  // In the same turn as the ledger's: both move together after each batch, so the copies per target
+  // agree with the verdicts and the lacking counts (i.base.counters is older by the availability check).
+  const counters = i.catalogue.counters();
   // Read after the counters: a recount that ends in between is then shown as running, never the reverse.
   const recount = i.ledger.recounting();
   const ledger: LedgerSummary =
@@ -172,7 +175,7 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
           missing: null,
           groupsCompliant: null,
         };
-  const copies = i.base.counters.copies;
+  const copies = counters.copies;
   const rows: TargetReport[] = [];
   const missingOf = async (t: string): Promise<TargetReport['missing']> => {
     // The lacking index is half rewritten while a recount runs: nothing is read from it then.
@@ -229,7 +232,7 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
   const agents = await i.catalogue.listAgents();
   const nameOf = new Map(agents.map((a) => [a.agentId, a.name]));
   const fieldCopies: StatusReport['fieldCopies'] = [];
-  for (const [agentId, labels] of Object.entries(i.base.counters.field))
+  for (const [agentId, labels] of Object.entries(counters.field))
     for (const [t, c] of Object.entries(labels)) {
       if (c.count === 0) continue;
       fieldCopies.push({ agentId, agentName: nameOf.get(agentId) ?? null, target: t, copies: c.count, bytes: c.bytes });
@@ -239,6 +242,7 @@ export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> 
   );
   return {
     ...i.base,
+    counters,
     policy: i.ledger.policy,
     ledger,
     recount,
