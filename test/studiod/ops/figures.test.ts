@@ -7,7 +7,7 @@
  * catalogue and ledger; the availability, scrub and cloud parts are empty stand-ins (no target here
  * changes availability, scrubs or uploads), and `status` is the studio's own shape.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,7 +37,8 @@ function record(i: number): CommitRecord {
   };
 }
 
-t.test('a copy recorded while a reading is under way is counted with its verdict, not apart', async (t) => {
+/** A real catalogue and ledger in a temporary folder, with `n` assets on mirror and RAID only. */
+async function openWith(t: Test, n: number): Promise<{ dir: string; catalogue: Catalogue; ledger: Ledger }> {
   const dir = await mkdtemp(join(tmpdir(), 'ops-figures-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const catalogue = new Catalogue(join(dir, 'catalogue'));
@@ -45,8 +46,13 @@ t.test('a copy recorded while a reading is under way is counted with its verdict
   t.teardown(() => catalogue.close());
   const ledger = new Ledger({ catalogue, policy: POLICY, targets: ['mirror', 'raid', 'cloud-east'] });
   await ledger.open();
-  const n = 5;
   for (let i = 0; i < n; i++) await catalogue.commitAsset(record(i));
+  return { dir, catalogue, ledger };
+}
+
+t.test('a copy recorded while a reading is under way is counted with its verdict, not apart', async (t) => {
+  const n = 5;
+  const { catalogue, ledger } = await openWith(t, n);
   const service = {
     ledger,
     availability: { states: () => [] },
@@ -67,14 +73,7 @@ t.test('a copy recorded while a reading is under way is counted with its verdict
 });
 
 t.test('the status report counts the copies recorded after the base status with their verdicts', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ops-report-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const catalogue = new Catalogue(join(dir, 'catalogue'));
-  await catalogue.open();
-  t.teardown(() => catalogue.close());
-  const ledger = new Ledger({ catalogue, policy: POLICY, targets: ['mirror', 'raid', 'cloud-east'] });
-  await ledger.open();
-  await catalogue.commitAsset(record(0));
+  const { dir, catalogue, ledger } = await openWith(t, 1);
   const target = (root: string) => ({ root, media: 'hdd', location: 'studio' });
   const inputs = (base: StudioStatus): StatusInputs =>
     ({
