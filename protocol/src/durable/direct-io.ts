@@ -112,6 +112,17 @@ export interface PartsHandle {
   close(): Promise<void>;
 }
 
+/**
+ * The largest write the ordinary descriptor is given at once: a 4 MiB chunk goes in 512 KiB
+ * pwrites. The kernel sizes the page-cache folios a buffered write makes by the write (ext4's
+ * large folios), and large folios come from the large free blocks that a VM with free page
+ * reporting (virtio-balloon, this one's) has handed back to its host, so the first touch of each
+ * page faults in the host: 4 MiB writes of a 1.1 GB card cost 1.9–3.4 system CPU-s in most runs
+ * against 0.6 for 512 KiB writes (README, session 21); on a laptop the two cost the same, 2,100
+ * pwrites a GB instead of 275. O_DIRECT writes make no page-cache pages and are not split.
+ */
+export const BUFFERED_WRITE_MAX = 512 * 1024;
+
 /** The most chunks one `writeParts` call hands to one pwritev (far below any IOV_MAX). */
 const MAX_PARTS = 64;
 
@@ -119,9 +130,10 @@ const MAX_PARTS = 64;
  * Writes `parts`, contiguous in the file from `position`, in full (short writes completed), for the
  * large-file writers (studiod's staging, durableWrite's temps). Chunks that may all go direct
  * (`directOk` at their offsets) go in ONE pwritev on the O_DIRECT descriptor: one thread-pool round
- * trip and one completion for several MiB instead of one each. A lone chunk goes in one pwrite,
- * direct when it may; after a short write the rest goes part by part, the ordinary descriptor
- * writing what is no longer aligned. `written` is told the bytes of each write as it ends, so a
+ * trip and one completion for several MiB instead of one each. A lone chunk goes in one pwrite
+ * when it may go direct, else in pwrites of at most `BUFFERED_WRITE_MAX` on the ordinary
+ * descriptor; after a short write the rest goes part by part, the ordinary descriptor writing what
+ * is no longer aligned. `written` is told the bytes of each write as it ends, so a
  * caller knows how far the file holds them when a later write fails. Throws the system error of a
  * failed write (EIO for a write that wrote nothing).
  */
@@ -153,7 +165,8 @@ export async function writeParts<H extends PartsHandle>(
     const p = parts[i] as Uint8Array;
     // After a short write the rest may no longer be aligned: the ordinary descriptor writes it.
     const fh = (off === 0 ? await direct.for(p, pos) : undefined) ?? plain;
-    advance((await fh.write(p, off, p.byteLength - off, pos)).bytesWritten);
+    const len = fh === plain ? Math.min(p.byteLength - off, BUFFERED_WRITE_MAX) : p.byteLength - off;
+    advance((await fh.write(p, off, len, pos)).bytesWritten);
   }
 }
 

@@ -12,7 +12,15 @@ export { answerSmallGroup, SmallWriter, sharedSmallWriter, smallWriteError, writ
 export type { SmallGroupRequest, SmallWrite, SmallWriteError, SmallWriteOutcome } from './small-writer.js';
 export { syncFs } from './sync-fs.js';
 export { createReadBack } from './read-back-lane.js';
-export { alignedBuffer, DIRECT_ALIGN, DirectWriter, directOk, openDirect, writeParts } from './direct-io.js';
+export {
+  alignedBuffer,
+  BUFFERED_WRITE_MAX,
+  DIRECT_ALIGN,
+  DirectWriter,
+  directOk,
+  openDirect,
+  writeParts,
+} from './direct-io.js';
 export type { ReadBack } from './read-back-lane.js';
 export type {
   DurableTarget,

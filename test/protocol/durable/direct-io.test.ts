@@ -14,6 +14,7 @@ import { hashBytes } from '@studio321/protocol';
 import { open } from 'node:fs/promises';
 import {
   alignedBuffer,
+  BUFFERED_WRITE_MAX,
   DIRECT_ALIGN,
   DirectWriter,
   directOk,
@@ -246,6 +247,32 @@ t.test(
     t.equal(Buffer.compare(await readFile(path), data), 0, 'the file holds the bytes');
   },
 );
+
+t.test('writeParts: the ordinary descriptor writes a large chunk in pwrites of BUFFERED_WRITE_MAX', async (t) => {
+  const dir = t.testdir();
+  const size = 4 * 1024 * 1024 + 100; // a whole chunk of the agent's card reader and a short tail
+  const data = testBytes(2 * size, 24);
+  const calls: Calls = [];
+  const { path, plain, direct } = await handles(t, dir, calls);
+  // Buffers not from alignedBuffer: nothing may go direct, as in the agent's offload.
+  await writeParts(direct, plain, [Uint8Array.from(data.subarray(0, size))], 0);
+  await writeParts(
+    direct,
+    plain,
+    [Uint8Array.from(data.subarray(size, size + 100)), Uint8Array.from(data.subarray(size + 100))],
+    size,
+  );
+  const want = [
+    ...Array.from({ length: Math.ceil(size / BUFFERED_WRITE_MAX) }, (_, i) => `plain w@${i * BUFFERED_WRITE_MAX}`),
+    `plain w@${size}`,
+    ...Array.from(
+      { length: Math.ceil((size - 100) / BUFFERED_WRITE_MAX) },
+      (_, i) => `plain w@${size + 100 + i * BUFFERED_WRITE_MAX}`,
+    ),
+  ];
+  t.same(calls, want, `${want.length} pwrites, none over ${BUFFERED_WRITE_MAX} bytes, in order`);
+  t.equal(Buffer.compare(await readFile(path), data), 0, 'the file holds the bytes');
+});
 
 t.test('writeParts: a failed pwritev rejects with its system error; a write of nothing is EIO', async (t) => {
   const dir = t.testdir();
