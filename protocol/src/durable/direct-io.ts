@@ -117,9 +117,10 @@ export interface PartsHandle {
  * pwrites. The kernel sizes the page-cache folios a buffered write makes by the write (ext4's
  * large folios), and large folios come from the large free blocks that a VM with free page
  * reporting (virtio-balloon, this one's) has handed back to its host, so the first touch of each
- * page faults in the host: 4 MiB writes of a 1.1 GB card cost 1.9–3.4 system CPU-s in most runs
- * against 0.6 for 512 KiB writes (README, session 21); on a laptop the two cost the same, 2,100
- * pwrites a GB instead of 275. O_DIRECT writes make no page-cache pages and are not split.
+ * page faults in the host: a copy of a 1.1 GB card in 4 MiB writes took 1.6–2.9 CPU-s in 4 of 6
+ * runs, in 512 KiB writes 0.64–0.71 in every one (README, session 21); on a laptop the two cost
+ * the same, 2,100 pwrites a GB instead of 275. O_DIRECT writes make no page-cache pages and are
+ * not split.
  */
 export const BUFFERED_WRITE_MAX = 512 * 1024;
 
