@@ -56,6 +56,7 @@ import type {
   AssetChange,
   AssetRecord,
   Catalogue,
+  CatalogueCounters,
   CatalogueHook,
   CopyRecord,
   HookOp,
@@ -346,6 +347,19 @@ export class Ledger implements CatalogueHook {
 
   counters(): LedgerCounters {
     return structuredClone(this.#counters);
+  }
+
+  /**
+   * What an answer counts, read in one turn: the verdict counters, the catalogue's (copies per
+   * target, field copies), which move together after each catalogue batch (this hook's commit runs
+   * in the turn the catalogue moves its own), so no reading counts an asset compliant without the copy
+   * that made it so; then the recount under way, read last, so one that ends in between is shown as
+   * running, never the reverse. /metrics, the alerts and `studioctl status` read through this.
+   */
+  countersNow(): { ledger: LedgerCounters; catalogue: CatalogueCounters; recounting: RecountProgress | null } {
+    const ledger = this.counters();
+    const catalogue = this.#catalogue.counters();
+    return { ledger, catalogue, recounting: this.recounting() };
   }
 
   /** The 3-2-1 verdict of an asset's copies: only the counted ones (see `counted`). */

@@ -155,12 +155,10 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 export async function buildStatusReport(i: StatusInputs): Promise<StatusReport> {
   const started = performance.now();
-  const { version: _v, signature: _s, lacking, ...counted } = i.ledger.counters();
-  // In the same turn as the ledger's: both move together after each batch, so the copies per target
-  // agree with the verdicts and the lacking counts (i.base.counters is older by the availability check).
-  const counters = i.catalogue.counters();
-  // Read after the counters: a recount that ends in between is then shown as running, never the reverse.
-  const recount = i.ledger.recounting();
+  // The copies per target agree with the verdicts and the lacking counts (Ledger.countersNow);
+  // i.base.counters is older by the availability check.
+  const { ledger: all, catalogue: counters, recounting: recount } = i.ledger.countersNow();
+  const { version: _v, signature: _s, lacking, ...counted } = all;
   const ledger: LedgerSummary =
     recount === null
       ? counted

@@ -43,12 +43,8 @@ export async function readFigures(s: OpsSources): Promise<OpsFigures> {
   const base = await s.status();
   const agentRecords = await s.catalogue.listAgents();
   const cloud = (await s.ledger.cloud?.status()) ?? [];
-  // Read together, after every await: the catalogue moves its copy counters and the ledger its verdict
-  // counters in one turn after each batch, so one reading never shows an asset compliant whose copy
-  // it does not count yet (base.counters was read before the awaits above).
-  const copies = s.catalogue.counters().copies;
-  const ledger = s.ledger.ledger.counters();
-  const recounting = s.ledger.ledger.recounting();
+  // After every await (base.counters is older by them): one turn for the verdicts and the copies.
+  const { ledger, catalogue, recounting } = s.ledger.ledger.countersNow();
   const states = s.ledger.availability.states();
   const local = LOCAL_TARGETS.map((t): LocalTargetFigures => {
     const st = states.find((x) => x.target === t);
@@ -68,7 +64,7 @@ export async function readFigures(s: OpsSources): Promise<OpsFigures> {
   return {
     at: s.now(),
     local,
-    copies,
+    copies: catalogue.copies,
     cloud,
     ledger,
     recounting,
