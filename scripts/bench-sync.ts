@@ -61,9 +61,10 @@ import {
   alignedBuffer,
   DEFAULT_SYNC_EVERY,
   DIRECT_ALIGN,
-  directOk,
+  DirectWriter,
   openDirect,
   syncInterval,
+  writeParts,
 } from '@studio321/protocol/durable';
 import { LinkClient, saveIdentity, syncUntilEmpty } from '@studio321/agent/link';
 import type { SyncQueue } from '@studio321/agent/state';
@@ -275,6 +276,36 @@ async function agentChild(): Promise<AgentChildResult> {
 }
 
 /**
+ * One copy written as studiod's writers write it: `writeParts`, with O_DIRECT for the chunks that may
+ * go direct when `direct` (and the file system allows it), else the ordinary descriptor. `direct()`
+ * says whether the O_DIRECT descriptor was opened (by the first chunk that may use it).
+ */
+async function copyWriter(
+  path: string,
+  direct: boolean,
+): Promise<{
+  fh: FileHandle;
+  write(chunk: Uint8Array, at: number): Promise<void>;
+  direct(): boolean;
+  close(): Promise<void>;
+}> {
+  const fh = await open(path, 'w');
+  let opened = false;
+  const dw = new DirectWriter<FileHandle>(direct ? () => openDirect(path, true) : undefined, () => {
+    opened = true;
+  });
+  return {
+    fh,
+    write: (chunk, at) => writeParts(dw, fh, [chunk], at),
+    direct: () => opened,
+    close: async () => {
+      await dw.close();
+      await fh.close();
+    },
+  };
+}
+
+/**
  * `--child floor`: what studiod cannot avoid besides the TLS receive — two durable
  * writes of `bytes` (from one reused buffer, fsync'd) and two read-back hashes (reused buffer).
  * `--direct`: as studiod writes and reads a large file's chunks (direct-io.ts): O_DIRECT from a
@@ -297,21 +328,18 @@ async function floorChild(): Promise<{ cpuSec: number; ms: number; writeMs: numb
   const paths = [join(dir, 'floor-a'), join(dir, 'floor-b')];
   const cpu0 = selfUsage().cpuSec;
   const t0 = performance.now();
-  const fhs = await Promise.all(paths.map((p) => open(p, 'w')));
-  const dfhs = direct ? await Promise.all(paths.map((p) => openDirect(p, true))) : [];
-  const usedDirect = dfhs.length > 0 && dfhs.every((h) => h !== undefined);
   // Each copy written by its own writer, as studiod's staging (mirror) and RAID writers are.
+  const writers = await Promise.all(paths.map((p) => copyWriter(p, direct)));
   await Promise.all(
-    fhs.map(async (fh, i) => {
-      for (let off = 0; off < bytes; off += buf.length) {
-        const n = Math.min(buf.length, bytes - off);
-        await ((usedDirect && directOk(buf, off, n) ? dfhs[i] : undefined) ?? fh).write(buf, 0, n, off);
-      }
-      await fh.sync();
+    writers.map(async (w) => {
+      for (let off = 0; off < bytes; off += buf.length)
+        await w.write(buf.subarray(0, Math.min(buf.length, bytes - off)), off);
+      await w.fh.sync();
     }),
   );
   const writeMs = performance.now() - t0;
-  await Promise.all([...fhs, ...dfhs].map((fh) => fh?.close()));
+  const usedDirect = writers.every((w) => w.direct());
+  await Promise.all(writers.map((w) => w.close()));
   // Both read back at once, each through its own buffer, as studiod's two read-back lanes do.
   await Promise.all(
     paths.map(async (p) => {
@@ -358,7 +386,7 @@ async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; dire
       path: join(dir, 'schedule-raid'),
       interval: (synced: number): number => syncInterval(synced, DEFAULT_SYNC_EVERY, RAID_SYNC_EVERY_MAX),
     },
-  ].map((c) => ({ ...c, read: 0, fh: undefined as FileHandle | undefined, hash: createHasher() }));
+  ].map((c) => ({ ...c, read: 0, fh: undefined as FileHandle | undefined, direct: false, hash: createHasher() }));
   // What is synced and not yet read, in the order it was synced: one reader takes it, as the one
   // hash worker of a 2-core studio reads both lanes' marks in turn.
   const marks: Array<{ c: (typeof copies)[number]; to: number }> = [];
@@ -368,30 +396,29 @@ async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; dire
     marks.push({ c, to });
     wake?.();
   };
-  let usedDirect = true;
   const t0 = performance.now();
   let stagedMs = Number.NaN;
   const write = async (c: (typeof copies)[number], i: number): Promise<void> => {
-    const fh = await open(c.path, 'w');
-    const dfh = await openDirect(c.path, true);
-    if (dfh === undefined) usedDirect = false;
+    const w = await copyWriter(c.path, true);
     let pending: Promise<void> | undefined;
     let at = 0;
     for (let off = 0; off < bytes; off += io) {
       const n = Math.min(io, bytes - off);
-      await ((dfh !== undefined && directOk(buf, off, n) ? dfh : undefined) ?? fh).write(buf, 0, n, off);
+      await w.write(buf.subarray(0, n), off);
+      // Known once the first chunk is written, before any mark: how the reader reads this copy back.
+      c.direct = w.direct();
       if (off + n < bytes && off + n - at >= c.interval(at)) {
         await pending;
         const to = off + n;
         at = to;
-        pending = fh.datasync().then(() => mark(c, to));
+        pending = w.fh.datasync().then(() => mark(c, to));
       }
     }
     await pending;
-    await fh.sync();
+    await w.fh.sync();
     mark(c, bytes);
     if (i === 0) stagedMs = performance.now() - t0;
-    await Promise.all([fh.close(), dfh?.close()]);
+    await w.close();
     writing--;
     wake?.();
   };
@@ -407,7 +434,7 @@ async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; dire
         continue;
       }
       const c = m.c;
-      c.fh ??= (usedDirect ? await openDirect(c.path, false) : undefined) ?? (await open(c.path, 'r'));
+      c.fh ??= (c.direct ? await openDirect(c.path, false) : undefined) ?? (await open(c.path, 'r'));
       while (c.read < m.to) {
         // Whole blocks (O_DIRECT): a file's unaligned end is asked for rounded up and comes back short.
         const want = Math.min(io, Math.ceil((m.to - c.read) / DIRECT_ALIGN) * DIRECT_ALIGN);
@@ -424,7 +451,7 @@ async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; dire
   await Promise.all([...copies.map(write), readBack()]);
   const ms = performance.now() - t0;
   await Promise.all(copies.map((c) => rm(c.path)));
-  return { stagedMs, ms, direct: usedDirect };
+  return { stagedMs, ms, direct: copies.every((c) => c.direct) };
 }
 
 /** `--child tls-sink`: a TLS server that discards what it receives and reports its CPU for it. */
