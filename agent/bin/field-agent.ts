@@ -26,6 +26,9 @@ if (command === 'ingest' || command === 'run') {
   // Commands that copy files start the hash workers first, so they boot on another core while
   // this thread loads the CLI (protocol/src/durable/hash-pool.ts, warm()).
   (await import('@studio321/protocol/durable')).sharedHashPool().warm();
+  // `ingest` also starts the small-file worker (the small files' reads and writes) now: its boot was
+  // the first file's wait (README Performance, "Session 22"). `run` starts it at its first card.
+  if (command === 'ingest') (await import('../src/card/small-read.js')).sharedSmallCardReader().warm();
 }
 if (command === 'sync') {
   // A sync runs seconds to minutes and ends; V8 spent about a third of its CPU (3,000 small

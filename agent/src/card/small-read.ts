@@ -10,8 +10,8 @@
  * lanes), so they never wait for a write group's fsyncs. Reads asked for while a group is being read
  * form the next group (one message each way per group; the bytes are moved back, not copied). The
  * worker reads one file at a time: a card that is slow to read waits there, not on this thread. It
- * starts on first use and is unref'd while idle; if it cannot start or dies, the files of its groups
- * are read by readCardFile here.
+ * starts on first use (or at `warm()`) and is unref'd while idle; if it cannot start or dies, the
+ * files of its groups are read by readCardFile here.
  */
 import { GroupWorker, SmallWriter, type GroupReply, type GroupRequest } from '@studio321/protocol/durable';
 import type { AgentCode } from '../errors.js';
@@ -107,6 +107,11 @@ export class SmallCardReader {
       groupsInFlight: GROUPS_IN_FLIGHT,
       fault: (message) => new Error(`the small-file reader stopped (${message})`),
     });
+  }
+
+  /** Starts the worker now (GroupWorker.warm): `field-agent ingest` boots it while it loads the CLI. */
+  warm(): void {
+    this.#group.warm();
   }
 
   /** Groups read and files in them (tests and the benches read these). */

@@ -84,6 +84,22 @@ export class GroupWorker<I, O> {
     });
   }
 
+  /**
+   * Starts the worker now, unref'd like an idle one, so that the first group does not wait for it
+   * to boot (about 100 ms here, on another core while the caller loads the rest of its program).
+   * Nothing when it runs in this thread or already runs; a worker that cannot start is left to the
+   * first group (its `fallback`, or its failure).
+   */
+  warm(): void {
+    if (this.#o.inThread !== undefined || this.#worker !== undefined) return;
+    try {
+      this.#worker = this.#start();
+    } catch {
+      return;
+    }
+    if (this.#inFlight.size === 0) this.#idle();
+  }
+
   #start(): Worker {
     const lane = this.#o.lane;
     const key = this.#o.url.href;

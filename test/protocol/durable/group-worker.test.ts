@@ -7,7 +7,9 @@
  *    others follow right after (nothing starves);
  *  - a worker that dies fails the items of its group with the caller's fault error, and the
  *    next group runs on a new worker;
- *  - an item aborted while it waited is never sent; close() fails what is left.
+ *  - an item aborted while it waited is never sent; close() fails what is left;
+ *  - warm() starts the worker once, before any group, and the first groups run on it; a warmed
+ *    worker that never got a group lets its process end (a real child process).
  */
 import t from 'tap';
 import { GroupWorker } from '@studio321/protocol/durable';
@@ -130,4 +132,56 @@ t.test('lanes share one worker, and one lane never waits for the other', async (
   // Closing one lane leaves the worker to the other.
   await a.close(new Error('closed'));
   t.equal(await b.run('w'), again.replace('b:y', 'b:w'), 'lane b still on the same worker');
+});
+
+t.test('warm() starts the worker before the first group, once; the first group runs on it', async (t) => {
+  const started: number[] = [];
+  const onWorker = (w: { threadId: number }): void => {
+    started.push(w.threadId);
+  };
+  process.on('worker', onWorker);
+  t.teardown(() => process.off('worker', onWorker));
+  const a = lane('warm-a');
+  const b = lane('warm-b');
+  t.teardown(async () => {
+    await a.close(new Error('end'));
+    await b.close(new Error('end'));
+  });
+  a.warm();
+  a.warm();
+  b.warm(); // another lane of the same module: the same worker
+  await new Promise((r) => setImmediate(r)); // process emits 'worker' after the constructor returns
+  t.equal(started.length, 1, 'one worker started by warm(), before any group');
+  t.equal(a.groups + b.groups, 0);
+  const out = await a.run('x');
+  t.equal(out, `warm-a:x:${started[0]}`, 'the first group ran on the warmed worker');
+  t.equal(await b.run('y'), `warm-b:y:${started[0]}`, 'and the other lane on it too');
+  t.equal(started.length, 1, 'no second worker');
+  const here = new GroupWorker<string, string>({
+    url: lanesUrl,
+    groupsInFlight: 1,
+    fault: (m) => new Fault(m),
+    inThread: async (files) => files.map((f) => `here:${f}`),
+  });
+  here.warm();
+  await new Promise((r) => setImmediate(r));
+  t.equal(started.length, 1, 'a queue that runs in this thread starts no worker');
+  t.same(await here.run('z'), 'here:z');
+});
+
+t.test('a warmed worker that never got a group does not keep the process alive', async (t) => {
+  // A real process: it warms a queue and does nothing else; it must end by itself.
+  const { spawn } = await import('node:child_process');
+  const script = `import { GroupWorker } from '@studio321/protocol/durable';
+const q = new GroupWorker({ url: new URL(${JSON.stringify(url.href)}), groupsInFlight: 1, fault: (m) => new Error(m) });
+q.warm();
+process.stdout.write('warmed\\n');`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  t.equal(code, 0, 'exited on its own with status 0');
+  t.equal(out, 'warmed\n');
 });
