@@ -1,7 +1,7 @@
 /**
  * `npm run bench:ingest` — verified offload vs `cp -r` + `sync`, same card, same run.
  *
- *   node scripts/dist/bench-ingest.js [--size-gb 2] [--raw-mb 30] [--runs 4] [--dir /tmp/x] [--cache warm|cold|both]
+ *   node scripts/dist/bench-ingest.js [--size-gb 2] [--raw-mb 30] [--runs 4] [--dir /tmp/x] [--cache warm|cold|both] [--no-floor]
  *
  * Generates a card of >= size-gb (RAW + JPEG + XMP triples), then measures it in
  * one or both page-cache states:
@@ -13,7 +13,10 @@
  *   - `cp -r card dst && sync` (timed);
  *   - `field-agent ingest card` into a fresh data dir (a child process; timed;
  *     its peak RSS is reported by the child: process.resourceUsage().maxRSS, i.e. VmHWM);
- * even runs start with cp, odd runs with the offload, so neither side always
+ *   - the floor (lib/offload-floor.ts, unless --no-floor): a verified copy of the card and nothing else,
+ *     once through a buffer and once by the kernel's copy; the faster is the run's floor: what
+ *     any copier that hashes the card, fsyncs and reads back reaches on this machine;
+ * even runs start with cp, odd runs with the floor and the offload, so neither side always
  * follows the other's writeback. Prints every run with the 1-minute load average,
  * and per cache state the medians, the median of the per-run ratios (cp+sync time /
  * offload time, target >= 0.8), the peak RSS (target < 200 MB) and the busy
@@ -27,8 +30,10 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { makeBenchCard } from './make-test-card.js';
+import { median } from './lib/bench-run.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const FLOOR_BIN = join(here, 'lib', 'offload-floor.js');
 const AGENT_BIN = join(here, '..', '..', 'agent', 'dist', 'bin', 'field-agent.js');
 
 function run(
@@ -69,12 +74,6 @@ async function withCpu<T>(step: () => Promise<T>): Promise<{ value: T; cpu: numb
   return { value, cpu: a === undefined || b === undefined ? undefined : b - a };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-};
-
 async function dropCaches(): Promise<void> {
   await run('sync', []);
   await writeFile('/proc/sys/vm/drop_caches', '3\n');
@@ -106,6 +105,17 @@ interface ModeResult {
   /** Busy CPU-seconds of the whole machine during each step (median), where /proc/stat exists. */
   cpSyncCpuSec: number | null;
   offloadCpuSec: number | null;
+  /** The floor (floorChild) per run: the faster of its two ways, and each way. Empty with --no-floor. */
+  floorSec: number[];
+  floorUserSec: number[];
+  floorKernelSec: number[];
+  floorMedianSec: number | null;
+  /** Busy CPU-seconds during the faster way of each run (median). */
+  floorCpuSec: number | null;
+  /** Median per-run cp+sync time / floor time: how near cp a verified copy gets here at best. */
+  cpVsFloor: number | null;
+  /** Median per-run offload time / floor time. */
+  offloadVsFloor: number | null;
   met: boolean;
 }
 
@@ -116,6 +126,7 @@ async function measure(
   bytes: number,
   runs: number,
   cache: Cache,
+  withFloor: boolean,
 ): Promise<ModeResult> {
   const cpMs: number[] = [];
   const agentMs: number[] = [];
@@ -124,6 +135,10 @@ async function measure(
   const loads: number[] = [];
   const cpCpu: number[] = [];
   const agentCpu: number[] = [];
+  const floorMs: number[] = [];
+  const floorUserMs: number[] = [];
+  const floorKernelMs: number[] = [];
+  const floorCpu: number[] = [];
   const prepare = async (): Promise<void> => {
     if (cache === 'cold') await dropCaches();
   };
@@ -156,6 +171,27 @@ async function measure(
     await run('sync', []);
     return { ms: ag.ms, rss: done.peakRssBytes };
   };
+  const floorOnce = async (i: number, kernel: boolean): Promise<{ ms: number; cpu: number | undefined }> => {
+    const out = join(base, `floor-${i}`);
+    await prepare();
+    const args = [FLOOR_BIN, '--card', card, '--out', out, ...(kernel ? ['--kernel-copy'] : [])];
+    const { value: r, cpu } = await withCpu(() => run(process.execPath, args));
+    if (r.code !== 0) throw new Error(`the floor (${kernel ? 'kernel copy' : 'user copy'}) failed (${r.code})`);
+    await rm(out, { recursive: true, force: true });
+    await run('sync', []);
+    return { ms: r.ms, cpu };
+  };
+  /** Both ways of the floor (the order alternating with the run): the faster is the run's floor. */
+  const floorBoth = async (i: number): Promise<void> => {
+    const a = await floorOnce(i, i % 2 === 1);
+    const b = await floorOnce(i, i % 2 === 0);
+    const [user, kernel] = i % 2 === 1 ? [b, a] : [a, b];
+    floorUserMs.push(user.ms);
+    floorKernelMs.push(kernel.ms);
+    const best = user.ms <= kernel.ms ? user : kernel;
+    floorMs.push(best.ms);
+    if (best.cpu !== undefined) floorCpu.push(best.cpu);
+  };
   // Warm: read the card once so neither side is the first to read it from disk.
   if (cache === 'warm') await run('sh', ['-c', 'cat "$0"/*/*/* > /dev/null 2>&1; true', card]);
   for (let i = 0; i < runs; i++) {
@@ -166,7 +202,9 @@ async function measure(
     if (i % 2 === 0) {
       cpMsI = await cpOnce(i);
       ag = await agentOnce(i);
+      if (withFloor) await floorBoth(i);
     } else {
+      if (withFloor) await floorBoth(i);
       ag = await agentOnce(i);
       cpMsI = await cpOnce(i);
     }
@@ -175,12 +213,18 @@ async function measure(
     rss.push(ag.rss);
     ratios.push(cpMsI / ag.ms);
     loads.push(load);
+    const floor = withFloor
+      ? `, floor ${((floorMs[i] ?? 0) / 1000).toFixed(2)} s (buffer ${((floorUserMs[i] ?? 0) / 1000).toFixed(2)}, kernel copy ${((floorKernelMs[i] ?? 0) / 1000).toFixed(2)}; cp / floor ${(cpMsI / (floorMs[i] ?? 1)).toFixed(2)})`
+      : '';
     process.stderr.write(
-      `${cache} run ${i + 1}/${runs} (${i % 2 === 0 ? 'cp first' : 'offload first'}, load ${load.toFixed(2)}): cp -r + sync ${(cpMsI / 1000).toFixed(2)} s, verified offload ${(ag.ms / 1000).toFixed(2)} s, ratio ${(cpMsI / ag.ms).toFixed(2)}, offload peak RSS (VmHWM) ${(ag.rss / 2 ** 20).toFixed(0)} MiB\n`,
+      `${cache} run ${i + 1}/${runs} (${i % 2 === 0 ? 'cp first' : 'offload first'}, load ${load.toFixed(2)}): cp -r + sync ${(cpMsI / 1000).toFixed(2)} s, verified offload ${(ag.ms / 1000).toFixed(2)} s, ratio ${(cpMsI / ag.ms).toFixed(2)}${floor}, offload peak RSS (VmHWM) ${(ag.rss / 2 ** 20).toFixed(0)} MiB\n`,
     );
   }
   const ratio = median(ratios);
   const peak = Math.max(...rss);
+  const sec = (ms: number): number => +(ms / 1000).toFixed(2);
+  const perRun = (f: (i: number) => number): number | null =>
+    floorMs.length === 0 ? null : +median(floorMs.map((_, i) => f(i))).toFixed(2);
   return {
     cache,
     loadAvg1m: loads.map((l) => +l.toFixed(2)),
@@ -194,6 +238,13 @@ async function measure(
     peakRssMiB: +(peak / 2 ** 20).toFixed(0),
     cpSyncCpuSec: cpCpu.length === 0 ? null : +median(cpCpu).toFixed(2),
     offloadCpuSec: agentCpu.length === 0 ? null : +median(agentCpu).toFixed(2),
+    floorSec: floorMs.map(sec),
+    floorUserSec: floorUserMs.map(sec),
+    floorKernelSec: floorKernelMs.map(sec),
+    floorMedianSec: floorMs.length === 0 ? null : sec(median(floorMs)),
+    floorCpuSec: floorCpu.length === 0 ? null : +median(floorCpu).toFixed(2),
+    cpVsFloor: perRun((i) => (cpMs[i] ?? 0) / (floorMs[i] ?? 1)),
+    offloadVsFloor: perRun((i) => (agentMs[i] ?? 0) / (floorMs[i] ?? 1)),
     met: ratio >= 0.8 && peak < 200 * 2 ** 20,
   };
 }
@@ -207,6 +258,7 @@ async function main(): Promise<void> {
       dir: { type: 'string' },
       cache: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'no-floor': { type: 'boolean', default: false },
     },
   });
   const droppable = await canDropCaches();
@@ -226,7 +278,8 @@ async function main(): Promise<void> {
   process.stderr.write(`${files.length} files, ${(bytes / 1e9).toFixed(2)} GB\n`);
   const results: ModeResult[] = [];
   try {
-    for (const cache of modes) results.push(await measure(card, base, files.length, bytes, runs, cache));
+    for (const cache of modes)
+      results.push(await measure(card, base, files.length, bytes, runs, cache, values['no-floor'] !== true));
   } finally {
     if (values.keep !== true && values.dir === undefined) await rm(base, { recursive: true, force: true });
   }
@@ -238,6 +291,10 @@ async function main(): Promise<void> {
     if (r.cpSyncCpuSec !== null && r.offloadCpuSec !== null)
       process.stdout.write(
         `  busy CPU-seconds of the machine (median): cp -r + sync ${r.cpSyncCpuSec}, verified offload ${r.offloadCpuSec} (${availableParallelism()} cores)\n`,
+      );
+    if (r.floorMedianSec !== null)
+      process.stdout.write(
+        `  the floor, a verified copy and nothing else (hash, write, fsync, read back, hash; the faster of a buffer copy and the kernel's): median ${r.floorMedianSec} s, busy CPU ${r.floorCpuSec ?? '?'}; cp -r + sync / floor ${r.cpVsFloor} (the most any verified copy reached against cp here), offload / floor ${r.offloadVsFloor}\n`,
       );
     process.stdout.write(
       `  median per-run ratio ${r.ratio} (target >= 0.8), peak RSS ${r.peakRssMiB} MiB (target < 200), load average ${r.loadAvg1m.join(' ')}\n`,
