@@ -583,8 +583,14 @@ export class LedgerService {
         const asset = await this.#o.catalogue.getAsset(hash);
         if (asset === undefined) continue;
         if (filtered && !(await this.#o.catalogue.namesOf(hash)).some((n) => matchesFilter(n, filter))) continue;
+        // The index is read as it was when the list began: an asset made compliant since (a cloud
+        // copy recorded meanwhile) is left out by its verdict now, never listed as unprotected.
+        if (items.length < limit) {
+          const view = await this.assetView(asset);
+          if (unprotected && view.compliant) continue;
+          items.push(view);
+        } else if (unprotected && this.ledger.verdict(await this.#o.catalogue.copiesOf(hash)).compliant) continue;
         total++;
-        if (items.length < limit) items.push(await this.assetView(asset));
       }
       if (filtered && total === 0) await this.#checkFilterKnown(filter);
       const c = this.ledger.counters();
