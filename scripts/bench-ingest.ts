@@ -14,8 +14,8 @@
  *   - `field-agent ingest card` into a fresh data dir (a child process; timed;
  *     its peak RSS is reported by the child: process.resourceUsage().maxRSS, i.e. VmHWM);
  *   - the floor (lib/offload-floor.ts, unless --no-floor): a verified copy of the card and nothing else,
- *     once through a buffer and once by the kernel's copy; the faster is the run's floor: what
- *     any copier that hashes the card, fsyncs and reads back reaches on this machine;
+ *     once through a buffer and once by the kernel's copy; the faster is the run's floor: what a
+ *     plain copier in Node that hashes the card, fsyncs and reads back reaches on this machine;
  * even runs start with cp, odd runs with the floor and the offload, so neither side always
  * follows the other's writeback. Prints every run with the 1-minute load average,
  * and per cache state the medians, the median of the per-run ratios (cp+sync time /
@@ -105,14 +105,14 @@ interface ModeResult {
   /** Busy CPU-seconds of the whole machine during each step (median), where /proc/stat exists. */
   cpSyncCpuSec: number | null;
   offloadCpuSec: number | null;
-  /** The floor (floorChild) per run: the faster of its two ways, and each way. Empty with --no-floor. */
+  /** The floor (lib/offload-floor.ts) per run: the faster of its two ways, and each way. Empty with --no-floor. */
   floorSec: number[];
   floorUserSec: number[];
   floorKernelSec: number[];
   floorMedianSec: number | null;
   /** Busy CPU-seconds during the faster way of each run (median). */
   floorCpuSec: number | null;
-  /** Median per-run cp+sync time / floor time: how near cp a verified copy gets here at best. */
+  /** Median per-run cp+sync time / floor time: how near cp a plain verified copy in Node gets here. */
   cpVsFloor: number | null;
   /** Median per-run offload time / floor time. */
   offloadVsFloor: number | null;
@@ -294,7 +294,7 @@ async function main(): Promise<void> {
       );
     if (r.floorMedianSec !== null)
       process.stdout.write(
-        `  the floor, a verified copy and nothing else (hash, write, fsync, read back, hash; the faster of a buffer copy and the kernel's): median ${r.floorMedianSec} s, busy CPU ${r.floorCpuSec ?? '?'}; cp -r + sync / floor ${r.cpVsFloor} (the most any verified copy reached against cp here), offload / floor ${r.offloadVsFloor}\n`,
+        `  the floor, a verified copy and nothing else (hash, write, fsync, read back, hash; the faster of a buffer copy and the kernel's): median ${r.floorMedianSec} s, busy CPU ${r.floorCpuSec ?? '?'}; cp -r + sync / floor ${r.cpVsFloor} (how near cp a plain verified copy in Node got here), offload / floor ${r.offloadVsFloor}\n`,
       );
     process.stdout.write(
       `  median per-run ratio ${r.ratio} (target >= 0.8), peak RSS ${r.peakRssMiB} MiB (target < 200), load average ${r.loadAvg1m.join(' ')}\n`,

@@ -1,7 +1,7 @@
 /**
  * `node scripts/dist/lib/offload-floor.js --card C --out D [--kernel-copy]`, run by bench:ingest
  * (scripts/bench-ingest.ts): the verified offload's floor, a verified copy of the card and nothing
- * else, as any copier that verifies must make it: each file read and hashed (BLAKE3, the native
+ * else, made as plainly as Node allows: each file read and hashed (BLAKE3, the native
  * engine), written to a temp in D, fsync'd, read back and hashed, compared, renamed into place; D
  * fsync'd at the end. FLOOR_CONCURRENCY files at once through reused 4 MiB buffers. None of what the
  * offload adds (its state and records, sidecar groups, dedup, the ASC MHL and its XXH3, EXIF,
