@@ -183,9 +183,11 @@ async function measure(
   };
   /** Both ways of the floor (the order alternating with the run): the faster is the run's floor. */
   const floorBoth = async (i: number): Promise<void> => {
-    const a = await floorOnce(i, i % 2 === 1);
-    const b = await floorOnce(i, i % 2 === 0);
-    const [user, kernel] = i % 2 === 1 ? [b, a] : [a, b];
+    const kernelFirst = i % 2 === 1;
+    const first = await floorOnce(i, kernelFirst);
+    const second = await floorOnce(i, !kernelFirst);
+    const user = kernelFirst ? second : first;
+    const kernel = kernelFirst ? first : second;
     floorUserMs.push(user.ms);
     floorKernelMs.push(kernel.ms);
     const best = user.ms <= kernel.ms ? user : kernel;

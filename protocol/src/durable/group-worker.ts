@@ -97,7 +97,7 @@ export class GroupWorker<I, O> {
     } catch {
       return;
     }
-    if (this.#inFlight.size === 0) this.#idle();
+    this.#idle(); // no group was sent to it
   }
 
   #start(): Worker {

@@ -8,12 +8,12 @@
  * the RAID copy recorded during the list is what makes an asset compliant. The list is paused at a
  * fixed point (the catalogue's lookup of the first listed asset) to record that copy there.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '@studio321/protocol';
+import { createLogger, nameKey } from '@studio321/protocol';
 import { Catalogue, ControlSocket, controlRequest, parseStudiodConfig, type CommitRecord } from '@studio321/studiod';
 import { LedgerService } from '@studio321/studiod/ledger';
 import { copy } from '../../lib/ledger-records.mjs';
@@ -24,7 +24,12 @@ const hashOf = (i: number): string => createHash('sha256').update(`u${i}`).diges
 function record(hash: string): CommitRecord {
   return {
     asset: { hash, size: 1000, committedAt: 1_000_000 },
-    names: [],
+    names: [
+      {
+        key: nameKey(`s/c/${hash}.CR3`),
+        value: { hash, shoot: 's', card: 'c', path: `${hash}.CR3`, mtime: 0, agentId: 'a', seenAt: 0 },
+      },
+    ],
     copies: [copy(hash, 'mirror', 1000)],
     storedPaths: [],
   };
@@ -37,7 +42,24 @@ interface AssetsReply {
   items: Array<{ hash: string; compliant: boolean }>;
 }
 
-t.test('an asset made compliant while the unprotected list is read is not listed', async (t) => {
+interface Listing {
+  catalogue: Catalogue;
+  service: LedgerService;
+  ctl: ControlSocket;
+  hashes: string[];
+  /** Two later assets whose RAID copies are recorded at the list's first lookup. */
+  healed: string[];
+  /** True once the list reached its first lookup (and the copies were recorded there). */
+  paused: () => boolean;
+}
+
+const n = 6;
+
+/**
+ * A studio of `n` assets, each with its mirror copy only, served on a real control socket; its
+ * catalogue's first asset lookup records the RAID copies of `healed` before it answers.
+ */
+async function listing(t: Test): Promise<Listing> {
   const base = await mkdtemp(join(tmpdir(), 's321-unprot-'));
   t.teardown(() => rm(base, { recursive: true, force: true }));
   const config = parseStudiodConfig({
@@ -55,7 +77,6 @@ t.test('an asset made compliant while the unprotected list is read is not listed
   const service = new LedgerService({ config, catalogue, log, availabilityIntervalMs: 0 });
   await service.open();
   t.teardown(() => service.close());
-  const n = 6;
   const hashes = Array.from({ length: n }, (_, i) => hashOf(i)).sort();
   for (const h of hashes) await catalogue.commitAsset(record(h));
   t.equal(service.ledger.counters().notCompliant, n, 'every asset starts with its mirror copy only');
@@ -65,8 +86,6 @@ t.test('an asset made compliant while the unprotected list is read is not listed
   await ctl.open();
   t.teardown(() => ctl.close());
 
-  // The listing looks up each hash of the index in turn: at the first lookup, the RAID copies of
-  // two later assets (and of none listed before) are recorded; they are compliant from then on.
   const healed = [hashes[2] as string, hashes[4] as string];
   const getAsset = catalogue.getAsset.bind(catalogue);
   let paused = false;
@@ -77,8 +96,16 @@ t.test('an asset made compliant while the unprotected list is read is not listed
     }
     return getAsset(hash);
   };
+  t.teardown(() => {
+    catalogue.getAsset = getAsset;
+  });
+  return { catalogue, service, ctl, hashes, healed, paused: () => paused };
+}
+
+t.test('an asset made compliant while the unprotected list is read is not listed', async (t) => {
+  const { service, ctl, hashes, healed, paused } = await listing(t);
   const reply = (await controlRequest(ctl.path, 'assets', { unprotected: true })) as AssetsReply;
-  t.ok(paused, 'the copies were recorded while the list was read');
+  t.ok(paused(), 'the copies were recorded while the list was read');
   const listed = reply.items.map((a) => a.hash);
   t.same(
     listed,
@@ -93,11 +120,23 @@ t.test('an asset made compliant while the unprotected list is read is not listed
   t.equal(reply.more, false);
   t.equal(service.ledger.counters().notCompliant, n - healed.length);
 
-  catalogue.getAsset = getAsset;
   const again = (await controlRequest(ctl.path, 'assets', { unprotected: true })) as AssetsReply;
   t.same(
     again.items.map((a) => a.hash),
     listed,
     'a fresh list agrees',
   );
+});
+
+t.test('a filtered list past its limit counts only the assets still unprotected', async (t) => {
+  // With --shoot every match is looked at: the first is listed (limit 1), the rest only counted.
+  const { ctl, hashes, healed, paused } = await listing(t);
+  const reply = (await controlRequest(ctl.path, 'assets', { unprotected: true, shoot: 's', limit: 1 })) as AssetsReply;
+  t.ok(paused(), 'the copies were recorded while the list was read');
+  t.same(
+    reply.items.map((a) => a.hash),
+    [hashes[0]],
+  );
+  t.equal(reply.total, n - healed.length, 'the two made compliant past the limit are not counted');
+  t.equal(reply.more, true);
 });
