@@ -8,9 +8,10 @@
  *      is already stored for OTHER content, or that another in-flight commit
  *      reserved, gets a distinct name `stem~2.ext`, `stem~3.ext`…
  *   3. RAID copy: ONE durableWrite (temp → write → fsync → read back → link)
- *      with `expected` = the offered size and BLAKE3, fed by the chunks as they
- *      arrive (streamed) or from the staged file; a mismatch removes the temp,
- *      the caller discards the staged file and Nacks
+ *      with `expected` = the offered size and BLAKE3, fed by the staged file: read
+ *      back behind its fsyncs while it arrives (streamed, StagedRead: that read is
+ *      also the mirror copy's read-back) or read at FileEnd (resumed); a mismatch
+ *      removes the temp, the caller discards the staged file and Nacks
  *   4. mirror copy: the staged file IS the mirror copy (it lives in the mirror's
  *      file system, staging.ts): fsynced, read back in full and compared with
  *      the offered BLAKE3, then given its final name by link(2) (placeVerified)
@@ -87,10 +88,12 @@ export interface CommitInput {
    */
   staged: Pick<StagedFile, 'path' | 'verify'>;
   /**
-   * Streamed commit: the file's bytes as they arrive on the link (LiveChunks),
-   * read by the RAID durableWrite instead of the staged file, so the commit
-   * overlaps the transfer. `expected` still checks size and BLAKE3 of exactly
-   * these bytes; a retry under a distinct name re-reads the staged file.
+   * Streamed commit: the staged file read back behind its fsyncs while it arrives
+   * (StagedFile.readBehind, staged-read.ts), read by the RAID durableWrite, so the
+   * commit overlaps the transfer and the same read is the staged copy's read-back
+   * (`staged.verify()` returns what it read). It ends only after the bytes received
+   * hashed to the offer (file-receiver.ts), so a staged copy that reads back otherwise
+   * is the mirror disk's doing. A retry under a distinct name re-reads the staged file.
    */
   source?: DurableSource;
   /** Names offered by the agent (already validated with names.ts). */
@@ -301,6 +304,8 @@ export class Committer {
     await this.checkTargets();
     const expected = { size: input.size, blake3: input.hash };
     let live = input.source;
+    // Streamed: the bytes received were hashed to the offer before the source could end.
+    const receivedChecked = live !== undefined;
     // Mirror: the staged file, read back in full once (whatever name it ends up under),
     // and only after its last byte (a streamed RAID write ends after FileEnd).
     let stagedCheck: Promise<{ size: number; blake3: string; verifiedAt: number }> | undefined;
@@ -308,6 +313,16 @@ export class Committer {
       (stagedCheck ??= input.staged.verify().then((r) => ({ ...r, verifiedAt: this.#now() })));
     const isOffered = (r: { size: number; blake3: string }): boolean =>
       r.size === input.size && r.blake3 === input.hash;
+    const stagedMismatch = (staged: { size: number; blake3: string }, cause: unknown): Error =>
+      durableError(
+        DURABLE_CODES.readbackMismatch,
+        `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`,
+        {
+          ...(cause === undefined ? {} : { cause }),
+          retryable: true,
+          detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },
+        },
+      );
     return this.#underFreeName(input, started, async ({ dirs, name, at }) => {
       const source = xxh3Tap(live ?? readFileChunks(input.staged.path, { chunkSize: COMMIT_READ_CHUNK }));
       live = undefined; // a live stream is read once
@@ -327,8 +342,18 @@ export class Committer {
           ...(signal === undefined ? {} : { signal }),
         });
       } catch (err) {
+        // The staged file could not be read back (the mirror disk): its own code, not the source's.
+        if (
+          err instanceof DurableWriteError &&
+          err.code === DURABLE_CODES.sourceFailed &&
+          err.cause instanceof StudioError
+        )
+          throw err.cause;
         if (err instanceof DurableWriteError && err.code === DURABLE_CODES.readbackMismatch) {
           const staged = await checkStaged().catch(() => undefined);
+          // The RAID copy was written from the staged file's read-back: both wrong, and the bytes
+          // received were right, is the mirror disk.
+          if (staged !== undefined && !isOffered(staged) && receivedChecked) throw stagedMismatch(staged, err);
           if (staged !== undefined && !isOffered(staged)) {
             // Both copies disagree with the offer: it is the bytes received, not a disk.
             throw durableError(
@@ -345,16 +370,7 @@ export class Committer {
         throw err;
       }
       const staged = await checkStaged();
-      if (!isOffered(staged)) {
-        throw durableError(
-          DURABLE_CODES.readbackMismatch,
-          `The staged file ${input.staged.path} reads back differently from the ${input.size} bytes received and verified for ${input.hash}: the mirror disk (or its cable/RAM) is corrupting data; check it. The file is received again.`,
-          {
-            retryable: true,
-            detail: { path: input.staged.path, expected, actual: { size: staged.size, blake3: staged.blake3 } },
-          },
-        );
-      }
+      if (!isOffered(staged)) throw stagedMismatch(staged, undefined);
       at.writing = 'mirror';
       await placeVerified(
         input.staged.path,

@@ -6,3 +6,4 @@ export * from './target-check.js';
 export * from './mhl-history.js';
 export * from './small-commit.js';
 export * from './folder-intents.js';
+export * from './staged-read.js';

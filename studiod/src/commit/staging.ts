@@ -52,6 +52,7 @@ import {
 } from '@studio321/protocol/durable';
 import { DEFAULT_STAGING_LIMITS } from '../config.js';
 import { STUDIO_CODES, StudioError } from '../errors.js';
+import { StagedRead, type TakeReadBuffer } from './staged-read.js';
 
 const PART_SUFFIX = '.part';
 const RW_CREATE = constants.O_RDWR | constants.O_CREAT;
@@ -87,8 +88,8 @@ export const STAGING_QUEUE_BYTES = 16 * 1024 * 1024;
 /**
  * Chunks queued behind a write in flight join one run of at most this many bytes, written with one
  * pwritev when they may all go direct (writeParts, direct-io.ts): one thread-pool round trip and one
- * completion for the run instead of one a chunk. The streamed commit's RAID write takes its queued
- * chunks in runs of the same size (LiveChunks).
+ * completion for the run instead of one a chunk. The streamed commit's RAID write takes the staged
+ * file's read-back in runs of the same size (StagedRead).
  */
 export const WRITE_RUN_BYTES = 4 * 1024 * 1024;
 
@@ -131,6 +132,8 @@ export class StagedFile {
     () => this.#lane?.readDirect(),
   );
   #lane: ReadBack | undefined;
+  /** The read-back that feeds a streamed commit's RAID copy (`readBehind`); the lane is not used then. */
+  #behind: StagedRead | undefined;
   /** Gives back the partial's place among the open partials (`staging.maxFiles`). */
   #free: (() => void) | undefined;
   /** A new partial not created yet: created by the first write (its Offer did only a lookup). */
@@ -182,9 +185,35 @@ export class StagedFile {
 
   #opened({ fh, lane, free }: OpenPartial): void {
     this.#fh = fh;
-    this.#lane = lane;
     this.#free = free;
+    if (this.#behind !== undefined) {
+      void lane.close(); // read back by `readBehind` instead
+      return;
+    }
+    this.#lane = lane;
     lane.advance(this.#durable);
+  }
+
+  /**
+   * The file read back behind its fsyncs as it arrives (StagedRead): the source of a streamed
+   * commit's RAID copy, and this file's read-back (`verify` then returns what it read, and the
+   * read-back lane is closed unread). Once, before anything was read back.
+   */
+  readBehind(take: TakeReadBuffer): StagedRead {
+    if (this.#behind !== undefined) throw new TypeError('StagedFile.readBehind() twice');
+    if (this.#closed || this.#closing) throw new TypeError('StagedFile.readBehind() after close');
+    this.#behind = new StagedRead(
+      this.path,
+      this.size,
+      this.#durable,
+      take,
+      (err) => stagingError(err, 'read back', this.path),
+      WRITE_RUN_BYTES,
+    );
+    const lane = this.#lane;
+    this.#lane = undefined;
+    void lane?.close();
+    return this.#behind;
   }
 
   /** Create a new partial now (once); a no-op for one already open. */
@@ -338,6 +367,7 @@ export class StagedFile {
     }
     this.#durable = Math.max(this.#durable, target);
     this.#lane?.advance(this.#durable);
+    this.#behind?.advance(this.#durable);
     return this.#durable;
   }
 
@@ -350,6 +380,15 @@ export class StagedFile {
     await this.#tail;
     if (this.#failed !== undefined) throw this.#failed;
     if (!this.#closed) await this.#ensureOpen();
+    const behind = this.#behind;
+    if (behind !== undefined) {
+      await this.sync();
+      try {
+        return await behind.finish();
+      } finally {
+        await behind.close();
+      }
+    }
     const lane = this.#lane;
     if (lane === undefined) throw new TypeError('StagedFile.verify() twice or after close');
     await this.sync();
@@ -367,6 +406,7 @@ export class StagedFile {
     const lane = this.#lane;
     this.#lane = undefined;
     await lane?.close();
+    await this.#behind?.close();
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);

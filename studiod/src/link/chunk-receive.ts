@@ -48,7 +48,7 @@ function oneShot(lease: Lease): () => void {
 }
 
 /**
- * Another holder of `data` (LiveChunks queues it for the streamed commit): the returned
+ * Another holder of `data` (its staging write, queued behind the writes in flight): the returned
  * function releases this hold, once. For bytes not from a ChunkPool it does nothing.
  */
 export function holdChunk(data: Uint8Array): () => void {

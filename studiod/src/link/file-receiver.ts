@@ -18,6 +18,8 @@
  */
 import {
   CodedError,
+  createHasher,
+  MAX_CHUNK_BYTES,
   ProtocolError,
   PROTO_CODES,
   nameKey,
@@ -29,15 +31,17 @@ import {
   type MessageOf,
   type OfferFile,
   type ReceiptMessage,
+  resolveHashEngine,
+  type Hasher,
 } from '@studio321/protocol';
 import type { Catalogue } from '../catalogue.js';
 import type { Committer } from '../commit/commit.js';
-import { StagedFile, WRITE_RUN_BYTES, type Staging } from '../commit/staging.js';
+import { StagedFile, type Staging } from '../commit/staging.js';
+import type { StagedRead, TakeReadBuffer } from '../commit/staged-read.js';
 import { holdChunk } from './chunk-receive.js';
 import type { SlabPiece } from './small-slabs.js';
-import { LiveChunks } from './live-chunks.js';
 import { SMALL_COMMIT_BYTES } from '../commit/small-commit.js';
-import { DURABLE_CODES } from '@studio321/protocol/durable';
+import { alignedBuffer, DURABLE_CODES } from '@studio321/protocol/durable';
 
 /** What the receiver may do to its session. */
 export interface FileLink {
@@ -73,9 +77,17 @@ export interface FileReceiverOptions {
    * `free` is called once, after the commit settled. Default: a Buffer of its own.
    */
   smallBytes?: (size: number) => SlabPiece;
+  /**
+   * The buffers a streamed commit reads its staged file back into (StagedRead; the link's chunk
+   * pool, chunk-receive.ts). Default: a page-aligned buffer of its own each.
+   */
+  readBuffer?: TakeReadBuffer;
+  /** Files past FileEnd whose commit has not ended, at most; default MAX_COMMITTING. */
+  maxCommitting?: number;
 }
 
 const ownBuffer = (size: number): SlabPiece => ({ bytes: Buffer.allocUnsafe(size), free: () => undefined });
+const ownReadBuffer: TakeReadBuffer = () => ({ data: alignedBuffer(MAX_CHUNK_BYTES), release: () => undefined });
 
 interface Wanted {
   file: OfferFile;
@@ -98,13 +110,17 @@ interface Wanted {
 }
 
 /**
- * A commit whose durableWrite reads the chunks as they arrive (after each is
- * written to staging), so only fsync, read-back, link and the catalogue batch
- * remain after FileEnd. It never settles before FileEnd ends `chunks`; a cut or
- * a bad FileEnd fails `chunks`, which makes durableWrite remove its temps.
+ * A commit that starts with the file's first chunk: its RAID durableWrite reads the staged file
+ * back behind its fsyncs (StagedRead, which is also the staged copy's read-back), so after FileEnd
+ * only the last bytes, the RAID copy's read-back, the links and the catalogue batch remain. The
+ * bytes are hashed as they arrive (`received`); FileEnd ends `chunks` only once they hash to the
+ * offer, so the commit never settles before it. A cut, a bad FileEnd or bytes that do not hash to
+ * the offer fail `chunks`, which makes durableWrite remove its temps.
  */
 interface LiveCommit {
-  chunks: LiveChunks;
+  chunks: StagedRead;
+  /** BLAKE3 of the bytes as they arrived, from offset 0 (which copy is wrong when one is: commit.ts). */
+  received: Hasher;
   /** Never rejects. */
   result: Promise<{ receipt: ReceiptMessage } | { err: unknown }>;
 }
@@ -117,9 +133,6 @@ const MAX_COMMITTING = 64;
 
 /** Receipts of offered files the catalogue knows, looked up at once while an Offer is answered. */
 const OFFER_LOOKUPS = 16;
-
-/** Chunk bytes queued between the link and a streamed commit's durableWrite. */
-const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
 
 /**
  * Chunk bytes of one file queued for its staging write and not yet written; beyond, the session's
@@ -358,6 +371,7 @@ export class FileReceiver {
       return;
     }
     if (msg.offset === 0 && w.live === undefined && this.#state === 'receiving') w.live = this.#startLive(w);
+    w.live?.received.update(msg.data); // before the pooled buffer may be reused
     // The staging write is queued, not awaited: the next frames are handled while the disk writes
     // this one (its pooled buffer is held until then). A failed write Nacks the file (#writeFailed).
     const held = holdChunk(msg.data);
@@ -366,9 +380,6 @@ export class FileReceiver {
       this.#writeFailed(w, err);
     });
     this.#bytesReceived += msg.data.byteLength;
-    // The same bytes go to the streamed commit; waits while it is behind. It finishes only after
-    // FileEnd, once every byte is staged and fsynced (#handOff).
-    if (w.live !== undefined && this.#state === 'receiving') await w.live.chunks.push(msg.data);
     await w.staged.room(MAX_STAGING_QUEUE_BYTES);
     if (this.#wanted.get(msg.hash) !== w) return; // refused meanwhile: its write failed
     const end = w.staged.end;
@@ -485,7 +496,7 @@ export class FileReceiver {
 
   #startLive(w: Wanted): LiveCommit {
     const { hash, size } = w.file;
-    const chunks = new LiveChunks(LIVE_QUEUE_BYTES, WRITE_RUN_BYTES);
+    const chunks = w.staged.readBehind(this.#o.readBuffer ?? ownReadBuffer);
     this.#link.log.debug({ hash, size }, 'streamed commit started');
     const result = this.#o.committer
       .commit({
@@ -501,11 +512,11 @@ export class FileReceiver {
       .then(
         (receipt) => ({ receipt }),
         (err: unknown) => {
-          chunks.abandon(); // it may have failed before reading: the link must not wait for it
+          chunks.abandon(); // it may have failed before reading all
           return { err };
         },
       );
-    return { chunks, result };
+    return { chunks, received: createHasher(resolveHashEngine()), result };
   }
 
   /** The streamed commit will not complete (cut, bad FileEnd): its temps are removed before this resolves. */
@@ -513,6 +524,7 @@ export class FileReceiver {
     const live = w.live;
     if (live === undefined) return;
     w.live = undefined;
+    live.received.dispose();
     live.chunks.fail(
       new ProtocolError(PROTO_CODES.unexpectedMessage, `Streamed commit of ${w.file.hash} stopped: ${why}.`, {
         retryable: true,
@@ -571,7 +583,7 @@ export class FileReceiver {
     });
     // Memory stays bounded: at most MAX_COMMITTING files past FileEnd wait for their commit (each
     // holds its staged file, its streamed commit and its buffers); the next frames wait meanwhile.
-    while (this.#committing >= MAX_COMMITTING) {
+    while (this.#committing >= (this.#o.maxCommitting ?? MAX_COMMITTING)) {
       await new Promise<void>((resolve) => {
         this.#roomToCommit = resolve;
       });
@@ -605,8 +617,33 @@ export class FileReceiver {
       );
       return false;
     }
-    w.live?.chunks.end(); // every byte is staged and fsynced: the streamed commit may finish
+    const live = w.live;
+    if (live !== undefined) {
+      // Every byte is staged and fsynced; the streamed commit may finish once they are the offered ones.
+      if (live.received.digest() !== w.file.hash) {
+        await this.#dropLive(w, 'the bytes received do not hash to the offer');
+        await this.#nackMismatch(w, undefined);
+        return false;
+      }
+      live.chunks.end();
+    }
     return true;
+  }
+
+  /**
+   * The bytes received for `w` do not hash to its offer (found as they arrived, or by both copies
+   * at commit): staging is discarded and the agent re-reads its copy and sends it again from 0.
+   */
+  async #nackMismatch(w: Wanted, cause: unknown): Promise<void> {
+    const { hash } = w.file;
+    await w.staged.discard().catch(() => undefined);
+    const mismatch = new ProtocolError(
+      PROTO_CODES.hashMismatch,
+      `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`,
+      { ...(cause === undefined ? {} : { cause }), retryable: true },
+    );
+    this.#link.log.warn({ err: mismatch, hash }, 'hash mismatch at commit');
+    this.#nack(hash, mismatch, 0);
   }
 
   async #commit(w: Wanted): Promise<void> {
@@ -650,14 +687,7 @@ export class FileReceiver {
           ? err
           : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
       if (coded.code === DURABLE_CODES.hashMismatch || coded.code === DURABLE_CODES.sizeMismatch) {
-        await w.staged.discard().catch(() => undefined);
-        const mismatch = new ProtocolError(
-          PROTO_CODES.hashMismatch,
-          `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`,
-          { cause: err, retryable: true },
-        );
-        this.#link.log.warn({ err: mismatch, hash }, 'hash mismatch at commit');
-        this.#nack(hash, mismatch, 0);
+        await this.#nackMismatch(w, err);
         return;
       }
       if (coded.code === DURABLE_CODES.readbackMismatch) {

@@ -4,7 +4,6 @@
  */
 export * from './chunk-receive.js';
 export * from './file-receiver.js';
-export * from './live-chunks.js';
 export * from './server.js';
 export * from './session.js';
 export * from './tls-identity.js';

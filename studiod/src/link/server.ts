@@ -55,6 +55,8 @@ export interface LinkServerOptions {
   receiveBudgetBytes?: number;
   /** Chunk bytes one session may have waiting for their turn (session.ts); default SESSION_QUEUE_BYTES. */
   sessionQueueBytes?: number;
+  /** Files of one session past FileEnd whose commit has not ended, at most (file-receiver.ts MAX_COMMITTING). */
+  maxCommitting?: number;
   /** Commits in flight for all sessions together, shared round-robin (fair-scheduler.ts); default COMMIT_SLOTS. */
   commitSlots?: number;
   /** How long the link is quiet before its memory is given back (memory-budget.ts IdleReclaim); default LINK_QUIET_MS. */
@@ -227,8 +229,10 @@ export class LinkServer {
         budget: this.budget,
         queueStats: this.#queueStats,
         ...(o.sessionQueueBytes === undefined ? {} : { queueBytes: o.sessionQueueBytes }),
+        ...(o.maxCommitting === undefined ? {} : { maxCommitting: o.maxCommitting }),
         scheduler: this.scheduler,
         slabs: this.#slabs,
+        chunks: this.#chunks,
         ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
         ...(o.mhl === undefined ? {} : { mhl: o.mhl }),
         onAuthenticated: async (current, agentId) => {

@@ -37,6 +37,7 @@ import {
   generateSessionId,
   normalizePairingCode,
   MAGIC,
+  MAX_CHUNK_BYTES,
   PROTOCOL_VERSION,
   StudioFeature,
   type AssetVerdict,
@@ -50,6 +51,7 @@ import type { Staging } from '../commit/staging.js';
 import { FileReceiver } from './file-receiver.js';
 import type { BudgetReader, MemoryBudget } from './memory-budget.js';
 import type { SmallSlabs } from './small-slabs.js';
+import type { ChunkPool } from './chunk-receive.js';
 import { fairCommitter, type FairScheduler } from './fair-scheduler.js';
 import type { PairingThrottle } from './pairing-throttle.js';
 
@@ -93,6 +95,10 @@ export interface SessionDeps {
   scheduler?: FairScheduler;
   /** The slabs small files received whole are kept in (small-slabs.ts); absent: a Buffer each. */
   slabs?: SmallSlabs;
+  /** The link's chunk pool: a streamed commit reads its staged file back into its buffers; absent: a buffer each. */
+  chunks?: ChunkPool;
+  /** Files past FileEnd whose commit has not ended, at most (FileReceiverOptions.maxCommitting). */
+  maxCommitting?: number;
 }
 
 export type SessionState =
@@ -215,6 +221,8 @@ export class LinkSession {
         now: deps.now,
         ...(deps.budget === undefined ? {} : { holdSmall: (bytes: number) => this.#holdSmall(bytes) }),
         ...(deps.slabs === undefined ? {} : { smallBytes: (size: number) => (deps.slabs as SmallSlabs).take(size) }),
+        ...(deps.chunks === undefined ? {} : { readBuffer: () => (deps.chunks as ChunkPool).take(MAX_CHUNK_BYTES) }),
+        ...(deps.maxCommitting === undefined ? {} : { maxCommitting: deps.maxCommitting }),
       },
     );
   }

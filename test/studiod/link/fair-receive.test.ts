@@ -34,6 +34,8 @@ import { WireClient } from '../../lib/studio-wire.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+/** Files a session lets wait for their commit here (maxCommitting): past them its frames wait. */
+const COMMITTING = 4;
 const MTIME = Date.UTC(2026, 10, 26);
 
 /**
@@ -86,6 +88,7 @@ async function studio(
     deadLinkMs?: number;
     pingIntervalMs?: number;
     now?: () => number;
+    maxCommitting?: number;
   },
   stagingLimits?: { perSession: number; total: number },
 ) {
@@ -283,13 +286,14 @@ t.test('the receive budget pauses reading: bytes held stay bounded, nothing lost
   const N = 3;
   const BUDGET = 512 * KiB;
   const CHUNK = 64 * KiB;
-  const s = await studio(t, { receiveBudgetBytes: BUDGET });
+  const s = await studio(t, { receiveBudgetBytes: BUDGET, maxCommitting: COMMITTING });
   const clients = await Promise.all(Array.from({ length: N }, (_, i) => agent(s, 10 + i)));
   t.teardown(() => {
     for (const c of clients) c.close();
   });
-  // 5 MiB each: more than a streamed commit queues (4 MiB), so with commits held, chunks pile up.
-  const sets = clients.map((_, i) => files(10 + i, 1, 5 * MiB + i * 4099));
+  // Staged files (over SMALL_COMMIT_BYTES), more than a session lets wait for their commit
+  // (maxCommitting): with commits held, its frames then wait and its chunks pile up.
+  const sets = clients.map((_, i) => files(10 + i, COMMITTING + 6, 300 * KiB + i * 4099));
   await Promise.all(clients.map((c, i) => send(c, sets[i] as File[], CHUNK)));
   const budget = s.server.budget;
   await waitFor(() => budget.pausedCount > 0 && budget.held >= BUDGET, 'a socket paused at the budget');
@@ -313,11 +317,17 @@ t.test(
     const CHUNK = 64 * KiB;
     const DEAD = 1_000;
     let clock = Date.now();
-    const s = await studio(t, { sessionQueueBytes: QUEUE, deadLinkMs: DEAD, pingIntervalMs: DEAD, now: () => clock });
+    const s = await studio(t, {
+      sessionQueueBytes: QUEUE,
+      deadLinkMs: DEAD,
+      pingIntervalMs: DEAD,
+      now: () => clock,
+      maxCommitting: COMMITTING,
+    });
     const c = await agent(s, 40);
     t.teardown(() => c.close());
-    // 7 MiB with commits held: the streamed commit takes 4 MiB, then the frame queue waits and fills.
-    const set = files(40, 1, 7 * MiB + 4099);
+    // With commits held, past MAX_COMMITTING files waiting for their commit the frame queue waits and fills.
+    const set = files(40, COMMITTING + 12, 300 * KiB + 4099);
     await send(c, set, CHUNK);
     await waitFor(() => s.server.memory().sessionQueues.pauses > 0, 'the socket paused at the session queue');
     const paused = s.server.memory();
