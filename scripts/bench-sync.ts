@@ -26,8 +26,8 @@
  * them and fsyncing them (what a transfer that ends with both copies durable asks of this disk;
  * rsync's copy into the page cache writes nothing in its measured time), then reading both back
  * (what a verified commit adds); the disk alone on studiod's schedule (`--child disk-schedule`: the
- * same two copies with the fdatasyncs an Ack and the RAID copy's read-back need, read back behind
- * them by one reader; no link, next to no CPU: a model of the disk work our transfer and end to end
+ * staged copy with the fdatasyncs its Acks need, read back behind them into the RAID copy as studiod
+ * makes it, the RAID copy read back behind its own; no link, next to no CPU: a model of the disk work our transfer and end to end
  * cannot avoid, for information, not a bound studiod cannot beat); and what the device holding the
  * work dir read and wrote during our transfer (/sys/dev/block/MAJ:MIN/stat), i.e. how much of the
  * disk the read-back lanes took from the writes.
@@ -363,95 +363,145 @@ async function floorChild(): Promise<{ cpuSec: number; ms: number; writeMs: numb
 
 /**
  * `--child disk-schedule`: the disk alone on studiod's schedule for one large file, with no CPU spent
- * on a link: what a verified two-copy commit asks of the disk. The staged (mirror) copy is
- * fdatasync'd each half window (an Ack needs its bytes durable: file-receiver.ts), the RAID copy at
- * its growing interval (durableWrite's `syncEveryMax`, commit.ts); each copy by its own writer in
- * 4 MiB O_DIRECT writes, an fdatasync running while the next writes go on; both read back with
- * O_DIRECT 4 MiB at a time behind their fdatasyncs and hashed, by one reader taking what each
- * fdatasync covered in turn (the one hash worker of a 2-core studio). Each
- * copy fsync'd at its end. `stagedMs`: the staged copy written and fsync'd (where our transfer
- * ends); `ms`: both copies fsync'd and read back (our end to end). Where the file system refuses
- * O_DIRECT, through the page cache as studiod then writes (`direct: false`).
+ * on a link: what a verified two-copy commit asks of the disk. The staged (mirror) copy is written
+ * in 4 MiB O_DIRECT writes and fdatasync'd each half window (an Ack needs its bytes durable:
+ * file-receiver.ts), an fdatasync running while the next writes go on. The RAID copy is made from
+ * the staged copy read back behind those fdatasyncs (StagedRead: 4 MiB O_DIRECT reads, hashed, each
+ * written to the RAID copy with O_DIRECT, the next read when the write asks for it while the staged
+ * copy is being written and one read ahead after; that read is also the staged copy's read-back), fdatasync'd at its growing interval (durableWrite's `syncEveryMax`, commit.ts) and
+ * read back behind it by the hash worker. Each copy fsync'd at its end. `stagedMs`: the staged copy
+ * written and fsync'd (where our transfer ends); `ms`: both copies written and read back (our end
+ * to end). Where the file system refuses O_DIRECT, through the page cache as studiod then writes
+ * (`direct: false`).
  */
 async function diskScheduleChild(): Promise<{ stagedMs: number; ms: number; direct: boolean }> {
   const bytes = Number(values.bytes);
   const dir = values['work-dir'] ?? '';
   const window = values['window-mb'] === undefined ? STUDIOD_DEFAULT_WINDOW_BYTES : Number(values['window-mb']) * MiB;
   const io = 4 * MiB;
-  const buf = alignedBuffer(io);
-  randomFillSync(buf);
-  const copies = [
-    { path: join(dir, 'schedule-staged'), interval: (): number => window / ACK_EVERY_WINDOW_PART },
-    {
-      path: join(dir, 'schedule-raid'),
-      interval: (synced: number): number => syncInterval(synced, DEFAULT_SYNC_EVERY, RAID_SYNC_EVERY_MAX),
-    },
-  ].map((c) => ({ ...c, read: 0, fh: undefined as FileHandle | undefined, direct: false, hash: createHasher() }));
-  // What is synced and not yet read, in the order it was synced: one reader takes it, as the one
-  // hash worker of a 2-core studio reads both lanes' marks in turn.
-  const marks: Array<{ c: (typeof copies)[number]; to: number }> = [];
-  let wake: (() => void) | undefined;
-  let writing = copies.length;
-  const mark = (c: (typeof copies)[number], to: number): void => {
-    marks.push({ c, to });
-    wake?.();
+  const src = alignedBuffer(io);
+  randomFillSync(src);
+  const stagedPath = join(dir, 'schedule-staged');
+  const raidPath = join(dir, 'schedule-raid');
+  /** What an fdatasync covered so far, per copy, and who waits for more of it. */
+  const synced = { staged: 0, raid: 0 };
+  const waiters: Array<() => void> = [];
+  const advance = (c: keyof typeof synced, to: number): void => {
+    synced[c] = to;
+    for (const w of waiters.splice(0)) w();
   };
-  const t0 = performance.now();
-  let stagedMs = Number.NaN;
-  const write = async (c: (typeof copies)[number], i: number): Promise<void> => {
-    const w = await copyWriter(c.path, true);
+  const durable = async (c: keyof typeof synced, to: number): Promise<void> => {
+    while (synced[c] < to) await new Promise<void>((r) => waiters.push(r));
+  };
+  let direct = true;
+  const write = async (
+    path: string,
+    copy: keyof typeof synced,
+    interval: (synced: number) => number,
+    chunk: (off: number, n: number) => Promise<Uint8Array>,
+  ): Promise<void> => {
+    const w = await copyWriter(path, true);
     let pending: Promise<void> | undefined;
     let at = 0;
     for (let off = 0; off < bytes; off += io) {
       const n = Math.min(io, bytes - off);
-      await w.write(buf.subarray(0, n), off);
-      // Known once the first chunk is written, before any mark: how the reader reads this copy back.
-      c.direct = w.direct();
-      if (off + n < bytes && off + n - at >= c.interval(at)) {
+      await w.write(await chunk(off, n), off);
+      if (off + n < bytes && off + n - at >= interval(at)) {
         await pending;
         const to = off + n;
         at = to;
-        pending = w.fh.datasync().then(() => mark(c, to));
+        pending = w.fh.datasync().then(() => advance(copy, to));
       }
     }
     await pending;
     await w.fh.sync();
-    mark(c, bytes);
-    if (i === 0) stagedMs = performance.now() - t0;
+    direct &&= w.direct();
+    advance(copy, bytes);
     await w.close();
-    writing--;
-    wake?.();
   };
-  const readBack = async (): Promise<void> => {
-    const rb = alignedBuffer(io);
-    for (;;) {
-      const m = marks.shift();
-      if (m === undefined) {
-        if (writing === 0) break;
-        await new Promise<void>((r) => {
-          wake = r;
-        });
-        continue;
+  /** Reads `path` from 0 to `bytes` behind `copy`'s fdatasyncs, 4 MiB at a time into `bufs` in turn, hashes it; `each` gets every run. */
+  const reader = async (
+    path: string,
+    copy: keyof typeof synced,
+    bufs: Buffer[],
+    each?: (off: number, b: Buffer) => Promise<void>,
+    before?: () => Promise<void>,
+  ) => {
+    await durable(copy, 1);
+    const fh = (await openDirect(path, false)) ?? (await open(path, 'r'));
+    const hash = createHasher();
+    try {
+      for (let off = 0, i = 0; off < bytes; off += io, i++) {
+        const n = Math.min(io, bytes - off);
+        await before?.();
+        await durable(copy, off + n);
+        const b = bufs[i % bufs.length] as Buffer;
+        const { bytesRead } = await fh.read(b, 0, Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN, off);
+        if (bytesRead < n) throw new Error(`disk-schedule: ${path} shorter than written`);
+        hash.update(b.subarray(0, n));
+        await each?.(off, b.subarray(0, n));
       }
-      const c = m.c;
-      c.fh ??= (c.direct ? await openDirect(c.path, false) : undefined) ?? (await open(c.path, 'r'));
-      while (c.read < m.to) {
-        // Whole blocks (O_DIRECT): a file's unaligned end is asked for rounded up and comes back short.
-        const want = Math.min(io, Math.ceil((m.to - c.read) / DIRECT_ALIGN) * DIRECT_ALIGN);
-        const { bytesRead } = await c.fh.read(rb, 0, want, c.read);
-        if (bytesRead === 0) throw new Error(`disk-schedule: ${c.path} shorter than written`);
-        const got = Math.min(bytesRead, m.to - c.read);
-        c.hash.update(rb.subarray(0, got));
-        c.read += got;
-      }
+    } finally {
+      await fh.close();
     }
-    for (const c of copies) c.hash.digest();
-    await Promise.all(copies.map((c) => c.fh?.close()));
+    hash.digest();
   };
-  await Promise.all([...copies.map(write), readBack()]);
+  const t0 = performance.now();
+  let stagedMs = Number.NaN;
+  // The RAID copy's source: the staged copy's read-back; while the staged copy is being written a
+  // run is read when the RAID write asks for it, after that one run is read ahead (StagedRead).
+  const runs: Array<{ off: number; data: Buffer }> = [];
+  let wakeRaid: (() => void) | undefined;
+  let wakeReader: (() => void) | undefined;
+  let asked = 0;
+  const chainRead = reader(
+    stagedPath,
+    'staged',
+    [alignedBuffer(io), alignedBuffer(io)],
+    async (off, data) => {
+      runs.push({ off, data });
+      wakeRaid?.();
+    },
+    async () => {
+      while (runs.length > 0 || (Number.isNaN(stagedMs) && asked === 0))
+        await new Promise<void>((r) => {
+          wakeReader = r;
+        });
+    },
+  );
+  const nextRun = async (off: number): Promise<Uint8Array> => {
+    asked++;
+    wakeReader?.();
+    for (;;) {
+      const r = runs[0];
+      if (r !== undefined && r.off === off) {
+        runs.shift();
+        asked--;
+        wakeReader?.();
+        return r.data;
+      }
+      await new Promise<void>((res) => {
+        wakeRaid = res;
+      });
+    }
+  };
+  await Promise.all([
+    write(
+      stagedPath,
+      'staged',
+      () => window / ACK_EVERY_WINDOW_PART,
+      async (_off, n) => src.subarray(0, n),
+    ).then(() => {
+      stagedMs = performance.now() - t0;
+      wakeReader?.();
+    }),
+    chainRead,
+    write(raidPath, 'raid', (at) => syncInterval(at, DEFAULT_SYNC_EVERY, RAID_SYNC_EVERY_MAX), nextRun),
+    reader(raidPath, 'raid', [alignedBuffer(io)]),
+  ]);
   const ms = performance.now() - t0;
-  await Promise.all(copies.map((c) => rm(c.path)));
-  return { stagedMs, ms, direct: copies.every((c) => c.direct) };
+  await Promise.all([rm(stagedPath), rm(raidPath)]);
+  return { stagedMs, ms, direct };
 }
 
 /** `--child tls-sink`: a TLS server that discards what it receives and reports its CPU for it. */
@@ -1141,7 +1191,7 @@ async function main(): Promise<void> {
         : `the disk alone (floor)     both copies written and fsync'd ${m('diskWriteMiBps').toFixed(0)} MiB/s as studiod writes them, nothing else running (rsync was above it in ${results.filter((r) => r.rsyncMiBps > r.diskWriteMiBps).length} of ${runs} runs); then both read back ${m('diskVerifiedMiBps').toFixed(0)} MiB/s`,
       Number.isNaN(m('scheduleStagedMiBps'))
         ? "the disk on studiod's schedule not measured (--sync-only)"
-        : `the disk on studiod's schedule (no link, no CPU to speak of: the staged copy fdatasync'd every half window for its Acks, the RAID copy at its growing interval, both read back behind their fdatasyncs) staged copy fsync'd ${m('scheduleStagedMiBps').toFixed(0)} MiB/s (our transfer ${m('transferMiBps').toFixed(0)}; rsync above it in ${results.filter((r) => r.rsyncMiBps > r.scheduleStagedMiBps).length} of ${runs} runs), both copies verified ${m('scheduleVerifiedMiBps').toFixed(0)} MiB/s (our end to end ${m('e2eMiBps').toFixed(0)})`,
+        : `the disk on studiod's schedule (no link, no CPU to speak of: the staged copy fdatasync'd every half window for its Acks and read back behind those fdatasyncs, that read written to the RAID copy, fdatasync'd at its growing interval and read back behind it) staged copy fsync'd ${m('scheduleStagedMiBps').toFixed(0)} MiB/s (our transfer ${m('transferMiBps').toFixed(0)}; rsync above it in ${results.filter((r) => r.rsyncMiBps > r.scheduleStagedMiBps).length} of ${runs} runs), both copies verified ${m('scheduleVerifiedMiBps').toFixed(0)} MiB/s (our end to end ${m('e2eMiBps').toFixed(0)})`,
       Number.isNaN(m('transferDiskWriteMiBps'))
         ? 'the disk in our transfer   not measurable here (the work dir is on no block device with /sys/dev/block statistics)'
         : `the disk in our transfer   wrote ${m('transferDiskWriteMiBps').toFixed(0)} MiB/s (both copies) and read ${m('transferDiskReadMiBps').toFixed(0)} MiB/s (the read-back lanes verifying behind the fsyncs), device MiB/s from the agent's start to the last commit's start`,

@@ -91,11 +91,15 @@ export interface CommitInput {
    * Streamed commit: the staged file read back behind its fsyncs while it arrives
    * (StagedFile.readBehind, staged-read.ts), read by the RAID durableWrite, so the
    * commit overlaps the transfer and the same read is the staged copy's read-back
-   * (`staged.verify()` returns what it read). It ends only after the bytes received
-   * hashed to the offer (file-receiver.ts), so a staged copy that reads back otherwise
-   * is the mirror disk's doing. A retry under a distinct name re-reads the staged file.
+   * (`staged.verify()` returns what it read). A retry under a distinct name re-reads the staged file.
    */
   source?: DurableSource;
+  /**
+   * Streamed commit: the XXH3-64 of the bytes as they arrived (from FileEnd on). A staged copy that
+   * does not read back as the offer is the mirror disk's doing unless it reads back as these bytes
+   * (then the bytes received were wrong).
+   */
+  receivedXxh3?: () => string | undefined;
   /** Names offered by the agent (already validated with names.ts). */
   names: FileName[];
   /** Copies the agent says it holds: recorded as its field claims, never archive copies. */
@@ -304,8 +308,6 @@ export class Committer {
     await this.checkTargets();
     const expected = { size: input.size, blake3: input.hash };
     let live = input.source;
-    // Streamed: the bytes received were hashed to the offer before the source could end.
-    const receivedChecked = live !== undefined;
     // Mirror: the staged file, read back in full once (whatever name it ends up under),
     // and only after its last byte (a streamed RAID write ends after FileEnd).
     let stagedCheck: Promise<{ size: number; blake3: string; verifiedAt: number }> | undefined;
@@ -351,9 +353,11 @@ export class Committer {
           throw err.cause;
         if (err instanceof DurableWriteError && err.code === DURABLE_CODES.readbackMismatch) {
           const staged = await checkStaged().catch(() => undefined);
-          // The RAID copy was written from the staged file's read-back: both wrong, and the bytes
-          // received were right, is the mirror disk.
-          if (staged !== undefined && !isOffered(staged) && receivedChecked) throw stagedMismatch(staged, err);
+          // A streamed RAID copy was written from the staged file's read-back, so both are wrong when
+          // it is: the mirror disk's doing when that read is not the bytes received.
+          const received = staged !== undefined && !isOffered(staged) ? input.receivedXxh3?.() : undefined;
+          if (staged !== undefined && received !== undefined && source.digest(input.size) !== received)
+            throw stagedMismatch(staged, err);
           if (staged !== undefined && !isOffered(staged)) {
             // Both copies disagree with the offer: it is the bytes received, not a disk.
             throw durableError(

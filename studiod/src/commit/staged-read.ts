@@ -11,9 +11,12 @@
  * over the disk for two verified copies (two writes, two read-backs), as before.
  *
  * Reads stay below the durable offset rounded down to whole blocks (the last block of the file
- * once it is all durable), so an O_DIRECT read never reaches bytes not yet fsynced. One run is read
- * ahead while the consumer writes the last one; a run's buffers are lent until the consumer asks
- * for the next (durableWrite has written them by then). The stream ends only after `end()` (the
+ * once it is all durable), so an O_DIRECT read never reaches bytes not yet fsynced. While the file
+ * is still arriving, a run is read only when the RAID write asks for it (read, then write: the
+ * staged writes that the agent's Acks wait for get the disk first; reading ahead then kept the RAID
+ * copy level with the link and took the disk from them, README "Session 23"); after `end()` one
+ * run is read ahead while the consumer writes the last. A run's buffers are lent until the
+ * consumer asks for the next (durableWrite has written them by then). The stream ends only after `end()` (the
  * FileEnd checked, and the bytes received hashed to the offer): until then a complete file is
  * not reported done. `fail(err)` makes the next pull throw (a cut; durableWrite then removes its
  * temps). `finish()` reads whatever the consumer left unread (a RAID write that failed part way)
@@ -312,8 +315,9 @@ export class StagedRead implements AsyncIterable<readonly Uint8Array[]> {
           return { done: true, value: undefined };
         }
         this.#lent = run;
-        // The next run is read while this one is written.
-        if (this.#read < this.size) {
+        // Once the file is all here, the next run is read while this one is written (before, the
+        // staged writes the Acks wait for come first: a run is read when the RAID write asks).
+        if (this.#read < this.size && this.#ended) {
           const ahead = this.#readRun(true);
           ahead.catch(() => undefined); // seen by the next pull
           this.#ahead = ahead;

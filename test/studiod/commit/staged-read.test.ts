@@ -6,10 +6,10 @@
  * when it fails or is left, and a streamed commit whose staged copy reads back otherwise than the
  * bytes received (the mirror disk's doing) fails as DURABLE_READBACK_MISMATCH with nothing left.
  */
-import t from 'tap';
-import { open, readdir, readFile } from 'node:fs/promises';
+import t, { type Test } from 'tap';
+import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashBytes, MAX_CHUNK_BYTES } from '@studio321/protocol';
+import { createXxh3, hashBytes, MAX_CHUNK_BYTES } from '@studio321/protocol';
 import { alignedBuffer, DIRECT_ALIGN, DURABLE_CODES } from '@studio321/protocol/durable';
 import {
   Staging,
@@ -136,8 +136,14 @@ t.test(
     // Readers whose next bytes are not fsynced yet hold no turn, however many.
     const slow = [];
     for (let i = 0; i < STAGED_READS_AT_ONCE + 1; i++) slow.push(await reader(`w${i}`, 6 * MiB, MiB, 10 + i));
-    for (const r of slow) t.equal(joined((await r.it.next()).value ?? []).byteLength, MiB, 'read what is durable');
-    // Readers of whole files: each holds a turn while a run is lent and the next is read ahead.
+    const waitingForBytes = [];
+    for (const r of slow) {
+      t.equal(joined((await r.it.next()).value ?? []).byteLength, MiB, 'read what is durable');
+      const more = r.it.next(); // written: the next pull waits for bytes not yet fsynced
+      t.ok(await pending(more), 'waits for more');
+      waitingForBytes.push(more);
+    }
+    // Readers of whole files: each holds a turn while a run it read is lent to its consumer.
     const holders = [];
     for (let i = 0; i < STAGED_READS_AT_ONCE; i++) holders.push(await reader(`h${i}`, 9 * MiB, 9 * MiB, 20 + i));
     for (const h of holders)
@@ -156,6 +162,7 @@ t.test(
     await late.f.close();
     t.same(await latePull, { done: true, value: undefined }, 'closed while it waited: done');
     for (const r of [...holders, third, ...slow]) await r.f.close();
+    for (const more of waitingForBytes) t.same(await more, { done: true, value: undefined }, 'closed: done');
     t.equal(pool.inUse(), 0, 'every buffer given back');
     // Every turn is back: STAGED_READS_AT_ONCE new readers each hold one at once.
     const again = [];
@@ -183,41 +190,64 @@ t.test('finish() after the consumer stopped part way reads the rest and hashes t
   await f.discard();
 });
 
+/** A streamed commit of `received` offered as `offered`'s hash, the staged copy changed on disk by `damage` after its fsync. */
+async function streamed(t: Test, offered: Uint8Array, received: Uint8Array, damage?: (path: string) => Promise<void>) {
+  const { targets, catalogue, committer } = await committerFixture(t);
+  const staging = new Staging(targets.mirror.root, async () => undefined);
+  const hash = hashBytes(offered);
+  const f = await staging.acquire(hash, offered.byteLength, 's1');
+  const behind = f.readBehind(counter().take);
+  const xxh3 = createXxh3();
+  xxh3.update(received);
+  const receivedXxh3 = xxh3.digest();
+  const commit = committer.commit({
+    hash,
+    size: offered.byteLength,
+    staged: f,
+    source: behind,
+    receivedXxh3: () => receivedXxh3,
+    names: [{ shoot: 's', card: 'c', path: 'DCIM/IMG_1.CR3', mtime: Date.UTC(2026, 10, 26) }],
+    agentCopies: [],
+    agentId: 'agt_test',
+  });
+  const outcome = commit.then(
+    () => undefined,
+    (e: unknown) => e as Error & { code?: string },
+  );
+  await put(f, received, 0, received.byteLength);
+  await f.sync();
+  await damage?.(staging.pathOf(hash));
+  behind.end(); // as file-receiver does at FileEnd
+  const err = await outcome;
+  t.same(await readdir(join(targets.raid.root, 's')).catch(() => []), [], 'no RAID copy or temp left');
+  t.same(await readdir(join(targets.mirror.root, 's')).catch(() => []), [], 'no mirror copy made');
+  t.same(await readdir(join(targets.mirror.root, STAGING_DIR)), [`${hash}.part`], 'only the partial in staging');
+  t.equal(await catalogue.getAsset(hash), undefined, 'nothing recorded');
+  await f.discard();
+  return err;
+}
+
 t.test(
-  'a streamed commit whose staged copy reads back otherwise is the mirror disk: READBACK_MISMATCH, nothing left',
+  'a streamed commit whose staged copy reads back otherwise than received is the mirror disk: READBACK_MISMATCH',
   async (t) => {
-    const { targets, catalogue, committer } = await committerFixture(t);
-    const staging = new Staging(targets.mirror.root, async () => undefined);
     const data = testBytes(6 * MiB + 777, 70);
-    const hash = hashBytes(data);
-    const f = await staging.acquire(hash, data.byteLength, 's1');
-    const behind = f.readBehind(counter().take);
-    const commit = committer.commit({
-      hash,
-      size: data.byteLength,
-      staged: f,
-      source: behind,
-      names: [{ shoot: 's', card: 'c', path: 'DCIM/IMG_1.CR3', mtime: Date.UTC(2026, 10, 26) }],
-      agentCopies: [],
-      agentId: 'agt_test',
+    const err = await streamed(t, data, data, async (path) => {
+      // The disk now holds one other byte where the bytes received (the offered ones) were written.
+      const fh = await open(path, 'r+');
+      await fh.write(Buffer.from([(data[5 * MiB] as number) ^ 0xff]), 0, 1, 5 * MiB);
+      await fh.sync();
+      await fh.close();
     });
-    commit.catch(() => undefined);
-    await put(f, data, 0, data.byteLength);
-    await f.sync();
-    // The disk now holds one other byte where the bytes received (which hashed to the offer) were written.
-    const fh = await open(staging.pathOf(hash), 'r+');
-    await fh.write(Buffer.from([(data[5 * MiB] as number) ^ 0xff]), 0, 1, 5 * MiB);
-    await fh.sync();
-    await fh.close();
-    behind.end(); // as file-receiver does once the bytes received hashed to the offer
-    await t.rejects(commit, { code: DURABLE_CODES.readbackMismatch }, 'the mirror disk is named');
-    const err = (await commit.catch((e: unknown) => e)) as Error;
-    t.match(err.message, /mirror disk/, 'the message says which disk');
-    t.same(await readdir(join(targets.raid.root, 's')).catch(() => []), [], 'no RAID copy or temp left');
-    t.same(await readdir(join(targets.mirror.root, 's')).catch(() => []), [], 'no mirror copy made');
-    t.same(await readdir(join(targets.mirror.root, STAGING_DIR)), [`${hash}.part`], 'only the partial in staging');
-    t.equal(await catalogue.getAsset(hash), undefined, 'nothing recorded');
-    t.not(hashBytes(await readFile(staging.pathOf(hash))), hash, 'the staged file is what the disk holds');
-    await f.discard();
+    t.equal(err?.code, DURABLE_CODES.readbackMismatch, 'the mirror disk is named');
+    t.match(err?.message, /mirror disk/, 'the message says which disk');
   },
 );
+
+t.test('a streamed commit of bytes received that do not hash to the offer: HASH_MISMATCH, not a disk', async (t) => {
+  const offered = testBytes(6 * MiB + 777, 71);
+  const received = Buffer.from(offered);
+  received[3 * MiB] = (received[3 * MiB] as number) ^ 0x01;
+  const err = await streamed(t, offered, received);
+  t.equal(err?.code, DURABLE_CODES.hashMismatch, 'the bytes received are named');
+  t.match(err?.message, /bytes received/);
+});
