@@ -16,10 +16,9 @@
  * staged writes that the agent's Acks wait for get the disk first; reading ahead then kept the RAID
  * copy level with the link and took the disk from them, README "Session 23"); after `end()` one
  * run is read ahead while the consumer writes the last. A run's buffers are lent until the
- * consumer asks for the next (durableWrite has written them by then). The stream ends only after `end()` (the
- * FileEnd checked, and the bytes received hashed to the offer): until then a complete file is
- * not reported done. `fail(err)` makes the next pull throw (a cut; durableWrite then removes its
- * temps). `finish()` reads whatever the consumer left unread (a RAID write that failed part way)
+ * consumer asks for the next (durableWrite has written them by then). The stream ends only after
+ * `end()` (its FileEnd checked and every byte fsynced): until then a complete file is not reported
+ * done. `fail(err)` makes the next pull throw (a cut; durableWrite then removes its temps). `finish()` reads whatever the consumer left unread (a RAID write that failed part way)
  * and returns the size and BLAKE3 of what the staged file holds.
  */
 import { open, type FileHandle } from 'node:fs/promises';
@@ -158,14 +157,14 @@ export class StagedRead implements AsyncIterable<readonly Uint8Array[]> {
     this.#wake();
   }
 
-  /** Every byte was received, checked and made durable: the stream may end after the last one. */
+  /** FileEnd came, checked, and every byte is fsynced: the stream may end after the last one. */
   end(): void {
     if (this.#error !== undefined) return;
     this.#ended = true;
     this.#wake();
   }
 
-  /** The file will not complete (cut, bad FileEnd, bytes received that do not hash to the offer). */
+  /** The file will not complete (a cut, a bad FileEnd, studiod stopping). */
   fail(err: Error): void {
     if (this.#ended || this.#error !== undefined) return;
     this.#error = err;

@@ -626,22 +626,6 @@ export class FileReceiver {
     return true;
   }
 
-  /**
-   * The bytes received for `w` do not hash to its offer (commit.ts): staging is discarded and the
-   * agent re-reads its copy and sends it again from 0.
-   */
-  async #nackMismatch(w: Wanted, cause: unknown): Promise<void> {
-    const { hash } = w.file;
-    await w.staged.discard().catch(() => undefined);
-    const mismatch = new ProtocolError(
-      PROTO_CODES.hashMismatch,
-      `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`,
-      { cause, retryable: true },
-    );
-    this.#link.log.warn({ err: mismatch, hash }, 'hash mismatch at commit');
-    this.#nack(hash, mismatch, 0);
-  }
-
   async #commit(w: Wanted): Promise<void> {
     const { hash, size } = w.file;
     try {
@@ -683,7 +667,14 @@ export class FileReceiver {
           ? err
           : new ProtocolError(PROTO_CODES.unexpectedMessage, 'Commit failed.', { cause: err, retryable: true });
       if (coded.code === DURABLE_CODES.hashMismatch || coded.code === DURABLE_CODES.sizeMismatch) {
-        await this.#nackMismatch(w, err);
+        await w.staged.discard().catch(() => undefined);
+        const mismatch = new ProtocolError(
+          PROTO_CODES.hashMismatch,
+          `The bytes received for ${hash} do not hash to it. Staging was discarded; the agent re-reads its verified copy and sends it again.`,
+          { cause: err, retryable: true },
+        );
+        this.#link.log.warn({ err: mismatch, hash }, 'hash mismatch at commit');
+        this.#nack(hash, mismatch, 0);
         return;
       }
       if (coded.code === DURABLE_CODES.readbackMismatch) {
