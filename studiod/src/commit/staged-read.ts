@@ -190,11 +190,6 @@ export class StagedRead implements AsyncIterable<readonly Uint8Array[]> {
     });
   }
 
-  /** True once the consumer stopped reading. */
-  get consumerGone(): boolean {
-    return this.#gone;
-  }
-
   #dropAhead(): void {
     const ahead = this.#ahead;
     this.#ahead = undefined;

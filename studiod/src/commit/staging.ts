@@ -114,10 +114,13 @@ class QueuedWrites {
   }
 }
 
-/** An open partial: its writer, its read-back lane, and its place in `staging.maxFiles` (given back once, at close). */
+/**
+ * An open partial: its writer, its read-back lane (none when `readBehind` reads it back), and its
+ * place in `staging.maxFiles` (given back once, at close).
+ */
 interface OpenPartial {
   fh: FileHandle;
-  lane: ReadBack;
+  lane: ReadBack | undefined;
   free: () => void;
 }
 
@@ -137,7 +140,7 @@ export class StagedFile {
   /** Gives back the partial's place among the open partials (`staging.maxFiles`). */
   #free: (() => void) | undefined;
   /** A new partial not created yet: created by the first write (its Offer did only a lookup). */
-  #create: (() => Promise<OpenPartial>) | undefined;
+  #create: ((withLane: boolean) => Promise<OpenPartial>) | undefined;
   #creating: Promise<void> | undefined;
   #closed = false;
   /** close() or discard() began: no more appends; their queued writes still run (#closed is set after them). */
@@ -164,7 +167,7 @@ export class StagedFile {
     hash: string,
     size: number,
     path: string,
-    partial: OpenPartial | (() => Promise<OpenPartial>),
+    partial: OpenPartial | ((withLane: boolean) => Promise<OpenPartial>),
     offset: number,
     release: () => void,
     nameSync?: () => Promise<void>,
@@ -186,18 +189,15 @@ export class StagedFile {
   #opened({ fh, lane, free }: OpenPartial): void {
     this.#fh = fh;
     this.#free = free;
-    if (this.#behind !== undefined) {
-      void lane.close(); // read back by `readBehind` instead
-      return;
-    }
     this.#lane = lane;
-    lane.advance(this.#durable);
+    lane?.advance(this.#durable);
   }
 
   /**
    * The file read back behind its fsyncs as it arrives (StagedRead): the source of a streamed
-   * commit's RAID copy, and this file's read-back (`verify` then returns what it read, and the
-   * read-back lane is closed unread). Once, before anything was read back.
+   * commit's RAID copy, and this file's read-back (`verify` then returns what it read; a partial
+   * created after this has no read-back lane, an open one's is closed unread). Once, before
+   * anything was read back.
    */
   readBehind(take: TakeReadBuffer): StagedRead {
     if (this.#behind !== undefined) throw new TypeError('StagedFile.readBehind() twice');
@@ -220,11 +220,10 @@ export class StagedFile {
   async #ensureOpen(): Promise<void> {
     const create = this.#create;
     if (create === undefined) return;
-    this.#creating ??= create().then((p) => {
+    this.#creating ??= create(this.#behind === undefined).then((p) => {
       this.#create = undefined;
       if (this.#closed)
-        return p.lane
-          .close()
+        return Promise.resolve(p.lane?.close())
           .then(() => p.fh.close())
           .then(() => unlink(this.path))
           .catch(() => undefined)
@@ -674,7 +673,7 @@ export class Staging {
       hash,
       size,
       path,
-      () => this.#open(hash, size, true),
+      (withLane) => this.#open(hash, size, true, withLane),
       0,
       release,
       this.#nameSync,
@@ -698,12 +697,12 @@ export class Staging {
   }
 
   /**
-   * Open the partial of `hash` with its read-back lane, in one of the `limits.total` places for
+   * Open the partial of `hash` with its read-back lane (`withLane`), in one of the `limits.total` places for
    * open partials (STUDIO_STAGING_LIMIT when none is free). `fresh`: it must not exist (created by
    * its first write after the listing found none); otherwise created when absent and fsynced when
    * not empty, and replaced when it cannot be this content's (see acquireAll).
    */
-  async #open(hash: string, size: number, fresh: boolean): Promise<OpenPartial & { size: number }> {
+  async #open(hash: string, size: number, fresh: boolean, withLane = true): Promise<OpenPartial & { size: number }> {
     const path = this.pathOf(hash);
     let lane: ReadBack | undefined;
     let fh: FileHandle | undefined;
@@ -723,13 +722,15 @@ export class Staging {
         st = await fh.stat();
       }
       if (st.size > 0) await fh.datasync();
-      lane = createReadBack(path, {
-        fs: nodeFs,
-        pool: sharedHashPool(),
-        engine: resolveHashEngine(),
-        signal: undefined,
-      });
-      await lane.open();
+      if (withLane) {
+        lane = createReadBack(path, {
+          fs: nodeFs,
+          pool: sharedHashPool(),
+          engine: resolveHashEngine(),
+          signal: undefined,
+        });
+        await lane.open();
+      }
       return { fh, lane, free, size: st.size };
     } catch (err) {
       await lane?.close();

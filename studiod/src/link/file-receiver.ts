@@ -498,8 +498,9 @@ export class FileReceiver {
     const { hash, size } = w.file;
     const chunks = w.staged.readBehind(this.#o.readBuffer ?? ownReadBuffer);
     this.#link.log.debug({ hash, size }, 'streamed commit started');
-    const live: Omit<LiveCommit, 'result'> = { chunks, received: createXxh3() };
-    const result = this.#o.committer
+    // One object: the commit reads `receivedXxh3` from it once #handOff has set it.
+    const live = { chunks, received: createXxh3() } as LiveCommit;
+    live.result = this.#o.committer
       .commit({
         hash,
         size,
@@ -518,7 +519,7 @@ export class FileReceiver {
           return { err };
         },
       );
-    return { ...live, result };
+    return live;
   }
 
   /** The streamed commit will not complete (cut, bad FileEnd): its temps are removed before this resolves. */

@@ -148,6 +148,9 @@ t.test(
     for (let i = 0; i < STAGED_READS_AT_ONCE; i++) holders.push(await reader(`h${i}`, 9 * MiB, 9 * MiB, 20 + i));
     for (const h of holders)
       t.equal(joined((await h.it.next()).value ?? []).byteLength, 4 * MiB, 'a turn for a reader');
+    // Before end() (the file still arriving) nothing is read ahead: only the runs lent hold buffers.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    t.equal(pool.inUse(), STAGED_READS_AT_ONCE * 4, 'no run read ahead before end()');
     const third = await reader('third', 9 * MiB, 9 * MiB, 30);
     const waiting = third.it.next();
     t.ok(await pending(waiting), `past ${STAGED_READS_AT_ONCE} readers with a run lent, the next waits for a turn`);

@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { EventEmitter, once } from 'node:events';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open as open_, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createLogger,
@@ -198,24 +198,72 @@ t.test('a file the studio already has: a Receipt without a Want, the new name re
   await files.close();
 });
 
-t.test('bytes that do not hash to the offer: Nack PROTO_HASH_MISMATCH, nothing kept anywhere', async (t) => {
-  const s = await studio(t);
-  const { files, link } = receiver(s, 's1');
-  const data = testBytes(200 * KiB, 3);
-  const hash = hashBytes(data);
-  const flipped = Uint8Array.from(data);
-  flipped[150 * KiB] = flipped[150 * KiB]! ^ 0x01;
-  await files.offer(offer(hash, data.byteLength, [name('DCIM/IMG_0003.CR3')]), AGENT);
-  await chunks(files, hash, flipped, 0, flipped.byteLength);
-  await files.fileEnd({ t: 'file-end', hash, size: data.byteLength });
-  const nack = await link.next('nack', hash);
-  t.match(nack, { code: 'PROTO_HASH_MISMATCH', retryable: true, resumeOffset: 0 }, 'Nack PROTO_HASH_MISMATCH from 0');
-  await files.close();
-  t.same(link.of('receipt'), [], 'no Receipt');
-  await nothingKept(t, s, {}, 'hash mismatch');
-  t.equal(await s.catalogue.getAsset(hash), undefined, 'no asset in the catalogue');
-  t.same(await s.catalogue.intents(), [], 'no commit intent left');
-});
+// 200 KiB: committed whole from memory; 3 MiB: staged, its RAID copy made from the staged copy's
+// read-back, so only the hash of the bytes as received tells them from a bad mirror disk.
+for (const size of [200 * KiB, 3 * 1024 * KiB])
+  t.test(
+    `bytes that do not hash to the offer (${size / KiB} KiB): Nack PROTO_HASH_MISMATCH, nothing kept anywhere`,
+    async (t) => {
+      const s = await studio(t);
+      const { files, link } = receiver(s, 's1');
+      const data = testBytes(size, 3);
+      const hash = hashBytes(data);
+      const flipped = Uint8Array.from(data);
+      flipped[150 * KiB] = flipped[150 * KiB]! ^ 0x01;
+      await files.offer(offer(hash, data.byteLength, [name('DCIM/IMG_0003.CR3')]), AGENT);
+      await chunks(files, hash, flipped, 0, flipped.byteLength);
+      await files.fileEnd({ t: 'file-end', hash, size: data.byteLength });
+      const nack = await link.next('nack', hash);
+      t.match(
+        nack,
+        { code: 'PROTO_HASH_MISMATCH', retryable: true, resumeOffset: 0 },
+        'Nack PROTO_HASH_MISMATCH from 0',
+      );
+      await files.close();
+      t.same(link.of('receipt'), [], 'no Receipt');
+      await nothingKept(t, s, {}, 'hash mismatch');
+      t.equal(await s.catalogue.getAsset(hash), undefined, 'no asset in the catalogue');
+      t.same(await s.catalogue.intents(), [], 'no commit intent left');
+    },
+  );
+
+t.test(
+  'a staged copy that reads back otherwise than the bytes received: the mirror disk is named, nothing kept',
+  async (t) => {
+    const s = await studio(t);
+    // The commit waits until the staged file was changed on disk (after its fsync and Ack).
+    let open!: () => void;
+    const opened = new Promise<void>((r) => {
+      open = r;
+    });
+    const held = {
+      commit: async (input: Parameters<Committer['commit']>[0]) => {
+        await opened;
+        return s.committer.commit(input);
+      },
+      receiptFor: s.committer.receiptFor.bind(s.committer),
+    };
+    const { files, link } = receiver({ ...s, committer: held as unknown as Committer }, 's1');
+    const data = testBytes(3 * MiB, 4);
+    const hash = hashBytes(data);
+    await files.offer(offer(hash, data.byteLength, [name('DCIM/IMG_0004.CR3')]), AGENT);
+    await chunks(files, hash, data, 0, data.byteLength);
+    await files.fileEnd({ t: 'file-end', hash, size: data.byteLength });
+    await link.until(() => link.of('ack', hash).some((a) => a.offset === data.byteLength));
+    const fh = await open_(s.staging.pathOf(hash), 'r+');
+    await fh.write(Buffer.from([(data[2 * MiB] as number) ^ 0xff]), 0, 1, 2 * MiB);
+    await fh.sync();
+    await fh.close();
+    open();
+    const nack = await link.next('nack', hash);
+    t.match(nack, { code: 'DURABLE_READBACK_MISMATCH', retryable: true, resumeOffset: 0 }, 'the mirror disk, from 0');
+    t.match(nack.message, /mirror disk/);
+    await files.close();
+    t.same(link.of('receipt'), [], 'no Receipt');
+    await nothingKept(t, s, {}, 'mirror disk');
+    t.equal(await s.catalogue.getAsset(hash), undefined, 'no asset in the catalogue');
+  },
+);
 
 t.test(
   'a small new file: held in memory, never staged, its only Ack with its Receipt; a short one is Nacked from 0',
